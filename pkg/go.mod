@@ -1,0 +1,3 @@
+module github.com/orderflow/orderflow/pkg
+
+go 1.26

@@ -1,0 +1,154 @@
+// Package backend declares what every queue backend (SQLite, PostgreSQL)
+// provides to the rest of the queue module: a Watermill publisher, subscribers
+// per consumer group, a dead-letter store and read-only statistics.
+//
+// It holds no implementation, so the backends, the retry middleware and the
+// queuectl CLI can all depend on it without depending on each other.
+package backend
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Metadata keys the backends set on delivered messages or read from them.
+// Every key is part of the wire contract between processes: do not rename.
+const (
+	// MetadataAttempt is the delivery attempt of this message to this
+	// consumer group, starting at 1. It is persisted by the backend, so it
+	// survives restarts of the consumer.
+	MetadataAttempt = "attempt"
+	// MetadataFirstFailedAt is the RFC 3339 (nanosecond) time of the first
+	// failed attempt in this consumer group; empty before any failure.
+	MetadataFirstFailedAt = "first_failed_at"
+	// MetadataLastError is the error of the previous failed attempt.
+	MetadataLastError = "last_error"
+	// MetadataReplayForGroup, when set, restricts a message to one consumer
+	// group: subscribers of every other group ack it without handling it.
+	// Dead-letter replay sets it so that a replay reaches only the group
+	// that failed.
+	MetadataReplayForGroup = "replay_for_group"
+)
+
+// ErrNotFound is returned when a dead letter (or another addressed record)
+// does not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrLeaseLost is reported when an ack, nack or lease extension arrives after
+// the delivery was claimed by another consumer (its lease had expired). The
+// message has been or will be handled again by that consumer.
+var ErrLeaseLost = errors.New("lease lost")
+
+// Backend is one queue store, opened from a queue URL. All methods are safe
+// for concurrent use. Close releases the store; subscribers and publishers
+// obtained from it must be closed first.
+type Backend interface {
+	// Publisher returns the backend's shared publisher. Publish returns
+	// only once the messages are durably stored.
+	Publisher() message.Publisher
+	// Subscriber returns a subscriber for one consumer group: every group
+	// receives every message of a topic; subscribers of the same group
+	// compete for messages.
+	Subscriber(cfg SubscriberConfig) (message.Subscriber, error)
+	// DeadLetters is where messages that failed too often are kept.
+	DeadLetters() DeadLetterStore
+	// Inspector reports topics, depths and lag.
+	Inspector() Inspector
+	// Name is the backend's scheme, "sqlite" or "postgres".
+	Name() string
+	Close() error
+}
+
+// SubscriberConfig selects a consumer group and how many messages a
+// subscriber handles at once. Zero values take the backend's defaults.
+type SubscriberConfig struct {
+	// ConsumerGroup names the group; required.
+	ConsumerGroup string
+	// Concurrency is how many messages one Subscribe call hands out
+	// before the first is acked or nacked. 1 (the default) keeps the
+	// order of a single subscriber.
+	Concurrency int
+}
+
+// Validate reports a config that no backend can serve.
+func (c SubscriberConfig) Validate() error {
+	if c.ConsumerGroup == "" {
+		return errors.New("consumer group is required")
+	}
+	if c.Concurrency < 0 {
+		return errors.New("concurrency must not be negative")
+	}
+	return nil
+}
+
+// DeadLetter is a message that a consumer group gave up on, with why.
+type DeadLetter struct {
+	ID            int64             `json:"id"`
+	MessageUUID   string            `json:"message_uuid"`
+	Topic         string            `json:"topic"`
+	ConsumerGroup string            `json:"consumer_group"`
+	Payload       []byte            `json:"payload"`
+	Metadata      map[string]string `json:"metadata"`
+	Attempts      int               `json:"attempts"`
+	LastError     string            `json:"last_error"`
+	FirstFailedAt time.Time         `json:"first_failed_at"`
+	LastFailedAt  time.Time         `json:"last_failed_at"`
+	DeadAt        time.Time         `json:"dead_at"`
+}
+
+// DeadLetterFilter narrows List and Purge; zero fields match everything.
+type DeadLetterFilter struct {
+	Topic         string
+	ConsumerGroup string
+	// Limit caps List; 0 means the store's default (100).
+	Limit int
+}
+
+// DeadLetterStore keeps dead letters. Put is idempotent per
+// (consumer group, message UUID): a message dead-lettered twice, for example
+// after a crash between Put and the ack, is stored once.
+type DeadLetterStore interface {
+	Put(ctx context.Context, dl DeadLetter) error
+	List(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
+	// Get returns ErrNotFound (wrapped) for an unknown id.
+	Get(ctx context.Context, id int64) (DeadLetter, error)
+	// Delete removes one dead letter; ErrNotFound if it is gone.
+	Delete(ctx context.Context, id int64) error
+	// Purge deletes what matches and says how many.
+	Purge(ctx context.Context, f DeadLetterFilter) (int, error)
+}
+
+// Inspector reads the state of the queue without changing it.
+type Inspector interface {
+	// Topics lists every topic the store knows, sorted.
+	Topics(ctx context.Context) ([]string, error)
+	// Stats reports every topic with its consumer groups.
+	Stats(ctx context.Context) ([]TopicStats, error)
+}
+
+// TopicStats is one topic's state.
+type TopicStats struct {
+	Topic string `json:"topic"`
+	// Stored is how many messages of the topic the store holds.
+	Stored int64 `json:"stored"`
+	// DeadLetters is how many of its messages are in the dead-letter store.
+	DeadLetters int64        `json:"dead_letters"`
+	Groups      []GroupStats `json:"groups"`
+}
+
+// GroupStats is one consumer group's view of a topic.
+type GroupStats struct {
+	ConsumerGroup string `json:"consumer_group"`
+	// Depth is how many messages wait for this group (not yet acked),
+	// in flight included.
+	Depth int64 `json:"depth"`
+	// InFlight is how many are claimed by a consumer right now.
+	InFlight int64 `json:"in_flight"`
+	// OldestAge is the age of the oldest message the group has not acked.
+	OldestAge time.Duration `json:"oldest_age_ns"`
+	// Retrying is how many wait for a retry after a failure.
+	Retrying int64 `json:"retrying"`
+}

@@ -1,0 +1,3 @@
+module github.com/orderflow/orderflow/services/inventory
+
+go 1.26

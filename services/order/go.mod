@@ -1,0 +1,3 @@
+module github.com/orderflow/orderflow/services/order
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/orderflow/orderflow/services/shipping
+
+go 1.26
