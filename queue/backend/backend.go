@@ -9,6 +9,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -151,4 +152,30 @@ type GroupStats struct {
 	OldestAge time.Duration `json:"oldest_age_ns"`
 	// Retrying is how many wait for a retry after a failure.
 	Retrying int64 `json:"retrying"`
+}
+
+// MaxTopicLength bounds topic names so that every backend can store them
+// (PostgreSQL derives table names from topics and truncates identifiers at
+// 63 bytes).
+const MaxTopicLength = 48
+
+// ValidateTopic rejects topic names that some backend cannot store safely.
+// A topic is 1 to MaxTopicLength characters from [A-Za-z0-9._-], starting
+// with a letter or digit. Every backend calls it on Publish and Subscribe,
+// so a bad name fails the same way everywhere.
+func ValidateTopic(topic string) error {
+	if topic == "" {
+		return errors.New("topic name is empty")
+	}
+	if len(topic) > MaxTopicLength {
+		return fmt.Errorf("topic name %q is %d characters long; at most %d are allowed", topic, len(topic), MaxTopicLength)
+	}
+	for i, r := range topic {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+			i > 0 && (r == '.' || r == '_' || r == '-')
+		if !ok {
+			return fmt.Errorf("topic name %q: character %q at byte %d is not allowed (use letters, digits, '.', '_', '-'; start with a letter or digit)", topic, r, i)
+		}
+	}
+	return nil
 }

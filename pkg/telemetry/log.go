@@ -1,0 +1,101 @@
+package telemetry
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Log attribute keys added by the trace handler.
+const (
+	LogKeyTraceID = "trace_id"
+	LogKeySpanID  = "span_id"
+)
+
+// NewTraceHandler wraps next so that every record whose context holds a
+// valid span context gets LogKeyTraceID and LogKeySpanID attributes (hex),
+// placed before the record's own attributes. Records logged without a
+// context (Info rather than InfoContext) get none.
+//
+// Caveat: like any attribute of the record, the ids land inside the groups
+// opened with WithGroup on the logger.
+func NewTraceHandler(next slog.Handler) slog.Handler {
+	return traceHandler{next: next}
+}
+
+type traceHandler struct {
+	next slog.Handler
+}
+
+func (h traceHandler) Enabled(ctx context.Context, level slog.Level) bool {
+	return h.next.Enabled(ctx, level)
+}
+
+func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return h.next.Handle(ctx, r)
+	}
+	// A fresh record: AddAttrs on a shallow copy of r could write into
+	// memory shared with the caller's record.
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	attrs := make([]slog.Attr, 0, 2+r.NumAttrs())
+	attrs = append(attrs,
+		slog.String(LogKeyTraceID, sc.TraceID().String()),
+		slog.String(LogKeySpanID, sc.SpanID().String()),
+	)
+	r.Attrs(func(a slog.Attr) bool {
+		attrs = append(attrs, a)
+		return true
+	})
+	out.AddAttrs(attrs...)
+	return h.next.Handle(ctx, out)
+}
+
+func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return traceHandler{next: h.next.WithAttrs(attrs)}
+}
+
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{next: h.next.WithGroup(name)}
+}
+
+// rateLimitedHandler is an otel.ErrorHandler that logs at most one record per
+// interval and counts what it drops.
+type rateLimitedHandler struct {
+	logger   *slog.Logger
+	interval time.Duration
+	now      func() time.Time // time.Now; replaced in tests
+
+	mu         sync.Mutex
+	last       time.Time // when the last record was logged; zero before
+	suppressed int       // errors dropped since then
+}
+
+func newRateLimitedHandler(logger *slog.Logger, interval time.Duration) *rateLimitedHandler {
+	return &rateLimitedHandler{logger: logger, interval: interval, now: time.Now}
+}
+
+// Handle implements otel.ErrorHandler. It is safe for concurrent use and
+// never blocks on anything but the log writer.
+func (h *rateLimitedHandler) Handle(err error) {
+	h.mu.Lock()
+	now := h.now()
+	if !h.last.IsZero() && now.Sub(h.last) < h.interval {
+		h.suppressed++
+		h.mu.Unlock()
+		return
+	}
+	suppressed := h.suppressed
+	h.last, h.suppressed = now, 0
+	h.mu.Unlock()
+
+	h.logger.Warn("opentelemetry error",
+		slog.Any("error", err),
+		slog.Int("suppressed", suppressed),
+		slog.String("rate_limit", h.interval.String()),
+	)
+}

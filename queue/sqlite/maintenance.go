@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// collectGarbage deletes messages no consumer group still needs, in
+// bounded batches, every GCInterval.
+func (b *Backend) collectGarbage(ctx context.Context) {
+	defer b.loops.Done()
+	ticker := time.NewTicker(b.cfg.GCInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		for {
+			op := &gcOp{batch: b.cfg.GCBatch, orphanBefore: b.nowMs() - b.cfg.OrphanRetention.Milliseconds()}
+			if err := b.submit(op, true); err != nil {
+				if !errors.Is(err, errClosed) {
+					b.logger.Error("Collect acknowledged messages", err, nil)
+				}
+				break
+			}
+			if op.deleted < int64(b.cfg.GCBatch) || ctx.Err() != nil {
+				break // caught up; a full batch means there may be more
+			}
+		}
+	}
+}
+
+// gcOp deletes, per topic, the messages below the lowest message id any
+// subscribed group still has a delivery for; for topics nobody subscribed
+// to, the messages older than the orphan retention. At most batch rows.
+type gcOp struct {
+	batch        int
+	orphanBefore int64
+	deleted      int64
+}
+
+func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
+	topics, err := w.query(ctx, `SELECT t.topic, EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = t.topic) FROM queue_topics t`)
+	if err != nil {
+		return fmt.Errorf("gc: list topics: %w", err)
+	}
+	type topicState struct {
+		name       string
+		subscribed bool
+	}
+	var all []topicState
+	for topics.Next() {
+		var t topicState
+		if err := topics.Scan(&t.name, &t.subscribed); err != nil {
+			topics.Close()
+			return fmt.Errorf("gc: %w", err)
+		}
+		all = append(all, t)
+	}
+	topics.Close()
+	for _, t := range all {
+		if op.deleted >= int64(op.batch) {
+			return nil
+		}
+		limit := int64(op.batch) - op.deleted
+		var res sql.Result
+		if t.subscribed {
+			var low sql.NullInt64
+			// MIN over each group's primary-key range is an index lookup;
+			// a group with nothing pending does not hold messages back.
+			if err := w.queryRow(ctx, `
+				SELECT MIN(m) FROM (
+					SELECT (SELECT MIN(d.message_id) FROM queue_deliveries d WHERE d.topic = s.topic AND d.consumer_group = s.consumer_group) AS m
+					FROM queue_subscriptions s WHERE s.topic = ?)`, t.name).Scan(&low); err != nil {
+				return fmt.Errorf("gc: low-water mark of %s: %w", t.name, err)
+			}
+			if low.Valid {
+				res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND id < ? ORDER BY id LIMIT ?)`, t.name, low.Int64, limit)
+			} else {
+				res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? ORDER BY id LIMIT ?)`, t.name, limit)
+			}
+		} else {
+			res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND created_at < ? ORDER BY id LIMIT ?)`, t.name, op.orphanBefore, limit)
+		}
+		if err != nil {
+			return fmt.Errorf("gc: delete from %s: %w", t.name, err)
+		}
+		n, _ := res.RowsAffected()
+		op.deleted += n
+	}
+	return nil
+}
+
+// checkpoint keeps the write-ahead log bounded: when it has grown past
+// WALLimit (readers kept SQLite's automatic checkpoints from resetting it),
+// it runs a truncating checkpoint.
+func (b *Backend) checkpoint(ctx context.Context) {
+	defer b.loops.Done()
+	ticker := time.NewTicker(b.cfg.CheckpointInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		st, err := os.Stat(b.path + "-wal")
+		if err != nil || st.Size() <= b.cfg.WALLimit {
+			continue
+		}
+		if err := b.submit(checkpointOp{}, true); err != nil && !errors.Is(err, errClosed) {
+			b.logger.Error("Checkpoint", err, nil)
+		}
+	}
+}
+
+type checkpointOp struct{}
+
+func (checkpointOp) standalone() {}
+
+func (checkpointOp) apply(ctx context.Context, w *writeTx) error {
+	st, err := w.stmts.get(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	if err != nil {
+		return err
+	}
+	var busy, logPages, checkpointed int
+	if err := st.QueryRowContext(ctx).Scan(&busy, &logPages, &checkpointed); err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	return nil
+}

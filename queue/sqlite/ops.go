@@ -1,0 +1,246 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// storedMessage is a message as the publisher writes it.
+type storedMessage struct {
+	uuid     string
+	payload  []byte
+	metadata string
+}
+
+// publishOp stores messages of one topic and one delivery per subscribed
+// consumer group, all or nothing.
+type publishOp struct {
+	topic    string
+	msgs     []storedMessage
+	register bool // also insert the topic into queue_topics
+}
+
+func (op *publishOp) apply(ctx context.Context, w *writeTx) error {
+	return w.atomically(ctx, func() error {
+		if op.register {
+			if _, err := w.exec(ctx, `INSERT OR IGNORE INTO queue_topics (topic, created_at) VALUES (?, ?)`, op.topic, w.now); err != nil {
+				return fmt.Errorf("register topic: %w", err)
+			}
+		}
+		groups, err := subscribedGroups(ctx, w, op.topic)
+		if err != nil {
+			return err
+		}
+		for _, m := range op.msgs {
+			var id int64
+			if err := w.queryRow(ctx,
+				`INSERT INTO queue_messages (topic, uuid, payload, metadata, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+				op.topic, m.uuid, m.payload, m.metadata, w.now,
+			).Scan(&id); err != nil {
+				return fmt.Errorf("insert message: %w", err)
+			}
+			for _, g := range groups {
+				if _, err := w.exec(ctx,
+					`INSERT INTO queue_deliveries (topic, consumer_group, message_id, visible_at) VALUES (?, ?, ?, ?)`,
+					op.topic, g, id, w.now,
+				); err != nil {
+					return fmt.Errorf("insert delivery: %w", err)
+				}
+			}
+		}
+		if len(groups) > 0 {
+			w.published = true
+		}
+		return nil
+	})
+}
+
+func subscribedGroups(ctx context.Context, w *writeTx, topic string) ([]string, error) {
+	rows, err := w.query(ctx, `SELECT consumer_group FROM queue_subscriptions WHERE topic = ?`, topic)
+	if err != nil {
+		return nil, fmt.Errorf("read subscriptions: %w", err)
+	}
+	defer rows.Close()
+	var groups []string
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			return nil, err
+		}
+		groups = append(groups, g)
+	}
+	return groups, rows.Err()
+}
+
+// subscribeOp registers a consumer group on a topic. A group new to the
+// topic receives every message of the topic still stored.
+type subscribeOp struct {
+	topic, group string
+}
+
+func (op *subscribeOp) apply(ctx context.Context, w *writeTx) error {
+	return w.atomically(ctx, func() error {
+		if _, err := w.exec(ctx, `INSERT OR IGNORE INTO queue_topics (topic, created_at) VALUES (?, ?)`, op.topic, w.now); err != nil {
+			return fmt.Errorf("register topic: %w", err)
+		}
+		res, err := w.exec(ctx, `INSERT OR IGNORE INTO queue_subscriptions (topic, consumer_group, created_at) VALUES (?, ?, ?)`, op.topic, op.group, w.now)
+		if err != nil {
+			return fmt.Errorf("register subscription: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil
+		}
+		res, err = w.exec(ctx, `
+			INSERT OR IGNORE INTO queue_deliveries (topic, consumer_group, message_id, visible_at)
+			SELECT topic, ?, id, ? FROM queue_messages WHERE topic = ?`, op.group, w.now, op.topic)
+		if err != nil {
+			return fmt.Errorf("backfill deliveries: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			w.published = true
+		}
+		return nil
+	})
+}
+
+// claimed is one delivery a claim took, with the lease that fences it.
+type claimed struct {
+	messageID     int64
+	attempts      int
+	leaseID       int64
+	firstFailedAt sql.NullInt64
+	lastError     sql.NullString
+}
+
+// claimOp leases up to limit visible deliveries of a group, oldest first.
+type claimOp struct {
+	topic, group string
+	limit        int
+	leaseMs      int64
+	got          []claimed
+}
+
+func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
+	rows, err := w.query(ctx, `
+		UPDATE queue_deliveries
+		SET visible_at = ?, attempts = attempts + 1, lease_id = lease_id + 1, in_flight = 1
+		WHERE topic = ? AND consumer_group = ? AND message_id IN (
+			SELECT message_id FROM queue_deliveries
+			WHERE topic = ? AND consumer_group = ? AND visible_at <= ?
+			ORDER BY message_id LIMIT ?)
+		RETURNING message_id, attempts, lease_id, first_failed_at, last_error`,
+		w.now+op.leaseMs, op.topic, op.group, op.topic, op.group, w.now, op.limit)
+	if err != nil {
+		return fmt.Errorf("claim deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c claimed
+		if err := rows.Scan(&c.messageID, &c.attempts, &c.leaseID, &c.firstFailedAt, &c.lastError); err != nil {
+			return fmt.Errorf("claim deliveries: %w", err)
+		}
+		op.got = append(op.got, c)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("claim deliveries: %w", err)
+	}
+	return nil
+}
+
+// lease names one held delivery.
+type lease struct {
+	topic, group string
+	messageID    int64
+	leaseID      int64
+}
+
+// ackOp deletes a delivery if the lease is still ours.
+type ackOp struct{ lease }
+
+func (op *ackOp) apply(ctx context.Context, w *writeTx) error {
+	res, err := w.exec(ctx, `DELETE FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
+		op.topic, op.group, op.messageID, op.leaseID)
+	return fenced(res, err, "ack", op.lease)
+}
+
+// nackOp makes a delivery visible again after delayMs and records why it
+// failed.
+type nackOp struct {
+	lease
+	delayMs   int64
+	lastError string
+}
+
+func (op *nackOp) apply(ctx context.Context, w *writeTx) error {
+	res, err := w.exec(ctx, `
+		UPDATE queue_deliveries
+		SET visible_at = ?, in_flight = 0, last_error = ?, first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?
+		WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
+		w.now+op.delayMs, op.lastError, w.now, w.now, op.topic, op.group, op.messageID, op.leaseID)
+	if err == nil {
+		w.published = true
+	}
+	return fenced(res, err, "nack", op.lease)
+}
+
+// releaseOp gives back deliveries this consumer claimed but never handed to
+// a handler (or whose handler it stopped waiting for): visible at once, and
+// the claim does not count as an attempt.
+type releaseOp struct {
+	leases   []lease
+	attempts bool // true: the attempt was not made, so undo its count
+}
+
+func (op *releaseOp) apply(ctx context.Context, w *writeTx) error {
+	q := `UPDATE queue_deliveries SET visible_at = ?, in_flight = 0 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`
+	if op.attempts {
+		q = `UPDATE queue_deliveries SET visible_at = ?, in_flight = 0, attempts = attempts - 1 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`
+	}
+	for _, l := range op.leases {
+		if _, err := w.exec(ctx, q, w.now, l.topic, l.group, l.messageID, l.leaseID); err != nil {
+			return fmt.Errorf("release delivery: %w", err)
+		}
+	}
+	w.published = len(op.leases) > 0
+	return nil
+}
+
+// extendOp pushes the visibility of held deliveries forward. lost lists the
+// leases that had already moved on.
+type extendOp struct {
+	leases  []lease
+	leaseMs int64
+	lost    []lease
+}
+
+func (op *extendOp) apply(ctx context.Context, w *writeTx) error {
+	for _, l := range op.leases {
+		res, err := w.exec(ctx, `UPDATE queue_deliveries SET visible_at = ? WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
+			w.now+op.leaseMs, l.topic, l.group, l.messageID, l.leaseID)
+		if err := fenced(res, err, "extend lease", l); err != nil {
+			if isLeaseLost(err) {
+				op.lost = append(op.lost, l)
+				continue
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func fenced(res sql.Result, err error, what string, l lease) error {
+	if err != nil {
+		return fmt.Errorf("%s delivery %d of %s/%s: %w", what, l.messageID, l.topic, l.group, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s delivery: %w", what, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s delivery %d of %s/%s: %w", what, l.messageID, l.topic, l.group, backend.ErrLeaseLost)
+	}
+	return nil
+}

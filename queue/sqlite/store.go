@@ -1,0 +1,367 @@
+// Package sqlite is a Watermill Pub/Sub on one SQLite file shared by several
+// OS processes, built on leases (visibility timeouts) rather than held
+// transactions.
+//
+// A claim is one short UPDATE … RETURNING that makes a batch of deliveries
+// invisible for the lease and bumps their attempt counters; the handler runs
+// with no transaction open; an ack deletes the delivery; a nack makes it
+// visible again (after the delay the retry middleware asked for). A consumer
+// that dies simply stops extending its leases, and its messages come back.
+// Every ack, nack and lease extension names the lease it holds (a lease id
+// bumped on every claim), so an ack that arrives after the lease moved on is
+// reported as lost instead of deleting another consumer's delivery.
+//
+// Each process writes through one connection and one writer goroutine that
+// commits the publishes, claims and acks queued by all of the process's
+// publishers and subscribers in one transaction (group commit): SQLite hands
+// its write lock between processes once per commit, so fewer, larger commits
+// are what make it fast. An idle process takes no write lock: it watches
+// PRAGMA data_version and probes with reads before it claims.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+const schema = `
+CREATE TABLE IF NOT EXISTS queue_messages (
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
+	topic      TEXT    NOT NULL,
+	uuid       TEXT    NOT NULL,
+	payload    BLOB,
+	metadata   TEXT    NOT NULL,
+	created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_messages_topic ON queue_messages (topic, id);
+
+CREATE TABLE IF NOT EXISTS queue_topics (
+	topic      TEXT    NOT NULL PRIMARY KEY,
+	created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS queue_subscriptions (
+	topic          TEXT    NOT NULL,
+	consumer_group TEXT    NOT NULL,
+	created_at     INTEGER NOT NULL,
+	PRIMARY KEY (topic, consumer_group)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS queue_deliveries (
+	topic           TEXT    NOT NULL,
+	consumer_group  TEXT    NOT NULL,
+	message_id      INTEGER NOT NULL,
+	visible_at      INTEGER NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	lease_id        INTEGER NOT NULL DEFAULT 0,
+	in_flight       INTEGER NOT NULL DEFAULT 0,
+	first_failed_at INTEGER,
+	last_failed_at  INTEGER,
+	last_error      TEXT,
+	PRIMARY KEY (topic, consumer_group, message_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS queue_dead_letters (
+	id              INTEGER PRIMARY KEY AUTOINCREMENT,
+	message_uuid    TEXT    NOT NULL,
+	topic           TEXT    NOT NULL,
+	consumer_group  TEXT    NOT NULL,
+	payload         BLOB,
+	metadata        TEXT    NOT NULL,
+	attempts        INTEGER NOT NULL,
+	last_error      TEXT    NOT NULL,
+	first_failed_at INTEGER NOT NULL,
+	last_failed_at  INTEGER NOT NULL,
+	dead_at         INTEGER NOT NULL,
+	UNIQUE (consumer_group, message_uuid)
+);
+`
+
+// Backend is a SQLite queue store. It implements backend.Backend.
+type Backend struct {
+	path   string
+	cfg    Config
+	logger watermill.LoggerAdapter
+
+	writeDB *sql.DB // one connection, used only by the writer goroutine
+	readDB  *sql.DB // read-only connections for probes, payloads and stats
+
+	writes chan writeRequest
+	wake   *broadcaster
+
+	publisher *Publisher
+
+	// stop ends the background goroutines; done waits for them.
+	stop    context.CancelFunc
+	loops   sync.WaitGroup
+	writerQ sync.WaitGroup // write requests accepted but not yet answered
+
+	mu           sync.Mutex
+	closed       bool // no new publishes or subscribers
+	writesClosed bool // no new write requests at all
+	subs         map[*Subscriber]struct{}
+	knownTopics  map[string]bool // topics registered in queue_topics by this process
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// Open opens (creating if needed) the queue file at path and starts the
+// process's writer, change watcher, garbage collector and checkpointer.
+// Several processes may open the same file at once.
+func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sqlite queue config: %w", err)
+	}
+	if path == "" {
+		return nil, errors.New("open sqlite queue: empty path")
+	}
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return nil, fmt.Errorf("open sqlite queue %q: is a directory", path)
+	}
+
+	writeDB, err := sql.Open("sqlite3", dsn(path, cfg, false))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+	}
+	writeDB.SetMaxOpenConns(1)
+	writeDB.SetMaxIdleConns(1)
+	writeDB.SetConnMaxLifetime(0)
+	writeDB.SetConnMaxIdleTime(0)
+
+	if err := initSchema(ctx, writeDB, cfg); err != nil {
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+	}
+
+	readDB, err := sql.Open("sqlite3", dsn(path, cfg, true))
+	if err != nil {
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite queue %q for reading: %w", path, err)
+	}
+	readDB.SetMaxOpenConns(4)
+	readDB.SetMaxIdleConns(4)
+	readDB.SetConnMaxIdleTime(0)
+	readDB.SetConnMaxLifetime(0)
+
+	loopCtx, stop := context.WithCancel(context.Background())
+	b := &Backend{
+		path:    path,
+		cfg:     cfg,
+		logger:  cfg.Logger.With(watermill.LogFields{"queue": "sqlite", "path": path}),
+		writeDB: writeDB,
+		readDB:  readDB,
+		writes:  make(chan writeRequest, 4096),
+		wake:    newBroadcaster(),
+		stop:    stop,
+		subs:    map[*Subscriber]struct{}{},
+
+		knownTopics: map[string]bool{},
+	}
+	watch, err := readDB.Conn(ctx)
+	if err != nil {
+		stop()
+		_ = readDB.Close()
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite queue %q: change watcher connection: %w", path, err)
+	}
+	b.publisher = &Publisher{b: b}
+	b.loops.Add(4)
+	go b.writer(loopCtx)
+	go b.watchChanges(loopCtx, watch)
+	go b.collectGarbage(loopCtx)
+	go b.checkpoint(loopCtx)
+	return b, nil
+}
+
+// dsn builds the mattn/go-sqlite3 connection string. _txlock=immediate makes
+// every write transaction take the write lock at BEGIN, so two processes
+// never deadlock upgrading read locks; busy_timeout makes them wait for it.
+func dsn(path string, cfg Config, readOnly bool) string {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
+	q.Set("_synchronous", string(cfg.Synchronous))
+	q.Set("_txlock", "immediate")
+	q.Set("_foreign_keys", "0")
+	if readOnly {
+		q.Set("_query_only", "1")
+	}
+	return "file:" + escapePath(path) + "?" + q.Encode()
+}
+
+func escapePath(p string) string {
+	// A '?' or '#' in a file name would start the DSN's query or fragment.
+	return strings.NewReplacer("?", "%3f", "#", "%23").Replace(p)
+}
+
+func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
+	if err := db.PingContext(ctx); err != nil {
+		return fmt.Errorf("connect: %w", explain(err))
+	}
+	// Prove the DSN took effect: mattn ignores misspelled parameters.
+	var journal string
+	var busy int64
+	var sync int
+	if err := db.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&journal); err != nil {
+		return fmt.Errorf("read journal_mode: %w", explain(err))
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&busy); err != nil {
+		return fmt.Errorf("read busy_timeout: %w", explain(err))
+	}
+	if err := db.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return fmt.Errorf("read synchronous: %w", explain(err))
+	}
+	wantSync := map[Synchronous]int{SynchronousNormal: 1, SynchronousFull: 2}[cfg.Synchronous]
+	if !strings.EqualFold(journal, "wal") || busy != cfg.BusyTimeout.Milliseconds() || sync != wantSync {
+		return fmt.Errorf("connection settings did not take effect: journal_mode=%s busy_timeout=%d synchronous=%d", journal, busy, sync)
+	}
+	if _, err := db.ExecContext(ctx, "PRAGMA journal_size_limit = "+fmt.Sprint(cfg.WALLimit)); err != nil {
+		return fmt.Errorf("set journal_size_limit: %w", explain(err))
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("create schema: %w", explain(err))
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, schema); err != nil {
+		return fmt.Errorf("create schema: %w", explain(err))
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("create schema: %w", explain(err))
+	}
+	return nil
+}
+
+// explain turns SQLite's terse errors about unusable files into ones that say
+// what to check.
+func explain(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) {
+		switch se.Code {
+		case sqlite3.ErrNotADB:
+			return fmt.Errorf("not a SQLite database (is the path right?): %w", err)
+		case sqlite3.ErrCantOpen:
+			return fmt.Errorf("cannot open the file (does its directory exist and is it writable?): %w", err)
+		case sqlite3.ErrReadonly, sqlite3.ErrPerm:
+			return fmt.Errorf("file is read-only for this process: %w", err)
+		}
+	}
+	return err
+}
+
+// Name reports "sqlite".
+func (b *Backend) Name() string { return "sqlite" }
+
+// Path is the queue file.
+func (b *Backend) Path() string { return b.path }
+
+// Publisher returns the store's publisher; it stays usable until the
+// Backend is closed (closing it is a no-op).
+func (b *Backend) Publisher() message.Publisher { return b.publisher }
+
+// Close stops the subscribers, lets the writer commit what was queued, and
+// closes the file. It is safe to call more than once.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs := make([]*Subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close())
+	}
+	b.mu.Lock()
+	b.writesClosed = true
+	b.mu.Unlock()
+	b.writerQ.Wait() // every accepted write has been answered
+	b.stop()
+	b.loops.Wait()
+	errs = append(errs, b.readDB.Close(), b.writeDB.Close())
+	return errors.Join(errs...)
+}
+
+func (b *Backend) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed
+}
+
+func (b *Backend) nowMs() int64 { return b.cfg.now().UnixMilli() }
+
+// broadcaster wakes every waiter at once: Wait returns a channel that is
+// closed by the next Notify.
+type broadcaster struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func newBroadcaster() *broadcaster { return &broadcaster{ch: make(chan struct{})} }
+
+func (w *broadcaster) Wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ch
+}
+
+func (w *broadcaster) Notify() {
+	w.mu.Lock()
+	close(w.ch)
+	w.ch = make(chan struct{})
+	w.mu.Unlock()
+}
+
+// watchChanges polls PRAGMA data_version on its own connection: the value
+// changes whenever any other connection (another process, or this process's
+// writer) commits. It is a read of shared memory that takes no lock.
+func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
+	defer b.loops.Done()
+	defer func() { _ = conn.Close() }()
+	var last int64 = -1
+	interval := b.cfg.PollMin
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		var v int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			b.logger.Error("Watch data_version", err, nil)
+			interval = b.cfg.PollMax
+		} else if v != last {
+			last = v
+			interval = b.cfg.PollMin
+			b.wake.Notify()
+		} else {
+			interval = min(interval*2, b.cfg.PollMax)
+		}
+		timer.Reset(interval)
+	}
+}

@@ -1,0 +1,456 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// Subscriber consumes topics for one consumer group. Each Subscribe call
+// hands out up to Concurrency messages at a time; several Subscribers of
+// the same group, in one process or many, share the group's messages.
+type Subscriber struct {
+	b      *Backend
+	cfg    backend.SubscriberConfig
+	logger watermill.LoggerAdapter
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup // consume loops, ack waiters, the lease extender
+
+	mu   sync.Mutex
+	held map[lease]struct{} // claimed and not yet acked, nacked or released
+}
+
+var _ message.SubscribeInitializer = (*Subscriber)(nil)
+
+// Subscriber returns a subscriber for cfg.ConsumerGroup.
+func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, error) {
+	return b.NewSubscriber(cfg)
+}
+
+// NewSubscriber is Subscriber with the concrete type.
+func (b *Backend) NewSubscriber(cfg backend.SubscriberConfig) (*Subscriber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("sqlite subscriber: %w", err)
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = 1
+	}
+	s := &Subscriber{
+		b:       b,
+		cfg:     cfg,
+		logger:  b.logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
+		closing: make(chan struct{}),
+		held:    map[lease]struct{}{},
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil, fmt.Errorf("sqlite subscriber: %w", errClosed)
+	}
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	s.wg.Add(1)
+	go s.extendLeases()
+	return s, nil
+}
+
+// SubscribeInitialize registers the consumer group on topic, so that
+// messages published from now on are kept for it even before it subscribes.
+func (s *Subscriber) SubscribeInitialize(topic string) error {
+	if err := backend.ValidateTopic(topic); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if err := s.b.submit(&subscribeOp{topic: topic, group: s.cfg.ConsumerGroup}, true); err != nil {
+		return fmt.Errorf("subscribe %s to %s: %w", s.cfg.ConsumerGroup, topic, err)
+	}
+	return nil
+}
+
+// Subscribe registers the group on topic and streams its messages. The
+// channel closes when ctx ends or the subscriber closes; messages handed out
+// and not yet acked are then released to other consumers.
+func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	select {
+	case <-s.closing:
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, errClosed)
+	default:
+	}
+	if err := s.SubscribeInitialize(topic); err != nil {
+		return nil, err
+	}
+	out := make(chan *message.Message)
+	s.wg.Add(1)
+	go s.consume(ctx, topic, out)
+	return out, nil
+}
+
+// Close stops every Subscribe loop, releases held deliveries and waits.
+func (s *Subscriber) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.wg.Wait()
+		s.b.mu.Lock()
+		delete(s.b.subs, s)
+		s.b.mu.Unlock()
+	})
+	return nil
+}
+
+func (s *Subscriber) hold(l lease) {
+	s.mu.Lock()
+	s.held[l] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Subscriber) drop(l lease) {
+	s.mu.Lock()
+	delete(s.held, l)
+	s.mu.Unlock()
+}
+
+// consume is one Subscribe call's loop: claim when a slot is free, hand the
+// messages out one by one, wait for new work without taking the write lock.
+func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) {
+	defer s.wg.Done()
+	defer close(out)
+	group := s.cfg.ConsumerGroup
+	slots := make(chan struct{}, s.cfg.Concurrency)
+	var waiters sync.WaitGroup
+	defer waiters.Wait()
+
+	stop := make(chan struct{})
+	s.wg.Add(1)
+	go func() { // turn ctx and Close into one channel
+		defer s.wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-s.closing:
+		}
+		close(stop)
+	}()
+
+	var buffer []delivered
+	defer func() {
+		// Whatever was claimed and not handed out goes back at once.
+		if len(buffer) > 0 {
+			leases := make([]lease, len(buffer))
+			for i, d := range buffer {
+				leases[i] = d.lease
+				s.drop(d.lease)
+			}
+			if err := s.b.submit(&releaseOp{leases: leases, attempts: true}, true); err != nil && !errors.Is(err, errClosed) {
+				s.logger.Error("Release unhandled deliveries", err, nil)
+			}
+		}
+	}()
+
+	failures := 0
+	for {
+		select {
+		case slots <- struct{}{}:
+		case <-stop:
+			return
+		}
+		for len(buffer) == 0 {
+			got, err := s.claim(topic, s.b.cfg.ClaimBatch)
+			if err != nil {
+				if errors.Is(err, errClosed) {
+					<-slots
+					return
+				}
+				failures++
+				s.logger.Error("Claim failed; backing off", err, watermill.LogFields{"topic": topic})
+				if !sleep(stop, min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)) {
+					<-slots
+					return
+				}
+				continue
+			}
+			failures = 0
+			if len(got) > 0 {
+				buffer = got
+				break
+			}
+			if !s.waitForWork(stop, topic) {
+				<-slots
+				return
+			}
+		}
+
+		d := buffer[0]
+		buffer = buffer[1:]
+		if target := d.msg.Metadata.Get(backend.MetadataReplayForGroup); target != "" && target != group {
+			// A replay meant for another group: done here.
+			s.drop(d.lease)
+			_ = s.b.submit(&ackOp{d.lease}, false)
+			<-slots
+			continue
+		}
+		msgCtx, cancel := context.WithCancel(ctx)
+		d.msg.SetContext(msgCtx)
+		select {
+		case out <- d.msg:
+		case <-stop:
+			cancel()
+			buffer = append([]delivered{d}, buffer...)
+			<-slots
+			return
+		}
+		waiters.Add(1)
+		go func() {
+			defer waiters.Done()
+			defer func() { <-slots }()
+			defer cancel()
+			s.awaitOutcome(d, stop)
+		}()
+	}
+}
+
+// awaitOutcome turns the handler's ack or nack into a write, or releases the
+// delivery when the subscriber stops first.
+func (s *Subscriber) awaitOutcome(d delivered, stop <-chan struct{}) {
+	defer s.drop(d.lease)
+	select {
+	case <-d.msg.Acked():
+		_ = s.b.submit(&ackOp{d.lease}, false)
+	case <-d.msg.Nacked():
+		_ = s.b.submit(&nackOp{
+			lease:     d.lease,
+			delayMs:   nackDelay(d.msg, s.b.cfg.NackDelay).Milliseconds(),
+			lastError: d.msg.Metadata.Get(backend.MetadataLastError),
+		}, false)
+	case <-stop:
+		// The handler may still finish; its outcome is not recorded, so
+		// the message comes back (the inbox makes that harmless). The
+		// attempt counts: the handler did start.
+		_ = s.b.submit(&releaseOp{leases: []lease{d.lease}}, false)
+	}
+}
+
+// nackDelay honours Watermill's delay metadata (set by the retry
+// middleware), falling back to the configured delay.
+func nackDelay(msg *message.Message, fallback time.Duration) time.Duration {
+	if v := msg.Metadata.Get(delay.DelayedForKey); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			return d
+		}
+	}
+	return fallback
+}
+
+// delivered is a claimed delivery turned into a message.
+type delivered struct {
+	lease
+	msg *message.Message
+}
+
+// claim leases up to limit deliveries and loads their messages.
+func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
+	op := &claimOp{topic: topic, group: s.cfg.ConsumerGroup, limit: limit, leaseMs: s.b.cfg.Lease.Milliseconds()}
+	if err := s.b.submit(op, true); err != nil {
+		return nil, err
+	}
+	if len(op.got) == 0 {
+		return nil, nil
+	}
+	out := make([]delivered, 0, len(op.got))
+	for _, c := range op.got {
+		l := lease{topic: topic, group: s.cfg.ConsumerGroup, messageID: c.messageID, leaseID: c.leaseID}
+		s.hold(l)
+		out = append(out, delivered{lease: l})
+	}
+	msgs, err := s.b.loadMessages(op.got)
+	if err != nil {
+		leases := make([]lease, len(out))
+		for i := range out {
+			leases[i] = out[i].lease
+			s.drop(out[i].lease)
+		}
+		_ = s.b.submit(&releaseOp{leases: leases, attempts: true}, false)
+		return nil, err
+	}
+	for i, c := range op.got {
+		m := msgs[c.messageID]
+		m.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(c.attempts))
+		if c.firstFailedAt.Valid {
+			m.Metadata.Set(backend.MetadataFirstFailedAt, time.UnixMilli(c.firstFailedAt.Int64).UTC().Format(time.RFC3339Nano))
+		}
+		if c.lastError.Valid {
+			m.Metadata.Set(backend.MetadataLastError, c.lastError.String)
+		}
+		out[i].msg = m
+	}
+	return out, nil
+}
+
+// loadMessages reads the claimed messages. They cannot be collected while a
+// delivery of theirs exists, so reading after the claim's commit is safe.
+func (b *Backend) loadMessages(claims []claimed) (map[int64]*message.Message, error) {
+	ctx := context.Background()
+	out := make(map[int64]*message.Message, len(claims))
+	const chunk = 200
+	for start := 0; start < len(claims); start += chunk {
+		part := claims[start:min(start+chunk, len(claims))]
+		args := make([]any, len(part))
+		q := make([]byte, 0, 64+2*len(part))
+		q = append(q, "SELECT id, uuid, payload, metadata FROM queue_messages WHERE id IN ("...)
+		for i, c := range part {
+			if i > 0 {
+				q = append(q, ',')
+			}
+			q = append(q, '?')
+			args[i] = c.messageID
+		}
+		q = append(q, ')')
+		rows, err := b.readDB.QueryContext(ctx, string(q), args...)
+		if err != nil {
+			return nil, fmt.Errorf("load claimed messages: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			var uuid, meta string
+			var payload []byte
+			if err := rows.Scan(&id, &uuid, &payload, &meta); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("load claimed messages: %w", err)
+			}
+			m := message.NewMessage(uuid, payload)
+			if err := json.Unmarshal([]byte(meta), &m.Metadata); err != nil {
+				// Metadata we wrote ourselves; unreadable means a damaged
+				// row. Deliver it bare so the handler's middleware can
+				// dead-letter it rather than blocking the queue.
+				m.Metadata = message.Metadata{backend.MetadataLastError: "unreadable metadata: " + err.Error()}
+			}
+			if m.Metadata == nil {
+				m.Metadata = message.Metadata{}
+			}
+			out[id] = m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load claimed messages: %w", err)
+		}
+	}
+	for _, c := range claims {
+		if out[c.messageID] == nil {
+			return nil, fmt.Errorf("load claimed messages: message %d is missing", c.messageID)
+		}
+	}
+	return out, nil
+}
+
+// waitForWork blocks until the group may have a visible delivery on topic:
+// a read-only probe first (no write lock while idle), then a wake-up from
+// the change watcher or the time the next delayed delivery becomes visible.
+func (s *Subscriber) waitForWork(stop <-chan struct{}, topic string) bool {
+	for {
+		woken := s.b.wake.Wait() // before the probe, so no commit is missed
+		ready, next, err := s.b.probe(topic, s.cfg.ConsumerGroup)
+		if err != nil {
+			s.logger.Error("Probe failed", err, watermill.LogFields{"topic": topic})
+			return sleep(stop, s.b.cfg.PollMax)
+		}
+		if ready {
+			return true
+		}
+		wait := time.Second // a safety net; commits wake us sooner
+		if next > 0 {
+			wait = min(wait, time.Duration(next-s.b.nowMs())*time.Millisecond)
+			if wait <= 0 {
+				return true
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-stop:
+			timer.Stop()
+			return false
+		case <-woken:
+			timer.Stop()
+		case <-timer.C:
+		}
+	}
+}
+
+// probe reports whether a delivery is visible now and, if not, when the
+// next one will be (0 for none). It only reads.
+func (b *Backend) probe(topic, group string) (bool, int64, error) {
+	ctx := context.Background()
+	now := b.nowMs()
+	var one int
+	err := b.readDB.QueryRowContext(ctx,
+		`SELECT 1 FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND visible_at <= ? LIMIT 1`,
+		topic, group, now).Scan(&one)
+	if err == nil {
+		return true, 0, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return false, 0, fmt.Errorf("probe: %w", err)
+	}
+	var next sql.NullInt64
+	if err := b.readDB.QueryRowContext(ctx,
+		`SELECT MIN(visible_at) FROM queue_deliveries WHERE topic = ? AND consumer_group = ?`,
+		topic, group).Scan(&next); err != nil {
+		return false, 0, fmt.Errorf("probe next visible: %w", err)
+	}
+	return false, next.Int64, nil
+}
+
+// extendLeases keeps every held delivery invisible to others while this
+// subscriber works on it.
+func (s *Subscriber) extendLeases() {
+	defer s.wg.Done()
+	ticker := time.NewTicker(s.b.cfg.Lease / 3)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-s.closing:
+			return
+		case <-ticker.C:
+		}
+		s.mu.Lock()
+		leases := make([]lease, 0, len(s.held))
+		for l := range s.held {
+			leases = append(leases, l)
+		}
+		s.mu.Unlock()
+		if len(leases) == 0 {
+			continue
+		}
+		op := &extendOp{leases: leases, leaseMs: s.b.cfg.Lease.Milliseconds()}
+		if err := s.b.submit(op, true); err != nil {
+			if !errors.Is(err, errClosed) {
+				s.logger.Error("Extend leases", err, nil)
+			}
+			continue
+		}
+		for _, l := range op.lost {
+			s.logger.Info("Lease lost: another consumer has the message now", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
+		}
+	}
+}
+
+// sleep waits d or until stop; it reports whether it slept the whole time.
+func sleep(stop <-chan struct{}, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-stop:
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,249 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// errClosed is returned for work submitted after Close.
+var errClosed = errors.New("sqlite queue is closed")
+
+// writeOp is one unit of work for the writer. apply runs inside the batch's
+// transaction; an op whose statements must be all-or-nothing wraps them in
+// a savepoint (see atomically), because SQLite rolls back only the failing
+// statement, not the transaction.
+type writeOp interface {
+	apply(ctx context.Context, tx *writeTx) error
+}
+
+// standaloneOp runs outside any transaction (a checkpoint cannot run in one).
+type standaloneOp interface {
+	writeOp
+	standalone()
+}
+
+type writeRequest struct {
+	op   writeOp
+	done chan error // buffered; nil when nobody waits for the answer
+}
+
+// writeTx is the writer's transaction with its prepared statements.
+type writeTx struct {
+	tx    *sql.Tx
+	stmts *stmtCache
+	now   int64
+	// published is set by ops that made new deliveries visible, so the
+	// writer wakes this process's subscribers after the commit.
+	published bool
+}
+
+func (w *writeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := w.stmts.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return w.tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+func (w *writeTx) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := w.stmts.get(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return w.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
+func (w *writeTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := w.stmts.get(ctx, query)
+	if err != nil {
+		// Surface the prepare error through Row.Scan.
+		return w.tx.QueryRowContext(ctx, query, args...)
+	}
+	return w.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// atomically runs fn inside a savepoint: all of its statements take effect,
+// or none.
+func (w *writeTx) atomically(ctx context.Context, fn func() error) error {
+	if _, err := w.tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		if _, rbErr := w.tx.ExecContext(ctx, "ROLLBACK TO op"); rbErr != nil {
+			return errors.Join(err, rbErr)
+		}
+		_, _ = w.tx.ExecContext(ctx, "RELEASE op")
+		return err
+	}
+	_, err := w.tx.ExecContext(ctx, "RELEASE op")
+	return err
+}
+
+// stmtCache keeps one prepared statement per query on the write connection.
+type stmtCache struct {
+	db *sql.Conn
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.m[query]; ok {
+		return st, nil
+	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	c.m[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range c.m {
+		_ = st.Close()
+	}
+	c.m = nil
+}
+
+// submit queues op for the writer. With wait it blocks until the op's
+// transaction committed (or failed) and returns the op's error; without, it
+// returns once the op is queued.
+func (b *Backend) submit(op writeOp, wait bool) error {
+	b.mu.Lock()
+	if b.writesClosed {
+		b.mu.Unlock()
+		return errClosed
+	}
+	b.writerQ.Add(1)
+	b.mu.Unlock()
+
+	req := writeRequest{op: op}
+	if wait {
+		req.done = make(chan error, 1)
+	}
+	b.writes <- req
+	if !wait {
+		return nil
+	}
+	return <-req.done
+}
+
+// writer owns the write connection. It takes every queued request, commits
+// as many as MaxWriteBatch in one transaction, and answers each.
+func (b *Backend) writer(ctx context.Context) {
+	defer b.loops.Done()
+	// The writer pins the pool's only connection for its whole life, so
+	// statements prepared on it stay prepared.
+	conn, err := b.writeDB.Conn(context.Background())
+	if err != nil {
+		b.logger.Error("Writer cannot get its connection", err, nil)
+		b.failWrites(ctx, err)
+		return
+	}
+	defer func() { _ = conn.Close() }()
+	stmts := &stmtCache{db: conn, m: map[string]*sql.Stmt{}}
+	defer stmts.close()
+	batch := make([]writeRequest, 0, b.cfg.MaxWriteBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-b.writes:
+			batch = append(batch, req)
+		}
+	fill:
+		for len(batch) < b.cfg.MaxWriteBatch {
+			select {
+			case req := <-b.writes:
+				batch = append(batch, req)
+			default:
+				break fill
+			}
+		}
+		b.commit(stmts, batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+// failWrites answers every request with err until ctx ends.
+func (b *Backend) failWrites(ctx context.Context, err error) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case req := <-b.writes:
+			if req.done != nil {
+				req.done <- err
+			}
+			b.writerQ.Done()
+		}
+	}
+}
+
+func (b *Backend) commit(stmts *stmtCache, batch []writeRequest) {
+	// Writes are never cancelled halfway: an ack that is dropped because a
+	// context ended would only cause a redelivery, but a half-written
+	// batch is worse.
+	ctx := context.Background()
+	errs := make([]error, len(batch))
+	var txBatch []int
+	for i, req := range batch {
+		if sop, ok := req.op.(standaloneOp); ok {
+			errs[i] = sop.apply(ctx, &writeTx{stmts: stmts, now: b.nowMs()})
+			continue
+		}
+		txBatch = append(txBatch, i)
+	}
+	published := false
+	if len(txBatch) > 0 {
+		var err error
+		published, err = b.commitTx(ctx, stmts, batch, txBatch, errs)
+		if err != nil {
+			for _, i := range txBatch {
+				errs[i] = err
+			}
+		}
+	}
+	if published {
+		b.wake.Notify()
+	}
+	for i, req := range batch {
+		if req.done != nil {
+			req.done <- errs[i]
+		} else if errs[i] != nil && !errors.Is(errs[i], backend.ErrLeaseLost) {
+			b.logger.Error("Queued write failed", errs[i], nil)
+		}
+		b.writerQ.Done()
+	}
+}
+
+func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache, batch []writeRequest, idx []int, errs []error) (bool, error) {
+	start := time.Now()
+	tx, err := stmts.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, fmt.Errorf("begin write transaction: %w", err)
+	}
+	w := &writeTx{tx: tx, stmts: stmts, now: b.nowMs()}
+	for _, i := range idx {
+		errs[i] = batch[i].op.apply(ctx, w)
+	}
+	if err := tx.Commit(); err != nil {
+		_ = tx.Rollback()
+		return false, fmt.Errorf("commit write transaction: %w", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
+	}
+	return w.published, nil
+}

@@ -1,0 +1,205 @@
+// Package tracing carries OpenTelemetry trace context through Watermill
+// messages and records producer and consumer spans with the OpenTelemetry
+// messaging semantic conventions (semconv v1.43.0).
+//
+// The pieces fit together like this:
+//
+//   - NewPublisher decorates a message.Publisher: every published message gets
+//     a "publish <topic>" span (kind PRODUCER) whose context is written into
+//     the message metadata under MetadataTraceParent and MetadataTraceState
+//     (W3C Trace Context), plus W3C baggage with the default propagator.
+//   - Middleware is router middleware: it reads that context back and runs
+//     the handler inside a "process <topic>" span (kind CONSUMER), a child of
+//     the producer span, so that one business flow is one trace across
+//     processes.
+//   - RecordDeadLetter marks the current span when a message is given up on.
+//
+// Inject and Extract expose the metadata propagation on its own for code that
+// moves messages without a publisher (for example a DLQ replay tool that
+// wants to log the trace id of a stored message).
+//
+// The package keeps no mutable package-level state: tracer providers and
+// propagators come from Config.
+package tracing
+
+import (
+	"context"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// Metadata keys holding the trace context of a message. They are the W3C Trace
+// Context header names, so any OpenTelemetry propagator understands them.
+// They are part of the wire contract between processes: do not rename.
+const (
+	// MetadataTraceParent holds the W3C traceparent of the producer span.
+	MetadataTraceParent = "traceparent"
+	// MetadataTraceState holds the W3C tracestate; absent when empty.
+	MetadataTraceState = "tracestate"
+	// MetadataAttempt is the 1-based delivery attempt set by the queue
+	// backends (the same key as backend.MetadataAttempt).
+	MetadataAttempt = backend.MetadataAttempt
+)
+
+// Span event names and custom attributes recorded by this package.
+const (
+	// EventRetry is added to a consumer span whose message is delivered for
+	// the second time or later.
+	EventRetry = "retry"
+	// EventDeadLetter is added by RecordDeadLetter.
+	EventDeadLetter = "dead_letter"
+
+	// AttemptKey is the delivery attempt of the message (1-based). The
+	// messaging semantic conventions define only system-specific delivery
+	// counters, so this is a custom attribute.
+	AttemptKey = attribute.Key("messaging.delivery.attempt")
+	// DeadLetterReasonKey is the reason given to RecordDeadLetter.
+	DeadLetterReasonKey = attribute.Key("messaging.dead_letter.reason")
+	// HandlerNameKey is the Watermill router handler that processed the
+	// message (custom attribute).
+	HandlerNameKey = attribute.Key("messaging.watermill.handler")
+)
+
+// instrumentationName is the instrumentation scope of every tracer created
+// by this package.
+const instrumentationName = "github.com/orderflow/orderflow/queue/tracing"
+
+// defaultSystem is messaging.system when Config.System is empty.
+const defaultSystem = "watermill"
+
+// Config configures NewPublisher and Middleware. The zero value works: it
+// traces through the global TracerProvider with the W3C propagators.
+type Config struct {
+	// TracerProvider creates the spans. Nil means otel.GetTracerProvider(),
+	// read once when NewPublisher or Middleware is called. Prefer passing
+	// the provider explicitly.
+	TracerProvider trace.TracerProvider
+
+	// Propagator writes and reads the trace context in message metadata.
+	// Nil means W3C Trace Context plus W3C Baggage (DefaultPropagator).
+	// The otel global propagator is deliberately not the default: it is a
+	// no-op until someone sets it, which would silently break traces.
+	Propagator propagation.TextMapPropagator
+
+	// System is the messaging.system attribute, the queue backend's name,
+	// for example "sqlite" or "postgresql". Default "watermill".
+	System string
+
+	// ConsumerGroup is the messaging.consumer.group.name attribute on
+	// consumer spans. Empty omits the attribute. Unused by NewPublisher.
+	ConsumerGroup string
+}
+
+func (c *Config) setDefaults() {
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = DefaultPropagator()
+	}
+	if c.System == "" {
+		c.System = defaultSystem
+	}
+}
+
+func (c *Config) tracer() trace.Tracer {
+	return c.TracerProvider.Tracer(instrumentationName, trace.WithSchemaURL(schemaURL))
+}
+
+// DefaultPropagator returns the propagator used when Config.Propagator is nil:
+// W3C Trace Context and W3C Baggage.
+func DefaultPropagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+}
+
+// MetadataCarrier adapts message metadata to propagation.TextMapCarrier.
+// Set on a nil MetadataCarrier panics, like assigning to a nil map; messages
+// made by message.NewMessage always have non-nil metadata.
+type MetadataCarrier message.Metadata
+
+var _ propagation.TextMapCarrier = MetadataCarrier(nil)
+
+// Get returns the value stored under key, or "".
+func (c MetadataCarrier) Get(key string) string { return c[key] }
+
+// Set stores value under key, replacing any previous value.
+func (c MetadataCarrier) Set(key, value string) { c[key] = value }
+
+// Keys lists the metadata keys, in no particular order.
+func (c MetadataCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// Inject writes the span context (and baggage) of ctx into msg's metadata
+// with DefaultPropagator. See Config.Inject.
+func Inject(ctx context.Context, msg *message.Message) {
+	inject(ctx, DefaultPropagator(), msg)
+}
+
+// Extract returns ctx extended with the span context (and baggage) stored in
+// msg's metadata, read with DefaultPropagator. See Config.Extract.
+func Extract(ctx context.Context, msg *message.Message) context.Context {
+	return DefaultPropagator().Extract(ctx, MetadataCarrier(msg.Metadata))
+}
+
+// Inject writes the span context (and baggage) of ctx into msg's metadata
+// with the configured propagator. The propagator's fields (traceparent,
+// tracestate, baggage) are removed first, so a stale tracestate of an
+// earlier hop never survives next to a new traceparent. If ctx holds no
+// valid span context, the message ends up without trace context.
+func (c Config) Inject(ctx context.Context, msg *message.Message) {
+	inject(ctx, c.propagator(), msg)
+}
+
+// Extract returns ctx extended with the span context (and baggage) stored in
+// msg's metadata, read with the configured propagator. The extracted span
+// context is remote: a span started from the returned context is its child.
+// Without trace metadata, ctx is returned unchanged in effect.
+func (c Config) Extract(ctx context.Context, msg *message.Message) context.Context {
+	return c.propagator().Extract(ctx, MetadataCarrier(msg.Metadata))
+}
+
+func (c Config) propagator() propagation.TextMapPropagator {
+	if c.Propagator == nil {
+		return DefaultPropagator()
+	}
+	return c.Propagator
+}
+
+func inject(ctx context.Context, p propagation.TextMapPropagator, msg *message.Message) {
+	if msg.Metadata == nil {
+		msg.Metadata = make(message.Metadata)
+	}
+	for _, f := range p.Fields() {
+		delete(msg.Metadata, f)
+	}
+	p.Inject(ctx, MetadataCarrier(msg.Metadata))
+}
+
+// RecordDeadLetter marks the span of ctx as failed because its message was
+// moved to the dead-letter queue: it adds an EventDeadLetter event carrying
+// reason and sets the span status to Error with reason as description.
+//
+// Call it with msg.Context() from middleware that runs inside Middleware
+// (added after it): once Middleware returns, the consumer span has ended
+// and the call has no effect. Without a recording span in ctx it does
+// nothing.
+func RecordDeadLetter(ctx context.Context, reason string) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent(EventDeadLetter, trace.WithAttributes(DeadLetterReasonKey.String(reason)))
+	span.SetStatus(codes.Error, reason)
+}
