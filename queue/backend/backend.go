@@ -179,3 +179,24 @@ func ValidateTopic(topic string) error {
 	}
 	return nil
 }
+
+// StoredMessage is a message as a Tailer reads it from the store.
+type StoredMessage struct {
+	Offset    int64             `json:"offset"`
+	UUID      string            `json:"uuid"`
+	Topic     string            `json:"topic"`
+	Payload   []byte            `json:"payload"`
+	Metadata  map[string]string `json:"metadata"`
+	CreatedAt time.Time         `json:"created_at"`
+}
+
+// Tailer is implemented by backends that can show a topic's messages
+// without consuming them (for queuectl tail). It is best effort: a message
+// acknowledged by every group and collected between two reads is not shown.
+type Tailer interface {
+	// ReadAfter returns up to limit messages of topic with an offset
+	// greater than after, oldest first. LastOffset gives the newest offset,
+	// to start tailing from now.
+	ReadAfter(ctx context.Context, topic string, after int64, limit int) ([]StoredMessage, error)
+	LastOffset(ctx context.Context, topic string) (int64, error)
+}

@@ -79,6 +79,10 @@ type Config struct {
 	// CheckpointInterval is how often the WAL size is checked. Default 2s.
 	CheckpointInterval time.Duration
 
+	// MustExist makes Open fail when the file does not exist yet, instead
+	// of creating an empty queue (for tools that only inspect).
+	MustExist bool
+
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 

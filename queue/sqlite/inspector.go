@@ -90,15 +90,19 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 	}
 	rows.Close()
 	rows, err = tx.QueryContext(ctx, `
-		SELECT s.topic, s.consumer_group,
-			COUNT(d.message_id),
-			COALESCE(SUM(d.in_flight = 1 AND d.visible_at > ?), 0),
-			COALESCE(SUM(d.in_flight = 0 AND d.visible_at > ?), 0),
-			(SELECT m.created_at FROM queue_messages m WHERE m.id = MIN(d.message_id))
-		FROM queue_subscriptions s
-		LEFT JOIN queue_deliveries d ON d.topic = s.topic AND d.consumer_group = s.consumer_group
-		GROUP BY s.topic, s.consumer_group
-		ORDER BY s.topic, s.consumer_group`, now, now)
+		SELECT g.topic, g.consumer_group, g.depth, g.in_flight, g.retrying,
+			(SELECT m.created_at FROM queue_messages m WHERE m.id = g.oldest_id)
+		FROM (
+			SELECT s.topic, s.consumer_group,
+				COUNT(d.message_id) AS depth,
+				COALESCE(SUM(d.in_flight = 1 AND d.visible_at > ?), 0) AS in_flight,
+				COALESCE(SUM(d.in_flight = 0 AND d.visible_at > ?), 0) AS retrying,
+				MIN(d.message_id) AS oldest_id
+			FROM queue_subscriptions s
+			LEFT JOIN queue_deliveries d ON d.topic = s.topic AND d.consumer_group = s.consumer_group
+			GROUP BY s.topic, s.consumer_group
+		) g
+		ORDER BY g.topic, g.consumer_group`, now, now)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}

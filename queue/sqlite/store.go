@@ -129,8 +129,12 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	if path == "" {
 		return nil, errors.New("open sqlite queue: empty path")
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
 		return nil, fmt.Errorf("open sqlite queue %q: is a directory", path)
+	case errors.Is(err, os.ErrNotExist) && cfg.MustExist:
+		return nil, fmt.Errorf("open sqlite queue %q: no such file (is the queue URL right?)", path)
 	}
 
 	writeDB, err := sql.Open("sqlite3", dsn(path, cfg, false))
@@ -195,10 +199,11 @@ func dsn(path string, cfg Config, readOnly bool) string {
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
 	q.Set("_synchronous", string(cfg.Synchronous))
-	q.Set("_txlock", "immediate")
 	q.Set("_foreign_keys", "0")
 	if readOnly {
 		q.Set("_query_only", "1")
+	} else {
+		q.Set("_txlock", "immediate")
 	}
 	return "file:" + escapePath(path) + "?" + q.Encode()
 }

@@ -1,0 +1,260 @@
+// Package retry is the router middleware that retries failed messages with
+// exponential backoff and jitter and dead-letters those that keep failing or
+// can never succeed.
+//
+// The attempt count is not kept here but read from the message's
+// backend.MetadataAttempt, which the backend persists with the delivery: a
+// restart of the consumer does not reset it. The backoff is not slept in the
+// handler either: the middleware sets Watermill's delay metadata and returns
+// the error, and the backend makes the message visible again after the
+// delay, so a worker slot is not held while waiting.
+package retry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/tracing"
+)
+
+// ErrPermanent marks an error that no retry can fix: an undecodable
+// payload, an unknown message type, a violated contract. Such a message is
+// dead-lettered at once. Wrap with Permanent.
+var ErrPermanent = errors.New("permanent failure")
+
+// Permanent wraps err so that errors.Is(err, ErrPermanent) holds.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string        { return e.err.Error() }
+func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
+
+// Metadata keys the middleware writes on a dead-lettered message's copy.
+const (
+	// MetadataDeadLetterReason says why the message was given up:
+	// "max attempts" or "permanent".
+	MetadataDeadLetterReason = "dead_letter_reason"
+)
+
+// Config configures the middleware. Middleware calls setDefaults and panics
+// on an invalid config, as a router is built once at start-up.
+type Config struct {
+	// ConsumerGroup is the group whose handler this wraps; required.
+	ConsumerGroup string
+	// DeadLetters receives messages given up on; required.
+	DeadLetters backend.DeadLetterStore
+
+	// MaxAttempts is how many times a message is handled before it is
+	// dead-lettered. Default 5.
+	MaxAttempts int
+	// InitialInterval is the delay after the first failure; each further
+	// failure multiplies it by Multiplier, up to MaxInterval. Defaults
+	// 100ms, 2, 30s.
+	InitialInterval time.Duration
+	Multiplier      float64
+	MaxInterval     time.Duration
+	// Jitter spreads each delay uniformly by ±Jitter of itself, so that
+	// messages that failed together do not come back together. Default 0.2.
+	Jitter float64
+
+	// Logger for retries and dead letters. Default watermill.NopLogger.
+	Logger watermill.LoggerAdapter
+	// OnDeadLetter, when set, is called after a message was dead-lettered
+	// (for metrics).
+	OnDeadLetter func(topic string)
+	// OnRetry, when set, is called when a failed message is scheduled again.
+	OnRetry func(topic string)
+
+	now    func() time.Time
+	random func() float64
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.InitialInterval == 0 {
+		c.InitialInterval = 100 * time.Millisecond
+	}
+	if c.Multiplier == 0 {
+		c.Multiplier = 2
+	}
+	if c.MaxInterval == 0 {
+		c.MaxInterval = 30 * time.Second
+	}
+	if c.Jitter == 0 {
+		c.Jitter = 0.2
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.random == nil {
+		c.random = rand.Float64
+	}
+}
+
+// Validate reports an unusable config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("consumer group is required"))
+	}
+	if c.DeadLetters == nil {
+		errs = append(errs, errors.New("dead-letter store is required"))
+	}
+	if c.MaxAttempts < 1 {
+		errs = append(errs, errors.New("max attempts must be at least 1"))
+	}
+	if c.InitialInterval < 0 || c.MaxInterval < c.InitialInterval {
+		errs = append(errs, errors.New("intervals must satisfy 0 <= initial <= max"))
+	}
+	if c.Multiplier < 1 {
+		errs = append(errs, errors.New("multiplier must be at least 1"))
+	}
+	if c.Jitter < 0 || c.Jitter >= 1 {
+		errs = append(errs, errors.New("jitter must be in [0, 1)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Backoff is the delay before attempt+1 after attempt failed (attempt is
+// 1-based), before jitter.
+func (c Config) Backoff(attempt int) time.Duration {
+	d := float64(c.InitialInterval) * math.Pow(c.Multiplier, float64(max(attempt-1, 0)))
+	if d > float64(c.MaxInterval) || math.IsInf(d, 0) {
+		return c.MaxInterval
+	}
+	return time.Duration(d)
+}
+
+// Middleware returns the retry and dead-letter middleware.
+func Middleware(cfg Config) message.HandlerMiddleware {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		panic(fmt.Sprintf("retry middleware: %v", err))
+	}
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			produced, err := h(msg)
+			if err == nil {
+				return produced, nil
+			}
+			return nil, cfg.failed(msg, err)
+		}
+	}
+}
+
+// failed decides between another attempt and the dead-letter store. It
+// returns nil (ack) once the message is safely dead-lettered, and an error
+// (nack) otherwise.
+func (c Config) failed(msg *message.Message, handlerErr error) error {
+	attempt := 1
+	if n, err := strconv.Atoi(msg.Metadata.Get(backend.MetadataAttempt)); err == nil && n > 0 {
+		attempt = n
+	}
+	topic := message.SubscribeTopicFromCtx(msg.Context())
+	fields := watermill.LogFields{"message_uuid": msg.UUID, "topic": topic, "consumer_group": c.ConsumerGroup, "attempt": attempt}
+	now := c.now().UTC()
+
+	permanent := errors.Is(handlerErr, ErrPermanent)
+	if !permanent && attempt < c.MaxAttempts {
+		d := c.Backoff(attempt)
+		d += time.Duration((c.random()*2 - 1) * c.Jitter * float64(d))
+		msg.Metadata.Set(backend.MetadataLastError, truncate(handlerErr.Error(), 2000))
+		delay.Message(msg, delay.For(d))
+		c.Logger.Info("Handler failed; will retry", fields.Add(watermill.LogFields{"error": handlerErr.Error(), "retry_in": d.String()}))
+		if c.OnRetry != nil {
+			c.OnRetry(topic)
+		}
+		return handlerErr
+	}
+
+	reason := "max attempts"
+	if permanent {
+		reason = "permanent"
+	}
+	first := now
+	if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(backend.MetadataFirstFailedAt)); err == nil {
+		first = t
+	}
+	dl := backend.DeadLetter{
+		MessageUUID:   msg.UUID,
+		Topic:         topic,
+		ConsumerGroup: c.ConsumerGroup,
+		Payload:       msg.Payload,
+		Metadata:      originalMetadata(msg.Metadata),
+		Attempts:      attempt,
+		LastError:     truncate(handlerErr.Error(), 4000),
+		FirstFailedAt: first,
+		LastFailedAt:  now,
+		DeadAt:        now,
+	}
+	dl.Metadata[MetadataDeadLetterReason] = reason
+	// The store write must happen even if the message's context is
+	// cancelled (shutdown): otherwise the message is retried, which is
+	// safe but loses the verdict.
+	ctx := context.WithoutCancel(msg.Context())
+	if err := c.DeadLetters.Put(ctx, dl); err != nil {
+		c.Logger.Error("Dead-lettering failed; the message will be retried", err, fields)
+		return fmt.Errorf("dead-letter after %v: %w", handlerErr, err)
+	}
+	tracing.RecordDeadLetter(msg.Context(), reason+": "+handlerErr.Error())
+	c.Logger.Error("Message dead-lettered", handlerErr, fields.Add(watermill.LogFields{"reason": reason}))
+	if c.OnDeadLetter != nil {
+		c.OnDeadLetter(topic)
+	}
+	return nil
+}
+
+// originalMetadata copies metadata without the keys that describe one
+// delivery, so that a replay starts afresh.
+func originalMetadata(m message.Metadata) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if IsDeliveryKey(k) {
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// IsDeliveryKey reports whether a metadata key describes one delivery
+// (attempt count, failure bookkeeping, redelivery delay) rather than the
+// message itself.
+func IsDeliveryKey(k string) bool {
+	switch k {
+	case backend.MetadataAttempt, backend.MetadataFirstFailedAt, backend.MetadataLastError,
+		backend.MetadataReplayForGroup, delay.DelayedForKey, delay.DelayedUntilKey:
+		return true
+	}
+	return strings.HasPrefix(k, "_watermill")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
