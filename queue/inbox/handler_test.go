@@ -1,0 +1,166 @@
+package inbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/queue/inbox"
+	"github.com/orderflow/orderflow/queue/outbox"
+)
+
+// TestHandlerWithOutbox runs the whole consumer side of a service: a router
+// consumes from the queue (GoChannel here), the inbox handler applies the
+// effect and stores the reply in the outbox in one transaction, and the
+// forwarder relays the reply to the queue.
+func TestHandlerWithOutbox(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+
+	queue := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 64}, nil)
+	t.Cleanup(func() { require.NoError(t, queue.Close()) })
+	replies, err := queue.Subscribe(ctx, "payment.events")
+	require.NoError(t, err)
+	audits, err := queue.Subscribe(ctx, "audit.events")
+	require.NoError(t, err)
+
+	var calls atomic.Int64
+	var failNext atomic.Bool
+	handler, err := ib.Handler(inbox.HandlerConfig{
+		ConsumerGroup: "payment",
+		Outbox:        ob,
+		PublishTopic:  "payment.events",
+	}, func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+		calls.Add(1)
+		if _, err := tx.ExecContext(msg.Context(),
+			`INSERT INTO effects (message_id, note) VALUES (?, 'charged')`, msg.UUID); err != nil {
+			return nil, err
+		}
+		// A second topic, written directly to the outbox in the same tx.
+		if err := ob.Publisher(tx).Publish("audit.events", message.NewMessage("audit-"+msg.UUID, nil)); err != nil {
+			return nil, err
+		}
+		if failNext.CompareAndSwap(true, false) {
+			return nil, errors.New("transient failure after the writes")
+		}
+		return []*message.Message{message.NewMessage("charged-"+msg.UUID, []byte(`{"status":"charged"}`))}, nil
+	})
+	require.NoError(t, err)
+
+	router, err := message.NewRouter(message.RouterConfig{}, nil)
+	require.NoError(t, err)
+	router.AddConsumerHandler("payment", "payment.commands", queue, func(msg *message.Message) error {
+		_, err := handler(msg)
+		return err
+	})
+	fwd, err := outbox.NewForwarder(db, queue, outbox.ForwarderConfig{Outbox: ob})
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	runCtx, stop := context.WithCancel(ctx)
+	wg.Go(func() { assert.NoError(t, router.Run(runCtx)) })
+	wg.Go(func() { assert.NoError(t, fwd.Run(runCtx)) })
+	t.Cleanup(func() {
+		stop()
+		wg.Wait()
+		require.NoError(t, router.Close())
+	})
+	<-router.Running()
+	<-fwd.Running()
+
+	// The same command delivered three times, and one whose first attempt
+	// fails after writing (rolled back, redelivered by GoChannel on nack).
+	for range 3 {
+		require.NoError(t, queue.Publish("payment.commands", message.NewMessage("charge-o-1", nil)))
+	}
+	failNext.Store(true)
+	require.NoError(t, queue.Publish("payment.commands", message.NewMessage("charge-o-2", nil)))
+
+	got := map[string]int{}
+	deadline := time.After(5 * time.Second)
+	for len(got) < 4 {
+		select {
+		case m := <-replies:
+			got[m.UUID]++
+			m.Ack()
+		case m := <-audits:
+			got[m.UUID]++
+			m.Ack()
+		case <-deadline:
+			t.Fatalf("got %v, want 4 distinct messages", got)
+		}
+	}
+	select {
+	case m := <-replies:
+		t.Fatalf("unexpected second reply %s", m.UUID)
+	case m := <-audits:
+		t.Fatalf("unexpected second audit %s", m.UUID)
+	case <-time.After(100 * time.Millisecond):
+	}
+	assert.Equal(t, map[string]int{
+		"charged-charge-o-1": 1, "audit-charge-o-1": 1,
+		"charged-charge-o-2": 1, "audit-charge-o-2": 1,
+	}, got)
+	assert.Equal(t, int64(3), calls.Load(), "handler calls: o-1 once, o-2 twice")
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'charge-o-1'`))
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'charge-o-2'`))
+}
+
+func TestHandlerRejectsReturnedMessagesWithoutOutbox(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	handler, err := ib.Handler(inbox.HandlerConfig{ConsumerGroup: "payment"},
+		func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+			_, err := tx.Exec(`INSERT INTO effects (message_id, note) VALUES (?, 'x')`, msg.UUID)
+			return []*message.Message{message.NewMessage("reply", nil)}, err
+		})
+	require.NoError(t, err)
+
+	out, err := handler(message.NewMessage("m1", nil))
+	require.ErrorContains(t, err, "no outbox")
+	assert.Empty(t, out)
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects`), "rolled back")
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`), "not recorded")
+}
+
+func TestHandlerConfigValidation(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	ob, err := outbox.New(context.Background(), db, outbox.Config{})
+	require.NoError(t, err)
+	noop := func(*message.Message, *sql.Tx) ([]*message.Message, error) { return nil, nil }
+	tests := []struct {
+		name    string
+		cfg     inbox.HandlerConfig
+		h       inbox.TxHandlerFunc
+		wantErr bool
+	}{
+		{name: "group only", cfg: inbox.HandlerConfig{ConsumerGroup: "g"}, h: noop},
+		{name: "outbox and topic", cfg: inbox.HandlerConfig{ConsumerGroup: "g", Outbox: ob, PublishTopic: "t"}, h: noop},
+		{name: "no group", cfg: inbox.HandlerConfig{}, h: noop, wantErr: true},
+		{name: "outbox without topic", cfg: inbox.HandlerConfig{ConsumerGroup: "g", Outbox: ob}, h: noop, wantErr: true},
+		{name: "nil handler", cfg: inbox.HandlerConfig{ConsumerGroup: "g"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ib.Handler(tt.cfg, tt.h)
+			if tt.wantErr {
+				assert.Error(t, err)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,315 @@
+package inbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/orderflow/orderflow/queue/inbox"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// openDB opens a consumer's database with maxConns pooled connections and
+// a table its effects go to.
+func openDB(t testing.TB, maxConns int) *sql.DB {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "consumer.db")
+	db, err := sql.Open("sqlite3", "file:"+path+
+		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL")
+	require.NoError(t, err)
+	db.SetMaxOpenConns(maxConns)
+	t.Cleanup(func() { _ = db.Close() })
+	_, err = db.Exec(`CREATE TABLE effects (message_id TEXT NOT NULL, note TEXT NOT NULL)`)
+	require.NoError(t, err)
+	return db
+}
+
+func newInbox(t testing.TB, db *sql.DB, cfg inbox.Config) *inbox.Inbox {
+	t.Helper()
+	ib, err := inbox.New(context.Background(), db, cfg)
+	require.NoError(t, err)
+	return ib
+}
+
+func countRows(t testing.TB, db *sql.DB, query string, args ...any) int {
+	t.Helper()
+	var n int
+	require.NoError(t, db.QueryRow(query, args...).Scan(&n))
+	return n
+}
+
+// effect records one effect of handling id in tx.
+func effect(id string) inbox.TxFunc {
+	return func(ctx context.Context, tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO effects (message_id, note) VALUES (?, 'charged')`, id)
+		return err
+	}
+}
+
+func TestHandle(t *testing.T) {
+	errDeclined := errors.New("declined")
+	type delivery struct {
+		group, id string
+		fail      bool // fn records its effect, then fails
+		wantDup   bool
+		wantErr   bool
+	}
+	tests := []struct {
+		name        string
+		deliveries  []delivery
+		wantEffects map[string]int // message id -> committed effects
+		wantRecords int
+	}{
+		{
+			name:        "first delivery runs fn",
+			deliveries:  []delivery{{group: "payment", id: "m1"}},
+			wantEffects: map[string]int{"m1": 1},
+			wantRecords: 1,
+		},
+		{
+			name: "redelivery is a duplicate and skipped",
+			deliveries: []delivery{
+				{group: "payment", id: "m1"},
+				{group: "payment", id: "m1", wantDup: true},
+				{group: "payment", id: "m1", wantDup: true},
+			},
+			wantEffects: map[string]int{"m1": 1},
+			wantRecords: 1,
+		},
+		{
+			name: "fn error rolls back and the next delivery runs fn again",
+			deliveries: []delivery{
+				{group: "payment", id: "m1", fail: true, wantErr: true},
+				{group: "payment", id: "m1"},
+				{group: "payment", id: "m1", wantDup: true},
+			},
+			wantEffects: map[string]int{"m1": 1},
+			wantRecords: 1,
+		},
+		{
+			name: "groups deduplicate independently",
+			deliveries: []delivery{
+				{group: "payment", id: "m1"},
+				{group: "shipping", id: "m1"},
+				{group: "shipping", id: "m1", wantDup: true},
+			},
+			wantEffects: map[string]int{"m1": 2},
+			wantRecords: 2,
+		},
+		{
+			name: "missing group or id is rejected",
+			deliveries: []delivery{
+				{group: "", id: "m1", wantErr: true},
+				{group: "payment", id: "", wantErr: true},
+			},
+			wantEffects: map[string]int{},
+			wantRecords: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openDB(t, 1)
+			ib := newInbox(t, db, inbox.Config{})
+			ran := 0
+			for i, d := range tt.deliveries {
+				dup, err := ib.Handle(context.Background(), d.group, d.id, func(ctx context.Context, tx *sql.Tx) error {
+					ran++
+					if err := effect(d.id)(ctx, tx); err != nil {
+						return err
+					}
+					if d.fail {
+						return errDeclined
+					}
+					return nil
+				})
+				if d.wantErr {
+					require.Error(t, err, "delivery %d", i)
+					if d.fail {
+						assert.ErrorIs(t, err, errDeclined, "delivery %d", i)
+					}
+				} else {
+					require.NoError(t, err, "delivery %d", i)
+				}
+				assert.Equal(t, d.wantDup, dup, "delivery %d: duplicate", i)
+			}
+			for id, want := range tt.wantEffects {
+				got := countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = ?`, id)
+				assert.Equal(t, want, got, "effects of %s: got %d, want %d", id, got, want)
+			}
+			got := countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`)
+			assert.Equal(t, tt.wantRecords, got, "processed records: got %d, want %d", got, tt.wantRecords)
+		})
+	}
+}
+
+func TestHandleConcurrentDeliveriesRunFnOnce(t *testing.T) {
+	for _, conns := range []int{1, 8} {
+		t.Run(fmt.Sprintf("%d connections", conns), func(t *testing.T) {
+			db := openDB(t, conns)
+			ib := newInbox(t, db, inbox.Config{})
+
+			const deliveries = 20
+			var ran, dups atomic.Int64
+			start := make(chan struct{})
+			errs := make(chan error, deliveries)
+			var wg sync.WaitGroup
+			for range deliveries {
+				wg.Go(func() {
+					<-start
+					dup, err := ib.Handle(context.Background(), "payment", "charge-o-1", func(ctx context.Context, tx *sql.Tx) error {
+						ran.Add(1)
+						return effect("charge-o-1")(ctx, tx)
+					})
+					if dup {
+						dups.Add(1)
+					}
+					errs <- err
+				})
+			}
+			close(start)
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err)
+			}
+			assert.Equal(t, int64(1), ran.Load(), "fn ran")
+			assert.Equal(t, int64(deliveries-1), dups.Load(), "duplicates")
+			assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects`), "committed effects")
+		})
+	}
+}
+
+func TestHandleCommitsDespiteCancellationAfterFn(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	dup, err := ib.Handle(ctx, "payment", "m1", func(ctx context.Context, tx *sql.Tx) error {
+		if err := effect("m1")(ctx, tx); err != nil {
+			return err
+		}
+		cancel() // e.g. shutdown begins right after the work is done
+		return nil
+	})
+	require.NoError(t, err)
+	assert.False(t, dup)
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects`))
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`))
+}
+
+func TestHandleCancelledBeforeStartDoesNothing(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := ib.Handle(ctx, "payment", "m1", effect("m1"))
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`))
+}
+
+func TestHandlePanicRollsBack(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	func() {
+		defer func() { assert.Equal(t, "boom", recover()) }()
+		_, _ = ib.Handle(context.Background(), "payment", "m1", func(ctx context.Context, tx *sql.Tx) error {
+			if err := effect("m1")(ctx, tx); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects`))
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`))
+
+	// The connection went back to the pool: the redelivery runs.
+	dup, err := ib.Handle(context.Background(), "payment", "m1", effect("m1"))
+	require.NoError(t, err)
+	assert.False(t, dup)
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects`))
+}
+
+func TestRetention(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{RetentionBatchSize: 3})
+	for i := range 10 {
+		_, err := ib.Handle(ctx, "payment", fmt.Sprintf("m%d", i), effect(fmt.Sprintf("m%d", i)))
+		require.NoError(t, err)
+	}
+
+	n, err := ib.PurgeProcessedBefore(ctx, time.Now().Add(-time.Hour))
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), n, "nothing is an hour old")
+
+	n, err = ib.PurgeProcessedBefore(ctx, time.Now().Add(time.Second))
+	require.NoError(t, err)
+	assert.Equal(t, int64(10), n, "deleted in batches of 3")
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`))
+
+	// The documented trade-off: a redelivery older than the retention is
+	// processed again.
+	dup, err := ib.Handle(ctx, "payment", "m0", effect("m0"))
+	require.NoError(t, err)
+	assert.False(t, dup)
+	assert.Equal(t, 2, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'm0'`))
+}
+
+func TestRunRetention(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{Retention: 20 * time.Millisecond, RetentionInterval: 10 * time.Millisecond})
+	_, err := ib.Handle(ctx, "payment", "m1", effect("m1"))
+	require.NoError(t, err)
+
+	done := make(chan error, 1)
+	go func() { done <- ib.RunRetention(ctx) }()
+	require.Eventually(t, func() bool {
+		return countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`) == 0
+	}, 5*time.Second, 10*time.Millisecond)
+	cancel()
+	require.NoError(t, <-done)
+
+	noRetention := newInbox(t, db, inbox.Config{})
+	require.NoError(t, noRetention.RunRetention(context.Background()), "returns at once")
+}
+
+func TestConfigValidation(t *testing.T) {
+	db := openDB(t, 1)
+	tests := []struct {
+		name    string
+		cfg     inbox.Config
+		wantErr bool
+	}{
+		{name: "defaults", cfg: inbox.Config{}},
+		{name: "retention", cfg: inbox.Config{Retention: 24 * time.Hour}},
+		{name: "negative retention", cfg: inbox.Config{Retention: -time.Second}, wantErr: true},
+		{name: "negative interval", cfg: inbox.Config{RetentionInterval: -time.Second}, wantErr: true},
+		{name: "negative batch", cfg: inbox.Config{RetentionBatchSize: -1}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := inbox.New(context.Background(), db, tt.cfg)
+			if tt.wantErr {
+				assert.Error(t, err)
+			} else {
+				assert.NoError(t, err)
+			}
+		})
+	}
+	_, err := inbox.New(context.Background(), nil, inbox.Config{})
+	assert.Error(t, err)
+}

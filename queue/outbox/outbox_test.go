@@ -1,0 +1,390 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/orderflow/orderflow/queue/outbox"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestCommittedMessageIsForwarded(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events", "payment.commands")
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob})
+
+	orderMsg := message.NewMessage("m-1", []byte(`{"order_id":"o-1"}`))
+	orderMsg.Metadata.Set("correlation_id", "o-1")
+	orderMsg.Metadata.Set("type", "OrderPlaced")
+	chargeMsg := message.NewMessage("m-2", []byte(`{"amount":10}`))
+	require.NoError(t, inTx(ctx, db, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`INSERT INTO orders (id, status) VALUES ('o-1', 'PLACED')`); err != nil {
+			return err
+		}
+		if err := ob.Publisher(tx).Publish("order.events", orderMsg); err != nil {
+			return err
+		}
+		return ob.Store(ctx, tx, "payment.commands", chargeMsg)
+	}))
+
+	col.waitCount(t, 2, 5*time.Second)
+	byUUID := map[string]*message.Message{}
+	for _, m := range col.msgs {
+		byUUID[m.UUID] = m
+	}
+	require.Contains(t, byUUID, "m-1")
+	require.Contains(t, byUUID, "m-2")
+	assert.Equal(t, orderMsg.Payload, byUUID["m-1"].Payload)
+	assert.Equal(t, orderMsg.Metadata, byUUID["m-1"].Metadata)
+	assert.Equal(t, chargeMsg.Payload, byUUID["m-2"].Payload)
+	waitPending(t, f, 0, 5*time.Second)
+}
+
+func TestRolledBackMessageIsNotForwarded(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events")
+	startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob})
+
+	errBusiness := errors.New("out of stock")
+	err = inTx(ctx, db, func(tx *sql.Tx) error {
+		if err := ob.Store(ctx, tx, "order.events", message.NewMessage("rolled-back", nil)); err != nil {
+			return err
+		}
+		return errBusiness
+	})
+	require.ErrorIs(t, err, errBusiness)
+	require.NoError(t, placeOrder(ctx, db, ob, "committed"))
+
+	// The committed message was stored after the rolled-back one would
+	// have been: once it arrives, the other would have arrived before it.
+	col.waitCount(t, 1, 5*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	assert.Equal(t, map[string]int{"committed": 1}, col.snapshot())
+}
+
+func TestConcurrentTransactionsAreForwardedOnce(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events", "inventory.commands")
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob})
+
+	const workers, txsPerWorker = 20, 25
+	want := map[string]int{}
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		for i := range txsPerWorker {
+			id := fmt.Sprintf("o-%d-%d", w, i)
+			want[id] = 1
+			want[id+"-reserve"] = 1
+		}
+		wg.Go(func() {
+			for i := range txsPerWorker {
+				id := fmt.Sprintf("o-%d-%d", w, i)
+				err := inTx(ctx, db, func(tx *sql.Tx) error {
+					if _, err := tx.Exec(`INSERT INTO orders (id, status) VALUES (?, 'PLACED')`, id); err != nil {
+						return err
+					}
+					pub := ob.Publisher(tx)
+					if err := pub.Publish("order.events", message.NewMessage(id, nil)); err != nil {
+						return err
+					}
+					return pub.Publish("inventory.commands", message.NewMessage(id+"-reserve", nil))
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	col.waitCount(t, len(want), 20*time.Second)
+	waitPending(t, f, 0, 5*time.Second)
+	time.Sleep(50 * time.Millisecond) // a duplicate would arrive now
+	assert.Equal(t, want, col.snapshot())
+}
+
+func TestForwarderRestartResumes(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events")
+
+	_, stop := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob})
+	for i := range 10 {
+		require.NoError(t, placeOrder(ctx, db, ob, fmt.Sprintf("before-%d", i)))
+	}
+	col.waitCount(t, 10, 5*time.Second)
+	stop()
+
+	// Committed while no forwarder runs, as after a crash.
+	for i := range 10 {
+		require.NoError(t, placeOrder(ctx, db, ob, fmt.Sprintf("while-down-%d", i)))
+	}
+	time.Sleep(20 * time.Millisecond)
+	require.Equal(t, 10, col.count())
+
+	f2, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{}) // polling only
+	col.waitCount(t, 20, 5*time.Second)
+	waitPending(t, f2, 0, 5*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	got := col.snapshot()
+	assert.Len(t, got, 20)
+	for id, n := range got {
+		assert.Equal(t, 1, n, "deliveries of %s", id)
+	}
+	// Forwarded in commit order.
+	order := col.publishOrder()
+	assert.True(t, slices.Equal(order[10:], []string{
+		"while-down-0", "while-down-1", "while-down-2", "while-down-3", "while-down-4",
+		"while-down-5", "while-down-6", "while-down-7", "while-down-8", "while-down-9",
+	}), "order: %v", order)
+}
+
+func TestGracefulRestartsUnderLoadForwardEverythingOnce(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events")
+
+	const n = 300
+	want := make([]string, n)
+	produced := make(chan error, 1)
+	go func() {
+		for i := range n {
+			want[i] = fmt.Sprintf("o-%03d", i)
+			if err := placeOrder(ctx, db, ob, want[i]); err != nil {
+				produced <- err
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+		produced <- nil
+	}()
+
+	// Stop (alternately by Close and by cancelling Run's context) and
+	// restart the forwarder while the service keeps committing. A slow
+	// destination makes every stop land in the middle of a forward.
+	slow := slowPublisher{Publisher: dst, delay: 2 * time.Millisecond}
+	for i := range 6 {
+		_, stop := runForwarder(t, db, slow, outbox.ForwarderConfig{Outbox: ob, BatchSize: 4}, i%2 == 1)
+		time.Sleep(time.Duration(20+7*i) * time.Millisecond)
+		stop()
+	}
+	require.NoError(t, <-produced)
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob})
+	col.waitCount(t, n, 10*time.Second)
+	waitPending(t, f, 0, 5*time.Second)
+	time.Sleep(50 * time.Millisecond)
+
+	got := col.publishOrder()
+	assert.Equal(t, want, got, "published: got %d messages, want %d, each once and in commit order", len(got), n)
+}
+
+type slowPublisher struct {
+	message.Publisher
+	delay time.Duration
+}
+
+func (p slowPublisher) Publish(topic string, msgs ...*message.Message) error {
+	time.Sleep(p.delay)
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// flakyPublisher fails while down is set.
+type flakyPublisher struct {
+	message.Publisher
+	down     atomic.Bool
+	failures atomic.Int64
+}
+
+func (p *flakyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.down.Load() {
+		p.failures.Add(1)
+		return errors.New("destination unavailable")
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+func TestDestinationFailureDoesNotBlockBusinessWrites(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events")
+	flaky := &flakyPublisher{Publisher: dst}
+	flaky.down.Store(true)
+	f, _ := startForwarder(t, db, flaky, outbox.ForwarderConfig{Outbox: ob, RetryInterval: 50 * time.Millisecond})
+
+	// While the destination is down, business transactions keep committing
+	// promptly: a failed forward never holds the write lock while it waits.
+	var slowest time.Duration
+	for i := range 20 {
+		start := time.Now()
+		require.NoError(t, placeOrder(ctx, db, ob, fmt.Sprintf("o-%d", i)))
+		slowest = max(slowest, time.Since(start))
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.Eventually(t, func() bool { return flaky.failures.Load() >= 3 }, 5*time.Second, 5*time.Millisecond)
+	assert.Less(t, slowest, 200*time.Millisecond, "slowest business transaction")
+	assert.Equal(t, 0, col.count())
+	t.Logf("slowest business tx while the destination was down: %v; failed forwards: %d", slowest, flaky.failures.Load())
+
+	flaky.down.Store(false)
+	col.waitCount(t, 20, 5*time.Second)
+	waitPending(t, f, 0, 5*time.Second)
+	time.Sleep(50 * time.Millisecond)
+	got := col.snapshot()
+	assert.Len(t, got, 20)
+	for id, n := range got {
+		assert.Equal(t, 1, n, "deliveries of %s", id)
+	}
+}
+
+func TestCleanupDeletesForwardedMessagesAndNeverReusesOffsets(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	dst, col := newDestination(t, "order.events")
+	startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob, CleanupInterval: 10 * time.Millisecond, CleanupBatchSize: 7})
+
+	rows := func() (n int) {
+		require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM watermill_outbox`).Scan(&n))
+		return n
+	}
+	for i := range 30 {
+		require.NoError(t, placeOrder(ctx, db, ob, fmt.Sprintf("a-%d", i)))
+	}
+	col.waitCount(t, 30, 5*time.Second)
+	require.Eventually(t, func() bool { return rows() == 0 }, 5*time.Second, 10*time.Millisecond)
+
+	// The table is empty; new offsets continue after the acked one.
+	require.NoError(t, placeOrder(ctx, db, ob, "b-0"))
+	col.waitCount(t, 31, 5*time.Second)
+	var maxOffset int64
+	require.NoError(t, db.QueryRow(`SELECT seq FROM sqlite_sequence WHERE name = 'watermill_outbox'`).Scan(&maxOffset))
+	assert.Equal(t, int64(31), maxOffset)
+	assert.Equal(t, 1, col.snapshot()["b-0"])
+}
+
+func TestForwardingLatency(t *testing.T) {
+	tests := []struct {
+		name string
+		wake bool          // ForwarderConfig.Outbox set
+		gap  time.Duration // idle time before each commit
+		p50  time.Duration // generous bounds: -race, a loaded CI machine
+	}{
+		{name: "woken, right after traffic", wake: true, p50: 20 * time.Millisecond},
+		{name: "woken, after idling", wake: true, gap: 110 * time.Millisecond, p50: 20 * time.Millisecond},
+		{name: "polling, right after traffic", p50: 20 * time.Millisecond},
+		{name: "polling, after idling", gap: 50 * time.Millisecond, p50: 40 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := tempDB(t)
+			ob, err := outbox.New(ctx, db, outbox.Config{})
+			require.NoError(t, err)
+			dst, col := newDestination(t, "order.events")
+			cfg := outbox.ForwarderConfig{}
+			if tt.wake {
+				cfg.Outbox = ob
+			}
+			startForwarder(t, db, dst, cfg)
+
+			const n = 20
+			committed := map[string]time.Time{}
+			for i := range n {
+				time.Sleep(tt.gap)
+				id := fmt.Sprintf("o-%d", i)
+				require.NoError(t, placeOrder(ctx, db, ob, id))
+				committed[id] = time.Now()
+				col.waitCount(t, i+1, 5*time.Second)
+			}
+			var lat []time.Duration
+			col.mu.Lock()
+			for id, at := range col.at {
+				lat = append(lat, at.Sub(committed[id]))
+			}
+			col.mu.Unlock()
+			slices.Sort(lat)
+			p50 := lat[n/2]
+			t.Logf("commit -> destination: p50 %v, max %v", p50, lat[n-1])
+			assert.Less(t, p50, tt.p50, "p50: got %v, want below %v", p50, tt.p50)
+		})
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	dst, _ := newDestination(t)
+	tests := []struct {
+		name    string
+		cfg     outbox.ForwarderConfig
+		wantErr bool
+	}{
+		{name: "defaults", cfg: outbox.ForwarderConfig{}},
+		{name: "topic with dots", cfg: outbox.ForwarderConfig{ForwarderTopic: "order.outbox"}},
+		{name: "topic with a quote", cfg: outbox.ForwarderConfig{ForwarderTopic: `x"; DROP TABLE orders; --`}, wantErr: true},
+		{name: "negative batch", cfg: outbox.ForwarderConfig{BatchSize: -1}, wantErr: true},
+		{name: "negative poll", cfg: outbox.ForwarderConfig{PollInterval: -time.Millisecond}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := outbox.NewForwarder(db, dst, tt.cfg)
+			if tt.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		})
+	}
+
+	_, err := outbox.New(ctx, nil, outbox.Config{})
+	assert.Error(t, err)
+	_, err = outbox.New(ctx, db, outbox.Config{ForwarderTopic: "bad topic"})
+	assert.Error(t, err)
+	_, err = outbox.NewForwarder(db, nil, outbox.ForwarderConfig{})
+	assert.Error(t, err)
+
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	assert.Error(t, ob.Publisher(nil).Publish("t", message.NewMessage("x", nil)))
+	require.NoError(t, inTx(ctx, db, func(tx *sql.Tx) error {
+		return ob.Publisher(tx).Publish("order.events") // no messages: no-op
+	}))
+}
