@@ -1,0 +1,364 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlite"
+)
+
+func open(ctx context.Context, g globals) (backend.Backend, error) {
+	b, err := queue.OpenBackend(ctx, queue.Config{URL: g.queueURL, SQLite: sqlite.Config{MustExist: true}})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func subFlags(g globals, name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(g.stderr)
+	return fs
+}
+
+func printJSON(g globals, v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func noArgs(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), fs.Args())}
+	}
+	return nil
+}
+
+func cmdTopics(ctx context.Context, g globals, args []string) error {
+	if err := noArgs(subFlags(g, "topics"), args); err != nil {
+		return err
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	topics, err := b.Inspector().Topics(ctx)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g, topics)
+	}
+	for _, t := range topics {
+		fmt.Fprintln(g.stdout, t)
+	}
+	return nil
+}
+
+func cmdStats(ctx context.Context, g globals, args []string) error {
+	if err := noArgs(subFlags(g, "stats"), args); err != nil {
+		return err
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	stats, err := b.Inspector().Stats(ctx)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g, stats)
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tSTORED\tDEAD\tGROUP\tDEPTH\tIN FLIGHT\tRETRYING\tOLDEST")
+	for _, s := range stats {
+		if len(s.Groups) == 0 {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t-\t-\t-\n", s.Topic, s.Stored, s.DeadLetters)
+		}
+		for i, gs := range s.Groups {
+			topic, stored, dead := s.Topic, strconv.FormatInt(s.Stored, 10), strconv.FormatInt(s.DeadLetters, 10)
+			if i > 0 {
+				topic, stored, dead = "", "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\n", topic, stored, dead, gs.ConsumerGroup, gs.Depth, gs.InFlight, gs.Retrying, age(gs.OldestAge, gs.Depth))
+		}
+	}
+	return tw.Flush()
+}
+
+func age(d time.Duration, depth int64) string {
+	if depth == 0 {
+		return "-"
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+func cmdDLQ(ctx context.Context, g globals, args []string) error {
+	if len(args) == 0 {
+		return usageError{"dlq needs a subcommand: list, show, replay or purge"}
+	}
+	switch args[0] {
+	case "list", "ls":
+		return dlqList(ctx, g, args[1:])
+	case "show":
+		return dlqShow(ctx, g, args[1:])
+	case "replay":
+		return dlqReplay(ctx, g, args[1:])
+	case "purge":
+		return dlqPurge(ctx, g, args[1:])
+	default:
+		return usageError{fmt.Sprintf("unknown dlq subcommand %q (want list, show, replay or purge)", args[0])}
+	}
+}
+
+func filterFlags(fs *flag.FlagSet, f *backend.DeadLetterFilter) {
+	fs.StringVar(&f.Topic, "topic", "", "only dead letters of this original topic")
+	fs.StringVar(&f.ConsumerGroup, "group", "", "only dead letters of this consumer group")
+}
+
+func dlqList(ctx context.Context, g globals, args []string) error {
+	fs := subFlags(g, "dlq list")
+	var f backend.DeadLetterFilter
+	filterFlags(fs, &f)
+	fs.IntVar(&f.Limit, "limit", 100, "at most this many")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	dls, err := b.DeadLetters().List(ctx, f)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if dls == nil {
+			dls = []backend.DeadLetter{}
+		}
+		return printJSON(g, dls)
+	}
+	if len(dls) == 0 {
+		fmt.Fprintln(g.stdout, "no dead letters")
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tTOPIC\tGROUP\tATTEMPTS\tDEAD AT\tLAST ERROR")
+	for _, dl := range dls {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", dl.ID, dl.Topic, dl.ConsumerGroup, dl.Attempts, dl.DeadAt.Format(time.RFC3339), oneLine(dl.LastError, 80))
+	}
+	return tw.Flush()
+}
+
+func parseID(fs *flag.FlagSet) (int64, error) {
+	if fs.NArg() != 1 {
+		return 0, usageError{fmt.Sprintf("%s needs exactly one dead letter ID", fs.Name())}
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageError{fmt.Sprintf("%s: %q is not a dead letter ID (a positive number from dlq list)", fs.Name(), fs.Arg(0))}
+	}
+	return id, nil
+}
+
+func dlqShow(ctx context.Context, g globals, args []string) error {
+	fs := subFlags(g, "dlq show")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	id, err := parseID(fs)
+	if err != nil {
+		return err
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	dl, err := b.DeadLetters().Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g, dl)
+	}
+	fmt.Fprintf(g.stdout, "ID:              %d\nMessage UUID:    %s\nTopic:           %s\nConsumer group:  %s\nAttempts:        %d\nFirst failed at: %s\nLast failed at:  %s\nDead at:         %s\nLast error:      %s\nMetadata:\n",
+		dl.ID, dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Attempts,
+		dl.FirstFailedAt.Format(time.RFC3339Nano), dl.LastFailedAt.Format(time.RFC3339Nano), dl.DeadAt.Format(time.RFC3339Nano), dl.LastError)
+	keys := make([]string, 0, len(dl.Metadata))
+	for k := range dl.Metadata {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(g.stdout, "  %s: %s\n", k, dl.Metadata[k])
+	}
+	fmt.Fprintf(g.stdout, "Payload (%d bytes):\n%s\n", len(dl.Payload), printable(dl.Payload))
+	return nil
+}
+
+func dlqReplay(ctx context.Context, g globals, args []string) error {
+	fs := subFlags(g, "dlq replay")
+	var f backend.DeadLetterFilter
+	filterFlags(fs, &f)
+	all := fs.Bool("all", false, "replay every dead letter (matching --topic/--group)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *all && fs.NArg() > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "") {
+		return usageError{"dlq replay takes either one ID, or --all with optional --topic/--group"}
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if *all {
+		n, err := queue.ReplayDeadLetters(ctx, b, f)
+		if g.json {
+			_ = printJSON(g, map[string]any{"replayed": n})
+		} else {
+			fmt.Fprintf(g.stdout, "replayed %d dead letters\n", n)
+		}
+		return err
+	}
+	id, err := parseID(fs)
+	if err != nil {
+		return err
+	}
+	if err := queue.ReplayDeadLetter(ctx, b, id); err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g, map[string]any{"replayed": 1, "id": id})
+	}
+	fmt.Fprintf(g.stdout, "replayed dead letter %d\n", id)
+	return nil
+}
+
+func dlqPurge(ctx context.Context, g globals, args []string) error {
+	fs := subFlags(g, "dlq purge")
+	var f backend.DeadLetterFilter
+	filterFlags(fs, &f)
+	yes := fs.Bool("yes", false, "confirm: the dead letters are deleted for good")
+	if err := noArgs(fs, args); err != nil {
+		return err
+	}
+	if !*yes {
+		return usageError{"dlq purge deletes dead letters for good; add --yes to confirm"}
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	n, err := b.DeadLetters().Purge(ctx, f)
+	if err != nil {
+		return err
+	}
+	if g.json {
+		return printJSON(g, map[string]any{"purged": n})
+	}
+	fmt.Fprintf(g.stdout, "purged %d dead letters\n", n)
+	return nil
+}
+
+func cmdTail(ctx context.Context, g globals, args []string) error {
+	fs := subFlags(g, "tail")
+	fromStart := fs.Bool("from-start", false, "start with the messages still stored, not only new ones")
+	interval := fs.Duration("interval", 100*time.Millisecond, "how often to look for new messages")
+	// Accept the topic before or after the flags.
+	var topic string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		topic, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if topic == "" && fs.NArg() == 1 {
+		topic = fs.Arg(0)
+	} else if fs.NArg() > 0 || topic == "" {
+		return usageError{"tail needs exactly one TOPIC"}
+	}
+	if err := backend.ValidateTopic(topic); err != nil {
+		return usageError{err.Error()}
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	tailer, ok := b.(backend.Tailer)
+	if !ok {
+		return fmt.Errorf("the %s backend cannot tail topics", b.Name())
+	}
+	var after int64
+	if !*fromStart {
+		if after, err = tailer.LastOffset(ctx, topic); err != nil {
+			return err
+		}
+	}
+	ticker := time.NewTicker(*interval)
+	defer ticker.Stop()
+	for {
+		msgs, err := tailer.ReadAfter(ctx, topic, after, 500)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for _, m := range msgs {
+			after = m.Offset
+			if g.json {
+				if err := json.NewEncoder(g.stdout).Encode(m); err != nil {
+					return err
+				}
+				continue
+			}
+			fmt.Fprintf(g.stdout, "%s  %s  %s  type=%s  %s\n", m.CreatedAt.Format("15:04:05.000"), m.Topic, m.UUID, m.Metadata["type"], oneLine(string(printable(m.Payload)), 160))
+		}
+		if len(msgs) == 500 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) > n {
+		r := []rune(s)
+		return string(r[:n]) + "…"
+	}
+	return s
+}
+
+// printable shows text payloads as they are and binary ones quoted.
+func printable(b []byte) []byte {
+	if utf8.Valid(b) {
+		return b
+	}
+	return []byte(strconv.Quote(string(b)))
+}

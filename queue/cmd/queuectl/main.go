@@ -1,0 +1,113 @@
+// Command queuectl inspects and repairs an orderflow queue: topics, depths
+// and lag per consumer group, the dead-letter queue (list, show, replay,
+// purge) and a live tail of a topic. It takes the same queue URL as the
+// services.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "queuectl:", err)
+		}
+		var ue usageError
+		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the command line (exit status 2).
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+const usage = `queuectl — inspect and repair an orderflow queue
+
+Usage:
+  queuectl [global flags] <command> [flags] [args]
+
+Commands:
+  topics                       list the topics the queue knows
+  stats                        per topic: stored messages, dead letters; per consumer
+                               group: depth (lag), in flight, retrying, oldest age
+  dlq list [--topic T] [--group G] [--limit N]
+                               list dead letters
+  dlq show ID                  one dead letter with payload, metadata and last error
+  dlq replay ID | --all [--topic T] [--group G]
+                               put dead letters back on their original topic, for
+                               their consumer group only, with attempts reset
+  dlq purge [--topic T] [--group G] --yes
+                               delete dead letters for good
+  tail TOPIC [--from-start]    print a topic's messages as they are published
+                               (without consuming them); Ctrl-C stops
+
+Global flags:
+  --queue-url URL   the queue (env QUEUE_URL; default sqlite://data/queue.db)
+                    e.g. sqlite://data/queue.db, postgres://postgres@127.0.0.1:5432/orderflow
+  --json            print JSON instead of tables
+
+Examples:
+  queuectl stats
+  queuectl --json dlq list --topic payment.commands
+  queuectl dlq replay 42
+  QUEUE_URL=postgres://postgres@127.0.0.1/test queuectl dlq replay --all
+`
+
+type globals struct {
+	queueURL string
+	json     bool
+	stdout   io.Writer
+	stderr   io.Writer
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("queuectl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	g := globals{stdout: stdout, stderr: stderr}
+	defURL := os.Getenv("QUEUE_URL")
+	if defURL == "" {
+		defURL = "sqlite://data/queue.db"
+	}
+	fs.StringVar(&g.queueURL, "queue-url", defURL, "queue URL")
+	fs.BoolVar(&g.json, "json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return usageError{"no command given"}
+	}
+	cmd, cmdArgs := rest[0], rest[1:]
+	switch cmd {
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	case "topics":
+		return cmdTopics(ctx, g, cmdArgs)
+	case "stats":
+		return cmdStats(ctx, g, cmdArgs)
+	case "dlq":
+		return cmdDLQ(ctx, g, cmdArgs)
+	case "tail":
+		return cmdTail(ctx, g, cmdArgs)
+	default:
+		fs.Usage()
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+}

@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// delivery is one hand-out of a message to a consumer group, as recorded in
+// queue_delivery_attempts. attempt fences later writes: a write whose
+// attempt no longer matches lost the delivery to a later one.
+type delivery struct {
+	topic, group, uuid string
+	attempt            int
+	firstFailedAt      sql.NullTime
+	lastError          string
+}
+
+// claimDelivery counts one more delivery of the message to the group and
+// returns the count with the failure history. It commits before the message
+// is handed out, so a consumer that crashes while handling still counts.
+func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string) (delivery, error) {
+	d := delivery{topic: topic, group: group, uuid: uuid}
+	err := b.db.QueryRowContext(ctx, `
+		INSERT INTO queue_delivery_attempts
+			(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at)
+		VALUES ($1, $2, $3, 1, true, now())
+		ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
+		SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now()
+		RETURNING attempts, first_failed_at, last_error`,
+		topic, group, uuid,
+	).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
+	if err != nil {
+		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
+	}
+	return d, nil
+}
+
+// unclaimDelivery takes back a claim whose message was never handed out
+// (the subscriber closed first).
+func (b *Backend) unclaimDelivery(ctx context.Context, d delivery) error {
+	var err error
+	if d.attempt == 1 {
+		_, err = b.db.ExecContext(ctx, `
+			DELETE FROM queue_delivery_attempts
+			WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = 1`,
+			d.topic, d.group, d.uuid)
+	} else {
+		_, err = b.db.ExecContext(ctx, `
+			UPDATE queue_delivery_attempts SET attempts = attempts - 1, in_flight = false
+			WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
+			d.topic, d.group, d.uuid, d.attempt)
+	}
+	if err != nil {
+		return fmt.Errorf("unclaim delivery of %s: %w", d.uuid, err)
+	}
+	return nil
+}
+
+// ackDelivery forgets the message's attempts. It reports
+// backend.ErrLeaseLost when a later delivery has been claimed meanwhile.
+func (b *Backend) ackDelivery(ctx context.Context, d delivery) error {
+	res, err := b.db.ExecContext(ctx, `
+		DELETE FROM queue_delivery_attempts
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
+		d.topic, d.group, d.uuid, d.attempt)
+	return fenced(res, err, "ack delivery", d)
+}
+
+// failDelivery records a nack: the error text, and the failure times.
+func (b *Backend) failDelivery(ctx context.Context, d delivery, lastError string) error {
+	res, err := b.db.ExecContext(ctx, `
+		UPDATE queue_delivery_attempts
+		SET in_flight = false, last_error = $5,
+			first_failed_at = COALESCE(first_failed_at, now()), last_failed_at = now()
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
+		d.topic, d.group, d.uuid, d.attempt, lastError)
+	return fenced(res, err, "record failed delivery", d)
+}
+
+func fenced(res sql.Result, err error, what string, d delivery) error {
+	if err != nil {
+		return fmt.Errorf("%s of %s: %w", what, d.uuid, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("%s of %s: %w", what, d.uuid, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%s of %s (attempt %d): %w", what, d.uuid, d.attempt, backend.ErrLeaseLost)
+	}
+	return nil
+}
+
+// formatTime is the metadata form of a time: RFC 3339 with nanoseconds, UTC.
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

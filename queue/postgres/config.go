@@ -1,0 +1,136 @@
+package postgres
+
+import (
+	"errors"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// Config configures a PostgreSQL queue store. The zero value is ready to
+// use: Open calls setDefaults and then Validate.
+type Config struct {
+	// PollInterval is how long an idle subscription waits before it looks
+	// for new messages again. While nothing arrives the wait doubles up to
+	// MaxPollInterval; a poll that finds messages resets it. A poll is a
+	// short read-only transaction (four round trips). Defaults 10ms and
+	// 100ms: an idle consumer picks up a new message within about 100ms.
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
+
+	// BusyPollInterval is how long a consumer that found its group busy
+	// (another consumer of the group is handling a batch) waits before it
+	// tries again. It bounds how fast a standby consumer takes over from one
+	// that stopped. Default 500ms.
+	BusyPollInterval time.Duration
+
+	// ResendInterval is the pause before a nacked message is handed out
+	// again, when the nack carries no delay of its own (Watermill's
+	// delay.DelayedForKey metadata, which the retry middleware sets).
+	// Default 50ms.
+	ResendInterval time.Duration
+
+	// RetryInterval is the pause after a failed poll (server unreachable,
+	// for example) before the next one. Lock conflicts between competing
+	// consumers of one group are retried at once. Default 500ms.
+	RetryInterval time.Duration
+
+	// AckDeadline is how long a delivered message may stay unacknowledged.
+	// After it, watermill-sql gives the message up and the group will
+	// receive it again; this subscriber hands it out again only after the
+	// first handler has finished (an ack that arrives late is honoured:
+	// the redelivery is acked without being handed out). Default 30s.
+	AckDeadline time.Duration
+
+	// SubscribeBatchSize is how many messages one poll reads. The batch is
+	// handed out one message at a time inside one transaction; the group's
+	// offset is stored when the batch ends, so a crash redelivers at most
+	// the acked part of one batch. Default 50.
+	SubscribeBatchSize int
+
+	// MaxOpenConns caps the connections used for publishing, delivery
+	// bookkeeping, dead letters and statistics. Default 10.
+	MaxOpenConns int
+
+	// SubscriberMaxOpenConns caps the connections used by subscription
+	// transactions: every Subscribe call holds one while it handles a batch
+	// (a handler that runs keeps it) and for the moment of each poll. It is
+	// a separate pool so that subscriptions can never starve the publishing
+	// and bookkeeping their own handlers need. Default 20.
+	SubscriberMaxOpenConns int
+
+	// ConnectTimeout bounds opening one connection when the DSN has no
+	// connect_timeout. Default 5s.
+	ConnectTimeout time.Duration
+
+	// CloseTimeout is how long Close lets subscriptions finish their
+	// current transaction (storing the offsets of acked messages) before
+	// it cancels them. Default 5s.
+	CloseTimeout time.Duration
+
+	// Logger receives the store's logs. Default: watermill.NopLogger.
+	Logger watermill.LoggerAdapter
+}
+
+func (c *Config) setDefaults() {
+	if c.PollInterval == 0 {
+		c.PollInterval = 10 * time.Millisecond
+	}
+	if c.MaxPollInterval == 0 {
+		c.MaxPollInterval = 10 * c.PollInterval
+	}
+	if c.BusyPollInterval == 0 {
+		c.BusyPollInterval = 500 * time.Millisecond
+	}
+	if c.ResendInterval == 0 {
+		c.ResendInterval = 50 * time.Millisecond
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = 500 * time.Millisecond
+	}
+	if c.AckDeadline == 0 {
+		c.AckDeadline = 30 * time.Second
+	}
+	if c.SubscribeBatchSize == 0 {
+		c.SubscribeBatchSize = 50
+	}
+	if c.MaxOpenConns == 0 {
+		c.MaxOpenConns = 10
+	}
+	if c.SubscriberMaxOpenConns == 0 {
+		c.SubscriberMaxOpenConns = 20
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 5 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports settings the store cannot work with.
+func (c Config) Validate() error {
+	var errs []error
+	if c.PollInterval <= 0 || c.MaxPollInterval < c.PollInterval {
+		errs = append(errs, errors.New("poll interval must be positive with PollInterval <= MaxPollInterval"))
+	}
+	if c.BusyPollInterval <= 0 || c.ResendInterval <= 0 || c.RetryInterval <= 0 {
+		errs = append(errs, errors.New("busy poll, resend and retry intervals must be positive"))
+	}
+	if c.AckDeadline < 10*time.Millisecond {
+		errs = append(errs, errors.New("ack deadline must be at least 10ms"))
+	}
+	if c.SubscribeBatchSize < 1 {
+		errs = append(errs, errors.New("subscribe batch size must be positive"))
+	}
+	if c.MaxOpenConns < 1 || c.SubscriberMaxOpenConns < 1 {
+		errs = append(errs, errors.New("connection limits must be positive"))
+	}
+	if c.ConnectTimeout <= 0 || c.CloseTimeout <= 0 {
+		errs = append(errs, errors.New("connect and close timeouts must be positive"))
+	}
+	return errors.Join(errs...)
+}

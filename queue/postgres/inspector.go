@@ -1,0 +1,179 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// inspector reads topics and statistics. Statistics are read in one
+// REPEATABLE READ, read-only transaction, so they are consistent with each
+// other.
+type inspector struct {
+	b *Backend
+}
+
+// Topics lists the topics registered in queue_topics (every topic this
+// package ever published to or subscribed to), sorted.
+func (i inspector) Topics(ctx context.Context) ([]string, error) {
+	rows, err := i.b.db.QueryContext(ctx, `SELECT topic FROM queue_topics ORDER BY topic`)
+	if err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	defer rows.Close()
+	var topics []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("list topics: %w", err)
+		}
+		topics = append(topics, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list topics: %w", err)
+	}
+	return topics, nil
+}
+
+// Stats reports every registered topic, with its consumer groups sorted by
+// name (a group appears once it has subscribed). How the numbers are made:
+//
+//   - Stored counts the topic's table, which watermill-sql never trims.
+//   - Depth counts the messages after the group's stored offset. The offset
+//     is stored when a batch ends, so messages acked inside the batch that
+//     is being handled still count, as do messages of transactions that
+//     committed but are not yet readable (see the package comment).
+//   - InFlight counts messages handed to a handler and not yet acked or
+//     nacked, from queue_delivery_attempts. A consumer that crashed while
+//     handling leaves its message counted until it is delivered again.
+//     With watermill-sql it is at most one per subscription.
+//   - Retrying counts messages that were nacked and wait to be delivered
+//     again.
+//   - OldestAge is the age of the oldest message after the group's offset,
+//     from the created_at column watermill-sql fills with the publisher's
+//     CURRENT_TIMESTAMP as a time without zone: it assumes the publishing
+//     and the inspecting sessions share the server's TimeZone setting.
+func (i inspector) Stats(ctx context.Context) (_ []backend.TopicStats, err error) {
+	tx, err := i.b.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("read stats: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	topics, err := queryStrings(ctx, tx, `SELECT topic FROM queue_topics ORDER BY topic`)
+	if err != nil {
+		return nil, fmt.Errorf("read stats: list topics: %w", err)
+	}
+	stats := make([]backend.TopicStats, 0, len(topics))
+	for _, topic := range topics {
+		ts, err := i.topicStats(ctx, tx, topic)
+		if err != nil {
+			return nil, fmt.Errorf("read stats of topic %q: %w", topic, err)
+		}
+		stats = append(stats, ts)
+	}
+	return stats, nil
+}
+
+func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (backend.TopicStats, error) {
+	ts := backend.TopicStats{Topic: topic, Groups: []backend.GroupStats{}}
+	messages := i.b.schema.MessagesTable(topic)
+	offsets := i.b.offsets.MessagesOffsetsTable(topic)
+
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM `+messages).Scan(&ts.Stored); err != nil {
+		return ts, fmt.Errorf("count messages: %w", err)
+	}
+	if err := tx.QueryRowContext(ctx,
+		`SELECT count(*) FROM queue_dead_letters WHERE topic = $1`, topic).Scan(&ts.DeadLetters); err != nil {
+		return ts, fmt.Errorf("count dead letters: %w", err)
+	}
+
+	rows, err := tx.QueryContext(ctx, `
+		SELECT o.consumer_group, w.depth, w.oldest_age
+		FROM `+offsets+` o
+		CROSS JOIN LATERAL (
+			SELECT count(*) AS depth,
+				GREATEST(EXTRACT(EPOCH FROM LOCALTIMESTAMP - min(m.created_at)), 0)::float8 AS oldest_age
+			FROM `+messages+` m
+			WHERE (m.transaction_id, m."offset") > (o.last_processed_transaction_id, o.offset_acked)
+		) w
+		ORDER BY o.consumer_group`)
+	if err != nil {
+		return ts, fmt.Errorf("read group offsets: %w", err)
+	}
+	byGroup := map[string]int{}
+	for rows.Next() {
+		var (
+			g   backend.GroupStats
+			age sql.NullFloat64
+		)
+		if err := rows.Scan(&g.ConsumerGroup, &g.Depth, &age); err != nil {
+			rows.Close()
+			return ts, fmt.Errorf("read group offsets: %w", err)
+		}
+		if age.Valid {
+			g.OldestAge = time.Duration(age.Float64 * float64(time.Second))
+		}
+		byGroup[g.ConsumerGroup] = len(ts.Groups)
+		ts.Groups = append(ts.Groups, g)
+	}
+	if err := rows.Err(); err != nil {
+		rows.Close()
+		return ts, fmt.Errorf("read group offsets: %w", err)
+	}
+	rows.Close()
+
+	rows, err = tx.QueryContext(ctx, `
+		SELECT consumer_group,
+			count(*) FILTER (WHERE in_flight),
+			count(*) FILTER (WHERE NOT in_flight AND first_failed_at IS NOT NULL)
+		FROM queue_delivery_attempts WHERE topic = $1
+		GROUP BY consumer_group`, topic)
+	if err != nil {
+		return ts, fmt.Errorf("read deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			group              string
+			inFlight, retrying int64
+		)
+		if err := rows.Scan(&group, &inFlight, &retrying); err != nil {
+			return ts, fmt.Errorf("read deliveries: %w", err)
+		}
+		idx, ok := byGroup[group]
+		if !ok {
+			idx = len(ts.Groups)
+			byGroup[group] = idx
+			ts.Groups = append(ts.Groups, backend.GroupStats{ConsumerGroup: group})
+		}
+		ts.Groups[idx].InFlight = inFlight
+		ts.Groups[idx].Retrying = retrying
+	}
+	if err := rows.Err(); err != nil {
+		return ts, fmt.Errorf("read deliveries: %w", err)
+	}
+	sort.Slice(ts.Groups, func(a, b int) bool { return ts.Groups[a].ConsumerGroup < ts.Groups[b].ConsumerGroup })
+	return ts, nil
+}
+
+func queryStrings(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,97 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"hash/fnv"
+	"sync/atomic"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+)
+
+// groupLockSetting is the transaction-local setting through which a
+// subscription transaction tells NextOffsetQuery whether it holds its
+// group's lock.
+const groupLockSetting = "orderflow_queue.group_locked"
+
+// offsetsAdapter is watermill-sql's DefaultPostgreSQLOffsetsAdapter (same
+// tables, same ack and before-subscribing queries) with another way of
+// making the consumers of a group take turns.
+//
+// The default adapter locks the group's offset row with SELECT … FOR UPDATE
+// in a REPEATABLE READ transaction that stays open while the batch is
+// handled. Two problems were measured with it:
+//
+//   - A row lock gives the transaction an id. watermill-sql reads only
+//     messages below pg_snapshot_xmin, so while one handler ran, every
+//     message published after its batch began was hidden from every consumer
+//     of every topic on the server (TestSlowHandlerDoesNotStallOtherTopics).
+//   - Competing consumers of a group waited inside the query, holding a
+//     connection, and could not be stopped without cancelling it: closing
+//     one subscriber waited for another's batch, up to the ack deadline.
+//
+// Instead, gatedDB.BeginTx opens a READ COMMITTED transaction and tries a
+// transaction-level advisory lock on (topic, group) — which takes no
+// transaction id — and records the outcome in groupLockSetting.
+// NextOffsetQuery returns the offset only to the lock holder, so a consumer
+// that finds its group busy reads no messages, ends its transaction and
+// polls again. Because the lock is taken in an earlier statement than the
+// one that reads the offset, that read sees the previous holder's committed
+// offset. The transaction gets an id only when the batch's offset is stored,
+// just before it commits.
+type offsetsAdapter struct {
+	wsql.DefaultPostgreSQLOffsetsAdapter
+}
+
+// NextOffsetQuery reads the group's offset if this transaction holds the
+// group's lock, and nothing otherwise.
+func (a offsetsAdapter) NextOffsetQuery(topic, consumerGroup string) wsql.Query {
+	return wsql.Query{
+		Query: `
+			SELECT offset_acked, last_processed_transaction_id
+			FROM ` + a.MessagesOffsetsTable(topic) + `
+			WHERE consumer_group = $1
+				AND current_setting('` + groupLockSetting + `', true) = 'on'`,
+		Args: []any{consumerGroup},
+	}
+}
+
+// groupLockKey is the advisory lock key of one topic's consumer group.
+// A hash collision only makes two groups take turns.
+func groupLockKey(topic, group string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte("orderflow.queue\x00" + topic + "\x00" + group))
+	return int64(h.Sum64())
+}
+
+// gatedDB is the database handle given to one subscription's watermill-sql
+// subscriber. Its BeginTx waits for the relay's gate (see deliver), then
+// starts a READ COMMITTED transaction and tries the group's lock (see
+// offsetsAdapter).
+type gatedDB struct {
+	*sql.DB
+	gate    *gate
+	stop    <-chan struct{}
+	lockKey int64
+	busy    *atomic.Bool // whether the last BeginTx found the group locked
+}
+
+func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error) {
+	if err := g.gate.wait(ctx, g.stop); err != nil {
+		return nil, fmt.Errorf("wait for handler: %w", err)
+	}
+	tx, err := g.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return nil, err
+	}
+	var locked string
+	err = tx.QueryRowContext(ctx, `SELECT set_config('`+groupLockSetting+`',
+		CASE WHEN pg_try_advisory_xact_lock($1) THEN 'on' ELSE 'off' END, true)`, g.lockKey).Scan(&locked)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, fmt.Errorf("try group lock: %w", err)
+	}
+	g.busy.Store(locked != "on")
+	return tx, nil
+}

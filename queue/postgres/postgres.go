@@ -1,0 +1,358 @@
+// Package postgres is the PostgreSQL backend of the shared queue: Watermill's
+// SQL Pub/Sub (watermill-sql v3.1.0, default PostgreSQL schema, offsets kept
+// per consumer group) plus what the queue module needs around it: delivery
+// attempts that survive restarts, a dead-letter store and statistics.
+//
+// How delivery works, and what follows from it:
+//
+//   - Every topic is a table "watermill_<topic>" (payload BYTEA, metadata
+//     JSON) and every consumer group keeps one offset row per topic in
+//     "watermill_offsets_<topic>". Messages are never deleted: a consumer
+//     group that subscribes for the first time receives the whole history of
+//     the topic, and Stored grows until an operator trims the table.
+//   - A poll takes a transaction-level advisory lock on (topic, group) in a
+//     transaction that stays open while the batch is handed out one message
+//     at a time and acked (see offsetsAdapter: watermill-sql's default
+//     locks the offset row instead, which was measured to stall the whole
+//     server). So a consumer group handles one message at a time in the
+//     whole deployment: competing consumers give fail-over, not
+//     parallelism, and SubscriberConfig.Concurrency above 1 changes nothing.
+//     A consumer that finds its group busy polls again later.
+//   - Only messages whose transaction id is below the oldest running
+//     transaction id of the server (pg_snapshot_xmin) are read, so that a
+//     slow publisher's message is never skipped. The flip side: while any
+//     write transaction is open on the server (any database of it), messages
+//     published after it began are delivered to nobody. Subscriptions of
+//     this package take a transaction id only to store a batch's offset,
+//     just before they commit; keep other clients' write transactions short.
+//   - A nacked message is handed out again by the same subscription (after
+//     its delay), in the same transaction, before any later message: a
+//     retry delay holds up its consumer group, not the others.
+//   - A message whose handler outlives AckDeadline is given up by
+//     watermill-sql; this subscriber starts no new transaction for the
+//     subscription until the handler is done, and honours a late ack.
+//
+// Delivery attempts, the first failure time and the last error are kept in
+// table queue_delivery_attempts, written outside the subscription's
+// transaction so that they survive a crash of the consumer; dead letters in
+// queue_dead_letters; the known topics in queue_topics.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sync"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// ErrInvalidTopic is returned (wrapped, naming the topic) for a topic that
+// cannot be a PostgreSQL table name.
+var ErrInvalidTopic = errors.New("invalid topic name")
+
+// ErrClosed is returned by a closed backend, publisher or subscriber.
+var ErrClosed = errors.New("postgres queue is closed")
+
+// maxTopicLen keeps "watermill_offsets_<topic>" within PostgreSQL's 63-byte
+// identifiers; longer names would be truncated silently and could collide.
+const maxTopicLen = 63 - len("watermill_offsets_")
+
+// maxGroupLen is the width of watermill-sql's consumer_group column.
+const maxGroupLen = 255
+
+// maxUUIDLen is the width of watermill-sql's uuid column.
+const maxUUIDLen = 36
+
+var topicPattern = regexp.MustCompile(`^[A-Za-z0-9._:$-]+$`)
+
+// ValidateTopic reports a topic name this backend cannot store: it must be
+// 1 to 45 characters from A-Z a-z 0-9 . _ : $ - (watermill-sql turns the
+// topic into table names).
+func ValidateTopic(topic string) error {
+	switch {
+	case topic == "":
+		return fmt.Errorf("%w: empty topic", ErrInvalidTopic)
+	case len(topic) > maxTopicLen:
+		return fmt.Errorf("%w %q: longer than %d characters", ErrInvalidTopic, topic, maxTopicLen)
+	case !topicPattern.MatchString(topic):
+		return fmt.Errorf("%w %q: only A-Z a-z 0-9 . _ : $ - are allowed", ErrInvalidTopic, topic)
+	}
+	return nil
+}
+
+// ddlLockKey serialises this package's CREATE TABLE statements across
+// processes (concurrent CREATE TABLE IF NOT EXISTS of one table can fail).
+const ddlLockKey int64 = 0x6f72646572666c6f // "orderflo"
+
+const schemaSQL = `
+CREATE TABLE IF NOT EXISTS queue_topics (
+	topic      TEXT PRIMARY KEY,
+	created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
+	topic           TEXT NOT NULL,
+	consumer_group  TEXT NOT NULL,
+	message_uuid    TEXT NOT NULL,
+	attempts        INTEGER NOT NULL,
+	in_flight       BOOLEAN NOT NULL,
+	delivered_at    TIMESTAMPTZ NOT NULL,
+	first_failed_at TIMESTAMPTZ,
+	last_failed_at  TIMESTAMPTZ,
+	last_error      TEXT NOT NULL DEFAULT '',
+	PRIMARY KEY (topic, consumer_group, message_uuid)
+);
+CREATE TABLE IF NOT EXISTS queue_dead_letters (
+	id              BIGSERIAL PRIMARY KEY,
+	message_uuid    TEXT NOT NULL,
+	topic           TEXT NOT NULL,
+	consumer_group  TEXT NOT NULL,
+	payload         BYTEA,
+	metadata        JSON NOT NULL,
+	attempts        INTEGER NOT NULL,
+	last_error      TEXT NOT NULL,
+	first_failed_at TIMESTAMPTZ,
+	last_failed_at  TIMESTAMPTZ,
+	dead_at         TIMESTAMPTZ NOT NULL,
+	UNIQUE (consumer_group, message_uuid)
+);
+CREATE INDEX IF NOT EXISTS queue_dead_letters_topic_idx ON queue_dead_letters (topic, consumer_group);
+`
+
+// Backend is the PostgreSQL queue store. It implements backend.Backend.
+type Backend struct {
+	cfg     Config
+	db      *sql.DB // publishing, bookkeeping, dead letters, statistics
+	subDB   *sql.DB // subscription transactions
+	schema  wsql.DefaultPostgreSQLSchema
+	offsets offsetsAdapter
+	pub     *publisher
+
+	topicsMu sync.Mutex
+	topics   map[string]bool // tables created and topic registered
+
+	mu     sync.Mutex
+	closed bool
+	subs   map[*subscriber]struct{}
+	pubs   map[*publisher]struct{}
+}
+
+var _ backend.Backend = (*Backend)(nil)
+
+// Open connects to the server named by dsn (a postgres:// or postgresql://
+// URL), checks that it answers and creates the package's tables if they do
+// not exist. The topic tables are created when a topic is first published
+// to or subscribed to.
+func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open postgres queue: invalid config: %w", err)
+	}
+	connCfg, err := parseDSN(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres queue: %w", err)
+	}
+	if connCfg.ConnectTimeout == 0 {
+		connCfg.ConnectTimeout = cfg.ConnectTimeout
+	}
+	where := fmt.Sprintf("%s:%d/%s", connCfg.Host, connCfg.Port, connCfg.Database)
+
+	b := &Backend{
+		cfg:   cfg,
+		db:    stdlib.OpenDB(*connCfg),
+		subDB: stdlib.OpenDB(*connCfg),
+		schema: wsql.DefaultPostgreSQLSchema{
+			GeneratePayloadType: func(string) string { return "BYTEA" },
+			SubscribeBatchSize:  cfg.SubscribeBatchSize,
+		},
+		topics: make(map[string]bool),
+		subs:   make(map[*subscriber]struct{}),
+		pubs:   make(map[*publisher]struct{}),
+	}
+	b.db.SetMaxOpenConns(cfg.MaxOpenConns)
+	b.db.SetMaxIdleConns(cfg.MaxOpenConns)
+	b.subDB.SetMaxOpenConns(cfg.SubscriberMaxOpenConns)
+	b.subDB.SetMaxIdleConns(cfg.SubscriberMaxOpenConns)
+
+	if err := b.db.PingContext(ctx); err != nil {
+		b.closeDBs()
+		return nil, fmt.Errorf("open postgres queue: ping %s: %w", where, err)
+	}
+	if err := b.ddl(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, schemaSQL)
+		return err
+	}); err != nil {
+		b.closeDBs()
+		return nil, fmt.Errorf("open postgres queue: create tables: %w", err)
+	}
+	if b.pub, err = b.newPublisher(); err != nil {
+		b.closeDBs()
+		return nil, fmt.Errorf("open postgres queue: %w", err)
+	}
+	return b, nil
+}
+
+// parseDSN accepts postgres:// URLs only, so that a queue URL of another
+// scheme fails here with a clear message. Errors never repeat the DSN,
+// which may hold a password.
+func parseDSN(dsn string) (*pgx.ConnConfig, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, errors.New("dsn is not a URL (want postgres://user@host:port/database)")
+	}
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		return nil, fmt.Errorf("dsn scheme is %q, want postgres://", u.Scheme)
+	}
+	connCfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("parse dsn: %w", err)
+	}
+	return connCfg, nil
+}
+
+// ddl runs fn in a transaction that holds the package's DDL advisory lock.
+func (b *Backend) ddl(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+			return
+		}
+		err = tx.Commit()
+	}()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, ddlLockKey); err != nil {
+		return fmt.Errorf("take ddl lock: %w", err)
+	}
+	return fn(tx)
+}
+
+// ensureTopic creates the topic's message and offsets tables and registers
+// the topic in queue_topics, once per backend.
+func (b *Backend) ensureTopic(ctx context.Context, topic string) error {
+	if err := ValidateTopic(topic); err != nil {
+		return err
+	}
+	b.topicsMu.Lock()
+	defer b.topicsMu.Unlock()
+	if b.topics[topic] {
+		return nil
+	}
+	queries := append(b.schema.SchemaInitializingQueries(topic), b.offsets.SchemaInitializingQueries(topic)...)
+	err := b.ddl(ctx, func(tx *sql.Tx) error {
+		for _, q := range queries {
+			if _, err := tx.ExecContext(ctx, q.Query, q.Args...); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO queue_topics (topic) VALUES ($1) ON CONFLICT DO NOTHING`, topic)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create tables of topic %q: %w", topic, err)
+	}
+	b.topics[topic] = true
+	return nil
+}
+
+// Name returns "postgres".
+func (b *Backend) Name() string { return "postgres" }
+
+// Publisher returns the backend's shared publisher. Closing it stops
+// publishing through it; Close of the backend closes it too.
+func (b *Backend) Publisher() message.Publisher { return b.pub }
+
+// NewPublisher returns a publisher of its own over the backend's
+// connections, for a component that wants to close its publisher without
+// affecting others. Close it before the backend (the backend closes any
+// that are left).
+func (b *Backend) NewPublisher() (message.Publisher, error) {
+	return b.newPublisher()
+}
+
+// DeadLetters returns the dead-letter store, table queue_dead_letters.
+func (b *Backend) DeadLetters() backend.DeadLetterStore { return deadLetters{db: b.db} }
+
+// Inspector returns the statistics reader.
+func (b *Backend) Inspector() backend.Inspector { return inspector{b: b} }
+
+// Close closes the publishers and subscribers still open (waiting for
+// their goroutines), then the connections. It is idempotent.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	subs := make([]*subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	pubs := make([]*publisher, 0, len(b.pubs))
+	for p := range b.pubs {
+		pubs = append(pubs, p)
+	}
+	b.mu.Unlock()
+
+	var errs []error
+	for _, s := range subs {
+		errs = append(errs, s.Close())
+	}
+	for _, p := range pubs {
+		errs = append(errs, p.Close())
+	}
+	errs = append(errs, b.closeDBs())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("close postgres queue: %w", err)
+	}
+	return nil
+}
+
+func (b *Backend) closeDBs() error {
+	return errors.Join(b.subDB.Close(), b.db.Close())
+}
+
+// track registers a publisher or subscriber so that Close can close it;
+// it fails once the backend is closed.
+func (b *Backend) track(p *publisher, s *subscriber) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if p != nil {
+		b.pubs[p] = struct{}{}
+	}
+	if s != nil {
+		b.subs[s] = struct{}{}
+	}
+	return nil
+}
+
+func (b *Backend) untrack(p *publisher, s *subscriber) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.pubs, p)
+	delete(b.subs, s)
+}
+
+// bookkeepingTimeout bounds one write to queue_delivery_attempts; such
+// writes run detached from the caller's cancellation so that an ack is not
+// lost to a shutdown that races it.
+const bookkeepingTimeout = 10 * time.Second
+
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), bookkeepingTimeout)
+}

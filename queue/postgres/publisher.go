@@ -1,0 +1,73 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// publisher inserts messages through watermill-sql after making sure the
+// topic's tables exist and the topic is registered.
+type publisher struct {
+	b     *Backend
+	inner *wsql.Publisher
+
+	mu     sync.RWMutex // held for reading by every Publish, for writing by Close
+	closed bool
+}
+
+func (b *Backend) newPublisher() (*publisher, error) {
+	inner, err := wsql.NewPublisher(b.db, wsql.PublisherConfig{SchemaAdapter: b.schema}, b.cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("new publisher: %w", err)
+	}
+	p := &publisher{b: b, inner: inner}
+	if err := b.track(p, nil); err != nil {
+		return nil, fmt.Errorf("new publisher: %w", err)
+	}
+	return p, nil
+}
+
+// Publish stores the messages of one call in one INSERT (one transaction)
+// and returns once it is committed. Messages need a UUID of at most 36
+// characters. It is safe for concurrent use.
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.closed {
+		return fmt.Errorf("publish to %q: %w", topic, ErrClosed)
+	}
+	if err := ValidateTopic(topic); err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	for _, m := range msgs {
+		if m.UUID == "" || len(m.UUID) > maxUUIDLen {
+			return fmt.Errorf("publish to %q: message uuid %q must have 1 to %d characters", topic, m.UUID, maxUUIDLen)
+		}
+	}
+	if err := p.b.ensureTopic(context.Background(), topic); err != nil {
+		return fmt.Errorf("publish to %q: %w", topic, err)
+	}
+	if err := p.inner.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("publish to %q: %w", topic, err)
+	}
+	return nil
+}
+
+// Close waits for running Publish calls; later ones fail with ErrClosed.
+func (p *publisher) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	p.b.untrack(p, nil)
+	return p.inner.Close()
+}

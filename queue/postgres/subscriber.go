@@ -1,0 +1,480 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// Subscriber returns a subscriber of one consumer group. Every Subscribe
+// call runs its own watermill-sql subscription and hands out one message at
+// a time: the next one comes after the previous was acked or nacked
+// (Concurrency above 1 is accepted but cannot be honoured, see the package
+// comment). Delivered messages carry backend.MetadataAttempt and, after a
+// failure, backend.MetadataFirstFailedAt and backend.MetadataLastError.
+// On nack, the subscriber records the text the handler left in
+// Metadata[backend.MetadataLastError] (which arrives holding the previous
+// error, so a handler that sets none repeats it; "message nacked" when
+// there is none at all) and redelivers after the delay in
+// Metadata[delay.DelayedForKey], or after Config.ResendInterval. Messages
+// whose backend.MetadataReplayForGroup names another group are acked
+// without being handed out.
+func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("postgres subscriber: %w", err)
+	}
+	if len(cfg.ConsumerGroup) > maxGroupLen {
+		return nil, fmt.Errorf("postgres subscriber: consumer group longer than %d characters", maxGroupLen)
+	}
+	closeCtx, closeCancel := context.WithCancel(context.Background())
+	s := &subscriber{
+		b:           b,
+		group:       cfg.ConsumerGroup,
+		logger:      b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
+		closing:     make(chan struct{}),
+		closeCtx:    closeCtx,
+		closeCancel: closeCancel,
+		lateAcks:    make(map[string]time.Time),
+	}
+	if err := b.track(nil, s); err != nil {
+		closeCancel()
+		return nil, fmt.Errorf("postgres subscriber: %w", err)
+	}
+	return s, nil
+}
+
+type subscriber struct {
+	b      *Backend
+	group  string
+	logger watermill.LoggerAdapter
+
+	closing     chan struct{}   // closed by Close
+	closeCtx    context.Context // cancelled by Close
+	closeCancel context.CancelFunc
+
+	mu     sync.Mutex
+	closed bool
+	subs   []subscription
+	relays sync.WaitGroup
+
+	lateMu   sync.Mutex
+	lateAcks map[string]time.Time // topic\x00uuid of messages acked after their deadline
+}
+
+// subscription is one Subscribe call's watermill-sql subscriber.
+type subscription struct {
+	inner  *wsql.Subscriber
+	cancel context.CancelFunc // aborts the inner subscriber's queries
+}
+
+// SubscribeInitialize creates the topic's tables and registers the topic.
+func (s *subscriber) SubscribeInitialize(topic string) error {
+	if err := s.b.ensureTopic(context.Background(), topic); err != nil {
+		return fmt.Errorf("subscribe initialize: %w", err)
+	}
+	return nil
+}
+
+// Subscribe starts consuming topic for the subscriber's group. The channel
+// is closed when ctx is cancelled or the subscriber is closed; a message
+// handed out but not acked by then is delivered again later. Prefer Close
+// to cancelling ctx: cancelling rolls back the subscription's transaction,
+// so the messages acked in its current batch are delivered again too.
+func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
+	if s.isClosed() {
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, ErrClosed)
+	}
+	if err := s.b.ensureTopic(ctx, topic); err != nil {
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
+	}
+
+	g := newGate()
+	busy := new(atomic.Bool)
+	inner, err := wsql.NewSubscriber(
+		gatedDB{DB: s.b.subDB, gate: g, stop: s.closing, lockKey: groupLockKey(topic, s.group), busy: busy},
+		wsql.SubscriberConfig{
+			ConsumerGroup:  s.group,
+			AckDeadline:    &s.b.cfg.AckDeadline,
+			PollInterval:   s.b.cfg.PollInterval,
+			ResendInterval: s.b.cfg.ResendInterval,
+			RetryInterval:  s.b.cfg.RetryInterval,
+			BackoffManager: &pollBackoff{
+				min:      s.b.cfg.PollInterval,
+				max:      s.b.cfg.MaxPollInterval,
+				busyWait: s.b.cfg.BusyPollInterval,
+				retry:    s.b.cfg.RetryInterval,
+				busy:     busy,
+			},
+			SchemaAdapter:  s.b.schema,
+			OffsetsAdapter: s.b.offsets,
+		},
+		s.logger,
+	)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
+	}
+	innerCtx, cancelInner := context.WithCancel(ctx)
+	in, err := inner.Subscribe(innerCtx, topic)
+	if err != nil {
+		cancelInner()
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		cancelInner()
+		_ = inner.Close()
+		return nil, fmt.Errorf("subscribe to %q: %w", topic, ErrClosed)
+	}
+	s.subs = append(s.subs, subscription{inner: inner, cancel: cancelInner})
+	s.relays.Add(1)
+	s.mu.Unlock()
+
+	relayCtx, cancelRelay := context.WithCancel(ctx)
+	stopAfter := context.AfterFunc(s.closeCtx, cancelRelay)
+	out := make(chan *message.Message)
+	go func() {
+		defer s.relays.Done()
+		defer stopAfter()
+		defer cancelRelay()
+		defer close(out)
+		s.relay(relayCtx, topic, g, in, out)
+	}()
+	return out, nil
+}
+
+func (s *subscriber) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops every subscription and waits for its goroutines. A
+// subscription gets Config.CloseTimeout to store the offsets of what was
+// acked; after that its queries are cancelled (the acked part of its batch
+// is then delivered again).
+func (s *subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.closeCancel()
+	subs := s.subs
+	s.mu.Unlock()
+
+	done := make(chan error, 1)
+	go func() {
+		errs := make([]error, len(subs))
+		var wg sync.WaitGroup
+		for i, sub := range subs {
+			wg.Go(func() { errs[i] = sub.inner.Close() })
+		}
+		wg.Wait()
+		done <- errors.Join(errs...)
+	}()
+	timer := time.NewTimer(s.b.cfg.CloseTimeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-timer.C:
+		s.logger.Info("Subscriptions did not stop in time, cancelling their queries", nil)
+		for _, sub := range subs {
+			sub.cancel()
+		}
+		err = <-done
+	}
+	for _, sub := range subs {
+		sub.cancel()
+	}
+	s.relays.Wait()
+	s.b.untrack(nil, s)
+	if err != nil {
+		return fmt.Errorf("close subscriber of group %q: %w", s.group, err)
+	}
+	return nil
+}
+
+// relay reads watermill-sql's deliveries and hands them out with delivery
+// metadata until ctx ends or the inner channel closes.
+func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan *message.Message, out chan<- *message.Message) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case msg, ok := <-in:
+			if !ok {
+				return
+			}
+			if !s.deliver(ctx, topic, g, msg, out) {
+				return
+			}
+		}
+	}
+}
+
+// deliver handles one message from watermill-sql and reports whether the
+// relay should go on. It returns only once the message is acked or nacked
+// (or the subscription ends), which keeps one message in flight.
+func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out chan<- *message.Message) bool {
+	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
+	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
+		in.Ack()
+		return true
+	}
+	if s.takeLateAck(topic, in.UUID) {
+		in.Ack()
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+
+	bctx, cancel := detached(ctx)
+	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID)
+	cancel()
+	if err != nil {
+		// watermill-sql hands the message out again after ResendInterval.
+		logger.Error("Cannot record delivery, nacking", err, nil)
+		in.Nack()
+		return true
+	}
+
+	msg := outbound(in, d)
+	inDone := in.Context().Done()
+	select {
+	case out <- msg:
+	case <-ctx.Done():
+		s.unclaim(ctx, d, logger)
+		return false
+	case <-inDone:
+		// Nobody took it before the ack deadline; watermill-sql
+		// will deliver it again.
+		s.unclaim(ctx, d, logger)
+		return true
+	}
+
+	// The handler has it. If the ack deadline passes, watermill-sql gives
+	// the message up and would read the group's next batch; the gate keeps
+	// it from opening a transaction until this handler is done.
+	g.hold()
+	defer g.release()
+	for {
+		select {
+		case <-msg.Acked():
+			bctx, cancel := detached(ctx)
+			if err := s.b.ackDelivery(bctx, d); err != nil {
+				logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+			}
+			cancel()
+			if inDone == nil || in.Context().Err() != nil {
+				// Too late for this transaction: remember the ack so
+				// that the redelivery is acked without a handler.
+				s.addLateAck(topic, in.UUID)
+			} else {
+				in.Ack()
+			}
+			return true
+
+		case <-msg.Nacked():
+			lastErr := msg.Metadata.Get(backend.MetadataLastError)
+			if lastErr == "" {
+				lastErr = "message nacked"
+			}
+			bctx, cancel := detached(ctx)
+			if err := s.b.failDelivery(bctx, d, lastErr); err != nil {
+				logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+			}
+			cancel()
+			if wait := nackDelay(msg) - s.b.cfg.ResendInterval; wait > 0 {
+				timer := time.NewTimer(wait)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					timer.Stop()
+					return false
+				}
+			}
+			in.Nack()
+			return true
+
+		case <-inDone:
+			inDone = nil // deadline passed; keep waiting for the handler
+
+		case <-ctx.Done():
+			// The handler may still finish, unrecorded: the message
+			// comes back later, with this attempt counted.
+			return false
+		}
+	}
+}
+
+func (s *subscriber) unclaim(ctx context.Context, d delivery, logger watermill.LoggerAdapter) {
+	bctx, cancel := detached(ctx)
+	defer cancel()
+	if err := s.b.unclaimDelivery(bctx, d); err != nil {
+		logger.Info("Unclaim bookkeeping failed", watermill.LogFields{"err": err.Error()})
+	}
+}
+
+// lateAckTTL bounds how long a late ack is remembered; the redelivery it
+// waits for usually comes within a poll interval, or goes to another
+// consumer of the group.
+const lateAckTTL = 10 * time.Minute
+
+func (s *subscriber) addLateAck(topic, uuid string) {
+	s.lateMu.Lock()
+	defer s.lateMu.Unlock()
+	now := time.Now()
+	for k, at := range s.lateAcks {
+		if now.Sub(at) > lateAckTTL {
+			delete(s.lateAcks, k)
+		}
+	}
+	s.lateAcks[topic+"\x00"+uuid] = now
+}
+
+func (s *subscriber) takeLateAck(topic, uuid string) bool {
+	s.lateMu.Lock()
+	defer s.lateMu.Unlock()
+	k := topic + "\x00" + uuid
+	_, ok := s.lateAcks[k]
+	delete(s.lateAcks, k)
+	return ok
+}
+
+// outbound is the message handed to the handler: a copy of watermill-sql's
+// message (whose context it shares) with the delivery metadata.
+func outbound(in *message.Message, d delivery) *message.Message {
+	msg := message.NewMessage(in.UUID, slices.Clone(in.Payload))
+	msg.Metadata = make(message.Metadata, len(in.Metadata)+3)
+	maps.Copy(msg.Metadata, in.Metadata)
+	msg.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(d.attempt))
+	delete(msg.Metadata, backend.MetadataFirstFailedAt)
+	delete(msg.Metadata, backend.MetadataLastError)
+	if d.firstFailedAt.Valid {
+		msg.Metadata.Set(backend.MetadataFirstFailedAt, formatTime(d.firstFailedAt.Time))
+		msg.Metadata.Set(backend.MetadataLastError, d.lastError)
+	}
+	msg.SetContext(in.Context())
+	return msg
+}
+
+// nackDelay is the delay the retry middleware asked for through
+// Watermill's delay metadata, or 0.
+func nackDelay(msg *message.Message) time.Duration {
+	if v := msg.Metadata.Get(delay.DelayedForKey); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// pollBackoff is watermill-sql's BackoffManager for one subscription: idle
+// polls back off from min to max, a poll that found the group busy waits
+// busyWait, serialization failures retry at once, other errors wait retry.
+type pollBackoff struct {
+	min, max, busyWait, retry time.Duration
+	busy                      *atomic.Bool
+	idle                      time.Duration // only touched by the subscription's goroutine
+}
+
+func (p *pollBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	switch {
+	case err != nil && isLockConflict(err):
+		return 0
+	case err != nil:
+		if !errors.Is(err, context.Canceled) && !errors.Is(err, ErrClosed) {
+			logger.Error("Cannot poll messages", err, watermill.LogFields{"retry_in": p.retry})
+		}
+		return p.retry
+	case noMsg && p.busy.Load():
+		return p.busyWait
+	case noMsg:
+		p.idle = min(max(2*p.idle, p.min), p.max)
+		return p.idle
+	default:
+		p.idle = 0
+		return 0
+	}
+}
+
+// isLockConflict reports serialization failures and deadlocks, which a
+// retry resolves. (With the advisory group lock, competing consumers no
+// longer cause them; a row lock taken by some other client might.)
+func isLockConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	return false
+}
+
+// gate lets a subscription's transactions start only while its relay holds
+// no message whose ack deadline passed (see deliver).
+type gate struct {
+	mu   sync.Mutex
+	free chan struct{} // closed while the gate is open
+}
+
+func newGate() *gate {
+	g := &gate{free: make(chan struct{})}
+	close(g.free)
+	return g
+}
+
+func (g *gate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.free:
+		g.free = make(chan struct{})
+	default:
+	}
+}
+
+func (g *gate) release() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	select {
+	case <-g.free:
+	default:
+		close(g.free)
+	}
+}
+
+func (g *gate) wait(ctx context.Context, stop <-chan struct{}) error {
+	g.mu.Lock()
+	free := g.free
+	g.mu.Unlock()
+	select {
+	case <-free:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-stop:
+		return ErrClosed
+	}
+}

@@ -1,0 +1,324 @@
+package queue_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// These tests run the queue in real OS processes: the test binary starts
+// itself again with QUEUE_HELPER_ROLE set, and TestHelperProcess plays the
+// role instead of testing.
+
+const helperEnv = "QUEUE_HELPER_ROLE"
+
+func TestHelperProcess(t *testing.T) {
+	role := os.Getenv(helperEnv)
+	if role == "" {
+		return // not a helper: nothing to test here
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var err error
+	switch role {
+	case "consumer":
+		err = helperConsumer(ctx)
+	case "worker":
+		err = helperWorker(ctx)
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "helper:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// appendLine writes one line and syncs it, so it survives a SIGKILL.
+func appendLine(path, line string) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := f.WriteString(line + "\n"); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// helperConsumer handles topic "jobs" for group "g", logging "start" and
+// "done" per message; with HANG=1 it never finishes a handler.
+func helperConsumer(ctx context.Context) error {
+	q, err := queue.Open(ctx, queue.Config{URL: os.Getenv("QUEUE_URL"), Logger: watermill.NewStdLoggerWithOut(os.Stderr, false, false)})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+	if err != nil {
+		return err
+	}
+	out, hang := os.Getenv("OUT"), os.Getenv("HANG") == "1"
+	r.Handle("jobs", "jobs", func(msg *message.Message) error {
+		if err := appendLine(out, "start "+msg.UUID+" "+msg.Metadata.Get(backend.MetadataAttempt)); err != nil {
+			return err
+		}
+		if hang {
+			<-msg.Context().Done() // until killed
+			return msg.Context().Err()
+		}
+		return appendLine(out, "done "+msg.UUID)
+	})
+	return r.Run(ctx)
+}
+
+// helperWorker publishes N messages, one per Publish, from 4 goroutines,
+// and handles topic "load" in group "workers", logging each handled UUID.
+func helperWorker(ctx context.Context) error {
+	logs := watermill.NewStdLoggerWithOut(os.Stderr, false, false)
+	q, err := queue.Open(ctx, queue.Config{URL: os.Getenv("QUEUE_URL"), Logger: logs})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "workers", Concurrency: 8})
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(os.Getenv("OUT"))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var mu sync.Mutex
+	w := bufio.NewWriter(f)
+	r.Handle("load", "load", func(msg *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		_, err := w.WriteString(msg.UUID + "\n")
+		return err
+	})
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	<-r.Running()
+
+	n, _ := strconv.Atoi(os.Getenv("N"))
+	name := os.Getenv("NAME")
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := g; i < n; i += 4 {
+				if err := q.Publisher().Publish("load", message.NewMessage(fmt.Sprintf("%s-%d", name, i), []byte("x"))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return fmt.Errorf("publish: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "published", n)
+	err = <-runErr // until SIGTERM
+	mu.Lock()
+	defer mu.Unlock()
+	if ferr := w.Flush(); err == nil {
+		err = ferr
+	}
+	return err
+}
+
+type helper struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	mu     *sync.Mutex
+}
+
+func startHelper(t *testing.T, role string, env ...string) *helper {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+	cmd.Env = append(os.Environ(), append([]string{helperEnv + "=" + role}, env...)...)
+	h := &helper{cmd: cmd, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}}
+	cmd.Stderr = lockedWriter{h.mu, h.stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", role, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", role, h.output())
+		}
+	})
+	return h
+}
+
+func (h *helper) output() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.stderr.String()
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func readLines(path string) []string {
+	b, _ := os.ReadFile(path)
+	return strings.Fields(strings.ReplaceAll(string(b), "\n", "\t"))
+}
+
+func fileLines(path string) []string {
+	b, _ := os.ReadFile(path)
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestKilledConsumerMidHandlerMessageIsRedeliveredToTheNextConsumer(t *testing.T) {
+	dir := t.TempDir()
+	url := "sqlite://" + filepath.Join(dir, "q.db") + "?lease=1s"
+	first, second := filepath.Join(dir, "first.log"), filepath.Join(dir, "second.log")
+
+	hung := startHelper(t, "consumer", "QUEUE_URL="+url, "OUT="+first, "HANG=1")
+	q := openSQLite(t, filepath.Join(dir, "q.db"))
+	// Register the group before publishing so the message waits for it.
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Close()
+	if err := q.Publisher().Publish("jobs", message.NewMessage("job-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the first consumer to start the handler", func() bool { return len(fileLines(first)) == 1 })
+	if err := hung.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = hung.cmd.Wait()
+
+	startHelper(t, "consumer", "QUEUE_URL="+url, "OUT="+second)
+	waitFor(t, "the second consumer to finish the message", func() bool { return len(fileLines(second)) == 2 })
+	if got, want := strings.Join(fileLines(first), "|"), "start job-1 1"; got != want {
+		t.Errorf("first consumer: got %q, want %q", got, want)
+	}
+	if got, want := strings.Join(fileLines(second), "|"), "start job-1 2|done job-1"; got != want {
+		t.Errorf("second consumer: got %q, want %q (redelivered after the lease expired, as attempt 2)", got, want)
+	}
+	waitFor(t, "the delivery to be acked", func() bool { return groupDepth(t, q, "jobs", "g") == 0 })
+}
+
+func TestFourProcessesShareOneFileWithoutLockErrorsOrLoss(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "q.db")
+	q := openSQLite(t, path)
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("load"); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Close()
+
+	perProcess := 3000
+	if testing.Short() {
+		perProcess = 500
+	}
+	var workers []*helper
+	var outs []string
+	for i := range 4 {
+		out := filepath.Join(dir, fmt.Sprintf("worker-%d.log", i))
+		outs = append(outs, out)
+		workers = append(workers, startHelper(t, "worker", "QUEUE_URL=sqlite://"+path, "OUT="+out, "N="+strconv.Itoa(perProcess), "NAME=w"+strconv.Itoa(i)))
+	}
+	total := 4 * perProcess
+	waitForLong(t, "every message to be handled", 3*time.Minute, func() bool {
+		return groupDepth(t, q, "load", "workers") == 0 && allPublished(workers)
+	})
+	for _, w := range workers {
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	handled := map[string]int{}
+	for i, w := range workers {
+		if err := w.cmd.Wait(); err != nil {
+			t.Errorf("worker %d: %v\n%s", i, err, w.output())
+		}
+		if strings.Contains(w.output(), "database is locked") {
+			t.Errorf("worker %d logged 'database is locked':\n%s", i, w.output())
+		}
+		for _, id := range readLines(outs[i]) {
+			handled[id]++
+		}
+	}
+	if len(handled) != total {
+		t.Errorf("distinct messages handled: got %d, want %d", len(handled), total)
+	}
+	dups := 0
+	for _, n := range handled {
+		if n > 1 {
+			dups++
+		}
+	}
+	if dups > 0 {
+		t.Errorf("messages handled more than once without any crash: got %d, want 0", dups)
+	}
+}
+
+func allPublished(ws []*helper) bool {
+	for _, w := range ws {
+		if !strings.Contains(w.output(), "published") {
+			return false
+		}
+	}
+	return true
+}
+
+func waitForLong(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

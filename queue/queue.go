@@ -1,0 +1,189 @@
+// Package queue is the one thing an orderflow service needs to talk to the
+// others: it opens the shared queue from a URL, gives a traced publisher, and
+// runs Watermill handlers for a consumer group with retries, dead letters
+// and tracing already wired in. Services write handlers; they never see
+// which backend is underneath.
+//
+//	q, err := queue.Open(ctx, queue.Config{URL: "sqlite://data/queue.db"})
+//	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "inventory"})
+//	r.Handle("reserve-stock", "inventory.commands", handler)
+//	err = r.Run(ctx) // until ctx ends; in-flight handlers finish first
+//
+// Delivery is at least once: a handler may see a message again (after a
+// crash, a lost lease or a retry), so handlers make their effects
+// idempotent — the inbox package does that with a local transaction.
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres"
+	"github.com/orderflow/orderflow/queue/retry"
+	"github.com/orderflow/orderflow/queue/sqlite"
+	"github.com/orderflow/orderflow/queue/tracing"
+)
+
+// Permanent marks a handler error that no retry can fix (an undecodable
+// payload, say): the message goes to the dead-letter store at once.
+func Permanent(err error) error { return retry.Permanent(err) }
+
+// ErrPermanent matches errors wrapped by Permanent.
+var ErrPermanent = retry.ErrPermanent
+
+// Config says which queue to open and how to instrument it.
+type Config struct {
+	// URL selects the backend: sqlite://PATH (a file shared by every
+	// process on the machine; relative paths are relative to the working
+	// directory, sqlite:///abs/path for absolute ones) or
+	// postgres://user@host:port/db. Query parameters tune the SQLite
+	// backend: synchronous=FULL, lease=30s, busy_timeout=30s.
+	URL string
+
+	// Logger receives the queue's logs. Default: none.
+	Logger watermill.LoggerAdapter
+	// TracerProvider and Propagator for producer and consumer spans.
+	// Defaults: the OpenTelemetry globals and W3C trace context.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+
+	// SQLite and Postgres override the backends' defaults; the URL's
+	// parameters are applied on top.
+	SQLite   sqlite.Config
+	Postgres postgres.Config
+}
+
+// Queue is an open connection to the shared queue.
+type Queue struct {
+	cfg       Config
+	backend   backend.Backend
+	publisher message.Publisher
+	logger    watermill.LoggerAdapter
+}
+
+// Open connects to the queue named by cfg.URL.
+func Open(ctx context.Context, cfg Config) (*Queue, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = watermill.NopLogger{}
+	}
+	b, err := OpenBackend(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	q := &Queue{cfg: cfg, backend: b, logger: cfg.Logger}
+	q.publisher = tracing.NewPublisher(b.Publisher(), q.tracingConfig(""))
+	return q, nil
+}
+
+// OpenBackend opens the backend alone, without tracing: for tools such as
+// queuectl.
+func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
+	scheme, rest, ok := strings.Cut(cfg.URL, "://")
+	if !ok || rest == "" {
+		return nil, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", cfg.URL)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		path, query, _ := strings.Cut(rest, "?")
+		if path == "" {
+			return nil, fmt.Errorf("queue URL %q: no file path after sqlite://", cfg.URL)
+		}
+		sc := cfg.SQLite
+		if sc.Logger == nil {
+			sc.Logger = cfg.Logger
+		}
+		if err := applySQLiteParams(&sc, query); err != nil {
+			return nil, fmt.Errorf("queue URL %q: %w", cfg.URL, err)
+		}
+		b, err := sqlite.Open(ctx, path, sc)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	case "postgres", "postgresql":
+		pc := cfg.Postgres
+		if pc.Logger == nil {
+			pc.Logger = cfg.Logger
+		}
+		b, err := postgres.Open(ctx, cfg.URL, pc)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	default:
+		return nil, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", cfg.URL, scheme)
+	}
+}
+
+func applySQLiteParams(c *sqlite.Config, rawQuery string) error {
+	if rawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return fmt.Errorf("parameters: %w", err)
+	}
+	var errs []error
+	for key, vals := range q {
+		v := vals[len(vals)-1]
+		switch key {
+		case "synchronous":
+			c.Synchronous = sqlite.Synchronous(strings.ToUpper(v))
+		case "lease", "busy_timeout", "nack_delay":
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
+				continue
+			}
+			switch key {
+			case "lease":
+				c.Lease = d
+			case "busy_timeout":
+				c.BusyTimeout = d
+			default:
+				c.NackDelay = d
+			}
+		case "claim_batch":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
+				continue
+			}
+			c.ClaimBatch = n
+		default:
+			errs = append(errs, fmt.Errorf("unknown parameter %q (known: synchronous, lease, busy_timeout, nack_delay, claim_batch)", key))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (q *Queue) tracingConfig(group string) tracing.Config {
+	return tracing.Config{
+		TracerProvider: q.cfg.TracerProvider,
+		Propagator:     q.cfg.Propagator,
+		System:         q.backend.Name(),
+		ConsumerGroup:  group,
+	}
+}
+
+// Publisher publishes with a producer span per message; put the caller's
+// context on each message (msg.SetContext) to make it the span's parent.
+// Publish returns once the messages are durably stored.
+func (q *Queue) Publisher() message.Publisher { return q.publisher }
+
+// Backend exposes the store, for dead-letter and statistics tools.
+func (q *Queue) Backend() backend.Backend { return q.backend }
+
+// Close closes the backend. Close routers first.
+func (q *Queue) Close() error { return q.backend.Close() }

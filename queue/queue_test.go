@@ -1,0 +1,388 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/retry"
+)
+
+// openSQLite opens a queue on a fresh file; the queue is closed at cleanup.
+func openSQLite(t *testing.T, path string) *queue.Queue {
+	t.Helper()
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + path})
+	if err != nil {
+		t.Fatalf("open queue: %v", err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
+
+// runRouter starts r and stops it at cleanup.
+func runRouter(t *testing.T, r *queue.Router) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case <-r.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("router did not start")
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
+	})
+}
+
+func fastRetry(maxAttempts int) retry.Config {
+	return retry.Config{MaxAttempts: maxAttempts, InitialInterval: 5 * time.Millisecond, MaxInterval: 20 * time.Millisecond}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func deadLetters(t *testing.T, q *queue.Queue) []backend.DeadLetter {
+	t.Helper()
+	dls, err := q.Backend().DeadLetters().List(context.Background(), backend.DeadLetterFilter{})
+	if err != nil {
+		t.Fatalf("list dead letters: %v", err)
+	}
+	return dls
+}
+
+func TestFailingMessageIsRetriedThenDeadLetteredWithItsHistory(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+
+	var mu sync.Mutex
+	var attempts []string
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing", Retry: fastRetry(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("charge", "payments", func(msg *message.Message) error {
+		mu.Lock()
+		attempts = append(attempts, msg.Metadata.Get(backend.MetadataAttempt))
+		mu.Unlock()
+		return errors.New("gateway unavailable")
+	})
+	runRouter(t, r)
+
+	msg := message.NewMessage("m-1", []byte(`{"order_id":"o-1"}`))
+	msg.Metadata.Set("correlation_id", "o-1")
+	if err := q.Publisher().Publish("payments", msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+
+	mu.Lock()
+	if got, want := strings.Join(attempts, ","), "1,2,3"; got != want {
+		t.Errorf("attempts seen by the handler: got %s, want %s", got, want)
+	}
+	mu.Unlock()
+	dl := deadLetters(t, q)[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"uuid", dl.MessageUUID, "m-1"},
+		{"topic", dl.Topic, "payments"},
+		{"group", dl.ConsumerGroup, "billing"},
+		{"attempts", dl.Attempts, 3},
+		{"last error", dl.LastError, "gateway unavailable"},
+		{"payload", string(dl.Payload), `{"order_id":"o-1"}`},
+		{"correlation id kept", dl.Metadata["correlation_id"], "o-1"},
+		{"reason", dl.Metadata[retry.MetadataDeadLetterReason], "max attempts"},
+		{"trace context kept", dl.Metadata["traceparent"] != "", true},
+		{"no attempt key", dl.Metadata[backend.MetadataAttempt], ""},
+		{"first failure before last", !dl.FirstFailedAt.After(dl.LastFailedAt), true},
+		{"first failure recorded", dl.FirstFailedAt.IsZero(), false},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	waitFor(t, "the delivery to be acked", func() bool { return groupDepth(t, q, "payments", "billing") == 0 })
+
+	// The consumer spans: retries as events, the dead-lettered attempt as an error.
+	var retries, errorsSeen int
+	for _, s := range rec.Ended() {
+		if s.Name() != "process payments" {
+			continue
+		}
+		for _, e := range s.Events() {
+			if e.Name == "retry" {
+				retries++
+			}
+		}
+		if s.Status().Code.String() == "Error" {
+			errorsSeen++
+		}
+	}
+	if retries != 2 {
+		t.Errorf("retry events: got %d, want 2", retries)
+	}
+	if errorsSeen != 3 {
+		t.Errorf("consumer spans marked error: got %d, want 3", errorsSeen)
+	}
+}
+
+func groupDepth(t *testing.T, q *queue.Queue, topic, group string) int64 {
+	t.Helper()
+	stats, err := q.Backend().Inspector().Stats(context.Background())
+	if err != nil {
+		t.Fatalf("stats: %v", err)
+	}
+	for _, s := range stats {
+		for _, g := range s.Groups {
+			if s.Topic == topic && g.ConsumerGroup == group {
+				return g.Depth
+			}
+		}
+	}
+	t.Fatalf("no stats for %s/%s", topic, group)
+	return 0
+}
+
+func TestPoisonMessageIsDeadLetteredAtOnceWithoutBlockingTheOthers(t *testing.T) {
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	var mu sync.Mutex
+	handled := map[string]int{}
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("h", "orders", func(msg *message.Message) error {
+		if string(msg.Payload) == "\x00not json" {
+			return queue.Permanent(errors.New("decode: invalid character"))
+		}
+		mu.Lock()
+		handled[msg.UUID]++
+		mu.Unlock()
+		return nil
+	})
+	runRouter(t, r)
+
+	msgs := []*message.Message{message.NewMessage("poison", []byte("\x00not json"))}
+	for i := range 50 {
+		msgs = append(msgs, message.NewMessage("good-"+string(rune('A'+i%26))+string(rune('a'+i/26)), []byte("{}")))
+	}
+	if err := q.Publisher().Publish("orders", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "all good messages", func() bool { mu.Lock(); defer mu.Unlock(); return len(handled) == 50 })
+	waitFor(t, "the poison message in the DLQ", func() bool { return len(deadLetters(t, q)) == 1 })
+	dl := deadLetters(t, q)[0]
+	if dl.MessageUUID != "poison" || dl.Attempts != 1 || dl.Metadata[retry.MetadataDeadLetterReason] != "permanent" {
+		t.Errorf("dead letter: got uuid=%s attempts=%d reason=%s, want poison, 1, permanent", dl.MessageUUID, dl.Attempts, dl.Metadata[retry.MetadataDeadLetterReason])
+	}
+	for id, n := range handled {
+		if n != 1 {
+			t.Errorf("message %s handled %d times, want 1", id, n)
+		}
+	}
+}
+
+func TestAttemptCountSurvivesARestartOfTheConsumer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	seen := make(chan string, 10)
+	start := func() (*queue.Queue, context.CancelFunc, chan error) {
+		q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: retry.Config{MaxAttempts: 10, InitialInterval: 50 * time.Millisecond, MaxInterval: 50 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Handle("h", "jobs", func(msg *message.Message) error {
+			seen <- msg.Metadata.Get(backend.MetadataAttempt)
+			return errors.New("still broken")
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- r.Run(ctx) }()
+		<-r.Running()
+		return q, cancel, done
+	}
+	q, stop, done := start()
+	if err := q.Publisher().Publish("jobs", message.NewMessage("job-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-seen; got != "1" {
+		t.Fatalf("first attempt: got %s, want 1", got)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for len(seen) > 0 { // attempts that raced the stop
+		<-seen
+	}
+	q2, stop2, done2 := start()
+	defer func() { stop2(); <-done2; _ = q2.Close() }()
+	got := <-seen
+	if got == "1" || got == "" {
+		t.Errorf("attempt after restart: got %q, want more than 1 (the count is persisted)", got)
+	}
+}
+
+func TestReplayedDeadLetterReachesOnlyItsGroupWithAttemptsReset(t *testing.T) {
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	var mu sync.Mutex
+	fixed := false
+	var billingAttempts []string
+	var auditSeen int
+	billing, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing", Retry: fastRetry(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	billing.Handle("charge", "orders", func(msg *message.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		billingAttempts = append(billingAttempts, msg.Metadata.Get(backend.MetadataAttempt))
+		if !fixed {
+			return errors.New("bug")
+		}
+		return nil
+	})
+	audit, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "audit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	audit.Handle("audit", "orders", func(msg *message.Message) error {
+		mu.Lock()
+		auditSeen++
+		mu.Unlock()
+		return nil
+	})
+	runRouter(t, billing)
+	runRouter(t, audit)
+
+	if err := q.Publisher().Publish("orders", message.NewMessage("o-1", []byte("{}"))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+	mu.Lock()
+	fixed = true
+	mu.Unlock()
+	if err := queue.ReplayDeadLetter(context.Background(), q.Backend(), deadLetters(t, q)[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the replay to be handled", func() bool { mu.Lock(); defer mu.Unlock(); return len(billingAttempts) == 3 })
+	waitFor(t, "the replay to be acked by both groups", func() bool {
+		return groupDepth(t, q, "orders", "billing") == 0 && groupDepth(t, q, "orders", "audit") == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got, want := strings.Join(billingAttempts, ","), "1,2,1"; got != want {
+		t.Errorf("billing attempts: got %s, want %s (the replay starts again at 1)", got, want)
+	}
+	if auditSeen != 1 {
+		t.Errorf("audit handled the message %d times, want 1 (a replay is for billing only)", auditSeen)
+	}
+	if n := len(deadLetters(t, q)); n != 0 {
+		t.Errorf("dead letters after replay: got %d, want 0", n)
+	}
+}
+
+func TestOpenRejectsBadURLsAndFilesClearly(t *testing.T) {
+	dir := t.TempDir()
+	notADB := filepath.Join(dir, "notes.txt")
+	if err := os.WriteFile(notADB, []byte("hello, this is not a database file at all, really not"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, url, wantInErr string
+	}{
+		{"empty", "", "want sqlite://PATH or postgres://"},
+		{"no scheme", "data/queue.db", "want sqlite://PATH"},
+		{"unknown scheme", "redis://localhost", `unsupported scheme "redis"`},
+		{"no path", "sqlite://", "want sqlite://PATH"},
+		{"directory", "sqlite://" + dir, "is a directory"},
+		{"not a database", "sqlite://" + notADB, "not a SQLite database"},
+		{"missing directory", "sqlite://" + filepath.Join(dir, "nope", "q.db"), "does its directory exist"},
+		{"unknown parameter", "sqlite://" + filepath.Join(dir, "q.db") + "?lease_time=3s", `unknown parameter "lease_time"`},
+		{"bad duration", "sqlite://" + filepath.Join(dir, "q.db") + "?lease=soon", `lease="soon"`},
+		{"bad synchronous", "sqlite://" + filepath.Join(dir, "q.db") + "?synchronous=SOMETIMES", "synchronous must be"},
+		{"unreachable postgres", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2", "127.0.0.1:1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q, err := queue.Open(context.Background(), queue.Config{URL: tt.url})
+			if err == nil {
+				_ = q.Close()
+				t.Fatalf("got no error, want one containing %q", tt.wantInErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantInErr) {
+				t.Errorf("got error %q, want it to contain %q", err, tt.wantInErr)
+			}
+		})
+	}
+}
+
+func TestOddTopicNamesAreRejectedClearly(t *testing.T) {
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r
+	tests := []struct{ topic, wantInErr string }{
+		{"", "empty"},
+		{"orders; DROP TABLE x", `character ';'`},
+		{"orders events", `character ' '`},
+		{".hidden", `character '.'`},
+		{"zamówienia", `character 'ó'`},
+		{strings.Repeat("t", 49), "at most 48"},
+	}
+	for _, tt := range tests {
+		err := q.Publisher().Publish(tt.topic, message.NewMessage("x", nil))
+		if err == nil || !strings.Contains(err.Error(), tt.wantInErr) {
+			t.Errorf("publish to %q: got %v, want an error containing %q", tt.topic, err, tt.wantInErr)
+		}
+		sub, _ := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+		_, err = sub.Subscribe(context.Background(), tt.topic)
+		if err == nil || !strings.Contains(err.Error(), tt.wantInErr) {
+			t.Errorf("subscribe to %q: got %v, want an error containing %q", tt.topic, err, tt.wantInErr)
+		}
+		_ = sub.Close()
+	}
+	for _, ok := range []string{"orders", "order.events", "topic-1_x", "A"} {
+		if err := q.Publisher().Publish(ok, message.NewMessage("x", nil)); err != nil {
+			t.Errorf("publish to %q: got %v, want no error", ok, err)
+		}
+	}
+}

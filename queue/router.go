@@ -1,0 +1,93 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/retry"
+	"github.com/orderflow/orderflow/queue/tracing"
+)
+
+// RouterConfig configures the handlers of one consumer group.
+type RouterConfig struct {
+	// ConsumerGroup names the group; each service uses its own name, so
+	// every service gets every message of the topics it handles.
+	ConsumerGroup string
+	// Concurrency is how many messages of one topic are handled at once
+	// by this process. Default 1 (in order).
+	Concurrency int
+	// Retry tunes retries and dead-lettering; ConsumerGroup and
+	// DeadLetters are filled in.
+	Retry retry.Config
+	// CloseTimeout bounds how long Run waits for running handlers after
+	// its context ends. Default 30s.
+	CloseTimeout time.Duration
+}
+
+// Router runs handlers for one consumer group. Every handler is wrapped,
+// outermost first, in: panic recovery, a consumer span (child of the
+// producer's span), and retries with dead-lettering.
+type Router struct {
+	q      *Queue
+	cfg    RouterConfig
+	sub    message.Subscriber
+	router *message.Router
+}
+
+// NewRouter creates a router for cfg.ConsumerGroup.
+func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
+	if cfg.ConsumerGroup == "" {
+		return nil, errors.New("new router: consumer group is required")
+	}
+	if cfg.CloseTimeout == 0 {
+		cfg.CloseTimeout = 30 * time.Second
+	}
+	sub, err := q.backend.Subscriber(backend.SubscriberConfig{ConsumerGroup: cfg.ConsumerGroup, Concurrency: cfg.Concurrency})
+	if err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, q.logger)
+	if err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	rc := cfg.Retry
+	rc.ConsumerGroup = cfg.ConsumerGroup
+	rc.DeadLetters = q.backend.DeadLetters()
+	if rc.Logger == nil {
+		rc.Logger = q.logger
+	}
+	r.AddMiddleware(
+		middleware.Recoverer,
+		tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)),
+		retry.Middleware(rc),
+	)
+	return &Router{q: q, cfg: cfg, sub: sub, router: r}, nil
+}
+
+// Handle registers h for topic. Register every handler before Run.
+func (r *Router) Handle(name, topic string, h message.NoPublishHandlerFunc) {
+	r.router.AddConsumerHandler(name, topic, r.sub, h)
+}
+
+// AddMiddleware adds middleware inside the standard ones (it sees the
+// message after tracing and retries have wrapped the handler).
+func (r *Router) AddMiddleware(m ...message.HandlerMiddleware) { r.router.AddMiddleware(m...) }
+
+// Running is closed once every handler is subscribed.
+func (r *Router) Running() chan struct{} { return r.router.Running() }
+
+// Run handles messages until ctx ends, then waits for running handlers (up
+// to CloseTimeout) and closes the subscriber.
+func (r *Router) Run(ctx context.Context) error {
+	err := r.router.Run(ctx)
+	if cerr := r.sub.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
