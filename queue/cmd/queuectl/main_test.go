@@ -180,7 +180,9 @@ func TestTailPrintsNewMessagesUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out bytes.Buffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"--queue-url", url, "--json", "tail", "orders", "--from-start", "--interval", "10ms"}, &lockedBuffer{b: &out}, &bytes.Buffer{}) }()
+	go func() {
+		done <- run(ctx, []string{"--queue-url", url, "--json", "tail", "orders", "--from-start", "--interval", "10ms"}, &lockedBuffer{b: &out}, &bytes.Buffer{})
+	}()
 	deadline := time.After(10 * time.Second)
 	for !strings.Contains(readLocked(&out), "pending-1") {
 		select {
