@@ -1,27 +1,178 @@
-// Command order is the order service of orderflow. It is a placeholder until the
-// services issue lands: it starts, reports that it has nothing to run yet and
-// exits cleanly on SIGINT/SIGTERM.
+// Command order is orderflow's order service: the event-sourced Order
+// aggregate and the saga that drives each order through inventory, payment
+// and shipping (or compensates), behind an HTTP API.
+//
+//	order [flags]                        run the service
+//	order rebuild-projections [flags]    rebuild the read models from the events
+//
+// Run "order --help" for the flags and their environment variables.
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/telemetry"
+	"github.com/orderflow/orderflow/services/order/service"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	if err := run(ctx, os.Args[1:], os.LookupEnv, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "order:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context) error {
-	fmt.Println("order: not implemented yet; waiting for a signal")
-	<-ctx.Done()
-	return nil
+// config is the command line, each flag falling back to an environment
+// variable.
+type config struct {
+	Command  string // "" (run) or "rebuild-projections"
+	Service  service.Config
+	LogLevel slog.Level
+}
+
+// lookupFunc reads an environment variable.
+type lookupFunc func(string) (string, bool)
+
+func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error) {
+	var c config
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		c.Command, args = args[0], args[1:]
+		if c.Command != "rebuild-projections" {
+			return config{}, fmt.Errorf("unknown command %q (known: rebuild-projections)", c.Command)
+		}
+	}
+	env := func(name, def string) string {
+		if v, ok := lookup(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []error
+	envInt := func(name string, def int) int {
+		v := env(name, "")
+		if v == "" {
+			return def
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			return def
+		}
+		return n
+	}
+	envDuration := func(name string, def time.Duration) time.Duration {
+		v := env(name, "")
+		if v == "" {
+			return def
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			return def
+		}
+		return d
+	}
+	s := &c.Service
+	var level string
+	fs := flag.NewFlagSet("order", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&s.QueueURL, "queue-url", env("QUEUE_URL", service.DefaultQueueURL), "shared queue: sqlite://PATH or postgres://USER@HOST/DB (env QUEUE_URL)")
+	fs.StringVar(&s.DataDir, "data-dir", env("DATA_DIR", service.DefaultDataDir), "directory of the service's own database, "+service.DBFile+" (env DATA_DIR)")
+	fs.StringVar(&s.HTTPAddr, "http-addr", env("HTTP_ADDR", service.DefaultHTTPAddr), "order API listen address (env HTTP_ADDR)")
+	fs.StringVar(&s.AdminAddr, "admin-addr", env("ADMIN_ADDR", service.DefaultAdminAddr), "admin API listen address, loopback by default; \"off\" disables it (env ADMIN_ADDR)")
+	fs.StringVar(&s.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] pricing orders; default the built-in one (env CATALOG_FILE)")
+	fs.DurationVar(&s.StepTimeout, "step-timeout", envDuration("STEP_TIMEOUT", service.DefaultStepTimeout), "how long the saga waits for inventory, payment or shipping before compensating (env STEP_TIMEOUT)")
+	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
+	fs.DurationVar(&s.TimeoutScanInterval, "timeout-scan-interval", envDuration("TIMEOUT_SCAN_INTERVAL", 0), "how often due step deadlines are looked for; 0 means min(1s, step timeout/4) (env TIMEOUT_SCAN_INTERVAL)")
+	fs.IntVar(&s.Concurrency, "concurrency", envInt("CONCURRENCY", 4), "replies of one topic handled at once (env CONCURRENCY)")
+	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("SHUTDOWN_TIMEOUT", 10*time.Second), "bound of each stage of the graceful stop (env SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	fs.Usage = func() { usage(fs, out) }
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	return c, errors.Join(errs...)
+}
+
+func usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprint(out, `Usage:
+  order [flags]                       run the order service
+  order rebuild-projections [flags]   rebuild the order list, status counts and
+                                      deadline index from the event store
+                                      (stop the service first; uses --data-dir)
+
+The order service of orderflow places orders (POST /orders) and drives each
+one through its saga: reserve stock, charge payment, schedule shipment, or
+compensate. It emits inventory/payment/shipping commands and order.events
+through its outbox and consumes inventory.events, payment.events and
+shipping.events. Order API on --http-addr, admin API (health, fault flags,
+dead letters, queue stats, metrics, POST /projections/rebuild) on --admin-addr.
+
+Flags (each falls back to the environment variable named in its help):
+`)
+	fs.PrintDefaults()
+	fmt.Fprintf(out, "\nFault flags (environment at start, PUT /faults/NAME on the admin API at run time; ORDER_NAME overrides NAME):\n")
+	for _, s := range faults.ServiceFlags(service.Name) {
+		fmt.Fprintf(out, "  %-22s %-8s %s\n", s.EnvName(), s.Type, s.Description)
+	}
+	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, ...).\n")
+}
+
+func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer) error {
+	cfg, err := parseConfig(args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: service.Name, LogLevel: cfg.LogLevel, LogWriter: stderr})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			tel.Logger.Warn("telemetry shutdown", "error", err)
+		}
+	}()
+	if cfg.Command == "rebuild-projections" {
+		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
+		if err != nil {
+			return err
+		}
+		tel.Logger.InfoContext(ctx, "projections rebuilt", "orders", n, "data_dir", cfg.Service.DataDir)
+		return nil
+	}
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags(service.Name), Logger: tel.Logger})
+	if err != nil {
+		return err
+	}
+	if err := reg.LoadEnv(strings.ToUpper(service.Name)+"_", lookup); err != nil {
+		return fmt.Errorf("fault flags: %w", err)
+	}
+	sc := cfg.Service
+	sc.Logger, sc.TracerProvider, sc.MeterProvider = tel.Logger, tel.TracerProvider, tel.MeterProvider
+	sc.Propagator, sc.MetricsHandler, sc.Faults = tel.Propagator, tel.MetricsHandler, reg
+	return service.Run(ctx, sc)
 }

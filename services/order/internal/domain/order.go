@@ -480,6 +480,11 @@ func (o *Order) Reason() string { return o.reason }
 // awaited. It survives restarts: it is part of the stream.
 func (o *Order) Deadline() time.Time { return o.deadline }
 
+// Awaiting lists the steps awaiting a reply, last step first: the forward
+// step in flight, or the compensations not yet confirmed. It is empty for a
+// terminal order whose compensations are all confirmed.
+func (o *Order) Awaiting() []Step { return o.outstanding() }
+
 // PaymentID returns the id of the order's charge, or "" if none is known.
 func (o *Order) PaymentID() string { return o.paymentID }
 

@@ -1,0 +1,233 @@
+// Package admin is the small operations HTTP server every orderflow service
+// mounts, bound to loopback by default:
+//
+//	GET    /healthz                 liveness: 200 while the process serves
+//	GET    /readyz                  readiness: Config.Ready, 503 when it fails
+//	GET    /faults                  every fault flag (see package faults)
+//	GET    /faults/{name}           one flag
+//	PUT    /faults/{name}           set it: {"value": "0.5"} (POST too)
+//	DELETE /faults/{name}           back to its default
+//	GET    /dlq                     dead letters (?topic= &group= &limit=)
+//	GET    /dlq/{id}                one dead letter
+//	POST   /dlq/{id}/replay         back to its topic, for its group only
+//	POST   /dlq/replay              replay all (?topic= &group=, or the same in a JSON body)
+//	DELETE /dlq                     purge (?topic= &group=)
+//	GET    /queue/stats             topics, consumer groups, depth and lag
+//	GET    /metrics                 Prometheus metrics (Config.Metrics)
+//
+// plus whatever the service adds with Config.Routes (GET /state, …).
+// Errors are RFC 9457 application/problem+json, mapped from Go errors in
+// one place (StatusOf).
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// DefaultAddr is where the admin server listens when Config.Addr is empty:
+// loopback only, any free port.
+const DefaultAddr = "127.0.0.1:0"
+
+// Config configures New. Only Service is required; every optional part
+// left nil leaves its routes out (they answer 404).
+type Config struct {
+	// Service is the service's name, reported by /healthz.
+	Service string
+	// Addr is the listen address. Default DefaultAddr. Binding to a
+	// non-loopback address is allowed but logged: these routes can crash
+	// the process and purge dead letters.
+	Addr string
+	// Ready reports whether the service can do its work (database and
+	// queue reachable, handlers running). Default: always ready.
+	Ready func(ctx context.Context) error
+	// Faults backs /faults.
+	Faults *faults.Registry
+	// Queue backs /dlq and /queue/stats.
+	Queue backend.Backend
+	// Metrics is mounted at GET /metrics.
+	Metrics http.Handler
+	// Routes adds the service's own routes (GET /state, …). Handlers
+	// report errors by returning them (see StatusOf).
+	Routes func(e *echo.Echo)
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+	// BodyLimit caps request bodies. Default "64K".
+	BodyLimit string
+	// ShutdownTimeout bounds Run's graceful stop. Default 5s.
+	ShutdownTimeout time.Duration
+}
+
+func (c *Config) setDefaults() {
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.Ready == nil {
+		c.Ready = func(context.Context) error { return nil }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BodyLimit == "" {
+		c.BodyLimit = "64K"
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 5 * time.Second
+	}
+}
+
+// Validate reports an unusable config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Service == "" {
+		errs = append(errs, errors.New("service name is required"))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("listen address %q: %w", c.Addr, err))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdown timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Server is the admin HTTP server. It is an http.Handler, so tests can drive
+// it with httptest without listening.
+type Server struct {
+	cfg  Config
+	echo *echo.Echo
+}
+
+// New builds the server and its routes.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("admin: invalid config: %w", err)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(cfg.Logger)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableErrorHandler: false}))
+	e.Use(middleware.BodyLimit(cfg.BodyLimit))
+
+	s := &Server{cfg: cfg, echo: e}
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if cfg.Faults != nil {
+		f := &faultRoutes{reg: cfg.Faults}
+		e.GET("/faults", f.list)
+		e.GET("/faults/:name", f.get)
+		e.PUT("/faults/:name", f.set)
+		e.POST("/faults/:name", f.set)
+		e.DELETE("/faults/:name", f.reset)
+	}
+	if cfg.Queue != nil {
+		d := &dlqRoutes{b: cfg.Queue, logger: cfg.Logger}
+		e.GET("/dlq", d.list)
+		e.DELETE("/dlq", d.purge)
+		e.POST("/dlq/replay", d.replayAll)
+		e.GET("/dlq/:id", d.get)
+		e.POST("/dlq/:id/replay", d.replay)
+		e.GET("/queue/stats", d.stats)
+	}
+	if cfg.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
+	}
+	if cfg.Routes != nil {
+		cfg.Routes(e)
+	}
+	return s, nil
+}
+
+// ServeHTTP serves the admin routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Echo exposes the router, to add routes after New.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// Listen binds Config.Addr. Serve the listener with Serve.
+func (s *Server) Listen() (net.Listener, error) {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen: %w", err)
+	}
+	if host, _, _ := net.SplitHostPort(s.cfg.Addr); !isLoopback(host) {
+		s.cfg.Logger.Warn("admin API listens beyond loopback: anyone who can reach it can crash the service and purge dead letters",
+			slog.String("addr", ln.Addr().String()))
+	}
+	return ln, nil
+}
+
+// Run listens on Config.Addr and serves until ctx ends, then shuts down
+// gracefully (up to ShutdownTimeout).
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves ln until ctx ends, then shuts down gracefully: it stops
+// accepting, lets requests in progress finish (up to ShutdownTimeout) and
+// returns.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.echo,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	s.cfg.Logger.Info("admin API listening", slog.String("addr", "http://"+ln.Addr().String()))
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("admin: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("admin: shutdown: %w", err)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "service": s.cfg.Service})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Ready(ctx); err != nil {
+		return &Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: err.Error()}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "service": s.cfg.Service})
+}

@@ -1,0 +1,337 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+type fixture struct {
+	srv *admin.Server
+	reg *faults.Registry
+	b   backend.Backend
+}
+
+func newFixture(t *testing.T, ready func(context.Context) error) fixture {
+	t.Helper()
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("payment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := queue.OpenBackend(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "queue.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	srv, err := admin.New(admin.Config{
+		Service: "payment",
+		Ready:   ready,
+		Faults:  reg,
+		Queue:   b,
+		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			_, _ = io.WriteString(w, "# metrics\n")
+		}),
+		Routes: func(e *echo.Echo) {
+			e.GET("/state", func(c echo.Context) error { return c.JSON(http.StatusOK, map[string]int{"charges": 1}) })
+			e.GET("/boom", func(echo.Context) error { return errors.New("secret database detail") })
+			e.GET("/missing", func(echo.Context) error { return fmt.Errorf("%w: payment p-1", admin.ErrNotFound) })
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fixture{srv: srv, reg: reg, b: b}
+}
+
+func (f fixture) do(t *testing.T, method, path, body string) (int, http.Header, []byte) {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	return rec.Code, rec.Header(), rec.Body.Bytes()
+}
+
+func TestRoutesStatusAndContentType(t *testing.T) {
+	notReady := errors.New("queue unreachable")
+	ready := true
+	f := newFixture(t, func(context.Context) error {
+		if ready {
+			return nil
+		}
+		return notReady
+	})
+	tests := []struct {
+		method, path, body string
+		want               int
+		wantType           string
+		wantField          string
+	}{
+		{"GET", "/healthz", "", 200, "application/json", ""},
+		{"GET", "/readyz", "", 200, "application/json", ""},
+		{"GET", "/faults", "", 200, "application/json", ""},
+		{"GET", "/faults/payment_decline_rate", "", 200, "application/json", ""},
+		{"GET", "/faults/nope", "", 404, admin.ProblemContentType, ""},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.5"}`, 200, "application/json", ""},
+		{"POST", "/faults/payment_decline_rate", `{"value":0.25}`, 200, "application/json", ""},
+		{"PUT", "/faults/crash_mid_handler", `{"value":false}`, 200, "application/json", ""},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"2"}`, 400, admin.ProblemContentType, "value"},
+		{"PUT", "/faults/payment_decline_rate", `{}`, 400, admin.ProblemContentType, "value"},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.1","extra":1}`, 400, admin.ProblemContentType, ""},
+		{"PUT", "/faults/payment_decline_rate", `{"value":`, 400, admin.ProblemContentType, ""},
+		{"PUT", "/faults/payment_decline_rate", `{"value":[1]}`, 400, admin.ProblemContentType, "value"},
+		{"PUT", "/faults/nope", `{"value":"1"}`, 404, admin.ProblemContentType, ""},
+		{"DELETE", "/faults/payment_decline_rate", "", 200, "application/json", ""},
+		{"GET", "/dlq", "", 200, "application/json", ""},
+		{"GET", "/dlq?limit=0", "", 400, admin.ProblemContentType, "limit"},
+		{"GET", "/dlq?topic=bad%20topic", "", 400, admin.ProblemContentType, "topic"},
+		{"GET", "/dlq/42", "", 404, admin.ProblemContentType, ""},
+		{"GET", "/dlq/abc", "", 400, admin.ProblemContentType, "id"},
+		{"POST", "/dlq/42/replay", "", 404, admin.ProblemContentType, ""},
+		{"POST", "/dlq/replay", "", 200, "application/json", ""},
+		{"DELETE", "/dlq", "", 200, "application/json", ""},
+		{"GET", "/queue/stats", "", 200, "application/json", ""},
+		{"GET", "/metrics", "", 200, "text/plain", ""},
+		{"GET", "/state", "", 200, "application/json", ""},
+		{"GET", "/boom", "", 500, admin.ProblemContentType, ""},
+		{"GET", "/missing", "", 404, admin.ProblemContentType, ""},
+		{"GET", "/no/such/route", "", 404, admin.ProblemContentType, ""},
+		{"PATCH", "/healthz", "", 405, admin.ProblemContentType, ""},
+		{"PUT", "/faults/payment_latency", `{"value":"` + strings.Repeat("x", 70<<10) + `"}`, 413, admin.ProblemContentType, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			code, h, body := f.do(t, tc.method, tc.path, tc.body)
+			if code != tc.want {
+				t.Fatalf("status: got %d, want %d (body %s)", code, tc.want, body)
+			}
+			if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, tc.wantType) {
+				t.Errorf("Content-Type: got %q, want %q", ct, tc.wantType)
+			}
+			if tc.wantType != admin.ProblemContentType {
+				return
+			}
+			var p admin.Problem
+			if err := json.Unmarshal(body, &p); err != nil {
+				t.Fatalf("problem body %s: %v", body, err)
+			}
+			if p.Status != tc.want || p.Title == "" || p.Type == "" {
+				t.Errorf("problem: got %+v, want status %d with a title and type", p, tc.want)
+			}
+			if p.Field != tc.wantField {
+				t.Errorf("problem field: got %q, want %q", p.Field, tc.wantField)
+			}
+			if strings.Contains(string(body), "secret") {
+				t.Errorf("500 body leaks the error: %s", body)
+			}
+		})
+	}
+
+	ready = false
+	code, _, body := f.do(t, "GET", "/readyz", "")
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), notReady.Error()) {
+		t.Errorf("readyz when not ready: got %d %s, want 503 naming the cause", code, body)
+	}
+}
+
+func TestSetFault(t *testing.T) {
+	f := newFixture(t, nil)
+	code, _, body := f.do(t, "PUT", "/faults/payment_decline_rate", `{"value":"0.5"}`)
+	if code != 200 {
+		t.Fatalf("PUT: got %d %s, want 200", code, body)
+	}
+	var st faults.State
+	if err := json.Unmarshal(body, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Value != "0.5" || st.Source != "api" {
+		t.Errorf("response: got value %q source %q, want 0.5 api", st.Value, st.Source)
+	}
+	if got, want := f.reg.Rate(faults.PaymentDeclineRate), 0.5; got != want {
+		t.Errorf("registry: got %v, want %v", got, want)
+	}
+	_, _, body = f.do(t, "GET", "/faults", "")
+	var all []faults.State
+	if err := json.Unmarshal(body, &all); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(all), len(faults.ServiceFlags("payment")); got != want {
+		t.Errorf("GET /faults: got %d flags, want %d", got, want)
+	}
+}
+
+func putDeadLetter(t *testing.T, b backend.Backend, topic, group, uuid string) int64 {
+	t.Helper()
+	now := time.Now().UTC()
+	err := b.DeadLetters().Put(context.Background(), backend.DeadLetter{
+		MessageUUID: uuid, Topic: topic, ConsumerGroup: group, Payload: []byte(`{"x":1}`),
+		Metadata: map[string]string{"type": "t", "attempt": "5"}, Attempts: 5, LastError: "boom",
+		FirstFailedAt: now, LastFailedAt: now, DeadAt: now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dls, err := b.DeadLetters().List(context.Background(), backend.DeadLetterFilter{Topic: topic, ConsumerGroup: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dl := range dls {
+		if dl.MessageUUID == uuid {
+			return dl.ID
+		}
+	}
+	t.Fatalf("dead letter %s not stored", uuid)
+	return 0
+}
+
+func TestDeadLetterRoutes(t *testing.T) {
+	f := newFixture(t, nil)
+	id := putDeadLetter(t, f.b, "payment.commands", "payment", "m-1")
+	putDeadLetter(t, f.b, "payment.commands", "payment", "m-2")
+	putDeadLetter(t, f.b, "other.topic", "payment", "m-3")
+
+	code, _, body := f.do(t, "GET", "/dlq?topic=payment.commands", "")
+	var list []admin.DeadLetter
+	if err := json.Unmarshal(body, &list); err != nil || code != 200 {
+		t.Fatalf("GET /dlq: got %d %s (%v)", code, body, err)
+	}
+	if got, want := len(list), 2; got != want {
+		t.Fatalf("GET /dlq?topic: got %d dead letters, want %d", got, want)
+	}
+	code, _, body = f.do(t, "GET", fmt.Sprintf("/dlq/%d", id), "")
+	var one admin.DeadLetter
+	if err := json.Unmarshal(body, &one); err != nil || code != 200 {
+		t.Fatalf("GET /dlq/id: got %d %s", code, body)
+	}
+	if one.Payload == nil || *one.Payload != `{"x":1}` || one.LastError != "boom" {
+		t.Errorf("dead letter: got %+v, want payload {\"x\":1} and last error boom", one)
+	}
+
+	// Replay one: it reaches its group's subscriber with the same UUID.
+	sub, err := f.b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "payment"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, "payment.commands")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, body = f.do(t, "POST", fmt.Sprintf("/dlq/%d/replay", id), "")
+	if code != 200 {
+		t.Fatalf("replay: got %d %s, want 200", code, body)
+	}
+	select {
+	case m := <-msgs:
+		if m.UUID != "m-1" || string(m.Payload) != `{"x":1}` {
+			t.Errorf("replayed message: got %s %s, want m-1 {\"x\":1}", m.UUID, m.Payload)
+		}
+		m.Ack()
+	case <-ctx.Done():
+		t.Fatal("replayed message never arrived")
+	}
+	_ = sub.Close()
+	if code, _, _ := f.do(t, "GET", fmt.Sprintf("/dlq/%d", id), ""); code != 404 {
+		t.Errorf("GET replayed dead letter: got %d, want 404", code)
+	}
+
+	// Replay the rest of the topic with a body filter, then purge all.
+	code, _, body = f.do(t, "POST", "/dlq/replay", `{"topic":"payment.commands"}`)
+	if code != 200 || !strings.Contains(string(body), `"replayed":1`) {
+		t.Errorf("replay all of a topic: got %d %s, want replayed 1", code, body)
+	}
+	code, _, body = f.do(t, "DELETE", "/dlq", "")
+	if code != 200 || !strings.Contains(string(body), `"purged":1`) {
+		t.Errorf("purge: got %d %s, want purged 1", code, body)
+	}
+}
+
+func TestStatusOf(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("x: %w", admin.ErrNotFound), 404},
+		{fmt.Errorf("x: %w", backend.ErrNotFound), 404},
+		{fmt.Errorf("x: %w", faults.ErrUnknownFlag), 404},
+		{fmt.Errorf("x: %w", faults.ErrInvalidValue), 400},
+		{admin.BadField("sku", "unknown"), 400},
+		{fmt.Errorf("x: %w", admin.ErrConflict), 409},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), 503},
+		{&admin.Problem{Status: 418}, 418},
+		{echo.NewHTTPError(405), 405},
+		{errors.New("anything else"), 500},
+	}
+	for _, tc := range tests {
+		if got := admin.StatusOf(tc.err); got != tc.want {
+			t.Errorf("StatusOf(%v): got %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestRunListensAndStops(t *testing.T) {
+	srv, err := admin.New(admin.Config{Service: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ln.Addr().String(), "127.0.0.1:") {
+		t.Errorf("default address: got %s, want loopback", ln.Addr())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("GET /healthz: got %d, want 200", resp.StatusCode)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Serve after cancel: got %v, want nil", err)
+	}
+	if _, err := admin.New(admin.Config{}); err == nil {
+		t.Error("New without a service name: got nil error, want one")
+	}
+}
+
+func TestBodyLimitWithoutContentLength(t *testing.T) {
+	f := newFixture(t, nil)
+	req := httptest.NewRequest(http.MethodPut, "/faults/payment_latency",
+		strings.NewReader(`{"value":"`+strings.Repeat("x", 70<<10)+`"}`))
+	req.ContentLength = -1 // chunked: the limit is found while reading
+	rec := httptest.NewRecorder()
+	f.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusRequestEntityTooLarge || rec.Header().Get("Content-Type") != admin.ProblemContentType {
+		t.Errorf("got %d %s, want 413 problem+json", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}

@@ -1,0 +1,161 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// Errors a route handler (the server's or a service's own) returns, wrapped
+// with context: fmt.Errorf("%w: unknown sku %q", admin.ErrNotFound, sku).
+// StatusOf turns them into HTTP statuses.
+var (
+	ErrBadRequest  = errors.New("bad request")
+	ErrNotFound    = errors.New("not found")
+	ErrConflict    = errors.New("conflict")
+	ErrUnavailable = errors.New("unavailable")
+)
+
+// ProblemContentType is the media type of RFC 9457 problem details.
+const ProblemContentType = "application/problem+json"
+
+// Problem is an RFC 9457 problem details object. A handler may return one
+// as an error to choose every field itself.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Field names the input at fault (a path parameter, query parameter
+	// or JSON field), when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Detail
+	}
+	return p.Title
+}
+
+// FieldError marks an error as caused by one input field; the problem
+// response names it.
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// BadField returns a FieldError for field wrapping ErrBadRequest.
+func BadField(field, detail string) error {
+	return &FieldError{Field: field, Err: &wrapped{msg: detail, err: ErrBadRequest}}
+}
+
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg }
+func (w *wrapped) Unwrap() error { return w.err }
+
+// StatusOf is the one place an error becomes an HTTP status.
+func StatusOf(err error) int {
+	var p *Problem
+	var he *echo.HTTPError
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &p):
+		return p.Status
+	case errors.As(err, &he):
+		return he.Code
+	case errors.Is(err, ErrNotFound), errors.Is(err, backend.ErrNotFound), errors.Is(err, faults.ErrUnknownFlag):
+		return http.StatusNotFound
+	case errors.Is(err, ErrBadRequest), errors.Is(err, faults.ErrInvalidValue):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// problemFor builds the response for err. Details of 5xx errors other than
+// explicit problems are not shown to the client (they are logged).
+func problemFor(err error, instance string) Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		out := *p
+		if out.Type == "" {
+			out.Type = "about:blank"
+		}
+		if out.Title == "" {
+			out.Title = http.StatusText(out.Status)
+		}
+		if out.Instance == "" {
+			out.Instance = instance
+		}
+		return out
+	}
+	status := StatusOf(err)
+	out := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Instance: instance}
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &he):
+		if msg, ok := he.Message.(string); ok && msg != out.Title {
+			out.Detail = msg
+		}
+	case status == http.StatusServiceUnavailable || status < 500:
+		out.Detail = err.Error()
+	default:
+		out.Detail = "internal error; see the service log"
+	}
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		out.Field = fe.Field
+	}
+	return out
+}
+
+// errorHandler is the echo HTTPErrorHandler of the admin server and of any
+// echo instance that wants the same problem responses.
+func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		p := problemFor(err, c.Request().URL.Path)
+		if p.Status >= 500 {
+			logger.ErrorContext(c.Request().Context(), "admin request failed",
+				slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+				slog.Int("status", p.Status), slog.Any("error", err))
+		}
+		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
+		c.Response().WriteHeader(p.Status)
+		if c.Request().Method == http.MethodHead {
+			return
+		}
+		_ = json.NewEncoder(c.Response()).Encode(p)
+	}
+}
+
+// ErrorHandler returns the problem+json error handler, for service routes
+// mounted on another echo instance.
+func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return errorHandler(logger)
+}

@@ -1,0 +1,287 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+type faultRoutes struct {
+	reg *faults.Registry
+}
+
+func (f *faultRoutes) list(c echo.Context) error {
+	return c.JSON(http.StatusOK, f.reg.Snapshot())
+}
+
+func (f *faultRoutes) get(c echo.Context) error {
+	st, err := f.reg.Get(c.Param("name"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// set accepts {"value": "0.5"}; the value may also be a JSON number or
+// bool ({"value": 0.5}, {"value": true}).
+func (f *faultRoutes) set(c echo.Context) error {
+	name := c.Param("name")
+	if _, err := f.reg.Get(name); err != nil {
+		return err
+	}
+	var body struct {
+		Value json.RawMessage `json:"value"`
+	}
+	if err := DecodeJSON(c, &body); err != nil {
+		return err
+	}
+	value, err := flagValue(body.Value)
+	if err != nil {
+		return err
+	}
+	if err := f.reg.Set(name, value); err != nil {
+		return &FieldError{Field: "value", Err: err}
+	}
+	st, err := f.reg.Get(name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func flagValue(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 {
+		return "", BadField("value", `"value" is required, e.g. {"value": "0.5"}`)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n.String(), nil
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err == nil {
+		return strconv.FormatBool(b), nil
+	}
+	return "", BadField("value", "value must be a string, a number or a bool")
+}
+
+func (f *faultRoutes) reset(c echo.Context) error {
+	name := c.Param("name")
+	if err := f.reg.Reset(name); err != nil {
+		return err
+	}
+	st, err := f.reg.Get(name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// DecodeJSON reads one JSON object from the request body into v, whatever
+// the Content-Type (curl -d sends a form type), refusing
+// unknown fields and trailing data. An empty body leaves v as it is.
+func DecodeJSON(c echo.Context, v any) error {
+	data, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		var he *echo.HTTPError
+		switch {
+		case errors.As(err, &maxErr):
+			return echo.ErrStatusRequestEntityTooLarge
+		case errors.As(err, &he): // the body limit middleware
+			return he
+		}
+		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+	}
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: body is not the expected JSON object: %v", ErrBadRequest, err)
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: data after the JSON object", ErrBadRequest)
+	}
+	return nil
+}
+
+type dlqRoutes struct {
+	b      backend.Backend
+	logger *slog.Logger
+}
+
+// DeadLetter is a dead letter as the admin API shows it: the payload as
+// text when it is UTF-8, else base64.
+type DeadLetter struct {
+	ID            int64             `json:"id"`
+	MessageUUID   string            `json:"message_uuid"`
+	Topic         string            `json:"topic"`
+	ConsumerGroup string            `json:"consumer_group"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	Metadata      map[string]string `json:"metadata"`
+	Attempts      int               `json:"attempts"`
+	LastError     string            `json:"last_error"`
+	FirstFailedAt time.Time         `json:"first_failed_at"`
+	LastFailedAt  time.Time         `json:"last_failed_at"`
+	DeadAt        time.Time         `json:"dead_at"`
+}
+
+func viewDeadLetter(dl backend.DeadLetter) DeadLetter {
+	v := DeadLetter{
+		ID: dl.ID, MessageUUID: dl.MessageUUID, Topic: dl.Topic, ConsumerGroup: dl.ConsumerGroup,
+		Metadata: dl.Metadata, Attempts: dl.Attempts, LastError: dl.LastError,
+		FirstFailedAt: dl.FirstFailedAt, LastFailedAt: dl.LastFailedAt, DeadAt: dl.DeadAt,
+	}
+	if utf8.Valid(dl.Payload) {
+		s := string(dl.Payload)
+		v.Payload = &s
+	} else {
+		v.PayloadBase64 = dl.Payload
+	}
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// filter reads ?topic=, ?group= and, with limit, ?limit= (1..1000).
+func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
+	f := backend.DeadLetterFilter{Topic: c.QueryParam("topic"), ConsumerGroup: c.QueryParam("group")}
+	if f.Topic != "" {
+		if err := backend.ValidateTopic(f.Topic); err != nil {
+			return f, BadField("topic", err.Error())
+		}
+	}
+	if l := c.QueryParam("limit"); withLimit && l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			return f, BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 1000, got %q", l))
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func deadLetterID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, BadField("id", fmt.Sprintf("dead letter id must be a positive integer, got %q", c.Param("id")))
+	}
+	return id, nil
+}
+
+func (d *dlqRoutes) list(c echo.Context) error {
+	f, err := filter(c, true)
+	if err != nil {
+		return err
+	}
+	dls, err := d.b.DeadLetters().List(c.Request().Context(), f)
+	if err != nil {
+		return fmt.Errorf("list dead letters: %w", err)
+	}
+	out := make([]DeadLetter, 0, len(dls))
+	for _, dl := range dls {
+		out = append(out, viewDeadLetter(dl))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (d *dlqRoutes) get(c echo.Context) error {
+	id, err := deadLetterID(c)
+	if err != nil {
+		return err
+	}
+	dl, err := d.b.DeadLetters().Get(c.Request().Context(), id)
+	if err != nil {
+		return fmt.Errorf("dead letter %d: %w", id, err)
+	}
+	return c.JSON(http.StatusOK, viewDeadLetter(dl))
+}
+
+func (d *dlqRoutes) replay(c echo.Context) error {
+	id, err := deadLetterID(c)
+	if err != nil {
+		return err
+	}
+	if err := queue.ReplayDeadLetter(c.Request().Context(), d.b, id); err != nil {
+		return err
+	}
+	d.logger.InfoContext(c.Request().Context(), "dead letter replayed", slog.Int64("dead_letter_id", id))
+	return c.JSON(http.StatusOK, map[string]any{"replayed": 1, "id": id})
+}
+
+// replayAll replays what ?topic=/&group= (or a JSON body {"topic", "group"})
+// select; nothing selects everything.
+func (d *dlqRoutes) replayAll(c echo.Context) error {
+	f, err := filter(c, false)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Topic string `json:"topic"`
+		Group string `json:"group"`
+	}
+	if err := DecodeJSON(c, &body); err != nil {
+		return err
+	}
+	if body.Topic != "" {
+		if err := backend.ValidateTopic(body.Topic); err != nil {
+			return BadField("topic", err.Error())
+		}
+		f.Topic = body.Topic
+	}
+	if body.Group != "" {
+		f.ConsumerGroup = body.Group
+	}
+	n, err := queue.ReplayDeadLetters(c.Request().Context(), d.b, f)
+	if err != nil {
+		return fmt.Errorf("replayed %d dead letters, then: %w", n, err)
+	}
+	d.logger.InfoContext(c.Request().Context(), "dead letters replayed", slog.Int("count", n),
+		slog.String("topic", f.Topic), slog.String("group", f.ConsumerGroup))
+	return c.JSON(http.StatusOK, map[string]any{"replayed": n})
+}
+
+func (d *dlqRoutes) purge(c echo.Context) error {
+	f, err := filter(c, false)
+	if err != nil {
+		return err
+	}
+	n, err := d.b.DeadLetters().Purge(c.Request().Context(), f)
+	if err != nil {
+		return fmt.Errorf("purge dead letters: %w", err)
+	}
+	d.logger.InfoContext(c.Request().Context(), "dead letters purged", slog.Int("count", n),
+		slog.String("topic", f.Topic), slog.String("group", f.ConsumerGroup))
+	return c.JSON(http.StatusOK, map[string]any{"purged": n})
+}
+
+func (d *dlqRoutes) stats(c echo.Context) error {
+	st, err := d.b.Inspector().Stats(c.Request().Context())
+	if err != nil {
+		return fmt.Errorf("queue stats: %w", err)
+	}
+	if st == nil {
+		st = []backend.TopicStats{}
+	}
+	return c.JSON(http.StatusOK, st)
+}

@@ -1,0 +1,326 @@
+package faults_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/faults"
+)
+
+func newRegistry(t *testing.T, cfg faults.Config) *faults.Registry {
+	t.Helper()
+	if cfg.Flags == nil {
+		cfg.Flags = faults.ServiceFlags("payment")
+	}
+	r, err := faults.New(cfg)
+	if err != nil {
+		t.Fatalf("New: got error %v, want nil", err)
+	}
+	return r
+}
+
+func TestSetParsesAndValidates(t *testing.T) {
+	tests := []struct {
+		name, flag, value string
+		wantErr           error
+		wantValue         string
+	}{
+		{"rate", faults.PaymentDeclineRate, "0.5", nil, "0.5"},
+		{"rate one", faults.PaymentDeclineRate, "1", nil, "1"},
+		{"rate with blanks", faults.PaymentDeclineRate, " 0.25 ", nil, "0.25"},
+		{"rate above one", faults.PaymentDeclineRate, "1.5", faults.ErrInvalidValue, ""},
+		{"negative rate", faults.PaymentDeclineRate, "-0.1", faults.ErrInvalidValue, ""},
+		{"rate NaN", faults.PaymentDeclineRate, "NaN", faults.ErrInvalidValue, ""},
+		{"rate not a number", faults.PaymentDeclineRate, "half", faults.ErrInvalidValue, ""},
+		{"empty rate is zero", faults.PaymentDeclineRate, "", nil, "0"},
+		{"duration", faults.HandlerLatency, "250ms", nil, "250ms"},
+		{"duration zero", faults.HandlerLatency, "0", nil, "0s"},
+		{"negative duration", faults.HandlerLatency, "-1s", faults.ErrInvalidValue, ""},
+		{"duration without unit", faults.HandlerLatency, "5", faults.ErrInvalidValue, ""},
+		{"duration too long", faults.HandlerLatency, "11m", faults.ErrInvalidValue, ""},
+		{"bool", faults.CrashAfterCommit, "true", nil, "true"},
+		{"bool as 1", faults.CrashAfterCommit, "1", nil, "true"},
+		{"bool nonsense", faults.CrashAfterCommit, "yes please", faults.ErrInvalidValue, ""},
+		{"unknown flag", "no_such_flag", "1", faults.ErrUnknownFlag, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t, faults.Config{})
+			err := r.Set(tc.flag, tc.value)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("Set(%q, %q): got error %v, want %v", tc.flag, tc.value, err, tc.wantErr)
+			}
+			if tc.wantErr != nil {
+				return
+			}
+			st, err := r.Get(tc.flag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Value != tc.wantValue {
+				t.Errorf("value: got %q, want %q", st.Value, tc.wantValue)
+			}
+			if st.Source != "api" || st.UpdatedAt == nil {
+				t.Errorf("source: got %q (updated %v), want api with a time", st.Source, st.UpdatedAt)
+			}
+		})
+	}
+}
+
+func TestInvalidSetKeepsOldValue(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	if err := r.Set(faults.PaymentDeclineRate, "0.3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(faults.PaymentDeclineRate, "2"); err == nil {
+		t.Fatal("Set(2): got nil error, want one")
+	}
+	if got, want := r.Rate(faults.PaymentDeclineRate), 0.3; got != want {
+		t.Errorf("Rate: got %v, want %v", got, want)
+	}
+}
+
+func TestDefineRejectsBadSpecs(t *testing.T) {
+	tests := []struct {
+		name string
+		spec faults.Spec
+	}{
+		{"upper case name", faults.Spec{Name: "Bad", Type: faults.TypeBool}},
+		{"empty name", faults.Spec{Type: faults.TypeBool}},
+		{"dash", faults.Spec{Name: "a-b", Type: faults.TypeBool}},
+		{"unknown type", faults.Spec{Name: "x", Type: "int"}},
+		{"bad default", faults.Spec{Name: "x", Type: faults.TypeRate, Default: "3"}},
+		{"duplicate", faults.Spec{Name: faults.Poison, Type: faults.TypeBool}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t, faults.Config{Flags: faults.CommonFlags()})
+			if err := r.Define(tc.spec); err == nil {
+				t.Errorf("Define(%+v): got nil error, want one", tc.spec)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndReset(t *testing.T) {
+	r := newRegistry(t, faults.Config{Flags: []faults.Spec{
+		{Name: "rate", Type: faults.TypeRate, Default: "0.1"},
+		{Name: "skus", Type: faults.TypeString, Default: " A, ,B "},
+	}})
+	if got, want := r.Rate("rate"), 0.1; got != want {
+		t.Errorf("default rate: got %v, want %v", got, want)
+	}
+	if got, want := r.List("skus"), []string{"A", "B"}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("List: got %q, want %q", got, want)
+	}
+	if err := r.Set("rate", "0.9"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reset("rate"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := r.Get("rate")
+	if st.Value != "0.1" || st.Source != "default" {
+		t.Errorf("after Reset: got value %q source %q, want 0.1 default", st.Value, st.Source)
+	}
+	if err := r.Reset("nope"); !errors.Is(err, faults.ErrUnknownFlag) {
+		t.Errorf("Reset(unknown): got %v, want ErrUnknownFlag", err)
+	}
+}
+
+func TestLoadEnv(t *testing.T) {
+	env := map[string]string{
+		"PAYMENT_DECLINE_RATE":    "0.5",
+		"HANDLER_LATENCY":         "1s",
+		"PAYMENT_HANDLER_LATENCY": "20ms", // service-scoped wins
+		"CRASH_MID_HANDLER":       "maybe",
+		"PAYMENT_LATENCY":         "",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	r := newRegistry(t, faults.Config{})
+	err := r.LoadEnv("PAYMENT_", lookup)
+	if !errors.Is(err, faults.ErrInvalidValue) {
+		t.Fatalf("LoadEnv: got %v, want ErrInvalidValue for CRASH_MID_HANDLER", err)
+	}
+	if got, want := r.Rate(faults.PaymentDeclineRate), 0.5; got != want {
+		t.Errorf("decline rate: got %v, want %v", got, want)
+	}
+	if got, want := r.Duration(faults.HandlerLatency), 20*time.Millisecond; got != want {
+		t.Errorf("handler latency: got %v, want %v", got, want)
+	}
+	st, _ := r.Get(faults.PaymentDeclineRate)
+	if st.Source != "env" || st.Env != "PAYMENT_DECLINE_RATE" {
+		t.Errorf("state: got source %q env %q, want env PAYMENT_DECLINE_RATE", st.Source, st.Env)
+	}
+	if r.Bool(faults.CrashMidHandler) {
+		t.Error("crash_mid_handler: got true after an invalid value, want false")
+	}
+}
+
+func TestChanceUsesInjectedRandom(t *testing.T) {
+	tests := []struct {
+		rate   string
+		random float64
+		want   bool
+	}{
+		{"0", 0, false},
+		{"0.5", 0.49, true},
+		{"0.5", 0.5, false},
+		{"1", 0.999, true},
+		{"0.1", 0.05, true},
+	}
+	for _, tc := range tests {
+		r := newRegistry(t, faults.Config{Rand: func() float64 { return tc.random }})
+		if err := r.Set(faults.PaymentDeclineRate, tc.rate); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Chance(faults.PaymentDeclineRate); got != tc.want {
+			t.Errorf("Chance at rate %s, random %v: got %v, want %v", tc.rate, tc.random, got, tc.want)
+		}
+	}
+}
+
+func TestSleep(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	start := time.Now()
+	if err := r.Sleep(context.Background(), faults.HandlerLatency); err != nil {
+		t.Fatalf("Sleep(0): got %v, want nil", err)
+	}
+	if err := r.Set(faults.HandlerLatency, "20ms"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Sleep(context.Background(), faults.HandlerLatency); err != nil {
+		t.Fatalf("Sleep(20ms): got %v, want nil", err)
+	}
+	if got := time.Since(start); got < 20*time.Millisecond {
+		t.Errorf("Sleep(20ms) took %v, want at least 20ms", got)
+	}
+	if err := r.Set(faults.HandlerLatency, "10m"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	if err := r.Sleep(ctx, faults.HandlerLatency); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Sleep with a cancelled context: got %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestCrashPoint(t *testing.T) {
+	var codes []int
+	r := newRegistry(t, faults.Config{Exit: func(code int) { codes = append(codes, code) }})
+	if r.CrashPoint(faults.CrashAfterCommit) {
+		t.Fatal("CrashPoint while off: got true, want false")
+	}
+	if err := r.Set(faults.CrashAfterCommit, "true"); err != nil {
+		t.Fatal(err)
+	}
+	if !r.CrashPoint(faults.CrashAfterCommit) {
+		t.Fatal("CrashPoint while on: got false, want true")
+	}
+	if len(codes) != 1 || codes[0] != faults.ExitCode {
+		t.Errorf("exit codes: got %v, want [%d]", codes, faults.ExitCode)
+	}
+}
+
+func TestWrongTypePanics(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	for name, f := range map[string]func(){
+		"unknown":    func() { r.Chance("nope") },
+		"wrong type": func() { r.Chance(faults.CrashAfterCommit) },
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: got no panic, want one", name)
+				}
+			}()
+			f()
+		}()
+	}
+}
+
+func TestOnChangeMaySetAgain(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	var seen []string
+	err := r.OnChange(faults.Poison, func(v string) {
+		seen = append(seen, v)
+		if v == "true" {
+			if err := r.Set(faults.Poison, "false"); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(faults.Poison, "true"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(seen), 2; got != want || seen[0] != "true" || seen[1] != "false" {
+		t.Errorf("OnChange saw %q, want [true false]", seen)
+	}
+	if r.Bool(faults.Poison) {
+		t.Error("poison: got true, want false after the one-shot")
+	}
+	if err := r.OnChange("nope", func(string) {}); !errors.Is(err, faults.ErrUnknownFlag) {
+		t.Errorf("OnChange(unknown): got %v, want ErrUnknownFlag", err)
+	}
+}
+
+func TestSnapshotSortedAndConcurrent(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				_ = r.Set(faults.PaymentDeclineRate, []string{"0.1", "0.2"}[(i+j)%2])
+				_ = r.Chance(faults.PaymentDeclineRate)
+				_ = r.Snapshot()
+			}
+		})
+	}
+	wg.Wait()
+	snap := r.Snapshot()
+	if got, want := len(snap), len(faults.ServiceFlags("payment")); got != want {
+		t.Fatalf("Snapshot: got %d flags, want %d", got, want)
+	}
+	for i := 1; i < len(snap); i++ {
+		if snap[i-1].Name >= snap[i].Name {
+			t.Errorf("Snapshot not sorted: %q before %q", snap[i-1].Name, snap[i].Name)
+		}
+	}
+	for _, s := range snap {
+		if s.Description == "" || s.Env == "" {
+			t.Errorf("flag %s: got empty description or env, want both", s.Name)
+		}
+	}
+}
+
+func TestServiceFlags(t *testing.T) {
+	tests := []struct {
+		service string
+		want    []string
+	}{
+		{"inventory", []string{faults.InventoryOutOfStockSKUs}},
+		{"payment", []string{faults.PaymentDeclineRate, faults.PaymentTransientErrorRate, faults.PaymentLatency}},
+		{"shipping", []string{faults.ShippingFailureRate, faults.ShippingLatency}},
+		{"order", nil},
+	}
+	for _, tc := range tests {
+		r, err := faults.New(faults.Config{Flags: faults.ServiceFlags(tc.service)})
+		if err != nil {
+			t.Fatalf("%s: New: %v", tc.service, err)
+		}
+		for _, n := range append([]string{faults.HandlerLatency, faults.CrashAfterCommit, faults.CrashMidHandler, faults.Poison}, tc.want...) {
+			if _, err := r.Get(n); err != nil {
+				t.Errorf("%s: Get(%q): got %v, want the flag", tc.service, n, err)
+			}
+		}
+		if got, want := len(r.Snapshot()), 4+len(tc.want); got != want {
+			t.Errorf("%s: got %d flags, want %d", tc.service, got, want)
+		}
+	}
+}

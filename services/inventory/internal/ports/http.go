@@ -1,0 +1,83 @@
+package ports
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/services/inventory/internal/app"
+	"github.com/orderflow/orderflow/services/inventory/internal/domain"
+)
+
+// HTTP holds inventory's own routes, mounted on the admin server:
+//
+//	GET  /stock                    [{"sku","available","reserved","initial","restocked"}]
+//	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock
+//	GET  /state                    stock, reservation counts by status, conserved
+//	GET  /reservations/{order_id}  one order's reservation
+type HTTP struct {
+	app app.Application
+}
+
+// NewHTTP returns the routes over a.
+func NewHTTP(a app.Application) *HTTP { return &HTTP{app: a} }
+
+// Mount adds the routes to e (admin.Config.Routes).
+func (h *HTTP) Mount(e *echo.Echo) {
+	e.GET("/stock", h.stock)
+	e.POST("/stock/:sku/restock", h.restock)
+	e.GET("/state", h.state)
+	e.GET("/reservations/:order_id", h.reservation)
+}
+
+func (h *HTTP) stock(c echo.Context) error {
+	s, err := h.app.Queries.Stock(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s)
+}
+
+func (h *HTTP) restock(c echo.Context) error {
+	var body struct {
+		Quantity *int `json:"quantity"`
+	}
+	if err := admin.DecodeJSON(c, &body); err != nil {
+		return err
+	}
+	if body.Quantity == nil {
+		return admin.BadField("quantity", "quantity is required")
+	}
+	s, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: c.Param("sku"), Quantity: *body.Quantity})
+	switch {
+	case errors.Is(err, app.ErrUnknownSKU):
+		return &admin.FieldError{Field: "sku", Err: fmt.Errorf("%w: %v", admin.ErrNotFound, err)}
+	case errors.Is(err, domain.ErrInvalidQuantity):
+		return admin.BadField("quantity", err.Error())
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusOK, s)
+}
+
+func (h *HTTP) state(c echo.Context) error {
+	st, err := h.app.Queries.State(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (h *HTTP) reservation(c echo.Context) error {
+	r, err := h.app.Queries.Reservation(c.Request().Context(), c.Param("order_id"))
+	if errors.Is(err, app.ErrNotFound) {
+		return fmt.Errorf("%w: no reservation for order %q", admin.ErrNotFound, c.Param("order_id"))
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}

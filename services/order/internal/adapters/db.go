@@ -1,0 +1,208 @@
+// Package adapters holds the order service's storage, all in one SQLite file
+// of its own: the event store (optimistic concurrency on
+// (stream_id, version)), the projections (order list and status counts),
+// the idempotency keys of POST /orders and the deadline index of the saga's
+// step timeouts. Every write of a decision (events, projections, deadline,
+// outbox messages, inbox record) happens in one local transaction.
+package adapters
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+)
+
+// DB is the order service's database: Writer has a single connection (SQLite
+// has one writer per file; the outbox, the inbox and the event store share
+// it, see the outbox package), Reader a small pool of read-only connections
+// for queries, which WAL lets run beside the writer.
+type DB struct {
+	Writer *sql.DB
+	Reader *sql.DB
+	Path   string
+}
+
+// DBConfig tunes OpenDB. Zero values take the defaults.
+type DBConfig struct {
+	// WriterConns is the writer pool size. Default 1 (recommended: the Go
+	// pool is then the queue for the write lock). Larger pools wait in
+	// SQLite's busy handler instead; the tests use both.
+	WriterConns int
+	// ReaderConns is the reader pool size. Default 4.
+	ReaderConns int
+	// Synchronous is SQLite's synchronous pragma, NORMAL or FULL.
+	// Default NORMAL.
+	Synchronous string
+}
+
+func (c *DBConfig) setDefaults() {
+	if c.WriterConns == 0 {
+		c.WriterConns = 1
+	}
+	if c.ReaderConns == 0 {
+		c.ReaderConns = 4
+	}
+	if c.Synchronous == "" {
+		c.Synchronous = "NORMAL"
+	}
+}
+
+// Validate reports an unusable config.
+func (c DBConfig) Validate() error {
+	var errs []error
+	if c.WriterConns < 1 || c.ReaderConns < 1 {
+		errs = append(errs, errors.New("pool sizes must be positive"))
+	}
+	if s := strings.ToUpper(c.Synchronous); s != "NORMAL" && s != "FULL" {
+		errs = append(errs, fmt.Errorf("synchronous %q: want NORMAL or FULL", c.Synchronous))
+	}
+	return errors.Join(errs...)
+}
+
+// OpenDB opens (creating if needed) the database file at path, with WAL,
+// a busy timeout and immediate write transactions, and creates the tables
+// of this package. The outbox and inbox packages create theirs.
+func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("open order database: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("open order database: %w", err)
+	}
+	writer, err := sql.Open("sqlite3", "file:"+path+
+		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=1&_synchronous="+strings.ToUpper(cfg.Synchronous))
+	if err != nil {
+		return nil, fmt.Errorf("open order database: %w", err)
+	}
+	writer.SetMaxOpenConns(cfg.WriterConns)
+	writer.SetMaxIdleConns(cfg.WriterConns)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	if err := checkPragmas(ctx, writer); err != nil {
+		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
+	}
+	if err := migrate(ctx, writer); err != nil {
+		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
+	}
+	reader, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_query_only=1")
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open order database: %w", err), writer.Close())
+	}
+	reader.SetMaxOpenConns(cfg.ReaderConns)
+	reader.SetMaxIdleConns(cfg.ReaderConns)
+	return &DB{Writer: writer, Reader: reader, Path: path}, nil
+}
+
+// checkPragmas proves that the DSN took effect.
+func checkPragmas(ctx context.Context, db *sql.DB) error {
+	var mode string
+	if err := db.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("read journal_mode: %w", err)
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fmt.Errorf("journal_mode is %q, want wal", mode)
+	}
+	var busy int
+	if err := db.QueryRowContext(ctx, `PRAGMA busy_timeout`).Scan(&busy); err != nil {
+		return fmt.Errorf("read busy_timeout: %w", err)
+	}
+	if busy <= 0 {
+		return fmt.Errorf("busy_timeout is %d, want > 0", busy)
+	}
+	return nil
+}
+
+// Close closes both pools.
+func (db *DB) Close() error {
+	return errors.Join(db.Reader.Close(), db.Writer.Close())
+}
+
+// Ping checks that both pools answer.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.Writer.PingContext(ctx); err != nil {
+		return fmt.Errorf("order database writer: %w", err)
+	}
+	if err := db.Reader.PingContext(ctx); err != nil {
+		return fmt.Errorf("order database reader: %w", err)
+	}
+	return nil
+}
+
+// schema is this package's tables. Times are Unix milliseconds set by Go.
+var schema = []string{
+	// The event store. position orders all events (projection rebuilds);
+	// UNIQUE (stream_id, version) is the optimistic concurrency check.
+	`CREATE TABLE IF NOT EXISTS events (
+		position    INTEGER PRIMARY KEY AUTOINCREMENT,
+		stream_id   TEXT    NOT NULL,
+		version     INTEGER NOT NULL CHECK (version > 0),
+		type        TEXT    NOT NULL,
+		data        TEXT    NOT NULL,
+		metadata    TEXT    NOT NULL,
+		recorded_at INTEGER NOT NULL,
+		UNIQUE (stream_id, version)
+	)`,
+	// The order list projection, one row per order.
+	`CREATE TABLE IF NOT EXISTS order_view (
+		order_id         TEXT    PRIMARY KEY,
+		customer_id      TEXT    NOT NULL,
+		status           TEXT    NOT NULL,
+		reason           TEXT    NOT NULL,
+		items            TEXT    NOT NULL,
+		currency         TEXT    NOT NULL,
+		total_cents      INTEGER NOT NULL,
+		shipping_address TEXT    NOT NULL,
+		saga_step        TEXT    NOT NULL,
+		awaiting         TEXT    NOT NULL,
+		deadline         INTEGER,
+		payment_id       TEXT    NOT NULL,
+		shipment_id      TEXT    NOT NULL,
+		carrier          TEXT    NOT NULL,
+		tracking_number  TEXT    NOT NULL,
+		placed_at        INTEGER NOT NULL,
+		updated_at       INTEGER NOT NULL,
+		finished_at      INTEGER,
+		trace_id         TEXT    NOT NULL,
+		version          INTEGER NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS order_view_placed ON order_view (placed_at DESC, order_id DESC)`,
+	`CREATE INDEX IF NOT EXISTS order_view_status_placed ON order_view (status, placed_at DESC, order_id DESC)`,
+	// The status counts projection.
+	`CREATE TABLE IF NOT EXISTS order_status_counts (
+		status TEXT    PRIMARY KEY,
+		count  INTEGER NOT NULL
+	)`,
+	// Idempotency-Key of POST /orders -> the order it placed.
+	`CREATE TABLE IF NOT EXISTS idempotency_keys (
+		key          TEXT    PRIMARY KEY,
+		request_hash TEXT    NOT NULL,
+		order_id     TEXT    NOT NULL,
+		created_at   INTEGER NOT NULL
+	)`,
+	// The saga's next step deadline per order, with the trace context of
+	// the order's latest decision. Derived from the stream like the
+	// projections, in the same transaction.
+	`CREATE TABLE IF NOT EXISTS order_deadlines (
+		order_id TEXT    PRIMARY KEY,
+		due_at   INTEGER NOT NULL,
+		trace_id TEXT    NOT NULL,
+		span_id  TEXT    NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS order_deadlines_due ON order_deadlines (due_at)`,
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	for _, q := range schema {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	return nil
+}

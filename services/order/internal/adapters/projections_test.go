@@ -1,0 +1,155 @@
+package adapters_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/order/internal/adapters"
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+	"github.com/orderflow/orderflow/services/order/internal/ordertest"
+)
+
+// driveOrders places orders that end in every status and returns their ids.
+func driveOrders(t *testing.T, env *ordertest.Env) map[string]domain.Status {
+	t.Helper()
+	ctx := context.Background()
+	items := []contracts.Item{{SKU: "SKU-1", Quantity: 2}}
+	want := map[string]domain.Status{}
+	place := func(s domain.Status) string {
+		id := env.Place()
+		want[id] = s
+		env.Clock.Advance(time.Second)
+		return id
+	}
+
+	place(domain.StatusPending)
+	id := place(domain.StatusStockReserved)
+	env.Reply(contracts.StockReserved{OrderID: id, Items: items})
+
+	id = place(domain.StatusPaymentCharged)
+	env.Reply(contracts.StockReserved{OrderID: id, Items: items})
+	env.Reply(contracts.PaymentCharged{OrderID: id, PaymentID: "p-" + id, AmountCents: 3000, Currency: "EUR"})
+
+	id = place(domain.StatusCompleted)
+	env.Reply(contracts.StockReserved{OrderID: id, Items: items})
+	env.Reply(contracts.PaymentCharged{OrderID: id, PaymentID: "p-" + id, AmountCents: 3000, Currency: "EUR"})
+	env.Reply(contracts.ShipmentScheduled{OrderID: id, ShipmentID: "s-" + id, Carrier: "DHL", TrackingNumber: "T"})
+
+	id = place(domain.StatusRejected)
+	env.Reply(contracts.StockReservationFailed{OrderID: id, Reason: "out of stock"})
+
+	id = place(domain.StatusCancelled)
+	env.Reply(contracts.StockReserved{OrderID: id, Items: items})
+	env.Reply(contracts.PaymentDeclined{OrderID: id, Reason: "declined"})
+	env.Reply(contracts.StockReleased{OrderID: id, Items: items})
+
+	id = place(domain.StatusCancelling)
+	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id}); err != nil {
+		t.Fatal(err)
+	}
+	return want
+}
+
+func TestProjectionsRebuildEqualsLive(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	want := driveOrders(t, env)
+	for id, st := range want {
+		if got := env.Order(id).Status; got != st {
+			t.Errorf("order %s: got %s, want %s", id, got, st)
+		}
+	}
+	tables := []string{"order_view", "order_status_counts", "order_deadlines"}
+	live := map[string][]string{}
+	for _, tb := range tables {
+		live[tb] = env.Dump(tb)
+	}
+	if len(live["order_view"]) != len(want) {
+		t.Fatalf("order_view: got %d rows, want %d", len(live["order_view"]), len(want))
+	}
+
+	// Damage the projections, then rebuild them from the events.
+	if _, err := env.DB.Writer.Exec(`UPDATE order_view SET status = 'BOGUS'; DELETE FROM order_status_counts; DELETE FROM order_deadlines`); err != nil {
+		t.Fatal(err)
+	}
+	n, err := adapters.RebuildProjections(context.Background(), env.DB)
+	if err != nil || n != len(want) {
+		t.Fatalf("rebuild: got %d, %v, want %d orders", n, err, len(want))
+	}
+	for _, tb := range tables {
+		if got := env.Dump(tb); !slices.Equal(got, live[tb]) {
+			t.Errorf("%s after rebuild:\n got %q\nwant %q", tb, got, live[tb])
+		}
+	}
+	counts, err := env.App.Queries.StatusCounts.Handle(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range app.Statuses() {
+		if counts[s] != 1 {
+			t.Errorf("count of %s: got %d, want 1", s, counts[s])
+		}
+	}
+}
+
+func TestListOrdersPagination(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	want := driveOrders(t, env)
+	ctx := context.Background()
+
+	// Newest first, three per page, all pages together cover every order once.
+	var (
+		seen   []string
+		cursor string
+		pages  int
+	)
+	for {
+		page, err := env.App.Queries.ListOrders.Handle(ctx, app.ListFilter{Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatalf("page %d: %v", pages+1, err)
+		}
+		pages++
+		for _, o := range page.Orders {
+			seen = append(seen, o.ID)
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	if pages != 3 || len(seen) != len(want) {
+		t.Errorf("got %d pages and %d orders, want 3 and %d", pages, len(seen), len(want))
+	}
+	for i := 1; i < len(seen); i++ {
+		if env.Order(seen[i-1]).PlacedAt.Before(env.Order(seen[i]).PlacedAt) {
+			t.Errorf("orders %d and %d are not newest first", i-1, i)
+		}
+	}
+
+	page, err := env.App.Queries.ListOrders.Handle(ctx, app.ListFilter{Status: domain.StatusCompleted})
+	if err != nil || len(page.Orders) != 1 || page.Orders[0].Status != domain.StatusCompleted || page.NextCursor != "" {
+		t.Errorf("status filter: got %+v, %v, want the one COMPLETED order", page, err)
+	}
+
+	bad := []struct {
+		name  string
+		f     app.ListFilter
+		field string
+	}{
+		{"unknown status", app.ListFilter{Status: "NOPE"}, "status"},
+		{"limit too large", app.ListFilter{Limit: app.MaxPageSize + 1}, "limit"},
+		{"negative limit", app.ListFilter{Limit: -1}, "limit"},
+		{"bad cursor", app.ListFilter{Cursor: "%%%"}, "cursor"},
+	}
+	for _, tc := range bad {
+		_, err := env.App.Queries.ListOrders.Handle(ctx, tc.f)
+		var ve *domain.ValidationError
+		if !errors.As(err, &ve) || ve.Fields[0].Field != tc.field {
+			t.Errorf("%s: got %v, want a validation error on %q", tc.name, err, tc.field)
+		}
+	}
+}

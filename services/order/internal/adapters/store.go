@@ -1,0 +1,316 @@
+package adapters
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/queue/inbox"
+	"github.com/orderflow/orderflow/queue/outbox"
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// Store is the order service's storage: it runs the application's
+// transactions (app.Transactor), finds due deadlines (app.DeadlineIndex)
+// and answers queries (app.ReadModel).
+type Store struct {
+	db     *DB
+	outbox *outbox.Outbox
+	inbox  *inbox.Inbox
+	events EventStore
+	// BeforeInboxCommit, when set, runs after the work of an inbox
+	// transaction succeeded and before it commits (the crash-mid-handler
+	// fault point). Set it before use.
+	BeforeInboxCommit func()
+}
+
+var (
+	_ app.Transactor    = (*Store)(nil)
+	_ app.DeadlineIndex = (*Store)(nil)
+	_ app.ReadModel     = (*Store)(nil)
+)
+
+// NewStore returns a Store on db whose transactions write outgoing messages
+// to ob and record processed messages in ib; both must use db.Writer.
+func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
+	if db == nil || ob == nil || ib == nil {
+		return nil, errors.New("new store: database, outbox and inbox are required")
+	}
+	return &Store{db: db, outbox: ob, inbox: ib}, nil
+}
+
+// InTx runs fn in one transaction of the writer.
+func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
+	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return fn(ctx, &storeTx{s: s, tx: tx})
+	})
+}
+
+// InInbox runs fn in the inbox's transaction for (group, messageID).
+func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxFunc) (bool, error) {
+	return s.inbox.Handle(ctx, group, messageID, func(ctx context.Context, tx *sql.Tx) error {
+		if err := fn(ctx, &storeTx{s: s, tx: tx}); err != nil {
+			return err
+		}
+		if s.BeforeInboxCommit != nil {
+			s.BeforeInboxCommit()
+		}
+		return nil
+	})
+}
+
+// inTx runs fn in a transaction committed when fn returns nil and rolled
+// back otherwise. The connection is taken under ctx, the transaction begun
+// without cancellation: once fn succeeded, a cancelled ctx cannot undo it.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
+	conn, err := s.db.Writer.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("get connection: %w", err)
+	}
+	defer conn.Close()
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() { err = finishTx(err, tx, recover()) }()
+	return fn(ctx, tx)
+}
+
+// finishTx commits tx if fn succeeded, else rolls it back; a recovered
+// panic is re-raised after the rollback.
+func finishTx(err error, tx *sql.Tx, panicked any) error {
+	if panicked != nil {
+		_ = tx.Rollback()
+		panic(panicked)
+	}
+	if err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// storeTx is app.Tx on one *sql.Tx.
+type storeTx struct {
+	s  *Store
+	tx *sql.Tx
+}
+
+func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, error) {
+	_, events, err := t.s.events.Load(ctx, t.tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) == 0 {
+		return nil, fmt.Errorf("%w: %s", app.ErrOrderNotFound, id)
+	}
+	o, err := domain.Rehydrate(events)
+	if err != nil {
+		return nil, fmt.Errorf("rehydrate %s: %w", id, err)
+	}
+	return o, nil
+}
+
+func (t *storeTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.EventMetadata, at time.Time) error {
+	pending := o.PendingEvents()
+	if len(pending) == 0 {
+		return nil
+	}
+	recs, err := t.s.events.Append(ctx, t.tx, o.ID(), o.Version(), pending, meta, at)
+	if err != nil {
+		return err
+	}
+	if err := project(ctx, t.tx, o, recs); err != nil {
+		return err
+	}
+	if err := setDeadline(ctx, t.tx, o, meta); err != nil {
+		return err
+	}
+	o.ClearPending()
+	return nil
+}
+
+func (t *storeTx) StoreMessages(ctx context.Context, msgs ...app.Outgoing) error {
+	for _, m := range msgs {
+		if err := t.s.outbox.Store(ctx, t.tx, m.Topic, m.Message); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *storeTx) IdempotencyKey(ctx context.Context, key string) (app.IdempotencyRecord, bool, error) {
+	rec := app.IdempotencyRecord{Key: key}
+	var created int64
+	err := t.tx.QueryRowContext(ctx,
+		`SELECT request_hash, order_id, created_at FROM idempotency_keys WHERE key = ?`, key).
+		Scan(&rec.RequestHash, &rec.OrderID, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.IdempotencyRecord{}, false, nil
+	}
+	if err != nil {
+		return app.IdempotencyRecord{}, false, fmt.Errorf("read idempotency key: %w", err)
+	}
+	rec.CreatedAt = time.UnixMilli(created).UTC()
+	return rec, true, nil
+}
+
+func (t *storeTx) SaveIdempotencyKey(ctx context.Context, rec app.IdempotencyRecord) error {
+	_, err := t.tx.ExecContext(ctx,
+		`INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)`,
+		rec.Key, rec.RequestHash, rec.OrderID, rec.CreatedAt.UnixMilli())
+	if isUniqueViolation(err) {
+		// A concurrent request with the same key won: retrying finds its
+		// record.
+		return fmt.Errorf("save idempotency key: %w", app.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("save idempotency key: %w", err)
+	}
+	return nil
+}
+
+// DueDeadlines returns up to limit deadlines due at or before now.
+func (s *Store) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]app.Deadline, error) {
+	rows, err := s.db.Reader.QueryContext(ctx,
+		`SELECT order_id, due_at, trace_id, span_id FROM order_deadlines WHERE due_at <= ? ORDER BY due_at LIMIT ?`,
+		now.UnixMilli(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("due deadlines: %w", err)
+	}
+	defer rows.Close()
+	var out []app.Deadline
+	for rows.Next() {
+		var (
+			d   app.Deadline
+			due int64
+		)
+		if err := rows.Scan(&d.OrderID, &due, &d.TraceID, &d.SpanID); err != nil {
+			return nil, fmt.Errorf("due deadlines: %w", err)
+		}
+		d.Due = time.UnixMilli(due).UTC()
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("due deadlines: %w", err)
+	}
+	return out, nil
+}
+
+// Order returns one order's view.
+func (s *Store) Order(ctx context.Context, id string) (app.OrderView, error) {
+	v, err := scanView(s.db.Reader.QueryRowContext(ctx, `SELECT `+viewColumns+` FROM order_view WHERE order_id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.OrderView{}, fmt.Errorf("%w: %s", app.ErrOrderNotFound, id)
+	}
+	if err != nil {
+		return app.OrderView{}, fmt.Errorf("read order %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// Orders returns one page of the order list, newest first.
+func (s *Store) Orders(ctx context.Context, f app.ListFilter) (app.OrderPage, error) {
+	if f.Limit <= 0 {
+		return app.OrderPage{}, errors.New("list orders: limit must be positive")
+	}
+	q := `SELECT ` + viewColumns + ` FROM order_view WHERE 1 = 1`
+	var args []any
+	if f.Status != "" {
+		q += ` AND status = ?`
+		args = append(args, string(f.Status))
+	}
+	if f.Cursor != "" {
+		c, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return app.OrderPage{}, err
+		}
+		q += ` AND (placed_at, order_id) < (?, ?)`
+		args = append(args, c.placedAt, c.orderID)
+	}
+	q += ` ORDER BY placed_at DESC, order_id DESC LIMIT ?`
+	args = append(args, f.Limit+1)
+	rows, err := s.db.Reader.QueryContext(ctx, q, args...)
+	if err != nil {
+		return app.OrderPage{}, fmt.Errorf("list orders: %w", err)
+	}
+	defer rows.Close()
+	page := app.OrderPage{Orders: []app.OrderView{}}
+	for rows.Next() {
+		v, err := scanView(rows)
+		if err != nil {
+			return app.OrderPage{}, fmt.Errorf("list orders: %w", err)
+		}
+		page.Orders = append(page.Orders, v)
+	}
+	if err := rows.Err(); err != nil {
+		return app.OrderPage{}, fmt.Errorf("list orders: %w", err)
+	}
+	if len(page.Orders) > f.Limit {
+		page.Orders = page.Orders[:f.Limit]
+		last := page.Orders[f.Limit-1]
+		page.NextCursor = cursor{placedAt: last.PlacedAt.UnixMilli(), orderID: last.ID}.encode()
+	}
+	return page, nil
+}
+
+// Events returns the order's stream, oldest first.
+func (s *Store) Events(ctx context.Context, id string) ([]app.EventRecord, error) {
+	recs, _, err := s.events.Load(ctx, s.db.Reader, id)
+	return recs, err
+}
+
+// StatusCounts returns the status counts projection.
+func (s *Store) StatusCounts(ctx context.Context) (map[domain.Status]int64, error) {
+	rows, err := s.db.Reader.QueryContext(ctx, `SELECT status, count FROM order_status_counts`)
+	if err != nil {
+		return nil, fmt.Errorf("status counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[domain.Status]int64{}
+	for rows.Next() {
+		var (
+			st string
+			n  int64
+		)
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("status counts: %w", err)
+		}
+		out[domain.Status(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("status counts: %w", err)
+	}
+	return out, nil
+}
+
+// EmitPoison stores one unreadable message for topic in the outbox, in its
+// own transaction, for the poison fault: its consumers must dead-letter it.
+// typ is the message type it claims to be.
+func (s *Store) EmitPoison(ctx context.Context, topic, typ string) (string, error) {
+	msg := message.NewMessage(watermill.NewUUID(), []byte("\x00poison: this is not a JSON object"))
+	msg.Metadata.Set(contracts.MetadataType, typ)
+	msg.Metadata.Set(contracts.MetadataSchemaVersion, strconv.Itoa(contracts.SchemaVersion))
+	msg.Metadata.Set(contracts.MetadataMessageID, msg.UUID)
+	msg.Metadata.Set("poison", "true")
+	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.outbox.Store(ctx, tx, topic, msg)
+	})
+	if err != nil {
+		return "", fmt.Errorf("emit poison message: %w", err)
+	}
+	return msg.UUID, nil
+}

@@ -1,0 +1,392 @@
+package app_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/order/internal/adapters"
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+	"github.com/orderflow/orderflow/services/order/internal/ordertest"
+)
+
+func TestPlaceOrderStoresEventAndMessagesInOneTransaction(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled,
+	}))
+	res, err := env.App.Commands.PlaceOrder.Handle(ctx, app.PlaceOrder{
+		CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 2}, {SKU: "SKU-2", Quantity: 1}}, RequestID: "req-7",
+	})
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+
+	if got, want := env.EventTypes(res.OrderID), []string{"OrderPlaced"}; !slices.Equal(got, want) {
+		t.Errorf("events: got %v, want %v", got, want)
+	}
+	v := env.Order(res.OrderID)
+	if v.Status != domain.StatusPending || v.TotalCents != 2*1500+8999 || v.Currency != "EUR" || v.TraceID != traceID.String() {
+		t.Errorf("view: got status %s total %d currency %s trace %s, want PENDING %d EUR %s",
+			v.Status, v.TotalCents, v.Currency, v.TraceID, 2*1500+8999, traceID)
+	}
+	if v.SagaStep != app.SagaStepReserveStock || !slices.Equal(v.Awaiting, []domain.Step{domain.StepStock}) {
+		t.Errorf("saga: got step %q awaiting %v, want reserve_stock [stock]", v.SagaStep, v.Awaiting)
+	}
+	if v.Deadline == nil || !v.Deadline.Equal(ordertest.Start.Add(ordertest.StepTimeout)) {
+		t.Errorf("deadline: got %v, want %v", v.Deadline, ordertest.Start.Add(ordertest.StepTimeout))
+	}
+
+	out := env.Outbox()
+	if len(out) != 2 {
+		t.Fatalf("outbox: got %d messages, want ReserveStock and OrderPlaced", len(out))
+	}
+	rs, ok := out[0].Message.(contracts.ReserveStock)
+	if !ok || out[0].Topic != contracts.TopicInventoryCommands || len(rs.Items) != 2 {
+		t.Errorf("first message: got %s on %s (%+v), want ReserveStock of 2 items on inventory.commands", out[0].Message.MessageType(), out[0].Topic, out[0].Message)
+	}
+	if _, ok := out[1].Message.(contracts.OrderPlaced); !ok || out[1].Topic != contracts.TopicOrderEvents {
+		t.Errorf("second message: got %s on %s, want OrderPlaced on order.events", out[1].Message.MessageType(), out[1].Topic)
+	}
+	for _, m := range out {
+		md := m.Metadata
+		if md[contracts.MetadataCorrelationID] != res.OrderID || md[contracts.MetadataCausationID] != "req-7" || md[contracts.MetadataMessageID] != m.UUID {
+			t.Errorf("%s metadata: got correlation %q causation %q message_id %q, want %s req-7 %s",
+				m.Message.MessageType(), md[contracts.MetadataCorrelationID], md[contracts.MetadataCausationID], md[contracts.MetadataMessageID], res.OrderID, m.UUID)
+		}
+		// The placing span is the parent of the forwarder's publish span.
+		if want := "00-" + traceID.String() + "-" + spanID.String() + "-01"; md["traceparent"] != want {
+			t.Errorf("%s traceparent: got %q, want %q", m.Message.MessageType(), md["traceparent"], want)
+		}
+	}
+}
+
+func TestPlaceOrderValidation(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	tests := []struct {
+		name   string
+		cmd    app.PlaceOrder
+		fields []string
+	}{
+		{"unknown sku", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "NOPE", Quantity: 1}}}, []string{"items[0].sku"}},
+		{"negative quantity", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: -1}}}, []string{"items[0].quantity", "items"}},
+		{"quantity over the limit", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: app.MaxQuantity + 1}}}, []string{"items[0].quantity"}},
+		{"no customer", app.PlaceOrder{Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
+		{"no items", app.PlaceOrder{CustomerID: "c"}, []string{"items"}},
+		{"repeated sku", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}, {SKU: "SKU-1", Quantity: 1}}}, []string{"items[1].sku"}},
+		{"bad address", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}},
+			ShippingAddress: &domain.Address{Name: "n", Line1: "l", City: "c", Country: "fr"}}, []string{"shipping_address.country"}},
+		{"bad idempotency key", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}, IdempotencyKey: "a\nb"}, []string{"Idempotency-Key"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := env.App.Commands.PlaceOrder.Handle(context.Background(), tc.cmd)
+			var ve *domain.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("got %v, want a *domain.ValidationError", err)
+			}
+			var got []string
+			for _, f := range ve.Fields {
+				got = append(got, f.Field)
+			}
+			if !slices.Equal(got, tc.fields) {
+				t.Errorf("fields: got %v, want %v", got, tc.fields)
+			}
+		})
+	}
+	if n := len(env.Outbox()); n != 0 {
+		t.Errorf("outbox after refused orders: got %d messages, want 0", n)
+	}
+}
+
+func TestPlaceOrderIdempotencyKey(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	ctx := context.Background()
+	cmd := app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}, IdempotencyKey: "key-1"}
+	first, err := env.App.Commands.PlaceOrder.Handle(ctx, cmd)
+	if err != nil || first.Replayed {
+		t.Fatalf("first: got %+v, %v, want a new order", first, err)
+	}
+	again, err := env.App.Commands.PlaceOrder.Handle(ctx, cmd)
+	if err != nil || !again.Replayed || again.OrderID != first.OrderID {
+		t.Errorf("retry: got %+v, %v, want a replay of %s", again, err, first.OrderID)
+	}
+	other := cmd
+	other.Items = []app.Line{{SKU: "SKU-1", Quantity: 2}}
+	if _, err := env.App.Commands.PlaceOrder.Handle(ctx, other); !errors.Is(err, app.ErrIdempotencyKeyReused) {
+		t.Errorf("other body: got %v, want ErrIdempotencyKeyReused", err)
+	}
+	if got := len(env.Outbox()); got != 2 {
+		t.Errorf("outbox: got %d messages, want 2 (one order)", got)
+	}
+}
+
+// Each reply makes the saga send the right command, through the outbox, with
+// the reply as its cause.
+func TestReplyWiring(t *testing.T) {
+	reserved := func(id string) contracts.Message {
+		return contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}}
+	}
+	charged := func(id string) contracts.Message {
+		return contracts.PaymentCharged{OrderID: id, PaymentID: "p-1", AmountCents: 3000, Currency: "EUR"}
+	}
+	tests := []struct {
+		name     string
+		before   []func(id string) contracts.Message
+		reply    func(id string) contracts.Message
+		wantMsgs []string
+		status   domain.Status
+	}{
+		{"stock reserved charges payment", nil, reserved,
+			[]string{contracts.TypeChargePayment}, domain.StatusStockReserved},
+		{"stock failed rejects", nil, func(id string) contracts.Message {
+			return contracts.StockReservationFailed{OrderID: id, Reason: "out of stock"}
+		}, []string{contracts.TypeOrderRejected}, domain.StatusRejected},
+		{"payment charged schedules shipment", []func(string) contracts.Message{reserved}, charged,
+			[]string{contracts.TypeScheduleShipment}, domain.StatusPaymentCharged},
+		{"payment declined releases stock", []func(string) contracts.Message{reserved}, func(id string) contracts.Message {
+			return contracts.PaymentDeclined{OrderID: id, Reason: "insufficient funds"}
+		}, []string{contracts.TypeReleaseStock}, domain.StatusCancelling},
+		{"shipment scheduled completes", []func(string) contracts.Message{reserved, charged}, func(id string) contracts.Message {
+			return contracts.ShipmentScheduled{OrderID: id, ShipmentID: "s-1", TrackingNumber: "T-1"}
+		}, []string{contracts.TypeOrderCompleted}, domain.StatusCompleted},
+		{"shipment failed refunds and releases", []func(string) contracts.Message{reserved, charged}, func(id string) contracts.Message {
+			return contracts.ShipmentFailed{OrderID: id, Reason: "no carrier"}
+		}, []string{contracts.TypeRefundPayment, contracts.TypeReleaseStock}, domain.StatusCancelling},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := ordertest.New(t, ordertest.Options{})
+			id := env.Place()
+			for _, b := range tc.before {
+				env.Reply(b(id))
+			}
+			before := len(env.Outbox())
+			msgID := env.Reply(tc.reply(id))
+			out := env.Outbox()[before:]
+			var got []string
+			for _, m := range out {
+				got = append(got, m.Message.MessageType())
+				if c := m.Metadata[contracts.MetadataCausationID]; c != msgID {
+					t.Errorf("%s causation_id: got %q, want the reply's id %q", m.Message.MessageType(), c, msgID)
+				}
+			}
+			if !slices.Equal(got, tc.wantMsgs) {
+				t.Errorf("messages: got %v, want %v", got, tc.wantMsgs)
+			}
+			if s := env.Order(id).Status; s != tc.status {
+				t.Errorf("status: got %s, want %s", s, tc.status)
+			}
+		})
+	}
+}
+
+func TestDuplicateReplyIsHandledOnce(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	id := env.Place()
+	reply := contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}}
+	for i := range 3 {
+		if err := env.ReplyWithID("msg-1", reply); err != nil {
+			t.Fatalf("delivery %d: %v", i+1, err)
+		}
+	}
+	if got, want := env.OutboxTypes(id), []string{contracts.TypeReserveStock, contracts.TypeOrderPlaced, contracts.TypeChargePayment}; !slices.Equal(got, want) {
+		t.Errorf("outbox: got %v, want %v", got, want)
+	}
+	if got, want := env.EventTypes(id), []string{"OrderPlaced", "StockReserved", "PaymentRequested"}; !slices.Equal(got, want) {
+		t.Errorf("events: got %v, want %v", got, want)
+	}
+	// The same reply under a new message id (a producer's redelivery) is
+	// absorbed by the domain instead.
+	env.Reply(reply)
+	if got := len(env.EventTypes(id)); got != 3 {
+		t.Errorf("events after a re-sent reply: got %d, want 3", got)
+	}
+}
+
+func TestReplyPermanentErrors(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	id := env.Place()
+	tests := []struct {
+		name string
+		msg  contracts.Message
+	}{
+		{"unknown order", contracts.StockReserved{OrderID: "nope", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}}},
+		{"not a reply", contracts.ReserveStock{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}}},
+	}
+	for _, tc := range tests {
+		err := env.ReplyWithID("m-"+tc.name, tc.msg)
+		if err == nil || !app.IsPermanent(err) {
+			t.Errorf("%s: got %v, want a permanent error", tc.name, err)
+		}
+	}
+}
+
+func TestCancelOrder(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	ctx := context.Background()
+	id := env.Place()
+	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: "changed my mind"}); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	v := env.Order(id)
+	if v.Status != domain.StatusCancelling || v.Reason != "changed my mind" {
+		t.Errorf("after cancel: got %s %q, want CANCELLING with the reason", v.Status, v.Reason)
+	}
+	out := env.OutboxTypes(id)
+	if got := out[len(out)-1]; got != contracts.TypeReleaseStock {
+		t.Errorf("last message: got %s, want ReleaseStock", got)
+	}
+	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: "nope"}); !errors.Is(err, app.ErrOrderNotFound) {
+		t.Errorf("unknown order: got %v, want ErrOrderNotFound", err)
+	}
+	rejected := env.Place()
+	env.Reply(contracts.StockReservationFailed{OrderID: rejected, Reason: "none"})
+	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: rejected}); !errors.Is(err, domain.ErrNotCancellable) {
+		t.Errorf("rejected order: got %v, want ErrNotCancellable", err)
+	}
+}
+
+// A deadline is persisted: a service restarted after it passed fires it.
+func TestTimeoutFiresAfterRestart(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	ctx := context.Background()
+	id := env.Place()
+	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+
+	res, err := env.App.Commands.FireTimeouts.Handle(ctx, app.FireTimeouts{})
+	if err != nil || res.Due != 0 {
+		t.Fatalf("before the deadline: got %+v, %v, want nothing due", res, err)
+	}
+
+	env = env.Restart()
+	env.Clock.Advance(ordertest.StepTimeout + time.Second)
+	res, err = env.App.Commands.FireTimeouts.Handle(ctx, app.FireTimeouts{})
+	if err != nil || res.Due != 1 || res.Fired != 1 {
+		t.Fatalf("after the deadline: got %+v, %v, want 1 due and fired", res, err)
+	}
+	v := env.Order(id)
+	if v.Status != domain.StatusCancelling || v.SagaStep != app.SagaStepCompensate {
+		t.Errorf("status: got %s (%s), want CANCELLING (compensate)", v.Status, v.SagaStep)
+	}
+	out := env.OutboxTypes(id)
+	if got, want := out[len(out)-2:], []string{contracts.TypeRefundPayment, contracts.TypeReleaseStock}; !slices.Equal(got, want) {
+		t.Errorf("compensations: got %v, want %v", got, want)
+	}
+	// Firing again before the compensation deadline does nothing.
+	if res, err := env.App.Commands.FireTimeouts.Handle(ctx, app.FireTimeouts{}); err != nil || res.Due != 0 {
+		t.Errorf("second round: got %+v, %v, want nothing due", res, err)
+	}
+	// Confirmations end the saga and clear the deadline.
+	env.Reply(contracts.PaymentRefunded{OrderID: id, AmountCents: 0, Currency: "EUR"})
+	env.Reply(contracts.StockReleased{OrderID: id})
+	v = env.Order(id)
+	if v.Status != domain.StatusCancelled || v.Deadline != nil || v.FinishedAt == nil {
+		t.Errorf("end: got %s deadline %v finished %v, want CANCELLED, no deadline, a finish time", v.Status, v.Deadline, v.FinishedAt)
+	}
+	env.Clock.Advance(time.Hour)
+	if res, err := env.App.Commands.FireTimeouts.Handle(ctx, app.FireTimeouts{}); err != nil || res.Due != 0 {
+		t.Errorf("after the end: got %+v, %v, want nothing due", res, err)
+	}
+}
+
+func TestTimeoutLoopFiresDueDeadlines(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	id := env.Place()
+	env.Clock.Advance(ordertest.StepTimeout)
+	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, 5*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for env.Order(id).Status != domain.StatusCancelling {
+		if time.Now().After(deadline) {
+			t.Fatalf("status: got %s, want CANCELLING after the loop ran", env.Order(id).Status)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: got %v, want nil", err)
+	}
+}
+
+// conflictOnce makes the first SaveOrder of every command fail with a
+// conflict, as if another writer had appended first.
+type conflictOnce struct {
+	app.Transactor
+	fired atomic.Bool
+}
+
+func (c *conflictOnce) InInbox(ctx context.Context, group, id string, fn app.TxFunc) (bool, error) {
+	return c.Transactor.InInbox(ctx, group, id, func(ctx context.Context, tx app.Tx) error {
+		return fn(ctx, &conflictTx{Tx: tx, c: c})
+	})
+}
+
+type conflictTx struct {
+	app.Tx
+	c *conflictOnce
+}
+
+func (t *conflictTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.EventMetadata, at time.Time) error {
+	if t.c.fired.CompareAndSwap(false, true) {
+		return &adapters.ConflictError{StreamID: o.ID(), Expected: o.Version(), Actual: o.Version() + 1}
+	}
+	return t.Tx.SaveOrder(ctx, o, meta, at)
+}
+
+func TestConflictIsRetriedFromAFreshLoad(t *testing.T) {
+	var wrapper *conflictOnce
+	env := ordertest.New(t, ordertest.Options{WrapTransactor: func(tx app.Transactor) app.Transactor {
+		wrapper = &conflictOnce{Transactor: tx}
+		return wrapper
+	}})
+	id := env.Place()
+	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+	if !wrapper.fired.Load() {
+		t.Fatal("the conflict was never injected")
+	}
+	if got, want := env.OutboxTypes(id), []string{contracts.TypeReserveStock, contracts.TypeOrderPlaced, contracts.TypeChargePayment}; !slices.Equal(got, want) {
+		t.Errorf("outbox: got %v, want %v (the retry stored ChargePayment once)", got, want)
+	}
+}
+
+func TestConstructorsRejectNil(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	tests := []struct {
+		name string
+		err  func() error
+	}{
+		{"place order", func() error {
+			_, err := app.NewPlaceOrderHandler(nil, nil, "EUR", domain.Timeouts{}, app.Options{})
+			return err
+		}},
+		{"cancel order", func() error { _, err := app.NewCancelOrderHandler(nil, app.Options{}); return err }},
+		{"handle reply", func() error { _, err := app.NewHandleReplyHandler(nil, app.Options{}); return err }},
+		{"fire timeouts", func() error { _, err := app.NewFireTimeoutsHandler(env.Store, nil, app.Options{}); return err }},
+		{"get order", func() error { _, err := app.NewGetOrderHandler(nil); return err }},
+		{"list orders", func() error { _, err := app.NewListOrdersHandler(nil); return err }},
+		{"order events", func() error { _, err := app.NewOrderEventsHandler(nil); return err }},
+		{"status counts", func() error { _, err := app.NewStatusCountsHandler(nil); return err }},
+		{"timeout loop", func() error { _, err := app.NewTimeoutLoop(app.FireTimeoutsHandler{}, time.Second, nil); return err }},
+	}
+	for _, tc := range tests {
+		if err := tc.err(); err == nil {
+			t.Errorf("%s: got nil error, want a refusal", tc.name)
+		}
+	}
+}

@@ -1,0 +1,146 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// FireTimeouts fires the step deadlines that are due.
+type FireTimeouts struct {
+	// Limit caps the orders handled by one call. Default 500.
+	Limit int
+}
+
+// FireTimeoutsResult counts what a FireTimeouts call did.
+type FireTimeoutsResult struct {
+	// Due is how many due deadlines were found; Fired how many of them
+	// changed their order (the others were already settled by a reply).
+	Due, Fired int
+}
+
+// FireTimeoutsHandler reads the persisted deadline index and calls
+// Order.Timeout on every order whose deadline has passed, each in its own
+// transaction, so deadlines survive restarts of the service.
+type FireTimeoutsHandler struct {
+	tx        Transactor
+	deadlines DeadlineIndex
+	c         *committer
+	tracer    trace.Tracer
+}
+
+// NewFireTimeoutsHandler returns a FireTimeoutsHandler.
+func NewFireTimeoutsHandler(tx Transactor, deadlines DeadlineIndex, opts Options) (FireTimeoutsHandler, error) {
+	if tx == nil {
+		return FireTimeoutsHandler{}, errors.New("new fire timeouts handler: transactor is nil")
+	}
+	if deadlines == nil {
+		return FireTimeoutsHandler{}, errors.New("new fire timeouts handler: deadline index is nil")
+	}
+	c, err := newCommitter(opts)
+	if err != nil {
+		return FireTimeoutsHandler{}, fmt.Errorf("new fire timeouts handler: %w", err)
+	}
+	return FireTimeoutsHandler{
+		tx: tx, deadlines: deadlines, c: c,
+		tracer: c.opts.TracerProvider.Tracer(instrumentationName),
+	}, nil
+}
+
+// Handle fires every due deadline, up to cmd.Limit. A failure on one order
+// is logged and the others still fire; the joined errors are returned.
+func (h FireTimeoutsHandler) Handle(ctx context.Context, cmd FireTimeouts) (FireTimeoutsResult, error) {
+	if h.tx == nil {
+		return FireTimeoutsResult{}, errors.New("fire timeouts: handler not initialised")
+	}
+	if cmd.Limit <= 0 {
+		cmd.Limit = 500
+	}
+	due, err := h.deadlines.DueDeadlines(ctx, h.c.now(), cmd.Limit)
+	if err != nil {
+		return FireTimeoutsResult{}, fmt.Errorf("fire timeouts: %w", err)
+	}
+	res := FireTimeoutsResult{Due: len(due)}
+	var errs []error
+	for _, dl := range due {
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		fired, err := h.fire(ctx, dl)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if fired {
+			res.Fired++
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// fire applies Timeout to one order, in a span of the order's own trace
+// (a child of the span that made its latest decision), so the compensations
+// it sends stay in the order's trace.
+func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error) {
+	ctx, span := h.tracer.Start(orderTraceContext(ctx, dl), "order timeout",
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(orderIDKey.String(dl.OrderID)))
+	defer span.End()
+	var (
+		o   *domain.Order
+		d   domain.Decision
+		now time.Time
+	)
+	err := h.c.retryOnConflict(ctx, func() error {
+		return h.tx.InTx(ctx, func(ctx context.Context, tx Tx) error {
+			var err error
+			if o, err = tx.LoadOrder(ctx, dl.OrderID); err != nil {
+				return err
+			}
+			now = h.c.now()
+			causation := fmt.Sprintf("timeout:%s:%d", dl.OrderID, o.Deadline().UnixMilli())
+			if d, err = o.Timeout(now); err != nil {
+				return err
+			}
+			return h.c.commit(ctx, tx, o, d, newMetadata(ctx, dl.OrderID, "timeout", causation), now)
+		})
+	})
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+		h.c.opts.Logger.ErrorContext(ctx, "cannot fire timeout", "order_id", dl.OrderID, "error", err)
+		return false, fmt.Errorf("fire timeout of order %s: %w", dl.OrderID, err)
+	}
+	if d.IsEmpty() {
+		return false, nil
+	}
+	h.c.metrics.timeouts.Add(ctx, 1)
+	h.c.observe(ctx, o, d, now)
+	h.c.opts.Logger.InfoContext(ctx, "step timed out", "order_id", dl.OrderID, "status", o.Status(), "commands", len(d.Commands))
+	return true, nil
+}
+
+// orderIDKey is the span attribute naming the order.
+const orderIDKey = attribute.Key("order.id")
+
+// orderTraceContext returns ctx with the order's latest span as remote
+// parent, when the deadline carries one.
+func orderTraceContext(ctx context.Context, dl Deadline) context.Context {
+	tid, err1 := trace.TraceIDFromHex(dl.TraceID)
+	sid, err2 := trace.SpanIDFromHex(dl.SpanID)
+	if err1 != nil || err2 != nil {
+		return ctx
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true,
+	})
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
+}

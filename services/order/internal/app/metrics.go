@@ -1,0 +1,66 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// Metric names of the order saga.
+const (
+	MetricOrdersPlaced   = "orderflow.orders.placed"
+	MetricOrdersFinished = "orderflow.orders.finished"
+	MetricSagaDuration   = "orderflow.saga.duration"
+	MetricConflicts      = "orderflow.order.conflicts"
+	MetricTimeoutsFired  = "orderflow.order.timeouts"
+)
+
+// statusKey is the attribute naming an order's terminal status.
+const statusKey = attribute.Key("order.status")
+
+type sagaMetrics struct {
+	placed    metric.Int64Counter
+	finishedN metric.Int64Counter
+	duration  metric.Float64Histogram
+	conflicts metric.Int64Counter
+	timeouts  metric.Int64Counter
+}
+
+func newSagaMetrics(mp metric.MeterProvider) (*sagaMetrics, error) {
+	meter := mp.Meter(instrumentationName)
+	var m sagaMetrics
+	var err error
+	if m.placed, err = meter.Int64Counter(MetricOrdersPlaced,
+		metric.WithDescription("Orders accepted."), metric.WithUnit("{order}")); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricOrdersPlaced, err)
+	}
+	if m.finishedN, err = meter.Int64Counter(MetricOrdersFinished,
+		metric.WithDescription("Orders that reached a terminal status, by status."), metric.WithUnit("{order}")); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricOrdersFinished, err)
+	}
+	if m.duration, err = meter.Float64Histogram(MetricSagaDuration,
+		metric.WithDescription("Time from placing an order to its terminal status."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120)); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricSagaDuration, err)
+	}
+	if m.conflicts, err = meter.Int64Counter(MetricConflicts,
+		metric.WithDescription("Optimistic-concurrency conflicts retried."), metric.WithUnit("{conflict}")); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricConflicts, err)
+	}
+	if m.timeouts, err = meter.Int64Counter(MetricTimeoutsFired,
+		metric.WithDescription("Step deadlines that fired and changed an order."), metric.WithUnit("{timeout}")); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricTimeoutsFired, err)
+	}
+	return &m, nil
+}
+
+func (m *sagaMetrics) finished(ctx context.Context, status domain.Status, d time.Duration) {
+	attrs := metric.WithAttributes(statusKey.String(string(status)))
+	m.finishedN.Add(ctx, 1, attrs)
+	m.duration.Record(ctx, d.Seconds(), attrs)
+}

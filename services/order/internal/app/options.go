@@ -1,0 +1,161 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// instrumentationName is the scope of the spans and instruments of this
+// package.
+const instrumentationName = "github.com/orderflow/orderflow/services/order/internal/app"
+
+// Options are the clock, telemetry and retry settings shared by the command
+// handlers. Zero values take the defaults.
+type Options struct {
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+	// Propagator writes the trace context into outgoing messages. Default
+	// W3C Trace Context plus Baggage.
+	Propagator propagation.TextMapPropagator
+	// TracerProvider creates the spans of timeouts. Default no-op.
+	TracerProvider trace.TracerProvider
+	// MeterProvider creates the saga metrics. Default no-op.
+	MeterProvider metric.MeterProvider
+	// Logger receives the saga's records. Default: discarded.
+	Logger *slog.Logger
+	// NewID returns the id of a new order. Default a UUIDv7 (time-ordered).
+	NewID func() string
+	// ConflictRetries is how often a command reloads the order and tries
+	// again after an optimistic-concurrency conflict. Default 5.
+	ConflictRetries int
+}
+
+func (o *Options) setDefaults() {
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Propagator == nil {
+		o.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if o.MeterProvider == nil {
+		o.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.NewID == nil {
+		o.NewID = func() string { return uuid.Must(uuid.NewV7()).String() }
+	}
+	if o.ConflictRetries == 0 {
+		o.ConflictRetries = 5
+	}
+}
+
+// Validate reports unusable options.
+func (o Options) Validate() error {
+	if o.ConflictRetries < 0 {
+		return errors.New("conflict retries must not be negative")
+	}
+	return nil
+}
+
+// committer is what every command handler shares: it turns a decision into
+// stored events, projections and outbox messages, and records metrics once
+// the transaction has committed.
+type committer struct {
+	opts    Options
+	metrics *sagaMetrics
+}
+
+func newCommitter(opts Options) (*committer, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	m, err := newSagaMetrics(opts.MeterProvider)
+	if err != nil {
+		return nil, err
+	}
+	return &committer{opts: opts, metrics: m}, nil
+}
+
+func (c *committer) now() time.Time { return c.opts.Clock().UTC() }
+
+// commit saves o (whose pending events are d's) and stores d's messages in
+// the outbox, within tx. An empty decision stores nothing.
+func (c *committer) commit(ctx context.Context, tx Tx, o *domain.Order, d domain.Decision, meta EventMetadata, now time.Time) error {
+	if d.IsEmpty() {
+		return nil
+	}
+	msgs, err := outgoingMessages(ctx, c.opts.Propagator, o, d, meta.CausationID)
+	if err != nil {
+		return err
+	}
+	if err := tx.SaveOrder(ctx, o, meta, now); err != nil {
+		return fmt.Errorf("save order %s: %w", o.ID(), err)
+	}
+	if err := tx.StoreMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("store messages of order %s: %w", o.ID(), err)
+	}
+	return nil
+}
+
+// retryOnConflict runs fn again, up to ConflictRetries times, while it fails
+// with ErrConflict. fn must start from a fresh load of the order.
+func (c *committer) retryOnConflict(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; ; attempt++ {
+		err = fn()
+		if !errors.Is(err, ErrConflict) || attempt >= c.opts.ConflictRetries {
+			return err
+		}
+		c.metrics.conflicts.Add(ctx, 1)
+		if ctx.Err() != nil {
+			return errors.Join(err, ctx.Err())
+		}
+	}
+}
+
+// observe records the metrics of a committed decision.
+func (c *committer) observe(ctx context.Context, o *domain.Order, d domain.Decision, now time.Time) {
+	for _, e := range d.Events {
+		switch e.(type) {
+		case domain.OrderPlaced:
+			c.metrics.placed.Add(ctx, 1)
+		case domain.OrderCompleted, domain.OrderCancelled, domain.OrderRejected:
+			c.metrics.finished(ctx, o.Status(), now.Sub(o.PlacedAt()))
+		}
+	}
+}
+
+// traceMetadata returns the trace and span ids of ctx's span, if any.
+func traceMetadata(ctx context.Context) (traceID, spanID string) {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return "", ""
+	}
+	return sc.TraceID().String(), sc.SpanID().String()
+}
+
+// newMetadata builds the metadata of a decision taken under ctx.
+func newMetadata(ctx context.Context, orderID, cause, causationID string) EventMetadata {
+	traceID, spanID := traceMetadata(ctx)
+	return EventMetadata{
+		CorrelationID: orderID, CausationID: causationID, Cause: cause, TraceID: traceID, SpanID: spanID,
+	}
+}

@@ -1,0 +1,242 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// Limits on what one order may hold, checked before the domain's own
+// invariants.
+const (
+	MaxItems          = 100
+	MaxQuantity       = 1000
+	MaxIDLength       = 128
+	MaxIdempotencyKey = 255
+)
+
+// Line is one requested order line: the price comes from the catalogue.
+type Line struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+// PlaceOrder asks to accept an order and start its saga.
+type PlaceOrder struct {
+	CustomerID string
+	Items      []Line
+	// ShippingAddress is where the order ships; nil means
+	// DefaultShippingAddress(CustomerID).
+	ShippingAddress *domain.Address
+	// IdempotencyKey, when set, makes a retried request return the order
+	// the first one placed instead of placing another.
+	IdempotencyKey string
+	// RequestID identifies the request (the causation id of the events
+	// and messages); optional.
+	RequestID string
+}
+
+// PlaceOrderResult names the placed order. Replayed is true when an earlier
+// request with the same idempotency key placed it.
+type PlaceOrderResult struct {
+	OrderID  string
+	Replayed bool
+}
+
+// DefaultShippingAddress is the address of an order placed without one: a
+// demo address in the customer's name.
+func DefaultShippingAddress(customerID string) domain.Address {
+	name := strings.TrimSpace(customerID)
+	if name == "" {
+		name = "Customer" // the missing customer id is reported on its own
+	}
+	return domain.Address{
+		Name: name, Line1: "1 Rue de Rivoli", City: "Paris", PostalCode: "75001", Country: "FR",
+	}
+}
+
+// PlaceOrderHandler prices an order from the catalogue, places it and sends
+// ReserveStock (and the public OrderPlaced) through the outbox, in one
+// transaction that also records the idempotency key.
+type PlaceOrderHandler struct {
+	tx       Transactor
+	catalog  catalog.Catalog
+	currency string
+	timeouts domain.Timeouts
+	c        *committer
+}
+
+// NewPlaceOrderHandler returns a PlaceOrderHandler. The catalogue's prices
+// are in currency.
+func NewPlaceOrderHandler(tx Transactor, cat catalog.Catalog, currency string, timeouts domain.Timeouts, opts Options) (PlaceOrderHandler, error) {
+	if tx == nil {
+		return PlaceOrderHandler{}, errors.New("new place order handler: transactor is nil")
+	}
+	if err := cat.Validate(); err != nil {
+		return PlaceOrderHandler{}, fmt.Errorf("new place order handler: %w", err)
+	}
+	if currency == "" {
+		return PlaceOrderHandler{}, errors.New("new place order handler: currency is empty")
+	}
+	if err := timeouts.Validate(); err != nil {
+		return PlaceOrderHandler{}, fmt.Errorf("new place order handler: %w", err)
+	}
+	c, err := newCommitter(opts)
+	if err != nil {
+		return PlaceOrderHandler{}, fmt.Errorf("new place order handler: %w", err)
+	}
+	return PlaceOrderHandler{tx: tx, catalog: cat, currency: currency, timeouts: timeouts, c: c}, nil
+}
+
+// Handle places the order. Invalid input returns a *domain.ValidationError
+// naming every field at fault (an unknown SKU included); a reused
+// idempotency key with another request returns ErrIdempotencyKeyReused.
+func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrderResult, error) {
+	if h.tx == nil {
+		return PlaceOrderResult{}, errors.New("place order: handler not initialised")
+	}
+	addr := DefaultShippingAddress(cmd.CustomerID)
+	if cmd.ShippingAddress != nil {
+		addr = *cmd.ShippingAddress
+	}
+	items, problems := h.price(cmd)
+	hash, err := requestHash(cmd.CustomerID, cmd.Items, addr)
+	if err != nil {
+		return PlaceOrderResult{}, fmt.Errorf("place order: %w", err)
+	}
+
+	var (
+		res PlaceOrderResult
+		o   *domain.Order
+		d   domain.Decision
+	)
+	err = h.c.retryOnConflict(ctx, func() error {
+		return h.tx.InTx(ctx, func(ctx context.Context, tx Tx) error {
+			res = PlaceOrderResult{}
+			if cmd.IdempotencyKey != "" && len(problems) == 0 {
+				rec, found, err := tx.IdempotencyKey(ctx, cmd.IdempotencyKey)
+				if err != nil {
+					return err
+				}
+				if found {
+					if rec.RequestHash != hash {
+						return fmt.Errorf("%w: key %q placed order %s", ErrIdempotencyKeyReused, cmd.IdempotencyKey, rec.OrderID)
+					}
+					res = PlaceOrderResult{OrderID: rec.OrderID, Replayed: true}
+					return nil
+				}
+			}
+			now := h.c.now()
+			var err error
+			o, d, err = domain.PlaceOrder(domain.NewOrder{
+				ID: h.c.opts.NewID(), CustomerID: cmd.CustomerID, Items: items,
+				Currency: h.currency, ShippingAddress: addr,
+			}, h.timeouts, now)
+			if err := mergeProblems(problems, err); err != nil {
+				return err
+			}
+			meta := newMetadata(ctx, o.ID(), "http", cmd.RequestID)
+			if err := h.c.commit(ctx, tx, o, d, meta, now); err != nil {
+				return err
+			}
+			if cmd.IdempotencyKey != "" {
+				if err := tx.SaveIdempotencyKey(ctx, IdempotencyRecord{
+					Key: cmd.IdempotencyKey, RequestHash: hash, OrderID: o.ID(), CreatedAt: now,
+				}); err != nil {
+					return err
+				}
+			}
+			res = PlaceOrderResult{OrderID: o.ID()}
+			return nil
+		})
+	})
+	if err != nil {
+		return PlaceOrderResult{}, fmt.Errorf("place order: %w", err)
+	}
+	if !res.Replayed {
+		h.c.observe(ctx, o, d, h.c.now())
+		h.c.opts.Logger.InfoContext(ctx, "order placed", "order_id", res.OrderID, "total_cents", o.TotalCents())
+	}
+	return res, nil
+}
+
+// price looks the lines up in the catalogue and checks the limits the
+// domain does not know. Unknown SKUs are priced at one cent so that the
+// domain still reports the other problems of the order.
+func (h PlaceOrderHandler) price(cmd PlaceOrder) ([]domain.Item, []domain.FieldError) {
+	var problems []domain.FieldError
+	add := func(field, format string, args ...any) {
+		problems = append(problems, domain.FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	if len(cmd.CustomerID) > MaxIDLength {
+		add("customer_id", "must be at most %d bytes long", MaxIDLength)
+	}
+	if k := cmd.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKey || !printableASCII(k)) {
+		add("Idempotency-Key", "must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+	}
+	if len(cmd.Items) > MaxItems {
+		add("items", "must hold at most %d items, got %d", MaxItems, len(cmd.Items))
+	}
+	items := make([]domain.Item, len(cmd.Items))
+	for i, l := range cmd.Items {
+		items[i] = domain.Item{SKU: l.SKU, Quantity: l.Quantity, UnitPriceCents: 1}
+		if l.Quantity > MaxQuantity {
+			add(fmt.Sprintf("items[%d].quantity", i), "must be at most %d, got %d", MaxQuantity, l.Quantity)
+		}
+		if strings.TrimSpace(l.SKU) == "" {
+			continue // the domain reports it
+		}
+		p, err := h.catalog.Lookup(l.SKU)
+		if err != nil {
+			add(fmt.Sprintf("items[%d].sku", i), "is not in the catalogue: %q", l.SKU)
+			continue
+		}
+		items[i].UnitPriceCents = p.UnitPriceCents
+	}
+	return items, problems
+}
+
+// mergeProblems joins the handler's own problems with the domain's
+// validation error, if any.
+func mergeProblems(problems []domain.FieldError, err error) error {
+	var ve *domain.ValidationError
+	switch {
+	case err == nil && len(problems) == 0:
+		return nil
+	case err == nil:
+		return &domain.ValidationError{Fields: problems}
+	case errors.As(err, &ve):
+		return &domain.ValidationError{Fields: append(problems, ve.Fields...)}
+	}
+	return err
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// requestHash fingerprints what an idempotent request asked for.
+func requestHash(customerID string, items []Line, addr domain.Address) (string, error) {
+	b, err := json.Marshal(struct {
+		CustomerID string         `json:"customer_id"`
+		Items      []Line         `json:"items"`
+		Address    domain.Address `json:"shipping_address"`
+	}{customerID, items, addr})
+	if err != nil {
+		return "", fmt.Errorf("hash request: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,244 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// Saga steps as shown by the read model: what the order is doing now.
+const (
+	SagaStepReserveStock     = "reserve_stock"
+	SagaStepChargePayment    = "charge_payment"
+	SagaStepScheduleShipment = "schedule_shipment"
+	SagaStepCompensate       = "compensate"
+	SagaStepDone             = "done"
+)
+
+// SagaStep names what an order in status s is doing.
+func SagaStep(s domain.Status) string {
+	switch s {
+	case domain.StatusPending:
+		return SagaStepReserveStock
+	case domain.StatusStockReserved:
+		return SagaStepChargePayment
+	case domain.StatusPaymentCharged:
+		return SagaStepScheduleShipment
+	case domain.StatusCancelling:
+		return SagaStepCompensate
+	}
+	return SagaStepDone
+}
+
+// OrderView is the read model of one order (the order list projection).
+type OrderView struct {
+	ID              string         `json:"id"`
+	CustomerID      string         `json:"customer_id"`
+	Status          domain.Status  `json:"status"`
+	Reason          string         `json:"reason,omitempty"`
+	Items           []domain.Item  `json:"items"`
+	Currency        string         `json:"currency"`
+	TotalCents      int64          `json:"total_cents"`
+	ShippingAddress domain.Address `json:"shipping_address"`
+	SagaStep        string         `json:"saga_step"`
+	Awaiting        []domain.Step  `json:"awaiting"`
+	Deadline        *time.Time     `json:"deadline,omitempty"`
+	PaymentID       string         `json:"payment_id,omitempty"`
+	ShipmentID      string         `json:"shipment_id,omitempty"`
+	Carrier         string         `json:"carrier,omitempty"`
+	TrackingNumber  string         `json:"tracking_number,omitempty"`
+	PlacedAt        time.Time      `json:"placed_at"`
+	UpdatedAt       time.Time      `json:"updated_at"`
+	FinishedAt      *time.Time     `json:"finished_at,omitempty"`
+	TraceID         string         `json:"trace_id,omitempty"`
+	Version         int            `json:"version"`
+}
+
+// EventRecord is one stored event of an order's stream.
+type EventRecord struct {
+	StreamID   string          `json:"stream_id"`
+	Version    int             `json:"version"`
+	Type       string          `json:"type"`
+	Data       json.RawMessage `json:"data"`
+	Metadata   EventMetadata   `json:"metadata"`
+	RecordedAt time.Time       `json:"recorded_at"`
+}
+
+// ListFilter selects a page of the order list, newest first.
+type ListFilter struct {
+	// Status keeps the orders in that status; "" keeps all.
+	Status domain.Status
+	// Limit is the page size, 1 to MaxPageSize; 0 means DefaultPageSize.
+	Limit int
+	// Cursor continues after the last order of a previous page; "" starts
+	// at the newest order.
+	Cursor string
+}
+
+// Page sizes of ListOrders.
+const (
+	DefaultPageSize = 50
+	MaxPageSize     = 500
+)
+
+// ErrInvalidCursor: the cursor of a list request was not made by
+// ListOrders.
+var ErrInvalidCursor = errors.New("invalid cursor")
+
+// OrderPage is one page of the order list. NextCursor is "" on the last page.
+type OrderPage struct {
+	Orders     []OrderView `json:"orders"`
+	NextCursor string      `json:"next_cursor,omitempty"`
+}
+
+// ReadModel is the order service's read side: the projections and the
+// event store, read outside any write transaction.
+type ReadModel interface {
+	// Order returns one order's view; ErrOrderNotFound if none.
+	Order(ctx context.Context, id string) (OrderView, error)
+	// Orders returns one page of the list; ErrInvalidCursor for a bad
+	// cursor. f is valid and its Limit set.
+	Orders(ctx context.Context, f ListFilter) (OrderPage, error)
+	// Events returns the order's stream, oldest first; empty if none.
+	Events(ctx context.Context, id string) ([]EventRecord, error)
+	// StatusCounts returns how many orders are in each status.
+	StatusCounts(ctx context.Context) (map[domain.Status]int64, error)
+}
+
+// Statuses lists every order status, in saga order.
+func Statuses() []domain.Status {
+	return []domain.Status{
+		domain.StatusPending, domain.StatusStockReserved, domain.StatusPaymentCharged, domain.StatusCancelling,
+		domain.StatusCompleted, domain.StatusCancelled, domain.StatusRejected,
+	}
+}
+
+func validStatus(s domain.Status) bool {
+	for _, v := range Statuses() {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// GetOrderHandler returns one order.
+type GetOrderHandler struct{ rm ReadModel }
+
+// NewGetOrderHandler returns a GetOrderHandler.
+func NewGetOrderHandler(rm ReadModel) (GetOrderHandler, error) {
+	if rm == nil {
+		return GetOrderHandler{}, errors.New("new get order handler: read model is nil")
+	}
+	return GetOrderHandler{rm: rm}, nil
+}
+
+// Handle returns the order with id, or ErrOrderNotFound.
+func (h GetOrderHandler) Handle(ctx context.Context, id string) (OrderView, error) {
+	if h.rm == nil {
+		return OrderView{}, errors.New("get order: handler not initialised")
+	}
+	v, err := h.rm.Order(ctx, id)
+	if err != nil {
+		return OrderView{}, fmt.Errorf("get order %s: %w", id, err)
+	}
+	return v, nil
+}
+
+// ListOrdersHandler pages through the order list.
+type ListOrdersHandler struct{ rm ReadModel }
+
+// NewListOrdersHandler returns a ListOrdersHandler.
+func NewListOrdersHandler(rm ReadModel) (ListOrdersHandler, error) {
+	if rm == nil {
+		return ListOrdersHandler{}, errors.New("new list orders handler: read model is nil")
+	}
+	return ListOrdersHandler{rm: rm}, nil
+}
+
+// Handle returns one page. A bad status or limit is a
+// *domain.ValidationError naming "status" or "limit"; a bad cursor one
+// naming "cursor" that also matches ErrInvalidCursor.
+func (h ListOrdersHandler) Handle(ctx context.Context, f ListFilter) (OrderPage, error) {
+	if h.rm == nil {
+		return OrderPage{}, errors.New("list orders: handler not initialised")
+	}
+	var v domain.ValidationError
+	if f.Status != "" && !validStatus(f.Status) {
+		v.Fields = append(v.Fields, domain.FieldError{Field: "status", Problem: fmt.Sprintf("must be one of %v, got %q", Statuses(), f.Status)})
+	}
+	if f.Limit < 0 || f.Limit > MaxPageSize {
+		v.Fields = append(v.Fields, domain.FieldError{Field: "limit", Problem: fmt.Sprintf("must be between 1 and %d, got %d", MaxPageSize, f.Limit)})
+	}
+	if len(v.Fields) > 0 {
+		return OrderPage{}, &v
+	}
+	if f.Limit == 0 {
+		f.Limit = DefaultPageSize
+	}
+	p, err := h.rm.Orders(ctx, f)
+	if errors.Is(err, ErrInvalidCursor) {
+		return OrderPage{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: "cursor", Problem: err.Error()}}}
+	}
+	if err != nil {
+		return OrderPage{}, fmt.Errorf("list orders: %w", err)
+	}
+	return p, nil
+}
+
+// OrderEventsHandler returns an order's event history.
+type OrderEventsHandler struct{ rm ReadModel }
+
+// NewOrderEventsHandler returns an OrderEventsHandler.
+func NewOrderEventsHandler(rm ReadModel) (OrderEventsHandler, error) {
+	if rm == nil {
+		return OrderEventsHandler{}, errors.New("new order events handler: read model is nil")
+	}
+	return OrderEventsHandler{rm: rm}, nil
+}
+
+// Handle returns the order's events, oldest first, or ErrOrderNotFound.
+func (h OrderEventsHandler) Handle(ctx context.Context, id string) ([]EventRecord, error) {
+	if h.rm == nil {
+		return nil, errors.New("order events: handler not initialised")
+	}
+	evs, err := h.rm.Events(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("events of order %s: %w", id, err)
+	}
+	if len(evs) == 0 {
+		return nil, fmt.Errorf("events of order %s: %w", id, ErrOrderNotFound)
+	}
+	return evs, nil
+}
+
+// StatusCountsHandler returns how many orders are in each status.
+type StatusCountsHandler struct{ rm ReadModel }
+
+// NewStatusCountsHandler returns a StatusCountsHandler.
+func NewStatusCountsHandler(rm ReadModel) (StatusCountsHandler, error) {
+	if rm == nil {
+		return StatusCountsHandler{}, errors.New("new status counts handler: read model is nil")
+	}
+	return StatusCountsHandler{rm: rm}, nil
+}
+
+// Handle returns a count for every status, zeros included.
+func (h StatusCountsHandler) Handle(ctx context.Context) (map[domain.Status]int64, error) {
+	if h.rm == nil {
+		return nil, errors.New("status counts: handler not initialised")
+	}
+	got, err := h.rm.StatusCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("status counts: %w", err)
+	}
+	out := make(map[domain.Status]int64, len(Statuses()))
+	for _, s := range Statuses() {
+		out[s] = got[s]
+	}
+	return out, nil
+}

@@ -1,0 +1,62 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// TimeoutLoop fires due step deadlines every Interval. Deadlines live in
+// the database, so a loop started after a restart fires those that passed
+// while the service was down.
+type TimeoutLoop struct {
+	fire     FireTimeoutsHandler
+	interval time.Duration
+	batch    int
+	logger   *slog.Logger
+}
+
+// NewTimeoutLoop returns a loop that calls fire every interval.
+func NewTimeoutLoop(fire FireTimeoutsHandler, interval time.Duration, logger *slog.Logger) (*TimeoutLoop, error) {
+	if fire.tx == nil {
+		return nil, errors.New("new timeout loop: fire timeouts handler is not initialised")
+	}
+	if interval <= 0 {
+		return nil, errors.New("new timeout loop: interval must be positive")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &TimeoutLoop{fire: fire, interval: interval, batch: 500, logger: logger}, nil
+}
+
+// Run fires due deadlines at once and then every interval, until ctx ends;
+// it then returns nil. A failing round is logged and retried at the next
+// tick. A deadline being handled when ctx ends is left to the next run.
+func (l *TimeoutLoop) Run(ctx context.Context) error {
+	t := time.NewTicker(l.interval)
+	defer t.Stop()
+	for {
+		l.round(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// round fires batches until fewer than a batch are due.
+func (l *TimeoutLoop) round(ctx context.Context) {
+	for ctx.Err() == nil {
+		res, err := l.fire.Handle(ctx, FireTimeouts{Limit: l.batch})
+		if err != nil && ctx.Err() == nil {
+			l.logger.ErrorContext(ctx, "timeout round failed", "error", err, "due", res.Due, "fired", res.Fired)
+			return
+		}
+		if res.Due < l.batch || res.Fired == 0 {
+			return
+		}
+	}
+}

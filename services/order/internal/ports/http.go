@@ -1,0 +1,520 @@
+// Package ports adapts the outside world to the order service's
+// application layer: the HTTP API (echo) and the handlers of the replies
+// that inventory, payment and shipping publish on the shared queue. Ports
+// call only the app package.
+package ports
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+)
+
+// OpenAPI is the API's OpenAPI 3.1 document, served at GET /openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
+
+// Header names of the API.
+const (
+	HeaderIdempotencyKey      = "Idempotency-Key"
+	HeaderIdempotentReplayed  = "Idempotent-Replayed"
+	contentTypeProblemJSON    = "application/problem+json"
+	defaultBodyLimit          = 64 << 10
+	defaultRequestTimeout     = 10 * time.Second
+	problemTypeValidation     = "urn:orderflow:problem:validation-error"
+	problemTypeMalformed      = "urn:orderflow:problem:malformed-request"
+	problemTypeNotFound       = "urn:orderflow:problem:order-not-found"
+	problemTypeNotCancellable = "urn:orderflow:problem:order-not-cancellable"
+	problemTypeIdempotency    = "urn:orderflow:problem:idempotency-key-reused"
+	problemTypeConflict       = "urn:orderflow:problem:conflict"
+	problemTypeTooLarge       = "urn:orderflow:problem:body-too-large"
+)
+
+// HTTPConfig configures NewHTTPHandler. App is required.
+type HTTPConfig struct {
+	App *app.Application
+	// Ready reports whether the service can take traffic (GET /readyz);
+	// nil means always ready.
+	Ready func(ctx context.Context) error
+	// Logger receives access and error records. Default: discarded.
+	Logger *slog.Logger
+	// TracerProvider and Propagator for the server spans. Defaults:
+	// no-op, W3C Trace Context.
+	TracerProvider trace.TracerProvider
+	Propagator     propagation.TextMapPropagator
+	// BodyLimit caps request bodies, in bytes. Default 64 KiB.
+	BodyLimit int64
+	// RequestTimeout bounds the work of one request. Default 10s.
+	RequestTimeout time.Duration
+}
+
+func (c *HTTPConfig) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.TraceContext{}
+	}
+	if c.BodyLimit == 0 {
+		c.BodyLimit = defaultBodyLimit
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = defaultRequestTimeout
+	}
+}
+
+// Validate reports an unusable config.
+func (c HTTPConfig) Validate() error {
+	var errs []error
+	if c.App == nil {
+		errs = append(errs, errors.New("app is nil"))
+	}
+	if c.BodyLimit < 0 || c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("body limit and request timeout must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewHTTPServer returns an http.Server for h with the API's timeouts.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+type httpServer struct {
+	cfg HTTPConfig
+	app *app.Application
+}
+
+// NewHTTPHandler returns the order API:
+//
+//	POST /orders                 place an order (Idempotency-Key honoured)
+//	GET  /orders                 list orders (?status=&limit=&cursor=), newest first
+//	GET  /orders/counts          how many orders are in each status
+//	GET  /orders/{id}            one order
+//	GET  /orders/{id}/events     the order's event history
+//	POST /orders/{id}/cancel     cancel an order
+//	GET  /healthz, GET /readyz   liveness and readiness
+//	GET  /openapi.yaml           the OpenAPI document
+//
+// Errors are RFC 9457 application/problem+json documents.
+func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new http handler: %w", err)
+	}
+	s := &httpServer{cfg: cfg, app: cfg.App}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(
+		middleware.RequestID(),
+		serverSpans(cfg.TracerProvider, cfg.Propagator),
+		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
+		s.timeout,
+	)
+	e.POST("/orders", s.placeOrder)
+	e.GET("/orders", s.listOrders)
+	e.GET("/orders/counts", s.statusCounts)
+	e.GET("/orders/:id", s.getOrder)
+	e.GET("/orders/:id/events", s.orderEvents)
+	e.POST("/orders/:id/cancel", s.cancelOrder)
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/openapi.yaml", func(c echo.Context) error {
+		return c.Blob(http.StatusOK, "application/yaml", OpenAPI)
+	})
+	return e, nil
+}
+
+func (s *httpServer) timeout(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+func (s *httpServer) logPanic(c echo.Context, err error, stack []byte) error {
+	s.cfg.Logger.ErrorContext(c.Request().Context(), "panic in http handler", "error", err, "stack", string(stack))
+	return err
+}
+
+// ---- requests -----------------------------------------------------------------
+
+type lineRequest struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+type addressRequest struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code"`
+	Country    string `json:"country"`
+}
+
+type placeOrderRequest struct {
+	CustomerID      string          `json:"customer_id"`
+	Items           []lineRequest   `json:"items"`
+	ShippingAddress *addressRequest `json:"shipping_address"`
+}
+
+type cancelOrderRequest struct {
+	Reason string `json:"reason"`
+}
+
+// malformedError is a request that cannot be parsed: 400, with the field
+// at fault when known.
+type malformedError struct {
+	Field  string
+	Detail string
+}
+
+func (e *malformedError) Error() string {
+	if e.Field == "" {
+		return "malformed request: " + e.Detail
+	}
+	return "malformed request: " + e.Field + ": " + e.Detail
+}
+
+// tooLargeError is a body over the limit: 413.
+type tooLargeError struct{ limit int64 }
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("request body is larger than %d bytes", e.limit)
+}
+
+// decodeBody parses the request body into v strictly: one JSON object of
+// v's shape, no unknown fields, nothing after it, at most BodyLimit bytes.
+// An empty body is allowed when optional is true.
+func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
+	req := c.Request()
+	if req.ContentLength > s.cfg.BodyLimit {
+		return &tooLargeError{limit: s.cfg.BodyLimit}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return &tooLargeError{limit: s.cfg.BodyLimit}
+	}
+	if err != nil {
+		return &malformedError{Detail: "cannot read body: " + err.Error()}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		if optional {
+			return nil
+		}
+		return &malformedError{Detail: "request body is empty; want a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return &malformedError{Detail: "data after the JSON object"}
+	}
+	return nil
+}
+
+// jsonError turns a decoding error into a malformedError naming the field.
+func jsonError(err error) error {
+	var (
+		syntax *json.SyntaxError
+		typ    *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &syntax):
+		return &malformedError{Detail: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax)}
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return &malformedError{Detail: fmt.Sprintf("want a JSON object, got %s", typ.Value)}
+		}
+		return &malformedError{Field: typ.Field, Detail: fmt.Sprintf("must be of type %s, got %s", jsonType(typ.Type.Kind().String()), typ.Value)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &malformedError{Detail: "truncated JSON"}
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return &malformedError{Field: strings.Trim(f, `"`), Detail: "is not a known field"}
+	}
+	return &malformedError{Detail: err.Error()}
+}
+
+func jsonType(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+		return "integer"
+	case kind == "slice":
+		return "array"
+	case kind == "struct", kind == "map", kind == "ptr":
+		return "object"
+	}
+	return kind
+}
+
+// ---- handlers -----------------------------------------------------------------
+
+func (s *httpServer) placeOrder(c echo.Context) error {
+	var req placeOrderRequest
+	if err := s.decodeBody(c, &req, false); err != nil {
+		return err
+	}
+	cmd := app.PlaceOrder{
+		CustomerID:     req.CustomerID,
+		Items:          make([]app.Line, len(req.Items)),
+		IdempotencyKey: c.Request().Header.Get(HeaderIdempotencyKey),
+		RequestID:      c.Response().Header().Get(echo.HeaderXRequestID),
+	}
+	for i, l := range req.Items {
+		cmd.Items[i] = app.Line(l)
+	}
+	if a := req.ShippingAddress; a != nil {
+		cmd.ShippingAddress = &domain.Address{
+			Name: a.Name, Line1: a.Line1, Line2: a.Line2, City: a.City, PostalCode: a.PostalCode, Country: a.Country,
+		}
+	}
+	ctx := c.Request().Context()
+	res, err := s.app.Commands.PlaceOrder.Handle(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	v, err := s.app.Queries.GetOrder.Handle(ctx, res.OrderID)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+res.OrderID)
+	if res.Replayed {
+		c.Response().Header().Set(HeaderIdempotentReplayed, "true")
+		return c.JSON(http.StatusOK, v)
+	}
+	return c.JSON(http.StatusCreated, v)
+}
+
+func (s *httpServer) getOrder(c echo.Context) error {
+	v, err := s.app.Queries.GetOrder.Handle(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+type eventsResponse struct {
+	OrderID string            `json:"order_id"`
+	Events  []app.EventRecord `json:"events"`
+}
+
+func (s *httpServer) orderEvents(c echo.Context) error {
+	id := c.Param("id")
+	evs, err := s.app.Queries.OrderEvents.Handle(c.Request().Context(), id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, eventsResponse{OrderID: id, Events: evs})
+}
+
+func (s *httpServer) listOrders(c echo.Context) error {
+	f := app.ListFilter{
+		Status: domain.Status(strings.ToUpper(c.QueryParam("status"))),
+		Cursor: c.QueryParam("cursor"),
+	}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil {
+			return &malformedError{Field: "limit", Detail: fmt.Sprintf("must be an integer, got %q", l)}
+		}
+		if n == 0 {
+			n = -1 // explicit 0 is out of range, not "default"
+		}
+		f.Limit = n
+	}
+	page, err := s.app.Queries.ListOrders.Handle(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, page)
+}
+
+type countsResponse struct {
+	Counts map[domain.Status]int64 `json:"counts"`
+	Total  int64                   `json:"total"`
+}
+
+func (s *httpServer) statusCounts(c echo.Context) error {
+	counts, err := s.app.Queries.StatusCounts.Handle(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, n := range counts {
+		total += n
+	}
+	return c.JSON(http.StatusOK, countsResponse{Counts: counts, Total: total})
+}
+
+func (s *httpServer) cancelOrder(c echo.Context) error {
+	var req cancelOrderRequest
+	if err := s.decodeBody(c, &req, true); err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	if err := s.app.Commands.CancelOrder.Handle(ctx, app.CancelOrder{
+		OrderID: id, Reason: req.Reason, RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
+	}); err != nil {
+		return err
+	}
+	v, err := s.app.Queries.GetOrder.Handle(ctx, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *httpServer) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *httpServer) readyz(c echo.Context) error {
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(c.Request().Context()); err != nil {
+			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
+		}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// ---- errors -------------------------------------------------------------------
+
+// Problem is an RFC 9457 problem details document. Errors lists the fields
+// at fault, named as on the wire ("items[0].quantity", "limit",
+// "Idempotency-Key").
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Field is the first field at fault, Errors all of them.
+	Field   string         `json:"field,omitempty"`
+	Errors  []FieldProblem `json:"errors,omitempty"`
+	TraceID string         `json:"trace_id,omitempty"`
+}
+
+// FieldProblem is one field at fault.
+type FieldProblem struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+// problemFor is the one place where errors become HTTP statuses.
+func problemFor(err error) Problem {
+	var (
+		malformed *malformedError
+		tooLarge  *tooLargeError
+		invalid   *domain.ValidationError
+		httpErr   *echo.HTTPError
+	)
+	switch {
+	case errors.As(err, &malformed):
+		p := Problem{Type: problemTypeMalformed, Title: "Malformed request", Status: http.StatusBadRequest, Detail: malformed.Error()}
+		if malformed.Field != "" {
+			p.Errors = []FieldProblem{{Field: malformed.Field, Detail: malformed.Detail}}
+		}
+		return p
+	case errors.As(err, &tooLarge):
+		return Problem{Type: problemTypeTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge, Detail: tooLarge.Error()}
+	case errors.As(err, &invalid):
+		p := Problem{Type: problemTypeValidation, Title: "Invalid request", Status: http.StatusUnprocessableEntity, Detail: invalid.Error()}
+		for _, f := range invalid.Fields {
+			p.Errors = append(p.Errors, FieldProblem{Field: f.Field, Detail: f.Problem})
+		}
+		return p
+	case errors.Is(err, app.ErrOrderNotFound):
+		return Problem{Type: problemTypeNotFound, Title: "Order not found", Status: http.StatusNotFound, Detail: err.Error()}
+	case errors.Is(err, domain.ErrNotCancellable):
+		return Problem{Type: problemTypeNotCancellable, Title: "Order cannot be cancelled", Status: http.StatusConflict, Detail: err.Error()}
+	case errors.Is(err, app.ErrIdempotencyKeyReused):
+		return Problem{
+			Type: problemTypeIdempotency, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
+			Detail: err.Error(), Errors: []FieldProblem{{Field: HeaderIdempotencyKey, Detail: "was used for a different request"}},
+		}
+	case errors.Is(err, app.ErrConflict):
+		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}
+	case errors.Is(err, context.DeadlineExceeded):
+		return Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable, Detail: "the request took too long"}
+	case errors.As(err, &httpErr):
+		p := Problem{Type: "about:blank", Title: http.StatusText(httpErr.Code), Status: httpErr.Code}
+		if m, ok := httpErr.Message.(string); ok && m != http.StatusText(httpErr.Code) {
+			p.Detail = m
+		}
+		return p
+	}
+	return Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}
+}
+
+// handleError is echo's error handler: it writes err as problem+json.
+func (s *httpServer) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ctx := c.Request().Context()
+	p := problemFor(err)
+	p.Instance = c.Request().URL.Path
+	if len(p.Errors) > 0 {
+		p.Field = p.Errors[0].Field
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		p.TraceID = sc.TraceID().String()
+	}
+	switch {
+	case p.Status >= http.StatusInternalServerError:
+		s.cfg.Logger.ErrorContext(ctx, "http request failed", "method", c.Request().Method, "path", p.Instance, "status", p.Status, "error", err)
+	default:
+		s.cfg.Logger.DebugContext(ctx, "http request refused", "method", c.Request().Method, "path", p.Instance, "status", p.Status, "error", err)
+	}
+	body, mErr := json.Marshal(p)
+	if mErr != nil {
+		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+		p.Status = http.StatusInternalServerError
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(p.Status)
+		return
+	}
+	if err := c.Blob(p.Status, contentTypeProblemJSON, body); err != nil {
+		s.cfg.Logger.DebugContext(ctx, "cannot write problem", "error", err)
+	}
+}

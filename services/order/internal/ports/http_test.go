@@ -1,0 +1,298 @@
+package ports_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/ordertest"
+	"github.com/orderflow/orderflow/services/order/internal/ports"
+)
+
+type api struct {
+	t   *testing.T
+	env *ordertest.Env
+	h   http.Handler
+}
+
+func newAPI(t *testing.T, cfg ports.HTTPConfig) *api {
+	env := ordertest.New(t, ordertest.Options{})
+	cfg.App = env.App
+	h, err := ports.NewHTTPHandler(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &api{t: t, env: env, h: h}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (a *api) do(method, path, body string, header map[string]string) response {
+	a.t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, r)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	a.h.ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+func (r response) order(t *testing.T) app.OrderView {
+	t.Helper()
+	var v app.OrderView
+	if err := json.Unmarshal(r.body, &v); err != nil {
+		t.Fatalf("decode order %s: %v", r.body, err)
+	}
+	return v
+}
+
+func (r response) problem(t *testing.T) ports.Problem {
+	t.Helper()
+	if ct := r.header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("content type: got %q, want application/problem+json (body %s)", ct, r.body)
+	}
+	var p ports.Problem
+	if err := json.Unmarshal(r.body, &p); err != nil {
+		t.Fatalf("decode problem %s: %v", r.body, err)
+	}
+	if p.Status != r.status || p.Title == "" || p.Type == "" {
+		t.Errorf("problem: got %+v, want status %d, a title and a type", p, r.status)
+	}
+	return p
+}
+
+const validOrder = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}]}`
+
+func TestOrderRoutes(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+
+	res := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"})
+	if res.status != http.StatusCreated {
+		t.Fatalf("POST /orders: got %d %s, want 201", res.status, res.body)
+	}
+	o := res.order(t)
+	if o.ID == "" || o.Status != "PENDING" || o.TotalCents != 3000 || res.header.Get("Location") != "/orders/"+o.ID {
+		t.Errorf("POST /orders: got %+v Location %q, want a PENDING order of 3000 at /orders/{id}", o, res.header.Get("Location"))
+	}
+	if res.header.Get("X-Request-Id") == "" {
+		t.Error("POST /orders: no X-Request-Id")
+	}
+
+	replay := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"})
+	if replay.status != http.StatusOK || replay.order(t).ID != o.ID || replay.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("replayed POST: got %d %s, want 200 with the same order and Idempotent-Replayed", replay.status, replay.body)
+	}
+
+	withAddr := a.do("POST", "/orders", `{"customer_id":"c-2","items":[{"sku":"SKU-2","quantity":1}],
+		"shipping_address":{"name":"Ada","line1":"1 Loop Rd","city":"Berlin","country":"DE"}}`, nil)
+	if withAddr.status != http.StatusCreated || withAddr.order(t).ShippingAddress.City != "Berlin" {
+		t.Errorf("POST with address: got %d %s, want 201 shipping to Berlin", withAddr.status, withAddr.body)
+	}
+
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		check                    func(t *testing.T, r response)
+	}{
+		{"get order", "GET", "/orders/" + o.ID, "", 200, func(t *testing.T, r response) {
+			v := r.order(t)
+			if v.ID != o.ID || v.SagaStep != "reserve_stock" || len(v.Items) != 1 || v.PlacedAt.IsZero() {
+				t.Errorf("got %+v, want the order with its step, items and times", v)
+			}
+		}},
+		{"events", "GET", "/orders/" + o.ID + "/events", "", 200, func(t *testing.T, r response) {
+			var body struct {
+				OrderID string            `json:"order_id"`
+				Events  []app.EventRecord `json:"events"`
+			}
+			if err := json.Unmarshal(r.body, &body); err != nil || len(body.Events) != 1 || body.Events[0].Type != "OrderPlaced" {
+				t.Errorf("got %s, %v, want one OrderPlaced event", r.body, err)
+			}
+		}},
+		{"list", "GET", "/orders?limit=1", "", 200, func(t *testing.T, r response) {
+			var p app.OrderPage
+			if err := json.Unmarshal(r.body, &p); err != nil || len(p.Orders) != 1 || p.NextCursor == "" {
+				t.Errorf("got %s, %v, want one order and a next cursor", r.body, err)
+			}
+		}},
+		{"list by status", "GET", "/orders?status=pending", "", 200, func(t *testing.T, r response) {
+			var p app.OrderPage
+			if err := json.Unmarshal(r.body, &p); err != nil || len(p.Orders) != 2 || p.NextCursor != "" {
+				t.Errorf("got %s, %v, want both PENDING orders", r.body, err)
+			}
+		}},
+		{"counts", "GET", "/orders/counts", "", 200, func(t *testing.T, r response) {
+			var c struct {
+				Counts map[string]int64 `json:"counts"`
+				Total  int64            `json:"total"`
+			}
+			if err := json.Unmarshal(r.body, &c); err != nil || c.Counts["PENDING"] != 2 || c.Total != 2 {
+				t.Errorf("got %s, %v, want 2 PENDING of 2", r.body, err)
+			}
+		}},
+		{"healthz", "GET", "/healthz", "", 200, nil},
+		{"readyz", "GET", "/readyz", "", 200, nil},
+		{"openapi", "GET", "/openapi.yaml", "", 200, func(t *testing.T, r response) {
+			if !strings.HasPrefix(string(r.body), "openapi: 3.1.0") {
+				t.Errorf("got %.40q, want the OpenAPI document", r.body)
+			}
+		}},
+		{"cancel", "POST", "/orders/" + o.ID + "/cancel", `{"reason":"changed my mind"}`, 200, func(t *testing.T, r response) {
+			if v := r.order(t); v.Status != "CANCELLING" || v.Reason != "changed my mind" {
+				t.Errorf("got %s %q, want CANCELLING with the reason", v.Status, v.Reason)
+			}
+		}},
+		{"cancel again without a body", "POST", "/orders/" + o.ID + "/cancel", "", 200, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.do(tc.method, tc.path, tc.body, nil)
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if ct := r.header.Get("Content-Type"); tc.path != "/openapi.yaml" && !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("content type: got %q, want application/json", ct)
+			}
+			if tc.check != nil {
+				tc.check(t, r)
+			}
+		})
+	}
+}
+
+func TestProblems(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{BodyLimit: 1024})
+	first := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"}).order(t)
+	rejected := a.do("POST", "/orders", validOrder, nil).order(t)
+	a.env.Reply(contracts.StockReservationFailed{OrderID: rejected.ID, Reason: "out of stock"})
+
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string]string
+		status                   int
+		field                    string
+	}{
+		{"malformed JSON", "POST", "/orders", `{"customer_id":`, nil, 400, ""},
+		{"not an object", "POST", "/orders", `[1,2]`, nil, 400, ""},
+		{"empty body", "POST", "/orders", ``, nil, 400, ""},
+		{"trailing data", "POST", "/orders", validOrder + `{}`, nil, 400, ""},
+		{"unknown field", "POST", "/orders", `{"customer_id":"c","items":[],"coupon":"x"}`, nil, 400, "coupon"},
+		{"quantity of the wrong type", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":"2"}]}`, nil, 400, "items.quantity"},
+		{"negative quantity", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":-1}]}`, nil, 422, "items[0].quantity"},
+		{"unknown SKU", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"NOPE","quantity":1}]}`, nil, 422, "items[0].sku"},
+		{"no items", "POST", "/orders", `{"customer_id":"c","items":[]}`, nil, 422, "items"},
+		{"missing customer", "POST", "/orders", `{"items":[{"sku":"SKU-1","quantity":1}]}`, nil, 422, "customer_id"},
+		{"oversize body", "POST", "/orders", `{"customer_id":"` + strings.Repeat("x", 2000) + `","items":[]}`, nil, 413, ""},
+		{"idempotency key reused with another body", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":3}]}`,
+			map[string]string{"Idempotency-Key": "k-1"}, 422, "Idempotency-Key"},
+		{"unknown order", "GET", "/orders/nope", "", nil, 404, ""},
+		{"events of an unknown order", "GET", "/orders/nope/events", "", nil, 404, ""},
+		{"cancel an unknown order", "POST", "/orders/nope/cancel", "", nil, 404, ""},
+		{"cancel a rejected order", "POST", "/orders/" + rejected.ID + "/cancel", "", nil, 409, ""},
+		{"cancel with a malformed body", "POST", "/orders/" + first.ID + "/cancel", `{"reason":1}`, nil, 400, "reason"},
+		{"limit not a number", "GET", "/orders?limit=ten", "", nil, 400, "limit"},
+		{"limit zero", "GET", "/orders?limit=0", "", nil, 422, "limit"},
+		{"limit too large", "GET", "/orders?limit=501", "", nil, 422, "limit"},
+		{"unknown status", "GET", "/orders?status=SHIPPED", "", nil, 422, "status"},
+		{"bad cursor", "GET", "/orders?cursor=%25%25", "", nil, 422, "cursor"},
+		{"unknown route", "GET", "/nope", "", nil, 404, ""},
+		{"wrong method", "DELETE", "/orders", "", nil, 405, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.do(tc.method, tc.path, tc.body, tc.header)
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			p := r.problem(t)
+			if p.Field != tc.field {
+				t.Errorf("field: got %q, want %q (problem %+v)", p.Field, tc.field, p)
+			}
+			if tc.field != "" && (len(p.Errors) == 0 || p.Errors[0].Field != tc.field) {
+				t.Errorf("errors: got %+v, want the first naming %q", p.Errors, tc.field)
+			}
+			if p.Instance != strings.Split(tc.path, "?")[0] {
+				t.Errorf("instance: got %q, want %q", p.Instance, tc.path)
+			}
+		})
+	}
+	if n := len(a.env.OutboxTypes(first.ID)); n != 2 {
+		t.Errorf("outbox of the first order: got %d messages, want 2 (refused requests stored nothing)", n)
+	}
+}
+
+func TestReadyzReportsUnavailable(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{Ready: func(context.Context) error { return errors.New("router not running") }})
+	if r := a.do("GET", "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+		t.Errorf("GET /readyz: got %d %s, want 503", r.status, r.body)
+	}
+}
+
+// The POST /orders span is the root of the order's trace, and the
+// ReserveStock message carries it as the parent of its publish span.
+func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+
+	r := a.do("POST", "/orders", validOrder, nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /orders: got %d %s", r.status, r.body)
+	}
+	o := r.order(t)
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("spans: got %d, want 1", len(spans))
+	}
+	s := spans[0]
+	if s.Name != "POST /orders" || s.SpanKind != trace.SpanKindServer || s.Parent.IsValid() {
+		t.Errorf("span: got %q kind %v parent %v, want a root SERVER span POST /orders", s.Name, s.SpanKind, s.Parent)
+	}
+	if o.TraceID != s.SpanContext.TraceID().String() {
+		t.Errorf("order trace id: got %s, want the span's %s", o.TraceID, s.SpanContext.TraceID())
+	}
+	var found bool
+	for _, m := range a.env.Outbox() {
+		if m.Message.MessageType() != contracts.TypeReserveStock {
+			continue
+		}
+		found = true
+		want := "00-" + s.SpanContext.TraceID().String() + "-" + s.SpanContext.SpanID().String() + "-01"
+		if got := m.Metadata["traceparent"]; got != want {
+			t.Errorf("ReserveStock traceparent: got %q, want %q", got, want)
+		}
+	}
+	if !found {
+		t.Error("no ReserveStock in the outbox")
+	}
+
+	// A client's traceparent is continued.
+	parent := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	a.do("POST", "/orders", `{"customer_id":"c-9","items":[{"sku":"SKU-3","quantity":1}]}`, map[string]string{"traceparent": parent})
+	spans = exp.GetSpans()
+	if got := spans[len(spans)-1].Parent.SpanID().String(); got != "b7ad6b7169203331" {
+		t.Errorf("continued span parent: got %s, want b7ad6b7169203331", got)
+	}
+}

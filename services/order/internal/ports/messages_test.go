@@ -1,0 +1,133 @@
+package ports_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/services/order/internal/ordertest"
+	"github.com/orderflow/orderflow/services/order/internal/ports"
+)
+
+func encode(t *testing.T, m contracts.Message) *message.Message {
+	t.Helper()
+	payload, meta, err := contracts.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	for k, v := range meta {
+		msg.Metadata.Set(k, v)
+	}
+	return msg
+}
+
+type routes map[string]string
+
+func (r routes) Handle(name, topic string, _ message.NoPublishHandlerFunc) { r[topic] = name }
+
+func TestMessageHandlers(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	h, err := ports.NewMessageHandlers(env.App, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := routes{}
+	h.Register(r)
+	for _, topic := range []string{contracts.TopicInventoryEvents, contracts.TopicPaymentEvents, contracts.TopicShippingEvents} {
+		if r[topic] == "" {
+			t.Errorf("no handler for %s", topic)
+		}
+	}
+
+	id := env.Place()
+	poison := message.NewMessage(watermill.NewUUID(), []byte("\x00not json"))
+	poison.Metadata.Set(contracts.MetadataType, contracts.TypeStockReserved)
+	poison.Metadata.Set(contracts.MetadataSchemaVersion, "1")
+
+	tests := []struct {
+		name      string
+		msg       *message.Message
+		permanent bool
+		fails     bool
+	}{
+		{"undecodable", poison, true, true},
+		{"unknown type", func() *message.Message {
+			m := encode(t, contracts.StockReleased{OrderID: id})
+			m.Metadata.Set(contracts.MetadataType, "inventory.Bogus")
+			return m
+		}(), true, true},
+		{"unknown order", encode(t, contracts.StockReleased{OrderID: "nope"}), true, true},
+		{"a command, not a reply", encode(t, contracts.ReleaseStock{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}}), true, true},
+		{"a reply", encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}}), false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := h.Handle(tc.msg)
+			if (err != nil) != tc.fails || errors.Is(err, queue.ErrPermanent) != tc.permanent {
+				t.Errorf("got %v, want failure %v, permanent %v", err, tc.fails, tc.permanent)
+			}
+		})
+	}
+	if got := env.Order(id).Status; got != "STOCK_RESERVED" {
+		t.Errorf("status: got %s, want STOCK_RESERVED", got)
+	}
+}
+
+// The crash points stop at the right moment: mid-handler before the commit
+// (nothing visible yet), after the commit before the ack (all visible).
+func TestCrashPoints(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	id := env.Place()
+	var exits []string
+	var visibleAtExit []int
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("order"), Exit: func(int) {
+		visibleAtExit = append(visibleAtExit, len(env.EventTypes(id)))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Store.BeforeInboxCommit = func() {
+		if reg.CrashPoint(faults.CrashMidHandler) {
+			exits = append(exits, faults.CrashMidHandler)
+		}
+	}
+	h, err := ports.NewMessageHandlers(env.App, reg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{faults.CrashMidHandler, faults.CrashAfterCommit} {
+		if err := reg.Set(f, "true"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.Handle(encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})); err != nil {
+		t.Fatal(err)
+	}
+	// OrderPlaced only, mid-handler; + StockReserved and PaymentRequested after the commit.
+	if want := []int{1, 3}; !slices.Equal(visibleAtExit, want) {
+		t.Errorf("events visible at each crash point: got %v, want %v", visibleAtExit, want)
+	}
+	if len(exits) != 1 {
+		t.Errorf("mid-handler crash points: got %d, want 1", len(exits))
+	}
+
+	// Handler latency is honoured and cancellable.
+	if err := reg.Set(faults.HandlerLatency, "5m"); err != nil {
+		t.Fatal(err)
+	}
+	msg := encode(t, contracts.StockReleased{OrderID: id})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	msg.SetContext(ctx)
+	if err := h.Handle(msg); !errors.Is(err, context.Canceled) {
+		t.Errorf("latency with a cancelled context: got %v, want context.Canceled", err)
+	}
+}

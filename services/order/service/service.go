@@ -1,0 +1,570 @@
+// Package service wires and runs the order service: its SQLite database
+// (event store, projections, outbox, inbox), the shared queue, the reply
+// handlers, the outbox forwarder, the step-timeout loop, the order API and
+// the loopback admin API.
+//
+// It is importable (unlike the service's internal packages) so that a test
+// can start a whole order service in-process:
+//
+//	svc, err := service.New(ctx, service.Config{
+//		QueueURL: "sqlite://" + dir + "/queue.db", DataDir: dir,
+//		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+//		StepTimeout: 2 * time.Second,
+//	})
+//	go svc.Run(ctx)                 // until ctx ends; then a graceful stop
+//	base := "http://" + svc.HTTPAddr()
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/inbox"
+	"github.com/orderflow/orderflow/queue/outbox"
+	"github.com/orderflow/orderflow/queue/retry"
+	"github.com/orderflow/orderflow/services/order/internal/adapters"
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
+	"github.com/orderflow/orderflow/services/order/internal/ports"
+)
+
+// Name is the service's name: service.name, consumer group, fault prefix.
+const Name = "order"
+
+// DBFile is the name of the service's database in its data directory.
+const DBFile = "order.db"
+
+// Defaults of Config.
+const (
+	DefaultQueueURL    = "sqlite://data/queue.db"
+	DefaultDataDir     = "data"
+	DefaultHTTPAddr    = "127.0.0.1:8080"
+	DefaultAdminAddr   = "127.0.0.1:8084"
+	DefaultStepTimeout = 30 * time.Second
+	// inboxRetention is how long processed reply ids are remembered: far
+	// longer than any redelivery (retries, dead-letter replays).
+	inboxRetention = 7 * 24 * time.Hour
+)
+
+// Config configures the order service. Zero values take the defaults.
+type Config struct {
+	// QueueURL is the shared queue (sqlite://PATH or postgres://…).
+	// Ignored when Queue is set.
+	QueueURL string
+	// DataDir holds the service's database, DataDir/order.db.
+	DataDir string
+	// HTTPAddr is the order API's listen address; port 0 picks one (see
+	// Service.HTTPAddr).
+	HTTPAddr string
+	// AdminAddr is the admin API's listen address (health, fault flags,
+	// dead letters, queue stats, metrics, projection rebuild); loopback
+	// by default. "off" disables it.
+	AdminAddr string
+	// CatalogFile is a JSON catalogue pricing the orders; "" is the
+	// built-in one (pkg/catalog).
+	CatalogFile string
+	// StepTimeout is how long the saga waits for inventory, payment or
+	// shipping before compensating. Default 30s.
+	StepTimeout time.Duration
+	// CompensationTimeout is how long it waits for a compensation to be
+	// confirmed before sending it again. Default StepTimeout.
+	CompensationTimeout time.Duration
+	// TimeoutScanInterval is how often due deadlines are looked for.
+	// Default min(1s, StepTimeout/4).
+	TimeoutScanInterval time.Duration
+	// Concurrency is how many replies of one topic are handled at once.
+	// Default 4.
+	Concurrency int
+	// MaxAttempts is how often a failing reply is delivered before it is
+	// dead-lettered. Default 5.
+	MaxAttempts int
+	// Synchronous is the database's synchronous pragma, NORMAL or FULL.
+	Synchronous string
+	// ShutdownTimeout bounds each stage of the graceful stop. Default 10s.
+	ShutdownTimeout time.Duration
+
+	// Logger, TracerProvider, MeterProvider, Propagator and
+	// MetricsHandler come from pkg/telemetry in main; tests may leave
+	// them nil (discarded, no-op, W3C, none).
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
+	MetricsHandler http.Handler
+	// Faults are the service's fault flags; nil builds a registry of
+	// faults.ServiceFlags("order") at their defaults.
+	Faults *faults.Registry
+	// Queue, when set, is an open shared queue to use instead of opening
+	// QueueURL; the service does not close it.
+	Queue *queue.Queue
+	// Clock is the saga's clock. Default time.Now.
+	Clock func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.QueueURL == "" {
+		c.QueueURL = DefaultQueueURL
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.AdminAddr == "" {
+		c.AdminAddr = DefaultAdminAddr
+	}
+	if c.StepTimeout == 0 {
+		c.StepTimeout = DefaultStepTimeout
+	}
+	if c.CompensationTimeout == 0 {
+		c.CompensationTimeout = c.StepTimeout
+	}
+	if c.TimeoutScanInterval == 0 {
+		c.TimeoutScanInterval = min(time.Second, max(c.StepTimeout/4, 10*time.Millisecond))
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+}
+
+// Validate reports an unusable config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.StepTimeout < 0 || c.CompensationTimeout < 0 || c.TimeoutScanInterval < 0 || c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("timeouts and intervals must not be negative"))
+	}
+	if c.Concurrency < 1 || c.MaxAttempts < 1 {
+		errs = append(errs, errors.New("concurrency and max attempts must be at least 1"))
+	}
+	for name, addr := range map[string]string{"http address": c.HTTPAddr, "admin address": c.AdminAddr} {
+		if addr == "off" && name == "admin address" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %w", name, addr, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Service is a running order service. New builds it and binds its ports;
+// Run serves until its context ends and then stops it.
+type Service struct {
+	cfg    Config
+	logger *slog.Logger
+
+	db       *adapters.DB
+	store    *adapters.Store
+	app      *app.Application
+	inbox    *inbox.Inbox
+	q        *queue.Queue
+	ownQueue bool
+	fwd      *outbox.Forwarder
+	router   *queue.Router
+	loop     *app.TimeoutLoop
+	faults   *faults.Registry
+
+	httpSrv  *http.Server
+	httpLn   net.Listener
+	admin    *admin.Server
+	adminLn  net.Listener
+	stopping chan struct{}
+	runOnce  sync.Once
+}
+
+// Run builds the service from cfg and runs it until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	s, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}
+
+// New opens the database and the queue, builds the application, the
+// handlers and the servers, and binds the listen addresses. Nothing runs
+// until Run; call Run (or Close) to release what New opened.
+func New(ctx context.Context, cfg Config) (_ *Service, err error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("order service: %w", err)
+	}
+	s := &Service{cfg: cfg, logger: cfg.Logger, stopping: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	cat, err := catalog.Load(cfg.CatalogFile)
+	if err != nil {
+		return nil, err
+	}
+	if s.faults = cfg.Faults; s.faults == nil {
+		if s.faults, err = faults.New(faults.Config{Flags: faults.ServiceFlags(Name), Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+	}
+	if s.db, err = adapters.OpenDB(ctx, filepath.Join(cfg.DataDir, DBFile), adapters.DBConfig{Synchronous: cfg.Synchronous}); err != nil {
+		return nil, err
+	}
+	wlog := watermill.NewSlogLogger(cfg.Logger)
+	ob, err := outbox.New(ctx, s.db.Writer, outbox.Config{})
+	if err != nil {
+		return nil, err
+	}
+	if s.inbox, err = inbox.New(ctx, s.db.Writer, inbox.Config{Retention: inboxRetention, Logger: wlog}); err != nil {
+		return nil, err
+	}
+	if s.store, err = adapters.NewStore(s.db, ob, s.inbox); err != nil {
+		return nil, err
+	}
+	s.store.BeforeInboxCommit = func() { s.faults.CrashPoint(faults.CrashMidHandler) }
+
+	opts := app.Options{
+		Clock: cfg.Clock, Propagator: cfg.Propagator, TracerProvider: cfg.TracerProvider,
+		MeterProvider: cfg.MeterProvider, Logger: cfg.Logger,
+	}
+	if s.app, err = app.New(app.Config{
+		Transactor: s.store, ReadModel: s.store, Deadlines: s.store,
+		Catalog: cat, Currency: catalog.Currency,
+		Timeouts: domain.Timeouts{
+			Stock: cfg.StepTimeout, Payment: cfg.StepTimeout, Shipment: cfg.StepTimeout,
+			Compensation: cfg.CompensationTimeout,
+		},
+		Options: opts,
+	}); err != nil {
+		return nil, err
+	}
+	if s.loop, err = app.NewTimeoutLoop(s.app.Commands.FireTimeouts, cfg.TimeoutScanInterval, cfg.Logger); err != nil {
+		return nil, err
+	}
+
+	if s.q = cfg.Queue; s.q == nil {
+		if s.q, err = queue.Open(ctx, queue.Config{
+			URL: cfg.QueueURL, Logger: wlog, TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator,
+		}); err != nil {
+			return nil, fmt.Errorf("open queue: %w", err)
+		}
+		s.ownQueue = true
+	}
+	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{Outbox: ob, Logger: wlog}); err != nil {
+		return nil, err
+	}
+	meter := cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/order")
+	retries, _ := meter.Int64Counter("orderflow.messages.retried", metric.WithDescription("Failed messages scheduled for another attempt."))
+	dead, _ := meter.Int64Counter("orderflow.messages.dead_lettered", metric.WithDescription("Messages moved to the dead-letter queue."))
+	if s.router, err = s.q.NewRouter(queue.RouterConfig{
+		ConsumerGroup: app.ConsumerGroup,
+		Concurrency:   cfg.Concurrency,
+		Retry: retry.Config{
+			MaxAttempts: cfg.MaxAttempts,
+			OnRetry: func(topic string) {
+				retries.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
+			},
+			OnDeadLetter: func(topic string) {
+				dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
+			},
+		},
+	}); err != nil {
+		return nil, err
+	}
+	handlers, err := ports.NewMessageHandlers(s.app, s.faults, cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	handlers.Register(s.router)
+
+	api, err := ports.NewHTTPHandler(ports.HTTPConfig{
+		App: s.app, Ready: s.ready, Logger: cfg.Logger,
+		TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.httpSrv = ports.NewHTTPServer(cfg.HTTPAddr, api)
+	s.httpSrv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("order API: listen: %w", err)
+	}
+	if cfg.AdminAddr != "off" {
+		if s.admin, err = admin.New(admin.Config{
+			Service: Name, Addr: cfg.AdminAddr, Ready: s.ready, Faults: s.faults,
+			Queue: s.q.Backend(), Metrics: cfg.MetricsHandler, Routes: s.adminRoutes, Logger: cfg.Logger,
+			ShutdownTimeout: cfg.ShutdownTimeout,
+		}); err != nil {
+			return nil, err
+		}
+		if s.adminLn, err = s.admin.Listen(); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.faults.OnChange(faults.Poison, s.poison); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// HTTPAddr is the address the order API listens on.
+func (s *Service) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// AdminAddr is the address the admin API listens on, "" if disabled.
+func (s *Service) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// Faults returns the service's fault flags.
+func (s *Service) Faults() *faults.Registry { return s.faults }
+
+// adminRoutes adds the order service's own admin routes.
+func (s *Service) adminRoutes(e *echo.Echo) {
+	e.POST("/projections/rebuild", func(c echo.Context) error {
+		n, err := s.store.RebuildProjections(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]int{"orders": n})
+	})
+}
+
+// ready reports whether the service can take traffic.
+func (s *Service) ready(ctx context.Context) error {
+	select {
+	case <-s.stopping:
+		return fmt.Errorf("%w: shutting down", admin.ErrUnavailable)
+	default:
+	}
+	select {
+	case <-s.router.Running():
+	default:
+		return fmt.Errorf("%w: message handlers are not running", admin.ErrUnavailable)
+	}
+	if err := s.db.Ping(ctx); err != nil {
+		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
+	}
+	if _, err := s.q.Backend().Inspector().Topics(ctx); err != nil {
+		return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// poison is the one-shot poison fault: it stores one unreadable message
+// for order.events and switches the flag back off.
+func (s *Service) poison(value string) {
+	if value != "true" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := s.store.EmitPoison(ctx, contracts.TopicOrderEvents, contracts.TypeOrderPlaced)
+	if err != nil {
+		s.logger.ErrorContext(ctx, "fault injection: poison message not published", "error", err)
+	} else {
+		s.logger.WarnContext(ctx, "fault injection: poison message published", "topic", contracts.TopicOrderEvents, "message_id", id)
+	}
+	if err := s.faults.Set(faults.Poison, "false"); err != nil {
+		s.logger.ErrorContext(ctx, "fault injection: reset poison", "error", err)
+	}
+}
+
+// Run serves until ctx ends or a part fails, then stops in order: the
+// order API (requests in progress finish), the reply handlers (running
+// handlers finish), the timeout loop, the outbox forwarder (after
+// forwarding what was committed, up to ShutdownTimeout), the admin API,
+// and last the queue and the database. It returns the first failure, if
+// any. A Service runs once.
+func (s *Service) Run(ctx context.Context) error {
+	ran := false
+	s.runOnce.Do(func() { ran = true })
+	if !ran {
+		return errors.New("order service: already run")
+	}
+	defer s.Close()
+
+	failed := make(chan error, 8)
+	background := context.WithoutCancel(ctx)
+	routerCtx, stopRouter := context.WithCancel(background)
+	loopCtx, stopLoop := context.WithCancel(background)
+	adminCtx, stopAdmin := context.WithCancel(background)
+	defer stopRouter()
+	defer stopLoop()
+	defer stopAdmin()
+
+	var routerWG, loopWG, fwdWG, httpWG, adminWG sync.WaitGroup
+	watch := func(name string, stop context.Context, err error) {
+		if err != nil {
+			failed <- fmt.Errorf("%s: %w", name, err)
+		} else if stop.Err() == nil {
+			failed <- fmt.Errorf("%s stopped unexpectedly", name)
+		}
+	}
+	fwdWG.Go(func() {
+		if err := s.fwd.Run(background); err != nil {
+			failed <- fmt.Errorf("outbox forwarder: %w", err)
+		}
+	})
+	routerWG.Go(func() { watch("message router", routerCtx, s.router.Run(routerCtx)) })
+	loopWG.Go(func() { watch("timeout loop", loopCtx, s.loop.Run(loopCtx)) })
+	loopWG.Go(func() { watch("inbox retention", loopCtx, s.inbox.RunRetention(loopCtx)) })
+	httpWG.Go(func() {
+		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			failed <- fmt.Errorf("order API: %w", err)
+		}
+	})
+	if s.admin != nil {
+		adminWG.Go(func() { watch("admin API", adminCtx, s.admin.Serve(adminCtx, s.adminLn)) })
+	}
+	if s.faults.Bool(faults.Poison) { // set by the environment
+		s.poison("true")
+	}
+	s.logger.InfoContext(ctx, "order service started",
+		"http", "http://"+s.HTTPAddr(), "admin", s.AdminAddr(), "step_timeout", s.cfg.StepTimeout.String())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		s.logger.Info("shutting down")
+	case runErr = <-failed:
+		s.logger.Error("shutting down after a failure", "error", runErr)
+	}
+	close(s.stopping)
+
+	// 1. The order API: no new orders; requests in progress finish.
+	sctx, cancel := context.WithTimeout(background, s.cfg.ShutdownTimeout)
+	if err := s.httpSrv.Shutdown(sctx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("order API: shutdown: %w", err))
+	}
+	cancel()
+	httpWG.Wait()
+	// 2. The reply handlers drain.
+	stopRouter()
+	routerWG.Wait()
+	// 3. The timeout loop.
+	stopLoop()
+	loopWG.Wait()
+	// 4. The forwarder relays what was committed, then stops.
+	s.flushOutbox(s.cfg.ShutdownTimeout)
+	if err := s.fwd.Close(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	fwdWG.Wait()
+	// 5. The admin API.
+	stopAdmin()
+	adminWG.Wait()
+
+	close(failed)
+	for err := range failed {
+		if !errors.Is(err, runErr) {
+			s.logger.Warn("stopped with an error", "error", err)
+		}
+	}
+	s.logger.Info("order service stopped")
+	return runErr
+}
+
+// flushOutbox waits (up to timeout) until the forwarder has relayed every
+// committed message.
+func (s *Service) flushOutbox(timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		n, err := s.fwd.Pending(ctx)
+		if err != nil || n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			s.logger.Warn("outbox not empty at shutdown; the rest is forwarded after the restart", "pending", n)
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Close releases what New opened: listeners, the queue (if the service
+// opened it) and the database. Run calls it; call it yourself only for a
+// Service that never ran.
+func (s *Service) Close() {
+	for _, ln := range []net.Listener{s.httpLn, s.adminLn} {
+		if ln != nil {
+			_ = ln.Close()
+		}
+	}
+	if s.fwd != nil {
+		_ = s.fwd.Close()
+	}
+	if s.q != nil && s.ownQueue {
+		if err := s.q.Close(); err != nil {
+			s.logger.Warn("close queue", "error", err)
+		}
+	}
+	s.q = nil
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			s.logger.Warn("close database", "error", err)
+		}
+		s.db = nil
+	}
+}
+
+// RebuildProjections recomputes the order list, the status counts and the
+// deadline index of the database in dataDir from its event store, and
+// returns the number of orders. Run it while the service is stopped (or
+// use the admin API's POST /projections/rebuild on a running one).
+func RebuildProjections(ctx context.Context, dataDir string) (int, error) {
+	if strings.TrimSpace(dataDir) == "" {
+		dataDir = DefaultDataDir
+	}
+	db, err := adapters.OpenDB(ctx, filepath.Join(dataDir, DBFile), adapters.DBConfig{})
+	if err != nil {
+		return 0, err
+	}
+	n, err := adapters.RebuildProjections(ctx, db)
+	return n, errors.Join(err, db.Close())
+}

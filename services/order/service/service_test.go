@@ -1,0 +1,197 @@
+package service_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/services/order/service"
+)
+
+// fakeServices answers every saga command with success, as inventory,
+// payment and shipping would, through the shared queue.
+func fakeServices(t *testing.T, ctx context.Context, q *queue.Queue) {
+	t.Helper()
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "fake-services", Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := func(msg *message.Message) error {
+		m, err := contracts.Decode(msg.Metadata, msg.Payload)
+		if err != nil {
+			return queue.Permanent(err)
+		}
+		var out contracts.Message
+		switch m := m.(type) {
+		case contracts.ReserveStock:
+			out = contracts.StockReserved{OrderID: m.OrderID, Items: m.Items}
+		case contracts.ChargePayment:
+			out = contracts.PaymentCharged{OrderID: m.OrderID, PaymentID: "p-" + m.OrderID, AmountCents: m.AmountCents, Currency: m.Currency}
+		case contracts.ScheduleShipment:
+			out = contracts.ShipmentScheduled{OrderID: m.OrderID, ShipmentID: "s-" + m.OrderID, TrackingNumber: "T-1"}
+		default:
+			return nil
+		}
+		payload, meta, err := contracts.Encode(out)
+		if err != nil {
+			return err
+		}
+		res := message.NewMessage(watermill.NewUUID(), payload)
+		for k, v := range meta {
+			res.Metadata.Set(k, v)
+		}
+		res.SetContext(msg.Context())
+		return q.Publisher().Publish(out.Topic(), res)
+	}
+	for _, topic := range []string{contracts.TopicInventoryCommands, contracts.TopicPaymentCommands, contracts.TopicShippingCommands} {
+		r.Handle("fake-"+topic, topic, reply)
+	}
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		if err := <-done; err != nil {
+			t.Errorf("fake services: %v", err)
+		}
+	})
+	<-r.Running()
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: decode: %v", url, err)
+		}
+	}
+	return res.StatusCode
+}
+
+func TestServiceDrivesAnOrderToCompletionOverTheQueue(t *testing.T) {
+	dir := t.TempDir()
+	queueURL := "sqlite://" + filepath.Join(dir, "queue.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	q, err := queue.Open(ctx, queue.Config{URL: queueURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	fakeCtx, stopFake := context.WithCancel(ctx)
+	defer stopFake()
+	fakeServices(t, fakeCtx, q)
+
+	svc, err := service.New(ctx, service.Config{
+		QueueURL: queueURL, DataDir: filepath.Join(dir, "order"),
+		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", StepTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	base := "http://" + svc.HTTPAddr()
+
+	res, err := http.Post(base+"/orders", "application/json",
+		strings.NewReader(`{"customer_id":"c-1","items":[{"sku":"SKU-2","quantity":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed struct{ ID, Status string }
+	_ = json.NewDecoder(res.Body).Decode(&placed)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated || placed.ID == "" {
+		t.Fatalf("POST /orders: got %d %+v, want 201", res.StatusCode, placed)
+	}
+
+	var o struct {
+		Status         string `json:"status"`
+		SagaStep       string `json:"saga_step"`
+		TrackingNumber string `json:"tracking_number"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		getJSON(t, base+"/orders/"+placed.ID, &o)
+		if o.Status == "COMPLETED" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if o.Status != "COMPLETED" || o.SagaStep != "done" || o.TrackingNumber != "T-1" {
+		t.Fatalf("order: got %+v, want COMPLETED with its tracking number", o)
+	}
+
+	admin := "http://" + svc.AdminAddr()
+	for _, path := range []string{"/healthz", "/readyz", "/faults", "/queue/stats"} {
+		if code := getJSON(t, admin+path, nil); code != http.StatusOK {
+			t.Errorf("admin GET %s: got %d, want 200", path, code)
+		}
+	}
+	if code := getJSON(t, base+"/readyz", nil); code != http.StatusOK {
+		t.Errorf("GET /readyz: got %d, want 200", code)
+	}
+	rb, err := http.Post(admin+"/projections/rebuild", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rebuilt struct{ Orders int }
+	_ = json.NewDecoder(rb.Body).Decode(&rebuilt)
+	rb.Body.Close()
+	if rb.StatusCode != http.StatusOK || rebuilt.Orders != 1 {
+		t.Errorf("admin rebuild: got %d %+v, want 200 and 1 order", rb.StatusCode, rebuilt)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: got %v, want nil after a graceful stop", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Error("the order API still answers after Run returned")
+	}
+	stopFake()
+
+	// The stopped service's database rebuilds offline.
+	n, err := service.RebuildProjections(context.Background(), filepath.Join(dir, "order"))
+	if err != nil || n != 1 {
+		t.Errorf("RebuildProjections: got %d, %v, want 1", n, err)
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  service.Config
+	}{
+		{"bad http address", service.Config{HTTPAddr: "nope"}},
+		{"negative timeout", service.Config{StepTimeout: -time.Second}},
+		{"bad queue URL", service.Config{QueueURL: "redis://x", HTTPAddr: "127.0.0.1:0", AdminAddr: "off"}},
+	}
+	for _, tc := range tests {
+		tc.cfg.DataDir = t.TempDir()
+		s, err := service.New(context.Background(), tc.cfg)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: got nil error, want a refusal", tc.name)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/services/payment/internal/app"
+)
+
+func charge(order string) contracts.ChargePayment {
+	return contracts.ChargePayment{OrderID: order, CustomerID: "c-1", AmountCents: 4999, Currency: "EUR"}
+}
+
+func (h *harness) state() app.State {
+	h.t.Helper()
+	var st app.State
+	if code := h.getJSON("/state", &st); code != 200 {
+		h.t.Fatalf("GET /state: got %d, want 200", code)
+	}
+	return st
+}
+
+func TestChargeRefundAndDuplicates(t *testing.T) {
+	h := start(t)
+
+	id := h.publish(charge("o-1"), "")
+	m, msg := h.next()
+	charged, ok := m.(contracts.PaymentCharged)
+	if !ok || charged.PaymentID == "" || charged.AmountCents != 4999 || charged.Currency != "EUR" {
+		t.Fatalf("event: got %#v, want PaymentCharged of 4999 EUR with a payment id", m)
+	}
+	h.sameTrace(msg)
+	if c := msg.Metadata.Get(contracts.MetadataCausationID); c != id {
+		t.Errorf("causation_id: got %q, want %q", c, id)
+	}
+
+	// A redelivery is processed once; a repeated command repeats the answer.
+	h.publish(charge("o-1"), id)
+	h.publish(charge("o-1"), "")
+	m, _ = h.next()
+	if again, ok := m.(contracts.PaymentCharged); !ok || again.PaymentID != charged.PaymentID {
+		t.Fatalf("repeated charge: got %#v, want PaymentCharged %s again", m, charged.PaymentID)
+	}
+	h.quiet(200 * time.Millisecond)
+
+	for range 2 {
+		h.publish(contracts.RefundPayment{OrderID: "o-1", PaymentID: charged.PaymentID, AmountCents: 4999, Currency: "EUR"}, "")
+		m, _ := h.next()
+		r, ok := m.(contracts.PaymentRefunded)
+		if !ok || r.PaymentID != charged.PaymentID || r.AmountCents != 4999 {
+			t.Fatalf("refund: got %#v, want PaymentRefunded of %s for 4999", m, charged.PaymentID)
+		}
+	}
+	st := h.state()
+	if !st.Consistent || st.ChargedCents != 4999 || st.RefundedCents != 4999 || st.NetCents != 0 || st.Payments["REFUNDED"] != 1 {
+		t.Errorf("state: got %+v, want one refunded charge of 4999, consistent", st)
+	}
+	var ledger []app.LedgerEntry
+	h.getJSON("/ledger?order_id=o-1", &ledger)
+	if len(ledger) != 2 || ledger[0].AmountCents != 4999 || ledger[1].AmountCents != -4999 {
+		t.Errorf("ledger: got %+v, want a charge of 4999 and a refund of -4999", ledger)
+	}
+}
+
+func TestRefundBeforeChargeAndDeclines(t *testing.T) {
+	h := start(t)
+
+	h.publish(contracts.RefundPayment{OrderID: "o-early", AmountCents: 100, Currency: "EUR"}, "")
+	m, _ := h.next()
+	if r, ok := m.(contracts.PaymentRefunded); !ok || r.AmountCents != 0 || r.PaymentID != "" {
+		t.Fatalf("refund of nothing: got %#v, want PaymentRefunded of 0", m)
+	}
+	h.publish(charge("o-early"), "")
+	if m, _ := h.next(); m.MessageType() != contracts.TypePaymentDeclined {
+		t.Fatalf("late charge: got %#v, want PaymentDeclined", m)
+	}
+
+	if code := h.send(http.MethodPut, "/faults/"+faults.PaymentDeclineRate, `{"value":"1"}`); code != 200 {
+		t.Fatalf("PUT decline rate: got %d", code)
+	}
+	h.publish(charge("o-declined"), "")
+	m, _ = h.next()
+	if d, ok := m.(contracts.PaymentDeclined); !ok || d.Reason == "" {
+		t.Fatalf("declined: got %#v, want PaymentDeclined with a reason", m)
+	}
+	st := h.state()
+	if !st.Consistent || st.ChargedCents != 0 || st.Payments["DECLINED"] != 1 || st.Payments["VOIDED"] != 1 {
+		t.Errorf("state: got %+v, want no money moved, 1 declined, 1 voided", st)
+	}
+}
+
+// A transient gateway error is retried with backoff until MaxAttempts, then
+// dead-lettered; replayed once the gateway recovers, it succeeds.
+func TestTransientErrorsRetryThenReplay(t *testing.T) {
+	h := start(t)
+	if err := h.reg.Set(faults.PaymentTransientErrorRate, "1"); err != nil {
+		t.Fatal(err)
+	}
+	id := h.publish(charge("o-flaky"), "")
+	h.waitDeadLetter(contracts.TopicPaymentCommands, id, 3)
+	h.quiet(100 * time.Millisecond)
+
+	if err := h.reg.Set(faults.PaymentTransientErrorRate, "0"); err != nil {
+		t.Fatal(err)
+	}
+	var dls []struct {
+		ID int64 `json:"id"`
+	}
+	h.getJSON("/dlq", &dls)
+	if len(dls) != 1 {
+		t.Fatalf("dead letters: got %d, want 1", len(dls))
+	}
+	if code := h.send(http.MethodPost, fmt.Sprintf("/dlq/%d/replay", dls[0].ID), ""); code != 200 {
+		t.Fatalf("replay: got %d, want 200", code)
+	}
+	if m, _ := h.next(); m.MessageType() != contracts.TypePaymentCharged {
+		t.Fatalf("after replay: got %s, want PaymentCharged", m.MessageType())
+	}
+	if st := h.state(); st.Payments["CHARGED"] != 1 || !st.Consistent {
+		t.Errorf("state: got %+v, want one charge", st)
+	}
+}
+
+func TestUndecodableMessageIsDeadLettered(t *testing.T) {
+	h := start(t)
+	id := h.publishRaw(contracts.TopicPaymentCommands, contracts.TypeChargePayment)
+	h.waitDeadLetter(contracts.TopicPaymentCommands, id, 1)
+	h.poison()
+}
+
+func TestCrashAfterCommitChargesOnce(t *testing.T) {
+	h := start(t)
+	if err := h.reg.Set(faults.CrashAfterCommit, "true"); err != nil {
+		t.Fatal(err)
+	}
+	h.publish(charge("o-crash"), "")
+	if m, _ := h.next(); m.MessageType() != contracts.TypePaymentCharged {
+		t.Fatalf("event: got %s, want PaymentCharged", m.MessageType())
+	}
+	h.quiet(300 * time.Millisecond)
+	if got := h.exits.Load(); got != 1 {
+		t.Errorf("exits: got %d, want 1", got)
+	}
+	if st := h.state(); st.Payments["CHARGED"] != 1 || st.ChargedCents != 4999 || st.OrdersChargedTwice != 0 {
+		t.Errorf("state: got %+v, want exactly one charge", st)
+	}
+}

@@ -1,0 +1,88 @@
+// Package app is payment's application layer: one command per file, each
+// asking the (simulated) gateway, then deciding, storing and emitting the
+// answer in one local transaction, plus the read-only queries. It knows the
+// message contracts but no infrastructure.
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/payment/internal/domain"
+)
+
+// UnitOfWork runs the effects of one command in one local transaction.
+type UnitOfWork interface {
+	// Do runs fn in a transaction that commits if fn returns nil. With a
+	// messageID, the id is recorded in the same transaction and a message
+	// already processed returns duplicate=true without running fn.
+	Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx Tx) error) (duplicate bool, err error)
+}
+
+// Tx is the state and the outbox seen through one transaction.
+type Tx interface {
+	// Payment returns the order's payment, or nil if none.
+	Payment(ctx context.Context, orderID string) (*domain.Payment, error)
+	SavePayment(ctx context.Context, p domain.Payment) error
+	AppendLedger(ctx context.Context, e domain.Entry) error
+	// Emit stores m in the outbox; it is published if the transaction
+	// commits.
+	Emit(ctx context.Context, m contracts.Message) error
+}
+
+// Gateway is the payment provider. Both calls happen before the local
+// transaction, so a slow gateway holds no database lock; an error is
+// transient (the command is retried).
+type Gateway interface {
+	// Authorize decides a new charge.
+	Authorize(ctx context.Context, c domain.Charge) (domain.GatewayVerdict, error)
+	// Refund announces a refund of the order's charge, if it has one.
+	Refund(ctx context.Context, orderID string) error
+}
+
+// ErrTransient marks a gateway failure worth retrying.
+var ErrTransient = errors.New("transient gateway error")
+
+// Filter narrows the lists of the read model.
+type Filter struct {
+	OrderID string
+	// Limit caps the list; 0 means 1000.
+	Limit int
+}
+
+// ReadModel answers the queries.
+type ReadModel interface {
+	Payments(ctx context.Context, f Filter) ([]domain.Payment, error)
+	Ledger(ctx context.Context, f Filter) ([]LedgerEntry, error)
+	Totals(ctx context.Context) (Totals, error)
+}
+
+// Application is what the ports call.
+type Application struct {
+	Commands Commands
+	Queries  Queries
+}
+
+// Commands are payment's commands.
+type Commands struct {
+	ChargePayment ChargePaymentHandler
+	RefundPayment RefundPaymentHandler
+}
+
+// New wires the application.
+func New(uow UnitOfWork, gw Gateway, rm ReadModel) (Application, error) {
+	charge, err := NewChargePaymentHandler(uow, gw)
+	if err != nil {
+		return Application{}, err
+	}
+	refund, err := NewRefundPaymentHandler(uow, gw)
+	if err != nil {
+		return Application{}, err
+	}
+	queries, err := NewQueries(rm)
+	if err != nil {
+		return Application{}, err
+	}
+	return Application{Commands: Commands{ChargePayment: charge, RefundPayment: refund}, Queries: queries}, nil
+}

@@ -1,0 +1,112 @@
+package domain_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/orderflow/orderflow/services/payment/internal/domain"
+)
+
+func TestDecideCharge(t *testing.T) {
+	charge := domain.Charge{OrderID: "o-1", CustomerID: "c-1", AmountCents: 4999, Currency: "EUR"}
+	charged := &domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusCharged}
+	approve := domain.GatewayVerdict{Approved: true, PaymentID: "p-new"}
+	decline := domain.GatewayVerdict{Reason: "insufficient funds"}
+	tests := []struct {
+		name        string
+		charge      domain.Charge
+		existing    *domain.Payment
+		verdict     domain.GatewayVerdict
+		wantStatus  domain.Status
+		wantID      string
+		wantReason  string
+		wantChanged bool
+		wantEntry   int64
+		wantErr     error
+	}{
+		{name: "approved", charge: charge, verdict: approve, wantStatus: domain.StatusCharged, wantID: "p-new", wantChanged: true, wantEntry: 4999},
+		{name: "declined", charge: charge, verdict: decline, wantStatus: domain.StatusDeclined, wantReason: "insufficient funds", wantChanged: true},
+		{name: "repeat after charge never charges twice", charge: charge, existing: charged, verdict: approve, wantStatus: domain.StatusCharged, wantID: "p-1"},
+		{name: "repeat after decline", charge: charge, existing: &domain.Payment{OrderID: "o-1", Status: domain.StatusDeclined, Reason: "no"},
+			verdict: approve, wantStatus: domain.StatusDeclined, wantReason: "no"},
+		{name: "after refund", charge: charge, existing: &domain.Payment{ID: "p-1", OrderID: "o-1", Status: domain.StatusRefunded},
+			verdict: approve, wantStatus: domain.StatusRefunded, wantID: "p-1", wantReason: domain.ReasonRefunded},
+		{name: "after a refund that came first", charge: charge, existing: &domain.Payment{OrderID: "o-1", Status: domain.StatusVoided},
+			verdict: approve, wantStatus: domain.StatusVoided, wantReason: domain.ReasonVoided},
+		{name: "zero amount", charge: domain.Charge{OrderID: "o-1", CustomerID: "c", Currency: "EUR"}, verdict: approve, wantErr: domain.ErrInvalidCommand},
+		{name: "no customer", charge: domain.Charge{OrderID: "o-1", AmountCents: 1, Currency: "EUR"}, verdict: approve, wantErr: domain.ErrInvalidCommand},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := domain.DecideCharge(tc.charge, tc.existing, tc.verdict)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("error: got %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got.Payment.Status != tc.wantStatus || got.Payment.ID != tc.wantID || got.Payment.Reason != tc.wantReason {
+				t.Errorf("payment: got %s %q %q, want %s %q %q", got.Payment.Status, got.Payment.ID, got.Payment.Reason, tc.wantStatus, tc.wantID, tc.wantReason)
+			}
+			if got.Changed != tc.wantChanged {
+				t.Errorf("changed: got %v, want %v", got.Changed, tc.wantChanged)
+			}
+			var entry int64
+			if got.Entry != nil {
+				entry = got.Entry.AmountCents
+			}
+			if entry != tc.wantEntry {
+				t.Errorf("ledger entry: got %d, want %d", entry, tc.wantEntry)
+			}
+		})
+	}
+}
+
+func TestDecideRefund(t *testing.T) {
+	charged := &domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusCharged}
+	tests := []struct {
+		name        string
+		refund      domain.Refund
+		existing    *domain.Payment
+		wantID      string
+		wantAmount  int64
+		wantStatus  domain.Status // stored status when changed
+		wantChanged bool
+		wantEntry   int64
+	}{
+		{"charged, id known", domain.Refund{OrderID: "o-1", PaymentID: "p-1", Currency: "EUR"}, charged, "p-1", 4999, domain.StatusRefunded, true, -4999},
+		{"charged, id unknown", domain.Refund{OrderID: "o-1", Currency: "EUR"}, charged, "p-1", 4999, domain.StatusRefunded, true, -4999},
+		{"already refunded", domain.Refund{OrderID: "o-1", Currency: "EUR"},
+			&domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusRefunded}, "p-1", 4999, "", false, 0},
+		{"declined", domain.Refund{OrderID: "o-1", Currency: "EUR"},
+			&domain.Payment{OrderID: "o-1", Status: domain.StatusDeclined}, "", 0, "", false, 0},
+		{"other payment id", domain.Refund{OrderID: "o-1", PaymentID: "p-x", Currency: "EUR"}, charged, "p-x", 0, "", false, 0},
+		{"never charged", domain.Refund{OrderID: "o-1", Currency: "EUR"}, nil, "", 0, domain.StatusVoided, true, 0},
+		{"voided again", domain.Refund{OrderID: "o-1", Currency: "EUR"},
+			&domain.Payment{OrderID: "o-1", Status: domain.StatusVoided}, "", 0, "", false, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := domain.DecideRefund(tc.refund, tc.existing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.PaymentID != tc.wantID || got.AmountCents != tc.wantAmount {
+				t.Errorf("answer: got %q %d, want %q %d", got.PaymentID, got.AmountCents, tc.wantID, tc.wantAmount)
+			}
+			if got.Changed != tc.wantChanged || (got.Changed && got.Payment.Status != tc.wantStatus) {
+				t.Errorf("stored: got changed %v status %s, want %v %s", got.Changed, got.Payment.Status, tc.wantChanged, tc.wantStatus)
+			}
+			var entry int64
+			if got.Entry != nil {
+				entry = got.Entry.AmountCents
+			}
+			if entry != tc.wantEntry {
+				t.Errorf("ledger entry: got %d, want %d", entry, tc.wantEntry)
+			}
+		})
+	}
+	if _, err := domain.DecideRefund(domain.Refund{}, nil); !errors.Is(err, domain.ErrInvalidCommand) {
+		t.Errorf("refund without order: got %v, want ErrInvalidCommand", err)
+	}
+}

@@ -1,0 +1,75 @@
+package ports
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/services/payment/internal/app"
+)
+
+// HTTP holds payment's own read-only routes, mounted on the admin server:
+//
+//	GET /state     payment counts by status, ledger totals, consistent
+//	GET /payments  payments, newest first (?order_id= &limit=)
+//	GET /ledger    ledger entries, oldest first (?order_id= &limit=)
+type HTTP struct {
+	app app.Application
+}
+
+// NewHTTP returns the routes over a.
+func NewHTTP(a app.Application) *HTTP { return &HTTP{app: a} }
+
+// Mount adds the routes to e (admin.Config.Routes).
+func (h *HTTP) Mount(e *echo.Echo) {
+	e.GET("/state", h.state)
+	e.GET("/payments", h.payments)
+	e.GET("/ledger", h.ledger)
+}
+
+func filter(c echo.Context) (app.Filter, error) {
+	f := app.Filter{OrderID: c.QueryParam("order_id")}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			return f, admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 10000, got %q", l))
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+func (h *HTTP) state(c echo.Context) error {
+	st, err := h.app.Queries.State(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (h *HTTP) payments(c echo.Context) error {
+	f, err := filter(c)
+	if err != nil {
+		return err
+	}
+	p, err := h.app.Queries.Payments(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, p)
+}
+
+func (h *HTTP) ledger(c echo.Context) error {
+	f, err := filter(c)
+	if err != nil {
+		return err
+	}
+	l, err := h.app.Queries.Ledger(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, l)
+}

@@ -1,0 +1,133 @@
+package adapters
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/orderflow/orderflow/services/shipping/internal/app"
+	"github.com/orderflow/orderflow/services/shipping/internal/domain"
+)
+
+// querier is what Store needs from a *sql.DB or a *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Store reads and writes shipping's tables through a transaction or the
+// database (read-only queries).
+type Store struct {
+	q querier
+}
+
+// NewReadModel returns the read model (app.ReadModel) over db.
+func NewReadModel(db *sql.DB) Store { return Store{q: db} }
+
+const shipmentColumns = `order_id, COALESCE(shipment_id, ''), status, carrier, tracking_number, lines, address, reason`
+
+func scanShipment(row interface{ Scan(...any) error }) (domain.Shipment, error) {
+	var s domain.Shipment
+	var status, lines, address string
+	if err := row.Scan(&s.OrderID, &s.ID, &status, &s.Carrier, &s.TrackingNumber, &lines, &address, &s.Reason); err != nil {
+		return s, err
+	}
+	s.Status = domain.Status(status)
+	if err := json.Unmarshal([]byte(lines), &s.Lines); err != nil {
+		return s, fmt.Errorf("lines: %w", err)
+	}
+	if err := json.Unmarshal([]byte(address), &s.Address); err != nil {
+		return s, fmt.Errorf("address: %w", err)
+	}
+	return s, nil
+}
+
+// Shipment returns the order's shipment, or nil.
+func (s Store) Shipment(ctx context.Context, orderID string) (*domain.Shipment, error) {
+	sh, err := scanShipment(s.q.QueryRowContext(ctx, `SELECT `+shipmentColumns+` FROM shipments WHERE order_id = ?`, orderID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load shipment of order %s: %w", orderID, err)
+	}
+	return &sh, nil
+}
+
+// SaveShipment inserts or updates the order's shipment.
+func (s Store) SaveShipment(ctx context.Context, sh domain.Shipment) error {
+	lines := sh.Lines
+	if lines == nil {
+		lines = []domain.Line{}
+	}
+	l, err := json.Marshal(lines)
+	if err != nil {
+		return err
+	}
+	a, err := json.Marshal(sh.Address)
+	if err != nil {
+		return err
+	}
+	var id any
+	if sh.ID != "" {
+		id = sh.ID
+	}
+	now := time.Now().UnixMilli()
+	_, err = s.q.ExecContext(ctx, `
+		INSERT INTO shipments (order_id, shipment_id, status, carrier, tracking_number, lines, address, reason, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (order_id) DO UPDATE SET shipment_id = excluded.shipment_id, status = excluded.status,
+			carrier = excluded.carrier, tracking_number = excluded.tracking_number, lines = excluded.lines,
+			address = excluded.address, reason = excluded.reason, updated_at = excluded.updated_at`,
+		sh.OrderID, id, string(sh.Status), sh.Carrier, sh.TrackingNumber, string(l), string(a), sh.Reason, now, now)
+	if err != nil {
+		return fmt.Errorf("save shipment of order %s: %w", sh.OrderID, err)
+	}
+	return nil
+}
+
+// Shipments lists shipments, newest first.
+func (s Store) Shipments(ctx context.Context, f app.Filter) ([]domain.Shipment, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.q.QueryContext(ctx, `SELECT `+shipmentColumns+` FROM shipments
+		WHERE (? = '' OR order_id = ?) ORDER BY created_at DESC, order_id LIMIT ?`, f.OrderID, f.OrderID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list shipments: %w", err)
+	}
+	defer rows.Close()
+	out := []domain.Shipment{}
+	for rows.Next() {
+		sh, err := scanShipment(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list shipments: %w", err)
+		}
+		out = append(out, sh)
+	}
+	return out, rows.Err()
+}
+
+// Counts counts shipments by status.
+func (s Store) Counts(ctx context.Context) (map[domain.Status]int, error) {
+	rows, err := s.q.QueryContext(ctx, `SELECT status, COUNT(*) FROM shipments GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count shipments: %w", err)
+	}
+	defer rows.Close()
+	out := map[domain.Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("count shipments: %w", err)
+		}
+		out[domain.Status(st)] = n
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,78 @@
+// Package app is shipping's application layer: one command per file, each
+// asking the (simulated) carrier, then deciding, storing and emitting the
+// answer in one local transaction, plus the read-only queries. It knows the
+// message contracts but no infrastructure.
+package app
+
+import (
+	"context"
+	"errors"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/shipping/internal/domain"
+)
+
+// UnitOfWork runs the effects of one command in one local transaction.
+type UnitOfWork interface {
+	// Do runs fn in a transaction that commits if fn returns nil. With a
+	// messageID, the id is recorded in the same transaction and a message
+	// already processed returns duplicate=true without running fn.
+	Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx Tx) error) (duplicate bool, err error)
+}
+
+// Tx is the state and the outbox seen through one transaction.
+type Tx interface {
+	// Shipment returns the order's shipment, or nil if none.
+	Shipment(ctx context.Context, orderID string) (*domain.Shipment, error)
+	SaveShipment(ctx context.Context, s domain.Shipment) error
+	// Emit stores m in the outbox; it is published if the transaction
+	// commits.
+	Emit(ctx context.Context, m contracts.Message) error
+}
+
+// Carrier books shipments. It is called before the local transaction, so a
+// slow carrier holds no database lock; an error is transient (retried).
+type Carrier interface {
+	Book(ctx context.Context, s domain.Schedule) (domain.CarrierVerdict, error)
+}
+
+// Filter narrows the shipment list.
+type Filter struct {
+	OrderID string
+	// Limit caps the list; 0 means 1000.
+	Limit int
+}
+
+// ReadModel answers the queries.
+type ReadModel interface {
+	Shipments(ctx context.Context, f Filter) ([]domain.Shipment, error)
+	Counts(ctx context.Context) (map[domain.Status]int, error)
+}
+
+// Application is what the ports call.
+type Application struct {
+	Commands Commands
+	Queries  Queries
+}
+
+// Commands are shipping's commands.
+type Commands struct {
+	ScheduleShipment ScheduleShipmentHandler
+	CancelShipment   CancelShipmentHandler
+}
+
+// New wires the application.
+func New(uow UnitOfWork, carrier Carrier, rm ReadModel) (Application, error) {
+	schedule, err := NewScheduleShipmentHandler(uow, carrier)
+	if err != nil {
+		return Application{}, err
+	}
+	cancel, err := NewCancelShipmentHandler(uow)
+	if err != nil {
+		return Application{}, err
+	}
+	if rm == nil {
+		return Application{}, errors.New("queries: read model is nil")
+	}
+	return Application{Commands: Commands{ScheduleShipment: schedule, CancelShipment: cancel}, Queries: Queries{rm: rm}}, nil
+}

@@ -1,0 +1,94 @@
+package domain_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/orderflow/orderflow/services/shipping/internal/domain"
+)
+
+var addr = domain.Address{Name: "Ada", Line1: "1 Road", City: "London", Country: "GB"}
+
+func TestDecideSchedule(t *testing.T) {
+	req := domain.Schedule{OrderID: "o-1", Lines: []domain.Line{{SKU: "A", Quantity: 1}}, Address: addr}
+	accept := domain.CarrierVerdict{Accepted: true, ShipmentID: "s-new", Carrier: "DHL", TrackingNumber: "T-1"}
+	refuse := domain.CarrierVerdict{Reason: "address unreachable"}
+	scheduled := &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusScheduled, TrackingNumber: "T-0"}
+	tests := []struct {
+		name        string
+		req         domain.Schedule
+		existing    *domain.Shipment
+		verdict     domain.CarrierVerdict
+		wantStatus  domain.Status
+		wantID      string
+		wantReason  string
+		wantChanged bool
+		wantErr     error
+	}{
+		{name: "accepted", req: req, verdict: accept, wantStatus: domain.StatusScheduled, wantID: "s-new", wantChanged: true},
+		{name: "refused", req: req, verdict: refuse, wantStatus: domain.StatusFailed, wantReason: "address unreachable", wantChanged: true},
+		{name: "repeat after scheduled", req: req, existing: scheduled, verdict: accept, wantStatus: domain.StatusScheduled, wantID: "s-1"},
+		{name: "repeat after failure", req: req, existing: &domain.Shipment{OrderID: "o-1", Status: domain.StatusFailed, Reason: "no"},
+			verdict: accept, wantStatus: domain.StatusFailed, wantReason: "no"},
+		{name: "after cancel", req: req, existing: &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusCancelled},
+			verdict: accept, wantStatus: domain.StatusCancelled, wantID: "s-1", wantReason: domain.ReasonCancelled},
+		{name: "after a cancel that came first", req: req, existing: &domain.Shipment{OrderID: "o-1", Status: domain.StatusVoided},
+			verdict: accept, wantStatus: domain.StatusVoided, wantReason: domain.ReasonVoided},
+		{name: "no lines", req: domain.Schedule{OrderID: "o-1", Address: addr}, verdict: accept, wantErr: domain.ErrInvalidCommand},
+		{name: "no address", req: domain.Schedule{OrderID: "o-1", Lines: req.Lines}, verdict: accept, wantErr: domain.ErrInvalidCommand},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := domain.DecideSchedule(tc.req, tc.existing, tc.verdict)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("error: got %v, want %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			if got.Shipment.Status != tc.wantStatus || got.Shipment.ID != tc.wantID || got.Shipment.Reason != tc.wantReason {
+				t.Errorf("shipment: got %s %q %q, want %s %q %q", got.Shipment.Status, got.Shipment.ID, got.Shipment.Reason, tc.wantStatus, tc.wantID, tc.wantReason)
+			}
+			if got.Changed != tc.wantChanged {
+				t.Errorf("changed: got %v, want %v", got.Changed, tc.wantChanged)
+			}
+		})
+	}
+}
+
+func TestDecideCancel(t *testing.T) {
+	scheduled := &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusScheduled}
+	tests := []struct {
+		name          string
+		req           domain.Cancel
+		existing      *domain.Shipment
+		wantID        string
+		wantCancelled bool
+		wantStatus    domain.Status
+		wantChanged   bool
+	}{
+		{"scheduled, id known", domain.Cancel{OrderID: "o-1", ShipmentID: "s-1"}, scheduled, "s-1", true, domain.StatusCancelled, true},
+		{"scheduled, id unknown", domain.Cancel{OrderID: "o-1"}, scheduled, "s-1", true, domain.StatusCancelled, true},
+		{"already cancelled", domain.Cancel{OrderID: "o-1"}, &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusCancelled}, "s-1", true, "", false},
+		{"failed", domain.Cancel{OrderID: "o-1"}, &domain.Shipment{OrderID: "o-1", Status: domain.StatusFailed}, "", false, "", false},
+		{"other shipment", domain.Cancel{OrderID: "o-1", ShipmentID: "s-x"}, scheduled, "s-x", false, "", false},
+		{"never scheduled", domain.Cancel{OrderID: "o-1"}, nil, "", false, domain.StatusVoided, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := domain.DecideCancel(tc.req, tc.existing)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ShipmentID != tc.wantID || got.Cancelled != tc.wantCancelled {
+				t.Errorf("answer: got %q cancelled %v, want %q %v", got.ShipmentID, got.Cancelled, tc.wantID, tc.wantCancelled)
+			}
+			if got.Changed != tc.wantChanged || (got.Changed && got.Shipment.Status != tc.wantStatus) {
+				t.Errorf("stored: got changed %v status %s, want %v %s", got.Changed, got.Shipment.Status, tc.wantChanged, tc.wantStatus)
+			}
+		})
+	}
+	if _, err := domain.DecideCancel(domain.Cancel{}, nil); !errors.Is(err, domain.ErrInvalidCommand) {
+		t.Errorf("cancel without order: got %v, want ErrInvalidCommand", err)
+	}
+}

@@ -1,0 +1,53 @@
+package ports
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/services/shipping/internal/app"
+)
+
+// HTTP holds shipping's own read-only routes, mounted on the admin server:
+//
+//	GET /state      shipment counts by status
+//	GET /shipments  shipments, newest first (?order_id= &limit=)
+type HTTP struct {
+	app app.Application
+}
+
+// NewHTTP returns the routes over a.
+func NewHTTP(a app.Application) *HTTP { return &HTTP{app: a} }
+
+// Mount adds the routes to e (admin.Config.Routes).
+func (h *HTTP) Mount(e *echo.Echo) {
+	e.GET("/state", h.state)
+	e.GET("/shipments", h.shipments)
+}
+
+func (h *HTTP) state(c echo.Context) error {
+	st, err := h.app.Queries.State(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+func (h *HTTP) shipments(c echo.Context) error {
+	f := app.Filter{OrderID: c.QueryParam("order_id")}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 10000 {
+			return admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 10000, got %q", l))
+		}
+		f.Limit = n
+	}
+	s, err := h.app.Queries.Shipments(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, s)
+}
