@@ -29,6 +29,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/memory"
 	"github.com/orderflow/orderflow/queue/postgres"
 	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/queue/sqlite"
@@ -47,7 +48,8 @@ type Config struct {
 	// URL selects the backend: sqlite://PATH (a file shared by every
 	// process on the machine; relative paths are relative to the working
 	// directory, sqlite:///abs/path for absolute ones) or
-	// postgres://user@host:port/db. Query parameters tune the SQLite
+	// postgres://user@host:port/db, or memory:// (Watermill's GoChannel,
+	// in-process only, no persistence: for benchmarks). Query parameters tune the SQLite
 	// backend: synchronous=FULL, lease=30s, busy_timeout=30s.
 	URL string
 
@@ -90,7 +92,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 // queuectl.
 func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 	scheme, rest, ok := strings.Cut(cfg.URL, "://")
-	if !ok || rest == "" {
+	if !ok || rest == "" && scheme != "memory" {
 		return nil, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", cfg.URL)
 	}
 	switch strings.ToLower(scheme) {
@@ -111,6 +113,10 @@ func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 			return nil, err
 		}
 		return b, nil
+	case "memory":
+		// In-process only: every service must share this one Backend, so
+		// the URL form is for tests that pass the opened Queue around.
+		return memory.New(cfg.Logger), nil
 	case "postgres", "postgresql":
 		pc := cfg.Postgres
 		if pc.Logger == nil {
