@@ -98,6 +98,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cmd.Env = append(os.Environ(),
 			"QUEUE_URL="+envOr("QUEUE_URL", "sqlite://"+filepath.Join(dataDir, "queue.db")),
 			"DATA_DIR="+dataDir,
+			// Where Jaeger (docker compose up jaeger, or a local build)
+			// listens for OTLP over HTTP; the services say once a minute
+			// if nothing is there.
+			"OTEL_EXPORTER_OTLP_ENDPOINT="+envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
 		)
 		prefix := fmt.Sprintf("%-*s | ", width, name)
 		stdout, err := cmd.StdoutPipe()
