@@ -25,6 +25,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -59,6 +60,11 @@ type Config struct {
 	// Defaults: the OpenTelemetry globals and W3C trace context.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
+	// MeterProvider, when set, receives the queue's metrics (see the
+	// Metric* names): per topic and group, messages processed, retried and
+	// dead-lettered, handler durations, depth (lag), oldest age and
+	// dead-letter counts.
+	MeterProvider metric.MeterProvider
 
 	// SQLite and Postgres override the backends' defaults; the URL's
 	// parameters are applied on top.
@@ -72,6 +78,8 @@ type Queue struct {
 	backend   backend.Backend
 	publisher message.Publisher
 	logger    watermill.LoggerAdapter
+	metrics   *instruments // nil without a MeterProvider
+	gauges    metric.Registration
 }
 
 // Open connects to the queue named by cfg.URL.
@@ -85,6 +93,15 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	}
 	q := &Queue{cfg: cfg, backend: b, logger: cfg.Logger}
 	q.publisher = tracing.NewPublisher(b.Publisher(), q.tracingConfig(""))
+	if cfg.MeterProvider != nil {
+		if q.metrics, err = newInstruments(cfg.MeterProvider); err == nil {
+			q.gauges, err = registerQueueGauges(cfg.MeterProvider, b.Inspector(), 5*time.Second)
+		}
+		if err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("queue metrics: %w", err)
+		}
+	}
 	return q, nil
 }
 
@@ -192,4 +209,9 @@ func (q *Queue) Publisher() message.Publisher { return q.publisher }
 func (q *Queue) Backend() backend.Backend { return q.backend }
 
 // Close closes the backend. Close routers first.
-func (q *Queue) Close() error { return q.backend.Close() }
+func (q *Queue) Close() error {
+	if q.gauges != nil {
+		_ = q.gauges.Unregister()
+	}
+	return q.backend.Close()
+}

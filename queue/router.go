@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/retry"
@@ -62,11 +63,25 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 	if rc.Logger == nil {
 		rc.Logger = q.logger
 	}
-	r.AddMiddleware(
-		middleware.Recoverer,
-		tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)),
-		retry.Middleware(rc),
-	)
+	r.AddMiddleware(middleware.Recoverer, tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)))
+	if ins := q.metrics; ins != nil {
+		group := cfg.ConsumerGroup
+		retried, dead := rc.OnRetry, rc.OnDeadLetter
+		rc.OnRetry = func(topic string) {
+			ins.retried.Add(context.Background(), 1, metric.WithAttributes(attrTopic.String(topic), attrGroup.String(group)))
+			if retried != nil {
+				retried(topic)
+			}
+		}
+		rc.OnDeadLetter = func(topic string) {
+			ins.deadLettered.Add(context.Background(), 1, metric.WithAttributes(attrTopic.String(topic), attrGroup.String(group)))
+			if dead != nil {
+				dead(topic)
+			}
+		}
+		r.AddMiddleware(ins.middleware(group))
+	}
+	r.AddMiddleware(retry.Middleware(rc))
 	return &Router{q: q, cfg: cfg, sub: sub, router: r}, nil
 }
 

@@ -1,0 +1,109 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// Metric names. Every instrument carries messaging.destination.name (the
+// topic) and messaging.consumer.group.name where it applies.
+const (
+	MetricProcessed    = "queue.messages.processed"     // handler runs, by outcome: ok (acked, dead-lettered included) or error (nacked for a retry)
+	MetricRetried      = "queue.messages.retried"       // failures scheduled for another attempt
+	MetricDeadLettered = "queue.messages.dead_lettered" // messages given up on
+	MetricDuration     = "queue.handler.duration"       // seconds per handler run
+	MetricDepth        = "queue.group.depth"            // messages waiting for a group (lag)
+	MetricOldestAge    = "queue.group.oldest_age"       // seconds the oldest waiting message has waited
+	MetricDeadLetters  = "queue.dead_letters"           // messages in the dead-letter store
+)
+
+var (
+	attrTopic  = attribute.Key("messaging.destination.name")
+	attrGroup  = attribute.Key("messaging.consumer.group.name")
+	attrResult = attribute.Key("outcome")
+)
+
+// instruments are the queue's metrics for one Queue.
+type instruments struct {
+	processed, retried, deadLettered metric.Int64Counter
+	duration                         metric.Float64Histogram
+}
+
+func newInstruments(mp metric.MeterProvider) (*instruments, error) {
+	m := mp.Meter("github.com/orderflow/orderflow/queue")
+	var ins instruments
+	var errs []error
+	var err error
+	ins.processed, err = m.Int64Counter(MetricProcessed, metric.WithDescription("Messages handled, by outcome (ok or error)."))
+	errs = append(errs, err)
+	ins.retried, err = m.Int64Counter(MetricRetried, metric.WithDescription("Failed messages scheduled for another attempt."))
+	errs = append(errs, err)
+	ins.deadLettered, err = m.Int64Counter(MetricDeadLettered, metric.WithDescription("Messages moved to the dead-letter store."))
+	errs = append(errs, err)
+	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler took, retries and dead-lettering included."))
+	errs = append(errs, err)
+	return &ins, errors.Join(errs...)
+}
+
+// middleware counts outcomes and durations per topic and group.
+func (ins *instruments) middleware(group string) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			start := time.Now()
+			out, err := h(msg)
+			attrs := metric.WithAttributes(attrTopic.String(message.SubscribeTopicFromCtx(msg.Context())), attrGroup.String(group))
+			outcome := "ok"
+			if err != nil {
+				outcome = "error"
+			}
+			ctx := context.WithoutCancel(msg.Context())
+			ins.processed.Add(ctx, 1, attrs, metric.WithAttributes(attrResult.String(outcome)))
+			ins.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+			return out, err
+		}
+	}
+}
+
+// registerQueueGauges reports depth, oldest age and dead letters from the
+// backend's statistics when metrics are collected, at most once per
+// minInterval (a stats query scans the deliveries).
+func registerQueueGauges(mp metric.MeterProvider, insp backend.Inspector, minInterval time.Duration) (metric.Registration, error) {
+	m := mp.Meter("github.com/orderflow/orderflow/queue")
+	depth, err1 := m.Int64ObservableGauge(MetricDepth, metric.WithDescription("Messages not yet acknowledged by a consumer group (its lag), in flight included."))
+	oldest, err2 := m.Float64ObservableGauge(MetricOldestAge, metric.WithUnit("s"), metric.WithDescription("Age of the oldest message a consumer group has not acknowledged."))
+	dead, err3 := m.Int64ObservableGauge(MetricDeadLetters, metric.WithDescription("Messages in the dead-letter store, by original topic."))
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	var last time.Time
+	var cached []backend.TopicStats
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(last) >= minInterval {
+			stats, err := insp.Stats(ctx)
+			if err != nil {
+				return err
+			}
+			cached, last = stats, time.Now()
+		}
+		for _, t := range cached {
+			o.ObserveInt64(dead, t.DeadLetters, metric.WithAttributes(attrTopic.String(t.Topic)))
+			for _, g := range t.Groups {
+				attrs := metric.WithAttributes(attrTopic.String(t.Topic), attrGroup.String(g.ConsumerGroup))
+				o.ObserveInt64(depth, g.Depth, attrs)
+				o.ObserveFloat64(oldest, g.OldestAge.Seconds(), attrs)
+			}
+		}
+		return nil
+	}, depth, oldest, dead)
+}

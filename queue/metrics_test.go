@@ -1,0 +1,81 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/orderflow/orderflow/queue"
+)
+
+func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("h", "jobs", func(msg *message.Message) error {
+		if msg.UUID == "bad" {
+			return errors.New("nope")
+		}
+		return nil
+	})
+	runRouter(t, r)
+	if err := q.Publisher().Publish("jobs", message.NewMessage("good", nil), message.NewMessage("bad", nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	sums := map[string]int64{}
+	gauges := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range d.DataPoints {
+					key := m.Name
+					if v, ok := p.Attributes.Value("outcome"); ok {
+						key += "/" + v.AsString()
+					}
+					sums[key] += p.Value
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range d.DataPoints {
+					gauges[m.Name] += p.Value
+				}
+			}
+		}
+	}
+	want := map[string]int64{
+		queue.MetricProcessed + "/ok":    2, // good, and bad once dead-lettered
+		queue.MetricProcessed + "/error": 1, // bad's first attempt
+		queue.MetricRetried:              1,
+		queue.MetricDeadLettered:         1,
+	}
+	for k, v := range want {
+		if sums[k] != v {
+			t.Errorf("%s: got %d, want %d (all sums: %v)", k, sums[k], v, sums)
+		}
+	}
+	if got := gauges[queue.MetricDeadLetters]; got != 1 {
+		t.Errorf("%s: got %d, want 1", queue.MetricDeadLetters, got)
+	}
+	if _, ok := gauges[queue.MetricDepth]; !ok {
+		t.Errorf("%s not reported (gauges: %v)", queue.MetricDepth, gauges)
+	}
+}
