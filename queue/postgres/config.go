@@ -68,6 +68,13 @@ type Config struct {
 	// it cancels them. Default 5s.
 	CloseTimeout time.Duration
 
+	// GCInterval is how often messages every consumer group of their topic
+	// has acknowledged are deleted (watermill-sql itself keeps every
+	// message). Default 10s. GCBatchSize caps one delete. Default 5000.
+	// Topics nobody subscribed to are left alone.
+	GCInterval  time.Duration
+	GCBatchSize int
+
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 }
@@ -103,6 +110,12 @@ func (c *Config) setDefaults() {
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 5 * time.Second
 	}
+	if c.GCInterval == 0 {
+		c.GCInterval = 10 * time.Second
+	}
+	if c.GCBatchSize == 0 {
+		c.GCBatchSize = 5000
+	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 5 * time.Second
 	}
@@ -128,6 +141,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxOpenConns < 1 || c.SubscriberMaxOpenConns < 1 {
 		errs = append(errs, errors.New("connection limits must be positive"))
+	}
+	if c.GCInterval < 0 || c.GCBatchSize < 0 {
+		errs = append(errs, errors.New("GC interval and batch size must not be negative"))
 	}
 	if c.ConnectTimeout <= 0 || c.CloseTimeout <= 0 {
 		errs = append(errs, errors.New("connect and close timeouts must be positive"))

@@ -140,6 +140,9 @@ type Backend struct {
 	topicsMu sync.Mutex
 	topics   map[string]bool // tables created and topic registered
 
+	stopGC context.CancelFunc
+	gcDone chan struct{}
+
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscriber]struct{}
@@ -198,6 +201,9 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 		b.closeDBs()
 		return nil, fmt.Errorf("open postgres queue: %w", err)
 	}
+	gcCtx, stop := context.WithCancel(context.Background())
+	b.stopGC, b.gcDone = stop, make(chan struct{})
+	go b.collectGarbage(gcCtx)
 	return b, nil
 }
 
@@ -296,6 +302,7 @@ func (b *Backend) Close() error {
 		return nil
 	}
 	b.closed = true
+	b.stopGC()
 	subs := make([]*subscriber, 0, len(b.subs))
 	for s := range b.subs {
 		subs = append(subs, s)
@@ -313,6 +320,7 @@ func (b *Backend) Close() error {
 	for _, p := range pubs {
 		errs = append(errs, p.Close())
 	}
+	<-b.gcDone
 	errs = append(errs, b.closeDBs())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close postgres queue: %w", err)
