@@ -1,0 +1,96 @@
+package upstream
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Fault flag types, as the admin API names them.
+const (
+	FaultRate     = "rate"
+	FaultDuration = "duration"
+	FaultString   = "string"
+	FaultBool     = "bool"
+)
+
+// Fault is one fault flag as GET /faults shows it.
+type Fault struct {
+	Name        string     `json:"name"`
+	Type        string     `json:"type"`
+	Value       string     `json:"value"`
+	Default     string     `json:"default"`
+	Description string     `json:"description"`
+	Env         string     `json:"env"`
+	Source      string     `json:"source"`
+	UpdatedAt   *time.Time `json:"updated_at"`
+}
+
+// Active reports a flag that is not at its default value.
+func (f Fault) Active() bool { return f.Value != f.Default }
+
+// Stock is one SKU as inventory's GET /stock shows it.
+type Stock struct {
+	SKU       string `json:"sku"`
+	Available int    `json:"available"`
+	Reserved  int    `json:"reserved"`
+	Initial   int    `json:"initial"`
+	Restocked int    `json:"restocked"`
+}
+
+// Admin is a client of one service's admin API (pkg/admin), with
+// inventory's stock routes.
+type Admin struct{ c *Client }
+
+// NewAdmin returns a client of the admin API at c's address.
+func NewAdmin(c *Client) *Admin { return &Admin{c: c} }
+
+// Client is the underlying HTTP client.
+func (a *Admin) Client() *Client { return a.c }
+
+// Health calls GET /healthz.
+func (a *Admin) Health(ctx context.Context) error {
+	return a.c.do(ctx, request{method: http.MethodGet, path: "/healthz"}, nil)
+}
+
+// Faults returns every fault flag of the service, sorted by name.
+func (a *Admin) Faults(ctx context.Context) ([]Fault, error) {
+	var out []Fault
+	err := a.c.do(ctx, request{method: http.MethodGet, path: "/faults"}, &out)
+	return out, err
+}
+
+// SetFault sets one flag.
+func (a *Admin) SetFault(ctx context.Context, name, value string) (Fault, error) {
+	body := struct {
+		Value string `json:"value"`
+	}{Value: value}
+	var out Fault
+	err := a.c.do(ctx, request{method: http.MethodPut, path: "/faults/" + url.PathEscape(name), body: body}, &out)
+	return out, err
+}
+
+// ResetFault puts one flag back to its default.
+func (a *Admin) ResetFault(ctx context.Context, name string) (Fault, error) {
+	var out Fault
+	err := a.c.do(ctx, request{method: http.MethodDelete, path: "/faults/" + url.PathEscape(name)}, &out)
+	return out, err
+}
+
+// Stock returns inventory's stock per SKU.
+func (a *Admin) Stock(ctx context.Context) ([]Stock, error) {
+	var out []Stock
+	err := a.c.do(ctx, request{method: http.MethodGet, path: "/stock"}, &out)
+	return out, err
+}
+
+// Restock adds quantity units of sku to inventory's stock.
+func (a *Admin) Restock(ctx context.Context, sku string, quantity int) (Stock, error) {
+	body := struct {
+		Quantity int `json:"quantity"`
+	}{Quantity: quantity}
+	var out Stock
+	err := a.c.do(ctx, request{method: http.MethodPost, path: "/stock/" + url.PathEscape(sku) + "/restock", body: body}, &out)
+	return out, err
+}

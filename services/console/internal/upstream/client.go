@@ -1,0 +1,248 @@
+// Package upstream holds the console's HTTP clients of the orderflow
+// services: the order service's public API (Orders) and each service's
+// loopback admin API (Admin). The console is a client like any other: it
+// reaches the services only through these APIs.
+//
+// Every call returns one of two kinds of error besides a context error:
+//   - *DownError: the service could not be reached (connection refused,
+//     timeout, an answer that is not HTTP): show the service as down;
+//   - *Problem: the service answered with an error status; its RFC 9457
+//     body, when there is one, says why and which field is at fault.
+package upstream
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// maxResponse caps what the console reads of one answer.
+const maxResponse = 4 << 20
+
+// DownError reports a service that could not be reached.
+type DownError struct {
+	// Service is the service's name ("order", "payment admin", …).
+	Service string
+	// URL is the address that was tried.
+	URL string
+	Err error
+}
+
+func (e *DownError) Error() string {
+	return fmt.Sprintf("%s is down (%s): %v", e.Service, e.URL, e.Err)
+}
+
+func (e *DownError) Unwrap() error { return e.Err }
+
+// IsDown reports whether err says a service is unreachable.
+func IsDown(err error) bool {
+	var d *DownError
+	return errors.As(err, &d)
+}
+
+// FieldProblem is one field at fault in a Problem.
+type FieldProblem struct {
+	Field  string `json:"field"`
+	Detail string `json:"detail"`
+}
+
+// Problem is an error answer of a service: its status and its RFC 9457
+// problem details when the body holds them.
+type Problem struct {
+	Service string         `json:"-"`
+	Type    string         `json:"type"`
+	Title   string         `json:"title"`
+	Status  int            `json:"status"`
+	Detail  string         `json:"detail"`
+	Field   string         `json:"field"`
+	Errors  []FieldProblem `json:"errors"`
+}
+
+func (p *Problem) Error() string {
+	msg := p.Detail
+	if msg == "" {
+		msg = p.Title
+	}
+	if msg == "" {
+		msg = http.StatusText(p.Status)
+	}
+	return fmt.Sprintf("%s answered %d: %s", p.Service, p.Status, msg)
+}
+
+// Fields returns every field at fault with its detail; a problem naming
+// one field without a list gives that field its detail.
+func (p *Problem) Fields() map[string]string {
+	out := map[string]string{}
+	for _, f := range p.Errors {
+		if _, ok := out[f.Field]; !ok {
+			out[f.Field] = f.Detail
+		}
+	}
+	if p.Field != "" {
+		if _, ok := out[p.Field]; !ok {
+			out[p.Field] = p.Detail
+		}
+	}
+	return out
+}
+
+// AsProblem returns the Problem in err's chain, if any.
+func AsProblem(err error) (*Problem, bool) {
+	var p *Problem
+	ok := errors.As(err, &p)
+	return p, ok
+}
+
+// Client calls one service's HTTP API. It is safe for concurrent use.
+type Client struct {
+	service string
+	base    *url.URL
+	http    *http.Client
+	timeout time.Duration
+}
+
+// NewClient returns a client of the service at baseURL (http or https, no
+// query). hc defaults to a client without a global timeout; timeout bounds
+// each call (default 3s).
+func NewClient(service, baseURL string, hc *http.Client, timeout time.Duration) (*Client, error) {
+	u, err := ParseBaseURL(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("%s URL: %w", service, err)
+	}
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	if timeout <= 0 {
+		timeout = 3 * time.Second
+	}
+	return &Client{service: service, base: u, http: hc, timeout: timeout}, nil
+}
+
+// ParseBaseURL checks that raw is an absolute http(s) URL without query
+// or fragment, and returns it without a trailing slash.
+func ParseBaseURL(raw string) (*url.URL, error) {
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil {
+		return nil, err
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("%q: want an http:// or https:// URL", raw)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%q: no host", raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("%q: a base URL takes no query or fragment", raw)
+	}
+	return u, nil
+}
+
+// Service is the name the client reports in errors.
+func (c *Client) Service() string { return c.service }
+
+// BaseURL is the service's address.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+// request is one call.
+type request struct {
+	method string
+	path   string // already escaped
+	query  url.Values
+	body   any
+	header http.Header
+}
+
+// do sends r and decodes a 2xx JSON answer into out (when not nil).
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	u, err := url.Parse(c.base.String() + r.path)
+	if err != nil {
+		return fmt.Errorf("%s request path %q: %w", c.service, r.path, err)
+	}
+	if len(r.query) > 0 {
+		u.RawQuery = r.query.Encode()
+	}
+	var body io.Reader
+	if r.body != nil {
+		data, err := json.Marshal(r.body)
+		if err != nil {
+			return fmt.Errorf("encode %s request: %w", c.service, err)
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	if err != nil {
+		return fmt.Errorf("build %s request: %w", c.service, err)
+	}
+	req.Header.Set("Accept", "application/json, application/problem+json")
+	if r.body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, vs := range r.header {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(ctxErr, context.DeadlineExceeded) {
+			return ctxErr // the caller gave up; the service is not to blame
+		}
+		return &DownError{Service: c.service, URL: c.base.String(), Err: unwrapURLError(err)}
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	if err != nil {
+		return &DownError{Service: c.service, URL: c.base.String(), Err: fmt.Errorf("read answer: %w", err)}
+	}
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return c.problem(resp, data)
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return &Problem{Service: c.service, Status: http.StatusBadGateway, Title: "Unexpected answer",
+			Detail: fmt.Sprintf("%s %s: the answer is not the expected JSON: %v", r.method, r.path, err)}
+	}
+	return nil
+}
+
+func (c *Client) problem(resp *http.Response, data []byte) error {
+	p := &Problem{}
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "application/problem+json" || mt == "application/json" {
+		_ = json.Unmarshal(data, p) // best effort: the status is what counts
+	}
+	p.Service = c.service
+	p.Status = resp.StatusCode
+	if p.Title == "" {
+		p.Title = http.StatusText(resp.StatusCode)
+	}
+	if p.Detail == "" && mt == "text/plain" {
+		p.Detail = strings.TrimSpace(string(data))
+	}
+	return p
+}
+
+// unwrapURLError drops the *url.Error wrapper, whose message repeats the
+// method and URL already in DownError.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return errors.New("no answer in time")
+		}
+		return ue.Err
+	}
+	return err
+}

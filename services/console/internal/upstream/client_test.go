@@ -1,0 +1,212 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func newTestClient(t *testing.T, h http.HandlerFunc) *Client {
+	t.Helper()
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	c, err := NewClient("payment", s.URL+"/", nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestErrorsSayWhatWentWrong(t *testing.T) {
+	t.Run("refused connection is down", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		c, err := NewClient("payment", "http://"+addr, nil, time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = NewAdmin(c).Faults(t.Context())
+		var d *DownError
+		if !errors.As(err, &d) || !IsDown(err) || d.Service != "payment" || d.URL != "http://"+addr {
+			t.Fatalf("got %v, want a DownError of payment at %s", err, addr)
+		}
+	})
+	t.Run("no answer in time is down", func(t *testing.T) {
+		release := make(chan struct{})
+		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		})
+		defer close(release)
+		c.timeout = 50 * time.Millisecond
+		err := NewAdmin(c).Health(t.Context())
+		if !IsDown(err) || err.Error() != "payment is down ("+c.BaseURL()+"): no answer in time" {
+			t.Fatalf("got %v, want down: no answer in time", err)
+		}
+	})
+	t.Run("the caller giving up is not the service's fault", func(t *testing.T) {
+		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		err := NewAdmin(c).Health(ctx)
+		if !errors.Is(err, context.Canceled) || IsDown(err) {
+			t.Fatalf("got %v, want context.Canceled", err)
+		}
+	})
+	t.Run("a problem keeps its fields", func(t *testing.T) {
+		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_, _ = io.WriteString(w, `{"type":"urn:x","title":"Invalid request","status":422,"detail":"bad","field":"customer_id",
+				"errors":[{"field":"customer_id","detail":"is required"},{"field":"items[0].quantity","detail":"must be positive"}]}`)
+		})
+		_, err := NewOrders(c).Place(t.Context(), PlaceOrder{}, "")
+		p, ok := AsProblem(err)
+		if !ok || p.Status != 422 || p.Service != "payment" {
+			t.Fatalf("got %v, want a 422 problem", err)
+		}
+		f := p.Fields()
+		if f["customer_id"] != "is required" || f["items[0].quantity"] != "must be positive" || len(f) != 2 {
+			t.Errorf("fields: got %v", f)
+		}
+		if err.Error() != "payment answered 422: bad" {
+			t.Errorf("message: got %q", err.Error())
+		}
+	})
+	t.Run("an error without a body", func(t *testing.T) {
+		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.WriteHeader(http.StatusBadGateway)
+			_, _ = io.WriteString(w, "upstream gone\n")
+		})
+		err := NewAdmin(c).Health(t.Context())
+		p, ok := AsProblem(err)
+		if !ok || p.Status != 502 || p.Detail != "upstream gone" || IsDown(err) {
+			t.Fatalf("got %#v, want a 502 problem with the text", err)
+		}
+	})
+	t.Run("an answer that is not the expected JSON", func(t *testing.T) {
+		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "<html>") })
+		_, err := NewAdmin(c).Stock(t.Context())
+		if p, ok := AsProblem(err); !ok || p.Status != http.StatusBadGateway || p.Title != "Unexpected answer" {
+			t.Fatalf("got %v, want an unexpected-answer problem", err)
+		}
+	})
+}
+
+func TestRequests(t *testing.T) {
+	type seen struct {
+		method, path, query, key, ctype string
+		body                            map[string]any
+	}
+	var got seen
+	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		got = seen{method: r.Method, path: r.URL.EscapedPath(), query: r.URL.RawQuery, key: r.Header.Get("Idempotency-Key"),
+			ctype: r.Header.Get("Content-Type")}
+		got.body = nil
+		_ = json.NewDecoder(r.Body).Decode(&got.body)
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/faults", "/stock":
+			_, _ = io.WriteString(w, `[]`)
+		case "/orders/a b/events":
+			_, _ = io.WriteString(w, `{"order_id":"a b","events":[{"version":1,"type":"OrderPlaced","data":{}}]}`)
+		default:
+			_, _ = io.WriteString(w, `{}`)
+		}
+	})
+	o, a := NewOrders(c), NewAdmin(c)
+	ctx := t.Context()
+	steps := []struct {
+		name string
+		call func() error
+		want seen
+	}{
+		{"place", func() error {
+			_, err := o.Place(ctx, PlaceOrder{CustomerID: "c", Items: []Line{{SKU: "S", Quantity: 2}}}, "k-1")
+			return err
+		}, seen{method: "POST", path: "/orders", key: "k-1", ctype: "application/json",
+			body: map[string]any{"customer_id": "c", "items": []any{map[string]any{"sku": "S", "quantity": float64(2)}}}}},
+		{"get", func() error { _, err := o.Get(ctx, "a/b"); return err }, seen{method: "GET", path: "/orders/a%2Fb"}},
+		{"events", func() error {
+			evs, err := o.Events(ctx, "a b")
+			if err == nil && (len(evs) != 1 || evs[0].Type != "OrderPlaced") {
+				return errors.New("events not decoded")
+			}
+			return err
+		}, seen{method: "GET", path: "/orders/a%20b/events"}},
+		{"list", func() error { _, err := o.List(ctx, "COMPLETED", 25, "cur"); return err },
+			seen{method: "GET", path: "/orders", query: "cursor=cur&limit=25&status=COMPLETED"}},
+		{"list all", func() error { _, err := o.List(ctx, "", 0, ""); return err }, seen{method: "GET", path: "/orders"}},
+		{"counts", func() error { _, err := o.Counts(ctx); return err }, seen{method: "GET", path: "/orders/counts"}},
+		{"cancel", func() error { _, err := o.Cancel(ctx, "o-1", "why"); return err },
+			seen{method: "POST", path: "/orders/o-1/cancel", ctype: "application/json", body: map[string]any{"reason": "why"}}},
+		{"faults", func() error { _, err := a.Faults(ctx); return err }, seen{method: "GET", path: "/faults"}},
+		{"set fault", func() error { _, err := a.SetFault(ctx, "poison", "true"); return err },
+			seen{method: "PUT", path: "/faults/poison", ctype: "application/json", body: map[string]any{"value": "true"}}},
+		{"reset fault", func() error { _, err := a.ResetFault(ctx, "poison"); return err }, seen{method: "DELETE", path: "/faults/poison"}},
+		{"stock", func() error { _, err := a.Stock(ctx); return err }, seen{method: "GET", path: "/stock"}},
+		{"restock", func() error { _, err := a.Restock(ctx, "SKU-1", 4); return err },
+			seen{method: "POST", path: "/stock/SKU-1/restock", ctype: "application/json", body: map[string]any{"quantity": float64(4)}}},
+		{"health", func() error { return a.Health(ctx) }, seen{method: "GET", path: "/healthz"}},
+	}
+	for _, s := range steps {
+		if err := s.call(); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+			continue
+		}
+		gb, _ := json.Marshal(got.body)
+		wb, _ := json.Marshal(s.want.body)
+		if got.method != s.want.method || got.path != s.want.path || got.query != s.want.query || got.key != s.want.key ||
+			got.ctype != s.want.ctype || string(gb) != string(wb) {
+			t.Errorf("%s: got %+v %s, want %+v %s", s.name, got, gb, s.want, wb)
+		}
+	}
+}
+
+func TestParseBaseURL(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"http://127.0.0.1:8080", "http://127.0.0.1:8080", true},
+		{"https://console.example/api/", "https://console.example/api", true},
+		{"127.0.0.1:8080", "", false},
+		{"ftp://x", "", false},
+		{"http://", "", false},
+		{"http://x/?a=1", "", false},
+		{"http://x/#f", "", false},
+	} {
+		u, err := ParseBaseURL(tc.in)
+		if (err == nil) != tc.ok || (err == nil && u.String() != tc.want) {
+			t.Errorf("ParseBaseURL(%q): got %v %v, want %q ok=%v", tc.in, u, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestStatuses(t *testing.T) {
+	for _, s := range Statuses() {
+		if IsTerminal(s) && IsCancellable(s) {
+			t.Errorf("%s is both terminal and cancellable", s)
+		}
+	}
+	if IsCancellable(StatusCancelling) || !IsCancellable(StatusPaymentCharged) || !IsTerminal(StatusRejected) {
+		t.Error("cancellable or terminal statuses are wrong")
+	}
+	if (Fault{Value: "1", Default: "0"}).Active() != true || (Fault{Value: "0", Default: "0"}).Active() {
+		t.Error("Fault.Active is wrong")
+	}
+}

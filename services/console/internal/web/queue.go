@@ -1,0 +1,211 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// dlqListLimit caps the dead letters the Queue page lists.
+const dlqListLimit = 100
+
+// topicsView is the live topic table.
+type topicsView struct {
+	Topics []backend.TopicStats
+	Down   string
+}
+
+// dlqView is the live dead-letter table.
+type dlqView struct {
+	Letters   []backend.DeadLetter
+	Truncated bool
+	Down      string
+}
+
+// queueView is the Queue page.
+type queueView struct {
+	QueueName string
+	Topics    template.HTML
+	DLQ       template.HTML
+}
+
+func queueDownText(err error) string {
+	if errors.Is(err, ErrQueueUnavailable) {
+		return err.Error()
+	}
+	return "queue unavailable: " + err.Error()
+}
+
+func (s *Server) loadTopics(ctx context.Context) topicsView {
+	st, err := s.queue.Stats(ctx)
+	if err != nil {
+		return topicsView{Down: queueDownText(err)}
+	}
+	return topicsView{Topics: st}
+}
+
+func (s *Server) loadDLQ(ctx context.Context) dlqView {
+	dls, err := s.queue.DeadLetters(ctx, backend.DeadLetterFilter{Limit: dlqListLimit + 1})
+	if err != nil {
+		return dlqView{Down: queueDownText(err)}
+	}
+	v := dlqView{Letters: dls}
+	if len(dls) > dlqListLimit {
+		v.Letters, v.Truncated = dls[:dlqListLimit], true
+	}
+	return v
+}
+
+func (s *Server) topicsRegion(p *page, v topicsView) (template.HTML, error) {
+	h, _, err := s.liveHTML("queue", "topics", pageWith(p, v), "topics", "/queue/topics", s.cfg.Refresh*2, "dlq-changed from:body")
+	return h, err
+}
+
+func (s *Server) dlqRegion(p *page, v dlqView) (template.HTML, error) {
+	h, _, err := s.liveHTML("queue", "dlq", pageWith(p, v), "dlq", "/queue/dlq", s.cfg.Refresh*2, "")
+	return h, err
+}
+
+func (s *Server) queuePage(c echo.Context) error {
+	p := s.newPage(c, "Queue", "queue")
+	return s.writeQueuePage(c, p)
+}
+
+func (s *Server) writeQueuePage(c echo.Context, p *page) error {
+	ctx := c.Request().Context()
+	v := queueView{QueueName: s.cfg.QueueName}
+	var err error
+	if v.Topics, err = s.topicsRegion(p, s.loadTopics(ctx)); err != nil {
+		return err
+	}
+	if v.DLQ, err = s.dlqRegion(p, s.loadDLQ(ctx)); err != nil {
+		return err
+	}
+	p.Data = v
+	return s.writePage(c, "queue", p)
+}
+
+func (s *Server) topicsLive(c echo.Context) error {
+	p := s.newPage(c, "", "queue")
+	return s.writeLive(c, "queue", "topics", pageWith(p, s.loadTopics(c.Request().Context())),
+		"topics", "/queue/topics", s.cfg.Refresh*2, "dlq-changed from:body")
+}
+
+func (s *Server) deadLettersLive(c echo.Context) error {
+	p := s.newPage(c, "", "queue")
+	return s.writeLive(c, "queue", "dlq", pageWith(p, s.loadDLQ(c.Request().Context())),
+		"dlq", "/queue/dlq", s.cfg.Refresh*2, "")
+}
+
+func deadLetterID(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, &pageError{status: http.StatusNotFound, title: "No such dead letter",
+			detail: fmt.Sprintf("A dead letter id is a positive number, not %q.", c.Param("id"))}
+	}
+	return id, nil
+}
+
+func (s *Server) deadLetterPage(c echo.Context) error {
+	id, err := deadLetterID(c)
+	if err != nil {
+		return err
+	}
+	p := s.newPage(c, fmt.Sprintf("Dead letter %d", id), "queue")
+	dl, err := s.queue.DeadLetter(c.Request().Context(), id)
+	v := struct {
+		ID       int64
+		Letter   *backend.DeadLetter
+		NotFound bool
+		Down     string
+	}{ID: id}
+	switch {
+	case err == nil:
+		v.Letter = &dl
+	case errors.Is(err, backend.ErrNotFound):
+		v.NotFound, p.Status = true, http.StatusNotFound
+	default:
+		v.Down = queueDownText(err)
+	}
+	p.Data = v
+	return s.writePage(c, "deadletter", p)
+}
+
+// dlqAction runs one dead-letter action and answers with the dead-letter
+// table and a flash.
+func (s *Server) dlqAction(c echo.Context, act func(ctx context.Context) (*flash, int)) error {
+	ctx := c.Request().Context()
+	fl, status := act(ctx)
+	if !isHTMX(c) {
+		if status == http.StatusOK {
+			return redirectWithFlash(c, "/queue#dlq", fl)
+		}
+		p := s.newPage(c, "Queue", "queue")
+		p.Flash, p.Status = fl, status
+		return s.writeQueuePage(c, p)
+	}
+	p := s.newPage(c, "", "queue")
+	region, err := s.dlqRegion(p, s.loadDLQ(ctx))
+	if err != nil {
+		return err
+	}
+	return s.writeAction(c, status, region, fl, "dlq-changed")
+}
+
+func (s *Server) replayDeadLetter(c echo.Context) error {
+	id, err := deadLetterID(c)
+	if err != nil {
+		return err
+	}
+	return s.dlqAction(c, func(ctx context.Context) (*flash, int) {
+		err := s.queue.Replay(ctx, id)
+		switch {
+		case err == nil:
+			return flashOK(fmt.Sprintf("Dead letter %d replayed: it is back on its topic, for its consumer group only.", id)), http.StatusOK
+		case errors.Is(err, backend.ErrNotFound):
+			return flashError(fmt.Sprintf("Dead letter %d is gone (replayed or purged already).", id)), http.StatusNotFound
+		case errors.Is(err, ErrQueueUnavailable):
+			return flashError("Not replayed: " + err.Error()), http.StatusServiceUnavailable
+		}
+		return flashError(fmt.Sprintf("Dead letter %d not replayed: %v", id, err)), http.StatusBadGateway
+	})
+}
+
+func (s *Server) replayAll(c echo.Context) error {
+	return s.dlqAction(c, func(ctx context.Context) (*flash, int) {
+		n, err := s.queue.ReplayAll(ctx, backend.DeadLetterFilter{})
+		switch {
+		case err == nil && n == 0:
+			return flashOK("There was nothing to replay."), http.StatusOK
+		case err == nil:
+			return flashOK(fmt.Sprintf("%d dead letters replayed.", n)), http.StatusOK
+		case errors.Is(err, ErrQueueUnavailable):
+			return flashError("Nothing replayed: " + err.Error()), http.StatusServiceUnavailable
+		}
+		return flashError(fmt.Sprintf("%d dead letters replayed, then: %v", n, err)), http.StatusBadGateway
+	})
+}
+
+func (s *Server) purge(c echo.Context) error {
+	confirmed := c.FormValue("confirm") == "yes"
+	return s.dlqAction(c, func(ctx context.Context) (*flash, int) {
+		if !confirmed {
+			return flashError("Nothing purged: tick “Yes, delete every dead letter” to confirm."), http.StatusUnprocessableEntity
+		}
+		n, err := s.queue.Purge(ctx, backend.DeadLetterFilter{})
+		switch {
+		case err == nil:
+			return flashOK(fmt.Sprintf("%d dead letters purged.", n)), http.StatusOK
+		case errors.Is(err, ErrQueueUnavailable):
+			return flashError("Nothing purged: " + err.Error()), http.StatusServiceUnavailable
+		}
+		return flashError(fmt.Sprintf("Purge failed: %v", err)), http.StatusBadGateway
+	})
+}

@@ -1,0 +1,191 @@
+package web
+
+import (
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// putDeadLetter publishes a message on topic (so that the topic exists)
+// and stores it as a dead letter of group.
+func putDeadLetter(t *testing.T, e *env, topic, group string, payload []byte) int64 {
+	t.Helper()
+	ctx := t.Context()
+	msg := message.NewMessage(strconv.FormatInt(time.Now().UnixNano(), 10), payload)
+	msg.Metadata.Set("type", "payment.PaymentCharged")
+	if err := e.b.Publisher().Publish(topic, msg); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := e.b.DeadLetters().Put(ctx, backend.DeadLetter{
+		MessageUUID: msg.UUID, Topic: topic, ConsumerGroup: group, Payload: payload, Metadata: map[string]string(msg.Metadata),
+		Attempts: 2, LastError: "decode: malformed payload", FirstFailedAt: now, LastFailedAt: now, DeadAt: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := e.b.DeadLetters().List(ctx, backend.DeadLetterFilter{Topic: topic, ConsumerGroup: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dl := range dls {
+		if dl.MessageUUID == msg.UUID {
+			return dl.ID
+		}
+	}
+	t.Fatalf("dead letter %s not stored", msg.UUID)
+	return 0
+}
+
+func deadLetterCount(t *testing.T, e *env) int {
+	t.Helper()
+	dls, err := e.b.DeadLetters().List(t.Context(), backend.DeadLetterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(dls)
+}
+
+func TestReplayOne(t *testing.T) {
+	e := newEnv(t)
+	id := putDeadLetter(t, e, "payment.commands", "payment", []byte(`{"order_id":"o-1"}`))
+	other := putDeadLetter(t, e, "payment.events", "order", []byte(`x`))
+	c := newClient(t, e.srv)
+
+	r := c.post("/queue/dlq/"+itoa(id)+"/replay", nil, true)
+	if r.Code != http.StatusOK {
+		t.Fatalf("replay: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+	}
+	mustContain(t, "replay", r.Body, "Dead letter "+itoa(id)+" replayed", `id="dlq"`, `data-dead-letter-id="`+itoa(other)+`"`)
+	mustNotContain(t, "replay", r.Body, `data-dead-letter-id="`+itoa(id)+`"`)
+	if r.Header.Get("HX-Trigger") != "dlq-changed" {
+		t.Errorf("HX-Trigger: got %q, want dlq-changed", r.Header.Get("HX-Trigger"))
+	}
+	if got := deadLetterCount(t, e); got != 1 {
+		t.Errorf("dead letters left: got %d, want 1", got)
+	}
+
+	r = c.post("/queue/dlq/"+itoa(id)+"/replay", nil, true)
+	if r.Code != http.StatusNotFound {
+		t.Fatalf("replay again: got %d, want 404", r.Code)
+	}
+	mustContain(t, "replay again", r.Body, "is gone (replayed or purged already)")
+
+	if r := c.post("/queue/dlq/abc/replay", nil, false); r.Code != http.StatusNotFound {
+		t.Errorf("replay id abc: got %d, want 404", r.Code)
+	}
+	if r := c.get("/queue/dlq/"+itoa(id), false); r.Code != http.StatusNotFound {
+		t.Errorf("page of a replayed dead letter: got %d, want 404", r.Code)
+	}
+
+	r = c.post("/queue/dlq/"+itoa(other)+"/replay", nil, false)
+	if r.Code != http.StatusSeeOther {
+		t.Fatalf("replay without JavaScript: got %d, want 303", r.Code)
+	}
+	mustContain(t, "queue after replay", c.get("/queue", false).Body, "Dead letter "+itoa(other)+" replayed", `id="dlq-empty"`)
+}
+
+func TestReplayAllAndPurge(t *testing.T) {
+	e := newEnv(t)
+	for range 3 {
+		putDeadLetter(t, e, "inventory.commands", "inventory", []byte(`{}`))
+	}
+	c := newClient(t, e.srv)
+
+	r := c.post("/queue/dlq/replay", nil, true)
+	if r.Code != http.StatusOK {
+		t.Fatalf("replay all: got %d, want 200", r.Code)
+	}
+	mustContain(t, "replay all", r.Body, "3 dead letters replayed.", `id="dlq-empty"`)
+	mustContain(t, "replay all again", c.post("/queue/dlq/replay", nil, true).Body, "There was nothing to replay.")
+
+	putDeadLetter(t, e, "inventory.commands", "inventory", []byte(`{}`))
+	putDeadLetter(t, e, "shipping.commands", "shipping", []byte(`{}`))
+	r = c.post("/queue/dlq/purge", nil, true)
+	if r.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("purge unconfirmed: got %d, want 422", r.Code)
+	}
+	mustContain(t, "purge unconfirmed", r.Body, "Nothing purged: tick")
+	if got := deadLetterCount(t, e); got != 2 {
+		t.Fatalf("dead letters after an unconfirmed purge: got %d, want 2", got)
+	}
+	r = c.post("/queue/dlq/purge", url.Values{"confirm": {"yes"}}, true)
+	if r.Code != http.StatusOK {
+		t.Fatalf("purge: got %d, want 200", r.Code)
+	}
+	mustContain(t, "purge", r.Body, "2 dead letters purged.", `id="dlq-empty"`)
+	if got := deadLetterCount(t, e); got != 0 {
+		t.Errorf("dead letters after the purge: got %d, want 0", got)
+	}
+	r = c.post("/queue/dlq/purge", url.Values{"confirm": {"yes"}}, false)
+	if r.Code != http.StatusSeeOther {
+		t.Errorf("purge without JavaScript: got %d, want 303", r.Code)
+	}
+	r = c.post("/queue/dlq/purge", nil, false)
+	if r.Code != http.StatusUnprocessableEntity {
+		t.Errorf("unconfirmed purge without JavaScript: got %d, want 422", r.Code)
+	}
+	mustContain(t, "unconfirmed purge without JavaScript", r.Body, "<!doctype html>", "Nothing purged")
+}
+
+func TestQueueStats(t *testing.T) {
+	e := newEnv(t)
+	msg := message.NewMessage("m-1", []byte(`{}`))
+	if err := e.b.Publisher().Publish("inventory.commands", msg); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := e.b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "inventory"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	if _, err := sub.Subscribe(t.Context(), "inventory.commands"); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, e.srv)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := c.get("/queue/topics", true)
+		if r.Code != http.StatusOK {
+			t.Fatalf("topics: got %d, want 200", r.Code)
+		}
+		if strings.Contains(r.Body, `data-topic="inventory.commands"`) && strings.Contains(r.Body, `data-group="inventory"`) && strings.Contains(r.Body, `data-depth="1"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("topics: no inventory group with one message waiting:\n%s", r.Body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestQueueStoreOpensLater(t *testing.T) {
+	dir := t.TempDir()
+	q := NewQueueStore("sqlite://" + dir + "/queue.db")
+	t.Cleanup(func() { _ = q.Close() })
+	if _, err := q.Stats(t.Context()); err == nil {
+		t.Fatal("stats of a queue that does not exist yet: got no error")
+	}
+	// The services create the queue; the next request finds it.
+	b, err := queue.OpenBackend(t.Context(), queue.Config{URL: "sqlite://" + dir + "/queue.db"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	if err := b.Publisher().Publish("order.events", message.NewMessage("m-1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Stats(t.Context())
+	if err != nil || len(st) != 1 || st[0].Topic != "order.events" {
+		t.Fatalf("stats once the queue exists: got %v %v, want order.events", st, err)
+	}
+}

@@ -1,0 +1,325 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// pageNames are the template files besides layout.html and partials.html;
+// each is parsed with those two into its own set.
+var pageNames = []string{"orders", "order", "faults", "queue", "deadletter", "stock", "error"}
+
+type renderer struct {
+	sets map[string]*template.Template
+}
+
+func newRenderer() (*renderer, error) {
+	base, err := template.New("base").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse templates: %w", err)
+	}
+	r := &renderer{sets: map[string]*template.Template{"partials": base}}
+	for _, name := range pageNames {
+		t, err := base.Clone()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := t.ParseFS(templateFS, "templates/"+name+".html"); err != nil {
+			return nil, fmt.Errorf("parse template %s: %w", name, err)
+		}
+		r.sets[name] = t
+	}
+	return r, nil
+}
+
+// render executes template name of set into a string.
+func (r *renderer) render(set, name string, data any) (template.HTML, error) {
+	t, ok := r.sets[set]
+	if !ok {
+		return "", fmt.Errorf("no template set %q", set)
+	}
+	var b bytes.Buffer
+	if err := t.ExecuteTemplate(&b, name, data); err != nil {
+		return "", fmt.Errorf("render %s/%s: %w", set, name, err)
+	}
+	return template.HTML(b.String()), nil //nolint:gosec // produced by html/template
+}
+
+func (r *renderer) writePage(c echo.Context, status int, set string, p *page) error {
+	html, err := r.render(set, "layout", p)
+	if err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, []byte(html))
+}
+
+func (r *renderer) writeFragment(c echo.Context, status int, set, name string, data any) error {
+	html, err := r.render(set, name, data)
+	if err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, []byte(html))
+}
+
+// page is what every page template receives.
+type page struct {
+	Title string
+	// Nav is the active menu entry.
+	Nav string
+	// CSRF is the token every form carries.
+	CSRF string
+	// Flash is shown at the top of the page.
+	Flash *flash
+	// Banner is the fault banner, rendered.
+	Banner template.HTML
+	// Refresh is the polling period of live parts, in milliseconds.
+	Refresh int64
+	// Status is the HTTP status of the answer.
+	Status int
+	// Data is the page's own content.
+	Data any
+}
+
+func (s *Server) newPage(c echo.Context, title, nav string) *page {
+	p := &page{Title: title, Nav: nav, Refresh: s.cfg.Refresh.Milliseconds(), Status: http.StatusOK}
+	p.CSRF, _ = c.Get(middleware.DefaultCSRFConfig.ContextKey).(string)
+	return p
+}
+
+// writePage renders a full page, with the fault banner and the flash left
+// by the last form posted without JavaScript.
+func (s *Server) writePage(c echo.Context, set string, p *page) error {
+	if p.Flash == nil {
+		p.Flash = takeFlash(c)
+	}
+	banner, _, err := s.bannerHTML(c)
+	if err != nil {
+		return err
+	}
+	p.Banner = banner
+	return s.pages.writePage(c, p.Status, set, p)
+}
+
+// flash is a message about the last action.
+type flash struct {
+	Kind string // "ok" or "error"
+	Msg  string
+	// Link, when set, is shown after the message.
+	Link     string
+	LinkText string
+	// OrderID marks a placed order (for tests and scripts).
+	OrderID string
+}
+
+func flashOK(msg string) *flash    { return &flash{Kind: "ok", Msg: msg} }
+func flashError(msg string) *flash { return &flash{Kind: "error", Msg: msg} }
+
+const flashCookie = "_console_flash"
+
+// redirectWithFlash answers a form posted without JavaScript: the message
+// goes in a short-lived cookie shown by the next page, then 303 to path.
+func redirectWithFlash(c echo.Context, path string, f *flash) error {
+	if f != nil {
+		data, _ := json.Marshal(f)
+		c.SetCookie(&http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString(data), Path: "/",
+			MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	}
+	return c.Redirect(http.StatusSeeOther, path)
+}
+
+// takeFlash reads and clears the flash cookie.
+func takeFlash(c echo.Context) *flash {
+	ck, err := c.Cookie(flashCookie)
+	if err != nil {
+		return nil
+	}
+	c.SetCookie(&http.Cookie{Name: flashCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	data, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	if err != nil {
+		return nil
+	}
+	var f flash
+	if json.Unmarshal(data, &f) != nil || (f.Kind != "ok" && f.Kind != "error") {
+		return nil
+	}
+	if f.Link != "" && !strings.HasPrefix(f.Link, "/") { // only the console's own pages
+		f.Link = ""
+	}
+	return &f
+}
+
+// live is a region of a page that refreshes itself: htmx GETs Src every
+// Every (and on the events in On), sending the signature of what it shows;
+// the server answers 204 when nothing changed, else the new region.
+type live struct {
+	ID    string
+	Src   string // with since=
+	Every int64  // ms; 0 stops polling
+	On    string // extra hx-trigger events, e.g. "orders-changed from:body"
+	Inner template.HTML
+}
+
+// liveHTML renders fragment name of set with data and wraps it in a live
+// region polling src every every (0: no polling). It returns the region and
+// its signature.
+func (s *Server) liveHTML(set, name string, data any, id, src string, every time.Duration, on string) (template.HTML, string, error) {
+	inner, err := s.pages.render(set, name, data)
+	if err != nil {
+		return "", "", err
+	}
+	sig := signature(inner)
+	u, err := url.Parse(src)
+	if err != nil {
+		return "", "", err
+	}
+	q := u.Query()
+	q.Set("since", sig)
+	u.RawQuery = q.Encode()
+	l := live{ID: id, Src: u.String(), Every: every.Milliseconds(), On: on, Inner: inner}
+	out, err := s.pages.render("partials", "live", l)
+	return out, sig, err
+}
+
+// writeLive answers a poll of a live region: 204 when the client already
+// shows this content, else the region.
+func (s *Server) writeLive(c echo.Context, set, name string, data any, id, src string, every time.Duration, on string) error {
+	html, sig, err := s.liveHTML(set, name, data, id, src, every, on)
+	if err != nil {
+		return err
+	}
+	if isHTMX(c) && c.QueryParam("since") == sig {
+		return c.NoContent(http.StatusNoContent)
+	}
+	return c.HTMLBlob(http.StatusOK, []byte(html))
+}
+
+// writeAction answers an htmx form: the region it targets, re-rendered,
+// and the flash (out of band, into #flash). trigger names client events
+// to fire (HX-Trigger), e.g. "orders-changed".
+func (s *Server) writeAction(c echo.Context, status int, region template.HTML, f *flash, trigger string) error {
+	fl, err := s.pages.render("partials", "flash-oob", f)
+	if err != nil {
+		return err
+	}
+	if trigger != "" {
+		c.Response().Header().Set("HX-Trigger", trigger)
+	}
+	return c.HTMLBlob(status, []byte(string(region)+string(fl)))
+}
+
+func signature(h template.HTML) string {
+	f := fnv.New64a()
+	_, _ = f.Write([]byte(h))
+	return strconv.FormatUint(f.Sum64(), 36)
+}
+
+var funcs = template.FuncMap{
+	"money":      money,
+	"clock":      clock,
+	"datetime":   datetime,
+	"duration":   humanDuration,
+	"lower":      strings.ToLower,
+	"title":      titleCase,
+	"join":       strings.Join,
+	"short":      shortID,
+	"payload":    payloadText,
+	"quoteEmpty": quoteEmpty,
+	"took":       took,
+}
+
+func money(cents int64, currency string) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s%d.%02d %s", sign, cents/100, cents%100, currency)
+}
+
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format("15:04:05.000")
+}
+
+func datetime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+// humanDuration shows d rounded for people: 850ms, 1.2s, 3m05s.
+func humanDuration(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + humanDuration(-d)
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	case d < time.Hour:
+		return fmt.Sprintf("%dm%02ds", int(d.Minutes()), int(d.Seconds())%60)
+	}
+	return d.Round(time.Minute).String()
+}
+
+func titleCase(s string) string {
+	s = strings.ReplaceAll(strings.ToLower(s), "_", " ")
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// shortID keeps the end of an id for tables: order ids start with their
+// time, so their ends tell them apart.
+func shortID(id string) string {
+	if len(id) <= 12 {
+		return id
+	}
+	return "…" + id[len(id)-8:]
+}
+
+// payloadText shows a payload for people: indented JSON when it is JSON,
+// text with control characters escaped when it is UTF-8, else base64.
+func payloadText(p []byte) string {
+	var v any
+	if json.Unmarshal(p, &v) == nil {
+		if out, err := json.MarshalIndent(v, "", "  "); err == nil {
+			return string(out)
+		}
+	}
+	if !utf8.Valid(p) {
+		return "(binary, base64) " + base64.StdEncoding.EncodeToString(p)
+	}
+	var b strings.Builder
+	for _, r := range string(p) {
+		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
+			fmt.Fprintf(&b, `\x%02x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}

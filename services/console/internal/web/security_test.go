@@ -1,0 +1,170 @@
+package web
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCSRF(t *testing.T) {
+	e := newEnv(t)
+	post := func(headers map[string]string, form url.Values, cookie *http.Cookie) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodPost, "/stock/SKU-1/restock", strings.NewReader(form.Encode()))
+		req.Host = "127.0.0.1:8090"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
+		if cookie != nil {
+			req.AddCookie(cookie)
+		}
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		return rec
+	}
+	qty := url.Values{"quantity": {"1"}}
+	withToken := url.Values{"quantity": {"1"}, csrfField: {"tok"}}
+	tests := []struct {
+		name    string
+		headers map[string]string
+		form    url.Values
+		cookie  *http.Cookie
+		want    int
+	}{
+		{"no token, no cookie", nil, qty, nil, http.StatusForbidden},
+		{"token without its cookie", nil, withToken, nil, http.StatusForbidden},
+		{"cookie and a different token", nil, url.Values{"quantity": {"1"}, csrfField: {"other"}}, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
+		{"cookie and its token", nil, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusSeeOther},
+		{"token in the header", map[string]string{"X-CSRF-Token": "tok"}, qty, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusSeeOther},
+		{"cross-site browser request", map[string]string{"Sec-Fetch-Site": "cross-site"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
+		{"same-site browser request without a token", map[string]string{"Sec-Fetch-Site": "same-site"}, qty, nil, http.StatusForbidden},
+		{"same-origin browser request", map[string]string{"Sec-Fetch-Site": "same-origin"}, qty, nil, http.StatusSeeOther},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := post(tc.headers, tc.form, tc.cookie)
+			if rec.Code != tc.want {
+				t.Fatalf("status: got %d, want %d\n%s", rec.Code, tc.want, rec.Body)
+			}
+			if tc.want == http.StatusForbidden {
+				mustContain(t, tc.name, rec.Body.String(), "Request refused", "could not be verified")
+			}
+		})
+	}
+	if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 3 {
+		t.Errorf("restocks: got %d, want 3 (the accepted requests only)", len(restocks))
+	}
+	t.Run("htmx gets a flash", func(t *testing.T) {
+		rec := post(map[string]string{"HX-Request": "true"}, qty, nil)
+		if rec.Code != http.StatusForbidden {
+			t.Fatalf("status: got %d, want 403", rec.Code)
+		}
+		mustContain(t, "htmx", rec.Body.String(), `hx-swap-oob="true"`, "Request refused")
+		mustNotContain(t, "htmx", rec.Body.String(), "<!doctype html>")
+	})
+}
+
+func TestHostCheck(t *testing.T) {
+	e := newEnv(t)
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:8090", http.StatusOK},
+		{"localhost:8090", http.StatusOK},
+		{"[::1]:8090", http.StatusOK},
+		{"LOCALHOST", http.StatusOK},
+		{"evil.example:8090", http.StatusMisdirectedRequest},
+		{"10.0.0.1:8090", http.StatusMisdirectedRequest},
+	} {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.Host = tc.host
+		rec := httptest.NewRecorder()
+		e.srv.ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Host %s: got %d, want %d", tc.host, rec.Code, tc.want)
+		}
+	}
+	open := newEnv(t, func(c *Config) { c.CheckHost = false })
+	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+	req.Host = "console.example"
+	rec := httptest.NewRecorder()
+	open.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("without the host check: got %d, want 200", rec.Code)
+	}
+}
+
+func TestStaticHeadersAndErrors(t *testing.T) {
+	e := newEnv(t)
+	c := newClient(t, e.srv)
+	for _, tc := range []struct {
+		path, ctype, want string
+	}{
+		{"/static/htmx.min.js", "text/javascript", "htmx 2.0.11"},
+		{"/static/console.css", "text/css", ".timeline"},
+		{"/static/htmx.LICENSE", "", "Zero-Clause BSD"},
+	} {
+		r := c.get(tc.path, false)
+		if r.Code != http.StatusOK || !strings.Contains(r.Body, tc.want) || !strings.HasPrefix(r.Header.Get("Content-Type"), tc.ctype) {
+			t.Errorf("%s: got %d %q, want 200 %s holding %q", tc.path, r.Code, r.Header.Get("Content-Type"), tc.ctype, tc.want)
+		}
+	}
+	r := c.get("/orders", false)
+	for _, h := range []string{"Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"} {
+		if r.Header.Get(h) == "" {
+			t.Errorf("header %s missing", h)
+		}
+	}
+	if got := r.Header.Get("Cache-Control"); got != "no-store" {
+		t.Errorf("Cache-Control of a page: got %q, want no-store", got)
+	}
+	if r := c.get("/", false); r.Code != http.StatusSeeOther || r.Header.Get("Location") != "/orders" {
+		t.Errorf("/: got %d to %q, want 303 to /orders", r.Code, r.Header.Get("Location"))
+	}
+	r = c.get("/no/such/page", false)
+	if r.Code != http.StatusNotFound {
+		t.Fatalf("unknown page: got %d, want 404", r.Code)
+	}
+	mustContain(t, "unknown page", r.Body, "<!doctype html>", "There is no such page in the console.")
+	r = c.get("/no/such/page", true)
+	mustContain(t, "unknown page to htmx", r.Body, `id="flash"`, "no such page")
+	if got := r.Header.Get("HX-Reswap"); got != "none" {
+		t.Errorf("HX-Reswap of an error to htmx: got %q, want none (keep the region)", got)
+	}
+	req := httptest.NewRequest(http.MethodPut, "/orders", nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	if r := c.do(req); r.Code != http.StatusMethodNotAllowed {
+		t.Errorf("PUT /orders: got %d, want 405", r.Code)
+	}
+	big := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader("customer_id="+strings.Repeat("x", 70<<10)))
+	big.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	big.Header.Set("Sec-Fetch-Site", "same-origin")
+	if r := c.do(big); r.Code != http.StatusRequestEntityTooLarge {
+		t.Errorf("large form: got %d, want 413", r.Code)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	good := Config{OrderURL: "http://a", OrderAdminURL: "http://b", InventoryURL: "http://c", PaymentURL: "http://d",
+		ShippingURL: "http://e", Queue: NewQueueStore("sqlite://x")}
+	if _, err := New(good); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	for name, mutate := range map[string]func(*Config){
+		"no queue":        func(c *Config) { c.Queue = nil },
+		"bad order URL":   func(c *Config) { c.OrderURL = "localhost:8080" },
+		"bad jaeger URL":  func(c *Config) { c.JaegerUIURL = "ftp://x" },
+		"query in a URL":  func(c *Config) { c.PaymentURL = "http://d?x=1" },
+		"refresh too low": func(c *Config) { c.Refresh = time.Millisecond },
+	} {
+		c := good
+		mutate(&c)
+		if _, err := New(c); err == nil {
+			t.Errorf("%s: got no error", name)
+		}
+	}
+}

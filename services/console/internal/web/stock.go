@@ -1,0 +1,127 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/services/console/internal/upstream"
+)
+
+// maxRestock bounds one restock.
+const maxRestock = 1_000_000
+
+// stockRow is one SKU of the Stock page.
+type stockRow struct {
+	upstream.Stock
+	Name string
+	// Input and Error: a refused restock quantity and why.
+	Input string
+	Error string
+}
+
+// stockView is the live stock table.
+type stockView struct {
+	Rows []stockRow
+	Down string
+	URL  string
+}
+
+func (s *Server) loadStock(ctx context.Context) stockView {
+	v := stockView{URL: s.inventory.Client().BaseURL()}
+	stock, err := s.inventory.Stock(ctx)
+	if err != nil {
+		v.Down = downText(err)
+		return v
+	}
+	for _, st := range stock {
+		r := stockRow{Stock: st}
+		if p, err := s.cfg.Catalog.Lookup(st.SKU); err == nil {
+			r.Name = p.Name
+		}
+		v.Rows = append(v.Rows, r)
+	}
+	return v
+}
+
+func (s *Server) stockRegion(p *page, v stockView) (template.HTML, error) {
+	h, _, err := s.liveHTML("stock", "stock-table", pageWith(p, v), "stock", "/stock/live", s.cfg.Refresh*2, "")
+	return h, err
+}
+
+func (s *Server) stockPage(c echo.Context) error {
+	p := s.newPage(c, "Stock", "stock")
+	region, err := s.stockRegion(p, s.loadStock(c.Request().Context()))
+	if err != nil {
+		return err
+	}
+	p.Data = region
+	return s.writePage(c, "stock", p)
+}
+
+func (s *Server) stockLive(c echo.Context) error {
+	p := s.newPage(c, "", "stock")
+	return s.writeLive(c, "stock", "stock-table", pageWith(p, s.loadStock(c.Request().Context())), "stock", "/stock/live", s.cfg.Refresh*2, "")
+}
+
+func (s *Server) restock(c echo.Context) error {
+	ctx := c.Request().Context()
+	sku := c.Param("sku")
+	raw := strings.TrimSpace(c.FormValue("quantity"))
+	status, fl := http.StatusOK, (*flash)(nil)
+	rowErr := ""
+	n, err := strconv.Atoi(raw)
+	switch {
+	case err != nil || n < 1 || n > maxRestock:
+		rowErr = fmt.Sprintf("Enter a whole number from 1 to %d, not %q.", maxRestock, raw)
+		status, fl = http.StatusUnprocessableEntity, flashError(sku+" not restocked: "+rowErr)
+	default:
+		st, err := s.inventory.Restock(ctx, sku, n)
+		prob, isProblem := upstream.AsProblem(err)
+		switch {
+		case err == nil:
+			fl = flashOK(fmt.Sprintf("%s restocked by %d: %d available.", sku, n, st.Available))
+		case isProblem && prob.Status < 500:
+			status = http.StatusUnprocessableEntity
+			if prob.Status == http.StatusNotFound {
+				status = http.StatusNotFound
+			}
+			rowErr = prob.Detail
+			if rowErr == "" {
+				rowErr = prob.Title
+			}
+			fl = flashError(sku + " not restocked: " + rowErr)
+		default:
+			status, fl = http.StatusServiceUnavailable, flashError(sku+" not restocked: "+downText(err))
+		}
+	}
+	v := s.loadStock(ctx)
+	for i := range v.Rows {
+		if v.Rows[i].SKU == sku && rowErr != "" {
+			v.Rows[i].Input, v.Rows[i].Error = raw, rowErr
+		}
+	}
+	if !isHTMX(c) {
+		if status == http.StatusOK {
+			return redirectWithFlash(c, "/stock", fl)
+		}
+		p := s.newPage(c, "Stock", "stock")
+		region, err := s.stockRegion(p, v)
+		if err != nil {
+			return err
+		}
+		p.Data, p.Flash, p.Status = region, fl, status
+		return s.writePage(c, "stock", p)
+	}
+	p := s.newPage(c, "", "stock")
+	region, err := s.stockRegion(p, v)
+	if err != nil {
+		return err
+	}
+	return s.writeAction(c, status, region, fl, "")
+}
