@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/faults"
-	"github.com/orderflow/orderflow/pkg/telemetry"
+	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/services/order/service"
 )
 
@@ -145,17 +145,11 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: service.Name, LogLevel: cfg.LogLevel, LogWriter: stderr})
+	tel, shutdown, err := servicecmd.StartTelemetry(ctx, service.Name, cfg.LogLevel, stderr)
 	if err != nil {
-		return fmt.Errorf("telemetry: %w", err)
+		return err
 	}
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if err := tel.Shutdown(sctx); err != nil {
-			tel.Logger.Warn("telemetry shutdown", "error", err)
-		}
-	}()
+	defer shutdown()
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {
@@ -164,12 +158,9 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 		tel.Logger.InfoContext(ctx, "projections rebuilt", "orders", n, "data_dir", cfg.Service.DataDir)
 		return nil
 	}
-	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags(service.Name), Logger: tel.Logger})
+	reg, err := servicecmd.LoadFaults(service.Name, tel.Logger, lookup)
 	if err != nil {
 		return err
-	}
-	if err := reg.LoadEnv(strings.ToUpper(service.Name)+"_", lookup); err != nil {
-		return fmt.Errorf("fault flags: %w", err)
 	}
 	sc := cfg.Service
 	sc.Logger, sc.TracerProvider, sc.MeterProvider = tel.Logger, tel.TracerProvider, tel.MeterProvider

@@ -29,7 +29,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -40,6 +39,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
@@ -207,6 +207,7 @@ type Service struct {
 	router   *queue.Router
 	loop     *app.TimeoutLoop
 	faults   *faults.Registry
+	poison   func(value string) // the one-shot poison fault
 
 	httpSrv  *http.Server
 	httpLn   net.Listener
@@ -294,22 +295,11 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{Outbox: ob, Logger: wlog}); err != nil {
 		return nil, err
 	}
-	meter := cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/order")
-	retries, _ := meter.Int64Counter("orderflow.messages.retried", metric.WithDescription("Failed messages scheduled for another attempt."))
-	dead, _ := meter.Int64Counter("orderflow.messages.dead_lettered", metric.WithDescription("Messages moved to the dead-letter queue."))
-	if s.router, err = s.q.NewRouter(queue.RouterConfig{
+	if s.router, err = servicehost.NewRouter(s.q, queue.RouterConfig{
 		ConsumerGroup: app.ConsumerGroup,
 		Concurrency:   cfg.Concurrency,
-		Retry: retry.Config{
-			MaxAttempts: cfg.MaxAttempts,
-			OnRetry: func(topic string) {
-				retries.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
-			},
-			OnDeadLetter: func(topic string) {
-				dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
-			},
-		},
-	}); err != nil {
+		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts},
+	}, cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/order")); err != nil {
 		return nil, err
 	}
 	handlers, err := ports.NewMessageHandlers(s.app, s.faults, cfg.Logger)
@@ -342,6 +332,9 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 			return nil, err
 		}
 	}
+	s.poison = servicehost.PoisonFault(s.faults, cfg.Logger, contracts.TopicOrderEvents, func(ctx context.Context) (string, error) {
+		return s.store.EmitPoison(ctx, contracts.TopicOrderEvents, contracts.TypeOrderPlaced)
+	})
 	if err := s.faults.OnChange(faults.Poison, s.poison); err != nil {
 		return nil, err
 	}
@@ -380,37 +373,7 @@ func (s *Service) ready(ctx context.Context) error {
 		return fmt.Errorf("%w: shutting down", admin.ErrUnavailable)
 	default:
 	}
-	select {
-	case <-s.router.Running():
-	default:
-		return fmt.Errorf("%w: message handlers are not running", admin.ErrUnavailable)
-	}
-	if err := s.db.Ping(ctx); err != nil {
-		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
-	}
-	if _, err := s.q.Backend().Inspector().Topics(ctx); err != nil {
-		return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
-	}
-	return nil
-}
-
-// poison is the one-shot poison fault: it stores one unreadable message
-// for order.events and switches the flag back off.
-func (s *Service) poison(value string) {
-	if value != "true" {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	id, err := s.store.EmitPoison(ctx, contracts.TopicOrderEvents, contracts.TypeOrderPlaced)
-	if err != nil {
-		s.logger.ErrorContext(ctx, "fault injection: poison message not published", "error", err)
-	} else {
-		s.logger.WarnContext(ctx, "fault injection: poison message published", "topic", contracts.TopicOrderEvents, "message_id", id)
-	}
-	if err := s.faults.Set(faults.Poison, "false"); err != nil {
-		s.logger.ErrorContext(ctx, "fault injection: reset poison", "error", err)
-	}
+	return servicehost.Ready(ctx, s.router, s.db.Ping, s.q.Backend())
 }
 
 // Run serves until ctx ends or a part fails, then stops in order: the
@@ -489,7 +452,7 @@ func (s *Service) Run(ctx context.Context) error {
 	stopLoop()
 	loopWG.Wait()
 	// 4. The forwarder relays what was committed, then stops.
-	s.flushOutbox(s.cfg.ShutdownTimeout)
+	servicehost.FlushOutbox(s.fwd, s.cfg.ShutdownTimeout, s.logger)
 	if err := s.fwd.Close(); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
@@ -506,25 +469,6 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.logger.Info("order service stopped")
 	return runErr
-}
-
-// flushOutbox waits (up to timeout) until the forwarder has relayed every
-// committed message.
-func (s *Service) flushOutbox(timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		n, err := s.fwd.Pending(ctx)
-		if err != nil || n == 0 {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			s.logger.Warn("outbox not empty at shutdown; the rest is forwarded after the restart", "pending", n)
-			return
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
 }
 
 // Close releases what New opened: listeners, the queue (if the service

@@ -9,20 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
 )
-
-// querier is what Store needs from a *sql.DB or a *sql.Tx.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
 
 // Store reads and writes inventory's tables through a transaction or the
 // database (read-only queries).
 type Store struct {
-	q querier
+	q servicedb.Querier
 }
 
 // NewReadModel returns the read model (app.ReadModel) over db.
@@ -152,19 +146,5 @@ func (s Store) ListStock(ctx context.Context) ([]domain.Stock, error) {
 
 // ReservationCounts counts reservations by status.
 func (s Store) ReservationCounts(ctx context.Context) (map[domain.Status]int, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT status, COUNT(*) FROM reservations GROUP BY status`)
-	if err != nil {
-		return nil, fmt.Errorf("count reservations: %w", err)
-	}
-	defer rows.Close()
-	out := map[domain.Status]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count reservations: %w", err)
-		}
-		out[domain.Status(st)] = n
-	}
-	return out, rows.Err()
+	return servicedb.CountByKey[domain.Status](ctx, s.q, "count reservations", `SELECT status, COUNT(*) FROM reservations GROUP BY status`)
 }

@@ -7,21 +7,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/services/payment/internal/app"
 	"github.com/orderflow/orderflow/services/payment/internal/domain"
 )
 
-// querier is what Store needs from a *sql.DB or a *sql.Tx.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // Store reads and writes payment's tables through a transaction or the
 // database (read-only queries).
 type Store struct {
-	q querier
+	q servicedb.Querier
 }
 
 // NewReadModel returns the read model (app.ReadModel) over db.

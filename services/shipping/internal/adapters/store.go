@@ -8,21 +8,15 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/services/shipping/internal/app"
 	"github.com/orderflow/orderflow/services/shipping/internal/domain"
 )
 
-// querier is what Store needs from a *sql.DB or a *sql.Tx.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // Store reads and writes shipping's tables through a transaction or the
 // database (read-only queries).
 type Store struct {
-	q querier
+	q servicedb.Querier
 }
 
 // NewReadModel returns the read model (app.ReadModel) over db.
@@ -115,19 +109,5 @@ func (s Store) Shipments(ctx context.Context, f app.Filter) ([]domain.Shipment, 
 
 // Counts counts shipments by status.
 func (s Store) Counts(ctx context.Context) (map[domain.Status]int, error) {
-	rows, err := s.q.QueryContext(ctx, `SELECT status, COUNT(*) FROM shipments GROUP BY status`)
-	if err != nil {
-		return nil, fmt.Errorf("count shipments: %w", err)
-	}
-	defer rows.Close()
-	out := map[domain.Status]int{}
-	for rows.Next() {
-		var st string
-		var n int
-		if err := rows.Scan(&st, &n); err != nil {
-			return nil, fmt.Errorf("count shipments: %w", err)
-		}
-		out[domain.Status(st)] = n
-	}
-	return out, rows.Err()
+	return servicedb.CountByKey[domain.Status](ctx, s.q, "count shipments", `SELECT status, COUNT(*) FROM shipments GROUP BY status`)
 }

@@ -1,27 +1,41 @@
-package main
+package service_test
 
 import (
+	"context"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicehost"
+	"github.com/orderflow/orderflow/pkg/servicehost/hosttest"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
+	"github.com/orderflow/orderflow/services/inventory/service"
 )
 
-func (h *harness) stock(sku string) domain.Stock {
-	h.t.Helper()
+// harness is the service running in hosttest's harness, plus the helpers
+// below.
+type harness struct{ *hosttest.Harness }
+
+// start runs the inventory service on a fresh queue and database.
+func start(t *testing.T) harness {
+	return harness{hosttest.Start(t, hosttest.Config{Name: service.Name, Events: contracts.TopicInventoryEvents,
+		New: func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error) {
+			return service.New(ctx, service.Config{Config: cfg})
+		}})}
+}
+
+func (h harness) stock(sku string) domain.Stock {
+	h.T.Helper()
 	var all []domain.Stock
-	if code := h.getJSON("/stock", &all); code != 200 {
-		h.t.Fatalf("GET /stock: got %d, want 200", code)
-	}
+	h.GetOK("/stock", &all)
 	for _, s := range all {
 		if s.SKU == sku {
 			return s
 		}
 	}
-	h.t.Fatalf("GET /stock: no %s", sku)
+	h.T.Fatalf("GET /stock: no %s", sku)
 	return domain.Stock{}
 }
 
@@ -37,13 +51,13 @@ func TestReserveReleaseAndDuplicates(t *testing.T) {
 	h := start(t)
 	before := h.stock("SKU-1")
 
-	id := h.publish(contracts.ReserveStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, "")
-	m, msg := h.next()
+	id := h.Publish(contracts.ReserveStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, "")
+	m, msg := h.Next()
 	got, ok := m.(contracts.StockReserved)
 	if !ok || got.OrderID != "o-1" || len(got.Items) != 2 {
 		t.Fatalf("event: got %#v, want StockReserved for o-1 with 2 items", m)
 	}
-	h.sameTrace(msg)
+	h.SameTrace(msg)
 	if c := msg.Metadata.Get(contracts.MetadataCausationID); c != id {
 		t.Errorf("causation_id: got %q, want %q", c, id)
 	}
@@ -55,21 +69,21 @@ func TestReserveReleaseAndDuplicates(t *testing.T) {
 	}
 
 	// The same message again (a redelivery) is processed once.
-	h.publish(contracts.ReserveStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, id)
+	h.Publish(contracts.ReserveStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, id)
 	// A new reserve for the same order repeats the answer without taking more.
-	h.publish(contracts.ReserveStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, "")
-	if m, _ := h.next(); m.MessageType() != contracts.TypeStockReserved {
+	h.Publish(contracts.ReserveStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, "")
+	if m, _ := h.Next(); m.MessageType() != contracts.TypeStockReserved {
 		t.Errorf("repeated reserve: got %s, want StockReserved", m.MessageType())
 	}
-	h.quiet(200 * time.Millisecond)
+	h.Quiet(200 * time.Millisecond)
 	if s := h.stock("SKU-1"); s.Reserved != 2 {
 		t.Errorf("SKU-1 after duplicates: got reserved %d, want 2", s.Reserved)
 	}
 
 	// Release gives everything back; twice is the same answer.
 	for range 2 {
-		h.publish(contracts.ReleaseStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, "")
-		m, _ := h.next()
+		h.Publish(contracts.ReleaseStock{OrderID: "o-1", Items: items("SKU-1", 2, "SKU-3", 1)}, "")
+		m, _ := h.Next()
 		rel, ok := m.(contracts.StockReleased)
 		if !ok || len(rel.Items) != 2 {
 			t.Fatalf("release: got %#v, want StockReleased with 2 items", m)
@@ -83,8 +97,8 @@ func TestReserveReleaseAndDuplicates(t *testing.T) {
 func TestReservationFailures(t *testing.T) {
 	h := start(t)
 
-	h.publish(contracts.ReserveStock{OrderID: "o-big", Items: items("SKU-1", 1, "SKU-5", 1000)}, "")
-	m, _ := h.next()
+	h.Publish(contracts.ReserveStock{OrderID: "o-big", Items: items("SKU-1", 1, "SKU-5", 1000)}, "")
+	m, _ := h.Next()
 	f, ok := m.(contracts.StockReservationFailed)
 	if !ok || len(f.Unavailable) != 1 || f.Unavailable[0].SKU != "SKU-5" {
 		t.Fatalf("too much: got %#v, want StockReservationFailed naming SKU-5", m)
@@ -94,21 +108,21 @@ func TestReservationFailures(t *testing.T) {
 	}
 
 	// A release before the reserve leaves a tombstone.
-	h.publish(contracts.ReleaseStock{OrderID: "o-late", Items: items("SKU-1", 1)}, "")
-	if m, _ := h.next(); m.MessageType() != contracts.TypeStockReleased || len(m.(contracts.StockReleased).Items) != 0 {
+	h.Publish(contracts.ReleaseStock{OrderID: "o-late", Items: items("SKU-1", 1)}, "")
+	if m, _ := h.Next(); m.MessageType() != contracts.TypeStockReleased || len(m.(contracts.StockReleased).Items) != 0 {
 		t.Fatalf("release of nothing: got %#v, want StockReleased without items", m)
 	}
-	h.publish(contracts.ReserveStock{OrderID: "o-late", Items: items("SKU-1", 1)}, "")
-	if m, _ := h.next(); m.MessageType() != contracts.TypeStockReservationFailed {
+	h.Publish(contracts.ReserveStock{OrderID: "o-late", Items: items("SKU-1", 1)}, "")
+	if m, _ := h.Next(); m.MessageType() != contracts.TypeStockReservationFailed {
 		t.Fatalf("late reserve: got %#v, want StockReservationFailed", m)
 	}
 
 	// Forced out of stock through the admin API.
-	if code := h.send(http.MethodPut, "/faults/"+faults.InventoryOutOfStockSKUs, `{"value":"SKU-2"}`); code != 200 {
+	if code := h.Send(http.MethodPut, "/faults/"+faults.InventoryOutOfStockSKUs, `{"value":"SKU-2"}`); code != 200 {
 		t.Fatalf("PUT fault: got %d, want 200", code)
 	}
-	h.publish(contracts.ReserveStock{OrderID: "o-2", Items: items("SKU-2", 1)}, "")
-	if m, _ := h.next(); m.MessageType() != contracts.TypeStockReservationFailed {
+	h.Publish(contracts.ReserveStock{OrderID: "o-2", Items: items("SKU-2", 1)}, "")
+	if m, _ := h.Next(); m.MessageType() != contracts.TypeStockReservationFailed {
 		t.Fatalf("forced out of stock: got %#v, want StockReservationFailed", m)
 	}
 
@@ -116,7 +130,7 @@ func TestReservationFailures(t *testing.T) {
 		Conserved    bool           `json:"conserved"`
 		Reservations map[string]int `json:"reservations"`
 	}
-	h.getJSON("/state", &st)
+	h.GetJSON("/state", &st)
 	if !st.Conserved || st.Reservations["FAILED"] != 2 || st.Reservations["TOMBSTONE"] != 1 {
 		t.Errorf("state: got %+v, want conserved with 2 FAILED and 1 TOMBSTONE", st)
 	}
@@ -124,26 +138,16 @@ func TestReservationFailures(t *testing.T) {
 
 func TestUndecodableMessageIsDeadLettered(t *testing.T) {
 	h := start(t)
-	id := h.publishRaw(contracts.TopicInventoryCommands, contracts.TypeReserveStock)
-	h.waitDeadLetter(contracts.TopicInventoryCommands, id, 1)
-	h.quiet(100 * time.Millisecond)
+	id := h.PublishRaw(contracts.TopicInventoryCommands, contracts.TypeReserveStock)
+	h.WaitDeadLetter(contracts.TopicInventoryCommands, id, 1)
+	h.Quiet(100 * time.Millisecond)
 }
 
 func TestCrashPoints(t *testing.T) {
 	for _, flag := range []string{faults.CrashMidHandler, faults.CrashAfterCommit} {
 		t.Run(flag, func(t *testing.T) {
 			h := start(t)
-			if err := h.reg.Set(flag, "true"); err != nil {
-				t.Fatal(err)
-			}
-			h.publish(contracts.ReserveStock{OrderID: "o-crash", Items: items("SKU-4", 3)}, "")
-			if m, _ := h.next(); m.MessageType() != contracts.TypeStockReserved {
-				t.Fatalf("event: got %s, want StockReserved", m.MessageType())
-			}
-			h.quiet(300 * time.Millisecond)
-			if got := h.exits.Load(); got != 1 {
-				t.Errorf("exits: got %d, want 1", got)
-			}
+			h.CrashOnce(flag, contracts.ReserveStock{OrderID: "o-crash", Items: items("SKU-4", 3)}, contracts.TypeStockReserved)
 			if s := h.stock("SKU-4"); s.Reserved != 3 {
 				t.Errorf("SKU-4 reserved: got %d, want 3 (once)", s.Reserved)
 			}
@@ -153,9 +157,9 @@ func TestCrashPoints(t *testing.T) {
 
 func TestPoisonAndRestock(t *testing.T) {
 	h := start(t)
-	h.poison()
+	h.Poison()
 
-	if code := h.send(http.MethodPost, "/stock/SKU-5/restock", `{"quantity":5}`); code != 200 {
+	if code := h.Send(http.MethodPost, "/stock/SKU-5/restock", `{"quantity":5}`); code != 200 {
 		t.Fatalf("restock: got %d, want 200", code)
 	}
 	if s := h.stock("SKU-5"); s.Restocked != 5 || !s.Conserved() {
@@ -169,15 +173,15 @@ func TestPoisonAndRestock(t *testing.T) {
 		{"/stock/SKU-5/restock", `{"quantity":0}`, 400},
 		{"/stock/SKU-5/restock", `{}`, 400},
 	} {
-		if code := h.send(http.MethodPost, tc.path, tc.body); code != tc.want {
+		if code := h.Send(http.MethodPost, tc.path, tc.body); code != tc.want {
 			t.Errorf("POST %s %s: got %d, want %d", tc.path, tc.body, code, tc.want)
 		}
 	}
-	if code := h.getJSON("/reservations/none", &struct{}{}); code != 404 {
+	if code := h.GetJSON("/reservations/none", &struct{}{}); code != 404 {
 		t.Errorf("GET unknown reservation: got %d, want 404", code)
 	}
 	var ok struct{ Status string }
-	if code := h.getJSON("/readyz", &ok); code != 200 || ok.Status != "ready" {
+	if code := h.GetJSON("/readyz", &ok); code != 200 || ok.Status != "ready" {
 		t.Errorf("readyz: got %d %+v, want 200 ready", code, ok)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package service_test
 
 import (
 	"fmt"
@@ -8,48 +8,58 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicehost/hosttest"
 	"github.com/orderflow/orderflow/services/payment/internal/app"
+	"github.com/orderflow/orderflow/services/payment/service"
 )
+
+// harness is the service running in hosttest's harness, plus the helpers
+// below.
+type harness struct{ *hosttest.Harness }
+
+// start runs the payment service on a fresh queue and database.
+func start(t *testing.T) harness {
+	return harness{hosttest.Start(t, hosttest.Config{Name: service.Name, Events: contracts.TopicPaymentEvents,
+		New: service.New})}
+}
 
 func charge(order string) contracts.ChargePayment {
 	return contracts.ChargePayment{OrderID: order, CustomerID: "c-1", AmountCents: 4999, Currency: "EUR"}
 }
 
-func (h *harness) state() app.State {
-	h.t.Helper()
+func (h harness) state() app.State {
+	h.T.Helper()
 	var st app.State
-	if code := h.getJSON("/state", &st); code != 200 {
-		h.t.Fatalf("GET /state: got %d, want 200", code)
-	}
+	h.GetOK("/state", &st)
 	return st
 }
 
 func TestChargeRefundAndDuplicates(t *testing.T) {
 	h := start(t)
 
-	id := h.publish(charge("o-1"), "")
-	m, msg := h.next()
+	id := h.Publish(charge("o-1"), "")
+	m, msg := h.Next()
 	charged, ok := m.(contracts.PaymentCharged)
 	if !ok || charged.PaymentID == "" || charged.AmountCents != 4999 || charged.Currency != "EUR" {
 		t.Fatalf("event: got %#v, want PaymentCharged of 4999 EUR with a payment id", m)
 	}
-	h.sameTrace(msg)
+	h.SameTrace(msg)
 	if c := msg.Metadata.Get(contracts.MetadataCausationID); c != id {
 		t.Errorf("causation_id: got %q, want %q", c, id)
 	}
 
 	// A redelivery is processed once; a repeated command repeats the answer.
-	h.publish(charge("o-1"), id)
-	h.publish(charge("o-1"), "")
-	m, _ = h.next()
+	h.Publish(charge("o-1"), id)
+	h.Publish(charge("o-1"), "")
+	m, _ = h.Next()
 	if again, ok := m.(contracts.PaymentCharged); !ok || again.PaymentID != charged.PaymentID {
 		t.Fatalf("repeated charge: got %#v, want PaymentCharged %s again", m, charged.PaymentID)
 	}
-	h.quiet(200 * time.Millisecond)
+	h.Quiet(200 * time.Millisecond)
 
 	for range 2 {
-		h.publish(contracts.RefundPayment{OrderID: "o-1", PaymentID: charged.PaymentID, AmountCents: 4999, Currency: "EUR"}, "")
-		m, _ := h.next()
+		h.Publish(contracts.RefundPayment{OrderID: "o-1", PaymentID: charged.PaymentID, AmountCents: 4999, Currency: "EUR"}, "")
+		m, _ := h.Next()
 		r, ok := m.(contracts.PaymentRefunded)
 		if !ok || r.PaymentID != charged.PaymentID || r.AmountCents != 4999 {
 			t.Fatalf("refund: got %#v, want PaymentRefunded of %s for 4999", m, charged.PaymentID)
@@ -60,7 +70,7 @@ func TestChargeRefundAndDuplicates(t *testing.T) {
 		t.Errorf("state: got %+v, want one refunded charge of 4999, consistent", st)
 	}
 	var ledger []app.LedgerEntry
-	h.getJSON("/ledger?order_id=o-1", &ledger)
+	h.GetJSON("/ledger?order_id=o-1", &ledger)
 	if len(ledger) != 2 || ledger[0].AmountCents != 4999 || ledger[1].AmountCents != -4999 {
 		t.Errorf("ledger: got %+v, want a charge of 4999 and a refund of -4999", ledger)
 	}
@@ -69,21 +79,21 @@ func TestChargeRefundAndDuplicates(t *testing.T) {
 func TestRefundBeforeChargeAndDeclines(t *testing.T) {
 	h := start(t)
 
-	h.publish(contracts.RefundPayment{OrderID: "o-early", AmountCents: 100, Currency: "EUR"}, "")
-	m, _ := h.next()
+	h.Publish(contracts.RefundPayment{OrderID: "o-early", AmountCents: 100, Currency: "EUR"}, "")
+	m, _ := h.Next()
 	if r, ok := m.(contracts.PaymentRefunded); !ok || r.AmountCents != 0 || r.PaymentID != "" {
 		t.Fatalf("refund of nothing: got %#v, want PaymentRefunded of 0", m)
 	}
-	h.publish(charge("o-early"), "")
-	if m, _ := h.next(); m.MessageType() != contracts.TypePaymentDeclined {
+	h.Publish(charge("o-early"), "")
+	if m, _ := h.Next(); m.MessageType() != contracts.TypePaymentDeclined {
 		t.Fatalf("late charge: got %#v, want PaymentDeclined", m)
 	}
 
-	if code := h.send(http.MethodPut, "/faults/"+faults.PaymentDeclineRate, `{"value":"1"}`); code != 200 {
+	if code := h.Send(http.MethodPut, "/faults/"+faults.PaymentDeclineRate, `{"value":"1"}`); code != 200 {
 		t.Fatalf("PUT decline rate: got %d", code)
 	}
-	h.publish(charge("o-declined"), "")
-	m, _ = h.next()
+	h.Publish(charge("o-declined"), "")
+	m, _ = h.Next()
 	if d, ok := m.(contracts.PaymentDeclined); !ok || d.Reason == "" {
 		t.Fatalf("declined: got %#v, want PaymentDeclined with a reason", m)
 	}
@@ -97,27 +107,27 @@ func TestRefundBeforeChargeAndDeclines(t *testing.T) {
 // dead-lettered; replayed once the gateway recovers, it succeeds.
 func TestTransientErrorsRetryThenReplay(t *testing.T) {
 	h := start(t)
-	if err := h.reg.Set(faults.PaymentTransientErrorRate, "1"); err != nil {
+	if err := h.Faults.Set(faults.PaymentTransientErrorRate, "1"); err != nil {
 		t.Fatal(err)
 	}
-	id := h.publish(charge("o-flaky"), "")
-	h.waitDeadLetter(contracts.TopicPaymentCommands, id, 3)
-	h.quiet(100 * time.Millisecond)
+	id := h.Publish(charge("o-flaky"), "")
+	h.WaitDeadLetter(contracts.TopicPaymentCommands, id, 3)
+	h.Quiet(100 * time.Millisecond)
 
-	if err := h.reg.Set(faults.PaymentTransientErrorRate, "0"); err != nil {
+	if err := h.Faults.Set(faults.PaymentTransientErrorRate, "0"); err != nil {
 		t.Fatal(err)
 	}
 	var dls []struct {
 		ID int64 `json:"id"`
 	}
-	h.getJSON("/dlq", &dls)
+	h.GetJSON("/dlq", &dls)
 	if len(dls) != 1 {
 		t.Fatalf("dead letters: got %d, want 1", len(dls))
 	}
-	if code := h.send(http.MethodPost, fmt.Sprintf("/dlq/%d/replay", dls[0].ID), ""); code != 200 {
+	if code := h.Send(http.MethodPost, fmt.Sprintf("/dlq/%d/replay", dls[0].ID), ""); code != 200 {
 		t.Fatalf("replay: got %d, want 200", code)
 	}
-	if m, _ := h.next(); m.MessageType() != contracts.TypePaymentCharged {
+	if m, _ := h.Next(); m.MessageType() != contracts.TypePaymentCharged {
 		t.Fatalf("after replay: got %s, want PaymentCharged", m.MessageType())
 	}
 	if st := h.state(); st.Payments["CHARGED"] != 1 || !st.Consistent {
@@ -127,24 +137,14 @@ func TestTransientErrorsRetryThenReplay(t *testing.T) {
 
 func TestUndecodableMessageIsDeadLettered(t *testing.T) {
 	h := start(t)
-	id := h.publishRaw(contracts.TopicPaymentCommands, contracts.TypeChargePayment)
-	h.waitDeadLetter(contracts.TopicPaymentCommands, id, 1)
-	h.poison()
+	id := h.PublishRaw(contracts.TopicPaymentCommands, contracts.TypeChargePayment)
+	h.WaitDeadLetter(contracts.TopicPaymentCommands, id, 1)
+	h.Poison()
 }
 
 func TestCrashAfterCommitChargesOnce(t *testing.T) {
 	h := start(t)
-	if err := h.reg.Set(faults.CrashAfterCommit, "true"); err != nil {
-		t.Fatal(err)
-	}
-	h.publish(charge("o-crash"), "")
-	if m, _ := h.next(); m.MessageType() != contracts.TypePaymentCharged {
-		t.Fatalf("event: got %s, want PaymentCharged", m.MessageType())
-	}
-	h.quiet(300 * time.Millisecond)
-	if got := h.exits.Load(); got != 1 {
-		t.Errorf("exits: got %d, want 1", got)
-	}
+	h.CrashOnce(faults.CrashAfterCommit, charge("o-crash"), contracts.TypePaymentCharged)
 	if st := h.state(); st.Payments["CHARGED"] != 1 || st.ChargedCents != 4999 || st.OrdersChargedTwice != 0 {
 		t.Errorf("state: got %+v, want exactly one charge", st)
 	}

@@ -1,0 +1,149 @@
+// Package commandhandler is the Watermill handler of a service's command
+// topic (inventory.commands, payment.commands, shipping.commands): it
+// decodes each message into its contract type, applies the handler_latency
+// fault, hands the command to the service's dispatch function, counts the
+// outcome and stops at the crash_after_commit fault point before the ack.
+//
+// What to do with each command is the service's: its dispatch function
+// calls its application layer. Retries, dead letters and consumer spans
+// are the queue router's.
+package commandhandler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+)
+
+// Outcomes recorded in the "outcome" attribute of the metrics.
+const (
+	OutcomeOK          = "ok"
+	OutcomeDuplicate   = "duplicate"
+	OutcomeFailed      = "failed"
+	OutcomeUndecodable = "undecodable"
+)
+
+// DispatchFunc handles one decoded command of message id messageID.
+// log carries the order id, message id and type. It reports whether the
+// message was a duplicate (already processed, nothing done). An error
+// wrapped by queue.Permanent, or one Config.Permanent recognises, is not
+// retried.
+type DispatchFunc func(ctx context.Context, log *slog.Logger, messageID string, m contracts.Message) (duplicate bool, err error)
+
+// Config configures New.
+type Config struct {
+	// Topic is the command topic; it also names the router handler.
+	Topic string
+	// Dispatch handles each decoded command. Required.
+	Dispatch DispatchFunc
+	// Permanent reports the errors of Dispatch that no retry can fix
+	// (invalid commands); they are dead-lettered at once. Default none.
+	Permanent func(error) bool
+	// Faults supplies handler_latency and crash_after_commit. Required.
+	Faults *faults.Registry
+	// Logger is required.
+	Logger *slog.Logger
+	// Meter receives orderflow.messages.handled and
+	// orderflow.handler.duration. Default no-op.
+	Meter metric.Meter
+}
+
+// Validate reports a config New cannot use.
+func (c Config) Validate() error {
+	if c.Topic == "" || c.Dispatch == nil {
+		return errors.New("message handlers: topic and dispatch are required")
+	}
+	if c.Faults == nil || c.Logger == nil {
+		return errors.New("message handlers: faults and logger are required")
+	}
+	return nil
+}
+
+// Handler handles the messages of one command topic.
+type Handler struct {
+	cfg     Config
+	handled metric.Int64Counter
+	latency metric.Float64Histogram
+}
+
+// New checks cfg and returns the handler.
+func New(cfg Config) (*Handler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Meter == nil {
+		cfg.Meter = noop.NewMeterProvider().Meter("")
+	}
+	if cfg.Permanent == nil {
+		cfg.Permanent = func(error) bool { return false }
+	}
+	handled, err := cfg.Meter.Int64Counter("orderflow.messages.handled",
+		metric.WithDescription("Messages handled, by type and outcome (ok, duplicate, failed, undecodable)."))
+	if err != nil {
+		return nil, err
+	}
+	latency, err := cfg.Meter.Float64Histogram("orderflow.handler.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time spent in the message handler."))
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{cfg: cfg, handled: handled, latency: latency}, nil
+}
+
+// Register adds the handler to r under the topic's name.
+func (h *Handler) Register(r *queue.Router) {
+	r.Handle(h.cfg.Topic, h.cfg.Topic, h.Handle)
+}
+
+// Handle handles one message. An undecodable message is a permanent
+// failure (dead-lettered at once); any other error is retried by the
+// router unless it is permanent.
+func (h *Handler) Handle(msg *message.Message) error {
+	ctx := msg.Context()
+	start := time.Now()
+	m, err := contracts.Decode(msg.Metadata, msg.Payload)
+	if err != nil {
+		h.cfg.Logger.WarnContext(ctx, "undecodable message; dead-lettering it",
+			slog.String("message_id", msg.UUID), slog.Any("error", err))
+		h.count(ctx, msg.Metadata.Get(contracts.MetadataType), OutcomeUndecodable, start)
+		return queue.Permanent(err)
+	}
+	log := h.cfg.Logger.With(slog.String("order_id", m.CorrelationID()), slog.String("message_id", msg.UUID),
+		slog.String("type", m.MessageType()))
+	if err := h.cfg.Faults.Sleep(ctx, faults.HandlerLatency); err != nil {
+		return err
+	}
+	dup, err := h.cfg.Dispatch(ctx, log, msg.UUID, m)
+	if err != nil {
+		log.WarnContext(ctx, "command failed", slog.Any("error", err))
+		h.count(ctx, m.MessageType(), OutcomeFailed, start)
+		if h.cfg.Permanent(err) {
+			return queue.Permanent(err)
+		}
+		return err
+	}
+	outcome := OutcomeOK
+	if dup {
+		outcome = OutcomeDuplicate
+		log.DebugContext(ctx, "duplicate command ignored")
+	}
+	h.count(ctx, m.MessageType(), outcome, start)
+	h.cfg.Faults.CrashPoint(faults.CrashAfterCommit)
+	return nil
+}
+
+func (h *Handler) count(ctx context.Context, typ, outcome string, start time.Time) {
+	attrs := metric.WithAttributes(attribute.String("type", typ), attribute.String("outcome", outcome))
+	h.handled.Add(ctx, 1, attrs)
+	h.latency.Record(ctx, time.Since(start).Seconds(), attrs)
+}

@@ -1,0 +1,168 @@
+package commandhandler_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/orderflow/orderflow/pkg/commandhandler"
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+)
+
+var (
+	errInvalid   = errors.New("invalid command")
+	errTransient = errors.New("database busy")
+)
+
+func encode(t *testing.T, m contracts.Message) *message.Message {
+	t.Helper()
+	payload, meta, err := contracts.Encode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	for k, v := range meta {
+		msg.Metadata.Set(k, v)
+	}
+	return msg
+}
+
+func TestHandle(t *testing.T) {
+	tests := []struct {
+		name      string
+		msg       func(t *testing.T) *message.Message
+		result    error // what dispatch returns
+		duplicate bool
+		crash     bool // crash_after_commit on
+		wantErr   error
+		permanent bool
+		dispatch  bool
+		exits     int
+		outcome   string
+	}{
+		{name: "ok", result: nil, dispatch: true, outcome: commandhandler.OutcomeOK},
+		{name: "duplicate", duplicate: true, dispatch: true, outcome: commandhandler.OutcomeDuplicate},
+		{name: "transient failure is retried", result: errTransient, wantErr: errTransient, dispatch: true, outcome: commandhandler.OutcomeFailed},
+		{name: "invalid command is permanent", result: errInvalid, wantErr: errInvalid, permanent: true, dispatch: true, outcome: commandhandler.OutcomeFailed},
+		{name: "undecodable is permanent", msg: func(*testing.T) *message.Message {
+			msg := message.NewMessage(watermill.NewUUID(), []byte(`{"order_id":`))
+			msg.Metadata.Set(contracts.MetadataType, contracts.TypeReserveStock)
+			msg.Metadata.Set(contracts.MetadataSchemaVersion, "1")
+			return msg
+		}, wantErr: contracts.ErrUndecodable, permanent: true, outcome: commandhandler.OutcomeUndecodable},
+		{name: "crash after commit", crash: true, dispatch: true, exits: 1, outcome: commandhandler.OutcomeOK},
+		{name: "no crash after a failure", crash: true, result: errTransient, wantErr: errTransient, dispatch: true, outcome: commandhandler.OutcomeFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exits := 0
+			reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory"), Exit: func(int) { exits++ }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := reg.Set(faults.CrashAfterCommit, boolText(tc.crash)); err != nil {
+				t.Fatal(err)
+			}
+			reader := sdkmetric.NewManualReader()
+			meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
+			var got struct {
+				id string
+				m  contracts.Message
+			}
+			h, err := commandhandler.New(commandhandler.Config{
+				Topic: contracts.TopicInventoryCommands,
+				Dispatch: func(_ context.Context, _ *slog.Logger, id string, m contracts.Message) (bool, error) {
+					got.id, got.m = id, m
+					return tc.duplicate, tc.result
+				},
+				Permanent: func(err error) bool { return errors.Is(err, errInvalid) },
+				Faults:    reg, Logger: slog.New(slog.DiscardHandler), Meter: meter,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := encode(t, contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})
+			if tc.msg != nil {
+				msg = tc.msg(t)
+			}
+			err = h.Handle(msg)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Errorf("error: got %v, want %v", err, tc.wantErr)
+			}
+			if gotPermanent := errors.Is(err, queue.ErrPermanent); gotPermanent != tc.permanent {
+				t.Errorf("permanent: got %v, want %v (%v)", gotPermanent, tc.permanent, err)
+			}
+			if dispatched := got.m != nil; dispatched != tc.dispatch {
+				t.Errorf("dispatched: got %v, want %v", dispatched, tc.dispatch)
+			} else if dispatched {
+				if r, ok := got.m.(contracts.ReserveStock); !ok || r.OrderID != "o-1" || got.id != msg.UUID {
+					t.Errorf("dispatch: got %#v with id %q, want ReserveStock of o-1 with id %q", got.m, got.id, msg.UUID)
+				}
+			}
+			if exits != tc.exits {
+				t.Errorf("crash point exits: got %d, want %d", exits, tc.exits)
+			}
+			if n := handled(t, reader, tc.outcome); n != 1 {
+				t.Errorf("orderflow.messages.handled{outcome=%s}: got %d, want 1", tc.outcome, n)
+			}
+		})
+	}
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+// handled sums orderflow.messages.handled for outcome.
+func handled(t *testing.T, r *sdkmetric.ManualReader, outcome string) int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if m.Name != "orderflow.messages.handled" || !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				if v, _ := dp.Attributes.Value("outcome"); v.AsString() == outcome {
+					n += dp.Value
+				}
+			}
+		}
+	}
+	return n
+}
+
+func TestNewRejectsAnIncompleteConfig(t *testing.T) {
+	reg, err := faults.New(faults.Config{Flags: faults.CommonFlags()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dispatch := func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) { return false, nil }
+	logger := slog.New(slog.DiscardHandler)
+	for name, cfg := range map[string]commandhandler.Config{
+		"no topic":    {Dispatch: dispatch, Faults: reg, Logger: logger},
+		"no dispatch": {Topic: "t", Faults: reg, Logger: logger},
+		"no faults":   {Topic: "t", Dispatch: dispatch, Logger: logger},
+		"no logger":   {Topic: "t", Dispatch: dispatch, Faults: reg},
+	} {
+		if _, err := commandhandler.New(cfg); err == nil {
+			t.Errorf("%s: got nil error, want one", name)
+		}
+	}
+}

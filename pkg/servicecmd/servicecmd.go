@@ -1,0 +1,189 @@
+// Package servicecmd is the command line of the worker service binaries
+// (inventory, payment, shipping): the flags they share, each falling back to
+// an environment variable, a --help that lists the fault flags, and the
+// telemetry and fault-flag set-up around running the service.
+//
+//	var command = servicecmd.Command{
+//		Name: "payment", DefaultHTTPAddr: "127.0.0.1:8082", …,
+//		Open: service.New, // func(ctx, servicehost.Config) (*servicehost.Host, error)
+//	}
+//
+//	func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc) error {
+//		return command.Run(ctx, args, lookup, os.Stderr) // until ctx ends
+//	}
+package servicecmd
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicehost"
+	"github.com/orderflow/orderflow/pkg/telemetry"
+)
+
+// LookupFunc reads an environment variable (os.LookupEnv in main).
+type LookupFunc func(name string) (string, bool)
+
+// EnvFunc returns the environment variable name, or def when it is unset
+// or empty.
+type EnvFunc func(name, def string) string
+
+// Command describes a worker service's command line.
+type Command struct {
+	// Name is the service's name: the flag set's, the fault flags'
+	// (NAME_FLAG overrides FLAG) and telemetry's service.name.
+	Name string
+	// DefaultHTTPAddr is the default of --http-addr.
+	DefaultHTTPAddr string
+	// Summary says what the service holds, after "The NAME service of
+	// orderflow: ", e.g. "stock per SKU, reservations per order.".
+	Summary string
+	// Consumes and Emits name the topics, for --help.
+	Consumes, Emits string
+	// Flags, when set, adds the service's own flags to fs; their
+	// defaults may come from env.
+	Flags func(fs *flag.FlagSet, env EnvFunc)
+	// Open builds the service from its config (the service package's New).
+	Open func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error)
+}
+
+// Config is the parsed command line shared by the worker services.
+type Config struct {
+	QueueURL    string
+	DataDir     string
+	HTTPAddr    string
+	Concurrency int
+	MaxAttempts int
+	LogLevel    slog.Level
+}
+
+// Parse parses args, each flag falling back to an environment variable
+// read through lookup (an unparsable number falls back to the default).
+// --help prints the usage to out and returns flag.ErrHelp.
+func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config, error) {
+	env := func(name, def string) string {
+		if v, ok := lookup(name); ok && v != "" {
+			return v
+		}
+		return def
+	}
+	envInt := func(name string, def int) int {
+		if n, err := strconv.Atoi(env(name, "")); err == nil {
+			return n
+		}
+		return def
+	}
+	var cfg Config
+	var level string
+	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&cfg.QueueURL, "queue-url", env("QUEUE_URL", servicehost.DefaultQueueURL), "shared queue: sqlite://PATH or postgres://… (env QUEUE_URL)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", servicehost.DefaultDataDir), "directory of the service's own database, "+c.Name+".db (env DATA_DIR)")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HTTP_ADDR", c.DefaultHTTPAddr), "admin and state HTTP address; loopback by default (env HTTP_ADDR)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
+	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+	if c.Flags != nil {
+		c.Flags(fs, env)
+	}
+	fs.Usage = func() { c.usage(fs, out) }
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return Config{}, fmt.Errorf("--log-level: %w", err)
+	}
+	if cfg.Concurrency < 1 || cfg.MaxAttempts < 1 {
+		return Config{}, errors.New("--concurrency and --max-attempts must be at least 1")
+	}
+	return cfg, nil
+}
+
+func (c Command) usage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, "Usage: %s [flags]\n\nThe %s service of orderflow: %s\n"+
+		"It consumes %s and emits %s through its outbox; admin API on --http-addr.\n\nFlags:\n",
+		c.Name, c.Name, c.Summary, c.Consumes, c.Emits)
+	fs.PrintDefaults()
+	fmt.Fprintf(out, "\nFault flags (environment at start, PUT /faults/NAME at run time; %s_NAME overrides NAME):\n",
+		strings.ToUpper(c.Name))
+	for _, s := range faults.ServiceFlags(c.Name) {
+		fmt.Fprintf(out, "  %-30s %-8s %s\n", s.EnvName(), s.Type, s.Description)
+	}
+	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, …).\n")
+}
+
+// Run parses args (see Parse; usage and errors go to stderr), sets up
+// telemetry and the service's fault flags from the environment, opens the
+// service with Open and runs it until ctx ends; then it flushes telemetry
+// (up to 5s).
+func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stderr io.Writer) error {
+	if c.Open == nil {
+		return errors.New("command: open is required")
+	}
+	cfg, err := c.Parse(args, lookup, stderr)
+	if err != nil {
+		return err
+	}
+	tel, shutdown, err := StartTelemetry(ctx, c.Name, cfg.LogLevel, stderr)
+	if err != nil {
+		return err
+	}
+	defer shutdown()
+	reg, err := LoadFaults(c.Name, tel.Logger, lookup)
+	if err != nil {
+		return err
+	}
+	svc, err := c.Open(ctx, servicehost.Config{
+		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr,
+		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
+		Logger: tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+		Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
+	})
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
+
+// StartTelemetry sets up telemetry for service name, logging JSON to
+// logWriter from level on, and returns it with its shutdown, which flushes
+// it (up to 5s, even after ctx ended).
+func StartTelemetry(ctx context.Context, name string, level slog.Level, logWriter io.Writer) (*telemetry.Telemetry, func(), error) {
+	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, LogLevel: level, LogWriter: logWriter})
+	if err != nil {
+		return nil, nil, fmt.Errorf("telemetry: %w", err)
+	}
+	shutdown := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			tel.Logger.Warn("telemetry shutdown", slog.Any("error", err))
+		}
+	}
+	return tel, shutdown, nil
+}
+
+// LoadFaults builds the fault flags of service name
+// (faults.ServiceFlags) and sets them from the environment read through
+// lookup; NAME_FLAG overrides FLAG.
+func LoadFaults(name string, logger *slog.Logger, lookup func(name string) (string, bool)) (*faults.Registry, error) {
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags(name), Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := reg.LoadEnv(strings.ToUpper(name)+"_", lookup); err != nil {
+		return nil, fmt.Errorf("fault flags: %w", err)
+	}
+	return reg, nil
+}

@@ -1,0 +1,140 @@
+package servicecmd_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/pkg/servicehost"
+)
+
+var command = servicecmd.Command{
+	Name: "payment", DefaultHTTPAddr: "127.0.0.1:8082", Summary: "charges.",
+	Consumes: "payment.commands", Emits: "payment.events",
+}
+
+func lookupIn(env map[string]string) servicecmd.LookupFunc {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestParse(t *testing.T) {
+	defaults := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8082",
+		Concurrency: 4, MaxAttempts: 5, LogLevel: slog.LevelInfo}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want servicecmd.Config
+	}{
+		{"defaults", nil, nil, defaults},
+		{"flags", []string{"--queue-url", "postgres://u@h/db", "--data-dir", "x", "--http-addr", "127.0.0.1:0",
+			"--concurrency", "8", "--max-attempts", "2", "--log-level", "warn"},
+			nil, servicecmd.Config{QueueURL: "postgres://u@h/db", DataDir: "x", HTTPAddr: "127.0.0.1:0",
+				Concurrency: 8, MaxAttempts: 2, LogLevel: slog.LevelWarn}},
+		{"environment, a flag wins", []string{"--data-dir", "flag-wins"},
+			map[string]string{"QUEUE_URL": "sqlite:///tmp/q.db", "DATA_DIR": "/tmp/d", "HTTP_ADDR": "127.0.0.1:9",
+				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "LOG_LEVEL": "debug"},
+			servicecmd.Config{QueueURL: "sqlite:///tmp/q.db", DataDir: "flag-wins", HTTPAddr: "127.0.0.1:9",
+				Concurrency: 2, MaxAttempts: 7, LogLevel: slog.LevelDebug}},
+		{"unparsable and empty numbers fall back to the defaults", nil,
+			map[string]string{"CONCURRENCY": "many", "MAX_ATTEMPTS": "", "QUEUE_URL": ""}, defaults},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := command.Parse(tc.args, lookupIn(tc.env), io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseErrorsAndHelp(t *testing.T) {
+	none := lookupIn(nil)
+	for _, args := range [][]string{{"--concurrency", "0"}, {"--max-attempts", "0"}, {"--log-level", "loud"}, {"extra"}, {"--nope"}} {
+		if _, err := command.Parse(args, none, io.Discard); err == nil {
+			t.Errorf("Parse(%q): got nil error, want one", args)
+		}
+	}
+	var out strings.Builder
+	_, err := command.Parse([]string{"--help"}, none, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: got %v, want flag.ErrHelp", err)
+	}
+	help := strings.ReplaceAll(out.String(), "  -", "  --")
+	for _, want := range []string{"Usage: payment [flags]", "The payment service of orderflow: charges.",
+		"It consumes payment.commands and emits payment.events", "--queue-url", "QUEUE_URL", "--http-addr",
+		"payment.db", "PAYMENT_NAME overrides NAME", "HANDLER_LATENCY", "CRASH_AFTER_COMMIT", "PAYMENT_DECLINE_RATE", "OTEL_"} {
+		if !strings.Contains(help, want) {
+			t.Errorf("--help output lacks %q", want)
+		}
+	}
+}
+
+func TestServiceFlags(t *testing.T) {
+	var extra string
+	c := command
+	c.Flags = func(fs *flag.FlagSet, env servicecmd.EnvFunc) {
+		fs.StringVar(&extra, "extra", env("EXTRA", "def"), "a service's own flag (env EXTRA)")
+	}
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "def"},
+		{nil, map[string]string{"EXTRA": "env"}, "env"},
+		{[]string{"--extra", "flag"}, map[string]string{"EXTRA": "env"}, "flag"},
+	}
+	for _, tc := range tests {
+		if _, err := c.Parse(tc.args, lookupIn(tc.env), io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if extra != tc.want {
+			t.Errorf("Parse(%q) with %v: got --extra %q, want %q", tc.args, tc.env, extra, tc.want)
+		}
+	}
+}
+
+func TestRunOpensTheServiceWithTheConfigAndFaults(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	env := map[string]string{"DATA_DIR": "d", "PAYMENT_DECLINE_RATE": "0.5", "PAYMENT_HANDLER_LATENCY": "1s"}
+	var got servicehost.Config
+	c := command
+	c.Open = func(_ context.Context, cfg servicehost.Config) (*servicehost.Host, error) {
+		got = cfg
+		return nil, errors.New("opened")
+	}
+	err := c.Run(context.Background(), []string{"--concurrency", "3", "--log-level", "error"}, lookupIn(env), io.Discard)
+	if err == nil || err.Error() != "opened" {
+		t.Fatalf("Run: got %v, want the error of Open", err)
+	}
+	if got.DataDir != "d" || got.Concurrency != 3 || got.HTTPAddr != "127.0.0.1:8082" || got.MaxAttempts != 5 {
+		t.Errorf("config: got %+v, want data dir d, concurrency 3, the default address and attempts", got)
+	}
+	if got.Logger == nil || got.TracerProvider == nil || got.MeterProvider == nil || got.Propagator == nil || got.MetricsHandler == nil {
+		t.Errorf("telemetry: got %+v, want every part set", got)
+	}
+	if got.Faults == nil {
+		t.Fatal("faults: got nil, want the service's registry")
+	}
+	if st, err := got.Faults.Get("payment_decline_rate"); err != nil || st.Value != "0.5" {
+		t.Errorf("payment_decline_rate: got %+v (%v), want 0.5 from the environment", st, err)
+	}
+	if d := got.Faults.Duration("handler_latency"); d != time.Second {
+		t.Errorf("handler_latency: got %v, want 1s from PAYMENT_HANDLER_LATENCY", d)
+	}
+	err = c.Run(context.Background(), nil, lookupIn(map[string]string{"PAYMENT_DECLINE_RATE": "2"}), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "fault flags") {
+		t.Errorf("invalid fault flag: got %v, want a fault flags error", err)
+	}
+}

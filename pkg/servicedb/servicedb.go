@@ -1,0 +1,102 @@
+// Package servicedb holds what every orderflow service does with its own
+// SQLite database: opening the file the way the queue module's outbox and
+// inbox want it, running a function in a transaction, and the unit of work
+// that ties one command's state change, the id of the message that caused it
+// (the inbox) and the messages it emits (the outbox) into one local
+// transaction.
+//
+// A service keeps its own tables and queries; it gives NewUnitOfWork a
+// function that views a *Tx through its own store, so its application layer
+// sees only its own Tx interface:
+//
+//	uow, err := servicedb.NewUnitOfWork(cfg, func(t *servicedb.Tx) app.Tx {
+//		return tx{Store: Store{q: t.SQL()}, Tx: t} // Store's queries + t.Emit
+//	})
+//	dup, err := uow.Do(ctx, msg.UUID, func(ctx context.Context, tx app.Tx) error { … })
+package servicedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "github.com/mattn/go-sqlite3" // database/sql driver "sqlite3"
+)
+
+// Open opens (creating it and its directory if needed) a service's own
+// SQLite file as the outbox package recommends: WAL, a busy timeout,
+// IMMEDIATE transactions, foreign keys, synchronous=NORMAL and one
+// connection, so that writers queue in the Go pool.
+func Open(ctx context.Context, path string) (*sql.DB, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("open database: %w", err)
+		}
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+
+		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_foreign_keys=on")
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		return nil, errors.Join(fmt.Errorf("open database %s: %w", path, err), db.Close())
+	}
+	return db, nil
+}
+
+// InTx runs fn in a transaction of db, committed if fn returns nil and
+// rolled back otherwise.
+func InTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+			return
+		}
+		if cerr := tx.Commit(); cerr != nil {
+			err = fmt.Errorf("commit: %w", cerr)
+		}
+	}()
+	return fn(ctx, tx)
+}
+
+// Querier is what a service's store needs from a *sql.DB or a *sql.Tx, so
+// that one store reads and writes through a transaction or, for queries,
+// the database.
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// CountByKey runs query, whose rows are (key, count) such as
+// "SELECT status, COUNT(*) FROM t GROUP BY status", and returns the counts by
+// key. what names the query in errors ("count shipments: …").
+func CountByKey[K ~string](ctx context.Context, q Querier, what, query string, args ...any) (map[K]int, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	out := map[K]int{}
+	for rows.Next() {
+		var key string
+		var n int
+		if err := rows.Scan(&key, &n); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out[K(key)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}

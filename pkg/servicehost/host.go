@@ -1,0 +1,415 @@
+// Package servicehost runs what every orderflow worker service (inventory,
+// payment, shipping) is made of around its own application: its SQLite
+// database, the shared queue, the inbox and the outbox, the outbox
+// forwarder, the message router with retries and dead letters, the
+// loopback admin server (health, fault flags, dead letters, metrics and the
+// service's own routes) and the poison fault; and it stops them in order.
+//
+// A service describes itself with a Spec (its name, default address,
+// tables and the wiring of its application) and takes a Config from its
+// caller:
+//
+//	h, err := servicehost.Open(ctx, servicehost.Spec{
+//		Name: "payment", DefaultHTTPAddr: "127.0.0.1:8082",
+//		PoisonTopic: contracts.TopicPaymentEvents, PoisonType: contracts.TypePaymentCharged,
+//		Migrate: adapters.Migrate,
+//		Wire: func(ctx context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
+//			… build the application on p.UnitOfWork and p.DB, register its
+//			handlers on p.Router, return its admin routes …
+//		},
+//	}, cfg)
+//	err = h.Run(ctx) // until ctx ends; then a graceful stop
+//
+// The parts Host is built from (NewRouter, Ready, PoisonFault,
+// FlushOutbox) are exported for services that wire themselves.
+package servicehost
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/metric"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicedb"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/inbox"
+	"github.com/orderflow/orderflow/queue/outbox"
+	"github.com/orderflow/orderflow/queue/retry"
+)
+
+// Defaults of Config.
+const (
+	DefaultQueueURL    = "sqlite://data/queue.db"
+	DefaultDataDir     = "data"
+	DefaultConcurrency = 4
+	DefaultMaxAttempts = 5
+)
+
+// InboxRetention is how long processed message ids are remembered: far
+// longer than any redelivery (retries, dead-letter replays).
+const InboxRetention = 7 * 24 * time.Hour
+
+// flushTimeout bounds how long Run waits for the outbox to drain.
+const flushTimeout = 5 * time.Second
+
+// Config is what the caller of a worker service chooses. Zero values take
+// the defaults.
+type Config struct {
+	// QueueURL is the shared queue: sqlite://PATH, postgres://… or
+	// memory://. Default DefaultQueueURL. Ignored when Queue is set.
+	QueueURL string
+	// Queue, when set, is an open shared queue to use instead of opening
+	// QueueURL; the service does not close it. Several services of one
+	// process share a queue this way (a memory:// queue must be shared).
+	Queue *queue.Queue
+	// DataDir holds the service's own database, DataDir/NAME.db. Default
+	// DefaultDataDir.
+	DataDir string
+	// HTTPAddr is the admin and state HTTP address, loopback by default
+	// (Spec.DefaultHTTPAddr); port 0 picks one (see Host.HTTPAddr).
+	HTTPAddr string
+	// Concurrency is how many commands are handled at once. Default
+	// DefaultConcurrency.
+	Concurrency int
+	// MaxAttempts is how often a failing command is delivered before it
+	// is dead-lettered. Default DefaultMaxAttempts.
+	MaxAttempts int
+
+	// Logger, TracerProvider, MeterProvider, Propagator and
+	// MetricsHandler come from pkg/telemetry in main; tests may leave
+	// them nil (discarded, no-op, W3C, none).
+	Logger         *slog.Logger
+	TracerProvider trace.TracerProvider
+	MeterProvider  metric.MeterProvider
+	Propagator     propagation.TextMapPropagator
+	MetricsHandler http.Handler
+	// Faults are the service's fault flags; nil builds a registry of
+	// faults.ServiceFlags(NAME) at their defaults.
+	Faults *faults.Registry
+}
+
+func (c *Config) setDefaults(s Spec) {
+	if c.QueueURL == "" {
+		c.QueueURL = DefaultQueueURL
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = s.DefaultHTTPAddr
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = DefaultMaxAttempts
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = tracenoop.NewTracerProvider()
+	}
+	if c.MeterProvider == nil {
+		c.MeterProvider = metricnoop.NewMeterProvider()
+	}
+	if c.Propagator == nil {
+		c.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+}
+
+// Validate reports an unusable config (after defaults).
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 1 || c.MaxAttempts < 1 {
+		errs = append(errs, errors.New("concurrency and max attempts must be at least 1"))
+	}
+	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+		errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
+	}
+	return errors.Join(errs...)
+}
+
+// Spec is what a worker service is: set by the service's own package.
+type Spec struct {
+	// Name is the service's name: service.name of its meter, its consumer
+	// group, its fault flags, its database file NAME.db.
+	Name string
+	// DefaultHTTPAddr is the default of Config.HTTPAddr.
+	DefaultHTTPAddr string
+	// PoisonTopic and PoisonType are where the poison fault publishes: a
+	// topic the service emits and a message type of it.
+	PoisonTopic, PoisonType string
+	// Migrate creates (and seeds) the service's tables in its database;
+	// the inbox and the outbox create theirs. Optional.
+	Migrate func(ctx context.Context, db *sql.DB) error
+	// Wire builds the service's application on p, registers its message
+	// handlers on p.Router and returns its own routes for the admin
+	// server (nil for none). Required.
+	Wire func(ctx context.Context, p Parts) (routes func(e *echo.Echo), err error)
+}
+
+// Validate reports an incomplete spec.
+func (s Spec) Validate() error {
+	if s.Name == "" || s.DefaultHTTPAddr == "" || s.Wire == nil {
+		return errors.New("service spec: name, default address and wire are required")
+	}
+	if s.PoisonTopic == "" || s.PoisonType == "" {
+		return errors.New("service spec: poison topic and type are required")
+	}
+	return nil
+}
+
+// Parts are what Spec.Wire builds a service's application from.
+type Parts struct {
+	// DB is the service's own database, for its store and read model.
+	DB *sql.DB
+	// UnitOfWork configures servicedb.NewUnitOfWork: the database, the
+	// inbox and the outbox, the service's consumer group, the propagator
+	// and the crash_mid_handler fault point.
+	UnitOfWork servicedb.UnitOfWorkConfig
+	// Router takes the service's message handlers.
+	Router *queue.Router
+	Faults *faults.Registry
+	Logger *slog.Logger
+	// Meter is the service's meter, for its handlers' instruments.
+	Meter metric.Meter
+}
+
+// Host is a worker service ready to run. Open builds it and binds its
+// address; Run serves until its context ends and then stops it.
+type Host struct {
+	spec     Spec
+	cfg      Config
+	logger   *slog.Logger
+	faults   *faults.Registry
+	db       *sql.DB
+	q        *queue.Queue
+	ownQueue bool
+	fwd      *outbox.Forwarder
+	inbox    *inbox.Inbox
+	router   *queue.Router
+	admin    *admin.Server
+	ln       net.Listener
+	poison   func(value string)
+	ran      atomic.Bool
+}
+
+// Open opens the service's database and the queue, wires the service's
+// application through spec.Wire and binds the admin address. Nothing runs
+// until Run; call Run (or Close) to release what Open opened.
+func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults(spec)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s service: %w", spec.Name, err)
+	}
+	h := &Host{spec: spec, cfg: cfg, logger: cfg.Logger, faults: cfg.Faults}
+	defer func() {
+		if err != nil {
+			h.Close()
+		}
+	}()
+	if h.faults == nil {
+		if h.faults, err = faults.New(faults.Config{Flags: faults.ServiceFlags(spec.Name), Logger: cfg.Logger}); err != nil {
+			return nil, err
+		}
+	}
+	if h.db, err = servicedb.Open(ctx, filepath.Join(cfg.DataDir, spec.Name+".db")); err != nil {
+		return nil, err
+	}
+	if spec.Migrate != nil {
+		if err := spec.Migrate(ctx, h.db); err != nil {
+			return nil, err
+		}
+	}
+	// Watermill's info records (handlers starting, schemas created) are
+	// start-up chatter: log them at debug. Retries and dead letters are
+	// logged by the handlers themselves.
+	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	if h.q = cfg.Queue; h.q == nil {
+		if h.q, err = queue.Open(ctx, queue.Config{URL: cfg.QueueURL, Logger: wlog,
+			TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator}); err != nil {
+			return nil, fmt.Errorf("open queue: %w", err)
+		}
+		h.ownQueue = true
+	}
+	ob, err := outbox.New(ctx, h.db, outbox.Config{})
+	if err != nil {
+		return nil, err
+	}
+	if h.fwd, err = outbox.NewForwarder(h.db, h.q.Publisher(), outbox.ForwarderConfig{Outbox: ob, Logger: wlog}); err != nil {
+		return nil, err
+	}
+	if h.inbox, err = inbox.New(ctx, h.db, inbox.Config{Retention: InboxRetention, Logger: wlog}); err != nil {
+		return nil, err
+	}
+	meter := cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/" + spec.Name)
+	if h.router, err = NewRouter(h.q, queue.RouterConfig{
+		ConsumerGroup: spec.Name,
+		Concurrency:   cfg.Concurrency,
+		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts},
+	}, meter); err != nil {
+		return nil, err
+	}
+	routes, err := spec.Wire(ctx, Parts{
+		DB: h.db,
+		UnitOfWork: servicedb.UnitOfWorkConfig{
+			DB: h.db, Inbox: h.inbox, Outbox: ob, ConsumerGroup: spec.Name, Propagator: cfg.Propagator,
+			BeforeCommit: func() { h.faults.CrashPoint(faults.CrashMidHandler) },
+		},
+		Router: h.router,
+		Faults: h.faults,
+		Logger: cfg.Logger,
+		Meter:  meter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if h.admin, err = admin.New(admin.Config{
+		Service: spec.Name,
+		Addr:    cfg.HTTPAddr,
+		Ready:   h.ready,
+		Faults:  h.faults,
+		Queue:   h.q.Backend(),
+		Metrics: cfg.MetricsHandler,
+		Routes:  routes,
+		Logger:  cfg.Logger,
+	}); err != nil {
+		return nil, err
+	}
+	if h.ln, err = h.admin.Listen(); err != nil {
+		return nil, err
+	}
+	h.poison = PoisonFault(h.faults, cfg.Logger, spec.PoisonTopic, func(ctx context.Context) (string, error) {
+		return servicedb.EmitPoison(ctx, h.db, ob, spec.PoisonTopic, spec.PoisonType)
+	})
+	if err := h.faults.OnChange(faults.Poison, h.poison); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// HTTPAddr is the address the admin and state HTTP server listens on.
+func (h *Host) HTTPAddr() string { return h.ln.Addr().String() }
+
+// Faults returns the service's fault flags.
+func (h *Host) Faults() *faults.Registry { return h.faults }
+
+// Running is closed once the service's message handlers are subscribed.
+func (h *Host) Running() <-chan struct{} { return h.router.Running() }
+
+// ready reports whether the handlers run and both databases answer.
+func (h *Host) ready(ctx context.Context) error {
+	return Ready(ctx, h.router, h.db.PingContext, h.q.Backend())
+}
+
+// Run serves until ctx ends or a part fails, then shuts down in order:
+// the HTTP server, the router (which lets running handlers finish), the
+// outbox forwarder (after forwarding what the last handlers committed),
+// then the queue (if the service opened it) and the database. It returns
+// the first failure, if any. A Host runs once.
+func (h *Host) Run(ctx context.Context) error {
+	if h.ran.Swap(true) {
+		return fmt.Errorf("%s service: already run", h.spec.Name)
+	}
+	defer h.Close()
+	failed := make(chan error, 4)
+	var wg sync.WaitGroup
+	start := func(name string, stop context.Context, fn func(context.Context) error) {
+		wg.Go(func() {
+			if err := fn(stop); err != nil {
+				failed <- fmt.Errorf("%s: %w", name, err)
+			} else if stop.Err() == nil {
+				failed <- fmt.Errorf("%s stopped unexpectedly", name)
+			}
+		})
+	}
+	background := context.WithoutCancel(ctx)
+	httpCtx, stopHTTP := context.WithCancel(background)
+	routerCtx, stopRouter := context.WithCancel(background)
+	retentionCtx, stopRetention := context.WithCancel(background)
+	defer stopHTTP()
+	defer stopRouter()
+	defer stopRetention()
+
+	var fwdDone sync.WaitGroup
+	fwdDone.Go(func() {
+		if err := h.fwd.Run(background); err != nil {
+			failed <- fmt.Errorf("outbox forwarder: %w", err)
+		}
+	})
+	start("message router", routerCtx, h.router.Run)
+	start("inbox retention", retentionCtx, h.inbox.RunRetention)
+	start("admin server", httpCtx, func(ctx context.Context) error { return h.admin.Serve(ctx, h.ln) })
+	if h.faults.Bool(faults.Poison) { // set by the environment
+		h.poison("true")
+	}
+	h.logger.InfoContext(ctx, "service started", slog.String("admin", "http://"+h.HTTPAddr()))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		h.logger.Info("shutting down")
+	case runErr = <-failed:
+		h.logger.Error("shutting down after a failure", slog.Any("error", runErr))
+	}
+	stopHTTP()
+	stopRouter()
+	stopRetention()
+	wg.Wait()
+	FlushOutbox(h.fwd, flushTimeout, h.logger)
+	if err := h.fwd.Close(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
+	fwdDone.Wait()
+	close(failed)
+	for err := range failed {
+		h.logger.Warn("stopped with an error", slog.Any("error", err))
+	}
+	h.logger.Info("stopped")
+	return runErr
+}
+
+// Close releases what Open opened: the listener, the forwarder, the queue
+// (if the service opened it) and the database. Run calls it; call it
+// yourself only for a Host that never ran.
+func (h *Host) Close() {
+	if h.ln != nil {
+		_ = h.ln.Close()
+	}
+	if h.fwd != nil {
+		_ = h.fwd.Close()
+	}
+	if h.q != nil && h.ownQueue {
+		if err := h.q.Close(); err != nil {
+			h.logger.Warn("close queue", slog.Any("error", err))
+		}
+	}
+	h.q = nil
+	if h.db != nil {
+		if err := h.db.Close(); err != nil {
+			h.logger.Warn("close database", slog.Any("error", err))
+		}
+		h.db = nil
+	}
+}

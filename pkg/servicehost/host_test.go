@@ -1,0 +1,214 @@
+package servicehost_test
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicedb"
+	"github.com/orderflow/orderflow/pkg/servicehost"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// echoSpec is a tiny worker service: it answers each ReserveStock on
+// inventory.commands with StockReserved, records the order in its table
+// and serves GET /orders (the count).
+func echoSpec() servicehost.Spec {
+	return servicehost.Spec{
+		Name:            "inventory",
+		DefaultHTTPAddr: "127.0.0.1:0",
+		PoisonTopic:     contracts.TopicInventoryEvents,
+		PoisonType:      contracts.TypeStockReserved,
+		Migrate: func(ctx context.Context, db *sql.DB) error {
+			_, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY)`)
+			return err
+		},
+		Wire: func(_ context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
+			uow, err := servicedb.NewUnitOfWork(p.UnitOfWork, func(t *servicedb.Tx) *servicedb.Tx { return t })
+			if err != nil {
+				return nil, err
+			}
+			p.Router.Handle("echo", contracts.TopicInventoryCommands, func(msg *message.Message) error {
+				m, err := contracts.Decode(msg.Metadata, msg.Payload)
+				if err != nil {
+					return queue.Permanent(err)
+				}
+				r, ok := m.(contracts.ReserveStock)
+				if !ok {
+					return queue.Permanent(errors.New("not a ReserveStock"))
+				}
+				_, err = uow.Do(msg.Context(), msg.UUID, func(ctx context.Context, tx *servicedb.Tx) error {
+					if _, err := tx.SQL().ExecContext(ctx, `INSERT INTO orders VALUES (?)`, r.OrderID); err != nil {
+						return err
+					}
+					return tx.Emit(ctx, contracts.StockReserved{OrderID: r.OrderID, Items: r.Items})
+				})
+				return err
+			})
+			return func(e *echo.Echo) {
+				e.GET("/orders", func(c echo.Context) error {
+					var n int
+					if err := p.DB.QueryRowContext(c.Request().Context(), `SELECT COUNT(*) FROM orders`).Scan(&n); err != nil {
+						return err
+					}
+					return c.JSON(http.StatusOK, n)
+				})
+			}, nil
+		},
+	}
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if v != nil {
+		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+	}
+	return res.StatusCode
+}
+
+func TestHostRunsAServiceOnASharedQueue(t *testing.T) {
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, err := sub.Subscribe(ctx, contracts.TopicInventoryEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := func() *message.Message {
+		t.Helper()
+		select {
+		case m := <-events:
+			m.Ack()
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatal("no event within 10s")
+			return nil
+		}
+	}
+
+	dir := t.TempDir()
+	h, err := servicehost.Open(ctx, echoSpec(), servicehost.Config{Queue: q, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "inventory.db")); err != nil {
+		t.Errorf("database file: %v", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(runCtx) }()
+	select {
+	case <-h.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("handlers not running after 10s")
+	}
+	base := "http://" + h.HTTPAddr()
+	if code := getJSON(t, base+"/readyz", nil); code != http.StatusOK {
+		t.Errorf("GET /readyz: got %d, want 200", code)
+	}
+
+	payload, meta, err := contracts.Encode(contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := message.NewMessage(watermill.NewUUID(), payload)
+	for k, v := range meta {
+		cmd.Metadata.Set(k, v)
+	}
+	if err := q.Publisher().Publish(contracts.TopicInventoryCommands, cmd); err != nil {
+		t.Fatal(err)
+	}
+	if got := next(); got.Metadata.Get(contracts.MetadataCausationID) != cmd.UUID ||
+		got.Metadata.Get(contracts.MetadataType) != contracts.TypeStockReserved {
+		t.Errorf("event: got %v, want StockReserved caused by %s", got.Metadata, cmd.UUID)
+	}
+	var n int
+	if code := getJSON(t, base+"/orders", &n); code != http.StatusOK || n != 1 {
+		t.Errorf("GET /orders (the service's own route): got %d %d, want 200 1", code, n)
+	}
+
+	// The poison fault publishes one unreadable event and switches off.
+	if err := h.Faults().Set(faults.Poison, "true"); err != nil {
+		t.Fatal(err)
+	}
+	poison := next()
+	if _, err := contracts.Decode(poison.Metadata, poison.Payload); !errors.Is(err, contracts.ErrUndecodable) {
+		t.Errorf("poison: got %v, want an undecodable message", err)
+	}
+	if h.Faults().Bool(faults.Poison) {
+		t.Error("poison flag: got true, want false after firing")
+	}
+
+	stop()
+	if err := <-done; err != nil {
+		t.Errorf("Run: got %v, want nil after cancel", err)
+	}
+	if err := h.Run(ctx); err == nil {
+		t.Error("second Run: got nil error, want one")
+	}
+	// The queue was the caller's: it is still open.
+	if err := q.Publisher().Publish("after", message.NewMessage(watermill.NewUUID(), nil)); err != nil {
+		t.Errorf("publish on the shared queue after the stop: %v", err)
+	}
+	_ = sub.Close()
+}
+
+func TestOpenRejectsBadSpecsAndConfigs(t *testing.T) {
+	ctx := context.Background()
+	noWire := echoSpec()
+	noWire.Wire = nil
+	noPoison := echoSpec()
+	noPoison.PoisonTopic = ""
+	failingWire := echoSpec()
+	failingWire.Wire = func(context.Context, servicehost.Parts) (func(*echo.Echo), error) {
+		return nil, errors.New("wire failed")
+	}
+	tests := []struct {
+		name string
+		spec servicehost.Spec
+		cfg  servicehost.Config
+	}{
+		{"spec without wire", noWire, servicehost.Config{}},
+		{"spec without poison topic", noPoison, servicehost.Config{}},
+		{"bad address", echoSpec(), servicehost.Config{HTTPAddr: "no port"}},
+		{"negative concurrency", echoSpec(), servicehost.Config{Concurrency: -1}},
+		{"bad queue URL", echoSpec(), servicehost.Config{QueueURL: "nats://x"}},
+		{"failing wire", failingWire, servicehost.Config{QueueURL: "memory://"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.cfg.DataDir = t.TempDir()
+			if h, err := servicehost.Open(ctx, tc.spec, tc.cfg); err == nil {
+				h.Close()
+				t.Error("got nil error, want one")
+			}
+		})
+	}
+}

@@ -1,0 +1,100 @@
+package servicehost
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/outbox"
+)
+
+// The parts below are what Host is made of, exported for a service that
+// wires itself (the order service, with its API and timeout loop).
+
+// NewRouter creates q's router for cfg, counting in meter every retry
+// (orderflow.messages.retried) and dead letter
+// (orderflow.messages.dead_lettered) by topic. It sets cfg.Retry's OnRetry
+// and OnDeadLetter.
+func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*queue.Router, error) {
+	retries, _ := meter.Int64Counter("orderflow.messages.retried", metric.WithDescription("Failed messages scheduled for another attempt."))
+	dead, _ := meter.Int64Counter("orderflow.messages.dead_lettered", metric.WithDescription("Messages moved to the dead-letter queue."))
+	cfg.Retry.OnRetry = func(topic string) {
+		retries.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
+	}
+	cfg.Retry.OnDeadLetter = func(topic string) {
+		dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
+	}
+	return q.NewRouter(cfg)
+}
+
+// Pinger is a database that answers a ping.
+type Pinger func(ctx context.Context) error
+
+// Ready reports whether a service can do its work: its message handlers
+// run (router), its database answers (ping) and so does the queue (b). Its
+// errors wrap admin.ErrUnavailable (503 on /readyz).
+func Ready(ctx context.Context, router *queue.Router, ping Pinger, b backend.Backend) error {
+	select {
+	case <-router.Running():
+	default:
+		return fmt.Errorf("%w: message handlers are not running", admin.ErrUnavailable)
+	}
+	if err := ping(ctx); err != nil {
+		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
+	}
+	if _, err := b.Inspector().Topics(ctx); err != nil {
+		return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// PoisonFault returns the handler of the one-shot poison fault; register
+// it with reg.OnChange(faults.Poison, …). On "true" it calls emit, which
+// stores one unreadable message for topic and returns its id, logs the
+// outcome and switches the flag back off.
+func PoisonFault(reg *faults.Registry, logger *slog.Logger, topic string, emit func(ctx context.Context) (string, error)) func(value string) {
+	return func(value string) {
+		if value != "true" {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		id, err := emit(ctx)
+		if err != nil {
+			logger.ErrorContext(ctx, "fault injection: poison message not published", slog.Any("error", err))
+		} else {
+			logger.WarnContext(ctx, "fault injection: poison message published",
+				slog.String("topic", topic), slog.String("message_id", id))
+		}
+		if err := reg.Set(faults.Poison, "false"); err != nil {
+			logger.ErrorContext(ctx, "fault injection: reset poison", slog.Any("error", err))
+		}
+	}
+}
+
+// FlushOutbox waits (up to timeout) until fwd has relayed every committed
+// message, and logs what is left if it has not.
+func FlushOutbox(fwd *outbox.Forwarder, timeout time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		n, err := fwd.Pending(ctx)
+		if err != nil || n == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			logger.Warn("outbox not empty at shutdown; the rest is forwarded after the restart", slog.Int64("pending", n))
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
