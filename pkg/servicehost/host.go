@@ -248,7 +248,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	if h.q = cfg.Queue; h.q == nil {
 		if h.q, err = queue.Open(ctx, queue.Config{URL: cfg.QueueURL, Logger: wlog,
-			TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator}); err != nil {
+			TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator, MeterProvider: cfg.MeterProvider}); err != nil {
 			return nil, fmt.Errorf("open queue: %w", err)
 		}
 		h.ownQueue = true

@@ -287,6 +287,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.q = cfg.Queue; s.q == nil {
 		if s.q, err = queue.Open(ctx, queue.Config{
 			URL: cfg.QueueURL, Logger: wlog, TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator,
+			MeterProvider: cfg.MeterProvider,
 		}); err != nil {
 			return nil, fmt.Errorf("open queue: %w", err)
 		}
