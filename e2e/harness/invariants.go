@@ -1,0 +1,347 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Stock is one SKU's stock (inventory GET /stock).
+type Stock struct {
+	SKU       string `json:"sku"`
+	Available int    `json:"available"`
+	Reserved  int    `json:"reserved"`
+	Initial   int    `json:"initial"`
+	Restocked int    `json:"restocked"`
+}
+
+// InventoryState is inventory GET /state.
+type InventoryState struct {
+	Stock        []Stock        `json:"stock"`
+	Reservations map[string]int `json:"reservations"`
+	Conserved    bool           `json:"conserved"`
+}
+
+// Payment is one order's payment (payment GET /payments).
+type Payment struct {
+	PaymentID   string `json:"payment_id"`
+	OrderID     string `json:"order_id"`
+	AmountCents int64  `json:"amount_cents"`
+	Status      string `json:"status"` // CHARGED, DECLINED, REFUNDED, VOIDED
+	Reason      string `json:"reason"`
+}
+
+// LedgerEntry is one entry of payment GET /ledger: a charge (positive) or
+// a refund (negative).
+type LedgerEntry struct {
+	PaymentID   string `json:"payment_id"`
+	OrderID     string `json:"order_id"`
+	Kind        string `json:"kind"` // charge, refund
+	AmountCents int64  `json:"amount_cents"`
+}
+
+// PaymentState is payment GET /state.
+type PaymentState struct {
+	Payments           map[string]int `json:"payments"`
+	ChargedCents       int64          `json:"charged_cents"`
+	RefundedCents      int64          `json:"refunded_cents"`
+	NetCents           int64          `json:"net_cents"`
+	OutstandingCents   int64          `json:"outstanding_cents"`
+	OrdersChargedTwice int            `json:"orders_charged_twice"`
+	Consistent         bool           `json:"consistent"`
+}
+
+// Shipment is one order's shipment (shipping GET /shipments).
+type Shipment struct {
+	ShipmentID string `json:"shipment_id"`
+	OrderID    string `json:"order_id"`
+	Status     string `json:"status"` // SCHEDULED, FAILED, CANCELLED, VOIDED
+	Lines      []Item `json:"lines"`
+}
+
+// listLimit is the largest page the services' list routes serve; a system
+// with more payments or shipments is checked through the totals only.
+const listLimit = 10000
+
+// Snapshot is the state of the whole system at one moment (read service by
+// service, so only meaningful once the system is quiet).
+type Snapshot struct {
+	Orders       []Order
+	Inventory    InventoryState
+	Payments     []Payment
+	Ledger       []LedgerEntry
+	PaymentState PaymentState
+	Shipments    []Shipment
+	// ShipmentCounts is shipping GET /state: shipments by status.
+	ShipmentCounts map[string]int
+	Queue          []TopicStats
+	DeadLetters    []DeadLetter
+	// Partial is true when a list was cut at listLimit: per-order checks
+	// of payments and shipments are then skipped.
+	Partial bool
+}
+
+// Snapshot reads the state of every service.
+func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
+	var s Snapshot
+	var err error
+	if s.Orders, err = c.Orders(ctx); err != nil {
+		return s, err
+	}
+	var shipState struct {
+		Shipments map[string]int `json:"shipments"`
+	}
+	lim := fmt.Sprintf("?limit=%d", listLimit)
+	steps := []error{
+		c.AdminGet(ctx, InventoryService, "/state", &s.Inventory),
+		c.AdminGet(ctx, PaymentService, "/state", &s.PaymentState),
+		c.AdminGet(ctx, PaymentService, "/payments"+lim, &s.Payments),
+		c.AdminGet(ctx, PaymentService, "/ledger"+lim, &s.Ledger),
+		c.AdminGet(ctx, ShippingService, "/shipments"+lim, &s.Shipments),
+		c.AdminGet(ctx, ShippingService, "/state", &shipState),
+	}
+	for _, err := range steps {
+		if err != nil {
+			return s, err
+		}
+	}
+	s.ShipmentCounts = shipState.Shipments
+	s.Partial = len(s.Payments) >= listLimit || len(s.Ledger) >= listLimit || len(s.Shipments) >= listLimit
+	if s.Queue, err = c.QueueStats(ctx); err != nil {
+		return s, err
+	}
+	if s.DeadLetters, err = c.DeadLetters(ctx, "", ""); err != nil {
+		return s, err
+	}
+	return s, nil
+}
+
+// Expect tunes CheckInvariants.
+type Expect struct {
+	// Orders, when > 0, is how many orders must exist: none lost, none
+	// made up.
+	Orders int
+	// Deadline, when > 0, bounds every order's time from placement to its
+	// terminal state (as the order service recorded them).
+	Deadline time.Duration
+	// AllowDeadLetters accepts dead letters in the queue; by default any
+	// dead letter is a violation (a lost message).
+	AllowDeadLetters bool
+	// Quiet is how long CheckInvariants waits for the system to settle
+	// (every consumer group caught up, compensations done) before it
+	// reports. Default 60s.
+	Quiet time.Duration
+}
+
+// Violations checks the invariants of DESIGN.md §4 on a quiet system and
+// returns what is wrong, or nothing:
+//
+//   - every order is terminal (within exp.Deadline), and exp.Orders exist;
+//   - stock is never negative and conserved (available + reserved =
+//     initial + restocked), and what stays reserved is exactly what the
+//     COMPLETED orders hold (nothing leaks, nothing is released twice);
+//   - at most one charge per order; a COMPLETED order is charged its total
+//     exactly once; every charge of a CANCELLED or REJECTED order is
+//     refunded (ledger net 0); the ledger agrees with the payments;
+//   - a COMPLETED order holds its reservation and has a SCHEDULED
+//     shipment, no other order has either;
+//   - every consumer group has caught up, and no message was dead-lettered
+//     (unless allowed).
+func (s Snapshot) Violations(exp Expect) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+
+	orders := map[string]Order{}
+	var completedCents int64
+	completedQty := map[string]int{}
+	for _, o := range s.Orders {
+		orders[o.ID] = o
+		if !Terminal(o.Status) {
+			add("order %s is %s (awaiting %v), want a terminal status", o.ID, o.Status, o.Awaiting)
+			continue
+		}
+		if exp.Deadline > 0 && o.FinishedAt != nil && o.FinishedAt.Sub(o.PlacedAt) > exp.Deadline {
+			add("order %s took %s to become %s, deadline %s", o.ID, o.FinishedAt.Sub(o.PlacedAt).Round(time.Millisecond), o.Status, exp.Deadline)
+		}
+		if o.FinishedAt == nil {
+			add("order %s is %s without finished_at", o.ID, o.Status)
+		}
+		if o.Status == StatusCompleted {
+			completedCents += o.TotalCents
+			for _, it := range o.Items {
+				completedQty[it.SKU] += it.Quantity
+			}
+		}
+	}
+	if exp.Orders > 0 && len(s.Orders) != exp.Orders {
+		add("orders: got %d, want %d (lost or duplicated orders)", len(s.Orders), exp.Orders)
+	}
+
+	// Stock.
+	if !s.Inventory.Conserved {
+		add("inventory reports its stock as not conserved: %+v", s.Inventory.Stock)
+	}
+	for _, st := range s.Inventory.Stock {
+		if st.Available < 0 || st.Reserved < 0 {
+			add("stock %s is negative: %+v", st.SKU, st)
+		}
+		if st.Available+st.Reserved != st.Initial+st.Restocked {
+			add("stock %s not conserved: available %d + reserved %d != initial %d + restocked %d",
+				st.SKU, st.Available, st.Reserved, st.Initial, st.Restocked)
+		}
+		if st.Reserved != completedQty[st.SKU] {
+			add("stock %s: %d reserved, but the COMPLETED orders hold %d", st.SKU, st.Reserved, completedQty[st.SKU])
+		}
+	}
+	completed := countStatus(s.Orders, StatusCompleted)
+	if got := s.Inventory.Reservations["RESERVED"]; got != completed {
+		add("inventory: %d reservations held, want one per COMPLETED order (%d)", got, completed)
+	}
+	if got := s.ShipmentCounts["SCHEDULED"]; got != completed {
+		add("shipping: %d shipments SCHEDULED, want one per COMPLETED order (%d)", got, completed)
+	}
+
+	// Payments.
+	ps := s.PaymentState
+	if !ps.Consistent || ps.OrdersChargedTwice != 0 {
+		add("payment state inconsistent: %+v", ps)
+	}
+	if ps.NetCents != completedCents {
+		add("payments: net %d cents charged, but the COMPLETED orders total %d", ps.NetCents, completedCents)
+	}
+	if ps.Payments["CHARGED"] != completed {
+		add("payments: %d CHARGED, want one per COMPLETED order (%d)", ps.Payments["CHARGED"], completed)
+	}
+	if !s.Partial {
+		charges := map[string]int{}
+		net := map[string]int64{}
+		for _, e := range s.Ledger {
+			if e.Kind == "charge" {
+				charges[e.OrderID]++
+			}
+			net[e.OrderID] += e.AmountCents
+		}
+		for id, n := range charges {
+			if n > 1 {
+				add("order %s charged %d times", id, n)
+			}
+			if _, ok := orders[id]; !ok {
+				add("ledger charges order %s, which the order service does not know", id)
+			}
+		}
+		payments := map[string]Payment{}
+		for _, p := range s.Payments {
+			if _, dup := payments[p.OrderID]; dup {
+				add("order %s has two payments", p.OrderID)
+			}
+			payments[p.OrderID] = p
+		}
+		shipments := map[string]Shipment{}
+		for _, sh := range s.Shipments {
+			if _, dup := shipments[sh.OrderID]; dup {
+				add("order %s has two shipments", sh.OrderID)
+			}
+			shipments[sh.OrderID] = sh
+			if _, ok := orders[sh.OrderID]; !ok && sh.Status == "SCHEDULED" {
+				add("shipment %s of unknown order %s", sh.ShipmentID, sh.OrderID)
+			}
+		}
+		for _, o := range s.Orders {
+			p, paid := payments[o.ID]
+			sh := shipments[o.ID]
+			switch o.Status {
+			case StatusCompleted:
+				if !paid || p.Status != "CHARGED" || p.AmountCents != o.TotalCents || p.PaymentID != o.PaymentID {
+					add("COMPLETED order %s (total %d, payment %s): payment %+v, want CHARGED for the total", o.ID, o.TotalCents, o.PaymentID, p)
+				}
+				if net[o.ID] != o.TotalCents {
+					add("COMPLETED order %s: ledger net %d, want %d", o.ID, net[o.ID], o.TotalCents)
+				}
+				if sh.Status != "SCHEDULED" || sh.ShipmentID != o.ShipmentID {
+					add("COMPLETED order %s (shipment %s): shipment %+v, want it SCHEDULED", o.ID, o.ShipmentID, sh)
+				}
+			case StatusCancelled, StatusRejected:
+				if paid && p.Status == "CHARGED" {
+					add("%s order %s: payment %s still CHARGED (not refunded)", o.Status, o.ID, p.PaymentID)
+				}
+				if net[o.ID] != 0 {
+					add("%s order %s: ledger net %d cents, want 0 (every charge refunded)", o.Status, o.ID, net[o.ID])
+				}
+				if sh.Status == "SCHEDULED" {
+					add("%s order %s: shipment %s still SCHEDULED", o.Status, o.ID, sh.ShipmentID)
+				}
+			}
+		}
+	}
+
+	// The queue.
+	for _, t := range s.Queue {
+		for _, g := range t.Groups {
+			if g.Depth != 0 {
+				add("queue: group %s has %d messages of %s left (%d in flight, %d retrying)", g.ConsumerGroup, g.Depth, t.Topic, g.InFlight, g.Retrying)
+			}
+		}
+	}
+	if !exp.AllowDeadLetters {
+		for _, dl := range s.DeadLetters {
+			add("dead letter %d: %s for group %s after %d attempts: %s", dl.ID, dl.Topic, dl.ConsumerGroup, dl.Attempts, dl.LastError)
+		}
+	}
+	sort.Strings(v)
+	return v
+}
+
+func countStatus(orders []Order, status string) int {
+	n := 0
+	for _, o := range orders {
+		if o.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// CountStatus counts the orders in status.
+func (s Snapshot) CountStatus(status string) int { return countStatus(s.Orders, status) }
+
+// CheckInvariants waits (up to exp.Quiet) for the system to satisfy every
+// invariant of Snapshot.Violations, and reports each remaining violation
+// as a test error. It returns the last snapshot.
+func (s *System) CheckInvariants(t TB, exp Expect) Snapshot {
+	t.Helper()
+	quiet := exp.Quiet
+	if quiet == 0 {
+		quiet = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), quiet)
+	defer cancel()
+	var snap Snapshot
+	var violations []string
+	began := time.Now()
+	for polls := 1; ; polls++ {
+		var err error
+		snap, err = s.client.Snapshot(ctx)
+		if err != nil {
+			violations = []string{"snapshot: " + err.Error()}
+		} else if violations = snap.Violations(exp); len(violations) == 0 {
+			if d := time.Since(began); d > 5*time.Second {
+				t.Logf("invariants held after %s (%d snapshots of %d orders)", d.Round(time.Millisecond), polls, len(snap.Orders))
+			}
+			return snap
+		}
+		select {
+		case <-ctx.Done():
+			const show = 25
+			more := ""
+			if len(violations) > show {
+				more = fmt.Sprintf("\n… and %d more", len(violations)-show)
+				violations = violations[:show]
+			}
+			t.Errorf("invariants still violated after %s:\n  %s%s", quiet, strings.Join(violations, "\n  "), more)
+			return snap
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/e2e/harness"
+)
+
+// Scenario 10. Payment is down longer than the step timeout: the orders
+// waiting for their charge time out, release their stock and ask for a
+// (blind) refund; they stay CANCELLING until payment answers. When payment
+// comes back it handles the stale charge requests and the refunds in
+// whatever order the queue gives: a late charge is refunded, a refund that
+// comes first voids the order so the late charge is declined. Either way
+// each order ends CANCELLED with nothing charged, and new orders complete.
+func TestPaymentDownPastStepTimeout(t *testing.T) {
+	onQueues(t, bothQueues, func(t *testing.T, queueURL string) {
+		const stepTimeout = 3 * time.Second
+		sys := start(t, queueURL, harness.Config{StepTimeout: stepTimeout})
+		c := sys.Client()
+		ctx := timeout(t, 3*time.Minute)
+		warm := placeAll(t, ctx, sys, orderMix(1, 11, "SKU-1"))
+		waitTerminal(t, sys, 30*time.Second, ids(warm)...)
+
+		payment := sys.Service(harness.PaymentService)
+		if err := payment.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		down := time.Now()
+		orders := placeAll(t, ctx, sys, orderMix(4, 12, "SKU-1", "SKU-2"))
+		waitStatus(t, sys, 30*time.Second, harness.StatusCancelling, ids(orders)...)
+		for _, o := range orders {
+			wantEvents(t, sys, o.ID, []string{"StockReserved", "PaymentRequested", "StepTimedOut", "CompensationRequested"},
+				[]string{"PaymentCharged", "ShipmentRequested"})
+			if got := compensated(t, sys, o.ID); !slices.Contains(got, "payment") || !slices.Contains(got, "stock") {
+				t.Errorf("order %s: compensated %v, want the stock and, blindly, the payment", o.ID, got)
+			}
+		}
+		// Stock is released while payment is still down.
+		waitFor(t, 30*time.Second, "the timed-out orders' stock released", func() bool {
+			var inv harness.InventoryState
+			if err := c.AdminGet(ctx, harness.InventoryService, "/state", &inv); err != nil {
+				t.Fatal(err)
+			}
+			return inv.Reservations["RELEASED"] == len(orders)
+		})
+		// Down for at least twice the step timeout: the unconfirmed refunds
+		// are sent again.
+		time.Sleep(2*stepTimeout - time.Since(down))
+		for _, o := range orders {
+			if v, err := c.GetOrder(ctx, o.ID); err != nil || v.Status != harness.StatusCancelling {
+				t.Errorf("order %s while payment is down: %s, %v; want CANCELLING until the refund is confirmed", o.ID, v.Status, err)
+			}
+		}
+
+		if err := payment.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for id, o := range waitTerminal(t, sys, time.Minute, ids(orders)...) {
+			if o.Status != harness.StatusCancelled {
+				t.Errorf("order %s: %s (%q), want CANCELLED", id, o.Status, o.Reason)
+			}
+		}
+		after := placeAll(t, ctx, sys, orderMix(2, 13, "SKU-3"))
+		for id, o := range waitTerminal(t, sys, 30*time.Second, ids(after)...) {
+			if o.Status != harness.StatusCompleted {
+				t.Errorf("order %s placed after payment came back: %s, want COMPLETED", id, o.Status)
+			}
+		}
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(warm) + len(orders) + len(after)})
+		payments, shipments := paymentsByOrder(snap), shipmentsByOrder(snap)
+		for _, o := range orders {
+			if p := payments[o.ID]; p.Status != "REFUNDED" && p.Status != "VOIDED" {
+				t.Errorf("order %s: payment %+v, want REFUNDED (charged late, then refunded) or VOIDED (refund first)", o.ID, p)
+			}
+			if sh, ok := shipments[o.ID]; ok {
+				t.Errorf("order %s: shipment %+v, want none", o.ID, sh)
+			}
+		}
+	})
+}
+
+// Scenario 11. The order service is SIGKILLed mid-saga and started again:
+// the sagas resume from their event streams and complete; and deadlines
+// that passed while it was down still fire after the restart.
+func TestOrderServiceKilledMidSaga(t *testing.T) {
+	onQueues(t, bothQueues, func(t *testing.T, queueURL string) {
+		const stepTimeout = 5 * time.Second
+		sys := start(t, queueURL, harness.Config{
+			StepTimeout: stepTimeout,
+			// Handlers take a moment, so the sagas are mid-way at the kill.
+			ServiceEnv: map[string]map[string]string{
+				harness.InventoryService: {"HANDLER_LATENCY": "30ms"},
+				harness.PaymentService:   {"HANDLER_LATENCY": "30ms"},
+				harness.ShippingService:  {"HANDLER_LATENCY": "30ms"},
+			},
+		})
+		c := sys.Client()
+		ctx := timeout(t, 3*time.Minute)
+		order := sys.Service(harness.OrderService)
+
+		// Resume: kill while replies are flowing, start again at once.
+		a := placeAll(t, ctx, sys, orderMix(12, 14, "SKU-1", "SKU-2", "SKU-3"))
+		if err := order.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		inFlight := 0
+		if err := order.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range a {
+			if v, err := c.GetOrder(ctx, o.ID); err == nil && !harness.Terminal(v.Status) {
+				inFlight++
+			}
+		}
+		t.Logf("%d of %d orders were still in flight after the restart", inFlight, len(a))
+		for id, o := range waitTerminal(t, sys, time.Minute, ids(a)...) {
+			if o.Status != harness.StatusCompleted {
+				t.Errorf("order %s: %s (%q), want COMPLETED after the restart", id, o.Status, o.Reason)
+			}
+		}
+
+		// Timeouts: payment is down, the orders wait for their charges;
+		// the order service is killed and stays down past their deadlines.
+		// Started again, it fires them.
+		payment := sys.Service(harness.PaymentService)
+		if err := payment.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		b := placeAll(t, ctx, sys, orderMix(3, 15, "SKU-4"))
+		waitStatus(t, sys, 30*time.Second, harness.StatusStockReserved, ids(b)...)
+		if err := order.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(stepTimeout + time.Second)
+		if err := order.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, sys, 30*time.Second, harness.StatusCancelling, ids(b)...)
+		for _, o := range b {
+			wantEvents(t, sys, o.ID, []string{"StepTimedOut", "CompensationRequested"}, nil)
+		}
+		if err := payment.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for id, o := range waitTerminal(t, sys, time.Minute, ids(b)...) {
+			if o.Status != harness.StatusCancelled {
+				t.Errorf("order %s: %s, want CANCELLED after its timeout", id, o.Status)
+			}
+		}
+		sys.CheckInvariants(t, harness.Expect{Orders: len(a) + len(b)})
+	})
+}
+
+// waitFor polls cond every 50ms until it holds, failing the test after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: not yet %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
