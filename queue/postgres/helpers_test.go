@@ -3,66 +3,25 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/postgres"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
-const dsnEnv = "ORDERFLOW_TEST_POSTGRES_URL"
+const dsnEnv = pgtest.EnvURL
 
-// testDSN returns a DSN whose search_path is a fresh schema, dropped when
-// the test ends, so that runs never see each other's tables. It skips the
-// test when the environment names no server and fails it when the named
-// server does not answer.
+// testDSN returns a DSN on a fresh schema of the test server, dropped when
+// the test ends (see pgtest.SchemaURL).
 func testDSN(t testing.TB) string {
 	t.Helper()
-	base := os.Getenv(dsnEnv)
-	if base == "" {
-		t.Skipf("%s is not set; set it to a postgres:// URL to run the PostgreSQL queue tests", dsnEnv)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", dsnEnv, err)
-	}
-	defer conn.Close(ctx)
-
-	schema := "queue_test_" + strings.ToLower(watermill.NewULID())
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema %s: %v", schema, err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("connect to drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse %s: %v", dsnEnv, err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgtest.SchemaURL(t, "queue_test")
 }
 
 // openBackend opens a backend that the test closes when it ends.
