@@ -7,7 +7,6 @@ package ports
 import (
 	"bytes"
 	"context"
-	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -27,11 +26,6 @@ import (
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
-
-// OpenAPI is the API's OpenAPI 3.1 document, served at GET /openapi.yaml.
-//
-//go:embed openapi.yaml
-var OpenAPI []byte
 
 // Header names of the API.
 const (
@@ -124,7 +118,8 @@ type httpServer struct {
 //	GET  /orders/{id}/events     the order's event history
 //	POST /orders/{id}/cancel     cancel an order
 //	GET  /healthz, GET /readyz   liveness and readiness
-//	GET  /openapi.yaml           the OpenAPI document
+//	GET  /openapi.json           the OpenAPI 3.1 document (openapi.json)
+//	GET  /openapi.yaml           the same as YAML
 //
 // Errors are RFC 9457 application/problem+json documents.
 func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
@@ -150,9 +145,7 @@ func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 	e.POST("/orders/:id/cancel", s.cancelOrder)
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/openapi.yaml", func(c echo.Context) error {
-		return c.Blob(http.StatusOK, "application/yaml", OpenAPI)
-	})
+	registerOpenAPI(e)
 	return e, nil
 }
 

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestFlags(t *testing.T) {
+	var stderr bytes.Buffer
+	if _, err := parseFlags([]string{"--help"}, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	if !strings.Contains(stderr.String(), "--postgres-url") || !strings.Contains(stderr.String(), "--cpuprofile-dir") {
+		t.Errorf("help lacks flags:\n%s", stderr.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--variants", "sqlite,redis"}, `unknown "redis"`},
+		{[]string{"--variants", ","}, "names nothing"},
+		{[]string{"--env", "NOEQUALS"}, "KEY=VALUE"},
+		{[]string{"--duration", "0s"}, "must be positive"},
+	} {
+		if _, err := parseFlags(tc.args, &stderr); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseFlags(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+		}
+	}
+	o, err := parseFlags([]string{"--variants", "memory, sqlite", "--env", "CONCURRENCY=8"}, &stderr)
+	if err != nil || strings.Join(o.Variants, ",") != "memory,sqlite" || o.Env[0] != "CONCURRENCY=8" {
+		t.Errorf("parseFlags = %+v, %v", o, err)
+	}
+}
+
+func TestReadProcStats(t *testing.T) {
+	st, err := readProcStats("self")
+	if err != nil {
+		t.Skipf("no /proc here: %v", err)
+	}
+	if st.RSSKiB <= 0 || st.HWMKiB < st.RSSKiB || st.CPUSecs < 0 {
+		t.Errorf("stats %+v: want RSS > 0, peak >= RSS", st)
+	}
+}
+
+func TestRedact(t *testing.T) {
+	if got := redact("postgres://u:secret@h:5432/db?sslmode=disable"); strings.Contains(got, "secret") {
+		t.Errorf("redact kept the password: %s", got)
+	}
+	if got := redact("sqlite:///tmp/q.db"); got != "sqlite:///tmp/q.db" {
+		t.Errorf("redact(sqlite) = %s", got)
+	}
+}
+
+func TestTarget(t *testing.T) {
+	for _, tc := range []struct {
+		got, want float64
+		atLeast   bool
+		verdict   string
+	}{
+		{1200, 1000, true, "met"},
+		{500, 1000, true, "MISSED: 50% of the target"},
+		{15, 20, false, "met"},
+		{40, 20, false, "MISSED: 2.0× the target"},
+	} {
+		if line := target("x", tc.got, tc.want, tc.atLeast, "%.0f"); !strings.Contains(line, tc.verdict) {
+			t.Errorf("target(%v, %v) = %q, want %q", tc.got, tc.want, line, tc.verdict)
+		}
+	}
+}
+
+// TestBenchSmall runs the real thing, briefly: the four binaries on SQLite
+// and the four services in-process on GoChannel (and PostgreSQL when
+// ORDERFLOW_TEST_POSTGRES_URL is set).
+func TestBenchSmall(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the services: not in -short")
+	}
+	dir := t.TempDir()
+	jsonOut := filepath.Join(dir, "bench.json")
+	variants := "sqlite,memory"
+	if os.Getenv("ORDERFLOW_TEST_POSTGRES_URL") != "" {
+		variants = "sqlite,postgres,memory"
+	}
+	args := []string{
+		"--variants", variants, "--duration", "2s", "--latency-duration", "2s", "--latency-rate", "50",
+		"--concurrency", "4", "--max-pending", "100", "--work-dir", filepath.Join(dir, "work"),
+		"--json-out", jsonOut, "--cpuprofile-dir", filepath.Join(dir, "prof"), "--progress=false",
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	if err := run(ctx, args, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	md := stdout.String()
+	for _, want := range []string{"| SQLite, 4 processes |", "| GoChannel, 1 process |", "× GoChannel", "| SQLite, 4 processes | order |", "Targets"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	b, err := os.ReadFile(jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range res.Variants {
+		if v.Error != "" {
+			t.Errorf("%s: %s", v.Name, v.Error)
+			continue
+		}
+		if v.Latency == nil || v.Throughput == nil {
+			t.Errorf("%s: a phase is missing", v.Name)
+			continue
+		}
+		for _, ph := range []struct {
+			name                     string
+			placed, terminal, missed int
+		}{
+			{"latency", v.Latency.Placed, v.Latency.Terminal(), v.Latency.TimedOutWaiting},
+			{"throughput", v.Throughput.Placed, v.Throughput.Terminal(), v.Throughput.TimedOutWaiting},
+		} {
+			if ph.placed == 0 || ph.terminal != ph.placed || ph.missed != 0 {
+				t.Errorf("%s %s: placed %d, terminal %d, timed out %d; want all terminal", v.Name, ph.name, ph.placed, ph.terminal, ph.missed)
+			}
+		}
+		if v.FirstOrderSeconds <= 0 || v.ReadySeconds <= 0 || v.FirstOrderSeconds < v.ReadySeconds {
+			t.Errorf("%s: ready %.2fs, first order %.2fs", v.Name, v.ReadySeconds, v.FirstOrderSeconds)
+		}
+		if v.Key == "sqlite" {
+			if len(v.Procs) != 4 {
+				t.Errorf("sqlite: %d processes measured, want 4", len(v.Procs))
+			}
+			for _, p := range v.Procs {
+				if p.IdleRSSMiB <= 0 || p.PeakRSSMiB < p.IdleRSSMiB || p.CPUSeconds <= 0 {
+					t.Errorf("sqlite %s: %+v", p.Name, p)
+				}
+			}
+		}
+	}
+	for _, f := range []string{"memory.pprof", "sqlite-inprocess.pprof", "sqlite-inprocess.block.pprof"} {
+		if st, err := os.Stat(filepath.Join(dir, "prof", f)); err != nil || st.Size() == 0 {
+			t.Errorf("profile %s: %v", f, err)
+		}
+	}
+}

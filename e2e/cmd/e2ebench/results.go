@@ -1,0 +1,264 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orderflow/orderflow/e2e/loadgen"
+)
+
+// results is everything one run measured; its JSON form is --json-out.
+type results struct {
+	StartedAt  time.Time       `json:"started_at"`
+	FinishedAt time.Time       `json:"finished_at"`
+	Host       host            `json:"host"`
+	Options    options         `json:"options"`
+	Variants   []variantResult `json:"variants"`
+}
+
+type host struct {
+	CPUs      int    `json:"cpus"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	LoadAvg   string `json:"load_average_at_start,omitempty"`
+	// CPUPressure is /proc/pressure/cpu "some avg60" at the start and the
+	// end: the share of time tasks waited for a CPU. Other work on the
+	// machine shows here, and lowers every figure.
+	CPUPressureStart string `json:"cpu_pressure_start,omitempty"`
+	CPUPressureEnd   string `json:"cpu_pressure_end,omitempty"`
+}
+
+// cpuPressure returns "some avg60" of /proc/pressure/cpu, in percent.
+func cpuPressure() string {
+	b, err := os.ReadFile("/proc/pressure/cpu")
+	if err != nil {
+		return ""
+	}
+	for _, f := range strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) {
+		if v, ok := strings.CutPrefix(f, "avg60="); ok {
+			return v + "%"
+		}
+	}
+	return ""
+}
+
+func hostInfo() host {
+	h := host{CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				h.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	h.CPUPressureStart = cpuPressure()
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			h.LoadAvg = strings.Join(f[:3], " ")
+		}
+	}
+	return h
+}
+
+type variantResult struct {
+	Key      string `json:"key"`
+	Name     string `json:"name"`
+	QueueURL string `json:"queue_url,omitempty"`
+	Skipped  string `json:"skipped,omitempty"`
+	Error    string `json:"error,omitempty"`
+	// ReadySeconds: start → every service ready; FirstPlacedSeconds and
+	// FirstOrderSeconds: start → the first order accepted, and COMPLETED.
+	ReadySeconds       float64         `json:"ready_seconds,omitempty"`
+	FirstPlacedSeconds float64         `json:"first_placed_seconds,omitempty"`
+	FirstOrderSeconds  float64         `json:"first_order_seconds,omitempty"`
+	Latency            *loadgen.Report `json:"latency_phase,omitempty"`
+	Throughput         *loadgen.Report `json:"throughput_phase,omitempty"`
+	Procs              []procResult    `json:"processes,omitempty"`
+}
+
+type procResult struct {
+	Name       string  `json:"name"`
+	IdleRSSMiB float64 `json:"idle_rss_mib"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// CPU time during the throughput phase (waiting for the last orders
+	// included).
+	CPUSeconds    float64 `json:"cpu_seconds"`
+	CPUPercent    float64 `json:"cpu_percent_of_one_core"`
+	CPUMsPerOrder float64 `json:"cpu_ms_per_order"`
+}
+
+func sortProcs(ps []procResult) {
+	order := func(name string) int {
+		if i := slices.Index(services, name); i >= 0 {
+			return i
+		}
+		return len(services)
+	}
+	slices.SortFunc(ps, func(a, b procResult) int { return order(a.Name) - order(b.Name) })
+}
+
+func (v variantResult) ok() bool { return v.Skipped == "" && v.Error == "" }
+
+func (v variantResult) ordersPerSecond() float64 {
+	if v.Throughput == nil {
+		return 0
+	}
+	return v.Throughput.OrdersPerSecond
+}
+
+func (v variantResult) rss() (idle, peak float64) {
+	for _, p := range v.Procs {
+		idle += p.IdleRSSMiB
+		peak += p.PeakRSSMiB
+	}
+	return idle, peak
+}
+
+// markdown renders the tables of the report.
+func (r *results) markdown() string {
+	var b strings.Builder
+	var base *variantResult
+	for i := range r.Variants {
+		if r.Variants[i].Key == "memory" && r.Variants[i].Throughput != nil {
+			base = &r.Variants[i]
+		}
+	}
+	o := r.Options
+	fmt.Fprintf(&b, "\n## e2ebench %s\n\n", r.StartedAt.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "Host: %d CPUs (%s), %s, %s; load average at start %s; CPU pressure (PSI some avg60) %s at start, %s at the end.\n",
+		r.Host.CPUs, r.Host.CPUModel, r.Host.OS, r.Host.GoVersion, r.Host.LoadAvg, orNA(r.Host.CPUPressureStart), orNA(r.Host.CPUPressureEnd))
+	fmt.Fprintf(&b, "Throughput phase: %d clients, at most %d sagas open, %s. Latency phase: %.0f orders/s for %s.\n\n",
+		o.Concurrency, o.MaxPending, o.Duration, o.LatencyRate, o.LatencyDuration)
+
+	fmt.Fprintf(&b, "| variant | orders/s | × GoChannel | p50 @%.0f/s | p99 @%.0f/s | p50 × GoChannel | p99 × GoChannel | ready | first order | RSS idle | RSS peak |\n", o.LatencyRate, o.LatencyRate)
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, v := range r.Variants {
+		if !v.ok() && v.Throughput == nil && v.Latency == nil {
+			why := v.Skipped
+			if why == "" {
+				why = "error: " + firstLine(v.Error)
+			}
+			fmt.Fprintf(&b, "| %s | %s | | | | | | | | | |\n", v.Name, why)
+			continue
+		}
+		thr, ratio := "–", "–"
+		if v.Throughput != nil {
+			thr = fmt.Sprintf("%.0f", v.ordersPerSecond())
+			if base != nil && base.ordersPerSecond() > 0 {
+				ratio = fmt.Sprintf("%.2f", v.ordersPerSecond()/base.ordersPerSecond())
+			}
+		}
+		p50, p99, r50, r99 := "–", "–", "–", "–"
+		if v.Latency != nil && v.Latency.Latency.Count > 0 {
+			p50, p99 = ms(v.Latency.Latency.P50), ms(v.Latency.Latency.P99)
+			if base != nil && base.Latency != nil && base.Latency.Latency.P50 > 0 {
+				r50 = fmt.Sprintf("%.1f", float64(v.Latency.Latency.P50)/float64(base.Latency.Latency.P50))
+				r99 = fmt.Sprintf("%.1f", float64(v.Latency.Latency.P99)/float64(max(base.Latency.Latency.P99, 1)))
+			}
+		}
+		idle, peak := v.rss()
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %.2f s | %.2f s | %.0f MiB | %.0f MiB |\n",
+			v.Name, thr, ratio, p50, p99, r50, r99, v.ReadySeconds, v.FirstOrderSeconds, idle, peak)
+	}
+
+	b.WriteString("\nPer process (CPU during the throughput phase, until its last order ended):\n\n")
+	b.WriteString("| variant | process | RSS idle | RSS peak (VmHWM) | CPU s | % of a core | CPU ms / order |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	for _, v := range r.Variants {
+		for _, p := range v.Procs {
+			fmt.Fprintf(&b, "| %s | %s | %.1f MiB | %.1f MiB | %.1f | %.0f%% | %.2f |\n",
+				v.Name, p.Name, p.IdleRSSMiB, p.PeakRSSMiB, p.CPUSeconds, p.CPUPercent, p.CPUMsPerOrder)
+		}
+	}
+
+	b.WriteString("\nPhases:\n\n")
+	b.WriteString("| variant | phase | placed | completed | cancelled | rejected | timed out | placed/s | orders/s | p50 | p90 | p99 | max |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, v := range r.Variants {
+		for _, ph := range []struct {
+			name string
+			rep  *loadgen.Report
+		}{{"latency", v.Latency}, {"throughput", v.Throughput}} {
+			if ph.rep == nil {
+				continue
+			}
+			x := ph.rep
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %.0f | %.0f | %s | %s | %s | %s |\n",
+				v.Name, ph.name, x.Placed, x.Completed, x.Cancelled, x.Rejected, x.TimedOutWaiting, x.PlacedPerSecond, x.OrdersPerSecond,
+				ms(x.Latency.P50), ms(x.Latency.P90), ms(x.Latency.P99), ms(x.Latency.Max))
+		}
+	}
+
+	for _, v := range r.Variants {
+		if v.Key != "sqlite" || v.Throughput == nil {
+			continue
+		}
+		b.WriteString("\nTargets (DESIGN.md §9, SQLite across four processes):\n\n")
+		b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
+		if v.Latency != nil {
+			b.WriteString(target("p50 place→terminal @200/s (ms)", msf(v.Latency.Latency.P50), 20, false, "%.1f"))
+			b.WriteString(target("p99 place→terminal @200/s (ms)", msf(v.Latency.Latency.P99), 200, false, "%.1f"))
+		}
+		idle, _ := v.rss()
+		b.WriteString(target("RSS of the four, idle (MiB)", idle, 150, false, "%.0f"))
+		b.WriteString(target("start → first order completed (s)", v.FirstOrderSeconds, 3, false, "%.2f"))
+	}
+	for _, v := range r.Variants {
+		if v.Error != "" {
+			fmt.Fprintf(&b, "\n%s failed: %s\n", v.Name, v.Error)
+		}
+	}
+	return b.String()
+}
+
+func target(name string, got, want float64, atLeast bool, format string) string {
+	met := got <= want
+	if atLeast {
+		met = got >= want
+	}
+	verdict := "met"
+	switch {
+	case met:
+	case atLeast:
+		verdict = fmt.Sprintf("MISSED: %.0f%% of the target", 100*got/want)
+	default:
+		verdict = fmt.Sprintf("MISSED: %.1f× the target", got/want)
+	}
+	bound := "≤"
+	if atLeast {
+		bound = "≥"
+	}
+	return fmt.Sprintf("- %s: "+format+" (target %s "+format+") — %s\n", name, got, bound, want, verdict)
+}
+
+func ms(d time.Duration) string {
+	v := msf(d)
+	switch {
+	case v < 10:
+		return fmt.Sprintf("%.2f ms", v)
+	case v < 10000:
+		return fmt.Sprintf("%.0f ms", v)
+	}
+	return fmt.Sprintf("%.1f s", v/1000)
+}
+
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func orNA(s string) string {
+	if s == "" {
+		return "n/a"
+	}
+	return s
+}
+
+func firstLine(s string) string {
+	l, _, _ := strings.Cut(s, "\n")
+	return l
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/catalog"
+)
+
+// services are the four binaries of a system, in saga order.
+var services = []string{"order", "inventory", "payment", "shipping"}
+
+// buildBinaries compiles the four services into dir from the workspace
+// the working directory belongs to, without -race (they are the system
+// under test).
+func buildBinaries(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	gowork, err := exec.CommandContext(ctx, "go", "env", "GOWORK").Output()
+	if err != nil {
+		return fmt.Errorf("go env GOWORK: %w", err)
+	}
+	if w := strings.TrimSpace(string(gowork)); w == "" || w == "off" {
+		return errors.New("not inside the orderflow workspace (no go.work): run e2ebench from the repository, or pass --bin-dir")
+	}
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	for _, s := range services {
+		args = append(args, "github.com/orderflow/orderflow/services/"+s)
+	}
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build: %w\n%s", err, out.Bytes())
+	}
+	return nil
+}
+
+// writeCatalog writes the default catalogue with stock that a benchmark
+// cannot exhaust, so that every order can complete.
+func writeCatalog(path string) error {
+	c := catalog.Default()
+	for i := range c {
+		c[i].InitialStock = 1_000_000_000
+	}
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// process is one running service.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	httpURL string // its HTTP API (order) or admin/state API (the others)
+	logPath string
+	done    chan struct{}
+	err     error // of Wait, once done is closed
+}
+
+// system is the four services as OS processes on one queue.
+type system struct {
+	procs   []*process
+	started time.Time
+}
+
+type systemConfig struct {
+	BinDir   string
+	Dir      string // per-service data directories and logs
+	QueueURL string
+	Catalog  string
+	Env      []string // extra KEY=VALUE for every service
+}
+
+// startSystem starts the four services and returns without waiting for
+// them to be ready (see ready).
+func startSystem(cfg systemConfig) (*system, error) {
+	s := &system{started: time.Now()}
+	for _, name := range services {
+		port, err := freePort()
+		if err != nil {
+			s.stop(0)
+			return nil, err
+		}
+		dataDir := filepath.Join(cfg.Dir, name)
+		if err := os.MkdirAll(dataDir, 0o755); err != nil {
+			s.stop(0)
+			return nil, err
+		}
+		env := append(os.Environ(),
+			"QUEUE_URL="+cfg.QueueURL,
+			"DATA_DIR="+dataDir,
+			"HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port),
+			"CATALOG_FILE="+cfg.Catalog,
+			"LOG_LEVEL=warn",
+			// No collector here: spans would only be dropped, and the
+			// exporter would warn.
+			"OTEL_TRACES_EXPORTER=none",
+		)
+		if name == "order" {
+			adminPort, err := freePort()
+			if err != nil {
+				s.stop(0)
+				return nil, err
+			}
+			env = append(env, "ADMIN_ADDR=127.0.0.1:"+strconv.Itoa(adminPort))
+		}
+		env = append(env, cfg.Env...)
+		logPath := filepath.Join(cfg.Dir, name+".log")
+		logFile, err := os.Create(logPath)
+		if err != nil {
+			s.stop(0)
+			return nil, err
+		}
+		cmd := exec.Command(filepath.Join(cfg.BinDir, name))
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		cmd.SysProcAttr = procAttr()
+		if err := cmd.Start(); err != nil {
+			logFile.Close()
+			s.stop(0)
+			return nil, fmt.Errorf("start %s: %w", name, err)
+		}
+		p := &process{name: name, cmd: cmd, httpURL: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logPath, done: make(chan struct{})}
+		go func() {
+			p.err = cmd.Wait()
+			logFile.Close()
+			close(p.done)
+		}()
+		s.procs = append(s.procs, p)
+	}
+	return s, nil
+}
+
+func (s *system) orderURL() string { return s.procs[0].httpURL }
+
+// ready waits until every service answers GET /readyz with 200.
+func (s *system) ready(ctx context.Context) error {
+	client := &http.Client{Timeout: time.Second}
+	for _, p := range s.procs {
+		for {
+			select {
+			case <-p.done:
+				return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, tail(p.logPath, 20))
+			default:
+			}
+			resp, err := client.Get(p.httpURL + "/readyz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s not ready: %w\n%s", p.name, ctx.Err(), tail(p.logPath, 20))
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// exited returns an error naming a service that stopped, if any did.
+func (s *system) exited() error {
+	for _, p := range s.procs {
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited during the run: %v\n%s", p.name, p.err, tail(p.logPath, 20))
+		default:
+		}
+	}
+	return nil
+}
+
+// stop sends SIGTERM to every service and waits up to grace for them,
+// then kills what is left.
+func (s *system) stop(grace time.Duration) {
+	for _, p := range s.procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.After(grace)
+	for _, p := range s.procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+// procStats is what /proc says about one process.
+type procStats struct {
+	RSSKiB  int64   // VmRSS
+	HWMKiB  int64   // VmHWM: peak resident set
+	CPUSecs float64 // user + system time
+}
+
+// readProcStats reads /proc/<pid>/status and /proc/<pid>/stat ("self"
+// for this process).
+func readProcStats(pid string) (procStats, error) {
+	var st procStats
+	f, err := os.Open("/proc/" + pid + "/status")
+	if err != nil {
+		return st, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(v)
+		if len(fields) == 0 {
+			continue
+		}
+		n, _ := strconv.ParseInt(fields[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			st.RSSKiB = n
+		case "VmHWM":
+			st.HWMKiB = n
+		}
+	}
+	b, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return st, err
+	}
+	// Fields after the command name (which may hold spaces) in parens.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return st, errors.New("malformed stat")
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 13 {
+		return st, errors.New("short stat")
+	}
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	st.CPUSecs = (utime + stime) / clockTicks
+	return st, nil
+}
+
+// clockTicks is USER_HZ, 100 on every Linux this runs on.
+const clockTicks = 100
+
+func (s *system) stats() map[string]procStats {
+	out := map[string]procStats{}
+	for _, p := range s.procs {
+		if st, err := readProcStats(strconv.Itoa(p.cmd.Process.Pid)); err == nil {
+			out[p.name] = st
+		}
+	}
+	return out
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

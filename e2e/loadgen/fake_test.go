@@ -1,0 +1,175 @@
+package loadgen
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fakeAPI is an in-memory order API with the order service's list
+// semantics (status filter, newest first by placed_at then id, opaque
+// cursor, at most 500 per page): order i becomes terminal life(i) after it
+// is placed, with the status outcome(i) gives it.
+type fakeAPI struct {
+	life      func(i int) time.Duration
+	outcome   func(i int) string
+	failEvery int // every failEvery-th POST answers 503 if it is its key's first (0: never)
+
+	mu       sync.Mutex
+	orders   map[string]*fakeOrder
+	keys     map[string]string // idempotency key -> id
+	attempts map[string]int    // POSTs per idempotency key
+	n        int
+	posts    int
+	lists    int
+	gets     int
+	bodies   []OrderRequest
+	maxOpen  int // most non-terminal orders seen when an order was placed
+}
+
+type fakeOrder struct {
+	id       string
+	placedAt time.Time
+	life     time.Duration
+	status   string // final status
+}
+
+func newFakeAPI(lifetime time.Duration, outcome func(int) string) *fakeAPI {
+	if outcome == nil {
+		outcome = func(int) string { return StatusCompleted }
+	}
+	return &fakeAPI{
+		life: func(int) time.Duration { return lifetime }, outcome: outcome,
+		orders: map[string]*fakeOrder{}, keys: map[string]string{}, attempts: map[string]int{},
+	}
+}
+
+func (f *fakeAPI) view(o *fakeOrder, now time.Time) Order {
+	v := Order{ID: o.id, Status: StatusPending, PlacedAt: o.placedAt, UpdatedAt: o.placedAt}
+	if fin := o.placedAt.Add(o.life); !now.Before(fin) {
+		v.Status, v.UpdatedAt = o.status, fin
+		v.FinishedAt = &fin
+	}
+	return v
+}
+
+func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	now := time.Now().Truncate(time.Millisecond)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case r.Method == http.MethodPost && r.URL.Path == "/orders":
+		f.posts++
+		key := r.Header.Get("Idempotency-Key")
+		f.attempts[key]++
+		if f.failEvery > 0 && f.posts%f.failEvery == 0 && f.attempts[key] == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		var req OrderRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if id, ok := f.keys[key]; ok {
+			writeJSON(w, http.StatusOK, f.view(f.orders[id], now))
+			return
+		}
+		f.bodies = append(f.bodies, req)
+		open := 0
+		for _, o := range f.orders {
+			if now.Before(o.placedAt.Add(o.life)) {
+				open++
+			}
+		}
+		f.maxOpen = max(f.maxOpen, open)
+		o := &fakeOrder{id: fmt.Sprintf("o-%06d", f.n), placedAt: now, life: f.life(f.n), status: f.outcome(f.n)}
+		f.n++
+		f.orders[o.id], f.keys[key] = o, o.id
+		writeJSON(w, http.StatusCreated, f.view(o, now))
+	case r.Method == http.MethodGet && r.URL.Path == "/orders":
+		f.lists++
+		f.list(w, r, now)
+	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/orders/"):
+		f.gets++
+		o, ok := f.orders[strings.TrimPrefix(r.URL.Path, "/orders/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		writeJSON(w, http.StatusOK, f.view(o, now))
+	case r.URL.Path == "/readyz":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request, now time.Time) {
+	status := r.URL.Query().Get("status")
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	if limit <= 0 || limit > 500 {
+		limit = 50
+	}
+	var all []Order
+	for _, o := range f.orders {
+		if v := f.view(o, now); status == "" || v.Status == status {
+			all = append(all, v)
+		}
+	}
+	newerFirst := func(a, b Order) int {
+		if c := b.PlacedAt.Compare(a.PlacedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	}
+	slices.SortFunc(all, newerFirst)
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		b, _ := base64.RawURLEncoding.DecodeString(c)
+		ms, id, _ := strings.Cut(string(b), "|")
+		n, _ := strconv.ParseInt(ms, 10, 64)
+		pos := Order{ID: id, PlacedAt: time.UnixMilli(n)}
+		i := 0
+		for i < len(all) && newerFirst(all[i], pos) <= 0 {
+			i++
+		}
+		all = all[i:]
+	}
+	page := orderPage{Orders: all[:min(limit, len(all))]}
+	if len(all) > limit {
+		last := page.Orders[len(page.Orders)-1]
+		page.NextCursor = base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(last.PlacedAt.UnixMilli(), 10) + "|" + last.ID))
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,399 @@
+// Package loadgen places orders against orderflow's order API at a target
+// rate or concurrency, waits until every order it placed is terminal and
+// reports the outcome: how many orders completed, were cancelled or
+// rejected, the throughput, and the latency from placement to the
+// terminal state.
+//
+//	rep, err := loadgen.Run(ctx, loadgen.Config{
+//		URL: "http://127.0.0.1:8080", Rate: 200, Duration: 30 * time.Second,
+//	})
+//	rep.WriteText(os.Stdout)
+//
+// Latency is measured on the server's clock: from the order's placed_at
+// (the moment the order API accepted it) to its finished_at (the moment
+// its saga ended), so it does not depend on how often loadgen looks. The
+// round trip of POST /orders is reported beside it.
+//
+// The package depends on the standard library and pkg/catalog only; the
+// loadgen command is a thin main around it, and e2ebench runs it as a
+// library.
+package loadgen
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/catalog"
+)
+
+// Config says what load to offer. URL and one of Duration or Count are
+// required; Rate, Concurrency or both choose the mode.
+type Config struct {
+	// URL is the order API, e.g. http://127.0.0.1:8080.
+	URL string
+	// Rate is the target of orders placed per second (open loop: sends
+	// are due at fixed times whatever the server's latency). 0 means as
+	// fast as Concurrency allows.
+	Rate float64
+	// Concurrency bounds the place requests in flight. With Rate 0 it is
+	// the number of clients placing back to back (default 16); with a Rate
+	// it only caps the requests in flight (default 512).
+	Concurrency int
+	// MaxPending, when set, holds placing back while this many placed
+	// orders are not terminal yet: a closed loop on whole sagas, which
+	// measures the throughput the system sustains without a backlog that
+	// grows for the whole run. 0 means no limit.
+	MaxPending int
+	// Duration stops placing after this long; Count after this many
+	// orders; whichever comes first when both are set.
+	Duration time.Duration
+	Count    int
+	// Catalog supplies the SKUs ordered; default pkg/catalog.Default().
+	Catalog catalog.Catalog
+	// MaxLines and MaxQuantity bound the random order: 1..MaxLines
+	// distinct SKUs, each 1..MaxQuantity units. Defaults 3 and 3.
+	MaxLines    int
+	MaxQuantity int
+	// WaitTimeout bounds the wait for terminal states after the last
+	// order is placed; orders still pending then are counted as timed out.
+	// Default 60s.
+	WaitTimeout time.Duration
+	// PollInterval is how often terminal orders are looked for while
+	// waiting (twice that while placing). Default 200ms.
+	PollInterval time.Duration
+	// Seed makes the orders reproducible; 0 picks one.
+	Seed uint64
+	// RunID prefixes the idempotency keys and customer ids; default random.
+	RunID string
+	// Progress receives progress: one line rewritten in place when
+	// ProgressTTY, plain lines every ProgressEvery (default 5s) otherwise.
+	// Nil disables it.
+	Progress      io.Writer
+	ProgressTTY   bool
+	ProgressEvery time.Duration
+	// Client is the order API client; default NewClient(URL, Concurrency).
+	Client *Client
+}
+
+func (c *Config) setDefaults() {
+	if c.Concurrency == 0 {
+		if c.Rate > 0 {
+			c.Concurrency = 512
+		} else {
+			c.Concurrency = 16
+		}
+	}
+	if c.Catalog == nil {
+		c.Catalog = catalog.Default()
+	}
+	if c.MaxLines == 0 {
+		c.MaxLines = 3
+	}
+	if c.MaxQuantity == 0 {
+		c.MaxQuantity = 3
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = 60 * time.Second
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 200 * time.Millisecond
+	}
+	if c.Seed == 0 {
+		c.Seed = mrand.Uint64()
+	}
+	if c.RunID == "" {
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		c.RunID = "lg-" + hex.EncodeToString(b[:])
+	}
+	if c.ProgressEvery == 0 {
+		c.ProgressEvery = 5 * time.Second
+	}
+}
+
+// Validate reports an unusable config.
+func (c Config) Validate() error {
+	var errs []error
+	if c.URL == "" && c.Client == nil {
+		errs = append(errs, errors.New("no order API URL"))
+	}
+	if c.Duration <= 0 && c.Count <= 0 {
+		errs = append(errs, errors.New("set a duration or a count of orders"))
+	}
+	if c.Duration < 0 || c.Count < 0 || c.Rate < 0 || c.Concurrency < 0 || c.MaxPending < 0 {
+		errs = append(errs, errors.New("duration, count, rate, concurrency and max pending must not be negative"))
+	}
+	if c.MaxLines < 0 || c.MaxQuantity < 0 || c.WaitTimeout < 0 || c.PollInterval < 0 {
+		errs = append(errs, errors.New("lines, quantity, wait timeout and poll interval must not be negative"))
+	}
+	if c.Catalog != nil {
+		if err := c.Catalog.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Mode names how load is offered: "rate" or "concurrency".
+func (c Config) Mode() string {
+	if c.Rate > 0 {
+		return "rate"
+	}
+	return "concurrency"
+}
+
+// Run offers the load, waits for the orders to end and reports. When ctx
+// ends it stops placing, looks once more for terminal orders and returns
+// the report so far with Interrupted set (and no error).
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return Report{}, fmt.Errorf("loadgen: %w", err)
+	}
+	client := cfg.Client
+	if client == nil {
+		var err error
+		if client, err = NewClient(cfg.URL, cfg.Concurrency); err != nil {
+			return Report{}, fmt.Errorf("loadgen: %w", err)
+		}
+		defer client.Close()
+	}
+	r := &runner{cfg: cfg, client: client, tracker: newTracker(client, trackerConfig{})}
+	return r.run(ctx)
+}
+
+type runner struct {
+	cfg     Config
+	client  *Client
+	tracker *tracker
+
+	started   time.Time
+	placed    atomic.Int64
+	failed    atomic.Int64
+	retried   atomic.Int64
+	placing   atomic.Bool
+	mu        sync.Mutex
+	placeLat  []time.Duration
+	errKinds  map[string]int
+	lastError string
+}
+
+func (r *runner) run(ctx context.Context) (Report, error) {
+	r.started = time.Now()
+	r.errKinds = map[string]int{}
+	r.placing.Store(true)
+
+	progressDone := make(chan struct{})
+	stopProgress := make(chan struct{})
+	go func() {
+		defer close(progressDone)
+		r.progress(stopProgress)
+	}()
+	defer func() {
+		close(stopProgress)
+		<-progressDone
+	}()
+
+	// Look for terminal orders while placing, so that the pending set
+	// stays small, MaxPending frees up and the progress line shows
+	// completions.
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	pollDone := make(chan error, 1)
+	go func() { pollDone <- r.poll(pollCtx, r.cfg.PollInterval, 0) }()
+
+	r.place(ctx)
+	placeEnd := time.Now()
+	r.placing.Store(false)
+	stopPolling()
+	<-pollDone // never fails: it keeps trying while placing
+
+	interrupted := ctx.Err() != nil
+	var waitErr error
+	if interrupted {
+		// One last look, so that the report says what did finish.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_, waitErr = r.tracker.round(fctx, time.Now())
+		cancel()
+	} else {
+		wctx, cancel := context.WithTimeout(ctx, r.cfg.WaitTimeout)
+		waitErr = r.poll(wctx, r.cfg.PollInterval, 3)
+		cancel()
+		interrupted = ctx.Err() != nil
+	}
+	if errors.Is(waitErr, context.DeadlineExceeded) || errors.Is(waitErr, context.Canceled) {
+		waitErr = nil
+	}
+	rep := r.report(placeEnd, interrupted)
+	if waitErr != nil {
+		return rep, fmt.Errorf("loadgen: wait for terminal orders: %w", waitErr)
+	}
+	return rep, nil
+}
+
+// poll runs tracker rounds every interval until nothing is pending (and
+// placing is over) or ctx ends. It returns nil then, or the error of a
+// round that failed maxFails times running (0: it never gives up).
+func (r *runner) poll(ctx context.Context, interval time.Duration, maxFails int) error {
+	fails := 0
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		pending, err := r.tracker.round(ctx, time.Now())
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			if fails++; maxFails > 0 && fails >= maxFails {
+				return err
+			}
+		default:
+			fails = 0
+			if pending == 0 && !r.placing.Load() {
+				return nil
+			}
+		}
+	}
+}
+
+// place offers the load until Duration or Count is reached or ctx ends,
+// and returns once every request it sent has been answered.
+func (r *runner) place(ctx context.Context) {
+	dispatchCtx := ctx
+	if r.cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		dispatchCtx, cancel = context.WithDeadline(ctx, r.started.Add(r.cfg.Duration))
+		defer cancel()
+	}
+	more := func(i int) bool { return (r.cfg.Count == 0 || i < r.cfg.Count) && dispatchCtx.Err() == nil }
+
+	var wg sync.WaitGroup
+	if r.cfg.Rate > 0 {
+		pacer := Pacer{Start: r.started, Rate: r.cfg.Rate}
+		sem := make(chan struct{}, r.cfg.Concurrency)
+		rnd := mrand.New(mrand.NewPCG(r.cfg.Seed, 0))
+	dispatch:
+		for i := 0; more(i); i++ {
+			if r.cfg.Duration > 0 && pacer.Due(i).After(r.started.Add(r.cfg.Duration)) {
+				break // due after the end, however late this loop runs
+			}
+			if pacer.Wait(dispatchCtx, i, time.Now) != nil || !r.waitRoom(dispatchCtx) {
+				break
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-dispatchCtx.Done():
+				break dispatch
+			}
+			req := r.newOrder(rnd, i)
+			wg.Go(func() {
+				defer func() { <-sem }()
+				r.placeOne(ctx, i, req)
+			})
+		}
+	} else {
+		var next atomic.Int64
+		for w := range r.cfg.Concurrency {
+			rnd := mrand.New(mrand.NewPCG(r.cfg.Seed, uint64(w)+1))
+			wg.Go(func() {
+				for {
+					if !r.waitRoom(dispatchCtx) {
+						return
+					}
+					i := int(next.Add(1) - 1)
+					if !more(i) {
+						return
+					}
+					r.placeOne(ctx, i, r.newOrder(rnd, i))
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+// newOrder draws a random order: 1..MaxLines distinct SKUs, 1..MaxQuantity
+// units each.
+func (r *runner) newOrder(rnd *mrand.Rand, i int) OrderRequest {
+	n := min(1+rnd.IntN(r.cfg.MaxLines), len(r.cfg.Catalog))
+	perm := rnd.Perm(len(r.cfg.Catalog))[:n]
+	lines := make([]Line, n)
+	for j, p := range perm {
+		lines[j] = Line{SKU: r.cfg.Catalog[p].SKU, Quantity: 1 + rnd.IntN(r.cfg.MaxQuantity)}
+	}
+	return OrderRequest{CustomerID: fmt.Sprintf("%s-c%d", r.cfg.RunID, i%1000), Items: lines}
+}
+
+// waitRoom blocks while MaxPending orders are pending, or until ctx ends.
+func (r *runner) waitRoom(ctx context.Context) bool {
+	if r.cfg.MaxPending == 0 {
+		return true
+	}
+	for {
+		if r.tracker.pendingCount() < r.cfg.MaxPending {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+// placeOne places order i, retrying a failed request twice with the same
+// idempotency key (so a retry never places a second order).
+func (r *runner) placeOne(ctx context.Context, i int, req OrderRequest) {
+	key := fmt.Sprintf("%s-%d", r.cfg.RunID, i)
+	var err error
+	for attempt := range 3 {
+		if attempt > 0 {
+			r.retried.Add(1)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+			}
+		}
+		start := time.Now()
+		var o Order
+		o, err = r.client.Place(ctx, key, req)
+		if err == nil {
+			lat := time.Since(start)
+			r.placed.Add(1)
+			r.mu.Lock()
+			r.placeLat = append(r.placeLat, lat)
+			r.mu.Unlock()
+			r.tracker.add(o)
+			return
+		}
+		if ctx.Err() != nil || !retryable(err) {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		return // interrupted: neither placed nor failed as far as we know
+	}
+	r.failed.Add(1)
+	kind := "transport"
+	var se *StatusError
+	if errors.As(err, &se) {
+		kind = fmt.Sprintf("HTTP %d", se.Code)
+	}
+	r.mu.Lock()
+	r.errKinds[kind]++
+	r.lastError = err.Error()
+	r.mu.Unlock()
+}

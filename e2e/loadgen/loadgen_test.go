@@ -1,0 +1,467 @@
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+
+func TestPercentile(t *testing.T) {
+	oneToTen := []time.Duration{ms(1), ms(2), ms(3), ms(4), ms(5), ms(6), ms(7), ms(8), ms(9), ms(10)}
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = ms(float64(i + 1))
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"single p50", []time.Duration{ms(7)}, 50, ms(7)},
+		{"single p99", []time.Duration{ms(7)}, 99, ms(7)},
+		{"ten p50", oneToTen, 50, ms(5)},
+		{"ten p90", oneToTen, 90, ms(9)},
+		{"ten p99", oneToTen, 99, ms(10)},
+		{"ten p100", oneToTen, 100, ms(10)},
+		{"ten p1", oneToTen, 1, ms(1)},
+		{"hundred p50", hundred, 50, ms(50)},
+		{"hundred p99", hundred, 99, ms(99)},
+		{"hundred p99.9", hundred, 99.9, ms(100)},
+		{"two p50", []time.Duration{ms(1), ms(2)}, 50, ms(1)},
+		{"two p51", []time.Duration{ms(1), ms(2)}, 51, ms(2)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Percentile(tt.sorted, tt.p); got != tt.want {
+				t.Errorf("Percentile(p%v) = %v, want %v", tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	got := Summarize([]time.Duration{ms(30), ms(10), ms(20), ms(40)})
+	want := Latency{Count: 4, Min: ms(10), Mean: ms(25), P50: ms(20), P90: ms(40), P99: ms(40), Max: ms(40)}
+	if got != want {
+		t.Errorf("Summarize = %+v, want %+v", got, want)
+	}
+	if got := Summarize(nil); got != (Latency{}) {
+		t.Errorf("Summarize(nil) = %+v, want zero", got)
+	}
+}
+
+func TestLatencyJSON(t *testing.T) {
+	l := Latency{Count: 3, Min: ms(1.5), Mean: ms(2), P50: ms(2), P90: ms(2.5), P99: ms(2.5), Max: ms(2.5)}
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"count":3,"min_ms":1.5,"mean_ms":2,"p50_ms":2,"p90_ms":2.5,"p99_ms":2.5,"max_ms":2.5}`; string(b) != want {
+		t.Errorf("json = %s, want %s", b, want)
+	}
+	var back Latency
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back != l {
+		t.Errorf("round trip = %+v, want %+v", back, l)
+	}
+}
+
+func TestPacer(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := Pacer{Start: start, Rate: 200}
+	for _, tt := range []struct {
+		i    int
+		want time.Duration
+	}{{0, 0}, {1, 5 * time.Millisecond}, {200, time.Second}, {1000, 5 * time.Second}} {
+		if got := p.Due(tt.i).Sub(start); got != tt.want {
+			t.Errorf("Due(%d) = start+%v, want start+%v", tt.i, got, tt.want)
+		}
+	}
+	for _, tt := range []struct {
+		at   time.Duration
+		want int
+	}{{-time.Second, 0}, {0, 1}, {4 * time.Millisecond, 1}, {5 * time.Millisecond, 2}, {time.Second, 201}} {
+		if got := p.SentBy(start.Add(tt.at)); got != tt.want {
+			t.Errorf("SentBy(start%+v) = %d, want %d", tt.at, got, tt.want)
+		}
+	}
+	// Fractional rates: one send every 2s.
+	if got := (Pacer{Start: start, Rate: 0.5}).Due(3).Sub(start); got != 6*time.Second {
+		t.Errorf("rate 0.5: Due(3) = start+%v, want start+6s", got)
+	}
+}
+
+func TestPacerWait(t *testing.T) {
+	now := time.Now()
+	p := Pacer{Start: now, Rate: 1}
+	// Overdue: returns at once.
+	if err := p.Wait(context.Background(), 0, func() time.Time { return now.Add(time.Hour) }); err != nil {
+		t.Fatalf("Wait(overdue) = %v, want nil", err)
+	}
+	// Due in an hour: the context ends first.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if err := p.Wait(ctx, 3600, time.Now); err == nil {
+		t.Fatal("Wait(due in an hour) = nil, want the context's error")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("Wait returned after %v, want about 20ms", d)
+	}
+}
+
+func TestRunRate(t *testing.T) {
+	api := newFakeAPI(30*time.Millisecond, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Rate: 200, Duration: 500 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.5 s at 200/s: sends 0..100 are due within the window.
+	if rep.Placed < 60 || rep.Placed > 101 { // fewer only if this process is starved of CPU
+		t.Errorf("placed %d, want about 100", rep.Placed)
+	}
+	if rep.Completed != rep.Placed || rep.TimedOutWaiting != 0 || rep.PlaceErrors != 0 {
+		t.Errorf("completed %d, timed out %d, errors %d; want all %d completed", rep.Completed, rep.TimedOutWaiting, rep.PlaceErrors, rep.Placed)
+	}
+	if rep.Latency.P50 != 30*time.Millisecond || rep.Latency.Max != 30*time.Millisecond {
+		t.Errorf("latency p50 %v max %v, want 30ms (the fake's lifetime, on the server clock)", rep.Latency.P50, rep.Latency.Max)
+	}
+	if rep.OrdersPerSecond < 150 || rep.OrdersPerSecond > 250 {
+		t.Errorf("orders/s %.1f, want about 200", rep.OrdersPerSecond)
+	}
+	if rep.Mode != "rate" || rep.PlaceLatency.Count != rep.Placed {
+		t.Errorf("mode %q, place latency samples %d; want rate, %d", rep.Mode, rep.PlaceLatency.Count, rep.Placed)
+	}
+}
+
+// TestRunHighRate: loadgen itself keeps up with 1,500 orders/s and finds
+// their ends with far fewer requests than orders.
+func TestRunHighRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a second of load: not in -short")
+	}
+	api := newFakeAPI(20*time.Millisecond, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Rate: 1500, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Under -race every goroutine runs several times slower: check the
+	// rate only without it.
+	if rep.PlaceErrors != 0 || rep.Placed == 0 || (!raceEnabled && rep.Placed < 1200) {
+		t.Errorf("placed %d (%.0f/s), errors %d; want about 1,500 and none", rep.Placed, rep.PlacedPerSecond, rep.PlaceErrors)
+	}
+	if rep.Completed != rep.Placed {
+		t.Errorf("completed %d of %d", rep.Completed, rep.Placed)
+	}
+	// One request per terminal status per 200ms round, plus a page per
+	// 500 orders: far fewer than one per order.
+	rounds := int(rep.ElapsedSeconds/0.2) + 2
+	if limit := 3*rounds + rep.Placed/100; rep.StatusReads > limit {
+		t.Errorf("%d status reads for %d orders in %.1fs, want at most %d", rep.StatusReads, rep.Placed, rep.ElapsedSeconds, limit)
+	}
+	t.Logf("%d orders at %.0f/s, %d status reads", rep.Placed, rep.PlacedPerSecond, rep.StatusReads)
+}
+
+func TestRunConcurrencyCountOutcomes(t *testing.T) {
+	outcome := func(i int) string {
+		switch i % 10 {
+		case 0:
+			return StatusRejected
+		case 1:
+			return StatusCancelled
+		}
+		return StatusCompleted
+	}
+	api := newFakeAPI(5*time.Millisecond, outcome)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Concurrency: 8, Count: 1000, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Placed != 1000 || rep.Completed != 800 || rep.Cancelled != 100 || rep.Rejected != 100 || rep.Terminal() != 1000 {
+		t.Errorf("placed %d completed %d cancelled %d rejected %d, want 1000 800 100 100", rep.Placed, rep.Completed, rep.Cancelled, rep.Rejected)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.gets != 0 {
+		t.Errorf("%d single-order GETs, want 0 (pages of the list are enough)", api.gets)
+	}
+	// About one request per terminal status per round, however many
+	// orders a round finds.
+	rounds := int(rep.ElapsedSeconds/0.01) + 2
+	if limit := 3*rounds + 10; api.lists > limit {
+		t.Errorf("%d list requests in %.2fs, want at most %d", api.lists, rep.ElapsedSeconds, limit)
+	}
+	// Random orders: 1..3 distinct SKUs of the catalogue, 1..3 units.
+	for _, b := range api.bodies {
+		seen := map[string]bool{}
+		if len(b.Items) < 1 || len(b.Items) > 3 {
+			t.Fatalf("order with %d lines, want 1..3", len(b.Items))
+		}
+		for _, l := range b.Items {
+			if seen[l.SKU] || !strings.HasPrefix(l.SKU, "SKU-") || l.Quantity < 1 || l.Quantity > 3 {
+				t.Fatalf("bad line %+v in %+v", l, b)
+			}
+			seen[l.SKU] = true
+		}
+	}
+}
+
+func TestRunRetriesKeepIdempotencyKey(t *testing.T) {
+	api := newFakeAPI(time.Millisecond, nil)
+	api.failEvery = 3
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Concurrency: 4, Count: 60, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Placed != 60 || rep.PlaceErrors != 0 || rep.PlaceRetries == 0 {
+		t.Errorf("placed %d errors %d retries %d, want 60, 0, some", rep.Placed, rep.PlaceErrors, rep.PlaceRetries)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.n != 60 {
+		t.Errorf("server holds %d orders, want 60", api.n)
+	}
+}
+
+func TestRunMaxPending(t *testing.T) {
+	api := newFakeAPI(50*time.Millisecond, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Concurrency: 4, MaxPending: 10, Duration: 500 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	// The tracker sees completions late, never early: at most MaxPending
+	// plus the requests in flight are open on the server.
+	if api.maxOpen > 10+4 {
+		t.Errorf("%d orders open at once, want at most 14", api.maxOpen)
+	}
+	// 50ms sagas, 10 at a time: about 200/s at most.
+	if rep.Placed == 0 || rep.PlacedPerSecond > 300 {
+		t.Errorf("placed %d (%.0f/s), want some and at most about 200/s", rep.Placed, rep.PlacedPerSecond)
+	}
+	if rep.Completed != rep.Placed || rep.MaxPending != 10 {
+		t.Errorf("completed %d of %d, max pending %d", rep.Completed, rep.Placed, rep.MaxPending)
+	}
+}
+
+func TestRunWaitTimeout(t *testing.T) {
+	api := newFakeAPI(time.Hour, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	start := time.Now()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Count: 5, WaitTimeout: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.TimedOutWaiting != 5 || rep.Terminal() != 0 {
+		t.Errorf("timed out %d, terminal %d; want 5, 0", rep.TimedOutWaiting, rep.Terminal())
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("took %v, want about the 300ms wait", d)
+	}
+}
+
+func TestRunInterrupted(t *testing.T) {
+	api := newFakeAPI(10*time.Millisecond, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rep, err := Run(ctx, Config{URL: srv.URL, Rate: 100, Duration: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("took %v after the interrupt, want a prompt stop", d)
+	}
+	if !rep.Interrupted || rep.Placed == 0 {
+		t.Errorf("interrupted %v placed %d, want true and some", rep.Interrupted, rep.Placed)
+	}
+	if rep.Terminal()+rep.TimedOutWaiting != rep.Placed {
+		t.Errorf("terminal %d + pending %d != placed %d", rep.Terminal(), rep.TimedOutWaiting, rep.Placed)
+	}
+}
+
+func TestRunUnreachable(t *testing.T) {
+	srv := httptest.NewServer(newFakeAPI(0, nil))
+	url := srv.URL
+	srv.Close()
+	rep, err := Run(context.Background(), Config{URL: url, Count: 3, WaitTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Placed != 0 || rep.PlaceErrors != 3 || rep.ErrorKinds["transport"] != 3 {
+		t.Errorf("placed %d errors %d kinds %v, want 0, 3, transport: 3", rep.Placed, rep.PlaceErrors, rep.ErrorKinds)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no url", Config{Count: 1}, "no order API URL"},
+		{"no stop", Config{URL: "http://x"}, "duration or a count"},
+		{"negative", Config{URL: "http://x", Count: 1, Rate: -1}, "must not be negative"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(context.Background(), tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// A few stuck orders must not make every round re-read all the terminal
+// orders placed after them: past WasteLimit they are looked up one by one.
+func TestTrackerStragglers(t *testing.T) {
+	api := newFakeAPI(0, nil)
+	api.life = func(i int) time.Duration {
+		if i == 0 {
+			return time.Hour // stuck
+		}
+		return 0
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	c, err := NewClient(srv.URL, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tr := newTracker(c, trackerConfig{PageSize: 50, WasteLimit: 100, StragglerAge: time.Nanosecond})
+	for i := range 301 {
+		o, err := c.Place(ctx, fmt.Sprintf("k%d", i), OrderRequest{CustomerID: "c", Items: []Line{{SKU: "SKU-1", Quantity: 1}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.add(o)
+	}
+	counts := func() (lists, gets int) {
+		api.mu.Lock()
+		defer api.mu.Unlock()
+		return api.lists, api.gets
+	}
+	now := time.Now().Add(time.Second)
+	// The 300 quick orders were terminal when placed; only the stuck one
+	// is pending. Round 1 scans back to it: all 300 known orders read.
+	if n, err := tr.round(ctx, now); err != nil || n != 1 {
+		t.Fatalf("round 1: pending %d, err %v; want 1, nil", n, err)
+	}
+	l1, g1 := counts()
+	if l1 < 6 || g1 != 0 {
+		t.Fatalf("round 1 read %d pages and %d orders, want the whole range (>= 6 pages) and none alone", l1, g1)
+	}
+	// Round 2 looks the stuck order up alone: one GET, no pages.
+	if n, err := tr.round(ctx, now); err != nil || n != 1 {
+		t.Fatalf("round 2: pending %d, err %v; want 1, nil", n, err)
+	}
+	l2, g2 := counts()
+	if l2 != l1 || g2 != 1 {
+		t.Errorf("round 2: %d pages, %d gets; want 0 pages, 1 get", l2-l1, g2)
+	}
+}
+
+func TestReportTextAndJSON(t *testing.T) {
+	rep := Report{
+		URL: "http://127.0.0.1:8080", Mode: "rate", Rate: 200, Concurrency: 512,
+		PlaceSeconds: 10, PlacedPerSecond: 200, Placed: 2000, Completed: 1990, Cancelled: 5, Rejected: 3,
+		TimedOutWaiting: 2, OrdersPerSecond: 198.5, PlaceErrors: 1, ErrorKinds: map[string]int{"HTTP 503": 1}, LastError: "status 503: busy",
+		Latency:      Latency{Count: 1998, P50: ms(12), P90: ms(20), P99: ms(150), Max: ms(1200)},
+		PlaceLatency: Latency{Count: 2000, P50: ms(1.5), P90: ms(3), P99: ms(9), Max: ms(40)},
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteText(&buf); err != nil {
+		t.Fatal(err)
+	}
+	text := buf.String()
+	for _, want := range []string{
+		"target 200 orders/s", "placed             2000 in 10.0s (200.0/s)", "completed          1990",
+		"cancelled          5", "rejected           3", "timed out waiting  2", "orders/s           198.5",
+		"p50 12.0 ms  p90 20.0 ms  p99 150.0 ms  max 1.20 s  (n=1998)", "HTTP 503: 1",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("text lacks %q:\n%s", want, text)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := rep.WriteJSONFile(path); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"placed", "completed", "cancelled", "rejected", "timed_out_waiting", "orders_per_second", "latency", "place_latency"} {
+		if _, ok := m[key]; !ok {
+			t.Errorf("JSON lacks %q: %s", key, b)
+		}
+	}
+	if p99 := m["latency"].(map[string]any)["p99_ms"]; p99 != 150.0 {
+		t.Errorf("latency.p99_ms = %v, want 150", p99)
+	}
+	var back Report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Latency != rep.Latency || back.Completed != rep.Completed {
+		t.Errorf("JSON round trip lost data: %+v", back)
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	api := newFakeAPI(time.Millisecond, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	for _, tty := range []bool{false, true} {
+		var buf syncBuffer
+		_, err := Run(context.Background(), Config{
+			URL: srv.URL, Rate: 100, Duration: 600 * time.Millisecond,
+			Progress: &buf, ProgressTTY: tty, ProgressEvery: 100 * time.Millisecond,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := buf.String()
+		if !strings.Contains(out, "placed ") || !strings.Contains(out, "completed ") {
+			t.Errorf("tty=%v: progress lacks counters: %q", tty, out)
+		}
+		if got := strings.Contains(out, "\r\033[2K"); got != tty {
+			t.Errorf("tty=%v: rewrites the line in place: %v", tty, got)
+		}
+		if tty && !strings.Contains(out, "[####") {
+			t.Errorf("tty: no progress bar in %q", out)
+		}
+	}
+}

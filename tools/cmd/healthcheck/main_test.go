@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestHealthcheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/ok":
+			w.WriteHeader(http.StatusOK)
+		case "/slow":
+			time.Sleep(200 * time.Millisecond)
+		default:
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		wantOK bool
+	}{
+		{"2xx", []string{srv.URL + "/ok"}, true},
+		{"503", []string{srv.URL + "/readyz"}, false},
+		{"timeout", []string{"--timeout", "50ms", srv.URL + "/slow"}, false},
+		{"refused", []string{"http://127.0.0.1:1/healthz"}, false},
+		{"no url", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(tc.args, &stderr)
+			if got := err == nil; got != tc.wantOK {
+				t.Errorf("run(%q) = %v, want ok=%v", tc.args, err, tc.wantOK)
+			}
+		})
+	}
+}
