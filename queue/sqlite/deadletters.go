@@ -122,7 +122,7 @@ type deleteDeadLettersOp struct {
 }
 
 func (op *deleteDeadLettersOp) apply(ctx context.Context, w *writeTx) error {
-	res, err := w.tx.ExecContext(ctx, `DELETE FROM queue_dead_letters`+op.where, op.args...)
+	res, err := w.conn.ExecContext(ctx, `DELETE FROM queue_dead_letters`+op.where, op.args...)
 	if err != nil {
 		return fmt.Errorf("delete dead letters: %w", err)
 	}
