@@ -10,16 +10,22 @@ import (
 )
 
 // collectGarbage deletes messages no consumer group still needs, in
-// bounded batches, every GCInterval.
+// bounded batches, every GCInterval — but only after this process acked
+// something (a collection takes the write lock, and an idle process should
+// not), and every orphanCheckEvery intervals for topics nobody reads.
 func (b *Backend) collectGarbage(ctx context.Context) {
 	defer b.loops.Done()
+	const orphanCheckEvery = 60
 	ticker := time.NewTicker(b.cfg.GCInterval)
 	defer ticker.Stop()
-	for {
+	for tick := 1; ; tick++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
+		}
+		if b.acked.Swap(0) == 0 && tick%orphanCheckEvery != 0 {
+			continue
 		}
 		for {
 			op := &gcOp{batch: b.cfg.GCBatch, orphanBefore: b.nowMs() - b.cfg.OrphanRetention.Milliseconds()}

@@ -163,6 +163,9 @@ type ackOp struct{ lease }
 func (op *ackOp) apply(ctx context.Context, w *writeTx) error {
 	res, err := w.exec(ctx, `DELETE FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
 		op.topic, op.group, op.messageID, op.leaseID)
+	if err == nil {
+		w.acked++
+	}
 	return fenced(res, err, "ack", op.lease)
 }
 

@@ -28,6 +28,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -114,6 +115,8 @@ type Backend struct {
 	writesClosed bool // no new write requests at all
 	subs         map[*Subscriber]struct{}
 	knownTopics  map[string]bool // topics registered in queue_topics by this process
+
+	acked atomic.Int64 // acks committed since the last garbage collection
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -337,34 +340,57 @@ func (w *broadcaster) Notify() {
 	w.mu.Unlock()
 }
 
-// watchChanges polls PRAGMA data_version on its own connection: the value
-// changes whenever any other connection (another process, or this process's
-// writer) commits. It is a read of shared memory that takes no lock.
+// watchChanges notices commits of other processes (and of this process's
+// writer) without taking a lock. Its cheap, frequent signal is the
+// write-ahead log's size and modification time: every commit appends to
+// the WAL. As a fallback for changes the file's metadata could miss (a
+// checkpoint that resets the log within the clock's granularity), it also
+// reads PRAGMA data_version, which changes whenever another connection
+// commits, every fallbackEvery polls. The interval stays at PollMin while
+// changes keep coming (hotWindow) and doubles up to PollMax after that.
 func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
 	defer b.loops.Done()
 	defer func() { _ = conn.Close() }()
-	var last int64 = -1
+	const fallbackEvery = 16
+	const hotWindow = 250 * time.Millisecond
+	var lastChange time.Time
+	walPath := b.path + "-wal"
+	var lastSize int64 = -1
+	var lastMod time.Time
+	var lastVersion int64 = -1
 	interval := b.cfg.PollMin
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
-	for {
+	for polls := 0; ; polls++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
 		}
-		var v int64
-		if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-			if ctx.Err() != nil {
-				return
+		changed := false
+		if st, err := os.Stat(walPath); err == nil {
+			if st.Size() != lastSize || !st.ModTime().Equal(lastMod) {
+				changed = lastSize != -1
+				lastSize, lastMod = st.Size(), st.ModTime()
 			}
-			b.logger.Error("Watch data_version", err, nil)
-			interval = b.cfg.PollMax
-		} else if v != last {
-			last = v
-			interval = b.cfg.PollMin
+		}
+		if polls%fallbackEvery == 0 {
+			var v int64
+			if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				b.logger.Error("Watch data_version", err, nil)
+			} else if v != lastVersion {
+				changed = changed || lastVersion != -1
+				lastVersion = v
+			}
+		}
+		switch {
+		case changed:
+			interval, lastChange = b.cfg.PollMin, time.Now()
 			b.wake.Notify()
-		} else {
+		case time.Since(lastChange) > hotWindow:
 			interval = min(interval*2, b.cfg.PollMax)
 		}
 		timer.Reset(interval)

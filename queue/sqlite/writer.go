@@ -45,6 +45,9 @@ type writeTx struct {
 	// published is set by ops that made new deliveries visible, so the
 	// writer wakes this process's subscribers after the commit.
 	published bool
+	// acked counts deliveries deleted, so garbage collection knows there
+	// is work.
+	acked int64
 }
 
 func (w *writeTx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -253,6 +256,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache, batch []writeR
 		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
 		return false, fmt.Errorf("commit write transaction: %w", err)
 	}
+	b.acked.Add(w.acked)
 	if d := time.Since(start); d > time.Second {
 		b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
 	}
