@@ -26,6 +26,8 @@ type DB struct {
 	Writer *sql.DB
 	Reader *sql.DB
 	Path   string
+	// stmts are the writer's statements, prepared once (see stmtCache).
+	stmts *stmtCache
 }
 
 // DBConfig tunes OpenDB. Zero values take the defaults.
@@ -91,13 +93,17 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	if err := migrate(ctx, writer); err != nil {
 		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
 	}
+	stmts, err := prepareStmts(ctx, writer, writerStmts)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
+	}
 	reader, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_query_only=1")
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open order database: %w", err), writer.Close())
+		return nil, errors.Join(fmt.Errorf("open order database: %w", err), stmts.close(), writer.Close())
 	}
 	reader.SetMaxOpenConns(cfg.ReaderConns)
 	reader.SetMaxIdleConns(cfg.ReaderConns)
-	return &DB{Writer: writer, Reader: reader, Path: path}, nil
+	return &DB{Writer: writer, Reader: reader, Path: path, stmts: stmts}, nil
 }
 
 // checkPragmas proves that the DSN took effect.
@@ -121,7 +127,7 @@ func checkPragmas(ctx context.Context, db *sql.DB) error {
 
 // Close closes both pools.
 func (db *DB) Close() error {
-	return errors.Join(db.Reader.Close(), db.Writer.Close())
+	return errors.Join(db.Reader.Close(), db.stmts.close(), db.Writer.Close())
 }
 
 // Ping checks that both pools answer.

@@ -48,7 +48,7 @@ type EventStore struct{}
 // within tx, and returns their records. If the stream is not at version
 // expected, or another transaction appends the same version first, it
 // returns a *ConflictError and stores nothing (the caller rolls tx back).
-func (EventStore) Append(ctx context.Context, tx *sql.Tx, streamID string, expected int, events []domain.Event, meta app.EventMetadata, at time.Time) ([]app.EventRecord, error) {
+func (EventStore) Append(ctx context.Context, tx txQuerier, streamID string, expected int, events []domain.Event, meta app.EventMetadata, at time.Time) ([]app.EventRecord, error) {
 	if streamID == "" {
 		return nil, errors.New("append: stream id is empty")
 	}
@@ -56,8 +56,7 @@ func (EventStore) Append(ctx context.Context, tx *sql.Tx, streamID string, expec
 		return nil, nil
 	}
 	var actual int
-	if err := tx.QueryRowContext(ctx,
-		`SELECT COALESCE(MAX(version), 0) FROM events WHERE stream_id = ?`, streamID).Scan(&actual); err != nil {
+	if err := tx.QueryRowContext(ctx, qStreamVersion, streamID).Scan(&actual); err != nil {
 		return nil, fmt.Errorf("append to %s: read version: %w", streamID, err)
 	}
 	if actual != expected {
@@ -75,8 +74,7 @@ func (EventStore) Append(ctx context.Context, tx *sql.Tx, streamID string, expec
 			return nil, fmt.Errorf("append to %s: encode %s: %w", streamID, e.EventType(), err)
 		}
 		version := expected + i + 1
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO events (stream_id, version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.ExecContext(ctx, qInsertEvent,
 			streamID, version, e.EventType(), string(data), string(metaJSON), recordedAt); err != nil {
 			if isUniqueViolation(err) {
 				return nil, &ConflictError{StreamID: streamID, Expected: expected, Actual: -1}
@@ -94,8 +92,7 @@ func (EventStore) Append(ctx context.Context, tx *sql.Tx, streamID string, expec
 // Load returns the records of streamID, oldest first, and their decoded
 // events. An empty stream returns no records and no error.
 func (EventStore) Load(ctx context.Context, q querier, streamID string) ([]app.EventRecord, []domain.Event, error) {
-	rows, err := q.QueryContext(ctx,
-		`SELECT version, type, data, metadata, recorded_at FROM events WHERE stream_id = ? ORDER BY version`, streamID)
+	rows, err := q.QueryContext(ctx, qLoadStream, streamID)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load %s: %w", streamID, err)
 	}
@@ -128,6 +125,37 @@ func (EventStore) Load(ctx context.Context, q querier, streamID string) ([]app.E
 		return nil, nil, fmt.Errorf("load %s: %w", streamID, err)
 	}
 	return recs, events, nil
+}
+
+// loadEvents returns the decoded events of streamID, oldest first, without
+// their records (what rehydrating an aggregate needs). An empty stream
+// returns no events and no error.
+func (EventStore) loadEvents(ctx context.Context, q querier, streamID string) ([]domain.Event, error) {
+	rows, err := q.QueryContext(ctx, qLoadEvents, streamID)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	defer rows.Close()
+	var events []domain.Event
+	for rows.Next() {
+		var (
+			version int
+			typ     string
+			data    []byte
+		)
+		if err := rows.Scan(&version, &typ, &data); err != nil {
+			return nil, fmt.Errorf("load %s: %w", streamID, err)
+		}
+		e, err := decodeEvent(typ, data)
+		if err != nil {
+			return nil, fmt.Errorf("load %s: version %d: %w", streamID, version, err)
+		}
+		events = append(events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load %s: %w", streamID, err)
+	}
+	return events, nil
 }
 
 // StreamIDs returns every stream id, in the order the streams began.

@@ -19,12 +19,13 @@ import (
 // state already includes recs, the records just appended (or, when
 // rebuilding, the whole stream). Only what the stream holds goes into the
 // row, so a rebuild reproduces the live projection exactly.
-func project(ctx context.Context, tx *sql.Tx, o *domain.Order, recs []app.EventRecord) error {
+func project(ctx context.Context, tx txQuerier, o *domain.Order, recs []app.EventRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
 	var prev string
-	err := tx.QueryRowContext(ctx, `SELECT status FROM order_view WHERE order_id = ?`, o.ID()).Scan(&prev)
+	err := tx.QueryRowContext(ctx, qViewStatus, o.ID()).Scan(&prev)
+	exists := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
@@ -40,14 +41,6 @@ func project(ctx context.Context, tx *sql.Tx, o *domain.Order, recs []app.EventR
 		}
 	}
 	last := recs[len(recs)-1]
-	items, err := json.Marshal(o.Items())
-	if err != nil {
-		return fmt.Errorf("project %s: %w", o.ID(), err)
-	}
-	addr, err := json.Marshal(o.ShippingAddress())
-	if err != nil {
-		return fmt.Errorf("project %s: %w", o.ID(), err)
-	}
 	awaiting := o.Awaiting()
 	if awaiting == nil {
 		awaiting = []domain.Step{}
@@ -61,38 +54,51 @@ func project(ctx context.Context, tx *sql.Tx, o *domain.Order, recs []app.EventR
 		deadline = sql.NullInt64{Int64: d.UnixMilli(), Valid: true}
 	}
 	status := o.Status()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO order_view (
-			order_id, customer_id, status, reason, items, currency, total_cents, shipping_address,
-			saga_step, awaiting, deadline, payment_id, shipment_id, carrier, tracking_number,
-			placed_at, updated_at, finished_at, trace_id, version)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (order_id) DO UPDATE SET
-			status = excluded.status, reason = excluded.reason, saga_step = excluded.saga_step,
-			awaiting = excluded.awaiting, deadline = excluded.deadline,
-			payment_id = excluded.payment_id, shipment_id = excluded.shipment_id,
-			carrier = excluded.carrier, tracking_number = excluded.tracking_number,
-			updated_at = excluded.updated_at,
-			finished_at = COALESCE(order_view.finished_at, excluded.finished_at),
-			version = excluded.version`,
+	if exists {
+		// The upsert's ON CONFLICT branch, without encoding the columns
+		// it leaves alone.
+		if _, err := tx.ExecContext(ctx, qUpdateView,
+			string(status), o.Reason(), app.SagaStep(status), string(awaitingJSON), deadline,
+			o.PaymentID(), o.ShipmentID(), o.Carrier(), o.TrackingNumber(),
+			last.RecordedAt.UnixMilli(), finishedAt, last.Version, o.ID(),
+		); err != nil {
+			return fmt.Errorf("project %s: %w", o.ID(), err)
+		}
+		return updateStatusCounts(ctx, tx, o, prev, status)
+	}
+	items, err := json.Marshal(o.Items())
+	if err != nil {
+		return fmt.Errorf("project %s: %w", o.ID(), err)
+	}
+	addr, err := json.Marshal(o.ShippingAddress())
+	if err != nil {
+		return fmt.Errorf("project %s: %w", o.ID(), err)
+	}
+	if _, err := tx.ExecContext(ctx, qUpsertView,
 		o.ID(), o.CustomerID(), string(status), o.Reason(), string(items), o.Currency(), o.TotalCents(), string(addr),
 		app.SagaStep(status), string(awaitingJSON), deadline, o.PaymentID(), o.ShipmentID(), o.Carrier(), o.TrackingNumber(),
 		o.PlacedAt().UnixMilli(), last.RecordedAt.UnixMilli(), finishedAt, traceID, last.Version,
 	); err != nil {
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
+	return updateStatusCounts(ctx, tx, o, prev, status)
+}
+
+// updateStatusCounts moves o from status prev ("" for a new order) to
+// status in the counts projection.
+func updateStatusCounts(ctx context.Context, tx txQuerier, o *domain.Order, prev string, status domain.Status) error {
 	if prev == string(status) {
 		return nil
 	}
 	if prev != "" {
-		if _, err := tx.ExecContext(ctx, `UPDATE order_status_counts SET count = count - 1 WHERE status = ?`, prev); err != nil {
+		if _, err := tx.ExecContext(ctx, qCountDown, prev); err != nil {
 			return fmt.Errorf("project %s: count %s: %w", o.ID(), prev, err)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM order_status_counts WHERE status = ? AND count <= 0`, prev); err != nil {
+		if _, err := tx.ExecContext(ctx, qCountDelete, prev); err != nil {
 			return fmt.Errorf("project %s: count %s: %w", o.ID(), prev, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO order_status_counts (status, count) VALUES (?, 1)
-		ON CONFLICT (status) DO UPDATE SET count = count + 1`, string(status)); err != nil {
+	if _, err := tx.ExecContext(ctx, qCountUp, string(status)); err != nil {
 		return fmt.Errorf("project %s: count %s: %w", o.ID(), status, err)
 	}
 	return nil
@@ -101,16 +107,15 @@ func project(ctx context.Context, tx *sql.Tx, o *domain.Order, recs []app.EventR
 // setDeadline records o's next deadline in the index, or removes it when
 // nothing is awaited. meta is the latest decision's, whose span becomes
 // the parent of the timeout's span.
-func setDeadline(ctx context.Context, tx *sql.Tx, o *domain.Order, meta app.EventMetadata) error {
+func setDeadline(ctx context.Context, tx txQuerier, o *domain.Order, meta app.EventMetadata) error {
 	d := o.Deadline()
 	if d.IsZero() {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM order_deadlines WHERE order_id = ?`, o.ID()); err != nil {
+		if _, err := tx.ExecContext(ctx, qClearDeadline, o.ID()); err != nil {
 			return fmt.Errorf("clear deadline of %s: %w", o.ID(), err)
 		}
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, ?, ?, ?)
-		ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, trace_id = excluded.trace_id, span_id = excluded.span_id`,
+	if _, err := tx.ExecContext(ctx, qSetDeadline,
 		o.ID(), ceilMilli(d), meta.TraceID, meta.SpanID); err != nil {
 		return fmt.Errorf("set deadline of %s: %w", o.ID(), err)
 	}
@@ -205,7 +210,8 @@ func RebuildProjections(ctx context.Context, db *DB) (int, error) {
 	n := 0
 	var events EventStore
 	s := &Store{db: db}
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, sqlTx *sql.Tx) error {
+		tx := db.stmts.in(sqlTx)
 		for _, q := range []string{`DELETE FROM order_view`, `DELETE FROM order_status_counts`, `DELETE FROM order_deadlines`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return fmt.Errorf("clear projections: %w", err)

@@ -50,14 +50,14 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 // InTx runs fn in one transaction of the writer.
 func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
 	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &storeTx{s: s, tx: tx})
+		return fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)})
 	})
 }
 
 // InInbox runs fn in the inbox's transaction for (group, messageID).
 func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxFunc) (bool, error) {
 	return s.inbox.Handle(ctx, group, messageID, func(ctx context.Context, tx *sql.Tx) error {
-		if err := fn(ctx, &storeTx{s: s, tx: tx}); err != nil {
+		if err := fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)}); err != nil {
 			return err
 		}
 		if s.BeforeInboxCommit != nil {
@@ -106,11 +106,11 @@ func finishTx(err error, tx *sql.Tx, panicked any) error {
 // storeTx is app.Tx on one *sql.Tx.
 type storeTx struct {
 	s  *Store
-	tx *sql.Tx
+	tx cachedTx
 }
 
 func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, error) {
-	_, events, err := t.s.events.Load(ctx, t.tx, id)
+	events, err := t.s.events.loadEvents(ctx, t.tx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,7 @@ func (t *storeTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.Event
 
 func (t *storeTx) StoreMessages(ctx context.Context, msgs ...app.Outgoing) error {
 	for _, m := range msgs {
-		if err := t.s.outbox.Store(ctx, t.tx, m.Topic, m.Message); err != nil {
+		if err := t.s.outbox.Store(ctx, t.tx.tx, m.Topic, m.Message); err != nil {
 			return err
 		}
 	}
@@ -155,8 +155,7 @@ func (t *storeTx) StoreMessages(ctx context.Context, msgs ...app.Outgoing) error
 func (t *storeTx) IdempotencyKey(ctx context.Context, key string) (app.IdempotencyRecord, bool, error) {
 	rec := app.IdempotencyRecord{Key: key}
 	var created int64
-	err := t.tx.QueryRowContext(ctx,
-		`SELECT request_hash, order_id, created_at FROM idempotency_keys WHERE key = ?`, key).
+	err := t.tx.QueryRowContext(ctx, qIdempotencyGet, key).
 		Scan(&rec.RequestHash, &rec.OrderID, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return app.IdempotencyRecord{}, false, nil
@@ -169,8 +168,7 @@ func (t *storeTx) IdempotencyKey(ctx context.Context, key string) (app.Idempoten
 }
 
 func (t *storeTx) SaveIdempotencyKey(ctx context.Context, rec app.IdempotencyRecord) error {
-	_, err := t.tx.ExecContext(ctx,
-		`INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)`,
+	_, err := t.tx.ExecContext(ctx, qIdempotencyPut,
 		rec.Key, rec.RequestHash, rec.OrderID, rec.CreatedAt.UnixMilli())
 	if isUniqueViolation(err) {
 		// A concurrent request with the same key won: retrying finds its
