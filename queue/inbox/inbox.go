@@ -77,6 +77,10 @@ type Inbox struct {
 	db     *sql.DB
 	cfg    Config
 	logger watermill.LoggerAdapter
+	// record is prepared once on the DB: Tx.StmtContext then reuses it on
+	// each connection, where a query string would be compiled again for
+	// every message.
+	record *sql.Stmt
 }
 
 // New creates table inbox_processed in db if it does not exist.
@@ -101,8 +105,15 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Inbox, error) {
 			return nil, fmt.Errorf("inbox: initialize schema: %w", err)
 		}
 	}
-	return &Inbox{db: db, cfg: cfg, logger: cfg.Logger}, nil
+	record, err := db.PrepareContext(ctx, recordQuery)
+	if err != nil {
+		return nil, fmt.Errorf("inbox: prepare: %w", err)
+	}
+	return &Inbox{db: db, cfg: cfg, logger: cfg.Logger, record: record}, nil
 }
+
+const recordQuery = `INSERT INTO inbox_processed (consumer_group, message_id, processed_at) VALUES (?, ?, ?)
+	ON CONFLICT (consumer_group, message_id) DO NOTHING`
 
 // Handle runs fn once per (group, messageID): in one local transaction it
 // records the id, runs fn and commits. If the id is already recorded it
@@ -122,10 +133,7 @@ func (i *Inbox) Handle(ctx context.Context, group, messageID string, fn TxFunc) 
 		return false, errors.New("inbox: fn is nil")
 	}
 	err = i.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx,
-			`INSERT INTO inbox_processed (consumer_group, message_id, processed_at) VALUES (?, ?, ?)
-			 ON CONFLICT (consumer_group, message_id) DO NOTHING`,
-			group, messageID, time.Now().UnixMilli())
+		res, err := tx.StmtContext(ctx, i.record).ExecContext(ctx, group, messageID, time.Now().UnixMilli())
 		if err != nil {
 			return fmt.Errorf("record message: %w", err)
 		}
