@@ -24,7 +24,7 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		if b.acked.Swap(0) == 0 && tick%orphanCheckEvery != 0 {
+		if b.acked.Swap(0) == 0 && !b.freePages.Load() && tick%orphanCheckEvery != 0 {
 			continue
 		}
 		for {
@@ -39,6 +39,11 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 				break // caught up; a full batch means there may be more
 			}
 		}
+		vac := &vacuumOp{pages: 8192}
+		if err := b.submit(vac, true); err != nil && !errors.Is(err, errClosed) {
+			b.logger.Error("Incremental vacuum", err, nil)
+		}
+		b.freePages.Store(vac.left > 0)
 	}
 }
 
@@ -124,6 +129,31 @@ func (b *Backend) checkpoint(ctx context.Context) {
 			b.logger.Error("Checkpoint", err, nil)
 		}
 	}
+}
+
+// vacuumOp returns up to pages free pages (32 MiB of 4 KiB pages) to the
+// file system and reports how many free pages are left; a no-op on files
+// created without incremental auto-vacuum.
+type vacuumOp struct {
+	pages int
+	left  int64
+}
+
+func (op *vacuumOp) apply(ctx context.Context, w *writeTx) error {
+	rows, err := w.conn.QueryContext(ctx, fmt.Sprintf("PRAGMA incremental_vacuum(%d)", op.pages))
+	if err != nil {
+		return fmt.Errorf("incremental vacuum: %w", err)
+	}
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("incremental vacuum: %w", err)
+	}
+	var autoVacuum int
+	if err := w.conn.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&autoVacuum); err != nil || autoVacuum != 2 {
+		return err // not incremental: nothing to hand back
+	}
+	return w.conn.QueryRowContext(ctx, "PRAGMA freelist_count").Scan(&op.left)
 }
 
 type checkpointOp struct{}

@@ -116,7 +116,8 @@ type Backend struct {
 	subs         map[*Subscriber]struct{}
 	knownTopics  map[string]bool // topics registered in queue_topics by this process
 
-	acked atomic.Int64 // acks committed since the last garbage collection
+	acked     atomic.Int64 // acks committed since the last garbage collection
+	freePages atomic.Bool  // the last vacuum left free pages to hand back
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -194,11 +195,16 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// dsn builds the mattn/go-sqlite3 connection string. _txlock=immediate makes
+// dsn builds the mattn/go-sqlite3 connection string. Incremental
+// auto-vacuum lets garbage collection hand freed pages back to the file
+// system, so the file shrinks after a backlog drains. _txlock=immediate makes
 // every write transaction take the write lock at BEGIN, so two processes
 // never deadlock upgrading read locks; busy_timeout makes them wait for it.
 func dsn(path string, cfg Config, readOnly bool) string {
 	q := url.Values{}
+	// auto_vacuum must precede journal_mode (mattn applies them in that
+	// order) and only takes effect on a new file.
+	q.Set("_auto_vacuum", "incremental")
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
 	q.Set("_synchronous", string(cfg.Synchronous))
