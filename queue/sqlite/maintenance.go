@@ -57,6 +57,7 @@ type gcOp struct {
 }
 
 func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
+	op.deleted = 0 // a batch may be applied again after a rollback
 	topics, err := w.query(ctx, `SELECT t.topic, EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = t.topic) FROM queue_topics t`)
 	if err != nil {
 		return fmt.Errorf("gc: list topics: %w", err)

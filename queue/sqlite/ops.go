@@ -16,7 +16,10 @@ type storedMessage struct {
 }
 
 // publishOp stores messages of one topic and one delivery per subscribed
-// consumer group, all or nothing.
+// consumer group. Two statements per message: the delivery insert reads the
+// message's id from last_insert_rowid() (inserts into the WITHOUT ROWID
+// deliveries table do not change it). All or nothing: a failing op makes
+// the writer roll back and redo its batch without it.
 type publishOp struct {
 	topic    string
 	msgs     []storedMessage
@@ -24,55 +27,30 @@ type publishOp struct {
 }
 
 func (op *publishOp) apply(ctx context.Context, w *writeTx) error {
-	return w.atomically(ctx, func() error {
-		if op.register {
-			if _, err := w.exec(ctx, `INSERT OR IGNORE INTO queue_topics (topic, created_at) VALUES (?, ?)`, op.topic, w.now); err != nil {
-				return fmt.Errorf("register topic: %w", err)
-			}
+	if op.register {
+		if _, err := w.exec(ctx, `INSERT OR IGNORE INTO queue_topics (topic, created_at) VALUES (?, ?)`, op.topic, w.now); err != nil {
+			return fmt.Errorf("register topic: %w", err)
 		}
-		groups, err := subscribedGroups(ctx, w, op.topic)
+	}
+	for _, m := range op.msgs {
+		if _, err := w.exec(ctx,
+			`INSERT INTO queue_messages (topic, uuid, payload, metadata, created_at) VALUES (?, ?, ?, ?, ?)`,
+			op.topic, m.uuid, m.payload, m.metadata, w.now,
+		); err != nil {
+			return fmt.Errorf("insert message: %w", err)
+		}
+		res, err := w.exec(ctx, `
+			INSERT INTO queue_deliveries (topic, consumer_group, message_id, visible_at)
+			SELECT topic, consumer_group, last_insert_rowid(), ? FROM queue_subscriptions WHERE topic = ?`,
+			w.now, op.topic)
 		if err != nil {
-			return err
+			return fmt.Errorf("insert deliveries: %w", err)
 		}
-		for _, m := range op.msgs {
-			var id int64
-			if err := w.queryRow(ctx,
-				`INSERT INTO queue_messages (topic, uuid, payload, metadata, created_at) VALUES (?, ?, ?, ?, ?) RETURNING id`,
-				op.topic, m.uuid, m.payload, m.metadata, w.now,
-			).Scan(&id); err != nil {
-				return fmt.Errorf("insert message: %w", err)
-			}
-			for _, g := range groups {
-				if _, err := w.exec(ctx,
-					`INSERT INTO queue_deliveries (topic, consumer_group, message_id, visible_at) VALUES (?, ?, ?, ?)`,
-					op.topic, g, id, w.now,
-				); err != nil {
-					return fmt.Errorf("insert delivery: %w", err)
-				}
-			}
-		}
-		if len(groups) > 0 {
+		if n, _ := res.RowsAffected(); n > 0 {
 			w.published = true
 		}
-		return nil
-	})
-}
-
-func subscribedGroups(ctx context.Context, w *writeTx, topic string) ([]string, error) {
-	rows, err := w.query(ctx, `SELECT consumer_group FROM queue_subscriptions WHERE topic = ?`, topic)
-	if err != nil {
-		return nil, fmt.Errorf("read subscriptions: %w", err)
 	}
-	defer rows.Close()
-	var groups []string
-	for rows.Next() {
-		var g string
-		if err := rows.Scan(&g); err != nil {
-			return nil, err
-		}
-		groups = append(groups, g)
-	}
-	return groups, rows.Err()
+	return nil
 }
 
 // subscribeOp registers a consumer group on a topic. A group new to the
@@ -82,7 +60,7 @@ type subscribeOp struct {
 }
 
 func (op *subscribeOp) apply(ctx context.Context, w *writeTx) error {
-	return w.atomically(ctx, func() error {
+	{
 		if _, err := w.exec(ctx, `INSERT OR IGNORE INTO queue_topics (topic, created_at) VALUES (?, ?)`, op.topic, w.now); err != nil {
 			return fmt.Errorf("register topic: %w", err)
 		}
@@ -103,7 +81,7 @@ func (op *subscribeOp) apply(ctx context.Context, w *writeTx) error {
 			w.published = true
 		}
 		return nil
-	})
+	}
 }
 
 // claimed is one delivery a claim took, with the lease that fences it.
@@ -124,6 +102,7 @@ type claimOp struct {
 }
 
 func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
+	op.got = op.got[:0] // a batch may be applied again after a rollback
 	rows, err := w.query(ctx, `
 		UPDATE queue_deliveries
 		SET visible_at = ?, attempts = attempts + 1, lease_id = lease_id + 1, in_flight = 1
@@ -197,7 +176,7 @@ type releaseOp struct {
 	attempts bool // true: the attempt was not made, so undo its count
 }
 
-func (op *releaseOp) apply(ctx context.Context, w *writeTx) error {
+func (op *releaseOp) apply(ctx context.Context, w *writeTx) error { // idempotent
 	q := `UPDATE queue_deliveries SET visible_at = ?, in_flight = 0 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`
 	if op.attempts {
 		q = `UPDATE queue_deliveries SET visible_at = ?, in_flight = 0, attempts = attempts - 1 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`
@@ -220,6 +199,7 @@ type extendOp struct {
 }
 
 func (op *extendOp) apply(ctx context.Context, w *writeTx) error {
+	op.lost = op.lost[:0]
 	for _, l := range op.leases {
 		res, err := w.exec(ctx, `UPDATE queue_deliveries SET visible_at = ? WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
 			w.now+op.leaseMs, l.topic, l.group, l.messageID, l.leaseID)

@@ -15,9 +15,11 @@ import (
 var errClosed = errors.New("sqlite queue is closed")
 
 // writeOp is one unit of work for the writer. apply runs inside the batch's
-// transaction; an op whose statements must be all-or-nothing wraps them in
-// a savepoint (see atomically), because SQLite rolls back only the failing
-// statement, not the transaction.
+// transaction and must be safe to run again from the start: when an op
+// fails, the writer rolls the whole transaction back (SQLite would only
+// undo the failing statement, leaving the op half done) and applies the
+// batch again without it. Each op is so all-or-nothing without the cost of
+// a savepoint per op.
 type writeOp interface {
 	apply(ctx context.Context, tx *writeTx) error
 }
@@ -73,23 +75,6 @@ func (w *writeTx) queryRow(ctx context.Context, query string, args ...any) *sql.
 		return w.conn.QueryRowContext(ctx, query, args...)
 	}
 	return st.QueryRowContext(ctx, args...)
-}
-
-// atomically runs fn inside a savepoint: all of its statements take effect,
-// or none.
-func (w *writeTx) atomically(ctx context.Context, fn func() error) error {
-	if _, err := w.exec(ctx, "SAVEPOINT op"); err != nil {
-		return err
-	}
-	if err := fn(); err != nil {
-		if _, rbErr := w.exec(ctx, "ROLLBACK TO op"); rbErr != nil {
-			return errors.Join(err, rbErr)
-		}
-		_, _ = w.exec(ctx, "RELEASE op")
-		return err
-	}
-	_, err := w.exec(ctx, "RELEASE op")
-	return err
 }
 
 // stmtCache keeps one prepared statement per query on the write connection.
@@ -237,28 +222,52 @@ func (b *Backend) commit(stmts *stmtCache, batch []writeRequest) {
 
 func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache, batch []writeRequest, idx []int, errs []error) (bool, error) {
 	start := time.Now()
-	w := &writeTx{conn: stmts.db, stmts: stmts}
+	for {
+		w := &writeTx{conn: stmts.db, stmts: stmts}
+		if err := b.begin(ctx, w); err != nil {
+			return false, err
+		}
+		w.now = b.nowMs() // after the lock wait, so leases start when granted
+		failed := -1
+		for n, i := range idx {
+			if err := batch[i].op.apply(ctx, w); err != nil {
+				errs[i], failed = err, n
+				break
+			}
+		}
+		if failed >= 0 {
+			if _, err := w.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+				return false, fmt.Errorf("roll back write transaction: %w", err)
+			}
+			idx = append(idx[:failed:failed], idx[failed+1:]...)
+			if len(idx) == 0 {
+				return false, nil
+			}
+			continue // the same batch without the failed op
+		}
+		if _, err := w.exec(ctx, "COMMIT"); err != nil {
+			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+			return false, fmt.Errorf("commit write transaction: %w", err)
+		}
+		b.acked.Add(w.acked)
+		if d := time.Since(start); d > time.Second {
+			b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
+		}
+		return w.published, nil
+	}
+}
+
+// begin starts a write transaction. A transaction left open by a failed
+// COMMIT and ROLLBACK would block every later batch, so on failure it ends
+// any open one and tries once more.
+func (b *Backend) begin(ctx context.Context, w *writeTx) error {
 	if _, err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
-		// A transaction left open by a failed COMMIT and ROLLBACK would
-		// block every later batch: end it and try once more.
 		if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
-			return false, fmt.Errorf("begin write transaction: %w", err)
+			return fmt.Errorf("begin write transaction: %w", err)
 		}
 		if _, err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
-			return false, fmt.Errorf("begin write transaction: %w", err)
+			return fmt.Errorf("begin write transaction: %w", err)
 		}
 	}
-	w.now = b.nowMs() // after the lock wait, so leases start when granted
-	for _, i := range idx {
-		errs[i] = batch[i].op.apply(ctx, w)
-	}
-	if _, err := w.exec(ctx, "COMMIT"); err != nil {
-		_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
-		return false, fmt.Errorf("commit write transaction: %w", err)
-	}
-	b.acked.Add(w.acked)
-	if d := time.Since(start); d > time.Second {
-		b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
-	}
-	return w.published, nil
+	return nil
 }
