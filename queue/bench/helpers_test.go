@@ -252,9 +252,14 @@ func publishN(ctx context.Context, pub message.Publisher, topic string, n, gorou
 
 // publishPaced publishes at rate messages per second for d, stamping each
 // payload with the time just before its Publish call. A pool of callers
-// keeps one slow commit from holding back the schedule. It returns how many
-// it published. (64 callers: PostgreSQL needs ~10ms per Publish.)
-func publishPaced(ctx context.Context, pub message.Publisher, topic string, rate int, d time.Duration) (int, error) {
+// keeps one slow commit from holding back the schedule. (64 callers:
+// PostgreSQL needs ~10ms per Publish.) It returns how many it published and
+// how long each Publish call took, indexed by sequence number (0 when it
+// failed).
+func publishPaced(ctx context.Context, pub message.Publisher, topic string, rate int, d time.Duration) (int, []time.Duration, error) {
+	interval := time.Second / time.Duration(rate)
+	total := int(d / interval)
+	took := make([]time.Duration, total)
 	work := make(chan int, 4096)
 	var wg sync.WaitGroup
 	var firstErr atomic.Pointer[error]
@@ -272,12 +277,11 @@ func publishPaced(ctx context.Context, pub message.Publisher, topic string, rate
 					firstErr.CompareAndSwap(nil, &err)
 					continue
 				}
+				took[seq] = time.Since(at)
 				published.Add(1)
 			}
 		}()
 	}
-	interval := time.Second / time.Duration(rate)
-	total := int(d / interval)
 	start := time.Now()
 	for seq := 0; seq < total && ctx.Err() == nil && firstErr.Load() == nil; seq++ {
 		if wait := time.Until(start.Add(time.Duration(seq) * interval)); wait > 0 {
@@ -288,9 +292,9 @@ func publishPaced(ctx context.Context, pub message.Publisher, topic string, rate
 	close(work)
 	wg.Wait()
 	if p := firstErr.Load(); p != nil {
-		return int(published.Load()), *p
+		return int(published.Load()), took, *p
 	}
-	return int(published.Load()), ctx.Err()
+	return int(published.Load()), took, ctx.Err()
 }
 
 // tally counts handled messages and optionally records latencies.
