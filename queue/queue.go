@@ -163,7 +163,7 @@ func applySQLiteParams(c *sqlite.Config, rawQuery string) error {
 		switch key {
 		case "synchronous":
 			c.Synchronous = sqlite.Synchronous(strings.ToUpper(v))
-		case "lease", "busy_timeout", "nack_delay":
+		case "lease", "busy_timeout", "nack_delay", "ack_delay":
 			d, err := time.ParseDuration(v)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
@@ -174,6 +174,11 @@ func applySQLiteParams(c *sqlite.Config, rawQuery string) error {
 				c.Lease = d
 			case "busy_timeout":
 				c.BusyTimeout = d
+			case "ack_delay":
+				c.AckDelay = d
+				if d == 0 {
+					c.AckDelay = -1 // in a URL, 0 means "commit acks at once"
+				}
 			default:
 				c.NackDelay = d
 			}
@@ -185,7 +190,7 @@ func applySQLiteParams(c *sqlite.Config, rawQuery string) error {
 			}
 			c.ClaimBatch = n
 		default:
-			errs = append(errs, fmt.Errorf("unknown parameter %q (known: synchronous, lease, busy_timeout, nack_delay, claim_batch)", key))
+			errs = append(errs, fmt.Errorf("unknown parameter %q (known: synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch)", key))
 		}
 	}
 	return errors.Join(errs...)

@@ -49,6 +49,16 @@ type Config struct {
 	// Default 512.
 	MaxWriteBatch int
 
+	// AckDelay is how long the writer may hold back writes nobody waits
+	// for (acks, nacks, releases) so that they share a transaction with
+	// later ones or with the next claim or publish. Every commit hands
+	// SQLite's write lock between processes, so acks committed one by one
+	// cost far more than acks committed together. The price: after a
+	// crash, acks of the last AckDelay are lost and those messages are
+	// delivered again (which at-least-once delivery allows anyway).
+	// Default 2ms; a negative value commits them at once.
+	AckDelay time.Duration
+
 	// PollMin and PollMax bound how often a process checks whether another
 	// process committed (the WAL's size and time, and PRAGMA data_version:
 	// reads that take no lock). The interval stays at PollMin for 250ms
@@ -107,6 +117,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxWriteBatch == 0 {
 		c.MaxWriteBatch = 512
+	}
+	if c.AckDelay == 0 {
+		c.AckDelay = 2 * time.Millisecond
 	}
 	if c.PollMin == 0 {
 		c.PollMin = time.Millisecond

@@ -161,7 +161,17 @@ type checkpointOp struct{}
 
 func (checkpointOp) standalone() {}
 
+// checkpointWait is how long a truncating checkpoint waits for readers of
+// older snapshots and other processes' writers; if they keep it waiting,
+// the next CheckpointInterval tries again.
+const checkpointWait = 250 * time.Millisecond
+
 func (checkpointOp) apply(ctx context.Context, w *writeTx) error {
+	// The writer's connection otherwise runs without a busy handler.
+	if _, err := w.conn.ExecContext(ctx, fmt.Sprintf("PRAGMA busy_timeout = %d", checkpointWait.Milliseconds())); err != nil {
+		return fmt.Errorf("wal checkpoint: %w", err)
+	}
+	defer func() { _, _ = w.conn.ExecContext(ctx, "PRAGMA busy_timeout = 0") }()
 	st, err := w.stmts.get(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
 	if err != nil {
 		return err

@@ -227,3 +227,9 @@ func fenced(res sql.Result, err error, what string, l lease) error {
 	}
 	return nil
 }
+
+// flushOp changes nothing; being waited for, it makes the writer commit the
+// writes it holds back.
+type flushOp struct{}
+
+func (flushOp) apply(context.Context, *writeTx) error { return nil }

@@ -308,7 +308,13 @@ func (b *Backend) Close() error {
 	}
 	b.mu.Lock()
 	b.writesClosed = true
+	b.writerQ.Add(1)
 	b.mu.Unlock()
+	// Writes nobody waits for may be held back (Config.AckDelay); a write
+	// that is waited for makes the writer commit them now.
+	flushed := make(chan error, 1)
+	b.writes <- writeRequest{op: flushOp{}, done: flushed}
+	errs = append(errs, <-flushed)
 	b.writerQ.Wait() // every accepted write has been answered
 	b.stop()
 	b.loops.Wait()

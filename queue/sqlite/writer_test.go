@@ -1,0 +1,136 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlite"
+)
+
+// holdWriteLock takes the file's write lock from a connection of its own,
+// as another process would, and returns a func that releases it.
+func holdWriteLock(t *testing.T, path string) (release func()) {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatalf("take the write lock: %v", err)
+	}
+	return func() { _ = tx.Rollback() }
+}
+
+func deliveries(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM queue_deliveries`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestPublishWaitsForAnotherProcesssWriteLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	release := holdWriteLock(t, path)
+
+	published := make(chan error, 1)
+	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
+	select {
+	case err := <-published:
+		t.Fatalf("Publish returned while another connection held the write lock: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	release()
+	if err := <-published; err != nil {
+		t.Fatalf("Publish after the lock was released: got %v, want nil", err)
+	}
+}
+
+func TestPublishFailsClearlyWhenTheLockIsHeldPastBusyTimeout(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{BusyTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	release := holdWriteLock(t, path)
+	defer release()
+
+	err = b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x")))
+	var se sqlite3.Error
+	if !errors.As(err, &se) || se.Code != sqlite3.ErrBusy {
+		t.Fatalf("Publish while the lock is held: got %v, want a SQLITE_BUSY error", err)
+	}
+}
+
+// An ack nobody waits for may be held back (AckDelay), but it rides on the
+// next commit of the process and is never lost on Close.
+func TestHeldBackAcksAreCommittedWithTheNextWriteAndOnClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{AckDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	msgs, err := sub.Subscribe(ctx, "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	receiveAndAck := func(want string) {
+		t.Helper()
+		if err := b.Publisher().Publish("jobs", message.NewMessage(want, []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case m := <-msgs:
+			if m.UUID != want {
+				t.Fatalf("received %s, want %s", m.UUID, want)
+			}
+			m.Ack()
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s not received", want)
+		}
+	}
+
+	receiveAndAck("m-1")
+	receiveAndAck("m-2") // its Publish commits m-1's ack at the latest
+	if got := deliveries(t, path); got > 1 {
+		t.Fatalf("deliveries after the second publish: got %d, want at most 1 (m-1's ack committed with it)", got)
+	}
+	cancel()
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := deliveries(t, path); got != 0 {
+		t.Fatalf("deliveries after Close: got %d, want 0 (held-back acks committed on Close)", got)
+	}
+}
