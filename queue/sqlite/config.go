@@ -59,14 +59,18 @@ type Config struct {
 	// Default 2ms; a negative value commits them at once.
 	AckDelay time.Duration
 
-	// PollMin and PollMax bound how often a process checks whether another
-	// process committed (the WAL's size and time, and PRAGMA data_version:
-	// reads that take no lock). The interval stays at PollMin for 250ms
-	// after the last change, then doubles up to PollMax. Defaults 1ms and
-	// 16ms: a busy system sees other processes' messages within ~1ms; an
-	// idle one costs little CPU, and its first message may wait up to 16ms.
-	PollMin time.Duration
-	PollMax time.Duration
+	// A process learns of other processes' commits from file change events
+	// for the write-ahead log (inotify on Linux): at once, and with no
+	// work while nothing happens. Where those are unavailable (or with
+	// PollOnly) it polls instead: PollMin and PollMax bound how often it
+	// checks the WAL's size and time and PRAGMA data_version (reads that
+	// take no lock). The interval stays at PollMin for 250ms after the last
+	// change, then doubles up to PollMax. Defaults 1ms and 16ms. File
+	// systems shared over a network do not deliver events for other
+	// machines' writes, but SQLite must not be shared that way anyway.
+	PollOnly bool
+	PollMin  time.Duration
+	PollMax  time.Duration
 
 	// NackDelay is the redelivery delay of a nacked message that carries no
 	// delay of its own (the retry middleware sets one with exponential

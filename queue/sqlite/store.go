@@ -33,6 +33,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/fsnotify/fsnotify"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue/backend"
@@ -353,16 +354,98 @@ func (w *broadcaster) Notify() {
 }
 
 // watchChanges notices commits of other processes (and of this process's
-// writer) without taking a lock. Its cheap, frequent signal is the
-// write-ahead log's size and modification time: every commit appends to
-// the WAL. As a fallback for changes the file's metadata could miss (a
-// checkpoint that resets the log within the clock's granularity), it also
-// reads PRAGMA data_version, which changes whenever another connection
-// commits, every fallbackEvery polls. The interval stays at PollMin while
-// changes keep coming (hotWindow) and doubles up to PollMax after that.
+// writer) without taking a lock. Where the OS reports file changes
+// (inotify on Linux), it waits for writes to the write-ahead log: every
+// commit appends to it, so a commit wakes the subscribers at once and an
+// idle process does no work at all. Otherwise, or when the watch cannot be
+// set up, it polls (pollChanges).
 func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
 	defer b.loops.Done()
 	defer func() { _ = conn.Close() }()
+	if !b.cfg.PollOnly {
+		err := b.watchFileEvents(ctx, conn)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		b.logger.Info("No file change events for the queue file; polling instead", watermill.LogFields{"reason": err.Error()})
+	}
+	b.pollChanges(ctx, conn)
+}
+
+// fileEventsSafetyNet is how often the event-driven watcher also reads
+// PRAGMA data_version, in case the file system dropped an event.
+const fileEventsSafetyNet = 250 * time.Millisecond
+
+// watchFileEvents wakes the subscribers on every write to the WAL. It
+// returns nil when ctx ends and an error when events cannot be had (then
+// the caller polls). The WAL exists as long as this process has the
+// database open, so watching the file itself is enough.
+func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = w.Close() }()
+	walPath := b.path + "-wal"
+	if err := w.Add(walPath); err != nil {
+		return err
+	}
+	safety := time.NewTicker(fileEventsSafetyNet)
+	defer safety.Stop()
+	var lastVersion int64 = -1
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			b.wake.Notify()
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				// Not expected while the file is open; watch the new
+				// file if there is one, else fall back to polling.
+				if err := w.Add(walPath); err != nil {
+					return fmt.Errorf("write-ahead log went away: %w", err)
+				}
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return errors.New("file watcher closed")
+			}
+			// An overflow means events were dropped: look for work.
+			b.wake.Notify()
+			if !errors.Is(err, fsnotify.ErrEventOverflow) {
+				b.logger.Error("File change events", err, nil)
+			}
+		case <-safety.C:
+			var v int64
+			if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				b.logger.Error("Watch data_version", err, nil)
+				continue
+			}
+			if v != lastVersion {
+				if lastVersion != -1 {
+					b.wake.Notify()
+				}
+				lastVersion = v
+			}
+		}
+	}
+}
+
+// pollChanges is the watcher where file change events are unavailable.
+// Its cheap, frequent signal is the write-ahead log's size and
+// modification time: every commit appends to the WAL. As a fallback for
+// changes the file's metadata could miss (a checkpoint that resets the log
+// within the clock's granularity), it also reads PRAGMA data_version, which
+// changes whenever another connection commits, every fallbackEvery polls.
+// The interval stays at PollMin while changes keep coming (hotWindow) and
+// doubles up to PollMax after that.
+func (b *Backend) pollChanges(ctx context.Context, conn *sql.Conn) {
 	const fallbackEvery = 16
 	const hotWindow = 250 * time.Millisecond
 	var lastChange time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -132,5 +133,51 @@ func TestHeldBackAcksAreCommittedWithTheNextWriteAndOnClose(t *testing.T) {
 	}
 	if got := deliveries(t, path); got != 0 {
 		t.Fatalf("deliveries after Close: got %d, want 0 (held-back acks committed on Close)", got)
+	}
+}
+
+// A second Backend on the file stands in for another process: its commits
+// reach this one's subscriber through file change events or, with
+// PollOnly, through polling.
+func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
+	for _, pollOnly := range []bool{false, true} {
+		name := map[bool]string{false: "file events", true: "polling"}[pollOnly]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.Config{PollOnly: pollOnly})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer consumer.Close()
+			producer, err := sqlite.Open(t.Context(), path, sqlite.Config{PollOnly: pollOnly})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer producer.Close()
+			sub, err := consumer.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			msgs, err := sub.Subscribe(t.Context(), "jobs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				want := fmt.Sprintf("m-%d", i)
+				if err := producer.Publisher().Publish("jobs", message.NewMessage(want, []byte("x"))); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case m := <-msgs:
+					if m.UUID != want {
+						t.Fatalf("received %s, want %s", m.UUID, want)
+					}
+					m.Ack()
+				case <-time.After(10 * time.Second):
+					t.Fatalf("%s published by the other process was not received", want)
+				}
+			}
+		})
 	}
 }
