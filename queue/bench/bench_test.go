@@ -629,3 +629,54 @@ func waitCollected(b *testing.B, path string, timeout time.Duration) int64 {
 	}
 	return pages * size
 }
+
+// BenchmarkSQLiteCeiling measures what this machine's SQLite does without
+// the queue: 200-byte rows inserted by one process into a WAL file with
+// synchronous=NORMAL, one row per transaction and 64 per transaction. The
+// queue's figures depend on the machine mostly through these (DESIGN.md §9
+// quotes 67k–92k single-row commits/s for the machine its targets were
+// measured on), so they are the yardstick for comparing runs on different
+// machines.
+func BenchmarkSQLiteCeiling(b *testing.B) {
+	for _, perTx := range []int{1, 64} {
+		b.Run(fmt.Sprintf("rows-per-tx-%d", perTx), func(b *testing.B) {
+			db, err := sql.Open("sqlite3", "file:"+filepath.Join(b.TempDir(), "ceiling.db")+"?_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			db.SetMaxOpenConns(1)
+			ctx := context.Background()
+			if _, err := db.ExecContext(ctx, `CREATE TABLE rows (id INTEGER PRIMARY KEY AUTOINCREMENT, payload BLOB)`); err != nil {
+				b.Fatal(err)
+			}
+			insert, err := db.PrepareContext(ctx, `INSERT INTO rows (payload) VALUES (?)`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			payload := newPayload(0)
+			const window = 2 * time.Second
+			rows := 0
+			start := time.Now()
+			for time.Since(start) < window {
+				tx, err := db.BeginTx(ctx, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				st := tx.StmtContext(ctx, insert)
+				for range perTx {
+					if _, err := st.ExecContext(ctx, payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				rows += perTx
+			}
+			elapsed := time.Since(start).Seconds()
+			b.ReportMetric(float64(rows)/elapsed, "rows/s")
+			b.ReportMetric(float64(rows/perTx)/elapsed, "commits/s")
+		})
+	}
+}
