@@ -332,24 +332,44 @@ func (b *Backend) isClosed() bool {
 func (b *Backend) nowMs() int64 { return b.cfg.now().UnixMilli() }
 
 // broadcaster wakes every waiter at once: Wait returns a channel that is
-// closed by the next Notify.
+// closed by the next Notify. Armed tells the file-event watcher that
+// somebody waits, so that it reads events only then (see watchFileEvents).
 type broadcaster struct {
-	mu sync.Mutex
-	ch chan struct{}
+	mu      sync.Mutex
+	ch      chan struct{}
+	armed   chan struct{} // closed by the first Wait after a Notify
+	waiting bool
 }
 
-func newBroadcaster() *broadcaster { return &broadcaster{ch: make(chan struct{})} }
+func newBroadcaster() *broadcaster {
+	return &broadcaster{ch: make(chan struct{}), armed: make(chan struct{})}
+}
 
 func (w *broadcaster) Wait() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.waiting {
+		w.waiting = true
+		close(w.armed)
+	}
 	return w.ch
+}
+
+// Armed returns a channel that is closed once somebody waits.
+func (w *broadcaster) Armed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.armed
 }
 
 func (w *broadcaster) Notify() {
 	w.mu.Lock()
 	close(w.ch)
 	w.ch = make(chan struct{})
+	if w.waiting {
+		w.waiting = false
+		w.armed = make(chan struct{})
+	}
 	w.mu.Unlock()
 }
 
@@ -393,10 +413,39 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 	safety := time.NewTicker(fileEventsSafetyNet)
 	defer safety.Stop()
 	var lastVersion int64 = -1
+	checkVersion := func() {
+		var v int64
+		if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
+			if ctx.Err() == nil {
+				b.logger.Error("Watch data_version", err, nil)
+			}
+			return
+		}
+		if v != lastVersion {
+			if lastVersion != -1 {
+				b.wake.Notify()
+			}
+			lastVersion = v
+		}
+	}
 	for {
+		// Events are read only while a subscriber waits. Every write to
+		// the WAL raises one, thousands a second under load; left unread,
+		// the kernel folds them into one pending event, so a busy process
+		// pays nothing for them.
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-safety.C:
+			checkVersion()
+			continue
+		case <-b.wake.Armed():
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-safety.C:
+			checkVersion()
 		case ev, ok := <-w.Events:
 			if !ok {
 				return errors.New("file watcher closed")
@@ -417,21 +466,6 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 			b.wake.Notify()
 			if !errors.Is(err, fsnotify.ErrEventOverflow) {
 				b.logger.Error("File change events", err, nil)
-			}
-		case <-safety.C:
-			var v int64
-			if err := conn.QueryRowContext(ctx, "PRAGMA data_version").Scan(&v); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				b.logger.Error("Watch data_version", err, nil)
-				continue
-			}
-			if v != lastVersion {
-				if lastVersion != -1 {
-					b.wake.Notify()
-				}
-				lastVersion = v
 			}
 		}
 	}

@@ -225,19 +225,34 @@ func (s *Subscriber) awaitOutcome(d delivered, stop <-chan struct{}) {
 	defer s.drop(d.lease)
 	select {
 	case <-d.msg.Acked():
-		_ = s.b.submit(&ackOp{d.lease}, false)
+		s.ack(d)
 	case <-d.msg.Nacked():
-		_ = s.b.submit(&nackOp{
-			lease:     d.lease,
-			delayMs:   nackDelay(d.msg, s.b.cfg.NackDelay).Milliseconds(),
-			lastError: d.msg.Metadata.Get(backend.MetadataLastError),
-		}, false)
+		s.nack(d)
 	case <-stop:
-		// The handler may still finish; its outcome is not recorded, so
-		// the message comes back (the inbox makes that harmless). The
-		// attempt counts: the handler did start.
-		_ = s.b.submit(&releaseOp{leases: []lease{d.lease}}, false)
+		// select picks at random among ready cases: an outcome that came
+		// with the stop still counts.
+		select {
+		case <-d.msg.Acked():
+			s.ack(d)
+		case <-d.msg.Nacked():
+			s.nack(d)
+		default:
+			// The handler may still finish; its outcome is not recorded,
+			// so the message comes back (the inbox makes that harmless).
+			// The attempt counts: the handler did start.
+			_ = s.b.submit(&releaseOp{leases: []lease{d.lease}}, false)
+		}
 	}
+}
+
+func (s *Subscriber) ack(d delivered) { _ = s.b.submit(&ackOp{d.lease}, false) }
+
+func (s *Subscriber) nack(d delivered) {
+	_ = s.b.submit(&nackOp{
+		lease:     d.lease,
+		delayMs:   nackDelay(d.msg, s.b.cfg.NackDelay).Milliseconds(),
+		lastError: d.msg.Metadata.Get(backend.MetadataLastError),
+	}, false)
 }
 
 // nackDelay honours Watermill's delay metadata (set by the retry
