@@ -60,12 +60,13 @@ type Config struct {
 	AckDelay time.Duration
 
 	// A process learns of other processes' commits from file change events
-	// for the write-ahead log (inotify on Linux): at once, and with no
-	// work while nothing happens. Where those are unavailable (or with
-	// PollOnly) it polls instead: PollMin and PollMax bound how often it
-	// checks the WAL's size and time and PRAGMA data_version (reads that
-	// take no lock). The interval stays at PollMin for 250ms after the last
-	// change, then doubles up to PollMax. Defaults 1ms and 16ms. File
+	// for the write-ahead log (inotify on Linux): at once after a quiet
+	// spell, at most once per PollMin under load, and with no work while
+	// nothing happens. Where those are unavailable (or with PollOnly) it
+	// polls instead: PollMin and PollMax bound how often it checks the
+	// WAL's size and time and PRAGMA data_version (reads that take no
+	// lock). The interval stays at PollMin for 250ms after the last change,
+	// then doubles up to PollMax. Defaults 500µs and 16ms. File
 	// systems shared over a network do not deliver events for other
 	// machines' writes, but SQLite must not be shared that way anyway.
 	PollOnly bool
@@ -126,7 +127,7 @@ func (c *Config) setDefaults() {
 		c.AckDelay = 2 * time.Millisecond
 	}
 	if c.PollMin == 0 {
-		c.PollMin = time.Millisecond
+		c.PollMin = 500 * time.Microsecond
 	}
 	if c.PollMax == 0 {
 		c.PollMax = 16 * time.Millisecond

@@ -412,6 +412,8 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 	}
 	safety := time.NewTicker(fileEventsSafetyNet)
 	defer safety.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
 	var lastVersion int64 = -1
 	checkVersion := func() {
 		var v int64
@@ -457,6 +459,15 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 				if err := w.Add(walPath); err != nil {
 					return fmt.Errorf("write-ahead log went away: %w", err)
 				}
+			}
+			// At most one wake-up per PollMin: under load every waiting
+			// subscriber probes on each, and the events of the meantime
+			// fold into one.
+			gap.Reset(b.cfg.PollMin)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-gap.C:
 			}
 		case err, ok := <-w.Errors:
 			if !ok {
