@@ -93,7 +93,9 @@ type Config struct {
 	// truncating checkpoint. Default 64 MiB.
 	WALLimit int64
 
-	// CheckpointInterval is how often the WAL size is checked. Default 2s.
+	// CheckpointInterval is how often the WAL size is checked (a stat of
+	// the file). Default 500ms: at 20k msg/s the WAL grows ~50 MB/s while
+	// readers keep it from being restarted.
 	CheckpointInterval time.Duration
 
 	// MustExist makes Open fail when the file does not exist yet, instead
@@ -145,7 +147,7 @@ func (c *Config) setDefaults() {
 		c.WALLimit = 64 << 20
 	}
 	if c.CheckpointInterval == 0 {
-		c.CheckpointInterval = 2 * time.Second
+		c.CheckpointInterval = 500 * time.Millisecond
 	}
 	if c.Logger == nil {
 		c.Logger = watermill.NopLogger{}

@@ -152,7 +152,12 @@ func (b *Backend) writer(ctx context.Context) {
 		b.failWrites(ctx, err)
 		return
 	}
-	defer func() { _ = conn.Close() }()
+	defer func() {
+		// The checkpoint that may run when the file is closed waits for
+		// other processes through the busy handler.
+		_, _ = conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", b.cfg.BusyTimeout.Milliseconds()))
+		_ = conn.Close()
+	}()
 	stmts := &stmtCache{db: conn, m: map[string]*sql.Stmt{}}
 	defer stmts.close()
 	// The writer waits for the write lock itself (see lock).
@@ -370,10 +375,11 @@ func (b *Backend) begin(ctx context.Context, w *writeTx) error {
 // often lies free while every waiter sleeps; measured across six processes
 // on one file, most of a write transaction's time went to that. The
 // writer's connection therefore runs with busy_timeout 0 and retries BEGIN
-// IMMEDIATE itself after short jittered pauses, growing from lockPauseMin
-// to lockPauseMax, for at most BusyTimeout.
+// IMMEDIATE itself after short jittered pauses, doubling from lockPauseMin
+// to lockPauseMax, for at most BusyTimeout. (Starting at 20µs and growing
+// by half measured the same; fewer attempts cost less CPU.)
 const (
-	lockPauseMin = 20 * time.Microsecond
+	lockPauseMin = 100 * time.Microsecond
 	lockPauseMax = time.Millisecond
 )
 
@@ -387,7 +393,7 @@ func (b *Backend) lock(ctx context.Context, w *writeTx) error {
 			return err
 		}
 		time.Sleep(pause/2 + rand.N(pause))
-		pause = min(pause*3/2, lockPauseMax)
+		pause = min(pause*2, lockPauseMax)
 	}
 }
 

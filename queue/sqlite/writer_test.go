@@ -46,6 +46,24 @@ func deliveries(t *testing.T, path string) int {
 	return n
 }
 
+// publishReceiveAck publishes a message with uuid on "jobs" and expects it
+// next on msgs.
+func publishReceiveAck(t *testing.T, pub message.Publisher, msgs <-chan *message.Message, uuid string) {
+	t.Helper()
+	if err := pub.Publish("jobs", message.NewMessage(uuid, []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		if m.UUID != uuid {
+			t.Fatalf("received %s, want %s", m.UUID, uuid)
+		}
+		m.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s not received", uuid)
+	}
+}
+
 func TestPublishWaitsForAnotherProcesssWriteLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	b, err := sqlite.Open(t.Context(), path, sqlite.Config{})
@@ -103,24 +121,8 @@ func TestHeldBackAcksAreCommittedWithTheNextWriteAndOnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	receiveAndAck := func(want string) {
-		t.Helper()
-		if err := b.Publisher().Publish("jobs", message.NewMessage(want, []byte("x"))); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case m := <-msgs:
-			if m.UUID != want {
-				t.Fatalf("received %s, want %s", m.UUID, want)
-			}
-			m.Ack()
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s not received", want)
-		}
-	}
-
-	receiveAndAck("m-1")
-	receiveAndAck("m-2") // its Publish commits m-1's ack at the latest
+	publishReceiveAck(t, b.Publisher(), msgs, "m-1")
+	publishReceiveAck(t, b.Publisher(), msgs, "m-2") // its Publish commits m-1's ack at the latest
 	if got := deliveries(t, path); got > 1 {
 		t.Fatalf("deliveries after the second publish: got %d, want at most 1 (m-1's ack committed with it)", got)
 	}
@@ -164,19 +166,7 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 				t.Fatal(err)
 			}
 			for i := range 20 {
-				want := fmt.Sprintf("m-%d", i)
-				if err := producer.Publisher().Publish("jobs", message.NewMessage(want, []byte("x"))); err != nil {
-					t.Fatal(err)
-				}
-				select {
-				case m := <-msgs:
-					if m.UUID != want {
-						t.Fatalf("received %s, want %s", m.UUID, want)
-					}
-					m.Ack()
-				case <-time.After(10 * time.Second):
-					t.Fatalf("%s published by the other process was not received", want)
-				}
+				publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
 			}
 		})
 	}
