@@ -2,6 +2,9 @@ package harness
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +75,41 @@ func TestReceiverDecodesTheSDKExporter(t *testing.T) {
 	}
 	if len(r.Failures()) > 0 {
 		t.Errorf("refused requests: %v", r.Failures())
+	}
+}
+
+// A sender killed mid-request leaves a body that ends early: counted as
+// aborted, not as a refused request (which fails every e2e test). A
+// complete body that does not decode is still refused.
+func TestReceiverCountsCutOffRequestsAsAborted(t *testing.T) {
+	r, err := NewReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	send := func(declared int, body string) {
+		t.Helper()
+		conn, err := net.Dial("tcp", strings.TrimPrefix(r.Endpoint(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", declared, body)
+		if declared == len(body) {
+			_, _ = io.ReadAll(conn) // wait for the answer
+		}
+		_ = conn.Close()
+	}
+	send(100, "0123456789") // the sender dies after 10 of 100 bytes
+	send(3, "\xff\xff\xff") // complete, and not protobuf
+	deadline := time.Now().Add(5 * time.Second)
+	for r.Aborted() < 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := r.Aborted(); got != 1 {
+		t.Errorf("aborted requests: got %d, want 1", got)
+	}
+	if got := r.Failures(); len(got) != 1 || !strings.HasPrefix(got[0], "decode:") {
+		t.Errorf("refused requests: got %q, want one decode failure", got)
 	}
 }
 

@@ -67,6 +67,7 @@ type Receiver struct {
 	spans    []Span
 	byTrace  map[string][]int
 	requests int
+	aborted  int // bodies cut short: the sender was killed mid-request
 	failures []string
 }
 
@@ -102,7 +103,7 @@ func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
 	if strings.EqualFold(req.Header.Get("Content-Encoding"), "gzip") {
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			r.fail(w, http.StatusBadRequest, "gzip: "+err.Error())
+			r.failOrAbort(w, "gzip", err)
 			return
 		}
 		defer zr.Close()
@@ -110,7 +111,7 @@ func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
 	}
 	data, err := io.ReadAll(body)
 	if err != nil {
-		r.fail(w, http.StatusBadRequest, "read: "+err.Error())
+		r.failOrAbort(w, "read", err)
 		return
 	}
 	if ct := req.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/x-protobuf") {
@@ -126,6 +127,29 @@ func (r *Receiver) traces(w http.ResponseWriter, req *http.Request) {
 	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(out)
+}
+
+// failOrAbort records a request whose body could not be read. A body that
+// ends early means the sender died mid-request — the suite SIGKILLs
+// services, and stops every one with SIGKILL at the end of a test — which
+// is counted as aborted, not as a refusal.
+func (r *Receiver) failOrAbort(w http.ResponseWriter, step string, err error) {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		r.mu.Lock()
+		r.aborted++
+		r.mu.Unlock()
+		http.Error(w, step+": "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.fail(w, http.StatusBadRequest, step+": "+err.Error())
+}
+
+// Aborted counts requests whose sender went away before the body was
+// complete.
+func (r *Receiver) Aborted() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.aborted
 }
 
 func (r *Receiver) fail(w http.ResponseWriter, code int, msg string) {
