@@ -158,6 +158,11 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 	}()
 
 	failures := 0
+	// A claim takes the write lock even when it finds nothing, so once a
+	// claim came back short the next one waits for a read-only probe (or a
+	// wake-up) to see work; only after a full batch, when a backlog is
+	// likely, does the loop claim again at once.
+	backlog := false
 	for {
 		select {
 		case slots <- struct{}{}:
@@ -165,6 +170,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			return
 		}
 		for len(buffer) == 0 {
+			if !backlog && !s.waitForWork(stop, topic) {
+				<-slots
+				return
+			}
 			got, err := s.claim(topic, s.b.cfg.ClaimBatch)
 			if err != nil {
 				if errors.Is(err, errClosed) {
@@ -180,13 +189,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 				continue
 			}
 			failures = 0
+			backlog = len(got) == s.b.cfg.ClaimBatch
 			if len(got) > 0 {
 				buffer = got
 				break
-			}
-			if !s.waitForWork(stop, topic) {
-				<-slots
-				return
 			}
 		}
 
