@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"time"
 )
@@ -179,21 +178,15 @@ func (op checkpointOp) apply(ctx context.Context, w *writeTx) error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(op.wait)
-	pause := lockPauseMin
-	for {
+	err = retryWhileBusy(op.wait, func() (bool, error) {
 		var busy, logPages, checkpointed int
-		err := st.QueryRowContext(ctx).Scan(&busy, &logPages, &checkpointed)
-		if err != nil && !isBusy(err) {
-			return fmt.Errorf("wal checkpoint: %w", err)
+		if err := st.QueryRowContext(ctx).Scan(&busy, &logPages, &checkpointed); err != nil {
+			return isBusy(err), err
 		}
-		if err == nil && busy == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return nil // the next CheckpointInterval tries again
-		}
-		time.Sleep(pause/2 + rand.N(pause))
-		pause = min(pause*2, lockPauseMax)
+		return busy != 0, nil
+	})
+	if err != nil && !isBusy(err) {
+		return fmt.Errorf("wal checkpoint: %w", err)
 	}
+	return nil // still busy after op.wait: the next CheckpointInterval tries again
 }

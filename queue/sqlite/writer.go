@@ -5,11 +5,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/mattn/go-sqlite3"
 	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue/backend"
 )
@@ -385,11 +386,21 @@ const (
 
 // lock runs BEGIN IMMEDIATE until it gets the write lock.
 func (b *Backend) lock(ctx context.Context, w *writeTx) error {
-	deadline := time.Now().Add(b.cfg.BusyTimeout)
+	return retryWhileBusy(b.cfg.BusyTimeout, func() (bool, error) {
+		_, err := w.exec(ctx, "BEGIN IMMEDIATE")
+		return isBusy(err), err
+	})
+}
+
+// retryWhileBusy calls try until it reports that it was not kept out by
+// another connection, or for at most wait, pausing as described above
+// between attempts. It returns the last attempt's error.
+func retryWhileBusy(wait time.Duration, try func() (busy bool, err error)) error {
+	deadline := time.Now().Add(wait)
 	pause := lockPauseMin
 	for {
-		_, err := w.exec(ctx, "BEGIN IMMEDIATE")
-		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+		busy, err := try()
+		if !busy || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(pause/2 + rand.N(pause))
