@@ -224,7 +224,16 @@ func escapePath(p string) string {
 }
 
 func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
-	if err := db.PingContext(ctx); err != nil {
+	// Connecting runs the DSN's PRAGMAs, and with auto_vacuum that is a
+	// write. While other processes open or write the file, SQLite has been
+	// seen answering it "database is locked" at once, without waiting in
+	// the busy handler (a connection that cannot wait without risking a
+	// deadlock gets SQLITE_BUSY straight away); such a connect is retried.
+	err := retryWhileBusy(cfg.BusyTimeout, func() (bool, error) {
+		err := db.PingContext(ctx)
+		return isBusy(err), err
+	})
+	if err != nil {
 		return fmt.Errorf("connect: %w", explain(err))
 	}
 	// Prove the DSN took effect: mattn ignores misspelled parameters.
