@@ -102,6 +102,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// listens for OTLP over HTTP; the services say once a minute
 			// if nothing is there.
 			"OTEL_EXPORTER_OTLP_ENDPOINT="+envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+			// One P per process: the processes take turns with the queue
+			// file's write lock, and a writer whose P was handed away
+			// during a long cgo call waits for one while holding it. On 2
+			// cores this measured 245 → 301 orders/s and p99 236 → 48 ms
+			// at 200 orders/s (docs/benchmarks.md). Set GOMAXPROCS to
+			// override.
+			"GOMAXPROCS="+envOr("GOMAXPROCS", "1"),
 		)
 		prefix := fmt.Sprintf("%-*s | ", width, name)
 		stdout, err := cmd.StdoutPipe()
