@@ -19,7 +19,9 @@ import (
 // handled it ignore it; other groups never see it (it carries
 // backend.MetadataReplayForGroup). If the process dies between the publish
 // and the delete, the dead letter stays and a second replay publishes it
-// again; the inbox makes that harmless.
+// again; the inbox makes that harmless. If the replayed message fails for
+// good before the dead letter is removed (a consumer can be that quick),
+// its new dead-lettering refreshed the entry, and the entry stays.
 func ReplayDeadLetter(ctx context.Context, b backend.Backend, id int64) error {
 	dl, err := b.DeadLetters().Get(ctx, id)
 	if err != nil {
@@ -28,7 +30,7 @@ func ReplayDeadLetter(ctx context.Context, b backend.Backend, id int64) error {
 	if err := b.Publisher().Publish(dl.Topic, ReplayMessage(dl)); err != nil {
 		return fmt.Errorf("replay dead letter %d to %s: %w", id, dl.Topic, err)
 	}
-	if err := b.DeadLetters().Delete(ctx, id); err != nil && !errors.Is(err, backend.ErrNotFound) {
+	if _, err := b.DeadLetters().DeleteIfUnchanged(ctx, id, dl.DeadAt); err != nil {
 		return fmt.Errorf("replay dead letter %d: published, but not removed: %w", id, err)
 	}
 	return nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 	"github.com/orderflow/orderflow/queue/retry"
 )
 
@@ -384,5 +385,85 @@ func TestOddTopicNamesAreRejectedClearly(t *testing.T) {
 		if err := q.Publisher().Publish(ok, message.NewMessage("x", nil)); err != nil {
 			t.Errorf("publish to %q: got %v, want no error", ok, err)
 		}
+	}
+}
+
+// refailingBackend dead-letters every message it publishes again before
+// Publish returns, as a consumer that fails on a replayed message at once
+// would, between the replay's publish and its removal of the old entry.
+type refailingBackend struct {
+	backend.Backend
+	group string
+}
+
+func (b refailingBackend) Publisher() message.Publisher { return refailingPublisher{b} }
+
+type refailingPublisher struct{ b refailingBackend }
+
+func (p refailingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := p.b.Backend.Publisher().Publish(topic, msgs...); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		err := p.b.DeadLetters().Put(context.Background(), backend.DeadLetter{
+			MessageUUID: m.UUID, Topic: topic, ConsumerGroup: p.b.group, Payload: m.Payload,
+			Metadata: map[string]string{}, Attempts: 1, LastError: "failed again after the replay",
+			FirstFailedAt: time.Now(), LastFailedAt: time.Now(),
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (refailingPublisher) Close() error { return nil }
+
+func TestReplayedMessageThatFailsAgainBeforeTheReplayEndsStaysDeadLettered(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"memory":   func(*testing.T) string { return "memory://" },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_replay") },
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			q, err := queue.Open(ctx, queue.Config{URL: url(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			dls := q.Backend().DeadLetters()
+			first := time.Now().Add(-time.Minute)
+			if err := dls.Put(ctx, backend.DeadLetter{
+				MessageUUID: "m-1", Topic: "orders", ConsumerGroup: "billing", Payload: []byte("not json"),
+				Metadata: map[string]string{}, Attempts: 1, LastError: "unreadable",
+				FirstFailedAt: first, LastFailedAt: first,
+			}); err != nil {
+				t.Fatal(err)
+			}
+			before := deadLetters(t, q)
+			if len(before) != 1 {
+				t.Fatalf("dead letters before the replay: got %d, want 1", len(before))
+			}
+
+			if err := queue.ReplayDeadLetter(ctx, refailingBackend{Backend: q.Backend(), group: "billing"}, before[0].ID); err != nil {
+				t.Fatalf("replay: %v", err)
+			}
+
+			after := deadLetters(t, q)
+			if len(after) != 1 {
+				t.Fatalf("dead letters after a replay that failed again: got %d, want 1 (the message would be lost)", len(after))
+			}
+			if got, want := after[0].LastError, "failed again after the replay"; got != want {
+				t.Errorf("last error: got %q, want %q", got, want)
+			}
+			if !after[0].DeadAt.After(before[0].DeadAt) {
+				t.Errorf("dead at: got %v, want after %v", after[0].DeadAt, before[0].DeadAt)
+			}
+			if got := after[0].FirstFailedAt; got.UnixMilli() != first.UnixMilli() {
+				t.Errorf("first failed at: got %v, want the first failure %v", got, first)
+			}
+		})
 	}
 }

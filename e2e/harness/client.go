@@ -373,6 +373,7 @@ type DeadLetter struct {
 	LastError     string            `json:"last_error"`
 	FirstFailedAt time.Time         `json:"first_failed_at"`
 	LastFailedAt  time.Time         `json:"last_failed_at"`
+	DeadAt        time.Time         `json:"dead_at"`
 }
 
 // DeadLetters lists the dead letters of the shared queue (through the

@@ -108,9 +108,13 @@ type DeadLetterFilter struct {
 	Limit int
 }
 
-// DeadLetterStore keeps dead letters. Put is idempotent per
+// DeadLetterStore keeps dead letters. Put stores one entry per
 // (consumer group, message UUID): a message dead-lettered twice, for example
-// after a crash between Put and the ack, is stored once.
+// after a crash between Put and the ack, or again after a replay, is stored
+// once. A Put for a stored entry refreshes it (attempts, last error, last
+// failure, metadata; the first failure stays) and moves its DeadAt forward,
+// at least 1 ms past the stored one, so that DeadAt tells the versions of
+// an entry apart (see DeleteIfUnchanged).
 type DeadLetterStore interface {
 	Put(ctx context.Context, dl DeadLetter) error
 	List(ctx context.Context, f DeadLetterFilter) ([]DeadLetter, error)
@@ -118,6 +122,12 @@ type DeadLetterStore interface {
 	Get(ctx context.Context, id int64) (DeadLetter, error)
 	// Delete removes one dead letter; ErrNotFound if it is gone.
 	Delete(ctx context.Context, id int64) error
+	// DeleteIfUnchanged removes dead letter id only if its DeadAt is
+	// still deadAt, that is, nobody dead-lettered the message again since
+	// it was read, and reports whether it removed it. A replay needs
+	// this: the message it put back may fail and be dead-lettered again
+	// before the replay removes the old entry, which must then stay.
+	DeleteIfUnchanged(ctx context.Context, id int64, deadAt time.Time) (bool, error)
 	// Purge deletes what matches and says how many.
 	Purge(ctx context.Context, f DeadLetterFilter) (int, error)
 }

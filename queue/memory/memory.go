@@ -231,18 +231,35 @@ type deadLetters struct{ b *Backend }
 func (d deadLetters) Put(_ context.Context, dl backend.DeadLetter) error {
 	d.b.mu.Lock()
 	defer d.b.mu.Unlock()
-	for _, x := range d.b.dead {
+	if dl.DeadAt.IsZero() {
+		dl.DeadAt = time.Now().UTC()
+	}
+	for i, x := range d.b.dead {
 		if x.ConsumerGroup == dl.ConsumerGroup && x.MessageUUID == dl.MessageUUID {
+			// Stored once; refreshed, with DeadAt moved forward.
+			x.Attempts, x.LastError, x.Metadata = dl.Attempts, dl.LastError, dl.Metadata
+			if x.FirstFailedAt.IsZero() || (!dl.FirstFailedAt.IsZero() && dl.FirstFailedAt.Before(x.FirstFailedAt)) {
+				x.FirstFailedAt = dl.FirstFailedAt
+			}
+			if dl.LastFailedAt.After(x.LastFailedAt) {
+				x.LastFailedAt = dl.LastFailedAt
+			}
+			x.DeadAt = later(dl.DeadAt, x.DeadAt.Add(time.Millisecond))
+			d.b.dead[i] = x
 			return nil
 		}
 	}
 	d.b.nextID++
 	dl.ID = d.b.nextID
-	if dl.DeadAt.IsZero() {
-		dl.DeadAt = time.Now().UTC()
-	}
 	d.b.dead = append(d.b.dead, dl)
 	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func matches(dl backend.DeadLetter, f backend.DeadLetterFilter) bool {
@@ -286,6 +303,18 @@ func (d deadLetters) Delete(_ context.Context, id int64) error {
 		}
 	}
 	return fmt.Errorf("dead letter %d: %w", id, backend.ErrNotFound)
+}
+
+func (d deadLetters) DeleteIfUnchanged(_ context.Context, id int64, deadAt time.Time) (bool, error) {
+	d.b.mu.Lock()
+	defer d.b.mu.Unlock()
+	for i, dl := range d.b.dead {
+		if dl.ID == id && dl.DeadAt.Equal(deadAt) {
+			d.b.dead = append(d.b.dead[:i], d.b.dead[i+1:]...)
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (d deadLetters) Purge(_ context.Context, f backend.DeadLetterFilter) (int, error) {

@@ -46,7 +46,13 @@ func (s deadLetters) Put(ctx context.Context, dl backend.DeadLetter) error {
 		INSERT INTO queue_dead_letters (message_uuid, topic, consumer_group, payload, metadata,
 			attempts, last_error, first_failed_at, last_failed_at, dead_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()))
-		ON CONFLICT (consumer_group, message_uuid) DO NOTHING`,
+		ON CONFLICT (consumer_group, message_uuid) DO UPDATE SET
+			attempts = EXCLUDED.attempts,
+			last_error = EXCLUDED.last_error,
+			metadata = EXCLUDED.metadata,
+			first_failed_at = LEAST(queue_dead_letters.first_failed_at, EXCLUDED.first_failed_at),
+			last_failed_at = GREATEST(queue_dead_letters.last_failed_at, EXCLUDED.last_failed_at),
+			dead_at = GREATEST(EXCLUDED.dead_at, queue_dead_letters.dead_at + interval '1 millisecond')`,
 		dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Payload, string(mdJSON),
 		dl.Attempts, dl.LastError, nullTime(dl.FirstFailedAt), nullTime(dl.LastFailedAt), nullTime(dl.DeadAt))
 	if err != nil {
@@ -115,6 +121,19 @@ func (s deadLetters) Delete(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete dead letter %d: %w", id, backend.ErrNotFound)
 	}
 	return nil
+}
+
+// DeleteIfUnchanged deletes dead letter id if its dead_at is still deadAt.
+func (s deadLetters) DeleteIfUnchanged(ctx context.Context, id int64, deadAt time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM queue_dead_letters WHERE id = $1 AND dead_at = $2`, id, deadAt)
+	if err != nil {
+		return false, fmt.Errorf("delete dead letter %d: %w", id, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("delete dead letter %d: %w", id, err)
+	}
+	return n > 0, nil
 }
 
 // Purge deletes every dead letter matching f (f.Limit is ignored) and

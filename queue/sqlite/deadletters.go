@@ -31,7 +31,13 @@ func (op *putDeadLetterOp) apply(ctx context.Context, w *writeTx) error {
 	_, err = w.exec(ctx, `
 		INSERT INTO queue_dead_letters (message_uuid, topic, consumer_group, payload, metadata, attempts, last_error, first_failed_at, last_failed_at, dead_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (consumer_group, message_uuid) DO NOTHING`,
+		ON CONFLICT (consumer_group, message_uuid) DO UPDATE SET
+			attempts = excluded.attempts,
+			last_error = excluded.last_error,
+			metadata = excluded.metadata,
+			first_failed_at = MIN(first_failed_at, excluded.first_failed_at),
+			last_failed_at = MAX(last_failed_at, excluded.last_failed_at),
+			dead_at = MAX(excluded.dead_at, dead_at + 1)`,
 		dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Payload, string(meta), dl.Attempts, dl.LastError,
 		dl.FirstFailedAt.UnixMilli(), dl.LastFailedAt.UnixMilli(), dl.DeadAt.UnixMilli())
 	if err != nil {
@@ -139,6 +145,14 @@ func (d deadLetters) Delete(ctx context.Context, id int64) error {
 		return fmt.Errorf("dead letter %d: %w", id, backend.ErrNotFound)
 	}
 	return nil
+}
+
+func (d deadLetters) DeleteIfUnchanged(ctx context.Context, id int64, deadAt time.Time) (bool, error) {
+	op := &deleteDeadLettersOp{where: " WHERE id = ? AND dead_at = ?", args: []any{id, deadAt.UnixMilli()}}
+	if err := d.b.submit(op, true); err != nil {
+		return false, err
+	}
+	return op.deleted > 0, nil
 }
 
 func (d deadLetters) Purge(ctx context.Context, f backend.DeadLetterFilter) (int, error) {

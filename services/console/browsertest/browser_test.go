@@ -309,9 +309,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.fail("payload %q, want the poison text", got)
 	}
 	b.docShot("queue")
+	deadAt := b.eval(`document.querySelector('` + row + `').dataset.deadAt`)
 	b.click(row + " button.replay")
+	// Dead-lettered again: a new entry, or, when the consumer failed before
+	// the replay removed the old one, the old entry with a later dead-at.
 	b.wait("the replayed poison message to be dead-lettered again", fmt.Sprintf(
-		`[...document.querySelectorAll('#dlq tr[data-topic="payment.events"]')].some(r => r.dataset.deadLetterId !== "%s")`, poisonID), 30*time.Second)
+		`[...document.querySelectorAll('#dlq tr[data-topic="payment.events"]')].some(r => r.dataset.deadLetterId !== "%s" || r.dataset.deadAt !== "%s")`, poisonID, deadAt), 30*time.Second)
 	b.click("#purge-confirm")
 	b.click("#purge")
 	b.wait("an empty dead-letter queue after the purge", `document.querySelector('#dlq-empty') !== null`, 10*time.Second)
