@@ -160,6 +160,10 @@ func TestDefaultProject(t *testing.T) {
 		if got := env(t, s, "DATA_DIR"); got != "/data" {
 			t.Errorf("%s: DATA_DIR %q, want /data", name, got)
 		}
+		// One P per process by default, as go tool task run does.
+		if got := env(t, s, "GOMAXPROCS"); got != "1" {
+			t.Errorf("%s: GOMAXPROCS %q, want 1", name, got)
+		}
 		if !hasVolume(s, name+"-data", "/data") {
 			t.Errorf("%s: volumes %+v, want %s-data on /data (its own database)", name, s.Volumes, name)
 		}
