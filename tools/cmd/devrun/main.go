@@ -105,9 +105,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			// One P per process: the processes take turns with the queue
 			// file's write lock, and a writer whose P was handed away
 			// during a long cgo call waits for one while holding it. On 2
-			// cores this measured 245 → 301 orders/s and p99 236 → 48 ms
-			// at 200 orders/s (docs/benchmarks.md). Set GOMAXPROCS to
-			// override.
+			// cores this measured ×1.1–1.2 orders/s and a lower p99 in
+			// every alternating pair (docs/benchmarks.md). Set GOMAXPROCS
+			// to override.
 			"GOMAXPROCS="+envOr("GOMAXPROCS", "1"),
 		)
 		prefix := fmt.Sprintf("%-*s | ", width, name)
