@@ -136,3 +136,48 @@ func BenchmarkWriteOps(b *testing.B) {
 		perMessage(b, perOp)
 	})
 }
+
+// BenchmarkProbe measures the read-only check a waiting subscriber makes on
+// every wake-up, in the common case that finds nothing to claim (the
+// group's deliveries are all in flight) and in the case that finds work.
+//
+// Run: go test -run '^$' -bench Probe ./sqlite/ (from queue/)
+func BenchmarkProbe(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		ready bool
+	}{{"nothing-ready", false}, {"ready", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			ctx := context.Background()
+			be, err := Open(ctx, filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = be.Close() })
+			if err := be.submit(&subscribeOp{topic: "jobs", group: "g1"}, true); err != nil {
+				b.Fatal(err)
+			}
+			op := &publishOp{topic: "jobs", register: true}
+			for i := range 16 {
+				op.msgs = append(op.msgs, storedMessage{uuid: strconv.Itoa(i), payload: []byte("{}"), metadata: "{}"})
+			}
+			if err := be.submit(op, true); err != nil {
+				b.Fatal(err)
+			}
+			if !tc.ready {
+				if err := be.submit(&claimOp{topic: "jobs", group: "g1", limit: 16, leaseMs: 60_000}, true); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for b.Loop() {
+				ready, next, err := be.probe("jobs", "g1")
+				if err != nil {
+					b.Fatal(err)
+				}
+				if ready != tc.ready || (!ready && next == 0) {
+					b.Fatalf("probe: got ready %v next %d, want ready %v", ready, next, tc.ready)
+				}
+			}
+		})
+	}
+}

@@ -100,6 +100,9 @@ type Backend struct {
 
 	writeDB *sql.DB // one connection, used only by the writer goroutine
 	readDB  *sql.DB // read-only connections for probes, payloads and stats
+	// The subscribers' probe queries, prepared once (database/sql then
+	// prepares each on a read connection the first time it runs there).
+	probeReady, probeNext *sql.Stmt
 
 	writes chan writeRequest
 	wake   *broadcaster
@@ -179,6 +182,15 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		subs:    map[*Subscriber]struct{}{},
 
 		knownTopics: map[string]bool{},
+	}
+	if b.probeReady, err = readDB.PrepareContext(ctx, probeReadyQuery); err == nil {
+		b.probeNext, err = readDB.PrepareContext(ctx, probeNextQuery)
+	}
+	if err != nil {
+		stop()
+		_ = readDB.Close() // the statements prepared on it go with it
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite queue %q: prepare probe: %w", path, explain(err))
 	}
 	watch, err := readDB.Conn(ctx)
 	if err != nil {
@@ -328,7 +340,7 @@ func (b *Backend) Close() error {
 	b.writerQ.Wait() // every accepted write has been answered
 	b.stop()
 	b.loops.Wait()
-	errs = append(errs, b.readDB.Close(), b.writeDB.Close())
+	errs = append(errs, b.probeReady.Close(), b.probeNext.Close(), b.readDB.Close(), b.writeDB.Close())
 	return errors.Join(errs...)
 }
 

@@ -406,15 +406,24 @@ func (s *Subscriber) waitForWork(stop <-chan struct{}, topic string) bool {
 	}
 }
 
+// The probe's two queries: is a delivery of the group visible now (stops
+// at the first), and if none is, when will the next one be. Both are
+// prepared once per read connection (see Backend.probeStmts): most wake-ups
+// find nothing for a given subscriber, since any commit to the file wakes
+// them all, and preparing the queries cost more than running them
+// (BenchmarkProbe: 18.2 → 10.9 µs when nothing is ready, 6.8 → 2.9 µs when
+// something is).
+const (
+	probeReadyQuery = `SELECT 1 FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND visible_at <= ? LIMIT 1`
+	probeNextQuery  = `SELECT MIN(visible_at) FROM queue_deliveries WHERE topic = ? AND consumer_group = ?`
+)
+
 // probe reports whether a delivery is visible now and, if not, when the
 // next one will be (0 for none). It only reads.
 func (b *Backend) probe(topic, group string) (bool, int64, error) {
 	ctx := context.Background()
-	now := b.nowMs()
 	var one int
-	err := b.readDB.QueryRowContext(ctx,
-		`SELECT 1 FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND visible_at <= ? LIMIT 1`,
-		topic, group, now).Scan(&one)
+	err := b.probeReady.QueryRowContext(ctx, topic, group, b.nowMs()).Scan(&one)
 	if err == nil {
 		return true, 0, nil
 	}
@@ -422,9 +431,7 @@ func (b *Backend) probe(topic, group string) (bool, int64, error) {
 		return false, 0, fmt.Errorf("probe: %w", err)
 	}
 	var next sql.NullInt64
-	if err := b.readDB.QueryRowContext(ctx,
-		`SELECT MIN(visible_at) FROM queue_deliveries WHERE topic = ? AND consumer_group = ?`,
-		topic, group).Scan(&next); err != nil {
+	if err := b.probeNext.QueryRowContext(ctx, topic, group).Scan(&next); err != nil {
 		return false, 0, fmt.Errorf("probe next visible: %w", err)
 	}
 	return false, next.Int64, nil
