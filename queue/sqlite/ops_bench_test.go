@@ -181,3 +181,40 @@ func BenchmarkProbe(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLoadMessages measures reading the messages of a claim (outside
+// the write lock), for a claim of 1 and of 64.
+//
+// Run: go test -run '^$' -bench LoadMessages ./sqlite/ (from queue/)
+func BenchmarkLoadMessages(b *testing.B) {
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("claim-%d", n), func(b *testing.B) {
+			ctx := context.Background()
+			be, err := Open(ctx, filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = be.Close() })
+			if err := be.submit(&subscribeOp{topic: "jobs", group: "g1"}, true); err != nil {
+				b.Fatal(err)
+			}
+			pub := &publishOp{topic: "jobs", register: true}
+			for i := range n {
+				pub.msgs = append(pub.msgs, storedMessage{uuid: strconv.Itoa(i), payload: make([]byte, 200), metadata: `{"k":"v"}`})
+			}
+			if err := be.submit(pub, true); err != nil {
+				b.Fatal(err)
+			}
+			claim := &claimOp{topic: "jobs", group: "g1", limit: n, leaseMs: 60_000}
+			if err := be.submit(claim, true); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				msgs, err := be.loadMessages(claim.got)
+				if err != nil || len(msgs) != n {
+					b.Fatalf("loaded %d messages, %v; want %d", len(msgs), err, n)
+				}
+			}
+		})
+	}
+}

@@ -103,6 +103,7 @@ type Backend struct {
 	// The subscribers' probe queries, prepared once (database/sql then
 	// prepares each on a read connection the first time it runs there).
 	probeReady, probeNext *sql.Stmt
+	loadStmts             *loadStatements
 
 	writes chan writeRequest
 	wake   *broadcaster
@@ -183,6 +184,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 
 		knownTopics: map[string]bool{},
 	}
+	b.loadStmts = &loadStatements{db: readDB, m: map[int]*sql.Stmt{}}
 	if b.probeReady, err = readDB.PrepareContext(ctx, probeReadyQuery); err == nil {
 		b.probeNext, err = readDB.PrepareContext(ctx, probeNextQuery)
 	}
@@ -340,7 +342,7 @@ func (b *Backend) Close() error {
 	b.writerQ.Wait() // every accepted write has been answered
 	b.stop()
 	b.loops.Wait()
-	errs = append(errs, b.probeReady.Close(), b.probeNext.Close(), b.readDB.Close(), b.writeDB.Close())
+	errs = append(errs, b.probeReady.Close(), b.probeNext.Close(), b.loadStmts.close(), b.readDB.Close(), b.writeDB.Close())
 	return errors.Join(errs...)
 }
 

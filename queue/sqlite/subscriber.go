@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -317,26 +318,66 @@ func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
 	return out, nil
 }
 
+// maxLoadChunk is the most ids loadMessages puts in one query.
+const maxLoadChunk = 256
+
+// loadStatements are the statements that read claimed messages, one per
+// power-of-two count of ids up to maxLoadChunk (a shorter list is padded
+// by repeating its last id), prepared once each: a claim's messages are
+// read with a prepared statement instead of preparing one per claim.
+type loadStatements struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[int]*sql.Stmt
+}
+
+// get returns the statement for n ids and the count it takes.
+func (l *loadStatements) get(ctx context.Context, n int) (*sql.Stmt, int, error) {
+	size := 1
+	for size < n {
+		size *= 2
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if st, ok := l.m[size]; ok {
+		return st, size, nil
+	}
+	q := "SELECT id, uuid, payload, metadata FROM queue_messages WHERE id IN (?" + strings.Repeat(", ?", size-1) + ")"
+	st, err := l.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, 0, err
+	}
+	l.m[size] = st
+	return st, size, nil
+}
+
+func (l *loadStatements) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var errs []error
+	for _, st := range l.m {
+		errs = append(errs, st.Close())
+	}
+	l.m = nil
+	return errors.Join(errs...)
+}
+
 // loadMessages reads the claimed messages. They cannot be collected while a
 // delivery of theirs exists, so reading after the claim's commit is safe.
 func (b *Backend) loadMessages(claims []claimed) (map[int64]*message.Message, error) {
 	ctx := context.Background()
 	out := make(map[int64]*message.Message, len(claims))
-	const chunk = 200
-	for start := 0; start < len(claims); start += chunk {
-		part := claims[start:min(start+chunk, len(claims))]
-		args := make([]any, len(part))
-		q := make([]byte, 0, 64+2*len(part))
-		q = append(q, "SELECT id, uuid, payload, metadata FROM queue_messages WHERE id IN ("...)
-		for i, c := range part {
-			if i > 0 {
-				q = append(q, ',')
-			}
-			q = append(q, '?')
-			args[i] = c.messageID
+	for start := 0; start < len(claims); start += maxLoadChunk {
+		part := claims[start:min(start+maxLoadChunk, len(claims))]
+		st, size, err := b.loadStmts.get(ctx, len(part))
+		if err != nil {
+			return nil, fmt.Errorf("load claimed messages: %w", err)
 		}
-		q = append(q, ')')
-		rows, err := b.readDB.QueryContext(ctx, string(q), args...)
+		args := make([]any, size)
+		for i := range args {
+			args[i] = part[min(i, len(part)-1)].messageID // padded with the last id
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return nil, fmt.Errorf("load claimed messages: %w", err)
 		}
