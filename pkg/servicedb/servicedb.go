@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	_ "github.com/mattn/go-sqlite3" // database/sql driver "sqlite3"
 )
@@ -29,7 +30,10 @@ import (
 // Open opens (creating it and its directory if needed) a service's own
 // SQLite file as the outbox package recommends: WAL, a busy timeout,
 // IMMEDIATE transactions, foreign keys, synchronous=NORMAL and one
-// connection, so that writers queue in the Go pool.
+// connection, so that writers queue in the Go pool. The connection keeps
+// the statements it ran prepared (StatementCacheSize), so that the
+// service's, the inbox's and the outbox's queries are compiled once, not
+// on every message.
 func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -37,7 +41,8 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		}
 	}
 	db, err := sql.Open("sqlite3", "file:"+path+
-		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_foreign_keys=on")
+		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_foreign_keys=on"+
+		"&_stmt_cache_size="+strconv.Itoa(StatementCacheSize))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -48,6 +53,12 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	}
 	return db, nil
 }
+
+// StatementCacheSize is how many prepared statements each connection of a
+// service database keeps (mattn/go-sqlite3's _stmt_cache_size, a
+// least-recently-used cache keyed by the query text): more than the
+// distinct queries a service, its inbox and its outbox run per message.
+const StatementCacheSize = 64
 
 // InTx runs fn in a transaction of db, committed if fn returns nil and
 // rolled back otherwise.

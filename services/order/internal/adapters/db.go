@@ -13,9 +13,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
+
+	"github.com/orderflow/orderflow/pkg/servicedb"
 )
 
 // DB is the order service's database: Writer has a single connection (SQLite
@@ -79,7 +82,8 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
 	writer, err := sql.Open("sqlite3", "file:"+path+
-		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=1&_synchronous="+strings.ToUpper(cfg.Synchronous))
+		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=1&_synchronous="+strings.ToUpper(cfg.Synchronous)+
+		"&_stmt_cache_size="+strconv.Itoa(servicedb.StatementCacheSize))
 	if err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
@@ -97,7 +101,7 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
 	}
-	reader, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_query_only=1")
+	reader, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_query_only=1&_stmt_cache_size="+strconv.Itoa(servicedb.StatementCacheSize))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open order database: %w", err), stmts.close(), writer.Close())
 	}
