@@ -27,39 +27,15 @@ func BenchmarkWriteOps(b *testing.B) {
 	payload := make([]byte, 200)
 	meta := `{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}`
 
-	open := func(b *testing.B) *Backend {
-		b.Helper()
-		ctx := context.Background()
-		be, err := Open(ctx, filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = be.Close() })
-		if err := be.submit(&subscribeOp{topic: "jobs", group: "g1"}, true); err != nil {
-			b.Fatal(err)
-		}
-		return be
-	}
-	publish := func(b *testing.B, be *Backend, n int) {
-		b.Helper()
-		op := &publishOp{topic: "jobs", register: true}
-		for i := range n {
-			op.msgs = append(op.msgs, storedMessage{uuid: strconv.Itoa(i), payload: payload, metadata: meta})
-		}
-		if err := be.submit(op, true); err != nil {
-			b.Fatal(err)
-		}
-	}
+	open := openBench
+	publish := func(b *testing.B, be *Backend, n int) { publishBench(b, be, n, payload, meta) }
 	claim := func(b *testing.B, be *Backend) []claimed {
 		b.Helper()
-		op := &claimOp{topic: "jobs", group: "g1", limit: perOp, leaseMs: 30_000}
-		if err := be.submit(op, true); err != nil {
-			b.Fatal(err)
+		got := claimBench(b, be, perOp)
+		if len(got) != perOp {
+			b.Fatalf("claimed %d, want %d", len(got), perOp)
 		}
-		if len(op.got) != perOp {
-			b.Fatalf("claimed %d, want %d", len(op.got), perOp)
-		}
-		return op.got
+		return got
 	}
 	ack := func(b *testing.B, be *Backend, got []claimed) {
 		b.Helper()
@@ -148,26 +124,10 @@ func BenchmarkProbe(b *testing.B) {
 		ready bool
 	}{{"nothing-ready", false}, {"ready", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			ctx := context.Background()
-			be, err := Open(ctx, filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = be.Close() })
-			if err := be.submit(&subscribeOp{topic: "jobs", group: "g1"}, true); err != nil {
-				b.Fatal(err)
-			}
-			op := &publishOp{topic: "jobs", register: true}
-			for i := range 16 {
-				op.msgs = append(op.msgs, storedMessage{uuid: strconv.Itoa(i), payload: []byte("{}"), metadata: "{}"})
-			}
-			if err := be.submit(op, true); err != nil {
-				b.Fatal(err)
-			}
+			be := openBench(b)
+			publishBench(b, be, 16, []byte("{}"), "{}")
 			if !tc.ready {
-				if err := be.submit(&claimOp{topic: "jobs", group: "g1", limit: 16, leaseMs: 60_000}, true); err != nil {
-					b.Fatal(err)
-				}
+				claimBench(b, be, 16)
 			}
 			for b.Loop() {
 				ready, next, err := be.probe("jobs", "g1")
@@ -189,32 +149,52 @@ func BenchmarkProbe(b *testing.B) {
 func BenchmarkLoadMessages(b *testing.B) {
 	for _, n := range []int{1, 64} {
 		b.Run(fmt.Sprintf("claim-%d", n), func(b *testing.B) {
-			ctx := context.Background()
-			be, err := Open(ctx, filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = be.Close() })
-			if err := be.submit(&subscribeOp{topic: "jobs", group: "g1"}, true); err != nil {
-				b.Fatal(err)
-			}
-			pub := &publishOp{topic: "jobs", register: true}
-			for i := range n {
-				pub.msgs = append(pub.msgs, storedMessage{uuid: strconv.Itoa(i), payload: make([]byte, 200), metadata: `{"k":"v"}`})
-			}
-			if err := be.submit(pub, true); err != nil {
-				b.Fatal(err)
-			}
-			claim := &claimOp{topic: "jobs", group: "g1", limit: n, leaseMs: 60_000}
-			if err := be.submit(claim, true); err != nil {
-				b.Fatal(err)
-			}
+			be := openBench(b)
+			publishBench(b, be, n, make([]byte, 200), `{"k":"v"}`)
+			got := claimBench(b, be, n)
 			for b.Loop() {
-				msgs, err := be.loadMessages(claim.got)
+				msgs, err := be.loadMessages(got)
 				if err != nil || len(msgs) != n {
 					b.Fatalf("loaded %d messages, %v; want %d", len(msgs), err, n)
 				}
 			}
 		})
 	}
+}
+
+// openBench opens a queue in a new file with group g1 subscribed to topic
+// jobs; it is closed at cleanup.
+func openBench(b *testing.B) *Backend {
+	b.Helper()
+	be, err := Open(context.Background(), filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = be.Close() })
+	if err := be.submit(&subscribeOp{topic: "jobs", group: "g1"}, true); err != nil {
+		b.Fatal(err)
+	}
+	return be
+}
+
+// publishBench stores n messages on jobs with one request.
+func publishBench(b *testing.B, be *Backend, n int, payload []byte, meta string) {
+	b.Helper()
+	op := &publishOp{topic: "jobs", register: true}
+	for i := range n {
+		op.msgs = append(op.msgs, storedMessage{uuid: strconv.Itoa(i), payload: payload, metadata: meta})
+	}
+	if err := be.submit(op, true); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// claimBench claims up to n deliveries of g1 on jobs.
+func claimBench(b *testing.B, be *Backend, n int) []claimed {
+	b.Helper()
+	op := &claimOp{topic: "jobs", group: "g1", limit: n, leaseMs: 60_000}
+	if err := be.submit(op, true); err != nil {
+		b.Fatal(err)
+	}
+	return op.got
 }
