@@ -339,6 +339,9 @@ func (l *loadStatements) get(ctx context.Context, n int) (*sql.Stmt, int, error)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.m == nil {
+		return nil, 0, errClosed
+	}
 	if st, ok := l.m[size]; ok {
 		return st, size, nil
 	}
@@ -449,7 +452,7 @@ func (s *Subscriber) waitForWork(stop <-chan struct{}, topic string) bool {
 
 // The probe's two queries: is a delivery of the group visible now (stops
 // at the first), and if none is, when will the next one be. Both are
-// prepared once per read connection (see Backend.probeStmts): most wake-ups
+// prepared once (see Backend.probeReady): most wake-ups
 // find nothing for a given subscriber, since any commit to the file wakes
 // them all, and preparing the queries cost more than running them
 // (BenchmarkProbe: 18.2 → 10.9 µs when nothing is ready, 6.8 → 2.9 µs when
