@@ -242,6 +242,103 @@ func TestHandlePanicRollsBack(t *testing.T) {
 	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects`))
 }
 
+// TestConcurrentCallsShareATransactionAndFailAlone queues calls while
+// another call's fn runs, so that they are run as one batch: they share a
+// transaction, a failing and a panicking fn are rolled back alone, a
+// duplicate within the batch is recognised, and the rest is committed.
+func TestConcurrentCallsShareATransactionAndFailAlone(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+
+	release := make(chan struct{})
+	running := make(chan struct{})
+	blocker := make(chan error, 1)
+	go func() {
+		_, err := ib.Handle(context.Background(), "payment", "m0", func(ctx context.Context, tx *sql.Tx) error {
+			close(running)
+			<-release
+			return effect("m0")(ctx, tx)
+		})
+		blocker <- err
+	}()
+	<-running
+
+	type outcome struct {
+		id       string
+		dup      bool
+		err      error
+		panicked any
+	}
+	var mu sync.Mutex
+	txs := map[*sql.Tx]bool{}
+	calls := []struct {
+		id string
+		fn inbox.TxFunc
+	}{
+		{"m1", effect("m1")},
+		{"m2", func(ctx context.Context, tx *sql.Tx) error {
+			if err := effect("m2")(ctx, tx); err != nil {
+				return err
+			}
+			return errors.New("card declined by a bug")
+		}},
+		{"m3", func(ctx context.Context, tx *sql.Tx) error {
+			if err := effect("m3")(ctx, tx); err != nil {
+				return err
+			}
+			panic("boom")
+		}},
+		{"m1", effect("m1")}, // the same message again, in the same batch
+		{"m4", effect("m4")},
+	}
+	outcomes := make(chan outcome, len(calls))
+	var queued sync.WaitGroup
+	for _, c := range calls {
+		queued.Go(func() {
+			o := outcome{id: c.id}
+			defer func() {
+				o.panicked = recover()
+				outcomes <- o
+			}()
+			o.dup, o.err = ib.Handle(context.Background(), "payment", c.id, func(ctx context.Context, tx *sql.Tx) error {
+				mu.Lock()
+				txs[tx] = true
+				mu.Unlock()
+				return c.fn(ctx, tx)
+			})
+		})
+		time.Sleep(20 * time.Millisecond) // queue them in this order
+	}
+	close(release)
+	require.NoError(t, <-blocker)
+	queued.Wait()
+	close(outcomes)
+
+	got := map[string][]outcome{}
+	for o := range outcomes {
+		got[o.id] = append(got[o.id], o)
+	}
+	assert.Len(t, txs, 1, "transactions the queued calls ran in")
+	require.Len(t, got["m1"], 2)
+	assert.NoError(t, got["m1"][0].err)
+	assert.NoError(t, got["m1"][1].err)
+	assert.True(t, got["m1"][0].dup != got["m1"][1].dup, "one of the two m1 calls is a duplicate: %+v", got["m1"])
+	assert.ErrorContains(t, got["m2"][0].err, "card declined by a bug")
+	assert.Equal(t, "boom", got["m3"][0].panicked)
+	assert.NoError(t, got["m4"][0].err)
+	assert.Equal(t, 3, countRows(t, db, `SELECT COUNT(*) FROM effects`), "effects of m0, m1 and m4")
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id IN ('m2', 'm3')`), "effects of the failed calls")
+	assert.Equal(t, 3, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`), "recorded ids")
+
+	// The failed ones run again on redelivery.
+	for _, id := range []string{"m2", "m3"} {
+		dup, err := ib.Handle(context.Background(), "payment", id, effect(id))
+		require.NoError(t, err)
+		assert.False(t, dup, id)
+	}
+	assert.Equal(t, 5, countRows(t, db, `SELECT COUNT(*) FROM effects`))
+}
+
 func TestRetention(t *testing.T) {
 	ctx := context.Background()
 	db := openDB(t, 1)
