@@ -164,7 +164,7 @@ func BenchmarkLoadMessages(b *testing.B) {
 
 // openBench opens a queue in a new file with group g1 subscribed to topic
 // jobs; it is closed at cleanup.
-func openBench(b *testing.B) *Backend {
+func openBench(b testing.TB) *Backend {
 	b.Helper()
 	be, err := Open(context.Background(), filepath.Join(b.TempDir(), "q.db"), Config{GCInterval: time.Hour})
 	if err != nil {
@@ -178,7 +178,7 @@ func openBench(b *testing.B) *Backend {
 }
 
 // publishBench stores n messages on jobs with one request.
-func publishBench(b *testing.B, be *Backend, n int, payload []byte, meta string) {
+func publishBench(b testing.TB, be *Backend, n int, payload []byte, meta string) {
 	b.Helper()
 	op := &publishOp{topic: "jobs", register: true}
 	for i := range n {
@@ -190,7 +190,7 @@ func publishBench(b *testing.B, be *Backend, n int, payload []byte, meta string)
 }
 
 // claimBench claims up to n deliveries of g1 on jobs.
-func claimBench(b *testing.B, be *Backend, n int) []claimed {
+func claimBench(b testing.TB, be *Backend, n int) []claimed {
 	b.Helper()
 	op := &claimOp{topic: "jobs", group: "g1", limit: n, leaseMs: 60_000}
 	if err := be.submit(op, true); err != nil {

@@ -102,8 +102,8 @@ type Backend struct {
 	readDB  *sql.DB // read-only connections for probes, payloads and stats
 	// The subscribers' probe queries, prepared once (database/sql then
 	// prepares each on a read connection the first time it runs there).
-	probeReady, probeNext *sql.Stmt
-	loadStmts             *loadStatements
+	probeFirst, probeReady, probeNext *sql.Stmt
+	loadStmts                         *loadStatements
 
 	writes chan writeRequest
 	wake   *broadcaster
@@ -185,8 +185,13 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		knownTopics: map[string]bool{},
 	}
 	b.loadStmts = &loadStatements{db: readDB, m: map[int]*sql.Stmt{}}
-	if b.probeReady, err = readDB.PrepareContext(ctx, probeReadyQuery); err == nil {
-		b.probeNext, err = readDB.PrepareContext(ctx, probeNextQuery)
+	for _, p := range []struct {
+		st    **sql.Stmt
+		query string
+	}{{&b.probeFirst, probeFirstQuery}, {&b.probeReady, probeReadyQuery}, {&b.probeNext, probeNextQuery}} {
+		if *p.st, err = readDB.PrepareContext(ctx, p.query); err != nil {
+			break
+		}
 	}
 	if err != nil {
 		stop()
@@ -342,7 +347,7 @@ func (b *Backend) Close() error {
 	b.writerQ.Wait() // every accepted write has been answered
 	b.stop()
 	b.loops.Wait()
-	errs = append(errs, b.probeReady.Close(), b.probeNext.Close(), b.loadStmts.close(), b.readDB.Close(), b.writeDB.Close())
+	errs = append(errs, b.probeFirst.Close(), b.probeReady.Close(), b.probeNext.Close(), b.loadStmts.close(), b.readDB.Close(), b.writeDB.Close())
 	return errors.Join(errs...)
 }
 

@@ -450,14 +450,21 @@ func (s *Subscriber) waitForWork(stop <-chan struct{}, topic string) bool {
 	}
 }
 
-// The probe's two queries: is a delivery of the group visible now (stops
-// at the first), and if none is, when will the next one be. Both are
-// prepared once (see Backend.probeReady): most wake-ups
-// find nothing for a given subscriber, since any commit to the file wakes
-// them all, and preparing the queries cost more than running them
-// (BenchmarkProbe: 18.2 → 10.9 µs when nothing is ready, 6.8 → 2.9 µs when
-// something is).
+// The probe. Most probes find nothing for their subscriber (any commit to
+// the file wakes every waiting subscriber of every process), so the common
+// case is one query: the earliest visible_at among the group's first
+// probeScanLimit deliveries, which says both whether one is visible now and
+// when the next will be. Only a group with more deliveries than that and
+// none visible among the first needs the two exact queries: is any visible
+// (stops at the first), and when will the next be. All three are prepared
+// once (see Backend.probeReady). BenchmarkProbe: 18.2 µs (two queries
+// compiled each time) → 3.6 µs when nothing is visible, 6.8 → 3.7 µs when
+// something is. The limit is written into the query: as a bound parameter
+// the query took twice as long.
 const (
+	probeScanLimit  = 1000 // as written in probeFirstQuery
+	probeFirstQuery = `SELECT MIN(visible_at), COUNT(*) FROM (
+		SELECT visible_at FROM queue_deliveries WHERE topic = ? AND consumer_group = ? LIMIT 1000)`
 	probeReadyQuery = `SELECT 1 FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND visible_at <= ? LIMIT 1`
 	probeNextQuery  = `SELECT MIN(visible_at) FROM queue_deliveries WHERE topic = ? AND consumer_group = ?`
 )
@@ -466,8 +473,20 @@ const (
 // next one will be (0 for none). It only reads.
 func (b *Backend) probe(topic, group string) (bool, int64, error) {
 	ctx := context.Background()
+	now := b.nowMs()
+	var first sql.NullInt64
+	var scanned int
+	if err := b.probeFirst.QueryRowContext(ctx, topic, group).Scan(&first, &scanned); err != nil {
+		return false, 0, fmt.Errorf("probe: %w", err)
+	}
+	switch {
+	case first.Valid && first.Int64 <= now:
+		return true, 0, nil
+	case scanned < probeScanLimit:
+		return false, first.Int64, nil // every delivery seen
+	}
 	var one int
-	err := b.probeReady.QueryRowContext(ctx, topic, group, b.nowMs()).Scan(&one)
+	err := b.probeReady.QueryRowContext(ctx, topic, group, now).Scan(&one)
 	if err == nil {
 		return true, 0, nil
 	}
