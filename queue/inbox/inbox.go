@@ -6,10 +6,12 @@
 // Ids are recorded in table inbox_processed of the service's own SQLite
 // file, keyed by (consumer_group, message_id). Open the file as the outbox
 // package describes (WAL, _busy_timeout, _txlock=immediate, one connection
-// for writers): Handle's transaction then holds the write lock from BEGIN,
-// so concurrent deliveries of one id are serialised and the second sees the
-// first's record. With a larger pool the primary key still guarantees that
-// at most one of them commits.
+// for writers): Handle's transaction then holds the write lock from BEGIN.
+// Concurrent Handle calls of one Inbox share transactions (group commit,
+// see Handle), so concurrent deliveries of one id run one after the other
+// and the second sees the first's record; with a larger pool, or several
+// Inboxes on one file, the primary key still guarantees that at most one
+// of them commits.
 package inbox
 
 import (
@@ -155,6 +157,13 @@ const recordQuery = `INSERT INTO inbox_processed (consumer_group, message_id, pr
 // ctx is given to fn and cancels the wait for a transaction and fn's
 // statements; once fn has returned nil the commit runs regardless of ctx.
 // processed_at is the time of the record's insert in Unix milliseconds.
+//
+// Caveats of the shared transaction: a ctx cancelled while one of fn's
+// statements runs interrupts SQLite, which then rolls back the whole
+// transaction, so every call of that batch fails (and is redelivered);
+// fn must not call Handle (it would wait for its own batch); and a panic
+// in fn is re-raised on the caller's goroutine without the stack of the
+// goroutine it happened on.
 func (i *Inbox) Handle(ctx context.Context, group, messageID string, fn TxFunc) (duplicate bool, err error) {
 	if group == "" || messageID == "" {
 		return false, errors.New("inbox: consumer group and message id are required")
@@ -177,10 +186,39 @@ func (i *Inbox) Handle(ctx context.Context, group, messageID string, fn TxFunc) 
 		case r := <-u.done:
 			return r.unwrap()
 		case <-u.lead:
+		case <-ctx.Done():
+			if i.withdraw(u) {
+				return false, fmt.Errorf("inbox: %w", ctx.Err())
+			}
+			// A batch took u (it is answered soon), or u leads next.
+			select {
+			case r := <-u.done:
+				return r.unwrap()
+			case <-u.lead:
+			}
 		}
 	}
 	i.runBatch()
 	return (<-u.done).unwrap()
+}
+
+// withdraw takes u out of the queue if no batch has taken it and it has
+// not been handed the lead, and reports whether it did.
+func (i *Inbox) withdraw(u *unit) bool {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	select {
+	case <-u.lead:
+		return false
+	default:
+	}
+	for n, q := range i.queue {
+		if q == u {
+			i.queue = append(i.queue[:n], i.queue[n+1:]...)
+			return true
+		}
+	}
+	return false
 }
 
 func (r unitResult) unwrap() (bool, error) {
@@ -203,18 +241,32 @@ func (i *Inbox) runBatch() {
 	i.queue = nil
 	i.mu.Unlock()
 
+	answered := false
+	defer func() {
+		// Also when the batch ends abnormally (a panic outside fn, or
+		// runtime.Goexit in fn): nobody may wait forever.
+		if !answered {
+			for _, u := range batch {
+				u.done <- unitResult{err: errors.New("the goroutine running the transaction ended before it committed")}
+			}
+		}
+		i.mu.Lock()
+		if len(i.queue) == 0 {
+			i.leading = false
+		} else {
+			close(i.queue[0].lead)
+		}
+		i.mu.Unlock()
+	}()
+	if len(batch) == 0 {
+		answered = true // every unit withdrew
+		return
+	}
 	results := i.inTx(batch)
 	for n, u := range batch {
 		u.done <- results[n]
 	}
-
-	i.mu.Lock()
-	if len(i.queue) == 0 {
-		i.leading = false
-	} else {
-		close(i.queue[0].lead)
-	}
-	i.mu.Unlock()
+	answered = true
 }
 
 // inTx runs the units in one transaction, each in a savepoint, and returns
@@ -230,16 +282,26 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		}
 		return results
 	}
-	ctx := context.WithoutCancel(batch[0].ctx)
-	conn, err := i.db.Conn(ctx)
+	connCtx, release := allCancelled(batch)
+	conn, err := i.db.Conn(connCtx)
+	release()
 	if err != nil {
+		for n, u := range batch {
+			if uErr := u.ctx.Err(); uErr != nil {
+				results[n].err = uErr // what ended the wait
+			}
+		}
 		return fail(fmt.Errorf("get connection: %w", err))
 	}
 	defer conn.Close()
+	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fail(fmt.Errorf("begin: %w", err))
 	}
+	// Before conn.Close (which waits for an open transaction) if the batch
+	// ends abnormally; after a commit it does nothing.
+	defer func() { _ = tx.Rollback() }()
 	ran := 0 // units whose work stays in the transaction
 	for n, u := range batch {
 		if err := u.ctx.Err(); err != nil {
@@ -266,6 +328,31 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	return results
+}
+
+// allCancelled returns a context that is cancelled once every unit's
+// context is, so that the wait for the connection ends when nobody in the
+// batch wants it any more; release frees it.
+func allCancelled(batch []*unit) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(batch[0].ctx))
+	var mu sync.Mutex
+	left := len(batch)
+	stops := make([]func() bool, 0, len(batch))
+	for _, u := range batch {
+		stops = append(stops, context.AfterFunc(u.ctx, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if left--; left == 0 {
+				cancel()
+			}
+		}))
+	}
+	return ctx, func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
 }
 
 // runUnit records u's id and runs its fn inside a savepoint of tx, rolling

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -337,6 +338,79 @@ func TestConcurrentCallsShareATransactionAndFailAlone(t *testing.T) {
 		assert.False(t, dup, id)
 	}
 	assert.Equal(t, 5, countRows(t, db, `SELECT COUNT(*) FROM effects`))
+}
+
+// TestWaitsForATransactionEndWithTheContext: a call waiting behind another
+// call's batch, or for the connection held elsewhere, gives up when its
+// context ends.
+func TestWaitsForATransactionEndWithTheContext(t *testing.T) {
+	t.Run("behind a batch", func(t *testing.T) {
+		db := openDB(t, 1)
+		ib := newInbox(t, db, inbox.Config{})
+		release, running := make(chan struct{}), make(chan struct{})
+		leader := make(chan error, 1)
+		go func() {
+			_, err := ib.Handle(context.Background(), "payment", "m0", func(ctx context.Context, tx *sql.Tx) error {
+				close(running)
+				<-release
+				return effect("m0")(ctx, tx)
+			})
+			leader <- err
+		}()
+		<-running
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := ib.Handle(ctx, "payment", "m1", effect("m1"))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Less(t, time.Since(start), time.Second, "waited for the other batch")
+		close(release)
+		require.NoError(t, <-leader)
+		assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'm1'`))
+	})
+	t.Run("for the connection", func(t *testing.T) {
+		db := openDB(t, 1)
+		ib := newInbox(t, db, inbox.Config{})
+		conn, err := db.Conn(context.Background()) // the pool's only connection
+		require.NoError(t, err)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err = ib.Handle(ctx, "payment", "m1", effect("m1"))
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Less(t, time.Since(start), time.Second, "waited for the connection")
+		require.NoError(t, conn.Close())
+		dup, err := ib.Handle(context.Background(), "payment", "m1", effect("m1"))
+		require.NoError(t, err)
+		assert.False(t, dup)
+	})
+}
+
+// TestAHandlerThatExitsItsGoroutineDoesNotBlockTheInbox: runtime.Goexit in
+// fn (t.FailNow does it) ends the batch without a commit and leaves the
+// inbox usable.
+func TestAHandlerThatExitsItsGoroutineDoesNotBlockTheInbox(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	exited := make(chan struct{})
+	go func() {
+		defer close(exited)
+		_, _ = ib.Handle(context.Background(), "payment", "m1", func(ctx context.Context, tx *sql.Tx) error {
+			if err := effect("m1")(ctx, tx); err != nil {
+				return err
+			}
+			runtime.Goexit()
+			return nil
+		})
+	}()
+	<-exited
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dup, err := ib.Handle(ctx, "payment", "m2", effect("m2"))
+	require.NoError(t, err)
+	assert.False(t, dup)
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'm1'`), "the exited handler's work")
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'm2'`))
 }
 
 func TestRetention(t *testing.T) {
