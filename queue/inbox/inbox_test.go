@@ -243,6 +243,28 @@ func TestHandlePanicRollsBack(t *testing.T) {
 	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects`))
 }
 
+// holdInbox starts a Handle call for id whose fn waits, and returns once
+// that fn runs: calls made meanwhile queue behind it. finish lets it
+// record its effect and returns its error.
+func holdInbox(t *testing.T, ib *inbox.Inbox, id string) (finish func() error) {
+	t.Helper()
+	release, running := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := ib.Handle(context.Background(), "payment", id, func(ctx context.Context, tx *sql.Tx) error {
+			close(running)
+			<-release
+			return effect(id)(ctx, tx)
+		})
+		done <- err
+	}()
+	<-running
+	return func() error {
+		close(release)
+		return <-done
+	}
+}
+
 // TestConcurrentCallsShareATransactionAndFailAlone queues calls while
 // another call's fn runs, so that they are run as one batch: they share a
 // transaction, a failing and a panicking fn are rolled back alone, a
@@ -251,18 +273,7 @@ func TestConcurrentCallsShareATransactionAndFailAlone(t *testing.T) {
 	db := openDB(t, 1)
 	ib := newInbox(t, db, inbox.Config{})
 
-	release := make(chan struct{})
-	running := make(chan struct{})
-	blocker := make(chan error, 1)
-	go func() {
-		_, err := ib.Handle(context.Background(), "payment", "m0", func(ctx context.Context, tx *sql.Tx) error {
-			close(running)
-			<-release
-			return effect("m0")(ctx, tx)
-		})
-		blocker <- err
-	}()
-	<-running
+	finish := holdInbox(t, ib, "m0")
 
 	type outcome struct {
 		id       string
@@ -310,8 +321,7 @@ func TestConcurrentCallsShareATransactionAndFailAlone(t *testing.T) {
 		})
 		time.Sleep(20 * time.Millisecond) // queue them in this order
 	}
-	close(release)
-	require.NoError(t, <-blocker)
+	require.NoError(t, finish())
 	queued.Wait()
 	close(outcomes)
 
@@ -347,25 +357,14 @@ func TestWaitsForATransactionEndWithTheContext(t *testing.T) {
 	t.Run("behind a batch", func(t *testing.T) {
 		db := openDB(t, 1)
 		ib := newInbox(t, db, inbox.Config{})
-		release, running := make(chan struct{}), make(chan struct{})
-		leader := make(chan error, 1)
-		go func() {
-			_, err := ib.Handle(context.Background(), "payment", "m0", func(ctx context.Context, tx *sql.Tx) error {
-				close(running)
-				<-release
-				return effect("m0")(ctx, tx)
-			})
-			leader <- err
-		}()
-		<-running
+		finish := holdInbox(t, ib, "m0")
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		start := time.Now()
 		_, err := ib.Handle(ctx, "payment", "m1", effect("m1"))
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		assert.Less(t, time.Since(start), time.Second, "waited for the other batch")
-		close(release)
-		require.NoError(t, <-leader)
+		require.NoError(t, finish())
 		assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'm1'`))
 	})
 	t.Run("for the connection", func(t *testing.T) {
