@@ -100,10 +100,9 @@ type Backend struct {
 
 	writeDB *sql.DB // one connection, used only by the writer goroutine
 	readDB  *sql.DB // read-only connections for probes, payloads and stats
-	// The subscribers' probe queries, prepared once (database/sql then
-	// prepares each on a read connection the first time it runs there).
-	probeFirst, probeReady, probeNext *sql.Stmt
-	loadStmts                         *loadStatements
+	// readStmts are the statements subscribers run on every wake-up and
+	// claim (probes, loading claimed messages), prepared once.
+	readStmts *stmtCache[*sql.DB]
 
 	writes chan writeRequest
 	wake   *broadcaster
@@ -184,21 +183,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 
 		knownTopics: map[string]bool{},
 	}
-	b.loadStmts = &loadStatements{db: readDB, m: map[int]*sql.Stmt{}}
-	for _, p := range []struct {
-		st    **sql.Stmt
-		query string
-	}{{&b.probeFirst, probeFirstQuery}, {&b.probeReady, probeReadyQuery}, {&b.probeNext, probeNextQuery}} {
-		if *p.st, err = readDB.PrepareContext(ctx, p.query); err != nil {
-			break
-		}
-	}
-	if err != nil {
-		stop()
-		_ = readDB.Close() // the statements prepared on it go with it
-		_ = writeDB.Close()
-		return nil, fmt.Errorf("open sqlite queue %q: prepare probe: %w", path, explain(err))
-	}
+	b.readStmts = newStmtCache(readDB)
 	watch, err := readDB.Conn(ctx)
 	if err != nil {
 		stop()
@@ -347,7 +332,7 @@ func (b *Backend) Close() error {
 	b.writerQ.Wait() // every accepted write has been answered
 	b.stop()
 	b.loops.Wait()
-	errs = append(errs, b.probeFirst.Close(), b.probeReady.Close(), b.probeNext.Close(), b.loadStmts.close(), b.readDB.Close(), b.writeDB.Close())
+	errs = append(errs, b.readStmts.close(), b.readDB.Close(), b.writeDB.Close())
 	return errors.Join(errs...)
 }
 

@@ -321,48 +321,11 @@ func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
 // maxLoadChunk is the most ids loadMessages puts in one query.
 const maxLoadChunk = 256
 
-// loadStatements are the statements that read claimed messages, one per
-// power-of-two count of ids up to maxLoadChunk (a shorter list is padded
-// by repeating its last id), prepared once each: a claim's messages are
-// read with a prepared statement instead of preparing one per claim.
-type loadStatements struct {
-	db *sql.DB
-	mu sync.Mutex
-	m  map[int]*sql.Stmt
-}
-
-// get returns the statement for n ids and the count it takes.
-func (l *loadStatements) get(ctx context.Context, n int) (*sql.Stmt, int, error) {
-	size := 1
-	for size < n {
-		size *= 2
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		return nil, 0, errClosed
-	}
-	if st, ok := l.m[size]; ok {
-		return st, size, nil
-	}
-	q := "SELECT id, uuid, payload, metadata FROM queue_messages WHERE id IN (?" + strings.Repeat(", ?", size-1) + ")"
-	st, err := l.db.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, 0, err
-	}
-	l.m[size] = st
-	return st, size, nil
-}
-
-func (l *loadStatements) close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var errs []error
-	for _, st := range l.m {
-		errs = append(errs, st.Close())
-	}
-	l.m = nil
-	return errors.Join(errs...)
+// loadQuery reads n messages by id. loadMessages asks for a power of two
+// ids (padding with the last), so that a few statements, each prepared
+// once, serve every claim size.
+func loadQuery(n int) string {
+	return "SELECT id, uuid, payload, metadata FROM queue_messages WHERE id IN (?" + strings.Repeat(", ?", n-1) + ")"
 }
 
 // loadMessages reads the claimed messages. They cannot be collected while a
@@ -372,7 +335,11 @@ func (b *Backend) loadMessages(claims []claimed) (map[int64]*message.Message, er
 	out := make(map[int64]*message.Message, len(claims))
 	for start := 0; start < len(claims); start += maxLoadChunk {
 		part := claims[start:min(start+maxLoadChunk, len(claims))]
-		st, size, err := b.loadStmts.get(ctx, len(part))
+		size := 1
+		for size < len(part) {
+			size *= 2
+		}
+		st, err := b.readStmts.get(ctx, loadQuery(size))
 		if err != nil {
 			return nil, fmt.Errorf("load claimed messages: %w", err)
 		}
@@ -457,7 +424,7 @@ func (s *Subscriber) waitForWork(stop <-chan struct{}, topic string) bool {
 // when the next will be. Only a group with more deliveries than that and
 // none visible among the first needs the two exact queries: is any visible
 // (stops at the first), and when will the next be. All three are prepared
-// once (see Backend.probeReady). BenchmarkProbe: 18.2 µs (two queries
+// once (Backend.readStmts). BenchmarkProbe: 18.2 µs (two queries
 // compiled each time) → 3.6 µs when nothing is visible, 6.8 → 3.7 µs when
 // something is. The limit is written into the query: as a bound parameter
 // the query took twice as long.
@@ -476,7 +443,7 @@ func (b *Backend) probe(topic, group string) (bool, int64, error) {
 	now := b.nowMs()
 	var first sql.NullInt64
 	var scanned int
-	if err := b.probeFirst.QueryRowContext(ctx, topic, group).Scan(&first, &scanned); err != nil {
+	if err := b.readStmts.queryRow(ctx, probeFirstQuery, topic, group).Scan(&first, &scanned); err != nil {
 		return false, 0, fmt.Errorf("probe: %w", err)
 	}
 	switch {
@@ -486,7 +453,7 @@ func (b *Backend) probe(topic, group string) (bool, int64, error) {
 		return false, first.Int64, nil // every delivery seen
 	}
 	var one int
-	err := b.probeReady.QueryRowContext(ctx, topic, group, now).Scan(&one)
+	err := b.readStmts.queryRow(ctx, probeReadyQuery, topic, group, now).Scan(&one)
 	if err == nil {
 		return true, 0, nil
 	}
@@ -494,7 +461,7 @@ func (b *Backend) probe(topic, group string) (bool, int64, error) {
 		return false, 0, fmt.Errorf("probe: %w", err)
 	}
 	var next sql.NullInt64
-	if err := b.probeNext.QueryRowContext(ctx, topic, group).Scan(&next); err != nil {
+	if err := b.readStmts.queryRow(ctx, probeNextQuery, topic, group).Scan(&next); err != nil {
 		return false, 0, fmt.Errorf("probe next visible: %w", err)
 	}
 	return false, next.Int64, nil

@@ -46,7 +46,7 @@ type writeRequest struct {
 // as a sixth of the writer's CPU.)
 type writeTx struct {
 	conn  *sql.Conn
-	stmts *stmtCache
+	stmts *stmtCache[*sql.Conn]
 	now   int64
 	// published is set by ops that made new deliveries visible, so the
 	// writer wakes this process's subscribers after the commit.
@@ -73,24 +73,35 @@ func (w *writeTx) query(ctx context.Context, query string, args ...any) (*sql.Ro
 }
 
 func (w *writeTx) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	st, err := w.stmts.get(ctx, query)
-	if err != nil {
-		// Surface the prepare error through Row.Scan.
-		return w.conn.QueryRowContext(ctx, query, args...)
-	}
-	return st.QueryRowContext(ctx, args...)
+	return w.stmts.queryRow(ctx, query, args...)
 }
 
-// stmtCache keeps one prepared statement per query on the write connection.
-type stmtCache struct {
-	db *sql.Conn
+// preparer is what a stmtCache prepares on: the writer's pinned
+// connection, or the pool of read connections (a *sql.DB, which prepares a
+// statement again on each connection the first time it runs there).
+type preparer interface {
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// stmtCache keeps one prepared statement per query: compiling a query cost
+// SQLite as much as running it.
+type stmtCache[DB preparer] struct {
+	db DB
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
 }
 
-func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+func newStmtCache[DB preparer](db DB) *stmtCache[DB] {
+	return &stmtCache[DB]{db: db, m: map[string]*sql.Stmt{}}
+}
+
+func (c *stmtCache[DB]) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.m == nil {
+		return nil, errClosed
+	}
 	if st, ok := c.m[query]; ok {
 		return st, nil
 	}
@@ -102,13 +113,25 @@ func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func (c *stmtCache) close() {
+// queryRow runs query with its prepared statement.
+func (c *stmtCache[DB]) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := c.get(ctx, query)
+	if err != nil {
+		// Surface the error through Row.Scan.
+		return c.db.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+func (c *stmtCache[DB]) close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	var errs []error
 	for _, st := range c.m {
-		_ = st.Close()
+		errs = append(errs, st.Close())
 	}
 	c.m = nil
+	return errors.Join(errs...)
 }
 
 // submit queues op for the writer. With wait it blocks until the op's
@@ -159,8 +182,8 @@ func (b *Backend) writer(ctx context.Context) {
 		_, _ = conn.ExecContext(context.Background(), fmt.Sprintf("PRAGMA busy_timeout = %d", b.cfg.BusyTimeout.Milliseconds()))
 		_ = conn.Close()
 	}()
-	stmts := &stmtCache{db: conn, m: map[string]*sql.Stmt{}}
-	defer stmts.close()
+	stmts := newStmtCache(conn)
+	defer func() { _ = stmts.close() }()
 	// The writer waits for the write lock itself (see lock).
 	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
 		b.logger.Error("Writer cannot switch off the busy handler", err, nil)
@@ -248,7 +271,7 @@ func (b *Backend) failWrites(ctx context.Context, err error) {
 // commit applies batch — standalone ops on their own, the rest in one
 // transaction that may take in requests queued while it waited for the
 // lock — and answers every request. It returns the batch it answered.
-func (b *Backend) commit(stmts *stmtCache, batch []writeRequest) []writeRequest {
+func (b *Backend) commit(stmts *stmtCache[*sql.Conn], batch []writeRequest) []writeRequest {
 	// Writes are never cancelled halfway: an ack that is dropped because a
 	// context ended would only cause a redelivery, but a half-written
 	// batch is worse.
@@ -290,7 +313,7 @@ func (b *Backend) commit(stmts *stmtCache, batch []writeRequest) []writeRequest 
 // is granted it adds the requests queued meanwhile (a standalone op among
 // them runs after the commit). A failing op is answered with its error and
 // the rest committed without it. It returns the grown batch, errs and idx.
-func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
+func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
 	start := time.Now()
 	drained := false
 	joined := len(batch) // requests from here on joined after the lock was granted
@@ -348,7 +371,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache, batch []writeR
 
 // applyStandalone runs the standalone ops among requests that joined a
 // batch while its transaction waited for the lock.
-func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache, batch []writeRequest, errs []error) {
+func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Conn], batch []writeRequest, errs []error) {
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
