@@ -299,8 +299,8 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 	if err != nil {
 		return fail(fmt.Errorf("begin: %w", err))
 	}
-	// Before conn.Close (which waits for an open transaction) if the batch
-	// ends abnormally; after a commit it does nothing.
+	// Ends the transaction unless it was committed, also when the batch
+	// ends abnormally, before conn.Close (which would wait for it).
 	defer func() { _ = tx.Rollback() }()
 	ran := 0 // units whose work stays in the transaction
 	for n, u := range batch {
@@ -308,12 +308,11 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 			results[n].err = err
 			continue
 		}
-		var undone bool
-		results[n], undone = i.runUnit(tx, u)
-		if !undone {
+		var clean bool
+		results[n], clean = i.runUnit(tx, u)
+		if !clean {
 			// A failed unit's work could not be rolled back: nothing of
-			// the transaction may be committed.
-			_ = tx.Rollback()
+			// the transaction may be committed (the deferred Rollback).
 			return fail(fmt.Errorf("transaction abandoned: a message handler's failure could not be rolled back alone: %w", results[n].err))
 		}
 		if results[n].err == nil && results[n].panicked == nil {
@@ -321,8 +320,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		}
 	}
 	if ran == 0 {
-		_ = tx.Rollback()
-		return results
+		return results // nothing to commit: the deferred Rollback
 	}
 	if err := tx.Commit(); err != nil {
 		return fail(fmt.Errorf("commit: %w", err))
