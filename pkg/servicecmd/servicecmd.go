@@ -27,6 +27,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/pkg/telemetry"
+	"github.com/orderflow/orderflow/queue/sqlite/cmalloc"
 )
 
 // LookupFunc reads an environment variable (os.LookupEnv in main).
@@ -140,6 +141,7 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 		return err
 	}
 	defer shutdown()
+	KeepFreedCMemory(ctx, tel.Logger, lookup)
 	reg, err := LoadFaults(c.Name, tel.Logger, lookup)
 	if err != nil {
 		return err
@@ -154,6 +156,15 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 		return err
 	}
 	return svc.Run(ctx)
+}
+
+// KeepFreedCMemory keeps the C memory SQLite frees with the process
+// (cmalloc.KeepFreedMemory with its default threshold) unless glibc's own
+// environment variables choose otherwise, and logs the outcome at debug
+// level.
+func KeepFreedCMemory(ctx context.Context, logger *slog.Logger, lookup LookupFunc) {
+	outcome := cmalloc.KeepFreedMemory(lookup, cmalloc.DefaultTrimThreshold)
+	logger.DebugContext(ctx, "C heap trim threshold", "outcome", outcome.String(), "bytes", cmalloc.DefaultTrimThreshold)
 }
 
 // StartTelemetry sets up telemetry for service name, logging JSON to

@@ -26,6 +26,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/sqlite/cmalloc"
 )
 
 // The benchmark starts copies of its own test binary; these variables tell a
@@ -89,6 +90,7 @@ func TestBenchHelper(t *testing.T) {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	cmalloc.KeepFreedMemory(os.LookupEnv, cmalloc.DefaultTrimThreshold) // as the services do
 	stopProfile := startChildProfile()
 	var err error
 	switch role {

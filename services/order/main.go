@@ -150,6 +150,7 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 		return err
 	}
 	defer shutdown()
+	servicecmd.KeepFreedCMemory(ctx, tel.Logger, servicecmd.LookupFunc(lookup))
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {

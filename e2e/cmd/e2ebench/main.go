@@ -30,11 +30,16 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/orderflow/orderflow/queue/sqlite/cmalloc"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The in-process variants run the services here: tune the C heap as
+	// their binaries do (pkg/servicecmd).
+	cmalloc.KeepFreedMemory(os.LookupEnv, cmalloc.DefaultTrimThreshold)
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
 		os.Exit(1)
