@@ -19,7 +19,8 @@ import (
 //   - publish-N: one Publish call of N messages
 //   - publish-64-after-other-writer: the same after another connection
 //     wrote, so this one's page cache is cold, as between processes
-//   - claim-64 with 256 deliveries in flight ahead of it, ack-64
+//   - claim-1, claim-4 and claim-64 with 256 deliveries in flight ahead
+//     of them (claims in the end-to-end runs take ~3), ack-64
 //
 // Run: go test -run '^$' -bench WriteOps ./sqlite/ (from queue/)
 func BenchmarkWriteOps(b *testing.B) {
@@ -29,11 +30,11 @@ func BenchmarkWriteOps(b *testing.B) {
 
 	open := openBench
 	publish := func(b *testing.B, be *Backend, n int) { publishBench(b, be, n, payload, meta) }
-	claim := func(b *testing.B, be *Backend) []claimed {
+	claim := func(b *testing.B, be *Backend, n int) []claimed {
 		b.Helper()
-		got := claimBench(b, be, perOp)
-		if len(got) != perOp {
-			b.Fatalf("claimed %d, want %d", len(got), perOp)
+		got := claimBench(b, be, n)
+		if len(got) != n {
+			b.Fatalf("claimed %d, want %d", len(got), n)
 		}
 		return got
 	}
@@ -81,31 +82,33 @@ func BenchmarkWriteOps(b *testing.B) {
 		}
 		perMessage(b, perOp)
 	})
-	b.Run(fmt.Sprintf("claim-%d", perOp), func(b *testing.B) {
-		be := open(b)
-		// Deliveries in flight ahead of the ones claimed, as with four
-		// consumers of concurrency 64 each.
-		publish(b, be, 4*perOp)
-		for range 4 {
-			claim(b, be)
-		}
-		for b.Loop() {
-			b.StopTimer()
-			publish(b, be, perOp)
-			b.StartTimer()
-			got := claim(b, be)
-			b.StopTimer()
-			ack(b, be, got)
-			b.StartTimer()
-		}
-		perMessage(b, perOp)
-	})
+	for _, n := range []int{1, 4, perOp} {
+		b.Run(fmt.Sprintf("claim-%d", n), func(b *testing.B) {
+			be := open(b)
+			// Deliveries in flight ahead of the ones claimed, as with
+			// four consumers of concurrency 64 each.
+			publish(b, be, 4*perOp)
+			for range 4 {
+				claim(b, be, perOp)
+			}
+			for b.Loop() {
+				b.StopTimer()
+				publish(b, be, n)
+				b.StartTimer()
+				got := claim(b, be, n)
+				b.StopTimer()
+				ack(b, be, got)
+				b.StartTimer()
+			}
+			perMessage(b, n)
+		})
+	}
 	b.Run(fmt.Sprintf("ack-%d", perOp), func(b *testing.B) {
 		be := open(b)
 		for b.Loop() {
 			b.StopTimer()
 			publish(b, be, perOp)
-			got := claim(b, be)
+			got := claim(b, be, perOp)
 			b.StartTimer()
 			ack(b, be, got)
 		}

@@ -2,8 +2,10 @@
 // OS processes, built on leases (visibility timeouts) rather than held
 // transactions.
 //
-// A claim is one short UPDATE … RETURNING that makes a batch of deliveries
-// invisible for the lease and bumps their attempt counters; the handler runs
+// A claim is one short write (a SELECT of the oldest visible deliveries and
+// an UPDATE of their range, in one transaction) that makes a batch of
+// deliveries invisible for the lease and bumps their attempt counters; the
+// handler runs
 // with no transaction open; an ack deletes the delivery; a nack makes it
 // visible again (after the delay the retry middleware asked for). A consumer
 // that dies simply stops extending its leases, and its messages come back.
