@@ -330,9 +330,12 @@ func waitForLong(t *testing.T, what string, d time.Duration, cond func() bool) {
 
 // Processes started together open one queue file, new at first: every
 // process must start. (A CI run saw one service of the console's browser
-// test fail to connect with "database is locked" while the others started;
-// Open now retries such a connect. This test has not reproduced that
-// failure in 80 rounds, so it guards concurrent starts in general.)
+// test fail to connect with "database is locked" while the others started.
+// The cause, found later: every connection, readers too, asked for
+// auto_vacuum, a write transaction at connect; now only the writer of a new
+// file does (sqlite.TestConnectingToAnExistingFileWritesNothing), and Open
+// retries a connect that fails busy. This test has not reproduced the
+// failure in 80 rounds; it guards concurrent starts in general.)
 func TestProcessesOpeningANewFileTogetherAllStart(t *testing.T) {
 	for round := range 10 {
 		url := "sqlite://" + filepath.Join(t.TempDir(), "queue.db")

@@ -146,8 +146,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	case errors.Is(err, os.ErrNotExist) && cfg.MustExist:
 		return nil, fmt.Errorf("open sqlite queue %q: no such file (is the queue URL right?)", path)
 	}
+	// An empty file is new too: another process created it a moment ago.
+	creating := errors.Is(err, os.ErrNotExist) || (err == nil && st.Size() == 0)
 
-	writeDB, err := sql.Open("sqlite3", dsn(path, cfg, false))
+	writeDB, err := sql.Open("sqlite3", dsn(path, cfg, connWriter(creating)))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
 	}
@@ -161,7 +163,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
 	}
 
-	readDB, err := sql.Open("sqlite3", dsn(path, cfg, true))
+	readDB, err := sql.Open("sqlite3", dsn(path, cfg, connReader))
 	if err != nil {
 		_ = writeDB.Close()
 		return nil, fmt.Errorf("open sqlite queue %q for reading: %w", path, err)
@@ -202,21 +204,44 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// dsn builds the mattn/go-sqlite3 connection string. Incremental
-// auto-vacuum lets garbage collection hand freed pages back to the file
-// system, so the file shrinks after a backlog drains. _txlock=immediate makes
+// connRole is what a connection string is for.
+type connRole int
+
+const (
+	connReader         connRole = iota // read-only: probes, payloads, stats
+	connWriterExisting                 // the writer, on a file that exists
+	connWriterCreating                 // the writer, on a file it may create
+)
+
+func connWriter(creating bool) connRole {
+	if creating {
+		return connWriterCreating
+	}
+	return connWriterExisting
+}
+
+// dsn builds the mattn/go-sqlite3 connection string. _txlock=immediate makes
 // every write transaction take the write lock at BEGIN, so two processes
 // never deadlock upgrading read locks; busy_timeout makes them wait for it.
-func dsn(path string, cfg Config, readOnly bool) string {
+//
+// Incremental auto-vacuum lets garbage collection hand freed pages back to
+// the file system, so the file shrinks after a backlog drains. It can only
+// be chosen before the first table exists and before WAL mode is set (mattn
+// applies _auto_vacuum first), and the file keeps it; so only the writer of
+// a file that is new asks for it. Asking on an existing file is a write
+// transaction at connect, which can fail at once with "database is locked"
+// while other processes write (a read transaction that must become a write
+// on a stale snapshot gets SQLITE_BUSY without waiting).
+func dsn(path string, cfg Config, role connRole) string {
 	q := url.Values{}
-	// auto_vacuum must precede journal_mode (mattn applies them in that
-	// order) and only takes effect on a new file.
-	q.Set("_auto_vacuum", "incremental")
+	if role == connWriterCreating {
+		q.Set("_auto_vacuum", "incremental")
+	}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_busy_timeout", fmt.Sprint(cfg.BusyTimeout.Milliseconds()))
 	q.Set("_synchronous", string(cfg.Synchronous))
 	q.Set("_foreign_keys", "0")
-	if readOnly {
+	if role == connReader {
 		q.Set("_query_only", "1")
 	} else {
 		q.Set("_txlock", "immediate")
@@ -230,11 +255,12 @@ func escapePath(p string) string {
 }
 
 func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
-	// Connecting runs the DSN's PRAGMAs, and with auto_vacuum that is a
-	// write. While other processes open or write the file, SQLite has been
-	// seen answering it "database is locked" at once, without waiting in
-	// the busy handler (a connection that cannot wait without risking a
-	// deadlock gets SQLITE_BUSY straight away); such a connect is retried.
+	// Connecting runs the DSN's PRAGMAs, and on a new file auto_vacuum
+	// is a write. When several processes create the file at once, all but
+	// one find it existing by then, and SQLite can answer their write
+	// "database is locked" at once, without waiting in the busy handler (a
+	// connection that cannot wait without risking a deadlock gets
+	// SQLITE_BUSY straight away); such a connect is retried.
 	err := retryWhileBusy(cfg.BusyTimeout, func() (bool, error) {
 		err := db.PingContext(ctx)
 		return isBusy(err), err

@@ -1,0 +1,83 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A file created by Open uses incremental auto-vacuum (garbage collection
+// relies on it), and connecting to an existing file writes nothing: with
+// another process holding the write lock, new connections of either kind
+// still connect. (Asking for auto_vacuum in every connection string made
+// each connect a write transaction, which can fail at once with "database
+// is locked" while other processes write.)
+func TestConnectingToAnExistingFileWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "q.db")
+	be, err := Open(ctx, path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	var autoVacuum int
+	if err := be.readDB.QueryRowContext(ctx, "PRAGMA auto_vacuum").Scan(&autoVacuum); err != nil {
+		t.Fatal(err)
+	}
+	if autoVacuum != 2 {
+		t.Errorf("auto_vacuum of a new queue file: got %d, want 2 (incremental)", autoVacuum)
+	}
+
+	holder, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	tx, err := holder.BeginTx(ctx, nil) // holds the write lock until Rollback
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	cfg := Config{BusyTimeout: 100 * time.Millisecond}
+	cfg.setDefaults()
+	for _, tc := range []struct {
+		name string
+		role connRole
+	}{
+		{"reader", connReader},
+		{"writer of an existing file", connWriterExisting},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, err := sql.Open("sqlite3", dsn(path, cfg, tc.role))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if err := db.PingContext(ctx); err != nil {
+				t.Errorf("connect while another connection holds the write lock: %v", err)
+			}
+		})
+	}
+}
+
+func TestOnlyTheWriterOfANewFileAsksForAutoVacuum(t *testing.T) {
+	cfg := Config{}
+	cfg.setDefaults()
+	for _, tc := range []struct {
+		role connRole
+		want bool
+	}{
+		{connReader, false},
+		{connWriterExisting, false},
+		{connWriterCreating, true},
+	} {
+		got := strings.Contains(dsn("/tmp/q.db", cfg, tc.role), "_auto_vacuum=incremental")
+		if got != tc.want {
+			t.Errorf("role %d: auto_vacuum in the connection string: got %v, want %v", tc.role, got, tc.want)
+		}
+	}
+}
