@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -354,6 +356,20 @@ func TestProcessesOpeningANewFileTogetherAllStart(t *testing.T) {
 			if err := cmd.Wait(); err != nil {
 				t.Errorf("round %d, process %d: %v: %s", round, i, err, outs[i])
 			}
+		}
+		// Whoever committed first, the file must be incremental.
+		db, err := sql.Open("sqlite3", "file:"+strings.TrimPrefix(url, "sqlite://")+"?_query_only=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var autoVacuum int
+		err = db.QueryRow("PRAGMA auto_vacuum").Scan(&autoVacuum)
+		_ = db.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if autoVacuum != 2 {
+			t.Errorf("round %d: auto_vacuum of the new file: got %d, want 2 (incremental)", round, autoVacuum)
 		}
 	}
 }

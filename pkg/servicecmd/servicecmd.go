@@ -122,6 +122,7 @@ func (c Command) usage(fs *flag.FlagSet, out io.Writer) {
 		fmt.Fprintf(out, "  %-30s %-8s %s\n", s.EnvName(), s.Type, s.Description)
 	}
 	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, …).\n")
+	fmt.Fprintf(out, "C heap: C_HEAP_TRIM_THRESHOLD=BYTES keeps that much freed C memory for reuse (default 64 MiB; 0 leaves glibc's malloc as it is).\n")
 }
 
 // Run parses args (see Parse; usage and errors go to stderr), sets up
@@ -159,12 +160,26 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 }
 
 // KeepFreedCMemory keeps the C memory SQLite frees with the process
-// (cmalloc.KeepFreedMemory with its default threshold) unless glibc's own
-// environment variables choose otherwise, and logs the outcome at debug
-// level.
+// (cmalloc.KeepFreedMemory) with the trim threshold C_HEAP_TRIM_THRESHOLD
+// (bytes; default cmalloc.DefaultTrimThreshold; 0 leaves glibc's malloc
+// alone), unless glibc's own environment variables choose; it logs the
+// outcome at debug level.
 func KeepFreedCMemory(ctx context.Context, logger *slog.Logger, lookup LookupFunc) {
-	outcome := cmalloc.KeepFreedMemory(lookup, cmalloc.DefaultTrimThreshold)
-	logger.DebugContext(ctx, "C heap trim threshold", "outcome", outcome.String(), "bytes", cmalloc.DefaultTrimThreshold)
+	threshold := cmalloc.DefaultTrimThreshold
+	if v, ok := lookup("C_HEAP_TRIM_THRESHOLD"); ok && v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			logger.WarnContext(ctx, "C_HEAP_TRIM_THRESHOLD is not a number of bytes; using the default", "value", v, "default", threshold)
+		} else {
+			threshold = n
+		}
+	}
+	if threshold == 0 {
+		logger.DebugContext(ctx, "C heap left to glibc's defaults (C_HEAP_TRIM_THRESHOLD=0)")
+		return
+	}
+	outcome := cmalloc.KeepFreedMemory(func(name string) (string, bool) { return lookup(name) }, threshold)
+	logger.DebugContext(ctx, "C heap trim threshold", "outcome", outcome.String(), "bytes", threshold)
 }
 
 // StartTelemetry sets up telemetry for service name, logging JSON to

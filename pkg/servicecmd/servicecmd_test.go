@@ -138,3 +138,31 @@ func TestRunOpensTheServiceWithTheConfigAndFaults(t *testing.T) {
 		t.Errorf("invalid fault flag: got %v, want a fault flags error", err)
 	}
 }
+
+func TestKeepFreedCMemoryReadsItsVariable(t *testing.T) {
+	tests := []struct {
+		value string
+		want  string // in the log
+	}{
+		{"0", "C heap left to glibc's defaults"},
+		{"lots", "C_HEAP_TRIM_THRESHOLD is not a number of bytes"},
+		{"-5", "C_HEAP_TRIM_THRESHOLD is not a number of bytes"},
+		{"1048576", "bytes=1048576"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.value, func(t *testing.T) {
+			var log strings.Builder
+			logger := slog.New(slog.NewTextHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			lookup := func(name string) (string, bool) {
+				if name == "C_HEAP_TRIM_THRESHOLD" {
+					return tc.value, true
+				}
+				return "", false
+			}
+			servicecmd.KeepFreedCMemory(t.Context(), logger, lookup)
+			if !strings.Contains(log.String(), tc.want) {
+				t.Errorf("C_HEAP_TRIM_THRESHOLD=%s: got log %q, want it to contain %q", tc.value, log.String(), tc.want)
+			}
+		})
+	}
+}

@@ -147,11 +147,15 @@ func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	if err != nil {
 		return fmt.Errorf("claim deliveries: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != int64(len(op.got)) {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("claim deliveries: %w", err)
+	}
+	if n != int64(len(op.got)) {
 		// Cannot happen while the writer is the only one writing in its
 		// transaction; if it does, roll back rather than hand out leases
 		// that do not match the rows.
-		return fmt.Errorf("claim deliveries: leased %d rows for %d found (%v)", n, len(op.got), err)
+		return fmt.Errorf("claim deliveries: leased %d rows for the %d found", n, len(op.got))
 	}
 	return nil
 }

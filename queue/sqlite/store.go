@@ -5,8 +5,7 @@
 // A claim is one short write (a SELECT of the oldest visible deliveries and
 // an UPDATE of their range, in one transaction) that makes a batch of
 // deliveries invisible for the lease and bumps their attempt counters; the
-// handler runs
-// with no transaction open; an ack deletes the delivery; a nack makes it
+// handler runs with no transaction open; an ack deletes the delivery; a nack makes it
 // visible again (after the delay the retry middleware asked for). A consumer
 // that dies simply stops extending its leases, and its messages come back.
 // Every ack, nack and lease extension names the lease it holds (a lease id
@@ -229,9 +228,12 @@ func connWriter(creating bool) connRole {
 // be chosen before the first table exists and before WAL mode is set (mattn
 // applies _auto_vacuum first), and the file keeps it; so only the writer of
 // a file that is new asks for it. Asking on an existing file is a write
-// transaction at connect, which can fail at once with "database is locked"
-// while other processes write (a read transaction that must become a write
-// on a stale snapshot gets SQLITE_BUSY without waiting).
+// transaction at connect, which another process's write can refuse with
+// "database is locked"; read connections are opened on demand and such a
+// refusal surfaced as a failed probe or read. (If a process dies in its
+// very first commit, the next opener finds a non-empty file with a hot
+// journal, skips auto_vacuum, and the file works on without it: garbage
+// collection still deletes, only the file does not shrink.)
 func dsn(path string, cfg Config, role connRole) string {
 	q := url.Values{}
 	if role == connWriterCreating {

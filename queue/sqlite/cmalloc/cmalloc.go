@@ -1,41 +1,54 @@
 // Package cmalloc tunes the C allocator that SQLite (through
 // mattn/go-sqlite3) allocates from, for the services that keep SQLite busy.
 //
-// SQLite allocates and frees its page caches per statement: every temporary
+// SQLite allocates and frees page caches per statement: every temporary
 // b-tree (an UPDATE … WHERE … IN (SELECT …), a RETURNING clause, a sort
 // without an index) gets a page cache of its own, about 90 KiB allocated in
-// one piece. glibc's malloc gives the freed memory back to the kernel as
-// soon as more than 128 KiB lies free at the top of a heap, so the next
-// statement takes it back page by page, one page fault each. On virtual
-// machines where a page fault is dear, that churn cost this project's
-// services about a fifth of their CPU (docs/benchmarks.md). KeepFreedMemory
-// raises the threshold, so freed memory stays with the process for reuse.
+// one piece. glibc's malloc gives freed memory back to the kernel once more
+// than its trim threshold (128 KiB at first) lies free at the top of a heap,
+// so the next statement takes it back page by page, one page fault each. On
+// virtual machines where a page fault is dear, that churn cost this
+// project's services a tenth to a fifth of their throughput
+// (docs/benchmarks.md). KeepFreedMemory raises the threshold, so freed
+// memory stays with the process for reuse.
 //
-// The cost is memory: a process keeps up to its peak C heap instead of
-// shrinking back after a spike (measured: peak RSS of the four services
-// +10 %, idle RSS unchanged).
+// The cost is memory: each malloc arena (one per thread that calls into C,
+// at most eight per core) keeps the memory of its peak instead of shrinking
+// back after a spike. Measured: peak RSS of the four services +15 MiB, idle
+// unchanged.
 package cmalloc
 
 import "strings"
 
-// DefaultTrimThreshold is the threshold the services use: how much free
-// memory at the top of a C heap may stay with the process before glibc
-// returns it to the kernel (glibc's own default is 128 KiB).
+// DefaultTrimThreshold is the trim threshold the services use: how much
+// free memory at the top of a C heap may stay with the process before glibc
+// returns it to the kernel.
 const DefaultTrimThreshold = 64 << 20
+
+// mmapThreshold is the size from which glibc serves an allocation with a
+// mapping of its own, returned to the kernel at free. Setting the trim
+// threshold freezes glibc's adaptive mmap threshold at its start value
+// (128 KiB), so a statement binding a 200 KiB payload would map and fault
+// it in on every call; 32 MiB is where glibc's own adaptation stops on
+// 64-bit systems (the largest value it accepts).
+const mmapThreshold = 32 << 20
 
 // Outcome says what KeepFreedMemory did.
 type Outcome int
 
 const (
-	// Applied: the threshold is set.
+	// Applied: the thresholds are set.
 	Applied Outcome = iota + 1
 	// LeftToEnvironment: glibc's own environment variables
 	// (MALLOC_TRIM_THRESHOLD_, or GLIBC_TUNABLES naming
-	// glibc.malloc.trim_threshold) choose the threshold; nothing changed.
+	// glibc.malloc.trim_threshold) choose; nothing changed.
 	LeftToEnvironment
 	// Unsupported: the C library is not glibc, or the binary was built
-	// without cgo (then there is no SQLite either); nothing changed.
+	// without cgo; nothing changed.
 	Unsupported
+	// Rejected: glibc refused the value (negative, or beyond what it
+	// accepts); nothing changed.
+	Rejected
 )
 
 func (o Outcome) String() string {
@@ -46,17 +59,20 @@ func (o Outcome) String() string {
 		return "left to the environment"
 	case Unsupported:
 		return "unsupported"
+	case Rejected:
+		return "rejected"
 	}
 	return "unknown"
 }
 
-// KeepFreedMemory sets glibc's trim threshold (M_TRIM_THRESHOLD) to bytes,
-// for the whole process, unless the environment, read through lookup
-// (os.LookupEnv), already chooses it. Call it once, early in main.
+// KeepFreedMemory sets glibc's trim threshold (M_TRIM_THRESHOLD) to bytes
+// and its mmap threshold (M_MMAP_THRESHOLD) to 32 MiB, or as high as glibc
+// accepts, for the whole process, unless the environment, read through
+// lookup (os.LookupEnv), already chooses the trim threshold. Call it once,
+// early in main.
 //
-// Setting the threshold also stops glibc from adjusting its mmap threshold
-// at run time; allocations of 128 KiB and more are still served by mmap
-// and returned at once.
+// Either setting also stops glibc from adapting its thresholds at run
+// time, which it otherwise does as freed mappings show it the sizes in use.
 func KeepFreedMemory(lookup func(string) (string, bool), bytes int) Outcome {
 	if v, ok := lookup("MALLOC_TRIM_THRESHOLD_"); ok && v != "" {
 		return LeftToEnvironment
@@ -64,9 +80,13 @@ func KeepFreedMemory(lookup func(string) (string, bool), bytes int) Outcome {
 	if v, ok := lookup("GLIBC_TUNABLES"); ok && containsTrimThreshold(v) {
 		return LeftToEnvironment
 	}
-	if !setTrimThreshold(bytes) {
+	if !isGlibc() {
 		return Unsupported
 	}
+	if bytes < 0 || !setTrimThreshold(bytes) {
+		return Rejected
+	}
+	setMmapThreshold(mmapThreshold)
 	return Applied
 }
 

@@ -8,14 +8,6 @@ package cmalloc
 #include <malloc.h>
 #endif
 
-static int orderflow_set_trim_threshold(int bytes) {
-#ifdef __GLIBC__
-	return mallopt(M_TRIM_THRESHOLD, bytes);
-#else
-	return 0;
-#endif
-}
-
 static int orderflow_is_glibc(void) {
 #ifdef __GLIBC__
 	return 1;
@@ -23,18 +15,36 @@ static int orderflow_is_glibc(void) {
 	return 0;
 #endif
 }
+
+static int orderflow_mallopt(int param, int value) {
+#ifdef __GLIBC__
+	switch (param) {
+	case 0: return mallopt(M_TRIM_THRESHOLD, value);
+	case 1: return mallopt(M_MMAP_THRESHOLD, value);
+	}
+#endif
+	return 0;
+}
 */
 import "C"
 
 import "math"
 
-// setTrimThreshold reports whether glibc took the threshold.
-func setTrimThreshold(bytes int) bool {
-	if bytes < 0 || bytes > math.MaxInt32 {
-		return false
-	}
-	return C.orderflow_set_trim_threshold(C.int(bytes)) == 1
-}
-
 // isGlibc reports whether the C library is glibc.
 func isGlibc() bool { return C.orderflow_is_glibc() == 1 }
+
+// setTrimThreshold reports whether glibc took the threshold.
+func setTrimThreshold(bytes int) bool {
+	return bytes <= math.MaxInt32 && C.orderflow_mallopt(0, C.int(bytes)) == 1
+}
+
+// setMmapThreshold sets the mmap threshold to bytes or, where glibc refuses
+// that much (32-bit systems), to the largest power of two it takes.
+func setMmapThreshold(bytes int) bool {
+	for ; bytes >= 128<<10; bytes /= 2 {
+		if C.orderflow_mallopt(1, C.int(bytes)) == 1 {
+			return true
+		}
+	}
+	return false
+}

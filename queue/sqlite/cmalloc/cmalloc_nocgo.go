@@ -2,6 +2,8 @@
 
 package cmalloc
 
+func isGlibc() bool { return false }
+
 func setTrimThreshold(int) bool { return false }
 
-func isGlibc() bool { return false }
+func setMmapThreshold(int) bool { return false }

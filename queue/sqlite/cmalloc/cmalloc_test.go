@@ -41,6 +41,16 @@ func TestContainsTrimThreshold(t *testing.T) {
 	}
 }
 
+func TestKeepFreedMemoryRejectsANegativeThreshold(t *testing.T) {
+	want := Unsupported
+	if isGlibc() {
+		want = Rejected
+	}
+	if got := KeepFreedMemory(func(string) (string, bool) { return "", false }, -1); got != want {
+		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
 func TestKeepFreedMemorySetsTheThresholdOnGlibc(t *testing.T) {
 	want := Unsupported
 	if isGlibc() {
