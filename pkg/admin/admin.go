@@ -14,6 +14,7 @@
 //	DELETE /dlq                     purge (?topic= &group=)
 //	GET    /queue/stats             topics, consumer groups, depth and lag
 //	GET    /metrics                 Prometheus metrics (Config.Metrics)
+//	GET    /debug/pprof/…           Go's profiles (net/http/pprof): go tool pprof http://ADDR/debug/pprof/profile?seconds=30
 //
 // plus whatever the service adds with Config.Routes (GET /state, …).
 // Errors are RFC 9457 application/problem+json, mapped from Go errors in
@@ -27,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -144,6 +146,15 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
 	}
+	// Profiles, to see where a running service spends its time. They
+	// cost nothing until asked for; like the rest of this API they are
+	// for whoever can reach the (loopback by default) address.
+	e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
+	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	e.POST("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
+	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
+	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index))) // the index and named profiles (heap, goroutine, block, …)
 	if cfg.Routes != nil {
 		cfg.Routes(e)
 	}

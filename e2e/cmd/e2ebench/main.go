@@ -89,7 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.Keep, "keep", false, "keep the work directory (databases, service logs)")
 	fs.StringVar(&o.JSONOut, "json-out", "", "also write every figure as JSON to this file")
 	fs.StringVar(&o.MarkdownOut, "md-out", "", "also write the tables as Markdown to this file")
-	fs.StringVar(&o.CPUProfileDir, "cpuprofile-dir", "", "write profiles (runtime/pprof) of the throughput phase of the in-process runs here: memory.pprof, and sqlite-inprocess.pprof from an extra in-process run on SQLite, with sqlite-inprocess.block.pprof: where goroutines waited")
+	fs.StringVar(&o.CPUProfileDir, "cpuprofile-dir", "", "write CPU profiles of the throughput phase here: VARIANT-SERVICE.pprof of each service process (from its admin API's /debug/pprof), memory.pprof, and sqlite-inprocess.pprof from an extra in-process run on SQLite, with sqlite-inprocess.block.pprof: where goroutines waited")
 	fs.Var(&env, "env", "KEY=VALUE passed to every service process (repeatable), e.g. --env CONCURRENCY=16")
 	fs.BoolVar(&o.Progress, "progress", true, "show loadgen's progress on stderr")
 	fs.Usage = func() {
@@ -258,9 +258,8 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 		res.Variants = append(res.Variants, r)
 	}
 	if b.opts.CPUProfileDir != "" && ctx.Err() == nil && slices.Contains(b.opts.Variants, "sqlite") {
-		// Where the time goes on SQLite: the services are separate
-		// processes without a profiling endpoint, so profile the same
-		// saga with all four in this process on a SQLite queue.
+		// Where the time goes on SQLite, all in one profile: the same
+		// saga with all four services in this process on a SQLite queue.
 		r := b.inProcess(ctx, "sqlite-inprocess", "SQLite, 1 process (profiled)",
 			"sqlite://"+filepath.Join(b.dir, "sqlite-inprocess", "queue.db"), filepath.Join(b.opts.CPUProfileDir, "sqlite-inprocess.pprof"))
 		if r.Error != "" {
@@ -296,6 +295,12 @@ func (b *bench) processes(ctx context.Context, key, name, queueURL string, clean
 	defer sys.stop(15 * time.Second)
 	ph := phases{b: b, url: sys.orderURL(), started: sys.started, ready: sys.ready, exited: sys.exited,
 		stats: func() map[string]procStats { return sys.stats() }}
+	if dir := b.opts.CPUProfileDir; dir != "" {
+		ph.profileProcs = func(ctx context.Context, d time.Duration) func() error {
+			b.logf("%s: CPU profiles of the four processes in %s", name, filepath.Join(dir, key+"-SERVICE.pprof"))
+			return sys.profile(ctx, dir, key, d)
+		}
+	}
 	ph.run(ctx, &r)
 	return r
 }

@@ -148,7 +148,8 @@ func TestBenchSmall(t *testing.T) {
 			}
 		}
 	}
-	for _, f := range []string{"memory.pprof", "sqlite-inprocess.pprof", "sqlite-inprocess.block.pprof"} {
+	for _, f := range []string{"memory.pprof", "sqlite-inprocess.pprof", "sqlite-inprocess.block.pprof",
+		"sqlite-order.pprof", "sqlite-inventory.pprof", "sqlite-payment.pprof", "sqlite-shipping.pprof"} {
 		if st, err := os.Stat(filepath.Join(dir, "prof", f)); err != nil || st.Size() == 0 {
 			t.Errorf("profile %s: %v", f, err)
 		}

@@ -17,6 +17,9 @@ type phases struct {
 	exited  func() error // a service that stopped, if any
 	stats   func() map[string]procStats
 	profile string // CPU profile of the throughput phase, if set
+	// profileProcs, if set, starts CPU profiles of the service processes
+	// for the throughput phase; the func it returns waits for them.
+	profileProcs func(ctx context.Context, d time.Duration) func() error
 }
 
 func (p phases) run(ctx context.Context, r *variantResult) {
@@ -75,6 +78,14 @@ func (p phases) run(ctx context.Context, r *variantResult) {
 				r.Error = fmt.Sprintf("cpu profile: %v", err)
 			}
 			b.logf("%s: CPU profile of the throughput phase in %s", r.Name, p.profile)
+		}()
+	}
+	if p.profileProcs != nil {
+		wait := p.profileProcs(ctx, b.opts.Duration)
+		defer func() {
+			if err := wait(); err != nil && r.Error == "" {
+				r.Error = fmt.Sprintf("cpu profiles: %v", err)
+			}
 		}()
 	}
 	before := p.stats()

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -77,12 +78,13 @@ func freePort() (int, error) {
 
 // process is one running service.
 type process struct {
-	name    string
-	cmd     *exec.Cmd
-	httpURL string // its HTTP API (order) or admin/state API (the others)
-	logPath string
-	done    chan struct{}
-	err     error // of Wait, once done is closed
+	name     string
+	cmd      *exec.Cmd
+	httpURL  string // its HTTP API (order) or admin/state API (the others)
+	adminURL string // its admin API (/debug/pprof, …)
+	logPath  string
+	done     chan struct{}
+	err      error // of Wait, once done is closed
 }
 
 // system is the four services as OS processes on one queue.
@@ -124,6 +126,7 @@ func startSystem(cfg systemConfig) (*system, error) {
 			// exporter would warn.
 			"OTEL_TRACES_EXPORTER=none",
 		)
+		adminURL := "http://127.0.0.1:" + strconv.Itoa(port)
 		if name == "order" {
 			adminPort, err := freePort()
 			if err != nil {
@@ -131,6 +134,7 @@ func startSystem(cfg systemConfig) (*system, error) {
 				return nil, err
 			}
 			env = append(env, "ADMIN_ADDR=127.0.0.1:"+strconv.Itoa(adminPort))
+			adminURL = "http://127.0.0.1:" + strconv.Itoa(adminPort)
 		}
 		env = append(env, cfg.Env...)
 		logPath := filepath.Join(cfg.Dir, name+".log")
@@ -148,7 +152,7 @@ func startSystem(cfg systemConfig) (*system, error) {
 			s.stop(0)
 			return nil, fmt.Errorf("start %s: %w", name, err)
 		}
-		p := &process{name: name, cmd: cmd, httpURL: "http://127.0.0.1:" + strconv.Itoa(port), logPath: logPath, done: make(chan struct{})}
+		p := &process{name: name, cmd: cmd, httpURL: "http://127.0.0.1:" + strconv.Itoa(port), adminURL: adminURL, logPath: logPath, done: make(chan struct{})}
 		go func() {
 			p.err = cmd.Wait()
 			logFile.Close()
@@ -272,6 +276,55 @@ func readProcStats(pid string) (procStats, error) {
 
 // clockTicks is USER_HZ, 100 on every Linux this runs on.
 const clockTicks = 100
+
+// profile starts a CPU profile of d in every service, through its admin
+// API's /debug/pprof/profile, written to dir/PREFIX-SERVICE.pprof. The
+// returned func waits for them all and reports what failed.
+func (s *system) profile(ctx context.Context, dir, prefix string, d time.Duration) func() error {
+	seconds := max(1, int(d.Round(time.Second)/time.Second))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return func() error { return err }
+	}
+	errs := make([]error, len(s.procs))
+	var wg sync.WaitGroup
+	for i, p := range s.procs {
+		wg.Go(func() {
+			errs[i] = fetchProfile(ctx, p.adminURL+"/debug/pprof/profile?seconds="+strconv.Itoa(seconds),
+				filepath.Join(dir, prefix+"-"+p.name+".pprof"), time.Duration(seconds+30)*time.Second)
+		})
+	}
+	return func() error {
+		wg.Wait()
+		return errors.Join(errs...)
+	}
+}
+
+// fetchProfile GETs url into path.
+func fetchProfile(ctx context.Context, url, path string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadFrom(resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("profile %s: %w", url, err)
+	}
+	return f.Close()
+}
 
 func (s *system) stats() map[string]procStats {
 	out := map[string]procStats{}
