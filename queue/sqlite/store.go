@@ -453,6 +453,9 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 	if err := w.Add(walPath); err != nil {
 		return err
 	}
+	// A commit before the watch was in place raised no event: whoever
+	// waits looks once more.
+	b.wake.Notify()
 	safety := time.NewTicker(fileEventsSafetyNet)
 	defer safety.Stop()
 	gap := time.NewTimer(0)
@@ -553,7 +556,10 @@ func (b *Backend) pollChanges(ctx context.Context, conn *sql.Conn) {
 		changed := false
 		if st, err := os.Stat(walPath); err == nil {
 			if st.Size() != lastSize || !st.ModTime().Equal(lastMod) {
-				changed = lastSize != -1
+				// The first look counts as a change too: a commit since
+				// Open, before this loop first looked, must wake whoever
+				// waits (TestACommitBeforeTheWatcherFirstLooksWakesTheSubscriber).
+				changed = true
 				lastSize, lastMod = st.Size(), st.ModTime()
 			}
 		}

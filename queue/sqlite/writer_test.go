@@ -171,3 +171,51 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 		})
 	}
 }
+
+// A commit of another process that lands before this process's change
+// watcher first looks must still wake a waiting subscriber, not leave it to
+// its one-second safety net. (Polling only recorded the log's size at its
+// first look, and an event before the file watch was in place was lost.)
+func TestACommitBeforeTheWatcherFirstLooksWakesTheSubscriber(t *testing.T) {
+	for _, pollOnly := range []bool{false, true} {
+		name := map[bool]string{false: "file events", true: "polling"}[pollOnly]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			// The first poll comes 300ms after Open, long after the publish.
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.Config{PollOnly: pollOnly, PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer consumer.Close()
+			sub, err := consumer.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			msgs, err := sub.Subscribe(t.Context(), "jobs")
+			if err != nil {
+				t.Fatal(err)
+			}
+			producer, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer producer.Close()
+			start := time.Now()
+			if err := producer.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case m := <-msgs:
+				m.Ack()
+				// Woken by the watcher: by its first poll (300ms). Left
+				// to the subscriber's safety net: a second.
+				if waited := time.Since(start); waited >= 900*time.Millisecond {
+					t.Errorf("received after %v: the commit woke nobody (want it by the watcher's first look, 300ms)", waited)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("m-1 not received")
+			}
+		})
+	}
+}
