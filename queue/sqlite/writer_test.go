@@ -138,6 +138,22 @@ func TestHeldBackAcksAreCommittedWithTheNextWriteAndOnClose(t *testing.T) {
 	}
 }
 
+// subscribeWorkers subscribes group "workers" of b to topic "jobs" until
+// the test ends.
+func subscribeWorkers(t *testing.T, b *sqlite.Backend) <-chan *message.Message {
+	t.Helper()
+	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	msgs, err := sub.Subscribe(t.Context(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msgs
+}
+
 // A second Backend on the file stands in for another process: its commits
 // reach this one's subscriber through file change events or, with
 // PollOnly, through polling.
@@ -156,15 +172,7 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer producer.Close()
-			sub, err := consumer.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close()
-			msgs, err := sub.Subscribe(t.Context(), "jobs")
-			if err != nil {
-				t.Fatal(err)
-			}
+			msgs := subscribeWorkers(t, consumer)
 			for i := range 20 {
 				publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
 			}
@@ -187,15 +195,7 @@ func TestACommitBeforeTheWatcherFirstLooksWakesTheSubscriber(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer consumer.Close()
-			sub, err := consumer.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer sub.Close()
-			msgs, err := sub.Subscribe(t.Context(), "jobs")
-			if err != nil {
-				t.Fatal(err)
-			}
+			msgs := subscribeWorkers(t, consumer)
 			producer, err := sqlite.Open(t.Context(), path, sqlite.Config{})
 			if err != nil {
 				t.Fatal(err)
