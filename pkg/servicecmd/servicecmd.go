@@ -178,7 +178,7 @@ func KeepFreedCMemory(ctx context.Context, logger *slog.Logger, lookup LookupFun
 		logger.DebugContext(ctx, "C heap left to glibc's defaults (C_HEAP_TRIM_THRESHOLD=0)")
 		return
 	}
-	outcome := cmalloc.KeepFreedMemory(func(name string) (string, bool) { return lookup(name) }, threshold)
+	outcome := cmalloc.KeepFreedMemory(lookup, threshold)
 	logger.DebugContext(ctx, "C heap trim threshold", "outcome", outcome.String(), "bytes", threshold)
 }
 

@@ -5,9 +5,10 @@
 // A claim is one short write (a SELECT of the oldest visible deliveries and
 // an UPDATE of their range, in one transaction) that makes a batch of
 // deliveries invisible for the lease and bumps their attempt counters; the
-// handler runs with no transaction open; an ack deletes the delivery; a nack makes it
-// visible again (after the delay the retry middleware asked for). A consumer
-// that dies simply stops extending its leases, and its messages come back.
+// handler runs with no transaction open; an ack deletes the delivery; a
+// nack makes it visible again (after the delay the retry middleware asked
+// for). A consumer that dies simply stops extending its leases, and its
+// messages come back.
 // Every ack, nack and lease extension names the lease it holds (a lease id
 // bumped on every claim), so an ack that arrives after the lease moved on is
 // reported as lost instead of deleting another consumer's delivery.
