@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 
@@ -22,22 +23,46 @@ type delivery struct {
 // claimDelivery counts one more delivery of the message to the group and
 // returns the count with the failure history. It commits before the message
 // is handed out, so a consumer that crashes while handling still counts.
-func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string) (delivery, error) {
+//
+// acked, when not nil, is the subscription's previous delivery, acked by its
+// handler since: its row is deleted by the same statement (fenced by its
+// attempt, like ackDelivery), so that a message costs one commit here, not
+// two. See subscriber.deliver for why this is safe.
+func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, acked *delivery) (delivery, error) {
 	d := delivery{topic: topic, group: group, uuid: uuid}
-	err := b.db.QueryRowContext(ctx, `
-		INSERT INTO queue_delivery_attempts
-			(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at)
-		VALUES ($1, $2, $3, 1, true, now())
-		ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
-		SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now()
-		RETURNING attempts, first_failed_at, last_error`,
-		topic, group, uuid,
-	).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
+	query, args := claimSQL, []any{topic, group, uuid}
+	if acked != nil && acked.topic == topic && acked.group == group && acked.uuid != uuid {
+		query, args = claimAndForgetSQL, append(args, acked.uuid, acked.attempt)
+	} else if acked != nil {
+		// Rare (the same id published again, or another topic): forget
+		// it on its own first.
+		if err := b.ackDelivery(ctx, *acked); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
+			return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
+		}
+	}
+	err := b.db.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
 	if err != nil {
 		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 	}
 	return d, nil
 }
+
+const claimSQL = `
+	INSERT INTO queue_delivery_attempts
+		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at)
+	VALUES ($1, $2, $3, 1, true, now())
+	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
+	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now()
+	RETURNING attempts, first_failed_at, last_error`
+
+// claimAndForgetSQL is claimSQL that also deletes the row of message $4 at
+// attempt $5. The two touch different rows ($4 <> $3), as a data-modifying
+// CTE must.
+const claimAndForgetSQL = `
+	WITH forgotten AS (
+		DELETE FROM queue_delivery_attempts
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $4 AND attempts = $5
+	)` + claimSQL
 
 // unclaimDelivery takes back a claim whose message was never handed out
 // (the subscriber closed first).

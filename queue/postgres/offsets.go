@@ -57,6 +57,24 @@ func (a offsetsAdapter) NextOffsetQuery(topic, consumerGroup string) wsql.Query 
 	}
 }
 
+// AckMessageQuery stores the batch's offset, as watermill-sql's default
+// does, and deletes the delivery row of the batch's last message: acked
+// deliveries are otherwise forgotten by the next claim of the same
+// subscription (see subscriber.deliver), and the last one of a batch may
+// have none. The delete needs no attempt fence: only the holder of the
+// group's lock claims the group's deliveries, and this transaction holds
+// it. Arguments $1 to $3 are the default's (offset, transaction id, group).
+func (a offsetsAdapter) AckMessageQuery(topic string, row wsql.Row, consumerGroup string) wsql.Query {
+	q := a.DefaultPostgreSQLOffsetsAdapter.AckMessageQuery(topic, row, consumerGroup)
+	q.Query = `
+		WITH forgotten AS (
+			DELETE FROM queue_delivery_attempts
+			WHERE topic = $4 AND consumer_group = $3 AND message_uuid = $5
+		)` + q.Query
+	q.Args = append(q.Args, topic, row.Msg.UUID)
+	return q
+}
+
 // groupLockKey is the advisory lock key of one topic's consumer group.
 // A hash collision only makes two groups take turns.
 func groupLockKey(topic, group string) int64 {

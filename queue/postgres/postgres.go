@@ -34,8 +34,11 @@
 //
 // Delivery attempts, the first failure time and the last error are kept in
 // table queue_delivery_attempts, written outside the subscription's
-// transaction so that they survive a crash of the consumer; dead letters in
-// queue_dead_letters; the known topics in queue_topics.
+// transaction so that they survive a crash of the consumer (an acked
+// message's row is deleted by the subscription's next claim, in the same
+// statement, or by its batch's offset update: one commit per message, not
+// two); dead letters in queue_dead_letters; the known topics in
+// queue_topics.
 package postgres
 
 import (

@@ -219,6 +219,7 @@ func (s *subscriber) Close() error {
 // relay reads watermill-sql's deliveries and hands them out with delivery
 // metadata until ctx ends or the inner channel closes.
 func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan *message.Message, out chan<- *message.Message) {
+	var acked *delivery // the last delivery acked in time, whose row the next claim deletes
 	for {
 		select {
 		case <-ctx.Done():
@@ -227,7 +228,7 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 			if !ok {
 				return
 			}
-			if !s.deliver(ctx, topic, g, msg, out) {
+			if !s.deliver(ctx, topic, g, msg, out, &acked) {
 				return
 			}
 		}
@@ -237,13 +238,23 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 // deliver handles one message from watermill-sql and reports whether the
 // relay should go on. It returns only once the message is acked or nacked
 // (or the subscription ends), which keeps one message in flight.
-func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out chan<- *message.Message) bool {
+//
+// An ack within the ack deadline does not delete the message's delivery row
+// at once: *acked keeps it, and the next claim deletes it in the same
+// statement (or the batch's offset update does, for a batch's last
+// message). Until then the row still counts the message as in flight. If
+// the batch's transaction never commits, the message is delivered again
+// anyway, and the row left behind counts that delivery as one more attempt,
+// which it is.
+func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out chan<- *message.Message, acked **delivery) bool {
 	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
 	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
+		s.forgetAcked(ctx, acked, logger)
 		in.Ack()
 		return true
 	}
 	if s.takeLateAck(topic, in.UUID) {
+		s.forgetAcked(ctx, acked, logger)
 		in.Ack()
 		return true
 	}
@@ -252,8 +263,11 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	}
 
 	bctx, cancel := detached(ctx)
-	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID)
+	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, *acked)
 	cancel()
+	if err == nil {
+		*acked = nil
+	}
 	if err != nil {
 		// watermill-sql hands the message out again after ResendInterval.
 		logger.Error("Cannot record delivery, nacking", err, nil)
@@ -283,18 +297,19 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	for {
 		select {
 		case <-msg.Acked():
+			if inDone != nil && in.Context().Err() == nil {
+				*acked = &d
+				in.Ack()
+				return true
+			}
 			bctx, cancel := detached(ctx)
 			if err := s.b.ackDelivery(bctx, d); err != nil {
 				logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 			}
 			cancel()
-			if inDone == nil || in.Context().Err() != nil {
-				// Too late for this transaction: remember the ack so
-				// that the redelivery is acked without a handler.
-				s.addLateAck(topic, in.UUID)
-			} else {
-				in.Ack()
-			}
+			// Too late for this transaction: remember the ack so that the
+			// redelivery is acked without a handler.
+			s.addLateAck(topic, in.UUID)
 			return true
 
 		case <-msg.Nacked():
@@ -328,6 +343,21 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			return false
 		}
 	}
+}
+
+// forgetAcked deletes the row of a pending acked delivery before a message
+// that is acked without a claim, which may end the batch: the batch's
+// offset update deletes only its last message's row.
+func (s *subscriber) forgetAcked(ctx context.Context, acked **delivery, logger watermill.LoggerAdapter) {
+	if *acked == nil {
+		return
+	}
+	bctx, cancel := detached(ctx)
+	defer cancel()
+	if err := s.b.ackDelivery(bctx, **acked); err != nil {
+		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+	}
+	*acked = nil
 }
 
 func (s *subscriber) unclaim(ctx context.Context, d delivery, logger watermill.LoggerAdapter) {

@@ -267,3 +267,42 @@ func waitGroupStats(t *testing.T, b *postgres.Backend, topic, group string, ok f
 	}
 	t.Errorf("stats of %s/%s after 5s: got %+v, want them to satisfy the condition", topic, group, last)
 }
+
+// TestAnAckedDeliveryIsForgottenByTheNextClaim checks the bookkeeping that
+// saves a commit per message: an acked message's delivery row is deleted
+// by the next claim, and a batch that ends with a message handed to nobody
+// (a replay for another group) does not leave the last acked one counted
+// in flight.
+func TestAnAckedDeliveryIsForgottenByTheNextClaim(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	topic := newTopic(t)
+	replayForOther := message.NewMessage("replay-for-other", nil)
+	replayForOther.Metadata.Set(backend.MetadataReplayForGroup, "other")
+	publish(t, b, topic, message.NewMessage("m1", nil), message.NewMessage("m2", nil), replayForOther)
+	ch := subscribe(t, newSubscriber(t, b, "g"), topic)
+
+	m1 := receive(t, ch)
+	assertDelivery(t, m1, "m1", "1", "", false)
+	m1.Ack()
+	m2 := receive(t, ch)
+	assertDelivery(t, m2, "m2", "1", "", false)
+	// The batch is still open, so the offset has not moved, but m1's row
+	// went with m2's claim.
+	if g := groupStats(t, b, topic, "g"); g.InFlight != 1 {
+		t.Errorf("while m2 is handled: in flight %d, want 1 (m2 only)", g.InFlight)
+	}
+	m2.Ack()
+	expectNothing(t, ch, 200*time.Millisecond)
+	waitGroupStats(t, b, topic, "g", func(g backend.GroupStats) bool { return g.Depth == 0 && g.InFlight == 0 })
+}
+
+func groupStats(t *testing.T, b *postgres.Backend, topic, group string) backend.GroupStats {
+	t.Helper()
+	for _, g := range topicStats(t, b, topic).Groups {
+		if g.ConsumerGroup == group {
+			return g
+		}
+	}
+	t.Fatalf("Stats(%s): no group %s", topic, group)
+	return backend.GroupStats{}
+}
