@@ -40,7 +40,7 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 			return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 		}
 	}
-	err := b.db.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
+	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
 	if err != nil {
 		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 	}
@@ -69,12 +69,12 @@ const claimAndForgetSQL = `
 func (b *Backend) unclaimDelivery(ctx context.Context, d delivery) error {
 	var err error
 	if d.attempt == 1 {
-		_, err = b.db.ExecContext(ctx, `
+		_, err = b.recordsDB.ExecContext(ctx, `
 			DELETE FROM queue_delivery_attempts
 			WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = 1`,
 			d.topic, d.group, d.uuid)
 	} else {
-		_, err = b.db.ExecContext(ctx, `
+		_, err = b.recordsDB.ExecContext(ctx, `
 			UPDATE queue_delivery_attempts SET attempts = attempts - 1, in_flight = false
 			WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
 			d.topic, d.group, d.uuid, d.attempt)
@@ -88,7 +88,7 @@ func (b *Backend) unclaimDelivery(ctx context.Context, d delivery) error {
 // ackDelivery forgets the message's attempts. It reports
 // backend.ErrLeaseLost when a later delivery has been claimed meanwhile.
 func (b *Backend) ackDelivery(ctx context.Context, d delivery) error {
-	res, err := b.db.ExecContext(ctx, `
+	res, err := b.recordsDB.ExecContext(ctx, `
 		DELETE FROM queue_delivery_attempts
 		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
 		d.topic, d.group, d.uuid, d.attempt)
@@ -97,7 +97,7 @@ func (b *Backend) ackDelivery(ctx context.Context, d delivery) error {
 
 // failDelivery records a nack: the error text, and the failure times.
 func (b *Backend) failDelivery(ctx context.Context, d delivery, lastError string) error {
-	res, err := b.db.ExecContext(ctx, `
+	res, err := b.recordsDB.ExecContext(ctx, `
 		UPDATE queue_delivery_attempts
 		SET in_flight = false, last_error = $5,
 			first_failed_at = COALESCE(first_failed_at, now()), last_failed_at = now()

@@ -48,9 +48,26 @@ type Config struct {
 	// the acked part of one batch. Default 50.
 	SubscribeBatchSize int
 
-	// MaxOpenConns caps the connections used for publishing, delivery
-	// bookkeeping, dead letters and statistics. Default 10.
+	// MaxOpenConns caps the connections used for publishing, dead letters
+	// and statistics, and separately those used for delivery records (see
+	// SynchronousDeliveryRecords). Default 10.
 	MaxOpenConns int
+
+	// SynchronousDeliveryRecords makes every write of a delivery record
+	// (a claim counting an attempt, an ack, a failure) wait until the
+	// server has flushed it to disk, as every other write of the queue
+	// does. By default they commit with synchronous_commit=off, on
+	// connections of their own: such a commit is visible at once and
+	// survives a crash of any consumer, but a crash of the PostgreSQL
+	// server itself may lose the last moments of them (up to three times
+	// the server's wal_writer_delay, 200ms by default): a message being
+	// handled then counts one attempt fewer than it had. Messages, offsets
+	// and dead letters are never written that way, and PostgreSQL flushes
+	// the log in order, so a stored offset implies that the claims before
+	// it are on disk too. Asynchronous records roughly double how many
+	// messages a consumer group can take per second (each delivery is one
+	// claim commit; see docs/queue-benchmarks.md).
+	SynchronousDeliveryRecords bool
 
 	// SubscriberMaxOpenConns caps the connections used by subscription
 	// transactions: every Subscribe call holds one while it handles a batch

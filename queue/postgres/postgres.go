@@ -34,10 +34,11 @@
 //
 // Delivery attempts, the first failure time and the last error are kept in
 // table queue_delivery_attempts, written outside the subscription's
-// transaction so that they survive a crash of the consumer (an acked
-// message's row is deleted by the subscription's next claim, in the same
-// statement, or by its batch's offset update: one commit per message, not
-// two); dead letters in queue_dead_letters; the known topics in
+// transaction so that they survive a crash of the consumer, and by default
+// without waiting for the disk (see Config.SynchronousDeliveryRecords). An
+// acked message's row is deleted by the subscription's next claim, in the
+// same statement, or by its batch's offset update: one commit per message,
+// not two. Dead letters are kept in queue_dead_letters, the known topics in
 // queue_topics.
 package postgres
 
@@ -133,12 +134,16 @@ CREATE INDEX IF NOT EXISTS queue_dead_letters_topic_idx ON queue_dead_letters (t
 
 // Backend is the PostgreSQL queue store. It implements backend.Backend.
 type Backend struct {
-	cfg     Config
-	db      *sql.DB // publishing, bookkeeping, dead letters, statistics
-	subDB   *sql.DB // subscription transactions
-	schema  wsql.DefaultPostgreSQLSchema
-	offsets offsetsAdapter
-	pub     *publisher
+	cfg   Config
+	db    *sql.DB // publishing, dead letters, statistics
+	subDB *sql.DB // subscription transactions
+	// recordsDB writes delivery records: db itself with
+	// SynchronousDeliveryRecords, otherwise a pool whose sessions have
+	// synchronous_commit=off.
+	recordsDB *sql.DB
+	schema    wsql.DefaultPostgreSQLSchema
+	offsets   offsetsAdapter
+	pub       *publisher
 
 	topicsMu sync.Mutex
 	topics   map[string]bool // tables created and topic registered
@@ -183,6 +188,14 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 		topics: make(map[string]bool),
 		subs:   make(map[*subscriber]struct{}),
 		pubs:   make(map[*publisher]struct{}),
+	}
+	b.recordsDB = b.db
+	if !cfg.SynchronousDeliveryRecords {
+		recordsCfg := connCfg.Copy()
+		recordsCfg.RuntimeParams["synchronous_commit"] = "off"
+		b.recordsDB = stdlib.OpenDB(*recordsCfg)
+		b.recordsDB.SetMaxOpenConns(cfg.MaxOpenConns)
+		b.recordsDB.SetMaxIdleConns(cfg.MaxOpenConns)
 	}
 	b.db.SetMaxOpenConns(cfg.MaxOpenConns)
 	b.db.SetMaxIdleConns(cfg.MaxOpenConns)
@@ -332,7 +345,11 @@ func (b *Backend) Close() error {
 }
 
 func (b *Backend) closeDBs() error {
-	return errors.Join(b.subDB.Close(), b.db.Close())
+	err := errors.Join(b.subDB.Close(), b.db.Close())
+	if b.recordsDB != b.db {
+		err = errors.Join(err, b.recordsDB.Close())
+	}
+	return err
 }
 
 // track registers a publisher or subscriber so that Close can close it;
