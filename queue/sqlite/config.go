@@ -39,9 +39,12 @@ type Config struct {
 	// Default 30s.
 	Lease time.Duration
 
-	// ClaimBatch is how many deliveries one claim takes at most. A larger
-	// batch means fewer write transactions; after a crash, at most the
-	// claimed batch is redelivered. Default 64.
+	// ClaimBatch is how many deliveries one claim takes at most. A claim
+	// also takes no more than the subscriber's free handler slots plus
+	// SubscriberConfig.Concurrency, so that few deliveries wait, leased,
+	// behind busy handlers while another consumer of the group is idle. A
+	// larger batch means fewer write transactions; after a crash, at most
+	// the claimed batch is redelivered. Default 64.
 	ClaimBatch int
 
 	// MaxWriteBatch caps how many queued write operations (publishes,

@@ -122,8 +122,9 @@ func (s *Subscriber) drop(l lease) {
 	s.mu.Unlock()
 }
 
-// consume is one Subscribe call's loop: claim when a slot is free, hand the
-// messages out one by one, wait for new work without taking the write lock.
+// consume is one Subscribe call's loop: claim when a slot is free (the free
+// slots plus Concurrency more, up to ClaimBatch), hand the messages out one
+// by one, wait for new work without taking the write lock.
 func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) {
 	defer s.wg.Done()
 	defer close(out)
@@ -175,7 +176,14 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 				<-slots
 				return
 			}
-			got, err := s.claim(topic, s.b.cfg.ClaimBatch)
+			// Claim what the free slots can start now, plus at most
+			// Concurrency more to start as slots free up (fewer, larger
+			// claims under load). Not a whole ClaimBatch: a claimed
+			// delivery waits, leased, in the buffer while other consumers
+			// of the group may be idle (with one slot and slow handlers,
+			// 63 would queue behind one).
+			limit := min(s.b.cfg.ClaimBatch, cap(slots)-len(slots)+1+cap(slots))
+			got, err := s.claim(topic, limit)
 			if err != nil {
 				if errors.Is(err, errClosed) {
 					<-slots
@@ -190,7 +198,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 				continue
 			}
 			failures = 0
-			backlog = len(got) == s.b.cfg.ClaimBatch
+			backlog = len(got) == limit
 			if len(got) > 0 {
 				buffer = got
 				break
