@@ -61,7 +61,8 @@ type Config struct {
 	// survives a crash of any consumer, but a crash of the PostgreSQL
 	// server itself may lose the last moments of them (up to three times
 	// the server's wal_writer_delay, 200ms by default): a message being
-	// handled then counts one attempt fewer than it had. Messages, offsets
+	// handled or retried then may count fewer attempts than it had (so it
+	// may be tried more than MaxAttempts times). Messages, offsets
 	// and dead letters are never written that way, and PostgreSQL flushes
 	// the log in order, so a stored offset implies that the claims before
 	// it are on disk too. Asynchronous records roughly double how many

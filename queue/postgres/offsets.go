@@ -58,12 +58,13 @@ func (a offsetsAdapter) NextOffsetQuery(topic, consumerGroup string) wsql.Query 
 }
 
 // AckMessageQuery stores the batch's offset, as watermill-sql's default
-// does, and deletes the delivery row of the batch's last message: acked
-// deliveries are otherwise forgotten by the next claim of the same
-// subscription (see subscriber.deliver), and the last one of a batch may
-// have none. The delete needs no attempt fence: only the holder of the
-// group's lock claims the group's deliveries, and this transaction holds
-// it. Arguments $1 to $3 are the default's (offset, transaction id, group).
+// does, and deletes the delivery row of the batch's last acked message
+// (the row watermill-sql passes). Acked deliveries are otherwise forgotten
+// by the next claim of the same subscription (see subscriber.deliver), and
+// the last one of a batch may have none. The delete needs no attempt
+// fence: only the holder of the group's lock claims the group's
+// deliveries, and this transaction holds it. Arguments $1 to $3 are the
+// default's (offset, transaction id, group).
 func (a offsetsAdapter) AckMessageQuery(topic string, row wsql.Row, consumerGroup string) wsql.Query {
 	q := a.DefaultPostgreSQLOffsetsAdapter.AckMessageQuery(topic, row, consumerGroup)
 	q.Query = `

@@ -241,11 +241,12 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 //
 // An ack within the ack deadline does not delete the message's delivery row
 // at once: *acked keeps it, and the next claim deletes it in the same
-// statement (or the batch's offset update does, for a batch's last
+// statement (or the batch's offset update does, for the batch's last acked
 // message). Until then the row still counts the message as in flight. If
-// the batch's transaction never commits, the message is delivered again
-// anyway, and the row left behind counts that delivery as one more attempt,
-// which it is.
+// the batch's transaction never commits, the message is delivered again,
+// and the row left behind usually counts that delivery as one more attempt,
+// which it is (unless this relay claims it again while still holding it as
+// acked: then the row is deleted first and the count starts again at 1).
 func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out chan<- *message.Message, acked **delivery) bool {
 	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
 	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
@@ -347,14 +348,16 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 
 // forgetAcked deletes the row of a pending acked delivery before a message
 // that is acked without a claim, which may end the batch: the batch's
-// offset update deletes only its last message's row.
+// offset update deletes only its last acked message's row. That update may
+// also have deleted this one already (when the pending delivery ended the
+// previous batch), so finding no row is expected here.
 func (s *subscriber) forgetAcked(ctx context.Context, acked **delivery, logger watermill.LoggerAdapter) {
 	if *acked == nil {
 		return
 	}
 	bctx, cancel := detached(ctx)
 	defer cancel()
-	if err := s.b.ackDelivery(bctx, **acked); err != nil {
+	if err := s.b.ackDelivery(bctx, **acked); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
 		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	*acked = nil
