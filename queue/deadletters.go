@@ -49,27 +49,40 @@ func ReplayMessage(dl backend.DeadLetter) *message.Message {
 	return msg
 }
 
-// ReplayDeadLetters replays every dead letter matching f (Limit ignored)
-// and reports how many it replayed. It stops at the first failure.
+// ReplayDeadLetters replays every dead letter matching f when it starts
+// (Limit ignored) and reports how many it replayed. It stops at the first
+// failure.
+//
+// The entries are listed first and then replayed once each: a replayed
+// message that fails again while the replay runs is dead-lettered again
+// (under its old ID or a new one) and stays there for the next replay,
+// instead of being replayed in a loop that never ends while consumers run.
 func ReplayDeadLetters(ctx context.Context, b backend.Backend, f backend.DeadLetterFilter) (int, error) {
-	replayed := 0
+	var ids []int64
+	f.Limit = 100
+	f.AfterID = 0
 	for {
-		f.Limit = 100
-		batch, err := b.DeadLetters().List(ctx, f)
+		page, err := b.DeadLetters().List(ctx, f)
 		if err != nil {
-			return replayed, fmt.Errorf("replay: %w", err)
+			return 0, fmt.Errorf("replay: %w", err)
 		}
-		if len(batch) == 0 {
-			return replayed, nil
+		if len(page) == 0 {
+			break
 		}
-		for _, dl := range batch {
-			if err := ReplayDeadLetter(ctx, b, dl.ID); err != nil {
-				if errors.Is(err, backend.ErrNotFound) {
-					continue // replayed or purged concurrently
-				}
-				return replayed, err
-			}
-			replayed++
+		for _, dl := range page {
+			ids = append(ids, dl.ID)
 		}
+		f.AfterID = page[len(page)-1].ID
 	}
+	replayed := 0
+	for _, id := range ids {
+		if err := ReplayDeadLetter(ctx, b, id); err != nil {
+			if errors.Is(err, backend.ErrNotFound) {
+				continue // replayed or purged concurrently
+			}
+			return replayed, err
+		}
+		replayed++
+	}
+	return replayed, nil
 }

@@ -3,10 +3,12 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -367,7 +369,7 @@ func TestOddTopicNamesAreRejectedClearly(t *testing.T) {
 		{"orders events", `character ' '`},
 		{".hidden", `character '.'`},
 		{"zamówienia", `character 'ó'`},
-		{strings.Repeat("t", 49), "at most 48"},
+		{strings.Repeat("t", 46), "at most 45"},
 	}
 	for _, tt := range tests {
 		err := q.Publisher().Publish(tt.topic, message.NewMessage("x", nil))
@@ -465,5 +467,82 @@ func TestReplayedMessageThatFailsAgainBeforeTheReplayEndsStaysDeadLettered(t *te
 				t.Errorf("first failed at: got %v, want the first failure %v", got, first)
 			}
 		})
+	}
+}
+
+// TestReplayingAllEndsWhenReplayedMessagesFailAgain replays every dead
+// letter through a backend whose consumers dead-letter each replayed
+// message again at once: the replay must replay each entry once and end,
+// not find the entries again and loop while they keep failing.
+func TestReplayingAllEndsWhenReplayedMessagesFailAgain(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"memory":   func(*testing.T) string { return "memory://" },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_replay_all") },
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			q, err := queue.Open(ctx, queue.Config{URL: url(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			const entries = 150 // more than one page of List
+			for i := range entries {
+				if err := q.Backend().DeadLetters().Put(ctx, backend.DeadLetter{
+					MessageUUID: fmt.Sprintf("m-%d", i), Topic: "orders", ConsumerGroup: "billing",
+					Metadata: map[string]string{}, Attempts: 1, LastError: "unreadable",
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			replayed, err := queue.ReplayDeadLetters(ctx, refailingBackend{Backend: q.Backend(), group: "billing"}, backend.DeadLetterFilter{})
+			if err != nil {
+				t.Fatalf("replay all: %v", err)
+			}
+			if replayed != entries {
+				t.Errorf("replayed: got %d, want %d (each entry once)", replayed, entries)
+			}
+			all, err := q.Backend().DeadLetters().List(ctx, backend.DeadLetterFilter{Limit: 1000})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(all) != entries {
+				t.Errorf("dead letters after the replay: got %d, want %d (every message failed again)", len(all), entries)
+			}
+		})
+	}
+}
+
+// TestPanickingHandlerIsRetriedThenDeadLettered checks that a panic counts
+// as a failed attempt: retried with backoff, then dead-lettered with the
+// panic as its last error, not redelivered at once forever.
+func TestPanickingHandlerIsRetriedThenDeadLettered(t *testing.T) {
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	var calls atomic.Int32
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing", Retry: fastRetry(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("charge", "payments", func(*message.Message) error {
+		calls.Add(1)
+		panic("nil gateway")
+	})
+	runRouter(t, r)
+
+	if err := q.Publisher().Publish("payments", message.NewMessage("m-1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+	waitFor(t, "the delivery to be acked", func() bool { return groupDepth(t, q, "payments", "billing") == 0 })
+	if got := calls.Load(); got != 3 {
+		t.Errorf("handler calls: got %d, want 3 (MaxAttempts)", got)
+	}
+	dl := deadLetters(t, q)[0]
+	if dl.Attempts != 3 || !strings.Contains(dl.LastError, "nil gateway") {
+		t.Errorf("dead letter: got attempts %d, last error %q; want 3 and the panic's value", dl.Attempts, dl.LastError)
 	}
 }

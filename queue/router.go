@@ -32,8 +32,12 @@ type RouterConfig struct {
 }
 
 // Router runs handlers for one consumer group. Every handler is wrapped,
-// outermost first, in: panic recovery, a consumer span (child of the
-// producer's span), and retries with dead-lettering.
+// outermost first, in: panic recovery (a last resort for the middleware
+// itself), a consumer span (child of the producer's span), metrics, retries
+// with dead-lettering, and panic recovery again: a handler that panics has
+// failed an attempt like one that returns an error, so it is retried with
+// backoff and dead-lettered after MaxAttempts, not redelivered at once
+// forever.
 type Router struct {
 	q      *Queue
 	cfg    RouterConfig
@@ -81,7 +85,7 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 		}
 		r.AddMiddleware(ins.middleware(group))
 	}
-	r.AddMiddleware(retry.Middleware(rc))
+	r.AddMiddleware(retry.Middleware(rc), middleware.Recoverer)
 	return &Router{q: q, cfg: cfg, sub: sub, router: r}, nil
 }
 
@@ -91,7 +95,8 @@ func (r *Router) Handle(name, topic string, h message.NoPublishHandlerFunc) {
 }
 
 // AddMiddleware adds middleware inside the standard ones (it sees the
-// message after tracing and retries have wrapped the handler).
+// message after tracing and retries have wrapped the handler; a panic in it
+// is recovered and retried like the handler's).
 func (r *Router) AddMiddleware(m ...message.HandlerMiddleware) { r.router.AddMiddleware(m...) }
 
 // Running is closed once every handler is subscribed.

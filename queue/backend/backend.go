@@ -104,6 +104,9 @@ type DeadLetter struct {
 type DeadLetterFilter struct {
 	Topic         string
 	ConsumerGroup string
+	// AfterID keeps only entries with a greater ID. List returns entries
+	// in ID order, so passing the last ID of one page gives the next.
+	AfterID int64
 	// Limit caps List; 0 means the store's default (100).
 	Limit int
 }
@@ -164,10 +167,10 @@ type GroupStats struct {
 	Retrying int64 `json:"retrying"`
 }
 
-// MaxTopicLength bounds topic names so that every backend can store them
-// (PostgreSQL derives table names from topics and truncates identifiers at
-// 63 bytes).
-const MaxTopicLength = 48
+// MaxTopicLength bounds topic names so that every backend can store them:
+// PostgreSQL's table "watermill_offsets_<topic>" must fit its 63-byte
+// identifiers (longer ones are truncated silently and could collide).
+const MaxTopicLength = 63 - len("watermill_offsets_")
 
 // ValidateTopic rejects topic names that some backend cannot store safely.
 // A topic is 1 to MaxTopicLength characters from [A-Za-z0-9._-], starting

@@ -263,7 +263,8 @@ func later(a, b time.Time) time.Time {
 }
 
 func matches(dl backend.DeadLetter, f backend.DeadLetterFilter) bool {
-	return (f.Topic == "" || dl.Topic == f.Topic) && (f.ConsumerGroup == "" || dl.ConsumerGroup == f.ConsumerGroup)
+	return (f.Topic == "" || dl.Topic == f.Topic) && (f.ConsumerGroup == "" || dl.ConsumerGroup == f.ConsumerGroup) &&
+		dl.ID > f.AfterID
 }
 
 func (d deadLetters) List(_ context.Context, f backend.DeadLetterFilter) ([]backend.DeadLetter, error) {

@@ -162,6 +162,10 @@ func filterSQL(f backend.DeadLetterFilter) (string, []any) {
 		args = append(args, f.ConsumerGroup)
 		conds = append(conds, fmt.Sprintf("consumer_group = $%d", len(args)))
 	}
+	if f.AfterID > 0 {
+		args = append(args, f.AfterID)
+		conds = append(conds, fmt.Sprintf("id > $%d", len(args)))
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}

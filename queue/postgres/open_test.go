@@ -82,7 +82,9 @@ func TestValidateTopic(t *testing.T) {
 		ok    bool
 	}{
 		{"orders.v1", true},
-		{"order-placed_v2:eu$1", true},
+		{"order-placed_v2.eu1", true},
+		{"order:eu$1", false}, // allowed in table names, but not by the other backends
+		{"-leading-dash", false},
 		{strings.Repeat("a", 45), true},
 		{strings.Repeat("a", 46), false},
 		{"", false},

@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"regexp"
 	"sync"
 	"time"
 
@@ -67,29 +66,19 @@ var ErrInvalidTopic = errors.New("invalid topic name")
 // ErrClosed is returned by a closed backend, publisher or subscriber.
 var ErrClosed = errors.New("postgres queue is closed")
 
-// maxTopicLen keeps "watermill_offsets_<topic>" within PostgreSQL's 63-byte
-// identifiers; longer names would be truncated silently and could collide.
-const maxTopicLen = 63 - len("watermill_offsets_")
-
 // maxGroupLen is the width of watermill-sql's consumer_group column.
 const maxGroupLen = 255
 
 // maxUUIDLen is the width of watermill-sql's uuid column.
 const maxUUIDLen = 36
 
-var topicPattern = regexp.MustCompile(`^[A-Za-z0-9._:$-]+$`)
-
-// ValidateTopic reports a topic name this backend cannot store: it must be
-// 1 to 45 characters from A-Z a-z 0-9 . _ : $ - (watermill-sql turns the
-// topic into table names).
+// ValidateTopic reports a topic name this backend cannot store. The rule is
+// the one every backend applies (backend.ValidateTopic: 1 to 45 characters
+// from A-Z a-z 0-9 . _ -), so that a name that works on SQLite works here
+// too; the error wraps ErrInvalidTopic.
 func ValidateTopic(topic string) error {
-	switch {
-	case topic == "":
-		return fmt.Errorf("%w: empty topic", ErrInvalidTopic)
-	case len(topic) > maxTopicLen:
-		return fmt.Errorf("%w %q: longer than %d characters", ErrInvalidTopic, topic, maxTopicLen)
-	case !topicPattern.MatchString(topic):
-		return fmt.Errorf("%w %q: only A-Z a-z 0-9 . _ : $ - are allowed", ErrInvalidTopic, topic)
+	if err := backend.ValidateTopic(topic); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidTopic, err)
 	}
 	return nil
 }

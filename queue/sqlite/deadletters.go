@@ -82,6 +82,10 @@ func filterSQL(f backend.DeadLetterFilter) (string, []any) {
 		where = append(where, "consumer_group = ?")
 		args = append(args, f.ConsumerGroup)
 	}
+	if f.AfterID > 0 {
+		where = append(where, "id > ?")
+		args = append(args, f.AfterID)
+	}
 	if len(where) == 0 {
 		return "", nil
 	}
