@@ -633,7 +633,7 @@ func waitCollected(b *testing.B, path string, timeout time.Duration) int64 {
 // BenchmarkSQLiteCeiling measures what this machine's SQLite does without
 // the queue: 200-byte rows inserted by one process into a WAL file with
 // synchronous=NORMAL, one row per transaction and 64 per transaction. The
-// queue's figures depend on the machine mostly through these (DESIGN.md §9
+// queue's figures depend on the machine mostly through these (docs/design.md §9
 // quotes 67k–92k single-row commits/s for the machine its targets were
 // measured on), so they are the yardstick for comparing runs on different
 // machines.

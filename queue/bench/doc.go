@@ -1,6 +1,6 @@
 // Package bench holds the queue's benchmarks; it has no code of its own.
 //
-// They measure, in one run, what the queue module promises in DESIGN.md §9:
+// They measure, in one run, what the queue module promises in docs/design.md §9:
 // consumed and published messages per second for Watermill's GoChannel (the
 // in-process upper bound), SQLite in one process, SQLite shared by several OS
 // processes and PostgreSQL; publish→handler latency at a fixed rate; the CPU

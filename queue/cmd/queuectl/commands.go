@@ -25,9 +25,14 @@ func open(ctx context.Context, g globals) (backend.Backend, error) {
 	return b, nil
 }
 
-func subFlags(g globals, name string) *flag.FlagSet {
+// subFlags returns the flag set of command name. It also takes the global
+// flags, so that they may come after the command too (queuectl dlq list
+// --json); they default to what was given before it.
+func subFlags(g *globals, name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(g.stderr)
+	fs.StringVar(&g.queueURL, "queue-url", g.queueURL, "the queue (global flag; also accepted here)")
+	fs.BoolVar(&g.json, "json", g.json, "print JSON instead of tables (global flag; also accepted here)")
 	return fs
 }
 
@@ -37,8 +42,8 @@ func printJSON(g globals, v any) error {
 	return enc.Encode(v)
 }
 
-func noArgs(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+func noArgs(g *globals, fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args, g.stdout); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -48,7 +53,7 @@ func noArgs(fs *flag.FlagSet, args []string) error {
 }
 
 func cmdTopics(ctx context.Context, g globals, args []string) error {
-	if err := noArgs(subFlags(g, "topics"), args); err != nil {
+	if err := noArgs(&g, subFlags(&g, "topics"), args); err != nil {
 		return err
 	}
 	b, err := open(ctx, g)
@@ -70,7 +75,7 @@ func cmdTopics(ctx context.Context, g globals, args []string) error {
 }
 
 func cmdStats(ctx context.Context, g globals, args []string) error {
-	if err := noArgs(subFlags(g, "stats"), args); err != nil {
+	if err := noArgs(&g, subFlags(&g, "stats"), args); err != nil {
 		return err
 	}
 	b, err := open(ctx, g)
@@ -114,6 +119,9 @@ func cmdDLQ(ctx context.Context, g globals, args []string) error {
 		return usageError{"dlq needs a subcommand: list, show, replay or purge"}
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(g.stdout, usage)
+		return errHelpShown
 	case "list", "ls":
 		return dlqList(ctx, g, args[1:])
 	case "show":
@@ -133,11 +141,11 @@ func filterFlags(fs *flag.FlagSet, f *backend.DeadLetterFilter) {
 }
 
 func dlqList(ctx context.Context, g globals, args []string) error {
-	fs := subFlags(g, "dlq list")
+	fs := subFlags(&g, "dlq list")
 	var f backend.DeadLetterFilter
 	filterFlags(fs, &f)
 	fs.IntVar(&f.Limit, "limit", 100, "at most this many")
-	if err := noArgs(fs, args); err != nil {
+	if err := noArgs(&g, fs, args); err != nil {
 		return err
 	}
 	b, err := open(ctx, g)
@@ -179,8 +187,8 @@ func parseID(fs *flag.FlagSet) (int64, error) {
 }
 
 func dlqShow(ctx context.Context, g globals, args []string) error {
-	fs := subFlags(g, "dlq show")
-	if err := fs.Parse(args); err != nil {
+	fs := subFlags(&g, "dlq show")
+	if err := parseFlags(fs, args, g.stdout); err != nil {
 		return err
 	}
 	id, err := parseID(fs)
@@ -215,11 +223,11 @@ func dlqShow(ctx context.Context, g globals, args []string) error {
 }
 
 func dlqReplay(ctx context.Context, g globals, args []string) error {
-	fs := subFlags(g, "dlq replay")
+	fs := subFlags(&g, "dlq replay")
 	var f backend.DeadLetterFilter
 	filterFlags(fs, &f)
 	all := fs.Bool("all", false, "replay every dead letter (matching --topic/--group)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, g.stdout); err != nil {
 		return err
 	}
 	if *all && fs.NArg() > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "") {
@@ -254,11 +262,11 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 }
 
 func dlqPurge(ctx context.Context, g globals, args []string) error {
-	fs := subFlags(g, "dlq purge")
+	fs := subFlags(&g, "dlq purge")
 	var f backend.DeadLetterFilter
 	filterFlags(fs, &f)
 	yes := fs.Bool("yes", false, "confirm: the dead letters are deleted for good")
-	if err := noArgs(fs, args); err != nil {
+	if err := noArgs(&g, fs, args); err != nil {
 		return err
 	}
 	if !*yes {
@@ -281,7 +289,7 @@ func dlqPurge(ctx context.Context, g globals, args []string) error {
 }
 
 func cmdTail(ctx context.Context, g globals, args []string) error {
-	fs := subFlags(g, "tail")
+	fs := subFlags(&g, "tail")
 	fromStart := fs.Bool("from-start", false, "start with the messages still stored, not only new ones")
 	interval := fs.Duration("interval", 100*time.Millisecond, "how often to look for new messages")
 	// Accept the topic before or after the flags.
@@ -289,7 +297,7 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		topic, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, g.stdout); err != nil {
 		return err
 	}
 	if topic == "" && fs.NArg() == 1 {

@@ -17,17 +17,23 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "queuectl:", err)
-		}
-		var ue usageError
-		if errors.As(err, &ue) || errors.Is(err, flag.ErrHelp) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode reports err on stderr and returns the exit status for it: 0 for
+// none, 2 for a mistake in the command line, 1 for anything else.
+func exitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return 0
 	}
+	fmt.Fprintln(stderr, "queuectl:", err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
 }
 
 // usageError is a mistake in the command line (exit status 2).
@@ -35,10 +41,40 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
+// parseFlags parses args with fs, whose output is the command's stderr.
+// Asked for help (-h, --help), it prints fs's usage to stdout and returns
+// errHelpShown, which run turns into success. A flag fs does not know, or a
+// bad value, is a usageError, reported with the usage on stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	usage := fs.Usage
+	fs.Usage = func() {} // printed below, to the writer that fits
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		stderr := fs.Output()
+		fs.SetOutput(stdout)
+		fs.Usage()
+		fs.SetOutput(stderr)
+		return errHelpShown
+	default:
+		fs.Usage()
+		return usageError{err.Error()}
+	}
+}
+
+// errHelpShown ends a command whose usage was asked for and printed; run
+// returns nil for it.
+var errHelpShown = errors.New("help shown")
+
 const usage = `queuectl — inspect and repair an orderflow queue
 
 Usage:
   queuectl [global flags] <command> [flags] [args]
+
+The global flags may also come after the command (queuectl dlq list --json).
 
 Commands:
   topics                       list the topics the queue knows
@@ -74,10 +110,20 @@ type globals struct {
 	stderr   io.Writer
 }
 
+// run runs the command line args (without the program name). Asking for
+// help (-h, --help, help, or -h after a command) prints it and returns nil.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	err := dispatch(ctx, args, stdout, stderr)
+	if errors.Is(err, errHelpShown) {
+		return nil
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("queuectl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage) }
 	g := globals{stdout: stdout, stderr: stderr}
 	defURL := os.Getenv("QUEUE_URL")
 	if defURL == "" {
@@ -85,7 +131,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fs.StringVar(&g.queueURL, "queue-url", defURL, "queue URL")
 	fs.BoolVar(&g.json, "json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
 	rest := fs.Args()
@@ -95,7 +141,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cmd, cmdArgs := rest[0], rest[1:]
 	switch cmd {
-	case "help", "-h", "--help":
+	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
 	case "topics":

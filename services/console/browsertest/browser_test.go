@@ -4,7 +4,8 @@
 // temporary directory.
 //
 // Chromium is found on PATH (chromium, chromium-browser, google-chrome) or
-// at $CHROMIUM_PATH. Without it the test is skipped, except when CI=true,
+// at $CHROMIUM_PATH. Without it the test is skipped, except in CI (CI set
+// to anything but "", "false" or "0": CI runners export CI=true or CI=1),
 // where it fails. On failure, a screenshot and the HTML of the page are
 // saved to $CONSOLE_TEST_ARTIFACTS or a temporary directory named in the
 // log. With CONSOLE_SCREENSHOTS_DIR set, the test also saves one screenshot
@@ -227,6 +228,16 @@ func (b *browser) waitFlag(service, flag, want string) {
 		`document.querySelector('#flag-%s-%s')?.dataset.value === %q`, service, flag, want), 15*time.Second)
 }
 
+// inCI reports whether the CI environment variable's value ci says the test
+// runs in CI: any value but "", "false" or "0" (any case).
+func inCI(ci string) bool {
+	switch strings.ToLower(strings.TrimSpace(ci)) {
+	case "", "false", "0":
+		return false
+	}
+	return true
+}
+
 func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: the browser test builds and runs the whole system")
@@ -234,8 +245,8 @@ func TestConsoleInBrowser(t *testing.T) {
 	chrome := chromiumPath()
 	if chrome == "" {
 		msg := "Chromium not found: install it (apt-get install -y chromium) or set CHROMIUM_PATH"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: the browser test must run)")
+		if ci := os.Getenv("CI"); inCI(ci) {
+			t.Fatalf("%s (CI=%s: the browser test must run)", msg, ci)
 		}
 		t.Skip(msg)
 	}
