@@ -316,15 +316,7 @@ func TestForwarderIsWokenByCommits(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			db := tempDB(t)
-			ob, err := outbox.New(ctx, db, outbox.Config{})
-			require.NoError(t, err)
-			dst, col := newDestination(t, "order.events")
-			cfg := outbox.ForwarderConfig{MinPollInterval: time.Hour, PollInterval: time.Hour}
-			if tt.wake {
-				cfg.Outbox = ob
-			}
-			startForwarder(t, db, dst, cfg)
+			db, ob, col := forwarding(t, tt.wake, outbox.ForwarderConfig{MinPollInterval: time.Hour, PollInterval: time.Hour})
 			// Let the forwarder's first poll find the outbox empty and
 			// start its hour-long wait.
 			time.Sleep(100 * time.Millisecond)
@@ -346,6 +338,22 @@ func TestForwarderIsWokenByCommits(t *testing.T) {
 	}
 }
 
+// forwarding starts a forwarder from a fresh service database's outbox to
+// a destination collecting order.events; woken sets cfg.Outbox, so that
+// stores wake the forwarder.
+func forwarding(tb testing.TB, woken bool, cfg outbox.ForwarderConfig) (*sql.DB, *outbox.Outbox, *collector) {
+	tb.Helper()
+	db := tempDB(tb)
+	ob, err := outbox.New(context.Background(), db, outbox.Config{})
+	require.NoError(tb, err)
+	dst, col := newDestination(tb, "order.events")
+	if woken {
+		cfg.Outbox = ob
+	}
+	startForwarder(tb, db, dst, cfg)
+	return db, ob, col
+}
+
 // BenchmarkForwardingLatency reports the time from a business commit to
 // the message's arrival at the destination (p50 and max over b.N commits,
 // one at a time), woken or polling, right after traffic or after idling.
@@ -365,15 +373,7 @@ func BenchmarkForwardingLatency(b *testing.B) {
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
-			db := tempDB(b)
-			ob, err := outbox.New(ctx, db, outbox.Config{})
-			require.NoError(b, err)
-			dst, col := newDestination(b, "order.events")
-			cfg := outbox.ForwarderConfig{}
-			if bc.wake {
-				cfg.Outbox = ob
-			}
-			startForwarder(b, db, dst, cfg)
+			db, ob, col := forwarding(b, bc.wake, outbox.ForwarderConfig{})
 
 			committed := make(map[string]time.Time, b.N)
 			b.ResetTimer()
