@@ -58,30 +58,24 @@ type Command struct {
 
 // Config is the parsed command line shared by the worker services.
 type Config struct {
-	QueueURL    string
-	DataDir     string
-	HTTPAddr    string
-	Concurrency int
-	MaxAttempts int
-	LogLevel    slog.Level
+	QueueURL        string
+	DataDir         string
+	HTTPAddr        string
+	Concurrency     int
+	MaxAttempts     int
+	ShutdownTimeout time.Duration
+	LogLevel        slog.Level
 }
 
 // Parse parses args, each flag falling back to an environment variable
-// read through lookup (an unparsable number falls back to the default).
+// read through lookup (unset or empty: the default). A variable that does
+// not parse is an error naming it, as for the order service: a typo must
+// not quietly run the service with the default.
 // --help prints the usage to out and returns flag.ErrHelp.
 func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config, error) {
-	env := func(name, def string) string {
-		if v, ok := lookup(name); ok && v != "" {
-			return v
-		}
-		return def
-	}
-	envInt := func(name string, def int) int {
-		if n, err := strconv.Atoi(env(name, "")); err == nil {
-			return n
-		}
-		return def
-	}
+	envs := NewEnvDefaults(lookup)
+	env, envInt, envDuration := envs.String, envs.Int, envs.Duration
+	var errs []error
 	var cfg Config
 	var level string
 	fs := flag.NewFlagSet(c.Name, flag.ContinueOnError)
@@ -91,6 +85,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HTTP_ADDR", c.DefaultHTTPAddr), "admin and state HTTP address; loopback by default (env HTTP_ADDR)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	if c.Flags != nil {
 		c.Flags(fs, env)
@@ -102,11 +97,18 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	errs = append(errs, envs.Err())
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		return Config{}, fmt.Errorf("--log-level: %w", err)
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
 	if cfg.Concurrency < 1 || cfg.MaxAttempts < 1 {
-		return Config{}, errors.New("--concurrency and --max-attempts must be at least 1")
+		errs = append(errs, errors.New("--concurrency and --max-attempts must be at least 1"))
+	}
+	if cfg.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("--shutdown-timeout must not be negative"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
 	}
 	return cfg, nil
 }
@@ -149,7 +151,7 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	}
 	svc, err := c.Open(ctx, servicehost.Config{
 		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr,
-		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts,
+		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger: tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
 	})

@@ -25,7 +25,7 @@ func lookupIn(env map[string]string) servicecmd.LookupFunc {
 
 func TestParse(t *testing.T) {
 	defaults := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8082",
-		Concurrency: 4, MaxAttempts: 5, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, ShutdownTimeout: 10 * time.Second, LogLevel: slog.LevelInfo}
 	tests := []struct {
 		name string
 		args []string
@@ -34,16 +34,16 @@ func TestParse(t *testing.T) {
 	}{
 		{"defaults", nil, nil, defaults},
 		{"flags", []string{"--queue-url", "postgres://u@h/db", "--data-dir", "x", "--http-addr", "127.0.0.1:0",
-			"--concurrency", "8", "--max-attempts", "2", "--log-level", "warn"},
+			"--concurrency", "8", "--max-attempts", "2", "--shutdown-timeout", "3s", "--log-level", "warn"},
 			nil, servicecmd.Config{QueueURL: "postgres://u@h/db", DataDir: "x", HTTPAddr: "127.0.0.1:0",
-				Concurrency: 8, MaxAttempts: 2, LogLevel: slog.LevelWarn}},
+				Concurrency: 8, MaxAttempts: 2, ShutdownTimeout: 3 * time.Second, LogLevel: slog.LevelWarn}},
 		{"environment, a flag wins", []string{"--data-dir", "flag-wins"},
 			map[string]string{"QUEUE_URL": "sqlite:///tmp/q.db", "DATA_DIR": "/tmp/d", "HTTP_ADDR": "127.0.0.1:9",
-				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "LOG_LEVEL": "debug"},
+				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "SHUTDOWN_TIMEOUT": "1m", "LOG_LEVEL": "debug"},
 			servicecmd.Config{QueueURL: "sqlite:///tmp/q.db", DataDir: "flag-wins", HTTPAddr: "127.0.0.1:9",
-				Concurrency: 2, MaxAttempts: 7, LogLevel: slog.LevelDebug}},
-		{"unparsable and empty numbers fall back to the defaults", nil,
-			map[string]string{"CONCURRENCY": "many", "MAX_ATTEMPTS": "", "QUEUE_URL": ""}, defaults},
+				Concurrency: 2, MaxAttempts: 7, ShutdownTimeout: time.Minute, LogLevel: slog.LevelDebug}},
+		{"empty values fall back to the defaults", nil,
+			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "SHUTDOWN_TIMEOUT": "", "QUEUE_URL": ""}, defaults},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,9 +58,38 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// A variable that does not parse stops the start with an error naming it,
+// as the order service does, instead of running with the default.
+func TestParseRejectsBadEnvironment(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string // in the error
+	}{
+		{"concurrency", map[string]string{"CONCURRENCY": "ten"}, []string{`CONCURRENCY="ten"`}},
+		{"max attempts", map[string]string{"MAX_ATTEMPTS": "5x"}, []string{`MAX_ATTEMPTS="5x"`}},
+		{"shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "10"}, []string{`SHUTDOWN_TIMEOUT="10"`}},
+		{"all reported at once", map[string]string{"CONCURRENCY": "ten", "MAX_ATTEMPTS": "many"},
+			[]string{"CONCURRENCY", "MAX_ATTEMPTS"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := command.Parse(nil, lookupIn(tc.env), io.Discard)
+			if err == nil {
+				t.Fatalf("got %+v, nil error; want an error naming %v", got, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error: got %q, want it to name %s", err, w)
+				}
+			}
+		})
+	}
+}
+
 func TestParseErrorsAndHelp(t *testing.T) {
 	none := lookupIn(nil)
-	for _, args := range [][]string{{"--concurrency", "0"}, {"--max-attempts", "0"}, {"--log-level", "loud"}, {"extra"}, {"--nope"}} {
+	for _, args := range [][]string{{"--concurrency", "0"}, {"--max-attempts", "0"}, {"--shutdown-timeout", "-1s"}, {"--log-level", "loud"}, {"extra"}, {"--nope"}} {
 		if _, err := command.Parse(args, none, io.Discard); err == nil {
 			t.Errorf("Parse(%q): got nil error, want one", args)
 		}

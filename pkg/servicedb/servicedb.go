@@ -61,22 +61,40 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 const StatementCacheSize = 64
 
 // InTx runs fn in a transaction of db, committed if fn returns nil and
-// rolled back otherwise.
+// rolled back otherwise. If fn panics, the transaction is rolled back and
+// the panic goes on up the stack.
 func InTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tx.Rollback()
-			return
-		}
-		if cerr := tx.Commit(); cerr != nil {
-			err = fmt.Errorf("commit: %w", cerr)
-		}
-	}()
+	defer func() { err = FinishTx(err, tx, recover()) }()
 	return fn(ctx, tx)
+}
+
+// FinishTx ends tx for a function that ran its work in it, as that
+// function's deferred call:
+//
+//	defer func() { err = servicedb.FinishTx(err, tx, recover()) }()
+//
+// It commits if err is nil and rolls back otherwise. During a panic err is
+// still nil, so the recovered value, not err, decides: the partial work is
+// rolled back and the panic re-raised.
+func FinishTx(err error, tx *sql.Tx, panicked any) error {
+	if panicked != nil {
+		_ = tx.Rollback()
+		panic(panicked)
+	}
+	if err != nil {
+		if rbErr := tx.Rollback(); rbErr != nil {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
+		}
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
 }
 
 // Querier is what a service's store needs from a *sql.DB or a *sql.Tx, so

@@ -28,8 +28,11 @@ type UnitOfWorkConfig struct {
 	// Propagator writes the trace context of the handler into emitted
 	// messages. Default W3C Trace Context and Baggage.
 	Propagator propagation.TextMapPropagator
-	// BeforeCommit, when set, runs after the command's effects and before
-	// the commit (the crash_mid_handler fault point).
+	// BeforeCommit, when set, runs after the effects of a message's
+	// command and before the commit (the crash_mid_handler fault point).
+	// It does not run for an admin request (no message id): the fault
+	// simulates a crash the queue recovers from by redelivering, and an
+	// admin request has no redelivery.
 	BeforeCommit func()
 }
 
@@ -82,14 +85,16 @@ func NewUnitOfWork[T any](cfg UnitOfWorkConfig, view func(tx *Tx) T) (*UnitOfWor
 func (u *UnitOfWork[T]) Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx T) error) (duplicate bool, err error) {
 	run := func(ctx context.Context, sqlTx *sql.Tx) error {
 		t := &Tx{sql: sqlTx, outbox: u.cfg.Outbox, propagator: u.cfg.Propagator, causation: messageID}
-		if err := fn(ctx, u.view(t)); err != nil {
-			return err
-		}
-		u.cfg.BeforeCommit()
-		return nil
+		return fn(ctx, u.view(t))
 	}
 	if messageID != "" {
-		return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, messageID, run)
+		return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, messageID, func(ctx context.Context, sqlTx *sql.Tx) error {
+			if err := run(ctx, sqlTx); err != nil {
+				return err
+			}
+			u.cfg.BeforeCommit()
+			return nil
+		})
 	}
 	return false, InTx(ctx, u.cfg.DB, run)
 }

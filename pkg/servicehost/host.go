@@ -60,14 +60,13 @@ const (
 	DefaultDataDir     = "data"
 	DefaultConcurrency = 4
 	DefaultMaxAttempts = 5
+	// DefaultShutdownTimeout is the order service's default too.
+	DefaultShutdownTimeout = 10 * time.Second
 )
 
 // InboxRetention is how long processed message ids are remembered: far
 // longer than any redelivery (retries, dead-letter replays).
 const InboxRetention = 7 * 24 * time.Hour
-
-// flushTimeout bounds how long Run waits for the outbox to drain.
-const flushTimeout = 5 * time.Second
 
 // Config is what the caller of a worker service chooses. Zero values take
 // the defaults.
@@ -91,6 +90,10 @@ type Config struct {
 	// MaxAttempts is how often a failing command is delivered before it
 	// is dead-lettered. Default DefaultMaxAttempts.
 	MaxAttempts int
+	// ShutdownTimeout bounds each stage of the graceful stop: the admin
+	// server's requests, the running handlers, the outbox flush and the
+	// forwarder's last forward. Default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 
 	// Logger, TracerProvider, MeterProvider, Propagator and
 	// MetricsHandler come from pkg/telemetry in main; tests may leave
@@ -121,6 +124,9 @@ func (c *Config) setDefaults(s Spec) {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -140,6 +146,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Concurrency < 1 || c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("concurrency and max attempts must be at least 1"))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdown timeout must not be negative"))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
@@ -257,7 +266,9 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if h.fwd, err = outbox.NewForwarder(h.db, h.q.Publisher(), outbox.ForwarderConfig{Outbox: ob, Logger: wlog}); err != nil {
+	if h.fwd, err = outbox.NewForwarder(h.db, h.q.Publisher(), outbox.ForwarderConfig{
+		Outbox: ob, Logger: wlog, CloseTimeout: cfg.ShutdownTimeout,
+	}); err != nil {
 		return nil, err
 	}
 	if h.inbox, err = inbox.New(ctx, h.db, inbox.Config{Retention: InboxRetention, Logger: wlog}); err != nil {
@@ -268,6 +279,8 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		ConsumerGroup: spec.Name,
 		Concurrency:   cfg.Concurrency,
 		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts},
+		// Without it the router waits its own default (30s) for handlers.
+		CloseTimeout: cfg.ShutdownTimeout,
 	}, meter); err != nil {
 		return nil, err
 	}
@@ -286,14 +299,15 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		return nil, err
 	}
 	if h.admin, err = admin.New(admin.Config{
-		Service: spec.Name,
-		Addr:    cfg.HTTPAddr,
-		Ready:   h.ready,
-		Faults:  h.faults,
-		Queue:   h.q.Backend(),
-		Metrics: cfg.MetricsHandler,
-		Routes:  routes,
-		Logger:  cfg.Logger,
+		Service:         spec.Name,
+		Addr:            cfg.HTTPAddr,
+		Ready:           h.ready,
+		Faults:          h.faults,
+		Queue:           h.q.Backend(),
+		Metrics:         cfg.MetricsHandler,
+		Routes:          routes,
+		Logger:          cfg.Logger,
+		ShutdownTimeout: cfg.ShutdownTimeout,
 	}); err != nil {
 		return nil, err
 	}
@@ -323,11 +337,12 @@ func (h *Host) ready(ctx context.Context) error {
 	return Ready(ctx, h.router, h.db.PingContext, h.q.Backend())
 }
 
-// Run serves until ctx ends or a part fails, then shuts down in order:
-// the HTTP server, the router (which lets running handlers finish), the
-// outbox forwarder (after forwarding what the last handlers committed),
-// then the queue (if the service opened it) and the database. It returns
-// the first failure, if any. A Host runs once.
+// Run serves until ctx ends or a part fails, then shuts down in order,
+// each stage bounded by ShutdownTimeout: the HTTP server, the router
+// (which lets running handlers finish), the outbox forwarder (after
+// forwarding what the last handlers committed), then the queue (if the
+// service opened it) and the database. It returns the first failure, if
+// any. A Host runs once.
 func (h *Host) Run(ctx context.Context) error {
 	if h.ran.Swap(true) {
 		return fmt.Errorf("%s service: already run", h.spec.Name)
@@ -377,7 +392,7 @@ func (h *Host) Run(ctx context.Context) error {
 	stopRouter()
 	stopRetention()
 	wg.Wait()
-	FlushOutbox(h.fwd, flushTimeout, h.logger)
+	FlushOutbox(h.fwd, h.cfg.ShutdownTimeout, h.logger)
 	if err := h.fwd.Close(); err != nil {
 		runErr = errors.Join(runErr, err)
 	}

@@ -180,6 +180,66 @@ func TestHostRunsAServiceOnASharedQueue(t *testing.T) {
 	_ = sub.Close()
 }
 
+// A handler that outlives the shutdown timeout does not hold up the stop:
+// draining the handlers is one stage of it, bounded like the others (not
+// by the queue router's default of 30s).
+func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	// The handler blocks, deaf to its context, like one stuck where
+	// cancellation cannot reach it.
+	stuck, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	spec := echoSpec()
+	spec.Wire = func(_ context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
+		p.Router.Handle("stuck", contracts.TopicInventoryCommands, func(*message.Message) error {
+			close(stuck)
+			<-release
+			return nil
+		})
+		return nil, nil
+	}
+	const shutdown = 300 * time.Millisecond
+	h, err := servicehost.Open(ctx, spec, servicehost.Config{Queue: q, DataDir: t.TempDir(), ShutdownTimeout: shutdown})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- h.Run(runCtx) }()
+	select {
+	case <-h.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("handlers not running after 10s")
+	}
+	if err := q.Publisher().Publish(contracts.TopicInventoryCommands, message.NewMessage(watermill.NewUUID(), nil)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stuck:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler did not start within 10s")
+	}
+
+	start := time.Now()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+		if took := time.Since(start); took > 10*shutdown {
+			t.Errorf("stop took %v, want about the shutdown timeout %v", took, shutdown)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("Run did not return within 15s of its context ending; want about the shutdown timeout %v", shutdown)
+	}
+}
+
 func TestOpenRejectsBadSpecsAndConfigs(t *testing.T) {
 	ctx := context.Background()
 	noWire := echoSpec()
@@ -198,6 +258,7 @@ func TestOpenRejectsBadSpecsAndConfigs(t *testing.T) {
 		{"spec without wire", noWire, servicehost.Config{}},
 		{"spec without poison topic", noPoison, servicehost.Config{}},
 		{"bad address", echoSpec(), servicehost.Config{HTTPAddr: "no port"}},
+		{"negative shutdown timeout", echoSpec(), servicehost.Config{ShutdownTimeout: -time.Second}},
 		{"negative concurrency", echoSpec(), servicehost.Config{Concurrency: -1}},
 		{"bad queue URL", echoSpec(), servicehost.Config{QueueURL: "nats://x"}},
 		{"failing wire", failingWire, servicehost.Config{QueueURL: "memory://"}},

@@ -8,13 +8,14 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/pkg/servicehost"
 )
 
 // The flags every worker service shares are tested in pkg/servicecmd; these
 // are inventory's defaults, its --catalog flag and its help.
 func TestParseConfig(t *testing.T) {
 	defaults := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8081",
-		Concurrency: 4, MaxAttempts: 5, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, ShutdownTimeout: servicehost.DefaultShutdownTimeout, LogLevel: slog.LevelInfo}
 	tests := []struct {
 		name string
 		args []string

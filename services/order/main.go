@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -44,10 +43,7 @@ type config struct {
 	LogLevel slog.Level
 }
 
-// lookupFunc reads an environment variable.
-type lookupFunc func(string) (string, bool)
-
-func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error) {
+func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (config, error) {
 	var c config
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		c.Command, args = args[0], args[1:]
@@ -55,37 +51,9 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 			return config{}, fmt.Errorf("unknown command %q (known: rebuild-projections)", c.Command)
 		}
 	}
-	env := func(name, def string) string {
-		if v, ok := lookup(name); ok && v != "" {
-			return v
-		}
-		return def
-	}
+	envs := servicecmd.NewEnvDefaults(lookup)
+	env, envInt, envDuration := envs.String, envs.Int, envs.Duration
 	var errs []error
-	envInt := func(name string, def int) int {
-		v := env(name, "")
-		if v == "" {
-			return def
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			return def
-		}
-		return n
-	}
-	envDuration := func(name string, def time.Duration) time.Duration {
-		v := env(name, "")
-		if v == "" {
-			return def
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
-			return def
-		}
-		return d
-	}
 	s := &c.Service
 	var level string
 	fs := flag.NewFlagSet("order", flag.ContinueOnError)
@@ -96,7 +64,7 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 	fs.StringVar(&s.AdminAddr, "admin-addr", env("ADMIN_ADDR", service.DefaultAdminAddr), "admin API listen address, loopback by default; \"off\" disables it (env ADMIN_ADDR)")
 	fs.StringVar(&s.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] pricing orders; default the built-in one (env CATALOG_FILE)")
 	fs.DurationVar(&s.StepTimeout, "step-timeout", envDuration("STEP_TIMEOUT", service.DefaultStepTimeout), "how long the saga waits for inventory, payment or shipping before compensating (env STEP_TIMEOUT)")
-	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
+	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again, doubled after each resend up to 10m; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
 	fs.DurationVar(&s.TimeoutScanInterval, "timeout-scan-interval", envDuration("TIMEOUT_SCAN_INTERVAL", 0), "how often due step deadlines are looked for; 0 means min(1s, step timeout/4) (env TIMEOUT_SCAN_INTERVAL)")
 	fs.IntVar(&s.Concurrency, "concurrency", envInt("CONCURRENCY", 4), "replies of one topic handled at once (env CONCURRENCY)")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
@@ -110,6 +78,7 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 	if fs.NArg() > 0 {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
+	errs = append(errs, envs.Err())
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
@@ -129,9 +98,12 @@ compensate. It emits inventory/payment/shipping commands and order.events
 through its outbox and consumes inventory.events, payment.events and
 shipping.events. Order API on --http-addr, admin API (health, fault flags,
 dead letters, queue stats, metrics, POST /projections/rebuild) on --admin-addr.
+`)
+	fmt.Fprintf(out, `Processed reply ids and the Idempotency-Keys of POST /orders are kept for
+%d days (purged every minute); a key older than that places a new order.
 
 Flags (each falls back to the environment variable named in its help):
-`)
+`, service.Retention/(24*time.Hour))
 	fs.PrintDefaults()
 	fmt.Fprintf(out, "\nFault flags (environment at start, PUT /faults/NAME on the admin API at run time; ORDER_NAME overrides NAME):\n")
 	for _, s := range faults.ServiceFlags(service.Name) {
@@ -141,7 +113,7 @@ Flags (each falls back to the environment variable named in its help):
 	fmt.Fprintf(out, "C heap: C_HEAP_TRIM_THRESHOLD=BYTES keeps that much freed C memory for reuse (default 64 MiB; 0 leaves glibc's malloc as it is).\n")
 }
 
-func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer) error {
+func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stderr io.Writer) error {
 	cfg, err := parseConfig(args, lookup, stderr)
 	if err != nil {
 		return err
@@ -151,7 +123,7 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 		return err
 	}
 	defer shutdown()
-	servicecmd.KeepFreedCMemory(ctx, tel.Logger, servicecmd.LookupFunc(lookup))
+	servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup)
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {

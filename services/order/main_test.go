@@ -7,10 +7,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/pkg/servicecmd"
 )
 
 func TestParseConfig(t *testing.T) {
-	env := func(m map[string]string) lookupFunc {
+	env := func(m map[string]string) servicecmd.LookupFunc {
 		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 	}
 	tests := []struct {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/pkg/servicehost"
 )
 
 // The flags every worker service shares are tested in pkg/servicecmd; these
@@ -19,7 +20,7 @@ func TestCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8083",
-		Concurrency: 4, MaxAttempts: 5, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, ShutdownTimeout: servicehost.DefaultShutdownTimeout, LogLevel: slog.LevelInfo}
 	if got != want {
 		t.Errorf("defaults: got %+v, want %+v", got, want)
 	}

@@ -172,6 +172,7 @@ func TestPoisonAndRestock(t *testing.T) {
 		{"/stock/NOPE/restock", `{"quantity":5}`, 404},
 		{"/stock/SKU-5/restock", `{"quantity":0}`, 400},
 		{"/stock/SKU-5/restock", `{}`, 400},
+		{"/stock/SKU-5/restock", `{"quantity":9223372036854775807}`, 400}, // would overflow the stock
 	} {
 		if code := h.Send(http.MethodPost, tc.path, tc.body); code != tc.want {
 			t.Errorf("POST %s %s: got %d, want %d", tc.path, tc.body, code, tc.want)

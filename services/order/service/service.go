@@ -63,9 +63,17 @@ const (
 	DefaultHTTPAddr    = "127.0.0.1:8080"
 	DefaultAdminAddr   = "127.0.0.1:8084"
 	DefaultStepTimeout = 30 * time.Second
-	// inboxRetention is how long processed reply ids are remembered: far
-	// longer than any redelivery (retries, dead-letter replays).
-	inboxRetention = 7 * 24 * time.Hour
+)
+
+const (
+	// Retention is how long processed reply ids (the inbox) and the
+	// Idempotency-Keys of POST /orders are remembered: far longer than
+	// any redelivery (retries, dead-letter replays) or client retry. A
+	// key older than that is free again: it places a new order.
+	Retention = 7 * 24 * time.Hour
+	// retentionInterval is how often both are purged (the inbox's own
+	// default cadence).
+	retentionInterval = time.Minute
 )
 
 // Config configures the order service. Zero values take the defaults.
@@ -89,7 +97,9 @@ type Config struct {
 	// shipping before compensating. Default 30s.
 	StepTimeout time.Duration
 	// CompensationTimeout is how long it waits for a compensation to be
-	// confirmed before sending it again. Default StepTimeout.
+	// confirmed before sending it again; the wait doubles after each
+	// resend, up to domain.MaxCompensationRetryInterval. Default
+	// StepTimeout.
 	CompensationTimeout time.Duration
 	// TimeoutScanInterval is how often due deadlines are looked for.
 	// Default min(1s, StepTimeout/4).
@@ -257,7 +267,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.inbox, err = inbox.New(ctx, s.db.Writer, inbox.Config{Retention: inboxRetention, Logger: wlog}); err != nil {
+	if s.inbox, err = inbox.New(ctx, s.db.Writer, inbox.Config{Retention: Retention, RetentionInterval: retentionInterval, Logger: wlog}); err != nil {
 		return nil, err
 	}
 	if s.store, err = adapters.NewStore(s.db, ob, s.inbox); err != nil {
@@ -293,13 +303,19 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		}
 		s.ownQueue = true
 	}
-	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{Outbox: ob, Logger: wlog}); err != nil {
+	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{
+		Outbox: ob, Logger: wlog,
+		CloseTimeout: cfg.ShutdownTimeout, // stopping the forwarder is a stage of the graceful stop too
+	}); err != nil {
 		return nil, err
 	}
 	if s.router, err = servicehost.NewRouter(s.q, queue.RouterConfig{
 		ConsumerGroup: app.ConsumerGroup,
 		Concurrency:   cfg.Concurrency,
 		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts},
+		// Draining the reply handlers is a stage of the graceful stop:
+		// without this it would wait the router's own default (30s).
+		CloseTimeout: cfg.ShutdownTimeout,
 	}, cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/order")); err != nil {
 		return nil, err
 	}
@@ -380,9 +396,9 @@ func (s *Service) ready(ctx context.Context) error {
 // Run serves until ctx ends or a part fails, then stops in order: the
 // order API (requests in progress finish), the reply handlers (running
 // handlers finish), the timeout loop, the outbox forwarder (after
-// forwarding what was committed, up to ShutdownTimeout), the admin API,
-// and last the queue and the database. It returns the first failure, if
-// any. A Service runs once.
+// forwarding what was committed), the admin API, and last the queue and
+// the database; each stage waits at most ShutdownTimeout. It returns the
+// first failure, if any. A Service runs once.
 func (s *Service) Run(ctx context.Context) error {
 	ran := false
 	s.runOnce.Do(func() { ran = true })
@@ -415,7 +431,7 @@ func (s *Service) Run(ctx context.Context) error {
 	})
 	routerWG.Go(func() { watch("message router", routerCtx, s.router.Run(routerCtx)) })
 	loopWG.Go(func() { watch("timeout loop", loopCtx, s.loop.Run(loopCtx)) })
-	loopWG.Go(func() { watch("inbox retention", loopCtx, s.inbox.RunRetention(loopCtx)) })
+	loopWG.Go(func() { watch("retention", loopCtx, s.runRetention(loopCtx)) })
 	httpWG.Go(func() {
 		if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			failed <- fmt.Errorf("order API: %w", err)
@@ -470,6 +486,42 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.logger.Info("order service stopped")
 	return runErr
+}
+
+// runRetention purges, every retentionInterval until ctx ends, what is
+// older than Retention: processed reply ids and Idempotency-Keys.
+func (s *Service) runRetention(ctx context.Context) error {
+	t := time.NewTicker(retentionInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.purgeExpired(ctx, time.Now())
+	}
+}
+
+// purgeExpired deletes the reply ids processed and the Idempotency-Keys
+// created more than Retention before now. A failure is logged; the next
+// round retries.
+func (s *Service) purgeExpired(ctx context.Context, now time.Time) {
+	cutoff := now.Add(-Retention)
+	if n, err := s.inbox.PurgeProcessedBefore(ctx, cutoff); err != nil {
+		if ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "cannot purge processed reply ids", "error", err)
+		}
+	} else if n > 0 {
+		s.logger.DebugContext(ctx, "purged processed reply ids", "deleted", n)
+	}
+	if n, err := s.store.PurgeIdempotencyKeysBefore(ctx, cutoff); err != nil {
+		if ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "cannot purge idempotency keys", "error", err)
+		}
+	} else if n > 0 {
+		s.logger.DebugContext(ctx, "purged idempotency keys", "deleted", n)
+	}
 }
 
 // Close releases what New opened: listeners, the queue (if the service

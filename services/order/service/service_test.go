@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/services/order/service"
 )
@@ -174,6 +175,83 @@ func TestServiceDrivesAnOrderToCompletionOverTheQueue(t *testing.T) {
 	n, err := service.RebuildProjections(context.Background(), filepath.Join(dir, "order"))
 	if err != nil || n != 1 {
 		t.Errorf("RebuildProjections: got %d, %v, want 1", n, err)
+	}
+}
+
+// A reply handler that outlives the shutdown timeout does not hold up the
+// stop: draining the handlers is one stage of it, bounded like the others
+// (not by the queue router's default of 30s).
+func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	// The crash point before the reply's commit blocks, deaf to any
+	// context, like a handler stuck where cancellation cannot reach it.
+	stuck, release := make(chan struct{}), make(chan struct{})
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags(service.Name), Exit: func(int) {
+		close(stuck)
+		<-release
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shutdown = 300 * time.Millisecond
+	svc, err := service.New(ctx, service.Config{
+		Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off",
+		Faults: reg, ShutdownTimeout: shutdown,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	t.Cleanup(func() { close(release) }) // after Run returned: the handler then fails on the closed database
+	base := "http://" + svc.HTTPAddr()
+
+	res, err := http.Post(base+"/orders", "application/json",
+		strings.NewReader(`{"customer_id":"c-1","items":[{"sku":"SKU-2","quantity":1}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed struct{ ID string }
+	_ = json.NewDecoder(res.Body).Decode(&placed)
+	res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("POST /orders: got %d, want 201", res.StatusCode)
+	}
+	if err := reg.Set(faults.CrashMidHandler, "true"); err != nil {
+		t.Fatal(err)
+	}
+	payload, meta, err := contracts.Encode(contracts.StockReserved{OrderID: placed.ID, Items: []contracts.Item{{SKU: "SKU-2", Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := message.NewMessage(watermill.NewUUID(), payload)
+	for k, v := range meta {
+		msg.Metadata.Set(k, v)
+	}
+	if err := q.Publisher().Publish(contracts.TopicInventoryEvents, msg); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stuck:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reply handler did not reach its crash point within 10s")
+	}
+
+	start := time.Now()
+	stop()
+	select {
+	case <-done: // the stuck handler's transaction may fail the stop; only its length counts
+		if took := time.Since(start); took > 10*shutdown {
+			t.Errorf("stop took %v, want about the shutdown timeout %v per stage", took, shutdown)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("Run did not return within 15s of its context ending; want about the shutdown timeout %v per stage", shutdown)
 	}
 }
 

@@ -10,6 +10,7 @@ package domain
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -41,10 +42,17 @@ func (s Stock) Conserved() bool {
 	return s.Available >= 0 && s.Reserved >= 0 && s.Available+s.Reserved == s.Initial+s.Restocked
 }
 
-// Restock adds n units to the available stock.
+// Restock adds n units to the available stock. n must be positive and
+// leave every count representable: an overflow would wrap the stock
+// negative (which the database refuses), so it is an invalid quantity.
 func (s *Stock) Restock(n int) error {
 	if n <= 0 {
 		return fmt.Errorf("%w: restock by %d, want a positive number", ErrInvalidQuantity, n)
+	}
+	// Both sides of the conservation equation grow by n; if either sum
+	// fits, so does every field in it (they are not negative).
+	if n > math.MaxInt-(s.Available+s.Reserved) || n > math.MaxInt-(s.Initial+s.Restocked) {
+		return fmt.Errorf("%w: restock by %d would exceed %d units of %s", ErrInvalidQuantity, n, math.MaxInt, s.SKU)
 	}
 	s.Available += n
 	s.Restocked += n

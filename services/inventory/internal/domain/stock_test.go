@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"testing"
 
@@ -157,5 +158,38 @@ func TestRestock(t *testing.T) {
 		if err := s.Restock(n); !errors.Is(err, domain.ErrInvalidQuantity) {
 			t.Errorf("Restock(%d): got %v, want ErrInvalidQuantity", n, err)
 		}
+	}
+}
+
+// A restock that would overflow the counts is refused and changes nothing:
+// wrapping around would drive the stock negative.
+func TestRestockOverflow(t *testing.T) {
+	tests := []struct {
+		name    string
+		stock   domain.Stock
+		n       int
+		wantErr error
+	}{
+		{"max on empty stock", domain.Stock{SKU: "A"}, math.MaxInt, nil},
+		{"max on one unit", domain.Stock{SKU: "A", Available: 1, Initial: 1}, math.MaxInt, domain.ErrInvalidQuantity},
+		{"max on reserved units", domain.Stock{SKU: "A", Reserved: 2, Initial: 2}, math.MaxInt - 1, domain.ErrInvalidQuantity},
+		{"up to the limit", domain.Stock{SKU: "A", Available: 5, Reserved: 5, Initial: 10}, math.MaxInt - 10, nil},
+		{"one past the limit", domain.Stock{SKU: "A", Available: 5, Reserved: 5, Initial: 10}, math.MaxInt - 9, domain.ErrInvalidQuantity},
+		{"after an earlier restock", domain.Stock{SKU: "A", Available: 3, Initial: 1, Restocked: 2}, math.MaxInt - 2, domain.ErrInvalidQuantity},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tc.stock
+			err := s.Restock(tc.n)
+			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Fatalf("Restock(%d): got %v, want %v", tc.n, err, tc.wantErr)
+			}
+			if err != nil && s != tc.stock {
+				t.Errorf("after a refused restock: got %+v, want %+v unchanged", s, tc.stock)
+			}
+			if !s.Conserved() {
+				t.Errorf("after restock: got %+v, want it conserved", s)
+			}
+		})
 	}
 }

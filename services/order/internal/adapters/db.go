@@ -189,13 +189,16 @@ var schema = []string{
 		status TEXT    PRIMARY KEY,
 		count  INTEGER NOT NULL
 	)`,
-	// Idempotency-Key of POST /orders -> the order it placed.
+	// Idempotency-Key of POST /orders -> the order it placed. Keys older
+	// than the service's retention are purged by created_at
+	// (Store.PurgeIdempotencyKeysBefore).
 	`CREATE TABLE IF NOT EXISTS idempotency_keys (
 		key          TEXT    PRIMARY KEY,
 		request_hash TEXT    NOT NULL,
 		order_id     TEXT    NOT NULL,
 		created_at   INTEGER NOT NULL
 	)`,
+	`CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)`,
 	// The saga's next step deadline per order, with the trace context of
 	// the order's latest decision. Derived from the stream like the
 	// projections, in the same transaction.

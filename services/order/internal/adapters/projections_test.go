@@ -151,5 +151,10 @@ func TestListOrdersPagination(t *testing.T) {
 		if !errors.As(err, &ve) || ve.Fields[0].Field != tc.field {
 			t.Errorf("%s: got %v, want a validation error on %q", tc.name, err, tc.field)
 		}
+		// Handle's doc promises that a bad cursor, and only it, matches
+		// ErrInvalidCursor.
+		if got, want := errors.Is(err, app.ErrInvalidCursor), tc.field == "cursor"; got != want {
+			t.Errorf("%s: errors.Is(%v, ErrInvalidCursor): got %v, want %v", tc.name, err, got, want)
+		}
 	}
 }

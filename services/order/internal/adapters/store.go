@@ -12,6 +12,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
 	"github.com/orderflow/orderflow/services/order/internal/app"
@@ -80,27 +81,8 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.T
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	defer func() { err = finishTx(err, tx, recover()) }()
+	defer func() { err = servicedb.FinishTx(err, tx, recover()) }()
 	return fn(ctx, tx)
-}
-
-// finishTx commits tx if fn succeeded, else rolls it back; a recovered
-// panic is re-raised after the rollback.
-func finishTx(err error, tx *sql.Tx, panicked any) error {
-	if panicked != nil {
-		_ = tx.Rollback()
-		panic(panicked)
-	}
-	if err != nil {
-		if rbErr := tx.Rollback(); rbErr != nil {
-			return errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
-		}
-		return err
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
-	}
-	return nil
 }
 
 // storeTx is app.Tx on one *sql.Tx.
@@ -179,6 +161,34 @@ func (t *storeTx) SaveIdempotencyKey(ctx context.Context, rec app.IdempotencyRec
 		return fmt.Errorf("save idempotency key: %w", err)
 	}
 	return nil
+}
+
+// purgeBatchSize caps the rows one purge statement deletes, so that the
+// write lock is held briefly (as the inbox's retention does).
+const purgeBatchSize = 1000
+
+// PurgeIdempotencyKeysBefore deletes the Idempotency-Keys created before t
+// and says how many it deleted. A request repeating a purged key places a
+// new order.
+func (s *Store) PurgeIdempotencyKeysBefore(ctx context.Context, t time.Time) (int64, error) {
+	var total int64
+	for {
+		res, err := s.db.Writer.ExecContext(ctx,
+			`DELETE FROM idempotency_keys WHERE rowid IN (
+				SELECT rowid FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+			t.UnixMilli(), purgeBatchSize)
+		if err != nil {
+			return total, fmt.Errorf("purge idempotency keys: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("purge idempotency keys: %w", err)
+		}
+		total += n
+		if n < purgeBatchSize {
+			return total, nil
+		}
+	}
 }
 
 // DueDeadlines returns up to limit deadlines due at or before now.

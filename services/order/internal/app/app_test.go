@@ -324,6 +324,42 @@ func TestTimeoutLoopFiresDueDeadlines(t *testing.T) {
 	}
 }
 
+// An order whose timeout fails does not stop the round: the due orders of
+// the next batches still fire in it, not one batch per tick.
+func TestTimeoutLoopGoesOnAfterAFailingOrder(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	ids := []string{env.Place(), env.Place(), env.Place()}
+	// A deadline of an order that cannot be loaded: due first, failing
+	// every time.
+	if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES ('ghost', 0, '', '')`); err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(ordertest.StepTimeout)
+	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, nil) // one round within the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetTimeoutLoopBatch(loop, 2) // the ghost and one order per batch
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for env.Order(id).Status != domain.StatusCancelling {
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s: got %s, want CANCELLING in the loop's first round", id, env.Order(id).Status)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
 // conflictOnce makes the first SaveOrder of every command fail with a
 // conflict, as if another writer had appended first.
 type conflictOnce struct {

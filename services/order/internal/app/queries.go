@@ -182,7 +182,10 @@ func (h ListOrdersHandler) Handle(ctx context.Context, f ListFilter) (OrderPage,
 	}
 	p, err := h.rm.Orders(ctx, f)
 	if errors.Is(err, ErrInvalidCursor) {
-		return OrderPage{}, &domain.ValidationError{Fields: []domain.FieldError{{Field: "cursor", Problem: err.Error()}}}
+		// Both wrapped: errors.As finds the field for the HTTP problem,
+		// errors.Is still finds ErrInvalidCursor.
+		return OrderPage{}, fmt.Errorf("list orders: %w: %w", err,
+			&domain.ValidationError{Fields: []domain.FieldError{{Field: "cursor", Problem: err.Error()}}})
 	}
 	if err != nil {
 		return OrderPage{}, fmt.Errorf("list orders: %w", err)

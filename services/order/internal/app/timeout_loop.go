@@ -47,13 +47,15 @@ func (l *TimeoutLoop) Run(ctx context.Context) error {
 	}
 }
 
-// round fires batches until fewer than a batch are due.
+// round fires batches until fewer than a batch are due, or a batch fires
+// nothing. An order that fails does not end the round: the others of its
+// batch fired, and the next batches go on (the failing one, still due, is
+// retried next round).
 func (l *TimeoutLoop) round(ctx context.Context) {
 	for ctx.Err() == nil {
 		res, err := l.fire.Handle(ctx, FireTimeouts{Limit: l.batch})
 		if err != nil && ctx.Err() == nil {
 			l.logger.ErrorContext(ctx, "timeout round failed", "error", err, "due", res.Due, "fired", res.Fired)
-			return
 		}
 		if res.Due < l.batch || res.Fired == 0 {
 			return

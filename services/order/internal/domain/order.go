@@ -44,9 +44,11 @@ type NewOrder struct {
 }
 
 // Timeouts are the per-step deadlines of the saga: how long the order waits
-// for a service's reply before compensating, and how long between retries of
-// unconfirmed compensations. They are recorded in OrderPlaced, so an order
-// keeps the timeouts it was placed with across restarts and redeployments.
+// for a service's reply before compensating, and how long it waits for a
+// compensation's confirmation before resending it (Compensation, doubled
+// after each resend up to MaxCompensationRetryInterval). They are recorded
+// in OrderPlaced, so an order keeps the timeouts it was placed with across
+// restarts and redeployments.
 type Timeouts struct {
 	Stock        time.Duration `json:"stock"`
 	Payment      time.Duration `json:"payment"`
@@ -151,6 +153,10 @@ type Order struct {
 	outcome                  Status // "" until terminal
 	reason                   string // why it is cancelling, cancelled or rejected
 	deadline                 time.Time
+	// compensationRetries counts the CompensationRequested events that
+	// only resent unconfirmed compensations: it spaces the next resend
+	// (compensationRetryInterval).
+	compensationRetries int
 
 	paymentID      string
 	chargedCents   int64
@@ -336,6 +342,9 @@ func (o *Order) apply(e Event) error {
 	case StepTimedOut:
 		// A record only; the CompensationRequested that follows acts.
 	case CompensationRequested:
+		if o.onlyUndoing(e.Steps) {
+			o.compensationRetries++
+		}
 		for _, s := range e.Steps {
 			st := o.step(s)
 			if st == nil {

@@ -216,7 +216,8 @@ func (o *Order) Cancel(reason string, now time.Time) (Decision, error) {
 
 // Timeout fires the deadline if now is at or past it: every step still
 // awaiting a reply is compensated, blindly for a forward step in flight (it
-// may have taken effect) and again for an unconfirmed compensation (a retry).
+// may have taken effect) and again for an unconfirmed compensation (a retry,
+// the next one after an exponential backoff: compensationRetryInterval).
 // A forward saga also compensates its completed steps and starts cancelling.
 // Before the deadline, or with nothing awaited, it changes nothing; calling it
 // late or twice is harmless.
@@ -242,12 +243,18 @@ func (o *Order) movingForward() bool { return o.outcome == "" && !o.cancelling }
 
 // compensate records CompensationRequested for steps and adds their undo
 // commands, last step first. The reason counts only for a forward order;
-// a cancelling one keeps its first reason.
+// a cancelling one keeps its first reason. A first compensation waits
+// Timeouts.Compensation for its confirmation; a resend of unconfirmed ones
+// waits longer each time (compensationRetryInterval).
 func (o *Order) compensate(d *Decision, steps []Step, reason string, now time.Time) {
 	if len(steps) == 0 {
 		return
 	}
-	o.record(d, CompensationRequested{Steps: steps, Reason: reason, Deadline: now.Add(o.timeouts.Compensation)})
+	wait := o.timeouts.Compensation
+	if o.onlyUndoing(steps) {
+		wait = compensationRetryInterval(o.timeouts.Compensation, o.compensationRetries+1)
+	}
+	o.record(d, CompensationRequested{Steps: steps, Reason: reason, Deadline: now.Add(wait)})
 	reason = orDefault(o.reason, reason)
 	for _, s := range steps {
 		c := Command{OrderID: o.id, Reason: reason}
@@ -265,6 +272,36 @@ func (o *Order) compensate(d *Decision, steps []Step, reason string, now time.Ti
 		}
 		d.Commands = append(d.Commands, c)
 	}
+}
+
+// MaxCompensationRetryInterval caps the wait between two resends of an
+// unconfirmed compensation (unless Timeouts.Compensation is longer): a
+// service that stays down is still asked every 10 minutes, but the order's
+// stream no longer grows by a resend every compensation timeout.
+const MaxCompensationRetryInterval = 10 * time.Minute
+
+// compensationRetryInterval is how long the retry-th resend of unconfirmed
+// compensations (1 for the first) waits for their confirmation: base
+// doubled per retry, capped at MaxCompensationRetryInterval or base if
+// longer.
+func compensationRetryInterval(base time.Duration, retry int) time.Duration {
+	limit := max(base, MaxCompensationRetryInterval)
+	d := base
+	for i := 0; i < retry && d > 0 && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// onlyUndoing reports whether steps are all being compensated already:
+// compensating them again is a retry.
+func (o *Order) onlyUndoing(steps []Step) bool {
+	for _, s := range steps {
+		if st := o.step(s); st == nil || st.phase != phaseUndoing {
+			return false
+		}
+	}
+	return len(steps) > 0
 }
 
 // settle records OrderCancelled when a cancelling order has every step settled.

@@ -173,13 +173,16 @@ func TestSaga(t *testing.T) {
 			{refunded, 34 * time.Second, []string{"PaymentRefunded"}, nil, StatusCancelling},
 			{released, 35 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
 		}},
-		{"unconfirmed compensation is retried at its deadline", []sagaStep{
+		{"unconfirmed compensation is retried at its deadline, backing off", []sagaStep{
 			toPayment,
 			{declined, 2 * time.Second, []string{"PaymentDeclined", "CompensationRequested"}, []CommandKind{ReleaseStock}, StatusCancelling},
 			{tick, 6 * time.Second, nil, nil, StatusCancelling},
-			{tick, 7 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling},
-			{tick, 12 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling},
-			{released, 13 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
+			{tick, 7 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling},  // waits 2 × 5 s
+			{tick, 16 * time.Second, nil, nil, StatusCancelling},                                // not before 17 s
+			{tick, 17 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling}, // waits 4 × 5 s
+			{tick, 36 * time.Second, nil, nil, StatusCancelling},                                // not before 37 s
+			{tick, 37 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling}, // waits 8 × 5 s
+			{released, 38 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
 			{tick, time.Hour, nil, nil, StatusCancelled},
 		}},
 		{"timeout after cancel compensates the step still in flight", []sagaStep{
@@ -317,6 +320,62 @@ func TestSaga(t *testing.T) {
 				assertSameState(t, o, stream)
 			}
 		})
+	}
+}
+
+func TestCompensationRetryInterval(t *testing.T) {
+	tests := []struct {
+		base  time.Duration
+		retry int
+		want  time.Duration
+	}{
+		{5 * time.Second, 0, 5 * time.Second},
+		{5 * time.Second, 1, 10 * time.Second},
+		{5 * time.Second, 2, 20 * time.Second},
+		{5 * time.Second, 6, 320 * time.Second},
+		{5 * time.Second, 7, MaxCompensationRetryInterval}, // 640 s, capped
+		{5 * time.Second, 1 << 30, MaxCompensationRetryInterval},
+		{30 * time.Second, 4, 8 * time.Minute},
+		{30 * time.Second, 5, MaxCompensationRetryInterval},
+		{time.Hour, 3, time.Hour}, // a base above the cap is the cap
+	}
+	for _, tc := range tests {
+		if got := compensationRetryInterval(tc.base, tc.retry); got != tc.want {
+			t.Errorf("compensationRetryInterval(%v, %d): got %v, want %v", tc.base, tc.retry, got, tc.want)
+		}
+	}
+}
+
+// An unconfirmed compensation is resent with the wait doubling from the
+// compensation timeout up to the cap, and the count of retries survives
+// Rehydrate (it is derived from the stream).
+func TestUnconfirmedCompensationBacksOff(t *testing.T) {
+	o := place(t)
+	now := t0.Add(time.Second)
+	for _, in := range []input{stockReserved, declined} {
+		if _, err := in.do(o, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream := o.PendingEvents()
+	want := []time.Duration{5 * time.Second, 10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second,
+		160 * time.Second, 320 * time.Second, 10 * time.Minute, 10 * time.Minute}
+	for i, w := range want {
+		if got := o.Deadline().Sub(now); got != w {
+			t.Errorf("wait after %d retries: got %v, want %v", i, got, w)
+		}
+		now = o.Deadline()
+		// Each retry on an order loaded afresh, as the timeout loop does.
+		r, err := Rehydrate(stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := r.Timeout(now)
+		if err != nil || !slices.Equal(commandKinds(d.Commands), []CommandKind{ReleaseStock}) {
+			t.Fatalf("retry %d: got %v, %v; want ReleaseStock again", i+1, summary(d), err)
+		}
+		stream = append(stream, d.Events...)
+		o = r
 	}
 }
 

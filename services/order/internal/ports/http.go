@@ -7,6 +7,8 @@ package ports
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +134,7 @@ func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(
-		middleware.RequestID(),
+		requestID,
 		serverSpans(cfg.TracerProvider, cfg.Propagator),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		s.timeout,
@@ -147,6 +149,45 @@ func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 	e.GET("/readyz", s.readyz)
 	registerOpenAPI(e)
 	return e, nil
+}
+
+// maxRequestIDLength bounds a client's X-Request-ID: it becomes the
+// causation id of the events and messages the request stores.
+const maxRequestIDLength = 128
+
+// requestID sets the response's X-Request-ID, which the handlers pass on as
+// the causation id. A client's own id is kept only if it is at most
+// maxRequestIDLength printable ASCII characters: anything else would be
+// stored in every event and message of the request (and echoed back), so
+// it is replaced by a fresh id.
+func requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestIDLength {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e { // printable ASCII: no control character, nothing beyond ASCII
+			return false
+		}
+	}
+	return true
+}
+
+// newRequestID returns 32 random hex digits.
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
 }
 
 func (s *httpServer) timeout(next echo.HandlerFunc) echo.HandlerFunc {
@@ -432,6 +473,10 @@ type FieldProblem struct {
 	Detail string `json:"detail"`
 }
 
+// statusClientClosedRequest is nginx's 499: the client closed the
+// connection before the answer. net/http has no name for it.
+const statusClientClosedRequest = 499
+
 // problemFor is the one place where errors become HTTP statuses.
 func problemFor(err error) Problem {
 	var (
@@ -468,6 +513,11 @@ func problemFor(err error) Problem {
 		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable, Detail: "the request took too long"}
+	case errors.Is(err, context.Canceled):
+		// net/http cancels a request's context when its client goes away:
+		// nobody reads the answer, and nothing failed on the server's
+		// side, so it is no 5xx (logged as an error, a span in error).
+		return Problem{Type: "about:blank", Title: "Client Closed Request", Status: statusClientClosedRequest, Detail: "the client closed the request"}
 	case errors.As(err, &httpErr):
 		p := Problem{Type: "about:blank", Title: http.StatusText(httpErr.Code), Status: httpErr.Code}
 		if m, ok := httpErr.Message.(string); ok && m != http.StatusText(httpErr.Code) {

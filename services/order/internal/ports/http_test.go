@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -211,6 +214,7 @@ func TestProblems(t *testing.T) {
 		{"cancel an unknown order", "POST", "/orders/nope/cancel", "", nil, 404, ""},
 		{"cancel a rejected order", "POST", "/orders/" + rejected.ID + "/cancel", "", nil, 409, ""},
 		{"cancel with a malformed body", "POST", "/orders/" + first.ID + "/cancel", `{"reason":1}`, nil, 400, "reason"},
+		{"cancel with an oversize body", "POST", "/orders/" + first.ID + "/cancel", `{"reason":"` + strings.Repeat("x", 2000) + `"}`, nil, 413, ""},
 		{"limit not a number", "GET", "/orders?limit=ten", "", nil, 400, "limit"},
 		{"limit zero", "GET", "/orders?limit=0", "", nil, 422, "limit"},
 		{"limit too large", "GET", "/orders?limit=501", "", nil, 422, "limit"},
@@ -239,6 +243,105 @@ func TestProblems(t *testing.T) {
 	}
 	if n := len(a.env.OutboxTypes(first.ID)); n != 2 {
 		t.Errorf("outbox of the first order: got %d messages, want 2 (refused requests stored nothing)", n)
+	}
+}
+
+// A client's X-Request-ID becomes the causation id of what the request
+// stores only if it is short printable ASCII; otherwise a fresh id is used.
+func TestRequestIDIsBoundedBeforeItIsStored(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	tests := []struct {
+		name, id string
+		kept     bool
+	}{
+		{"short id", "req-42", true},
+		{"128 characters", strings.Repeat("a", 128), true},
+		{"printable punctuation and space", "a b:c/d=e", true},
+		{"too long", strings.Repeat("a", 129), false},
+		{"megabyte", strings.Repeat("x", 1<<20), false},
+		{"control character", "req\x01x", false},
+		{"beyond ASCII", "réq", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/orders", strings.NewReader(validOrder))
+			req.Header["X-Request-Id"] = []string{tc.id} // set raw: Header.Set would not refuse it either
+			rec := httptest.NewRecorder()
+			a.h.ServeHTTP(rec, req)
+			if rec.Code != http.StatusCreated {
+				t.Fatalf("POST /orders: got %d %s, want 201", rec.Code, rec.Body)
+			}
+			got := rec.Header().Get("X-Request-Id")
+			switch {
+			case tc.kept && got != tc.id:
+				t.Errorf("X-Request-Id: got %.40q, want the client's %.40q", got, tc.id)
+			case !tc.kept && (got == tc.id || len(got) != 32):
+				t.Errorf("X-Request-Id: got %.40q, want a fresh 32-character id", got)
+			}
+			var placed struct{ ID string }
+			_ = json.Unmarshal(rec.Body.Bytes(), &placed)
+			var evs struct {
+				Events []struct {
+					Metadata struct {
+						CausationID string `json:"causation_id"`
+					} `json:"metadata"`
+				} `json:"events"`
+			}
+			r := a.do("GET", "/orders/"+placed.ID+"/events", "", nil)
+			if err := json.Unmarshal(r.body, &evs); err != nil || len(evs.Events) == 0 {
+				t.Fatalf("GET events: got %d %s, %v", r.status, r.body, err)
+			}
+			if c := evs.Events[0].Metadata.CausationID; c != got {
+				t.Errorf("causation_id: got %.40q, want the request id %.40q", c, got)
+			}
+		})
+	}
+}
+
+// levels records the level of every log record.
+type levels struct {
+	mu  sync.Mutex
+	got []slog.Level
+}
+
+func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
+func (l *levels) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.got = append(l.got, r.Level)
+	return nil
+}
+func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *levels) WithGroup(string) slog.Handler      { return l }
+
+// A request whose client went away ends with context.Canceled: that is
+// 499, logged at debug and not an error span, not a 500.
+func TestClientGoneIs499(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	logs := &levels{}
+	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Logger: slog.New(logs)})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // the client is gone before the handler runs
+	req := httptest.NewRequest("POST", "/orders", strings.NewReader(validOrder)).WithContext(ctx)
+	rec := httptest.NewRecorder()
+	a.h.ServeHTTP(rec, req)
+	if rec.Code != 499 {
+		t.Fatalf("status: got %d %s, want 499", rec.Code, rec.Body)
+	}
+	for _, l := range logs.got {
+		if l >= slog.LevelWarn {
+			t.Errorf("log level: got a %v record, want debug only", l)
+		}
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("spans: got %d, want 1", len(spans))
+	}
+	if got := spans[0].Status.Code; got == codes.Error {
+		t.Errorf("span status: got %v, want not an error", got)
 	}
 }
 

@@ -144,6 +144,54 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 }
 
+// TestOpenAPIDocumentsTheSharedErrorStatuses: every operation documents
+// the statuses that problemFor, shared by all handlers, gives it: 503 when
+// the request timeout passes (every route but the static ones, whose
+// handlers cannot fail), 400 and 413 when it decodes a body, 404 when it
+// names an order.
+func TestOpenAPIDocumentsTheSharedErrorStatuses(t *testing.T) {
+	static := []string{"GET /healthz", "GET /openapi.json", "GET /openapi.yaml"}
+	checked := 0
+	for path, item := range loadDoc(t).Paths {
+		for m, raw := range item {
+			switch m {
+			case "parameters", "summary", "description":
+				continue
+			}
+			op := strings.ToUpper(m) + " " + path
+			var o struct {
+				RequestBody json.RawMessage            `json:"requestBody"`
+				Parameters  []map[string]any           `json:"parameters"`
+				Responses   map[string]json.RawMessage `json:"responses"`
+			}
+			if err := json.Unmarshal(raw, &o); err != nil {
+				t.Fatalf("%s: %v", op, err)
+			}
+			var want []string
+			if !slices.Contains(static, op) {
+				want = append(want, "503")
+			}
+			if o.RequestBody != nil {
+				want = append(want, "400", "413")
+			}
+			for _, p := range o.Parameters {
+				if p["$ref"] == "#/components/parameters/OrderID" {
+					want = append(want, "404")
+				}
+			}
+			for _, code := range want {
+				if _, ok := o.Responses[code]; !ok {
+					t.Errorf("%s: does not document %s", op, code)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 8 {
+		t.Fatalf("only %d operations checked", checked)
+	}
+}
+
 func TestOpenAPIServed(t *testing.T) {
 	env := ordertest.New(t, ordertest.Options{})
 	e, err := NewHTTPHandler(HTTPConfig{App: env.App})

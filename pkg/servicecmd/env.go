@@ -1,0 +1,56 @@
+package servicecmd
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// EnvDefaults gives flags their defaults from environment variables read
+// through a LookupFunc (unset or empty: the flag's own default) and
+// collects the values that do not parse, so that a typo stops the service
+// with an error naming the variable instead of running it with the default.
+type EnvDefaults struct {
+	lookup LookupFunc
+	errs   []error
+}
+
+// NewEnvDefaults reads variables through lookup.
+func NewEnvDefaults(lookup LookupFunc) *EnvDefaults { return &EnvDefaults{lookup: lookup} }
+
+// String returns the variable's value, or def when it is unset or empty.
+func (e *EnvDefaults) String(name, def string) string {
+	if v, ok := e.lookup(name); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// Int returns the variable as an int, or def (and records an error when
+// the value does not parse).
+func (e *EnvDefaults) Int(name string, def int) int {
+	return parseEnv(e, name, def, strconv.Atoi)
+}
+
+// Duration returns the variable as a time.Duration ("250ms", "1m"), or def
+// (and records an error when the value does not parse).
+func (e *EnvDefaults) Duration(name string, def time.Duration) time.Duration {
+	return parseEnv(e, name, def, time.ParseDuration)
+}
+
+// Err reports every variable that did not parse, or nil.
+func (e *EnvDefaults) Err() error { return errors.Join(e.errs...) }
+
+func parseEnv[T any](e *EnvDefaults, name string, def T, parse func(string) (T, error)) T {
+	v := e.String(name, "")
+	if v == "" {
+		return def
+	}
+	x, err := parse(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		return def
+	}
+	return x
+}
