@@ -34,8 +34,16 @@ type Tx interface {
 // Gateway is the payment provider. Both calls happen before the local
 // transaction, so a slow gateway holds no database lock; an error is
 // transient (the command is retried).
+//
+// Because they come before the inbox's duplicate check, a redelivered
+// command (at-least-once) calls the gateway again: an implementation for
+// a real provider must pass the order id as the provider's idempotency key,
+// so that a second Authorize of one order returns the first answer instead
+// of charging twice. (The local transaction then keeps the first payment
+// either way: domain.DecideCharge.) The simulated gateway has no effects to
+// repeat.
 type Gateway interface {
-	// Authorize decides a new charge.
+	// Authorize decides a new charge; idempotent per c.OrderID.
 	Authorize(ctx context.Context, c domain.Charge) (domain.GatewayVerdict, error)
 	// Refund announces a refund of the order's charge, if it has one.
 	Refund(ctx context.Context, orderID string) error
