@@ -34,6 +34,29 @@ func compensated(t *testing.T, sys *harness.System, id string) []string {
 	return steps
 }
 
+// holdFor is how long a latency fault holds an order in the state it is
+// to be cancelled in. Within it the test needs only a few status polls and
+// a cancel request per order, but under -race, with other packages' tests
+// on the same two cores, 1s was not a safe margin for that. The fault is
+// lifted as soon as the orders are cancelled, and A's hold overlaps B's,
+// so the longer hold costs the test little time.
+const holdFor = 5 * time.Second
+
+// cancelIn cancels each order as soon as it is in status, where a latency
+// fault holds it (holdFor from the moment it got there), and requires the
+// answer CANCELLING. Each order is cancelled as soon as it is seen there,
+// not after all of them are, so that the window is not spent on the others.
+func cancelIn(t *testing.T, sys *harness.System, status, reason string, orders []harness.Order) {
+	t.Helper()
+	ctx := timeout(t, time.Minute)
+	for _, o := range orders {
+		waitStatus(t, sys, 30*time.Second, status, o.ID)
+		if v, err := sys.Client().CancelOrder(ctx, o.ID, reason); err != nil || v.Status != harness.StatusCancelling {
+			t.Fatalf("cancel %s in %s: got %s, %v, want CANCELLING", o.ID, status, v.Status, err)
+		}
+	}
+}
+
 // Scenario 5. A customer cancels orders in flight: the compensations are
 // exactly those of the steps done (or revealed done by a late reply), and
 // nothing is asked of a service the saga had not reached.
@@ -47,17 +70,14 @@ func TestCancelInFlight(t *testing.T) {
 		// STOCK_RESERVED with their charge in flight. Cancelled there,
 		// they release the stock at once and refund the charge when it
 		// is confirmed; shipping never hears of them.
-		if err := c.SetFault(ctx, harness.PaymentService, "payment_latency", "1s"); err != nil {
+		if err := c.SetFault(ctx, harness.PaymentService, "payment_latency", holdFor.String()); err != nil {
 			t.Fatal(err)
 		}
 		a := placeAll(t, ctx, sys, orderMix(3, 5, "SKU-1", "SKU-3"))
-		waitStatus(t, sys, 30*time.Second, harness.StatusStockReserved, ids(a)...)
-		for _, o := range a {
-			if v, err := c.CancelOrder(ctx, o.ID, "changed my mind"); err != nil || v.Status != harness.StatusCancelling {
-				t.Fatalf("cancel %s in STOCK_RESERVED: got %s, %v, want CANCELLING", o.ID, v.Status, err)
-			}
-		}
-		waitTerminal(t, sys, time.Minute, ids(a)...)
+		cancelIn(t, sys, harness.StatusStockReserved, "changed my mind", a)
+		// Every order is cancelled: the latency has done its job. The
+		// charges already held finish their hold; the refunds and B's
+		// charges need none.
 		if err := c.ResetFault(ctx, harness.PaymentService, "payment_latency"); err != nil {
 			t.Fatal(err)
 		}
@@ -65,20 +85,16 @@ func TestCancelInFlight(t *testing.T) {
 		// B: the carrier is slow, so the orders wait in PAYMENT_CHARGED
 		// with their shipment in flight: cancelled there, stock and
 		// payment are compensated at once, the shipment when scheduled.
-		if err := c.SetFault(ctx, harness.ShippingService, "shipping_latency", "1s"); err != nil {
+		// Placed while A's charges are still held: the two holds overlap.
+		if err := c.SetFault(ctx, harness.ShippingService, "shipping_latency", holdFor.String()); err != nil {
 			t.Fatal(err)
 		}
 		b := placeAll(t, ctx, sys, orderMix(3, 6, "SKU-2", "SKU-4"))
-		waitStatus(t, sys, 30*time.Second, harness.StatusPaymentCharged, ids(b)...)
-		for _, o := range b {
-			if v, err := c.CancelOrder(ctx, o.ID, "found it cheaper"); err != nil || v.Status != harness.StatusCancelling {
-				t.Fatalf("cancel %s in PAYMENT_CHARGED: got %s, %v, want CANCELLING", o.ID, v.Status, err)
-			}
-		}
-		waitTerminal(t, sys, time.Minute, ids(b)...)
+		cancelIn(t, sys, harness.StatusPaymentCharged, "found it cheaper", b)
 		if err := c.ResetFault(ctx, harness.ShippingService, "shipping_latency"); err != nil {
 			t.Fatal(err)
 		}
+		waitTerminal(t, sys, time.Minute, ids(append(a, b...))...)
 
 		// C: a completed order cannot be cancelled any more.
 		done := placeAll(t, ctx, sys, orderMix(1, 7, "SKU-1"))[0]

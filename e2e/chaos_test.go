@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -23,42 +25,94 @@ type chaosPlan struct {
 	step     time.Duration // the order service's step timeout; 0 = the harness default
 }
 
-func planChaos(t *testing.T) chaosPlan {
+// soakDuration is how long the soak places orders (Taskfile.yml's e2e:soak:
+// 5 min at 100 orders/s) unless E2E_DURATION says otherwise.
+const soakDuration = 5 * time.Minute
+
+// planChaos sizes scenario 12 from the environment (getenv): E2E_SOAK,
+// then E2E_RATE, E2E_DURATION, E2E_STEP_TIMEOUT and E2E_ORDERS. The soak
+// and E2E_DURATION fix how long orders are placed, so the count follows
+// from the rate, whatever E2E_RATE says; E2E_ORDERS fixes the count itself.
+func planChaos(getenv func(string) string) (chaosPlan, error) {
 	p := chaosPlan{orders: 1000, rate: 100, interval: 1500 * time.Millisecond, deadline: 60 * time.Second}
-	soak := os.Getenv("E2E_SOAK") != ""
-	if soak {
-		p.rate = 100
-		p.orders = int(p.rate * 300) // five minutes
+	var placing time.Duration // 0: p.orders, however long they take at p.rate
+	if getenv("E2E_SOAK") != "" {
+		placing = soakDuration
 	}
-	if v := os.Getenv("E2E_RATE"); v != "" {
+	if v := getenv("E2E_RATE"); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
-		if err != nil || r <= 0 {
-			t.Fatalf("E2E_RATE=%q: want a positive number of orders per second", v)
+		if err != nil || r <= 0 || math.IsInf(r, 0) {
+			return p, fmt.Errorf("E2E_RATE=%q: want a positive number of orders per second", v)
 		}
 		p.rate = r
 	}
-	if v := os.Getenv("E2E_DURATION"); v != "" {
+	if v := getenv("E2E_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			t.Fatalf("E2E_DURATION=%q: want a positive duration", v)
+			return p, fmt.Errorf("E2E_DURATION=%q: want a positive duration", v)
 		}
-		p.orders = int(p.rate * d.Seconds())
+		placing = d
 	}
-	if v := os.Getenv("E2E_STEP_TIMEOUT"); v != "" {
+	if placing > 0 {
+		p.orders = max(1, int(p.rate*placing.Seconds()))
+	}
+	if v := getenv("E2E_STEP_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			t.Fatalf("E2E_STEP_TIMEOUT=%q: want a positive duration", v)
+			return p, fmt.Errorf("E2E_STEP_TIMEOUT=%q: want a positive duration", v)
 		}
 		p.step = d
 	}
-	if v := os.Getenv("E2E_ORDERS"); v != "" {
+	if v := getenv("E2E_ORDERS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			t.Fatalf("E2E_ORDERS=%q: want a positive number", v)
+			return p, fmt.Errorf("E2E_ORDERS=%q: want a positive number", v)
 		}
 		p.orders = n
 	}
-	return p
+	return p, nil
+}
+
+func TestPlanChaos(t *testing.T) {
+	tests := []struct {
+		name       string
+		env        map[string]string
+		wantOrders int
+		wantRate   float64
+		wantStep   time.Duration
+		wantErr    bool
+	}{
+		{"CI default", nil, 1000, 100, 0, false},
+		{"CI, faster", map[string]string{"E2E_RATE": "200"}, 1000, 200, 0, false},
+		{"soak: 5 min at 100/s", map[string]string{"E2E_SOAK": "1"}, 30000, 100, 0, false},
+		{"soak at 50/s still lasts 5 min", map[string]string{"E2E_SOAK": "1", "E2E_RATE": "50"}, 15000, 50, 0, false},
+		{"soak at 200/s still lasts 5 min", map[string]string{"E2E_SOAK": "1", "E2E_RATE": "200"}, 60000, 200, 0, false},
+		{"soak of 1 min", map[string]string{"E2E_SOAK": "1", "E2E_DURATION": "1m"}, 6000, 100, 0, false},
+		{"duration and rate", map[string]string{"E2E_DURATION": "30s", "E2E_RATE": "10"}, 300, 10, 0, false},
+		{"the count wins", map[string]string{"E2E_SOAK": "1", "E2E_RATE": "50", "E2E_ORDERS": "77"}, 77, 50, 0, false},
+		{"step timeout", map[string]string{"E2E_STEP_TIMEOUT": "4s"}, 1000, 100, 4 * time.Second, false},
+		{"bad rate", map[string]string{"E2E_RATE": "0"}, 0, 0, 0, true},
+		{"bad duration", map[string]string{"E2E_DURATION": "-1s"}, 0, 0, 0, true},
+		{"bad count", map[string]string{"E2E_ORDERS": "many"}, 0, 0, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := planChaos(func(k string) string { return tt.env[k] })
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("got plan %+v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
+			if got.orders != tt.wantOrders || got.rate != tt.wantRate || got.step != tt.wantStep {
+				t.Errorf("got %d orders at %g/s, step %v; want %d at %g/s, step %v",
+					got.orders, got.rate, got.step, tt.wantOrders, tt.wantRate, tt.wantStep)
+			}
+		})
+	}
 }
 
 // chaosCatalog has stock for every order but one scarce SKU, which runs out
@@ -81,7 +135,10 @@ func chaosCatalog(orders int) []harness.Product {
 // twice, stock conserved; no message dead-lettered.
 func TestChaos(t *testing.T) {
 	onQueues(t, bothQueues, func(t *testing.T, queueURL string) {
-		plan := planChaos(t)
+		plan, err := planChaos(os.Getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
 		sys := start(t, queueURL, harness.Config{
 			Catalog:     chaosCatalog(plan.orders),
 			StepTimeout: plan.step,

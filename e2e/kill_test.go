@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,20 +15,42 @@ import (
 func killWhilePlacing(t *testing.T, sys *harness.System, victim string, graceful bool, reqs []harness.OrderRequest) []harness.Order {
 	t.Helper()
 	ctx := timeout(t, 2*time.Minute)
-	placed := make(chan []harness.Order, 1)
+	// The placing goroutine belongs to this call: it never touches t (a
+	// t.Fatal below ends the test while it runs, and a t.Errorf after
+	// that panics and takes the whole e2e binary down), it reports over
+	// placed instead, and every way out of this function, t.Fatal
+	// included, cancels it and waits until it has returned.
+	placeCtx, stopPlacing := context.WithCancel(ctx)
+	type result struct {
+		orders []harness.Order
+		err    error
+	}
+	placed := make(chan result, 1) // buffered: the send never blocks
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		out := make([]harness.Order, 0, len(reqs))
 		for i, req := range reqs {
-			o, err := sys.Client().PlaceOrder(ctx, req)
+			o, err := sys.Client().PlaceOrder(placeCtx, req)
 			if err != nil {
-				t.Errorf("place order %d: %v", i, err)
-				break
+				placed <- result{out, fmt.Errorf("place order %d: %w", i, err)}
+				return
 			}
 			out = append(out, o)
-			time.Sleep(20 * time.Millisecond)
+			select {
+			case <-placeCtx.Done():
+				placed <- result{out, fmt.Errorf("placed %d of %d orders: %w", len(out), len(reqs), placeCtx.Err())}
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
-		placed <- out
+		placed <- result{out, nil}
 	}()
+	defer func() {
+		stopPlacing()
+		<-done
+	}()
+
 	time.Sleep(150 * time.Millisecond)
 	p := sys.Service(victim)
 	stop := p.Kill
@@ -41,7 +64,11 @@ func killWhilePlacing(t *testing.T, sys *harness.System, victim string, graceful
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	return <-placed
+	r := <-placed
+	if r.err != nil {
+		t.Fatalf("place orders while %s restarts (graceful %v): %v", victim, graceful, r.err)
+	}
+	return r.orders
 }
 
 // Scenario 7. SIGKILL each service in turn while orders are in flight and

@@ -1,6 +1,6 @@
 // Package e2e proves, with the four real service binaries running as
 // separate OS processes, that orderflow keeps its promises: the scenarios
-// of docs/e2e.md, each ending with the invariants of DESIGN.md §4, on the
+// of docs/e2e.md, each ending with the invariants of docs/design.md §4, on the
 // SQLite queue and, when ORDERFLOW_TEST_POSTGRES_URL is set, on PostgreSQL.
 package e2e
 

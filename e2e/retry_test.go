@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"testing"
@@ -9,25 +10,42 @@ import (
 	"github.com/orderflow/orderflow/e2e/harness"
 )
 
-// Scenario 6. Half the charges fail with a transient gateway error: the
-// queue retries them with backoff and every order completes, charged once;
-// each retry is visible in the order's trace as another "process
-// payment.commands" span with its attempt number and a "retry" event, the
-// failed attempts marked as errors.
+// Scenario 6. Charges fail with a transient gateway error (all of them at
+// first, then half, then none, see below): the queue retries them with
+// backoff and every order completes, charged once; each retry is visible
+// in the order's trace as another "process payment.commands" span with its
+// attempt number and a "retry" event, the failed attempts marked as errors.
 func TestTransientPaymentErrors(t *testing.T) {
 	onQueues(t, bothQueues, func(t *testing.T, queueURL string) {
 		sys := start(t, queueURL, harness.Config{
 			Traces: true,
-			// Enough attempts that a 50% failure rate never exhausts
-			// them (0.5^20).
+			// Enough attempts that the failures never exhaust them.
 			ServiceEnv: map[string]map[string]string{harness.PaymentService: {"MAX_ATTEMPTS": "20"}},
 		})
+		c := sys.Client()
 		ctx := timeout(t, 3*time.Minute)
-		if err := sys.Client().SetFault(ctx, harness.PaymentService, "payment_transient_error_rate", 0.5); err != nil {
-			t.Fatal(err)
+		// The failure rate is stepped so that chance decides nothing the
+		// test checks. At 50% throughout, all 8 charges succeed at once
+		// in 0.4% of runs (0.5^8), leaving no retry for the trace check
+		// below; and one of them fails 12 times running, over 2 minutes
+		// of backoff (it doubles from 100ms up to 30s), in 0.2%. So: every
+		// charge fails until payment has failed one, which is then retried
+		// for certain; half of them fail for halfPhase; then none, and
+		// every charge still failing succeeds at its next attempt.
+		const halfPhase = 3 * time.Second
+		setRate := func(rate float64) {
+			t.Helper()
+			if err := c.SetFault(ctx, harness.PaymentService, "payment_transient_error_rate", rate); err != nil {
+				t.Fatal(err)
+			}
 		}
+		setRate(1)
 		const n = 8
 		orders := placeAll(t, ctx, sys, orderMix(n, 8, "SKU-1", "SKU-3", "SKU-4"))
+		waitFor(t, 30*time.Second, "a failed charge", func() bool { return failedPaymentCommands(t, ctx, sys) > 0 })
+		setRate(0.5)
+		time.Sleep(halfPhase)
+		setRate(0)
 		final := waitTerminal(t, sys, 2*time.Minute, ids(orders)...)
 		if got := statuses(final); got[harness.StatusCompleted] != n {
 			t.Fatalf("statuses: got %v, want all %d COMPLETED despite the transient errors", got, n)
@@ -44,10 +62,28 @@ func TestTransientPaymentErrors(t *testing.T) {
 			}
 		}
 		if retried == 0 {
-			t.Errorf("no charge of %d needed a retry at a 50%% failure rate", n)
+			t.Errorf("no trace of %d shows a retried charge, want at least one: payment failed one for certain", n)
 		}
 		t.Logf("%d of %d charges were retried", retried, n)
 	})
+}
+
+// failedPaymentCommands returns how many payment commands have failed since
+// the payment process started (its orderflow.messages.handled counter with
+// outcome "failed").
+func failedPaymentCommands(t *testing.T, ctx context.Context, sys *harness.System) int {
+	t.Helper()
+	text, err := sys.Client().Metrics(ctx, harness.PaymentService)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range harness.MetricSamples(text, "orderflow_messages_handled_total") {
+		if s.Labels["outcome"] == "failed" {
+			n += int(s.Value)
+		}
+	}
+	return n
 }
 
 // chargeAttempts checks the "process payment.commands" spans of a

@@ -102,25 +102,55 @@ func TestOrderServiceKilledMidSaga(t *testing.T) {
 		order := sys.Service(harness.OrderService)
 
 		// Resume: kill while replies are flowing, start again at once.
+		// Until the kill the carrier takes 2s per shipment, so the orders
+		// placed last are still in flight, with time to spare, when the
+		// test counts them right after placing them and kills the order
+		// service. Then the shipments not yet started take no time: on
+		// PostgreSQL shipping books one at a time, and 2s each would push
+		// the last orders past the step timeout.
+		if err := c.SetFault(ctx, harness.ShippingService, "shipping_latency", "2s"); err != nil {
+			t.Fatal(err)
+		}
 		a := placeAll(t, ctx, sys, orderMix(12, 14, "SKU-1", "SKU-2", "SKU-3"))
-		if err := order.Kill(); err != nil {
-			t.Fatal(err)
-		}
 		inFlight := 0
-		if err := order.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
 		for _, o := range a {
-			if v, err := c.GetOrder(ctx, o.ID); err == nil && !harness.Terminal(v.Status) {
+			v, err := c.GetOrder(ctx, o.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !harness.Terminal(v.Status) {
 				inFlight++
 			}
 		}
-		t.Logf("%d of %d orders were still in flight after the restart", inFlight, len(a))
+		if inFlight == 0 {
+			t.Fatalf("all %d orders were terminal before the kill, want some in flight: nothing would resume", len(a))
+		}
+		if err := order.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		killed := time.Now()
+		if err := c.ResetFault(ctx, harness.ShippingService, "shipping_latency"); err != nil {
+			t.Fatal(err)
+		}
+		if err := order.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// An order counted in flight may still have finished between the
+		// count and the kill; one that finished after the kill was
+		// certainly finished by the restarted process.
+		resumed := 0
 		for id, o := range waitTerminal(t, sys, time.Minute, ids(a)...) {
 			if o.Status != harness.StatusCompleted {
 				t.Errorf("order %s: %s (%q), want COMPLETED after the restart", id, o.Status, o.Reason)
 			}
+			if o.FinishedAt != nil && o.FinishedAt.After(killed) {
+				resumed++
+			}
 		}
+		if resumed == 0 {
+			t.Errorf("no order finished after the restart (%d counted in flight before the kill), want some resumed", inFlight)
+		}
+		t.Logf("%d of %d orders were in flight at the kill, %d finished after the restart", inFlight, len(a), resumed)
 
 		// Timeouts: payment is down, the orders wait for their charges;
 		// the order service is killed and stays down past their deadlines.

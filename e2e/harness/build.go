@@ -4,7 +4,7 @@
 // directory and ports. A test starts a System, drives it through the order
 // API and the services' admin APIs, kills and restarts processes, flips fault
 // flags, receives the services' traces on an OTLP receiver of its own, and
-// checks the invariants of DESIGN.md §4 at the end.
+// checks the invariants of docs/design.md §4 at the end.
 //
 //	bins := harness.MustBuild(t)                    // once per test binary
 //	sys := harness.Start(t, bins, harness.Config{}) // four processes, ready

@@ -135,7 +135,7 @@ type Expect struct {
 	Quiet time.Duration
 }
 
-// Violations checks the invariants of DESIGN.md §4 on a quiet system and
+// Violations checks the invariants of docs/design.md §4 on a quiet system and
 // returns what is wrong, or nothing:
 //
 //   - every order is terminal (within exp.Deadline), and exp.Orders exist;

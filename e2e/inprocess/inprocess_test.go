@@ -207,14 +207,15 @@ func TestHappyPathOnEveryQueue(t *testing.T) {
 // nothing left after Stop.
 func TestSystemLifecycle(t *testing.T) {
 	ctx := t.Context()
-	if _, err := inprocess.Start(ctx, inprocess.Config{QueueURL: "nats://nowhere"}); err == nil {
+	if bad, err := inprocess.Start(ctx, inprocess.Config{QueueURL: "nats://nowhere"}); err == nil {
 		t.Error("Start with a bad queue URL: got nil error, want one")
+		_ = bad.Stop()
 	}
-	sys, err := inprocess.Start(ctx, inprocess.Config{QueueURL: "memory://"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &client{sys: sys, http: &http.Client{Timeout: 5 * time.Second}}
+	// start stops the system when the test ends, however it ends, so that
+	// a failure half-way leaves no service running; the explicit Stop at
+	// the end, whose effects are checked, makes that one do nothing.
+	c := start(t, inprocess.Config{QueueURL: "memory://"})
+	sys := c.sys
 	readyz := func(service string) int {
 		code, _ := c.do(http.MethodGet, c.admin(service, "/readyz"), nil, nil)
 		return code

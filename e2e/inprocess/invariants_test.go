@@ -79,7 +79,7 @@ func (c *client) read(ids []string) (state, error) {
 }
 
 // checkInvariants waits (up to 30s) until the quiet system satisfies
-// the invariants of DESIGN.md §4 and every order its outcome, and reports
+// the invariants of docs/design.md §4 and every order its outcome, and reports
 // what it does not as test errors. restocked is what the test added to
 // the stock.
 func (c *client) checkInvariants(t *testing.T, want map[string]outcome, restocked map[string]int) {
@@ -98,7 +98,7 @@ func (c *client) checkInvariants(t *testing.T, want map[string]outcome, restocke
 	})
 }
 
-// violations lists how s breaks DESIGN.md §4 or the orders' outcomes.
+// violations lists how s breaks docs/design.md §4 or the orders' outcomes.
 func (s state) violations(ids []string, want map[string]outcome, restocked map[string]int) []string {
 	var v []string
 	bad := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }

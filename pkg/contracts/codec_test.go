@@ -21,7 +21,7 @@ func address() contracts.Address {
 	return contracts.Address{Name: "Ada Lovelace", Line1: "12 St James's Square", City: "London", PostalCode: "SW1Y 4JH", Country: "GB"}
 }
 
-// samples holds one valid value of every contract, with the topic DESIGN §3
+// samples holds one valid value of every contract, with the topic docs/design.md §3
 // puts it on.
 func samples() []struct {
 	msg   contracts.Message

@@ -1,6 +1,6 @@
 package contracts
 
-// Topic names on the shared queue (DESIGN §3). Commands are consumed by the
+// Topic names on the shared queue (docs/design.md §3). Commands are consumed by the
 // service that owns the topic's prefix; events are published by it.
 const (
 	TopicInventoryCommands = "inventory.commands"

@@ -200,7 +200,7 @@ func (r *results) markdown() string {
 		if v.Key != "sqlite" || v.Throughput == nil {
 			continue
 		}
-		b.WriteString("\nTargets (DESIGN.md §9, SQLite across four processes):\n\n")
+		b.WriteString("\nTargets (docs/design.md §9, SQLite across four processes):\n\n")
 		b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
 		if v.Latency != nil {
 			b.WriteString(target("p50 place→terminal @200/s (ms)", msf(v.Latency.Latency.P50), 20, false, "%.1f"))
