@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -48,6 +49,7 @@ const (
 // variable.
 type config struct {
 	HTTPAddr        string
+	AllowedHosts    []string
 	OrderURL        string
 	OrderAdminURL   string
 	InventoryURL    string
@@ -85,10 +87,11 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 		return d
 	}
 	var c config
-	var level string
+	var level, allowed string
 	fs := flag.NewFlagSet("console", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("HTTP_ADDR", defaultHTTPAddr), "listen address of the console; loopback by default (env HTTP_ADDR)")
+	fs.StringVar(&allowed, "allowed-hosts", env("ALLOWED_HOSTS", web.DefaultAllowedHosts), "comma-separated host names (no port) the console answers to in the Host header, against DNS rebinding; the name in the browser's address bar must be one (env ALLOWED_HOSTS)")
 	fs.StringVar(&c.OrderURL, "order-url", env("ORDER_URL", defaultOrderURL), "the order service's public API (env ORDER_URL)")
 	fs.StringVar(&c.OrderAdminURL, "order-admin-url", env("ORDER_ADMIN_URL", defaultOrderAdminURL), "the order service's admin API (env ORDER_ADMIN_URL)")
 	fs.StringVar(&c.InventoryURL, "inventory-url", env("INVENTORY_URL", defaultInventoryURL), "inventory's admin API (env INVENTORY_URL)")
@@ -128,6 +131,14 @@ Flags (each falls back to the environment variable named in its help):
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err))
 	}
+	for h := range strings.SplitSeq(allowed, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.AllowedHosts = append(c.AllowedHosts, h)
+		}
+	}
+	if len(c.AllowedHosts) == 0 {
+		errs = append(errs, fmt.Errorf("--allowed-hosts %q: no host name", allowed))
+	}
 	return c, errors.Join(errs...)
 }
 
@@ -155,8 +166,6 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 			logger.Warn("close queue", slog.Any("error", err))
 		}
 	}()
-	host, _, _ := net.SplitHostPort(cfg.HTTPAddr)
-	loopback := isLoopback(host)
 	srv, err := web.New(web.Config{
 		OrderURL:        cfg.OrderURL,
 		OrderAdminURL:   cfg.OrderAdminURL,
@@ -169,7 +178,7 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 		Catalog:         cat,
 		Refresh:         cfg.Refresh,
 		UpstreamTimeout: cfg.UpstreamTimeout,
-		CheckHost:       loopback,
+		AllowedHosts:    cfg.AllowedHosts,
 		Logger:          logger,
 	})
 	if err != nil {
@@ -179,11 +188,14 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if !loopback {
+	if host, _, _ := net.SplitHostPort(cfg.HTTPAddr); !isLoopback(host) {
+		// The Host check stops browsers misled by DNS rebinding, not a
+		// client that sends an allowed name itself.
 		logger.Warn("the console listens beyond loopback: anyone who can reach it can inject faults and purge dead letters",
 			slog.String("addr", ln.Addr().String()))
 	}
 	logger.Info("console listening", slog.String("url", "http://"+ln.Addr().String()),
-		slog.String("order_url", cfg.OrderURL), slog.String("queue_url", cfg.QueueURL))
+		slog.String("allowed_hosts", strings.Join(cfg.AllowedHosts, ",")),
+		slog.String("order_url", web.RedactURL(cfg.OrderURL)), slog.String("queue_url", web.RedactURL(cfg.QueueURL)))
 	return srv.Serve(ctx, ln)
 }

@@ -6,7 +6,12 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -24,11 +29,11 @@ func TestParseConfig(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := config{HTTPAddr: "127.0.0.1:8090", OrderURL: "http://127.0.0.1:8080", OrderAdminURL: "http://127.0.0.1:8084",
+		want := config{HTTPAddr: "127.0.0.1:8090", AllowedHosts: []string{"localhost", "127.0.0.1", "::1"}, OrderURL: "http://127.0.0.1:8080", OrderAdminURL: "http://127.0.0.1:8084",
 			InventoryURL: "http://127.0.0.1:8081", PaymentURL: "http://127.0.0.1:8082", ShippingURL: "http://127.0.0.1:8083",
 			QueueURL: "sqlite://data/queue.db", JaegerUIURL: "http://localhost:16686", Refresh: time.Second,
 			UpstreamTimeout: 3 * time.Second, LogLevel: slog.LevelInfo}
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Errorf("got %+v, want %+v", c, want)
 		}
 	})
@@ -37,15 +42,16 @@ func TestParseConfig(t *testing.T) {
 			"HTTP_ADDR": "127.0.0.1:9999", "ORDER_URL": "http://o", "ORDER_ADMIN_URL": "http://oa", "INVENTORY_URL": "http://i",
 			"PAYMENT_URL": "http://p", "SHIPPING_URL": "http://s", "QUEUE_URL": "sqlite:///q.db", "JAEGER_UI_URL": "http://j",
 			"CATALOG_FILE": "cat.json", "CONSOLE_REFRESH": "2s", "CONSOLE_UPSTREAM_TIMEOUT": "500ms", "LOG_LEVEL": "debug",
+			"ALLOWED_HOSTS": " console.example, 127.0.0.1 ,",
 		}
 		c, err := parseConfig(nil, lookupFrom(env), &bytes.Buffer{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := config{HTTPAddr: "127.0.0.1:9999", OrderURL: "http://o", OrderAdminURL: "http://oa", InventoryURL: "http://i",
+		want := config{HTTPAddr: "127.0.0.1:9999", AllowedHosts: []string{"console.example", "127.0.0.1"}, OrderURL: "http://o", OrderAdminURL: "http://oa", InventoryURL: "http://i",
 			PaymentURL: "http://p", ShippingURL: "http://s", QueueURL: "sqlite:///q.db", JaegerUIURL: "http://j", CatalogFile: "cat.json",
 			Refresh: 2 * time.Second, UpstreamTimeout: 500 * time.Millisecond, LogLevel: slog.LevelDebug}
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Errorf("from the environment: got %+v, want %+v", c, want)
 		}
 		c, err = parseConfig([]string{"--http-addr", "127.0.0.1:1", "--payment-url", "http://p2", "--refresh", "250ms"}, lookupFrom(env), &bytes.Buffer{})
@@ -64,6 +70,7 @@ func TestParseConfig(t *testing.T) {
 		"bad refresh in the environment": {nil, map[string]string{"CONSOLE_REFRESH": "often"}, "CONSOLE_REFRESH"},
 		"bad log level":                  {[]string{"--log-level", "loud"}, nil, "--log-level"},
 		"bad listen address":             {[]string{"--http-addr", "8090"}, nil, "--http-addr"},
+		"no allowed host":                {[]string{"--allowed-hosts", " , "}, nil, "--allowed-hosts"},
 		"stray argument":                 {[]string{"serve"}, nil, "unexpected arguments"},
 		"unknown flag":                   {[]string{"--nope"}, nil, "flag provided but not defined"},
 	} {
@@ -83,32 +90,129 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("got %v, want flag.ErrHelp", err)
 	}
 	for _, want := range []string{"Usage: console", "-http-addr", "HTTP_ADDR", "-order-url", "-order-admin-url", "-inventory-url",
-		"-payment-url", "-shipping-url", "-queue-url", "QUEUE_URL", "-jaeger-ui-url", "JAEGER_UI_URL", "127.0.0.1:8090"} {
+		"-payment-url", "-shipping-url", "-queue-url", "QUEUE_URL", "-jaeger-ui-url", "JAEGER_UI_URL", "127.0.0.1:8090",
+		"-allowed-hosts", "ALLOWED_HOSTS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %q:\n%s", want, out.String())
 		}
 	}
 }
 
-func TestRunStopsWithItsContext(t *testing.T) {
+// syncBuffer is a bytes.Buffer that run's logger and the test may use at
+// once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+var listeningURL = regexp.MustCompile(`msg="console listening" url=http://(\S+)`)
+
+// startRun runs the console with args until the test ends, and returns its
+// log and the loopback address it answers on once /healthz answers.
+func startRun(t *testing.T, args ...string) (addr string, log *syncBuffer, stop func() error) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var out bytes.Buffer
+	log = &syncBuffer{}
 	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"--http-addr", "127.0.0.1:0", "--queue-url", "sqlite://" + t.TempDir() + "/queue.db"}, lookupFrom(nil), &out)
-	}()
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
+	go func() { done <- run(ctx, args, lookupFrom(nil), log) }()
+	stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			return errors.New("run did not return 10s after its context ended")
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not return after its context ended")
+	})
+	t.Cleanup(func() { _ = stop() })
+
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := listeningURL.FindStringSubmatch(log.String()); m != nil && addr == "" {
+			_, port, err := net.SplitHostPort(m[1])
+			if err != nil {
+				t.Fatalf("listening address %q: %v", m[1], err)
+			}
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		if addr != "" {
+			if resp, err := client.Get("http://" + addr + "/healthz"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return addr, log, stop
+				}
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("run returned before answering: %v\n%s", err, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no answer on /healthz after 10s; log:\n%s", log)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	if !strings.Contains(out.String(), "console listening") {
-		t.Errorf("log: got %q, want the listening address", out.String())
+}
+
+func TestRunStopsWithItsContext(t *testing.T) {
+	_, log, stop := startRun(t, "--http-addr", "127.0.0.1:0", "--queue-url", "postgres://console:s3cret@127.0.0.1:1/queue")
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if !strings.Contains(log.String(), "console listening") {
+		t.Errorf("log: got %q, want the listening address", log)
+	}
+	if strings.Contains(log.String(), "s3cret") || !strings.Contains(log.String(), "console:xxxxx@127.0.0.1:1") {
+		t.Errorf("log: got %q, want the queue URL with its password masked", log)
+	}
+}
+
+// Listening on every address (as under Docker Compose) must not turn the
+// Host check off: DNS rebinding reaches the console through the
+// loopback-published port all the same.
+func TestRunChecksHostOnEveryAddress(t *testing.T) {
+	addr, _, stop := startRun(t, "--http-addr", "0.0.0.0:0", "--queue-url", "sqlite://"+t.TempDir()+"/queue.db")
+	for _, tc := range []struct {
+		host string
+		want int
+	}{
+		{"", http.StatusOK}, // 127.0.0.1:port
+		{"localhost", http.StatusOK},
+		{"evil.example", http.StatusMisdirectedRequest},
+	} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/healthz", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.host != "" {
+			_, port, _ := net.SplitHostPort(addr)
+			req.Host = net.JoinHostPort(tc.host, port)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Host %q: got %d, want %d", req.Host, resp.StatusCode, tc.want)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run: %v", err)
 	}
 }
 

@@ -117,7 +117,9 @@ func startSystem(t *testing.T) *system {
 		"--jaeger-ui-url", s.JaegerURL, "--refresh", "500ms")
 
 	t.Cleanup(func() {
-		s.stop(t)
+		if err := s.stop(stopTimeout); err != nil {
+			t.Error(err)
+		}
 		if t.Failed() {
 			s.dumpLogs(t)
 		}
@@ -134,12 +136,18 @@ func startSystem(t *testing.T) *system {
 
 func (s *system) start(t *testing.T, bin, name string, env []string, args ...string) {
 	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, name), args...)
+	cmd.Env = append(os.Environ(), env...)
+	s.launch(t, name, cmd)
+}
+
+// launch starts cmd as the process name, its output in name.log.
+func (s *system) launch(t *testing.T, name string, cmd *exec.Cmd) {
+	t.Helper()
 	logf, err := os.Create(filepath.Join(s.logDir, name+".log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(bin, name), args...)
-	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -180,26 +188,49 @@ func (s *system) waitReady(t *testing.T, u string, within time.Duration) {
 	}
 }
 
+// stopTimeout is how long the processes get to exit after SIGTERM.
+const stopTimeout = 10 * time.Second
+
 // stop sends SIGTERM to every process and SIGKILLs those still running
-// after 10s.
-func (s *system) stop(t *testing.T) {
+// within after. It reports every process that did not exit with status 0:
+// a service that no longer handles SIGTERM (killed by it, or hung until
+// SIGKILL) must fail the test, as must one that crashed during it.
+func (s *system) stop(within time.Duration) error {
 	for _, p := range s.procs {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	timer := time.NewTimer(10 * time.Second)
-	defer timer.Stop()
+	deadline := time.Now().Add(within)
+	var errs []error
 	for _, p := range s.procs {
-		select {
-		case <-p.done:
-		case <-timer.C:
-			t.Logf("%s did not stop within 10s; killing it", p.name)
+		if !p.exitedBy(deadline) {
 			_ = p.cmd.Process.Kill()
 			<-p.done
+			errs = append(errs, fmt.Errorf("%s did not stop within %s of SIGTERM; killed", p.name, within))
+			continue
 		}
-		var ee *exec.ExitError
-		if p.err != nil && !(errors.As(p.err, &ee) && ee.ExitCode() == 0) && !strings.Contains(p.err.Error(), "signal: terminated") {
-			t.Logf("%s exited: %v", p.name, p.err)
+		if p.err != nil {
+			errs = append(errs, fmt.Errorf("%s did not exit cleanly: %w", p.name, p.err))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// exitedBy waits until p has exited or deadline has passed, and says
+// whether it exited. It has a timer of its own: a timer shared by all the
+// processes fires once, and the next hung process would wait on it forever.
+func (p *proc) exitedBy(deadline time.Time) bool {
+	select {
+	case <-p.done: // even past the deadline
+		return true
+	default:
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return true
+	case <-timer.C:
+		return false
 	}
 }
 

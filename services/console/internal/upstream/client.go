@@ -31,7 +31,8 @@ const maxResponse = 4 << 20
 type DownError struct {
 	// Service is the service's name ("order", "payment admin", …).
 	Service string
-	// URL is the address that was tried.
+	// URL is the address that was tried, its password masked: the error
+	// is shown on pages.
 	URL string
 	Err error
 }
@@ -109,16 +110,25 @@ type Client struct {
 	timeout time.Duration
 }
 
+// NewHTTPClient returns the http.Client the console calls services with:
+// no global timeout (each call has its own) and no redirects followed. A
+// service's API never redirects, so a redirect is answered as it is (a
+// Problem) rather than followed to whatever host it names, with the
+// console's credentials and request body.
+func NewHTTPClient() *http.Client {
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // NewClient returns a client of the service at baseURL (http or https, no
-// query). hc defaults to a client without a global timeout; timeout bounds
-// each call (default 3s).
+// query). hc defaults to NewHTTPClient(); timeout bounds each call
+// (default 3s).
 func NewClient(service, baseURL string, hc *http.Client, timeout time.Duration) (*Client, error) {
 	u, err := ParseBaseURL(baseURL)
 	if err != nil {
 		return nil, fmt.Errorf("%s URL: %w", service, err)
 	}
 	if hc == nil {
-		hc = &http.Client{}
+		hc = NewHTTPClient()
 	}
 	if timeout <= 0 {
 		timeout = 3 * time.Second
@@ -148,8 +158,9 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 // Service is the name the client reports in errors.
 func (c *Client) Service() string { return c.service }
 
-// BaseURL is the service's address.
-func (c *Client) BaseURL() string { return c.base.String() }
+// BaseURL is the service's address, for people: a password in it is
+// masked (url.URL.Redacted), as it is in DownError.
+func (c *Client) BaseURL() string { return c.base.Redacted() }
 
 // request is one call.
 type request struct {
@@ -197,12 +208,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(ctxErr, context.DeadlineExceeded) {
 			return ctxErr // the caller gave up; the service is not to blame
 		}
-		return &DownError{Service: c.service, URL: c.base.String(), Err: unwrapURLError(err)}
+		return &DownError{Service: c.service, URL: c.BaseURL(), Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return &DownError{Service: c.service, URL: c.base.String(), Err: fmt.Errorf("read answer: %w", err)}
+		return &DownError{Service: c.service, URL: c.BaseURL(), Err: fmt.Errorf("read answer: %w", err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.problem(resp, data)

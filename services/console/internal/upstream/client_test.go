@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -104,6 +105,50 @@ func TestErrorsSayWhatWentWrong(t *testing.T) {
 			t.Fatalf("got %v, want an unexpected-answer problem", err)
 		}
 	})
+}
+
+func TestRedirectsAreNotFollowed(t *testing.T) {
+	elsewhere := make(chan string, 1)
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		elsewhere <- r.Method + " " + r.URL.Path
+	}))
+	t.Cleanup(other.Close)
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
+		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/steal", status)
+		})
+		_, err := NewAdmin(c).SetFault(t.Context(), "poison", "true")
+		if p, ok := AsProblem(err); !ok || p.Status != status {
+			t.Errorf("redirect %d: got %v, want a %d problem", status, err, status)
+		}
+	}
+	select {
+	case got := <-elsewhere:
+		t.Errorf("the redirect was followed: the other host got %s, want nothing", got)
+	default:
+	}
+}
+
+func TestPasswordsAreMasked(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	c, err := NewClient("payment", "http://admin:s3cret@"+addr, nil, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "http://admin:xxxxx@" + addr
+	if got := c.BaseURL(); got != want {
+		t.Errorf("BaseURL: got %q, want %q", got, want)
+	}
+	err = NewAdmin(c).Health(t.Context())
+	var d *DownError
+	if !errors.As(err, &d) || d.URL != want || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("got %v, want a DownError naming %s", err, want)
+	}
 }
 
 func TestRequests(t *testing.T) {

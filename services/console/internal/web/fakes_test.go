@@ -204,6 +204,9 @@ type fakeAdmin struct {
 	restocks []string
 }
 
+// fakeMaxDuration is the longest duration the fake admin APIs take.
+const fakeMaxDuration = 5 * time.Minute
+
 func flag(name, typ, def string) upstream.Fault {
 	return upstream.Fault{Name: name, Type: typ, Value: def, Default: def, Description: "the " + name + " flag",
 		Env: strings.ToUpper(name), Source: "default"}
@@ -281,6 +284,12 @@ func (a *fakeAdmin) handler() http.Handler {
 			if body.Value == "refuse-me" {
 				return &upstream.Problem{Status: 400, Title: "Bad Request", Field: "value",
 					Detail: "value: invalid fault flag value: SKU list is malformed"}
+			}
+			// The fakes cap durations below the console's own limit, so that
+			// a duration the console accepts can still be refused.
+			if d, err := time.ParseDuration(body.Value); f.Type == upstream.FaultDuration && err == nil && d > fakeMaxDuration {
+				return &upstream.Problem{Status: 400, Title: "Bad Request", Field: "value",
+					Detail: "value: invalid fault flag value: at most " + fakeMaxDuration.String()}
 			}
 			a.sets = append(a.sets, f.Name+"="+body.Value)
 			f.Value, f.Source = body.Value, "api"
@@ -385,7 +394,6 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		Queue:         e.queue,
 		QueueName:     "sqlite://" + qpath,
 		JaegerUIURL:   "http://jaeger.test:16686/",
-		CheckHost:     true,
 	}
 	for _, o := range opts {
 		o(&cfg)

@@ -80,7 +80,7 @@ func (s *Server) queuePage(c echo.Context) error {
 
 func (s *Server) writeQueuePage(c echo.Context, p *page) error {
 	ctx := c.Request().Context()
-	v := queueView{QueueName: s.cfg.QueueName}
+	v := queueView{QueueName: RedactURL(s.cfg.QueueName)}
 	var err error
 	if v.Topics, err = s.topicsRegion(p, s.loadTopics(ctx)); err != nil {
 		return err

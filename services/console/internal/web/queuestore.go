@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
+	"net/url"
+	"strings"
+	"time"
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -35,42 +37,131 @@ var ErrQueueUnavailable = errors.New("queue unavailable")
 // creates a SQLite queue file itself.
 type QueueStore struct {
 	url string
+	// open opens the backend; a field so that tests can make it slow.
+	open func(ctx context.Context) (backend.Backend, error)
 
-	mu sync.Mutex
-	b  backend.Backend
+	// lock is held to open or close the backend. It is a channel, not a
+	// mutex, so that a request waiting behind a slow open gives up when its
+	// context ends instead of queueing behind it.
+	lock   chan struct{}
+	b      backend.Backend
+	closed bool
 }
 
 // NewQueueStore returns a store for the queue at url (sqlite://PATH or
 // postgres://…); nothing is opened yet.
-func NewQueueStore(url string) *QueueStore { return &QueueStore{url: url} }
+func NewQueueStore(url string) *QueueStore {
+	s := &QueueStore{url: url, lock: make(chan struct{}, 1)}
+	s.open = func(ctx context.Context) (backend.Backend, error) {
+		return queue.OpenBackend(ctx, queue.Config{URL: s.url, SQLite: sqlite.Config{MustExist: true}})
+	}
+	return s
+}
 
-// URL is the queue URL.
+// URL is the queue URL, password included; RedactURL it to show it.
 func (s *QueueStore) URL() string { return s.url }
 
 func (s *QueueStore) backend(ctx context.Context) (backend.Backend, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	select {
+	case s.lock <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: still opening: %v", ErrQueueUnavailable, context.Cause(ctx))
+	}
+	defer func() { <-s.lock }()
+	if s.closed {
+		return nil, fmt.Errorf("%w: closed", ErrQueueUnavailable)
+	}
 	if s.b != nil {
 		return s.b, nil
 	}
-	b, err := queue.OpenBackend(ctx, queue.Config{URL: s.url, SQLite: sqlite.Config{MustExist: true}})
+	b, err := s.open(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrQueueUnavailable, err)
+		// The queue module's errors may quote the URL; the text is shown on
+		// the Queue page.
+		msg := strings.ReplaceAll(err.Error(), s.url, RedactURL(s.url))
+		return nil, fmt.Errorf("%w: %s", ErrQueueUnavailable, msg)
 	}
 	s.b = b
 	return b, nil
 }
 
-// Close closes the backend if it was opened.
+// Close closes the backend if it was opened; the store opens none after.
+// It waits for an open under way, which its caller's context bounds.
 func (s *QueueStore) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lock <- struct{}{}
+	defer func() { <-s.lock }()
+	s.closed = true
 	if s.b == nil {
 		return nil
 	}
 	err := s.b.Close()
 	s.b = nil
 	return err
+}
+
+// RedactURL returns raw with its password masked (url.URL.Redacted), and
+// a password=… query parameter too (PostgreSQL takes one), for pages and
+// logs. A URL that does not parse is not shown at all.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(a URL that does not parse)"
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.Redacted()
+}
+
+// timeoutQueue bounds every call to a Queue, as every call to a service is
+// bounded: a queue that does not answer in time is unavailable.
+type timeoutQueue struct {
+	q Queue
+	d time.Duration
+}
+
+// bounded runs call with a context ending after d; a call cut short by
+// that (not by the caller giving up) reports the queue unavailable.
+func bounded[T any](ctx context.Context, d time.Duration, call func(context.Context) (T, error)) (T, error) {
+	cctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	v, err := call(cctx)
+	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+		err = fmt.Errorf("%w: no answer within %s", ErrQueueUnavailable, d)
+	}
+	return v, err
+}
+
+func (t timeoutQueue) Stats(ctx context.Context) ([]backend.TopicStats, error) {
+	return bounded(ctx, t.d, t.q.Stats)
+}
+
+func (t timeoutQueue) DeadLetters(ctx context.Context, f backend.DeadLetterFilter) ([]backend.DeadLetter, error) {
+	return bounded(ctx, t.d, func(ctx context.Context) ([]backend.DeadLetter, error) { return t.q.DeadLetters(ctx, f) })
+}
+
+func (t timeoutQueue) DeadLetter(ctx context.Context, id int64) (backend.DeadLetter, error) {
+	return bounded(ctx, t.d, func(ctx context.Context) (backend.DeadLetter, error) { return t.q.DeadLetter(ctx, id) })
+}
+
+func (t timeoutQueue) Replay(ctx context.Context, id int64) error {
+	_, err := bounded(ctx, t.d, func(ctx context.Context) (struct{}, error) { return struct{}{}, t.q.Replay(ctx, id) })
+	return err
+}
+
+// bulkQueueTimeout bounds replaying or purging every dead letter: work
+// proportional to the queue's dead letters, which the per-call upstream
+// timeout (seconds) would cut short on a large dead-letter queue. It stays
+// below the server's 30 s write timeout, so the answer still arrives.
+const bulkQueueTimeout = 25 * time.Second
+
+func (t timeoutQueue) ReplayAll(ctx context.Context, f backend.DeadLetterFilter) (int, error) {
+	return bounded(ctx, max(t.d, bulkQueueTimeout), func(ctx context.Context) (int, error) { return t.q.ReplayAll(ctx, f) })
+}
+
+func (t timeoutQueue) Purge(ctx context.Context, f backend.DeadLetterFilter) (int, error) {
+	return bounded(ctx, max(t.d, bulkQueueTimeout), func(ctx context.Context) (int, error) { return t.q.Purge(ctx, f) })
 }
 
 // Stats reports every topic with its consumer groups.

@@ -162,10 +162,23 @@ func takeFlash(c echo.Context) *flash {
 	if json.Unmarshal(data, &f) != nil || (f.Kind != "ok" && f.Kind != "error") {
 		return nil
 	}
-	if f.Link != "" && !strings.HasPrefix(f.Link, "/") { // only the console's own pages
+	if !localPath(f.Link) {
 		f.Link = ""
 	}
 	return &f
+}
+
+// localPath accepts a link to one of the console's own pages: a path,
+// without scheme or host. The flash cookie can be planted by another page
+// of the same host (cookies are not told apart by port), so its link must
+// not lead elsewhere: browsers read //evil.example and /\evil.example as
+// another host.
+func localPath(link string) bool {
+	if !strings.HasPrefix(link, "/") || strings.HasPrefix(link, "//") || strings.Contains(link, "\\") {
+		return false
+	}
+	u, err := url.Parse(link) // refuses control characters, which browsers drop
+	return err == nil && u.Scheme == "" && u.Host == "" && u.User == nil
 }
 
 // live is a region of a page that refreshes itself: htmx GETs Src every

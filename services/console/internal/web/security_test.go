@@ -41,7 +41,15 @@ func TestCSRF(t *testing.T) {
 		{"token in the header", map[string]string{"X-CSRF-Token": "tok"}, qty, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusSeeOther},
 		{"cross-site browser request", map[string]string{"Sec-Fetch-Site": "cross-site"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
 		{"same-site browser request without a token", map[string]string{"Sec-Fetch-Site": "same-site"}, qty, nil, http.StatusForbidden},
+		// A page on another port of this host can set the cookie and post
+		// the token it chose.
+		{"same-site browser request with the cookie and its token", map[string]string{"Sec-Fetch-Site": "same-site"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
 		{"same-origin browser request", map[string]string{"Sec-Fetch-Site": "same-origin"}, qty, nil, http.StatusSeeOther},
+		{"Origin of the console", map[string]string{"Origin": "http://127.0.0.1:8090"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusSeeOther},
+		{"Origin on another port", map[string]string{"Origin": "http://127.0.0.1:9999"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
+		{"Origin of another site", map[string]string{"Origin": "http://evil.example"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
+		{"Origin null", map[string]string{"Origin": "null"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
+		{"same-origin with another Origin", map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.example"}, qty, nil, http.StatusForbidden},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -54,8 +62,8 @@ func TestCSRF(t *testing.T) {
 			}
 		})
 	}
-	if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 3 {
-		t.Errorf("restocks: got %d, want 3 (the accepted requests only)", len(restocks))
+	if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 4 {
+		t.Errorf("restocks: got %d, want 4 (the accepted requests only)", len(restocks))
 	}
 	t.Run("htmx gets a flash", func(t *testing.T) {
 		rec := post(map[string]string{"HX-Request": "true"}, qty, nil)
@@ -68,34 +76,63 @@ func TestCSRF(t *testing.T) {
 }
 
 func TestHostCheck(t *testing.T) {
-	e := newEnv(t)
-	for _, tc := range []struct {
-		host string
-		want int
-	}{
-		{"127.0.0.1:8090", http.StatusOK},
-		{"localhost:8090", http.StatusOK},
-		{"[::1]:8090", http.StatusOK},
-		{"LOCALHOST", http.StatusOK},
-		{"evil.example:8090", http.StatusMisdirectedRequest},
-		{"10.0.0.1:8090", http.StatusMisdirectedRequest},
-	} {
-		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
-		req.Host = tc.host
+	serve := func(e *env, method, target, host string, headers map[string]string) int {
+		req := httptest.NewRequest(method, target, strings.NewReader("quantity=1"))
+		req.Host = host
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range headers {
+			req.Header.Set(k, v)
+		}
 		rec := httptest.NewRecorder()
 		e.srv.ServeHTTP(rec, req)
-		if rec.Code != tc.want {
-			t.Errorf("Host %s: got %d, want %d", tc.host, rec.Code, tc.want)
+		return rec.Code
+	}
+	t.Run("default: the loopback names", func(t *testing.T) {
+		e := newEnv(t) // no AllowedHosts: the check is on all the same
+		for _, tc := range []struct {
+			host string
+			want int
+		}{
+			{"127.0.0.1:8090", http.StatusOK},
+			{"localhost:8090", http.StatusOK},
+			{"[::1]:8090", http.StatusOK},
+			{"LOCALHOST", http.StatusOK},
+			{"evil.example:8090", http.StatusMisdirectedRequest},
+			{"10.0.0.1:8090", http.StatusMisdirectedRequest},
+			{"localhost.evil.example:8090", http.StatusMisdirectedRequest},
+			{"", http.StatusMisdirectedRequest},
+		} {
+			if got := serve(e, http.MethodGet, "/healthz", tc.host, nil); got != tc.want {
+				t.Errorf("Host %q: got %d, want %d", tc.host, got, tc.want)
+			}
 		}
-	}
-	open := newEnv(t, func(c *Config) { c.CheckHost = false })
-	req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
-	req.Host = "console.example"
-	rec := httptest.NewRecorder()
-	open.srv.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Errorf("without the host check: got %d, want 200", rec.Code)
-	}
+		// DNS rebinding: evil.example now resolves to 127.0.0.1, and to the
+		// browser its page and the console are the same origin.
+		rebound := map[string]string{"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.example:8090"}
+		if got := serve(e, http.MethodPost, "/stock/SKU-1/restock", "evil.example:8090", rebound); got != http.StatusMisdirectedRequest {
+			t.Errorf("POST from a rebound name: got %d, want 421", got)
+		}
+		if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 0 {
+			t.Errorf("restocks: got %v, want none", restocks)
+		}
+	})
+	t.Run("configured names", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.AllowedHosts = []string{"Console.Example", "[::1]"} })
+		for _, tc := range []struct {
+			host string
+			want int
+		}{
+			{"console.example:8090", http.StatusOK},
+			{"CONSOLE.EXAMPLE", http.StatusOK},
+			{"[::1]:8090", http.StatusOK},
+			{"localhost:8090", http.StatusMisdirectedRequest},
+			{"127.0.0.1:8090", http.StatusMisdirectedRequest},
+		} {
+			if got := serve(e, http.MethodGet, "/healthz", tc.host, nil); got != tc.want {
+				t.Errorf("Host %q: got %d, want %d", tc.host, got, tc.want)
+			}
+		}
+	})
 }
 
 func TestStaticHeadersAndErrors(t *testing.T) {
@@ -160,6 +197,9 @@ func TestConfigValidate(t *testing.T) {
 		"bad jaeger URL":  func(c *Config) { c.JaegerUIURL = "ftp://x" },
 		"query in a URL":  func(c *Config) { c.PaymentURL = "http://d?x=1" },
 		"refresh too low": func(c *Config) { c.Refresh = time.Millisecond },
+		"host with port":  func(c *Config) { c.AllowedHosts = []string{"localhost:8090"} },
+		"host as a URL":   func(c *Config) { c.AllowedHosts = []string{"http://localhost"} },
+		"empty host":      func(c *Config) { c.AllowedHosts = []string{"localhost", ""} },
 	} {
 		c := good
 		mutate(&c)

@@ -6,10 +6,11 @@
 //
 // A service that cannot be reached is shown as down where its data would
 // be: pages still render. State-changing requests are POSTs protected
-// against cross-site request forgery (echo's CSRF middleware: Sec-Fetch-Site
-// for browsers that send it, a cookie and form token otherwise), and the
-// server refuses Host headers other than loopback names when it listens on
-// loopback (DNS rebinding).
+// against cross-site request forgery: a browser's must be same-origin
+// (Sec-Fetch-Site, and Origin against Host), and clients that send neither
+// header need a cookie and form token (echo's CSRF middleware). The server
+// answers only to the host names of Config.AllowedHosts, whatever address
+// it listens on (DNS rebinding).
 package web
 
 import (
@@ -22,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -44,9 +46,13 @@ const (
 	DefaultJaegerUIURL     = "http://localhost:16686"
 	DefaultRefresh         = time.Second
 	DefaultUpstreamTimeout = 3 * time.Second
-	defaultBodyLimit       = "64K"
-	csrfField              = "_csrf"
-	csrfCookie             = "_console_csrf"
+	DefaultShutdownTimeout = 5 * time.Second
+	// DefaultAllowedHosts are the names a browser on the console's own
+	// machine uses, comma-separated as --allowed-hosts takes them.
+	DefaultAllowedHosts = "localhost,127.0.0.1,::1"
+	defaultBodyLimit    = "64K"
+	csrfField           = "_csrf"
+	csrfCookie          = "_console_csrf"
 )
 
 // Config configures New. The five service URLs and Queue are required.
@@ -61,7 +67,8 @@ type Config struct {
 	ShippingURL   string
 	// Queue backs the Queue page.
 	Queue Queue
-	// QueueName is shown on the Queue page (the queue URL); optional.
+	// QueueName is shown on the Queue page (the queue URL, its password
+	// masked); optional.
 	QueueName string
 	// JaegerUIURL is where order traces open: JaegerUIURL/trace/{trace_id}.
 	// Default DefaultJaegerUIURL.
@@ -70,13 +77,18 @@ type Config struct {
 	Catalog catalog.Catalog
 	// Refresh is how often live parts of the pages poll. Default 1s.
 	Refresh time.Duration
-	// UpstreamTimeout bounds each call to a service. Default 3s.
+	// UpstreamTimeout bounds each call to a service or to Queue. Default 3s.
 	UpstreamTimeout time.Duration
-	// HTTPClient calls the services. Default: a fresh http.Client.
+	// HTTPClient calls the services. Default: upstream.NewHTTPClient(),
+	// which follows no redirects.
 	HTTPClient *http.Client
-	// CheckHost refuses requests whose Host is not a loopback name, against
-	// DNS rebinding; set it when listening on loopback.
-	CheckHost bool
+	// AllowedHosts are the host names (no port; compared without case) a
+	// request's Host may name; others are refused, against DNS rebinding.
+	// Default DefaultAllowedHosts.
+	AllowedHosts []string
+	// ShutdownTimeout is how long Serve lets running requests finish once
+	// its context ends before cancelling them. Default 5s.
+	ShutdownTimeout time.Duration
 	// Logger defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -97,7 +109,13 @@ func (c *Config) setDefaults() {
 		c.UpstreamTimeout = DefaultUpstreamTimeout
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
+		c.HTTPClient = upstream.NewHTTPClient()
+	}
+	if len(c.AllowedHosts) == 0 {
+		c.AllowedHosts = strings.Split(DefaultAllowedHosts, ",")
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -127,6 +145,14 @@ func (c Config) Validate() error {
 	if c.UpstreamTimeout < 0 {
 		errs = append(errs, errors.New("upstream timeout must not be negative"))
 	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdown timeout must not be negative"))
+	}
+	for _, h := range c.AllowedHosts {
+		if !validHostName(h) {
+			errs = append(errs, fmt.Errorf("allowed host %q: want a host name or IP address, without port or scheme", h))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -140,6 +166,7 @@ type service struct {
 type Server struct {
 	cfg       Config
 	echo      *echo.Echo
+	allowed   map[string]bool // AllowedHosts, lower case
 	orders    *upstream.Orders
 	inventory *upstream.Admin
 	services  []service
@@ -158,7 +185,11 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, queue: cfg.Queue, pages: pages, jaeger: strings.TrimRight(cfg.JaegerUIURL, "/")}
+	s := &Server{cfg: cfg, pages: pages, jaeger: strings.TrimRight(cfg.JaegerUIURL, "/"),
+		queue: timeoutQueue{q: cfg.Queue, d: cfg.UpstreamTimeout}, allowed: map[string]bool{}}
+	for _, h := range cfg.AllowedHosts {
+		s.allowed[strings.ToLower(strings.Trim(h, "[]"))] = true
+	}
 	client := func(name, u string) *upstream.Client {
 		c, err := upstream.NewClient(name, u, cfg.HTTPClient, cfg.UpstreamTimeout)
 		if err != nil {
@@ -181,11 +212,8 @@ func New(cfg Config) (*Server, error) {
 	e.Use(
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		s.secureHeaders,
-	)
-	if cfg.CheckHost {
-		e.Use(checkHost)
-	}
-	e.Use(
+		s.checkHost,
+		checkOrigin,
 		middleware.BodyLimit(defaultBodyLimit),
 		middleware.CSRFWithConfig(middleware.CSRFConfig{
 			TokenLookup:    "form:" + csrfField + ",header:" + echo.HeaderXCSRFToken,
@@ -196,7 +224,14 @@ func New(cfg Config) (*Server, error) {
 			Skipper: func(c echo.Context) bool {
 				return strings.HasPrefix(c.Path(), "/static/") || c.Path() == "/healthz"
 			},
-			ErrorHandler: func(err error, c echo.Context) error { return errCSRF },
+			// Called for a POST whose Sec-Fetch-Site is same-site or
+			// cross-site. echo would check the cookie and token of a
+			// same-site one, but same-site takes in every other port of
+			// this host, whose pages can set the console's cookie (cookies
+			// are not told apart by port) and post the token they chose.
+			// Only same-origin requests change state.
+			AllowSecFetchSiteFunc: func(echo.Context) (bool, error) { return false, errCSRF },
+			ErrorHandler:          func(err error, c echo.Context) error { return errCSRF },
 		}),
 	)
 
@@ -239,34 +274,84 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves the console.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// Serve serves ln until ctx ends, then shuts down gracefully (up to 5s).
+// Serve serves ln until ctx ends, then shuts down: running requests get
+// ShutdownTimeout to finish, then their context is cancelled and their
+// connections closed. Serve returns only once no handler runs, so the
+// caller may close the Queue next.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Requests do not run on ctx: its end starts a graceful shutdown, in
+	// which they finish. base ends only when that takes too long.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	var running handlerGate
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           running.wrap(s),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
-		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		BaseContext:       func(net.Listener) context.Context { return base },
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		// The listener failed: end the requests it had accepted too.
+		cancelBase()
+		_ = srv.Close()
+		running.closeAndWait()
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		err = errors.Join(err, serr)
+	if err := srv.Shutdown(sctx); err != nil {
+		// Not an error of the console's: a slow service or queue. Every
+		// call a handler makes ends with its context.
+		s.cfg.Logger.Warn("requests still running after the shutdown timeout; cancelling them",
+			slog.Duration("timeout", s.cfg.ShutdownTimeout), slog.Any("error", err))
+		cancelBase()
+		_ = srv.Close()
 	}
-	if err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	// srv.Close does not wait for handlers, and one may even start after
+	// it: wait for them all, refusing new ones.
+	running.closeAndWait()
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// handlerGate counts running handlers. After closeAndWait it refuses new
+// ones: a sync.WaitGroup alone must not be Added to while it is waited on.
+type handlerGate struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *handlerGate) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			http.Error(w, "the console is shutting down", http.StatusServiceUnavailable)
+			return
+		}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		defer g.wg.Done()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// closeAndWait refuses new handlers and waits for the running ones.
+func (g *handlerGate) closeAndWait() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 func (s *Server) logPanic(c echo.Context, err error, stack []byte) error {
@@ -292,20 +377,55 @@ func (s *Server) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// checkHost refuses Host headers that are not loopback names: a page of
-// another site whose name was rebound to 127.0.0.1 must not drive the
-// console.
-func checkHost(next echo.HandlerFunc) echo.HandlerFunc {
+// checkHost refuses a Host that is not an allowed name, whatever address
+// the console listens on. A page of another site whose name was rebound to
+// 127.0.0.1 (DNS rebinding) reaches the console with its own name in Host,
+// and its requests count as same-origin for the browser, so the CSRF
+// checks would let them through.
+func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		host := c.Request().Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.Trim(host, "[]")
-		ip := net.ParseIP(host)
-		if !strings.EqualFold(host, "localhost") && (ip == nil || !ip.IsLoopback()) {
+		if !s.allowed[hostName(c.Request().Host)] {
 			return &pageError{status: http.StatusMisdirectedRequest, title: "Unknown host",
-				detail: fmt.Sprintf("The console listens on loopback and answers only to localhost or a loopback address, not %q.", c.Request().Host)}
+				detail: fmt.Sprintf("The console answers to %s (--allowed-hosts), not to %q.",
+					strings.Join(s.cfg.AllowedHosts, ", "), c.Request().Host)}
+		}
+		return next(c)
+	}
+}
+
+// hostName is the host of a Host header, lower case, without port or
+// the brackets of an IPv6 address.
+func hostName(hostport string) string {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	return strings.ToLower(strings.Trim(host, "[]"))
+}
+
+// validHostName accepts a host name or an IP address (IPv6 with or
+// without brackets), without port or scheme.
+func validHostName(h string) bool {
+	h = strings.Trim(h, "[]")
+	if net.ParseIP(h) != nil {
+		return true
+	}
+	return h != "" && !strings.ContainsAny(h, ":/@?# \t")
+}
+
+// checkOrigin refuses a state-changing request whose Origin, when the
+// browser sends one, is not the console's own address (its Host).
+func checkOrigin(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		origin := r.Header.Get(echo.HeaderOrigin)
+		if origin == "" || r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions {
+			return next(c)
+		}
+		// "null" (a sandboxed page, a redirect across sites) parses with
+		// no host, and is refused with every other mismatch.
+		if u, err := url.Parse(origin); err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return errCSRF
 		}
 		return next(c)
 	}
