@@ -499,10 +499,10 @@ func BenchmarkIdleCPU(b *testing.B) {
 			}
 			waitReady(b, consumers...)
 			time.Sleep(time.Second) // let start-up work and poll back-off settle
-			before := make([]int64, len(consumers))
+			before := make([]time.Duration, len(consumers))
 			for i, c := range consumers {
 				var err error
-				if before[i], err = cpuTicks(c.pid()); err != nil {
+				if before[i], err = cpuTime(c.pid()); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -510,11 +510,11 @@ func BenchmarkIdleCPU(b *testing.B) {
 			time.Sleep(time.Duration(idleSeconds) * time.Second)
 			var total, worst float64
 			for i, c := range consumers {
-				after, err := cpuTicks(c.pid())
+				after, err := cpuTime(c.pid())
 				if err != nil {
 					b.Fatal(err)
 				}
-				pct := 100 * float64(after-before[i]) / clockTicks / time.Since(start).Seconds()
+				pct := 100 * (after - before[i]).Seconds() / time.Since(start).Seconds()
 				total += pct
 				worst = max(worst, pct)
 			}
