@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -49,40 +50,41 @@ func ReplayMessage(dl backend.DeadLetter) *message.Message {
 	return msg
 }
 
-// ReplayDeadLetters replays every dead letter matching f when it starts
-// (Limit ignored) and reports how many it replayed. It stops at the first
-// failure.
+// ReplayDeadLetters replays every dead letter matching f that was dead
+// when it started (Limit ignored) and reports how many it replayed. It
+// stops at the first failure.
 //
-// The entries are listed first and then replayed once each: a replayed
-// message that fails again while the replay runs is dead-lettered again
-// (under its old ID or a new one) and stays there for the next replay,
-// instead of being replayed in a loop that never ends while consumers run.
+// It pages through the entries in ID order and replays each page before
+// reading the next, so that a replay cut short has made progress. An entry
+// whose DeadAt is not before the start was
+// dead-lettered, again or for the first time, while the replay ran: it is
+// left for the next replay instead of being replayed in a loop that never
+// ends while consumers keep failing the replayed messages.
 func ReplayDeadLetters(ctx context.Context, b backend.Backend, f backend.DeadLetterFilter) (int, error) {
-	var ids []int64
+	started := time.Now()
 	f.Limit = 100
 	f.AfterID = 0
+	replayed := 0
 	for {
 		page, err := b.DeadLetters().List(ctx, f)
 		if err != nil {
-			return 0, fmt.Errorf("replay: %w", err)
+			return replayed, fmt.Errorf("replay: %w", err)
 		}
 		if len(page) == 0 {
-			break
+			return replayed, nil
 		}
 		for _, dl := range page {
-			ids = append(ids, dl.ID)
+			if !dl.DeadAt.Before(started) {
+				continue
+			}
+			if err := ReplayDeadLetter(ctx, b, dl.ID); err != nil {
+				if errors.Is(err, backend.ErrNotFound) {
+					continue // replayed or purged concurrently
+				}
+				return replayed, err
+			}
+			replayed++
 		}
 		f.AfterID = page[len(page)-1].ID
 	}
-	replayed := 0
-	for _, id := range ids {
-		if err := ReplayDeadLetter(ctx, b, id); err != nil {
-			if errors.Is(err, backend.ErrNotFound) {
-				continue // replayed or purged concurrently
-			}
-			return replayed, err
-		}
-		replayed++
-	}
-	return replayed, nil
 }

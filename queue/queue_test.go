@@ -499,22 +499,65 @@ func TestReplayingAllEndsWhenReplayedMessagesFailAgain(t *testing.T) {
 				}
 			}
 
-			replayed, err := queue.ReplayDeadLetters(ctx, refailingBackend{Backend: q.Backend(), group: "billing"}, backend.DeadLetterFilter{})
-			if err != nil {
-				t.Fatalf("replay all: %v", err)
-			}
-			if replayed != entries {
-				t.Errorf("replayed: got %d, want %d (each entry once)", replayed, entries)
-			}
-			all, err := q.Backend().DeadLetters().List(ctx, backend.DeadLetterFilter{Limit: 1000})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(all) != entries {
-				t.Errorf("dead letters after the replay: got %d, want %d (every message failed again)", len(all), entries)
+			for _, when := range []struct {
+				name string
+				b    backend.Backend
+			}{
+				// The old entry is refreshed under its ID before the
+				// replay removes it...
+				{"before the old entry is removed", refailingBackend{Backend: q.Backend(), group: "billing"}},
+				// ...or the replay removed it and the failure makes a new
+				// entry, under a new ID that the replay's listing reaches
+				// later.
+				{"after the old entry is removed", refailingAfterRemovalBackend{Backend: q.Backend(), group: "billing"}},
+			} {
+				replayed, err := queue.ReplayDeadLetters(ctx, when.b, backend.DeadLetterFilter{})
+				if err != nil {
+					t.Fatalf("%s: replay all: %v", when.name, err)
+				}
+				if replayed != entries {
+					t.Errorf("%s: replayed: got %d, want %d (each entry once)", when.name, replayed, entries)
+				}
+				all, err := q.Backend().DeadLetters().List(ctx, backend.DeadLetterFilter{Limit: 1000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(all) != entries {
+					t.Errorf("%s: dead letters after the replay: got %d, want %d (every message failed again)", when.name, len(all), entries)
+				}
 			}
 		})
 	}
+}
+
+// refailingAfterRemovalBackend dead-letters a replayed message again right
+// after the replay removed its old entry: the store gives the new entry a
+// new ID.
+type refailingAfterRemovalBackend struct {
+	backend.Backend
+	group string
+}
+
+func (b refailingAfterRemovalBackend) DeadLetters() backend.DeadLetterStore {
+	return refailingAfterRemovalStore{DeadLetterStore: b.Backend.DeadLetters(), group: b.group}
+}
+
+type refailingAfterRemovalStore struct {
+	backend.DeadLetterStore
+	group string
+}
+
+func (s refailingAfterRemovalStore) DeleteIfUnchanged(ctx context.Context, id int64, deadAt time.Time) (bool, error) {
+	dl, err := s.Get(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	removed, err := s.DeadLetterStore.DeleteIfUnchanged(ctx, id, deadAt)
+	if err != nil || !removed {
+		return removed, err
+	}
+	dl.ID, dl.DeadAt, dl.LastError = 0, time.Time{}, "failed again after the replay"
+	return true, s.Put(ctx, dl)
 }
 
 // TestPanickingHandlerIsRetriedThenDeadLettered checks that a panic counts

@@ -154,9 +154,13 @@ type Order struct {
 	reason                   string // why it is cancelling, cancelled or rejected
 	deadline                 time.Time
 	// compensationRetries counts the CompensationRequested events that
-	// only resent unconfirmed compensations: it spaces the next resend
-	// (compensationRetryInterval).
+	// only resent unconfirmed compensations because a deadline passed (a
+	// StepTimedOut just before): it spaces the next resend
+	// (compensationRetryInterval). A compensation sent for a late reply is
+	// not a resend. afterTimeout says the last event applied was a
+	// StepTimedOut.
 	compensationRetries int
+	afterTimeout        bool
 
 	paymentID      string
 	chargedCents   int64
@@ -309,6 +313,8 @@ func (o *Order) record(d *Decision, e Event) {
 // apply folds one event into the state. It never decides: the decision
 // methods do, and record what they decided as events.
 func (o *Order) apply(e Event) error {
+	afterTimeout := o.afterTimeout
+	o.afterTimeout = false
 	switch e := e.(type) {
 	case OrderPlaced:
 		o.id, o.customerID = e.OrderID, e.CustomerID
@@ -341,8 +347,9 @@ func (o *Order) apply(e Event) error {
 		o.startCancelling(e.Reason)
 	case StepTimedOut:
 		// A record only; the CompensationRequested that follows acts.
+		o.afterTimeout = true
 	case CompensationRequested:
-		if o.onlyUndoing(e.Steps) {
+		if o.isResend(afterTimeout, e.Steps) {
 			o.compensationRetries++
 		}
 		for _, s := range e.Steps {

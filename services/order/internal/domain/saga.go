@@ -251,7 +251,7 @@ func (o *Order) compensate(d *Decision, steps []Step, reason string, now time.Ti
 		return
 	}
 	wait := o.timeouts.Compensation
-	if o.onlyUndoing(steps) {
+	if o.isResend(o.afterTimeout, steps) {
 		wait = compensationRetryInterval(o.timeouts.Compensation, o.compensationRetries+1)
 	}
 	o.record(d, CompensationRequested{Steps: steps, Reason: reason, Deadline: now.Add(wait)})
@@ -293,8 +293,16 @@ func compensationRetryInterval(base time.Duration, retry int) time.Duration {
 	return min(d, limit)
 }
 
-// onlyUndoing reports whether steps are all being compensated already:
-// compensating them again is a retry.
+// isResend reports whether compensating steps now is a resend of
+// unconfirmed compensations: right after a StepTimedOut (afterTimeout), of
+// steps all being compensated already. The same rule counts resends when
+// the stream is replayed (apply) and spaces them when they are decided
+// (compensate), so a rehydrated order waits as the live one would.
+func (o *Order) isResend(afterTimeout bool, steps []Step) bool {
+	return afterTimeout && o.onlyUndoing(steps)
+}
+
+// onlyUndoing reports whether steps are all being compensated already.
 func (o *Order) onlyUndoing(steps []Step) bool {
 	for _, s := range steps {
 		if st := o.step(s); st == nil || st.phase != phaseUndoing {

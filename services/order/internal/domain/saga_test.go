@@ -379,6 +379,44 @@ func TestUnconfirmedCompensationBacksOff(t *testing.T) {
 	}
 }
 
+// TestALateReplyIsNotAResend: a charge that arrives after its step timed
+// out is refunded for real, but that compensation is not a resend of an
+// unconfirmed one, so it neither counts toward the backoff nor waits
+// longer; the resend that a passing deadline sends next does.
+func TestALateReplyIsNotAResend(t *testing.T) {
+	o := place(t)
+	now := t0.Add(time.Second)
+	if _, err := stockReserved.do(o, now); err != nil {
+		t.Fatal(err)
+	}
+	now = o.Deadline()
+	if _, err := o.Timeout(now); err != nil { // payment timed out: release, blind refund
+		t.Fatal(err)
+	}
+	base := o.Deadline().Sub(now)
+	now = now.Add(time.Second)
+	d, err := charged.do(o, now) // the late charge: refunded for real
+	if err != nil || count(d.Commands, RefundPayment) != 1 {
+		t.Fatalf("late charge: got %v, %v; want a RefundPayment", summary(d), err)
+	}
+	if got := o.Deadline().Sub(now); got != base {
+		t.Errorf("wait after the late reply's compensation: got %v, want %v (not a resend)", got, base)
+	}
+	r, err := Rehydrate(o.PendingEvents())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ord := range []*Order{o, r} {
+		now := ord.Deadline()
+		if _, err := ord.Timeout(now); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ord.Deadline().Sub(now), 2*base; got != want {
+			t.Errorf("wait after the first resend: got %v, want %v", got, want)
+		}
+	}
+}
+
 func TestDuplicateStockReservedNeverChargesTwice(t *testing.T) {
 	o := place(t)
 	var charges int
