@@ -155,13 +155,7 @@ func duplicatesDropped(t *testing.T, sys *harness.System, service string) int {
 		if err != nil {
 			return 0
 		}
-		n := 0
-		for _, s := range harness.MetricSamples(text, "orderflow_messages_handled_total") {
-			if s.Labels["outcome"] == "duplicate" {
-				n += int(s.Value)
-			}
-		}
-		if n > 0 {
+		if n := harness.MessagesHandled(text, "duplicate"); n > 0 {
 			return n
 		}
 		select {

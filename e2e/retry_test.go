@@ -77,13 +77,7 @@ func failedPaymentCommands(t *testing.T, ctx context.Context, sys *harness.Syste
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, s := range harness.MetricSamples(text, "orderflow_messages_handled_total") {
-		if s.Labels["outcome"] == "failed" {
-			n += int(s.Value)
-		}
-	}
-	return n
+	return harness.MessagesHandled(text, "failed")
 }
 
 // chargeAttempts checks the "process payment.commands" spans of a

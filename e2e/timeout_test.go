@@ -46,8 +46,9 @@ func TestPaymentDownPastStepTimeout(t *testing.T) {
 			}
 			return inv.Reservations["RELEASED"] == len(orders)
 		})
-		// Down for at least twice the step timeout: the unconfirmed refunds
-		// are sent again.
+		// Down for at least twice the step timeout: past the blind
+		// refunds' deadline, so they are sent again (and the orders stay
+		// CANCELLING until payment confirms them).
 		time.Sleep(2*stepTimeout - time.Since(down))
 		for _, o := range orders {
 			if v, err := c.GetOrder(ctx, o.ID); err != nil || v.Status != harness.StatusCancelling {

@@ -490,3 +490,16 @@ func MetricSamples(text, name string) []Sample {
 	}
 	return out
 }
+
+// MessagesHandled sums a service's orderflow_messages_handled_total samples
+// with the given outcome ("ok", "failed", "duplicate", …) over every topic,
+// from its /metrics text.
+func MessagesHandled(text, outcome string) int {
+	n := 0
+	for _, s := range MetricSamples(text, "orderflow_messages_handled_total") {
+		if s.Labels["outcome"] == outcome {
+			n += int(s.Value)
+		}
+	}
+	return n
+}

@@ -318,8 +318,9 @@ func TestForwarderIsWokenByCommits(t *testing.T) {
 			ctx := context.Background()
 			db, ob, col := forwarding(t, tt.wake, outbox.ForwarderConfig{MinPollInterval: time.Hour, PollInterval: time.Hour})
 			// Let the forwarder's first poll find the outbox empty and
-			// start its hour-long wait.
-			time.Sleep(100 * time.Millisecond)
+			// start its hour-long wait (the control case depends on it:
+			// a first poll after the commits would forward them).
+			time.Sleep(time.Second)
 
 			const n = 5
 			for i := range n {

@@ -36,7 +36,7 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 	} else if acked != nil {
 		// Rare (the same id published again, or another topic): forget
 		// it on its own first.
-		if err := b.ackDelivery(ctx, *acked); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
+		if err := b.forgetAckedDelivery(ctx, *acked); err != nil {
 			return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 		}
 	}
@@ -93,6 +93,16 @@ func (b *Backend) ackDelivery(ctx context.Context, d delivery) error {
 		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
 		d.topic, d.group, d.uuid, d.attempt)
 	return fenced(res, err, "ack delivery", d)
+}
+
+// forgetAckedDelivery deletes the row of a delivery whose ack was held
+// back for the next claim (see subscriber.deliver). Finding no row is not
+// an error: the batch's offset update may have deleted it already.
+func (b *Backend) forgetAckedDelivery(ctx context.Context, d delivery) error {
+	if err := b.ackDelivery(ctx, d); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
+		return err
+	}
+	return nil
 }
 
 // failDelivery records a nack: the error text, and the failure times.

@@ -357,7 +357,7 @@ func (s *subscriber) forgetAcked(ctx context.Context, acked **delivery, logger w
 	}
 	bctx, cancel := detached(ctx)
 	defer cancel()
-	if err := s.b.ackDelivery(bctx, **acked); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
+	if err := s.b.forgetAckedDelivery(bctx, **acked); err != nil {
 		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	*acked = nil

@@ -231,7 +231,9 @@ func TestCtrlCStopsEveryProcessAndExitsZero(t *testing.T) {
 // A process that does not stop within --grace is killed, and devrun still
 // exits 0 after Ctrl-C.
 func TestCtrlCKillsAProcessThatIgnoresSIGTERM(t *testing.T) {
-	p := startDevrun(t, []string{"order", "stubborn"}, "--services", "order,stubborn", "--grace", "300ms")
+	// --grace bounds order too: 2 s leaves a loaded CI machine room to
+	// deliver its SIGTERM and let it note it before the kill.
+	p := startDevrun(t, []string{"order", "stubborn"}, "--services", "order,stubborn", "--grace", "2s")
 	p.waitNote(t, "order.started")
 	p.waitNote(t, "stubborn.started")
 	start := time.Now()
