@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -50,32 +49,39 @@ func ReplayMessage(dl backend.DeadLetter) *message.Message {
 	return msg
 }
 
-// ReplayDeadLetters replays every dead letter matching f that was dead
-// when it started (Limit ignored) and reports how many it replayed. It
-// stops at the first failure.
+// ReplayDeadLetters replays every dead letter matching f that exists when
+// it starts (Limit ignored) and reports how many it replayed. It stops at
+// the first failure.
 //
-// It pages through the entries in ID order and replays each page before
-// reading the next, so that a replay cut short has made progress. An entry
-// whose DeadAt is not before the start was
-// dead-lettered, again or for the first time, while the replay ran: it is
-// left for the next replay instead of being replayed in a loop that never
-// ends while consumers keep failing the replayed messages.
+// It notes the highest matching ID first, then pages through the entries in
+// ID order and replays each page before reading the next, so that a replay
+// cut short has made progress. A replayed message that fails again while
+// the replay runs is dead-lettered again: under its old ID (already passed)
+// or under a new, higher one (beyond the noted one). Either way it is left
+// for the next replay, instead of being replayed in a loop that never ends
+// while consumers keep failing it. (IDs, not DeadAt times, draw the line:
+// the clocks of the hosts that dead-letter may differ from this one's.)
 func ReplayDeadLetters(ctx context.Context, b backend.Backend, f backend.DeadLetterFilter) (int, error) {
-	started := time.Now()
-	f.Limit = 100
-	f.AfterID = 0
+	newest := f
+	newest.Limit, newest.AfterID, newest.Newest = 1, 0, true
+	last, err := b.DeadLetters().List(ctx, newest)
+	if err != nil {
+		return 0, fmt.Errorf("replay: %w", err)
+	}
+	if len(last) == 0 {
+		return 0, nil
+	}
+	maxID := last[0].ID
+	f.Limit, f.AfterID, f.Newest = 100, 0, false
 	replayed := 0
 	for {
 		page, err := b.DeadLetters().List(ctx, f)
 		if err != nil {
 			return replayed, fmt.Errorf("replay: %w", err)
 		}
-		if len(page) == 0 {
-			return replayed, nil
-		}
 		for _, dl := range page {
-			if !dl.DeadAt.Before(started) {
-				continue
+			if dl.ID > maxID {
+				return replayed, nil
 			}
 			if err := ReplayDeadLetter(ctx, b, dl.ID); err != nil {
 				if errors.Is(err, backend.ErrNotFound) {
@@ -84,6 +90,9 @@ func ReplayDeadLetters(ctx context.Context, b backend.Backend, f backend.DeadLet
 				return replayed, err
 			}
 			replayed++
+		}
+		if len(page) == 0 {
+			return replayed, nil
 		}
 		f.AfterID = page[len(page)-1].ID
 	}

@@ -107,6 +107,9 @@ type DeadLetterFilter struct {
 	// AfterID keeps only entries with a greater ID. List returns entries
 	// in ID order, so passing the last ID of one page gives the next.
 	AfterID int64
+	// Newest makes List return the entries with the highest IDs first (IDs
+	// grow: a newer entry has a higher one).
+	Newest bool
 	// Limit caps List; 0 means the store's default (100).
 	Limit int
 }

@@ -13,6 +13,7 @@ package memory
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -274,8 +275,13 @@ func (d deadLetters) List(_ context.Context, f backend.DeadLetterFilter) ([]back
 	}
 	d.b.mu.Lock()
 	defer d.b.mu.Unlock()
+	dead := d.b.dead // in ID order
+	if f.Newest {
+		dead = slices.Clone(dead)
+		slices.Reverse(dead)
+	}
 	var out []backend.DeadLetter
-	for _, dl := range d.b.dead {
+	for _, dl := range dead {
 		if matches(dl, f) && len(out) < limit {
 			out = append(out, dl)
 		}

@@ -73,9 +73,13 @@ func (s deadLetters) List(ctx context.Context, f backend.DeadLetterFilter) ([]ba
 	}
 	where, args := filterSQL(f)
 	args = append(args, limit)
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
 	rows, err := s.db.QueryContext(ctx,
 		`SELECT `+deadLetterColumns+` FROM queue_dead_letters`+where+
-			fmt.Sprintf(` ORDER BY id LIMIT $%d`, len(args)), args...)
+			fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}

@@ -98,7 +98,11 @@ func (d deadLetters) List(ctx context.Context, f backend.DeadLetterFilter) ([]ba
 		limit = 100
 	}
 	where, args := filterSQL(f)
-	rows, err := d.b.readDB.QueryContext(ctx, `SELECT `+deadLetterColumns+` FROM queue_dead_letters`+where+` ORDER BY id LIMIT ?`, append(args, limit)...)
+	order := "id"
+	if f.Newest {
+		order = "id DESC"
+	}
+	rows, err := d.b.readDB.QueryContext(ctx, `SELECT `+deadLetterColumns+` FROM queue_dead_letters`+where+` ORDER BY `+order+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}
