@@ -266,15 +266,14 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	bctx, cancel := detached(ctx)
 	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, *acked)
 	cancel()
-	if err == nil {
-		*acked = nil
-	}
 	if err != nil {
-		// watermill-sql hands the message out again after ResendInterval.
+		// watermill-sql hands the message out again after ResendInterval;
+		// *acked stays for the next claim.
 		logger.Error("Cannot record delivery, nacking", err, nil)
 		in.Nack()
 		return true
 	}
+	*acked = nil // the claim deleted its row
 
 	msg := outbound(in, d)
 	inDone := in.Context().Done()

@@ -71,8 +71,8 @@ const (
 	// any redelivery (retries, dead-letter replays) or client retry. A
 	// key older than that is free again: it places a new order.
 	Retention = 7 * 24 * time.Hour
-	// retentionInterval is how often both are purged (the inbox's own
-	// default cadence).
+	// retentionInterval is how often both are purged (the cadence of
+	// inbox.RunRetention, which the worker services use).
 	retentionInterval = time.Minute
 )
 
@@ -267,7 +267,9 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.inbox, err = inbox.New(ctx, s.db.Writer, inbox.Config{Retention: Retention, RetentionInterval: retentionInterval, Logger: wlog}); err != nil {
+	// No Retention here: runRetention purges the inbox, with the
+	// Idempotency-Keys, instead of the inbox's own RunRetention.
+	if s.inbox, err = inbox.New(ctx, s.db.Writer, inbox.Config{Logger: wlog}); err != nil {
 		return nil, err
 	}
 	if s.store, err = adapters.NewStore(s.db, ob, s.inbox); err != nil {
