@@ -160,9 +160,13 @@ func (c *Client) Get(ctx context.Context, id string) (Order, error) {
 	return o, nil
 }
 
-// List returns one page of the orders in status, newest first.
-func (c *Client) List(ctx context.Context, status string, limit int, cursor string) ([]Order, string, error) {
+// List returns one page of the orders in status placed at or after since
+// (zero: any time), newest first.
+func (c *Client) List(ctx context.Context, status string, since time.Time, limit int, cursor string) ([]Order, string, error) {
 	q := url.Values{"status": {status}, "limit": {strconv.Itoa(limit)}}
+	if !since.IsZero() {
+		q.Set("placed_since", since.UTC().Format(time.RFC3339Nano))
+	}
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}

@@ -118,9 +118,17 @@ func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request, now time.Time) {
 	if limit <= 0 || limit > 500 {
 		limit = 50
 	}
+	var since time.Time
+	if s := r.URL.Query().Get("placed_since"); s != "" {
+		var err error
+		if since, err = time.Parse(time.RFC3339Nano, s); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	var all []Order
 	for _, o := range f.orders {
-		if v := f.view(o, now); status == "" || v.Status == status {
+		if v := f.view(o, now); (status == "" || v.Status == status) && !v.PlacedAt.Before(since) {
 			all = append(all, v)
 		}
 	}

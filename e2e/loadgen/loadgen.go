@@ -66,8 +66,12 @@ type Config struct {
 	// order is placed; orders still pending then are counted as timed out.
 	// Default 60s.
 	WaitTimeout time.Duration
-	// PollInterval is how often terminal orders are looked for while
-	// waiting (twice that while placing). Default 200ms.
+	// PollInterval is how often terminal orders are looked for. Default
+	// 200ms. Once the oldest pending order is older than ten intervals,
+	// rounds come every tenth of its age instead (at most every
+	// maxPollInterval): each round reads every order that ended since the
+	// oldest pending one was placed, so at a fixed interval a saturated
+	// system would serve more and more of these reads.
 	PollInterval time.Duration
 	// Seed makes the orders reproducible; 0 picks one.
 	Seed uint64
@@ -243,7 +247,7 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 // round that failed maxFails times running (0: it never gives up).
 func (r *runner) poll(ctx context.Context, interval time.Duration, maxFails int) error {
 	fails := 0
-	t := time.NewTicker(interval)
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
@@ -251,7 +255,9 @@ func (r *runner) poll(ctx context.Context, interval time.Duration, maxFails int)
 			return nil
 		case <-t.C:
 		}
-		pending, err := r.tracker.round(ctx, time.Now())
+		started := time.Now()
+		pending, err := r.tracker.round(ctx, started)
+		t.Reset(pollWait(interval, r.tracker.oldestPendingAge(time.Now())) - time.Since(started))
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -266,6 +272,22 @@ func (r *runner) poll(ctx context.Context, interval time.Duration, maxFails int)
 			}
 		}
 	}
+}
+
+// maxPollInterval bounds pollWait: a run's end is not noticed later than
+// this.
+const maxPollInterval = 2 * time.Second
+
+// pollWait is the time from one tracker round's start to the next's: the
+// interval, or a tenth of the oldest pending order's age if that is longer
+// (at most maxPollInterval). Every round reads again the orders that ended
+// since the oldest pending one was placed, so a fixed interval makes the
+// reads per order grow with the latency; this way an order is read about
+// ten times at most, and the moment an order is found terminal lags its
+// end by at most a tenth of the wait so far (latencies are the server's
+// own timestamps, so only MaxPending's gate and the progress line see it).
+func pollWait(interval, oldestAge time.Duration) time.Duration {
+	return max(interval, min(oldestAge/10, maxPollInterval))
 }
 
 // place offers the load until Duration or Count is reached or ctx ends,

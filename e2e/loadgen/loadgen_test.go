@@ -532,3 +532,51 @@ func TestProgressLines(t *testing.T) {
 		}
 	}
 }
+
+func TestPollWait(t *testing.T) {
+	tests := []struct {
+		interval, oldestAge, want time.Duration
+	}{
+		{200 * time.Millisecond, 0, 200 * time.Millisecond},
+		{200 * time.Millisecond, time.Second, 200 * time.Millisecond},
+		{200 * time.Millisecond, 5 * time.Second, 500 * time.Millisecond},
+		{200 * time.Millisecond, time.Minute, maxPollInterval},
+		{5 * time.Second, time.Minute, 5 * time.Second}, // never below the interval asked for
+	}
+	for _, tt := range tests {
+		if got := pollWait(tt.interval, tt.oldestAge); got != tt.want {
+			t.Errorf("pollWait(%v, %v) = %v, want %v", tt.interval, tt.oldestAge, got, tt.want)
+		}
+	}
+}
+
+// TestSlowOrdersDoNotMultiplyTheReads: while a slow order holds the
+// tracker's cut-off back, every round reads again all orders that ended
+// since it was placed; rounds then come at a tenth of its age, so each
+// order is read about ten times, not once per PollInterval (here 10 ms:
+// about 150 times for the fast orders behind a 1.5 s one).
+func TestSlowOrdersDoNotMultiplyTheReads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three seconds of orders: not in -short")
+	}
+	api := newFakeAPI(0, nil)
+	api.life = func(i int) time.Duration {
+		if i%10 == 0 {
+			return 1500 * time.Millisecond
+		}
+		return 50 * time.Millisecond
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Rate: 200, Count: 300, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Completed != 300 {
+		t.Fatalf("completed %d of 300", rep.Completed)
+	}
+	if limit := 20 * rep.Completed; rep.OrdersRead > limit {
+		t.Errorf("%d orders read to find %d terminal ones, want at most %d", rep.OrdersRead, rep.Completed, limit)
+	}
+	t.Logf("%d orders read in %d requests for %d orders", rep.OrdersRead, rep.StatusReads, rep.Completed)
+}

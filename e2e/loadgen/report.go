@@ -49,6 +49,9 @@ type Report struct {
 	PlaceLatency Latency `json:"place_latency"`
 	// StatusReads counts the requests spent finding terminal orders.
 	StatusReads int `json:"status_reads"`
+	// OrdersRead counts the orders those requests returned: the load the
+	// looking put on the order service.
+	OrdersRead int `json:"orders_read"`
 }
 
 // Terminal is the number of orders that ended.
@@ -60,7 +63,7 @@ func (r *runner) report(placeEnd time.Time, interrupted bool) Report {
 	t.mu.Lock()
 	results := slices.Clone(t.results)
 	pending := len(t.pending)
-	reads := t.reads
+	reads, ordersRead := t.reads, t.ordersRead
 	t.mu.Unlock()
 	r.mu.Lock()
 	placeLat := slices.Clone(r.placeLat)
@@ -82,6 +85,7 @@ func (r *runner) report(placeEnd time.Time, interrupted bool) Report {
 		Interrupted:     interrupted,
 		PlaceLatency:    Summarize(placeLat),
 		StatusReads:     reads,
+		OrdersRead:      ordersRead,
 	}
 	if len(kinds) == 0 {
 		rep.ErrorKinds = nil
@@ -149,7 +153,7 @@ func (r Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "orders/s\t%.1f (terminal orders, first placed → last finished)\n", r.OrdersPerSecond)
 	fmt.Fprintf(tw, "place → terminal\t%s\n", r.Latency.text())
 	fmt.Fprintf(tw, "POST /orders\t%s\n", r.PlaceLatency.text())
-	fmt.Fprintf(tw, "elapsed\t%.1fs, %d status reads\n", r.ElapsedSeconds, r.StatusReads)
+	fmt.Fprintf(tw, "elapsed\t%.1fs, %d status reads (%d orders)\n", r.ElapsedSeconds, r.StatusReads, r.OrdersRead)
 	return tw.Flush()
 }
 

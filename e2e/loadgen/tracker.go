@@ -11,9 +11,9 @@ import (
 // the outcome of those that are.
 //
 // It finds terminal orders with few requests, whatever the rate: a round
-// pages through GET /orders?status=S (newest first, for each terminal
-// status S) back to the oldest order still pending, so one request covers
-// up to 500 orders. When the pages it reads are mostly orders already
+// pages through GET /orders?status=S&placed_since=T (newest first, for
+// each terminal status S, T the oldest order still pending), so one
+// request covers up to 500 orders. When the pages it reads are mostly orders already
 // known to be terminal (a few stuck orders hold the cut-off far back), the
 // oldest pending orders are looked up one by one instead and the cut-off
 // moves past them.
@@ -27,6 +27,8 @@ type tracker struct {
 	results []result
 	waste   int // orders read in the last round that told nothing new
 	reads   int // list and get requests, for the report
+	// ordersRead counts the orders those requests returned.
+	ordersRead int
 }
 
 type trackerConfig struct {
@@ -107,6 +109,23 @@ func (t *tracker) pendingCount() int {
 	return len(t.pending)
 }
 
+// oldestPendingAge returns how long ago the oldest pending order was
+// placed (server clock against now; 0 when nothing is pending).
+func (t *tracker) oldestPendingAge(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var oldest time.Time
+	for _, o := range t.pending {
+		if oldest.IsZero() || o.PlacedAt.Before(oldest) {
+			oldest = o.PlacedAt
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return max(now.Sub(oldest), 0)
+}
+
 // round looks for terminal orders once. It returns the number of orders
 // still pending.
 func (t *tracker) round(ctx context.Context, now time.Time) (int, error) {
@@ -160,13 +179,14 @@ func (t *tracker) scan(ctx context.Context, cutoff time.Time) (int, error) {
 	for _, status := range TerminalStatuses {
 		cursor := ""
 		for {
-			orders, next, err := t.client.List(ctx, status, t.cfg.PageSize, cursor)
+			orders, next, err := t.client.List(ctx, status, cutoff, t.cfg.PageSize, cursor)
 			if err != nil {
 				return waste, err
 			}
 			reachedCutoff := false
 			t.mu.Lock()
 			t.reads++
+			t.ordersRead += len(orders)
 			for _, o := range orders {
 				if o.PlacedAt.Before(cutoff) {
 					reachedCutoff = true
@@ -207,6 +227,9 @@ func (t *tracker) lookup(ctx context.Context, orders []Order) error {
 			got, err := t.client.Get(ctx, o.ID)
 			t.mu.Lock()
 			t.reads++
+			if err == nil {
+				t.ordersRead++
+			}
 			if err == nil && IsTerminal(got.Status) {
 				if _, ok := t.pending[got.ID]; ok {
 					t.resolveLocked(got)

@@ -122,8 +122,9 @@ func setDeadline(ctx context.Context, tx txQuerier, o *domain.Order, meta app.Ev
 	return nil
 }
 
-// ceilMilli rounds t up to a millisecond, so an index entry is never due
-// before the aggregate's deadline.
+// ceilMilli rounds t up to a millisecond (the unit of the stored times),
+// so an index entry is never due before the aggregate's deadline and a
+// placed_at >= bound keeps no order placed before it.
 func ceilMilli(t time.Time) int64 {
 	ms := t.UnixMilli()
 	if time.UnixMilli(ms).Before(t) {

@@ -135,6 +135,29 @@ func TestListOrdersPagination(t *testing.T) {
 		t.Errorf("status filter: got %+v, %v, want the one COMPLETED order", page, err)
 	}
 
+	// PlacedSince keeps the orders placed at or after it, to the
+	// nanosecond although times are stored in milliseconds.
+	for _, since := range []time.Time{
+		env.Order(seen[len(seen)/2]).PlacedAt,
+		env.Order(seen[len(seen)/2]).PlacedAt.Add(time.Nanosecond),
+		env.Order(seen[0]).PlacedAt.Add(time.Millisecond),
+	} {
+		var want []string
+		for _, id := range seen {
+			if !env.Order(id).PlacedAt.Before(since) {
+				want = append(want, id)
+			}
+		}
+		page, err := env.App.Queries.ListOrders.Handle(ctx, app.ListFilter{PlacedSince: since, Limit: app.MaxPageSize})
+		var got []string
+		for _, o := range page.Orders {
+			got = append(got, o.ID)
+		}
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("placed since %v: got %v, %v, want %v", since, got, err, want)
+		}
+	}
+
 	bad := []struct {
 		name  string
 		f     app.ListFilter

@@ -241,6 +241,10 @@ func (s *Store) Orders(ctx context.Context, f app.ListFilter) (app.OrderPage, er
 		q += ` AND status = ?`
 		args = append(args, string(f.Status))
 	}
+	if !f.PlacedSince.IsZero() {
+		q += ` AND placed_at >= ?`
+		args = append(args, ceilMilli(f.PlacedSince)) // no order placed before it
+	}
 	if f.Cursor != "" {
 		c, err := decodeCursor(f.Cursor)
 		if err != nil {

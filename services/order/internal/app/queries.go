@@ -77,6 +77,10 @@ type ListFilter struct {
 	// Cursor continues after the last order of a previous page; "" starts
 	// at the newest order.
 	Cursor string
+	// PlacedSince keeps the orders placed at or after it; zero keeps all.
+	// A client that watches its orders end pages back to its oldest
+	// unfinished one and no further.
+	PlacedSince time.Time
 }
 
 // Page sizes of ListOrders.

@@ -394,6 +394,13 @@ func (s *httpServer) listOrders(c echo.Context) error {
 		}
 		f.Limit = n
 	}
+	if since := c.QueryParam("placed_since"); since != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			return &malformedError{Field: "placed_since", Detail: fmt.Sprintf("must be an RFC 3339 time such as 2026-11-25T21:00:00Z, got %q", since)}
+		}
+		f.PlacedSince = t
+	}
 	page, err := s.app.Queries.ListOrders.Handle(c.Request().Context(), f)
 	if err != nil {
 		return err

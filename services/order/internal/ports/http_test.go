@@ -220,6 +220,7 @@ func TestProblems(t *testing.T) {
 		{"limit too large", "GET", "/orders?limit=501", "", nil, 422, "limit"},
 		{"unknown status", "GET", "/orders?status=SHIPPED", "", nil, 422, "status"},
 		{"bad cursor", "GET", "/orders?cursor=%25%25", "", nil, 422, "cursor"},
+		{"placed_since not a time", "GET", "/orders?placed_since=yesterday", "", nil, 400, "placed_since"},
 		{"unknown route", "GET", "/nope", "", nil, 404, ""},
 		{"wrong method", "DELETE", "/orders", "", nil, 405, ""},
 	}
