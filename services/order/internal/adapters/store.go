@@ -191,11 +191,14 @@ func (s *Store) PurgeIdempotencyKeysBefore(ctx context.Context, t time.Time) (in
 	}
 }
 
-// DueDeadlines returns up to limit deadlines due at or before now.
-func (s *Store) DueDeadlines(ctx context.Context, now time.Time, limit int) ([]app.Deadline, error) {
+// DueDeadlines returns up to limit deadlines due at or before now that
+// come after the position after, by due time and then order id.
+func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.DeadlinePosition, limit int) ([]app.Deadline, error) {
 	rows, err := s.db.Reader.QueryContext(ctx,
-		`SELECT order_id, due_at, trace_id, span_id FROM order_deadlines WHERE due_at <= ? ORDER BY due_at LIMIT ?`,
-		now.UnixMilli(), limit)
+		`SELECT order_id, due_at, trace_id, span_id FROM order_deadlines
+		WHERE due_at <= ? AND (due_at, order_id) > (?, ?)
+		ORDER BY due_at, order_id LIMIT ?`,
+		now.UnixMilli(), after.Due.UnixMilli(), after.OrderID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due deadlines: %w", err)
 	}

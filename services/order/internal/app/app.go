@@ -117,11 +117,19 @@ type Deadline struct {
 	SpanID  string
 }
 
+// DeadlinePosition is a place in the deadline index's order: by Due, then
+// OrderID. The zero position is before every deadline.
+type DeadlinePosition struct {
+	Due     time.Time
+	OrderID string
+}
+
 // DeadlineIndex lists the orders whose deadline has passed.
 type DeadlineIndex interface {
-	// DueDeadlines returns up to limit deadlines due at or before now,
-	// earliest first.
-	DueDeadlines(ctx context.Context, now time.Time, limit int) ([]Deadline, error)
+	// DueDeadlines returns up to limit deadlines due at or before now
+	// that come after the position after, earliest first (by Due, then
+	// OrderID).
+	DueDeadlines(ctx context.Context, now time.Time, after DeadlinePosition, limit int) ([]Deadline, error)
 }
 
 // Application is what the ports use: the commands and the queries.

@@ -360,6 +360,42 @@ func TestTimeoutLoopGoesOnAfterAFailingOrder(t *testing.T) {
 	}
 }
 
+// A whole batch of deadlines that keep failing, due first, does not hold
+// back the deadlines behind them: the next batch starts after them.
+func TestTimeoutLoopIsNotHeldByABatchOfFailingDeadlines(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	ids := []string{env.Place(), env.Place(), env.Place()}
+	for _, ghost := range []string{"ghost-1", "ghost-2"} {
+		if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`, ghost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env.Clock.Advance(ordertest.StepTimeout)
+	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, nil) // one round within the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetTimeoutLoopBatch(loop, 2) // the first batch: both ghosts
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, id := range ids {
+		for env.Order(id).Status != domain.StatusCancelling {
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s: got %s, want CANCELLING in the loop's first round", id, env.Order(id).Status)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
 // conflictOnce makes the first SaveOrder of every command fail with a
 // conflict, as if another writer had appended first.
 type conflictOnce struct {

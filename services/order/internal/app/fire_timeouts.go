@@ -17,6 +17,10 @@ import (
 type FireTimeouts struct {
 	// Limit caps the orders handled by one call. Default 500.
 	Limit int
+	// After skips the deadlines up to this position: a caller going
+	// through more than Limit due deadlines passes the Last of the
+	// previous call, so deadlines that keep failing are not met again.
+	After DeadlinePosition
 }
 
 // FireTimeoutsResult counts what a FireTimeouts call did.
@@ -24,6 +28,8 @@ type FireTimeoutsResult struct {
 	// Due is how many due deadlines were found; Fired how many of them
 	// changed their order (the others were already settled by a reply).
 	Due, Fired int
+	// Last is the position of the last due deadline found (zero if none).
+	Last DeadlinePosition
 }
 
 // FireTimeoutsHandler reads the persisted deadline index and calls
@@ -63,11 +69,15 @@ func (h FireTimeoutsHandler) Handle(ctx context.Context, cmd FireTimeouts) (Fire
 	if cmd.Limit <= 0 {
 		cmd.Limit = 500
 	}
-	due, err := h.deadlines.DueDeadlines(ctx, h.c.now(), cmd.Limit)
+	due, err := h.deadlines.DueDeadlines(ctx, h.c.now(), cmd.After, cmd.Limit)
 	if err != nil {
 		return FireTimeoutsResult{}, fmt.Errorf("fire timeouts: %w", err)
 	}
 	res := FireTimeoutsResult{Due: len(due)}
+	if len(due) > 0 {
+		last := due[len(due)-1]
+		res.Last = DeadlinePosition{Due: last.Due, OrderID: last.OrderID}
+	}
 	var errs []error
 	for _, dl := range due {
 		if ctx.Err() != nil {

@@ -47,18 +47,21 @@ func (l *TimeoutLoop) Run(ctx context.Context) error {
 	}
 }
 
-// round fires batches until fewer than a batch are due, or a batch fires
-// nothing. An order that fails does not end the round: the others of its
-// batch fired, and the next batches go on (the failing one, still due, is
-// retried next round).
+// round fires batches until fewer than a batch are due. Each batch starts
+// after the last deadline of the one before, so an order that fails does
+// not end the round, nor do a whole batch of them: the deadlines behind
+// still fire in this round (the failing ones, still due, are retried next
+// round).
 func (l *TimeoutLoop) round(ctx context.Context) {
+	var after DeadlinePosition
 	for ctx.Err() == nil {
-		res, err := l.fire.Handle(ctx, FireTimeouts{Limit: l.batch})
+		res, err := l.fire.Handle(ctx, FireTimeouts{Limit: l.batch, After: after})
 		if err != nil && ctx.Err() == nil {
 			l.logger.ErrorContext(ctx, "timeout round failed", "error", err, "due", res.Due, "fired", res.Fired)
 		}
-		if res.Due < l.batch || res.Fired == 0 {
+		if res.Due < l.batch {
 			return
 		}
+		after = res.Last
 	}
 }
