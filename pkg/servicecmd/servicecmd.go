@@ -144,7 +144,9 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 		return err
 	}
 	defer shutdown()
-	KeepFreedCMemory(ctx, tel.Logger, lookup)
+	if err := KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
+		return err
+	}
 	reg, err := LoadFaults(c.Name, tel.Logger, lookup)
 	if err != nil {
 		return err
@@ -165,23 +167,25 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 // (cmalloc.KeepFreedMemory) with the trim threshold C_HEAP_TRIM_THRESHOLD
 // (bytes; default cmalloc.DefaultTrimThreshold; 0 leaves glibc's malloc
 // alone), unless glibc's own environment variables choose; it logs the
-// outcome at debug level.
-func KeepFreedCMemory(ctx context.Context, logger *slog.Logger, lookup LookupFunc) {
+// outcome at debug level. A value that is not a number of bytes is an
+// error, as for the other variables: the service does not start on a
+// setting it would ignore.
+func KeepFreedCMemory(ctx context.Context, logger *slog.Logger, lookup LookupFunc) error {
 	threshold := cmalloc.DefaultTrimThreshold
 	if v, ok := lookup("C_HEAP_TRIM_THRESHOLD"); ok && v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			logger.WarnContext(ctx, "C_HEAP_TRIM_THRESHOLD is not a number of bytes; using the default", "value", v, "default", threshold)
-		} else {
-			threshold = n
+			return fmt.Errorf("C_HEAP_TRIM_THRESHOLD: want a number of bytes (0 or more), got %q", v)
 		}
+		threshold = n
 	}
 	if threshold == 0 {
 		logger.DebugContext(ctx, "C heap left to glibc's defaults (C_HEAP_TRIM_THRESHOLD=0)")
-		return
+		return nil
 	}
 	outcome := cmalloc.KeepFreedMemory(lookup, threshold)
 	logger.DebugContext(ctx, "C heap trim threshold", "outcome", outcome.String(), "bytes", threshold)
+	return nil
 }
 
 // StartTelemetry sets up telemetry for service name, logging JSON to

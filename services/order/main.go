@@ -123,7 +123,9 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 		return err
 	}
 	defer shutdown()
-	servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup)
+	if err := servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
+		return err
+	}
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {
