@@ -56,7 +56,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&c.Duration, "duration", 0, "how long to place orders (e.g. 30s)")
 	fs.IntVar(&c.Count, "count", 0, "how many orders to place; with --duration, whichever comes first")
 	fs.DurationVar(&c.WaitTimeout, "wait", 60*time.Second, "how long to wait for terminal states after the last order; orders still pending count as timed out")
-	fs.DurationVar(&c.PollInterval, "poll", 200*time.Millisecond, "how often terminal orders are looked for while waiting")
+	fs.DurationVar(&c.PollInterval, "poll", 200*time.Millisecond, "shortest wait between two looks for terminal orders (the wait grows to a tenth of the oldest pending order's age, at most 2s)")
 	fs.IntVar(&c.MaxLines, "max-lines", 3, "an order has 1..N distinct SKUs")
 	fs.IntVar(&c.MaxQuantity, "max-quantity", 3, "each line orders 1..N units")
 	fs.StringVar(&o.catalog, "catalog", envOr("CATALOG_FILE", ""), "JSON catalogue to draw SKUs from, as the services take it; default the built-in one (env CATALOG_FILE)")
@@ -79,8 +79,11 @@ every order to reach a terminal state and prints:
   latency place→terminal p50/p90/p99/max (the server's placed_at → finished_at),
   and the round trip of POST /orders.
 
-Terminal orders are found with GET /orders?status=… pages (500 orders each),
-not one request per order, so it keeps up at thousands of orders/s.
+Terminal orders are found with GET /orders?status=…&placed_since=… pages
+(500 orders each, back to the oldest order still pending), not one request
+per order, so it keeps up at thousands of orders/s; while orders take long,
+it looks every tenth of the oldest one's age (at most every 2 s, at least
+every --poll), so that the looking does not load a saturated system.
 Ctrl-C stops placing, takes one last look and prints what finished.
 
 Examples:
