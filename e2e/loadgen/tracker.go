@@ -13,10 +13,10 @@ import (
 // It finds terminal orders with few requests, whatever the rate: a round
 // pages through GET /orders?status=S&placed_since=T (newest first, for
 // each terminal status S, T the oldest order still pending), so one
-// request covers up to 500 orders. When the pages it reads are mostly orders already
-// known to be terminal (a few stuck orders hold the cut-off far back), the
-// oldest pending orders are looked up one by one instead and the cut-off
-// moves past them.
+// request covers up to 500 orders. When the pages it reads are mostly
+// orders already known to be terminal (a few stuck orders hold the
+// cut-off far back), the oldest pending orders are looked up one by one
+// instead and the cut-off moves past them.
 type tracker struct {
 	client *Client
 	cfg    trackerConfig
