@@ -66,6 +66,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	fs.DurationVar(&s.StepTimeout, "step-timeout", envDuration("STEP_TIMEOUT", service.DefaultStepTimeout), "how long the saga waits for inventory, payment or shipping before compensating (env STEP_TIMEOUT)")
 	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again, doubled after each resend up to 10m; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
 	fs.DurationVar(&s.TimeoutScanInterval, "timeout-scan-interval", envDuration("TIMEOUT_SCAN_INTERVAL", 0), "how often due step deadlines are looked for; 0 means min(1s, step timeout/4) (env TIMEOUT_SCAN_INTERVAL)")
+	fs.IntVar(&s.MaxOpenOrders, "max-open-orders", envInt("MAX_OPEN_ORDERS", service.DefaultMaxOpenOrders), "refuse new orders (503, Retry-After) while this many have not ended, so that overload sheds work instead of piling up step timeouts; 0: no limit (env MAX_OPEN_ORDERS)")
 	fs.IntVar(&s.Concurrency, "concurrency", envInt("CONCURRENCY", 4), "replies of one topic handled at once (env CONCURRENCY)")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
@@ -79,6 +80,12 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	errs = append(errs, envs.Err())
+	switch {
+	case s.MaxOpenOrders < 0:
+		errs = append(errs, fmt.Errorf("--max-open-orders must not be negative, got %d", s.MaxOpenOrders))
+	case s.MaxOpenOrders == 0:
+		s.MaxOpenOrders = -1 // service.Config's "no limit"; its 0 is the default
+	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}

@@ -25,7 +25,7 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, nil, func(t *testing.T, c config) {
 			s := c.Service
 			if s.QueueURL != "sqlite://data/queue.db" || s.DataDir != "data" || s.HTTPAddr != "127.0.0.1:8080" ||
-				s.AdminAddr != "127.0.0.1:8084" || s.StepTimeout != 30*time.Second || c.Command != "" {
+				s.AdminAddr != "127.0.0.1:8084" || s.StepTimeout != 30*time.Second || s.MaxOpenOrders != 2000 || c.Command != "" {
 				t.Errorf("got %+v, want the documented defaults", s)
 			}
 		}, ""},
@@ -48,6 +48,17 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got %q %q, want rebuild-projections in d", c.Command, c.Service.DataDir)
 			}
 		}, ""},
+		{"no open-order limit", []string{"--max-open-orders", "0"}, nil, func(t *testing.T, c config) {
+			if c.Service.MaxOpenOrders >= 0 {
+				t.Errorf("got MaxOpenOrders %d, want it negative (service.Config's no limit)", c.Service.MaxOpenOrders)
+			}
+		}, ""},
+		{"open-order limit from the environment", nil, map[string]string{"MAX_OPEN_ORDERS": "50"}, func(t *testing.T, c config) {
+			if c.Service.MaxOpenOrders != 50 {
+				t.Errorf("got MaxOpenOrders %d, want 50", c.Service.MaxOpenOrders)
+			}
+		}, ""},
+		{"negative open-order limit", []string{"--max-open-orders", "-3"}, nil, nil, "max-open-orders"},
 		{"unknown command", []string{"explode"}, nil, nil, "unknown command"},
 		{"bad duration in the environment", nil, map[string]string{"STEP_TIMEOUT": "soon"}, nil, "STEP_TIMEOUT"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, nil, "log-level"},

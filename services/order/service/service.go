@@ -63,6 +63,10 @@ const (
 	DefaultHTTPAddr    = "127.0.0.1:8080"
 	DefaultAdminAddr   = "127.0.0.1:8084"
 	DefaultStepTimeout = 30 * time.Second
+	// DefaultMaxOpenOrders bounds the orders in flight: at 70 orders/s
+	// (PostgreSQL on a slow 2-core VM) 2,000 open orders are about 28 s
+	// of work, still inside the default step timeout.
+	DefaultMaxOpenOrders = 2000
 )
 
 const (
@@ -101,6 +105,13 @@ type Config struct {
 	// resend, up to domain.MaxCompensationRetryInterval. Default
 	// StepTimeout.
 	CompensationTimeout time.Duration
+	// MaxOpenOrders refuses new orders (503, Retry-After) while that
+	// many orders have not ended, so that an overloaded system sheds new
+	// work instead of queueing it past the step deadlines, where every
+	// timeout adds compensations to the backlog. Keep it below what the
+	// system finishes in a step timeout. Default DefaultMaxOpenOrders;
+	// negative: no limit.
+	MaxOpenOrders int
 	// TimeoutScanInterval is how often due deadlines are looked for.
 	// Default min(1s, StepTimeout/4).
 	TimeoutScanInterval time.Duration
@@ -157,6 +168,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = 4
+	}
+	if c.MaxOpenOrders == 0 {
+		c.MaxOpenOrders = DefaultMaxOpenOrders
 	}
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
@@ -288,7 +302,8 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 			Stock: cfg.StepTimeout, Payment: cfg.StepTimeout, Shipment: cfg.StepTimeout,
 			Compensation: cfg.CompensationTimeout,
 		},
-		Options: opts,
+		MaxOpenOrders: max(cfg.MaxOpenOrders, 0), // negative: no limit
+		Options:       opts,
 	}); err != nil {
 		return nil, err
 	}

@@ -149,6 +149,16 @@ func (t *storeTx) IdempotencyKey(ctx context.Context, key string) (app.Idempoten
 	return rec, true, nil
 }
 
+func (t *storeTx) OpenOrders(ctx context.Context) (int64, error) {
+	var n int64
+	err := t.tx.QueryRowContext(ctx, qOpenOrders,
+		string(domain.StatusCompleted), string(domain.StatusCancelled), string(domain.StatusRejected)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count open orders: %w", err)
+	}
+	return n, nil
+}
+
 func (t *storeTx) SaveIdempotencyKey(ctx context.Context, rec app.IdempotencyRecord) error {
 	_, err := t.tx.ExecContext(ctx, qIdempotencyPut,
 		rec.Key, rec.RequestHash, rec.OrderID, rec.CreatedAt.UnixMilli())

@@ -40,6 +40,10 @@ var (
 	// ErrIdempotencyKeyReused: an Idempotency-Key already placed an order
 	// from a different request body.
 	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
+	// ErrTooManyOpenOrders: placing the order would take the number of
+	// orders whose saga has not ended past the limit (Config.MaxOpenOrders).
+	// The request may be sent again later.
+	ErrTooManyOpenOrders = errors.New("too many open orders")
 )
 
 // EventMetadata is stored with every event appended by one decision: what
@@ -92,6 +96,9 @@ type Tx interface {
 	// SaveIdempotencyKey records rec; a second record for the same key is
 	// an error.
 	SaveIdempotencyKey(ctx context.Context, rec IdempotencyRecord) error
+	// OpenOrders counts the orders whose saga has not ended (not in a
+	// terminal status).
+	OpenOrders(ctx context.Context) (int64, error)
 }
 
 // TxFunc is the work of one transaction: committed when it returns nil,
@@ -165,7 +172,12 @@ type Config struct {
 	// Timeouts are the saga's step deadlines for new orders; zero fields
 	// take domain.DefaultTimeouts.
 	Timeouts domain.Timeouts
-	Options  Options
+	// MaxOpenOrders, when positive, refuses a new order while that many
+	// orders are open (ErrTooManyOpenOrders), so that an overloaded system
+	// sheds new work instead of queueing it past the step deadlines,
+	// where every timeout adds compensations to the backlog. 0: no limit.
+	MaxOpenOrders int
+	Options       Options
 }
 
 // New builds every command and query handler.
@@ -180,6 +192,10 @@ func New(cfg Config) (*Application, error) {
 	var err error
 	a.Commands.PlaceOrder, err = NewPlaceOrderHandler(cfg.Transactor, cfg.Catalog, cfg.Currency, cfg.Timeouts, cfg.Options)
 	check(err)
+	if cfg.MaxOpenOrders < 0 {
+		check(errors.New("max open orders must not be negative"))
+	}
+	a.Commands.PlaceOrder.maxOpen = cfg.MaxOpenOrders
 	a.Commands.CancelOrder, err = NewCancelOrderHandler(cfg.Transactor, cfg.Options)
 	check(err)
 	a.Commands.HandleReply, err = NewHandleReplyHandler(cfg.Transactor, cfg.Options)

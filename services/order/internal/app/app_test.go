@@ -396,6 +396,46 @@ func TestTimeoutLoopIsNotHeldByABatchOfFailingDeadlines(t *testing.T) {
 	}
 }
 
+// With MaxOpenOrders open, a new order is refused until one ends; a
+// request whose Idempotency-Key placed an order still gets it, and bad
+// input is reported as such rather than as overload.
+func TestPlaceOrderRefusesNewOrdersAtTheOpenLimit(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{MaxOpenOrders: 2})
+	ctx := context.Background()
+	place := func(key string) (app.PlaceOrderResult, error) {
+		return env.App.Commands.PlaceOrder.Handle(ctx, app.PlaceOrder{
+			CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}, IdempotencyKey: key,
+		})
+	}
+	first, err := place("k-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := place("k-2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := place("k-3"); !errors.Is(err, app.ErrTooManyOpenOrders) {
+		t.Fatalf("third order with two open: got %v, want ErrTooManyOpenOrders", err)
+	}
+	if got, err := place("k-1"); err != nil || got.OrderID != first.OrderID || !got.Replayed {
+		t.Errorf("retry of the first order at the limit: got %+v, %v, want its order, replayed", got, err)
+	}
+	_, err = env.App.Commands.PlaceOrder.Handle(ctx, app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "NOPE", Quantity: 1}}})
+	var invalid *domain.ValidationError
+	if !errors.As(err, &invalid) {
+		t.Errorf("unknown SKU at the limit: got %v, want a validation error", err)
+	}
+
+	// The first order is rejected (out of stock): one is open again.
+	env.Reply(contracts.StockReservationFailed{OrderID: first.OrderID, Reason: "out of stock"})
+	if _, err := place("k-3"); err != nil {
+		t.Errorf("third order once the first ended: got %v, want it placed", err)
+	}
+	if _, err := place("k-4"); !errors.Is(err, app.ErrTooManyOpenOrders) {
+		t.Errorf("fourth order with two open: got %v, want ErrTooManyOpenOrders", err)
+	}
+}
+
 // conflictOnce makes the first SaveOrder of every command fail with a
 // conflict, as if another writer had appended first.
 type conflictOnce struct {

@@ -71,6 +71,7 @@ type PlaceOrderHandler struct {
 	currency string
 	timeouts domain.Timeouts
 	c        *committer
+	maxOpen  int // 0: no limit (Config.MaxOpenOrders)
 }
 
 // NewPlaceOrderHandler returns a PlaceOrderHandler. The catalogue's prices
@@ -97,7 +98,9 @@ func NewPlaceOrderHandler(tx Transactor, cat catalog.Catalog, currency string, t
 
 // Handle places the order. Invalid input returns a *domain.ValidationError
 // naming every field at fault (an unknown SKU included); a reused
-// idempotency key with another request returns ErrIdempotencyKeyReused.
+// idempotency key with another request returns ErrIdempotencyKeyReused;
+// with the open orders at the limit, ErrTooManyOpenOrders (a request
+// whose key placed an order already still gets that order).
 func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrderResult, error) {
 	if h.tx == nil {
 		return PlaceOrderResult{}, errors.New("place order: handler not initialised")
@@ -131,6 +134,15 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 					}
 					res = PlaceOrderResult{OrderID: rec.OrderID, Replayed: true}
 					return nil
+				}
+			}
+			if h.maxOpen > 0 && len(problems) == 0 {
+				open, err := tx.OpenOrders(ctx)
+				if err != nil {
+					return err
+				}
+				if open >= int64(h.maxOpen) {
+					return fmt.Errorf("%w: %d orders are open, the limit is %d", ErrTooManyOpenOrders, open, h.maxOpen)
 				}
 			}
 			now := h.c.now()

@@ -63,6 +63,8 @@ type Options struct {
 	WrapTransactor func(app.Transactor) app.Transactor
 	// App overrides app options (Clock is always the Env's).
 	App app.Options
+	// MaxOpenOrders is app.Config's; default 0, no limit.
+	MaxOpenOrders int
 }
 
 // Env is an order application on a real database.
@@ -112,8 +114,9 @@ func New(t testing.TB, opts Options) *Env {
 	a, err := app.New(app.Config{
 		Transactor: tx, ReadModel: store, Deadlines: store,
 		Catalog: catalog.Default(), Currency: catalog.Currency,
-		Timeouts: domain.Timeouts{Stock: StepTimeout, Payment: StepTimeout, Shipment: StepTimeout, Compensation: StepTimeout},
-		Options:  ao,
+		Timeouts:      domain.Timeouts{Stock: StepTimeout, Payment: StepTimeout, Shipment: StepTimeout, Compensation: StepTimeout},
+		MaxOpenOrders: opts.MaxOpenOrders,
+		Options:       ao,
 	})
 	if err != nil {
 		t.Fatalf("app: %v", err)

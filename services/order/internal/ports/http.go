@@ -43,6 +43,7 @@ const (
 	problemTypeIdempotency    = "urn:orderflow:problem:idempotency-key-reused"
 	problemTypeConflict       = "urn:orderflow:problem:conflict"
 	problemTypeTooLarge       = "urn:orderflow:problem:body-too-large"
+	problemTypeOverloaded     = "urn:orderflow:problem:too-many-open-orders"
 )
 
 // HTTPConfig configures NewHTTPHandler. App is required.
@@ -472,6 +473,8 @@ type Problem struct {
 	Field   string         `json:"field,omitempty"`
 	Errors  []FieldProblem `json:"errors,omitempty"`
 	TraceID string         `json:"trace_id,omitempty"`
+	// RetryAfter, when positive, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
 }
 
 // FieldProblem is one field at fault.
@@ -479,6 +482,10 @@ type FieldProblem struct {
 	Field  string `json:"field"`
 	Detail string `json:"detail"`
 }
+
+// overloadRetryAfter is the Retry-After of a refusal for load: about the
+// time a few hundred orders take to end.
+const overloadRetryAfter = time.Second
 
 // statusClientClosedRequest is nginx's 499: the client closed the
 // connection before the answer. net/http has no name for it.
@@ -515,6 +522,11 @@ func problemFor(err error) Problem {
 		return Problem{
 			Type: problemTypeIdempotency, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
 			Detail: err.Error(), Errors: []FieldProblem{{Field: HeaderIdempotencyKey, Detail: "was used for a different request"}},
+		}
+	case errors.Is(err, app.ErrTooManyOpenOrders):
+		return Problem{
+			Type: problemTypeOverloaded, Title: "Too many open orders", Status: http.StatusServiceUnavailable,
+			Detail: err.Error() + "; send the request again later (with the same Idempotency-Key)", RetryAfter: overloadRetryAfter,
 		}
 	case errors.Is(err, app.ErrConflict):
 		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}
@@ -559,6 +571,9 @@ func (s *httpServer) handleError(err error, c echo.Context) {
 	if mErr != nil {
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
 		p.Status = http.StatusInternalServerError
+	}
+	if p.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(p.RetryAfter/time.Second)))
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(p.Status)

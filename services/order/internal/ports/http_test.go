@@ -31,7 +31,11 @@ type api struct {
 }
 
 func newAPI(t *testing.T, cfg ports.HTTPConfig) *api {
-	env := ordertest.New(t, ordertest.Options{})
+	return newAPIWith(t, cfg, ordertest.Options{})
+}
+
+func newAPIWith(t *testing.T, cfg ports.HTTPConfig, opts ordertest.Options) *api {
+	env := ordertest.New(t, opts)
 	cfg.App = env.App
 	h, err := ports.NewHTTPHandler(cfg)
 	if err != nil {
@@ -86,6 +90,26 @@ func (r response) problem(t *testing.T) ports.Problem {
 }
 
 const validOrder = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}]}`
+
+// At the open-order limit POST /orders answers 503 with Retry-After and a
+// problem saying to send it again; the same key, once there is room,
+// places the order.
+func TestPlaceOrderAtTheOpenLimit(t *testing.T) {
+	a := newAPIWith(t, ports.HTTPConfig{}, ordertest.Options{MaxOpenOrders: 1})
+	if r := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"}); r.status != 201 {
+		t.Fatalf("first order: got %d %s, want 201", r.status, r.body)
+	}
+	r := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-2"})
+	if r.status != 503 {
+		t.Fatalf("second order at the limit: got %d %s, want 503", r.status, r.body)
+	}
+	if got := r.header.Get("Retry-After"); got != "1" {
+		t.Errorf("Retry-After: got %q, want 1", got)
+	}
+	if p := r.problem(t); p.Type != "urn:orderflow:problem:too-many-open-orders" || !strings.Contains(p.Detail, "again") {
+		t.Errorf("problem: got %+v, want type too-many-open-orders and a detail saying to send it again", p)
+	}
+}
 
 func TestOrderRoutes(t *testing.T) {
 	a := newAPI(t, ports.HTTPConfig{})
