@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
@@ -400,7 +402,8 @@ func TestTimeoutLoopIsNotHeldByABatchOfFailingDeadlines(t *testing.T) {
 // request whose Idempotency-Key placed an order still gets it, and bad
 // input is reported as such rather than as overload.
 func TestPlaceOrderRefusesNewOrdersAtTheOpenLimit(t *testing.T) {
-	env := ordertest.New(t, ordertest.Options{MaxOpenOrders: 2})
+	reader := sdkmetric.NewManualReader()
+	env := ordertest.New(t, ordertest.Options{MaxOpenOrders: 2, App: app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}})
 	ctx := context.Background()
 	place := func(key string) (app.PlaceOrderResult, error) {
 		return env.App.Commands.PlaceOrder.Handle(ctx, app.PlaceOrder{
@@ -433,6 +436,24 @@ func TestPlaceOrderRefusesNewOrdersAtTheOpenLimit(t *testing.T) {
 	}
 	if _, err := place("k-4"); !errors.Is(err, app.ErrTooManyOpenOrders) {
 		t.Errorf("fourth order with two open: got %v, want ErrTooManyOpenOrders", err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(ctx, &rm); err != nil {
+		t.Fatal(err)
+	}
+	var refused int64 = -1
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == app.MetricOrdersRefused {
+				refused = 0
+				for _, dp := range sum.DataPoints {
+					refused += dp.Value
+				}
+			}
+		}
+	}
+	if refused != 2 {
+		t.Errorf("%s: got %d, want 2 (-1: not recorded)", app.MetricOrdersRefused, refused)
 	}
 }
 

@@ -18,6 +18,7 @@ const (
 	MetricSagaDuration   = "orderflow.saga.duration"
 	MetricConflicts      = "orderflow.order.conflicts"
 	MetricTimeoutsFired  = "orderflow.order.timeouts"
+	MetricOrdersRefused  = "orderflow.orders.refused"
 )
 
 // statusKey is the attribute naming an order's terminal status.
@@ -29,6 +30,7 @@ type sagaMetrics struct {
 	duration  metric.Float64Histogram
 	conflicts metric.Int64Counter
 	timeouts  metric.Int64Counter
+	refused   metric.Int64Counter
 }
 
 func newSagaMetrics(mp metric.MeterProvider) (*sagaMetrics, error) {
@@ -55,6 +57,10 @@ func newSagaMetrics(mp metric.MeterProvider) (*sagaMetrics, error) {
 	if m.timeouts, err = meter.Int64Counter(MetricTimeoutsFired,
 		metric.WithDescription("Step deadlines that fired and changed an order."), metric.WithUnit("{timeout}")); err != nil {
 		return nil, fmt.Errorf("metric %s: %w", MetricTimeoutsFired, err)
+	}
+	if m.refused, err = meter.Int64Counter(MetricOrdersRefused,
+		metric.WithDescription("Orders refused because too many were open (MaxOpenOrders)."), metric.WithUnit("{order}")); err != nil {
+		return nil, fmt.Errorf("metric %s: %w", MetricOrdersRefused, err)
 	}
 	return &m, nil
 }

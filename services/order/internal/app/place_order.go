@@ -170,6 +170,9 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 		})
 	})
 	if err != nil {
+		if errors.Is(err, ErrTooManyOpenOrders) {
+			h.c.metrics.refused.Add(ctx, 1)
+		}
 		return PlaceOrderResult{}, fmt.Errorf("place order: %w", err)
 	}
 	if !res.Replayed {
