@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -326,75 +327,52 @@ func TestTimeoutLoopFiresDueDeadlines(t *testing.T) {
 	}
 }
 
-// An order whose timeout fails does not stop the round: the due orders of
-// the next batches still fire in it, not one batch per tick.
-func TestTimeoutLoopGoesOnAfterAFailingOrder(t *testing.T) {
-	env := ordertest.New(t, ordertest.Options{})
-	ids := []string{env.Place(), env.Place(), env.Place()}
-	// A deadline of an order that cannot be loaded: due first, failing
-	// every time.
-	if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES ('ghost', 0, '', '')`); err != nil {
-		t.Fatal(err)
+// Deadlines that keep failing do not stop a round of the timeout loop,
+// however many: the due orders behind them still fire in it, not one batch
+// per tick. Ghosts are deadlines of orders that cannot be loaded, due first.
+func TestTimeoutLoopGoesOnPastFailingDeadlines(t *testing.T) {
+	tests := []struct {
+		name   string
+		ghosts int
+	}{
+		{"one in a batch of two", 1},
+		{"a whole batch of two", 2},
 	}
-	env.Clock.Advance(ordertest.StepTimeout)
-	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, nil) // one round within the test
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.SetTimeoutLoopBatch(loop, 2) // the ghost and one order per batch
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: got %v, want nil", err)
-		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, id := range ids {
-		for env.Order(id).Status != domain.StatusCancelling {
-			if time.Now().After(deadline) {
-				t.Fatalf("order %s: got %s, want CANCELLING in the loop's first round", id, env.Order(id).Status)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			env := ordertest.New(t, ordertest.Options{})
+			ids := []string{env.Place(), env.Place(), env.Place()}
+			for i := range tc.ghosts {
+				if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`,
+					fmt.Sprintf("ghost-%d", i)); err != nil {
+					t.Fatal(err)
+				}
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-}
-
-// A whole batch of deadlines that keep failing, due first, does not hold
-// back the deadlines behind them: the next batch starts after them.
-func TestTimeoutLoopIsNotHeldByABatchOfFailingDeadlines(t *testing.T) {
-	env := ordertest.New(t, ordertest.Options{})
-	ids := []string{env.Place(), env.Place(), env.Place()}
-	for _, ghost := range []string{"ghost-1", "ghost-2"} {
-		if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`, ghost); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env.Clock.Advance(ordertest.StepTimeout)
-	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, nil) // one round within the test
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.SetTimeoutLoopBatch(loop, 2) // the first batch: both ghosts
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: got %v, want nil", err)
-		}
-	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, id := range ids {
-		for env.Order(id).Status != domain.StatusCancelling {
-			if time.Now().After(deadline) {
-				t.Fatalf("order %s: got %s, want CANCELLING in the loop's first round", id, env.Order(id).Status)
+			env.Clock.Advance(ordertest.StepTimeout)
+			loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, nil) // one round within the test
+			if err != nil {
+				t.Fatal(err)
 			}
-			time.Sleep(5 * time.Millisecond)
-		}
+			app.SetTimeoutLoopBatch(loop, 2)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- loop.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: got %v, want nil", err)
+				}
+			}()
+			deadline := time.Now().Add(5 * time.Second)
+			for _, id := range ids {
+				for env.Order(id).Status != domain.StatusCancelling {
+					if time.Now().After(deadline) {
+						t.Fatalf("order %s: got %s, want CANCELLING in the loop's first round", id, env.Order(id).Status)
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
 	}
 }
 
