@@ -321,11 +321,17 @@ func (s *System) CheckInvariants(t TB, exp Expect) Snapshot {
 	var violations []string
 	began := time.Now()
 	for polls := 1; ; polls++ {
-		var err error
-		snap, err = s.client.Snapshot(ctx)
-		if err != nil {
-			violations = []string{"snapshot: " + err.Error()}
-		} else if violations = snap.Violations(exp); len(violations) == 0 {
+		next, err := s.client.Snapshot(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil && polls > 1 && !strings.HasPrefix(violations[0], "snapshot: "):
+			// The wait ended during this snapshot: report what the last
+			// complete one found, and return it, not the cut-off request.
+		case err != nil:
+			snap, violations = next, []string{"snapshot: " + err.Error()}
+		default:
+			snap, violations = next, next.Violations(exp)
+		}
+		if err == nil && len(violations) == 0 {
 			if d := time.Since(began); d > 5*time.Second {
 				t.Logf("invariants held after %s (%d snapshots of %d orders)", d.Round(time.Millisecond), polls, len(snap.Orders))
 			}
