@@ -82,7 +82,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	errs = append(errs, envs.Err())
 	switch {
 	case s.MaxOpenOrders < 0:
-		errs = append(errs, fmt.Errorf("--max-open-orders must not be negative, got %d", s.MaxOpenOrders))
+		errs = append(errs, fmt.Errorf("--max-open-orders (MAX_OPEN_ORDERS) must not be negative, got %d", s.MaxOpenOrders))
 	case s.MaxOpenOrders == 0:
 		s.MaxOpenOrders = -1 // service.Config's "no limit"; its 0 is the default
 	}

@@ -208,7 +208,11 @@ var schema = []string{
 		trace_id TEXT    NOT NULL,
 		span_id  TEXT    NOT NULL
 	)`,
-	`CREATE INDEX IF NOT EXISTS order_deadlines_due ON order_deadlines (due_at)`,
+	// By due time, then order id: the timeout loop pages through the due
+	// deadlines in that order (an index on due_at alone made every page
+	// sort all the deadlines still due). It replaced order_deadlines_due.
+	`DROP INDEX IF EXISTS order_deadlines_due`,
+	`CREATE INDEX IF NOT EXISTS order_deadlines_due_order ON order_deadlines (due_at, order_id)`,
 }
 
 func migrate(ctx context.Context, db *sql.DB) error {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +70,69 @@ func TestCursorRoundTrip(t *testing.T) {
 	for _, bad := range []string{"!!", "bm9waXBl", "MTIzNA"} {
 		if _, err := decodeCursor(bad); !errors.Is(err, app.ErrInvalidCursor) {
 			t.Errorf("decodeCursor(%q): got %v, want ErrInvalidCursor", bad, err)
+		}
+	}
+}
+
+// DueDeadlines pages by (due time, order id) from after, and reads the
+// index in that order: a sort would read every due deadline for each page.
+func TestDueDeadlinesPagesInIndexOrder(t *testing.T) {
+	ctx := context.Background()
+	db, err := OpenDB(ctx, filepath.Join(t.TempDir(), "order.db"), DBConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, d := range []struct {
+		id  string
+		due int64
+	}{{"b", 10}, {"a", 10}, {"c", 5}, {"d", 20}, {"late", 99}} {
+		if _, err := db.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, ?, '', '')`, d.id, d.due); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Store{db: db}
+	now := time.UnixMilli(50)
+	var got []string
+	var after app.DeadlinePosition
+	for {
+		page, err := s.DueDeadlines(ctx, now, after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range page {
+			got = append(got, d.OrderID)
+		}
+		if len(page) < 2 {
+			break
+		}
+		last := page[len(page)-1]
+		after = app.DeadlinePosition{Due: last.Due, OrderID: last.OrderID}
+	}
+	if want := []string{"c", "a", "b", "d"}; !slices.Equal(got, want) {
+		t.Errorf("pages: got %v, want %v", got, want)
+	}
+
+	rows, err := db.Reader.Query(`EXPLAIN QUERY PLAN `+qDueDeadlines, 0, 0, "", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range plan {
+		if strings.Contains(step, "TEMP B-TREE") {
+			t.Errorf("query plan %q sorts (step %q), want the index read in order", plan, step)
 		}
 	}
 }

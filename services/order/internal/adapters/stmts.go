@@ -44,7 +44,11 @@ const (
 	qSetDeadline    = `INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, trace_id = excluded.trace_id, span_id = excluded.span_id`
 	qIdempotencyGet = `SELECT request_hash, order_id, created_at FROM idempotency_keys WHERE key = ?`
 	qIdempotencyPut = `INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)`
-	qOpenOrders     = `SELECT COALESCE(SUM(count), 0) FROM order_status_counts WHERE status NOT IN (?, ?, ?)`
+	// qDueDeadlines reads order_deadlines_due_order in order: no sort.
+	qDueDeadlines = `SELECT order_id, due_at, trace_id, span_id FROM order_deadlines
+		WHERE due_at <= ? AND (due_at, order_id) > (?, ?)
+		ORDER BY due_at, order_id LIMIT ?`
+	qOpenOrders = `SELECT COALESCE(SUM(count), 0) FROM order_status_counts WHERE status NOT IN (?, ?, ?)`
 )
 
 var writerStmts = []string{

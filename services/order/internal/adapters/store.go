@@ -204,10 +204,7 @@ func (s *Store) PurgeIdempotencyKeysBefore(ctx context.Context, t time.Time) (in
 // DueDeadlines returns up to limit deadlines due at or before now that
 // come after the position after, by due time and then order id.
 func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.DeadlinePosition, limit int) ([]app.Deadline, error) {
-	rows, err := s.db.Reader.QueryContext(ctx,
-		`SELECT order_id, due_at, trace_id, span_id FROM order_deadlines
-		WHERE due_at <= ? AND (due_at, order_id) > (?, ?)
-		ORDER BY due_at, order_id LIMIT ?`,
+	rows, err := s.db.Reader.QueryContext(ctx, qDueDeadlines,
 		now.UnixMilli(), after.Due.UnixMilli(), after.OrderID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("due deadlines: %w", err)

@@ -401,10 +401,20 @@ func TestPlaceOrderRefusesNewOrdersAtTheOpenLimit(t *testing.T) {
 	if got, err := place("k-1"); err != nil || got.OrderID != first.OrderID || !got.Replayed {
 		t.Errorf("retry of the first order at the limit: got %+v, %v, want its order, replayed", got, err)
 	}
-	_, err = env.App.Commands.PlaceOrder.Handle(ctx, app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "NOPE", Quantity: 1}}})
-	var invalid *domain.ValidationError
-	if !errors.As(err, &invalid) {
-		t.Errorf("unknown SKU at the limit: got %v, want a validation error", err)
+	for _, bad := range []struct {
+		name string
+		cmd  app.PlaceOrder
+	}{
+		{"unknown SKU", app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "NOPE", Quantity: 1}}}},
+		{"no customer", app.PlaceOrder{Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}},
+		{"quantity 0", app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 0}}}},
+		{"no items", app.PlaceOrder{CustomerID: "c-1"}},
+	} {
+		_, err := env.App.Commands.PlaceOrder.Handle(ctx, bad.cmd)
+		var invalid *domain.ValidationError
+		if !errors.As(err, &invalid) {
+			t.Errorf("%s at the limit: got %v, want a validation error", bad.name, err)
+		}
 	}
 
 	// The first order is rejected (out of stock): one is open again.

@@ -17,9 +17,10 @@ import (
 type FireTimeouts struct {
 	// Limit caps the orders handled by one call. Default 500.
 	Limit int
-	// After skips the deadlines up to this position: a caller going
-	// through more than Limit due deadlines passes the Last of the
-	// previous call, so deadlines that keep failing are not met again.
+	// After skips the deadlines up to and including this position: a
+	// caller going through more than Limit due deadlines passes the Last
+	// of the previous call, so deadlines that keep failing are not met
+	// again.
 	After DeadlinePosition
 }
 

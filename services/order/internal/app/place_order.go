@@ -136,15 +136,6 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 					return nil
 				}
 			}
-			if h.maxOpen > 0 && len(problems) == 0 {
-				open, err := tx.OpenOrders(ctx)
-				if err != nil {
-					return err
-				}
-				if open >= int64(h.maxOpen) {
-					return fmt.Errorf("%w: %d orders are open, the limit is %d", ErrTooManyOpenOrders, open, h.maxOpen)
-				}
-			}
 			now := h.c.now()
 			var err error
 			o, d, err = domain.PlaceOrder(domain.NewOrder{
@@ -153,6 +144,17 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 			}, h.timeouts, now)
 			if err := mergeProblems(problems, err); err != nil {
 				return err
+			}
+			// After validation: an order that can never be placed is
+			// told so, not to come back later.
+			if h.maxOpen > 0 {
+				open, err := tx.OpenOrders(ctx)
+				if err != nil {
+					return err
+				}
+				if open >= int64(h.maxOpen) {
+					return fmt.Errorf("%w: %d orders are open, the limit is %d", ErrTooManyOpenOrders, open, h.maxOpen)
+				}
 			}
 			meta := newMetadata(ctx, o.ID(), "http", cmd.RequestID)
 			if err := h.c.commit(ctx, tx, o, d, meta, now); err != nil {
