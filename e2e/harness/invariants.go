@@ -320,16 +320,17 @@ func (s *System) CheckInvariants(t TB, exp Expect) Snapshot {
 	var snap Snapshot
 	var violations []string
 	began := time.Now()
+	complete := false // snap and violations are of a complete snapshot
 	for polls := 1; ; polls++ {
 		next, err := s.client.Snapshot(ctx)
 		switch {
-		case err != nil && ctx.Err() != nil && polls > 1 && !strings.HasPrefix(violations[0], "snapshot: "):
+		case err != nil && ctx.Err() != nil && complete:
 			// The wait ended during this snapshot: report what the last
 			// complete one found, and return it, not the cut-off request.
 		case err != nil:
-			snap, violations = next, []string{"snapshot: " + err.Error()}
+			snap, violations, complete = next, []string{"snapshot: " + err.Error()}, false
 		default:
-			snap, violations = next, next.Violations(exp)
+			snap, violations, complete = next, next.Violations(exp), true
 		}
 		if err == nil && len(violations) == 0 {
 			if d := time.Since(began); d > 5*time.Second {

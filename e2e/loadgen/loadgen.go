@@ -242,8 +242,8 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// poll runs tracker rounds every interval until nothing is pending (and
-// placing is over) or ctx ends. It returns nil then, or the error of a
+// poll runs tracker rounds, pollWait(interval, …) apart, until nothing is
+// pending (and placing is over) or ctx ends. It returns nil then, or the error of a
 // round that failed maxFails times running (0: it never gives up).
 func (r *runner) poll(ctx context.Context, interval time.Duration, maxFails int) error {
 	fails := 0
@@ -274,8 +274,8 @@ func (r *runner) poll(ctx context.Context, interval time.Duration, maxFails int)
 	}
 }
 
-// maxPollInterval bounds pollWait: a run's end is not noticed later than
-// this.
+// maxPollInterval bounds how far pollWait stretches the interval: with
+// the default interval, a run's end is noticed within this.
 const maxPollInterval = 2 * time.Second
 
 // pollWait is the time from one tracker round's start to the next's: the

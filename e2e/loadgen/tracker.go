@@ -23,7 +23,10 @@ type tracker struct {
 
 	mu      sync.Mutex
 	pending map[string]Order // by id
-	done    map[string]bool  // ids resolved, to drop late duplicates
+	// addedAt is when each pending order was added, on this machine's
+	// clock (the server's placed_at may be skewed against it).
+	addedAt map[string]time.Time
+	done    map[string]bool // ids resolved, to drop late duplicates
 	results []result
 	waste   int // orders read in the last round that told nothing new
 	reads   int // list and get requests, for the report
@@ -67,7 +70,7 @@ type result struct {
 
 func newTracker(c *Client, cfg trackerConfig) *tracker {
 	cfg.setDefaults()
-	return &tracker{client: c, cfg: cfg, pending: map[string]Order{}, done: map[string]bool{}}
+	return &tracker{client: c, cfg: cfg, pending: map[string]Order{}, addedAt: map[string]time.Time{}, done: map[string]bool{}}
 }
 
 // add records a placed order (terminal already, or pending).
@@ -82,10 +85,14 @@ func (t *tracker) add(o Order) {
 		return
 	}
 	t.pending[o.ID] = o
+	if _, ok := t.addedAt[o.ID]; !ok {
+		t.addedAt[o.ID] = time.Now()
+	}
 }
 
 func (t *tracker) resolveLocked(o Order) {
 	delete(t.pending, o.ID)
+	delete(t.addedAt, o.ID)
 	t.done[o.ID] = true
 	t.results = append(t.results, result{ID: o.ID, Status: o.Status, Placed: o.PlacedAt, Finished: o.finished()})
 }
@@ -110,14 +117,14 @@ func (t *tracker) pendingCount() int {
 }
 
 // oldestPendingAge returns how long ago the oldest pending order was
-// placed (server clock against now; 0 when nothing is pending).
+// added, by this machine's clock (0 when nothing is pending).
 func (t *tracker) oldestPendingAge(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var oldest time.Time
-	for _, o := range t.pending {
-		if oldest.IsZero() || o.PlacedAt.Before(oldest) {
-			oldest = o.PlacedAt
+	for _, at := range t.addedAt {
+		if oldest.IsZero() || at.Before(oldest) {
+			oldest = at
 		}
 	}
 	if oldest.IsZero() {

@@ -82,8 +82,8 @@ every order to reach a terminal state and prints:
 Terminal orders are found with GET /orders?status=…&placed_since=… pages
 (500 orders each, back to the oldest order still pending), not one request
 per order, so it keeps up at thousands of orders/s; while orders take long,
-it looks every tenth of the oldest one's age (at most every 2 s, at least
-every --poll), so that the looking does not load a saturated system.
+it looks every tenth of the oldest one's age (waiting between --poll and
+max(--poll, 2s)), so that the looking does not load a saturated system.
 Ctrl-C stops placing, takes one last look and prints what finished.
 
 Examples:
