@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,69 @@ func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("Run did not return within 15s of its context ending; want about the shutdown timeout %v per stage", shutdown)
+	}
+}
+
+// Config.MaxOpenOrders reaches POST /orders: 0 takes the default, a
+// positive value is the limit, a negative one means none. No worker runs,
+// so every placed order stays open.
+func TestMaxOpenOrders(t *testing.T) {
+	tests := []struct {
+		name    string
+		limit   int
+		orders  int   // placed one after the other
+		refused []int // indexes of those that get 503
+	}{
+		{"limit of two", 2, 3, []int{2}},
+		{"no limit", -1, 3, nil},
+		{"zero takes the default (2000), not a limit of zero", 0, 3, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			svc, err := service.New(ctx, service.Config{
+				Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off", MaxOpenOrders: tc.limit,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- svc.Run(runCtx) }()
+			defer func() {
+				stop()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			var refused []int
+			for i := range tc.orders {
+				res, err := http.Post("http://"+svc.HTTPAddr()+"/orders", "application/json",
+					strings.NewReader(`{"customer_id":"c-1","items":[{"sku":"SKU-2","quantity":1}]}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				switch res.StatusCode {
+				case http.StatusCreated:
+				case http.StatusServiceUnavailable:
+					refused = append(refused, i)
+					if res.Header.Get("Retry-After") == "" {
+						t.Errorf("order %d: 503 without Retry-After", i)
+					}
+				default:
+					t.Fatalf("order %d: got %d, want 201 or 503", i, res.StatusCode)
+				}
+			}
+			if !slices.Equal(refused, tc.refused) {
+				t.Errorf("refused orders: got %v, want %v", refused, tc.refused)
+			}
+		})
 	}
 }
 
