@@ -461,7 +461,7 @@ func (s *Service) Run(ctx context.Context) error {
 		s.poison("true")
 	}
 	s.logger.InfoContext(ctx, "order service started",
-		"http", "http://"+s.HTTPAddr(), "admin", s.AdminAddr(), "step_timeout", s.cfg.StepTimeout.String())
+		"http", "http://"+s.HTTPAddr(), "admin", s.AdminAddr(), "step_timeout", s.cfg.StepTimeout.String(), "max_open_orders", max(s.cfg.MaxOpenOrders, 0)) // 0: no limit, as the flag says
 
 	var runErr error
 	select {
