@@ -101,7 +101,7 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	md := stdout.String()
-	for _, want := range []string{"| SQLite, 4 processes |", "| GoChannel, 1 process |", "× GoChannel", "| SQLite, 4 processes | order |", "Targets"} {
+	for _, want := range []string{"| SQLite, 4 processes |", "| GoChannel, 1 process |", "× GoChannel", "| SQLite, 4 processes | order |", "| not placed |", "Targets"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -124,14 +124,15 @@ func TestBenchSmall(t *testing.T) {
 			continue
 		}
 		for _, ph := range []struct {
-			name                     string
-			placed, terminal, missed int
+			name                                string
+			placed, notPlaced, terminal, missed int
 		}{
-			{"latency", v.Latency.Placed, v.Latency.Terminal(), v.Latency.TimedOutWaiting},
-			{"throughput", v.Throughput.Placed, v.Throughput.Terminal(), v.Throughput.TimedOutWaiting},
+			{"latency", v.Latency.Placed, v.Latency.PlaceErrors, v.Latency.Terminal(), v.Latency.TimedOutWaiting},
+			{"throughput", v.Throughput.Placed, v.Throughput.PlaceErrors, v.Throughput.Terminal(), v.Throughput.TimedOutWaiting},
 		} {
-			if ph.placed == 0 || ph.terminal != ph.placed || ph.missed != 0 {
-				t.Errorf("%s %s: placed %d, terminal %d, timed out %d; want all terminal", v.Name, ph.name, ph.placed, ph.terminal, ph.missed)
+			if ph.placed == 0 || ph.notPlaced != 0 || ph.terminal != ph.placed || ph.missed != 0 {
+				t.Errorf("%s %s: placed %d, not placed %d, terminal %d, timed out %d; want all placed and terminal",
+					v.Name, ph.name, ph.placed, ph.notPlaced, ph.terminal, ph.missed)
 			}
 		}
 		if v.FirstOrderSeconds <= 0 || v.ReadySeconds <= 0 || v.FirstOrderSeconds < v.ReadySeconds {
