@@ -63,9 +63,11 @@ const (
 	DefaultHTTPAddr    = "127.0.0.1:8080"
 	DefaultAdminAddr   = "127.0.0.1:8084"
 	DefaultStepTimeout = 30 * time.Second
-	// DefaultMaxOpenOrders bounds the orders in flight: at 70 orders/s
-	// (PostgreSQL on a slow 2-core VM) 2,000 open orders are about 28 s
-	// of work, still inside the default step timeout.
+	// DefaultMaxOpenOrders bounds the orders in flight, so that a backlog
+	// cannot grow without end. At 70 orders/s (PostgreSQL on a slow
+	// 2-core VM) 2,000 open orders are about 28 s of work, close to the
+	// default step timeout: some steps still time out there; a deployment
+	// that knows its rate sets it lower (docs/running.md, Tuning).
 	DefaultMaxOpenOrders = 2000
 )
 
