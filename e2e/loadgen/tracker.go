@@ -22,11 +22,8 @@ type tracker struct {
 	cfg    trackerConfig
 
 	mu      sync.Mutex
-	pending map[string]Order // by id
-	// addedAt is when each pending order was added, on this machine's
-	// clock (the server's placed_at may be skewed against it).
-	addedAt map[string]time.Time
-	done    map[string]bool // ids resolved, to drop late duplicates
+	pending map[string]pendingOrder // by id
+	done    map[string]bool         // ids resolved, to drop late duplicates
 	results []result
 	waste   int // orders read in the last round that told nothing new
 	reads   int // list and get requests, for the report
@@ -70,7 +67,7 @@ type result struct {
 
 func newTracker(c *Client, cfg trackerConfig) *tracker {
 	cfg.setDefaults()
-	return &tracker{client: c, cfg: cfg, pending: map[string]Order{}, addedAt: map[string]time.Time{}, done: map[string]bool{}}
+	return &tracker{client: c, cfg: cfg, pending: map[string]pendingOrder{}, done: map[string]bool{}}
 }
 
 // add records a placed order (terminal already, or pending).
@@ -84,15 +81,23 @@ func (t *tracker) add(o Order) {
 		t.resolveLocked(o)
 		return
 	}
-	t.pending[o.ID] = o
-	if _, ok := t.addedAt[o.ID]; !ok {
-		t.addedAt[o.ID] = time.Now()
+	added := time.Now()
+	if p, ok := t.pending[o.ID]; ok {
+		added = p.added
 	}
+	t.pending[o.ID] = pendingOrder{Order: o, added: added}
+}
+
+// pendingOrder is an order not known to be terminal yet, with the time it
+// was added on this machine's clock (the server's placed_at may be skewed
+// against it).
+type pendingOrder struct {
+	Order
+	added time.Time
 }
 
 func (t *tracker) resolveLocked(o Order) {
 	delete(t.pending, o.ID)
-	delete(t.addedAt, o.ID)
 	t.done[o.ID] = true
 	t.results = append(t.results, result{ID: o.ID, Status: o.Status, Placed: o.PlacedAt, Finished: o.finished()})
 }
@@ -122,9 +127,9 @@ func (t *tracker) oldestPendingAge(now time.Time) time.Duration {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var oldest time.Time
-	for _, at := range t.addedAt {
-		if oldest.IsZero() || at.Before(oldest) {
-			oldest = at
+	for _, p := range t.pending {
+		if oldest.IsZero() || p.added.Before(oldest) {
+			oldest = p.added
 		}
 	}
 	if oldest.IsZero() {
@@ -142,8 +147,8 @@ func (t *tracker) round(ctx context.Context, now time.Time) (int, error) {
 		return 0, nil
 	}
 	sorted := make([]Order, 0, len(t.pending))
-	for _, o := range t.pending {
-		sorted = append(sorted, o)
+	for _, p := range t.pending {
+		sorted = append(sorted, p.Order)
 	}
 	waste := t.waste
 	t.mu.Unlock()
