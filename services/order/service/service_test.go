@@ -88,11 +88,7 @@ func TestServiceDrivesAnOrderToCompletionOverTheQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	q, err := queue.Open(ctx, queue.Config{URL: queueURL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
+	q := openQueue(t, queueURL)
 	fakeCtx, stopFake := context.WithCancel(ctx)
 	defer stopFake()
 	fakeServices(t, fakeCtx, q)
@@ -184,11 +180,7 @@ func TestServiceDrivesAnOrderToCompletionOverTheQueue(t *testing.T) {
 // (not by the queue router's default of 30s).
 func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
 	ctx := context.Background()
-	q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
+	q := openQueue(t, "memory://")
 	// The crash point before the reply's commit blocks, deaf to any
 	// context, like a handler stuck where cancellation cannot reach it.
 	stuck, release := make(chan struct{}), make(chan struct{})
@@ -273,11 +265,7 @@ func TestMaxOpenOrders(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = q.Close() })
+			q := openQueue(t, "memory://")
 			svc, err := service.New(ctx, service.Config{
 				Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off", MaxOpenOrders: tc.limit,
 			})
@@ -336,4 +324,15 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s: got nil error, want a refusal", tc.name)
 		}
 	}
+}
+
+// openQueue opens the shared queue at url for the test, closed at its end.
+func openQueue(t *testing.T, url string) *queue.Queue {
+	t.Helper()
+	q, err := queue.Open(context.Background(), queue.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q
 }
