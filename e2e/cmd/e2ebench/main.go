@@ -213,6 +213,13 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	if b.opts.Keep {
 		b.logf("work directory %s (kept)", b.dir)
 	}
+	if cps, err := probeCommits(ctx, b.dir); err != nil {
+		b.logf("SQLite commit probe: %v", err)
+	} else {
+		res.Host.CommitsPerSecond = cps
+		b.logf("SQLite single-row commits/s on this host: %.0f", cps)
+	}
+	cpuStart, cpuOK := readCPUTimes()
 	b.cat = filepath.Join(b.dir, "catalog.json")
 	if err := writeCatalog(b.cat); err != nil {
 		return nil, err
@@ -269,6 +276,11 @@ func (b *bench) run(ctx context.Context) (*results, error) {
 	}
 	res.FinishedAt = time.Now().UTC()
 	res.Host.CPUPressureEnd = cpuPressure()
+	if cpuEnd, ok := readCPUTimes(); ok && cpuOK {
+		if steal, ok := stealPercent(cpuStart, cpuEnd); ok {
+			res.Host.StealPercent = &steal
+		}
+	}
 	if ctx.Err() != nil {
 		errs = append(errs, errors.New("interrupted"))
 	}

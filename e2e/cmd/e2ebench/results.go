@@ -31,6 +31,12 @@ type host struct {
 	// machine shows here, and lowers every figure.
 	CPUPressureStart string `json:"cpu_pressure_start,omitempty"`
 	CPUPressureEnd   string `json:"cpu_pressure_end,omitempty"`
+	// StealPercent is the share of the CPUs' time the hypervisor gave
+	// to other guests during the run (/proc/stat); nil where unknown.
+	StealPercent *float64 `json:"cpu_steal_percent,omitempty"`
+	// CommitsPerSecond is this host's single-row SQLite commit rate,
+	// measured before the variants (see probeCommits); 0 if it failed.
+	CommitsPerSecond float64 `json:"sqlite_commits_per_second,omitempty"`
 }
 
 // cpuPressure returns "some avg60" of /proc/pressure/cpu, in percent.
@@ -45,6 +51,24 @@ func cpuPressure() string {
 		}
 	}
 	return ""
+}
+
+// speedLine says how fast this host commits and how much CPU it lost to
+// other guests: the two things that made figures of VMs of one kind
+// differ by more than code changes do.
+func (h host) speedLine() string {
+	var parts []string
+	if h.CommitsPerSecond > 0 {
+		parts = append(parts, fmt.Sprintf("SQLite single-row commits/s here %.0f, %.0f%% of the design machine's %d (its throughput targets assume that speed)",
+			h.CommitsPerSecond, 100*h.CommitsPerSecond/designCommitsPerSecond, designCommitsPerSecond))
+	}
+	if h.StealPercent != nil {
+		parts = append(parts, fmt.Sprintf("CPU time stolen by the hypervisor during the run %.1f%%", *h.StealPercent))
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Speed: " + strings.Join(parts, "; ") + ".\n"
 }
 
 func hostInfo() host {
@@ -134,6 +158,7 @@ func (r *results) markdown() string {
 	fmt.Fprintf(&b, "\n## e2ebench %s\n\n", r.StartedAt.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Host: %d CPUs (%s), %s, %s; load average at start %s; CPU pressure (PSI some avg60) %s at start, %s at the end.\n",
 		r.Host.CPUs, r.Host.CPUModel, r.Host.OS, r.Host.GoVersion, r.Host.LoadAvg, orNA(r.Host.CPUPressureStart), orNA(r.Host.CPUPressureEnd))
+	b.WriteString(r.Host.speedLine())
 	fmt.Fprintf(&b, "Throughput phase: %d clients, at most %d sagas open, %s. Latency phase: %.0f orders/s for %s.\n\n",
 		o.Concurrency, o.MaxPending, o.Duration, o.LatencyRate, o.LatencyDuration)
 
