@@ -111,10 +111,76 @@ func (c *Client) Close() { c.http.CloseIdleConnections() }
 type StatusError struct {
 	Code int
 	Body string
+	// RetryAfter is the wait the response's Retry-After header asked for,
+	// as sent (not capped); HasRetryAfter tells it from an absent or
+	// unparsable header, since "Retry-After: 0" (retry now) is valid.
+	RetryAfter    time.Duration
+	HasRetryAfter bool
 }
 
 func (e *StatusError) Error() string {
+	if e.HasRetryAfter {
+		return fmt.Sprintf("status %d (retry after %s): %s", e.Code, e.RetryAfter, e.Body)
+	}
 	return fmt.Sprintf("status %d: %s", e.Code, e.Body)
+}
+
+// Refused reports whether the server turned the request away for now and
+// said when to send it again: a 503 or 429 with a usable Retry-After, as
+// the order service's admission control answers while too many orders are
+// open. Such a request is not a failure of the server but push-back.
+func (e *StatusError) Refused() bool {
+	return e.HasRetryAfter && (e.Code == http.StatusServiceUnavailable || e.Code == http.StatusTooManyRequests)
+}
+
+// refusal returns the wait a refused request asked for (see
+// StatusError.Refused), and whether err is one.
+func refusal(err error) (time.Duration, bool) {
+	var se *StatusError
+	if errors.As(err, &se) && se.Refused() {
+		return se.RetryAfter, true
+	}
+	return 0, false
+}
+
+// maxRetryAfterSeconds bounds delta-seconds before they become a Duration,
+// which would overflow past about 292 years; RFC 9111 §1.2.2 takes 2^31 as
+// the largest value worth telling apart.
+const maxRetryAfterSeconds = 1 << 31
+
+// parseRetryAfter parses a Retry-After value (RFC 9110 §10.2.3): either
+// delta-seconds or an HTTP-date, which is turned into a wait from now (0
+// if it has passed). It reports false for an empty, negative or otherwise
+// unparsable value, which the caller should ignore.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if strings.Trim(v, "0123456789") == "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n > maxRetryAfterSeconds {
+			// Only digits, so err is a range error: a very long wait.
+			n = maxRetryAfterSeconds
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	t, err := http.ParseTime(v) // IMF-fixdate, RFC 850 or asctime, as RFC 9110 asks
+	if err != nil {
+		return 0, false
+	}
+	return max(t.Sub(now), 0), true
+}
+
+// retryAfter parses resp's Retry-After. An HTTP-date is measured from the
+// response's own Date when it has one, so that the server's clock being
+// off from ours does not lengthen or shorten the wait.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	now := time.Now()
+	if d, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		now = d
+	}
+	return parseRetryAfter(resp.Header.Get("Retry-After"), now)
 }
 
 // retryable reports whether a failed place request may be sent again with
@@ -212,7 +278,9 @@ func (c *Client) do(hr *http.Request, v any, want ...int) error {
 	}
 	if !ok {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		se := &StatusError{Code: resp.StatusCode, Body: strings.TrimSpace(string(b))}
+		se.RetryAfter, se.HasRetryAfter = retryAfter(resp)
+		return se
 	}
 	if v == nil {
 		_, err = io.Copy(io.Discard, resp.Body)

@@ -21,11 +21,19 @@ type fakeAPI struct {
 	life      func(i int) time.Duration
 	outcome   func(i int) string
 	failEvery int // every failEvery-th POST answers 503 if it is its key's first (0: never)
+	// The first refuse POSTs of every key are refused as the order
+	// service's admission control does: refuseCode (default 503) with
+	// Retry-After: retryAfter (none if "") and the too-many-open-orders
+	// problem.
+	refuse     int
+	refuseCode int
+	retryAfter string
 
 	mu       sync.Mutex
 	orders   map[string]*fakeOrder
 	keys     map[string]string // idempotency key -> id
 	attempts map[string]int    // POSTs per idempotency key
+	postKeys []string          // the idempotency key of every POST, in arrival order
 	n        int
 	posts    int
 	lists    int
@@ -69,6 +77,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.posts++
 		key := r.Header.Get("Idempotency-Key")
 		f.attempts[key]++
+		f.postKeys = append(f.postKeys, key)
+		if f.attempts[key] <= f.refuse {
+			f.refuseOrder(w)
+			return
+		}
 		if f.failEvery > 0 && f.posts%f.failEvery == 0 && f.attempts[key] == 1 {
 			http.Error(w, "busy", http.StatusServiceUnavailable)
 			return
@@ -110,6 +123,22 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+func (f *fakeAPI) refuseOrder(w http.ResponseWriter) {
+	code := f.refuseCode
+	if code == 0 {
+		code = http.StatusServiceUnavailable
+	}
+	if f.retryAfter != "" {
+		w.Header().Set("Retry-After", f.retryAfter)
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"type": "urn:orderflow:problem:too-many-open-orders", "title": "Too many open orders", "status": code,
+		"detail": "too many open orders; send the request again later (with the same Idempotency-Key)",
+	})
 }
 
 func (f *fakeAPI) list(w http.ResponseWriter, r *http.Request, now time.Time) {

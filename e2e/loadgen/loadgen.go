@@ -85,6 +85,10 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Client is the order API client; default NewClient(URL, Concurrency).
 	Client *Client
+	// MaxRetryAfter caps the wait a refusal's Retry-After asks for
+	// (see Run). Default 5s: a server asking for more is still sent the
+	// order again within the run, and a bad header does not stall it.
+	MaxRetryAfter time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -121,6 +125,9 @@ func (c *Config) setDefaults() {
 	if c.ProgressEvery == 0 {
 		c.ProgressEvery = 5 * time.Second
 	}
+	if c.MaxRetryAfter == 0 {
+		c.MaxRetryAfter = 5 * time.Second
+	}
 }
 
 // Validate reports an unusable config.
@@ -135,8 +142,8 @@ func (c Config) Validate() error {
 	if c.Duration < 0 || c.Count < 0 || c.Rate < 0 || c.Concurrency < 0 || c.MaxPending < 0 {
 		errs = append(errs, errors.New("duration, count, rate, concurrency and max pending must not be negative"))
 	}
-	if c.MaxLines < 0 || c.MaxQuantity < 0 || c.WaitTimeout < 0 || c.PollInterval < 0 {
-		errs = append(errs, errors.New("lines, quantity, wait timeout and poll interval must not be negative"))
+	if c.MaxLines < 0 || c.MaxQuantity < 0 || c.WaitTimeout < 0 || c.PollInterval < 0 || c.MaxRetryAfter < 0 {
+		errs = append(errs, errors.New("lines, quantity, wait timeout, poll interval and max retry-after must not be negative"))
 	}
 	if c.Catalog != nil {
 		if err := c.Catalog.Validate(); err != nil {
@@ -157,6 +164,18 @@ func (c Config) Mode() string {
 // Run offers the load, waits for the orders to end and reports. When ctx
 // ends it stops placing, looks once more for terminal orders and returns
 // the report so far with Interrupted set (and no error).
+//
+// A place request that fails is sent again with the same Idempotency-Key,
+// so it never places a second order. A refusal (503 or 429 with a
+// Retry-After, the order service's answer while too many orders are open)
+// is sent again after the wait it asks for, at most MaxRetryAfter, for as
+// long as placing goes on (until Duration ends, or ctx); each refusal is
+// counted in Report.PlaceRefused, and an order still refused when placing
+// ends is a place error. Other failures are tried twice more, 50ms and
+// 100ms apart. In rate mode a request waiting to be sent again does not
+// count against Concurrency, so refusals neither slow the pacer down nor
+// make it send a burst later: new orders keep their due times, and the
+// retries come on top of them, as they would from real clients.
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -183,6 +202,7 @@ type runner struct {
 	placed    atomic.Int64
 	failed    atomic.Int64
 	retried   atomic.Int64
+	refused   atomic.Int64
 	placing   atomic.Bool
 	mu        sync.Mutex
 	placeLat  []time.Duration
@@ -304,9 +324,8 @@ func (r *runner) place(ctx context.Context) {
 	var wg sync.WaitGroup
 	if r.cfg.Rate > 0 {
 		pacer := Pacer{Start: r.started, Rate: r.cfg.Rate}
-		sem := make(chan struct{}, r.cfg.Concurrency)
+		sem := make(slots, r.cfg.Concurrency)
 		rnd := mrand.New(mrand.NewPCG(r.cfg.Seed, 0))
-	dispatch:
 		for i := 0; more(i); i++ {
 			if r.cfg.Duration > 0 && pacer.Due(i).After(r.started.Add(r.cfg.Duration)) {
 				break // due after the end, however late this loop runs
@@ -314,16 +333,11 @@ func (r *runner) place(ctx context.Context) {
 			if pacer.Wait(dispatchCtx, i, time.Now) != nil || !r.waitRoom(dispatchCtx) {
 				break
 			}
-			select {
-			case sem <- struct{}{}:
-			case <-dispatchCtx.Done():
-				break dispatch
+			if !sem.acquire(dispatchCtx) {
+				break
 			}
 			req := r.newOrder(rnd, i)
-			wg.Go(func() {
-				defer func() { <-sem }()
-				r.placeOne(ctx, i, req)
-			})
+			wg.Go(func() { r.placeOne(ctx, dispatchCtx, i, req, sem) })
 		}
 	} else {
 		var next atomic.Int64
@@ -338,7 +352,9 @@ func (r *runner) place(ctx context.Context) {
 					if !more(i) {
 						return
 					}
-					r.placeOne(ctx, i, r.newOrder(rnd, i))
+					// The worker is its own slot: a refused order
+					// holds it back, as a real client waiting would.
+					r.placeOne(ctx, dispatchCtx, i, r.newOrder(rnd, i), nil)
 				}
 			})
 		}
@@ -375,20 +391,65 @@ func (r *runner) waitRoom(ctx context.Context) bool {
 	}
 }
 
-// placeOne places order i, retrying a failed request twice with the same
-// idempotency key (so a retry never places a second order).
-func (r *runner) placeOne(ctx context.Context, i int, req OrderRequest) {
+// slots bounds the place requests in flight in rate mode; a nil slots
+// bounds nothing.
+type slots chan struct{}
+
+// acquire takes a slot, or reports false when ctx ends first.
+func (s slots) acquire(ctx context.Context) bool {
+	if s == nil {
+		return ctx.Err() == nil
+	}
+	select {
+	case s <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// release gives back a slot taken by acquire.
+func (s slots) release() {
+	if s != nil {
+		<-s
+	}
+}
+
+// Waits before a place request is sent again.
+const (
+	// placeAttempts bounds the tries of a request that failed other than
+	// by a refusal: a broken server or network is reported, not hidden.
+	placeAttempts = 3
+	// retryStep is the wait before the second try; the third waits twice
+	// as long.
+	retryStep = 50 * time.Millisecond
+	// minRefusedWait is the least wait after a refusal, so that a server
+	// answering "Retry-After: 0" again and again is not sent the order in
+	// a tight loop.
+	minRefusedWait = 10 * time.Millisecond
+)
+
+// placeOne places order i, sending a failed request again with the same
+// idempotency key (so a retry never places a second order): after a
+// refusal, once the wait its Retry-After asks for is over, for as long as
+// window (placing) lasts; after another retryable failure, at most twice.
+// Requests use ctx, so that one sent before window ended is answered.
+//
+// placeOne is called holding a slot of sem and releases it on return. It
+// gives the slot back while it waits to try again: the slots bound the
+// requests in flight, and a paced dispatcher kept waiting for one by
+// sleeping retries would fall behind and then send a burst to catch up.
+func (r *runner) placeOne(ctx, window context.Context, i int, req OrderRequest, sem slots) {
 	key := fmt.Sprintf("%s-%d", r.cfg.RunID, i)
-	var err error
-	for attempt := range 3 {
-		if attempt > 0 {
-			r.retried.Add(1)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
-			}
+	held := true
+	defer func() {
+		if held {
+			sem.release()
 		}
+	}()
+	var err error
+	failures := 0 // tries that failed other than by a refusal
+	for {
 		start := time.Now()
 		var o Order
 		o, err = r.client.Place(ctx, key, req)
@@ -401,12 +462,32 @@ func (r *runner) placeOne(ctx context.Context, i int, req OrderRequest) {
 			r.tracker.add(o)
 			return
 		}
-		if ctx.Err() != nil || !retryable(err) {
+		if ctx.Err() != nil {
+			return // interrupted: neither placed nor failed as far as we know
+		}
+		waitCtx := ctx
+		var wait time.Duration
+		if d, ok := refusal(err); ok {
+			r.refused.Add(1)
+			// The server said when to come back; whether to is up to
+			// how long placing lasts, not a count of tries.
+			waitCtx, wait = window, max(min(d, r.cfg.MaxRetryAfter), minRefusedWait)
+		} else {
+			if failures++; failures >= placeAttempts || !retryable(err) {
+				break
+			}
+			r.retried.Add(1)
+			wait = time.Duration(failures) * retryStep
+		}
+		held = false
+		sem.release()
+		if !sleep(waitCtx, wait) || !sem.acquire(waitCtx) {
 			break
 		}
+		held = true
 	}
 	if ctx.Err() != nil {
-		return // interrupted: neither placed nor failed as far as we know
+		return // interrupted while waiting to try again
 	}
 	r.failed.Add(1)
 	kind := "transport"
@@ -418,4 +499,16 @@ func (r *runner) placeOne(ctx context.Context, i int, req OrderRequest) {
 	r.errKinds[kind]++
 	r.lastError = err.Error()
 	r.mu.Unlock()
+}
+
+// sleep waits for d, or reports false if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return ctx.Err() == nil
+	}
 }

@@ -461,6 +461,7 @@ func TestReportTextAndJSON(t *testing.T) {
 		URL: "http://127.0.0.1:8080", Mode: "rate", Rate: 200, Concurrency: 512,
 		PlaceSeconds: 10, PlacedPerSecond: 200, Placed: 2000, Completed: 1990, Cancelled: 5, Rejected: 3,
 		TimedOutWaiting: 2, OrdersPerSecond: 198.5, PlaceErrors: 1, ErrorKinds: map[string]int{"HTTP 503": 1}, LastError: "status 503: busy",
+		PlaceRefused: 7,
 		Latency:      Latency{Count: 1998, P50: ms(12), P90: ms(20), P99: ms(150), Max: ms(1200)},
 		PlaceLatency: Latency{Count: 2000, P50: ms(1.5), P90: ms(3), P99: ms(9), Max: ms(40)},
 	}
@@ -472,7 +473,7 @@ func TestReportTextAndJSON(t *testing.T) {
 	for _, want := range []string{
 		"target 200 orders/s", "placed             2000 in 10.0s (200.0/s)", "completed          1990",
 		"cancelled          5", "rejected           3", "timed out waiting  2", "orders/s           198.5",
-		"p50 12.0 ms  p90 20.0 ms  p99 150.0 ms  max 1.20 s  (n=1998)", "HTTP 503: 1",
+		"p50 12.0 ms  p90 20.0 ms  p99 150.0 ms  max 1.20 s  (n=1998)", "HTTP 503: 1", "refused            7 (503/429 with Retry-After",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text lacks %q:\n%s", want, text)
@@ -490,7 +491,7 @@ func TestReportTextAndJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	for _, key := range []string{"placed", "completed", "cancelled", "rejected", "timed_out_waiting", "orders_per_second", "latency", "place_latency"} {
+	for _, key := range []string{"placed", "place_refused", "completed", "cancelled", "rejected", "timed_out_waiting", "orders_per_second", "latency", "place_latency"} {
 		if _, ok := m[key]; !ok {
 			t.Errorf("JSON lacks %q: %s", key, b)
 		}
@@ -502,7 +503,7 @@ func TestReportTextAndJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Latency != rep.Latency || back.Completed != rep.Completed {
+	if back.Latency != rep.Latency || back.Completed != rep.Completed || back.PlaceRefused != rep.PlaceRefused {
 		t.Errorf("JSON round trip lost data: %+v", back)
 	}
 }

@@ -28,9 +28,17 @@ type Report struct {
 	// ElapsedSeconds is the whole run, waiting included.
 	ElapsedSeconds float64 `json:"elapsed_seconds"`
 
-	Placed          int            `json:"placed"`
-	PlaceErrors     int            `json:"place_errors"`
-	PlaceRetries    int            `json:"place_retries"`
+	// PlaceErrors counts the orders given up on; PlaceRetries the requests
+	// sent again after a failure other than a refusal.
+	Placed       int `json:"placed"`
+	PlaceErrors  int `json:"place_errors"`
+	PlaceRetries int `json:"place_retries"`
+	// PlaceRefused counts the refusals: answers 503 or 429 with a
+	// Retry-After (the order service's admission control), sent again
+	// after the wait while placing lasts. They are the system pushing
+	// back, not errors; an order still refused when placing ended is also
+	// a place error.
+	PlaceRefused    int            `json:"place_refused"`
 	ErrorKinds      map[string]int `json:"error_kinds,omitempty"`
 	LastError       string         `json:"last_error,omitempty"`
 	Completed       int            `json:"completed"`
@@ -79,6 +87,7 @@ func (r *runner) report(placeEnd time.Time, interrupted bool) Report {
 		Placed:          int(r.placed.Load()),
 		PlaceErrors:     int(r.failed.Load()),
 		PlaceRetries:    int(r.retried.Load()),
+		PlaceRefused:    int(r.refused.Load()),
 		ErrorKinds:      kinds,
 		LastError:       lastErr,
 		TimedOutWaiting: pending,
@@ -142,6 +151,7 @@ func (r Report) WriteText(w io.Writer) error {
 		errLine += " (" + strings.Join(parts, ", ") + "; last: " + r.LastError + ")"
 	}
 	fmt.Fprintf(tw, "place errors\t%s, %d retries\n", errLine, r.PlaceRetries)
+	fmt.Fprintf(tw, "refused\t%d (503/429 with Retry-After: the system pushed back; sent again after the wait)\n", r.PlaceRefused)
 	fmt.Fprintf(tw, "completed\t%d\n", r.Completed)
 	fmt.Fprintf(tw, "cancelled\t%d\n", r.Cancelled)
 	fmt.Fprintf(tw, "rejected\t%d\n", r.Rejected)
@@ -252,5 +262,8 @@ func (r *runner) progressLine(bar bool) string {
 	}
 	fmt.Fprintf(&b, "%s %5.1fs  placed %d%s  completed %d  cancelled %d  rejected %d  pending %d  errors %d",
 		phase, elapsed.Seconds(), placed, rate, by[StatusCompleted], by[StatusCancelled], by[StatusRejected], pending, r.failed.Load())
+	if n := r.refused.Load(); n > 0 {
+		fmt.Fprintf(&b, "  refused %d", n) // only then: the line is long already
+	}
 	return b.String()
 }

@@ -74,7 +74,8 @@ rate (--rate, open loop) or with a fixed number of clients placing back to
 back (--concurrency), for --duration or --count orders. Then it waits for
 every order to reach a terminal state and prints:
 
-  placed / place errors, completed / cancelled / rejected / timed out waiting,
+  placed / place errors / refused (see below),
+  completed / cancelled / rejected / timed out waiting,
   orders/s (terminal orders from the first placed_at to the last finished_at),
   latency place→terminal p50/p90/p99/max (the server's placed_at → finished_at),
   and the round trip of POST /orders.
@@ -85,6 +86,20 @@ per order, so it keeps up at thousands of orders/s; while orders take long,
 it looks every tenth of the oldest one's age (waiting between --poll and
 max(--poll, 2s)), so that the looking does not load a saturated system.
 Ctrl-C stops placing, takes one last look and prints what finished.
+
+A failed POST /orders is sent again with the same Idempotency-Key, so it
+never places an order twice. A refusal, 503 or 429 with a Retry-After (the
+order service's answer while MAX_OPEN_ORDERS orders are open), is sent again
+once the wait it asks for is over (seconds or an HTTP date, at most 5s), as
+often as it is refused, for as long as placing goes on: until --duration
+ends, or with --count alone until it is placed or Ctrl-C. "refused" in the
+report counts these answers: the system pushing back, not errors. An order
+still refused when placing ends is a place error. With --rate, new orders
+keep their schedule meanwhile: an order waiting to be sent again does not
+count against --concurrency, so the retries come on top of the offered rate
+and neither slow the schedule down nor make it send a burst later. Other
+failures (no answer, other 5xx, 503 without Retry-After) are tried twice
+more, 50ms and 100ms apart, then counted as place errors.
 
 Examples:
   loadgen --rate 200 --duration 30s                 # latency at a steady 200 orders/s

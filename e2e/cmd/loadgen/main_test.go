@@ -23,7 +23,7 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"--rate", "--concurrency", "--duration", "--count", "--json-out", "--max-pending", "p50/p90/p99", "Examples:"} {
+	for _, want := range []string{"--rate", "--concurrency", "--duration", "--count", "--json-out", "--max-pending", "p50/p90/p99", "Examples:", "Retry-After"} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("help lacks %q", want)
 		}
