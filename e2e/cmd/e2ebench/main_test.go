@@ -101,7 +101,7 @@ func TestBenchSmall(t *testing.T) {
 		t.Fatalf("run: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	md := stdout.String()
-	for _, want := range []string{"| SQLite, 4 processes |", "| GoChannel, 1 process |", "× GoChannel", "| SQLite, 4 processes | order |", "| not placed |", "Targets"} {
+	for _, want := range []string{"| SQLite, 4 processes |", "| GoChannel, 1 process |", "× GoChannel", "| SQLite, 4 processes | order |", "| refused | not placed |", "Targets", "Speed: SQLite single-row commits/s here"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
@@ -113,6 +113,9 @@ func TestBenchSmall(t *testing.T) {
 	var res results
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
+	}
+	if res.Host.CommitsPerSecond <= 0 {
+		t.Errorf("host: %v SQLite commits/s, want the probe's rate", res.Host.CommitsPerSecond)
 	}
 	for _, v := range res.Variants {
 		if v.Error != "" {

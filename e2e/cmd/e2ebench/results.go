@@ -204,10 +204,12 @@ func (r *results) markdown() string {
 	}
 
 	b.WriteString("\nPhases:\n\n")
-	// "not placed": requests that failed after loadgen's retries, e.g.
-	// refused at the order service's open-order limit (503).
-	b.WriteString("| variant | phase | placed | not placed | completed | cancelled | rejected | timed out | placed/s | orders/s | p50 | p90 | p99 | max |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	// "refused": answers 503 + Retry-After at the order service's
+	// open-order limit, each sent again by loadgen after the wait; "not
+	// placed": requests that failed after loadgen's retries (or were still
+	// refused when the phase ended).
+	b.WriteString("| variant | phase | placed | refused | not placed | completed | cancelled | rejected | timed out | placed/s | orders/s | p50 | p90 | p99 | max |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, v := range r.Variants {
 		for _, ph := range []struct {
 			name string
@@ -217,8 +219,8 @@ func (r *results) markdown() string {
 				continue
 			}
 			x := ph.rep
-			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %.0f | %.0f | %s | %s | %s | %s |\n",
-				v.Name, ph.name, x.Placed, x.PlaceErrors, x.Completed, x.Cancelled, x.Rejected, x.TimedOutWaiting, x.PlacedPerSecond, x.OrdersPerSecond,
+			fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %d | %d | %d | %.0f | %.0f | %s | %s | %s | %s |\n",
+				v.Name, ph.name, x.Placed, x.PlaceRefused, x.PlaceErrors, x.Completed, x.Cancelled, x.Rejected, x.TimedOutWaiting, x.PlacedPerSecond, x.OrdersPerSecond,
 				ms(x.Latency.P50), ms(x.Latency.P90), ms(x.Latency.P99), ms(x.Latency.Max))
 		}
 	}
