@@ -25,6 +25,13 @@ const (
 	MetricDeadLetters  = "queue.dead_letters"           // messages in the dead-letter store
 )
 
+// durationBuckets are the bucket boundaries, in seconds, of MetricDuration.
+// A handler normally takes 1 to 5 ms and up to seconds under faults (slow
+// dependencies, lock waits); OpenTelemetry's default boundaries (0, 5, 10,
+// … 10000) are meant for milliseconds and would put every run in the first
+// bucket.
+var durationBuckets = []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+
 var (
 	attrTopic  = attribute.Key("messaging.destination.name")
 	attrGroup  = attribute.Key("messaging.consumer.group.name")
@@ -48,7 +55,8 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	errs = append(errs, err)
 	ins.deadLettered, err = m.Int64Counter(MetricDeadLettered, metric.WithDescription("Messages moved to the dead-letter store."))
 	errs = append(errs, err)
-	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler took, retries and dead-lettering included."))
+	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler took, retries and dead-lettering included."),
+		metric.WithExplicitBucketBoundaries(durationBuckets...))
 	errs = append(errs, err)
 	return &ins, errors.Join(errs...)
 }

@@ -16,10 +16,7 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,7 +119,7 @@ func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 		if sc.Logger == nil {
 			sc.Logger = cfg.Logger
 		}
-		if err := applySQLiteParams(&sc, query); err != nil {
+		if err := sc.ApplyURLParams(query); err != nil {
 			return nil, fmt.Errorf("queue URL %q: %w", cfg.URL, err)
 		}
 		b, err := sqlite.Open(ctx, path, sc)
@@ -147,53 +144,6 @@ func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 	default:
 		return nil, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", cfg.URL, scheme)
 	}
-}
-
-func applySQLiteParams(c *sqlite.Config, rawQuery string) error {
-	if rawQuery == "" {
-		return nil
-	}
-	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return fmt.Errorf("parameters: %w", err)
-	}
-	var errs []error
-	for key, vals := range q {
-		v := vals[len(vals)-1]
-		switch key {
-		case "synchronous":
-			c.Synchronous = sqlite.Synchronous(strings.ToUpper(v))
-		case "lease", "busy_timeout", "nack_delay", "ack_delay":
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
-				continue
-			}
-			switch key {
-			case "lease":
-				c.Lease = d
-			case "busy_timeout":
-				c.BusyTimeout = d
-			case "ack_delay":
-				c.AckDelay = d
-				if d == 0 {
-					c.AckDelay = -1 // in a URL, 0 means "commit acks at once"
-				}
-			default:
-				c.NackDelay = d
-			}
-		case "claim_batch":
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s=%q: %w", key, v, err))
-				continue
-			}
-			c.ClaimBatch = n
-		default:
-			errs = append(errs, fmt.Errorf("unknown parameter %q (known: synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch)", key))
-		}
-	}
-	return errors.Join(errs...)
 }
 
 func (q *Queue) tracingConfig(group string) tracing.Config {

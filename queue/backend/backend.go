@@ -209,6 +209,9 @@ type StoredMessage struct {
 // Tailer is implemented by backends that can show a topic's messages
 // without consuming them (for queuectl tail). It is best effort: a message
 // acknowledged by every group and collected between two reads is not shown.
+// The PostgreSQL backend does not implement it: its messages become
+// readable in transaction order, not offset order, so it follows a position
+// of its own (postgres.Backend.TailEnd and ReadTail).
 type Tailer interface {
 	// ReadAfter returns up to limit messages of topic with an offset
 	// greater than after, oldest first. LastOffset gives the newest offset,

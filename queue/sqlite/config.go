@@ -3,6 +3,10 @@ package sqlite
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -160,20 +164,26 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// The smallest lease and busy timeout the store accepts.
+const (
+	minLease       = 10 * time.Millisecond
+	minBusyTimeout = time.Millisecond
+)
+
 // Validate reports settings the store cannot work with.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Synchronous != SynchronousNormal && c.Synchronous != SynchronousFull {
 		errs = append(errs, fmt.Errorf("synchronous must be %s or %s, got %q", SynchronousNormal, SynchronousFull, c.Synchronous))
 	}
-	if c.BusyTimeout < time.Millisecond {
-		errs = append(errs, errors.New("busy timeout must be at least 1ms"))
+	if c.BusyTimeout < minBusyTimeout {
+		errs = append(errs, fmt.Errorf("busy timeout must be at least %s, got %s", minBusyTimeout, c.BusyTimeout))
 	}
-	if c.Lease < 10*time.Millisecond {
-		errs = append(errs, errors.New("lease must be at least 10ms"))
+	if c.Lease < minLease {
+		errs = append(errs, fmt.Errorf("lease must be at least %s, got %s", minLease, c.Lease))
 	}
 	if c.ClaimBatch < 1 || c.MaxWriteBatch < 1 || c.GCBatch < 1 {
-		errs = append(errs, errors.New("claim, write and GC batches must be positive"))
+		errs = append(errs, fmt.Errorf("claim, write and GC batches must be positive, got %d, %d and %d", c.ClaimBatch, c.MaxWriteBatch, c.GCBatch))
 	}
 	if c.PollMin <= 0 || c.PollMax < c.PollMin {
 		errs = append(errs, errors.New("poll interval must be positive with PollMin <= PollMax"))
@@ -182,4 +192,90 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("nack delay, GC interval, orphan retention and checkpoint interval must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// urlParams names the query parameters of a sqlite:// queue URL that
+// ApplyURLParams understands.
+const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch"
+
+// ApplyURLParams sets the fields named by the query parameters of a
+// sqlite:// queue URL (rawQuery is the part after "?"): synchronous=FULL,
+// lease=30s, busy_timeout=30s, nack_delay=0s, ack_delay=2ms, claim_batch=64.
+// A parameter left out keeps the field as it is (zero takes the default).
+// A parameter given explicitly must be a value the store can use: lease=0s,
+// busy_timeout=0s or claim_batch=0 are errors naming the parameter, not a
+// way to ask for the default. Zero is valid where it means something:
+// nack_delay=0s redelivers at once, ack_delay=0s commits acks at once.
+func (c *Config) ApplyURLParams(rawQuery string) error {
+	if rawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return fmt.Errorf("parameters: %w", err)
+	}
+	keys := make([]string, 0, len(q))
+	for k := range q {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys) // errors in a stable order
+	var errs []error
+	for _, key := range keys {
+		vals := q[key]
+		if err := c.applyURLParam(key, vals[len(vals)-1]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) applyURLParam(key, v string) error {
+	switch key {
+	case "synchronous":
+		c.Synchronous = Synchronous(strings.ToUpper(v))
+		return nil
+	case "lease", "busy_timeout", "nack_delay", "ack_delay":
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: %w", key, v, err)
+		}
+		switch key {
+		case "lease":
+			if d < minLease {
+				return fmt.Errorf("lease must be at least %s, got %s", minLease, d)
+			}
+			c.Lease = d
+		case "busy_timeout":
+			if d < minBusyTimeout {
+				return fmt.Errorf("busy_timeout must be at least %s, got %s", minBusyTimeout, d)
+			}
+			c.BusyTimeout = d
+		case "nack_delay":
+			if d < 0 {
+				return fmt.Errorf("nack_delay must not be negative, got %s (0s redelivers at once)", d)
+			}
+			c.NackDelay = d
+		case "ack_delay":
+			if d < 0 {
+				return fmt.Errorf("ack_delay must not be negative, got %s (0s commits acks at once)", d)
+			}
+			c.AckDelay = d
+			if d == 0 {
+				c.AckDelay = -1 // in a URL, 0 means "commit acks at once"
+			}
+		}
+		return nil
+	case "claim_batch":
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s=%q: %w", key, v, err)
+		}
+		if n < 1 {
+			return fmt.Errorf("claim_batch must be at least 1, got %d", n)
+		}
+		c.ClaimBatch = n
+		return nil
+	default:
+		return fmt.Errorf("unknown parameter %q (known: %s)", key, urlParams)
+	}
 }

@@ -111,7 +111,7 @@ func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dls []backend.DeadLetter
+	var dls []deadLetterJSON
 	if err := json.Unmarshal([]byte(out), &dls); err != nil || len(dls) != 3 {
 		t.Fatalf("dlq list --json: got %q (%v), want 3 dead letters as JSON", out, err)
 	}

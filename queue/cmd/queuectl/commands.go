@@ -14,6 +14,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -144,9 +145,12 @@ func dlqList(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "dlq list")
 	var f backend.DeadLetterFilter
 	filterFlags(fs, &f)
-	fs.IntVar(&f.Limit, "limit", 100, "at most this many")
+	fs.IntVar(&f.Limit, "limit", 100, "at most this many (1 or more)")
 	if err := noArgs(&g, fs, args); err != nil {
 		return err
+	}
+	if f.Limit < 1 {
+		return usageError{fmt.Sprintf("dlq list: --limit must be at least 1, got %d", f.Limit)}
 	}
 	b, err := open(ctx, g)
 	if err != nil {
@@ -158,10 +162,11 @@ func dlqList(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	if g.json {
-		if dls == nil {
-			dls = []backend.DeadLetter{}
+		out := make([]deadLetterJSON, 0, len(dls))
+		for _, dl := range dls {
+			out = append(out, viewDeadLetter(dl))
 		}
-		return printJSON(g, dls)
+		return printJSON(g, out)
 	}
 	if len(dls) == 0 {
 		fmt.Fprintln(g.stdout, "no dead letters")
@@ -205,7 +210,7 @@ func dlqShow(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	if g.json {
-		return printJSON(g, dl)
+		return printJSON(g, viewDeadLetter(dl))
 	}
 	fmt.Fprintf(g.stdout, "ID:              %d\nMessage UUID:    %s\nTopic:           %s\nConsumer group:  %s\nAttempts:        %d\nFirst failed at: %s\nLast failed at:  %s\nDead at:         %s\nLast error:      %s\nMetadata:\n",
 		dl.ID, dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Attempts,
@@ -291,7 +296,7 @@ func dlqPurge(ctx context.Context, g globals, args []string) error {
 func cmdTail(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "tail")
 	fromStart := fs.Bool("from-start", false, "start with the messages still stored, not only new ones")
-	interval := fs.Duration("interval", 100*time.Millisecond, "how often to look for new messages")
+	interval := fs.Duration("interval", 100*time.Millisecond, "how often to look for new messages (more than 0)")
 	// Accept the topic before or after the flags.
 	var topic string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -308,25 +313,24 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 	if err := backend.ValidateTopic(topic); err != nil {
 		return usageError{err.Error()}
 	}
+	if *interval <= 0 {
+		return usageError{fmt.Sprintf("tail: --interval must be more than 0, got %s", *interval)}
+	}
 	b, err := open(ctx, g)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	tailer, ok := b.(backend.Tailer)
-	if !ok {
-		return fmt.Errorf("the %s backend cannot tail topics", b.Name())
+	next, err := openTail(ctx, b, topic, *fromStart)
+	if err != nil {
+		return err
 	}
-	var after int64
-	if !*fromStart {
-		if after, err = tailer.LastOffset(ctx, topic); err != nil {
-			return err
-		}
-	}
+	const batch = 500
 	ticker := time.NewTicker(*interval)
 	defer ticker.Stop()
+	enc := json.NewEncoder(g.stdout)
 	for {
-		msgs, err := tailer.ReadAfter(ctx, topic, after, 500)
+		msgs, err := next(ctx, batch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -334,16 +338,15 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 			return err
 		}
 		for _, m := range msgs {
-			after = m.Offset
 			if g.json {
-				if err := json.NewEncoder(g.stdout).Encode(m); err != nil {
+				if err := enc.Encode(viewMessage(m)); err != nil {
 					return err
 				}
 				continue
 			}
 			fmt.Fprintf(g.stdout, "%s  %s  %s  type=%s  %s\n", m.CreatedAt.Format("15:04:05.000"), m.Topic, m.UUID, m.Metadata["type"], oneLine(string(printable(m.Payload)), 160))
 		}
-		if len(msgs) == 500 {
+		if len(msgs) == batch {
 			continue
 		}
 		select {
@@ -352,6 +355,111 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// openTail returns a function that reads the next messages of topic each
+// time it is called: from the oldest stored one with fromStart, else from
+// those published from now on.
+//
+// PostgreSQL makes messages readable in transaction order, not offset
+// order (see postgres.TailPosition), so its tail follows a position of its
+// own; the other backends follow the offset (backend.Tailer).
+func openTail(ctx context.Context, b backend.Backend, topic string, fromStart bool) (func(ctx context.Context, limit int) ([]backend.StoredMessage, error), error) {
+	switch t := b.(type) {
+	case *postgres.Backend:
+		var pos postgres.TailPosition
+		if !fromStart {
+			var err error
+			if pos, err = t.TailEnd(ctx); err != nil {
+				return nil, err
+			}
+		}
+		return func(ctx context.Context, limit int) ([]backend.StoredMessage, error) {
+			msgs, next, err := t.ReadTail(ctx, topic, pos, limit)
+			pos = next
+			return msgs, err
+		}, nil
+	case backend.Tailer:
+		var after int64
+		if !fromStart {
+			var err error
+			if after, err = t.LastOffset(ctx, topic); err != nil {
+				return nil, err
+			}
+		}
+		return func(ctx context.Context, limit int) ([]backend.StoredMessage, error) {
+			msgs, err := t.ReadAfter(ctx, topic, after, limit)
+			if len(msgs) > 0 {
+				after = msgs[len(msgs)-1].Offset
+			}
+			return msgs, err
+		}, nil
+	default:
+		return nil, fmt.Errorf("the %s backend cannot tail topics", b.Name())
+	}
+}
+
+// deadLetterJSON is a dead letter as --json prints it: the shape of the
+// admin API's GET /dlq (pkg/admin), so that a script can read either. The
+// payload is text under "payload" when it is valid UTF-8; otherwise
+// "payload" is left out and "payload_base64" holds it in base64.
+type deadLetterJSON struct {
+	ID            int64             `json:"id"`
+	MessageUUID   string            `json:"message_uuid"`
+	Topic         string            `json:"topic"`
+	ConsumerGroup string            `json:"consumer_group"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	Metadata      map[string]string `json:"metadata"`
+	Attempts      int               `json:"attempts"`
+	LastError     string            `json:"last_error"`
+	FirstFailedAt time.Time         `json:"first_failed_at"`
+	LastFailedAt  time.Time         `json:"last_failed_at"`
+	DeadAt        time.Time         `json:"dead_at"`
+}
+
+func viewDeadLetter(dl backend.DeadLetter) deadLetterJSON {
+	v := deadLetterJSON{
+		ID: dl.ID, MessageUUID: dl.MessageUUID, Topic: dl.Topic, ConsumerGroup: dl.ConsumerGroup,
+		Metadata: dl.Metadata, Attempts: dl.Attempts, LastError: dl.LastError,
+		FirstFailedAt: dl.FirstFailedAt, LastFailedAt: dl.LastFailedAt, DeadAt: dl.DeadAt,
+	}
+	v.Payload, v.PayloadBase64 = viewPayload(dl.Payload)
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// messageJSON is a message as tail --json prints it, one per line, with
+// the payload shown as for dead letters.
+type messageJSON struct {
+	Offset        int64             `json:"offset"`
+	UUID          string            `json:"uuid"`
+	Topic         string            `json:"topic"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	Metadata      map[string]string `json:"metadata"`
+	CreatedAt     time.Time         `json:"created_at"`
+}
+
+func viewMessage(m backend.StoredMessage) messageJSON {
+	v := messageJSON{Offset: m.Offset, UUID: m.UUID, Topic: m.Topic, Metadata: m.Metadata, CreatedAt: m.CreatedAt}
+	v.Payload, v.PayloadBase64 = viewPayload(m.Payload)
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// viewPayload returns the payload as text when it is valid UTF-8, else as
+// bytes for base64, as the admin API does.
+func viewPayload(p []byte) (*string, []byte) {
+	if utf8.Valid(p) {
+		s := string(p)
+		return &s, nil
+	}
+	return nil, p
 }
 
 func oneLine(s string, n int) string {

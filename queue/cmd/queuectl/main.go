@@ -81,20 +81,28 @@ Commands:
   stats                        per topic: stored messages, dead letters; per consumer
                                group: depth (lag), in flight, retrying, oldest age
   dlq list [--topic T] [--group G] [--limit N]
-                               list dead letters
+                               list dead letters (at most N, 1 or more; default 100)
   dlq show ID                  one dead letter with payload, metadata and last error
   dlq replay ID | --all [--topic T] [--group G]
                                put dead letters back on their original topic, for
                                their consumer group only, with attempts reset
   dlq purge [--topic T] [--group G] --yes
                                delete dead letters for good
-  tail TOPIC [--from-start]    print a topic's messages as they are published
-                               (without consuming them); Ctrl-C stops
+  tail TOPIC [--from-start] [--interval D]
+                               print a topic's messages as they are published
+                               (--from-start: the stored ones first), checking
+                               every D (default 100ms); SQLite and PostgreSQL.
+                               It only reads: it acks nothing and joins no
+                               consumer group. Ctrl-C stops
 
 Global flags:
   --queue-url URL   the queue (env QUEUE_URL; default sqlite://data/queue.db)
                     e.g. sqlite://data/queue.db, postgres://postgres@127.0.0.1:5432/orderflow
-  --json            print JSON instead of tables
+  --json            print JSON instead of tables (tail: one object per line).
+                    Payloads are shown as the admin API's GET /dlq shows them:
+                    "payload" holds the text when the payload is valid UTF-8;
+                    otherwise "payload" is absent and "payload_base64" holds
+                    the bytes in base64
 
 Examples:
   queuectl stats

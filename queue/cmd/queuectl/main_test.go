@@ -96,7 +96,7 @@ func TestJSONOutputDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dls []backend.DeadLetter
+	var dls []deadLetterJSON
 	if err := json.Unmarshal([]byte(out), &dls); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}
