@@ -36,13 +36,42 @@ func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+	// The retry middleware counts a dead letter and the outcome of the
+	// attempt once the dead letter is stored: wait for those counts too.
+	var sums, gauges map[string]int64
+	waitFor(t, "the dead letter's counts", func() bool {
+		sums, gauges = collectMetrics(t, reader)
+		return sums[queue.MetricDeadLettered] == 1 && sums[queue.MetricProcessed+"/ok"] == 2
+	})
+	want := map[string]int64{
+		queue.MetricProcessed + "/ok":    2, // good, and bad once dead-lettered
+		queue.MetricProcessed + "/error": 1, // bad's first attempt
+		queue.MetricRetried:              1,
+		queue.MetricDeadLettered:         1,
+	}
+	for k, v := range want {
+		if sums[k] != v {
+			t.Errorf("%s: got %d, want %d (all sums: %v)", k, sums[k], v, sums)
+		}
+	}
+	if got := gauges[queue.MetricDeadLetters]; got != 1 {
+		t.Errorf("%s: got %d, want 1", queue.MetricDeadLetters, got)
+	}
+	if _, ok := gauges[queue.MetricDepth]; !ok {
+		t.Errorf("%s not reported (gauges: %v)", queue.MetricDepth, gauges)
+	}
+}
 
+// collectMetrics returns the int64 sums (by name, and name/outcome where
+// there is an outcome attribute) and gauges (by name) reader holds now.
+func collectMetrics(t *testing.T, reader sdkmetric.Reader) (sums, gauges map[string]int64) {
+	t.Helper()
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {
 		t.Fatal(err)
 	}
-	sums := map[string]int64{}
-	gauges := map[string]int64{}
+	sums = map[string]int64{}
+	gauges = map[string]int64{}
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			switch d := m.Data.(type) {
@@ -61,21 +90,5 @@ func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
 			}
 		}
 	}
-	want := map[string]int64{
-		queue.MetricProcessed + "/ok":    2, // good, and bad once dead-lettered
-		queue.MetricProcessed + "/error": 1, // bad's first attempt
-		queue.MetricRetried:              1,
-		queue.MetricDeadLettered:         1,
-	}
-	for k, v := range want {
-		if sums[k] != v {
-			t.Errorf("%s: got %d, want %d (all sums: %v)", k, sums[k], v, sums)
-		}
-	}
-	if got := gauges[queue.MetricDeadLetters]; got != 1 {
-		t.Errorf("%s: got %d, want 1", queue.MetricDeadLetters, got)
-	}
-	if _, ok := gauges[queue.MetricDepth]; !ok {
-		t.Errorf("%s not reported (gauges: %v)", queue.MetricDepth, gauges)
-	}
+	return sums, gauges
 }

@@ -26,8 +26,15 @@ type RouterConfig struct {
 	// Retry tunes retries and dead-lettering; ConsumerGroup and
 	// DeadLetters are filled in.
 	Retry retry.Config
-	// CloseTimeout bounds how long Run waits for running handlers after
-	// its context ends. Default 30s.
+	// CloseTimeout bounds the graceful stop that begins when Run's
+	// context ends: no message is handed out any more, while handlers
+	// already running keep a live context and have their ack or nack
+	// recorded (an acked message is not delivered again) until they
+	// finish or CloseTimeout passes. Then the contexts of those still
+	// running are cancelled and their messages released, to be delivered
+	// again later with this attempt counted (on PostgreSQL, a handler's
+	// context also ends when postgres.Config.AckDeadline passes, as it
+	// always does). Default 30s.
 	CloseTimeout time.Duration
 }
 
@@ -91,8 +98,19 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 
 // Handle registers h for topic. Register every handler before Run.
 func (r *Router) Handle(name, topic string, h message.NoPublishHandlerFunc) {
-	r.router.AddConsumerHandler(name, topic, r.sub, h)
+	r.router.AddConsumerHandler(name, topic, routerSubscriber{r.sub}, h)
 }
+
+// routerSubscriber is the subscriber as Watermill's router sees it: one it
+// cannot close. The router closes its handlers' subscribers as soon as it
+// begins to close, before it waits for the running handlers; closing ours
+// then would cancel those handlers and release their messages. Ending the
+// Subscribe context (which the router does at the same moment) stops the
+// hand-out and leaves the running handlers alone; Run closes the subscriber
+// once the router has waited for them.
+type routerSubscriber struct{ message.Subscriber }
+
+func (routerSubscriber) Close() error { return nil }
 
 // AddMiddleware adds middleware inside the standard ones (it sees the
 // message after tracing and retries have wrapped the handler; a panic in it
@@ -102,8 +120,10 @@ func (r *Router) AddMiddleware(m ...message.HandlerMiddleware) { r.router.AddMid
 // Running is closed once every handler is subscribed.
 func (r *Router) Running() chan struct{} { return r.router.Running() }
 
-// Run handles messages until ctx ends, then waits for running handlers (up
-// to CloseTimeout) and closes the subscriber.
+// Run handles messages until ctx ends, then stops gracefully: it hands out
+// no more messages, waits for running handlers up to CloseTimeout, recording
+// their acks and nacks, and closes the subscriber, which cancels the
+// handlers still running and releases their messages (see CloseTimeout).
 func (r *Router) Run(ctx context.Context) error {
 	err := r.router.Run(ctx)
 	if cerr := r.sub.Close(); err == nil {

@@ -33,6 +33,10 @@ import (
 // Metadata[delay.DelayedForKey], or after Config.ResendInterval. Messages
 // whose backend.MetadataReplayForGroup names another group are acked
 // without being handed out.
+//
+// Stopping is in two steps, so that a handler can finish: ending a
+// Subscribe call's context stops its hand-out, and Close gives up on the
+// handler still running (see subscriber.Subscribe and subscriber.Close).
 func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("postgres subscriber: %w", err)
@@ -40,18 +44,14 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 	if len(cfg.ConsumerGroup) > maxGroupLen {
 		return nil, fmt.Errorf("postgres subscriber: consumer group longer than %d characters", maxGroupLen)
 	}
-	closeCtx, closeCancel := context.WithCancel(context.Background())
 	s := &subscriber{
-		b:           b,
-		group:       cfg.ConsumerGroup,
-		logger:      b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
-		closing:     make(chan struct{}),
-		closeCtx:    closeCtx,
-		closeCancel: closeCancel,
-		lateAcks:    make(map[string]time.Time),
+		b:        b,
+		group:    cfg.ConsumerGroup,
+		logger:   b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
+		closing:  make(chan struct{}),
+		lateAcks: make(map[string]time.Time),
 	}
 	if err := b.track(nil, s); err != nil {
-		closeCancel()
 		return nil, fmt.Errorf("postgres subscriber: %w", err)
 	}
 	return s, nil
@@ -62,23 +62,25 @@ type subscriber struct {
 	group  string
 	logger watermill.LoggerAdapter
 
-	closing     chan struct{}   // closed by Close
-	closeCtx    context.Context // cancelled by Close
-	closeCancel context.CancelFunc
+	closing chan struct{} // closed by Close
 
 	mu     sync.Mutex
 	closed bool
-	subs   []subscription
-	relays sync.WaitGroup
+	subs   []*subscription
+	relays sync.WaitGroup // one per subscription; each stops its inner subscriber
 
 	lateMu   sync.Mutex
 	lateAcks map[string]time.Time // topic\x00uuid of messages acked after their deadline
 }
 
-// subscription is one Subscribe call's watermill-sql subscriber.
+// subscription is one Subscribe call's watermill-sql subscriber. Its
+// relay's goroutine closes it, after the relay's last message is settled:
+// watermill-sql chooses at random between an ack and its closing, so a
+// close must not overtake an ack.
 type subscription struct {
 	inner  *wsql.Subscriber
 	cancel context.CancelFunc // aborts the inner subscriber's queries
+	err    error              // of inner.Close, set before relays.Done
 }
 
 // SubscribeInitialize creates the topic's tables and registers the topic.
@@ -89,11 +91,16 @@ func (s *subscriber) SubscribeInitialize(topic string) error {
 	return nil
 }
 
-// Subscribe starts consuming topic for the subscriber's group. The channel
-// is closed when ctx is cancelled or the subscriber is closed; a message
-// handed out but not acked by then is delivered again later. Prefer Close
-// to cancelling ctx: cancelling rolls back the subscription's transaction,
-// so the messages acked in its current batch are delivered again too.
+// Subscribe starts consuming topic for the subscriber's group.
+//
+// When ctx ends, the subscription hands out nothing more and closes the
+// channel at once. A message already handed out keeps its context, and its
+// ack or nack is recorded when it comes, until Close (its context still
+// ends when Config.AckDeadline passes, as it always does). Then the
+// subscription stops its watermill-sql subscriber, which stores the offset
+// of what was acked: an acked message is not delivered again. Ending ctx,
+// waiting for the handler as long as one may, then calling Close is a
+// graceful stop.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -130,7 +137,10 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, err)
 	}
-	innerCtx, cancelInner := context.WithCancel(ctx)
+	// The inner subscription outlives ctx: cancelling it would roll back
+	// its transaction, and with it the acks of its batch (the handler's
+	// among them). The relay stops it once its last message is settled.
+	innerCtx, cancelInner := context.WithCancel(context.WithoutCancel(ctx))
 	in, err := inner.Subscribe(innerCtx, topic)
 	if err != nil {
 		cancelInner()
@@ -144,21 +154,36 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		_ = inner.Close()
 		return nil, fmt.Errorf("subscribe to %q: %w", topic, ErrClosed)
 	}
-	s.subs = append(s.subs, subscription{inner: inner, cancel: cancelInner})
+	sub := &subscription{inner: inner, cancel: cancelInner}
+	s.subs = append(s.subs, sub)
 	s.relays.Add(1)
 	s.mu.Unlock()
 
-	relayCtx, cancelRelay := context.WithCancel(ctx)
-	stopAfter := context.AfterFunc(s.closeCtx, cancelRelay)
-	out := make(chan *message.Message)
+	out := &outlet{ch: make(chan *message.Message)}
 	go func() {
 		defer s.relays.Done()
-		defer stopAfter()
-		defer cancelRelay()
-		defer close(out)
-		s.relay(relayCtx, topic, g, in, out)
+		defer sub.cancel()
+		s.relay(ctx, topic, g, in, out)
+		out.close()
+		sub.err = sub.inner.Close()
 	}()
-	return out, nil
+	return out.ch, nil
+}
+
+// outlet is a subscription's output channel. The relay's goroutine alone
+// sends on it and closes it, as soon as it will hand out nothing more:
+// possibly before the outcome of the last message it handed out is known
+// (see deliver).
+type outlet struct {
+	ch     chan *message.Message
+	closed bool
+}
+
+func (o *outlet) close() {
+	if !o.closed {
+		o.closed = true
+		close(o.ch)
+	}
 }
 
 func (s *subscriber) isClosed() bool {
@@ -167,9 +192,13 @@ func (s *subscriber) isClosed() bool {
 	return s.closed
 }
 
-// Close stops every subscription and waits for its goroutines. A
-// subscription gets Config.CloseTimeout to store the offsets of what was
-// acked; after that its queries are cancelled (the acked part of its batch
+// Close stops every subscription and waits for its goroutines. A message
+// handed out and not yet acked or nacked is given up: its context is
+// cancelled and it is delivered again later, with this attempt counted (its
+// handler did start; an outcome that still comes is not recorded). An
+// outcome given before Close is recorded. Then each subscription stops its
+// watermill-sql subscriber, which stores the offset of what was acked; after
+// Config.CloseTimeout their queries are cancelled (the acked part of a batch
 // is then delivered again).
 func (s *subscriber) Close() error {
 	s.mu.Lock()
@@ -179,50 +208,61 @@ func (s *subscriber) Close() error {
 	}
 	s.closed = true
 	close(s.closing)
-	s.closeCancel()
 	subs := s.subs
 	s.mu.Unlock()
 
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		errs := make([]error, len(subs))
-		var wg sync.WaitGroup
-		for i, sub := range subs {
-			wg.Go(func() { errs[i] = sub.inner.Close() })
-		}
-		wg.Wait()
-		done <- errors.Join(errs...)
+		s.relays.Wait()
+		close(done)
 	}()
 	timer := time.NewTimer(s.b.cfg.CloseTimeout)
 	defer timer.Stop()
-	var err error
 	select {
-	case err = <-done:
+	case <-done:
 	case <-timer.C:
 		s.logger.Info("Subscriptions did not stop in time, cancelling their queries", nil)
 		for _, sub := range subs {
 			sub.cancel()
 		}
-		err = <-done
+		<-done
 	}
-	for _, sub := range subs {
-		sub.cancel()
+	errs := make([]error, len(subs))
+	for i, sub := range subs {
+		errs[i] = sub.err
 	}
-	s.relays.Wait()
 	s.b.untrack(nil, s)
-	if err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close subscriber of group %q: %w", s.group, err)
 	}
 	return nil
 }
 
+// stopping reports whether the subscription is to hand out nothing more:
+// ctx (Subscribe's) ended or the subscriber closed. The relay asks before
+// each claim and hand-out, as select chooses at random among ready cases.
+func (s *subscriber) stopping(ctx context.Context) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	case <-s.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // relay reads watermill-sql's deliveries and hands them out with delivery
-// metadata until ctx ends or the inner channel closes.
-func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan *message.Message, out chan<- *message.Message) {
+// metadata until ctx ends, the subscriber closes or the inner channel
+// closes; it returns once the last message it handed out is settled (see
+// deliver).
+func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan *message.Message, out *outlet) {
 	var acked *delivery // the last delivery acked in time, whose row the next claim deletes
-	for {
+	for !s.stopping(ctx) {
 		select {
 		case <-ctx.Done():
+			return
+		case <-s.closing:
 			return
 		case msg, ok := <-in:
 			if !ok {
@@ -237,7 +277,9 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 
 // deliver handles one message from watermill-sql and reports whether the
 // relay should go on. It returns only once the message is acked or nacked
-// (or the subscription ends), which keeps one message in flight.
+// (or the subscriber closes), which keeps one message in flight. When ctx
+// ends while the handler runs, it closes out and goes on waiting for the
+// outcome: a graceful stop (see Subscribe).
 //
 // An ack within the ack deadline does not delete the message's delivery row
 // at once: *acked keeps it, and the next claim deletes it in the same
@@ -247,19 +289,21 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 // and the row left behind usually counts that delivery as one more attempt,
 // which it is (unless this relay claims it again while still holding it as
 // acked: then the row is deleted first and the count starts again at 1).
-func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out chan<- *message.Message, acked **delivery) bool {
+func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out *outlet, acked **delivery) bool {
 	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
 	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
 		s.forgetAcked(ctx, acked, logger)
-		in.Ack()
+		ackInner(in)
 		return true
 	}
 	if s.takeLateAck(topic, in.UUID) {
 		s.forgetAcked(ctx, acked, logger)
-		in.Ack()
+		ackInner(in)
 		return true
 	}
-	if ctx.Err() != nil {
+	if s.stopping(ctx) {
+		// Neither claimed nor acked: the inner subscriber gives it up
+		// when it is closed.
 		return false
 	}
 
@@ -275,11 +319,23 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	}
 	*acked = nil // the claim deleted its row
 
-	msg := outbound(in, d)
+	// The handler's context ends with watermill-sql's (at the ack
+	// deadline), and at the latest when deliver returns: after the
+	// outcome, or when the subscriber gives the message up.
+	msgCtx, cancelMsg := context.WithCancel(in.Context())
+	defer cancelMsg()
+	msg := outbound(msgCtx, in, d)
 	inDone := in.Context().Done()
+	if s.stopping(ctx) {
+		s.unclaim(ctx, d, logger)
+		return false
+	}
 	select {
-	case out <- msg:
+	case out.ch <- msg:
 	case <-ctx.Done():
+		s.unclaim(ctx, d, logger)
+		return false
+	case <-s.closing:
 		s.unclaim(ctx, d, logger)
 		return false
 	case <-inDone:
@@ -294,55 +350,99 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	// it from opening a transaction until this handler is done.
 	g.hold()
 	defer g.release()
+	ctxDone := ctx.Done()
 	for {
 		select {
 		case <-msg.Acked():
-			if inDone != nil && in.Context().Err() == nil {
-				*acked = &d
-				in.Ack()
-				return true
-			}
-			bctx, cancel := detached(ctx)
-			if err := s.b.ackDelivery(bctx, d); err != nil {
-				logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
-			}
-			cancel()
-			// Too late for this transaction: remember the ack so that the
-			// redelivery is acked without a handler.
-			s.addLateAck(topic, in.UUID)
+			s.recordAck(ctx, topic, in, d, inDone != nil, acked, logger)
 			return true
 
 		case <-msg.Nacked():
-			lastErr := msg.Metadata.Get(backend.MetadataLastError)
-			if lastErr == "" {
-				lastErr = "message nacked"
-			}
-			bctx, cancel := detached(ctx)
-			if err := s.b.failDelivery(bctx, d, lastErr); err != nil {
-				logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
-			}
-			cancel()
-			if wait := nackDelay(msg) - s.b.cfg.ResendInterval; wait > 0 {
-				timer := time.NewTimer(wait)
-				select {
-				case <-timer.C:
-				case <-ctx.Done():
-					timer.Stop()
-					return false
-				}
-			}
-			in.Nack()
-			return true
+			return s.recordNack(ctx, in, msg, d, logger)
 
 		case <-inDone:
 			inDone = nil // deadline passed; keep waiting for the handler
 
-		case <-ctx.Done():
-			// The handler may still finish, unrecorded: the message
-			// comes back later, with this attempt counted.
+		case <-ctxDone:
+			// Hand out nothing more, but let the handler finish.
+			out.close()
+			ctxDone = nil
+
+		case <-s.closing:
+			// select chooses at random among ready cases: an outcome
+			// that came with the close still counts.
+			select {
+			case <-msg.Acked():
+				s.recordAck(ctx, topic, in, d, inDone != nil, acked, logger)
+			case <-msg.Nacked():
+				s.recordNack(ctx, in, msg, d, logger)
+			default:
+				// Given up: the handler's context is cancelled; should
+				// it still finish, unrecorded, the message comes back
+				// later with this attempt counted.
+			}
 			return false
 		}
 	}
+}
+
+// recordAck records the handler's ack: in watermill-sql's transaction
+// while it still waits for the message (inTime), otherwise as a late ack.
+func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Message, d delivery, inTime bool, acked **delivery, logger watermill.LoggerAdapter) {
+	if inTime && in.Context().Err() == nil {
+		*acked = &d
+		ackInner(in)
+		return
+	}
+	bctx, cancel := detached(ctx)
+	if err := s.b.ackDelivery(bctx, d); err != nil {
+		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+	}
+	cancel()
+	// Too late for this transaction: remember the ack so that the
+	// redelivery is acked without a handler.
+	s.addLateAck(topic, in.UUID)
+}
+
+// recordNack records the handler's nack and reports whether the relay
+// should go on: the same subscription hands the message out again after
+// its delay, unless it is stopping (the message is then left to the next
+// batch).
+func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d delivery, logger watermill.LoggerAdapter) bool {
+	lastErr := msg.Metadata.Get(backend.MetadataLastError)
+	if lastErr == "" {
+		lastErr = "message nacked"
+	}
+	bctx, cancel := detached(ctx)
+	if err := s.b.failDelivery(bctx, d, lastErr); err != nil {
+		logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+	}
+	cancel()
+	if s.stopping(ctx) {
+		return false
+	}
+	if wait := nackDelay(msg) - s.b.cfg.ResendInterval; wait > 0 {
+		timer := time.NewTimer(wait)
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+			return false
+		case <-s.closing:
+			return false
+		}
+	}
+	in.Nack()
+	return true
+}
+
+// ackInner acks watermill-sql's message and waits until its subscription
+// has taken the ack (it ends the message's context then), so that closing
+// the subscription right after cannot overtake the ack: watermill-sql
+// chooses at random between the two.
+func ackInner(in *message.Message) {
+	in.Ack()
+	<-in.Context().Done()
 }
 
 // forgetAcked deletes the row of a pending acked delivery before a message
@@ -397,8 +497,8 @@ func (s *subscriber) takeLateAck(topic, uuid string) bool {
 }
 
 // outbound is the message handed to the handler: a copy of watermill-sql's
-// message (whose context it shares) with the delivery metadata.
-func outbound(in *message.Message, d delivery) *message.Message {
+// message with the delivery metadata, and context ctx.
+func outbound(ctx context.Context, in *message.Message, d delivery) *message.Message {
 	msg := message.NewMessage(in.UUID, slices.Clone(in.Payload))
 	msg.Metadata = make(message.Metadata, len(in.Metadata)+3)
 	maps.Copy(msg.Metadata, in.Metadata)
@@ -409,7 +509,7 @@ func outbound(in *message.Message, d delivery) *message.Message {
 		msg.Metadata.Set(backend.MetadataFirstFailedAt, formatTime(d.firstFailedAt.Time))
 		msg.Metadata.Set(backend.MetadataLastError, d.lastError)
 	}
-	msg.SetContext(in.Context())
+	msg.SetContext(ctx)
 	return msg
 }
 

@@ -21,6 +21,10 @@ import (
 // Subscriber consumes topics for one consumer group. Each Subscribe call
 // hands out up to Concurrency messages at a time; several Subscribers of
 // the same group, in one process or many, share the group's messages.
+//
+// Stopping is in two steps, so that handlers can finish: ending a
+// Subscribe call's context stops its hand-out, and Close gives up on the
+// handlers still running (see Subscribe and Close).
 type Subscriber struct {
 	b      *Backend
 	cfg    backend.SubscriberConfig
@@ -28,7 +32,7 @@ type Subscriber struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
-	wg        sync.WaitGroup // consume loops, ack waiters, the lease extender
+	wg        sync.WaitGroup // consume loops, outcome waiters, the lease extender
 
 	mu   sync.Mutex
 	held map[lease]struct{} // claimed and not yet acked, nacked or released
@@ -80,9 +84,14 @@ func (s *Subscriber) SubscribeInitialize(topic string) error {
 	return nil
 }
 
-// Subscribe registers the group on topic and streams its messages. The
-// channel closes when ctx ends or the subscriber closes; messages handed out
-// and not yet acked are then released to other consumers.
+// Subscribe registers the group on topic and streams its messages.
+//
+// When ctx ends, the subscription claims nothing more, releases what it
+// claimed but had not handed out (those attempts are not counted) and
+// closes the channel. Messages already handed out are not affected: each
+// keeps a live context and its lease, and its ack (the delivery is deleted)
+// or nack is recorded when it comes, until Close. Ending ctx, waiting for
+// the handlers as long as one may, then calling Close is a graceful stop.
 func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	select {
 	case <-s.closing:
@@ -98,7 +107,12 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
-// Close stops every Subscribe loop, releases held deliveries and waits.
+// Close stops every Subscribe loop and gives up on the messages handed out
+// and not yet acked or nacked: their contexts are cancelled and they are
+// released, to be delivered again with this attempt counted (the handler
+// did start; its outcome, if it still comes, is not recorded). An outcome
+// given before Close is recorded. Close waits for the subscriber's
+// goroutines, not for handlers.
 func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -124,14 +138,13 @@ func (s *Subscriber) drop(l lease) {
 
 // consume is one Subscribe call's loop: claim when a slot is free (the free
 // slots plus Concurrency more, up to ClaimBatch), hand the messages out one
-// by one, wait for new work without taking the write lock.
+// by one, wait for new work without taking the write lock. It returns as
+// soon as ctx ends or the subscriber closes; the outcome waiters of the
+// messages it handed out outlive it (see awaitOutcome).
 func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *message.Message) {
 	defer s.wg.Done()
-	defer close(out)
 	group := s.cfg.ConsumerGroup
 	slots := make(chan struct{}, s.cfg.Concurrency)
-	var waiters sync.WaitGroup
-	defer waiters.Wait()
 
 	stop := make(chan struct{})
 	s.wg.Add(1)
@@ -146,6 +159,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 
 	var buffer []delivered
 	defer func() {
+		close(out)
 		// Whatever was claimed and not handed out goes back at once.
 		if len(buffer) > 0 {
 			leases := make([]lease, len(buffer))
@@ -172,7 +186,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			return
 		}
 		for len(buffer) == 0 {
-			if !backlog && !s.waitForWork(stop, topic) {
+			// stopped: select chooses at random among ready cases (the
+			// slot above, a probe that finds work), and once stop is
+			// closed nothing new may be claimed.
+			if !backlog && !s.waitForWork(stop, topic) || stopped(stop) {
 				<-slots
 				return
 			}
@@ -214,7 +231,14 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			<-slots
 			continue
 		}
-		msgCtx, cancel := context.WithCancel(ctx)
+		if stopped(stop) { // claimed as the stop came: not handed out
+			buffer = append([]delivered{d}, buffer...)
+			<-slots
+			return
+		}
+		// The message's context keeps ctx's values but not its end: a
+		// handler that runs when ctx ends may finish (see Subscribe).
+		msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		d.msg.SetContext(msgCtx)
 		select {
 		case out <- d.msg:
@@ -224,37 +248,49 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			<-slots
 			return
 		}
-		waiters.Add(1)
+		s.wg.Add(1)
 		go func() {
-			defer waiters.Done()
+			defer s.wg.Done()
 			defer func() { <-slots }()
 			defer cancel()
-			s.awaitOutcome(d, stop)
+			s.awaitOutcome(d)
 		}()
 	}
 }
 
-// awaitOutcome turns the handler's ack or nack into a write, or releases the
-// delivery when the subscriber stops first.
-func (s *Subscriber) awaitOutcome(d delivered, stop <-chan struct{}) {
+// stopped reports whether stop is closed.
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// awaitOutcome turns the handler's ack or nack into a write, whenever it
+// comes, or releases the delivery when the subscriber closes first. The end
+// of the Subscribe context does not end the wait.
+func (s *Subscriber) awaitOutcome(d delivered) {
 	defer s.drop(d.lease)
 	select {
 	case <-d.msg.Acked():
 		s.ack(d)
 	case <-d.msg.Nacked():
 		s.nack(d)
-	case <-stop:
+	case <-s.closing:
 		// select picks at random among ready cases: an outcome that came
-		// with the stop still counts.
+		// with the close still counts.
 		select {
 		case <-d.msg.Acked():
 			s.ack(d)
 		case <-d.msg.Nacked():
 			s.nack(d)
 		default:
-			// The handler may still finish; its outcome is not recorded,
-			// so the message comes back (the inbox makes that harmless).
-			// The attempt counts: the handler did start.
+			// The handler's context is cancelled (by the caller); should
+			// it still finish, its outcome is not recorded, so the
+			// message comes back (the inbox makes that harmless). The
+			// attempt counts: the handler did start.
 			_ = s.b.submit(&releaseOp{leases: []lease{d.lease}}, false)
 		}
 	}
@@ -476,7 +512,8 @@ func (b *Backend) probe(topic, group string) (bool, int64, error) {
 }
 
 // extendLeases keeps every held delivery invisible to others while this
-// subscriber works on it.
+// subscriber works on it, until Close (also after a Subscribe context ended,
+// while its handlers finish).
 func (s *Subscriber) extendLeases() {
 	defer s.wg.Done()
 	ticker := time.NewTicker(s.b.cfg.Lease / 3)

@@ -1,0 +1,110 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// expectClosed fails the test for every message ch hands out before it
+// closes.
+func expectClosed(t *testing.T, ch <-chan *message.Message) {
+	t.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			t.Errorf("message %s handed out after the subscription's context ended", m.UUID)
+		case <-timeout:
+			t.Fatal("channel still open 15s after the subscription's context ended")
+		}
+	}
+}
+
+// TestSubscribeContextEndLetsHandedOutMessageFinish: when a Subscribe
+// context ends, the subscription hands out nothing more, but the message
+// being handled keeps a live context and its ack is recorded (in the
+// batch's transaction, which must not be rolled back): it is not delivered
+// again.
+func TestSubscribeContextEndLetsHandedOutMessageFinish(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	topic := newTopic(t)
+	first := newSubscriber(t, b, "billing")
+	if err := first.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, topic, message.NewMessage("m1", nil), message.NewMessage("m2", nil))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := first.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := receive(t, ch)
+	assertDelivery(t, running, "m1", "1", "", false)
+
+	cancel()
+	expectClosed(t, ch)
+	if err := running.Context().Err(); err != nil {
+		t.Errorf("the handed-out message's context ended with the subscription's: %v", err)
+	}
+	running.Ack()
+	if err := first.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+
+	next := subscribe(t, newSubscriber(t, b, "billing"), topic)
+	m := receive(t, next)
+	assertDelivery(t, m, "m2", "1", "", false) // not m1 again
+	m.Ack()
+	waitGroupStats(t, b, topic, "billing", func(g backend.GroupStats) bool { return g.Depth == 0 && g.InFlight == 0 })
+}
+
+// TestCloseGivesUpHandedOutMessage: Close after the context ended cancels
+// the context of the message still being handled; it comes back with this
+// attempt counted.
+func TestCloseGivesUpHandedOutMessage(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	topic := newTopic(t)
+	first := newSubscriber(t, b, "billing")
+	if err := first.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, topic, message.NewMessage("m1", nil))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := first.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := receive(t, ch)
+	assertDelivery(t, running, "m1", "1", "", false)
+
+	cancel()
+	expectClosed(t, ch)
+	if err := running.Context().Err(); err != nil {
+		t.Errorf("the handed-out message's context ended with the subscription's, before Close: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := running.Context().Err(); !errors.Is(err, context.Canceled) {
+		t.Errorf("after Close, the handed-out message's context: %v, want cancelled", err)
+	}
+	running.Ack() // too late: not recorded
+
+	next := subscribe(t, newSubscriber(t, b, "billing"), topic)
+	m := receive(t, next)
+	assertDelivery(t, m, "m1", "2", "", false)
+	m.Ack()
+}

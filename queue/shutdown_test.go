@@ -1,0 +1,215 @@
+package queue_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
+)
+
+// closingLogger reports when Watermill's router has begun closing: it logs
+// "Waiting for messages" right after it cancelled its subscriptions and
+// before it waits (up to CloseTimeout) for the running handlers.
+type closingLogger struct {
+	watermill.LoggerAdapter
+	once    *sync.Once
+	closing chan struct{}
+}
+
+func newClosingLogger() closingLogger {
+	return closingLogger{LoggerAdapter: watermill.NopLogger{}, once: new(sync.Once), closing: make(chan struct{})}
+}
+
+func (l closingLogger) Info(msg string, fields watermill.LogFields) {
+	if msg == "Waiting for messages" {
+		l.once.Do(func() { close(l.closing) })
+	}
+	l.LoggerAdapter.Info(msg, fields)
+}
+
+func (l closingLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return closingLogger{LoggerAdapter: l.LoggerAdapter.With(fields), once: l.once, closing: l.closing}
+}
+
+// shutdownQueues runs test on a fresh queue of each backend, opened with
+// logger.
+func shutdownQueues(t *testing.T, test func(t *testing.T, q *queue.Queue, log closingLogger)) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_shutdown") },
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			log := newClosingLogger()
+			q, err := queue.Open(context.Background(), queue.Config{URL: url(t), Logger: log})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			test(t, q, log)
+		})
+	}
+}
+
+// startRouter runs r until the returned stop is called; stop returns Run's
+// error.
+func startRouter(t *testing.T, r *queue.Router) (stop func(), done <-chan error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 1)
+	go func() { errs <- r.Run(ctx) }()
+	select {
+	case <-r.Running():
+	case <-time.After(15 * time.Second):
+		t.Fatal("router did not start")
+	}
+	t.Cleanup(cancel)
+	return cancel, errs
+}
+
+func within[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+// delivery is what a handler saw.
+type delivery struct{ uuid, attempt string }
+
+// firstDelivery runs a new router of group on topic and returns the first
+// message it handles (acking it).
+func firstDelivery(t *testing.T, q *queue.Queue, group, topic string) delivery {
+	t.Helper()
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: group, Retry: fastRetry(5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan delivery, 10)
+	r.Handle("check", topic, func(msg *message.Message) error {
+		seen <- delivery{msg.UUID, msg.Metadata.Get(backend.MetadataAttempt)}
+		return nil
+	})
+	stop, done := startRouter(t, r)
+	d := within(t, seen, "a delivery to the next router")
+	stop()
+	if err := within(t, done, "the next router to stop"); err != nil {
+		t.Errorf("next router: %v", err)
+	}
+	return d
+}
+
+// TestShutdownLetsRunningHandlersFinish: when Run's context ends, a handler
+// that is running keeps a live context, and its ack is recorded: the
+// message is not delivered again. No message is handed out after the close
+// began.
+func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
+	shutdownQueues(t, func(t *testing.T, q *queue.Queue, log closingLogger) {
+		const topic = "jobs"
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Concurrency: 2, Retry: fastRetry(5), CloseTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan *message.Message, 10)
+		release := make(chan struct{})
+		finished := make(chan error, 10)
+		r.Handle("slow", topic, func(msg *message.Message) error {
+			started <- msg
+			select {
+			case <-release:
+				finished <- nil
+				return nil
+			case <-msg.Context().Done():
+				finished <- msg.Context().Err()
+				return msg.Context().Err()
+			}
+		})
+		stop, done := startRouter(t, r)
+		if err := q.Publisher().Publish(topic, message.NewMessage("m1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		running := within(t, started, "the handler to start")
+
+		stop()
+		within(t, log.closing, "the router to begin closing")
+		if err := running.Context().Err(); err != nil {
+			t.Errorf("the running handler's context ended when the router began closing: %v", err)
+		}
+		// Published after the close began: not to be handed out.
+		if err := q.Publisher().Publish(topic, message.NewMessage("m2", nil)); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		if err := within(t, finished, "the handler to finish"); err != nil {
+			t.Errorf("handler: %v, want it to finish normally", err)
+		}
+		if err := within(t, done, "Run to return"); err != nil {
+			t.Errorf("run: %v", err)
+		}
+		for len(started) > 0 {
+			t.Errorf("message %s was handed out after the router began closing", (<-started).UUID)
+		}
+
+		// m1 was acked: the next router's first message is m2, at its
+		// first attempt, and m1 never comes back.
+		if got := firstDelivery(t, q, "g", topic); got != (delivery{"m2", "1"}) {
+			t.Errorf("next router's first delivery: %+v, want m2 at attempt 1 (m1 was acked)", got)
+		}
+	})
+}
+
+// TestShutdownCancelsHandlersThatOutliveCloseTimeout: a handler still running
+// when CloseTimeout has passed gets its context cancelled, and its message
+// is delivered again, this attempt counted.
+func TestShutdownCancelsHandlersThatOutliveCloseTimeout(t *testing.T) {
+	shutdownQueues(t, func(t *testing.T, q *queue.Queue, log closingLogger) {
+		const topic = "jobs"
+		// CloseTimeout is what this test is about; the handler below
+		// never finishes on its own.
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(5), CloseTimeout: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan *message.Message, 10)
+		r.Handle("stuck", topic, func(msg *message.Message) error {
+			started <- msg
+			<-msg.Context().Done()
+			return msg.Context().Err()
+		})
+		stop, done := startRouter(t, r)
+		if err := q.Publisher().Publish(topic, message.NewMessage("m1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		running := within(t, started, "the handler to start")
+
+		stop()
+		within(t, log.closing, "the router to begin closing")
+		if err := running.Context().Err(); err != nil {
+			t.Errorf("the running handler's context ended when the router began closing, not after CloseTimeout: %v", err)
+		}
+		if err := within(t, done, "Run to return"); err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if err := running.Context().Err(); !errors.Is(err, context.Canceled) {
+			t.Errorf("after Run returned, the stuck handler's context: %v, want cancelled", err)
+		}
+
+		if got := firstDelivery(t, q, "g", topic); got != (delivery{"m1", "2"}) {
+			t.Errorf("next router's first delivery: %+v, want m1 again at attempt 2", got)
+		}
+	})
+}
