@@ -339,3 +339,68 @@ func TestBodyLimitWithoutContentLength(t *testing.T) {
 		t.Errorf("got %d %s, want 413 problem+json", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }
+
+// A body is one JSON object and nothing else: trailing data, even a stray
+// ']' or '}' (which json.Decoder.More does not see), is refused with 400,
+// and the flag keeps its value.
+func TestBodyRefusesTrailingData(t *testing.T) {
+	f := newFixture(t, nil)
+	tests := []struct {
+		method, path, body string
+		want               int
+	}{
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.2"}]garbage`, 400},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.2"}]`, 400},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.2"}}`, 400},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.2"}]]]`, 400},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.2"} {"value":"0.3"}`, 400},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.2"}garbage`, 400},
+		{"POST", "/dlq/replay", `{"topic":"payment.commands"}]`, 400},
+		{"PUT", "/faults/payment_decline_rate", "{\"value\":\"0.2\"}\n", 200}, // whitespace is no data
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path+" "+tc.body, func(t *testing.T) {
+			if err := f.reg.Reset(faults.PaymentDeclineRate); err != nil {
+				t.Fatal(err)
+			}
+			code, _, body := f.do(t, tc.method, tc.path, tc.body)
+			if code != tc.want {
+				t.Fatalf("status: got %d, want %d (body %s)", code, tc.want, body)
+			}
+			if tc.want == 400 {
+				if !strings.Contains(string(body), "data after the JSON object") {
+					t.Errorf("problem: got %s, want it to say \"data after the JSON object\"", body)
+				}
+				if got := f.reg.Rate(faults.PaymentDeclineRate); got != 0 {
+					t.Errorf("payment_decline_rate after a refused body: got %v, want 0 (unchanged)", got)
+				}
+			}
+		})
+	}
+}
+
+// {"value": null} is refused like a missing value, instead of setting the
+// flag to the zero of its type.
+func TestSetFaultRefusesNull(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.reg.Set(faults.PaymentLatency, "250ms"); err != nil {
+		t.Fatal(err)
+	}
+	for _, body := range []string{`{"value":null}`, `{"value": null }`, `{}`} {
+		for _, name := range []string{faults.PaymentLatency, faults.PaymentDeclineRate, faults.CrashMidHandler} {
+			code, _, raw := f.do(t, "PUT", "/faults/"+name, body)
+			var p admin.Problem
+			_ = json.Unmarshal(raw, &p)
+			if code != 400 || p.Field != "value" || !strings.Contains(p.Detail, "required") {
+				t.Errorf("PUT /faults/%s %s: got %d %s, want 400 on field value saying it is required", name, body, code, raw)
+			}
+		}
+	}
+	st, err := f.reg.Get(faults.PaymentLatency)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Value != "250ms" {
+		t.Errorf("payment_latency after the refused bodies: got %q, want 250ms as set before", st.Value)
+	}
+}

@@ -63,8 +63,10 @@ func (f *faultRoutes) set(c echo.Context) error {
 }
 
 func flagValue(raw json.RawMessage) (string, error) {
-	if len(raw) == 0 {
-		return "", BadField("value", `"value" is required, e.g. {"value": "0.5"}`)
+	// A null value is no value: like a missing one it is refused, not
+	// read as the zero of the flag's type.
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", BadField("value", `"value" is required and must not be null, e.g. {"value": "0.5"}`)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
@@ -117,7 +119,9 @@ func DecodeJSON(c echo.Context, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: body is not the expected JSON object: %v", ErrBadRequest, err)
 	}
-	if dec.More() {
+	// Token, not More: More is false before a stray ']' or '}', so
+	// '{…}]junk' would pass. Only the end of the body may follow.
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: data after the JSON object", ErrBadRequest)
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -164,5 +165,76 @@ func TestNewRejectsAnIncompleteConfig(t *testing.T) {
 		if _, err := commandhandler.New(cfg); err == nil {
 			t.Errorf("%s: got nil error, want one", name)
 		}
+	}
+}
+
+// orderflow.handler.duration is in seconds: its buckets must resolve the
+// milliseconds a command takes (the SDK's default boundaries, 0, 5, 10 …
+// 10000, would put every handler in the first bucket, le=5 s).
+func TestHandlerDurationBucketsAreSeconds(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	calls := 0
+	restore := commandhandler.SetClock(func() time.Time {
+		calls++
+		if calls == 1 {
+			return t0 // the start of the handler
+		}
+		return t0.Add(2 * time.Millisecond)
+	})
+	defer restore()
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	h, err := commandhandler.New(commandhandler.Config{
+		Topic: contracts.TopicInventoryCommands,
+		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) {
+			return false, nil
+		},
+		Faults: reg, Logger: slog.New(slog.DiscardHandler),
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Handle(encode(t, contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})); err != nil {
+		t.Fatal(err)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name != "orderflow.handler.duration" {
+				continue
+			}
+			if m.Unit != "s" {
+				t.Errorf("unit: got %q, want s", m.Unit)
+			}
+			hist, ok := m.Data.(metricdata.Histogram[float64])
+			if !ok || len(hist.DataPoints) != 1 {
+				t.Fatalf("data: got %#v, want one histogram data point", m.Data)
+			}
+			dp := hist.DataPoints[0]
+			found = true
+			if dp.Count != 1 || dp.Sum != 0.002 {
+				t.Errorf("observation: got count %d sum %v, want 1 of 0.002 s", dp.Count, dp.Sum)
+			}
+			// The bucket holding the 2 ms: its upper bound must be below 5 ms.
+			for i, n := range dp.BucketCounts {
+				if n == 0 {
+					continue
+				}
+				if i >= len(dp.Bounds) || dp.Bounds[i] >= 0.005 {
+					t.Errorf("2 ms landed in bucket %d of bounds %v; want one whose upper bound is below 5 ms", i, dp.Bounds)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no orderflow.handler.duration recorded")
 	}
 }

@@ -54,3 +54,32 @@ func parseEnv[T any](e *EnvDefaults, name string, def T, parse func(string) (T, 
 	}
 	return x
 }
+
+// Range checks of parsed flags, for what 0 or a negative value cannot
+// mean: the service refuses to start instead of quietly taking a default.
+// Each error names the flag and its environment variable and the value.
+
+// AtLeastOne reports n < 1 for flag (without its dashes) read from env.
+func AtLeastOne(flag, env string, n int) error {
+	if n >= 1 {
+		return nil
+	}
+	return fmt.Errorf("--%s (%s) must be at least 1, got %d", flag, env, n)
+}
+
+// Positive reports d <= 0 for flag (without its dashes) read from env.
+func Positive(flag, env string, d time.Duration) error {
+	if d > 0 {
+		return nil
+	}
+	return fmt.Errorf("--%s (%s) must be positive, got %s", flag, env, d)
+}
+
+// NotNegative reports d < 0 for flag (without its dashes) read from env,
+// whose 0 has a meaning of its own.
+func NotNegative(flag, env string, d time.Duration) error {
+	if d >= 0 {
+		return nil
+	}
+	return fmt.Errorf("--%s (%s) must not be negative, got %s", flag, env, d)
+}

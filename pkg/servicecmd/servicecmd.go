@@ -70,7 +70,9 @@ type Config struct {
 // Parse parses args, each flag falling back to an environment variable
 // read through lookup (unset or empty: the default). A variable that does
 // not parse is an error naming it, as for the order service: a typo must
-// not quietly run the service with the default.
+// not quietly run the service with the default. So is a value out of
+// range, flag or variable: --concurrency or --max-attempts below 1, a
+// --shutdown-timeout that is not positive.
 // --help prints the usage to out and returns flag.ErrHelp.
 func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config, error) {
 	envs := NewEnvDefaults(lookup)
@@ -101,12 +103,11 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
-	if cfg.Concurrency < 1 || cfg.MaxAttempts < 1 {
-		errs = append(errs, errors.New("--concurrency and --max-attempts must be at least 1"))
-	}
-	if cfg.ShutdownTimeout < 0 {
-		errs = append(errs, errors.New("--shutdown-timeout must not be negative"))
-	}
+	errs = append(errs,
+		AtLeastOne("concurrency", "CONCURRENCY", cfg.Concurrency),
+		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),
+		Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), // 0 would quietly be the default
+	)
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}

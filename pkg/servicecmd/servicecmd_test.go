@@ -87,6 +87,57 @@ func TestParseRejectsBadEnvironment(t *testing.T) {
 	}
 }
 
+// 0 or a negative count or timeout, where it means nothing, stops the
+// start with an error naming the flag, its variable and the value, instead
+// of quietly running with the default.
+func TestParseRejectsOutOfRangeValues(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"zero shutdown timeout", []string{"--shutdown-timeout", "0"}, nil, "--shutdown-timeout (SHUTDOWN_TIMEOUT) must be positive, got 0s"},
+		{"zero shutdown timeout from the environment", nil, map[string]string{"SHUTDOWN_TIMEOUT": "0s"}, "--shutdown-timeout (SHUTDOWN_TIMEOUT) must be positive, got 0s"},
+		{"negative shutdown timeout", []string{"--shutdown-timeout", "-1s"}, nil, "--shutdown-timeout (SHUTDOWN_TIMEOUT) must be positive, got -1s"},
+		{"zero concurrency", []string{"--concurrency", "0"}, nil, "--concurrency (CONCURRENCY) must be at least 1, got 0"},
+		{"negative concurrency from the environment", nil, map[string]string{"CONCURRENCY": "-4"}, "--concurrency (CONCURRENCY) must be at least 1, got -4"},
+		{"zero max attempts", nil, map[string]string{"MAX_ATTEMPTS": "0"}, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := command.Parse(tc.args, lookupIn(tc.env), io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %+v, error %v; want an error containing %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRangeChecks(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string // "" for nil
+	}{
+		{"at least one: 1", servicecmd.AtLeastOne("n", "N", 1), ""},
+		{"at least one: 0", servicecmd.AtLeastOne("n", "N", 0), "--n (N) must be at least 1, got 0"},
+		{"positive: 1ns", servicecmd.Positive("d", "D", 1), ""},
+		{"positive: 0", servicecmd.Positive("d", "D", 0), "--d (D) must be positive, got 0s"},
+		{"not negative: 0", servicecmd.NotNegative("d", "D", 0), ""},
+		{"not negative: -1s", servicecmd.NotNegative("d", "D", -time.Second), "--d (D) must not be negative, got -1s"},
+	}
+	for _, tc := range tests {
+		got := ""
+		if tc.err != nil {
+			got = tc.err.Error()
+		}
+		if got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
 func TestParseErrorsAndHelp(t *testing.T) {
 	none := lookupIn(nil)
 	for _, args := range [][]string{{"--concurrency", "0"}, {"--max-attempts", "0"}, {"--shutdown-timeout", "-1s"}, {"--log-level", "loud"}, {"extra"}, {"--nope"}} {

@@ -2,13 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/services/order/service"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -63,6 +69,29 @@ func TestParseConfig(t *testing.T) {
 		{"bad duration in the environment", nil, map[string]string{"STEP_TIMEOUT": "soon"}, nil, "STEP_TIMEOUT"},
 		{"bad log level", []string{"--log-level", "loud"}, nil, nil, "log-level"},
 		{"stray argument", []string{"--data-dir", "d", "extra"}, nil, nil, "unexpected arguments"},
+		// 0 or a negative value where it means nothing: refused, naming
+		// the flag and its variable, instead of quietly taking a default.
+		{"zero step timeout", []string{"--step-timeout", "0"}, nil, nil, "--step-timeout (STEP_TIMEOUT) must be positive, got 0s"},
+		{"zero step timeout from the environment", nil, map[string]string{"STEP_TIMEOUT": "0s"}, nil, "--step-timeout (STEP_TIMEOUT) must be positive, got 0s"},
+		{"negative step timeout", []string{"--step-timeout", "-1s"}, nil, nil, "--step-timeout (STEP_TIMEOUT) must be positive, got -1s"},
+		{"zero shutdown timeout", []string{"--shutdown-timeout", "0"}, nil, nil, "--shutdown-timeout (SHUTDOWN_TIMEOUT) must be positive, got 0s"},
+		{"zero concurrency", nil, map[string]string{"CONCURRENCY": "0"}, nil, "--concurrency (CONCURRENCY) must be at least 1, got 0"},
+		{"negative max attempts", []string{"--max-attempts", "-2"}, nil, nil, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got -2"},
+		{"negative compensation timeout", []string{"--compensation-timeout", "-5s"}, nil, nil, "--compensation-timeout (COMPENSATION_TIMEOUT) must not be negative, got -5s"},
+		{"negative scan interval", nil, map[string]string{"TIMEOUT_SCAN_INTERVAL": "-1ms"}, nil, "--timeout-scan-interval (TIMEOUT_SCAN_INTERVAL) must not be negative, got -1ms"},
+		{"zero compensation timeout and scan interval keep their documented meaning", []string{"--compensation-timeout", "0", "--timeout-scan-interval", "0"}, nil,
+			func(t *testing.T, c config) {
+				if c.Service.CompensationTimeout != 0 || c.Service.TimeoutScanInterval != 0 {
+					t.Errorf("got %v and %v, want 0 and 0 (the service's defaults)", c.Service.CompensationTimeout, c.Service.TimeoutScanInterval)
+				}
+			}, ""},
+		{"db synchronous OFF", nil, map[string]string{"DB_SYNCHRONOUS": "OFF"}, nil, `--db-synchronous (DB_SYNCHRONOUS) must be NORMAL or FULL, got "OFF"`},
+		{"db synchronous flag", []string{"--db-synchronous", "extra"}, nil, nil, `--db-synchronous (DB_SYNCHRONOUS) must be NORMAL or FULL, got "extra"`},
+		{"db synchronous full", []string{"--db-synchronous", "full"}, nil, func(t *testing.T, c config) {
+			if c.Service.Synchronous != "full" {
+				t.Errorf("got %q, want full", c.Service.Synchronous)
+			}
+		}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,5 +121,49 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}
+	}
+}
+
+// rebuild-projections on a data directory without order.db fails, naming
+// the file, and does not create it; on a real one it rebuilds.
+func TestRebuildProjectionsCommand(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	none := func(string) (string, bool) { return "", false }
+	ctx := context.Background()
+
+	wrong := filepath.Join(t.TempDir(), "wrong")
+	var stderr bytes.Buffer
+	err := run(ctx, []string{"rebuild-projections", "--data-dir", wrong}, none, &stderr)
+	dbPath := filepath.Join(wrong, service.DBFile)
+	if err == nil || !strings.Contains(err.Error(), dbPath) {
+		t.Errorf("rebuild-projections --data-dir %s: got %v, want an error naming %s", wrong, err, dbPath)
+	}
+	if strings.Contains(stderr.String(), "projections rebuilt") {
+		t.Errorf("log: got %q, want no \"projections rebuilt\"", stderr.String())
+	}
+	if _, statErr := os.Stat(wrong); !errors.Is(statErr, fs.ErrNotExist) {
+		t.Errorf("%s after the failed rebuild: got %v, want it still missing", wrong, statErr)
+	}
+	empty := t.TempDir()
+	if err := run(ctx, []string{"rebuild-projections", "--data-dir", empty}, none, io.Discard); err == nil {
+		t.Errorf("rebuild-projections in an empty directory: got nil error, want one")
+	}
+	if _, statErr := os.Stat(filepath.Join(empty, service.DBFile)); !errors.Is(statErr, fs.ErrNotExist) {
+		t.Errorf("%s after the failed rebuild: got %v, want it not created", service.DBFile, statErr)
+	}
+
+	// A real database: the service creates it, the command rebuilds it.
+	dir := t.TempDir()
+	svc, err := service.New(ctx, service.Config{QueueURL: "memory://", DataDir: dir, HTTPAddr: "127.0.0.1:0", AdminAddr: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Close()
+	stderr.Reset()
+	if err := run(ctx, []string{"rebuild-projections", "--data-dir", dir}, none, &stderr); err != nil {
+		t.Fatalf("rebuild-projections on a real database: got %v, want nil", err)
+	}
+	if !strings.Contains(stderr.String(), "projections rebuilt") {
+		t.Errorf("log: got %q, want \"projections rebuilt\"", stderr.String())
 	}
 }

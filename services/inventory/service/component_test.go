@@ -8,6 +8,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/pkg/servicehost/hosttest"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
@@ -143,6 +144,18 @@ func TestUndecodableMessageIsDeadLettered(t *testing.T) {
 	h.Quiet(100 * time.Millisecond)
 }
 
+// The order service's poison fault publishes servicedb.PoisonMessage as a
+// ReserveStock onto inventory.commands: inventory dead-letters it at once.
+func TestOrderPoisonIsDeadLettered(t *testing.T) {
+	h := start(t)
+	msg := servicedb.PoisonMessage(contracts.TypeReserveStock)
+	if err := h.Queue.Publisher().Publish(contracts.TopicInventoryCommands, msg); err != nil {
+		t.Fatal(err)
+	}
+	h.WaitDeadLetter(contracts.TopicInventoryCommands, msg.UUID, 1)
+	h.Quiet(100 * time.Millisecond)
+}
+
 func TestCrashPoints(t *testing.T) {
 	for _, flag := range []string{faults.CrashMidHandler, faults.CrashAfterCommit} {
 		t.Run(flag, func(t *testing.T) {
@@ -172,6 +185,8 @@ func TestPoisonAndRestock(t *testing.T) {
 		{"/stock/NOPE/restock", `{"quantity":5}`, 404},
 		{"/stock/SKU-5/restock", `{"quantity":0}`, 400},
 		{"/stock/SKU-5/restock", `{}`, 400},
+		{"/stock/SKU-5/restock", `{"quantity":1}]]]`, 400}, // trailing data
+		{"/stock/SKU-5/restock", `{"quantity":1}}`, 400},
 		{"/stock/SKU-5/restock", `{"quantity":9223372036854775807}`, 400}, // would overflow the stock
 	} {
 		if code := h.Send(http.MethodPost, tc.path, tc.body); code != tc.want {

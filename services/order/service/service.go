@@ -19,9 +19,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -55,6 +57,14 @@ const Name = "order"
 
 // DBFile is the name of the service's database in its data directory.
 const DBFile = "order.db"
+
+// PoisonTopic and PoisonType are where the poison fault publishes its
+// unreadable message: a command the order service emits, which inventory
+// consumes and dead-letters (order.events has no consumer to do so).
+const (
+	PoisonTopic = contracts.TopicInventoryCommands
+	PoisonType  = contracts.TypeReserveStock
+)
 
 // Defaults of Config.
 const (
@@ -368,8 +378,8 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 			return nil, err
 		}
 	}
-	s.poison = servicehost.PoisonFault(s.faults, cfg.Logger, contracts.TopicOrderEvents, func(ctx context.Context) (string, error) {
-		return s.store.EmitPoison(ctx, contracts.TopicOrderEvents, contracts.TypeOrderPlaced)
+	s.poison = servicehost.PoisonFault(s.faults, cfg.Logger, PoisonTopic, func(ctx context.Context) (string, error) {
+		return s.store.EmitPoison(ctx, PoisonTopic, PoisonType)
 	})
 	if err := s.faults.OnChange(faults.Poison, s.poison); err != nil {
 		return nil, err
@@ -572,12 +582,23 @@ func (s *Service) Close() {
 // RebuildProjections recomputes the order list, the status counts and the
 // deadline index of the database in dataDir from its event store, and
 // returns the number of orders. Run it while the service is stopped (or
-// use the admin API's POST /projections/rebuild on a running one).
+// use the admin API's POST /projections/rebuild on a running one). A data
+// directory without DBFile is an error: the database is not created (a
+// mistyped --data-dir would otherwise "rebuild" an empty new one).
 func RebuildProjections(ctx context.Context, dataDir string) (int, error) {
 	if strings.TrimSpace(dataDir) == "" {
 		dataDir = DefaultDataDir
 	}
-	db, err := adapters.OpenDB(ctx, filepath.Join(dataDir, DBFile), adapters.DBConfig{})
+	path := filepath.Join(dataDir, DBFile)
+	if fi, err := os.Stat(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, fmt.Errorf("rebuild projections: no order database %s (is the data directory right?)", path)
+		}
+		return 0, fmt.Errorf("rebuild projections: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return 0, fmt.Errorf("rebuild projections: %s is not a database file", path)
+	}
+	db, err := adapters.OpenDB(ctx, path, adapters.DBConfig{})
 	if err != nil {
 		return 0, err
 	}

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/services/order/service"
 )
 
@@ -335,4 +338,80 @@ func openQueue(t *testing.T, url string) *queue.Queue {
 	}
 	t.Cleanup(func() { _ = q.Close() })
 	return q
+}
+
+// The poison fault publishes one unreadable message onto a topic the order
+// service emits and that has a consumer to dead-letter it: inventory's
+// commands, as a ReserveStock (order.events has no consumer group). The
+// inventory service's component test checks that it dead-letters that
+// message (servicedb.PoisonMessage).
+func TestPoisonGoesToAConsumedTopic(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q := openQueue(t, "memory://")
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	received := make(chan *message.Message, 10)
+	for _, topic := range []string{contracts.TopicInventoryCommands, contracts.TopicOrderEvents} {
+		msgs, err := sub.Subscribe(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for m := range msgs {
+				m.Ack()
+				m.Metadata.Set("test_topic", topic)
+				received <- m
+			}
+		}()
+	}
+	svc, err := service.New(ctx, service.Config{Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	req, err := http.NewRequest(http.MethodPut, "http://"+svc.AdminAddr()+"/faults/poison", strings.NewReader(`{"value":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("PUT /faults/poison: got %d, want 200", res.StatusCode)
+	}
+	select {
+	case m := <-received:
+		if got := m.Metadata.Get("test_topic"); got != contracts.TopicInventoryCommands {
+			t.Errorf("poison topic: got %s, want %s (a topic with a consumer to dead-letter it)", got, contracts.TopicInventoryCommands)
+		}
+		if got := m.Metadata.Get(contracts.MetadataType); got != contracts.TypeReserveStock {
+			t.Errorf("poison type: got %q, want %q", got, contracts.TypeReserveStock)
+		}
+		if _, err := contracts.Decode(m.Metadata, m.Payload); !errors.Is(err, contracts.ErrUndecodable) {
+			t.Errorf("poison: got decoding error %v, want ErrUndecodable", err)
+		}
+		if m.Metadata.Get(servicedb.MetadataPoison) != "true" {
+			t.Errorf("poison metadata: got %v, want %s=true", m.Metadata, servicedb.MetadataPoison)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no poison message within 10s")
+	}
+	if svc.Faults().Bool(faults.Poison) {
+		t.Error("poison flag: got true, want it back to false")
+	}
 }

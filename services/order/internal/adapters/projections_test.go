@@ -162,17 +162,25 @@ func TestListOrdersPagination(t *testing.T) {
 		name  string
 		f     app.ListFilter
 		field string
+		want  string // the *app.QueryError's message
 	}{
-		{"unknown status", app.ListFilter{Status: "NOPE"}, "status"},
-		{"limit too large", app.ListFilter{Limit: app.MaxPageSize + 1}, "limit"},
-		{"negative limit", app.ListFilter{Limit: -1}, "limit"},
-		{"bad cursor", app.ListFilter{Cursor: "%%%"}, "cursor"},
+		{"unknown status", app.ListFilter{Status: "NOPE"}, "status",
+			`query parameter status must be one of [PENDING STOCK_RESERVED PAYMENT_CHARGED CANCELLING COMPLETED CANCELLED REJECTED], got "NOPE"`},
+		{"limit too large", app.ListFilter{Limit: app.MaxPageSize + 1}, "limit", "query parameter limit must be between 1 and 500, got 501"},
+		{"negative limit", app.ListFilter{Limit: -1}, "limit", "query parameter limit must be between 1 and 500, got -1"},
+		{"limit of zero given", app.ListFilter{Limit: 0, LimitGiven: true}, "limit", "query parameter limit must be between 1 and 500, got 0"},
+		{"bad cursor", app.ListFilter{Cursor: "%%%"}, "cursor", `query parameter cursor must be the next_cursor of a previous page, got "%%%"`},
 	}
 	for _, tc := range bad {
 		_, err := env.App.Queries.ListOrders.Handle(ctx, tc.f)
-		var ve *domain.ValidationError
-		if !errors.As(err, &ve) || ve.Fields[0].Field != tc.field {
-			t.Errorf("%s: got %v, want a validation error on %q", tc.name, err, tc.field)
+		var qe *app.QueryError
+		if !errors.As(err, &qe) || qe.Params[0].Field != tc.field {
+			t.Errorf("%s: got %v, want a query error on %q", tc.name, err, tc.field)
+		} else if got := qe.Error(); got != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
+		}
+		if !errors.Is(err, app.ErrInvalidQuery) || errors.Is(err, domain.ErrInvalidOrder) {
+			t.Errorf("%s: got %v, want it to match ErrInvalidQuery and not ErrInvalidOrder", tc.name, err)
 		}
 		// Handle's doc promises that a bad cursor, and only it, matches
 		// ErrInvalidCursor.

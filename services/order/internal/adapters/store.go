@@ -5,13 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
@@ -319,15 +314,11 @@ func (s *Store) StatusCounts(ctx context.Context) (map[domain.Status]int64, erro
 	return out, nil
 }
 
-// EmitPoison stores one unreadable message for topic in the outbox, in its
-// own transaction, for the poison fault: its consumers must dead-letter it.
-// typ is the message type it claims to be.
+// EmitPoison stores one unreadable message (servicedb.PoisonMessage) for
+// topic in the outbox, in its own transaction, for the poison fault: its
+// consumers must dead-letter it. typ is the message type it claims to be.
 func (s *Store) EmitPoison(ctx context.Context, topic, typ string) (string, error) {
-	msg := message.NewMessage(watermill.NewUUID(), []byte("\x00poison: this is not a JSON object"))
-	msg.Metadata.Set(contracts.MetadataType, typ)
-	msg.Metadata.Set(contracts.MetadataSchemaVersion, strconv.Itoa(contracts.SchemaVersion))
-	msg.Metadata.Set(contracts.MetadataMessageID, msg.UUID)
-	msg.Metadata.Set("poison", "true")
+	msg := servicedb.PoisonMessage(typ)
 	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return s.outbox.Store(ctx, tx, topic, msg)
 	})

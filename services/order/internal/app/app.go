@@ -27,7 +27,8 @@ import (
 // the scope of its inbox.
 const ConsumerGroup = "order"
 
-// Errors of the application layer. Ports map them to statuses with
+// Errors of the application layer (with ErrInvalidQuery and
+// ErrInvalidCursor of the queries). Ports map them to statuses with
 // errors.Is; domain errors (domain.ErrInvalidOrder, domain.ErrNotCancellable,
 // domain.ErrInvalidReply) pass through unchanged.
 var (

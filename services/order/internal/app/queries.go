@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -72,8 +73,12 @@ type EventRecord struct {
 type ListFilter struct {
 	// Status keeps the orders in that status; "" keeps all.
 	Status domain.Status
-	// Limit is the page size, 1 to MaxPageSize; 0 means DefaultPageSize.
+	// Limit is the page size, 1 to MaxPageSize; 0 means DefaultPageSize
+	// unless LimitGiven.
 	Limit int
+	// LimitGiven says a client gave Limit (GET /orders?limit=): then 0
+	// is out of range, not the default.
+	LimitGiven bool
 	// Cursor continues after the last order of a previous page; "" starts
 	// at the newest order.
 	Cursor string
@@ -92,6 +97,33 @@ const (
 // ErrInvalidCursor: the cursor of a list request was not made by
 // ListOrders.
 var ErrInvalidCursor = errors.New("invalid cursor")
+
+// ErrInvalidQuery: a parameter of a list request (status, limit, cursor)
+// is out of range. The error is a *QueryError naming each one at fault.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// QueryError lists every parameter of a list request at fault, named as
+// on the wire ("limit", "cursor"), each with what the client sent. It
+// matches ErrInvalidQuery with errors.Is.
+type QueryError struct {
+	Params []domain.FieldError
+}
+
+// Error reads "query parameter limit must be between 1 and 500, got 0",
+// the parameters joined by "; ".
+func (e *QueryError) Error() string {
+	var b strings.Builder
+	for i, p := range e.Params {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString("query parameter " + p.Field + " " + p.Problem)
+	}
+	return b.String()
+}
+
+// Is reports whether target is ErrInvalidQuery.
+func (e *QueryError) Is(target error) bool { return target == ErrInvalidQuery }
 
 // OrderPage is one page of the order list. NextCursor is "" on the last page.
 type OrderPage struct {
@@ -164,32 +196,33 @@ func NewListOrdersHandler(rm ReadModel) (ListOrdersHandler, error) {
 	return ListOrdersHandler{rm: rm}, nil
 }
 
-// Handle returns one page. A bad status or limit is a
-// *domain.ValidationError naming "status" or "limit"; a bad cursor one
-// naming "cursor" that also matches ErrInvalidCursor.
+// Handle returns one page. A bad status, limit or cursor is a *QueryError
+// (ErrInvalidQuery) naming each; a bad cursor also matches
+// ErrInvalidCursor.
 func (h ListOrdersHandler) Handle(ctx context.Context, f ListFilter) (OrderPage, error) {
 	if h.rm == nil {
 		return OrderPage{}, errors.New("list orders: handler not initialised")
 	}
-	var v domain.ValidationError
+	var q QueryError
 	if f.Status != "" && !validStatus(f.Status) {
-		v.Fields = append(v.Fields, domain.FieldError{Field: "status", Problem: fmt.Sprintf("must be one of %v, got %q", Statuses(), f.Status)})
+		q.Params = append(q.Params, domain.FieldError{Field: "status", Problem: fmt.Sprintf("must be one of %v, got %q", Statuses(), f.Status)})
 	}
-	if f.Limit < 0 || f.Limit > MaxPageSize {
-		v.Fields = append(v.Fields, domain.FieldError{Field: "limit", Problem: fmt.Sprintf("must be between 1 and %d, got %d", MaxPageSize, f.Limit)})
+	if f.Limit < 0 || f.Limit > MaxPageSize || (f.Limit == 0 && f.LimitGiven) {
+		q.Params = append(q.Params, domain.FieldError{Field: "limit", Problem: fmt.Sprintf("must be between 1 and %d, got %d", MaxPageSize, f.Limit)})
 	}
-	if len(v.Fields) > 0 {
-		return OrderPage{}, &v
+	if len(q.Params) > 0 {
+		return OrderPage{}, &q
 	}
 	if f.Limit == 0 {
 		f.Limit = DefaultPageSize
 	}
 	p, err := h.rm.Orders(ctx, f)
 	if errors.Is(err, ErrInvalidCursor) {
-		// Both wrapped: errors.As finds the field for the HTTP problem,
-		// errors.Is still finds ErrInvalidCursor.
-		return OrderPage{}, fmt.Errorf("list orders: %w: %w", err,
-			&domain.ValidationError{Fields: []domain.FieldError{{Field: "cursor", Problem: err.Error()}}})
+		// Both wrapped: errors.As finds the parameter for the HTTP
+		// problem, errors.Is still finds ErrInvalidCursor.
+		return OrderPage{}, fmt.Errorf("list orders: %w: %w", err, &QueryError{Params: []domain.FieldError{{
+			Field: "cursor", Problem: fmt.Sprintf("must be the next_cursor of a previous page, got %q", f.Cursor),
+		}}})
 	}
 	if err != nil {
 		return OrderPage{}, fmt.Errorf("list orders: %w", err)

@@ -277,7 +277,7 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(err, body)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &malformedError{Detail: "data after the JSON object"}
@@ -285,8 +285,9 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	return nil
 }
 
-// jsonError turns a decoding error into a malformedError naming the field.
-func jsonError(err error) error {
+// jsonError turns a decoding error of body into a malformedError naming
+// the field as on the wire.
+func jsonError(err error, body []byte) error {
 	var (
 		syntax *json.SyntaxError
 		typ    *json.UnmarshalTypeError
@@ -298,7 +299,7 @@ func jsonError(err error) error {
 		if typ.Field == "" {
 			return &malformedError{Detail: fmt.Sprintf("want a JSON object, got %s", typ.Value)}
 		}
-		return &malformedError{Field: typ.Field, Detail: fmt.Sprintf("must be of type %s, got %s", jsonType(typ.Type.Kind().String()), typ.Value)}
+		return &malformedError{Field: wireField(body, typ), Detail: fmt.Sprintf("must be of type %s, got %s", jsonType(typ.Type.Kind().String()), typ.Value)}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &malformedError{Detail: "truncated JSON"}
 	}
@@ -306,6 +307,106 @@ func jsonError(err error) error {
 		return &malformedError{Field: strings.Trim(f, `"`), Detail: "is not a known field"}
 	}
 	return &malformedError{Detail: err.Error()}
+}
+
+// wireField names the field of a type error as on the wire, array
+// indexes included ("items[1].quantity"): encoding/json's Field leaves
+// them out ("items.quantity"). It finds the value at the error's offset
+// in body; if that path does not match Field (minus the indexes), it
+// keeps Field.
+func wireField(body []byte, typ *json.UnmarshalTypeError) string {
+	path, ok := pathAt(body, typ.Offset)
+	if !ok || stripIndexes(path) != typ.Field {
+		return typ.Field
+	}
+	return path
+}
+
+// pathAt returns the path ("items[1].quantity") of the first value of the
+// JSON document body that ends at or after offset, or that a '{' or '['
+// ending there opens: where encoding/json reports a type error.
+func pathAt(body []byte, offset int64) (string, bool) {
+	type level struct {
+		array   bool
+		index   int    // of the current element, in an array
+		key     string // of the current member, in an object
+		wantKey bool   // in an object: the next token is a key or '}'
+	}
+	var stack []level
+	path := func() string {
+		var b strings.Builder
+		for i, l := range stack {
+			switch {
+			case l.array:
+				b.WriteString("[" + strconv.Itoa(l.index) + "]")
+			case i > 0:
+				b.WriteString("." + l.key)
+			default:
+				b.WriteString(l.key)
+			}
+		}
+		return b.String()
+	}
+	// valueDone moves the innermost container past the value just read.
+	valueDone := func() {
+		if n := len(stack); n > 0 {
+			if stack[n-1].array {
+				stack[n-1].index++
+			} else {
+				stack[n-1].wantKey = true
+			}
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		d, isDelim := tok.(json.Delim)
+		if n := len(stack); n > 0 && !stack[n-1].array && stack[n-1].wantKey {
+			if isDelim { // '}'
+				stack = stack[:n-1]
+				valueDone()
+				continue
+			}
+			stack[n-1].key, stack[n-1].wantKey = tok.(string), false
+			continue
+		}
+		if isDelim && d == ']' {
+			stack = stack[:len(stack)-1]
+			valueDone()
+			continue
+		}
+		if dec.InputOffset() >= offset {
+			return path(), true
+		}
+		if isDelim { // '{' or '['
+			stack = append(stack, level{array: d == '[', wantKey: d == '{'})
+			continue
+		}
+		valueDone()
+	}
+}
+
+// stripIndexes drops the array indexes of a path: "items[1].quantity"
+// becomes "items.quantity", as encoding/json names fields.
+func stripIndexes(path string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(path, '[')
+		if i < 0 {
+			b.WriteString(path)
+			return b.String()
+		}
+		b.WriteString(path[:i])
+		j := strings.IndexByte(path[i:], ']')
+		if j < 0 {
+			return path // not a path pathAt made
+		}
+		path = path[i+j+1:]
+	}
 }
 
 func jsonType(kind string) string {
@@ -390,10 +491,7 @@ func (s *httpServer) listOrders(c echo.Context) error {
 		if err != nil {
 			return &malformedError{Field: "limit", Detail: fmt.Sprintf("must be an integer, got %q", l)}
 		}
-		if n == 0 {
-			n = -1 // explicit 0 is out of range, not "default"
-		}
-		f.Limit = n
+		f.Limit, f.LimitGiven = n, true // an explicit 0 is out of range, not the default
 	}
 	if since := c.QueryParam("placed_since"); since != "" {
 		t, err := time.Parse(time.RFC3339Nano, since)
@@ -497,6 +595,7 @@ func problemFor(err error) Problem {
 		malformed *malformedError
 		tooLarge  *tooLargeError
 		invalid   *domain.ValidationError
+		query     *app.QueryError
 		httpErr   *echo.HTTPError
 	)
 	switch {
@@ -511,6 +610,12 @@ func problemFor(err error) Problem {
 	case errors.As(err, &invalid):
 		p := Problem{Type: problemTypeValidation, Title: "Invalid request", Status: http.StatusUnprocessableEntity, Detail: invalid.Error()}
 		for _, f := range invalid.Fields {
+			p.Errors = append(p.Errors, FieldProblem{Field: f.Field, Detail: f.Problem})
+		}
+		return p
+	case errors.As(err, &query):
+		p := Problem{Type: problemTypeValidation, Title: "Invalid request", Status: http.StatusUnprocessableEntity, Detail: query.Error()}
+		for _, f := range query.Params {
 			p.Errors = append(p.Errors, FieldProblem{Field: f.Field, Detail: f.Problem})
 		}
 		return p

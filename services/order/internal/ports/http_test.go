@@ -225,7 +225,9 @@ func TestProblems(t *testing.T) {
 		{"empty body", "POST", "/orders", ``, nil, 400, ""},
 		{"trailing data", "POST", "/orders", validOrder + `{}`, nil, 400, ""},
 		{"unknown field", "POST", "/orders", `{"customer_id":"c","items":[],"coupon":"x"}`, nil, 400, "coupon"},
-		{"quantity of the wrong type", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":"2"}]}`, nil, 400, "items.quantity"},
+		{"quantity of the wrong type", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":"2"}]}`, nil, 400, "items[0].quantity"},
+		{"quantity of the wrong type in the second item", "POST", "/orders",
+			`{"customer_id":"c","items":[{"sku":"SKU-1","quantity":1},{"sku":"SKU-2","quantity":"2"}]}`, nil, 400, "items[1].quantity"},
 		{"negative quantity", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":-1}]}`, nil, 422, "items[0].quantity"},
 		{"unknown SKU", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"NOPE","quantity":1}]}`, nil, 422, "items[0].sku"},
 		{"no items", "POST", "/orders", `{"customer_id":"c","items":[]}`, nil, 422, "items"},
@@ -268,6 +270,59 @@ func TestProblems(t *testing.T) {
 	}
 	if n := len(a.env.OutboxTypes(first.ID)); n != 2 {
 		t.Errorf("outbox of the first order: got %d messages, want 2 (refused requests stored nothing)", n)
+	}
+}
+
+// Problem details say what the client sent and name the field or query
+// parameter as on the wire, without the "invalid order" of a placed
+// order's validation.
+func TestProblemDetails(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		field, detail            string
+	}{
+		{"limit zero", "GET", "/orders?limit=0", "", 422, "limit",
+			"query parameter limit must be between 1 and 500, got 0"},
+		{"limit negative", "GET", "/orders?limit=-3", "", 422, "limit",
+			"query parameter limit must be between 1 and 500, got -3"},
+		{"limit too large", "GET", "/orders?limit=501", "", 422, "limit",
+			"query parameter limit must be between 1 and 500, got 501"},
+		{"bad cursor", "GET", "/orders?cursor=garbage", "", 422, "cursor",
+			`query parameter cursor must be the next_cursor of a previous page, got "garbage"`},
+		{"unknown status", "GET", "/orders?status=shipped", "", 422, "status",
+			`query parameter status must be one of [PENDING STOCK_RESERVED PAYMENT_CHARGED CANCELLING COMPLETED CANCELLED REJECTED], got "SHIPPED"`},
+		{"status and limit", "GET", "/orders?status=NOPE&limit=0", "", 422, "status",
+			`query parameter status must be one of [PENDING STOCK_RESERVED PAYMENT_CHARGED CANCELLING COMPLETED CANCELLED REJECTED], got "NOPE"; ` +
+				"query parameter limit must be between 1 and 500, got 0"},
+		{"quantity of the wrong type", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":1},{"sku":"SKU-2","quantity":"2"}]}`,
+			400, "items[1].quantity", "malformed request: items[1].quantity: must be of type integer, got string"},
+		{"item not an object", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":1},7]}`,
+			400, "items[1]", "malformed request: items[1]: must be of type object, got number"},
+		{"items not an array", "POST", "/orders", `{"customer_id":"c","items":{"sku":"SKU-1"}}`,
+			400, "items", "malformed request: items: must be of type array, got object"},
+		{"address field of the wrong type", "POST", "/orders", `{"customer_id":"c","items":[],"shipping_address":{"name":["x"]}}`,
+			400, "shipping_address.name", "malformed request: shipping_address.name: must be of type string, got array"},
+		{"quantity after a nested value", "POST", "/orders", `{"customer_id":"c","shipping_address":{"name":"n"},"items":[{"sku":"a","quantity":1},{"sku":"b","quantity":2},{"quantity":true}]}`,
+			400, "items[2].quantity", "malformed request: items[2].quantity: must be of type integer, got bool"},
+		{"placed order validation keeps its prefix", "POST", "/orders", `{"customer_id":"c","items":[{"sku":"SKU-1","quantity":-1}]}`,
+			422, "items[0].quantity", "invalid order: items[0].quantity must be positive, got -1; items total must be positive"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.do(tc.method, tc.path, tc.body, nil)
+			if r.status != tc.status {
+				t.Fatalf("status: got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			p := r.problem(t)
+			if p.Field != tc.field {
+				t.Errorf("field: got %q, want %q", p.Field, tc.field)
+			}
+			if p.Detail != tc.detail {
+				t.Errorf("detail:\n got %q\nwant %q", p.Detail, tc.detail)
+			}
+		})
 	}
 }
 
