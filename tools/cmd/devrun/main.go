@@ -1,8 +1,19 @@
 // Command devrun starts orderflow's processes side by side for local use
 // (`go tool task run`): each service is its own OS process on the embedded
 // SQLite queue under one data directory, its output prefixed with its name.
+//
+// A process that fails (a non-zero exit status, or a signal devrun did not
+// send: the crash_* fault flags exit 3 on purpose) is started again after a
+// delay that doubles with each failure within --restart-window, like
+// docker-compose.yml's restart: on-failure. One that fails more than
+// --restart-limit times within the window makes devrun give up: it stops
+// the others and exits 1, so that a service that cannot start (bad
+// configuration, port in use) ends the run with its error in view. A
+// process that exits 0 without being asked to is left stopped.
+//
 // SIGINT or SIGTERM stops every process with SIGTERM and waits for them; a
-// process that does not stop within the grace period is killed.
+// process that does not stop within the grace period is killed. Nothing is
+// started again once the stop has begun.
 package main
 
 import (
@@ -36,6 +47,10 @@ type config struct {
 	binDir   string
 	services []string
 	grace    time.Duration
+
+	restartDelay  time.Duration // before the first restart within the window
+	restartLimit  int           // restarts allowed within restartWindow
+	restartWindow time.Duration
 }
 
 func parseFlags(args []string) (config, error) {
@@ -46,20 +61,63 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&cfg.binDir, "bin-dir", "bin", "directory holding the built binaries")
 	fs.StringVar(&services, "services", "order,inventory,payment,shipping,console", "comma-separated processes to start; missing binaries are skipped with a note")
 	fs.DurationVar(&cfg.grace, "grace", 15*time.Second, "how long to wait for a clean stop before SIGKILL")
+	fs.DurationVar(&cfg.restartDelay, "restart-delay", time.Second, "wait before starting a failed process again; doubles with each further failure within --restart-window")
+	fs.IntVar(&cfg.restartLimit, "restart-limit", 3, "restarts of one process allowed within --restart-window; one more failure stops everything (exit 1); 0 never restarts")
+	fs.DurationVar(&cfg.restartWindow, "restart-window", 30*time.Second, "how far back failures count towards --restart-limit and the doubling of --restart-delay")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: devrun [flags]\n\nStarts the orderflow processes on embedded SQLite and stops them together on Ctrl-C.\n\n")
+		fmt.Fprintf(fs.Output(), `Usage: devrun [flags]
+
+Starts the orderflow processes on embedded SQLite and stops them together on
+Ctrl-C (exit 0).
+
+A process that fails (non-zero exit status, or killed by a signal devrun did
+not send) is started again after --restart-delay, doubled for each further
+failure within --restart-window, like compose's restart: on-failure. After
+--restart-limit restarts within the window, one more failure stops every
+process and devrun exits 1. A process that exits 0 on its own stays stopped.
+A restarted service starts with the fault flags of its environment: flags
+set at run time through its admin API (crash_after_commit, …) are off again.
+
+Each process gets devrun's environment with DATA_DIR (--data-dir), and
+unless they are set QUEUE_URL (the SQLite file queue.db there),
+OTEL_EXPORTER_OTLP_ENDPOINT (http://127.0.0.1:4318) and GOMAXPROCS=1; then
+<NAME>_<VAR> as <VAR> for the process NAME alone, over all of those:
+ORDER_HTTP_ADDR=127.0.0.1:9080 moves order only, PAYMENT_LOG_LEVEL=debug
+is for payment.
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	for _, s := range strings.Split(services, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			cfg.services = append(cfg.services, s)
 		}
 	}
+	var errs []error
 	if len(cfg.services) == 0 {
-		return config{}, errors.New("--services names no process")
+		errs = append(errs, errors.New("--services names no process"))
+	}
+	if cfg.grace < 0 {
+		errs = append(errs, fmt.Errorf("--grace %s: must not be negative", cfg.grace))
+	}
+	if cfg.restartDelay < 0 {
+		errs = append(errs, fmt.Errorf("--restart-delay %s: must not be negative", cfg.restartDelay))
+	}
+	if cfg.restartLimit < 0 {
+		errs = append(errs, fmt.Errorf("--restart-limit %d: must not be negative", cfg.restartLimit))
+	}
+	if cfg.restartWindow <= 0 {
+		errs = append(errs, fmt.Errorf("--restart-window %s: must be positive", cfg.restartWindow))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return config{}, err
 	}
 	return cfg, nil
 }
@@ -80,102 +138,261 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("create data dir: %w", err)
 	}
 
-	var outMu sync.Mutex
 	width := 0
 	for _, s := range cfg.services {
 		width = max(width, len(s))
 	}
-	procs := make([]*process, 0, len(cfg.services))
-	exited := make(chan string, len(cfg.services))
-	var wg sync.WaitGroup
+	s := &supervisor{
+		cfg:      cfg,
+		out:      out,
+		stopping: make(chan struct{}),
+		failed:   make(chan error, len(cfg.services)),
+	}
+	var children []*child
 	for _, name := range cfg.services {
 		bin := filepath.Join(cfg.binDir, name)
 		if _, err := os.Stat(bin); err != nil {
 			fmt.Fprintf(out, "devrun: %s not built (%s), skipping\n", name, bin)
 			continue
 		}
-		cmd := exec.Command(bin)
-		cmd.Env = append(os.Environ(),
-			"QUEUE_URL="+envOr("QUEUE_URL", "sqlite://"+filepath.Join(dataDir, "queue.db")),
-			"DATA_DIR="+dataDir,
-			// Where Jaeger (docker compose up jaeger, or a local build)
-			// listens for OTLP over HTTP; the services say once a minute
-			// if nothing is there.
-			"OTEL_EXPORTER_OTLP_ENDPOINT="+envOr("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
-			// One P per process: the processes take turns with the queue
-			// file's write lock, and a writer whose P was handed away
-			// during a long cgo call waits for one while holding it. On 2
-			// cores this measured ×1.1–1.2 orders/s and a lower p99 in
-			// every alternating pair (docs/benchmarks.md). Set GOMAXPROCS
-			// to override.
-			"GOMAXPROCS="+envOr("GOMAXPROCS", "1"),
-		)
-		prefix := fmt.Sprintf("%-*s | ", width, name)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		cmd.Stderr = cmd.Stdout
-		if err := cmd.Start(); err != nil {
-			stopAll(procs, cfg.grace)
-			return fmt.Errorf("start %s: %w", name, err)
-		}
-		proc := &process{cmd: cmd, done: make(chan struct{})}
-		procs = append(procs, proc)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(proc.done)
-			copyPrefixed(stdout, out, &outMu, prefix)
-			err := cmd.Wait()
-			outMu.Lock()
-			fmt.Fprintf(out, "%sexited: %v\n", prefix, exitText(err))
-			outMu.Unlock()
-			exited <- name
-		}()
+		children = append(children, &child{
+			name:   name,
+			bin:    bin,
+			prefix: fmt.Sprintf("%-*s | ", width, name),
+			env:    childEnv(name, os.Environ(), dataDir),
+		})
 	}
-	if len(procs) == 0 {
+	if len(children) == 0 {
 		return errors.New("nothing to run: build the binaries first (go tool task build)")
 	}
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case name := <-exited:
-		runErr = fmt.Errorf("%s stopped unexpectedly; stopping the others", name)
+	// Start every process before supervising any, so that a process that
+	// cannot even be started stops the run at once.
+	var startErr error
+	for _, c := range children {
+		p, err := s.start(c)
+		if err != nil {
+			startErr = err
+			break
+		}
+		s.wg.Go(func() { s.supervise(c, p) })
 	}
-	stopAll(procs, cfg.grace)
-	wg.Wait()
+	// allDone closes once every supervisor (and so every process) has
+	// ended: each process exited 0 on its own, or the stop below.
+	allDone := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(allDone)
+	}()
+
+	runErr := startErr
+	if runErr == nil {
+		select {
+		case <-ctx.Done():
+		case runErr = <-s.failed:
+		case <-allDone:
+			s.logf("devrun: every process has stopped")
+		}
+	}
+	close(s.stopping)
+	<-allDone
 	return runErr
 }
 
-// process is a started child; done closes once it has been waited for.
+// child is a process devrun runs, and starts again when it fails.
+type child struct {
+	name, bin, prefix string
+	env               []string
+}
+
+// childEnv is the environment of the process name: devrun's, what devrun
+// sets unless it is set already, then each <NAME>_<VAR> of the environment
+// as <VAR> (the last value of a variable wins).
+func childEnv(name string, environ []string, dataDir string) []string {
+	lookup := func(key, def string) string {
+		for i := len(environ) - 1; i >= 0; i-- {
+			if k, v, _ := strings.Cut(environ[i], "="); k == key && v != "" {
+				return v
+			}
+		}
+		return def
+	}
+	env := append(environ[:len(environ):len(environ)],
+		"QUEUE_URL="+lookup("QUEUE_URL", "sqlite://"+filepath.Join(dataDir, "queue.db")),
+		"DATA_DIR="+dataDir,
+		// Where Jaeger (docker compose up jaeger, or a local build)
+		// listens for OTLP over HTTP; the services say once a minute
+		// if nothing is there.
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+lookup("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+		// One P per process: the processes take turns with the queue
+		// file's write lock, and a writer whose P was handed away
+		// during a long cgo call waits for one while holding it. On 2
+		// cores this measured ×1.1–1.2 orders/s and a lower p99 in
+		// every alternating pair (docs/benchmarks.md). Set GOMAXPROCS
+		// to override.
+		"GOMAXPROCS="+lookup("GOMAXPROCS", "1"),
+	)
+	// One process's own settings: ORDER_HTTP_ADDR is order's HTTP_ADDR.
+	// The prefixed variable stays too (the fault flags read PAYMENT_… etc.
+	// themselves, with the same meaning).
+	prefix := strings.ToUpper(name) + "_"
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && len(k) > len(prefix) && strings.HasPrefix(k, prefix) {
+			env = append(env, k[len(prefix):]+"="+v)
+		}
+	}
+	return env
+}
+
+// maxRestartDelay caps the doubling of --restart-delay.
+const maxRestartDelay = time.Minute
+
+// supervisor runs the children; its goroutines are all counted in wg.
+type supervisor struct {
+	cfg   config
+	out   io.Writer
+	outMu sync.Mutex
+	wg    sync.WaitGroup
+	// stopping closes when devrun stops: every supervise returns after
+	// stopping its process, and none starts one again.
+	stopping chan struct{}
+	// failed receives a child's last failure when devrun gives up on it;
+	// it has room for one per child, so no supervisor blocks on it.
+	failed chan error
+}
+
+// process is a started child; done closes once it has been waited for,
+// err is then cmd.Wait's.
 type process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
+	err  error
 }
 
-// stopAll sends SIGTERM to every process and SIGKILLs those that outlive the
-// grace period. It returns once every process has exited.
-func stopAll(procs []*process, grace time.Duration) {
-	for _, p := range procs {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+func (s *supervisor) logf(format string, args ...any) {
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	fmt.Fprintf(s.out, format+"\n", args...)
+}
+
+// start starts c; a goroutine of s.wg copies its output and waits for it.
+func (s *supervisor) start(c *child) (*process, error) {
+	cmd := exec.Command(c.bin)
+	cmd.Env = c.env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.name, err)
 	}
-	timer := time.NewTimer(grace)
-	defer timer.Stop()
-	expired := false
-	for _, p := range procs {
-		if !expired {
-			select {
-			case <-p.done:
-				continue
-			case <-timer.C:
-				expired = true
-			}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.name, err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	s.wg.Go(func() {
+		defer close(p.done)
+		copyPrefixed(stdout, s.out, &s.outMu, c.prefix)
+		p.err = cmd.Wait()
+		s.logf("%sexited: %s", c.prefix, exitText(p.err))
+	})
+	return p, nil
+}
+
+func (s *supervisor) isStopping() bool {
+	select {
+	case <-s.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// supervise owns c from its start as p until devrun stops or gives up on
+// it: it restarts c when it fails, and stops it when devrun stops. It
+// returns only once c's current process has exited.
+func (s *supervisor) supervise(c *child, p *process) {
+	var failures []time.Time // within the restart window
+	restarts := 0
+	for {
+		select {
+		case <-p.done:
+		case <-s.stopping:
+			s.stop(p)
+			return
 		}
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		if s.isStopping() {
+			return // it exited as devrun began to stop: the stop's doing, or moot
+		}
+		if p.err == nil {
+			s.logf("devrun: %s exited with status 0 on its own; leaving it stopped (only failures are restarted), the others keep running", c.name)
+			return
+		}
+		how := exitHow(p.err)
+		now := time.Now()
+		failures = append(recent(failures, now.Add(-s.cfg.restartWindow)), now)
+		if len(failures) > s.cfg.restartLimit {
+			var err error
+			if s.cfg.restartLimit == 0 {
+				err = fmt.Errorf("%s %s (restarts are off: --restart-limit 0); stopping the others", c.name, how)
+			} else {
+				err = fmt.Errorf("%s %s: %d failures within %s, more than --restart-limit %d allows; giving up and stopping the others",
+					c.name, how, len(failures), s.cfg.restartWindow, s.cfg.restartLimit)
+			}
+			s.failed <- err
+			return
+		}
+		restarts++
+		delay := s.cfg.restartDelay
+		for range len(failures) - 1 {
+			delay = min(2*delay, maxRestartDelay)
+		}
+		delay = max(delay, s.cfg.restartDelay) // --restart-delay above the cap
+		s.logf("devrun: %s %s; restarting in %s (restart %d)", c.name, how, delay, restarts)
+		if code := exitCode(p.err); code == 3 {
+			s.logf("devrun: (status 3 is how the crash_* fault flags exit; fault flags set at run time are not kept, so %s starts with those of its environment: a crash flag set through its admin API is off again)", c.name)
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-timer.C:
+		case <-s.stopping:
+			timer.Stop()
+			return
+		}
+		if s.isStopping() {
+			return // both were ready: the stop wins
+		}
+		np, err := s.start(c)
+		if err != nil {
+			s.failed <- err
+			return
+		}
+		p = np
 	}
+}
+
+// stop sends p SIGTERM and SIGKILLs it if it outlives the grace period;
+// it returns once p has exited.
+func (s *supervisor) stop(p *process) {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	timer := time.NewTimer(s.cfg.grace)
+	defer timer.Stop()
+	select {
+	case <-p.done:
+		return
+	case <-timer.C:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// recent returns the times in ts after since, in place.
+func recent(ts []time.Time, since time.Time) []time.Time {
+	kept := ts[:0]
+	for _, t := range ts {
+		if t.After(since) {
+			kept = append(kept, t)
+		}
+	}
+	return kept
 }
 
 func copyPrefixed(r io.Reader, w io.Writer, mu *sync.Mutex, prefix string) {
@@ -195,9 +412,27 @@ func exitText(err error) string {
 	return err.Error()
 }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
+// exitCode is the exit status in err from cmd.Wait: 0 for nil, -1 when
+// the process was killed by a signal or did not run.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if err == nil {
+		return 0
 	}
-	return def
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+// exitHow says how a process ended, from cmd.Wait's error (not nil).
+func exitHow(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return fmt.Sprintf("was killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
+		}
+		return fmt.Sprintf("exited with status %d", ee.ExitCode())
+	}
+	return fmt.Sprintf("failed: %v", err)
 }
