@@ -12,8 +12,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +31,11 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+// errIncomplete: the run was not interrupted, yet some orders were not
+// placed or did not end within --wait. run returns it (wrapped) after the
+// report, so that scripts see the failure in the exit status.
+var errIncomplete = errors.New("not every order was placed and ended")
 
 // isTerminal reports whether f is a character device (a terminal).
 func isTerminal(f *os.File) bool {
@@ -87,6 +94,14 @@ it looks every tenth of the oldest one's age (waiting between --poll and
 max(--poll, 2s)), so that the looking does not load a saturated system.
 Ctrl-C stops placing, takes one last look and prints what finished.
 
+Exit status: 0 when every order was placed and reached a terminal state
+(completed, cancelled and rejected all count: they are the saga's answers);
+1 when an order could not be placed (place errors) or timed out waiting,
+after the report is printed and --json-out written; 1 for bad flags or when
+looking for terminal orders fails. Interrupted (Ctrl-C or SIGTERM): 0 after
+the report of what finished, whatever it counts ("(interrupted)" on the
+timed-out line, "interrupted": true in JSON).
+
 A failed POST /orders is sent again with the same Idempotency-Key, so it
 never places an order twice. A refusal, 503 or 429 with a Retry-After (the
 order service's answer while MAX_OPEN_ORDERS orders are open), is sent again
@@ -122,8 +137,8 @@ Flags:
 	if fs.NArg() > 0 {
 		return options{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if c.Duration <= 0 && c.Count <= 0 {
-		return options{}, errors.New("set --duration or --count (see --help)")
+	if err := checkFlags(fs, c); err != nil {
+		return options{}, err
 	}
 	if o.quiet {
 		o.progress = "none"
@@ -134,6 +149,54 @@ Flags:
 		return options{}, fmt.Errorf("--progress %q: want auto, line, plain or none", o.progress)
 	}
 	return o, nil
+}
+
+// checkFlags rejects values the flags take but loadgen cannot use, each
+// naming its flag: negative numbers and durations, and a 0 where the
+// library would take 0 for its default instead of what was asked.
+func checkFlags(fs *flag.FlagSet, c *loadgen.Config) error {
+	var errs []error
+	bad := func(name, why string) {
+		errs = append(errs, fmt.Errorf("--%s %s: %s", name, fs.Lookup(name).Value, why))
+	}
+	if math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
+		bad("rate", "must be a number of orders per second")
+	} else if c.Rate < 0 {
+		bad("rate", "must not be negative")
+	}
+	for _, f := range []struct {
+		name string
+		neg  bool
+	}{
+		{"concurrency", c.Concurrency < 0},
+		{"max-pending", c.MaxPending < 0},
+		{"duration", c.Duration < 0},
+		{"count", c.Count < 0},
+	} {
+		if f.neg {
+			bad(f.name, "must not be negative")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		n    int
+	}{{"max-lines", c.MaxLines}, {"max-quantity", c.MaxQuantity}} {
+		if f.n < 1 {
+			bad(f.name, "must be at least 1")
+		}
+	}
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{{"wait", c.WaitTimeout}, {"poll", c.PollInterval}} {
+		if f.d <= 0 {
+			bad(f.name, "must be positive")
+		}
+	}
+	if len(errs) == 0 && c.Duration == 0 && c.Count == 0 {
+		errs = append(errs, errors.New("set --duration or --count (see --help)"))
+	}
+	return errors.Join(errs...)
 }
 
 func envOr(name, def string) string {
@@ -173,5 +236,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, tty bool)
 			return errors.Join(runErr, err)
 		}
 	}
-	return runErr
+	if runErr != nil {
+		return runErr
+	}
+	return incomplete(rep)
+}
+
+// incomplete reports, unless the run was interrupted, the orders that
+// were not placed or did not end in time.
+func incomplete(rep loadgen.Report) error {
+	if rep.Interrupted || rep.PlaceErrors == 0 && rep.TimedOutWaiting == 0 {
+		return nil
+	}
+	var parts []string
+	if rep.PlaceErrors > 0 {
+		parts = append(parts, fmt.Sprintf("%d not placed (place errors)", rep.PlaceErrors))
+	}
+	if rep.TimedOutWaiting > 0 {
+		parts = append(parts, fmt.Sprintf("%d not terminal within --wait (timed out waiting)", rep.TimedOutWaiting))
+	}
+	return fmt.Errorf("%w: %s", errIncomplete, strings.Join(parts, ", "))
 }
