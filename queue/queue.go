@@ -105,44 +105,99 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 // OpenBackend opens the backend alone, without tracing: for tools such as
 // queuectl.
 func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
-	scheme, rest, ok := strings.Cut(cfg.URL, "://")
-	if !ok || rest == "" && scheme != "memory" {
-		return nil, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", cfg.URL)
+	u, err := parseURL(cfg.URL)
+	if err != nil {
+		return nil, err
 	}
-	switch strings.ToLower(scheme) {
-	case "sqlite", "sqlite3":
-		path, query, _ := strings.Cut(rest, "?")
-		if path == "" {
-			return nil, fmt.Errorf("queue URL %q: no file path after sqlite://", cfg.URL)
-		}
+	switch u.scheme {
+	case schemeSQLite:
 		sc := cfg.SQLite
 		if sc.Logger == nil {
 			sc.Logger = cfg.Logger
 		}
-		if err := sc.ApplyURLParams(query); err != nil {
+		if err := sc.ApplyURLParams(u.params); err != nil {
 			return nil, fmt.Errorf("queue URL %q: %w", cfg.URL, err)
 		}
-		b, err := sqlite.Open(ctx, path, sc)
-		if err != nil {
-			return nil, err
-		}
-		return b, nil
-	case "memory":
+		return sqlite.Open(ctx, u.path, sc)
+	case schemeMemory:
 		// In-process only: every service must share this one Backend, so
 		// the URL form is for tests that pass the opened Queue around.
 		return memory.New(cfg.Logger), nil
-	case "postgres", "postgresql":
+	default: // schemePostgres
 		pc := cfg.Postgres
 		if pc.Logger == nil {
 			pc.Logger = cfg.Logger
 		}
-		b, err := postgres.Open(ctx, cfg.URL, pc)
-		if err != nil {
-			return nil, err
+		return postgres.Open(ctx, cfg.URL, pc)
+	}
+}
+
+// ValidateURL reports what is wrong with raw as a queue URL, without
+// opening anything: the scheme, a SQLite URL's path and parameters, a
+// PostgreSQL URL's syntax and settings. What only opening can tell (a file
+// that cannot be created, a server that does not answer) is left to Open.
+// Tools that open the queue later, such as the console, check their
+// setting with it at start.
+func ValidateURL(raw string) error {
+	u, err := parseURL(raw)
+	if err != nil {
+		return err
+	}
+	switch u.scheme {
+	case schemeSQLite:
+		var c sqlite.Config
+		if err := c.ApplyURLParams(u.params); err != nil {
+			return fmt.Errorf("queue URL %q: %w", raw, err)
 		}
-		return b, nil
+	case schemePostgres:
+		if err := postgres.ValidateDSN(raw); err != nil {
+			return fmt.Errorf("queue URL %q: %w", raw, err)
+		}
+	}
+	return nil
+}
+
+// IsInProcess reports whether raw names a queue that lives inside the
+// process that opens it (memory://), which no other process can share.
+func IsInProcess(raw string) bool {
+	u, err := parseURL(raw)
+	return err == nil && u.scheme == schemeMemory
+}
+
+// The schemes of queue URLs, as parseURL normalises them.
+const (
+	schemeSQLite   = "sqlite"
+	schemePostgres = "postgres"
+	schemeMemory   = "memory"
+)
+
+// queueURL is a queue URL taken apart.
+type queueURL struct {
+	scheme string // schemeSQLite, schemePostgres or schemeMemory
+	path   string // SQLite: the file
+	params string // SQLite: the query string, without "?"
+}
+
+// parseURL takes a queue URL apart: sqlite://PATH[?PARAMS] (also
+// sqlite3://), postgres://… (also postgresql://), memory://.
+func parseURL(raw string) (queueURL, error) {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || rest == "" && scheme != schemeMemory {
+		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", raw)
+	}
+	switch strings.ToLower(scheme) {
+	case "sqlite", "sqlite3":
+		path, params, _ := strings.Cut(rest, "?")
+		if path == "" {
+			return queueURL{}, fmt.Errorf("queue URL %q: no file path after sqlite://", raw)
+		}
+		return queueURL{scheme: schemeSQLite, path: path, params: params}, nil
+	case "memory":
+		return queueURL{scheme: schemeMemory}, nil
+	case "postgres", "postgresql":
+		return queueURL{scheme: schemePostgres}, nil
 	default:
-		return nil, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", cfg.URL, scheme)
+		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", raw, scheme)
 	}
 }
 

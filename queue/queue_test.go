@@ -356,6 +356,54 @@ func TestOpenRejectsBadURLsAndFilesClearly(t *testing.T) {
 	}
 }
 
+// ValidateURL refuses what Open would refuse before opening anything, and
+// opens nothing: no file is created, no server is dialled.
+func TestValidateURLOpensNothing(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "queue.db")
+	for _, tt := range []struct{ url, wantInErr string }{
+		{"sqlite://" + missing, ""},
+		{"sqlite3://" + missing + "?synchronous=full&lease=5s&ack_delay=0s", ""},
+		{"postgres://nobody@127.0.0.1:1/none?sslmode=disable", ""}, // nothing listens there: not dialled
+		{"postgresql://nobody@127.0.0.1/none", ""},
+		{"memory://", ""},
+
+		{"", "want sqlite://PATH or postgres://"},
+		{"data/queue.db", "want sqlite://PATH"},
+		{"redis://localhost", `unsupported scheme "redis"`},
+		{"sqlite://", "want sqlite://PATH"},
+		{"sqlite://" + missing + "?lease_time=3s", `unknown parameter "lease_time"`},
+		{"sqlite://" + missing + "?lease=0s", "lease must be at least 10ms, got 0s"},
+		{"sqlite://" + missing + "?synchronous=SOMETIMES", `synchronous must be NORMAL or FULL, got "SOMETIMES"`},
+		{"postgres://nobody@127.0.0.1:port/none", "dsn is not a URL"},
+		{"postgres://nobody@127.0.0.1/none?sslmode=sometimes", "sslmode"},
+	} {
+		err := queue.ValidateURL(tt.url)
+		switch {
+		case tt.wantInErr == "" && err != nil:
+			t.Errorf("ValidateURL(%q) = %v, want nil", tt.url, err)
+		case tt.wantInErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantInErr)):
+			t.Errorf("ValidateURL(%q) = %v, want an error containing %q", tt.url, err, tt.wantInErr)
+		}
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("after ValidateURL, %s holds %d entries (%v), want none", dir, len(entries), err)
+	}
+}
+
+func TestIsInProcess(t *testing.T) {
+	for url, want := range map[string]bool{
+		"memory://":              true,
+		"sqlite://data/queue.db": false,
+		"postgres://u@h/db":      false,
+		"not a queue URL at all": false,
+	} {
+		if got := queue.IsInProcess(url); got != want {
+			t.Errorf("IsInProcess(%q) = %v, want %v", url, got, want)
+		}
+	}
+}
+
 func TestOddTopicNamesAreRejectedClearly(t *testing.T) {
 	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
 	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})

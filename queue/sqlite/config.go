@@ -232,7 +232,11 @@ func (c *Config) ApplyURLParams(rawQuery string) error {
 func (c *Config) applyURLParam(key, v string) error {
 	switch key {
 	case "synchronous":
-		c.Synchronous = Synchronous(strings.ToUpper(v))
+		s := Synchronous(strings.ToUpper(v))
+		if s != SynchronousNormal && s != SynchronousFull {
+			return fmt.Errorf("synchronous must be %s or %s, got %q", SynchronousNormal, SynchronousFull, v)
+		}
+		c.Synchronous = s
 		return nil
 	case "lease", "busy_timeout", "nack_delay", "ack_delay":
 		d, err := time.ParseDuration(v)

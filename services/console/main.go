@@ -139,6 +139,17 @@ Flags (each falls back to the environment variable named in its help):
 	if len(c.AllowedHosts) == 0 {
 		errs = append(errs, fmt.Errorf("--allowed-hosts %q: no host name", allowed))
 	}
+	// What can be known without the queue: the console opens it on first
+	// use, so that it starts before the services have created it.
+	if err := web.CheckQueueURL(c.QueueURL); err != nil {
+		from := "QUEUE_URL"
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "queue-url" {
+				from = "--queue-url"
+			}
+		})
+		errs = append(errs, fmt.Errorf("%s: %w", from, err))
+	}
 	return c, errors.Join(errs...)
 }
 

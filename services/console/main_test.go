@@ -72,6 +72,9 @@ func TestParseConfig(t *testing.T) {
 		"bad listen address":             {[]string{"--http-addr", "8090"}, nil, "--http-addr"},
 		"no allowed host":                {[]string{"--allowed-hosts", " , "}, nil, "--allowed-hosts"},
 		"stray argument":                 {[]string{"serve"}, nil, "unexpected arguments"},
+		"queue URL of no backend":        {[]string{"--queue-url", "bogus://x"}, nil, `--queue-url: queue URL "bogus://x": unsupported scheme "bogus"`},
+		"queue URL in the environment":   {nil, map[string]string{"QUEUE_URL": "data/queue.db"}, `QUEUE_URL: queue URL "data/queue.db": want sqlite://PATH`},
+		"queue URL flag over a good env": {[]string{"--queue-url", "sqlite://q.db?lease=soon"}, map[string]string{"QUEUE_URL": "sqlite://q.db"}, `--queue-url: queue URL "sqlite://q.db?lease=soon": lease="soon"`},
 		"unknown flag":                   {[]string{"--nope"}, nil, "flag provided but not defined"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -213,6 +216,23 @@ func TestRunChecksHostOnEveryAddress(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run: %v", err)
+	}
+}
+
+// A queue URL that can never work stops the console at start, before it
+// listens, not later on the Queue page.
+func TestRunRefusesABadQueueURL(t *testing.T) {
+	// A context over already: without the check, run would listen, log
+	// it and return at once rather than serve.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var log bytes.Buffer
+	err := run(ctx, []string{"--http-addr", "127.0.0.1:0", "--queue-url", "bogus://x"}, lookupFrom(nil), &log)
+	if err == nil || !strings.Contains(err.Error(), `--queue-url: queue URL "bogus://x": unsupported scheme "bogus"`) {
+		t.Errorf("got %v, want an error naming --queue-url and the scheme", err)
+	}
+	if strings.Contains(log.String(), "console listening") {
+		t.Errorf("log: %q; want it not to listen", log.String())
 	}
 }
 

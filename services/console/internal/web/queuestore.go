@@ -58,6 +58,34 @@ func NewQueueStore(url string) *QueueStore {
 	return s
 }
 
+// CheckQueueURL reports a queue URL that no store could ever open: the
+// queue module's own check (queue.ValidateURL: the scheme, a SQLite URL's
+// path and parameters, a PostgreSQL URL's syntax), which opens no file and
+// dials no server, so the console still starts before the queue exists or
+// while PostgreSQL is down; and memory://, a queue inside this process that
+// no service shares. The error quotes the URL with its password masked.
+func CheckQueueURL(raw string) error {
+	if err := queue.ValidateURL(raw); err != nil {
+		return errors.New(redactIn(err.Error(), raw))
+	}
+	if queue.IsInProcess(raw) {
+		return fmt.Errorf("queue URL %q: a queue inside the console alone, not the services' (want sqlite://PATH or postgres://USER@HOST/DB)", RedactURL(raw))
+	}
+	return nil
+}
+
+// redactIn returns msg with the URL raw in it redacted (RedactURL), when
+// raw has a password to mask or does not parse; otherwise unchanged, as
+// RedactURL also normalises a URL ("sqlite://" would read "sqlite:").
+func redactIn(msg, raw string) string {
+	if u, err := url.Parse(raw); err == nil {
+		if _, ok := u.User.Password(); !ok && !u.Query().Has("password") {
+			return msg
+		}
+	}
+	return strings.ReplaceAll(msg, raw, RedactURL(raw))
+}
+
 // URL is the queue URL, password included; RedactURL it to show it.
 func (s *QueueStore) URL() string { return s.url }
 
@@ -78,8 +106,7 @@ func (s *QueueStore) backend(ctx context.Context) (backend.Backend, error) {
 	if err != nil {
 		// The queue module's errors may quote the URL; the text is shown on
 		// the Queue page.
-		msg := strings.ReplaceAll(err.Error(), s.url, RedactURL(s.url))
-		return nil, fmt.Errorf("%w: %s", ErrQueueUnavailable, msg)
+		return nil, fmt.Errorf("%w: %s", ErrQueueUnavailable, redactIn(err.Error(), s.url))
 	}
 	s.b = b
 	return b, nil
