@@ -78,7 +78,9 @@ type Config struct {
 	SubscriberMaxOpenConns int
 
 	// ConnectTimeout bounds opening one connection when the DSN has no
-	// connect_timeout. Default 5s.
+	// connect_timeout, or connect_timeout=0 (which libpq reads as "wait
+	// for ever": a queue that hangs at start is worse than one that says
+	// the server does not answer). Default 5s.
 	ConnectTimeout time.Duration
 
 	// CloseTimeout is how long Close lets subscriptions finish their

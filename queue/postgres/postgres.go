@@ -7,9 +7,12 @@
 //
 //   - Every topic is a table "watermill_<topic>" (payload BYTEA, metadata
 //     JSON) and every consumer group keeps one offset row per topic in
-//     "watermill_offsets_<topic>". Messages are never deleted: a consumer
-//     group that subscribes for the first time receives the whole history of
-//     the topic, and Stored grows until an operator trims the table.
+//     "watermill_offsets_<topic>". watermill-sql deletes nothing; this
+//     package deletes the messages every consumer group of their topic has
+//     acknowledged (Config.GCInterval). A consumer group that subscribes
+//     for the first time receives what is still stored: the whole history
+//     of a topic nobody has subscribed to yet, otherwise what the other
+//     groups have not all acknowledged.
 //   - A poll takes a transaction-level advisory lock on (topic, group) in a
 //     transaction that stays open while the batch is handed out one message
 //     at a time and acked (see offsetsAdapter: watermill-sql's default
