@@ -17,6 +17,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -116,9 +117,13 @@ func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 			sc.Logger = cfg.Logger
 		}
 		if err := sc.ApplyURLParams(u.params); err != nil {
-			return nil, fmt.Errorf("queue URL %q: %w", cfg.URL, err)
+			return nil, fmt.Errorf("queue URL %q: %w", shownURL(cfg.URL), err)
 		}
-		return sqlite.Open(ctx, u.path, sc)
+		b, err := sqlite.Open(ctx, u.path, sc)
+		if err != nil {
+			return nil, err // not a nil *Backend in a non-nil interface
+		}
+		return b, nil
 	case schemeMemory:
 		// In-process only: every service must share this one Backend, so
 		// the URL form is for tests that pass the opened Queue around.
@@ -128,7 +133,11 @@ func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 		if pc.Logger == nil {
 			pc.Logger = cfg.Logger
 		}
-		return postgres.Open(ctx, cfg.URL, pc)
+		b, err := postgres.Open(ctx, cfg.URL, pc)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
 	}
 }
 
@@ -147,11 +156,11 @@ func ValidateURL(raw string) error {
 	case schemeSQLite:
 		var c sqlite.Config
 		if err := c.ApplyURLParams(u.params); err != nil {
-			return fmt.Errorf("queue URL %q: %w", raw, err)
+			return fmt.Errorf("queue URL %q: %w", shownURL(raw), err)
 		}
 	case schemePostgres:
 		if err := postgres.ValidateDSN(raw); err != nil {
-			return fmt.Errorf("queue URL %q: %w", raw, err)
+			return fmt.Errorf("queue URL %q: %w", shownURL(raw), err)
 		}
 	}
 	return nil
@@ -183,13 +192,13 @@ type queueURL struct {
 func parseURL(raw string) (queueURL, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || rest == "" && scheme != schemeMemory {
-		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", raw)
+		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", shownURL(raw))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
 		path, params, _ := strings.Cut(rest, "?")
 		if path == "" {
-			return queueURL{}, fmt.Errorf("queue URL %q: no file path after sqlite://", raw)
+			return queueURL{}, fmt.Errorf("queue URL %q: no file path after sqlite://", shownURL(raw))
 		}
 		return queueURL{scheme: schemeSQLite, path: path, params: params}, nil
 	case "memory":
@@ -197,8 +206,30 @@ func parseURL(raw string) (queueURL, error) {
 	case "postgres", "postgresql":
 		return queueURL{scheme: schemePostgres}, nil
 	default:
-		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", raw, scheme)
+		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", shownURL(raw), scheme)
 	}
+}
+
+// shownURL is raw as errors quote it: a SQLite URL as it is (it names a
+// file), any other with its password masked, or only its scheme when it
+// does not parse, since a URL can hold a password and errors end up in
+// logs and on the console's pages.
+func shownURL(raw string) string {
+	scheme, _, ok := strings.Cut(raw, "://")
+	switch {
+	case !ok:
+		if strings.ContainsAny(raw, "@:") {
+			return "…" // not a URL, but possibly credentials
+		}
+		return raw
+	case strings.EqualFold(scheme, "sqlite"), strings.EqualFold(scheme, "sqlite3"):
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return scheme + "://…"
+	}
+	return u.Redacted()
 }
 
 func (q *Queue) tracingConfig(group string) tracing.Config {

@@ -391,6 +391,30 @@ func TestValidateURLOpensNothing(t *testing.T) {
 	}
 }
 
+// Errors about a queue URL never show its password: they end up in logs
+// and on the console's pages.
+func TestURLErrorsHideThePassword(t *testing.T) {
+	for _, raw := range []string{
+		"bogus://u:s3cret@host/db",
+		"postgres://u:s3cret@host:port/db",     // does not parse as a URL
+		"postgres://u:se\"s3cret@host:port/db", // quoted by %q, escaped
+		"postgres://u:s3cret@host/db?sslmode=sometimes",
+		"u:s3cret@host/db", // no scheme at all
+	} {
+		err := queue.ValidateURL(raw)
+		if err == nil {
+			t.Errorf("ValidateURL(%q) = nil, want an error", raw)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("ValidateURL(%q) = %q: the password shows", raw, err)
+		}
+		if _, err := queue.OpenBackend(context.Background(), queue.Config{URL: raw}); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("OpenBackend(%q) = %v: want an error without the password", raw, err)
+		}
+	}
+}
+
 func TestIsInProcess(t *testing.T) {
 	for url, want := range map[string]bool{
 		"memory://":              true,

@@ -215,16 +215,17 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 	return b, nil
 }
 
-// parseDSN accepts postgres:// URLs only, so that a queue URL of another
-// scheme fails here with a clear message. Errors never repeat the DSN,
-// which may hold a password.
 // ValidateDSN reports what is wrong with dsn as the URL of a PostgreSQL
-// queue, without connecting: what Open would refuse before it dials.
+// queue, without connecting: what Open would refuse before it dials. Its
+// errors never repeat the DSN, which may hold a password.
 func ValidateDSN(dsn string) error {
 	_, err := parseDSN(dsn)
 	return err
 }
 
+// parseDSN accepts postgres:// and postgresql:// URLs only, so that a
+// queue URL of another scheme fails here with a clear message. Errors
+// never repeat the DSN, which may hold a password.
 func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	u, err := url.Parse(dsn)
 	if err != nil {

@@ -66,7 +66,7 @@ func NewQueueStore(url string) *QueueStore {
 // no service shares. The error quotes the URL with its password masked.
 func CheckQueueURL(raw string) error {
 	if err := queue.ValidateURL(raw); err != nil {
-		return errors.New(redactIn(err.Error(), raw))
+		return err // the queue module masks the password itself
 	}
 	if queue.IsInProcess(raw) {
 		return fmt.Errorf("queue URL %q: a queue inside the console alone, not the services' (want sqlite://PATH or postgres://USER@HOST/DB)", RedactURL(raw))
