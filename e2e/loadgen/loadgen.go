@@ -169,7 +169,8 @@ func (c Config) Mode() string {
 // so it never places a second order. A refusal (503 or 429 with a
 // Retry-After, the order service's answer while too many orders are open)
 // is sent again after the wait it asks for, at most MaxRetryAfter, for as
-// long as placing goes on (until Duration ends, or ctx); each refusal is
+// long as placing goes on (until Duration ends, or ctx; with Count alone,
+// for WaitTimeout after the order's first refusal); each refusal is
 // counted in Report.PlaceRefused, and an order still refused when placing
 // ends is a place error. Other failures are tried twice more, 50ms and
 // 100ms apart. In rate mode a request waiting to be sent again does not
@@ -448,7 +449,8 @@ func (r *runner) placeOne(ctx, window context.Context, i int, req OrderRequest, 
 		}
 	}()
 	var err error
-	failures := 0 // tries that failed other than by a refusal
+	failures := 0              // tries that failed other than by a refusal
+	var refusedSince time.Time // the first refusal of this order
 	for {
 		start := time.Now()
 		var o Order
@@ -470,7 +472,17 @@ func (r *runner) placeOne(ctx, window context.Context, i int, req OrderRequest, 
 		if d, ok := refusal(err); ok {
 			r.refused.Add(1)
 			// The server said when to come back; whether to is up to
-			// how long placing lasts, not a count of tries.
+			// how long placing lasts, not a count of tries. Without a
+			// Duration, placing lasts until the count is placed: then a
+			// system that refuses for longer than WaitTimeout (stuck at
+			// its open-order limit) gets the order reported as not
+			// placed instead of keeping loadgen from its report.
+			if refusedSince.IsZero() {
+				refusedSince = time.Now()
+			}
+			if r.cfg.Duration == 0 && time.Since(refusedSince) >= r.cfg.WaitTimeout {
+				break
+			}
 			waitCtx, wait = window, max(min(d, r.cfg.MaxRetryAfter), minRefusedWait)
 		} else {
 			if failures++; failures >= placeAttempts || !retryable(err) {

@@ -159,6 +159,25 @@ func TestRunRefusedUntilPlacingEnds(t *testing.T) {
 	}
 }
 
+// With a count and no duration, an order refused for longer than
+// WaitTimeout is given up as a place error, so that a system stuck at its
+// open-order limit ends the run with its report (and loadgen's exit 1)
+// instead of keeping it going until Ctrl-C.
+func TestRunCountRefusedPastWaitTimeout(t *testing.T) {
+	api := newFakeAPI(time.Millisecond, nil)
+	api.refuse, api.retryAfter = 1<<30, "0"
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Concurrency: 1, Count: 1, WaitTimeout: 300 * time.Millisecond, RunID: "stuck"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Placed != 0 || rep.PlaceErrors != 1 || rep.ErrorKinds["HTTP 503"] != 1 || rep.PlaceRefused < 2 || rep.Interrupted {
+		t.Errorf("got placed %d, errors %d %v, refused %d, interrupted %v; want 0, 1 HTTP 503, at least 2, false",
+			rep.Placed, rep.PlaceErrors, rep.ErrorKinds, rep.PlaceRefused, rep.Interrupted)
+	}
+}
+
 // signalWriter calls fn once, the first time what was written to it
 // contains want.
 type signalWriter struct {
@@ -230,13 +249,13 @@ func TestRunInterruptedDuringRetryAfter(t *testing.T) {
 
 // In rate mode a refused order waits for its Retry-After without holding
 // an in-flight slot: with room for one request in flight and every order
-// refused once for a second, the new orders still go out on their
+// refused once for three seconds, the new orders still go out on their
 // schedule (all ten due within 90ms) before any is sent again, instead of
 // queueing behind the waits and going out in a burst later.
 func TestRunPacedRefusalsKeepTheSchedule(t *testing.T) {
 	const count = 10
 	api := newFakeAPI(time.Millisecond, nil)
-	api.refuse, api.retryAfter = 1, "1"
+	api.refuse, api.retryAfter = 1, "3"
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	rep, err := Run(context.Background(), Config{URL: srv.URL, Rate: 100, Concurrency: 1, Count: count, PollInterval: 10 * time.Millisecond, RunID: "paced"})

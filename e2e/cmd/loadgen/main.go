@@ -107,7 +107,7 @@ never places an order twice. A refusal, 503 or 429 with a Retry-After (the
 order service's answer while MAX_OPEN_ORDERS orders are open), is sent again
 once the wait it asks for is over (seconds or an HTTP date, at most 5s), as
 often as it is refused, for as long as placing goes on: until --duration
-ends, or with --count alone until it is placed or Ctrl-C. "refused" in the
+ends, or with --count alone for --wait after its first refusal. "refused" in the
 report counts these answers: the system pushing back, not errors. An order
 still refused when placing ends is a place error. With --rate, new orders
 keep their schedule meanwhile: an order waiting to be sent again does not
