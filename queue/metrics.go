@@ -25,12 +25,16 @@ const (
 	MetricDeadLetters  = "queue.dead_letters"           // messages in the dead-letter store
 )
 
-// durationBuckets are the bucket boundaries, in seconds, of MetricDuration.
-// A handler normally takes 1 to 5 ms and up to seconds under faults (slow
+// DurationBuckets returns the bucket boundaries, in seconds, of the
+// handler-duration histograms: the queue's MetricDuration and the
+// services' own, so that the two can be compared bucket by bucket. A
+// handler normally takes 1 to 5 ms and up to seconds under faults (slow
 // dependencies, lock waits); OpenTelemetry's default boundaries (0, 5, 10,
-// … 10000) are meant for milliseconds and would put every run in the first
-// bucket.
-var durationBuckets = []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}
+// … 10000) are meant for milliseconds and would put every run in the
+// first bucket.
+func DurationBuckets() []float64 {
+	return []float64{0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+}
 
 var (
 	attrTopic  = attribute.Key("messaging.destination.name")
@@ -56,7 +60,7 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	ins.deadLettered, err = m.Int64Counter(MetricDeadLettered, metric.WithDescription("Messages moved to the dead-letter store."))
 	errs = append(errs, err)
 	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler took, retries and dead-lettering included."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
+		metric.WithExplicitBucketBoundaries(DurationBuckets()...))
 	errs = append(errs, err)
 	return &ins, errors.Join(errs...)
 }

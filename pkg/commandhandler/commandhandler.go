@@ -33,14 +33,6 @@ const (
 	OutcomeUndecodable = "undecodable"
 )
 
-// durationBuckets are the bucket boundaries, in seconds, of
-// orderflow.handler.duration: a command takes 1 to 5 ms, and up to seconds
-// under the latency faults. (The SDK's default boundaries, 0 to 10000,
-// are meant for milliseconds: every handler would land in the first.)
-var durationBuckets = []float64{
-	0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
-}
-
 // now is the handler's clock; tests replace it.
 var now = time.Now
 
@@ -105,7 +97,7 @@ func New(cfg Config) (*Handler, error) {
 	}
 	latency, err := cfg.Meter.Float64Histogram("orderflow.handler.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time spent in the message handler."),
-		metric.WithExplicitBucketBoundaries(durationBuckets...))
+		metric.WithExplicitBucketBoundaries(queue.DurationBuckets()...))
 	if err != nil {
 		return nil, err
 	}

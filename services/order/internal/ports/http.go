@@ -589,6 +589,16 @@ const overloadRetryAfter = time.Second
 // connection before the answer. net/http has no name for it.
 const statusClientClosedRequest = 499
 
+// validationProblem is the 422 of a request whose body or query parameters
+// are well-formed but not valid: one entry per field or parameter.
+func validationProblem(detail string, fields []domain.FieldError) Problem {
+	p := Problem{Type: problemTypeValidation, Title: "Invalid request", Status: http.StatusUnprocessableEntity, Detail: detail}
+	for _, f := range fields {
+		p.Errors = append(p.Errors, FieldProblem{Field: f.Field, Detail: f.Problem})
+	}
+	return p
+}
+
 // problemFor is the one place where errors become HTTP statuses.
 func problemFor(err error) Problem {
 	var (
@@ -608,17 +618,9 @@ func problemFor(err error) Problem {
 	case errors.As(err, &tooLarge):
 		return Problem{Type: problemTypeTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge, Detail: tooLarge.Error()}
 	case errors.As(err, &invalid):
-		p := Problem{Type: problemTypeValidation, Title: "Invalid request", Status: http.StatusUnprocessableEntity, Detail: invalid.Error()}
-		for _, f := range invalid.Fields {
-			p.Errors = append(p.Errors, FieldProblem{Field: f.Field, Detail: f.Problem})
-		}
-		return p
+		return validationProblem(invalid.Error(), invalid.Fields)
 	case errors.As(err, &query):
-		p := Problem{Type: problemTypeValidation, Title: "Invalid request", Status: http.StatusUnprocessableEntity, Detail: query.Error()}
-		for _, f := range query.Params {
-			p.Errors = append(p.Errors, FieldProblem{Field: f.Field, Detail: f.Problem})
-		}
-		return p
+		return validationProblem(query.Error(), query.Params)
 	case errors.Is(err, app.ErrOrderNotFound):
 		return Problem{Type: problemTypeNotFound, Title: "Order not found", Status: http.StatusNotFound, Detail: err.Error()}
 	case errors.Is(err, domain.ErrNotCancellable):
