@@ -46,6 +46,7 @@ func shutdownQueues(t *testing.T, test func(t *testing.T, q *queue.Queue, log cl
 	urls := map[string]func(t *testing.T) string{
 		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
 		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_shutdown") },
+		"memory":   func(*testing.T) string { return "memory://" },
 	}
 	for name, url := range urls {
 		t.Run(name, func(t *testing.T) {
@@ -166,6 +167,12 @@ func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
 
 		// m1 was acked: the next router's first message is m2, at its
 		// first attempt, and m1 never comes back.
+		if q.Backend().Name() == "memory" {
+			// Not on memory://: GoChannel keeps nothing for a topic
+			// without a subscriber, so m2, published while the router
+			// was closing, is dropped and the next router gets nothing.
+			return
+		}
 		if got := firstDelivery(t, q, "g", topic); got != (delivery{"m2", "1"}) {
 			t.Errorf("next router's first delivery: %+v, want m2 at attempt 1 (m1 was acked)", got)
 		}
@@ -208,6 +215,11 @@ func TestShutdownCancelsHandlersThatOutliveCloseTimeout(t *testing.T) {
 			t.Errorf("after Run returned, the stuck handler's context: %v, want cancelled", err)
 		}
 
+		if q.Backend().Name() == "memory" {
+			// Not on memory://: GoChannel forgets a message whose
+			// subscription closed, so m1 is not delivered again.
+			return
+		}
 		if got := firstDelivery(t, q, "g", topic); got != (delivery{"m1", "2"}) {
 			t.Errorf("next router's first delivery: %+v, want m1 again at attempt 2", got)
 		}

@@ -114,6 +114,13 @@ type subscriber struct {
 	wg        sync.WaitGroup
 }
 
+// Subscribe forwards the topic's messages until ctx ends or the subscriber
+// closes. When ctx ends it hands out nothing more and closes the channel,
+// while the messages already handed out keep a live context and have their
+// ack or nack recorded until the handler settles them or Close gives up on
+// them (cancelling their contexts), like the persistent backends' graceful
+// stop. A message not yet handed out when ctx ends is dropped with the
+// GoChannel subscription.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := backend.ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)
@@ -137,8 +144,12 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			select {
 			case <-s.closing:
 				return
+			case <-ctx.Done():
+				return
 			case msg, ok := <-in:
-				if !ok {
+				// GoChannel may still have buffered messages after ctx
+				// ended: claim none of them.
+				if !ok || s.stopped(ctx) {
 					return
 				}
 				if !s.deliver(ctx, topic, msg, out) {
@@ -150,8 +161,20 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	return out, nil
 }
 
+// stopped reports whether Subscribe's context ended or the subscriber is
+// closing: nothing more is to be handed out.
+func (s *subscriber) stopped(ctx context.Context) bool {
+	select {
+	case <-s.closing:
+		return true
+	default:
+		return ctx.Err() != nil
+	}
+}
+
 // deliver stamps and forwards one delivery, then records its outcome once
-// the handler acks or nacks.
+// the handler acks or nacks. It returns false, having handed out nothing,
+// when ctx ends or the subscriber closes first.
 func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Message, out chan<- *message.Message) bool {
 	if target := msg.Metadata.Get(backend.MetadataReplayForGroup); target != "" && target != s.group {
 		msg.Ack()
@@ -167,6 +190,19 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 	st.n++
 	n, wait, first, lastErr := st.n, st.delay, st.firstFailed, st.lastError
 	s.b.mu.Unlock()
+	handedOut := false
+	defer func() {
+		if handedOut {
+			return
+		}
+		// Not handed out: this attempt was not made.
+		s.b.mu.Lock()
+		st.n--
+		if st.n <= 0 && s.b.attempts[key] == st {
+			delete(s.b.attempts, key)
+		}
+		s.b.mu.Unlock()
+	}()
 	if wait > 0 {
 		t := time.NewTimer(wait)
 		select {
@@ -174,13 +210,22 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 		case <-s.closing:
 			t.Stop()
 			return false
+		case <-ctx.Done():
+			t.Stop()
+			return false
 		}
+	}
+	if s.stopped(ctx) {
+		return false
 	}
 	// Hand the handler a copy and settle the original only after the
 	// outcome is recorded: GoChannel redelivers a nacked message at once,
 	// and the redelivery must see the new attempt state.
 	fwd := msg.Copy()
-	fwd.SetContext(msg.Context())
+	// GoChannel derives msg's context from ctx; the handler's must outlive
+	// it (the graceful stop) and end with the outcome or with Close.
+	fwdCtx, cancelFwd := context.WithCancel(context.WithoutCancel(msg.Context()))
+	fwd.SetContext(fwdCtx)
 	fwd.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(n))
 	if !first.IsZero() {
 		fwd.Metadata.Set(backend.MetadataFirstFailedAt, first.Format(time.RFC3339Nano))
@@ -188,34 +233,55 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 	}
 	select {
 	case out <- fwd:
+		handedOut = true
 	case <-s.closing:
+		cancelFwd()
 		return false
 	case <-ctx.Done():
+		cancelFwd()
 		return false
 	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer cancelFwd()
 		select {
 		case <-fwd.Acked():
-			s.b.mu.Lock()
-			delete(s.b.attempts, key)
-			s.b.mu.Unlock()
-			msg.Ack()
+			s.acked(key, msg)
 		case <-fwd.Nacked():
-			d, _ := time.ParseDuration(fwd.Metadata.Get(delay.DelayedForKey))
-			s.b.mu.Lock()
-			if st.firstFailed.IsZero() {
-				st.firstFailed = time.Now().UTC()
-			}
-			st.lastError = fwd.Metadata.Get(backend.MetadataLastError)
-			st.delay = d
-			s.b.mu.Unlock()
-			msg.Nack()
+			s.nacked(st, fwd, msg)
 		case <-s.closing:
+			// Close gives up on a handler still running (its context is
+			// cancelled on return); an outcome already given still counts.
+			select {
+			case <-fwd.Acked():
+				s.acked(key, msg)
+			case <-fwd.Nacked():
+				s.nacked(st, fwd, msg)
+			default:
+			}
 		}
 	}()
 	return true
+}
+
+func (s *subscriber) acked(key attemptKey, msg *message.Message) {
+	s.b.mu.Lock()
+	delete(s.b.attempts, key)
+	s.b.mu.Unlock()
+	msg.Ack()
+}
+
+func (s *subscriber) nacked(st *attemptState, fwd, msg *message.Message) {
+	d, _ := time.ParseDuration(fwd.Metadata.Get(delay.DelayedForKey))
+	s.b.mu.Lock()
+	if st.firstFailed.IsZero() {
+		st.firstFailed = time.Now().UTC()
+	}
+	st.lastError = fwd.Metadata.Get(backend.MetadataLastError)
+	st.delay = d
+	s.b.mu.Unlock()
+	msg.Nack()
 }
 
 func (s *subscriber) Close() error {

@@ -104,3 +104,102 @@ func TestDeadLetterStore(t *testing.T) {
 		t.Errorf("delete: %v", err)
 	}
 }
+
+// closesWithin reports whether ch is closed, with nothing more handed out,
+// within d.
+func closesWithin(t *testing.T, ch <-chan *message.Message, d time.Duration) bool {
+	t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case m, ok := <-ch:
+			if !ok {
+				return true
+			}
+			t.Errorf("message %s was handed out after Subscribe's context ended", m.UUID)
+		case <-timeout:
+			return false
+		}
+	}
+}
+
+// TestStopLetsTheRunningHandlerFinish: when Subscribe's context ends, the
+// channel closes at once and nothing more is handed out, but the message
+// already handed out keeps a live context and its outcome is recorded; Close
+// then gives up on a handler still running and cancels its context.
+func TestStopLetsTheRunningHandlerFinish(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	sub, _ := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+	ctx, stop := context.WithCancel(context.Background())
+	ch, _ := sub.Subscribe(ctx, "jobs")
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, ch)
+	// Buffered in GoChannel when the stop comes: not to be handed out.
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m2", nil)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // m2 waits to be handed out
+	stop()
+	// Not reading meanwhile: m2 must go with the stop, not race a reader.
+	time.Sleep(50 * time.Millisecond)
+	if !closesWithin(t, ch, 5*time.Second) {
+		t.Fatal("the channel stayed open after Subscribe's context ended")
+	}
+	if err := m.Context().Err(); err != nil {
+		t.Fatalf("the running handler's context ended with Subscribe's: %v", err)
+	}
+	m.Metadata.Set(backend.MetadataLastError, "boom")
+	m.Nack()
+	// Close waits for the outcome to be recorded (and does not lose it).
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The nack was recorded: m1, published again, is at its second attempt.
+	sub2, _ := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+	ch2, _ := sub2.Subscribe(context.Background(), "jobs")
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	m = receive(t, ch2)
+	if got := m.Metadata.Get(backend.MetadataAttempt); got != "2" {
+		t.Errorf("attempt after a nack given while stopping: got %q, want 2", got)
+	}
+	if got := m.Metadata.Get(backend.MetadataLastError); got != "boom" {
+		t.Errorf("last error: got %q, want boom", got)
+	}
+	if err := m.Context().Err(); err != nil {
+		t.Fatalf("the running handler's context: %v, want live until Close", err)
+	}
+	if err := sub2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Context().Err(); !errors.Is(err, context.Canceled) {
+		t.Errorf("after Close, the running handler's context: %v, want cancelled", err)
+	}
+}
+
+// TestStopDuringARetryDelay: a stop while a redelivery waits out its retry
+// delay closes the channel at once, not after the delay.
+func TestStopDuringARetryDelay(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	sub, _ := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+	defer sub.Close()
+	ctx, stop := context.WithCancel(context.Background())
+	ch, _ := sub.Subscribe(ctx, "jobs")
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m1", nil)); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, ch)
+	delay.Message(m, delay.For(30*time.Second))
+	m.Nack()
+	time.Sleep(100 * time.Millisecond) // the redelivery is waiting
+	stop()
+	if !closesWithin(t, ch, 5*time.Second) {
+		t.Fatal("the channel stayed open for the retry delay after Subscribe's context ended")
+	}
+}
