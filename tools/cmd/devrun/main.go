@@ -13,7 +13,17 @@
 //
 // SIGINT or SIGTERM stops every process with SIGTERM and waits for them; a
 // process that does not stop within the grace period is killed. Nothing is
-// started again once the stop has begun.
+// started again once the stop has begun, and a failure that comes with or
+// after the interrupt does not make devrun exit 1.
+//
+// On Unix each process runs in a process group of its own, so a terminal's
+// Ctrl-C (SIGINT to the foreground process group) reaches devrun alone and
+// devrun is the only one to signal its processes: they stop in its order,
+// with its SIGTERM, and none fails of the SIGINT before devrun has begun to
+// stop. devrun signals the whole group of a process (its pid), so what the
+// process started itself (the real service under `go run`, or under a
+// shell script) stops with it. On Linux a process also gets SIGTERM when
+// devrun dies without stopping it (SIGKILL): no service outlives devrun.
 package main
 
 import (
@@ -143,10 +153,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		width = max(width, len(s))
 	}
 	s := &supervisor{
-		cfg:      cfg,
-		out:      out,
-		stopping: make(chan struct{}),
-		failed:   make(chan error, len(cfg.services)),
+		cfg:         cfg,
+		out:         out,
+		interrupted: ctx.Done(),
+		stopping:    make(chan struct{}),
+		failed:      make(chan error, len(cfg.services)),
 	}
 	var children []*child
 	for _, name := range cfg.services {
@@ -194,8 +205,25 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			s.logf("devrun: every process has stopped")
 		}
 	}
+	// An interrupt that came with the failure (both ready above, or the
+	// interrupt first and the failure on its heels) wins: Ctrl-C ends
+	// with 0 whatever a process did meanwhile. The failure is still told.
+	if runErr != nil && ctx.Err() != nil {
+		s.logf("devrun: interrupted; also: %v", runErr)
+		runErr = nil
+	}
 	close(s.stopping)
 	<-allDone
+	// Another process that was given up on meanwhile (failed has room
+	// for every one): told, not returned.
+	for drained := false; !drained; {
+		select {
+		case err := <-s.failed:
+			s.logf("devrun: also: %v", err)
+		default:
+			drained = true
+		}
+	}
 	return runErr
 }
 
@@ -253,6 +281,10 @@ type supervisor struct {
 	out   io.Writer
 	outMu sync.Mutex
 	wg    sync.WaitGroup
+	// interrupted closes on SIGINT or SIGTERM to devrun, a moment before
+	// run closes stopping: from then on no exit is a failure and nothing
+	// is started again.
+	interrupted <-chan struct{}
 	// stopping closes when devrun stops: every supervise returns after
 	// stopping its process, and none starts one again.
 	stopping chan struct{}
@@ -279,6 +311,7 @@ func (s *supervisor) logf(format string, args ...any) {
 func (s *supervisor) start(c *child) (*process, error) {
 	cmd := exec.Command(c.bin)
 	cmd.Env = c.env
+	cmd.SysProcAttr = sysProcAttr() // its own process group; see proc_*.go
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.name, err)
@@ -297,9 +330,12 @@ func (s *supervisor) start(c *child) (*process, error) {
 	return p, nil
 }
 
+// isStopping says whether devrun has begun to stop, or been told to.
 func (s *supervisor) isStopping() bool {
 	select {
 	case <-s.stopping:
+		return true
+	case <-s.interrupted:
 		return true
 	default:
 		return false
@@ -369,10 +405,19 @@ func (s *supervisor) supervise(c *child, p *process) {
 	}
 }
 
-// stop sends p SIGTERM and SIGKILLs it if it outlives the grace period;
-// it returns once p has exited.
+// stop sends p (its process group, on Unix) SIGTERM and SIGKILLs it if it
+// outlives the grace period; it returns once p has exited and its output
+// has ended.
 func (s *supervisor) stop(p *process) {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := signalProcess(p, syscall.SIGTERM); err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			<-p.done // exited as the stop began
+			return
+		}
+		// No SIGTERM to send (Windows): kill it at once.
+		s.kill(p)
+		return
+	}
 	timer := time.NewTimer(s.cfg.grace)
 	defer timer.Stop()
 	select {
@@ -380,7 +425,15 @@ func (s *supervisor) stop(p *process) {
 		return
 	case <-timer.C:
 	}
-	_ = p.cmd.Process.Kill()
+	s.kill(p)
+}
+
+// kill SIGKILLs p (its process group, on Unix) and returns once p has
+// exited and its output has ended.
+func (s *supervisor) kill(p *process) {
+	if err := signalProcess(p, syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		_ = p.cmd.Process.Kill() // the process itself, at least
+	}
 	<-p.done
 }
 

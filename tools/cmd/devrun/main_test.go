@@ -1,8 +1,9 @@
+//go:build unix
+
 package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -72,14 +73,14 @@ var standIns = map[string]func(name, dir string){
 	// quitnow exits 0 as soon as it has started.
 	"quitnow": func(name, dir string) { started(name, dir) },
 	// badstop exits 3 on SIGTERM or SIGINT: a process that fails as it is
-	// stopped.
+	// stopped. It notes the signal ("terminated", "interrupt").
 	"badstop": func(name, dir string) {
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		started(name, dir)
 		select {
-		case <-sig:
-			note(dir, name+".stopped", "")
+		case s := <-sig:
+			note(dir, name+".stopped", s.String())
 			os.Exit(3)
 		case <-time.After(time.Minute):
 		}
@@ -189,7 +190,8 @@ func startDevrunEnv(t *testing.T, env []string, links []string, flags ...string)
 	cmd.Env = append(cmd.Env, env...)
 	cmd.Env = append(cmd.Env, "DEVRUN_TEST_ROLE=devrun", "DEVRUN_TEST_DIR="+notes)
 	// A process group of its own, as under a shell, so that a test can
-	// signal it like a terminal's Ctrl-C does.
+	// signal it like a terminal's Ctrl-C does (ctrlC). devrun's processes
+	// are not in it: devrun gives each a group of its own.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &devrunProcess{cmd: cmd, notes: notes, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
@@ -203,12 +205,67 @@ func startDevrunEnv(t *testing.T, env []string, links []string, flags ...string)
 	t.Cleanup(func() {
 		select {
 		case <-p.done:
+			if !t.Failed() {
+				return // devrun stopped its processes, or the test saw them gone
+			}
 		default:
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // devrun and its processes
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // devrun
 			<-p.done
 		}
+		p.killStandIns()
 	})
 	return p
+}
+
+// killStandIns SIGKILLs the process groups of p's stand-ins that still
+// run: devrun does not stop them when it is killed (on Linux it sends
+// them SIGTERM, which stubborn ignores), nor when a test went wrong.
+func (p *devrunProcess) killStandIns() {
+	files, _ := filepath.Glob(filepath.Join(p.notes, "*.started.*"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil || strings.HasSuffix(f, ".tmp") {
+			continue
+		}
+		if pid, ok := pidIn(string(b)); ok && p.isStandIn(pid) {
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// isStandIn says whether pid is (still) one of p's stand-ins, leading a
+// process group of its own as devrun started it, and not a process that
+// took over its pid.
+func (p *devrunProcess) isStandIn(pid int) bool {
+	if pgid, err := syscall.Getpgid(pid); err != nil || pgid != pid {
+		return false
+	}
+	if _, err := os.Stat("/proc/self/environ"); err != nil {
+		return true // no /proc to look further
+	}
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	return err == nil && bytes.Contains(env, []byte("DEVRUN_TEST_DIR="+p.notes+"\x00"))
+}
+
+// pidIn returns the PID=… of a stand-in's start note.
+func pidIn(note string) (int, bool) {
+	for line := range strings.Lines(note) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "PID="); ok {
+			pid, err := strconv.Atoi(v)
+			return pid, err == nil && pid > 0
+		}
+	}
+	return 0, false
+}
+
+// mustPID is pidIn for a note that has a pid.
+func mustPID(t *testing.T, name, note string) int {
+	t.Helper()
+	pid, ok := pidIn(note)
+	if !ok {
+		t.Fatalf("no PID in %s's start note:\n%s", name, note)
+	}
+	return pid
 }
 
 // waitNote waits for a stand-in's note and returns its content.
@@ -222,6 +279,12 @@ func (p *devrunProcess) waitNote(t *testing.T, file string) string {
 		}
 		select {
 		case <-p.done:
+			// devrun may have ended (exit 1 at once with
+			// --restart-limit 0) after the note was written and
+			// before this looked again: once more, for the last time.
+			if b, err := os.ReadFile(filepath.Join(p.notes, file)); err == nil {
+				return string(b)
+			}
 			t.Fatalf("devrun exited (%v) before %s; its output:\n%s", p.err, file, p.out)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -269,6 +332,10 @@ func (p *devrunProcess) waitOutput(t *testing.T, want string) {
 	for !strings.Contains(p.out.String(), want) {
 		select {
 		case <-p.done:
+			// It may have said it just before it ended: once more.
+			if strings.Contains(p.out.String(), want) {
+				return
+			}
 			t.Fatalf("devrun exited (%v) before saying %q; its output:\n%s", p.err, want, p.out)
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -287,6 +354,43 @@ func (p *devrunProcess) interrupt(t *testing.T) {
 	// A generous bound, to catch a hang only.
 	if status := p.wait(t, 30*time.Second); status != 0 {
 		t.Fatalf("devrun after SIGINT: exit status %d, want 0; output:\n%s", status, p.out)
+	}
+}
+
+// ctrlC sends SIGINT to devrun's process group, as a terminal's Ctrl-C
+// does to its foreground group, and wants devrun to exit 0.
+func (p *devrunProcess) ctrlC(t *testing.T) {
+	t.Helper()
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if status := p.wait(t, 30*time.Second); status != 0 {
+		t.Fatalf("devrun after SIGINT to its group: exit status %d, want 0; output:\n%s", status, p.out)
+	}
+}
+
+// wantOwnGroup checks that devrun started the stand-in name (pid) in a
+// process group of its own, out of reach of a Ctrl-C to devrun's.
+func (p *devrunProcess) wantOwnGroup(t *testing.T, name string, pid int) {
+	t.Helper()
+	pgid, err := syscall.Getpgid(pid)
+	if err != nil {
+		t.Fatalf("%s (pid %d): %v", name, pid, err)
+	}
+	if pgid != pid {
+		t.Errorf("%s (pid %d) is in process group %d (devrun's: %d), want one of its own", name, pid, pgid, p.cmd.Process.Pid)
+	}
+}
+
+// wantStoppedBySIGTERM checks that badstop was stopped by devrun's
+// SIGTERM, not by a SIGINT of its own.
+func (p *devrunProcess) wantStoppedBySIGTERM(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.notes, "badstop.stopped"))
+	if err != nil {
+		t.Errorf("badstop was not stopped by a signal: %v", err)
+	} else if got := string(b); got != "terminated" {
+		t.Errorf("badstop was stopped by %q, want devrun's SIGTERM (terminated)", got)
 	}
 }
 
@@ -383,11 +487,7 @@ func TestAFailedProcessIsRestartedAndTheOthersKeepRunning(t *testing.T) {
 	p.waitOutput(t, "devrun: crashonce exited with status 3; restarting in 10ms (restart 1)")
 
 	// SIGKILL from someone else: a failure too.
-	second := p.waitNote(t, "crashonce.started.2")
-	var pid int
-	if _, err := fmt.Sscanf(second[strings.Index(second, "PID="):], "PID=%d", &pid); err != nil {
-		t.Fatalf("crashonce's pid in %q: %v", second, err)
-	}
+	pid := mustPID(t, "crashonce", p.waitNote(t, "crashonce.started.2"))
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -465,24 +565,54 @@ func TestCtrlCDuringARestartDelayStartsNothingAgain(t *testing.T) {
 	}
 }
 
-// Ctrl-C in a terminal sends SIGINT to devrun and to every process it
-// started (one process group): a process that fails of it, even before
-// devrun has begun to stop, is not restarted, and devrun exits 0. order's
-// stand-in dies of SIGINT (it only handles SIGTERM), badstop exits 3.
-func TestNoRestartWhenCtrlCReachesTheProcessesToo(t *testing.T) {
+// Ctrl-C in a terminal sends SIGINT to its foreground process group, which
+// devrun is in. Its processes are not: devrun starts each in a group of its
+// own, so they get devrun's SIGTERM alone and none fails of the SIGINT
+// before devrun has begun to stop (as one did when they shared devrun's
+// group). order's stand-in would die of a SIGINT (it handles SIGTERM
+// only); badstop notes the signal that stops it and exits 3, which is not
+// a failure once devrun stops. Nothing is restarted, and devrun exits 0.
+func TestCtrlCInATerminalReachesDevrunAloneAndRestartsNothing(t *testing.T) {
 	p := startDevrun(t, []string{"order", "badstop"}, "--services", "order,badstop")
-	p.waitNote(t, "order.started")
-	p.waitNote(t, "badstop.started")
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil { // its group
-		t.Fatal(err)
+	for _, name := range []string{"order", "badstop"} {
+		p.wantOwnGroup(t, name, mustPID(t, name, p.waitNote(t, name+".started")))
 	}
-	if status := p.wait(t, 30*time.Second); status != 0 {
-		t.Fatalf("devrun after SIGINT to its group: exit status %d, want 0; output:\n%s", status, p.out)
-	}
+	p.ctrlC(t)
 	out := p.out.String()
-	wantOutput(t, out, `(?m)^badstop \| exited: exit status 3$`, `(?m)^order +\| exited: signal: interrupt$`)
+	wantOutput(t, out, `(?m)^badstop \| exited: exit status 3$`, `(?m)^order +\| exited: ok$`)
+	if !p.noted("order.sigterm") {
+		t.Error("order did not get SIGTERM")
+	}
+	p.wantStoppedBySIGTERM(t)
+	if strings.Contains(out, "restarting") {
+		t.Errorf("a process was restarted after Ctrl-C; output:\n%s", out)
+	}
 	if a, b := p.starts("order"), p.starts("badstop"); a != 1 || b != 1 {
 		t.Errorf("order started %d times, badstop %d, want once each; output:\n%s", a, b, out)
+	}
+}
+
+// Ctrl-C with restarts off and no restart delay: a process failing of it
+// before devrun began to stop would end the run with exit 1 (restarts are
+// off), and with a limit, be restarted at once. Neither: devrun exits 0
+// and says nothing of a restart or a failure.
+func TestCtrlCWithRestartsOffAndNoDelayExitsZero(t *testing.T) {
+	names := []string{"order", "badstop", "inventory"}
+	p := startDevrun(t, names, "--services", strings.Join(names, ","), "--restart-limit", "0", "--restart-delay", "0s")
+	for _, name := range names {
+		p.waitNote(t, name+".started")
+	}
+	p.ctrlC(t)
+	out := p.out.String()
+	wantOutput(t, out, `(?m)^badstop +\| exited: exit status 3$`, `(?m)^order +\| exited: ok$`, `(?m)^inventory +\| exited: ok$`)
+	if bad := regexp.MustCompile(`(?m)^devrun: .*(restart|interrupted; also|also:)`).FindString(out); bad != "" {
+		t.Errorf("devrun said %q after Ctrl-C; output:\n%s", bad, out)
+	}
+	p.wantStoppedBySIGTERM(t)
+	for _, name := range names {
+		if n := p.starts(name); n != 1 {
+			t.Errorf("%s started %d times, want once", name, n)
+		}
 	}
 }
 
@@ -511,64 +641,6 @@ func TestDevrunEndsWhenEveryProcessHasExitedZero(t *testing.T) {
 		t.Errorf("exit status %d, want 0; output:\n%s", status, p.out)
 	}
 	wantOutput(t, p.out.String(), `(?m)^devrun: quitnow exited with status 0 on its own; leaving it stopped`, `(?m)^devrun: every process has stopped$`)
-}
-
-func TestChildEnv(t *testing.T) {
-	environ := []string{"PATH=/bin", "HTTP_ADDR=127.0.0.1:1", "ORDER_HTTP_ADDR=127.0.0.1:9080", "PAYMENT_LOG_LEVEL=debug",
-		"ORDER_QUEUE_URL=sqlite:///elsewhere.db", "ORDER_=x", "ORDERS_X=y"}
-	get := func(env []string, key string) string {
-		v := ""
-		for _, kv := range env { // the last one wins, as in os/exec
-			if k, val, _ := strings.Cut(kv, "="); k == key {
-				v = val
-			}
-		}
-		return v
-	}
-	order := childEnv("order", environ, "/data")
-	for key, want := range map[string]string{
-		"HTTP_ADDR": "127.0.0.1:9080", "QUEUE_URL": "sqlite:///elsewhere.db", "DATA_DIR": "/data", "GOMAXPROCS": "1",
-		"ORDER_HTTP_ADDR": "127.0.0.1:9080", "LOG_LEVEL": "", "": "", "S_X": "", "PATH": "/bin",
-	} {
-		if got := get(order, key); got != want {
-			t.Errorf("order: %s=%q, want %q", key, got, want)
-		}
-	}
-	payment := childEnv("payment", environ, "/data")
-	for key, want := range map[string]string{
-		"HTTP_ADDR": "127.0.0.1:1", "QUEUE_URL": "sqlite:///data/queue.db", "LOG_LEVEL": "debug",
-	} {
-		if got := get(payment, key); got != want {
-			t.Errorf("payment: %s=%q, want %q", key, got, want)
-		}
-	}
-}
-
-func TestRunWithoutBinariesOrWithHelp(t *testing.T) {
-	dir := t.TempDir()
-	var out bytes.Buffer
-	err := run(context.Background(), []string{"--data-dir", filepath.Join(dir, "data"), "--bin-dir", filepath.Join(dir, "bin")}, &out)
-	if err == nil || !strings.Contains(err.Error(), "nothing to run") {
-		t.Errorf("no binaries: got %v, want an error saying there is nothing to run", err)
-	}
-	if err := run(context.Background(), []string{"--help"}, &bytes.Buffer{}); err != nil {
-		t.Errorf("--help: got %v, want no error", err)
-	}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--services", " , "}, "--services names no process"},
-		{[]string{"--restart-limit", "-1"}, "--restart-limit -1: must not be negative"},
-		{[]string{"--restart-delay", "-1s"}, "--restart-delay -1s: must not be negative"},
-		{[]string{"--restart-window", "0s"}, "--restart-window 0s: must be positive"},
-		{[]string{"--grace", "-1s"}, "--grace -1s: must not be negative"},
-		{[]string{"stray"}, "unexpected arguments"},
-	} {
-		if err := run(context.Background(), tc.args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("run(%q): got %v, want an error containing %q", tc.args, err, tc.want)
-		}
-	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the writer goroutines of exec.Cmd

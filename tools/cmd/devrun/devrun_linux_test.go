@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A devrun killed with SIGKILL cannot stop its processes; the kernel sends
+// each SIGTERM then (Pdeathsig), so that none outlives devrun: none is
+// still running a generous while later, and those that handle SIGTERM
+// noted it (a clean stop, not a kill).
+func TestNoProcessOutlivesAKilledDevrun(t *testing.T) {
+	names := []string{"order", "inventory", "badstop"}
+	p := startDevrun(t, names, "--services", strings.Join(names, ","))
+	type proc struct {
+		name  string
+		pid   int
+		start string // its start time, which a process taking over the pid would not have
+	}
+	var procs []proc
+	for _, name := range names {
+		pid := mustPID(t, name, p.waitNote(t, name+".started"))
+		start, ok := procStart(pid)
+		if !ok {
+			t.Fatalf("%s (pid %d) is not running", name, pid)
+		}
+		procs = append(procs, proc{name, pid, start})
+	}
+
+	if err := p.cmd.Process.Kill(); err != nil { // devrun alone, as kill -9 PID does
+		t.Fatal(err)
+	}
+	p.wait(t, 30*time.Second) // killed: the status is -1
+
+	// Generous, to catch a survivor only.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range procs {
+		for {
+			start, ok := procStart(c.pid)
+			if !ok || start != c.start {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s (pid %d) still runs 30 s after devrun was killed", c.name, c.pid)
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	for _, name := range []string{"order", "inventory"} {
+		if !p.noted(name + ".sigterm") {
+			t.Errorf("%s did not get SIGTERM when devrun was killed", name)
+		}
+	}
+	p.wantStoppedBySIGTERM(t)
+}
+
+// procStart returns the start time of the process pid from /proc, and
+// false if there is no such process or it has ended (a zombie, which a
+// container's init may never reap, has ended).
+func procStart(pid int) (string, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", false
+	}
+	// pid (comm) state ppid … starttime is the 22nd field; comm may hold
+	// spaces and parentheses, so count from the last ')'.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+		return "", false
+	}
+	return fields[19], true
+}
