@@ -21,6 +21,10 @@ import (
 )
 
 func main() {
+	// A reader of its output that goes away (a killed devrun, a closed
+	// pipe) must not end the process mid-stop with SIGPIPE: writes to it
+	// fail instead, and the graceful stop goes on.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.LookupEnv); err != nil && !errors.Is(err, flag.ErrHelp) {
