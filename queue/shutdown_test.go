@@ -117,11 +117,13 @@ func firstDelivery(t *testing.T, q *queue.Queue, group, topic string) delivery {
 // TestShutdownLetsRunningHandlersFinish: when Run's context ends, a handler
 // that is running keeps a live context, and its ack is recorded: the
 // message is not delivered again. No message is handed out after the close
-// began.
+// began, not even the one waiting for the slot that the running handler
+// frees when it finishes during the close.
 func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
 	shutdownQueues(t, func(t *testing.T, q *queue.Queue, log closingLogger) {
 		const topic = "jobs"
-		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Concurrency: 2, Retry: fastRetry(5), CloseTimeout: time.Minute})
+		// One handler at a time: m2 waits for m1's slot.
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Concurrency: 1, Retry: fastRetry(5), CloseTimeout: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,15 +146,17 @@ func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
 			t.Fatal(err)
 		}
 		running := within(t, started, "the handler to start")
+		// Stored before the close, waiting for m1's slot (perhaps claimed
+		// already): m1's ack frees the slot during the close, and m2 must
+		// not be handed out then.
+		if err := q.Publisher().Publish(topic, message.NewMessage("m2", nil)); err != nil {
+			t.Fatal(err)
+		}
 
 		stop()
 		within(t, log.closing, "the router to begin closing")
 		if err := running.Context().Err(); err != nil {
 			t.Errorf("the running handler's context ended when the router began closing: %v", err)
-		}
-		// Published after the close began: not to be handed out.
-		if err := q.Publisher().Publish(topic, message.NewMessage("m2", nil)); err != nil {
-			t.Fatal(err)
 		}
 		close(release)
 		if err := within(t, finished, "the handler to finish"); err != nil {
@@ -168,9 +172,9 @@ func TestShutdownLetsRunningHandlersFinish(t *testing.T) {
 		// m1 was acked: the next router's first message is m2, at its
 		// first attempt, and m1 never comes back.
 		if q.Backend().Name() == "memory" {
-			// Not on memory://: GoChannel keeps nothing for a topic
-			// without a subscriber, so m2, published while the router
-			// was closing, is dropped and the next router gets nothing.
+			// Not on memory://: GoChannel keeps nothing once its
+			// subscription is gone, so m2, not handed out, is dropped and
+			// the next router gets nothing.
 			return
 		}
 		if got := firstDelivery(t, q, "g", topic); got != (delivery{"m2", "1"}) {
