@@ -9,8 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -132,40 +130,9 @@ type dlqRoutes struct {
 	logger *slog.Logger
 }
 
-// DeadLetter is a dead letter as the admin API shows it: the payload as
-// text when it is UTF-8, else base64.
-type DeadLetter struct {
-	ID            int64             `json:"id"`
-	MessageUUID   string            `json:"message_uuid"`
-	Topic         string            `json:"topic"`
-	ConsumerGroup string            `json:"consumer_group"`
-	Payload       *string           `json:"payload,omitempty"`
-	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
-	Metadata      map[string]string `json:"metadata"`
-	Attempts      int               `json:"attempts"`
-	LastError     string            `json:"last_error"`
-	FirstFailedAt time.Time         `json:"first_failed_at"`
-	LastFailedAt  time.Time         `json:"last_failed_at"`
-	DeadAt        time.Time         `json:"dead_at"`
-}
-
-func viewDeadLetter(dl backend.DeadLetter) DeadLetter {
-	v := DeadLetter{
-		ID: dl.ID, MessageUUID: dl.MessageUUID, Topic: dl.Topic, ConsumerGroup: dl.ConsumerGroup,
-		Metadata: dl.Metadata, Attempts: dl.Attempts, LastError: dl.LastError,
-		FirstFailedAt: dl.FirstFailedAt, LastFailedAt: dl.LastFailedAt, DeadAt: dl.DeadAt,
-	}
-	if utf8.Valid(dl.Payload) {
-		s := string(dl.Payload)
-		v.Payload = &s
-	} else {
-		v.PayloadBase64 = dl.Payload
-	}
-	if v.Metadata == nil {
-		v.Metadata = map[string]string{}
-	}
-	return v
-}
+// DeadLetter is a dead letter as the admin API shows it (and queuectl
+// --json): the payload as text when it is UTF-8, else base64.
+type DeadLetter = backend.DeadLetterView
 
 // filter reads ?topic=, ?group= and, with limit, ?limit= (1..1000).
 func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
@@ -204,7 +171,7 @@ func (d *dlqRoutes) list(c echo.Context) error {
 	}
 	out := make([]DeadLetter, 0, len(dls))
 	for _, dl := range dls {
-		out = append(out, viewDeadLetter(dl))
+		out = append(out, dl.View())
 	}
 	return c.JSON(http.StatusOK, out)
 }
@@ -218,7 +185,7 @@ func (d *dlqRoutes) get(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("dead letter %d: %w", id, err)
 	}
-	return c.JSON(http.StatusOK, viewDeadLetter(dl))
+	return c.JSON(http.StatusOK, dl.View())
 }
 
 func (d *dlqRoutes) replay(c echo.Context) error {

@@ -111,7 +111,7 @@ func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dls []deadLetterJSON
+	var dls []backend.DeadLetterView
 	if err := json.Unmarshal([]byte(out), &dls); err != nil || len(dls) != 3 {
 		t.Fatalf("dlq list --json: got %q (%v), want 3 dead letters as JSON", out, err)
 	}

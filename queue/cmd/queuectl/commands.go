@@ -162,9 +162,9 @@ func dlqList(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	if g.json {
-		out := make([]deadLetterJSON, 0, len(dls))
+		out := make([]backend.DeadLetterView, 0, len(dls))
 		for _, dl := range dls {
-			out = append(out, viewDeadLetter(dl))
+			out = append(out, dl.View())
 		}
 		return printJSON(g, out)
 	}
@@ -210,7 +210,7 @@ func dlqShow(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	if g.json {
-		return printJSON(g, viewDeadLetter(dl))
+		return printJSON(g, dl.View())
 	}
 	fmt.Fprintf(g.stdout, "ID:              %d\nMessage UUID:    %s\nTopic:           %s\nConsumer group:  %s\nAttempts:        %d\nFirst failed at: %s\nLast failed at:  %s\nDead at:         %s\nLast error:      %s\nMetadata:\n",
 		dl.ID, dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Attempts,
@@ -399,38 +399,6 @@ func openTail(ctx context.Context, b backend.Backend, topic string, fromStart bo
 	}
 }
 
-// deadLetterJSON is a dead letter as --json prints it: the shape of the
-// admin API's GET /dlq (pkg/admin), so that a script can read either. The
-// payload is text under "payload" when it is valid UTF-8; otherwise
-// "payload" is left out and "payload_base64" holds it in base64.
-type deadLetterJSON struct {
-	ID            int64             `json:"id"`
-	MessageUUID   string            `json:"message_uuid"`
-	Topic         string            `json:"topic"`
-	ConsumerGroup string            `json:"consumer_group"`
-	Payload       *string           `json:"payload,omitempty"`
-	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
-	Metadata      map[string]string `json:"metadata"`
-	Attempts      int               `json:"attempts"`
-	LastError     string            `json:"last_error"`
-	FirstFailedAt time.Time         `json:"first_failed_at"`
-	LastFailedAt  time.Time         `json:"last_failed_at"`
-	DeadAt        time.Time         `json:"dead_at"`
-}
-
-func viewDeadLetter(dl backend.DeadLetter) deadLetterJSON {
-	v := deadLetterJSON{
-		ID: dl.ID, MessageUUID: dl.MessageUUID, Topic: dl.Topic, ConsumerGroup: dl.ConsumerGroup,
-		Metadata: dl.Metadata, Attempts: dl.Attempts, LastError: dl.LastError,
-		FirstFailedAt: dl.FirstFailedAt, LastFailedAt: dl.LastFailedAt, DeadAt: dl.DeadAt,
-	}
-	v.Payload, v.PayloadBase64 = viewPayload(dl.Payload)
-	if v.Metadata == nil {
-		v.Metadata = map[string]string{}
-	}
-	return v
-}
-
 // messageJSON is a message as tail --json prints it, one per line, with
 // the payload shown as for dead letters.
 type messageJSON struct {
@@ -445,21 +413,11 @@ type messageJSON struct {
 
 func viewMessage(m backend.StoredMessage) messageJSON {
 	v := messageJSON{Offset: m.Offset, UUID: m.UUID, Topic: m.Topic, Metadata: m.Metadata, CreatedAt: m.CreatedAt}
-	v.Payload, v.PayloadBase64 = viewPayload(m.Payload)
+	v.Payload, v.PayloadBase64 = backend.ViewPayload(m.Payload)
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}
 	}
 	return v
-}
-
-// viewPayload returns the payload as text when it is valid UTF-8, else as
-// bytes for base64, as the admin API does.
-func viewPayload(p []byte) (*string, []byte) {
-	if utf8.Valid(p) {
-		s := string(p)
-		return &s, nil
-	}
-	return nil, p
 }
 
 func oneLine(s string, n int) string {

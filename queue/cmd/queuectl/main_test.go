@@ -96,7 +96,7 @@ func TestJSONOutputDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var dls []deadLetterJSON
+	var dls []backend.DeadLetterView
 	if err := json.Unmarshal([]byte(out), &dls); err != nil {
 		t.Fatalf("decode %q: %v", out, err)
 	}

@@ -1,0 +1,49 @@
+package backend
+
+import (
+	"time"
+	"unicode/utf8"
+)
+
+// DeadLetterView is a dead letter as JSON shows it, in the admin API's
+// GET /dlq (pkg/admin) and in queuectl --json alike, so that a script can
+// read either. The payload is text under "payload" when it is valid UTF-8;
+// otherwise "payload" is left out and "payload_base64" holds it in base64.
+type DeadLetterView struct {
+	ID            int64             `json:"id"`
+	MessageUUID   string            `json:"message_uuid"`
+	Topic         string            `json:"topic"`
+	ConsumerGroup string            `json:"consumer_group"`
+	Payload       *string           `json:"payload,omitempty"`
+	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	Metadata      map[string]string `json:"metadata"`
+	Attempts      int               `json:"attempts"`
+	LastError     string            `json:"last_error"`
+	FirstFailedAt time.Time         `json:"first_failed_at"`
+	LastFailedAt  time.Time         `json:"last_failed_at"`
+	DeadAt        time.Time         `json:"dead_at"`
+}
+
+// View returns dl as JSON shows it; metadata is never null.
+func (dl DeadLetter) View() DeadLetterView {
+	v := DeadLetterView{
+		ID: dl.ID, MessageUUID: dl.MessageUUID, Topic: dl.Topic, ConsumerGroup: dl.ConsumerGroup,
+		Metadata: dl.Metadata, Attempts: dl.Attempts, LastError: dl.LastError,
+		FirstFailedAt: dl.FirstFailedAt, LastFailedAt: dl.LastFailedAt, DeadAt: dl.DeadAt,
+	}
+	v.Payload, v.PayloadBase64 = ViewPayload(dl.Payload)
+	if v.Metadata == nil {
+		v.Metadata = map[string]string{}
+	}
+	return v
+}
+
+// ViewPayload returns a payload as JSON shows it: text when it is valid
+// UTF-8, else the bytes (which encoding/json writes in base64).
+func ViewPayload(p []byte) (text *string, raw []byte) {
+	if utf8.Valid(p) {
+		s := string(p)
+		return &s, nil
+	}
+	return nil, p
+}
