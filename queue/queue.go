@@ -229,6 +229,11 @@ func shownURL(raw string) string {
 	if err != nil {
 		return scheme + "://…"
 	}
+	// libpq also takes the password as a query parameter.
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
 	return u.Redacted()
 }
 

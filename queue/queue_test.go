@@ -399,7 +399,9 @@ func TestURLErrorsHideThePassword(t *testing.T) {
 		"postgres://u:s3cret@host:port/db",     // does not parse as a URL
 		"postgres://u:se\"s3cret@host:port/db", // quoted by %q, escaped
 		"postgres://u:s3cret@host/db?sslmode=sometimes",
-		"u:s3cret@host/db", // no scheme at all
+		"u:s3cret@host/db",                                       // no scheme at all
+		"postgres://u@host/db?password=s3cret&sslmode=sometimes", // libpq's password parameter
+		"POSTGRES://u:s3cret@host/db?sslmode=sometimes",          // an upper-case scheme
 	} {
 		err := queue.ValidateURL(raw)
 		if err == nil {

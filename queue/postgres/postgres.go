@@ -51,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -233,6 +234,12 @@ func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return nil, fmt.Errorf("dsn scheme is %q, want postgres://", u.Scheme)
+	}
+	// url.Parse lowers the scheme, pgx does not: given "POSTGRES://…" it
+	// would read the whole URL as one key=value setting (and send it, the
+	// password with it, to the default server). Hand it the scheme lowered.
+	if scheme, rest, ok := strings.Cut(dsn, "://"); ok && scheme != u.Scheme {
+		dsn = u.Scheme + "://" + rest
 	}
 	connCfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
