@@ -34,7 +34,8 @@ type RouterConfig struct {
 	// running are cancelled and their messages released, to be delivered
 	// again later with this attempt counted (on PostgreSQL, a handler's
 	// context also ends when postgres.Config.AckDeadline passes, as it
-	// always does). Default 30s.
+	// always does; on memory://, which keeps nothing, they are dropped
+	// instead of delivered again). Default 30s.
 	CloseTimeout time.Duration
 }
 

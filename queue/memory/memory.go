@@ -119,8 +119,10 @@ type subscriber struct {
 // while the messages already handed out keep a live context and have their
 // ack or nack recorded until the handler settles them or Close gives up on
 // them (cancelling their contexts), like the persistent backends' graceful
-// stop. A message not yet handed out when ctx ends is dropped with the
-// GoChannel subscription.
+// stop. Unlike theirs, what is not settled is lost: a message not yet
+// handed out when ctx ends, one given up at Close, and one nacked during
+// the stop are dropped with the GoChannel subscription, not delivered again
+// (memory:// keeps nothing; it is for tests and benchmarks in one process).
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	if err := backend.ValidateTopic(topic); err != nil {
 		return nil, fmt.Errorf("subscribe: %w", err)

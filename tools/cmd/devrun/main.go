@@ -23,7 +23,8 @@
 // stop. devrun signals the whole group of a process (its pid), so what the
 // process started itself (the real service under `go run`, or under a
 // shell script) stops with it. On Linux a process also gets SIGTERM when
-// devrun dies without stopping it (SIGKILL): no service outlives devrun.
+// devrun dies without stopping it (SIGKILL): no process devrun started
+// outlives it (what such a process started itself, under `go run`, may).
 package main
 
 import (

@@ -16,5 +16,10 @@ func signalProcess(p *process, sig syscall.Signal) error {
 	if err := p.cmd.Process.Signal(syscall.Signal(0)); err != nil {
 		return err
 	}
-	return syscall.Kill(-p.cmd.Process.Pid, sig)
+	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != syscall.ESRCH {
+		return err
+	}
+	// No such group although p is there: p left it (setsid). Signal p
+	// itself, so that it still gets SIGTERM and its grace period.
+	return p.cmd.Process.Signal(sig)
 }
