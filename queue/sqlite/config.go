@@ -164,6 +164,14 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// check reports a Synchronous the store does not know.
+func (s Synchronous) check() error {
+	if s != SynchronousNormal && s != SynchronousFull {
+		return fmt.Errorf("synchronous must be %s or %s, got %q", SynchronousNormal, SynchronousFull, string(s))
+	}
+	return nil
+}
+
 // The smallest lease and busy timeout the store accepts.
 const (
 	minLease       = 10 * time.Millisecond
@@ -173,8 +181,8 @@ const (
 // Validate reports settings the store cannot work with.
 func (c Config) Validate() error {
 	var errs []error
-	if c.Synchronous != SynchronousNormal && c.Synchronous != SynchronousFull {
-		errs = append(errs, fmt.Errorf("synchronous must be %s or %s, got %q", SynchronousNormal, SynchronousFull, c.Synchronous))
+	if err := c.Synchronous.check(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.BusyTimeout < minBusyTimeout {
 		errs = append(errs, fmt.Errorf("busy timeout must be at least %s, got %s", minBusyTimeout, c.BusyTimeout))
@@ -233,8 +241,8 @@ func (c *Config) applyURLParam(key, v string) error {
 	switch key {
 	case "synchronous":
 		s := Synchronous(strings.ToUpper(v))
-		if s != SynchronousNormal && s != SynchronousFull {
-			return fmt.Errorf("synchronous must be %s or %s, got %q", SynchronousNormal, SynchronousFull, v)
+		if err := s.check(); err != nil {
+			return err
 		}
 		c.Synchronous = s
 		return nil
