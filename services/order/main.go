@@ -93,8 +93,8 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 		servicecmd.NotNegative("compensation-timeout", "COMPENSATION_TIMEOUT", s.CompensationTimeout),
 		servicecmd.NotNegative("timeout-scan-interval", "TIMEOUT_SCAN_INTERVAL", s.TimeoutScanInterval),
 	)
-	if v := strings.ToUpper(s.Synchronous); v != "NORMAL" && v != "FULL" {
-		errs = append(errs, fmt.Errorf("--db-synchronous (DB_SYNCHRONOUS) must be NORMAL or FULL, got %q", s.Synchronous))
+	if err := service.CheckSynchronous(s.Synchronous); err != nil {
+		errs = append(errs, fmt.Errorf("--db-synchronous (DB_SYNCHRONOUS) %w", err))
 	}
 	switch {
 	case s.MaxOpenOrders < 0:

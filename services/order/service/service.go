@@ -207,6 +207,10 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// CheckSynchronous reports a value of Config.Synchronous that the
+// database cannot be opened with, for a command line to name its flag.
+func CheckSynchronous(s string) error { return adapters.CheckSynchronous(s) }
+
 // Validate reports an unusable config.
 func (c Config) Validate() error {
 	var errs []error

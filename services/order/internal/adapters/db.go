@@ -64,10 +64,19 @@ func (c DBConfig) Validate() error {
 	if c.WriterConns < 1 || c.ReaderConns < 1 {
 		errs = append(errs, errors.New("pool sizes must be positive"))
 	}
-	if s := strings.ToUpper(c.Synchronous); s != "NORMAL" && s != "FULL" {
-		errs = append(errs, fmt.Errorf("synchronous %q: want NORMAL or FULL", c.Synchronous))
+	if err := CheckSynchronous(c.Synchronous); err != nil {
+		errs = append(errs, fmt.Errorf("synchronous: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// CheckSynchronous reports a synchronous pragma the database is not opened
+// with: NORMAL or FULL, in any case.
+func CheckSynchronous(s string) error {
+	if v := strings.ToUpper(s); v != "NORMAL" && v != "FULL" {
+		return fmt.Errorf("must be NORMAL or FULL, got %q", s)
+	}
+	return nil
 }
 
 // OpenDB opens (creating if needed) the database file at path, with WAL,
