@@ -9,7 +9,7 @@
 // Producing a message:
 //
 //	payload, meta, err := contracts.Encode(contracts.ReserveStock{OrderID: id, Items: items})
-//	msg := message.NewMessage(watermill.NewUUID(), payload) // message_id
+//	msg := message.NewMessage(queue.NewMessageID(), payload) // message_id: a time-ordered UUIDv7
 //	for k, v := range meta {
 //		msg.Metadata.Set(k, v)
 //	}

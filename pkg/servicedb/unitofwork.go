@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
 	"github.com/orderflow/orderflow/queue/tracing"
@@ -129,7 +129,7 @@ func NewMessage(ctx context.Context, m contracts.Message, causationID string, pr
 	if err != nil {
 		return nil, err
 	}
-	msg := message.NewMessage(watermill.NewUUID(), payload)
+	msg := message.NewMessage(queue.NewMessageID(), payload)
 	for k, v := range meta {
 		msg.Metadata.Set(k, v)
 	}
@@ -148,7 +148,7 @@ const MetadataPoison = "poison"
 // payload is not JSON, so every consumer's decoder rejects it and the
 // queue dead-letters it.
 func PoisonMessage(typ string) *message.Message {
-	msg := message.NewMessage(watermill.NewUUID(), []byte("\x00poison: this is not a JSON object"))
+	msg := message.NewMessage(queue.NewMessageID(), []byte("\x00poison: this is not a JSON object"))
 	msg.Metadata.Set(contracts.MetadataType, typ)
 	msg.Metadata.Set(contracts.MetadataSchemaVersion, "1")
 	msg.Metadata.Set(contracts.MetadataMessageID, msg.UUID)

@@ -4,11 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/tracing"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
@@ -97,7 +97,7 @@ func outgoingMessages(ctx context.Context, prop propagation.TextMapPropagator, o
 		if err != nil {
 			return nil, fmt.Errorf("encode %s: %w", m.MessageType(), err)
 		}
-		msg := message.NewMessage(watermill.NewUUID(), payload)
+		msg := message.NewMessage(queue.NewMessageID(), payload)
 		for k, v := range meta {
 			msg.Metadata.Set(k, v)
 		}
