@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -277,7 +278,7 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err, body)
+		return jsonError(err, body, v)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return &malformedError{Detail: "data after the JSON object"}
@@ -285,9 +286,9 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	return nil
 }
 
-// jsonError turns a decoding error of body into a malformedError naming
-// the field as on the wire.
-func jsonError(err error, body []byte) error {
+// jsonError turns an error of decoding body into v into a malformedError
+// naming the field as on the wire.
+func jsonError(err error, body []byte, v any) error {
 	var (
 		syntax *json.SyntaxError
 		typ    *json.UnmarshalTypeError
@@ -304,7 +305,15 @@ func jsonError(err error, body []byte) error {
 		return &malformedError{Detail: "truncated JSON"}
 	}
 	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return &malformedError{Field: strings.Trim(f, `"`), Detail: "is not a known field"}
+		key, qerr := strconv.Unquote(f)
+		if qerr != nil {
+			key = strings.Trim(f, `"`)
+		}
+		field := key
+		if path, ok := unknownFieldPath(body, reflect.TypeOf(v), key); ok {
+			field = path
+		}
+		return &malformedError{Field: field, Detail: "is not a known field"}
 	}
 	return &malformedError{Detail: err.Error()}
 }
@@ -326,6 +335,94 @@ func wireField(body []byte, typ *json.UnmarshalTypeError) string {
 // JSON document body that ends at or after offset, or that a '{' or '['
 // ending there opens: where encoding/json reports a type error.
 func pathAt(body []byte, offset int64) (string, bool) {
+	var found string
+	ok := walkJSON(body, func(path, _ string, end int64) bool {
+		if end >= offset {
+			found = path
+			return true
+		}
+		return false
+	})
+	return found, ok
+}
+
+// unknownFieldPath returns the path ("items[1].colour") of the member
+// named key that encoding/json rejected as unknown while decoding body
+// into a value of type t: the first member of that name, in document
+// order, whose object has no such field. encoding/json names only the key.
+func unknownFieldPath(body []byte, t reflect.Type, key string) (string, bool) {
+	var found string
+	ok := walkJSON(body, func(path, member string, _ int64) bool {
+		if member != key {
+			return false
+		}
+		parent := strings.TrimSuffix(path, member)
+		parent = strings.TrimSuffix(parent, ".")
+		if known, resolved := hasField(t, stripIndexes(parent), key); resolved && !known {
+			found = path
+			return true
+		}
+		return false
+	})
+	return found, ok && found != ""
+}
+
+// hasField reports whether the object at path (dotted, no indexes; "" for
+// the top) of a value of type t has a field that encoding/json would fill
+// from key (json tag or Go name, case-insensitively). resolved is false
+// when path does not lead to a struct.
+func hasField(t reflect.Type, path, key string) (known, resolved bool) {
+	var segments []string
+	if path != "" {
+		segments = strings.Split(path, ".")
+	}
+	for i := 0; ; i++ {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return false, false
+		}
+		name := key
+		if i < len(segments) {
+			name = segments[i]
+		}
+		f, ok := jsonField(t, name)
+		if i == len(segments) {
+			return ok, true
+		}
+		if !ok {
+			return false, false
+		}
+		t = f.Type
+	}
+}
+
+// jsonField finds the field of struct type t that encoding/json decodes
+// the member name into.
+func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if tag == "-" || !f.IsExported() {
+			continue
+		}
+		if tag == "" {
+			tag = f.Name
+		}
+		if strings.EqualFold(tag, name) {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
+
+// walkJSON reads the JSON document body token by token and calls visit
+// with the path ("items[1].quantity") of every value where it starts, the
+// member name when the value is an object's member ("" in an array or at
+// the top), and the offset just past the value's first token. It stops
+// when visit returns true and reports whether body could be read that far.
+func walkJSON(body []byte, visit func(path, member string, end int64) (stop bool)) bool {
 	type level struct {
 		array   bool
 		index   int    // of the current element, in an array
@@ -362,7 +459,7 @@ func pathAt(body []byte, offset int64) (string, bool) {
 	for {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", false
+			return false
 		}
 		d, isDelim := tok.(json.Delim)
 		if n := len(stack); n > 0 && !stack[n-1].array && stack[n-1].wantKey {
@@ -379,8 +476,12 @@ func pathAt(body []byte, offset int64) (string, bool) {
 			valueDone()
 			continue
 		}
-		if dec.InputOffset() >= offset {
-			return path(), true
+		member := ""
+		if n := len(stack); n > 0 && !stack[n-1].array {
+			member = stack[n-1].key
+		}
+		if visit(path(), member, dec.InputOffset()) {
+			return true
 		}
 		if isDelim { // '{' or '['
 			stack = append(stack, level{array: d == '[', wantKey: d == '{'})
