@@ -34,6 +34,18 @@ func (h harness) state() app.State {
 	return st
 }
 
+// gateway returns the simulated provider's record of order, failing the
+// test unless there is exactly one.
+func (h harness) gateway(order string) app.GatewayRecord {
+	h.T.Helper()
+	var recs []app.GatewayRecord
+	h.GetOK("/gateway?order_id="+order, &recs)
+	if len(recs) != 1 {
+		h.T.Fatalf("gateway records of %s: got %+v, want one", order, recs)
+	}
+	return recs[0]
+}
+
 func TestChargeRefundAndDuplicates(t *testing.T) {
 	h := start(t)
 
@@ -56,6 +68,11 @@ func TestChargeRefundAndDuplicates(t *testing.T) {
 		t.Fatalf("repeated charge: got %#v, want PaymentCharged %s again", m, charged.PaymentID)
 	}
 	h.Quiet(200 * time.Millisecond)
+	// The gateway was asked three times (the redelivery too: it comes
+	// before the inbox) and charged once.
+	if g := h.gateway("o-1"); g.Outcome != "ACCEPTED" || g.Reference != charged.PaymentID || g.Requests != 3 || g.Cancelled {
+		t.Errorf("gateway: got %+v, want one accepted charge %s asked 3 times, not refunded", g, charged.PaymentID)
+	}
 
 	for range 2 {
 		h.Publish(contracts.RefundPayment{OrderID: "o-1", PaymentID: charged.PaymentID, AmountCents: 4999, Currency: "EUR"}, "")
@@ -73,6 +90,9 @@ func TestChargeRefundAndDuplicates(t *testing.T) {
 	h.GetJSON("/ledger?order_id=o-1", &ledger)
 	if len(ledger) != 2 || ledger[0].AmountCents != 4999 || ledger[1].AmountCents != -4999 {
 		t.Errorf("ledger: got %+v, want a charge of 4999 and a refund of -4999", ledger)
+	}
+	if g := h.gateway("o-1"); !g.Cancelled || g.Cancels != 2 || g.Reference != charged.PaymentID {
+		t.Errorf("gateway after two refunds: got %+v, want %s refunded once, asked twice", g, charged.PaymentID)
 	}
 }
 
@@ -100,6 +120,15 @@ func TestRefundBeforeChargeAndDeclines(t *testing.T) {
 	st := h.state()
 	if !st.Consistent || st.ChargedCents != 0 || st.Payments["DECLINED"] != 1 || st.Payments["VOIDED"] != 1 {
 		t.Errorf("state: got %+v, want no money moved, 1 declined, 1 voided", st)
+	}
+	// The refund reached the gateway first and voided the order there, so
+	// the late charge was declined by the provider, not merely ignored
+	// after it charged.
+	if g := h.gateway("o-early"); g.Outcome != "VOIDED" || g.Reference != "" || g.Requests != 1 || g.Cancels != 1 {
+		t.Errorf("gateway of o-early: got %+v, want VOIDED with one refund and one charge request, no payment", g)
+	}
+	if g := h.gateway("o-declined"); g.Outcome != "REFUSED" || g.Reference != "" {
+		t.Errorf("gateway of o-declined: got %+v, want REFUSED", g)
 	}
 }
 
@@ -147,5 +176,31 @@ func TestCrashAfterCommitChargesOnce(t *testing.T) {
 	h.CrashOnce(faults.CrashAfterCommit, charge("o-crash"), contracts.TypePaymentCharged)
 	if st := h.state(); st.Payments["CHARGED"] != 1 || st.ChargedCents != 4999 || st.OrdersChargedTwice != 0 {
 		t.Errorf("state: got %+v, want exactly one charge", st)
+	}
+	var payments []struct {
+		ID string `json:"payment_id"`
+	}
+	h.GetOK("/payments?order_id=o-crash", &payments)
+	if g := h.gateway("o-crash"); len(payments) != 1 || g.Reference != payments[0].ID || g.Requests != 2 {
+		t.Errorf("gateway: got %+v for payments %+v, want the one payment's charge asked twice (before and after the crash)", g, payments)
+	}
+}
+
+// A crash after the gateway charged but before the local commit: the
+// redelivered command asks the gateway again with the same order id and
+// gets the same payment, so the customer is charged once.
+func TestCrashBeforeCommitChargesOnceAtTheGateway(t *testing.T) {
+	h := start(t)
+	h.CrashOnce(faults.CrashMidHandler, charge("o-mid"), contracts.TypePaymentCharged)
+	var payments []struct {
+		ID string `json:"payment_id"`
+	}
+	h.GetOK("/payments?order_id=o-mid", &payments)
+	g := h.gateway("o-mid")
+	if len(payments) != 1 || g.Outcome != "ACCEPTED" || g.Reference != payments[0].ID || g.Requests != 2 {
+		t.Errorf("gateway: got %+v for payments %+v, want one accepted charge, the recorded payment, asked twice", g, payments)
+	}
+	if st := h.state(); st.ChargedCents != 4999 || st.OrdersChargedTwice != 0 {
+		t.Errorf("state: got %+v, want one charge of 4999", st)
 	}
 }

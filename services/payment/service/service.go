@@ -59,7 +59,11 @@ func wire(_ context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
 	if err != nil {
 		return nil, err
 	}
-	application, err := app.New(uow, adapters.NewSimulatedGateway(p.Faults), adapters.NewReadModel(p.DB))
+	gateway, err := adapters.NewSimulatedGateway(p.DB, p.Faults)
+	if err != nil {
+		return nil, err
+	}
+	application, err := app.New(uow, gateway, adapters.NewReadModel(p.DB))
 	if err != nil {
 		return nil, err
 	}

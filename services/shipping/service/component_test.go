@@ -38,6 +38,18 @@ func (h harness) state() app.State {
 	return st
 }
 
+// carrier returns the simulated carrier's record of order, failing the
+// test unless there is exactly one.
+func (h harness) carrier(order string) app.CarrierRecord {
+	h.T.Helper()
+	var recs []app.CarrierRecord
+	h.GetOK("/carrier?order_id="+order, &recs)
+	if len(recs) != 1 {
+		h.T.Fatalf("carrier records of %s: got %+v, want one", order, recs)
+	}
+	return recs[0]
+}
+
 func TestScheduleCancelAndDuplicates(t *testing.T) {
 	h := start(t)
 
@@ -59,6 +71,11 @@ func TestScheduleCancelAndDuplicates(t *testing.T) {
 		t.Fatalf("repeated schedule: got %#v, want ShipmentScheduled %s again", m, sched.ShipmentID)
 	}
 	h.Quiet(200 * time.Millisecond)
+	// The carrier was asked three times (the redelivery too: it comes
+	// before the inbox) and booked once.
+	if c := h.carrier("o-1"); c.Outcome != "ACCEPTED" || c.Reference != sched.ShipmentID || c.Requests != 3 || c.Cancelled {
+		t.Errorf("carrier: got %+v, want one booking %s asked 3 times, not cancelled", c, sched.ShipmentID)
+	}
 
 	for range 2 {
 		h.Publish(contracts.CancelShipment{OrderID: "o-1", Reason: "customer"}, "")
@@ -71,6 +88,10 @@ func TestScheduleCancelAndDuplicates(t *testing.T) {
 	h.GetJSON("/shipments?order_id=o-1", &list)
 	if len(list) != 1 || list[0].Status != domain.StatusCancelled || list[0].Address.City != "London" {
 		t.Errorf("shipments: got %+v, want one CANCELLED shipment to London", list)
+	}
+	// The cancellation reached the carrier, once.
+	if c := h.carrier("o-1"); !c.Cancelled || c.Cancels != 2 || c.Reference != sched.ShipmentID {
+		t.Errorf("carrier after two cancels: got %+v, want %s withdrawn, asked twice", c, sched.ShipmentID)
 	}
 }
 
@@ -98,6 +119,15 @@ func TestCancelBeforeScheduleAndFailures(t *testing.T) {
 	if st := h.state(); st.Shipments[domain.StatusFailed] != 1 || st.Shipments[domain.StatusVoided] != 1 {
 		t.Errorf("state: got %+v, want 1 FAILED and 1 VOIDED", st)
 	}
+	// The cancellation reached the carrier first and voided the order
+	// there, so the late schedule was refused by the carrier, not merely
+	// ignored after it booked a parcel.
+	if c := h.carrier("o-early"); c.Outcome != "VOIDED" || c.Reference != "" || c.Requests != 1 || c.Cancels != 1 {
+		t.Errorf("carrier of o-early: got %+v, want VOIDED with one cancel and one book request, no booking", c)
+	}
+	if c := h.carrier("o-refused"); c.Outcome != "REFUSED" || c.Reference != "" {
+		t.Errorf("carrier of o-refused: got %+v, want REFUSED", c)
+	}
 }
 
 func TestUndecodableMessageIsDeadLettered(t *testing.T) {
@@ -112,5 +142,13 @@ func TestCrashMidHandlerSchedulesOnce(t *testing.T) {
 	h.CrashOnce(faults.CrashMidHandler, schedule("o-crash"), contracts.TypeShipmentScheduled)
 	if st := h.state(); st.Shipments[domain.StatusScheduled] != 1 {
 		t.Errorf("state: got %+v, want one scheduled shipment", st)
+	}
+	// The crash came after the carrier booked and before the local commit:
+	// the redelivery asked again and got the same booking.
+	var list []domain.Shipment
+	h.GetJSON("/shipments?order_id=o-crash", &list)
+	c := h.carrier("o-crash")
+	if len(list) != 1 || c.Outcome != "ACCEPTED" || c.Reference != list[0].ID || c.Requests != 2 {
+		t.Errorf("carrier: got %+v for shipments %+v, want one booking, the recorded shipment, asked twice", c, list)
 	}
 }

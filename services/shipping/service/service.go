@@ -59,7 +59,11 @@ func wire(_ context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
 	if err != nil {
 		return nil, err
 	}
-	application, err := app.New(uow, adapters.NewSimulatedCarrier(p.Faults), adapters.NewReadModel(p.DB))
+	carrier, err := adapters.NewSimulatedCarrier(p.DB, p.Faults)
+	if err != nil {
+		return nil, err
+	}
+	application, err := app.New(uow, carrier, adapters.NewReadModel(p.DB))
 	if err != nil {
 		return nil, err
 	}

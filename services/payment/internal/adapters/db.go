@@ -2,13 +2,15 @@
 // service's SQLite database (payments, the ledger), the store over them, the
 // unit of work (pkg/servicedb's) that ties a state change, the processed
 // message id and the emitted messages into one local transaction, and the
-// simulated gateway.
+// simulated gateway with its books.
 package adapters
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/orderflow/orderflow/pkg/providersim"
 )
 
 var schema = []string{
@@ -46,5 +48,5 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
-	return nil
+	return providersim.Migrate(ctx, db) // the simulated gateway's books
 }

@@ -2,28 +2,38 @@ package adapters
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/providersim"
 	"github.com/orderflow/orderflow/services/payment/internal/app"
 	"github.com/orderflow/orderflow/services/payment/internal/domain"
 )
 
-// SimulatedGateway is an in-process payment provider steered by fault
-// flags: payment_latency (response time), payment_transient_error_rate
-// (an error before any effect, so the queue retries) and
-// payment_decline_rate (declined charges).
+// SimulatedGateway is a payment provider steered by fault flags:
+// payment_latency (response time), payment_transient_error_rate (an error
+// before any effect, so the queue retries) and payment_decline_rate
+// (declined charges). It keeps its books as a real provider would
+// (pkg/providersim, in the payment database): idempotent per order id, and
+// a refund of an order it never charged voids the order there.
 type SimulatedGateway struct {
 	faults *faults.Registry
+	books  *providersim.Books
 	newID  func() string
 }
 
-// NewSimulatedGateway returns the gateway; reg must define the payment
-// flags (faults.ServiceFlags("payment")).
-func NewSimulatedGateway(reg *faults.Registry) *SimulatedGateway {
-	return &SimulatedGateway{faults: reg, newID: func() string { return "pay_" + watermill.NewULID() }}
+// NewSimulatedGateway returns the gateway over db, whose books Migrate
+// created; reg must define the payment flags (faults.ServiceFlags("payment")).
+func NewSimulatedGateway(db *sql.DB, reg *faults.Registry) (*SimulatedGateway, error) {
+	books, err := providersim.New(db, "gateway")
+	if err != nil {
+		return nil, err
+	}
+	return &SimulatedGateway{faults: reg, books: books, newID: func() string { return "pay_" + watermill.NewULID() }}, nil
 }
 
 func (g *SimulatedGateway) roundTrip(ctx context.Context, op string) error {
@@ -36,18 +46,56 @@ func (g *SimulatedGateway) roundTrip(ctx context.Context, op string) error {
 	return nil
 }
 
+// chargeDetails is what the provider records of an accepted charge.
+type chargeDetails struct {
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+}
+
 // Authorize implements app.Gateway.
 func (g *SimulatedGateway) Authorize(ctx context.Context, c domain.Charge) (domain.GatewayVerdict, error) {
 	if err := g.roundTrip(ctx, "authorize"); err != nil {
 		return domain.GatewayVerdict{}, err
 	}
-	if g.faults.Chance(faults.PaymentDeclineRate) {
-		return domain.GatewayVerdict{Reason: "card declined (simulated)"}, nil
+	rec, err := g.books.Request(ctx, c.OrderID, func() providersim.Answer {
+		if g.faults.Chance(faults.PaymentDeclineRate) {
+			return providersim.Answer{Outcome: providersim.OutcomeRefused, Reason: "card declined (simulated)"}
+		}
+		details, _ := json.Marshal(chargeDetails{AmountCents: c.AmountCents, Currency: c.Currency}) // cannot fail: two plain fields
+		return providersim.Answer{Outcome: providersim.OutcomeAccepted, Reference: g.newID(), Details: string(details)}
+	})
+	if err != nil {
+		return domain.GatewayVerdict{}, fmt.Errorf("%w: authorize: %w", app.ErrTransient, err)
 	}
-	return domain.GatewayVerdict{Approved: true, PaymentID: g.newID()}, nil
+	if rec.Outcome == providersim.OutcomeAccepted {
+		return domain.GatewayVerdict{Approved: true, PaymentID: rec.Reference}, nil
+	}
+	return domain.GatewayVerdict{Reason: rec.Reason}, nil
 }
 
 // Refund implements app.Gateway.
-func (g *SimulatedGateway) Refund(ctx context.Context, _ string) error {
-	return g.roundTrip(ctx, "refund")
+func (g *SimulatedGateway) Refund(ctx context.Context, orderID string) error {
+	if err := g.roundTrip(ctx, "refund"); err != nil {
+		return err
+	}
+	if _, err := g.books.Cancel(ctx, orderID, domain.ReasonVoided); err != nil {
+		return fmt.Errorf("%w: refund: %w", app.ErrTransient, err)
+	}
+	return nil
+}
+
+// Records implements app.Gateway.
+func (g *SimulatedGateway) Records(ctx context.Context, f app.Filter) ([]app.GatewayRecord, error) {
+	recs, err := g.books.List(ctx, providersim.Filter{Key: f.OrderID, Limit: f.Limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.GatewayRecord, len(recs))
+	for i, r := range recs {
+		out[i] = app.GatewayRecord{
+			OrderID: r.Key, Outcome: string(r.Outcome), Reference: r.Reference, Reason: r.Reason,
+			Cancelled: r.Cancelled, Requests: r.Requests, Cancels: r.Cancels, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		}
+	}
+	return out, nil
 }

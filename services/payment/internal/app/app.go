@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/services/payment/internal/domain"
@@ -36,17 +37,43 @@ type Tx interface {
 // transient (the command is retried).
 //
 // Because they come before the inbox's duplicate check, a redelivered
-// command (at-least-once) calls the gateway again: an implementation for
-// a real provider must pass the order id as the provider's idempotency key,
-// so that a second Authorize of one order returns the first answer instead
-// of charging twice. (The local transaction then keeps the first payment
-// either way: domain.DecideCharge.) The simulated gateway has no effects to
-// repeat.
+// command (at-least-once) calls the gateway again, and so does a retry
+// after a crash between the call and the local commit. The order id is
+// the provider's idempotency key: a second Authorize of one order returns
+// the first answer instead of charging twice, a second Refund refunds
+// nothing more, and a Refund that comes before any Authorize voids the
+// order at the provider, so that a late charge command is declined there
+// instead of charging a customer whose order was compensated. (The local
+// transaction keeps the first payment either way: domain.DecideCharge.)
 type Gateway interface {
 	// Authorize decides a new charge; idempotent per c.OrderID.
 	Authorize(ctx context.Context, c domain.Charge) (domain.GatewayVerdict, error)
-	// Refund announces a refund of the order's charge, if it has one.
+	// Refund refunds the order's charge if it has one, and otherwise voids
+	// the order so that no later Authorize charges it; idempotent per
+	// order id.
 	Refund(ctx context.Context, orderID string) error
+	// Records lists the provider's own books, per order, newest first:
+	// what an audit compares with the ledger.
+	Records(ctx context.Context, f Filter) ([]GatewayRecord, error)
+}
+
+// GatewayRecord is the provider's line for one order.
+type GatewayRecord struct {
+	OrderID string `json:"order_id"`
+	// Outcome of the first Authorize: ACCEPTED (charged), REFUSED
+	// (declined) or VOIDED (refunded before any Authorize).
+	Outcome string `json:"outcome"`
+	// Reference is the payment id of an accepted charge.
+	Reference string `json:"reference,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// Cancelled: the charge was refunded.
+	Cancelled bool `json:"cancelled"`
+	// Requests and Cancels count the Authorize and Refund calls; only the
+	// first of each had an effect.
+	Requests  int       `json:"requests"`
+	Cancels   int       `json:"cancels"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // ErrTransient marks a gateway failure worth retrying.
@@ -88,7 +115,7 @@ func New(uow UnitOfWork, gw Gateway, rm ReadModel) (Application, error) {
 	if err != nil {
 		return Application{}, err
 	}
-	queries, err := NewQueries(rm)
+	queries, err := NewQueries(rm, gw)
 	if err != nil {
 		return Application{}, err
 	}

@@ -43,14 +43,20 @@ type State struct {
 // Queries are payment's read-only questions.
 type Queries struct {
 	rm ReadModel
+	gw Gateway
 }
 
-// NewQueries returns the queries over rm.
-func NewQueries(rm ReadModel) (Queries, error) {
-	if rm == nil {
-		return Queries{}, errors.New("queries: read model is nil")
+// NewQueries returns the queries over rm and the gateway's books.
+func NewQueries(rm ReadModel, gw Gateway) (Queries, error) {
+	if rm == nil || gw == nil {
+		return Queries{}, errors.New("queries: read model and gateway are required")
 	}
-	return Queries{rm: rm}, nil
+	return Queries{rm: rm, gw: gw}, nil
+}
+
+// GatewayRecords lists the payment provider's books, newest first.
+func (q Queries) GatewayRecords(ctx context.Context, f Filter) ([]GatewayRecord, error) {
+	return q.gw.Records(ctx, f)
 }
 
 // Payments lists payments, newest first.

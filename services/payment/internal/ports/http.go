@@ -16,6 +16,9 @@ import (
 //	GET /state     payment counts by status, ledger totals, consistent
 //	GET /payments  payments, newest first (?order_id= &limit=)
 //	GET /ledger    ledger entries, oldest first (?order_id= &limit=)
+//	GET /gateway   the simulated payment provider's books, newest first
+//	               (?order_id= &limit=): per order its first answer, whether
+//	               it was refunded, and how many calls repeated it
 type HTTP struct {
 	app app.Application
 }
@@ -28,6 +31,7 @@ func (h *HTTP) Mount(e *echo.Echo) {
 	e.GET("/state", h.state)
 	e.GET("/payments", h.payments)
 	e.GET("/ledger", h.ledger)
+	e.GET("/gateway", h.gateway)
 }
 
 func filter(c echo.Context) (app.Filter, error) {
@@ -72,4 +76,16 @@ func (h *HTTP) ledger(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, l)
+}
+
+func (h *HTTP) gateway(c echo.Context) error {
+	f, err := filter(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.app.Queries.GatewayRecords(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
 }

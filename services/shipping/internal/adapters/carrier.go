@@ -2,38 +2,95 @@ package adapters
 
 import (
 	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/providersim"
+	"github.com/orderflow/orderflow/services/shipping/internal/app"
 	"github.com/orderflow/orderflow/services/shipping/internal/domain"
 )
 
-// SimulatedCarrier is an in-process carrier steered by fault flags:
-// shipping_latency (response time) and shipping_failure_rate (refusals).
+// SimulatedCarrier is a carrier steered by fault flags: shipping_latency
+// (response time) and shipping_failure_rate (refusals). It keeps its books
+// as a real carrier would (pkg/providersim, in the shipping database):
+// idempotent per order id, and a cancellation of an order it never booked
+// voids the order there.
 type SimulatedCarrier struct {
 	faults *faults.Registry
+	books  *providersim.Books
 	newID  func() string
 }
 
-// NewSimulatedCarrier returns the carrier; reg must define the shipping
-// flags (faults.ServiceFlags("shipping")).
-func NewSimulatedCarrier(reg *faults.Registry) *SimulatedCarrier {
-	return &SimulatedCarrier{faults: reg, newID: watermill.NewULID}
+// NewSimulatedCarrier returns the carrier over db, whose books Migrate
+// created; reg must define the shipping flags (faults.ServiceFlags("shipping")).
+func NewSimulatedCarrier(db *sql.DB, reg *faults.Registry) (*SimulatedCarrier, error) {
+	books, err := providersim.New(db, "carrier")
+	if err != nil {
+		return nil, err
+	}
+	return &SimulatedCarrier{faults: reg, books: books, newID: watermill.NewULID}, nil
+}
+
+// bookingDetails is what the carrier records of a booking besides its id.
+type bookingDetails struct {
+	Carrier        string `json:"carrier"`
+	TrackingNumber string `json:"tracking_number"`
 }
 
 // Book implements app.Carrier.
-func (c *SimulatedCarrier) Book(ctx context.Context, _ domain.Schedule) (domain.CarrierVerdict, error) {
+func (c *SimulatedCarrier) Book(ctx context.Context, s domain.Schedule) (domain.CarrierVerdict, error) {
 	if err := c.faults.Sleep(ctx, faults.ShippingLatency); err != nil {
 		return domain.CarrierVerdict{}, err
 	}
-	if c.faults.Chance(faults.ShippingFailureRate) {
-		return domain.CarrierVerdict{Reason: "carrier refused the shipment (simulated)"}, nil
+	rec, err := c.books.Request(ctx, s.OrderID, func() providersim.Answer {
+		if c.faults.Chance(faults.ShippingFailureRate) {
+			return providersim.Answer{Outcome: providersim.OutcomeRefused, Reason: "carrier refused the shipment (simulated)"}
+		}
+		id := c.newID()
+		details, _ := json.Marshal(bookingDetails{Carrier: "Simulated Express", TrackingNumber: "SX" + strings.ToUpper(id[len(id)-12:])}) // cannot fail: two strings
+		return providersim.Answer{Outcome: providersim.OutcomeAccepted, Reference: "shp_" + id, Details: string(details)}
+	})
+	if err != nil {
+		return domain.CarrierVerdict{}, fmt.Errorf("book: %w", err)
 	}
-	id := c.newID()
-	return domain.CarrierVerdict{
-		Accepted: true, ShipmentID: "shp_" + id, Carrier: "Simulated Express",
-		TrackingNumber: "SX" + strings.ToUpper(id[len(id)-12:]),
-	}, nil
+	if rec.Outcome != providersim.OutcomeAccepted {
+		return domain.CarrierVerdict{Reason: rec.Reason}, nil
+	}
+	var d bookingDetails
+	if err := json.Unmarshal([]byte(rec.Details), &d); err != nil {
+		return domain.CarrierVerdict{}, fmt.Errorf("book: details of booking %s: %w", rec.Reference, err)
+	}
+	return domain.CarrierVerdict{Accepted: true, ShipmentID: rec.Reference, Carrier: d.Carrier, TrackingNumber: d.TrackingNumber}, nil
+}
+
+// Cancel implements app.Carrier.
+func (c *SimulatedCarrier) Cancel(ctx context.Context, orderID string) error {
+	if err := c.faults.Sleep(ctx, faults.ShippingLatency); err != nil {
+		return err
+	}
+	if _, err := c.books.Cancel(ctx, orderID, domain.ReasonVoided); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	return nil
+}
+
+// Records implements app.Carrier.
+func (c *SimulatedCarrier) Records(ctx context.Context, f app.Filter) ([]app.CarrierRecord, error) {
+	recs, err := c.books.List(ctx, providersim.Filter{Key: f.OrderID, Limit: f.Limit})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]app.CarrierRecord, len(recs))
+	for i, r := range recs {
+		out[i] = app.CarrierRecord{
+			OrderID: r.Key, Outcome: string(r.Outcome), Reference: r.Reference, Reason: r.Reason,
+			Cancelled: r.Cancelled, Requests: r.Requests, Cancels: r.Cancels, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
+		}
+	}
+	return out, nil
 }

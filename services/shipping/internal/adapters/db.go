@@ -1,13 +1,16 @@
 // Package adapters holds shipping's infrastructure: its table in the
 // service's SQLite database (shipments), the store over it, the unit of work
 // (pkg/servicedb's) that ties a state change, the processed message id and
-// the emitted messages into one local transaction, and the simulated carrier.
+// the emitted messages into one local transaction, and the simulated carrier
+// with its books.
 package adapters
 
 import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/orderflow/orderflow/pkg/providersim"
 )
 
 var schema = []string{
@@ -33,5 +36,5 @@ func Migrate(ctx context.Context, db *sql.DB) error {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
-	return nil
+	return providersim.Migrate(ctx, db) // the simulated carrier's books
 }

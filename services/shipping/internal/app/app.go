@@ -7,6 +7,7 @@ package app
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/services/shipping/internal/domain"
@@ -30,10 +31,46 @@ type Tx interface {
 	Emit(ctx context.Context, m contracts.Message) error
 }
 
-// Carrier books shipments. It is called before the local transaction, so a
-// slow carrier holds no database lock; an error is transient (retried).
+// Carrier books shipments. Both calls happen before the local
+// transaction, so a slow carrier holds no database lock; an error is
+// transient (retried).
+//
+// Because they come before the inbox's duplicate check, a redelivered
+// command calls the carrier again, and so does a retry after a crash
+// between the call and the local commit. The order id is the carrier's
+// idempotency key: a second Book of one order returns the first booking
+// instead of booking a second parcel, and a Cancel that comes before any
+// Book voids the order at the carrier, so that a late schedule command is
+// refused there instead of shipping an order that was compensated.
 type Carrier interface {
+	// Book books the order's shipment; idempotent per s.OrderID.
 	Book(ctx context.Context, s domain.Schedule) (domain.CarrierVerdict, error)
+	// Cancel withdraws the order's booking if it has one, and otherwise
+	// voids the order so that no later Book books it; idempotent per order
+	// id.
+	Cancel(ctx context.Context, orderID string) error
+	// Records lists the carrier's own books, per order, newest first: what
+	// an audit compares with the shipments.
+	Records(ctx context.Context, f Filter) ([]CarrierRecord, error)
+}
+
+// CarrierRecord is the carrier's line for one order.
+type CarrierRecord struct {
+	OrderID string `json:"order_id"`
+	// Outcome of the first Book: ACCEPTED (booked), REFUSED or VOIDED
+	// (cancelled before any Book).
+	Outcome string `json:"outcome"`
+	// Reference is the shipment id of an accepted booking.
+	Reference string `json:"reference,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+	// Cancelled: the booking was withdrawn.
+	Cancelled bool `json:"cancelled"`
+	// Requests and Cancels count the Book and Cancel calls; only the first
+	// of each had an effect.
+	Requests  int       `json:"requests"`
+	Cancels   int       `json:"cancels"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Filter narrows the shipment list.
@@ -67,12 +104,12 @@ func New(uow UnitOfWork, carrier Carrier, rm ReadModel) (Application, error) {
 	if err != nil {
 		return Application{}, err
 	}
-	cancel, err := NewCancelShipmentHandler(uow)
+	cancel, err := NewCancelShipmentHandler(uow, carrier)
 	if err != nil {
 		return Application{}, err
 	}
 	if rm == nil {
 		return Application{}, errors.New("queries: read model is nil")
 	}
-	return Application{Commands: Commands{ScheduleShipment: schedule, CancelShipment: cancel}, Queries: Queries{rm: rm}}, nil
+	return Application{Commands: Commands{ScheduleShipment: schedule, CancelShipment: cancel}, Queries: Queries{rm: rm, carrier: carrier}}, nil
 }

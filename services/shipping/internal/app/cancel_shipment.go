@@ -18,21 +18,25 @@ type CancelShipment struct {
 
 // CancelShipmentHandler answers ShipmentCancelled.
 type CancelShipmentHandler struct {
-	uow UnitOfWork
+	uow     UnitOfWork
+	carrier Carrier
 }
 
 // NewCancelShipmentHandler returns the handler.
-func NewCancelShipmentHandler(uow UnitOfWork) (CancelShipmentHandler, error) {
-	if uow == nil {
-		return CancelShipmentHandler{}, errors.New("cancel shipment: unit of work is nil")
+func NewCancelShipmentHandler(uow UnitOfWork, carrier Carrier) (CancelShipmentHandler, error) {
+	if uow == nil || carrier == nil {
+		return CancelShipmentHandler{}, errors.New("cancel shipment: unit of work and carrier are required")
 	}
-	return CancelShipmentHandler{uow: uow}, nil
+	return CancelShipmentHandler{uow: uow, carrier: carrier}, nil
 }
 
-// Handle cancels the shipment (if any) and emits ShipmentCancelled in one
-// transaction; it returns the answer and whether the command was a
-// duplicate.
+// Handle withdraws the booking at the carrier, then cancels the shipment
+// (if any) and emits ShipmentCancelled in one transaction; it returns the
+// answer and whether the command was a duplicate.
 func (h CancelShipmentHandler) Handle(ctx context.Context, cmd CancelShipment) (domain.CancelResult, bool, error) {
+	if err := h.carrier.Cancel(ctx, cmd.Cancel.OrderID); err != nil {
+		return domain.CancelResult{}, false, fmt.Errorf("cancel shipment of order %s: %w", cmd.Cancel.OrderID, err)
+	}
 	var answer domain.CancelResult
 	dup, err := h.uow.Do(ctx, cmd.MessageID, func(ctx context.Context, tx Tx) error {
 		existing, err := tx.Shipment(ctx, cmd.Cancel.OrderID)

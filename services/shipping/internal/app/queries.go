@@ -8,7 +8,13 @@ import (
 
 // Queries are shipping's read-only questions.
 type Queries struct {
-	rm ReadModel
+	rm      ReadModel
+	carrier Carrier
+}
+
+// CarrierRecords lists the carrier's books, newest first.
+func (q Queries) CarrierRecords(ctx context.Context, f Filter) ([]CarrierRecord, error) {
+	return q.carrier.Records(ctx, f)
 }
 
 // Shipments lists shipments, newest first.

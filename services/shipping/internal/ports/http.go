@@ -15,6 +15,9 @@ import (
 //
 //	GET /state      shipment counts by status
 //	GET /shipments  shipments, newest first (?order_id= &limit=)
+//	GET /carrier    the simulated carrier's books, newest first (?order_id=
+//	                &limit=): per order its first answer, whether it was
+//	                cancelled, and how many calls repeated it
 type HTTP struct {
 	app app.Application
 }
@@ -26,6 +29,7 @@ func NewHTTP(a app.Application) *HTTP { return &HTTP{app: a} }
 func (h *HTTP) Mount(e *echo.Echo) {
 	e.GET("/state", h.state)
 	e.GET("/shipments", h.shipments)
+	e.GET("/carrier", h.carrier)
 }
 
 func (h *HTTP) state(c echo.Context) error {
@@ -36,18 +40,38 @@ func (h *HTTP) state(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
-func (h *HTTP) shipments(c echo.Context) error {
+func filter(c echo.Context) (app.Filter, error) {
 	f := app.Filter{OrderID: c.QueryParam("order_id")}
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 10000 {
-			return admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 10000, got %q", l))
+			return f, admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 10000, got %q", l))
 		}
 		f.Limit = n
+	}
+	return f, nil
+}
+
+func (h *HTTP) shipments(c echo.Context) error {
+	f, err := filter(c)
+	if err != nil {
+		return err
 	}
 	s, err := h.app.Queries.Shipments(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, s)
+}
+
+func (h *HTTP) carrier(c echo.Context) error {
+	f, err := filter(c)
+	if err != nil {
+		return err
+	}
+	r, err := h.app.Queries.CarrierRecords(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
 }
