@@ -103,7 +103,7 @@ func TestCancelInFlight(t *testing.T) {
 			t.Errorf("cancel a COMPLETED order: got %v, want 409", err)
 		}
 
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(a) + len(b) + 1, Deadline: 30 * time.Second})
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(a) + len(b) + 1, IDs: append(ids(append(a, b...)), done.ID), Deadline: 30 * time.Second})
 		payments, shipments := paymentsByOrder(snap), shipmentsByOrder(snap)
 		for _, o := range a {
 			if got, want := compensated(t, sys, o.ID), []string{"payment", "stock"}; !slices.Equal(got, want) {

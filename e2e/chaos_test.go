@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -115,6 +117,135 @@ func TestPlanChaos(t *testing.T) {
 	}
 }
 
+// The CI run of scenario 12 is large enough that chance cannot leave it
+// without a CANCELLED or a REJECTED order (below chaosMaxOdds); a small
+// run could, and chaosOdds says so.
+func TestChaosOdds(t *testing.T) {
+	plan, err := planChaos(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := orderMix(plan.orders, 12, "SKU-1", "SKU-2", "SKU-3", "SKU-4", chaosScarceSKU)
+	noCancelled, noRejected := chaosOdds(reqs, chaosCatalog(plan.orders), chaosScarceSKU, chaosDeclineRate, chaosShipFailureRate)
+	if noCancelled > chaosMaxOdds || noRejected > chaosMaxOdds {
+		t.Errorf("CI plan of %d orders: P(no CANCELLED) <= %.3g, P(no REJECTED) <= %.3g; want both below %g",
+			plan.orders, noCancelled, noRejected, chaosMaxOdds)
+	}
+	t.Logf("CI plan of %d orders: P(no CANCELLED) <= %.3g, P(no REJECTED) <= %.3g", plan.orders, noCancelled, noRejected)
+
+	// 100 orders: 10 cancelled by their customer, 61 others without the
+	// scarce SKU, none of them declined with probability 0.95^61 = 0.04;
+	// the 29 others ask 8 units more than the stock, which 1 to 8 of
+	// them declined or refused free with probability about 0.28.
+	small := orderMix(100, 12, "SKU-1", "SKU-2", "SKU-3", "SKU-4", chaosScarceSKU)
+	noCancelled, noRejected = chaosOdds(small, chaosCatalog(100), chaosScarceSKU, chaosDeclineRate, chaosShipFailureRate)
+	if noCancelled < 0.01 || noRejected < chaosMaxOdds {
+		t.Errorf("100 orders: P(no CANCELLED) <= %.3g, P(no REJECTED) <= %.3g; want both bounds well above %g (too few orders to be sure)",
+			noCancelled, noRejected, chaosMaxOdds)
+	}
+	// Without a decline or a refusal, only the customers cancel (nothing
+	// is certain), and the orders left alone ask more of the scarce SKU
+	// than its stock (rejections are).
+	if nc, nr := chaosOdds(reqs, chaosCatalog(plan.orders), chaosScarceSKU, 0, 0); nc != 1 || nr != 0 {
+		t.Errorf("no faults: got bounds %g and %g, want 1 and 0", nc, nr)
+	}
+	// A catalogue without the scarce SKU: nothing can be rejected.
+	if _, nr := chaosOdds(reqs, chaosCatalog(plan.orders)[:4], chaosScarceSKU, chaosDeclineRate, chaosShipFailureRate); nr != 1 {
+		t.Errorf("no scarce SKU: got bound %g, want 1", nr)
+	}
+}
+
+// The faults of scenario 12: the share of charges payment declines and of
+// shipments the carrier refuses, each drawn anew (math/rand) for every
+// charge and every shipment; and the scarce SKU of chaosCatalog.
+const (
+	chaosDeclineRate     = 0.05
+	chaosShipFailureRate = 0.05
+	chaosScarceSKU       = "SKU-5"
+	// chaosCancelReason is what the customer gives when cancelling.
+	chaosCancelReason = "customer changed their mind"
+	// chaosMaxOdds bounds the probability that chance alone leaves a run
+	// without a CANCELLED or without a REJECTED order (see chaosOdds).
+	chaosMaxOdds = 1e-6
+)
+
+// cancelledByCustomer says whether the customer of the i-th order of
+// scenario 12 cancels it right after placing it: every tenth order.
+func cancelledByCustomer(i int) bool { return i%10 == 5 }
+
+// chaosOdds bounds the probabilities that a chaos run of reqs on catalog
+// ends with no CANCELLED order (noCancelled) or with no REJECTED order
+// (noRejected) by chance, when payment declines each charge with
+// probability decline and the carrier refuses each shipment with
+// probability fail, independently, and no step times out (the default
+// step timeout is 30 s). The orders cancelled by their customer are
+// counted as cancelled whatever happens to them, so they help neither
+// bound.
+//
+// noCancelled: an order without the scarce SKU (stock for every order)
+// that its customer leaves alone is charged, and declined with probability
+// decline; none of M such orders is declined with probability
+// (1-decline)^M.
+//
+// noRejected: if no order is REJECTED, every order with the scarce SKU got
+// its units reserved; the COMPLETED ones still hold them, at most the
+// scarce SKU's initial stock S (nothing is restocked). So the orders that
+// did not complete, customers' cancellations aside, hold back at least
+// R = D - A - S units, where D is what all orders ask of the SKU and A
+// what the customer-cancelled ones ask. Each of those orders ends
+// CANCELLED (declined or refused) with probability
+// pc = 1-(1-decline)(1-fail); noRejected is the probability that the
+// cancelled ones' units add up to R or more (an exact distribution over
+// the orders' quantities, capped at R).
+func chaosOdds(reqs []harness.OrderRequest, catalog []harness.Product, scarce string, decline, fail float64) (noCancelled, noRejected float64) {
+	stock := -1
+	for _, p := range catalog {
+		if p.SKU == scarce {
+			stock = p.InitialStock
+		}
+	}
+	if stock < 0 {
+		return 1, 1
+	}
+	plain := 0                // orders without the scarce SKU, left alone
+	var weights []int         // the scarce units of the other orders left alone
+	demand, cancelled := 0, 0 // D and A
+	for i, req := range reqs {
+		units := 0
+		for _, it := range req.Items {
+			if it.SKU == scarce {
+				units += it.Quantity
+			}
+		}
+		demand += units
+		switch {
+		case cancelledByCustomer(i):
+			cancelled += units
+		case units == 0:
+			plain++
+		default:
+			weights = append(weights, units)
+		}
+	}
+	noCancelled = math.Pow(1-decline, float64(plain))
+	r := demand - cancelled - stock
+	if r <= 0 {
+		return noCancelled, 1
+	}
+	pc := 1 - (1-decline)*(1-fail)
+	dist := make([]float64, r+1) // dist[k]: P(cancelled units = k), dist[r]: P(>= r)
+	dist[0] = 1
+	for _, w := range weights {
+		next := make([]float64, r+1)
+		for k, p := range dist {
+			next[k] += p * (1 - pc)
+			next[min(r, k+w)] += p * pc
+		}
+		dist = next
+	}
+	return noCancelled, dist[r]
+}
+
 // chaosCatalog has stock for every order but one scarce SKU, which runs out
 // part-way, so that some orders are rejected under contention.
 func chaosCatalog(orders int) []harness.Product {
@@ -139,12 +270,22 @@ func TestChaos(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Chance must not be able to leave the run without a CANCELLED or a
+		// REJECTED order: the checks below want both.
+		reqs := orderMix(plan.orders, 12, "SKU-1", "SKU-2", "SKU-3", "SKU-4", chaosScarceSKU)
+		catalog := chaosCatalog(plan.orders)
+		noCancelled, noRejected := chaosOdds(reqs, catalog, chaosScarceSKU, chaosDeclineRate, chaosShipFailureRate)
+		if noCancelled > chaosMaxOdds || noRejected > chaosMaxOdds {
+			t.Fatalf("%d orders are too few: a run ends without a CANCELLED order with probability up to %.3g, without a REJECTED one up to %.3g; want both below %g",
+				plan.orders, noCancelled, noRejected, chaosMaxOdds)
+		}
+		rate := func(r float64) string { return strconv.FormatFloat(r, 'g', -1, 64) }
 		sys := start(t, queueURL, harness.Config{
-			Catalog:     chaosCatalog(plan.orders),
+			Catalog:     catalog,
 			StepTimeout: plan.step,
 			ServiceEnv: map[string]map[string]string{
-				harness.PaymentService:  {"PAYMENT_DECLINE_RATE": "0.05"},
-				harness.ShippingService: {"SHIPPING_FAILURE_RATE": "0.05"},
+				harness.PaymentService:  {"PAYMENT_DECLINE_RATE": rate(chaosDeclineRate)},
+				harness.ShippingService: {"SHIPPING_FAILURE_RATE": rate(chaosShipFailureRate)},
 			},
 		})
 		began := time.Now()
@@ -184,10 +325,12 @@ func TestChaos(t *testing.T) {
 		// The load: orders at plan.rate, placed by up to 16 clients that
 		// retry (same Idempotency-Key) while the order service is down;
 		// every tenth order is cancelled by its customer a moment later
-		// (409 once it has completed or been rejected).
-		reqs := orderMix(plan.orders, 12, "SKU-1", "SKU-2", "SKU-3", "SKU-4", "SKU-5")
+		// (409 once it has completed or been rejected). accepted[i] says
+		// the i-th order's cancellation was accepted (answered CANCELLING,
+		// or CANCELLED if it ended before the answer).
 		placed := make([]string, len(reqs))
-		var failed, cancels atomic.Int32
+		accepted := make([]bool, len(reqs))
+		var failed atomic.Int32
 		var wg sync.WaitGroup
 		sem := make(chan struct{}, 16)
 		tick := time.Duration(float64(time.Second) / plan.rate)
@@ -206,15 +349,20 @@ func TestChaos(t *testing.T) {
 					return
 				}
 				placed[i] = o.ID
-				if i%10 == 5 {
+				if cancelledByCustomer(i) {
 					time.Sleep(time.Duration(i%7) * 5 * time.Millisecond)
-					_, err := sys.Client().CancelOrder(ctx, o.ID, "customer changed their mind")
-					if st := harness.StatusOf(err); err != nil && st != 409 {
+					v, err := sys.Client().CancelOrder(ctx, o.ID, chaosCancelReason)
+					switch st := harness.StatusOf(err); {
+					case err == nil && (v.Status == harness.StatusCancelling || v.Status == harness.StatusCancelled):
+						accepted[i] = true
+					case err == nil:
+						if failed.Add(1) <= 5 {
+							t.Errorf("cancel order %d: accepted with status %s, want CANCELLING (or CANCELLED)", i, v.Status)
+						}
+					case st != 409:
 						if failed.Add(1) <= 5 {
 							t.Errorf("cancel order %d: %v", i, err)
 						}
-					} else if err == nil {
-						cancels.Add(1)
 					}
 				}
 			})
@@ -235,17 +383,58 @@ func TestChaos(t *testing.T) {
 			t.Fatalf("after the chaos: %v", err)
 		}
 		allTerminal := time.Since(began)
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(reqs), Deadline: plan.deadline, Quiet: 2 * time.Minute})
-		known := map[string]bool{}
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(reqs), IDs: placed, Deadline: plan.deadline, Quiet: 2 * time.Minute})
+
+		// The customers' cancellations: each one accepted ends CANCELLED,
+		// with every effect the order had undone (checkCancelledStream).
+		finals := map[string]harness.Order{}
 		for _, o := range snap.Orders {
-			known[o.ID] = true
+			finals[o.ID] = o
 		}
-		for i, id := range placed {
-			if !known[id] {
-				t.Errorf("order %d (%s) was acknowledged but is missing", i, id)
+		var cancelled []int
+		for i, ok := range accepted {
+			if ok {
+				cancelled = append(cancelled, i)
 			}
 		}
-		checkNoDuplicateEvents(t, sys, placed)
+		byCustomer := 0 // the cancellations that stopped the order (not already cancelling)
+		for _, i := range cancelled {
+			id := placed[i]
+			o := finals[id]
+			if o.Status != harness.StatusCancelled {
+				t.Errorf("order %d (%s): cancellation accepted, but it ended %s (%q), want CANCELLED", i, id, o.Status, o.Reason)
+				continue
+			}
+			evs, err := sys.Client().Events(ctx, id)
+			if err != nil {
+				t.Fatalf("events of order %d: %v", i, err)
+			}
+			stopped, err := checkCancelledStream(evs, o, chaosCancelReason)
+			if err != nil {
+				t.Errorf("order %d (%s), cancelled by its customer: %v", i, id, err)
+			}
+			if stopped {
+				byCustomer++
+			}
+		}
+		// Every cancellation races a saga that needs six queue hops, three
+		// of them through the order service that answers the cancellation
+		// right after the placement: losing all of them to 409s would be a
+		// fault in itself.
+		if len(cancelled) == 0 {
+			t.Errorf("no cancellation of the %d sent was accepted, want some: they come right after the placement", (len(reqs)+4)/10)
+		}
+		// Declines, refusals and the scarce SKU: see chaosOdds for why a
+		// run without a CANCELLED or a REJECTED order is not chance. A step
+		// timeout (E2E_STEP_TIMEOUT) may cancel what would have been
+		// rejected, so the REJECTED count is only required with the
+		// default 30 s steps.
+		if got := snap.CountStatus(harness.StatusCancelled); got == 0 {
+			t.Errorf("no order CANCELLED (%v): with %g declines and %g shipping failures, P(none) <= %.3g", counts, chaosDeclineRate, chaosShipFailureRate, noCancelled)
+		}
+		if got := snap.CountStatus(harness.StatusRejected); got == 0 && plan.step == 0 {
+			t.Errorf("no order REJECTED (%v): %s is scarce, P(none) <= %.3g", counts, chaosScarceSKU, noRejected)
+		}
 		total := 0
 		for _, n := range kills {
 			total += n
@@ -253,8 +442,60 @@ func TestChaos(t *testing.T) {
 		if total == 0 {
 			t.Errorf("the chaos loop killed nothing during %s of load", loadTime)
 		}
-		t.Logf("chaos: %d orders (%d cancelled by the customer in flight) in %s (%.0f/s) with %d kills %v; all terminal after %s: %v",
-			len(reqs), cancels.Load(), loadTime.Round(time.Millisecond), float64(len(reqs))/loadTime.Seconds(), total, kills,
+		t.Logf("chaos: %d orders (%d cancellations accepted, %d of them stopping the order) in %s (%.0f/s) with %d kills %v; all terminal after %s: %v",
+			len(reqs), len(cancelled), byCustomer, loadTime.Round(time.Millisecond), float64(len(reqs))/loadTime.Seconds(), total, kills,
 			allTerminal.Round(time.Millisecond), counts)
 	})
+}
+
+// checkCancelledStream checks the event stream of an order that ended
+// CANCELLED after its customer's cancellation was accepted. stopped says
+// the cancellation is what stopped it (CancellationRequested): then the
+// order keeps the customer's reason. Otherwise it was cancelling already
+// (declined, refused, timed out) and the cancellation changed nothing.
+// Either way every effect the stream records is undone: reserved stock
+// released, a charge refunded, a scheduled shipment cancelled, each after
+// a CompensationRequested naming its step. An order cancelled before its
+// reservation failed has nothing to undo: no compensation at all.
+func checkCancelledStream(evs []harness.Event, final harness.Order, reason string) (stopped bool, err error) {
+	types := make([]string, len(evs))
+	count := map[string]int{}
+	asked := map[string]bool{} // steps named by a CompensationRequested
+	for i, e := range evs {
+		types[i] = e.Type
+		count[e.Type]++
+		if e.Type == "CompensationRequested" {
+			var d struct {
+				Steps []string `json:"steps"`
+			}
+			if err := json.Unmarshal(e.Data, &d); err != nil {
+				return false, fmt.Errorf("CompensationRequested at version %d: %v", e.Version, err)
+			}
+			for _, s := range d.Steps {
+				asked[s] = true
+			}
+		}
+	}
+	stopped = count["CancellationRequested"] > 0
+	var problems []string
+	if stopped && final.Reason != reason {
+		problems = append(problems, fmt.Sprintf("reason %q, want the customer's %q", final.Reason, reason))
+	}
+	if count["OrderCancelled"] != 1 {
+		problems = append(problems, fmt.Sprintf("%d OrderCancelled, want 1", count["OrderCancelled"]))
+	}
+	for _, u := range []struct{ step, effect, undo string }{
+		{"stock", "StockReserved", "StockReleased"},
+		{"payment", "PaymentCharged", "PaymentRefunded"},
+		{"shipment", "ShipmentScheduled", "ShipmentCancelled"},
+	} {
+		if count[u.effect] > 0 && (count[u.undo] == 0 || !asked[u.step]) {
+			problems = append(problems, fmt.Sprintf("%s recorded but not undone (%s compensation asked: %v, %s: %d)",
+				u.effect, u.step, asked[u.step], u.undo, count[u.undo]))
+		}
+	}
+	if len(problems) > 0 {
+		return stopped, fmt.Errorf("%s; events %v", strings.Join(problems, "; "), types)
+	}
+	return stopped, nil
 }

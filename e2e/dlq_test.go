@@ -149,7 +149,7 @@ func TestDeadLetterAndReplay(t *testing.T) {
 		if out, err := c.Queuectl(ctx, "dlq", "purge", "--topic", "payment.events", "--yes"); err != nil || !strings.Contains(out, "purged 1") {
 			t.Errorf("queuectl dlq purge: got %q, %v", out, err)
 		}
-		sys.CheckInvariants(t, harness.Expect{Orders: len(flowing) + len(stuck)})
+		sys.CheckInvariants(t, harness.Expect{Orders: len(flowing) + len(stuck), IDs: ids(append(flowing, stuck...))})
 	})
 }
 

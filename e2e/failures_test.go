@@ -44,7 +44,7 @@ func TestPaymentDeclined(t *testing.T) {
 				t.Errorf("order %s: %s (%q), want CANCELLED because the payment was declined", o.ID, o.Status, o.Reason)
 			}
 		}
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: 13, Deadline: 30 * time.Second})
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: 13, IDs: ids(append(before, declined...)), Deadline: 30 * time.Second})
 		if got := snap.CountStatus(harness.StatusCompleted); got != 5 {
 			t.Errorf("COMPLETED: got %d, want the 5 placed before the flag", got)
 		}
@@ -88,7 +88,7 @@ func TestOutOfStock(t *testing.T) {
 				t.Errorf("order %d (%v): %s (%q), want %s", i, reqs[i].Items, got.Status, got.Reason, want[i])
 			}
 		}
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(reqs), Deadline: 30 * time.Second})
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(reqs), IDs: ids(orders), Deadline: 30 * time.Second})
 		payments, shipments := paymentsByOrder(snap), shipmentsByOrder(snap)
 		for i, o := range orders {
 			if want[i] != harness.StatusRejected {
@@ -123,7 +123,7 @@ func TestShippingFailure(t *testing.T) {
 				t.Errorf("order %s: %s (%q), want CANCELLED because the shipment failed", o.ID, o.Status, o.Reason)
 			}
 		}
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(orders), Deadline: 30 * time.Second})
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(orders), IDs: ids(orders), Deadline: 30 * time.Second})
 		payments, shipments := paymentsByOrder(snap), shipmentsByOrder(snap)
 		var charges, refunds int
 		for _, e := range snap.Ledger {

@@ -54,8 +54,7 @@ func TestGracefulStopFinishesTheRunningHandler(t *testing.T) {
 		if got := final[order.ID].Status; got != harness.StatusCompleted {
 			t.Errorf("order %s: %s, want COMPLETED", order.ID, got)
 		}
-		sys.CheckInvariants(t, harness.Expect{Orders: 1})
-		checkNoDuplicateEvents(t, sys, []string{order.ID})
+		sys.CheckInvariants(t, harness.Expect{Orders: 1, IDs: []string{order.ID}})
 	})
 }
 

@@ -19,16 +19,26 @@ func TestHappyPath(t *testing.T) {
 		if got := statuses(final); got[harness.StatusCompleted] != n {
 			t.Fatalf("statuses: got %v, want all %d COMPLETED", got, n)
 		}
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: n, Deadline: 30 * time.Second})
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: n, IDs: ids(orders), Deadline: 30 * time.Second})
 
 		// Exactly: stock down by what was ordered, one charge of the total
-		// and one shipment per order.
+		// and one shipment per order. What to expect comes from the
+		// requests and the catalogue's prices, not from the order API.
+		price := map[string]int64{}
+		for _, p := range sys.Catalog() {
+			price[p.SKU] = p.UnitPriceCents
+		}
 		want := map[string]int{}
 		var cents int64
-		for _, o := range final {
-			cents += o.TotalCents
-			for _, it := range o.Items {
+		for i, req := range reqs {
+			var total int64
+			for _, it := range req.Items {
 				want[it.SKU] += it.Quantity
+				total += int64(it.Quantity) * price[it.SKU]
+			}
+			cents += total
+			if got := final[orders[i].ID].TotalCents; got != total {
+				t.Errorf("order %d (%v): total %d cents, want %d from the catalogue", i, req.Items, got, total)
 			}
 		}
 		for _, p := range sys.Catalog() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -54,6 +55,23 @@ func TestOpenOrderLimit(t *testing.T) {
 			t.Fatalf("order beyond %d open: got %d, Retry-After %q, %s; want 503 with Retry-After and the too-many-open-orders problem",
 				limit, res.StatusCode, res.Header.Get("Retry-After"), problem)
 		}
+		// Nothing was placed for the refused request: right after the 503,
+		// before the request is sent again, the orders are exactly the
+		// ones held (the count and the ids).
+		_, total, err := sys.Client().Counts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		existing, err := sys.Client().Orders(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, want := ids(existing), ids(held)
+		slices.Sort(got)
+		slices.Sort(want)
+		if total != limit || !slices.Equal(got, want) {
+			t.Errorf("orders right after the 503: %d counted, listed %v; want the %d held %v: nothing placed for the refused one", total, got, limit, want)
+		}
 
 		if err := payment.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -70,6 +88,6 @@ func TestOpenOrderLimit(t *testing.T) {
 		if o := waitTerminal(t, sys, time.Minute, placed.ID)[placed.ID]; o.Status != harness.StatusCompleted {
 			t.Errorf("the order refused before: %s, want COMPLETED", o.Status)
 		}
-		sys.CheckInvariants(t, harness.Expect{Orders: limit + 1})
+		sys.CheckInvariants(t, harness.Expect{Orders: limit + 1, IDs: append(ids(held), placed.ID)})
 	})
 }

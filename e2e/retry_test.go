@@ -50,7 +50,7 @@ func TestTransientPaymentErrors(t *testing.T) {
 		if got := statuses(final); got[harness.StatusCompleted] != n {
 			t.Fatalf("statuses: got %v, want all %d COMPLETED despite the transient errors", got, n)
 		}
-		sys.CheckInvariants(t, harness.Expect{Orders: n})
+		sys.CheckInvariants(t, harness.Expect{Orders: n, IDs: ids(orders)})
 
 		retried := 0
 		for _, o := range orders {

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -28,7 +30,6 @@ func TestPaymentDownPastStepTimeout(t *testing.T) {
 		if err := payment.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		down := time.Now()
 		orders := placeAll(t, ctx, sys, orderMix(4, 12, "SKU-1", "SKU-2"))
 		waitStatus(t, sys, 30*time.Second, harness.StatusCancelling, ids(orders)...)
 		for _, o := range orders {
@@ -46,10 +47,25 @@ func TestPaymentDownPastStepTimeout(t *testing.T) {
 			}
 			return inv.Reservations["RELEASED"] == len(orders)
 		})
-		// Down for at least twice the step timeout: past the blind
-		// refunds' deadline, so they are sent again (and the orders stay
-		// CANCELLING until payment confirms them).
-		time.Sleep(2*stepTimeout - time.Since(down))
+		// Down past the blind refunds' deadline (the compensation timeout
+		// is the step timeout): each deadline passes again (a second
+		// StepTimedOut) and the refund is sent again (a second
+		// CompensationRequested, for the payment), and the orders stay
+		// CANCELLING until payment confirms.
+		for _, o := range orders {
+			var evs []harness.Event
+			waitFor(t, 30*time.Second, "order "+o.ID+"'s refund sent again", func() bool {
+				evs = orderEvents(t, sys, o.ID)
+				return len(ofType(evs, "StepTimedOut")) >= 2 && len(ofType(evs, "CompensationRequested")) >= 2
+			})
+			timedOut, compensations := ofType(evs, "StepTimedOut"), ofType(evs, "CompensationRequested")
+			if steps := eventSteps(t, timedOut[1]); !slices.Contains(steps, "payment") {
+				t.Errorf("order %s: second StepTimedOut for %v, want the payment's refund among them", o.ID, steps)
+			}
+			if steps := eventSteps(t, compensations[1]); !slices.Contains(steps, "payment") {
+				t.Errorf("order %s: second CompensationRequested for %v, want the refund sent again", o.ID, steps)
+			}
+		}
 		for _, o := range orders {
 			if v, err := c.GetOrder(ctx, o.ID); err != nil || v.Status != harness.StatusCancelling {
 				t.Errorf("order %s while payment is down: %s, %v; want CANCELLING until the refund is confirmed", o.ID, v.Status, err)
@@ -70,7 +86,7 @@ func TestPaymentDownPastStepTimeout(t *testing.T) {
 				t.Errorf("order %s placed after payment came back: %s, want COMPLETED", id, o.Status)
 			}
 		}
-		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(warm) + len(orders) + len(after)})
+		snap := sys.CheckInvariants(t, harness.Expect{Orders: len(warm) + len(orders) + len(after), IDs: ids(slices.Concat(warm, orders, after))})
 		payments, shipments := paymentsByOrder(snap), shipmentsByOrder(snap)
 		for _, o := range orders {
 			if p := payments[o.ID]; p.Status != "REFUNDED" && p.Status != "VOIDED" {
@@ -166,12 +182,35 @@ func TestOrderServiceKilledMidSaga(t *testing.T) {
 			t.Fatal(err)
 		}
 		time.Sleep(stepTimeout + time.Second)
+		restarted := time.Now()
 		if err := order.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
 		waitStatus(t, sys, 30*time.Second, harness.StatusCancelling, ids(b)...)
 		for _, o := range b {
 			wantEvents(t, sys, o.ID, []string{"StepTimedOut", "CompensationRequested"}, nil)
+			// The deadline passed while the order service was down, and
+			// the new process fired it: recorded after the restart (the
+			// store keeps milliseconds).
+			timedOut := ofType(orderEvents(t, sys, o.ID), "StepTimedOut")
+			if len(timedOut) == 0 {
+				continue // wantEvents said so
+			}
+			first := timedOut[0]
+			var d struct {
+				Deadline time.Time `json:"deadline"`
+			}
+			if err := json.Unmarshal(first.Data, &d); err != nil {
+				t.Fatalf("StepTimedOut of %s: %v", o.ID, err)
+			}
+			if !d.Deadline.Before(restarted) {
+				t.Errorf("order %s: StepTimedOut for the deadline %s, want one that passed while the order service was down (restarted at %s)",
+					o.ID, d.Deadline.Format(time.StampMilli), restarted.Format(time.StampMilli))
+			}
+			if first.RecordedAt.Before(restarted.Truncate(time.Millisecond)) {
+				t.Errorf("order %s: StepTimedOut recorded at %s, before the order service was started again at %s: want it fired by the new process",
+					o.ID, first.RecordedAt.Format(time.StampMilli), restarted.Format(time.StampMilli))
+			}
 		}
 		if err := payment.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -181,7 +220,7 @@ func TestOrderServiceKilledMidSaga(t *testing.T) {
 				t.Errorf("order %s: %s, want CANCELLED after its timeout", id, o.Status)
 			}
 		}
-		sys.CheckInvariants(t, harness.Expect{Orders: len(a) + len(b)})
+		sys.CheckInvariants(t, harness.Expect{Orders: len(a) + len(b), IDs: ids(slices.Concat(a, b))})
 	})
 }
 
@@ -195,4 +234,39 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// orderEvents returns an order's event stream.
+func orderEvents(t *testing.T, sys *harness.System, id string) []harness.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	evs, err := sys.Client().Events(ctx, id)
+	if err != nil {
+		t.Fatalf("events of %s: %v", id, err)
+	}
+	return evs
+}
+
+// ofType returns the events of type typ, in order.
+func ofType(evs []harness.Event, typ string) []harness.Event {
+	var out []harness.Event
+	for _, e := range evs {
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// eventSteps returns the steps of a StepTimedOut or CompensationRequested.
+func eventSteps(t *testing.T, e harness.Event) []string {
+	t.Helper()
+	var d struct {
+		Steps []string `json:"steps"`
+	}
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		t.Fatalf("%s at version %d: %v", e.Type, e.Version, err)
+	}
+	return d.Steps
 }

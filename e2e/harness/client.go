@@ -92,6 +92,9 @@ type Event struct {
 	Type     string          `json:"type"`
 	Data     json.RawMessage `json:"data"`
 	Metadata map[string]any  `json:"metadata"`
+	// RecordedAt is when the order service stored the event (its clock,
+	// millisecond precision).
+	RecordedAt time.Time `json:"recorded_at"`
 }
 
 // Problem is an RFC 9457 answer.
@@ -410,8 +413,15 @@ type GroupStats struct {
 
 // QueueStats returns the shared queue's statistics.
 func (c *Client) QueueStats(ctx context.Context) ([]TopicStats, error) {
+	return c.QueueStatsVia(ctx, OrderService)
+}
+
+// QueueStatsVia returns the shared queue's statistics as service's admin
+// API reads them (every service reads the same queue): to look at the
+// queue while another service, the order service say, is down.
+func (c *Client) QueueStatsVia(ctx context.Context, service string) ([]TopicStats, error) {
 	var out []TopicStats
-	err := c.AdminGet(ctx, OrderService, "/queue/stats", &out)
+	err := c.AdminGet(ctx, service, "/queue/stats", &out)
 	return out, err
 }
 

@@ -151,8 +151,9 @@ func TestViolations(t *testing.T) {
 			NetCents: 300, OutstandingCents: 300, Consistent: true},
 		Shipments:      []Shipment{{ShipmentID: "s-a", OrderID: "a", Status: "SCHEDULED"}},
 		ShipmentCounts: map[string]int{"SCHEDULED": 1},
+		Catalog:        []Product{{SKU: "X", UnitPriceCents: 150, InitialStock: 10}},
 	}
-	if v := ok.Violations(Expect{Orders: 2, Deadline: time.Minute}); len(v) != 0 {
+	if v := ok.Violations(Expect{Orders: 2, IDs: []string{"a", "b"}, Deadline: time.Minute}); len(v) != 0 {
 		t.Fatalf("a consistent snapshot: got violations %v", v)
 	}
 
@@ -163,6 +164,8 @@ func TestViolations(t *testing.T) {
 		want   string
 	}{
 		{"lost order", func(s *Snapshot) {}, Expect{Orders: 3}, "orders: got 2, want 3"},
+		{"lost order, another made up", func(s *Snapshot) {}, Expect{Orders: 2, IDs: []string{"a", "c"}}, "order c was acknowledged but is missing"},
+		{"stock not seeded", func(s *Snapshot) { s.Inventory.Stock = nil }, Expect{}, "stock X: missing from inventory"},
 		{"late order", func(s *Snapshot) {}, Expect{Deadline: time.Millisecond}, "took 1s"},
 		{"in flight", func(s *Snapshot) { s.Orders[1].Status = StatusCancelling }, Expect{}, "want a terminal status"},
 		{"negative stock", func(s *Snapshot) { s.Inventory.Stock[0].Available, s.Inventory.Stock[0].Reserved = -1, 11 }, Expect{}, "negative"},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -78,6 +79,9 @@ type Snapshot struct {
 	ShipmentCounts map[string]int
 	Queue          []TopicStats
 	DeadLetters    []DeadLetter
+	// Catalog is the catalogue the system runs with (System.Catalog): what
+	// inventory's stock must start from.
+	Catalog []Product
 	// Partial is true when a list was cut at listLimit: per-order checks
 	// of payments and shipments are then skipped.
 	Partial bool
@@ -85,7 +89,7 @@ type Snapshot struct {
 
 // Snapshot reads the state of every service.
 func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
-	var s Snapshot
+	s := Snapshot{Catalog: c.sys.Catalog()}
 	var err error
 	if s.Orders, err = c.Orders(ctx); err != nil {
 		return s, err
@@ -123,6 +127,12 @@ type Expect struct {
 	// Orders, when > 0, is how many orders must exist: none lost, none
 	// made up.
 	Orders int
+	// IDs, when not nil, are the ids of every order the test placed (as
+	// the order API acknowledged them): the orders that exist must be
+	// exactly these, each listed once. A count alone misses one order lost
+	// and another made up; two requests acknowledged with one id (one of
+	// them lost) are a violation too.
+	IDs []string
 	// Deadline, when > 0, bounds every order's time from placement to its
 	// terminal state (as the order service recorded them).
 	Deadline time.Duration
@@ -139,6 +149,9 @@ type Expect struct {
 // returns what is wrong, or nothing:
 //
 //   - every order is terminal (within exp.Deadline), and exp.Orders exist;
+//     with exp.IDs, the orders are exactly those ids, each listed once;
+//   - inventory holds every SKU of the catalogue, and no other, each
+//     starting from the catalogue's initial stock;
 //   - stock is never negative and conserved (available + reserved =
 //     initial + restocked), and what stays reserved is exactly what the
 //     COMPLETED orders hold (nothing leaks, nothing is released twice);
@@ -178,8 +191,60 @@ func (s Snapshot) Violations(exp Expect) []string {
 	if exp.Orders > 0 && len(s.Orders) != exp.Orders {
 		add("orders: got %d, want %d (lost or duplicated orders)", len(s.Orders), exp.Orders)
 	}
+	if exp.IDs != nil {
+		acked := make(map[string]int, len(exp.IDs))
+		for _, id := range exp.IDs {
+			acked[id]++
+		}
+		listed := make(map[string]int, len(s.Orders))
+		for _, o := range s.Orders {
+			listed[o.ID]++
+		}
+		for id, n := range acked {
+			if n > 1 {
+				add("order %s was acknowledged for %d requests, want one order per request (the others are lost)", id, n)
+			}
+			if listed[id] == 0 {
+				add("order %s was acknowledged but is missing (lost)", id)
+			}
+		}
+		for id, n := range listed {
+			if n > 1 {
+				add("order %s is listed %d times", id, n)
+			}
+			if acked[id] == 0 {
+				add("order %s exists but was never acknowledged to the test (made up or placed twice)", id)
+			}
+		}
+	}
 
-	// Stock.
+	// Stock: every SKU of the catalogue, from its initial stock.
+	if len(s.Catalog) == 0 {
+		add("no catalogue to check inventory's stock against")
+	}
+	stockOf := make(map[string]Stock, len(s.Inventory.Stock))
+	for _, st := range s.Inventory.Stock {
+		if _, dup := stockOf[st.SKU]; dup {
+			add("stock %s is listed twice", st.SKU)
+		}
+		stockOf[st.SKU] = st
+	}
+	inCatalog := make(map[string]bool, len(s.Catalog))
+	for _, p := range s.Catalog {
+		inCatalog[p.SKU] = true
+		st, ok := stockOf[p.SKU]
+		switch {
+		case !ok:
+			add("stock %s: missing from inventory, whose catalogue starts it at %d", p.SKU, p.InitialStock)
+		case st.Initial != p.InitialStock:
+			add("stock %s: initial %d, but the catalogue starts it at %d", p.SKU, st.Initial, p.InitialStock)
+		}
+	}
+	for _, st := range s.Inventory.Stock {
+		if !inCatalog[st.SKU] {
+			add("stock %s: inventory holds a SKU the catalogue does not list: %+v", st.SKU, st)
+		}
+	}
 	if !s.Inventory.Conserved {
 		add("inventory reports its stock as not conserved: %+v", s.Inventory.Stock)
 	}
@@ -306,10 +371,103 @@ func countStatus(orders []Order, status string) int {
 // CountStatus counts the orders in status.
 func (s Snapshot) CountStatus(status string) int { return countStatus(s.Orders, status) }
 
+// RepeatableEvents are the event types an order may record more than once:
+// a compensation sent again (CompensationRequested), a deadline passing
+// again (StepTimedOut). Any other type recorded twice in one stream is a
+// reply applied twice.
+var RepeatableEvents = map[string]bool{"CompensationRequested": true, "StepTimedOut": true}
+
+// EventViolations reads the event stream of every order (four at a time,
+// until ctx ends) and returns, sorted, every event other than the
+// RepeatableEvents recorded twice in one stream (an effect applied twice),
+// every ExtraChargeDetected (a second charge of one order) and every stream
+// it could not read.
+func (c *Client) EventViolations(ctx context.Context, ids []string) []string {
+	var mu sync.Mutex
+	var problems []string
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 4)
+	for _, id := range ids {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			evs, err := c.Events(ctx, id)
+			var found []string
+			if err != nil {
+				found = append(found, fmt.Sprintf("events of order %s: %v", id, err))
+			}
+			seen := map[string]int{}
+			for _, e := range evs {
+				seen[e.Type]++
+				switch {
+				case e.Type == "ExtraChargeDetected":
+					found = append(found, fmt.Sprintf("order %s was charged a second time (ExtraChargeDetected at version %d): %v", id, e.Version, eventTypes(evs)))
+				case seen[e.Type] == 2 && !RepeatableEvents[e.Type]:
+					found = append(found, fmt.Sprintf("order %s recorded %s twice: %v", id, e.Type, eventTypes(evs)))
+				}
+			}
+			mu.Lock()
+			problems = append(problems, found...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	sort.Strings(problems)
+	return problems
+}
+
+func eventTypes(evs []Event) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
 // CheckInvariants waits (up to exp.Quiet) for the system to satisfy every
 // invariant of Snapshot.Violations, and reports each remaining violation
-// as a test error. It returns the last snapshot.
+// as a test error. Then it reads the event stream of every order of the
+// last snapshot and reports each event recorded twice (EventViolations):
+// nothing happens twice. It returns the last snapshot.
 func (s *System) CheckInvariants(t TB, exp Expect) Snapshot {
+	t.Helper()
+	snap, complete := s.waitInvariants(t, exp)
+	if !complete {
+		return snap // the order list could not be read: nothing to fetch the streams of
+	}
+	ids := make([]string, len(snap.Orders))
+	for i, o := range snap.Orders {
+		ids[i] = o.ID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+time.Duration(len(ids))*10*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	problems := s.client.EventViolations(ctx, ids)
+	if d := time.Since(began); d > 5*time.Second {
+		t.Logf("read the event streams of %d orders in %s", len(ids), d.Round(time.Millisecond))
+	}
+	reportAll(t, "event streams: something happened twice", problems)
+	return snap
+}
+
+// reportAll reports problems as one test error, the first 25 in full.
+func reportAll(t TB, what string, problems []string) {
+	t.Helper()
+	if len(problems) == 0 {
+		return
+	}
+	const show = 25
+	more := ""
+	if len(problems) > show {
+		more = fmt.Sprintf("\n… and %d more", len(problems)-show)
+		problems = problems[:show]
+	}
+	t.Errorf("%s:\n  %s%s", what, strings.Join(problems, "\n  "), more)
+}
+
+// waitInvariants is CheckInvariants' wait for Snapshot.Violations to hold;
+// complete says the snapshot returned was read whole.
+func (s *System) waitInvariants(t TB, exp Expect) (Snapshot, bool) {
 	t.Helper()
 	quiet := exp.Quiet
 	if quiet == 0 {
@@ -336,18 +494,12 @@ func (s *System) CheckInvariants(t TB, exp Expect) Snapshot {
 			if d := time.Since(began); d > 5*time.Second {
 				t.Logf("invariants held after %s (%d snapshots of %d orders)", d.Round(time.Millisecond), polls, len(snap.Orders))
 			}
-			return snap
+			return snap, true
 		}
 		select {
 		case <-ctx.Done():
-			const show = 25
-			more := ""
-			if len(violations) > show {
-				more = fmt.Sprintf("\n… and %d more", len(violations)-show)
-				violations = violations[:show]
-			}
-			t.Errorf("invariants still violated after %s:\n  %s%s", quiet, strings.Join(violations, "\n  "), more)
-			return snap
+			reportAll(t, fmt.Sprintf("invariants still violated after %s", quiet), violations)
+			return snap, complete
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

@@ -22,11 +22,17 @@ func (r *errorsTB) Errorf(format string, args ...any) {
 	r.errs = append(r.errs, fmt.Sprintf(format, args...))
 }
 
-// fakeSystem is a System whose services are the given handlers, each
-// serving both the API and the admin API of its service.
+// fakeCatalog is the catalogue of fakeSystem: one SKU of 10 units.
+var fakeCatalog = []Product{{SKU: "SKU-1", Name: "Beans", UnitPriceCents: 1500, InitialStock: 10}}
+
+// fakeStock is inventory's GET /state of fakeCatalog, untouched.
+const fakeStock = `{"stock": [{"sku": "SKU-1", "available": 10, "reserved": 0, "initial": 10, "restocked": 0}], "reservations": {}, "conserved": true}`
+
+// fakeSystem is a System running fakeCatalog whose services are the given
+// handlers, each serving both the API and the admin API of its service.
 func fakeSystem(t *testing.T, handlers map[string]http.Handler) *System {
 	t.Helper()
-	s := &System{t: t, procs: map[string]*Process{}}
+	s := &System{t: t, procs: map[string]*Process{}, catalog: fakeCatalog}
 	for _, name := range Services {
 		srv := httptest.NewServer(handlers[name])
 		t.Cleanup(srv.Close)
@@ -61,6 +67,7 @@ func TestCheckInvariantsReportsLastCompleteSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	order.Handle("GET /orders", serveJSON(string(orders)))
+	order.Handle("GET /orders/o-1/events", serveJSON(`{"events": [{"version": 1, "type": "OrderPlaced"}]}`))
 	order.Handle("GET /queue/stats", serveJSON(`[]`))
 	order.HandleFunc("GET /dlq", func(w http.ResponseWriter, r *http.Request) {
 		serveJSON(`[]`)(w, r)
@@ -69,7 +76,7 @@ func TestCheckInvariantsReportsLastCompleteSnapshot(t *testing.T) {
 	inventory := http.NewServeMux()
 	inventory.HandleFunc("GET /state", func(w http.ResponseWriter, r *http.Request) {
 		if complete.Load() == 0 {
-			serveJSON(`{"stock": [], "reservations": {}, "conserved": true}`)(w, r)
+			serveJSON(fakeStock)(w, r)
 			return
 		}
 		cut.Store(true)
@@ -109,5 +116,176 @@ func TestCheckInvariantsReportsLastCompleteSnapshot(t *testing.T) {
 	}
 	if len(snap.Orders) != 1 || !snap.Inventory.Conserved || !snap.PaymentState.Consistent {
 		t.Errorf("got snapshot %+v, want the complete one: 1 order, inventory and payments read", snap)
+	}
+}
+
+// quietSystem is a fake system with no dead letter, an empty queue and
+// the given order list and event streams (by order id); inventory holds
+// fakeCatalog's stock untouched, nothing is paid or shipped.
+func quietSystem(t *testing.T, orders []Order, streams map[string][]Event) *System {
+	t.Helper()
+	order := http.NewServeMux()
+	list, err := json.Marshal(map[string]any{"orders": orders})
+	if err != nil {
+		t.Fatal(err)
+	}
+	order.Handle("GET /orders", serveJSON(string(list)))
+	order.HandleFunc("GET /orders/{id}/events", func(w http.ResponseWriter, r *http.Request) {
+		evs, ok := streams[r.PathValue("id")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := json.Marshal(map[string]any{"events": evs})
+		serveJSON(string(body))(w, r)
+	})
+	order.Handle("GET /queue/stats", serveJSON(`[]`))
+	order.Handle("GET /dlq", serveJSON(`[]`))
+	inventory := http.NewServeMux()
+	inventory.Handle("GET /state", serveJSON(fakeStock))
+	payment := http.NewServeMux()
+	payment.Handle("GET /state", serveJSON(`{"payments": {}, "consistent": true}`))
+	payment.Handle("GET /payments", serveJSON(`[]`))
+	payment.Handle("GET /ledger", serveJSON(`[]`))
+	shipping := http.NewServeMux()
+	shipping.Handle("GET /shipments", serveJSON(`[]`))
+	shipping.Handle("GET /state", serveJSON(`{"shipments": {}}`))
+	return fakeSystem(t, map[string]http.Handler{
+		OrderService: order, InventoryService: inventory, PaymentService: payment, ShippingService: shipping,
+	})
+}
+
+func events(types ...string) []Event {
+	out := make([]Event, len(types))
+	for i, typ := range types {
+		out[i] = Event{Version: i + 1, Type: typ}
+	}
+	return out
+}
+
+// Every scenario's CheckInvariants reads every order's stream and reports
+// an effect recorded twice and a second charge, but not a compensation
+// sent again or a deadline passing again.
+func TestCheckInvariantsReportsEventsRecordedTwice(t *testing.T) {
+	finished := time.Now().UTC()
+	rejected := func(id string) Order {
+		return Order{ID: id, Status: StatusRejected, PlacedAt: finished, FinishedAt: &finished}
+	}
+	orders := []Order{rejected("clean"), rejected("retried"), rejected("twice"), rejected("extra")}
+	s := quietSystem(t, orders, map[string][]Event{
+		"clean": events("OrderPlaced", "StockReservationFailed", "OrderRejected"),
+		// Repeatable: a deadline passed twice, a compensation was resent.
+		"retried": events("OrderPlaced", "StepTimedOut", "CompensationRequested", "StepTimedOut", "CompensationRequested", "StockReservationFailed", "OrderRejected"),
+		"twice":   events("OrderPlaced", "StockReservationFailed", "StockReservationFailed", "OrderRejected"),
+		"extra":   events("OrderPlaced", "StockReservationFailed", "ExtraChargeDetected", "OrderRejected"),
+	})
+	rec := &errorsTB{T: t}
+	s.CheckInvariants(rec, Expect{Orders: len(orders), Quiet: 5 * time.Second})
+	if len(rec.errs) != 1 {
+		t.Fatalf("got %d errors %q, want 1 (the event streams)", len(rec.errs), rec.errs)
+	}
+	got := rec.errs[0]
+	for _, want := range []string{"order twice recorded StockReservationFailed twice", "order extra was charged a second time"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("got error %q, want it to say %q", got, want)
+		}
+	}
+	for _, clean := range []string{"order clean ", "order retried "} {
+		if strings.Contains(got, clean) {
+			t.Errorf("got error %q, which blames %q: nothing was recorded twice there but a repeatable event", got, clean)
+		}
+	}
+}
+
+// Expect.IDs checks which orders exist, not only how many: one lost and one
+// made up is two violations, as is an id acknowledged for two requests.
+func TestViolationsOrderIdentity(t *testing.T) {
+	finished := time.Now().UTC()
+	order := func(id string) Order {
+		return Order{ID: id, Status: StatusRejected, PlacedAt: finished, FinishedAt: &finished}
+	}
+	snap := Snapshot{
+		Orders:    []Order{order("a"), order("b"), order("x")},
+		Inventory: InventoryState{Stock: []Stock{{SKU: "SKU-1", Available: 10, Initial: 10}}, Conserved: true},
+		Catalog:   fakeCatalog,
+		PaymentState: PaymentState{
+			Payments: map[string]int{}, Consistent: true,
+		},
+	}
+	if v := snap.Violations(Expect{Orders: 3, IDs: []string{"a", "b", "x"}}); len(v) != 0 {
+		t.Fatalf("the acknowledged orders exactly: got violations %q, want none", v)
+	}
+	// The count matches, the identities do not: c was lost, x made up.
+	v := snap.Violations(Expect{Orders: 3, IDs: []string{"a", "b", "c"}})
+	want := []string{
+		"order c was acknowledged but is missing (lost)",
+		"order x exists but was never acknowledged to the test (made up or placed twice)",
+	}
+	if strings.Join(v, "\n") != strings.Join(want, "\n") {
+		t.Errorf("one order lost, one made up: got violations %q, want %q", v, want)
+	}
+	// Two requests acknowledged with one id: one order is lost.
+	v = snap.Violations(Expect{IDs: []string{"a", "b", "x", "a"}})
+	if len(v) != 1 || !strings.Contains(v[0], "order a was acknowledged for 2 requests") {
+		t.Errorf("one id acknowledged twice: got violations %q, want that one", v)
+	}
+	// An order listed twice.
+	snap.Orders = append(snap.Orders, order("b"))
+	v = snap.Violations(Expect{IDs: []string{"a", "b", "x"}})
+	if len(v) != 1 || !strings.Contains(v[0], "order b is listed 2 times") {
+		t.Errorf("an order listed twice: got violations %q, want that one", v)
+	}
+}
+
+// Inventory's stock is checked against the catalogue: a SKU missing (an
+// empty stock list included), a SKU started from another initial stock and
+// a SKU the catalogue does not list are violations, even when every SKU
+// listed is conserved.
+func TestViolationsStockAgainstTheCatalogue(t *testing.T) {
+	catalog := []Product{
+		{SKU: "SKU-1", UnitPriceCents: 1500, InitialStock: 10},
+		{SKU: "SKU-2", UnitPriceCents: 999, InitialStock: 5},
+	}
+	snapshot := func(stock ...Stock) Snapshot {
+		return Snapshot{
+			Inventory:    InventoryState{Stock: stock, Conserved: true},
+			Catalog:      catalog,
+			PaymentState: PaymentState{Payments: map[string]int{}, Consistent: true},
+		}
+	}
+	sku1 := Stock{SKU: "SKU-1", Available: 10, Initial: 10}
+	sku2 := Stock{SKU: "SKU-2", Available: 5, Initial: 5}
+	tests := []struct {
+		name string
+		snap Snapshot
+		want []string
+	}{
+		{"as catalogued", snapshot(sku1, sku2), nil},
+		{"no stock at all", snapshot(), []string{
+			"stock SKU-1: missing from inventory, whose catalogue starts it at 10",
+			"stock SKU-2: missing from inventory, whose catalogue starts it at 5",
+		}},
+		{"one SKU missing", snapshot(sku1), []string{"stock SKU-2: missing from inventory, whose catalogue starts it at 5"}},
+		{"another initial stock", snapshot(sku1, Stock{SKU: "SKU-2", Available: 7, Initial: 7}), []string{
+			"stock SKU-2: initial 7, but the catalogue starts it at 5",
+		}},
+		{"a SKU not catalogued", snapshot(sku1, sku2, Stock{SKU: "SKU-9", Available: 1, Initial: 1}), []string{
+			"stock SKU-9: inventory holds a SKU the catalogue does not list: {SKU:SKU-9 Available:1 Reserved:0 Initial:1 Restocked:0}",
+		}},
+		{"no catalogue", Snapshot{
+			Inventory:    InventoryState{Stock: []Stock{sku1}, Conserved: true},
+			PaymentState: PaymentState{Payments: map[string]int{}, Consistent: true},
+		}, []string{
+			"no catalogue to check inventory's stock against",
+			"stock SKU-1: inventory holds a SKU the catalogue does not list: {SKU:SKU-1 Available:10 Reserved:0 Initial:10 Restocked:0}",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.snap.Violations(Expect{})
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got violations %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
