@@ -149,7 +149,12 @@ func TestViolations(t *testing.T) {
 		},
 		PaymentState: PaymentState{Payments: map[string]int{"CHARGED": 1, "REFUNDED": 1}, ChargedCents: 400, RefundedCents: 100,
 			NetCents: 300, OutstandingCents: 300, Consistent: true},
-		Shipments:      []Shipment{{ShipmentID: "s-a", OrderID: "a", Status: "SCHEDULED"}},
+		Shipments: []Shipment{{ShipmentID: "s-a", OrderID: "a", Status: "SCHEDULED"}},
+		Gateway: []ProviderRecord{
+			{OrderID: "a", Outcome: "ACCEPTED", Reference: "p-a", Requests: 1},
+			{OrderID: "b", Outcome: "ACCEPTED", Reference: "p-b", Cancelled: true, Requests: 1, Cancels: 1},
+		},
+		Carrier:        []ProviderRecord{{OrderID: "a", Outcome: "ACCEPTED", Reference: "s-a", Requests: 1}},
 		ShipmentCounts: map[string]int{"SCHEDULED": 1},
 		Catalog:        []Product{{SKU: "X", UnitPriceCents: 150, InitialStock: 10}},
 	}

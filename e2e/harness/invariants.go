@@ -62,6 +62,23 @@ type Shipment struct {
 	Lines      []Item `json:"lines"`
 }
 
+// ProviderRecord is the simulated payment gateway's (payment GET /gateway)
+// or carrier's (shipping GET /carrier) line for one order: its answer to
+// the first request, whether it was cancelled (refunded, withdrawn), and
+// how many requests and cancellations reached it.
+type ProviderRecord struct {
+	OrderID   string `json:"order_id"`
+	Outcome   string `json:"outcome"` // ACCEPTED, REFUSED, VOIDED
+	Reference string `json:"reference"`
+	Cancelled bool   `json:"cancelled"`
+	Requests  int    `json:"requests"`
+	Cancels   int    `json:"cancels"`
+}
+
+// Holds says whether the provider still holds an effect for the order: a
+// charge not refunded, a booking not withdrawn.
+func (r ProviderRecord) Holds() bool { return r.Outcome == "ACCEPTED" && !r.Cancelled }
+
 // listLimit is the largest page the services' list routes serve; a system
 // with more payments or shipments is checked through the totals only.
 const listLimit = 10000
@@ -75,6 +92,11 @@ type Snapshot struct {
 	Ledger       []LedgerEntry
 	PaymentState PaymentState
 	Shipments    []Shipment
+	// Gateway and Carrier are the providers' own books: what the customer
+	// was charged and which parcels were booked, whatever payment and
+	// shipping recorded.
+	Gateway []ProviderRecord
+	Carrier []ProviderRecord
 	// ShipmentCounts is shipping GET /state: shipments by status.
 	ShipmentCounts map[string]int
 	Queue          []TopicStats
@@ -105,6 +127,8 @@ func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
 		c.AdminGet(ctx, PaymentService, "/ledger"+lim, &s.Ledger),
 		c.AdminGet(ctx, ShippingService, "/shipments"+lim, &s.Shipments),
 		c.AdminGet(ctx, ShippingService, "/state", &shipState),
+		c.AdminGet(ctx, PaymentService, "/gateway"+lim, &s.Gateway),
+		c.AdminGet(ctx, ShippingService, "/carrier"+lim, &s.Carrier),
 	}
 	for _, err := range steps {
 		if err != nil {
@@ -112,7 +136,8 @@ func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	s.ShipmentCounts = shipState.Shipments
-	s.Partial = len(s.Payments) >= listLimit || len(s.Ledger) >= listLimit || len(s.Shipments) >= listLimit
+	s.Partial = len(s.Payments) >= listLimit || len(s.Ledger) >= listLimit || len(s.Shipments) >= listLimit ||
+		len(s.Gateway) >= listLimit || len(s.Carrier) >= listLimit
 	if s.Queue, err = c.QueueStats(ctx); err != nil {
 		return s, err
 	}
@@ -160,6 +185,9 @@ type Expect struct {
 //     refunded (ledger net 0); the ledger agrees with the payments;
 //   - a COMPLETED order holds its reservation and has a SCHEDULED
 //     shipment, no other order has either;
+//   - the payment gateway's and the carrier's own books agree with the
+//     payments and shipments: nothing charged or booked twice or left
+//     standing behind a compensation (providerViolations);
 //   - every consumer group has caught up, and no message was dead-lettered
 //     (unless allowed).
 func (s Snapshot) Violations(exp Expect) []string {
@@ -339,6 +367,7 @@ func (s Snapshot) Violations(exp Expect) []string {
 				}
 			}
 		}
+		v = append(v, providerViolations(orders, payments, shipments, s.Gateway, s.Carrier)...)
 	}
 
 	// The queue.
@@ -355,6 +384,57 @@ func (s Snapshot) Violations(exp Expect) []string {
 		}
 	}
 	sort.Strings(v)
+	return v
+}
+
+// providerViolations compares the providers' books with what payment and
+// shipping recorded. The providers are called before the services' local
+// transactions, so a redelivery or a crash between call and commit calls
+// them again; only the provider's books show whether that charged or
+// booked twice, or whether a compensation that came first let a late
+// request take effect:
+//
+//   - the gateway holds a charge for an order exactly when payment has it
+//     CHARGED, under the same payment id; the carrier holds a booking
+//     exactly when shipping has it SCHEDULED, under the same shipment id;
+//   - neither holds anything for an order the order service does not know.
+func providerViolations(orders map[string]Order, payments map[string]Payment, shipments map[string]Shipment, gateway, carrier []ProviderRecord) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	index := func(name string, recs []ProviderRecord) map[string]ProviderRecord {
+		m := map[string]ProviderRecord{}
+		for _, r := range recs {
+			if _, dup := m[r.OrderID]; dup {
+				add("%s has two records of order %s", name, r.OrderID)
+			}
+			m[r.OrderID] = r
+			if _, ok := orders[r.OrderID]; !ok && r.Holds() {
+				add("%s holds %s for order %s, which the order service does not know", name, r.Reference, r.OrderID)
+			}
+		}
+		return m
+	}
+	gw, cr := index("gateway", gateway), index("carrier", carrier)
+	for id := range orders {
+		p, paid := payments[id]
+		g := gw[id]
+		charged := paid && p.Status == "CHARGED"
+		switch {
+		case g.Holds() != charged:
+			add("order %s: the gateway's record %+v holds a charge: %v; payment %+v: %v", id, g, g.Holds(), p, charged)
+		case g.Outcome == "ACCEPTED" && p.PaymentID != "" && g.Reference != p.PaymentID:
+			add("order %s: the gateway charged %s, payment recorded %s (a second authorization)", id, g.Reference, p.PaymentID)
+		}
+		sh, shipped := shipments[id]
+		c := cr[id]
+		scheduled := shipped && sh.Status == "SCHEDULED"
+		switch {
+		case c.Holds() != scheduled:
+			add("order %s: the carrier's record %+v holds a booking: %v; shipment %+v: %v", id, c, c.Holds(), sh, scheduled)
+		case c.Outcome == "ACCEPTED" && sh.ShipmentID != "" && c.Reference != sh.ShipmentID:
+			add("order %s: the carrier booked %s, shipping recorded %s (a second booking)", id, c.Reference, sh.ShipmentID)
+		}
+	}
 	return v
 }
 

@@ -89,8 +89,10 @@ func TestCheckInvariantsReportsLastCompleteSnapshot(t *testing.T) {
 	payment.Handle("GET /state", serveJSON(`{"payments": {}, "consistent": true}`))
 	payment.Handle("GET /payments", serveJSON(`[]`))
 	payment.Handle("GET /ledger", serveJSON(`[]`))
+	payment.Handle("GET /gateway", serveJSON(`[]`))
 	shipping := http.NewServeMux()
 	shipping.Handle("GET /shipments", serveJSON(`[]`))
+	shipping.Handle("GET /carrier", serveJSON(`[]`))
 	shipping.Handle("GET /state", serveJSON(`{"shipments": {}}`))
 
 	s := fakeSystem(t, map[string]http.Handler{
@@ -147,8 +149,10 @@ func quietSystem(t *testing.T, orders []Order, streams map[string][]Event) *Syst
 	payment.Handle("GET /state", serveJSON(`{"payments": {}, "consistent": true}`))
 	payment.Handle("GET /payments", serveJSON(`[]`))
 	payment.Handle("GET /ledger", serveJSON(`[]`))
+	payment.Handle("GET /gateway", serveJSON(`[]`))
 	shipping := http.NewServeMux()
 	shipping.Handle("GET /shipments", serveJSON(`[]`))
+	shipping.Handle("GET /carrier", serveJSON(`[]`))
 	shipping.Handle("GET /state", serveJSON(`{"shipments": {}}`))
 	return fakeSystem(t, map[string]http.Handler{
 		OrderService: order, InventoryService: inventory, PaymentService: payment, ShippingService: shipping,
@@ -285,6 +289,72 @@ func TestViolationsStockAgainstTheCatalogue(t *testing.T) {
 			got := tt.snap.Violations(Expect{})
 			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
 				t.Errorf("got violations %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// The providers' books are compared with payment's and shipping's records:
+// a second authorization or booking, an effect left standing behind a
+// compensation, a charge payment knows nothing of, and an effect for an
+// unknown order are violations.
+func TestProviderViolations(t *testing.T) {
+	orders := map[string]Order{"o": {ID: "o"}}
+	charged := Payment{OrderID: "o", PaymentID: "pay_1", Status: "CHARGED"}
+	scheduled := Shipment{OrderID: "o", ShipmentID: "shp_1", Status: "SCHEDULED"}
+	charge := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", Requests: 1}
+	booking := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "shp_1", Requests: 1}
+	refunded := charge
+	refunded.Cancelled = true
+	tests := []struct {
+		name      string
+		payment   *Payment
+		shipment  *Shipment
+		gateway   []ProviderRecord
+		carrier   []ProviderRecord
+		wantParts []string
+	}{
+		{"books agree, requests repeated", &charged, &scheduled,
+			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", Requests: 3}}, []ProviderRecord{booking}, nil},
+		{"nothing anywhere", nil, nil, nil, nil, nil},
+		{"refunded on both sides", &Payment{OrderID: "o", PaymentID: "pay_1", Status: "REFUNDED"}, nil, []ProviderRecord{refunded}, nil, nil},
+		{"voided first on both sides", &Payment{OrderID: "o", Status: "VOIDED"}, nil,
+			[]ProviderRecord{{OrderID: "o", Outcome: "VOIDED", Requests: 1, Cancels: 1}}, nil, nil},
+		{"a second authorization", &charged, &scheduled,
+			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_2", Requests: 2}}, []ProviderRecord{booking},
+			[]string{"the gateway charged pay_2, payment recorded pay_1"}},
+		{"a late charge left standing after the refund came first", &Payment{OrderID: "o", Status: "VOIDED"}, nil,
+			[]ProviderRecord{charge}, nil, []string{"holds a charge: true"}},
+		{"refunded in the ledger, not at the gateway", &Payment{OrderID: "o", PaymentID: "pay_1", Status: "REFUNDED"}, nil,
+			[]ProviderRecord{charge}, nil, []string{"holds a charge: true"}},
+		{"charged in the ledger, unknown to the gateway", &charged, &scheduled, nil, []ProviderRecord{booking},
+			[]string{"holds a charge: false"}},
+		{"a booking left standing behind a cancelled shipment", nil, &Shipment{OrderID: "o", ShipmentID: "shp_1", Status: "CANCELLED"},
+			nil, []ProviderRecord{booking}, []string{"holds a booking: true"}},
+		{"a second booking", nil, &scheduled, nil,
+			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "shp_2", Requests: 2}},
+			[]string{"the carrier booked shp_2, shipping recorded shp_1"}},
+		{"a charge for an unknown order", nil, nil,
+			[]ProviderRecord{{OrderID: "ghost", Outcome: "ACCEPTED", Reference: "pay_9", Requests: 1}}, nil,
+			[]string{"gateway holds pay_9 for order ghost, which the order service does not know"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			payments, shipments := map[string]Payment{}, map[string]Shipment{}
+			if tt.payment != nil {
+				payments["o"] = *tt.payment
+			}
+			if tt.shipment != nil {
+				shipments["o"] = *tt.shipment
+			}
+			got := providerViolations(orders, payments, shipments, tt.gateway, tt.carrier)
+			if len(got) != len(tt.wantParts) {
+				t.Fatalf("got violations %q, want %d containing %q", got, len(tt.wantParts), tt.wantParts)
+			}
+			for i, part := range tt.wantParts {
+				if !strings.Contains(got[i], part) {
+					t.Errorf("violation %d: got %q, want it to contain %q", i, got[i], part)
+				}
 			}
 		})
 	}
