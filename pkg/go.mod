@@ -2,6 +2,8 @@ module github.com/orderflow/orderflow/pkg
 
 go 1.26.0
 
+require go.uber.org/goleak v1.3.0
+
 require (
 	github.com/beorn7/perks v1.0.1 // indirect
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect

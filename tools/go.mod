@@ -2,7 +2,10 @@ module github.com/orderflow/orderflow/tools
 
 go 1.26.4
 
-require github.com/compose-spec/compose-go/v2 v2.16.2
+require (
+	github.com/compose-spec/compose-go/v2 v2.16.2
+	go.uber.org/goleak v1.3.0
+)
 
 require (
 	cel.dev/expr v0.25.2 // indirect

@@ -14,7 +14,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
+
+// TestMain fails the package if any goroutine outlives the tests: run
+// returns only once the console's server and queue are closed.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func lookupFrom(env map[string]string) lookupFunc {
 	return func(k string) (string, bool) {

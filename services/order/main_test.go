@@ -13,9 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/services/order/service"
 )
+
+// TestMain fails the package if any goroutine outlives the tests: the
+// commands close the service and database they open.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) servicecmd.LookupFunc {

@@ -9,16 +9,19 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // TestMain lets the tests run main itself in a child process (runMain), to
-// check the exit status a shell sees.
+// check the exit status a shell sees; otherwise it runs the tests and fails
+// the package if any goroutine outlives them.
 func TestMain(m *testing.M) {
 	if os.Getenv("QUEUECTL_TEST_RUN_MAIN") == "1" {
 		main() // os.Args[1:] are the child's queuectl arguments; main exits
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // runMain runs queuectl's main with args in a child process and returns its

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // The test binary plays every part: devrun itself (DEVRUN_TEST_ROLE=devrun,
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 		main() // os.Args[1:] are devrun's flags; main exits
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	goleak.VerifyTestMain(m)
 }
 
 // standIns are the processes the tests let devrun start, by name. Each
