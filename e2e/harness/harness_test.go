@@ -151,7 +151,7 @@ func TestViolations(t *testing.T) {
 			NetCents: 300, OutstandingCents: 300, Consistent: true},
 		Shipments: []Shipment{{ShipmentID: "s-a", OrderID: "a", Status: "SCHEDULED"}},
 		Gateway: []ProviderRecord{
-			{OrderID: "a", Outcome: "ACCEPTED", Reference: "p-a", Requests: 1},
+			{OrderID: "a", Outcome: "ACCEPTED", Reference: "p-a", AmountCents: 300, Requests: 1},
 			{OrderID: "b", Outcome: "ACCEPTED", Reference: "p-b", Cancelled: true, Requests: 1, Cancels: 1},
 		},
 		Carrier:        []ProviderRecord{{OrderID: "a", Outcome: "ACCEPTED", Reference: "s-a", Requests: 1}},

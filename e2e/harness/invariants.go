@@ -70,9 +70,11 @@ type ProviderRecord struct {
 	OrderID   string `json:"order_id"`
 	Outcome   string `json:"outcome"` // ACCEPTED, REFUSED, VOIDED
 	Reference string `json:"reference"`
-	Cancelled bool   `json:"cancelled"`
-	Requests  int    `json:"requests"`
-	Cancels   int    `json:"cancels"`
+	// AmountCents is what an accepted charge took (the gateway only).
+	AmountCents int64 `json:"amount_cents"`
+	Cancelled   bool  `json:"cancelled"`
+	Requests    int   `json:"requests"`
+	Cancels     int   `json:"cancels"`
 }
 
 // Holds says whether the provider still holds an effect for the order: a
@@ -395,7 +397,7 @@ func (s Snapshot) Violations(exp Expect) []string {
 // request take effect:
 //
 //   - the gateway holds a charge for an order exactly when payment has it
-//     CHARGED, under the same payment id; the carrier holds a booking
+//     CHARGED, under the same payment id and amount; the carrier holds a booking
 //     exactly when shipping has it SCHEDULED, under the same shipment id;
 //   - neither holds anything for an order the order service does not know.
 func providerViolations(orders map[string]Order, payments map[string]Payment, shipments map[string]Shipment, gateway, carrier []ProviderRecord) []string {
@@ -424,6 +426,8 @@ func providerViolations(orders map[string]Order, payments map[string]Payment, sh
 			add("order %s: the gateway's record %+v holds a charge: %v; payment %+v: %v", id, g, g.Holds(), p, charged)
 		case g.Outcome == "ACCEPTED" && p.PaymentID != "" && g.Reference != p.PaymentID:
 			add("order %s: the gateway charged %s, payment recorded %s (a second authorization)", id, g.Reference, p.PaymentID)
+		case charged && g.AmountCents != p.AmountCents:
+			add("order %s: the gateway charged %d cents, payment recorded %d", id, g.AmountCents, p.AmountCents)
 		}
 		sh, shipped := shipments[id]
 		c := cr[id]

@@ -300,9 +300,9 @@ func TestViolationsStockAgainstTheCatalogue(t *testing.T) {
 // unknown order are violations.
 func TestProviderViolations(t *testing.T) {
 	orders := map[string]Order{"o": {ID: "o"}}
-	charged := Payment{OrderID: "o", PaymentID: "pay_1", Status: "CHARGED"}
+	charged := Payment{OrderID: "o", PaymentID: "pay_1", AmountCents: 500, Status: "CHARGED"}
 	scheduled := Shipment{OrderID: "o", ShipmentID: "shp_1", Status: "SCHEDULED"}
-	charge := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", Requests: 1}
+	charge := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", AmountCents: 500, Requests: 1}
 	booking := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "shp_1", Requests: 1}
 	refunded := charge
 	refunded.Cancelled = true
@@ -315,7 +315,14 @@ func TestProviderViolations(t *testing.T) {
 		wantParts []string
 	}{
 		{"books agree, requests repeated", &charged, &scheduled,
-			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", Requests: 3}}, []ProviderRecord{booking}, nil},
+			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", AmountCents: 500, Requests: 3}}, []ProviderRecord{booking}, nil},
+		{"charged, then refunded at the gateway, with the refund's local transaction first", &Payment{OrderID: "o", Status: "VOIDED"}, nil,
+			[]ProviderRecord{refunded}, nil, nil},
+		{"a charge refused at the gateway after the refund voided it there", &Payment{OrderID: "o", Status: "DECLINED"}, nil,
+			[]ProviderRecord{{OrderID: "o", Outcome: "VOIDED", Requests: 1, Cancels: 1}}, nil, nil},
+		{"another amount", &charged, &scheduled,
+			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", AmountCents: 499, Requests: 1}}, []ProviderRecord{booking},
+			[]string{"the gateway charged 499 cents, payment recorded 500"}},
 		{"nothing anywhere", nil, nil, nil, nil, nil},
 		{"refunded on both sides", &Payment{OrderID: "o", PaymentID: "pay_1", Status: "REFUNDED"}, nil, []ProviderRecord{refunded}, nil, nil},
 		{"voided first on both sides", &Payment{OrderID: "o", Status: "VOIDED"}, nil,

@@ -160,8 +160,10 @@ func (b *Books) Request(ctx context.Context, key string, decide func() Answer) (
 // Cancel runs the provider's side of a cancellation for key: an accepted
 // request is cancelled (once); a key never requested gets a tombstone,
 // so that a later request is refused with voidedReason; a refused or
-// voided key stays as it is. It returns the record after the call.
-func (b *Books) Cancel(ctx context.Context, key, voidedReason string) (Record, error) {
+// voided key stays as it is. A non-empty reference names what is to be
+// cancelled: a cancellation of another reference than the key's (a charge
+// of someone else's) has no effect. It returns the record after the call.
+func (b *Books) Cancel(ctx context.Context, key, reference, voidedReason string) (Record, error) {
 	if key == "" {
 		return Record{}, ErrNoKey
 	}
@@ -182,6 +184,11 @@ func (b *Books) Cancel(ctx context.Context, key, voidedReason string) (Record, e
 		}
 		rec = existing
 		rec.Cancels++
+		if reference != "" && reference != rec.Reference {
+			_, err := tx.ExecContext(ctx, `UPDATE provider_requests SET cancels = cancels + 1, updated_at = ?
+				WHERE provider = ? AND key = ?`, now, b.provider, key)
+			return err
+		}
 		if rec.Outcome == OutcomeAccepted {
 			rec.Cancelled = true
 		}

@@ -112,20 +112,29 @@ func TestCancel(t *testing.T) {
 		cancels       int
 		wantOutcome   providersim.Outcome
 		wantCancelled bool
+		reference     string // what the cancellations name
 	}{
 		{"an accepted request is cancelled", func(b *providersim.Books) error {
 			_, err := b.Request(ctx, "k", accept("ref", new(atomic.Int32)))
 			return err
-		}, 1, providersim.OutcomeAccepted, true},
+		}, 1, providersim.OutcomeAccepted, true, ""},
 		{"a second cancel changes nothing", func(b *providersim.Books) error {
 			_, err := b.Request(ctx, "k", accept("ref", new(atomic.Int32)))
 			return err
-		}, 2, providersim.OutcomeAccepted, true},
+		}, 2, providersim.OutcomeAccepted, true, ""},
 		{"a refused request stays refused", func(b *providersim.Books) error {
 			_, err := b.Request(ctx, "k", refuse)
 			return err
-		}, 1, providersim.OutcomeRefused, false},
-		{"a key never requested is voided", func(*providersim.Books) error { return nil }, 1, providersim.OutcomeVoided, false},
+		}, 1, providersim.OutcomeRefused, false, ""},
+		{"a key never requested is voided", func(*providersim.Books) error { return nil }, 1, providersim.OutcomeVoided, false, ""},
+		{"a cancellation of another reference changes nothing", func(b *providersim.Books) error {
+			_, err := b.Request(ctx, "k", accept("ref", new(atomic.Int32)))
+			return err
+		}, 1, providersim.OutcomeAccepted, false, "someone-else"},
+		{"a cancellation of its reference cancels it", func(b *providersim.Books) error {
+			_, err := b.Request(ctx, "k", accept("ref", new(atomic.Int32)))
+			return err
+		}, 1, providersim.OutcomeAccepted, true, "ref"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -136,7 +145,7 @@ func TestCancel(t *testing.T) {
 			var rec providersim.Record
 			for range tc.cancels {
 				var err error
-				if rec, err = b.Cancel(ctx, "k", "voided before it was requested"); err != nil {
+				if rec, err = b.Cancel(ctx, "k", tc.reference, "voided before it was requested"); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -160,7 +169,7 @@ func TestCancel(t *testing.T) {
 func TestARequestAfterItsCancellationIsRefusedWithoutEffect(t *testing.T) {
 	ctx := context.Background()
 	b := openBooks(t, "carrier")[0]
-	if _, err := b.Cancel(ctx, "order-1", "cancelled before it was booked"); err != nil {
+	if _, err := b.Cancel(ctx, "order-1", "", "cancelled before it was booked"); err != nil {
 		t.Fatal(err)
 	}
 	var calls atomic.Int32
@@ -182,7 +191,7 @@ func TestBadRequests(t *testing.T) {
 	if _, err := b.Request(ctx, "", accept("x", new(atomic.Int32))); !errors.Is(err, providersim.ErrNoKey) {
 		t.Errorf("request without a key: got %v, want ErrNoKey", err)
 	}
-	if _, err := b.Cancel(ctx, "", "r"); !errors.Is(err, providersim.ErrNoKey) {
+	if _, err := b.Cancel(ctx, "", "", "r"); !errors.Is(err, providersim.ErrNoKey) {
 		t.Errorf("cancel without a key: got %v, want ErrNoKey", err)
 	}
 	void := func() providersim.Answer { return providersim.Answer{Outcome: providersim.OutcomeVoided} }

@@ -67,18 +67,21 @@ func (g *SimulatedGateway) Authorize(ctx context.Context, c domain.Charge) (doma
 	if err != nil {
 		return domain.GatewayVerdict{}, fmt.Errorf("%w: authorize: %w", app.ErrTransient, err)
 	}
-	if rec.Outcome == providersim.OutcomeAccepted {
+	switch rec.Outcome {
+	case providersim.OutcomeAccepted:
 		return domain.GatewayVerdict{Approved: true, PaymentID: rec.Reference}, nil
+	case providersim.OutcomeVoided:
+		return domain.GatewayVerdict{Reason: rec.Reason, Voided: true}, nil
 	}
 	return domain.GatewayVerdict{Reason: rec.Reason}, nil
 }
 
 // Refund implements app.Gateway.
-func (g *SimulatedGateway) Refund(ctx context.Context, orderID string) error {
+func (g *SimulatedGateway) Refund(ctx context.Context, orderID, paymentID string) error {
 	if err := g.roundTrip(ctx, "refund"); err != nil {
 		return err
 	}
-	if _, err := g.books.Cancel(ctx, orderID, domain.ReasonVoided); err != nil {
+	if _, err := g.books.Cancel(ctx, orderID, paymentID, domain.ReasonVoided); err != nil {
 		return fmt.Errorf("%w: refund: %w", app.ErrTransient, err)
 	}
 	return nil
@@ -92,8 +95,14 @@ func (g *SimulatedGateway) Records(ctx context.Context, f app.Filter) ([]app.Gat
 	}
 	out := make([]app.GatewayRecord, len(recs))
 	for i, r := range recs {
+		var d chargeDetails
+		if r.Details != "" {
+			if err := json.Unmarshal([]byte(r.Details), &d); err != nil {
+				return nil, fmt.Errorf("gateway record of order %s: %w", r.Key, err)
+			}
+		}
 		out[i] = app.GatewayRecord{
-			OrderID: r.Key, Outcome: string(r.Outcome), Reference: r.Reference, Reason: r.Reason,
+			OrderID: r.Key, Outcome: string(r.Outcome), Reference: r.Reference, AmountCents: d.AmountCents, Reason: r.Reason,
 			Cancelled: r.Cancelled, Requests: r.Requests, Cancels: r.Cancels, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
 		}
 	}

@@ -48,10 +48,10 @@ type Tx interface {
 type Gateway interface {
 	// Authorize decides a new charge; idempotent per c.OrderID.
 	Authorize(ctx context.Context, c domain.Charge) (domain.GatewayVerdict, error)
-	// Refund refunds the order's charge if it has one, and otherwise voids
-	// the order so that no later Authorize charges it; idempotent per
-	// order id.
-	Refund(ctx context.Context, orderID string) error
+	// Refund refunds the order's charge if it has one (only if it is
+	// paymentID, when that is not empty), and otherwise voids the order so
+	// that no later Authorize charges it; idempotent per order id.
+	Refund(ctx context.Context, orderID, paymentID string) error
 	// Records lists the provider's own books, per order, newest first:
 	// what an audit compares with the ledger.
 	Records(ctx context.Context, f Filter) ([]GatewayRecord, error)
@@ -63,9 +63,11 @@ type GatewayRecord struct {
 	// Outcome of the first Authorize: ACCEPTED (charged), REFUSED
 	// (declined) or VOIDED (refunded before any Authorize).
 	Outcome string `json:"outcome"`
-	// Reference is the payment id of an accepted charge.
-	Reference string `json:"reference,omitempty"`
-	Reason    string `json:"reason,omitempty"`
+	// Reference is the payment id of an accepted charge, AmountCents what
+	// it took.
+	Reference   string `json:"reference,omitempty"`
+	AmountCents int64  `json:"amount_cents,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 	// Cancelled: the charge was refunded.
 	Cancelled bool `json:"cancelled"`
 	// Requests and Cancels count the Authorize and Refund calls; only the

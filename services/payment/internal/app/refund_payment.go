@@ -34,7 +34,10 @@ func NewRefundPaymentHandler(uow UnitOfWork, gw Gateway) (RefundPaymentHandler, 
 // one transaction; it returns the amount refunded (0 if nothing) and
 // whether the command was a duplicate.
 func (h RefundPaymentHandler) Handle(ctx context.Context, cmd RefundPayment) (int64, bool, error) {
-	if err := h.gw.Refund(ctx, cmd.Refund.OrderID); err != nil {
+	if err := cmd.Refund.Validate(); err != nil {
+		return 0, false, err
+	}
+	if err := h.gw.Refund(ctx, cmd.Refund.OrderID, cmd.Refund.PaymentID); err != nil {
 		return 0, false, fmt.Errorf("refund order %s: %w", cmd.Refund.OrderID, err)
 	}
 	var amount int64

@@ -80,6 +80,9 @@ type GatewayVerdict struct {
 	PaymentID string
 	// Reason explains a decline.
 	Reason string
+	// Voided: the gateway refused because the order was refunded there
+	// before this charge (a compensation that overtook its charge command).
+	Voided bool
 }
 
 // Kind of ledger entry.
@@ -136,6 +139,13 @@ func DecideCharge(c Charge, existing *Payment, verdict GatewayVerdict) (ChargeRe
 		return ChargeResult{}, fmt.Errorf("payment of order %s has unknown status %q", c.OrderID, existing.Status)
 	}
 	p := Payment{OrderID: c.OrderID, CustomerID: c.CustomerID, AmountCents: c.AmountCents, Currency: c.Currency}
+	if verdict.Voided {
+		// The refund reached the gateway first; its local transaction may
+		// not have run yet, and must find the order VOIDED as it would
+		// have had it run first.
+		p.Status, p.Reason = StatusVoided, ReasonVoided
+		return ChargeResult{Payment: p, Changed: true}, nil
+	}
 	if !verdict.Approved {
 		p.Status = StatusDeclined
 		p.Reason = verdict.Reason
@@ -163,6 +173,14 @@ type Refund struct {
 	Currency  string
 }
 
+// Validate checks the request.
+func (r Refund) Validate() error {
+	if strings.TrimSpace(r.OrderID) == "" {
+		return fmt.Errorf("%w: order id is required", ErrInvalidCommand)
+	}
+	return nil
+}
+
 // RefundResult is the outcome of DecideRefund.
 type RefundResult struct {
 	// PaymentID and AmountCents answer the request (PaymentRefunded);
@@ -181,8 +199,8 @@ type RefundResult struct {
 // payment, of another payment id, or of an order never charged refunds
 // nothing (and the last leaves a tombstone so a late charge is declined).
 func DecideRefund(r Refund, existing *Payment) (RefundResult, error) {
-	if strings.TrimSpace(r.OrderID) == "" {
-		return RefundResult{}, fmt.Errorf("%w: order id is required", ErrInvalidCommand)
+	if err := r.Validate(); err != nil {
+		return RefundResult{}, err
 	}
 	nothing := RefundResult{PaymentID: r.PaymentID, Currency: r.Currency}
 	if existing == nil {

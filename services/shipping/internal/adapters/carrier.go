@@ -58,7 +58,10 @@ func (c *SimulatedCarrier) Book(ctx context.Context, s domain.Schedule) (domain.
 	if err != nil {
 		return domain.CarrierVerdict{}, fmt.Errorf("book: %w", err)
 	}
-	if rec.Outcome != providersim.OutcomeAccepted {
+	switch rec.Outcome {
+	case providersim.OutcomeVoided:
+		return domain.CarrierVerdict{Reason: rec.Reason, Voided: true}, nil
+	case providersim.OutcomeRefused:
 		return domain.CarrierVerdict{Reason: rec.Reason}, nil
 	}
 	var d bookingDetails
@@ -69,11 +72,11 @@ func (c *SimulatedCarrier) Book(ctx context.Context, s domain.Schedule) (domain.
 }
 
 // Cancel implements app.Carrier.
-func (c *SimulatedCarrier) Cancel(ctx context.Context, orderID string) error {
+func (c *SimulatedCarrier) Cancel(ctx context.Context, orderID, shipmentID string) error {
 	if err := c.faults.Sleep(ctx, faults.ShippingLatency); err != nil {
 		return err
 	}
-	if _, err := c.books.Cancel(ctx, orderID, domain.ReasonVoided); err != nil {
+	if _, err := c.books.Cancel(ctx, orderID, shipmentID, domain.ReasonVoided); err != nil {
 		return fmt.Errorf("cancel: %w", err)
 	}
 	return nil

@@ -45,10 +45,10 @@ type Tx interface {
 type Carrier interface {
 	// Book books the order's shipment; idempotent per s.OrderID.
 	Book(ctx context.Context, s domain.Schedule) (domain.CarrierVerdict, error)
-	// Cancel withdraws the order's booking if it has one, and otherwise
-	// voids the order so that no later Book books it; idempotent per order
-	// id.
-	Cancel(ctx context.Context, orderID string) error
+	// Cancel withdraws the order's booking if it has one (only if it is
+	// shipmentID, when that is not empty), and otherwise voids the order so
+	// that no later Book books it; idempotent per order id.
+	Cancel(ctx context.Context, orderID, shipmentID string) error
 	// Records lists the carrier's own books, per order, newest first: what
 	// an audit compares with the shipments.
 	Records(ctx context.Context, f Filter) ([]CarrierRecord, error)

@@ -34,7 +34,10 @@ func NewCancelShipmentHandler(uow UnitOfWork, carrier Carrier) (CancelShipmentHa
 // (if any) and emits ShipmentCancelled in one transaction; it returns the
 // answer and whether the command was a duplicate.
 func (h CancelShipmentHandler) Handle(ctx context.Context, cmd CancelShipment) (domain.CancelResult, bool, error) {
-	if err := h.carrier.Cancel(ctx, cmd.Cancel.OrderID); err != nil {
+	if err := cmd.Cancel.Validate(); err != nil {
+		return domain.CancelResult{}, false, err
+	}
+	if err := h.carrier.Cancel(ctx, cmd.Cancel.OrderID, cmd.Cancel.ShipmentID); err != nil {
 		return domain.CancelResult{}, false, fmt.Errorf("cancel shipment of order %s: %w", cmd.Cancel.OrderID, err)
 	}
 	var answer domain.CancelResult

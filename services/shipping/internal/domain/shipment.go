@@ -104,6 +104,9 @@ type CarrierVerdict struct {
 	TrackingNumber string
 	// Reason explains a refusal.
 	Reason string
+	// Voided: the carrier refused because the order was cancelled there
+	// before this booking (a compensation that overtook its command).
+	Voided bool
 }
 
 // ScheduleResult is the outcome of DecideSchedule.
@@ -138,6 +141,13 @@ func DecideSchedule(s Schedule, existing *Shipment, verdict CarrierVerdict) (Sch
 		return ScheduleResult{}, fmt.Errorf("shipment of order %s has unknown status %q", s.OrderID, existing.Status)
 	}
 	sh := Shipment{OrderID: s.OrderID, Lines: append([]Line(nil), s.Lines...), Address: s.Address}
+	if verdict.Voided {
+		// The cancellation reached the carrier first; its local
+		// transaction may not have run yet, and must find the order
+		// VOIDED as it would have had it run first.
+		sh.Status, sh.Reason = StatusVoided, ReasonVoided
+		return ScheduleResult{Shipment: sh, Changed: true}, nil
+	}
 	if !verdict.Accepted {
 		sh.Status, sh.Reason = StatusFailed, verdict.Reason
 		if sh.Reason == "" {
@@ -159,6 +169,14 @@ type Cancel struct {
 	ShipmentID string
 }
 
+// Validate checks the request.
+func (c Cancel) Validate() error {
+	if strings.TrimSpace(c.OrderID) == "" {
+		return fmt.Errorf("%w: order id is required", ErrInvalidCommand)
+	}
+	return nil
+}
+
 // CancelResult is the outcome of DecideCancel.
 type CancelResult struct {
 	// ShipmentID answers the request (ShipmentCancelled).
@@ -176,8 +194,8 @@ type CancelResult struct {
 // shipment id, or an order never scheduled cancels nothing (and the last
 // leaves a tombstone so a late schedule request fails).
 func DecideCancel(c Cancel, existing *Shipment) (CancelResult, error) {
-	if strings.TrimSpace(c.OrderID) == "" {
-		return CancelResult{}, fmt.Errorf("%w: order id is required", ErrInvalidCommand)
+	if err := c.Validate(); err != nil {
+		return CancelResult{}, err
 	}
 	nothing := CancelResult{ShipmentID: c.ShipmentID}
 	if existing == nil {
