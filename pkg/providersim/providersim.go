@@ -148,11 +148,7 @@ func (b *Books) Request(ctx context.Context, key string, decide func() Answer) (
 			return fmt.Errorf("provider %s: decide answered %q, want %s or %s", b.provider, a.Outcome, OutcomeAccepted, OutcomeRefused)
 		}
 		rec = Record{Provider: b.provider, Key: key, Answer: a, Requests: 1, CreatedAt: time.UnixMilli(now), UpdatedAt: time.UnixMilli(now)}
-		_, err = tx.ExecContext(ctx, `INSERT INTO provider_requests
-			(provider, key, outcome, reference, reason, details, cancelled, requests, cancels, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, 0, 1, 0, ?, ?)`,
-			b.provider, key, a.Outcome, a.Reference, a.Reason, a.Details, now, now)
-		return err
+		return insert(ctx, tx, rec)
 	})
 	return rec, err
 }
@@ -176,11 +172,7 @@ func (b *Books) Cancel(ctx context.Context, key, reference, voidedReason string)
 		if !found {
 			rec = Record{Provider: b.provider, Key: key, Answer: Answer{Outcome: OutcomeVoided, Reason: voidedReason},
 				Cancels: 1, CreatedAt: time.UnixMilli(now), UpdatedAt: time.UnixMilli(now)}
-			_, err := tx.ExecContext(ctx, `INSERT INTO provider_requests
-				(provider, key, outcome, reference, reason, details, cancelled, requests, cancels, created_at, updated_at)
-				VALUES (?, ?, ?, '', ?, '', 0, 0, 1, ?, ?)`,
-				b.provider, key, OutcomeVoided, voidedReason, now, now)
-			return err
+			return insert(ctx, tx, rec)
 		}
 		rec = existing
 		rec.Cancels++
@@ -238,6 +230,15 @@ func (b *Books) List(ctx context.Context, f Filter) ([]Record, error) {
 		return nil, fmt.Errorf("list %s books: %w", b.provider, err)
 	}
 	return recs, nil
+}
+
+// insert adds a key's first line to the books.
+func insert(ctx context.Context, tx *sql.Tx, r Record) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO provider_requests (`+recordColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Provider, r.Key, r.Outcome, r.Reference, r.Reason, r.Details, r.Cancelled,
+		r.Requests, r.Cancels, r.CreatedAt.UnixMilli(), r.UpdatedAt.UnixMilli())
+	return err
 }
 
 const recordColumns = `provider, key, outcome, reference, reason, details, cancelled, requests, cancels, created_at, updated_at`
