@@ -276,6 +276,11 @@ func TestConsoleInBrowser(t *testing.T) {
 	if b.eval(`document.querySelector('#cancel-order') === null`) != "true" {
 		b.fail("a completed order offers a cancel button")
 	}
+	b.wait("the charge and the booking at the providers", `document.querySelector('#provider-gateway')?.dataset.outcome === "ACCEPTED" &&
+		document.querySelector('#provider-carrier')?.dataset.outcome === "ACCEPTED"`, 5*time.Second)
+	if got := b.eval(`document.querySelector('#provider-gateway')?.textContent`); !strings.Contains(got, "charged") || !strings.Contains(got, " as pay_") {
+		b.fail("gateway record %q, want a charge as pay_…", got)
+	}
 
 	b.step = "payment declines every charge: the order is cancelled and its stock released"
 	b.setFault("payment", "payment_decline_rate", "1", "1")
@@ -291,6 +296,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if got := b.eval(`document.querySelector('.timeline li[data-type="CompensationRequested"]')?.textContent`); !strings.Contains(got, "release stock") {
 		b.fail("compensation entry %q does not name release stock", got)
 	}
+	b.wait("the declined charge at the gateway", `document.querySelector('#provider-gateway')?.dataset.outcome === "REFUSED"`, 5*time.Second)
 	b.docShot("order")
 	b.resetFault("payment", "payment_decline_rate", "0")
 	b.wait("the banner to clear", `document.querySelector('#fault-banner [data-active-flag]') === null`, 10*time.Second)

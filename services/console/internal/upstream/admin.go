@@ -40,7 +40,8 @@ type Stock struct {
 }
 
 // Admin is a client of one service's admin API (pkg/admin), with
-// inventory's stock routes.
+// inventory's stock routes and the simulated providers' books of payment
+// (/gateway) and shipping (/carrier).
 type Admin struct{ c *Client }
 
 // NewAdmin returns a client of the admin API at c's address.
@@ -93,4 +94,64 @@ func (a *Admin) Restock(ctx context.Context, sku string, quantity int) (Stock, e
 	var out Stock
 	err := a.c.do(ctx, request{method: http.MethodPost, path: "/stock/" + url.PathEscape(sku) + "/restock", body: body}, &out)
 	return out, err
+}
+
+// Outcomes of a provider record: the provider's answer to the first
+// request of an order.
+const (
+	// OutcomeAccepted: charged (gateway) or booked (carrier).
+	OutcomeAccepted = "ACCEPTED"
+	// OutcomeRefused: declined; nothing was taken.
+	OutcomeRefused = "REFUSED"
+	// OutcomeVoided: a refund or cancellation reached the provider before
+	// any request, so the requests were refused.
+	OutcomeVoided = "VOIDED"
+)
+
+// ProviderRecord is a simulated provider's line for one order, as
+// payment's GET /gateway and shipping's GET /carrier show it. The provider
+// is idempotent per order id: Requests and Cancels count the calls that
+// reached it, of which only the first of each had an effect.
+type ProviderRecord struct {
+	OrderID string `json:"order_id"`
+	Outcome string `json:"outcome"`
+	// Reference is the payment id (pay_…) or shipment id (shp_…) of an
+	// accepted request.
+	Reference string `json:"reference"`
+	// AmountCents is what an accepted charge took (gateway only).
+	AmountCents int64  `json:"amount_cents"`
+	Reason      string `json:"reason"`
+	// Cancelled: the accepted request was refunded or withdrawn.
+	Cancelled bool      `json:"cancelled"`
+	Requests  int       `json:"requests"`
+	Cancels   int       `json:"cancels"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Gateway returns payment's simulated gateway record of an order, nil
+// when the gateway has none (yet).
+func (a *Admin) Gateway(ctx context.Context, orderID string) (*ProviderRecord, error) {
+	return a.providerRecord(ctx, "/gateway", orderID)
+}
+
+// Carrier returns shipping's simulated carrier record of an order, nil
+// when the carrier has none (yet).
+func (a *Admin) Carrier(ctx context.Context, orderID string) (*ProviderRecord, error) {
+	return a.providerRecord(ctx, "/carrier", orderID)
+}
+
+func (a *Admin) providerRecord(ctx context.Context, path, orderID string) (*ProviderRecord, error) {
+	var out []ProviderRecord
+	err := a.c.do(ctx, request{method: http.MethodGet, path: path, query: url.Values{"order_id": {orderID}}}, &out)
+	if err != nil {
+		return nil, err
+	}
+	// The list is filtered by order id; checking it again costs nothing.
+	for i := range out {
+		if out[i].OrderID == orderID {
+			return &out[i], nil
+		}
+	}
+	return nil, nil
 }

@@ -164,7 +164,7 @@ func TestRequests(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&got.body)
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
-		case "/faults", "/stock":
+		case "/faults", "/stock", "/gateway", "/carrier":
 			_, _ = io.WriteString(w, `[]`)
 		case "/orders/a b/events":
 			_, _ = io.WriteString(w, `{"order_id":"a b","events":[{"version":1,"type":"OrderPlaced","data":{}}]}`)
@@ -206,6 +206,8 @@ func TestRequests(t *testing.T) {
 		{"restock", func() error { _, err := a.Restock(ctx, "SKU-1", 4); return err },
 			seen{method: "POST", path: "/stock/SKU-1/restock", ctype: "application/json", body: map[string]any{"quantity": float64(4)}}},
 		{"health", func() error { return a.Health(ctx) }, seen{method: "GET", path: "/healthz"}},
+		{"gateway", func() error { _, err := a.Gateway(ctx, "o 1&x"); return err }, seen{method: "GET", path: "/gateway", query: "order_id=o+1%26x"}},
+		{"carrier", func() error { _, err := a.Carrier(ctx, "o-1"); return err }, seen{method: "GET", path: "/carrier", query: "order_id=o-1"}},
 	}
 	for _, s := range steps {
 		if err := s.call(); err != nil {
@@ -253,5 +255,48 @@ func TestStatuses(t *testing.T) {
 	}
 	if (Fault{Value: "1", Default: "0"}).Active() != true || (Fault{Value: "0", Default: "0"}).Active() {
 		t.Error("Fault.Active is wrong")
+	}
+}
+
+func TestProviderRecords(t *testing.T) {
+	// The answers as payment's GET /gateway and shipping's GET /carrier
+	// write them (omitempty fields left out).
+	answers := map[string]string{
+		"/gateway?order_id=o-1": `[{"order_id":"o-1","outcome":"ACCEPTED","reference":"pay_01","amount_cents":1500,"cancelled":true,` +
+			`"requests":2,"cancels":1,"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:06Z"}]`,
+		"/carrier?order_id=o-1": `[{"order_id":"o-1","outcome":"VOIDED","reason":"shipment of this order was cancelled","cancelled":false,` +
+			`"requests":1,"cancels":1,"created_at":"2026-01-02T03:04:05Z","updated_at":"2026-01-02T03:04:06Z"}]`,
+		"/gateway?order_id=o-2": `[]`,
+		"/carrier?order_id=o-2": `[{"order_id":"someone-else","outcome":"ACCEPTED","requests":1}]`,
+	}
+	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		a, ok := answers[r.URL.Path+"?"+r.URL.RawQuery]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, a)
+	})
+	a := NewAdmin(c)
+	g, err := a.Gateway(t.Context(), "o-1")
+	if err != nil || g == nil || g.Outcome != OutcomeAccepted || g.Reference != "pay_01" || g.AmountCents != 1500 ||
+		!g.Cancelled || g.Requests != 2 || g.Cancels != 1 || g.CreatedAt.IsZero() {
+		t.Errorf("gateway o-1: got %+v, %v", g, err)
+	}
+	s, err := a.Carrier(t.Context(), "o-1")
+	if err != nil || s == nil || s.Outcome != OutcomeVoided || s.Reason == "" || s.AmountCents != 0 || s.Requests != 1 {
+		t.Errorf("carrier o-1: got %+v, %v", s, err)
+	}
+	if g, err := a.Gateway(t.Context(), "o-2"); g != nil || err != nil {
+		t.Errorf("gateway o-2: got %+v, %v, want no record", g, err)
+	}
+	if s, err := a.Carrier(t.Context(), "o-2"); s != nil || err != nil {
+		t.Errorf("carrier o-2 (another order's record): got %+v, %v, want no record", s, err)
+	}
+	if _, err := a.Gateway(t.Context(), "o-3"); err == nil {
+		t.Error("gateway o-3: got no error from a 404")
+	} else if p, ok := AsProblem(err); !ok || p.Status != http.StatusNotFound {
+		t.Errorf("gateway o-3: got %v, want a 404 Problem", err)
 	}
 }

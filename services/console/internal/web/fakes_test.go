@@ -202,6 +202,13 @@ type fakeAdmin struct {
 	sets     []string
 	resets   []string
 	restocks []string
+	// provider is the provider route of payment (/gateway) and shipping
+	// (/carrier); records its books by order id; providerStatus, when
+	// set, is its error answer.
+	provider       string
+	records        map[string]upstream.ProviderRecord
+	providerStatus int
+	providerAsked  []string
 }
 
 // fakeMaxDuration is the longest duration the fake admin APIs take.
@@ -221,6 +228,9 @@ func newFakeAdmin(service string) *fakeAdmin {
 	switch service {
 	case ServicePayment:
 		a.flags = append(a.flags, flag("payment_decline_rate", upstream.FaultRate, "0"), flag("payment_latency", upstream.FaultDuration, "0s"))
+		a.provider, a.records = "/gateway", map[string]upstream.ProviderRecord{}
+	case ServiceShipping:
+		a.provider, a.records = "/carrier", map[string]upstream.ProviderRecord{}
 	case ServiceInventory:
 		a.flags = append(a.flags, flag("inventory_out_of_stock_skus", upstream.FaultString, ""))
 		a.stock = []upstream.Stock{
@@ -236,6 +246,27 @@ func (a *fakeAdmin) calls() (sets, resets, restocks []string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return append([]string(nil), a.sets...), append([]string(nil), a.resets...), append([]string(nil), a.restocks...)
+}
+
+// setRecord puts a record in the provider's books.
+func (a *fakeAdmin) setRecord(r upstream.ProviderRecord) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.records[r.OrderID] = r
+}
+
+// failProvider makes the provider route answer status (0: answer again).
+func (a *fakeAdmin) failProvider(status int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.providerStatus = status
+}
+
+// askedProvider returns the order_id queries the provider route received.
+func (a *fakeAdmin) askedProvider() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.providerAsked...)
 }
 
 // setValue changes a flag behind the console's back.
@@ -305,6 +336,25 @@ func (a *fakeAdmin) handler() http.Handler {
 			return nil
 		})
 	})
+	if a.provider != "" {
+		// As payment's GET /gateway and shipping's GET /carrier: newest
+		// first, filtered by ?order_id=.
+		mux.HandleFunc("GET "+a.provider, func(w http.ResponseWriter, r *http.Request) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			id := r.URL.Query().Get("order_id")
+			a.providerAsked = append(a.providerAsked, id)
+			if a.providerStatus != 0 {
+				writeProblem(w, upstream.Problem{Status: a.providerStatus, Title: http.StatusText(a.providerStatus), Detail: "provider books unavailable"})
+				return
+			}
+			out := []upstream.ProviderRecord{}
+			if rec, ok := a.records[id]; ok {
+				out = append(out, rec)
+			}
+			writeJSON(w, http.StatusOK, out)
+		})
+	}
 	mux.HandleFunc("GET /stock", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()

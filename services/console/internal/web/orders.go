@@ -376,6 +376,23 @@ type orderView struct {
 	TraceURL    string
 	Cancellable bool
 	Terminal    bool
+	// Providers are the payment gateway's and the carrier's records of
+	// the order.
+	Providers []providerView
+}
+
+// pollEvery is how often the order's live region polls: not at all once
+// the order has ended and everything it shows could be read.
+func (v orderView) pollEvery(refresh time.Duration) time.Duration {
+	if !v.Terminal || v.EventsDown != "" {
+		return refresh
+	}
+	for _, p := range v.Providers {
+		if p.Down != "" {
+			return refresh
+		}
+	}
+	return 0 // nothing more will happen
 }
 
 func validOrderID(id string) bool {
@@ -390,9 +407,15 @@ func (s *Server) loadOrder(ctx context.Context, id string) orderView {
 		oErr error
 		evs  []upstream.Event
 		eErr error
+		gRec *upstream.ProviderRecord
+		gErr error
+		cRec *upstream.ProviderRecord
+		cErr error
 	)
 	wg.Go(func() { o, oErr = s.orders.Get(ctx, id) })
 	wg.Go(func() { evs, eErr = s.orders.Events(ctx, id) })
+	wg.Go(func() { gRec, gErr = s.payment.Gateway(ctx, id) })
+	wg.Go(func() { cRec, cErr = s.shipping.Carrier(ctx, id) })
 	wg.Wait()
 	if p, ok := upstream.AsProblem(oErr); ok && p.Status == http.StatusNotFound {
 		v.NotFound = true
@@ -413,16 +436,20 @@ func (s *Server) loadOrder(ctx context.Context, id string) orderView {
 	} else {
 		v.Timeline = timeline(evs, o.PlacedAt)
 	}
+	cur := o.Currency
+	if cur == "" {
+		cur = currency
+	}
+	v.Providers = []providerView{
+		providerResult(gatewayWords, cur, gRec, gErr),
+		providerResult(carrierWords, cur, cRec, cErr),
+	}
 	return v
 }
 
 func (s *Server) orderRegion(p *page, v orderView) (template.HTML, error) {
-	every := s.cfg.Refresh
-	if v.Terminal && v.EventsDown == "" {
-		every = 0 // nothing more will happen
-	}
 	h, _, err := s.liveHTML("order", "order-live", pageWith(p, v), "order-live",
-		"/orders/"+url.PathEscape(v.ID)+"/live", every, "")
+		"/orders/"+url.PathEscape(v.ID)+"/live", v.pollEvery(s.cfg.Refresh), "")
 	return h, err
 }
 
@@ -454,11 +481,8 @@ func (s *Server) orderLive(c echo.Context) error {
 	}
 	p := s.newPage(c, "", "orders")
 	v := s.loadOrder(c.Request().Context(), id)
-	every := s.cfg.Refresh
-	if v.Terminal && v.EventsDown == "" {
-		every = 0
-	}
-	return s.writeLive(c, "order", "order-live", pageWith(p, v), "order-live", "/orders/"+url.PathEscape(id)+"/live", every, "")
+	return s.writeLive(c, "order", "order-live", pageWith(p, v), "order-live", "/orders/"+url.PathEscape(id)+"/live",
+		v.pollEvery(s.cfg.Refresh), "")
 }
 
 func (s *Server) cancelOrder(c echo.Context) error {

@@ -303,6 +303,146 @@ func TestOrderPage(t *testing.T) {
 	}
 }
 
+// providerCard returns the "At the providers" card of an order page.
+func providerCard(t *testing.T, body string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<section class="card" id="providers" aria-labelledby="providers-h">.*?</section>`).FindString(body)
+	if m == "" {
+		t.Fatalf("no providers card:\n%s", abbreviate(body))
+	}
+	return m
+}
+
+// providerEntry returns one provider's entry of the card.
+func providerEntry(t *testing.T, card, key string) string {
+	t.Helper()
+	m := regexp.MustCompile(`(?s)<div id="provider-` + key + `".*?</dd>`).FindString(card)
+	if m == "" {
+		t.Fatalf("no %s entry in the card:\n%s", key, card)
+	}
+	return m
+}
+
+func TestOrderPageProviders(t *testing.T) {
+	now := time.Now()
+	tests := []struct {
+		name             string
+		gateway, carrier *upstream.ProviderRecord
+		wantGateway      []string
+		wantCarrier      []string
+		unwantedGateway  []string
+	}{
+		{
+			name:        "no record yet",
+			wantGateway: []string{`data-outcome="NONE"`, "no record yet"},
+			wantCarrier: []string{`data-outcome="NONE"`, "no record yet"},
+		},
+		{
+			name: "charged once though asked twice (crash after commit), booked",
+			gateway: &upstream.ProviderRecord{Outcome: upstream.OutcomeAccepted, Reference: "pay_01ABC", AmountCents: 1500,
+				Requests: 2, CreatedAt: now, UpdatedAt: now},
+			carrier: &upstream.ProviderRecord{Outcome: upstream.OutcomeAccepted, Reference: "shp_01XYZ", Requests: 1},
+			wantGateway: []string{`data-outcome="ACCEPTED"`, `data-requests="2"`,
+				"charged 15.00 EUR as pay_01ABC", "asked 2 times, charged once (1 repeat had no effect)"},
+			wantCarrier:     []string{`data-outcome="ACCEPTED"`, "booked shp_01XYZ", "asked 1 time, booked once"},
+			unwantedGateway: []string{"refunded", "refund asked"},
+		},
+		{
+			name: "refunded and withdrawn",
+			gateway: &upstream.ProviderRecord{Outcome: upstream.OutcomeAccepted, Reference: "pay_02", AmountCents: 8999,
+				Cancelled: true, Requests: 1, Cancels: 3},
+			carrier: &upstream.ProviderRecord{Outcome: upstream.OutcomeAccepted, Reference: "shp_02", Cancelled: true, Requests: 1, Cancels: 1},
+			wantGateway: []string{"charged 89.99 EUR as pay_02, then refunded", "asked 1 time, charged once;",
+				"refund asked 3 times, refunded once (2 repeats had no effect)"},
+			wantCarrier:     []string{"booked shp_02, then withdrawn", "cancellation asked 1 time, withdrawn once"},
+			unwantedGateway: []string{"repeat had no effect"},
+		},
+		{
+			name:        "declined, with its reason",
+			gateway:     &upstream.ProviderRecord{Outcome: upstream.OutcomeRefused, Reason: "card declined (simulated)", Requests: 1},
+			carrier:     &upstream.ProviderRecord{Outcome: upstream.OutcomeRefused, Reason: "no carrier for this address", Requests: 2},
+			wantGateway: []string{`data-outcome="REFUSED"`, "declined: card declined (simulated)", "asked 1 time, declined once"},
+			wantCarrier: []string{"refused: no carrier for this address", "asked 2 times, refused once (1 repeat had no effect)"},
+		},
+		{
+			name:        "voided: the compensation came first",
+			gateway:     &upstream.ProviderRecord{Outcome: upstream.OutcomeVoided, Reason: "payment of this order was voided", Requests: 1, Cancels: 1},
+			carrier:     &upstream.ProviderRecord{Outcome: upstream.OutcomeVoided, Reason: "shipment of this order was cancelled", Cancels: 2},
+			wantGateway: []string{`data-outcome="VOIDED"`, "voided before any charge (a refund came first)", "asked 1 time after that, refused", "refund asked 1 time"},
+			wantCarrier: []string{"voided before any booking (a cancellation came first)", "never asked to book",
+				"cancellation asked 2 times, the first voided the order (1 repeat had no effect)"},
+			unwantedGateway: []string{"charged 0", "charged once"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.orders.add(upstream.Order{ID: "ord-1", Status: upstream.StatusCompleted, Currency: "EUR", PlacedAt: now},
+				upstream.Event{Version: 1, Type: "OrderPlaced", Data: json.RawMessage(`{}`), RecordedAt: now})
+			if tc.gateway != nil {
+				tc.gateway.OrderID = "ord-1"
+				e.admins[ServicePayment].setRecord(*tc.gateway)
+			}
+			if tc.carrier != nil {
+				tc.carrier.OrderID = "ord-1"
+				e.admins[ServiceShipping].setRecord(*tc.carrier)
+			}
+			c := newClient(t, e.srv)
+			for _, path := range []string{"/orders/ord-1", "/orders/ord-1/live"} {
+				r := c.get(path, path != "/orders/ord-1")
+				if r.Code != http.StatusOK {
+					t.Fatalf("%s: got %d, want 200", path, r.Code)
+				}
+				card := providerCard(t, r.Body)
+				mustContain(t, path+" card", card, "At the providers", `<dl class="facts providers">`,
+					"<dt>Payment gateway</dt>", "<dt>Carrier</dt>")
+				mustNotContain(t, path+" card", card, "Down.", "<script")
+				g, s := providerEntry(t, card, "gateway"), providerEntry(t, card, "carrier")
+				mustContain(t, path+" gateway", g, tc.wantGateway...)
+				mustContain(t, path+" carrier", s, tc.wantCarrier...)
+				mustNotContain(t, path+" gateway", g, tc.unwantedGateway...)
+				// A finished order whose providers answered stops polling.
+				mustNotContain(t, path, r.Body, `hx-get="/orders/ord-1/live`)
+			}
+			if got := e.admins[ServicePayment].askedProvider(); len(got) == 0 || got[0] != "ord-1" {
+				t.Errorf("gateway asked for %v, want ord-1", got)
+			}
+			if got := e.admins[ServiceShipping].askedProvider(); len(got) == 0 || got[0] != "ord-1" {
+				t.Errorf("carrier asked for %v, want ord-1", got)
+			}
+		})
+	}
+
+	t.Run("a provider answering an error or down is shown as down; the order still renders", func(t *testing.T) {
+		e := newEnv(t, func(c *Config) { c.ShippingURL = deadURL(t) })
+		e.orders.add(upstream.Order{ID: "ord-1", Status: upstream.StatusCompleted, Currency: "EUR", PlacedAt: now},
+			upstream.Event{Version: 1, Type: "OrderCompleted", Data: json.RawMessage(`{}`), RecordedAt: now})
+		e.admins[ServicePayment].failProvider(http.StatusInternalServerError)
+		c := newClient(t, e.srv)
+		r := c.get("/orders/ord-1", false)
+		if r.Code != http.StatusOK {
+			t.Fatalf("status: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+		}
+		mustContain(t, "order page", r.Body, `id="order-status"`, `data-status="COMPLETED"`, "Saga timeline", `data-type="OrderCompleted"`)
+		card := providerCard(t, r.Body)
+		g, s := providerEntry(t, card, "gateway"), providerEntry(t, card, "carrier")
+		mustContain(t, "gateway", g, `data-outcome="DOWN"`, `<p class="down" role="alert"><strong>Down.</strong>`,
+			"payment answered 500: provider books unavailable")
+		mustContain(t, "carrier", s, `data-outcome="DOWN"`, "<strong>Down.</strong>", "shipping is down (http://127.0.0.1:", "connection refused")
+		// The page keeps polling until it can read the providers, though the order has ended.
+		mustContain(t, "order page", r.Body, `hx-get="/orders/ord-1/live?since=`)
+
+		// The gateway answers again; the carrier is still down.
+		e.admins[ServicePayment].failProvider(0)
+		e.admins[ServicePayment].setRecord(upstream.ProviderRecord{OrderID: "ord-1", Outcome: upstream.OutcomeAccepted,
+			Reference: "pay_9", AmountCents: 1500, Requests: 1})
+		r = c.get("/orders/ord-1/live", true)
+		card = providerCard(t, r.Body)
+		mustContain(t, "gateway back", providerEntry(t, card, "gateway"), "charged 15.00 EUR as pay_9</span>", "· asked 1 time, charged once<")
+		mustContain(t, "carrier still down", providerEntry(t, card, "carrier"), "Down.")
+	})
+}
+
 func TestCancelOrder(t *testing.T) {
 	e := newEnv(t)
 	now := time.Now()

@@ -169,6 +169,8 @@ type Server struct {
 	allowed   map[string]bool // AllowedHosts, lower case
 	orders    *upstream.Orders
 	inventory *upstream.Admin
+	payment   *upstream.Admin
+	shipping  *upstream.Admin
 	services  []service
 	queue     Queue
 	pages     *renderer
@@ -205,6 +207,7 @@ func New(cfg Config) (*Server, error) {
 		{ServiceShipping, upstream.NewAdmin(client("shipping", cfg.ShippingURL))},
 	}
 	s.inventory = s.services[1].Admin
+	s.payment, s.shipping = s.services[2].Admin, s.services[3].Admin
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
