@@ -34,7 +34,7 @@ func TestDecideCharge(t *testing.T) {
 		{name: "after a refund that came first", charge: charge, existing: &domain.Payment{OrderID: "o-1", Status: domain.StatusVoided},
 			verdict: approve, wantStatus: domain.StatusVoided, wantReason: domain.ReasonVoided},
 		{name: "voided at the gateway by a refund whose own transaction has not run yet", charge: charge,
-			verdict: domain.GatewayVerdict{Reason: domain.ReasonVoided, Voided: true},
+			verdict:    domain.GatewayVerdict{Reason: domain.ReasonVoided, Voided: true},
 			wantStatus: domain.StatusVoided, wantReason: domain.ReasonVoided, wantChanged: true},
 		{name: "zero amount", charge: domain.Charge{OrderID: "o-1", CustomerID: "c", Currency: "EUR"}, verdict: approve, wantErr: domain.ErrInvalidCommand},
 		{name: "no customer", charge: domain.Charge{OrderID: "o-1", AmountCents: 1, Currency: "EUR"}, verdict: approve, wantErr: domain.ErrInvalidCommand},

@@ -35,7 +35,7 @@ func TestDecideSchedule(t *testing.T) {
 		{name: "after a cancel that came first", req: req, existing: &domain.Shipment{OrderID: "o-1", Status: domain.StatusVoided},
 			verdict: accept, wantStatus: domain.StatusVoided, wantReason: domain.ReasonVoided},
 		{name: "voided at the carrier by a cancel whose own transaction has not run yet", req: req,
-			verdict: domain.CarrierVerdict{Reason: domain.ReasonVoided, Voided: true},
+			verdict:    domain.CarrierVerdict{Reason: domain.ReasonVoided, Voided: true},
 			wantStatus: domain.StatusVoided, wantReason: domain.ReasonVoided, wantChanged: true},
 		{name: "no lines", req: domain.Schedule{OrderID: "o-1", Address: addr}, verdict: accept, wantErr: domain.ErrInvalidCommand},
 		{name: "no address", req: domain.Schedule{OrderID: "o-1", Lines: req.Lines}, verdict: accept, wantErr: domain.ErrInvalidCommand},
