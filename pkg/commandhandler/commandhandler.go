@@ -1,5 +1,6 @@
-// Package commandhandler is the Watermill handler of a service's command
-// topic (inventory.commands, payment.commands, shipping.commands): it
+// Package commandhandler is the Watermill handler of a topic a service
+// consumes (inventory.commands, payment.commands, shipping.commands, and
+// the order service's replies on the three event topics): it
 // decodes each message into its contract type, applies the handler_latency
 // fault, hands the command to the service's dispatch function, counts the
 // outcome and stops at the crash_after_commit fault point before the ack.
@@ -45,8 +46,10 @@ type DispatchFunc func(ctx context.Context, log *slog.Logger, messageID string, 
 
 // Config configures New.
 type Config struct {
-	// Topic is the command topic; it also names the router handler.
+	// Topic is the topic consumed.
 	Topic string
+	// Name names the router handler; default Topic.
+	Name string
 	// Dispatch handles each decoded command. Required.
 	Dispatch DispatchFunc
 	// Permanent reports the errors of Dispatch that no retry can fix
@@ -90,6 +93,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Permanent == nil {
 		cfg.Permanent = func(error) bool { return false }
 	}
+	if cfg.Name == "" {
+		cfg.Name = cfg.Topic
+	}
 	handled, err := cfg.Meter.Int64Counter("orderflow.messages.handled",
 		metric.WithDescription("Messages handled, by type and outcome (ok, duplicate, failed, undecodable)."))
 	if err != nil {
@@ -104,9 +110,14 @@ func New(cfg Config) (*Handler, error) {
 	return &Handler{cfg: cfg, handled: handled, latency: latency}, nil
 }
 
-// Register adds the handler to r under the topic's name.
-func (h *Handler) Register(r *queue.Router) {
-	r.Handle(h.cfg.Topic, h.cfg.Topic, h.Handle)
+// Register adds the handler to r under its name.
+func (h *Handler) Register(r Router) {
+	r.Handle(h.cfg.Name, h.cfg.Topic, h.Handle)
+}
+
+// Router is the part of *queue.Router that Register needs.
+type Router interface {
+	Handle(name, topic string, h message.NoPublishHandlerFunc)
 }
 
 // Handle handles one message. An undecodable message is a permanent
@@ -129,7 +140,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 	}
 	dup, err := h.cfg.Dispatch(ctx, log, msg.UUID, m)
 	if err != nil {
-		log.WarnContext(ctx, "command failed", slog.Any("error", err))
+		log.WarnContext(ctx, "handling failed", slog.Any("error", err))
 		h.count(ctx, m.MessageType(), OutcomeFailed, start)
 		if h.cfg.Permanent(err) {
 			return queue.Permanent(err)
@@ -139,7 +150,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 	outcome := OutcomeOK
 	if dup {
 		outcome = OutcomeDuplicate
-		log.DebugContext(ctx, "duplicate command ignored")
+		log.DebugContext(ctx, "duplicate message ignored")
 	}
 	h.count(ctx, m.MessageType(), outcome, start)
 	h.cfg.Faults.CrashPoint(faults.CrashAfterCommit)

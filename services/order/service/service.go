@@ -342,6 +342,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	meter := cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/order")
 	if s.router, err = servicehost.NewRouter(s.q, queue.RouterConfig{
 		ConsumerGroup: app.ConsumerGroup,
 		Concurrency:   cfg.Concurrency,
@@ -349,10 +350,10 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		// Draining the reply handlers is a stage of the graceful stop:
 		// without this it would wait the router's own default (30s).
 		CloseTimeout: cfg.ShutdownTimeout,
-	}, cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/order")); err != nil {
+	}, meter); err != nil {
 		return nil, err
 	}
-	handlers, err := ports.NewMessageHandlers(s.app, s.faults, cfg.Logger)
+	handlers, err := ports.NewMessageHandlers(s.app, s.faults, cfg.Logger, meter)
 	if err != nil {
 		return nil, err
 	}

@@ -49,18 +49,19 @@ func NewHandleReplyHandler(tx Transactor, opts Options) (HandleReplyHandler, err
 	return HandleReplyHandler{tx: tx, c: c}, nil
 }
 
-// Handle applies the reply. Errors matching ErrOrderNotFound,
-// domain.ErrInvalidReply or ErrUnexpectedMessage are permanent; others
-// (storage) are worth a retry.
-func (h HandleReplyHandler) Handle(ctx context.Context, cmd HandleReply) error {
+// Handle applies the reply and reports whether it was a duplicate (its
+// message id already processed: nothing done). Errors matching
+// ErrOrderNotFound, domain.ErrInvalidReply or ErrUnexpectedMessage are
+// permanent; others (storage) are worth a retry.
+func (h HandleReplyHandler) Handle(ctx context.Context, cmd HandleReply) (bool, error) {
 	if h.tx == nil {
-		return errors.New("handle reply: handler not initialised")
+		return false, errors.New("handle reply: handler not initialised")
 	}
 	if cmd.Reply == nil {
-		return fmt.Errorf("handle reply: %w: no message", ErrUnexpectedMessage)
+		return false, fmt.Errorf("handle reply: %w: no message", ErrUnexpectedMessage)
 	}
 	if cmd.MessageID == "" {
-		return errors.New("handle reply: message id is required")
+		return false, errors.New("handle reply: message id is required")
 	}
 	orderID := cmd.Reply.CorrelationID()
 	var (
@@ -86,7 +87,7 @@ func (h HandleReplyHandler) Handle(ctx context.Context, cmd HandleReply) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("handle %s for order %s: %w", cmd.Reply.MessageType(), orderID, err)
+		return false, fmt.Errorf("handle %s for order %s: %w", cmd.Reply.MessageType(), orderID, err)
 	}
 	log := h.c.opts.Logger.With("order_id", orderID, "message_type", cmd.Reply.MessageType(), "message_id", cmd.MessageID)
 	switch {
@@ -98,7 +99,7 @@ func (h HandleReplyHandler) Handle(ctx context.Context, cmd HandleReply) error {
 		h.c.observe(ctx, o, d, now)
 		log.InfoContext(ctx, "reply applied", "status", o.Status(), "events", len(d.Events), "commands", len(d.Commands))
 	}
-	return nil
+	return duplicate, nil
 }
 
 // decideReply calls the decision method of the reply's type.

@@ -159,7 +159,8 @@ func (e *Env) Reply(m contracts.Message) string {
 
 // ReplyWithID hands m to HandleReply as message id.
 func (e *Env) ReplyWithID(id string, m contracts.Message) error {
-	return e.App.Commands.HandleReply.Handle(context.Background(), app.HandleReply{MessageID: id, Reply: m})
+	_, err := e.App.Commands.HandleReply.Handle(context.Background(), app.HandleReply{MessageID: id, Reply: m})
+	return err
 }
 
 // Order returns the order's view.

@@ -29,25 +29,48 @@ func encode(t *testing.T, m contracts.Message) *message.Message {
 	return msg
 }
 
-type routes map[string]string
+// routes is a router that keeps what was registered, by topic.
+type routes map[string]route
 
-func (r routes) Handle(name, topic string, _ message.NoPublishHandlerFunc) { r[topic] = name }
+type route struct {
+	name    string
+	handler message.NoPublishHandlerFunc
+}
 
-func TestMessageHandlers(t *testing.T) {
-	env := ordertest.New(t, ordertest.Options{})
-	h, err := ports.NewMessageHandlers(env.App, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+func (r routes) Handle(name, topic string, h message.NoPublishHandlerFunc) { r[topic] = route{name, h} }
+
+// handlers registers h's handlers and returns them by topic.
+func handlers(t *testing.T, h *ports.MessageHandlers) routes {
+	t.Helper()
 	r := routes{}
 	h.Register(r)
 	for _, topic := range []string{contracts.TopicInventoryEvents, contracts.TopicPaymentEvents, contracts.TopicShippingEvents} {
-		if r[topic] == "" {
-			t.Errorf("no handler for %s", topic)
+		if got, want := r[topic].name, "order-"+topic; got != want {
+			t.Errorf("handler of %s: got %q, want %q", topic, got, want)
 		}
 	}
+	return r
+}
+
+func newRegistry(t *testing.T, exit func(int)) *faults.Registry {
+	t.Helper()
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("order"), Exit: exit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
+func TestMessageHandlers(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	h, err := ports.NewMessageHandlers(env.App, newRegistry(t, nil), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := handlers(t, h)[contracts.TopicInventoryEvents].handler
 
 	id := env.Place()
+	reserved := encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
 	poison := message.NewMessage(watermill.NewUUID(), []byte("\x00not json"))
 	poison.Metadata.Set(contracts.MetadataType, contracts.TypeStockReserved)
 	poison.Metadata.Set(contracts.MetadataSchemaVersion, "1")
@@ -66,11 +89,12 @@ func TestMessageHandlers(t *testing.T) {
 		}(), true, true},
 		{"unknown order", encode(t, contracts.StockReleased{OrderID: "nope"}), true, true},
 		{"a command, not a reply", encode(t, contracts.ReleaseStock{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}}), true, true},
-		{"a reply", encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}}), false, false},
+		{"a reply", reserved, false, false},
+		{"the same reply again (a redelivery: acked, nothing done)", reserved, false, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := h.Handle(tc.msg)
+			err := handle(tc.msg)
 			if (err != nil) != tc.fails || errors.Is(err, queue.ErrPermanent) != tc.permanent {
 				t.Errorf("got %v, want failure %v, permanent %v", err, tc.fails, tc.permanent)
 			}
@@ -78,6 +102,9 @@ func TestMessageHandlers(t *testing.T) {
 	}
 	if got := env.Order(id).Status; got != "STOCK_RESERVED" {
 		t.Errorf("status: got %s, want STOCK_RESERVED", got)
+	}
+	if got := env.EventTypes(id); len(got) != 3 {
+		t.Errorf("events after the reply and its redelivery: got %v, want OrderPlaced, StockReserved, PaymentRequested", got)
 	}
 }
 
@@ -88,27 +115,25 @@ func TestCrashPoints(t *testing.T) {
 	id := env.Place()
 	var exits []string
 	var visibleAtExit []int
-	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("order"), Exit: func(int) {
+	reg := newRegistry(t, func(int) {
 		visibleAtExit = append(visibleAtExit, len(env.EventTypes(id)))
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	env.Store.BeforeInboxCommit = func() {
 		if reg.CrashPoint(faults.CrashMidHandler) {
 			exits = append(exits, faults.CrashMidHandler)
 		}
 	}
-	h, err := ports.NewMessageHandlers(env.App, reg, nil)
+	h, err := ports.NewMessageHandlers(env.App, reg, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	handle := handlers(t, h)[contracts.TopicInventoryEvents].handler
 	for _, f := range []string{faults.CrashMidHandler, faults.CrashAfterCommit} {
 		if err := reg.Set(f, "true"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := h.Handle(encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})); err != nil {
+	if err := handle(encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})); err != nil {
 		t.Fatal(err)
 	}
 	// OrderPlaced only, mid-handler; + StockReserved and PaymentRequested after the commit.
@@ -127,7 +152,7 @@ func TestCrashPoints(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	msg.SetContext(ctx)
-	if err := h.Handle(msg); !errors.Is(err, context.Canceled) {
+	if err := handle(msg); !errors.Is(err, context.Canceled) {
 		t.Errorf("latency with a cancelled context: got %v, want context.Canceled", err)
 	}
 }
