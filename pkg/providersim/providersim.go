@@ -127,30 +127,20 @@ var ErrNoKey = errors.New("provider request without an idempotency key")
 // transaction, so two concurrent requests for one key take effect once.
 // decide must answer OutcomeAccepted or OutcomeRefused.
 func (b *Books) Request(ctx context.Context, key string, decide func() Answer) (Record, error) {
-	if key == "" {
-		return Record{}, ErrNoKey
-	}
-	var rec Record
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
-		existing, found, err := b.get(ctx, tx, key)
-		if err != nil {
-			return err
-		}
+	return b.change(ctx, key, func(tx *sql.Tx, now int64, rec Record, found bool) (Record, error) {
 		if found {
-			rec = existing
 			rec.Requests++
 			_, err := tx.ExecContext(ctx, `UPDATE provider_requests SET requests = requests + 1, updated_at = ?
 				WHERE provider = ? AND key = ?`, now, b.provider, key)
-			return err
+			return rec, err
 		}
 		a := decide()
 		if a.Outcome != OutcomeAccepted && a.Outcome != OutcomeRefused {
-			return fmt.Errorf("provider %s: decide answered %q, want %s or %s", b.provider, a.Outcome, OutcomeAccepted, OutcomeRefused)
+			return rec, fmt.Errorf("provider %s: decide answered %q, want %s or %s", b.provider, a.Outcome, OutcomeAccepted, OutcomeRefused)
 		}
 		rec = Record{Provider: b.provider, Key: key, Answer: a, Requests: 1, CreatedAt: time.UnixMilli(now), UpdatedAt: time.UnixMilli(now)}
-		return insert(ctx, tx, rec)
+		return rec, insert(ctx, tx, rec)
 	})
-	return rec, err
 }
 
 // Cancel runs the provider's side of a cancellation for key: an accepted
@@ -160,6 +150,31 @@ func (b *Books) Request(ctx context.Context, key string, decide func() Answer) (
 // cancelled: a cancellation of another reference than the key's (a charge
 // of someone else's) has no effect. It returns the record after the call.
 func (b *Books) Cancel(ctx context.Context, key, reference, voidedReason string) (Record, error) {
+	return b.change(ctx, key, func(tx *sql.Tx, now int64, rec Record, found bool) (Record, error) {
+		if !found {
+			rec = Record{Provider: b.provider, Key: key, Answer: Answer{Outcome: OutcomeVoided, Reason: voidedReason},
+				Cancels: 1, CreatedAt: time.UnixMilli(now), UpdatedAt: time.UnixMilli(now)}
+			return rec, insert(ctx, tx, rec)
+		}
+		rec.Cancels++
+		if reference != "" && reference != rec.Reference {
+			_, err := tx.ExecContext(ctx, `UPDATE provider_requests SET cancels = cancels + 1, updated_at = ?
+				WHERE provider = ? AND key = ?`, now, b.provider, key)
+			return rec, err
+		}
+		if rec.Outcome == OutcomeAccepted {
+			rec.Cancelled = true
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE provider_requests
+			SET cancels = cancels + 1, cancelled = (outcome = 'ACCEPTED'), updated_at = ?
+			WHERE provider = ? AND key = ?`, now, b.provider, key)
+		return rec, err
+	})
+}
+
+// change runs fn on key's record (found false: none yet) in one
+// transaction of the books and returns the record fn made of it.
+func (b *Books) change(ctx context.Context, key string, fn func(tx *sql.Tx, now int64, rec Record, found bool) (Record, error)) (Record, error) {
 	if key == "" {
 		return Record{}, ErrNoKey
 	}
@@ -169,24 +184,7 @@ func (b *Books) Cancel(ctx context.Context, key, reference, voidedReason string)
 		if err != nil {
 			return err
 		}
-		if !found {
-			rec = Record{Provider: b.provider, Key: key, Answer: Answer{Outcome: OutcomeVoided, Reason: voidedReason},
-				Cancels: 1, CreatedAt: time.UnixMilli(now), UpdatedAt: time.UnixMilli(now)}
-			return insert(ctx, tx, rec)
-		}
-		rec = existing
-		rec.Cancels++
-		if reference != "" && reference != rec.Reference {
-			_, err := tx.ExecContext(ctx, `UPDATE provider_requests SET cancels = cancels + 1, updated_at = ?
-				WHERE provider = ? AND key = ?`, now, b.provider, key)
-			return err
-		}
-		if rec.Outcome == OutcomeAccepted {
-			rec.Cancelled = true
-		}
-		_, err = tx.ExecContext(ctx, `UPDATE provider_requests
-			SET cancels = cancels + 1, cancelled = (outcome = 'ACCEPTED'), updated_at = ?
-			WHERE provider = ? AND key = ?`, now, b.provider, key)
+		rec, err = fn(tx, now, existing, found)
 		return err
 	})
 	return rec, err
