@@ -441,8 +441,8 @@ func (s *Server) loadOrder(ctx context.Context, id string) orderView {
 		cur = currency
 	}
 	v.Providers = []providerView{
-		providerResult(gatewayWords, cur, gRec, gErr),
-		providerResult(carrierWords, cur, cRec, cErr),
+		providerResult(gatewayWords, cur, v.Terminal, gRec, gErr),
+		providerResult(carrierWords, cur, v.Terminal, cRec, cErr),
 	}
 	return v
 }

@@ -331,11 +331,18 @@ func TestOrderPageProviders(t *testing.T) {
 		wantGateway      []string
 		wantCarrier      []string
 		unwantedGateway  []string
+		running          bool // the order is not terminal yet
 	}{
 		{
 			name:        "no record yet",
+			running:     true,
 			wantGateway: []string{`data-outcome="NONE"`, "no record yet"},
 			wantCarrier: []string{`data-outcome="NONE"`, "no record yet"},
+		},
+		{
+			name:        "finished without reaching the carrier",
+			gateway:     &upstream.ProviderRecord{Outcome: upstream.OutcomeRefused, Reason: "card declined (simulated)", Requests: 1},
+			wantCarrier: []string{`data-outcome="NONE"`, "no record: never asked"},
 		},
 		{
 			name: "charged once though asked twice (crash after commit), booked",
@@ -368,16 +375,20 @@ func TestOrderPageProviders(t *testing.T) {
 			name:        "voided: the compensation came first",
 			gateway:     &upstream.ProviderRecord{Outcome: upstream.OutcomeVoided, Reason: "payment of this order was voided", Requests: 1, Cancels: 1},
 			carrier:     &upstream.ProviderRecord{Outcome: upstream.OutcomeVoided, Reason: "shipment of this order was cancelled", Cancels: 2},
-			wantGateway: []string{`data-outcome="VOIDED"`, "voided before any charge (a refund came first)", "asked 1 time after that, refused", "refund asked 1 time"},
+			wantGateway: []string{`data-outcome="VOIDED"`, "voided before any charge (a refund came first)", "asked 1 time after that, refused", "refund asked 1 time, which voided the charge"},
 			wantCarrier: []string{"voided before any booking (a cancellation came first)", "never asked to book",
-				"cancellation asked 2 times, the first voided the order (1 repeat had no effect)"},
+				"cancellation asked 2 times, the first voided the booking (1 repeat had no effect)"},
 			unwantedGateway: []string{"charged 0", "charged once"},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			e.orders.add(upstream.Order{ID: "ord-1", Status: upstream.StatusCompleted, Currency: "EUR", PlacedAt: now},
+			status := upstream.StatusCompleted
+			if tc.running {
+				status = upstream.StatusPending
+			}
+			e.orders.add(upstream.Order{ID: "ord-1", Status: status, Currency: "EUR", PlacedAt: now},
 				upstream.Event{Version: 1, Type: "OrderPlaced", Data: json.RawMessage(`{}`), RecordedAt: now})
 			if tc.gateway != nil {
 				tc.gateway.OrderID = "ord-1"
@@ -402,7 +413,9 @@ func TestOrderPageProviders(t *testing.T) {
 				mustContain(t, path+" carrier", s, tc.wantCarrier...)
 				mustNotContain(t, path+" gateway", g, tc.unwantedGateway...)
 				// A finished order whose providers answered stops polling.
-				mustNotContain(t, path, r.Body, `hx-get="/orders/ord-1/live`)
+				if !tc.running {
+					mustNotContain(t, path, r.Body, `hx-get="/orders/ord-1/live`)
+				}
 			}
 			if got := e.admins[ServicePayment].askedProvider(); len(got) == 0 || got[0] != "ord-1" {
 				t.Errorf("gateway asked for %v, want ord-1", got)

@@ -45,18 +45,24 @@ var (
 
 // providerResult shows what reading a provider's record gave: the record
 // in words, or why it could not be read.
-func providerResult(w providerWords, currency string, rec *upstream.ProviderRecord, err error) providerView {
+// ended says whether the order is terminal: then a missing record means
+// the provider was never asked (a rejected order never reaches the
+// gateway, a declined one never the carrier), not "not yet".
+func providerResult(w providerWords, currency string, ended bool, rec *upstream.ProviderRecord, err error) providerView {
 	if err != nil {
 		return providerView{Key: w.key, Name: w.name, Outcome: "DOWN", Down: downText(err)}
 	}
-	return providerText(w, currency, rec)
+	return providerText(w, currency, ended, rec)
 }
 
-// providerText puts a provider's record (nil: none yet) in words.
-func providerText(w providerWords, currency string, r *upstream.ProviderRecord) providerView {
+// providerText puts a provider's record (nil: none) in words.
+func providerText(w providerWords, currency string, ended bool, r *upstream.ProviderRecord) providerView {
 	v := providerView{Key: w.key, Name: w.name, Outcome: "NONE"}
 	if r == nil {
 		v.Summary = "no record yet"
+		if ended {
+			v.Summary = "no record: never asked"
+		}
 		return v
 	}
 	v.Outcome, v.Requests = r.Outcome, r.Requests
@@ -101,8 +107,10 @@ func providerText(w providerWords, currency string, r *upstream.ProviderRecord) 
 		switch {
 		case r.Cancelled:
 			c += ", " + w.undone + " once" + repeats(r.Cancels)
+		case r.Outcome == upstream.OutcomeVoided && r.Cancels == 1:
+			c += ", which voided the " + w.thing
 		case r.Outcome == upstream.OutcomeVoided:
-			c += ", the first voided the order" + repeats(r.Cancels)
+			c += ", the first voided the " + w.thing + repeats(r.Cancels)
 		case r.Outcome == upstream.OutcomeAccepted:
 			c += ", nothing " + w.undone // a cancellation of another reference
 		default:
