@@ -381,10 +381,20 @@ type orderView struct {
 	Providers []providerView
 }
 
-// pollEvery is how often the order's live region polls: not at all once
-// the order has ended and everything it shows could be read.
-func (v orderView) pollEvery(refresh time.Duration) time.Duration {
+// redeliveryWindow is how long after an order ended its page keeps
+// polling: a command redelivered after a crash can still reach a provider
+// then (the SQLite queue's default lease is 30 s), and the "At the
+// providers" card should show the repeat without a reload.
+const redeliveryWindow = 45 * time.Second
+
+// pollEvery is how often the order's live region polls at now: not at all
+// once the order has ended (redeliveryWindow ago) and everything it shows
+// could be read.
+func (v orderView) pollEvery(refresh time.Duration, now time.Time) time.Duration {
 	if !v.Terminal || v.EventsDown != "" {
+		return refresh
+	}
+	if o := v.Order; o != nil && o.FinishedAt != nil && now.Sub(*o.FinishedAt) < redeliveryWindow {
 		return refresh
 	}
 	for _, p := range v.Providers {
@@ -449,7 +459,7 @@ func (s *Server) loadOrder(ctx context.Context, id string) orderView {
 
 func (s *Server) orderRegion(p *page, v orderView) (template.HTML, error) {
 	h, _, err := s.liveHTML("order", "order-live", pageWith(p, v), "order-live",
-		"/orders/"+url.PathEscape(v.ID)+"/live", v.pollEvery(s.cfg.Refresh), "")
+		"/orders/"+url.PathEscape(v.ID)+"/live", v.pollEvery(s.cfg.Refresh, time.Now()), "")
 	return h, err
 }
 
@@ -482,7 +492,7 @@ func (s *Server) orderLive(c echo.Context) error {
 	p := s.newPage(c, "", "orders")
 	v := s.loadOrder(c.Request().Context(), id)
 	return s.writeLive(c, "order", "order-live", pageWith(p, v), "order-live", "/orders/"+url.PathEscape(id)+"/live",
-		v.pollEvery(s.cfg.Refresh), "")
+		v.pollEvery(s.cfg.Refresh, time.Now()), "")
 }
 
 func (s *Server) cancelOrder(c echo.Context) error {

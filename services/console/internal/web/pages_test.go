@@ -722,3 +722,35 @@ func TestFormatting(t *testing.T) {
 		t.Errorf("money: got %q, want -1.50 EUR", got)
 	}
 }
+
+// A finished order's page keeps polling for redeliveryWindow, so that a
+// command redelivered after a crash shows at the providers without a
+// reload, and stops after it once everything could be read.
+func TestOrderPollsThroughTheRedeliveryWindow(t *testing.T) {
+	now := time.Now()
+	ended := func(ago time.Duration) *upstream.Order {
+		at := now.Add(-ago)
+		return &upstream.Order{Status: upstream.StatusCompleted, FinishedAt: &at}
+	}
+	answered := []providerView{{Outcome: "ACCEPTED"}, {Outcome: "NONE"}}
+	tests := []struct {
+		name string
+		view orderView
+		want time.Duration
+	}{
+		{"running", orderView{Order: &upstream.Order{Status: upstream.StatusPending}, Providers: answered}, time.Second},
+		{"ended just now", orderView{Order: ended(5 * time.Second), Terminal: true, Providers: answered}, time.Second},
+		{"ended a while ago", orderView{Order: ended(2 * time.Minute), Terminal: true, Providers: answered}, 0},
+		{"ended a while ago, events unreadable", orderView{Order: ended(2 * time.Minute), Terminal: true, EventsDown: "down", Providers: answered}, time.Second},
+		{"ended a while ago, a provider down", orderView{Order: ended(2 * time.Minute), Terminal: true,
+			Providers: []providerView{{Outcome: "DOWN", Down: "down"}, {Outcome: "NONE"}}}, time.Second},
+		{"ended, no finish time", orderView{Order: &upstream.Order{Status: upstream.StatusCompleted}, Terminal: true, Providers: answered}, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.view.pollEvery(time.Second, now); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
