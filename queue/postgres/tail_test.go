@@ -143,19 +143,28 @@ func TestTailReadsStoredThenNewMessages(t *testing.T) {
 	}
 }
 
+// tailPastFirst opens a backend and a plain connection on a fresh
+// database, publishes "first" on a new topic and tails it: the position
+// after it is where the late-commit cases start.
+func tailPastFirst(t *testing.T) (*postgres.Backend, *sql.DB, string, postgres.TailPosition) {
+	t.Helper()
+	dsn := testDSN(t)
+	b := openBackend(t, dsn, fastConfig())
+	db := openSQL(t, dsn)
+	topic := newTopic(t)
+	publish(t, b, topic, message.NewMessage("first", nil))
+	got, pos := tailUntil(t, b, topic, postgres.TailPosition{}, 1)
+	if got[0].UUID != "first" {
+		t.Fatalf("got %v, want first", uuids(got))
+	}
+	return b, db, topic, pos
+}
+
 // A message whose transaction commits late must not be skipped by a tail
 // that has already shown messages with higher offsets.
 func TestTailDoesNotSkipALateCommit(t *testing.T) {
 	t.Run("in flight with a lower offset", func(t *testing.T) {
-		dsn := testDSN(t)
-		b := openBackend(t, dsn, fastConfig())
-		db := openSQL(t, dsn)
-		topic := newTopic(t)
-		publish(t, b, topic, message.NewMessage("first", nil))
-		got, pos := tailUntil(t, b, topic, postgres.TailPosition{}, 1)
-		if got[0].UUID != "first" {
-			t.Fatalf("got %v, want first", uuids(got))
-		}
+		b, db, topic, pos := tailPastFirst(t)
 
 		late, err := db.Begin()
 		if err != nil {
@@ -170,7 +179,7 @@ func TestTailDoesNotSkipALateCommit(t *testing.T) {
 		if err := late.Commit(); err != nil {
 			t.Fatal(err)
 		}
-		got, _ = tailUntil(t, b, topic, pos, 2)
+		got, _ := tailUntil(t, b, topic, pos, 2)
 		if strings.Join(uuids(got), ",") != "late,after" {
 			t.Fatalf("after the late commit: got %v, want late,after", uuids(got))
 		}
@@ -184,15 +193,7 @@ func TestTailDoesNotSkipALateCommit(t *testing.T) {
 	// offset is still open. Following by offset alone, even with the
 	// visibility rule, skips the lower offset for good.
 	t.Run("higher offset readable first", func(t *testing.T) {
-		dsn := testDSN(t)
-		b := openBackend(t, dsn, fastConfig())
-		db := openSQL(t, dsn)
-		topic := newTopic(t)
-		publish(t, b, topic, message.NewMessage("first", nil))
-		got, pos := tailUntil(t, b, topic, postgres.TailPosition{}, 1)
-		if got[0].UUID != "first" {
-			t.Fatalf("got %v, want first", uuids(got))
-		}
+		b, db, topic, pos := tailPastFirst(t)
 
 		early, err := db.Begin()
 		if err != nil {
@@ -215,7 +216,7 @@ func TestTailDoesNotSkipALateCommit(t *testing.T) {
 		if earlyOffset <= lateOffset {
 			t.Fatalf("offsets: early %d, late %d; the test needs early's higher", earlyOffset, lateOffset)
 		}
-		got, pos = tailUntil(t, b, topic, pos, 1)
+		got, pos := tailUntil(t, b, topic, pos, 1)
 		if got[0].UUID != "early" {
 			t.Fatalf("got %v, want early (its transaction id is below the open one's)", uuids(got))
 		}

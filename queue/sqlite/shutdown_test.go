@@ -65,6 +65,28 @@ func (st *stopTest) subscribe(ctx context.Context, sub message.Subscriber) <-cha
 	return ch
 }
 
+// handOutThenEnd subscribes a first consumer, takes m1 from it and ends
+// the subscription's context: the channel must close without handing out
+// more, while m1's context stays live. It returns the subscriber, not yet
+// closed, and m1, not yet acked.
+func (st *stopTest) handOutThenEnd() (message.Subscriber, *message.Message) {
+	t := st.t
+	t.Helper()
+	first := st.subscriber()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := st.subscribe(ctx, first)
+	running := receiveWithin(t, ch, 15*time.Second, "the first consumer")
+	expectDelivery(t, running, "m1", "1")
+
+	cancel()
+	expectClosed(t, ch)
+	if err := running.Context().Err(); err != nil {
+		t.Errorf("the handed-out message's context ended with the subscription's: %v", err)
+	}
+	return first, running
+}
+
 // expectClosed fails the test for every message ch hands out before it
 // closes.
 func expectClosed(t *testing.T, ch <-chan *message.Message) {
@@ -96,18 +118,7 @@ func expectDelivery(t *testing.T, m *message.Message, uuid, attempt string) {
 // live context and lease, and its ack is recorded.
 func TestSubscribeContextEndLetsHandedOutMessagesFinish(t *testing.T) {
 	st := newStopTest(t, "m1", "m2", "m3")
-	first := st.subscriber()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch := st.subscribe(ctx, first)
-	running := receiveWithin(t, ch, 15*time.Second, "the first consumer")
-	expectDelivery(t, running, "m1", "1")
-
-	cancel()
-	expectClosed(t, ch)
-	if err := running.Context().Err(); err != nil {
-		t.Errorf("the handed-out message's context ended with the subscription's: %v", err)
-	}
+	first, running := st.handOutThenEnd()
 
 	// The first consumer claimed m2 with m1 (one slot, one more to start
 	// next) and released it when its context ended, uncounted; m1 stays
@@ -152,18 +163,7 @@ func TestSubscribeContextEndLetsHandedOutMessagesFinish(t *testing.T) {
 // back with this attempt counted.
 func TestCloseGivesUpHandedOutMessages(t *testing.T) {
 	st := newStopTest(t, "m1")
-	first := st.subscriber()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch := st.subscribe(ctx, first)
-	running := receiveWithin(t, ch, 15*time.Second, "the first consumer")
-	expectDelivery(t, running, "m1", "1")
-
-	cancel()
-	expectClosed(t, ch)
-	if err := running.Context().Err(); err != nil {
-		t.Errorf("the handed-out message's context ended with the subscription's, before Close: %v", err)
-	}
+	first, running := st.handOutThenEnd()
 	if err := first.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
