@@ -43,6 +43,21 @@ func fakeSystem(t *testing.T, handlers map[string]http.Handler) *System {
 	return s
 }
 
+// idlePaymentAndShipping are the admin APIs of a payment and a shipping
+// service that have charged and shipped nothing.
+func idlePaymentAndShipping() (payment, shipping *http.ServeMux) {
+	payment = http.NewServeMux()
+	payment.Handle("GET /state", serveJSON(`{"payments": {}, "consistent": true}`))
+	payment.Handle("GET /payments", serveJSON(`[]`))
+	payment.Handle("GET /ledger", serveJSON(`[]`))
+	payment.Handle("GET /gateway", serveJSON(`[]`))
+	shipping = http.NewServeMux()
+	shipping.Handle("GET /shipments", serveJSON(`[]`))
+	shipping.Handle("GET /carrier", serveJSON(`[]`))
+	shipping.Handle("GET /state", serveJSON(`{"shipments": {}}`))
+	return payment, shipping
+}
+
 func serveJSON(body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -85,15 +100,7 @@ func TestCheckInvariantsReportsLastCompleteSnapshot(t *testing.T) {
 		case <-stop:
 		}
 	})
-	payment := http.NewServeMux()
-	payment.Handle("GET /state", serveJSON(`{"payments": {}, "consistent": true}`))
-	payment.Handle("GET /payments", serveJSON(`[]`))
-	payment.Handle("GET /ledger", serveJSON(`[]`))
-	payment.Handle("GET /gateway", serveJSON(`[]`))
-	shipping := http.NewServeMux()
-	shipping.Handle("GET /shipments", serveJSON(`[]`))
-	shipping.Handle("GET /carrier", serveJSON(`[]`))
-	shipping.Handle("GET /state", serveJSON(`{"shipments": {}}`))
+	payment, shipping := idlePaymentAndShipping()
 
 	s := fakeSystem(t, map[string]http.Handler{
 		OrderService: order, InventoryService: inventory, PaymentService: payment, ShippingService: shipping,
@@ -145,15 +152,7 @@ func quietSystem(t *testing.T, orders []Order, streams map[string][]Event) *Syst
 	order.Handle("GET /dlq", serveJSON(`[]`))
 	inventory := http.NewServeMux()
 	inventory.Handle("GET /state", serveJSON(fakeStock))
-	payment := http.NewServeMux()
-	payment.Handle("GET /state", serveJSON(`{"payments": {}, "consistent": true}`))
-	payment.Handle("GET /payments", serveJSON(`[]`))
-	payment.Handle("GET /ledger", serveJSON(`[]`))
-	payment.Handle("GET /gateway", serveJSON(`[]`))
-	shipping := http.NewServeMux()
-	shipping.Handle("GET /shipments", serveJSON(`[]`))
-	shipping.Handle("GET /carrier", serveJSON(`[]`))
-	shipping.Handle("GET /state", serveJSON(`{"shipments": {}}`))
+	payment, shipping := idlePaymentAndShipping()
 	return fakeSystem(t, map[string]http.Handler{
 		OrderService: order, InventoryService: inventory, PaymentService: payment, ShippingService: shipping,
 	})
