@@ -275,15 +275,7 @@ func TestMaxOpenOrders(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- svc.Run(runCtx) }()
-			defer func() {
-				stop()
-				if err := <-done; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			}()
+			runUntilTheEnd(t, svc)
 			var refused []int
 			for i := range tc.orders {
 				res, err := http.Post("http://"+svc.HTTPAddr()+"/orders", "application/json",
@@ -372,15 +364,7 @@ func TestPoisonGoesToAConsumedTopic(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(runCtx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	runUntilTheEnd(t, svc)
 
 	req, err := http.NewRequest(http.MethodPut, "http://"+svc.AdminAddr()+"/faults/poison", strings.NewReader(`{"value":true}`))
 	if err != nil {
@@ -414,4 +398,18 @@ func TestPoisonGoesToAConsumedTopic(t *testing.T) {
 	if svc.Faults().Bool(faults.Poison) {
 		t.Error("poison flag: got true, want it back to false")
 	}
+}
+
+// runUntilTheEnd runs svc until the test ends; Run must then return nil.
+func runUntilTheEnd(t *testing.T, svc *service.Service) {
+	t.Helper()
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }
