@@ -23,6 +23,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
 // These tests run the queue in real OS processes: the test binary starts
@@ -334,9 +335,9 @@ func waitForLong(t *testing.T, what string, d time.Duration, cond func() bool) {
 // process must start. (A CI run saw one service of the console's browser
 // test fail to connect with "database is locked" while the others started.
 // The cause, found later: every connection, readers too, asked for
-// auto_vacuum, a write transaction at connect; now only the writer of a new
-// file does (sqlite.TestConnectingToAnExistingFileWritesNothing), and Open
-// retries a connect that fails busy. This test has not reproduced the
+// auto_vacuum, a write transaction at connect; now a new file gets it once,
+// from sqlitefile.Prepare (sqlite.TestConnectingToAnExistingFileWritesNothing),
+// and Open retries a connect or a preparation that fails busy. This test has not reproduced the
 // failure in 80 rounds; it guards concurrent starts in general.)
 func TestProcessesOpeningANewFileTogetherAllStart(t *testing.T) {
 	for round := range 10 {
@@ -357,19 +358,26 @@ func TestProcessesOpeningANewFileTogetherAllStart(t *testing.T) {
 				t.Errorf("round %d, process %d: %v: %s", round, i, err, outs[i])
 			}
 		}
-		// Whoever committed first, the file must be incremental.
+		// Whoever committed first, the file must be incremental, with
+		// the page size chosen for it.
 		db, err := sql.Open("sqlite3", "file:"+strings.TrimPrefix(url, "sqlite://")+"?_query_only=1")
 		if err != nil {
 			t.Fatal(err)
 		}
-		var autoVacuum int
+		var autoVacuum, pageSize int
 		err = db.QueryRow("PRAGMA auto_vacuum").Scan(&autoVacuum)
+		if err == nil {
+			err = db.QueryRow("PRAGMA page_size").Scan(&pageSize)
+		}
 		_ = db.Close()
 		if err != nil {
 			t.Fatal(err)
 		}
 		if autoVacuum != 2 {
 			t.Errorf("round %d: auto_vacuum of the new file: got %d, want 2 (incremental)", round, autoVacuum)
+		}
+		if pageSize != sqlite.PageSize {
+			t.Errorf("round %d: page_size of the new file: got %d, want %d", round, pageSize, sqlite.PageSize)
 		}
 	}
 }

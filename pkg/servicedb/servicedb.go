@@ -20,15 +20,19 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 
 	_ "github.com/mattn/go-sqlite3" // database/sql driver "sqlite3"
+
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
-// Open opens (creating it and its directory if needed) a service's own
-// SQLite file as the outbox package recommends: WAL, a busy timeout,
+// Open opens (creating it and its directory if needed, a new file with
+// sqlitefile's page size) a service's own SQLite file as the outbox
+// package recommends: WAL, a busy timeout,
 // IMMEDIATE transactions, foreign keys, synchronous=NORMAL and one
 // connection, so that writers queue in the Go pool. The connection keeps
 // the statements it ran prepared (StatementCacheSize), so that the
@@ -40,9 +44,17 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 			return nil, fmt.Errorf("open database: %w", err)
 		}
 	}
-	db, err := sql.Open("sqlite3", "file:"+path+
-		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_synchronous=NORMAL&_foreign_keys=on"+
-		"&_stmt_cache_size="+strconv.Itoa(StatementCacheSize))
+	if _, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{}); err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	db, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{
+		"_journal_mode":    {"WAL"},
+		"_busy_timeout":    {"10000"},
+		"_txlock":          {"immediate"},
+		"_synchronous":     {"NORMAL"},
+		"_foreign_keys":    {"on"},
+		"_stmt_cache_size": {strconv.Itoa(StatementCacheSize)},
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}

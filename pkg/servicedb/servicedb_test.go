@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
 func open(t *testing.T) *sql.DB {
@@ -37,6 +39,7 @@ func TestOpenSetsThePragmas(t *testing.T) {
 	db := open(t)
 	for _, tc := range []struct{ pragma, want string }{
 		{"journal_mode", "wal"}, {"busy_timeout", "10000"}, {"foreign_keys", "1"}, {"synchronous", "1"},
+		{"page_size", strconv.Itoa(sqlitefile.DefaultPageSize)}, // a new file's
 	} {
 		var got string
 		if err := db.QueryRow("PRAGMA " + tc.pragma).Scan(&got); err != nil {

@@ -10,9 +10,9 @@ import (
 )
 
 // A file created by Open uses incremental auto-vacuum (garbage collection
-// relies on it), and connecting to an existing file writes nothing: with
-// another process holding the write lock, new connections of either kind
-// still connect. (Asking for auto_vacuum in every connection string made
+// relies on it) and PageSize, and connecting to an existing file writes
+// nothing: with another process holding the write lock, new connections of
+// either kind still connect. (Asking for auto_vacuum in every connection string made
 // each connect a write transaction, which can fail at once with "database
 // is locked" while other processes write.)
 func TestConnectingToAnExistingFileWritesNothing(t *testing.T) {
@@ -29,6 +29,13 @@ func TestConnectingToAnExistingFileWritesNothing(t *testing.T) {
 	}
 	if autoVacuum != 2 {
 		t.Errorf("auto_vacuum of a new queue file: got %d, want 2 (incremental)", autoVacuum)
+	}
+	var pageSize int
+	if err := be.readDB.QueryRowContext(ctx, "PRAGMA page_size").Scan(&pageSize); err != nil {
+		t.Fatal(err)
+	}
+	if pageSize != PageSize {
+		t.Errorf("page_size of a new queue file: got %d, want %d", pageSize, PageSize)
 	}
 
 	holder, err := sql.Open("sqlite3", "file:"+path+"?_txlock=immediate")
@@ -49,7 +56,7 @@ func TestConnectingToAnExistingFileWritesNothing(t *testing.T) {
 		role connRole
 	}{
 		{"reader", connReader},
-		{"writer of an existing file", connWriterExisting},
+		{"writer", connWriter},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db, err := sql.Open("sqlite3", dsn(path, cfg, tc.role))
@@ -65,8 +72,8 @@ func TestConnectingToAnExistingFileWritesNothing(t *testing.T) {
 }
 
 // A file another process has just created, still empty, is new: the opener
-// that finds it so must ask for auto_vacuum too, or the first commit may
-// come from it (without the size check, six processes opening a new file
+// that finds it so must set it up too (sqlitefile.Prepare), or the first
+// commit may come from it (without the size check, six processes opening a new file
 // together left auto_vacuum off in 20 of 30 rounds).
 func TestOpeningAnEmptyFileMakesItIncremental(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")

@@ -11,6 +11,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the "sqlite3" database/sql driver
 
 	"github.com/orderflow/orderflow/pkg/servicedb"
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
 // DB is the order service's database: Writer has a single connection (SQLite
@@ -79,9 +81,10 @@ func CheckSynchronous(s string) error {
 	return nil
 }
 
-// OpenDB opens (creating if needed) the database file at path, with WAL,
-// a busy timeout and immediate write transactions, and creates the tables
-// of this package. The outbox and inbox packages create theirs.
+// OpenDB opens (creating if needed, with sqlitefile's page size) the
+// database file at path, with WAL, a busy timeout and immediate write
+// transactions, and creates the tables of this package. The outbox and
+// inbox packages create theirs.
 func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -90,9 +93,17 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
-	writer, err := sql.Open("sqlite3", "file:"+path+
-		"?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate&_foreign_keys=1&_synchronous="+strings.ToUpper(cfg.Synchronous)+
-		"&_stmt_cache_size="+strconv.Itoa(servicedb.StatementCacheSize))
+	if _, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{}); err != nil {
+		return nil, fmt.Errorf("open order database: %w", err)
+	}
+	writer, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{
+		"_journal_mode":    {"WAL"},
+		"_busy_timeout":    {"10000"},
+		"_txlock":          {"immediate"},
+		"_foreign_keys":    {"1"},
+		"_synchronous":     {strings.ToUpper(cfg.Synchronous)},
+		"_stmt_cache_size": {strconv.Itoa(servicedb.StatementCacheSize)},
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
@@ -110,7 +121,11 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
 	}
-	reader, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_query_only=1&_stmt_cache_size="+strconv.Itoa(servicedb.StatementCacheSize))
+	reader, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{
+		"_busy_timeout":    {"10000"},
+		"_query_only":      {"1"},
+		"_stmt_cache_size": {strconv.Itoa(servicedb.StatementCacheSize)},
+	}))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open order database: %w", err), stmts.close(), writer.Close())
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 )
 
@@ -133,6 +134,34 @@ func TestDueDeadlinesPagesInIndexOrder(t *testing.T) {
 	for _, step := range plan {
 		if strings.Contains(step, "TEMP B-TREE") {
 			t.Errorf("query plan %q sorts (step %q), want the index read in order", plan, step)
+		}
+	}
+}
+
+// A new order database gets the services' page size (sqlitefile.Prepare
+// before the first connection), in WAL mode, in a directory made for it.
+func TestOpenDBCreatesTheFileWithTheServicePageSize(t *testing.T) {
+	db, err := OpenDB(context.Background(), filepath.Join(t.TempDir(), "new", "order.db"), DBConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tc := range []struct {
+		pragma string
+		want   any
+	}{
+		{"page_size", int64(sqlitefile.DefaultPageSize)},
+		{"journal_mode", "wal"},
+	} {
+		var got any
+		if err := db.Reader.QueryRow("PRAGMA " + tc.pragma).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if s, ok := got.([]byte); ok {
+			got = string(s)
+		}
+		if got != tc.want {
+			t.Errorf("PRAGMA %s: got %v (%T), want %v", tc.pragma, got, got, tc.want)
 		}
 	}
 }
