@@ -6,6 +6,7 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -252,6 +253,30 @@ func TestKeepFreedCMemoryReadsItsVariable(t *testing.T) {
 			}
 			if !strings.Contains(log.String(), tc.want) {
 				t.Errorf("C_HEAP_TRIM_THRESHOLD=%s: got log %q, want it to contain %q", tc.value, log.String(), tc.want)
+			}
+		})
+	}
+}
+
+// GOGC in the environment wins (the runtime applied it at start); without
+// it the services collect at DefaultGCPercent.
+func TestCollectLessOften(t *testing.T) {
+	const before = 150 // neither Go's default nor ours
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"no GOGC", nil, servicecmd.DefaultGCPercent},
+		{"GOGC empty", map[string]string{"GOGC": ""}, servicecmd.DefaultGCPercent},
+		{"GOGC set", map[string]string{"GOGC": "150"}, before},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			restore := debug.SetGCPercent(before)
+			defer debug.SetGCPercent(restore)
+			servicecmd.CollectLessOften(t.Context(), slog.New(slog.DiscardHandler), lookupIn(tc.env))
+			if got := debug.SetGCPercent(before); got != tc.want {
+				t.Errorf("GC percent: got %d, want %d", got, tc.want)
 			}
 		})
 	}

@@ -149,6 +149,7 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 	if err := servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
 		return err
 	}
+	servicecmd.CollectLessOften(ctx, tel.Logger, lookup)
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {
