@@ -63,6 +63,18 @@ func killSelf() {
 	select {} // the signal is on its way
 }
 
+// killAfterPublish dies as soon as a publish to the queue has returned: the
+// messages are durable in the queue, the outbox offset is not committed.
+type killAfterPublish struct{ message.Publisher }
+
+func (p killAfterPublish) Publish(topic string, msgs ...*message.Message) error {
+	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	killSelf()
+	return nil
+}
+
 // runService places an order (if asked), then forwards the outbox to the
 // queue until it is empty, dying at the configured crash point.
 func runService(t *testing.T) error {
@@ -87,19 +99,11 @@ func runService(t *testing.T) error {
 		return err
 	}
 	defer q.Close()
-	cfg := outbox.ForwarderConfig{Outbox: ob}
+	var dst message.Publisher = q.Publisher()
 	if crash == crashAfterForward {
-		cfg.Middlewares = []message.HandlerMiddleware{func(h message.HandlerFunc) message.HandlerFunc {
-			return func(msg *message.Message) ([]*message.Message, error) {
-				out, err := h(msg)
-				if err == nil {
-					killSelf() // published and durable in the queue; offset not committed
-				}
-				return out, err
-			}
-		}}
+		dst = killAfterPublish{dst}
 	}
-	f, err := outbox.NewForwarder(db, q.Publisher(), cfg)
+	f, err := outbox.NewForwarder(db, dst, outbox.ForwarderConfig{Outbox: ob})
 	if err != nil {
 		return err
 	}

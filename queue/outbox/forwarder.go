@@ -40,8 +40,9 @@ type ForwarderConfig struct {
 	// DefaultConsumerGroup. Run one Forwarder per (file, topic, group).
 	ConsumerGroup string
 	// BatchSize is how many messages one forwarding transaction reads and
-	// forwards (one by one) while holding the file's write lock. A crash
-	// mid-batch forwards the batch again. Defaults to DefaultBatchSize (16).
+	// forwards (published together, see batch.go) while holding the file's
+	// write lock. A crash mid-batch forwards the batch again. Defaults to
+	// DefaultBatchSize (16).
 	BatchSize int
 	// MinPollInterval and PollInterval bound the wait between polls of an
 	// empty outbox: it starts at MinPollInterval after a forward or a
@@ -152,27 +153,36 @@ func (c ForwarderConfig) Validate() error {
 // It is Watermill's components/forwarder reading the outbox with
 // watermill-sql's subscriber and the SQLite adapters of this package. One
 // forwarding transaction takes the file's write lock, reads up to
-// BatchSize messages, publishes them one by one to the destination and
-// advances the offset; it commits when the batch is done, so business
-// writes wait at most one batch. Before that transaction, a read-only probe
+// BatchSize messages, publishes them to the destination together (one
+// Publish per destination topic, at once, just before the offset moves:
+// batch.go) and advances the offset; it commits when the batch is done, so
+// business writes wait at most one batch. Before that transaction, a read-only probe
 // checks there is something to forward: an idle forwarder polls every
 // PollInterval (faster right after traffic) without taking the write lock.
 //
-// A failed forward does not keep the lock while retrying: the message is
-// put back at the end of the outbox (in the same transaction, so nothing is
-// lost), the rest of the batch follows it without being tried, and the
-// forwarder pauses for RetryInterval. Order is therefore commit order except
-// after a destination failure. Messages that are not outbox envelopes are
+// A failed forward does not keep the lock while retrying. A batch whose
+// publish fails is rolled back whole (its offset stays) and the forwarder
+// pauses for RetryInterval, then forwards message by message until a batch
+// goes through: a message whose publish fails then is put back at the end
+// of the outbox (in the same transaction, so nothing is lost), the rest of
+// the batch follows it without being tried, and the forwarder pauses
+// again. Order is therefore commit order except after a destination
+// failure. Messages that are not outbox envelopes are
 // logged and dropped (only Outbox writes to the table).
 type Forwarder struct {
-	cfg     ForwarderConfig
-	db      *sql.DB
-	schema  SchemaAdapter
-	offsets OffsetsAdapter
-	sub     *wsql.Subscriber
-	fwd     *forwarder.Forwarder
-	cool    *cooldown
-	logger  watermill.LoggerAdapter
+	cfg  ForwarderConfig
+	db   *sql.DB
+	dst  message.Publisher
+	held *heldBatch
+	// batchFailed tells the subscriber's backoff that the error it gets
+	// is a batch rolled back by publishHeld, already logged.
+	batchFailed atomic.Bool
+	schema      SchemaAdapter
+	offsets     OffsetsAdapter
+	sub         *wsql.Subscriber
+	fwd         *forwarder.Forwarder
+	cool        *cooldown
+	logger      watermill.LoggerAdapter
 
 	drain           *drain
 	stopPolling     chan struct{} // closed by shutdown once drained
@@ -205,6 +215,8 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 	f := &Forwarder{
 		cfg:    cfg,
 		db:     db,
+		dst:    dst,
+		held:   &heldBatch{},
 		schema: SchemaAdapter{BatchSize: cfg.BatchSize},
 		cool:   &cooldown{},
 		logger: cfg.Logger.With(watermill.LogFields{"outbox_topic": cfg.ForwarderTopic}),
@@ -240,9 +252,10 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 			BackoffManager: &backoff{
 				minPoll: cfg.MinPollInterval, maxPoll: cfg.PollInterval, retry: cfg.RetryInterval,
 				nextPoll: cfg.MinPollInterval, cool: f.cool, drain: f.drain, wake: wake, stop: f.stopPolling,
+				batchFailed: &f.batchFailed,
 			},
 			SchemaAdapter:    f.schema,
-			OffsetsAdapter:   f.offsets,
+			OffsetsAdapter:   forwarderOffsets{OffsetsAdapter: f.offsets, f: f},
 			InitializeSchema: true,
 		},
 		cfg.Logger,
@@ -252,7 +265,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 	}
 	f.sub = sub
 
-	fwd, err := forwarder.NewForwarder(sub, dst, cfg.Logger, forwarder.Config{
+	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held}, cfg.Logger, forwarder.Config{
 		ForwarderTopic:      cfg.ForwarderTopic,
 		Middlewares:         append([]message.HandlerMiddleware{f.requeueOnFailure}, cfg.Middlewares...),
 		CloseTimeout:        cfg.CloseTimeout,
@@ -562,6 +575,7 @@ type backoff struct {
 	drain                   *drain
 	wake                    <-chan struct{}
 	stop                    <-chan struct{}
+	batchFailed             *atomic.Bool
 }
 
 func (b *backoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
@@ -578,6 +592,10 @@ func (b *backoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err er
 		return max(b.cool.remaining(), time.Millisecond)
 	case errors.Is(err, context.Canceled):
 		return b.maxPoll
+	case err != nil && b.batchFailed != nil && b.batchFailed.Swap(false):
+		// publishHeld rolled the batch back and logged why.
+		b.nextPoll = b.minPoll
+		return max(b.cool.remaining(), time.Millisecond)
 	case err != nil:
 		logger.Error("Cannot read the outbox", err, watermill.LogFields{"retry_in": b.retry})
 		return b.retry

@@ -1,0 +1,193 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orderflow/orderflow/queue/outbox"
+)
+
+// publishCall is one Publish a destination received.
+type publishCall struct {
+	topic string
+	uuids []string
+}
+
+// gatedPublisher records each Publish and holds it until release is
+// closed; inside counts the calls holding.
+type gatedPublisher struct {
+	message.Publisher
+	mu      sync.Mutex
+	calls   []publishCall
+	inside  chan struct{}
+	release chan struct{}
+}
+
+func (p *gatedPublisher) Publish(topic string, msgs ...*message.Message) error {
+	call := publishCall{topic: topic}
+	for _, m := range msgs {
+		call.uuids = append(call.uuids, m.UUID)
+	}
+	p.mu.Lock()
+	p.calls = append(p.calls, call)
+	p.mu.Unlock()
+	p.inside <- struct{}{}
+	<-p.release
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// The messages of a forwarding batch reach the destination in one Publish
+// per topic, in commit order, all under way at once (so the SQLite queue
+// commits them together), and the outbox offset moves only after they are
+// published.
+func TestBatchIsPublishedTogetherBeforeItsOffsetMoves(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "service.db")
+	db := openDB(t, path)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+
+	// Ten messages to two topics, committed before the forwarder starts,
+	// so that its first batch (BatchSize 16) holds them all.
+	var wantA, wantB []string
+	require.NoError(t, inTx(ctx, db, func(tx *sql.Tx) error {
+		for i := range 10 {
+			topic, id := "a", fmt.Sprintf("m-%02d", i)
+			if i%2 == 1 {
+				topic = "b"
+				wantB = append(wantB, id)
+			} else {
+				wantA = append(wantA, id)
+			}
+			if err := ob.Store(ctx, tx, topic, message.NewMessage(id, []byte(`{}`))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+
+	inner, col := newDestination(t, "a", "b")
+	gate := &gatedPublisher{Publisher: inner, inside: make(chan struct{}, 16), release: make(chan struct{})}
+	f, _ := startForwarder(t, db, gate, outbox.ForwarderConfig{Outbox: ob})
+
+	for range 2 { // both Publish calls under way before either returns
+		select {
+		case <-gate.inside:
+		case <-time.After(5 * time.Second):
+			close(gate.release)
+			t.Fatalf("Publish calls under way at once: got %d, want 2", len(gate.calls))
+		}
+	}
+	// The batch is on its way to the destination, not there: its offset
+	// has not moved (read through a second connection; WAL lets it read).
+	reader := openDB(t, path)
+	var acked sql.NullInt64
+	err = reader.QueryRow(`SELECT MAX(offset_acked) FROM watermill_offsets_outbox`).Scan(&acked)
+	require.NoError(t, err)
+	assert.False(t, acked.Valid && acked.Int64 > 0, "offset acked while the batch was being published: got %v, want none", acked)
+	close(gate.release)
+
+	col.waitCount(t, 10, 5*time.Second)
+	waitPending(t, f, 0, 5*time.Second)
+	gate.mu.Lock()
+	calls := slices.Clone(gate.calls)
+	gate.mu.Unlock()
+	slices.SortFunc(calls, func(x, y publishCall) int { return compare(x.topic, y.topic) })
+	assert.Equal(t, []publishCall{{"a", wantA}, {"b", wantB}}, calls, "Publish calls: got %v", calls)
+}
+
+func compare(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// refusingPublisher refuses every Publish that carries the message with
+// id bad, the first refuse times; it counts the Publish calls by size.
+type refusingPublisher struct {
+	message.Publisher
+	bad      string
+	refuse   int64
+	refusals atomic.Int64
+	single   atomic.Int64 // calls with one message
+	batched  atomic.Int64 // calls with more
+}
+
+func (p *refusingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	for _, m := range msgs {
+		if m.UUID == p.bad && p.refusals.Load() < p.refuse {
+			p.refusals.Add(1)
+			return errors.New("destination refuses " + m.UUID)
+		}
+	}
+	if len(msgs) == 1 {
+		p.single.Add(1)
+	} else {
+		p.batched.Add(1)
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// A batch whose publish fails loses nothing and forwards nothing twice: it
+// is rolled back whole and forwarded again message by message, so that a
+// message the destination refuses is put back alone while the ones before
+// it go through; once a batch goes through, batches are published
+// together again.
+func TestFailedBatchIsForwardedAgainMessageByMessage(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	store := func(ids ...string) {
+		t.Helper()
+		require.NoError(t, inTx(ctx, db, func(tx *sql.Tx) error {
+			for _, id := range ids {
+				if err := ob.Store(ctx, tx, "a", message.NewMessage(id, []byte(`{}`))); err != nil {
+					return err
+				}
+			}
+			return nil
+		}))
+	}
+	want := []string{"m-0", "m-1", "m-2", "m-3", "m-4", "m-5"}
+	store(want...)
+
+	inner, col := newDestination(t, "a")
+	dst := &refusingPublisher{Publisher: inner, bad: "m-2", refuse: 2}
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob, RetryInterval: 20 * time.Millisecond})
+	col.waitCount(t, len(want), 5*time.Second)
+	waitPending(t, f, 0, 5*time.Second)
+	// Refused in its batch, then alone; m-0 and m-1 went one by one.
+	assert.Equal(t, int64(2), dst.refusals.Load(), "refusals of m-2")
+	assert.GreaterOrEqual(t, dst.single.Load(), int64(2), "Publish calls with one message")
+
+	before := dst.batched.Load()
+	more := []string{"n-0", "n-1", "n-2"}
+	store(more...)
+	want = append(want, more...)
+	col.waitCount(t, len(want), 5*time.Second)
+	waitPending(t, f, 0, 5*time.Second)
+	time.Sleep(50 * time.Millisecond) // a duplicate would have arrived by now
+	got := col.snapshot()
+	for _, id := range want {
+		assert.Equal(t, 1, got[id], "deliveries of %s", id)
+	}
+	assert.Len(t, got, len(want))
+	assert.Greater(t, dst.batched.Load(), before, "Publish calls with more than one message after the failure")
+}
