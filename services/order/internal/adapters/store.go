@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/servicedb"
@@ -22,6 +23,8 @@ type Store struct {
 	outbox *outbox.Outbox
 	inbox  *inbox.Inbox
 	events EventStore
+	// streams keeps the events of orders in progress decoded.
+	streams *streamCache
 	// BeforeInboxCommit, when set, runs after the work of an inbox
 	// transaction succeeded and before it commits (the crash-mid-handler
 	// fault point). Set it before use.
@@ -40,7 +43,7 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 	if db == nil || ob == nil || ib == nil {
 		return nil, errors.New("new store: database, outbox and inbox are required")
 	}
-	return &Store{db: db, outbox: ob, inbox: ib}, nil
+	return &Store{db: db, outbox: ob, inbox: ib, streams: newStreamCache(DefaultStreamCacheSize)}, nil
 }
 
 // InTx runs fn in one transaction of the writer.
@@ -87,7 +90,7 @@ type storeTx struct {
 }
 
 func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, error) {
-	events, err := t.s.events.loadEvents(ctx, t.tx, id)
+	events, err := t.streamEvents(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -96,9 +99,37 @@ func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, erro
 	}
 	o, err := domain.Rehydrate(events)
 	if err != nil {
+		t.s.streams.drop(id)
 		return nil, fmt.Errorf("rehydrate %s: %w", id, err)
 	}
+	if o.Status().IsTerminal() {
+		t.s.streams.drop(id) // a late reply to an ended order: no more to come
+	}
 	return o, nil
+}
+
+// streamEvents returns the events of stream id: the cached ones if the
+// stream is at their version in this transaction, else those read from the
+// table (and cached).
+func (t *storeTx) streamEvents(ctx context.Context, id string) ([]domain.Event, error) {
+	if cached, ok := t.s.streams.get(id); ok {
+		var version int
+		if err := t.tx.QueryRowContext(ctx, qStreamVersion, id).Scan(&version); err != nil {
+			return nil, fmt.Errorf("load %s: read version: %w", id, err)
+		}
+		if version == cached.version {
+			return cached.events, nil
+		}
+	}
+	events, err := t.s.events.loadEvents(ctx, t.tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if len(events) > 0 {
+		// Versions run 1, 2, … without gaps (Append).
+		t.s.streams.put(id, cachedStream{version: len(events), events: events})
+	}
+	return events, nil
 }
 
 func (t *storeTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.EventMetadata, at time.Time) error {
@@ -106,10 +137,13 @@ func (t *storeTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.Event
 	if len(pending) == 0 {
 		return nil
 	}
-	recs, err := t.s.events.Append(ctx, t.tx, o.ID(), o.Version(), pending, meta, at)
+	expected := o.Version()
+	recs, err := t.s.events.Append(ctx, t.tx, o.ID(), expected, pending, meta, at)
 	if err != nil {
+		t.s.streams.drop(o.ID())
 		return err
 	}
+	t.cacheAppended(o, expected, pending)
 	if err := project(ctx, t.tx, o, recs); err != nil {
 		return err
 	}
@@ -118,6 +152,30 @@ func (t *storeTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.Event
 	}
 	o.ClearPending()
 	return nil
+}
+
+// cacheAppended extends the cached stream of o by the events just appended
+// at versions expected+1, …, or drops it: when the order ended, or when
+// the cache does not hold the stream at expected.
+func (t *storeTx) cacheAppended(o *domain.Order, expected int, appended []domain.Event) {
+	id := o.ID()
+	if o.Status().IsTerminal() {
+		t.s.streams.drop(id)
+		return
+	}
+	var before []domain.Event
+	if expected > 0 {
+		cached, ok := t.s.streams.get(id)
+		if !ok || cached.version != expected {
+			t.s.streams.drop(id)
+			return
+		}
+		before = cached.events
+	}
+	t.s.streams.put(id, cachedStream{
+		version: expected + len(appended),
+		events:  slices.Concat(before, appended),
+	})
 }
 
 func (t *storeTx) StoreMessages(ctx context.Context, msgs ...app.Outgoing) error {
