@@ -127,7 +127,7 @@ var ErrNoKey = errors.New("provider request without an idempotency key")
 // transaction, so two concurrent requests for one key take effect once.
 // decide must answer OutcomeAccepted or OutcomeRefused.
 func (b *Books) Request(ctx context.Context, key string, decide func() Answer) (Record, error) {
-	return b.change(ctx, key, func(tx *sql.Tx, now int64, rec Record, found bool) (Record, error) {
+	return b.change(ctx, key, func(ctx context.Context, tx *sql.Tx, now int64, rec Record, found bool) (Record, error) {
 		if found {
 			rec.Requests++
 			_, err := tx.ExecContext(ctx, `UPDATE provider_requests SET requests = requests + 1, updated_at = ?
@@ -150,7 +150,7 @@ func (b *Books) Request(ctx context.Context, key string, decide func() Answer) (
 // cancelled: a cancellation of another reference than the key's (a charge
 // of someone else's) has no effect. It returns the record after the call.
 func (b *Books) Cancel(ctx context.Context, key, reference, voidedReason string) (Record, error) {
-	return b.change(ctx, key, func(tx *sql.Tx, now int64, rec Record, found bool) (Record, error) {
+	return b.change(ctx, key, func(ctx context.Context, tx *sql.Tx, now int64, rec Record, found bool) (Record, error) {
 		if !found {
 			rec = Record{Provider: b.provider, Key: key, Answer: Answer{Outcome: OutcomeVoided, Reason: voidedReason},
 				Cancels: 1, CreatedAt: time.UnixMilli(now), UpdatedAt: time.UnixMilli(now)}
@@ -174,17 +174,17 @@ func (b *Books) Cancel(ctx context.Context, key, reference, voidedReason string)
 
 // change runs fn on key's record (found false: none yet) in one
 // transaction of the books and returns the record fn made of it.
-func (b *Books) change(ctx context.Context, key string, fn func(tx *sql.Tx, now int64, rec Record, found bool) (Record, error)) (Record, error) {
+func (b *Books) change(ctx context.Context, key string, fn func(ctx context.Context, tx *sql.Tx, now int64, rec Record, found bool) (Record, error)) (Record, error) {
 	if key == "" {
 		return Record{}, ErrNoKey
 	}
 	var rec Record
-	err := b.inTx(ctx, func(tx *sql.Tx, now int64) error {
+	err := b.inTx(ctx, func(ctx context.Context, tx *sql.Tx, now int64) error {
 		existing, found, err := b.get(ctx, tx, key)
 		if err != nil {
 			return err
 		}
-		rec, err = fn(tx, now, existing, found)
+		rec, err = fn(ctx, tx, now, existing, found)
 		return err
 	})
 	return rec, err
@@ -268,9 +268,11 @@ func (b *Books) get(ctx context.Context, tx *sql.Tx, key string) (Record, bool, 
 	return r, true, nil
 }
 
-func (b *Books) inTx(ctx context.Context, fn func(tx *sql.Tx, now int64) error) error {
+// inTx runs fn in a transaction of the books; fn's statements take the ctx
+// it is given (servicedb.InTx's, which does not interrupt them).
+func (b *Books) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx, now int64) error) error {
 	now := b.now().UnixMilli()
-	err := servicedb.InTx(ctx, b.db, func(ctx context.Context, tx *sql.Tx) error { return fn(tx, now) })
+	err := servicedb.InTx(ctx, b.db, func(ctx context.Context, tx *sql.Tx) error { return fn(ctx, tx, now) })
 	if err != nil {
 		return fmt.Errorf("%s books: %w", b.provider, err)
 	}

@@ -74,9 +74,20 @@ const StatementCacheSize = 64
 
 // InTx runs fn in a transaction of db, committed if fn returns nil and
 // rolled back otherwise. If fn panics, the transaction is rolled back and
-// the panic goes on up the stack.
+// the panic goes on up the stack. ctx bounds the wait for the connection;
+// the transaction and fn's statements then run without its cancellation:
+// once fn succeeded, a cancelled ctx cannot undo it, and mattn/go-sqlite3
+// runs every Exec under a cancellable context in a goroutine of its own
+// (to interrupt it), a goroutine per statement for a transaction that
+// takes milliseconds.
 func InTx(ctx context.Context, db *sql.DB, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
-	tx, err := db.BeginTx(ctx, nil)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("get connection: %w", err)
+	}
+	defer conn.Close()
+	ctx = context.WithoutCancel(ctx)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

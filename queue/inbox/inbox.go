@@ -357,14 +357,19 @@ func allCancelled(batch []*unit) (ctx context.Context, release func()) {
 // back to it when fn fails or panics. clean is false when a failed unit
 // could not be rolled back, so that tx holds part of its work.
 func (i *Inbox) runUnit(tx *sql.Tx, u *unit) (r unitResult, clean bool) {
-	ctx := u.ctx
+	// Once in the transaction, statements run to the end whatever u.ctx
+	// does (it still ends the wait for a batch): a unit takes milliseconds,
+	// and mattn/go-sqlite3 runs every Exec under a cancellable context in
+	// a goroutine of its own, so that it can interrupt it — a goroutine
+	// (and its stack growth) per statement.
+	ctx := context.WithoutCancel(u.ctx)
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT inbox_unit"); err != nil {
 		return unitResult{err: fmt.Errorf("savepoint: %w", err)}, true
 	}
 	undo := func() error {
-		_, err := tx.ExecContext(context.WithoutCancel(ctx), "ROLLBACK TO inbox_unit")
+		_, err := tx.ExecContext(ctx, "ROLLBACK TO inbox_unit")
 		if err == nil {
-			_, err = tx.ExecContext(context.WithoutCancel(ctx), "RELEASE inbox_unit")
+			_, err = tx.ExecContext(ctx, "RELEASE inbox_unit")
 		}
 		return err
 	}
@@ -398,7 +403,7 @@ func (i *Inbox) runUnit(tx *sql.Tx, u *unit) (r unitResult, clean bool) {
 		}
 		return unitResult{err: err}, true
 	}
-	if _, err := tx.ExecContext(context.WithoutCancel(ctx), "RELEASE inbox_unit"); err != nil {
+	if _, err := tx.ExecContext(ctx, "RELEASE inbox_unit"); err != nil {
 		return unitResult{err: fmt.Errorf("release savepoint: %w", err)}, false
 	}
 	return r, true

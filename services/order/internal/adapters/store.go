@@ -67,15 +67,19 @@ func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxF
 }
 
 // inTx runs fn in a transaction committed when fn returns nil and rolled
-// back otherwise. The connection is taken under ctx, the transaction begun
-// without cancellation: once fn succeeded, a cancelled ctx cannot undo it.
+// back otherwise. The connection is taken under ctx; the transaction and
+// fn's statements run without its cancellation: once fn succeeded, a
+// cancelled ctx cannot undo it, and mattn/go-sqlite3 runs every Exec under
+// a cancellable context in a goroutine of its own (to interrupt it), a
+// goroutine per statement for a transaction that takes milliseconds.
 func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
 	conn, err := s.db.Writer.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("get connection: %w", err)
 	}
 	defer conn.Close()
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	ctx = context.WithoutCancel(ctx)
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
