@@ -48,7 +48,7 @@ type EventStore struct{}
 // within tx, and returns their records. If the stream is not at version
 // expected, or another transaction appends the same version first, it
 // returns a *ConflictError and stores nothing (the caller rolls tx back).
-func (EventStore) Append(ctx context.Context, tx txQuerier, streamID string, expected int, events []domain.Event, meta app.EventMetadata, at time.Time) ([]app.EventRecord, error) {
+func (es EventStore) Append(ctx context.Context, tx txQuerier, streamID string, expected int, events []domain.Event, meta app.EventMetadata, at time.Time) ([]app.EventRecord, error) {
 	if streamID == "" {
 		return nil, errors.New("append: stream id is empty")
 	}
@@ -61,6 +61,21 @@ func (EventStore) Append(ctx context.Context, tx txQuerier, streamID string, exp
 	}
 	if actual != expected {
 		return nil, &ConflictError{StreamID: streamID, Expected: expected, Actual: actual}
+	}
+	return es.appendAt(ctx, tx, streamID, expected, events, meta, at)
+}
+
+// appendAt is Append for a caller that read the stream at expected in tx
+// (whose write lock nobody else can take meanwhile): it skips reading the
+// version. A stream ahead of expected would still fail on the unique
+// constraint, but one behind it would get a gap, which is why only such
+// callers may use it.
+func (EventStore) appendAt(ctx context.Context, tx txQuerier, streamID string, expected int, events []domain.Event, meta app.EventMetadata, at time.Time) ([]app.EventRecord, error) {
+	if streamID == "" {
+		return nil, errors.New("append: stream id is empty")
+	}
+	if len(events) == 0 {
+		return nil, nil
 	}
 	metaJSON, err := json.Marshal(meta)
 	if err != nil {

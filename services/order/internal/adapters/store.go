@@ -91,6 +91,8 @@ func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.T
 type storeTx struct {
 	s  *Store
 	tx cachedTx
+	// loaded is the version LoadOrder found each stream at in tx.
+	loaded map[string]int
 }
 
 func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, error) {
@@ -106,6 +108,10 @@ func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, erro
 		t.s.streams.drop(id)
 		return nil, fmt.Errorf("rehydrate %s: %w", id, err)
 	}
+	if t.loaded == nil {
+		t.loaded = make(map[string]int, 1)
+	}
+	t.loaded[id] = o.Version()
 	if o.Status().IsTerminal() {
 		t.s.streams.drop(id) // a late reply to an ended order: no more to come
 	}
@@ -142,12 +148,17 @@ func (t *storeTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.Event
 		return nil
 	}
 	expected := o.Version()
-	recs, err := t.s.events.Append(ctx, t.tx, o.ID(), expected, pending, meta, at)
+	appendEvents := t.s.events.Append
+	if v, ok := t.loaded[o.ID()]; ok && v == expected {
+		appendEvents = t.s.events.appendAt // read at expected in this transaction
+	}
+	recs, err := appendEvents(ctx, t.tx, o.ID(), expected, pending, meta, at)
 	if err != nil {
 		t.s.streams.drop(o.ID())
 		return err
 	}
 	t.cacheAppended(o, expected, pending)
+	delete(t.loaded, o.ID()) // at expected+len(pending) now; a second save reads it
 	if err := project(ctx, t.tx, o, recs); err != nil {
 		return err
 	}
