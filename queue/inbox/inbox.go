@@ -154,16 +154,16 @@ const recordQuery = `INSERT INTO inbox_processed (consumer_group, message_id, pr
 // transaction (whose effects it sees, as it would had they committed
 // first), and a failing commit fails every call of the batch.
 //
-// ctx is given to fn and cancels the wait for a transaction and fn's
-// statements; once fn has returned nil the commit runs regardless of ctx.
-// processed_at is the time of the record's insert in Unix milliseconds.
+// ctx cancels the wait for a transaction (a call whose ctx ended before
+// its turn is not run). fn is given ctx's values without its
+// cancellation: once in the transaction, its statements and the commit
+// run to the end whatever ctx does (a unit takes milliseconds; see
+// runUnit). processed_at is the time of the record's insert in Unix
+// milliseconds.
 //
-// Caveats of the shared transaction: a ctx cancelled while one of fn's
-// statements runs interrupts SQLite, which then rolls back the whole
-// transaction, so every call of that batch fails (and is redelivered);
-// fn must not call Handle (it would wait for its own batch); and a panic
-// in fn is re-raised on the caller's goroutine without the stack of the
-// goroutine it happened on.
+// Caveats of the shared transaction: fn must not call Handle (it would
+// wait for its own batch); and a panic in fn is re-raised on the caller's
+// goroutine without the stack of the goroutine it happened on.
 func (i *Inbox) Handle(ctx context.Context, group, messageID string, fn TxFunc) (duplicate bool, err error) {
 	if group == "" || messageID == "" {
 		return false, errors.New("inbox: consumer group and message id are required")

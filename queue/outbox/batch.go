@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
@@ -25,22 +26,23 @@ import (
 // transaction's only write of the offset): the offset never moves past a
 // message that is not on the queue.
 //
-// If that publish fails, the batch's transaction is rolled back, so the
-// offset stays and nothing is lost; the forwarder pauses for RetryInterval
-// and forwards the next batch message by message, so that one message the
-// destination refuses is put back alone (requeueOnFailure) instead of
-// failing its batch for ever. A batch that goes through that way turns
-// holding back on again.
+// If that publish fails (or takes longer than AckDeadline, or panics), the
+// batch's transaction is rolled back, so the offset stays and nothing is
+// lost (the topics of the batch that were published go out again: at
+// least once); the forwarder pauses for RetryInterval and forwards the next
+// batch message by message, so that one message the destination refuses is
+// put back alone (requeueOnFailure) instead of failing its batch for ever.
+// A batch that goes through that way turns holding back on again.
 
 // heldBatch is what the forwarder's destination holds back: the messages
 // of the forwarding batch in progress, in the order they were forwarded.
 // The router's handler adds to it and the subscriber's goroutine takes
 // from it, one after the other (the subscriber waits for each ack).
 type heldBatch struct {
-	mu   sync.Mutex
-	tx   *sql.Tx // the subscriber transaction the messages came in
-	msgs []heldMessage
-	off  bool // forward message by message until a batch goes through
+	mu      sync.Mutex
+	current *sql.Tx // the subscriber transaction of the batch in progress
+	msgs    []heldMessage
+	off     bool // forward message by message until a batch goes through
 }
 
 type heldMessage struct {
@@ -48,19 +50,27 @@ type heldMessage struct {
 	msg   *message.Message
 }
 
-// hold adds msgs for topic, forwarded in transaction tx, unless holding
-// back is off. Messages still held from another transaction belong to a
-// batch that was rolled back without moving its offset (a failed query,
-// a closing subscriber); they are dropped, and read again.
+// begin starts holding for the batch of transaction tx (probingDB.BeginTx
+// calls it). Messages still held belong to a batch that ended without
+// reaching its offset (a failed query, a closing subscriber, no ack at
+// all): they are dropped, and read again.
+func (b *heldBatch) begin(tx *sql.Tx) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	clear(b.msgs)
+	b.current, b.msgs = tx, b.msgs[:0]
+}
+
+// hold adds msgs for topic, forwarded in transaction tx, if tx is the
+// batch in progress and holding back is on. A message forwarded in an
+// earlier transaction is not held: its handler outlived the subscriber's
+// AckDeadline and the subscriber moved on without its ack, so it is read
+// again anyway; it goes out at once, as without batching.
 func (b *heldBatch) hold(tx *sql.Tx, topic string, msgs []*message.Message) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.off {
+	if b.off || tx != b.current {
 		return false
-	}
-	if b.tx != tx {
-		clear(b.msgs)
-		b.tx, b.msgs = tx, b.msgs[:0]
 	}
 	for _, m := range msgs {
 		b.msgs = append(b.msgs, heldMessage{topic: topic, msg: m})
@@ -68,13 +78,14 @@ func (b *heldBatch) hold(tx *sql.Tx, topic string, msgs []*message.Message) bool
 	return true
 }
 
-// take empties the batch and returns what it held.
+// take returns the transaction of the batch in progress and the messages
+// held for it, and empties the batch.
 func (b *heldBatch) take() (*sql.Tx, []heldMessage) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	tx, msgs := b.tx, b.msgs
-	b.tx, b.msgs = nil, nil
-	return tx, msgs
+	msgs := b.msgs
+	b.msgs = nil
+	return b.current, msgs
 }
 
 // setOff turns holding back off (after a failed batch) or on again.
@@ -85,8 +96,8 @@ func (b *heldBatch) setOff(off bool) {
 }
 
 // holdingPublisher is the destination components/forwarder publishes to:
-// it holds back messages forwarded in a subscriber transaction and passes
-// any other straight to dst.
+// it holds back messages forwarded in the subscriber transaction in
+// progress and passes any other straight to dst.
 type holdingPublisher struct {
 	dst  message.Publisher
 	held *heldBatch
@@ -107,11 +118,15 @@ func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error 
 // Close does nothing: the Forwarder does not close its destination.
 func (holdingPublisher) Close() error { return nil }
 
-// publishTogether publishes msgs to dst: one Publish per topic, each with
-// that topic's messages in order, all at once, so that a store committing
-// concurrent publishes together (the SQLite queue's group commit) commits
-// the batch in one transaction. It returns when every Publish has.
-func publishTogether(dst message.Publisher, msgs []heldMessage) error {
+// publishTogether publishes msgs to the destination: one Publish per
+// topic, each with that topic's messages in order, all at once, so that a
+// store committing concurrent publishes together (the SQLite queue's group
+// commit) commits the batch in one transaction. It waits for them at most
+// AckDeadline, which bounds how long a hung destination holds the
+// service's write lock; Publish calls still running then go on in the
+// background (Run waits for them, up to CloseTimeout). A panicking Publish
+// is an error.
+func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 	var topics []string
 	byTopic := make(map[string][]*message.Message)
 	for _, m := range msgs {
@@ -120,20 +135,34 @@ func publishTogether(dst message.Publisher, msgs []heldMessage) error {
 		}
 		byTopic[m.topic] = append(byTopic[m.topic], m.msg)
 	}
-	if len(topics) == 1 {
-		return dst.Publish(topics[0], byTopic[topics[0]]...)
+	results := make(chan error, len(topics)) // late results never block
+	for _, topic := range topics {
+		f.publishing.Go(func() { results <- publishRecovering(f.dst, topic, byTopic[topic]) })
 	}
-	errs := make([]error, len(topics))
-	var wg sync.WaitGroup
-	for i, topic := range topics {
-		wg.Go(func() {
-			if err := dst.Publish(topic, byTopic[topic]...); err != nil {
-				errs[i] = fmt.Errorf("publish %d message(s) to %s: %w", len(byTopic[topic]), topic, err)
-			}
-		})
+	deadline := time.NewTimer(f.cfg.AckDeadline)
+	defer deadline.Stop()
+	var errs []error
+	for range topics {
+		select {
+		case err := <-results:
+			errs = append(errs, err)
+		case <-deadline.C:
+			return errors.Join(append(errs, fmt.Errorf("publishing the batch took longer than the ack deadline (%s)", f.cfg.AckDeadline))...)
+		}
 	}
-	wg.Wait()
 	return errors.Join(errs...)
+}
+
+func publishRecovering(dst message.Publisher, topic string, msgs []*message.Message) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("publish %d message(s) to %s: panic: %v", len(msgs), topic, r)
+		}
+	}()
+	if err := dst.Publish(topic, msgs...); err != nil {
+		return fmt.Errorf("publish %d message(s) to %s: %w", len(msgs), topic, err)
+	}
+	return nil
 }
 
 // forwarderOffsets is the Forwarder's OffsetsAdapter: OffsetsAdapter, and
@@ -159,7 +188,7 @@ func (f *Forwarder) publishHeld() {
 		f.held.setOff(false) // a batch forwarded message by message went through
 		return
 	}
-	err := publishTogether(f.dst, msgs)
+	err := f.publishTogether(msgs)
 	if err == nil {
 		return
 	}

@@ -3,6 +3,7 @@ package outbox_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -190,4 +191,157 @@ func TestFailedBatchIsForwardedAgainMessageByMessage(t *testing.T) {
 	}
 	assert.Len(t, got, len(want))
 	assert.Greater(t, dst.batched.Load(), before, "Publish calls with more than one message after the failure")
+}
+
+// storeAll commits one message per id to topic in one transaction.
+func storeAll(t *testing.T, db *sql.DB, ob *outbox.Outbox, topic string, ids ...string) {
+	t.Helper()
+	require.NoError(t, inTx(context.Background(), db, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if err := ob.Store(context.Background(), tx, topic, message.NewMessage(id, []byte(`{}`))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
+// envelopedID is the id of the message in an outbox envelope (the
+// forwarding handler's middlewares see the envelope).
+func envelopedID(t *testing.T, envelope *message.Message) string {
+	var e struct {
+		UUID string `json:"uuid"`
+	}
+	if err := json.Unmarshal(envelope.Payload, &e); err != nil {
+		t.Errorf("not an outbox envelope: %v", err)
+	}
+	return e.UUID
+}
+
+// A forwarding handler that outlives the subscriber's AckDeadline finishes
+// while a later batch is in progress; its message (forwarded in a
+// transaction that is over) must not take the place of that batch's held
+// messages, which would then be lost with the offset moved past them.
+func TestLateHandlerDoesNotDropTheNextBatch(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	ids := []string{"m-0", "m-1", "m-2", "m-3", "m-4", "m-5"}
+	storeAll(t, db, ob, "a", ids...)
+
+	var slowedM1 atomic.Bool
+	delay := func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			switch id := envelopedID(t, msg); {
+			case id == "m-1" && slowedM1.CompareAndSwap(false, true):
+				// Past AckDeadline: the subscriber commits the batch
+				// up to m-0 and starts the next, in which this
+				// handler then forwards m-1.
+				time.Sleep(150 * time.Millisecond)
+			case id == "m-3":
+				time.Sleep(80 * time.Millisecond) // the next batch stays open meanwhile
+			}
+			return h(msg)
+		}
+	}
+	inner, col := newDestination(t, "a")
+	f, _ := startForwarder(t, db, inner, outbox.ForwarderConfig{
+		Outbox: ob, AckDeadline: 100 * time.Millisecond, RetryInterval: 20 * time.Millisecond,
+		Middlewares: []message.HandlerMiddleware{delay},
+	})
+	waitPending(t, f, 0, 10*time.Second)
+	time.Sleep(50 * time.Millisecond) // deliveries are asynchronous in GoChannel
+	got := col.snapshot()
+	for _, id := range ids {
+		assert.GreaterOrEqual(t, got[id], 1, "deliveries of %s", id)
+	}
+}
+
+// hangingPublisher blocks every Publish until release is closed, or for
+// 3 s at most.
+type hangingPublisher struct {
+	message.Publisher
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (p *hangingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	p.calls.Add(1)
+	select {
+	case <-p.release:
+	case <-time.After(3 * time.Second):
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// A destination that hangs holds the service's write lock (the forwarding
+// batch's transaction) for at most AckDeadline: business writes go on.
+func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	inner, col := newDestination(t, "order.events")
+	dst := &hangingPublisher{Publisher: inner, release: make(chan struct{})}
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
+		Outbox: ob, AckDeadline: 100 * time.Millisecond, RetryInterval: 20 * time.Millisecond,
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(dst.release)
+		}
+	}()
+
+	require.NoError(t, placeOrder(ctx, db, ob, "o-0"))
+	require.Eventually(t, func() bool { return dst.calls.Load() >= 1 }, 5*time.Second, time.Millisecond)
+	var slowest time.Duration
+	for i := 1; i <= 5; i++ {
+		start := time.Now()
+		require.NoError(t, placeOrder(ctx, db, ob, fmt.Sprintf("o-%d", i)))
+		slowest = max(slowest, time.Since(start))
+	}
+	// The bound is the ack deadline and a retry, not the 3 s the
+	// destination would otherwise hold the lock for.
+	assert.Less(t, slowest, 2*time.Second, "slowest business write while the destination hung")
+
+	close(dst.release)
+	released = true
+	waitPending(t, f, 0, 10*time.Second)
+	col.waitCount(t, 6, 5*time.Second)
+}
+
+// panickingPublisher panics on its first calls, then works.
+type panickingPublisher struct {
+	message.Publisher
+	panics atomic.Int64
+}
+
+func (p *panickingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.panics.Add(1) <= 2 {
+		panic("destination bug")
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// A destination that panics fails its batch like an error: the process
+// goes on and the messages are forwarded once it works.
+func TestPanickingDestinationFailsTheBatch(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	ids := []string{"m-0", "m-1", "m-2"}
+	storeAll(t, db, ob, "a", ids...)
+	inner, col := newDestination(t, "a")
+	f, _ := startForwarder(t, db, &panickingPublisher{Publisher: inner}, outbox.ForwarderConfig{
+		Outbox: ob, RetryInterval: 20 * time.Millisecond,
+	})
+	waitPending(t, f, 0, 10*time.Second)
+	col.waitCount(t, len(ids), 5*time.Second)
+	got := col.snapshot()
+	for _, id := range ids {
+		assert.GreaterOrEqual(t, got[id], 1, "deliveries of %s", id)
+	}
 }

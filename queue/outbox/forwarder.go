@@ -57,8 +57,10 @@ type ForwarderConfig struct {
 	// (the destination is down). Defaults to 1s.
 	RetryInterval time.Duration
 	// AckDeadline bounds how long one message may take to forward before
-	// its batch is committed without it (it is forwarded again later).
-	// It bounds how long a hung destination holds the write lock.
+	// its batch is committed without it (it is forwarded again later), and
+	// how long the publish of a batch may take before the batch is rolled
+	// back (batch.go). It bounds how long a hung destination holds the
+	// write lock.
 	// Defaults to 10s.
 	AckDeadline time.Duration
 	// CloseTimeout bounds how long Close waits for an in-flight forward.
@@ -177,12 +179,14 @@ type Forwarder struct {
 	// batchFailed tells the subscriber's backoff that the error it gets
 	// is a batch rolled back by publishHeld, already logged.
 	batchFailed atomic.Bool
-	schema      SchemaAdapter
-	offsets     OffsetsAdapter
-	sub         *wsql.Subscriber
-	fwd         *forwarder.Forwarder
-	cool        *cooldown
-	logger      watermill.LoggerAdapter
+	// publishing counts publishTogether's Publish calls in progress.
+	publishing sync.WaitGroup
+	schema     SchemaAdapter
+	offsets    OffsetsAdapter
+	sub        *wsql.Subscriber
+	fwd        *forwarder.Forwarder
+	cool       *cooldown
+	logger     watermill.LoggerAdapter
 
 	drain           *drain
 	stopPolling     chan struct{} // closed by shutdown once drained
@@ -242,6 +246,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 			},
 			cool:  f.cool,
 			drain: f.drain,
+			held:  f.held,
 		},
 		wsql.SubscriberConfig{
 			ConsumerGroup:  cfg.ConsumerGroup,
@@ -320,10 +325,30 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	err := f.fwd.Run(runCtx)
 	stop()
 	wg.Wait()
+	f.waitForPublishes()
 	if err != nil {
 		return errors.Join(fmt.Errorf("outbox forwarder: %w", err), shutdownErr)
 	}
 	return shutdownErr
+}
+
+// waitForPublishes waits, up to CloseTimeout, for the Publish calls of a
+// batch that outlived its AckDeadline (publishTogether); a destination
+// that hangs longer keeps its call running after Run returns.
+func (f *Forwarder) waitForPublishes() {
+	done := make(chan struct{})
+	go func() {
+		f.publishing.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(f.cfg.CloseTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		f.logger.Error("Outbox forwarder stopped with a publish to its destination still running", nil,
+			watermill.LogFields{"waited": f.cfg.CloseTimeout})
+	}
 }
 
 // Running is closed once Run has subscribed to the outbox.
@@ -531,6 +556,7 @@ type probingDB struct {
 	lock  wsql.Query
 	cool  *cooldown
 	drain *drain
+	held  *heldBatch
 }
 
 func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
@@ -557,6 +583,7 @@ func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, 
 	if _, err := tx.ExecContext(ctx, d.lock.Query, d.lock.Args...); err != nil {
 		return nil, errors.Join(fmt.Errorf("take write lock: %w", err), tx.Rollback())
 	}
+	d.held.begin(tx)
 	return tx, nil
 }
 
