@@ -43,6 +43,7 @@ type heldBatch struct {
 	current *sql.Tx // the subscriber transaction of the batch in progress
 	msgs    []heldMessage
 	off     bool // forward message by message until a batch goes through
+	failed  bool // a message of the batch in progress failed to forward
 }
 
 type heldMessage struct {
@@ -58,7 +59,25 @@ func (b *heldBatch) begin(tx *sql.Tx) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	clear(b.msgs)
-	b.current, b.msgs = tx, b.msgs[:0]
+	b.current, b.msgs, b.failed = tx, b.msgs[:0], false
+}
+
+// markFailed notes that forwarding a message of the batch in progress
+// failed (requeueOnFailure put it back).
+func (b *heldBatch) markFailed() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.failed = true
+}
+
+// resume turns holding back on again after a batch forwarded message by
+// message in which nothing failed.
+func (b *heldBatch) resume() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.failed {
+		b.off = false
+	}
 }
 
 // hold adds msgs for topic, forwarded in transaction tx, if tx is the
@@ -88,11 +107,11 @@ func (b *heldBatch) take() (*sql.Tx, []heldMessage) {
 	return b.current, msgs
 }
 
-// setOff turns holding back off (after a failed batch) or on again.
-func (b *heldBatch) setOff(off bool) {
+// stop turns holding back off, after a failed batch.
+func (b *heldBatch) stop() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.off = off
+	b.off = true
 }
 
 // holdingPublisher is the destination components/forwarder publishes to:
@@ -185,7 +204,7 @@ func (a forwarderOffsets) AckMessageQuery(topic string, row wsql.Row, consumerGr
 func (f *Forwarder) publishHeld() {
 	tx, msgs := f.held.take()
 	if len(msgs) == 0 {
-		f.held.setOff(false) // a batch forwarded message by message went through
+		f.held.resume() // holding back is off, or the batch was all requeues
 		return
 	}
 	err := f.publishTogether(msgs)
@@ -193,7 +212,7 @@ func (f *Forwarder) publishHeld() {
 		return
 	}
 	f.cool.trip(f.cfg.RetryInterval)
-	f.held.setOff(true)
+	f.held.stop()
 	f.batchFailed.Store(true)
 	f.logger.Error("Forwarding a batch failed; it stays in the outbox and is forwarded again message by message", err,
 		watermill.LogFields{"messages": len(msgs), "retry_in": f.cfg.RetryInterval})

@@ -446,11 +446,13 @@ func (f *Forwarder) requeueOnFailure(h message.HandlerFunc) message.HandlerFunc 
 		defer func() {
 			if r := recover(); r != nil {
 				f.cool.trip(f.cfg.RetryInterval)
+				f.held.markFailed()
 				err = f.requeue(msg, fmt.Errorf("panic: %v", r))
 			}
 		}()
 		if _, herr := h(msg); herr != nil {
 			f.cool.trip(f.cfg.RetryInterval)
+			f.held.markFailed()
 			return nil, f.requeue(msg, herr)
 		}
 		return nil, nil
