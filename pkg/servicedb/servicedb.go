@@ -39,22 +39,10 @@ import (
 // service's, the inbox's and the outbox's queries are compiled once, not
 // on every message.
 func Open(ctx context.Context, path string) (*sql.DB, error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("open database: %w", err)
-		}
-	}
-	if _, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{}); err != nil {
+	if err := Create(ctx, path); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	db, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{
-		"_journal_mode":    {"WAL"},
-		"_busy_timeout":    {"10000"},
-		"_txlock":          {"immediate"},
-		"_synchronous":     {"NORMAL"},
-		"_foreign_keys":    {"on"},
-		"_stmt_cache_size": {strconv.Itoa(StatementCacheSize)},
-	}))
+	db, err := sql.Open("sqlite3", WriterDSN(path, "NORMAL"))
 	if err != nil {
 		return nil, fmt.Errorf("open database %s: %w", path, err)
 	}
@@ -64,6 +52,34 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		return nil, errors.Join(fmt.Errorf("open database %s: %w", path, err), db.Close())
 	}
 	return db, nil
+}
+
+// Create makes path's directory and, if the file is new, gives it the
+// settings only a new file can choose (sqlitefile.Prepare: 2 KiB pages,
+// WAL). An existing file is left as it is.
+func Create(ctx context.Context, path string) error {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	_, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{})
+	return err
+}
+
+// WriterDSN is the mattn/go-sqlite3 connection string of a service
+// database for writing: WAL, a 10 s busy timeout, IMMEDIATE transactions,
+// foreign keys, the given synchronous mode (NORMAL or FULL) and
+// StatementCacheSize prepared statements kept per connection.
+func WriterDSN(path, synchronous string) string {
+	return sqlitefile.DSN(path, url.Values{
+		"_journal_mode":    {"WAL"},
+		"_busy_timeout":    {"10000"},
+		"_txlock":          {"immediate"},
+		"_synchronous":     {synchronous},
+		"_foreign_keys":    {"on"},
+		"_stmt_cache_size": {strconv.Itoa(StatementCacheSize)},
+	})
 }
 
 // StatementCacheSize is how many prepared statements each connection of a

@@ -151,23 +151,9 @@ func (p *refusingPublisher) Publish(topic string, msgs ...*message.Message) erro
 // it go through; once a batch goes through, batches are published
 // together again.
 func TestFailedBatchIsForwardedAgainMessageByMessage(t *testing.T) {
-	ctx := context.Background()
-	db := tempDB(t)
-	ob, err := outbox.New(ctx, db, outbox.Config{})
-	require.NoError(t, err)
-	store := func(ids ...string) {
-		t.Helper()
-		require.NoError(t, inTx(ctx, db, func(tx *sql.Tx) error {
-			for _, id := range ids {
-				if err := ob.Store(ctx, tx, "a", message.NewMessage(id, []byte(`{}`))); err != nil {
-					return err
-				}
-			}
-			return nil
-		}))
-	}
+	db, ob := tempOutbox(t)
 	want := []string{"m-0", "m-1", "m-2", "m-3", "m-4", "m-5"}
-	store(want...)
+	storeAll(t, db, ob, "a", want...)
 
 	inner, col := newDestination(t, "a")
 	dst := &refusingPublisher{Publisher: inner, bad: "m-2", refuse: 2}
@@ -180,7 +166,7 @@ func TestFailedBatchIsForwardedAgainMessageByMessage(t *testing.T) {
 
 	before := dst.batched.Load()
 	more := []string{"n-0", "n-1", "n-2"}
-	store(more...)
+	storeAll(t, db, ob, "a", more...)
 	want = append(want, more...)
 	col.waitCount(t, len(want), 5*time.Second)
 	waitPending(t, f, 0, 5*time.Second)
@@ -191,6 +177,15 @@ func TestFailedBatchIsForwardedAgainMessageByMessage(t *testing.T) {
 	}
 	assert.Len(t, got, len(want))
 	assert.Greater(t, dst.batched.Load(), before, "Publish calls with more than one message after the failure")
+}
+
+// tempOutbox is a new service database with an outbox.
+func tempOutbox(t *testing.T) (*sql.DB, *outbox.Outbox) {
+	t.Helper()
+	db := tempDB(t)
+	ob, err := outbox.New(context.Background(), db, outbox.Config{})
+	require.NoError(t, err)
+	return db, ob
 }
 
 // storeAll commits one message per id to topic in one transaction.
@@ -223,10 +218,7 @@ func envelopedID(t *testing.T, envelope *message.Message) string {
 // transaction that is over) must not take the place of that batch's held
 // messages, which would then be lost with the offset moved past them.
 func TestLateHandlerDoesNotDropTheNextBatch(t *testing.T) {
-	ctx := context.Background()
-	db := tempDB(t)
-	ob, err := outbox.New(ctx, db, outbox.Config{})
-	require.NoError(t, err)
+	db, ob := tempOutbox(t)
 	ids := []string{"m-0", "m-1", "m-2", "m-3", "m-4", "m-5"}
 	storeAll(t, db, ob, "a", ids...)
 
@@ -278,10 +270,7 @@ func (p *hangingPublisher) Publish(topic string, msgs ...*message.Message) error
 // A destination that hangs holds the service's write lock (the forwarding
 // batch's transaction) for at most AckDeadline: business writes go on.
 func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
-	ctx := context.Background()
-	db := tempDB(t)
-	ob, err := outbox.New(ctx, db, outbox.Config{})
-	require.NoError(t, err)
+	db, ob := tempOutbox(t)
 	inner, col := newDestination(t, "order.events")
 	dst := &hangingPublisher{Publisher: inner, release: make(chan struct{})}
 	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
@@ -294,12 +283,12 @@ func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
 		}
 	}()
 
-	require.NoError(t, placeOrder(ctx, db, ob, "o-0"))
+	require.NoError(t, placeOrder(context.Background(), db, ob, "o-0"))
 	require.Eventually(t, func() bool { return dst.calls.Load() >= 1 }, 5*time.Second, time.Millisecond)
 	var slowest time.Duration
 	for i := 1; i <= 5; i++ {
 		start := time.Now()
-		require.NoError(t, placeOrder(ctx, db, ob, fmt.Sprintf("o-%d", i)))
+		require.NoError(t, placeOrder(context.Background(), db, ob, fmt.Sprintf("o-%d", i)))
 		slowest = max(slowest, time.Since(start))
 	}
 	// The bound is the ack deadline and a retry, not the 3 s the
@@ -328,10 +317,7 @@ func (p *panickingPublisher) Publish(topic string, msgs ...*message.Message) err
 // A destination that panics fails its batch like an error: the process
 // goes on and the messages are forwarded once it works.
 func TestPanickingDestinationFailsTheBatch(t *testing.T) {
-	ctx := context.Background()
-	db := tempDB(t)
-	ob, err := outbox.New(ctx, db, outbox.Config{})
-	require.NoError(t, err)
+	db, ob := tempOutbox(t)
 	ids := []string{"m-0", "m-1", "m-2"}
 	storeAll(t, db, ob, "a", ids...)
 	inner, col := newDestination(t, "a")

@@ -12,8 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -90,20 +88,10 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := servicedb.Create(ctx, path); err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
-	if _, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{}); err != nil {
-		return nil, fmt.Errorf("open order database: %w", err)
-	}
-	writer, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{
-		"_journal_mode":    {"WAL"},
-		"_busy_timeout":    {"10000"},
-		"_txlock":          {"immediate"},
-		"_foreign_keys":    {"1"},
-		"_synchronous":     {strings.ToUpper(cfg.Synchronous)},
-		"_stmt_cache_size": {strconv.Itoa(servicedb.StatementCacheSize)},
-	}))
+	writer, err := sql.Open("sqlite3", servicedb.WriterDSN(path, strings.ToUpper(cfg.Synchronous)))
 	if err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
