@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
 // Metric names. Every instrument carries messaging.destination.name (the
@@ -23,6 +24,13 @@ const (
 	MetricDepth        = "queue.group.depth"            // messages waiting for a group (lag)
 	MetricOldestAge    = "queue.group.oldest_age"       // seconds the oldest waiting message has waited
 	MetricDeadLetters  = "queue.dead_letters"           // messages in the dead-letter store
+
+	// SQLite backend only: this process's write transactions on the queue
+	// file (each takes the file's one write lock) and the operations they
+	// carried, by "operation" (publish, claim, ack, …). Operations per
+	// transaction is how much group commit saves.
+	MetricWriteTransactions = "queue.sqlite.write_transactions"
+	MetricWriteOperations   = "queue.sqlite.write_operations"
 )
 
 // DurationBuckets returns the bucket boundaries, in seconds, of the
@@ -37,9 +45,10 @@ func DurationBuckets() []float64 {
 }
 
 var (
-	attrTopic  = attribute.Key("messaging.destination.name")
-	attrGroup  = attribute.Key("messaging.consumer.group.name")
-	attrResult = attribute.Key("outcome")
+	attrOperation = attribute.Key("operation")
+	attrTopic     = attribute.Key("messaging.destination.name")
+	attrGroup     = attribute.Key("messaging.consumer.group.name")
+	attrResult    = attribute.Key("outcome")
 )
 
 // instruments are the queue's metrics for one Queue.
@@ -118,4 +127,30 @@ func registerQueueGauges(mp metric.MeterProvider, insp backend.Inspector, minInt
 		}
 		return nil
 	}, depth, oldest, dead)
+}
+
+// writeCounter is a backend that counts its write transactions: the
+// SQLite backend.
+type writeCounter interface {
+	WriteStats() sqlite.WriteStats
+}
+
+// registerWriteCounters reports b's write transactions and operations.
+func registerWriteCounters(mp metric.MeterProvider, b writeCounter) (metric.Registration, error) {
+	m := mp.Meter("github.com/orderflow/orderflow/queue")
+	txs, err1 := m.Int64ObservableCounter(MetricWriteTransactions,
+		metric.WithDescription("Write transactions this process committed on the SQLite queue file, each holding the file's write lock."))
+	ops, err2 := m.Int64ObservableCounter(MetricWriteOperations,
+		metric.WithDescription("Operations those write transactions carried, by operation (publish, claim, ack, ...)."))
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		s := b.WriteStats()
+		o.ObserveInt64(txs, s.Transactions)
+		for op, n := range s.Operations {
+			o.ObserveInt64(ops, n, metric.WithAttributes(attrOperation.String(op)))
+		}
+		return nil
+	}, txs, ops)
 }

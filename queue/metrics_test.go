@@ -81,6 +81,9 @@ func collectMetrics(t *testing.T, reader sdkmetric.Reader) (sums, gauges map[str
 					if v, ok := p.Attributes.Value("outcome"); ok {
 						key += "/" + v.AsString()
 					}
+					if v, ok := p.Attributes.Value("operation"); ok {
+						key += "/" + v.AsString()
+					}
 					sums[key] += p.Value
 				}
 			case metricdata.Gauge[int64]:
@@ -91,4 +94,45 @@ func collectMetrics(t *testing.T, reader sdkmetric.Reader) (sums, gauges map[str
 		}
 	}
 	return sums, gauges
+}
+
+// The SQLite backend reports its write transactions and what they carried;
+// with more operations than transactions when group commit joins them.
+func TestMetricsCountSQLiteWriteTransactions(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("h", "jobs", func(*message.Message) error { return nil })
+	runRouter(t, r)
+	if err := q.Publisher().Publish("jobs", message.NewMessage("a", nil), message.NewMessage("b", nil), message.NewMessage("c", nil)); err != nil {
+		t.Fatal(err)
+	}
+	var sums map[string]int64
+	waitFor(t, "the three acks", func() bool {
+		sums, _ = collectMetrics(t, reader)
+		return sums[queue.MetricProcessed+"/ok"] == 3 && sums[queue.MetricWriteOperations+"/ack"] >= 1
+	})
+	txs := sums[queue.MetricWriteTransactions]
+	var ops int64
+	for _, op := range []string{"publish", "claim", "ack", "subscribe"} {
+		n := sums[queue.MetricWriteOperations+"/"+op]
+		if n < 1 {
+			t.Errorf("%s/%s: got %d, want at least 1 (all sums: %v)", queue.MetricWriteOperations, op, n, sums)
+		}
+		ops += n
+	}
+	if got := sums[queue.MetricWriteOperations+"/publish"]; got != 1 {
+		t.Errorf("publish operations for one Publish of three messages: got %d, want 1", got)
+	}
+	if txs < 1 || txs > ops {
+		t.Errorf("write transactions: got %d, want between 1 and the %d operations they carried", txs, ops)
+	}
 }

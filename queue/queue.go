@@ -78,6 +78,7 @@ type Queue struct {
 	logger    watermill.LoggerAdapter
 	metrics   *instruments // nil without a MeterProvider
 	gauges    metric.Registration
+	writes    metric.Registration // SQLite only
 }
 
 // Open connects to the queue named by cfg.URL.
@@ -94,6 +95,9 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	if cfg.MeterProvider != nil {
 		if q.metrics, err = newInstruments(cfg.MeterProvider); err == nil {
 			q.gauges, err = registerQueueGauges(cfg.MeterProvider, b.Inspector(), 5*time.Second)
+		}
+		if wc, ok := b.(writeCounter); ok && err == nil {
+			q.writes, err = registerWriteCounters(cfg.MeterProvider, wc)
 		}
 		if err != nil {
 			_ = b.Close()
@@ -256,8 +260,10 @@ func (q *Queue) Backend() backend.Backend { return q.backend }
 
 // Close closes the backend. Close routers first.
 func (q *Queue) Close() error {
-	if q.gauges != nil {
-		_ = q.gauges.Unregister()
+	for _, r := range []metric.Registration{q.gauges, q.writes} {
+		if r != nil {
+			_ = r.Unregister()
+		}
 	}
 	return q.backend.Close()
 }

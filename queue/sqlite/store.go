@@ -125,6 +125,8 @@ type Backend struct {
 
 	acked     atomic.Int64 // acks committed since the last garbage collection
 	freePages atomic.Bool  // the last vacuum left free pages to hand back
+
+	writeCounts writeCounters // WriteStats
 }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -379,6 +379,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], bat
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
 		b.acked.Add(w.acked)
+		b.writeCounts.count(batch, idx)
 		if d := time.Since(start); d > time.Second {
 			b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
 		}
