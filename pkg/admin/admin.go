@@ -35,6 +35,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
@@ -195,7 +196,7 @@ func (s *Server) Run(ctx context.Context) error {
 // returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           s.echo,
+		Handler:           headmethod.Handler(s.echo), // HEAD like GET: curl -I, probes
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -319,6 +319,15 @@ func TestRunListensAndStops(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("GET /healthz: got %d, want 200", resp.StatusCode)
 	}
+	// Probes and curl -I use HEAD: answered like GET, without a body.
+	resp, err = http.Head("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("HEAD /healthz: got %d with Content-Type %q, want 200 with GET's application/json", resp.StatusCode, ct)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Serve after cancel: got %v, want nil", err)

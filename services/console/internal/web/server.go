@@ -30,6 +30,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/services/console/internal/upstream"
 )
 
@@ -288,7 +289,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancelBase()
 	var running handlerGate
 	srv := &http.Server{
-		Handler:           running.wrap(s),
+		Handler:           running.wrap(headmethod.Handler(s)), // HEAD like GET
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
