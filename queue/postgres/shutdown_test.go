@@ -4,31 +4,13 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/backend/backendtest"
 	"github.com/orderflow/orderflow/queue/postgres"
 )
-
-// expectClosed fails the test for every message ch hands out before it
-// closes.
-func expectClosed(t *testing.T, ch <-chan *message.Message) {
-	t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case m, ok := <-ch:
-			if !ok {
-				return
-			}
-			t.Errorf("message %s handed out after the subscription's context ended", m.UUID)
-		case <-timeout:
-			t.Fatal("channel still open 15s after the subscription's context ended")
-		}
-	}
-}
 
 // openWithMessages opens a backend on a fresh database and publishes the
 // messages of the given ids on a new topic, whose "billing" group exists.
@@ -64,7 +46,7 @@ func handOutThenEnd(t *testing.T, b *postgres.Backend, topic string) (message.Su
 	assertDelivery(t, running, "m1", "1", "", false)
 
 	cancel()
-	expectClosed(t, ch)
+	backendtest.ExpectClosed(t, ch)
 	if err := running.Context().Err(); err != nil {
 		t.Errorf("the handed-out message's context ended with the subscription's: %v", err)
 	}

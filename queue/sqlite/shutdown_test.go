@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/backend/backendtest"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -80,29 +81,11 @@ func (st *stopTest) handOutThenEnd() (message.Subscriber, *message.Message) {
 	expectDelivery(t, running, "m1", "1")
 
 	cancel()
-	expectClosed(t, ch)
+	backendtest.ExpectClosed(t, ch)
 	if err := running.Context().Err(); err != nil {
 		t.Errorf("the handed-out message's context ended with the subscription's: %v", err)
 	}
 	return first, running
-}
-
-// expectClosed fails the test for every message ch hands out before it
-// closes.
-func expectClosed(t *testing.T, ch <-chan *message.Message) {
-	t.Helper()
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case m, ok := <-ch:
-			if !ok {
-				return
-			}
-			t.Errorf("message %s handed out after the subscription's context ended", m.UUID)
-		case <-timeout:
-			t.Fatal("channel still open 15s after the subscription's context ended")
-		}
-	}
 }
 
 func expectDelivery(t *testing.T, m *message.Message, uuid, attempt string) {
