@@ -70,6 +70,25 @@ func fakeServices(t *testing.T, ctx context.Context, q *queue.Queue) {
 	<-r.Running()
 }
 
+// waitReady polls url until it answers 200, for at most 10 s.
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		res, err := http.Get(url)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not ready within 10s (last: %v)", url, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
 	res, err := http.Get(url)
@@ -196,7 +215,7 @@ func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
 	}
 	const shutdown = 300 * time.Millisecond
 	svc, err := service.New(ctx, service.Config{
-		Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off",
+		Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
 		Faults: reg, ShutdownTimeout: shutdown,
 	})
 	if err != nil {
@@ -222,6 +241,10 @@ func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
 	if err := reg.Set(faults.CrashMidHandler, "true"); err != nil {
 		t.Fatal(err)
 	}
+	// The memory queue drops a message published before its topic has a
+	// subscriber: wait until the reply handlers run (/readyz), which the
+	// order API answering does not prove.
+	waitReady(t, "http://"+svc.AdminAddr()+"/readyz")
 	payload, meta, err := contracts.Encode(contracts.StockReserved{OrderID: placed.ID, Items: []contracts.Item{{SKU: "SKU-2", Quantity: 1}}})
 	if err != nil {
 		t.Fatal(err)
