@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
@@ -211,7 +212,7 @@ func RebuildProjections(ctx context.Context, db *DB) (int, error) {
 	n := 0
 	var events EventStore
 	s := &Store{db: db}
-	err := s.inTx(ctx, func(ctx context.Context, sqlTx *sql.Tx) error {
+	err := servicedb.InTx(ctx, s.db.Writer, func(ctx context.Context, sqlTx *sql.Tx) error {
 		tx := db.stmts.in(sqlTx)
 		for _, q := range []string{`DELETE FROM order_view`, `DELETE FROM order_status_counts`, `DELETE FROM order_deadlines`} {
 			if _, err := tx.ExecContext(ctx, q); err != nil {

@@ -48,7 +48,7 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 
 // InTx runs fn in one transaction of the writer.
 func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
-	return s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return servicedb.InTx(ctx, s.db.Writer, func(ctx context.Context, tx *sql.Tx) error {
 		return fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)})
 	})
 }
@@ -64,27 +64,6 @@ func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxF
 		}
 		return nil
 	})
-}
-
-// inTx runs fn in a transaction committed when fn returns nil and rolled
-// back otherwise. The connection is taken under ctx; the transaction and
-// fn's statements run without its cancellation: once fn succeeded, a
-// cancelled ctx cannot undo it, and mattn/go-sqlite3 runs every Exec under
-// a cancellable context in a goroutine of its own (to interrupt it), a
-// goroutine per statement for a transaction that takes milliseconds.
-func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) error) (err error) {
-	conn, err := s.db.Writer.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("get connection: %w", err)
-	}
-	defer conn.Close()
-	ctx = context.WithoutCancel(ctx)
-	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	defer func() { err = servicedb.FinishTx(err, tx, recover()) }()
-	return fn(ctx, tx)
 }
 
 // storeTx is app.Tx on one *sql.Tx.
@@ -392,7 +371,7 @@ func (s *Store) StatusCounts(ctx context.Context) (map[domain.Status]int64, erro
 // consumers must dead-letter it. typ is the message type it claims to be.
 func (s *Store) EmitPoison(ctx context.Context, topic, typ string) (string, error) {
 	msg := servicedb.PoisonMessage(typ)
-	err := s.inTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	err := servicedb.InTx(ctx, s.db.Writer, func(ctx context.Context, tx *sql.Tx) error {
 		return s.outbox.Store(ctx, tx, topic, msg)
 	})
 	if err != nil {
