@@ -14,13 +14,7 @@ import (
 )
 
 func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
+	q, reader := openMetered(t)
 	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(2)})
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +56,20 @@ func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
 	}
 }
 
+// openMetered opens a SQLite queue whose metrics go to the reader it
+// returns.
+func openMetered(t *testing.T) (*queue.Queue, *sdkmetric.ManualReader) {
+	t.Helper()
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q, reader
+}
+
 // collectMetrics returns the int64 sums (by name, and name/outcome where
 // there is an outcome attribute) and gauges (by name) reader holds now.
 func collectMetrics(t *testing.T, reader sdkmetric.Reader) (sums, gauges map[string]int64) {
@@ -99,13 +107,7 @@ func collectMetrics(t *testing.T, reader sdkmetric.Reader) (sums, gauges map[str
 // The SQLite backend reports its write transactions and what they carried;
 // with more operations than transactions when group commit joins them.
 func TestMetricsCountSQLiteWriteTransactions(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
+	q, reader := openMetered(t)
 	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
 	if err != nil {
 		t.Fatal(err)

@@ -158,9 +158,10 @@ func (c ForwarderConfig) Validate() error {
 // BatchSize messages, publishes them to the destination together (one
 // Publish per destination topic, at once, just before the offset moves:
 // batch.go) and advances the offset; it commits when the batch is done, so
-// business writes wait at most one batch. Before that transaction, a read-only probe
-// checks there is something to forward: an idle forwarder polls every
-// PollInterval (faster right after traffic) without taking the write lock.
+// business writes wait at most one batch. Before that transaction, a
+// read-only probe checks there is something to forward: an idle forwarder
+// polls every PollInterval (faster right after traffic) without taking the
+// write lock.
 //
 // A failed forward does not keep the lock while retrying. A batch whose
 // publish fails is rolled back whole (its offset stays) and the forwarder
@@ -169,8 +170,8 @@ func (c ForwarderConfig) Validate() error {
 // of the outbox (in the same transaction, so nothing is lost), the rest of
 // the batch follows it without being tried, and the forwarder pauses
 // again. Order is therefore commit order except after a destination
-// failure. Messages that are not outbox envelopes are
-// logged and dropped (only Outbox writes to the table).
+// failure. Messages that are not outbox envelopes are logged and dropped
+// (only Outbox writes to the table).
 type Forwarder struct {
 	cfg  ForwarderConfig
 	db   *sql.DB

@@ -16,8 +16,26 @@ const (
 	OpOther      = "other"
 )
 
-// opKinds lists the kinds in the order of writeCounters.ops.
-var opKinds = [...]string{OpPublish, OpClaim, OpAck, OpNack, OpRelease, OpExtend, OpSubscribe, OpGC, OpDeadLetter, OpOther}
+// The indexes of the kinds in writeCounters.ops and opKinds.
+const (
+	kindPublish = iota
+	kindClaim
+	kindAck
+	kindNack
+	kindRelease
+	kindExtend
+	kindSubscribe
+	kindGC
+	kindDeadLetter
+	kindOther
+	numKinds
+)
+
+var opKinds = [numKinds]string{
+	kindPublish: OpPublish, kindClaim: OpClaim, kindAck: OpAck, kindNack: OpNack,
+	kindRelease: OpRelease, kindExtend: OpExtend, kindSubscribe: OpSubscribe,
+	kindGC: OpGC, kindDeadLetter: OpDeadLetter, kindOther: OpOther,
+}
 
 // WriteStats counts what this process's writer committed to the queue file
 // since Open: its write transactions, each of which took the file's one
@@ -34,7 +52,7 @@ type WriteStats struct {
 // writeCounters are the writer's tallies behind WriteStats.
 type writeCounters struct {
 	transactions atomic.Int64
-	ops          [len(opKinds)]atomic.Int64
+	ops          [numKinds]atomic.Int64
 }
 
 // count tallies one committed transaction carrying the ops batch[idx].
@@ -45,34 +63,35 @@ func (c *writeCounters) count(batch []writeRequest, idx []int) {
 	}
 }
 
+// opKind is the index of op's kind.
 func opKind(op writeOp) int {
 	switch op.(type) {
 	case *publishOp:
-		return 0
+		return kindPublish
 	case *claimOp:
-		return 1
+		return kindClaim
 	case *ackOp:
-		return 2
+		return kindAck
 	case *nackOp:
-		return 3
+		return kindNack
 	case *releaseOp:
-		return 4
+		return kindRelease
 	case *extendOp:
-		return 5
+		return kindExtend
 	case *subscribeOp:
-		return 6
+		return kindSubscribe
 	case *gcOp, *vacuumOp:
-		return 7
+		return kindGC
 	case *putDeadLetterOp, *deleteDeadLettersOp:
-		return 8
+		return kindDeadLetter
 	default:
-		return 9
+		return kindOther
 	}
 }
 
 // WriteStats returns what this process's writer has committed so far.
 func (b *Backend) WriteStats() WriteStats {
-	s := WriteStats{Transactions: b.writeCounts.transactions.Load(), Operations: make(map[string]int64, len(opKinds))}
+	s := WriteStats{Transactions: b.writeCounts.transactions.Load(), Operations: make(map[string]int64, numKinds)}
 	for i, kind := range opKinds {
 		s.Operations[kind] = b.writeCounts.ops[i].Load()
 	}
