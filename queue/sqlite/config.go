@@ -100,9 +100,12 @@ type Config struct {
 	// truncating checkpoint. Default 64 MiB.
 	WALLimit int64
 
-	// CheckpointInterval is how often the WAL size is checked (a stat of
-	// the file). Default 500ms: at 20k msg/s the WAL grows ~50 MB/s while
-	// readers keep it from being restarted.
+	// CheckpointInterval is how often the WAL size is checked against
+	// WALLimit (a stat of the file), how often a process that does not
+	// checkpoint tries to become the file's checkpointer, and how often the
+	// checkpointer looks at a quiet WAL (while commits come, it copies the
+	// WAL into the database every 20 ms). Default 500ms: at 20k msg/s the
+	// WAL grows ~50 MB/s while readers keep it from being restarted.
 	CheckpointInterval time.Duration
 
 	// MustExist makes Open fail when the file does not exist yet, instead
