@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,9 @@ import (
 // (flock locks belong to the open file, so a second open in this process
 // stands for another process), and it is free again once released.
 func TestOneProcessAtATimeLeadsCheckpoints(t *testing.T) {
+	if !checkpointLockExclusive {
+		t.Skip("no exclusive file lock on this platform: every process checkpoints")
+	}
 	lockPath := filepath.Join(t.TempDir(), "q.db"+checkpointLockSuffix)
 	release, err := tryLeadCheckpoints(lockPath)
 	if err != nil || release == nil {
@@ -43,14 +47,7 @@ func TestCommittedPagesReachTheDatabaseFileInTheBackground(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	sizeOf := func(p string) int64 {
-		st, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Size()
-	}
-	before := sizeOf(path)
+	before := fileSizeOf(t, path)
 	const payloadBytes = 64 << 10 // 16 pages: far below 1,000
 	pub := be.Publisher()
 	for i := range 16 {
@@ -60,14 +57,74 @@ func TestCommittedPagesReachTheDatabaseFileInTheBackground(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for sizeOf(path) < before+payloadBytes {
+	for fileSizeOf(t, path) < before+payloadBytes {
 		if time.Now().After(deadline) {
 			t.Fatalf("database file: got %d bytes 10s after the commits, want at least %d (%d before + %d of payloads); WAL %d bytes",
-				sizeOf(path), before+payloadBytes, before, payloadBytes, sizeOf(path+"-wal"))
+				fileSizeOf(t, path), before+payloadBytes, before, payloadBytes, fileSizeOf(t, path+"-wal"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := os.Stat(path + checkpointLockSuffix); err != nil {
+	if _, err := os.Stat(path + checkpointLockSuffix); checkpointLockExclusive && err != nil {
 		t.Errorf("checkpoint lock file: %v", err)
 	}
+}
+
+// A checkpoint that a reader's snapshot kept from copying the whole log is
+// tried again after the reader is gone, although nothing is written
+// meanwhile: otherwise the rest would wait for SQLite's automatic
+// checkpoint inside a COMMIT.
+func TestAPartialCheckpointIsCompletedWithoutFurtherWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "q.db")
+	be, err := Open(ctx, path, Config{CheckpointInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	reader, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	snapshot, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := snapshot.QueryRowContext(ctx, "SELECT COUNT(*) FROM queue_messages").Scan(&n); err != nil {
+		t.Fatal(err) // the read transaction now holds its snapshot
+	}
+	before := fileSizeOf(t, path)
+	const payloadBytes = 64 << 10
+	pub := be.Publisher()
+	for i := range 16 {
+		m := message.NewMessage(string(rune('a'+i)), []byte(strings.Repeat("x", payloadBytes/16)))
+		if err := pub.Publish("checkpointed", m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // checkpoints run, held back by the snapshot
+	if got := fileSizeOf(t, path); got >= before+payloadBytes {
+		t.Fatalf("database file grew to %d bytes while a reader held an older snapshot, want it held back (this test's premise)", got)
+	}
+	if err := snapshot.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fileSizeOf(t, path) < before+payloadBytes {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file: got %d bytes 10s after the reader ended, with no writes since, want at least %d",
+				fileSizeOf(t, path), before+payloadBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func fileSizeOf(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
 }

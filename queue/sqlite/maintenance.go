@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/ThreeDotsLabs/watermill"
 	"os"
 	"time"
 )
@@ -131,22 +130,21 @@ const checkpointLockSuffix = "-checkpointer"
 // checkpoint keeps the write-ahead log short. The process that holds the
 // checkpoint lock runs a passive checkpoint (no write lock taken, so every
 // process's writers go on meanwhile; it copies only what no reader still
-// needs) every passiveCheckpointEvery while the log changes, and looks
-// again every CheckpointInterval when it has been quiet. The others try to
-// take the lock every CheckpointInterval, so that one takes over when the
-// checkpointing process ends. Every process also checks the log's size
-// every CheckpointInterval: when readers kept it from starting over and it
-// has grown past WALLimit, a truncating checkpoint (which waits for them,
-// holding the write lock) brings it back to zero.
+// needs) every passiveCheckpointEvery while the log changes or a checkpoint
+// left part of it uncopied, and looks again every CheckpointInterval when
+// it has been quiet. The others try to take the lock every
+// CheckpointInterval, so that one takes over when the checkpointing process
+// ends; a process that cannot use the lock file at all checkpoints as if it
+// held the lock (repeated work, not wrong) and keeps trying. Every process
+// also checks the log's size every CheckpointInterval: when readers kept it
+// from starting over and it has grown past WALLimit, a truncating
+// checkpoint (which waits for them, holding the write lock) brings it back
+// to zero.
 func (b *Backend) checkpoint(ctx context.Context) {
 	defer b.loops.Done()
 	walPath := b.path + "-wal"
-	var release func()
-	defer func() {
-		if release != nil {
-			release()
-		}
-	}()
+	var lead checkpointLead
+	defer lead.stop()
 	var lastSize int64 = -1
 	var lastMod, lastLimitCheck time.Time
 	wait := time.NewTimer(b.cfg.CheckpointInterval)
@@ -165,39 +163,92 @@ func (b *Backend) checkpoint(ctx context.Context) {
 		}
 		if time.Since(lastLimitCheck) >= b.cfg.CheckpointInterval {
 			lastLimitCheck = time.Now()
-			if release == nil {
-				if release, err = tryLeadCheckpoints(b.path + checkpointLockSuffix); err != nil {
-					b.logger.Info("Cannot take the checkpoint lock; checkpointing anyway", watermill.LogFields{"reason": err.Error()})
-					release = func() {}
-				}
-			}
+			lead.try(ctx, b)
 			if st.Size() > b.cfg.WALLimit {
 				if err := b.submit(checkpointOp{wait: min(b.cfg.BusyTimeout, checkpointMaxWait)}, true); err != nil && !errors.Is(err, errClosed) {
 					b.logger.Error("Checkpoint", err, nil)
 				}
 			}
 		}
-		if release != nil && (st.Size() != lastSize || !st.ModTime().Equal(lastMod)) {
-			lastSize, lastMod = st.Size(), st.ModTime()
-			if err := b.passiveCheckpoint(ctx); err != nil && ctx.Err() == nil {
+		if lead.conn == nil || (st.Size() == lastSize && st.ModTime().Equal(lastMod)) {
+			wait.Reset(next)
+			continue
+		}
+		lastSize, lastMod = st.Size(), st.ModTime()
+		switch complete, err := passiveCheckpoint(ctx, lead.conn); {
+		case err != nil:
+			if ctx.Err() == nil {
 				b.logger.Error("Checkpoint", err, nil)
 			}
+			// Back off to CheckpointInterval (and one log line each).
+		case !complete:
+			// A reader's snapshot kept part of the log from being copied:
+			// try again soon even if nothing is written meanwhile, or the
+			// rest would wait for SQLite's automatic checkpoint in a COMMIT.
+			lastSize = -1
+			next = passiveCheckpointEvery
+		default:
 			next = passiveCheckpointEvery
 		}
 		wait.Reset(next)
 	}
 }
 
-// passiveCheckpoint runs PRAGMA wal_checkpoint(PASSIVE). A passive
-// checkpoint never waits in the busy handler: while another connection's
-// checkpoint runs, it returns at once and leaves the work to that one.
-func (b *Backend) passiveCheckpoint(ctx context.Context) error {
-	var busy, logFrames, checkpointed int
-	err := b.readDB.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &checkpointed)
-	if err != nil && !isBusy(err) {
-		return fmt.Errorf("passive wal checkpoint: %w", err)
+// checkpointLead is the checkpoint loop's part in the election of the
+// file's checkpointer: the lock while it is held, and the reader
+// connection the checkpoints run on (its own, so that a checkpoint's two
+// syncs never keep a subscriber's probe waiting for a pooled connection).
+type checkpointLead struct {
+	release func()    // nil: another process checkpoints (or not tried yet)
+	conn    *sql.Conn // set while this process checkpoints
+	warned  bool
+}
+
+// try takes the lock if it is free. A lock file that cannot be used makes
+// this process checkpoint anyway, until a later try gets the lock.
+func (l *checkpointLead) try(ctx context.Context, b *Backend) {
+	if l.release != nil {
+		return
 	}
-	return nil
+	release, err := tryLeadCheckpoints(b.path + checkpointLockSuffix)
+	if err != nil && !l.warned {
+		l.warned = true
+		b.logger.Error("Cannot use the checkpoint lock file; this process checkpoints anyway (with others doing the same, checkpoints repeat work)", err, nil)
+	}
+	l.release = release
+	if (release != nil || err != nil) && l.conn == nil {
+		conn, err := b.readDB.Conn(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				b.logger.Error("Checkpoint connection", err, nil)
+			}
+			return
+		}
+		l.conn = conn
+	}
+}
+
+func (l *checkpointLead) stop() {
+	if l.conn != nil {
+		_ = l.conn.Close()
+	}
+	if l.release != nil {
+		l.release()
+	}
+}
+
+// passiveCheckpoint runs PRAGMA wal_checkpoint(PASSIVE) and reports whether
+// it copied the whole log. The checkpoint itself never waits: another
+// connection's checkpoint in progress makes it return at once, busy and
+// incomplete (that one does the work). Preparing the statement may still
+// wait in the busy handler like any read, e.g. while another connection
+// recovers the WAL index after a crash.
+func passiveCheckpoint(ctx context.Context, conn *sql.Conn) (complete bool, err error) {
+	var busy, logFrames, checkpointed int
+	if err := conn.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &logFrames, &checkpointed); err != nil {
+		return false, fmt.Errorf("passive wal checkpoint: %w", err)
+	}
+	return busy == 0 && checkpointed == logFrames, nil
 }
 
 // vacuumOp returns up to pages free pages (32 MiB of 4 KiB pages) to the

@@ -183,8 +183,11 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		_ = writeDB.Close()
 		return nil, fmt.Errorf("open sqlite queue %q for reading: %w", path, err)
 	}
-	readDB.SetMaxOpenConns(4)
-	readDB.SetMaxIdleConns(4)
+	// Three for probes, payload loads and stats, one pinned by the change
+	// watcher and one by the checkpoint loop while this process is the
+	// file's checkpointer.
+	readDB.SetMaxOpenConns(5)
+	readDB.SetMaxIdleConns(5)
 	readDB.SetConnMaxIdleTime(0)
 	readDB.SetConnMaxLifetime(0)
 
