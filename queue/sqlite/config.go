@@ -207,11 +207,21 @@ func (c Config) Validate() error {
 
 // urlParams names the query parameters of a sqlite:// queue URL that
 // ApplyURLParams understands.
-const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch"
+const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min"
+
+// pollMinBounds are the values poll_min may take in a queue URL: below
+// 10µs a busy process would wake its subscribers for nearly every write
+// of every process; above the default PollMax it would exceed the
+// slowest polling interval.
+const (
+	pollMinLowest  = 10 * time.Microsecond
+	pollMinHighest = 16 * time.Millisecond
+)
 
 // ApplyURLParams sets the fields named by the query parameters of a
 // sqlite:// queue URL (rawQuery is the part after "?"): synchronous=FULL,
-// lease=30s, busy_timeout=30s, nack_delay=0s, ack_delay=2ms, claim_batch=64.
+// lease=30s, busy_timeout=30s, nack_delay=0s, ack_delay=2ms, claim_batch=64,
+// poll_min=500us.
 // A parameter left out keeps the field as it is (zero takes the default).
 // A parameter given explicitly must be a value the store can use: lease=0s,
 // busy_timeout=0s or claim_batch=0 are errors naming the parameter, not a
@@ -249,7 +259,7 @@ func (c *Config) applyURLParam(key, v string) error {
 		}
 		c.Synchronous = s
 		return nil
-	case "lease", "busy_timeout", "nack_delay", "ack_delay":
+	case "lease", "busy_timeout", "nack_delay", "ack_delay", "poll_min":
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("%s=%q: %w", key, v, err)
@@ -278,6 +288,11 @@ func (c *Config) applyURLParam(key, v string) error {
 			if d == 0 {
 				c.AckDelay = -1 // in a URL, 0 means "commit acks at once"
 			}
+		case "poll_min":
+			if d < pollMinLowest || d > pollMinHighest {
+				return fmt.Errorf("poll_min must be from %s to %s, got %s", pollMinLowest, pollMinHighest, d)
+			}
+			c.PollMin = d
 		}
 		return nil
 	case "claim_batch":

@@ -27,6 +27,9 @@ func TestURLParamsRejectExplicitZeroAndNegative(t *testing.T) {
 		{"nack_delay=-1s", "nack_delay must not be negative, got -1s"},
 		{"ack_delay=-1ms", "ack_delay must not be negative, got -1ms"},
 		{"lease=soon", `lease="soon"`},
+		{"poll_min=0s", "poll_min must be from 10µs to 16ms, got 0s"},
+		{"poll_min=5us", "poll_min must be from 10µs to 16ms, got 5µs"},
+		{"poll_min=20ms", "poll_min must be from 10µs to 16ms, got 20ms"},
 		{"lease_time=3s", `unknown parameter "lease_time"`},
 		{"lease=0s&claim_batch=0", "claim_batch must be at least 1, got 0"},
 		{"lease=0s&claim_batch=0", "lease must be at least 10ms, got 0s"},
@@ -48,7 +51,7 @@ func TestURLParamsSetValuesAndKeepDefaults(t *testing.T) {
 		check func(c Config) string // "" when c is right
 	}{
 		{"", func(c Config) string {
-			if c.Lease != 30*time.Second || c.BusyTimeout != 30*time.Second || c.ClaimBatch != 64 || c.AckDelay != 2*time.Millisecond || c.NackDelay != 0 {
+			if c.Lease != 30*time.Second || c.BusyTimeout != 30*time.Second || c.ClaimBatch != 64 || c.AckDelay != 2*time.Millisecond || c.NackDelay != 0 || c.PollMin != 500*time.Microsecond {
 				return "want the defaults"
 			}
 			return ""
@@ -74,6 +77,12 @@ func TestURLParamsSetValuesAndKeepDefaults(t *testing.T) {
 		{"ack_delay=0s", func(c Config) string {
 			if c.AckDelay >= 0 {
 				return "want a negative ack delay (commit acks at once)"
+			}
+			return ""
+		}},
+		{"poll_min=100us", func(c Config) string {
+			if c.PollMin != 100*time.Microsecond || c.PollMax != 16*time.Millisecond {
+				return "want poll min 100µs and the default poll max"
 			}
 			return ""
 		}},
