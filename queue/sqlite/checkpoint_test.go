@@ -40,27 +40,14 @@ func TestOneProcessAtATimeLeadsCheckpoints(t *testing.T) {
 // the 1,000 pages of WAL at which SQLite's automatic checkpoint would copy
 // them inside a COMMIT and hold up the writes queued behind it.
 func TestCommittedPagesReachTheDatabaseFileInTheBackground(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "q.db")
-	be, err := Open(ctx, path, Config{CheckpointInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
+	path, be := openCheckpointing(t)
 	before := fileSizeOf(t, path)
-	const payloadBytes = 64 << 10 // 16 pages: far below 1,000
-	pub := be.Publisher()
-	for i := range 16 {
-		m := message.NewMessage(string(rune('a'+i)), []byte(strings.Repeat("x", payloadBytes/16)))
-		if err := pub.Publish("checkpointed", m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishPayloads(t, be)
 	deadline := time.Now().Add(10 * time.Second)
-	for fileSizeOf(t, path) < before+payloadBytes {
+	for fileSizeOf(t, path) < before+payloadsBytes {
 		if time.Now().After(deadline) {
 			t.Fatalf("database file: got %d bytes 10s after the commits, want at least %d (%d before + %d of payloads); WAL %d bytes",
-				fileSizeOf(t, path), before+payloadBytes, before, payloadBytes, fileSizeOf(t, path+"-wal"))
+				fileSizeOf(t, path), before+payloadsBytes, before, payloadsBytes, fileSizeOf(t, path+"-wal"))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -75,12 +62,7 @@ func TestCommittedPagesReachTheDatabaseFileInTheBackground(t *testing.T) {
 // checkpoint inside a COMMIT.
 func TestAPartialCheckpointIsCompletedWithoutFurtherWrites(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "q.db")
-	be, err := Open(ctx, path, Config{CheckpointInterval: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer be.Close()
+	path, be := openCheckpointing(t)
 	reader, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
 	if err != nil {
 		t.Fatal(err)
@@ -95,26 +77,19 @@ func TestAPartialCheckpointIsCompletedWithoutFurtherWrites(t *testing.T) {
 		t.Fatal(err) // the read transaction now holds its snapshot
 	}
 	before := fileSizeOf(t, path)
-	const payloadBytes = 64 << 10
-	pub := be.Publisher()
-	for i := range 16 {
-		m := message.NewMessage(string(rune('a'+i)), []byte(strings.Repeat("x", payloadBytes/16)))
-		if err := pub.Publish("checkpointed", m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	publishPayloads(t, be)
 	time.Sleep(200 * time.Millisecond) // checkpoints run, held back by the snapshot
-	if got := fileSizeOf(t, path); got >= before+payloadBytes {
+	if got := fileSizeOf(t, path); got >= before+payloadsBytes {
 		t.Fatalf("database file grew to %d bytes while a reader held an older snapshot, want it held back (this test's premise)", got)
 	}
 	if err := snapshot.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for fileSizeOf(t, path) < before+payloadBytes {
+	for fileSizeOf(t, path) < before+payloadsBytes {
 		if time.Now().After(deadline) {
 			t.Fatalf("database file: got %d bytes 10s after the reader ended, with no writes since, want at least %d",
-				fileSizeOf(t, path), before+payloadBytes)
+				fileSizeOf(t, path), before+payloadsBytes)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -127,4 +102,34 @@ func fileSizeOf(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+// openCheckpointing opens a queue in a new file whose checkpoint loop
+// looks every 20 ms; it is closed when the test ends.
+func openCheckpointing(t *testing.T) (path string, be *Backend) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "q.db")
+	be, err := Open(context.Background(), path, Config{CheckpointInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	return path, be
+}
+
+// payloadsBytes is what publishPayloads publishes: 16 pages of 4 KiB, far
+// below the 1,000 pages at which SQLite's automatic checkpoint runs.
+const payloadsBytes = 64 << 10
+
+// publishPayloads publishes 16 messages of payloadsBytes in all, each in a
+// commit of its own.
+func publishPayloads(t *testing.T, be *Backend) {
+	t.Helper()
+	pub := be.Publisher()
+	for i := range 16 {
+		m := message.NewMessage(string(rune('a'+i)), []byte(strings.Repeat("x", payloadsBytes/16)))
+		if err := pub.Publish("checkpointed", m); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
