@@ -104,11 +104,36 @@ func fileSizeOf(t *testing.T, path string) int64 {
 	return st.Size()
 }
 
+// A process that cannot use the lock file (here a directory stands in
+// its place) checkpoints anyway rather than leaving the WAL to SQLite's
+// automatic checkpoint.
+func TestWithoutAUsableLockFileTheProcessCheckpointsAnyway(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "q.db"+checkpointLockSuffix), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path, be := openCheckpointingAt(t, filepath.Join(dir, "q.db"))
+	before := fileSizeOf(t, path)
+	publishPayloads(t, be)
+	deadline := time.Now().Add(10 * time.Second)
+	for fileSizeOf(t, path) < before+payloadsBytes {
+		if time.Now().After(deadline) {
+			t.Fatalf("database file: got %d bytes 10s after the commits, want at least %d", fileSizeOf(t, path), before+payloadsBytes)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // openCheckpointing opens a queue in a new file whose checkpoint loop
 // looks every 20 ms; it is closed when the test ends.
 func openCheckpointing(t *testing.T) (path string, be *Backend) {
 	t.Helper()
-	path = filepath.Join(t.TempDir(), "q.db")
+	return openCheckpointingAt(t, filepath.Join(t.TempDir(), "q.db"))
+}
+
+// openCheckpointingAt is openCheckpointing at a given path.
+func openCheckpointingAt(t *testing.T, path string) (string, *Backend) {
+	t.Helper()
 	be, err := Open(context.Background(), path, Config{CheckpointInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

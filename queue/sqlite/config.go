@@ -213,7 +213,7 @@ func (c Config) Validate() error {
 // ApplyURLParams understands.
 const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min"
 
-// pollMinBounds are the values poll_min may take in a queue URL: below
+// pollMinLowest and pollMinHighest bound poll_min in a queue URL: below
 // 10µs a busy process would wake its subscribers for nearly every write
 // of every process; above the default PollMax it would exceed the
 // slowest polling interval.

@@ -120,7 +120,8 @@ func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 // is the moment at which the log can start over, just after a commit of
 // this connection). In more than one process at once, the passive
 // checkpoints copied hot pages over and over and cost single-message
-// throughput; hence one checkpointing process per file (checkpointLock).
+// throughput; hence one checkpointing process per file (the holder of the
+// lock on the file named by checkpointLockSuffix).
 const passiveCheckpointEvery = 20 * time.Millisecond
 
 // checkpointLockSuffix names, beside the queue file, the file whose lock
@@ -216,7 +217,16 @@ func (l *checkpointLead) try(ctx context.Context, b *Backend) {
 		b.logger.Error("Cannot use the checkpoint lock file; this process checkpoints anyway (with others doing the same, checkpoints repeat work)", err, nil)
 	}
 	l.release = release
-	if (release != nil || err != nil) && l.conn == nil {
+	if release == nil && err == nil {
+		// Another process checkpoints (after this one did without the
+		// lock file, if that became usable again).
+		if l.conn != nil {
+			_ = l.conn.Close()
+			l.conn = nil
+		}
+		return
+	}
+	if l.conn == nil {
 		conn, err := b.readDB.Conn(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
