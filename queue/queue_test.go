@@ -364,6 +364,8 @@ func TestValidateURLOpensNothing(t *testing.T) {
 	for _, tt := range []struct{ url, wantInErr string }{
 		{"sqlite://" + missing, ""},
 		{"sqlite3://" + missing + "?synchronous=full&lease=5s&ack_delay=0s", ""},
+		{"sqlite://" + missing + "?poll_min=100us", ""},
+		{"sqlite://" + missing + "?poll_min=1us", "poll_min must be from 10µs to 16ms, got 1µs"},
 		{"postgres://nobody@127.0.0.1:1/none?sslmode=disable", ""}, // nothing listens there: not dialled
 		{"postgresql://nobody@127.0.0.1/none", ""},
 		{"memory://", ""},
