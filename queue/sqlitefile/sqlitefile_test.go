@@ -180,9 +180,10 @@ func TestDSN(t *testing.T) {
 		params url.Values
 		want   string
 	}{
-		{"/data/queue.db", nil, "file:/data/queue.db"},
-		{"/data/queue.db", url.Values{"_txlock": {"immediate"}}, "file:/data/queue.db?_txlock=immediate"},
-		{"/data/what?#.db", url.Values{"_busy_timeout": {"10"}}, "file:/data/what%3f%23.db?_busy_timeout=10"},
+		{"/data/queue.db", nil, "file:/data/queue.db?_mutex=no"},
+		{"/data/queue.db", url.Values{"_txlock": {"immediate"}}, "file:/data/queue.db?_mutex=no&_txlock=immediate"},
+		{"/data/queue.db", url.Values{"_mutex": {"full"}}, "file:/data/queue.db?_mutex=full"},
+		{"/data/what?#.db", url.Values{"_busy_timeout": {"10"}}, "file:/data/what%3f%23.db?_busy_timeout=10&_mutex=no"},
 	} {
 		if got := sqlitefile.DSN(tc.path, tc.params); got != tc.want {
 			t.Errorf("DSN(%q, %v): got %q, want %q", tc.path, tc.params, got, tc.want)
