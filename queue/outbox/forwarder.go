@@ -14,6 +14,8 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/internal/handlerpool"
 )
 
 // MetadataForwardFailures is set on an outbox envelope (not on the message
@@ -186,8 +188,11 @@ type Forwarder struct {
 	offsets    OffsetsAdapter
 	sub        *wsql.Subscriber
 	fwd        *forwarder.Forwarder
-	cool       *cooldown
-	logger     watermill.LoggerAdapter
+	// pool runs the forwarding handler on goroutines that keep their
+	// grown stacks (the router starts one per message).
+	pool   *handlerpool.Pool
+	cool   *cooldown
+	logger watermill.LoggerAdapter
 
 	drain           *drain
 	stopPolling     chan struct{} // closed by shutdown once drained
@@ -217,7 +222,12 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		return nil, fmt.Errorf("outbox forwarder: invalid config: %w", err)
 	}
 
+	pool, err := handlerpool.New(0)
+	if err != nil {
+		return nil, fmt.Errorf("outbox forwarder: %w", err)
+	}
 	f := &Forwarder{
+		pool:   pool,
 		cfg:    cfg,
 		db:     db,
 		dst:    dst,
@@ -273,7 +283,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 
 	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held}, cfg.Logger, forwarder.Config{
 		ForwarderTopic:      cfg.ForwarderTopic,
-		Middlewares:         append([]message.HandlerMiddleware{f.requeueOnFailure}, cfg.Middlewares...),
+		Middlewares:         append([]message.HandlerMiddleware{f.pool.Middleware, f.requeueOnFailure}, cfg.Middlewares...),
 		CloseTimeout:        cfg.CloseTimeout,
 		AckWhenCannotUnwrap: true,
 	})
@@ -327,6 +337,10 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	f.waitForPublishes()
+	if !f.pool.Close(f.cfg.CloseTimeout) {
+		f.logger.Error("Outbox forwarder stopped with a forward still running", nil,
+			watermill.LogFields{"waited": f.cfg.CloseTimeout})
+	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("outbox forwarder: %w", err), shutdownErr)
 	}
