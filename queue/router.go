@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"go.opentelemetry.io/otel/metric"
@@ -43,13 +42,13 @@ type RouterConfig struct {
 
 // Router runs handlers for one consumer group. Every handler is wrapped,
 // outermost first, in: panic recovery (a last resort for the middleware
-// itself), a hand-over to a long-lived goroutine (whose stack has grown
-// already: Watermill starts a goroutine per message, and growing its stack
-// cost 5 % of the services' CPU), a consumer span (child of the producer's span), metrics, retries
-// with dead-lettering, and panic recovery again: a handler that panics has
-// failed an attempt like one that returns an error, so it is retried with
-// backoff and dead-lettered after MaxAttempts, not redelivered at once
-// forever.
+// itself), a hand-over to a long-lived goroutine whose stack has grown
+// already (Watermill starts a goroutine per message, and growing its stack
+// cost 5 % of the services' CPU), a consumer span (child of the producer's
+// span), metrics, retries with dead-lettering, and panic recovery again: a
+// handler that panics has failed an attempt like one that returns an
+// error, so it is retried with backoff and dead-lettered after
+// MaxAttempts, not redelivered at once forever.
 type Router struct {
 	q      *Queue
 	cfg    RouterConfig
@@ -139,12 +138,9 @@ func (r *Router) Run(ctx context.Context) error {
 	if cerr := r.sub.Close(); err == nil {
 		err = cerr
 	}
-	// The handlers still running were cancelled by the subscriber's
-	// Close; one that ignores it keeps its goroutine past Run, as it did
-	// before the pool.
-	if !r.pool.Close(r.cfg.CloseTimeout) {
-		r.q.logger.Error("A message handler is still running after the router stopped", nil,
-			watermill.LogFields{"consumer_group": r.cfg.ConsumerGroup, "waited": r.cfg.CloseTimeout})
-	}
+	// Ends the pooled goroutines that wait for work. A handler that
+	// ignored the cancellation above keeps its goroutine until it returns,
+	// past Run, as Watermill's router leaves it.
+	r.pool.Close()
 	return err
 }

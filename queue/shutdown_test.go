@@ -229,3 +229,39 @@ func TestShutdownCancelsHandlersThatOutliveCloseTimeout(t *testing.T) {
 		}
 	})
 }
+
+// A handler that ignores its cancellation does not hold Run up beyond
+// CloseTimeout: Run returns while it still runs (on one of the router's
+// pooled goroutines, which ends when the handler returns).
+func TestShutdownDoesNotWaitForAHandlerThatIgnoresCancellation(t *testing.T) {
+	shutdownQueues(t, func(t *testing.T, q *queue.Queue, log closingLogger) {
+		const topic = "jobs"
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(5), CloseTimeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan struct{}, 10)
+		release := make(chan struct{})
+		returned := make(chan struct{})
+		r.Handle("deaf", topic, func(msg *message.Message) error {
+			defer func() { returned <- struct{}{} }()
+			started <- struct{}{}
+			<-release // not msg.Context()
+			return nil
+		})
+		stop, done := startRouter(t, r)
+		if err := q.Publisher().Publish(topic, message.NewMessage("m1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		within(t, started, "the handler to start")
+		stop()
+		within(t, done, "Run to return with the handler still running")
+		select {
+		case <-returned:
+			t.Error("the handler returned before it was released")
+		default:
+		}
+		close(release)
+		within(t, returned, "the handler to return once released")
+	})
+}

@@ -337,10 +337,7 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	stop()
 	wg.Wait()
 	f.waitForPublishes()
-	if !f.pool.Close(f.cfg.CloseTimeout) {
-		f.logger.Error("Outbox forwarder stopped with a forward still running", nil,
-			watermill.LogFields{"waited": f.cfg.CloseTimeout})
-	}
+	f.pool.Close()
 	if err != nil {
 		return errors.Join(fmt.Errorf("outbox forwarder: %w", err), shutdownErr)
 	}
@@ -439,7 +436,9 @@ func (f *Forwarder) pendingQuery(format string) wsql.Query {
 	}
 }
 
-// requeueOnFailure is the outermost middleware of the forwarding handler.
+// requeueOnFailure is the outermost middleware of the forwarding handler
+// but for the hand-over to a pooled goroutine (f.pool), which only moves
+// the call.
 // A failed (or panicking) forward inserts the envelope again at the end of
 // the outbox, in the subscriber's transaction, and acks the original, so
 // the subscriber commits and releases the write lock instead of resending

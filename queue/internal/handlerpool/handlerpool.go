@@ -34,14 +34,14 @@ const DefaultIdleTimeout = 10 * time.Second
 // waiting, so it has as many as were ever busy at once (the router's
 // concurrency bounds that), less those idle for longer than the idle
 // timeout. The goroutine that waited least is used first, so that the
-// others can reach the timeout. The zero Pool is not usable: use New.
+// others can reach the timeout. A pooled goroutine keeps the pprof labels
+// of the goroutine that started it. The zero Pool is not usable: use New.
 type Pool struct {
 	idleTimeout time.Duration
 
-	mu      sync.Mutex
-	idle    []*worker // waiting for a job; the last waited least
-	closed  bool
-	workers sync.WaitGroup
+	mu     sync.Mutex
+	idle   []*worker // waiting for a job; the last waited least
+	closed bool
 }
 
 // New returns a Pool whose goroutines end after idleTimeout without work
@@ -58,8 +58,10 @@ func New(idleTimeout time.Duration) (*Pool, error) {
 
 // worker is one goroutine of the pool; Run hands it a job through jobs
 // (buffered, so the hand-over never waits), Close closes jobs to end it.
+// exited is closed when the goroutine ends.
 type worker struct {
-	jobs chan *job
+	jobs   chan *job
+	exited chan struct{}
 }
 
 type job struct {
@@ -89,9 +91,8 @@ func (p *Pool) Run(fn func()) {
 		p.mu.Unlock()
 		w.jobs <- j
 	default:
-		p.workers.Add(1)
 		p.mu.Unlock()
-		go p.work(&worker{jobs: make(chan *job, 1)}, j)
+		go p.work(&worker{jobs: make(chan *job, 1), exited: make(chan struct{})}, j)
 	}
 	<-j.done
 	switch {
@@ -103,7 +104,7 @@ func (p *Pool) Run(fn func()) {
 }
 
 func (p *Pool) work(w *worker, j *job) {
-	defer p.workers.Done()
+	defer close(w.exited)
 	idle := time.NewTimer(p.idleTimeout)
 	defer idle.Stop()
 	for {
@@ -147,7 +148,9 @@ func (p *Pool) retire(w *worker) bool {
 	defer p.mu.Unlock()
 	for i, x := range p.idle {
 		if x == w {
-			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			n := copy(p.idle[i:], p.idle[i+1:])
+			p.idle[i+n] = nil
+			p.idle = p.idle[:i+n]
 			return true
 		}
 	}
@@ -175,37 +178,22 @@ func run(j *job, requeue func() bool) (again bool) {
 	return requeue()
 }
 
-// Close ends the pool's idle goroutines at once and the busy ones when
-// their call returns, and waits for them up to timeout (no limit when
-// zero). It reports whether they all ended: a call that ignores its
-// cancellation can outlive Close, as it would outlive the router. Later Run
-// calls run on the caller's goroutine.
-func (p *Pool) Close(timeout time.Duration) bool {
+// Close ends the pool's idle goroutines and waits for them, which takes
+// no time: they are only waiting. A goroutine running a call ends when the
+// call returns, without Close waiting for it — the router has already
+// waited for its handlers as long as it would, and cancelled them. Later
+// Run calls run on the caller's goroutine.
+func (p *Pool) Close() {
 	p.mu.Lock()
-	if !p.closed {
-		p.closed = true
-		for _, w := range p.idle {
-			close(w.jobs)
-		}
-		p.idle = nil
-	}
+	idle := p.idle
+	p.idle = nil
+	p.closed = true
 	p.mu.Unlock()
-	ended := make(chan struct{})
-	go func() {
-		p.workers.Wait()
-		close(ended)
-	}()
-	if timeout == 0 {
-		<-ended
-		return true
+	for _, w := range idle {
+		close(w.jobs)
 	}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-ended:
-		return true
-	case <-t.C:
-		return false
+	for _, w := range idle {
+		<-w.exited
 	}
 }
 
@@ -230,6 +218,10 @@ type PanicError struct {
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("%v\n\npanicked on a pooled goroutine:\n%s", e.Value, e.Stack)
 }
+
+// GoString is Error: Watermill's Recoverer prints a panic's value with
+// %#v, which would show the stack as a byte slice.
+func (e *PanicError) GoString() string { return e.Error() }
 
 // Unwrap returns Value when it is an error.
 func (e *PanicError) Unwrap() error {
