@@ -152,9 +152,9 @@ func isNew(path string) (bool, error) {
 // SQLite's per-connection mutex (_mutex=no, SQLITE_OPEN_NOMUTEX):
 // database/sql never lets two goroutines use one connection at once, so
 // the mutex mattn/go-sqlite3 asks for by default (FULLMUTEX) only adds a
-// lock and an unlock to every SQLite call — 4 % of the order service's CPU
-// (docs/benchmarks.md). Code that shares one driver connection between
-// goroutines itself must pass _mutex=full.
+// lock and an unlock to every SQLite call — 1–10 % of the order service's
+// CPU per order in alternating runs (docs/benchmarks.md). Code that shares
+// one driver connection between goroutines itself must pass _mutex=full.
 func DSN(path string, params url.Values) string {
 	name := "file:" + strings.NewReplacer("?", "%3f", "#", "%23").Replace(path)
 	q := url.Values{"_mutex": {"no"}}
