@@ -37,7 +37,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -48,6 +47,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicedb"
+	"github.com/orderflow/orderflow/pkg/telemetry"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
@@ -254,7 +254,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	// Watermill's info records (handlers starting, schemas created) are
 	// start-up chatter: log them at debug. Retries and dead letters are
 	// logged by the handlers themselves.
-	wlog := watermill.NewSlogLoggerWithLevelMapping(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wlog := telemetry.NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	if h.q = cfg.Queue; h.q == nil {
 		if h.q, err = queue.Open(ctx, queue.Config{URL: cfg.QueueURL, Logger: wlog,
 			TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator, MeterProvider: cfg.MeterProvider}); err != nil {

@@ -29,7 +29,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill"
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
@@ -42,6 +41,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicehost"
+	"github.com/orderflow/orderflow/pkg/telemetry"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
@@ -292,7 +292,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.db, err = adapters.OpenDB(ctx, filepath.Join(cfg.DataDir, DBFile), adapters.DBConfig{Synchronous: cfg.Synchronous}); err != nil {
 		return nil, err
 	}
-	wlog := watermill.NewSlogLogger(cfg.Logger)
+	wlog := telemetry.NewWatermillLogger(cfg.Logger, nil)
 	ob, err := outbox.New(ctx, s.db.Writer, outbox.Config{})
 	if err != nil {
 		return nil, err
