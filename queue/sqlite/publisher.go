@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -30,11 +29,11 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	op := &publishOp{topic: topic, msgs: make([]storedMessage, len(msgs))}
 	for i, m := range msgs {
-		meta, err := json.Marshal(m.Metadata)
+		meta, err := encodeMetadata(m.Metadata)
 		if err != nil {
 			return fmt.Errorf("publish to %s: encode metadata of %s: %w", topic, m.UUID, err)
 		}
-		op.msgs[i] = storedMessage{uuid: m.UUID, payload: m.Payload, metadata: string(meta)}
+		op.msgs[i] = storedMessage{uuid: m.UUID, payload: m.Payload, metadata: meta}
 	}
 	p.b.mu.Lock()
 	op.register = !p.b.knownTopics[topic]

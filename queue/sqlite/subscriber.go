@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -404,7 +403,7 @@ func (b *Backend) loadMessages(claims []claimed) (map[int64]*message.Message, er
 				return nil, fmt.Errorf("load claimed messages: %w", err)
 			}
 			m := message.NewMessage(uuid, payload)
-			if err := json.Unmarshal([]byte(meta), &m.Metadata); err != nil {
+			if err := decodeMetadata(meta, m.Metadata); err != nil {
 				// Metadata we wrote ourselves; unreadable means a damaged
 				// row. Deliver it bare so the handler's middleware can
 				// dead-letter it rather than blocking the queue.
