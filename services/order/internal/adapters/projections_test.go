@@ -189,3 +189,43 @@ func TestListOrdersPagination(t *testing.T) {
 		}
 	}
 }
+
+// A reply brings the order's view row and the status counts to the
+// order's new status, also when the row was damaged (at another status,
+// or missing).
+func TestAReplyUpdatesAViewRowThatIsNotWhereTheStreamSaysItIs(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage string
+	}{
+		{"row at its status", ``},
+		{"row at another status", `UPDATE order_view SET status = 'BOGUS' WHERE order_id = ?`},
+		{"row missing", `DELETE FROM order_view WHERE order_id = ?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := ordertest.New(t, ordertest.Options{})
+			id := env.Place()
+			if tc.damage != "" {
+				if _, err := env.DB.Writer.Exec(tc.damage, id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+			v := env.Order(id)
+			events := len(env.EventTypes(id))
+			if v.Status != domain.StatusStockReserved || v.Version != events {
+				t.Errorf("view after the reply: got status %s at version %d, want %s at %d", v.Status, v.Version, domain.StatusStockReserved, events)
+			}
+			counts, err := env.App.Queries.StatusCounts.Handle(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := counts[domain.StatusStockReserved]; got != 1 {
+				t.Errorf("count of %s: got %d, want 1", domain.StatusStockReserved, got)
+			}
+			if got := counts[domain.StatusPending]; tc.damage == "" && got != 0 {
+				t.Errorf("count of %s: got %d, want 0", domain.StatusPending, got)
+			}
+		})
+	}
+}
