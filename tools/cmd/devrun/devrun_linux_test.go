@@ -4,9 +4,47 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// platformStandIns are the stand-ins (see standIns) only Linux runs.
+var platformStandIns = map[string]func(name, dir string){
+	// loner moves itself into devrun's process group, out of the one
+	// devrun made for it, then runs until SIGTERM.
+	"loner": func(name, dir string) {
+		pgid, err := syscall.Getpgid(os.Getppid())
+		if err == nil {
+			err = syscall.Setpgid(0, pgid)
+		}
+		if err != nil {
+			note(dir, name+".setpgid", err.Error())
+		}
+		untilSIGTERM(name, dir)
+	},
+}
+
+// A process that left the group devrun made for it still gets devrun's
+// SIGTERM: with no group of that id any more, devrun signals the process
+// itself.
+func TestAProcessThatLeftItsGroupStillGetsSIGTERM(t *testing.T) {
+	p := startDevrun(t, []string{"order", "loner"}, "--services", "order,loner", "--grace", "20s")
+	p.waitNote(t, "order.started")
+	p.waitNote(t, "loner.started")
+	if p.noted("loner.setpgid") {
+		t.Fatalf("loner could not leave its group: %s", p.waitNote(t, "loner.setpgid"))
+	}
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if status := p.wait(t, 30*time.Second); status != 0 {
+		t.Errorf("devrun after SIGINT: exit status %d, want 0; output:\n%s", status, p.out)
+	}
+	if !p.noted("loner.sigterm") {
+		t.Errorf("loner, out of its group, did not get SIGTERM; devrun's output:\n%s", p.out)
+	}
+}
 
 // A devrun killed with SIGKILL cannot stop its processes; the kernel sends
 // each SIGTERM then (Pdeathsig), so that none outlives devrun: none is

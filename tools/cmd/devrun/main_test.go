@@ -25,8 +25,13 @@ import (
 // running main) and the processes devrun starts, which are symbolic links to
 // it named after the part they play (standIns).
 func TestMain(m *testing.M) {
-	if part, ok := standIns[filepath.Base(os.Args[0])]; ok {
-		part(filepath.Base(os.Args[0]), os.Getenv("DEVRUN_TEST_DIR"))
+	name := filepath.Base(os.Args[0])
+	part, ok := standIns[name]
+	if !ok {
+		part, ok = platformStandIns[name]
+	}
+	if ok {
+		part(name, os.Getenv("DEVRUN_TEST_DIR"))
 		os.Exit(0)
 	}
 	if os.Getenv("DEVRUN_TEST_ROLE") == "devrun" {

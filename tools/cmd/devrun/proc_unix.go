@@ -19,7 +19,9 @@ func signalProcess(p *process, sig syscall.Signal) error {
 	if err := syscall.Kill(-p.cmd.Process.Pid, sig); err != syscall.ESRCH {
 		return err
 	}
-	// No such group although p is there: p left it (setsid). Signal p
-	// itself, so that it still gets SIGTERM and its grace period.
+	// No such group although p is there: p moved itself into another
+	// group (setpgid; after setsid its new group would have its pid as
+	// id, and the kill above reach it). Signal p itself, so that it still
+	// gets SIGTERM and its grace period.
 	return p.cmd.Process.Signal(sig)
 }
