@@ -3,6 +3,7 @@ package handlerpool
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
 	"strconv"
 	"strings"
@@ -58,8 +59,13 @@ func TestCallsOneAfterAnotherShareOneGoroutine(t *testing.T) {
 }
 
 func TestConcurrentCallsRunAtOnce(t *testing.T) {
-	p := newPool(t, time.Minute)
-	const n = 5
+	runAtOnce(t, newPool(t, time.Minute), 5)
+}
+
+// runAtOnce makes n calls of p at once, each of which returns only once
+// all n are running, and waits for them to return.
+func runAtOnce(t *testing.T, p *Pool, n int) {
+	t.Helper()
 	var inside sync.WaitGroup
 	inside.Add(n)
 	all := make(chan struct{})
@@ -68,11 +74,11 @@ func TestConcurrentCallsRunAtOnce(t *testing.T) {
 		done.Go(func() {
 			p.Run(func() {
 				inside.Done()
-				<-all // returns only once all n are inside
+				<-all
 			})
 		})
 	}
-	waitOrFail(t, &inside, "5 calls to be running at once")
+	waitOrFail(t, &inside, fmt.Sprintf("%d calls to be running at once", n))
 	close(all)
 	done.Wait()
 }
@@ -156,21 +162,7 @@ func TestAnIdleGoroutineEnds(t *testing.T) {
 func TestThePoolShrinksAfterABurst(t *testing.T) {
 	p := newPool(t, 50*time.Millisecond)
 	const burst = 5
-	var inside sync.WaitGroup
-	inside.Add(burst)
-	all := make(chan struct{})
-	var done sync.WaitGroup
-	for range burst {
-		done.Go(func() {
-			p.Run(func() {
-				inside.Done()
-				<-all
-			})
-		})
-	}
-	waitOrFail(t, &inside, "the burst to be running at once")
-	close(all)
-	done.Wait()
+	runAtOnce(t, p, burst)
 	if got := idleWorkers(p); got < 2 {
 		// Some may have timed out already, on a slow machine; not all.
 		t.Fatalf("after a burst of %d: got %d idle goroutines, want several", burst, got)
