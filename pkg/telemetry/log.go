@@ -59,7 +59,32 @@ func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	if len(attrs) == 0 {
 		return h
 	}
+	if !settledAttrs(attrs) {
+		// A pointer, map or LogValuer must be read now, as slog's
+		// handlers do, not when (and on whichever goroutine) the first
+		// record comes.
+		return traceHandler{next: h.next.WithAttrs(attrs)}
+	}
 	return traceHandler{next: &deferredHandler{parent: h.next, attrs: attrs}}
+}
+
+// settledAttrs reports whether every value in attrs (groups included) is
+// of a kind that holds no reference: formatting it later gives what
+// formatting it now would.
+func settledAttrs(attrs []slog.Attr) bool {
+	for _, a := range attrs {
+		switch a.Value.Kind() {
+		case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindFloat64,
+			slog.KindBool, slog.KindDuration, slog.KindTime:
+		case slog.KindGroup:
+			if !settledAttrs(a.Value.Group()) {
+				return false
+			}
+		default: // KindAny, KindLogValuer
+			return false
+		}
+	}
+	return true
 }
 
 func (h traceHandler) WithGroup(name string) slog.Handler {
@@ -75,6 +100,9 @@ func (h traceHandler) WithGroup(name string) slog.Handler {
 // Logger.With — order and message ids — cost every message that encoding
 // even when nothing was logged at the level in force (1.6 % of the
 // services' CPU under load).
+//
+// Only attributes whose values hold no reference are deferred
+// (settledAttrs), so the record shows them as they were at With.
 //
 // Caveat: Enabled asks parent, so a handler whose level depends on its
 // attributes would be asked without them (slog's own handlers' does not).
@@ -111,6 +139,9 @@ func (d *deferredHandler) Handle(ctx context.Context, r slog.Record) error {
 }
 
 func (d *deferredHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	if !settledAttrs(attrs) {
+		return d.handler().WithAttrs(attrs)
+	}
 	return &deferredHandler{parent: d, attrs: attrs}
 }
 

@@ -63,3 +63,28 @@ func TestDerivedLoggerWritesWhatTheWrappedHandlerWrites(t *testing.T) {
 		t.Errorf("got %s, want %s", got.String(), want.String())
 	}
 }
+
+type counter struct{ N int }
+
+// A value that can change after With (a pointer here) is read at With, as
+// slog's own handlers read it, not when the first record is written.
+func TestDerivedLoggerReadsReferencesAtWith(t *testing.T) {
+	opts := &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}
+	run := func(h slog.Handler) {
+		c := &counter{N: 1}
+		log := slog.New(h).With("c", c, "n", 1).WithGroup("g").With("d", c)
+		c.N = 2
+		log.Info("m")
+	}
+	var want, got bytes.Buffer
+	run(slog.NewJSONHandler(&want, opts))
+	run(NewTraceHandler(slog.NewJSONHandler(&got, opts)))
+	if got.String() != want.String() {
+		t.Errorf("got %s, want %s", got.String(), want.String())
+	}
+}

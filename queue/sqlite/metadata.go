@@ -70,7 +70,9 @@ func plainString(s string) bool {
 }
 
 // decodeMetadata adds the entries of the JSON object s to md, as
-// json.Unmarshal into md would (on error md may hold some of them).
+// json.Unmarshal into md would (on error md may hold some of them), except
+// for JSON null, which leaves md as it is where json.Unmarshal would set
+// the caller's variable to nil.
 func decodeMetadata(s string, md message.Metadata) error {
 	if !decodePlainMetadata(s, md) {
 		return json.Unmarshal([]byte(s), &md)

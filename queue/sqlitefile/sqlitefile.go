@@ -155,6 +155,10 @@ func isNew(path string) (bool, error) {
 // lock and an unlock to every SQLite call — 1–10 % of the order service's
 // CPU per order in alternating runs (docs/benchmarks.md). Code that shares
 // one driver connection between goroutines itself must pass _mutex=full.
+// Without the mutex, close every *sql.Rows: mattn/go-sqlite3 finalizes a
+// statement it finds unreferenced from a garbage-collector finalizer,
+// without the connection's lock, which would then race with the
+// connection's next use.
 func DSN(path string, params url.Values) string {
 	name := "file:" + strings.NewReplacer("?", "%3f", "#", "%23").Replace(path)
 	q := url.Values{"_mutex": {"no"}}

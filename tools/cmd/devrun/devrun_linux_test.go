@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -43,6 +44,11 @@ func TestAProcessThatLeftItsGroupStillGetsSIGTERM(t *testing.T) {
 	}
 	if !p.noted("loner.sigterm") {
 		t.Errorf("loner, out of its group, did not get SIGTERM; devrun's output:\n%s", p.out)
+	}
+	// devrun saw loner exit: the SIGTERM was devrun's, not the kernel's
+	// parent-death signal after devrun had gone.
+	if out := p.out.String(); !regexp.MustCompile(`(?m)^loner +\| exited: ok$`).MatchString(out) {
+		t.Errorf("devrun's output:\n%s\nwant loner's exit before devrun's own", out)
 	}
 }
 
