@@ -8,30 +8,12 @@ import (
 	"syscall"
 )
 
-// checkpointLockExclusive says that one process at a time holds the
-// checkpoint lock here.
-const checkpointLockExclusive = true
-
-// tryLeadCheckpoints tries, without waiting, to take the lock that makes
-// this process the queue file's checkpointer: an exclusive flock on
-// lockPath (created if missing). The lock is the kernel's, so it goes with
-// the process when the process dies, and another one takes over at its
-// next try. The file is opened read-only (flock needs no more), so a lock
-// file created by another user who can read it works too. It returns
-// release when it got the lock and nil when another process holds it.
-func tryLeadCheckpoints(lockPath string) (release func(), err error) {
-	f, err := os.OpenFile(lockPath, os.O_RDONLY|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
+// lockNoWait takes an exclusive flock on f, reporting false when another
+// process holds it.
+func lockNoWait(f *os.File) (held bool, err error) {
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		return false, nil
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, nil
-		}
-		return nil, err
-	}
-	// Closing the file releases the lock. The file stays: removing it
-	// could let two processes hold locks on two files of the same name.
-	return func() { _ = f.Close() }, nil
+	return err == nil, err
 }

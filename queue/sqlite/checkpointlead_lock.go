@@ -1,0 +1,32 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly || windows
+
+package sqlite
+
+import "os"
+
+// checkpointLockExclusive says that one process at a time holds the
+// checkpoint lock here.
+const checkpointLockExclusive = true
+
+// tryLeadCheckpoints tries, without waiting, to take the lock that makes
+// this process the queue file's checkpointer: an exclusive lock on
+// lockPath (created if missing; lockNoWait is flock or LockFileEx). The
+// lock is the kernel's, so it goes with the process when the process
+// dies, and another one takes over at its next try. The file is opened
+// read-only (the lock needs no more), so a lock file created by another
+// user who can read it works too. It returns release when it got the lock
+// and nil when another process holds it.
+func tryLeadCheckpoints(lockPath string) (release func(), err error) {
+	f, err := os.OpenFile(lockPath, os.O_RDONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	held, err := lockNoWait(f)
+	if err != nil || !held {
+		_ = f.Close()
+		return nil, err
+	}
+	// Closing the file releases the lock. The file stays: removing it
+	// could let two processes hold locks on two files of the same name.
+	return func() { _ = f.Close() }, nil
+}
