@@ -34,6 +34,10 @@ type Config struct {
 	// BusyTimeout is how long a statement waits for another process's
 	// write lock before failing. Default 30s. Under saturation one
 	// statement has been measured waiting over a second, so keep it long.
+	// A write transaction's wait for the lock file beside the queue
+	// (QUEUE-writer) counts towards it; past it the transaction asks
+	// SQLite without the file's lock, so a process stopped while it holds
+	// that lock (SIGSTOP, a debugger) does not stop the others for longer.
 	BusyTimeout time.Duration
 
 	// Lease is how long a claimed delivery stays invisible to other

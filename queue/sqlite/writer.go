@@ -184,6 +184,8 @@ func (b *Backend) writer(ctx context.Context) {
 	}()
 	stmts := newStmtCache(conn)
 	defer func() { _ = stmts.close() }()
+	wlock := openWriteLock(b.path+writeLockSuffix, b.logger)
+	defer wlock.close()
 	// The writer waits for the write lock itself (see lock).
 	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
 		b.logger.Error("Writer cannot switch off the busy handler", err, nil)
@@ -231,7 +233,7 @@ func (b *Backend) writer(ctx context.Context) {
 			heldTimer.Stop()
 			heldTimer, held = nil, nil
 		}
-		batch = b.commit(stmts, batch, &bufs)
+		batch = b.commit(stmts, wlock, batch, &bufs)
 		clear(batch)
 		batch = batch[:0]
 	}
@@ -285,7 +287,7 @@ type commitBuffers struct {
 // commit applies batch — standalone ops on their own, the rest in one
 // transaction that may take in requests queued while it waited for the
 // lock — and answers every request. It returns the batch it answered.
-func (b *Backend) commit(stmts *stmtCache[*sql.Conn], batch []writeRequest, bufs *commitBuffers) []writeRequest {
+func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []writeRequest, bufs *commitBuffers) []writeRequest {
 	// Writes are never cancelled halfway: an ack that is dropped because a
 	// context ended would only cause a redelivery, but a half-written
 	// batch is worse.
@@ -306,7 +308,7 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], batch []writeRequest, bufs
 	published := false
 	if len(txBatch) > 0 {
 		var err error
-		published, batch, errs, txBatch, err = b.commitTx(ctx, stmts, batch, errs, txBatch)
+		published, batch, errs, txBatch, err = b.commitTx(ctx, stmts, wlock, batch, errs, txBatch)
 		if err != nil {
 			for _, i := range txBatch {
 				errs[i] = err
@@ -327,29 +329,45 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], batch []writeRequest, bufs
 	return batch
 }
 
-// commitTx runs the ops batch[idx] in one transaction. Once the write lock
-// is granted it adds the requests queued meanwhile (a standalone op among
-// them runs after the commit). A failing op is answered with its error and
-// the rest committed without it. It returns the grown batch, errs and idx.
-func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
+// commitTx runs the ops batch[idx] in one transaction, holding the
+// queue's lock file (see writeLock) from before BEGIN to after COMMIT.
+// Once the write lock is granted it adds the requests queued meanwhile (a
+// standalone op among them runs after the commit, without the lock file).
+// A failing op is answered with its error and the rest committed without
+// it. It returns the grown batch, errs and idx.
+func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
 	start := time.Now()
-	drained := false
+	deadline := start.Add(b.cfg.BusyTimeout)
 	joined := len(batch) // requests from here on joined after the lock was granted
+	held := wlock.acquire(deadline)
+	published, batch, errs, idx, err := b.commitLocked(ctx, stmts, deadline, batch, errs, idx)
+	if held {
+		wlock.release()
+	}
+	if d := time.Since(start); err == nil && d > time.Second {
+		b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
+	}
+	b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
+	return published, batch, errs, idx, err
+}
+
+// commitLocked is commitTx's transaction: BEGIN IMMEDIATE (retried until
+// deadline), the ops, COMMIT.
+func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn], deadline time.Time, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
+	drained := false
 	for {
 		w := &writeTx{conn: stmts.db, stmts: stmts}
-		if err := b.begin(ctx, w); err != nil {
-			if drained {
-				b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
-			}
+		if err := b.begin(ctx, w, deadline); err != nil {
 			return false, batch, errs, idx, err
 		}
 		if !drained {
 			drained = true
+			joined := len(batch)
 			batch = b.drain(batch)
 			for i := joined; i < len(batch); i++ {
 				errs = append(errs, nil)
 				if _, ok := batch[i].op.(standaloneOp); ok {
-					continue // applied below, after the commit
+					continue // applied by commitTx, after the commit
 				}
 				idx = append(idx, i)
 			}
@@ -368,22 +386,16 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], bat
 			}
 			idx = append(idx[:failed:failed], idx[failed+1:]...)
 			if len(idx) == 0 {
-				b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
 				return false, batch, errs, idx, nil
 			}
 			continue // the same batch without the failed op
 		}
 		if _, err := w.exec(ctx, "COMMIT"); err != nil {
 			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
-			b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
 		b.acked.Add(w.acked)
 		b.writeCounts.count(batch, idx)
-		if d := time.Since(start); d > time.Second {
-			b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
-		}
-		b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
 		return w.published, batch, errs, idx, nil
 	}
 }
@@ -401,12 +413,12 @@ func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Con
 // begin starts a write transaction. A transaction left open by a failed
 // COMMIT and ROLLBACK would block every later batch, so on failure it ends
 // any open one and tries once more.
-func (b *Backend) begin(ctx context.Context, w *writeTx) error {
-	if err := b.lock(ctx, w); err != nil {
+func (b *Backend) begin(ctx context.Context, w *writeTx, deadline time.Time) error {
+	if err := b.lock(ctx, w, deadline); err != nil {
 		if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
 			return fmt.Errorf("begin write transaction: %w", err)
 		}
-		if err := b.lock(ctx, w); err != nil {
+		if err := b.lock(ctx, w, deadline); err != nil {
 			return fmt.Errorf("begin write transaction: %w", err)
 		}
 	}
@@ -420,15 +432,19 @@ func (b *Backend) begin(ctx context.Context, w *writeTx) error {
 // writer's connection therefore runs with busy_timeout 0 and retries BEGIN
 // IMMEDIATE itself after short jittered pauses, doubling from lockPauseMin
 // to lockPauseMax, for at most BusyTimeout. (Starting at 20µs and growing
-// by half measured the same; fewer attempts cost less CPU.)
+// by half measured the same; fewer attempts cost less CPU. A Go timer that
+// short fires after about a millisecond in an idle process anyway.) Since
+// the processes also take turns on the queue's lock file (writeLock),
+// these retries are left for writers that do not take it.
 const (
 	lockPauseMin = 100 * time.Microsecond
 	lockPauseMax = time.Millisecond
 )
 
-// lock runs BEGIN IMMEDIATE until it gets the write lock.
-func (b *Backend) lock(ctx context.Context, w *writeTx) error {
-	return retryWhileBusy(b.cfg.BusyTimeout, func() (bool, error) {
+// lock runs BEGIN IMMEDIATE until it gets the write lock or deadline
+// passes.
+func (b *Backend) lock(ctx context.Context, w *writeTx, deadline time.Time) error {
+	return retryWhileBusy(time.Until(deadline), func() (bool, error) {
 		_, err := w.exec(ctx, "BEGIN IMMEDIATE")
 		return isBusy(err), err
 	})

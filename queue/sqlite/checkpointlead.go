@@ -1,12 +1,11 @@
-//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly || windows
-
 package sqlite
 
 import "os"
 
 // checkpointLockExclusive says that one process at a time holds the
-// checkpoint lock here.
-const checkpointLockExclusive = true
+// checkpoint lock here; where there are no file locks, every process
+// checkpoints.
+const checkpointLockExclusive = fileLocking
 
 // tryLeadCheckpoints tries, without waiting, to take the lock that makes
 // this process the queue file's checkpointer: an exclusive lock on
@@ -16,7 +15,14 @@ const checkpointLockExclusive = true
 // read-only (the lock needs no more), so a lock file created by another
 // user who can read it works too. It returns release when it got the lock
 // and nil when another process holds it.
+//
+// Without file locks every process leads: passive checkpoints of several
+// processes do not wait for each other (a busy one returns at once), they
+// only repeat work.
 func tryLeadCheckpoints(lockPath string) (release func(), err error) {
+	if !fileLocking {
+		return func() {}, nil
+	}
 	f, err := os.OpenFile(lockPath, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
