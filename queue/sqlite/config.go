@@ -35,9 +35,11 @@ type Config struct {
 	// write lock before failing. Default 30s. Under saturation one
 	// statement has been measured waiting over a second, so keep it long.
 	// A write transaction's wait for the lock file beside the queue
-	// (QUEUE-writer) counts towards it; past it the transaction asks
-	// SQLite without the file's lock, so a process stopped while it holds
-	// that lock (SIGSTOP, a debugger) does not stop the others for longer.
+	// (QUEUE-writer) counts towards it: a transaction that waited for the
+	// file that long asks SQLite once and fails if the lock is still
+	// taken, and while another process keeps the file (stopped by SIGSTOP
+	// or a debugger, say), later transactions go without it and wait for
+	// SQLite's lock alone, for up to BusyTimeout each.
 	BusyTimeout time.Duration
 
 	// Lease is how long a claimed delivery stays invisible to other

@@ -50,8 +50,6 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 // gcOp deletes, per topic, the messages below the lowest message id any
 // subscribed group still has a delivery for; for topics nobody subscribed
 // to, the messages older than the orphan retention. At most batch rows.
-// It never deletes the message with the largest id, so that the next
-// message's id (the largest + 1) is new (see schema).
 type gcOp struct {
 	batch        int
 	orphanBefore int64
@@ -60,13 +58,6 @@ type gcOp struct {
 
 func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 	op.deleted = 0 // a batch may be applied again after a rollback
-	var newest sql.NullInt64
-	if err := w.queryRow(ctx, `SELECT MAX(id) FROM queue_messages`).Scan(&newest); err != nil {
-		return fmt.Errorf("gc: newest message: %w", err)
-	}
-	if !newest.Valid {
-		return nil // no messages
-	}
 	topics, err := w.query(ctx, `SELECT t.topic, EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = t.topic) FROM queue_topics t`)
 	if err != nil {
 		return fmt.Errorf("gc: list topics: %w", err)
@@ -101,13 +92,13 @@ func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 					FROM queue_subscriptions s WHERE s.topic = ?)`, t.name).Scan(&low); err != nil {
 				return fmt.Errorf("gc: low-water mark of %s: %w", t.name, err)
 			}
-			below := newest.Int64
 			if low.Valid {
-				below = min(below, low.Int64)
+				res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND id < ? ORDER BY id LIMIT ?)`, t.name, low.Int64, limit)
+			} else {
+				res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? ORDER BY id LIMIT ?)`, t.name, limit)
 			}
-			res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND id < ? ORDER BY id LIMIT ?)`, t.name, below, limit)
 		} else {
-			res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND id < ? AND created_at < ? ORDER BY id LIMIT ?)`, t.name, newest.Int64, op.orphanBefore, limit)
+			res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND created_at < ? ORDER BY id LIMIT ?)`, t.name, op.orphanBefore, limit)
 		}
 		if err != nil {
 			return fmt.Errorf("gc: delete from %s: %w", t.name, err)

@@ -42,21 +42,9 @@ import (
 	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
-// schema creates the queue's tables in a new file; a file made by an
-// earlier version keeps the tables it has, and works the same.
-//
-// A message's id is its rowid and is never given twice: a delivery's lease
-// is fenced by (message_id, lease_id), and lease ids start over in a new
-// delivery row, so a reused id could let a stale ack delete another
-// message's delivery. SQLite gives a new row the largest rowid + 1, and
-// garbage collection never deletes the message with the largest id (see
-// gcOp), so ids only grow. Files made before that was so use AUTOINCREMENT
-// instead, which writes sqlite_sequence's page in every transaction that
-// publishes: one page of the four a one-message publish wrote
-// (BenchmarkWriteOps, publish-1: 73 against 61 µs).
 const schema = `
 CREATE TABLE IF NOT EXISTS queue_messages (
-	id         INTEGER PRIMARY KEY,
+	id         INTEGER PRIMARY KEY AUTOINCREMENT,
 	topic      TEXT    NOT NULL,
 	uuid       TEXT    NOT NULL,
 	payload    BLOB,
@@ -139,6 +127,12 @@ type Backend struct {
 	freePages atomic.Bool  // the last vacuum left free pages to hand back
 
 	writeCounts writeCounters // WriteStats
+
+	// txLeftOpen is set when a ROLLBACK of the writer's failed
+	// transaction failed too, so the connection may still hold SQLite's
+	// write lock; the next transaction rolls back before it waits for the
+	// lock file. Only the writer goroutine uses it.
+	txLeftOpen bool
 }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -35,8 +35,12 @@ const writeLockSuffix = "-writer"
 // use.
 type writeLock struct {
 	path   string
-	f      *os.File // nil: transactions go without the file lock
+	f      *os.File // nil: transactions go without the lock file
 	logger watermill.LoggerAdapter
+	// waiting is set while a wait that acquire gave up on is still blocked
+	// in the kernel (with the file, which it owns); it is closed when that
+	// wait has ended and let go of the file.
+	waiting chan struct{}
 }
 
 // openWriteLock opens (creating it if needed) the lock file at path. The
@@ -61,18 +65,29 @@ func (l *writeLock) reopen() {
 
 // acquire takes the lock, waiting until deadline at most, and reports
 // whether it got it (then release must follow). When the lock cannot be
-// had — no lock file, an error, or the deadline passed — the transaction
-// goes ahead on SQLite's lock alone: BEGIN IMMEDIATE then reports a busy
-// file as it did before the lock file.
+// had — no lock file, an error, the deadline passed, or an earlier wait
+// given up on is still blocked — the transaction goes ahead on SQLite's
+// lock alone and waits for it by retrying, as writers did before the lock
+// file.
 //
 // The wait runs in a goroutine of its own, so that it can end at deadline:
 // a process that was stopped (SIGSTOP, a debugger) while it held the lock
-// must not stop this process's writer, and with it Close, for longer than
-// BusyTimeout. A wait given up on keeps its goroutine and the file: the
-// goroutine ends, closing the file and so releasing the lock it got, as
-// soon as the other process lets go of the lock or exits; the writer
-// opens the file again for the next transaction.
+// must not stop this process's writer, and with it Close, for good. The
+// goroutine of a wait given up on keeps the file; it lets go of both as
+// soon as the other process releases the lock or exits (it may outlive
+// Close until then). Meanwhile transactions go without the lock file
+// rather than each leaving a wait behind; after it, the writer opens the
+// file again.
 func (l *writeLock) acquire(deadline time.Time) bool {
+	if l.waiting != nil {
+		select {
+		case <-l.waiting:
+			l.waiting = nil
+			l.reopen()
+		default:
+			return false
+		}
+	}
 	if l.f == nil {
 		return false
 	}
@@ -87,12 +102,17 @@ func (l *writeLock) acquire(deadline time.Time) bool {
 	f := l.f
 	got := make(chan error) // unbuffered: handed over only while acquire waits
 	abandoned := make(chan struct{})
+	ended := make(chan struct{})
 	go func() {
 		err := lockWait(f)
 		select {
 		case got <- err:
 		case <-abandoned:
-			_ = f.Close() // releases the lock if the wait got it
+			if err == nil {
+				_ = unlockFile(f) // before Close: Windows releases a closed handle's locks late
+			}
+			_ = f.Close()
+			close(ended)
 		}
 	}()
 	timer := time.NewTimer(time.Until(deadline))
@@ -106,8 +126,7 @@ func (l *writeLock) acquire(deadline time.Time) bool {
 		return true
 	case <-timer.C:
 		close(abandoned)
-		l.f = nil
-		l.reopen()
+		l.f, l.waiting = nil, ended
 		return false
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -59,16 +60,16 @@ func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
 }
 
 // A process stopped while it holds the lock file (SIGSTOP, a debugger)
-// holds up the others' writes for BusyTimeout at most: then they go on
-// SQLite's lock alone. The second write waits too (the writer opened the
-// file again after giving up on a wait), and the waits given up on end
-// when the lock is released (TestMain's goleak check would report them
+// holds up another process's write for BusyTimeout; then that write goes
+// on SQLite's lock alone, and so do the next ones, without waiting for the
+// file, while the wait given up on is still blocked. That wait ends when
+// the lock is released (TestMain's goleak check would report it
 // otherwise).
-func TestAWriteGoesOnWithoutTheLockFileAfterBusyTimeout(t *testing.T) {
+func TestWritesGoOnWithoutTheLockFileWhileItsHolderIsStopped(t *testing.T) {
 	if !fileLocking {
 		t.Skip("no file locks on this platform: writes wait for SQLite's lock alone")
 	}
-	const busyTimeout = 100 * time.Millisecond
+	const busyTimeout = 500 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "queue.db")
 	b, err := Open(t.Context(), path, Config{BusyTimeout: busyTimeout})
 	if err != nil {
@@ -76,40 +77,61 @@ func TestAWriteGoesOnWithoutTheLockFileAfterBusyTimeout(t *testing.T) {
 	}
 	defer b.Close()
 	release := holdLockFile(t, path)
+	defer release()
 
-	for _, uuid := range []string{"m-1", "m-2"} {
-		start := time.Now()
-		if err := b.Publisher().Publish("jobs", message.NewMessage(uuid, []byte("x"))); err != nil {
-			t.Fatalf("Publish %s while the lock file is held: got %v, want nil after BusyTimeout", uuid, err)
-		}
-		if waited := time.Since(start); waited < busyTimeout {
-			t.Fatalf("Publish %s returned after %s, before BusyTimeout (%s): it did not wait for the lock file", uuid, waited, busyTimeout)
-		}
+	start := time.Now()
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
+		t.Fatalf("Publish m-1 while the lock file is held: got %v, want nil after BusyTimeout", err)
+	}
+	if waited := time.Since(start); waited < busyTimeout {
+		t.Fatalf("Publish m-1 returned after %s, before BusyTimeout (%s): it did not wait for the lock file", waited, busyTimeout)
+	}
+	start = time.Now()
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-2", []byte("x"))); err != nil {
+		t.Fatalf("Publish m-2 while the lock file is still held: got %v, want nil", err)
+	}
+	if waited := time.Since(start); waited >= busyTimeout {
+		t.Fatalf("Publish m-2 took %s: it waited for the lock file again instead of going without it", waited)
+	}
+}
+
+// After a wait given up on has ended, the writer opens the lock file again
+// and takes turns on it as before.
+func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {
+	if !fileLocking {
+		t.Skip("no file locks on this platform")
+	}
+	path := filepath.Join(t.TempDir(), "queue.db")
+	l := openWriteLock(path+writeLockSuffix, watermill.NopLogger{})
+	defer l.close()
+	release := holdLockFile(t, path)
+
+	if l.acquire(time.Now().Add(50 * time.Millisecond)) {
+		t.Fatal("acquire while another process holds the lock: got true, want false at the deadline")
+	}
+	if l.acquire(time.Now().Add(time.Hour)) {
+		t.Fatal("acquire while the wait given up on is blocked: got true, want false at once")
 	}
 	release()
-	// The waits given up on get the lock in turn and let go of it at once.
-	probe, err := os.OpenFile(path+writeLockSuffix, os.O_RDONLY, 0)
+	select {
+	case <-l.waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait given up on did not end after the lock was released")
+	}
+	if !l.acquire(time.Now().Add(10 * time.Second)) {
+		t.Fatal("acquire after the wait given up on ended: got false, want the lock")
+	}
+	other, err := os.OpenFile(path+writeLockSuffix, os.O_RDONLY, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer probe.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		held, err := lockNoWait(probe)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if held {
-			_ = unlockFile(probe)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the lock file stayed held after its holder let go: a wait given up on kept it")
-		}
-		time.Sleep(time.Millisecond)
+	defer other.Close()
+	if held, err := lockNoWait(other); err != nil || held {
+		t.Fatalf("another process's try while acquired: got held=%v err=%v, want neither", held, err)
 	}
-	if err := b.Publisher().Publish("jobs", message.NewMessage("m-3", []byte("x"))); err != nil {
-		t.Fatalf("Publish after the lock file was released: got %v, want nil", err)
+	l.release()
+	if held, err := lockNoWait(other); err != nil || !held {
+		t.Fatalf("another process's try after release: got held=%v err=%v, want the lock", held, err)
 	}
 }
 

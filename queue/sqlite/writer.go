@@ -336,6 +336,12 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 // A failing op is answered with its error and the rest committed without
 // it. It returns the grown batch, errs and idx.
 func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
+	if b.txLeftOpen {
+		// Waiting for the lock file while holding SQLite's lock would
+		// hold up the process that has the file.
+		_, _ = stmts.db.ExecContext(ctx, "ROLLBACK")
+		b.txLeftOpen = false
+	}
 	start := time.Now()
 	deadline := start.Add(b.cfg.BusyTimeout)
 	joined := len(batch) // requests from here on joined after the lock was granted
@@ -382,16 +388,22 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		}
 		if failed >= 0 {
 			if _, err := w.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+				b.txLeftOpen = true
 				return false, batch, errs, idx, fmt.Errorf("roll back write transaction: %w", err)
 			}
 			idx = append(idx[:failed:failed], idx[failed+1:]...)
 			if len(idx) == 0 {
 				return false, batch, errs, idx, nil
 			}
-			continue // the same batch without the failed op
+			// The same batch without the failed op, with a wait of its own
+			// for SQLite's lock (the lock file is still held).
+			deadline = time.Now().Add(b.cfg.BusyTimeout)
+			continue
 		}
 		if _, err := w.exec(ctx, "COMMIT"); err != nil {
-			_, _ = w.conn.ExecContext(ctx, "ROLLBACK")
+			if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
+				b.txLeftOpen = true
+			}
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
 		b.acked.Add(w.acked)
@@ -434,8 +446,10 @@ func (b *Backend) begin(ctx context.Context, w *writeTx, deadline time.Time) err
 // to lockPauseMax, for at most BusyTimeout. (Starting at 20µs and growing
 // by half measured the same; fewer attempts cost less CPU. A Go timer that
 // short fires after about a millisecond in an idle process anyway.) Since
-// the processes also take turns on the queue's lock file (writeLock),
-// these retries are left for writers that do not take it.
+// the processes take turns on the queue's lock file (writeLock), a writer
+// holding it retries only while a writer that does not take it (a
+// truncating checkpoint, an older version) holds SQLite's lock, or while
+// it goes without the file.
 const (
 	lockPauseMin = 100 * time.Microsecond
 	lockPauseMax = time.Millisecond
