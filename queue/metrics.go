@@ -31,6 +31,10 @@ const (
 	// transaction is how much group commit saves.
 	MetricWriteTransactions = "queue.sqlite.write_transactions"
 	MetricWriteOperations   = "queue.sqlite.write_operations"
+	// SQLite backend only: seconds this process's writer waited for the
+	// queue file's write lock, and held it (sqlite.WriteStats).
+	MetricWriteLockWait = "queue.sqlite.write_lock_wait"
+	MetricWriteLockHeld = "queue.sqlite.write_lock_held"
 )
 
 // DurationBuckets returns the bucket boundaries, in seconds, of the
@@ -142,7 +146,11 @@ func registerWriteCounters(mp metric.MeterProvider, b writeCounter) (metric.Regi
 		metric.WithDescription("Write transactions this process committed on the SQLite queue file, each holding the file's write lock."))
 	ops, err2 := m.Int64ObservableCounter(MetricWriteOperations,
 		metric.WithDescription("Operations those write transactions carried, by operation (publish, claim, ack, ...)."))
-	if err := errors.Join(err1, err2); err != nil {
+	wait, err3 := m.Float64ObservableCounter(MetricWriteLockWait, metric.WithUnit("s"),
+		metric.WithDescription("Time this process's writer waited for the SQLite queue file's write lock (its turn on the lock file, then BEGIN IMMEDIATE)."))
+	held, err4 := m.Float64ObservableCounter(MetricWriteLockHeld, metric.WithUnit("s"),
+		metric.WithDescription("Time this process's writer held the SQLite queue file's write lock (BEGIN granted to COMMIT or ROLLBACK returned); summed over the processes, near the wall time when the lock is the bottleneck."))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
 		return nil, err
 	}
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
@@ -151,6 +159,8 @@ func registerWriteCounters(mp metric.MeterProvider, b writeCounter) (metric.Regi
 		for op, n := range s.Operations {
 			o.ObserveInt64(ops, n, metric.WithAttributes(attrOperation.String(op)))
 		}
+		o.ObserveFloat64(wait, s.LockWait.Seconds())
+		o.ObserveFloat64(held, s.LockHeld.Seconds())
 		return nil
-	}, txs, ops)
+	}, txs, ops, wait, held)
 }

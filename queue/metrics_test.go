@@ -94,6 +94,10 @@ func collectMetrics(t *testing.T, reader sdkmetric.Reader) (sums, gauges map[str
 					}
 					sums[key] += p.Value
 				}
+			case metricdata.Sum[float64]: // seconds, kept as nanoseconds
+				for _, p := range d.DataPoints {
+					sums[m.Name] += int64(p.Value * 1e9)
+				}
 			case metricdata.Gauge[int64]:
 				for _, p := range d.DataPoints {
 					gauges[m.Name] += p.Value
@@ -136,5 +140,10 @@ func TestMetricsCountSQLiteWriteTransactions(t *testing.T) {
 	}
 	if txs < 1 || txs > ops {
 		t.Errorf("write transactions: got %d, want between 1 and the %d operations they carried", txs, ops)
+	}
+	for _, name := range []string{queue.MetricWriteLockWait, queue.MetricWriteLockHeld} {
+		if got := sums[name]; got <= 0 {
+			t.Errorf("%s after %d transactions: got %d ns, want more than 0", name, txs, got)
+		}
 	}
 }

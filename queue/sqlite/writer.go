@@ -346,6 +346,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 	deadline := start.Add(b.cfg.BusyTimeout)
 	joined := len(batch) // requests from here on joined after the lock was granted
 	held := wlock.acquire(deadline)
+	b.writeCounts.lockWait.Add(int64(time.Since(start)))
 	published, batch, errs, idx, err := b.commitLocked(ctx, stmts, deadline, batch, errs, idx)
 	if held {
 		wlock.release()
@@ -363,9 +364,13 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 	drained := false
 	for {
 		w := &writeTx{conn: stmts.db, stmts: stmts}
+		asked := time.Now()
 		if err := b.begin(ctx, w, deadline); err != nil {
+			b.writeCounts.lockWait.Add(int64(time.Since(asked)))
 			return false, batch, errs, idx, err
 		}
+		granted := time.Now()
+		b.writeCounts.lockWait.Add(int64(granted.Sub(asked)))
 		if !drained {
 			drained = true
 			joined := len(batch)
@@ -387,7 +392,9 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			}
 		}
 		if failed >= 0 {
-			if _, err := w.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+			_, err := w.conn.ExecContext(ctx, "ROLLBACK")
+			b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
+			if err != nil {
 				b.txLeftOpen = true
 				return false, batch, errs, idx, fmt.Errorf("roll back write transaction: %w", err)
 			}
@@ -401,11 +408,14 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			continue
 		}
 		if _, err := w.exec(ctx, "COMMIT"); err != nil {
-			if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
+			_, rbErr := w.conn.ExecContext(ctx, "ROLLBACK")
+			b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
+			if rbErr != nil {
 				b.txLeftOpen = true
 			}
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
+		b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 		b.acked.Add(w.acked)
 		b.writeCounts.count(batch, idx)
 		return w.published, batch, errs, idx, nil

@@ -1,6 +1,9 @@
 package sqlite
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Operation kinds counted by WriteStats.
 const (
@@ -47,12 +50,22 @@ type WriteStats struct {
 	// Operations by kind (OpPublish, …): a Publish of several messages is
 	// one operation, as is a claim of several deliveries or an ack.
 	Operations map[string]int64
+	// LockWait is how long the writer waited for the file's write lock
+	// (its turn on the lock file, then BEGIN IMMEDIATE) before its
+	// transactions could start; LockHeld how long it held the lock, from
+	// BEGIN granted to COMMIT or ROLLBACK returned. Summed over the
+	// processes on one file, LockHeld near the wall time says that the
+	// file's one write lock is what limits them; LockWait says how long
+	// each process queued for it.
+	LockWait, LockHeld time.Duration
 }
 
 // writeCounters are the writer's tallies behind WriteStats.
 type writeCounters struct {
 	transactions atomic.Int64
 	ops          [numKinds]atomic.Int64
+	lockWait     atomic.Int64 // nanoseconds
+	lockHeld     atomic.Int64 // nanoseconds
 }
 
 // count tallies one committed transaction carrying the ops batch[idx].
@@ -91,7 +104,12 @@ func opKind(op writeOp) int {
 
 // WriteStats returns what this process's writer has committed so far.
 func (b *Backend) WriteStats() WriteStats {
-	s := WriteStats{Transactions: b.writeCounts.transactions.Load(), Operations: make(map[string]int64, numKinds)}
+	s := WriteStats{
+		Transactions: b.writeCounts.transactions.Load(),
+		Operations:   make(map[string]int64, numKinds),
+		LockWait:     time.Duration(b.writeCounts.lockWait.Load()),
+		LockHeld:     time.Duration(b.writeCounts.lockHeld.Load()),
+	}
 	for i, kind := range opKinds {
 		s.Operations[kind] = b.writeCounts.ops[i].Load()
 	}
