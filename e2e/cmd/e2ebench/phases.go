@@ -114,6 +114,10 @@ func (p phases) run(ctx context.Context, r *variantResult) {
 		if n := thr.Terminal(); n > 0 {
 			pr.CPUMsPerOrder = 1000 * pr.CPUSeconds / float64(n)
 		}
+		if lb, la := before[name].QueueLock, a.QueueLock; lb != nil && la != nil && wall > 0 {
+			held, wait := 100*(la.Held-lb.Held)/wall, 100*(la.Wait-lb.Wait)/wall
+			pr.QueueLockHeldPercent, pr.QueueLockWaitPercent = &held, &wait
+		}
 		r.Procs = append(r.Procs, pr)
 	}
 	sortProcs(r.Procs)

@@ -116,6 +116,11 @@ type procResult struct {
 	CPUSeconds    float64 `json:"cpu_seconds"`
 	CPUPercent    float64 `json:"cpu_percent_of_one_core"`
 	CPUMsPerOrder float64 `json:"cpu_ms_per_order"`
+	// The share of the throughput phase in which the process held the
+	// SQLite queue file's write lock, and waited for it; nil for other
+	// queues.
+	QueueLockHeldPercent *float64 `json:"queue_lock_held_percent,omitempty"`
+	QueueLockWaitPercent *float64 `json:"queue_lock_wait_percent,omitempty"`
 }
 
 func sortProcs(ps []procResult) {
@@ -194,12 +199,17 @@ func (r *results) markdown() string {
 	}
 
 	b.WriteString("\nPer process (CPU during the throughput phase, until its last order ended):\n\n")
-	b.WriteString("| variant | process | RSS idle | RSS peak (VmHWM) | CPU s | % of a core | CPU ms / order |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|\n")
+	// The queue lock columns: the share of the phase in which the process
+	// held the SQLite queue file's one write lock, and waited for it.
+	// Summed over the processes, held near 100 % means that lock limits
+	// the run.
+	b.WriteString("| variant | process | RSS idle | RSS peak (VmHWM) | CPU s | % of a core | CPU ms / order | queue lock held | queue lock waited |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, v := range r.Variants {
 		for _, p := range v.Procs {
-			fmt.Fprintf(&b, "| %s | %s | %.1f MiB | %.1f MiB | %.1f | %.0f%% | %.2f |\n",
-				v.Name, p.Name, p.IdleRSSMiB, p.PeakRSSMiB, p.CPUSeconds, p.CPUPercent, p.CPUMsPerOrder)
+			fmt.Fprintf(&b, "| %s | %s | %.1f MiB | %.1f MiB | %.1f | %.0f%% | %.2f | %s | %s |\n",
+				v.Name, p.Name, p.IdleRSSMiB, p.PeakRSSMiB, p.CPUSeconds, p.CPUPercent, p.CPUMsPerOrder,
+				percent(p.QueueLockHeldPercent), percent(p.QueueLockWaitPercent))
 		}
 	}
 
@@ -290,4 +300,12 @@ func orNA(s string) string {
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
 	return l
+}
+
+// percent formats an optional share of a phase.
+func percent(p *float64) string {
+	if p == nil {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", *p)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -221,11 +222,77 @@ func (s *system) stop(grace time.Duration) {
 	}
 }
 
-// procStats is what /proc says about one process.
+// procStats is what /proc says about one process, and what its metrics
+// say about the SQLite queue file's write lock.
 type procStats struct {
 	RSSKiB  int64   // VmRSS
 	HWMKiB  int64   // VmHWM: peak resident set
 	CPUSecs float64 // user + system time
+	// QueueLock is nil where the process reports no such times (another
+	// queue backend, or its metrics could not be read).
+	QueueLock *queueLockTimes
+}
+
+// queueLockTimes are the process's queue_sqlite_write_lock_held and _wait
+// counters, in seconds since it started.
+type queueLockTimes struct{ Held, Wait float64 }
+
+// Metric names as the services' Prometheus endpoints serve them
+// (queue.MetricWriteLockHeld and queue.MetricWriteLockWait).
+const (
+	metricLockHeld = "queue_sqlite_write_lock_held_seconds_total"
+	metricLockWait = "queue_sqlite_write_lock_wait_seconds_total"
+)
+
+// readQueueLockTimes reads the write-lock counters from the Prometheus
+// endpoint at url; nil when they are not there.
+func readQueueLockTimes(url string) *queueLockTimes {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	return parseQueueLockTimes(resp.Body)
+}
+
+// parseQueueLockTimes finds the two counters in Prometheus text format.
+func parseQueueLockTimes(r io.Reader) *queueLockTimes {
+	var t queueLockTimes
+	found := 0
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		var dst *float64
+		switch {
+		case strings.HasPrefix(line, metricLockHeld+"{"), strings.HasPrefix(line, metricLockHeld+" "):
+			dst = &t.Held
+		case strings.HasPrefix(line, metricLockWait+"{"), strings.HasPrefix(line, metricLockWait+" "):
+			dst = &t.Wait
+		default:
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			continue
+		}
+		*dst += v
+		found++
+	}
+	if found == 0 {
+		return nil
+	}
+	return &t
 }
 
 // readProcStats reads /proc/<pid>/status and /proc/<pid>/stat ("self"
@@ -330,6 +397,7 @@ func (s *system) stats() map[string]procStats {
 	out := map[string]procStats{}
 	for _, p := range s.procs {
 		if st, err := readProcStats(strconv.Itoa(p.cmd.Process.Pid)); err == nil {
+			st.QueueLock = readQueueLockTimes(p.adminURL + "/metrics")
 			out[p.name] = st
 		}
 	}
