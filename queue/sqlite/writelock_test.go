@@ -32,31 +32,45 @@ func holdLockFile(t *testing.T, queuePath string) (release func()) {
 	return release
 }
 
-// A write waits while another process holds the lock file and goes on when
-// it lets go.
-func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
+// openOnLockFile opens a queue in a new directory for a test of the lock
+// file (skipped where there are no file locks), closed when the test ends.
+func openOnLockFile(t *testing.T, cfg Config) (b *Backend, path string) {
+	t.Helper()
 	if !fileLocking {
 		t.Skip("no file locks on this platform: writes wait for SQLite's lock alone")
 	}
-	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := Open(t.Context(), path, Config{})
+	path = filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(t.Context(), path, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
-	release := holdLockFile(t, path)
+	t.Cleanup(func() { _ = b.Close() })
+	return b, path
+}
 
+// requirePublishWaitsFor publishes on b in the background and requires
+// the Publish to be still waiting a moment later, while what holder names
+// holds a lock, and to succeed once release let go of it.
+func requirePublishWaitsFor(t *testing.T, b *Backend, holder string, release func()) {
+	t.Helper()
 	published := make(chan error, 1)
 	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
 	select {
 	case err := <-published:
-		t.Fatalf("Publish returned while another process held the lock file: %v", err)
+		t.Fatalf("Publish returned while %s: %v", holder, err)
 	case <-time.After(100 * time.Millisecond):
 	}
 	release()
 	if err := <-published; err != nil {
-		t.Fatalf("Publish after the lock file was released: got %v, want nil", err)
+		t.Fatalf("Publish after the lock was released: got %v, want nil", err)
 	}
+}
+
+// A write waits while another process holds the lock file and goes on when
+// it lets go.
+func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
+	b, path := openOnLockFile(t, Config{})
+	requirePublishWaitsFor(t, b, "another process held the lock file", holdLockFile(t, path))
 }
 
 // A process stopped while it holds the lock file (SIGSTOP, a debugger)
@@ -66,16 +80,8 @@ func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
 // the lock is released (TestMain's goleak check would report it
 // otherwise).
 func TestWritesGoOnWithoutTheLockFileWhileItsHolderIsStopped(t *testing.T) {
-	if !fileLocking {
-		t.Skip("no file locks on this platform: writes wait for SQLite's lock alone")
-	}
 	const busyTimeout = 500 * time.Millisecond
-	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := Open(t.Context(), path, Config{BusyTimeout: busyTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, path := openOnLockFile(t, Config{BusyTimeout: busyTimeout})
 	release := holdLockFile(t, path)
 	defer release()
 
@@ -138,25 +144,10 @@ func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {
 // The writer holds the lock file for its transaction: while one cannot
 // start (another connection holds SQLite's lock), the lock file is held.
 func TestTheWriterHoldsTheLockFileForItsTransaction(t *testing.T) {
-	if !fileLocking {
-		t.Skip("no file locks on this platform: writes wait for SQLite's lock alone")
-	}
-	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := Open(t.Context(), path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	requireWriterTakesLockFile(t, b, path)
-}
-
-// requireWriterTakesLockFile publishes while SQLite's write lock is held
-// elsewhere and requires the writer to hold the lock file meanwhile.
-func requireWriterTakesLockFile(t *testing.T, b *Backend, path string) {
-	t.Helper()
+	b, path := openOnLockFile(t, Config{})
 	sqliteRelease := holdSQLiteLock(t, path)
 	published := make(chan error, 1)
-	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-4", []byte("x"))) }()
+	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
 	f, err := os.OpenFile(path+writeLockSuffix, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +170,7 @@ func requireWriterTakesLockFile(t *testing.T, b *Backend, path string) {
 	}
 	sqliteRelease()
 	if err := <-published; err != nil {
-		t.Fatalf("Publish m-4: got %v, want nil", err)
+		t.Fatalf("Publish: got %v, want nil", err)
 	}
 	if held, err := lockNoWait(f); err != nil || !held {
 		t.Fatalf("lock file after the transaction: got held=%v err=%v, want it released", held, err)
@@ -187,7 +178,7 @@ func requireWriterTakesLockFile(t *testing.T, b *Backend, path string) {
 }
 
 // holdSQLiteLock takes the queue file's SQLite write lock from a connection
-// of its own and returns its release.
+// of its own, as another process would, and returns its release.
 func holdSQLiteLock(t *testing.T, path string) (release func()) {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_txlock=immediate")

@@ -16,22 +16,6 @@ import (
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
-// holdWriteLock takes the file's write lock from a connection of its own,
-// as another process would, and returns a func that releases it.
-func holdWriteLock(t *testing.T, path string) (release func()) {
-	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	tx, err := db.Begin()
-	if err != nil {
-		t.Fatalf("take the write lock: %v", err)
-	}
-	return func() { _ = tx.Rollback() }
-}
-
 func deliveries(t *testing.T, path string) int {
 	t.Helper()
 	db, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
@@ -71,19 +55,7 @@ func TestPublishWaitsForAnotherProcesssWriteLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	release := holdWriteLock(t, path)
-
-	published := make(chan error, 1)
-	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
-	select {
-	case err := <-published:
-		t.Fatalf("Publish returned while another connection held the write lock: %v", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	release()
-	if err := <-published; err != nil {
-		t.Fatalf("Publish after the lock was released: got %v, want nil", err)
-	}
+	sqlite.RequirePublishWaitsFor(t, b, "another connection held the write lock", sqlite.HoldSQLiteLock(t, path))
 }
 
 func TestPublishFailsClearlyWhenTheLockIsHeldPastBusyTimeout(t *testing.T) {
@@ -93,7 +65,7 @@ func TestPublishFailsClearlyWhenTheLockIsHeldPastBusyTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	release := holdWriteLock(t, path)
+	release := sqlite.HoldSQLiteLock(t, path)
 	defer release()
 
 	err = b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x")))

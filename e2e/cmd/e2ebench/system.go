@@ -249,19 +249,12 @@ const (
 func readQueueLockTimes(url string) *queueLockTimes {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := get(ctx, url)
 	if err != nil {
 		return nil
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
-	return parseQueueLockTimes(resp.Body)
+	defer body.Close()
+	return parseQueueLockTimes(body)
 }
 
 // parseQueueLockTimes finds the two counters in Prometheus text format.
@@ -370,27 +363,37 @@ func (s *system) profile(ctx context.Context, dir, prefix string, d time.Duratio
 func fetchProfile(ctx context.Context, url, path string, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	body, err := get(ctx, url)
 	if err != nil {
 		return fmt.Errorf("profile: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile %s: %s", url, resp.Status)
-	}
+	defer body.Close()
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if _, err := f.ReadFrom(resp.Body); err != nil {
+	if _, err := f.ReadFrom(body); err != nil {
 		f.Close()
 		return fmt.Errorf("profile %s: %w", url, err)
 	}
 	return f.Close()
+}
+
+// get GETs url and returns the body of a 200 answer.
+func get(ctx context.Context, url string) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return resp.Body, nil
 }
 
 func (s *system) stats() map[string]procStats {
