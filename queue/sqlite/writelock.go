@@ -37,9 +37,10 @@ type writeLock struct {
 	path   string
 	f      *os.File // nil: transactions go without the lock file
 	logger watermill.LoggerAdapter
-	// waiting is set while a wait that acquire gave up on is still blocked
-	// in the kernel (with the file, which it owns); it is closed when that
-	// wait has ended and let go of the file.
+	// waiting is set when acquire gives up on a wait, which may still be
+	// blocked in the kernel (with the file, which it owns); it is closed
+	// when that wait has ended and let go of the file, and cleared by the
+	// next acquire.
 	waiting chan struct{}
 }
 
@@ -68,7 +69,7 @@ func (l *writeLock) reopen() {
 // had — no lock file, an error, the deadline passed, or an earlier wait
 // given up on is still blocked — the transaction goes ahead on SQLite's
 // lock alone and waits for it by retrying, as writers did before the lock
-// file.
+// file (once only, when the deadline has passed).
 //
 // The wait runs in a goroutine of its own, so that it can end at deadline:
 // a process that was stopped (SIGSTOP, a debugger) while it held the lock

@@ -61,8 +61,13 @@ func requirePublishWaitsFor(t *testing.T, b *Backend, holder string, release fun
 	case <-time.After(100 * time.Millisecond):
 	}
 	release()
-	if err := <-published; err != nil {
-		t.Fatalf("Publish after the lock was released: got %v, want nil", err)
+	select {
+	case err := <-published:
+		if err != nil {
+			t.Fatalf("Publish after the lock was released: got %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Publish did not return within 30s of the lock's release")
 	}
 }
 
@@ -71,6 +76,10 @@ func requirePublishWaitsFor(t *testing.T, b *Backend, holder string, release fun
 func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
 	b, path := openOnLockFile(t, Config{})
 	requirePublishWaitsFor(t, b, "another process held the lock file", holdLockFile(t, path))
+	// The wait shows in the process's lock statistics (and metrics).
+	if got := b.WriteStats(); got.LockWait < 100*time.Millisecond || got.LockHeld <= 0 {
+		t.Fatalf("lock times after a wait of 100ms or more: got wait %s, held %s; want at least 100ms and more than 0", got.LockWait, got.LockHeld)
+	}
 }
 
 // A process stopped while it holds the lock file (SIGSTOP, a debugger)
@@ -80,7 +89,7 @@ func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
 // the lock is released (TestMain's goleak check would report it
 // otherwise).
 func TestWritesGoOnWithoutTheLockFileWhileItsHolderIsStopped(t *testing.T) {
-	const busyTimeout = 500 * time.Millisecond
+	const busyTimeout = time.Second
 	b, path := openOnLockFile(t, Config{BusyTimeout: busyTimeout})
 	release := holdLockFile(t, path)
 	defer release()

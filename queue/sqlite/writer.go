@@ -292,6 +292,13 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 	// context ended would only cause a redelivery, but a half-written
 	// batch is worse.
 	ctx := context.Background()
+	if b.txLeftOpen {
+		// A transaction left open holds SQLite's lock: it would hold up
+		// every other process, and make this one wait for the lock file
+		// while holding it (or a checkpoint run inside it).
+		_, _ = stmts.db.ExecContext(ctx, "ROLLBACK")
+		b.txLeftOpen = false
+	}
 	errs := append(bufs.errs[:0], make([]error, len(batch))...)
 	txBatch := bufs.tx[:0]
 	defer func() {
@@ -336,12 +343,6 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 // A failing op is answered with its error and the rest committed without
 // it. It returns the grown batch, errs and idx.
 func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
-	if b.txLeftOpen {
-		// Waiting for the lock file while holding SQLite's lock would
-		// hold up the process that has the file.
-		_, _ = stmts.db.ExecContext(ctx, "ROLLBACK")
-		b.txLeftOpen = false
-	}
 	start := time.Now()
 	deadline := start.Add(b.cfg.BusyTimeout)
 	joined := len(batch) // requests from here on joined after the lock was granted

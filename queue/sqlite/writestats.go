@@ -52,8 +52,10 @@ type WriteStats struct {
 	Operations map[string]int64
 	// LockWait is how long the writer waited for the file's write lock
 	// (its turn on the lock file, then BEGIN IMMEDIATE) before its
-	// transactions could start; LockHeld how long it held the lock, from
-	// BEGIN granted to COMMIT or ROLLBACK returned. Summed over the
+	// transactions could start; LockHeld how long its write transactions
+	// held the lock, from BEGIN granted to COMMIT or ROLLBACK returned
+	// (truncating checkpoints, which take the lock outside a transaction,
+	// are not counted). Summed over the
 	// processes on one file, LockHeld near the wall time says that the
 	// file's one write lock is what limits them; LockWait says how long
 	// each process queued for it.

@@ -149,6 +149,11 @@ func TestBenchSmall(t *testing.T) {
 				if p.IdleRSSMiB <= 0 || p.PeakRSSMiB < p.IdleRSSMiB || p.CPUSeconds <= 0 {
 					t.Errorf("sqlite %s: %+v", p.Name, p)
 				}
+				// Read from the service's /metrics: nil if the names
+				// e2ebench looks for are not what it serves.
+				if p.QueueLockHeldPercent == nil || *p.QueueLockHeldPercent <= 0 || p.QueueLockWaitPercent == nil {
+					t.Errorf("sqlite %s: queue lock held %v, waited %v; want both read, held above 0 %%", p.Name, p.QueueLockHeldPercent, p.QueueLockWaitPercent)
+				}
 			}
 		}
 	}

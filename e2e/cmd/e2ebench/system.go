@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -260,29 +261,42 @@ func readQueueLockTimes(url string) *queueLockTimes {
 // parseQueueLockTimes finds the two counters in Prometheus text format.
 func parseQueueLockTimes(r io.Reader) *queueLockTimes {
 	var t queueLockTimes
-	found := 0
+	var held, wait bool
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
 	for sc.Scan() {
 		line := sc.Text()
 		var dst *float64
+		var seen *bool
 		switch {
 		case strings.HasPrefix(line, metricLockHeld+"{"), strings.HasPrefix(line, metricLockHeld+" "):
-			dst = &t.Held
+			dst, seen = &t.Held, &held
 		case strings.HasPrefix(line, metricLockWait+"{"), strings.HasPrefix(line, metricLockWait+" "):
-			dst = &t.Wait
+			dst, seen = &t.Wait, &wait
 		default:
 			continue
 		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
+		// The value follows the labels (which may hold spaces); the text
+		// format (not OpenMetrics) carries no exemplars, and the OTel
+		// exporter no timestamps.
+		rest := line
+		if i := strings.LastIndexByte(line, '}'); i >= 0 {
+			rest = line[i+1:]
+		} else {
+			rest = strings.TrimPrefix(strings.TrimPrefix(line, metricLockHeld), metricLockWait)
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
 		*dst += v
-		found++
+		*seen = true
 	}
-	if found == 0 {
+	if !held || !wait {
 		return nil
 	}
 	return &t
@@ -400,6 +414,13 @@ func (s *system) stats() map[string]procStats {
 	out := map[string]procStats{}
 	for _, p := range s.procs {
 		if st, err := readProcStats(strconv.Itoa(p.cmd.Process.Pid)); err == nil {
+			out[p.name] = st
+		}
+	}
+	// After every /proc read, so that a slow answer does not stretch the
+	// CPU times that the phase's wall time divides.
+	for _, p := range s.procs {
+		if st, ok := out[p.name]; ok {
 			st.QueueLock = readQueueLockTimes(p.adminURL + "/metrics")
 			out[p.name] = st
 		}
