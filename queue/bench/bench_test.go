@@ -86,6 +86,9 @@ type throughput struct {
 	peakRSSKiB int64 // largest child; 0 for in-process runs
 	rss        []processRSS
 	cpuUtil    float64 // % of all CPUs used by the processes; 0 when unknown
+	// SQLite: the write lock held and waited for, summed over the
+	// processes (their whole lives); 0 elsewhere.
+	lockHeld, lockWait time.Duration
 }
 
 type processRSS struct {
@@ -105,6 +108,11 @@ func (r throughput) report(b *testing.B, mode string, isGoChannel bool) {
 	}
 	if r.cpuUtil > 0 {
 		b.ReportMetric(r.cpuUtil, "cpu_util_%")
+	}
+	if r.lockHeld > 0 {
+		// Near 100 %: the file's one write lock is what limits the run.
+		b.ReportMetric(100*r.lockHeld.Seconds()/r.consumeDur.Seconds(), "lock_held_%")
+		b.ReportMetric(100*r.lockWait.Seconds()/r.consumeDur.Seconds(), "lock_wait_%")
 	}
 	goChannelMu.Lock()
 	defer goChannelMu.Unlock()
@@ -324,6 +332,8 @@ func runProcesses(b *testing.B, queueURL string, goroutines, messages int, atEnd
 	for _, c := range append(publishers, consumers...) {
 		r.peakRSSKiB = max(r.peakRSSKiB, c.peakRSSKiB())
 		r.rss = append(r.rss, processRSS{c.name, c.peakRSSKiB()})
+		r.lockHeld += time.Duration(c.lockHeldNs.Load())
+		r.lockWait += time.Duration(c.lockWaitNs.Load())
 	}
 	for _, c := range consumers {
 		if c.final.Load() < 0 {

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/sqlite"
 	"github.com/orderflow/orderflow/queue/sqlite/cmalloc"
 )
 
@@ -151,7 +152,7 @@ func consumeRole(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer closeQueue(q)
 	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: os.Getenv(envGroup), Concurrency: envInt(envConcurrency, 1)})
 	if err != nil {
 		return err
@@ -192,6 +193,17 @@ func consumeRole(ctx context.Context) error {
 	return err
 }
 
+// closeQueue closes q and, on the SQLite backend, reports "lock HELD_NS
+// WAIT_NS": how long this process's writer held the queue file's write
+// lock and waited for it.
+func closeQueue(q *queue.Queue) {
+	_ = q.Close()
+	if ws, ok := q.Backend().(interface{ WriteStats() sqlite.WriteStats }); ok {
+		s := ws.WriteStats()
+		say("lock %d %d", s.LockHeld.Nanoseconds(), s.LockWait.Nanoseconds())
+	}
+}
+
 // publishRole publishes COUNT messages from GOROUTINES goroutines, one
 // message per Publish, once the parent writes "go"; it reports "ready" and
 // then "done FINISH_NS".
@@ -200,7 +212,7 @@ func publishRole(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer q.Close()
+	defer closeQueue(q)
 	goSignal := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
@@ -385,12 +397,15 @@ type child struct {
 	ready  chan struct{}
 	exited chan struct{} // closed after Wait returned; waitErr is then set
 
-	count   atomic.Int64 // consumers: messages handled so far
-	lastNs  atomic.Int64 // consumers: when the last one was handled
-	final   atomic.Int64 // consumers: count after shutdown, -1 until known
-	doneNs  atomic.Int64 // publishers: when the last Publish returned, 0 until then
-	hwmKiB  atomic.Int64 // peak RSS the child reported just before exiting
-	waitErr error
+	count  atomic.Int64 // consumers: messages handled so far
+	lastNs atomic.Int64 // consumers: when the last one was handled
+	final  atomic.Int64 // consumers: count after shutdown, -1 until known
+	doneNs atomic.Int64 // publishers: when the last Publish returned, 0 until then
+	hwmKiB atomic.Int64 // peak RSS the child reported just before exiting
+	// SQLite: how long the child's writer held and waited for the queue
+	// file's write lock in all, reported as it closed the queue.
+	lockHeldNs, lockWaitNs atomic.Int64
+	waitErr                error
 }
 
 // startChild starts the test binary as role with env added to the
@@ -457,6 +472,9 @@ func (c *child) read(stdout io.Reader) {
 			c.doneNs.Store(num(1))
 		case "hwm":
 			c.hwmKiB.Store(num(1))
+		case "lock":
+			c.lockHeldNs.Store(num(1))
+			c.lockWaitNs.Store(num(2))
 		}
 	}
 	_, _ = io.Copy(io.Discard, stdout)
