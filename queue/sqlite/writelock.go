@@ -37,6 +37,11 @@ type writeLock struct {
 	path   string
 	f      *os.File // nil: transactions go without the lock file
 	logger watermill.LoggerAdapter
+	// retryOpen is when to try opening the file again after opening it
+	// failed (zero: it did not fail, or file locks are not used here);
+	// openFailed says the failure was logged.
+	retryOpen  time.Time
+	openFailed bool
 	// waiting is set when acquire gives up on a wait, which may still be
 	// blocked in the kernel (with the file, which it owns); it is closed
 	// when that wait has ended and let go of the file, and cleared by the
@@ -55,13 +60,25 @@ func openWriteLock(path string, logger watermill.LoggerAdapter) *writeLock {
 	return l
 }
 
+// reopenEvery is how often a writer that could not open the lock file
+// tries again (running out of file descriptors passes; a directory it may
+// not write to does not, and costs one failed open a second).
+const reopenEvery = time.Second
+
 func (l *writeLock) reopen() {
 	f, err := os.OpenFile(l.path, os.O_RDONLY|os.O_CREATE, 0o644)
 	if err != nil {
-		l.logger.Info("Write transactions go without the lock file: they wait for other processes by retrying", watermill.LogFields{"lock_file": l.path, "err": err.Error()})
+		if !l.openFailed {
+			l.logger.Info("Write transactions go without the lock file: they wait for other processes by retrying", watermill.LogFields{"lock_file": l.path, "err": err.Error()})
+			l.openFailed = true
+		}
+		l.retryOpen = time.Now().Add(reopenEvery)
 		return
 	}
-	l.f = f
+	if l.openFailed {
+		l.logger.Info("Write transactions take turns on the lock file again", watermill.LogFields{"lock_file": l.path})
+	}
+	l.f, l.retryOpen, l.openFailed = f, time.Time{}, false
 }
 
 // acquire takes the lock, waiting until deadline at most, and reports
@@ -88,6 +105,9 @@ func (l *writeLock) acquire(deadline time.Time) bool {
 		default:
 			return false
 		}
+	}
+	if l.f == nil && !l.retryOpen.IsZero() && time.Now().After(l.retryOpen) {
+		l.reopen()
 	}
 	if l.f == nil {
 		return false

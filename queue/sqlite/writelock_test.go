@@ -201,3 +201,25 @@ func holdSQLiteLock(t *testing.T, path string) (release func()) {
 	}
 	return func() { _ = tx.Rollback() }
 }
+
+// A writer that could not open the lock file (here: its directory is not
+// there yet) goes without it, and opens it once it can.
+func TestTheLockFileIsOpenedOnceItCanBe(t *testing.T) {
+	if !fileLocking {
+		t.Skip("no file locks on this platform")
+	}
+	dir := filepath.Join(t.TempDir(), "later")
+	l := openWriteLock(filepath.Join(dir, "queue.db"+writeLockSuffix), watermill.NopLogger{})
+	defer l.close()
+	if l.acquire(time.Now().Add(time.Second)) {
+		t.Fatal("acquire without a lock file: got true, want false")
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l.retryOpen = time.Now() // rather than wait reopenEvery
+	if !l.acquire(time.Now().Add(time.Second)) {
+		t.Fatal("acquire once the file can be opened: got false, want the lock")
+	}
+	l.release()
+}
