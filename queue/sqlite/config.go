@@ -90,6 +90,17 @@ type Config struct {
 	PollMin  time.Duration
 	PollMax  time.Duration
 
+	// NoLockFile makes write transactions wait for another process's
+	// write lock by retrying, as they did before the processes took turns
+	// through a lock file beside the queue (QUEUE-writer; see writeLock).
+	// The lock file shortens publish→handler latency (p50 ×0.67, p99 ×0.6
+	// at 2,000 msg/s with Go's default GOMAXPROCS) and costs a publisher
+	// that sends one message at a time about a quarter of its messages a
+	// second: consumers that get the lock at once claim more often. Where
+	// that publisher matters more, set NoLockFile (URL: lock_file=false) in
+	// every process on the file. Default false (the lock file is used).
+	NoLockFile bool
+
 	// NackDelay is the redelivery delay of a nacked message that carries no
 	// delay of its own (the retry middleware sets one with exponential
 	// backoff through Watermill's delay metadata). Default 0: redeliver at
@@ -217,7 +228,7 @@ func (c Config) Validate() error {
 
 // urlParams names the query parameters of a sqlite:// queue URL that
 // ApplyURLParams understands.
-const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min"
+const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min, lock_file"
 
 // pollMinLowest and pollMinHighest bound poll_min in a queue URL: below
 // 10µs a busy process would wake its subscribers for nearly every write
@@ -304,6 +315,13 @@ func (c *Config) applyURLParam(key, v string) error {
 			}
 			c.PollMin = d
 		}
+		return nil
+	case "lock_file":
+		use, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("lock_file=%q: want true or false", v)
+		}
+		c.NoLockFile = !use
 		return nil
 	case "claim_batch":
 		n, err := strconv.Atoi(v)

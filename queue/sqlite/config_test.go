@@ -30,6 +30,7 @@ func TestURLParamsRejectExplicitZeroAndNegative(t *testing.T) {
 		{"poll_min=0s", "poll_min must be from 10µs to 16ms, got 0s"},
 		{"poll_min=5us", "poll_min must be from 10µs to 16ms, got 5µs"},
 		{"poll_min=20ms", "poll_min must be from 10µs to 16ms, got 20ms"},
+		{"lock_file=maybe", `lock_file="maybe": want true or false`},
 		{"lease_time=3s", `unknown parameter "lease_time"`},
 		{"lease=0s&claim_batch=0", "claim_batch must be at least 1, got 0"},
 		{"lease=0s&claim_batch=0", "lease must be at least 10ms, got 0s"},
@@ -51,7 +52,7 @@ func TestURLParamsSetValuesAndKeepDefaults(t *testing.T) {
 		check func(c Config) string // "" when c is right
 	}{
 		{"", func(c Config) string {
-			if c.Lease != 30*time.Second || c.BusyTimeout != 30*time.Second || c.ClaimBatch != 64 || c.AckDelay != 2*time.Millisecond || c.NackDelay != 0 || c.PollMin != 500*time.Microsecond {
+			if c.Lease != 30*time.Second || c.BusyTimeout != 30*time.Second || c.ClaimBatch != 64 || c.AckDelay != 2*time.Millisecond || c.NackDelay != 0 || c.PollMin != 500*time.Microsecond || c.NoLockFile {
 				return "want the defaults"
 			}
 			return ""
@@ -83,6 +84,18 @@ func TestURLParamsSetValuesAndKeepDefaults(t *testing.T) {
 		{"poll_min=100us", func(c Config) string {
 			if c.PollMin != 100*time.Microsecond || c.PollMax != 16*time.Millisecond {
 				return "want poll min 100µs and the default poll max"
+			}
+			return ""
+		}},
+		{"lock_file=false", func(c Config) string {
+			if !c.NoLockFile {
+				return "want no lock file"
+			}
+			return ""
+		}},
+		{"lock_file=true", func(c Config) string {
+			if c.NoLockFile {
+				return "want the lock file"
 			}
 			return ""
 		}},

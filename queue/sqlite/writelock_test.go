@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -222,4 +223,28 @@ func TestTheLockFileIsOpenedOnceItCanBe(t *testing.T) {
 		t.Fatal("acquire once the file can be opened: got false, want the lock")
 	}
 	l.release()
+}
+
+// With NoLockFile (lock_file=false) a write does not wait for the lock
+// file, and the writer creates none.
+func TestWithoutTheLockFileAWriteDoesNotWaitForIt(t *testing.T) {
+	b, path := openOnLockFile(t, Config{NoLockFile: true})
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-0", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + writeLockSuffix); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lock file with NoLockFile: got %v, want none", err)
+	}
+	release := holdLockFile(t, path)
+	defer release()
+	done := make(chan error, 1)
+	go func() { done <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Publish while another process holds the lock file: got %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Publish waited for the lock file although NoLockFile is set")
+	}
 }

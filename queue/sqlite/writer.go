@@ -184,7 +184,10 @@ func (b *Backend) writer(ctx context.Context) {
 	}()
 	stmts := newStmtCache(conn)
 	defer func() { _ = stmts.close() }()
-	wlock := openWriteLock(b.path+writeLockSuffix, b.logger)
+	wlock := &writeLock{} // NoLockFile: acquire never has the lock
+	if !b.cfg.NoLockFile {
+		wlock = openWriteLock(b.path+writeLockSuffix, b.logger)
+	}
 	defer wlock.close()
 	// The writer waits for the write lock itself (see lock).
 	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
