@@ -49,9 +49,8 @@ type writeLock struct {
 	waiting chan struct{}
 }
 
-// openWriteLock opens (creating it if needed) the lock file at path. The
-// file is opened read-only, as the checkpoint lock is, so a lock file that
-// another user created and this one can read works too.
+// openWriteLock opens (creating it if needed) the lock file at path (see
+// openLockFile).
 func openWriteLock(path string, logger watermill.LoggerAdapter) *writeLock {
 	l := &writeLock{path: path, logger: logger}
 	if fileLocking {
@@ -66,7 +65,7 @@ func openWriteLock(path string, logger watermill.LoggerAdapter) *writeLock {
 const reopenEvery = time.Second
 
 func (l *writeLock) reopen() {
-	f, err := os.OpenFile(l.path, os.O_RDONLY|os.O_CREATE, 0o644)
+	f, err := openLockFile(l.path)
 	if err != nil {
 		if !l.openFailed {
 			l.logger.Info("Write transactions go without the lock file: they wait for other processes by retrying", watermill.LogFields{"lock_file": l.path, "err": err.Error()})

@@ -19,7 +19,7 @@ import (
 // release.
 func holdLockFile(t *testing.T, queuePath string) (release func()) {
 	t.Helper()
-	f, err := os.OpenFile(queuePath+writeLockSuffix, os.O_RDONLY|os.O_CREATE, 0o644)
+	f, err := openLockFile(queuePath + writeLockSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,8 +54,7 @@ func openOnLockFile(t *testing.T, cfg Config) (b *Backend, path string) {
 // holds a lock, and to succeed once release let go of it.
 func requirePublishWaitsFor(t *testing.T, b *Backend, holder string, release func()) {
 	t.Helper()
-	published := make(chan error, 1)
-	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
+	published := publishInBackground(b, "m-1")
 	select {
 	case err := <-published:
 		t.Fatalf("Publish returned while %s: %v", holder, err)
@@ -70,6 +69,14 @@ func requirePublishWaitsFor(t *testing.T, b *Backend, holder string, release fun
 	case <-time.After(30 * time.Second):
 		t.Fatal("Publish did not return within 30s of the lock's release")
 	}
+}
+
+// publishInBackground publishes a message with uuid on "jobs" and answers
+// on the returned channel.
+func publishInBackground(b *Backend, uuid string) <-chan error {
+	published := make(chan error, 1)
+	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage(uuid, []byte("x"))) }()
+	return published
 }
 
 // A write waits while another process holds the lock file and goes on when
@@ -156,9 +163,8 @@ func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {
 func TestTheWriterHoldsTheLockFileForItsTransaction(t *testing.T) {
 	b, path := openOnLockFile(t, Config{})
 	sqliteRelease := holdSQLiteLock(t, path)
-	published := make(chan error, 1)
-	go func() { published <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
-	f, err := os.OpenFile(path+writeLockSuffix, os.O_RDONLY|os.O_CREATE, 0o644)
+	published := publishInBackground(b, "m-1")
+	f, err := openLockFile(path + writeLockSuffix)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,10 +243,8 @@ func TestWithoutTheLockFileAWriteDoesNotWaitForIt(t *testing.T) {
 	}
 	release := holdLockFile(t, path)
 	defer release()
-	done := make(chan error, 1)
-	go func() { done <- b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))) }()
 	select {
-	case err := <-done:
+	case err := <-publishInBackground(b, "m-1"):
 		if err != nil {
 			t.Fatalf("Publish while another process holds the lock file: got %v, want nil", err)
 		}
