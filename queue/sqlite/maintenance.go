@@ -143,7 +143,7 @@ const checkpointLockSuffix = "-checkpointer"
 // to zero.
 func (b *Backend) checkpoint(ctx context.Context) {
 	defer b.loops.Done()
-	walPath := b.path + "-wal"
+	walPath := b.file + "-wal"
 	var lead checkpointLead
 	defer lead.stop()
 	var lastSize int64 = -1
@@ -211,7 +211,7 @@ func (l *checkpointLead) try(ctx context.Context, b *Backend) {
 	if l.release != nil {
 		return
 	}
-	release, err := tryLeadCheckpoints(b.path + checkpointLockSuffix)
+	release, err := tryLeadCheckpoints(b.file + checkpointLockSuffix)
 	if err != nil && !l.warned {
 		l.warned = true
 		b.logger.Error("Cannot use the checkpoint lock file; this process checkpoints anyway (with others doing the same, checkpoints repeat work)", err, nil)

@@ -26,8 +26,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -97,7 +99,11 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
 
 // Backend is a SQLite queue store. It implements backend.Backend.
 type Backend struct {
-	path   string
+	path string // as given to Open
+	// file is path with symbolic links resolved, where SQLite keeps the
+	// WAL and its shared memory: the watcher, the WAL limit and the lock
+	// files name files beside it.
+	file   string
 	cfg    Config
 	logger watermill.LoggerAdapter
 
@@ -155,6 +161,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	case errors.Is(err, os.ErrNotExist) && cfg.MustExist:
 		return nil, fmt.Errorf("open sqlite queue %q: no such file (is the queue URL right?)", path)
 	}
+	file, err := resolveLinks(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+	}
 	// A new file gets its page size and incremental auto-vacuum before
 	// anything else (sqlitefile.Prepare); several processes may create it
 	// at once, and one that finds it busy being set up retries.
@@ -200,6 +210,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	loopCtx, stop := context.WithCancel(context.Background())
 	b := &Backend{
 		path:    path,
+		file:    file,
 		cfg:     cfg,
 		logger:  cfg.Logger.With(watermill.LogFields{"queue": "sqlite", "path": path}),
 		writeDB: writeDB,
@@ -336,8 +347,40 @@ func explain(err error) error {
 // Name reports "sqlite".
 func (b *Backend) Name() string { return "sqlite" }
 
-// Path is the queue file.
+// Path is the queue file, as given to Open.
 func (b *Backend) Path() string { return b.path }
+
+// resolveLinks returns path with symbolic links resolved, as SQLite
+// resolves them before it names the WAL and shared-memory files: a queue
+// opened through a link to the file has its WAL beside the file, not
+// beside the link. A file not there yet (or a link to one) is resolved
+// through its directory, where SQLite creates it; a directory not there
+// leaves the path as it is, for opening to fail on.
+func resolveLinks(path string) (string, error) {
+	const maxLinks = 40 // as the kernel allows
+	for range maxLinks {
+		resolved, err := filepath.EvalSymlinks(path)
+		if err == nil {
+			return resolved, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("resolve links: %w", err)
+		}
+		target, err := os.Readlink(path)
+		if err != nil { // not a link: a file to be created
+			dir, err := filepath.EvalSymlinks(filepath.Dir(path))
+			if err != nil {
+				return path, nil
+			}
+			return filepath.Join(dir, filepath.Base(path)), nil
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = target // a link to a file not there yet
+	}
+	return "", fmt.Errorf("resolve links: more than %d links", maxLinks)
+}
 
 // Publisher returns the store's publisher; it stays usable until the
 // Backend is closed (closing it is a no-op).
@@ -461,7 +504,7 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 		return err
 	}
 	defer func() { _ = w.Close() }()
-	walPath := b.path + "-wal"
+	walPath := b.file + "-wal"
 	if err := w.Add(walPath); err != nil {
 		return err
 	}
@@ -552,7 +595,7 @@ func (b *Backend) pollChanges(ctx context.Context, conn *sql.Conn) {
 	const fallbackEvery = 16
 	const hotWindow = 250 * time.Millisecond
 	var lastChange time.Time
-	walPath := b.path + "-wal"
+	walPath := b.file + "-wal"
 	var lastSize int64 = -1
 	var lastMod time.Time
 	var lastVersion int64 = -1

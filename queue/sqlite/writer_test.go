@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -149,6 +150,57 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 				publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
 			}
 		})
+	}
+}
+
+// SQLite keeps the WAL of a file opened through a symbolic link beside the
+// file the link points to. A process that opens the queue through a link
+// must watch that WAL (not a "-wal" beside the link, which never appears:
+// its subscribers would wait for the one-second safety net, and the WAL
+// limit and background checkpoints would never run) and take turns with
+// the other processes on the lock files beside the file.
+func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
+	dir := t.TempDir()
+	realDir, linkDir := filepath.Join(dir, "data"), filepath.Join(dir, "link")
+	for _, d := range []string{realDir, linkDir} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, link := filepath.Join(realDir, "queue.db"), filepath.Join(linkDir, "queue.db")
+	producer, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer producer.Close()
+	if err := os.Symlink(path, link); err != nil {
+		t.Fatalf("symlink: %v", err)
+	}
+	// The watcher's first poll, were it polling, comes after 300ms; only
+	// its file events deliver sooner.
+	consumer, err := sqlite.Open(t.Context(), link, sqlite.Config{PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer consumer.Close()
+	if got := consumer.Path(); got != link {
+		t.Errorf("Path: got %q, want %q (as given)", got, link)
+	}
+	msgs := subscribeWorkers(t, consumer)
+	for i := range 3 {
+		start := time.Now()
+		publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
+		if waited := time.Since(start); waited >= 900*time.Millisecond {
+			t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it by a file event)", i, waited)
+		}
+	}
+	for _, suffix := range []string{"-wal", "-writer", "-checkpointer"} {
+		if _, err := os.Lstat(link + suffix); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s beside the link: got err %v, want none there", filepath.Base(link+suffix), err)
+		}
+		if _, err := os.Stat(path + suffix); err != nil {
+			t.Errorf("%s beside the file: %v", filepath.Base(path+suffix), err)
+		}
 	}
 }
 
