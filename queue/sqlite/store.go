@@ -26,10 +26,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,9 +98,9 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
 // Backend is a SQLite queue store. It implements backend.Backend.
 type Backend struct {
 	path string // as given to Open
-	// file is path with symbolic links resolved, where SQLite keeps the
-	// WAL and its shared memory: the watcher, the WAL limit and the lock
-	// files name files beside it.
+	// file is the file SQLite opened for path (see databaseFile), which
+	// it keeps the WAL and its shared memory beside: the watcher, the WAL
+	// limit and the lock files name files beside it.
 	file   string
 	cfg    Config
 	logger watermill.LoggerAdapter
@@ -161,10 +159,6 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	case errors.Is(err, os.ErrNotExist) && cfg.MustExist:
 		return nil, fmt.Errorf("open sqlite queue %q: no such file (is the queue URL right?)", path)
 	}
-	file, err := resolveLinks(path)
-	if err != nil {
-		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
-	}
 	// A new file gets its page size and incremental auto-vacuum before
 	// anything else (sqlitefile.Prepare); several processes may create it
 	// at once, and one that finds it busy being set up retries.
@@ -190,6 +184,11 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	writeDB.SetConnMaxIdleTime(0)
 
 	if err := initSchema(ctx, writeDB, cfg); err != nil {
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+	}
+	file, err := databaseFile(ctx, writeDB)
+	if err != nil {
 		_ = writeDB.Close()
 		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
 	}
@@ -350,36 +349,22 @@ func (b *Backend) Name() string { return "sqlite" }
 // Path is the queue file, as given to Open.
 func (b *Backend) Path() string { return b.path }
 
-// resolveLinks returns path with symbolic links resolved, as SQLite
-// resolves them before it names the WAL and shared-memory files: a queue
-// opened through a link to the file has its WAL beside the file, not
-// beside the link. A file not there yet (or a link to one) is resolved
-// through its directory, where SQLite creates it; a directory not there
-// leaves the path as it is, for opening to fail on.
-func resolveLinks(path string) (string, error) {
-	const maxLinks = 40 // as the kernel allows
-	for range maxLinks {
-		resolved, err := filepath.EvalSymlinks(path)
-		if err == nil {
-			return resolved, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("resolve links: %w", err)
-		}
-		target, err := os.Readlink(path)
-		if err != nil { // not a link: a file to be created
-			dir, err := filepath.EvalSymlinks(filepath.Dir(path))
-			if err != nil {
-				return path, nil
-			}
-			return filepath.Join(dir, filepath.Base(path)), nil
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(path), target)
-		}
-		path = target // a link to a file not there yet
+// databaseFile asks SQLite for the name of the file it opened, the name it
+// gives the WAL and shared-memory files after: absolute, with symbolic
+// links resolved where SQLite resolves them (on Unix; not on Windows) and
+// the path decoded as SQLite decoded it. The store names its own files
+// beside the queue (the watched WAL, the lock files) after it, so that a
+// queue opened through a link, or by another spelling of the path, is
+// watched and locked where every other process watches and locks it.
+func databaseFile(ctx context.Context, db *sql.DB) (string, error) {
+	var file string
+	if err := db.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
+		return "", fmt.Errorf("read the database file's name: %w", explain(err))
 	}
-	return "", fmt.Errorf("resolve links: more than %d links", maxLinks)
+	if file == "" {
+		return "", errors.New("the queue is not a file")
+	}
+	return file, nil
 }
 
 // Publisher returns the store's publisher; it stays usable until the

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -158,8 +159,11 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 // must watch that WAL (not a "-wal" beside the link, which never appears:
 // its subscribers would wait for the one-second safety net, and the WAL
 // limit and background checkpoints would never run) and take turns with
-// the other processes on the lock files beside the file.
+// the processes that opened the file itself on the same lock files.
 func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("SQLite on Windows does not resolve links: the WAL is beside the link")
+	}
 	dir := t.TempDir()
 	realDir, linkDir := filepath.Join(dir, "data"), filepath.Join(dir, "link")
 	for _, d := range []string{realDir, linkDir} {
@@ -176,30 +180,27 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
-	// The watcher's first poll, were it polling, comes after 300ms; only
-	// its file events deliver sooner.
+	// Polling, the watcher would look every 300ms; left to the safety net,
+	// a subscriber waits a second.
 	consumer, err := sqlite.Open(t.Context(), link, sqlite.Config{PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer consumer.Close()
-	if got := consumer.Path(); got != link {
-		t.Errorf("Path: got %q, want %q (as given)", got, link)
+	if got, want := sqlite.FileOf(consumer), sqlite.FileOf(producer); got != want {
+		t.Errorf("file of the queue opened through the link: got %q, want %q (the producer's)", got, want)
 	}
 	msgs := subscribeWorkers(t, consumer)
 	for i := range 3 {
 		start := time.Now()
 		publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
 		if waited := time.Since(start); waited >= 900*time.Millisecond {
-			t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it by a file event)", i, waited)
+			t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it before the one-second safety net)", i, waited)
 		}
 	}
 	for _, suffix := range []string{"-wal", "-writer", "-checkpointer"} {
 		if _, err := os.Lstat(link + suffix); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s beside the link: got err %v, want none there", filepath.Base(link+suffix), err)
-		}
-		if _, err := os.Stat(path + suffix); err != nil {
-			t.Errorf("%s beside the file: %v", filepath.Base(path+suffix), err)
 		}
 	}
 }
