@@ -118,6 +118,35 @@ func TestWritesGoOnWithoutTheLockFileWhileItsHolderIsStopped(t *testing.T) {
 	}
 }
 
+// A write that gave up waiting for the lock file still waits for SQLite's
+// lock, for a BusyTimeout of its own: several processes give up on a
+// stopped holder at about the same moment, and with the deadline already
+// spent each would try BEGIN once and all but the first would fail.
+func TestAWriteThatGaveUpOnTheLockFileStillWaitsForSQLitesLock(t *testing.T) {
+	const busyTimeout = 300 * time.Millisecond
+	b, path := openOnLockFile(t, Config{BusyTimeout: busyTimeout})
+	release := holdLockFile(t, path)
+	defer release()
+	sqliteRelease := holdSQLiteLock(t, path)
+	published := publishInBackground(b, "m-1")
+	// Past the wait for the lock file, into the wait for SQLite's lock.
+	time.Sleep(busyTimeout + busyTimeout/2)
+	select {
+	case err := <-published:
+		t.Fatalf("Publish returned while another connection held SQLite's lock: %v", err)
+	default:
+	}
+	sqliteRelease()
+	select {
+	case err := <-published:
+		if err != nil {
+			t.Fatalf("Publish after SQLite's lock was released: got %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Publish did not return within 30s of SQLite's lock's release")
+	}
+}
+
 // After a wait given up on has ended, the writer opens the lock file again
 // and takes turns on it as before.
 func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {

@@ -351,6 +351,14 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 	joined := len(batch) // requests from here on joined after the lock was granted
 	held := wlock.acquire(deadline)
 	b.writeCounts.lockWait.Add(int64(time.Since(start)))
+	if !held && !time.Now().Before(deadline) {
+		// The wait for the lock file was given up (its holder may be
+		// stopped without holding SQLite's lock): SQLite's lock gets a
+		// wait of its own. With the spent deadline, every process that
+		// gave up at the same moment would try BEGIN once, and all but
+		// one would fail.
+		deadline = time.Now().Add(b.cfg.BusyTimeout)
+	}
 	published, batch, errs, idx, err := b.commitLocked(ctx, stmts, deadline, batch, errs, idx)
 	if held {
 		wlock.release()
