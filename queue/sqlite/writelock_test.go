@@ -1,10 +1,12 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -279,5 +281,55 @@ func TestWithoutTheLockFileAWriteDoesNotWaitForIt(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Publish waited for the lock file although NoLockFile is set")
+	}
+}
+
+// rolledBackOp stands for a statement after which SQLite rolled the
+// transaction back itself, as it may on SQLITE_FULL or SQLITE_IOERR.
+type rolledBackOp struct{}
+
+func (rolledBackOp) apply(ctx context.Context, w *writeTx) error {
+	if _, err := w.conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		return err
+	}
+	return errors.New("database or disk is full (simulated)")
+}
+
+// An op after which SQLite had already rolled the transaction back gets
+// its own error, not the ROLLBACK's "no transaction is active", and the
+// ops that shared its batch are committed without it.
+func TestAnOpThatSQLiteRolledBackFailsAloneWithItsOwnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// Both requests queue while another connection holds SQLite's lock,
+	// so that they share one transaction.
+	sqliteRelease := holdSQLiteLock(t, path)
+	failed := make(chan error, 1)
+	go func() { failed <- b.submit(rolledBackOp{}, true) }()
+	published := publishInBackground(b, "m-1")
+	time.Sleep(100 * time.Millisecond)
+	sqliteRelease()
+	answer := func(what string, ch <-chan error) error {
+		t.Helper()
+		select {
+		case err := <-ch:
+			return err
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s: no answer within 30s", what)
+			return nil
+		}
+	}
+	if err := answer("the op SQLite rolled back", failed); err == nil || !strings.Contains(err.Error(), "simulated") {
+		t.Errorf("the op SQLite rolled back: got %v, want its own error", err)
+	}
+	if err := answer("the publish beside it", published); err != nil {
+		t.Errorf("the publish beside it: got %v, want nil", err)
+	}
+	if err := <-publishInBackground(b, "m-2"); err != nil {
+		t.Fatalf("a publish after: got %v, want nil", err)
 	}
 }

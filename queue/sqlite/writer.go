@@ -404,7 +404,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			}
 		}
 		if failed >= 0 {
-			_, err := w.conn.ExecContext(ctx, "ROLLBACK")
+			err := rollBack(ctx, w.conn)
 			b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 			if err != nil {
 				b.txLeftOpen = true
@@ -420,7 +420,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			continue
 		}
 		if _, err := w.exec(ctx, "COMMIT"); err != nil {
-			_, rbErr := w.conn.ExecContext(ctx, "ROLLBACK")
+			rbErr := rollBack(ctx, w.conn)
 			b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 			if rbErr != nil {
 				b.txLeftOpen = true
@@ -432,6 +432,30 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		b.writeCounts.count(batch, idx)
 		return w.published, batch, errs, idx, nil
 	}
+}
+
+// rollBack ends the write transaction. SQLite may have rolled it back
+// itself already (it may after SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM,
+// and then ROLLBACK fails with "no transaction is active"): that counts as
+// rolled back, so that the op's own error ("database or disk is full") is
+// what its caller gets and the rest of the batch is committed without it.
+func rollBack(ctx context.Context, conn *sql.Conn) error {
+	_, err := conn.ExecContext(ctx, "ROLLBACK")
+	if err == nil {
+		return nil
+	}
+	var open bool
+	if rawErr := conn.Raw(func(dc any) error {
+		c, ok := dc.(*sqlite3.SQLiteConn)
+		if !ok {
+			return fmt.Errorf("driver connection is a %T", dc)
+		}
+		open = !c.AutoCommit()
+		return nil
+	}); rawErr != nil || open {
+		return err
+	}
+	return nil
 }
 
 // applyStandalone runs the standalone ops among requests that joined a
