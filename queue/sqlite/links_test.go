@@ -1,9 +1,11 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +98,72 @@ func TestTheStoreNamesItsFilesAfterTheFileSQLiteOpened(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// SQLite names the WAL after the name a file was opened by, so processes
+// that open one queue by two hard links write two WALs into one database
+// and corrupt it: the store refuses a file with several names.
+func TestAQueueFileWithSeveralHardLinksIsRefused(t *testing.T) {
+	if runtime.GOOS == "windows" || runtime.GOOS == "plan9" {
+		t.Skip("the store cannot count a file's names on this platform")
+	}
+	dir := t.TempDir()
+	path, other := filepath.Join(dir, "queue.db"), filepath.Join(dir, "other.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(path, other); err != nil {
+		t.Fatalf("hard link: %v", err)
+	}
+	for _, p := range []string{path, other} {
+		b, err := sqlite.Open(t.Context(), p, sqlite.Config{})
+		if err == nil {
+			_ = b.Close()
+			t.Fatalf("Open %s with two names: got no error, want one", filepath.Base(p))
+		}
+		if !strings.Contains(err.Error(), "2 names (hard links)") {
+			t.Errorf("Open %s: got %v, want an error naming the hard links", filepath.Base(p), err)
+		}
+	}
+}
+
+// An SQLite database with tables but not the queue's (a service's own
+// database given as the queue by mistake) is refused, and left as it was:
+// not switched to WAL, no queue tables added.
+func TestAnotherSQLiteDatabaseIsNotTakenForTheQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "inventory.db")
+	db, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=DELETE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CREATE TABLE stock (sku TEXT PRIMARY KEY, on_hand INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []sqlite.Config{{}, {MustExist: true}} {
+		b, err := sqlite.Open(t.Context(), path, cfg)
+		if err == nil {
+			_ = b.Close()
+			t.Fatalf("Open (MustExist %v): got no error, want one", cfg.MustExist)
+		}
+		if !strings.Contains(err.Error(), "not a queue file") || !strings.Contains(err.Error(), "stock") {
+			t.Errorf("Open (MustExist %v): got %v, want an error saying it is not a queue file and naming its tables", cfg.MustExist, err)
+		}
+	}
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil {
+		t.Fatal(err)
+	}
+	var queueTables int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_schema WHERE name LIKE 'queue%'`).Scan(&queueTables); err != nil {
+		t.Fatal(err)
+	}
+	if mode != "delete" || queueTables != 0 {
+		t.Errorf("the database after the refused opens: got journal mode %q and %d queue tables, want delete and 0", mode, queueTables)
 	}
 }

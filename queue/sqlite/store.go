@@ -158,6 +158,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("open sqlite queue %q: is a directory", path)
 	case errors.Is(err, os.ErrNotExist) && cfg.MustExist:
 		return nil, fmt.Errorf("open sqlite queue %q: no such file (is the queue URL right?)", path)
+	case err == nil:
+		if err := checkQueueFile(ctx, path, st); err != nil {
+			return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+		}
 	}
 	// A new file gets its page size and incremental auto-vacuum before
 	// anything else (sqlitefile.Prepare); several processes may create it
@@ -348,6 +352,55 @@ func (b *Backend) Name() string { return "sqlite" }
 
 // Path is the queue file, as given to Open.
 func (b *Backend) Path() string { return b.path }
+
+// checkQueueFile refuses an existing file that cannot safely be the queue:
+// one with several names (hard links; a single file bind-mounted into a
+// container is the same case, but cannot be seen from here), because
+// SQLite names the WAL after the name it was opened by, so processes that
+// use different names each write a WAL of their own into one database and
+// corrupt it; and an SQLite database with tables but not the queue's (a
+// service's own database, say), which opening would change: switched to
+// WAL, the queue's tables added. It reads without writing; a file SQLite
+// cannot read is left for opening to report.
+func checkQueueFile(ctx context.Context, path string, st os.FileInfo) error {
+	if n, known := hardLinks(st); known && n > 1 {
+		return fmt.Errorf("the file has %d names (hard links): SQLite keeps the WAL beside the name it was opened by, so processes using different names would corrupt it; remove the other names (a symbolic link is fine)", n)
+	}
+	if st.Size() == 0 {
+		return nil
+	}
+	db, err := sql.Open("sqlite3", sqlitefile.DSN(path, url.Values{"mode": {"ro"}}))
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = db.Close() }()
+	rows, err := db.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
+	if err != nil {
+		return nil
+	}
+	defer func() { _ = rows.Close() }()
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil
+		}
+		if name == "queue_messages" {
+			return nil
+		}
+		tables = append(tables, name)
+	}
+	if rows.Err() != nil || len(tables) == 0 {
+		return nil
+	}
+	const shown = 5
+	more := ""
+	if len(tables) > shown {
+		more = fmt.Sprintf(" and %d more", len(tables)-shown)
+		tables = tables[:shown]
+	}
+	return fmt.Errorf("not a queue file: an SQLite database without the queue's tables (it holds %s%s); is the queue URL right?", strings.Join(tables, ", "), more)
+}
 
 // databaseFile asks SQLite for the name of the file it opened, the name it
 // gives the WAL and shared-memory files after: absolute, with symbolic

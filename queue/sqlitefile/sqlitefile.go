@@ -146,7 +146,9 @@ func isNew(path string) (bool, error) {
 
 // DSN is the mattn/go-sqlite3 connection string of the file at path with
 // params (_journal_mode, _busy_timeout, …). A '?' or '#' in the file name
-// is escaped, so that it does not start the string's query or fragment.
+// is escaped, so that it does not start the string's query or fragment,
+// and so is a '%', which SQLite would otherwise decode ("a%41.db" would
+// open "aA.db"): path names the file as it is.
 //
 // Unless params choose otherwise, the connections are opened without
 // SQLite's per-connection mutex (_mutex=no, SQLITE_OPEN_NOMUTEX):
@@ -160,7 +162,7 @@ func isNew(path string) (bool, error) {
 // without the connection's lock, which would then race with the
 // connection's next use.
 func DSN(path string, params url.Values) string {
-	name := "file:" + strings.NewReplacer("?", "%3f", "#", "%23").Replace(path)
+	name := "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	q := url.Values{"_mutex": {"no"}}
 	for k, v := range params {
 		q[k] = v

@@ -184,6 +184,7 @@ func TestDSN(t *testing.T) {
 		{"/data/queue.db", url.Values{"_txlock": {"immediate"}}, "file:/data/queue.db?_mutex=no&_txlock=immediate"},
 		{"/data/queue.db", url.Values{"_mutex": {"full"}}, "file:/data/queue.db?_mutex=full"},
 		{"/data/what?#.db", url.Values{"_busy_timeout": {"10"}}, "file:/data/what%3f%23.db?_busy_timeout=10&_mutex=no"},
+		{"/data/50%41 %zz.db", nil, "file:/data/50%2541 %25zz.db?_mutex=no"},
 	} {
 		if got := sqlitefile.DSN(tc.path, tc.params); got != tc.want {
 			t.Errorf("DSN(%q, %v): got %q, want %q", tc.path, tc.params, got, tc.want)
@@ -191,13 +192,28 @@ func TestDSN(t *testing.T) {
 	}
 }
 
-// A file name with '?' and '#' names that file, not a query.
+// A file name with '?', '#' or '%' names that file, not a query, a
+// fragment or an escaped character.
 func TestPrepareFileNameWithQueryCharacters(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "odd?name#1.db")
-	if _, err := sqlitefile.Prepare(context.Background(), path, sqlitefile.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if pageSize, _ := header(t, path); pageSize != sqlitefile.DefaultPageSize {
-		t.Errorf("page size: got %d, want %d", pageSize, sqlitefile.DefaultPageSize)
+	for _, name := range []string{"odd?name#1.db", "50%41.db", "100%.db"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			if _, err := sqlitefile.Prepare(context.Background(), path, sqlitefile.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			if pageSize, _ := header(t, path); pageSize != sqlitefile.DefaultPageSize {
+				t.Errorf("page size: got %d, want %d", pageSize, sqlitefile.DefaultPageSize)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() != name && !strings.HasPrefix(e.Name(), name+"-") {
+					t.Errorf("file %q beside %q: SQLite opened another name", e.Name(), name)
+				}
+			}
+		})
 	}
 }
