@@ -201,3 +201,26 @@ func claimBench(b testing.TB, be *Backend, n int) []claimed {
 	}
 	return op.got
 }
+
+// BenchmarkCollectionWithManyTopics measures one collection (gcOp, under
+// the write lock) in a file with 10,000 topics, all subscribed, of which
+// one holds messages: topics are never removed, and a collection runs
+// every GCInterval in each process that acked something.
+//
+// Run: go test -run '^$' -bench CollectionWithManyTopics ./sqlite/ (from queue/)
+func BenchmarkCollectionWithManyTopics(b *testing.B) {
+	be := openBench(b)
+	const topics = 10_000
+	for i := range topics {
+		topic := fmt.Sprintf("topic-%05d", i)
+		if err := be.submit(&subscribeOp{topic: topic, group: "g1"}, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	publishBench(b, be, 64, make([]byte, 200), "{}")
+	for b.Loop() {
+		if err := be.submit(&gcOp{batch: 5000, orphanBefore: 0}, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

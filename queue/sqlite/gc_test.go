@@ -1,0 +1,84 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// gcFixture is a queue with collection left to the test (GCInterval of an
+// hour).
+func gcFixture(t *testing.T) *Backend {
+	t.Helper()
+	b, err := Open(context.Background(), filepath.Join(t.TempDir(), "queue.db"), Config{GCInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func mustSubmit(t *testing.T, b *Backend, op writeOp) {
+	t.Helper()
+	if err := b.submit(op, true); err != nil {
+		t.Fatalf("%T: %v", op, err)
+	}
+}
+
+// ackAll claims up to n deliveries of group on topic and acks them.
+func ackAll(t *testing.T, b *Backend, topic, group string, n int) {
+	t.Helper()
+	claim := &claimOp{topic: topic, group: group, limit: n, leaseMs: 60_000}
+	mustSubmit(t, b, claim)
+	for _, c := range claim.got {
+		mustSubmit(t, b, &ackOp{lease{topic: topic, group: group, messageID: c.messageID, leaseID: c.leaseID}})
+	}
+}
+
+// A collection deletes what every subscribed group has acked, keeps what
+// any group still needs (and everything after it: messages are kept in id
+// order), deletes messages of a topic nobody subscribed to once they are
+// older than the orphan retention, and leaves topics without messages be.
+func TestCollectionDeletesWhatNoGroupStillNeeds(t *testing.T) {
+	b := gcFixture(t)
+	for _, s := range []subscribeOp{{"shared", "g1"}, {"shared", "g2"}, {"done", "g1"}, {"empty", "g1"}} {
+		mustSubmit(t, b, &s)
+	}
+	publish := func(topic string, n int) {
+		op := &publishOp{topic: topic, register: true}
+		for range n {
+			op.msgs = append(op.msgs, storedMessage{payload: []byte("x"), metadata: "{}"})
+		}
+		mustSubmit(t, b, op)
+	}
+	publish("shared", 3)
+	publish("done", 2)
+	publish("orphan", 2)
+	ackAll(t, b, "shared", "g1", 3)
+	ackAll(t, b, "shared", "g2", 1) // g2 still needs the second and third
+	ackAll(t, b, "done", "g1", 2)
+
+	op := &gcOp{batch: 100, orphanBefore: b.nowMs() + 1}
+	mustSubmit(t, b, op)
+	if op.deleted != 1+2+2 {
+		t.Errorf("deleted: got %d, want 5 (shared's first, done's two, orphan's two)", op.deleted)
+	}
+	for topic, want := range map[string]int{"shared": 2, "done": 0, "orphan": 0, "empty": 0} {
+		var got int
+		if err := b.readDB.QueryRow(`SELECT COUNT(*) FROM queue_messages WHERE topic = ?`, topic).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("messages left on %s: got %d, want %d", topic, got, want)
+		}
+	}
+
+	// A message of an unsubscribed topic younger than the retention stays.
+	publish("orphan", 1)
+	op = &gcOp{batch: 100, orphanBefore: b.nowMs() - time.Hour.Milliseconds()}
+	mustSubmit(t, b, op)
+	if op.deleted != 0 {
+		t.Errorf("deleted with a young orphan: got %d, want 0", op.deleted)
+	}
+}
