@@ -11,7 +11,7 @@
 //	GET    /dlq/{id}                one dead letter
 //	POST   /dlq/{id}/replay         back to its topic, for its group only
 //	POST   /dlq/replay              replay all (?topic= &group=, or the same in a JSON body)
-//	DELETE /dlq                     purge (?topic= &group=)
+//	DELETE /dlq                     purge (?topic= &group=, or the same in a JSON body)
 //	GET    /queue/stats             topics, consumer groups, depth and lag
 //	GET    /metrics                 Prometheus metrics (Config.Metrics)
 //	GET    /debug/pprof/…           Go's profiles (net/http/pprof): go tool pprof http://ADDR/debug/pprof/profile?seconds=30

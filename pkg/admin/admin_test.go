@@ -112,6 +112,10 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 		{"POST", "/dlq/42/replay", "", 404, admin.ProblemContentType, ""},
 		{"POST", "/dlq/replay", "", 200, "application/json", ""},
 		{"DELETE", "/dlq", "", 200, "application/json", ""},
+		{"DELETE", "/dlq?topics=payment.commands", "", 400, admin.ProblemContentType, "topics"},
+		{"DELETE", "/dlq?limit=5", "", 400, admin.ProblemContentType, "limit"},
+		{"POST", "/dlq/replay?group=payment&x=1", "", 400, admin.ProblemContentType, "x"},
+		{"GET", "/dlq?lmit=5", "", 400, admin.ProblemContentType, "lmit"},
 		{"GET", "/queue/stats", "", 200, "application/json", ""},
 		{"GET", "/metrics", "", 200, "text/plain", ""},
 		{"GET", "/debug/pprof/", "", 200, "text/html", ""},
@@ -267,9 +271,24 @@ func TestDeadLetterRoutes(t *testing.T) {
 	if code != 200 || !strings.Contains(string(body), `"replayed":1`) {
 		t.Errorf("replay all of a topic: got %d %s, want replayed 1", code, body)
 	}
-	code, _, body = f.do(t, "DELETE", "/dlq", "")
+	// A purge honours its filter, in the query or the body; a misspelt
+	// filter is refused, not taken for "everything".
+	code, _, body = f.do(t, "DELETE", "/dlq?topics=other.topic", "")
+	if code != 400 || !strings.Contains(string(body), `"field":"topics"`) {
+		t.Errorf("purge with ?topics=: got %d %s, want 400 naming topics", code, body)
+	}
+	code, _, body = f.do(t, "DELETE", "/dlq", `{"topic":"payment.commands"}`)
+	if code != 200 || !strings.Contains(string(body), `"purged":0`) {
+		t.Errorf("purge of a topic with none left: got %d %s, want purged 0", code, body)
+	}
+	code, _, body = f.do(t, "DELETE", "/dlq", `{"topic":"other.topic"}`)
 	if code != 200 || !strings.Contains(string(body), `"purged":1`) {
-		t.Errorf("purge: got %d %s, want purged 1", code, body)
+		t.Errorf("purge of other.topic: got %d %s, want purged 1", code, body)
+	}
+	putDeadLetter(t, f.b, "payment.commands", "payment", "m-4")
+	code, _, body = f.do(t, "DELETE", "/dlq?group=payment", "")
+	if code != 200 || !strings.Contains(string(body), `"purged":1`) {
+		t.Errorf("purge of a group: got %d %s, want purged 1", code, body)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -134,8 +135,19 @@ type dlqRoutes struct {
 // --json): the payload as text when it is UTF-8, else base64.
 type DeadLetter = backend.DeadLetterView
 
-// filter reads ?topic=, ?group= and, with limit, ?limit= (1..1000).
+// filter reads ?topic=, ?group= and, with limit, ?limit= (1..1000). Any
+// other query parameter is an error: a misspelt filter (?topics=) must not
+// select every dead letter, least of all for a purge.
 func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
+	known := []string{"topic", "group"}
+	if withLimit {
+		known = append(known, "limit")
+	}
+	for name := range c.QueryParams() {
+		if !slices.Contains(known, name) {
+			return backend.DeadLetterFilter{}, BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
+		}
+	}
 	f := backend.DeadLetterFilter{Topic: c.QueryParam("topic"), ConsumerGroup: c.QueryParam("group")}
 	if f.Topic != "" {
 		if err := backend.ValidateTopic(f.Topic); err != nil {
@@ -200,28 +212,38 @@ func (d *dlqRoutes) replay(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"replayed": 1, "id": id})
 }
 
-// replayAll replays what ?topic=/&group= (or a JSON body {"topic", "group"})
-// select; nothing selects everything.
-func (d *dlqRoutes) replayAll(c echo.Context) error {
+// selection is the filter of a replay or purge of many: ?topic= and
+// ?group=, or the same in a JSON body {"topic", "group"} (the body wins);
+// nothing selects everything.
+func selection(c echo.Context) (backend.DeadLetterFilter, error) {
 	f, err := filter(c, false)
 	if err != nil {
-		return err
+		return f, err
 	}
 	var body struct {
 		Topic string `json:"topic"`
 		Group string `json:"group"`
 	}
 	if err := DecodeJSON(c, &body); err != nil {
-		return err
+		return f, err
 	}
 	if body.Topic != "" {
 		if err := backend.ValidateTopic(body.Topic); err != nil {
-			return BadField("topic", err.Error())
+			return f, BadField("topic", err.Error())
 		}
 		f.Topic = body.Topic
 	}
 	if body.Group != "" {
 		f.ConsumerGroup = body.Group
+	}
+	return f, nil
+}
+
+// replayAll replays what selection selects.
+func (d *dlqRoutes) replayAll(c echo.Context) error {
+	f, err := selection(c)
+	if err != nil {
+		return err
 	}
 	n, err := queue.ReplayDeadLetters(c.Request().Context(), d.b, f)
 	if err != nil {
@@ -232,8 +254,9 @@ func (d *dlqRoutes) replayAll(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"replayed": n})
 }
 
+// purge deletes what selection selects.
 func (d *dlqRoutes) purge(c echo.Context) error {
-	f, err := filter(c, false)
+	f, err := selection(c)
 	if err != nil {
 		return err
 	}
