@@ -34,6 +34,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
+	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -196,7 +197,9 @@ func (s *Server) Run(ctx context.Context) error {
 // returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
-		Handler:           headmethod.Handler(s.echo), // HEAD like GET: curl -I, probes
+		// HEAD like GET (curl -I, probes); no writes from other origins'
+		// pages (the fault flags, purges and replays change things).
+		Handler:           crossorigin.Handler(headmethod.Handler(s.echo)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -315,6 +315,54 @@ func TestStatusOf(t *testing.T) {
 	}
 }
 
+// A page on another site cannot make a browser change a fault flag: the
+// server refuses writes that carry another origin (a "simple" text/plain
+// POST needs no CORS preflight), while curl, which sends no Origin, goes
+// through.
+func TestServeRefusesWritesFromOtherOrigins(t *testing.T) {
+	f := newFixture(t, nil)
+	ln, err := f.srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.srv.Serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	put := func(origin string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/faults/payment_decline_rate", strings.NewReader(`{"value":"1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Sec-Fetch-Site", "cross-site")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	if resp := put("http://evil.example"); resp.StatusCode != http.StatusForbidden || resp.Header.Get("Content-Type") != admin.ProblemContentType {
+		t.Errorf("cross-origin POST: got %d %q, want 403 %s", resp.StatusCode, resp.Header.Get("Content-Type"), admin.ProblemContentType)
+	}
+	if got := f.reg.Rate("payment_decline_rate"); got != 0 {
+		t.Fatalf("decline rate after the refused request: got %v, want 0", got)
+	}
+	if resp := put(""); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST without an Origin (curl): got %d, want 200", resp.StatusCode)
+	}
+}
+
 func TestRunListensAndStops(t *testing.T) {
 	srv, err := admin.New(admin.Config{Service: "x"})
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -97,11 +98,12 @@ func (c HTTPConfig) Validate() error {
 }
 
 // NewHTTPServer returns an http.Server for h with the API's timeouts; it
-// answers HEAD like GET without the body (headmethod).
+// answers HEAD like GET without the body (headmethod) and refuses writes a
+// browser sends from another origin (crossorigin).
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           headmethod.Handler(h),
+		Handler:           crossorigin.Handler(headmethod.Handler(h)),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -491,3 +491,28 @@ func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
 		t.Errorf("continued span parent: got %s, want b7ad6b7169203331", got)
 	}
 }
+
+// The server the order service runs refuses an order a page on another
+// site makes a browser send (a text/plain POST needs no CORS preflight),
+// and takes the same request from a client that sends no Origin (curl).
+func TestTheServerRefusesOrdersFromOtherOrigins(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	srv := ports.NewHTTPServer("127.0.0.1:0", a.h)
+	post := func(header map[string]string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", "http://127.0.0.1:8080/orders", strings.NewReader(validOrder))
+		req.Header.Set("Content-Type", "text/plain")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		srv.Handler.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := post(map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"})
+	if rec.Code != http.StatusForbidden || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("cross-origin POST /orders: got %d %q, want 403 application/problem+json", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if rec := post(nil); rec.Code != http.StatusCreated {
+		t.Errorf("POST /orders without an Origin: got %d %s, want 201", rec.Code, rec.Body)
+	}
+}
