@@ -217,6 +217,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		// A request still in progress after ShutdownTimeout (a stalled
+		// client) is cut off; that is no reason for the stop to fail.
+		s.cfg.Logger.Warn("admin API: requests still in progress after the shutdown timeout; closing their connections", slog.String("shutdown_timeout", s.cfg.ShutdownTimeout.String()))
+		_ = srv.Close()
+		err = nil
+	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && serr != nil {
 		err = errors.Join(err, serr)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -360,6 +361,40 @@ func TestServeRefusesWritesFromOtherOrigins(t *testing.T) {
 	}
 	if resp := put(""); resp.StatusCode != http.StatusOK {
 		t.Errorf("POST without an Origin (curl): got %d, want 200", resp.StatusCode)
+	}
+}
+
+// A client that stalls in the middle of its request holds up the stop for
+// ShutdownTimeout, then its connection is closed and Serve returns nil.
+func TestServeStopsDespiteAStalledClient(t *testing.T) {
+	srv, err := admin.New(admin.Config{Service: "x", ShutdownTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "PUT /faults/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is in progress, its body stalled
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve with a stalled client: got %v, want nil", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return within 15s of its context ending")
 	}
 }
 

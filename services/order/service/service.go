@@ -491,7 +491,14 @@ func (s *Service) Run(ctx context.Context) error {
 
 	// 1. The order API: no new orders; requests in progress finish.
 	sctx, cancel := context.WithTimeout(background, s.cfg.ShutdownTimeout)
-	if err := s.httpSrv.Shutdown(sctx); err != nil {
+	if err := s.httpSrv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
+		// A request still in progress after ShutdownTimeout (a client
+		// sending its body slowly, say) is cut off: its handler cannot
+		// have committed an order it has not read, and a client that
+		// stalls is no reason for the stop to fail.
+		s.logger.Warn("order API: requests still in progress after the shutdown timeout; closing their connections", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		_ = s.httpSrv.Close()
+	} else if err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("order API: shutdown: %w", err))
 	}
 	cancel()

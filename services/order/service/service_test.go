@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -268,6 +270,46 @@ func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
 	case <-done: // the stuck handler's transaction may fail the stop; only its length counts
 		if took := time.Since(start); took > 10*shutdown {
 			t.Errorf("stop took %v, want about the shutdown timeout %v per stage", took, shutdown)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("Run did not return within 15s of its context ending; want about the shutdown timeout %v per stage", shutdown)
+	}
+}
+
+// A client that stalls in the middle of its request (here: a POST /orders
+// whose body never comes) holds up the stop for ShutdownTimeout, then its
+// connection is closed: the stop succeeds, and Run returns nil.
+func TestAStalledClientDoesNotFailTheStop(t *testing.T) {
+	ctx := context.Background()
+	q := openQueue(t, "memory://")
+	const shutdown = 300 * time.Millisecond
+	svc, err := service.New(ctx, service.Config{
+		Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		ShutdownTimeout: shutdown,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	waitReady(t, "http://"+svc.AdminAddr()+"/readyz")
+
+	conn, err := net.Dial("tcp", svc.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /orders HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the request is in progress, its body stalled
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run with a stalled client: got %v, want nil", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("Run did not return within 15s of its context ending; want about the shutdown timeout %v per stage", shutdown)
