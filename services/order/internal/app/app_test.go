@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,6 +85,8 @@ func TestPlaceOrderValidation(t *testing.T) {
 		{"negative quantity", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: -1}}}, []string{"items[0].quantity", "items"}},
 		{"quantity over the limit", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: app.MaxQuantity + 1}}}, []string{"items[0].quantity"}},
 		{"no customer", app.PlaceOrder{Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
+		{"customer id over the limit", app.PlaceOrder{CustomerID: strings.Repeat("c", app.MaxIDLength+1), Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
+		{"customer id with control characters", app.PlaceOrder{CustomerID: "c\x00\x1b[31m", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
 		{"no items", app.PlaceOrder{CustomerID: "c"}, []string{"items"}},
 		{"repeated sku", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}, {SKU: "SKU-1", Quantity: 1}}}, []string{"items[1].sku"}},
 		{"bad address", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}},
@@ -108,6 +111,16 @@ func TestPlaceOrderValidation(t *testing.T) {
 	}
 	if n := len(env.Outbox()); n != 0 {
 		t.Errorf("outbox after refused orders: got %d messages, want 0", n)
+	}
+}
+
+// The customer id's limit counts characters, as the OpenAPI document's
+// maxLength does: 128 two-byte letters are 256 bytes and allowed.
+func TestPlaceOrderCountsTheCustomerIDInCharacters(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	cmd := app.PlaceOrder{CustomerID: strings.Repeat("ж", app.MaxIDLength), Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}
+	if _, err := env.App.Commands.PlaceOrder.Handle(context.Background(), cmd); err != nil {
+		t.Fatalf("a customer id of %d two-byte letters: got %v, want it placed", app.MaxIDLength, err)
 	}
 }
 

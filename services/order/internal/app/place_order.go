@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -192,8 +194,14 @@ func (h PlaceOrderHandler) price(cmd PlaceOrder) ([]domain.Item, []domain.FieldE
 	add := func(field, format string, args ...any) {
 		problems = append(problems, domain.FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
-	if len(cmd.CustomerID) > MaxIDLength {
-		add("customer_id", "must be at most %d bytes long", MaxIDLength)
+	// Characters, as the OpenAPI document's maxLength counts them.
+	if n := utf8.RuneCountInString(cmd.CustomerID); n > MaxIDLength {
+		add("customer_id", "must be at most %d characters long, got %d", MaxIDLength, n)
+	}
+	// The id travels in messages, logs and the console's pages, where a
+	// NUL or an escape sequence does harm.
+	if strings.ContainsFunc(cmd.CustomerID, unicode.IsControl) {
+		add("customer_id", "must not contain control characters")
 	}
 	if k := cmd.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKey || !printableASCII(k)) {
 		add("Idempotency-Key", "must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
