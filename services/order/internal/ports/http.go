@@ -279,6 +279,11 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 		}
 		return &malformedError{Detail: "request body is empty; want a JSON object"}
 	}
+	// null (or a number, a string, an array) would decode into v as
+	// nothing, and the request would be judged as an empty object.
+	if bytes.TrimSpace(body)[0] != '{' {
+		return &malformedError{Detail: "request body is not a JSON object"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {

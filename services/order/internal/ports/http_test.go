@@ -222,6 +222,8 @@ func TestProblems(t *testing.T) {
 	}{
 		{"malformed JSON", "POST", "/orders", `{"customer_id":`, nil, 400, ""},
 		{"not an object", "POST", "/orders", `[1,2]`, nil, 400, ""},
+		{"null", "POST", "/orders", ` null `, nil, 400, ""},
+		{"a string", "POST", "/orders", `"order"`, nil, 400, ""},
 		{"empty body", "POST", "/orders", ``, nil, 400, ""},
 		{"trailing data", "POST", "/orders", validOrder + `{}`, nil, 400, ""},
 		{"unknown field", "POST", "/orders", `{"customer_id":"c","items":[],"coupon":"x"}`, nil, 400, "coupon"},
