@@ -110,8 +110,14 @@ func DecodeJSON(c echo.Context, v any) error {
 		}
 		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
 	}
-	if len(strings.TrimSpace(string(data))) == 0 {
+	trimmed := strings.TrimSpace(string(data))
+	if len(trimmed) == 0 {
 		return nil
+	}
+	// null (or a number, a string, an array) would decode into v as
+	// nothing: a purge with the body null would select everything.
+	if trimmed[0] != '{' {
+		return fmt.Errorf("%w: body is not a JSON object", ErrBadRequest)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
@@ -143,9 +149,14 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	if withLimit {
 		known = append(known, "limit")
 	}
-	for name := range c.QueryParams() {
+	for name, values := range c.QueryParams() {
 		if !slices.Contains(known, name) {
 			return backend.DeadLetterFilter{}, BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
+		}
+		// ?topic= from a script whose variable was empty must not widen
+		// a purge to every topic.
+		if slices.Contains(values, "") {
+			return backend.DeadLetterFilter{}, BadField(name, fmt.Sprintf("%s is empty; leave it out to select every %s", name, name))
 		}
 	}
 	f := backend.DeadLetterFilter{Topic: c.QueryParam("topic"), ConsumerGroup: c.QueryParam("group")}

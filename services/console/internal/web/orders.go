@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -231,7 +232,7 @@ func parseOrderForm(c echo.Context, f *orderForm) []upstream.Line {
 	switch {
 	case f.CustomerID == "":
 		f.Errors["customer_id"] = "Enter a customer id, e.g. customer-1."
-	case len(f.CustomerID) > maxCustomerID:
+	case utf8.RuneCountInString(f.CustomerID) > maxCustomerID: // characters, as the order API counts them
 		f.Errors["customer_id"] = fmt.Sprintf("A customer id is at most %d characters long.", maxCustomerID)
 	case strings.IndexFunc(f.CustomerID, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
 		f.Errors["customer_id"] = "A customer id holds printable characters only."

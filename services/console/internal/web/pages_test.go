@@ -179,6 +179,20 @@ func TestPlaceOrder(t *testing.T) {
 	mustNotContain(t, "order page reloaded", page.Body, "Order placed (PENDING)")
 }
 
+// The customer id's limit counts characters, as the order API does: 128
+// two-byte letters are sent on.
+func TestPlaceOrderCountsTheCustomerIDInCharacters(t *testing.T) {
+	e := newEnv(t)
+	c := newClient(t, e.srv)
+	long := strings.Repeat("ж", 128)
+	if r := c.post("/orders", url.Values{"customer_id": {long}, "sku": {"SKU-1"}, "quantity": {"1"}}, true); r.Code != http.StatusOK {
+		t.Fatalf("place for 128 two-byte letters: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+	}
+	if placedOrders, _, _ := e.orders.seen(); len(placedOrders) != 1 || placedOrders[0].Body.CustomerID != long {
+		t.Fatalf("orders placed: got %d, want one for the 128-letter customer id", len(placedOrders))
+	}
+}
+
 func TestPlaceOrderValidation(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -188,6 +202,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 	}{
 		{"no customer", url.Values{"customer_id": {"  "}, "sku": {"SKU-1"}, "quantity": {"1"}}, 422, "Enter a customer id"},
 		{"long customer", url.Values{"customer_id": {strings.Repeat("c", 129)}, "sku": {"SKU-1"}, "quantity": {"1"}}, 422, "at most 128 characters"},
+		{"long customer in two-byte letters", url.Values{"customer_id": {strings.Repeat("ж", 129)}, "sku": {"SKU-1"}, "quantity": {"1"}}, 422, "at most 128 characters"},
 		{"nothing ordered", url.Values{"customer_id": {"c"}, "sku": {"SKU-1", "SKU-5"}, "quantity": {"0", ""}}, 422, "Enter a quantity for at least one SKU"},
 		{"not a number", url.Values{"customer_id": {"c"}, "sku": {"SKU-1"}, "quantity": {"two"}}, 422, "Enter a whole number, not &#34;two&#34;"},
 		{"too many", url.Values{"customer_id": {"c"}, "sku": {"SKU-1"}, "quantity": {"1001"}}, 422, "Enter 0 to 1000"},
