@@ -34,11 +34,12 @@ type Config struct {
 	// BusyTimeout is how long a statement waits for another process's
 	// write lock before failing. Default 30s. Under saturation one
 	// statement has been measured waiting over a second, so keep it long.
-	// A write transaction's wait for the lock file beside the queue
-	// (QUEUE-writer) counts towards it: a transaction that waited for the
-	// file that long asks SQLite once and fails if the lock is still
-	// taken, and while another process keeps the file (stopped by SIGSTOP
-	// or a debugger, say), later transactions go without it and wait for
+	// A write transaction first waits up to BusyTimeout for the lock file
+	// beside the queue (QUEUE-writer). If it gives up on the file (its
+	// holder stopped by SIGSTOP or a debugger, say), it waits up to
+	// another BusyTimeout for SQLite's lock, so the first write after a
+	// holder stopped can take twice BusyTimeout before it fails; while the
+	// file stays held, later transactions go without it and wait for
 	// SQLite's lock alone, for up to BusyTimeout each.
 	BusyTimeout time.Duration
 

@@ -363,8 +363,8 @@ func (b *Backend) Path() string { return b.path }
 // WAL, the queue's tables added. It reads without writing; a file SQLite
 // cannot read is left for opening to report.
 func checkQueueFile(ctx context.Context, path string, st os.FileInfo) error {
-	if n, known := hardLinks(st); known && n > 1 {
-		return fmt.Errorf("the file has %d names (hard links): SQLite keeps the WAL beside the name it was opened by, so processes using different names would corrupt it; remove the other names (a symbolic link is fine)", n)
+	if err := checkFileNames(path, st); err != nil {
+		return err
 	}
 	if st.Size() == 0 {
 		return nil
@@ -401,6 +401,10 @@ func checkQueueFile(ctx context.Context, path string, st os.FileInfo) error {
 	}
 	return fmt.Errorf("not a queue file: an SQLite database without the queue's tables (it holds %s%s); is the queue URL right?", strings.Join(tables, ", "), more)
 }
+
+// manyNames is the error format (with the count) for a queue file that has
+// several names.
+const manyNames = "the file has %d names (hard links): SQLite keeps the WAL beside the name it was opened by, so processes using different names would corrupt it; remove the other names"
 
 // databaseFile asks SQLite for the name of the file it opened, the name it
 // gives the WAL and shared-memory files after: absolute, with symbolic
