@@ -37,6 +37,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/headmethod"
+	"github.com/orderflow/orderflow/pkg/httpdrain"
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
@@ -196,10 +197,11 @@ func (s *Server) Run(ctx context.Context) error {
 // accepting, lets requests in progress finish (up to ShutdownTimeout) and
 // returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	var requests httpdrain.Tracker
 	srv := &http.Server{
 		// HEAD like GET (curl -I, probes); no writes from other origins'
 		// pages (the fault flags, purges and replays change things).
-		Handler:           crossorigin.Handler(headmethod.Handler(s.echo)),
+		Handler:           crossorigin.Handler(headmethod.Handler(requests.Handler(s.echo))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -218,11 +220,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if errors.Is(err, context.DeadlineExceeded) {
-		// A request still in progress after ShutdownTimeout (a stalled
-		// client) is cut off; that is no reason for the stop to fail.
-		s.cfg.Logger.Warn("admin API: requests still in progress after the shutdown timeout; closing their connections", slog.String("shutdown_timeout", s.cfg.ShutdownTimeout.String()))
+		// Requests still open after ShutdownTimeout are cut off. Clients
+		// that stalled while sending their request are no reason for the
+		// stop to fail; handlers still at work are.
+		busy := requests.Busy()
 		_ = srv.Close()
-		err = nil
+		if busy > 0 {
+			err = fmt.Errorf("%d requests still running after the shutdown timeout of %s: %w", busy, s.cfg.ShutdownTimeout, err)
+		} else {
+			s.cfg.Logger.Warn("admin API: clients still sending their requests after the shutdown timeout; closed their connections", slog.String("shutdown_timeout", s.cfg.ShutdownTimeout.String()))
+			err = nil
+		}
 	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && serr != nil {
 		err = errors.Join(err, serr)

@@ -401,6 +401,49 @@ func TestServeStopsDespiteAStalledClient(t *testing.T) {
 	}
 }
 
+// A handler still at work after ShutdownTimeout fails the stop: it goes
+// on while the service closes what it uses.
+func TestServeReportsAHandlerStillRunningAtTheStop(t *testing.T) {
+	started, release := make(chan struct{}), make(chan struct{})
+	srv, err := admin.New(admin.Config{Service: "x", ShutdownTimeout: 200 * time.Millisecond,
+		Routes: func(e *echo.Echo) {
+			e.GET("/stuck", func(c echo.Context) error {
+				close(started)
+				<-release
+				return c.NoContent(http.StatusNoContent)
+			})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	got := make(chan struct{})
+	go func() {
+		defer close(got)
+		if resp, err := http.Get("http://" + ln.Addr().String() + "/stuck"); err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	<-started
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "1 requests still running") {
+			t.Errorf("Serve with a handler at work: got %v, want an error saying 1 request is still running", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return within 15s of its context ending")
+	}
+	close(release)
+	<-got
+}
+
 func TestRunListensAndStops(t *testing.T) {
 	srv, err := admin.New(admin.Config{Service: "x"})
 	if err != nil {

@@ -40,6 +40,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/httpdrain"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/pkg/telemetry"
 	"github.com/orderflow/orderflow/queue"
@@ -250,6 +251,7 @@ type Service struct {
 	poison   func(value string) // the one-shot poison fault
 
 	httpSrv  *http.Server
+	requests httpdrain.Tracker // the order API's handlers, for the stop
 	httpLn   net.Listener
 	admin    *admin.Server
 	adminLn  net.Listener
@@ -366,7 +368,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.httpSrv = ports.NewHTTPServer(cfg.HTTPAddr, api)
+	s.httpSrv = ports.NewHTTPServer(cfg.HTTPAddr, s.requests.Handler(api))
 	s.httpSrv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("order API: listen: %w", err)
@@ -492,12 +494,18 @@ func (s *Service) Run(ctx context.Context) error {
 	// 1. The order API: no new orders; requests in progress finish.
 	sctx, cancel := context.WithTimeout(background, s.cfg.ShutdownTimeout)
 	if err := s.httpSrv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
-		// A request still in progress after ShutdownTimeout (a client
-		// sending its body slowly, say) is cut off: its handler cannot
-		// have committed an order it has not read, and a client that
-		// stalls is no reason for the stop to fail.
-		s.logger.Warn("order API: requests still in progress after the shutdown timeout; closing their connections", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		// Requests still open after ShutdownTimeout are cut off. A client
+		// that stalled while sending its body is no reason for the stop to
+		// fail (its handler cannot have acted on an order it has not read);
+		// a handler still at work is: it goes on while the stages below
+		// close what it uses.
+		busy := s.requests.Busy()
 		_ = s.httpSrv.Close()
+		if busy > 0 {
+			runErr = errors.Join(runErr, fmt.Errorf("order API: %d requests still running after the shutdown timeout of %s: %w", busy, s.cfg.ShutdownTimeout, err))
+		} else {
+			s.logger.Warn("order API: clients still sending their requests after the shutdown timeout; closed their connections", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		}
 	} else if err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("order API: shutdown: %w", err))
 	}

@@ -1,0 +1,67 @@
+package httpdrain_test
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/pkg/httpdrain"
+)
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBusyCountsHandlersAtWorkNotStalledUploads(t *testing.T) {
+	var requests httpdrain.Tracker
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(requests.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/work" {
+			started <- struct{}{}
+			<-release
+			return
+		}
+		_, _ = io.ReadAll(r.Body)
+	})))
+	defer srv.Close()
+
+	// A client that sends a header and part of its body, then stalls.
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	// Its handler runs, blocked reading the body: not busy.
+	waitFor(t, "one handler running, none busy", func() bool { return requests.Running() == 1 && requests.Busy() == 0 })
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Post(srv.URL+"/work", "application/json", strings.NewReader("{}"))
+		if err == nil {
+			_ = resp.Body.Close()
+		}
+	}()
+	<-started
+	if got := requests.Busy(); got != 1 {
+		t.Errorf("Busy with a handler at work beside the stalled upload: got %d, want 1", got)
+	}
+	close(release)
+	<-done
+	waitFor(t, "Busy back to 0", func() bool { return requests.Busy() == 0 })
+}
