@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -569,8 +570,23 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	return c.JSON(http.StatusCreated, v)
 }
 
+// orderID is the {id} of the path, percent-decoded: echo routes on the
+// raw path when a request spells a character with an escape it need not
+// have (%2D for '-'), and leaves the parameter as spelt.
+func orderID(c echo.Context) (string, error) {
+	id, err := url.PathUnescape(c.Param("id"))
+	if err != nil {
+		return "", &malformedError{Detail: fmt.Sprintf("order id %q is not a valid path segment", c.Param("id"))}
+	}
+	return id, nil
+}
+
 func (s *httpServer) getOrder(c echo.Context) error {
-	v, err := s.app.Queries.GetOrder.Handle(c.Request().Context(), c.Param("id"))
+	id, err := orderID(c)
+	if err != nil {
+		return err
+	}
+	v, err := s.app.Queries.GetOrder.Handle(c.Request().Context(), id)
 	if err != nil {
 		return err
 	}
@@ -583,7 +599,10 @@ type eventsResponse struct {
 }
 
 func (s *httpServer) orderEvents(c echo.Context) error {
-	id := c.Param("id")
+	id, err := orderID(c)
+	if err != nil {
+		return err
+	}
 	evs, err := s.app.Queries.OrderEvents.Handle(c.Request().Context(), id)
 	if err != nil {
 		return err
@@ -640,7 +659,10 @@ func (s *httpServer) cancelOrder(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	id := c.Param("id")
+	id, err := orderID(c)
+	if err != nil {
+		return err
+	}
 	if err := s.app.Commands.CancelOrder.Handle(ctx, app.CancelOrder{
 		OrderID: id, Reason: req.Reason, RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
 	}); err != nil {

@@ -148,6 +148,12 @@ func TestOrderRoutes(t *testing.T) {
 				t.Errorf("got %+v, want the order with its step, items and times", v)
 			}
 		}},
+		// A client may escape a character that needs none (%2D for '-').
+		{"get order, id percent-encoded", "GET", "/orders/" + strings.ReplaceAll(o.ID, "-", "%2D"), "", 200, func(t *testing.T, r response) {
+			if v := r.order(t); v.ID != o.ID {
+				t.Errorf("got order %q, want %q", v.ID, o.ID)
+			}
+		}},
 		{"events", "GET", "/orders/" + o.ID + "/events", "", 200, func(t *testing.T, r response) {
 			var body struct {
 				OrderID string            `json:"order_id"`
