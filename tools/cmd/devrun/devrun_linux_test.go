@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -100,6 +101,40 @@ func TestNoProcessOutlivesAKilledDevrun(t *testing.T) {
 		}
 	}
 	p.wantStoppedBySIGTERM(t)
+}
+
+// A devrun whose parent ends (Task forced out by repeated signals, a shell
+// that was killed) stops its processes as on Ctrl-C, rather than leave
+// them running with no one to stop them, and exits.
+func TestDevrunStopsWhenItsParentEnds(t *testing.T) {
+	p := startDevrunEnv(t, []string{"DEVRUN_TEST_PARENT=1"}, []string{"order"}, "--services", "order")
+	order := mustPID(t, "order", p.waitNote(t, "order.started"))
+	devrun, err := strconv.Atoi(strings.TrimSpace(p.waitNote(t, "devrun.pid")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Kill(); err != nil { // the parent alone
+		t.Fatal(err)
+	}
+	p.wait(t, 30*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for _, c := range []struct {
+		name string
+		pid  int
+	}{{"order", order}, {"devrun", devrun}} {
+		for {
+			if _, ok := procStart(c.pid); !ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s (pid %d) still runs 30 s after devrun's parent ended", c.name, c.pid)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !p.noted("order.sigterm") {
+		t.Error("order was not stopped with SIGTERM when devrun's parent ended")
+	}
 }
 
 // procStart returns the start time of the process pid from /proc, and

@@ -34,6 +34,10 @@ func TestMain(m *testing.M) {
 		part(name, os.Getenv("DEVRUN_TEST_DIR"))
 		os.Exit(0)
 	}
+	if os.Getenv("DEVRUN_TEST_PARENT") == "1" {
+		devrunsParent() // starts devrun as its child, until killed
+		os.Exit(0)
+	}
 	if os.Getenv("DEVRUN_TEST_ROLE") == "devrun" {
 		main() // os.Args[1:] are devrun's flags; main exits
 		os.Exit(0)
@@ -99,6 +103,25 @@ var standIns = map[string]func(name, dir string){
 		case <-time.After(time.Minute):
 		}
 	},
+}
+
+// devrunsParent stands for what starts devrun (Task, a shell): it starts
+// devrun with its own flags and environment, notes devrun's pid in
+// devrun.pid and waits for it.
+func devrunsParent() {
+	cmd := exec.Command(os.Args[0], os.Args[1:]...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DEVRUN_TEST_PARENT=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "devrun's parent:", err)
+		os.Exit(1)
+	}
+	note(os.Getenv("DEVRUN_TEST_DIR"), "devrun.pid", strconv.Itoa(cmd.Process.Pid))
+	_ = cmd.Wait()
 }
 
 func waitForOrder(dir string) {

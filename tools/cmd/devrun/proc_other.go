@@ -15,3 +15,7 @@ func signalProcess(p *process, sig syscall.Signal) error {
 	}
 	return p.cmd.Process.Signal(sig)
 }
+
+// stopWithParent: the kernel cannot signal devrun when its parent ends
+// here; stop devrun (Ctrl-C, SIGTERM) to stop its processes.
+func stopWithParent() {}

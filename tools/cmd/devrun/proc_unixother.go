@@ -11,3 +11,7 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// stopWithParent: the kernel cannot signal devrun when its parent ends
+// here; stop devrun (Ctrl-C, SIGTERM) to stop its processes.
+func stopWithParent() {}
