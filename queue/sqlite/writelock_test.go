@@ -86,9 +86,11 @@ func publishInBackground(b *Backend, uuid string) <-chan error {
 func TestAWriteWaitsForTheProcessHoldingTheLockFile(t *testing.T) {
 	b, path := openOnLockFile(t, Config{})
 	requirePublishWaitsFor(t, b, "another process held the lock file", holdLockFile(t, path))
-	// The wait shows in the process's lock statistics (and metrics).
-	if got := b.WriteStats(); got.LockWait < 100*time.Millisecond || got.LockHeld <= 0 {
-		t.Fatalf("lock times after a wait of 100ms or more: got wait %s, held %s; want at least 100ms and more than 0", got.LockWait, got.LockHeld)
+	// The wait shows in the process's lock statistics (and metrics). The
+	// test's 100ms run from before the writer took the request, so the
+	// writer measured a little less (99.99ms once in CI): ask for half.
+	if got := b.WriteStats(); got.LockWait < 50*time.Millisecond || got.LockHeld <= 0 {
+		t.Fatalf("lock times after a wait of about 100ms: got wait %s, held %s; want at least 50ms and more than 0", got.LockWait, got.LockHeld)
 	}
 }
 
