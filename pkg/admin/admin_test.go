@@ -319,28 +319,46 @@ func TestStatusOf(t *testing.T) {
 	}
 }
 
+// serving runs srv on its loopback listener until stop, which ends Serve's
+// context and returns what Serve returned (failing the test if Serve does
+// not return within 15 s).
+func serving(t *testing.T, srv *admin.Server) (addr string, stop func() error) {
+	t.Helper()
+	ln, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	return ln.Addr().String(), func() error {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(15 * time.Second):
+			t.Fatal("Serve did not return within 15s of its context ending")
+			return nil
+		}
+	}
+}
+
 // A page on another site cannot make a browser change a fault flag: the
 // server refuses writes that carry another origin (a "simple" text/plain
 // POST needs no CORS preflight), while curl, which sends no Origin, goes
 // through.
 func TestServeRefusesWritesFromOtherOrigins(t *testing.T) {
 	f := newFixture(t, nil)
-	ln, err := f.srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- f.srv.Serve(ctx, ln) }()
+	addr, stop := serving(t, f.srv)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	}()
 	put := func(origin string) *http.Response {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, "http://"+ln.Addr().String()+"/faults/payment_decline_rate", strings.NewReader(`{"value":"1"}`))
+		req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/faults/payment_decline_rate", strings.NewReader(`{"value":"1"}`))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -374,14 +392,8 @@ func TestServeStopsDespiteAStalledClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	conn, err := net.Dial("tcp", ln.Addr().String())
+	addr, stop := serving(t, srv)
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,14 +402,8 @@ func TestServeStopsDespiteAStalledClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // the request is in progress, its body stalled
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Serve with a stalled client: got %v, want nil", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve did not return within 15s of its context ending")
+	if err := stop(); err != nil {
+		t.Errorf("Serve with a stalled client: got %v, want nil", err)
 	}
 }
 
@@ -416,29 +422,17 @@ func TestServeReportsAHandlerStillRunningAtTheStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
+	addr, stop := serving(t, srv)
 	got := make(chan struct{})
 	go func() {
 		defer close(got)
-		if resp, err := http.Get("http://" + ln.Addr().String() + "/stuck"); err == nil {
+		if resp, err := http.Get("http://" + addr + "/stuck"); err == nil {
 			_ = resp.Body.Close()
 		}
 	}()
 	<-started
-	cancel()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "1 requests still running") {
-			t.Errorf("Serve with a handler at work: got %v, want an error saying 1 request is still running", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve did not return within 15s of its context ending")
+	if err := stop(); err == nil || !strings.Contains(err.Error(), "1 requests still running") {
+		t.Errorf("Serve with a handler at work: got %v, want an error saying 1 request is still running", err)
 	}
 	close(release)
 	<-got
