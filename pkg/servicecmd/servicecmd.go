@@ -88,7 +88,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HTTP_ADDR", c.DefaultHTTPAddr), "admin and state HTTP address; loopback by default (env HTTP_ADDR)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	if c.Flags != nil {
 		c.Flags(fs, env)
@@ -127,6 +127,7 @@ func (c Command) usage(fs *flag.FlagSet, out io.Writer) {
 	}
 	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, …).\n")
 	fmt.Fprintf(out, "C heap: C_HEAP_TRIM_THRESHOLD=BYTES keeps that much freed C memory for reuse (default 64 MiB; 0 leaves glibc's malloc as it is).\n")
+	fmt.Fprintf(out, "Go heap: GOGC defaults to %d here (Go's own default is 100); GOGC in the environment wins.\n", DefaultGCPercent)
 }
 
 // Run parses args (see Parse; usage and errors go to stderr), sets up

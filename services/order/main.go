@@ -134,6 +134,7 @@ Flags (each falls back to the environment variable named in its help):
 	}
 	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, ...).\n")
 	fmt.Fprintf(out, "C heap: C_HEAP_TRIM_THRESHOLD=BYTES keeps that much freed C memory for reuse (default 64 MiB; 0 leaves glibc's malloc as it is).\n")
+	fmt.Fprintf(out, "Go heap: GOGC defaults to %d here (Go's own default is 100); GOGC in the environment wins.\n", servicecmd.DefaultGCPercent)
 }
 
 func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stderr io.Writer) error {
