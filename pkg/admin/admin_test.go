@@ -120,6 +120,8 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 		{"DELETE", "/dlq?limit=5", "", 400, admin.ProblemContentType, "limit"},
 		{"POST", "/dlq/replay?group=payment&x=1", "", 400, admin.ProblemContentType, "x"},
 		{"GET", "/dlq?lmit=5", "", 400, admin.ProblemContentType, "lmit"},
+		{"GET", "/dlq/42?topic=x", "", 400, admin.ProblemContentType, "topic"},
+		{"POST", "/dlq/42/replay?all=1", "", 400, admin.ProblemContentType, "all"},
 		{"GET", "/queue/stats", "", 200, "application/json", ""},
 		{"GET", "/metrics", "", 200, "text/plain", ""},
 		{"GET", "/debug/pprof/", "", 200, "text/html", ""},

@@ -149,15 +149,8 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	if withLimit {
 		known = append(known, "limit")
 	}
-	for name, values := range c.QueryParams() {
-		if !slices.Contains(known, name) {
-			return backend.DeadLetterFilter{}, BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
-		}
-		// ?topic= from a script whose variable was empty must not widen
-		// a purge to every topic.
-		if slices.Contains(values, "") {
-			return backend.DeadLetterFilter{}, BadField(name, fmt.Sprintf("%s is empty; leave it out to select every %s", name, name))
-		}
+	if err := checkQuery(c, known...); err != nil {
+		return backend.DeadLetterFilter{}, err
 	}
 	f := backend.DeadLetterFilter{Topic: c.QueryParam("topic"), ConsumerGroup: c.QueryParam("group")}
 	if f.Topic != "" {
@@ -175,7 +168,30 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	return f, nil
 }
 
+// checkQuery refuses query parameters other than known, and empty ones:
+// ?topic= from a script whose variable was empty must not widen a purge to
+// every topic.
+func checkQuery(c echo.Context, known ...string) error {
+	for name, values := range c.QueryParams() {
+		if !slices.Contains(known, name) {
+			if len(known) == 0 {
+				return BadField(name, fmt.Sprintf("unknown query parameter %q (this route takes none)", name))
+			}
+			return BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
+		}
+		if slices.Contains(values, "") {
+			return BadField(name, fmt.Sprintf("%s is empty; leave it out to select every %s", name, name))
+		}
+	}
+	return nil
+}
+
+// deadLetterID is the {id} of a route for one dead letter, which takes no
+// query parameters.
 func deadLetterID(c echo.Context) (int64, error) {
+	if err := checkQuery(c); err != nil {
+		return 0, err
+	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
 		return 0, BadField("id", fmt.Sprintf("dead letter id must be a positive integer, got %q", c.Param("id")))
