@@ -103,15 +103,19 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("memory subscriber: %w", err)
 	}
-	return &subscriber{b: b, group: cfg.ConsumerGroup, closing: make(chan struct{})}, nil
+	return &subscriber{b: b, group: cfg.ConsumerGroup, concurrency: max(cfg.Concurrency, 1), closing: make(chan struct{})}, nil
 }
 
 type subscriber struct {
-	b         *Backend
-	group     string
-	closing   chan struct{}
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	b     *Backend
+	group string
+	// concurrency is how many messages one Subscribe call hands out
+	// before one of them is settled (GoChannel itself hands out as many as
+	// its buffer holds).
+	concurrency int
+	closing     chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
 }
 
 // Subscribe forwards the topic's messages until ctx ends or the subscriber
@@ -137,6 +141,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		return nil, err
 	}
 	out := make(chan *message.Message)
+	slots := make(chan struct{}, s.concurrency)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -154,7 +159,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 				if !ok || s.stopped(ctx) {
 					return
 				}
-				if !s.deliver(ctx, topic, msg, out) {
+				if !s.deliver(ctx, topic, msg, out, slots) {
 					return
 				}
 			}
@@ -174,10 +179,11 @@ func (s *subscriber) stopped(ctx context.Context) bool {
 	}
 }
 
-// deliver stamps and forwards one delivery, then records its outcome once
-// the handler acks or nacks. It returns false, having handed out nothing,
-// when ctx ends or the subscriber closes first.
-func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Message, out chan<- *message.Message) bool {
+// deliver stamps and forwards one delivery once one of slots is free,
+// then records its outcome once the handler acks or nacks and frees the
+// slot. It returns false, having handed out nothing, when ctx ends or the
+// subscriber closes first.
+func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Message, out chan<- *message.Message, slots chan struct{}) bool {
 	if target := msg.Metadata.Get(backend.MetadataReplayForGroup); target != "" && target != s.group {
 		msg.Ack()
 		return true
@@ -192,10 +198,13 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 	st.n++
 	n, wait, first, lastErr := st.n, st.delay, st.firstFailed, st.lastError
 	s.b.mu.Unlock()
-	handedOut := false
+	handedOut, haveSlot := false, false
 	defer func() {
 		if handedOut {
 			return
+		}
+		if haveSlot {
+			<-slots
 		}
 		// Not handed out: this attempt was not made.
 		s.b.mu.Lock()
@@ -217,7 +226,16 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 			return false
 		}
 	}
-	if s.stopped(ctx) {
+	// At most concurrency messages handed out and not yet settled.
+	select {
+	case slots <- struct{}{}:
+		haveSlot = true
+	case <-s.closing:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+	if s.stopped(ctx) { // the slot may have come free as the stop began
 		return false
 	}
 	// Hand the handler a copy and settle the original only after the
@@ -247,6 +265,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 	go func() {
 		defer s.wg.Done()
 		defer cancelFwd()
+		defer func() { <-slots }()
 		select {
 		case <-fwd.Acked():
 			s.acked(key, msg)
