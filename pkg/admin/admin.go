@@ -218,19 +218,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()
-	err := srv.Shutdown(sctx)
-	if errors.Is(err, context.DeadlineExceeded) {
-		// Requests still open after ShutdownTimeout are cut off. Clients
-		// that stalled while sending their request are no reason for the
-		// stop to fail; handlers still at work are.
-		busy := requests.Busy()
-		_ = srv.Close()
-		if busy > 0 {
-			err = fmt.Errorf("%d requests still running after the shutdown timeout of %s: %w", busy, s.cfg.ShutdownTimeout, err)
-		} else {
-			s.cfg.Logger.Warn("admin API: clients still sending their requests after the shutdown timeout; closed their connections", slog.String("shutdown_timeout", s.cfg.ShutdownTimeout.String()))
-			err = nil
-		}
+	// Requests still open after ShutdownTimeout are cut off. Clients that
+	// stalled while sending their request are no reason for the stop to
+	// fail; handlers still at work are.
+	stalled, err := requests.Shutdown(sctx, srv)
+	if stalled {
+		s.cfg.Logger.Warn("admin API: clients still sending their requests after the shutdown timeout; closed their connections", slog.String("shutdown_timeout", s.cfg.ShutdownTimeout.String()))
 	}
 	if serr := <-errc; !errors.Is(serr, http.ErrServerClosed) && serr != nil {
 		err = errors.Join(err, serr)

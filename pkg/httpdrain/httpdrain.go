@@ -8,14 +8,13 @@
 //	var requests httpdrain.Tracker
 //	srv := &http.Server{Handler: requests.Handler(h)}
 //	…
-//	if err := srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
-//		busy := requests.Busy()
-//		_ = srv.Close()
-//		if busy > 0 { … an error … } else { … a warning … }
-//	}
+//	stalled, err := requests.Shutdown(ctx, srv) // ctx bounds the graceful stop
 package httpdrain
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -47,6 +46,24 @@ func (t *Tracker) Running() int64 { return t.running.Load() }
 // their request's body.
 func (t *Tracker) Busy() int64 {
 	return max(t.running.Load()-t.reading.Load(), 0)
+}
+
+// Shutdown shuts srv (whose handler is t.Handler's) down gracefully,
+// waiting for requests in progress until ctx ends. Then it closes the
+// connections left: when only clients stalled while sending their
+// requests remained, it reports stalled and no error; when handlers were
+// still at work, an error saying how many (they go on running).
+func (t *Tracker) Shutdown(ctx context.Context, srv *http.Server) (stalled bool, err error) {
+	err = srv.Shutdown(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return false, err
+	}
+	busy := t.Busy()
+	_ = srv.Close()
+	if busy > 0 {
+		return false, fmt.Errorf("%d requests still running after the shutdown timeout: %w", busy, err)
+	}
+	return true, nil
 }
 
 type countedBody struct {

@@ -493,20 +493,16 @@ func (s *Service) Run(ctx context.Context) error {
 
 	// 1. The order API: no new orders; requests in progress finish.
 	sctx, cancel := context.WithTimeout(background, s.cfg.ShutdownTimeout)
-	if err := s.httpSrv.Shutdown(sctx); errors.Is(err, context.DeadlineExceeded) {
-		// Requests still open after ShutdownTimeout are cut off. A client
-		// that stalled while sending its body is no reason for the stop to
-		// fail (its handler cannot have acted on an order it has not read);
-		// a handler still at work is: it goes on while the stages below
-		// close what it uses.
-		busy := s.requests.Busy()
-		_ = s.httpSrv.Close()
-		if busy > 0 {
-			runErr = errors.Join(runErr, fmt.Errorf("order API: %d requests still running after the shutdown timeout of %s: %w", busy, s.cfg.ShutdownTimeout, err))
-		} else {
-			s.logger.Warn("order API: clients still sending their requests after the shutdown timeout; closed their connections", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
-		}
-	} else if err != nil {
+	// Requests still open after ShutdownTimeout are cut off. A client that
+	// stalled while sending its body is no reason for the stop to fail (its
+	// handler cannot have acted on an order it has not read); a handler
+	// still at work is: it goes on while the stages below close what it
+	// uses.
+	stalled, err := s.requests.Shutdown(sctx, s.httpSrv)
+	if stalled {
+		s.logger.Warn("order API: clients still sending their requests after the shutdown timeout; closed their connections", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+	}
+	if err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("order API: shutdown: %w", err))
 	}
 	cancel()
