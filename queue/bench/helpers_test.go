@@ -580,17 +580,6 @@ func (c *child) peakRSSKiB() int64 {
 	return 0
 }
 
-// maxrssKiB is the kernel's ru_maxrss for the child (see peakRSSKiB).
-func (c *child) maxrssKiB() int64 {
-	if c.cmd.ProcessState == nil {
-		return 0
-	}
-	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss
-	}
-	return 0
-}
-
 // ownPeakRSSKiB is this process's VmHWM from /proc/self/status, in KiB.
 func ownPeakRSSKiB() int64 {
 	b, err := os.ReadFile("/proc/self/status")

@@ -15,8 +15,6 @@ import (
 	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
-const dsnEnv = pgtest.EnvURL
-
 // testDSN returns a DSN on a fresh schema of the test server, dropped when
 // the test ends (see pgtest.SchemaURL).
 func testDSN(t testing.TB) string {
