@@ -213,12 +213,15 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)`,
 	// The saga's next step deadline per order, with the trace context of
 	// the order's latest decision. Derived from the stream like the
-	// projections, in the same transaction.
+	// projections, in the same transaction. trace_flags (W3C, hex; ""
+	// counts as sampled) is added by columnMigrations to files made
+	// before it existed.
 	`CREATE TABLE IF NOT EXISTS order_deadlines (
-		order_id TEXT    PRIMARY KEY,
-		due_at   INTEGER NOT NULL,
-		trace_id TEXT    NOT NULL,
-		span_id  TEXT    NOT NULL
+		order_id    TEXT    PRIMARY KEY,
+		due_at      INTEGER NOT NULL,
+		trace_id    TEXT    NOT NULL,
+		span_id     TEXT    NOT NULL,
+		trace_flags TEXT    NOT NULL DEFAULT ''
 	)`,
 	// By due time, then order id: the timeout loop pages through the due
 	// deadlines in that order (an index on due_at alone made every page
@@ -227,10 +230,29 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS order_deadlines_due_order ON order_deadlines (due_at, order_id)`,
 }
 
+// columnMigrations are the columns added to a table after files with the
+// table existed: added when missing, in order, after schema.
+var columnMigrations = []struct{ table, column, definition string }{
+	{"order_deadlines", "trace_flags", `TEXT NOT NULL DEFAULT ''`},
+}
+
 func migrate(ctx context.Context, db *sql.DB) error {
 	for _, q := range schema {
 		if _, err := db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("create schema: %w", err)
+		}
+	}
+	for _, m := range columnMigrations {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, m.table, m.column).Scan(&n); err != nil {
+			return fmt.Errorf("migrate %s.%s: %w", m.table, m.column, err)
+		}
+		if n > 0 {
+			continue
+		}
+		// Identifiers cannot be bound; these are the constants above.
+		if _, err := db.ExecContext(ctx, `ALTER TABLE `+m.table+` ADD COLUMN `+m.column+` `+m.definition); err != nil {
+			return fmt.Errorf("migrate %s.%s: %w", m.table, m.column, err)
 		}
 	}
 	return nil

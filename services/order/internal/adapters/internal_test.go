@@ -165,3 +165,44 @@ func TestOpenDBCreatesTheFileWithTheServicePageSize(t *testing.T) {
 		}
 	}
 }
+
+// A file made before order_deadlines had trace_flags gains the column when
+// opened, and its deadlines read back as sampled (empty flags).
+func TestOpenAddsTheTraceFlagsColumn(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "order.db")
+	old, err := OpenDB(ctx, path, DBConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE order_deadlines`,
+		`CREATE TABLE order_deadlines (order_id TEXT PRIMARY KEY, due_at INTEGER NOT NULL, trace_id TEXT NOT NULL, span_id TEXT NOT NULL)`,
+		`INSERT INTO order_deadlines VALUES ('o-1', 1000, '0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331')`,
+	} {
+		if _, err := old.Writer.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := old.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	for range 2 { // the second open finds the column and leaves it
+		db, err := OpenDB(ctx, path, DBConfig{})
+		if err != nil {
+			t.Fatalf("open the older file: %v", err)
+		}
+		due, err := (&Store{db: db}).DueDeadlines(ctx, time.UnixMilli(2000), app.DeadlinePosition{}, 10)
+		if err != nil {
+			t.Fatalf("due deadlines: %v", err)
+		}
+		want := []app.Deadline{{OrderID: "o-1", Due: time.UnixMilli(1000).UTC(), TraceID: "0af7651916cd43dd8448eb211c80319c", SpanID: "b7ad6b7169203331"}}
+		if !slices.Equal(due, want) {
+			t.Errorf("due deadlines: got %+v, want %+v", due, want)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -117,7 +117,7 @@ func setDeadline(ctx context.Context, tx txQuerier, o *domain.Order, meta app.Ev
 		return nil
 	}
 	if _, err := tx.ExecContext(ctx, qSetDeadline,
-		o.ID(), ceilMilli(d), meta.TraceID, meta.SpanID); err != nil {
+		o.ID(), ceilMilli(d), meta.TraceID, meta.SpanID, meta.TraceFlags); err != nil {
 		return fmt.Errorf("set deadline of %s: %w", o.ID(), err)
 	}
 	return nil

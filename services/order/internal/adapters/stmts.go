@@ -15,6 +15,7 @@ const (
 	qInsertEvent   = `INSERT INTO events (stream_id, version, type, data, metadata, recorded_at) VALUES (?, ?, ?, ?, ?, ?)`
 	qLoadStream    = `SELECT version, type, data, metadata, recorded_at FROM events WHERE stream_id = ? ORDER BY version`
 	qLoadEvents    = `SELECT version, type, data FROM events WHERE stream_id = ? ORDER BY version`
+	qLatestMeta    = `SELECT metadata FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1`
 	qViewStatus    = `SELECT status FROM order_view WHERE order_id = ?`
 	// qUpdateView is qUpsertView's ON CONFLICT branch, for a row known to
 	// exist: it leaves the columns fixed at placement alone, so they need
@@ -41,11 +42,11 @@ const (
 	qCountDelete    = `DELETE FROM order_status_counts WHERE status = ? AND count <= 0`
 	qCountUp        = `INSERT INTO order_status_counts (status, count) VALUES (?, 1) ON CONFLICT (status) DO UPDATE SET count = count + 1`
 	qClearDeadline  = `DELETE FROM order_deadlines WHERE order_id = ?`
-	qSetDeadline    = `INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, trace_id = excluded.trace_id, span_id = excluded.span_id`
+	qSetDeadline    = `INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id, trace_flags) VALUES (?, ?, ?, ?, ?) ON CONFLICT (order_id) DO UPDATE SET due_at = excluded.due_at, trace_id = excluded.trace_id, span_id = excluded.span_id, trace_flags = excluded.trace_flags`
 	qIdempotencyGet = `SELECT request_hash, order_id, created_at FROM idempotency_keys WHERE key = ?`
 	qIdempotencyPut = `INSERT INTO idempotency_keys (key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?)`
 	// qDueDeadlines reads order_deadlines_due_order in order: no sort.
-	qDueDeadlines = `SELECT order_id, due_at, trace_id, span_id FROM order_deadlines
+	qDueDeadlines = `SELECT order_id, due_at, trace_id, span_id, trace_flags FROM order_deadlines
 		WHERE due_at <= ? AND (due_at, order_id) > (?, ?)
 		ORDER BY due_at, order_id LIMIT ?`
 	qOpenOrders = `SELECT COALESCE(SUM(count), 0) FROM order_status_counts WHERE status NOT IN (?, ?, ?)`

@@ -3,6 +3,7 @@ package adapters
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -95,6 +96,23 @@ func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, erro
 		t.s.streams.drop(id) // a late reply to an ended order: no more to come
 	}
 	return o, nil
+}
+
+// LatestMetadata returns the metadata of the stream's latest event.
+func (t *storeTx) LatestMetadata(ctx context.Context, id string) (app.EventMetadata, error) {
+	var raw string
+	err := t.tx.QueryRowContext(ctx, qLatestMeta, id).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.EventMetadata{}, fmt.Errorf("%w: %s", app.ErrOrderNotFound, id)
+	}
+	if err != nil {
+		return app.EventMetadata{}, fmt.Errorf("latest metadata of %s: %w", id, err)
+	}
+	var meta app.EventMetadata
+	if err := json.Unmarshal([]byte(raw), &meta); err != nil {
+		return app.EventMetadata{}, fmt.Errorf("latest metadata of %s: %w", id, err)
+	}
+	return meta, nil
 }
 
 // streamEvents returns the events of stream id: the cached ones if the
@@ -263,7 +281,7 @@ func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.Deadl
 			d   app.Deadline
 			due int64
 		)
-		if err := rows.Scan(&d.OrderID, &due, &d.TraceID, &d.SpanID); err != nil {
+		if err := rows.Scan(&d.OrderID, &due, &d.TraceID, &d.SpanID, &d.TraceFlags); err != nil {
 			return nil, fmt.Errorf("due deadlines: %w", err)
 		}
 		d.Due = time.UnixMilli(due).UTC()

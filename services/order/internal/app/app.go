@@ -61,6 +61,12 @@ type EventMetadata struct {
 	// TraceID and SpanID identify the span that made the decision (hex).
 	TraceID string `json:"trace_id,omitempty"`
 	SpanID  string `json:"span_id,omitempty"`
+	// TraceFlags are that span's W3C trace flags (hex, "01" when
+	// sampled). Spans the service starts later in the order's trace (a
+	// timeout, a cancellation) take them over, so an order whose trace was
+	// not sampled stays unsampled. Empty (events recorded before the field
+	// existed) counts as sampled.
+	TraceFlags string `json:"trace_flags,omitempty"`
 }
 
 // Outgoing is a message to store in the outbox, addressed to Topic.
@@ -84,6 +90,10 @@ type Tx interface {
 	// LoadOrder rehydrates an order from its stream; ErrOrderNotFound if
 	// the stream is empty.
 	LoadOrder(ctx context.Context, id string) (*domain.Order, error)
+	// LatestMetadata returns the metadata of the latest event of the
+	// order's stream (whose trace context is the order's latest decision);
+	// ErrOrderNotFound if the stream is empty.
+	LatestMetadata(ctx context.Context, id string) (EventMetadata, error)
 	// SaveOrder appends o's pending events at versions Version()+1, …,
 	// with meta, recorded at at; updates the projections and the deadline
 	// index; then clears o's pending events. An append that finds the
@@ -119,10 +129,11 @@ type Transactor interface {
 // Deadline is an order's next step deadline, from the persisted deadline
 // index, with the trace context of the order's latest decision.
 type Deadline struct {
-	OrderID string
-	Due     time.Time
-	TraceID string
-	SpanID  string
+	OrderID    string
+	Due        time.Time
+	TraceID    string
+	SpanID     string
+	TraceFlags string // as EventMetadata.TraceFlags
 }
 
 // DeadlinePosition is a place in the deadline index's order: by Due, then

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
 
@@ -20,9 +23,15 @@ type CancelOrder struct {
 
 // CancelOrderHandler records the cancellation and sends the compensations of
 // the steps already done, in one transaction.
+//
+// The decision is taken in an "order cancel" span of the order's own trace
+// (a child of the span of its latest decision), linked both ways with the
+// span of the request, which has a trace of its own: the compensations,
+// their replies and any timeout after them stay in the order's one trace.
 type CancelOrderHandler struct {
-	tx Transactor
-	c  *committer
+	tx     Transactor
+	c      *committer
+	tracer trace.Tracer
 }
 
 // NewCancelOrderHandler returns a CancelOrderHandler.
@@ -34,7 +43,7 @@ func NewCancelOrderHandler(tx Transactor, opts Options) (CancelOrderHandler, err
 	if err != nil {
 		return CancelOrderHandler{}, fmt.Errorf("new cancel order handler: %w", err)
 	}
-	return CancelOrderHandler{tx: tx, c: c}, nil
+	return CancelOrderHandler{tx: tx, c: c, tracer: c.opts.TracerProvider.Tracer(instrumentationName)}, nil
 }
 
 // Handle cancels the order. Cancelling a cancelling or cancelled order is a
@@ -55,8 +64,17 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 			if o, err = tx.LoadOrder(ctx, cmd.OrderID); err != nil {
 				return err
 			}
+			latest, err := tx.LatestMetadata(ctx, cmd.OrderID)
+			if err != nil {
+				return err
+			}
+			ctx, span := h.startSpan(ctx, cmd.OrderID, latest)
+			defer span.End()
 			now = h.c.now()
 			if d, err = o.Cancel(cmd.Reason, now); err != nil {
+				if !errors.Is(err, domain.ErrNotCancellable) {
+					span.SetStatus(codes.Error, err.Error())
+				}
 				return err
 			}
 			return h.c.commit(ctx, tx, o, d, newMetadata(ctx, o.ID(), "http", cmd.RequestID), now)
@@ -68,4 +86,19 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 	h.c.observe(ctx, o, d, now)
 	h.c.opts.Logger.InfoContext(ctx, "order cancellation requested", "order_id", cmd.OrderID)
 	return nil
+}
+
+// startSpan starts the "order cancel" span under the order's latest
+// decision, linked with the request's span (ctx's) in both directions.
+// Without a recorded trace context it is a child of the request's span.
+func (h CancelOrderHandler) startSpan(ctx context.Context, orderID string, latest EventMetadata) (context.Context, trace.Span) {
+	request := trace.SpanFromContext(ctx)
+	ctx, span := h.tracer.Start(withRecordedParent(ctx, latest.TraceID, latest.SpanID, latest.TraceFlags), "order cancel",
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithLinks(trace.Link{SpanContext: request.SpanContext()}),
+		trace.WithAttributes(orderIDKey.String(orderID)))
+	if sc := span.SpanContext(); sc.IsValid() && sc.TraceID() != request.SpanContext().TraceID() {
+		request.AddLink(trace.Link{SpanContext: sc})
+	}
+	return ctx, span
 }

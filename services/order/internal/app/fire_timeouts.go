@@ -145,13 +145,5 @@ const orderIDKey = attribute.Key("order.id")
 // orderTraceContext returns ctx with the order's latest span as remote
 // parent, when the deadline carries one.
 func orderTraceContext(ctx context.Context, dl Deadline) context.Context {
-	tid, err1 := trace.TraceIDFromHex(dl.TraceID)
-	sid, err2 := trace.SpanIDFromHex(dl.SpanID)
-	if err1 != nil || err2 != nil {
-		return ctx
-	}
-	sc := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled, Remote: true,
-	})
-	return trace.ContextWithRemoteSpanContext(ctx, sc)
+	return withRecordedParent(ctx, dl.TraceID, dl.SpanID, dl.TraceFlags)
 }

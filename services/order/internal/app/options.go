@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -29,7 +30,8 @@ type Options struct {
 	// Propagator writes the trace context into outgoing messages. Default
 	// W3C Trace Context plus Baggage.
 	Propagator propagation.TextMapPropagator
-	// TracerProvider creates the spans of timeouts. Default no-op.
+	// TracerProvider creates the spans of timeouts and cancellations.
+	// Default no-op.
 	TracerProvider trace.TracerProvider
 	// MeterProvider creates the saga metrics. Default no-op.
 	MeterProvider metric.MeterProvider
@@ -143,19 +145,41 @@ func (c *committer) observe(ctx context.Context, o *domain.Order, d domain.Decis
 	}
 }
 
-// traceMetadata returns the trace and span ids of ctx's span, if any.
-func traceMetadata(ctx context.Context) (traceID, spanID string) {
+// traceMetadata returns the trace id, span id and trace flags of ctx's
+// span, if any.
+func traceMetadata(ctx context.Context) (traceID, spanID, flags string) {
 	sc := trace.SpanContextFromContext(ctx)
 	if !sc.IsValid() {
-		return "", ""
+		return "", "", ""
 	}
-	return sc.TraceID().String(), sc.SpanID().String()
+	return sc.TraceID().String(), sc.SpanID().String(), sc.TraceFlags().String()
+}
+
+// withRecordedParent returns ctx with the recorded span (hex ids and
+// flags, as EventMetadata holds them) as its remote parent, so that a span
+// started from it joins the order's trace. Without a valid recorded span
+// ctx is returned as it is. Empty flags count as sampled.
+func withRecordedParent(ctx context.Context, traceID, spanID, flags string) context.Context {
+	tid, err1 := trace.TraceIDFromHex(traceID)
+	sid, err2 := trace.SpanIDFromHex(spanID)
+	if err1 != nil || err2 != nil {
+		return ctx
+	}
+	tf := trace.FlagsSampled
+	if b, err := hex.DecodeString(flags); err == nil && len(b) == 1 {
+		tf = trace.TraceFlags(b[0])
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: tf, Remote: true,
+	})
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
 }
 
 // newMetadata builds the metadata of a decision taken under ctx.
 func newMetadata(ctx context.Context, orderID, cause, causationID string) EventMetadata {
-	traceID, spanID := traceMetadata(ctx)
+	traceID, spanID, flags := traceMetadata(ctx)
 	return EventMetadata{
-		CorrelationID: orderID, CausationID: causationID, Cause: cause, TraceID: traceID, SpanID: spanID,
+		CorrelationID: orderID, CausationID: causationID, Cause: cause,
+		TraceID: traceID, SpanID: spanID, TraceFlags: flags,
 	}
 }

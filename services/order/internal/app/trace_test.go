@@ -1,0 +1,158 @@
+package app_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/ordertest"
+)
+
+// spanContext returns ctx carrying a remote span of the given hex ids, as a
+// consumer or server span of another process would.
+func spanContext(t *testing.T, traceID, spanID string, flags trace.TraceFlags) context.Context {
+	t.Helper()
+	tid, err := trace.TraceIDFromHex(traceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sid, err := trace.SpanIDFromHex(spanID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: tid, SpanID: sid, TraceFlags: flags, Remote: true,
+	}))
+}
+
+// endedSpan returns the one ended span named name.
+func endedSpan(t *testing.T, rec *tracetest.SpanRecorder, name string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	var found []sdktrace.ReadOnlySpan
+	for _, s := range rec.Ended() {
+		if s.Name() == name {
+			found = append(found, s)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("spans named %q: got %d, want 1", name, len(found))
+	}
+	return found[0]
+}
+
+func linksTo(links []sdktrace.Link, sc trace.SpanContext) bool {
+	return slices.ContainsFunc(links, func(l sdktrace.Link) bool {
+		return l.SpanContext.TraceID() == sc.TraceID() && l.SpanContext.SpanID() == sc.SpanID()
+	})
+}
+
+// A cancellation arrives in a request of its own trace; what it decides
+// (the compensations, the deadline after them) stays in the order's trace,
+// and the two traces are linked both ways.
+func TestCancelStaysInTheOrdersTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	env := ordertest.New(t, ordertest.Options{App: app.Options{TracerProvider: tp}})
+
+	const orderTrace = "0af7651916cd43dd8448eb211c80319c"
+	placed, err := env.App.Commands.PlaceOrder.Handle(spanContext(t, orderTrace, "b7ad6b7169203331", trace.FlagsSampled),
+		app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 2}}})
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	id := placed.OrderID
+	const replySpan = "00f067aa0ba902b7"
+	if _, err := env.App.Commands.HandleReply.Handle(spanContext(t, orderTrace, replySpan, trace.FlagsSampled), app.HandleReply{
+		MessageID: "m-1", Reply: contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}},
+	}); err != nil {
+		t.Fatalf("reply: %v", err)
+	}
+
+	reqCtx, request := tp.Tracer("test").Start(context.Background(), "POST /orders/:id/cancel")
+	if err := env.App.Commands.CancelOrder.Handle(reqCtx, app.CancelOrder{OrderID: id, RequestID: "req-2"}); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	request.End()
+
+	cancel := endedSpan(t, rec, "order cancel")
+	if got := cancel.SpanContext().TraceID().String(); got != orderTrace {
+		t.Errorf("cancel span's trace: got %s, want the order's %s", got, orderTrace)
+	}
+	if got := cancel.Parent().SpanID().String(); got != replySpan {
+		t.Errorf("cancel span's parent: got %s, want the latest decision's span %s", got, replySpan)
+	}
+	if !linksTo(cancel.Links(), request.SpanContext()) {
+		t.Errorf("cancel span's links: got %v, want one to the request's span", cancel.Links())
+	}
+	if req := endedSpan(t, rec, "POST /orders/:id/cancel"); !linksTo(req.Links(), cancel.SpanContext()) {
+		t.Errorf("request span's links: got %v, want one to the cancel span", req.Links())
+	}
+
+	want := "00-" + orderTrace + "-" + cancel.SpanContext().SpanID().String() + "-01"
+	var released bool
+	for _, m := range env.Outbox() {
+		if m.Message.MessageType() != contracts.TypeReleaseStock {
+			continue
+		}
+		released = true
+		if got := m.Metadata["traceparent"]; got != want {
+			t.Errorf("ReleaseStock traceparent: got %q, want %q", got, want)
+		}
+	}
+	if !released {
+		t.Fatal("outbox: no ReleaseStock")
+	}
+
+	// The compensation's deadline carries the cancel span: a timeout after
+	// it is its child, still in the order's trace.
+	env.Clock.Advance(ordertest.StepTimeout + time.Second)
+	if res, err := env.App.Commands.FireTimeouts.Handle(context.Background(), app.FireTimeouts{}); err != nil || res.Fired != 1 {
+		t.Fatalf("fire: got %+v, %v, want 1 fired", res, err)
+	}
+	timeout := endedSpan(t, rec, "order timeout")
+	if got := timeout.Parent(); got.TraceID().String() != orderTrace || got.SpanID() != cancel.SpanContext().SpanID() {
+		t.Errorf("timeout span's parent: got %s/%s, want the cancel span %s/%s",
+			got.TraceID(), got.SpanID(), orderTrace, cancel.SpanContext().SpanID())
+	}
+}
+
+// An order whose trace was not sampled gets no sampled spans from the
+// service's own later decisions: the timeout's span is not recorded and
+// the compensations it sends carry the unsampled flag.
+func TestTimeoutOfAnUnsampledOrderStaysUnsampled(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	env := ordertest.New(t, ordertest.Options{App: app.Options{TracerProvider: tp}})
+
+	const orderTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	placed, err := env.App.Commands.PlaceOrder.Handle(spanContext(t, orderTrace, "b7ad6b7169203331", 0),
+		app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 2}}})
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	before := len(env.Outbox())
+	env.Clock.Advance(ordertest.StepTimeout + time.Second)
+	if res, err := env.App.Commands.FireTimeouts.Handle(context.Background(), app.FireTimeouts{}); err != nil || res.Fired != 1 {
+		t.Fatalf("fire: got %+v, %v, want 1 fired", res, err)
+	}
+	if got := len(rec.Ended()); got != 0 {
+		t.Errorf("recorded spans: got %d (%s first), want none", got, rec.Ended()[0].Name())
+	}
+	sent := env.Outbox()[before:]
+	if len(sent) == 0 {
+		t.Fatalf("outbox: the timeout of order %s sent nothing", placed.OrderID)
+	}
+	for _, m := range sent {
+		if tp := m.Metadata["traceparent"]; !strings.HasPrefix(tp, "00-"+orderTrace+"-") || !strings.HasSuffix(tp, "-00") {
+			t.Errorf("%s traceparent: got %q, want the order's trace, not sampled (-00)", m.Message.MessageType(), tp)
+		}
+	}
+}
