@@ -17,7 +17,7 @@ import (
 // Metric names. Every instrument carries messaging.destination.name (the
 // topic) and messaging.consumer.group.name where it applies.
 const (
-	MetricProcessed    = "queue.messages.processed"     // handler runs, by outcome: ok (acked, dead-lettered included) or error (nacked for a retry)
+	MetricProcessed    = "queue.messages.processed"     // handler runs, by outcome: ok (the handler succeeded) or error (it failed or panicked; the message was then retried or dead-lettered)
 	MetricRetried      = "queue.messages.retried"       // failures scheduled for another attempt
 	MetricDeadLettered = "queue.messages.dead_lettered" // messages given up on
 	MetricDuration     = "queue.handler.duration"       // seconds per handler run
@@ -66,13 +66,13 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	var ins instruments
 	var errs []error
 	var err error
-	ins.processed, err = m.Int64Counter(MetricProcessed, metric.WithDescription("Messages handled, by outcome (ok or error)."))
+	ins.processed, err = m.Int64Counter(MetricProcessed, metric.WithDescription("Handler runs, by outcome: ok, or error (the message was then retried or dead-lettered)."))
 	errs = append(errs, err)
 	ins.retried, err = m.Int64Counter(MetricRetried, metric.WithDescription("Failed messages scheduled for another attempt."))
 	errs = append(errs, err)
 	ins.deadLettered, err = m.Int64Counter(MetricDeadLettered, metric.WithDescription("Messages moved to the dead-letter store."))
 	errs = append(errs, err)
-	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler took, retries and dead-lettering included."),
+	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler run took (the backoff and dead-lettering after a failure excluded)."),
 		metric.WithExplicitBucketBoundaries(DurationBuckets()...))
 	errs = append(errs, err)
 	return &ins, errors.Join(errs...)

@@ -30,16 +30,16 @@ func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
-	// The retry middleware counts a dead letter and the outcome of the
-	// attempt once the dead letter is stored: wait for those counts too.
+	// The retry middleware counts a dead letter once it is stored: wait
+	// for that count too.
 	var sums, gauges map[string]int64
 	waitFor(t, "the dead letter's counts", func() bool {
 		sums, gauges = collectMetrics(t, reader)
-		return sums[queue.MetricDeadLettered] == 1 && sums[queue.MetricProcessed+"/ok"] == 2
+		return sums[queue.MetricDeadLettered] == 1 && sums[queue.MetricProcessed+"/error"] == 2
 	})
 	want := map[string]int64{
-		queue.MetricProcessed + "/ok":    2, // good, and bad once dead-lettered
-		queue.MetricProcessed + "/error": 1, // bad's first attempt
+		queue.MetricProcessed + "/ok":    1, // good
+		queue.MetricProcessed + "/error": 2, // both attempts of bad: retried, then dead-lettered
 		queue.MetricRetried:              1,
 		queue.MetricDeadLettered:         1,
 	}

@@ -99,9 +99,15 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 				dead(topic)
 			}
 		}
-		r.AddMiddleware(ins.middleware(group))
 	}
-	r.AddMiddleware(retry.Middleware(rc), middleware.Recoverer)
+	r.AddMiddleware(retry.Middleware(rc))
+	if ins := q.metrics; ins != nil {
+		// Inside the retry middleware, so that every handler run counts
+		// with its own outcome: a run that failed is an error whether it
+		// was retried or dead-lettered (which the retry middleware acks).
+		r.AddMiddleware(ins.middleware(cfg.ConsumerGroup))
+	}
+	r.AddMiddleware(middleware.Recoverer)
 	return &Router{q: q, cfg: cfg, sub: sub, router: r, pool: pool}, nil
 }
 
