@@ -222,6 +222,11 @@ func New(cfg Config) (*Application, error) {
 	check(err)
 	a.Queries.StatusCounts, err = NewStatusCountsHandler(cfg.ReadModel)
 	check(err)
+	if err == nil {
+		opts := cfg.Options
+		opts.setDefaults()
+		check(registerStatusGauge(opts.MeterProvider, a.Queries.StatusCounts))
+	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("new application: %w", errors.Join(errs...))
 	}

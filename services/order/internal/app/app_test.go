@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -522,5 +523,44 @@ func TestConstructorsRejectNil(t *testing.T) {
 		if err := tc.err(); err == nil {
 			t.Errorf("%s: got nil error, want a refusal", tc.name)
 		}
+	}
+}
+
+// The orders gauge reports every status's count from the projection at
+// each collection, zeros included.
+func TestOrdersGaugeCountsEveryStatus(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	env := ordertest.New(t, ordertest.Options{App: app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}})
+	completed := env.Place()
+	env.Reply(contracts.StockReserved{OrderID: completed, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+	env.Reply(contracts.PaymentCharged{OrderID: completed, PaymentID: "p-1", AmountCents: 3000, Currency: "EUR"})
+	env.Reply(contracts.ShipmentScheduled{OrderID: completed, ShipmentID: "s-1", Carrier: "c", TrackingNumber: "t"})
+	env.Place()
+	env.Place()
+
+	gauge := func() map[string]int64 {
+		t.Helper()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatalf("collect: %v", err)
+		}
+		got := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				g, ok := m.Data.(metricdata.Gauge[int64])
+				if !ok || m.Name != app.MetricOrders {
+					continue
+				}
+				for _, p := range g.DataPoints {
+					status, _ := p.Attributes.Value("order.status")
+					got[status.AsString()] = p.Value
+				}
+			}
+		}
+		return got
+	}
+	want := map[string]int64{"PENDING": 2, "STOCK_RESERVED": 0, "PAYMENT_CHARGED": 0, "CANCELLING": 0, "COMPLETED": 1, "CANCELLED": 0, "REJECTED": 0}
+	if got := gauge(); !maps.Equal(got, want) {
+		t.Errorf("%s: got %v, want %v", app.MetricOrders, got, want)
 	}
 }

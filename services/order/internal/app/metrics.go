@@ -19,9 +19,13 @@ const (
 	MetricConflicts      = "orderflow.order.conflicts"
 	MetricTimeoutsFired  = "orderflow.order.timeouts"
 	MetricOrdersRefused  = "orderflow.orders.refused"
+	// MetricOrders is a gauge: the orders in each status now, read from
+	// the status counts projection when metrics are collected.
+	MetricOrders = "orderflow.orders"
 )
 
-// statusKey is the attribute naming an order's terminal status.
+// statusKey is the attribute naming an order's status (a terminal one on
+// the counters and the saga duration).
 const statusKey = attribute.Key("order.status")
 
 type sagaMetrics struct {
@@ -69,4 +73,30 @@ func (m *sagaMetrics) finished(ctx context.Context, status domain.Status, d time
 	attrs := metric.WithAttributes(statusKey.String(string(status)))
 	m.finishedN.Add(ctx, 1, attrs)
 	m.duration.Record(ctx, d.Seconds(), attrs)
+}
+
+// registerStatusGauge reports MetricOrders from h (every status, zeros
+// included) whenever mp's metrics are collected. The projection is one
+// row per status, so the read is cheap enough for every scrape.
+func registerStatusGauge(mp metric.MeterProvider, h StatusCountsHandler) error {
+	meter := mp.Meter(instrumentationName)
+	gauge, err := meter.Int64ObservableGauge(MetricOrders,
+		metric.WithDescription("Orders in each status now, by status."), metric.WithUnit("{order}"))
+	if err != nil {
+		return fmt.Errorf("metric %s: %w", MetricOrders, err)
+	}
+	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		counts, err := h.Handle(ctx)
+		if err != nil {
+			return err
+		}
+		for status, n := range counts {
+			o.ObserveInt64(gauge, n, metric.WithAttributes(statusKey.String(string(status))))
+		}
+		return nil
+	}, gauge)
+	if err != nil {
+		return fmt.Errorf("metric %s: %w", MetricOrders, err)
+	}
+	return nil
 }
