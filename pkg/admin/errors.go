@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
@@ -139,7 +140,7 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		p := problemFor(err, c.Request().URL.Path)
 		if p.Status >= 500 {
 			logger.ErrorContext(c.Request().Context(), "admin request failed",
-				slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path),
+				slog.String("method", headmethod.Method(c.Request())), slog.String("path", c.Request().URL.Path),
 				slog.Int("status", p.Status), slog.Any("error", err))
 		}
 		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)

@@ -6,7 +6,10 @@
 //	srv := &http.Server{Handler: headmethod.Handler(e)} // e := echo.New()
 package headmethod
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+)
 
 // Handler serves a HEAD request with h as the same request with method
 // GET: status and headers as for GET. The body h writes is dropped by
@@ -19,8 +22,22 @@ func Handler(h http.Handler) http.Handler {
 			h.ServeHTTP(w, r)
 			return
 		}
-		get := r.Clone(r.Context())
+		get := r.Clone(context.WithValue(r.Context(), servedAsGet{}, true))
 		get.Method = http.MethodGet
 		h.ServeHTTP(w, get)
 	})
+}
+
+// servedAsGet marks, in a request's context, a HEAD request that Handler
+// passes on as GET.
+type servedAsGet struct{}
+
+// Method returns the method the client sent: HEAD for a request Handler
+// passes on as GET, r.Method otherwise. Spans, logs and metrics use it, so
+// that a HEAD is not recorded as a GET.
+func Method(r *http.Request) string {
+	if asGet, _ := r.Context().Value(servedAsGet{}).(bool); asGet {
+		return http.MethodHead
+	}
+	return r.Method
 }

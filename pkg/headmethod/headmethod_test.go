@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -65,5 +66,20 @@ func TestHeadIsAnsweredLikeGetWithoutABody(t *testing.T) {
 				t.Errorf("X-Order: got %q, want %q", got, tc.wantOrder)
 			}
 		})
+	}
+}
+
+// Method tells the handler the method the client sent.
+func TestMethodIsTheClientsMethod(t *testing.T) {
+	var got []string
+	h := headmethod.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" as "+headmethod.Method(r))
+	}))
+	for _, m := range []string{http.MethodHead, http.MethodGet, http.MethodPost} {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/", nil))
+	}
+	want := []string{"GET as HEAD", "GET as GET", "POST as POST"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

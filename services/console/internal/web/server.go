@@ -487,7 +487,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 		}
 	default:
 		s.cfg.Logger.ErrorContext(c.Request().Context(), "console request failed",
-			slog.String("method", c.Request().Method), slog.String("path", c.Request().URL.Path), slog.Any("error", err))
+			slog.String("method", headmethod.Method(c.Request())), slog.String("path", c.Request().URL.Path), slog.Any("error", err))
 		pe = &pageError{status: http.StatusInternalServerError, title: "Console error",
 			detail: "Something went wrong in the console itself; its log says what."}
 	}

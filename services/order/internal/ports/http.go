@@ -802,9 +802,9 @@ func (s *httpServer) handleError(err error, c echo.Context) {
 	}
 	switch {
 	case p.Status >= http.StatusInternalServerError:
-		s.cfg.Logger.ErrorContext(ctx, "http request failed", "method", c.Request().Method, "path", p.Instance, "status", p.Status, "error", err)
+		s.cfg.Logger.ErrorContext(ctx, "http request failed", "method", headmethod.Method(c.Request()), "path", p.Instance, "status", p.Status, "error", err)
 	default:
-		s.cfg.Logger.DebugContext(ctx, "http request refused", "method", c.Request().Method, "path", p.Instance, "status", p.Status, "error", err)
+		s.cfg.Logger.DebugContext(ctx, "http request refused", "method", headmethod.Method(c.Request()), "path", p.Instance, "status", p.Status, "error", err)
 	}
 	body, mErr := json.Marshal(p)
 	if mErr != nil {

@@ -500,6 +500,33 @@ func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
 	}
 }
 
+// A HEAD request, served as GET, is recorded as the HEAD it was.
+func TestHeadRequestSpanNamesHead(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+	srv := ports.NewHTTPServer("127.0.0.1:0", a.h)
+	rec := httptest.NewRecorder()
+	srv.Handler.ServeHTTP(rec, httptest.NewRequest("HEAD", "http://127.0.0.1:8080/orders/nope", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("HEAD /orders/nope: got %d, want 404", rec.Code)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("spans: got %d, want 1", len(spans))
+	}
+	var method string
+	for _, kv := range spans[0].Attributes {
+		if kv.Key == "http.request.method" {
+			method = kv.Value.AsString()
+		}
+	}
+	if spans[0].Name != "HEAD /orders/:id" || method != "HEAD" {
+		t.Errorf("span: got %q with http.request.method %q, want \"HEAD /orders/:id\" and HEAD", spans[0].Name, method)
+	}
+}
+
 // The server the order service runs refuses an order a page on another
 // site makes a browser send (a text/plain POST needs no CORS preflight),
 // and takes the same request from a client that sends no Origin (curl).

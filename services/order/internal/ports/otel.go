@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/pkg/headmethod"
 )
 
 // instrumentationName is the scope of the HTTP server spans.
@@ -28,7 +30,8 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 		return func(c echo.Context) error {
 			req := c.Request()
 			route := c.Path()
-			name := req.Method
+			method := headmethod.Method(req) // HEAD, not the GET it is served as
+			name := method
 			if route != "" {
 				name += " " + route
 			}
@@ -36,7 +39,7 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 			ctx, span := tracer.Start(ctx, name,
 				trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(
-					semconv.HTTPRequestMethodKey.String(req.Method),
+					semconv.HTTPRequestMethodKey.String(method),
 					semconv.HTTPRoute(route),
 					semconv.URLPath(req.URL.Path),
 					semconv.URLScheme(scheme(req)),
