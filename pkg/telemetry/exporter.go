@@ -3,6 +3,7 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -17,6 +18,8 @@ const (
 	envTracesExporter      = "OTEL_TRACES_EXPORTER"
 	envOTLPProtocol        = "OTEL_EXPORTER_OTLP_PROTOCOL"
 	envOTLPTracesProtocol  = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	envOTLPEndpoint        = "OTEL_EXPORTER_OTLP_ENDPOINT"
+	envOTLPTracesEndpoint  = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 	protocolHTTPProtobuf   = "http/protobuf"
 	protocolGRPC           = "grpc"
 	tracesExporterOTLP     = "otlp"
@@ -34,6 +37,14 @@ func newSpanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 	default:
 		return nil, fmt.Errorf("%s=%q is not supported (want %q or %q)",
 			envTracesExporter, name, tracesExporterOTLP, tracesExporterDisabled)
+	}
+
+	// The exporters log a malformed endpoint once and fall back to their
+	// default one (localhost): spans would go elsewhere without a word.
+	for _, env := range []string{envOTLPTracesEndpoint, envOTLPEndpoint} {
+		if err := checkEndpoint(os.Getenv(env)); err != nil {
+			return nil, fmt.Errorf("%s: %w", env, err)
+		}
 	}
 
 	protocol := strings.TrimSpace(os.Getenv(envOTLPTracesProtocol))
@@ -57,6 +68,20 @@ func newSpanExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 		return nil, fmt.Errorf("OTLP protocol %q is not supported (want %q or %q)",
 			protocol, protocolHTTPProtobuf, protocolGRPC)
 	}
+}
+
+// checkEndpoint reports an OTLP endpoint that is set but not a URL with an
+// http or https scheme and a host, as the OpenTelemetry specification
+// requires for both protocols.
+func checkEndpoint(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not a URL with an http:// or https:// scheme and a host (e.g. http://127.0.0.1:4318)", v)
+	}
+	return nil
 }
 
 // quietExporter reports export failures to its own error handler instead of

@@ -24,7 +24,9 @@
 //     exported. Other values are rejected.
 //   - OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, else OTEL_EXPORTER_OTLP_PROTOCOL:
 //     "http/protobuf" (default) or "grpc".
-//   - OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, _HEADERS, _TIMEOUT, _INSECURE,
+//   - OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT: a URL with an http or https
+//     scheme and a host, checked here (the exporters would fall back to
+//     localhost); _HEADERS, _TIMEOUT, _INSECURE,
 //     _CERTIFICATE, _COMPRESSION: read by the OTLP exporters themselves.
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES: override the resource,
 //     service.name included.

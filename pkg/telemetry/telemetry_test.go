@@ -183,6 +183,9 @@ func TestSetupRejects(t *testing.T) {
 		{name: "unknown exporter", env: map[string]string{"OTEL_TRACES_EXPORTER": "console"}, cfg: Config{ServiceName: "x"}, wantErr: "OTEL_TRACES_EXPORTER"},
 		{name: "unknown protocol", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, cfg: Config{ServiceName: "x"}, wantErr: "http/json"},
 		{name: "traces protocol overrides", env: map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"}, cfg: Config{ServiceName: "x"}, wantErr: "thrift"},
+		{name: "endpoint without a scheme", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "127.0.0.1:4318"}, cfg: Config{ServiceName: "x"}, wantErr: `OTEL_EXPORTER_OTLP_ENDPOINT: "127.0.0.1:4318" is not a URL`},
+		{name: "endpoint with a host as scheme", env: map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "localhost:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, cfg: Config{ServiceName: "x"}, wantErr: `"localhost:4317" is not a URL`},
+		{name: "traces endpoint without a host", env: map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http:///v1/traces"}, cfg: Config{ServiceName: "x"}, wantErr: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
