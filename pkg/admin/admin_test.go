@@ -163,6 +163,11 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 		})
 	}
 
+	// The detail names the dead letter once.
+	if _, _, body := f.do(t, "GET", "/dlq/42", ""); !strings.Contains(string(body), `"detail":"dead letter 42: not found"`) {
+		t.Errorf("GET /dlq/42: got %s, want the detail \"dead letter 42: not found\"", body)
+	}
+
 	ready = false
 	code, _, body := f.do(t, "GET", "/readyz", "")
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), notReady.Error()) {

@@ -222,7 +222,7 @@ func (d *dlqRoutes) get(c echo.Context) error {
 	}
 	dl, err := d.b.DeadLetters().Get(c.Request().Context(), id)
 	if err != nil {
-		return fmt.Errorf("dead letter %d: %w", id, err)
+		return err // the backends' errors name the dead letter
 	}
 	return c.JSON(http.StatusOK, dl.View())
 }

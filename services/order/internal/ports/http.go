@@ -539,10 +539,14 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err := s.decodeBody(c, &req, false); err != nil {
 		return err
 	}
+	key, err := idempotencyKey(c.Request().Header)
+	if err != nil {
+		return err
+	}
 	cmd := app.PlaceOrder{
 		CustomerID:     req.CustomerID,
 		Items:          make([]app.Line, len(req.Items)),
-		IdempotencyKey: c.Request().Header.Get(HeaderIdempotencyKey),
+		IdempotencyKey: key,
 		RequestID:      c.Response().Header().Get(echo.HeaderXRequestID),
 	}
 	for i, l := range req.Items {
@@ -568,6 +572,26 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 		return c.JSON(http.StatusOK, v)
 	}
 	return c.JSON(http.StatusCreated, v)
+}
+
+// idempotencyKey returns the request's Idempotency-Key, "" when it sent
+// none. A header sent empty or more than once is refused rather than read
+// as no key: its sender means its retries to be idempotent, and they would
+// each place an order.
+func idempotencyKey(h http.Header) (string, error) {
+	keys := h.Values(HeaderIdempotencyKey)
+	var problem string
+	switch {
+	case len(keys) == 0:
+		return "", nil
+	case len(keys) > 1:
+		problem = "was sent more than once; send one key"
+	case keys[0] == "":
+		problem = "is empty; send a key of 1 to 255 printable ASCII characters, or no header"
+	default:
+		return keys[0], nil
+	}
+	return "", &domain.ValidationError{Fields: []domain.FieldError{{Field: HeaderIdempotencyKey, Problem: problem}}}
 }
 
 // orderID is the {id} of the path, percent-decoded: echo routes on the

@@ -243,6 +243,7 @@ func TestProblems(t *testing.T) {
 		{"oversize body", "POST", "/orders", `{"customer_id":"` + strings.Repeat("x", 2000) + `","items":[]}`, nil, 413, ""},
 		{"idempotency key reused with another body", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":3}]}`,
 			map[string]string{"Idempotency-Key": "k-1"}, 422, "Idempotency-Key"},
+		{"empty idempotency key", "POST", "/orders", validOrder, map[string]string{"Idempotency-Key": ""}, 422, "Idempotency-Key"},
 		{"unknown order", "GET", "/orders/nope", "", nil, 404, ""},
 		{"events of an unknown order", "GET", "/orders/nope/events", "", nil, 404, ""},
 		{"cancel an unknown order", "POST", "/orders/nope/cancel", "", nil, 404, ""},
@@ -497,6 +498,22 @@ func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
 	spans = exp.GetSpans()
 	if got := spans[len(spans)-1].Parent.SpanID().String(); got != "b7ad6b7169203331" {
 		t.Errorf("continued span parent: got %s, want b7ad6b7169203331", got)
+	}
+}
+
+// Two Idempotency-Key headers are refused, and nothing is placed.
+func TestTwoIdempotencyKeysAreRefused(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	req := httptest.NewRequest("POST", "/orders", strings.NewReader(validOrder))
+	req.Header.Add("Idempotency-Key", "k-1")
+	req.Header.Add("Idempotency-Key", "k-2")
+	rec := httptest.NewRecorder()
+	a.h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), `"field":"Idempotency-Key"`) {
+		t.Errorf("got %d %s, want 422 naming Idempotency-Key", rec.Code, rec.Body)
+	}
+	if got := len(a.env.Outbox()); got != 0 {
+		t.Errorf("outbox: got %d messages, want none", got)
 	}
 }
 
