@@ -110,7 +110,7 @@ func decideReply(o *domain.Order, m contracts.Message, now time.Time) (domain.De
 	case contracts.StockReservationFailed:
 		return o.OnStockReservationFailed(m.Reason, now)
 	case contracts.StockReleased:
-		return o.OnStockReleased(now)
+		return o.OnStockReleased(len(m.Items) > 0, now)
 	case contracts.PaymentCharged:
 		return o.OnPaymentCharged(m.PaymentID, m.AmountCents, now)
 	case contracts.PaymentDeclined:

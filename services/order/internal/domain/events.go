@@ -92,8 +92,14 @@ type CompensationRequested struct {
 	Deadline time.Time `json:"deadline"`
 }
 
-// StockReleased: inventory confirmed the release.
-type StockReleased struct{}
+// StockReleased: inventory confirmed the release. Released says that it
+// freed a reservation (inventory's reply listed items): the reservation's
+// own reply, if it comes later (redelivered, or overtaken by the release),
+// is then a duplicate, not a new reservation to release again. False for a
+// release that found nothing, and in events recorded before the field.
+type StockReleased struct {
+	Released bool `json:"released,omitempty"`
+}
 
 // PaymentRefunded: payment confirmed the refund. PaymentID is empty when
 // nothing had been charged.

@@ -363,6 +363,9 @@ func (o *Order) apply(e Event) error {
 		o.deadline = e.Deadline
 	case StockReleased:
 		o.stock.confirmUndo()
+		if e.Released {
+			o.stock.effectSeen = true
+		}
 	case PaymentRefunded:
 		o.payment.confirmUndo()
 		if o.paymentID == "" && e.PaymentID != "" {

@@ -156,13 +156,14 @@ func (o *Order) OnShipmentFailed(reason string, now time.Time) (Decision, error)
 }
 
 // OnStockReleased handles inventory's StockReleased: it confirms the stock
-// compensation. Ignored unless one is in flight.
-func (o *Order) OnStockReleased(now time.Time) (Decision, error) {
+// compensation. released says the release freed a reservation (the reply
+// listed items). Ignored unless a compensation is in flight.
+func (o *Order) OnStockReleased(released bool, now time.Time) (Decision, error) {
 	var d Decision
 	if o.stock.phase != phaseUndoing {
 		return d, nil
 	}
-	o.record(&d, StockReleased{})
+	o.record(&d, StockReleased{Released: released})
 	o.settle(&d, now)
 	return d, nil
 }

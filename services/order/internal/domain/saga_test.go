@@ -30,7 +30,8 @@ var (
 	shipFailed = input{"ShipmentFailed", func(o *Order, now time.Time) (Decision, error) {
 		return o.OnShipmentFailed("address unreachable", now)
 	}}
-	released     = input{"StockReleased", func(o *Order, now time.Time) (Decision, error) { return o.OnStockReleased(now) }}
+	released     = releasedAs(true)
+	releasedNone = releasedAs(false) // a blind release that found no reservation
 	refunded     = refundedAs("p-1", 4999)
 	refundedNone = refundedAs("", 0) // a blind refund that found no charge
 	shipCancel   = shipCancelledAs("s-1")
@@ -42,6 +43,12 @@ var (
 func chargedAs(id string) input {
 	return input{"PaymentCharged(" + id + ")", func(o *Order, now time.Time) (Decision, error) {
 		return o.OnPaymentCharged(id, 4999, now)
+	}}
+}
+
+func releasedAs(freed bool) input {
+	return input{fmt.Sprintf("StockReleased(freed %v)", freed), func(o *Order, now time.Time) (Decision, error) {
+		return o.OnStockReleased(freed, now)
 	}}
 }
 
@@ -220,11 +227,23 @@ func TestSaga(t *testing.T) {
 		}},
 		{"late reservation after the stock timeout is released again", []sagaStep{
 			{tick, 10 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling},
-			{released, 11 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
+			{releasedNone, 11 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
 			{stockReserved, 12 * time.Second, []string{"StockReserved", "CompensationRequested"}, []CommandKind{ReleaseStock}, StatusCancelled},
 			{tick, 17 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelled},
 			{released, 18 * time.Second, []string{"StockReleased"}, nil, StatusCancelled},
 			{tick, time.Hour, nil, nil, StatusCancelled},
+		}},
+		{"a reservation overtaken by the release that freed it is not released again", []sagaStep{
+			{tick, 10 * time.Second, evTimedOut, []CommandKind{ReleaseStock}, StatusCancelling},
+			{released, 11 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
+			{stockReserved, 12 * time.Second, nil, nil, StatusCancelled},
+			{tick, time.Hour, nil, nil, StatusCancelled},
+		}},
+		{"a reservation redelivered after its release is a duplicate", []sagaStep{
+			toPayment,
+			{declined, 2 * time.Second, []string{"PaymentDeclined", "CompensationRequested"}, []CommandKind{ReleaseStock}, StatusCancelling},
+			{released, 3 * time.Second, []string{"StockReleased", "OrderCancelled"}, nil, StatusCancelled},
+			{stockReserved, 4 * time.Second, nil, nil, StatusCancelled},
 		}},
 		{"late shipment after the shipment timeout is cancelled", []sagaStep{
 			toPayment, toShipment,

@@ -14,7 +14,9 @@ import (
 // interleaving, once the network is quiet every order must be terminal, have
 // sent ChargePayment at most once, and have left the services consistent with
 // its status: a completed order holds its stock, charge and shipment; any
-// other holds none of them.
+// other holds none of them. A reply that reaches an order already terminal
+// (late, or a duplicate) sends nothing: the services keep their tombstones,
+// so the order knows of every effect before it ends.
 //
 // The simulated services behave as the contracts require: idempotent per
 // order, every compensation answered, and a compensation processed before the
@@ -33,7 +35,7 @@ func TestSagaUnderRandomDelivery(t *testing.T) {
 	for _, f := range []string{
 		string(StatusCompleted), string(StatusCancelled), string(StatusRejected),
 		"cancelled by the customer", "timed out", "compensation retried",
-		"late effect undone after the end", "effect undone while cancelling",
+		"reply after the end", "effect undone while cancelling",
 	} {
 		if seen[f] == 0 {
 			t.Errorf("no run covered %q: %v", f, seen)
@@ -84,6 +86,7 @@ func runSimulation(t *testing.T, seed uint64) []string {
 		t.Errorf("seed %d: %s\nlog:\n%v", seed, fmt.Sprintf(format, args...), s.log)
 	}
 	pStockFail, pDecline, pShipFail := rng.Float64()*0.4, rng.Float64()*0.4, rng.Float64()*0.4
+	var late []string // situations seen on the way, beside the final ones
 	cancelAt := -1
 	if rng.IntN(3) == 0 {
 		cancelAt = rng.IntN(12)
@@ -107,11 +110,19 @@ func runSimulation(t *testing.T, seed uint64) []string {
 				s.serve(*m.cmd, pStockFail, pDecline, pShipFail)
 			} else {
 				in := m.reply
-				s.decide(in.name, func() (Decision, error) { return in.do(o, s.now) }, false)
+				ended := o.Status().IsTerminal()
+				d := s.decide(in.name, func() (Decision, error) { return in.do(o, s.now) }, false)
+				if ended {
+					late = append(late, "reply after the end")
+					if len(d.Commands) > 0 {
+						fail("%s reached the %s order and sent %s", in.name, o.Status(), summary(d))
+						return nil
+					}
+				}
 			}
 		case len(s.net) == 0 && o.Deadline().IsZero():
 			s.checkQuiet(fail)
-			return situations(o)
+			return append(situations(o), late...)
 		default:
 			s.now = s.now.Add(time.Duration(rng.IntN(15)) * time.Second)
 			s.decide("Timeout", func() (Decision, error) { return o.Timeout(s.now) }, false)
@@ -123,16 +134,17 @@ func runSimulation(t *testing.T, seed uint64) []string {
 	}
 }
 
-func (s *simulation) decide(name string, do func() (Decision, error), mayFail bool) {
+func (s *simulation) decide(name string, do func() (Decision, error), mayFail bool) Decision {
 	d, err := do()
 	if err != nil && !mayFail {
 		s.log = append(s.log, fmt.Sprintf("%s: error %v", name, err))
-		return
+		return Decision{}
 	}
 	if !d.IsEmpty() {
 		s.log = append(s.log, fmt.Sprintf("%s -> %s", name, summary(d)))
 	}
 	s.send(d)
+	return d
 }
 
 func (s *simulation) send(d Decision) {
@@ -173,8 +185,11 @@ func (s *simulation) serve(c Command, pStockFail, pDecline, pShipFail float64) {
 			s.reply(stockFailed)
 		}
 	case ReleaseStock:
-		undo(&s.stock)
-		s.reply(released)
+		if undo(&s.stock) {
+			s.reply(released)
+		} else {
+			s.reply(releasedNone)
+		}
 	case ChargePayment:
 		if try(&s.payment, pDecline) {
 			s.reply(charged)
@@ -234,7 +249,7 @@ func assertSameStateQuiet(fail func(string, ...any), o *Order) {
 
 func situations(o *Order) []string {
 	out := []string{string(o.Status())}
-	terminal, timeouts := false, 0
+	timeouts := 0
 	for _, e := range o.PendingEvents() {
 		switch e := e.(type) {
 		case CancellationRequested:
@@ -246,14 +261,9 @@ func situations(o *Order) []string {
 				out = append(out, "compensation retried")
 			}
 		case CompensationRequested:
-			if terminal {
-				out = append(out, "late effect undone after the end")
-			}
 			if strings.HasSuffix(e.Reason, "after the order stopped") {
 				out = append(out, "effect undone while cancelling")
 			}
-		case OrderCompleted, OrderCancelled, OrderRejected:
-			terminal = true
 		}
 	}
 	return out
