@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -663,5 +664,51 @@ func TestPanickingHandlerIsRetriedThenDeadLettered(t *testing.T) {
 	dl := deadLetters(t, q)[0]
 	if dl.Attempts != 3 || !strings.Contains(dl.LastError, "nil gateway") {
 		t.Errorf("dead letter: got attempts %d, last error %q; want 3 and the panic's value", dl.Attempts, dl.LastError)
+	}
+}
+
+// A handler error that quotes anything (a long non-ASCII text, bytes that
+// are not UTF-8, NUL) is dead-lettered like any other, on every backend:
+// PostgreSQL refused such text, and the message was then retried at once
+// forever, holding up its group.
+func TestDeadLetterKeepsAnyHandlerErrorText(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"memory":   func(*testing.T) string { return "memory://" },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_error_text") },
+	}
+	// Invalid bytes and a NUL first; then the 4,000-byte cut falls inside
+	// a two-byte character.
+	text := "\xff\xfe \x00 x" + strings.Repeat("ü", 2100)
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			q, err := queue.Open(context.Background(), queue.Config{URL: url(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(3)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var handled atomic.Int32
+			r.Handle("h", "orders", func(msg *message.Message) error {
+				if msg.UUID == "poison" {
+					return queue.Permanent(errors.New("unexpected message type " + text))
+				}
+				handled.Add(1)
+				return nil
+			})
+			runRouter(t, r)
+			if err := q.Publisher().Publish("orders", message.NewMessage("poison", nil), message.NewMessage("next", nil)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the dead letter and the message behind it", func() bool { return len(deadLetters(t, q)) == 1 && handled.Load() == 1 })
+			got := deadLetters(t, q)[0].LastError
+			if !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.HasPrefix(got, "unexpected message type \uFFFD \uFFFD xüü") {
+				t.Errorf("last error: got %d bytes starting %q (valid UTF-8 %v), want the error's text made storable",
+					len(got), got[:min(40, len(got))], utf8.ValidString(got))
+			}
+		})
 	}
 }

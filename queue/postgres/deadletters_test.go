@@ -116,3 +116,22 @@ func TestDeadLetters(t *testing.T) {
 		t.Errorf("List after purging all: got %d, want 0", len(dls))
 	}
 }
+
+// A last error that is not storable text (invalid UTF-8, NUL) is stored
+// with those bytes replaced, not refused.
+func TestPutStoresAnyLastError(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	ctx := context.Background()
+	if err := b.DeadLetters().Put(ctx, backend.DeadLetter{
+		MessageUUID: "m-1", Topic: "orders", ConsumerGroup: "g", Attempts: 1, LastError: "a\xffb\x00c",
+	}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	dls, err := b.DeadLetters().List(ctx, backend.DeadLetterFilter{})
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("list: got %d, %v, want 1", len(dls), err)
+	}
+	if got, want := dls[0].LastError, "a\uFFFDb\uFFFDc"; got != want {
+		t.Errorf("last error: got %q, want %q", got, want)
+	}
+}

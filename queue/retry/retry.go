@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
@@ -216,7 +217,12 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 	// safe but loses the verdict.
 	ctx := context.WithoutCancel(msg.Context())
 	if err := c.DeadLetters.Put(ctx, dl); err != nil {
-		c.Logger.Error("Dead-lettering failed; the message will be retried", err, fields)
+		// Back off as before another attempt: a store that refuses the
+		// dead letter must not be hit again at once, nor the messages
+		// behind this one starved.
+		d := c.Backoff(attempt)
+		delay.Message(msg, delay.For(d))
+		c.Logger.Error("Dead-lettering failed; the message will be retried", err, fields.Add(watermill.LogFields{"retry_in": d.String()}))
 		return fmt.Errorf("dead-letter after %v: %w", handlerErr, err)
 	}
 	tracing.RecordDeadLetter(msg.Context(), reason+": "+handlerErr.Error())
@@ -252,9 +258,24 @@ func IsDeliveryKey(k string) bool {
 	return strings.HasPrefix(k, "_watermill")
 }
 
+// truncate returns s as text any store takes (see storable), cut to at
+// most n bytes on a character boundary, with "…" when cut.
 func truncate(s string, n int) string {
+	s = storable(s)
 	if len(s) <= n {
 		return s
 	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
 	return s[:n] + "…"
+}
+
+// storable returns s as valid UTF-8 without NUL bytes: PostgreSQL's text
+// columns refuse either, and an error text that cannot be stored would
+// leave its message neither retried to the end nor dead-lettered. Handler
+// errors quote payloads and metadata, which may hold anything.
+func storable(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }

@@ -1,11 +1,18 @@
 package retry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
+
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 func TestBackoffGrowsExponentiallyUpToTheCap(t *testing.T) {
@@ -66,5 +73,59 @@ func TestDeliveryKeysAreNotPartOfTheMessage(t *testing.T) {
 		if IsDeliveryKey(k) {
 			t.Errorf("IsDeliveryKey(%q): got true, want false", k)
 		}
+	}
+}
+
+// An error text is cut on a character boundary and made storable: valid
+// UTF-8 without NUL bytes, as PostgreSQL's text columns require.
+func TestTruncateKeepsTextStorable(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		n    int
+		want string
+	}{
+		{"short", "boom", 10, "boom"},
+		{"cut inside a character", "aaaé", 4, "aaa…"},
+		{"cut after a character", "aaé", 4, "aaé"},
+		{"invalid bytes", "a\xffb", 10, "a\uFFFDb"},
+		{"NUL", "a\x00b", 10, "a\uFFFDb"},
+	}
+	for _, tc := range tests {
+		got := truncate(tc.in, tc.n)
+		if got != tc.want || !utf8.ValidString(got) {
+			t.Errorf("%s: truncate(%q, %d): got %q, want %q", tc.name, tc.in, tc.n, got, tc.want)
+		}
+	}
+	long := strings.Repeat("ü", 2100) // 4,200 bytes: the cut falls inside a character
+	if got := truncate(long, 4000); !utf8.ValidString(got) || len(got) > 4000+len("…") {
+		t.Errorf("truncate of %d bytes: got %d bytes, valid UTF-8 %v", len(long), len(got), utf8.ValidString(got))
+	}
+}
+
+// failingStore refuses every dead letter.
+type failingStore struct {
+	backend.DeadLetterStore
+	puts int
+}
+
+func (s *failingStore) Put(context.Context, backend.DeadLetter) error {
+	s.puts++
+	return errors.New("store refused")
+}
+
+// A dead letter the store refuses is nacked for another try after a
+// backoff, not at once: the store is not hammered, the messages behind it
+// not starved.
+func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
+	store := &failingStore{}
+	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Second, Jitter: 0})(
+		func(*message.Message) ([]*message.Message, error) { return nil, Permanent(errors.New("poison")) })
+	msg := message.NewMessage("m-1", []byte("x"))
+	if _, err := h(msg); err == nil || store.puts != 1 {
+		t.Fatalf("handler: got %v after %d puts, want an error after 1", err, store.puts)
+	}
+	if got := msg.Metadata.Get(delay.DelayedForKey); got != time.Second.String() {
+		t.Errorf("delay: got %q, want %q", got, time.Second.String())
 	}
 }
