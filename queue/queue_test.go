@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -708,6 +709,60 @@ func TestDeadLetterKeepsAnyHandlerErrorText(t *testing.T) {
 			if !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.HasPrefix(got, "unexpected message type \uFFFD \uFFFD xüü") {
 				t.Errorf("last error: got %d bytes starting %q (valid UTF-8 %v), want the error's text made storable",
 					len(got), got[:min(40, len(got))], utf8.ValidString(got))
+			}
+		})
+	}
+}
+
+// A listing of dead letters holds the start of each payload, cut on a
+// character boundary, with the whole size; one dead letter, and so its
+// replay, the whole payload. Every backend alike.
+func TestDeadLetterListHoldsPayloadPreviews(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"memory":   func(*testing.T) string { return "memory://" },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_dlq_preview") },
+	}
+	big := []byte("x" + strings.Repeat("é", 5000)) // 10,001 bytes; the preview's cut falls inside a character
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			q, err := queue.Open(ctx, queue.Config{URL: url(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			dls := q.Backend().DeadLetters()
+			for _, dl := range []backend.DeadLetter{
+				{MessageUUID: "big", Topic: "orders", ConsumerGroup: "g", Payload: big, Attempts: 1, LastError: "e"},
+				{MessageUUID: "small", Topic: "orders", ConsumerGroup: "g", Payload: []byte("{}"), Attempts: 1, LastError: "e"},
+			} {
+				if err := dls.Put(ctx, dl); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list := deadLetters(t, q)
+			if len(list) != 2 {
+				t.Fatalf("list: got %d dead letters, want 2", len(list))
+			}
+			preview, small := list[0], list[1]
+			if n := len(preview.Payload); n > backend.ListPayloadPreview || n < backend.ListPayloadPreview-3 || !utf8.Valid(preview.Payload) ||
+				preview.PayloadSize != len(big) || !preview.PayloadCut() {
+				t.Errorf("big in the list: got %d bytes (valid UTF-8 %v) of %d, cut %v, want the first ~%d bytes as text of %d",
+					n, utf8.Valid(preview.Payload), preview.PayloadSize, preview.PayloadCut(), backend.ListPayloadPreview, len(big))
+			}
+			if string(small.Payload) != "{}" || small.PayloadSize != 2 || small.PayloadCut() {
+				t.Errorf("small in the list: got %q of %d, cut %v, want {} of 2, whole", small.Payload, small.PayloadSize, small.PayloadCut())
+			}
+			whole, err := dls.Get(ctx, preview.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(whole.Payload, big) || whole.PayloadSize != len(big) || whole.PayloadCut() {
+				t.Errorf("Get: got %d bytes of %d, cut %v, want the whole %d", len(whole.Payload), whole.PayloadSize, whole.PayloadCut(), len(big))
+			}
+			if v := preview.View(); !v.PayloadCut || v.PayloadSize != len(big) || v.Payload == nil {
+				t.Errorf("view of the preview: got cut %v size %d text %v, want cut, %d, text", v.PayloadCut, v.PayloadSize, v.Payload != nil, len(big))
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -87,17 +88,57 @@ func (c SubscriberConfig) Validate() error {
 
 // DeadLetter is a message that a consumer group gave up on, with why.
 type DeadLetter struct {
-	ID            int64             `json:"id"`
-	MessageUUID   string            `json:"message_uuid"`
-	Topic         string            `json:"topic"`
-	ConsumerGroup string            `json:"consumer_group"`
-	Payload       []byte            `json:"payload"`
+	ID            int64  `json:"id"`
+	MessageUUID   string `json:"message_uuid"`
+	Topic         string `json:"topic"`
+	ConsumerGroup string `json:"consumer_group"`
+	Payload       []byte `json:"payload"`
+	// PayloadSize is the size of the whole payload in bytes. Get returns
+	// the whole payload; List only its first ListPayloadPreview bytes (see
+	// PayloadCut).
+	PayloadSize   int               `json:"payload_size"`
 	Metadata      map[string]string `json:"metadata"`
 	Attempts      int               `json:"attempts"`
 	LastError     string            `json:"last_error"`
 	FirstFailedAt time.Time         `json:"first_failed_at"`
 	LastFailedAt  time.Time         `json:"last_failed_at"`
 	DeadAt        time.Time         `json:"dead_at"`
+}
+
+// ListPayloadPreview is how many bytes of each payload a dead-letter List
+// returns: a poison message can be megabytes, and a listing of a hundred
+// of them must not load them all (nor every refresh of a page showing
+// them). Get returns the whole payload; replays use Get.
+const ListPayloadPreview = 4096
+
+// PayloadCut reports whether Payload holds less than the whole payload, as
+// in a List result.
+func (dl DeadLetter) PayloadCut() bool { return len(dl.Payload) < dl.PayloadSize }
+
+// PreviewPayload returns the first ListPayloadPreview bytes of p, for the
+// stores' List. A text payload stays text: the cut moves back to the start
+// of a character it would split.
+func PreviewPayload(p []byte) []byte {
+	if len(p) <= ListPayloadPreview {
+		return p
+	}
+	return TrimPartialRune(p[:ListPayloadPreview])
+}
+
+// TrimPartialRune drops the bytes of a character cut off at the end of
+// prefix (at most 3), when what comes before them is valid UTF-8: the
+// preview of a text payload, read as a byte prefix, then stays valid text.
+// Other bytes are returned as they are.
+func TrimPartialRune(prefix []byte) []byte {
+	for n := 1; n <= utf8.UTFMax-1 && n <= len(prefix); n++ {
+		if utf8.RuneStart(prefix[len(prefix)-n]) {
+			if !utf8.FullRune(prefix[len(prefix)-n:]) && utf8.Valid(prefix[:len(prefix)-n]) {
+				return prefix[:len(prefix)-n]
+			}
+			break
+		}
+	}
+	return prefix
 }
 
 // DeadLetterFilter narrows List and Purge; zero fields match everything.

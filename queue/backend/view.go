@@ -10,12 +10,17 @@ import (
 // read either. The payload is text under "payload" when it is valid UTF-8;
 // otherwise "payload" is left out and "payload_base64" holds it in base64.
 type DeadLetterView struct {
-	ID            int64             `json:"id"`
-	MessageUUID   string            `json:"message_uuid"`
-	Topic         string            `json:"topic"`
-	ConsumerGroup string            `json:"consumer_group"`
-	Payload       *string           `json:"payload,omitempty"`
-	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	ID            int64   `json:"id"`
+	MessageUUID   string  `json:"message_uuid"`
+	Topic         string  `json:"topic"`
+	ConsumerGroup string  `json:"consumer_group"`
+	Payload       *string `json:"payload,omitempty"`
+	PayloadBase64 []byte  `json:"payload_base64,omitempty"`
+	// PayloadSize is the whole payload's size in bytes; PayloadCut says
+	// that the payload above is only its start (a listing holds the first
+	// ListPayloadPreview bytes; one dead letter, the whole payload).
+	PayloadSize   int               `json:"payload_size"`
+	PayloadCut    bool              `json:"payload_cut,omitempty"`
 	Metadata      map[string]string `json:"metadata"`
 	Attempts      int               `json:"attempts"`
 	LastError     string            `json:"last_error"`
@@ -32,6 +37,7 @@ func (dl DeadLetter) View() DeadLetterView {
 		FirstFailedAt: dl.FirstFailedAt, LastFailedAt: dl.LastFailedAt, DeadAt: dl.DeadAt,
 	}
 	v.Payload, v.PayloadBase64 = ViewPayload(dl.Payload)
+	v.PayloadSize, v.PayloadCut = max(dl.PayloadSize, len(dl.Payload)), dl.PayloadCut()
 	if v.Metadata == nil {
 		v.Metadata = map[string]string{}
 	}

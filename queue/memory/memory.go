@@ -370,6 +370,8 @@ func (d deadLetters) List(_ context.Context, f backend.DeadLetterFilter) ([]back
 	var out []backend.DeadLetter
 	for _, dl := range dead {
 		if matches(dl, f) && len(out) < limit {
+			dl.PayloadSize = len(dl.Payload)
+			dl.Payload = backend.PreviewPayload(dl.Payload)
 			out = append(out, dl)
 		}
 	}
@@ -381,6 +383,7 @@ func (d deadLetters) Get(_ context.Context, id int64) (backend.DeadLetter, error
 	defer d.b.mu.Unlock()
 	for _, dl := range d.b.dead {
 		if dl.ID == id {
+			dl.PayloadSize = len(dl.Payload)
 			return dl, nil
 		}
 	}

@@ -24,8 +24,12 @@ type deadLetters struct {
 	db *sql.DB
 }
 
-const deadLetterColumns = `id, message_uuid, topic, consumer_group, payload, metadata, attempts,
+const deadLetterColumns = `id, message_uuid, topic, consumer_group, payload, COALESCE(octet_length(payload), 0), metadata, attempts,
 	last_error, first_failed_at, last_failed_at, dead_at`
+
+// listColumns are deadLetterColumns with the payload cut to its preview,
+// so that a listing does not read whole payloads.
+var listColumns = strings.Replace(deadLetterColumns, "payload,", fmt.Sprintf("substring(payload from 1 for %d),", backend.ListPayloadPreview), 1)
 
 // Put stores dl once per (consumer group, message UUID); a second Put of
 // the same pair is a no-op. MessageUUID, Topic and ConsumerGroup are
@@ -85,7 +89,7 @@ func (s deadLetters) List(ctx context.Context, f backend.DeadLetterFilter) ([]ba
 		order = "id DESC"
 	}
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT `+deadLetterColumns+` FROM queue_dead_letters`+where+
+		`SELECT `+listColumns+` FROM queue_dead_letters`+where+
 			fmt.Sprintf(` ORDER BY %s LIMIT $%d`, order, len(args)), args...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
@@ -191,9 +195,12 @@ func scanDeadLetter(row scanner) (backend.DeadLetter, error) {
 		md                    []byte
 		firstFailed, lastFail sql.NullTime
 	)
-	if err := row.Scan(&dl.ID, &dl.MessageUUID, &dl.Topic, &dl.ConsumerGroup, &dl.Payload, &md,
+	if err := row.Scan(&dl.ID, &dl.MessageUUID, &dl.Topic, &dl.ConsumerGroup, &dl.Payload, &dl.PayloadSize, &md,
 		&dl.Attempts, &dl.LastError, &firstFailed, &lastFail, &dl.DeadAt); err != nil {
 		return backend.DeadLetter{}, err
+	}
+	if dl.PayloadCut() {
+		dl.Payload = backend.TrimPartialRune(dl.Payload)
 	}
 	if err := json.Unmarshal(md, &dl.Metadata); err != nil {
 		return backend.DeadLetter{}, fmt.Errorf("decode metadata of dead letter %d: %w", dl.ID, err)

@@ -55,7 +55,7 @@ func TestDeadLetters(t *testing.T) {
 		t.Errorf("stored dead letter: id %d, dead_at %v; want both set", got.ID, got.DeadAt)
 	}
 	want := dl
-	want.ID, want.DeadAt = got.ID, got.DeadAt
+	want.ID, want.DeadAt, want.PayloadSize = got.ID, got.DeadAt, len(dl.Payload)
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stored dead letter:\n got %+v\nwant %+v", got, want)
 	}

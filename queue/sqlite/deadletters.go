@@ -53,14 +53,22 @@ func (d deadLetters) Put(ctx context.Context, dl backend.DeadLetter) error {
 	return d.b.submit(&putDeadLetterOp{dl: dl}, true)
 }
 
-const deadLetterColumns = `id, message_uuid, topic, consumer_group, payload, metadata, attempts, last_error, first_failed_at, last_failed_at, dead_at`
+const deadLetterColumns = `id, message_uuid, topic, consumer_group, payload, COALESCE(length(payload), 0), metadata, attempts, last_error, first_failed_at, last_failed_at, dead_at`
+
+// listColumns are deadLetterColumns with the payload cut to its preview
+// (SQLite's substr counts bytes in a BLOB), so that a listing does not read
+// whole payloads.
+var listColumns = strings.Replace(deadLetterColumns, "payload,", fmt.Sprintf("substr(payload, 1, %d),", backend.ListPayloadPreview), 1)
 
 func scanDeadLetter(sc interface{ Scan(...any) error }) (backend.DeadLetter, error) {
 	var dl backend.DeadLetter
 	var meta string
 	var first, last, dead int64
-	if err := sc.Scan(&dl.ID, &dl.MessageUUID, &dl.Topic, &dl.ConsumerGroup, &dl.Payload, &meta, &dl.Attempts, &dl.LastError, &first, &last, &dead); err != nil {
+	if err := sc.Scan(&dl.ID, &dl.MessageUUID, &dl.Topic, &dl.ConsumerGroup, &dl.Payload, &dl.PayloadSize, &meta, &dl.Attempts, &dl.LastError, &first, &last, &dead); err != nil {
 		return dl, err
+	}
+	if dl.PayloadCut() {
+		dl.Payload = backend.TrimPartialRune(dl.Payload)
 	}
 	if err := json.Unmarshal([]byte(meta), &dl.Metadata); err != nil {
 		dl.Metadata = map[string]string{"metadata_error": err.Error()}
@@ -102,7 +110,7 @@ func (d deadLetters) List(ctx context.Context, f backend.DeadLetterFilter) ([]ba
 	if f.Newest {
 		order = "id DESC"
 	}
-	rows, err := d.b.readDB.QueryContext(ctx, `SELECT `+deadLetterColumns+` FROM queue_dead_letters`+where+` ORDER BY `+order+` LIMIT ?`, append(args, limit)...)
+	rows, err := d.b.readDB.QueryContext(ctx, `SELECT `+listColumns+` FROM queue_dead_letters`+where+` ORDER BY `+order+` LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list dead letters: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 // adminKeys are the keys of a dead letter in the admin API's GET /dlq
 // (pkg/admin.DeadLetter) besides the payload's: "payload" (text, when the
 // payload is valid UTF-8) or "payload_base64".
-var adminKeys = []string{"attempts", "consumer_group", "dead_at", "first_failed_at", "id", "last_error", "last_failed_at", "message_uuid", "metadata", "topic"}
+var adminKeys = []string{"attempts", "consumer_group", "dead_at", "first_failed_at", "id", "last_error", "last_failed_at", "message_uuid", "metadata", "payload_size", "topic"}
 
 func keysOf(m map[string]json.RawMessage) []string {
 	keys := make([]string, 0, len(m))
