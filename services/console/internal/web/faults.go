@@ -118,9 +118,13 @@ func (s *Server) faultsRegion(p *page, sf serviceFaults) (template.HTML, error) 
 }
 
 func (s *Server) faultsLive(c echo.Context) error {
-	sv, ok := s.service(c.Param("service"))
+	name, err := pathParam(c, "service")
+	if err != nil {
+		return err
+	}
+	sv, ok := s.service(name)
 	if !ok {
-		return unknownService(c.Param("service"))
+		return unknownService(name)
 	}
 	p := s.newPage(c, "", "faults")
 	sf := s.loadFaults(c.Request().Context(), sv)
@@ -170,11 +174,18 @@ func (e *fieldError) Error() string { return e.msg }
 // changeFault runs change on one flag and answers with the service's
 // section, the flag's error in its row when it was refused.
 func (s *Server) changeFault(c echo.Context, change func(context.Context, *upstream.Admin, upstream.Fault) (upstream.Fault, string, error)) error {
-	sv, ok := s.service(c.Param("service"))
-	if !ok {
-		return unknownService(c.Param("service"))
+	svName, err := pathParam(c, "service")
+	if err != nil {
+		return err
 	}
-	name := c.Param("name")
+	sv, ok := s.service(svName)
+	if !ok {
+		return unknownService(svName)
+	}
+	name, err := pathParam(c, "name")
+	if err != nil {
+		return err
+	}
 	ctx := c.Request().Context()
 	p := s.newPage(c, "Fault flags", "faults")
 	sf := s.loadFaults(ctx, sv)

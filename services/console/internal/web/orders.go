@@ -465,7 +465,10 @@ func (s *Server) orderRegion(p *page, v orderView) (template.HTML, error) {
 }
 
 func (s *Server) orderPage(c echo.Context) error {
-	id := c.Param("id")
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validOrderID(id) {
 		return &pageError{status: http.StatusNotFound, title: "No such order", detail: "That is not an order id."}
 	}
@@ -486,7 +489,10 @@ func (s *Server) orderPage(c echo.Context) error {
 }
 
 func (s *Server) orderLive(c echo.Context) error {
-	id := c.Param("id")
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validOrderID(id) {
 		return &pageError{status: http.StatusNotFound, title: "No such order", detail: "That is not an order id."}
 	}
@@ -497,7 +503,10 @@ func (s *Server) orderLive(c echo.Context) error {
 }
 
 func (s *Server) cancelOrder(c echo.Context) error {
-	id := c.Param("id")
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
 	if !validOrderID(id) {
 		return &pageError{status: http.StatusNotFound, title: "No such order", detail: "That is not an order id."}
 	}

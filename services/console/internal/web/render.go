@@ -258,6 +258,7 @@ var funcs = template.FuncMap{
 	"payload":    payloadText,
 	"quoteEmpty": quoteEmpty,
 	"took":       took,
+	"pathSeg":    url.PathEscape,
 }
 
 func money(cents int64, currency string) string {

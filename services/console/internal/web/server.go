@@ -512,6 +512,23 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 }
 
+// pathParam returns the path parameter name, decoded. echo routes on the
+// escaped path when the request has one (so that an escaped "/" stays in
+// its segment) and then gives the parameter still escaped; otherwise the
+// path, and the parameter, are decoded already.
+func pathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", &pageError{status: http.StatusBadRequest, title: "Bad path",
+			detail: fmt.Sprintf("The %s in the path is not escaped properly: %v", name, err)}
+	}
+	return d, nil
+}
+
 // withQuery returns path with q encoded (path alone when q is empty).
 func withQuery(path string, q url.Values) string {
 	if len(q) == 0 {

@@ -71,7 +71,10 @@ func (s *Server) stockLive(c echo.Context) error {
 
 func (s *Server) restock(c echo.Context) error {
 	ctx := c.Request().Context()
-	sku := c.Param("sku")
+	sku, err := pathParam(c, "sku")
+	if err != nil {
+		return err
+	}
 	raw := strings.TrimSpace(c.FormValue("quantity"))
 	status, fl := http.StatusOK, (*flash)(nil)
 	rowErr := ""
