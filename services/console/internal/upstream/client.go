@@ -5,7 +5,9 @@
 //
 // Every call returns one of two kinds of error besides a context error:
 //   - *DownError: the service could not be reached (connection refused,
-//     timeout, an answer that is not HTTP): show the service as down;
+//     timeout, an answer that is not HTTP): show the service as down. When
+//     the request was sent before that (Sent, OutcomeUnknown), the service
+//     may have done what it asked: a change is neither done nor not done;
 //   - *Problem: the service answered with an error status; its RFC 9457
 //     body, when there is one, says why and which field is at fault.
 package upstream
@@ -19,25 +21,35 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
 // maxResponse caps what the console reads of one answer.
 const maxResponse = 4 << 20
 
-// DownError reports a service that could not be reached.
+// DownError reports a service that could not be reached, or that gave no
+// answer to a request it received.
 type DownError struct {
 	// Service is the service's name ("order", "payment admin", …).
 	Service string
 	// URL is the address that was tried, its password masked: the error
 	// is shown on pages.
 	URL string
-	Err error
+	// Sent: the whole request was written before the failure (a timeout
+	// waiting for the answer, a connection closed mid-answer), so the
+	// service may have acted on it.
+	Sent bool
+	Err  error
 }
 
 func (e *DownError) Error() string {
+	if e.Sent {
+		return fmt.Sprintf("%s got the request but gave no answer (%s): %v", e.Service, e.URL, e.Err)
+	}
 	return fmt.Sprintf("%s is down (%s): %v", e.Service, e.URL, e.Err)
 }
 
@@ -47,6 +59,14 @@ func (e *DownError) Unwrap() error { return e.Err }
 func IsDown(err error) bool {
 	var d *DownError
 	return errors.As(err, &d)
+}
+
+// OutcomeUnknown reports a request that reached the service without an
+// answer: what it asked for may or may not have been done. A request that
+// could not be sent (connection refused, unknown host) was not done.
+func OutcomeUnknown(err error) bool {
+	var d *DownError
+	return errors.As(err, &d) && d.Sent
 }
 
 // FieldProblem is one field at fault in a Problem.
@@ -203,17 +223,28 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			req.Header.Add(k, v)
 		}
 	}
+	// Whether the request went out tells "not done" from "maybe done" when
+	// no answer comes. The transport may retry a request on another
+	// connection: once any attempt was written, the outcome is unknown.
+	var sent atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				sent.Store(true)
+			}
+		},
+	}))
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(ctxErr, context.DeadlineExceeded) {
 			return ctxErr // the caller gave up; the service is not to blame
 		}
-		return &DownError{Service: c.service, URL: c.BaseURL(), Err: unwrapURLError(err)}
+		return &DownError{Service: c.service, URL: c.BaseURL(), Sent: sent.Load(), Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
 	if err != nil {
-		return &DownError{Service: c.service, URL: c.BaseURL(), Err: fmt.Errorf("read answer: %w", err)}
+		return &DownError{Service: c.service, URL: c.BaseURL(), Sent: true, Err: fmt.Errorf("read answer: %w", err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.problem(resp, data)

@@ -41,8 +41,11 @@ func TestErrorsSayWhatWentWrong(t *testing.T) {
 		if !errors.As(err, &d) || !IsDown(err) || d.Service != "payment" || d.URL != "http://"+addr {
 			t.Fatalf("got %v, want a DownError of payment at %s", err, addr)
 		}
+		if OutcomeUnknown(err) {
+			t.Errorf("OutcomeUnknown: got true for a request never sent, want false")
+		}
 	})
-	t.Run("no answer in time is down", func(t *testing.T) {
+	t.Run("no answer in time after sending is an unknown outcome", func(t *testing.T) {
 		release := make(chan struct{})
 		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
 			select {
@@ -53,8 +56,8 @@ func TestErrorsSayWhatWentWrong(t *testing.T) {
 		defer close(release)
 		c.timeout = 50 * time.Millisecond
 		err := NewAdmin(c).Health(t.Context())
-		if !IsDown(err) || err.Error() != "payment is down ("+c.BaseURL()+"): no answer in time" {
-			t.Fatalf("got %v, want down: no answer in time", err)
+		if !IsDown(err) || !OutcomeUnknown(err) || err.Error() != "payment got the request but gave no answer ("+c.BaseURL()+"): no answer in time" {
+			t.Fatalf("got %v, want no answer in time, outcome unknown", err)
 		}
 	})
 	t.Run("the caller giving up is not the service's fault", func(t *testing.T) {

@@ -36,6 +36,23 @@ type fakeOrders struct {
 	placed    []placed
 	listQuery url.Values
 	cancels   []string
+	// hang makes placing and cancelling do their work, then never answer.
+	hang bool
+}
+
+// hangAfter, when hang is set, holds the answer until the client gives
+// up: the work is done, the answer never comes.
+func hangAfter(r *http.Request, hang bool) {
+	if hang {
+		<-r.Context().Done()
+	}
+}
+
+// hanging reads a hang flag under mu.
+func hanging(mu *sync.Mutex, hang *bool) bool {
+	mu.Lock()
+	defer mu.Unlock()
+	return *hang
 }
 
 func newFakeOrders() *fakeOrders { return &fakeOrders{events: map[string][]upstream.Event{}} }
@@ -113,6 +130,7 @@ func (f *fakeOrders) handler() http.Handler {
 			o.Items = append(o.Items, upstream.Item{SKU: l.SKU, Quantity: l.Quantity, UnitPriceCents: 1500})
 		}
 		f.add(o, upstream.Event{Version: 1, Type: "OrderPlaced", Data: json.RawMessage(`{}`), RecordedAt: o.PlacedAt})
+		hangAfter(r, hanging(&f.mu, &f.hang))
 		writeJSON(w, http.StatusCreated, o)
 	})
 	mux.HandleFunc("GET /orders", func(w http.ResponseWriter, r *http.Request) {
@@ -186,6 +204,11 @@ func (f *fakeOrders) handler() http.Handler {
 				o = f.orders[i]
 			}
 		}
+		if f.hang {
+			f.mu.Unlock()
+			hangAfter(r, true)
+			f.mu.Lock()
+		}
 		writeJSON(w, http.StatusOK, o)
 	})
 	return mux
@@ -209,6 +232,9 @@ type fakeAdmin struct {
 	records        map[string]upstream.ProviderRecord
 	providerStatus int
 	providerAsked  []string
+	// hang makes setting a flag and restocking do their work, then never
+	// answer.
+	hang bool
 }
 
 // fakeMaxDuration is the longest duration the fake admin APIs take.
@@ -288,7 +314,7 @@ func (a *fakeAdmin) handler() http.Handler {
 		defer a.mu.Unlock()
 		writeJSON(w, http.StatusOK, a.flags)
 	})
-	change := func(w http.ResponseWriter, name string, set func(*upstream.Fault) *upstream.Problem) {
+	change := func(w http.ResponseWriter, r *http.Request, name string, set func(*upstream.Fault) *upstream.Problem) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		for i := range a.flags {
@@ -296,6 +322,11 @@ func (a *fakeAdmin) handler() http.Handler {
 				if p := set(&a.flags[i]); p != nil {
 					writeProblem(w, *p)
 					return
+				}
+				if a.hang {
+					a.mu.Unlock()
+					hangAfter(r, true)
+					a.mu.Lock()
 				}
 				writeJSON(w, http.StatusOK, a.flags[i])
 				return
@@ -311,7 +342,7 @@ func (a *fakeAdmin) handler() http.Handler {
 			writeProblem(w, upstream.Problem{Status: 400, Title: "Bad Request", Detail: err.Error()})
 			return
 		}
-		change(w, r.PathValue("name"), func(f *upstream.Fault) *upstream.Problem {
+		change(w, r, r.PathValue("name"), func(f *upstream.Fault) *upstream.Problem {
 			if body.Value == "refuse-me" {
 				return &upstream.Problem{Status: 400, Title: "Bad Request", Field: "value",
 					Detail: "value: invalid fault flag value: SKU list is malformed"}
@@ -330,7 +361,7 @@ func (a *fakeAdmin) handler() http.Handler {
 		})
 	})
 	mux.HandleFunc("DELETE /faults/{name}", func(w http.ResponseWriter, r *http.Request) {
-		change(w, r.PathValue("name"), func(f *upstream.Fault) *upstream.Problem {
+		change(w, r, r.PathValue("name"), func(f *upstream.Fault) *upstream.Problem {
 			a.resets = append(a.resets, f.Name)
 			f.Value, f.Source, f.UpdatedAt = f.Default, "default", nil
 			return nil
@@ -376,7 +407,13 @@ func (a *fakeAdmin) handler() http.Handler {
 				a.restocks = append(a.restocks, fmt.Sprintf("%s+%d", a.stock[i].SKU, body.Quantity))
 				a.stock[i].Available += body.Quantity
 				a.stock[i].Restocked += body.Quantity
-				writeJSON(w, http.StatusOK, a.stock[i])
+				st := a.stock[i]
+				if a.hang {
+					a.mu.Unlock()
+					hangAfter(r, true)
+					a.mu.Lock()
+				}
+				writeJSON(w, http.StatusOK, st)
 				return
 			}
 		}

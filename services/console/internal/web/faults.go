@@ -223,6 +223,11 @@ func (s *Server) changeFault(c echo.Context, change func(context.Context, *upstr
 			}
 			sf.Flags[idx].Input, sf.Flags[idx].Error = typed, msg
 			fl = flashError(fmt.Sprintf("%s: %s not changed: %s", sv.Name, name, msg))
+		case upstream.OutcomeUnknown(err):
+			status = http.StatusServiceUnavailable
+			sf.Flags[idx].Input = typed
+			fl = flashError(fmt.Sprintf("%s: %s may or may not be changed: %s. Look at its value before you change it again.",
+				sv.Name, name, downText(err)))
 		default:
 			status = http.StatusServiceUnavailable
 			sf.Flags[idx].Input = typed

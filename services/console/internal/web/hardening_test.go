@@ -120,7 +120,9 @@ func TestQueueCallsAreBounded(t *testing.T) {
 	}{
 		{http.MethodGet, "/queue", http.StatusOK, "queue unavailable: no answer within 100ms"},
 		{http.MethodGet, "/queue/dlq/1", http.StatusOK, "queue unavailable: no answer within 100ms"},
-		{http.MethodPost, "/queue/dlq/1/replay", http.StatusServiceUnavailable, "Not replayed: queue unavailable: no answer within 100ms"},
+		// The replay may have been committed when the time ran out.
+		{http.MethodPost, "/queue/dlq/1/replay", http.StatusServiceUnavailable,
+			"Dead letter 1 may or may not be replayed: queue unavailable: no answer within 100ms. Look at the dead-letter queue"},
 		// Replaying or purging them all gets bulkQueueTimeout instead
 		// (work that grows with the dead letters), not tested here.
 	} {

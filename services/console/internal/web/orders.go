@@ -305,6 +305,12 @@ func (s *Server) placeOrder(c echo.Context) error {
 			placed, status = o, http.StatusOK
 		case isProblem && prob.Status < 500:
 			mapOrderProblem(prob, &f, lines)
+		case upstream.OutcomeUnknown(err):
+			// The form keeps its idempotency key: sent again, it places
+			// the order at most once.
+			status, fl = http.StatusServiceUnavailable, flashError("The order may or may not be placed: "+downText(err)+
+				". Sending this form again is safe: its idempotency key places one order at most.")
+			fl.Link, fl.LinkText = "/orders", "See the orders"
 		default:
 			status, fl = http.StatusServiceUnavailable, flashError("The order was not placed: "+downText(err))
 		}
@@ -528,6 +534,9 @@ func (s *Server) cancelOrder(c echo.Context) error {
 				msg = prob.Title
 			}
 			fl = flashError("Not cancelled: " + msg)
+		case upstream.OutcomeUnknown(err):
+			status, fl = http.StatusServiceUnavailable, flashError("The order may or may not be cancelled: "+downText(err)+
+				". Look at its status before you try again.")
 		default:
 			status, fl = http.StatusServiceUnavailable, flashError("Not cancelled: "+downText(err))
 		}

@@ -171,6 +171,9 @@ func (s *Server) replayDeadLetter(c echo.Context) error {
 			return flashOK(fmt.Sprintf("Dead letter %d replayed: it is back on its topic, for its consumer group only.", id)), http.StatusOK
 		case errors.Is(err, backend.ErrNotFound):
 			return flashError(fmt.Sprintf("Dead letter %d is gone (replayed or purged already).", id)), http.StatusNotFound
+		case errors.Is(err, errQueueNoAnswer):
+			return flashError(fmt.Sprintf("Dead letter %d may or may not be replayed: %v. Look at the dead-letter queue before you try again.", id, err)),
+				http.StatusServiceUnavailable
 		case errors.Is(err, ErrQueueUnavailable):
 			return flashError("Not replayed: " + err.Error()), http.StatusServiceUnavailable
 		}
@@ -186,6 +189,9 @@ func (s *Server) replayAll(c echo.Context) error {
 			return flashOK("There was nothing to replay."), http.StatusOK
 		case err == nil:
 			return flashOK(fmt.Sprintf("%d dead letters replayed.", n)), http.StatusOK
+		case errors.Is(err, errQueueNoAnswer):
+			return flashError(fmt.Sprintf("Some, all or none of the dead letters may be replayed: %v. Look at the dead-letter queue before you try again.", err)),
+				http.StatusServiceUnavailable
 		case errors.Is(err, ErrQueueUnavailable):
 			return flashError("Nothing replayed: " + err.Error()), http.StatusServiceUnavailable
 		}
@@ -203,6 +209,9 @@ func (s *Server) purge(c echo.Context) error {
 		switch {
 		case err == nil:
 			return flashOK(fmt.Sprintf("%d dead letters purged.", n)), http.StatusOK
+		case errors.Is(err, errQueueNoAnswer):
+			return flashError(fmt.Sprintf("Some, all or none of the dead letters may be purged: %v. Look at the dead-letter queue before you try again.", err)),
+				http.StatusServiceUnavailable
 		case errors.Is(err, ErrQueueUnavailable):
 			return flashError("Nothing purged: " + err.Error()), http.StatusServiceUnavailable
 		}

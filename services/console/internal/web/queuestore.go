@@ -31,6 +31,10 @@ type Queue interface {
 // ErrQueueUnavailable: the queue could not be opened.
 var ErrQueueUnavailable = errors.New("queue unavailable")
 
+// errQueueNoAnswer: a call into an open queue did not end in time. A
+// change it made may have been committed, or some of it.
+var errQueueNoAnswer = errors.New("no answer")
+
 // QueueStore is the Queue of the queue module: it opens the backend named
 // by a queue URL on first use, and again after a failed open, so that the
 // console can start before the services have created the queue. It never
@@ -154,8 +158,12 @@ func bounded[T any](ctx context.Context, d time.Duration, call func(context.Cont
 	cctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	v, err := call(cctx)
-	if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+	switch {
+	case err == nil || cctx.Err() == nil || ctx.Err() != nil:
+	case errors.Is(err, ErrQueueUnavailable): // still opening: nothing was done
 		err = fmt.Errorf("%w: no answer within %s", ErrQueueUnavailable, d)
+	default:
+		err = fmt.Errorf("%w: %w within %s", ErrQueueUnavailable, errQueueNoAnswer, d)
 	}
 	return v, err
 }

@@ -99,6 +99,9 @@ func (s *Server) restock(c echo.Context) error {
 				rowErr = prob.Title
 			}
 			fl = flashError(sku + " not restocked: " + rowErr)
+		case upstream.OutcomeUnknown(err):
+			status, fl = http.StatusServiceUnavailable, flashError(fmt.Sprintf(
+				"%s may or may not be restocked: %s. Look at its stock before you restock it again.", sku, downText(err)))
 		default:
 			status, fl = http.StatusServiceUnavailable, flashError(sku+" not restocked: "+downText(err))
 		}
