@@ -82,6 +82,13 @@ func (f *fakeOrders) seen() (placedOrders []placed, cancels []string, listQuery 
 	return append([]placed(nil), f.placed...), append([]string(nil), f.cancels...), f.listQuery
 }
 
+// findLocked is find taking the lock.
+func (f *fakeOrders) findLocked(id string) (upstream.Order, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.find(id)
+}
+
 func (f *fakeOrders) find(id string) (upstream.Order, bool) {
 	for _, o := range f.orders {
 		if o.ID == id {
@@ -121,7 +128,23 @@ func (f *fakeOrders) handler() http.Handler {
 			return
 		}
 		f.mu.Lock()
-		f.placed = append(f.placed, placed{Body: body, Key: r.Header.Get("Idempotency-Key")})
+		key := r.Header.Get("Idempotency-Key")
+		for i, p := range f.placed {
+			if key == "" || p.Key != key {
+				continue
+			}
+			f.mu.Unlock()
+			if fmt.Sprint(p.Body) != fmt.Sprint(body) { // as the order API refuses a key reused
+				writeProblem(w, upstream.Problem{Status: 422, Title: "Idempotency key reused",
+					Detail: "idempotency key reused with a different request",
+					Errors: []upstream.FieldProblem{{Field: "Idempotency-Key", Detail: "was used for a different request"}}})
+				return
+			}
+			o, _ := f.findLocked(fmt.Sprintf("ord-%d", i+1))
+			writeJSON(w, http.StatusCreated, o)
+			return
+		}
+		f.placed = append(f.placed, placed{Body: body, Key: key})
 		id := fmt.Sprintf("ord-%d", len(f.placed))
 		f.mu.Unlock()
 		o := upstream.Order{ID: id, CustomerID: body.CustomerID, Status: upstream.StatusPending, Currency: "EUR",

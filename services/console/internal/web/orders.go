@@ -303,6 +303,15 @@ func (s *Server) placeOrder(c echo.Context) error {
 		switch {
 		case err == nil:
 			placed, status = o, http.StatusOK
+		case isProblem && keyReused(prob):
+			// The key went with other details: kept, every later submit
+			// would be refused the same way. An earlier attempt with it
+			// may have placed an order, which a new key would place again.
+			f.IdempotencyKey = newKey()
+			f.Errors["form"] = "An earlier attempt from this form, with other details, may already have placed an order. " +
+				"Look at the orders list; press Place order again to place this one as a new order."
+			fl = flashError("The order was not placed: this form was used before, with other details.")
+			fl.Link, fl.LinkText = "/orders", "See the orders"
 		case isProblem && prob.Status < 500:
 			mapOrderProblem(prob, &f, lines)
 		case upstream.OutcomeUnknown(err):
@@ -336,6 +345,20 @@ func (s *Server) placeOrder(c echo.Context) error {
 		trigger = "orders-changed"
 	}
 	return s.writeAction(c, status, form, fl, trigger)
+}
+
+// keyReused reports the order API refusing an idempotency key already
+// used for a different request.
+func keyReused(p *upstream.Problem) bool {
+	if p.Status != http.StatusUnprocessableEntity {
+		return false
+	}
+	for field := range p.Fields() {
+		if strings.EqualFold(field, "Idempotency-Key") {
+			return true
+		}
+	}
+	return false
 }
 
 // mapOrderProblem puts the order API's field errors on the form.

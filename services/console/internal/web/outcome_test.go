@@ -3,6 +3,7 @@ package web
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"testing"
 	"time"
 
@@ -68,4 +69,32 @@ func TestNoAnswerAfterSendingIsAnUnknownOutcome(t *testing.T) {
 	r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}}, true)
 	mustContain(t, "restock with inventory down", r.Body, "SKU-5 not restocked: inventory is down")
 	mustNotContain(t, "restock with inventory down", r.Body, "may or may not")
+}
+
+// A key the order API refuses as used for other details is replaced, so
+// that the next submit of the form can succeed; the message says an order
+// may already be placed.
+func TestReusedIdempotencyKeyIsReplaced(t *testing.T) {
+	e := newEnv(t)
+	c := newClient(t, e.srv)
+	if r := c.post("/orders", url.Values{"customer_id": {"c-1"}, "idempotency_key": {"key-1"}, "sku": {"SKU-1"}, "quantity": {"1"}}, true); r.Code != http.StatusOK {
+		t.Fatalf("first order: got %d, want 200", r.Code)
+	}
+	// The same form, sent back with other details (a browser's back button).
+	r := c.post("/orders", url.Values{"customer_id": {"c-2"}, "idempotency_key": {"key-1"}, "sku": {"SKU-1"}, "quantity": {"1"}}, true)
+	if r.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("reused key: got %d, want 422\n%s", r.Code, abbreviate(r.Body))
+	}
+	mustContain(t, "reused key", r.Body, "may already have placed an order", `href="/orders"`, `value="c-2"`)
+	m := regexp.MustCompile(`name="idempotency_key" value="([^"]+)"`).FindStringSubmatch(r.Body)
+	if m == nil || m[1] == "key-1" {
+		t.Fatalf("the form's idempotency key: got %v, want a fresh one", m)
+	}
+	r = c.post("/orders", url.Values{"customer_id": {"c-2"}, "idempotency_key": {m[1]}, "sku": {"SKU-1"}, "quantity": {"1"}}, true)
+	if r.Code != http.StatusOK {
+		t.Fatalf("submit again: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+	}
+	if placedOrders, _, _ := e.orders.seen(); len(placedOrders) != 2 || placedOrders[1].Body.CustomerID != "c-2" {
+		t.Errorf("orders placed: got %+v, want c-1's then c-2's", placedOrders)
+	}
 }
