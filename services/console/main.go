@@ -105,7 +105,7 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 	fs.StringVar(&c.JaegerUIURL, "jaeger-ui-url", env("JAEGER_UI_URL", web.DefaultJaegerUIURL), "Jaeger UI; an order's trace opens at URL/trace/{trace_id} (env JAEGER_UI_URL)")
 	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue naming and pricing the SKUs, as the services take it; default the built-in one (env CATALOG_FILE)")
 	fs.DurationVar(&c.Refresh, "refresh", envDuration("CONSOLE_REFRESH", web.DefaultRefresh), "how often live parts of the pages poll (env CONSOLE_REFRESH)")
-	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", envDuration("CONSOLE_UPSTREAM_TIMEOUT", web.DefaultUpstreamTimeout), "bound of each call to a service; a service that does not answer in time is shown as down (env CONSOLE_UPSTREAM_TIMEOUT)")
+	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", envDuration("CONSOLE_UPSTREAM_TIMEOUT", web.DefaultUpstreamTimeout), "bound of each call to a service; a service that does not answer in time is shown as down; a request's calls together get twice it; at most 14s (env CONSOLE_UPSTREAM_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprint(out, `Usage: console [flags]
@@ -142,6 +142,9 @@ Flags (each falls back to the environment variable named in its help):
 	}
 	if len(c.AllowedHosts) == 0 {
 		errs = append(errs, fmt.Errorf("--allowed-hosts %q: no host name", allowed))
+	}
+	if err := web.CheckUpstreamTimeout(c.UpstreamTimeout); err != nil {
+		errs = append(errs, fmt.Errorf("--upstream-timeout: %w", err))
 	}
 	// What can be known without the queue: the console opens it on first
 	// use, so that it starts before the services have created it.

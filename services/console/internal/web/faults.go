@@ -99,6 +99,9 @@ func downText(err error) string {
 func (s *Server) faultsPage(c echo.Context) error {
 	p := s.newPage(c, "Fault flags", "faults")
 	all := s.loadAllFaults(c.Request().Context())
+	if err := s.setBanner(p, all); err != nil {
+		return err
+	}
 	sections := make([]template.HTML, 0, len(all))
 	for _, sf := range all {
 		h, err := s.faultsRegion(p, sf)
@@ -239,6 +242,9 @@ func (s *Server) changeFault(c echo.Context, change func(context.Context, *upstr
 			return redirectWithFlash(c, "/faults#faults-"+sv.Name, fl)
 		}
 		all := s.loadAllFaults(ctx)
+		if err := s.setBanner(p, all); err != nil {
+			return err
+		}
 		sections := make([]template.HTML, 0, len(all))
 		for _, other := range all {
 			if other.Service == sv.Name {
@@ -319,9 +325,22 @@ type banner struct {
 	Down   []serviceFaults
 }
 
-func (s *Server) bannerHTML(c echo.Context) (template.HTML, string, error) {
+func (s *Server) bannerHTML(ctx context.Context) (template.HTML, string, error) {
+	return s.bannerOf(s.loadAllFaults(ctx))
+}
+
+// setBanner puts in p the banner of flags the page has loaded already.
+func (s *Server) setBanner(p *page, all []serviceFaults) error {
+	var err error
+	p.Banner, _, err = s.bannerOf(all)
+	p.bannerLoaded = true
+	return err
+}
+
+// bannerOf renders the banner of every service's flags.
+func (s *Server) bannerOf(all []serviceFaults) (template.HTML, string, error) {
 	var b banner
-	for _, sf := range s.loadAllFaults(c.Request().Context()) {
+	for _, sf := range all {
 		if sf.Down != "" {
 			b.Down = append(b.Down, sf)
 		}
@@ -335,7 +354,7 @@ func (s *Server) bannerHTML(c echo.Context) (template.HTML, string, error) {
 }
 
 func (s *Server) banner(c echo.Context) error {
-	html, sig, err := s.bannerHTML(c)
+	html, sig, err := s.bannerHTML(c.Request().Context())
 	if err != nil {
 		return err
 	}

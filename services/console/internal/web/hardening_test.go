@@ -253,7 +253,7 @@ func TestServeCancelsRequestsAfterTheShutdownTimeout(t *testing.T) {
 	q := &blockingQueue{stuckQueue: *newStuckQueue(t), entered: make(chan struct{}), cancelled: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, func(c *Config) {
 		c.Queue = q
-		c.UpstreamTimeout = time.Hour
+		c.UpstreamTimeout = MaxUpstreamTimeout
 		c.ShutdownTimeout = 100 * time.Millisecond
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -174,20 +174,30 @@ func (s *Server) ordersPage(c echo.Context) error {
 	if !ok {
 		p.Flash = flashError(fmt.Sprintf("There is no status %q; showing every order.", c.QueryParam("status")))
 	}
-	form := s.newOrderForm(c.Request().Context(), "")
-	return s.writeOrdersPage(c, p, form, status, c.QueryParam("cursor"))
+	return s.writeOrdersPage(c, p, nil, status, c.QueryParam("cursor"))
 }
 
-func (s *Server) writeOrdersPage(c echo.Context, p *page, form orderForm, status, cursor string) error {
+// writeOrdersPage writes the Orders page with form, or an empty one when
+// form is nil.
+func (s *Server) writeOrdersPage(c echo.Context, p *page, form *orderForm, status, cursor string) error {
+	ctx := c.Request().Context()
 	var (
-		v   ordersView
-		err error
+		v    ordersView
+		list ordersList
 	)
-	v.Form, err = s.pages.render("orders", "order-form", pageWith(p, form))
+	loads := []func(){func() { list = s.loadOrdersList(ctx, status, cursor) }}
+	if form == nil {
+		form = &orderForm{}
+		loads = append(loads, func() { *form = s.newOrderForm(ctx, "") })
+	}
+	err := s.loadWithBanner(ctx, p, loads...)
 	if err != nil {
 		return err
 	}
-	if v.List, err = s.ordersListRegion(p, s.loadOrdersList(c.Request().Context(), status, cursor)); err != nil {
+	if v.Form, err = s.pages.render("orders", "order-form", pageWith(p, *form)); err != nil {
+		return err
+	}
+	if v.List, err = s.ordersListRegion(p, list); err != nil {
 		return err
 	}
 	p.Data = v
@@ -334,7 +344,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 	}
 	if !isHTMX(c) {
 		p.Flash, p.Status = fl, status
-		return s.writeOrdersPage(c, p, f, "", "")
+		return s.writeOrdersPage(c, p, &f, "", "")
 	}
 	form, err := s.pages.render("orders", "order-form", pageWith(p, f))
 	if err != nil {
@@ -502,7 +512,10 @@ func (s *Server) orderPage(c echo.Context) error {
 		return &pageError{status: http.StatusNotFound, title: "No such order", detail: "That is not an order id."}
 	}
 	p := s.newPage(c, "Order "+shortID(id), "orders")
-	v := s.loadOrder(c.Request().Context(), id)
+	var v orderView
+	if err := s.loadWithBanner(c.Request().Context(), p, func() { v = s.loadOrder(c.Request().Context(), id) }); err != nil {
+		return err
+	}
 	if v.NotFound {
 		p.Status = http.StatusNotFound
 	}
@@ -569,7 +582,10 @@ func (s *Server) cancelOrder(c echo.Context) error {
 			return redirectWithFlash(c, "/orders/"+url.PathEscape(id), fl)
 		}
 		p := s.newPage(c, "Order "+shortID(id), "orders")
-		v := s.loadOrder(ctx, id)
+		var v orderView
+		if err := s.loadWithBanner(ctx, p, func() { v = s.loadOrder(ctx, id) }); err != nil {
+			return err
+		}
 		region, err := s.orderRegion(p, v)
 		if err != nil {
 			return err

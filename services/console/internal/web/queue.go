@@ -81,11 +81,18 @@ func (s *Server) queuePage(c echo.Context) error {
 func (s *Server) writeQueuePage(c echo.Context, p *page) error {
 	ctx := c.Request().Context()
 	v := queueView{QueueName: RedactURL(s.cfg.QueueName)}
-	var err error
-	if v.Topics, err = s.topicsRegion(p, s.loadTopics(ctx)); err != nil {
+	var (
+		topics topicsView
+		dlq    dlqView
+	)
+	err := s.loadWithBanner(ctx, p, func() { topics = s.loadTopics(ctx) }, func() { dlq = s.loadDLQ(ctx) })
+	if err != nil {
 		return err
 	}
-	if v.DLQ, err = s.dlqRegion(p, s.loadDLQ(ctx)); err != nil {
+	if v.Topics, err = s.topicsRegion(p, topics); err != nil {
+		return err
+	}
+	if v.DLQ, err = s.dlqRegion(p, dlq); err != nil {
 		return err
 	}
 	p.Data = v
@@ -119,7 +126,11 @@ func (s *Server) deadLetterPage(c echo.Context) error {
 		return err
 	}
 	p := s.newPage(c, fmt.Sprintf("Dead letter %d", id), "queue")
-	dl, err := s.queue.DeadLetter(c.Request().Context(), id)
+	var dl backend.DeadLetter
+	ctx := c.Request().Context()
+	if lerr := s.loadWithBanner(ctx, p, func() { dl, err = s.queue.DeadLetter(ctx, id) }); lerr != nil {
+		return lerr
+	}
 	v := struct {
 		ID       int64
 		Letter   *backend.DeadLetter

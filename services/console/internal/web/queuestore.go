@@ -150,6 +150,8 @@ func RedactURL(raw string) string {
 type timeoutQueue struct {
 	q Queue
 	d time.Duration
+	// bulk bounds replaying or purging every dead letter.
+	bulk time.Duration
 }
 
 // bounded runs call with a context ending after d; a call cut short by
@@ -159,7 +161,7 @@ func bounded[T any](ctx context.Context, d time.Duration, call func(context.Cont
 	defer cancel()
 	v, err := call(cctx)
 	switch {
-	case err == nil || cctx.Err() == nil || ctx.Err() != nil:
+	case err == nil || cctx.Err() == nil || errors.Is(ctx.Err(), context.Canceled): // the caller gave up
 	case errors.Is(err, ErrQueueUnavailable): // still opening: nothing was done
 		err = fmt.Errorf("%w: no answer within %s", ErrQueueUnavailable, d)
 	default:
@@ -187,16 +189,19 @@ func (t timeoutQueue) Replay(ctx context.Context, id int64) error {
 
 // bulkQueueTimeout bounds replaying or purging every dead letter: work
 // proportional to the queue's dead letters, which the per-call upstream
-// timeout (seconds) would cut short on a large dead-letter queue. It stays
-// below the server's 30 s write timeout, so the answer still arrives.
-const bulkQueueTimeout = 25 * time.Second
+// timeout (seconds) would cut short on a large dead-letter queue. It is
+// what the write timeout leaves after one upstream timeout for the page
+// shown next (25 s at the default 3 s), so the answer still arrives.
+func bulkQueueTimeout(upstream time.Duration) time.Duration {
+	return max(upstream, writeTimeout-replyMargin-upstream)
+}
 
 func (t timeoutQueue) ReplayAll(ctx context.Context, f backend.DeadLetterFilter) (int, error) {
-	return bounded(ctx, max(t.d, bulkQueueTimeout), func(ctx context.Context) (int, error) { return t.q.ReplayAll(ctx, f) })
+	return bounded(ctx, t.bulk, func(ctx context.Context) (int, error) { return t.q.ReplayAll(ctx, f) })
 }
 
 func (t timeoutQueue) Purge(ctx context.Context, f backend.DeadLetterFilter) (int, error) {
-	return bounded(ctx, max(t.d, bulkQueueTimeout), func(ctx context.Context) (int, error) { return t.q.Purge(ctx, f) })
+	return bounded(ctx, t.bulk, func(ctx context.Context) (int, error) { return t.q.Purge(ctx, f) })
 }
 
 // Stats reports every topic with its consumer groups.

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"embed"
 	"encoding/base64"
 	"encoding/json"
@@ -98,6 +99,8 @@ type page struct {
 	Status int
 	// Data is the page's own content.
 	Data any
+	// bannerLoaded: Banner was loaded with the page's data.
+	bannerLoaded bool
 }
 
 func (s *Server) newPage(c echo.Context, title, nav string) *page {
@@ -112,12 +115,21 @@ func (s *Server) writePage(c echo.Context, set string, p *page) error {
 	if p.Flash == nil {
 		p.Flash = takeFlash(c)
 	}
-	banner, _, err := s.bannerHTML(c)
-	if err != nil {
-		return err
+	if !p.bannerLoaded {
+		if err := s.loadWithBanner(c.Request().Context(), p); err != nil {
+			return err
+		}
 	}
-	p.Banner = banner
 	return s.pages.writePage(c, p.Status, set, p)
+}
+
+// loadWithBanner runs loads and the load of the fault banner at once
+// (parallel), and puts the banner in p.
+func (s *Server) loadWithBanner(ctx context.Context, p *page, loads ...func()) error {
+	var err error
+	parallel(append(loads, func() { p.Banner, _, err = s.bannerHTML(ctx) })...)
+	p.bannerLoaded = true
+	return err
 }
 
 // flash is a message about the last action.

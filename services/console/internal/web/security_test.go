@@ -197,9 +197,10 @@ func TestConfigValidate(t *testing.T) {
 		"bad jaeger URL":  func(c *Config) { c.JaegerUIURL = "ftp://x" },
 		"query in a URL":  func(c *Config) { c.PaymentURL = "http://d?x=1" },
 		"refresh too low": func(c *Config) { c.Refresh = time.Millisecond },
-		"host with port":  func(c *Config) { c.AllowedHosts = []string{"localhost:8090"} },
-		"host as a URL":   func(c *Config) { c.AllowedHosts = []string{"http://localhost"} },
-		"empty host":      func(c *Config) { c.AllowedHosts = []string{"localhost", ""} },
+		"upstream timeout past the write timeout": func(c *Config) { c.UpstreamTimeout = 15 * time.Second },
+		"host with port": func(c *Config) { c.AllowedHosts = []string{"localhost:8090"} },
+		"host as a URL":  func(c *Config) { c.AllowedHosts = []string{"http://localhost"} },
+		"empty host":     func(c *Config) { c.AllowedHosts = []string{"localhost", ""} },
 	} {
 		c := good
 		mutate(&c)

@@ -52,8 +52,18 @@ const (
 	// machine uses, comma-separated as --allowed-hosts takes them.
 	DefaultAllowedHosts = "localhost,127.0.0.1,::1"
 	defaultBodyLimit    = "64K"
-	csrfField           = "_csrf"
-	csrfCookie          = "_console_csrf"
+	// writeTimeout bounds writing an answer, from the end of the request
+	// headers: a reply not written by then is cut (an empty reply).
+	writeTimeout = 30 * time.Second
+	// replyMargin is what a request keeps after its upstream calls to
+	// render and write its answer.
+	replyMargin = 2 * time.Second
+	// MaxUpstreamTimeout is the largest Config.UpstreamTimeout: an action
+	// (one upstream timeout) and the page after it (another) must fit
+	// writeTimeout.
+	MaxUpstreamTimeout = (writeTimeout - replyMargin) / 2
+	csrfField          = "_csrf"
+	csrfCookie         = "_console_csrf"
 )
 
 // Config configures New. The five service URLs and Queue are required.
@@ -78,7 +88,9 @@ type Config struct {
 	Catalog catalog.Catalog
 	// Refresh is how often live parts of the pages poll. Default 1s.
 	Refresh time.Duration
-	// UpstreamTimeout bounds each call to a service or to Queue. Default 3s.
+	// UpstreamTimeout bounds each call to a service or to Queue, and a
+	// request's calls together (twice it, for an action and the page after
+	// it). Default 3s, at most MaxUpstreamTimeout.
 	UpstreamTimeout time.Duration
 	// HTTPClient calls the services. Default: upstream.NewHTTPClient(),
 	// which follows no redirects.
@@ -146,6 +158,9 @@ func (c Config) Validate() error {
 	if c.UpstreamTimeout < 0 {
 		errs = append(errs, errors.New("upstream timeout must not be negative"))
 	}
+	if err := CheckUpstreamTimeout(c.UpstreamTimeout); err != nil {
+		errs = append(errs, err)
+	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
 	}
@@ -155,6 +170,17 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// CheckUpstreamTimeout refuses an upstream timeout with which an action
+// and the page after it would not fit the server's write timeout: the
+// answer would be cut.
+func CheckUpstreamTimeout(d time.Duration) error {
+	if d > MaxUpstreamTimeout {
+		return fmt.Errorf("upstream timeout %s is above %s: an action and the page after it, each bounded by it, must fit the console's %s write timeout",
+			d, MaxUpstreamTimeout, writeTimeout)
+	}
+	return nil
 }
 
 // service is one service as the Faults page shows it.
@@ -189,7 +215,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, pages: pages, jaeger: strings.TrimRight(cfg.JaegerUIURL, "/"),
-		queue: timeoutQueue{q: cfg.Queue, d: cfg.UpstreamTimeout}, allowed: map[string]bool{}}
+		queue: timeoutQueue{q: cfg.Queue, d: cfg.UpstreamTimeout, bulk: bulkQueueTimeout(cfg.UpstreamTimeout)}, allowed: map[string]bool{}}
 	for _, h := range cfg.AllowedHosts {
 		s.allowed[strings.ToLower(strings.Trim(h, "[]"))] = true
 	}
@@ -219,6 +245,7 @@ func New(cfg Config) (*Server, error) {
 		s.checkHost,
 		checkOrigin,
 		middleware.BodyLimit(defaultBodyLimit),
+		s.upstreamDeadline,
 		middleware.CSRFWithConfig(middleware.CSRFConfig{
 			TokenLookup:    "form:" + csrfField + ",header:" + echo.HeaderXCSRFToken,
 			CookieName:     csrfCookie,
@@ -292,7 +319,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		Handler:           running.wrap(headmethod.Handler(s)), // HEAD like GET
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		WriteTimeout:      writeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return base },
@@ -415,6 +442,36 @@ func validHostName(h string) bool {
 		return true
 	}
 	return h != "" && !strings.ContainsAny(h, ":/@?# \t")
+}
+
+// upstreamDeadline gives each request one deadline for all its calls to
+// services and the queue, besides the bound of each call: a page whose
+// parts each waited a full upstream timeout in turn added them up, past
+// the write timeout. A request gets two upstream timeouts (an action,
+// then the page after it); replaying or purging every dead letter gets
+// what the write timeout leaves.
+func (s *Server) upstreamDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		d := 2 * s.cfg.UpstreamTimeout
+		if p := c.Path(); p == "/queue/dlq/replay" || p == "/queue/dlq/purge" {
+			d = writeTimeout - replyMargin
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), d)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// parallel runs fns at once and returns when all have: the parts of a
+// page come from different services, and one slow service must not hold
+// up the others, or make them look down for want of time.
+func parallel(fns ...func()) {
+	var wg sync.WaitGroup
+	for _, fn := range fns {
+		wg.Go(fn)
+	}
+	wg.Wait()
 }
 
 // checkOrigin refuses a state-changing request whose Origin, when the

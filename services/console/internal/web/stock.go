@@ -56,7 +56,11 @@ func (s *Server) stockRegion(p *page, v stockView) (template.HTML, error) {
 
 func (s *Server) stockPage(c echo.Context) error {
 	p := s.newPage(c, "Stock", "stock")
-	region, err := s.stockRegion(p, s.loadStock(c.Request().Context()))
+	var v stockView
+	if err := s.loadWithBanner(c.Request().Context(), p, func() { v = s.loadStock(c.Request().Context()) }); err != nil {
+		return err
+	}
+	region, err := s.stockRegion(p, v)
 	if err != nil {
 		return err
 	}
