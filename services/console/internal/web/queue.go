@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -22,11 +23,45 @@ type topicsView struct {
 	Down   string
 }
 
+// previewBytes is how much of a payload the dead-letter list shows; the
+// whole payload is on the dead letter's own page.
+const previewBytes = 512
+
+// deadLetterRow is one dead letter of the list: the payload only as a
+// preview, so that the list polled every few seconds stays small however
+// large the payloads are.
+type deadLetterRow struct {
+	backend.DeadLetter // Payload dropped
+	Preview            string
+	// Size is the payload's length in bytes; Cut says the preview shows
+	// only its first previewBytes.
+	Size int
+	Cut  bool
+}
+
 // dlqView is the live dead-letter table.
 type dlqView struct {
-	Letters   []backend.DeadLetter
+	Letters   []deadLetterRow
 	Truncated bool
 	Down      string
+	// PreviewBytes is how much of a payload a preview shows.
+	PreviewBytes int
+}
+
+// newDeadLetterRow keeps a preview of dl's payload: all of it when short,
+// else its first previewBytes (cut at a character boundary).
+func newDeadLetterRow(dl backend.DeadLetter) deadLetterRow {
+	r := deadLetterRow{DeadLetter: dl, Size: len(dl.Payload)}
+	p := dl.Payload
+	if len(p) > previewBytes {
+		p, r.Cut = p[:previewBytes], true
+		for i := 0; i < utf8.UTFMax-1 && !utf8.Valid(p); i++ {
+			p = p[:len(p)-1] // a character cut in two; binary stays binary
+		}
+	}
+	r.Preview = payloadText(p)
+	r.Payload = nil
+	return r
 }
 
 // queueView is the Queue page.
@@ -56,9 +91,12 @@ func (s *Server) loadDLQ(ctx context.Context) dlqView {
 	if err != nil {
 		return dlqView{Down: queueDownText(err)}
 	}
-	v := dlqView{Letters: dls}
+	v := dlqView{PreviewBytes: previewBytes}
 	if len(dls) > dlqListLimit {
-		v.Letters, v.Truncated = dls[:dlqListLimit], true
+		dls, v.Truncated = dls[:dlqListLimit], true
+	}
+	for _, dl := range dls {
+		v.Letters = append(v.Letters, newDeadLetterRow(dl))
 	}
 	return v
 }

@@ -189,3 +189,25 @@ func TestQueueStoreOpensLater(t *testing.T) {
 		t.Fatalf("stats once the queue exists: got %v %v, want order.events", st, err)
 	}
 }
+
+// The dead-letter list, polled every few seconds, shows a preview of each
+// payload; the whole payload is on the dead letter's page.
+func TestDeadLetterListShowsPayloadPreviews(t *testing.T) {
+	e := newEnv(t)
+	big := []byte(strings.Repeat("é", 1<<19)) // 1 MiB of two-byte characters
+	id := putDeadLetter(t, e, "payment.events", "order", big)
+	putDeadLetter(t, e, "payment.events", "order", []byte(`{"order_id":"o-1"}`))
+	c := newClient(t, e.srv)
+	for _, path := range []string{"/queue", "/queue/dlq"} {
+		r := c.get(path, false)
+		if len(r.Body) > 64<<10 {
+			t.Errorf("%s: got %d bytes, want under 64 KiB (a preview of the 1 MiB payload)", path, len(r.Body))
+		}
+		mustContain(t, path, r.Body, "Cut: the first 512 of 1048576 bytes.", `<a href="/queue/dlq/`+itoa(id)+`">The whole payload</a>`,
+			strings.Repeat("é", 256)+"…", "&#34;order_id&#34;: &#34;o-1&#34;")
+	}
+	r := c.get("/queue/dlq/"+itoa(id), false)
+	if !strings.Contains(r.Body, string(big)) {
+		t.Errorf("dead letter page: got %d bytes, want the whole payload", len(r.Body))
+	}
+}
