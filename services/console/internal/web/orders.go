@@ -555,7 +555,7 @@ func (s *Server) cancelOrder(c echo.Context) error {
 	ctx := c.Request().Context()
 	reason := strings.TrimSpace(c.FormValue("reason"))
 	status, fl := http.StatusOK, (*flash)(nil)
-	if len(reason) > maxReason {
+	if utf8.RuneCountInString(reason) > maxReason { // characters, as the input's maxlength and the order API count them
 		status, fl = http.StatusUnprocessableEntity, flashError(fmt.Sprintf("Not cancelled: the reason is longer than %d characters.", maxReason))
 	} else {
 		o, err := s.orders.Cancel(ctx, id, reason)

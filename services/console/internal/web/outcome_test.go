@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,20 @@ func TestReusedIdempotencyKeyIsReplaced(t *testing.T) {
 	}
 	if placedOrders, _, _ := e.orders.seen(); len(placedOrders) != 2 || placedOrders[1].Body.CustomerID != "c-2" {
 		t.Errorf("orders placed: got %+v, want c-1's then c-2's", placedOrders)
+	}
+}
+
+// The cancel reason's limit counts characters, as the input's maxlength
+// and the order API do: 200 two-byte letters are sent on.
+func TestCancelReasonCountsCharacters(t *testing.T) {
+	e := newEnv(t)
+	e.orders.add(upstream.Order{ID: "ord-run", Status: upstream.StatusPending, Currency: "EUR", PlacedAt: time.Now()})
+	c := newClient(t, e.srv)
+	reason := strings.Repeat("ж", maxReason)
+	if r := c.post("/orders/ord-run/cancel", url.Values{"reason": {reason}}, true); r.Code != http.StatusOK {
+		t.Fatalf("cancel with 200 two-byte letters: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+	}
+	if _, cancels, _ := e.orders.seen(); len(cancels) != 1 || cancels[0] != "ord-run:"+reason {
+		t.Errorf("cancels: got %d, want one with the 200-letter reason", len(cancels))
 	}
 }
