@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -27,8 +28,18 @@ type Fault struct {
 	UpdatedAt   *time.Time `json:"updated_at"`
 }
 
-// Active reports a flag that is not at its default value.
-func (f Fault) Active() bool { return f.Value != f.Default }
+// Active reports a flag that is not at its default value. Rates are
+// compared as numbers: "-0" or "0.0" is the default "0".
+func (f Fault) Active() bool {
+	if f.Type == FaultRate {
+		v, err1 := strconv.ParseFloat(f.Value, 64)
+		d, err2 := strconv.ParseFloat(f.Default, 64)
+		if err1 == nil && err2 == nil {
+			return v != d
+		}
+	}
+	return f.Value != f.Default
+}
 
 // Stock is one SKU as inventory's GET /stock shows it.
 type Stock struct {

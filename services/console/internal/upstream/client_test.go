@@ -303,3 +303,24 @@ func TestProviderRecords(t *testing.T) {
 		t.Errorf("gateway o-3: got %v, want a 404 Problem", err)
 	}
 }
+
+func TestFaultActive(t *testing.T) {
+	tests := []struct {
+		typ, value, def string
+		want            bool
+	}{
+		{FaultRate, "0", "0", false},
+		{FaultRate, "-0", "0", false},
+		{FaultRate, "0.0", "0", false},
+		{FaultRate, "0.5", "0", true},
+		{FaultDuration, "0s", "0s", false},
+		{FaultDuration, "2s", "0s", true},
+		{FaultString, "", "", false},
+	}
+	for _, tc := range tests {
+		f := Fault{Type: tc.typ, Value: tc.value, Default: tc.def}
+		if got := f.Active(); got != tc.want {
+			t.Errorf("Active of %s %q (default %q): got %v, want %v", tc.typ, tc.value, tc.def, got, tc.want)
+		}
+	}
+}

@@ -292,6 +292,9 @@ func normalizeFlagValue(typ, raw string) (string, string) {
 		if f < 0 || f > 1 {
 			return "", fmt.Sprintf("a rate is from 0 to 1 (0%% to 100%%), got %q", raw)
 		}
+		if f == 0 {
+			f = 0 // not -0, which the service would store and show as an active fault
+		}
 		return strconv.FormatFloat(f, 'f', -1, 64), ""
 	case upstream.FaultDuration:
 		if v == "0" {

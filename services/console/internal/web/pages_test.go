@@ -605,6 +605,8 @@ func TestNormalizeFlagValue(t *testing.T) {
 		{upstream.FaultRate, "100 %", "1", true},
 		{upstream.FaultRate, "1.5", "", false},
 		{upstream.FaultRate, "-0.1", "", false},
+		{upstream.FaultRate, "-0", "0", true},
+		{upstream.FaultRate, "-0%", "0", true},
 		{upstream.FaultRate, "NaN", "", false},
 		{upstream.FaultRate, "", "", false},
 		{upstream.FaultDuration, "0", "0", true},
