@@ -431,6 +431,9 @@ const redeliveryWindow = 45 * time.Second
 // once the order has ended (redeliveryWindow ago) and everything it shows
 // could be read.
 func (v orderView) pollEvery(refresh time.Duration, now time.Time) time.Duration {
+	if v.NotFound {
+		return 0 // the order service answered that there is no such order
+	}
 	if !v.Terminal || v.EventsDown != "" {
 		return refresh
 	}

@@ -114,3 +114,14 @@ func TestCancelReasonCountsCharacters(t *testing.T) {
 		t.Errorf("cancels: got %d, want one with the 200-letter reason", len(cancels))
 	}
 }
+
+// The page of an order the order service does not know does not poll: the
+// order will not appear.
+func TestUnknownOrderPageDoesNotPoll(t *testing.T) {
+	e := newEnv(t)
+	c := newClient(t, e.srv)
+	for _, path := range []string{"/orders/ord-nope", "/orders/ord-nope/live"} {
+		r := c.get(path, false)
+		mustContain(t, path, r.Body, "Order not found", `<div id="order-live" class="live">`) // no hx-get, no trigger
+	}
+}
