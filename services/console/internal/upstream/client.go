@@ -242,12 +242,17 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return &DownError{Service: c.service, URL: c.BaseURL(), Sent: sent.Load(), Err: unwrapURLError(err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	// One byte past the cap tells an answer cut by it from one that fits.
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return &DownError{Service: c.service, URL: c.BaseURL(), Sent: true, Err: fmt.Errorf("read answer: %w", err)}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.problem(resp, data)
+		return c.problem(resp, data[:min(len(data), maxResponse)]) // the status is what counts
+	}
+	if len(data) > maxResponse {
+		return &Problem{Service: c.service, Status: http.StatusBadGateway, Title: "Answer too large",
+			Detail: fmt.Sprintf("%s %s: the answer is larger than the %d MiB the console reads", r.method, r.path, maxResponse>>20)}
 	}
 	if out == nil {
 		return nil

@@ -324,3 +324,15 @@ func TestFaultActive(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswerTooLarge(t *testing.T) {
+	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `[{"sku":"`+strings.Repeat("x", maxResponse)+`"}]`)
+	})
+	_, err := NewAdmin(c).Stock(t.Context())
+	p, ok := AsProblem(err)
+	if !ok || p.Status != http.StatusBadGateway || err.Error() != "payment answered 502: GET /stock: the answer is larger than the 4 MiB the console reads" {
+		t.Fatalf("got %v, want a problem saying the answer is too large", err)
+	}
+}
