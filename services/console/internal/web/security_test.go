@@ -172,10 +172,26 @@ func TestStaticHeadersAndErrors(t *testing.T) {
 	if got := r.Header.Get("HX-Reswap"); got != "none" {
 		t.Errorf("HX-Reswap of an error to htmx: got %q, want none (keep the region)", got)
 	}
-	req := httptest.NewRequest(http.MethodPut, "/orders", nil)
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	if r := c.do(req); r.Code != http.StatusMethodNotAllowed {
-		t.Errorf("PUT /orders: got %d, want 405", r.Code)
+	// A method the route does not take is 405 whatever the CSRF headers:
+	// nothing would change.
+	for _, tc := range []struct {
+		method, path string
+		headers      map[string]string
+	}{
+		{http.MethodPut, "/orders", map[string]string{"Sec-Fetch-Site": "same-origin"}},
+		{http.MethodPut, "/orders", nil},
+		{http.MethodDelete, "/orders", nil},
+		{http.MethodDelete, "/orders", map[string]string{"Sec-Fetch-Site": "cross-site"}},
+		{http.MethodPatch, "/stock/SKU-1/restock", map[string]string{"Origin": "http://evil.example"}},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		for k, v := range tc.headers {
+			req.Header.Set(k, v)
+		}
+		r := c.do(req)
+		if r.Code != http.StatusMethodNotAllowed || r.Header.Get("Allow") == "" {
+			t.Errorf("%s %s with %v: got %d (Allow %q), want 405 with Allow", tc.method, tc.path, tc.headers, r.Code, r.Header.Get("Allow"))
+		}
 	}
 	big := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader("customer_id="+strings.Repeat("x", 70<<10)))
 	big.Header.Set("Content-Type", "application/x-www-form-urlencoded")

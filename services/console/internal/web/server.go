@@ -243,6 +243,7 @@ func New(cfg Config) (*Server, error) {
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		s.secureHeaders,
 		s.checkHost,
+		methodFirst,
 		checkOrigin,
 		middleware.BodyLimit(defaultBodyLimit),
 		s.upstreamDeadline,
@@ -472,6 +473,20 @@ func parallel(fns ...func()) {
 		wg.Go(fn)
 	}
 	wg.Wait()
+}
+
+// methodFirst answers a method the route does not take (405, or the
+// OPTIONS answer) before the CSRF checks: they would refuse it as a request
+// from another site (403), which says nothing of what is wrong. The router
+// marks such a request with the route's Allow header; its handler changes
+// nothing.
+func methodFirst(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if _, ok := c.Get(echo.ContextKeyHeaderAllow).(string); ok {
+			return c.Handler()(c)
+		}
+		return next(c)
+	}
 }
 
 // checkOrigin refuses a state-changing request whose Origin, when the
