@@ -351,6 +351,34 @@ func TestConsoleInBrowser(t *testing.T) {
 		b.fail("replayed order %s ended %s, want COMPLETED", stuck, got)
 	}
 
+	b.step = "a poll does not replace a form in use"
+	b.open("/stock")
+	sku2 := b.wait("SKU-2's stock", `document.querySelector('tr[data-sku="SKU-2"] td[data-available]')?.dataset.available`, 10*time.Second)
+	b.do(chromedp.SetValue(chromedp.CSS("#restock-SKU-1"), "42"))
+	b.eval(`window.__restocked = 0; fetch("/stock/SKU-2/restock", {method: "POST", body: new URLSearchParams({quantity: "1"})})
+		.then(r => { window.__restocked = r.status; }); 1`)
+	b.wait("a restock of SKU-2 from elsewhere", `window.__restocked`, 5*time.Second)
+	time.Sleep(3 * time.Second) // three polls of the stock, each with news
+	if got := b.eval(`document.querySelector('#restock-SKU-1').value`); got != "42" {
+		b.fail("the typed quantity is %q after the stock changed, want 42 kept", got)
+	}
+	if got := b.eval(`document.querySelector('tr[data-sku="SKU-2"] td[data-available]').dataset.available`); got != sku2 {
+		b.fail("SKU-2 shows %s while a quantity is typed, want %s (the region held)", got, sku2)
+	}
+	b.do(chromedp.SetValue(chromedp.CSS("#restock-SKU-1"), ""))
+	b.wait("the stock to update once the form is left alone", fmt.Sprintf(
+		`document.querySelector('tr[data-sku="SKU-2"] td[data-available]')?.dataset.available !== %q`, sku2), 5*time.Second)
+	b.open("/faults")
+	b.do(chromedp.SetValue(chromedp.CSS("#value-payment-payment_decline_rate"), "2"))
+	b.click(`#flag-payment-payment_decline_rate button[type="submit"]:not(.preset)`)
+	b.wait("the refused rate's message", `document.querySelector('#flag-payment-payment_decline_rate .field-error') !== null`, 5*time.Second)
+	time.Sleep(3 * time.Second) // three polls of the flags
+	if b.eval(`document.querySelector('#flag-payment-payment_decline_rate .field-error') !== null`) != "true" {
+		b.fail("the refused rate's message is gone after a poll, want it kept next to the field")
+	}
+	b.click(`#flag-payment-payment_decline_rate button.preset[data-preset="0"]`)
+	b.waitFlag("payment", "payment_decline_rate", "0")
+
 	b.step = "restock a SKU"
 	b.open("/stock")
 	before, err := strconv.Atoi(b.wait("SKU-5's stock", `document.querySelector('tr[data-sku="SKU-5"] td[data-available]')?.dataset.available`, 10*time.Second))

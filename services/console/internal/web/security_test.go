@@ -144,6 +144,7 @@ func TestStaticHeadersAndErrors(t *testing.T) {
 		{"/static/htmx.min.js", "text/javascript", "htmx 2.0.11"},
 		{"/static/console.css", "text/css", ".timeline"},
 		{"/static/htmx.LICENSE", "", "Zero-Clause BSD"},
+		{"/static/console.js", "text/javascript", "htmx:beforeSwap"},
 	} {
 		r := c.get(tc.path, false)
 		if r.Code != http.StatusOK || !strings.Contains(r.Body, tc.want) || !strings.HasPrefix(r.Header.Get("Content-Type"), tc.ctype) {
