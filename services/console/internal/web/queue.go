@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -49,15 +48,14 @@ type dlqView struct {
 }
 
 // newDeadLetterRow keeps a preview of dl's payload: all of it when short,
-// else its first previewBytes (cut at a character boundary).
+// else its first previewBytes (cut at a character boundary). The store's
+// listing may hold only the start of the payload already (dl.PayloadCut);
+// Size is then the whole payload's, from the store.
 func newDeadLetterRow(dl backend.DeadLetter) deadLetterRow {
-	r := deadLetterRow{DeadLetter: dl, Size: len(dl.Payload)}
+	r := deadLetterRow{DeadLetter: dl, Size: max(dl.PayloadSize, len(dl.Payload)), Cut: dl.PayloadCut()}
 	p := dl.Payload
 	if len(p) > previewBytes {
-		p, r.Cut = p[:previewBytes], true
-		for i := 0; i < utf8.UTFMax-1 && !utf8.Valid(p); i++ {
-			p = p[:len(p)-1] // a character cut in two; binary stays binary
-		}
+		p, r.Cut = backend.TrimPartialRune(p[:previewBytes]), true
 	}
 	r.Preview = payloadText(p)
 	r.Payload = nil
