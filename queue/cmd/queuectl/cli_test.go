@@ -138,3 +138,43 @@ func TestGlobalFlagsAfterTheCommand(t *testing.T) {
 		t.Errorf("topics --queue-url … --json: got %q (%v), want the topics as JSON", out, err)
 	}
 }
+
+// Flags may come before or after a command's arguments (README: "before or
+// after the command"): dlq show ID --json, dlq replay ID --json, tail TOPIC
+// --json, and global flags between dlq and its subcommand.
+func TestFlagsAfterTheArguments(t *testing.T) {
+	url := seed(t)
+	for _, args := range [][]string{
+		{"dlq", "show", "1", "--json", "--queue-url", url},
+		{"dlq", "show", "--queue-url", url, "1", "--json"},
+		{"--queue-url", url, "dlq", "--json", "show", "1"},
+	} {
+		out, errOut, err := runCLI(t, args...)
+		var dl backend.DeadLetterView
+		if err != nil || json.Unmarshal([]byte(out), &dl) != nil || dl.ID != 1 {
+			t.Errorf("queuectl %s: got %q, stderr %q, error %v; want dead letter 1 as JSON", strings.Join(args, " "), out, errOut, err)
+		}
+	}
+
+	out, errOut, err := runCLI(t, "dlq", "replay", "2", "--json", "--queue-url", url)
+	var replayed struct {
+		Replayed int   `json:"replayed"`
+		ID       int64 `json:"id"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &replayed) != nil || replayed.Replayed != 1 || replayed.ID != 2 {
+		t.Errorf("dlq replay 2 --json: got %q, stderr %q, error %v; want {replayed: 1, id: 2}", out, errOut, err)
+	}
+
+	// Still one ID, and "--" still ends the flags.
+	for _, args := range [][]string{
+		{"--queue-url", url, "dlq", "show", "1", "--json", "3"},
+		{"--queue-url", url, "dlq", "show", "--", "1", "--json"},
+		{"--queue-url", url, "stats", "extra", "--json"},
+		{"--queue-url", url, "tail", "orders", "--json", "payments"},
+	} {
+		var ue usageError
+		if _, _, err := runCLI(t, args...); !errors.As(err, &ue) {
+			t.Errorf("queuectl %s: got %v, want a usage error", strings.Join(args, " "), err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,12 +44,35 @@ func printJSON(g globals, v any) error {
 	return enc.Encode(v)
 }
 
+// parseArgs parses args with fs and returns the arguments that are not
+// flags. Flags may come before, between or after them (dlq show 7 --json),
+// as Go's flag package alone would stop at the first argument; everything
+// after "--" is an argument.
+func parseArgs(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	var positional []string
+	for {
+		if err := parseFlags(fs, args, stdout); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		if consumed := len(args) - len(rest); consumed > 0 && args[consumed-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
 func noArgs(g *globals, fs *flag.FlagSet, args []string) error {
-	if err := parseFlags(fs, args, g.stdout); err != nil {
+	rest, err := parseArgs(fs, args, g.stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), fs.Args())}
+	if len(rest) > 0 {
+		return usageError{fmt.Sprintf("%s takes no arguments, got %q", fs.Name(), rest)}
 	}
 	return nil
 }
@@ -123,6 +147,18 @@ func cmdDLQ(ctx context.Context, g globals, args []string) error {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(g.stdout, usage)
 		return errHelpShown
+	}
+	if strings.HasPrefix(args[0], "-") {
+		// Global flags between dlq and its subcommand (dlq --json list).
+		fs := subFlags(&g, "dlq")
+		if err := parseFlags(fs, args, g.stdout); err != nil {
+			return err
+		}
+		if args = fs.Args(); len(args) == 0 {
+			return usageError{"dlq needs a subcommand: list, show, replay or purge"}
+		}
+	}
+	switch args[0] {
 	case "list", "ls":
 		return dlqList(ctx, g, args[1:])
 	case "show":
@@ -180,23 +216,24 @@ func dlqList(ctx context.Context, g globals, args []string) error {
 	return tw.Flush()
 }
 
-func parseID(fs *flag.FlagSet) (int64, error) {
-	if fs.NArg() != 1 {
+func parseID(fs *flag.FlagSet, args []string) (int64, error) {
+	if len(args) != 1 {
 		return 0, usageError{fmt.Sprintf("%s needs exactly one dead letter ID", fs.Name())}
 	}
-	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	id, err := strconv.ParseInt(args[0], 10, 64)
 	if err != nil || id <= 0 {
-		return 0, usageError{fmt.Sprintf("%s: %q is not a dead letter ID (a positive number from dlq list)", fs.Name(), fs.Arg(0))}
+		return 0, usageError{fmt.Sprintf("%s: %q is not a dead letter ID (a positive number from dlq list)", fs.Name(), args[0])}
 	}
 	return id, nil
 }
 
 func dlqShow(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "dlq show")
-	if err := parseFlags(fs, args, g.stdout); err != nil {
+	rest, err := parseArgs(fs, args, g.stdout)
+	if err != nil {
 		return err
 	}
-	id, err := parseID(fs)
+	id, err := parseID(fs, rest)
 	if err != nil {
 		return err
 	}
@@ -232,11 +269,18 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 	var f backend.DeadLetterFilter
 	filterFlags(fs, &f)
 	all := fs.Bool("all", false, "replay every dead letter (matching --topic/--group)")
-	if err := parseFlags(fs, args, g.stdout); err != nil {
+	rest, err := parseArgs(fs, args, g.stdout)
+	if err != nil {
 		return err
 	}
-	if *all && fs.NArg() > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "") {
+	if *all && len(rest) > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "") {
 		return usageError{"dlq replay takes either one ID, or --all with optional --topic/--group"}
+	}
+	var id int64
+	if !*all {
+		if id, err = parseID(fs, rest); err != nil {
+			return err
+		}
 	}
 	b, err := open(ctx, g)
 	if err != nil {
@@ -250,10 +294,6 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 		} else {
 			fmt.Fprintf(g.stdout, "replayed %d dead letters\n", n)
 		}
-		return err
-	}
-	id, err := parseID(fs)
-	if err != nil {
 		return err
 	}
 	if err := queue.ReplayDeadLetter(ctx, b, id); err != nil {
@@ -297,19 +337,15 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "tail")
 	fromStart := fs.Bool("from-start", false, "start with the messages still stored, not only new ones")
 	interval := fs.Duration("interval", 100*time.Millisecond, "how often to look for new messages (more than 0)")
-	// Accept the topic before or after the flags.
-	var topic string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		topic, args = args[0], args[1:]
-	}
-	if err := parseFlags(fs, args, g.stdout); err != nil {
+	// The topic may come before, between or after the flags.
+	rest, err := parseArgs(fs, args, g.stdout)
+	if err != nil {
 		return err
 	}
-	if topic == "" && fs.NArg() == 1 {
-		topic = fs.Arg(0)
-	} else if fs.NArg() > 0 || topic == "" {
+	if len(rest) != 1 {
 		return usageError{"tail needs exactly one TOPIC"}
 	}
+	topic := rest[0]
 	if err := backend.ValidateTopic(topic); err != nil {
 		return usageError{err.Error()}
 	}

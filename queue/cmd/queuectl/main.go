@@ -74,7 +74,8 @@ const usage = `queuectl — inspect and repair an orderflow queue
 Usage:
   queuectl [global flags] <command> [flags] [args]
 
-The global flags may also come after the command (queuectl dlq list --json).
+The global flags may also come after the command (queuectl dlq list --json),
+and any flag before or after the arguments (queuectl dlq show 7 --json).
 
 Commands:
   topics                       list the topics the queue knows
