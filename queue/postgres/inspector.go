@@ -25,7 +25,7 @@ func (i inspector) Topics(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	defer rows.Close()
-	var topics []string
+	topics := []string{}
 	for rows.Next() {
 		var t string
 		if err := rows.Scan(&t); err != nil {

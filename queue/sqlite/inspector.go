@@ -24,7 +24,7 @@ func (i inspector) Topics(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	defer rows.Close()
-	var out []string
+	out := []string{}
 	for rows.Next() {
 		var t string
 		if err := rows.Scan(&t); err != nil {

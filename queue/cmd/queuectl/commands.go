@@ -91,6 +91,9 @@ func cmdTopics(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	if g.json {
+		if topics == nil {
+			topics = []string{} // [], not null
+		}
 		return printJSON(g, topics)
 	}
 	for _, t := range topics {
