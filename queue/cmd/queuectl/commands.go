@@ -20,6 +20,9 @@ import (
 )
 
 func open(ctx context.Context, g globals) (backend.Backend, error) {
+	if queue.IsInProcess(g.queueURL) {
+		return nil, usageError{fmt.Sprintf("queue URL %q names a queue inside one process, which queuectl cannot share with the services: give the sqlite:// or postgres:// URL they use", g.queueURL)}
+	}
 	b, err := queue.OpenBackend(ctx, queue.Config{URL: g.queueURL, SQLite: sqlite.Config{MustExist: true}})
 	if err != nil {
 		return nil, err

@@ -97,7 +97,8 @@ Commands:
                                consumer group. Ctrl-C stops
 
 Global flags:
-  --queue-url URL   the queue (env QUEUE_URL; default sqlite://data/queue.db)
+  --queue-url URL   the queue (env QUEUE_URL; default sqlite://data/queue.db);
+                    not memory://, a queue inside one process
                     e.g. sqlite://data/queue.db, postgres://postgres@127.0.0.1:5432/orderflow
   --json            print JSON instead of tables (tail: one object per line).
                     Payloads are shown as the admin API's GET /dlq shows them:

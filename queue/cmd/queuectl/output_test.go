@@ -33,3 +33,18 @@ func TestJSONTopicsOfAnEmptyQueueIsAnEmptyList(t *testing.T) {
 		}
 	}
 }
+
+// memory:// is a queue inside one process: queuectl would open an empty
+// one of its own and report it, never the services' queue.
+func TestInProcessQueueIsRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"--queue-url", "memory://", "stats"},
+		{"--queue-url", "memory://", "--json", "topics"},
+		{"dlq", "list", "--queue-url", "memory://anything"},
+	} {
+		out, errOut, status := runMain(t, args...)
+		if status != 2 || !strings.Contains(errOut, "inside one process") {
+			t.Errorf("queuectl %s: exit status %d, stdout %q, stderr %q; want 2 and an error saying why", strings.Join(args, " "), status, out, errOut)
+		}
+	}
+}
