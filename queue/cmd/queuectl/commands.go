@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/orderflow/orderflow/queue"
@@ -217,7 +218,7 @@ func dlqList(ctx context.Context, g globals, args []string) error {
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tTOPIC\tGROUP\tATTEMPTS\tDEAD AT\tLAST ERROR")
 	for _, dl := range dls {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", dl.ID, dl.Topic, dl.ConsumerGroup, dl.Attempts, dl.DeadAt.Format(time.RFC3339), oneLine(dl.LastError, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", dl.ID, printableText(dl.Topic), printableText(dl.ConsumerGroup), dl.Attempts, dl.DeadAt.Format(time.RFC3339), printableText(oneLine(dl.LastError, 80)))
 	}
 	return tw.Flush()
 }
@@ -256,15 +257,15 @@ func dlqShow(ctx context.Context, g globals, args []string) error {
 		return printJSON(g, dl.View())
 	}
 	fmt.Fprintf(g.stdout, "ID:              %d\nMessage UUID:    %s\nTopic:           %s\nConsumer group:  %s\nAttempts:        %d\nFirst failed at: %s\nLast failed at:  %s\nDead at:         %s\nLast error:      %s\nMetadata:\n",
-		dl.ID, dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Attempts,
-		dl.FirstFailedAt.Format(time.RFC3339Nano), dl.LastFailedAt.Format(time.RFC3339Nano), dl.DeadAt.Format(time.RFC3339Nano), dl.LastError)
+		dl.ID, printableText(dl.MessageUUID), printableText(dl.Topic), printableText(dl.ConsumerGroup), dl.Attempts,
+		dl.FirstFailedAt.Format(time.RFC3339Nano), dl.LastFailedAt.Format(time.RFC3339Nano), dl.DeadAt.Format(time.RFC3339Nano), printable([]byte(dl.LastError)))
 	keys := make([]string, 0, len(dl.Metadata))
 	for k := range dl.Metadata {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		fmt.Fprintf(g.stdout, "  %s: %s\n", k, dl.Metadata[k])
+		fmt.Fprintf(g.stdout, "  %s: %s\n", printableText(k), printableText(dl.Metadata[k]))
 	}
 	fmt.Fprintf(g.stdout, "Payload (%d bytes):\n%s\n", len(dl.Payload), printable(dl.Payload))
 	return nil
@@ -386,7 +387,7 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 				}
 				continue
 			}
-			fmt.Fprintf(g.stdout, "%s  %s  %s  type=%s  %s\n", m.CreatedAt.Format("15:04:05.000"), m.Topic, m.UUID, m.Metadata["type"], oneLine(string(printable(m.Payload)), 160))
+			fmt.Fprintf(g.stdout, "%s  %s  %s  type=%s  %s\n", m.CreatedAt.Format("15:04:05.000"), m.Topic, printableText(m.UUID), printableText(m.Metadata["type"]), oneLine(string(printable(m.Payload)), 160))
 		}
 		if len(msgs) == batch {
 			continue
@@ -471,10 +472,37 @@ func oneLine(s string, n int) string {
 	return s
 }
 
-// printable shows text payloads as they are and binary ones quoted.
+// printable shows text payloads as they are, and quoted (Go syntax, every
+// control character escaped) those that are not valid UTF-8 or hold a
+// control character other than newline and tab: a payload or an error
+// message may hold terminal escape sequences, which must not reach the
+// terminal raw.
 func printable(b []byte) []byte {
-	if utf8.Valid(b) {
+	if utf8.Valid(b) && !hasControl(string(b), true) {
 		return b
 	}
 	return []byte(strconv.Quote(string(b)))
+}
+
+// printableText is printable for a field shown on one line (metadata, a
+// consumer group, an error in a table): a newline is quoted there too.
+func printableText(s string) string {
+	if utf8.ValidString(s) && !hasControl(s, false) {
+		return s
+	}
+	return strconv.Quote(s)
+}
+
+// hasControl reports whether s holds a C0 or C1 control character, or
+// DEL; newline and tab are allowed when multiline is set.
+func hasControl(s string, multiline bool) bool {
+	for _, r := range s {
+		if multiline && (r == '\n' || r == '\t') {
+			continue
+		}
+		if unicode.IsControl(r) {
+			return true
+		}
+	}
+	return false
 }
