@@ -55,8 +55,9 @@ func (i inspector) Topics(ctx context.Context) ([]string, error) {
 //     again.
 //   - OldestAge is the age of the oldest message after the group's offset,
 //     from the created_at column watermill-sql fills with the publisher's
-//     CURRENT_TIMESTAMP as a time without zone: it assumes the publishing
-//     and the inspecting sessions share the server's TimeZone setting.
+//     CURRENT_TIMESTAMP as a time without zone: every session of this
+//     package uses TimeZone UTC (see forceUTC), so publisher and inspector
+//     agree whatever PGTZ or the URL say.
 func (i inspector) Stats(ctx context.Context) (_ []backend.TopicStats, err error) {
 	tx, err := i.b.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
 	if err != nil {

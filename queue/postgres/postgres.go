@@ -245,7 +245,23 @@ func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse dsn: %w", err)
 	}
+	forceUTC(connCfg)
 	return connCfg, nil
+}
+
+// forceUTC makes every session of the backend use TimeZone UTC, whatever
+// the URL (?timezone=), the environment (PGTZ) or the server's default
+// say. watermill-sql's created_at is a timestamp without time zone that
+// the publisher's session fills with its local time, and statistics and
+// tail read it in theirs: two sessions in different zones would see a
+// message published hours in the past or the future.
+func forceUTC(c *pgx.ConnConfig) {
+	for k := range c.RuntimeParams {
+		if strings.EqualFold(k, "timezone") {
+			delete(c.RuntimeParams, k)
+		}
+	}
+	c.RuntimeParams["timezone"] = "UTC"
 }
 
 // ddl runs fn in a transaction that holds the package's DDL advisory lock.

@@ -76,7 +76,7 @@ func (b *Backend) ReadTail(ctx context.Context, topic string, after TailPosition
 	}
 	// created_at is a timestamp without time zone, filled with the
 	// publisher's CURRENT_TIMESTAMP: read it in the session's time zone,
-	// which is the publisher's when both use the server's default.
+	// which is the publisher's, UTC for every session (see forceUTC).
 	rows, err := b.db.QueryContext(ctx, `
 		SELECT "offset", transaction_id::text, uuid, payload, metadata::text,
 			created_at AT TIME ZONE current_setting('TimeZone')
