@@ -76,11 +76,14 @@ func (a offsetsAdapter) AckMessageQuery(topic string, row wsql.Row, consumerGrou
 	return q
 }
 
-// groupLockKey is the advisory lock key of one topic's consumer group.
+// groupLockKey is the advisory lock key of one topic's consumer group in
+// the queue whose tables are in schema. Advisory locks belong to a
+// database, not a schema: without the schema, two queues in different
+// schemas of one database would make their same-named groups take turns.
 // A hash collision only makes two groups take turns.
-func groupLockKey(topic, group string) int64 {
+func groupLockKey(schema, topic, group string) int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("orderflow.queue\x00" + topic + "\x00" + group))
+	_, _ = h.Write([]byte("orderflow.queue\x00" + schema + "\x00" + topic + "\x00" + group))
 	return int64(h.Sum64())
 }
 
