@@ -21,7 +21,10 @@ type Config struct {
 	// BusyPollInterval is how long a consumer that found its group busy
 	// (another consumer of the group is handling a batch) waits before it
 	// tries again. It bounds how fast a standby consumer takes over from one
-	// that stopped. Default 500ms.
+	// that stopped: at most this long after the stopped one's transaction
+	// ends. A consumer that exits or crashes ends it at once; one that is
+	// frozen (SIGSTOP, a host cut off by the network) is ended by the
+	// server after HoldTimeout. Default 500ms.
 	BusyPollInterval time.Duration
 
 	// ResendInterval is the pause before a nacked message is handed out
@@ -40,6 +43,9 @@ type Config struct {
 	// receive it again; this subscriber hands it out again only after the
 	// first handler has finished (an ack that arrives late is honoured:
 	// the redelivery is acked without being handed out). Default 30s.
+	//
+	// It also bounds how long a subscription's transaction, which holds
+	// its group's lock, may stay idle: see HoldTimeout.
 	AckDeadline time.Duration
 
 	// SubscribeBatchSize is how many messages one poll reads. The batch is
@@ -98,6 +104,36 @@ type Config struct {
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 }
+
+// HoldTimeout is the idle_in_transaction_session_timeout of the
+// subscription connections: how long the server lets a subscription's
+// transaction, and with it its consumer group's lock, sit without a
+// statement before it ends the session. A live subscription never comes
+// near it: watermill-sql ends a message's wait at AckDeadline (nack delays
+// and redeliveries of the message included, plus one ResendInterval), and
+// a subscription that has been idle in its transaction for AckDeadline/4
+// sends a no-op statement before it hands out the next message of its
+// batch, so a batch of slow handlers, each within AckDeadline, is never
+// cut. It is 1.5 × AckDeadline + ResendInterval + 2s (47s with the
+// defaults), which leaves a quarter of AckDeadline plus 2s for scheduling.
+// A frozen consumer (SIGSTOP, or its host cut off by the network) sends
+// nothing: the server ends its session then, which releases the group's
+// lock, and another consumer of the group takes over within
+// BusyPollInterval, with the frozen batch's messages (acked or not)
+// delivered again.
+func (c Config) HoldTimeout() time.Duration {
+	c.setDefaults()
+	return c.AckDeadline + c.AckDeadline/2 + c.ResendInterval + holdSlack
+}
+
+// holdSlack is the part of HoldTimeout above what a live subscription
+// needs, for a process that is slow to be scheduled.
+const holdSlack = 2 * time.Second
+
+// touchInterval is how long a subscription's transaction may have been
+// idle before the subscription sends it a no-op statement (see
+// HoldTimeout).
+func (c Config) touchInterval() time.Duration { return c.AckDeadline / 4 }
 
 func (c *Config) setDefaults() {
 	if c.PollInterval == 0 {

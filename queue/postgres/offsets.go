@@ -115,5 +115,6 @@ func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error)
 		return nil, fmt.Errorf("try group lock: %w", err)
 	}
 	g.busy.Store(locked != "on")
+	g.gate.touched()
 	return tx, nil
 }

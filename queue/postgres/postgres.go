@@ -20,7 +20,9 @@
 //     server). So a consumer group handles one message at a time in the
 //     whole deployment: competing consumers give fail-over, not
 //     parallelism, and SubscriberConfig.Concurrency above 1 changes nothing.
-//     A consumer that finds its group busy polls again later.
+//     A consumer that finds its group busy polls again later. A consumer
+//     frozen while it holds the lock (SIGSTOP, network cut) loses it when
+//     the server ends its idle transaction (Config.HoldTimeout).
 //   - Only messages whose transaction id is below the oldest running
 //     transaction id of the server (pg_snapshot_xmin) are read, so that a
 //     slow publisher's message is never skipped. The flip side: while any
@@ -50,7 +52,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -173,10 +177,17 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 	}
 	where := fmt.Sprintf("%s:%d/%s", connCfg.Host, connCfg.Port, connCfg.Database)
 
+	setKeepalives(connCfg)
+	// A subscription's transaction holds its group's lock: the server ends
+	// the session of a consumer that stops sending anything (see
+	// Config.HoldTimeout).
+	subCfg := connCfg.Copy()
+	subCfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(cfg.HoldTimeout().Milliseconds(), 10)
+
 	b := &Backend{
 		cfg:   cfg,
 		db:    stdlib.OpenDB(*connCfg),
-		subDB: stdlib.OpenDB(*connCfg),
+		subDB: stdlib.OpenDB(*subCfg),
 		schema: wsql.DefaultPostgreSQLSchema{
 			GeneratePayloadType: func(string) string { return "BYTEA" },
 			SubscribeBatchSize:  cfg.SubscribeBatchSize,
@@ -254,6 +265,36 @@ func parseDSN(dsn string) (*pgx.ConnConfig, error) {
 	}
 	forceUTC(connCfg)
 	return connCfg, nil
+}
+
+// TCP keepalives of the queue's connections, on both ends, unless the URL
+// sets the server's: a peer that vanished (a host cut off by the network)
+// is noticed after about 15s + 3 × 5s instead of the system's default,
+// hours on Linux for the server's end.
+const (
+	keepaliveIdle     = 15 * time.Second
+	keepaliveInterval = 5 * time.Second
+	keepaliveCount    = 3
+)
+
+// setKeepalives turns on TCP keepalives for c's connections, on the
+// client's end (the dialer) and on the server's (tcp_keepalives_*
+// settings, where the URL gives none; the server ignores them on Unix
+// sockets).
+func setKeepalives(c *pgx.ConnConfig) {
+	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+		Enable: true, Idle: keepaliveIdle, Interval: keepaliveInterval, Count: keepaliveCount,
+	}}
+	c.DialFunc = d.DialContext
+	for k, v := range map[string]string{
+		"tcp_keepalives_idle":     strconv.Itoa(int(keepaliveIdle / time.Second)),
+		"tcp_keepalives_interval": strconv.Itoa(int(keepaliveInterval / time.Second)),
+		"tcp_keepalives_count":    strconv.Itoa(keepaliveCount),
+	} {
+		if _, ok := c.RuntimeParams[k]; !ok {
+			c.RuntimeParams[k] = v
+		}
+	}
 }
 
 // forceUTC makes every session of the backend use TimeZone UTC, whatever

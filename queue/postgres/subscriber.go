@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -307,6 +308,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		return false
 	}
 
+	s.keepTxAlive(in, g, logger)
 	bctx, cancel := detached(ctx)
 	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, *acked)
 	cancel()
@@ -384,6 +386,31 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			return false
 		}
 	}
+}
+
+// keepTxAlive sends a no-op statement in watermill-sql's transaction,
+// which carries in, when the transaction has been idle for
+// Config.touchInterval: watermill-sql sends no statement between the
+// messages of a batch, and the server ends a subscription session idle in
+// its transaction for Config.HoldTimeout. It runs while watermill-sql
+// waits for in's outcome; database/sql serialises it with the
+// transaction's own statements should the ack deadline pass meanwhile.
+func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.LoggerAdapter) {
+	if g.idleFor() < s.b.cfg.touchInterval() {
+		return
+	}
+	tx, ok := wsql.TxFromContext(in.Context())
+	if !ok {
+		return
+	}
+	// Not in's context: cancelling a statement would break the
+	// connection, and with it the batch's transaction.
+	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
+	defer cancel()
+	if _, err := tx.ExecContext(ctx, `SELECT 1`); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		logger.Info("Cannot keep the batch's transaction alive", watermill.LogFields{"err": err.Error()})
+	}
+	g.touched()
 }
 
 // recordAck records the handler's ack: in watermill-sql's transaction
@@ -565,10 +592,23 @@ func isLockConflict(err error) bool {
 }
 
 // gate lets a subscription's transactions start only while its relay holds
-// no message whose ack deadline passed (see deliver).
+// no message whose ack deadline passed (see deliver). It also keeps the
+// time of the subscription's last statement that this package sent in
+// its transaction (see keepTxAlive).
 type gate struct {
 	mu   sync.Mutex
 	free chan struct{} // closed while the gate is open
+
+	lastStatement atomic.Int64 // Unix nanoseconds
+}
+
+// touched records that a statement was just sent in the subscription's
+// transaction.
+func (g *gate) touched() { g.lastStatement.Store(time.Now().UnixNano()) }
+
+// idleFor is the time since touched was last called.
+func (g *gate) idleFor() time.Duration {
+	return time.Duration(time.Now().UnixNano() - g.lastStatement.Load())
 }
 
 func newGate() *gate {
