@@ -101,6 +101,14 @@ type Config struct {
 	GCInterval  time.Duration
 	GCBatchSize int
 
+	// MustExist opens an existing queue without changing it, as tools such
+	// as queuectl want: Open creates no table (it fails with "not a queue:
+	// table … missing" when one of the package's tables is not there) and
+	// the backend collects no garbage, so a role that may only SELECT can
+	// read statistics, topics and dead letters. Publishing or subscribing
+	// to a topic still creates that topic's tables.
+	MustExist bool
+
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 }

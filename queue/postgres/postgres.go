@@ -213,7 +213,12 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 		b.closeDBs()
 		return nil, fmt.Errorf("open postgres queue: ping %s: %w", where, err)
 	}
-	if err := b.ddl(ctx, func(tx *sql.Tx) error {
+	if cfg.MustExist {
+		if err := b.checkTables(ctx); err != nil {
+			b.closeDBs()
+			return nil, fmt.Errorf("open postgres queue %s: %w", where, err)
+		}
+	} else if err := b.ddl(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, schemaSQL)
 		return err
 	}); err != nil {
@@ -230,8 +235,39 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 	}
 	gcCtx, stop := context.WithCancel(context.Background())
 	b.stopGC, b.gcDone = stop, make(chan struct{})
-	go b.collectGarbage(gcCtx)
+	if cfg.MustExist {
+		close(b.gcDone)
+	} else {
+		go b.collectGarbage(gcCtx)
+	}
 	return b, nil
+}
+
+// queueTables are the tables Open creates, which make a schema a queue.
+var queueTables = []string{"queue_topics", "queue_delivery_attempts", "queue_dead_letters"}
+
+// checkTables reports the first of queueTables missing from the search
+// path, as Config.MustExist wants, without creating anything.
+func (b *Backend) checkTables(ctx context.Context) error {
+	for _, table := range queueTables {
+		var found bool
+		if err := b.db.QueryRowContext(ctx, `SELECT to_regclass($1) IS NOT NULL`, table).Scan(&found); err != nil {
+			return fmt.Errorf("look for table %s: %w", table, err)
+		}
+		if !found {
+			return fmt.Errorf("not a queue: table %s missing (in the search path %s)", table, b.searchPath(ctx))
+		}
+	}
+	return nil
+}
+
+// searchPath is the session's search_path, for error messages.
+func (b *Backend) searchPath(ctx context.Context) string {
+	var path string
+	if err := b.db.QueryRowContext(ctx, `SELECT current_setting('search_path')`).Scan(&path); err != nil {
+		return "?"
+	}
+	return path
 }
 
 // ValidateDSN reports what is wrong with dsn as the URL of a PostgreSQL

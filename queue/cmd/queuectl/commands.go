@@ -24,7 +24,14 @@ func open(ctx context.Context, g globals) (backend.Backend, error) {
 	if queue.IsInProcess(g.queueURL) {
 		return nil, usageError{fmt.Sprintf("queue URL %q names a queue inside one process, which queuectl cannot share with the services: give the sqlite:// or postgres:// URL they use", g.queueURL)}
 	}
-	b, err := queue.OpenBackend(ctx, queue.Config{URL: g.queueURL, SQLite: sqlite.Config{MustExist: true}})
+	// Open the queue as it is: create no file or table (a mistyped URL
+	// must not make a queue), delete nothing (a read-only role may run
+	// the read commands).
+	b, err := queue.OpenBackend(ctx, queue.Config{
+		URL:      g.queueURL,
+		SQLite:   sqlite.Config{MustExist: true},
+		Postgres: postgres.Config{MustExist: true},
+	})
 	if err != nil {
 		return nil, err
 	}
