@@ -2,17 +2,23 @@ package main
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -379,14 +385,28 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 	ticker := time.NewTicker(*interval)
 	defer ticker.Stop()
 	enc := json.NewEncoder(g.stdout)
+	var backoff time.Duration // after a transient error; 0 when the last read worked
 	for {
 		msgs, err := next(ctx, batch)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			return err
+			if !transient(err) {
+				return err
+			}
+			// A dropped connection or a restarting server: try again,
+			// from the same position, backing off up to maxTailBackoff.
+			backoff = min(max(2*backoff, *interval), maxTailBackoff)
+			fmt.Fprintf(g.stderr, "queuectl: tail: %v; retrying in %s\n", err, backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			continue
 		}
+		backoff = 0
 		for _, m := range msgs {
 			if g.json {
 				if err := enc.Encode(viewMessage(m)); err != nil {
@@ -405,6 +425,34 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// maxTailBackoff caps the pause between tail's attempts to read after a
+// transient error.
+const maxTailBackoff = 5 * time.Second
+
+// transient reports whether err may go away by itself, so that tail keeps
+// trying: a connection that was dropped or refused, a server shutting
+// down or starting up, too many connections, a serialization failure.
+// Errors the server reports for any other reason (bad credentials, a
+// missing table or privilege, a bad database name) are permanent.
+func transient(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case strings.HasPrefix(pgErr.Code, "08"): // connection exception
+			return true
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // admin/crash shutdown, cannot connect now
+			return true
+		case pgErr.Code == "53300", pgErr.Code == "40001", pgErr.Code == "40P01": // too many connections, serialization, deadlock
+			return true
+		}
+		return false
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, driver.ErrBadConn) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
 
 // openTail returns a function that reads the next messages of topic each

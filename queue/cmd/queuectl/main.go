@@ -94,7 +94,9 @@ Commands:
                                (--from-start: the stored ones first), checking
                                every D (default 100ms); SQLite and PostgreSQL.
                                It only reads: it acks nothing and joins no
-                               consumer group. Ctrl-C stops
+                               consumer group. A dropped connection or a
+                               restarting server is retried (backing off up
+                               to 5s, from where it was). Ctrl-C stops
 
 Global flags:
   --queue-url URL   the queue (env QUEUE_URL; default sqlite://data/queue.db);
