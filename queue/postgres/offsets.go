@@ -80,10 +80,17 @@ func (a offsetsAdapter) AckMessageQuery(topic string, row wsql.Row, consumerGrou
 // the queue whose tables are in schema. Advisory locks belong to a
 // database, not a schema: without the schema, two queues in different
 // schemas of one database would make their same-named groups take turns.
-// A hash collision only makes two groups take turns.
+// In schema public the key is the one earlier versions used (topic and
+// group alone), so that during a rolling upgrade old and new consumers of
+// a group still take turns on one lock. A hash collision only makes two
+// groups take turns.
 func groupLockKey(schema, topic, group string) int64 {
 	h := fnv.New64a()
-	_, _ = h.Write([]byte("orderflow.queue\x00" + schema + "\x00" + topic + "\x00" + group))
+	if schema == "public" {
+		_, _ = h.Write([]byte("orderflow.queue\x00" + topic + "\x00" + group))
+	} else {
+		_, _ = h.Write([]byte("orderflow.queue\x00" + schema + "\x00" + topic + "\x00" + group))
+	}
 	return int64(h.Sum64())
 }
 

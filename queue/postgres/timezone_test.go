@@ -8,6 +8,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/postgres"
 )
 
@@ -47,24 +48,26 @@ func TestTimesDoNotDependOnTheSessionTimeZone(t *testing.T) {
 	if _, err := sub.Subscribe(ctx, topic); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(200 * time.Millisecond) // let the subscription register its offset row
-	cancel()
-	stats, err := reader.Inspector().Stats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The subscription registers its offsets row soon after Subscribe.
+	var stats []backend.TopicStats
 	seen := false
-	for _, ts := range stats {
-		for _, g := range ts.Groups {
-			if ts.Topic != topic || g.Depth == 0 {
-				continue
-			}
-			seen = true
-			if g.OldestAge > time.Minute {
-				t.Errorf("stats: group %s: oldest age %s for a message published just now", g.ConsumerGroup, g.OldestAge)
+	for wait := time.Now().Add(15 * time.Second); !seen && time.Now().Before(wait); time.Sleep(20 * time.Millisecond) {
+		if stats, err = reader.Inspector().Stats(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range stats {
+			for _, g := range ts.Groups {
+				if ts.Topic != topic || g.Depth == 0 {
+					continue
+				}
+				seen = true
+				if g.OldestAge > time.Minute {
+					t.Errorf("stats: group %s: oldest age %s for a message published just now", g.ConsumerGroup, g.OldestAge)
+				}
 			}
 		}
 	}
+	cancel()
 	if !seen {
 		t.Fatalf("stats: no group of %s with the message pending: %+v", topic, stats)
 	}
