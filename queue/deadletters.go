@@ -27,7 +27,7 @@ func ReplayDeadLetter(ctx context.Context, b backend.Backend, id int64) error {
 	if err != nil {
 		return fmt.Errorf("replay: %w", err)
 	}
-	if err := b.Publisher().Publish(dl.Topic, ReplayMessage(dl)); err != nil {
+	if err := b.Publisher().Publish(dl.Topic, replayMessage(dl)); err != nil {
 		return fmt.Errorf("replay dead letter %d to %s: %w", id, dl.Topic, err)
 	}
 	if _, err := b.DeadLetters().DeleteIfUnchanged(ctx, id, dl.DeadAt); err != nil {
@@ -36,9 +36,10 @@ func ReplayDeadLetter(ctx context.Context, b backend.Backend, id int64) error {
 	return nil
 }
 
-// ReplayMessage rebuilds the message a dead letter holds, ready to publish
-// for its group alone.
-func ReplayMessage(dl backend.DeadLetter) *message.Message {
+// replayMessage rebuilds the message a dead letter holds, ready to publish
+// for its group alone. dl must come from Get: a List result holds only the
+// start of its payload.
+func replayMessage(dl backend.DeadLetter) *message.Message {
 	msg := message.NewMessage(dl.MessageUUID, dl.Payload)
 	for k, v := range dl.Metadata {
 		if !retry.IsDeliveryKey(k) && k != retry.MetadataDeadLetterReason {

@@ -761,6 +761,9 @@ func TestDeadLetterListHoldsPayloadPreviews(t *testing.T) {
 			if !bytes.Equal(whole.Payload, big) || whole.PayloadSize != len(big) || whole.PayloadCut() {
 				t.Errorf("Get: got %d bytes of %d, cut %v, want the whole %d", len(whole.Payload), whole.PayloadSize, whole.PayloadCut(), len(big))
 			}
+			if _, err := dls.Get(ctx, 999_999); err == nil || err.Error() != "dead letter 999999: not found" {
+				t.Errorf("Get of an unknown id: got %v, want \"dead letter 999999: not found\" on every backend", err)
+			}
 			if v := preview.View(); !v.PayloadCut || v.PayloadSize != len(big) || v.Payload == nil {
 				t.Errorf("view of the preview: got cut %v size %d text %v, want cut, %d, text", v.PayloadCut, v.PayloadSize, v.Payload != nil, len(big))
 			}

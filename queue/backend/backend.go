@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -139,6 +140,15 @@ func TrimPartialRune(prefix []byte) []byte {
 		}
 	}
 	return prefix
+}
+
+// StorableText returns s as valid UTF-8 without NUL bytes, each run of
+// invalid bytes and each NUL replaced by U+FFFD: PostgreSQL's text columns
+// refuse either, and a dead letter whose error text cannot be stored would
+// leave its message neither retried to the end nor dead-lettered. Error
+// texts quote payloads and metadata, which may hold anything.
+func StorableText(s string) string {
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // DeadLetterFilter narrows List and Purge; zero fields match everything.

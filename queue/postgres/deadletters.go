@@ -58,18 +58,11 @@ func (s deadLetters) Put(ctx context.Context, dl backend.DeadLetter) error {
 			last_failed_at = GREATEST(queue_dead_letters.last_failed_at, EXCLUDED.last_failed_at),
 			dead_at = GREATEST(EXCLUDED.dead_at, queue_dead_letters.dead_at + interval '1 millisecond')`,
 		dl.MessageUUID, dl.Topic, dl.ConsumerGroup, dl.Payload, string(mdJSON),
-		dl.Attempts, storableText(dl.LastError), nullTime(dl.FirstFailedAt), nullTime(dl.LastFailedAt), nullTime(dl.DeadAt))
+		dl.Attempts, backend.StorableText(dl.LastError), nullTime(dl.FirstFailedAt), nullTime(dl.LastFailedAt), nullTime(dl.DeadAt))
 	if err != nil {
 		return fmt.Errorf("put dead letter %s: %w", dl.MessageUUID, err)
 	}
 	return nil
-}
-
-// storableText returns s as a text column takes it: valid UTF-8 without
-// NUL bytes (PostgreSQL refuses either). The retry middleware already
-// writes error texts so; this keeps other callers of Put from failing.
-func storableText(s string) string {
-	return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD")
 }
 
 // List returns the dead letters matching f, oldest (lowest id) first, at
@@ -114,7 +107,7 @@ func (s deadLetters) Get(ctx context.Context, id int64) (backend.DeadLetter, err
 	row := s.db.QueryRowContext(ctx, `SELECT `+deadLetterColumns+` FROM queue_dead_letters WHERE id = $1`, id)
 	dl, err := scanDeadLetter(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return backend.DeadLetter{}, fmt.Errorf("get dead letter %d: %w", id, backend.ErrNotFound)
+		return backend.DeadLetter{}, fmt.Errorf("dead letter %d: %w", id, backend.ErrNotFound)
 	}
 	if err != nil {
 		return backend.DeadLetter{}, fmt.Errorf("get dead letter %d: %w", id, err)
@@ -133,7 +126,7 @@ func (s deadLetters) Delete(ctx context.Context, id int64) error {
 		return fmt.Errorf("delete dead letter %d: %w", id, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("delete dead letter %d: %w", id, backend.ErrNotFound)
+		return fmt.Errorf("dead letter %d: %w", id, backend.ErrNotFound)
 	}
 	return nil
 }

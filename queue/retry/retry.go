@@ -258,10 +258,10 @@ func IsDeliveryKey(k string) bool {
 	return strings.HasPrefix(k, "_watermill")
 }
 
-// truncate returns s as text any store takes (see storable), cut to at
-// most n bytes on a character boundary, with "…" when cut.
+// truncate returns s as text any store takes (backend.StorableText), cut
+// to at most n bytes on a character boundary, with "…" when cut.
 func truncate(s string, n int) string {
-	s = storable(s)
+	s = backend.StorableText(s)
 	if len(s) <= n {
 		return s
 	}
@@ -269,13 +269,4 @@ func truncate(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
-}
-
-// storable returns s as valid UTF-8 without NUL bytes: PostgreSQL's text
-// columns refuse either, and an error text that cannot be stored would
-// leave its message neither retried to the end nor dead-lettered. Handler
-// errors quote payloads and metadata, which may hold anything.
-func storable(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
