@@ -587,6 +587,9 @@ func (s *Service) Close() {
 		}
 	}
 	s.q = nil
+	if s.app != nil {
+		_ = s.app.Close() // before the database its gauge reads
+	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
 			s.logger.Warn("close database", "error", err)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -155,6 +156,22 @@ type DeadlineIndex interface {
 type Application struct {
 	Commands Commands
 	Queries  Queries
+
+	// statusGauge is the orders gauge's callback on the MeterProvider,
+	// which reads the database: Close removes it.
+	statusGauge metric.Registration
+}
+
+// Close removes what the application registered on the MeterProvider (the
+// orders gauge's callback, which reads the store): call it before closing
+// the store. Commands and queries keep working.
+func (a *Application) Close() error {
+	if a.statusGauge == nil {
+		return nil
+	}
+	err := a.statusGauge.Unregister()
+	a.statusGauge = nil
+	return err
 }
 
 // Commands change orders.
@@ -225,7 +242,8 @@ func New(cfg Config) (*Application, error) {
 	if err == nil {
 		opts := cfg.Options
 		opts.setDefaults()
-		check(registerStatusGauge(opts.MeterProvider, a.Queries.StatusCounts))
+		a.statusGauge, err = registerStatusGauge(opts.MeterProvider, a.Queries.StatusCounts)
+		check(err)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("new application: %w", errors.Join(errs...))

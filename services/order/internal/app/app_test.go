@@ -563,4 +563,11 @@ func TestOrdersGaugeCountsEveryStatus(t *testing.T) {
 	if got := gauge(); !maps.Equal(got, want) {
 		t.Errorf("%s: got %v, want %v", app.MetricOrders, got, want)
 	}
+	// Closed, the application no longer reads its store for the gauge.
+	if err := env.App.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if got := gauge(); len(got) != 0 {
+		t.Errorf("%s after Close: got %v, want nothing", app.MetricOrders, got)
+	}
 }

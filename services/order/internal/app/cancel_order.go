@@ -54,9 +54,10 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 		return errors.New("cancel order: handler not initialised")
 	}
 	var (
-		o   *domain.Order
-		d   domain.Decision
-		now time.Time
+		o    *domain.Order
+		d    domain.Decision
+		now  time.Time
+		span trace.Span // started on the first attempt, ended after the last
 	)
 	err := h.c.retryOnConflict(ctx, func() error {
 		return h.tx.InTx(ctx, func(ctx context.Context, tx Tx) error {
@@ -64,22 +65,28 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 			if o, err = tx.LoadOrder(ctx, cmd.OrderID); err != nil {
 				return err
 			}
-			latest, err := tx.LatestMetadata(ctx, cmd.OrderID)
-			if err != nil {
-				return err
+			if span == nil {
+				latest, err := tx.LatestMetadata(ctx, cmd.OrderID)
+				if err != nil {
+					return err
+				}
+				span = h.startSpan(ctx, cmd.OrderID, latest)
 			}
-			ctx, span := h.startSpan(ctx, cmd.OrderID, latest)
-			defer span.End()
+			ctx = trace.ContextWithSpan(ctx, span)
 			now = h.c.now()
 			if d, err = o.Cancel(cmd.Reason, now); err != nil {
-				if !errors.Is(err, domain.ErrNotCancellable) {
-					span.SetStatus(codes.Error, err.Error())
-				}
 				return err
 			}
 			return h.c.commit(ctx, tx, o, d, newMetadata(ctx, o.ID(), "http", cmd.RequestID), now)
 		})
 	})
+	if span != nil {
+		if err != nil && !errors.Is(err, domain.ErrNotCancellable) {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}
 	if err != nil {
 		return fmt.Errorf("cancel order %s: %w", cmd.OrderID, err)
 	}
@@ -91,14 +98,14 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 // startSpan starts the "order cancel" span under the order's latest
 // decision, linked with the request's span (ctx's) in both directions.
 // Without a recorded trace context it is a child of the request's span.
-func (h CancelOrderHandler) startSpan(ctx context.Context, orderID string, latest EventMetadata) (context.Context, trace.Span) {
+func (h CancelOrderHandler) startSpan(ctx context.Context, orderID string, latest EventMetadata) trace.Span {
 	request := trace.SpanFromContext(ctx)
-	ctx, span := h.tracer.Start(withRecordedParent(ctx, latest.TraceID, latest.SpanID, latest.TraceFlags), "order cancel",
+	_, span := h.tracer.Start(withRecordedParent(ctx, latest.TraceID, latest.SpanID, latest.TraceFlags), "order cancel",
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithLinks(trace.Link{SpanContext: request.SpanContext()}),
 		trace.WithAttributes(orderIDKey.String(orderID)))
 	if sc := span.SpanContext(); sc.IsValid() && sc.TraceID() != request.SpanContext().TraceID() {
 		request.AddLink(trace.Link{SpanContext: sc})
 	}
-	return ctx, span
+	return span
 }

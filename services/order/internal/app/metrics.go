@@ -78,14 +78,14 @@ func (m *sagaMetrics) finished(ctx context.Context, status domain.Status, d time
 // registerStatusGauge reports MetricOrders from h (every status, zeros
 // included) whenever mp's metrics are collected. The projection is one
 // row per status, so the read is cheap enough for every scrape.
-func registerStatusGauge(mp metric.MeterProvider, h StatusCountsHandler) error {
+func registerStatusGauge(mp metric.MeterProvider, h StatusCountsHandler) (metric.Registration, error) {
 	meter := mp.Meter(instrumentationName)
 	gauge, err := meter.Int64ObservableGauge(MetricOrders,
 		metric.WithDescription("Orders in each status now, by status."), metric.WithUnit("{order}"))
 	if err != nil {
-		return fmt.Errorf("metric %s: %w", MetricOrders, err)
+		return nil, fmt.Errorf("metric %s: %w", MetricOrders, err)
 	}
-	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	reg, err := meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		counts, err := h.Handle(ctx)
 		if err != nil {
 			return err
@@ -96,7 +96,7 @@ func registerStatusGauge(mp metric.MeterProvider, h StatusCountsHandler) error {
 		return nil
 	}, gauge)
 	if err != nil {
-		return fmt.Errorf("metric %s: %w", MetricOrders, err)
+		return nil, fmt.Errorf("metric %s: %w", MetricOrders, err)
 	}
-	return nil
+	return reg, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/order/internal/adapters"
 	"github.com/orderflow/orderflow/services/order/internal/app"
+	"github.com/orderflow/orderflow/services/order/internal/domain"
 	"github.com/orderflow/orderflow/services/order/internal/ordertest"
 )
 
@@ -154,5 +157,64 @@ func TestTimeoutOfAnUnsampledOrderStaysUnsampled(t *testing.T) {
 		if tp := m.Metadata["traceparent"]; !strings.HasPrefix(tp, "00-"+orderTrace+"-") || !strings.HasSuffix(tp, "-00") {
 			t.Errorf("%s traceparent: got %q, want the order's trace, not sampled (-00)", m.Message.MessageType(), tp)
 		}
+	}
+}
+
+// armedConflicts makes the first SaveOrder of an InTx fail with a
+// conflict once armed, as if another writer had appended first.
+type armedConflicts struct {
+	app.Transactor
+	armed atomic.Bool
+}
+
+func (c *armedConflicts) InTx(ctx context.Context, fn app.TxFunc) error {
+	return c.Transactor.InTx(ctx, func(ctx context.Context, tx app.Tx) error {
+		return fn(ctx, &armedConflictTx{Tx: tx, armed: &c.armed})
+	})
+}
+
+type armedConflictTx struct {
+	app.Tx
+	armed *atomic.Bool
+}
+
+func (t *armedConflictTx) SaveOrder(ctx context.Context, o *domain.Order, meta app.EventMetadata, at time.Time) error {
+	if t.armed.CompareAndSwap(true, false) {
+		return &adapters.ConflictError{StreamID: o.ID(), Expected: o.Version(), Actual: o.Version() + 1}
+	}
+	return t.Tx.SaveOrder(ctx, o, meta, at)
+}
+
+// A cancellation retried after a conflict is one "order cancel" span, and
+// the request's span links to it once.
+func TestCancelRetriedAfterAConflictIsOneSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	var conflicts *armedConflicts
+	env := ordertest.New(t, ordertest.Options{
+		App: app.Options{TracerProvider: tp},
+		WrapTransactor: func(tx app.Transactor) app.Transactor {
+			conflicts = &armedConflicts{Transactor: tx}
+			return conflicts
+		},
+	})
+	placed, err := env.App.Commands.PlaceOrder.Handle(spanContext(t, "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331", trace.FlagsSampled),
+		app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 2}}})
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	id := placed.OrderID
+	conflicts.armed.Store(true)
+	reqCtx, request := tp.Tracer("test").Start(context.Background(), "POST /orders/:id/cancel")
+	if err := env.App.Commands.CancelOrder.Handle(reqCtx, app.CancelOrder{OrderID: id}); err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	request.End()
+	if conflicts.armed.Load() {
+		t.Fatal("the conflict was never injected")
+	}
+	endedSpan(t, rec, "order cancel") // exactly one
+	if got := len(endedSpan(t, rec, "POST /orders/:id/cancel").Links()); got != 1 {
+		t.Errorf("request span links: got %d, want 1", got)
 	}
 }

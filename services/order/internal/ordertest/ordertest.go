@@ -121,6 +121,7 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("app: %v", err)
 	}
+	t.Cleanup(func() { _ = a.Close() }) // runs before the database's Close
 	return &Env{T: t, Path: opts.Path, DB: db, Store: store, App: a, Clock: opts.Clock, opts: opts}
 }
 
