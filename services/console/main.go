@@ -105,7 +105,7 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 	fs.StringVar(&c.JaegerUIURL, "jaeger-ui-url", env("JAEGER_UI_URL", web.DefaultJaegerUIURL), "Jaeger UI; an order's trace opens at URL/trace/{trace_id} (env JAEGER_UI_URL)")
 	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue naming and pricing the SKUs, as the services take it; default the built-in one (env CATALOG_FILE)")
 	fs.DurationVar(&c.Refresh, "refresh", envDuration("CONSOLE_REFRESH", web.DefaultRefresh), "how often live parts of the pages poll (env CONSOLE_REFRESH)")
-	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", envDuration("CONSOLE_UPSTREAM_TIMEOUT", web.DefaultUpstreamTimeout), "bound of each call to a service; a service that does not answer in time is shown as down; a request's calls together get twice it; at most 14s (env CONSOLE_UPSTREAM_TIMEOUT)")
+	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", envDuration("CONSOLE_UPSTREAM_TIMEOUT", web.DefaultUpstreamTimeout), "bound of each call to a service; a service that does not answer in time is shown as down; a page's calls together get twice it, an action's three times; at most 9s (env CONSOLE_UPSTREAM_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprint(out, `Usage: console [flags]

@@ -84,7 +84,7 @@ func TestParseConfig(t *testing.T) {
 		"queue URL in the environment":   {nil, map[string]string{"QUEUE_URL": "data/queue.db"}, `QUEUE_URL: queue URL "data/queue.db": want sqlite://PATH`},
 		"queue URL flag over a good env": {[]string{"--queue-url", "sqlite://q.db?lease=soon"}, map[string]string{"QUEUE_URL": "sqlite://q.db"}, `--queue-url: queue URL "sqlite://q.db?lease=soon": lease="soon"`},
 		"unknown flag":                   {[]string{"--nope"}, nil, "flag provided but not defined"},
-		"upstream timeout too long":      {[]string{"--upstream-timeout", "20s"}, nil, "--upstream-timeout: upstream timeout 20s is above 14s"},
+		"upstream timeout too long":      {[]string{"--upstream-timeout", "20s"}, nil, "--upstream-timeout: upstream timeout 20s is above 9s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(tc.args, lookupFrom(tc.env), &bytes.Buffer{})

@@ -135,7 +135,7 @@ func (f *fakeOrders) handler() http.Handler {
 			}
 			f.mu.Unlock()
 			if fmt.Sprint(p.Body) != fmt.Sprint(body) { // as the order API refuses a key reused
-				writeProblem(w, upstream.Problem{Status: 422, Title: "Idempotency key reused",
+				writeProblem(w, upstream.Problem{Status: 422, Type: "urn:orderflow:problem:idempotency-key-reused", Title: "Idempotency key reused",
 					Detail: "idempotency key reused with a different request",
 					Errors: []upstream.FieldProblem{{Field: "Idempotency-Key", Detail: "was used for a different request"}}})
 				return

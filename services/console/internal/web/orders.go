@@ -360,15 +360,9 @@ func (s *Server) placeOrder(c echo.Context) error {
 // keyReused reports the order API refusing an idempotency key already
 // used for a different request.
 func keyReused(p *upstream.Problem) bool {
-	if p.Status != http.StatusUnprocessableEntity {
-		return false
-	}
-	for field := range p.Fields() {
-		if strings.EqualFold(field, "Idempotency-Key") {
-			return true
-		}
-	}
-	return false
+	// The type, not the field: an empty or repeated key is a 422 on the
+	// same field, and not a sign of an earlier order.
+	return p.Status == http.StatusUnprocessableEntity && p.Type == "urn:orderflow:problem:idempotency-key-reused"
 }
 
 // mapOrderProblem puts the order API's field errors on the form.

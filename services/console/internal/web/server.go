@@ -57,13 +57,17 @@ const (
 	writeTimeout = 30 * time.Second
 	// replyMargin is what a request keeps after its upstream calls to
 	// render and write its answer.
-	replyMargin = 2 * time.Second
-	// MaxUpstreamTimeout is the largest Config.UpstreamTimeout: an action
-	// (one upstream timeout) and the page after it (another) must fit
-	// writeTimeout.
-	MaxUpstreamTimeout = (writeTimeout - replyMargin) / 2
-	csrfField          = "_csrf"
-	csrfCookie         = "_console_csrf"
+	replyMargin = 3 * time.Second
+	// MaxUpstreamTimeout is the largest Config.UpstreamTimeout: an
+	// action's rounds of upstream calls (see upstreamDeadline), each
+	// bounded by it, must fit writeTimeout.
+	MaxUpstreamTimeout = (writeTimeout - replyMargin) / actionRounds
+	// actionRounds is how many rounds of upstream calls, one after the
+	// other, an action may make: a read its form needs (the stock for an
+	// order, the flags for a fault), the change, then the page after it.
+	actionRounds = 3
+	csrfField    = "_csrf"
+	csrfCookie   = "_console_csrf"
 )
 
 // Config configures New. The five service URLs and Queue are required.
@@ -172,13 +176,13 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// CheckUpstreamTimeout refuses an upstream timeout with which an action
-// and the page after it would not fit the server's write timeout: the
+// CheckUpstreamTimeout refuses an upstream timeout with which an action's
+// rounds of upstream calls would not fit the server's write timeout: the
 // answer would be cut.
 func CheckUpstreamTimeout(d time.Duration) error {
 	if d > MaxUpstreamTimeout {
-		return fmt.Errorf("upstream timeout %s is above %s: an action and the page after it, each bounded by it, must fit the console's %s write timeout",
-			d, MaxUpstreamTimeout, writeTimeout)
+		return fmt.Errorf("upstream timeout %s is above %s: an action's %d rounds of calls, each bounded by it, must fit the console's %s write timeout",
+			d, MaxUpstreamTimeout, actionRounds, writeTimeout)
 	}
 	return nil
 }
@@ -448,12 +452,16 @@ func validHostName(h string) bool {
 // upstreamDeadline gives each request one deadline for all its calls to
 // services and the queue, besides the bound of each call: a page whose
 // parts each waited a full upstream timeout in turn added them up, past
-// the write timeout. A request gets two upstream timeouts (an action,
-// then the page after it); replaying or purging every dead letter gets
-// what the write timeout leaves.
+// the write timeout. A page gets two upstream timeouts (its parts are
+// fetched at once); an action (a POST) actionRounds, as it may read before
+// it changes something and then renders the page; replaying or purging
+// every dead letter gets what the write timeout leaves.
 func (s *Server) upstreamDeadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		d := 2 * s.cfg.UpstreamTimeout
+		if c.Request().Method == http.MethodPost {
+			d = actionRounds * s.cfg.UpstreamTimeout
+		}
 		if p := c.Path(); p == "/queue/dlq/replay" || p == "/queue/dlq/purge" {
 			d = writeTimeout - replyMargin
 		}

@@ -2,11 +2,29 @@
 // form the person is using. A poll re-renders the whole region (a table
 // with a form in each row), which would drop a typed quantity or cancel
 // reason, and the message next to a refused value. While a form in the
-// region has the focus in a field, holds typed input, or shows such a
-// message, the region keeps what it shows; the next poll after that
-// updates it. A form's own answer (a POST) is always shown.
+// region has the focus in a field or holds typed input, or for errorHoldMs
+// after it came to show such a message, the region keeps what it shows;
+// the next poll after that updates it. A form's own answer (a POST) is
+// always shown.
 (function () {
   "use strict";
+
+  // How long a refused value's message holds its region: long enough to
+  // read it, not so long that the region stops showing what changed.
+  var errorHoldMs = 15000;
+  var errorSeen = new WeakMap(); // a message element -> when it was first seen
+
+  function recentError(form) {
+    var el = form.querySelector(".field-error");
+    if (!el) {
+      return false;
+    }
+    var now = Date.now();
+    if (!errorSeen.has(el)) {
+      errorSeen.set(el, now);
+    }
+    return now - errorSeen.get(el) < errorHoldMs;
+  }
 
   function isField(el) {
     return el && (el.tagName === "INPUT" || el.tagName === "TEXTAREA" || el.tagName === "SELECT");
@@ -29,7 +47,7 @@
       if (isField(document.activeElement) && form.contains(document.activeElement)) {
         return true;
       }
-      if (form.querySelector(".field-error")) {
+      if (recentError(form)) {
         return true;
       }
       for (var j = 0; j < form.elements.length; j++) {
