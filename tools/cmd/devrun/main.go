@@ -163,7 +163,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	var children []*child
 	for _, name := range cfg.services {
-		bin := filepath.Join(cfg.binDir, name)
+		bin := binaryPath(cfg.binDir, name)
 		if _, err := os.Stat(bin); err != nil {
 			fmt.Fprintf(out, "devrun: %s not built (%s), skipping\n", name, bin)
 			continue
@@ -450,15 +450,37 @@ func recent(ts []time.Time, since time.Time) []time.Time {
 	return kept
 }
 
+// binaryPath is the path devrun starts service name from: binDir joined
+// with the name, with a directory in it always, so that exec does not look
+// the name up in PATH (filepath.Join(".", "order") is "order").
+func binaryPath(binDir, name string) string {
+	p := filepath.Join(binDir, name)
+	if !strings.ContainsRune(p, filepath.Separator) {
+		p = "." + string(filepath.Separator) + p
+	}
+	return p
+}
+
+// copyPrefixed writes each line of r to w after prefix, until r ends. A
+// line longer than copyLineMax is written in pieces of that size, each on
+// a line of its own: the child's output must be read to the end whatever
+// it holds, or the child blocks on its next write.
 func copyPrefixed(r io.Reader, w io.Writer, mu *sync.Mutex, prefix string) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
+	br := bufio.NewReaderSize(r, copyLineMax)
+	for {
+		line, _, err := br.ReadLine() // a piece of a longer line, too
+		if err != nil {
+			return
+		}
 		mu.Lock()
-		fmt.Fprintf(w, "%s%s\n", prefix, sc.Text())
+		fmt.Fprintf(w, "%s%s\n", prefix, line)
 		mu.Unlock()
 	}
 }
+
+// copyLineMax is the longest piece of a child's output line copyPrefixed
+// writes as one line.
+const copyLineMax = 64 * 1024
 
 func exitText(err error) string {
 	if err == nil {

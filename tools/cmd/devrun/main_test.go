@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -689,4 +690,42 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A line too long for one read is written in pieces, and what follows it
+// is still copied: a child whose output stops being read blocks.
+func TestCopyPrefixedGoesOnPastALongLine(t *testing.T) {
+	long := strings.Repeat("x", 2<<20)
+	var out bytes.Buffer
+	var mu sync.Mutex
+	copyPrefixed(strings.NewReader(long+"\nnext\n\nlast"), &out, &mu, "order | ")
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	var pieces strings.Builder
+	for _, l := range lines[:len(lines)-3] {
+		if !strings.HasPrefix(l, "order | ") {
+			t.Fatalf("line without the prefix: %.40q", l)
+		}
+		pieces.WriteString(strings.TrimPrefix(l, "order | "))
+	}
+	if pieces.String() != long {
+		t.Errorf("the long line: got %d bytes in %d pieces, want its %d bytes", pieces.Len(), len(lines)-3, len(long))
+	}
+	if got, want := lines[len(lines)-3:], []string{"order | next", "order | ", "order | last"}; !slices.Equal(got, want) {
+		t.Errorf("after it: got %q, want %q", got, want)
+	}
+}
+
+// A service is started from the bin directory, never looked up in PATH:
+// --bin-dir . made it "order", which exec finds in PATH.
+func TestBinaryPathNeverReachesPATH(t *testing.T) {
+	for _, tc := range []struct{ binDir, want string }{
+		{".", "./order"},
+		{"", "./order"},
+		{"bin", "bin/order"},
+		{"/opt/orderflow", "/opt/orderflow/order"},
+	} {
+		if got := binaryPath(tc.binDir, "order"); got != tc.want {
+			t.Errorf("binaryPath(%q): got %q, want %q", tc.binDir, got, tc.want)
+		}
+	}
 }
