@@ -180,13 +180,13 @@ func (c Config) Mode() string {
 func Run(ctx context.Context, cfg Config) (Report, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return Report{}, fmt.Errorf("loadgen: %w", err)
+		return Report{}, fmt.Errorf("config: %w", err)
 	}
 	client := cfg.Client
 	if client == nil {
 		var err error
 		if client, err = NewClient(cfg.URL, cfg.Concurrency); err != nil {
-			return Report{}, fmt.Errorf("loadgen: %w", err)
+			return Report{}, fmt.Errorf("client: %w", err)
 		}
 		defer client.Close()
 	}
@@ -199,12 +199,19 @@ type runner struct {
 	client  *Client
 	tracker *tracker
 
-	started   time.Time
-	placed    atomic.Int64
-	failed    atomic.Int64
-	retried   atomic.Int64
-	refused   atomic.Int64
-	placing   atomic.Bool
+	started time.Time
+	placed  atomic.Int64
+	failed  atomic.Int64
+	retried atomic.Int64
+	refused atomic.Int64
+	placing atomic.Bool
+	// roomMu guards reserved: the orders being placed under MaxPending,
+	// which count with the pending ones (see waitRoom).
+	roomMu   sync.Mutex
+	reserved int
+	// stalled: placing stopped because no pending order ended for
+	// WaitTimeout while MaxPending held it back.
+	stalled   atomic.Bool
 	mu        sync.Mutex
 	placeLat  []time.Duration
 	errKinds  map[string]int
@@ -257,8 +264,11 @@ func (r *runner) run(ctx context.Context) (Report, error) {
 		waitErr = nil
 	}
 	rep := r.report(placeEnd, interrupted)
+	if r.stalled.Load() {
+		return rep, fmt.Errorf("stopped placing: no order ended for %s while %d were pending (--max-pending): is the system up?", r.cfg.WaitTimeout, r.cfg.MaxPending)
+	}
 	if waitErr != nil {
-		return rep, fmt.Errorf("loadgen: wait for terminal orders: %w", waitErr)
+		return rep, fmt.Errorf("wait for terminal orders: %w", waitErr)
 	}
 	return rep, nil
 }
@@ -326,36 +336,38 @@ func (r *runner) place(ctx context.Context) {
 	if r.cfg.Rate > 0 {
 		pacer := Pacer{Start: r.started, Rate: r.cfg.Rate}
 		sem := make(slots, r.cfg.Concurrency)
-		rnd := mrand.New(mrand.NewPCG(r.cfg.Seed, 0))
 		for i := 0; more(i); i++ {
-			if r.cfg.Duration > 0 && pacer.Due(i).After(r.started.Add(r.cfg.Duration)) {
-				break // due after the end, however late this loop runs
+			if r.cfg.Duration > 0 && !pacer.Due(i).Before(r.started.Add(r.cfg.Duration)) {
+				break // due at or after the end, however late this loop runs
 			}
 			if pacer.Wait(dispatchCtx, i, time.Now) != nil || !r.waitRoom(dispatchCtx) {
 				break
 			}
 			if !sem.acquire(dispatchCtx) {
+				r.unreserve()
 				break
 			}
-			req := r.newOrder(rnd, i)
-			wg.Go(func() { r.placeOne(ctx, dispatchCtx, i, req, sem) })
+			req := r.newOrder(i)
+			wg.Go(func() {
+				defer r.unreserve()
+				r.placeOne(ctx, dispatchCtx, i, req, sem)
+			})
 		}
 	} else {
 		var next atomic.Int64
-		for w := range r.cfg.Concurrency {
-			rnd := mrand.New(mrand.NewPCG(r.cfg.Seed, uint64(w)+1))
+		for range r.cfg.Concurrency {
 			wg.Go(func() {
 				for {
-					if !r.waitRoom(dispatchCtx) {
-						return
-					}
+					// The count first: once it is placed, a worker
+					// must not wait for room it no longer needs.
 					i := int(next.Add(1) - 1)
-					if !more(i) {
+					if !more(i) || !r.waitRoom(dispatchCtx) {
 						return
 					}
 					// The worker is its own slot: a refused order
 					// holds it back, as a real client waiting would.
-					r.placeOne(ctx, dispatchCtx, i, r.newOrder(rnd, i), nil)
+					r.placeOne(ctx, dispatchCtx, i, r.newOrder(i), nil)
+					r.unreserve()
 				}
 			})
 		}
@@ -363,9 +375,12 @@ func (r *runner) place(ctx context.Context) {
 	wg.Wait()
 }
 
-// newOrder draws a random order: 1..MaxLines distinct SKUs, 1..MaxQuantity
-// units each.
-func (r *runner) newOrder(rnd *mrand.Rand, i int) OrderRequest {
+// newOrder draws order i: 1..MaxLines distinct SKUs, 1..MaxQuantity units
+// each, from a generator of its own seeded with (Seed, i), so that a run
+// with the same seed and run id sends the same orders under the same keys
+// whichever worker sends which.
+func (r *runner) newOrder(i int) OrderRequest {
+	rnd := mrand.New(mrand.NewPCG(r.cfg.Seed, uint64(i)))
 	n := min(1+rnd.IntN(r.cfg.MaxLines), len(r.cfg.Catalog))
 	perm := rnd.Perm(len(r.cfg.Catalog))[:n]
 	lines := make([]Line, n)
@@ -375,14 +390,31 @@ func (r *runner) newOrder(rnd *mrand.Rand, i int) OrderRequest {
 	return OrderRequest{CustomerID: fmt.Sprintf("%s-c%d", r.cfg.RunID, i%1000), Items: lines}
 }
 
-// waitRoom blocks while MaxPending orders are pending, or until ctx ends.
+// waitRoom blocks while MaxPending orders are pending or being placed,
+// then reserves a place for one more, which the caller gives back with
+// unreserve once that order is pending or given up. It reports false,
+// reserving nothing, when ctx ends first, or when no pending order has
+// ended for WaitTimeout: the system makes no progress, and placing stops
+// (stalled) instead of waiting for ever.
 func (r *runner) waitRoom(ctx context.Context) bool {
 	if r.cfg.MaxPending == 0 {
 		return true
 	}
+	lastPending, since := -1, time.Now()
 	for {
-		if r.tracker.pendingCount() < r.cfg.MaxPending {
+		r.roomMu.Lock()
+		pending := r.tracker.pendingCount()
+		if pending+r.reserved < r.cfg.MaxPending {
+			r.reserved++
+			r.roomMu.Unlock()
 			return true
+		}
+		r.roomMu.Unlock()
+		if pending != lastPending {
+			lastPending, since = pending, time.Now()
+		} else if time.Since(since) >= r.cfg.WaitTimeout {
+			r.stalled.Store(true)
+			return false
 		}
 		select {
 		case <-ctx.Done():
@@ -390,6 +422,16 @@ func (r *runner) waitRoom(ctx context.Context) bool {
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
+}
+
+// unreserve gives back a place waitRoom reserved.
+func (r *runner) unreserve() {
+	if r.cfg.MaxPending == 0 {
+		return
+	}
+	r.roomMu.Lock()
+	r.reserved--
+	r.roomMu.Unlock()
 }
 
 // slots bounds the place requests in flight in rate mode; a nil slots

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -321,10 +322,11 @@ func TestRunMaxPending(t *testing.T) {
 	}
 	api.mu.Lock()
 	defer api.mu.Unlock()
-	// The tracker sees completions late, never early: at most MaxPending
-	// plus the requests in flight are open on the server.
-	if api.maxOpen > 10+4 {
-		t.Errorf("%d orders open at once, want at most 14", api.maxOpen)
+	// The tracker sees completions late, never early, and the requests in
+	// flight count against the limit: at most MaxPending are open on the
+	// server.
+	if api.maxOpen > 10 {
+		t.Errorf("%d orders open at once, want at most 10", api.maxOpen)
 	}
 	// 50ms sagas, 10 at a time: about 200/s at most.
 	if rep.Placed == 0 || rep.PlacedPerSecond > 300 {
@@ -580,4 +582,73 @@ func TestSlowOrdersDoNotMultiplyTheReads(t *testing.T) {
 		t.Errorf("%d orders read to find %d terminal ones, want at most %d", rep.OrdersRead, rep.Completed, limit)
 	}
 	t.Logf("%d orders read in %d requests for %d orders", rep.OrdersRead, rep.StatusReads, rep.Completed)
+}
+
+// Order i is the same whichever worker draws it, in whatever order: the
+// seed and the run id replay a run's orders under the same keys.
+func TestOrdersDependOnlyOnSeedAndIndex(t *testing.T) {
+	cfg := Config{URL: "http://127.0.0.1:1", Seed: 7, RunID: "rr", Concurrency: 8, Count: 20}
+	cfg.setDefaults()
+	a, b := &runner{cfg: cfg}, &runner{cfg: cfg}
+	forward := make([]OrderRequest, 20)
+	for i := range forward {
+		forward[i] = a.newOrder(i)
+	}
+	for i := 19; i >= 0; i-- {
+		if got := b.newOrder(i); !reflect.DeepEqual(got, forward[i]) {
+			t.Errorf("order %d drawn last: got %+v, want %+v as drawn first", i, got, forward[i])
+		}
+	}
+}
+
+// With --max-pending and orders that never end, a count already placed
+// is not held up by the wait for room, and --wait then bounds the wait.
+func TestRunMaxPendingWithOrdersThatNeverEnd(t *testing.T) {
+	srv := httptest.NewServer(newFakeAPI(time.Hour, nil))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rep, err := Run(ctx, Config{URL: srv.URL, Concurrency: 1, Count: 2, MaxPending: 2, WaitTimeout: 300 * time.Millisecond, PollInterval: 20 * time.Millisecond})
+	if ctx.Err() != nil {
+		t.Fatal("loadgen did not return")
+	}
+	if err != nil || rep.Placed != 2 || rep.TimedOutWaiting != 2 {
+		t.Errorf("got placed %d, timed out waiting %d, err %v; want 2, 2, nil", rep.Placed, rep.TimedOutWaiting, err)
+	}
+}
+
+// A system in which no order ends stops the placing after --wait, with an
+// error, instead of holding loadgen at --max-pending for ever.
+func TestRunMaxPendingStopsWhenNothingEnds(t *testing.T) {
+	srv := httptest.NewServer(newFakeAPI(time.Hour, nil))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, mode := range []Config{{Concurrency: 4}, {Rate: 100}} {
+		cfg := mode
+		cfg.URL, cfg.Count, cfg.MaxPending, cfg.WaitTimeout, cfg.PollInterval = srv.URL, 50, 3, 300*time.Millisecond, 20*time.Millisecond
+		rep, err := Run(ctx, cfg)
+		if ctx.Err() != nil {
+			t.Fatal("loadgen did not return")
+		}
+		if err == nil || !strings.Contains(err.Error(), "no order ended") || rep.Placed != 3 {
+			t.Errorf("rate %v: got placed %d, err %v; want 3 placed (the limit, in-flight requests included) and an error saying no order ended", cfg.Rate, rep.Placed, err)
+		}
+	}
+}
+
+// --rate R for a duration D sends R×D orders: the one due exactly at the
+// end is not sent. And a rate too low for time.Duration does not wrap.
+func TestRateSendsWhatIsDueBeforeTheEnd(t *testing.T) {
+	api := newFakeAPI(0, nil)
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Rate: 20, Duration: 500 * time.Millisecond, PollInterval: 10 * time.Millisecond})
+	if err != nil || rep.Placed != 10 {
+		t.Errorf("got placed %d, err %v; want 10", rep.Placed, err)
+	}
+	start := time.Now()
+	if due := (Pacer{Start: start, Rate: 1e-10}).Due(5); !due.After(start) {
+		t.Errorf("rate 1e-10: Due(5) = start%+v, want after the start", due.Sub(start))
+	}
 }

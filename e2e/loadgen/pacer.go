@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"math"
 	"time"
 )
 
@@ -15,9 +16,14 @@ type Pacer struct {
 	Rate  float64 // sends per second, > 0
 }
 
-// Due returns when send i (from 0) is due.
+// Due returns when send i (from 0) is due; at a rate so low that the time
+// does not fit a time.Duration, the farthest time it can say.
 func (p Pacer) Due(i int) time.Time {
-	return p.Start.Add(time.Duration(float64(i) / p.Rate * float64(time.Second)))
+	d := float64(i) / p.Rate * float64(time.Second)
+	if d >= math.MaxInt64 {
+		return p.Start.Add(math.MaxInt64)
+	}
+	return p.Start.Add(time.Duration(d))
 }
 
 // SentBy returns how many sends are due at or before t.
