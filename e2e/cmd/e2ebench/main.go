@@ -135,6 +135,13 @@ Flags:
 	if len(o.Variants) == 0 {
 		return options{}, errors.New("--variants names nothing")
 	}
+	// By default the postgres variant is skipped without a server (the
+	// report says so); asked for by name, it needs one.
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "variants" })
+	if explicit && slices.Contains(o.Variants, "postgres") && o.PostgresURL == "" {
+		return options{}, errors.New("--variants postgres needs --postgres-url (or ORDERFLOW_TEST_POSTGRES_URL)")
+	}
 	for _, kv := range env {
 		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return options{}, fmt.Errorf("--env %q: want KEY=VALUE", kv)

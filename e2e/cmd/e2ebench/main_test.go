@@ -29,6 +29,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--variants", ","}, "names nothing"},
 		{[]string{"--env", "NOEQUALS"}, "KEY=VALUE"},
 		{[]string{"--duration", "0s"}, "must be positive"},
+		{[]string{"--variants", "postgres", "--postgres-url", ""}, "needs --postgres-url"},
 	} {
 		if _, err := parseFlags(tc.args, &stderr); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("parseFlags(%q) = %v, want an error containing %q", tc.args, err, tc.want)

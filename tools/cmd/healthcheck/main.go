@@ -18,12 +18,20 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "healthcheck:", err)
-		}
-		os.Exit(1)
+	err := run(os.Args[1:], os.Stderr)
+	if code := exitCode(err); code != 0 {
+		fmt.Fprintln(os.Stderr, "healthcheck:", err)
+		os.Exit(code)
 	}
+}
+
+// exitCode is the exit status for run's error: 0 for none, and for --help
+// (the usage asked for was printed), 1 otherwise.
+func exitCode(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 1
 }
 
 func run(args []string, stderr io.Writer) error {
@@ -40,6 +48,9 @@ func run(args []string, stderr io.Writer) error {
 	if fs.NArg() != 1 {
 		fs.Usage()
 		return errors.New("want exactly one URL")
+	}
+	if *timeout <= 0 {
+		return fmt.Errorf("--timeout %s: must be positive", *timeout)
 	}
 	return check(fs.Arg(0), *timeout)
 }

@@ -38,6 +38,7 @@ func TestHealthcheck(t *testing.T) {
 		{"timeout", []string{"--timeout", "50ms", srv.URL + "/slow"}, false},
 		{"refused", []string{"http://127.0.0.1:1/healthz"}, false},
 		{"no url", nil, false},
+		{"zero timeout", []string{"--timeout", "0s", srv.URL + "/ok"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
@@ -46,5 +47,15 @@ func TestHealthcheck(t *testing.T) {
 				t.Errorf("run(%q) = %v, want ok=%v", tc.args, err, tc.wantOK)
 			}
 		})
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	var stderr bytes.Buffer
+	if got := exitCode(run([]string{"--help"}, &stderr)); got != 0 {
+		t.Errorf("--help: got exit %d, want 0", got)
+	}
+	if got := exitCode(run(nil, &stderr)); got != 1 {
+		t.Errorf("no URL: got exit %d, want 1", got)
 	}
 }
