@@ -129,3 +129,26 @@ func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
 		t.Errorf("delay: got %q, want %q", got, time.Second.String())
 	}
 }
+
+// A handler that fails once its message's context has ended (a subscriber
+// closing cancels the handlers still running past the shutdown timeout) is
+// not dead-lettered: the delivery is released and the message comes back,
+// and a dead letter would stand beside a redelivery that succeeds.
+func TestFailureOfAWithdrawnMessageIsNotDeadLettered(t *testing.T) {
+	store := &failingStore{}
+	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1})(
+		func(msg *message.Message) ([]*message.Message, error) {
+			<-msg.Context().Done()
+			return nil, fmt.Errorf("charge: %w", msg.Context().Err())
+		})
+	msg := message.NewMessage("m-1", []byte("x"))
+	ctx, cancel := context.WithCancel(context.Background())
+	msg.SetContext(ctx)
+	cancel()
+	if _, err := h(msg); err == nil {
+		t.Error("handler: got nil (ack), want an error (nack)")
+	}
+	if store.puts != 0 {
+		t.Errorf("dead letters written: got %d, want 0", store.puts)
+	}
+}
