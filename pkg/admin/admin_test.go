@@ -116,6 +116,8 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 		{"DELETE", "/dlq?topics=payment.commands", "", 400, admin.ProblemContentType, "topics"},
 		{"DELETE", "/dlq?topic=", "", 400, admin.ProblemContentType, "topic"},
 		{"DELETE", "/dlq", "null", 400, admin.ProblemContentType, ""},
+		{"DELETE", "/dlq", `{"topic":""}`, 400, admin.ProblemContentType, "topic"},
+		{"POST", "/dlq/replay", `{"group":""}`, 400, admin.ProblemContentType, "group"},
 		{"POST", "/dlq/replay", `["payment.commands"]`, 400, admin.ProblemContentType, ""},
 		{"DELETE", "/dlq?limit=5", "", 400, admin.ProblemContentType, "limit"},
 		{"POST", "/dlq/replay?group=payment&x=1", "", 400, admin.ProblemContentType, "x"},

@@ -247,21 +247,30 @@ func selection(c echo.Context) (backend.DeadLetterFilter, error) {
 	if err != nil {
 		return f, err
 	}
+	// Pointers tell a field sent empty from one left out: as with the
+	// query, an empty value (a script's unset variable) must not widen a
+	// replay or a purge to everything.
 	var body struct {
-		Topic string `json:"topic"`
-		Group string `json:"group"`
+		Topic *string `json:"topic"`
+		Group *string `json:"group"`
 	}
 	if err := DecodeJSON(c, &body); err != nil {
 		return f, err
 	}
-	if body.Topic != "" {
-		if err := backend.ValidateTopic(body.Topic); err != nil {
+	if t := body.Topic; t != nil {
+		if *t == "" {
+			return f, BadField("topic", "topic is empty; leave it out to select every topic")
+		}
+		if err := backend.ValidateTopic(*t); err != nil {
 			return f, BadField("topic", err.Error())
 		}
-		f.Topic = body.Topic
+		f.Topic = *t
 	}
-	if body.Group != "" {
-		f.ConsumerGroup = body.Group
+	if g := body.Group; g != nil {
+		if *g == "" {
+			return f, BadField("group", "group is empty; leave it out to select every group")
+		}
+		f.ConsumerGroup = *g
 	}
 	return f, nil
 }
