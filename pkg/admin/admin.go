@@ -200,8 +200,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var requests httpdrain.Tracker
 	srv := &http.Server{
 		// HEAD like GET (curl -I, probes); no writes from other origins'
-		// pages (the fault flags, purges and replays change things).
-		Handler:           crossorigin.Handler(headmethod.Handler(requests.Handler(s.echo))),
+		// pages (the fault flags, purges and replays change things), nor,
+		// on loopback, from a rebound name's (the ledger and books are
+		// read here too).
+		Handler:           crossorigin.Host(ln.Addr().String(), crossorigin.Handler(headmethod.Handler(requests.Handler(s.echo)))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

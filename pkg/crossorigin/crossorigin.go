@@ -12,7 +12,9 @@ package crossorigin
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
+	"strings"
 )
 
 // ProblemType is the RFC 9457 problem type of a refused request.
@@ -36,4 +38,62 @@ func deny(w http.ResponseWriter, r *http.Request) {
 		"status": http.StatusForbidden,
 		"detail": "a browser sent this " + r.Method + " from another origin; the API takes requests that change something only from its own origin or from clients that are not browsers",
 	})
+}
+
+// HostProblemType is the RFC 9457 problem type of a request refused by
+// Host.
+const HostProblemType = "urn:orderflow:problem:misdirected-request"
+
+// Host serves h, except, on a server that listens on loopback only
+// (listen is its address, host:port), a request whose Host header names
+// anything but an IP address or localhost: that gets 421 Misdirected
+// Request with a problem+json body. A page of another site whose name an
+// attacker rebinds to 127.0.0.1 (DNS rebinding) reaches a loopback server
+// with its own name in Host, and the browser then treats its requests as
+// same-origin, which Handler lets through; a name cannot be rebound to an
+// IP literal, nor, in browsers, localhost. A server listening on other
+// interfaces (in a container, reached by its service name) is not checked.
+func Host(listen string, h http.Handler) http.Handler {
+	if !loopback(listen) {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !localHost(r.Host) {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusMisdirectedRequest)
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"type":   HostProblemType,
+				"title":  "Misdirected request",
+				"status": http.StatusMisdirectedRequest,
+				"detail": "this server listens on loopback and answers to an IP address or localhost, not to " + r.Host,
+			})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// loopback reports whether listen (host:port) is on a loopback address
+// or localhost only.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		host = listen
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// localHost reports whether a Host header (host or host:port) is an IP
+// address, localhost or a name under .localhost, or empty (HTTP/1.0).
+func localHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	return host == "" || host == "localhost" || strings.HasSuffix(host, ".localhost") || net.ParseIP(host) != nil
 }

@@ -62,3 +62,38 @@ func TestHandlerRefusesOnlyCrossOriginBrowserWrites(t *testing.T) {
 		})
 	}
 }
+
+// A server on loopback answers only to IP addresses and localhost: a page
+// whose name was rebound to 127.0.0.1 sends its own name in Host. Other
+// servers (all interfaces, in a container) are not checked.
+func TestHostRefusesNamesOnLoopbackServers(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	tests := []struct {
+		listen, host string
+		want         int
+	}{
+		{"127.0.0.1:8080", "127.0.0.1:8080", http.StatusNoContent},
+		{"127.0.0.1:8080", "localhost:8080", http.StatusNoContent},
+		{"127.0.0.1:8080", "LOCALHOST", http.StatusNoContent},
+		{"127.0.0.1:8080", "app.localhost:8080", http.StatusNoContent},
+		{"127.0.0.1:8080", "[::1]:8080", http.StatusNoContent},
+		{"127.0.0.1:8080", "evil.example:8080", http.StatusMisdirectedRequest},
+		{"127.0.0.1:8080", "localhost.evil.example", http.StatusMisdirectedRequest},
+		{"localhost:8080", "evil.example", http.StatusMisdirectedRequest},
+		{"[::1]:8080", "evil.example", http.StatusMisdirectedRequest},
+		{":8080", "order:8080", http.StatusNoContent},
+		{"0.0.0.0:8080", "evil.example", http.StatusNoContent},
+	}
+	for _, tc := range tests {
+		req := httptest.NewRequest(http.MethodPut, "http://x/faults/poison", nil)
+		req.Host = tc.host
+		rec := httptest.NewRecorder()
+		crossorigin.Host(tc.listen, ok).ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("listening on %s, Host %q: got %d, want %d", tc.listen, tc.host, rec.Code, tc.want)
+		}
+		if tc.want == http.StatusMisdirectedRequest && rec.Header().Get("Content-Type") != "application/problem+json" {
+			t.Errorf("listening on %s, Host %q: content type %q, want a problem", tc.listen, tc.host, rec.Header().Get("Content-Type"))
+		}
+	}
+}

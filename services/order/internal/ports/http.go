@@ -99,12 +99,13 @@ func (c HTTPConfig) Validate() error {
 }
 
 // NewHTTPServer returns an http.Server for h with the API's timeouts; it
-// answers HEAD like GET without the body (headmethod) and refuses writes a
-// browser sends from another origin (crossorigin).
+// answers HEAD like GET without the body (headmethod), refuses writes a
+// browser sends from another origin (crossorigin.Handler) and, listening
+// on loopback, Host names that could be rebound (crossorigin.Host).
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           crossorigin.Handler(headmethod.Handler(h)),
+		Handler:           crossorigin.Host(addr, crossorigin.Handler(headmethod.Handler(h))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
