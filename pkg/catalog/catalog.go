@@ -7,6 +7,7 @@
 package catalog
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,12 +85,32 @@ func (c Catalog) Validate() error {
 
 // Parse reads a catalogue from JSON: an array of products such as
 // [{"sku":"SKU-1","name":"Beans","unit_price_cents":1500,"initial_stock":100}].
+// A field it does not know (a typo such as "unitPriceCents") and a product
+// without unit_price_cents or initial_stock are errors: either would
+// otherwise read as 0, and the service start with a free or empty product.
 func Parse(data []byte) (Catalog, error) {
 	var c Catalog
-	if err := json.Unmarshal(data, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("parse catalogue: %w", err)
 	}
-	if err := c.Validate(); err != nil {
+	if dec.More() {
+		return nil, errors.New("parse catalogue: data after the array")
+	}
+	var present []map[string]json.RawMessage
+	if err := json.Unmarshal(data, &present); err != nil {
+		return nil, fmt.Errorf("parse catalogue: %w", err)
+	}
+	var errs []error
+	for i, fields := range present {
+		for _, name := range []string{"sku", "name", "unit_price_cents", "initial_stock"} {
+			if _, ok := fields[name]; !ok {
+				errs = append(errs, fmt.Errorf("product %d: %s is missing", i, name))
+			}
+		}
+	}
+	if err := errors.Join(append(errs, c.Validate())...); err != nil {
 		return nil, fmt.Errorf("parse catalogue: %w", err)
 	}
 	return c, nil

@@ -29,9 +29,14 @@ func TestParse(t *testing.T) {
 	}{
 		{"valid", `[{"sku":"A","name":"a","unit_price_cents":1,"initial_stock":2}]`, false},
 		{"empty", `[]`, true},
-		{"repeated sku", `[{"sku":"A","name":"a"},{"sku":"A","name":"b"}]`, true},
-		{"negative stock", `[{"sku":"A","name":"a","initial_stock":-1}]`, true},
+		{"repeated sku", `[{"sku":"A","name":"a","unit_price_cents":1,"initial_stock":2},{"sku":"A","name":"b","unit_price_cents":1,"initial_stock":2}]`, true},
+		{"negative stock", `[{"sku":"A","name":"a","unit_price_cents":1,"initial_stock":-1}]`, true},
 		{"not json", `{`, true},
+		{"a field it does not know (a typo)", `[{"sku":"A","name":"a","unitPriceCents":700,"initial_stock":2}]`, true},
+		{"no price", `[{"sku":"A","name":"a","initial_stock":2}]`, true},
+		{"no stock", `[{"sku":"A","name":"a","unit_price_cents":1}]`, true},
+		{"free and out of stock, said so", `[{"sku":"A","name":"a","unit_price_cents":0,"initial_stock":0}]`, false},
+		{"data after the array", `[{"sku":"A","name":"a","unit_price_cents":1,"initial_stock":2}] []`, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
