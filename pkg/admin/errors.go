@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 
 	"github.com/labstack/echo/v4"
 
@@ -159,4 +161,21 @@ func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return errorHandler(logger)
+}
+
+// PathParam returns the path parameter name, percent-decoded. Echo routes
+// on the raw path when a request spells a character with an escape (a SKU
+// "A/B" as A%2FB, or %53 for S) and then leaves the parameter as spelt; it
+// decodes nothing itself, and the path is decoded already when there is no
+// raw path. A malformed escape is a 400 naming the parameter.
+func PathParam(c echo.Context, name string) (string, error) {
+	v := c.Param(name)
+	if c.Request().URL.RawPath == "" {
+		return v, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", BadField(name, fmt.Sprintf("%s in the path is not escaped properly: %v", name, err))
+	}
+	return d, nil
 }

@@ -188,6 +188,8 @@ func TestPoisonAndRestock(t *testing.T) {
 		{"/stock/SKU-5/restock", `{"quantity":1}]]]`, 400}, // trailing data
 		{"/stock/SKU-5/restock", `{"quantity":1}}`, 400},
 		{"/stock/SKU-5/restock", `{"quantity":9223372036854775807}`, 400}, // would overflow the stock
+		{"/stock/%53KU-5/restock", `{"quantity":1}`, 200},                 // an escape it need not have: SKU-5
+		{"/stock/SKU%2D5/restock", `{"quantity":1}`, 200},
 	} {
 		if code := h.Send(http.MethodPost, tc.path, tc.body); code != tc.want {
 			t.Errorf("POST %s %s: got %d, want %d", tc.path, tc.body, code, tc.want)

@@ -51,7 +51,11 @@ func (h *HTTP) restock(c echo.Context) error {
 	if body.Quantity == nil {
 		return admin.BadField("quantity", "quantity is required")
 	}
-	s, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: c.Param("sku"), Quantity: *body.Quantity})
+	sku, err := admin.PathParam(c, "sku")
+	if err != nil {
+		return err
+	}
+	s, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: sku, Quantity: *body.Quantity})
 	switch {
 	case errors.Is(err, app.ErrUnknownSKU):
 		return &admin.FieldError{Field: "sku", Err: fmt.Errorf("%w: %v", admin.ErrNotFound, err)}
@@ -72,9 +76,13 @@ func (h *HTTP) state(c echo.Context) error {
 }
 
 func (h *HTTP) reservation(c echo.Context) error {
-	r, err := h.app.Queries.Reservation(c.Request().Context(), c.Param("order_id"))
+	orderID, err := admin.PathParam(c, "order_id")
+	if err != nil {
+		return err
+	}
+	r, err := h.app.Queries.Reservation(c.Request().Context(), orderID)
 	if errors.Is(err, app.ErrNotFound) {
-		return fmt.Errorf("%w: no reservation for order %q", admin.ErrNotFound, c.Param("order_id"))
+		return fmt.Errorf("%w: no reservation for order %q", admin.ErrNotFound, orderID)
 	}
 	if err != nil {
 		return err
