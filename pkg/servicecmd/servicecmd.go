@@ -28,6 +28,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/pkg/telemetry"
+	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/sqlite/cmalloc"
 )
 
@@ -105,6 +106,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
 	}
 	errs = append(errs,
+		SharedQueue(cfg.QueueURL),
 		AtLeastOne("concurrency", "CONCURRENCY", cfg.Concurrency),
 		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),
 		Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), // 0 would quietly be the default
@@ -244,4 +246,15 @@ func LoadFaults(name string, logger *slog.Logger, lookup func(name string) (stri
 		return nil, fmt.Errorf("fault flags: %w", err)
 	}
 	return reg, nil
+}
+
+// SharedQueue refuses a queue URL the service cannot share with the
+// others: memory:// is a queue inside one process (for services run
+// together in one, e2e/inprocess), so a service started alone on it would
+// receive nothing and its messages would go nowhere.
+func SharedQueue(url string) error {
+	if queue.IsInProcess(url) {
+		return fmt.Errorf("--queue-url (QUEUE_URL) %s is a queue inside one process, which no other service can reach; use sqlite://PATH or postgres://…", url)
+	}
+	return nil
 }

@@ -104,6 +104,7 @@ func TestParseRejectsOutOfRangeValues(t *testing.T) {
 		{"zero concurrency", []string{"--concurrency", "0"}, nil, "--concurrency (CONCURRENCY) must be at least 1, got 0"},
 		{"negative concurrency from the environment", nil, map[string]string{"CONCURRENCY": "-4"}, "--concurrency (CONCURRENCY) must be at least 1, got -4"},
 		{"zero max attempts", nil, map[string]string{"MAX_ATTEMPTS": "0"}, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got 0"},
+		{"a queue inside one process", []string{"--queue-url", "memory://"}, nil, "--queue-url (QUEUE_URL) memory:// is a queue inside one process"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
