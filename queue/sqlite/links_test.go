@@ -168,3 +168,35 @@ func TestAnotherSQLiteDatabaseIsNotTakenForTheQueue(t *testing.T) {
 		t.Errorf("the database after the refused opens: got journal mode %q and %d queue tables, want delete and 0", mode, queueTables)
 	}
 }
+
+// A queue file deleted under a running process leaves its WAL: a new file
+// made beside that WAL would take its frames for its own and be corrupt.
+// Open refuses, saying what happened, and creates nothing.
+func TestAQueueFileDeletedBesideItsWALIsNotRecreated(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = b.Close() }()
+	if err := b.Publisher().Publish("orders", message.NewMessage("m-1", []byte("{}"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("no WAL beside the open queue: %v", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	again, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err == nil {
+		_ = again.Close()
+		t.Fatal("Open beside the WAL of a deleted queue file: got no error, want one")
+	}
+	if !strings.Contains(err.Error(), "deleted or moved while in use") {
+		t.Errorf("Open: got %v, want an error saying the file was deleted while in use", err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Errorf("queue file after the refused Open: got %v, want none created", err)
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -158,6 +159,14 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("open sqlite queue %q: is a directory", path)
 	case errors.Is(err, os.ErrNotExist) && cfg.MustExist:
 		return nil, fmt.Errorf("open sqlite queue %q: no such file (is the queue URL right?)", path)
+	case errors.Is(err, os.ErrNotExist):
+		// A WAL without its database: the file was deleted (or moved)
+		// under processes that may still run on it. A new file beside
+		// that WAL would take its frames for its own and be corrupt for
+		// every process ("database disk image is malformed").
+		if _, werr := os.Lstat(path + "-wal"); werr == nil {
+			return nil, fmt.Errorf("open sqlite queue %q: no such file, but %s-wal is there: the queue file was deleted or moved while in use; stop every process on it, then restore the file, or remove the -wal and -shm files to start an empty queue", path, filepath.Base(path))
+		}
 	case err == nil:
 		if err := checkQueueFile(ctx, path, st); err != nil {
 			return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
