@@ -35,6 +35,22 @@ func openSQLite(t *testing.T, path string) *queue.Queue {
 	return q
 }
 
+// everyBackend runs test once per backend on a queue URL of its own: a
+// SQLite file, the in-process memory queue, and a PostgreSQL schema named
+// after schemaPrefix (see pgtest: skipped without a server, failing in CI
+// when the server does not answer).
+func everyBackend(t *testing.T, schemaPrefix string, test func(t *testing.T, url string)) {
+	t.Helper()
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"memory":   func(*testing.T) string { return "memory://" },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, schemaPrefix) },
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) { test(t, url(t)) })
+	}
+}
+
 // runRouter starts r and stops it at cleanup.
 func runRouter(t *testing.T, r *queue.Router) {
 	t.Helper()
@@ -500,52 +516,45 @@ func (p refailingPublisher) Publish(topic string, msgs ...*message.Message) erro
 func (refailingPublisher) Close() error { return nil }
 
 func TestReplayedMessageThatFailsAgainBeforeTheReplayEndsStaysDeadLettered(t *testing.T) {
-	urls := map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
-		"memory":   func(*testing.T) string { return "memory://" },
-		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_replay") },
-	}
-	for name, url := range urls {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			q, err := queue.Open(ctx, queue.Config{URL: url(t)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = q.Close() })
-			dls := q.Backend().DeadLetters()
-			first := time.Now().Add(-time.Minute)
-			if err := dls.Put(ctx, backend.DeadLetter{
-				MessageUUID: "m-1", Topic: "orders", ConsumerGroup: "billing", Payload: []byte("not json"),
-				Metadata: map[string]string{}, Attempts: 1, LastError: "unreadable",
-				FirstFailedAt: first, LastFailedAt: first,
-			}); err != nil {
-				t.Fatal(err)
-			}
-			before := deadLetters(t, q)
-			if len(before) != 1 {
-				t.Fatalf("dead letters before the replay: got %d, want 1", len(before))
-			}
+	everyBackend(t, "queue_replay", func(t *testing.T, url string) {
+		ctx := context.Background()
+		q, err := queue.Open(ctx, queue.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		dls := q.Backend().DeadLetters()
+		first := time.Now().Add(-time.Minute)
+		if err := dls.Put(ctx, backend.DeadLetter{
+			MessageUUID: "m-1", Topic: "orders", ConsumerGroup: "billing", Payload: []byte("not json"),
+			Metadata: map[string]string{}, Attempts: 1, LastError: "unreadable",
+			FirstFailedAt: first, LastFailedAt: first,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		before := deadLetters(t, q)
+		if len(before) != 1 {
+			t.Fatalf("dead letters before the replay: got %d, want 1", len(before))
+		}
 
-			if err := queue.ReplayDeadLetter(ctx, refailingBackend{Backend: q.Backend(), group: "billing"}, before[0].ID); err != nil {
-				t.Fatalf("replay: %v", err)
-			}
+		if err := queue.ReplayDeadLetter(ctx, refailingBackend{Backend: q.Backend(), group: "billing"}, before[0].ID); err != nil {
+			t.Fatalf("replay: %v", err)
+		}
 
-			after := deadLetters(t, q)
-			if len(after) != 1 {
-				t.Fatalf("dead letters after a replay that failed again: got %d, want 1 (the message would be lost)", len(after))
-			}
-			if got, want := after[0].LastError, "failed again after the replay"; got != want {
-				t.Errorf("last error: got %q, want %q", got, want)
-			}
-			if !after[0].DeadAt.After(before[0].DeadAt) {
-				t.Errorf("dead at: got %v, want after %v", after[0].DeadAt, before[0].DeadAt)
-			}
-			if got := after[0].FirstFailedAt; got.UnixMilli() != first.UnixMilli() {
-				t.Errorf("first failed at: got %v, want the first failure %v", got, first)
-			}
-		})
-	}
+		after := deadLetters(t, q)
+		if len(after) != 1 {
+			t.Fatalf("dead letters after a replay that failed again: got %d, want 1 (the message would be lost)", len(after))
+		}
+		if got, want := after[0].LastError, "failed again after the replay"; got != want {
+			t.Errorf("last error: got %q, want %q", got, want)
+		}
+		if !after[0].DeadAt.After(before[0].DeadAt) {
+			t.Errorf("dead at: got %v, want after %v", after[0].DeadAt, before[0].DeadAt)
+		}
+		if got := after[0].FirstFailedAt; got.UnixMilli() != first.UnixMilli() {
+			t.Errorf("first failed at: got %v, want the first failure %v", got, first)
+		}
+	})
 }
 
 // TestReplayingAllEndsWhenReplayedMessagesFailAgain replays every dead
@@ -553,59 +562,52 @@ func TestReplayedMessageThatFailsAgainBeforeTheReplayEndsStaysDeadLettered(t *te
 // message again at once: the replay must replay each entry once and end,
 // not find the entries again and loop while they keep failing.
 func TestReplayingAllEndsWhenReplayedMessagesFailAgain(t *testing.T) {
-	urls := map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
-		"memory":   func(*testing.T) string { return "memory://" },
-		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_replay_all") },
-	}
-	for name, url := range urls {
-		t.Run(name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			q, err := queue.Open(ctx, queue.Config{URL: url(t)})
+	everyBackend(t, "queue_replay_all", func(t *testing.T, url string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		q, err := queue.Open(ctx, queue.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		const entries = 150 // more than one page of List
+		for i := range entries {
+			if err := q.Backend().DeadLetters().Put(ctx, backend.DeadLetter{
+				MessageUUID: fmt.Sprintf("m-%d", i), Topic: "orders", ConsumerGroup: "billing",
+				Metadata: map[string]string{}, Attempts: 1, LastError: "unreadable",
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		for _, when := range []struct {
+			name string
+			b    backend.Backend
+		}{
+			// The old entry is refreshed under its ID before the
+			// replay removes it...
+			{"before the old entry is removed", refailingBackend{Backend: q.Backend(), group: "billing"}},
+			// ...or the replay removed it and the failure makes a new
+			// entry, under a new ID that the replay's listing reaches
+			// later.
+			{"after the old entry is removed", refailingAfterRemovalBackend{Backend: q.Backend(), group: "billing"}},
+		} {
+			replayed, err := queue.ReplayDeadLetters(ctx, when.b, backend.DeadLetterFilter{})
+			if err != nil {
+				t.Fatalf("%s: replay all: %v", when.name, err)
+			}
+			if replayed != entries {
+				t.Errorf("%s: replayed: got %d, want %d (each entry once)", when.name, replayed, entries)
+			}
+			all, err := q.Backend().DeadLetters().List(ctx, backend.DeadLetterFilter{Limit: 1000})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = q.Close() })
-			const entries = 150 // more than one page of List
-			for i := range entries {
-				if err := q.Backend().DeadLetters().Put(ctx, backend.DeadLetter{
-					MessageUUID: fmt.Sprintf("m-%d", i), Topic: "orders", ConsumerGroup: "billing",
-					Metadata: map[string]string{}, Attempts: 1, LastError: "unreadable",
-				}); err != nil {
-					t.Fatal(err)
-				}
+			if len(all) != entries {
+				t.Errorf("%s: dead letters after the replay: got %d, want %d (every message failed again)", when.name, len(all), entries)
 			}
-
-			for _, when := range []struct {
-				name string
-				b    backend.Backend
-			}{
-				// The old entry is refreshed under its ID before the
-				// replay removes it...
-				{"before the old entry is removed", refailingBackend{Backend: q.Backend(), group: "billing"}},
-				// ...or the replay removed it and the failure makes a new
-				// entry, under a new ID that the replay's listing reaches
-				// later.
-				{"after the old entry is removed", refailingAfterRemovalBackend{Backend: q.Backend(), group: "billing"}},
-			} {
-				replayed, err := queue.ReplayDeadLetters(ctx, when.b, backend.DeadLetterFilter{})
-				if err != nil {
-					t.Fatalf("%s: replay all: %v", when.name, err)
-				}
-				if replayed != entries {
-					t.Errorf("%s: replayed: got %d, want %d (each entry once)", when.name, replayed, entries)
-				}
-				all, err := q.Backend().DeadLetters().List(ctx, backend.DeadLetterFilter{Limit: 1000})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(all) != entries {
-					t.Errorf("%s: dead letters after the replay: got %d, want %d (every message failed again)", when.name, len(all), entries)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // refailingAfterRemovalBackend dead-letters a replayed message again right
@@ -673,100 +675,86 @@ func TestPanickingHandlerIsRetriedThenDeadLettered(t *testing.T) {
 // PostgreSQL refused such text, and the message was then retried at once
 // forever, holding up its group.
 func TestDeadLetterKeepsAnyHandlerErrorText(t *testing.T) {
-	urls := map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
-		"memory":   func(*testing.T) string { return "memory://" },
-		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_error_text") },
-	}
 	// Invalid bytes and a NUL first; then the 4,000-byte cut falls inside
 	// a two-byte character.
 	text := "\xff\xfe \x00 x" + strings.Repeat("ü", 2100)
-	for name, url := range urls {
-		t.Run(name, func(t *testing.T) {
-			q, err := queue.Open(context.Background(), queue.Config{URL: url(t)})
-			if err != nil {
-				t.Fatal(err)
+	everyBackend(t, "queue_error_text", func(t *testing.T, url string) {
+		q, err := queue.Open(context.Background(), queue.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(3)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var handled atomic.Int32
+		r.Handle("h", "orders", func(msg *message.Message) error {
+			if msg.UUID == "poison" {
+				return queue.Permanent(errors.New("unexpected message type " + text))
 			}
-			t.Cleanup(func() { _ = q.Close() })
-			r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(3)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var handled atomic.Int32
-			r.Handle("h", "orders", func(msg *message.Message) error {
-				if msg.UUID == "poison" {
-					return queue.Permanent(errors.New("unexpected message type " + text))
-				}
-				handled.Add(1)
-				return nil
-			})
-			runRouter(t, r)
-			if err := q.Publisher().Publish("orders", message.NewMessage("poison", nil), message.NewMessage("next", nil)); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "the dead letter and the message behind it", func() bool { return len(deadLetters(t, q)) == 1 && handled.Load() == 1 })
-			got := deadLetters(t, q)[0].LastError
-			if !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.HasPrefix(got, "unexpected message type \uFFFD \uFFFD xüü") {
-				t.Errorf("last error: got %d bytes starting %q (valid UTF-8 %v), want the error's text made storable",
-					len(got), got[:min(40, len(got))], utf8.ValidString(got))
-			}
+			handled.Add(1)
+			return nil
 		})
-	}
+		runRouter(t, r)
+		if err := q.Publisher().Publish("orders", message.NewMessage("poison", nil), message.NewMessage("next", nil)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the dead letter and the message behind it", func() bool { return len(deadLetters(t, q)) == 1 && handled.Load() == 1 })
+		got := deadLetters(t, q)[0].LastError
+		if !utf8.ValidString(got) || strings.ContainsRune(got, 0) || !strings.HasPrefix(got, "unexpected message type \uFFFD \uFFFD xüü") {
+			t.Errorf("last error: got %d bytes starting %q (valid UTF-8 %v), want the error's text made storable",
+				len(got), got[:min(40, len(got))], utf8.ValidString(got))
+		}
+	})
 }
 
 // A listing of dead letters holds the start of each payload, cut on a
 // character boundary, with the whole size; one dead letter, and so its
 // replay, the whole payload. Every backend alike.
 func TestDeadLetterListHoldsPayloadPreviews(t *testing.T) {
-	urls := map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
-		"memory":   func(*testing.T) string { return "memory://" },
-		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_dlq_preview") },
-	}
 	big := []byte("x" + strings.Repeat("é", 5000)) // 10,001 bytes; the preview's cut falls inside a character
-	for name, url := range urls {
-		t.Run(name, func(t *testing.T) {
-			ctx := context.Background()
-			q, err := queue.Open(ctx, queue.Config{URL: url(t)})
-			if err != nil {
+	everyBackend(t, "queue_dlq_preview", func(t *testing.T, url string) {
+		ctx := context.Background()
+		q, err := queue.Open(ctx, queue.Config{URL: url})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		dls := q.Backend().DeadLetters()
+		for _, dl := range []backend.DeadLetter{
+			{MessageUUID: "big", Topic: "orders", ConsumerGroup: "g", Payload: big, Attempts: 1, LastError: "e"},
+			{MessageUUID: "small", Topic: "orders", ConsumerGroup: "g", Payload: []byte("{}"), Attempts: 1, LastError: "e"},
+		} {
+			if err := dls.Put(ctx, dl); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = q.Close() })
-			dls := q.Backend().DeadLetters()
-			for _, dl := range []backend.DeadLetter{
-				{MessageUUID: "big", Topic: "orders", ConsumerGroup: "g", Payload: big, Attempts: 1, LastError: "e"},
-				{MessageUUID: "small", Topic: "orders", ConsumerGroup: "g", Payload: []byte("{}"), Attempts: 1, LastError: "e"},
-			} {
-				if err := dls.Put(ctx, dl); err != nil {
-					t.Fatal(err)
-				}
-			}
-			list := deadLetters(t, q)
-			if len(list) != 2 {
-				t.Fatalf("list: got %d dead letters, want 2", len(list))
-			}
-			preview, small := list[0], list[1]
-			if n := len(preview.Payload); n > backend.ListPayloadPreview || n < backend.ListPayloadPreview-3 || !utf8.Valid(preview.Payload) ||
-				preview.PayloadSize != len(big) || !preview.PayloadCut() {
-				t.Errorf("big in the list: got %d bytes (valid UTF-8 %v) of %d, cut %v, want the first ~%d bytes as text of %d",
-					n, utf8.Valid(preview.Payload), preview.PayloadSize, preview.PayloadCut(), backend.ListPayloadPreview, len(big))
-			}
-			if string(small.Payload) != "{}" || small.PayloadSize != 2 || small.PayloadCut() {
-				t.Errorf("small in the list: got %q of %d, cut %v, want {} of 2, whole", small.Payload, small.PayloadSize, small.PayloadCut())
-			}
-			whole, err := dls.Get(ctx, preview.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(whole.Payload, big) || whole.PayloadSize != len(big) || whole.PayloadCut() {
-				t.Errorf("Get: got %d bytes of %d, cut %v, want the whole %d", len(whole.Payload), whole.PayloadSize, whole.PayloadCut(), len(big))
-			}
-			if _, err := dls.Get(ctx, 999_999); err == nil || err.Error() != "dead letter 999999: not found" {
-				t.Errorf("Get of an unknown id: got %v, want \"dead letter 999999: not found\" on every backend", err)
-			}
-			if v := preview.View(); !v.PayloadCut || v.PayloadSize != len(big) || v.Payload == nil {
-				t.Errorf("view of the preview: got cut %v size %d text %v, want cut, %d, text", v.PayloadCut, v.PayloadSize, v.Payload != nil, len(big))
-			}
-		})
-	}
+		}
+		list := deadLetters(t, q)
+		if len(list) != 2 {
+			t.Fatalf("list: got %d dead letters, want 2", len(list))
+		}
+		preview, small := list[0], list[1]
+		if n := len(preview.Payload); n > backend.ListPayloadPreview || n < backend.ListPayloadPreview-3 || !utf8.Valid(preview.Payload) ||
+			preview.PayloadSize != len(big) || !preview.PayloadCut() {
+			t.Errorf("big in the list: got %d bytes (valid UTF-8 %v) of %d, cut %v, want the first ~%d bytes as text of %d",
+				n, utf8.Valid(preview.Payload), preview.PayloadSize, preview.PayloadCut(), backend.ListPayloadPreview, len(big))
+		}
+		if string(small.Payload) != "{}" || small.PayloadSize != 2 || small.PayloadCut() {
+			t.Errorf("small in the list: got %q of %d, cut %v, want {} of 2, whole", small.Payload, small.PayloadSize, small.PayloadCut())
+		}
+		whole, err := dls.Get(ctx, preview.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(whole.Payload, big) || whole.PayloadSize != len(big) || whole.PayloadCut() {
+			t.Errorf("Get: got %d bytes of %d, cut %v, want the whole %d", len(whole.Payload), whole.PayloadSize, whole.PayloadCut(), len(big))
+		}
+		if _, err := dls.Get(ctx, 999_999); err == nil || err.Error() != "dead letter 999999: not found" {
+			t.Errorf("Get of an unknown id: got %v, want \"dead letter 999999: not found\" on every backend", err)
+		}
+		if v := preview.View(); !v.PayloadCut || v.PayloadSize != len(big) || v.Payload == nil {
+			t.Errorf("view of the preview: got cut %v size %d text %v, want cut, %d, text", v.PayloadCut, v.PayloadSize, v.Payload != nil, len(big))
+		}
+	})
 }

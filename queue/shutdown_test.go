@@ -3,7 +3,6 @@ package queue_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
-	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
 // closingLogger reports when Watermill's router has begun closing: it logs
@@ -43,22 +41,15 @@ func (l closingLogger) With(fields watermill.LogFields) watermill.LoggerAdapter 
 // shutdownQueues runs test on a fresh queue of each backend, opened with
 // logger.
 func shutdownQueues(t *testing.T, test func(t *testing.T, q *queue.Queue, log closingLogger)) {
-	urls := map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
-		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "queue_shutdown") },
-		"memory":   func(*testing.T) string { return "memory://" },
-	}
-	for name, url := range urls {
-		t.Run(name, func(t *testing.T) {
-			log := newClosingLogger()
-			q, err := queue.Open(context.Background(), queue.Config{URL: url(t), Logger: log})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = q.Close() })
-			test(t, q, log)
-		})
-	}
+	everyBackend(t, "queue_shutdown", func(t *testing.T, url string) {
+		log := newClosingLogger()
+		q, err := queue.Open(context.Background(), queue.Config{URL: url, Logger: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		test(t, q, log)
+	})
 }
 
 // startRouter runs r until the returned stop is called; stop returns Run's

@@ -30,14 +30,15 @@ func Handler(h http.Handler) http.Handler {
 }
 
 func deny(w http.ResponseWriter, r *http.Request) {
+	writeProblem(w, http.StatusForbidden, ProblemType, "Cross-origin request refused",
+		"a browser sent this "+r.Method+" from another origin; the API takes requests that change something only from its own origin or from clients that are not browsers")
+}
+
+// writeProblem answers with an RFC 9457 problem.
+func writeProblem(w http.ResponseWriter, status int, typ, title, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(http.StatusForbidden)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"type":   ProblemType,
-		"title":  "Cross-origin request refused",
-		"status": http.StatusForbidden,
-		"detail": "a browser sent this " + r.Method + " from another origin; the API takes requests that change something only from its own origin or from clients that are not browsers",
-	})
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": typ, "title": title, "status": status, "detail": detail})
 }
 
 // HostProblemType is the RFC 9457 problem type of a request refused by
@@ -59,14 +60,8 @@ func Host(listen string, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !localHost(r.Host) {
-			w.Header().Set("Content-Type", "application/problem+json")
-			w.WriteHeader(http.StatusMisdirectedRequest)
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"type":   HostProblemType,
-				"title":  "Misdirected request",
-				"status": http.StatusMisdirectedRequest,
-				"detail": "this server listens on loopback and answers to an IP address or localhost, not to " + r.Host,
-			})
+			writeProblem(w, http.StatusMisdirectedRequest, HostProblemType, "Misdirected request",
+				"this server listens on loopback and answers to an IP address or localhost, not to "+r.Host)
 			return
 		}
 		h.ServeHTTP(w, r)
