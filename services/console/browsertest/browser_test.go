@@ -62,6 +62,9 @@ func newBrowser(t *testing.T, chrome, base string) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
+		// Chromium's own scratch directories (org.chromium.Chromium.*)
+		// go to TMPDIR: under the test's, they are removed with it.
+		chromedp.Env("TMPDIR="+t.TempDir()),
 		chromedp.WindowSize(1280, 900),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
