@@ -76,21 +76,17 @@ func (a offsetsAdapter) AckMessageQuery(topic string, row wsql.Row, consumerGrou
 	return q
 }
 
-// groupLockKey is the advisory lock key of one topic's consumer group in
-// the queue whose tables are in schema. Advisory locks belong to a
-// database, not a schema: without the schema, two queues in different
-// schemas of one database would make their same-named groups take turns.
-// In schema public the key is the one earlier versions used (topic and
-// group alone), so that during a rolling upgrade old and new consumers of
-// a group still take turns on one lock. A hash collision only makes two
-// groups take turns.
-func groupLockKey(schema, topic, group string) int64 {
+// groupLockKey is the advisory lock key of one topic's consumer group.
+// Advisory locks belong to a database, not a schema, so queues in two
+// schemas of one database make their same-named groups of a same-named
+// topic take turns (slower, never wrong). The key stays what every version
+// has used: consumers of one group from two versions, side by side during
+// a rolling upgrade, must take turns on one lock, or both would handle the
+// same batch (a schema in the key did that, outside public). A hash
+// collision only makes two groups take turns.
+func groupLockKey(topic, group string) int64 {
 	h := fnv.New64a()
-	if schema == "public" {
-		_, _ = h.Write([]byte("orderflow.queue\x00" + topic + "\x00" + group))
-	} else {
-		_, _ = h.Write([]byte("orderflow.queue\x00" + schema + "\x00" + topic + "\x00" + group))
-	}
+	_, _ = h.Write([]byte("orderflow.queue\x00" + topic + "\x00" + group))
 	return int64(h.Sum64())
 }
 

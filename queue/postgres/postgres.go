@@ -139,11 +139,8 @@ type Backend struct {
 	// synchronous_commit=off.
 	recordsDB *sql.DB
 	schema    wsql.DefaultPostgreSQLSchema
-	// dbSchema is the schema the queue's tables are in (current_schema()
-	// at Open), part of the group lock keys.
-	dbSchema string
-	offsets  offsetsAdapter
-	pub      *publisher
+	offsets   offsetsAdapter
+	pub       *publisher
 
 	topicsMu sync.Mutex
 	topics   map[string]bool // tables created and topic registered
@@ -224,10 +221,6 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 	}); err != nil {
 		b.closeDBs()
 		return nil, fmt.Errorf("open postgres queue: create tables: %w", err)
-	}
-	if err := b.db.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&b.dbSchema); err != nil {
-		b.closeDBs()
-		return nil, fmt.Errorf("open postgres queue: read current schema: %w", err)
 	}
 	if b.pub, err = b.newPublisher(); err != nil {
 		b.closeDBs()

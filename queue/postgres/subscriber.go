@@ -116,7 +116,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	g := newGate()
 	busy := new(atomic.Bool)
 	inner, err := wsql.NewSubscriber(
-		gatedDB{DB: s.b.subDB, gate: g, stop: s.closing, lockKey: groupLockKey(s.b.dbSchema, topic, s.group), busy: busy},
+		gatedDB{DB: s.b.subDB, gate: g, stop: s.closing, lockKey: groupLockKey(topic, s.group), busy: busy},
 		wsql.SubscriberConfig{
 			ConsumerGroup:  s.group,
 			AckDeadline:    &s.b.cfg.AckDeadline,
