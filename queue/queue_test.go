@@ -51,6 +51,17 @@ func everyBackend(t *testing.T, schemaPrefix string, test func(t *testing.T, url
 	}
 }
 
+// openURL opens the queue at url; it is closed at cleanup.
+func openURL(t *testing.T, url string) *queue.Queue {
+	t.Helper()
+	q, err := queue.Open(context.Background(), queue.Config{URL: url})
+	if err != nil {
+		t.Fatalf("open queue %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	return q
+}
+
 // runRouter starts r and stops it at cleanup.
 func runRouter(t *testing.T, r *queue.Router) {
 	t.Helper()
@@ -518,11 +529,7 @@ func (refailingPublisher) Close() error { return nil }
 func TestReplayedMessageThatFailsAgainBeforeTheReplayEndsStaysDeadLettered(t *testing.T) {
 	everyBackend(t, "queue_replay", func(t *testing.T, url string) {
 		ctx := context.Background()
-		q, err := queue.Open(ctx, queue.Config{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Close() })
+		q := openURL(t, url)
 		dls := q.Backend().DeadLetters()
 		first := time.Now().Add(-time.Minute)
 		if err := dls.Put(ctx, backend.DeadLetter{
@@ -565,11 +572,7 @@ func TestReplayingAllEndsWhenReplayedMessagesFailAgain(t *testing.T) {
 	everyBackend(t, "queue_replay_all", func(t *testing.T, url string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		q, err := queue.Open(ctx, queue.Config{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Close() })
+		q := openURL(t, url)
 		const entries = 150 // more than one page of List
 		for i := range entries {
 			if err := q.Backend().DeadLetters().Put(ctx, backend.DeadLetter{
@@ -679,11 +682,7 @@ func TestDeadLetterKeepsAnyHandlerErrorText(t *testing.T) {
 	// a two-byte character.
 	text := "\xff\xfe \x00 x" + strings.Repeat("ü", 2100)
 	everyBackend(t, "queue_error_text", func(t *testing.T, url string) {
-		q, err := queue.Open(context.Background(), queue.Config{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Close() })
+		q := openURL(t, url)
 		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(3)})
 		if err != nil {
 			t.Fatal(err)
@@ -716,11 +715,7 @@ func TestDeadLetterListHoldsPayloadPreviews(t *testing.T) {
 	big := []byte("x" + strings.Repeat("é", 5000)) // 10,001 bytes; the preview's cut falls inside a character
 	everyBackend(t, "queue_dlq_preview", func(t *testing.T, url string) {
 		ctx := context.Background()
-		q, err := queue.Open(ctx, queue.Config{URL: url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = q.Close() })
+		q := openURL(t, url)
 		dls := q.Backend().DeadLetters()
 		for _, dl := range []backend.DeadLetter{
 			{MessageUUID: "big", Topic: "orders", ConsumerGroup: "g", Payload: big, Attempts: 1, LastError: "e"},
