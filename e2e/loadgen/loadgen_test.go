@@ -652,3 +652,24 @@ func TestRateSendsWhatIsDueBeforeTheEnd(t *testing.T) {
 		t.Errorf("rate 1e-10: Due(5) = start%+v, want after the start", due.Sub(start))
 	}
 }
+
+// The progress line rewritten in place is cut to the terminal's width:
+// one that wraps leaves a stale row behind at each rewrite.
+func TestFitLine(t *testing.T) {
+	tests := []struct {
+		line  string
+		width int
+		want  string
+	}{
+		{"[##--] 50% placing 1.0s", 0, "[##--] 50% placing 1.0s"},
+		{"[##--] 50% placing 1.0s", 80, "[##--] 50% placing 1.0s"},
+		{"[##--] 50% placing 1.0s", 11, "[##--] 50%"},
+		{"abc", 4, "abc"},
+		{"abcd", 4, "abc"},
+	}
+	for _, tc := range tests {
+		if got := fitLine(tc.line, tc.width); got != tc.want {
+			t.Errorf("fitLine(%q, %d): got %q, want %q", tc.line, tc.width, got, tc.want)
+		}
+	}
+}

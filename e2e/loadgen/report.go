@@ -218,17 +218,33 @@ func (r *runner) progress(stop <-chan struct{}) {
 		select {
 		case <-stop:
 			if r.cfg.ProgressTTY {
-				fmt.Fprintf(w, "\r\033[2K%s\n", r.progressLine(true))
+				fmt.Fprintf(w, "\r\033[2K%s\n", fitLine(r.progressLine(true), terminalWidth(w)))
 			}
 			return
 		case <-t.C:
 			if r.cfg.ProgressTTY {
-				fmt.Fprintf(w, "\r\033[2K%s", r.progressLine(true))
+				// Cut to the terminal's width: a line that wraps leaves
+				// a stale row behind each time "\r\033[2K" rewrites it.
+				fmt.Fprintf(w, "\r\033[2K%s", fitLine(r.progressLine(true), terminalWidth(w)))
 			} else {
 				fmt.Fprintln(w, r.progressLine(false))
 			}
 		}
 	}
+}
+
+// fitLine cuts line to fit a terminal width columns wide, one column
+// kept free for the cursor; width 0 (unknown) leaves it whole. The line is
+// ASCII but for the bar's characters, one column each.
+func fitLine(line string, width int) string {
+	if width <= 1 {
+		return line
+	}
+	runes := []rune(line)
+	if len(runes) < width {
+		return line
+	}
+	return string(runes[:width-1])
 }
 
 func (r *runner) progressLine(bar bool) string {
