@@ -195,7 +195,7 @@ type queueURL struct {
 // sqlite3://), postgres://… (also postgresql://), memory://.
 func parseURL(raw string) (queueURL, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok || rest == "" && scheme != schemeMemory {
+	if !ok || rest == "" && !strings.EqualFold(scheme, schemeMemory) {
 		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", shownURL(raw))
 	}
 	switch strings.ToLower(scheme) {

@@ -451,6 +451,7 @@ func TestURLErrorsHideThePassword(t *testing.T) {
 func TestIsInProcess(t *testing.T) {
 	for url, want := range map[string]bool{
 		"memory://":              true,
+		"MEMORY://":              true, // schemes are case-insensitive
 		"sqlite://data/queue.db": false,
 		"postgres://u@h/db":      false,
 		"not a queue URL at all": false,
