@@ -191,7 +191,8 @@ type DeadLetterStore interface {
 
 // Inspector reads the state of the queue without changing it.
 type Inspector interface {
-	// Topics lists every topic the store knows, sorted.
+	// Topics lists every topic the store knows, sorted; an empty list,
+	// not nil, when it knows none (JSON shows [], not null).
 	Topics(ctx context.Context) ([]string, error)
 	// Stats reports every topic with its consumer groups.
 	Stats(ctx context.Context) ([]TopicStats, error)

@@ -108,10 +108,7 @@ func cmdTopics(ctx context.Context, g globals, args []string) error {
 		return err
 	}
 	if g.json {
-		if topics == nil {
-			topics = []string{} // [], not null
-		}
-		return printJSON(g, topics)
+		return printJSON(g, topics) // [] when there are none (Inspector.Topics)
 	}
 	for _, t := range topics {
 		fmt.Fprintln(g.stdout, t)
