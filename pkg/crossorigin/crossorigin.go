@@ -82,13 +82,20 @@ func loopback(listen string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// localHost reports whether a Host header (host or host:port) is an IP
-// address, localhost or a name under .localhost, or empty (HTTP/1.0).
-func localHost(hostport string) bool {
+// HostName is the host of a Host header (host or host:port), lower case,
+// without the port or the brackets of an IPv6 address.
+func HostName(hostport string) string {
 	host := hostport
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
 		host = h
 	}
-	host = strings.ToLower(strings.TrimSuffix(strings.Trim(host, "[]"), "."))
+	return strings.ToLower(strings.Trim(host, "[]"))
+}
+
+// localHost reports whether a Host header (host or host:port) is an IP
+// address, localhost or a name under .localhost (a final dot allowed), or
+// empty (HTTP/1.0).
+func localHost(hostport string) bool {
+	host := strings.TrimSuffix(HostName(hostport), ".")
 	return host == "" || host == "localhost" || strings.HasSuffix(host, ".localhost") || net.ParseIP(host) != nil
 }

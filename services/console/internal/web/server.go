@@ -30,6 +30,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/services/console/internal/upstream"
 )
@@ -420,23 +421,13 @@ func (s *Server) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 // checks would let them through.
 func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !s.allowed[hostName(c.Request().Host)] {
+		if !s.allowed[crossorigin.HostName(c.Request().Host)] {
 			return &pageError{status: http.StatusMisdirectedRequest, title: "Unknown host",
 				detail: fmt.Sprintf("The console answers to %s (--allowed-hosts), not to %q.",
 					strings.Join(s.cfg.AllowedHosts, ", "), c.Request().Host)}
 		}
 		return next(c)
 	}
-}
-
-// hostName is the host of a Host header, lower case, without port or
-// the brackets of an IPv6 address.
-func hostName(hostport string) string {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	return strings.ToLower(strings.Trim(host, "[]"))
 }
 
 // validHostName accepts a host name or an IP address (IPv6 with or
