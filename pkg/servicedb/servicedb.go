@@ -42,10 +42,7 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if err := Create(ctx, path); err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	db, err := sql.Open("sqlite3", WriterDSN(path, "NORMAL"))
-	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", path, err)
-	}
+	db := OpenWriter(path, "NORMAL")
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
@@ -81,6 +78,28 @@ func WriterDSN(path, synchronous string) string {
 		"_stmt_cache_size": {strconv.Itoa(StatementCacheSize)},
 	})
 }
+
+// OpenWriter is the database/sql handle of a service database for
+// writing: connections with WriterDSN's settings and a WAL of
+// WALAutocheckpointPages. Like sql.Open it opens nothing yet; the caller
+// sizes the pool.
+func OpenWriter(path, synchronous string) *sql.DB {
+	return sqlitefile.OpenDB(WriterDSN(path, synchronous),
+		"wal_autocheckpoint = "+strconv.Itoa(WALAutocheckpointPages))
+}
+
+// WALAutocheckpointPages is the length of a service database's
+// write-ahead log, in pages, at which the commit that reaches it copies
+// the log into the database file (SQLite's default is 1,000). A checkpoint
+// writes each page the log holds once, however many commits changed it,
+// and syncs both files: with 1,000 pages (2 MB) the order service
+// checkpointed several times a second, rewriting the same index and
+// table pages each time; with 10,000 (20 MB of log at most, per service)
+// it writes half as many pages to its database file and syncs a tenth as
+// often. Measured end to end (docs/benchmarks.md, three alternating
+// rounds): the order service's CPU per order 9–13 % lower. A crash costs
+// nothing more than a longer log to read at the next start.
+const WALAutocheckpointPages = 10000
 
 // StatementCacheSize is how many prepared statements each connection of a
 // service database keeps (mattn/go-sqlite3's _stmt_cache_size, a

@@ -39,6 +39,7 @@ func TestOpenSetsThePragmas(t *testing.T) {
 	db := open(t)
 	for _, tc := range []struct{ pragma, want string }{
 		{"journal_mode", "wal"}, {"busy_timeout", "10000"}, {"foreign_keys", "1"}, {"synchronous", "1"},
+		{"wal_autocheckpoint", strconv.Itoa(servicedb.WALAutocheckpointPages)},
 		{"page_size", strconv.Itoa(sqlitefile.DefaultPageSize)}, // a new file's
 	} {
 		var got string

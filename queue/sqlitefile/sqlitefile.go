@@ -13,14 +13,16 @@ package sqlitefile
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
-	_ "github.com/mattn/go-sqlite3" // database/sql driver "sqlite3"
+	"github.com/mattn/go-sqlite3" // also registers the database/sql driver "sqlite3"
 )
 
 // DefaultPageSize is the page size of the services' own databases: 2 KiB,
@@ -169,3 +171,35 @@ func DSN(path string, params url.Values) string {
 	}
 	return name + "?" + q.Encode()
 }
+
+// OpenDB is sql.Open("sqlite3", dsn) for settings the connection string
+// cannot carry: each connection the pool opens runs pragmas ("PRAGMA " is
+// prepended; e.g. "wal_autocheckpoint = 10000") before its first use, so a
+// connection the pool replaces gets them too. A pragma SQLite refuses
+// fails the connection (the first query, or Ping, reports it). Like
+// sql.Open it opens nothing yet.
+func OpenDB(dsn string, pragmas ...string) *sql.DB {
+	drv := &sqlite3.SQLiteDriver{}
+	if len(pragmas) > 0 {
+		pragmas = slices.Clone(pragmas)
+		drv.ConnectHook = func(conn *sqlite3.SQLiteConn) error {
+			for _, p := range pragmas {
+				if _, err := conn.Exec("PRAGMA "+p, nil); err != nil {
+					return fmt.Errorf("PRAGMA %s: %w", p, err)
+				}
+			}
+			return nil
+		}
+	}
+	return sql.OpenDB(connector{dsn: dsn, drv: drv})
+}
+
+// connector opens connections of one DSN through a driver of its own (a
+// ConnectHook is a driver's), without registering a driver name.
+type connector struct {
+	dsn string
+	drv *sqlite3.SQLiteDriver
+}
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c connector) Driver() driver.Driver                        { return c.drv }

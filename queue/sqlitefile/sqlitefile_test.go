@@ -217,3 +217,42 @@ func TestPrepareFileNameWithQueryCharacters(t *testing.T) {
 		})
 	}
 }
+
+// OpenDB's pragmas hold on every connection of the pool, not only the
+// first; one SQLite refuses fails the connection with its text.
+func TestOpenDBRunsPragmasOnEachConnection(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "a.db")
+	db := sqlitefile.OpenDB(sqlitefile.DSN(path, nil), "wal_autocheckpoint = 1234", "cache_size = -4000")
+	defer db.Close()
+	var conns []*sql.Conn
+	for range 2 { // held at once: two distinct connections
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conns = append(conns, conn)
+	}
+	for i, conn := range conns {
+		for _, tc := range []struct {
+			pragma string
+			want   int
+		}{{"wal_autocheckpoint", 1234}, {"cache_size", -4000}} {
+			var got int
+			if err := conn.QueryRowContext(ctx, "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("connection %d: PRAGMA %s: got %d, want %d", i, tc.pragma, got, tc.want)
+			}
+		}
+	}
+
+	bad := sqlitefile.OpenDB(sqlitefile.DSN(path, nil), "wal_autocheckpoint = = 1")
+	defer bad.Close()
+	err := bad.PingContext(ctx)
+	if err == nil || !strings.Contains(err.Error(), "PRAGMA wal_autocheckpoint = = 1") {
+		t.Errorf("refused pragma: got %v, want an error naming it", err)
+	}
+}

@@ -91,10 +91,7 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	if err := servicedb.Create(ctx, path); err != nil {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
-	writer, err := sql.Open("sqlite3", servicedb.WriterDSN(path, strings.ToUpper(cfg.Synchronous)))
-	if err != nil {
-		return nil, fmt.Errorf("open order database: %w", err)
-	}
+	writer := servicedb.OpenWriter(path, strings.ToUpper(cfg.Synchronous))
 	writer.SetMaxOpenConns(cfg.WriterConns)
 	writer.SetMaxIdleConns(cfg.WriterConns)
 	writer.SetConnMaxLifetime(0)

@@ -9,9 +9,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue/sqlitefile"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 )
+
+// The order database's writer connections checkpoint as every service
+// database's do (servicedb.OpenWriter), not at SQLite's default.
+func TestOpenDBWriterPragmas(t *testing.T) {
+	db, err := OpenDB(context.Background(), filepath.Join(t.TempDir(), "order.db"), DBConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var got int
+	if err := db.Writer.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != servicedb.WALAutocheckpointPages {
+		t.Errorf("PRAGMA wal_autocheckpoint: got %d, want %d", got, servicedb.WALAutocheckpointPages)
+	}
+}
 
 // The unique constraint is the last line of the optimistic concurrency
 // check: a duplicate (stream_id, version) must be recognised as a conflict,
