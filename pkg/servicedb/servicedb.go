@@ -40,13 +40,13 @@ import (
 // on every message.
 func Open(ctx context.Context, path string) (*sql.DB, error) {
 	if err := Create(ctx, path); err != nil {
-		return nil, fmt.Errorf("open database: %w", err)
+		return nil, fmt.Errorf("open database: %w", sqlitefile.Explain(path, err))
 	}
 	db := OpenWriter(path, "NORMAL")
 	db.SetMaxOpenConns(1)
 	db.SetConnMaxIdleTime(0)
 	if err := db.PingContext(ctx); err != nil {
-		return nil, errors.Join(fmt.Errorf("open database %s: %w", path, err), db.Close())
+		return nil, errors.Join(fmt.Errorf("open database %s: %w", path, sqlitefile.Explain(path, err)), db.Close())
 	}
 	return db, nil
 }

@@ -184,7 +184,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		return isBusy(err), err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite queue %q: %w", path, explain(err))
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, explainFile(path, err))
 	}
 
 	writeDB, err := sql.Open("sqlite3", dsn(path, cfg, connWriter))
@@ -198,7 +198,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 
 	if err := initSchema(ctx, writeDB, cfg); err != nil {
 		_ = writeDB.Close()
-		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, sqlitefile.Explain(path, err))
 	}
 	file, err := databaseFile(ctx, writeDB)
 	if err != nil {
@@ -339,6 +339,15 @@ func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 	return nil
 }
 
+// explainFile is explain with what sqlitefile.Explain sees of the file
+// at path: why it cannot be written, where that can be seen.
+func explainFile(path string, err error) error {
+	if explained := sqlitefile.Explain(path, err); explained != err {
+		return explained
+	}
+	return explain(err)
+}
+
 // explain turns SQLite's terse errors about unusable files into ones that say
 // what to check.
 func explain(err error) error {
@@ -350,7 +359,7 @@ func explain(err error) error {
 		case sqlite3.ErrCantOpen:
 			return fmt.Errorf("cannot open the file (does its directory exist and is it writable?): %w", err)
 		case sqlite3.ErrReadonly, sqlite3.ErrPerm:
-			return fmt.Errorf("file is read-only for this process: %w", err)
+			return fmt.Errorf("cannot write the file (may this process write it, its -wal and -shm files and its directory?): %w", err)
 		}
 	}
 	return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/binary"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -254,5 +255,58 @@ func TestOpenDBRunsPragmasOnEachConnection(t *testing.T) {
 	err := bad.PingContext(ctx)
 	if err == nil || !strings.Contains(err.Error(), "PRAGMA wal_autocheckpoint = = 1") {
 		t.Errorf("refused pragma: got %v, want an error naming it", err)
+	}
+}
+
+// Explain names what it can see of a file SQLite cannot open, and leaves
+// other errors, and errors of files it finds nothing wrong with, alone.
+func TestExplain(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	missing := filepath.Join(dir, "no", "such", "dir", "a.db")
+	db := sqlitefile.OpenDB(sqlitefile.DSN(missing, nil))
+	defer db.Close()
+	cantOpen := db.PingContext(ctx)
+	if cantOpen == nil {
+		t.Fatal("opening a file in a missing directory: got no error")
+	}
+	got := sqlitefile.Explain(missing, cantOpen)
+	want := "directory " + filepath.Dir(missing) + " does not exist: " + cantOpen.Error()
+	if got.Error() != want {
+		t.Errorf("missing directory: got %q, want %q", got, want)
+	}
+	if !errors.Is(got, cantOpen) {
+		t.Errorf("explained error does not wrap SQLite's")
+	}
+
+	path := filepath.Join(dir, "ro.db")
+	rw := sqlitefile.OpenDB(sqlitefile.DSN(path, nil))
+	defer rw.Close()
+	if _, err := rw.ExecContext(ctx, `CREATE TABLE t (x)`); err != nil {
+		t.Fatal(err)
+	}
+	ro := sqlitefile.OpenDB(sqlitefile.DSN(path, url.Values{"mode": {"ro"}}))
+	defer ro.Close()
+	_, readOnly := ro.ExecContext(ctx, `INSERT INTO t VALUES (1)`)
+	if readOnly == nil {
+		t.Fatal("writing through a read-only connection: got no error")
+	}
+	if got := sqlitefile.Explain(path, readOnly); got != readOnly {
+		t.Errorf("writable file: got %q, want the error unchanged", got)
+	}
+
+	other := errors.New("boom")
+	if got := sqlitefile.Explain(missing, other); got != other {
+		t.Errorf("not an SQLite error: got %q, want it unchanged", got)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".orderflow-write-probe") {
+			t.Errorf("probe file left behind: %s", e.Name())
+		}
 	}
 }

@@ -89,7 +89,7 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 		return nil, fmt.Errorf("open order database: %w", err)
 	}
 	if err := servicedb.Create(ctx, path); err != nil {
-		return nil, fmt.Errorf("open order database: %w", err)
+		return nil, fmt.Errorf("open order database: %w", sqlitefile.Explain(path, err))
 	}
 	writer := servicedb.OpenWriter(path, strings.ToUpper(cfg.Synchronous))
 	writer.SetMaxOpenConns(cfg.WriterConns)
@@ -97,10 +97,10 @@ func OpenDB(ctx context.Context, path string, cfg DBConfig) (*DB, error) {
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
 	if err := checkPragmas(ctx, writer); err != nil {
-		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
+		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, sqlitefile.Explain(path, err)), writer.Close())
 	}
 	if err := migrate(ctx, writer); err != nil {
-		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, err), writer.Close())
+		return nil, errors.Join(fmt.Errorf("open order database %s: %w", path, sqlitefile.Explain(path, err)), writer.Close())
 	}
 	stmts, err := prepareStmts(ctx, writer, writerStmts)
 	if err != nil {
