@@ -483,3 +483,64 @@ func TestConfigValidation(t *testing.T) {
 	_, err := inbox.New(context.Background(), nil, inbox.Config{})
 	assert.Error(t, err)
 }
+
+// TestDoSharesTransactionsWithoutRecording: Do's work joins the batch of
+// the messages being handled, is rolled back alone when it fails, records
+// no message id, and is committed when Do returns nil.
+func TestDoSharesTransactionsWithoutRecording(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+
+	finish := holdInbox(t, ib, "m0")
+	var mu sync.Mutex
+	txs := map[*sql.Tx]bool{}
+	track := func(fn inbox.TxFunc) inbox.TxFunc {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			mu.Lock()
+			txs[tx] = true
+			mu.Unlock()
+			return fn(ctx, tx)
+		}
+	}
+	calls := []struct {
+		name string
+		run  func() error
+	}{
+		{"request 1", func() error { return ib.Do(context.Background(), track(effect("request 1"))) }},
+		{"message m1", func() error {
+			_, err := ib.Handle(context.Background(), "payment", "m1", track(effect("m1")))
+			return err
+		}},
+		{"failing request", func() error {
+			return ib.Do(context.Background(), track(func(ctx context.Context, tx *sql.Tx) error {
+				if err := effect("failing request")(ctx, tx); err != nil {
+					return err
+				}
+				return errors.New("out of stock")
+			}))
+		}},
+		{"request 2", func() error { return ib.Do(context.Background(), track(effect("request 2"))) }},
+	}
+	errs := make([]error, len(calls))
+	var queued sync.WaitGroup
+	for n, c := range calls {
+		queued.Go(func() { errs[n] = c.run() })
+		time.Sleep(20 * time.Millisecond) // queue them in this order
+	}
+	require.NoError(t, finish())
+	queued.Wait()
+
+	for n, c := range calls {
+		if c.name == "failing request" {
+			assert.ErrorContains(t, errs[n], "out of stock", c.name)
+			continue
+		}
+		assert.NoError(t, errs[n], c.name)
+	}
+	assert.Len(t, txs, 1, "transactions the queued calls ran in")
+	assert.Equal(t, 4, countRows(t, db, `SELECT COUNT(*) FROM effects`), "effects of m0, request 1, m1 and request 2")
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'failing request'`))
+	assert.Equal(t, 2, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`), "recorded ids: m0 and m1 only")
+
+	require.ErrorContains(t, ib.Do(context.Background(), nil), "fn is nil")
+}

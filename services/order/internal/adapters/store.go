@@ -47,9 +47,12 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 	return &Store{db: db, outbox: ob, inbox: ib, streams: newStreamCache(DefaultStreamCacheSize)}, nil
 }
 
-// InTx runs fn in one transaction of the writer.
+// InTx runs fn in a transaction of the writer that it shares with the
+// inbox's (Inbox.Do): concurrent requests and the replies being handled
+// commit together, fn rolled back alone when it fails. fn's work is
+// committed when InTx returns nil.
 func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
-	return servicedb.InTx(ctx, s.db.Writer, func(ctx context.Context, tx *sql.Tx) error {
+	return s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)})
 	})
 }

@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
 
 var errRollBack = errors.New("roll back")
 
-// streamStore is a Store on a new database with only what LoadOrder and
-// SaveOrder need.
+// streamStore is a Store on a new database with only what LoadOrder,
+// SaveOrder and InTx need.
 func streamStore(t *testing.T) *Store {
 	t.Helper()
 	db, err := OpenDB(context.Background(), filepath.Join(t.TempDir(), "order.db"), DBConfig{})
@@ -23,7 +24,11 @@ func streamStore(t *testing.T) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Close() })
-	return &Store{db: db, streams: newStreamCache(DefaultStreamCacheSize)}
+	ib, err := inbox.New(context.Background(), db.Writer, inbox.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Store{db: db, inbox: ib, streams: newStreamCache(DefaultStreamCacheSize)}
 }
 
 func placeTestOrder(t *testing.T, s *Store, id string, now time.Time) {
