@@ -3,7 +3,10 @@
 // the order service's replies on the three event topics): it
 // decodes each message into its contract type, applies the handler_latency
 // fault, hands the command to the service's dispatch function, counts the
-// outcome and stops at the crash_after_commit fault point before the ack.
+// outcome and stops at the crash_after_commit fault point before the ack
+// of a message it has just committed (not of a duplicate: the redelivery
+// of the message a crash left unacked must go through, or a crash flag
+// that stays on would crash the service on the same message forever).
 //
 // What to do with each command is the service's: its dispatch function
 // calls its application layer. Retries, dead letters and consumer spans
@@ -122,7 +125,10 @@ type Router interface {
 
 // Handle handles one message. An undecodable message is a permanent
 // failure (dead-lettered at once); any other error is retried by the
-// router unless it is permanent.
+// router unless it is permanent. The crash_after_commit crash point fires
+// only after a message dispatch handled (not after a duplicate), so the
+// redelivery of a message a crash left unacked is acked even while the
+// flag stays on.
 func (h *Handler) Handle(msg *message.Message) error {
 	ctx := msg.Context()
 	start := now()
@@ -153,7 +159,9 @@ func (h *Handler) Handle(msg *message.Message) error {
 		log.DebugContext(ctx, "duplicate message ignored")
 	}
 	h.count(ctx, m.MessageType(), outcome, start)
-	h.cfg.Faults.CrashPoint(faults.CrashAfterCommit)
+	if !dup {
+		h.cfg.Faults.CrashPoint(faults.CrashAfterCommit)
+	}
 	return nil
 }
 

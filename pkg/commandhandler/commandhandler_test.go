@@ -60,6 +60,7 @@ func TestHandle(t *testing.T) {
 			return msg
 		}, wantErr: contracts.ErrUndecodable, permanent: true, outcome: commandhandler.OutcomeUndecodable},
 		{name: "crash after commit", crash: true, dispatch: true, exits: 1, outcome: commandhandler.OutcomeOK},
+		{name: "no crash after a duplicate", crash: true, duplicate: true, dispatch: true, outcome: commandhandler.OutcomeDuplicate},
 		{name: "no crash after a failure", crash: true, result: errTransient, wantErr: errTransient, dispatch: true, outcome: commandhandler.OutcomeFailed},
 	}
 	for _, tc := range tests {

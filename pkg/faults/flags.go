@@ -14,8 +14,9 @@ const (
 	HandlerLatency = "handler_latency"
 	// CrashAfterCommit (bool) exits the process right after a handler's
 	// local transaction committed and before the message is acked: the
-	// message is redelivered and the inbox must recognise it. Env
-	// CRASH_AFTER_COMMIT.
+	// message is redelivered and the inbox must recognise it. A message
+	// the inbox dropped as a duplicate does not crash, so the redelivery
+	// goes through while the flag stays on. Env CRASH_AFTER_COMMIT.
 	CrashAfterCommit = "crash_after_commit"
 	// CrashMidHandler (bool) exits the process in the middle of a
 	// handler, after its state change and before its commit: nothing is

@@ -88,7 +88,9 @@ failure within --restart-window, like compose's restart: on-failure. After
 --restart-limit restarts within the window, one more failure stops every
 process and devrun exits 1. A process that exits 0 on its own stays stopped.
 A restarted service starts with the fault flags of its environment: flags
-set at run time through its admin API (crash_after_commit, …) are off again.
+set at run time through its admin API (crash_after_commit, …) are off again,
+while one set in the environment (PAYMENT_CRASH_AFTER_COMMIT=true) stays on
+and crashes the service at each new message: raise --restart-limit for that.
 
 Each process gets devrun's environment with DATA_DIR (--data-dir), and
 unless they are set QUEUE_URL (the SQLite file queue.db there),
@@ -386,7 +388,7 @@ func (s *supervisor) supervise(c *child, p *process) {
 		delay = max(delay, s.cfg.restartDelay) // --restart-delay above the cap
 		s.logf("devrun: %s %s; restarting in %s (restart %d)", c.name, how, delay, restarts)
 		if code := exitCode(p.err); code == 3 {
-			s.logf("devrun: (status 3 is how the crash_* fault flags exit; fault flags set at run time are not kept, so %s starts with those of its environment: a crash flag set through its admin API is off again)", c.name)
+			s.logf("devrun: (status 3 is how the crash_* fault flags exit; fault flags set at run time are not kept, so %s starts with those of its environment: a crash flag set through its admin API is off again, one set in the environment stays on)", c.name)
 		}
 		timer := time.NewTimer(delay)
 		select {

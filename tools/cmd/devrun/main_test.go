@@ -534,7 +534,7 @@ func TestAFailedProcessIsRestartedAndTheOthersKeepRunning(t *testing.T) {
 	}
 	wantOutput(t, p.out.String(),
 		`(?m)^crashonce \| exited: exit status 3$`,
-		`(?m)^devrun: \(status 3 is how the crash_\* fault flags exit; .*crash flag set through its admin API is off again\)$`,
+		`(?m)^devrun: \(status 3 is how the crash_\* fault flags exit; .*crash flag set through its admin API is off again, one set in the environment stays on\)$`,
 		`(?m)^crashonce \| exited: signal: killed$`,
 		`(?m)^crashonce \| exited: ok$`,
 		`(?m)^order +\| exited: ok$`,
