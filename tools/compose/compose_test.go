@@ -219,6 +219,71 @@ func TestDefaultProject(t *testing.T) {
 	}
 }
 
+// Every published host port is a variable with the documented default, so
+// the whole system can move off ports the host already uses; the ports
+// inside the containers (and the addresses the services reach each other
+// on) stay the same.
+func TestHostPortVariables(t *testing.T) {
+	tests := []struct {
+		variable string
+		service  string
+		target   uint32
+		def      string
+	}{
+		{"ORDER_PORT", "order", 8080, "8080"},
+		{"ORDER_ADMIN_PORT", "order", 8084, "8084"},
+		{"INVENTORY_PORT", "inventory", 8081, "8081"},
+		{"PAYMENT_PORT", "payment", 8082, "8082"},
+		{"SHIPPING_PORT", "shipping", 8083, "8083"},
+		{"CONSOLE_PORT", "console", 8090, "8090"},
+		{"JAEGER_UI_PORT", "jaeger", 16686, "16686"},
+		{"OTLP_GRPC_PORT", "jaeger", 4317, "4317"},
+		{"OTLP_HTTP_PORT", "jaeger", 4318, "4318"},
+		{"POSTGRES_PORT", "postgres", 5432, "15432"},
+	}
+	hostPort := func(t *testing.T, p *types.Project, service string, target uint32) string {
+		t.Helper()
+		s, err := p.GetService(service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, port := range s.Ports {
+			if port.Target == target {
+				return port.HostIP + ":" + port.Published
+			}
+		}
+		t.Fatalf("%s: no port %d in %+v", service, target, s.Ports)
+		return ""
+	}
+	var vars []string
+	for i, tc := range tests {
+		vars = append(vars, tc.variable+"="+strconv.Itoa(19300+i))
+	}
+	defaults := load(t, nil, nil, "postgres")
+	moved := load(t, vars, nil, "postgres")
+	for i, tc := range tests {
+		if got, want := hostPort(t, defaults, tc.service, tc.target), "127.0.0.1:"+tc.def; got != want {
+			t.Errorf("%s unset: %s port %d published on %s, want %s", tc.variable, tc.service, tc.target, got, want)
+		}
+		if got, want := hostPort(t, moved, tc.service, tc.target), "127.0.0.1:"+strconv.Itoa(19300+i); got != want {
+			t.Errorf("%s=%d: %s port %d published on %s, want %s", tc.variable, 19300+i, tc.service, tc.target, got, want)
+		}
+	}
+	// The console links to the Jaeger UI in the browser, on the host.
+	console, _ := moved.GetService("console")
+	if got, want := env(t, console, "JAEGER_UI_URL"), "http://127.0.0.1:19306"; got != want {
+		t.Errorf("JAEGER_UI_PORT=19306: console JAEGER_UI_URL %q, want %q", got, want)
+	}
+	// Inside the compose network nothing moves.
+	order, _ := moved.GetService("order")
+	if got, want := env(t, order, "HTTP_ADDR"), "0.0.0.0:8080"; got != want {
+		t.Errorf("ORDER_PORT set: order HTTP_ADDR %q, want %q", got, want)
+	}
+	if got, want := env(t, console, "ORDER_URL"), "http://order:8080"; got != want {
+		t.Errorf("ORDER_PORT set: console ORDER_URL %q, want %q", got, want)
+	}
+}
+
 // compose.postgres.env is the documented way to run on PostgreSQL: it turns
 // the profile on and moves the queue of every service onto the server.
 func TestPostgresEnvFile(t *testing.T) {
