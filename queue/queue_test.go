@@ -3,6 +3,7 @@ package queue_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -752,5 +753,38 @@ func TestDeadLetterListHoldsPayloadPreviews(t *testing.T) {
 		if v := preview.View(); !v.PayloadCut || v.PayloadSize != len(big) || v.Payload == nil {
 			t.Errorf("view of the preview: got cut %v size %d text %v, want cut, %d, text", v.PayloadCut, v.PayloadSize, v.Payload != nil, len(big))
 		}
+	})
+}
+
+// A topic nobody subscribes to has no groups: its stats hold an empty
+// list, which JSON (queuectl --json stats, GET /queue/stats) shows as [],
+// never null, on every backend.
+func TestStatsOfATopicWithoutGroupsHoldAnEmptyGroupList(t *testing.T) {
+	everyBackend(t, "stats_nogroups", func(t *testing.T, url string) {
+		q := openURL(t, url)
+		if err := q.Publisher().Publish("lonely.events", message.NewMessage("m-1", []byte("{}"))); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		stats, err := q.Backend().Inspector().Stats(context.Background())
+		if err != nil {
+			t.Fatalf("stats: %v", err)
+		}
+		for _, s := range stats {
+			if s.Topic != "lonely.events" {
+				continue
+			}
+			if s.Groups == nil {
+				t.Errorf("lonely.events groups: got nil, want an empty list")
+			}
+			b, err := json.Marshal(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Contains(b, []byte(`"groups":[]`)) {
+				t.Errorf("lonely.events JSON: got %s, want \"groups\":[]", b)
+			}
+			return
+		}
+		t.Fatalf("stats: got %+v, want lonely.events among them", stats)
 	})
 }

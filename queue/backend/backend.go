@@ -194,7 +194,8 @@ type Inspector interface {
 	// Topics lists every topic the store knows, sorted; an empty list,
 	// not nil, when it knows none (JSON shows [], not null).
 	Topics(ctx context.Context) ([]string, error)
-	// Stats reports every topic with its consumer groups.
+	// Stats reports every topic with its consumer groups; a topic without
+	// groups has an empty Groups list, not nil (JSON shows [], not null).
 	Stats(ctx context.Context) ([]TopicStats, error)
 }
 
@@ -204,8 +205,10 @@ type TopicStats struct {
 	// Stored is how many messages of the topic the store holds.
 	Stored int64 `json:"stored"`
 	// DeadLetters is how many of its messages are in the dead-letter store.
-	DeadLetters int64        `json:"dead_letters"`
-	Groups      []GroupStats `json:"groups"`
+	DeadLetters int64 `json:"dead_letters"`
+	// Groups are the topic's consumer groups, sorted by name; empty, not
+	// nil, when it has none.
+	Groups []GroupStats `json:"groups"`
 }
 
 // GroupStats is one consumer group's view of a topic.

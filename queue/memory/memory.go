@@ -452,7 +452,7 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 	defer i.b.mu.Unlock()
 	out := make([]backend.TopicStats, len(topics))
 	for n, t := range topics {
-		out[n].Topic = t
+		out[n] = backend.TopicStats{Topic: t, Groups: []backend.GroupStats{}}
 		for _, dl := range i.b.dead {
 			if dl.Topic == t {
 				out[n].DeadLetters++

@@ -50,7 +50,7 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 		if s, ok := byTopic[t]; ok {
 			return s
 		}
-		s := &backend.TopicStats{Topic: t}
+		s := &backend.TopicStats{Topic: t, Groups: []backend.GroupStats{}}
 		byTopic[t] = s
 		return s
 	}
