@@ -528,6 +528,32 @@ func TestConstructorsRejectNil(t *testing.T) {
 
 // The orders gauge reports every status's count from the projection at
 // each collection, zeros included.
+// The counters without attributes are reported at 0 before anything has
+// happened, so that /metrics lists them from the start.
+func TestCountersWithoutAttributesStartAtZero(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	ordertest.New(t, ordertest.Options{App: app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}})
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	got := map[string][]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok {
+				for _, p := range sum.DataPoints {
+					got[m.Name] = append(got[m.Name], p.Value)
+				}
+			}
+		}
+	}
+	for _, name := range []string{app.MetricOrdersPlaced, app.MetricOrdersRefused, app.MetricTimeoutsFired, app.MetricConflicts} {
+		if !slices.Equal(got[name], []int64{0}) {
+			t.Errorf("%s before any order: got %v, want [0]", name, got[name])
+		}
+	}
+}
+
 func TestOrdersGaugeCountsEveryStatus(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	env := ordertest.New(t, ordertest.Options{App: app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}})

@@ -37,6 +37,9 @@ type sagaMetrics struct {
 	refused   metric.Int64Counter
 }
 
+// newSagaMetrics creates the saga's instruments on mp. The counters
+// without attributes (placed, conflicts, timeouts, refused) are reported
+// at 0 from the start.
 func newSagaMetrics(mp metric.MeterProvider) (*sagaMetrics, error) {
 	meter := mp.Meter(instrumentationName)
 	var m sagaMetrics
@@ -65,6 +68,12 @@ func newSagaMetrics(mp metric.MeterProvider) (*sagaMetrics, error) {
 	if m.refused, err = meter.Int64Counter(MetricOrdersRefused,
 		metric.WithDescription("Orders refused because too many were open (MaxOpenOrders)."), metric.WithUnit("{order}")); err != nil {
 		return nil, fmt.Errorf("metric %s: %w", MetricOrdersRefused, err)
+	}
+	// The counters without attributes start at 0, so that they are
+	// exported (and a rate or an alert on them works) before the first
+	// order, refusal, timeout or conflict.
+	for _, c := range []metric.Int64Counter{m.placed, m.conflicts, m.timeouts, m.refused} {
+		c.Add(context.Background(), 0)
 	}
 	return &m, nil
 }
