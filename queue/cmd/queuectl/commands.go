@@ -378,6 +378,9 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := noteUnknownTopic(ctx, b, topic, g.stderr); err != nil {
+		return err
+	}
 	const batch = 500
 	ticker := time.NewTicker(*interval)
 	defer ticker.Stop()
@@ -422,6 +425,25 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// noteUnknownTopic tells w when the queue knows no topic named topic yet,
+// listing those it knows, so that a mistyped name does not leave tail
+// waiting in silence. tail waits on anyway: the topic may appear later.
+func noteUnknownTopic(ctx context.Context, b backend.Backend, topic string, w io.Writer) error {
+	topics, err := b.Inspector().Topics(ctx)
+	if err != nil {
+		return fmt.Errorf("tail: list topics: %w", err)
+	}
+	if slices.Contains(topics, topic) {
+		return nil
+	}
+	known := "none"
+	if len(topics) > 0 {
+		known = strings.Join(topics, ", ")
+	}
+	fmt.Fprintf(w, "queuectl: tail: no topic %q yet (known: %s); waiting for it\n", topic, known)
+	return nil
 }
 
 // maxTailBackoff caps the pause between tail's attempts to read after a

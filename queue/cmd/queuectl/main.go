@@ -96,7 +96,9 @@ Commands:
                                It only reads: it acks nothing and joins no
                                consumer group. A dropped connection or a
                                restarting server is retried (backing off up
-                               to 5s, from where it was). Ctrl-C stops it.
+                               to 5s, from where it was). A TOPIC the queue
+                               does not know yet is said on stderr, with the
+                               known ones, and waited for. Ctrl-C stops it.
                                SQLite: it shows what is stored when it looks;
                                a message every group acked and the queue
                                collected between two looks is not shown

@@ -175,6 +175,42 @@ func TestMistakesGetClearErrors(t *testing.T) {
 	}
 }
 
+// tail names a topic the queue does not know on stderr, with the known
+// ones, and waits on for it; a known topic gets no such note.
+func TestTailSaysWhenTheTopicIsUnknown(t *testing.T) {
+	tests := []struct {
+		topic      string
+		wantStderr string
+	}{
+		{"nosuch.topic", "queuectl: tail: no topic \"nosuch.topic\" yet (known: orders, payments); waiting for it\n"},
+		{"orders", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.topic, func(t *testing.T) {
+			url := seed(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			var stderr bytes.Buffer
+			done := make(chan error, 1)
+			go func() {
+				done <- run(ctx, []string{"--queue-url", url, "tail", tt.topic, "--interval", "10ms"}, &bytes.Buffer{}, &lockedBuffer{b: &stderr})
+			}()
+			// Still waiting (the topic may appear later) after a few looks.
+			select {
+			case err := <-done:
+				t.Fatalf("tail %s ended: got %v, want it to wait until cancelled", tt.topic, err)
+			case <-time.After(300 * time.Millisecond):
+			}
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("tail %s after cancel: got %v, want nil", tt.topic, err)
+			}
+			if got := readLocked(&stderr); got != tt.wantStderr {
+				t.Errorf("tail %s stderr: got %q, want %q", tt.topic, got, tt.wantStderr)
+			}
+		})
+	}
+}
+
 func TestTailPrintsNewMessagesUntilCancelled(t *testing.T) {
 	url := seed(t)
 	ctx, cancel := context.WithCancel(context.Background())
