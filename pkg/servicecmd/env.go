@@ -3,6 +3,7 @@ package servicecmd
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"time"
 )
@@ -10,7 +11,8 @@ import (
 // EnvDefaults gives flags their defaults from environment variables read
 // through a LookupFunc (unset or empty: the flag's own default) and
 // collects the values that do not parse, so that a typo stops the service
-// with an error naming the variable instead of running it with the default.
+// with an error naming the flag and the variable (`--concurrency
+// (CONCURRENCY="ten"): …`) instead of running it with the default.
 type EnvDefaults struct {
 	lookup LookupFunc
 	errs   []error
@@ -27,32 +29,43 @@ func (e *EnvDefaults) String(name, def string) string {
 	return def
 }
 
-// Int returns the variable as an int, or def (and records an error when
-// the value does not parse).
-func (e *EnvDefaults) Int(name string, def int) int {
-	return parseEnv(e, name, def, strconv.Atoi)
+// Int returns the variable name, the default of flag (without its
+// dashes), as an int, or def (and records an error naming both when the
+// value does not parse).
+func (e *EnvDefaults) Int(flag, name string, def int) int {
+	return parseEnv(e, flag, name, def, strconv.Atoi)
 }
 
-// Duration returns the variable as a time.Duration ("250ms", "1m"), or def
-// (and records an error when the value does not parse).
-func (e *EnvDefaults) Duration(name string, def time.Duration) time.Duration {
-	return parseEnv(e, name, def, time.ParseDuration)
+// Duration returns the variable name, the default of flag (without its
+// dashes), as a time.Duration ("250ms", "1m"), or def (and records an
+// error naming both when the value does not parse).
+func (e *EnvDefaults) Duration(flag, name string, def time.Duration) time.Duration {
+	return parseEnv(e, flag, name, def, time.ParseDuration)
 }
 
 // Err reports every variable that did not parse, or nil.
 func (e *EnvDefaults) Err() error { return errors.Join(e.errs...) }
 
-func parseEnv[T any](e *EnvDefaults, name string, def T, parse func(string) (T, error)) T {
+func parseEnv[T any](e *EnvDefaults, flag, name string, def T, parse func(string) (T, error)) T {
 	v := e.String(name, "")
 	if v == "" {
 		return def
 	}
 	x, err := parse(v)
 	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q: %w", name, v, err))
+		e.errs = append(e.errs, fmt.Errorf("--%s (%s=%q): %w", flag, name, v, err))
 		return def
 	}
 	return x
+}
+
+// LogLevel parses level, the value of --log-level or LOG_LEVEL, into l;
+// its error names both.
+func LogLevel(l *slog.Level, level string) error {
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("--log-level (LOG_LEVEL): %w", err)
+	}
+	return nil
 }
 
 // Range checks of parsed flags, for what 0 or a negative value cannot

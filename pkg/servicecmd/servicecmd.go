@@ -87,9 +87,9 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.StringVar(&cfg.QueueURL, "queue-url", env("QUEUE_URL", servicehost.DefaultQueueURL), "shared queue: sqlite://PATH or postgres://… (env QUEUE_URL)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", servicehost.DefaultDataDir), "directory of the service's own database, "+c.Name+".db (env DATA_DIR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HTTP_ADDR", c.DefaultHTTPAddr), "admin and state HTTP address; loopback by default (env HTTP_ADDR)")
-	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
-	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
+	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
+	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	if c.Flags != nil {
 		c.Flags(fs, env)
@@ -102,10 +102,8 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 		return Config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	errs = append(errs, envs.Err())
-	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %w", err))
-	}
 	errs = append(errs,
+		LogLevel(&cfg.LogLevel, level),
 		SharedQueue(cfg.QueueURL),
 		AtLeastOne("concurrency", "CONCURRENCY", cfg.Concurrency),
 		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),
@@ -248,11 +246,16 @@ func LoadFaults(name string, logger *slog.Logger, lookup func(name string) (stri
 	return reg, nil
 }
 
-// SharedQueue refuses a queue URL the service cannot share with the
-// others: memory:// is a queue inside one process (for services run
-// together in one, e2e/inprocess), so a service started alone on it would
-// receive nothing and its messages would go nowhere.
+// SharedQueue refuses, naming --queue-url and QUEUE_URL, a queue URL
+// that is not one (queue.ValidateURL: an unknown scheme, bad parameters)
+// and one the service cannot share with the others: memory:// is a queue
+// inside one process (for services run together in one, e2e/inprocess),
+// so a service started alone on it would receive nothing and its messages
+// would go nowhere.
 func SharedQueue(url string) error {
+	if err := queue.ValidateURL(url); err != nil {
+		return fmt.Errorf("--queue-url (QUEUE_URL): %w", err)
+	}
 	if queue.IsInProcess(url) {
 		return fmt.Errorf("--queue-url (QUEUE_URL) %s is a queue inside one process, which no other service can reach; use sqlite://PATH or postgres://…", url)
 	}

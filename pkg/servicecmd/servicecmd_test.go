@@ -59,19 +59,22 @@ func TestParse(t *testing.T) {
 	}
 }
 
-// A variable that does not parse stops the start with an error naming it,
-// as the order service does, instead of running with the default.
+// A variable that does not parse stops the start with an error naming it
+// and its flag, as the order service does, instead of running with the
+// default.
 func TestParseRejectsBadEnvironment(t *testing.T) {
 	tests := []struct {
 		name string
 		env  map[string]string
 		want []string // in the error
 	}{
-		{"concurrency", map[string]string{"CONCURRENCY": "ten"}, []string{`CONCURRENCY="ten"`}},
-		{"max attempts", map[string]string{"MAX_ATTEMPTS": "5x"}, []string{`MAX_ATTEMPTS="5x"`}},
-		{"shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "10"}, []string{`SHUTDOWN_TIMEOUT="10"`}},
+		{"concurrency", map[string]string{"CONCURRENCY": "ten"}, []string{`--concurrency (CONCURRENCY="ten"): strconv.Atoi: parsing "ten": invalid syntax`}},
+		{"max attempts", map[string]string{"MAX_ATTEMPTS": "5x"}, []string{`--max-attempts (MAX_ATTEMPTS="5x"): `}},
+		{"shutdown timeout", map[string]string{"SHUTDOWN_TIMEOUT": "10"}, []string{`--shutdown-timeout (SHUTDOWN_TIMEOUT="10"): time: missing unit in duration "10"`}},
+		{"log level", map[string]string{"LOG_LEVEL": "verbose"}, []string{`--log-level (LOG_LEVEL): slog: level string "verbose": unknown name`}},
+		{"queue URL of no backend", map[string]string{"QUEUE_URL": "bogus://x"}, []string{`--queue-url (QUEUE_URL): queue URL "bogus://x": unsupported scheme "bogus"`}},
 		{"all reported at once", map[string]string{"CONCURRENCY": "ten", "MAX_ATTEMPTS": "many"},
-			[]string{"CONCURRENCY", "MAX_ATTEMPTS"}},
+			[]string{`--concurrency (CONCURRENCY="ten")`, `--max-attempts (MAX_ATTEMPTS="many")`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

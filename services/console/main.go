@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/services/console/internal/upstream"
 	"github.com/orderflow/orderflow/services/console/internal/web"
 )
 
@@ -78,14 +79,16 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 		return def
 	}
 	var errs []error
-	envDuration := func(name string, def time.Duration) time.Duration {
+	// envDuration reads variable name, the default of flag; an error
+	// names both, as the services' (servicecmd.EnvDefaults) do.
+	envDuration := func(flag, name string, def time.Duration) time.Duration {
 		v := env(name, "")
 		if v == "" {
 			return def
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			errs = append(errs, fmt.Errorf("--%s (%s=%q): %w", flag, name, v, err))
 			return def
 		}
 		return d
@@ -104,8 +107,8 @@ func parseConfig(args []string, lookup lookupFunc, out io.Writer) (config, error
 	fs.StringVar(&c.QueueURL, "queue-url", env("QUEUE_URL", defaultQueueURL), "the shared queue, for topic statistics and dead letters: sqlite://PATH or postgres://… (env QUEUE_URL)")
 	fs.StringVar(&c.JaegerUIURL, "jaeger-ui-url", env("JAEGER_UI_URL", web.DefaultJaegerUIURL), "Jaeger UI; an order's trace opens at URL/trace/{trace_id} (env JAEGER_UI_URL)")
 	fs.StringVar(&c.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue naming and pricing the SKUs, as the services take it; default the built-in one (env CATALOG_FILE)")
-	fs.DurationVar(&c.Refresh, "refresh", envDuration("CONSOLE_REFRESH", web.DefaultRefresh), "how often live parts of the pages poll (env CONSOLE_REFRESH)")
-	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", envDuration("CONSOLE_UPSTREAM_TIMEOUT", web.DefaultUpstreamTimeout), "bound of each call to a service; a service that does not answer in time is shown as down; a page's calls together get twice it, an action's three times; at most 9s (env CONSOLE_UPSTREAM_TIMEOUT)")
+	fs.DurationVar(&c.Refresh, "refresh", envDuration("refresh", "CONSOLE_REFRESH", web.DefaultRefresh), "how often live parts of the pages poll (env CONSOLE_REFRESH)")
+	fs.DurationVar(&c.UpstreamTimeout, "upstream-timeout", envDuration("upstream-timeout", "CONSOLE_UPSTREAM_TIMEOUT", web.DefaultUpstreamTimeout), "bound of each call to a service; a service that does not answer in time is shown as down; a page's calls together get twice it, an action's three times; at most 9s (env CONSOLE_UPSTREAM_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.Usage = func() {
 		fmt.Fprint(out, `Usage: console [flags]
@@ -130,10 +133,19 @@ Flags (each falls back to the environment variable named in its help):
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+		errs = append(errs, fmt.Errorf("--log-level (LOG_LEVEL): %w", err))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
-		errs = append(errs, fmt.Errorf("--http-addr %q: %w", c.HTTPAddr, err))
+		errs = append(errs, fmt.Errorf("--http-addr (HTTP_ADDR) %q: %w", c.HTTPAddr, err))
+	}
+	for _, u := range []struct{ flag, env, url string }{
+		{"order-url", "ORDER_URL", c.OrderURL}, {"order-admin-url", "ORDER_ADMIN_URL", c.OrderAdminURL},
+		{"inventory-url", "INVENTORY_URL", c.InventoryURL}, {"payment-url", "PAYMENT_URL", c.PaymentURL},
+		{"shipping-url", "SHIPPING_URL", c.ShippingURL}, {"jaeger-ui-url", "JAEGER_UI_URL", c.JaegerUIURL},
+	} {
+		if _, err := upstream.ParseBaseURL(u.url); err != nil {
+			errs = append(errs, fmt.Errorf("--%s (%s): %w", u.flag, u.env, err))
+		}
 	}
 	for h := range strings.SplitSeq(allowed, ",") {
 		if h = strings.TrimSpace(h); h != "" {
@@ -141,21 +153,15 @@ Flags (each falls back to the environment variable named in its help):
 		}
 	}
 	if len(c.AllowedHosts) == 0 {
-		errs = append(errs, fmt.Errorf("--allowed-hosts %q: no host name", allowed))
+		errs = append(errs, fmt.Errorf("--allowed-hosts (ALLOWED_HOSTS) %q: no host name", allowed))
 	}
 	if err := web.CheckUpstreamTimeout(c.UpstreamTimeout); err != nil {
-		errs = append(errs, fmt.Errorf("--upstream-timeout: %w", err))
+		errs = append(errs, fmt.Errorf("--upstream-timeout (CONSOLE_UPSTREAM_TIMEOUT): %w", err))
 	}
 	// What can be known without the queue: the console opens it on first
 	// use, so that it starts before the services have created it.
 	if err := web.CheckQueueURL(c.QueueURL); err != nil {
-		from := "QUEUE_URL"
-		fs.Visit(func(f *flag.Flag) {
-			if f.Name == "queue-url" {
-				from = "--queue-url"
-			}
-		})
-		errs = append(errs, fmt.Errorf("%s: %w", from, err))
+		errs = append(errs, fmt.Errorf("--queue-url (QUEUE_URL): %w", err))
 	}
 	return c, errors.Join(errs...)
 }

@@ -67,14 +67,14 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	fs.StringVar(&s.HTTPAddr, "http-addr", env("HTTP_ADDR", service.DefaultHTTPAddr), "order API listen address (env HTTP_ADDR)")
 	fs.StringVar(&s.AdminAddr, "admin-addr", env("ADMIN_ADDR", service.DefaultAdminAddr), "admin API listen address, loopback by default; \"off\" disables it (env ADMIN_ADDR)")
 	fs.StringVar(&s.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] pricing orders; default the built-in one (env CATALOG_FILE)")
-	fs.DurationVar(&s.StepTimeout, "step-timeout", envDuration("STEP_TIMEOUT", service.DefaultStepTimeout), "how long the saga waits for inventory, payment or shipping before compensating; must be positive (env STEP_TIMEOUT)")
-	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again, doubled after each resend up to 10m; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
-	fs.DurationVar(&s.TimeoutScanInterval, "timeout-scan-interval", envDuration("TIMEOUT_SCAN_INTERVAL", 0), "how often due step deadlines are looked for; 0 means min(1s, step timeout/4) (env TIMEOUT_SCAN_INTERVAL)")
-	fs.IntVar(&s.MaxOpenOrders, "max-open-orders", envInt("MAX_OPEN_ORDERS", service.DefaultMaxOpenOrders), "refuse new orders (503, Retry-After) while this many have not ended, so that overload sheds work instead of piling up step timeouts; 0: no limit (env MAX_OPEN_ORDERS)")
-	fs.IntVar(&s.Concurrency, "concurrency", envInt("CONCURRENCY", 4), "replies of one topic handled at once (env CONCURRENCY)")
-	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.DurationVar(&s.StepTimeout, "step-timeout", envDuration("step-timeout", "STEP_TIMEOUT", service.DefaultStepTimeout), "how long the saga waits for inventory, payment or shipping before compensating; must be positive (env STEP_TIMEOUT)")
+	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("compensation-timeout", "COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again, doubled after each resend up to 10m; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
+	fs.DurationVar(&s.TimeoutScanInterval, "timeout-scan-interval", envDuration("timeout-scan-interval", "TIMEOUT_SCAN_INTERVAL", 0), "how often due step deadlines are looked for; 0 means min(1s, step timeout/4) (env TIMEOUT_SCAN_INTERVAL)")
+	fs.IntVar(&s.MaxOpenOrders, "max-open-orders", envInt("max-open-orders", "MAX_OPEN_ORDERS", service.DefaultMaxOpenOrders), "refuse new orders (503, Retry-After) while this many have not ended, so that overload sheds work instead of piling up step timeouts; 0: no limit (env MAX_OPEN_ORDERS)")
+	fs.IntVar(&s.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", 4), "replies of one topic handled at once (env CONCURRENCY)")
+	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
-	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("SHUTDOWN_TIMEOUT", 10*time.Second), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.Usage = func() { usage(fs, out) }
 	if err := fs.Parse(args); err != nil {
@@ -103,9 +103,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	case s.MaxOpenOrders == 0:
 		s.MaxOpenOrders = -1 // service.Config's "no limit"; its 0 is the default
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
-		errs = append(errs, fmt.Errorf("--log-level: %w", err))
-	}
+	errs = append(errs, servicecmd.LogLevel(&c.LogLevel, level))
 	return c, errors.Join(errs...)
 }
 

@@ -74,8 +74,13 @@ func TestParseConfig(t *testing.T) {
 		}, ""},
 		{"negative open-order limit", []string{"--max-open-orders", "-3"}, nil, nil, "max-open-orders"},
 		{"unknown command", []string{"explode"}, nil, nil, "unknown command"},
-		{"bad duration in the environment", nil, map[string]string{"STEP_TIMEOUT": "soon"}, nil, "STEP_TIMEOUT"},
-		{"bad log level", []string{"--log-level", "loud"}, nil, nil, "log-level"},
+		// A value that does not parse, or a queue URL that is none:
+		// refused, naming the flag and its variable.
+		{"bad duration in the environment", nil, map[string]string{"STEP_TIMEOUT": "soon"}, nil, `--step-timeout (STEP_TIMEOUT="soon"): time: invalid duration "soon"`},
+		{"bad number in the environment", nil, map[string]string{"CONCURRENCY": "x"}, nil, `--concurrency (CONCURRENCY="x"): strconv.Atoi: parsing "x": invalid syntax`},
+		{"bad log level", []string{"--log-level", "loud"}, nil, nil, `--log-level (LOG_LEVEL): slog: level string "loud": unknown name`},
+		{"bad log level in the environment", nil, map[string]string{"LOG_LEVEL": "verbose"}, nil, `--log-level (LOG_LEVEL): slog: level string "verbose": unknown name`},
+		{"queue URL of no backend", nil, map[string]string{"QUEUE_URL": "bogus://x"}, nil, `--queue-url (QUEUE_URL): queue URL "bogus://x": unsupported scheme "bogus"`},
 		{"stray argument", []string{"--data-dir", "d", "extra"}, nil, nil, "unexpected arguments"},
 		// 0 or a negative value where it means nothing: refused, naming
 		// the flag and its variable, instead of quietly taking a default.

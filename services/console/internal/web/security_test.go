@@ -223,6 +223,9 @@ func TestConfigValidate(t *testing.T) {
 		mutate(&c)
 		if _, err := New(c); err == nil {
 			t.Errorf("%s: got no error", name)
+		} else if !strings.HasPrefix(err.Error(), "invalid config: ") {
+			// The program that calls New names itself ("console: …").
+			t.Errorf("%s: got %q, want it to start with \"invalid config: \"", name, err)
 		}
 	}
 }

@@ -213,7 +213,7 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("console: invalid config: %w", err)
+		return nil, fmt.Errorf("invalid config: %w", err)
 	}
 	pages, err := newRenderer()
 	if err != nil {
