@@ -43,7 +43,7 @@ func command(catalogFile *string) servicecmd.Command {
 		Consumes:        contracts.TopicInventoryCommands,
 		Emits:           contracts.TopicInventoryEvents,
 		Flags: func(fs *flag.FlagSet, env servicecmd.EnvFunc) {
-			fs.StringVar(catalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] seeding the stock; default the built-in one (env CATALOG_FILE)")
+			fs.StringVar(catalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] seeding the stock of the SKUs the database does not hold yet (a SKU it holds keeps its stock; one the file drops stays, but orders for it are refused); default the built-in one (env CATALOG_FILE)")
 		},
 		Open: func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error) {
 			return service.New(ctx, service.Config{Config: cfg, CatalogFile: *catalogFile})

@@ -18,6 +18,7 @@ package service
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 
 	"github.com/labstack/echo/v4"
 
@@ -64,10 +65,31 @@ func New(ctx context.Context, cfg Config) (*Service, error) {
 		PoisonTopic:     contracts.TopicInventoryEvents,
 		PoisonType:      contracts.TypeStockReserved,
 		Migrate: func(ctx context.Context, db *sql.DB) error {
-			return adapters.Migrate(ctx, db, cat)
+			seeded, err := adapters.Migrate(ctx, db, cat)
+			if err != nil {
+				return err
+			}
+			logSeeding(ctx, cfg.Logger, seeded)
+			return nil
 		},
 		Wire: wire,
 	}, cfg.Config)
+}
+
+// logSeeding says what the catalogue did to the stock (logger nil: nothing):
+// on an existing data directory a SKU already stocked keeps its stock
+// whatever the catalogue's initial_stock, and a SKU the catalogue dropped
+// stays in stock (orders for it are refused), which nothing else shows.
+func logSeeding(ctx context.Context, logger *slog.Logger, s adapters.Seeding) {
+	if logger == nil {
+		return
+	}
+	logger.InfoContext(ctx, "catalogue seeded", slog.Int("new_skus_stocked", len(s.Stocked)),
+		slog.Int("known_skus_kept_their_stock", len(s.Kept)))
+	if len(s.NotInCatalogue) > 0 {
+		logger.WarnContext(ctx, "SKUs in stock that the catalogue no longer lists: kept, but orders for them are refused",
+			slog.Any("skus", s.NotInCatalogue))
+	}
 }
 
 // wire builds inventory's application on the host's parts, registers its

@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
@@ -36,35 +37,82 @@ var schema = []string{
 	`CREATE INDEX IF NOT EXISTS reservations_status ON reservations (status)`,
 }
 
+// Seeding is what Migrate did with the catalogue.
+type Seeding struct {
+	// Stocked are the catalogue's SKUs new to the database: they got the
+	// catalogue's initial stock.
+	Stocked []string
+	// Kept are the catalogue's SKUs the database already held: they kept
+	// their stock (the catalogue's initial_stock is ignored) and took the
+	// catalogue's name and price.
+	Kept []string
+	// NotInCatalogue are SKUs the database holds that the catalogue no
+	// longer lists: they stay in stock, but the order service, which
+	// prices orders from the catalogue, refuses orders for them.
+	NotInCatalogue []string
+}
+
 // Migrate creates inventory's tables if missing and seeds the catalogue: a
 // SKU not yet in the database gets its initial stock; a known SKU keeps its
-// stock and only takes the catalogue's name and price.
-func Migrate(ctx context.Context, db *sql.DB, c catalog.Catalog) error {
+// stock and only takes the catalogue's name and price; a SKU the catalogue
+// no longer lists is left as it is. It reports which SKUs went which way,
+// each list sorted.
+func Migrate(ctx context.Context, db *sql.DB, c catalog.Catalog) (Seeding, error) {
+	var s Seeding
 	if err := c.Validate(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return s, fmt.Errorf("migrate: %w", err)
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return s, fmt.Errorf("migrate: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }()
 	for _, q := range schema {
 		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("migrate: %w", err)
+			return s, fmt.Errorf("migrate: %w", err)
 		}
+	}
+	known := map[string]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT sku FROM stock`)
+	if err != nil {
+		return s, fmt.Errorf("migrate: %w", err)
+	}
+	for rows.Next() {
+		var sku string
+		if err := rows.Scan(&sku); err != nil {
+			rows.Close()
+			return s, fmt.Errorf("migrate: %w", err)
+		}
+		known[sku] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("migrate: %w", err)
 	}
 	now := time.Now().UnixMilli()
 	for _, p := range c {
+		if known[p.SKU] {
+			s.Kept = append(s.Kept, p.SKU)
+			delete(known, p.SKU)
+		} else {
+			s.Stocked = append(s.Stocked, p.SKU)
+		}
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO stock (sku, name, unit_price_cents, available, reserved, initial, restocked, updated_at)
 			VALUES (?, ?, ?, ?, 0, ?, 0, ?)
 			ON CONFLICT (sku) DO UPDATE SET name = excluded.name, unit_price_cents = excluded.unit_price_cents`,
 			p.SKU, p.Name, p.UnitPriceCents, p.InitialStock, p.InitialStock, now); err != nil {
-			return fmt.Errorf("migrate: seed %s: %w", p.SKU, err)
+			return s, fmt.Errorf("migrate: seed %s: %w", p.SKU, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
+		return s, fmt.Errorf("migrate: %w", err)
 	}
-	return nil
+	for sku := range known {
+		s.NotInCatalogue = append(s.NotInCatalogue, sku)
+	}
+	slices.Sort(s.Stocked)
+	slices.Sort(s.Kept)
+	slices.Sort(s.NotInCatalogue)
+	return s, nil
 }
