@@ -155,6 +155,11 @@ Flags (each falls back to the environment variable named in its help):
 	if len(c.AllowedHosts) == 0 {
 		errs = append(errs, fmt.Errorf("--allowed-hosts (ALLOWED_HOSTS) %q: no host name", allowed))
 	}
+	// Config.Refresh's 0 is "the default": from the command line it would
+	// quietly turn an explicit 0 into 1s.
+	if c.Refresh < web.MinRefresh {
+		errs = append(errs, fmt.Errorf("--refresh (CONSOLE_REFRESH) must be at least %s, got %s", web.MinRefresh, c.Refresh))
+	}
 	if err := web.CheckUpstreamTimeout(c.UpstreamTimeout); err != nil {
 		errs = append(errs, fmt.Errorf("--upstream-timeout (CONSOLE_UPSTREAM_TIMEOUT): %w", err))
 	}

@@ -75,19 +75,21 @@ func TestParseConfig(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"bad refresh in the environment": {nil, map[string]string{"CONSOLE_REFRESH": "often"}, `--refresh (CONSOLE_REFRESH="often"): time: invalid duration "often"`},
-		"bad log level":                  {[]string{"--log-level", "loud"}, nil, `--log-level (LOG_LEVEL): slog: level string "loud": unknown name`},
-		"bad listen address":             {[]string{"--http-addr", "8090"}, nil, `--http-addr (HTTP_ADDR) "8090": `},
-		"no allowed host":                {[]string{"--allowed-hosts", " , "}, nil, `--allowed-hosts (ALLOWED_HOSTS) " , ": no host name`},
-		"stray argument":                 {[]string{"serve"}, nil, "unexpected arguments"},
-		"queue URL of no backend":        {[]string{"--queue-url", "bogus://x"}, nil, `--queue-url (QUEUE_URL): queue URL "bogus://x": unsupported scheme "bogus"`},
-		"queue URL in the environment":   {nil, map[string]string{"QUEUE_URL": "data/queue.db"}, `--queue-url (QUEUE_URL): queue URL "data/queue.db": want sqlite://PATH`},
-		"queue URL flag over a good env": {[]string{"--queue-url", "sqlite://q.db?lease=soon"}, map[string]string{"QUEUE_URL": "sqlite://q.db"}, `--queue-url (QUEUE_URL): queue URL "sqlite://q.db?lease=soon": lease="soon"`},
-		"unknown flag":                   {[]string{"--nope"}, nil, "flag provided but not defined"},
-		"upstream timeout too long":      {[]string{"--upstream-timeout", "20s"}, nil, "--upstream-timeout (CONSOLE_UPSTREAM_TIMEOUT): upstream timeout 20s is above 9s"},
-		"order URL without a scheme":     {[]string{"--order-url", "127.0.0.1:19100"}, nil, `--order-url (ORDER_URL): parse "127.0.0.1:19100": first path segment in URL cannot contain colon`},
-		"payment URL in the environment": {nil, map[string]string{"PAYMENT_URL": "ftp://p"}, `--payment-url (PAYMENT_URL): "ftp://p": want an http:// or https:// URL`},
-		"Jaeger UI URL without a host":   {[]string{"--jaeger-ui-url", "http://"}, nil, `--jaeger-ui-url (JAEGER_UI_URL): "http://": no host`},
+		"bad refresh in the environment":  {nil, map[string]string{"CONSOLE_REFRESH": "often"}, `--refresh (CONSOLE_REFRESH="often"): time: invalid duration "often"`},
+		"bad log level":                   {[]string{"--log-level", "loud"}, nil, `--log-level (LOG_LEVEL): slog: level string "loud": unknown name`},
+		"bad listen address":              {[]string{"--http-addr", "8090"}, nil, `--http-addr (HTTP_ADDR) "8090": `},
+		"no allowed host":                 {[]string{"--allowed-hosts", " , "}, nil, `--allowed-hosts (ALLOWED_HOSTS) " , ": no host name`},
+		"stray argument":                  {[]string{"serve"}, nil, "unexpected arguments"},
+		"queue URL of no backend":         {[]string{"--queue-url", "bogus://x"}, nil, `--queue-url (QUEUE_URL): queue URL "bogus://x": unsupported scheme "bogus"`},
+		"queue URL in the environment":    {nil, map[string]string{"QUEUE_URL": "data/queue.db"}, `--queue-url (QUEUE_URL): queue URL "data/queue.db": want sqlite://PATH`},
+		"queue URL flag over a good env":  {[]string{"--queue-url", "sqlite://q.db?lease=soon"}, map[string]string{"QUEUE_URL": "sqlite://q.db"}, `--queue-url (QUEUE_URL): queue URL "sqlite://q.db?lease=soon": lease="soon"`},
+		"unknown flag":                    {[]string{"--nope"}, nil, "flag provided but not defined"},
+		"upstream timeout too long":       {[]string{"--upstream-timeout", "20s"}, nil, "--upstream-timeout (CONSOLE_UPSTREAM_TIMEOUT): upstream timeout 20s is above 9s"},
+		"zero refresh in the environment": {nil, map[string]string{"CONSOLE_REFRESH": "0"}, "--refresh (CONSOLE_REFRESH) must be at least 100ms, got 0s"},
+		"refresh too short":               {[]string{"--refresh", "10ms"}, nil, "--refresh (CONSOLE_REFRESH) must be at least 100ms, got 10ms"},
+		"order URL without a scheme":      {[]string{"--order-url", "127.0.0.1:19100"}, nil, `--order-url (ORDER_URL): parse "127.0.0.1:19100": first path segment in URL cannot contain colon`},
+		"payment URL in the environment":  {nil, map[string]string{"PAYMENT_URL": "ftp://p"}, `--payment-url (PAYMENT_URL): "ftp://p": want an http:// or https:// URL`},
+		"Jaeger UI URL without a host":    {[]string{"--jaeger-ui-url", "http://"}, nil, `--jaeger-ui-url (JAEGER_UI_URL): "http://": no host`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := parseConfig(tc.args, lookupFrom(tc.env), &bytes.Buffer{})

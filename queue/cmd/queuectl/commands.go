@@ -293,6 +293,9 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 	if *all && len(rest) > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "") {
 		return usageError{"dlq replay takes either one ID, or --all with optional --topic/--group"}
 	}
+	if !*all && len(rest) == 0 {
+		return usageError{"dlq replay needs one dead letter ID, or --all (with optional --topic/--group) for many"}
+	}
 	var id int64
 	if !*all {
 		if id, err = parseID(fs, rest); err != nil {
@@ -309,7 +312,7 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 		if g.json {
 			_ = printJSON(g, map[string]any{"replayed": n})
 		} else {
-			fmt.Fprintf(g.stdout, "replayed %d dead letters\n", n)
+			fmt.Fprintf(g.stdout, "replayed %s\n", deadLetters(n))
 		}
 		return err
 	}
@@ -346,8 +349,16 @@ func dlqPurge(ctx context.Context, g globals, args []string) error {
 	if g.json {
 		return printJSON(g, map[string]any{"purged": n})
 	}
-	fmt.Fprintf(g.stdout, "purged %d dead letters\n", n)
+	fmt.Fprintf(g.stdout, "purged %s\n", deadLetters(n))
 	return nil
+}
+
+// deadLetters is "1 dead letter" or "n dead letters".
+func deadLetters(n int) string {
+	if n == 1 {
+		return "1 dead letter"
+	}
+	return fmt.Sprintf("%d dead letters", n)
 }
 
 func cmdTail(ctx context.Context, g globals, args []string) error {

@@ -130,13 +130,13 @@ func TestReplayAndPurge(t *testing.T) {
 	if got := stats[0].Groups[0].Depth; got != 2 {
 		t.Errorf("depth of orders/billing after replay: got %d, want 2", got)
 	}
-	if out, _, err := runCLI(t, "--queue-url", url, "dlq", "replay", "--all", "--topic", "payments"); err != nil || !strings.Contains(out, "replayed 1 dead letters") {
+	if out, _, err := runCLI(t, "--queue-url", url, "dlq", "replay", "--all", "--topic", "payments"); err != nil || out != "replayed 1 dead letter\n" {
 		t.Errorf("replay --all --topic payments: got %q, %v", out, err)
 	}
 	if _, _, err := runCLI(t, "--queue-url", url, "dlq", "purge"); err == nil || !strings.Contains(err.Error(), "--yes") {
 		t.Errorf("purge without --yes: got %v, want a usage error asking for --yes", err)
 	}
-	if out, _, err := runCLI(t, "--queue-url", url, "dlq", "purge", "--yes"); err != nil || !strings.Contains(out, "purged 1 dead letters") {
+	if out, _, err := runCLI(t, "--queue-url", url, "dlq", "purge", "--yes"); err != nil || out != "purged 1 dead letter\n" {
 		t.Errorf("purge --yes: got %q, %v", out, err)
 	}
 }
@@ -157,6 +157,7 @@ func TestMistakesGetClearErrors(t *testing.T) {
 		{"show bad id", []string{"--queue-url", url, "dlq", "show", "abc"}, `"abc" is not a dead letter ID`, true},
 		{"show unknown id", []string{"--queue-url", url, "dlq", "show", "999"}, "dead letter 999: not found", false},
 		{"replay id and --all", []string{"--queue-url", url, "dlq", "replay", "--all", "3"}, "either one ID, or --all", true},
+		{"replay needs an id or --all", []string{"--queue-url", url, "dlq", "replay"}, "dlq replay needs one dead letter ID, or --all", true},
 		{"tail bad topic", []string{"--queue-url", url, "tail", "a b"}, "not allowed", true},
 		{"missing file", []string{"--queue-url", missing, "stats"}, "no such file (is the queue URL right?)", false},
 		{"bad scheme", []string{"--queue-url", "mysql://x", "stats"}, `unsupported scheme "mysql"`, false},
@@ -230,5 +231,16 @@ func TestTailPrintsNewMessagesUntilCancelled(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("tail after cancel: got %v, want nil", err)
+	}
+}
+
+func TestDeadLettersCountsInWords(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{0, "0 dead letters"}, {1, "1 dead letter"}, {2, "2 dead letters"}} {
+		if got := deadLetters(tc.n); got != tc.want {
+			t.Errorf("deadLetters(%d): got %q, want %q", tc.n, got, tc.want)
+		}
 	}
 }

@@ -479,8 +479,12 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.faults.Bool(faults.Poison) { // set by the environment
 		s.poison("true")
 	}
+	adminURL := "off"
+	if a := s.AdminAddr(); a != "" {
+		adminURL = "http://" + a // a URL, as "http" and the other services' addresses
+	}
 	s.logger.InfoContext(ctx, "order service started",
-		"http", "http://"+s.HTTPAddr(), "admin", s.AdminAddr(), "step_timeout", s.cfg.StepTimeout.String(), "max_open_orders", max(s.cfg.MaxOpenOrders, 0)) // 0: no limit, as the flag says
+		"http", "http://"+s.HTTPAddr(), "admin", adminURL, "step_timeout", s.cfg.StepTimeout.String(), "max_open_orders", max(s.cfg.MaxOpenOrders, 0)) // 0: no limit, as the flag says
 
 	var runErr error
 	select {

@@ -43,6 +43,9 @@ const (
 	ServiceShipping  = "shipping"
 )
 
+// MinRefresh is the shortest Config.Refresh that Validate accepts.
+const MinRefresh = 100 * time.Millisecond
+
 // Defaults of Config.
 const (
 	DefaultJaegerUIURL     = "http://localhost:16686"
@@ -157,8 +160,8 @@ func (c Config) Validate() error {
 	if c.Queue == nil {
 		errs = append(errs, errors.New("queue is required"))
 	}
-	if c.Refresh < 100*time.Millisecond {
-		errs = append(errs, fmt.Errorf("refresh interval %s is below 100ms", c.Refresh))
+	if c.Refresh < MinRefresh {
+		errs = append(errs, fmt.Errorf("refresh interval %s is below %s", c.Refresh, MinRefresh))
 	}
 	if c.UpstreamTimeout < 0 {
 		errs = append(errs, errors.New("upstream timeout must not be negative"))
