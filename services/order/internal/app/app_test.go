@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -595,5 +596,35 @@ func TestOrdersGaugeCountsEveryStatus(t *testing.T) {
 	}
 	if got := gauge(); len(got) != 0 {
 		t.Errorf("%s after Close: got %v, want nothing", app.MetricOrders, got)
+	}
+}
+
+// PlaceOrder returns the order as GetOrder reads it right after the commit
+// (the POST /orders answer is built from it), sub-millisecond clock and
+// trace id included; a replay returns no view.
+func TestPlaceOrderReturnsTheOrderAsStored(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	env.Clock.Advance(1234567 * time.Nanosecond) // not on a millisecond
+	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled,
+	}))
+	cmd := app.PlaceOrder{
+		CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 2}, {SKU: "SKU-2", Quantity: 1}}, IdempotencyKey: "k-1",
+	}
+	res, err := env.App.Commands.PlaceOrder.Handle(ctx, cmd)
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	if got, want := res.Order, env.Order(res.OrderID); !reflect.DeepEqual(got, want) {
+		t.Errorf("placed view:\ngot  %+v\nwant %+v (GetOrder)", got, want)
+	}
+	replay, err := env.App.Commands.PlaceOrder.Handle(ctx, cmd)
+	if err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if got := replay; !got.Replayed || got.OrderID != res.OrderID || !reflect.DeepEqual(got.Order, app.OrderView{}) {
+		t.Errorf("replay: got %+v, want Replayed, order %s and no view", got, res.OrderID)
 	}
 }

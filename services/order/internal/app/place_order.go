@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -50,6 +51,12 @@ type PlaceOrder struct {
 type PlaceOrderResult struct {
 	OrderID  string
 	Replayed bool
+	// Order is the order as this request committed it, the view a GetOrder
+	// right after the commit would have returned: the answer to the
+	// request needs no read that could fail once the order exists. Zero
+	// when Replayed (this request committed nothing; read the order with
+	// GetOrder).
+	Order OrderView
 }
 
 // DefaultShippingAddress is the address of an order placed without one: a
@@ -169,7 +176,7 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 					return err
 				}
 			}
-			res = PlaceOrderResult{OrderID: o.ID()}
+			res = PlaceOrderResult{OrderID: o.ID(), Order: placedView(o, meta, now)}
 			return nil
 		})
 	})
@@ -184,6 +191,33 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 		h.c.opts.Logger.InfoContext(ctx, "order placed", "order_id", res.OrderID, "total_cents", o.TotalCents())
 	}
 	return res, nil
+}
+
+// placedView is the read model's view of o just placed (its events
+// recorded at at with meta), as the projection stores it: times to the
+// millisecond, in UTC.
+func placedView(o *domain.Order, meta EventMetadata, at time.Time) OrderView {
+	at = time.UnixMilli(at.UnixMilli()).UTC()
+	awaiting := o.Awaiting()
+	if awaiting == nil {
+		awaiting = []domain.Step{}
+	}
+	v := OrderView{
+		ID: o.ID(), CustomerID: o.CustomerID(), Status: o.Status(), Reason: o.Reason(),
+		Items: o.Items(), Currency: o.Currency(), TotalCents: o.TotalCents(), ShippingAddress: o.ShippingAddress(),
+		SagaStep: SagaStep(o.Status()), Awaiting: awaiting,
+		PaymentID: o.PaymentID(), ShipmentID: o.ShipmentID(), Carrier: o.Carrier(), TrackingNumber: o.TrackingNumber(),
+		PlacedAt: time.UnixMilli(o.PlacedAt().UnixMilli()).UTC(), UpdatedAt: at,
+		TraceID: meta.TraceID, Version: o.Version(),
+	}
+	if d := o.Deadline(); !d.IsZero() {
+		d = time.UnixMilli(d.UnixMilli()).UTC()
+		v.Deadline = &d
+	}
+	if o.Status().IsTerminal() {
+		v.FinishedAt = &at
+	}
+	return v
 }
 
 // price looks the lines up in the catalogue and checks the limits the

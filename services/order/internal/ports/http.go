@@ -563,16 +563,22 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+res.OrderID)
+	if !res.Replayed {
+		// The order is committed: the answer comes from what the command
+		// committed, not from a read that could fail (the request's
+		// deadline spent on a slow commit, no file descriptor left) and
+		// make a client without an Idempotency-Key place it again.
+		return c.JSON(http.StatusCreated, res.Order)
+	}
+	// An earlier request placed it; if this read fails, the client's
+	// retry with the same key replays again and places nothing.
 	v, err := s.app.Queries.GetOrder.Handle(ctx, res.OrderID)
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+res.OrderID)
-	if res.Replayed {
-		c.Response().Header().Set(HeaderIdempotentReplayed, "true")
-		return c.JSON(http.StatusOK, v)
-	}
-	return c.JSON(http.StatusCreated, v)
+	c.Response().Header().Set(HeaderIdempotentReplayed, "true")
+	return c.JSON(http.StatusOK, v)
 }
 
 // idempotencyKey returns the request's Idempotency-Key, "" when it sent

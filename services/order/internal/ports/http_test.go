@@ -568,3 +568,32 @@ func TestTheServerRefusesOrdersFromOtherOrigins(t *testing.T) {
 		t.Errorf("POST /orders without an Origin: got %d %s, want 201", rec.Code, rec.Body)
 	}
 }
+
+// Once PlaceOrder has committed, POST /orders answers 201 with the order
+// even if the order cannot be read back (here the read pool is closed, as
+// when no file descriptor is left): an error would make a client without
+// an Idempotency-Key place the order again.
+func TestPlaceOrderAnswers201WhenTheReadBackFails(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	if err := a.env.DB.Reader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := a.do("POST", "/orders", validOrder, nil)
+	if r.status != http.StatusCreated {
+		t.Fatalf("POST /orders: got %d %s, want 201", r.status, r.body)
+	}
+	v := r.order(t)
+	if v.ID == "" || v.Status != "PENDING" || v.TotalCents == 0 || len(v.Items) != 1 {
+		t.Errorf("body: got %+v, want the pending order with its item and total", v)
+	}
+	if got, want := r.header.Get("Location"), "/orders/"+v.ID; got != want {
+		t.Errorf("Location: got %q, want %q", got, want)
+	}
+	var n int // through the writer: the readers are closed
+	if err := a.env.DB.Writer.QueryRow(`SELECT count(*) FROM events WHERE stream_id = ?`, v.ID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("events of %s: got %d, want 1", v.ID, n)
+	}
+}
