@@ -18,7 +18,9 @@ import (
 
 // Store is the order service's storage: it runs the application's
 // transactions (app.Transactor), finds due deadlines (app.DeadlineIndex)
-// and answers queries (app.ReadModel).
+// and answers queries (app.ReadModel). Its methods return a database that
+// cannot be used now (full, failing, locked, out of file descriptors) as
+// an error matching app.ErrStorageUnavailable (see storageErr).
 type Store struct {
 	db     *DB
 	outbox *outbox.Outbox
@@ -52,14 +54,14 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 // commit together, fn rolled back alone when it fails. fn's work is
 // committed when InTx returns nil.
 func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
-	return s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return storageErr(s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)})
-	})
+	}))
 }
 
 // InInbox runs fn in the inbox's transaction for (group, messageID).
 func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxFunc) (bool, error) {
-	return s.inbox.Handle(ctx, group, messageID, func(ctx context.Context, tx *sql.Tx) error {
+	dup, err := s.inbox.Handle(ctx, group, messageID, func(ctx context.Context, tx *sql.Tx) error {
 		if err := fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)}); err != nil {
 			return err
 		}
@@ -68,6 +70,7 @@ func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxF
 		}
 		return nil
 	})
+	return dup, storageErr(err)
 }
 
 // storeTx is app.Tx on one *sql.Tx.
@@ -248,7 +251,8 @@ const purgeBatchSize = 1000
 // PurgeIdempotencyKeysBefore deletes the Idempotency-Keys created before t
 // and says how many it deleted. A request repeating a purged key places a
 // new order.
-func (s *Store) PurgeIdempotencyKeysBefore(ctx context.Context, t time.Time) (int64, error) {
+func (s *Store) PurgeIdempotencyKeysBefore(ctx context.Context, t time.Time) (_ int64, err error) {
+	defer func() { err = storageErr(err) }()
 	var total int64
 	for {
 		res, err := s.db.Writer.ExecContext(ctx,
@@ -271,7 +275,8 @@ func (s *Store) PurgeIdempotencyKeysBefore(ctx context.Context, t time.Time) (in
 
 // DueDeadlines returns up to limit deadlines due at or before now that
 // come after the position after, by due time and then order id.
-func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.DeadlinePosition, limit int) ([]app.Deadline, error) {
+func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.DeadlinePosition, limit int) (_ []app.Deadline, err error) {
+	defer func() { err = storageErr(err) }()
 	rows, err := s.db.Reader.QueryContext(ctx, qDueDeadlines,
 		now.UnixMilli(), after.Due.UnixMilli(), after.OrderID, limit)
 	if err != nil {
@@ -297,7 +302,8 @@ func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.Deadl
 }
 
 // Order returns one order's view.
-func (s *Store) Order(ctx context.Context, id string) (app.OrderView, error) {
+func (s *Store) Order(ctx context.Context, id string) (_ app.OrderView, err error) {
+	defer func() { err = storageErr(err) }()
 	v, err := scanView(s.db.Reader.QueryRowContext(ctx, `SELECT `+viewColumns+` FROM order_view WHERE order_id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return app.OrderView{}, fmt.Errorf("%w: %s", app.ErrOrderNotFound, id)
@@ -309,7 +315,8 @@ func (s *Store) Order(ctx context.Context, id string) (app.OrderView, error) {
 }
 
 // Orders returns one page of the order list, newest first.
-func (s *Store) Orders(ctx context.Context, f app.ListFilter) (app.OrderPage, error) {
+func (s *Store) Orders(ctx context.Context, f app.ListFilter) (_ app.OrderPage, err error) {
+	defer func() { err = storageErr(err) }()
 	if f.Limit <= 0 {
 		return app.OrderPage{}, errors.New("list orders: limit must be positive")
 	}
@@ -360,11 +367,12 @@ func (s *Store) Orders(ctx context.Context, f app.ListFilter) (app.OrderPage, er
 // Events returns the order's stream, oldest first.
 func (s *Store) Events(ctx context.Context, id string) ([]app.EventRecord, error) {
 	recs, _, err := s.events.Load(ctx, s.db.Reader, id)
-	return recs, err
+	return recs, storageErr(err)
 }
 
 // StatusCounts returns the status counts projection.
-func (s *Store) StatusCounts(ctx context.Context) (map[domain.Status]int64, error) {
+func (s *Store) StatusCounts(ctx context.Context) (_ map[domain.Status]int64, err error) {
+	defer func() { err = storageErr(err) }()
 	rows, err := s.db.Reader.QueryContext(ctx, `SELECT status, count FROM order_status_counts`)
 	if err != nil {
 		return nil, fmt.Errorf("status counts: %w", err)

@@ -46,6 +46,11 @@ var (
 	// orders whose saga has not ended past the limit (Config.MaxOpenOrders).
 	// The request may be sent again later.
 	ErrTooManyOpenOrders = errors.New("too many open orders")
+	// ErrStorageUnavailable: the order database cannot be used now (disk
+	// full, I/O error, locked past the busy timeout, cannot be opened, no
+	// file descriptor left). The adapters mark such errors with it; the
+	// request may be sent again later.
+	ErrStorageUnavailable = errors.New("storage unavailable")
 )
 
 // EventMetadata is stored with every event appended by one decision: what

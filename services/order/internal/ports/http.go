@@ -48,6 +48,7 @@ const (
 	problemTypeConflict       = "urn:orderflow:problem:conflict"
 	problemTypeTooLarge       = "urn:orderflow:problem:body-too-large"
 	problemTypeOverloaded     = "urn:orderflow:problem:too-many-open-orders"
+	problemTypeStorage        = "urn:orderflow:problem:storage-unavailable"
 )
 
 // HTTPConfig configures NewHTTPHandler. App is required.
@@ -748,6 +749,11 @@ type FieldProblem struct {
 // time a few hundred orders take to end.
 const overloadRetryAfter = time.Second
 
+// storageRetryAfter is the Retry-After of a request refused because the
+// order database cannot be used: long enough not to hammer a disk that is
+// full or failing, short enough for a brief lock or fd shortage.
+const storageRetryAfter = 5 * time.Second
+
 // statusClientClosedRequest is nginx's 499: the client closed the
 // connection before the answer. net/http has no name for it.
 const statusClientClosedRequest = 499
@@ -797,6 +803,14 @@ func problemFor(err error) Problem {
 		return Problem{
 			Type: problemTypeOverloaded, Title: "Too many open orders", Status: http.StatusServiceUnavailable,
 			Detail: err.Error() + "; send the request again later (with the same Idempotency-Key)", RetryAfter: overloadRetryAfter,
+		}
+	case errors.Is(err, app.ErrStorageUnavailable):
+		// The detail is fixed: the error names files and statements,
+		// which the log has.
+		return Problem{
+			Type: problemTypeStorage, Title: "Storage unavailable", Status: http.StatusServiceUnavailable,
+			Detail:     "the order database cannot be used now (disk full, I/O error, locked or out of file descriptors); send the request again later (a POST /orders with the same Idempotency-Key)",
+			RetryAfter: storageRetryAfter,
 		}
 	case errors.Is(err, app.ErrConflict):
 		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -595,5 +596,39 @@ func TestPlaceOrderAnswers201WhenTheReadBackFails(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("events of %s: got %d, want 1", v.ID, n)
+	}
+}
+
+// A database that cannot take a write (here: SQLite's "database or disk
+// is full", from a page limit on the writer) is a 503 of type
+// storage-unavailable with Retry-After, whose detail names no file; it
+// was a bare 500.
+func TestStorageFailuresAre503(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	var pages int
+	if err := a.env.DB.Writer.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.env.DB.Writer.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages)); err != nil {
+		t.Fatal(err)
+	}
+	var r response
+	for range 200 { // until the file has no free page left
+		if r = a.do("POST", "/orders", validOrder, nil); r.status != http.StatusCreated {
+			break
+		}
+	}
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("POST /orders on a full database: got %d %s, want 503", r.status, r.body)
+	}
+	p := r.problem(t)
+	if got, want := p.Type, "urn:orderflow:problem:storage-unavailable"; got != want {
+		t.Errorf("type: got %q, want %q", got, want)
+	}
+	if got, want := r.header.Get("Retry-After"), "5"; got != want {
+		t.Errorf("Retry-After: got %q, want %q", got, want)
+	}
+	if strings.Contains(p.Detail, a.env.Path) || strings.Contains(p.Detail, "order.db") {
+		t.Errorf("detail: got %q, want no file name", p.Detail)
 	}
 }
