@@ -38,9 +38,18 @@ func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*que
 // Pinger is a database that answers a ping.
 type Pinger func(ctx context.Context) error
 
+// writeHealthReporter is a queue store that tells, without writing,
+// whether its writes currently fail (queue/sqlite's Backend).
+type writeHealthReporter interface {
+	WriteHealth() error
+}
+
 // Ready reports whether a service can do its work: its message handlers
-// run (router), its database answers (ping) and so does the queue (b). Its
-// errors wrap admin.ErrUnavailable (503 on /readyz).
+// run (router), its database answers (ping) and so does the queue (b),
+// whose writes do not currently fail if it can tell (a WriteHealth
+// method): a disk-full outage or a corrupt queue file fails every commit
+// while pings and reads still answer. Its errors wrap admin.ErrUnavailable
+// (503 on /readyz).
 func Ready(ctx context.Context, router *queue.Router, ping Pinger, b backend.Backend) error {
 	select {
 	case <-router.Running():
@@ -52,6 +61,11 @@ func Ready(ctx context.Context, router *queue.Router, ping Pinger, b backend.Bac
 	}
 	if _, err := b.Inspector().Topics(ctx); err != nil {
 		return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
+	}
+	if h, ok := b.(writeHealthReporter); ok {
+		if err := h.WriteHealth(); err != nil {
+			return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
+		}
 	}
 	return nil
 }

@@ -133,6 +133,9 @@ type Backend struct {
 
 	writeCounts writeCounters // WriteStats
 
+	// health records the writer's failures and commits (WriteHealth).
+	health writeHealth
+
 	// txLeftOpen is set when a ROLLBACK of the writer's failed
 	// transaction failed too, so the connection may still hold SQLite's
 	// write lock; the next transaction rolls back before it waits for the

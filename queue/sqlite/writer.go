@@ -265,13 +265,16 @@ func anyAwaited(batch []writeRequest) bool {
 	return false
 }
 
-// failWrites answers every request with err until ctx ends.
+// failWrites answers every request with err until ctx ends, each a write
+// failure for WriteHealth.
 func (b *Backend) failWrites(ctx context.Context, err error) {
+	b.health.failed(time.Now(), err)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case req := <-b.writes:
+			b.health.failed(time.Now(), err)
 			if req.done != nil {
 				req.done <- err
 			}
@@ -311,6 +314,7 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
+			b.noteWriteError(errs[i])
 			continue
 		}
 		txBatch = append(txBatch, i)
@@ -379,6 +383,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		asked := time.Now()
 		if err := b.begin(ctx, w, deadline); err != nil {
 			b.writeCounts.lockWait.Add(int64(time.Since(asked)))
+			b.health.failed(time.Now(), err)
 			return false, batch, errs, idx, err
 		}
 		granted := time.Now()
@@ -400,6 +405,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		for n, i := range idx {
 			if err := batch[i].op.apply(ctx, w); err != nil {
 				errs[i], failed = err, n
+				b.noteWriteError(err)
 				break
 			}
 		}
@@ -408,6 +414,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 			if err != nil {
 				b.txLeftOpen = true
+				b.health.failed(time.Now(), err)
 				return false, batch, errs, idx, fmt.Errorf("roll back write transaction: %w", err)
 			}
 			idx = append(idx[:failed:failed], idx[failed+1:]...)
@@ -425,8 +432,10 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			if rbErr != nil {
 				b.txLeftOpen = true
 			}
+			b.health.failed(time.Now(), err)
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
+		b.health.succeeded(time.Now())
 		b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 		b.acked.Add(w.acked)
 		b.writeCounts.count(batch, idx)
@@ -464,6 +473,7 @@ func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Con
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
+			b.noteWriteError(errs[i])
 		}
 	}
 }

@@ -419,14 +419,22 @@ func (s *Service) adminRoutes(e *echo.Echo) {
 	})
 }
 
-// ready reports whether the service can take traffic.
+// ready reports whether the service can take traffic: servicehost.Ready,
+// and the order database's writes do not currently fail.
 func (s *Service) ready(ctx context.Context) error {
 	select {
 	case <-s.stopping:
 		return fmt.Errorf("%w: shutting down", admin.ErrUnavailable)
 	default:
 	}
-	return servicehost.Ready(ctx, s.router, s.db.Ping, s.q.Backend())
+	if err := servicehost.Ready(ctx, s.router, s.db.Ping, s.q.Backend()); err != nil {
+		return err
+	}
+	// A full or failing disk leaves pings and reads answering.
+	if err := s.store.WriteHealth(); err != nil {
+		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Run serves until ctx ends or a part fails, then stops in order: the

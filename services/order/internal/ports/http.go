@@ -40,6 +40,7 @@ const (
 	contentTypeProblemJSON    = "application/problem+json"
 	defaultBodyLimit          = 64 << 10
 	defaultRequestTimeout     = 10 * time.Second
+	defaultReadyTimeout       = 2 * time.Second
 	problemTypeValidation     = "urn:orderflow:problem:validation-error"
 	problemTypeMalformed      = "urn:orderflow:problem:malformed-request"
 	problemTypeNotFound       = "urn:orderflow:problem:order-not-found"
@@ -57,6 +58,10 @@ type HTTPConfig struct {
 	// Ready reports whether the service can take traffic (GET /readyz);
 	// nil means always ready.
 	Ready func(ctx context.Context) error
+	// ReadyTimeout bounds GET /readyz: a Ready that has not answered by
+	// then (a database on a frozen disk) is reported as not ready.
+	// Default 2s, as the admin API's /readyz.
+	ReadyTimeout time.Duration
 	// Logger receives access and error records. Default: discarded.
 	Logger *slog.Logger
 	// TracerProvider and Propagator for the server spans. Defaults:
@@ -85,6 +90,9 @@ func (c *HTTPConfig) setDefaults() {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = defaultRequestTimeout
 	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = defaultReadyTimeout
+	}
 }
 
 // Validate reports an unusable config.
@@ -93,8 +101,8 @@ func (c HTTPConfig) Validate() error {
 	if c.App == nil {
 		errs = append(errs, errors.New("app is nil"))
 	}
-	if c.BodyLimit < 0 || c.RequestTimeout < 0 {
-		errs = append(errs, errors.New("body limit and request timeout must not be negative"))
+	if c.BodyLimit < 0 || c.RequestTimeout < 0 || c.ReadyTimeout < 0 {
+		errs = append(errs, errors.New("body limit, request timeout and ready timeout must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -711,9 +719,23 @@ func (s *httpServer) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyz answers within ReadyTimeout: Ready gets a context that ends
+// then, and if it still has not returned (a call that does not heed its
+// context, stuck on a frozen disk), the answer is 503 without it; it
+// finishes in the background.
 func (s *httpServer) readyz(c echo.Context) error {
 	if s.cfg.Ready != nil {
-		if err := s.cfg.Ready(c.Request().Context()); err != nil {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- s.cfg.Ready(ctx) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("readiness check did not answer within %v", s.cfg.ReadyTimeout)
+		}
+		if err != nil {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -447,10 +448,34 @@ func TestClientGoneIs499(t *testing.T) {
 	}
 }
 
-func TestReadyzReportsUnavailable(t *testing.T) {
-	a := newAPI(t, ports.HTTPConfig{Ready: func(context.Context) error { return errors.New("router not running") }})
-	if r := a.do("GET", "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
-		t.Errorf("GET /readyz: got %d %s, want 503", r.status, r.body)
+// GET /readyz answers within ReadyTimeout, even when the check hangs
+// without heeding its context (a database on a frozen disk).
+func TestReadyz(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	tests := []struct {
+		name   string
+		ready  func(context.Context) error
+		status int
+		body   string
+	}{
+		{"ready", func(context.Context) error { return nil }, 200, "ready"},
+		{"not ready", func(context.Context) error { return errors.New("router not running") }, 503, "router not running"},
+		{"check heeding its context", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, 503, "unavailable"},
+		{"check ignoring its context", func(context.Context) error { <-release; return nil }, 503, "did not answer within 50ms"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAPI(t, ports.HTTPConfig{Ready: tc.ready, ReadyTimeout: 50 * time.Millisecond})
+			start := time.Now()
+			r := a.do("GET", "/readyz", "", nil)
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("took %v, want at most about the 50ms ReadyTimeout", took)
+			}
+			if r.status != tc.status || !strings.Contains(string(r.body), tc.body) {
+				t.Errorf("GET /readyz: got %d %s, want %d saying %q", r.status, r.body, tc.status, tc.body)
+			}
+		})
 	}
 }
 
