@@ -59,13 +59,16 @@ func Ready(ctx context.Context, router *queue.Router, ping Pinger, b backend.Bac
 	if err := ping(ctx); err != nil {
 		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
 	}
-	if _, err := b.Inspector().Topics(ctx); err != nil {
-		return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
-	}
+	// First: it costs nothing, and names the cause of what the reads
+	// would report as a symptom (a queue file replaced under the process
+	// makes them fail with "database disk image is malformed").
 	if h, ok := b.(writeHealthReporter); ok {
 		if err := h.WriteHealth(); err != nil {
 			return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
 		}
+	}
+	if _, err := b.Inspector().Topics(ctx); err != nil {
+		return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package servicehost_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
 // failingWrites is a queue backend whose WriteHealth reports err.
@@ -27,25 +29,7 @@ func (f failingWrites) WriteHealth() error { return f.err }
 // Ready fails while the queue says its writes fail, although its reads
 // (the topic list) and the database's ping answer.
 func TestReadyReportsFailingQueueWrites(t *testing.T) {
-	q, err := queue.Open(t.Context(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "queue.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
-	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Handle("h", "jobs", func(*message.Message) error { return nil })
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-r.Running():
-	case <-time.After(10 * time.Second):
-		t.Fatal("router not running")
-	}
+	q, r := runningRouter(t, filepath.Join(t.TempDir(), "queue.db"))
 	ping := func(context.Context) error { return nil }
 
 	tests := []struct {
@@ -68,4 +52,63 @@ func TestReadyReportsFailingQueueWrites(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A queue file replaced under the running service (cp && mv) makes Ready
+// fail: the process would go on with the old file, which processes
+// started since do not see.
+func TestReadyReportsAReplacedQueueFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	q, r := runningRouter(t, path)
+	ping := func(context.Context) error { return nil }
+	if err := servicehost.Ready(t.Context(), r, ping, q.Backend()); err != nil {
+		t.Fatalf("before: got %v, want ready", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".backup", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".backup", path); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := servicehost.Ready(t.Context(), r, ping, q.Backend())
+		if errors.Is(err, admin.ErrUnavailable) && strings.Contains(err.Error(), "another file") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the file was replaced: got %v, want admin.ErrUnavailable saying the path names another file", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// runningRouter opens a SQLite queue at path (checking its file every
+// 10ms) and runs a router on it until the test ends.
+func runningRouter(t *testing.T, path string) (*queue.Queue, *queue.Router) {
+	t.Helper()
+	q, err := queue.Open(t.Context(), queue.Config{URL: "sqlite://" + path, SQLite: sqlite.Config{CheckpointInterval: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("h", "jobs", func(*message.Message) error { return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-r.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("router not running")
+	}
+	return q, r
 }

@@ -78,8 +78,12 @@ func (b *Backend) noteWriteError(err error) {
 // WriteHealth reports, without writing, whether this process can write to
 // the queue: an error when its last write transaction failed (begin, commit,
 // or an op on a full, failing or corrupt file) within WriteFailureWindow
-// with none committed since; nil otherwise. A readiness check calls it.
+// with none committed since, or when the path it opened no longer names the
+// file it has open (checkFile). nil otherwise. A readiness check calls it.
 func (b *Backend) WriteHealth() error {
+	if err := b.replaced.Load(); err != nil {
+		return *err
+	}
 	if err := b.health.err(time.Now(), WriteFailureWindow); err != nil {
 		return fmt.Errorf("sqlite queue %s: %w", b.path, err)
 	}

@@ -151,14 +151,15 @@ const checkpointLockSuffix = "-checkpointer"
 // also checks the log's size every CheckpointInterval: when readers kept it
 // from starting over and it has grown past WALLimit, a truncating
 // checkpoint (which waits for them, holding the write lock) brings it back
-// to zero.
+// to zero. Every CheckpointInterval it also checks that the queue's path
+// still names the file opened (checkFile).
 func (b *Backend) checkpoint(ctx context.Context) {
 	defer b.loops.Done()
 	walPath := b.file + "-wal"
 	var lead checkpointLead
 	defer lead.stop()
 	var lastSize int64 = -1
-	var lastMod, lastLimitCheck time.Time
+	var lastMod, lastLimitCheck, lastFileCheck time.Time
 	wait := time.NewTimer(b.cfg.CheckpointInterval)
 	defer wait.Stop()
 	for {
@@ -166,6 +167,10 @@ func (b *Backend) checkpoint(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-wait.C:
+		}
+		if time.Since(lastFileCheck) >= b.cfg.CheckpointInterval {
+			lastFileCheck = time.Now()
+			b.checkFile()
 		}
 		next := b.cfg.CheckpointInterval
 		st, err := os.Stat(walPath)

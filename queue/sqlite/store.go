@@ -135,6 +135,10 @@ type Backend struct {
 
 	// health records the writer's failures and commits (WriteHealth).
 	health writeHealth
+	// opened is the queue file as stat'ed at Open; replaced is set while
+	// the path names another file (checkFile).
+	opened   os.FileInfo
+	replaced atomic.Pointer[error]
 
 	// txLeftOpen is set when a ROLLBACK of the writer's failed
 	// transaction failed too, so the connection may still hold SQLite's
@@ -209,6 +213,12 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
 	}
 
+	opened, err := os.Stat(file)
+	if err != nil {
+		_ = writeDB.Close()
+		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
+	}
+
 	readDB, err := sql.Open("sqlite3", dsn(path, cfg, connReader))
 	if err != nil {
 		_ = writeDB.Close()
@@ -226,6 +236,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	b := &Backend{
 		path:    path,
 		file:    file,
+		opened:  opened,
 		cfg:     cfg,
 		logger:  cfg.Logger.With(watermill.LogFields{"queue": "sqlite", "path": path}),
 		writeDB: writeDB,
