@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -626,5 +628,84 @@ func TestPlaceOrderReturnsTheOrderAsStored(t *testing.T) {
 	}
 	if got := replay; !got.Replayed || got.OrderID != res.OrderID || !reflect.DeepEqual(got.Order, app.OrderView{}) {
 		t.Errorf("replay: got %+v, want Replayed, order %s and no view", got, res.OrderID)
+	}
+}
+
+// records keeps the message and level of every log record.
+type records struct {
+	mu  sync.Mutex
+	got []slog.Record
+}
+
+func (r *records) Enabled(context.Context, slog.Level) bool { return true }
+func (r *records) Handle(_ context.Context, rec slog.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, rec.Clone())
+	return nil
+}
+func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
+func (r *records) WithGroup(string) slog.Handler      { return r }
+
+// errors returns the messages of the records at error level, and the
+// "failed" attribute of each.
+func (r *records) errors() (msgs []string, failed []int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range r.got {
+		if rec.Level < slog.LevelError {
+			continue
+		}
+		msgs = append(msgs, rec.Message)
+		rec.Attrs(func(a slog.Attr) bool {
+			if a.Key == "failed" {
+				failed = append(failed, a.Value.Int64())
+			}
+			return true
+		})
+	}
+	return msgs, failed
+}
+
+// A timeout round in which many due orders fail (here: deadlines of
+// orders that cannot be loaded, over several batches) logs one error with
+// their count, not one per order plus one per batch.
+func TestTimeoutRoundLogsItsFailuresOnce(t *testing.T) {
+	logs := &records{}
+	logger := slog.New(logs)
+	env := ordertest.New(t, ordertest.Options{App: app.Options{Logger: logger}})
+	const ghosts = 5
+	for i := range ghosts {
+		if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`,
+			fmt.Sprintf("ghost-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, logger) // one round within the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetTimeoutLoopBatch(loop, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if msgs, _ := logs.errors(); len(msgs) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // anything the round logged after the first error
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: got %v, want nil", err)
+	}
+	msgs, failed := logs.errors()
+	if want := []string{"timeout round failed"}; !slices.Equal(msgs, want) {
+		t.Errorf("error records: got %q, want %q", msgs, want)
+	}
+	if want := []int64{ghosts}; !slices.Equal(failed, want) {
+		t.Errorf("failed: got %v, want %v", failed, want)
 	}
 }

@@ -27,8 +27,9 @@ type FireTimeouts struct {
 // FireTimeoutsResult counts what a FireTimeouts call did.
 type FireTimeoutsResult struct {
 	// Due is how many due deadlines were found; Fired how many of them
-	// changed their order (the others were already settled by a reply).
-	Due, Fired int
+	// changed their order (the others were already settled by a reply);
+	// Failed how many could not be handled (retried next time).
+	Due, Fired, Failed int
 	// Last is the position of the last due deadline found (zero if none).
 	Last DeadlinePosition
 }
@@ -62,7 +63,10 @@ func NewFireTimeoutsHandler(tx Transactor, deadlines DeadlineIndex, opts Options
 }
 
 // Handle fires every due deadline, up to cmd.Limit. A failure on one order
-// is logged and the others still fire; the joined errors are returned.
+// does not stop the others: res.Failed counts the failures, each is logged
+// at debug level, and the error returned is the first, saying how many
+// failed (with the disk full, every one of up to Limit orders fails alike;
+// the caller logs once).
 func (h FireTimeoutsHandler) Handle(ctx context.Context, cmd FireTimeouts) (FireTimeoutsResult, error) {
 	if h.tx == nil {
 		return FireTimeoutsResult{}, errors.New("fire timeouts: handler not initialised")
@@ -79,22 +83,33 @@ func (h FireTimeoutsHandler) Handle(ctx context.Context, cmd FireTimeouts) (Fire
 		last := due[len(due)-1]
 		res.Last = DeadlinePosition{Due: last.Due, OrderID: last.OrderID}
 	}
-	var errs []error
+	var first error
 	for _, dl := range due {
 		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
+			if first == nil {
+				first = ctx.Err()
+			}
 			break
 		}
 		fired, err := h.fire(ctx, dl)
 		if err != nil {
-			errs = append(errs, err)
+			res.Failed++
+			if first == nil {
+				first = err
+			}
 			continue
 		}
 		if fired {
 			res.Fired++
 		}
 	}
-	return res, errors.Join(errs...)
+	if first == nil {
+		return res, nil
+	}
+	if res.Failed > 1 {
+		return res, fmt.Errorf("fire timeouts: %d of %d failed, the first: %w", res.Failed, res.Due, first)
+	}
+	return res, fmt.Errorf("fire timeouts: %w", first)
 }
 
 // fire applies Timeout to one order, in a span of the order's own trace
@@ -127,7 +142,9 @@ func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
-		h.c.opts.Logger.ErrorContext(ctx, "cannot fire timeout", "order_id", dl.OrderID, "error", err)
+		// Debug: the caller logs the round's failures once (a storage
+		// outage fails every due order alike, each second).
+		h.c.opts.Logger.DebugContext(ctx, "cannot fire timeout", "order_id", dl.OrderID, "error", err)
 		return false, fmt.Errorf("fire timeout of order %s: %w", dl.OrderID, err)
 	}
 	if d.IsEmpty() {

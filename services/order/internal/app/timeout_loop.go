@@ -51,13 +51,25 @@ func (l *TimeoutLoop) Run(ctx context.Context) error {
 // after the last deadline of the one before, so an order that fails does
 // not end the round, nor do a whole batch of them: the deadlines behind
 // still fire in this round (the failing ones, still due, are retried next
-// round).
+// round). A round with failures logs one error, with their count and the
+// first (the orders' own are at debug level): with the disk full, 2,000
+// due orders would otherwise log 2,000 lines a second.
 func (l *TimeoutLoop) round(ctx context.Context) {
-	var after DeadlinePosition
+	var (
+		after              DeadlinePosition
+		due, fired, failed int
+		first              error
+	)
+	defer func() {
+		if first != nil && ctx.Err() == nil {
+			l.logger.ErrorContext(ctx, "timeout round failed", "failed", failed, "due", due, "fired", fired, "error", first)
+		}
+	}()
 	for ctx.Err() == nil {
 		res, err := l.fire.Handle(ctx, FireTimeouts{Limit: l.batch, After: after})
-		if err != nil && ctx.Err() == nil {
-			l.logger.ErrorContext(ctx, "timeout round failed", "error", err, "due", res.Due, "fired", res.Fired)
+		due, fired, failed = due+res.Due, fired+res.Fired, failed+res.Failed
+		if err != nil && first == nil {
+			first = err
 		}
 		if res.Due < l.batch {
 			return

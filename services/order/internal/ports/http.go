@@ -868,6 +868,10 @@ func (s *httpServer) handleError(err error, c echo.Context) {
 		p.TraceID = sc.TraceID().String()
 	}
 	switch {
+	case p.Type == problemTypeOverloaded:
+		// Designed back-pressure, counted by orderflow.orders.refused:
+		// an overload must not also flood the log with errors.
+		s.cfg.Logger.DebugContext(ctx, "http request refused", "method", headmethod.Method(c.Request()), "path", p.Instance, "status", p.Status, "error", err)
 	case p.Status >= http.StatusInternalServerError:
 		s.cfg.Logger.ErrorContext(ctx, "http request failed", "method", headmethod.Method(c.Request()), "path", p.Instance, "status", p.Status, "error", err)
 	default:

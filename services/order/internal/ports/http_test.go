@@ -97,7 +97,8 @@ const validOrder = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}]}
 // problem saying to send it again; the same key, once there is room,
 // places the order.
 func TestPlaceOrderAtTheOpenLimit(t *testing.T) {
-	a := newAPIWith(t, ports.HTTPConfig{}, ordertest.Options{MaxOpenOrders: 1})
+	logs := &levels{}
+	a := newAPIWith(t, ports.HTTPConfig{Logger: slog.New(logs)}, ordertest.Options{MaxOpenOrders: 1})
 	if r := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"}); r.status != 201 {
 		t.Fatalf("first order: got %d %s, want 201", r.status, r.body)
 	}
@@ -110,6 +111,11 @@ func TestPlaceOrderAtTheOpenLimit(t *testing.T) {
 	}
 	if p := r.problem(t); p.Type != "urn:orderflow:problem:too-many-open-orders" || !strings.Contains(p.Detail, "again") {
 		t.Errorf("problem: got %+v, want type too-many-open-orders and a detail saying to send it again", p)
+	}
+	for _, l := range logs.got {
+		if l >= slog.LevelWarn {
+			t.Errorf("log level of the refusal: got a %v record, want below warn (designed back-pressure, not a failure)", l)
+		}
 	}
 }
 
