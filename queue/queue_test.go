@@ -366,7 +366,7 @@ func TestOpenRejectsBadURLsAndFilesClearly(t *testing.T) {
 		{"no path", "sqlite://", "want sqlite://PATH"},
 		{"directory", "sqlite://" + dir, "is a directory"},
 		{"not a database", "sqlite://" + notADB, "not a SQLite database"},
-		{"missing directory", "sqlite://" + filepath.Join(dir, "nope", "q.db"), "does its directory exist"},
+		{"missing directory", "sqlite://" + filepath.Join(dir, "nope", "q.db"), "directory " + filepath.Join(dir, "nope") + " does not exist"},
 		{"unknown parameter", "sqlite://" + filepath.Join(dir, "q.db") + "?lease_time=3s", `unknown parameter "lease_time"`},
 		{"bad duration", "sqlite://" + filepath.Join(dir, "q.db") + "?lease=soon", `lease="soon"`},
 		{"bad synchronous", "sqlite://" + filepath.Join(dir, "q.db") + "?synchronous=SOMETIMES", "synchronous must be"},
