@@ -23,3 +23,14 @@ func TestTrimPartialRune(t *testing.T) {
 		}
 	}
 }
+
+func TestCountDeadLetters(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{0, "0 dead letters"}, {1, "1 dead letter"}, {2, "2 dead letters"}} {
+		if got := CountDeadLetters(tc.n); got != tc.want {
+			t.Errorf("CountDeadLetters(%d): got %q, want %q", tc.n, got, tc.want)
+		}
+	}
+}

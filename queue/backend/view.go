@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"fmt"
 	"time"
 	"unicode/utf8"
 )
@@ -52,4 +53,13 @@ func ViewPayload(p []byte) (text *string, raw []byte) {
 		return &s, nil
 	}
 	return nil, p
+}
+
+// CountDeadLetters says n dead letters in words, as queuectl and the
+// console report a replay or a purge: "1 dead letter", "3 dead letters".
+func CountDeadLetters(n int) string {
+	if n == 1 {
+		return "1 dead letter"
+	}
+	return fmt.Sprintf("%d dead letters", n)
 }

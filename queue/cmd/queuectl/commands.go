@@ -312,7 +312,7 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 		if g.json {
 			_ = printJSON(g, map[string]any{"replayed": n})
 		} else {
-			fmt.Fprintf(g.stdout, "replayed %s\n", deadLetters(n))
+			fmt.Fprintf(g.stdout, "replayed %s\n", backend.CountDeadLetters(n))
 		}
 		return err
 	}
@@ -349,16 +349,8 @@ func dlqPurge(ctx context.Context, g globals, args []string) error {
 	if g.json {
 		return printJSON(g, map[string]any{"purged": n})
 	}
-	fmt.Fprintf(g.stdout, "purged %s\n", deadLetters(n))
+	fmt.Fprintf(g.stdout, "purged %s\n", backend.CountDeadLetters(n))
 	return nil
-}
-
-// deadLetters is "1 dead letter" or "n dead letters".
-func deadLetters(n int) string {
-	if n == 1 {
-		return "1 dead letter"
-	}
-	return fmt.Sprintf("%d dead letters", n)
 }
 
 func cmdTail(ctx context.Context, g globals, args []string) error {

@@ -233,14 +233,3 @@ func TestTailPrintsNewMessagesUntilCancelled(t *testing.T) {
 		t.Errorf("tail after cancel: got %v, want nil", err)
 	}
 }
-
-func TestDeadLettersCountsInWords(t *testing.T) {
-	for _, tc := range []struct {
-		n    int
-		want string
-	}{{0, "0 dead letters"}, {1, "1 dead letter"}, {2, "2 dead letters"}} {
-		if got := deadLetters(tc.n); got != tc.want {
-			t.Errorf("deadLetters(%d): got %q, want %q", tc.n, got, tc.want)
-		}
-	}
-}

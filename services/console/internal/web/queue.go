@@ -235,14 +235,14 @@ func (s *Server) replayAll(c echo.Context) error {
 		case err == nil && n == 0:
 			return flashOK("There was nothing to replay."), http.StatusOK
 		case err == nil:
-			return flashOK(deadLetters(n) + " replayed."), http.StatusOK
+			return flashOK(backend.CountDeadLetters(n) + " replayed."), http.StatusOK
 		case errors.Is(err, errQueueNoAnswer):
 			return flashError(fmt.Sprintf("Some, all or none of the dead letters may be replayed: %v. Look at the dead-letter queue before you try again.", err)),
 				http.StatusServiceUnavailable
 		case errors.Is(err, ErrQueueUnavailable):
 			return flashError("Nothing replayed: " + err.Error()), http.StatusServiceUnavailable
 		}
-		return flashError(fmt.Sprintf("%s replayed, then: %v", deadLetters(n), err)), http.StatusBadGateway
+		return flashError(fmt.Sprintf("%s replayed, then: %v", backend.CountDeadLetters(n), err)), http.StatusBadGateway
 	})
 }
 
@@ -255,7 +255,7 @@ func (s *Server) purge(c echo.Context) error {
 		n, err := s.queue.Purge(ctx, backend.DeadLetterFilter{})
 		switch {
 		case err == nil:
-			return flashOK(deadLetters(n) + " purged."), http.StatusOK
+			return flashOK(backend.CountDeadLetters(n) + " purged."), http.StatusOK
 		case errors.Is(err, errQueueNoAnswer):
 			return flashError(fmt.Sprintf("Some, all or none of the dead letters may be purged: %v. Look at the dead-letter queue before you try again.", err)),
 				http.StatusServiceUnavailable
@@ -264,12 +264,4 @@ func (s *Server) purge(c echo.Context) error {
 		}
 		return flashError(fmt.Sprintf("Purge failed: %v", err)), http.StatusBadGateway
 	})
-}
-
-// deadLetters is "1 dead letter" or "n dead letters".
-func deadLetters(n int) string {
-	if n == 1 {
-		return "1 dead letter"
-	}
-	return fmt.Sprintf("%d dead letters", n)
 }

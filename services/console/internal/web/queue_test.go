@@ -211,14 +211,3 @@ func TestDeadLetterListShowsPayloadPreviews(t *testing.T) {
 		t.Errorf("dead letter page: got %d bytes, want the whole payload", len(r.Body))
 	}
 }
-
-func TestDeadLettersCountsInWords(t *testing.T) {
-	for _, tc := range []struct {
-		n    int
-		want string
-	}{{0, "0 dead letters"}, {1, "1 dead letter"}, {2, "2 dead letters"}} {
-		if got := deadLetters(tc.n); got != tc.want {
-			t.Errorf("deadLetters(%d): got %q, want %q", tc.n, got, tc.want)
-		}
-	}
-}
