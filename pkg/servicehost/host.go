@@ -332,9 +332,10 @@ func (h *Host) Faults() *faults.Registry { return h.faults }
 // Running is closed once the service's message handlers are subscribed.
 func (h *Host) Running() <-chan struct{} { return h.router.Running() }
 
-// ready reports whether the handlers run and both databases answer.
+// ready reports whether the handlers run and both databases answer and
+// take writes.
 func (h *Host) ready(ctx context.Context) error {
-	return Ready(ctx, h.router, h.db.PingContext, h.q.Backend())
+	return Ready(ctx, h.router, h.db.PingContext, h.inbox, h.q.Backend())
 }
 
 // Run serves until ctx ends or a part fails, then shuts down in order,

@@ -38,19 +38,20 @@ func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*que
 // Pinger is a database that answers a ping.
 type Pinger func(ctx context.Context) error
 
-// writeHealthReporter is a queue store that tells, without writing,
-// whether its writes currently fail (queue/sqlite's Backend).
-type writeHealthReporter interface {
+// WriteHealthReporter tells, without writing, whether its writes
+// currently fail (the queue's SQLite Backend; a service's inbox, whose
+// transactions are all of its database's writes, or a store on it).
+type WriteHealthReporter interface {
 	WriteHealth() error
 }
 
 // Ready reports whether a service can do its work: its message handlers
-// run (router), its database answers (ping) and so does the queue (b),
-// whose writes do not currently fail if it can tell (a WriteHealth
-// method): a disk-full outage or a corrupt queue file fails every commit
-// while pings and reads still answer. Its errors wrap admin.ErrUnavailable
-// (503 on /readyz).
-func Ready(ctx context.Context, router *queue.Router, ping Pinger, b backend.Backend) error {
+// run (router), its database answers (ping) and takes writes (db, when not
+// nil), and so does the queue (b), whose writes do not currently fail if
+// it can tell (a WriteHealth method): a disk-full outage or a corrupt file
+// fails every commit while pings and reads still answer. Its errors wrap
+// admin.ErrUnavailable (503 on /readyz).
+func Ready(ctx context.Context, router *queue.Router, ping Pinger, db WriteHealthReporter, b backend.Backend) error {
 	select {
 	case <-router.Running():
 	default:
@@ -59,10 +60,15 @@ func Ready(ctx context.Context, router *queue.Router, ping Pinger, b backend.Bac
 	if err := ping(ctx); err != nil {
 		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
 	}
+	if db != nil {
+		if err := db.WriteHealth(); err != nil {
+			return fmt.Errorf("%w: %v", admin.ErrUnavailable, err)
+		}
+	}
 	// First: it costs nothing, and names the cause of what the reads
 	// would report as a symptom (a queue file replaced under the process
 	// makes them fail with "database disk image is malformed").
-	if h, ok := b.(writeHealthReporter); ok {
+	if h, ok := b.(WriteHealthReporter); ok {
 		if err := h.WriteHealth(); err != nil {
 			return fmt.Errorf("%w: queue: %v", admin.ErrUnavailable, err)
 		}

@@ -3,6 +3,7 @@ package servicehost_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,24 +27,33 @@ type failingWrites struct {
 
 func (f failingWrites) WriteHealth() error { return f.err }
 
-// Ready fails while the queue says its writes fail, although its reads
-// (the topic list) and the database's ping answer.
-func TestReadyReportsFailingQueueWrites(t *testing.T) {
+// dbWrites is a service database whose WriteHealth reports err.
+type dbWrites struct{ err error }
+
+func (d dbWrites) WriteHealth() error { return d.err }
+
+// Ready fails while the queue or the service's database says its writes
+// fail, although reads (the topic list) and the database's ping answer.
+func TestReadyReportsFailingWrites(t *testing.T) {
 	q, r := runningRouter(t, filepath.Join(t.TempDir(), "queue.db"))
 	ping := func(context.Context) error { return nil }
+	full := errors.New("writes failing since 12:00:00: database or disk is full")
 
 	tests := []struct {
 		name string
+		db   servicehost.WriteHealthReporter
 		b    backend.Backend
 		want string // "" for ready
 	}{
-		{"the SQLite queue, writing", q.Backend(), ""},
-		{"writes that succeed", failingWrites{q.Backend(), nil}, ""},
-		{"writes failing", failingWrites{q.Backend(), errors.New("writes failing since 12:00:00: database or disk is full")}, "database or disk is full"},
+		{"the SQLite queue, writing", nil, q.Backend(), ""},
+		{"queue writes that succeed", nil, failingWrites{q.Backend(), nil}, ""},
+		{"queue writes failing", nil, failingWrites{q.Backend(), full}, "queue: writes failing since 12:00:00: database or disk is full"},
+		{"database writes that succeed", dbWrites{}, q.Backend(), ""},
+		{"database writes failing", dbWrites{fmt.Errorf("database: %w", full)}, q.Backend(), "database: writes failing since 12:00:00: database or disk is full"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := servicehost.Ready(t.Context(), r, ping, tc.b)
+			err := servicehost.Ready(t.Context(), r, ping, tc.db, tc.b)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("got %v, want ready", err)
@@ -61,7 +71,7 @@ func TestReadyReportsAReplacedQueueFile(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	q, r := runningRouter(t, path)
 	ping := func(context.Context) error { return nil }
-	if err := servicehost.Ready(t.Context(), r, ping, q.Backend()); err != nil {
+	if err := servicehost.Ready(t.Context(), r, ping, nil, q.Backend()); err != nil {
 		t.Fatalf("before: got %v, want ready", err)
 	}
 	data, err := os.ReadFile(path)
@@ -76,7 +86,7 @@ func TestReadyReportsAReplacedQueueFile(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := servicehost.Ready(t.Context(), r, ping, q.Backend())
+		err := servicehost.Ready(t.Context(), r, ping, nil, q.Backend())
 		if errors.Is(err, admin.ErrUnavailable) && strings.Contains(err.Error(), "another file") {
 			return
 		}

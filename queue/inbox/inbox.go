@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
 // Config configures an Inbox. Zero values take the defaults.
@@ -90,6 +92,9 @@ type Inbox struct {
 	mu      sync.Mutex
 	queue   []*unit
 	leading bool
+
+	// health records the outcome of the shared transactions (WriteHealth).
+	health sqlitefile.WriteHealth
 }
 
 // unit is one Handle call waiting for its transaction.
@@ -313,12 +318,14 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 				results[n].err = uErr // what ended the wait
 			}
 		}
+		i.noteFailure(err, false) // not the units' cancellation
 		return fail(fmt.Errorf("get connection: %w", err))
 	}
 	defer conn.Close()
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
+		i.noteFailure(err, true)
 		return fail(fmt.Errorf("begin: %w", err))
 	}
 	// Ends the transaction unless it was committed, also when the batch
@@ -332,6 +339,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		}
 		var clean bool
 		results[n], clean = i.runUnit(tx, u)
+		i.noteFailure(results[n].err, false)
 		if !clean {
 			// A failed unit's work could not be rolled back: nothing of
 			// the transaction may be committed (the deferred Rollback).
@@ -345,9 +353,34 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		return results // nothing to commit: the deferred Rollback
 	}
 	if err := tx.Commit(); err != nil {
+		i.noteFailure(err, true)
 		return fail(fmt.Errorf("commit: %w", err))
 	}
+	i.health.Succeeded(time.Now())
 	return results
+}
+
+// noteFailure records err for WriteHealth: a failure of the transaction
+// itself (BEGIN, COMMIT) whatever it is; any other (getting the
+// connection, a unit's work) only when it says that the file cannot take
+// writes (a full disk; not a handler's own error, nor a cancellation).
+func (i *Inbox) noteFailure(err error, ofTx bool) {
+	if err != nil && (ofTx || sqlitefile.StorageFailure(err)) {
+		i.health.Failed(time.Now(), err)
+	}
+}
+
+// WriteHealth reports, without writing, whether the inbox's transactions
+// commit: an error when the last one failed (or a unit of it failed
+// because the file cannot take writes: full, failing, read-only) within
+// sqlitefile.WriteFailureWindow with none committed since; nil otherwise.
+// A readiness check calls it: a full disk leaves pings and reads
+// answering while every commit fails.
+func (i *Inbox) WriteHealth() error {
+	if err := i.health.Err(time.Now()); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
 }
 
 // allCancelled returns a context that is cancelled once every unit's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -543,4 +544,40 @@ func TestDoSharesTransactionsWithoutRecording(t *testing.T) {
 	assert.Equal(t, 2, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`), "recorded ids: m0 and m1 only")
 
 	require.ErrorContains(t, ib.Do(context.Background(), nil), "fn is nil")
+}
+
+// While the file cannot take writes (full), WriteHealth fails, naming the
+// cause; a handler's own error does not make it fail; the next commit
+// makes it pass again.
+func TestWriteHealthFollowsTheTransactions(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	ctx := context.Background()
+	write := func(id string, size int) error {
+		_, err := ib.Handle(ctx, "payment", id, func(ctx context.Context, tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO effects (message_id, note) VALUES (?, ?)`, id, strings.Repeat("x", size))
+			return err
+		})
+		return err
+	}
+	require.NoError(t, write("m-0", 1))
+	require.NoError(t, ib.WriteHealth(), "after a commit")
+
+	_, err := ib.Handle(ctx, "payment", "declined", func(context.Context, *sql.Tx) error { return errors.New("card declined") })
+	require.ErrorContains(t, err, "card declined")
+	require.NoError(t, ib.WriteHealth(), "after a handler's own error")
+
+	var pages int
+	require.NoError(t, db.QueryRow(`PRAGMA page_count`).Scan(&pages))
+	_, err = db.Exec(fmt.Sprintf(`PRAGMA max_page_count = %d`, pages))
+	require.NoError(t, err)
+	require.ErrorContains(t, write("m-big", 64<<10), "full")
+	err = ib.WriteHealth()
+	require.Error(t, err, "while the file is full")
+	assert.Contains(t, err.Error(), "full")
+
+	_, err = db.Exec(`PRAGMA max_page_count = 1073741823`)
+	require.NoError(t, err)
+	require.NoError(t, write("m-after", 1))
+	assert.NoError(t, ib.WriteHealth(), "after a commit that followed the failure")
 }

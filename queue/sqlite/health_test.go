@@ -74,34 +74,6 @@ func TestWriteHealthFollowsTheWrites(t *testing.T) {
 	}
 }
 
-// An old failure with no write since does not hold the process unready;
-// a commit after a failure ends it at once.
-func TestWriteHealthWindow(t *testing.T) {
-	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	boom := fmt.Errorf("database or disk is full")
-	tests := []struct {
-		name    string
-		record  func(h *writeHealth)
-		at      time.Time
-		wantErr bool
-	}{
-		{"nothing recorded", func(*writeHealth) {}, now, false},
-		{"commit only", func(h *writeHealth) { h.succeeded(now) }, now, false},
-		{"failure just now", func(h *writeHealth) { h.succeeded(now.Add(-time.Minute)); h.failed(now, boom) }, now.Add(time.Second), true},
-		{"failure, then a commit", func(h *writeHealth) { h.failed(now, boom); h.succeeded(now.Add(time.Millisecond)) }, now.Add(time.Second), false},
-		{"failure past the window", func(h *writeHealth) { h.failed(now, boom) }, now.Add(WriteFailureWindow + time.Second), false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			var h writeHealth
-			tc.record(&h)
-			if got := h.err(tc.at, WriteFailureWindow); (got != nil) != tc.wantErr {
-				t.Errorf("got %v, want an error: %v", got, tc.wantErr)
-			}
-		})
-	}
-}
-
 func waitFor(t *testing.T, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)

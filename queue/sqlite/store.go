@@ -134,7 +134,7 @@ type Backend struct {
 	writeCounts writeCounters // WriteStats
 
 	// health records the writer's failures and commits (WriteHealth).
-	health writeHealth
+	health sqlitefile.WriteHealth
 	// opened is the queue file as stat'ed at Open; replaced is set while
 	// the path names another file (checkFile).
 	opened   os.FileInfo

@@ -268,13 +268,13 @@ func anyAwaited(batch []writeRequest) bool {
 // failWrites answers every request with err until ctx ends, each a write
 // failure for WriteHealth.
 func (b *Backend) failWrites(ctx context.Context, err error) {
-	b.health.failed(time.Now(), err)
+	b.health.Failed(time.Now(), err)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case req := <-b.writes:
-			b.health.failed(time.Now(), err)
+			b.health.Failed(time.Now(), err)
 			if req.done != nil {
 				req.done <- err
 			}
@@ -383,7 +383,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		asked := time.Now()
 		if err := b.begin(ctx, w, deadline); err != nil {
 			b.writeCounts.lockWait.Add(int64(time.Since(asked)))
-			b.health.failed(time.Now(), err)
+			b.health.Failed(time.Now(), err)
 			return false, batch, errs, idx, err
 		}
 		granted := time.Now()
@@ -414,7 +414,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 			if err != nil {
 				b.txLeftOpen = true
-				b.health.failed(time.Now(), err)
+				b.health.Failed(time.Now(), err)
 				return false, batch, errs, idx, fmt.Errorf("roll back write transaction: %w", err)
 			}
 			idx = append(idx[:failed:failed], idx[failed+1:]...)
@@ -432,10 +432,10 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			if rbErr != nil {
 				b.txLeftOpen = true
 			}
-			b.health.failed(time.Now(), err)
+			b.health.Failed(time.Now(), err)
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
-		b.health.succeeded(time.Now())
+		b.health.Succeeded(time.Now())
 		b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 		b.acked.Add(w.acked)
 		b.writeCounts.count(batch, idx)

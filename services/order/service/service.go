@@ -427,14 +427,7 @@ func (s *Service) ready(ctx context.Context) error {
 		return fmt.Errorf("%w: shutting down", admin.ErrUnavailable)
 	default:
 	}
-	if err := servicehost.Ready(ctx, s.router, s.db.Ping, s.q.Backend()); err != nil {
-		return err
-	}
-	// A full or failing disk leaves pings and reads answering.
-	if err := s.store.WriteHealth(); err != nil {
-		return fmt.Errorf("%w: database: %v", admin.ErrUnavailable, err)
-	}
-	return nil
+	return servicehost.Ready(ctx, s.router, s.db.Ping, s.store, s.q.Backend())
 }
 
 // Run serves until ctx ends or a part fails, then stops in order: the

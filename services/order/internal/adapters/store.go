@@ -28,8 +28,6 @@ type Store struct {
 	events EventStore
 	// streams keeps the events of orders in progress decoded.
 	streams *streamCache
-	// writes records the outcome of InTx and InInbox (WriteHealth).
-	writes writeHealth
 	// BeforeInboxCommit, when set, runs after the work of an inbox
 	// transaction succeeded and before it commits (the crash-mid-handler
 	// fault point). Set it before use.
@@ -56,28 +54,21 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 // commit together, fn rolled back alone when it fails. fn's work is
 // committed when InTx returns nil.
 func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
-	return s.noteWrite(storageErr(s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+	return storageErr(s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		return fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)})
-	})))
-}
-
-// noteWrite records the outcome of a transaction for WriteHealth, a
-// failure only when it is the storage's (app.ErrStorageUnavailable), and
-// returns err.
-func (s *Store) noteWrite(err error) error {
-	if err == nil || errors.Is(err, app.ErrStorageUnavailable) {
-		s.writes.record(err)
-	}
-	return err
+	}))
 }
 
 // WriteHealth reports, without writing, whether the order database takes
-// writes: an error when its last transaction failed for storage (disk
-// full, I/O error, locked, out of file descriptors) within
-// WriteFailureWindow with none committed since; nil otherwise. A
-// readiness check calls it.
+// writes: an error when its last transaction (InTx and InInbox run theirs
+// in the inbox's) failed within sqlitefile.WriteFailureWindow with none
+// committed since (inbox.Inbox.WriteHealth); nil otherwise. A readiness
+// check calls it.
 func (s *Store) WriteHealth() error {
-	return s.writes.err(time.Now(), WriteFailureWindow)
+	if err := s.inbox.WriteHealth(); err != nil {
+		return fmt.Errorf("order %w", err)
+	}
+	return nil
 }
 
 // InInbox runs fn in the inbox's transaction for (group, messageID).
@@ -91,7 +82,7 @@ func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxF
 		}
 		return nil
 	})
-	return dup, s.noteWrite(storageErr(err))
+	return dup, storageErr(err)
 }
 
 // storeTx is app.Tx on one *sql.Tx.
