@@ -109,6 +109,7 @@ type unit struct {
 type unitResult struct {
 	duplicate bool
 	err       error
+	fromFn    bool // err is what the unit's fn returned, handed back as it is
 	panicked  any
 }
 
@@ -157,7 +158,10 @@ const recordQuery = `INSERT INTO inbox_processed (consumer_group, message_id, pr
 // per message was a tenth of the services' CPU. fn may therefore run on
 // another caller's goroutine, after other calls' fns in the same
 // transaction (whose effects it sees, as it would had they committed
-// first), and a failing commit fails every call of the batch.
+// first), and a failing commit fails every call of the batch — those
+// whose fn had failed too, since that failure may rest on the batch's
+// uncommitted work. fn's own error is returned as it is; the inbox's
+// failures (the connection, BEGIN, COMMIT) are prefixed "inbox:".
 //
 // ctx cancels the wait for a transaction (a call whose ctx ended before
 // its turn is not run). fn is given ctx's values without its
@@ -252,6 +256,9 @@ func (r unitResult) unwrap() (bool, error) {
 	if r.panicked != nil {
 		panic(r.panicked)
 	}
+	if r.fromFn {
+		return false, r.err
+	}
 	if r.err != nil {
 		return false, fmt.Errorf("inbox: %w", r.err)
 	}
@@ -301,9 +308,19 @@ func (i *Inbox) runBatch() {
 // cancelled after its fn succeeded cannot undo a unit.
 func (i *Inbox) inTx(batch []*unit) []unitResult {
 	results := make([]unitResult, len(batch))
+	ran := make([]bool, len(batch)) // units whose fn ran in the transaction
+	// fail answers the units with err, the transaction's failure, unless
+	// they panicked or were not run (their context ended). A unit whose
+	// own work failed gets err too: its failure may rest on work of the
+	// batch that is now not committed (another request's Idempotency-Key,
+	// an order another request cancelled), so it is no answer to give.
 	fail := func(err error) []unitResult {
 		for n := range results {
-			if results[n].err == nil && results[n].panicked == nil {
+			switch {
+			case results[n].panicked != nil:
+			case ran[n] && results[n].err != nil:
+				results[n] = unitResult{err: fmt.Errorf("%w (its own work had failed before: %v)", err, results[n].err)}
+			case results[n].err == nil:
 				results[n] = unitResult{err: err}
 			}
 		}
@@ -331,7 +348,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 	// Ends the transaction unless it was committed, also when the batch
 	// ends abnormally, before conn.Close (which would wait for it).
 	defer func() { _ = tx.Rollback() }()
-	ran := 0 // units whose work stays in the transaction
+	kept := 0 // units whose work stays in the transaction
 	for n, u := range batch {
 		if err := u.ctx.Err(); err != nil {
 			results[n].err = err
@@ -339,17 +356,18 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		}
 		var clean bool
 		results[n], clean = i.runUnit(tx, u)
+		ran[n] = true
 		i.noteFailure(results[n].err, false)
 		if !clean {
 			// A failed unit's work could not be rolled back: nothing of
 			// the transaction may be committed (the deferred Rollback).
-			return fail(fmt.Errorf("transaction abandoned: a message handler's failure could not be rolled back alone: %w", results[n].err))
+			return fail(fmt.Errorf("transaction abandoned: a unit's failure could not be rolled back alone: %w", results[n].err))
 		}
 		if results[n].err == nil && results[n].panicked == nil {
-			ran++
+			kept++
 		}
 	}
-	if ran == 0 {
+	if kept == 0 {
 		return results // nothing to commit: the deferred Rollback
 	}
 	if err := tx.Commit(); err != nil {
@@ -438,8 +456,10 @@ func (i *Inbox) runUnit(tx *sql.Tx, u *unit) (r unitResult, clean bool) {
 			}
 		}
 	}()
+	byFn := false // err, if any, is fn's own
 	err := func() error {
 		if u.id == "" {
+			byFn = true
 			return u.fn(ctx, tx)
 		}
 		res, err := tx.StmtContext(ctx, i.record).ExecContext(ctx, u.group, u.id, time.Now().UnixMilli())
@@ -454,13 +474,14 @@ func (i *Inbox) runUnit(tx *sql.Tx, u *unit) (r unitResult, clean bool) {
 			r.duplicate = true
 			return nil
 		}
+		byFn = true
 		return u.fn(ctx, tx)
 	}()
 	if err != nil {
 		if rbErr := undo(); rbErr != nil {
 			return unitResult{err: errors.Join(err, fmt.Errorf("rollback: %w", rbErr))}, false
 		}
-		return unitResult{err: err}, true
+		return unitResult{err: err, fromFn: byFn}, true
 	}
 	if _, err := tx.ExecContext(ctx, "RELEASE inbox_unit"); err != nil {
 		return unitResult{err: fmt.Errorf("release savepoint: %w", err)}, false

@@ -581,3 +581,60 @@ func TestWriteHealthFollowsTheTransactions(t *testing.T) {
 	require.NoError(t, write("m-after", 1))
 	assert.NoError(t, ib.WriteHealth(), "after a commit that followed the failure")
 }
+
+// When the batch's commit fails, a call whose own work had failed gets
+// the commit's failure, not its own: its failure rested on another call's
+// work, now not committed (here: a key taken by a call whose commit
+// fails). A call's own error is otherwise handed back as it is.
+func TestAFailedCommitFailsTheCallsThatFailedToo(t *testing.T) {
+	db := openDB(t, 1)
+	for _, q := range []string{
+		`PRAGMA foreign_keys = ON`,
+		`CREATE TABLE keys (k TEXT PRIMARY KEY)`,
+		`CREATE TABLE parent (id TEXT PRIMARY KEY)`,
+		`CREATE TABLE child (p TEXT REFERENCES parent(id) DEFERRABLE INITIALLY DEFERRED)`,
+	} {
+		_, err := db.Exec(q)
+		require.NoError(t, err)
+	}
+	ib := newInbox(t, db, inbox.Config{})
+	errTaken := errors.New("key already taken")
+	takeKey := func(orphan bool) inbox.TxFunc {
+		return func(ctx context.Context, tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM keys WHERE k = 'k'`).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return errTaken
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO keys VALUES ('k')`); err != nil {
+				return err
+			}
+			if orphan { // fails only at COMMIT
+				_, err := tx.ExecContext(ctx, `INSERT INTO child VALUES ('nobody')`)
+				return err
+			}
+			return nil
+		}
+	}
+
+	alone := ib.Do(context.Background(), func(context.Context, *sql.Tx) error { return errTaken })
+	assert.Equal(t, errTaken, alone, "a call's own error, alone in its batch")
+
+	finish := holdInbox(t, ib, "m0")
+	errs := make([]error, 2)
+	var queued sync.WaitGroup
+	for n, orphan := range []bool{true, false} {
+		queued.Go(func() { errs[n] = ib.Do(context.Background(), takeKey(orphan)) })
+		time.Sleep(20 * time.Millisecond) // queue them in this order
+	}
+	require.NoError(t, finish())
+	queued.Wait()
+
+	for n, err := range errs {
+		require.ErrorContains(t, err, "FOREIGN KEY constraint failed", "call %d", n)
+	}
+	assert.NotErrorIs(t, errs[1], errTaken, "the second call's answer rested on the first's uncommitted key")
+	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM keys`))
+}

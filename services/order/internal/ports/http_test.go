@@ -283,6 +283,9 @@ func TestProblems(t *testing.T) {
 			if p.Instance != strings.Split(tc.path, "?")[0] {
 				t.Errorf("instance: got %q, want %q", p.Instance, tc.path)
 			}
+			if strings.Contains(p.Detail, "inbox") {
+				t.Errorf("detail: got %q, want no word of the storage's plumbing", p.Detail)
+			}
 		})
 	}
 	if n := len(a.env.OutboxTypes(first.ID)); n != 2 {
