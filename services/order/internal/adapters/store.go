@@ -54,9 +54,13 @@ func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
 // commit together, fn rolled back alone when it fails. fn's work is
 // committed when InTx returns nil.
 func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
-	return storageErr(s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		return fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)})
-	}))
+	var t *storeTx
+	err := s.inbox.Do(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		t = &storeTx{s: s, tx: s.db.stmts.in(tx)}
+		return fn(ctx, t)
+	})
+	t.forgetIfFailed(err)
+	return storageErr(err)
 }
 
 // WriteHealth reports, without writing, whether the order database takes
@@ -73,8 +77,10 @@ func (s *Store) WriteHealth() error {
 
 // InInbox runs fn in the inbox's transaction for (group, messageID).
 func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxFunc) (bool, error) {
+	var t *storeTx
 	dup, err := s.inbox.Handle(ctx, group, messageID, func(ctx context.Context, tx *sql.Tx) error {
-		if err := fn(ctx, &storeTx{s: s, tx: s.db.stmts.in(tx)}); err != nil {
+		t = &storeTx{s: s, tx: s.db.stmts.in(tx)}
+		if err := fn(ctx, t); err != nil {
 			return err
 		}
 		if s.BeforeInboxCommit != nil {
@@ -82,6 +88,7 @@ func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxF
 		}
 		return nil
 	})
+	t.forgetIfFailed(err)
 	return dup, storageErr(err)
 }
 
@@ -91,6 +98,23 @@ type storeTx struct {
 	tx cachedTx
 	// loaded is the version LoadOrder found each stream at in tx.
 	loaded map[string]int
+	// cached are the streams this transaction put in the stream cache:
+	// what it read in the shared transaction may include other units'
+	// work, and what it appended its own, none of it committed yet.
+	cached []string
+}
+
+// forgetIfFailed drops the streams t cached when err says its work was
+// not committed (t nil: its function never ran). The cache's version
+// check would catch such an entry in this process; another process on
+// the same file (a replica) could commit other events at that version.
+func (t *storeTx) forgetIfFailed(err error) {
+	if t == nil || err == nil {
+		return
+	}
+	for _, id := range t.cached {
+		t.s.streams.drop(id)
+	}
 }
 
 func (t *storeTx) LoadOrder(ctx context.Context, id string) (*domain.Order, error) {
@@ -153,6 +177,7 @@ func (t *storeTx) streamEvents(ctx context.Context, id string) ([]domain.Event, 
 	if len(events) > 0 {
 		// Versions run 1, 2, … without gaps (Append).
 		t.s.streams.put(id, cachedStream{version: len(events), events: events})
+		t.cached = append(t.cached, id)
 	}
 	return events, nil
 }
@@ -202,6 +227,7 @@ func (t *storeTx) cacheAppended(o *domain.Order, expected int, appended []domain
 		}
 		before = cached.events
 	}
+	t.cached = append(t.cached, id)
 	t.s.streams.put(id, cachedStream{
 		version: expected + len(appended),
 		events:  slices.Concat(before, appended),

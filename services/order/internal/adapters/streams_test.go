@@ -156,6 +156,24 @@ func TestLoadOrderReadsAStreamTheCacheIsNotAt(t *testing.T) {
 	})
 }
 
+// A transaction whose work is not committed leaves nothing it cached: a
+// replica on the same file may commit other events at that version.
+func TestStreamCacheForgetsWhatAFailedTransactionCached(t *testing.T) {
+	now := time.Now()
+	s := streamStore(t)
+	placeTestOrder(t, s, "o-1", now)
+	err := step(s, "o-1", now, true, func(o *domain.Order) error {
+		_, err := o.OnStockReserved(now) // the order goes on: it would stay cached
+		return err
+	})
+	if !errors.Is(err, errRollBack) {
+		t.Fatalf("step: got %v, want the roll-back", err)
+	}
+	if c, ok := s.streams.get("o-1"); ok {
+		t.Errorf("cache after a rolled-back decision: got the stream at version %d, want none", c.version)
+	}
+}
+
 // Orders that ended leave the cache; the cache never holds more than its
 // bound.
 func TestStreamCacheKeepsOrdersInProgressOnly(t *testing.T) {
