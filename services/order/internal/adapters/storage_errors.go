@@ -14,7 +14,9 @@ import (
 // with %w, err's own chain kept) when it says the database cannot be used
 // now (storageUnavailable); any other error, and nil,
 // unchanged. It is the one place the order service classifies storage
-// failures: every Store method returns its errors through it.
+// failures: every Store method that serves a request or a message returns
+// its errors through it (not the operator's RebuildProjections, nor the
+// poison fault's EmitPoison).
 func storageErr(err error) error {
 	if err == nil || errors.Is(err, app.ErrStorageUnavailable) || !storageUnavailable(err) {
 		return err
@@ -24,15 +26,16 @@ func storageErr(err error) error {
 
 // storageUnavailable says whether err says the database cannot be used
 // now, whatever the statement: the disk is full, an I/O failed, the file
-// is locked past the busy timeout, cannot be opened (often: no file
-// descriptor left) or has become read-only (a file system remounted
-// read-only after errors) — as an SQLite result code or, where it reaches
-// us as one, a system error.
+// is locked by another connection past the busy timeout, cannot be opened
+// (often: no file descriptor left) or has become read-only (a file system
+// remounted read-only after errors) — as an SQLite result code or, where
+// it reaches us as one, a system error. SQLITE_LOCKED is not one: it is a
+// conflict within one connection, a bug to see as such.
 func storageUnavailable(err error) bool {
 	var se sqlite3.Error
 	if errors.As(err, &se) {
 		switch se.Code {
-		case sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrBusy, sqlite3.ErrLocked, sqlite3.ErrCantOpen, sqlite3.ErrReadonly:
+		case sqlite3.ErrFull, sqlite3.ErrIoErr, sqlite3.ErrBusy, sqlite3.ErrCantOpen, sqlite3.ErrReadonly:
 			return true
 		}
 	}

@@ -30,7 +30,7 @@ func TestStorageErrClassifies(t *testing.T) {
 		{"disk full", fmt.Errorf("save order o-1: %w", sqlite3.Error{Code: sqlite3.ErrFull}), true},
 		{"I/O error", fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrIoErr, ExtendedCode: sqlite3.ErrIoErrFsync}), true},
 		{"busy", sqlite3.Error{Code: sqlite3.ErrBusy}, true},
-		{"locked", sqlite3.Error{Code: sqlite3.ErrLocked}, true},
+		{"locked within the connection", sqlite3.Error{Code: sqlite3.ErrLocked}, false},
 		{"cannot open", fmt.Errorf("get connection: %w", sqlite3.Error{Code: sqlite3.ErrCantOpen, SystemErrno: syscall.EMFILE}), true},
 		{"read-only file system", sqlite3.Error{Code: sqlite3.ErrReadonly}, true},
 		{"too many open files", fmt.Errorf("open: %w", &os.PathError{Op: "open", Path: "/data/order.db", Err: syscall.EMFILE}), true},

@@ -19,6 +19,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -126,6 +127,17 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 type httpServer struct {
 	cfg HTTPConfig
 	app *app.Application
+
+	// readyMu guards readyRun, the readiness check in flight (nil: none).
+	readyMu  sync.Mutex
+	readyRun *readyCheck
+}
+
+// readyCheck is one run of HTTPConfig.Ready that probes share: err is
+// set before done is closed.
+type readyCheck struct {
+	done chan struct{}
+	err  error
 }
 
 // NewHTTPHandler returns the order API:
@@ -572,12 +584,13 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set(echo.HeaderLocation, "/orders/"+res.OrderID)
+	location := "/orders/" + res.OrderID
 	if !res.Replayed {
 		// The order is committed: the answer comes from what the command
 		// committed, not from a read that could fail (the request's
 		// deadline spent on a slow commit, no file descriptor left) and
 		// make a client without an Idempotency-Key place it again.
+		c.Response().Header().Set(echo.HeaderLocation, location)
 		return c.JSON(http.StatusCreated, res.Order)
 	}
 	// An earlier request placed it; if this read fails, the client's
@@ -586,6 +599,7 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	c.Response().Header().Set(echo.HeaderLocation, location)
 	c.Response().Header().Set(HeaderIdempotentReplayed, "true")
 	return c.JSON(http.StatusOK, v)
 }
@@ -719,19 +733,20 @@ func (s *httpServer) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers within ReadyTimeout: Ready gets a context that ends
-// then, and if it still has not returned (a call that does not heed its
-// context, stuck on a frozen disk), the answer is 503 without it; it
-// finishes in the background.
+// readyz answers within ReadyTimeout. Probes share the check in flight
+// (one goroutine at most, its owner the check itself), which gets a
+// context that ends ReadyTimeout after it started; a probe that has
+// waited ReadyTimeout for it (a check that does not heed its context,
+// stuck on a frozen disk) answers 503 without it.
 func (s *httpServer) readyz(c echo.Context) error {
 	if s.cfg.Ready != nil {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
 		defer cancel()
-		done := make(chan error, 1)
-		go func() { done <- s.cfg.Ready(ctx) }()
+		run := s.readyCheck()
 		var err error
 		select {
-		case err = <-done:
+		case <-run.done:
+			err = run.err
 		case <-ctx.Done():
 			err = fmt.Errorf("readiness check did not answer within %v", s.cfg.ReadyTimeout)
 		}
@@ -740,6 +755,28 @@ func (s *httpServer) readyz(c echo.Context) error {
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// readyCheck returns the readiness check in flight, starting one if
+// there is none.
+func (s *httpServer) readyCheck() *readyCheck {
+	s.readyMu.Lock()
+	defer s.readyMu.Unlock()
+	if s.readyRun != nil {
+		return s.readyRun
+	}
+	run := &readyCheck{done: make(chan struct{})}
+	s.readyRun = run
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadyTimeout)
+		defer cancel()
+		run.err = s.cfg.Ready(ctx)
+		close(run.done)
+		s.readyMu.Lock()
+		s.readyRun = nil
+		s.readyMu.Unlock()
+	}()
+	return run
 }
 
 // ---- errors -------------------------------------------------------------------

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -488,6 +489,39 @@ func TestReadyz(t *testing.T) {
 	}
 }
 
+// Probes share the readiness check in flight: a check stuck on a frozen
+// disk is not started again, and left behind, by every probe.
+func TestReadyzSharesTheCheckInFlight(t *testing.T) {
+	release := make(chan struct{})
+	var calls atomic.Int32
+	a := newAPI(t, ports.HTTPConfig{ReadyTimeout: 20 * time.Millisecond, Ready: func(context.Context) error {
+		if calls.Add(1) == 1 {
+			<-release // the first check hangs until released
+		}
+		return nil
+	}})
+	for range 5 {
+		if r := a.do("GET", "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
+			t.Fatalf("GET /readyz while the check hangs: got %d %s, want 503", r.status, r.body)
+		}
+	}
+	if got := calls.Load(); got != 1 {
+		t.Errorf("checks started by 5 probes while one hung: got %d, want 1", got)
+	}
+	close(release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := a.do("GET", "/readyz", "", nil)
+		if r.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET /readyz after the check ended: got %d %s, want 200", r.status, r.body)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // The POST /orders span is the root of the order's trace, and the
 // ReserveStock message carries it as the parent of its publish span.
 func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
@@ -630,6 +664,27 @@ func TestPlaceOrderAnswers201WhenTheReadBackFails(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("events of %s: got %d, want 1", v.ID, n)
+	}
+}
+
+// A replay whose read of the order fails answers the failure, without a
+// Location: nothing was created by this request, and the order it names
+// could not be shown.
+func TestReplayWhoseReadFailsHasNoLocation(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	key := map[string]string{"Idempotency-Key": "k-1"}
+	if r := a.do("POST", "/orders", validOrder, key); r.status != http.StatusCreated {
+		t.Fatalf("POST /orders: got %d %s, want 201", r.status, r.body)
+	}
+	if err := a.env.DB.Reader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := a.do("POST", "/orders", validOrder, key)
+	if r.status < 500 {
+		t.Fatalf("replay with the readers closed: got %d %s, want a 5xx", r.status, r.body)
+	}
+	if got := r.header.Get("Location"); got != "" {
+		t.Errorf("Location: got %q, want none", got)
 	}
 }
 
