@@ -359,27 +359,9 @@ func TestTimeoutLoopGoesOnPastFailingDeadlines(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := ordertest.New(t, ordertest.Options{})
 			ids := []string{env.Place(), env.Place(), env.Place()}
-			for i := range tc.ghosts {
-				if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`,
-					fmt.Sprintf("ghost-%d", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
+			addGhostDeadlines(t, env, tc.ghosts)
 			env.Clock.Advance(ordertest.StepTimeout)
-			loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, nil) // one round within the test
-			if err != nil {
-				t.Fatal(err)
-			}
-			app.SetTimeoutLoopBatch(loop, 2)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- loop.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run: got %v, want nil", err)
-				}
-			}()
+			defer runTimeoutLoop(t, env, nil)()
 			deadline := time.Now().Add(5 * time.Second)
 			for _, id := range ids {
 				for env.Order(id).Status != domain.StatusCancelling {
@@ -675,20 +657,8 @@ func TestTimeoutRoundLogsItsFailuresOnce(t *testing.T) {
 	logger := slog.New(logs)
 	env := ordertest.New(t, ordertest.Options{App: app.Options{Logger: logger}})
 	const ghosts = 5
-	for i := range ghosts {
-		if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`,
-			fmt.Sprintf("ghost-%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, logger) // one round within the test
-	if err != nil {
-		t.Fatal(err)
-	}
-	app.SetTimeoutLoopBatch(loop, 2)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- loop.Run(ctx) }()
+	addGhostDeadlines(t, env, ghosts)
+	stop := runTimeoutLoop(t, env, logger)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if msgs, _ := logs.errors(); len(msgs) > 0 || time.Now().After(deadline) {
@@ -697,15 +667,44 @@ func TestTimeoutRoundLogsItsFailuresOnce(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond) // anything the round logged after the first error
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run: got %v, want nil", err)
-	}
+	stop()
 	msgs, failed := logs.errors()
 	if want := []string{"timeout round failed"}; !slices.Equal(msgs, want) {
 		t.Errorf("error records: got %q, want %q", msgs, want)
 	}
 	if want := []int64{ghosts}; !slices.Equal(failed, want) {
 		t.Errorf("failed: got %v, want %v", failed, want)
+	}
+}
+
+// addGhostDeadlines adds n deadlines, due long ago, of orders that do not
+// exist (they cannot be loaded, so firing them fails).
+func addGhostDeadlines(t *testing.T, env *ordertest.Env, n int) {
+	t.Helper()
+	for i := range n {
+		if _, err := env.DB.Writer.Exec(`INSERT INTO order_deadlines (order_id, due_at, trace_id, span_id) VALUES (?, 0, '', '')`,
+			fmt.Sprintf("ghost-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runTimeoutLoop runs a timeout loop of env in batches of two, whose
+// first round starts at once and whose next is an hour away, until stop.
+func runTimeoutLoop(t *testing.T, env *ordertest.Env, logger *slog.Logger) (stop func()) {
+	t.Helper()
+	loop, err := app.NewTimeoutLoop(env.App.Commands.FireTimeouts, time.Hour, logger) // one round within the test
+	if err != nil {
+		t.Fatal(err)
+	}
+	app.SetTimeoutLoopBatch(loop, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
 	}
 }
