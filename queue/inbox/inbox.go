@@ -11,7 +11,9 @@
 // see Handle), so concurrent deliveries of one id run one after the other
 // and the second sees the first's record; with a larger pool, or several
 // Inboxes on one file, the primary key still guarantees that at most one
-// of them commits.
+// of them commits. Do runs a service's other writes (an HTTP request's) in
+// the same shared transactions, and WriteHealth tells a readiness check
+// whether they commit.
 package inbox
 
 import (
