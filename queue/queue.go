@@ -42,6 +42,14 @@ func Permanent(err error) error { return retry.Permanent(err) }
 // ErrPermanent matches errors wrapped by Permanent.
 var ErrPermanent = retry.ErrPermanent
 
+// Unavailable marks a handler error that says the consumer itself could
+// not work (its database full or failing), not the message: it is retried
+// for as long as that lasts, never dead-lettered for it (retry.Unavailable).
+func Unavailable(err error) error { return retry.Unavailable(err) }
+
+// ErrUnavailable matches errors wrapped by Unavailable.
+var ErrUnavailable = retry.ErrUnavailable
+
 // Config says which queue to open and how to instrument it.
 type Config struct {
 	// URL selects the backend: sqlite://PATH (a file shared by every

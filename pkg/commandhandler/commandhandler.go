@@ -27,6 +27,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
 // Outcomes recorded in the "outcome" attribute of the metrics.
@@ -124,8 +125,11 @@ type Router interface {
 }
 
 // Handle handles one message. An undecodable message is a permanent
-// failure (dead-lettered at once); any other error is retried by the
-// router unless it is permanent. The crash_after_commit crash point fires
+// failure (dead-lettered at once); a failure of the service's own
+// database (full, failing, read-only: sqlitefile.StorageFailure) is
+// retried for as long as it lasts and never dead-lettered for it
+// (queue.Unavailable); any other error is retried by the router unless it
+// is permanent. The crash_after_commit crash point fires
 // only after a message dispatch handled (not after a duplicate), so the
 // redelivery of a message a crash left unacked is acked even while the
 // flag stays on.
@@ -150,6 +154,11 @@ func (h *Handler) Handle(msg *message.Message) error {
 		h.count(ctx, m.MessageType(), OutcomeFailed, start)
 		if h.cfg.Permanent(err) {
 			return queue.Permanent(err)
+		}
+		if sqlitefile.StorageFailure(err) {
+			// The service's own database, not the message: retried for as
+			// long as the outage lasts, never dead-lettered for it.
+			return queue.Unavailable(err)
 		}
 		return err
 	}

@@ -3,12 +3,14 @@ package commandhandler_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/mattn/go-sqlite3"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -21,6 +23,7 @@ import (
 var (
 	errInvalid   = errors.New("invalid command")
 	errTransient = errors.New("database busy")
+	errDiskFull  = fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull})
 )
 
 func encode(t *testing.T, m contracts.Message) *message.Message {
@@ -38,16 +41,17 @@ func encode(t *testing.T, m contracts.Message) *message.Message {
 
 func TestHandle(t *testing.T) {
 	tests := []struct {
-		name      string
-		msg       func(t *testing.T) *message.Message
-		result    error // what dispatch returns
-		duplicate bool
-		crash     bool // crash_after_commit on
-		wantErr   error
-		permanent bool
-		dispatch  bool
-		exits     int
-		outcome   string
+		name        string
+		msg         func(t *testing.T) *message.Message
+		result      error // what dispatch returns
+		duplicate   bool
+		crash       bool // crash_after_commit on
+		wantErr     error
+		permanent   bool
+		unavailable bool
+		dispatch    bool
+		exits       int
+		outcome     string
 	}{
 		{name: "ok", result: nil, dispatch: true, outcome: commandhandler.OutcomeOK},
 		{name: "duplicate", duplicate: true, dispatch: true, outcome: commandhandler.OutcomeDuplicate},
@@ -62,6 +66,7 @@ func TestHandle(t *testing.T) {
 		{name: "crash after commit", crash: true, dispatch: true, exits: 1, outcome: commandhandler.OutcomeOK},
 		{name: "no crash after a duplicate", crash: true, duplicate: true, dispatch: true, outcome: commandhandler.OutcomeDuplicate},
 		{name: "no crash after a failure", crash: true, result: errTransient, wantErr: errTransient, dispatch: true, outcome: commandhandler.OutcomeFailed},
+		{name: "own database full is unavailable, not the message's fault", result: errDiskFull, wantErr: errDiskFull, unavailable: true, dispatch: true, outcome: commandhandler.OutcomeFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,6 +106,9 @@ func TestHandle(t *testing.T) {
 			}
 			if gotPermanent := errors.Is(err, queue.ErrPermanent); gotPermanent != tc.permanent {
 				t.Errorf("permanent: got %v, want %v (%v)", gotPermanent, tc.permanent, err)
+			}
+			if gotUnavailable := errors.Is(err, queue.ErrUnavailable); gotUnavailable != tc.unavailable {
+				t.Errorf("unavailable: got %v, want %v (%v)", gotUnavailable, tc.unavailable, err)
 			}
 			if dispatched := got.m != nil; dispatched != tc.dispatch {
 				t.Errorf("dispatched: got %v, want %v", dispatched, tc.dispatch)

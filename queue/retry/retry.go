@@ -48,6 +48,31 @@ func (e permanentError) Error() string        { return e.err.Error() }
 func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
 func (e permanentError) Is(target error) bool { return target == ErrPermanent }
 
+// ErrUnavailable marks an error that says the consumer could not do its
+// work now, through no fault of the message: its own database is full,
+// failing or read-only. Such a failure never dead-letters the message: it
+// is retried with the backoff, up to MaxInterval apart, however many
+// attempts the outage takes (an outage of seconds spent a message's five
+// attempts, and with group commit every message of a failed commit's
+// batch). The attempts still count: a message that failed so past
+// MaxAttempts is dead-lettered at its next failure of another kind. Wrap
+// with Unavailable.
+var ErrUnavailable = errors.New("consumer unavailable")
+
+// Unavailable wraps err so that errors.Is(err, ErrUnavailable) holds.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return unavailableError{err}
+}
+
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string        { return e.err.Error() }
+func (e unavailableError) Unwrap() []error      { return []error{e.err, ErrUnavailable} }
+func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
+
 // Metadata keys the middleware writes on a dead-lettered message's copy.
 const (
 	// MetadataDeadLetterReason says why the message was given up:
@@ -189,7 +214,8 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 	}
 
 	permanent := errors.Is(handlerErr, ErrPermanent)
-	if !permanent && attempt < c.MaxAttempts {
+	unavailable := !permanent && errors.Is(handlerErr, ErrUnavailable)
+	if unavailable || (!permanent && attempt < c.MaxAttempts) {
 		d := c.Backoff(attempt)
 		d += time.Duration((c.random()*2 - 1) * c.Jitter * float64(d))
 		msg.Metadata.Set(backend.MetadataLastError, truncate(handlerErr.Error(), 2000))

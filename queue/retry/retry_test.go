@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,56 @@ func TestFailureOfAWithdrawnMessageIsNotDeadLettered(t *testing.T) {
 	}
 	if store.puts != 0 {
 		t.Errorf("dead letters written: got %d, want 0", store.puts)
+	}
+}
+
+// countingStore records the dead letters it is given.
+type countingStore struct {
+	backend.DeadLetterStore
+	puts int
+}
+
+func (s *countingStore) Put(context.Context, backend.DeadLetter) error {
+	s.puts++
+	return nil
+}
+
+// A failure that says the consumer is unavailable (its own database full)
+// is retried after the capped backoff however many attempts it has
+// taken, never dead-lettered; once the message has spent its attempts, a
+// failure of another kind dead-letters it.
+func TestUnavailableConsumerIsRetriedNotDeadLettered(t *testing.T) {
+	full := fmt.Errorf("handle: %w", Unavailable(errors.New("database or disk is full")))
+	tests := []struct {
+		name       string
+		err        error
+		attempt    int
+		wantDelay  string // "" when acked (dead-lettered)
+		wantLetter int
+	}{
+		{"unavailable, first attempt", full, 1, (100 * time.Millisecond).String(), 0},
+		{"unavailable, attempts spent", full, 5, (1 * time.Second).String(), 0},
+		{"unavailable, far past the attempts", full, 40, (1 * time.Second).String(), 0},
+		{"another failure, attempts spent", errors.New("card declined by a bug"), 41, "", 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			store := &countingStore{}
+			h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second,
+				random: func() float64 { return 0.5 }})( // no jitter
+				func(*message.Message) ([]*message.Message, error) { return nil, tc.err })
+			msg := message.NewMessage("m-1", []byte("x"))
+			msg.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(tc.attempt))
+			_, err := h(msg)
+			if got := msg.Metadata.Get(delay.DelayedForKey); got != tc.wantDelay {
+				t.Errorf("delay: got %q, want %q", got, tc.wantDelay)
+			}
+			if (err == nil) != (tc.wantDelay == "") {
+				t.Errorf("handler: got %v, want an error (nack) only when retried", err)
+			}
+			if store.puts != tc.wantLetter {
+				t.Errorf("dead letters: got %d, want %d", store.puts, tc.wantLetter)
+			}
+		})
 	}
 }
