@@ -804,8 +804,9 @@ type FieldProblem struct {
 	Detail string `json:"detail"`
 }
 
-// overloadRetryAfter is the Retry-After of a refusal for load: about the
-// time a few hundred orders take to end.
+// overloadRetryAfter is the Retry-After of a refusal for load, and of a
+// request that ran out of time: about the time a few hundred orders take
+// to end.
 const overloadRetryAfter = time.Second
 
 // storageRetryAfter is the Retry-After of a request refused because the
@@ -874,7 +875,8 @@ func problemFor(err error) Problem {
 	case errors.Is(err, app.ErrConflict):
 		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}
 	case errors.Is(err, context.DeadlineExceeded):
-		return Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable, Detail: "the request took too long"}
+		return Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
+			Detail: "the request took too long; send it again (a POST /orders with the same Idempotency-Key)", RetryAfter: overloadRetryAfter}
 	case errors.Is(err, context.Canceled):
 		// net/http cancels a request's context when its client goes away:
 		// nobody reads the answer, and nothing failed on the server's

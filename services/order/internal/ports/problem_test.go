@@ -28,7 +28,7 @@ func TestProblemForStatuses(t *testing.T) {
 		{"too many open orders", fmt.Errorf("place order: %w", app.ErrTooManyOpenOrders), 503, problemTypeOverloaded, overloadRetryAfter},
 		{"conflict", fmt.Errorf("cancel: %w", app.ErrConflict), 409, problemTypeConflict, 0},
 		{"not found", fmt.Errorf("get order: %w", app.ErrOrderNotFound), 404, problemTypeNotFound, 0},
-		{"deadline", fmt.Errorf("place order: %w", context.DeadlineExceeded), 503, "about:blank", 0},
+		{"deadline", fmt.Errorf("place order: %w", context.DeadlineExceeded), 503, "about:blank", overloadRetryAfter},
 		{"anything else", errors.New("boom"), 500, "about:blank", 0},
 	}
 	for _, tc := range tests {
