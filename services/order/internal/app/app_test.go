@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -613,28 +612,10 @@ func TestPlaceOrderReturnsTheOrderAsStored(t *testing.T) {
 	}
 }
 
-// records keeps the message and level of every log record.
-type records struct {
-	mu  sync.Mutex
-	got []slog.Record
-}
-
-func (r *records) Enabled(context.Context, slog.Level) bool { return true }
-func (r *records) Handle(_ context.Context, rec slog.Record) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.got = append(r.got, rec.Clone())
-	return nil
-}
-func (r *records) WithAttrs([]slog.Attr) slog.Handler { return r }
-func (r *records) WithGroup(string) slog.Handler      { return r }
-
-// errors returns the messages of the records at error level, and the
+// logErrors returns the messages of the records at error level, and the
 // "failed" attribute of each.
-func (r *records) errors() (msgs []string, failed []int64) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, rec := range r.got {
+func logErrors(logs *ordertest.Logs) (msgs []string, failed []int64) {
+	for _, rec := range logs.Records() {
 		if rec.Level < slog.LevelError {
 			continue
 		}
@@ -653,7 +634,7 @@ func (r *records) errors() (msgs []string, failed []int64) {
 // orders that cannot be loaded, over several batches) logs one error with
 // their count, not one per order plus one per batch.
 func TestTimeoutRoundLogsItsFailuresOnce(t *testing.T) {
-	logs := &records{}
+	logs := &ordertest.Logs{}
 	logger := slog.New(logs)
 	env := ordertest.New(t, ordertest.Options{App: app.Options{Logger: logger}})
 	const ghosts = 5
@@ -661,14 +642,14 @@ func TestTimeoutRoundLogsItsFailuresOnce(t *testing.T) {
 	stop := runTimeoutLoop(t, env, logger)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if msgs, _ := logs.errors(); len(msgs) > 0 || time.Now().After(deadline) {
+		if msgs, _ := logErrors(logs); len(msgs) > 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond) // anything the round logged after the first error
 	stop()
-	msgs, failed := logs.errors()
+	msgs, failed := logErrors(logs)
 	if want := []string{"timeout round failed"}; !slices.Equal(msgs, want) {
 		t.Errorf("error records: got %q, want %q", msgs, want)
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,7 +97,7 @@ const validOrder = `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":2}]}
 // problem saying to send it again; the same key, once there is room,
 // places the order.
 func TestPlaceOrderAtTheOpenLimit(t *testing.T) {
-	logs := &levels{}
+	logs := &ordertest.Logs{}
 	a := newAPIWith(t, ports.HTTPConfig{Logger: slog.New(logs)}, ordertest.Options{MaxOpenOrders: 1})
 	if r := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"}); r.status != 201 {
 		t.Fatalf("first order: got %d %s, want 201", r.status, r.body)
@@ -113,9 +112,9 @@ func TestPlaceOrderAtTheOpenLimit(t *testing.T) {
 	if p := r.problem(t); p.Type != "urn:orderflow:problem:too-many-open-orders" || !strings.Contains(p.Detail, "again") {
 		t.Errorf("problem: got %+v, want type too-many-open-orders and a detail saying to send it again", p)
 	}
-	for _, l := range logs.got {
-		if l >= slog.LevelWarn {
-			t.Errorf("log level of the refusal: got a %v record, want below warn (designed back-pressure, not a failure)", l)
+	for _, rec := range logs.Records() {
+		if rec.Level >= slog.LevelWarn {
+			t.Errorf("log level of the refusal: got a %v record, want below warn (designed back-pressure, not a failure)", rec.Level)
 		}
 	}
 }
@@ -411,29 +410,13 @@ func TestRequestIDIsBoundedBeforeItIsStored(t *testing.T) {
 	}
 }
 
-// levels records the level of every log record.
-type levels struct {
-	mu  sync.Mutex
-	got []slog.Level
-}
-
-func (l *levels) Enabled(context.Context, slog.Level) bool { return true }
-func (l *levels) Handle(_ context.Context, r slog.Record) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.got = append(l.got, r.Level)
-	return nil
-}
-func (l *levels) WithAttrs([]slog.Attr) slog.Handler { return l }
-func (l *levels) WithGroup(string) slog.Handler      { return l }
-
 // A request whose client went away ends with context.Canceled: that is
 // 499, logged at debug and not an error span, not a 500.
 func TestClientGoneIs499(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	logs := &levels{}
+	logs := &ordertest.Logs{}
 	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Logger: slog.New(logs)})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -444,9 +427,9 @@ func TestClientGoneIs499(t *testing.T) {
 	if rec.Code != 499 {
 		t.Fatalf("status: got %d %s, want 499", rec.Code, rec.Body)
 	}
-	for _, l := range logs.got {
-		if l >= slog.LevelWarn {
-			t.Errorf("log level: got a %v record, want debug only", l)
+	for _, rec := range logs.Records() {
+		if rec.Level >= slog.LevelWarn {
+			t.Errorf("log level: got a %v record, want debug only", rec.Level)
 		}
 	}
 	spans := exp.GetSpans()
