@@ -94,7 +94,8 @@ func OpenWriter(path, synchronous string) *sql.DB {
 // writes each page the log holds once, however many commits changed it,
 // and syncs both files: with 1,000 pages (2 MB) the order service
 // checkpointed several times a second, rewriting the same index and
-// table pages each time; with 10,000 (20 MB of log at most, per service)
+// table pages each time; with 10,000 (about 20 MB of log per service;
+// more only while a long read keeps the log from starting over)
 // it writes half as many pages to its database file and syncs a tenth as
 // often. Measured end to end (docs/benchmarks.md, three alternating
 // rounds): the order service's CPU per order 9–13 % lower. A crash costs

@@ -435,8 +435,9 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			b.health.Failed(time.Now(), err)
 			return false, batch, errs, idx, fmt.Errorf("commit write transaction: %w", err)
 		}
-		b.health.Succeeded(time.Now())
-		b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
+		committed := time.Now()
+		b.health.Succeeded(committed)
+		b.writeCounts.lockHeld.Add(int64(committed.Sub(granted)))
 		b.acked.Add(w.acked)
 		b.writeCounts.count(batch, idx)
 		return w.published, batch, errs, idx, nil
