@@ -106,6 +106,7 @@ func TestBenchHelper(t *testing.T) {
 	stopProfile()
 	stop()
 	say("hwm %d", ownPeakRSSKiB())
+	say("wrote %d", ownWrittenBytes())
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "bench %s: %v\n", os.Getenv(envName), err)
 		os.Exit(1)
@@ -194,13 +195,14 @@ func consumeRole(ctx context.Context) error {
 }
 
 // closeQueue closes q and, on the SQLite backend, reports "lock HELD_NS
-// WAIT_NS": how long this process's writer held the queue file's write
-// lock and waited for it.
+// WAIT_NS TRANSACTIONS": how long this process's writer held the queue
+// file's write lock and waited for it, and how many write transactions it
+// committed.
 func closeQueue(q *queue.Queue) {
 	_ = q.Close()
 	if ws, ok := q.Backend().(interface{ WriteStats() sqlite.WriteStats }); ok {
 		s := ws.WriteStats()
-		say("lock %d %d", s.LockHeld.Nanoseconds(), s.LockWait.Nanoseconds())
+		say("lock %d %d %d", s.LockHeld.Nanoseconds(), s.LockWait.Nanoseconds(), s.Transactions)
 	}
 }
 
@@ -402,9 +404,11 @@ type child struct {
 	final  atomic.Int64 // consumers: count after shutdown, -1 until known
 	doneNs atomic.Int64 // publishers: when the last Publish returned, 0 until then
 	hwmKiB atomic.Int64 // peak RSS the child reported just before exiting
+	wrote  atomic.Int64 // bytes the child wrote in its life (see ownWrittenBytes)
 	// SQLite: how long the child's writer held and waited for the queue
 	// file's write lock in all, reported as it closed the queue.
 	lockHeldNs, lockWaitNs atomic.Int64
+	writeTxs               atomic.Int64 // SQLite: write transactions committed
 	waitErr                error
 }
 
@@ -472,9 +476,12 @@ func (c *child) read(stdout io.Reader) {
 			c.doneNs.Store(num(1))
 		case "hwm":
 			c.hwmKiB.Store(num(1))
+		case "wrote":
+			c.wrote.Store(num(1))
 		case "lock":
 			c.lockHeldNs.Store(num(1))
 			c.lockWaitNs.Store(num(2))
+			c.writeTxs.Store(num(3))
 		}
 	}
 	_, _ = io.Copy(io.Discard, stdout)
@@ -576,6 +583,23 @@ func (c *child) peakRSSKiB() int64 {
 	}
 	if ru, ok := c.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		return ru.Maxrss // KiB on Linux
+	}
+	return 0
+}
+
+// ownWrittenBytes is how many bytes this process handed to write system
+// calls ("wchar" in /proc/self/io): for a queue process, mostly the pages
+// SQLite wrote to the WAL and, in checkpoints, to the database file.
+func ownWrittenBytes() int64 {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "wchar:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
+			return n
+		}
 	}
 	return 0
 }

@@ -378,6 +378,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 // deadline), the ops, COMMIT.
 func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn], deadline time.Time, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
 	drained := false
+	merge := true // publishes of one topic stored together (applyMerged)
 	for {
 		w := &writeTx{conn: stmts.db, stmts: stmts}
 		asked := time.Now()
@@ -402,11 +403,29 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		}
 		w.now = b.nowMs() // after the lock wait, so leases start when granted
 		failed := -1
-		for n, i := range idx {
-			if err := batch[i].op.apply(ctx, w); err != nil {
-				errs[i], failed = err, n
+		if merge && publishesToMerge(batch, idx) {
+			if err := applyMerged(ctx, w, batch, idx); err != nil {
+				// Which op failed is not known once publishes are merged:
+				// the batch is applied again, op by op, to find out.
 				b.noteWriteError(err)
-				break
+				if rbErr := rollBack(ctx, w.conn); rbErr != nil {
+					b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
+					b.txLeftOpen = true
+					b.health.Failed(time.Now(), rbErr)
+					return false, batch, errs, idx, fmt.Errorf("roll back write transaction: %w", rbErr)
+				}
+				b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
+				merge = false
+				deadline = time.Now().Add(b.cfg.BusyTimeout)
+				continue
+			}
+		} else {
+			for n, i := range idx {
+				if err := batch[i].op.apply(ctx, w); err != nil {
+					errs[i], failed = err, n
+					b.noteWriteError(err)
+					break
+				}
 			}
 		}
 		if failed >= 0 {
@@ -442,6 +461,73 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		b.writeCounts.count(batch, idx)
 		return w.published, batch, errs, idx, nil
 	}
+}
+
+// publishesToMerge reports whether two of the ops batch[idx] are
+// publishes, which applyMerged would store together.
+func publishesToMerge(batch []writeRequest, idx []int) bool {
+	seen := false
+	for _, i := range idx {
+		if _, ok := batch[i].op.(*publishOp); ok {
+			if seen {
+				return true
+			}
+			seen = true
+		}
+	}
+	return false
+}
+
+// applyMerged applies the ops batch[idx] in order, except that all the
+// publishes to one topic are stored together where the first of them
+// stands: concurrent Publish calls of one message each then cost SQLite a
+// multi-row INSERT per chunk of messages (insertMessages) instead of two
+// statements per message. Moving a publish ahead of other ops of the
+// transaction changes nothing another process can see: they commit
+// together. An error leaves the transaction to be rolled back; it does
+// not say which op failed.
+func applyMerged(ctx context.Context, w *writeTx, batch []writeRequest, idx []int) error {
+	type topicMessages struct {
+		first    int // the position in idx of the topic's first publish
+		register bool
+		msgs     []storedMessage
+	}
+	byTopic := map[string]*topicMessages{}
+	for n, i := range idx {
+		op, ok := batch[i].op.(*publishOp)
+		if !ok {
+			continue
+		}
+		t := byTopic[op.topic]
+		if t == nil {
+			t = &topicMessages{first: n}
+			byTopic[op.topic] = t
+		}
+		t.register = t.register || op.register
+		t.msgs = append(t.msgs, op.msgs...)
+	}
+	for n, i := range idx {
+		op, ok := batch[i].op.(*publishOp)
+		if !ok {
+			if err := batch[i].op.apply(ctx, w); err != nil {
+				return err
+			}
+			continue
+		}
+		t := byTopic[op.topic]
+		if t.first != n {
+			continue // stored with the topic's first publish
+		}
+		if t.register {
+			if err := registerTopic(ctx, w, op.topic); err != nil {
+				return err
+			}
+		}
+		if err := insertMessages(ctx, w, op.topic, t.msgs); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // rollBack ends the write transaction. SQLite may have rolled it back

@@ -1,0 +1,216 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// storedRow is a message as the queue file holds it, with the groups that
+// have a delivery of it.
+type storedRow struct {
+	topic, uuid, payload string
+	groups               string // comma-separated, sorted
+}
+
+// storedRows reads every message of the file in id order.
+func storedRows(t *testing.T, b *Backend) []storedRow {
+	t.Helper()
+	rows, err := b.readDB.QueryContext(t.Context(), `
+		SELECT m.topic, m.uuid, m.payload,
+			COALESCE((SELECT group_concat(consumer_group, ',') FROM
+				(SELECT consumer_group FROM queue_deliveries d WHERE d.message_id = m.id ORDER BY consumer_group)), '')
+		FROM queue_messages m ORDER BY m.id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []storedRow
+	for rows.Next() {
+		var r storedRow
+		if err := rows.Scan(&r.topic, &r.uuid, &r.payload, &r.groups); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func subscribeGroups(t *testing.T, b *Backend, topic string, groups ...string) {
+	t.Helper()
+	for _, g := range groups {
+		if err := b.submit(&subscribeOp{topic: topic, group: g}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A Publish of many messages is stored in multi-row INSERTs of up to
+// maxInsertRows rows: every message, in order, with one delivery for each
+// subscribed group, whatever the count's split into chunks.
+func TestAPublishOfManyMessagesStoresEachWithADeliveryPerGroup(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 7, maxInsertRows - 1, maxInsertRows, maxInsertRows + 1, 2*maxInsertRows + 5} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			b, err := Open(t.Context(), filepath.Join(t.TempDir(), "queue.db"), Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			subscribeGroups(t, b, "jobs", "g1", "g2")
+			subscribeGroups(t, b, "other", "g3")
+			// A message of another topic before, so that ids do not start
+			// at 1 and the topic's deliveries must come from the right range.
+			if err := b.Publisher().Publish("other", message.NewMessage("before", []byte("o"))); err != nil {
+				t.Fatal(err)
+			}
+			var msgs []*message.Message
+			want := []storedRow{{topic: "other", uuid: "before", payload: "o", groups: "g3"}}
+			for i := range n {
+				msgs = append(msgs, message.NewMessage(fmt.Sprintf("m-%d", i), []byte(fmt.Sprintf("payload %d", i))))
+				want = append(want, storedRow{topic: "jobs", uuid: fmt.Sprintf("m-%d", i), payload: fmt.Sprintf("payload %d", i), groups: "g1,g2"})
+			}
+			if err := b.Publisher().Publish("jobs", msgs...); err != nil {
+				t.Fatal(err)
+			}
+			if got := storedRows(t, b); !slices.Equal(got, want) {
+				t.Errorf("stored after a Publish of %d messages:\ngot  %v\nwant %v", n, got, want)
+			}
+		})
+	}
+}
+
+// failingOp is an op that fails without touching the file.
+type failingOp struct{}
+
+func (failingOp) apply(context.Context, *writeTx) error { return errors.New("simulated failure") }
+
+// Publishes that share a transaction are stored together (applyMerged),
+// each Publish's messages in its order and the Publishes of a topic in the
+// order they were made, with their deliveries. An op that fails among them
+// fails alone, and the publishes are committed without it.
+func TestPublishesSharingATransactionAreStoredTogether(t *testing.T) {
+	t.Run("all succeed", func(t *testing.T) { testPublishesSharingATransaction(t, false) })
+	t.Run("another op fails", func(t *testing.T) { testPublishesSharingATransaction(t, true) })
+}
+
+func testPublishesSharingATransaction(t *testing.T, withFailingOp bool) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	subscribeGroups(t, b, "jobs", "g1")
+	subscribeGroups(t, b, "other", "g2")
+	// The requests queue while another connection holds SQLite's lock, so
+	// that they share one transaction.
+	release := holdSQLiteLock(t, path)
+	type call struct {
+		topic string
+		uuids []string
+	}
+	calls := []call{
+		{"jobs", []string{"a-1", "a-2", "a-3"}},
+		{"other", []string{"o-1"}},
+		{"jobs", []string{"b-1"}},
+		{"jobs", []string{"c-1", "c-2"}},
+	}
+	answers := make([]chan error, len(calls))
+	for i, c := range calls {
+		answers[i] = make(chan error, 1)
+		var msgs []*message.Message
+		for _, u := range c.uuids {
+			msgs = append(msgs, message.NewMessage(u, []byte(u)))
+		}
+		go func() { answers[i] <- b.Publisher().Publish(c.topic, msgs...) }()
+		if i == 1 && withFailingOp {
+			failed := make(chan error, 1)
+			go func() { failed <- b.submit(failingOp{}, true) }()
+			defer func() {
+				if err := <-failed; err == nil || !strings.Contains(err.Error(), "simulated") {
+					t.Errorf("the failing op: got %v, want its own error", err)
+				}
+			}()
+		}
+		time.Sleep(20 * time.Millisecond) // in this order in the batch
+	}
+	release()
+	for i, ch := range answers {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("Publish %v: got %v, want nil", calls[i].uuids, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("Publish %v: no answer within 30s", calls[i].uuids)
+		}
+	}
+	got := storedRows(t, b)
+	byTopic := map[string][]string{}
+	for _, r := range got {
+		if want := map[string]string{"jobs": "g1", "other": "g2"}[r.topic]; r.groups != want || r.payload != r.uuid {
+			t.Errorf("message %s of %s: got groups %q and payload %q, want %q and %q", r.uuid, r.topic, r.groups, r.payload, want, r.uuid)
+		}
+		byTopic[r.topic] = append(byTopic[r.topic], r.uuid)
+	}
+	if want := []string{"a-1", "a-2", "a-3", "b-1", "c-1", "c-2"}; !slices.Equal(byTopic["jobs"], want) {
+		t.Errorf("messages of jobs in id order: got %v, want %v", byTopic["jobs"], want)
+	}
+	if want := []string{"o-1"}; !slices.Equal(byTopic["other"], want) {
+		t.Errorf("messages of other: got %v, want %v", byTopic["other"], want)
+	}
+	// Two subscriptions and the shared transaction (tried a second time
+	// without the failing op).
+	if got := b.WriteStats().Transactions; got != 3 {
+		t.Errorf("write transactions: got %d, want 3 (the publishes shared one)", got)
+	}
+}
+
+// A group that subscribes in the same transaction as publishes to its
+// topic gets a delivery of each of them, wherever its subscription stands
+// among them.
+func TestAGroupSubscribingAmongMergedPublishesGetsEveryMessage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	subscribeGroups(t, b, "jobs", "g1")
+	release := holdSQLiteLock(t, path)
+	var answers []chan error
+	publish := func(uuid string) {
+		ch := make(chan error, 1)
+		answers = append(answers, ch)
+		go func() { ch <- b.Publisher().Publish("jobs", message.NewMessage(uuid, []byte(uuid))) }()
+		time.Sleep(20 * time.Millisecond)
+	}
+	publish("m-1")
+	subscribed := make(chan error, 1)
+	go func() { subscribed <- b.submit(&subscribeOp{topic: "jobs", group: "late"}, true) }()
+	time.Sleep(20 * time.Millisecond)
+	publish("m-2")
+	release()
+	for _, ch := range append(answers, subscribed) {
+		if err := <-ch; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []storedRow{
+		{topic: "jobs", uuid: "m-1", payload: "m-1", groups: "g1,late"},
+		{topic: "jobs", uuid: "m-2", payload: "m-2", groups: "g1,late"},
+	}
+	if got := storedRows(t, b); !slices.Equal(got, want) {
+		t.Errorf("stored:\ngot  %v\nwant %v", got, want)
+	}
+}
