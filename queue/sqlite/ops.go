@@ -41,9 +41,9 @@ func registerTopic(ctx context.Context, w *writeTx, topic string) error {
 	return nil
 }
 
-// maxInsertRows is the most messages one INSERT statement stores. Chunks
-// are powers of two up to it, so that a handful of prepared statements
-// serve every batch size.
+// maxInsertRows is the most messages one INSERT statement stores (and
+// the most acks one DELETE applies). Chunks are powers of two up to it, so
+// that a handful of prepared statements serve every batch size.
 const maxInsertRows = 64
 
 // insertMessages stores msgs on topic with one multi-row INSERT per chunk
@@ -234,6 +234,49 @@ func (op *ackOp) apply(ctx context.Context, w *writeTx) error {
 		w.acked++
 	}
 	return fenced(res, err, "ack", op.lease)
+}
+
+// deleteAcked deletes the deliveries of acks, all of one topic and group,
+// with one DELETE per chunk of up to maxInsertRows, each row only if its
+// lease is still the one acked. It fails if any lease was lost: the
+// caller then applies the acks one by one (ackOp), which says which.
+func deleteAcked(ctx context.Context, w *writeTx, acks []lease) error {
+	for len(acks) > 0 {
+		n := chunkRows(len(acks))
+		chunk := acks[:n]
+		acks = acks[n:]
+		args := make([]any, 0, 2+3*n)
+		args = append(args, chunk[0].topic, chunk[0].group)
+		for _, l := range chunk {
+			args = append(args, l.messageID)
+		}
+		for _, l := range chunk {
+			args = append(args, l.messageID, l.leaseID)
+		}
+		res, err := w.exec(ctx, deleteAckedQuery(n), args...)
+		if err != nil {
+			return fmt.Errorf("ack %d deliveries of %s/%s: %w", n, chunk[0].topic, chunk[0].group, err)
+		}
+		deleted, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("ack %d deliveries of %s/%s: %w", n, chunk[0].topic, chunk[0].group, err)
+		}
+		w.acked += deleted
+		if deleted != int64(n) {
+			return fmt.Errorf("ack %d deliveries of %s/%s: %d deleted: %w", n, chunk[0].topic, chunk[0].group, deleted, backend.ErrLeaseLost)
+		}
+	}
+	return nil
+}
+
+// deleteAckedQuery is the DELETE of rows acked deliveries: the message ids
+// find the rows through the primary key, and the CASE fences each with
+// its lease. (A row-value "(message_id, lease_id) IN (VALUES …)" would
+// make SQLite scan every delivery of the group.)
+func deleteAckedQuery(rows int) string {
+	return `DELETE FROM queue_deliveries WHERE topic = ? AND consumer_group = ? AND message_id IN (?` +
+		strings.Repeat(`, ?`, rows-1) + `) AND lease_id = CASE message_id` +
+		strings.Repeat(` WHEN ? THEN ?`, rows) + ` END`
 }
 
 // nackOp makes a delivery visible again after delayMs and records why it

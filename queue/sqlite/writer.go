@@ -378,7 +378,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 // deadline), the ops, COMMIT.
 func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn], deadline time.Time, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
 	drained := false
-	merge := true // publishes of one topic stored together (applyMerged)
+	merge := true // publishes of a topic, acks of a group, applied together (applyMerged)
 	for {
 		w := &writeTx{conn: stmts.db, stmts: stmts}
 		asked := time.Now()
@@ -403,10 +403,10 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 		}
 		w.now = b.nowMs() // after the lock wait, so leases start when granted
 		failed := -1
-		if merge && publishesToMerge(batch, idx) {
+		if merge && opsToMerge(batch, idx) {
 			if err := applyMerged(ctx, w, batch, idx); err != nil {
-				// Which op failed is not known once publishes are merged:
-				// the batch is applied again, op by op, to find out.
+				// Which op failed is not known once ops are merged: the
+				// batch is applied again, op by op, to find out.
 				b.noteWriteError(err)
 				if rbErr := rollBack(ctx, w.conn); rbErr != nil {
 					b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
@@ -463,16 +463,19 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 	}
 }
 
-// publishesToMerge reports whether two of the ops batch[idx] are
-// publishes, which applyMerged would store together.
-func publishesToMerge(batch []writeRequest, idx []int) bool {
-	seen := false
+// opsToMerge reports whether two of the ops batch[idx] are publishes, or
+// two are acks, which applyMerged would apply together.
+func opsToMerge(batch []writeRequest, idx []int) bool {
+	publishes, acks := 0, 0
 	for _, i := range idx {
-		if _, ok := batch[i].op.(*publishOp); ok {
-			if seen {
-				return true
-			}
-			seen = true
+		switch batch[i].op.(type) {
+		case *publishOp:
+			publishes++
+		case *ackOp:
+			acks++
+		}
+		if publishes > 1 || acks > 1 {
+			return true
 		}
 	}
 	return false
@@ -480,11 +483,14 @@ func publishesToMerge(batch []writeRequest, idx []int) bool {
 
 // applyMerged applies the ops batch[idx] in order, except that all the
 // publishes to one topic are stored together where the first of them
-// stands: concurrent Publish calls of one message each then cost SQLite a
-// multi-row INSERT per chunk of messages (insertMessages) instead of two
-// statements per message. Moving a publish ahead of other ops of the
-// transaction changes nothing another process can see: they commit
-// together. An error leaves the transaction to be rolled back; it does
+// stands, and all the acks of one topic and group are applied together
+// where the first of them stands: concurrent Publish calls of one message
+// each then cost SQLite a multi-row INSERT per chunk of messages
+// (insertMessages) instead of two statements per message, and a
+// consumer's acks a DELETE per chunk (deleteAcked) instead of one each.
+// Moving an op ahead of other ops of the transaction changes nothing
+// another process can see: they commit together. An error (a lease lost
+// among the acks, too) leaves the transaction to be rolled back; it does
 // not say which op failed.
 func applyMerged(ctx context.Context, w *writeTx, batch []writeRequest, idx []int) error {
 	type topicMessages struct {
@@ -492,39 +498,60 @@ func applyMerged(ctx context.Context, w *writeTx, batch []writeRequest, idx []in
 		register bool
 		msgs     []storedMessage
 	}
+	type groupAcks struct {
+		first int // the position in idx of the group's first ack
+		acks  []lease
+	}
+	type topicGroup struct{ topic, group string }
 	byTopic := map[string]*topicMessages{}
+	byGroup := map[topicGroup]*groupAcks{}
 	for n, i := range idx {
-		op, ok := batch[i].op.(*publishOp)
-		if !ok {
-			continue
+		switch op := batch[i].op.(type) {
+		case *publishOp:
+			t := byTopic[op.topic]
+			if t == nil {
+				t = &topicMessages{first: n}
+				byTopic[op.topic] = t
+			}
+			t.register = t.register || op.register
+			t.msgs = append(t.msgs, op.msgs...)
+		case *ackOp:
+			key := topicGroup{op.topic, op.group}
+			g := byGroup[key]
+			if g == nil {
+				g = &groupAcks{first: n}
+				byGroup[key] = g
+			}
+			g.acks = append(g.acks, op.lease)
 		}
-		t := byTopic[op.topic]
-		if t == nil {
-			t = &topicMessages{first: n}
-			byTopic[op.topic] = t
-		}
-		t.register = t.register || op.register
-		t.msgs = append(t.msgs, op.msgs...)
 	}
 	for n, i := range idx {
-		op, ok := batch[i].op.(*publishOp)
-		if !ok {
-			if err := batch[i].op.apply(ctx, w); err != nil {
+		switch op := batch[i].op.(type) {
+		case *publishOp:
+			t := byTopic[op.topic]
+			if t.first != n {
+				continue // stored with the topic's first publish
+			}
+			if t.register {
+				if err := registerTopic(ctx, w, op.topic); err != nil {
+					return err
+				}
+			}
+			if err := insertMessages(ctx, w, op.topic, t.msgs); err != nil {
 				return err
 			}
-			continue
-		}
-		t := byTopic[op.topic]
-		if t.first != n {
-			continue // stored with the topic's first publish
-		}
-		if t.register {
-			if err := registerTopic(ctx, w, op.topic); err != nil {
+		case *ackOp:
+			g := byGroup[topicGroup{op.topic, op.group}]
+			if g.first != n {
+				continue // applied with the group's first ack
+			}
+			if err := deleteAcked(ctx, w, g.acks); err != nil {
 				return err
 			}
-		}
-		if err := insertMessages(ctx, w, op.topic, t.msgs); err != nil {
-			return err
+		default:
+			if err := op.apply(ctx, w); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // storedRow is a message as the queue file holds it, with the groups that
@@ -212,5 +214,106 @@ func TestAGroupSubscribingAmongMergedPublishesGetsEveryMessage(t *testing.T) {
 	}
 	if got := storedRows(t, b); !slices.Equal(got, want) {
 		t.Errorf("stored:\ngot  %v\nwant %v", got, want)
+	}
+}
+
+// Acks of one group that share a transaction are applied together
+// (deleteAcked), each only with the lease it names: an ack whose lease
+// was lost fails alone with backend.ErrLeaseLost and leaves its delivery,
+// the others delete theirs.
+func TestAcksSharingATransactionAreFencedOneByOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	subscribeGroups(t, b, "jobs", "g1")
+	var msgs []*message.Message
+	for i := range 5 {
+		msgs = append(msgs, message.NewMessage(fmt.Sprintf("m-%d", i), []byte("x")))
+	}
+	if err := b.Publisher().Publish("jobs", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	claim := &claimOp{topic: "jobs", group: "g1", limit: 5, leaseMs: 60_000}
+	if err := b.submit(claim, true); err != nil {
+		t.Fatal(err)
+	}
+	if len(claim.got) != 5 {
+		t.Fatalf("claimed %d deliveries, want 5", len(claim.got))
+	}
+	const stale = 2 // its ack names a lease older than the claim's
+	release := holdSQLiteLock(t, path)
+	answers := make([]chan error, len(claim.got))
+	for i, c := range claim.got {
+		l := lease{topic: "jobs", group: "g1", messageID: c.messageID, leaseID: c.leaseID}
+		if i == stale {
+			l.leaseID--
+		}
+		answers[i] = make(chan error, 1)
+		go func() { answers[i] <- b.submit(&ackOp{l}, true) }()
+		time.Sleep(10 * time.Millisecond)
+	}
+	release()
+	for i, ch := range answers {
+		err := <-ch
+		if i == stale {
+			if !errors.Is(err, backend.ErrLeaseLost) {
+				t.Errorf("ack with a lost lease: got %v, want ErrLeaseLost", err)
+			}
+		} else if err != nil {
+			t.Errorf("ack %d: got %v, want nil", i, err)
+		}
+	}
+	want := []storedRow{}
+	for i, m := range msgs {
+		r := storedRow{topic: "jobs", uuid: m.UUID, payload: "x"}
+		if i == stale {
+			r.groups = "g1"
+		}
+		want = append(want, r)
+	}
+	if got := storedRows(t, b); !slices.Equal(got, want) {
+		t.Errorf("deliveries left:\ngot  %v\nwant %v", got, want)
+	}
+}
+
+// Acks of a whole claim in one transaction, more than one DELETE's worth,
+// delete every delivery.
+func TestManyAcksInOneTransactionDeleteEveryDelivery(t *testing.T) {
+	b, err := Open(t.Context(), filepath.Join(t.TempDir(), "queue.db"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	subscribeGroups(t, b, "jobs", "g1", "g2")
+	const n = 2*maxInsertRows + 3
+	var msgs []*message.Message
+	for i := range n {
+		msgs = append(msgs, message.NewMessage(fmt.Sprintf("m-%d", i), []byte("x")))
+	}
+	if err := b.Publisher().Publish("jobs", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	claim := &claimOp{topic: "jobs", group: "g1", limit: n, leaseMs: 60_000}
+	if err := b.submit(claim, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range claim.got { // held back (AckDelay), then committed together
+		if err := b.submit(&ackOp{lease{topic: "jobs", group: "g1", messageID: c.messageID, leaseID: c.leaseID}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.submit(flushOp{}, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range storedRows(t, b) {
+		if r.groups != "g2" {
+			t.Fatalf("message %s: deliveries of groups %q left, want g2's alone", r.uuid, r.groups)
+		}
+	}
+	if got := b.WriteStats().Operations[OpAck]; got != n {
+		t.Errorf("acks committed: got %d, want %d", got, n)
 	}
 }
