@@ -71,7 +71,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("compensation-timeout", "COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again, doubled after each resend up to 10m; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
 	fs.DurationVar(&s.TimeoutScanInterval, "timeout-scan-interval", envDuration("timeout-scan-interval", "TIMEOUT_SCAN_INTERVAL", 0), "how often due step deadlines are looked for; 0 means min(1s, step timeout/4) (env TIMEOUT_SCAN_INTERVAL)")
 	fs.IntVar(&s.MaxOpenOrders, "max-open-orders", envInt("max-open-orders", "MAX_OPEN_ORDERS", service.DefaultMaxOpenOrders), "refuse new orders (503, Retry-After) while this many have not ended, so that overload sheds work instead of piling up step timeouts; 0: no limit (env MAX_OPEN_ORDERS)")
-	fs.IntVar(&s.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", 4), "replies of one topic handled at once (env CONCURRENCY)")
+	fs.IntVar(&s.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", service.DefaultConcurrency), "replies of one topic handled at once (env CONCURRENCY)")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")

@@ -39,7 +39,7 @@ func TestParseConfig(t *testing.T) {
 		{"defaults", nil, nil, func(t *testing.T, c config) {
 			s := c.Service
 			if s.QueueURL != "sqlite://data/queue.db" || s.DataDir != "data" || s.HTTPAddr != "127.0.0.1:8080" ||
-				s.AdminAddr != "127.0.0.1:8084" || s.StepTimeout != 30*time.Second || s.MaxOpenOrders != 2000 || c.Command != "" {
+				s.AdminAddr != "127.0.0.1:8084" || s.StepTimeout != 30*time.Second || s.MaxOpenOrders != 2000 || s.Concurrency != 16 || c.Command != "" {
 				t.Errorf("got %+v, want the documented defaults", s)
 			}
 		}, ""},

@@ -80,6 +80,12 @@ const (
 	// default step timeout: some steps still time out there; a deployment
 	// that knows its rate sets it lower (docs/running.md, Tuning).
 	DefaultMaxOpenOrders = 2000
+	// DefaultConcurrency is how many replies of each topic are handled at
+	// once. Concurrent replies share the service's database transactions
+	// (the inbox's group commit), so more of them make fewer, larger
+	// commits: 16 against 4 gave ×1.09–1.29 orders/s end to end and less
+	// CPU per order; 32 no more than 16 (docs/benchmarks.md).
+	DefaultConcurrency = 16
 )
 
 const (
@@ -129,7 +135,7 @@ type Config struct {
 	// Default min(1s, StepTimeout/4).
 	TimeoutScanInterval time.Duration
 	// Concurrency is how many replies of one topic are handled at once.
-	// Default 4.
+	// Default DefaultConcurrency.
 	Concurrency int
 	// MaxAttempts is how often a failing reply is delivered before it is
 	// dead-lettered. Default 5.
@@ -180,7 +186,7 @@ func (c *Config) setDefaults() {
 		c.TimeoutScanInterval = min(time.Second, max(c.StepTimeout/4, 10*time.Millisecond))
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 4
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.MaxOpenOrders == 0 {
 		c.MaxOpenOrders = DefaultMaxOpenOrders
