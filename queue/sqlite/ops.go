@@ -169,10 +169,13 @@ type claimOp struct {
 
 func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	op.got = op.got[:0] // a batch may be applied again after a rollback
+	// "LIMIT +?", not "LIMIT ?": SQLite compiles a statement whose LIMIT
+	// is a bare parameter again whenever its parameters are cleared, and
+	// mattn/go-sqlite3 clears them after every run.
 	rows, err := w.query(ctx, `
 		SELECT message_id, attempts, lease_id, first_failed_at, last_error FROM queue_deliveries
 		WHERE topic = ? AND consumer_group = ? AND visible_at <= ?
-		ORDER BY message_id LIMIT ?`,
+		ORDER BY message_id LIMIT +?`,
 		op.topic, op.group, w.now, op.limit)
 	if err != nil {
 		return fmt.Errorf("claim deliveries: %w", err)
