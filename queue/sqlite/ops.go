@@ -169,12 +169,14 @@ type claimOp struct {
 
 func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	op.got = op.got[:0] // a batch may be applied again after a rollback
-	// "LIMIT +?", not "LIMIT ?": SQLite compiles a statement whose LIMIT
-	// is a bare parameter again whenever its parameters are cleared, and
-	// mattn/go-sqlite3 clears them after every run.
+	// "+?", not "?", for the LIMIT and the key: SQLite compiles a
+	// statement again whenever its parameters are cleared if its planner
+	// looked at one of them (a bare LIMIT parameter, an equality it weighs),
+	// and mattn/go-sqlite3 clears them after every run. With "+" the
+	// planner does not look; the plan is the same.
 	rows, err := w.query(ctx, `
 		SELECT message_id, attempts, lease_id, first_failed_at, last_error FROM queue_deliveries
-		WHERE topic = ? AND consumer_group = ? AND visible_at <= ?
+		WHERE topic = +? AND consumer_group = +? AND visible_at <= ?
 		ORDER BY message_id LIMIT +?`,
 		op.topic, op.group, w.now, op.limit)
 	if err != nil {
