@@ -590,30 +590,21 @@ func (c *child) peakRSSKiB() int64 {
 // ownWrittenBytes is how many bytes this process handed to write system
 // calls ("wchar" in /proc/self/io): for a queue process, mostly the pages
 // SQLite wrote to the WAL and, in checkpoints, to the database file.
-func ownWrittenBytes() int64 {
-	b, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "wchar:"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(rest), 10, 64)
-			return n
-		}
-	}
-	return 0
-}
+func ownWrittenBytes() int64 { return procNumber("/proc/self/io", "wchar:") }
 
 // ownPeakRSSKiB is this process's VmHWM from /proc/self/status, in KiB.
-func ownPeakRSSKiB() int64 {
-	b, err := os.ReadFile("/proc/self/status")
+func ownPeakRSSKiB() int64 { return procNumber("/proc/self/status", "VmHWM:") }
+
+// procNumber is the first number after key on its line of the /proc file,
+// 0 when the file or the key is not there.
+func procNumber(file, key string) int64 {
+	b, err := os.ReadFile(file)
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			f := strings.Fields(rest)
-			if len(f) > 0 {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
 				n, _ := strconv.ParseInt(f[0], 10, 64)
 				return n
 			}

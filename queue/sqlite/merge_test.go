@@ -48,6 +48,18 @@ func storedRows(t *testing.T, b *Backend) []storedRow {
 	return got
 }
 
+// openQueueFile opens a new queue file for the test, closed at its end.
+func openQueueFile(t *testing.T) (b *Backend, path string) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(t.Context(), path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b, path
+}
+
 func subscribeGroups(t *testing.T, b *Backend, topic string, groups ...string) {
 	t.Helper()
 	for _, g := range groups {
@@ -63,11 +75,7 @@ func subscribeGroups(t *testing.T, b *Backend, topic string, groups ...string) {
 func TestAPublishOfManyMessagesStoresEachWithADeliveryPerGroup(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 7, maxInsertRows - 1, maxInsertRows, maxInsertRows + 1, 2*maxInsertRows + 5} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			b, err := Open(t.Context(), filepath.Join(t.TempDir(), "queue.db"), Config{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b, _ := openQueueFile(t)
 			subscribeGroups(t, b, "jobs", "g1", "g2")
 			subscribeGroups(t, b, "other", "g3")
 			// A message of another topic before, so that ids do not start
@@ -106,12 +114,7 @@ func TestPublishesSharingATransactionAreStoredTogether(t *testing.T) {
 }
 
 func testPublishesSharingATransaction(t *testing.T, withFailingOp bool) {
-	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := Open(t.Context(), path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, path := openQueueFile(t)
 	subscribeGroups(t, b, "jobs", "g1")
 	subscribeGroups(t, b, "other", "g2")
 	// The requests queue while another connection holds SQLite's lock, so
@@ -182,12 +185,7 @@ func testPublishesSharingATransaction(t *testing.T, withFailingOp bool) {
 // topic gets a delivery of each of them, wherever its subscription stands
 // among them.
 func TestAGroupSubscribingAmongMergedPublishesGetsEveryMessage(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := Open(t.Context(), path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, path := openQueueFile(t)
 	subscribeGroups(t, b, "jobs", "g1")
 	release := holdSQLiteLock(t, path)
 	var answers []chan error
@@ -222,12 +220,7 @@ func TestAGroupSubscribingAmongMergedPublishesGetsEveryMessage(t *testing.T) {
 // was lost fails alone with backend.ErrLeaseLost and leaves its delivery,
 // the others delete theirs.
 func TestAcksSharingATransactionAreFencedOneByOne(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := Open(t.Context(), path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, path := openQueueFile(t)
 	subscribeGroups(t, b, "jobs", "g1")
 	var msgs []*message.Message
 	for i := range 5 {
@@ -282,11 +275,7 @@ func TestAcksSharingATransactionAreFencedOneByOne(t *testing.T) {
 // Acks of a whole claim in one transaction, more than one DELETE's worth,
 // delete every delivery.
 func TestManyAcksInOneTransactionDeleteEveryDelivery(t *testing.T) {
-	b, err := Open(t.Context(), filepath.Join(t.TempDir(), "queue.db"), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b, _ := openQueueFile(t)
 	subscribeGroups(t, b, "jobs", "g1", "g2")
 	const n = 2*maxInsertRows + 3
 	var msgs []*message.Message
