@@ -99,6 +99,34 @@ func TestAPublishOfManyMessagesStoresEachWithADeliveryPerGroup(t *testing.T) {
 	}
 }
 
+// Messages whose payloads together exceed maxInsertBytes are stored in
+// smaller INSERTs, one alone if it is that large, all in order.
+func TestLargeMessagesAreStoredInSmallerInserts(t *testing.T) {
+	b, _ := openQueueFile(t)
+	subscribeGroups(t, b, "jobs", "g1")
+	sizes := []int{maxInsertBytes + 1, 10, maxInsertBytes / 3, maxInsertBytes / 3, maxInsertBytes / 3, 20, 30}
+	var msgs []*message.Message
+	var want []storedRow
+	for i, size := range sizes {
+		payload := strings.Repeat(string(rune('a'+i)), size)
+		msgs = append(msgs, message.NewMessage(fmt.Sprintf("m-%d", i), []byte(payload)))
+		want = append(want, storedRow{topic: "jobs", uuid: fmt.Sprintf("m-%d", i), payload: payload, groups: "g1"})
+	}
+	if err := b.Publisher().Publish("jobs", msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := storedRows(t, b)
+	if len(got) != len(want) {
+		t.Fatalf("stored %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("message %d: got %s of %d bytes for groups %q, want %s of %d bytes for %q",
+				i, got[i].uuid, len(got[i].payload), got[i].groups, want[i].uuid, len(want[i].payload), want[i].groups)
+		}
+	}
+}
+
 // failingOp is an op that fails without touching the file.
 type failingOp struct{}
 

@@ -64,6 +64,9 @@ const maxInsertRows = 64
 func insertMessages(ctx context.Context, w *writeTx, topic string, msgs []storedMessage) error {
 	for len(msgs) > 0 {
 		n := chunkRows(len(msgs))
+		for n > 1 && chunkBytes(msgs[:n]) > maxInsertBytes {
+			n /= 2 // SQLite copies every bound payload: keep that copy small
+		}
 		chunk := msgs[:n]
 		msgs = msgs[n:]
 		args := make([]any, 0, 5*n)
@@ -92,6 +95,20 @@ func insertMessages(ctx context.Context, w *writeTx, topic string, msgs []stored
 		}
 	}
 	return nil
+}
+
+// maxInsertBytes bounds the payloads and metadata one multi-row INSERT
+// binds (a single larger message is stored alone): SQLite copies what is
+// bound, so 64 messages of a megabyte each would hold 64 MB twice.
+const maxInsertBytes = 1 << 20
+
+// chunkBytes is the size of the payloads and metadata of msgs.
+func chunkBytes(msgs []storedMessage) int {
+	size := 0
+	for _, m := range msgs {
+		size += len(m.payload) + len(m.metadata)
+	}
+	return size
 }
 
 // chunkRows is how many of n messages the next INSERT stores: the largest
