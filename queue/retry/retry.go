@@ -39,14 +39,8 @@ func Permanent(err error) error {
 	if err == nil {
 		return nil
 	}
-	return permanentError{err}
+	return markedError{err: err, mark: ErrPermanent}
 }
-
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string        { return e.err.Error() }
-func (e permanentError) Unwrap() []error      { return []error{e.err, ErrPermanent} }
-func (e permanentError) Is(target error) bool { return target == ErrPermanent }
 
 // ErrUnavailable marks an error that says the consumer could not do its
 // work now, through no fault of the message: its own database is full,
@@ -64,14 +58,15 @@ func Unavailable(err error) error {
 	if err == nil {
 		return nil
 	}
-	return unavailableError{err}
+	return markedError{err: err, mark: ErrUnavailable}
 }
 
-type unavailableError struct{ err error }
+// markedError is err, with its text, that errors.Is also finds to be mark
+// (ErrPermanent or ErrUnavailable).
+type markedError struct{ err, mark error }
 
-func (e unavailableError) Error() string        { return e.err.Error() }
-func (e unavailableError) Unwrap() []error      { return []error{e.err, ErrUnavailable} }
-func (e unavailableError) Is(target error) bool { return target == ErrUnavailable }
+func (e markedError) Error() string   { return e.err.Error() }
+func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 
 // Metadata keys the middleware writes on a dead-lettered message's copy.
 const (
