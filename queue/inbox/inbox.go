@@ -95,7 +95,10 @@ type Inbox struct {
 	queue   []*unit
 	leading bool
 
-	// health records the outcome of the shared transactions (WriteHealth).
+	// health records the outcome of the shared transactions (WriteHealth):
+	// a failed BEGIN or COMMIT whatever its cause; a failure to get the
+	// connection or of a unit's work only if it says the file cannot take
+	// writes (not a cancellation, nor a handler's own error).
 	health sqlitefile.WriteHealth
 }
 
@@ -337,14 +340,14 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 				results[n].err = uErr // what ended the wait
 			}
 		}
-		i.noteFailure(err, false) // not the units' cancellation
+		i.health.FailedIfStorage(time.Now(), err) // not the units' cancellation
 		return fail(fmt.Errorf("get connection: %w", err))
 	}
 	defer conn.Close()
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		i.noteFailure(err, true)
+		i.health.Failed(time.Now(), err)
 		return fail(fmt.Errorf("begin: %w", err))
 	}
 	// Ends the transaction unless it was committed, also when the batch
@@ -359,7 +362,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		var clean bool
 		results[n], clean = i.runUnit(tx, u)
 		ran[n] = true
-		i.noteFailure(results[n].err, false)
+		i.health.FailedIfStorage(time.Now(), results[n].err) // not a handler's own error
 		if !clean {
 			// A failed unit's work could not be rolled back: nothing of
 			// the transaction may be committed (the deferred Rollback).
@@ -373,21 +376,11 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		return results // nothing to commit: the deferred Rollback
 	}
 	if err := tx.Commit(); err != nil {
-		i.noteFailure(err, true)
+		i.health.Failed(time.Now(), err)
 		return fail(fmt.Errorf("commit: %w", err))
 	}
 	i.health.Succeeded(time.Now())
 	return results
-}
-
-// noteFailure records err for WriteHealth: a failure of the transaction
-// itself (BEGIN, COMMIT) whatever it is; any other (getting the
-// connection, a unit's work) only when it says that the file cannot take
-// writes (a full disk; not a handler's own error, nor a cancellation).
-func (i *Inbox) noteFailure(err error, ofTx bool) {
-	if err != nil && (ofTx || sqlitefile.StorageFailure(err)) {
-		i.health.Failed(time.Now(), err)
-	}
 }
 
 // WriteHealth reports, without writing, whether the inbox's transactions

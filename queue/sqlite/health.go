@@ -3,17 +3,7 @@ package sqlite
 import (
 	"fmt"
 	"time"
-
-	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
-
-// noteWriteError records err, an error of a write of the writer, as a
-// write failure if it is a sqlitefile.StorageFailure.
-func (b *Backend) noteWriteError(err error) {
-	if err != nil && sqlitefile.StorageFailure(err) {
-		b.health.Failed(time.Now(), err)
-	}
-}
 
 // WriteHealth reports, without writing, whether this process can write to
 // the queue: an error when its last write transaction failed (begin,

@@ -314,7 +314,7 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
-			b.noteWriteError(errs[i])
+			b.health.FailedIfStorage(time.Now(), errs[i])
 			continue
 		}
 		txBatch = append(txBatch, i)
@@ -407,7 +407,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			if err := applyMerged(ctx, w, batch, idx); err != nil {
 				// Which op failed is not known once ops are merged: the
 				// batch is applied again, op by op, to find out.
-				b.noteWriteError(err)
+				b.health.FailedIfStorage(time.Now(), err)
 				if rbErr := rollBack(ctx, w.conn); rbErr != nil {
 					b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 					b.txLeftOpen = true
@@ -423,7 +423,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			for n, i := range idx {
 				if err := batch[i].op.apply(ctx, w); err != nil {
 					errs[i], failed = err, n
-					b.noteWriteError(err)
+					b.health.FailedIfStorage(time.Now(), err)
 					break
 				}
 			}
@@ -587,7 +587,7 @@ func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Con
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
-			b.noteWriteError(errs[i])
+			b.health.FailedIfStorage(time.Now(), errs[i])
 		}
 	}
 }

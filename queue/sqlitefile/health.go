@@ -45,6 +45,16 @@ func (h *WriteHealth) Failed(t time.Time, err error) {
 	h.lastFail, h.lastErr = t, err
 }
 
+// FailedIfStorage records at t a write that failed with err if err says
+// the file cannot take writes (StorageFailure); a statement's own failure
+// (a constraint, a lost lease, a handler's error) and nil are not
+// recorded.
+func (h *WriteHealth) FailedIfStorage(t time.Time, err error) {
+	if err != nil && StorageFailure(err) {
+		h.Failed(t, err)
+	}
+}
+
 // Err is nil unless the last failure is at most WriteFailureWindow before
 // now and no commit followed it; then it says since when writes fail and
 // wraps the last error.

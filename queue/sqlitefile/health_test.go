@@ -68,3 +68,26 @@ func TestStorageFailure(t *testing.T) {
 		}
 	}
 }
+
+// FailedIfStorage records only failures that say the file cannot take
+// writes.
+func TestFailedIfStorageRecordsOnlyStorageFailures(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		name   string
+		err    error
+		failed bool
+	}{
+		{"nil", nil, false},
+		{"a constraint", sqlite3.Error{Code: sqlite3.ErrConstraint}, false},
+		{"a handler's own error", errors.New("payment declined"), false},
+		{"disk full", fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull}), true},
+		{"read-only file system", fmt.Errorf("write: %w", syscall.EROFS), true},
+	} {
+		var h sqlitefile.WriteHealth
+		h.FailedIfStorage(now, tc.err)
+		if got := h.Err(now) != nil; got != tc.failed {
+			t.Errorf("%s: failing after FailedIfStorage: got %v, want %v", tc.name, got, tc.failed)
+		}
+	}
+}
