@@ -38,6 +38,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/pkg/httpdrain"
+	"github.com/orderflow/orderflow/pkg/readiness"
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
@@ -110,8 +111,9 @@ func (c Config) Validate() error {
 // Server is the admin HTTP server. It is an http.Handler, so tests can drive
 // it with httptest without listening.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
+	cfg   Config
+	echo  *echo.Echo
+	ready *readiness.Check // of cfg.Ready
 }
 
 // New builds the server and its routes.
@@ -126,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableErrorHandler: false}))
 	e.Use(middleware.BodyLimit(cfg.BodyLimit))
 
-	s := &Server{cfg: cfg, echo: e}
+	s := &Server{cfg: cfg, echo: e, ready: readiness.New(cfg.Ready, readyTimeout)}
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
 	if cfg.Faults != nil {
@@ -248,10 +250,12 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "service": s.cfg.Service})
 }
 
+// readyTimeout bounds GET /readyz, probes sharing the check in flight
+// (readiness.Check): a check stuck on a frozen disk answers 503.
+const readyTimeout = 2 * time.Second
+
 func (s *Server) readyz(c echo.Context) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-	defer cancel()
-	if err := s.cfg.Ready(ctx); err != nil {
+	if err := s.ready.Ready(c.Request().Context()); err != nil {
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: err.Error()}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "service": s.cfg.Service})

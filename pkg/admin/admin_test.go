@@ -177,6 +177,31 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 	}
 }
 
+// GET /readyz answers 503 within its 2 s even when the readiness check
+// hangs without heeding its context (a database on a frozen disk).
+func TestReadyzAnswersWhileTheCheckHangs(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	srv, err := admin.New(admin.Config{Service: "payment", Ready: func(context.Context) error { <-release; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(chan int, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		answered <- rec.Code
+	}()
+	select {
+	case code := <-answered:
+		if code != http.StatusServiceUnavailable {
+			t.Errorf("GET /readyz while the check hangs: got %d, want 503", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("GET /readyz while the check hangs: no answer within 10s")
+	}
+}
+
 func TestSetFault(t *testing.T) {
 	f := newFixture(t, nil)
 	code, _, body := f.do(t, "PUT", "/faults/payment_decline_rate", `{"value":"0.5"}`)

@@ -19,7 +19,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/headmethod"
+	"github.com/orderflow/orderflow/pkg/readiness"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
@@ -125,19 +125,9 @@ func NewHTTPServer(addr string, h http.Handler) *http.Server {
 }
 
 type httpServer struct {
-	cfg HTTPConfig
-	app *app.Application
-
-	// readyMu guards readyRun, the readiness check in flight (nil: none).
-	readyMu  sync.Mutex
-	readyRun *readyCheck
-}
-
-// readyCheck is one run of HTTPConfig.Ready that probes share: err is
-// set before done is closed.
-type readyCheck struct {
-	done chan struct{}
-	err  error
+	cfg   HTTPConfig
+	app   *app.Application
+	ready *readiness.Check // of cfg.Ready; nil without one
 }
 
 // NewHTTPHandler returns the order API:
@@ -159,6 +149,9 @@ func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 		return nil, fmt.Errorf("new http handler: %w", err)
 	}
 	s := &httpServer{cfg: cfg, app: cfg.App}
+	if cfg.Ready != nil {
+		s.ready = readiness.New(cfg.Ready, cfg.ReadyTimeout)
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -733,50 +726,15 @@ func (s *httpServer) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers within ReadyTimeout. Probes share the check in flight
-// (one goroutine at most, its owner the check itself), which gets a
-// context that ends ReadyTimeout after it started; a probe that has
-// waited ReadyTimeout for it (a check that does not heed its context,
-// stuck on a frozen disk) answers 503 without it.
+// readyz answers within ReadyTimeout, probes sharing the check in flight
+// (readiness.Check): a check stuck on a frozen disk answers 503.
 func (s *httpServer) readyz(c echo.Context) error {
-	if s.cfg.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.ReadyTimeout)
-		defer cancel()
-		run := s.readyCheck()
-		var err error
-		select {
-		case <-run.done:
-			err = run.err
-		case <-ctx.Done():
-			err = fmt.Errorf("readiness check did not answer within %v", s.cfg.ReadyTimeout)
-		}
-		if err != nil {
+	if s.ready != nil {
+		if err := s.ready.Ready(c.Request().Context()); err != nil {
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": err.Error()})
 		}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// readyCheck returns the readiness check in flight, starting one if
-// there is none.
-func (s *httpServer) readyCheck() *readyCheck {
-	s.readyMu.Lock()
-	defer s.readyMu.Unlock()
-	if s.readyRun != nil {
-		return s.readyRun
-	}
-	run := &readyCheck{done: make(chan struct{})}
-	s.readyRun = run
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadyTimeout)
-		defer cancel()
-		run.err = s.cfg.Ready(ctx)
-		close(run.done)
-		s.readyMu.Lock()
-		s.readyRun = nil
-		s.readyMu.Unlock()
-	}()
-	return run
 }
 
 // ---- errors -------------------------------------------------------------------
