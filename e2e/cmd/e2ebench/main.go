@@ -104,7 +104,8 @@ it starts the system, times the first order, then runs loadgen twice:
   throughput  --concurrency clients, --max-pending sagas open, for --duration
 and prints orders/s, latency, ratios to GoChannel, each process's RSS (idle
 and peak, from /proc) and CPU time. The services get a catalogue with stock
-no run exhausts, tracing off (OTEL_TRACES_EXPORTER=none) and LOG_LEVEL=warn.
+no run exhausts, tracing off (OTEL_TRACES_EXPORTER=none), LOG_LEVEL=warn and,
+as go tool task run starts them, GOMAXPROCS=1 (unless GOMAXPROCS is set).
 
 Examples:
   e2ebench                                        # all variants, 20 s phases

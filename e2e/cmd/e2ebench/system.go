@@ -128,6 +128,7 @@ func startSystem(cfg systemConfig) (*system, error) {
 			// exporter would warn.
 			"OTEL_TRACES_EXPORTER=none",
 		)
+		env = withDefaultGOMAXPROCS(env, os.LookupEnv)
 		adminURL := "http://127.0.0.1:" + strconv.Itoa(port)
 		if name == "order" {
 			adminPort, err := freePort()
@@ -439,4 +440,18 @@ func tail(path string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// withDefaultGOMAXPROCS adds GOMAXPROCS=1 to a service's environment env
+// unless lookup (this command's environment) has GOMAXPROCS: the services
+// run as go tool task run starts them (tools/cmd/devrun), one P per
+// process, so that a writer whose P was handed away during a long cgo
+// call does not wait for one while it holds the queue file's write lock
+// (docs/benchmarks.md). --env GOMAXPROCS=N, appended after, overrides it
+// too: of duplicate keys a process gets the last.
+func withDefaultGOMAXPROCS(env []string, lookup func(string) (string, bool)) []string {
+	if _, set := lookup("GOMAXPROCS"); set {
+		return env
+	}
+	return append(env, "GOMAXPROCS=1")
 }
