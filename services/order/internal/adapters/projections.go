@@ -31,58 +31,60 @@ func project(ctx context.Context, tx txQuerier, o *domain.Order, recs []app.Even
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
 	var traceID string
-	var finishedAt sql.NullInt64
+	var finishedAt *time.Time
 	for _, r := range recs {
 		if r.Version == 1 {
 			traceID = r.Metadata.TraceID
 		}
 		switch r.Type {
 		case domain.OrderCompleted{}.EventType(), domain.OrderCancelled{}.EventType(), domain.OrderRejected{}.EventType():
-			finishedAt = sql.NullInt64{Int64: r.RecordedAt.UnixMilli(), Valid: true}
+			finishedAt = &r.RecordedAt
 		}
 	}
 	last := recs[len(recs)-1]
-	awaiting := o.Awaiting()
-	if awaiting == nil {
-		awaiting = []domain.Step{}
-	}
-	awaitingJSON, err := json.Marshal(awaiting)
+	v := app.ViewOf(o, app.ViewMeta{Version: last.Version, TraceID: traceID, UpdatedAt: last.RecordedAt, FinishedAt: finishedAt})
+	awaitingJSON, err := json.Marshal(v.Awaiting)
 	if err != nil {
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
-	var deadline sql.NullInt64
-	if d := o.Deadline(); !d.IsZero() {
-		deadline = sql.NullInt64{Int64: d.UnixMilli(), Valid: true}
-	}
-	status := o.Status()
+	deadline := nullMilli(v.Deadline)
+	finished := nullMilli(v.FinishedAt)
 	if exists {
 		// The upsert's ON CONFLICT branch, without encoding the columns
 		// it leaves alone.
 		if _, err := tx.ExecContext(ctx, qUpdateView,
-			string(status), o.Reason(), app.SagaStep(status), string(awaitingJSON), deadline,
-			o.PaymentID(), o.ShipmentID(), o.Carrier(), o.TrackingNumber(),
-			last.RecordedAt.UnixMilli(), finishedAt, last.Version, o.ID(),
+			string(v.Status), v.Reason, v.SagaStep, string(awaitingJSON), deadline,
+			v.PaymentID, v.ShipmentID, v.Carrier, v.TrackingNumber,
+			v.UpdatedAt.UnixMilli(), finished, v.Version, v.ID,
 		); err != nil {
 			return fmt.Errorf("project %s: %w", o.ID(), err)
 		}
-		return updateStatusCounts(ctx, tx, o, prev, status)
+		return updateStatusCounts(ctx, tx, o, prev, v.Status)
 	}
-	items, err := json.Marshal(o.Items())
+	items, err := json.Marshal(v.Items)
 	if err != nil {
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
-	addr, err := json.Marshal(o.ShippingAddress())
+	addr, err := json.Marshal(v.ShippingAddress)
 	if err != nil {
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
 	if _, err := tx.ExecContext(ctx, qUpsertView,
-		o.ID(), o.CustomerID(), string(status), o.Reason(), string(items), o.Currency(), o.TotalCents(), string(addr),
-		app.SagaStep(status), string(awaitingJSON), deadline, o.PaymentID(), o.ShipmentID(), o.Carrier(), o.TrackingNumber(),
-		o.PlacedAt().UnixMilli(), last.RecordedAt.UnixMilli(), finishedAt, traceID, last.Version,
+		v.ID, v.CustomerID, string(v.Status), v.Reason, string(items), v.Currency, v.TotalCents, string(addr),
+		v.SagaStep, string(awaitingJSON), deadline, v.PaymentID, v.ShipmentID, v.Carrier, v.TrackingNumber,
+		v.PlacedAt.UnixMilli(), v.UpdatedAt.UnixMilli(), finished, v.TraceID, v.Version,
 	); err != nil {
 		return fmt.Errorf("project %s: %w", o.ID(), err)
 	}
-	return updateStatusCounts(ctx, tx, o, prev, status)
+	return updateStatusCounts(ctx, tx, o, prev, v.Status)
+}
+
+// nullMilli is t in a column of Unix milliseconds, NULL for nil.
+func nullMilli(t *time.Time) sql.NullInt64 {
+	if t == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: t.UnixMilli(), Valid: true}
 }
 
 // updateStatusCounts moves o from status prev ("" for a new order) to

@@ -194,30 +194,13 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 }
 
 // placedView is the read model's view of o just placed (its events
-// recorded at at with meta), as the projection stores it: times to the
-// millisecond, in UTC.
+// recorded at at with meta).
 func placedView(o *domain.Order, meta EventMetadata, at time.Time) OrderView {
-	at = time.UnixMilli(at.UnixMilli()).UTC()
-	awaiting := o.Awaiting()
-	if awaiting == nil {
-		awaiting = []domain.Step{}
-	}
-	v := OrderView{
-		ID: o.ID(), CustomerID: o.CustomerID(), Status: o.Status(), Reason: o.Reason(),
-		Items: o.Items(), Currency: o.Currency(), TotalCents: o.TotalCents(), ShippingAddress: o.ShippingAddress(),
-		SagaStep: SagaStep(o.Status()), Awaiting: awaiting,
-		PaymentID: o.PaymentID(), ShipmentID: o.ShipmentID(), Carrier: o.Carrier(), TrackingNumber: o.TrackingNumber(),
-		PlacedAt: time.UnixMilli(o.PlacedAt().UnixMilli()).UTC(), UpdatedAt: at,
-		TraceID: meta.TraceID, Version: o.Version(),
-	}
-	if d := o.Deadline(); !d.IsZero() {
-		d = time.UnixMilli(d.UnixMilli()).UTC()
-		v.Deadline = &d
-	}
+	m := ViewMeta{Version: o.Version(), TraceID: meta.TraceID, UpdatedAt: at}
 	if o.Status().IsTerminal() {
-		v.FinishedAt = &at
+		m.FinishedAt = &at
 	}
-	return v
+	return ViewOf(o, m)
 }
 
 // price looks the lines up in the catalogue and checks the limits the

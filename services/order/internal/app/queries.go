@@ -59,6 +59,46 @@ type OrderView struct {
 	Version         int            `json:"version"`
 }
 
+// ViewMeta is what an order's view takes from its stored events rather
+// than from the aggregate's state.
+type ViewMeta struct {
+	Version    int        // the stream's version the view is at
+	TraceID    string     // the trace of the order's first event
+	UpdatedAt  time.Time  // when the latest event was recorded
+	FinishedAt *time.Time // when the event that ended the order was recorded; nil while it runs
+}
+
+// ViewOf is the read model's view of o, as the order_view projection
+// stores it (times to the millisecond, in UTC): the one mapping from the
+// aggregate to the view, used by the projection and by the answer to a
+// placement.
+func ViewOf(o *domain.Order, m ViewMeta) OrderView {
+	awaiting := o.Awaiting()
+	if awaiting == nil {
+		awaiting = []domain.Step{}
+	}
+	v := OrderView{
+		ID: o.ID(), CustomerID: o.CustomerID(), Status: o.Status(), Reason: o.Reason(),
+		Items: o.Items(), Currency: o.Currency(), TotalCents: o.TotalCents(), ShippingAddress: o.ShippingAddress(),
+		SagaStep: SagaStep(o.Status()), Awaiting: awaiting,
+		PaymentID: o.PaymentID(), ShipmentID: o.ShipmentID(), Carrier: o.Carrier(), TrackingNumber: o.TrackingNumber(),
+		PlacedAt: toMilli(o.PlacedAt()), UpdatedAt: toMilli(m.UpdatedAt),
+		TraceID: m.TraceID, Version: m.Version,
+	}
+	if d := o.Deadline(); !d.IsZero() {
+		d = toMilli(d)
+		v.Deadline = &d
+	}
+	if m.FinishedAt != nil {
+		f := toMilli(*m.FinishedAt)
+		v.FinishedAt = &f
+	}
+	return v
+}
+
+// toMilli is t as the read model stores it: to the millisecond, in UTC.
+func toMilli(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()).UTC() }
+
 // EventRecord is one stored event of an order's stream.
 type EventRecord struct {
 	StreamID   string          `json:"stream_id"`
