@@ -158,3 +158,50 @@ func publishPayloads(t *testing.T, be *Backend) {
 		}
 	}
 }
+
+// A write-ahead log that outgrew WALLimit while a reader's snapshot kept
+// the checkpoints from copying it goes back under the limit once the
+// reader is gone, with nothing written meanwhile: the checkpoint loop
+// truncates it (SQLite's journal_size_limit would only act at the next
+// write, which may not come).
+func TestAWALPastItsLimitIsTruncatedWithoutFurtherWrites(t *testing.T) {
+	ctx := context.Background()
+	const limit = 128 << 10
+	path := filepath.Join(t.TempDir(), "q.db")
+	be, err := Open(ctx, path, Config{CheckpointInterval: 20 * time.Millisecond, WALLimit: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	reader, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	snapshot, err := reader.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := snapshot.QueryRowContext(ctx, "SELECT COUNT(*) FROM queue_messages").Scan(&n); err != nil {
+		t.Fatal(err) // the read transaction now holds its snapshot
+	}
+	for range 8 { // 512 KiB of payloads, four times the limit
+		publishPayloads(t, be)
+	}
+	time.Sleep(100 * time.Millisecond) // the loop looks, held back by the snapshot
+	if got := fileSizeOf(t, path+"-wal"); got <= limit {
+		t.Fatalf("WAL: got %d bytes while a reader held an older snapshot, want more than the %d-byte limit (this test's premise)", got, limit)
+	}
+	if err := snapshot.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for fileSizeOf(t, path+"-wal") > limit {
+		if time.Now().After(deadline) {
+			t.Fatalf("WAL: got %d bytes 10s after the reader ended, with no writes since, want at most the %d-byte limit",
+				fileSizeOf(t, path+"-wal"), limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

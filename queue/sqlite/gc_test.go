@@ -82,3 +82,47 @@ func TestCollectionDeletesWhatNoGroupStillNeeds(t *testing.T) {
 		t.Errorf("deleted with a young orphan: got %d, want 0", op.deleted)
 	}
 }
+
+// Once every group acked them, collected messages give their pages back to
+// the file system (incremental auto-vacuum after each collection): the
+// file's free pages go back to none and it shrinks well below its peak.
+func TestCollectedMessagesGiveTheirPagesBack(t *testing.T) {
+	b, err := Open(context.Background(), filepath.Join(t.TempDir(), "queue.db"), Config{GCInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	pages := func() (count, free int64) {
+		t.Helper()
+		if err := b.readDB.QueryRow(`PRAGMA page_count`).Scan(&count); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.readDB.QueryRow(`PRAGMA freelist_count`).Scan(&free); err != nil {
+			t.Fatal(err)
+		}
+		return count, free
+	}
+	mustSubmit(t, b, &subscribeOp{topic: "jobs", group: "g"})
+	const messages = 1000
+	for range messages / 100 { // 4 MiB of payloads
+		op := &publishOp{topic: "jobs", register: true}
+		for range 100 {
+			op.msgs = append(op.msgs, storedMessage{payload: make([]byte, 4<<10), metadata: "{}"})
+		}
+		mustSubmit(t, b, op)
+	}
+	peak, _ := pages()
+	ackAll(t, b, "jobs", "g", messages)
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		count, free := pages()
+		if free == 0 && count < peak/10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after every message was acked: %d pages, %d of them free; want none free and fewer than %d (a tenth of the peak)", count, free, peak/10)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
