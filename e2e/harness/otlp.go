@@ -66,7 +66,6 @@ type Receiver struct {
 	mu       sync.Mutex
 	spans    []Span
 	byTrace  map[string][]int
-	requests int
 	aborted  int // bodies cut short: the sender was killed mid-request
 	failures []string
 }
@@ -167,13 +166,6 @@ func (r *Receiver) Failures() []string {
 	return append([]string(nil), r.failures...)
 }
 
-// Requests counts the export requests accepted.
-func (r *Receiver) Requests() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.requests
-}
-
 func (r *Receiver) add(msg *coltracepb.ExportTraceServiceRequest) {
 	var got []Span
 	for _, rs := range msg.GetResourceSpans() {
@@ -191,7 +183,6 @@ func (r *Receiver) add(msg *coltracepb.ExportTraceServiceRequest) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.requests++
 	for _, s := range got {
 		r.byTrace[s.TraceID] = append(r.byTrace[s.TraceID], len(r.spans))
 		r.spans = append(r.spans, s)

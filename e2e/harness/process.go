@@ -331,14 +331,6 @@ func (p *Process) Term(grace time.Duration) error {
 	return nil
 }
 
-// Restart kills the process (if running) and starts it again.
-func (p *Process) Restart(ctx context.Context) error {
-	if err := p.Kill(); err != nil {
-		return err
-	}
-	return p.Start(ctx)
-}
-
 // WaitExit waits up to timeout for the process to exit on its own (a crash
 // point, say) and returns its exit code. The exit is then expected: it is
 // not reported as a crash at the end of the test.
@@ -361,18 +353,6 @@ func (p *Process) WaitExit(timeout time.Duration) (int, error) {
 		p.lastCrash = false
 	}
 	return p.state.ExitCode(), nil
-}
-
-// Done is closed when the current run has ended.
-func (p *Process) Done() <-chan struct{} {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.done == nil {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return p.done
 }
 
 // UnexpectedExits lists the runs that ended without the harness asking

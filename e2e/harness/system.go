@@ -77,9 +77,8 @@ type System struct {
 	catalog  []Product
 	client   *Client
 
-	mu       sync.Mutex
-	stopped  bool
-	onFailed []func()
+	mu      sync.Mutex
+	stopped bool
 }
 
 // Start builds nothing (pass MustBuild's binaries), starts the four
@@ -222,13 +221,6 @@ func (s *System) Service(name string) *Process {
 	return p
 }
 
-// Dir is the system's directory: the queue file (SQLite), one data
-// directory and one log file per service.
-func (s *System) Dir() string { return s.dir }
-
-// QueueURL is the shared queue every service uses.
-func (s *System) QueueURL() string { return s.queueURL }
-
 // Receiver is the OTLP receiver; nil unless Config.Traces.
 func (s *System) Receiver() *Receiver { return s.receiver }
 
@@ -237,14 +229,6 @@ func (s *System) Catalog() []Product { return append([]Product(nil), s.catalog..
 
 // Client is the system's HTTP client (order API and admin APIs).
 func (s *System) Client() *Client { return s.client }
-
-// OnFailure registers fn to run (before the logs are printed) if the test
-// fails: to print more evidence.
-func (s *System) OnFailure(fn func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.onFailed = append(s.onFailed, fn)
-}
 
 // CheckNoCrashes reports, as test errors, every process run that ended
 // without the harness asking (see Process.WaitExit for expected exits).
@@ -264,7 +248,6 @@ func (s *System) cleanup() {
 		return
 	}
 	s.stopped = true
-	hooks := s.onFailed
 	s.mu.Unlock()
 
 	s.CheckNoCrashes()
@@ -277,9 +260,6 @@ func (s *System) cleanup() {
 	}
 	if !s.t.Failed() {
 		return
-	}
-	for _, fn := range hooks {
-		fn()
 	}
 	kept := s.keepLogs()
 	for _, name := range Services {
@@ -327,22 +307,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// String describes the system for logs.
-func (s *System) String() string {
-	return fmt.Sprintf("orderflow on %s in %s", redactURL(s.queueURL), s.dir)
-}
-
-func redactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	if at := strings.LastIndex(rest, "@"); at >= 0 {
-		if user, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
-			rest = user + ":***" + rest[at:]
-		}
-	}
-	return scheme + "://" + rest
 }

@@ -152,9 +152,6 @@ func Start(ctx context.Context, cfg Config) (_ *System, err error) {
 // Dir is the directory of the services' databases.
 func (s *System) Dir() string { return s.dir }
 
-// Queue is the shared queue.
-func (s *System) Queue() *queue.Queue { return s.queue }
-
 // OrderURL is the base URL of the order API, e.g. http://127.0.0.1:40123.
 func (s *System) OrderURL() string {
 	s.mu.Lock()

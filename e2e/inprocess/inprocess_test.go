@@ -229,6 +229,16 @@ func TestSystemLifecycle(t *testing.T) {
 		t.Errorf("order API /readyz: got %d (%v), want 200", code, err)
 	}
 
+	// Faults is the registry the admin API serves.
+	if err := sys.Faults(inprocess.Payment).Set(faults.PaymentDeclineRate, "0.25"); err != nil {
+		t.Fatal(err)
+	}
+	var flag faults.State
+	c.mustDo(t, http.StatusOK, http.MethodGet, c.admin(inprocess.Payment, "/faults/"+faults.PaymentDeclineRate), nil, &flag)
+	if flag.Value != "0.25" || flag.Source != "api" {
+		t.Errorf("GET /faults/%s after Faults().Set: got value %q from %q, want 0.25 from api", faults.PaymentDeclineRate, flag.Value, flag.Source)
+	}
+
 	admin := sys.AdminURL(inprocess.Shipping)
 	if err := sys.StopService(inprocess.Shipping); err != nil {
 		t.Fatal(err)

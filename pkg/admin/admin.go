@@ -169,9 +169,6 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP serves the admin routes.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
 
-// Echo exposes the router, to add routes after New.
-func (s *Server) Echo() *echo.Echo { return s.echo }
-
 // Listen binds Config.Addr. Serve the listener with Serve.
 func (s *Server) Listen() (net.Listener, error) {
 	ln, err := net.Listen("tcp", s.cfg.Addr)
@@ -183,16 +180,6 @@ func (s *Server) Listen() (net.Listener, error) {
 			slog.String("addr", ln.Addr().String()))
 	}
 	return ln, nil
-}
-
-// Run listens on Config.Addr and serves until ctx ends, then shuts down
-// gracefully (up to ShutdownTimeout).
-func (s *Server) Run(ctx context.Context) error {
-	ln, err := s.Listen()
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ln)
 }
 
 // Serve serves ln until ctx ends, then shuts down gracefully: it stops

@@ -132,8 +132,8 @@ func problemFor(err error, instance string) Problem {
 	return out
 }
 
-// errorHandler is the echo HTTPErrorHandler of the admin server and of any
-// echo instance that wants the same problem responses.
+// errorHandler is the admin server's echo HTTPErrorHandler: problem+json
+// responses.
 func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
@@ -152,15 +152,6 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 		}
 		_ = json.NewEncoder(c.Response()).Encode(p)
 	}
-}
-
-// ErrorHandler returns the problem+json error handler, for service routes
-// mounted on another echo instance.
-func ErrorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
-	return errorHandler(logger)
 }
 
 // PathParam returns the path parameter name, percent-decoded. Echo routes
