@@ -215,13 +215,19 @@ func CollectLessOften(ctx context.Context, logger *slog.Logger, lookup LookupFun
 }
 
 // StartTelemetry sets up telemetry for service name, logging JSON to
-// logWriter from level on, and returns it with its shutdown, which flushes
-// it (up to 5s, even after ctx ended).
+// logWriter from level on, installs it as the process's OpenTelemetry
+// globals (telemetry.SetGlobals: the SDK's own errors, such as a metric
+// collection that failed, are then logged as JSON records of the service
+// rather than as plain lines on stderr) and returns it with its shutdown,
+// which flushes it (up to 5s, even after ctx ended). Call it once per
+// process, from main: services run together in one process (e2e/inprocess)
+// set up their telemetry without it.
 func StartTelemetry(ctx context.Context, name string, level slog.Level, logWriter io.Writer) (*telemetry.Telemetry, func(), error) {
 	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, LogLevel: level, LogWriter: logWriter})
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: %w", err)
 	}
+	tel.SetGlobals()
 	shutdown := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

@@ -1,15 +1,20 @@
 package servicecmd_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/pkg/servicehost"
@@ -284,4 +289,59 @@ func TestCollectLessOften(t *testing.T) {
 			}
 		})
 	}
+}
+
+// StartTelemetry makes the service's telemetry the process's OpenTelemetry
+// globals: the SDK's own errors (otel.Handle) become the service's JSON log
+// records instead of plain lines on stderr.
+func TestStartTelemetryLogsTheSDKsErrors(t *testing.T) {
+	prevTracers, prevMeters, prevProp := otel.GetTracerProvider(), otel.GetMeterProvider(), otel.GetTextMapPropagator()
+	t.Cleanup(func() {
+		otel.SetTracerProvider(prevTracers)
+		otel.SetMeterProvider(prevMeters)
+		otel.SetTextMapPropagator(prevProp)
+	})
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	var logs lockedBuffer
+	tel, shutdown, err := servicecmd.StartTelemetry(t.Context(), "payment", slog.LevelInfo, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer shutdown()
+	if otel.GetTracerProvider() != tel.TracerProvider {
+		t.Error("global tracer provider: not the service's")
+	}
+	otel.Handle(errors.New("collect metrics: boom"))
+	var record struct {
+		Msg     string `json:"msg"`
+		Service string `json:"service"`
+		Error   string `json:"error"`
+	}
+	for line := range strings.Lines(logs.String()) {
+		if err := json.Unmarshal([]byte(line), &record); err == nil && record.Msg == "opentelemetry error" {
+			break
+		}
+		record.Msg = ""
+	}
+	if record.Msg == "" || record.Service != "payment" || !strings.Contains(record.Error, "boom") {
+		t.Errorf("log after otel.Handle: got %q, want an \"opentelemetry error\" record of service payment naming the error", logs.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the logger's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
