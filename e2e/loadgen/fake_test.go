@@ -28,6 +28,10 @@ type fakeAPI struct {
 	refuse     int
 	refuseCode int
 	retryAfter string
+	// The first notReady GET /readyz answer 503, as a service still
+	// starting does.
+	notReady    int
+	readyChecks int
 
 	mu       sync.Mutex
 	orders   map[string]*fakeOrder
@@ -119,6 +123,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, f.view(o, now))
 	case r.URL.Path == "/readyz":
+		f.readyChecks++
+		if f.readyChecks <= f.notReady {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	default:
 		http.NotFound(w, r)

@@ -89,6 +89,12 @@ type Config struct {
 	// (see Run). Default 5s: a server asking for more is still sent the
 	// order again within the run, and a bad header does not stall it.
 	MaxRetryAfter time.Duration
+	// ReadyTimeout bounds the wait, before anything is placed, for the
+	// order API's GET /readyz to answer 200: a system still starting gets
+	// that long, and a wrong URL or a system not running fails the run at
+	// once, saying so, instead of counting every order as a place error.
+	// Default 10s; negative skips the wait.
+	ReadyTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -128,6 +134,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRetryAfter == 0 {
 		c.MaxRetryAfter = 5 * time.Second
 	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 10 * time.Second
+	}
 }
 
 // Validate reports an unusable config.
@@ -161,9 +170,12 @@ func (c Config) Mode() string {
 	return "concurrency"
 }
 
-// Run offers the load, waits for the orders to end and reports. When ctx
-// ends it stops placing, looks once more for terminal orders and returns
-// the report so far with Interrupted set (and no error).
+// Run offers the load, waits for the orders to end and reports. It first
+// waits up to ReadyTimeout for the order API to be ready, and returns an
+// error without a report (StartedAt zero) if it is not. When ctx ends it
+// stops placing, looks once more for terminal orders and returns the
+// report so far with Interrupted set (and no error); when ctx ends during
+// the wait for readiness, it returns no report and no error.
 //
 // A place request that fails is sent again with the same Idempotency-Key,
 // so it never places a second order. A refusal (503 or 429 with a
@@ -189,6 +201,17 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return Report{}, fmt.Errorf("client: %w", err)
 		}
 		defer client.Close()
+	}
+	if cfg.ReadyTimeout > 0 {
+		readyCtx, cancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
+		err := client.Ready(readyCtx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return Report{}, nil // interrupted before anything was placed
+			}
+			return Report{}, fmt.Errorf("%w; is the system running (go tool task run) and is the URL right?", err)
+		}
 	}
 	r := &runner{cfg: cfg, client: client, tracker: newTracker(client, trackerConfig{})}
 	return r.run(ctx)

@@ -380,13 +380,67 @@ func TestRunUnreachable(t *testing.T) {
 	srv := httptest.NewServer(newFakeAPI(0, nil))
 	url := srv.URL
 	srv.Close()
-	rep, err := Run(context.Background(), Config{URL: url, Count: 3, WaitTimeout: 100 * time.Millisecond})
+	// No wait for readiness: what is reported when placing fails.
+	rep, err := Run(context.Background(), Config{URL: url, Count: 3, WaitTimeout: 100 * time.Millisecond, ReadyTimeout: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Placed != 0 || rep.PlaceErrors != 3 || rep.ErrorKinds["transport"] != 3 {
 		t.Errorf("placed %d errors %d kinds %v, want 0, 3, transport: 3", rep.Placed, rep.PlaceErrors, rep.ErrorKinds)
 	}
+}
+
+// Run first waits for GET /readyz: an order API that never answers ends
+// the run at once with the reason and no report; one that is still
+// starting gets the time it needs; an interrupt during the wait is no
+// error.
+func TestRunWaitsForTheOrderAPIToBeReady(t *testing.T) {
+	t.Run("never ready", func(t *testing.T) {
+		srv := httptest.NewServer(newFakeAPI(0, nil))
+		url := srv.URL
+		srv.Close()
+		rep, err := Run(context.Background(), Config{URL: url, Count: 3, ReadyTimeout: 200 * time.Millisecond})
+		if err == nil || !strings.Contains(err.Error(), "not ready") || !strings.Contains(err.Error(), "is the system running") {
+			t.Errorf("error: got %v, want one saying the order API is not ready and asking whether the system runs", err)
+		}
+		if !rep.StartedAt.IsZero() || rep.Placed != 0 || rep.PlaceErrors != 0 {
+			t.Errorf("report: got started %v, placed %d, place errors %d; want none", rep.StartedAt, rep.Placed, rep.PlaceErrors)
+		}
+	})
+	t.Run("starting", func(t *testing.T) {
+		api := newFakeAPI(0, nil)
+		api.notReady = 3
+		srv := httptest.NewServer(api)
+		defer srv.Close()
+		rep, err := Run(context.Background(), Config{URL: srv.URL, Count: 3, ReadyTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Placed != 3 || rep.Completed != 3 {
+			t.Errorf("placed %d completed %d, want 3 and 3", rep.Placed, rep.Completed)
+		}
+		api.mu.Lock()
+		checks, posts := api.readyChecks, api.posts
+		api.mu.Unlock()
+		if checks != 4 {
+			t.Errorf("readiness checks: got %d, want 4 (three refused, then ready)", checks)
+		}
+		if posts != 3 {
+			t.Errorf("POST /orders: got %d, want 3 (none before the API was ready)", posts)
+		}
+	})
+	t.Run("interrupted while waiting", func(t *testing.T) {
+		api := newFakeAPI(0, nil)
+		api.notReady = 1 << 30
+		srv := httptest.NewServer(api)
+		defer srv.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		rep, err := Run(ctx, Config{URL: srv.URL, Count: 3, ReadyTimeout: 10 * time.Second})
+		if err != nil || !rep.StartedAt.IsZero() {
+			t.Errorf("got report started %v and error %v, want neither", rep.StartedAt, err)
+		}
+	})
 }
 
 func TestConfigValidate(t *testing.T) {

@@ -49,6 +49,9 @@ type options struct {
 	catalog  string
 	quiet    bool
 	progress string
+	// readyTimeout is --ready-timeout, where 0 skips the wait (for the
+	// library, 0 is its default and a negative value skips it).
+	readyTimeout time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -69,6 +72,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.catalog, "catalog", envOr("CATALOG_FILE", ""), "JSON catalogue to draw SKUs from, as the services take it; default the built-in one (env CATALOG_FILE)")
 	fs.Uint64Var(&c.Seed, "seed", 0, "random seed of the orders; 0 picks one")
 	fs.StringVar(&c.RunID, "run-id", "", "prefix of idempotency keys and customer ids; default random (reusing one replays its orders)")
+	fs.DurationVar(&o.readyTimeout, "ready-timeout", 10*time.Second, "first wait this long for the order API's /readyz to answer 200, and give up saying why if it does not; 0 skips the wait")
 	fs.StringVar(&o.jsonOut, "json-out", "", "also write the report as JSON to this file")
 	fs.StringVar(&o.progress, "progress", "auto", "progress on stderr: auto (a live line on a terminal, a line every 5s otherwise), line, plain or none")
 	fs.BoolVar(&o.quiet, "q", false, "no progress (same as --progress none)")
@@ -94,11 +98,16 @@ it looks every tenth of the oldest one's age (waiting between --poll and
 max(--poll, 2s)), so that the looking does not load a saturated system.
 Ctrl-C stops placing, takes one last look and prints what finished.
 
+Before placing anything it waits up to --ready-timeout for the order API's
+GET /readyz to answer 200 (a system still starting), and stops there with
+the reason if it does not (a wrong --url, a system not running).
+
 Exit status: 0 when every order was placed and reached a terminal state
 (completed, cancelled and rejected all count: they are the saga's answers);
 1 when an order could not be placed (place errors) or timed out waiting,
-after the report is printed and --json-out written; 1 for bad flags or when
-looking for terminal orders fails. Interrupted (Ctrl-C or SIGTERM): 0 after
+after the report is printed and --json-out written; 1 for bad flags, when
+the order API is not ready within --ready-timeout, or when looking for
+terminal orders fails. Interrupted (Ctrl-C or SIGTERM): 0 after
 the report of what finished, whatever it counts ("(interrupted)" on the
 timed-out line, "interrupted": true in JSON).
 
@@ -139,6 +148,14 @@ Flags:
 	}
 	if err := checkFlags(fs, c); err != nil {
 		return options{}, err
+	}
+	switch {
+	case o.readyTimeout < 0:
+		return options{}, fmt.Errorf("--ready-timeout %s: must not be negative (0 skips the wait)", o.readyTimeout)
+	case o.readyTimeout == 0:
+		c.ReadyTimeout = -1
+	default:
+		c.ReadyTimeout = o.readyTimeout
 	}
 	if o.quiet {
 		o.progress = "none"

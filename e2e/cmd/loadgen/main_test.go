@@ -55,6 +55,7 @@ func TestFlagErrors(t *testing.T) {
 		{[]string{"--count", "1", "--wait", "0s"}, "--wait 0s: must be positive"},
 		{[]string{"--count", "1", "--wait", "-1s"}, "--wait -1s: must be positive"},
 		{[]string{"--count", "1", "--poll", "0s"}, "--poll 0s: must be positive"},
+		{[]string{"--count", "1", "--ready-timeout", "-1s"}, "--ready-timeout -1s: must not be negative"},
 	} {
 		var stdout, stderr bytes.Buffer
 		err := run(context.Background(), tc.args, &stdout, &stderr, false)
@@ -132,7 +133,7 @@ func TestRunFailsWhenOrdersAreNotPlacedOrDoNotEnd(t *testing.T) {
 		err   string
 		json  string // in the JSON file
 	}{
-		{"unreachable", []string{"--url", "http://127.0.0.1:1", "--count", "2", "--wait", "2s"},
+		{"unreachable", []string{"--url", "http://127.0.0.1:1", "--count", "2", "--wait", "2s", "--ready-timeout", "0"},
 			[]string{"placed             0", "place errors       2"}, "2 not placed (place errors)", `"place_errors": 2`},
 		{"never terminal", []string{"--url", pending.URL, "--count", "2", "--wait", "300ms", "--poll", "50ms"},
 			[]string{"placed             2", "timed out waiting  2"}, "2 not terminal within --wait (timed out waiting)", `"timed_out_waiting": 2`},
@@ -209,8 +210,17 @@ func exitStatus(t *testing.T, cmd *exec.Cmd) int {
 // The exit status of the command: 1 when an order was not placed, 0 when
 // all completed, 0 when interrupted whatever the report says.
 func TestMainExitStatus(t *testing.T) {
+	t.Run("not ready", func(t *testing.T) {
+		cmd, stdout, stderr := startMain(t, "--url", "http://127.0.0.1:1", "--count", "2", "--ready-timeout", "200ms", "-q")
+		if status := exitStatus(t, cmd); status != 1 {
+			t.Errorf("exit status %d, want 1; stderr:\n%s", status, stderr)
+		}
+		if stdout.Len() != 0 || !strings.Contains(stderr.String(), "not ready") {
+			t.Errorf("stdout:\n%s\nstderr:\n%s\nwant no report, and the reason", stdout, stderr)
+		}
+	})
 	t.Run("not placed", func(t *testing.T) {
-		cmd, stdout, stderr := startMain(t, "--url", "http://127.0.0.1:1", "--count", "2", "--wait", "2s", "-q")
+		cmd, stdout, stderr := startMain(t, "--url", "http://127.0.0.1:1", "--count", "2", "--wait", "2s", "--ready-timeout", "0", "-q")
 		if status := exitStatus(t, cmd); status != 1 {
 			t.Errorf("exit status %d, want 1; stderr:\n%s", status, stderr)
 		}
