@@ -61,21 +61,8 @@ func TestCommittedPagesReachTheDatabaseFileInTheBackground(t *testing.T) {
 // meanwhile: otherwise the rest would wait for SQLite's automatic
 // checkpoint inside a COMMIT.
 func TestAPartialCheckpointIsCompletedWithoutFurtherWrites(t *testing.T) {
-	ctx := context.Background()
 	path, be := openCheckpointing(t)
-	reader, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	snapshot, err := reader.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := snapshot.QueryRowContext(ctx, "SELECT COUNT(*) FROM queue_messages").Scan(&n); err != nil {
-		t.Fatal(err) // the read transaction now holds its snapshot
-	}
+	snapshot := holdSnapshot(t, path)
 	before := fileSizeOf(t, path)
 	publishPayloads(t, be)
 	time.Sleep(200 * time.Millisecond) // checkpoints run, held back by the snapshot
@@ -165,27 +152,14 @@ func publishPayloads(t *testing.T, be *Backend) {
 // truncates it (SQLite's journal_size_limit would only act at the next
 // write, which may not come).
 func TestAWALPastItsLimitIsTruncatedWithoutFurtherWrites(t *testing.T) {
-	ctx := context.Background()
 	const limit = 128 << 10
 	path := filepath.Join(t.TempDir(), "q.db")
-	be, err := Open(ctx, path, Config{CheckpointInterval: 20 * time.Millisecond, WALLimit: limit})
+	be, err := Open(t.Context(), path, Config{CheckpointInterval: 20 * time.Millisecond, WALLimit: limit})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = be.Close() })
-	reader, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer reader.Close()
-	snapshot, err := reader.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int
-	if err := snapshot.QueryRowContext(ctx, "SELECT COUNT(*) FROM queue_messages").Scan(&n); err != nil {
-		t.Fatal(err) // the read transaction now holds its snapshot
-	}
+	snapshot := holdSnapshot(t, path)
 	for range 8 { // 512 KiB of payloads, four times the limit
 		publishPayloads(t, be)
 	}
@@ -204,4 +178,26 @@ func TestAWALPastItsLimitIsTruncatedWithoutFurtherWrites(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// holdSnapshot starts a read transaction on the queue file at path, from
+// a connection of its own (another process's reader), and reads in it, so
+// that it holds its snapshot until rolled back: checkpoints cannot copy
+// the log past it meanwhile.
+func holdSnapshot(t *testing.T, path string) *sql.Tx {
+	t.Helper()
+	reader, err := sql.Open("sqlite3", "file:"+path+"?_query_only=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = reader.Close() })
+	snapshot, err := reader.BeginTx(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := snapshot.QueryRowContext(t.Context(), "SELECT COUNT(*) FROM queue_messages").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return snapshot
 }

@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
@@ -20,31 +19,8 @@ import (
 // work at the same time.
 func TestABusyConsumerLeavesTheBacklogToAnIdleOne(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	open := func() *sqlite.Backend {
-		b, err := sqlite.Open(ctx, path, sqlite.Config{})
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}
-	subscribe := func(b *sqlite.Backend) <-chan *message.Message {
-		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 1})
-		if err != nil {
-			t.Fatalf("subscriber: %v", err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-		if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
-			t.Fatalf("subscribe initialize: %v", err)
-		}
-		ch, err := sub.Subscribe(ctx, "jobs")
-		if err != nil {
-			t.Fatalf("subscribe: %v", err)
-		}
-		return ch
-	}
+	open := func() *sqlite.Backend { return openShared(t, path, sqlite.Config{}) }
+	subscribe := func(b *sqlite.Backend) <-chan *message.Message { return subscribeWorkers(t, b) }
 	first, second := open(), open()
 	firstMsgs := subscribe(first)
 	var msgs []*message.Message
@@ -80,21 +56,7 @@ func receiveWithin(t *testing.T, ch <-chan *message.Message, d time.Duration, wh
 // message comes once the claims work again.
 func TestASubscriberWhoseClaimsFailBacksOffAndRecovers(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	b, err := sqlite.Open(ctx, path, sqlite.Config{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
-	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 1})
-	if err != nil {
-		t.Fatalf("subscriber: %v", err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
-	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
-		t.Fatalf("subscribe initialize: %v", err)
-	}
+	b := openShared(t, path, sqlite.Config{})
 	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +66,9 @@ func TestASubscriberWhoseClaimsFailBacksOffAndRecovers(t *testing.T) {
 		BEGIN SELECT RAISE(ABORT, 'claims fail (test)'); END`); err != nil {
 		t.Fatal(err)
 	}
+	msgs := subscribeWorkers(t, b)
 	if err := b.Publisher().Publish("jobs", message.NewMessage(watermill.NewUUID(), []byte("x"))); err != nil {
 		t.Fatalf("publish: %v", err)
-	}
-	msgs, err := sub.Subscribe(ctx, "jobs")
-	if err != nil {
-		t.Fatalf("subscribe: %v", err)
 	}
 	select {
 	case m, ok := <-msgs:
@@ -130,4 +89,16 @@ func TestASubscriberWhoseClaimsFailBacksOffAndRecovers(t *testing.T) {
 		t.Errorf("attempt: got %q, want 1 (the failed claims leased nothing)", got)
 	}
 	m.Ack()
+}
+
+// openShared opens the queue file at path as one more process on it would;
+// it is closed when the test ends.
+func openShared(t *testing.T, path string, cfg sqlite.Config) *sqlite.Backend {
+	t.Helper()
+	b, err := sqlite.Open(t.Context(), path, cfg)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
 }

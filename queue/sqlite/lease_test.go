@@ -1,7 +1,6 @@
 package sqlite_test
 
 import (
-	"context"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,28 +22,8 @@ func TestAHandlerLongerThanTheLeaseKeepsItsMessage(t *testing.T) {
 	// to spare.
 	const lease = time.Second
 	path := filepath.Join(t.TempDir(), "queue.db")
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	open := func() *sqlite.Backend {
-		b, err := sqlite.Open(ctx, path, sqlite.Config{Lease: lease})
-		if err != nil {
-			t.Fatalf("open: %v", err)
-		}
-		t.Cleanup(func() { _ = b.Close() })
-		return b
-	}
-	subscribe := func(b *sqlite.Backend) <-chan *message.Message {
-		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 1})
-		if err != nil {
-			t.Fatalf("subscriber: %v", err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-		ch, err := sub.Subscribe(ctx, "jobs")
-		if err != nil {
-			t.Fatalf("subscribe: %v", err)
-		}
-		return ch
-	}
+	open := func() *sqlite.Backend { return openShared(t, path, sqlite.Config{Lease: lease}) }
+	subscribe := func(b *sqlite.Backend) <-chan *message.Message { return subscribeWorkers(t, b) }
 	first, second := open(), open()
 	firstMsgs, secondMsgs := subscribe(first), subscribe(second)
 	if err := first.Publisher().Publish("jobs", message.NewMessage(watermill.NewUUID(), []byte("slow"))); err != nil {
