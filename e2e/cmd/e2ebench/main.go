@@ -203,6 +203,7 @@ func (b *bench) logf(format string, args ...any) {
 func (b *bench) run(ctx context.Context) (*results, error) {
 	res := &results{
 		StartedAt: time.Now().UTC(), Options: b.opts, Host: hostInfo(),
+		ServiceGOMAXPROCS: serviceGOMAXPROCS(b.opts.Env, os.LookupEnv),
 	}
 	res.Options.PostgresURL = redact(b.opts.PostgresURL)
 	b.dir = b.opts.WorkDir

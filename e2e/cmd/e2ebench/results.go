@@ -13,11 +13,14 @@ import (
 
 // results is everything one run measured; its JSON form is --json-out.
 type results struct {
-	StartedAt  time.Time       `json:"started_at"`
-	FinishedAt time.Time       `json:"finished_at"`
-	Host       host            `json:"host"`
-	Options    options         `json:"options"`
-	Variants   []variantResult `json:"variants"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Host       host      `json:"host"`
+	Options    options   `json:"options"`
+	// ServiceGOMAXPROCS is what the service processes (SQLite and
+	// PostgreSQL variants) ran with: see serviceGOMAXPROCS.
+	ServiceGOMAXPROCS string          `json:"service_gomaxprocs"`
+	Variants          []variantResult `json:"variants"`
 }
 
 type host struct {
@@ -164,8 +167,13 @@ func (r *results) markdown() string {
 	fmt.Fprintf(&b, "Host: %d CPUs (%s), %s, %s; load average at start %s; CPU pressure (PSI some avg60) %s at start, %s at the end.\n",
 		r.Host.CPUs, r.Host.CPUModel, r.Host.OS, r.Host.GoVersion, r.Host.LoadAvg, orNA(r.Host.CPUPressureStart), orNA(r.Host.CPUPressureEnd))
 	b.WriteString(r.Host.speedLine())
-	fmt.Fprintf(&b, "Throughput phase: %d clients, at most %d sagas open, %s. Latency phase: %.0f orders/s for %s.\n\n",
+	fmt.Fprintf(&b, "Throughput phase: %d clients, at most %d sagas open, %s. Latency phase: %.0f orders/s for %s.\n",
 		o.Concurrency, o.MaxPending, o.Duration, o.LatencyRate, o.LatencyDuration)
+	fmt.Fprintf(&b, "Service processes: GOMAXPROCS %s", r.ServiceGOMAXPROCS)
+	if len(o.Env) > 0 {
+		fmt.Fprintf(&b, "; --env %s", strings.Join(o.Env, " "))
+	}
+	b.WriteString(".\n\n")
 
 	fmt.Fprintf(&b, "| variant | orders/s | × GoChannel | p50 @%.0f/s | p99 @%.0f/s | p50 × GoChannel | p99 × GoChannel | ready | first order | RSS idle | RSS peak |\n", o.LatencyRate, o.LatencyRate)
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")

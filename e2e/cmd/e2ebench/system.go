@@ -455,3 +455,26 @@ func withDefaultGOMAXPROCS(env []string, lookup func(string) (string, bool)) []s
 	}
 	return append(env, "GOMAXPROCS=1")
 }
+
+// serviceGOMAXPROCS says what GOMAXPROCS the service processes get from
+// withDefaultGOMAXPROCS and --env (env): the last --env GOMAXPROCS, else
+// this command's own (lookup), else 1; an empty value is Go's default.
+func serviceGOMAXPROCS(env []string, lookup func(string) (string, bool)) string {
+	v, set := "", false
+	for _, kv := range env {
+		if k, val, _ := strings.Cut(kv, "="); k == "GOMAXPROCS" {
+			v, set = val, true
+		}
+	}
+	if !set {
+		v, set = lookup("GOMAXPROCS")
+	}
+	switch {
+	case !set:
+		return "1"
+	case v == "":
+		return "Go's default (the CPU count)"
+	default:
+		return v
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,37 @@ func TestWithDefaultGOMAXPROCS(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestServiceGOMAXPROCS(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string          // --env
+		environ map[string]string // this command's environment
+		want    string
+	}{
+		{"default", nil, nil, "1"},
+		{"from this command's environment", nil, map[string]string{"GOMAXPROCS": "2"}, "2"},
+		{"empty here: Go's default", nil, map[string]string{"GOMAXPROCS": ""}, "Go's default (the CPU count)"},
+		{"--env wins, the last one", []string{"GOMAXPROCS=2", "CONCURRENCY=16", "GOMAXPROCS=4"}, map[string]string{"GOMAXPROCS": "3"}, "4"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookup := func(k string) (string, bool) { v, ok := tt.environ[k]; return v, ok }
+			if got := serviceGOMAXPROCS(tt.env, lookup); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// The report says what the service processes ran with, so that reports
+// made before and after a change of those settings are not compared as if
+// they were alike.
+func TestReportNamesTheServicesSettings(t *testing.T) {
+	r := &results{ServiceGOMAXPROCS: "1", Options: options{Env: []string{"CONCURRENCY=16"}}}
+	if got, want := r.markdown(), "Service processes: GOMAXPROCS 1; --env CONCURRENCY=16.\n"; !strings.Contains(got, want) {
+		t.Errorf("report:\n%s\nwant a line %q", got, want)
 	}
 }
