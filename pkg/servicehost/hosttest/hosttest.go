@@ -253,6 +253,28 @@ func (h *Harness) GetOK(path string, v any) {
 	}
 }
 
+// CheckListLimit checks the ?limit of each list at path (a GET answering
+// a JSON array): limit=1 returns one entry (the list must hold two or
+// more), and 0, 10001, -1 and a non-number are a 400 problem naming the
+// parameter.
+func (h *Harness) CheckListLimit(paths ...string) {
+	h.T.Helper()
+	for _, path := range paths {
+		var page []json.RawMessage
+		if code := h.GetJSON(path+"?limit=1", &page); code != http.StatusOK || len(page) != 1 {
+			h.T.Errorf("GET %s?limit=1: got %d with %d entries, want 200 with 1", path, code, len(page))
+		}
+		for _, bad := range []string{"0", "10001", "-1", "x"} {
+			var problem struct {
+				Field string `json:"field"`
+			}
+			if code := h.GetJSON(path+"?limit="+bad, &problem); code != http.StatusBadRequest || problem.Field != "limit" {
+				h.T.Errorf("GET %s?limit=%s: got %d naming %q, want 400 naming limit", path, bad, code, problem.Field)
+			}
+		}
+	}
+}
+
 // Send sends a JSON body to the service's HTTP server and returns the
 // status.
 func (h *Harness) Send(method, path, body string) int {

@@ -96,6 +96,17 @@ func TestChargeRefundAndDuplicates(t *testing.T) {
 	}
 }
 
+// The lists take ?limit from 1 to 10000; anything else is a 400 naming
+// the parameter.
+func TestListLimit(t *testing.T) {
+	h := start(t)
+	for _, order := range []string{"o-1", "o-2"} {
+		h.Publish(charge(order), "")
+		h.Next()
+	}
+	h.CheckListLimit("/payments", "/ledger", "/gateway")
+}
+
 func TestRefundBeforeChargeAndDeclines(t *testing.T) {
 	h := start(t)
 

@@ -137,6 +137,17 @@ func TestUndecodableMessageIsDeadLettered(t *testing.T) {
 	h.Poison()
 }
 
+// The lists take ?limit from 1 to 10000; anything else is a 400 naming
+// the parameter.
+func TestListLimit(t *testing.T) {
+	h := start(t)
+	for _, order := range []string{"o-1", "o-2"} {
+		h.Publish(schedule(order), "")
+		h.Next()
+	}
+	h.CheckListLimit("/shipments", "/carrier")
+}
+
 func TestCrashMidHandlerSchedulesOnce(t *testing.T) {
 	h := start(t)
 	h.CrashOnce(faults.CrashMidHandler, schedule("o-crash"), contracts.TypeShipmentScheduled)
