@@ -203,7 +203,9 @@ func (b *bench) logf(format string, args ...any) {
 func (b *bench) run(ctx context.Context) (*results, error) {
 	res := &results{
 		StartedAt: time.Now().UTC(), Options: b.opts, Host: hostInfo(),
-		ServiceGOMAXPROCS: serviceGOMAXPROCS(b.opts.Env, os.LookupEnv),
+		// The environment startSystem gives each service, but for the
+		// per-process variables it adds.
+		ServiceGOMAXPROCS: serviceGOMAXPROCS(append(withDefaultGOMAXPROCS(os.Environ(), os.LookupEnv), b.opts.Env...)),
 	}
 	res.Options.PostgresURL = redact(b.opts.PostgresURL)
 	b.dir = b.opts.WorkDir

@@ -456,25 +456,18 @@ func withDefaultGOMAXPROCS(env []string, lookup func(string) (string, bool)) []s
 	return append(env, "GOMAXPROCS=1")
 }
 
-// serviceGOMAXPROCS says what GOMAXPROCS the service processes get from
-// withDefaultGOMAXPROCS and --env (env): the last --env GOMAXPROCS, else
-// this command's own (lookup), else 1; an empty value is Go's default.
-func serviceGOMAXPROCS(env []string, lookup func(string) (string, bool)) string {
-	v, set := "", false
+// serviceGOMAXPROCS says what GOMAXPROCS a process started with
+// environment env runs with: the last GOMAXPROCS in env (of duplicate keys
+// a process gets the last); none, or an empty one, is Go's default.
+func serviceGOMAXPROCS(env []string) string {
+	v := ""
 	for _, kv := range env {
 		if k, val, _ := strings.Cut(kv, "="); k == "GOMAXPROCS" {
-			v, set = val, true
+			v = val
 		}
 	}
-	if !set {
-		v, set = lookup("GOMAXPROCS")
-	}
-	switch {
-	case !set:
-		return "1"
-	case v == "":
+	if v == "" {
 		return "Go's default (the CPU count)"
-	default:
-		return v
 	}
+	return v
 }

@@ -41,23 +41,29 @@ func TestWithDefaultGOMAXPROCS(t *testing.T) {
 
 func TestServiceGOMAXPROCS(t *testing.T) {
 	tests := []struct {
-		name    string
-		env     []string          // --env
-		environ map[string]string // this command's environment
-		want    string
+		name string
+		env  []string
+		want string
 	}{
-		{"default", nil, nil, "1"},
-		{"from this command's environment", nil, map[string]string{"GOMAXPROCS": "2"}, "2"},
-		{"empty here: Go's default", nil, map[string]string{"GOMAXPROCS": ""}, "Go's default (the CPU count)"},
-		{"--env wins, the last one", []string{"GOMAXPROCS=2", "CONCURRENCY=16", "GOMAXPROCS=4"}, map[string]string{"GOMAXPROCS": "3"}, "4"},
+		{"none: Go's default", []string{"PATH=/bin"}, "Go's default (the CPU count)"},
+		{"empty: Go's default", []string{"GOMAXPROCS="}, "Go's default (the CPU count)"},
+		{"the last one", []string{"GOMAXPROCS=3", "GOMAXPROCS=1", "CONCURRENCY=16", "GOMAXPROCS=4"}, "4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lookup := func(k string) (string, bool) { v, ok := tt.environ[k]; return v, ok }
-			if got := serviceGOMAXPROCS(tt.env, lookup); got != tt.want {
+			if got := serviceGOMAXPROCS(tt.env); got != tt.want {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+	// As run computes it: withDefaultGOMAXPROCS's 1 unless this command's
+	// environment has one, --env last.
+	unset := func(string) (string, bool) { return "", false }
+	if got := serviceGOMAXPROCS(withDefaultGOMAXPROCS([]string{"PATH=/bin"}, unset)); got != "1" {
+		t.Errorf("default: got %q, want 1", got)
+	}
+	if got := serviceGOMAXPROCS(append(withDefaultGOMAXPROCS(nil, unset), "GOMAXPROCS=2")); got != "2" {
+		t.Errorf("with --env GOMAXPROCS=2: got %q, want 2", got)
 	}
 }
 
