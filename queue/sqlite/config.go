@@ -74,9 +74,10 @@ type Config struct {
 	AckDelay time.Duration
 
 	// A process learns of other processes' commits from file change events
-	// for the write-ahead log (inotify on Linux): at once after a quiet
-	// spell, at most once per PollMin under load, and with no work while
-	// nothing happens. Where those are unavailable (or with PollOnly) it
+	// (inotify on Linux) for a file beside the queue that each writer
+	// writes to after a commit that made deliveries visible (QUEUE-changes;
+	// see changesSuffix): at once after a quiet spell, at most once per
+	// PollMin under load, and with no work while nothing happens. Where those are unavailable (or with PollOnly) it
 	// polls instead: PollMin and PollMax bound how often it checks the
 	// WAL's size and time and PRAGMA data_version (reads that take no
 	// lock). The interval stays at PollMin for 250ms after the last change,
@@ -139,6 +140,10 @@ type Config struct {
 
 	// now is the clock; tests may replace it.
 	now func() time.Time
+	// versionCheckEvery is how often the event-driven change watcher also
+	// reads PRAGMA data_version (default fileEventsSafetyNet); tests
+	// lengthen it to see that events alone wake the subscribers.
+	versionCheckEvery time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -186,6 +191,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.versionCheckEvery == 0 {
+		c.versionCheckEvery = fileEventsSafetyNet
 	}
 }
 

@@ -20,3 +20,14 @@ func checkFileNames(_ string, st os.FileInfo) error {
 	}
 	return nil
 }
+
+// chownLike gives f the owner of like when this process runs as root (a
+// file root creates for services of another user must be theirs), as
+// SQLite does for the WAL.
+func chownLike(f *os.File, like os.FileInfo) error {
+	sys, ok := like.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	return f.Chown(int(sys.Uid), int(sys.Gid))
+}

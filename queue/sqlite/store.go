@@ -114,6 +114,9 @@ type Backend struct {
 
 	writes chan writeRequest
 	wake   *broadcaster
+	// bell tells the other processes of commits that made deliveries
+	// visible (see changesSuffix). Only the writer goroutine uses it.
+	bell *changeBell
 
 	publisher *Publisher
 
@@ -249,9 +252,12 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		knownTopics: map[string]bool{},
 	}
 	b.readStmts = newStmtCache(readDB)
+	// Created before the change watcher starts, which watches it.
+	b.bell = openChangeBell(file+changesSuffix, opened, b.logger)
 	watch, err := readDB.Conn(ctx)
 	if err != nil {
 		stop()
+		b.bell.close()
 		_ = readDB.Close()
 		_ = writeDB.Close()
 		return nil, fmt.Errorf("open sqlite queue %q: change watcher connection: %w", path, err)
@@ -547,8 +553,9 @@ func (w *broadcaster) Notify() {
 
 // watchChanges notices commits of other processes (and of this process's
 // writer) without taking a lock. Where the OS reports file changes
-// (inotify on Linux), it waits for writes to the write-ahead log: every
-// commit appends to it, so a commit wakes the subscribers at once and an
+// (inotify on Linux), it waits for writes to the changes file, which every
+// process's writer writes to after a commit that made deliveries visible
+// (changesSuffix): such a commit wakes the subscribers at once, and an
 // idle process does no work at all. Otherwise, or when the watch cannot be
 // set up, it polls (pollChanges).
 func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
@@ -568,24 +575,27 @@ func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
 // PRAGMA data_version, in case the file system dropped an event.
 const fileEventsSafetyNet = 250 * time.Millisecond
 
-// watchFileEvents wakes the subscribers on every write to the WAL. It
-// returns nil when ctx ends and an error when events cannot be had (then
-// the caller polls). The WAL exists as long as this process has the
-// database open, so watching the file itself is enough.
+// watchFileEvents wakes the subscribers on every write to the changes
+// file. It returns nil when ctx ends and an error when events cannot be
+// had (then the caller polls). Open created the file; should it go away,
+// the watcher falls back to polling. A process that does not ring the
+// bell (an older version of this package) wakes the others' subscribers
+// only through the check of PRAGMA data_version every
+// fileEventsSafetyNet.
 func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
 	}
 	defer func() { _ = w.Close() }()
-	walPath := b.file + "-wal"
-	if err := w.Add(walPath); err != nil {
+	changesPath := b.file + changesSuffix
+	if err := w.Add(changesPath); err != nil {
 		return err
 	}
 	// A commit before the watch was in place raised no event: whoever
 	// waits looks once more.
 	b.wake.Notify()
-	safety := time.NewTicker(fileEventsSafetyNet)
+	safety := time.NewTicker(b.cfg.versionCheckEvery)
 	defer safety.Stop()
 	gap := time.NewTimer(0)
 	defer gap.Stop()
@@ -606,10 +616,10 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 		}
 	}
 	for {
-		// Events are read only while a subscriber waits. Every write to
-		// the WAL raises one, thousands a second under load; left unread,
-		// the kernel folds them into one pending event, so a busy process
-		// pays nothing for them.
+		// Events are read only while a subscriber waits. Each commit that
+		// made deliveries visible raises one, thousands a second under
+		// load; left unread, the kernel folds them into one pending event,
+		// so a busy process pays nothing for them.
 		select {
 		case <-ctx.Done():
 			return nil
@@ -629,10 +639,11 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 			}
 			b.wake.Notify()
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				// Not expected while the file is open; watch the new
-				// file if there is one, else fall back to polling.
-				if err := w.Add(walPath); err != nil {
-					return fmt.Errorf("write-ahead log went away: %w", err)
+				// Someone removed it (the writers keep ringing the
+				// file they opened): watch a new one if there is one,
+				// else fall back to polling.
+				if err := w.Add(changesPath); err != nil {
+					return fmt.Errorf("changes file went away: %w", err)
 				}
 			}
 			// At most one wake-up per PollMin: under load every waiting

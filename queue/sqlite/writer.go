@@ -168,6 +168,7 @@ func (b *Backend) submit(op writeOp, wait bool) error {
 // once the lock is granted: under contention, batches grow by themselves.
 func (b *Backend) writer(ctx context.Context) {
 	defer b.loops.Done()
+	defer b.bell.close()
 	// The writer pins the pool's only connection for its whole life, so
 	// statements prepared on it stay prepared.
 	conn, err := b.writeDB.Conn(context.Background())
@@ -330,7 +331,8 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 		}
 	}
 	if published {
-		b.wake.Notify()
+		b.wake.Notify() // this process's subscribers
+		b.bell.ring()   // the other processes'
 	}
 	for i, req := range batch {
 		if req.done != nil {

@@ -129,14 +129,16 @@ func subscribeWorkers(t *testing.T, b *sqlite.Backend) <-chan *message.Message {
 }
 
 // A second Backend on the file stands in for another process: its commits
-// reach this one's subscriber through file change events or, with
-// PollOnly, through polling.
+// reach this one's subscriber through file change events (the producer's
+// writer rings the changes file) or, with PollOnly, through polling — not
+// through the safety nets: the watcher's reads of data_version are an hour
+// apart here, and a subscriber left to its own would wait a second.
 func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 	for _, pollOnly := range []bool{false, true} {
 		name := map[bool]string{false: "file events", true: "polling"}[pollOnly]
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "queue.db")
-			consumer, err := sqlite.Open(t.Context(), path, sqlite.Config{PollOnly: pollOnly})
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithVersionCheckEvery(sqlite.Config{PollOnly: pollOnly}, time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -148,7 +150,11 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 			defer producer.Close()
 			msgs := subscribeWorkers(t, consumer)
 			for i := range 20 {
+				start := time.Now()
 				publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
+				if waited := time.Since(start); waited >= 900*time.Millisecond {
+					t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it before the subscriber's one-second safety net)", i, waited)
+				}
 			}
 		})
 	}
@@ -198,7 +204,7 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 			t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it before the one-second safety net)", i, waited)
 		}
 	}
-	for _, suffix := range []string{"-wal", "-writer", "-checkpointer"} {
+	for _, suffix := range []string{"-wal", "-writer", "-checkpointer", "-changes"} {
 		if _, err := os.Lstat(link + suffix); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s beside the link: got err %v, want none there", filepath.Base(link+suffix), err)
 		}

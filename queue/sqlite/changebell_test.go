@@ -1,0 +1,103 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/orderflow/orderflow/queue/sqlite"
+)
+
+// watchChangesFile reports each change event of b's changes file on the
+// returned channel until the test ends.
+func watchChangesFile(t *testing.T, b *sqlite.Backend) <-chan fsnotify.Event {
+	t.Helper()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Close() })
+	if err := w.Add(sqlite.FileOf(b) + "-changes"); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan fsnotify.Event, 64)
+	go func() {
+		for ev := range w.Events {
+			events <- ev
+		}
+	}()
+	return events
+}
+
+// quietFor is how long a commit that must not ring the changes file is
+// watched for an event.
+const quietFor = 200 * time.Millisecond
+
+func requireRing(t *testing.T, events <-chan fsnotify.Event, after string) {
+	t.Helper()
+	select {
+	case <-events:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: no change event for the changes file, want one (other processes' subscribers would not be woken)", after)
+	}
+}
+
+func requireQuiet(t *testing.T, events <-chan fsnotify.Event, after string) {
+	t.Helper()
+	select {
+	case ev := <-events:
+		t.Fatalf("%s: got change event %v, want none (it would wake every waiting subscriber of every process for nothing)", after, ev)
+	case <-time.After(quietFor):
+	}
+}
+
+func receive(t *testing.T, msgs <-chan *message.Message, uuid string) *message.Message {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		if m.UUID != uuid {
+			t.Fatalf("received %s, want %s", m.UUID, uuid)
+		}
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s not received", uuid)
+		return nil
+	}
+}
+
+// Commits that make deliveries visible ring the changes file — a publish,
+// a nack — and the others do not: a claim or an ack would wake every
+// waiting subscriber of every process on the file for nothing.
+func TestOnlyCommitsThatMakeDeliveriesVisibleRingTheChangesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{AckDelay: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	msgs := subscribeWorkers(t, b)
+	events := watchChangesFile(t, b)
+
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	requireRing(t, events, "publish")
+	m := receive(t, msgs, "m-1") // claimed and committed before it is handed out
+	requireQuiet(t, events, "claim")
+	m.Nack()
+	requireRing(t, events, "nack")
+	m = receive(t, msgs, "m-1")
+	requireQuiet(t, events, "second claim")
+	m.Ack()
+	deadline := time.Now().Add(10 * time.Second)
+	for deliveries(t, path) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the ack was not committed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	requireQuiet(t, events, "ack")
+}
