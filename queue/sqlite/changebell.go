@@ -65,7 +65,14 @@ type changeBell struct {
 	// failed; failed says the failure was logged.
 	retryOpen time.Time
 	failed    bool
+	// checked is when ring last made sure that f is the file the name
+	// holds (see ring).
+	checked time.Time
 }
+
+// changesCheckEvery is how often a ringing bell makes sure it rings the
+// file the name holds.
+const changesCheckEvery = 100 * time.Millisecond
 
 func openChangeBell(path string, like os.FileInfo, logger watermill.LoggerAdapter) *changeBell {
 	c := &changeBell{path: path, like: like, logger: logger}
@@ -101,19 +108,49 @@ func (c *changeBell) fail(what string, err error) {
 
 // ring writes one byte to the changes file, which raises a change event
 // for every process watching it.
+//
+// Should someone remove the file (or replace it), the processes that
+// start afterwards make and watch a new one, and a bell that went on
+// ringing the old one would wake nobody of theirs: so at most every
+// changesCheckEvery, ring makes sure its file is the one the name holds,
+// and opens (or makes) that one if not. The watchers move over on the
+// removal's event (watchFileEvents).
 func (c *changeBell) ring() {
+	now := time.Now()
 	if c.f == nil {
-		if time.Now().Before(c.retryOpen) {
+		if now.Before(c.retryOpen) {
 			return
 		}
 		c.reopen()
 		if c.f == nil {
 			return
 		}
+		c.checked = now
+	}
+	if now.Sub(c.checked) >= changesCheckEvery {
+		c.checked = now
+		if !c.isNamed() {
+			_ = c.f.Close()
+			c.f = nil
+			c.reopen()
+			if c.f == nil {
+				return
+			}
+		}
 	}
 	if _, err := c.f.WriteAt([]byte{1}, 0); err != nil {
 		c.fail("write to", err)
 	}
+}
+
+// isNamed reports whether c.f is the file c.path names.
+func (c *changeBell) isNamed() bool {
+	named, err := os.Stat(c.path)
+	if err != nil {
+		return false
+	}
+	open, err := c.f.Stat()
+	return err == nil && os.SameFile(named, open)
 }
 
 func (c *changeBell) close() {

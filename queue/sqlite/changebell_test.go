@@ -1,6 +1,8 @@
 package sqlite_test
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -100,4 +103,91 @@ func TestOnlyCommitsThatMakeDeliveriesVisibleRingTheChangesFile(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	requireQuiet(t, events, "ack")
+}
+
+// Someone removes the changes file while the queue is in use. The
+// processes that start afterwards make a new one; the watchers of those
+// that were running move to it, and so do their bells, so that every
+// process's commits still wake every other's subscribers at once (with the
+// watchers' data_version check an hour apart, a subscriber left to its
+// own would wait a second).
+func TestARemovedChangesFileIsMadeAgainAndEveryProcessMovesToIt(t *testing.T) {
+	for _, producerFirst := range []bool{false, true} {
+		name := map[bool]string{false: "producer started after the removal", true: "producer running before it"}[producerFirst]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			var producer *sqlite.Backend
+			openProducer := func() {
+				var err error
+				producer, err = sqlite.Open(t.Context(), path, sqlite.Config{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = producer.Close() })
+			}
+			if producerFirst {
+				openProducer()
+			}
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithVersionCheckEvery(sqlite.Config{}, time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer consumer.Close()
+			msgs := subscribeWorkers(t, consumer)
+			time.Sleep(50 * time.Millisecond) // the subscriber waits
+			if err := os.Remove(sqlite.FileOf(consumer) + "-changes"); err != nil {
+				t.Fatal(err)
+			}
+			if !producerFirst {
+				openProducer()
+			}
+			for i := range 3 {
+				start := time.Now()
+				publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
+				if waited := time.Since(start); waited >= 900*time.Millisecond {
+					t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it before the subscriber's one-second safety net)", i, waited)
+				}
+			}
+		})
+	}
+}
+
+// A late consumer group's backfill and a subscriber's release of the
+// deliveries it claimed but never handed out make deliveries visible too:
+// each rings the changes file.
+func TestALateGroupsBackfillAndAReleaseRingTheChangesFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	subscribeWorkers(t, b) // keeps the messages stored for the late group
+	events := watchChangesFile(t, b)
+	if err := b.Publisher().Publish("jobs",
+		message.NewMessage("m-1", []byte("x")), message.NewMessage("m-2", []byte("x")), message.NewMessage("m-3", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	requireRing(t, events, "publish")
+	requireQuiet(t, events, "the workers' claim")
+
+	late, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "late"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lateMsgs, err := late.Subscribe(t.Context(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireRing(t, events, "a late group's backfill")
+	// Meanwhile the late subscriber claims the three and offers the first
+	// on lateMsgs, where nobody takes it.
+	requireQuiet(t, events, "the late group's claim")
+	if len(lateMsgs) > 0 {
+		t.Fatal("the late group's messages were buffered; want them held by the subscriber")
+	}
+	if err := late.Close(); err != nil {
+		t.Fatal(err)
+	}
+	requireRing(t, events, "the release of the late group's claimed deliveries")
 }

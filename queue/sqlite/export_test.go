@@ -15,6 +15,6 @@ func WithVersionCheckEvery(c Config, d time.Duration) Config {
 	return c
 }
 
-// FileOf is the file b's SQLite connections opened, which b names the WAL
-// it watches and its lock files after.
+// FileOf is the file b's SQLite connections opened, which b names the
+// changes file it watches and rings and its lock files after.
 func FileOf(b *Backend) string { return b.file }

@@ -14,12 +14,13 @@ import (
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
-// The store names the WAL it watches and its lock files after the file
-// SQLite opened, which on Unix is the path with every symbolic link
+// The store names the changes file it watches and its lock files after the
+// file SQLite opened, which on Unix is the path with every symbolic link
 // resolved component by component (a ".." after a linked directory goes
 // up from where the link led, not up the path as written). Each case opens
 // a queue through another shape of path, writes, and finds the WAL, the
-// write lock file and the checkpointer's file beside that file.
+// changes file, the write lock file and the checkpointer's file beside
+// that file.
 func TestTheStoreNamesItsFilesAfterTheFileSQLiteOpened(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SQLite on Windows does not resolve links: the path is the file")
@@ -83,7 +84,7 @@ func TestTheStoreNamesItsFilesAfterTheFileSQLiteOpened(t *testing.T) {
 			if got := b.Path(); got != tt.path {
 				t.Errorf("Path: got %q, want %q (as given)", got, tt.path)
 			}
-			for _, suffix := range []string{"-wal", "-writer", "-checkpointer"} {
+			for _, suffix := range []string{"-wal", "-changes", "-writer", "-checkpointer"} {
 				deadline := time.Now().Add(10 * time.Second) // the checkpointer's file comes with its first look
 				for {
 					_, err := os.Stat(file + suffix)

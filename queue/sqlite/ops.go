@@ -339,7 +339,9 @@ func (op *releaseOp) apply(ctx context.Context, w *writeTx) error { // idempoten
 			return fmt.Errorf("release delivery: %w", err)
 		}
 	}
-	w.published = len(op.leases) > 0
+	if len(op.leases) > 0 {
+		w.published = true
+	}
 	return nil
 }
 

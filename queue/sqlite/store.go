@@ -448,9 +448,10 @@ const manyNames = "the file has %d names (hard links): SQLite keeps the WAL besi
 // gives the WAL and shared-memory files after: absolute, with symbolic
 // links resolved where SQLite resolves them (on Unix; not on Windows) and
 // the path decoded as SQLite decoded it. The store names its own files
-// beside the queue (the watched WAL, the lock files) after it, so that a
-// queue opened through a link, or by another spelling of the path, is
-// watched and locked where every other process watches and locks it.
+// beside the queue (the watched changes file, the lock files) after it,
+// and the WAL it checks the size of, so that a queue opened through a
+// link, or by another spelling of the path, is watched and locked where
+// every other process watches and locks it.
 func databaseFile(ctx context.Context, db *sql.DB) (string, error) {
 	var file string
 	if err := db.QueryRowContext(ctx, "SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file); err != nil {
@@ -577,8 +578,8 @@ const fileEventsSafetyNet = 250 * time.Millisecond
 
 // watchFileEvents wakes the subscribers on every write to the changes
 // file. It returns nil when ctx ends and an error when events cannot be
-// had (then the caller polls). Open created the file; should it go away,
-// the watcher falls back to polling. A process that does not ring the
+// had (then the caller polls). Open created the file; should someone
+// remove it, the watcher makes it again and watches the new one. A process that does not ring the
 // bell (an older version of this package) wakes the others' subscribers
 // only through the check of PRAGMA data_version every
 // fileEventsSafetyNet.
@@ -637,15 +638,19 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 			if !ok {
 				return errors.New("file watcher closed")
 			}
-			b.wake.Notify()
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				// Someone removed it (the writers keep ringing the
-				// file they opened): watch a new one if there is one,
-				// else fall back to polling.
-				if err := w.Add(changesPath); err != nil {
+			if !ev.Has(fsnotify.Write) {
+				// Removed or renamed (while a process holds it open,
+				// removing it raises a Chmod: its link count fell) or
+				// its mode changed: watch whatever file the name holds
+				// now, made again if it is gone, as the bells will
+				// ring (changeBell.ring). Before the wake-up, so that a
+				// commit rung on the new file is either seen by it or
+				// raises an event.
+				if err := b.rewatchChanges(w, changesPath); err != nil {
 					return fmt.Errorf("changes file went away: %w", err)
 				}
 			}
+			b.wake.Notify()
 			// At most one wake-up per PollMin: under load every waiting
 			// subscriber probes on each, and the events of the meantime
 			// fold into one.
@@ -666,6 +671,18 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 			}
 		}
 	}
+}
+
+// rewatchChanges moves w's watch to the file named path, creating it if
+// it is missing.
+func (b *Backend) rewatchChanges(w *fsnotify.Watcher, path string) error {
+	f, err := openChangesFile(path, b.opened)
+	if err != nil {
+		return err
+	}
+	_ = f.Close()
+	_ = w.Remove(path) // fails when the kernel already dropped the watch
+	return w.Add(path)
 }
 
 // pollChanges is the watcher where file change events are unavailable.

@@ -320,19 +320,14 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 		}
 		txBatch = append(txBatch, i)
 	}
-	published := false
 	if len(txBatch) > 0 {
 		var err error
-		published, batch, errs, txBatch, err = b.commitTx(ctx, stmts, wlock, batch, errs, txBatch)
+		batch, errs, txBatch, err = b.commitTx(ctx, stmts, wlock, batch, errs, txBatch)
 		if err != nil {
 			for _, i := range txBatch {
 				errs[i] = err
 			}
 		}
-	}
-	if published {
-		b.wake.Notify() // this process's subscribers
-		b.bell.ring()   // the other processes'
 	}
 	for i, req := range batch {
 		if req.done != nil {
@@ -350,8 +345,11 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 // Once the write lock is granted it adds the requests queued meanwhile (a
 // standalone op among them runs after the commit, without the lock file).
 // A failing op is answered with its error and the rest committed without
-// it. It returns the grown batch, errs and idx.
-func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []writeRequest, errs []error, idx []int) (bool, []writeRequest, []error, []int, error) {
+// it. A commit that made deliveries visible wakes the subscribers, this
+// process's and (through the changes file) the others', before any
+// standalone op runs: a truncating checkpoint may wait seconds for
+// readers. It returns the grown batch, errs and idx.
+func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []writeRequest, errs []error, idx []int) ([]writeRequest, []error, []int, error) {
 	start := time.Now()
 	deadline := start.Add(b.cfg.BusyTimeout)
 	joined := len(batch) // requests from here on joined after the lock was granted
@@ -369,11 +367,15 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 	if held {
 		wlock.release()
 	}
+	if published {
+		b.wake.Notify() // this process's subscribers
+		b.bell.ring()   // the other processes'
+	}
 	if d := time.Since(start); err == nil && d > time.Second {
 		b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
 	}
 	b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
-	return published, batch, errs, idx, err
+	return batch, errs, idx, err
 }
 
 // commitLocked is commitTx's transaction: BEGIN IMMEDIATE (retried until

@@ -162,10 +162,11 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 
 // SQLite keeps the WAL of a file opened through a symbolic link beside the
 // file the link points to. A process that opens the queue through a link
-// must watch that WAL (not a "-wal" beside the link, which never appears:
-// its subscribers would wait for the one-second safety net, and the WAL
-// limit and background checkpoints would never run) and take turns with
-// the processes that opened the file itself on the same lock files.
+// must watch the changes file beside that file (not one beside the link,
+// which no other process rings: its subscribers would wait for the
+// one-second safety net), look for that WAL (or the WAL limit and
+// background checkpoints would never run) and take turns with the
+// processes that opened the file itself on the same lock files.
 func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("SQLite on Windows does not resolve links: the WAL is beside the link")
@@ -186,9 +187,10 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
-	// Polling, the watcher would look every 300ms; left to the safety net,
-	// a subscriber waits a second.
-	consumer, err := sqlite.Open(t.Context(), link, sqlite.Config{PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond})
+	// Polling, the watcher would look every 300ms; the watcher's
+	// data_version check is an hour apart; left to its own safety net, a
+	// subscriber waits a second.
+	consumer, err := sqlite.Open(t.Context(), link, sqlite.WithVersionCheckEvery(sqlite.Config{PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond}, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
