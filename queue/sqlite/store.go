@@ -579,11 +579,20 @@ const fileEventsSafetyNet = 250 * time.Millisecond
 // watchFileEvents wakes the subscribers on every write to the changes
 // file. It returns nil when ctx ends and an error when events cannot be
 // had (then the caller polls). Open created the file; should someone
-// remove it, the watcher makes it again and watches the new one. A process that does not ring the
-// bell (an older version of this package) wakes the others' subscribers
-// only through the check of PRAGMA data_version every
-// fileEventsSafetyNet.
+// remove it, the watcher makes it again and watches the new one. A
+// process that does not ring the bell (an older version of this package)
+// wakes the others' subscribers only through the check of PRAGMA
+// data_version every fileEventsSafetyNet.
+//
+// The watch begins when a subscriber of this process first waits: a
+// process that only publishes or inspects the queue (queuectl, the
+// console) would cost every other process's ring one more event.
 func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-b.wake.Armed():
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
