@@ -32,6 +32,20 @@ func deliveries(t *testing.T, path string) int {
 	return n
 }
 
+// requireWokenAtOnce publishes n messages on "jobs", one at a time, and
+// expects each next on msgs before the subscriber's one-second safety net:
+// the publish's commit woke the subscriber.
+func requireWokenAtOnce(t *testing.T, pub message.Publisher, msgs <-chan *message.Message, n int) {
+	t.Helper()
+	for i := range n {
+		start := time.Now()
+		publishReceiveAck(t, pub, msgs, fmt.Sprintf("m-%d", i))
+		if waited := time.Since(start); waited >= 900*time.Millisecond {
+			t.Errorf("m-%d received after %v: the commit woke nobody (want it before the subscriber's one-second safety net)", i, waited)
+		}
+	}
+}
+
 // publishReceiveAck publishes a message with uuid on "jobs" and expects it
 // next on msgs.
 func publishReceiveAck(t *testing.T, pub message.Publisher, msgs <-chan *message.Message, uuid string) {
@@ -148,14 +162,7 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer producer.Close()
-			msgs := subscribeWorkers(t, consumer)
-			for i := range 20 {
-				start := time.Now()
-				publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
-				if waited := time.Since(start); waited >= 900*time.Millisecond {
-					t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it before the subscriber's one-second safety net)", i, waited)
-				}
-			}
+			requireWokenAtOnce(t, producer.Publisher(), subscribeWorkers(t, consumer), 20)
 		})
 	}
 }
@@ -198,14 +205,7 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	if got, want := sqlite.FileOf(consumer), sqlite.FileOf(producer); got != want {
 		t.Errorf("file of the queue opened through the link: got %q, want %q (the producer's)", got, want)
 	}
-	msgs := subscribeWorkers(t, consumer)
-	for i := range 3 {
-		start := time.Now()
-		publishReceiveAck(t, producer.Publisher(), msgs, fmt.Sprintf("m-%d", i))
-		if waited := time.Since(start); waited >= 900*time.Millisecond {
-			t.Errorf("m-%d received after %v: the producer's commit woke nobody (want it before the one-second safety net)", i, waited)
-		}
-	}
+	requireWokenAtOnce(t, producer.Publisher(), subscribeWorkers(t, consumer), 3)
 	for _, suffix := range []string{"-wal", "-writer", "-checkpointer", "-changes"} {
 		if _, err := os.Lstat(link + suffix); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s beside the link: got err %v, want none there", filepath.Base(link+suffix), err)
