@@ -77,15 +77,15 @@ type Config struct {
 	// (inotify on Linux) for a file beside the queue that each writer
 	// writes to after a commit that made deliveries visible (QUEUE-changes;
 	// see changesSuffix): at once after a quiet spell, at most once per
-	// PollMin under load, and with no work while nothing happens. Where those are unavailable (or with PollOnly) it
-	// polls instead: PollMin and PollMax bound how often it checks the
-	// WAL's size and time and PRAGMA data_version (reads that take no
-	// lock). The interval stays at PollMin for 250ms after the last change,
-	// then doubles up to PollMax. Defaults 500µs and 16ms. (Go's timers
-	// below a millisecond fire after about 1 ms in an otherwise idle
-	// process, so a PollMin below that acts as about 1 ms there; a
-	// precise 500µs made the services slower end to end: more wake-ups,
-	// each a read for every waiting subscriber.) File
+	// PollMin under load, and with no work while nothing happens. Where
+	// those are unavailable (or with PollOnly) it polls instead: PollMin
+	// and PollMax bound how often it checks the WAL's size and time and
+	// PRAGMA data_version (reads that take no lock). The interval stays at
+	// PollMin for 250ms after the last change, then doubles up to PollMax.
+	// Defaults 500µs and 16ms. (Go's timers below a millisecond fire after
+	// about 1 ms in an otherwise idle process, so a PollMin below that acts
+	// as about 1 ms there; a precise 500µs made the services slower end to
+	// end: more wake-ups, each a read for every waiting subscriber.) File
 	// systems shared over a network do not deliver events for other
 	// machines' writes, but SQLite must not be shared that way anyway.
 	PollOnly bool
