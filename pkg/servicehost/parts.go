@@ -39,8 +39,9 @@ func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*que
 type Pinger func(ctx context.Context) error
 
 // WriteHealthReporter tells, without writing, whether its writes
-// currently fail (the queue's SQLite Backend; a service's inbox, whose
-// transactions are all of its database's writes, or a store on it).
+// currently fail (the queue's SQLite and PostgreSQL Backends; a service's
+// inbox, whose transactions are all of its database's writes, or a store
+// on it).
 type WriteHealthReporter interface {
 	WriteHealth() error
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/orderflow/orderflow/queue/sqlitefile"
+	"github.com/orderflow/orderflow/queue/writehealth"
 )
 
 // Config configures an Inbox. Zero values take the defaults.
@@ -99,7 +100,7 @@ type Inbox struct {
 	// a failed BEGIN or COMMIT whatever its cause; a failure to get the
 	// connection or of a unit's work only if it says the file cannot take
 	// writes (not a cancellation, nor a handler's own error).
-	health sqlitefile.WriteHealth
+	health writehealth.Record
 }
 
 // unit is one Handle call waiting for its transaction.
@@ -340,7 +341,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 				results[n].err = uErr // what ended the wait
 			}
 		}
-		i.health.FailedIfStorage(time.Now(), err) // not the units' cancellation
+		i.health.FailedIf(time.Now(), err, sqlitefile.StorageFailure) // not the units' cancellation
 		return fail(fmt.Errorf("get connection: %w", err))
 	}
 	defer conn.Close()
@@ -362,7 +363,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 		var clean bool
 		results[n], clean = i.runUnit(tx, u)
 		ran[n] = true
-		i.health.FailedIfStorage(time.Now(), results[n].err) // not a handler's own error
+		i.health.FailedIf(time.Now(), results[n].err, sqlitefile.StorageFailure) // not a handler's own error
 		if !clean {
 			// A failed unit's work could not be rolled back: nothing of
 			// the transaction may be committed (the deferred Rollback).
@@ -386,7 +387,7 @@ func (i *Inbox) inTx(batch []*unit) []unitResult {
 // WriteHealth reports, without writing, whether the inbox's transactions
 // commit: an error when the last one failed (or a unit of it failed
 // because the file cannot take writes: full, failing, read-only) within
-// sqlitefile.WriteFailureWindow with none committed since; nil otherwise.
+// writehealth.FailureWindow with none committed since; nil otherwise.
 // A readiness check calls it: a full disk leaves pings and reads
 // answering while every commit fails.
 func (i *Inbox) WriteHealth() error {

@@ -65,6 +65,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/writehealth"
 )
 
 // ErrInvalidTopic is returned (wrapped, naming the topic) for a topic that
@@ -147,6 +148,9 @@ type Backend struct {
 
 	stopGC context.CancelFunc
 	gcDone chan struct{}
+
+	// health records the outcome of publishes (WriteHealth).
+	health writehealth.Record
 
 	mu     sync.Mutex
 	closed bool

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -51,12 +52,15 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 			return fmt.Errorf("publish to %q: message uuid %q must have 1 to %d characters", topic, m.UUID, maxUUIDLen)
 		}
 	}
-	if err := p.b.ensureTopic(context.Background(), topic); err != nil {
+	err := p.b.ensureTopic(context.Background(), topic)
+	if err == nil {
+		err = p.inner.Publish(topic, msgs...)
+	}
+	if err != nil {
+		p.b.health.FailedIf(time.Now(), err, writeRefused)
 		return fmt.Errorf("publish to %q: %w", topic, err)
 	}
-	if err := p.inner.Publish(topic, msgs...); err != nil {
-		return fmt.Errorf("publish to %q: %w", topic, err)
-	}
+	p.b.health.Succeeded(time.Now())
 	return nil
 }
 

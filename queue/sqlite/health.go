@@ -8,7 +8,7 @@ import (
 // WriteHealth reports, without writing, whether this process can write to
 // the queue: an error when its last write transaction failed (begin,
 // commit, or an op on a full, failing or corrupt file) within
-// sqlitefile.WriteFailureWindow with none committed since, or when the path
+// writehealth.FailureWindow with none committed since, or when the path
 // it opened no longer names the file it has open (checkFile). nil
 // otherwise. A readiness check calls it.
 func (b *Backend) WriteHealth() error {

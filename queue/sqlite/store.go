@@ -41,6 +41,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/sqlitefile"
+	"github.com/orderflow/orderflow/queue/writehealth"
 )
 
 const schema = `
@@ -137,7 +138,7 @@ type Backend struct {
 	writeCounts writeCounters // WriteStats
 
 	// health records the writer's failures and commits (WriteHealth).
-	health sqlitefile.WriteHealth
+	health writehealth.Record
 	// opened is the queue file as stat'ed at Open; replaced is set while
 	// the path names another file (checkFile).
 	opened   os.FileInfo

@@ -13,6 +13,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
 // errClosed is returned for work submitted after Close.
@@ -315,7 +316,7 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
-			b.health.FailedIfStorage(time.Now(), errs[i])
+			b.health.FailedIf(time.Now(), errs[i], sqlitefile.StorageFailure)
 			continue
 		}
 		txBatch = append(txBatch, i)
@@ -411,7 +412,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			if err := applyMerged(ctx, w, batch, idx); err != nil {
 				// Which op failed is not known once ops are merged: the
 				// batch is applied again, op by op, to find out.
-				b.health.FailedIfStorage(time.Now(), err)
+				b.health.FailedIf(time.Now(), err, sqlitefile.StorageFailure)
 				if rbErr := rollBack(ctx, w.conn); rbErr != nil {
 					b.writeCounts.lockHeld.Add(int64(time.Since(granted)))
 					b.txLeftOpen = true
@@ -427,7 +428,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 			for n, i := range idx {
 				if err := batch[i].op.apply(ctx, w); err != nil {
 					errs[i], failed = err, n
-					b.health.FailedIfStorage(time.Now(), err)
+					b.health.FailedIf(time.Now(), err, sqlitefile.StorageFailure)
 					break
 				}
 			}
@@ -591,7 +592,7 @@ func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Con
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
 			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
-			b.health.FailedIfStorage(time.Now(), errs[i])
+			b.health.FailedIf(time.Now(), errs[i], sqlitefile.StorageFailure)
 		}
 	}
 }

@@ -65,7 +65,7 @@ func (s *Store) InTx(ctx context.Context, fn app.TxFunc) error {
 
 // WriteHealth reports, without writing, whether the order database takes
 // writes: an error when its last transaction (InTx and InInbox run theirs
-// in the inbox's) failed within sqlitefile.WriteFailureWindow with none
+// in the inbox's) failed within writehealth.FailureWindow with none
 // committed since (inbox.Inbox.WriteHealth); nil otherwise. A readiness
 // check calls it.
 func (s *Store) WriteHealth() error {

@@ -1,0 +1,4 @@
+package postgres
+
+// For the package's external tests.
+var WriteRefused = writeRefused

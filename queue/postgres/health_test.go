@@ -1,0 +1,99 @@
+package postgres_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/orderflow/orderflow/queue/postgres"
+)
+
+// A server that refuses writes while it still answers reads (here a
+// trigger raising disk_full, as a full disk would) makes WriteHealth fail
+// until a publish succeeds again; a statement's own failure (a raised
+// unique_violation) leaves it healthy.
+func TestWriteHealthReportsAServerThatRefusesWrites(t *testing.T) {
+	dsn := testDSN(t)
+	b := openBackend(t, dsn, fastConfig())
+	db := openSQL(t, dsn)
+	topic := newTopic(t)
+	publish := func(uuid string) error {
+		return b.Publisher().Publish(topic, message.NewMessage(uuid, []byte("x")))
+	}
+	if err := publish("m-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteHealth(); err != nil {
+		t.Fatalf("WriteHealth after a publish: got %v, want nil", err)
+	}
+	refuse := func(code string) {
+		t.Helper()
+		if _, err := db.Exec(`CREATE OR REPLACE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '` + code + `'; END $$`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`CREATE OR REPLACE TRIGGER refuse_writes BEFORE INSERT ON "watermill_` + topic + `"
+			FOR EACH ROW EXECUTE FUNCTION refuse_writes()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	refuse("23505") // unique_violation: this statement's own failure
+	if err := publish("m-2"); err == nil {
+		t.Fatal("publish with a trigger raising unique_violation: got nil, want an error")
+	}
+	if err := b.WriteHealth(); err != nil {
+		t.Errorf("WriteHealth after a unique_violation: got %v, want nil (the server takes writes)", err)
+	}
+
+	refuse("53100") // disk_full
+	err := publish("m-3")
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "53100" {
+		t.Fatalf("publish with a trigger raising disk_full: got %v, want the server's 53100", err)
+	}
+	health := b.WriteHealth()
+	if !errors.As(health, &pgErr) || pgErr.Code != "53100" || !strings.Contains(health.Error(), "writes failing since") {
+		t.Errorf("WriteHealth after disk_full: got %v, want writes failing with the server's 53100", health)
+	}
+	if _, err := b.Inspector().Topics(t.Context()); err != nil {
+		t.Errorf("reads while writes are refused: got %v, want them answered (what a ping-only check sees)", err)
+	}
+
+	if _, err := db.Exec(`DROP TRIGGER refuse_writes ON "watermill_` + topic + `"`); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish("m-4"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WriteHealth(); err != nil {
+		t.Errorf("WriteHealth after a publish succeeded again: got %v, want nil", err)
+	}
+}
+
+func TestWriteRefused(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"disk full", &pgconn.PgError{Code: "53100"}, true},
+		{"too many connections", &pgconn.PgError{Code: "53300"}, true},
+		{"I/O error", &pgconn.PgError{Code: "58030"}, true},
+		{"read-only transaction (a standby)", &pgconn.PgError{Code: "25006"}, true},
+		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, true},
+		{"connection failure", &pgconn.PgError{Code: "08006"}, true},
+		{"unique violation", &pgconn.PgError{Code: "23505"}, false},
+		{"serialization failure", &pgconn.PgError{Code: "40001"}, false},
+		{"query canceled", &pgconn.PgError{Code: "57014"}, false},
+		{"other", errors.New("bad topic"), false},
+	}
+	for _, tc := range tests {
+		if got := postgres.WriteRefused(tc.err); got != tc.want {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
