@@ -42,8 +42,12 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 	}
 	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
 	if err != nil {
+		// Every delivery writes here first: a consumer that never
+		// publishes learns here that the server refuses writes.
+		b.health.FailedIf(time.Now(), err, writeRefused)
 		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 	}
+	b.health.Succeeded(time.Now())
 	return d, nil
 }
 

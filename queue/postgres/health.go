@@ -11,7 +11,8 @@ import (
 )
 
 // WriteHealth reports, without writing, whether this process can write to
-// the queue: an error when its last Publish failed because the server
+// the queue: an error when its last publish or delivery record (every
+// delivery is recorded before it is handed out) failed because the server
 // would not take the write (writeRefused) within writehealth.FailureWindow
 // with none succeeding since; nil otherwise. A readiness check calls it: a
 // server whose disk is full, or a standby that a failover left this

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -95,5 +96,52 @@ func TestWriteRefused(t *testing.T) {
 		if got := postgres.WriteRefused(tc.err); got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A process that only consumes learns of a server refusing writes too:
+// every delivery is recorded (queue_delivery_attempts) before it is handed
+// out, and that write failing makes WriteHealth fail until one succeeds.
+func TestWriteHealthReportsRefusedDeliveryRecords(t *testing.T) {
+	dsn := testDSN(t)
+	producer := openBackend(t, dsn, fastConfig())
+	consumer := openBackend(t, dsn, fastConfig())
+	db := openSQL(t, dsn)
+	topic := newTopic(t)
+	msgs, err := newSubscriber(t, consumer, "workers").Subscribe(t.Context(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '53100'; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER refuse_records BEFORE INSERT OR UPDATE ON queue_delivery_attempts
+		FOR EACH ROW EXECUTE FUNCTION refuse_records()`); err != nil {
+		t.Fatal(err)
+	}
+	if err := producer.Publisher().Publish(topic, message.NewMessage("m-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var pgErr *pgconn.PgError
+	for health := consumer.WriteHealth(); !errors.As(health, &pgErr) || pgErr.Code != "53100"; health = consumer.WriteHealth() {
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer's WriteHealth while its delivery records are refused: got %v, want writes failing with 53100", health)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	if _, err := db.Exec(`DROP TRIGGER refuse_records ON queue_delivery_attempts`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-msgs:
+		m.Ack()
+	case <-time.After(10 * time.Second):
+		t.Fatal("m-1 not delivered once the records were taken again")
+	}
+	if err := consumer.WriteHealth(); err != nil {
+		t.Errorf("consumer's WriteHealth after a delivery was recorded: got %v, want nil", err)
 	}
 }
