@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -30,8 +31,13 @@ func (b *Backend) WriteHealth() error {
 // memory or connections (class 53), a system or I/O error (58), a
 // read-only transaction (25006: a standby, or default_transaction_read_only),
 // a server shutting down or starting (57P01–57P03), a lost connection
-// (class 08), or no connection at all.
+// (class 08), or no connection at all. A write cut short by its context
+// (a subscriber closing) is none of these, whatever the driver wraps it
+// in.
 func writeRefused(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {

@@ -1,7 +1,10 @@
 package postgres_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +94,7 @@ func TestWriteRefused(t *testing.T) {
 		{"serialization failure", &pgconn.PgError{Code: "40001"}, false},
 		{"query canceled", &pgconn.PgError{Code: "57014"}, false},
 		{"other", errors.New("bad topic"), false},
+		{"cut short by its context", fmt.Errorf("claim delivery: %w", &net.OpError{Op: "read", Err: context.Canceled}), false},
 	}
 	for _, tc := range tests {
 		if got := postgres.WriteRefused(tc.err); got != tc.want {
