@@ -40,6 +40,7 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 			return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 		}
 	}
+	began := time.Now() // a success counts from here (see publisher.Publish)
 	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
 	if err != nil {
 		// Every delivery writes here first: a consumer that never
@@ -47,7 +48,7 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 		b.health.FailedIf(time.Now(), err, writeRefused)
 		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 	}
-	b.health.Succeeded(time.Now())
+	b.health.Succeeded(began)
 	return d, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -27,30 +28,36 @@ func (b *Backend) WriteHealth() error {
 
 // writeRefused reports whether err says the server cannot take writes
 // now, as opposed to one statement's own failure (a constraint, a bad
-// value, a serialization conflict that a retry resolves): out of disk,
-// memory or connections (class 53), a system or I/O error (58), a
-// read-only transaction (25006: a standby, or default_transaction_read_only),
-// a server shutting down or starting (57P01–57P03), a lost connection
-// (class 08), or no connection at all. A write cut short by its context
-// (a subscriber closing) is none of these, whatever the driver wraps it
-// in.
+// value, a serialization conflict or a statement timeout that a retry may
+// resolve): out of disk or memory (53100, 53200; not 53300, too many
+// connections, which refuses new connections while pooled ones still
+// write), a system or I/O error (class 58), corrupted data (XX001,
+// XX002), a read-only transaction (25006: a standby, or
+// default_transaction_read_only), a server shutting down or starting
+// (57P01–57P03), a lost connection (class 08, or the connection ending
+// mid-statement), no connection at all, or no answer in time (the
+// writes fed here run on contexts that only time out). A caller that gave
+// up (context.Canceled) is not the server refusing.
 func writeRefused(err error) bool {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	var connectErr *pgconn.ConnectError
+	if errors.As(err, &connectErr) {
+		return true // whatever it wraps, a timeout included
+	}
+	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch {
-		case strings.HasPrefix(pgErr.Code, "53"), strings.HasPrefix(pgErr.Code, "58"), strings.HasPrefix(pgErr.Code, "08"):
+		case strings.HasPrefix(pgErr.Code, "58"), strings.HasPrefix(pgErr.Code, "08"):
 			return true
 		}
 		switch pgErr.Code {
-		case "25006", "57P01", "57P02", "57P03":
+		case "53100", "53200", "XX001", "XX002", "25006", "57P01", "57P02", "57P03":
 			return true
 		}
 		return false
 	}
-	var connectErr *pgconn.ConnectError
 	var netErr net.Error
-	return errors.As(err, &connectErr) || errors.As(err, &netErr)
+	return errors.As(err, &netErr) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -85,7 +86,9 @@ func TestWriteRefused(t *testing.T) {
 		want bool
 	}{
 		{"disk full", &pgconn.PgError{Code: "53100"}, true},
-		{"too many connections", &pgconn.PgError{Code: "53300"}, true},
+		{"out of memory", &pgconn.PgError{Code: "53200"}, true},
+		{"too many connections (pooled ones still write)", &pgconn.PgError{Code: "53300"}, false},
+		{"data corrupted", &pgconn.PgError{Code: "XX001"}, true},
 		{"I/O error", &pgconn.PgError{Code: "58030"}, true},
 		{"read-only transaction (a standby)", &pgconn.PgError{Code: "25006"}, true},
 		{"admin shutdown", &pgconn.PgError{Code: "57P01"}, true},
@@ -94,7 +97,9 @@ func TestWriteRefused(t *testing.T) {
 		{"serialization failure", &pgconn.PgError{Code: "40001"}, false},
 		{"query canceled", &pgconn.PgError{Code: "57014"}, false},
 		{"other", errors.New("bad topic"), false},
-		{"cut short by its context", fmt.Errorf("claim delivery: %w", &net.OpError{Op: "read", Err: context.Canceled}), false},
+		{"the caller gave up", fmt.Errorf("claim delivery: %w", &net.OpError{Op: "read", Err: context.Canceled}), false},
+		{"no answer in time", fmt.Errorf("claim delivery: %w", context.DeadlineExceeded), true},
+		{"connection ended mid-statement", fmt.Errorf("publish: %w", io.ErrUnexpectedEOF), true},
 	}
 	for _, tc := range tests {
 		if got := postgres.WriteRefused(tc.err); got != tc.want {
@@ -147,5 +152,91 @@ func TestWriteHealthReportsRefusedDeliveryRecords(t *testing.T) {
 	}
 	if err := consumer.WriteHealth(); err != nil {
 		t.Errorf("consumer's WriteHealth after a delivery was recorded: got %v, want nil", err)
+	}
+}
+
+// No connection at all is a refused write, also when the connection
+// attempt timed out (pgx wraps the context's deadline in a ConnectError).
+func TestWriteRefusedWithoutAConnection(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close() // nothing listens there now
+	for name, url := range map[string]string{
+		"connection refused": "postgres://postgres@" + refusedAddr + "/test?sslmode=disable",
+		"connect timeout":    "postgres://postgres@" + silent.Addr().String() + "/test?sslmode=disable&connect_timeout=1",
+	} {
+		_, err := pgconn.Connect(t.Context(), url)
+		var connectErr *pgconn.ConnectError
+		if !errors.As(err, &connectErr) {
+			t.Fatalf("%s: got %v, want a *pgconn.ConnectError", name, err)
+		}
+		if !postgres.WriteRefused(err) {
+			t.Errorf("%s: WriteRefused(%v) = false, want true", name, err)
+		}
+	}
+}
+
+// A publish that was under way when the server began refusing writes does
+// not clear that failure when it completes: a success counts from when it
+// began.
+func TestAPublishThatBeganBeforeARefusalDoesNotClearIt(t *testing.T) {
+	dsn := testDSN(t)
+	b := openBackend(t, dsn, fastConfig())
+	db := openSQL(t, dsn)
+	slow, refusing := newTopic(t), newTopic(t)
+	for _, topic := range []string{slow, refusing} { // tables made, topics registered
+		if err := b.Publisher().Publish(topic, message.NewMessage("m-0", []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec(`CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '53100'; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TRIGGER refuse_writes BEFORE INSERT ON "watermill_` + refusing + `"
+		FOR EACH ROW EXECUTE FUNCTION refuse_writes()`); err != nil {
+		t.Fatal(err)
+	}
+
+	lock, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.Exec(`LOCK TABLE "watermill_` + slow + `" IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	published := make(chan error, 1)
+	go func() { published <- b.Publisher().Publish(slow, message.NewMessage("m-1", []byte("x"))) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for waiting := 0; waiting == 0; {
+		if err := db.QueryRow(`SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = '"watermill_` + slow + `"'::regclass`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the publish never waited for the table lock")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := b.Publisher().Publish(refusing, message.NewMessage("m-2", []byte("x"))); err == nil {
+		t.Fatal("publish with a trigger raising disk_full: got nil, want an error")
+	}
+	if err := lock.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-published; err != nil {
+		t.Fatal(err)
+	}
+	var pgErr *pgconn.PgError
+	if health := b.WriteHealth(); !errors.As(health, &pgErr) || pgErr.Code != "53100" {
+		t.Errorf("WriteHealth after a publish that began before the refusal: got %v, want writes still failing with 53100", health)
 	}
 }

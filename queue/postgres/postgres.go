@@ -149,7 +149,8 @@ type Backend struct {
 	stopGC context.CancelFunc
 	gcDone chan struct{}
 
-	// health records the outcome of publishes (WriteHealth).
+	// health records the outcome of publishes and delivery records
+	// (WriteHealth).
 	health writehealth.Record
 
 	mu     sync.Mutex

@@ -52,6 +52,9 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 			return fmt.Errorf("publish to %q: message uuid %q must have 1 to %d characters", topic, m.UUID, maxUUIDLen)
 		}
 	}
+	// A success counts from when it began: a publish that was under way
+	// when the server began refusing writes must not clear that failure.
+	began := time.Now()
 	err := p.b.ensureTopic(context.Background(), topic)
 	if err == nil {
 		err = p.inner.Publish(topic, msgs...)
@@ -60,7 +63,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		p.b.health.FailedIf(time.Now(), err, writeRefused)
 		return fmt.Errorf("publish to %q: %w", topic, err)
 	}
-	p.b.health.Succeeded(time.Now())
+	p.b.health.Succeeded(began)
 	return nil
 }
 
