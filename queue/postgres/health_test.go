@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,28 @@ import (
 
 	"github.com/orderflow/orderflow/queue/postgres"
 )
+
+// refuseWrites makes every INSERT or UPDATE of table (in the test's
+// schema) fail with SQLSTATE code, as a server refusing writes would.
+func refuseWrites(t *testing.T, db *sql.DB, table, code string) {
+	t.Helper()
+	if _, err := db.Exec(`CREATE OR REPLACE FUNCTION refuse_writes_` + code + `() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '` + code + `'; END $$`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE OR REPLACE TRIGGER refuse_writes BEFORE INSERT OR UPDATE ON ` + table + `
+		FOR EACH ROW EXECUTE FUNCTION refuse_writes_` + code + `()`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// allowWrites undoes refuseWrites.
+func allowWrites(t *testing.T, db *sql.DB, table string) {
+	t.Helper()
+	if _, err := db.Exec(`DROP TRIGGER refuse_writes ON ` + table); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // A server that refuses writes while it still answers reads (here a
 // trigger raising disk_full, as a full disk would) makes WriteHealth fail
@@ -34,19 +57,9 @@ func TestWriteHealthReportsAServerThatRefusesWrites(t *testing.T) {
 	if err := b.WriteHealth(); err != nil {
 		t.Fatalf("WriteHealth after a publish: got %v, want nil", err)
 	}
-	refuse := func(code string) {
-		t.Helper()
-		if _, err := db.Exec(`CREATE OR REPLACE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
-			BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '` + code + `'; END $$`); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(`CREATE OR REPLACE TRIGGER refuse_writes BEFORE INSERT ON "watermill_` + topic + `"
-			FOR EACH ROW EXECUTE FUNCTION refuse_writes()`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	table := `"watermill_` + topic + `"`
 
-	refuse("23505") // unique_violation: this statement's own failure
+	refuseWrites(t, db, table, "23505") // unique_violation: this statement's own failure
 	if err := publish("m-2"); err == nil {
 		t.Fatal("publish with a trigger raising unique_violation: got nil, want an error")
 	}
@@ -54,7 +67,7 @@ func TestWriteHealthReportsAServerThatRefusesWrites(t *testing.T) {
 		t.Errorf("WriteHealth after a unique_violation: got %v, want nil (the server takes writes)", err)
 	}
 
-	refuse("53100") // disk_full
+	refuseWrites(t, db, table, "53100") // disk_full
 	err := publish("m-3")
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || pgErr.Code != "53100" {
@@ -68,9 +81,7 @@ func TestWriteHealthReportsAServerThatRefusesWrites(t *testing.T) {
 		t.Errorf("reads while writes are refused: got %v, want them answered (what a ping-only check sees)", err)
 	}
 
-	if _, err := db.Exec(`DROP TRIGGER refuse_writes ON "watermill_` + topic + `"`); err != nil {
-		t.Fatal(err)
-	}
+	allowWrites(t, db, table)
 	if err := publish("m-4"); err != nil {
 		t.Fatal(err)
 	}
@@ -121,14 +132,7 @@ func TestWriteHealthReportsRefusedDeliveryRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`CREATE FUNCTION refuse_records() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '53100'; END $$`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TRIGGER refuse_records BEFORE INSERT OR UPDATE ON queue_delivery_attempts
-		FOR EACH ROW EXECUTE FUNCTION refuse_records()`); err != nil {
-		t.Fatal(err)
-	}
+	refuseWrites(t, db, "queue_delivery_attempts", "53100")
 	if err := producer.Publisher().Publish(topic, message.NewMessage("m-1", []byte("x"))); err != nil {
 		t.Fatal(err)
 	}
@@ -141,9 +145,7 @@ func TestWriteHealthReportsRefusedDeliveryRecords(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	if _, err := db.Exec(`DROP TRIGGER refuse_records ON queue_delivery_attempts`); err != nil {
-		t.Fatal(err)
-	}
+	allowWrites(t, db, "queue_delivery_attempts")
 	select {
 	case m := <-msgs:
 		m.Ack()
@@ -197,14 +199,7 @@ func TestAPublishThatBeganBeforeARefusalDoesNotClearIt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Exec(`CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN RAISE EXCEPTION 'refused (test)' USING ERRCODE = '53100'; END $$`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`CREATE TRIGGER refuse_writes BEFORE INSERT ON "watermill_` + refusing + `"
-		FOR EACH ROW EXECUTE FUNCTION refuse_writes()`); err != nil {
-		t.Fatal(err)
-	}
+	refuseWrites(t, db, `"watermill_`+refusing+`"`, "53100")
 
 	lock, err := db.Begin()
 	if err != nil {
