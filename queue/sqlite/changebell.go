@@ -117,6 +117,12 @@ func (c *changeBell) fail(what string, err error) {
 // removal's event (watchFileEvents).
 func (c *changeBell) ring() {
 	now := time.Now()
+	if c.f != nil && now.Sub(c.checked) >= changesCheckEvery {
+		c.checked = now
+		if !c.isNamed() {
+			c.close() // opened again below, at once
+		}
+	}
 	if c.f == nil {
 		if now.Before(c.retryOpen) {
 			return
@@ -126,17 +132,6 @@ func (c *changeBell) ring() {
 			return
 		}
 		c.checked = now
-	}
-	if now.Sub(c.checked) >= changesCheckEvery {
-		c.checked = now
-		if !c.isNamed() {
-			_ = c.f.Close()
-			c.f = nil
-			c.reopen()
-			if c.f == nil {
-				return
-			}
-		}
 	}
 	if _, err := c.f.WriteAt([]byte{1}, 0); err != nil {
 		c.fail("write to", err)
