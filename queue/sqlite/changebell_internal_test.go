@@ -25,10 +25,8 @@ func (slowStandaloneOp) standalone() {}
 // joined its transaction while it waited for the lock and runs after it.
 func TestAPublishRingsBeforeAStandaloneOpThatJoinedItRuns(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
-	// Neither the consumer's watcher's data_version check (an hour) nor
-	// the subscriber's own safety net (a second from its last look) can
-	// stand in for the bell.
-	consumer, err := Open(t.Context(), path, Config{versionCheckEvery: time.Hour})
+	// Neither safety net (an hour apart) can stand in for the bell.
+	consumer, err := Open(t.Context(), path, WithSafetyNets(Config{}, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,8 +47,9 @@ func TestAPublishRingsBeforeAStandaloneOpThatJoinedItRuns(t *testing.T) {
 	}
 
 	release := holdSQLiteLock(t, path)
+	busy := producer.writeCounts.busyBegins.Load()
 	published := publishInBackground(producer, "m-1")
-	time.Sleep(100 * time.Millisecond) // the writer waits for SQLite's lock with the publish
+	awaitWriterBlocked(t, producer, busy) // with the publish
 	const took = 3 * time.Second
 	if err := producer.submit(slowStandaloneOp{took: took}, false); err != nil {
 		t.Fatal(err)
@@ -61,8 +60,8 @@ func TestAPublishRingsBeforeAStandaloneOpThatJoinedItRuns(t *testing.T) {
 	select {
 	case m := <-msgs:
 		m.Ack()
-		if waited := time.Since(released); waited >= 500*time.Millisecond {
-			t.Errorf("m-1 received %v after the lock's release: the commit woke nobody until later (want it at once)", waited)
+		if waited := time.Since(released); waited >= took {
+			t.Errorf("m-1 received %v after the lock's release: the commit woke nobody until the %v op had run (want it at once)", waited, took)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("m-1 not received")

@@ -127,20 +127,20 @@ func TestARemovedChangesFileIsMadeAgainAndEveryProcessMovesToIt(t *testing.T) {
 			if producerFirst {
 				openProducer()
 			}
-			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithVersionCheckEvery(sqlite.Config{}, time.Hour))
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithSafetyNets(sqlite.Config{}, time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer consumer.Close()
 			msgs := subscribeWorkers(t, consumer)
-			time.Sleep(50 * time.Millisecond) // the subscriber waits
+			awaitWatching(t, consumer) // as the subscriber waits
 			if err := os.Remove(sqlite.FileOf(consumer) + "-changes"); err != nil {
 				t.Fatal(err)
 			}
 			if !producerFirst {
 				openProducer()
 			}
-			requireWokenAtOnce(t, producer.Publisher(), msgs, 3)
+			requireWoken(t, producer.Publisher(), msgs, 3)
 		})
 	}
 }
@@ -183,4 +183,15 @@ func TestALateGroupsBackfillAndAReleaseRingTheChangesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireRing(t, events, "the release of the late group's claimed deliveries")
+}
+
+// awaitWatching waits until b's change watcher watches the changes file,
+// for at most 10s.
+func awaitWatching(t *testing.T, b *sqlite.Backend) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !sqlite.Watching(b); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the change watcher does not watch the changes file 10s after a subscriber began to wait")
+		}
+	}
 }

@@ -144,6 +144,14 @@ type Config struct {
 	// reads PRAGMA data_version (default fileEventsSafetyNet); tests
 	// lengthen it to see that events alone wake the subscribers.
 	versionCheckEvery time.Duration
+	// waitSafetyNet is the longest a subscriber with nothing to do waits
+	// before it looks again unwoken (default a second); tests lengthen it
+	// to see that the change watcher wakes it.
+	waitSafetyNet time.Duration
+	// beforeLooking, when set, is called by the change watcher once a
+	// subscriber first waits, before the watcher first looks for changes;
+	// tests hold it to commit before the watch is in place.
+	beforeLooking func()
 }
 
 func (c *Config) setDefaults() {
@@ -194,6 +202,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.versionCheckEvery == 0 {
 		c.versionCheckEvery = fileEventsSafetyNet
+	}
+	if c.waitSafetyNet == 0 {
+		c.waitSafetyNet = time.Second
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,6 +128,35 @@ func TestLargeMessagesAreStoredInSmallerInserts(t *testing.T) {
 	}
 }
 
+// awaitQueued waits until b's writer has been handed n requests in all
+// (writeCounters.queued). A test that makes requests one by one and waits
+// for each so has them queued in that order.
+func awaitQueued(t *testing.T, b *Backend, n int64) {
+	t.Helper()
+	awaitCount(t, "requests handed to the writer", &b.writeCounts.queued, func(got int64) bool { return got == n })
+}
+
+// awaitWriterBlocked waits until b's writer has found SQLite's lock taken
+// by another connection more than before times: it holds what it took
+// from its queue, and what is queued from now on joins its transaction
+// once the lock is granted.
+func awaitWriterBlocked(t *testing.T, b *Backend, before int64) {
+	t.Helper()
+	awaitCount(t, "BEGINs kept out by another connection", &b.writeCounts.busyBegins, func(got int64) bool { return got > before })
+}
+
+// awaitCount polls c until done holds, for at most 10s.
+func awaitCount(t *testing.T, what string, c *atomic.Int64, done func(int64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !done(c.Load()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %d after 10s", what, c.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // failingOp is an op that fails without touching the file.
 type failingOp struct{}
 
@@ -148,6 +178,7 @@ func testPublishesSharingATransaction(t *testing.T, withFailingOp bool) {
 	// The requests queue while another connection holds SQLite's lock, so
 	// that they share one transaction.
 	release := holdSQLiteLock(t, path)
+	queued := b.writeCounts.queued.Load()
 	type call struct {
 		topic string
 		uuids []string
@@ -166,6 +197,8 @@ func testPublishesSharingATransaction(t *testing.T, withFailingOp bool) {
 			msgs = append(msgs, message.NewMessage(u, []byte(u)))
 		}
 		go func() { answers[i] <- b.Publisher().Publish(c.topic, msgs...) }()
+		queued++
+		awaitQueued(t, b, queued) // in this order in the batch
 		if i == 1 && withFailingOp {
 			failed := make(chan error, 1)
 			go func() { failed <- b.submit(failingOp{}, true) }()
@@ -174,8 +207,9 @@ func testPublishesSharingATransaction(t *testing.T, withFailingOp bool) {
 					t.Errorf("the failing op: got %v, want its own error", err)
 				}
 			}()
+			queued++
+			awaitQueued(t, b, queued)
 		}
-		time.Sleep(20 * time.Millisecond) // in this order in the batch
 	}
 	release()
 	for i, ch := range answers {
@@ -216,18 +250,22 @@ func TestAGroupSubscribingAmongMergedPublishesGetsEveryMessage(t *testing.T) {
 	b, path := openQueueFile(t)
 	subscribeGroups(t, b, "jobs", "g1")
 	release := holdSQLiteLock(t, path)
+	queued := b.writeCounts.queued.Load()
 	var answers []chan error
 	publish := func(uuid string) {
 		ch := make(chan error, 1)
 		answers = append(answers, ch)
 		go func() { ch <- b.Publisher().Publish("jobs", message.NewMessage(uuid, []byte(uuid))) }()
-		time.Sleep(20 * time.Millisecond)
+		queued++
+		awaitQueued(t, b, queued)
 	}
 	publish("m-1")
 	subscribed := make(chan error, 1)
 	go func() { subscribed <- b.submit(&subscribeOp{topic: "jobs", group: "late"}, true) }()
-	time.Sleep(20 * time.Millisecond)
+	queued++
+	awaitQueued(t, b, queued)
 	publish("m-2")
+	before := b.WriteStats().Transactions
 	release()
 	for _, ch := range append(answers, subscribed) {
 		if err := <-ch; err != nil {
@@ -240,6 +278,9 @@ func TestAGroupSubscribingAmongMergedPublishesGetsEveryMessage(t *testing.T) {
 	}
 	if got := storedRows(t, b); !slices.Equal(got, want) {
 		t.Errorf("stored:\ngot  %v\nwant %v", got, want)
+	}
+	if got := b.WriteStats().Transactions - before; got != 1 {
+		t.Errorf("write transactions of the publishes and the subscription: got %d, want 1", got)
 	}
 }
 
@@ -266,6 +307,7 @@ func TestAcksSharingATransactionAreFencedOneByOne(t *testing.T) {
 	}
 	const stale = 2 // its ack names a lease older than the claim's
 	release := holdSQLiteLock(t, path)
+	queued := b.writeCounts.queued.Load()
 	answers := make([]chan error, len(claim.got))
 	for i, c := range claim.got {
 		l := lease{topic: "jobs", group: "g1", messageID: c.messageID, leaseID: c.leaseID}
@@ -274,8 +316,10 @@ func TestAcksSharingATransactionAreFencedOneByOne(t *testing.T) {
 		}
 		answers[i] = make(chan error, 1)
 		go func() { answers[i] <- b.submit(&ackOp{l}, true) }()
-		time.Sleep(10 * time.Millisecond)
+		queued++
+		awaitQueued(t, b, queued)
 	}
+	before := b.WriteStats()
 	release()
 	for i, ch := range answers {
 		err := <-ch
@@ -297,6 +341,13 @@ func TestAcksSharingATransactionAreFencedOneByOne(t *testing.T) {
 	}
 	if got := storedRows(t, b); !slices.Equal(got, want) {
 		t.Errorf("deliveries left:\ngot  %v\nwant %v", got, want)
+	}
+	after := b.WriteStats()
+	if got, want := after.Transactions-before.Transactions, int64(1); got != want {
+		t.Errorf("write transactions of the acks: got %d, want %d (they shared one)", got, want)
+	}
+	if got, want := after.Operations[OpAck]-before.Operations[OpAck], int64(len(claim.got)-1); got != want {
+		t.Errorf("acks committed: got %d, want %d (all but the one with the lost lease)", got, want)
 	}
 }
 

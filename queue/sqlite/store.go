@@ -125,6 +125,9 @@ type Backend struct {
 	stop    context.CancelFunc
 	loops   sync.WaitGroup
 	writerQ sync.WaitGroup // write requests accepted but not yet answered
+	// watching is set once the change watcher watches the changes file
+	// (tests wait for it).
+	watching atomic.Bool
 
 	mu           sync.Mutex
 	closed       bool // no new publishes or subscribers
@@ -594,6 +597,9 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 		return nil
 	case <-b.wake.Armed():
 	}
+	if b.cfg.beforeLooking != nil {
+		b.cfg.beforeLooking()
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -603,6 +609,7 @@ func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
 	if err := w.Add(changesPath); err != nil {
 		return err
 	}
+	b.watching.Store(true)
 	// A commit before the watch was in place raised no event: whoever
 	// waits looks once more.
 	b.wake.Notify()
@@ -703,6 +710,13 @@ func (b *Backend) rewatchChanges(w *fsnotify.Watcher, path string) error {
 // changes whenever another connection commits, every fallbackEvery polls.
 // The interval stays at PollMin while changes keep coming (hotWindow) and
 // doubles up to PollMax after that.
+//
+// It polls only while a subscriber of this process waits, as
+// watchFileEvents reads events only then: a process that only publishes
+// or inspects the queue (queuectl, the console) never polls, and one
+// whose subscribers are all busy does not poll for them. The first look
+// after a pause compares with what the last one saw, so a commit in the
+// meantime wakes whoever waits.
 func (b *Backend) pollChanges(ctx context.Context, conn *sql.Conn) {
 	const fallbackEvery = 16
 	const hotWindow = 250 * time.Millisecond
@@ -715,6 +729,14 @@ func (b *Backend) pollChanges(ctx context.Context, conn *sql.Conn) {
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
 	for polls := 0; ; polls++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.wake.Armed():
+		}
+		if polls == 0 && b.cfg.beforeLooking != nil {
+			b.cfg.beforeLooking()
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -441,7 +441,7 @@ func (s *Subscriber) waitForWork(stop <-chan struct{}, topic string) bool {
 		if ready {
 			return true
 		}
-		wait := time.Second // a safety net; commits wake us sooner
+		wait := s.b.cfg.waitSafetyNet // commits wake us sooner
 		if next > 0 {
 			wait = min(wait, time.Duration(next-s.b.nowMs())*time.Millisecond)
 			if wait <= 0 {

@@ -152,6 +152,7 @@ func (b *Backend) submit(op writeOp, wait bool) error {
 		req.done = make(chan error, 1)
 	}
 	b.writes <- req
+	b.writeCounts.queued.Add(1)
 	if !wait {
 		return nil
 	}
@@ -635,7 +636,11 @@ const (
 func (b *Backend) lock(ctx context.Context, w *writeTx, deadline time.Time) error {
 	return retryWhileBusy(time.Until(deadline), func() (bool, error) {
 		_, err := w.exec(ctx, "BEGIN IMMEDIATE")
-		return isBusy(err), err
+		busy := isBusy(err)
+		if busy {
+			b.writeCounts.busyBegins.Add(1)
+		}
+		return busy, err
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,17 +33,14 @@ func deliveries(t *testing.T, path string) int {
 	return n
 }
 
-// requireWokenAtOnce publishes n messages on "jobs", one at a time, and
-// expects each next on msgs before the subscriber's one-second safety net:
-// the publish's commit woke the subscriber.
-func requireWokenAtOnce(t *testing.T, pub message.Publisher, msgs <-chan *message.Message, n int) {
+// requireWoken publishes n messages on "jobs", one at a time, and expects
+// each next on msgs. With the subscriber's safety nets an hour apart
+// (sqlite.WithSafetyNets), a message that arrives was woken for: the
+// publish's commit woke the subscriber.
+func requireWoken(t *testing.T, pub message.Publisher, msgs <-chan *message.Message, n int) {
 	t.Helper()
 	for i := range n {
-		start := time.Now()
 		publishReceiveAck(t, pub, msgs, fmt.Sprintf("m-%d", i))
-		if waited := time.Since(start); waited >= 900*time.Millisecond {
-			t.Errorf("m-%d received after %v: the commit woke nobody (want it before the subscriber's one-second safety net)", i, waited)
-		}
 	}
 }
 
@@ -145,14 +143,13 @@ func subscribeWorkers(t *testing.T, b *sqlite.Backend) <-chan *message.Message {
 // A second Backend on the file stands in for another process: its commits
 // reach this one's subscriber through file change events (the producer's
 // writer rings the changes file) or, with PollOnly, through polling — not
-// through the safety nets: the watcher's reads of data_version are an hour
-// apart here, and a subscriber left to its own would wait a second.
+// through the safety nets, an hour apart here.
 func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 	for _, pollOnly := range []bool{false, true} {
 		name := map[bool]string{false: "file events", true: "polling"}[pollOnly]
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "queue.db")
-			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithVersionCheckEvery(sqlite.Config{PollOnly: pollOnly}, time.Hour))
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithSafetyNets(sqlite.Config{PollOnly: pollOnly}, time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +159,7 @@ func TestAnotherProcesssCommitWakesTheSubscriber(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer producer.Close()
-			requireWokenAtOnce(t, producer.Publisher(), subscribeWorkers(t, consumer), 20)
+			requireWoken(t, producer.Publisher(), subscribeWorkers(t, consumer), 20)
 		})
 	}
 }
@@ -194,10 +191,9 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	if err := os.Symlink(path, link); err != nil {
 		t.Fatalf("symlink: %v", err)
 	}
-	// Polling, the watcher would look every 300ms; the watcher's
-	// data_version check is an hour apart; left to its own safety net, a
-	// subscriber waits a second.
-	consumer, err := sqlite.Open(t.Context(), link, sqlite.WithVersionCheckEvery(sqlite.Config{PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond}, time.Hour))
+	// Polling, the watcher would look every 300ms; the safety nets are an
+	// hour apart.
+	consumer, err := sqlite.Open(t.Context(), link, sqlite.WithSafetyNets(sqlite.Config{PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond}, time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +201,7 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	if got, want := sqlite.FileOf(consumer), sqlite.FileOf(producer); got != want {
 		t.Errorf("file of the queue opened through the link: got %q, want %q (the producer's)", got, want)
 	}
-	requireWokenAtOnce(t, producer.Publisher(), subscribeWorkers(t, consumer), 3)
+	requireWoken(t, producer.Publisher(), subscribeWorkers(t, consumer), 3)
 	for _, suffix := range []string{"-wal", "-writer", "-checkpointer", "-changes"} {
 		if _, err := os.Lstat(link + suffix); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s beside the link: got err %v, want none there", filepath.Base(link+suffix), err)
@@ -213,41 +209,78 @@ func TestAQueueOpenedThroughALinkIsWatchedAndLockedBesideItsFile(t *testing.T) {
 	}
 }
 
-// A commit of another process that lands before this process's change
-// watcher first looks must still wake a waiting subscriber, not leave it to
-// its one-second safety net. (Polling only recorded the log's size at its
-// first look, and an event before the file watch was in place was lost.)
+// A commit of another process that lands after a subscriber began to wait
+// but before this process's change watcher first looks must still wake
+// the subscriber, not leave it to its safety net (an hour here). (Polling
+// only recorded the log's size at its first look, and an event before the
+// file watch was in place was lost.)
 func TestACommitBeforeTheWatcherFirstLooksWakesTheSubscriber(t *testing.T) {
 	for _, pollOnly := range []bool{false, true} {
 		name := map[bool]string{false: "file events", true: "polling"}[pollOnly]
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "queue.db")
-			// The first poll comes 300ms after Open, long after the publish.
-			consumer, err := sqlite.Open(t.Context(), path, sqlite.Config{PollOnly: pollOnly, PollMin: 300 * time.Millisecond, PollMax: 300 * time.Millisecond})
+			looking, goOn := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			letGo := func() { once.Do(func() { close(goOn) }) }
+			hold := func() { // the watcher, about to look for the first time
+				close(looking)
+				<-goOn
+			}
+			consumer, err := sqlite.Open(t.Context(), path, sqlite.WithBeforeLooking(sqlite.WithSafetyNets(sqlite.Config{PollOnly: pollOnly}, time.Hour), hold))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer consumer.Close()
+			defer letGo() // before Close, should the test end early
 			msgs := subscribeWorkers(t, consumer)
 			producer, err := sqlite.Open(t.Context(), path, sqlite.Config{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer producer.Close()
-			start := time.Now()
+			select {
+			case <-looking:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the change watcher did not begin to look within 10s of the subscriber's wait")
+			}
 			if err := producer.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
 				t.Fatal(err)
 			}
+			letGo()
+			receive(t, msgs, "m-1").Ack()
+		})
+	}
+}
+
+// A process that only publishes (queuectl, the console) does not look for
+// other processes' commits, by file events or by polling: it has nobody
+// to wake. Its change watcher begins once one of its subscribers waits.
+func TestTheChangeWatcherBeginsWhenASubscriberWaits(t *testing.T) {
+	for _, pollOnly := range []bool{false, true} {
+		name := map[bool]string{false: "file events", true: "polling"}[pollOnly]
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "queue.db")
+			looking := make(chan struct{})
+			b, err := sqlite.Open(t.Context(), path, sqlite.WithBeforeLooking(sqlite.Config{PollOnly: pollOnly}, func() { close(looking) }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if err := b.Publisher().Publish("jobs", message.NewMessage("m-0", []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
 			select {
-			case m := <-msgs:
-				m.Ack()
-				// Woken by the watcher: by its first poll (300ms). Left
-				// to the subscriber's safety net: a second.
-				if waited := time.Since(start); waited >= 900*time.Millisecond {
-					t.Errorf("received after %v: the commit woke nobody (want it by the watcher's first look, 300ms)", waited)
-				}
+			case <-looking:
+				t.Fatal("a process that only published looks for changes, want it idle")
+			case <-time.After(200 * time.Millisecond): // time for a watcher to begin, if it would
+			}
+			msgs := subscribeWorkers(t, b) // a group registered late gets m-0 too
+			receive(t, msgs, "m-0").Ack()
+			publishReceiveAck(t, b.Publisher(), msgs, "m-1")
+			select {
+			case <-looking:
 			case <-time.After(10 * time.Second):
-				t.Fatal("m-1 not received")
+				t.Fatal("the change watcher did not begin within 10s of a subscriber's wait")
 			}
 		})
 	}

@@ -68,6 +68,11 @@ type writeCounters struct {
 	ops          [numKinds]atomic.Int64
 	lockWait     atomic.Int64 // nanoseconds
 	lockHeld     atomic.Int64 // nanoseconds
+	// queued counts the requests handed to the writer's queue, busyBegins
+	// the BEGINs another connection's lock kept out: what tests wait on to
+	// know that requests queue in a given order behind a held lock.
+	queued     atomic.Int64
+	busyBegins atomic.Int64
 }
 
 // count tallies one committed transaction carrying the ops batch[idx].
