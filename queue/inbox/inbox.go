@@ -239,6 +239,15 @@ func (i *Inbox) run(ctx context.Context, group, messageID string, fn TxFunc) (du
 	return (<-u.done).unwrap()
 }
 
+// Waiting is how many Handle and Do calls wait for a shared transaction
+// (not counting those whose transaction runs): under load, how far the
+// group commit is behind.
+func (i *Inbox) Waiting() int {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return len(i.queue)
+}
+
 // withdraw takes u out of the queue if no batch has taken it and it has
 // not been handed the lead, and reports whether it did.
 func (i *Inbox) withdraw(u *unit) bool {

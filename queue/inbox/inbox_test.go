@@ -266,6 +266,18 @@ func holdInbox(t *testing.T, ib *inbox.Inbox, id string) (finish func() error) {
 	}
 }
 
+// awaitWaiting waits until n calls wait for ib's next shared transaction,
+// for at most 10s: a test that makes calls one by one and waits for each
+// so has them queued in that order.
+func awaitWaiting(t *testing.T, ib *inbox.Inbox, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ib.Waiting() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("calls waiting for the inbox's transaction: got %d after 10s, want %d", ib.Waiting(), n)
+		}
+	}
+}
+
 // TestConcurrentCallsShareATransactionAndFailAlone queues calls while
 // another call's fn runs, so that they are run as one batch: they share a
 // transaction, a failing and a panicking fn are rolled back alone, a
@@ -306,7 +318,7 @@ func TestConcurrentCallsShareATransactionAndFailAlone(t *testing.T) {
 	}
 	outcomes := make(chan outcome, len(calls))
 	var queued sync.WaitGroup
-	for _, c := range calls {
+	for n, c := range calls {
 		queued.Go(func() {
 			o := outcome{id: c.id}
 			defer func() {
@@ -320,7 +332,7 @@ func TestConcurrentCallsShareATransactionAndFailAlone(t *testing.T) {
 				return c.fn(ctx, tx)
 			})
 		})
-		time.Sleep(20 * time.Millisecond) // queue them in this order
+		awaitWaiting(t, ib, n+1) // queue them in this order
 	}
 	require.NoError(t, finish())
 	queued.Wait()
@@ -526,7 +538,7 @@ func TestDoSharesTransactionsWithoutRecording(t *testing.T) {
 	var queued sync.WaitGroup
 	for n, c := range calls {
 		queued.Go(func() { errs[n] = c.run() })
-		time.Sleep(20 * time.Millisecond) // queue them in this order
+		awaitWaiting(t, ib, n+1) // queue them in this order
 	}
 	require.NoError(t, finish())
 	queued.Wait()
@@ -627,7 +639,7 @@ func TestAFailedCommitFailsTheCallsThatFailedToo(t *testing.T) {
 	var queued sync.WaitGroup
 	for n, orphan := range []bool{true, false} {
 		queued.Go(func() { errs[n] = ib.Do(context.Background(), takeKey(orphan)) })
-		time.Sleep(20 * time.Millisecond) // queue them in this order
+		awaitWaiting(t, ib, n+1) // queue them in this order
 	}
 	require.NoError(t, finish())
 	queued.Wait()

@@ -91,14 +91,16 @@ func receive(t testing.TB, ch <-chan *message.Message) *message.Message {
 	return nil
 }
 
-// expectNothing fails the test if a message arrives within d.
+// expectNothing fails the test if a message arrives within d, or if the
+// subscription ends (a closed channel would deliver nothing either).
 func expectNothing(t testing.TB, ch <-chan *message.Message, d time.Duration) {
 	t.Helper()
 	select {
 	case msg, ok := <-ch:
-		if ok {
-			t.Fatalf("got message %s (attempt %s), want none for %s", msg.UUID, msg.Metadata.Get(backend.MetadataAttempt), d)
+		if !ok {
+			t.Fatalf("messages channel closed, want it open and quiet for %s", d)
 		}
+		t.Fatalf("got message %s (attempt %s), want none for %s", msg.UUID, msg.Metadata.Get(backend.MetadataAttempt), d)
 	case <-time.After(d):
 	}
 }

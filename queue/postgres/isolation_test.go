@@ -26,16 +26,14 @@ func TestSlowHandlerDoesNotStallOtherTopics(t *testing.T) {
 
 	fast := subscribe(t, newSubscriber(t, b, "fast"), fastTopic)
 	time.Sleep(50 * time.Millisecond)
-	start := time.Now()
 	publish(t, b, fastTopic, message.NewMessage("fast-1", []byte("y")))
+	// Stalled, the fast topic would get nothing until the held message's
+	// ack, which comes only when the test ends.
 	select {
 	case msg := <-fast:
 		msg.Ack()
-		if got := time.Since(start); got > time.Second {
-			t.Errorf("fast topic delivered after %s, want under 1s", got)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatalf("fast topic: no message within 3s while another group's handler held its message, want delivery under 1s")
+	case <-time.After(10 * time.Second):
+		t.Fatalf("fast topic: no message within 10s while another group's handler held its message")
 	}
 }
 

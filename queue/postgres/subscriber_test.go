@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -63,7 +65,7 @@ func TestAttemptsSurviveRestart(t *testing.T) {
 	m.Nack()
 	// The same subscription hands it out again (attempt 2), but nobody takes
 	// it before the close, so that delivery must not count.
-	time.Sleep(100 * time.Millisecond)
+	waitAttempts(t, openSQL(t, dsn), topic, "billing", "m1", 2)
 	if err := sub1.Close(); err != nil {
 		t.Fatalf("close subscriber: %v", err)
 	}
@@ -305,4 +307,22 @@ func groupStats(t *testing.T, b *postgres.Backend, topic, group string) backend.
 	}
 	t.Fatalf("Stats(%s): no group %s", topic, group)
 	return backend.GroupStats{}
+}
+
+// waitAttempts waits until the delivery record of group's message uuid on
+// topic counts want attempts, for at most 10s.
+func waitAttempts(t *testing.T, db *sql.DB, topic, group, uuid string, want int) {
+	t.Helper()
+	got := -1
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		err := db.QueryRow(`SELECT attempts FROM queue_delivery_attempts WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3`,
+			topic, group, uuid).Scan(&got)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if got == want {
+			return
+		}
+	}
+	t.Fatalf("attempts recorded for %s of %s on %s after 10s: got %d, want %d", uuid, group, topic, got, want)
 }

@@ -46,11 +46,11 @@ func TestInTxSharesTheInboxTransactions(t *testing.T) {
 			return err
 		})
 	})
-	time.Sleep(20 * time.Millisecond) // queue them in this order
+	awaitWaiting(t, s, 1) // queue them in this order
 	wg.Go(func() {
 		_, reply = s.InInbox(ctx, "order", "m-1", func(context.Context, app.Tx) error { return nil })
 	})
-	time.Sleep(20 * time.Millisecond)
+	awaitWaiting(t, s, 2)
 	close(release)
 	if err := <-held; err != nil {
 		t.Fatal(err)
@@ -60,6 +60,17 @@ func TestInTxSharesTheInboxTransactions(t *testing.T) {
 	for name, err := range map[string]error{"request": request, "reply": reply} {
 		if err == nil || !strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
 			t.Errorf("%s: got %v, want the shared commit's foreign key failure", name, err)
+		}
+	}
+}
+
+// awaitWaiting waits until n calls wait for the next of s's shared
+// transactions, for at most 10s.
+func awaitWaiting(t *testing.T, s *Store, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); s.inbox.Waiting() != n; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("calls waiting for the inbox's transaction: got %d after 10s, want %d", s.inbox.Waiting(), n)
 		}
 	}
 }
