@@ -314,6 +314,14 @@ func TestAStalledClientDoesNotFailTheStop(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("Run did not return within 15s of its context ending; want about the shutdown timeout %v per stage", shutdown)
 	}
+	// The server closed the stalled connection: reading it ends (after
+	// whatever answer the server gave) rather than waiting for more.
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(conn); err != nil {
+		t.Errorf("reading the stalled client's connection after the stop: got %v, want it closed by the server", err)
+	}
 }
 
 // Config.MaxOpenOrders reaches POST /orders: 0 takes the default, a

@@ -19,9 +19,11 @@ func allHang(t *testing.T) envOption {
 }
 
 // A page asks its services at once: with every service hanging it answers
-// after about one upstream timeout, not one per part of the page.
+// after about one upstream timeout, not one per part of the page. Asked
+// one after another, two parts would take two whole timeouts: that, not
+// how fast this machine is, is what the bound tells apart.
 func TestPagesWaitForOneUpstreamTimeout(t *testing.T) {
-	const timeout = 500 * time.Millisecond
+	const timeout = time.Second
 	e := newEnv(t, allHang(t), func(c *Config) { c.UpstreamTimeout = timeout })
 	c := newClient(t, e.srv)
 	for _, path := range []string{"/orders", "/orders/ord-1", "/faults", "/queue", "/queue/dlq/1", "/stock"} {
@@ -32,8 +34,8 @@ func TestPagesWaitForOneUpstreamTimeout(t *testing.T) {
 			t.Errorf("%s: got %d, want the page", path, r.Code)
 		}
 		mustContain(t, path, r.Body, "Down.")
-		if limit := timeout * 18 / 10; took > limit {
-			t.Errorf("%s: took %s, want under %s (one upstream timeout of %s, and some)", path, took.Round(time.Millisecond), limit, timeout)
+		if limit := 2 * timeout; took >= limit {
+			t.Errorf("%s: took %s, want under %s (one upstream timeout of %s, not one per part)", path, took.Round(time.Millisecond), limit, timeout)
 		}
 	}
 }
