@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,7 +151,7 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	if withLimit {
 		known = append(known, "limit")
 	}
-	if err := checkQuery(c, known...); err != nil {
+	if err := CheckQuery(c.QueryParams(), known...); err != nil {
 		return backend.DeadLetterFilter{}, err
 	}
 	f := backend.DeadLetterFilter{Topic: c.QueryParam("topic"), ConsumerGroup: c.QueryParam("group")}
@@ -168,19 +170,27 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	return f, nil
 }
 
-// checkQuery refuses query parameters other than known, and empty ones:
-// ?topic= from a script whose variable was empty must not widen a purge to
-// every topic.
-func checkQuery(c echo.Context, known ...string) error {
-	for name, values := range c.QueryParams() {
-		if !slices.Contains(known, name) {
-			if len(known) == 0 {
-				return BadField(name, fmt.Sprintf("unknown query parameter %q (this route takes none)", name))
-			}
+// CheckQuery refuses a query whose parameters are not exactly what a route
+// takes: a parameter not in known, one given more than once (?status=a&
+// status=b, of which a handler would read only the first) or one given
+// empty (?topic= from a script whose variable was unset, which must not
+// widen a purge to every topic, nor fall back to a default). With no known
+// parameter, any parameter is refused. The error is a BadField naming the
+// parameter (ErrBadRequest: a 400 here); when several are at fault, the
+// first in alphabetical order is named, so the answer is the same each
+// time. A misspelt filter (?topics=, ?orderid=) must not select everything.
+func CheckQuery(q url.Values, known ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		values := q[name]
+		switch {
+		case !slices.Contains(known, name) && len(known) == 0:
+			return BadField(name, fmt.Sprintf("unknown query parameter %q (this route takes none)", name))
+		case !slices.Contains(known, name):
 			return BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
-		}
-		if slices.Contains(values, "") {
-			return BadField(name, fmt.Sprintf("%s is empty; leave it out to select every %s", name, name))
+		case len(values) > 1:
+			return BadField(name, fmt.Sprintf("query parameter %s is given %d times; give it once", name, len(values)))
+		case values[0] == "":
+			return BadField(name, fmt.Sprintf("query parameter %s is empty; leave it out, or give it a value", name))
 		}
 	}
 	return nil
@@ -189,7 +199,7 @@ func checkQuery(c echo.Context, known ...string) error {
 // deadLetterID is the {id} of a route for one dead letter, which takes no
 // query parameters.
 func deadLetterID(c echo.Context) (int64, error) {
-	if err := checkQuery(c); err != nil {
+	if err := CheckQuery(c.QueryParams()); err != nil {
 		return 0, err
 	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -27,6 +28,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/headmethod"
 	"github.com/orderflow/orderflow/pkg/readiness"
@@ -142,7 +144,9 @@ type httpServer struct {
 //	GET  /openapi.json           the OpenAPI 3.1 document (openapi.json)
 //	GET  /openapi.yaml           the same as YAML
 //
-// Errors are RFC 9457 application/problem+json documents.
+// Errors are RFC 9457 application/problem+json documents. The routes of
+// orders refuse a query parameter they do not take, one given twice and one
+// given empty (checkQuery); the probes and the document take any.
 func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -274,8 +278,10 @@ func (e *tooLargeError) Error() string {
 }
 
 // decodeBody parses the request body into v strictly: one JSON object of
-// v's shape, no unknown fields, nothing after it, at most BodyLimit bytes.
-// An empty body is allowed when optional is true.
+// v's shape, no unknown fields, nothing after it, at most BodyLimit bytes;
+// and, which encoding/json alone would let pass, valid UTF-8, no member
+// twice in one object and field names spelt exactly as v's json tags
+// (strictJSON). An empty body is allowed when optional is true.
 func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	req := c.Request()
 	if req.ContentLength > s.cfg.BodyLimit {
@@ -300,6 +306,12 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	if bytes.TrimSpace(body)[0] != '{' {
 		return &malformedError{Detail: "request body is not a JSON object"}
 	}
+	// encoding/json replaces invalid UTF-8 with U+FFFD: the order would
+	// store a customer id the client did not send.
+	if !utf8.Valid(body) {
+		i := invalidUTF8At(body)
+		return &malformedError{Detail: fmt.Sprintf("request body is not valid UTF-8: byte 0x%02x at offset %d", body[i], i)}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -308,7 +320,9 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return &malformedError{Detail: "data after the JSON object"}
 	}
-	return nil
+	// After Decode, so that its errors (a type, an unknown field) come
+	// first, as they did; the body is known to be one JSON object.
+	return strictJSON(body, reflect.TypeOf(v))
 }
 
 // jsonError turns an error of decoding body into v into a malformedError
@@ -628,7 +642,23 @@ func orderID(c echo.Context) (string, error) {
 	return id, nil
 }
 
+// checkQuery refuses the request's query parameters other than known, and
+// any given twice or empty (admin.CheckQuery), as a malformed request naming
+// the parameter: a misspelt ?stauts= must not list every order, nor
+// ?status=a&status=b read only the first, nor ?limit= the default.
+func checkQuery(c echo.Context, known ...string) error {
+	err := admin.CheckQuery(c.QueryParams(), known...)
+	var fe *admin.FieldError
+	if errors.As(err, &fe) {
+		return &malformedError{Field: fe.Field, Detail: fe.Err.Error()}
+	}
+	return err
+}
+
 func (s *httpServer) getOrder(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
 	id, err := orderID(c)
 	if err != nil {
 		return err
@@ -646,6 +676,9 @@ type eventsResponse struct {
 }
 
 func (s *httpServer) orderEvents(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
 	id, err := orderID(c)
 	if err != nil {
 		return err
@@ -658,6 +691,9 @@ func (s *httpServer) orderEvents(c echo.Context) error {
 }
 
 func (s *httpServer) listOrders(c echo.Context) error {
+	if err := checkQuery(c, "status", "limit", "cursor", "placed_since"); err != nil {
+		return err
+	}
 	f := app.ListFilter{
 		Status: domain.Status(strings.ToUpper(c.QueryParam("status"))),
 		Cursor: c.QueryParam("cursor"),
@@ -689,6 +725,9 @@ type countsResponse struct {
 }
 
 func (s *httpServer) statusCounts(c echo.Context) error {
+	if err := checkQuery(c); err != nil {
+		return err
+	}
 	counts, err := s.app.Queries.StatusCounts.Handle(c.Request().Context())
 	if err != nil {
 		return err

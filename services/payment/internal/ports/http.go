@@ -19,6 +19,9 @@ import (
 //	GET /gateway   the simulated payment provider's books, newest first
 //	               (?order_id= &limit=): per order its first answer, whether
 //	               it was refunded, and how many calls repeated it
+//
+// A query parameter a route does not take, one given twice and one given
+// empty are refused with a 400 problem naming it (admin.CheckQuery).
 type HTTP struct {
 	app app.Application
 }
@@ -34,7 +37,13 @@ func (h *HTTP) Mount(e *echo.Echo) {
 	e.GET("/gateway", h.gateway)
 }
 
+// filter reads ?order_id= and ?limit= (1..10000). Any other parameter, one
+// given twice and one given empty are refused (admin.CheckQuery): a
+// misspelt ?orderid= must not list every order's records.
 func filter(c echo.Context) (app.Filter, error) {
+	if err := admin.CheckQuery(c.QueryParams(), "order_id", "limit"); err != nil {
+		return app.Filter{}, err
+	}
 	f := app.Filter{OrderID: c.QueryParam("order_id")}
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -46,7 +55,12 @@ func filter(c echo.Context) (app.Filter, error) {
 	return f, nil
 }
 
+// state takes no query parameter and refuses any, as the lists refuse
+// the ones they do not take.
 func (h *HTTP) state(c echo.Context) error {
+	if err := admin.CheckQuery(c.QueryParams()); err != nil {
+		return err
+	}
 	st, err := h.app.Queries.State(c.Request().Context())
 	if err != nil {
 		return err

@@ -18,6 +18,9 @@ import (
 //	GET /carrier    the simulated carrier's books, newest first (?order_id=
 //	                &limit=): per order its first answer, whether it was
 //	                cancelled, and how many calls repeated it
+//
+// A query parameter a route does not take, one given twice and one given
+// empty are refused with a 400 problem naming it (admin.CheckQuery).
 type HTTP struct {
 	app app.Application
 }
@@ -32,7 +35,12 @@ func (h *HTTP) Mount(e *echo.Echo) {
 	e.GET("/carrier", h.carrier)
 }
 
+// state takes no query parameter and refuses any, as the lists refuse
+// the ones they do not take.
 func (h *HTTP) state(c echo.Context) error {
+	if err := admin.CheckQuery(c.QueryParams()); err != nil {
+		return err
+	}
 	st, err := h.app.Queries.State(c.Request().Context())
 	if err != nil {
 		return err
@@ -40,7 +48,13 @@ func (h *HTTP) state(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
+// filter reads ?order_id= and ?limit= (1..10000). Any other parameter, one
+// given twice and one given empty are refused (admin.CheckQuery): a
+// misspelt ?orderid= must not list every order's records.
 func filter(c echo.Context) (app.Filter, error) {
+	if err := admin.CheckQuery(c.QueryParams(), "order_id", "limit"); err != nil {
+		return app.Filter{}, err
+	}
 	f := app.Filter{OrderID: c.QueryParam("order_id")}
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)

@@ -1,0 +1,132 @@
+package ports
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// invalidUTF8At returns the offset of the first byte of b that is not
+// part of valid UTF-8, len(b) if every byte is.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+// strictJSON refuses what encoding/json (v1) decodes without a word but
+// the API does not accept, in body, a JSON document that decoded into a
+// value of type t: a member name given twice in one object, at any depth
+// (v1 keeps the last), and, in an object that decodes into a struct, a
+// member name that is not exactly one of the struct's json names (v1
+// matches them case-insensitively: "Customer_ID" fills customer_id).
+// The error is a malformedError naming the member as on the wire
+// ("items[1].sku"). encoding/json/v2 refuses both by default, but Go 1.26
+// has it only with GOEXPERIMENT=jsonv2. Embedded structs are not looked
+// into: the request types have none.
+func strictJSON(body []byte, t reflect.Type) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	return strictValue(dec, t, "")
+}
+
+// strictValue checks the next value of dec, at path, which decodes into a
+// value of type t (nil when unknown: a map's, an interface's).
+func strictValue(dec *json.Decoder, t reflect.Type, path string) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return &malformedError{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+	}
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch tok {
+	case json.Delim('['):
+		var elem reflect.Type
+		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		for i := 0; dec.More(); i++ {
+			if err := strictValue(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+				return err
+			}
+		}
+	case json.Delim('{'):
+		seen := make(map[string]bool)
+		for dec.More() {
+			tok, err := dec.Token()
+			if err != nil {
+				return &malformedError{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+			}
+			key, _ := tok.(string) // in an object, Token returns a key or '}'
+			field := key
+			if path != "" {
+				field = path + "." + key
+			}
+			if seen[key] {
+				return &malformedError{Field: field, Detail: "is given more than once; give each field once"}
+			}
+			seen[key] = true
+			var elem reflect.Type
+			switch {
+			case t != nil && t.Kind() == reflect.Struct:
+				f, name, ok := jsonFieldFold(t, key)
+				if ok && name != key {
+					return &malformedError{Field: field, Detail: fmt.Sprintf("is not a known field; did you mean %q? (field names are case-sensitive)", name)}
+				}
+				if !ok {
+					return &malformedError{Field: field, Detail: "is not a known field"}
+				}
+				elem = f.Type
+			case t != nil && t.Kind() == reflect.Map:
+				elem = t.Elem()
+			}
+			if err := strictValue(dec, elem, field); err != nil {
+				return err
+			}
+		}
+	default:
+		return nil // a scalar
+	}
+	if _, err := dec.Token(); err != nil { // the closing ']' or '}'
+		return &malformedError{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+	}
+	return nil
+}
+
+// jsonFieldFold finds the field of struct type t whose json name (tag or
+// Go name) is key, or else equals key under Unicode case folding, and
+// returns it with its json name.
+func jsonFieldFold(t reflect.Type, key string) (reflect.StructField, string, bool) {
+	var (
+		folded     reflect.StructField
+		foldedName string
+		found      bool
+	)
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == key {
+			return f, name, true
+		}
+		if !found && strings.EqualFold(name, key) {
+			folded, foldedName, found = f, name, true
+		}
+	}
+	return folded, foldedName, found
+}
