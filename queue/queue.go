@@ -129,7 +129,7 @@ func OpenBackend(ctx context.Context, cfg Config) (backend.Backend, error) {
 			sc.Logger = cfg.Logger
 		}
 		if err := sc.ApplyURLParams(u.params); err != nil {
-			return nil, fmt.Errorf("queue URL %q: %w", shownURL(cfg.URL), err)
+			return nil, fmt.Errorf("queue URL %q: %w", ShownURL(cfg.URL), err)
 		}
 		b, err := sqlite.Open(ctx, u.path, sc)
 		if err != nil {
@@ -168,11 +168,11 @@ func ValidateURL(raw string) error {
 	case schemeSQLite:
 		var c sqlite.Config
 		if err := c.ApplyURLParams(u.params); err != nil {
-			return fmt.Errorf("queue URL %q: %w", shownURL(raw), err)
+			return fmt.Errorf("queue URL %q: %w", ShownURL(raw), err)
 		}
 	case schemePostgres:
 		if err := postgres.ValidateDSN(raw); err != nil {
-			return fmt.Errorf("queue URL %q: %w", shownURL(raw), err)
+			return fmt.Errorf("queue URL %q: %w", ShownURL(raw), err)
 		}
 	}
 	return nil
@@ -204,13 +204,13 @@ type queueURL struct {
 func parseURL(raw string) (queueURL, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || rest == "" && !strings.EqualFold(scheme, schemeMemory) {
-		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", shownURL(raw))
+		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", ShownURL(raw))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
 		path, params, _ := strings.Cut(rest, "?")
 		if path == "" {
-			return queueURL{}, fmt.Errorf("queue URL %q: no file path after sqlite://", shownURL(raw))
+			return queueURL{}, fmt.Errorf("queue URL %q: no file path after sqlite://", ShownURL(raw))
 		}
 		return queueURL{scheme: schemeSQLite, path: path, params: params}, nil
 	case "memory":
@@ -218,15 +218,19 @@ func parseURL(raw string) (queueURL, error) {
 	case "postgres", "postgresql":
 		return queueURL{scheme: schemePostgres}, nil
 	default:
-		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", shownURL(raw), scheme)
+		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", ShownURL(raw), scheme)
 	}
 }
 
-// shownURL is raw as errors quote it: a SQLite URL as it is (it names a
-// file), any other with its password masked, or only its scheme when it
-// does not parse, since a URL can hold a password and errors end up in
-// logs and on the console's pages.
-func shownURL(raw string) string {
+// ShownURL returns the queue URL raw as it may be shown in errors, logs
+// and pages, since a URL can hold a password and those end up in logs and
+// on the console's pages. A SQLite URL is returned as it is: it names a
+// file, and Open does not percent-decode its path, so an escaped form
+// ("with%20space") would name another file. Any other URL has its password
+// masked, in the user information and in a password= query parameter
+// (libpq takes one); one that does not parse shows only its scheme, and a
+// string that is no URL and could hold credentials shows as "…".
+func ShownURL(raw string) string {
 	scheme, _, ok := strings.Cut(raw, "://")
 	switch {
 	case !ok:

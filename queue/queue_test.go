@@ -449,6 +449,24 @@ func TestURLErrorsHideThePassword(t *testing.T) {
 	}
 }
 
+// ShownURL shows a SQLite URL as it is, since Open takes its path
+// undecoded, and masks any other URL's password.
+func TestShownURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"sqlite:///tmp/x/with space/queue.db", "sqlite:///tmp/x/with space/queue.db"},
+		{"sqlite:///tmp/100%/queue.db?lease=30s", "sqlite:///tmp/100%/queue.db?lease=30s"},
+		{"SQLITE3://data/queue.db", "SQLITE3://data/queue.db"},
+		{"postgres://u:s3cret@db:5432/queue", "postgres://u:xxxxx@db:5432/queue"},
+		{"postgres://u@db/queue?password=s3cret&sslmode=disable", "postgres://u@db/queue?password=xxxxx&sslmode=disable"},
+		{"postgres://u:s3cret@host:port/db", "postgres://…"}, // does not parse
+		{"u:s3cret@host/db", "…"},
+	} {
+		if got := queue.ShownURL(tc.in); got != tc.want {
+			t.Errorf("ShownURL(%q): got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestIsInProcess(t *testing.T) {
 	for url, want := range map[string]bool{
 		"memory://":              true,

@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/pkg/telemetry"
@@ -54,6 +55,11 @@ type Command struct {
 	// Flags, when set, adds the service's own flags to fs; their
 	// defaults may come from env.
 	Flags func(fs *flag.FlagSet, env EnvFunc)
+	// Check, when set, reports what is wrong with the values of the
+	// service's own flags once they are parsed (Catalog, for one); Parse
+	// joins its error to the shared flags' errors, so each of its errors
+	// names the flag and its environment variable as theirs do.
+	Check func() error
 	// Open builds the service from its config (the service package's New).
 	Open func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error)
 }
@@ -74,7 +80,7 @@ type Config struct {
 // not parse is an error naming it, as for the order service: a typo must
 // not quietly run the service with the default. So is a value out of
 // range, flag or variable: --concurrency or --max-attempts below 1, a
-// --shutdown-timeout that is not positive.
+// --shutdown-timeout that is not positive; and whatever Check reports.
 // --help prints the usage to out and returns flag.ErrHelp.
 func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config, error) {
 	envs := NewEnvDefaults(lookup)
@@ -109,6 +115,9 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),
 		Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), // 0 would quietly be the default
 	)
+	if c.Check != nil {
+		errs = append(errs, c.Check())
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
@@ -264,6 +273,17 @@ func SharedQueue(url string) error {
 	}
 	if queue.IsInProcess(url) {
 		return fmt.Errorf("--queue-url (QUEUE_URL) %s is a queue inside one process, which no other service can reach; use sqlite://PATH or postgres://…", url)
+	}
+	return nil
+}
+
+// Catalog refuses, naming --catalog and CATALOG_FILE, a catalogue file
+// the service would not start on: one that cannot be read or is not a
+// valid catalogue (catalog.Load). "" (the built-in catalogue) is valid.
+// It only checks: the service reads the file again when it opens.
+func Catalog(path string) error {
+	if _, err := catalog.Load(path); err != nil {
+		return fmt.Errorf("--catalog (CATALOG_FILE): %w", err)
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -144,6 +146,58 @@ func TestRangeChecks(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: got %q, want %q", tc.name, got, tc.want)
 		}
+	}
+}
+
+// writeFile writes data to name in a fresh directory and returns its path.
+func writeFile(t *testing.T, name, data string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A catalogue file the service would not start on is refused naming
+// --catalog and CATALOG_FILE, as every other flag's bad value is.
+func TestCatalog(t *testing.T) {
+	good := writeFile(t, "good.json", `[{"sku":"SKU-1","name":"Beans","unit_price_cents":1500,"initial_stock":100}]`)
+	notJSON := writeFile(t, "hostname", "vm-1\n")
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	tests := []struct {
+		name, path string
+		want       string // the error's beginning; "" for nil
+	}{
+		{"built-in", "", ""},
+		{"valid file", good, ""},
+		{"not JSON", notJSON, "--catalog (CATALOG_FILE): " + notJSON + ": parse catalogue: invalid character 'v'"},
+		{"missing file", missing, "--catalog (CATALOG_FILE): load catalogue: open " + missing + ": "},
+	}
+	for _, tc := range tests {
+		err := servicecmd.Catalog(tc.path)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: got %v, want nil", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.HasPrefix(err.Error(), tc.want)):
+			t.Errorf("%s: got %v, want an error beginning %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Command.Check's error is reported with the shared flags' errors.
+func TestParseReportsCheck(t *testing.T) {
+	c := command
+	c.Check = func() error { return errors.New("--extra (EXTRA) is wrong") }
+	_, err := c.Parse([]string{"--concurrency", "0"}, lookupIn(nil), io.Discard)
+	for _, want := range []string{"--extra (EXTRA) is wrong", "--concurrency (CONCURRENCY) must be at least 1, got 0"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want an error containing %q", err, want)
+		}
+	}
+	c.Check = func() error { return nil }
+	if _, err := c.Parse(nil, lookupIn(nil), io.Discard); err != nil {
+		t.Errorf("with Check nil error: got %v, want nil", err)
 	}
 }
 

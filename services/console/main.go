@@ -187,7 +187,7 @@ func run(ctx context.Context, args []string, lookup lookupFunc, stderr io.Writer
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	cat, err := catalog.Load(cfg.CatalogFile)
 	if err != nil {
-		return err
+		return fmt.Errorf("--catalog (CATALOG_FILE): %w", err)
 	}
 	q := web.NewQueueStore(cfg.QueueURL)
 	defer func() {

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
@@ -250,9 +252,28 @@ func TestRunRefusesABadQueueURL(t *testing.T) {
 	}
 }
 
+// A catalogue the console cannot use stops it with an error naming
+// --catalog and CATALOG_FILE, as every other flag's bad value does.
 func TestRunRefusesABadCatalogue(t *testing.T) {
-	err := run(context.Background(), []string{"--catalog", t.TempDir() + "/missing.json"}, lookupFrom(nil), &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "catalogue") {
-		t.Errorf("got %v, want a catalogue error", err)
+	notJSON := filepath.Join(t.TempDir(), "hostname")
+	if err := os.WriteFile(notJSON, []byte("vm-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.json")
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // the error's beginning
+	}{
+		{"missing", []string{"--catalog", missing}, nil, "--catalog (CATALOG_FILE): load catalogue: open " + missing + ": "},
+		{"not JSON, from the environment", nil, map[string]string{"CATALOG_FILE": notJSON}, "--catalog (CATALOG_FILE): " + notJSON + ": parse catalogue: invalid character 'v'"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := run(context.Background(), tc.args, lookupFrom(tc.env), &bytes.Buffer{})
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error beginning %q", err, tc.want)
+			}
+		})
 	}
 }

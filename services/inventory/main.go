@@ -45,6 +45,9 @@ func command(catalogFile *string) servicecmd.Command {
 		Flags: func(fs *flag.FlagSet, env servicecmd.EnvFunc) {
 			fs.StringVar(catalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] seeding the stock of the SKUs the database does not hold yet (a SKU it holds keeps its stock; one the file drops stays, but orders for it are refused); default the built-in one (env CATALOG_FILE)")
 		},
+		// A catalogue the service would not start on is refused with the
+		// other flags' errors, naming --catalog and CATALOG_FILE.
+		Check: func() error { return servicecmd.Catalog(*catalogFile) },
 		Open: func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error) {
 			return service.New(ctx, service.Config{Config: cfg, CatalogFile: *catalogFile})
 		},

@@ -85,6 +85,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	}
 	errs = append(errs, envs.Err(),
 		servicecmd.SharedQueue(s.QueueURL),
+		servicecmd.Catalog(s.CatalogFile),
 		// 0 would quietly take the default; a negative value means nothing.
 		servicecmd.Positive("step-timeout", "STEP_TIMEOUT", s.StepTimeout),
 		servicecmd.Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", s.ShutdownTimeout),

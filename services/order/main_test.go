@@ -29,6 +29,14 @@ func TestParseConfig(t *testing.T) {
 	env := func(m map[string]string) servicecmd.LookupFunc {
 		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 	}
+	dir := t.TempDir()
+	goodCatalog, notJSON, missing := filepath.Join(dir, "catalog.json"), filepath.Join(dir, "hostname"), filepath.Join(dir, "missing.json")
+	if err := os.WriteFile(goodCatalog, []byte(`[{"sku":"SKU-9","name":"Cup","unit_price_cents":100,"initial_stock":1}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(notJSON, []byte("vm-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		args    []string
@@ -81,6 +89,13 @@ func TestParseConfig(t *testing.T) {
 		{"bad log level", []string{"--log-level", "loud"}, nil, nil, `--log-level (LOG_LEVEL): slog: level string "loud": unknown name`},
 		{"bad log level in the environment", nil, map[string]string{"LOG_LEVEL": "verbose"}, nil, `--log-level (LOG_LEVEL): slog: level string "verbose": unknown name`},
 		{"queue URL of no backend", nil, map[string]string{"QUEUE_URL": "bogus://x"}, nil, `--queue-url (QUEUE_URL): queue URL "bogus://x": unsupported scheme "bogus"`},
+		{"catalogue that is not JSON", []string{"--catalog", notJSON}, nil, nil, "--catalog (CATALOG_FILE): " + notJSON + ": parse catalogue: invalid character 'v'"},
+		{"missing catalogue in the environment", nil, map[string]string{"CATALOG_FILE": missing}, nil, "--catalog (CATALOG_FILE): load catalogue: open " + missing + ": "},
+		{"catalogue", nil, map[string]string{"CATALOG_FILE": goodCatalog}, func(t *testing.T, c config) {
+			if c.Service.CatalogFile != goodCatalog {
+				t.Errorf("got CatalogFile %q, want %q", c.Service.CatalogFile, goodCatalog)
+			}
+		}, ""},
 		{"stray argument", []string{"--data-dir", "d", "extra"}, nil, nil, "unexpected arguments"},
 		// 0 or a negative value where it means nothing: refused, naming
 		// the flag and its variable, instead of quietly taking a default.

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/e2e/loadgen"
 )
 
 func TestFlags(t *testing.T) {
@@ -73,6 +75,46 @@ func TestTarget(t *testing.T) {
 	} {
 		if line := target("x", tc.got, tc.want, tc.atLeast, "%.0f"); !strings.Contains(line, tc.verdict) {
 			t.Errorf("target(%v, %v) = %q, want %q", tc.got, tc.want, line, tc.verdict)
+		}
+	}
+}
+
+// The latency targets are defined at 200 orders/s (docs/design.md §9):
+// a run at another rate is labelled with its own rate and given no
+// verdict; one at 200/s is judged.
+func TestTargetsLatencyRate(t *testing.T) {
+	v := variantResult{
+		Key:               "sqlite",
+		FirstOrderSeconds: 0.5,
+		Throughput:        &loadgen.Report{OrdersPerSecond: 1200},
+		Latency:           &loadgen.Report{Latency: loadgen.Latency{Count: 10, P50: 7 * time.Millisecond, P99: 300 * time.Millisecond}},
+	}
+	for _, tc := range []struct {
+		rate    float64
+		want    []string
+		notWant []string
+	}{
+		{50, []string{
+			"- p50 place→terminal @50/s (ms): 7.0 (target ≤ 20.0 is defined at 200/s; not comparable with this run at 50/s)\n",
+			"- p99 place→terminal @50/s (ms): 300.0 (target ≤ 200.0 is defined at 200/s; not comparable with this run at 50/s)\n",
+			"- sustained orders/s: 1200 (target ≥ 1000) — met\n",
+		}, []string{"@200/s", "place→terminal @50/s (ms): 7.0 (target ≤ 20.0) — met", "MISSED"}},
+		{200, []string{
+			"- p50 place→terminal @200/s (ms): 7.0 (target ≤ 20.0) — met\n",
+			"- p99 place→terminal @200/s (ms): 300.0 (target ≤ 200.0) — MISSED: 1.5× the target\n",
+		}, []string{"not comparable"}},
+		{12.5, []string{"- p50 place→terminal @12.5/s (ms): 7.0 (target ≤ 20.0 is defined at 200/s; not comparable with this run at 12.5/s)\n"}, []string{"@200/s (ms)"}},
+	} {
+		got := targets(v, tc.rate)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("targets at %v/s: got\n%s\nwant a line %q", tc.rate, got, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(got, w) {
+				t.Errorf("targets at %v/s: got\n%s\nwant no %q", tc.rate, got, w)
+			}
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -247,15 +248,7 @@ func (r *results) markdown() string {
 		if v.Key != "sqlite" || v.Throughput == nil {
 			continue
 		}
-		b.WriteString("\nTargets (docs/design.md §9, SQLite across four processes):\n\n")
-		b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
-		if v.Latency != nil {
-			b.WriteString(target("p50 place→terminal @200/s (ms)", msf(v.Latency.Latency.P50), 20, false, "%.1f"))
-			b.WriteString(target("p99 place→terminal @200/s (ms)", msf(v.Latency.Latency.P99), 200, false, "%.1f"))
-		}
-		idle, _ := v.rss()
-		b.WriteString(target("RSS of the four, idle (MiB)", idle, 150, false, "%.0f"))
-		b.WriteString(target("start → first order completed (s)", v.FirstOrderSeconds, 3, false, "%.2f"))
+		b.WriteString(targets(v, o.LatencyRate))
 	}
 	for _, v := range r.Variants {
 		if v.Error != "" {
@@ -263,6 +256,44 @@ func (r *results) markdown() string {
 		}
 	}
 	return b.String()
+}
+
+// designLatencyRate is the rate, in orders/s, at which the design's
+// latency targets are defined (docs/design.md §9: p50 ≤ 20 ms and
+// p99 ≤ 200 ms place→terminal at 200 orders/s).
+const designLatencyRate = 200
+
+// targets renders the Targets section of the report for v, the SQLite
+// variant, whose latency phase ran at latencyRate orders/s. Each figure is
+// judged against its target in docs/design.md §9, except the latency
+// percentiles of a run at another rate than designLatencyRate: those are
+// labelled with the run's rate and said not to be comparable, with no
+// verdict, since the targets hold at that rate only.
+func targets(v variantResult, latencyRate float64) string {
+	var b strings.Builder
+	b.WriteString("\nTargets (docs/design.md §9, SQLite across four processes):\n\n")
+	b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
+	if v.Latency != nil {
+		b.WriteString(latencyTarget("p50", msf(v.Latency.Latency.P50), 20, latencyRate))
+		b.WriteString(latencyTarget("p99", msf(v.Latency.Latency.P99), 200, latencyRate))
+	}
+	idle, _ := v.rss()
+	b.WriteString(target("RSS of the four, idle (MiB)", idle, 150, false, "%.0f"))
+	b.WriteString(target("start → first order completed (s)", v.FirstOrderSeconds, 3, false, "%.2f"))
+	return b.String()
+}
+
+// latencyTarget is the line of percentile (p50, p99) place→terminal, got
+// ms at rate orders/s, against the design's bound of want ms: judged as
+// target does when rate is designLatencyRate, else only shown beside the
+// target, which is said to be defined at designLatencyRate.
+func latencyTarget(percentile string, got, want, rate float64) string {
+	name := fmt.Sprintf("%s place→terminal @%s/s (ms)", percentile, strconv.FormatFloat(rate, 'f', -1, 64))
+	if rate == designLatencyRate {
+		return target(name, got, want, false, "%.1f")
+	}
+	return fmt.Sprintf("- %s: %.1f (target ≤ %.1f is defined at %d/s; not comparable with this run at %s/s)\n",
+		name, got, want, designLatencyRate, strconv.FormatFloat(rate, 'f', -1, 64))
 }
 
 func target(name string, got, want float64, atLeast bool, format string) string {

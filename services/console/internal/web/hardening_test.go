@@ -38,6 +38,9 @@ func TestPasswordsAreMasked(t *testing.T) {
 	}
 }
 
+// RedactURL masks passwords but shows a SQLite URL exactly as given: the
+// queue module does not percent-decode its path, so "with%20space" would
+// name another file than the services' (pasted into queuectl --queue-url).
 func TestRedactURL(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"postgres://console:s3cret@db:5432/queue", "postgres://console:xxxxx@db:5432/queue"},
@@ -45,8 +48,11 @@ func TestRedactURL(t *testing.T) {
 		{"postgres://console@db/queue", "postgres://console@db/queue"},
 		{"sqlite:///queue/queue.db", "sqlite:///queue/queue.db"},
 		{"sqlite://data/queue.db", "sqlite://data/queue.db"},
+		{"sqlite:///tmp/x/with space/queue.db", "sqlite:///tmp/x/with space/queue.db"},
+		{"sqlite:///tmp/x/100%/queue.db", "sqlite:///tmp/x/100%/queue.db"},
+		{"sqlite:///tmp/x/a%20b/queue.db?lease=30s", "sqlite:///tmp/x/a%20b/queue.db?lease=30s"},
 		{"http://admin:s3cret@payment:8082", "http://admin:xxxxx@payment:8082"},
-		{"postgres://console:s3%zz@db/queue", "(a URL that does not parse)"},
+		{"postgres://console:s3%zz@db/queue", "postgres://…"}, // does not parse: the scheme only
 	} {
 		if got := RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q): got %q, want %q", tc.in, got, tc.want)

@@ -80,7 +80,7 @@ func CheckQueueURL(raw string) error {
 
 // redactIn returns msg with the URL raw in it redacted (RedactURL), when
 // raw has a password to mask or does not parse; otherwise unchanged, as
-// RedactURL also normalises a URL ("sqlite://" would read "sqlite:").
+// RedactURL also normalises a URL other than SQLite's (url.URL.String).
 func redactIn(msg, raw string) string {
 	if u, err := url.Parse(raw); err == nil {
 		if _, ok := u.User.Password(); !ok && !u.Query().Has("password") {
@@ -130,19 +130,14 @@ func (s *QueueStore) Close() error {
 	return err
 }
 
-// RedactURL returns raw with its password masked (url.URL.Redacted), and
-// a password=… query parameter too (PostgreSQL takes one), for pages and
-// logs. A URL that does not parse is not shown at all.
+// RedactURL returns raw as pages and logs show it (queue.ShownURL): a
+// SQLite queue URL exactly as given, since the queue module takes its path
+// undecoded and an escaped form would name another file (one that can be
+// pasted into queuectl --queue-url); any other URL with its password
+// masked, in the user information and in a password= query parameter
+// (PostgreSQL takes one); of a URL that does not parse, only the scheme.
 func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(a URL that does not parse)"
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.Redacted()
+	return queue.ShownURL(raw)
 }
 
 // timeoutQueue bounds every call to a Queue, as every call to a service is
