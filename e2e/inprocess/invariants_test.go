@@ -2,6 +2,7 @@ package inprocess_test
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -156,6 +157,21 @@ func (s state) violations(ids []string, want map[string]outcome, restocked map[s
 	// Stock never negative and conserved: available + reserved = initial +
 	// restocked − shipped (shipments are never dispatched here, so what is
 	// shipped stays reserved: exactly what the completed orders hold).
+	// Every item the orders hold or that was restocked is listed: an empty
+	// or partial listing would pass the checks below vacuously.
+	listed := map[string]bool{}
+	for _, st := range s.stock {
+		listed[st.SKU] = true
+	}
+	needed := maps.Clone(held)
+	for sku := range restocked {
+		needed[sku] = 1
+	}
+	for _, sku := range slices.Sorted(maps.Keys(needed)) {
+		if !listed[sku] {
+			bad("stock %s: missing from the stock listing (%d items), want it listed", sku, len(s.stock))
+		}
+	}
 	for _, st := range s.stock {
 		if st.Available < 0 || st.Reserved < 0 {
 			bad("stock %s: got available %d and reserved %d, want neither negative", st.SKU, st.Available, st.Reserved)
