@@ -571,6 +571,7 @@ func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
 		if err == nil || ctx.Err() != nil {
 			return
 		}
+		b.watching.Store(false)
 		b.logger.Info("No file change events for the queue file; polling instead", watermill.LogFields{"reason": err.Error()})
 	}
 	b.pollChanges(ctx, conn)

@@ -151,21 +151,23 @@ func (b *browser) wait(what, js string, within time.Duration) string {
 	return fmt.Sprint(v)
 }
 
-// awaitPolls waits until the page's live regions have polled n times from
+// awaitPolls waits until the live region with id has polled n times from
 // now, each poll's answer past the console's decision to swap it in or
 // hold the region (its htmx:beforeSwap handler, which runs before the one
-// added here).
-func (b *browser) awaitPolls(n int, what string) {
+// added here). Other regions of the page poll too; only id's count.
+func (b *browser) awaitPolls(id string, n int, what string) {
 	b.t.Helper()
-	b.eval(`if (!window.__countPolls) {
-		window.__countPolls = true;
+	b.eval(`if (!window.__polls) {
+		window.__polls = {};
 		document.addEventListener("htmx:beforeSwap", function (evt) {
 			var elt = evt.detail.elt;
-			if (elt && elt.classList && elt.classList.contains("live")) { window.__polls++; }
+			if (elt && elt.classList && elt.classList.contains("live")) {
+				window.__polls[elt.id] = (window.__polls[elt.id] || 0) + 1;
+			}
 		});
 	}
-	window.__polls = 0; 1`)
-	b.wait(fmt.Sprintf("%d polls %s", n, what), fmt.Sprintf(`window.__polls >= %d`, n), 15*time.Second)
+	window.__polls[` + strconv.Quote(id) + `] = 0; 1`)
+	b.wait(fmt.Sprintf("%d polls of #%s %s", n, id, what), fmt.Sprintf(`window.__polls[%q] >= %d`, id, n), 15*time.Second)
 }
 
 // click clicks the element that selector selects.
@@ -378,7 +380,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.eval(`window.__restocked = 0; fetch("/stock/SKU-2/restock", {method: "POST", body: new URLSearchParams({quantity: "1"})})
 		.then(r => { window.__restocked = r.status; }); 1`)
 	b.wait("a restock of SKU-2 from elsewhere", `window.__restocked`, 5*time.Second)
-	b.awaitPolls(3, "of the stock, each with news")
+	b.awaitPolls("stock", 3, "each with news")
 	if got := b.eval(`document.querySelector('#restock-SKU-1').value`); got != "42" {
 		b.fail("the typed quantity is %q after the stock changed, want 42 kept", got)
 	}
@@ -392,7 +394,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.do(chromedp.SetValue(chromedp.CSS("#value-payment-payment_decline_rate"), "2"))
 	b.click(`#flag-payment-payment_decline_rate button[type="submit"]:not(.preset)`)
 	b.wait("the refused rate's message", `document.querySelector('#flag-payment-payment_decline_rate .field-error') !== null`, 5*time.Second)
-	b.awaitPolls(3, "of the flags")
+	b.awaitPolls("faults-payment", 3, "with the refused rate's message")
 	if b.eval(`document.querySelector('#flag-payment-payment_decline_rate .field-error') !== null`) != "true" {
 		b.fail("the refused rate's message is gone after a poll, want it kept next to the field")
 	}
