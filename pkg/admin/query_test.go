@@ -3,7 +3,6 @@ package admin_test
 import (
 	"encoding/json"
 	"errors"
-	"net/url"
 	"testing"
 
 	"github.com/orderflow/orderflow/pkg/admin"
@@ -27,14 +26,13 @@ func TestCheckQuery(t *testing.T) {
 		{"empty", "topic=", []string{"topic"}, "topic", "query parameter topic is empty; leave it out, or give it a value"},
 		{"bare name", "topic", []string{"topic"}, "topic", "query parameter topic is empty; leave it out, or give it a value"},
 		{"several at fault", "z=1&b=&a=1&a=2", []string{"a", "b"}, "a", "query parameter a is given 2 times; give it once"},
+		// url.URL.Query drops these pairs: the route would see no topic.
+		{"bad escape", "topic=a%zz", []string{"topic"}, "query", `the query string does not decode: invalid URL escape "%zz"`},
+		{"semicolon", "topic=a;b", []string{"topic"}, "query", "the query string does not decode: invalid semicolon separator in query"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			q, err := url.ParseQuery(tc.query)
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = admin.CheckQuery(q, tc.known...)
+			err := admin.CheckQuery(tc.query, tc.known...)
 			if tc.field == "" {
 				if err != nil {
 					t.Fatalf("got %v, want nil", err)

@@ -151,7 +151,7 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	if withLimit {
 		known = append(known, "limit")
 	}
-	if err := CheckQuery(c.QueryParams(), known...); err != nil {
+	if err := CheckQuery(c.QueryString(), known...); err != nil {
 		return backend.DeadLetterFilter{}, err
 	}
 	f := backend.DeadLetterFilter{Topic: c.QueryParam("topic"), ConsumerGroup: c.QueryParam("group")}
@@ -170,16 +170,23 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	return f, nil
 }
 
-// CheckQuery refuses a query whose parameters are not exactly what a route
-// takes: a parameter not in known, one given more than once (?status=a&
-// status=b, of which a handler would read only the first) or one given
-// empty (?topic= from a script whose variable was unset, which must not
-// widen a purge to every topic, nor fall back to a default). With no known
+// CheckQuery refuses a query string (the request's raw query) whose
+// parameters are not exactly what a route takes: one that does not decode
+// (URL.Query drops such a pair: ?topic=a%zz would select every topic), a
+// parameter not in known, one given more than once (?status=a&status=b,
+// of which a handler would read only the first) or one given empty
+// (?topic= from a script whose variable was unset, which must not widen a
+// purge to every topic, nor fall back to a default). With no known
 // parameter, any parameter is refused. The error is a BadField naming the
-// parameter (ErrBadRequest: a 400 here); when several are at fault, the
-// first in alphabetical order is named, so the answer is the same each
-// time. A misspelt filter (?topics=, ?orderid=) must not select everything.
-func CheckQuery(q url.Values, known ...string) error {
+// parameter ("query" for one that does not decode; ErrBadRequest: a 400
+// here); when several are at fault, the first in alphabetical order is
+// named, so the answer is the same each time. A misspelt filter (?topics=,
+// ?orderid=) must not select everything.
+func CheckQuery(rawQuery string, known ...string) error {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return BadField("query", fmt.Sprintf("the query string does not decode: %v", err))
+	}
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		values := q[name]
 		switch {
@@ -189,7 +196,7 @@ func CheckQuery(q url.Values, known ...string) error {
 			return BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
 		case len(values) > 1:
 			return BadField(name, fmt.Sprintf("query parameter %s is given %d times; give it once", name, len(values)))
-		case values[0] == "":
+		case len(values) == 0 || values[0] == "":
 			return BadField(name, fmt.Sprintf("query parameter %s is empty; leave it out, or give it a value", name))
 		}
 	}
@@ -199,7 +206,7 @@ func CheckQuery(q url.Values, known ...string) error {
 // deadLetterID is the {id} of a route for one dead letter, which takes no
 // query parameters.
 func deadLetterID(c echo.Context) (int64, error) {
-	if err := CheckQuery(c.QueryParams()); err != nil {
+	if err := CheckQuery(c.QueryString()); err != nil {
 		return 0, err
 	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)

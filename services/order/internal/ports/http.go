@@ -144,9 +144,11 @@ type httpServer struct {
 //	GET  /openapi.json           the OpenAPI 3.1 document (openapi.json)
 //	GET  /openapi.yaml           the same as YAML
 //
-// Errors are RFC 9457 application/problem+json documents. The routes of
-// orders refuse a query parameter they do not take, one given twice and one
-// given empty (checkQuery); the probes and the document take any.
+// Errors are RFC 9457 application/problem+json documents. The GETs of
+// /orders, /orders/counts, /orders/{id} and /orders/{id}/events refuse a
+// query that does not decode, a parameter they do not take, one given
+// twice and one given empty (checkQuery); the POSTs, the probes and the
+// document ignore the query.
 func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -647,7 +649,7 @@ func orderID(c echo.Context) (string, error) {
 // the parameter: a misspelt ?stauts= must not list every order, nor
 // ?status=a&status=b read only the first, nor ?limit= the default.
 func checkQuery(c echo.Context, known ...string) error {
-	err := admin.CheckQuery(c.QueryParams(), known...)
+	err := admin.CheckQuery(c.QueryString(), known...)
 	var fe *admin.FieldError
 	if errors.As(err, &fe) {
 		return &malformedError{Field: fe.Field, Detail: fe.Err.Error()}

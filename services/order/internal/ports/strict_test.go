@@ -36,6 +36,8 @@ func TestQueryParametersAreChecked(t *testing.T) {
 			"malformed request: cursor: query parameter cursor is empty; leave it out, or give it a value"},
 		{"a bare name", "/orders?status", 400, "status",
 			"malformed request: status: query parameter status is empty; leave it out, or give it a value"},
+		{"a filter that does not decode", "/orders?stauts=%zz", 400, "query",
+			`malformed request: query: the query string does not decode: invalid URL escape "%zz"`},
 		{"several at fault: the first by name", "/orders?zz=1&aa=2", 400, "aa",
 			`malformed request: aa: unknown query parameter "aa" ` + listKnown},
 		{"counts take none", "/orders/counts?x=1", 400, "x",
@@ -98,6 +100,12 @@ func TestStrictJSONBodies(t *testing.T) {
 			"malformed request: request body is not valid UTF-8: byte 0xc3 at offset 60"},
 		{"a surrogate half spelt in UTF-8", "/orders", "{\"customer_id\":\"\xed\xa0\x80\"," + items + "}", "",
 			"malformed request: request body is not valid UTF-8: byte 0xed at offset 16"},
+		{"a lone high surrogate escaped", "/orders", `{"customer_id":"c\ud800",` + items + `}`, "",
+			`malformed request: request body escapes half a UTF-16 surrogate pair without the other half (\ud800 at offset 17); it would be stored as U+FFFD`},
+		{"a lone low surrogate escaped", "/orders", `{"customer_id":"c\uDC00x",` + items + `}`, "",
+			`malformed request: request body escapes half a UTF-16 surrogate pair without the other half (\uDC00 at offset 17); it would be stored as U+FFFD`},
+		{"a high surrogate before a non-surrogate", "/orders", `{"customer_id":"\ud83d\u0041",` + items + `}`, "",
+			`malformed request: request body escapes half a UTF-16 surrogate pair without the other half (\ud83d at offset 16); it would be stored as U+FFFD`},
 		{"duplicate key", "/orders", `{"customer_id":"c-1","customer_id":"c-2",` + items + `}`, "customer_id",
 			"malformed request: customer_id: is given more than once; give each field once"},
 		{"duplicate key spelt with an escape", "/orders", `{"customer_id":"c-1","customer_\u0069d":"c-2",` + items + `}`, "customer_id",
@@ -180,5 +188,17 @@ func TestOpenAPIDocumentsQueryRefusals(t *testing.T) {
 	}
 	if !strings.Contains(string(ports.OpenAPI), "case-sensitive") {
 		t.Error("openapi.json: got no word of field names being case-sensitive, want the strict body rules stated")
+	}
+}
+
+// What the strict checks must let through: a surrogate pair escaped whole,
+// an escaped backslash before a "u", and escapes of other characters.
+func TestStrictJSONAcceptsEscapes(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	for _, customer := range []string{`c-\ud83d\ude00`, `c-\\ud800`, `c-\u0041\"\/`} {
+		body := `{"customer_id":"` + customer + `","items":[{"sku":"SKU-1","quantity":1}]}`
+		if r := a.do("POST", "/orders", body, nil); r.status != 201 {
+			t.Errorf("customer_id %s: got %d %s, want 201", customer, r.status, r.body)
+		}
 	}
 }

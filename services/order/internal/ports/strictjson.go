@@ -34,6 +34,9 @@ func invalidUTF8At(b []byte) int {
 // has it only with GOEXPERIMENT=jsonv2. Embedded structs are not looked
 // into: the request types have none.
 func strictJSON(body []byte, t reflect.Type) error {
+	if i, ok := loneSurrogateAt(body); ok {
+		return &malformedError{Detail: fmt.Sprintf("request body escapes half a UTF-16 surrogate pair without the other half (%s at offset %d); it would be stored as U+FFFD", body[i:i+6], i)}
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	return strictValue(dec, t, "")
@@ -129,4 +132,50 @@ func jsonFieldFold(t reflect.Type, key string) (reflect.StructField, string, boo
 		}
 	}
 	return folded, foldedName, found
+}
+
+// loneSurrogateAt returns the offset of the first \u escape in body, a
+// JSON document, that stands for half of a UTF-16 surrogate pair without
+// the other half right after it, and whether there is one. The body is
+// valid UTF-8, yet encoding/json decodes such an escape ("c\ud800") to
+// U+FFFD without a word. Outside strings JSON has no backslash, so the
+// escapes are found without tracking strings; an escaped backslash is
+// stepped over whole, so "\\ud800" is not taken for one.
+func loneSurrogateAt(body []byte) (int, bool) {
+	for i := 0; i+1 < len(body); i++ {
+		if body[i] != '\\' {
+			continue
+		}
+		if body[i+1] != 'u' {
+			i++ // a one-character escape, such as \\ itself
+			continue
+		}
+		r, ok := hex4(body, i+2)
+		switch {
+		case !ok:
+			i++ // not an escape the decoder takes: its own error
+		case r >= 0xDC00 && r <= 0xDFFF: // a low half first
+			return i, true
+		case r >= 0xD800 && r <= 0xDBFF: // a high half: a low one must follow
+			if i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
+				if lo, ok := hex4(body, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 11
+					continue
+				}
+			}
+			return i, true
+		default:
+			i += 5
+		}
+	}
+	return 0, false
+}
+
+// hex4 reads the four hexadecimal digits of b at i.
+func hex4(b []byte, i int) (rune, bool) {
+	if i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
+	return rune(n), err == nil
 }

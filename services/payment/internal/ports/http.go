@@ -41,7 +41,7 @@ func (h *HTTP) Mount(e *echo.Echo) {
 // given twice and one given empty are refused (admin.CheckQuery): a
 // misspelt ?orderid= must not list every order's records.
 func filter(c echo.Context) (app.Filter, error) {
-	if err := admin.CheckQuery(c.QueryParams(), "order_id", "limit"); err != nil {
+	if err := admin.CheckQuery(c.QueryString(), "order_id", "limit"); err != nil {
 		return app.Filter{}, err
 	}
 	f := app.Filter{OrderID: c.QueryParam("order_id")}
@@ -58,7 +58,7 @@ func filter(c echo.Context) (app.Filter, error) {
 // state takes no query parameter and refuses any, as the lists refuse
 // the ones they do not take.
 func (h *HTTP) state(c echo.Context) error {
-	if err := admin.CheckQuery(c.QueryParams()); err != nil {
+	if err := admin.CheckQuery(c.QueryString()); err != nil {
 		return err
 	}
 	st, err := h.app.Queries.State(c.Request().Context())
