@@ -440,22 +440,11 @@ func hasField(t reflect.Type, path, key string) (known, resolved bool) {
 }
 
 // jsonField finds the field of struct type t that encoding/json decodes
-// the member name into.
+// the member name into: the one of that json name, or else one whose name
+// equals it under case folding (jsonFieldFold).
 func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
-	for i := range t.NumField() {
-		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if tag == "-" || !f.IsExported() {
-			continue
-		}
-		if tag == "" {
-			tag = f.Name
-		}
-		if strings.EqualFold(tag, name) {
-			return f, true
-		}
-	}
-	return reflect.StructField{}, false
+	f, _, ok := jsonFieldFold(t, name)
+	return f, ok
 }
 
 // walkJSON reads the JSON document body token by token and calls visit
