@@ -325,8 +325,7 @@ func waitDrained(t *testing.T, sys *harness.System, group string) {
 // No charge, reservation or shipment is ever doubled.
 //
 // The two rounds are told apart by the restarted process's
-// orderflow.messages.handled counter (inventory, payment and shipping;
-// the order service has none): after crash_after_commit it drops at least
+// orderflow.messages.handled counter (each of the four has one): after crash_after_commit it drops at least
 // one duplicate; after crash_mid_handler, which no handler gets past once
 // set, it handles both orders' commands itself (outcome "ok", at least 2)
 // and drops none.
