@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -62,5 +63,42 @@ func TestAHandlerLongerThanTheLeaseKeepsItsMessage(t *testing.T) {
 	case m := <-secondMsgs:
 		t.Fatalf("delivered again after the ack (attempt %s)", m.Metadata.Get(backend.MetadataAttempt))
 	case <-time.After(lease):
+	}
+}
+
+// A handler whose lease is found lost (another consumer has the message
+// now: here, the lease's id is changed behind the subscriber's back, as a
+// claim after the lease ran out would) has its message's context ended
+// at the next extension, so that it stops rather than finish work whose
+// outcome would not count — and, failing, is taken for withdrawn, not
+// dead-lettered beside the other consumer's delivery.
+func TestALostLeaseEndsTheHandlersContext(t *testing.T) {
+	const lease = 300 * time.Millisecond // extended every 100 ms
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.Config{Lease: lease})
+	msgs := subscribeWorkers(t, b)
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, msgs, "m-1")
+	defer m.Nack()
+
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE queue_deliveries SET lease_id = lease_id + 1000
+		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'm-1')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("deliveries of m-1 given another lease: got %d, want 1", n)
+	}
+	select {
+	case <-m.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handler's context still open 10s after its lease was lost, want it ended at the next extension")
 	}
 }

@@ -33,8 +33,12 @@ type Subscriber struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup // consume loops, outcome waiters, the lease extender
 
-	mu   sync.Mutex
-	held map[lease]struct{} // claimed and not yet acked, nacked or released
+	mu sync.Mutex
+	// held are the deliveries claimed and not yet acked, nacked or
+	// released, each with the cancel of its message's context once it is
+	// handed out (nil before): a lease found lost ends the handler's
+	// context.
+	held map[lease]context.CancelFunc
 }
 
 var _ message.SubscribeInitializer = (*Subscriber)(nil)
@@ -57,7 +61,7 @@ func (b *Backend) NewSubscriber(cfg backend.SubscriberConfig) (*Subscriber, erro
 		cfg:     cfg,
 		logger:  b.logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
 		closing: make(chan struct{}),
-		held:    map[lease]struct{}{},
+		held:    map[lease]context.CancelFunc{},
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -125,8 +129,32 @@ func (s *Subscriber) Close() error {
 
 func (s *Subscriber) hold(l lease) {
 	s.mu.Lock()
-	s.held[l] = struct{}{}
+	s.held[l] = nil
 	s.mu.Unlock()
+}
+
+// handedOut records cancel, which ends the context of the message of l
+// now with its handler, for when the lease is found lost.
+func (s *Subscriber) handedOut(l lease, cancel context.CancelFunc) {
+	s.mu.Lock()
+	if _, ok := s.held[l]; ok {
+		s.held[l] = cancel
+	}
+	s.mu.Unlock()
+}
+
+// leaseLost ends the context of the message of l, if its handler runs:
+// another consumer has the message now, and this handler's outcome would
+// not be recorded (its ack or nack fails, fenced). A handler that heeds
+// its context stops, and the retry middleware takes its failure for a
+// withdrawal, not an attempt to dead-letter on.
+func (s *Subscriber) leaseLost(l lease) {
+	s.mu.Lock()
+	cancel := s.held[l]
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
 }
 
 func (s *Subscriber) drop(l lease) {
@@ -239,6 +267,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		// handler that runs when ctx ends may finish (see Subscribe).
 		msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		d.msg.SetContext(msgCtx)
+		s.handedOut(d.lease, cancel)
 		select {
 		case out <- d.msg:
 		case <-stop:
@@ -540,7 +569,8 @@ func (s *Subscriber) extendLeases() {
 			continue
 		}
 		for _, l := range op.lost {
-			s.logger.Info("Lease lost: another consumer has the message now", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
+			s.logger.Info("Lease lost: another consumer has the message now; its handler here is cancelled", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
+			s.leaseLost(l)
 		}
 	}
 }
