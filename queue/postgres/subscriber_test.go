@@ -4,15 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/postgres"
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 func assertDelivery(t *testing.T, msg *message.Message, uuid, attempt, lastError string, failed bool) {
@@ -325,4 +329,62 @@ func waitAttempts(t *testing.T, db *sql.DB, topic, group, uuid string, want int)
 		}
 	}
 	t.Fatalf("attempts recorded for %s of %s on %s after 10s: got %d, want %d", uuid, group, topic, got, want)
+}
+
+// A handler that always outlives the ack deadline fails each attempt as
+// its message's context runs out of time. The retry middleware counts
+// those attempts and dead-letters the message once they are spent (the
+// late ack of the dead-lettered delivery settles the redelivery the
+// deadline caused), and the group goes on to the next message. Taken for
+// withdrawn, such a failure handed the message out again for ever, and
+// nothing behind it was delivered.
+func TestAHandlerThatOutlivesTheAckDeadlineIsDeadLettered(t *testing.T) {
+	cfg := fastConfig()
+	cfg.AckDeadline = 300 * time.Millisecond
+	b := openBackend(t, testDSN(t), cfg)
+	topic := newTopic(t)
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.AddMiddleware(retry.Middleware(retry.Config{ConsumerGroup: "billing", DeadLetters: b.DeadLetters(), MaxAttempts: 2,
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}))
+	var slowDeliveries atomic.Int64
+	nextHandled := make(chan struct{})
+	router.AddConsumerHandler("charge", topic, newSubscriber(t, b, "billing"), func(msg *message.Message) error {
+		if msg.UUID == "next" {
+			close(nextHandled)
+			return nil
+		}
+		slowDeliveries.Add(1)
+		<-msg.Context().Done()
+		return fmt.Errorf("charge: %w", msg.Context().Err())
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	routed := make(chan error, 1)
+	go func() { routed <- router.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-routed; err != nil {
+			t.Errorf("router: %v", err)
+		}
+	}()
+	<-router.Running()
+
+	publish(t, b, topic, message.NewMessage("slow", []byte("x")), message.NewMessage("next", []byte("y")))
+	select {
+	case <-nextHandled:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("\"next\" not handled 30s on, after %d deliveries of \"slow\": the slow message comes back for ever", slowDeliveries.Load())
+	}
+	dls, err := b.DeadLetters().List(context.Background(), backend.DeadLetterFilter{Topic: topic})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].MessageUUID != "slow" || dls[0].Attempts != 2 {
+		t.Fatalf("dead letters: got %+v, want \"slow\" alone, after 2 attempts", dls)
+	}
+	if got := slowDeliveries.Load(); got != 2 {
+		t.Errorf("deliveries of \"slow\" to the handler: got %d, want 2 (the redelivery after the dead letter acked as a late ack)", got)
+	}
 }

@@ -198,12 +198,15 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 	fields := watermill.LogFields{"message_uuid": msg.UUID, "topic": topic, "consumer_group": c.ConsumerGroup, "attempt": attempt}
 	now := c.now().UTC()
 
-	if msg.Context().Err() != nil {
-		// The message's context ended (the subscriber is closing, or the
-		// lease is gone): the failure may be only that, and the delivery
-		// is released and comes back whatever this returns. A dead
-		// letter written now would stand beside a redelivery that may
-		// well succeed.
+	if err := msg.Context().Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		// The message's context was cancelled (the subscriber is closing,
+		// or the lease is gone): the failure may be only that, and the
+		// delivery is released and comes back whatever this returns. A
+		// dead letter written now would stand beside a redelivery that
+		// may well succeed. A context that ran out of time (the
+		// PostgreSQL subscriber's ack deadline) is the handler's own
+		// slowness: that failure counts as any other, or a handler that
+		// always outlives the deadline would come back for ever.
 		c.Logger.Info("Handler failed as its message was withdrawn; it will be delivered again", fields.Add(watermill.LogFields{"error": handlerErr.Error()}))
 		return handlerErr
 	}

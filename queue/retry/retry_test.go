@@ -154,6 +154,45 @@ func TestFailureOfAWithdrawnMessageIsNotDeadLettered(t *testing.T) {
 	}
 }
 
+// A handler that fails because its message's context ran out of time
+// (the PostgreSQL subscriber's ack deadline) has made an attempt: it is
+// retried with backoff and dead-lettered once its attempts are spent, not
+// taken for withdrawn and handed out again for ever.
+func TestFailureAfterTheMessagesDeadlineCountsAsAnAttempt(t *testing.T) {
+	for _, tc := range []struct {
+		attempt    int
+		wantDelay  bool
+		wantLetter int
+	}{
+		{attempt: 1, wantDelay: true},
+		{attempt: 2, wantLetter: 1},
+	} {
+		t.Run(fmt.Sprintf("attempt %d of 2", tc.attempt), func(t *testing.T) {
+			store := &countingStore{}
+			h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 2})(
+				func(msg *message.Message) ([]*message.Message, error) {
+					<-msg.Context().Done()
+					return nil, fmt.Errorf("charge: %w", msg.Context().Err())
+				})
+			msg := message.NewMessage("m-1", []byte("x"))
+			msg.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(tc.attempt))
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			msg.SetContext(ctx)
+			_, err := h(msg)
+			if got := msg.Metadata.Get(delay.DelayedForKey) != ""; got != tc.wantDelay {
+				t.Errorf("retried with a delay: got %v, want %v", got, tc.wantDelay)
+			}
+			if (err == nil) != (tc.wantLetter == 1) {
+				t.Errorf("handler: got %v, want an ack (nil) only when dead-lettered", err)
+			}
+			if store.puts != tc.wantLetter {
+				t.Errorf("dead letters written: got %d, want %d", store.puts, tc.wantLetter)
+			}
+		})
+	}
+}
+
 // countingStore records the dead letters it is given.
 type countingStore struct {
 	backend.DeadLetterStore
