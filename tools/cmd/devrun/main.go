@@ -45,8 +45,13 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// A closed terminal (SIGHUP) stops the processes as Ctrl-C does.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// Output that nobody reads any more (`go tool task run | tee log`,
+	// with tee gone at Ctrl-C) must not kill devrun by SIGPIPE halfway
+	// through the stop: the writes fail, and are ignored, instead.
+	signal.Ignore(syscall.SIGPIPE)
 	stopWithParent()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "devrun:", err)

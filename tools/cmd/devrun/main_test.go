@@ -194,6 +194,13 @@ func startDevrun(t *testing.T, links []string, flags ...string) *devrunProcess {
 // startDevrunEnv is startDevrun with env added to devrun's environment.
 func startDevrunEnv(t *testing.T, env []string, links []string, flags ...string) *devrunProcess {
 	t.Helper()
+	return startDevrunWith(t, env, nil, links, flags...)
+}
+
+// startDevrunWith is startDevrunEnv with devrun's output going to out
+// (nil: p.out).
+func startDevrunWith(t *testing.T, env []string, out *os.File, links []string, flags ...string) *devrunProcess {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -225,6 +232,9 @@ func startDevrunEnv(t *testing.T, env []string, links []string, flags ...string)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &devrunProcess{cmd: cmd, notes: notes, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if out != nil {
+		cmd.Stdout, cmd.Stderr = out, out
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -479,6 +489,51 @@ func TestCtrlCStopsEveryProcessAndExitsZero(t *testing.T) {
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
 			t.Errorf("devrun's output:\n%s\nwant a match for %s", out, re)
+		}
+	}
+}
+
+// A closed terminal sends SIGHUP: devrun stops every process as for
+// Ctrl-C and exits 0.
+func TestAHangupStopsEveryProcessAndExitsZero(t *testing.T) {
+	p := startDevrun(t, []string{"order", "inventory"}, "--services", "order,inventory")
+	p.waitNote(t, "order.started")
+	p.waitNote(t, "inventory.started")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if status := p.wait(t, 30*time.Second); status != 0 {
+		t.Errorf("devrun after SIGHUP: exit status %d, want 0; output:\n%s", status, p.out)
+	}
+	for _, name := range []string{"order", "inventory"} {
+		if !p.noted(name + ".sigterm") {
+			t.Errorf("%s did not get SIGTERM", name)
+		}
+	}
+}
+
+// Output nobody reads any more (devrun piped into tee, which Ctrl-C ended
+// first) does not end devrun by SIGPIPE halfway through the stop: it
+// still stops every process and exits 0.
+func TestAStopWritingToAClosedPipeGoesToTheEnd(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startDevrunWith(t, nil, w, []string{"order", "inventory"}, "--services", "order,inventory")
+	_ = w.Close() // devrun has its own copy
+	p.waitNote(t, "order.started")
+	p.waitNote(t, "inventory.started")
+	_ = r.Close() // the reader is gone: devrun's next write breaks the pipe
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if status := p.wait(t, 30*time.Second); status != 0 {
+		t.Errorf("devrun after SIGINT with its output's reader gone: exit status %d (%v), want 0", status, p.err)
+	}
+	for _, name := range []string{"order", "inventory"} {
+		if !p.noted(name + ".sigterm") {
+			t.Errorf("%s did not get SIGTERM", name)
 		}
 	}
 }
