@@ -291,6 +291,41 @@ func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
 	col.waitCount(t, 6, 5*time.Second)
 }
 
+// While a destination hangs, the forwarder calls it once in each mode —
+// the batch's Publish, then the first message's alone — and not again at
+// every ack deadline: each further call would only hang beside the first
+// (a goroutine and a connection each), and the subscriber, finding nothing
+// acked, would take the service's write lock again at once, for another
+// ack deadline.
+func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
+	db, ob := tempOutbox(t)
+	inner, col := newDestination(t, "order.events")
+	dst := &hangingPublisher{Publisher: inner, release: make(chan struct{})}
+	const ackDeadline = 50 * time.Millisecond
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
+		Outbox: ob, AckDeadline: ackDeadline, RetryInterval: 20 * time.Millisecond,
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(dst.release)
+		}
+	}()
+
+	requirePlaced(t, db, ob, 0, 3, "the destination is about to hang")
+	require.Eventually(t, func() bool { return dst.calls.Load() >= 2 }, 10*time.Second, time.Millisecond,
+		"the batch's Publish and then the first message's")
+	time.Sleep(20 * ackDeadline) // time for many more calls, if any were made
+	if got := dst.calls.Load(); got != 2 {
+		t.Errorf("calls of the hung destination: got %d, want 2 (one per mode)", got)
+	}
+
+	close(dst.release)
+	released = true
+	waitPending(t, f, 0, 10*time.Second)
+	col.waitCount(t, 3, 5*time.Second)
+}
+
 // panickingPublisher panics on its first calls, then works.
 type panickingPublisher struct {
 	message.Publisher

@@ -184,6 +184,10 @@ type Forwarder struct {
 	batchFailed atomic.Bool
 	// publishing counts publishTogether's Publish calls in progress.
 	publishing sync.WaitGroup
+	// forwarding counts forwarding handler calls in progress: more than
+	// none as one starts means an earlier one still waits on the
+	// destination past its message's ack deadline (requeueOnFailure).
+	forwarding atomic.Int32
 	schema     SchemaAdapter
 	offsets    OffsetsAdapter
 	sub        *wsql.Subscriber
@@ -457,6 +461,18 @@ func (f *Forwarder) requeueOnFailure(h message.HandlerFunc) message.HandlerFunc 
 		if f.cool.remaining() > 0 {
 			return nil, f.requeue(msg, nil)
 		}
+		if f.forwarding.Load() > 0 {
+			// An earlier forward still waits on a destination that does
+			// not answer; the subscriber gave up on its message at the
+			// ack deadline and, finding nothing acked, polled again at
+			// once. Another call would only hang beside it (one more
+			// goroutine and connection, and the write lock held for
+			// another ack deadline, each time): pause instead.
+			f.cool.trip(f.cfg.RetryInterval)
+			return nil, f.requeue(msg, nil)
+		}
+		f.forwarding.Add(1)
+		defer f.forwarding.Add(-1)
 		defer func() {
 			if r := recover(); r != nil {
 				f.cool.trip(f.cfg.RetryInterval)
