@@ -211,7 +211,13 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		case <-ctx.Done():
 		case runErr = <-s.failed:
 		case <-allDone:
-			s.logf("devrun: every process has stopped")
+			// A process given up on ends its supervisor too: when it was
+			// the last, both cases are ready, and select picks either.
+			select {
+			case runErr = <-s.failed:
+			default:
+				s.logf("devrun: every process has stopped")
+			}
 		}
 	}
 	// An interrupt that came with the failure (both ready above, or the

@@ -91,6 +91,11 @@ var standIns = map[string]func(name, dir string){
 	},
 	// quitnow exits 0 as soon as it has started.
 	"quitnow": func(name, dir string) { started(name, dir) },
+	// failnow exits 3 at once.
+	"failnow": func(name, dir string) {
+		started(name, dir)
+		os.Exit(3)
+	},
 	// badstop exits 3 on SIGTERM or SIGINT: a process that fails as it is
 	// stopped. It notes the signal ("terminated", "interrupt").
 	"badstop": func(name, dir string) {
@@ -632,6 +637,18 @@ func TestAProcessThatKeepsFailingStopsEverything(t *testing.T) {
 				`(?m)^crasher \| exited: exit status 3$`,
 				`(?m)^order   \| exited: ok$`)...)
 		})
+	}
+}
+
+// When the process given up on is the only one, devrun exits 1 all the
+// same, although every process has then stopped. (run checks for the
+// failure once every supervisor has ended, as both can be ready at once;
+// this test does not force that race, which needs run to reach its select
+// late.)
+func TestGivingUpOnTheOnlyProcessExitsOne(t *testing.T) {
+	p := startDevrun(t, []string{"failnow"}, "--services", "failnow", "--restart-limit", "0")
+	if status := p.wait(t, 30*time.Second); status != 1 {
+		t.Fatalf("devrun after its only process failed: exit status %d, want 1; output:\n%s", status, p.out)
 	}
 }
 
