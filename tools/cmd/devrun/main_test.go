@@ -504,17 +504,7 @@ func TestAHangupStopsEveryProcessAndExitsZero(t *testing.T) {
 	p := startDevrun(t, []string{"order", "inventory"}, "--services", "order,inventory")
 	p.waitNote(t, "order.started")
 	p.waitNote(t, "inventory.started")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	if status := p.wait(t, 30*time.Second); status != 0 {
-		t.Errorf("devrun after SIGHUP: exit status %d, want 0; output:\n%s", status, p.out)
-	}
-	for _, name := range []string{"order", "inventory"} {
-		if !p.noted(name + ".sigterm") {
-			t.Errorf("%s did not get SIGTERM", name)
-		}
-	}
+	p.wantEveryProcessStoppedOn(t, syscall.SIGHUP, "order", "inventory")
 }
 
 // Output nobody reads any more (devrun piped into tee, which Ctrl-C ended
@@ -530,13 +520,20 @@ func TestAStopWritingToAClosedPipeGoesToTheEnd(t *testing.T) {
 	p.waitNote(t, "order.started")
 	p.waitNote(t, "inventory.started")
 	_ = r.Close() // the reader is gone: devrun's next write breaks the pipe
-	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+	p.wantEveryProcessStoppedOn(t, os.Interrupt, "order", "inventory")
+}
+
+// wantEveryProcessStoppedOn sends devrun sig and wants it to exit 0 after
+// giving each of names SIGTERM.
+func (p *devrunProcess) wantEveryProcessStoppedOn(t *testing.T, sig os.Signal, names ...string) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	if status := p.wait(t, 30*time.Second); status != 0 {
-		t.Errorf("devrun after SIGINT with its output's reader gone: exit status %d (%v), want 0", status, p.err)
+		t.Errorf("devrun after %v: exit status %d (%v), want 0; output:\n%s", sig, status, p.err, p.out)
 	}
-	for _, name := range []string{"order", "inventory"} {
+	for _, name := range names {
 		if !p.noted(name + ".sigterm") {
 			t.Errorf("%s did not get SIGTERM", name)
 		}
