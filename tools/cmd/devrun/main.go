@@ -45,8 +45,13 @@ import (
 )
 
 func main() {
-	// A closed terminal (SIGHUP) stops the processes as Ctrl-C does.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	stopOn := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	// A closed terminal (SIGHUP) stops the processes as Ctrl-C does, but
+	// not under nohup: Notify would undo the ignore it inherited.
+	if !signal.Ignored(syscall.SIGHUP) {
+		stopOn = append(stopOn, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), stopOn...)
 	defer stop()
 	// Output that nobody reads any more (`go tool task run | tee log`,
 	// with tee gone at Ctrl-C) must not kill devrun by SIGPIPE halfway
@@ -207,17 +212,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	runErr := startErr
 	if runErr == nil {
-		select {
-		case <-ctx.Done():
-		case runErr = <-s.failed:
-		case <-allDone:
-			// A process given up on ends its supervisor too: when it was
-			// the last, both cases are ready, and select picks either.
-			select {
-			case runErr = <-s.failed:
-			default:
-				s.logf("devrun: every process has stopped")
-			}
+		var allStopped bool
+		if runErr, allStopped = firstOutcome(ctx, s.failed, allDone); allStopped {
+			s.logf("devrun: every process has stopped")
 		}
 	}
 	// An interrupt that came with the failure (both ready above, or the
@@ -525,4 +522,24 @@ func exitHow(err error) string {
 		return fmt.Sprintf("exited with status %d", ee.ExitCode())
 	}
 	return fmt.Sprintf("failed: %v", err)
+}
+
+// firstOutcome waits for what ends a run: ctx (an interrupt), a process
+// given up on (its error), or every process stopped on its own
+// (allStopped). A process given up on ends its supervisor too, so when it
+// was the last both are ready at once: the failure wins.
+func firstOutcome(ctx context.Context, failed <-chan error, allDone <-chan struct{}) (err error, allStopped bool) {
+	select {
+	case <-ctx.Done():
+		return nil, false
+	case err := <-failed:
+		return err, false
+	case <-allDone:
+		select {
+		case err := <-failed:
+			return err, false
+		default:
+			return nil, true
+		}
+	}
 }
