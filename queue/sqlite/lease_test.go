@@ -102,3 +102,50 @@ func TestALostLeaseEndsTheHandlersContext(t *testing.T) {
 		t.Fatal("the handler's context still open 10s after its lease was lost, want it ended at the next extension")
 	}
 }
+
+// A delivery whose lease is lost while it waits in the subscriber's buffer
+// (claimed with another, behind that one's handler) is not handed out:
+// the message is another consumer's now. It comes back once that lease
+// runs out, as a new attempt.
+func TestADeliveryWhoseLeaseIsLostInTheBufferIsNotHandedOut(t *testing.T) {
+	const lease = 300 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.Config{Lease: lease})
+	// Published before the subscriber claims: one claim takes both, m-1
+	// for the handler (concurrency 1) and m-2 for the buffer.
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x")), message.NewMessage("m-2", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	msgs := subscribeWorkers(t, b)
+	m1 := receive(t, msgs, "m-1")
+
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE queue_deliveries SET lease_id = lease_id + 1000`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 2 {
+		t.Fatalf("deliveries given another lease: got %d, want 2 (m-1's and m-2's, both claimed)", n)
+	}
+	// Both leases are extended by one op: m-1's context ending says the
+	// subscriber has found m-2's lost too.
+	select {
+	case <-m1.Context().Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("m-1's context still open 10s after its lease was lost")
+	}
+	m1.Ack() // fenced: its lease is gone; frees the handler's slot
+	// Both come back once the leases the test gave them run out, m-1
+	// first; m-2 never from the buffer.
+	for _, uuid := range []string{"m-1", "m-2"} {
+		m := receive(t, msgs, uuid)
+		if got := m.Metadata.Get(backend.MetadataAttempt); got != "2" {
+			t.Errorf("%s handed out at attempt %s, want 2 (again after the lost lease ran out, not from the buffer at 1)", uuid, got)
+		}
+		m.Ack()
+	}
+}

@@ -134,23 +134,29 @@ func (s *Subscriber) hold(l lease) {
 }
 
 // handedOut records cancel, which ends the context of the message of l
-// now with its handler, for when the lease is found lost.
-func (s *Subscriber) handedOut(l lease, cancel context.CancelFunc) {
+// about to go to a handler, for when the lease is found lost. It reports
+// false when the lease was lost already (while the delivery waited in the
+// buffer): the message is another consumer's now, not to be handed out.
+func (s *Subscriber) handedOut(l lease, cancel context.CancelFunc) bool {
 	s.mu.Lock()
-	if _, ok := s.held[l]; ok {
-		s.held[l] = cancel
+	defer s.mu.Unlock()
+	if _, ok := s.held[l]; !ok {
+		return false
 	}
-	s.mu.Unlock()
+	s.held[l] = cancel
+	return true
 }
 
-// leaseLost ends the context of the message of l, if its handler runs:
-// another consumer has the message now, and this handler's outcome would
-// not be recorded (its ack or nack fails, fenced). A handler that heeds
-// its context stops, and the retry middleware takes its failure for a
-// withdrawal, not an attempt to dead-letter on.
+// leaseLost forgets l, which is no longer extended, and ends the context
+// of its message if its handler runs: another consumer has the message
+// now, and this handler's outcome would not be recorded (its ack or nack
+// fails, fenced). A handler that heeds its context stops, and the retry
+// middleware takes its failure for a withdrawal, not an attempt to
+// dead-letter on.
 func (s *Subscriber) leaseLost(l lease) {
 	s.mu.Lock()
 	cancel := s.held[l]
+	delete(s.held, l)
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
@@ -267,7 +273,11 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		// handler that runs when ctx ends may finish (see Subscribe).
 		msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		d.msg.SetContext(msgCtx)
-		s.handedOut(d.lease, cancel)
+		if !s.handedOut(d.lease, cancel) {
+			cancel()
+			<-slots
+			continue
+		}
 		select {
 		case out <- d.msg:
 		case <-stop:
