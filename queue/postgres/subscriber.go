@@ -308,6 +308,12 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		return false
 	}
 
+	if in.Context().Err() != nil {
+		// watermill-sql gave the message up before it came here (its ack
+		// deadline passed meanwhile) and will hand it out again: a claim
+		// now would count an attempt nobody makes.
+		return true
+	}
 	s.keepTxAlive(in, g, logger)
 	bctx, cancel := detached(ctx)
 	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, *acked)
@@ -321,10 +327,15 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	}
 	*acked = nil // the claim deleted its row
 
-	// The handler's context ends with watermill-sql's (at the ack
-	// deadline), and at the latest when deliver returns: after the
-	// outcome, or when the subscriber gives the message up.
-	msgCtx, cancelMsg := context.WithCancel(in.Context())
+	// The handler's context ends AckDeadline after it gets the message,
+	// and at the latest when deliver returns: after the outcome, or when
+	// the subscriber gives the message up (cancelled: a withdrawal).
+	// Not with watermill-sql's, whose ack deadline runs from before the
+	// claim, across every resend of the message in its transaction: a
+	// handler could get a context already out of time, and its failure
+	// would count as an attempt (the retry middleware takes a deadline
+	// for the handler's own slowness).
+	msgCtx, cancelMsg := context.WithTimeout(context.WithoutCancel(in.Context()), s.b.cfg.AckDeadline)
 	defer cancelMsg()
 	msg := outbound(msgCtx, in, d)
 	inDone := in.Context().Done()
