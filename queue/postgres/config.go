@@ -43,9 +43,8 @@ type Config struct {
 	// receive it again; this subscriber hands it out again only after the
 	// first handler has finished (an ack that arrives late is honoured:
 	// the redelivery is acked without being handed out). The handler's
-	// message context ends AckDeadline after the handler got the message;
-	// its failure then counts as an attempt (see retry.Middleware).
-	// Default 30s.
+	// message context ends then too; its failure then counts as an
+	// attempt (see retry.Middleware). Default 30s.
 	//
 	// It also bounds how long a subscription's transaction, which holds
 	// its group's lock, may stay idle: see HoldTimeout.

@@ -292,6 +292,13 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 // acked: then the row is deleted first and the count starts again at 1).
 func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out *outlet, acked **delivery) bool {
 	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
+	if in.Context().Err() != nil {
+		// watermill-sql gave the message up before it came here (its ack
+		// deadline passed meanwhile) and will hand it out again: an ack
+		// now would be ignored (and use up a late ack), a claim would
+		// count an attempt nobody makes.
+		return true
+	}
 	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
 		s.forgetAcked(ctx, acked, logger)
 		ackInner(in)
@@ -308,12 +315,6 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		return false
 	}
 
-	if in.Context().Err() != nil {
-		// watermill-sql gave the message up before it came here (its ack
-		// deadline passed meanwhile) and will hand it out again: a claim
-		// now would count an attempt nobody makes.
-		return true
-	}
 	s.keepTxAlive(in, g, logger)
 	bctx, cancel := detached(ctx)
 	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, *acked)
@@ -327,15 +328,16 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	}
 	*acked = nil // the claim deleted its row
 
-	// The handler's context ends AckDeadline after it gets the message,
-	// and at the latest when deliver returns: after the outcome, or when
-	// the subscriber gives the message up (cancelled: a withdrawal).
-	// Not with watermill-sql's, whose ack deadline runs from before the
-	// claim, across every resend of the message in its transaction: a
-	// handler could get a context already out of time, and its failure
-	// would count as an attempt (the retry middleware takes a deadline
-	// for the handler's own slowness).
-	msgCtx, cancelMsg := context.WithTimeout(context.WithoutCancel(in.Context()), s.b.cfg.AckDeadline)
+	// The handler's context ends with watermill-sql's, at the ack
+	// deadline, when watermill-sql gives the message up and another
+	// consumer of the group may take it over; and at the latest when
+	// deliver returns: after the outcome, or when the subscriber gives the
+	// message up (cancelled: a withdrawal). A failure at the deadline
+	// counts as an attempt (the retry middleware): the deadline's budget
+	// is spent by this message's own attempts in this transaction and the
+	// short delays between them; a longer delay outlasts it (recordNack),
+	// and the next attempt comes in a new transaction with a new budget.
+	msgCtx, cancelMsg := context.WithCancel(in.Context())
 	defer cancelMsg()
 	msg := outbound(msgCtx, in, d)
 	inDone := in.Context().Done()

@@ -204,10 +204,9 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		// delivery is released and comes back whatever this returns. A
 		// dead letter written now would stand beside a redelivery that
 		// may well succeed. A context that ran out of time (the
-		// PostgreSQL subscriber's ack deadline, from when the handler got
-		// the message) is the handler's own slowness: that failure counts
-		// as any other, or a handler that always outlives the deadline
-		// would come back for ever.
+		// PostgreSQL subscriber's ack deadline) is the message's own
+		// slowness: that failure counts as any other, or a handler that
+		// always outlives the deadline would come back for ever.
 		c.Logger.Info("Handler failed as its message was withdrawn; it will be delivered again", fields.Add(watermill.LogFields{"error": handlerErr.Error()}))
 		return handlerErr
 	}

@@ -147,18 +147,25 @@ func (s *Subscriber) handedOut(l lease, cancel context.CancelFunc) bool {
 	return true
 }
 
-// leaseLost forgets l, which is no longer extended, and ends the context
-// of its message if its handler runs: another consumer has the message
-// now, and this handler's outcome would not be recorded (its ack or nack
-// fails, fenced). A handler that heeds its context stops, and the retry
-// middleware takes its failure for a withdrawal, not an attempt to
-// dead-letter on.
-func (s *Subscriber) leaseLost(l lease) {
+// leasesLost forgets each lost lease, no longer to be extended, and ends
+// the context of its message if its handler runs: another consumer has
+// the message now, and this handler's outcome would not be recorded (its
+// ack or nack fails, fenced). A handler that heeds its context stops, and
+// the retry middleware takes its failure for a withdrawal, not an attempt
+// to dead-letter on. All of lost are forgotten before any handler is
+// cancelled: a handler that stops and frees its slot must not let a
+// buffered delivery among lost be handed out first.
+func (s *Subscriber) leasesLost(lost []lease) {
+	cancels := make([]context.CancelFunc, 0, len(lost))
 	s.mu.Lock()
-	cancel := s.held[l]
-	delete(s.held, l)
+	for _, l := range lost {
+		if cancel := s.held[l]; cancel != nil {
+			cancels = append(cancels, cancel)
+		}
+		delete(s.held, l)
+	}
 	s.mu.Unlock()
-	if cancel != nil {
+	for _, cancel := range cancels {
 		cancel()
 	}
 }
@@ -578,9 +585,9 @@ func (s *Subscriber) extendLeases() {
 			}
 			continue
 		}
+		s.leasesLost(op.lost)
 		for _, l := range op.lost {
-			s.logger.Info("Lease lost: another consumer has the message now; its handler here is cancelled", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
-			s.leaseLost(l)
+			s.logger.Info("Lease lost: another consumer has the message now; its handler here, if any, is cancelled", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
 		}
 	}
 }
