@@ -265,6 +265,13 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 }
 
 func (c *Client) problem(resp *http.Response, data []byte) error {
+	if resp.StatusCode < 400 {
+		// A redirect (not followed) or another status an API does not
+		// answer with: a bad gateway, not a status for the console to
+		// relay (a 3xx without its Location breaks the page).
+		return &Problem{Service: c.service, Status: http.StatusBadGateway, Title: "Unexpected answer",
+			Detail: fmt.Sprintf("%s %s: a redirect or other status the service's API never sends (%s)", resp.Request.Method, resp.Request.URL.Path, resp.Status)}
+	}
 	p := &Problem{}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt == "application/problem+json" || mt == "application/json" {

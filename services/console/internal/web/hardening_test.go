@@ -72,8 +72,11 @@ func TestUpstreamRedirectsAreNotFollowed(t *testing.T) {
 	t.Cleanup(redirecting.Close)
 	e := newEnv(t, func(c *Config) { c.PaymentURL = redirecting.URL })
 	c := newClient(t, e.srv)
-	mustContain(t, "/faults", c.get("/faults", false).Body, "payment answered 302")
-	c.post("/faults/payment/poison", map[string][]string{"preset": {"true"}}, true)
+	// Shown as a bad answer, not relayed as a 302 without its Location.
+	mustContain(t, "/faults", c.get("/faults", false).Body, "a redirect or other status the service&#39;s API never sends (302 Found)")
+	if r := c.post("/faults/payment/poison", map[string][]string{"preset": {"true"}}, true); r.Code < 400 {
+		t.Errorf("setting a flag on a redirecting service: got %d, want an error status (a 3xx relayed without its Location breaks the page)", r.Code)
+	}
 	if n := followed.Load(); n != 0 {
 		t.Errorf("requests that followed the redirect: got %d, want 0", n)
 	}
