@@ -304,7 +304,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		ackInner(in)
 		return true
 	}
-	if s.takeLateAck(topic, in.UUID) {
+	if s.takeLateAck(topic, in) {
 		s.forgetAcked(ctx, acked, logger)
 		ackInner(in)
 		return true
@@ -441,7 +441,7 @@ func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Me
 	cancel()
 	// Too late for this transaction: remember the ack so that the
 	// redelivery is acked without a handler.
-	s.addLateAck(topic, in.UUID)
+	s.addLateAck(topic, in)
 }
 
 // recordNack records the handler's nack and reports whether the relay
@@ -515,7 +515,7 @@ func (s *subscriber) unclaim(ctx context.Context, d delivery, logger watermill.L
 // consumer of the group.
 const lateAckTTL = 10 * time.Minute
 
-func (s *subscriber) addLateAck(topic, uuid string) {
+func (s *subscriber) addLateAck(topic string, msg *message.Message) {
 	s.lateMu.Lock()
 	defer s.lateMu.Unlock()
 	now := time.Now()
@@ -524,16 +524,25 @@ func (s *subscriber) addLateAck(topic, uuid string) {
 			delete(s.lateAcks, k)
 		}
 	}
-	s.lateAcks[topic+"\x00"+uuid] = now
+	s.lateAcks[lateAckKey(topic, msg)] = now
 }
 
-func (s *subscriber) takeLateAck(topic, uuid string) bool {
+func (s *subscriber) takeLateAck(topic string, msg *message.Message) bool {
 	s.lateMu.Lock()
 	defer s.lateMu.Unlock()
-	k := topic + "\x00" + uuid
+	k := lateAckKey(topic, msg)
 	_, ok := s.lateAcks[k]
 	delete(s.lateAcks, k)
 	return ok
+}
+
+// lateAckKey names the redelivery a late ack is for: the message on topic,
+// and whether it is a dead letter's replay (for which group), as the
+// redelivery carries the same. A replay keeps its message's id, so a late
+// ack whose redelivery went to another consumer of the group must not ack
+// a replay of that message that comes here later.
+func lateAckKey(topic string, msg *message.Message) string {
+	return topic + "\x00" + msg.UUID + "\x00" + msg.Metadata.Get(backend.MetadataReplayForGroup)
 }
 
 // outbound is the message handed to the handler: a copy of watermill-sql's
