@@ -292,6 +292,58 @@ func TestAttemptCountSurvivesARestartOfTheConsumer(t *testing.T) {
 	}
 }
 
+// Stats show the highest attempt among a group's messages not yet acked,
+// the number an operator watches for a message redelivered again and
+// again (docs/running.md: a handler that takes its process down).
+func TestStatsShowTheHighestAttemptOfAGroup(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "stats_attempt") },
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			q := openURL(t, url(t))
+			seen := make(chan string, 100)
+			r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: retry.Config{MaxAttempts: 100, InitialInterval: 20 * time.Millisecond, MaxInterval: 20 * time.Millisecond}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Handle("h", "jobs", func(msg *message.Message) error {
+				if msg.UUID == "ok-1" {
+					return nil
+				}
+				seen <- msg.Metadata.Get(backend.MetadataAttempt)
+				return errors.New("still broken")
+			})
+			if err := q.Publisher().Publish("jobs", message.NewMessage("ok-1", []byte("x")), message.NewMessage("job-1", []byte("x"))); err != nil {
+				t.Fatal(err)
+			}
+			runRouter(t, r)
+			for got := ""; got != "3"; {
+				select {
+				case got = <-seen:
+				case <-time.After(15 * time.Second):
+					t.Fatal("no third attempt within 15s")
+				}
+			}
+			waitFor(t, "stats showing attempt 3 or more", func() bool {
+				stats, err := q.Backend().Inspector().Stats(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range stats {
+					for _, g := range s.Groups {
+						if s.Topic == "jobs" && g.ConsumerGroup == "g" {
+							return g.MaxAttempt >= 3
+						}
+					}
+				}
+				return false
+			})
+		})
+	}
+}
+
 func TestReplayedDeadLetterReachesOnlyItsGroupWithAttemptsReset(t *testing.T) {
 	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
 	var mu sync.Mutex

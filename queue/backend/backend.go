@@ -223,6 +223,13 @@ type GroupStats struct {
 	OldestAge time.Duration `json:"oldest_age_ns"`
 	// Retrying is how many wait for a retry after a failure.
 	Retrying int64 `json:"retrying"`
+	// MaxAttempt is the highest delivery attempt among the messages the
+	// group has not acked (0 when none was delivered yet). One that keeps
+	// climbing while Depth does not fall is a message delivered again and
+	// again without an outcome: its handler takes the consumer's process
+	// down with it, which the retries and the dead-letter queue cannot
+	// see. Backends that keep no attempts (in-process) leave it 0.
+	MaxAttempt int64 `json:"max_attempt"`
 }
 
 // MaxTopicLength bounds topic names so that every backend can store them:

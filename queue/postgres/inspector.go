@@ -131,7 +131,8 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 	rows, err = tx.QueryContext(ctx, `
 		SELECT consumer_group,
 			count(*) FILTER (WHERE in_flight),
-			count(*) FILTER (WHERE NOT in_flight AND first_failed_at IS NOT NULL)
+			count(*) FILTER (WHERE NOT in_flight AND first_failed_at IS NOT NULL),
+			COALESCE(max(attempts), 0)
 		FROM queue_delivery_attempts WHERE topic = $1
 		GROUP BY consumer_group`, topic)
 	if err != nil {
@@ -140,10 +141,10 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			group              string
-			inFlight, retrying int64
+			group                          string
+			inFlight, retrying, maxAttempt int64
 		)
-		if err := rows.Scan(&group, &inFlight, &retrying); err != nil {
+		if err := rows.Scan(&group, &inFlight, &retrying, &maxAttempt); err != nil {
 			return ts, fmt.Errorf("read deliveries: %w", err)
 		}
 		idx, ok := byGroup[group]
@@ -154,6 +155,7 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 		}
 		ts.Groups[idx].InFlight = inFlight
 		ts.Groups[idx].Retrying = retrying
+		ts.Groups[idx].MaxAttempt = maxAttempt
 	}
 	if err := rows.Err(); err != nil {
 		return ts, fmt.Errorf("read deliveries: %w", err)

@@ -90,13 +90,14 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 	}
 	rows.Close()
 	rows, err = tx.QueryContext(ctx, `
-		SELECT g.topic, g.consumer_group, g.depth, g.in_flight, g.retrying,
+		SELECT g.topic, g.consumer_group, g.depth, g.in_flight, g.retrying, g.max_attempt,
 			(SELECT m.created_at FROM queue_messages m WHERE m.id = g.oldest_id)
 		FROM (
 			SELECT s.topic, s.consumer_group,
 				COUNT(d.message_id) AS depth,
 				COALESCE(SUM(d.in_flight = 1 AND d.visible_at > ?), 0) AS in_flight,
 				COALESCE(SUM(d.in_flight = 0 AND d.visible_at > ?), 0) AS retrying,
+				COALESCE(MAX(d.attempts), 0) AS max_attempt,
 				MIN(d.message_id) AS oldest_id
 			FROM queue_subscriptions s
 			LEFT JOIN queue_deliveries d ON d.topic = s.topic AND d.consumer_group = s.consumer_group
@@ -111,7 +112,7 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 		var t string
 		var g backend.GroupStats
 		var oldest *int64
-		if err := rows.Scan(&t, &g.ConsumerGroup, &g.Depth, &g.InFlight, &g.Retrying, &oldest); err != nil {
+		if err := rows.Scan(&t, &g.ConsumerGroup, &g.Depth, &g.InFlight, &g.Retrying, &g.MaxAttempt, &oldest); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
 		if oldest != nil {
