@@ -158,11 +158,13 @@ func TestQueueStats(t *testing.T) {
 		if r.Code != http.StatusOK {
 			t.Fatalf("topics: got %d, want 200", r.Code)
 		}
-		if strings.Contains(r.Body, `data-topic="inventory.commands"`) && strings.Contains(r.Body, `data-group="inventory"`) && strings.Contains(r.Body, `data-depth="1"`) {
+		// The subscriber claimed m-1 (attempt 1) and holds it unhandled.
+		if strings.Contains(r.Body, `data-topic="inventory.commands"`) && strings.Contains(r.Body, `data-group="inventory"`) &&
+			strings.Contains(r.Body, `data-depth="1"`) && strings.Contains(r.Body, `data-max-attempt="1"`) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("topics: no inventory group with one message waiting:\n%s", r.Body)
+			t.Fatalf("topics: no inventory group with one message waiting, at attempt 1:\n%s", r.Body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
