@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -149,10 +148,9 @@ type Config struct {
 	// before it looks again unwoken (default a second); tests lengthen it
 	// to see that the change watcher wakes it.
 	waitSafetyNet time.Duration
-	// beforeLooking, when set, is called by the change watcher once a
-	// subscriber first waits, before the watcher first looks for changes
-	// (once: not again when file events fail and it polls instead); tests
-	// hold it to commit before the watch is in place.
+	// beforeLooking, when set, is called once by the change watcher when a
+	// subscriber first waits, before the watcher first looks for changes;
+	// tests hold it to commit before the watch is in place.
 	beforeLooking func()
 }
 
@@ -207,10 +205,6 @@ func (c *Config) setDefaults() {
 	}
 	if c.waitSafetyNet == 0 {
 		c.waitSafetyNet = time.Second
-	}
-	if f := c.beforeLooking; f != nil {
-		var once sync.Once
-		c.beforeLooking = func() { once.Do(f) }
 	}
 }
 

@@ -83,17 +83,7 @@ func TestALostLeaseEndsTheHandlersContext(t *testing.T) {
 	m := receive(t, msgs, "m-1")
 	defer m.Nack()
 
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	res, err := db.Exec(`UPDATE queue_deliveries SET lease_id = lease_id + 1000
-		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'm-1')`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n := giveOtherLeases(t, path, `WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'm-1')`); n != 1 {
 		t.Fatalf("deliveries of m-1 given another lease: got %d, want 1", n)
 	}
 	select {
@@ -119,16 +109,7 @@ func TestADeliveryWhoseLeaseIsLostInTheBufferIsNotHandedOut(t *testing.T) {
 	msgs := subscribeWorkers(t, b)
 	m1 := receive(t, msgs, "m-1")
 
-	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	res, err := db.Exec(`UPDATE queue_deliveries SET lease_id = lease_id + 1000`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n, _ := res.RowsAffected(); n != 2 {
+	if n := giveOtherLeases(t, path, ""); n != 2 {
 		t.Fatalf("deliveries given another lease: got %d, want 2 (m-1's and m-2's, both claimed)", n)
 	}
 	// Both leases are extended by one op: m-1's context ending says the
@@ -148,4 +129,26 @@ func TestADeliveryWhoseLeaseIsLostInTheBufferIsNotHandedOut(t *testing.T) {
 		}
 		m.Ack()
 	}
+}
+
+// giveOtherLeases changes the lease of the deliveries of the queue file at
+// path that where selects (all for ""), from another connection, as a
+// claim by another consumer after the leases ran out would; it returns how
+// many it changed.
+func giveOtherLeases(t *testing.T, path, where string) int64 {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE queue_deliveries SET lease_id = lease_id + 1000 ` + where)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -134,7 +133,7 @@ func TestLargeMessagesAreStoredInSmallerInserts(t *testing.T) {
 // for each so has them queued in that order.
 func awaitQueued(t *testing.T, b *Backend, n int64) {
 	t.Helper()
-	awaitCount(t, "requests handed to the writer", &b.writeCounts.queued, func(got int64) bool { return got == n })
+	waitFor(t, func() bool { return b.writeCounts.queued.Load() == n }, fmt.Sprintf("%d requests handed to the writer", n))
 }
 
 // awaitWriterBlocked waits until b's writer has found SQLite's lock taken
@@ -143,19 +142,7 @@ func awaitQueued(t *testing.T, b *Backend, n int64) {
 // once the lock is granted.
 func awaitWriterBlocked(t *testing.T, b *Backend, before int64) {
 	t.Helper()
-	awaitCount(t, "BEGINs kept out by another connection", &b.writeCounts.busyBegins, func(got int64) bool { return got > before })
-}
-
-// awaitCount polls c until done holds, for at most 10s.
-func awaitCount(t *testing.T, what string, c *atomic.Int64, done func(int64) bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !done(c.Load()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: still %d after 10s", what, c.Load())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitFor(t, func() bool { return b.writeCounts.busyBegins.Load() > before }, "the writer kept out of SQLite's lock")
 }
 
 // failingOp is an op that fails without touching the file.

@@ -566,6 +566,18 @@ func (w *broadcaster) Notify() {
 func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
 	defer b.loops.Done()
 	defer func() { _ = conn.Close() }()
+	// Nothing to look for until a subscriber of this process first waits:
+	// a process that only publishes or inspects the queue (queuectl, the
+	// console) would cost every other process's ring one more event, or
+	// poll for nobody.
+	select {
+	case <-ctx.Done():
+		return
+	case <-b.wake.Armed():
+	}
+	if b.cfg.beforeLooking != nil {
+		b.cfg.beforeLooking()
+	}
 	if !b.cfg.PollOnly {
 		err := b.watchFileEvents(ctx, conn)
 		if err == nil || ctx.Err() != nil {
@@ -587,20 +599,9 @@ const fileEventsSafetyNet = 250 * time.Millisecond
 // remove it, the watcher makes it again and watches the new one. A
 // process that does not ring the bell (an older version of this package)
 // wakes the others' subscribers only through the check of PRAGMA
-// data_version every fileEventsSafetyNet.
-//
-// The watch begins when a subscriber of this process first waits: a
-// process that only publishes or inspects the queue (queuectl, the
-// console) would cost every other process's ring one more event.
+// data_version every fileEventsSafetyNet. watchChanges calls it once a
+// subscriber of this process waits.
 func (b *Backend) watchFileEvents(ctx context.Context, conn *sql.Conn) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case <-b.wake.Armed():
-	}
-	if b.cfg.beforeLooking != nil {
-		b.cfg.beforeLooking()
-	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return err
@@ -734,9 +735,6 @@ func (b *Backend) pollChanges(ctx context.Context, conn *sql.Conn) {
 		case <-ctx.Done():
 			return
 		case <-b.wake.Armed():
-		}
-		if polls == 0 && b.cfg.beforeLooking != nil {
-			b.cfg.beforeLooking()
 		}
 		select {
 		case <-ctx.Done():
