@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
+	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -45,6 +48,8 @@ func TestHelperProcess(t *testing.T) {
 		err = helperConsumer(ctx)
 	case "worker":
 		err = helperWorker(ctx)
+	case "crasher":
+		err = helperCrasher(ctx)
 	case "open":
 		var q *queue.Queue
 		if q, err = queue.Open(ctx, queue.Config{URL: os.Getenv("QUEUE_HELPER_URL")}); err == nil {
@@ -96,6 +101,42 @@ func helperConsumer(ctx context.Context) error {
 		}
 		return appendLine(out, "done "+msg.UUID)
 	})
+	return r.Run(ctx)
+}
+
+// helperCrasher handles topics "jobs" and "other" for group "g", four
+// messages at a time, logging "start UUID ABANDONED" (the message's
+// backend.MetadataAbandoned, "-" when not set) and "done UUID" per
+// message. A message whose payload is "poison" takes the process down
+// instead, as a Go fatal error or an out-of-memory kill would: no error,
+// no panic, exit status 3.
+func helperCrasher(ctx context.Context) error {
+	q, err := queue.Open(ctx, queue.Config{URL: os.Getenv("QUEUE_URL"), Logger: watermill.NewStdLoggerWithOut(os.Stderr, false, false)})
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Concurrency: 4})
+	if err != nil {
+		return err
+	}
+	out := os.Getenv("OUT")
+	handle := func(msg *message.Message) error {
+		abandoned, ok := msg.Metadata[backend.MetadataAbandoned]
+		if !ok {
+			abandoned = "-"
+		}
+		if err := appendLine(out, "start "+msg.UUID+" "+abandoned); err != nil {
+			return err
+		}
+		if string(msg.Payload) == "poison" {
+			os.Exit(3)
+		}
+		time.Sleep(20 * time.Millisecond) // long enough to be running when the poison comes
+		return appendLine(out, "done "+msg.UUID)
+	}
+	r.Handle("jobs", "jobs", handle)
+	r.Handle("other", "other", handle)
 	return r.Run(ctx)
 }
 
@@ -378,6 +419,154 @@ func TestProcessesOpeningANewFileTogetherAllStart(t *testing.T) {
 		}
 		if pageSize != sqlite.PageSize {
 			t.Errorf("round %d: page_size of the new file: got %d, want %d", round, pageSize, sqlite.PageSize)
+		}
+	}
+}
+
+// A message that takes its consumer's process down every time (here it
+// exits; a Go fatal error or an out-of-memory kill would do the same) is
+// dead-lettered after it has done so while running alone in the process
+// twice (retry.Config.MaxAbandoned), instead of crashing it for ever; the
+// messages that ran beside it when it first crashed run alone next, go
+// through, and are not blamed. The consumer is a real process, restarted
+// after each crash as devrun would.
+func TestAMessageThatCrashesItsProcessIsDeadLetteredAfterThreeCrashes(t *testing.T) {
+	urls := map[string]func(t *testing.T) string{
+		// A short lease: the crashed process's messages come back soon.
+		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") + "?lease=1s" },
+		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "crashloop") },
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) { testCrashLoop(t, url(t)) })
+	}
+}
+
+func testCrashLoop(t *testing.T, url string) {
+	q := openURL(t, url)
+	register := func(topic string) {
+		t.Helper()
+		sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register("jobs")
+	register("other")
+	var innocents []string
+	publish := func(topic, uuid, payload string) {
+		t.Helper()
+		if err := q.Publisher().Publish(topic, message.NewMessage(uuid, []byte(payload))); err != nil {
+			t.Fatal(err)
+		}
+		if payload != "poison" {
+			innocents = append(innocents, uuid)
+		}
+	}
+	for i := range 3 {
+		publish("jobs", fmt.Sprintf("job-%d", i), "x")
+		publish("other", fmt.Sprintf("other-%d", i), "x")
+	}
+	publish("jobs", "poison", "poison")
+	for i := 3; i < 8; i++ {
+		publish("jobs", fmt.Sprintf("job-%d", i), "x")
+		publish("other", fmt.Sprintf("other-%d", i), "x")
+	}
+
+	out := filepath.Join(t.TempDir(), "handled.log")
+	done := func() bool {
+		lines := strings.Join(fileLines(out), "\n") + "\n"
+		for _, uuid := range innocents {
+			if !strings.Contains(lines, "done "+uuid+"\n") {
+				return false
+			}
+		}
+		dls, err := q.Backend().DeadLetters().List(context.Background(), backend.DeadLetterFilter{})
+		return err == nil && len(dls) > 0
+	}
+	crashes := 0
+	for !t.Failed() {
+		h := startHelper(t, "crasher", "QUEUE_URL="+url, "OUT="+out)
+		exited := make(chan error, 1)
+		go func() { exited <- h.cmd.Wait() }()
+		if crashed := superviseUntil(t, exited, done); !crashed {
+			if err := h.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-exited; err != nil {
+				t.Errorf("consumer stopped with %v, want a clean exit", err)
+			}
+			break
+		}
+		crashes++
+		if crashes > 3 {
+			t.Fatalf("the consumer crashed %d times, want the poison dead-lettered after its third crash", crashes)
+		}
+	}
+	if crashes != 3 {
+		t.Errorf("crashes: got %d, want 3 (once beside other messages, then twice alone)", crashes)
+	}
+
+	var poisonStarts []string
+	for _, l := range fileLines(out) {
+		if f := strings.Fields(l); f[0] == "start" && f[1] == "poison" {
+			poisonStarts = append(poisonStarts, f[2])
+		}
+	}
+	if got, want := strings.Join(poisonStarts, " "), "- 0 1"; got != want {
+		t.Errorf("the poison's runs, by its abandoned runs before each: got %q, want %q (once beside others, then alone twice)", got, want)
+	}
+	dls, err := q.Backend().DeadLetters().List(context.Background(), backend.DeadLetterFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dls) != 1 || dls[0].MessageUUID != "poison" {
+		var got []string
+		for _, dl := range dls {
+			got = append(got, dl.MessageUUID)
+		}
+		t.Fatalf("dead letters: got %v, want the poison only", got)
+	}
+	dl := dls[0]
+	if got, want := dl.Metadata[retry.MetadataDeadLetterReason], retry.ReasonAbandoned; got != want {
+		t.Errorf("dead letter reason: got %q, want %q", got, want)
+	}
+	if dl.Attempts != 4 || dl.Topic != "jobs" || dl.ConsumerGroup != "g" {
+		t.Errorf("dead letter: got attempts %d, topic %q, group %q; want 4, jobs, g", dl.Attempts, dl.Topic, dl.ConsumerGroup)
+	}
+	if !strings.Contains(dl.LastError, "abandoned 2 times") {
+		t.Errorf("dead letter error: got %q, want it to say the handling was abandoned 2 times", dl.LastError)
+	}
+	waitFor(t, "every delivery to be acked", func() bool {
+		return groupDepth(t, q, "jobs", "g") == 0 && groupDepth(t, q, "other", "g") == 0
+	})
+}
+
+// superviseUntil waits until the consumer exits (and reports true, after
+// checking that it crashed as the poison makes it: exit status 3) or until
+// done holds (and reports false).
+func superviseUntil(t *testing.T, exited <-chan error, done func() bool) bool {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(60 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+				t.Fatalf("consumer exited with %v, want exit status 3 (the poison's crash)", err)
+			}
+			return true
+		case <-tick.C:
+			if done() {
+				return false
+			}
+		case <-deadline:
+			t.Fatal("neither a crash nor every message settled within 60s")
 		}
 	}
 }

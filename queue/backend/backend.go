@@ -34,6 +34,17 @@ const (
 	// Dead-letter replay sets it so that a replay reaches only the group
 	// that failed.
 	MetadataReplayForGroup = "replay_for_group"
+	// MetadataAbandoned is set on a message whose previous delivery to
+	// this consumer group was abandoned: handed to a handler, then neither
+	// acked nor nacked, because the process died or froze (its lease ran
+	// out, or its transaction ended with its connection). Such a message
+	// runs alone in its process (see Backend); the value is how many of
+	// those runs alone were abandoned in a row before this delivery, "0"
+	// for the first. The retry middleware dead-letters the message once
+	// the count reaches its limit, so that a message that takes its
+	// process down (a fatal error, an out-of-memory kill) does not do so
+	// for ever.
+	MetadataAbandoned = "abandoned"
 )
 
 // ErrNotFound is returned when a dead letter (or another addressed record)
@@ -48,6 +59,13 @@ var ErrLeaseLost = errors.New("lease lost")
 // Backend is one queue store, opened from a queue URL. All methods are safe
 // for concurrent use. Close releases the store; subscribers and publishers
 // obtained from it must be closed first.
+//
+// A backend that can lose a handler's outcome to a crash (SQLite,
+// PostgreSQL) hands out a message whose previous delivery was abandoned
+// (MetadataAbandoned) only once no other handler of the backend's
+// subscribers runs, and runs none beside it: should it take the process
+// down again, no other message shares the blame. It records each such run
+// before the handler starts, so that the count survives the crash.
 type Backend interface {
 	// Publisher returns the backend's shared publisher. Publish returns
 	// only once the messages are durably stored.

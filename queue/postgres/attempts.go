@@ -16,8 +16,13 @@ import (
 type delivery struct {
 	topic, group, uuid string
 	attempt            int
-	firstFailedAt      sql.NullTime
-	lastError          string
+	// abandoned is set when the previous delivery was abandoned: claimed
+	// and never acked, nacked or unclaimed (its consumer died).
+	abandoned bool
+	// soloRuns counts the runs alone since the last failure recorded.
+	soloRuns      int
+	firstFailedAt sql.NullTime
+	lastError     string
 }
 
 // claimDelivery counts one more delivery of the message to the group and
@@ -41,7 +46,7 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 		}
 	}
 	began := time.Now() // a success counts from here (see publisher.Publish)
-	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError)
+	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError, &d.abandoned, &d.soloRuns)
 	if err != nil {
 		// Every delivery writes here first: a consumer that never
 		// publishes learns here that the server refuses writes.
@@ -57,8 +62,9 @@ const claimSQL = `
 		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at)
 	VALUES ($1, $2, $3, 1, true, now())
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
-	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now()
-	RETURNING attempts, first_failed_at, last_error`
+	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now(),
+		abandoned = queue_delivery_attempts.in_flight
+	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs`
 
 // claimAndForgetSQL is claimSQL that also deletes the row of message $4 at
 // attempt $5. The two touch different rows ($4 <> $3), as a data-modifying
@@ -114,11 +120,24 @@ func (b *Backend) forgetAckedDelivery(ctx context.Context, d delivery) error {
 func (b *Backend) failDelivery(ctx context.Context, d delivery, lastError string) error {
 	res, err := b.recordsDB.ExecContext(ctx, `
 		UPDATE queue_delivery_attempts
-		SET in_flight = false, last_error = $5,
+		SET in_flight = false, solo_runs = 0, last_error = $5,
 			first_failed_at = COALESCE(first_failed_at, now()), last_failed_at = now()
 		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
 		d.topic, d.group, d.uuid, d.attempt, lastError)
 	return fenced(res, err, "record failed delivery", d)
+}
+
+// recordSoloRun records that a delivery whose previous delivery was
+// abandoned is about to run alone in its process. The count is what the
+// next delivery reports, should this one be abandoned too; a failure
+// recorded resets it. It reports backend.ErrLeaseLost when a later
+// delivery has been claimed meanwhile.
+func (b *Backend) recordSoloRun(ctx context.Context, d delivery) error {
+	res, err := b.recordsDB.ExecContext(ctx, `
+		UPDATE queue_delivery_attempts SET solo_runs = solo_runs + 1
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
+		d.topic, d.group, d.uuid, d.attempt)
+	return fenced(res, err, "record solo run", d)
 }
 
 func fenced(res sql.Result, err error, what string, d delivery) error {

@@ -65,6 +65,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/internal/sologate"
 	"github.com/orderflow/orderflow/queue/writehealth"
 )
 
@@ -107,6 +108,8 @@ CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
 	message_uuid    TEXT NOT NULL,
 	attempts        INTEGER NOT NULL,
 	in_flight       BOOLEAN NOT NULL,
+	abandoned       BOOLEAN NOT NULL DEFAULT false,
+	solo_runs       INTEGER NOT NULL DEFAULT 0,
 	delivered_at    TIMESTAMPTZ NOT NULL,
 	first_failed_at TIMESTAMPTZ,
 	last_failed_at  TIMESTAMPTZ,
@@ -130,6 +133,34 @@ CREATE TABLE IF NOT EXISTS queue_dead_letters (
 CREATE INDEX IF NOT EXISTS queue_dead_letters_topic_idx ON queue_dead_letters (topic, consumer_group);
 `
 
+// addedColumns are the columns added to the schema's tables since the
+// first release, which queues made before have not: table, column and its
+// definition.
+var addedColumns = [][3]string{
+	{"queue_delivery_attempts", "abandoned", "BOOLEAN NOT NULL DEFAULT false"},
+	{"queue_delivery_attempts", "solo_runs", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// addMissingColumns adds addedColumns to an older queue. It looks first:
+// an ALTER TABLE, even one that changes nothing, waits for every
+// transaction using the table and makes every later one wait for it.
+func addMissingColumns(ctx context.Context, tx *sql.Tx) error {
+	for _, c := range addedColumns {
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, c[0], c[1]).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("look for column %s.%s: %w", c[0], c[1], err)
+		}
+		if n == 0 {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+c[0]+` ADD COLUMN `+c[1]+` `+c[2]); err != nil {
+				return fmt.Errorf("add column %s.%s: %w", c[0], c[1], err)
+			}
+		}
+	}
+	return nil
+}
+
 // Backend is the PostgreSQL queue store. It implements backend.Backend.
 type Backend struct {
 	cfg   Config
@@ -139,9 +170,13 @@ type Backend struct {
 	// SynchronousDeliveryRecords, otherwise a pool whose sessions have
 	// synchronous_commit=off.
 	recordsDB *sql.DB
-	schema    wsql.DefaultPostgreSQLSchema
-	offsets   offsetsAdapter
-	pub       *publisher
+
+	// solo lets a message whose previous delivery was abandoned run
+	// alone among the handlers of this backend's subscribers.
+	solo    *sologate.Gate
+	schema  wsql.DefaultPostgreSQLSchema
+	offsets offsetsAdapter
+	pub     *publisher
 
 	topicsMu sync.Mutex
 	topics   map[string]bool // tables created and topic registered
@@ -197,6 +232,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 		topics: make(map[string]bool),
 		subs:   make(map[*subscriber]struct{}),
 		pubs:   make(map[*publisher]struct{}),
+		solo:   sologate.New(),
 	}
 	b.recordsDB = b.db
 	if !cfg.SynchronousDeliveryRecords {
@@ -221,8 +257,10 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 			return nil, fmt.Errorf("open postgres queue %s: %w", where, err)
 		}
 	} else if err := b.ddl(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, schemaSQL)
-		return err
+		if _, err := tx.ExecContext(ctx, schemaSQL); err != nil {
+			return err
+		}
+		return addMissingColumns(ctx, tx)
 	}); err != nil {
 		b.closeDBs()
 		return nil, fmt.Errorf("open postgres queue: create tables: %w", err)

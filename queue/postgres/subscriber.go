@@ -345,6 +345,18 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		s.unclaim(ctx, d, logger)
 		return false
 	}
+	releaseSolo, err := s.admit(ctx, in, d)
+	if err != nil {
+		if errors.Is(err, errNotAdmitted) {
+			logger.Error("Cannot record a run alone, nacking", err, nil)
+			in.Nack()
+			return true
+		}
+		s.unclaim(ctx, d, logger)
+		// Stopping, or nobody took it before the ack deadline (see below).
+		return !s.stopping(ctx)
+	}
+	defer releaseSolo()
 	select {
 	case out.ch <- msg:
 	case <-ctx.Done():
@@ -373,7 +385,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			return true
 
 		case <-msg.Nacked():
-			return s.recordNack(ctx, in, msg, d, logger)
+			return s.recordNack(ctx, in, msg, d, logger, releaseSolo)
 
 		case <-inDone:
 			inDone = nil // deadline passed; keep waiting for the handler
@@ -390,7 +402,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			case <-msg.Acked():
 				s.recordAck(ctx, topic, in, d, inDone != nil, acked, logger)
 			case <-msg.Nacked():
-				s.recordNack(ctx, in, msg, d, logger)
+				s.recordNack(ctx, in, msg, d, logger, releaseSolo)
 			default:
 				// Given up: the handler's context is cancelled; should
 				// it still finish, unrecorded, the message comes back
@@ -399,6 +411,49 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			return false
 		}
 	}
+}
+
+// errNotAdmitted says that admit could not record a run alone.
+var errNotAdmitted = errors.New("run alone not recorded")
+
+// admit waits until d may be handed out and returns what lets the other
+// handlers on once d's outcome is recorded: a share of the backend's gate,
+// or, when d's previous delivery was abandoned, the whole gate, so that d
+// runs alone (see backend.Backend), with the run recorded first. It fails
+// with the context's error when ctx ends, the subscriber closes or in's
+// ack deadline passes first, and with errNotAdmitted when the run cannot
+// be recorded: the delivery, still counted as abandoned, is then nacked
+// for another try.
+//
+// A run recorded and then not made (nobody takes the message before its
+// deadline, or the subscriber stops) still counts. That is rare, and errs
+// towards dead-lettering sooner, which a replay undoes.
+func (s *subscriber) admit(ctx context.Context, in *message.Message, d delivery) (release func(), err error) {
+	wait, cancel := context.WithCancel(in.Context())
+	defer cancel()
+	stopWaiting := context.AfterFunc(ctx, cancel)
+	defer stopWaiting()
+	go func() { // the goroutine ends with wait, at the latest on return
+		select {
+		case <-s.closing:
+			cancel()
+		case <-wait.Done():
+		}
+	}()
+	if !d.abandoned {
+		return s.b.solo.Share(wait)
+	}
+	release, err = s.b.solo.Alone(wait)
+	if err != nil {
+		return nil, err
+	}
+	bctx, cancelRecord := detached(ctx)
+	defer cancelRecord()
+	if err := s.b.recordSoloRun(bctx, d); err != nil {
+		release()
+		return nil, fmt.Errorf("%w: %w", errNotAdmitted, err)
+	}
+	return release, nil
 }
 
 // keepTxAlive sends a no-op statement in watermill-sql's transaction,
@@ -428,7 +483,21 @@ func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.
 
 // recordAck records the handler's ack: in watermill-sql's transaction
 // while it still waits for the message (inTime), otherwise as a late ack.
+//
+// The ack of a message that ran alone deletes its row at once, before the
+// other handlers go on: should the process die once they run, before
+// watermill-sql's transaction commits, the message comes back as a new
+// delivery (the inbox drops it), not as one more abandoned run.
 func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Message, d delivery, inTime bool, acked **delivery, logger watermill.LoggerAdapter) {
+	if inTime && in.Context().Err() == nil && d.abandoned {
+		bctx, cancel := detached(ctx)
+		if err := s.b.ackDelivery(bctx, d); err != nil {
+			logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+		}
+		cancel()
+		ackInner(in)
+		return
+	}
 	if inTime && in.Context().Err() == nil {
 		*acked = &d
 		ackInner(in)
@@ -447,8 +516,8 @@ func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Me
 // recordNack records the handler's nack and reports whether the relay
 // should go on: the same subscription hands the message out again after
 // its delay, unless it is stopping (the message is then left to the next
-// batch).
-func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d delivery, logger watermill.LoggerAdapter) bool {
+// batch). It calls recorded once the nack is recorded, before the delay.
+func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d delivery, logger watermill.LoggerAdapter, recorded func()) bool {
 	lastErr := msg.Metadata.Get(backend.MetadataLastError)
 	if lastErr == "" {
 		lastErr = "message nacked"
@@ -458,6 +527,7 @@ func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d
 		logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	cancel()
+	recorded()
 	if s.stopping(ctx) {
 		return false
 	}
@@ -554,6 +624,10 @@ func outbound(ctx context.Context, in *message.Message, d delivery) *message.Mes
 	msg.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(d.attempt))
 	delete(msg.Metadata, backend.MetadataFirstFailedAt)
 	delete(msg.Metadata, backend.MetadataLastError)
+	delete(msg.Metadata, backend.MetadataAbandoned)
+	if d.abandoned {
+		msg.Metadata.Set(backend.MetadataAbandoned, strconv.Itoa(d.soloRuns))
+	}
 	if d.firstFailedAt.Valid {
 		msg.Metadata.Set(backend.MetadataFirstFailedAt, formatTime(d.firstFailedAt.Time))
 		msg.Metadata.Set(backend.MetadataLastError, d.lastError)

@@ -71,8 +71,21 @@ func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 // Metadata keys the middleware writes on a dead-lettered message's copy.
 const (
 	// MetadataDeadLetterReason says why the message was given up:
-	// "max attempts" or "permanent".
+	// ReasonMaxAttempts, ReasonPermanent or ReasonAbandoned.
 	MetadataDeadLetterReason = "dead_letter_reason"
+)
+
+// Dead-letter reasons (MetadataDeadLetterReason).
+const (
+	// ReasonMaxAttempts: the handler failed on every one of MaxAttempts
+	// attempts.
+	ReasonMaxAttempts = "max attempts"
+	// ReasonPermanent: the handler returned an ErrPermanent error.
+	ReasonPermanent = "permanent"
+	// ReasonAbandoned: the message's handling was abandoned MaxAbandoned
+	// times in a row while it ran alone in its process (see
+	// backend.MetadataAbandoned): it takes its process down.
+	ReasonAbandoned = "abandoned"
 )
 
 // Config configures the middleware. Middleware calls setDefaults and panics
@@ -86,6 +99,14 @@ type Config struct {
 	// MaxAttempts is how many times a message is handled before it is
 	// dead-lettered. Default 5.
 	MaxAttempts int
+	// MaxAbandoned is how many runs of a message alone in its process
+	// may be abandoned in a row (the process died or froze before the
+	// handler's outcome) before the message is dead-lettered, unhandled,
+	// instead of being run again. The run that first abandons a message
+	// is not counted: other messages ran beside it. Default 2: a message
+	// that takes its process down is dead-lettered after its third crash
+	// (devrun's restart limit allows three crashes within 30 s).
+	MaxAbandoned int
 	// InitialInterval is the delay after the first failure; each further
 	// failure multiplies it by Multiplier, up to MaxInterval. Defaults
 	// 100ms, 2, 30s.
@@ -111,6 +132,9 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
+	}
+	if c.MaxAbandoned == 0 {
+		c.MaxAbandoned = 2
 	}
 	if c.InitialInterval == 0 {
 		c.InitialInterval = 100 * time.Millisecond
@@ -147,6 +171,9 @@ func (c Config) Validate() error {
 	if c.MaxAttempts < 1 {
 		errs = append(errs, errors.New("max attempts must be at least 1"))
 	}
+	if c.MaxAbandoned < 1 {
+		errs = append(errs, errors.New("max abandoned must be at least 1"))
+	}
 	if c.InitialInterval < 0 || c.MaxInterval < c.InitialInterval {
 		errs = append(errs, errors.New("intervals must satisfy 0 <= initial <= max"))
 	}
@@ -177,6 +204,9 @@ func Middleware(cfg Config) message.HandlerMiddleware {
 	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
+			if n, err := strconv.Atoi(msg.Metadata.Get(backend.MetadataAbandoned)); err == nil && n >= cfg.MaxAbandoned {
+				return nil, cfg.abandoned(msg, n)
+			}
 			produced, err := h(msg)
 			if err == nil {
 				return produced, nil
@@ -190,13 +220,7 @@ func Middleware(cfg Config) message.HandlerMiddleware {
 // returns nil (ack) once the message is safely dead-lettered, and an error
 // (nack) otherwise.
 func (c Config) failed(msg *message.Message, handlerErr error) error {
-	attempt := 1
-	if n, err := strconv.Atoi(msg.Metadata.Get(backend.MetadataAttempt)); err == nil && n > 0 {
-		attempt = n
-	}
-	topic := message.SubscribeTopicFromCtx(msg.Context())
-	fields := watermill.LogFields{"message_uuid": msg.UUID, "topic": topic, "consumer_group": c.ConsumerGroup, "attempt": attempt}
-	now := c.now().UTC()
+	attempt, topic, fields := c.describe(msg)
 
 	if err := msg.Context().Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		// The message's context was cancelled (the subscriber is closing,
@@ -225,10 +249,41 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		return handlerErr
 	}
 
-	reason := "max attempts"
+	reason := ReasonMaxAttempts
 	if permanent {
-		reason = "permanent"
+		reason = ReasonPermanent
 	}
+	return c.deadLetter(msg, reason, handlerErr, attempt, fields)
+}
+
+// abandoned dead-letters a message whose runs alone were abandoned n times
+// in a row, without handling it again.
+func (c Config) abandoned(msg *message.Message, n int) error {
+	attempt, _, fields := c.describe(msg)
+	text := fmt.Sprintf("handling abandoned %d times in a row while the message ran alone in its process "+
+		"(the process exited or froze before the handler returned); not handled again", n)
+	if last := msg.Metadata.Get(backend.MetadataLastError); last != "" {
+		text += "; the last error a handler returned: " + last
+	}
+	return c.deadLetter(msg, ReasonAbandoned, errors.New(text), attempt, fields)
+}
+
+// describe returns the message's attempt (1 when not set), its topic, and
+// the log fields naming it.
+func (c Config) describe(msg *message.Message) (attempt int, topic string, fields watermill.LogFields) {
+	attempt = 1
+	if n, err := strconv.Atoi(msg.Metadata.Get(backend.MetadataAttempt)); err == nil && n > 0 {
+		attempt = n
+	}
+	topic = message.SubscribeTopicFromCtx(msg.Context())
+	return attempt, topic, watermill.LogFields{"message_uuid": msg.UUID, "topic": topic, "consumer_group": c.ConsumerGroup, "attempt": attempt}
+}
+
+// deadLetter stores msg as a dead letter and returns nil (ack), or an
+// error (nack, with a backoff) when the store refuses it.
+func (c Config) deadLetter(msg *message.Message, reason string, handlerErr error, attempt int, fields watermill.LogFields) error {
+	topic := message.SubscribeTopicFromCtx(msg.Context())
+	now := c.now().UTC()
 	first := now
 	if t, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(backend.MetadataFirstFailedAt)); err == nil {
 		first = t
@@ -286,7 +341,7 @@ func originalMetadata(m message.Metadata) map[string]string {
 func IsDeliveryKey(k string) bool {
 	switch k {
 	case backend.MetadataAttempt, backend.MetadataFirstFailedAt, backend.MetadataLastError,
-		backend.MetadataReplayForGroup, delay.DelayedForKey, delay.DelayedUntilKey:
+		backend.MetadataReplayForGroup, backend.MetadataAbandoned, delay.DelayedForKey, delay.DelayedUntilKey:
 		return true
 	}
 	return strings.HasPrefix(k, "_watermill")

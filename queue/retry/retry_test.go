@@ -55,9 +55,9 @@ func TestPermanentIsRecognisedThroughWrapping(t *testing.T) {
 }
 
 func TestValidateNamesEveryProblem(t *testing.T) {
-	c := Config{MaxAttempts: -1, Multiplier: 0.5, Jitter: 1, InitialInterval: time.Second, MaxInterval: time.Millisecond}
+	c := Config{MaxAttempts: -1, MaxAbandoned: -1, Multiplier: 0.5, Jitter: 1, InitialInterval: time.Second, MaxInterval: time.Millisecond}
 	err := c.Validate()
-	for _, want := range []string{"consumer group", "dead-letter store", "max attempts", "intervals", "multiplier", "jitter"} {
+	for _, want := range []string{"consumer group", "dead-letter store", "max attempts", "max abandoned", "intervals", "multiplier", "jitter"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate: got %v, want it to mention %q", err, want)
 		}
@@ -65,7 +65,7 @@ func TestValidateNamesEveryProblem(t *testing.T) {
 }
 
 func TestDeliveryKeysAreNotPartOfTheMessage(t *testing.T) {
-	for _, k := range []string{"attempt", "first_failed_at", "last_error", "replay_for_group", "_watermill_delayed_for", "_watermill_anything"} {
+	for _, k := range []string{"attempt", "first_failed_at", "last_error", "replay_for_group", "abandoned", "_watermill_delayed_for", "_watermill_anything"} {
 		if !IsDeliveryKey(k) {
 			t.Errorf("IsDeliveryKey(%q): got false, want true", k)
 		}
@@ -197,11 +197,74 @@ func TestFailureAfterTheMessagesDeadlineCountsAsAnAttempt(t *testing.T) {
 type countingStore struct {
 	backend.DeadLetterStore
 	puts int
+	last backend.DeadLetter
 }
 
-func (s *countingStore) Put(context.Context, backend.DeadLetter) error {
+func (s *countingStore) Put(_ context.Context, dl backend.DeadLetter) error {
 	s.puts++
+	s.last = dl
 	return nil
+}
+
+// A message whose runs alone were abandoned MaxAbandoned times in a row
+// (it takes its process down) is dead-lettered without being handled
+// again; one abandoned fewer times is handled.
+func TestMessageAbandonedTooOftenIsDeadLetteredUnhandled(t *testing.T) {
+	tests := []struct {
+		abandoned   string // backend.MetadataAbandoned; "" when not set
+		wantHandled bool
+	}{
+		{abandoned: "", wantHandled: true},
+		{abandoned: "0", wantHandled: true},
+		{abandoned: "2", wantHandled: true},
+		{abandoned: "3", wantHandled: false},
+		{abandoned: "4", wantHandled: false},
+	}
+	for _, tc := range tests {
+		t.Run("abandoned="+tc.abandoned, func(t *testing.T) {
+			store := &countingStore{}
+			handled := false
+			h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAbandoned: 3})(
+				func(*message.Message) ([]*message.Message, error) {
+					handled = true
+					return nil, nil
+				})
+			msg := message.NewMessage("m-1", []byte("x"))
+			msg.Metadata.Set("type", "payment.charge")
+			msg.Metadata.Set(backend.MetadataAttempt, "6")
+			msg.Metadata.Set(backend.MetadataLastError, "gateway timeout")
+			if tc.abandoned != "" {
+				msg.Metadata.Set(backend.MetadataAbandoned, tc.abandoned)
+			}
+			if _, err := h(msg); err != nil {
+				t.Fatalf("handler: got %v, want nil (ack)", err)
+			}
+			if handled != tc.wantHandled {
+				t.Fatalf("handled: got %v, want %v", handled, tc.wantHandled)
+			}
+			if tc.wantHandled {
+				if store.puts != 0 {
+					t.Errorf("dead letters written: got %d, want 0", store.puts)
+				}
+				return
+			}
+			dl := store.last
+			if store.puts != 1 || dl.Metadata[MetadataDeadLetterReason] != ReasonAbandoned {
+				t.Fatalf("dead letters: got %d with reason %q, want 1 with %q", store.puts, dl.Metadata[MetadataDeadLetterReason], ReasonAbandoned)
+			}
+			if dl.Attempts != 6 {
+				t.Errorf("dead letter attempts: got %d, want 6", dl.Attempts)
+			}
+			for _, want := range []string{"abandoned " + tc.abandoned + " times", "ran alone", "gateway timeout"} {
+				if !strings.Contains(dl.LastError, want) {
+					t.Errorf("dead letter error: got %q, want it to contain %q", dl.LastError, want)
+				}
+			}
+			if _, ok := dl.Metadata[backend.MetadataAbandoned]; ok || dl.Metadata["type"] != "payment.charge" {
+				t.Errorf("dead letter metadata: got %v, want the message's own keys without the delivery's", dl.Metadata)
+			}
+		})
+	}
 }
 
 // A failure that says the consumer is unavailable (its own database full)

@@ -160,9 +160,14 @@ func (op *subscribeOp) apply(ctx context.Context, w *writeTx) error {
 
 // claimed is one delivery a claim took, with the lease that fences it.
 type claimed struct {
-	messageID     int64
-	attempts      int
-	leaseID       int64
+	messageID int64
+	attempts  int
+	leaseID   int64
+	// abandoned is set when the previous delivery was abandoned: its
+	// lease ran out while in flight (its consumer died or froze).
+	abandoned bool
+	// soloRuns counts the runs alone since the last failure recorded.
+	soloRuns      int
 	firstFailedAt sql.NullInt64
 	lastError     sql.NullString
 }
@@ -192,7 +197,7 @@ func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	// and mattn/go-sqlite3 clears them after every run. With "+" the
 	// planner does not look; the plan is the same.
 	rows, err := w.query(ctx, `
-		SELECT message_id, attempts, lease_id, first_failed_at, last_error FROM queue_deliveries
+		SELECT message_id, attempts, lease_id, in_flight, solo_runs, first_failed_at, last_error FROM queue_deliveries
 		WHERE topic = +? AND consumer_group = +? AND visible_at <= ?
 		ORDER BY message_id LIMIT +?`,
 		op.topic, op.group, w.now, op.limit)
@@ -202,7 +207,7 @@ func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	defer rows.Close()
 	for rows.Next() {
 		var c claimed
-		if err := rows.Scan(&c.messageID, &c.attempts, &c.leaseID, &c.firstFailedAt, &c.lastError); err != nil {
+		if err := rows.Scan(&c.messageID, &c.attempts, &c.leaseID, &c.abandoned, &c.soloRuns, &c.firstFailedAt, &c.lastError); err != nil {
 			return fmt.Errorf("claim deliveries: %w", err)
 		}
 		c.attempts++ // as the UPDATE below sets them
@@ -312,13 +317,25 @@ type nackOp struct {
 func (op *nackOp) apply(ctx context.Context, w *writeTx) error {
 	res, err := w.exec(ctx, `
 		UPDATE queue_deliveries
-		SET visible_at = ?, in_flight = 0, last_error = ?, first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?
+		SET visible_at = ?, in_flight = 0, solo_runs = 0, last_error = ?, first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?
 		WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
 		w.now+op.delayMs, op.lastError, w.now, w.now, op.topic, op.group, op.messageID, op.leaseID)
 	if err == nil {
 		w.published = true
 	}
 	return fenced(res, err, "nack", op.lease)
+}
+
+// soloRunOp records that a delivery whose previous delivery was abandoned
+// is about to run alone in its process, if the lease is still ours. The
+// count is what the next delivery reports as abandoned runs, should this
+// one be abandoned too; a nack resets it.
+type soloRunOp struct{ lease }
+
+func (op *soloRunOp) apply(ctx context.Context, w *writeTx) error {
+	res, err := w.exec(ctx, `UPDATE queue_deliveries SET solo_runs = solo_runs + 1 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
+		op.topic, op.group, op.messageID, op.leaseID)
+	return fenced(res, err, "record solo run of", op.lease)
 }
 
 // releaseOp gives back deliveries this consumer claimed but never handed to

@@ -40,6 +40,7 @@ import (
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/internal/sologate"
 	"github.com/orderflow/orderflow/queue/sqlitefile"
 	"github.com/orderflow/orderflow/queue/writehealth"
 )
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS queue_deliveries (
 	attempts        INTEGER NOT NULL DEFAULT 0,
 	lease_id        INTEGER NOT NULL DEFAULT 0,
 	in_flight       INTEGER NOT NULL DEFAULT 0,
+	solo_runs       INTEGER NOT NULL DEFAULT 0,
 	first_failed_at INTEGER,
 	last_failed_at  INTEGER,
 	last_error      TEXT,
@@ -120,6 +122,10 @@ type Backend struct {
 	bell *changeBell
 
 	publisher *Publisher
+
+	// solo lets a message whose previous delivery was abandoned run
+	// alone among the handlers of this backend's subscribers.
+	solo *sologate.Gate
 
 	// stop ends the background goroutines; done waits for them.
 	stop    context.CancelFunc
@@ -250,6 +256,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		readDB:  readDB,
 		writes:  make(chan writeRequest, 4096),
 		wake:    newBroadcaster(),
+		solo:    sologate.New(),
 		stop:    stop,
 		subs:    map[*Subscriber]struct{}{},
 
@@ -357,8 +364,36 @@ func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 	if _, err := tx.ExecContext(ctx, schema); err != nil {
 		return fmt.Errorf("create schema: %w", explain(err))
 	}
+	if err := addMissingColumns(ctx, tx); err != nil {
+		return fmt.Errorf("create schema: %w", explain(err))
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("create schema: %w", explain(err))
+	}
+	return nil
+}
+
+// addedColumns are the columns added to the schema's tables since the
+// first release, which files made before have not: table, column and its
+// definition.
+var addedColumns = [][3]string{
+	{"queue_deliveries", "solo_runs", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+// addMissingColumns adds addedColumns to an older file. The transaction is
+// immediate (it holds the write lock), so two processes opening one old
+// file cannot both add a column.
+func addMissingColumns(ctx context.Context, tx *sql.Tx) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`, c[0], c[1]).Scan(&n); err != nil {
+			return err
+		}
+		if n == 0 {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE `+c[0]+` ADD COLUMN `+c[1]+` `+c[2]); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -187,6 +187,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 	slots := make(chan struct{}, s.cfg.Concurrency)
 
 	stop := make(chan struct{})
+	stopCtx, cancelStop := context.WithCancel(context.Background()) // ends with stop
 	s.wg.Add(1)
 	go func() { // turn ctx and Close into one channel
 		defer s.wg.Done()
@@ -195,6 +196,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		case <-s.closing:
 		}
 		close(stop)
+		cancelStop()
 	}()
 
 	var buffer []delivered
@@ -276,12 +278,23 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			<-slots
 			return
 		}
+		release, err := s.admit(stopCtx, d)
+		if err != nil {
+			if stopped(stop) {
+				buffer = append([]delivered{d}, buffer...)
+				<-slots
+				return
+			}
+			<-slots
+			continue
+		}
 		// The message's context keeps ctx's values but not its end: a
 		// handler that runs when ctx ends may finish (see Subscribe).
 		msgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		d.msg.SetContext(msgCtx)
 		if !s.handedOut(d.lease, cancel) {
 			cancel()
+			release()
 			<-slots
 			continue
 		}
@@ -289,6 +302,7 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		case out <- d.msg:
 		case <-stop:
 			cancel()
+			release()
 			buffer = append([]delivered{d}, buffer...)
 			<-slots
 			return
@@ -297,10 +311,41 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		go func() {
 			defer s.wg.Done()
 			defer func() { <-slots }()
+			defer release()
 			defer cancel()
 			s.awaitOutcome(d)
 		}()
 	}
+}
+
+// admit waits until d may be handed out and returns what lets the other
+// handlers on once d's outcome is recorded: a share of the backend's gate,
+// or, when d's previous delivery was abandoned, the whole gate, so that d
+// runs alone (backend.Backend), with the run recorded first. It fails when
+// ctx ends first, and when the run cannot be recorded: then d is given up
+// here (lost to another consumer, or released).
+//
+// A run recorded and then not made (the subscriber stops before d is
+// handed out) still counts. That is rare, and errs towards dead-lettering
+// sooner, which a replay undoes.
+func (s *Subscriber) admit(ctx context.Context, d delivered) (release func(), err error) {
+	if !d.abandoned {
+		return s.b.solo.Share(ctx)
+	}
+	release, err = s.b.solo.Alone(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.b.submit(&soloRunOp{d.lease}, true); err != nil {
+		release()
+		s.drop(d.lease)
+		if !isLeaseLost(err) && !errors.Is(err, errClosed) {
+			s.logger.Error("Cannot record a run alone; giving the message back", err, watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
+			_ = s.b.submit(&releaseOp{leases: []lease{d.lease}, attempts: true}, false)
+		}
+		return nil, err
+	}
+	return release, nil
 }
 
 // stopped reports whether stop is closed.
@@ -341,14 +386,18 @@ func (s *Subscriber) awaitOutcome(d delivered) {
 	}
 }
 
-func (s *Subscriber) ack(d delivered) { _ = s.b.submit(&ackOp{d.lease}, false) }
+// ack and nack record the handler's outcome. For a message that ran alone
+// they wait for the commit, which the other handlers wait for (the gate is
+// released after): should the process die once they run, the outcome of
+// the one that ran alone is not lost and blamed on it.
+func (s *Subscriber) ack(d delivered) { _ = s.b.submit(&ackOp{d.lease}, d.abandoned) }
 
 func (s *Subscriber) nack(d delivered) {
 	_ = s.b.submit(&nackOp{
 		lease:     d.lease,
 		delayMs:   nackDelay(d.msg, s.b.cfg.NackDelay).Milliseconds(),
 		lastError: d.msg.Metadata.Get(backend.MetadataLastError),
-	}, false)
+	}, d.abandoned)
 }
 
 // nackDelay honours Watermill's delay metadata (set by the retry
@@ -366,6 +415,8 @@ func nackDelay(msg *message.Message, fallback time.Duration) time.Duration {
 type delivered struct {
 	lease
 	msg *message.Message
+	// abandoned is set when the previous delivery was abandoned (claimed).
+	abandoned bool
 }
 
 // claim leases up to limit deliveries and loads their messages.
@@ -381,7 +432,7 @@ func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
 	for _, c := range op.got {
 		l := lease{topic: topic, group: s.cfg.ConsumerGroup, messageID: c.messageID, leaseID: c.leaseID}
 		s.hold(l)
-		out = append(out, delivered{lease: l})
+		out = append(out, delivered{lease: l, abandoned: c.abandoned})
 	}
 	msgs, err := s.b.loadMessages(op.got)
 	if err != nil {
@@ -396,6 +447,10 @@ func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
 	for i, c := range op.got {
 		m := msgs[c.messageID]
 		m.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(c.attempts))
+		delete(m.Metadata, backend.MetadataAbandoned)
+		if c.abandoned {
+			m.Metadata.Set(backend.MetadataAbandoned, strconv.Itoa(c.soloRuns))
+		}
 		if c.firstFailedAt.Valid {
 			m.Metadata.Set(backend.MetadataFirstFailedAt, time.UnixMilli(c.firstFailedAt.Int64).UTC().Format(time.RFC3339Nano))
 		}

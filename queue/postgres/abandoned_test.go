@@ -1,0 +1,124 @@
+package postgres_test
+
+import (
+	"database/sql"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// A message whose previous delivery was abandoned (claimed, and never
+// acked, nacked or given back: its consumer died) runs alone among the
+// handlers of its backend, whatever their topic: it is handed out only
+// once the handler running has its outcome, and nothing is handed out
+// beside it until it has its own. Its run is recorded before it starts;
+// its ack deletes its record before the others go on; a nack resets the
+// count.
+func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
+	dsn := testDSN(t)
+	b := openBackend(t, dsn, fastConfig())
+	db := openSQL(t, dsn)
+	jobs, others := newTopic(t), newTopic(t)
+	publish(t, b, others, message.NewMessage("o-1", nil))
+	publish(t, b, jobs, message.NewMessage("a-1", nil), message.NewMessage("n-1", nil))
+	// As a consumer that died in a-1's second run alone leaves it.
+	abandon := func(uuid string, attempts, soloRuns int) {
+		t.Helper()
+		if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
+			(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
+			VALUES ($1, 'workers', $2, $3, true, $4, now())`, jobs, uuid, attempts, soloRuns); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abandon("a-1", 3, 2)
+
+	otherMsgs := subscribe(t, newSubscriber(t, b, "workers"), others)
+	o1 := receive(t, otherMsgs)
+	jobMsgs := subscribe(t, newSubscriber(t, b, "workers"), jobs)
+	expectNothing(t, jobMsgs, 300*time.Millisecond) // while o-1's handler runs
+	o1.Ack()
+
+	a1 := receive(t, jobMsgs)
+	assertDelivery(t, a1, "a-1", "4", "", false)
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
+	}
+	if got, want := soloRuns(t, db, jobs, "a-1"), 3; got != want {
+		t.Errorf("a-1's runs alone recorded once handed out: got %d, want %d", got, want)
+	}
+	publish(t, b, others, message.NewMessage("o-2", nil))
+	expectNothing(t, otherMsgs, 300*time.Millisecond) // while a-1 runs alone
+	a1.Ack()
+	receive(t, otherMsgs).Ack()
+	if got, want := soloRuns(t, db, jobs, "a-1"), -1; got != want {
+		t.Errorf("a-1's record once o-2 was handed out: got solo runs %d, want none (deleted before the others went on)", got)
+	}
+
+	n1 := receive(t, jobMsgs)
+	assertDelivery(t, n1, "n-1", "1", "", false)
+	if got := n1.Metadata.Get(backend.MetadataAbandoned); got != "" {
+		t.Errorf("n-1's abandoned runs: got %q, want none (its delivery was never abandoned)", got)
+	}
+	publish(t, b, jobs, message.NewMessage("a-2", nil))
+	abandon("a-2", 1, 1)
+	n1.Ack()
+	a2 := receive(t, jobMsgs)
+	assertDelivery(t, a2, "a-2", "2", "", false)
+	publish(t, b, others, message.NewMessage("o-3", nil))
+	expectNothing(t, otherMsgs, 300*time.Millisecond) // while a-2 runs alone
+	// The nack is recorded before the others go on, not after its delay.
+	delay.Message(a2, delay.For(time.Hour))
+	a2.Nack()
+	receive(t, otherMsgs).Ack()
+	if got, want := soloRuns(t, db, jobs, "a-2"), 0; got != want {
+		t.Errorf("a-2's runs alone after a nack: got %d, want %d (a failure is an outcome)", got, want)
+	}
+}
+
+// soloRuns is the runs alone recorded for the message uuid of topic in
+// group "workers", -1 when it has no record.
+func soloRuns(t *testing.T, db *sql.DB, topic, uuid string) int {
+	t.Helper()
+	var n int
+	err := db.QueryRow(`SELECT solo_runs FROM queue_delivery_attempts
+		WHERE topic = $1 AND consumer_group = 'workers' AND message_uuid = $2`, topic, uuid).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return -1
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A queue made before delivery records counted runs alone gets the
+// columns when it is opened, and works on.
+func TestAQueueWithoutTheSoloRunColumnsGetsThem(t *testing.T) {
+	dsn := testDSN(t)
+	openBackend(t, dsn, fastConfig()) // creates the tables
+	db := openSQL(t, dsn)
+	if _, err := db.Exec(`ALTER TABLE queue_delivery_attempts DROP COLUMN abandoned, DROP COLUMN solo_runs`); err != nil {
+		t.Fatal(err)
+	}
+
+	b := openBackend(t, dsn, fastConfig())
+	topic := newTopic(t)
+	publish(t, b, topic, message.NewMessage("m-1", nil))
+	m := receive(t, subscribe(t, newSubscriber(t, b, "workers"), topic))
+	assertDelivery(t, m, "m-1", "1", "", false)
+	m.Ack()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'queue_delivery_attempts'
+		AND column_name IN ('abandoned', 'solo_runs')`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("columns abandoned and solo_runs: got %d of them, want both", n)
+	}
+}

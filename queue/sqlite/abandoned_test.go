@@ -1,0 +1,152 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/sqlite"
+)
+
+// A message whose previous delivery was abandoned (handed out, and its
+// lease ran out with no outcome: its consumer died) runs alone among the
+// handlers of its backend, whatever their topic: it is handed out only
+// once the handler running has its outcome, and nothing is handed out
+// beside it until it has its own. Its run is recorded before it starts
+// (and reported on the next abandoned delivery); a nack resets the count.
+func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.Config{})
+	jobs, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = jobs.Close() })
+	others, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = others.Close() })
+	if err := jobs.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := others.(message.SubscribeInitializer).SubscribeInitialize("others"); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(topic, uuid string) {
+		t.Helper()
+		if err := b.Publisher().Publish(topic, message.NewMessage(uuid, []byte("x"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("others", "o-1")
+	publish("jobs", "a-1")
+	publish("jobs", "n-1")
+	db := openFile(t, path)
+	// As a consumer that died in a-1's second run alone leaves it.
+	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, attempts = 3, solo_runs = 2
+		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'a-1')`); err != nil {
+		t.Fatal(err)
+	}
+
+	otherMsgs, err := others.Subscribe(t.Context(), "others")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o1 := receive(t, otherMsgs, "o-1")
+	jobMsgs, err := jobs.Subscribe(t.Context(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectNothing(t, jobMsgs, "while o-1's handler runs")
+	o1.Ack()
+
+	a1 := receive(t, jobMsgs, "a-1")
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
+	}
+	if got, want := a1.Metadata.Get(backend.MetadataAttempt), "4"; got != want {
+		t.Errorf("a-1's attempt: got %q, want %q", got, want)
+	}
+	if got, want := soloRuns(t, db, "a-1"), 3; got != want {
+		t.Errorf("a-1's runs alone recorded once handed out: got %d, want %d", got, want)
+	}
+	publish("others", "o-2")
+	expectNothing(t, jobMsgs, "while a-1 runs alone")
+	expectNothing(t, otherMsgs, "while a-1 runs alone")
+
+	delay.Message(a1, delay.For(time.Hour)) // out of the way once nacked
+	a1.Nack()
+	if got := receive(t, jobMsgs, "n-1"); got.Metadata.Get(backend.MetadataAbandoned) != "" {
+		t.Errorf("n-1's abandoned runs: got %q, want none (its delivery was never abandoned)", got.Metadata.Get(backend.MetadataAbandoned))
+	}
+	receive(t, otherMsgs, "o-2")
+	if got, want := soloRuns(t, db, "a-1"), 0; got != want {
+		t.Errorf("a-1's runs alone after a nack: got %d, want %d (a failure is an outcome)", got, want)
+	}
+}
+
+// A queue file made before deliveries counted their runs alone gets the
+// column when it is opened, and works on.
+func TestAFileWithoutTheSoloRunsColumnGetsIt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := openFile(t, path)
+	if _, err := db.Exec(`ALTER TABLE queue_deliveries DROP COLUMN solo_runs`); err != nil {
+		t.Fatal(err)
+	}
+
+	b = openShared(t, path, sqlite.Config{})
+	msgs := subscribeWorkers(t, b)
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, msgs, "m-1").Ack()
+	if got, want := soloRuns(t, db, ""), 0; got != want {
+		t.Errorf("solo_runs of the old file's deliveries: got %d, want %d", got, want)
+	}
+}
+
+// expectNothing checks that nothing arrives on msgs for a while. (It cannot
+// prove that nothing ever would; what it catches, it catches for sure.)
+func expectNothing(t *testing.T, msgs <-chan *message.Message, when string) {
+	t.Helper()
+	select {
+	case m := <-msgs:
+		t.Fatalf("%s handed out %s, want nothing", when, m.UUID)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func openFile(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// soloRuns is the sum of solo_runs over the deliveries of the message
+// uuid (of every message for "").
+func soloRuns(t *testing.T, db *sql.DB, uuid string) int {
+	t.Helper()
+	var n int
+	if err := db.QueryRow(`SELECT coalesce(sum(solo_runs), 0) FROM queue_deliveries
+		WHERE ? = '' OR message_id = (SELECT id FROM queue_messages WHERE uuid = ?)`, uuid, uuid).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
