@@ -63,9 +63,15 @@ var ErrLeaseLost = errors.New("lease lost")
 // A backend that can lose a handler's outcome to a crash (SQLite,
 // PostgreSQL) hands out a message whose previous delivery was abandoned
 // (MetadataAbandoned) only once no other handler of the backend's
-// subscribers runs, and runs none beside it: should it take the process
-// down again, no other message shares the blame. It records each such run
-// before the handler starts, so that the count survives the crash.
+// subscribers runs, and runs none beside it until its outcome is stored:
+// should it take the process down again, no other message shares the
+// blame. It records each such run before the handler starts, so that the
+// count survives the crash. The isolation is per backend: a process
+// normally opens one, and two in one process do not wait for each other.
+// While such a message waits for the handlers running to finish, no other
+// message of the backend is handed out: a handler that never returns
+// holds back the whole process's hand-out, not only its own slot (bound
+// handlers with a timeout; the backends log the wait).
 type Backend interface {
 	// Publisher returns the backend's shared publisher. Publish returns
 	// only once the messages are durably stored.

@@ -247,6 +247,9 @@ func (s *subscriber) deliver(ctx context.Context, topic string, msg *message.Mes
 	fwdCtx, cancelFwd := context.WithCancel(context.WithoutCancel(msg.Context()))
 	fwd.SetContext(fwdCtx)
 	fwd.Metadata.Set(backend.MetadataAttempt, strconv.Itoa(n))
+	// Nothing here outlives its process, so no delivery is ever
+	// abandoned; a publisher's key of that name does not count.
+	delete(fwd.Metadata, backend.MetadataAbandoned)
 	if !first.IsZero() {
 		fwd.Metadata.Set(backend.MetadataFirstFailedAt, first.Format(time.RFC3339Nano))
 		fwd.Metadata.Set(backend.MetadataLastError, lastErr)

@@ -122,3 +122,60 @@ func TestAQueueWithoutTheSoloRunColumnsGetsThem(t *testing.T) {
 		t.Errorf("columns abandoned and solo_runs: got %d of them, want both", n)
 	}
 }
+
+// A delivery taken over from a consumer that is alive (its handler
+// outlived the ack deadline, so its group let another consumer have the
+// message) is not abandoned: its owner holds its owner lock.
+func TestADeliveryTakenOverFromALiveConsumerIsNotAbandoned(t *testing.T) {
+	dsn := testDSN(t)
+	cfg := fastConfig()
+	cfg.AckDeadline = 300 * time.Millisecond
+	slow, other := openBackend(t, dsn, cfg), openBackend(t, dsn, cfg)
+	topic := newTopic(t)
+	publish(t, slow, topic, message.NewMessage("m-1", nil))
+	held := receive(t, subscribe(t, newSubscriber(t, slow, "workers"), topic))
+	assertDelivery(t, held, "m-1", "1", "", false)
+
+	taken := receive(t, subscribe(t, newSubscriber(t, other, "workers"), topic))
+	assertDelivery(t, taken, "m-1", "2", "", false)
+	if got := taken.Metadata.Get(backend.MetadataAbandoned); got != "" {
+		t.Errorf("abandoned runs of a delivery taken over from a live consumer: got %q, want none", got)
+	}
+	taken.Ack()
+	held.Ack()
+}
+
+// A message whose previous delivery was abandoned, claimed and then given
+// back before it ran (its ack deadline passed while it waited to run
+// alone), stays abandoned, its claim not counted: while the handler it
+// waits for runs, it is not handed out beside it, and then it runs alone
+// with the same count.
+func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
+	dsn := testDSN(t)
+	cfg := fastConfig()
+	cfg.AckDeadline = 200 * time.Millisecond
+	b := openBackend(t, dsn, cfg)
+	db := openSQL(t, dsn)
+	jobs, others := newTopic(t), newTopic(t)
+	publish(t, b, others, message.NewMessage("o-1", nil))
+	publish(t, b, jobs, message.NewMessage("a-1", nil))
+	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
+		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
+		VALUES ($1, 'workers', 'a-1', 3, true, 2, now())`, jobs); err != nil {
+		t.Fatal(err)
+	}
+	otherMsgs := subscribe(t, newSubscriber(t, b, "workers"), others)
+	o1 := receive(t, otherMsgs)
+	jobMsgs := subscribe(t, newSubscriber(t, b, "workers"), jobs)
+	// a-1 is claimed, waits, and is given back at its deadline, again
+	// and again.
+	expectNothing(t, jobMsgs, 5*cfg.AckDeadline)
+	o1.Ack()
+
+	a1 := receive(t, jobMsgs)
+	assertDelivery(t, a1, "a-1", "4", "", false)
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs after it was given back unrun: got %q, want %q", got, want)
+	}
+	a1.Ack()
+}

@@ -19,8 +19,11 @@ type delivery struct {
 	// abandoned is set when the previous delivery was abandoned: claimed
 	// and never acked, nacked or unclaimed (its consumer died).
 	abandoned bool
-	// soloRuns counts the runs alone since the last failure recorded.
-	soloRuns      int
+	// soloRuns counts the runs alone abandoned in a row before this
+	// delivery (when abandoned).
+	soloRuns int
+	// soloRecorded is set once this delivery's run alone is recorded.
+	soloRecorded  bool
 	firstFailedAt sql.NullTime
 	lastError     string
 }
@@ -35,7 +38,7 @@ type delivery struct {
 // two. See subscriber.deliver for why this is safe.
 func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, acked *delivery) (delivery, error) {
 	d := delivery{topic: topic, group: group, uuid: uuid}
-	query, args := claimSQL, []any{topic, group, uuid}
+	query, args := claimSQL, []any{topic, group, uuid, b.ownerID()}
 	if acked != nil && acked.topic == topic && acked.group == group && acked.uuid != uuid {
 		query, args = claimAndForgetSQL, append(args, acked.uuid, acked.attempt)
 	} else if acked != nil {
@@ -57,29 +60,52 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 	return d, nil
 }
 
+// claimSQL counts a delivery of message $3 to the group by owner $4. The
+// previous delivery was abandoned if it was still in flight and its
+// owner's lock is free (see ownerLockClass); otherwise the count of runs
+// alone starts again.
 const claimSQL = `
 	INSERT INTO queue_delivery_attempts
-		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at)
-	VALUES ($1, $2, $3, 1, true, now())
+		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner)
+	VALUES ($1, $2, $3, 1, true, now(), $4)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
-	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now(),
-		abandoned = queue_delivery_attempts.in_flight
+	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now(), owner = $4,
+		abandoned = ` + previousAbandoned + `,
+		solo_runs = CASE WHEN ` + previousAbandoned + ` THEN queue_delivery_attempts.solo_runs ELSE 0 END
 	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs`
 
-// claimAndForgetSQL is claimSQL that also deletes the row of message $4 at
-// attempt $5. The two touch different rows ($4 <> $3), as a data-modifying
+// previousAbandoned is true when the row's delivery was abandoned. The
+// lock, taken when free, is let go as the claim's transaction ends; the
+// CASE keeps it from being tried for a delivery not in flight.
+const previousAbandoned = `CASE WHEN queue_delivery_attempts.in_flight
+		THEN pg_try_advisory_xact_lock(` + ownerLockClassSQL + `, queue_delivery_attempts.owner) ELSE false END`
+
+// claimAndForgetSQL is claimSQL that also deletes the row of message $5 at
+// attempt $6. The two touch different rows ($5 <> $3), as a data-modifying
 // CTE must.
 const claimAndForgetSQL = `
 	WITH forgotten AS (
 		DELETE FROM queue_delivery_attempts
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $4 AND attempts = $5
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $5 AND attempts = $6
 	)` + claimSQL
 
 // unclaimDelivery takes back a claim whose message was never handed out
-// (the subscriber closed first).
+// (the subscriber closed first, or nobody took it before its deadline).
+// A delivery whose previous one was abandoned stays so: in flight, and no
+// live owner's; a run alone recorded for it is taken back.
 func (b *Backend) unclaimDelivery(ctx context.Context, d delivery) error {
 	var err error
-	if d.attempt == 1 {
+	if d.abandoned {
+		soloRecorded := 0
+		if d.soloRecorded {
+			soloRecorded = 1
+		}
+		_, err = b.recordsDB.ExecContext(ctx, `
+			UPDATE queue_delivery_attempts
+			SET attempts = attempts - 1, in_flight = true, owner = $5, solo_runs = solo_runs - $6
+			WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
+			d.topic, d.group, d.uuid, d.attempt, noOwner, soloRecorded)
+	} else if d.attempt == 1 {
 		_, err = b.recordsDB.ExecContext(ctx, `
 			DELETE FROM queue_delivery_attempts
 			WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = 1`,
@@ -94,6 +120,17 @@ func (b *Backend) unclaimDelivery(ctx context.Context, d delivery) error {
 		return fmt.Errorf("unclaim delivery of %s: %w", d.uuid, err)
 	}
 	return nil
+}
+
+// releaseDelivery records that this consumer let go of a delivery whose
+// handler ran, without its outcome (it is closing): the attempt counts,
+// and the next claim does not take the delivery for abandoned.
+func (b *Backend) releaseDelivery(ctx context.Context, d delivery) error {
+	res, err := b.recordsDB.ExecContext(ctx, `
+		UPDATE queue_delivery_attempts SET in_flight = false
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
+		d.topic, d.group, d.uuid, d.attempt)
+	return fenced(res, err, "release delivery", d)
 }
 
 // ackDelivery forgets the message's attempts. It reports

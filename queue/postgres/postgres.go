@@ -110,6 +110,7 @@ CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
 	in_flight       BOOLEAN NOT NULL,
 	abandoned       BOOLEAN NOT NULL DEFAULT false,
 	solo_runs       INTEGER NOT NULL DEFAULT 0,
+	owner           INTEGER NOT NULL DEFAULT 0,
 	delivered_at    TIMESTAMPTZ NOT NULL,
 	first_failed_at TIMESTAMPTZ,
 	last_failed_at  TIMESTAMPTZ,
@@ -139,12 +140,21 @@ CREATE INDEX IF NOT EXISTS queue_dead_letters_topic_idx ON queue_dead_letters (t
 var addedColumns = [][3]string{
 	{"queue_delivery_attempts", "abandoned", "BOOLEAN NOT NULL DEFAULT false"},
 	{"queue_delivery_attempts", "solo_runs", "INTEGER NOT NULL DEFAULT 0"},
+	{"queue_delivery_attempts", "owner", "INTEGER NOT NULL DEFAULT 0"},
 }
+
+// alterLockTimeout bounds the wait of an ALTER TABLE of addMissingColumns
+// for the transactions of processes already running on an older queue.
+const alterLockTimeout = "5s"
 
 // addMissingColumns adds addedColumns to an older queue. It looks first:
 // an ALTER TABLE, even one that changes nothing, waits for every
-// transaction using the table and makes every later one wait for it.
+// transaction using the table and makes every later one wait for it; and
+// it waits at most alterLockTimeout for that.
 func addMissingColumns(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+alterLockTimeout+`'`); err != nil {
+		return fmt.Errorf("set lock_timeout: %w", err)
+	}
 	for _, c := range addedColumns {
 		var n int
 		err := tx.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
@@ -173,7 +183,12 @@ type Backend struct {
 
 	// solo lets a message whose previous delivery was abandoned run
 	// alone among the handlers of this backend's subscribers.
-	solo    *sologate.Gate
+	solo *sologate.Gate
+	// owner is held while the backend is open, so that other processes
+	// tell its deliveries from a dead one's (see ownerLockClass); nil
+	// with MustExist, which subscribes to nothing.
+	owner *ownerLock
+
 	schema  wsql.DefaultPostgreSQLSchema
 	offsets offsetsAdapter
 	pub     *publisher
@@ -264,6 +279,12 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 	}); err != nil {
 		b.closeDBs()
 		return nil, fmt.Errorf("open postgres queue: create tables: %w", err)
+	}
+	if !cfg.MustExist {
+		if b.owner, err = takeOwnerLock(ctx, stdlib.OpenDB(*connCfg), cfg.Logger, ownerCheckInterval); err != nil {
+			b.closeDBs()
+			return nil, fmt.Errorf("open postgres queue: %w", err)
+		}
 	}
 	if b.pub, err = b.newPublisher(); err != nil {
 		b.closeDBs()
@@ -489,6 +510,9 @@ func (b *Backend) Close() error {
 
 func (b *Backend) closeDBs() error {
 	err := errors.Join(b.subDB.Close(), b.db.Close())
+	if b.owner != nil {
+		err = errors.Join(err, b.owner.close())
+	}
 	if b.recordsDB != b.db {
 		err = errors.Join(err, b.recordsDB.Close())
 	}

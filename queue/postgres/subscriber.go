@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/internal/sologate"
 )
 
 // Subscriber returns a subscriber of one consumer group. Every Subscribe
@@ -45,12 +46,15 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 	if len(cfg.ConsumerGroup) > maxGroupLen {
 		return nil, fmt.Errorf("postgres subscriber: consumer group longer than %d characters", maxGroupLen)
 	}
+	closingCtx, closed := context.WithCancel(context.Background())
 	s := &subscriber{
-		b:        b,
-		group:    cfg.ConsumerGroup,
-		logger:   b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
-		closing:  make(chan struct{}),
-		lateAcks: make(map[string]time.Time),
+		b:          b,
+		group:      cfg.ConsumerGroup,
+		logger:     b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
+		closing:    closingCtx.Done(),
+		endClosing: closed,
+		lateAcks:   make(map[string]time.Time),
+		closingCtx: closingCtx,
 	}
 	if err := b.track(nil, s); err != nil {
 		return nil, fmt.Errorf("postgres subscriber: %w", err)
@@ -63,7 +67,10 @@ type subscriber struct {
 	group  string
 	logger watermill.LoggerAdapter
 
-	closing chan struct{} // closed by Close
+	closing <-chan struct{} // closed by Close
+	// closingCtx ends with closing (for waits that take a context).
+	closingCtx context.Context
+	endClosing context.CancelFunc // closes closing
 
 	mu     sync.Mutex
 	closed bool
@@ -208,7 +215,7 @@ func (s *subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.closing)
+	s.endClosing()
 	subs := s.subs
 	s.mu.Unlock()
 
@@ -345,7 +352,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		s.unclaim(ctx, d, logger)
 		return false
 	}
-	releaseSolo, err := s.admit(ctx, in, d)
+	releaseSolo, err := s.admit(ctx, in, &d)
 	if err != nil {
 		if errors.Is(err, errNotAdmitted) {
 			logger.Error("Cannot record a run alone, nacking", err, nil)
@@ -406,7 +413,13 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			default:
 				// Given up: the handler's context is cancelled; should
 				// it still finish, unrecorded, the message comes back
-				// later with this attempt counted.
+				// later with this attempt counted, not as abandoned
+				// (this consumer let go of it).
+				bctx, cancel := detached(ctx)
+				if err := s.b.releaseDelivery(bctx, d); err != nil {
+					logger.Info("Release bookkeeping failed", watermill.LogFields{"err": err.Error()})
+				}
+				cancel()
 			}
 			return false
 		}
@@ -426,33 +439,35 @@ var errNotAdmitted = errors.New("run alone not recorded")
 // for another try.
 //
 // A run recorded and then not made (nobody takes the message before its
-// deadline, or the subscriber stops) still counts. That is rare, and errs
-// towards dead-lettering sooner, which a replay undoes.
-func (s *subscriber) admit(ctx context.Context, in *message.Message, d delivery) (release func(), err error) {
+// deadline, or the subscriber stops) is taken back when the delivery is
+// unclaimed (d.soloRecorded).
+func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery) (release func(), err error) {
 	wait, cancel := context.WithCancel(in.Context())
 	defer cancel()
-	stopWaiting := context.AfterFunc(ctx, cancel)
-	defer stopWaiting()
-	go func() { // the goroutine ends with wait, at the latest on return
-		select {
-		case <-s.closing:
-			cancel()
-		case <-wait.Done():
-		}
-	}()
+	stopOnEnd := context.AfterFunc(ctx, cancel)
+	defer stopOnEnd()
+	stopOnClose := context.AfterFunc(s.closingCtx, cancel)
+	defer stopOnClose()
 	if !d.abandoned {
 		return s.b.solo.Share(wait)
 	}
+	slow := time.AfterFunc(sologate.SlowWait, func() {
+		s.logger.Info("A message whose last delivery was abandoned waits to run alone; "+
+			"a handler of this process has been running for "+sologate.SlowWait.String()+" or more, and nothing else is handed out meanwhile",
+			watermill.LogFields{"message_uuid": in.UUID})
+	})
 	release, err = s.b.solo.Alone(wait)
+	slow.Stop()
 	if err != nil {
 		return nil, err
 	}
 	bctx, cancelRecord := detached(ctx)
 	defer cancelRecord()
-	if err := s.b.recordSoloRun(bctx, d); err != nil {
+	if err := s.b.recordSoloRun(bctx, *d); err != nil {
 		release()
 		return nil, fmt.Errorf("%w: %w", errNotAdmitted, err)
 	}
+	d.soloRecorded = true
 	return release, nil
 }
 

@@ -1,6 +1,7 @@
 package sqlite_test
 
 import (
+	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
@@ -149,4 +150,123 @@ func soloRuns(t *testing.T, db *sql.DB, uuid string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A message whose previous delivery was abandoned, claimed and then given
+// back before it ran (its subscriber stopped while it waited to run
+// alone), stays abandoned, its claim not counted: the next delivery runs
+// it alone too, with the same count.
+func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.Config{})
+	others, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = others.Close() })
+	register := func(topic string) {
+		t.Helper()
+		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register("jobs")
+	register("others")
+	if err := b.Publisher().Publish("others", message.NewMessage("o-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publisher().Publish("jobs", message.NewMessage("a-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	db := openFile(t, path)
+	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, attempts = 3, solo_runs = 2
+		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'a-1')`); err != nil {
+		t.Fatal(err)
+	}
+	otherMsgs, err := others.Subscribe(t.Context(), "others")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o1 := receive(t, otherMsgs, "o-1")
+
+	// a-1 is claimed, and waits for o-1's handler to run alone; the
+	// subscription stops meanwhile.
+	stopped, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	if _, err := stopped.Subscribe(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	waitForRow(t, db, "a-1", "claimed", func(attempts, inFlight int) bool { return attempts == 4 })
+	stop()
+	waitForRow(t, db, "a-1", "given back", func(attempts, inFlight int) bool { return attempts == 3 })
+	_ = stopped.Close()
+	o1.Ack()
+
+	a1 := receive(t, subscribeWorkers(t, b), "a-1")
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs after it was given back unrun: got %q, want %q", got, want)
+	}
+	if got, want := a1.Metadata.Get(backend.MetadataAttempt), "4"; got != want {
+		t.Errorf("a-1's attempt: got %q, want %q (the claim given back did not count)", got, want)
+	}
+	a1.Ack()
+}
+
+// waitForRow waits until the delivery of message uuid satisfies ok.
+func waitForRow(t *testing.T, db *sql.DB, uuid, what string, ok func(attempts, inFlight int) bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var attempts, inFlight int
+		if err := db.QueryRow(`SELECT attempts, in_flight FROM queue_deliveries
+			WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = ?)`, uuid).Scan(&attempts, &inFlight); err != nil {
+			t.Fatal(err)
+		}
+		if ok(attempts, inFlight) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not %s within 10s: attempts %d, in flight %d", uuid, what, attempts, inFlight)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Runs alone count only in a row: a delivery that was not abandoned (its
+// consumer let go of it: a shutdown gave up on its handler) starts the
+// count again, so that an older run alone does not weigh on a later crash.
+func TestADeliveryNotAbandonedStartsTheCountAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.Config{})
+	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Close()
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	db := openFile(t, path)
+	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 0, attempts = 3, solo_runs = 2`); err != nil {
+		t.Fatal(err)
+	}
+	m := receive(t, subscribeWorkers(t, b), "m-1")
+	if got := m.Metadata.Get(backend.MetadataAbandoned); got != "" {
+		t.Errorf("abandoned runs: got %q, want none", got)
+	}
+	if got, want := soloRuns(t, db, "m-1"), 0; got != want {
+		t.Errorf("runs alone counted once claimed: got %d, want %d", got, want)
+	}
+	m.Ack()
 }

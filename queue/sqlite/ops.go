@@ -166,7 +166,8 @@ type claimed struct {
 	// abandoned is set when the previous delivery was abandoned: its
 	// lease ran out while in flight (its consumer died or froze).
 	abandoned bool
-	// soloRuns counts the runs alone since the last failure recorded.
+	// soloRuns counts the runs alone abandoned in a row before this
+	// delivery (when abandoned).
 	soloRuns      int
 	firstFailedAt sql.NullInt64
 	lastError     sql.NullString
@@ -225,7 +226,8 @@ func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	}
 	res, err := w.exec(ctx, `
 		UPDATE queue_deliveries
-		SET visible_at = ?, attempts = attempts + 1, lease_id = lease_id + 1, in_flight = 1
+		SET visible_at = ?, attempts = attempts + 1, lease_id = lease_id + 1, in_flight = 1,
+			solo_runs = CASE WHEN in_flight = 1 THEN solo_runs ELSE 0 END
 		WHERE topic = ? AND consumer_group = ? AND message_id BETWEEN ? AND ? AND visible_at <= ?`,
 		w.now+op.leaseMs, op.topic, op.group, op.got[0].messageID, op.got[len(op.got)-1].messageID, w.now)
 	if err != nil {
@@ -338,25 +340,55 @@ func (op *soloRunOp) apply(ctx context.Context, w *writeTx) error {
 	return fenced(res, err, "record solo run of", op.lease)
 }
 
-// releaseOp gives back deliveries this consumer claimed but never handed to
-// a handler (or whose handler it stopped waiting for): visible at once, and
-// the claim does not count as an attempt.
+// releaseOp gives back deliveries: visible at once, and not in flight (a
+// claim of it later does not take it for abandoned).
+//
+// With attempts set, the deliveries were never handed to a handler: the
+// claim does not count as an attempt, and one whose previous delivery was
+// abandoned stays so, with a run alone recorded for it taken back.
+// Without, their handlers ran and this consumer stopped waiting for them
+// (it is closing): the attempt counts.
 type releaseOp struct {
-	leases   []lease
-	attempts bool // true: the attempt was not made, so undo its count
+	released []released
+	attempts bool
+}
+
+// released is one delivery a releaseOp gives back.
+type released struct {
+	lease
+	abandoned    bool // its previous delivery was abandoned
+	soloRecorded bool // its run alone was recorded (soloRunOp)
+}
+
+// releasedOf lists the leases of ds for a releaseOp.
+func releasedOf(ds []delivered) []released {
+	out := make([]released, len(ds))
+	for i, d := range ds {
+		out[i] = released{lease: d.lease, abandoned: d.abandoned, soloRecorded: d.soloRecorded}
+	}
+	return out
 }
 
 func (op *releaseOp) apply(ctx context.Context, w *writeTx) error { // idempotent
-	q := `UPDATE queue_deliveries SET visible_at = ?, in_flight = 0 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`
-	if op.attempts {
-		q = `UPDATE queue_deliveries SET visible_at = ?, in_flight = 0, attempts = attempts - 1 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`
-	}
-	for _, l := range op.leases {
-		if _, err := w.exec(ctx, q, w.now, l.topic, l.group, l.messageID, l.leaseID); err != nil {
+	for _, r := range op.released {
+		var inFlight, attempts, soloRuns int
+		if op.attempts {
+			attempts = 1
+			if r.abandoned {
+				inFlight = 1 // as the abandoned delivery left it
+			}
+			if r.soloRecorded {
+				soloRuns = 1
+			}
+		}
+		if _, err := w.exec(ctx, `UPDATE queue_deliveries
+			SET visible_at = ?, in_flight = ?, attempts = attempts - ?, solo_runs = solo_runs - ?
+			WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
+			w.now, inFlight, attempts, soloRuns, r.topic, r.group, r.messageID, r.leaseID); err != nil {
 			return fmt.Errorf("release delivery: %w", err)
 		}
 	}
-	if len(op.leases) > 0 {
+	if len(op.released) > 0 {
 		w.published = true
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/internal/sologate"
 )
 
 // Subscriber consumes topics for one consumer group. Each Subscribe call
@@ -204,12 +205,10 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 		close(out)
 		// Whatever was claimed and not handed out goes back at once.
 		if len(buffer) > 0 {
-			leases := make([]lease, len(buffer))
-			for i, d := range buffer {
-				leases[i] = d.lease
+			for _, d := range buffer {
 				s.drop(d.lease)
 			}
-			if err := s.b.submit(&releaseOp{leases: leases, attempts: true}, true); err != nil && !errors.Is(err, errClosed) {
+			if err := s.b.submit(&releaseOp{released: releasedOf(buffer), attempts: true}, true); err != nil && !errors.Is(err, errClosed) {
 				s.logger.Error("Release unhandled deliveries", err, nil)
 			}
 		}
@@ -278,14 +277,14 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			<-slots
 			return
 		}
-		release, err := s.admit(stopCtx, d)
+		release, err := s.admit(stopCtx, &d)
 		if err != nil {
-			if stopped(stop) {
+			if errors.Is(err, stopCtx.Err()) { // stopped while waiting
 				buffer = append([]delivered{d}, buffer...)
 				<-slots
 				return
 			}
-			<-slots
+			<-slots // d was given up (admit)
 			continue
 		}
 		// The message's context keeps ctx's values but not its end: a
@@ -326,13 +325,18 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 // here (lost to another consumer, or released).
 //
 // A run recorded and then not made (the subscriber stops before d is
-// handed out) still counts. That is rare, and errs towards dead-lettering
-// sooner, which a replay undoes.
-func (s *Subscriber) admit(ctx context.Context, d delivered) (release func(), err error) {
+// handed out) is taken back when d is released (d.soloRecorded).
+func (s *Subscriber) admit(ctx context.Context, d *delivered) (release func(), err error) {
 	if !d.abandoned {
 		return s.b.solo.Share(ctx)
 	}
+	slow := time.AfterFunc(sologate.SlowWait, func() {
+		s.logger.Info("A message whose last delivery was abandoned waits to run alone; "+
+			"a handler of this process has been running for "+sologate.SlowWait.String()+" or more, and nothing else is handed out meanwhile",
+			watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
+	})
 	release, err = s.b.solo.Alone(ctx)
+	slow.Stop()
 	if err != nil {
 		return nil, err
 	}
@@ -341,10 +345,11 @@ func (s *Subscriber) admit(ctx context.Context, d delivered) (release func(), er
 		s.drop(d.lease)
 		if !isLeaseLost(err) && !errors.Is(err, errClosed) {
 			s.logger.Error("Cannot record a run alone; giving the message back", err, watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
-			_ = s.b.submit(&releaseOp{leases: []lease{d.lease}, attempts: true}, false)
+			_ = s.b.submit(&releaseOp{released: releasedOf([]delivered{*d}), attempts: true}, false)
 		}
 		return nil, err
 	}
+	d.soloRecorded = true
 	return release, nil
 }
 
@@ -381,7 +386,7 @@ func (s *Subscriber) awaitOutcome(d delivered) {
 			// it still finish, its outcome is not recorded, so the
 			// message comes back (the inbox makes that harmless). The
 			// attempt counts: the handler did start.
-			_ = s.b.submit(&releaseOp{leases: []lease{d.lease}}, false)
+			_ = s.b.submit(&releaseOp{released: releasedOf([]delivered{d})}, false)
 		}
 	}
 }
@@ -417,6 +422,8 @@ type delivered struct {
 	msg *message.Message
 	// abandoned is set when the previous delivery was abandoned (claimed).
 	abandoned bool
+	// soloRecorded is set once its run alone is recorded (admit).
+	soloRecorded bool
 }
 
 // claim leases up to limit deliveries and loads their messages.
@@ -436,12 +443,10 @@ func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
 	}
 	msgs, err := s.b.loadMessages(op.got)
 	if err != nil {
-		leases := make([]lease, len(out))
-		for i := range out {
-			leases[i] = out[i].lease
-			s.drop(out[i].lease)
+		for _, d := range out {
+			s.drop(d.lease)
 		}
-		_ = s.b.submit(&releaseOp{leases: leases, attempts: true}, false)
+		_ = s.b.submit(&releaseOp{released: releasedOf(out), attempts: true}, false)
 		return nil, err
 	}
 	for i, c := range op.got {

@@ -12,9 +12,15 @@ package sologate
 import (
 	"context"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/semaphore"
 )
+
+// SlowWait is how long a wait for the whole gate lasts before the backends
+// log it: a handler running has not finished in that time, and nothing
+// else is handed out meanwhile.
+const SlowWait = 10 * time.Second
 
 // whole is the weight of the gate; far more than handlers ever run at once.
 const whole = 1 << 40

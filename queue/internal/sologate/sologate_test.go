@@ -10,13 +10,37 @@ import (
 	"github.com/orderflow/orderflow/queue/internal/sologate"
 )
 
-// acquired reports whether the acquisition in ch completed.
-func acquired(ch <-chan func()) bool {
+// acquire runs acquisition on a goroutine and returns the channel that
+// receives its release once it succeeds.
+func acquire(t *testing.T, acquisition func(context.Context) (func(), error), ctx context.Context) <-chan func() {
+	t.Helper()
+	got := make(chan func(), 1)
+	go func() {
+		release, err := acquisition(ctx)
+		if err != nil {
+			return
+		}
+		got <- release
+	}()
+	return got
+}
+
+// waitForQueued waits until an acquisition waits in g (Busy), which for a
+// gate with only shares held means that Alone waits.
+func waitForQueued(g *sologate.Gate) {
+	for !g.Busy() {
+		runtime.Gosched()
+	}
+}
+
+// stillWaiting checks that the acquisition behind got has not succeeded:
+// given a moment, it would have if it could.
+func stillWaiting(t *testing.T, got <-chan func(), what string) {
+	t.Helper()
 	select {
-	case <-ch:
-		return true
-	default:
-		return false
+	case <-got:
+		t.Fatalf("%s: acquired, want it still waiting", what)
+	case <-time.After(50 * time.Millisecond):
 	}
 }
 
@@ -32,40 +56,16 @@ func TestAloneWaitsForEveryShareAndKeepsNewSharesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	alone := make(chan func(), 1)
-	go func() {
-		release, err := g.Alone(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		alone <- release
-	}()
-	// A share asked for after Alone waits behind it (waiters are served
-	// in order); once it is queued, Alone is queued before it.
-	shareQueued := make(chan struct{})
-	late := make(chan func(), 1)
-	go func() {
-		for !g.Busy() { // until Alone waits
-			runtime.Gosched()
-		}
-		close(shareQueued)
-		release, err := g.Share(ctx)
-		if err != nil {
-			t.Error(err)
-		}
-		late <- release
-	}()
-	<-shareQueued
+	alone := acquire(t, g.Alone, ctx)
+	waitForQueued(g)
+	late := acquire(t, g.Share, ctx) // queued behind Alone
 
 	releaseFirst()
-	if acquired(alone) {
-		t.Fatal("Alone: got the gate while a share was still held, want it to wait for every share")
-	}
+	stillWaiting(t, alone, "Alone with one share still held")
+	stillWaiting(t, late, "a share asked for after Alone, before Alone ran")
 	releaseSecond()
 	releaseAlone := <-alone
-	if acquired(late) {
-		t.Fatal("Share: got a share while a handler ran alone, want it to wait")
-	}
+	stillWaiting(t, late, "a share while a handler runs alone")
 	releaseAlone()
 	releaseLate := <-late
 	releaseLate()
@@ -74,6 +74,32 @@ func TestAloneWaitsForEveryShareAndKeepsNewSharesOut(t *testing.T) {
 	if g.Busy() {
 		t.Fatal("Busy: got true on a gate nobody holds, want false")
 	}
+}
+
+// An Alone given up while it waits (its subscriber stops, its deadline
+// passes) lets the shares queued behind it through.
+func TestAnAloneGivenUpLetsTheSharesBehindItThrough(t *testing.T) {
+	g := sologate.New()
+	release, err := g.Share(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	alone := make(chan error, 1)
+	go func() {
+		_, err := g.Alone(ctx)
+		alone <- err
+	}()
+	waitForQueued(g)
+	late := acquire(t, g.Share, context.Background())
+	stillWaiting(t, late, "a share behind a waiting Alone")
+
+	cancel()
+	if err := <-alone; !errors.Is(err, context.Canceled) {
+		t.Errorf("Alone given up: got %v, want the context's error", err)
+	}
+	(<-late)()
 }
 
 func TestAcquisitionsEndWithTheirContext(t *testing.T) {

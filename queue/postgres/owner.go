@@ -1,0 +1,132 @@
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// ownerLockClass is the first key of the advisory lock (the two-int form,
+// a key space apart from the one-bigint locks of offsets.go and ddl) that
+// each Backend holds for as long as it is open, its owner id the second.
+// A claim records its backend's owner id with the delivery; the next claim
+// of that delivery takes it for abandoned only if the delivery was still
+// in flight and its owner's lock is free: the process died (its session
+// ended with it). A delivery taken over from a live owner (its handler
+// outlived the ack deadline) is not abandoned.
+const ownerLockClass int32 = 0x6f776e72 // "ownr"
+
+// ownerLockClassSQL is ownerLockClass in SQL.
+const ownerLockClassSQL = "1870098034"
+
+// ownerCheckInterval is how often the backend checks the session holding
+// its owner lock, and takes the lock again on a new one if it ended (a
+// server restart, a network cut).
+const ownerCheckInterval = 5 * time.Second
+
+// noOwner is the owner id of a delivery nobody holds: a claim takes its
+// lock (nobody else does: owner ids are never 0), so a delivery in flight
+// with noOwner counts as abandoned.
+const noOwner int32 = 0
+
+// ownerLock is a Backend's owner lock and the session holding it.
+type ownerLock struct {
+	db         *sql.DB // at most one connection: the session holding the lock
+	id         atomic.Int32
+	logger     watermill.LoggerAdapter
+	checkEvery time.Duration
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// takeOwnerLock picks an owner id no open backend holds and takes its lock
+// on a session of db's server, kept until close and checked every
+// checkEvery (ownerCheckInterval).
+func takeOwnerLock(ctx context.Context, db *sql.DB, logger watermill.LoggerAdapter, checkEvery time.Duration) (*ownerLock, error) {
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	o := &ownerLock{db: db, logger: logger, checkEvery: checkEvery, done: make(chan struct{})}
+	if err := o.take(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	loopCtx, stop := context.WithCancel(context.Background())
+	o.stop = stop
+	go o.keep(loopCtx)
+	return o, nil
+}
+
+// take takes the lock of a fresh owner id on the session of o.db.
+func (o *ownerLock) take(ctx context.Context) error {
+	for range 10 {
+		id := rand.Int32N(1<<31-1) + 1 // never noOwner
+		var got bool
+		if err := o.db.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, ownerLockClass, id).Scan(&got); err != nil {
+			return fmt.Errorf("take owner lock: %w", err)
+		}
+		if got {
+			o.id.Store(id)
+			return nil
+		}
+	}
+	return errors.New("take owner lock: ten owner ids in a row were taken")
+}
+
+// keep checks every ownerCheckInterval that the session still holds the
+// lock, and takes a lock again if it does not, until ctx ends. Until it
+// does, deliveries this backend claimed and whose handlers outlive the
+// ack deadline count as abandoned when taken over.
+func (o *ownerLock) keep(ctx context.Context) {
+	defer close(o.done)
+	t := time.NewTicker(o.checkEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var held bool
+		err := o.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+			AND pid = pg_backend_pid() AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2 AND granted)`,
+			ownerLockClass, o.id.Load()).Scan(&held)
+		if err == nil && held || ctx.Err() != nil {
+			continue
+		}
+		if err == nil {
+			err = errors.New("the lock is no longer held")
+		}
+		o.logger.Info("Owner lock lost; taking a new one", watermill.LogFields{"err": err.Error()})
+		if err := o.take(ctx); err != nil && ctx.Err() == nil {
+			o.logger.Error("Cannot take an owner lock; will try again", err, nil)
+		}
+	}
+}
+
+// ID is the owner id that claims record.
+func (o *ownerLock) ID() int32 { return o.id.Load() }
+
+// ownerID is the owner id the backend's claims record: noOwner for a
+// backend that holds no owner lock (MustExist).
+func (b *Backend) ownerID() int32 {
+	if b.owner == nil {
+		return noOwner
+	}
+	return b.owner.ID()
+}
+
+// close releases the lock (with its session) and waits for keep to end.
+func (o *ownerLock) close() error {
+	o.stop()
+	<-o.done
+	return o.db.Close()
+}
