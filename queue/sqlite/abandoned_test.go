@@ -23,37 +23,14 @@ import (
 func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	b := openShared(t, path, sqlite.Config{})
-	jobs, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = jobs.Close() })
-	others, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = others.Close() })
-	if err := jobs.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
-		t.Fatal(err)
-	}
-	if err := others.(message.SubscribeInitializer).SubscribeInitialize("others"); err != nil {
-		t.Fatal(err)
-	}
-	publish := func(topic, uuid string) {
-		t.Helper()
-		if err := b.Publisher().Publish(topic, message.NewMessage(uuid, []byte("x"))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	registerWorkers(t, b, "jobs", "others")
+	jobs, others := newWorkers(t, b, 4), newWorkers(t, b, 4)
+	publish := func(topic, uuid string) { publishOne(t, b, topic, uuid) }
 	publish("others", "o-1")
 	publish("jobs", "a-1")
 	publish("jobs", "n-1")
 	db := openFile(t, path)
-	// As a consumer that died in a-1's second run alone leaves it.
-	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, attempts = 3, solo_runs = 2
-		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'a-1')`); err != nil {
-		t.Fatal(err)
-	}
+	markAbandoned(t, db, "a-1")
 
 	otherMsgs, err := others.Subscribe(t.Context(), "others")
 	if err != nil {
@@ -159,35 +136,12 @@ func soloRuns(t *testing.T, db *sql.DB, uuid string) int {
 func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	b := openShared(t, path, sqlite.Config{})
-	others, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = others.Close() })
-	register := func(topic string) {
-		t.Helper()
-		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
-			t.Fatal(err)
-		}
-	}
-	register("jobs")
-	register("others")
-	if err := b.Publisher().Publish("others", message.NewMessage("o-1", []byte("x"))); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Publisher().Publish("jobs", message.NewMessage("a-1", []byte("x"))); err != nil {
-		t.Fatal(err)
-	}
+	registerWorkers(t, b, "jobs", "others")
+	others := newWorkers(t, b, 1)
+	publishOne(t, b, "others", "o-1")
+	publishOne(t, b, "jobs", "a-1")
 	db := openFile(t, path)
-	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, attempts = 3, solo_runs = 2
-		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = 'a-1')`); err != nil {
-		t.Fatal(err)
-	}
+	markAbandoned(t, db, "a-1")
 	otherMsgs, err := others.Subscribe(t.Context(), "others")
 	if err != nil {
 		t.Fatal(err)
@@ -246,17 +200,8 @@ func waitForRow(t *testing.T, db *sql.DB, uuid, what string, ok func(attempts, i
 func TestADeliveryNotAbandonedStartsTheCountAgain(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
 	b := openShared(t, path, sqlite.Config{})
-	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
-		t.Fatal(err)
-	}
-	_ = sub.Close()
-	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", []byte("x"))); err != nil {
-		t.Fatal(err)
-	}
+	registerWorkers(t, b, "jobs")
+	publishOne(t, b, "jobs", "m-1")
 	db := openFile(t, path)
 	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 0, attempts = 3, solo_runs = 2`); err != nil {
 		t.Fatal(err)
@@ -269,4 +214,45 @@ func TestADeliveryNotAbandonedStartsTheCountAgain(t *testing.T) {
 		t.Errorf("runs alone counted once claimed: got %d, want %d", got, want)
 	}
 	m.Ack()
+}
+
+// registerWorkers registers group "workers" on topics, so that what is
+// published waits for it.
+func registerWorkers(t *testing.T, b *sqlite.Backend, topics ...string) {
+	t.Helper()
+	sub := newWorkers(t, b, 1)
+	for _, topic := range topics {
+		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// newWorkers is a subscriber of group "workers", closed at cleanup.
+func newWorkers(t *testing.T, b *sqlite.Backend, concurrency int) message.Subscriber {
+	t.Helper()
+	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers", Concurrency: concurrency})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return sub
+}
+
+func publishOne(t *testing.T, b *sqlite.Backend, topic, uuid string) {
+	t.Helper()
+	if err := b.Publisher().Publish(topic, message.NewMessage(uuid, []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// markAbandoned leaves the delivery of message uuid as a consumer that
+// died in the message's second run alone would: in flight, at attempt 3,
+// with two runs alone.
+func markAbandoned(t *testing.T, db *sql.DB, uuid string) {
+	t.Helper()
+	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, attempts = 3, solo_runs = 2
+		WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = ?)`, uuid); err != nil {
+		t.Fatal(err)
+	}
 }
