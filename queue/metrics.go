@@ -20,6 +20,7 @@ const (
 	MetricProcessed    = "queue.messages.processed"     // handler runs, by outcome: ok (the handler succeeded) or error (it failed or panicked; the message was then retried or dead-lettered)
 	MetricRetried      = "queue.messages.retried"       // failures scheduled for another attempt
 	MetricDeadLettered = "queue.messages.dead_lettered" // messages given up on
+	MetricRanAlone     = "queue.messages.ran_alone"     // handler runs of messages whose previous delivery was abandoned (backend.MetadataAbandoned): each ran alone in its process
 	MetricDuration     = "queue.handler.duration"       // seconds per handler run
 	MetricDepth        = "queue.group.depth"            // messages waiting for a group (lag)
 	MetricOldestAge    = "queue.group.oldest_age"       // seconds the oldest waiting message has waited
@@ -57,7 +58,7 @@ var (
 
 // instruments are the queue's metrics for one Queue.
 type instruments struct {
-	processed, retried, deadLettered metric.Int64Counter
+	processed, retried, deadLettered, ranAlone metric.Int64Counter
 	duration                         metric.Float64Histogram
 }
 
@@ -71,6 +72,8 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	ins.retried, err = m.Int64Counter(MetricRetried, metric.WithDescription("Failed messages scheduled for another attempt."))
 	errs = append(errs, err)
 	ins.deadLettered, err = m.Int64Counter(MetricDeadLettered, metric.WithDescription("Messages moved to the dead-letter store."))
+	errs = append(errs, err)
+	ins.ranAlone, err = m.Int64Counter(MetricRanAlone, metric.WithDescription("Handler runs of messages whose previous delivery was abandoned (its process died or froze): each ran alone in its process."))
 	errs = append(errs, err)
 	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler run took (the backoff and dead-lettering after a failure excluded)."),
 		metric.WithExplicitBucketBoundaries(DurationBuckets()...))
@@ -92,6 +95,9 @@ func (ins *instruments) middleware(group string) message.HandlerMiddleware {
 			ctx := context.WithoutCancel(msg.Context())
 			ins.processed.Add(ctx, 1, attrs, metric.WithAttributes(attrResult.String(outcome)))
 			ins.duration.Record(ctx, time.Since(start).Seconds(), attrs)
+			if _, ok := msg.Metadata[backend.MetadataAbandoned]; ok {
+				ins.ranAlone.Add(ctx, 1, attrs)
+			}
 			return out, err
 		}
 	}

@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
@@ -56,13 +58,66 @@ func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
 	}
 }
 
+// A message whose previous delivery was abandoned counts as a run alone
+// when its handler runs, and as a dead letter, without a run, once its
+// runs alone were abandoned MaxAbandoned times in a row.
+func TestMetricsCountRunsAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	q, reader := openMeteredAt(t, path)
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Close()
+	if err := q.Publisher().Publish("jobs", message.NewMessage("normal", nil), message.NewMessage("suspect", nil), message.NewMessage("culprit", nil)); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// As consumers that died left them: the suspect in a run beside
+	// others, the culprit in its second run alone.
+	for uuid, soloRuns := range map[string]int{"suspect": 0, "culprit": 2} {
+		if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, attempts = 1, solo_runs = ?
+			WHERE message_id = (SELECT id FROM queue_messages WHERE uuid = ?)`, soloRuns, uuid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("h", "jobs", func(*message.Message) error { return nil })
+	runRouter(t, r)
+
+	var sums map[string]int64
+	waitFor(t, "every message's counts", func() bool {
+		sums, _ = collectMetrics(t, reader)
+		return sums[queue.MetricProcessed+"/ok"] == 2 && sums[queue.MetricDeadLettered] == 1
+	})
+	if got, want := sums[queue.MetricRanAlone], int64(1); got != want {
+		t.Errorf("%s: got %d, want %d (the suspect; all sums: %v)", queue.MetricRanAlone, got, want, sums)
+	}
+}
+
 // openMetered opens a SQLite queue whose metrics go to the reader it
 // returns.
 func openMetered(t *testing.T) (*queue.Queue, *sdkmetric.ManualReader) {
 	t.Helper()
+	return openMeteredAt(t, filepath.Join(t.TempDir(), "q.db"))
+}
+
+// openMeteredAt is openMetered on the SQLite file at path.
+func openMeteredAt(t *testing.T, path string) (*queue.Queue, *sdkmetric.ManualReader) {
+	t.Helper()
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp})
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + path, MeterProvider: mp})
 	if err != nil {
 		t.Fatal(err)
 	}
