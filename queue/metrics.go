@@ -59,7 +59,7 @@ var (
 // instruments are the queue's metrics for one Queue.
 type instruments struct {
 	processed, retried, deadLettered, ranAlone metric.Int64Counter
-	duration                         metric.Float64Histogram
+	duration                                   metric.Float64Histogram
 }
 
 func newInstruments(mp metric.MeterProvider) (*instruments, error) {
