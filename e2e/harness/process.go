@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +98,15 @@ func (p *Process) Starts() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.starts
+}
+
+// SetEnv sets key to value in the environment of the process's next
+// starts (a fault flag fixed, say).
+func (p *Process) SetEnv(key, value string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	env := slices.DeleteFunc(slices.Clone(p.env), func(kv string) bool { return strings.HasPrefix(kv, key+"=") })
+	p.env = append(env, key+"="+value)
 }
 
 // Start runs the binary and returns once its admin API answers /readyz
