@@ -36,8 +36,10 @@ const (
 	MetadataReplayForGroup = "replay_for_group"
 	// MetadataAbandoned is set on a message whose previous delivery to
 	// this consumer group was abandoned: handed to a handler, then neither
-	// acked nor nacked, because the process died or froze (its lease ran
-	// out, or its transaction ended with its connection). Such a message
+	// acked nor nacked, because the process died (on SQLite, also froze:
+	// its lease ran out; on PostgreSQL the process's sessions ended with
+	// it, while a live one's delivery taken over at the ack deadline does
+	// not count). Such a message
 	// runs alone in its process (see Backend); the value is how many of
 	// those runs alone were abandoned in a row before this delivery, "0"
 	// for the first. The retry middleware dead-letters the message once
