@@ -179,3 +179,38 @@ func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
 	}
 	a1.Ack()
 }
+
+// A delivery whose run alone cannot be recorded (here a trigger refuses
+// it, as a failing server would) is given back still abandoned, and runs
+// alone, with the same count, once the record can be written.
+func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
+	dsn := testDSN(t)
+	b := openBackend(t, dsn, fastConfig())
+	db := openSQL(t, dsn)
+	topic := newTopic(t)
+	publish(t, b, topic, message.NewMessage("a-1", nil))
+	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
+		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
+		VALUES ($1, 'workers', 'a-1', 3, true, 2, now())`, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`
+		CREATE FUNCTION refuse_solo_run() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+		CREATE TRIGGER refuse_solo_run BEFORE UPDATE OF solo_runs ON queue_delivery_attempts
+			FOR EACH ROW WHEN (NEW.solo_runs > OLD.solo_runs) EXECUTE FUNCTION refuse_solo_run()`); err != nil {
+		t.Fatal(err)
+	}
+	msgs := subscribe(t, newSubscriber(t, b, "workers"), topic)
+	expectNothing(t, msgs, 300*time.Millisecond) // claimed, refused, given back, again and again
+	if _, err := db.Exec(`DROP TRIGGER refuse_solo_run ON queue_delivery_attempts`); err != nil {
+		t.Fatal(err)
+	}
+
+	a1 := receive(t, msgs)
+	assertDelivery(t, a1, "a-1", "4", "", false)
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs once its run could be recorded: got %q, want %q", got, want)
+	}
+	a1.Ack()
+}

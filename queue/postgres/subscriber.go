@@ -356,6 +356,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	if err != nil {
 		if errors.Is(err, errNotAdmitted) {
 			logger.Error("Cannot record a run alone, nacking", err, nil)
+			s.unclaim(ctx, d, logger) // still abandoned, as the claim found it
 			in.Nack()
 			return true
 		}
@@ -435,8 +436,8 @@ var errNotAdmitted = errors.New("run alone not recorded")
 // runs alone (see backend.Backend), with the run recorded first. It fails
 // with the context's error when ctx ends, the subscriber closes or in's
 // ack deadline passes first, and with errNotAdmitted when the run cannot
-// be recorded: the delivery, still counted as abandoned, is then nacked
-// for another try.
+// be recorded: the delivery is then unclaimed, still abandoned, and
+// nacked for another try.
 //
 // A run recorded and then not made (nobody takes the message before its
 // deadline, or the subscriber stops) is taken back when the delivery is

@@ -256,3 +256,41 @@ func markAbandoned(t *testing.T, db *sql.DB, uuid string) {
 		t.Fatal(err)
 	}
 }
+
+// A delivery whose run alone cannot be recorded (here a trigger refuses
+// it, as a damaged file would) is given back still abandoned, and runs
+// alone, with the same count, once the record can be written.
+func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.Config{})
+	registerWorkers(t, b, "jobs")
+	publishOne(t, b, "jobs", "a-1")
+	db := openFile(t, path)
+	markAbandoned(t, db, "a-1")
+	if _, err := db.Exec(`CREATE TRIGGER refuse_solo_run BEFORE UPDATE OF solo_runs ON queue_deliveries
+		WHEN NEW.solo_runs > OLD.solo_runs BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := newWorkers(t, b, 1).Subscribe(t.Context(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := b.WriteStats().Operations[sqlite.OpClaim]
+	expectNothing(t, msgs, "while its run alone cannot be recorded") // claimed, refused, given back, again and again
+	// Not at once: a claim comes at least 100 ms after a refusal.
+	if got := b.WriteStats().Operations[sqlite.OpClaim] - claims; got > 10 {
+		t.Errorf("claims while the run alone was refused for 300 ms: got %d, want a few (backing off)", got)
+	}
+	if _, err := db.Exec(`DROP TRIGGER refuse_solo_run`); err != nil {
+		t.Fatal(err)
+	}
+
+	a1 := receive(t, msgs, "a-1")
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs once its run could be recorded: got %q, want %q", got, want)
+	}
+	if got, want := a1.Metadata.Get(backend.MetadataAttempt), "4"; got != want {
+		t.Errorf("a-1's attempt: got %q, want %q (the claims given back did not count)", got, want)
+	}
+	a1.Ack()
+}

@@ -284,7 +284,13 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 				<-slots
 				return
 			}
-			<-slots // d was given up (admit)
+			// d was given up (admit). Should its run alone keep failing
+			// to be recorded, claiming it again at once would spin.
+			<-slots
+			failures++
+			if !sleep(stop, min(time.Duration(failures)*100*time.Millisecond, 5*time.Second)) {
+				return
+			}
 			continue
 		}
 		// The message's context keeps ctx's values but not its end: a
