@@ -245,16 +245,22 @@ type GroupStats struct {
 	Depth int64 `json:"depth"`
 	// InFlight is how many are claimed by a consumer right now.
 	InFlight int64 `json:"in_flight"`
+	// Abandoned is how many were handed to a handler whose consumer then
+	// died (on SQLite: or froze past its lease) without an outcome: each
+	// will run alone in its consumer's process (MetadataAbandoned). A
+	// crash leaves about as many as the dead process had claimed; they
+	// go as soon as a consumer of the group takes them. Not in InFlight.
+	Abandoned int64 `json:"abandoned"`
 	// OldestAge is the age of the oldest message the group has not acked.
 	OldestAge time.Duration `json:"oldest_age_ns"`
 	// Retrying is how many wait for a retry after a failure.
 	Retrying int64 `json:"retrying"`
 	// MaxAttempt is the highest delivery attempt among the messages the
-	// group has not acked (0 when none was delivered yet). One that keeps
-	// climbing while Depth does not fall is a message delivered again and
-	// again without an outcome: its handler takes the consumer's process
-	// down with it, which the retries and the dead-letter queue cannot
-	// see. Backends that keep no attempts (in-process) leave it 0.
+	// group has not acked (0 when none was delivered yet). One that climbs
+	// at each restart of a consumer while Depth does not fall is a message
+	// whose handler takes the consumer's process down with it, until it
+	// is dead-lettered as abandoned. Backends that keep no attempts
+	// (in-process) leave it 0.
 	MaxAttempt int64 `json:"max_attempt"`
 }
 

@@ -36,6 +36,9 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 		}
 	}
 	abandon("a-1", 3, 2)
+	if g := groupStats(t, b, jobs, "workers"); g.Abandoned != 1 || g.InFlight != 0 {
+		t.Errorf("stats of the group with a-1 abandoned: got abandoned %d, in flight %d; want 1, 0", g.Abandoned, g.InFlight)
+	}
 
 	otherMsgs := subscribe(t, newSubscriber(t, b, "workers"), others)
 	o1 := receive(t, otherMsgs)
@@ -50,6 +53,9 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 	}
 	if got, want := soloRuns(t, db, jobs, "a-1"), 3; got != want {
 		t.Errorf("a-1's runs alone recorded once handed out: got %d, want %d", got, want)
+	}
+	if g := groupStats(t, b, jobs, "workers"); g.Abandoned != 0 || g.InFlight != 1 {
+		t.Errorf("stats of the group while a-1 runs alone: got abandoned %d, in flight %d; want 0, 1", g.Abandoned, g.InFlight)
 	}
 	publish(t, b, others, message.NewMessage("o-2", nil))
 	expectNothing(t, otherMsgs, 300*time.Millisecond) // while a-1 runs alone

@@ -70,15 +70,20 @@ const claimSQL = `
 	VALUES ($1, $2, $3, 1, true, now(), $4)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
 	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now(), owner = $4,
-		abandoned = ` + previousAbandoned + `,
-		solo_runs = CASE WHEN ` + previousAbandoned + ` THEN queue_delivery_attempts.solo_runs ELSE 0 END
+		(abandoned, solo_runs) = (
+			SELECT a, CASE WHEN a THEN queue_delivery_attempts.solo_runs ELSE 0 END
+			FROM (SELECT ` + previousAbandoned + ` AS a) previous)
 	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs`
 
-// previousAbandoned is true when the row's delivery was abandoned. The
-// lock, taken when free, is let go as the claim's transaction ends; the
-// CASE keeps it from being tried for a delivery not in flight.
+// previousAbandoned is true when the row's delivery was abandoned: in
+// flight, and its owner's lock free. The lock is tried shared, so that
+// claims of several deliveries of one dead owner do not take each other
+// for the owner (the owner holds it exclusive), and is let go as the
+// claim's transaction ends. The CASE keeps it from being tried for a
+// delivery not in flight; it is evaluated once per claim (the sub-select),
+// so that the mark and the count agree.
 const previousAbandoned = `CASE WHEN queue_delivery_attempts.in_flight
-		THEN pg_try_advisory_xact_lock(` + ownerLockClassSQL + `, queue_delivery_attempts.owner) ELSE false END`
+		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, queue_delivery_attempts.owner) ELSE false END`
 
 // claimAndForgetSQL is claimSQL that also deletes the row of message $5 at
 // attempt $6. The two touch different rows ($5 <> $3), as a data-modifying

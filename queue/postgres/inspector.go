@@ -130,10 +130,13 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 
 	rows, err = tx.QueryContext(ctx, `
 		SELECT consumer_group,
-			count(*) FILTER (WHERE in_flight),
+			count(*) FILTER (WHERE in_flight AND live.owner IS NOT NULL),
+			count(*) FILTER (WHERE in_flight AND live.owner IS NULL),
 			count(*) FILTER (WHERE NOT in_flight AND first_failed_at IS NOT NULL),
 			COALESCE(max(attempts), 0)
-		FROM queue_delivery_attempts WHERE topic = $1
+		FROM queue_delivery_attempts d
+		LEFT JOIN (`+liveOwnersSQL+`) live ON live.owner = d.owner
+		WHERE topic = $1
 		GROUP BY consumer_group`, topic)
 	if err != nil {
 		return ts, fmt.Errorf("read deliveries: %w", err)
@@ -141,10 +144,10 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			group                          string
-			inFlight, retrying, maxAttempt int64
+			group                                     string
+			inFlight, abandoned, retrying, maxAttempt int64
 		)
-		if err := rows.Scan(&group, &inFlight, &retrying, &maxAttempt); err != nil {
+		if err := rows.Scan(&group, &inFlight, &abandoned, &retrying, &maxAttempt); err != nil {
 			return ts, fmt.Errorf("read deliveries: %w", err)
 		}
 		idx, ok := byGroup[group]
@@ -154,6 +157,7 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 			ts.Groups = append(ts.Groups, backend.GroupStats{ConsumerGroup: group})
 		}
 		ts.Groups[idx].InFlight = inFlight
+		ts.Groups[idx].Abandoned = abandoned
 		ts.Groups[idx].Retrying = retrying
 		ts.Groups[idx].MaxAttempt = maxAttempt
 	}

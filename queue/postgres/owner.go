@@ -20,10 +20,21 @@ import (
 // in flight and its owner's lock is free: the process died (its session
 // ended with it). A delivery taken over from a live owner (its handler
 // outlived the ack deadline) is not abandoned.
+//
+// A dead process's sessions end one by one: a consumer of the group may
+// take its message (the subscription's session has ended) a moment
+// before its owner lock is let go, and count that one delivery as not
+// abandoned. The message then runs beside the others once more, and a
+// crash it causes there is counted at the next claim.
 const ownerLockClass int32 = 0x6f776e72 // "ownr"
 
 // ownerLockClassSQL is ownerLockClass in SQL.
 const ownerLockClassSQL = "1870098034"
+
+// liveOwnersSQL selects the owner ids whose lock is held: the backends
+// open now (column owner).
+const liveOwnersSQL = `SELECT DISTINCT objid::bigint::int4 AS owner FROM pg_locks
+	WHERE locktype = 'advisory' AND classid = ` + ownerLockClassSQL + `::bigint::oid AND objsubid = 2 AND granted`
 
 // ownerCheckInterval is how often the backend checks the session holding
 // its owner lock, and takes the lock again on a new one if it ended (a
@@ -65,10 +76,15 @@ func takeOwnerLock(ctx context.Context, db *sql.DB, logger watermill.LoggerAdapt
 	return o, nil
 }
 
-// take takes the lock of a fresh owner id on the session of o.db.
+// take takes the lock of an owner id on the session of o.db: the one it
+// had, if any and still free (its deliveries then keep a live owner), or
+// a fresh one.
 func (o *ownerLock) take(ctx context.Context) error {
-	for range 10 {
-		id := rand.Int32N(1<<31-1) + 1 // never noOwner
+	for i := range 10 {
+		id := o.id.Load()
+		if i > 0 || id == noOwner {
+			id = rand.Int32N(1<<31-1) + 1 // never noOwner
+		}
 		var got bool
 		if err := o.db.QueryRowContext(ctx, `SELECT pg_try_advisory_lock($1, $2)`, ownerLockClass, id).Scan(&got); err != nil {
 			return fmt.Errorf("take owner lock: %w", err)
@@ -81,10 +97,13 @@ func (o *ownerLock) take(ctx context.Context) error {
 	return errors.New("take owner lock: ten owner ids in a row were taken")
 }
 
-// keep checks every ownerCheckInterval that the session still holds the
-// lock, and takes a lock again if it does not, until ctx ends. Until it
-// does, deliveries this backend claimed and whose handlers outlive the
-// ack deadline count as abandoned when taken over.
+// keep checks every checkEvery that the session still holds the lock,
+// and takes it again if it does not (the same id if still free), until
+// ctx ends. Until it does, deliveries this backend claimed and whose
+// handlers outlive the ack deadline count as abandoned when taken over;
+// a server restart or a failover ends the subscriptions' transactions
+// too, so what was in flight then comes back as abandoned anyway, and
+// runs alone once.
 func (o *ownerLock) keep(ctx context.Context) {
 	defer close(o.done)
 	t := time.NewTicker(o.checkEvery)
@@ -96,9 +115,11 @@ func (o *ownerLock) keep(ctx context.Context) {
 		case <-t.C:
 		}
 		var held bool
-		err := o.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
+		checkCtx, cancel := context.WithTimeout(ctx, o.checkEvery)
+		err := o.db.QueryRowContext(checkCtx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
 			AND pid = pg_backend_pid() AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2 AND granted)`,
 			ownerLockClass, o.id.Load()).Scan(&held)
+		cancel()
 		if err == nil && held || ctx.Err() != nil {
 			continue
 		}

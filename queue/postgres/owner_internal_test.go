@@ -59,13 +59,58 @@ func TestTheOwnerLockIsTakenAgainWhenItsSessionEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		if id := o.ID(); id != first && holder(id) != 0 {
+		if id := o.ID(); holder(id) != 0 && holder(id) != pid {
+			if id != first {
+				t.Errorf("owner id after the session ended: got %d, want %d again (still free, and named by its deliveries)", id, first)
+			}
 			break
 		}
 		select {
 		case <-ctx.Done():
 			t.Fatalf("no owner lock held again after its session ended: id %d, held by %d", o.ID(), holder(o.ID()))
 		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// Two claims of deliveries a dead owner left, at the same time, both find
+// them abandoned: the owner's lock is tried shared, so the first claim's
+// try (held until its transaction ends) does not make the second take the
+// owner for alive. Deliveries given back unrun all share noOwner, so this
+// is the common case, not a race.
+func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	for _, uuid := range []string{"m-1", "m-2"} {
+		if _, err := b.db.ExecContext(ctx, `INSERT INTO queue_delivery_attempts
+			(topic, consumer_group, message_uuid, attempts, in_flight, owner, solo_runs, delivered_at)
+			VALUES ('jobs', 'g', $1, 1, true, $2, 1, now())`, uuid, noOwner); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first claim, its transaction still open.
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var first delivery
+	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID()).Scan(
+		&first.attempt, &first.firstFailedAt, &first.lastError, &first.abandoned, &first.soloRuns); err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.claimDelivery(ctx, "jobs", "g", "m-2", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, d := range map[string]delivery{"first": first, "second": second} {
+		if !d.abandoned || d.soloRuns != 1 {
+			t.Errorf("%s claim: got abandoned %v with %d runs alone, want abandoned with 1", name, d.abandoned, d.soloRuns)
 		}
 	}
 }

@@ -31,6 +31,9 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 	publish("jobs", "n-1")
 	db := openFile(t, path)
 	markAbandoned(t, db, "a-1")
+	if g := workersStats(t, b, "jobs"); g.Abandoned != 1 || g.InFlight != 0 {
+		t.Errorf("stats of the group with a-1 abandoned: got abandoned %d, in flight %d; want 1, 0", g.Abandoned, g.InFlight)
+	}
 
 	otherMsgs, err := others.Subscribe(t.Context(), "others")
 	if err != nil {
@@ -47,6 +50,9 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 	a1 := receive(t, jobMsgs, "a-1")
 	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
 		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
+	}
+	if g := workersStats(t, b, "jobs"); g.Abandoned != 0 || g.InFlight < 1 {
+		t.Errorf("stats of the group while a-1 runs alone: got abandoned %d, in flight %d; want 0, at least 1", g.Abandoned, g.InFlight)
 	}
 	if got, want := a1.Metadata.Get(backend.MetadataAttempt), "4"; got != want {
 		t.Errorf("a-1's attempt: got %q, want %q", got, want)
@@ -293,4 +299,22 @@ func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
 		t.Errorf("a-1's attempt: got %q, want %q (the claims given back did not count)", got, want)
 	}
 	a1.Ack()
+}
+
+// workersStats is group "workers"'s statistics of topic.
+func workersStats(t *testing.T, b *sqlite.Backend, topic string) backend.GroupStats {
+	t.Helper()
+	stats, err := b.Inspector().Stats(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range stats {
+		for _, g := range ts.Groups {
+			if ts.Topic == topic && g.ConsumerGroup == "workers" {
+				return g
+			}
+		}
+	}
+	t.Fatalf("stats: no group workers on %s in %+v", topic, stats)
+	return backend.GroupStats{}
 }

@@ -90,12 +90,13 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 	}
 	rows.Close()
 	rows, err = tx.QueryContext(ctx, `
-		SELECT g.topic, g.consumer_group, g.depth, g.in_flight, g.retrying, g.max_attempt,
+		SELECT g.topic, g.consumer_group, g.depth, g.in_flight, g.abandoned, g.retrying, g.max_attempt,
 			(SELECT m.created_at FROM queue_messages m WHERE m.id = g.oldest_id)
 		FROM (
 			SELECT s.topic, s.consumer_group,
 				COUNT(d.message_id) AS depth,
 				COALESCE(SUM(d.in_flight = 1 AND d.visible_at > ?), 0) AS in_flight,
+				COALESCE(SUM(d.in_flight = 1 AND d.visible_at <= ?), 0) AS abandoned,
 				COALESCE(SUM(d.in_flight = 0 AND d.visible_at > ?), 0) AS retrying,
 				COALESCE(MAX(d.attempts), 0) AS max_attempt,
 				MIN(d.message_id) AS oldest_id
@@ -103,7 +104,7 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 			LEFT JOIN queue_deliveries d ON d.topic = s.topic AND d.consumer_group = s.consumer_group
 			GROUP BY s.topic, s.consumer_group
 		) g
-		ORDER BY g.topic, g.consumer_group`, now, now)
+		ORDER BY g.topic, g.consumer_group`, now, now, now)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
@@ -112,7 +113,7 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 		var t string
 		var g backend.GroupStats
 		var oldest *int64
-		if err := rows.Scan(&t, &g.ConsumerGroup, &g.Depth, &g.InFlight, &g.Retrying, &g.MaxAttempt, &oldest); err != nil {
+		if err := rows.Scan(&t, &g.ConsumerGroup, &g.Depth, &g.InFlight, &g.Abandoned, &g.Retrying, &g.MaxAttempt, &oldest); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
 		if oldest != nil {

@@ -369,7 +369,9 @@ func releasedOf(ds []delivered) []released {
 	return out
 }
 
-func (op *releaseOp) apply(ctx context.Context, w *writeTx) error { // idempotent
+// apply is not idempotent (attempts and runs alone are taken back): like
+// every op, it is applied again only after its transaction rolled back.
+func (op *releaseOp) apply(ctx context.Context, w *writeTx) error {
 	for _, r := range op.released {
 		var inFlight, attempts, soloRuns int
 		if op.attempts {

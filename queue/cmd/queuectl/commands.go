@@ -133,17 +133,17 @@ func cmdStats(ctx context.Context, g globals, args []string) error {
 		return printJSON(g, stats)
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tSTORED\tDEAD\tGROUP\tDEPTH\tIN FLIGHT\tRETRYING\tMAX ATTEMPT\tOLDEST")
+	fmt.Fprintln(tw, "TOPIC\tSTORED\tDEAD\tGROUP\tDEPTH\tIN FLIGHT\tABANDONED\tRETRYING\tMAX ATTEMPT\tOLDEST")
 	for _, s := range stats {
 		if len(s.Groups) == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t-\t-\t-\t-\n", s.Topic, s.Stored, s.DeadLetters)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t-\t-\t-\t-\t-\n", s.Topic, s.Stored, s.DeadLetters)
 		}
 		for i, gs := range s.Groups {
 			topic, stored, dead := s.Topic, strconv.FormatInt(s.Stored, 10), strconv.FormatInt(s.DeadLetters, 10)
 			if i > 0 {
 				topic, stored, dead = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", topic, stored, dead, gs.ConsumerGroup, gs.Depth, gs.InFlight, gs.Retrying, gs.MaxAttempt, age(gs.OldestAge, gs.Depth))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", topic, stored, dead, gs.ConsumerGroup, gs.Depth, gs.InFlight, gs.Abandoned, gs.Retrying, gs.MaxAttempt, age(gs.OldestAge, gs.Depth))
 		}
 	}
 	return tw.Flush()

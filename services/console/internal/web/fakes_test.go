@@ -455,6 +455,8 @@ type env struct {
 	queue  *QueueStore
 	// b is the queue's backend, to put messages and dead letters.
 	b backend.Backend
+	// queuePath is the queue's SQLite file.
+	queuePath string
 }
 
 // deadURL is an address where nothing listens.
@@ -492,7 +494,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = b.Close() })
-	e.b = b
+	e.b, e.queuePath = b, qpath
 	e.queue = NewQueueStore("sqlite://" + qpath)
 	t.Cleanup(func() { _ = e.queue.Close() })
 	cfg := Config{

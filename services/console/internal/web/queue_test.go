@@ -1,14 +1,17 @@
 package web
 
 import (
+	"database/sql"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -152,19 +155,40 @@ func TestQueueStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newClient(t, e.srv)
+	// The subscriber claimed m-1 (attempt 1) and holds it unhandled.
+	waitForTopics(t, c, "one message waiting, at attempt 1", `data-topic="inventory.commands"`, `data-group="inventory"`,
+		`data-depth="1"`, `data-max-attempt="1"`, `data-abandoned="0"`)
+
+	// As a consumer that died while handling it leaves it.
+	if err := sub.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite3", "file:"+e.queuePath+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`UPDATE queue_deliveries SET in_flight = 1, visible_at = 0`); err != nil {
+		t.Fatal(err)
+	}
+	waitForTopics(t, c, "m-1 abandoned", `data-depth="1"`, `data-abandoned="1"`)
+}
+
+// waitForTopics waits until the queue page holds every one of want.
+func waitForTopics(t *testing.T, c *client, what string, want ...string) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		r := c.get("/queue/topics", true)
 		if r.Code != http.StatusOK {
 			t.Fatalf("topics: got %d, want 200", r.Code)
 		}
-		// The subscriber claimed m-1 (attempt 1) and holds it unhandled.
-		if strings.Contains(r.Body, `data-topic="inventory.commands"`) && strings.Contains(r.Body, `data-group="inventory"`) &&
-			strings.Contains(r.Body, `data-depth="1"`) && strings.Contains(r.Body, `data-max-attempt="1"`) {
+		missing := slices.IndexFunc(want, func(w string) bool { return !strings.Contains(r.Body, w) })
+		if missing < 0 {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("topics: no inventory group with one message waiting, at attempt 1:\n%s", r.Body)
+			t.Fatalf("topics: not %s (no %s):\n%s", what, want[missing], r.Body)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
