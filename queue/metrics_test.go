@@ -12,7 +12,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/orderflow/orderflow/queue"
-	"github.com/orderflow/orderflow/queue/backend"
 )
 
 func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
@@ -64,14 +63,7 @@ func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
 func TestMetricsCountRunsAlone(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "q.db")
 	q, reader := openMeteredAt(t, path)
-	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
-		t.Fatal(err)
-	}
-	_ = sub.Close()
+	registerGroup(t, q, "g", "jobs")
 	if err := q.Publisher().Publish("jobs", message.NewMessage("normal", nil), message.NewMessage("suspect", nil), message.NewMessage("culprit", nil)); err != nil {
 		t.Fatal(err)
 	}

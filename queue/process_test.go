@@ -267,14 +267,7 @@ func TestKilledConsumerMidHandlerMessageIsRedeliveredToTheNextConsumer(t *testin
 	hung := startHelper(t, "consumer", "QUEUE_URL="+url, "OUT="+first, "HANG=1")
 	q := openSQLite(t, filepath.Join(dir, "q.db"))
 	// Register the group before publishing so the message waits for it.
-	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("jobs"); err != nil {
-		t.Fatal(err)
-	}
-	_ = sub.Close()
+	registerGroup(t, q, "g", "jobs")
 	if err := q.Publisher().Publish("jobs", message.NewMessage("job-1", []byte("x"))); err != nil {
 		t.Fatal(err)
 	}
@@ -299,14 +292,7 @@ func TestFourProcessesShareOneFileWithoutLockErrorsOrLoss(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "q.db")
 	q := openSQLite(t, path)
-	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "workers"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("load"); err != nil {
-		t.Fatal(err)
-	}
-	_ = sub.Close()
+	registerGroup(t, q, "workers", "load")
 
 	perProcess := 3000
 	if testing.Short() {
@@ -443,19 +429,7 @@ func TestAMessageThatCrashesItsProcessIsDeadLetteredAfterThreeCrashes(t *testing
 
 func testCrashLoop(t *testing.T, url string) {
 	q := openURL(t, url)
-	register := func(topic string) {
-		t.Helper()
-		sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer sub.Close()
-		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
-			t.Fatal(err)
-		}
-	}
-	register("jobs")
-	register("other")
+	registerGroup(t, q, "g", "jobs", "other")
 	var innocents []string
 	publish := func(topic, uuid, payload string) {
 		t.Helper()

@@ -858,3 +858,19 @@ func TestStatsOfATopicWithoutGroupsHoldAnEmptyGroupList(t *testing.T) {
 		t.Fatalf("stats: got %+v, want lonely.events among them", stats)
 	})
 }
+
+// registerGroup registers group on topics, so that what is published to
+// them waits for it.
+func registerGroup(t *testing.T, q *queue.Queue, group string, topics ...string) {
+	t.Helper()
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for _, topic := range topics {
+		if err := sub.(message.SubscribeInitializer).SubscribeInitialize(topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
