@@ -88,7 +88,7 @@ func killWhilePlacing(t *testing.T, sys *harness.System, victim string, graceful
 	stop := p.Kill
 	if graceful {
 		stop = func() error { return p.Term(20 * time.Second) }
-	} else if _, err := waitInFlight(ctx, sys, via, victim, func(n int64) bool { return n > 0 }); err != nil {
+	} else if _, err := waitHeld(ctx, sys, via, victim, func(n int64) bool { return n > 0 }); err != nil {
 		// Handlers started before the flag (HANDLER_LATENCY) are done by now:
 		// what is in flight now is held until the kill.
 		t.Fatalf("waiting for %s to hold a message: %v", victim, err)
@@ -97,12 +97,12 @@ func killWhilePlacing(t *testing.T, sys *harness.System, victim string, graceful
 		t.Fatal(err)
 	}
 	if !graceful {
-		n, err := waitInFlight(ctx, sys, via, victim, func(int64) bool { return true })
+		n, err := waitHeld(ctx, sys, via, victim, func(int64) bool { return true })
 		if err != nil {
 			t.Fatal(err)
 		}
 		if round.held = n; n == 0 {
-			t.Errorf("%s SIGKILLed: its consumer group has nothing in flight right after, want the messages it held (nothing is delivered again)", victim)
+			t.Errorf("%s SIGKILLed: its consumer group has nothing in flight or abandoned right after, want the messages it held (nothing is delivered again)", victim)
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -118,10 +118,12 @@ func killWhilePlacing(t *testing.T, sys *harness.System, victim string, graceful
 	return round
 }
 
-// waitInFlight polls the queue's statistics, as service via reads them,
-// until ok accepts how many messages group has in flight (over every topic
-// it consumes), and returns that number.
-func waitInFlight(ctx context.Context, sys *harness.System, via, group string, ok func(int64) bool) (int64, error) {
+// waitHeld polls the queue's statistics, as service via reads them, until
+// ok accepts how many messages group holds (over every topic it consumes):
+// in flight, or abandoned by a consumer that died (on PostgreSQL, as soon
+// as its sessions end; on SQLite, once their leases run out). It returns
+// that number.
+func waitHeld(ctx context.Context, sys *harness.System, via, group string, ok func(int64) bool) (int64, error) {
 	for {
 		stats, err := sys.Client().QueueStatsVia(ctx, via)
 		if err != nil {
@@ -131,7 +133,7 @@ func waitInFlight(ctx context.Context, sys *harness.System, via, group string, o
 		for _, topic := range stats {
 			for _, g := range topic.Groups {
 				if g.ConsumerGroup == group {
-					n += g.InFlight
+					n += g.InFlight + g.Abandoned
 				}
 			}
 		}
@@ -140,7 +142,7 @@ func waitInFlight(ctx context.Context, sys *harness.System, via, group string, o
 		}
 		select {
 		case <-ctx.Done():
-			return n, fmt.Errorf("%s has %d messages in flight: %w", group, n, ctx.Err())
+			return n, fmt.Errorf("%s holds %d messages: %w", group, n, ctx.Err())
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

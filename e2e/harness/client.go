@@ -408,7 +408,10 @@ type GroupStats struct {
 	ConsumerGroup string `json:"consumer_group"`
 	Depth         int64  `json:"depth"`
 	InFlight      int64  `json:"in_flight"`
-	Retrying      int64  `json:"retrying"`
+	// Abandoned were in flight in a consumer that died (queue
+	// backend.GroupStats.Abandoned).
+	Abandoned int64 `json:"abandoned"`
+	Retrying  int64 `json:"retrying"`
 }
 
 // QueueStats returns the shared queue's statistics.
