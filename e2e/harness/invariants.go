@@ -376,7 +376,7 @@ func (s Snapshot) Violations(exp Expect) []string {
 	for _, t := range s.Queue {
 		for _, g := range t.Groups {
 			if g.Depth != 0 {
-				add("queue: group %s has %d messages of %s left (%d in flight, %d retrying)", g.ConsumerGroup, g.Depth, t.Topic, g.InFlight, g.Retrying)
+				add("queue: group %s has %d messages of %s left (%d in flight, %d abandoned, %d retrying)", g.ConsumerGroup, g.Depth, t.Topic, g.InFlight, g.Abandoned, g.Retrying)
 			}
 		}
 	}
