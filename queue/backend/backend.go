@@ -71,9 +71,9 @@ var ErrLeaseLost = errors.New("lease lost")
 // count survives the crash. The isolation is per backend: a process
 // normally opens one, and two in one process do not wait for each other.
 // While such a message waits for the handlers running to finish, no other
-// message of the backend is handed out: a handler that never returns
-// holds back the whole process's hand-out, not only its own slot (bound
-// handlers with a timeout; the backends log the wait).
+// message of the backend is handed out; a handler that has not finished
+// within a bound (10 s; a hung one) does not hold the process up: the
+// message then runs beside it, that run not recorded.
 type Backend interface {
 	// Publisher returns the backend's shared publisher. Publish returns
 	// only once the messages are durably stored.

@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres"
 )
 
 // A message whose previous delivery was abandoned (claimed, and never
@@ -217,6 +218,35 @@ func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
 	assertDelivery(t, a1, "a-1", "4", "", false)
 	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
 		t.Errorf("a-1's abandoned runs once its run could be recorded: got %q, want %q", got, want)
+	}
+	a1.Ack()
+}
+
+// A handler that does not finish (a hung one) does not hold up the
+// process: once it has run for the alone wait, a message whose previous
+// delivery was abandoned runs beside it, that run not counted.
+func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T) {
+	dsn := testDSN(t)
+	b := openBackend(t, dsn, postgres.WithAloneWait(fastConfig(), 200*time.Millisecond))
+	db := openSQL(t, dsn)
+	jobs, others := newTopic(t), newTopic(t)
+	publish(t, b, others, message.NewMessage("hung", nil))
+	publish(t, b, jobs, message.NewMessage("a-1", nil))
+	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
+		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
+		VALUES ($1, 'workers', 'a-1', 3, true, 2, now())`, jobs); err != nil {
+		t.Fatal(err)
+	}
+	hung := receive(t, subscribe(t, newSubscriber(t, b, "workers"), others))
+	defer hung.Ack()
+
+	a1 := receive(t, subscribe(t, newSubscriber(t, b, "workers"), jobs))
+	assertDelivery(t, a1, "a-1", "4", "", false)
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
+	}
+	if got, want := soloRuns(t, db, jobs, "a-1"), 2; got != want {
+		t.Errorf("a-1's runs alone once it runs beside the hung handler: got %d, want %d (this run not counted)", got, want)
 	}
 	a1.Ack()
 }

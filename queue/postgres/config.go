@@ -113,6 +113,11 @@ type Config struct {
 
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
+
+	// aloneWait is how long a message whose previous delivery was
+	// abandoned waits to run alone before it runs beside the others
+	// (default sologate.DefaultAloneWait); tests shorten it.
+	aloneWait time.Duration
 }
 
 // HoldTimeout is the idle_in_transaction_session_timeout of the

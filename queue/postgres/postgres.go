@@ -247,7 +247,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 		topics: make(map[string]bool),
 		subs:   make(map[*subscriber]struct{}),
 		pubs:   make(map[*publisher]struct{}),
-		solo:   sologate.New(),
+		solo:   sologate.New(cfg.aloneWait),
 	}
 	b.recordsDB = b.db
 	if !cfg.SynchronousDeliveryRecords {

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderflow/orderflow/queue/backend"
-	"github.com/orderflow/orderflow/queue/internal/sologate"
 )
 
 // Subscriber returns a subscriber of one consumer group. Every Subscribe
@@ -441,7 +440,9 @@ var errNotAdmitted = errors.New("run alone not recorded")
 //
 // A run recorded and then not made (nobody takes the message before its
 // deadline, or the subscriber stops) is taken back when the delivery is
-// unclaimed (d.soloRecorded).
+// unclaimed (d.soloRecorded). A handler of the process that does not
+// finish within the gate's alone wait (a hung one) does not hold the
+// process up: d then runs beside the others, its run not recorded.
 func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery) (release func(), err error) {
 	wait, cancel := context.WithCancel(in.Context())
 	defer cancel()
@@ -452,15 +453,15 @@ func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery
 	if !d.abandoned {
 		return s.b.solo.Share(wait)
 	}
-	slow := time.AfterFunc(sologate.SlowWait, func() {
-		s.logger.Info("A message whose last delivery was abandoned waits to run alone; "+
-			"a handler of this process has been running for "+sologate.SlowWait.String()+" or more, and nothing else is handed out meanwhile",
-			watermill.LogFields{"message_uuid": in.UUID})
-	})
-	release, err = s.b.solo.Alone(wait)
-	slow.Stop()
+	release, alone, err := s.b.solo.AloneOrShared(wait)
 	if err != nil {
 		return nil, err
+	}
+	if !alone {
+		s.logger.Info("A message whose last delivery was abandoned runs beside the others, uncounted: "+
+			"a handler of this process has been running for "+s.b.solo.AloneWait().String()+" or more",
+			watermill.LogFields{"message_uuid": in.UUID})
+		return release, nil
 	}
 	bctx, cancelRecord := detached(ctx)
 	defer cancelRecord()

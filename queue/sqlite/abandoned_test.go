@@ -318,3 +318,35 @@ func workersStats(t *testing.T, b *sqlite.Backend, topic string) backend.GroupSt
 	t.Fatalf("stats: no group workers on %s in %+v", topic, stats)
 	return backend.GroupStats{}
 }
+
+// A handler that does not finish (a hung one) does not hold up the
+// process: once it has run for the alone wait, a message whose previous
+// delivery was abandoned runs beside it, that run not counted.
+func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b := openShared(t, path, sqlite.WithAloneWait(sqlite.Config{}, 200*time.Millisecond))
+	registerWorkers(t, b, "jobs", "others")
+	publishOne(t, b, "others", "hung")
+	publishOne(t, b, "jobs", "a-1")
+	db := openFile(t, path)
+	markAbandoned(t, db, "a-1")
+	otherMsgs, err := newWorkers(t, b, 1).Subscribe(t.Context(), "others")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hung := receive(t, otherMsgs, "hung")
+	defer hung.Ack()
+	jobMsgs, err := newWorkers(t, b, 1).Subscribe(t.Context(), "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a1 := receive(t, jobMsgs, "a-1")
+	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
+		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
+	}
+	if got, want := soloRuns(t, db, "a-1"), 2; got != want {
+		t.Errorf("a-1's runs alone once it runs beside the hung handler: got %d, want %d (this run not counted)", got, want)
+	}
+	a1.Ack()
+}

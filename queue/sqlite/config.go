@@ -148,6 +148,10 @@ type Config struct {
 	// before it looks again unwoken (default a second); tests lengthen it
 	// to see that the change watcher wakes it.
 	waitSafetyNet time.Duration
+	// aloneWait is how long a message whose previous delivery was
+	// abandoned waits to run alone before it runs beside the others
+	// (default sologate.DefaultAloneWait); tests shorten it.
+	aloneWait time.Duration
 	// beforeLooking, when set, is called once by the change watcher when a
 	// subscriber first waits, before the watcher first looks for changes;
 	// tests hold it to commit before the watch is in place.

@@ -19,6 +19,13 @@ func WithSafetyNets(c Config, d time.Duration) Config {
 	return c
 }
 
+// WithAloneWait sets how long a message whose previous delivery was
+// abandoned waits to run alone before it runs beside the others.
+func WithAloneWait(c Config, d time.Duration) Config {
+	c.aloneWait = d
+	return c
+}
+
 // FileOf is the file b's SQLite connections opened, which b names the
 // changes file it watches and rings and its lock files after.
 func FileOf(b *Backend) string { return b.file }

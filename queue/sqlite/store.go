@@ -256,7 +256,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		readDB:  readDB,
 		writes:  make(chan writeRequest, 4096),
 		wake:    newBroadcaster(),
-		solo:    sologate.New(),
+		solo:    sologate.New(cfg.aloneWait),
 		stop:    stop,
 		subs:    map[*Subscriber]struct{}{},
 

@@ -15,7 +15,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
-	"github.com/orderflow/orderflow/queue/internal/sologate"
 )
 
 // Subscriber consumes topics for one consumer group. Each Subscribe call
@@ -331,20 +330,23 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 // here (lost to another consumer, or released).
 //
 // A run recorded and then not made (the subscriber stops before d is
-// handed out) is taken back when d is released (d.soloRecorded).
+// handed out) is taken back when d is released (d.soloRecorded). A
+// handler of the process that does not finish within the gate's alone
+// wait (a hung one) does not hold the process up: d then runs beside the
+// others, its run not recorded.
 func (s *Subscriber) admit(ctx context.Context, d *delivered) (release func(), err error) {
 	if !d.abandoned {
 		return s.b.solo.Share(ctx)
 	}
-	slow := time.AfterFunc(sologate.SlowWait, func() {
-		s.logger.Info("A message whose last delivery was abandoned waits to run alone; "+
-			"a handler of this process has been running for "+sologate.SlowWait.String()+" or more, and nothing else is handed out meanwhile",
-			watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
-	})
-	release, err = s.b.solo.Alone(ctx)
-	slow.Stop()
+	release, alone, err := s.b.solo.AloneOrShared(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if !alone {
+		s.logger.Info("A message whose last delivery was abandoned runs beside the others, uncounted: "+
+			"a handler of this process has been running for "+s.b.solo.AloneWait().String()+" or more",
+			watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
+		return release, nil
 	}
 	if err := s.b.submit(&soloRunOp{d.lease}, true); err != nil {
 		release()

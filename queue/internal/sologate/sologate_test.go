@@ -45,7 +45,7 @@ func stillWaiting(t *testing.T, got <-chan func(), what string) {
 }
 
 func TestAloneWaitsForEveryShareAndKeepsNewSharesOut(t *testing.T) {
-	g := sologate.New()
+	g := sologate.New(0)
 	ctx := context.Background()
 	releaseFirst, err := g.Share(ctx)
 	if err != nil {
@@ -79,7 +79,7 @@ func TestAloneWaitsForEveryShareAndKeepsNewSharesOut(t *testing.T) {
 // An Alone given up while it waits (its subscriber stops, its deadline
 // passes) lets the shares queued behind it through.
 func TestAnAloneGivenUpLetsTheSharesBehindItThrough(t *testing.T) {
-	g := sologate.New()
+	g := sologate.New(0)
 	release, err := g.Share(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func TestAnAloneGivenUpLetsTheSharesBehindItThrough(t *testing.T) {
 }
 
 func TestAcquisitionsEndWithTheirContext(t *testing.T) {
-	g := sologate.New()
+	g := sologate.New(0)
 	release, err := g.Alone(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -117,4 +117,35 @@ func TestAcquisitionsEndWithTheirContext(t *testing.T) {
 	if _, err := g.Alone(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Alone while a handler runs alone: got %v, want the context's error", err)
 	}
+}
+
+// AloneOrShared gets the whole gate when the handlers running finish in
+// time, and a share once they have run for the alone wait: a hung handler
+// does not hold up the process.
+func TestAloneOrSharedFallsBackToAShareAfterTheAloneWait(t *testing.T) {
+	g := sologate.New(50 * time.Millisecond)
+	ctx := context.Background()
+
+	release, alone, err := g.AloneOrShared(ctx)
+	if err != nil || !alone {
+		t.Fatalf("AloneOrShared on an idle gate: got alone %v, %v; want alone", alone, err)
+	}
+	release()
+
+	hung, err := g.Share(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung()
+	release, alone, err = g.AloneOrShared(ctx)
+	if err != nil || alone {
+		t.Fatalf("AloneOrShared beside a handler that does not finish: got alone %v, %v; want a share", alone, err)
+	}
+	defer release()
+	// The waiting Alone was given up: shares go through again.
+	other, err := g.Share(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other()
 }
