@@ -28,15 +28,7 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 	publish(t, b, others, message.NewMessage("o-1", nil))
 	publish(t, b, jobs, message.NewMessage("a-1", nil), message.NewMessage("n-1", nil))
 	// As a consumer that died in a-1's second run alone leaves it.
-	abandon := func(uuid string, attempts, soloRuns int) {
-		t.Helper()
-		if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
-			(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
-			VALUES ($1, 'workers', $2, $3, true, $4, now())`, jobs, uuid, attempts, soloRuns); err != nil {
-			t.Fatal(err)
-		}
-	}
-	abandon("a-1", 3, 2)
+	markAbandoned(t, db, jobs, "a-1", 3, 2)
 	if g := groupStats(t, b, jobs, "workers"); g.Abandoned != 1 || g.InFlight != 0 {
 		t.Errorf("stats of the group with a-1 abandoned: got abandoned %d, in flight %d; want 1, 0", g.Abandoned, g.InFlight)
 	}
@@ -72,7 +64,7 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 		t.Errorf("n-1's abandoned runs: got %q, want none (its delivery was never abandoned)", got)
 	}
 	publish(t, b, jobs, message.NewMessage("a-2", nil))
-	abandon("a-2", 1, 1)
+	markAbandoned(t, db, jobs, "a-2", 1, 1)
 	n1.Ack()
 	a2 := receive(t, jobMsgs)
 	assertDelivery(t, a2, "a-2", "2", "", false)
@@ -166,11 +158,7 @@ func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
 	jobs, others := newTopic(t), newTopic(t)
 	publish(t, b, others, message.NewMessage("o-1", nil))
 	publish(t, b, jobs, message.NewMessage("a-1", nil))
-	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
-		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
-		VALUES ($1, 'workers', 'a-1', 3, true, 2, now())`, jobs); err != nil {
-		t.Fatal(err)
-	}
+	markAbandoned(t, db, jobs, "a-1", 3, 2)
 	otherMsgs := subscribe(t, newSubscriber(t, b, "workers"), others)
 	o1 := receive(t, otherMsgs)
 	jobMsgs := subscribe(t, newSubscriber(t, b, "workers"), jobs)
@@ -196,11 +184,7 @@ func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
 	db := openSQL(t, dsn)
 	topic := newTopic(t)
 	publish(t, b, topic, message.NewMessage("a-1", nil))
-	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
-		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
-		VALUES ($1, 'workers', 'a-1', 3, true, 2, now())`, topic); err != nil {
-		t.Fatal(err)
-	}
+	markAbandoned(t, db, topic, "a-1", 3, 2)
 	if _, err := db.Exec(`
 		CREATE FUNCTION refuse_solo_run() RETURNS trigger LANGUAGE plpgsql AS
 			$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
@@ -232,11 +216,7 @@ func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T)
 	jobs, others := newTopic(t), newTopic(t)
 	publish(t, b, others, message.NewMessage("hung", nil))
 	publish(t, b, jobs, message.NewMessage("a-1", nil))
-	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
-		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
-		VALUES ($1, 'workers', 'a-1', 3, true, 2, now())`, jobs); err != nil {
-		t.Fatal(err)
-	}
+	markAbandoned(t, db, jobs, "a-1", 3, 2)
 	hung := receive(t, subscribe(t, newSubscriber(t, b, "workers"), others))
 	defer hung.Ack()
 
@@ -249,4 +229,16 @@ func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T)
 		t.Errorf("a-1's runs alone once it runs beside the hung handler: got %d, want %d (this run not counted)", got, want)
 	}
 	a1.Ack()
+}
+
+// markAbandoned leaves group "workers"'s delivery of message uuid on topic
+// as a consumer that died would: in flight, owned by nobody alive, at
+// attempts, with soloRuns runs alone.
+func markAbandoned(t *testing.T, db *sql.DB, topic, uuid string, attempts, soloRuns int) {
+	t.Helper()
+	if _, err := db.Exec(`INSERT INTO queue_delivery_attempts
+		(topic, consumer_group, message_uuid, attempts, in_flight, solo_runs, delivered_at)
+		VALUES ($1, 'workers', $2, $3, true, $4, now())`, topic, uuid, attempts, soloRuns); err != nil {
+		t.Fatal(err)
+	}
 }
