@@ -25,15 +25,7 @@ func TestCrashLoopIsDeadLettered(t *testing.T) {
 		ctx := timeout(t, 4*time.Minute)
 		c := sys.Client()
 		payment := sys.Service(harness.PaymentService)
-		type result struct {
-			orders []harness.Order
-			err    error
-		}
-		placed := make(chan result, 1)
-		go func() {
-			o, err := place(ctx, sys, orderMix(1, 150, "SKU-1"))
-			placed <- result{o, err}
-		}()
+		placing := placeInBackground(ctx, sys, orderMix(1, 150, "SKU-1"))
 		for crash := 1; crash <= 3; crash++ {
 			code, err := payment.WaitExit(time.Minute) // on SQLite, a lease after the last
 			if err != nil {
@@ -53,7 +45,7 @@ func TestCrashLoopIsDeadLettered(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		r := <-placed
+		r := <-placing
 		if r.err != nil {
 			t.Fatal(r.err)
 		}

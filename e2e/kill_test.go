@@ -234,15 +234,7 @@ func crashRound(t *testing.T, sys *harness.System, service, flag string, seed ui
 	}
 	// Placed in the background: the order service itself may be the one
 	// that crashes, and the client waits for it to come back.
-	type result struct {
-		orders []harness.Order
-		err    error
-	}
-	placed := make(chan result, 1)
-	go func() {
-		o, err := place(ctx, sys, orderMix(2, seed, "SKU-1", "SKU-3"))
-		placed <- result{o, err}
-	}()
+	placing := placeInBackground(ctx, sys, orderMix(2, seed, "SKU-1", "SKU-3"))
 	code, err := p.WaitExit(30 * time.Second)
 	if err != nil {
 		t.Fatalf("%s with %s: %v", service, flag, err)
@@ -253,7 +245,7 @@ func crashRound(t *testing.T, sys *harness.System, service, flag string, seed ui
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r := <-placed
+	r := <-placing
 	if r.err != nil {
 		t.Fatal(r.err)
 	}

@@ -104,6 +104,26 @@ func placeAll(t *testing.T, ctx context.Context, sys *harness.System, reqs []har
 	return out
 }
 
+// placement is what placeInBackground reports: the orders placed, or the
+// first error.
+type placement struct {
+	orders []harness.Order
+	err    error
+}
+
+// placeInBackground places reqs as place does, on a goroutine of its own,
+// and reports on the channel it returns (buffered: the goroutine never
+// blocks, and ends with ctx at the latest). For orders placed while the
+// service that takes them may crash: the client waits for it to come back.
+func placeInBackground(ctx context.Context, sys *harness.System, reqs []harness.OrderRequest) <-chan placement {
+	placed := make(chan placement, 1)
+	go func() {
+		o, err := place(ctx, sys, reqs)
+		placed <- placement{o, err}
+	}()
+	return placed
+}
+
 // place places the orders with four concurrent clients and returns them in
 // request order, or the first error. Safe to call from any goroutine.
 func place(ctx context.Context, sys *harness.System, reqs []harness.OrderRequest) ([]harness.Order, error) {
