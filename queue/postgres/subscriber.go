@@ -506,16 +506,8 @@ func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.
 // watermill-sql's transaction commits, the message comes back as a new
 // delivery (the inbox drops it), not as one more abandoned run.
 func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Message, d delivery, inTime bool, acked **delivery, logger watermill.LoggerAdapter) {
-	if inTime && in.Context().Err() == nil && d.abandoned {
-		bctx, cancel := detached(ctx)
-		if err := s.b.ackDelivery(bctx, d); err != nil {
-			logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
-		}
-		cancel()
-		ackInner(in)
-		return
-	}
-	if inTime && in.Context().Err() == nil {
+	inTime = inTime && in.Context().Err() == nil
+	if inTime && !d.abandoned {
 		*acked = &d
 		ackInner(in)
 		return
@@ -525,6 +517,10 @@ func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Me
 		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	cancel()
+	if inTime {
+		ackInner(in)
+		return
+	}
 	// Too late for this transaction: remember the ack so that the
 	// redelivery is acked without a handler.
 	s.addLateAck(topic, in)
