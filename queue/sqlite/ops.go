@@ -309,7 +309,8 @@ func deleteAckedQuery(rows int) string {
 }
 
 // nackOp makes a delivery visible again after delayMs and records why it
-// failed.
+// failed. It ends the lease (a new lease id), so that an extension of it
+// already on its way does not push the retry back a whole lease.
 type nackOp struct {
 	lease
 	delayMs   int64
@@ -319,7 +320,7 @@ type nackOp struct {
 func (op *nackOp) apply(ctx context.Context, w *writeTx) error {
 	res, err := w.exec(ctx, `
 		UPDATE queue_deliveries
-		SET visible_at = ?, in_flight = 0, solo_runs = 0, last_error = ?, first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?
+		SET visible_at = ?, in_flight = 0, solo_runs = 0, lease_id = lease_id + 1, last_error = ?, first_failed_at = COALESCE(first_failed_at, ?), last_failed_at = ?
 		WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
 		w.now+op.delayMs, op.lastError, w.now, w.now, op.topic, op.group, op.messageID, op.leaseID)
 	if err == nil {
@@ -341,7 +342,8 @@ func (op *soloRunOp) apply(ctx context.Context, w *writeTx) error {
 }
 
 // releaseOp gives back deliveries: visible at once, and not in flight (a
-// claim of it later does not take it for abandoned).
+// claim of it later does not take it for abandoned). Like a nack, it ends
+// their leases.
 //
 // With attempts set, the deliveries were never handed to a handler: the
 // claim does not count as an attempt, and one whose previous delivery was
@@ -384,7 +386,7 @@ func (op *releaseOp) apply(ctx context.Context, w *writeTx) error {
 			}
 		}
 		if _, err := w.exec(ctx, `UPDATE queue_deliveries
-			SET visible_at = ?, in_flight = ?, attempts = attempts - ?, solo_runs = solo_runs - ?
+			SET visible_at = ?, in_flight = ?, attempts = attempts - ?, solo_runs = solo_runs - ?, lease_id = lease_id + 1
 			WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
 			w.now, inFlight, attempts, soloRuns, r.topic, r.group, r.messageID, r.leaseID); err != nil {
 			return fmt.Errorf("release delivery: %w", err)

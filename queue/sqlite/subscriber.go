@@ -32,6 +32,10 @@ type Subscriber struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup // consume loops, outcome waiters, the lease extender
+	// closeMu orders a Subscribe's wg.Add before Close's wg.Wait, or after
+	// closing is closed (Subscribe then fails): an Add while Wait may be
+	// returning would reuse the WaitGroup.
+	closeMu sync.Mutex
 
 	mu sync.Mutex
 	// held are the deliveries claimed and not yet acked, nacked or
@@ -104,6 +108,13 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	if err := s.SubscribeInitialize(topic); err != nil {
 		return nil, err
 	}
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	select {
+	case <-s.closing:
+		return nil, fmt.Errorf("subscribe to %s: %w", topic, errClosed)
+	default:
+	}
 	out := make(chan *message.Message)
 	s.wg.Add(1)
 	go s.consume(ctx, topic, out)
@@ -118,7 +129,9 @@ func (s *Subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 // goroutines, not for handlers.
 func (s *Subscriber) Close() error {
 	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
 		close(s.closing)
+		s.closeMu.Unlock()
 		s.wg.Wait()
 		s.b.mu.Lock()
 		delete(s.b.subs, s)
@@ -154,20 +167,28 @@ func (s *Subscriber) handedOut(l lease, cancel context.CancelFunc) bool {
 // the retry middleware takes its failure for a withdrawal, not an attempt
 // to dead-letter on. All of lost are forgotten before any handler is
 // cancelled: a handler that stops and frees its slot must not let a
-// buffered delivery among lost be handed out first.
-func (s *Subscriber) leasesLost(lost []lease) {
+// buffered delivery among lost be handed out first. It returns the leases
+// that were still held: the others ended with their outcome while the
+// extension was on its way.
+func (s *Subscriber) leasesLost(lost []lease) (forgotten []lease) {
 	cancels := make([]context.CancelFunc, 0, len(lost))
 	s.mu.Lock()
 	for _, l := range lost {
-		if cancel := s.held[l]; cancel != nil {
+		cancel, ok := s.held[l]
+		if !ok {
+			continue
+		}
+		if cancel != nil {
 			cancels = append(cancels, cancel)
 		}
 		delete(s.held, l)
+		forgotten = append(forgotten, l)
 	}
 	s.mu.Unlock()
 	for _, cancel := range cancels {
 		cancel()
 	}
+	return forgotten
 }
 
 func (s *Subscriber) drop(l lease) {
@@ -374,8 +395,12 @@ func stopped(stop <-chan struct{}) bool {
 // awaitOutcome turns the handler's ack or nack into a write, whenever it
 // comes, or releases the delivery when the subscriber closes first. The end
 // of the Subscribe context does not end the wait.
+//
+// The lease is no longer extended once the outcome is on its way: the
+// writer applies writes in order, so no extension is needed behind it, and
+// one already on its way finds the lease ended (nack and release take a
+// new lease id, ack deletes the row).
 func (s *Subscriber) awaitOutcome(d delivered) {
-	defer s.drop(d.lease)
 	select {
 	case <-d.msg.Acked():
 		s.ack(d)
@@ -394,6 +419,7 @@ func (s *Subscriber) awaitOutcome(d delivered) {
 			// it still finish, its outcome is not recorded, so the
 			// message comes back (the inbox makes that harmless). The
 			// attempt counts: the handler did start.
+			s.drop(d.lease)
 			_ = s.b.submit(&releaseOp{released: releasedOf([]delivered{d})}, false)
 		}
 	}
@@ -403,9 +429,13 @@ func (s *Subscriber) awaitOutcome(d delivered) {
 // they wait for the commit, which the other handlers wait for (the gate is
 // released after): should the process die once they run, the outcome of
 // the one that ran alone is not lost and blamed on it.
-func (s *Subscriber) ack(d delivered) { _ = s.b.submit(&ackOp{d.lease}, d.abandoned) }
+func (s *Subscriber) ack(d delivered) {
+	s.drop(d.lease)
+	_ = s.b.submit(&ackOp{d.lease}, d.abandoned)
+}
 
 func (s *Subscriber) nack(d delivered) {
+	s.drop(d.lease)
 	_ = s.b.submit(&nackOp{
 		lease:     d.lease,
 		delayMs:   nackDelay(d.msg, s.b.cfg.NackDelay).Milliseconds(),
@@ -653,8 +683,7 @@ func (s *Subscriber) extendLeases() {
 			}
 			continue
 		}
-		s.leasesLost(op.lost)
-		for _, l := range op.lost {
+		for _, l := range s.leasesLost(op.lost) {
 			s.logger.Info("Lease lost: another consumer has the message now; its handler here, if any, is cancelled", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
 		}
 	}
