@@ -116,6 +116,9 @@ type subscriber struct {
 	closing     chan struct{}
 	closeOnce   sync.Once
 	wg          sync.WaitGroup
+	// closeMu orders a Subscribe's wg.Add before Close's wg.Wait, or after
+	// closing is closed (Subscribe then fails).
+	closeMu sync.Mutex
 }
 
 // Subscribe forwards the topic's messages until ctx ends or the subscriber
@@ -142,6 +145,14 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	}
 	out := make(chan *message.Message)
 	slots := make(chan struct{}, s.concurrency)
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	select {
+	case <-s.closing:
+		cancel()
+		return nil, fmt.Errorf("subscribe to %s: subscriber closed", topic)
+	default:
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -309,7 +320,11 @@ func (s *subscriber) nacked(st *attemptState, fwd, msg *message.Message) {
 }
 
 func (s *subscriber) Close() error {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		s.closeMu.Lock()
+		close(s.closing)
+		s.closeMu.Unlock()
+	})
 	s.wg.Wait()
 	return nil
 }

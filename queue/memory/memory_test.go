@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/backend/backendtest"
 	"github.com/orderflow/orderflow/queue/memory"
 )
 
@@ -202,4 +203,18 @@ func TestStopDuringARetryDelay(t *testing.T) {
 	if !closesWithin(t, ch, 5*time.Second) {
 		t.Fatal("the channel stayed open for the retry delay after Subscribe's context ended")
 	}
+}
+
+// A subscriber closed while it subscribes neither panics nor leaves a
+// subscription running.
+func TestSubscribeRacingClose(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	backendtest.SubscribeRacingClose(t, 300, func() message.Subscriber {
+		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub
+	}, "jobs")
 }

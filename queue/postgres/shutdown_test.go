@@ -92,3 +92,10 @@ func TestCloseGivesUpHandedOutMessage(t *testing.T) {
 	assertDelivery(t, m, "m1", "2", "", false)
 	m.Ack()
 }
+
+// A subscriber closed while it subscribes (a process told to stop while its
+// router starts) neither panics nor leaves a subscription running.
+func TestSubscribeRacingClose(t *testing.T) {
+	b, topic := openWithMessages(t)
+	backendtest.SubscribeRacingClose(t, 50, func() message.Subscriber { return newSubscriber(t, b, "billing") }, topic)
+}

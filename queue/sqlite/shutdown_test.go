@@ -167,3 +167,10 @@ func TestCloseGivesUpHandedOutMessages(t *testing.T) {
 	expectDelivery(t, m, "m1", "2")
 	m.Ack()
 }
+
+// A subscriber closed while it subscribes (a process told to stop while its
+// router starts) neither panics nor leaves a subscription running.
+func TestSubscribeRacingClose(t *testing.T) {
+	st := newStopTest(t)
+	backendtest.SubscribeRacingClose(t, 300, st.subscriber, "jobs")
+}

@@ -3,6 +3,8 @@
 package backendtest
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,29 @@ func ExpectClosed(t testing.TB, ch <-chan *message.Message) {
 			t.Errorf("message %s handed out after the subscription's context ended", m.UUID)
 		case <-timeout:
 			t.Fatal("channel still open 15s after the subscription's context ended")
+		}
+	}
+}
+
+// SubscribeRacingClose calls Subscribe and Close of a fresh subscriber at
+// the same time, rounds times (run it under -race): a process told to stop
+// while its router subscribes. Subscribe must either fail or return a
+// channel that closes; nothing may panic (a WaitGroup reused while Close
+// waits on it) or keep running after Close returned.
+func SubscribeRacingClose(t *testing.T, rounds int, newSubscriber func() message.Subscriber, topic string) {
+	t.Helper()
+	for range rounds {
+		sub := newSubscriber()
+		var (
+			wg     sync.WaitGroup
+			ch     <-chan *message.Message
+			subErr error
+		)
+		wg.Go(func() { ch, subErr = sub.Subscribe(context.Background(), topic) })
+		wg.Go(func() { _ = sub.Close() })
+		wg.Wait()
+		if subErr == nil {
+			ExpectClosed(t, ch)
 		}
 	}
 }
