@@ -244,7 +244,7 @@ func New(cfg Config) (*Application, error) {
 	check(err)
 	a.Queries.StatusCounts, err = NewStatusCountsHandler(cfg.ReadModel)
 	check(err)
-	if err == nil {
+	if len(errs) == 0 { // else nothing would unregister the gauge
 		opts := cfg.Options
 		opts.setDefaults()
 		a.statusGauge, err = registerStatusGauge(opts.MeterProvider, a.Queries.StatusCounts)

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/services/order/internal/adapters"
 	"github.com/orderflow/orderflow/services/order/internal/app"
@@ -94,6 +95,9 @@ func TestPlaceOrderValidation(t *testing.T) {
 		{"repeated sku", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}, {SKU: "SKU-1", Quantity: 1}}}, []string{"items[1].sku"}},
 		{"bad address", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}},
 			ShippingAddress: &domain.Address{Name: "n", Line1: "l", City: "c", Country: "fr"}}, []string{"shipping_address.country"}},
+		{"address fields over the limit or with control characters", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}},
+			ShippingAddress: &domain.Address{Name: strings.Repeat("n", app.MaxTextLength+1), Line1: "l\x1b[2J", Line2: "x\x00", City: "c", PostalCode: strings.Repeat("9", app.MaxTextLength+1), Country: "FR"}},
+			[]string{"shipping_address.name", "shipping_address.line1", "shipping_address.line2", "shipping_address.postal_code"}},
 		{"bad idempotency key", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}, IdempotencyKey: "a\nb"}, []string{"Idempotency-Key"}},
 	}
 	for _, tc := range tests {
@@ -273,6 +277,37 @@ func TestCancelOrder(t *testing.T) {
 	env.Reply(contracts.StockReservationFailed{OrderID: rejected, Reason: "none"})
 	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: rejected}); !errors.Is(err, domain.ErrNotCancellable) {
 		t.Errorf("rejected order: got %v, want ErrNotCancellable", err)
+	}
+}
+
+// A cancellation's reason is stored and sent with every compensation: one
+// longer than MaxTextLength or with control characters is refused, and the
+// order is left as it was; MaxTextLength characters are taken.
+func TestCancelOrderRefusesAnUnfitReason(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	ctx := context.Background()
+	id := env.Place()
+	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+	sent := len(env.Outbox())
+	for _, reason := range []string{strings.Repeat("r", app.MaxTextLength+1), "\x1b[31mred\x00"} {
+		err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: reason})
+		var ve *domain.ValidationError
+		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "reason" {
+			t.Errorf("reason %.20q…: got %v, want a *domain.ValidationError on reason", reason, err)
+		}
+	}
+	if v := env.Order(id); v.Status != domain.StatusStockReserved {
+		t.Errorf("after the refused cancellations: got %s, want STOCK_RESERVED", v.Status)
+	}
+	if n := len(env.Outbox()); n != sent {
+		t.Errorf("outbox after the refused cancellations: got %d messages, want %d", n, sent)
+	}
+	reason := strings.Repeat("ж", app.MaxTextLength)
+	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: reason}); err != nil {
+		t.Fatalf("a reason of %d two-byte letters: got %v, want it taken", app.MaxTextLength, err)
+	}
+	if v := env.Order(id); v.Status != domain.StatusCancelling || v.Reason != reason {
+		t.Errorf("after the cancellation: got %s with a reason of %d characters, want CANCELLING with the reason", v.Status, len([]rune(v.Reason)))
 	}
 }
 
@@ -510,8 +545,34 @@ func TestConstructorsRejectNil(t *testing.T) {
 	}
 }
 
-// The orders gauge reports every status's count from the projection at
-// each collection, zeros included.
+// An application that cannot be built leaves no gauge behind on the
+// MeterProvider (nothing would unregister it, and it would read a store
+// its caller closes).
+func TestNewThatFailsRegistersNoGauge(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	reader := sdkmetric.NewManualReader()
+	_, err := app.New(app.Config{
+		Transactor: env.Store, ReadModel: env.Store, Deadlines: env.Store,
+		Catalog: catalog.Default(), Currency: catalog.Currency,
+		MaxOpenOrders: -1, // the one thing wrong
+		Options:       app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))},
+	})
+	if err == nil {
+		t.Fatal("New with a negative open-order limit: got nil error, want a refusal")
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if m.Name == app.MetricOrders {
+				t.Errorf("after New failed: got %s collected, want no such gauge", app.MetricOrders)
+			}
+		}
+	}
+}
+
 // The counters without attributes are reported at 0 before anything has
 // happened, so that /metrics lists them from the start.
 func TestCountersWithoutAttributesStartAtZero(t *testing.T) {
@@ -538,6 +599,8 @@ func TestCountersWithoutAttributesStartAtZero(t *testing.T) {
 	}
 }
 
+// The orders gauge reports every status's count from the projection at
+// each collection, zeros included.
 func TestOrdersGaugeCountsEveryStatus(t *testing.T) {
 	reader := sdkmetric.NewManualReader()
 	env := ordertest.New(t, ordertest.Options{App: app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))}})

@@ -48,10 +48,15 @@ func NewCancelOrderHandler(tx Transactor, opts Options) (CancelOrderHandler, err
 
 // Handle cancels the order. Cancelling a cancelling or cancelled order is a
 // no-op; a COMPLETED or REJECTED one returns domain.ErrNotCancellable, an
-// unknown one ErrOrderNotFound.
+// unknown one ErrOrderNotFound; a reason longer than MaxTextLength or with
+// control characters a *domain.ValidationError (the reason is stored and
+// sent with every compensation).
 func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 	if h.tx == nil {
 		return errors.New("cancel order: handler not initialised")
+	}
+	if problems := textProblems("reason", cmd.Reason, MaxTextLength); len(problems) > 0 {
+		return fmt.Errorf("cancel order %s: %w", cmd.OrderID, &domain.ValidationError{Fields: problems})
 	}
 	var (
 		o    *domain.Order

@@ -23,6 +23,9 @@ const (
 	MaxQuantity       = 1000
 	MaxIDLength       = 128
 	MaxIdempotencyKey = 255
+	// MaxTextLength bounds free text that travels in messages: each
+	// shipping address field, a cancellation's reason.
+	MaxTextLength = 256
 )
 
 // Line is one requested order line: the price comes from the catalogue.
@@ -211,14 +214,13 @@ func (h PlaceOrderHandler) price(cmd PlaceOrder) ([]domain.Item, []domain.FieldE
 	add := func(field, format string, args ...any) {
 		problems = append(problems, domain.FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
-	// Characters, as the OpenAPI document's maxLength counts them.
-	if n := utf8.RuneCountInString(cmd.CustomerID); n > MaxIDLength {
-		add("customer_id", "must be at most %d characters long, got %d", MaxIDLength, n)
-	}
-	// The id travels in messages, logs and the console's pages, where a
-	// NUL or an escape sequence does harm.
-	if strings.ContainsFunc(cmd.CustomerID, unicode.IsControl) {
-		add("customer_id", "must not contain control characters")
+	problems = append(problems, textProblems("customer_id", cmd.CustomerID, MaxIDLength)...)
+	if a := cmd.ShippingAddress; a != nil {
+		for _, f := range []struct{ name, v string }{
+			{"name", a.Name}, {"line1", a.Line1}, {"line2", a.Line2}, {"city", a.City}, {"postal_code", a.PostalCode},
+		} {
+			problems = append(problems, textProblems("shipping_address."+f.name, f.v, MaxTextLength)...)
+		}
 	}
 	if k := cmd.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKey || !printableASCII(k)) {
 		add("Idempotency-Key", "must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
@@ -258,6 +260,21 @@ func mergeProblems(problems []domain.FieldError, err error) error {
 		return &domain.ValidationError{Fields: append(problems, ve.Fields...)}
 	}
 	return err
+}
+
+// textProblems reports what is wrong with an id or free text that travels
+// in messages, logs and the console's pages: more than maxLen characters
+// (as the OpenAPI document's maxLength counts them), or a control
+// character (a NUL or an escape sequence does harm there).
+func textProblems(field, v string, maxLen int) []domain.FieldError {
+	var problems []domain.FieldError
+	if n := utf8.RuneCountInString(v); n > maxLen {
+		problems = append(problems, domain.FieldError{Field: field, Problem: fmt.Sprintf("must be at most %d characters long, got %d", maxLen, n)})
+	}
+	if strings.ContainsFunc(v, unicode.IsControl) {
+		problems = append(problems, domain.FieldError{Field: field, Problem: "must not contain control characters"})
+	}
+	return problems
 }
 
 func printableASCII(s string) bool {
