@@ -33,6 +33,12 @@ import (
 // batch message by message, so that one message the destination refuses is
 // put back alone (requeueOnFailure) instead of failing its batch for ever.
 // A batch that goes through that way turns holding back on again.
+//
+// A message put back after a failed forward is stored again when the
+// batch's offset moves, after the rest of the batch (put back untried
+// during the pause): the next batch starts with the messages behind it, so
+// a message the destination refuses for good is tried once per pause while
+// everything else goes through.
 
 // heldBatch is what the forwarder's destination holds back: the messages
 // of the forwarding batch in progress, in the order they were forwarded.
@@ -44,6 +50,9 @@ type heldBatch struct {
 	msgs    []heldMessage
 	off     bool // forward message by message until a batch goes through
 	failed  bool // a message of the batch in progress failed to forward
+	// failedMsgs are the envelopes of the batch in progress whose
+	// forward failed, to be stored again after the rest of the batch.
+	failedMsgs []*message.Message
 }
 
 type heldMessage struct {
@@ -59,15 +68,39 @@ func (b *heldBatch) begin(tx *sql.Tx) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	clear(b.msgs)
-	b.current, b.msgs, b.failed = tx, b.msgs[:0], false
+	b.current, b.msgs, b.failed, b.failedMsgs = tx, b.msgs[:0], false, nil
 }
 
 // markFailed notes that forwarding a message of the batch in progress
-// failed (requeueOnFailure put it back).
+// failed (requeueOnFailure puts it back).
 func (b *heldBatch) markFailed() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failed = true
+}
+
+// putBackLast keeps again, the envelope of a message of the batch of
+// transaction tx whose forward failed, to be stored after the rest of the
+// batch (takeFailed). It reports false when tx is not the batch in
+// progress.
+func (b *heldBatch) putBackLast(tx *sql.Tx, again *message.Message) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if tx != b.current {
+		return false
+	}
+	b.failedMsgs = append(b.failedMsgs, again)
+	return true
+}
+
+// takeFailed returns the envelopes putBackLast kept for the batch in
+// progress, and forgets them.
+func (b *heldBatch) takeFailed() []*message.Message {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	msgs := b.failedMsgs
+	b.failedMsgs = nil
+	return msgs
 }
 
 // resume turns holding back on again after a batch forwarded message by
@@ -199,23 +232,40 @@ func (a forwarderOffsets) AckMessageQuery(topic string, row wsql.Row, consumerGr
 	return a.OffsetsAdapter.AckMessageQuery(topic, row, consumerGroup)
 }
 
-// publishHeld publishes the held messages of the batch in progress; see
-// the comment at the top of this file.
+// publishHeld publishes the held messages of the batch in progress and
+// stores again, last, the ones whose forward failed; see the comment at
+// the top of this file.
 func (f *Forwarder) publishHeld() {
 	tx, msgs := f.held.take()
 	if len(msgs) == 0 {
 		f.held.resume() // holding back is off, or the batch was all requeues
+	} else if err := f.publishTogether(msgs); err != nil {
+		f.cool.trip(f.cfg.RetryInterval)
+		f.held.stop()
+		f.failBatch(tx, "Forwarding a batch failed; it stays in the outbox and is forwarded again message by message", err,
+			watermill.LogFields{"messages": len(msgs), "retry_in": f.cfg.RetryInterval})
 		return
 	}
-	err := f.publishTogether(msgs)
+	failed := f.held.takeFailed()
+	if len(failed) == 0 {
+		return
+	}
+	q, err := f.schema.InsertQuery(f.cfg.ForwarderTopic, failed)
 	if err == nil {
-		return
+		_, err = tx.Exec(q.Query, q.Args...)
 	}
-	f.cool.trip(f.cfg.RetryInterval)
-	f.held.stop()
+	if err != nil {
+		f.cool.trip(f.cfg.RetryInterval)
+		f.failBatch(tx, "Cannot put failed messages back in the outbox; the batch stays and is forwarded again", err,
+			watermill.LogFields{"messages": len(failed), "retry_in": f.cfg.RetryInterval})
+	}
+}
+
+// failBatch rolls the batch in progress back, so that its offset stays
+// (the offset query then fails on the finished transaction), and logs why.
+func (f *Forwarder) failBatch(tx *sql.Tx, msg string, err error, fields watermill.LogFields) {
 	f.batchFailed.Store(true)
-	f.logger.Error("Forwarding a batch failed; it stays in the outbox and is forwarded again message by message", err,
-		watermill.LogFields{"messages": len(msgs), "retry_in": f.cfg.RetryInterval})
+	f.logger.Error(msg, err, fields)
 	if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 		f.logger.Error("Cannot roll back the forwarding batch", rbErr, nil)
 	}

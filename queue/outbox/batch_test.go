@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -177,6 +178,34 @@ func TestFailedBatchIsForwardedAgainMessageByMessage(t *testing.T) {
 	}
 	assert.Len(t, got, len(want))
 	assert.Greater(t, dst.batched.Load(), before, "Publish calls with more than one message after the failure")
+}
+
+// A message the destination refuses for good does not hold up the ones
+// behind it: put back after the rest of its batch, it is tried again once
+// per RetryInterval while everything stored before and after it is
+// forwarded, each once.
+func TestARefusedMessageDoesNotHoldUpTheOthers(t *testing.T) {
+	db, ob := tempOutbox(t)
+	first := []string{"m-0", "m-1", "m-2", "m-3", "m-4", "m-5"}
+	storeAll(t, db, ob, "a", first...)
+
+	inner, col := newDestination(t, "a")
+	dst := &refusingPublisher{Publisher: inner, bad: "m-2", refuse: math.MaxInt64}
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob, RetryInterval: 20 * time.Millisecond})
+	more := []string{"n-0", "n-1", "n-2"}
+	storeAll(t, db, ob, "a", more...)
+
+	want := append(slices.DeleteFunc(slices.Clone(first), func(id string) bool { return id == "m-2" }), more...)
+	col.waitCount(t, len(want), 5*time.Second)
+	waitPending(t, f, 1, 5*time.Second) // m-2, still refused
+	time.Sleep(50 * time.Millisecond)   // a duplicate would have arrived by now
+	got := col.snapshot()
+	for _, id := range want {
+		assert.Equal(t, 1, got[id], "deliveries of %s", id)
+	}
+	assert.Len(t, got, len(want))
+	tries := dst.refusals.Load()
+	assert.GreaterOrEqual(t, tries, int64(2), "refusals of m-2: tried again after its pause")
 }
 
 // tempOutbox is a new service database with an outbox.

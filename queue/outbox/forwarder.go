@@ -443,11 +443,13 @@ func (f *Forwarder) pendingQuery(format string) wsql.Query {
 // requeueOnFailure is the outermost middleware of the forwarding handler
 // but for the hand-over to a pooled goroutine (f.pool), which only moves
 // the call.
-// A failed (or panicking) forward inserts the envelope again at the end of
-// the outbox, in the subscriber's transaction, and acks the original, so
-// the subscriber commits and releases the write lock instead of resending
+// A failed (or panicking) forward acks the original envelope and stores it
+// again at the end of the outbox, in the subscriber's transaction, so the
+// subscriber commits and releases the write lock instead of resending
 // while holding it. It then pauses the forwarder for RetryInterval; the
-// rest of the batch is requeued without being tried.
+// rest of the batch is requeued without being tried, ahead of the failed
+// envelope (stored when the batch's offset moves: publishHeld), so that
+// one message refused for good does not hold up the others.
 func (f *Forwarder) requeueOnFailure(h message.HandlerFunc) message.HandlerFunc {
 	return func(msg *message.Message) (_ []*message.Message, err error) {
 		if f.drain.draining() {
@@ -506,12 +508,14 @@ func (f *Forwarder) requeue(msg *message.Message, cause error) error {
 		n, _ := strconv.Atoi(msg.Metadata.Get(MetadataForwardFailures))
 		again.Metadata.Set(MetadataForwardFailures, strconv.Itoa(n+1))
 	}
-	q, err := f.schema.InsertQuery(f.cfg.ForwarderTopic, message.Messages{again})
-	if err == nil {
-		_, err = tx.ExecContext(msg.Context(), q.Query, q.Args...)
-	}
-	if err != nil {
-		return errors.Join(cause, fmt.Errorf("requeue: %w", err))
+	if cause == nil || !f.held.putBackLast(tx, again) {
+		q, err := f.schema.InsertQuery(f.cfg.ForwarderTopic, message.Messages{again})
+		if err == nil {
+			_, err = tx.ExecContext(msg.Context(), q.Query, q.Args...)
+		}
+		if err != nil {
+			return errors.Join(cause, fmt.Errorf("requeue: %w", err))
+		}
 	}
 	if cause != nil {
 		f.logger.Error("Forwarding failed, message put back in the outbox", cause, fields)
