@@ -170,3 +170,31 @@ func PathParam(c echo.Context, name string) (string, error) {
 	}
 	return d, nil
 }
+
+// HeaderIdempotencyKey is the request header that makes a POST of the admin
+// API (a restock) happen once however often it is sent; the answer to a
+// retry carries HeaderIdempotentReplayed: true.
+const (
+	HeaderIdempotencyKey     = "Idempotency-Key"
+	HeaderIdempotentReplayed = "Idempotent-Replayed"
+	maxIdempotencyKey        = 255
+)
+
+// IdempotencyKey returns the request's Idempotency-Key, "" when it sent
+// none. A key sent empty, more than once, longer than 255 bytes or with
+// other than printable ASCII characters is a 400 (a FieldError), not read
+// as no key: its sender means its retries to happen once.
+func IdempotencyKey(r *http.Request) (string, error) {
+	keys := r.Header.Values(HeaderIdempotencyKey)
+	if len(keys) == 0 {
+		return "", nil
+	}
+	bad := len(keys) > 1 || keys[0] == "" || len(keys[0]) > maxIdempotencyKey
+	for _, c := range []byte(keys[0]) {
+		bad = bad || c < 0x20 || c > 0x7e
+	}
+	if bad {
+		return "", BadField(HeaderIdempotencyKey, fmt.Sprintf("send one key of 1 to %d printable ASCII characters, or no header", maxIdempotencyKey))
+	}
+	return keys[0], nil
+}

@@ -279,9 +279,21 @@ func (h *Harness) CheckListLimit(paths ...string) {
 // status.
 func (h *Harness) Send(method, path, body string) int {
 	h.T.Helper()
+	code, _ := h.SendWithHeader(method, path, body, nil)
+	return code
+}
+
+// SendWithHeader is Send with more request headers; it returns the
+// response's headers too.
+func (h *Harness) SendWithHeader(method, path, body string, header http.Header) (int, http.Header) {
+	h.T.Helper()
 	req, err := http.NewRequest(method, "http://"+h.svc.HTTPAddr()+path, strings.NewReader(body))
 	if err != nil {
 		h.T.Fatal(err)
+	}
+	req.Header = header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
@@ -289,7 +301,7 @@ func (h *Harness) Send(method, path, body string) int {
 		h.T.Fatal(err)
 	}
 	_ = resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, resp.Header
 }
 
 // WaitDeadLetter waits until the service's group dead-lettered message id

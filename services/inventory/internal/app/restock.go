@@ -15,6 +15,19 @@ var ErrUnknownSKU = domain.ErrUnknownSKU
 type Restock struct {
 	SKU      string
 	Quantity int
+	// IdempotencyKey, when set, makes the restock happen once: a retry
+	// with the same key, SKU and quantity (its answer was lost, say)
+	// changes nothing and answers the current stock. The inbox remembers
+	// it as long as a message id (servicehost.InboxRetention).
+	IdempotencyKey string
+}
+
+// RestockResult is a restock's outcome.
+type RestockResult struct {
+	Stock domain.Stock
+	// Replayed is set when the idempotency key was used for this restock
+	// already: nothing was added this time.
+	Replayed bool
 }
 
 // RestockHandler applies Restock.
@@ -31,16 +44,23 @@ func NewRestockHandler(uow UnitOfWork) (RestockHandler, error) {
 }
 
 // Handle adds the units and returns the new stock.
-func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (domain.Stock, error) {
+func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult, error) {
 	var out domain.Stock
-	_, err := h.uow.Do(ctx, "", func(ctx context.Context, tx Tx) error {
+	load := func(ctx context.Context, tx Tx) (domain.Stock, error) {
 		stock, err := tx.Stock(ctx, []string{cmd.SKU})
 		if err != nil {
-			return err
+			return domain.Stock{}, err
 		}
 		s, ok := stock[cmd.SKU]
 		if !ok {
-			return fmt.Errorf("%w %q", ErrUnknownSKU, cmd.SKU)
+			return domain.Stock{}, fmt.Errorf("%w %q", ErrUnknownSKU, cmd.SKU)
+		}
+		return s, nil
+	}
+	duplicate, err := h.uow.Do(ctx, restockID(cmd), func(ctx context.Context, tx Tx) error {
+		s, err := load(ctx, tx)
+		if err != nil {
+			return err
 		}
 		if err := s.Restock(cmd.Quantity); err != nil {
 			return err
@@ -48,8 +68,24 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (domain.Stock, 
 		out = s
 		return tx.SaveStock(ctx, []domain.Stock{s})
 	})
-	if err != nil {
-		return domain.Stock{}, fmt.Errorf("restock %s: %w", cmd.SKU, err)
+	if err == nil && duplicate {
+		_, err = h.uow.Do(ctx, "", func(ctx context.Context, tx Tx) error {
+			out, err = load(ctx, tx)
+			return err
+		})
 	}
-	return out, nil
+	if err != nil {
+		return RestockResult{}, fmt.Errorf("restock %s: %w", cmd.SKU, err)
+	}
+	return RestockResult{Stock: out, Replayed: duplicate}, nil
+}
+
+// restockID is the inbox id of a restock with an idempotency key, "" (no
+// deduplication) without. The SKU and quantity are part of it: a key sent
+// again with another restock is that other restock, not a retry.
+func restockID(cmd Restock) string {
+	if cmd.IdempotencyKey == "" {
+		return ""
+	}
+	return fmt.Sprintf("restock %s %d %s", cmd.SKU, cmd.Quantity, cmd.IdempotencyKey)
 }

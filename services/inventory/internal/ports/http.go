@@ -15,7 +15,7 @@ import (
 // HTTP holds inventory's own routes, mounted on the admin server:
 //
 //	GET  /stock                    [{"sku","available","reserved","initial","restocked"}]
-//	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock
+//	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock (once per Idempotency-Key)
 //	GET  /state                    stock, reservation counts by status, conserved
 //	GET  /reservations/{order_id}  one order's reservation
 type HTTP struct {
@@ -55,7 +55,11 @@ func (h *HTTP) restock(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	s, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: sku, Quantity: *body.Quantity})
+	key, err := admin.IdempotencyKey(c.Request())
+	if err != nil {
+		return err
+	}
+	res, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: sku, Quantity: *body.Quantity, IdempotencyKey: key})
 	switch {
 	case errors.Is(err, app.ErrUnknownSKU):
 		return &admin.FieldError{Field: "sku", Err: fmt.Errorf("%w: %v", admin.ErrNotFound, err)}
@@ -64,7 +68,10 @@ func (h *HTTP) restock(c echo.Context) error {
 	case err != nil:
 		return err
 	}
-	return c.JSON(http.StatusOK, s)
+	if res.Replayed {
+		c.Response().Header().Set(admin.HeaderIdempotentReplayed, "true")
+	}
+	return c.JSON(http.StatusOK, res.Stock)
 }
 
 func (h *HTTP) state(c echo.Context) error {
