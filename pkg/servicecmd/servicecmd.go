@@ -30,6 +30,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/pkg/telemetry"
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/queue/sqlite/cmalloc"
 )
 
@@ -64,6 +65,10 @@ type Command struct {
 	Open func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error)
 }
 
+// MaxAbandonedUsage is the --max-abandoned flag's usage, the order
+// service's too.
+const MaxAbandonedUsage = "runs alone of a message that may end with the service dying (a crash, an OOM kill) before the message is dead-lettered (reason abandoned) instead of run again; the crash that first marks it, when it ran beside others, is not counted: 2 means 3 crashes in all (env MAX_ABANDONED)"
+
 // Config is the parsed command line shared by the worker services.
 type Config struct {
 	QueueURL        string
@@ -71,6 +76,7 @@ type Config struct {
 	HTTPAddr        string
 	Concurrency     int
 	MaxAttempts     int
+	MaxAbandoned    int
 	ShutdownTimeout time.Duration
 	LogLevel        slog.Level
 }
@@ -95,6 +101,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HTTP_ADDR", c.DefaultHTTPAddr), "admin and state HTTP address; loopback by default (env HTTP_ADDR)")
 	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.IntVar(&cfg.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), MaxAbandonedUsage)
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	if c.Flags != nil {
@@ -113,6 +120,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 		SharedQueue(cfg.QueueURL),
 		AtLeastOne("concurrency", "CONCURRENCY", cfg.Concurrency),
 		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),
+		AtLeastOne("max-abandoned", "MAX_ABANDONED", cfg.MaxAbandoned),
 		Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), // 0 would quietly be the default
 	)
 	if c.Check != nil {
@@ -166,8 +174,9 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	}
 	svc, err := c.Open(ctx, servicehost.Config{
 		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr,
-		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, ShutdownTimeout: cfg.ShutdownTimeout,
-		Logger: tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned,
+		ShutdownTimeout: cfg.ShutdownTimeout,
+		Logger:          tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
 	})
 	if err != nil {

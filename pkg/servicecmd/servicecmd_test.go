@@ -32,7 +32,7 @@ func lookupIn(env map[string]string) servicecmd.LookupFunc {
 
 func TestParse(t *testing.T) {
 	defaults := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8082",
-		Concurrency: 4, MaxAttempts: 5, ShutdownTimeout: 10 * time.Second, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: 10 * time.Second, LogLevel: slog.LevelInfo}
 	tests := []struct {
 		name string
 		args []string
@@ -41,16 +41,16 @@ func TestParse(t *testing.T) {
 	}{
 		{"defaults", nil, nil, defaults},
 		{"flags", []string{"--queue-url", "postgres://u@h/db", "--data-dir", "x", "--http-addr", "127.0.0.1:0",
-			"--concurrency", "8", "--max-attempts", "2", "--shutdown-timeout", "3s", "--log-level", "warn"},
+			"--concurrency", "8", "--max-attempts", "2", "--max-abandoned", "1", "--shutdown-timeout", "3s", "--log-level", "warn"},
 			nil, servicecmd.Config{QueueURL: "postgres://u@h/db", DataDir: "x", HTTPAddr: "127.0.0.1:0",
-				Concurrency: 8, MaxAttempts: 2, ShutdownTimeout: 3 * time.Second, LogLevel: slog.LevelWarn}},
+				Concurrency: 8, MaxAttempts: 2, MaxAbandoned: 1, ShutdownTimeout: 3 * time.Second, LogLevel: slog.LevelWarn}},
 		{"environment, a flag wins", []string{"--data-dir", "flag-wins"},
 			map[string]string{"QUEUE_URL": "sqlite:///tmp/q.db", "DATA_DIR": "/tmp/d", "HTTP_ADDR": "127.0.0.1:9",
-				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "SHUTDOWN_TIMEOUT": "1m", "LOG_LEVEL": "debug"},
+				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "MAX_ABANDONED": "4", "SHUTDOWN_TIMEOUT": "1m", "LOG_LEVEL": "debug"},
 			servicecmd.Config{QueueURL: "sqlite:///tmp/q.db", DataDir: "flag-wins", HTTPAddr: "127.0.0.1:9",
-				Concurrency: 2, MaxAttempts: 7, ShutdownTimeout: time.Minute, LogLevel: slog.LevelDebug}},
+				Concurrency: 2, MaxAttempts: 7, MaxAbandoned: 4, ShutdownTimeout: time.Minute, LogLevel: slog.LevelDebug}},
 		{"empty values fall back to the defaults", nil,
-			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "SHUTDOWN_TIMEOUT": "", "QUEUE_URL": ""}, defaults},
+			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "MAX_ABANDONED": "", "SHUTDOWN_TIMEOUT": "", "QUEUE_URL": ""}, defaults},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,6 +113,7 @@ func TestParseRejectsOutOfRangeValues(t *testing.T) {
 		{"zero concurrency", []string{"--concurrency", "0"}, nil, "--concurrency (CONCURRENCY) must be at least 1, got 0"},
 		{"negative concurrency from the environment", nil, map[string]string{"CONCURRENCY": "-4"}, "--concurrency (CONCURRENCY) must be at least 1, got -4"},
 		{"zero max attempts", nil, map[string]string{"MAX_ATTEMPTS": "0"}, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got 0"},
+		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
 		{"a queue inside one process", []string{"--queue-url", "memory://"}, nil, "--queue-url (QUEUE_URL) memory:// is a queue inside one process"},
 	}
 	for _, tc := range tests {

@@ -90,6 +90,10 @@ type Config struct {
 	// MaxAttempts is how often a failing command is delivered before it
 	// is dead-lettered. Default DefaultMaxAttempts.
 	MaxAttempts int
+	// MaxAbandoned is how many runs alone of a command may end with the
+	// process dying before it is dead-lettered, unhandled (see
+	// retry.Config.MaxAbandoned). Default retry.DefaultMaxAbandoned.
+	MaxAbandoned int
 	// ShutdownTimeout bounds each stage of the graceful stop: the admin
 	// server's requests, the running handlers, the outbox flush and the
 	// forwarder's last forward. Default DefaultShutdownTimeout.
@@ -124,6 +128,9 @@ func (c *Config) setDefaults(s Spec) {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = DefaultMaxAttempts
 	}
+	if c.MaxAbandoned == 0 {
+		c.MaxAbandoned = retry.DefaultMaxAbandoned
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -144,8 +151,8 @@ func (c *Config) setDefaults(s Spec) {
 // Validate reports an unusable config (after defaults).
 func (c Config) Validate() error {
 	var errs []error
-	if c.Concurrency < 1 || c.MaxAttempts < 1 {
-		errs = append(errs, errors.New("concurrency and max attempts must be at least 1"))
+	if c.Concurrency < 1 || c.MaxAttempts < 1 || c.MaxAbandoned < 1 {
+		errs = append(errs, errors.New("concurrency, max attempts and max abandoned must be at least 1"))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
@@ -278,7 +285,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	if h.router, err = NewRouter(h.q, queue.RouterConfig{
 		ConsumerGroup: spec.Name,
 		Concurrency:   cfg.Concurrency,
-		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts},
+		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned},
 		// Without it the router waits its own default (30s) for handlers.
 		CloseTimeout: cfg.ShutdownTimeout,
 	}, meter); err != nil {

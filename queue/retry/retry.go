@@ -129,12 +129,15 @@ type Config struct {
 	random func() float64
 }
 
+// DefaultMaxAbandoned is Config.MaxAbandoned's default.
+const DefaultMaxAbandoned = 2
+
 func (c *Config) setDefaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
 	}
 	if c.MaxAbandoned == 0 {
-		c.MaxAbandoned = 2
+		c.MaxAbandoned = DefaultMaxAbandoned
 	}
 	if c.InitialInterval == 0 {
 		c.InitialInterval = 100 * time.Millisecond
@@ -260,8 +263,12 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 // in a row, without handling it again.
 func (c Config) abandoned(msg *message.Message, n int) error {
 	attempt, _, fields := c.describe(msg)
-	text := fmt.Sprintf("handling abandoned %d times in a row while the message ran alone in its process "+
-		"(the process exited or froze before the handler returned); not handled again", n)
+	times := fmt.Sprintf("%d times in a row", n)
+	if n == 1 {
+		times = "once"
+	}
+	text := fmt.Sprintf("handling abandoned %s while the message ran alone in its process "+
+		"(the process exited or froze before the handler returned); not handled again", times)
 	if last := msg.Metadata.Get(backend.MetadataLastError); last != "" {
 		text += "; the last error a handler returned: " + last
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/services/order/service"
 )
 
@@ -73,6 +74,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	fs.IntVar(&s.MaxOpenOrders, "max-open-orders", envInt("max-open-orders", "MAX_OPEN_ORDERS", service.DefaultMaxOpenOrders), "refuse new orders (503, Retry-After) while this many have not ended, so that overload sheds work instead of piling up step timeouts; 0: no limit (env MAX_OPEN_ORDERS)")
 	fs.IntVar(&s.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", service.DefaultConcurrency), "replies of one topic handled at once (env CONCURRENCY)")
 	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
+	fs.IntVar(&s.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), servicecmd.MaxAbandonedUsage)
 	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
@@ -91,6 +93,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 		servicecmd.Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", s.ShutdownTimeout),
 		servicecmd.AtLeastOne("concurrency", "CONCURRENCY", s.Concurrency),
 		servicecmd.AtLeastOne("max-attempts", "MAX_ATTEMPTS", s.MaxAttempts),
+		servicecmd.AtLeastOne("max-abandoned", "MAX_ABANDONED", s.MaxAbandoned),
 		// Their 0 is documented: --step-timeout, min(1s, step timeout/4).
 		servicecmd.NotNegative("compensation-timeout", "COMPENSATION_TIMEOUT", s.CompensationTimeout),
 		servicecmd.NotNegative("timeout-scan-interval", "TIMEOUT_SCAN_INTERVAL", s.TimeoutScanInterval),

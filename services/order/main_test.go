@@ -80,6 +80,17 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got MaxOpenOrders %d, want 50", c.Service.MaxOpenOrders)
 			}
 		}, ""},
+		{"max abandoned by default", nil, nil, func(t *testing.T, c config) {
+			if c.Service.MaxAbandoned != 2 {
+				t.Errorf("got MaxAbandoned %d, want the default 2", c.Service.MaxAbandoned)
+			}
+		}, ""},
+		{"max abandoned from the environment", nil, map[string]string{"MAX_ABANDONED": "4"}, func(t *testing.T, c config) {
+			if c.Service.MaxAbandoned != 4 {
+				t.Errorf("got MaxAbandoned %d, want 4", c.Service.MaxAbandoned)
+			}
+		}, ""},
+		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
 		{"negative open-order limit", []string{"--max-open-orders", "-3"}, nil, nil, "max-open-orders"},
 		{"unknown command", []string{"explode"}, nil, nil, "unknown command"},
 		// A value that does not parse, or a queue URL that is none:

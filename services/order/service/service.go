@@ -140,6 +140,10 @@ type Config struct {
 	// MaxAttempts is how often a failing reply is delivered before it is
 	// dead-lettered. Default 5.
 	MaxAttempts int
+	// MaxAbandoned is how many runs alone of a reply may end with the
+	// process dying before it is dead-lettered, unhandled (see
+	// retry.Config.MaxAbandoned). Default retry.DefaultMaxAbandoned.
+	MaxAbandoned int
 	// Synchronous is the database's synchronous pragma, NORMAL or FULL.
 	Synchronous string
 	// ShutdownTimeout bounds each stage of the graceful stop. Default 10s.
@@ -194,6 +198,9 @@ func (c *Config) setDefaults() {
 	if c.MaxAttempts == 0 {
 		c.MaxAttempts = 5
 	}
+	if c.MaxAbandoned == 0 {
+		c.MaxAbandoned = retry.DefaultMaxAbandoned
+	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
@@ -224,8 +231,8 @@ func (c Config) Validate() error {
 	if c.StepTimeout < 0 || c.CompensationTimeout < 0 || c.TimeoutScanInterval < 0 || c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("timeouts and intervals must not be negative"))
 	}
-	if c.Concurrency < 1 || c.MaxAttempts < 1 {
-		errs = append(errs, errors.New("concurrency and max attempts must be at least 1"))
+	if c.Concurrency < 1 || c.MaxAttempts < 1 || c.MaxAbandoned < 1 {
+		errs = append(errs, errors.New("concurrency, max attempts and max abandoned must be at least 1"))
 	}
 	for name, addr := range map[string]string{"http address": c.HTTPAddr, "admin address": c.AdminAddr} {
 		if addr == "off" && name == "admin address" {
@@ -354,7 +361,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.router, err = servicehost.NewRouter(s.q, queue.RouterConfig{
 		ConsumerGroup: app.ConsumerGroup,
 		Concurrency:   cfg.Concurrency,
-		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts},
+		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned},
 		// Draining the reply handlers is a stage of the graceful stop:
 		// without this it would wait the router's own default (30s).
 		CloseTimeout: cfg.ShutdownTimeout,
