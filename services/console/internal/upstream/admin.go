@@ -98,12 +98,18 @@ func (a *Admin) Stock(ctx context.Context) ([]Stock, error) {
 }
 
 // Restock adds quantity units of sku to inventory's stock.
-func (a *Admin) Restock(ctx context.Context, sku string, quantity int) (Stock, error) {
+// idempotencyKey, when not empty, makes a retry of the same restock (same
+// key, SKU and quantity) add nothing.
+func (a *Admin) Restock(ctx context.Context, sku string, quantity int, idempotencyKey string) (Stock, error) {
 	body := struct {
 		Quantity int `json:"quantity"`
 	}{Quantity: quantity}
+	h := http.Header{}
+	if idempotencyKey != "" {
+		h.Set("Idempotency-Key", idempotencyKey)
+	}
 	var out Stock
-	err := a.c.do(ctx, request{method: http.MethodPost, path: "/stock/" + url.PathEscape(sku) + "/restock", body: body}, &out)
+	err := a.c.do(ctx, request{method: http.MethodPost, path: "/stock/" + url.PathEscape(sku) + "/restock", body: body, header: h}, &out)
 	return out, err
 }
 

@@ -248,6 +248,10 @@ type fakeAdmin struct {
 	sets     []string
 	resets   []string
 	restocks []string
+	// restockKeys are the idempotency keys of the restocks applied (with
+	// the SKU and quantity): one sent again is not applied again, as
+	// inventory does.
+	restockKeys map[string]bool
 	// provider is the provider route of payment (/gateway) and shipping
 	// (/carrier); records its books by order id; providerStatus, when
 	// set, is its error answer.
@@ -427,6 +431,17 @@ func (a *fakeAdmin) handler() http.Handler {
 		defer a.mu.Unlock()
 		for i := range a.stock {
 			if a.stock[i].SKU == r.PathValue("sku") {
+				if key := r.Header.Get("Idempotency-Key"); key != "" {
+					id := fmt.Sprintf("%s %d %s", a.stock[i].SKU, body.Quantity, key)
+					if a.restockKeys[id] {
+						writeJSON(w, http.StatusOK, a.stock[i])
+						return
+					}
+					if a.restockKeys == nil {
+						a.restockKeys = map[string]bool{}
+					}
+					a.restockKeys[id] = true
+				}
 				a.restocks = append(a.restocks, fmt.Sprintf("%s+%d", a.stock[i].SKU, body.Quantity))
 				a.stock[i].Available += body.Quantity
 				a.stock[i].Restocked += body.Quantity

@@ -232,6 +232,12 @@ const currency = "EUR"
 // newKey returns a random idempotency key.
 func newKey() string { return "console-" + rand.Text() }
 
+// validKey reports whether a posted idempotency key is one the services
+// take: 1 to 255 printable ASCII characters, no space.
+func validKey(k string) bool {
+	return k != "" && len(k) <= 255 && strings.IndexFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0
+}
+
 // parseOrderForm reads the posted form into f (built by newOrderForm) and
 // validates it; it returns the lines to order.
 func parseOrderForm(c echo.Context, f *orderForm) []upstream.Line {
@@ -247,7 +253,7 @@ func parseOrderForm(c echo.Context, f *orderForm) []upstream.Line {
 	case strings.IndexFunc(f.CustomerID, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
 		f.Errors["customer_id"] = "A customer id holds printable characters only."
 	}
-	if len(f.IdempotencyKey) > 255 || strings.IndexFunc(f.IdempotencyKey, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+	if !validKey(f.IdempotencyKey) {
 		f.IdempotencyKey = newKey()
 	}
 	form, _ := c.FormParams()

@@ -23,7 +23,7 @@ func TestNoAnswerAfterSendingIsAnUnknownOutcome(t *testing.T) {
 		done func(e *env) bool
 		want string
 	}{
-		{"restock", "/stock/SKU-5/restock", url.Values{"quantity": {"7"}},
+		{"restock", "/stock/SKU-5/restock", url.Values{"quantity": {"7"}, "idempotency_key": {"key-r"}},
 			func(e *env) { e.admins[ServiceInventory].hang = true },
 			func(e *env) bool { _, _, r := e.admins[ServiceInventory].calls(); return len(r) == 1 },
 			"SKU-5 may or may not be restocked: inventory got the request but gave no answer"},
@@ -59,6 +59,21 @@ func TestNoAnswerAfterSendingIsAnUnknownOutcome(t *testing.T) {
 				}
 				if tc.name == "place an order" {
 					mustContain(t, tc.name, r.Body, `name="idempotency_key" value="key-1"`, `href="/orders"`)
+				}
+				if tc.name == "restock" {
+					// The row keeps the key and the quantity: pressing
+					// Restock again repeats the same restock, which
+					// inventory applies once.
+					mustContain(t, tc.name, r.Body, `name="idempotency_key" value="key-r"`, `value="7"`)
+					e.admins[ServiceInventory].mu.Lock()
+					e.admins[ServiceInventory].hang = false
+					e.admins[ServiceInventory].mu.Unlock()
+					if r := c.post(tc.path, tc.form, htmx); r.Code != http.StatusOK && r.Code != http.StatusSeeOther {
+						t.Errorf("restock pressed again: got %d, want 200 or 303", r.Code)
+					}
+					if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 1 {
+						t.Errorf("restocks after pressing Restock again with the same key: got %v, want one", restocks)
+					}
 				}
 			})
 		}

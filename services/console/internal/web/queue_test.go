@@ -15,6 +15,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
@@ -213,6 +214,30 @@ func TestQueueStoreOpensLater(t *testing.T) {
 	st, err := q.Stats(t.Context())
 	if err != nil || len(st) != 1 || st[0].Topic != "order.events" {
 		t.Fatalf("stats once the queue exists: got %v %v, want order.events", st, err)
+	}
+}
+
+// On PostgreSQL too the console only reads the queue: pointed at a schema
+// that is not a queue (yet), it says so and creates nothing there (no
+// tables, no owner lock, no clean-up of the services' messages).
+func TestQueueStoreCreatesNothingOnPostgres(t *testing.T) {
+	url := pgtest.SchemaURL(t, "console_test")
+	q := NewQueueStore(url)
+	t.Cleanup(func() { _ = q.Close() })
+	if _, err := q.Stats(t.Context()); err == nil || !strings.Contains(err.Error(), "not a queue") {
+		t.Fatalf("stats of a schema that is not a queue: got %v, want a \"not a queue\" error", err)
+	}
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var tables int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
+		t.Fatal(err)
+	}
+	if tables != 0 {
+		t.Errorf("tables in the schema after the console looked at it: got %d, want 0", tables)
 	}
 }
 

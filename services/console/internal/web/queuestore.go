@@ -10,6 +10,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -57,7 +58,11 @@ type QueueStore struct {
 func NewQueueStore(url string) *QueueStore {
 	s := &QueueStore{url: url, lock: make(chan struct{}, 1)}
 	s.open = func(ctx context.Context) (backend.Backend, error) {
-		return queue.OpenBackend(ctx, queue.Config{URL: s.url, SQLite: sqlite.Config{MustExist: true}})
+		// MustExist on both: the console reads the services' queue and
+		// never creates or migrates it (nor, on PostgreSQL, takes an
+		// owner lock or runs the clean-up of acked messages).
+		return queue.OpenBackend(ctx, queue.Config{URL: s.url,
+			SQLite: sqlite.Config{MustExist: true}, Postgres: postgres.Config{MustExist: true}})
 	}
 	return s
 }

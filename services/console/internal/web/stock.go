@@ -23,6 +23,10 @@ type stockRow struct {
 	// Input and Error: a refused restock quantity and why.
 	Input string
 	Error string
+	// Key is the idempotency key of the row's restock form: a new one for
+	// each restock, but the same again after a restock whose outcome is
+	// unknown, so that pressing Restock again does not add twice.
+	Key string
 }
 
 // stockView is the live stock table.
@@ -40,7 +44,7 @@ func (s *Server) loadStock(ctx context.Context) stockView {
 		return v
 	}
 	for _, st := range stock {
-		r := stockRow{Stock: st}
+		r := stockRow{Stock: st, Key: newKey()}
 		if p, err := s.cfg.Catalog.Lookup(st.SKU); err == nil {
 			r.Name = p.Name
 		}
@@ -80,15 +84,19 @@ func (s *Server) restock(c echo.Context) error {
 		return err
 	}
 	raw := strings.TrimSpace(c.FormValue("quantity"))
+	key := c.FormValue("idempotency_key")
+	if !validKey(key) {
+		key = newKey()
+	}
 	status, fl := http.StatusOK, (*flash)(nil)
-	rowErr := ""
+	rowErr, keepKey := "", false
 	n, err := strconv.Atoi(raw)
 	switch {
 	case err != nil || n < 1 || n > maxRestock:
 		rowErr = fmt.Sprintf("Enter a whole number from 1 to %d, not %q.", maxRestock, raw)
 		status, fl = http.StatusUnprocessableEntity, flashError(sku+" not restocked: "+rowErr)
 	default:
-		st, err := s.inventory.Restock(ctx, sku, n)
+		st, err := s.inventory.Restock(ctx, sku, n, key)
 		prob, isProblem := upstream.AsProblem(err)
 		switch {
 		case err == nil:
@@ -104,16 +112,20 @@ func (s *Server) restock(c echo.Context) error {
 			}
 			fl = flashError(sku + " not restocked: " + rowErr)
 		case upstream.OutcomeUnknown(err):
+			keepKey = true
 			status, fl = http.StatusServiceUnavailable, flashError(fmt.Sprintf(
-				"%s may or may not be restocked: %s. Look at its stock before you restock it again.", sku, downText(err)))
+				"%s may or may not be restocked: %s. Press Restock again: the same restock is not added twice.", sku, downText(err)))
 		default:
 			status, fl = http.StatusServiceUnavailable, flashError(sku+" not restocked: "+downText(err))
 		}
 	}
 	v := s.loadStock(ctx)
 	for i := range v.Rows {
-		if v.Rows[i].SKU == sku && rowErr != "" {
+		if v.Rows[i].SKU == sku && (rowErr != "" || keepKey) {
 			v.Rows[i].Input, v.Rows[i].Error = raw, rowErr
+		}
+		if v.Rows[i].SKU == sku && keepKey {
+			v.Rows[i].Key = key
 		}
 	}
 	if !isHTMX(c) {
