@@ -200,6 +200,9 @@ func parse(s Spec, text string) (any, string, error) {
 		if math.IsNaN(f) || f < 0 || f > 1 {
 			return nil, "", fmt.Errorf("%w: %s: rate must be between 0 and 1, got %s", ErrInvalidValue, s.Name, text)
 		}
+		if f == 0 {
+			f = 0 // "-0" parses as negative zero, which formats as "-0"
+		}
 		v = f
 	case TypeDuration:
 		d := time.Duration(0)

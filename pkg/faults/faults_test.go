@@ -36,6 +36,7 @@ func TestSetParsesAndValidates(t *testing.T) {
 		{"rate NaN", faults.PaymentDeclineRate, "NaN", faults.ErrInvalidValue, ""},
 		{"rate not a number", faults.PaymentDeclineRate, "half", faults.ErrInvalidValue, ""},
 		{"empty rate is zero", faults.PaymentDeclineRate, "", nil, "0"},
+		{"negative zero rate is zero", faults.PaymentDeclineRate, "-0", nil, "0"},
 		{"duration", faults.HandlerLatency, "250ms", nil, "250ms"},
 		{"duration zero", faults.HandlerLatency, "0", nil, "0s"},
 		{"negative duration", faults.HandlerLatency, "-1s", faults.ErrInvalidValue, ""},

@@ -410,17 +410,29 @@ func (s *supervisor) supervise(c *child, p *process) {
 		}
 		np, err := s.start(c)
 		if err != nil {
-			s.failed <- err
-			return
+			// A failure like an exit, restarted within the limit: the
+			// binary may be in the middle of a rebuild.
+			np = notStarted(err)
 		}
 		p = np
 	}
+}
+
+// notStarted stands for a process that could not be started: ended at
+// once, with err.
+func notStarted(err error) *process {
+	done := make(chan struct{})
+	close(done)
+	return &process{done: done, err: fmt.Errorf("could not be started (%w)", err)}
 }
 
 // stop sends p (its process group, on Unix) SIGTERM and SIGKILLs it if it
 // outlives the grace period; it returns once p has exited and its output
 // has ended.
 func (s *supervisor) stop(p *process) {
+	if p.cmd == nil {
+		return // never started (notStarted)
+	}
 	if err := signalProcess(p, syscall.SIGTERM); err != nil {
 		if errors.Is(err, os.ErrProcessDone) {
 			<-p.done // exited as the stop began

@@ -88,6 +88,20 @@ var standIns = map[string]func(name, dir string){
 		waitForOrder(dir)
 		os.Exit(3)
 	},
+	// vanisher takes its binary away (as a rebuild does for a moment) and
+	// exits 3 the first time; then it runs until SIGTERM.
+	"vanisher": func(name, dir string) {
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM)
+		if started(name, dir) > 1 {
+			waitSIGTERM(name, dir, sig)
+			return
+		}
+		if err := os.Rename(os.Args[0], os.Args[0]+".away"); err != nil {
+			fmt.Println("rename:", err)
+		}
+		os.Exit(3)
+	},
 	// quitter exits 0 on its own once order has started.
 	"quitter": func(name, dir string) {
 		started(name, dir)
@@ -622,6 +636,27 @@ func TestAFailedProcessIsRestartedAndTheOthersKeepRunning(t *testing.T) {
 	)
 	if n := p.starts("crashonce"); n != 3 {
 		t.Errorf("crashonce started %d times, want 3", n)
+	}
+}
+
+// A restart that cannot start the binary (it is being rebuilt, say) is a
+// failure like an exit: restarted within --restart-limit, the others
+// keep running.
+func TestARestartThatCannotStartTheBinaryIsTriedAgain(t *testing.T) {
+	p := startDevrun(t, []string{"order", "vanisher"}, "--services", "order,vanisher", "--restart-delay", "10ms", "--restart-limit", "100")
+	p.waitNote(t, "order.started")
+	p.waitOutput(t, "devrun: vanisher failed: could not be started")
+	bin := filepath.Join(filepath.Dir(p.notes), "bin", "vanisher")
+	if err := os.Rename(bin+".away", bin); err != nil {
+		t.Fatal(err)
+	}
+	p.waitNote(t, "vanisher.started.2")
+	if p.noted("order.sigterm") {
+		t.Errorf("order was stopped while vanisher could not be started; output:\n%s", p.out)
+	}
+	p.interrupt(t)
+	if !p.noted("vanisher.sigterm") {
+		t.Errorf("vanisher did not get SIGTERM; output:\n%s", p.out)
 	}
 }
 
