@@ -13,9 +13,28 @@ import (
 // delivery is one hand-out of a message to a consumer group, as recorded in
 // queue_delivery_attempts. attempt fences later writes: a write whose
 // attempt no longer matches lost the delivery to a later one.
+//
+// A handler's ack reaches watermill-sql's offset only when its batch's
+// transaction commits, at the end of the batch, and a batch that does not
+// commit (its process died, its session ended) is delivered again. So an
+// ack is also written to the delivery's row (acked_in: the batch it was
+// handed out in), and the row is deleted by the batch's offset update
+// (subscriptionOffsets), in the same transaction. Until then a delivery
+// of the message in another batch is settled without its handler
+// (claimDelivery reports it acked), and the row's count and history, which
+// a dead-lettered message's count is, are kept. A delivery of the same id
+// in the batch that acked it is another message: a dead letter's replay,
+// which keeps its id.
 type delivery struct {
 	topic, group, uuid string
 	attempt            int
+	// batch is the watermill-sql batch the delivery was handed out in
+	// (batchAcks.id): an ack of it names it.
+	batch int64
+	// acked is set when the claim found the message acked already, in
+	// another batch (see above): it is to be acked without being handed
+	// out, and the claim counted no attempt.
+	acked bool
 	// abandoned is set when the previous delivery was abandoned: claimed
 	// and never acked, nacked or unclaimed (its consumer died).
 	abandoned bool
@@ -28,28 +47,31 @@ type delivery struct {
 	lastError     string
 }
 
-// claimDelivery counts one more delivery of the message to the group and
-// returns the count with the failure history. It commits before the message
-// is handed out, so a consumer that crashes while handling still counts.
+// claimDelivery counts one more delivery of the message to the group, in
+// watermill-sql batch batch, and returns the count with the failure
+// history. It commits before the message is handed out, so a consumer that
+// crashes while handling still counts. A message acked in another batch
+// (see delivery) is not counted: the delivery comes back with acked set.
 //
 // acked, when not nil, is the subscription's previous delivery, acked by its
-// handler since: its row is deleted by the same statement (fenced by its
-// attempt, like ackDelivery), so that a message costs one commit here, not
-// two. See subscriber.deliver for why this is safe.
-func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, acked *delivery) (delivery, error) {
-	d := delivery{topic: topic, group: group, uuid: uuid}
-	query, args := claimSQL, []any{topic, group, uuid, b.ownerID()}
+// handler since: its row is marked acked by the same statement (fenced by
+// its attempt, like ackDelivery), so that a message costs one commit here,
+// not two.
+func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, batch int64, acked *delivery) (delivery, error) {
+	d := delivery{topic: topic, group: group, uuid: uuid, batch: batch}
+	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch}
 	if acked != nil && acked.topic == topic && acked.group == group && acked.uuid != uuid {
-		query, args = claimAndForgetSQL, append(args, acked.uuid, acked.attempt)
+		query, args = claimAndMarkSQL, append(args, acked.uuid, acked.attempt, acked.batch)
 	} else if acked != nil {
-		// Rare (the same id published again, or another topic): forget
-		// it on its own first.
-		if err := b.forgetAckedDelivery(ctx, *acked); err != nil {
+		// Rare (the batch delivered again, the same id published again,
+		// or another topic): mark it on its own first.
+		if err := b.markAcked(ctx, *acked); err != nil {
 			return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 		}
 	}
 	began := time.Now() // a success counts from here (see publisher.Publish)
-	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError, &d.abandoned, &d.soloRuns)
+	var inFlight bool
+	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError, &d.abandoned, &d.soloRuns, &inFlight)
 	if err != nil {
 		// Every delivery writes here first: a consumer that never
 		// publishes learns here that the server refuses writes.
@@ -57,23 +79,35 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, err)
 	}
 	b.health.Succeeded(began)
+	d.acked = !inFlight
 	return d, nil
 }
 
-// claimSQL counts a delivery of message $3 to the group by owner $4. The
-// previous delivery was abandoned if it was still in flight and its
-// owner's lock is free (see ownerLockClass); otherwise the count of runs
-// alone starts again.
+// claimSQL counts a delivery of message $3 to the group by owner $4 in
+// batch $5. The previous delivery was abandoned if it was still in flight
+// and its owner's lock is free (see ownerLockClass); otherwise the count of
+// runs alone starts again. A row acked in another batch is settled: left as
+// it is but for its batch, now this one; it comes back not in flight, which
+// no counted claim does. A row acked in this batch is another message's
+// (see delivery): counted, no longer acked.
 const claimSQL = `
-	INSERT INTO queue_delivery_attempts
+	INSERT INTO queue_delivery_attempts AS d
 		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner)
 	VALUES ($1, $2, $3, 1, true, now(), $4)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
-	SET attempts = queue_delivery_attempts.attempts + 1, in_flight = true, delivered_at = now(), owner = $4,
+	SET attempts = CASE WHEN ` + settled + ` THEN d.attempts ELSE d.attempts + 1 END,
+		in_flight = NOT ` + settled + `,
+		delivered_at = CASE WHEN ` + settled + ` THEN d.delivered_at ELSE now() END,
+		owner = CASE WHEN ` + settled + ` THEN d.owner ELSE $4 END,
+		acked_in = CASE WHEN ` + settled + ` THEN $5 ELSE 0 END,
 		(abandoned, solo_runs) = (
-			SELECT a, CASE WHEN a THEN queue_delivery_attempts.solo_runs ELSE 0 END
+			SELECT a, CASE WHEN a THEN d.solo_runs ELSE 0 END
 			FROM (SELECT ` + previousAbandoned + ` AS a) previous)
-	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs`
+	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs, in_flight`
+
+// settled is true, in claimSQL, when the row's message was acked in another
+// batch than this one ($5): its delivery is settled without a handler.
+const settled = `(d.acked_in <> 0 AND d.acked_in <> $5)`
 
 // previousAbandoned is true when the row's delivery was abandoned: in
 // flight, and its owner's lock free. The lock is tried shared, so that
@@ -82,17 +116,23 @@ const claimSQL = `
 // claim's transaction ends. The CASE keeps it from being tried for a
 // delivery not in flight; it is evaluated once per claim (the sub-select),
 // so that the mark and the count agree.
-const previousAbandoned = `CASE WHEN queue_delivery_attempts.in_flight
-		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, queue_delivery_attempts.owner) ELSE false END`
+const previousAbandoned = `CASE WHEN d.in_flight
+		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, d.owner) ELSE false END`
 
-// claimAndForgetSQL is claimSQL that also deletes the row of message $5 at
-// attempt $6. The two touch different rows ($5 <> $3), as a data-modifying
-// CTE must.
-const claimAndForgetSQL = `
-	WITH forgotten AS (
-		DELETE FROM queue_delivery_attempts
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $5 AND attempts = $6
+// claimAndMarkSQL is claimSQL that also marks the row of message $6 at
+// attempt $7 acked in batch $8, as markAckedSQL does. The two touch
+// different rows ($6 <> $3), as a data-modifying CTE must.
+const claimAndMarkSQL = `
+	WITH marked AS (
+		UPDATE queue_delivery_attempts SET acked_in = $8, in_flight = false
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $6 AND attempts = $7
 	)` + claimSQL
+
+// markAckedSQL marks the row of message $3 at attempt $4 of the group ($2)
+// on topic ($1) acked in batch $5 (see delivery): no longer in flight.
+const markAckedSQL = `
+	UPDATE queue_delivery_attempts SET acked_in = $5, in_flight = false
+	WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`
 
 // unclaimDelivery takes back a claim whose message was never handed out
 // (the subscriber closed first, or nobody took it before its deadline).
@@ -138,20 +178,17 @@ func (b *Backend) releaseDelivery(ctx context.Context, d delivery) error {
 	return fenced(res, err, "release delivery", d)
 }
 
-// ackDelivery forgets the message's attempts. It reports
+// ackDelivery marks the delivery acked (see delivery) at once. It reports
 // backend.ErrLeaseLost when a later delivery has been claimed meanwhile.
 func (b *Backend) ackDelivery(ctx context.Context, d delivery) error {
-	res, err := b.recordsDB.ExecContext(ctx, `
-		DELETE FROM queue_delivery_attempts
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
-		d.topic, d.group, d.uuid, d.attempt)
+	res, err := b.recordsDB.ExecContext(ctx, markAckedSQL, d.topic, d.group, d.uuid, d.attempt, d.batch)
 	return fenced(res, err, "ack delivery", d)
 }
 
-// forgetAckedDelivery deletes the row of a delivery whose ack was held
-// back for the next claim (see subscriber.deliver). Finding no row is not
-// an error: the batch's offset update may have deleted it already.
-func (b *Backend) forgetAckedDelivery(ctx context.Context, d delivery) error {
+// markAcked marks acked the row of a delivery whose mark was held back for
+// the next claim (see subscriber.deliver). Finding no row is not an error:
+// the batch's offset update may have deleted it already.
+func (b *Backend) markAcked(ctx context.Context, d delivery) error {
 	if err := b.ackDelivery(ctx, d); err != nil && !errors.Is(err, backend.ErrLeaseLost) {
 		return err
 	}

@@ -132,8 +132,8 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 		SELECT consumer_group,
 			count(*) FILTER (WHERE in_flight AND live.owner IS NOT NULL),
 			count(*) FILTER (WHERE in_flight AND live.owner IS NULL),
-			count(*) FILTER (WHERE NOT in_flight AND first_failed_at IS NOT NULL),
-			COALESCE(max(attempts), 0)
+			count(*) FILTER (WHERE NOT in_flight AND acked_in = 0 AND first_failed_at IS NOT NULL),
+			COALESCE(max(attempts) FILTER (WHERE acked_in = 0), 0)
 		FROM queue_delivery_attempts d
 		LEFT JOIN (`+liveOwnersSQL+`) live ON live.owner = d.owner
 		WHERE topic = $1

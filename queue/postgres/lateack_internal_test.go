@@ -1,46 +1,57 @@
 package postgres
 
 import (
+	"context"
 	"testing"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
-// A late ack settles the redelivery of its own message, and not a replay
-// of that message (which keeps its id): the redelivery may have gone to
-// another consumer of the group, and the replay, coming here later, would
-// be acked without being handled, its dead letter deleted by the replay.
-func TestALateAckSettlesItsRedeliveryNotAReplay(t *testing.T) {
-	msg := func(replayFor string) *message.Message {
-		m := message.NewMessage("m-1", []byte("x"))
-		if replayFor != "" {
-			m.Metadata.Set(backend.MetadataReplayForGroup, replayFor)
+// An ack written to a delivery's row (a late ack, the ack of a run alone,
+// an ack held for the next claim) settles the message's deliveries in
+// other batches (the batch did not commit; the message comes back), here
+// or at another consumer of the group: the claim reports it acked and
+// counts no attempt. A delivery of the same id in the batch that settled
+// it, or that acked it, is another message (a dead letter's replay keeps
+// its id): a delivery to handle.
+func TestAnAckOnTheRowSettlesDeliveriesInOtherBatches(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	claim := func(batch int64, want string) delivery {
+		t.Helper()
+		d, err := b.claimDelivery(ctx, "jobs", "g", "m-1", batch, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return m
+		if got := map[bool]string{true: "acked", false: "to handle"}[d.acked]; got != want {
+			t.Errorf("claim: got %s (attempt %d), want %s", got, d.attempt, want)
+		}
+		return d
 	}
-	tests := []struct {
-		name             string
-		acked, delivered string // replay_for_group of each; "" for none
-		want             bool
-	}{
-		{"the redelivery", "", "", true},
-		{"a replay of the message", "", "billing", false},
-		{"the redelivery of a replay", "billing", "billing", true},
-		{"the original after a replay's late ack", "billing", "", false},
+	first := claim(1, "to handle")
+	if err := b.ackDelivery(ctx, first); err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := &subscriber{lateAcks: map[string]time.Time{}}
-			s.addLateAck("payments", msg(tc.acked))
-			if got := s.takeLateAck("payments", msg(tc.delivered)); got != tc.want {
-				t.Errorf("settled by the late ack: got %v, want %v", got, tc.want)
-			}
-			if s.takeLateAck("other", msg(tc.acked)) {
-				t.Error("a late ack settled the same id on another topic")
-			}
-		})
+	for _, batch := range []int64{3, 5} { // batches that did not commit
+		if settled := claim(batch, "acked"); settled.attempt != first.attempt {
+			t.Errorf("attempt of the delivery settled in batch %d: got %d, want %d (not counted)", batch, settled.attempt, first.attempt)
+		}
+	}
+	if replay := claim(5, "to handle"); replay.attempt != first.attempt+1 {
+		t.Errorf("attempt of another delivery in the settling batch: got %d, want %d", replay.attempt, first.attempt+1)
+	}
+
+	second := claim(7, "to handle")
+	if err := b.ackDelivery(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	if replay := claim(7, "to handle"); replay.attempt != second.attempt+1 {
+		t.Errorf("attempt of another delivery in the acking batch: got %d, want %d", replay.attempt, second.attempt+1)
 	}
 }

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 	"hash/fnv"
+	"math/rand/v2"
+	"slices"
+	"sync"
 	"sync/atomic"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
@@ -57,23 +60,82 @@ func (a offsetsAdapter) NextOffsetQuery(topic, consumerGroup string) wsql.Query 
 	}
 }
 
+// subscriptionOffsets is one subscription's offsetsAdapter: its batch's
+// offset update also deletes the delivery rows of the messages acked in the
+// batch (acks), in the same transaction, so that the rows keep an ack (see
+// delivery) exactly as long as the offset does not.
+type subscriptionOffsets struct {
+	offsetsAdapter
+	acks *batchAcks
+}
+
 // AckMessageQuery stores the batch's offset, as watermill-sql's default
-// does, and deletes the delivery row of the batch's last acked message
-// (the row watermill-sql passes). Acked deliveries are otherwise forgotten
-// by the next claim of the same subscription (see subscriber.deliver), and
-// the last one of a batch may have none. The delete needs no attempt
-// fence: only the holder of the group's lock claims the group's
-// deliveries, and this transaction holds it. Arguments $1 to $3 are the
-// default's (offset, transaction id, group).
-func (a offsetsAdapter) AckMessageQuery(topic string, row wsql.Row, consumerGroup string) wsql.Query {
+// does, and deletes the delivery rows of the batch's acked messages. The
+// delete needs no attempt fence: only the holder of the group's lock
+// claims the group's deliveries, and this transaction holds it. Arguments
+// $1 to $3 are the default's (offset, transaction id, group).
+func (a subscriptionOffsets) AckMessageQuery(topic string, row wsql.Row, consumerGroup string) wsql.Query {
 	q := a.DefaultPostgreSQLOffsetsAdapter.AckMessageQuery(topic, row, consumerGroup)
 	q.Query = `
 		WITH forgotten AS (
 			DELETE FROM queue_delivery_attempts
-			WHERE topic = $4 AND consumer_group = $3 AND message_uuid = $5
+			WHERE topic = $4 AND consumer_group = $3 AND message_uuid = ANY($5::text[])
 		)` + q.Query
-	q.Args = append(q.Args, topic, row.Msg.UUID)
+	q.Args = append(q.Args, topic, a.acks.ids())
 	return q
+}
+
+// batchAcks is a subscription's batch in progress: a random id, which its
+// deliveries' rows name when acked (see delivery), and the ids of the
+// messages acked in it, added by the relay before each ack reaches
+// watermill-sql and read by the batch's offset update. gatedDB.BeginTx
+// starts the next. A batch that does not commit leaves its messages' rows
+// marked acked, for their redelivery.
+type batchAcks struct {
+	mu    sync.Mutex
+	batch int64
+	acked []string
+	gone  bool // the batch's transaction is gone (see subscriber.deliver)
+}
+
+// lose notes that the batch's transaction is gone; lost reports it.
+func (b *batchAcks) lose() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gone = true
+}
+
+func (b *batchAcks) lost() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.gone
+}
+
+// id is the batch's id; the relay reads it for each claim.
+func (b *batchAcks) id() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.batch
+}
+
+func (b *batchAcks) add(uuid string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acked = append(b.acked, uuid)
+}
+
+func (b *batchAcks) ids() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.acked)
+}
+
+// begin starts a batch: a new id, nothing acked.
+func (b *batchAcks) begin() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.acked, b.gone = b.acked[:0], false
+	b.batch = rand.Int64() | 1 // never 0, which marks a row not acked
 }
 
 // groupLockKey is the advisory lock key of one topic's consumer group.
@@ -100,12 +162,14 @@ type gatedDB struct {
 	stop    <-chan struct{}
 	lockKey int64
 	busy    *atomic.Bool // whether the last BeginTx found the group locked
+	acks    *batchAcks   // of the batch the transaction is for
 }
 
 func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error) {
 	if err := g.gate.wait(ctx, g.stop); err != nil {
 		return nil, fmt.Errorf("wait for handler: %w", err)
 	}
+	g.acks.begin()
 	tx, err := g.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, err

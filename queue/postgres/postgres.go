@@ -35,16 +35,20 @@
 //     retry delay holds up its consumer group, not the others.
 //   - A message whose handler outlives AckDeadline is given up by
 //     watermill-sql; this subscriber starts no new transaction for the
-//     subscription until the handler is done, and honours a late ack.
+//     subscription until the handler is done, and honours a late ack (its
+//     redelivery, here or at another consumer, is settled unhandled).
 //
 // Delivery attempts, the first failure time and the last error are kept in
 // table queue_delivery_attempts, written outside the subscription's
 // transaction so that they survive a crash of the consumer, and by default
 // without waiting for the disk (see Config.SynchronousDeliveryRecords). An
-// acked message's row is deleted by the subscription's next claim, in the
-// same statement, or by its batch's offset update: one commit per message,
-// not two. Dead letters are kept in queue_dead_letters, the known topics in
-// queue_topics.
+// ack is written there too (the subscription's next claim marks the
+// previous message acked, in the same statement: one commit per message,
+// not two), and the batch's offset update deletes the rows of the
+// messages it acks: a batch that never commits (its consumer died) is
+// delivered again, and its acked messages are then settled unhandled, their
+// counts kept (see delivery). Dead letters are kept in queue_dead_letters,
+// the known topics in queue_topics.
 package postgres
 
 import (
@@ -111,6 +115,7 @@ CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
 	abandoned       BOOLEAN NOT NULL DEFAULT false,
 	solo_runs       INTEGER NOT NULL DEFAULT 0,
 	owner           INTEGER NOT NULL DEFAULT 0,
+	acked_in        BIGINT NOT NULL DEFAULT 0,
 	delivered_at    TIMESTAMPTZ NOT NULL,
 	first_failed_at TIMESTAMPTZ,
 	last_failed_at  TIMESTAMPTZ,
@@ -141,6 +146,7 @@ var addedColumns = [][3]string{
 	{"queue_delivery_attempts", "abandoned", "BOOLEAN NOT NULL DEFAULT false"},
 	{"queue_delivery_attempts", "solo_runs", "INTEGER NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "owner", "INTEGER NOT NULL DEFAULT 0"},
+	{"queue_delivery_attempts", "acked_in", "BIGINT NOT NULL DEFAULT 0"},
 }
 
 // alterLockTimeout bounds the wait of an ALTER TABLE of addMissingColumns

@@ -11,12 +11,14 @@ import (
 	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
-// The ack of a message that ran alone deletes its delivery record before
-// recordAck returns, and so before the other handlers go on: should the
-// process die while they run, before watermill-sql's transaction commits,
-// the message comes back as a fresh delivery, not as one more abandoned
-// run alone. Any other ack leaves the record to the next claim.
-func TestTheAckOfARunAloneDeletesItsRecordAtOnce(t *testing.T) {
+// The ack of a message that ran alone marks its delivery record acked
+// before recordAck returns, and so before the other handlers go on: should
+// the process die while they run, before watermill-sql's transaction
+// commits, the message's redelivery is settled without a handler, not run
+// as one more abandoned run alone. Any other ack leaves the mark to the
+// next claim. Either way the message goes on the batch's list, whose rows
+// the batch's offset update deletes.
+func TestTheAckOfARunAloneMarksItsRecordAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{})
@@ -26,15 +28,15 @@ func TestTheAckOfARunAloneDeletesItsRecordAtOnce(t *testing.T) {
 	t.Cleanup(func() { _ = b.Close() })
 	tests := []struct {
 		abandoned  bool
-		wantRecord bool
+		wantMarked bool
 	}{
-		{abandoned: false, wantRecord: true},
-		{abandoned: true, wantRecord: false},
+		{abandoned: false, wantMarked: false},
+		{abandoned: true, wantMarked: true},
 	}
 	for _, tc := range tests {
 		uuid := map[bool]string{false: "shared", true: "alone"}[tc.abandoned]
 		t.Run(uuid, func(t *testing.T) {
-			d, err := b.claimDelivery(ctx, "jobs", "g", uuid, nil)
+			d, err := b.claimDelivery(ctx, "jobs", "g", uuid, 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,17 +52,21 @@ func TestTheAckOfARunAloneDeletesItsRecordAtOnce(t *testing.T) {
 			}()
 			s := &subscriber{b: b}
 			var acked *delivery
-			s.recordAck(ctx, "jobs", in, d, true, &acked, watermill.NopLogger{})
+			acks := new(batchAcks)
+			s.recordAck(ctx, in, d, true, &acked, acks, watermill.NopLogger{})
 
-			var n int
-			if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM queue_delivery_attempts WHERE message_uuid = $1`, uuid).Scan(&n); err != nil {
+			var marked, inFlight bool
+			if err := b.db.QueryRowContext(ctx, `SELECT acked_in <> 0, in_flight FROM queue_delivery_attempts WHERE message_uuid = $1`, uuid).Scan(&marked, &inFlight); err != nil {
 				t.Fatal(err)
 			}
-			if got := n == 1; got != tc.wantRecord {
-				t.Errorf("delivery record left once the ack is recorded: got %v, want %v", got, tc.wantRecord)
+			if marked != tc.wantMarked || inFlight == tc.wantMarked {
+				t.Errorf("delivery record once the ack is recorded: got acked %v, in flight %v; want acked %v, in flight %v", marked, inFlight, tc.wantMarked, !tc.wantMarked)
 			}
-			if got := acked != nil; got != tc.wantRecord {
-				t.Errorf("delivery left for the next claim to delete: got %v, want %v", got, tc.wantRecord)
+			if got := acked != nil; got == tc.wantMarked {
+				t.Errorf("delivery left for the next claim to mark: got %v, want %v", got, !tc.wantMarked)
+			}
+			if got := acks.ids(); len(got) != 1 || got[0] != uuid {
+				t.Errorf("the batch's acked messages: got %v, want [%s]", got, uuid)
 			}
 		})
 	}

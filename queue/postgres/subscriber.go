@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -52,7 +51,6 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 		logger:     b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
 		closing:    closingCtx.Done(),
 		endClosing: closed,
-		lateAcks:   make(map[string]time.Time),
 		closingCtx: closingCtx,
 	}
 	if err := b.track(nil, s); err != nil {
@@ -75,9 +73,6 @@ type subscriber struct {
 	closed bool
 	subs   []*subscription
 	relays sync.WaitGroup // one per subscription; each stops its inner subscriber
-
-	lateMu   sync.Mutex
-	lateAcks map[string]time.Time // topic\x00uuid of messages acked after their deadline
 }
 
 // subscription is one Subscribe call's watermill-sql subscriber. Its
@@ -121,8 +116,9 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 
 	g := newGate()
 	busy := new(atomic.Bool)
+	acks := new(batchAcks)
 	inner, err := wsql.NewSubscriber(
-		gatedDB{DB: s.b.subDB, gate: g, stop: s.closing, lockKey: groupLockKey(topic, s.group), busy: busy},
+		gatedDB{DB: s.b.subDB, gate: g, stop: s.closing, lockKey: groupLockKey(topic, s.group), busy: busy, acks: acks},
 		wsql.SubscriberConfig{
 			ConsumerGroup:  s.group,
 			AckDeadline:    &s.b.cfg.AckDeadline,
@@ -137,7 +133,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 				busy:     busy,
 			},
 			SchemaAdapter:  s.b.schema,
-			OffsetsAdapter: s.b.offsets,
+			OffsetsAdapter: subscriptionOffsets{offsetsAdapter: s.b.offsets, acks: acks},
 		},
 		s.logger,
 	)
@@ -170,7 +166,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 	go func() {
 		defer s.relays.Done()
 		defer sub.cancel()
-		s.relay(ctx, topic, g, in, out)
+		s.relay(ctx, topic, g, acks, in, out)
 		out.close()
 		sub.err = sub.inner.Close()
 	}()
@@ -263,8 +259,8 @@ func (s *subscriber) stopping(ctx context.Context) bool {
 // metadata until ctx ends, the subscriber closes or the inner channel
 // closes; it returns once the last message it handed out is settled (see
 // deliver).
-func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan *message.Message, out *outlet) {
-	var acked *delivery // the last delivery acked in time, whose row the next claim deletes
+func (s *subscriber) relay(ctx context.Context, topic string, g *gate, acks *batchAcks, in <-chan *message.Message, out *outlet) {
+	var acked *delivery // the last delivery acked in time, whose row the next claim marks acked
 	for !s.stopping(ctx) {
 		select {
 		case <-ctx.Done():
@@ -275,7 +271,7 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 			if !ok {
 				return
 			}
-			if !s.deliver(ctx, topic, g, msg, out, &acked) {
+			if !s.deliver(ctx, topic, g, acks, msg, out, &acked) {
 				return
 			}
 		}
@@ -288,30 +284,25 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, in <-chan
 // ends while the handler runs, it closes out and goes on waiting for the
 // outcome: a graceful stop (see Subscribe).
 //
-// An ack within the ack deadline does not delete the message's delivery row
-// at once: *acked keeps it, and the next claim deletes it in the same
-// statement (or the batch's offset update does, for the batch's last acked
-// message). Until then the row still counts the message as in flight. If
-// the batch's transaction never commits, the message is delivered again,
-// and the row left behind usually counts that delivery as one more attempt,
-// which it is (unless this relay claims it again while still holding it as
-// acked: then the row is deleted first and the count starts again at 1).
-func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *message.Message, out *outlet, acked **delivery) bool {
+// Every ack within the ack deadline goes on the batch's list (acks), whose
+// rows the batch's offset update deletes. An ack does not mark the
+// message's row acked at once (see delivery): *acked keeps it, and the next
+// claim marks it in the same statement. Until then the row still counts
+// the message as in flight: should the process die before, the message
+// comes back as abandoned, to run alone once (the inbox drops its
+// effects). The ack of a message that ran alone, and a late one, are
+// marked at once.
+func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *batchAcks, in *message.Message, out *outlet, acked **delivery) bool {
 	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
 	if in.Context().Err() != nil {
 		// watermill-sql gave the message up before it came here (its ack
 		// deadline passed meanwhile) and will hand it out again: an ack
-		// now would be ignored (and use up a late ack), a claim would
-		// count an attempt nobody makes.
+		// now would be ignored, a claim would count an attempt nobody
+		// makes.
 		return true
 	}
 	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
-		s.forgetAcked(ctx, acked, logger)
-		ackInner(in)
-		return true
-	}
-	if s.takeLateAck(topic, in) {
-		s.forgetAcked(ctx, acked, logger)
+		s.markHeldAck(ctx, acked, logger)
 		ackInner(in)
 		return true
 	}
@@ -321,9 +312,18 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		return false
 	}
 
-	s.keepTxAlive(in, g, logger)
+	if acks.lost() || !s.keepTxAlive(in, g, logger) {
+		// The batch's transaction is gone with its session (cut from
+		// outside): its offset cannot be stored, and another consumer
+		// of the group may have its messages already. Hand out none of
+		// the rest; the ack only lets watermill-sql end the batch, whose
+		// offset update then fails, and read it again.
+		acks.lose()
+		ackInner(in)
+		return true
+	}
 	bctx, cancel := detached(ctx)
-	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, *acked)
+	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, acks.id(), *acked)
 	cancel()
 	if err != nil {
 		// watermill-sql hands the message out again after ResendInterval;
@@ -332,7 +332,13 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 		in.Nack()
 		return true
 	}
-	*acked = nil // the claim deleted its row
+	*acked = nil // the claim marked its row
+	if d.acked {
+		// Acked in a batch that did not commit (or late): settled.
+		acks.add(in.UUID)
+		ackInner(in)
+		return true
+	}
 
 	// The handler's context ends with watermill-sql's, at the ack
 	// deadline, when watermill-sql gives the message up and another
@@ -388,7 +394,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 	for {
 		select {
 		case <-msg.Acked():
-			s.recordAck(ctx, topic, in, d, inDone != nil, acked, logger)
+			s.recordAck(ctx, in, d, inDone != nil, acked, acks, logger)
 			return true
 
 		case <-msg.Nacked():
@@ -407,7 +413,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, in *mes
 			// that came with the close still counts.
 			select {
 			case <-msg.Acked():
-				s.recordAck(ctx, topic, in, d, inDone != nil, acked, logger)
+				s.recordAck(ctx, in, d, inDone != nil, acked, acks, logger)
 			case <-msg.Nacked():
 				s.recordNack(ctx, in, msg, d, logger, releaseSolo)
 			default:
@@ -480,35 +486,46 @@ func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery
 // its transaction for Config.HoldTimeout. It runs while watermill-sql
 // waits for in's outcome; database/sql serialises it with the
 // transaction's own statements should the ack deadline pass meanwhile.
-func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.LoggerAdapter) {
+// It reports false when the statement fails: the transaction cannot
+// commit any more (a failed statement aborts it; its session may be gone).
+// A session cut from outside between two such statements is not seen.
+func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.LoggerAdapter) bool {
 	if g.idleFor() < s.b.cfg.touchInterval() {
-		return
+		return true
 	}
 	tx, ok := wsql.TxFromContext(in.Context())
 	if !ok {
-		return
+		return true
 	}
 	// Not in's context: cancelling a statement would break the
 	// connection, and with it the batch's transaction.
 	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
 	defer cancel()
-	if _, err := tx.ExecContext(ctx, `SELECT 1`); err != nil && !errors.Is(err, sql.ErrTxDone) {
-		logger.Info("Cannot keep the batch's transaction alive", watermill.LogFields{"err": err.Error()})
-	}
+	_, err := tx.ExecContext(ctx, `SELECT 1`)
 	g.touched()
+	if err != nil {
+		logger.Info("The batch's transaction is gone; its other messages are left for the next batch", watermill.LogFields{"err": err.Error()})
+		return false
+	}
+	return true
 }
 
 // recordAck records the handler's ack: in watermill-sql's transaction
-// while it still waits for the message (inTime), otherwise as a late ack.
+// while it still waits for the message (inTime), and on the batch's list
+// (acks), or else as a late ack.
 //
-// The ack of a message that ran alone deletes its row at once, before the
-// other handlers go on: should the process die once they run, before
-// watermill-sql's transaction commits, the message comes back as a new
-// delivery (the inbox drops it), not as one more abandoned run.
-func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Message, d delivery, inTime bool, acked **delivery, logger watermill.LoggerAdapter) {
+// The ack of a message that ran alone marks its row acked at once, before
+// the other handlers go on: should the process die once they run, before
+// watermill-sql's transaction commits, the message comes back settled
+// (its redelivery acked without a handler), not as one more abandoned run,
+// its count and history kept (a message dead-lettered unhandled stays so).
+// So does a late ack: watermill-sql delivers the message again, here or to
+// another consumer of the group, and the mark settles that delivery.
+func (s *subscriber) recordAck(ctx context.Context, in *message.Message, d delivery, inTime bool, acked **delivery, acks *batchAcks, logger watermill.LoggerAdapter) {
 	inTime = inTime && in.Context().Err() == nil
 	if inTime && !d.abandoned {
 		*acked = &d
+		acks.add(d.uuid)
 		ackInner(in)
 		return
 	}
@@ -518,12 +535,9 @@ func (s *subscriber) recordAck(ctx context.Context, topic string, in *message.Me
 	}
 	cancel()
 	if inTime {
+		acks.add(d.uuid)
 		ackInner(in)
-		return
 	}
-	// Too late for this transaction: remember the ack so that the
-	// redelivery is acked without a handler.
-	s.addLateAck(topic, in)
 }
 
 // recordNack records the handler's nack and reports whether the relay
@@ -568,18 +582,17 @@ func ackInner(in *message.Message) {
 	<-in.Context().Done()
 }
 
-// forgetAcked deletes the row of a pending acked delivery before a message
-// that is acked without a claim, which may end the batch: the batch's
-// offset update deletes only its last acked message's row. That update may
-// also have deleted this one already (when the pending delivery ended the
-// previous batch), so finding no row is expected here.
-func (s *subscriber) forgetAcked(ctx context.Context, acked **delivery, logger watermill.LoggerAdapter) {
+// markHeldAck marks acked the row of the held acked delivery (see deliver)
+// before a message that is acked without a claim, which may end the batch.
+// The batch's offset update may have deleted it already (when the held
+// delivery ended the previous batch), so finding no row is expected here.
+func (s *subscriber) markHeldAck(ctx context.Context, acked **delivery, logger watermill.LoggerAdapter) {
 	if *acked == nil {
 		return
 	}
 	bctx, cancel := detached(ctx)
 	defer cancel()
-	if err := s.b.forgetAckedDelivery(bctx, **acked); err != nil {
+	if err := s.b.markAcked(bctx, **acked); err != nil {
 		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	*acked = nil
@@ -591,41 +604,6 @@ func (s *subscriber) unclaim(ctx context.Context, d delivery, logger watermill.L
 	if err := s.b.unclaimDelivery(bctx, d); err != nil {
 		logger.Info("Unclaim bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
-}
-
-// lateAckTTL bounds how long a late ack is remembered; the redelivery it
-// waits for usually comes within a poll interval, or goes to another
-// consumer of the group.
-const lateAckTTL = 10 * time.Minute
-
-func (s *subscriber) addLateAck(topic string, msg *message.Message) {
-	s.lateMu.Lock()
-	defer s.lateMu.Unlock()
-	now := time.Now()
-	for k, at := range s.lateAcks {
-		if now.Sub(at) > lateAckTTL {
-			delete(s.lateAcks, k)
-		}
-	}
-	s.lateAcks[lateAckKey(topic, msg)] = now
-}
-
-func (s *subscriber) takeLateAck(topic string, msg *message.Message) bool {
-	s.lateMu.Lock()
-	defer s.lateMu.Unlock()
-	k := lateAckKey(topic, msg)
-	_, ok := s.lateAcks[k]
-	delete(s.lateAcks, k)
-	return ok
-}
-
-// lateAckKey names the redelivery a late ack is for: the message on topic,
-// and whether it is a dead letter's replay (for which group), as the
-// redelivery carries the same. A replay keeps its message's id, so a late
-// ack whose redelivery went to another consumer of the group must not ack
-// a replay of that message that comes here later.
-func lateAckKey(topic string, msg *message.Message) string {
-	return topic + "\x00" + msg.UUID + "\x00" + msg.Metadata.Get(backend.MetadataReplayForGroup)
 }
 
 // outbound is the message handed to the handler: a copy of watermill-sql's

@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
+)
+
+// A subscription whose batch's session is cut from outside (here
+// pg_terminate_backend; a proxy's reset would do the same) while a handler
+// runs finds out at its next no-op statement and hands out nothing more of
+// that batch: another consumer of the group has taken the group's lock and
+// its messages, and the two must not handle the same message at once.
+func TestALostBatchHandsOutNothingMore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	// A no-op statement before a message when the batch has been idle
+	// for AckDeadline/4: 500ms.
+	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{AckDeadline: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	subscriber := func() (message.Subscriber, <-chan *message.Message) {
+		t.Helper()
+		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Close() })
+		ch, err := sub.Subscribe(ctx, "jobs")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sub, ch
+	}
+	next := func(ch <-chan *message.Message, who string) *message.Message {
+		t.Helper()
+		select {
+		case m := <-ch:
+			return m
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s got nothing within 10s", who)
+			return nil
+		}
+	}
+	if err := b.ensureTopic(ctx, "jobs"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", nil), message.NewMessage("m-2", nil)); err != nil {
+		t.Fatal(err)
+	}
+
+	_, first := subscriber()
+	m1 := next(first, "the first consumer")
+	var ended int
+	if err := b.db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+		WHERE locktype = 'advisory' AND objsubid = 1 AND granted
+			AND ((classid::bigint << 32) | objid::bigint) = $1`, groupLockKey("jobs", "g")).Scan(&ended); err != nil || ended != 1 {
+		t.Fatalf("end the session holding the group's lock: ended %d, %v; want 1", ended, err)
+	}
+	_, second := subscriber()
+	again := next(second, "the second consumer") // the group is its now
+	if again.UUID != "m-1" {
+		t.Fatalf("the second consumer's first message: got %s, want m-1", again.UUID)
+	}
+
+	// Both handlers within AckDeadline; the first's batch idle for more
+	// than AckDeadline/4 when its handler acks.
+	time.Sleep(600 * time.Millisecond)
+	m1.Ack()
+	select {
+	case m := <-first:
+		t.Errorf("the first consumer handed out %s (attempt %s) from its lost batch while the second has the group",
+			m.UUID, m.Metadata.Get(backend.MetadataAttempt))
+	case <-time.After(300 * time.Millisecond):
+	}
+	again.Ack()
+	if m2 := next(second, "the second consumer"); m2.UUID != "m-2" {
+		t.Errorf("the second consumer's next message: got %s, want m-2", m2.UUID)
+	} else {
+		m2.Ack()
+	}
+}
