@@ -418,13 +418,17 @@ func TestProcessesOpeningANewFileTogetherAllStart(t *testing.T) {
 // through, and are not blamed. The consumer is a real process, restarted
 // after each crash as devrun would.
 func TestAMessageThatCrashesItsProcessIsDeadLetteredAfterThreeCrashes(t *testing.T) {
-	urls := map[string]func(t *testing.T) string{
+	for name, url := range crashLoopQueues() {
+		t.Run(name, func(t *testing.T) { testCrashLoop(t, url(t), 1) })
+	}
+}
+
+// crashLoopQueues are the queues the crash-loop tests run on, by name.
+func crashLoopQueues() map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
 		// A short lease: the crashed process's messages come back soon.
 		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") + "?lease=1s" },
 		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "crashloop") },
-	}
-	for name, url := range urls {
-		t.Run(name, func(t *testing.T) { testCrashLoop(t, url(t), 1) })
 	}
 }
 
@@ -434,11 +438,7 @@ func TestAMessageThatCrashesItsProcessIsDeadLetteredAfterThreeCrashes(t *testing
 // batch is committed (on PostgreSQL, watermill-sql stores a batch's acks
 // at its end), and the crashes do not pile up.
 func TestAdjacentCrashingMessagesAreEachDeadLetteredWithinThreeCrashes(t *testing.T) {
-	urls := map[string]func(t *testing.T) string{
-		"sqlite":   func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "q.db") + "?lease=1s" },
-		"postgres": func(t *testing.T) string { return pgtest.SchemaURL(t, "crashloop") },
-	}
-	for name, url := range urls {
+	for name, url := range crashLoopQueues() {
 		t.Run(name, func(t *testing.T) { testCrashLoop(t, url(t), 2) })
 	}
 }

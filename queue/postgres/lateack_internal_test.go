@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
 // An ack written to a delivery's row (a late ack, the ack of a run alone,
@@ -18,11 +16,7 @@ import (
 func TestAnAckOnTheRowSettlesDeliveriesInOtherBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := openFresh(ctx, t, Config{})
 	claim := func(batch int64, want string) delivery {
 		t.Helper()
 		d, err := b.claimDelivery(ctx, "jobs", "g", "m-1", batch, nil)

@@ -8,7 +8,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
-	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
 // A subscription whose batch's session is cut from outside (here
@@ -21,11 +20,7 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 	defer cancel()
 	// A no-op statement before a message when the batch has been idle
 	// for AckDeadline/4: 500ms.
-	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{AckDeadline: 2 * time.Second})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := openFresh(ctx, t, Config{AckDeadline: 2 * time.Second})
 	subscriber := func() (message.Subscriber, <-chan *message.Message) {
 		t.Helper()
 		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})

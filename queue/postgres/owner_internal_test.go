@@ -81,11 +81,7 @@ func TestTheOwnerLockIsTakenAgainWhenItsSessionEnds(t *testing.T) {
 func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := openFresh(ctx, t, Config{})
 	for _, uuid := range []string{"m-1", "m-2"} {
 		if _, err := b.db.ExecContext(ctx, `INSERT INTO queue_delivery_attempts
 			(topic, consumer_group, message_uuid, attempts, in_flight, owner, solo_runs, delivered_at)

@@ -7,8 +7,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-
-	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
 // The ack of a message that ran alone marks its delivery record acked
@@ -21,11 +19,7 @@ import (
 func TestTheAckOfARunAloneMarksItsRecordAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
-	b, err := Open(ctx, pgtest.SchemaURL(t, "queue_test"), Config{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Close() })
+	b := openFresh(ctx, t, Config{})
 	tests := []struct {
 		abandoned  bool
 		wantMarked bool

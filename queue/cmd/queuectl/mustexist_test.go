@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,16 +20,7 @@ func TestPostgresSchemaThatIsNotAQueueIsRefused(t *testing.T) {
 			t.Errorf("queuectl %s: exit status %d, stdout %q, stderr %q; want 1 and \"not a queue: table queue_topics missing\"", strings.Join(args, " "), status, out, errOut)
 		}
 	}
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var tables int
-	if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
-		t.Fatal(err)
-	}
-	if tables != 0 {
+	if tables := pgtest.Tables(t, url); tables != 0 {
 		t.Errorf("queuectl created %d tables in a schema that is not a queue", tables)
 	}
 }

@@ -72,3 +72,21 @@ func SchemaURL(t TB, prefix string) string {
 	u.RawQuery = q.Encode()
 	return u.String()
 }
+
+// Tables counts the tables in the schema of url (a SchemaURL's): what a
+// test of code that must create nothing there checks.
+func Tables(t TB, url string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect to count tables: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&n); err != nil {
+		t.Fatalf("count tables: %v", err)
+	}
+	return n
+}

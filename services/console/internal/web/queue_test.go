@@ -227,16 +227,7 @@ func TestQueueStoreCreatesNothingOnPostgres(t *testing.T) {
 	if _, err := q.Stats(t.Context()); err == nil || !strings.Contains(err.Error(), "not a queue") {
 		t.Fatalf("stats of a schema that is not a queue: got %v, want a \"not a queue\" error", err)
 	}
-	db, err := sql.Open("pgx", url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	var tables int
-	if err := db.QueryRow(`SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()`).Scan(&tables); err != nil {
-		t.Fatal(err)
-	}
-	if tables != 0 {
+	if tables := pgtest.Tables(t, url); tables != 0 {
 		t.Errorf("tables in the schema after the console looked at it: got %d, want 0", tables)
 	}
 }
