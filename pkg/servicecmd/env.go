@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 )
@@ -78,6 +79,15 @@ func AtLeastOne(flag, env string, n int) error {
 		return nil
 	}
 	return fmt.Errorf("--%s (%s) must be at least 1, got %d", flag, env, n)
+}
+
+// ListenAddr reports an address that cannot be listened on for flag
+// (without its dashes) read from env: not HOST:PORT.
+func ListenAddr(flag, env, addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("--%s (%s) %q is not HOST:PORT (e.g. 127.0.0.1:8081, :8081): %w", flag, env, addr, err)
+	}
+	return nil
 }
 
 // Positive reports d <= 0 for flag (without its dashes) read from env.

@@ -114,6 +114,7 @@ func TestParseRejectsOutOfRangeValues(t *testing.T) {
 		{"negative concurrency from the environment", nil, map[string]string{"CONCURRENCY": "-4"}, "--concurrency (CONCURRENCY) must be at least 1, got -4"},
 		{"zero max attempts", nil, map[string]string{"MAX_ATTEMPTS": "0"}, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got 0"},
 		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
+		{"an address without a port", nil, map[string]string{"HTTP_ADDR": "nope"}, `--http-addr (HTTP_ADDR) "nope" is not HOST:PORT`},
 		{"a queue inside one process", []string{"--queue-url", "memory://"}, nil, "--queue-url (QUEUE_URL) memory:// is a queue inside one process"},
 	}
 	for _, tc := range tests {

@@ -87,6 +87,8 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	}
 	errs = append(errs, envs.Err(),
 		servicecmd.SharedQueue(s.QueueURL),
+		servicecmd.ListenAddr("http-addr", "HTTP_ADDR", s.HTTPAddr),
+		adminAddr(s.AdminAddr),
 		servicecmd.Catalog(s.CatalogFile),
 		// 0 would quietly take the default; a negative value means nothing.
 		servicecmd.Positive("step-timeout", "STEP_TIMEOUT", s.StepTimeout),
@@ -170,4 +172,12 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 	sc.Logger, sc.TracerProvider, sc.MeterProvider = tel.Logger, tel.TracerProvider, tel.MeterProvider
 	sc.Propagator, sc.MetricsHandler, sc.Faults = tel.Propagator, tel.MetricsHandler, reg
 	return service.Run(ctx, sc)
+}
+
+// adminAddr checks --admin-addr: HOST:PORT, or "off".
+func adminAddr(addr string) error {
+	if addr == "off" {
+		return nil
+	}
+	return servicecmd.ListenAddr("admin-addr", "ADMIN_ADDR", addr)
 }

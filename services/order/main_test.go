@@ -91,6 +91,8 @@ func TestParseConfig(t *testing.T) {
 			}
 		}, ""},
 		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
+		{"an address without a port", []string{"--http-addr", "nope"}, nil, nil, `--http-addr (HTTP_ADDR) "nope" is not HOST:PORT`},
+		{"an admin address without a port", nil, map[string]string{"ADMIN_ADDR": "localhost"}, nil, `--admin-addr (ADMIN_ADDR) "localhost" is not HOST:PORT`},
 		{"negative open-order limit", []string{"--max-open-orders", "-3"}, nil, nil, "max-open-orders"},
 		{"unknown command", []string{"explode"}, nil, nil, "unknown command"},
 		// A value that does not parse, or a queue URL that is none:
