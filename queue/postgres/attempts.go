@@ -18,8 +18,9 @@ import (
 // transaction commits, at the end of the batch, and a batch that does not
 // commit (its process died, its session ended) is delivered again. So an
 // ack is also written to the delivery's row (acked_in: the batch it was
-// handed out in), and the row is deleted by the batch's offset update
-// (subscriptionOffsets), in the same transaction. Until then a delivery
+// handed out in, which the row names as claimed_in from the claim on, and
+// which fences the write with the attempt), and the row is deleted by the
+// batch's offset update (subscriptionOffsets), in the same transaction. Until then a delivery
 // of the message in another batch is settled without its handler
 // (claimDelivery reports it acked), and the row's count and history, which
 // a dead-lettered message's count is, are kept. A delivery of the same id
@@ -84,22 +85,27 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 }
 
 // claimSQL counts a delivery of message $3 to the group by owner $4 in
-// batch $5. The previous delivery was abandoned if it was still in flight
-// and its owner's lock is free (see ownerLockClass); otherwise the count of
-// runs alone starts again. A row acked in another batch is settled: left as
-// it is but for its batch, now this one; it comes back not in flight, which
+// batch $5, which the row names as the batch it was claimed in. The
+// previous delivery was abandoned if it was still in flight and its
+// owner's lock is free (see ownerLockClass); otherwise the count of runs
+// alone starts again. A row acked in another batch is settled: left as it
+// is but for its batch, now this one; it comes back not in flight, which
 // no counted claim does. A row acked in this batch is another message's
-// (see delivery): counted, no longer acked.
+// (see delivery): counted from 1, its history forgotten.
 const claimSQL = `
 	INSERT INTO queue_delivery_attempts AS d
-		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner)
-	VALUES ($1, $2, $3, 1, true, now(), $4)
+		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner, claimed_in)
+	VALUES ($1, $2, $3, 1, true, now(), $4, $5)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
-	SET attempts = CASE WHEN ` + settled + ` THEN d.attempts ELSE d.attempts + 1 END,
+	SET attempts = CASE WHEN ` + settled + ` THEN d.attempts WHEN ` + replayed + ` THEN 1 ELSE d.attempts + 1 END,
 		in_flight = NOT ` + settled + `,
 		delivered_at = CASE WHEN ` + settled + ` THEN d.delivered_at ELSE now() END,
 		owner = CASE WHEN ` + settled + ` THEN d.owner ELSE $4 END,
+		claimed_in = CASE WHEN ` + settled + ` THEN d.claimed_in ELSE $5 END,
 		acked_in = CASE WHEN ` + settled + ` THEN $5 ELSE 0 END,
+		first_failed_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.first_failed_at END,
+		last_failed_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.last_failed_at END,
+		last_error = CASE WHEN ` + replayed + ` THEN '' ELSE d.last_error END,
 		(abandoned, solo_runs) = (
 			SELECT a, CASE WHEN a THEN d.solo_runs ELSE 0 END
 			FROM (SELECT ` + previousAbandoned + ` AS a) previous)
@@ -107,7 +113,12 @@ const claimSQL = `
 
 // settled is true, in claimSQL, when the row's message was acked in another
 // batch than this one ($5): its delivery is settled without a handler.
-const settled = `(d.acked_in <> 0 AND d.acked_in <> $5)`
+// replayed is true when it was acked in this batch: this is another
+// message with its id.
+const (
+	settled  = `(d.acked_in <> 0 AND d.acked_in <> $5)`
+	replayed = `(d.acked_in <> 0 AND d.acked_in = $5)`
+)
 
 // previousAbandoned is true when the row's delivery was abandoned: in
 // flight, and its owner's lock free. The lock is tried shared, so that
@@ -119,20 +130,23 @@ const settled = `(d.acked_in <> 0 AND d.acked_in <> $5)`
 const previousAbandoned = `CASE WHEN d.in_flight
 		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, d.owner) ELSE false END`
 
-// claimAndMarkSQL is claimSQL that also marks the row of message $6 at
-// attempt $7 acked in batch $8, as markAckedSQL does. The two touch
-// different rows ($6 <> $3), as a data-modifying CTE must.
+// claimAndMarkSQL is claimSQL that also marks the row of message $6
+// claimed at attempt $7 in batch $8 acked, as markAckedSQL does. The two
+// touch different rows ($6 <> $3), as a data-modifying CTE must.
 const claimAndMarkSQL = `
 	WITH marked AS (
 		UPDATE queue_delivery_attempts SET acked_in = $8, in_flight = false
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $6 AND attempts = $7
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $6 AND attempts = $7 AND claimed_in = $8
 	)` + claimSQL
 
-// markAckedSQL marks the row of message $3 at attempt $4 of the group ($2)
-// on topic ($1) acked in batch $5 (see delivery): no longer in flight.
+// markAckedSQL marks the row of message $3 of the group ($2) on topic ($1)
+// claimed at attempt $4 in batch $5 acked in that batch (see delivery): no
+// longer in flight. The batch fences it with the attempt: a delivery of the
+// same id claimed elsewhere since (a replay, after this one's batch
+// committed and deleted its row) may have reached the same attempt.
 const markAckedSQL = `
 	UPDATE queue_delivery_attempts SET acked_in = $5, in_flight = false
-	WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`
+	WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4 AND claimed_in = $5`
 
 // unclaimDelivery takes back a claim whose message was never handed out
 // (the subscriber closed first, or nobody took it before its deadline).

@@ -12,7 +12,7 @@ import (
 // or at another consumer of the group: the claim reports it acked and
 // counts no attempt. A delivery of the same id in the batch that settled
 // it, or that acked it, is another message (a dead letter's replay keeps
-// its id): a delivery to handle.
+// its id): a delivery to handle, counted from 1.
 func TestAnAckOnTheRowSettlesDeliveriesInOtherBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -37,15 +37,55 @@ func TestAnAckOnTheRowSettlesDeliveriesInOtherBatches(t *testing.T) {
 			t.Errorf("attempt of the delivery settled in batch %d: got %d, want %d (not counted)", batch, settled.attempt, first.attempt)
 		}
 	}
-	if replay := claim(5, "to handle"); replay.attempt != first.attempt+1 {
-		t.Errorf("attempt of another delivery in the settling batch: got %d, want %d", replay.attempt, first.attempt+1)
+	if replay := claim(5, "to handle"); replay.attempt != 1 {
+		t.Errorf("attempt of another delivery in the settling batch: got %d, want 1", replay.attempt)
 	}
 
 	second := claim(7, "to handle")
 	if err := b.ackDelivery(ctx, second); err != nil {
 		t.Fatal(err)
 	}
-	if replay := claim(7, "to handle"); replay.attempt != second.attempt+1 {
-		t.Errorf("attempt of another delivery in the acking batch: got %d, want %d", replay.attempt, second.attempt+1)
+	if replay := claim(7, "to handle"); replay.attempt != 1 {
+		t.Errorf("attempt of another delivery in the acking batch: got %d, want 1", replay.attempt)
+	}
+}
+
+// The ack of a delivery marks only that delivery: held for the next claim
+// while its batch committed (and deleted its row), it does not mark a
+// delivery of the same id claimed since, in another batch (a replay, at
+// the same attempt), which would then be settled unhandled.
+func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	b := openFresh(ctx, t, Config{})
+	held, err := b.claimDelivery(ctx, "jobs", "g", "m-1", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Batch 1 commits: its offset update deletes the row.
+	if _, err := b.db.ExecContext(ctx, `DELETE FROM queue_delivery_attempts WHERE message_uuid = 'm-1'`); err != nil {
+		t.Fatal(err)
+	}
+	replay, err := b.claimDelivery(ctx, "jobs", "g", "m-1", 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if replay.attempt != held.attempt {
+		t.Fatalf("the replay's attempt: got %d, want %d (the same, for the fence to be tested)", replay.attempt, held.attempt)
+	}
+	for name, mark := range map[string]func() error{
+		"on its own":     func() error { return b.markAcked(ctx, held) },
+		"with the claim": func() error { _, err := b.claimDelivery(ctx, "jobs", "g", "m-2", 2, &held); return err },
+	} {
+		if err := mark(); err != nil {
+			t.Fatalf("mark %s: %v", name, err)
+		}
+		var ackedIn int64
+		if err := b.db.QueryRowContext(ctx, `SELECT acked_in FROM queue_delivery_attempts WHERE message_uuid = 'm-1'`).Scan(&ackedIn); err != nil {
+			t.Fatal(err)
+		}
+		if ackedIn != 0 {
+			t.Errorf("the replay's row after the held ack was written %s: got acked in batch %d, want not acked", name, ackedIn)
+		}
 	}
 }

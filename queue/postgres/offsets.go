@@ -81,61 +81,82 @@ func (a subscriptionOffsets) AckMessageQuery(topic string, row wsql.Row, consume
 			DELETE FROM queue_delivery_attempts
 			WHERE topic = $4 AND consumer_group = $3 AND message_uuid = ANY($5::text[])
 		)` + q.Query
-	q.Args = append(q.Args, topic, a.acks.ids())
+	q.Args = append(q.Args, topic, a.acks.through(row.Msg.UUID))
 	return q
 }
 
-// batchAcks is a subscription's batch in progress: a random id, which its
-// deliveries' rows name when acked (see delivery), and the ids of the
-// messages acked in it, added by the relay before each ack reaches
-// watermill-sql and read by the batch's offset update. gatedDB.BeginTx
-// starts the next. A batch that does not commit leaves its messages' rows
-// marked acked, for their redelivery.
+// batchAcks is a subscription's batch in progress: its transaction, a
+// random id, which its deliveries' rows name when claimed and acked (see
+// delivery), and the ids of the messages acked in it, in the order they
+// were, added by the relay before each ack reaches watermill-sql and read
+// by the batch's offset update. gatedDB.BeginTx starts the next. Each
+// method takes the transaction of the message at hand and does nothing
+// for one that is no longer the batch in progress: a relay that was slow
+// to see that watermill-sql gave its message up must not touch the next
+// batch. A batch that does not commit leaves its messages' rows marked
+// acked, for their redelivery.
 type batchAcks struct {
 	mu    sync.Mutex
+	tx    *sql.Tx
 	batch int64
 	acked []string
 	gone  bool // the batch's transaction is gone (see subscriber.deliver)
 }
 
-// lose notes that the batch's transaction is gone; lost reports it.
-func (b *batchAcks) lose() {
+// begin starts the batch of transaction tx: a new id, nothing acked.
+func (b *batchAcks) begin(tx *sql.Tx) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.gone = true
-}
-
-func (b *batchAcks) lost() bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.gone
-}
-
-// id is the batch's id; the relay reads it for each claim.
-func (b *batchAcks) id() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.batch
-}
-
-func (b *batchAcks) add(uuid string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.acked = append(b.acked, uuid)
-}
-
-func (b *batchAcks) ids() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return slices.Clone(b.acked)
-}
-
-// begin starts a batch: a new id, nothing acked.
-func (b *batchAcks) begin() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.acked, b.gone = b.acked[:0], false
+	b.tx, b.acked, b.gone = tx, b.acked[:0], false
 	b.batch = rand.Int64() | 1 // never 0, which marks a row not acked
+}
+
+// of returns the id of the batch of tx, and false when tx is not the batch
+// in progress (its message was given up).
+func (b *batchAcks) of(tx *sql.Tx) (int64, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.batch, tx != nil && tx == b.tx
+}
+
+// add notes an ack of message uuid in the batch of tx.
+func (b *batchAcks) add(tx *sql.Tx, uuid string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if tx == b.tx {
+		b.acked = append(b.acked, uuid)
+	}
+}
+
+// lose notes that the transaction of the batch of tx is gone; lost
+// reports it.
+func (b *batchAcks) lose(tx *sql.Tx) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if tx == b.tx {
+		b.gone = true
+	}
+}
+
+func (b *batchAcks) lost(tx *sql.Tx) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return tx == b.tx && b.gone
+}
+
+// through returns the messages acked in the batch up to and including the
+// last ack of uuid, the message whose offset the batch stores: an ack
+// noted after it (watermill-sql gave that message up as its ack came) is
+// not the batch's. With no ack of uuid noted, all of them.
+func (b *batchAcks) through(uuid string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for i := len(b.acked) - 1; i >= 0; i-- {
+		if b.acked[i] == uuid {
+			return slices.Clone(b.acked[:i+1])
+		}
+	}
+	return slices.Clone(b.acked)
 }
 
 // groupLockKey is the advisory lock key of one topic's consumer group.
@@ -169,7 +190,6 @@ func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error)
 	if err := g.gate.wait(ctx, g.stop); err != nil {
 		return nil, fmt.Errorf("wait for handler: %w", err)
 	}
-	g.acks.begin()
 	tx, err := g.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return nil, err
@@ -183,5 +203,6 @@ func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error)
 	}
 	g.busy.Store(locked != "on")
 	g.gate.touched()
+	g.acks.begin(tx)
 	return tx, nil
 }

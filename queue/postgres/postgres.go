@@ -115,6 +115,7 @@ CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
 	abandoned       BOOLEAN NOT NULL DEFAULT false,
 	solo_runs       INTEGER NOT NULL DEFAULT 0,
 	owner           INTEGER NOT NULL DEFAULT 0,
+	claimed_in      BIGINT NOT NULL DEFAULT 0,
 	acked_in        BIGINT NOT NULL DEFAULT 0,
 	delivered_at    TIMESTAMPTZ NOT NULL,
 	first_failed_at TIMESTAMPTZ,
@@ -146,6 +147,7 @@ var addedColumns = [][3]string{
 	{"queue_delivery_attempts", "abandoned", "BOOLEAN NOT NULL DEFAULT false"},
 	{"queue_delivery_attempts", "solo_runs", "INTEGER NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "owner", "INTEGER NOT NULL DEFAULT 0"},
+	{"queue_delivery_attempts", "claimed_in", "BIGINT NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "acked_in", "BIGINT NOT NULL DEFAULT 0"},
 }
 

@@ -59,7 +59,7 @@ func TestTheAckOfARunAloneMarksItsRecordAtOnce(t *testing.T) {
 			if got := acked != nil; got == tc.wantMarked {
 				t.Errorf("delivery left for the next claim to mark: got %v, want %v", got, !tc.wantMarked)
 			}
-			if got := acks.ids(); len(got) != 1 || got[0] != uuid {
+			if got := acks.through(uuid); len(got) != 1 || got[0] != uuid {
 				t.Errorf("the batch's acked messages: got %v, want [%s]", got, uuid)
 			}
 		})

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -301,8 +302,15 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		// makes.
 		return true
 	}
+	tx, _ := wsql.TxFromContext(in.Context())
+	batch, current := acks.of(tx)
+	if !current {
+		// Its batch has ended meanwhile (see above).
+		return true
+	}
 	if group := in.Metadata.Get(backend.MetadataReplayForGroup); group != "" && group != s.group {
 		s.markHeldAck(ctx, acked, logger)
+		acks.add(tx, in.UUID)
 		ackInner(in)
 		return true
 	}
@@ -312,18 +320,20 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		return false
 	}
 
-	if acks.lost() || !s.keepTxAlive(in, g, logger) {
+	if acks.lost(tx) || !s.keepTxAlive(tx, g, logger) {
 		// The batch's transaction is gone with its session (cut from
 		// outside): its offset cannot be stored, and another consumer
 		// of the group may have its messages already. Hand out none of
 		// the rest; the ack only lets watermill-sql end the batch, whose
-		// offset update then fails, and read it again.
-		acks.lose()
+		// offset update then fails, and read it again. The held ack is
+		// written, to settle its message's redelivery.
+		acks.lose(tx)
+		s.markHeldAck(ctx, acked, logger)
 		ackInner(in)
 		return true
 	}
 	bctx, cancel := detached(ctx)
-	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, acks.id(), *acked)
+	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, batch, *acked)
 	cancel()
 	if err != nil {
 		// watermill-sql hands the message out again after ResendInterval;
@@ -335,7 +345,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 	*acked = nil // the claim marked its row
 	if d.acked {
 		// Acked in a batch that did not commit (or late): settled.
-		acks.add(in.UUID)
+		acks.add(tx, in.UUID)
 		ackInner(in)
 		return true
 	}
@@ -479,8 +489,8 @@ func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery
 	return release, nil
 }
 
-// keepTxAlive sends a no-op statement in watermill-sql's transaction,
-// which carries in, when the transaction has been idle for
+// keepTxAlive sends a no-op statement in watermill-sql's transaction tx,
+// which carries the message at hand, when the transaction has been idle for
 // Config.touchInterval: watermill-sql sends no statement between the
 // messages of a batch, and the server ends a subscription session idle in
 // its transaction for Config.HoldTimeout. It runs while watermill-sql
@@ -489,21 +499,17 @@ func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery
 // It reports false when the statement fails: the transaction cannot
 // commit any more (a failed statement aborts it; its session may be gone).
 // A session cut from outside between two such statements is not seen.
-func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.LoggerAdapter) bool {
+func (s *subscriber) keepTxAlive(tx *sql.Tx, g *gate, logger watermill.LoggerAdapter) bool {
 	if g.idleFor() < s.b.cfg.touchInterval() {
 		return true
 	}
-	tx, ok := wsql.TxFromContext(in.Context())
-	if !ok {
-		return true
-	}
-	// Not in's context: cancelling a statement would break the
+	// Not the message's context: cancelling a statement would break the
 	// connection, and with it the batch's transaction.
 	ctx, cancel := context.WithTimeout(context.Background(), bookkeepingTimeout)
 	defer cancel()
 	_, err := tx.ExecContext(ctx, `SELECT 1`)
 	g.touched()
-	if err != nil {
+	if err != nil && !errors.Is(err, sql.ErrTxDone) { // done: watermill-sql ended the batch, giving the message up
 		logger.Info("The batch's transaction is gone; its other messages are left for the next batch", watermill.LogFields{"err": err.Error()})
 		return false
 	}
@@ -523,9 +529,10 @@ func (s *subscriber) keepTxAlive(in *message.Message, g *gate, logger watermill.
 // another consumer of the group, and the mark settles that delivery.
 func (s *subscriber) recordAck(ctx context.Context, in *message.Message, d delivery, inTime bool, acked **delivery, acks *batchAcks, logger watermill.LoggerAdapter) {
 	inTime = inTime && in.Context().Err() == nil
+	tx, _ := wsql.TxFromContext(in.Context())
 	if inTime && !d.abandoned {
 		*acked = &d
-		acks.add(d.uuid)
+		acks.add(tx, d.uuid)
 		ackInner(in)
 		return
 	}
@@ -535,7 +542,7 @@ func (s *subscriber) recordAck(ctx context.Context, in *message.Message, d deliv
 	}
 	cancel()
 	if inTime {
-		acks.add(d.uuid)
+		acks.add(tx, d.uuid)
 		ackInner(in)
 	}
 }
