@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
@@ -47,6 +48,7 @@ func replayMessage(dl backend.DeadLetter) *message.Message {
 		}
 	}
 	msg.Metadata.Set(backend.MetadataReplayForGroup, dl.ConsumerGroup)
+	msg.Metadata.Set(backend.MetadataReplayID, watermill.NewUUID())
 	return msg
 }
 

@@ -34,6 +34,11 @@ const (
 	// Dead-letter replay sets it so that a replay reaches only the group
 	// that failed.
 	MetadataReplayForGroup = "replay_for_group"
+	// MetadataReplayID is set by dead-letter replay to an id of its own on
+	// every replay, so that a backend can tell two publications of one
+	// message id apart: a message acked once and delivered again is
+	// settled, a replay of it is handled.
+	MetadataReplayID = "replay_id"
 	// MetadataAbandoned is set on a message whose previous delivery to
 	// this consumer group was abandoned: handed to a handler, then neither
 	// acked nor nacked, because the process died (on SQLite, also froze:

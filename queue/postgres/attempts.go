@@ -20,12 +20,15 @@ import (
 // ack is also written to the delivery's row (acked_in: the batch it was
 // handed out in, which the row names as claimed_in from the claim on, and
 // which fences the write with the attempt), and the row is deleted by the
-// batch's offset update (subscriptionOffsets), in the same transaction. Until then a delivery
-// of the message in another batch is settled without its handler
-// (claimDelivery reports it acked), and the row's count and history, which
-// a dead-lettered message's count is, are kept. A delivery of the same id
-// in the batch that acked it is another message: a dead letter's replay,
-// which keeps its id.
+// batch's offset update (subscriptionOffsets), in the same transaction.
+// Until then a delivery of the message in another batch is settled without
+// its handler (claimDelivery reports it acked), and the row's count and
+// history, which a dead-lettered message's count is, are kept. A delivery
+// of the same id in the batch that acked it, or of another publication of
+// it (a dead letter's replay keeps the message id; backend.MetadataReplayID
+// tells the replays apart), is another message. So a mark left behind by a
+// batch that lost its session and never learnt it (see
+// subscriber.keepTxAlive) never settles a replay.
 type delivery struct {
 	topic, group, uuid string
 	attempt            int
@@ -58,9 +61,11 @@ type delivery struct {
 // handler since: its row is marked acked by the same statement (fenced by
 // its attempt, like ackDelivery), so that a message costs one commit here,
 // not two.
-func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, batch int64, acked *delivery) (delivery, error) {
+//
+// replayID is the message's backend.MetadataReplayID ("" but for a replay).
+func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayID string, batch int64, acked *delivery) (delivery, error) {
 	d := delivery{topic: topic, group: group, uuid: uuid, batch: batch}
-	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch}
+	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch, replayID}
 	if acked != nil && acked.topic == topic && acked.group == group && acked.uuid != uuid {
 		query, args = claimAndMarkSQL, append(args, acked.uuid, acked.attempt, acked.batch)
 	} else if acked != nil {
@@ -84,24 +89,27 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid string, 
 	return d, nil
 }
 
-// claimSQL counts a delivery of message $3 to the group by owner $4 in
-// batch $5, which the row names as the batch it was claimed in. The
+// claimSQL counts a delivery of message $3 (of replay $6, "" for the
+// original) to the group by owner $4 in batch $5, which the row names as
+// the batch it was claimed in, with the replay. The
 // previous delivery was abandoned if it was still in flight and its
 // owner's lock is free (see ownerLockClass); otherwise the count of runs
-// alone starts again. A row acked in another batch is settled: left as it
-// is but for its batch, now this one; it comes back not in flight, which
-// no counted claim does. A row acked in this batch is another message's
-// (see delivery): counted from 1, its history forgotten.
+// alone starts again. A row of the same publication acked in another
+// batch is settled: left as it is but for its batch, now this one; it
+// comes back not in flight, which no counted claim does. Any other acked
+// row is another message's (see delivery): counted from 1, its history
+// forgotten.
 const claimSQL = `
 	INSERT INTO queue_delivery_attempts AS d
-		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner, claimed_in)
-	VALUES ($1, $2, $3, 1, true, now(), $4, $5)
+		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner, claimed_in, replay_id)
+	VALUES ($1, $2, $3, 1, true, now(), $4, $5, $6)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
 	SET attempts = CASE WHEN ` + settled + ` THEN d.attempts WHEN ` + replayed + ` THEN 1 ELSE d.attempts + 1 END,
 		in_flight = NOT ` + settled + `,
 		delivered_at = CASE WHEN ` + settled + ` THEN d.delivered_at ELSE now() END,
 		owner = CASE WHEN ` + settled + ` THEN d.owner ELSE $4 END,
 		claimed_in = CASE WHEN ` + settled + ` THEN d.claimed_in ELSE $5 END,
+		replay_id = $6,
 		acked_in = CASE WHEN ` + settled + ` THEN $5 ELSE 0 END,
 		first_failed_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.first_failed_at END,
 		last_failed_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.last_failed_at END,
@@ -111,13 +119,13 @@ const claimSQL = `
 			FROM (SELECT ` + previousAbandoned + ` AS a) previous)
 	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs, in_flight`
 
-// settled is true, in claimSQL, when the row's message was acked in another
-// batch than this one ($5): its delivery is settled without a handler.
-// replayed is true when it was acked in this batch: this is another
-// message with its id.
+// settled is true, in claimSQL, when the row's delivery was of the same
+// publication ($6) and acked in another batch than this one ($5): this
+// delivery is settled without a handler. replayed is true for any other
+// acked row: this is another message with its id.
 const (
-	settled  = `(d.acked_in <> 0 AND d.acked_in <> $5)`
-	replayed = `(d.acked_in <> 0 AND d.acked_in = $5)`
+	settled  = `(d.acked_in <> 0 AND d.acked_in <> $5 AND d.replay_id = $6)`
+	replayed = `(d.acked_in <> 0 AND (d.acked_in = $5 OR d.replay_id <> $6))`
 )
 
 // previousAbandoned is true when the row's delivery was abandoned: in
@@ -130,13 +138,13 @@ const (
 const previousAbandoned = `CASE WHEN d.in_flight
 		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, d.owner) ELSE false END`
 
-// claimAndMarkSQL is claimSQL that also marks the row of message $6
-// claimed at attempt $7 in batch $8 acked, as markAckedSQL does. The two
-// touch different rows ($6 <> $3), as a data-modifying CTE must.
+// claimAndMarkSQL is claimSQL that also marks the row of message $7
+// claimed at attempt $8 in batch $9 acked, as markAckedSQL does. The two
+// touch different rows ($7 <> $3), as a data-modifying CTE must.
 const claimAndMarkSQL = `
 	WITH marked AS (
-		UPDATE queue_delivery_attempts SET acked_in = $8, in_flight = false
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $6 AND attempts = $7 AND claimed_in = $8
+		UPDATE queue_delivery_attempts SET acked_in = $9, in_flight = false
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $7 AND attempts = $8 AND claimed_in = $9
 	)` + claimSQL
 
 // markAckedSQL marks the row of message $3 of the group ($2) on topic ($1)

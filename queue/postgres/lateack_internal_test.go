@@ -19,7 +19,7 @@ func TestAnAckOnTheRowSettlesDeliveriesInOtherBatches(t *testing.T) {
 	b := openFresh(ctx, t, Config{})
 	claim := func(batch int64, want string) delivery {
 		t.Helper()
-		d, err := b.claimDelivery(ctx, "jobs", "g", "m-1", batch, nil)
+		d, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", batch, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b := openFresh(ctx, t, Config{})
-	held, err := b.claimDelivery(ctx, "jobs", "g", "m-1", 1, nil)
+	held, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 	if _, err := b.db.ExecContext(ctx, `DELETE FROM queue_delivery_attempts WHERE message_uuid = 'm-1'`); err != nil {
 		t.Fatal(err)
 	}
-	replay, err := b.claimDelivery(ctx, "jobs", "g", "m-1", 2, nil)
+	replay, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 2, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 	}
 	for name, mark := range map[string]func() error{
 		"on its own":     func() error { return b.markAcked(ctx, held) },
-		"with the claim": func() error { _, err := b.claimDelivery(ctx, "jobs", "g", "m-2", 2, &held); return err },
+		"with the claim": func() error { _, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 2, &held); return err },
 	} {
 		if err := mark(); err != nil {
 			t.Fatalf("mark %s: %v", name, err)
@@ -86,6 +86,34 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 		}
 		if ackedIn != 0 {
 			t.Errorf("the replay's row after the held ack was written %s: got acked in batch %d, want not acked", name, ackedIn)
+		}
+	}
+}
+
+// A mark left on a row (by a batch that lost its session without noticing,
+// handed the message out, acked it and never committed) settles only a
+// redelivery of the same publication: a dead letter's replay of the
+// message, with a replay id of its own, is handled, counted from 1.
+func TestALeftMarkDoesNotSettleAReplay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	b := openFresh(ctx, t, Config{})
+	for _, tc := range []struct{ acked, replay string }{{"", "r-1"}, {"r-1", "r-2"}, {"r-1", ""}} {
+		uuid := "m-" + tc.acked + "-" + tc.replay
+		d, err := b.claimDelivery(ctx, "jobs", "g", uuid, tc.acked, 1, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.ackDelivery(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+		r, err := b.claimDelivery(ctx, "jobs", "g", uuid, tc.replay, 2, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.acked || r.attempt != 1 {
+			t.Errorf("publication %q of a message whose publication %q was acked: got settled %v at attempt %d, want handled at attempt 1",
+				tc.replay, tc.acked, r.acked, r.attempt)
 		}
 	}
 }

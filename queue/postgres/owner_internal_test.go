@@ -97,11 +97,11 @@ func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testi
 	defer func() { _ = tx.Rollback() }()
 	var first delivery
 	var inFlight bool
-	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1).Scan(
+	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1, "").Scan(
 		&first.attempt, &first.firstFailedAt, &first.lastError, &first.abandoned, &first.soloRuns, &inFlight); err != nil {
 		t.Fatal(err)
 	}
-	second, err := b.claimDelivery(ctx, "jobs", "g", "m-2", 1, nil)
+	second, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

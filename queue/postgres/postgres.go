@@ -117,6 +117,7 @@ CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
 	owner           INTEGER NOT NULL DEFAULT 0,
 	claimed_in      BIGINT NOT NULL DEFAULT 0,
 	acked_in        BIGINT NOT NULL DEFAULT 0,
+	replay_id       TEXT NOT NULL DEFAULT '',
 	delivered_at    TIMESTAMPTZ NOT NULL,
 	first_failed_at TIMESTAMPTZ,
 	last_failed_at  TIMESTAMPTZ,
@@ -149,6 +150,7 @@ var addedColumns = [][3]string{
 	{"queue_delivery_attempts", "owner", "INTEGER NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "claimed_in", "BIGINT NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "acked_in", "BIGINT NOT NULL DEFAULT 0"},
+	{"queue_delivery_attempts", "replay_id", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // alterLockTimeout bounds the wait of an ALTER TABLE of addMissingColumns

@@ -30,7 +30,7 @@ func TestTheAckOfARunAloneMarksItsRecordAtOnce(t *testing.T) {
 	for _, tc := range tests {
 		uuid := map[bool]string{false: "shared", true: "alone"}[tc.abandoned]
 		t.Run(uuid, func(t *testing.T) {
-			d, err := b.claimDelivery(ctx, "jobs", "g", uuid, 1, nil)
+			d, err := b.claimDelivery(ctx, "jobs", "g", uuid, "", 1, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -333,7 +333,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		return true
 	}
 	bctx, cancel := detached(ctx)
-	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, batch, *acked)
+	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, in.Metadata.Get(backend.MetadataReplayID), batch, *acked)
 	cancel()
 	if err != nil {
 		// watermill-sql hands the message out again after ResendInterval;

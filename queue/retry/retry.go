@@ -348,7 +348,7 @@ func originalMetadata(m message.Metadata) map[string]string {
 func IsDeliveryKey(k string) bool {
 	switch k {
 	case backend.MetadataAttempt, backend.MetadataFirstFailedAt, backend.MetadataLastError,
-		backend.MetadataReplayForGroup, backend.MetadataAbandoned, delay.DelayedForKey, delay.DelayedUntilKey:
+		backend.MetadataReplayForGroup, backend.MetadataReplayID, backend.MetadataAbandoned, delay.DelayedForKey, delay.DelayedUntilKey:
 		return true
 	}
 	return strings.HasPrefix(k, "_watermill")
