@@ -79,9 +79,9 @@ func (b *heldBatch) markFailed() {
 	b.failed = true
 }
 
-// putBackLast keeps again, the envelope of a message of the batch of
-// transaction tx whose forward failed, to be stored after the rest of the
-// batch (takeFailed). It reports false when tx is not the batch in
+// putBackLast keeps the envelope again, the copy of a message of the batch
+// of transaction tx whose forward failed, to be stored after the rest of
+// the batch (takeFailed). It reports false when tx is not the batch in
 // progress.
 func (b *heldBatch) putBackLast(tx *sql.Tx, again *message.Message) bool {
 	b.mu.Lock()
