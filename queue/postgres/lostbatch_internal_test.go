@@ -19,8 +19,9 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	// A no-op statement before a message when the batch has been idle
-	// for AckDeadline/4: 500ms.
-	b := openFresh(ctx, t, Config{AckDeadline: 2 * time.Second})
+	// for AckDeadline/4: 1s. The deadline leaves the second consumer's
+	// handler (below) seconds to spare on a loaded machine.
+	b := openFresh(ctx, t, Config{AckDeadline: 4 * time.Second})
 	subscriber := func() (message.Subscriber, <-chan *message.Message) {
 		t.Helper()
 		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
@@ -67,7 +68,7 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 
 	// Both handlers within AckDeadline; the first's batch idle for more
 	// than AckDeadline/4 when its handler acks.
-	time.Sleep(600 * time.Millisecond)
+	time.Sleep(1200 * time.Millisecond)
 	m1.Ack()
 	select {
 	case m := <-first:
