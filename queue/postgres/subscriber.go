@@ -262,6 +262,10 @@ func (s *subscriber) stopping(ctx context.Context) bool {
 // deliver).
 func (s *subscriber) relay(ctx context.Context, topic string, g *gate, acks *batchAcks, in <-chan *message.Message, out *outlet) {
 	var acked *delivery // the last delivery acked in time, whose row the next claim marks acked
+	// With no next claim, the held ack is written as the relay ends:
+	// should the batch's commit not come (Close gives up on it), the
+	// message's redelivery is settled, not run again.
+	defer s.markHeldAck(ctx, &acked, s.logger.With(watermill.LogFields{"topic": topic}))
 	for !s.stopping(ctx) {
 		select {
 		case <-ctx.Done():
