@@ -22,34 +22,11 @@ func TestAHeldAckIsWrittenWhenTheRelayEnds(t *testing.T) {
 	if err := b.ensureTopic(ctx, "jobs"); err != nil {
 		t.Fatal(err)
 	}
-	subscribe := func(b *Backend) (message.Subscriber, <-chan *message.Message) {
-		t.Helper()
-		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-		ch, err := sub.Subscribe(ctx, "jobs")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sub, ch
-	}
-	next := func(ch <-chan *message.Message) *message.Message {
-		t.Helper()
-		select {
-		case m := <-ch:
-			return m
-		case <-time.After(10 * time.Second):
-			t.Fatal("no message within 10s")
-			return nil
-		}
-	}
 	if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", nil)); err != nil {
 		t.Fatal(err)
 	}
-	first, ch := subscribe(b)
-	m1 := next(ch)
+	first, ch := subscribeJobs(ctx, t, b)
+	m1 := nextMessage(t, ch, "the first consumer")
 
 	// Hold the group's offset row: the batch's offset update waits.
 	lock, err := b.db.BeginTx(ctx, nil)
@@ -71,8 +48,8 @@ func TestAHeldAckIsWrittenWhenTheRelayEnds(t *testing.T) {
 	if err := b.Publisher().Publish("jobs", message.NewMessage("m-2", nil)); err != nil {
 		t.Fatal(err)
 	}
-	_, again := subscribe(b)
-	if m := next(again); m.UUID != "m-2" {
+	_, again := subscribeJobs(ctx, t, b)
+	if m := nextMessage(t, again, "the second consumer"); m.UUID != "m-2" {
 		t.Errorf("after the batch that acked m-1 failed to commit: got %s (attempt %s) handed out, want m-1 settled and m-2 next",
 			m.UUID, m.Metadata.Get(backend.MetadataAttempt))
 	}

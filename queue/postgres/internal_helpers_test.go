@@ -3,7 +3,11 @@ package postgres
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 )
 
@@ -17,4 +21,33 @@ func openFresh(ctx context.Context, t *testing.T, cfg Config) *Backend {
 	}
 	t.Cleanup(func() { _ = b.Close() })
 	return b
+}
+
+// subscribeJobs subscribes a new subscriber of group "g" of b to topic
+// "jobs" (which must exist); the subscriber is closed at cleanup.
+func subscribeJobs(ctx context.Context, t *testing.T, b *Backend) (message.Subscriber, <-chan *message.Message) {
+	t.Helper()
+	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	ch, err := sub.Subscribe(ctx, "jobs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub, ch
+}
+
+// nextMessage returns the next message of ch, or fails the test after
+// 10s; who names the consumer.
+func nextMessage(t *testing.T, ch <-chan *message.Message, who string) *message.Message {
+	t.Helper()
+	select {
+	case m := <-ch:
+		return m
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s got nothing within 10s", who)
+		return nil
+	}
 }

@@ -22,29 +22,6 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 	// for AckDeadline/4: 1s. The deadline leaves the second consumer's
 	// handler (below) seconds to spare on a loaded machine.
 	b := openFresh(ctx, t, Config{AckDeadline: 4 * time.Second})
-	subscriber := func() (message.Subscriber, <-chan *message.Message) {
-		t.Helper()
-		sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: "g"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = sub.Close() })
-		ch, err := sub.Subscribe(ctx, "jobs")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return sub, ch
-	}
-	next := func(ch <-chan *message.Message, who string) *message.Message {
-		t.Helper()
-		select {
-		case m := <-ch:
-			return m
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s got nothing within 10s", who)
-			return nil
-		}
-	}
 	if err := b.ensureTopic(ctx, "jobs"); err != nil {
 		t.Fatal(err)
 	}
@@ -52,16 +29,16 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_, first := subscriber()
-	m1 := next(first, "the first consumer")
+	_, first := subscribeJobs(ctx, t, b)
+	m1 := nextMessage(t, first, "the first consumer")
 	var ended int
 	if err := b.db.QueryRowContext(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks
 		WHERE locktype = 'advisory' AND objsubid = 1 AND granted
 			AND ((classid::bigint << 32) | objid::bigint) = $1`, groupLockKey("jobs", "g")).Scan(&ended); err != nil || ended != 1 {
 		t.Fatalf("end the session holding the group's lock: ended %d, %v; want 1", ended, err)
 	}
-	_, second := subscriber()
-	again := next(second, "the second consumer") // the group is its now
+	_, second := subscribeJobs(ctx, t, b)
+	again := nextMessage(t, second, "the second consumer") // the group is its now
 	if again.UUID != "m-1" {
 		t.Fatalf("the second consumer's first message: got %s, want m-1", again.UUID)
 	}
@@ -77,7 +54,7 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	again.Ack()
-	if m2 := next(second, "the second consumer"); m2.UUID != "m-2" {
+	if m2 := nextMessage(t, second, "the second consumer"); m2.UUID != "m-2" {
 		t.Errorf("the second consumer's next message: got %s, want m-2", m2.UUID)
 	} else {
 		m2.Ack()
