@@ -10,6 +10,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/backend/backendtest"
 	"github.com/orderflow/orderflow/queue/postgres"
 )
 
@@ -41,9 +42,7 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 
 	a1 := receive(t, jobMsgs)
 	assertDelivery(t, a1, "a-1", "4", "", false)
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "")
 	if got, want := soloRuns(t, db, jobs, "a-1"), 3; got != want {
 		t.Errorf("a-1's runs alone recorded once handed out: got %d, want %d", got, want)
 	}
@@ -176,9 +175,7 @@ func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
 
 	a1 := receive(t, jobMsgs)
 	assertDelivery(t, a1, "a-1", "4", "", false)
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs after it was given back unrun: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "after it was given back unrun")
 	a1.Ack()
 }
 
@@ -207,9 +204,7 @@ func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
 
 	a1 := receive(t, msgs)
 	assertDelivery(t, a1, "a-1", "4", "", false)
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs once its run could be recorded: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "once its run could be recorded")
 	a1.Ack()
 }
 
@@ -229,9 +224,7 @@ func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T)
 
 	a1 := receive(t, subscribe(t, newSubscriber(t, b, "workers"), jobs))
 	assertDelivery(t, a1, "a-1", "4", "", false)
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "")
 	if got, want := soloRuns(t, db, jobs, "a-1"), 2; got != want {
 		t.Errorf("a-1's runs alone once it runs beside the hung handler: got %d, want %d (this run not counted)", got, want)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/backend/backendtest"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -48,9 +49,7 @@ func TestAnAbandonedMessageRunsAloneAndItsRunIsRecorded(t *testing.T) {
 	o1.Ack()
 
 	a1 := receive(t, jobMsgs, "a-1")
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "")
 	if g := workersStats(t, b, "jobs"); g.Abandoned != 0 || g.InFlight < 1 {
 		t.Errorf("stats of the group while a-1 runs alone: got abandoned %d, in flight %d; want 0, at least 1", g.Abandoned, g.InFlight)
 	}
@@ -171,9 +170,7 @@ func TestAnAbandonedMessageGivenBackUnrunStaysAbandoned(t *testing.T) {
 	o1.Ack()
 
 	a1 := receive(t, subscribeWorkers(t, b), "a-1")
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs after it was given back unrun: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "after it was given back unrun")
 	if got, want := a1.Metadata.Get(backend.MetadataAttempt), "4"; got != want {
 		t.Errorf("a-1's attempt: got %q, want %q (the claim given back did not count)", got, want)
 	}
@@ -292,9 +289,7 @@ func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
 	}
 
 	a1 := receive(t, msgs, "a-1")
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs once its run could be recorded: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "once its run could be recorded")
 	if got, want := a1.Metadata.Get(backend.MetadataAttempt), "4"; got != want {
 		t.Errorf("a-1's attempt: got %q, want %q (the claims given back did not count)", got, want)
 	}
@@ -342,9 +337,7 @@ func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T)
 	}
 
 	a1 := receive(t, jobMsgs, "a-1")
-	if got, want := a1.Metadata.Get(backend.MetadataAbandoned), "2"; got != want {
-		t.Errorf("a-1's abandoned runs: got %q, want %q", got, want)
-	}
+	backendtest.ExpectAbandonedRuns(t, a1, "2", "")
 	if got, want := soloRuns(t, db, "a-1"), 2; got != want {
 		t.Errorf("a-1's runs alone once it runs beside the hung handler: got %d, want %d (this run not counted)", got, want)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // ExpectClosed fails the test for every message ch hands out before it
@@ -50,5 +52,18 @@ func SubscribeRacingClose(t *testing.T, rounds int, newSubscriber func() message
 		if subErr == nil {
 			ExpectClosed(t, ch)
 		}
+	}
+}
+
+// ExpectAbandonedRuns fails the test unless m carries
+// backend.MetadataAbandoned want: its delivery's count of abandoned runs
+// alone. when says at which point of the test ("" for none).
+func ExpectAbandonedRuns(t testing.TB, m *message.Message, want, when string) {
+	t.Helper()
+	if got := m.Metadata.Get(backend.MetadataAbandoned); got != want {
+		if when != "" {
+			when = " " + when
+		}
+		t.Errorf("%s's abandoned runs%s: got %q, want %q", m.UUID, when, got, want)
 	}
 }
