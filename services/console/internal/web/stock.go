@@ -121,11 +121,11 @@ func (s *Server) restock(c echo.Context) error {
 	}
 	v := s.loadStock(ctx)
 	for i := range v.Rows {
-		if v.Rows[i].SKU == sku && (rowErr != "" || keepKey) {
-			v.Rows[i].Input, v.Rows[i].Error = raw, rowErr
-		}
-		if v.Rows[i].SKU == sku && keepKey {
-			v.Rows[i].Key = key
+		if r := &v.Rows[i]; r.SKU == sku && (rowErr != "" || keepKey) {
+			r.Input, r.Error = raw, rowErr
+			if keepKey {
+				r.Key = key
+			}
 		}
 	}
 	if !isHTMX(c) {
