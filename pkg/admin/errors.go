@@ -13,6 +13,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/headmethod"
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
@@ -177,7 +178,6 @@ func PathParam(c echo.Context, name string) (string, error) {
 const (
 	HeaderIdempotencyKey     = "Idempotency-Key"
 	HeaderIdempotentReplayed = "Idempotent-Replayed"
-	maxIdempotencyKey        = 255
 )
 
 // IdempotencyKey returns the request's Idempotency-Key, "" when it sent
@@ -189,12 +189,8 @@ func IdempotencyKey(r *http.Request) (string, error) {
 	if len(keys) == 0 {
 		return "", nil
 	}
-	bad := len(keys) > 1 || keys[0] == "" || len(keys[0]) > maxIdempotencyKey
-	for _, c := range []byte(keys[0]) {
-		bad = bad || c < 0x20 || c > 0x7e
-	}
-	if bad {
-		return "", BadField(HeaderIdempotencyKey, fmt.Sprintf("send one key of 1 to %d printable ASCII characters, or no header", maxIdempotencyKey))
+	if len(keys) > 1 || !idempotency.ValidKey(keys[0]) {
+		return "", BadField(HeaderIdempotencyKey, fmt.Sprintf("send one key of 1 to %d printable ASCII characters, or no header", idempotency.MaxKeyLength))
 	}
 	return keys[0], nil
 }

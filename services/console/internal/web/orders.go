@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/services/console/internal/upstream"
 )
 
@@ -232,12 +233,6 @@ const currency = "EUR"
 // newKey returns a random idempotency key.
 func newKey() string { return "console-" + rand.Text() }
 
-// validKey reports whether a posted idempotency key is one the services
-// take: 1 to 255 printable ASCII characters, no space.
-func validKey(k string) bool {
-	return k != "" && len(k) <= 255 && strings.IndexFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) < 0
-}
-
 // parseOrderForm reads the posted form into f (built by newOrderForm) and
 // validates it; it returns the lines to order.
 func parseOrderForm(c echo.Context, f *orderForm) []upstream.Line {
@@ -253,7 +248,7 @@ func parseOrderForm(c echo.Context, f *orderForm) []upstream.Line {
 	case strings.IndexFunc(f.CustomerID, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
 		f.Errors["customer_id"] = "A customer id holds printable characters only."
 	}
-	if !validKey(f.IdempotencyKey) {
+	if !idempotency.ValidKey(f.IdempotencyKey) {
 		f.IdempotencyKey = newKey()
 	}
 	form, _ := c.FormParams()

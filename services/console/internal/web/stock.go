@@ -10,6 +10,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/services/console/internal/upstream"
 )
 
@@ -85,7 +86,7 @@ func (s *Server) restock(c echo.Context) error {
 	}
 	raw := strings.TrimSpace(c.FormValue("quantity"))
 	key := c.FormValue("idempotency_key")
-	if !validKey(key) {
+	if !idempotency.ValidKey(key) {
 		key = newKey()
 	}
 	status, fl := http.StatusOK, (*flash)(nil)

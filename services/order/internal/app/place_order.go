@@ -13,16 +13,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
 
 // Limits on what one order may hold, checked before the domain's own
 // invariants.
 const (
-	MaxItems          = 100
-	MaxQuantity       = 1000
-	MaxIDLength       = 128
-	MaxIdempotencyKey = 255
+	MaxItems    = 100
+	MaxQuantity = 1000
+	MaxIDLength = 128
 	// MaxTextLength bounds free text that travels in messages: each
 	// shipping address field, a cancellation's reason.
 	MaxTextLength = 256
@@ -222,8 +222,8 @@ func (h PlaceOrderHandler) price(cmd PlaceOrder) ([]domain.Item, []domain.FieldE
 			problems = append(problems, textProblems("shipping_address."+f.name, f.v, MaxTextLength)...)
 		}
 	}
-	if k := cmd.IdempotencyKey; k != "" && (len(k) > MaxIdempotencyKey || !printableASCII(k)) {
-		add("Idempotency-Key", "must be 1 to %d printable ASCII characters", MaxIdempotencyKey)
+	if k := cmd.IdempotencyKey; k != "" && !idempotency.ValidKey(k) {
+		add("Idempotency-Key", "must be 1 to %d printable ASCII characters", idempotency.MaxKeyLength)
 	}
 	if len(cmd.Items) > MaxItems {
 		add("items", "must hold at most %d items, got %d", MaxItems, len(cmd.Items))
@@ -275,15 +275,6 @@ func textProblems(field, v string, maxLen int) []domain.FieldError {
 		problems = append(problems, domain.FieldError{Field: field, Problem: "must not contain control characters"})
 	}
 	return problems
-}
-
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
 }
 
 // requestHash fingerprints what an idempotent request asked for.
