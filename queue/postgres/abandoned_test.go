@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"database/sql"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,6 +126,43 @@ func TestAQueueWithoutTheSoloRunColumnsGetsThem(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("columns abandoned and solo_runs: got %d of them, want both", n)
+	}
+}
+
+// A queue made by an older release, opened without changing it (as
+// queuectl and the console do), is refused with what to do, rather than
+// opened for a statistics query to fail on a missing column; opened by a
+// service, it gets the columns and the tools open it.
+func TestAnOlderQueueOpenedAsItIsSaysHowToUpgradeIt(t *testing.T) {
+	dsn := testDSN(t)
+	openBackend(t, dsn, fastConfig()) // creates the tables
+	db := openSQL(t, dsn)
+	if _, err := db.Exec(`ALTER TABLE queue_delivery_attempts DROP COLUMN replay_id`); err != nil {
+		t.Fatal(err)
+	}
+
+	readOnly := fastConfig()
+	readOnly.MustExist = true
+	_, err := postgres.Open(t.Context(), dsn, readOnly)
+	if err == nil || !strings.Contains(err.Error(), "older release") || !strings.Contains(err.Error(), "queue_delivery_attempts.replay_id") {
+		t.Fatalf("Open with MustExist of a queue without replay_id: got %v, want an error naming the column and the older release", err)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name = 'queue_delivery_attempts' AND column_name = 'replay_id'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("Open with MustExist added the column; want the queue left as it was")
+	}
+
+	openBackend(t, dsn, fastConfig()) // a service of this release
+	b, err := postgres.Open(t.Context(), dsn, readOnly)
+	if err != nil {
+		t.Fatalf("Open with MustExist after a service added the columns: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
 

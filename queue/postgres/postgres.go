@@ -325,6 +325,20 @@ func (b *Backend) checkTables(ctx context.Context) error {
 			return fmt.Errorf("not a queue: table %s missing (in the search path %s)", table, b.searchPath(ctx))
 		}
 	}
+	// A queue made by an older release lacks columns that Open (without
+	// MustExist) adds; the statistics and dead-letter statements need
+	// them, so say so here rather than fail later on one of them.
+	for _, c := range addedColumns {
+		var n int
+		if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
+			WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, c[0], c[1]).Scan(&n); err != nil {
+			return fmt.Errorf("look for column %s.%s: %w", c[0], c[1], err)
+		}
+		if n == 0 {
+			return fmt.Errorf("queue made by an older release: column %s.%s missing; "+
+				"start a service of this release on it once, which adds the columns", c[0], c[1])
+		}
+	}
 	return nil
 }
 
