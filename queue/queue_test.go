@@ -567,6 +567,37 @@ func TestOddTopicNamesAreRejectedClearly(t *testing.T) {
 	}
 }
 
+// A message UUID some backend cannot store (PostgreSQL's column holds 36
+// characters), or that an inbox could not tell from another (empty), is
+// refused by every backend, so that what is published in development on
+// SQLite is published in production on PostgreSQL.
+func TestMessageUUIDsAreCheckedTheSameByEveryBackend(t *testing.T) {
+	urls := map[string]string{
+		"sqlite": "sqlite://" + filepath.Join(t.TempDir(), "q.db"),
+		"memory": "memory://",
+	}
+	for name, url := range urls {
+		t.Run(name, func(t *testing.T) {
+			q, err := queue.Open(t.Context(), queue.Config{URL: url})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = q.Close() })
+			for _, uuid := range []string{"", strings.Repeat("u", backend.MaxUUIDLength+1)} {
+				err := q.Publisher().Publish("orders", message.NewMessage("ok", nil), message.NewMessage(uuid, nil))
+				if err == nil || !strings.Contains(err.Error(), "must have 1 to 36 characters") {
+					t.Errorf("publish with uuid %q: got %v, want an error saying it must have 1 to 36 characters", uuid, err)
+				}
+			}
+			for _, uuid := range []string{"u", strings.Repeat("u", backend.MaxUUIDLength), queue.NewMessageID()} {
+				if err := q.Publisher().Publish("orders", message.NewMessage(uuid, nil)); err != nil {
+					t.Errorf("publish with uuid %q: got %v, want no error", uuid, err)
+				}
+			}
+		})
+	}
+}
+
 // refailingBackend dead-letters every message it publishes again before
 // Publish returns, as a consumer that fails on a replayed message at once
 // would, between the replay's publish and its removal of the old entry.

@@ -295,6 +295,25 @@ func ValidateTopic(topic string) error {
 	return nil
 }
 
+// MaxUUIDLength bounds message UUIDs so that every backend can store them:
+// watermill-sql's PostgreSQL schema keeps them in a VARCHAR(36), the width
+// of a UUID's text form.
+const MaxUUIDLength = 36
+
+// ValidateUUID rejects a message UUID that some backend cannot store, or
+// that an idempotent consumer could not tell from another: empty, or
+// longer than MaxUUIDLength bytes. Every backend calls it on Publish, so a
+// message that is published on SQLite is published on PostgreSQL too, and
+// the outbox calls it when a message is stored, so that such a message
+// fails the transaction that stores it instead of being refused by the
+// queue each time the forwarder tries it.
+func ValidateUUID(uuid string) error {
+	if uuid == "" || len(uuid) > MaxUUIDLength {
+		return fmt.Errorf("message uuid %q must have 1 to %d characters", uuid, MaxUUIDLength)
+	}
+	return nil
+}
+
 // StoredMessage is a message as a Tailer reads it from the store.
 type StoredMessage struct {
 	Offset    int64             `json:"offset"`

@@ -89,6 +89,11 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	if err := backend.ValidateTopic(topic); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
+	for _, m := range msgs {
+		if err := backend.ValidateUUID(m.UUID); err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
+	}
 	p.b.mu.Lock()
 	p.b.topics[topic] = true
 	p.b.mu.Unlock()

@@ -55,6 +55,8 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // DefaultForwarderTopic is the Watermill topic (and so the table suffix) the
@@ -160,8 +162,16 @@ func (p txPublisher) Publish(topic string, msgs ...*message.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if topic == "" {
-		return errors.New("outbox: empty destination topic")
+	// What the queue would refuse for good is refused here, failing the
+	// transaction that stores it: stored, it would be tried once per
+	// pause of the forwarder for ever (see heldBatch).
+	if err := backend.ValidateTopic(topic); err != nil {
+		return fmt.Errorf("destination: %w", err)
+	}
+	for _, m := range msgs {
+		if err := backend.ValidateUUID(m.UUID); err != nil {
+			return fmt.Errorf("to %s: %w", topic, err)
+		}
 	}
 	if err := p.Publisher.Publish(topic, msgs...); err != nil {
 		return err

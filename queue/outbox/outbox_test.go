@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,6 +82,46 @@ func TestRolledBackMessageIsNotForwarded(t *testing.T) {
 	col.waitCount(t, 1, 5*time.Second)
 	time.Sleep(50 * time.Millisecond)
 	assert.Equal(t, map[string]int{"committed": 1}, col.snapshot())
+}
+
+// A message the queue would refuse for good (a topic or uuid no backend
+// takes) fails the transaction that stores it, naming what is wrong:
+// stored, it would be tried once per forwarder pause for ever.
+func TestWhatTheQueueWouldRefuseIsRefusedWhenStored(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	tests := []struct {
+		name, topic, uuid, wantInErr string
+	}{
+		{"empty topic", "", "m-1", "topic name is empty"},
+		{"topic with a space", "order events", "m-1", `character ' '`},
+		{"topic too long", strings.Repeat("t", 46), "m-1", "at most 45"},
+		{"empty uuid", "order.events", "", "must have 1 to 36 characters"},
+		{"uuid too long", "order.events", strings.Repeat("u", 37), "must have 1 to 36 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := inTx(ctx, db, func(tx *sql.Tx) error {
+				return ob.Store(ctx, tx, tt.topic, message.NewMessage("first", nil), message.NewMessage(tt.uuid, nil))
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.wantInErr) {
+				t.Errorf("Store to %q of uuid %q: got %v, want an error containing %q", tt.topic, tt.uuid, err, tt.wantInErr)
+			}
+			err = inTx(ctx, db, func(tx *sql.Tx) error {
+				return ob.Publisher(tx).Publish(tt.topic, message.NewMessage(tt.uuid, nil))
+			})
+			if err == nil || !strings.Contains(err.Error(), tt.wantInErr) {
+				t.Errorf("Publish to %q of uuid %q: got %v, want an error containing %q", tt.topic, tt.uuid, err, tt.wantInErr)
+			}
+		})
+	}
+	var stored int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM watermill_outbox`).Scan(&stored))
+	if stored != 0 {
+		t.Errorf("outbox rows after refused stores: got %d, want 0", stored)
+	}
 }
 
 func TestConcurrentTransactionsAreForwardedOnce(t *testing.T) {

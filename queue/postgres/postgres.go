@@ -83,9 +83,6 @@ var ErrClosed = errors.New("postgres queue is closed")
 // maxGroupLen is the width of watermill-sql's consumer_group column.
 const maxGroupLen = 255
 
-// maxUUIDLen is the width of watermill-sql's uuid column.
-const maxUUIDLen = 36
-
 // ValidateTopic reports a topic name this backend cannot store. The rule is
 // the one every backend applies (backend.ValidateTopic: 1 to 45 characters
 // from A-Z a-z 0-9 . _ -), so that a name that works on SQLite works here

@@ -8,6 +8,8 @@ import (
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // publisher inserts messages through watermill-sql after making sure the
@@ -34,7 +36,7 @@ func (b *Backend) newPublisher() (*publisher, error) {
 
 // Publish stores the messages of one call in one INSERT (one transaction)
 // and returns once it is committed. Messages need a UUID of at most 36
-// characters. It is safe for concurrent use.
+// characters (backend.ValidateUUID). It is safe for concurrent use.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
@@ -48,8 +50,8 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		return nil
 	}
 	for _, m := range msgs {
-		if m.UUID == "" || len(m.UUID) > maxUUIDLen {
-			return fmt.Errorf("publish to %q: message uuid %q must have 1 to %d characters", topic, m.UUID, maxUUIDLen)
+		if err := backend.ValidateUUID(m.UUID); err != nil {
+			return fmt.Errorf("publish to %q: %w", topic, err)
 		}
 	}
 	// A success counts from when it began: a publish that was under way

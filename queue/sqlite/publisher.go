@@ -29,6 +29,9 @@ func (p *Publisher) Publish(topic string, msgs ...*message.Message) error {
 	}
 	op := &publishOp{topic: topic, msgs: make([]storedMessage, len(msgs))}
 	for i, m := range msgs {
+		if err := backend.ValidateUUID(m.UUID); err != nil {
+			return fmt.Errorf("publish to %s: %w", topic, err)
+		}
 		meta, err := encodeMetadata(m.Metadata)
 		if err != nil {
 			return fmt.Errorf("publish to %s: encode metadata of %s: %w", topic, m.UUID, err)
