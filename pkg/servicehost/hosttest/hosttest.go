@@ -255,7 +255,7 @@ func (h *Harness) GetOK(path string, v any) {
 
 // CheckListLimit checks the ?limit of each list at path (a GET answering
 // a JSON array): limit=1 returns one entry (the list must hold two or
-// more), and 0, 10001, -1 and a non-number are a 400 problem naming the
+// more), and 0, 100001, -1 and a non-number are a 400 problem naming the
 // parameter.
 func (h *Harness) CheckListLimit(paths ...string) {
 	h.T.Helper()
@@ -264,7 +264,7 @@ func (h *Harness) CheckListLimit(paths ...string) {
 		if code := h.GetJSON(path+"?limit=1", &page); code != http.StatusOK || len(page) != 1 {
 			h.T.Errorf("GET %s?limit=1: got %d with %d entries, want 200 with 1", path, code, len(page))
 		}
-		for _, bad := range []string{"0", "10001", "-1", "x"} {
+		for _, bad := range []string{"0", "100001", "-1", "x"} {
 			var problem struct {
 				Field string `json:"field"`
 			}

@@ -137,7 +137,7 @@ func TestUndecodableMessageIsDeadLettered(t *testing.T) {
 	h.Poison()
 }
 
-// The lists take ?limit from 1 to 10000; anything else is a 400 naming
+// The lists take ?limit from 1 to 100000; anything else is a 400 naming
 // the parameter.
 func TestListLimit(t *testing.T) {
 	h := start(t)

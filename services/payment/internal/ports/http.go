@@ -37,7 +37,11 @@ func (h *HTTP) Mount(e *echo.Echo) {
 	e.GET("/gateway", h.gateway)
 }
 
-// filter reads ?order_id= and ?limit= (1..10000). Any other parameter, one
+// maxListLimit is the longest list served: enough for the e2e harness to
+// check a long soak record by record (30,000 orders by default).
+const maxListLimit = 100000
+
+// filter reads ?order_id= and ?limit= (1..100000). Any other parameter, one
 // given twice and one given empty are refused (admin.CheckQuery): a
 // misspelt ?orderid= must not list every order's records.
 func filter(c echo.Context) (app.Filter, error) {
@@ -47,8 +51,8 @@ func filter(c echo.Context) (app.Filter, error) {
 	f := app.Filter{OrderID: c.QueryParam("order_id")}
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 10000 {
-			return f, admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 10000, got %q", l))
+		if err != nil || n < 1 || n > maxListLimit {
+			return f, admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to %d, got %q", maxListLimit, l))
 		}
 		f.Limit = n
 	}
