@@ -140,7 +140,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 	if err != nil {
 		h.cfg.Logger.WarnContext(ctx, "undecodable message; dead-lettering it",
 			slog.String("message_id", msg.UUID), slog.Any("error", err))
-		h.count(ctx, msg.Metadata.Get(contracts.MetadataType), OutcomeUndecodable, start)
+		h.count(ctx, typeLabel(msg.Metadata.Get(contracts.MetadataType)), OutcomeUndecodable, start)
 		return queue.Permanent(err)
 	}
 	log := h.cfg.Logger.With(slog.String("order_id", m.CorrelationID()), slog.String("message_id", msg.UUID),
@@ -172,6 +172,20 @@ func (h *Handler) Handle(msg *message.Message) error {
 		h.cfg.Faults.CrashPoint(faults.CrashAfterCommit)
 	}
 	return nil
+}
+
+// UnknownTypeLabel is the type label of the messages counted undecodable
+// whose type is none of the contracts' (or missing): one series for all
+// of them, however many types are made up.
+const UnknownTypeLabel = "unknown"
+
+// typeLabel is typ as a metric label: a contract's type, else
+// UnknownTypeLabel.
+func typeLabel(typ string) string {
+	if contracts.KnownType(typ) {
+		return typ
+	}
+	return UnknownTypeLabel
 }
 
 func (h *Handler) count(ctx context.Context, typ, outcome string, start time.Time) {

@@ -127,6 +127,60 @@ func TestHandle(t *testing.T) {
 	}
 }
 
+// The type label of an undecodable message is its contract's type, or
+// "unknown" for a type no contract has: made-up types sent to the queue
+// must not each add a series (the SDK caps an instrument at 2,000, after
+// which real types would be counted under an overflow series).
+func TestUndecodableMessagesOfMadeUpTypesShareOneSeries(t *testing.T) {
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	h, err := commandhandler.New(commandhandler.Config{
+		Topic:    contracts.TopicInventoryCommands,
+		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) { return false, nil },
+		Faults:   reg, Logger: slog.New(slog.DiscardHandler),
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	undecodable := func(typ string) *message.Message {
+		msg := message.NewMessage(watermill.NewUUID(), []byte(`{"order_id":`))
+		if typ != "" {
+			msg.Metadata.Set(contracts.MetadataType, typ)
+		}
+		msg.Metadata.Set(contracts.MetadataSchemaVersion, "1")
+		return msg
+	}
+	for i := range 50 {
+		_ = h.Handle(undecodable(fmt.Sprintf("made-up-%d", i)))
+	}
+	_ = h.Handle(undecodable(""))
+	_ = h.Handle(undecodable(contracts.TypeReserveStock))
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "orderflow.messages.handled" {
+				for _, dp := range sum.DataPoints {
+					v, _ := dp.Attributes.Value("type")
+					got[v.AsString()] += dp.Value
+				}
+			}
+		}
+	}
+	want := map[string]int64{commandhandler.UnknownTypeLabel: 51, contracts.TypeReserveStock: 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("orderflow.messages.handled by type: got %v, want %v", got, want)
+	}
+}
+
 func boolText(b bool) string {
 	if b {
 		return "true"

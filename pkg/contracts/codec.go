@@ -135,6 +135,15 @@ func Decode(meta map[string]string, payload []byte) (Message, error) {
 	return m, nil
 }
 
+// KnownType reports whether typ is the type of a contract (of any schema
+// version), so that what a message's metadata claims can be told from
+// what exists: a metric labelled with made-up types would grow a series
+// per type that anyone writing to the queue sends.
+func KnownType(typ string) bool {
+	_, err := lookup(typ, 1)
+	return !errors.Is(err, ErrUnknownType)
+}
+
 // decodeFunc parses and validates one schema version of one message type.
 type decodeFunc func(payload []byte) (Message, error)
 
