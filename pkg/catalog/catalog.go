@@ -105,7 +105,8 @@ func Parse(data []byte) (Catalog, error) {
 	var errs []error
 	for i, fields := range present {
 		for _, name := range []string{"sku", "name", "unit_price_cents", "initial_stock"} {
-			if _, ok := fields[name]; !ok {
+			// null decodes as if absent (the zero value): as missing.
+			if raw, ok := fields[name]; !ok || bytes.Equal(raw, []byte("null")) {
 				errs = append(errs, fmt.Errorf("product %d: %s is missing", i, name))
 			}
 		}

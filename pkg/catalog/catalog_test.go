@@ -35,6 +35,8 @@ func TestParse(t *testing.T) {
 		{"a field it does not know (a typo)", `[{"sku":"A","name":"a","unitPriceCents":700,"initial_stock":2}]`, true},
 		{"no price", `[{"sku":"A","name":"a","initial_stock":2}]`, true},
 		{"no stock", `[{"sku":"A","name":"a","unit_price_cents":1}]`, true},
+		{"price null (decodes as 0)", `[{"sku":"A","name":"a","unit_price_cents":null,"initial_stock":2}]`, true},
+		{"stock null (decodes as 0)", `[{"sku":"A","name":"a","unit_price_cents":1,"initial_stock": null}]`, true},
 		{"free and out of stock, said so", `[{"sku":"A","name":"a","unit_price_cents":0,"initial_stock":0}]`, false},
 		{"data after the array", `[{"sku":"A","name":"a","unit_price_cents":1,"initial_stock":2}] []`, true},
 	}

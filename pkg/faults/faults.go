@@ -317,7 +317,8 @@ func (r *Registry) OnChange(name string, fn func(value string)) error {
 // PAYMENT_HANDLER_LATENCY takes precedence over HANDLER_LATENCY, so one
 // environment can hold different values for several services; a flag whose
 // variable already starts with the prefix (PAYMENT_DECLINE_RATE) is read
-// once. Every invalid value is reported; valid ones are applied anyway.
+// once. A variable set empty counts as unset. Every invalid value is
+// reported; valid ones are applied anyway.
 func (r *Registry) LoadEnv(prefix string, lookup func(string) (string, bool)) error {
 	var errs []error
 	for _, s := range r.Specs() {
@@ -327,8 +328,11 @@ func (r *Registry) LoadEnv(prefix string, lookup func(string) (string, bool)) er
 			names = []string{prefix + env, env}
 		}
 		for _, n := range names {
+			// Set empty counts as unset, as for every other variable of
+			// the services (a compose file's ${PAYMENT_HANDLER_LATENCY:-}
+			// must not hide HANDLER_LATENCY).
 			v, ok := lookup(n)
-			if !ok {
+			if !ok || v == "" {
 				continue
 			}
 			if err := r.set(s.Name, v, "env"); err != nil {

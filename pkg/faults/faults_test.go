@@ -161,6 +161,23 @@ func TestLoadEnv(t *testing.T) {
 	}
 }
 
+// A service-scoped variable set empty (a compose file's
+// ${PAYMENT_HANDLER_LATENCY:-}) is unset, as every other variable of the
+// services: the shared one applies.
+func TestLoadEnvTakesAnEmptyVariableAsUnset(t *testing.T) {
+	env := map[string]string{"PAYMENT_HANDLER_LATENCY": "", "HANDLER_LATENCY": "200ms", "PAYMENT_DECLINE_RATE": ""}
+	r := newRegistry(t, faults.Config{})
+	if err := r.LoadEnv("PAYMENT_", func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatalf("LoadEnv: %v", err)
+	}
+	if got, want := r.Duration(faults.HandlerLatency), 200*time.Millisecond; got != want {
+		t.Errorf("handler latency: got %v, want %v from HANDLER_LATENCY", got, want)
+	}
+	if st, _ := r.Get(faults.PaymentDeclineRate); st.Source == "env" {
+		t.Errorf("decline rate: got source %q from an empty PAYMENT_DECLINE_RATE, want the default", st.Source)
+	}
+}
+
 func TestChanceUsesInjectedRandom(t *testing.T) {
 	tests := []struct {
 		rate   string

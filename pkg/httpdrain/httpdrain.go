@@ -13,7 +13,6 @@ package httpdrain
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -49,13 +48,16 @@ func (t *Tracker) Busy() int64 {
 }
 
 // Shutdown shuts srv (whose handler is t.Handler's) down gracefully,
-// waiting for requests in progress until ctx ends. Then it closes the
+// waiting for requests in progress until ctx ends (its deadline passes or
+// it is cancelled). Then it closes the
 // connections left: when only clients stalled while sending their
 // requests remained, it reports stalled and no error; when handlers were
 // still at work, an error saying how many (they go on running).
 func (t *Tracker) Shutdown(ctx context.Context, srv *http.Server) (stalled bool, err error) {
 	err = srv.Shutdown(ctx)
-	if !errors.Is(err, context.DeadlineExceeded) {
+	// ctx ended, by its deadline or cancelled (a second signal that says
+	// hurry): either way the connections left are closed.
+	if err == nil || ctx.Err() == nil {
 		return false, err
 	}
 	busy := t.Busy()

@@ -1,10 +1,13 @@
 package httpdrain_test
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -64,4 +67,36 @@ func TestBusyCountsHandlersAtWorkNotStalledUploads(t *testing.T) {
 	close(release)
 	<-done
 	waitFor(t, "Busy back to 0", func() bool { return requests.Busy() == 0 })
+}
+
+// A shutdown whose context is cancelled rather than timed out (a second
+// signal asking to hurry) still closes the connections left.
+func TestShutdownByACancelledContextClosesTheConnectionsLeft(t *testing.T) {
+	var requests httpdrain.Tracker
+	srv := httptest.NewServer(requests.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+	})))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stalled upload's handler running", func() bool { return requests.Running() == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stalled, err := requests.Shutdown(ctx, srv.Config)
+	if !stalled || err != nil {
+		t.Errorf("Shutdown with a cancelled context: got stalled %v, error %v; want stalled true, no error", stalled, err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("read from the stalled connection after Shutdown: got %v, want it closed by the server", err)
+	}
 }
