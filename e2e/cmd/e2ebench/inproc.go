@@ -24,6 +24,9 @@ func (b *bench) inProcess(ctx context.Context, key, name, queueURL, profile stri
 		r.Error = err.Error()
 		return r
 	}
+	if err := resetPeakRSS(); err != nil {
+		b.logf("%s: cannot reset the process's peak RSS (it may be an earlier variant's): %v", name, err)
+	}
 	b.logf("%s: starting the four services in this process on %s", name, redact(queueURL))
 	started := time.Now()
 	sctx, cancel := context.WithTimeout(ctx, 60*time.Second)

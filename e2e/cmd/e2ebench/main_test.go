@@ -119,6 +119,56 @@ func TestTargetsLatencyRate(t *testing.T) {
 	}
 }
 
+// A figure that was not measured, or measured over only the orders that
+// ended, gets no "met": a failed variant is not judged, a latency phase
+// whose orders all timed out is "not measured", one where some timed out
+// is MISSED (its percentiles leave out the slowest), and a missing RSS or
+// start-up figure is said to be missing.
+func TestTargetsJudgeOnlyWhatWasMeasuredWhole(t *testing.T) {
+	whole := variantResult{
+		Key:               "sqlite",
+		FirstOrderSeconds: 0.5,
+		Procs:             []procResult{{IdleRSSMiB: 30}},
+		Throughput:        &loadgen.Report{Placed: 1200, Completed: 1200, OrdersPerSecond: 1200},
+		Latency:           &loadgen.Report{Placed: 10, Completed: 10, Latency: loadgen.Latency{Count: 10, P50: 7 * time.Millisecond, P99: 30 * time.Millisecond}},
+	}
+	failed := whole
+	failed.Error = "order service exited"
+	allTimedOut := whole
+	allTimedOut.Latency = &loadgen.Report{Placed: 4000, TimedOutWaiting: 4000}
+	allTimedOut.Procs, allTimedOut.FirstOrderSeconds = nil, 0
+	someTimedOut := whole
+	someTimedOut.Latency = &loadgen.Report{Placed: 10, Completed: 8, TimedOutWaiting: 2, Latency: loadgen.Latency{Count: 8, P50: 7 * time.Millisecond, P99: 30 * time.Millisecond}}
+	someTimedOut.Throughput = &loadgen.Report{Placed: 1200, Completed: 1100, PlaceErrors: 5, TimedOutWaiting: 100, OrdersPerSecond: 1100}
+
+	for _, tc := range []struct {
+		name    string
+		v       variantResult
+		want    []string
+		notWant []string
+	}{
+		{"whole", whole, []string{"orders/s: 1200 (target ≥ 1000) — met", "p99 place→terminal @200/s (ms): 30.0 (target ≤ 200.0) — met", "idle (MiB): 30 (target ≤ 150) — met"}, []string{"MISSED", "not "}},
+		{"failed", failed, []string{"not judged: the variant failed"}, []string{"met"}},
+		{"all timed out", allTimedOut, []string{"p50 place→terminal: not measured", "p99 place→terminal: not measured", "idle (MiB): not measured", "first order completed (s): not measured"}, []string{"0.0 (target", "— met\n- RSS"}},
+		{"some timed out", someTimedOut, []string{
+			"orders/s: 1100 (target ≥ 1000) — MISSED: 5 orders not placed, 100 of 1200 placed did not end within the wait",
+			"p99 place→terminal @200/s (ms): 30.0 of the orders that ended (target ≤ 200.0) — MISSED: 2 of 10 placed did not end within the wait",
+		}, []string{"orders/s: 1100 (target ≥ 1000) — met", "(ms): 30.0 (target ≤ 200.0) — met"}},
+	} {
+		got := targets(tc.v, designLatencyRate)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: got\n%s\nwant %q", tc.name, got, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(got, w) {
+				t.Errorf("%s: got\n%s\nwant no %q", tc.name, got, w)
+			}
+		}
+	}
+}
+
 // TestBenchSmall runs the real thing, briefly: the four binaries on SQLite
 // and the four services in-process on GoChannel (and PostgreSQL when
 // ORDERFLOW_TEST_POSTGRES_URL is set).

@@ -269,18 +269,71 @@ const designLatencyRate = 200
 // percentiles of a run at another rate than designLatencyRate: those are
 // labelled with the run's rate and said not to be comparable, with no
 // verdict, since the targets hold at that rate only.
+//
+// A figure is judged only when it was measured whole: a variant that
+// failed gets no verdict; a figure not measured (0: no order of the phase
+// ended, no idle sample) is said to be missing; and a phase in which
+// orders were not placed or did not end within the wait is MISSED, since
+// its orders/s and percentiles count only the orders that did end (the
+// slowest are the ones left out).
 func targets(v variantResult, latencyRate float64) string {
 	var b strings.Builder
 	b.WriteString("\nTargets (docs/design.md §9, SQLite across four processes):\n\n")
-	b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
-	if v.Latency != nil {
-		b.WriteString(latencyTarget("p50", msf(v.Latency.Latency.P50), 20, latencyRate))
-		b.WriteString(latencyTarget("p99", msf(v.Latency.Latency.P99), 200, latencyRate))
+	if v.Error != "" {
+		b.WriteString("- not judged: the variant failed (below); its figures above may be partial\n")
+		return b.String()
 	}
-	idle, _ := v.rss()
-	b.WriteString(target("RSS of the four, idle (MiB)", idle, 150, false, "%.0f"))
-	b.WriteString(target("start → first order completed (s)", v.FirstOrderSeconds, 3, false, "%.2f"))
+	if miss := incomplete(v.Throughput); miss != "" {
+		b.WriteString(fmt.Sprintf("- sustained orders/s: %.0f (target ≥ 1000) — MISSED: %s\n", v.ordersPerSecond(), miss))
+	} else {
+		b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
+	}
+	if v.Latency != nil {
+		miss := incomplete(v.Latency)
+		for _, p := range []struct {
+			name string
+			got  time.Duration
+			want float64
+		}{{"p50", v.Latency.Latency.P50, 20}, {"p99", v.Latency.Latency.P99, 200}} {
+			switch {
+			case v.Latency.Latency.Count == 0:
+				fmt.Fprintf(&b, "- %s place→terminal: not measured (no order of the latency phase ended)\n", p.name)
+			case miss != "":
+				fmt.Fprintf(&b, "- %s place→terminal @%s/s (ms): %.1f of the orders that ended (target ≤ %.1f) — MISSED: %s\n",
+					p.name, strconv.FormatFloat(latencyRate, 'f', -1, 64), msf(p.got), p.want, miss)
+			default:
+				b.WriteString(latencyTarget(p.name, msf(p.got), p.want, latencyRate))
+			}
+		}
+	}
+	if idle, _ := v.rss(); idle > 0 {
+		b.WriteString(target("RSS of the four, idle (MiB)", idle, 150, false, "%.0f"))
+	} else {
+		b.WriteString("- RSS of the four, idle (MiB): not measured\n")
+	}
+	if v.FirstOrderSeconds > 0 {
+		b.WriteString(target("start → first order completed (s)", v.FirstOrderSeconds, 3, false, "%.2f"))
+	} else {
+		b.WriteString("- start → first order completed (s): not measured\n")
+	}
 	return b.String()
+}
+
+// incomplete says what a phase left out of its figures: orders it could
+// not place, orders that did not end within the wait; "" when none (or
+// when the phase did not run).
+func incomplete(r *loadgen.Report) string {
+	if r == nil {
+		return ""
+	}
+	var parts []string
+	if r.PlaceErrors > 0 {
+		parts = append(parts, fmt.Sprintf("%d orders not placed", r.PlaceErrors))
+	}
+	if r.TimedOutWaiting > 0 {
+		parts = append(parts, fmt.Sprintf("%d of %d placed did not end within the wait", r.TimedOutWaiting, r.Placed))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // latencyTarget is the line of percentile (p50, p99) place→terminal, got
