@@ -234,8 +234,10 @@ func ShownURL(raw string) string {
 	scheme, _, ok := strings.Cut(raw, "://")
 	switch {
 	case !ok:
-		if strings.ContainsAny(raw, "@:") {
-			return "…" // not a URL, but possibly credentials
+		// Not a URL, but possibly credentials: user:password@host, or a
+		// libpq key=value string (password=…).
+		if strings.ContainsAny(raw, "@:=") {
+			return "…"
 		}
 		return raw
 	case strings.EqualFold(scheme, "sqlite"), strings.EqualFold(scheme, "sqlite3"):

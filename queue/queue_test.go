@@ -512,6 +512,8 @@ func TestShownURL(t *testing.T) {
 		{"postgres://u@db/queue?password=s3cret&sslmode=disable", "postgres://u@db/queue?password=xxxxx&sslmode=disable"},
 		{"postgres://u:s3cret@host:port/db", "postgres://…"}, // does not parse
 		{"u:s3cret@host/db", "…"},
+		{"host=db user=app password=s3cret dbname=orderflow", "…"}, // libpq key=value
+		{"data/queue.db", "data/queue.db"},
 	} {
 		if got := queue.ShownURL(tc.in); got != tc.want {
 			t.Errorf("ShownURL(%q): got %q, want %q", tc.in, got, tc.want)
