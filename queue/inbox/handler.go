@@ -8,6 +8,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/orderflow/orderflow/queue/tracing"
 )
 
 // TxHandlerFunc handles a message with its effects in tx. Messages it
@@ -39,11 +42,19 @@ type HandlerConfig struct {
 	// MessageID extracts the deduplication key. Defaults to the message
 	// UUID, which the outbox forwarder and the queue preserve.
 	MessageID func(msg *message.Message) string
+	// Propagator writes the handled message's trace context into the
+	// messages the handler returns, so that they stay in its trace.
+	// Default: tracing.DefaultPropagator (W3C Trace Context and Baggage),
+	// as the queue's own.
+	Propagator propagation.TextMapPropagator
 }
 
 func (c *HandlerConfig) setDefaults() {
 	if c.MessageID == nil {
 		c.MessageID = func(msg *message.Message) string { return msg.UUID }
+	}
+	if c.Propagator == nil {
+		c.Propagator = tracing.DefaultPropagator()
 	}
 }
 
@@ -69,6 +80,13 @@ func (c HandlerConfig) Validate() error {
 // the outbox), so it suits Router.AddConsumerHandler through
 // func(m *message.Message) error { _, err := handler(m); return err }, or
 // AddHandler with any publisher. The message's context is the handler's.
+//
+// A returned message without trace context gets the handled message's
+// (its context's span: the consumer span under the queue's router), as
+// Watermill's router gives the messages a handler returns: they go to the
+// outbox, not through the router, so nothing else would, and the reply
+// would start a trace of its own. One that carries trace context already
+// keeps it.
 func (i *Inbox) Handler(cfg HandlerConfig, h TxHandlerFunc) (message.HandlerFunc, error) {
 	if h == nil {
 		return nil, errors.New("inbox: handler is nil")
@@ -90,6 +108,14 @@ func (i *Inbox) Handler(cfg HandlerConfig, h TxHandlerFunc) (message.HandlerFunc
 			if cfg.Outbox == nil {
 				return fmt.Errorf("handler returned %d messages but no outbox is configured", len(out))
 			}
+			for _, m := range out {
+				if m.Metadata == nil {
+					m.Metadata = message.Metadata{}
+				}
+				if !hasTraceContext(cfg.Propagator, m) {
+					cfg.Propagator.Inject(msg.Context(), tracing.MetadataCarrier(m.Metadata))
+				}
+			}
 			if err := cfg.Outbox.Publisher(tx).Publish(cfg.PublishTopic, out...); err != nil {
 				return fmt.Errorf("store outgoing messages: %w", err)
 			}
@@ -106,4 +132,14 @@ func (i *Inbox) Handler(cfg HandlerConfig, h TxHandlerFunc) (message.HandlerFunc
 		}
 		return nil, nil
 	}, nil
+}
+
+// hasTraceContext reports whether msg's metadata holds any of p's fields.
+func hasTraceContext(p propagation.TextMapPropagator, msg *message.Message) bool {
+	for _, f := range p.Fields() {
+		if msg.Metadata.Get(f) != "" {
+			return true
+		}
+	}
+	return false
 }

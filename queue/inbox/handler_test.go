@@ -13,9 +13,11 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
+	"github.com/orderflow/orderflow/queue/tracing"
 )
 
 // TestHandlerWithOutbox runs the whole consumer side of a service: a router
@@ -116,6 +118,60 @@ func TestHandlerWithOutbox(t *testing.T) {
 	assert.Equal(t, int64(3), calls.Load(), "handler calls: o-1 once, o-2 twice")
 	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'charge-o-1'`))
 	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'charge-o-2'`))
+}
+
+// The messages a handler returns stay in the handled message's trace:
+// they go to the outbox, not through the router, which would otherwise
+// give them the handler's context. One that carries trace context keeps it.
+func TestHandlerRepliesStayInTheHandledMessagesTrace(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	own := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0xbb, 1}, SpanID: trace.SpanID{0xbb, 2}, TraceFlags: trace.FlagsSampled,
+	})
+	handler, err := ib.Handler(inbox.HandlerConfig{ConsumerGroup: "payment", Outbox: ob, PublishTopic: "payment.events"},
+		func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+			withOwn := message.NewMessage("reply-own", nil)
+			tracing.Inject(trace.ContextWithSpanContext(ctx, own), withOwn)
+			return []*message.Message{message.NewMessage("reply", nil), withOwn}, nil
+		})
+	require.NoError(t, err)
+
+	handled := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0xaa, 1}, SpanID: trace.SpanID{0xaa, 2}, TraceFlags: trace.FlagsSampled,
+	})
+	msg := message.NewMessage("charge-o-1", nil)
+	msg.SetContext(trace.ContextWithSpanContext(ctx, handled))
+	_, err = handler(msg)
+	require.NoError(t, err)
+
+	queue := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 8}, nil)
+	t.Cleanup(func() { require.NoError(t, queue.Close()) })
+	replies, err := queue.Subscribe(ctx, "payment.events")
+	require.NoError(t, err)
+	fwd, err := outbox.NewForwarder(db, queue, outbox.ForwarderConfig{Outbox: ob})
+	require.NoError(t, err)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- fwd.Run(runCtx) }()
+	t.Cleanup(func() { stop(); require.NoError(t, <-done) })
+
+	want := map[string]trace.TraceID{"reply": handled.TraceID(), "reply-own": own.TraceID()}
+	for range want {
+		select {
+		case m := <-replies:
+			m.Ack()
+			got := trace.SpanContextFromContext(tracing.Extract(ctx, m))
+			if got.TraceID() != want[m.UUID] {
+				t.Errorf("%s: got trace %s, want %s", m.UUID, got.TraceID(), want[m.UUID])
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the replies were not forwarded within 5s")
+		}
+	}
 }
 
 func TestHandlerRejectsReturnedMessagesWithoutOutbox(t *testing.T) {
