@@ -74,9 +74,16 @@ type ForwarderConfig struct {
 	// CleanupBatchSize caps the rows one cleanup statement deletes, so the
 	// write lock is held briefly. Defaults to 1000.
 	CleanupBatchSize int
-	// Middlewares decorate the forwarding handler (tracing, metrics). They
+	// Middlewares decorate the forwarding handler (metrics, logging). They
 	// run inside the forwarder's own failure handling: an error they
 	// return puts the message back in the outbox.
+	//
+	// Not tracing.Middleware: the envelope it would see carries no trace
+	// context, so its span would start a trace of its own, which the
+	// forwarded message would then join (Watermill's forwarder gives the
+	// message the handler's context). Each forwarded message keeps the
+	// trace context stored with it; wrap the destination publisher in
+	// tracing.NewPublisher for a publish span in that trace.
 	Middlewares []message.HandlerMiddleware
 	// Logger defaults to watermill.NopLogger.
 	Logger watermill.LoggerAdapter
