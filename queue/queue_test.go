@@ -600,6 +600,20 @@ func TestMessageUUIDsAreCheckedTheSameByEveryBackend(t *testing.T) {
 	}
 }
 
+// A retry config that cannot work is an error of NewRouter, not a panic,
+// and leaves no subscriber open; MaxInterval alone below the default
+// initial interval is not such a config.
+func TestNewRouterReportsABadRetryConfig(t *testing.T) {
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	_, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: retry.Config{MaxAttempts: -1}})
+	if err == nil || !strings.Contains(err.Error(), "max attempts") {
+		t.Errorf("NewRouter with MaxAttempts -1: got %v, want an error about max attempts", err)
+	}
+	if _, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: retry.Config{MaxInterval: 50 * time.Millisecond}}); err != nil {
+		t.Errorf("NewRouter with MaxInterval 50ms: got %v, want no error", err)
+	}
+}
+
 // refailingBackend dead-letters every message it publishes again before
 // Publish returns, as a consumer that fails on a replayed message at once
 // would, between the replay's publish and its removal of the old entry.

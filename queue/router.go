@@ -45,7 +45,8 @@ type RouterConfig struct {
 // itself), a hand-over to a long-lived goroutine whose stack has grown
 // already (Watermill starts a goroutine per message, and growing its stack
 // cost 5 % of the services' CPU), a consumer span (child of the producer's
-// span), metrics, retries with dead-lettering, and panic recovery again: a
+// span), retries with dead-lettering, metrics (inside the retries, so that
+// each run counts with its own outcome), and panic recovery again: a
 // handler that panics has failed an attempt like one that returns an
 // error, so it is retried with backoff and dead-lettered after
 // MaxAttempts, not redelivered at once forever.
@@ -65,25 +66,12 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.CloseTimeout == 0 {
 		cfg.CloseTimeout = 30 * time.Second
 	}
-	sub, err := q.backend.Subscriber(backend.SubscriberConfig{ConsumerGroup: cfg.ConsumerGroup, Concurrency: cfg.Concurrency})
-	if err != nil {
-		return nil, fmt.Errorf("new router: %w", err)
-	}
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, q.logger)
-	if err != nil {
-		return nil, fmt.Errorf("new router: %w", err)
-	}
-	pool, err := handlerpool.New(0)
-	if err != nil {
-		return nil, fmt.Errorf("new router: %w", err)
-	}
 	rc := cfg.Retry
 	rc.ConsumerGroup = cfg.ConsumerGroup
 	rc.DeadLetters = q.backend.DeadLetters()
 	if rc.Logger == nil {
 		rc.Logger = q.logger
 	}
-	r.AddMiddleware(middleware.Recoverer, pool.Middleware, tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)))
 	if ins := q.metrics; ins != nil {
 		group := cfg.ConsumerGroup
 		retried, dead := rc.OnRetry, rc.OnDeadLetter
@@ -100,7 +88,26 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 			}
 		}
 	}
-	r.AddMiddleware(retry.Middleware(rc))
+	retries, err := retry.NewMiddleware(rc)
+	if err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, q.logger)
+	if err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	pool, err := handlerpool.New(0)
+	if err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	// Last: nothing after it fails, so the subscriber is never left open.
+	sub, err := q.backend.Subscriber(backend.SubscriberConfig{ConsumerGroup: cfg.ConsumerGroup, Concurrency: cfg.Concurrency})
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("new router: %w", err)
+	}
+	r.AddMiddleware(middleware.Recoverer, pool.Middleware, tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)))
+	r.AddMiddleware(retries)
 	if ins := q.metrics; ins != nil {
 		// Inside the retry middleware, so that every handler run counts
 		// with its own outcome: a run that failed is an error whether it

@@ -88,8 +88,8 @@ const (
 	ReasonAbandoned = "abandoned"
 )
 
-// Config configures the middleware. Middleware calls setDefaults and panics
-// on an invalid config, as a router is built once at start-up.
+// Config configures the middleware. NewMiddleware fills in the defaults
+// and reports an invalid config; Middleware panics on one.
 type Config struct {
 	// ConsumerGroup is the group whose handler this wraps; required.
 	ConsumerGroup string
@@ -109,13 +109,17 @@ type Config struct {
 	MaxAbandoned int
 	// InitialInterval is the delay after the first failure; each further
 	// failure multiplies it by Multiplier, up to MaxInterval. Defaults
-	// 100ms, 2, 30s.
+	// 100ms (or MaxInterval, when that is set shorter), 2, 30s.
 	InitialInterval time.Duration
 	Multiplier      float64
 	MaxInterval     time.Duration
 	// Jitter spreads each delay uniformly by ±Jitter of itself, so that
-	// messages that failed together do not come back together. Default 0.2.
+	// messages that failed together do not come back together; no delay
+	// exceeds MaxInterval for it. Default 0.2 (0 means the default: set
+	// NoJitter for none).
 	Jitter float64
+	// NoJitter turns Jitter off: each delay is Backoff's exactly.
+	NoJitter bool
 
 	// Logger for retries and dead letters. Default watermill.NopLogger.
 	Logger watermill.LoggerAdapter
@@ -139,16 +143,19 @@ func (c *Config) setDefaults() {
 	if c.MaxAbandoned == 0 {
 		c.MaxAbandoned = DefaultMaxAbandoned
 	}
+	if c.MaxInterval == 0 {
+		c.MaxInterval = 30 * time.Second
+	}
 	if c.InitialInterval == 0 {
-		c.InitialInterval = 100 * time.Millisecond
+		c.InitialInterval = min(100*time.Millisecond, max(c.MaxInterval, 0))
 	}
 	if c.Multiplier == 0 {
 		c.Multiplier = 2
 	}
-	if c.MaxInterval == 0 {
-		c.MaxInterval = 30 * time.Second
-	}
-	if c.Jitter == 0 {
+	switch {
+	case c.NoJitter:
+		c.Jitter = 0
+	case c.Jitter == 0:
 		c.Jitter = 0.2
 	}
 	if c.Logger == nil {
@@ -199,11 +206,22 @@ func (c Config) Backoff(attempt int) time.Duration {
 	return time.Duration(d)
 }
 
-// Middleware returns the retry and dead-letter middleware.
+// Middleware returns the retry and dead-letter middleware. It panics on an
+// invalid config; NewMiddleware returns the error instead.
 func Middleware(cfg Config) message.HandlerMiddleware {
+	m, err := NewMiddleware(cfg)
+	if err != nil {
+		panic(err.Error())
+	}
+	return m
+}
+
+// NewMiddleware returns the retry and dead-letter middleware, or what is
+// wrong with cfg (its defaults filled in).
+func NewMiddleware(cfg Config) (message.HandlerMiddleware, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
-		panic(fmt.Sprintf("retry middleware: %v", err))
+		return nil, fmt.Errorf("retry middleware: %w", err)
 	}
 	return func(h message.HandlerFunc) message.HandlerFunc {
 		return func(msg *message.Message) ([]*message.Message, error) {
@@ -216,7 +234,7 @@ func Middleware(cfg Config) message.HandlerMiddleware {
 			}
 			return nil, cfg.failed(msg, err)
 		}
-	}
+	}, nil
 }
 
 // failed decides between another attempt and the dead-letter store. It
@@ -242,7 +260,7 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 	unavailable := !permanent && errors.Is(handlerErr, ErrUnavailable)
 	if unavailable || (!permanent && attempt < c.MaxAttempts) {
 		d := c.Backoff(attempt)
-		d += time.Duration((c.random()*2 - 1) * c.Jitter * float64(d))
+		d = min(d+time.Duration((c.random()*2-1)*c.Jitter*float64(d)), c.MaxInterval)
 		msg.Metadata.Set(backend.MetadataLastError, truncate(handlerErr.Error(), 2000))
 		delay.Message(msg, delay.For(d))
 		c.Logger.Info("Handler failed; will retry", fields.Add(watermill.LogFields{"error": handlerErr.Error(), "retry_in": d.String()}))

@@ -306,3 +306,48 @@ func TestUnavailableConsumerIsRetriedNotDeadLettered(t *testing.T) {
 		})
 	}
 }
+
+// The delay after a failure: Backoff's, spread by Jitter, never past
+// MaxInterval; none spread with NoJitter.
+func TestRetryDelayJitterAndItsCap(t *testing.T) {
+	tests := []struct {
+		name   string
+		cfg    Config
+		random float64 // uniform draw in [0, 1): 0.5 is no spread
+		err    error
+		want   time.Duration
+	}{
+		{"jitter up to its most", Config{InitialInterval: 100 * time.Millisecond}, 0.999, errors.New("x"), 119960 * time.Microsecond},
+		{"jitter down", Config{InitialInterval: 100 * time.Millisecond}, 0, errors.New("x"), 80 * time.Millisecond},
+		{"no jitter", Config{InitialInterval: 100 * time.Millisecond, NoJitter: true}, 0.999, errors.New("x"), 100 * time.Millisecond},
+		{"jitter never past MaxInterval", Config{InitialInterval: time.Second, MaxInterval: time.Second}, 0.999, Unavailable(errors.New("disk full")), time.Second},
+		{"MaxInterval alone below the default initial", Config{MaxInterval: 50 * time.Millisecond, NoJitter: true}, 0.5, errors.New("x"), 50 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.ConsumerGroup, cfg.DeadLetters = "g", &countingStore{}
+			cfg.random = func() float64 { return tc.random }
+			mw, err := NewMiddleware(cfg)
+			if err != nil {
+				t.Fatalf("NewMiddleware: %v", err)
+			}
+			h := mw(func(*message.Message) ([]*message.Message, error) { return nil, tc.err })
+			msg := message.NewMessage("m-1", []byte("x"))
+			msg.Metadata.Set(backend.MetadataAttempt, "1")
+			_, _ = h(msg)
+			if got := msg.Metadata.Get(delay.DelayedForKey); got != tc.want.String() {
+				t.Errorf("delay: got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+// NewMiddleware returns what is wrong with a config, where Middleware
+// panics.
+func TestNewMiddlewareReportsAnInvalidConfig(t *testing.T) {
+	_, err := NewMiddleware(Config{ConsumerGroup: "g", DeadLetters: &countingStore{}, MaxAttempts: -1})
+	if err == nil || !strings.Contains(err.Error(), "max attempts") {
+		t.Errorf("NewMiddleware with MaxAttempts -1: got %v, want an error about max attempts", err)
+	}
+}
