@@ -20,7 +20,7 @@ const (
 	MetricProcessed    = "queue.messages.processed"     // handler runs, by outcome: ok (the handler succeeded) or error (it failed or panicked; the message was then retried or dead-lettered)
 	MetricRetried      = "queue.messages.retried"       // failures scheduled for another attempt
 	MetricDeadLettered = "queue.messages.dead_lettered" // messages given up on
-	MetricRanAlone     = "queue.messages.ran_alone"     // handler runs of messages whose previous delivery was abandoned (backend.MetadataAbandoned): each ran alone in its process
+	MetricRanAlone     = "queue.messages.ran_alone"     // handler runs of messages whose previous delivery was abandoned (backend.MetadataAbandoned): each runs alone in its process, unless a hung handler of the process kept it waiting past the alone wait (it then runs beside it, logged)
 	MetricDuration     = "queue.handler.duration"       // seconds per handler run
 	MetricDepth        = "queue.group.depth"            // messages waiting for a group (lag)
 	MetricOldestAge    = "queue.group.oldest_age"       // seconds the oldest waiting message has waited
@@ -73,7 +73,7 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	errs = append(errs, err)
 	ins.deadLettered, err = m.Int64Counter(MetricDeadLettered, metric.WithDescription("Messages moved to the dead-letter store."))
 	errs = append(errs, err)
-	ins.ranAlone, err = m.Int64Counter(MetricRanAlone, metric.WithDescription("Handler runs of messages whose previous delivery was abandoned (its process died or froze): each ran alone in its process."))
+	ins.ranAlone, err = m.Int64Counter(MetricRanAlone, metric.WithDescription("Handler runs of messages whose previous delivery was abandoned (its process died or froze): each runs alone in its process unless a hung handler kept it waiting too long."))
 	errs = append(errs, err)
 	ins.duration, err = m.Float64Histogram(MetricDuration, metric.WithUnit("s"), metric.WithDescription("Time a handler run took (the backoff and dead-lettering after a failure excluded)."),
 		metric.WithExplicitBucketBoundaries(DurationBuckets()...))

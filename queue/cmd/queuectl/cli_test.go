@@ -71,6 +71,9 @@ func TestExitStatus(t *testing.T) {
 		{"unknown flag of a command", []string{"--queue-url", url, "stats", "--frobnicate"}, 2, "", "flag provided but not defined"},
 		{"usage error", []string{"--queue-url", url, "dlq", "purge"}, 2, "", "--yes"},
 		{"failure", []string{"--queue-url", missing, "stats"}, 1, "", "no such file"},
+		{"queue URL of no known scheme", []string{"--queue-url", "ftp://x", "stats"}, 2, "", `unsupported scheme "ftp"`},
+		{"queue URL that is no URL", []string{"--queue-url", "bogus", "stats"}, 2, "", "bogus"},
+		{"SQLite URL with a bad parameter", []string{"--queue-url", url + "?lease=-1s", "stats"}, 2, "", "lease"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -27,6 +27,11 @@ import (
 )
 
 func open(ctx context.Context, g globals) (backend.Backend, error) {
+	// A URL that cannot name a queue is a mistake in the command line,
+	// as an in-process one is; only opening tells the rest.
+	if err := queue.ValidateURL(g.queueURL); err != nil {
+		return nil, usageError{err.Error()}
+	}
 	if queue.IsInProcess(g.queueURL) {
 		return nil, usageError{fmt.Sprintf("queue URL %q names a queue inside one process, which queuectl cannot share with the services: give the sqlite:// or postgres:// URL they use", g.queueURL)}
 	}
