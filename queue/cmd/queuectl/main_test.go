@@ -160,7 +160,7 @@ func TestMistakesGetClearErrors(t *testing.T) {
 		{"replay needs an id or --all", []string{"--queue-url", url, "dlq", "replay"}, "dlq replay needs one dead letter ID, or --all", true},
 		{"tail bad topic", []string{"--queue-url", url, "tail", "a b"}, "not allowed", true},
 		{"missing file", []string{"--queue-url", missing, "stats"}, "no such file (is the queue URL right?)", false},
-		{"bad scheme", []string{"--queue-url", "mysql://x", "stats"}, `unsupported scheme "mysql"`, false},
+		{"bad scheme", []string{"--queue-url", "mysql://x", "stats"}, `unsupported scheme "mysql"`, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
