@@ -7,7 +7,7 @@ import (
 
 // Numeric flags out of range are usage errors (exit status 2), as the admin
 // API answers 400 to GET /dlq?limit=-1; and a queue URL parameter set to a
-// value the store cannot use is an error naming it, not the default.
+// value the store cannot use is one too, naming it (not the default used).
 func TestOutOfRangeNumbersAreRejected(t *testing.T) {
 	url := seed(t)
 	tests := []struct {
@@ -22,9 +22,9 @@ func TestOutOfRangeNumbersAreRejected(t *testing.T) {
 		{"zero interval", []string{"--queue-url", url, "tail", "orders", "--interval", "0s"}, 2, "--interval must be more than 0, got 0s"},
 		{"negative interval", []string{"--queue-url", url, "tail", "orders", "--interval=-1s"}, 2, "--interval must be more than 0, got -1s"},
 		{"negative id", []string{"--queue-url", url, "dlq", "show", "--", "-3"}, 2, `"-3" is not a dead letter ID`},
-		{"zero lease in the URL", []string{"--queue-url", url + "?lease=0s", "stats"}, 1, "lease must be at least 10ms, got 0s"},
-		{"zero busy timeout in the URL", []string{"--queue-url", url + "?busy_timeout=0s", "stats"}, 1, "busy_timeout must be at least 1ms, got 0s"},
-		{"zero claim batch in the URL", []string{"--queue-url", url + "?claim_batch=0", "stats"}, 1, "claim_batch must be at least 1, got 0"},
+		{"zero lease in the URL", []string{"--queue-url", url + "?lease=0s", "stats"}, 2, "lease must be at least 10ms, got 0s"},
+		{"zero busy timeout in the URL", []string{"--queue-url", url + "?busy_timeout=0s", "stats"}, 2, "busy_timeout must be at least 1ms, got 0s"},
+		{"zero claim batch in the URL", []string{"--queue-url", url + "?claim_batch=0", "stats"}, 2, "claim_batch must be at least 1, got 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
