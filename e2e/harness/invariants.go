@@ -103,7 +103,11 @@ type Snapshot struct {
 	// ShipmentCounts is shipping GET /state: shipments by status.
 	ShipmentCounts map[string]int
 	Queue          []TopicStats
-	DeadLetters    []DeadLetter
+	// Outboxes is each service's GET /outbox: messages it committed and
+	// has not forwarded to the queue yet, which the queue's depth does
+	// not show (a late reply still on its way).
+	Outboxes    map[string]int64
+	DeadLetters []DeadLetter
 	// Catalog is the catalogue the system runs with (System.Catalog): what
 	// inventory's stock must start from.
 	Catalog []Product
@@ -143,6 +147,16 @@ func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
 		len(s.Gateway) >= listLimit || len(s.Carrier) >= listLimit
 	if s.Queue, err = c.QueueStats(ctx); err != nil {
 		return s, err
+	}
+	s.Outboxes = make(map[string]int64, len(Services))
+	for _, name := range Services {
+		var ob struct {
+			Pending int64 `json:"pending"`
+		}
+		if err := c.AdminGet(ctx, name, "/outbox", &ob); err != nil {
+			return s, err
+		}
+		s.Outboxes[name] = ob.Pending
 	}
 	if s.DeadLetters, err = c.DeadLetters(ctx, "", ""); err != nil {
 		return s, err
@@ -379,6 +393,11 @@ func (s Snapshot) Violations(exp Expect) []string {
 			if g.Depth != 0 {
 				add("queue: group %s has %d messages of %s left (%d in flight, %d abandoned, %d retrying)", g.ConsumerGroup, g.Depth, t.Topic, g.InFlight, g.Abandoned, g.Retrying)
 			}
+		}
+	}
+	for _, name := range Services {
+		if n := s.Outboxes[name]; n != 0 {
+			add("outbox: %s holds %d messages it committed and has not forwarded", name, n)
 		}
 	}
 	if !exp.AllowDeadLetters {

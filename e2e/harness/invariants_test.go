@@ -34,7 +34,10 @@ func fakeSystem(t *testing.T, handlers map[string]http.Handler) *System {
 	t.Helper()
 	s := &System{t: t, procs: map[string]*Process{}, catalog: fakeCatalog}
 	for _, name := range Services {
-		srv := httptest.NewServer(handlers[name])
+		mux := http.NewServeMux()
+		mux.Handle("GET /outbox", serveJSON(`{"pending": 0}`)) // every fake has forwarded all
+		mux.Handle("/", handlers[name])
+		srv := httptest.NewServer(mux)
 		t.Cleanup(srv.Close)
 		addr := strings.TrimPrefix(srv.URL, "http://")
 		s.procs[name] = &Process{name: name, httpAddr: addr, adminAddr: addr}
@@ -237,6 +240,25 @@ func TestViolationsOrderIdentity(t *testing.T) {
 	v = snap.Violations(Expect{IDs: []string{"a", "b", "x"}})
 	if len(v) != 1 || !strings.Contains(v[0], "order b is listed 2 times") {
 		t.Errorf("an order listed twice: got violations %q, want that one", v)
+	}
+}
+
+// A service whose outbox still holds messages it committed is not done:
+// the queue's depth cannot show them (a late reply on its way).
+func TestViolationsOutboxNotEmpty(t *testing.T) {
+	snap := Snapshot{
+		Inventory:    InventoryState{Stock: []Stock{{SKU: "SKU-1", Available: 10, Initial: 10}}, Conserved: true},
+		Catalog:      fakeCatalog,
+		PaymentState: PaymentState{Payments: map[string]int{}, Consistent: true},
+		Outboxes:     map[string]int64{OrderService: 0, InventoryService: 0, PaymentService: 2, ShippingService: 0},
+	}
+	want := []string{"outbox: payment holds 2 messages it committed and has not forwarded"}
+	if got := snap.Violations(Expect{}); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got violations %q, want %q", got, want)
+	}
+	snap.Outboxes[PaymentService] = 0
+	if got := snap.Violations(Expect{}); len(got) != 0 {
+		t.Errorf("every outbox empty: got violations %q, want none", got)
 	}
 }
 

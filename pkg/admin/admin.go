@@ -13,6 +13,7 @@
 //	POST   /dlq/replay              replay all (?topic= &group=, or the same in a JSON body)
 //	DELETE /dlq                     purge (?topic= &group=, or the same in a JSON body)
 //	GET    /queue/stats             topics, consumer groups, depth and lag
+//	GET    /outbox                  {"pending": N}: messages this service committed and has not forwarded yet
 //	GET    /metrics                 Prometheus metrics (Config.Metrics)
 //	GET    /debug/pprof/…           Go's profiles (net/http/pprof): go tool pprof http://ADDR/debug/pprof/profile?seconds=30
 //
@@ -62,6 +63,10 @@ type Config struct {
 	Faults *faults.Registry
 	// Queue backs /dlq and /queue/stats.
 	Queue backend.Backend
+	// OutboxPending backs /outbox: how many messages the service's outbox
+	// holds, committed and not yet forwarded to the queue (lag the
+	// queue's statistics cannot see).
+	OutboxPending func(ctx context.Context) (int64, error)
 	// Metrics is mounted at GET /metrics.
 	Metrics http.Handler
 	// Routes adds the service's own routes (GET /state, …). Handlers
@@ -147,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 		e.GET("/dlq/:id", d.get)
 		e.POST("/dlq/:id/replay", d.replay)
 		e.GET("/queue/stats", d.stats)
+	}
+	if cfg.OutboxPending != nil {
+		e.GET("/outbox", s.outbox)
 	}
 	if cfg.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
@@ -235,6 +243,25 @@ func isLoopback(host string) bool {
 
 func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "service": s.cfg.Service})
+}
+
+// OutboxState is the answer of GET /outbox.
+type OutboxState struct {
+	// Pending counts the messages committed to the service's outbox and
+	// not yet forwarded to the queue.
+	Pending int64 `json:"pending"`
+}
+
+// outbox takes no query parameter and refuses any, as /state does.
+func (s *Server) outbox(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
+	n, err := s.cfg.OutboxPending(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, OutboxState{Pending: n})
 }
 
 // readyTimeout bounds GET /readyz, probes sharing the check in flight

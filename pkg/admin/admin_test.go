@@ -44,6 +44,9 @@ func newFixture(t *testing.T, ready func(context.Context) error) fixture {
 		Ready:   ready,
 		Faults:  reg,
 		Queue:   b,
+		OutboxPending: func(context.Context) (int64, error) {
+			return 7, nil
+		},
 		Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 			_, _ = io.WriteString(w, "# metrics\n")
@@ -125,6 +128,8 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 		{"GET", "/dlq/42?topic=x", "", 400, admin.ProblemContentType, "topic"},
 		{"POST", "/dlq/42/replay?all=1", "", 400, admin.ProblemContentType, "all"},
 		{"GET", "/queue/stats", "", 200, "application/json", ""},
+		{"GET", "/outbox", "", 200, "application/json", ""},
+		{"GET", "/outbox?x=1", "", 400, admin.ProblemContentType, "x"},
 		{"GET", "/metrics", "", 200, "text/plain", ""},
 		{"GET", "/debug/pprof/", "", 200, "text/html", ""},
 		{"GET", "/debug/pprof/goroutine?debug=1", "", 200, "text/plain", ""},
@@ -163,6 +168,10 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 				t.Errorf("500 body leaks the error: %s", body)
 			}
 		})
+	}
+
+	if _, _, body := f.do(t, "GET", "/outbox", ""); string(body) != `{"pending":7}`+"\n" {
+		t.Errorf("GET /outbox: got %s, want {\"pending\":7}", body)
 	}
 
 	// The detail names the dead letter once.

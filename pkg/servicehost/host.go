@@ -274,7 +274,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		return nil, err
 	}
 	if h.fwd, err = outbox.NewForwarder(h.db, h.q.Publisher(), outbox.ForwarderConfig{
-		Outbox: ob, Logger: wlog, CloseTimeout: cfg.ShutdownTimeout,
+		Outbox: ob, Logger: wlog, CloseTimeout: cfg.ShutdownTimeout, MeterProvider: cfg.MeterProvider,
 	}); err != nil {
 		return nil, err
 	}
@@ -311,6 +311,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		Ready:           h.ready,
 		Faults:          h.faults,
 		Queue:           h.q.Backend(),
+		OutboxPending:   h.fwd.Pending,
 		Metrics:         cfg.MetricsHandler,
 		Routes:          routes,
 		Logger:          cfg.Logger,

@@ -165,6 +165,21 @@ func TestHostRunsAServiceOnASharedQueue(t *testing.T) {
 	if h.Faults().Bool(faults.Poison) {
 		t.Error("poison flag: got true, want false after firing")
 	}
+	// Everything the service sent arrived: its outbox empties (the
+	// forwarder's offset moves as the batch that carried it commits).
+	var ob struct {
+		Pending *int64 `json:"pending"`
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		code := getJSON(t, base+"/outbox", &ob)
+		if code == http.StatusOK && ob.Pending != nil && *ob.Pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("GET /outbox: got %d with %v pending, want 200 with 0 within 5s", code, ob.Pending)
+			break
+		}
+	}
 
 	stop()
 	if err := <-done; err != nil {

@@ -14,6 +14,7 @@ import (
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/components/forwarder"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/queue/internal/handlerpool"
 )
@@ -22,6 +23,12 @@ import (
 // it carries) that was put back in the outbox because forwarding it failed:
 // how many times that happened.
 const MetadataForwardFailures = "outbox_forward_failures"
+
+// MetricPending is the gauge of the messages committed to the outbox and
+// not yet forwarded (Forwarder.Pending), reported when
+// ForwarderConfig.MeterProvider is set: the part of a service's lag that
+// the queue's own depth does not show.
+const MetricPending = "queue.outbox.pending"
 
 // DefaultConsumerGroup is the consumer group under which the Forwarder
 // records its offset when none is configured.
@@ -87,6 +94,10 @@ type ForwarderConfig struct {
 	Middlewares []message.HandlerMiddleware
 	// Logger defaults to watermill.NopLogger.
 	Logger watermill.LoggerAdapter
+	// MeterProvider, when set, gets the MetricPending gauge (a count of
+	// the outbox's unforwarded rows whenever metrics are collected) until
+	// Close.
+	MeterProvider metric.MeterProvider
 }
 
 func (c *ForwarderConfig) setDefaults() {
@@ -201,7 +212,9 @@ type Forwarder struct {
 	fwd        *forwarder.Forwarder
 	// pool runs the forwarding handler on goroutines that keep their
 	// grown stacks (the router starts one per message).
-	pool   *handlerpool.Pool
+	pool *handlerpool.Pool
+	// gauge is MetricPending's registration; nil without a MeterProvider.
+	gauge  metric.Registration
 	cool   *cooldown
 	logger watermill.LoggerAdapter
 
@@ -288,6 +301,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		cfg.Logger,
 	)
 	if err != nil {
+		pool.Close()
 		return nil, fmt.Errorf("outbox forwarder: new subscriber: %w", err)
 	}
 	f.sub = sub
@@ -299,10 +313,36 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		AckWhenCannotUnwrap: true,
 	})
 	if err != nil {
+		pool.Close()
 		return nil, errors.Join(fmt.Errorf("outbox forwarder: %w", err), sub.Close())
 	}
 	f.fwd = fwd
+	if cfg.MeterProvider != nil {
+		if f.gauge, err = f.registerPending(cfg.MeterProvider); err != nil {
+			pool.Close()
+			return nil, errors.Join(fmt.Errorf("outbox forwarder: pending gauge: %w", err), sub.Close())
+		}
+	}
 	return f, nil
+}
+
+// registerPending reports Pending as MetricPending whenever metrics are
+// collected.
+func (f *Forwarder) registerPending(mp metric.MeterProvider) (metric.Registration, error) {
+	m := mp.Meter("github.com/orderflow/orderflow/queue/outbox")
+	pending, err := m.Int64ObservableGauge(MetricPending,
+		metric.WithDescription("Messages committed to the service's outbox and not yet forwarded to the queue."))
+	if err != nil {
+		return nil, err
+	}
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		n, err := f.Pending(ctx)
+		if err != nil {
+			return err
+		}
+		o.ObserveInt64(pending, n)
+		return nil
+	}, pending)
 }
 
 // Run forwards until ctx is cancelled or Close is called, and returns once
@@ -391,6 +431,9 @@ func (f *Forwarder) Close() error {
 	f.closed = true
 	started := f.started
 	f.mu.Unlock()
+	if f.gauge != nil {
+		_ = f.gauge.Unregister()
+	}
 
 	if !started {
 		// The router never ran: closing it would wait for handlers that

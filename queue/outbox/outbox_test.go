@@ -15,6 +15,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
 	"github.com/orderflow/orderflow/queue/outbox"
@@ -502,4 +504,39 @@ func TestConfigValidation(t *testing.T) {
 	require.NoError(t, inTx(ctx, db, func(tx *sql.Tx) error {
 		return ob.Publisher(tx).Publish("order.events") // no messages: no-op
 	}))
+}
+
+// With a MeterProvider the forwarder reports its unforwarded messages as
+// MetricPending whenever metrics are collected, and stops when closed.
+func TestPendingGauge(t *testing.T) {
+	ctx := context.Background()
+	db := tempDB(t)
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	reader := sdkmetric.NewManualReader()
+	dst, _ := newDestination(t, "order.events")
+	f, err := outbox.NewForwarder(db, dst, outbox.ForwarderConfig{Outbox: ob, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	require.NoError(t, err)
+	for _, id := range []string{"o-1", "o-2", "o-3"} {
+		require.NoError(t, placeOrder(ctx, db, ob, id)) // not forwarded: the forwarder does not run
+	}
+	pending := func() (int64, bool) {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(ctx, &rm))
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == outbox.MetricPending && len(g.DataPoints) == 1 {
+					return g.DataPoints[0].Value, true
+				}
+			}
+		}
+		return 0, false
+	}
+	if n, ok := pending(); !ok || n != 3 {
+		t.Errorf("%s with 3 messages stored and none forwarded: got %d (reported %v), want 3", outbox.MetricPending, n, ok)
+	}
+	require.NoError(t, f.Close())
+	if n, ok := pending(); ok {
+		t.Errorf("%s after Close: got %d, want it no longer reported", outbox.MetricPending, n)
+	}
 }

@@ -352,7 +352,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		s.ownQueue = true
 	}
 	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{
-		Outbox: ob, Logger: wlog,
+		Outbox: ob, Logger: wlog, MeterProvider: cfg.MeterProvider,
 		CloseTimeout: cfg.ShutdownTimeout, // stopping the forwarder is a stage of the graceful stop too
 	}); err != nil {
 		return nil, err
@@ -389,7 +389,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if cfg.AdminAddr != "off" {
 		if s.admin, err = admin.New(admin.Config{
 			Service: Name, Addr: cfg.AdminAddr, Ready: s.ready, Faults: s.faults,
-			Queue: s.q.Backend(), Metrics: cfg.MetricsHandler, Routes: s.adminRoutes, Logger: cfg.Logger,
+			Queue: s.q.Backend(), OutboxPending: s.fwd.Pending, Metrics: cfg.MetricsHandler, Routes: s.adminRoutes, Logger: cfg.Logger,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 		}); err != nil {
 			return nil, err

@@ -164,6 +164,14 @@ func TestServiceDrivesAnOrderToCompletionOverTheQueue(t *testing.T) {
 			t.Errorf("admin GET %s: got %d, want 200", path, code)
 		}
 	}
+	// The order completed, so every message it sent was forwarded: the
+	// outbox is empty.
+	var ob struct {
+		Pending *int64 `json:"pending"`
+	}
+	if code := getJSON(t, admin+"/outbox", &ob); code != http.StatusOK || ob.Pending == nil || *ob.Pending != 0 {
+		t.Errorf("admin GET /outbox: got %d with %v pending, want 200 with 0", code, ob.Pending)
+	}
 	if code := getJSON(t, base+"/readyz", nil); code != http.StatusOK {
 		t.Errorf("GET /readyz: got %d, want 200", code)
 	}
