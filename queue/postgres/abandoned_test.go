@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"database/sql"
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -130,36 +131,93 @@ func TestAQueueWithoutTheSoloRunColumnsGetsThem(t *testing.T) {
 }
 
 // A queue made by an older release, opened without changing it (as
-// queuectl and the console do), is refused with what to do, rather than
-// opened for a statistics query to fail on a missing column; opened by a
-// service, it gets the columns and the tools open it.
+// queuectl and the console do), is refused with what to do when it lacks
+// a column the statistics read, rather than opened for them to fail on
+// it; one that lacks only a column the tools never read (replay_id, the
+// subscriber's) opens and answers. Opened by a service, it gets the
+// columns and the tools open it.
 func TestAnOlderQueueOpenedAsItIsSaysHowToUpgradeIt(t *testing.T) {
 	dsn := testDSN(t)
 	openBackend(t, dsn, fastConfig()) // creates the tables
 	db := openSQL(t, dsn)
+	readOnly := fastConfig()
+	readOnly.MustExist = true
+
 	if _, err := db.Exec(`ALTER TABLE queue_delivery_attempts DROP COLUMN replay_id`); err != nil {
 		t.Fatal(err)
 	}
+	b, err := postgres.Open(t.Context(), dsn, readOnly)
+	if err != nil {
+		t.Fatalf("Open with MustExist of a queue without replay_id only: %v", err)
+	}
+	if _, err := b.Inspector().Stats(t.Context()); err != nil {
+		t.Errorf("Stats of a queue without replay_id: %v", err)
+	}
+	if _, err := b.DeadLetters().List(t.Context(), backend.DeadLetterFilter{}); err != nil {
+		t.Errorf("dead letters of a queue without replay_id: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
 
-	readOnly := fastConfig()
-	readOnly.MustExist = true
-	_, err := postgres.Open(t.Context(), dsn, readOnly)
-	if err == nil || !strings.Contains(err.Error(), "older release") || !strings.Contains(err.Error(), "queue_delivery_attempts.replay_id") {
-		t.Fatalf("Open with MustExist of a queue without replay_id: got %v, want an error naming the column and the older release", err)
+	if _, err := db.Exec(`ALTER TABLE queue_delivery_attempts DROP COLUMN acked_in`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = postgres.Open(t.Context(), dsn, readOnly)
+	if err == nil || !strings.Contains(err.Error(), "older release") || !strings.Contains(err.Error(), "queue_delivery_attempts.acked_in") {
+		t.Fatalf("Open with MustExist of a queue without acked_in: got %v, want an error naming the column and the older release", err)
 	}
 	var n int
 	if err := db.QueryRow(`SELECT count(*) FROM information_schema.columns
-		WHERE table_schema = current_schema() AND table_name = 'queue_delivery_attempts' AND column_name = 'replay_id'`).Scan(&n); err != nil {
+		WHERE table_schema = current_schema() AND table_name = 'queue_delivery_attempts' AND column_name IN ('acked_in', 'replay_id')`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
 	if n != 0 {
-		t.Fatalf("Open with MustExist added the column; want the queue left as it was")
+		t.Fatalf("Open with MustExist added %d columns; want the queue left as it was", n)
 	}
 
 	openBackend(t, dsn, fastConfig()) // a service of this release
-	b, err := postgres.Open(t.Context(), dsn, readOnly)
+	b, err = postgres.Open(t.Context(), dsn, readOnly)
 	if err != nil {
 		t.Fatalf("Open with MustExist after a service added the columns: %v", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A queue found along the search path behind an empty schema is checked
+// where it is, not in the first schema of the path: opened with MustExist,
+// it opens.
+func TestAQueueBehindAnEmptySchemaOpensAsItIs(t *testing.T) {
+	dsn := testDSN(t)
+	openBackend(t, dsn, fastConfig()) // the queue, in the test's schema
+	db := openSQL(t, dsn)
+	var queueSchema string
+	if err := db.QueryRow(`SELECT current_schema()`).Scan(&queueSchema); err != nil {
+		t.Fatal(err)
+	}
+	empty := queueSchema + "_empty"
+	if _, err := db.Exec(`CREATE SCHEMA ` + empty); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = db.Exec(`DROP SCHEMA ` + empty + ` CASCADE`) })
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", empty+","+queueSchema)
+	u.RawQuery = q.Encode()
+
+	readOnly := fastConfig()
+	readOnly.MustExist = true
+	b, err := postgres.Open(t.Context(), u.String(), readOnly)
+	if err != nil {
+		t.Fatalf("Open with MustExist, search_path %s,%s: %v", empty, queueSchema, err)
+	}
+	if _, err := b.Inspector().Stats(t.Context()); err != nil {
+		t.Errorf("Stats: %v", err)
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)

@@ -150,6 +150,14 @@ var addedColumns = [][3]string{
 	{"queue_delivery_attempts", "replay_id", "TEXT NOT NULL DEFAULT ''"},
 }
 
+// inspectedTable and inspectedColumns are the added columns (see
+// addedColumns) that what opens a queue with MustExist reads: the
+// statistics' count of abandoned deliveries (owner) and of acked ones
+// (acked_in).
+const inspectedTable = "queue_delivery_attempts"
+
+var inspectedColumns = []string{"owner", "acked_in"}
+
 // alterLockTimeout bounds the wait of an ALTER TABLE of addMissingColumns
 // for the transactions of processes already running on an older queue.
 const alterLockTimeout = "5s"
@@ -323,17 +331,20 @@ func (b *Backend) checkTables(ctx context.Context) error {
 		}
 	}
 	// A queue made by an older release lacks columns that Open (without
-	// MustExist) adds; the statistics and dead-letter statements need
-	// them, so say so here rather than fail later on one of them.
-	for _, c := range addedColumns {
-		var n int
-		if err := b.db.QueryRowContext(ctx, `SELECT count(*) FROM information_schema.columns
-			WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2`, c[0], c[1]).Scan(&n); err != nil {
-			return fmt.Errorf("look for column %s.%s: %w", c[0], c[1], err)
+	// MustExist) adds. The statistics read two of them; a queue without
+	// those is refused here, rather than left to fail on a statement.
+	// The table is the one to_regclass found along the search path, as
+	// above, whatever schema it is in.
+	for _, col := range inspectedColumns {
+		var found bool
+		if err := b.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_attribute
+			WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped)`,
+			inspectedTable, col).Scan(&found); err != nil {
+			return fmt.Errorf("look for column %s.%s: %w", inspectedTable, col, err)
 		}
-		if n == 0 {
+		if !found {
 			return fmt.Errorf("queue made by an older release: column %s.%s missing; "+
-				"start a service of this release on it once, which adds the columns", c[0], c[1])
+				"start a service of this release on it once, which adds the columns", inspectedTable, col)
 		}
 	}
 	return nil
