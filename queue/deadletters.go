@@ -37,11 +37,27 @@ func ReplayDeadLetter(ctx context.Context, b backend.Backend, id int64) error {
 	return nil
 }
 
+// MetadataOriginalUUID is set on the replay of a dead letter whose UUID no
+// backend takes any longer (stored before backend.ValidateUUID applied to
+// every backend: empty, or longer than 36 characters): the replay gets a
+// new UUID, and this key holds the old one.
+const MetadataOriginalUUID = "original_message_uuid"
+
 // replayMessage rebuilds the message a dead letter holds, ready to publish
 // for its group alone. dl must come from Get: a List result holds only the
 // start of its payload.
+//
+// A UUID that cannot be published is replaced (MetadataOriginalUUID): the
+// inbox of the dead letter's group never recorded that message as handled
+// (it failed there), and no other group receives the replay, so no
+// handling is repeated for it; refusing it instead would stop a replay of
+// all at that entry for good.
 func replayMessage(dl backend.DeadLetter) *message.Message {
-	msg := message.NewMessage(dl.MessageUUID, dl.Payload)
+	uuid := dl.MessageUUID
+	if backend.ValidateUUID(uuid) != nil {
+		uuid = NewMessageID()
+	}
+	msg := message.NewMessage(uuid, dl.Payload)
 	for k, v := range dl.Metadata {
 		if !retry.IsDeliveryKey(k) && k != retry.MetadataDeadLetterReason {
 			msg.Metadata.Set(k, v)
@@ -49,6 +65,9 @@ func replayMessage(dl backend.DeadLetter) *message.Message {
 	}
 	msg.Metadata.Set(backend.MetadataReplayForGroup, dl.ConsumerGroup)
 	msg.Metadata.Set(backend.MetadataReplayID, watermill.NewUUID())
+	if uuid != dl.MessageUUID {
+		msg.Metadata.Set(MetadataOriginalUUID, dl.MessageUUID)
+	}
 	return msg
 }
 

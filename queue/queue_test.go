@@ -732,6 +732,51 @@ func TestReplayingAllEndsWhenReplayedMessagesFailAgain(t *testing.T) {
 	})
 }
 
+// A dead letter stored before every backend checked UUIDs (an empty one,
+// or one longer than 36 characters, which SQLite took) is replayed under a
+// new UUID, the old one in its metadata, instead of stopping a replay of
+// all at that entry.
+func TestADeadLetterWithAUUIDNoBackendTakesIsReplayedUnderANewOne(t *testing.T) {
+	ctx := t.Context()
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	long := strings.Repeat("u", backend.MaxUUIDLength+1)
+	for _, uuid := range []string{long, queue.NewMessageID()} {
+		if err := q.Backend().DeadLetters().Put(ctx, backend.DeadLetter{
+			MessageUUID: uuid, Topic: "orders", ConsumerGroup: "billing",
+			Metadata: map[string]string{}, Attempts: 1, LastError: "failed",
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan *message.Message, 2)
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("billing", "orders", func(m *message.Message) error { got <- m; return nil })
+	runRouter(t, r)
+
+	replayed, err := queue.ReplayDeadLetters(ctx, q.Backend(), backend.DeadLetterFilter{})
+	if err != nil || replayed != 2 {
+		t.Fatalf("replay all: got %d, %v; want 2 replayed", replayed, err)
+	}
+	originals := map[string]bool{}
+	for range 2 {
+		select {
+		case m := <-got:
+			if err := backend.ValidateUUID(m.UUID); err != nil {
+				t.Errorf("replayed message: %v", err)
+			}
+			originals[m.Metadata.Get(queue.MetadataOriginalUUID)] = true
+		case <-time.After(10 * time.Second):
+			t.Fatal("the replays were not handled within 10s")
+		}
+	}
+	if !originals[long] || !originals[""] {
+		t.Errorf("original_message_uuid of the replays: got %v, want the long UUID on one, none on the other", originals)
+	}
+}
+
 // refailingAfterRemovalBackend dead-letters a replayed message again right
 // after the replay removed its old entry: the store gives the new entry a
 // new ID.
