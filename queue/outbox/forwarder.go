@@ -96,8 +96,15 @@ type ForwarderConfig struct {
 	Logger watermill.LoggerAdapter
 	// MeterProvider, when set, gets the MetricPending gauge (a count of
 	// the outbox's unforwarded rows whenever metrics are collected) until
-	// Close.
+	// Close. A count that cannot be read within pendingCollectTimeout
+	// (the database's one connection held by a long transaction) is left
+	// out of that collection rather than hold it up.
 	MeterProvider metric.MeterProvider
+	// ReadDB, when set, is a handle on the same database file that
+	// Pending (and the gauge) read through instead of the db given to
+	// NewForwarder, whose connection the handlers' and the forwarder's
+	// own transactions take turns on.
+	ReadDB *sql.DB
 }
 
 func (c *ForwarderConfig) setDefaults() {
@@ -326,6 +333,10 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 	return f, nil
 }
 
+// pendingCollectTimeout bounds the gauge's count: the Prometheus
+// exporter collects with a context that never ends.
+const pendingCollectTimeout = time.Second
+
 // registerPending reports Pending as MetricPending whenever metrics are
 // collected.
 func (f *Forwarder) registerPending(mp metric.MeterProvider) (metric.Registration, error) {
@@ -336,6 +347,8 @@ func (f *Forwarder) registerPending(mp metric.MeterProvider) (metric.Registratio
 		return nil, err
 	}
 	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		ctx, cancel := context.WithTimeout(ctx, pendingCollectTimeout)
+		defer cancel()
 		n, err := f.Pending(ctx)
 		if err != nil {
 			return err
@@ -470,11 +483,16 @@ func (f *Forwarder) shutdown() error {
 }
 
 // Pending counts the messages committed to the outbox and not yet
-// forwarded (the forwarder's lag). The outbox tables must exist.
+// forwarded (the forwarder's lag), through ForwarderConfig.ReadDB when
+// set. The outbox tables must exist.
 func (f *Forwarder) Pending(ctx context.Context) (int64, error) {
 	q := f.pendingQuery(`SELECT COUNT(*) FROM %s WHERE %s`)
+	db := f.db
+	if f.cfg.ReadDB != nil {
+		db = f.cfg.ReadDB
+	}
 	var n int64
-	if err := f.db.QueryRowContext(ctx, q.Query, q.Args...).Scan(&n); err != nil {
+	if err := db.QueryRowContext(ctx, q.Query, q.Args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("outbox forwarder: count pending: %w", err)
 	}
 	return n, nil

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -538,5 +539,42 @@ func TestPendingGauge(t *testing.T) {
 	require.NoError(t, f.Close())
 	if n, ok := pending(); ok {
 		t.Errorf("%s after Close: got %d, want it no longer reported", outbox.MetricPending, n)
+	}
+}
+
+// A count that must wait for the database's one connection (a long
+// transaction holds it) is left out of the collection after a second,
+// not waited for: Prometheus's exporter collects without a deadline. With
+// a ReadDB the count does not wait at all.
+func TestPendingGaugeDoesNotWaitForTheWriter(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "svc.db")
+	db := openDB(t, path) // one connection
+	ob, err := outbox.New(ctx, db, outbox.Config{})
+	require.NoError(t, err)
+	require.NoError(t, placeOrder(ctx, db, ob, "o-1"))
+	dst, _ := newDestination(t, "order.events")
+	reader := sdkmetric.NewManualReader()
+	readDB := openDB(t, path)
+	f, err := outbox.NewForwarder(db, dst, outbox.ForwarderConfig{Outbox: ob, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.Close() })
+	withReader, err := outbox.NewForwarder(db, dst, outbox.ForwarderConfig{Outbox: ob, ReadDB: readDB})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = withReader.Close() })
+
+	tx, err := db.BeginTx(ctx, nil) // holds the one connection
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+
+	began := time.Now()
+	var rm metricdata.ResourceMetrics
+	err = reader.Collect(ctx, &rm)
+	if took := time.Since(began); err == nil || took > 5*time.Second {
+		t.Errorf("collect while the writer is held: got error %v after %s, want the count given up after about 1s", err, took.Round(time.Millisecond))
+	}
+	n, err := withReader.Pending(ctx)
+	if err != nil || n != 1 {
+		t.Errorf("Pending through ReadDB while the writer is held: got %d, %v; want 1", n, err)
 	}
 }

@@ -352,7 +352,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		s.ownQueue = true
 	}
 	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{
-		Outbox: ob, Logger: wlog, MeterProvider: cfg.MeterProvider,
+		Outbox: ob, Logger: wlog, MeterProvider: cfg.MeterProvider, ReadDB: s.db.Reader,
 		CloseTimeout: cfg.ShutdownTimeout, // stopping the forwarder is a stage of the graceful stop too
 	}); err != nil {
 		return nil, err
