@@ -145,9 +145,8 @@ func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
 	s.ShipmentCounts = shipState.Shipments
 	s.Partial = len(s.Payments) >= listLimit || len(s.Ledger) >= listLimit || len(s.Shipments) >= listLimit ||
 		len(s.Gateway) >= listLimit || len(s.Carrier) >= listLimit
-	if s.Queue, err = c.QueueStats(ctx); err != nil {
-		return s, err
-	}
+	// The outboxes before the queue: a message forwarded in between is
+	// then seen on the queue, not missed by both.
 	s.Outboxes = make(map[string]int64, len(Services))
 	for _, name := range Services {
 		var ob struct {
@@ -157,6 +156,9 @@ func (c *Client) Snapshot(ctx context.Context) (Snapshot, error) {
 			return s, err
 		}
 		s.Outboxes[name] = ob.Pending
+	}
+	if s.Queue, err = c.QueueStats(ctx); err != nil {
+		return s, err
 	}
 	if s.DeadLetters, err = c.DeadLetters(ctx, "", ""); err != nil {
 		return s, err
