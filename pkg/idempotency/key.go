@@ -10,10 +10,11 @@ package idempotency
 const MaxKeyLength = 255
 
 // ValidKey reports whether k is a key the services accept: 1 to
-// MaxKeyLength printable ASCII characters (space included; no control
-// characters, nothing beyond ASCII).
+// MaxKeyLength printable ASCII characters (no control characters, nothing
+// beyond ASCII), spaces only inside it: HTTP drops the spaces around a
+// header's value, so " k" would arrive as "k".
 func ValidKey(k string) bool {
-	if k == "" || len(k) > MaxKeyLength {
+	if k == "" || len(k) > MaxKeyLength || k[0] == ' ' || k[len(k)-1] == ' ' {
 		return false
 	}
 	for i := 0; i < len(k); i++ {
