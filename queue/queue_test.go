@@ -600,9 +600,9 @@ func TestMessageUUIDsAreCheckedTheSameByEveryBackend(t *testing.T) {
 	}
 }
 
-// A retry config that cannot work is an error of NewRouter, not a panic,
-// and leaves no subscriber open; MaxInterval alone below the default
-// initial interval is not such a config.
+// A retry config that cannot work is an error of NewRouter, not a panic
+// (checked before its subscriber is opened); MaxInterval alone below the
+// default initial interval is not such a config.
 func TestNewRouterReportsABadRetryConfig(t *testing.T) {
 	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
 	_, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: retry.Config{MaxAttempts: -1}})

@@ -63,7 +63,7 @@ func (t *Tracker) Shutdown(ctx context.Context, srv *http.Server) (stalled bool,
 	busy := t.Busy()
 	_ = srv.Close()
 	if busy > 0 {
-		return false, fmt.Errorf("%d requests still running after the shutdown timeout: %w", busy, err)
+		return false, fmt.Errorf("%d requests still running when the shutdown's wait ended: %w", busy, err)
 	}
 	return true, nil
 }

@@ -86,7 +86,7 @@ func TestTargetsLatencyRate(t *testing.T) {
 	v := variantResult{
 		Key:               "sqlite",
 		FirstOrderSeconds: 0.5,
-		Throughput:        &loadgen.Report{OrdersPerSecond: 1200},
+		Throughput:        &loadgen.Report{Placed: 1200, Completed: 1200, OrdersPerSecond: 1200},
 		Latency:           &loadgen.Report{Latency: loadgen.Latency{Count: 10, P50: 7 * time.Millisecond, P99: 300 * time.Millisecond}},
 	}
 	for _, tc := range []struct {
@@ -104,6 +104,29 @@ func TestTargetsLatencyRate(t *testing.T) {
 			"- p99 place→terminal @200/s (ms): 300.0 (target ≤ 200.0) — MISSED: 1.5× the target\n",
 		}, []string{"not comparable"}},
 		{12.5, []string{"- p50 place→terminal @12.5/s (ms): 7.0 (target ≤ 20.0 is defined at 200/s; not comparable with this run at 12.5/s)\n"}, []string{"@200/s (ms)"}},
+	} {
+		got := targets(v, tc.rate)
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("targets at %v/s: got\n%s\nwant a line %q", tc.rate, got, w)
+			}
+		}
+		for _, w := range tc.notWant {
+			if strings.Contains(got, w) {
+				t.Errorf("targets at %v/s: got\n%s\nwant no %q", tc.rate, got, w)
+			}
+		}
+	}
+
+	// At another rate, a phase in which orders timed out gets no verdict
+	// either; what it left out is said.
+	v.Latency = &loadgen.Report{Placed: 10, Completed: 8, TimedOutWaiting: 2, Latency: loadgen.Latency{Count: 8, P50: 7 * time.Millisecond, P99: 300 * time.Millisecond}}
+	for _, tc := range []struct {
+		rate    float64
+		want    []string
+		notWant []string
+	}{
+		{50, []string{"- p99 place→terminal @50/s (ms): 300.0 (target ≤ 200.0 is defined at 200/s; not comparable with this run at 50/s; of the orders that ended: 2 of 10 placed did not end within the wait)\n"}, []string{"MISSED"}},
 	} {
 		got := targets(v, tc.rate)
 		for _, w := range tc.want {
@@ -154,6 +177,8 @@ func TestTargetsJudgeOnlyWhatWasMeasuredWhole(t *testing.T) {
 			"orders/s: 1100 (target ≥ 1000) — MISSED: 5 orders not placed, 100 of 1200 placed did not end within the wait",
 			"p99 place→terminal @200/s (ms): 30.0 of the orders that ended (target ≤ 200.0) — MISSED: 2 of 10 placed did not end within the wait",
 		}, []string{"orders/s: 1100 (target ≥ 1000) — met", "(ms): 30.0 (target ≤ 200.0) — met"}},
+		{"no throughput phase", variantResult{Key: "sqlite", FirstOrderSeconds: 0.5, Procs: []procResult{{IdleRSSMiB: 30}}},
+			[]string{"sustained orders/s: not measured"}, []string{"MISSED", "orders/s: 0"}},
 	} {
 		got := targets(tc.v, designLatencyRate)
 		for _, w := range tc.want {

@@ -283,9 +283,12 @@ func targets(v variantResult, latencyRate float64) string {
 		b.WriteString("- not judged: the variant failed (below); its figures above may be partial\n")
 		return b.String()
 	}
-	if miss := incomplete(v.Throughput); miss != "" {
-		b.WriteString(fmt.Sprintf("- sustained orders/s: %.0f (target ≥ 1000) — MISSED: %s\n", v.ordersPerSecond(), miss))
-	} else {
+	switch miss := incomplete(v.Throughput); {
+	case v.Throughput == nil || v.Throughput.Terminal() == 0:
+		b.WriteString("- sustained orders/s: not measured (no order of the throughput phase ended)\n")
+	case miss != "":
+		fmt.Fprintf(&b, "- sustained orders/s: %.0f (target ≥ 1000) — MISSED: %s\n", v.ordersPerSecond(), miss)
+	default:
 		b.WriteString(target("sustained orders/s", v.ordersPerSecond(), 1000, true, "%.0f"))
 	}
 	if v.Latency != nil {
@@ -298,6 +301,9 @@ func targets(v variantResult, latencyRate float64) string {
 			switch {
 			case v.Latency.Latency.Count == 0:
 				fmt.Fprintf(&b, "- %s place→terminal: not measured (no order of the latency phase ended)\n", p.name)
+			case latencyRate != designLatencyRate && miss != "":
+				line := latencyTarget(p.name, msf(p.got), p.want, latencyRate)
+				fmt.Fprintf(&b, "%s; of the orders that ended: %s)\n", strings.TrimSuffix(line, ")\n"), miss)
 			case miss != "":
 				fmt.Fprintf(&b, "- %s place→terminal @%s/s (ms): %.1f of the orders that ended (target ≤ %.1f) — MISSED: %s\n",
 					p.name, strconv.FormatFloat(latencyRate, 'f', -1, 64), msf(p.got), p.want, miss)
