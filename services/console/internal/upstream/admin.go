@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -64,6 +65,21 @@ func (a *Admin) Client() *Client { return a.c }
 // Health calls GET /healthz.
 func (a *Admin) Health(ctx context.Context) error {
 	return a.c.do(ctx, request{method: http.MethodGet, path: "/healthz"}, nil)
+}
+
+// OutboxPending calls GET /outbox: how many messages the service committed
+// and has not forwarded to the queue yet.
+func (a *Admin) OutboxPending(ctx context.Context) (int64, error) {
+	var out struct {
+		Pending *int64 `json:"pending"`
+	}
+	if err := a.c.do(ctx, request{method: http.MethodGet, path: "/outbox"}, &out); err != nil {
+		return 0, err
+	}
+	if out.Pending == nil {
+		return 0, errors.New("GET /outbox: no pending count in the answer")
+	}
+	return *out.Pending, nil
 }
 
 // Faults returns every fault flag of the service, sorted by name.

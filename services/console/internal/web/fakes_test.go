@@ -262,6 +262,8 @@ type fakeAdmin struct {
 	// hang makes setting a flag and restocking do their work, then never
 	// answer.
 	hang bool
+	// outbox is what GET /outbox answers as pending.
+	outbox int64
 }
 
 // fakeMaxDuration is the longest duration the fake admin APIs take.
@@ -336,6 +338,11 @@ func (a *fakeAdmin) setValue(name, value string) {
 func (a *fakeAdmin) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	mux.HandleFunc("GET /outbox", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]int64{"pending": a.outbox})
+	})
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -66,7 +67,47 @@ func newDeadLetterRow(dl backend.DeadLetter) deadLetterRow {
 type queueView struct {
 	QueueName string
 	Topics    template.HTML
+	Outboxes  template.HTML
 	DLQ       template.HTML
+}
+
+// outboxRow is one service's outbox: messages it committed and has not
+// forwarded to the queue yet (its admin API's GET /outbox), or why that
+// is unknown.
+type outboxRow struct {
+	Service string
+	Pending int64
+	Down    string
+}
+
+// loadOutboxes asks every service at once.
+func (s *Server) loadOutboxes(ctx context.Context) []outboxRow {
+	out := make([]outboxRow, len(s.services))
+	var wg sync.WaitGroup
+	for i, sv := range s.services {
+		wg.Go(func() {
+			out[i].Service = sv.Name
+			n, err := sv.Admin.OutboxPending(ctx)
+			if err != nil {
+				out[i].Down = downText(err)
+				return
+			}
+			out[i].Pending = n
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func (s *Server) outboxesRegion(p *page, rows []outboxRow) (template.HTML, error) {
+	h, _, err := s.liveHTML("queue", "outboxes", pageWith(p, rows), "outboxes", "/queue/outboxes", s.cfg.Refresh*2, "")
+	return h, err
+}
+
+func (s *Server) outboxesLive(c echo.Context) error {
+	p := s.newPage(c, "", "queue")
+	return s.writeLive(c, "queue", "outboxes", pageWith(p, s.loadOutboxes(c.Request().Context())),
+		"outboxes", "/queue/outboxes", s.cfg.Refresh*2, "")
 }
 
 func queueDownText(err error) string {
@@ -118,14 +159,18 @@ func (s *Server) writeQueuePage(c echo.Context, p *page) error {
 	ctx := c.Request().Context()
 	v := queueView{QueueName: RedactURL(s.cfg.QueueName)}
 	var (
-		topics topicsView
-		dlq    dlqView
+		topics   topicsView
+		outboxes []outboxRow
+		dlq      dlqView
 	)
-	err := s.loadWithBanner(ctx, p, func() { topics = s.loadTopics(ctx) }, func() { dlq = s.loadDLQ(ctx) })
+	err := s.loadWithBanner(ctx, p, func() { topics = s.loadTopics(ctx) }, func() { outboxes = s.loadOutboxes(ctx) }, func() { dlq = s.loadDLQ(ctx) })
 	if err != nil {
 		return err
 	}
 	if v.Topics, err = s.topicsRegion(p, topics); err != nil {
+		return err
+	}
+	if v.Outboxes, err = s.outboxesRegion(p, outboxes); err != nil {
 		return err
 	}
 	if v.DLQ, err = s.dlqRegion(p, dlq); err != nil {

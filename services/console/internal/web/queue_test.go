@@ -175,6 +175,34 @@ func TestQueueStats(t *testing.T) {
 	waitForTopics(t, c, "m-1 abandoned", `data-depth="1"`, `data-abandoned="1"`)
 }
 
+// The Queue page shows each service's outbox backlog (its admin API's GET
+// /outbox), and says so for a service it cannot ask, in the page and in
+// its live region.
+func TestQueuePageShowsTheOutboxes(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.ShippingURL = deadURL(t) })
+	e.admins[ServicePayment].mu.Lock()
+	e.admins[ServicePayment].outbox = 3
+	e.admins[ServicePayment].mu.Unlock()
+	c := newClient(t, e.srv)
+	for _, path := range []string{"/queue", "/queue/outboxes"} {
+		r := c.get(path, path != "/queue")
+		if r.Code != http.StatusOK {
+			t.Fatalf("GET %s: got %d, want 200", path, r.Code)
+		}
+		for _, want := range []string{
+			`data-service="order"`, `data-service="payment"`, `data-pending="3"`, `data-service="inventory"`,
+			`data-service="shipping"`, `data-down`,
+		} {
+			if !strings.Contains(r.Body, want) {
+				t.Errorf("GET %s: no %s in\n%s", path, want, r.Body)
+			}
+		}
+		if n := strings.Count(r.Body, `data-pending="0"`); n != 2 {
+			t.Errorf("GET %s: %d services with nothing pending, want 2 (order, inventory)", path, n)
+		}
+	}
+}
+
 // waitForTopics waits until the queue page holds every one of want.
 func waitForTopics(t *testing.T, c *client, what string, want ...string) {
 	t.Helper()

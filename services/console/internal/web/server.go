@@ -298,6 +298,7 @@ func New(cfg Config) (*Server, error) {
 
 	e.GET("/queue", s.queuePage)
 	e.GET("/queue/topics", s.topicsLive)
+	e.GET("/queue/outboxes", s.outboxesLive)
 	e.GET("/queue/dlq", s.deadLettersLive)
 	e.GET("/queue/dlq/:id", s.deadLetterPage)
 	e.POST("/queue/dlq/:id/replay", s.replayDeadLetter)
