@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -68,14 +69,48 @@ func writeCatalog(path string) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
-// freePort returns a loopback TCP port that was free a moment ago.
+// freePort returns a loopback TCP port that was free a moment ago, taken
+// below the kernel's ephemeral range. A port from that range (":0") is
+// free only until the kernel hands it to another process's ":0", such as
+// a test of another package running beside this one, which could bind it
+// before the service does; the kernel never picks one below the range.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	low := ephemeralLow()
+	for range 100 {
+		port := minPort + rand.IntN(low-minPort)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken: try another
+		}
+		if err := l.Close(); err != nil {
+			return 0, err
+		}
+		return port, nil
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, fmt.Errorf("no free loopback port found in %d..%d", minPort, low-1)
+}
+
+// minPort is the lowest port freePort picks: above the well-known and the
+// commonly configured ones.
+const minPort = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// ip_local_port_range; 32768, Linux's default, where that cannot be read).
+func ephemeralLow() int {
+	const fallback = 32768
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return fallback
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return fallback
+	}
+	low, err := strconv.Atoi(f[0])
+	if err != nil || low <= minPort+1000 {
+		return fallback
+	}
+	return low
 }
 
 // process is one running service.

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -74,5 +76,25 @@ func TestReportNamesTheServicesSettings(t *testing.T) {
 	r := &results{ServiceGOMAXPROCS: "1", Options: options{Env: []string{"CONCURRENCY=16"}}}
 	if got, want := r.markdown(), "Service processes: GOMAXPROCS 1; --env CONCURRENCY=16.\n"; !strings.Contains(got, want) {
 		t.Errorf("report:\n%s\nwant a line %q", got, want)
+	}
+}
+
+// freePort picks ports below the kernel's ephemeral range, which another
+// process's ":0" can never be handed, and that are free.
+func TestFreePortIsBelowTheEphemeralRange(t *testing.T) {
+	low := ephemeralLow()
+	for range 20 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port < minPort || port >= low {
+			t.Fatalf("freePort: got %d, want a port in %d..%d", port, minPort, low-1)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			t.Fatalf("freePort: got %d, which cannot be bound: %v", port, err)
+		}
+		_ = l.Close()
 	}
 }
