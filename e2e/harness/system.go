@@ -224,6 +224,9 @@ func (s *System) Service(name string) *Process {
 // Receiver is the OTLP receiver; nil unless Config.Traces.
 func (s *System) Receiver() *Receiver { return s.receiver }
 
+// QueueURL is the queue URL the services run on.
+func (s *System) QueueURL() string { return s.queueURL }
+
 // Catalog is the catalogue the services run with.
 func (s *System) Catalog() []Product { return append([]Product(nil), s.catalog...) }
 
