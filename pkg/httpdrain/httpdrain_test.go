@@ -27,6 +27,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// stallUpload connects a client to srv that sends a request's header and
+// part of its body, then stalls. The caller closes the connection before
+// srv (whose Close waits for it).
+func stallUpload(t *testing.T, srv *httptest.Server) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
+		_ = conn.Close()
+		t.Fatal(err)
+	}
+	return conn
+}
+
 func TestBusyCountsHandlersAtWorkNotStalledUploads(t *testing.T) {
 	var requests httpdrain.Tracker
 	started, release := make(chan struct{}, 1), make(chan struct{})
@@ -40,15 +56,8 @@ func TestBusyCountsHandlersAtWorkNotStalledUploads(t *testing.T) {
 	})))
 	defer srv.Close()
 
-	// A client that sends a header and part of its body, then stalls.
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := stallUpload(t, srv)
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
-		t.Fatal(err)
-	}
 	// Its handler runs, blocked reading the body: not busy.
 	waitFor(t, "one handler running, none busy", func() bool { return requests.Running() == 1 && requests.Busy() == 0 })
 
@@ -77,14 +86,8 @@ func TestShutdownByACancelledContextClosesTheConnectionsLeft(t *testing.T) {
 		_, _ = io.ReadAll(r.Body)
 	})))
 	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := stallUpload(t, srv)
 	defer conn.Close()
-	if _, err := io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"); err != nil {
-		t.Fatal(err)
-	}
 	waitFor(t, "the stalled upload's handler running", func() bool { return requests.Running() == 1 })
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,17 +106,7 @@ func TestTargetsLatencyRate(t *testing.T) {
 		}, []string{"not comparable"}},
 		{12.5, []string{"- p50 place→terminal @12.5/s (ms): 7.0 (target ≤ 20.0 is defined at 200/s; not comparable with this run at 12.5/s)\n"}, []string{"@200/s (ms)"}},
 	} {
-		got := targets(v, tc.rate)
-		for _, w := range tc.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("targets at %v/s: got\n%s\nwant a line %q", tc.rate, got, w)
-			}
-		}
-		for _, w := range tc.notWant {
-			if strings.Contains(got, w) {
-				t.Errorf("targets at %v/s: got\n%s\nwant no %q", tc.rate, got, w)
-			}
-		}
+		checkReport(t, fmt.Sprintf("targets at %v/s", tc.rate), targets(v, tc.rate), tc.want, tc.notWant)
 	}
 
 	// At another rate, a phase in which orders timed out gets no verdict
@@ -128,17 +119,7 @@ func TestTargetsLatencyRate(t *testing.T) {
 	}{
 		{50, []string{"- p99 place→terminal @50/s (ms): 300.0 (target ≤ 200.0 is defined at 200/s; not comparable with this run at 50/s; of the orders that ended: 2 of 10 placed did not end within the wait)\n"}, []string{"MISSED"}},
 	} {
-		got := targets(v, tc.rate)
-		for _, w := range tc.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("targets at %v/s: got\n%s\nwant a line %q", tc.rate, got, w)
-			}
-		}
-		for _, w := range tc.notWant {
-			if strings.Contains(got, w) {
-				t.Errorf("targets at %v/s: got\n%s\nwant no %q", tc.rate, got, w)
-			}
-		}
+		checkReport(t, fmt.Sprintf("targets at %v/s", tc.rate), targets(v, tc.rate), tc.want, tc.notWant)
 	}
 }
 
@@ -180,16 +161,22 @@ func TestTargetsJudgeOnlyWhatWasMeasuredWhole(t *testing.T) {
 		{"no throughput phase", variantResult{Key: "sqlite", FirstOrderSeconds: 0.5, Procs: []procResult{{IdleRSSMiB: 30}}},
 			[]string{"sustained orders/s: not measured"}, []string{"MISSED", "orders/s: 0"}},
 	} {
-		got := targets(tc.v, designLatencyRate)
-		for _, w := range tc.want {
-			if !strings.Contains(got, w) {
-				t.Errorf("%s: got\n%s\nwant %q", tc.name, got, w)
-			}
+		checkReport(t, tc.name, targets(tc.v, designLatencyRate), tc.want, tc.notWant)
+	}
+}
+
+// checkReport reports, as errors of what, each of want that report does
+// not hold and each of notWant that it does.
+func checkReport(t *testing.T, what, report string, want, notWant []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(report, w) {
+			t.Errorf("%s: got\n%s\nwant %q", what, report, w)
 		}
-		for _, w := range tc.notWant {
-			if strings.Contains(got, w) {
-				t.Errorf("%s: got\n%s\nwant no %q", tc.name, got, w)
-			}
+	}
+	for _, w := range notWant {
+		if strings.Contains(report, w) {
+			t.Errorf("%s: got\n%s\nwant no %q", what, report, w)
 		}
 	}
 }
