@@ -1,7 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -13,11 +19,15 @@ import (
 
 // Scenario 16. The queue takes no writes for a while: another process
 // holds the SQLite queue file's write lock (as a long checkpoint of a tool,
-// or a stuck process of an older release, can). Orders are still accepted:
-// the order service commits each with its first command in its own
-// database, and the command waits in its outbox, which GET /outbox shows;
-// no order goes further. Once the lock is let go the outbox drains and
-// every order completes: none lost, none twice.
+// or a stuck process of an older release, can). Orders are still accepted,
+// each at its first request (sent once, not retried): the order service
+// commits each with its messages in its own database, and they wait in its
+// outbox, which GET /outbox shows; no order goes further. The forwarder's
+// batch that found the queue not answering held the service's write lock
+// for at most its ack deadline (5 s), and no other began while that call
+// hung, so the requests waiting behind it end within their own deadline
+// (10 s). Once the lock is let go the outbox drains and every order
+// completes: none lost, none twice.
 func TestQueueTakingNoWritesHoldsOrdersInTheOutbox(t *testing.T) {
 	onQueues(t, []queue{sqliteQueue}, func(t *testing.T, _ string) {
 		sys := start(t, "", harness.Config{})
@@ -53,22 +63,23 @@ func TestQueueTakingNoWritesHoldsOrdersInTheOutbox(t *testing.T) {
 		t.Cleanup(release)
 
 		const n = 8
-		placed := placeAll(t, ctx, sys, orderMix(n, 17, "SKU-1", "SKU-3"))
-		var pending int64
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			var ob struct {
-				Pending int64 `json:"pending"`
+		var placed []harness.Order
+		for i, req := range orderMix(n, 17, "SKU-1", "SKU-3") {
+			o, err := placeOnce(ctx, sys, req)
+			if err != nil {
+				t.Fatalf("order %d while the queue takes no writes: %v", i, err)
 			}
-			if err := sys.Client().AdminGet(ctx, harness.OrderService, "/outbox", &ob); err != nil {
-				t.Fatal(err)
-			}
-			if pending = ob.Pending; pending >= n || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(25 * time.Millisecond)
+			placed = append(placed, o)
 		}
-		if pending < n {
-			t.Errorf("order's outbox while the queue takes no writes: %d messages, want at least %d (a ReserveStock per order)", pending, n)
+		// Each order stored two messages: OrderPlaced and ReserveStock.
+		var ob struct {
+			Pending int64 `json:"pending"`
+		}
+		if err := sys.Client().AdminGet(ctx, harness.OrderService, "/outbox", &ob); err != nil {
+			t.Fatal(err)
+		}
+		if ob.Pending < 2*n {
+			t.Errorf("order's outbox while the queue takes no writes: %d messages, want at least %d (OrderPlaced and ReserveStock of each order)", ob.Pending, 2*n)
 		}
 		for _, id := range ids(placed) {
 			o, err := sys.Client().GetOrder(ctx, id)
@@ -89,6 +100,40 @@ func TestQueueTakingNoWritesHoldsOrdersInTheOutbox(t *testing.T) {
 		sys.CheckInvariants(t, harness.Expect{Orders: n + len(warm), IDs: append(ids(warm), ids(placed)...)})
 		sys.CheckNoCrashes()
 	})
+}
+
+// placeOnce sends one POST /orders, not retried (the harness's client
+// sends a 503 again), and returns the order it placed or why it did not.
+func placeOnce(ctx context.Context, sys *harness.System, req harness.OrderRequest) (harness.Order, error) {
+	req.CustomerID = "customer-e2e"
+	body, err := json.Marshal(req)
+	if err != nil {
+		return harness.Order{}, err
+	}
+	r, err := http.NewRequestWithContext(ctx, http.MethodPost, sys.Service(harness.OrderService).HTTPURL()+"/orders", bytes.NewReader(body))
+	if err != nil {
+		return harness.Order{}, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	r.Header.Set("Idempotency-Key", harness.NewKey())
+	began := time.Now()
+	res, err := http.DefaultClient.Do(r)
+	if err != nil {
+		return harness.Order{}, err
+	}
+	defer res.Body.Close()
+	answer, err := io.ReadAll(res.Body)
+	if err != nil {
+		return harness.Order{}, err
+	}
+	if res.StatusCode != http.StatusCreated {
+		return harness.Order{}, fmt.Errorf("POST /orders: %d after %s: %s", res.StatusCode, time.Since(began).Round(time.Millisecond), answer)
+	}
+	var o harness.Order
+	if err := json.Unmarshal(answer, &o); err != nil {
+		return harness.Order{}, fmt.Errorf("POST /orders: %w: %s", err, answer)
+	}
+	return o, nil
 }
 
 // queueFile is the file of a sqlite:// queue URL (whose path the queue

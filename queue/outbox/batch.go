@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -27,7 +28,9 @@ import (
 // message that is not on the queue.
 //
 // If that publish fails (or takes longer than AckDeadline, or panics), the
-// batch's transaction is rolled back, so the offset stays and nothing is
+// batch's transaction is rolled back (a call still hanging then keeps any
+// other forwarding transaction from beginning until it returns:
+// Forwarder.calling), so the offset stays and nothing is
 // lost (the topics of the batch that were published go out again: at
 // least once); the forwarder pauses for RetryInterval and forwards the next
 // batch message by message, so that one message the destination refuses is
@@ -151,8 +154,9 @@ func (b *heldBatch) stop() {
 // it holds back messages forwarded in the subscriber transaction in
 // progress and passes any other straight to dst.
 type holdingPublisher struct {
-	dst  message.Publisher
-	held *heldBatch
+	dst     message.Publisher
+	held    *heldBatch
+	calling *atomic.Int32 // Forwarder.calling
 }
 
 func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error {
@@ -164,6 +168,8 @@ func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error 
 	if tx, ok := wsql.TxFromContext(msgs[0].Context()); ok && p.held.hold(tx, topic, msgs) {
 		return nil
 	}
+	p.calling.Add(1)
+	defer p.calling.Add(-1)
 	return p.dst.Publish(topic, msgs...)
 }
 
@@ -189,7 +195,12 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 	}
 	results := make(chan error, len(topics)) // late results never block
 	for _, topic := range topics {
-		f.publishing.Go(func() { results <- publishRecovering(f.dst, topic, byTopic[topic]) })
+		f.calling.Add(1)
+		f.publishing.Go(func() {
+			err := publishRecovering(f.dst, topic, byTopic[topic])
+			f.calling.Add(-1) // before the result: the next batch must not find it still calling
+			results <- err
+		})
 	}
 	deadline := time.NewTimer(f.cfg.AckDeadline)
 	defer deadline.Stop()

@@ -9,6 +9,7 @@ import (
 	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -320,17 +321,21 @@ func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
 	col.waitCount(t, 6, 5*time.Second)
 }
 
-// While a destination hangs, the forwarder calls it once in each mode —
-// the batch's Publish, then the first message's alone — and not again at
-// every ack deadline: each further call would only hang beside the first
-// (a goroutine and a connection each), and the subscriber, finding nothing
-// acked, would take the service's write lock again at once, for another
-// ack deadline.
+// While a destination hangs, the forwarder calls it once (the batch's
+// Publish) and not again, in either mode, until that call returns: each
+// further call would only hang beside the first (a goroutine and a
+// connection each). Nor does it begin a forwarding transaction meanwhile:
+// each would take the service's write lock, for another ack deadline (a
+// message forwarded alone) or to put its messages back; the service's
+// own writes have the lock to themselves.
 func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
-	db, ob := tempOutbox(t)
+	path := filepath.Join(t.TempDir(), "service.db")
+	db := openDB(t, path)
+	ob, err := outbox.New(context.Background(), db, outbox.Config{})
+	require.NoError(t, err)
 	inner, col := newDestination(t, "order.events")
 	dst := &hangingPublisher{Publisher: inner, release: make(chan struct{})}
-	const ackDeadline = 50 * time.Millisecond
+	const ackDeadline = 200 * time.Millisecond
 	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
 		Outbox: ob, AckDeadline: ackDeadline, RetryInterval: 20 * time.Millisecond,
 	})
@@ -342,11 +347,31 @@ func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
 	}()
 
 	requirePlaced(t, db, ob, 0, 3, "the destination is about to hang")
-	require.Eventually(t, func() bool { return dst.calls.Load() >= 2 }, 10*time.Second, time.Millisecond,
-		"the batch's Publish and then the first message's")
-	time.Sleep(20 * ackDeadline) // time for many more calls, if any were made
-	if got := dst.calls.Load(); got != 2 {
-		t.Errorf("calls of the hung destination: got %d, want 2 (one per mode)", got)
+	require.Eventually(t, func() bool { return dst.calls.Load() >= 1 }, 10*time.Second, time.Millisecond, "the batch's Publish")
+	time.Sleep(2 * ackDeadline) // the batch is given up, its call hangs on
+
+	// Another connection takes the write lock again and again, waiting at
+	// most half an ack deadline for it: a forwarding transaction holding
+	// it for an ack deadline would make one of them fail.
+	other, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout="+strconv.Itoa(int(ackDeadline.Milliseconds()/2)))
+	require.NoError(t, err)
+	defer other.Close()
+	other.SetMaxOpenConns(1)
+	for i := range 40 {
+		conn, err := other.Conn(context.Background())
+		require.NoError(t, err)
+		_, err = conn.ExecContext(context.Background(), "BEGIN IMMEDIATE")
+		if err == nil {
+			_, err = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+		_ = conn.Close()
+		if err != nil {
+			t.Fatalf("write lock, take %d while the destination hangs: %v (a forwarding transaction holds it)", i, err)
+		}
+		time.Sleep(ackDeadline / 20)
+	}
+	if got := dst.calls.Load(); got != 1 {
+		t.Errorf("calls of the hung destination: got %d, want 1", got)
 	}
 
 	close(dst.release)

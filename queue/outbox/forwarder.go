@@ -30,6 +30,9 @@ const MetadataForwardFailures = "outbox_forward_failures"
 // the queue's own depth does not show.
 const MetricPending = "queue.outbox.pending"
 
+// DefaultAckDeadline is ForwarderConfig.AckDeadline's default.
+const DefaultAckDeadline = 5 * time.Second
+
 // DefaultConsumerGroup is the consumer group under which the Forwarder
 // records its offset when none is configured.
 const DefaultConsumerGroup = "forwarder"
@@ -68,9 +71,13 @@ type ForwarderConfig struct {
 	// AckDeadline bounds how long one message may take to forward before
 	// its batch is committed without it (it is forwarded again later), and
 	// how long the publish of a batch may take before the batch is rolled
-	// back (batch.go). It bounds how long a hung destination holds the
-	// write lock.
-	// Defaults to 10s.
+	// back (batch.go). It bounds how long a destination that stops
+	// answering holds the service's write lock: once, as no forwarding
+	// transaction begins again while that call hangs (Forwarder.calling).
+	// Defaults to 5s: well past what a publish takes on a busy queue (the
+	// SQLite queue's lock waits stay under ~1.5 s at saturation), and
+	// short enough that the service's own writes waiting behind it finish
+	// within their usual deadlines (the order API's is 10 s).
 	AckDeadline time.Duration
 	// CloseTimeout bounds how long Close waits for an in-flight forward.
 	// Defaults to 30s.
@@ -133,7 +140,7 @@ func (c *ForwarderConfig) setDefaults() {
 		c.RetryInterval = time.Second
 	}
 	if c.AckDeadline == 0 {
-		c.AckDeadline = 10 * time.Second
+		c.AckDeadline = DefaultAckDeadline
 	}
 	if c.CloseTimeout == 0 {
 		c.CloseTimeout = 30 * time.Second
@@ -209,14 +216,18 @@ type Forwarder struct {
 	batchFailed atomic.Bool
 	// publishing counts publishTogether's Publish calls in progress.
 	publishing sync.WaitGroup
-	// forwarding counts forwarding handler calls in progress: more than
-	// none as one starts means an earlier one still waits on the
-	// destination past its message's ack deadline (requeueOnFailure).
-	forwarding atomic.Int32
-	schema     SchemaAdapter
-	offsets    OffsetsAdapter
-	sub        *wsql.Subscriber
-	fwd        *forwarder.Forwarder
+	// calling counts the destination's Publish calls in progress, in
+	// either mode (a batch published together, a message alone). One
+	// still running when a forwarding transaction would begin, or a
+	// message would be forwarded alone, waits on a destination that does
+	// not answer, past its ack deadline: another call would only hang
+	// beside it, and the transaction would hold the service's write lock
+	// for another ack deadline (probingDB, requeueOnFailure).
+	calling atomic.Int32
+	schema  SchemaAdapter
+	offsets OffsetsAdapter
+	sub     *wsql.Subscriber
+	fwd     *forwarder.Forwarder
 	// pool runs the forwarding handler on goroutines that keep their
 	// grown stacks (the router starts one per message).
 	pool *handlerpool.Pool
@@ -286,9 +297,10 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 					` (consumer_group) VALUES (?) ON CONFLICT (consumer_group) DO NOTHING`,
 				Args: []any{cfg.ConsumerGroup},
 			},
-			cool:  f.cool,
-			drain: f.drain,
-			held:  f.held,
+			cool:    f.cool,
+			drain:   f.drain,
+			held:    f.held,
+			calling: &f.calling,
 		},
 		wsql.SubscriberConfig{
 			ConsumerGroup:  cfg.ConsumerGroup,
@@ -313,7 +325,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 	}
 	f.sub = sub
 
-	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held}, cfg.Logger, forwarder.Config{
+	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held, calling: &f.calling}, cfg.Logger, forwarder.Config{
 		ForwarderTopic:      cfg.ForwarderTopic,
 		Middlewares:         append([]message.HandlerMiddleware{f.pool.Middleware, f.requeueOnFailure}, cfg.Middlewares...),
 		CloseTimeout:        cfg.CloseTimeout,
@@ -531,18 +543,12 @@ func (f *Forwarder) requeueOnFailure(h message.HandlerFunc) message.HandlerFunc 
 		if f.cool.remaining() > 0 {
 			return nil, f.requeue(msg, nil)
 		}
-		if f.forwarding.Load() > 0 {
+		if f.calling.Load() > 0 {
 			// An earlier forward still waits on a destination that does
-			// not answer; the subscriber gave up on its message at the
-			// ack deadline and, finding nothing acked, polled again at
-			// once. Another call would only hang beside it (one more
-			// goroutine and connection, and the write lock held for
-			// another ack deadline, each time): pause instead.
+			// not answer (see calling): pause instead.
 			f.cool.trip(f.cfg.RetryInterval)
 			return nil, f.requeue(msg, nil)
 		}
-		f.forwarding.Add(1)
-		defer f.forwarding.Add(-1)
 		defer func() {
 			if r := recover(); r != nil {
 				f.cool.trip(f.cfg.RetryInterval)
@@ -646,7 +652,10 @@ func (f *Forwarder) deleteForwarded(ctx context.Context) (int64, error) {
 var (
 	errIdle        = errors.New("outbox is empty")
 	errCoolingDown = errors.New("forwarding paused after a failure")
-	errDraining    = errors.New("forwarder is closing")
+	// errDestinationHangs: a destination call is still running (see
+	// Forwarder.calling).
+	errDestinationHangs = errors.New("forwarding waits for the destination's last call")
+	errDraining         = errors.New("forwarder is closing")
 )
 
 // probingDB is the subscriber's database. Before each forwarding
@@ -656,11 +665,12 @@ var (
 // under it.
 type probingDB struct {
 	*sql.DB
-	probe wsql.Query
-	lock  wsql.Query
-	cool  *cooldown
-	drain *drain
-	held  *heldBatch
+	probe   wsql.Query
+	lock    wsql.Query
+	cool    *cooldown
+	drain   *drain
+	held    *heldBatch
+	calling *atomic.Int32 // Forwarder.calling
 }
 
 func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
@@ -669,6 +679,13 @@ func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, 
 	}
 	if d.cool.remaining() > 0 {
 		return nil, errCoolingDown
+	}
+	if d.calling.Load() > 0 {
+		// A call to the destination still hangs past its ack deadline: a
+		// transaction now would hold the service's write lock for
+		// nothing (its messages could only be put back, or hang beside
+		// it). Its writes go on meanwhile; the outbox keeps growing.
+		return nil, errDestinationHangs
 	}
 	// The probe is a short read; without a cancellable context neither
 	// database/sql nor the driver starts a watcher goroutine for it,
@@ -721,6 +738,10 @@ func (b *backoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err er
 	case errors.Is(err, errCoolingDown):
 		b.nextPoll = b.minPoll
 		return max(b.cool.remaining(), time.Millisecond)
+	case errors.Is(err, errDestinationHangs):
+		// Looked at again soon: nothing but a counter is read.
+		b.nextPoll = b.minPoll
+		return b.maxPoll
 	case errors.Is(err, context.Canceled):
 		return b.maxPoll
 	case err != nil && b.batchFailed != nil && b.batchFailed.Swap(false):
