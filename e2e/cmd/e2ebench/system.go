@@ -69,15 +69,22 @@ func writeCatalog(path string) error {
 	return os.WriteFile(path, b, 0o644)
 }
 
-// freePort returns a loopback TCP port that was free a moment ago, taken
-// below the kernel's ephemeral range. A port from that range (":0") is
-// free only until the kernel hands it to another process's ":0", such as
-// a test of another package running beside this one, which could bind it
-// before the service does; the kernel never picks one below the range.
-func freePort() (int, error) {
-	low := ephemeralLow()
+// freePort returns a loopback TCP port that was free a moment ago and is
+// not in taken, outside the kernel's ephemeral range where there is room
+// (below it, else above it). A port from that range (":0") is free only
+// until the kernel hands it to another process's ":0", such as a test of
+// another package running beside this one, which could bind it before the
+// service does; the kernel never picks one outside the range.
+func freePort(taken map[int]bool) (int, error) {
+	lo, hi := pickRange()
+	if lo == 0 {
+		return ephemeralPort(taken)
+	}
 	for range 100 {
-		port := minPort + rand.IntN(low-minPort)
+		port := lo + rand.IntN(hi-lo+1)
+		if taken[port] {
+			continue
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue // taken: try another
@@ -85,32 +92,58 @@ func freePort() (int, error) {
 		if err := l.Close(); err != nil {
 			return 0, err
 		}
+		taken[port] = true
 		return port, nil
 	}
-	return 0, fmt.Errorf("no free loopback port found in %d..%d", minPort, low-1)
+	return 0, fmt.Errorf("no free loopback port found in %d..%d", lo, hi)
+}
+
+// ephemeralPort is freePort's last resort, a port the kernel picks, when
+// its ephemeral range leaves no room outside it.
+func ephemeralPort(taken map[int]bool) (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return 0, err
+		}
+		if !taken[port] {
+			taken[port] = true
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free loopback port")
 }
 
 // minPort is the lowest port freePort picks: above the well-known and the
 // commonly configured ones.
 const minPort = 20000
 
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
-// ip_local_port_range; 32768, Linux's default, where that cannot be read).
-func ephemeralLow() int {
-	const fallback = 32768
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return fallback
+// pickRange is where freePort picks ports: below the kernel's ephemeral
+// range (Linux's ip_local_port_range; 32768–60999, its default, where that
+// cannot be read) when at least 1,000 ports lie between minPort and it,
+// else above it when 1,000 lie there; 0, 0 when neither.
+func pickRange() (lo, hi int) {
+	elo, ehi := 32768, 60999
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			l, err1 := strconv.Atoi(f[0])
+			h, err2 := strconv.Atoi(f[1])
+			if err1 == nil && err2 == nil && l <= h {
+				elo, ehi = l, h
+			}
+		}
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return fallback
+	switch {
+	case elo-minPort >= 1000:
+		return minPort, elo - 1
+	case 65535-ehi >= 1000:
+		return ehi + 1, 65535
 	}
-	low, err := strconv.Atoi(f[0])
-	if err != nil || low <= minPort+1000 {
-		return fallback
-	}
-	return low
+	return 0, 0
 }
 
 // process is one running service.
@@ -142,8 +175,9 @@ type systemConfig struct {
 // them to be ready (see ready).
 func startSystem(cfg systemConfig) (*system, error) {
 	s := &system{started: time.Now()}
+	taken := map[int]bool{}
 	for _, name := range services {
-		port, err := freePort()
+		port, err := freePort(taken)
 		if err != nil {
 			s.stop(0)
 			return nil, err
@@ -166,7 +200,7 @@ func startSystem(cfg systemConfig) (*system, error) {
 		env = withDefaultGOMAXPROCS(env, os.LookupEnv)
 		adminURL := "http://127.0.0.1:" + strconv.Itoa(port)
 		if name == "order" {
-			adminPort, err := freePort()
+			adminPort, err := freePort(taken)
 			if err != nil {
 				s.stop(0)
 				return nil, err

@@ -79,22 +79,33 @@ func TestReportNamesTheServicesSettings(t *testing.T) {
 	}
 }
 
-// freePort picks ports below the kernel's ephemeral range, which another
-// process's ":0" can never be handed, and that are free.
-func TestFreePortIsBelowTheEphemeralRange(t *testing.T) {
-	low := ephemeralLow()
-	for range 20 {
-		port, err := freePort()
+// freePort picks ports outside the kernel's ephemeral range, which
+// another process's ":0" can never be handed, that are free and that it
+// did not pick before for the same system.
+func TestFreePortIsOutsideTheEphemeralRange(t *testing.T) {
+	lo, hi := pickRange()
+	if lo == 0 {
+		// No room outside the range here: freePort falls back to ports
+		// the kernel picks, still each once and bindable.
+		t.Log("no room outside the ephemeral range on this machine: checking the fallback")
+		lo, hi = 1, 65535
+	}
+	taken := map[int]bool{}
+	for range 50 {
+		port, err := freePort(taken)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if port < minPort || port >= low {
-			t.Fatalf("freePort: got %d, want a port in %d..%d", port, minPort, low-1)
+		if port < lo || port > hi {
+			t.Fatalf("freePort: got %d, want a port in %d..%d", port, lo, hi)
 		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			t.Fatalf("freePort: got %d, which cannot be bound: %v", port, err)
 		}
 		_ = l.Close()
+	}
+	if len(taken) != 50 {
+		t.Errorf("ports picked: %d distinct of 50, want each once", len(taken))
 	}
 }
