@@ -52,6 +52,7 @@ func TestEveryPageRenders(t *testing.T) {
 		{"/faults/payment/live", []string{`id="faults-payment"`, "payment_latency"}},
 		{"/queue", []string{"Topics", "Dead-letter queue", `data-topic="payment.events"`, `\x00poison`, "Replay all", `name="confirm"`}},
 		{"/queue/topics", []string{`id="topics"`}},
+		{"/queue/outboxes", []string{`id="outboxes"`, `data-service="payment"`, `data-pending="0"`}},
 		{"/queue/dlq", []string{`id="dlq"`, `data-group="order"`}},
 		{"/stock", []string{`data-sku="SKU-5"`, `data-available="3"`, "Limited-edition cup", `id="restock-SKU-5"`}},
 		{"/stock/live", []string{`id="stock"`}},
@@ -85,7 +86,7 @@ func TestPagesWhenEverythingIsDown(t *testing.T) {
 	e := newEnv(t, allDown(t))
 	c := newClient(t, e.srv)
 	for _, path := range []string{"/orders", "/orders/live", "/orders/ord-1", "/orders/ord-1/live", "/faults", "/faults/payment/live",
-		"/queue", "/queue/topics", "/queue/dlq", "/queue/dlq/1", "/stock", "/stock/live", "/banner"} {
+		"/queue", "/queue/topics", "/queue/outboxes", "/queue/dlq", "/queue/dlq/1", "/stock", "/stock/live", "/banner"} {
 		t.Run("GET "+path, func(t *testing.T) {
 			r := c.get(path, false)
 			if r.Code != http.StatusOK {
@@ -96,9 +97,12 @@ func TestPagesWhenEverythingIsDown(t *testing.T) {
 				return
 			}
 			mustContain(t, path, r.Body, "Down.")
-			if strings.HasPrefix(path, "/queue") {
+			switch {
+			case path == "/queue/outboxes": // the services' admin APIs answer it
+				mustContain(t, path, r.Body, "is down (http://127.0.0.1:", "connection refused")
+			case strings.HasPrefix(path, "/queue"):
 				mustContain(t, path, r.Body, "queue unavailable", "no such file")
-			} else {
+			default:
 				mustContain(t, path, r.Body, "is down (http://127.0.0.1:", "connection refused")
 			}
 		})
