@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -30,7 +29,7 @@ import (
 // If that publish fails (or takes longer than AckDeadline, or panics), the
 // batch's transaction is rolled back (a call still hanging then keeps any
 // other forwarding transaction from beginning until it returns:
-// Forwarder.calling), so the offset stays and nothing is
+// destinationCalls), so the offset stays and nothing is
 // lost (the topics of the batch that were published go out again: at
 // least once); the forwarder pauses for RetryInterval and forwards the next
 // batch message by message, so that one message the destination refuses is
@@ -154,9 +153,9 @@ func (b *heldBatch) stop() {
 // it holds back messages forwarded in the subscriber transaction in
 // progress and passes any other straight to dst.
 type holdingPublisher struct {
-	dst     message.Publisher
-	held    *heldBatch
-	calling *atomic.Int32 // Forwarder.calling
+	dst   message.Publisher
+	held  *heldBatch
+	calls *destinationCalls // Forwarder.calls
 }
 
 func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error {
@@ -168,8 +167,7 @@ func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error 
 	if tx, ok := wsql.TxFromContext(msgs[0].Context()); ok && p.held.hold(tx, topic, msgs) {
 		return nil
 	}
-	p.calling.Add(1)
-	defer p.calling.Add(-1)
+	defer p.calls.begin()()
 	return p.dst.Publish(topic, msgs...)
 }
 
@@ -195,10 +193,13 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 	}
 	results := make(chan error, len(topics)) // late results never block
 	for _, topic := range topics {
-		f.calling.Add(1)
+		end := f.calls.begin()
 		f.publishing.Go(func() {
-			err := publishRecovering(f.dst, topic, byTopic[topic])
-			f.calling.Add(-1) // before the result: the next batch must not find it still calling
+			var err error
+			func() {
+				defer end() // before the result: the next batch must not find it still running
+				err = publishRecovering(f.dst, topic, byTopic[topic])
+			}()
 			results <- err
 		})
 	}

@@ -349,6 +349,7 @@ func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
 	requirePlaced(t, db, ob, 0, 3, "the destination is about to hang")
 	require.Eventually(t, func() bool { return dst.calls.Load() >= 1 }, 10*time.Second, time.Millisecond, "the batch's Publish")
 	time.Sleep(2 * ackDeadline) // the batch is given up, its call hangs on
+	offsetWhileHung := lastOffset(t, db)
 
 	// Another connection takes the write lock again and again, waiting at
 	// most half an ack deadline for it: a forwarding transaction holding
@@ -373,11 +374,111 @@ func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
 	if got := dst.calls.Load(); got != 1 {
 		t.Errorf("calls of the hung destination: got %d, want 1", got)
 	}
+	// No forwarding transaction put the messages back either (each such
+	// transaction stores them again, under new offsets).
+	if got := lastOffset(t, db); got != offsetWhileHung {
+		t.Errorf("outbox's last offset while the destination hangs: got %d, then %d; want it unchanged (no forwarding transaction)", offsetWhileHung, got)
+	}
 
 	close(dst.release)
 	released = true
 	waitPending(t, f, 0, 10*time.Second)
 	col.waitCount(t, 3, 5*time.Second)
+}
+
+// lastOffset is the outbox's highest offset: every message stored, or
+// put back, takes a new one.
+func lastOffset(t *testing.T, db *sql.DB) int64 {
+	t.Helper()
+	var n sql.NullInt64
+	require.NoError(t, db.QueryRow(`SELECT MAX("offset") FROM watermill_outbox`).Scan(&n))
+	return n.Int64
+}
+
+// stickyPublisher fails its first call, hangs its second until release
+// is closed, and passes the others on.
+type stickyPublisher struct {
+	message.Publisher
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (p *stickyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	switch p.calls.Add(1) {
+	case 1:
+		return errors.New("queue refused the batch")
+	case 2:
+		<-p.release
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// A call that hangs while a message is forwarded alone (after a failed
+// batch) keeps further forwarding transactions from beginning, as a
+// batch's call does.
+func TestACallHangingInMessageByMessageModeHoldsForwardingBack(t *testing.T) {
+	db, ob := tempOutbox(t)
+	inner, col := newDestination(t, "order.events")
+	dst := &stickyPublisher{Publisher: inner, release: make(chan struct{})}
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
+		Outbox: ob, AckDeadline: 100 * time.Millisecond, RetryInterval: 20 * time.Millisecond,
+	})
+	released := false
+	defer func() {
+		if !released {
+			close(dst.release)
+		}
+	}()
+
+	requirePlaced(t, db, ob, 0, 3, "the destination is about to fail, then hang")
+	require.Eventually(t, func() bool { return dst.calls.Load() >= 2 }, 10*time.Second, time.Millisecond, "the failed batch, then a message alone")
+	time.Sleep(300 * time.Millisecond) // its ack deadline passes; the call hangs on
+	before := lastOffset(t, db)
+	time.Sleep(500 * time.Millisecond)
+	if got := dst.calls.Load(); got != 2 {
+		t.Errorf("calls of the destination: got %d, want 2 (the failed batch, the hung message)", got)
+	}
+	if got := lastOffset(t, db); got != before {
+		t.Errorf("outbox's last offset while the call hangs: got %d, then %d; want it unchanged", before, got)
+	}
+
+	close(dst.release)
+	released = true
+	waitPending(t, f, 0, 10*time.Second)
+	col.waitCount(t, 3, 5*time.Second)
+}
+
+// A call that never returns (a connection cut without a reset) holds
+// forwarding back for ten ack deadlines, not for ever: then a new call is
+// tried beside it, and the destination, answering new calls, gets every
+// message.
+func TestACallThatNeverReturnsIsGivenUpOn(t *testing.T) {
+	db, ob := tempOutbox(t)
+	inner, col := newDestination(t, "order.events")
+	dst := &firstHangsPublisher{Publisher: inner, release: make(chan struct{})}
+	defer close(dst.release) // only when the test ends
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
+		Outbox: ob, AckDeadline: 50 * time.Millisecond, RetryInterval: 20 * time.Millisecond,
+	})
+
+	requirePlaced(t, db, ob, 0, 3, "the destination's first call is about to hang for good")
+	waitPending(t, f, 0, 10*time.Second)
+	col.waitCount(t, 3, 5*time.Second)
+}
+
+// firstHangsPublisher hangs its first call until release is closed and
+// passes the others on.
+type firstHangsPublisher struct {
+	message.Publisher
+	release chan struct{}
+	calls   atomic.Int64
+}
+
+func (p *firstHangsPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.calls.Add(1) == 1 {
+		<-p.release
+	}
+	return p.Publisher.Publish(topic, msgs...)
 }
 
 // panickingPublisher panics on its first calls, then works.

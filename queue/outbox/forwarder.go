@@ -72,8 +72,10 @@ type ForwarderConfig struct {
 	// its batch is committed without it (it is forwarded again later), and
 	// how long the publish of a batch may take before the batch is rolled
 	// back (batch.go). It bounds how long a destination that stops
-	// answering holds the service's write lock: once, as no forwarding
-	// transaction begins again while that call hangs (Forwarder.calling).
+	// answering holds the service's write lock at each call: no
+	// forwarding transaction begins while a call hangs, up to ten ack
+	// deadlines (destinationCalls), so a queue that stops answering holds
+	// it once per call that hangs, not once per attempt.
 	// Defaults to 5s: well past what a publish takes on a busy queue (the
 	// SQLite queue's lock waits stay under ~1.5 s at saturation), and
 	// short enough that the service's own writes waiting behind it finish
@@ -216,14 +218,9 @@ type Forwarder struct {
 	batchFailed atomic.Bool
 	// publishing counts publishTogether's Publish calls in progress.
 	publishing sync.WaitGroup
-	// calling counts the destination's Publish calls in progress, in
-	// either mode (a batch published together, a message alone). One
-	// still running when a forwarding transaction would begin, or a
-	// message would be forwarded alone, waits on a destination that does
-	// not answer, past its ack deadline: another call would only hang
-	// beside it, and the transaction would hold the service's write lock
-	// for another ack deadline (probingDB, requeueOnFailure).
-	calling atomic.Int32
+	// calls are the destination's Publish calls in progress (see
+	// destinationCalls; probingDB, requeueOnFailure).
+	calls   *destinationCalls
 	schema  SchemaAdapter
 	offsets OffsetsAdapter
 	sub     *wsql.Subscriber
@@ -276,6 +273,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		held:   &heldBatch{},
 		schema: SchemaAdapter{BatchSize: cfg.BatchSize},
 		cool:   &cooldown{},
+		calls:  newDestinationCalls(),
 		logger: cfg.Logger.With(watermill.LogFields{"outbox_topic": cfg.ForwarderTopic}),
 		done:   make(chan struct{}),
 
@@ -297,10 +295,12 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 					` (consumer_group) VALUES (?) ON CONFLICT (consumer_group) DO NOTHING`,
 				Args: []any{cfg.ConsumerGroup},
 			},
-			cool:    f.cool,
-			drain:   f.drain,
-			held:    f.held,
-			calling: &f.calling,
+			cool:   f.cool,
+			drain:  f.drain,
+			held:   f.held,
+			calls:  f.calls,
+			giveUp: hungCallFactor * cfg.AckDeadline,
+			logger: f.logger,
 		},
 		wsql.SubscriberConfig{
 			ConsumerGroup:  cfg.ConsumerGroup,
@@ -325,7 +325,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 	}
 	f.sub = sub
 
-	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held, calling: &f.calling}, cfg.Logger, forwarder.Config{
+	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held, calls: f.calls}, cfg.Logger, forwarder.Config{
 		ForwarderTopic:      cfg.ForwarderTopic,
 		Middlewares:         append([]message.HandlerMiddleware{f.pool.Middleware, f.requeueOnFailure}, cfg.Middlewares...),
 		CloseTimeout:        cfg.CloseTimeout,
@@ -543,9 +543,9 @@ func (f *Forwarder) requeueOnFailure(h message.HandlerFunc) message.HandlerFunc 
 		if f.cool.remaining() > 0 {
 			return nil, f.requeue(msg, nil)
 		}
-		if f.calling.Load() > 0 {
+		if f.calls.hanging(time.Now(), hungCallFactor*f.cfg.AckDeadline, f.logger) {
 			// An earlier forward still waits on a destination that does
-			// not answer (see calling): pause instead.
+			// not answer (see destinationCalls): pause instead.
 			f.cool.trip(f.cfg.RetryInterval)
 			return nil, f.requeue(msg, nil)
 		}
@@ -653,7 +653,7 @@ var (
 	errIdle        = errors.New("outbox is empty")
 	errCoolingDown = errors.New("forwarding paused after a failure")
 	// errDestinationHangs: a destination call is still running (see
-	// Forwarder.calling).
+	// destinationCalls).
 	errDestinationHangs = errors.New("forwarding waits for the destination's last call")
 	errDraining         = errors.New("forwarder is closing")
 )
@@ -665,12 +665,14 @@ var (
 // under it.
 type probingDB struct {
 	*sql.DB
-	probe   wsql.Query
-	lock    wsql.Query
-	cool    *cooldown
-	drain   *drain
-	held    *heldBatch
-	calling *atomic.Int32 // Forwarder.calling
+	probe  wsql.Query
+	lock   wsql.Query
+	cool   *cooldown
+	drain  *drain
+	held   *heldBatch
+	calls  *destinationCalls // Forwarder.calls
+	giveUp time.Duration     // how long a call may hang before one is tried beside it
+	logger watermill.LoggerAdapter
 }
 
 func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
@@ -680,7 +682,7 @@ func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, 
 	if d.cool.remaining() > 0 {
 		return nil, errCoolingDown
 	}
-	if d.calling.Load() > 0 {
+	if d.calls.hanging(time.Now(), d.giveUp, d.logger) {
 		// A call to the destination still hangs past its ack deadline: a
 		// transaction now would hold the service's write lock for
 		// nothing (its messages could only be put back, or hang beside

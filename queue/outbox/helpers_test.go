@@ -213,11 +213,16 @@ func runForwarder(t testing.TB, db *sql.DB, dst message.Publisher, cfg outbox.Fo
 
 func waitPending(t testing.TB, f *outbox.Forwarder, want int64, timeout time.Duration) {
 	t.Helper()
-	var n int64
-	require.Eventually(t, func() bool {
-		var err error
-		n, err = f.Pending(context.Background())
+	deadline := time.Now().Add(timeout)
+	for {
+		n, err := f.Pending(context.Background())
 		require.NoError(t, err)
-		return n == want
-	}, timeout, 5*time.Millisecond, "pending: got %d, want %d", n, want)
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pending after %s: got %d, want %d", timeout, n, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
