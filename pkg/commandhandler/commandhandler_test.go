@@ -132,20 +132,7 @@ func TestHandle(t *testing.T) {
 // must not each add a series (the SDK caps an instrument at 2,000, after
 // which real types would be counted under an overflow series).
 func TestUndecodableMessagesOfMadeUpTypesShareOneSeries(t *testing.T) {
-	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := sdkmetric.NewManualReader()
-	h, err := commandhandler.New(commandhandler.Config{
-		Topic:    contracts.TopicInventoryCommands,
-		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) { return false, nil },
-		Faults:   reg, Logger: slog.New(slog.DiscardHandler),
-		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := meteredHandler(t)
 	undecodable := func(typ string) *message.Message {
 		msg := message.NewMessage(watermill.NewUUID(), []byte(`{"order_id":`))
 		if typ != "" {
@@ -179,6 +166,27 @@ func TestUndecodableMessagesOfMadeUpTypesShareOneSeries(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("orderflow.messages.handled by type: got %v, want %v", got, want)
 	}
+}
+
+// meteredHandler is an inventory handler whose dispatch handles anything,
+// with its metrics read through the returned reader.
+func meteredHandler(t *testing.T) (*commandhandler.Handler, *sdkmetric.ManualReader) {
+	t.Helper()
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := sdkmetric.NewManualReader()
+	h, err := commandhandler.New(commandhandler.Config{
+		Topic:    contracts.TopicInventoryCommands,
+		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) { return false, nil },
+		Faults:   reg, Logger: slog.New(slog.DiscardHandler),
+		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, reader
 }
 
 func boolText(b bool) string {
@@ -245,22 +253,7 @@ func TestHandlerDurationBucketsAreSeconds(t *testing.T) {
 		return t0.Add(2 * time.Millisecond)
 	})
 	defer restore()
-	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := sdkmetric.NewManualReader()
-	h, err := commandhandler.New(commandhandler.Config{
-		Topic: contracts.TopicInventoryCommands,
-		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) {
-			return false, nil
-		},
-		Faults: reg, Logger: slog.New(slog.DiscardHandler),
-		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, reader := meteredHandler(t)
 	if err := h.Handle(encode(t, contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})); err != nil {
 		t.Fatal(err)
 	}

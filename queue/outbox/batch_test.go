@@ -280,6 +280,14 @@ func TestLateHandlerDoesNotDropTheNextBatch(t *testing.T) {
 	}
 }
 
+// releaseOnce returns a func that closes release the first time it is
+// called: called where the test lets a hung destination go, and deferred
+// for a test that fails before.
+func releaseOnce(release chan struct{}) func() {
+	var once sync.Once
+	return func() { once.Do(func() { close(release) }) }
+}
+
 // hangingPublisher blocks every Publish until release is closed.
 type hangingPublisher struct {
 	message.Publisher
@@ -302,12 +310,8 @@ func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
 	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
 		Outbox: ob, AckDeadline: 100 * time.Millisecond, RetryInterval: 20 * time.Millisecond,
 	})
-	released := false
-	defer func() {
-		if !released {
-			close(dst.release)
-		}
-	}()
+	release := releaseOnce(dst.release)
+	defer release()
 
 	require.NoError(t, placeOrder(context.Background(), db, ob, "o-0"))
 	require.Eventually(t, func() bool { return dst.calls.Load() >= 1 }, 5*time.Second, time.Millisecond)
@@ -315,8 +319,7 @@ func TestHungDestinationHoldsTheWriteLockAtMostAckDeadline(t *testing.T) {
 	// deadline ends the forwarding batch's hold on the lock.
 	requirePlaced(t, db, ob, 1, 6, "the destination hung")
 
-	close(dst.release)
-	released = true
+	release()
 	waitPending(t, f, 0, 10*time.Second)
 	col.waitCount(t, 6, 5*time.Second)
 }
@@ -339,12 +342,8 @@ func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
 	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
 		Outbox: ob, AckDeadline: ackDeadline, RetryInterval: 20 * time.Millisecond,
 	})
-	released := false
-	defer func() {
-		if !released {
-			close(dst.release)
-		}
-	}()
+	release := releaseOnce(dst.release)
+	defer release()
 
 	requirePlaced(t, db, ob, 0, 3, "the destination is about to hang")
 	require.Eventually(t, func() bool { return dst.calls.Load() >= 1 }, 10*time.Second, time.Millisecond, "the batch's Publish")
@@ -380,8 +379,7 @@ func TestAHungDestinationIsNotCalledAgainWhileItHangs(t *testing.T) {
 		t.Errorf("outbox's last offset while the destination hangs: got %d, then %d; want it unchanged (no forwarding transaction)", offsetWhileHung, got)
 	}
 
-	close(dst.release)
-	released = true
+	release()
 	waitPending(t, f, 0, 10*time.Second)
 	col.waitCount(t, 3, 5*time.Second)
 }
@@ -423,12 +421,8 @@ func TestACallHangingInMessageByMessageModeHoldsForwardingBack(t *testing.T) {
 	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
 		Outbox: ob, AckDeadline: 100 * time.Millisecond, RetryInterval: 20 * time.Millisecond,
 	})
-	released := false
-	defer func() {
-		if !released {
-			close(dst.release)
-		}
-	}()
+	release := releaseOnce(dst.release)
+	defer release()
 
 	requirePlaced(t, db, ob, 0, 3, "the destination is about to fail, then hang")
 	require.Eventually(t, func() bool { return dst.calls.Load() >= 2 }, 10*time.Second, time.Millisecond, "the failed batch, then a message alone")
@@ -442,8 +436,7 @@ func TestACallHangingInMessageByMessageModeHoldsForwardingBack(t *testing.T) {
 		t.Errorf("outbox's last offset while the call hangs: got %d, then %d; want it unchanged", before, got)
 	}
 
-	close(dst.release)
-	released = true
+	release()
 	waitPending(t, f, 0, 10*time.Second)
 	col.waitCount(t, 3, 5*time.Second)
 }
