@@ -1,12 +1,7 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"database/sql"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,9 +60,10 @@ func TestQueueTakingNoWritesHoldsOrdersInTheOutbox(t *testing.T) {
 		const n = 8
 		var placed []harness.Order
 		for i, req := range orderMix(n, 17, "SKU-1", "SKU-3") {
-			o, err := placeOnce(ctx, sys, req)
-			if err != nil {
-				t.Fatalf("order %d while the queue takes no writes: %v", i, err)
+			began := time.Now()
+			o, status, err := sys.Client().PlaceOrderOnce(ctx, req)
+			if err != nil || status != http.StatusCreated {
+				t.Fatalf("order %d while the queue takes no writes: got %d after %s (%v), want 201", i, status, time.Since(began).Round(time.Millisecond), err)
 			}
 			placed = append(placed, o)
 		}
@@ -100,40 +96,6 @@ func TestQueueTakingNoWritesHoldsOrdersInTheOutbox(t *testing.T) {
 		sys.CheckInvariants(t, harness.Expect{Orders: n + len(warm), IDs: append(ids(warm), ids(placed)...)})
 		sys.CheckNoCrashes()
 	})
-}
-
-// placeOnce sends one POST /orders, not retried (the harness's client
-// sends a 503 again), and returns the order it placed or why it did not.
-func placeOnce(ctx context.Context, sys *harness.System, req harness.OrderRequest) (harness.Order, error) {
-	req.CustomerID = "customer-e2e"
-	body, err := json.Marshal(req)
-	if err != nil {
-		return harness.Order{}, err
-	}
-	r, err := http.NewRequestWithContext(ctx, http.MethodPost, sys.Service(harness.OrderService).HTTPURL()+"/orders", bytes.NewReader(body))
-	if err != nil {
-		return harness.Order{}, err
-	}
-	r.Header.Set("Content-Type", "application/json")
-	r.Header.Set("Idempotency-Key", harness.NewKey())
-	began := time.Now()
-	res, err := http.DefaultClient.Do(r)
-	if err != nil {
-		return harness.Order{}, err
-	}
-	defer res.Body.Close()
-	answer, err := io.ReadAll(res.Body)
-	if err != nil {
-		return harness.Order{}, err
-	}
-	if res.StatusCode != http.StatusCreated {
-		return harness.Order{}, fmt.Errorf("POST /orders: %d after %s: %s", res.StatusCode, time.Since(began).Round(time.Millisecond), answer)
-	}
-	var o harness.Order
-	if err := json.Unmarshal(answer, &o); err != nil {
-		return harness.Order{}, fmt.Errorf("POST /orders: %w: %s", err, answer)
-	}
-	return o, nil
 }
 
 // queueFile is the file of a sqlite:// queue URL (whose path the queue

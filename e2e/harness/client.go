@@ -219,16 +219,47 @@ func NewKey() string {
 // the service dies mid-request), and returns the order. A refused request
 // (4xx) is an *HTTPError.
 func (c *Client) PlaceOrder(ctx context.Context, req OrderRequest) (Order, error) {
+	req = withOrderDefaults(req)
+	var o Order
+	err := c.call(ctx, c.sys.Service(OrderService), true, http.MethodPost, "/orders", req,
+		map[string]string{"Idempotency-Key": req.IdempotencyKey}, &o)
+	return o, err
+}
+
+// PlaceOrderOnce places an order with one request, not sent again
+// whatever the answer (as a client that does not retry): it returns the
+// order and the status, or an *HTTPError for an answer other than 2xx.
+func (c *Client) PlaceOrderOnce(ctx context.Context, req OrderRequest) (Order, int, error) {
+	req = withOrderDefaults(req)
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return Order{}, 0, err
+	}
+	u := c.sys.Service(OrderService).HTTPURL() + "/orders"
+	status, data, err := c.once(ctx, http.MethodPost, u, payload, map[string]string{"Idempotency-Key": req.IdempotencyKey})
+	if err != nil {
+		return Order{}, 0, err
+	}
+	if status < 200 || status > 299 {
+		return Order{}, status, &HTTPError{Method: http.MethodPost, URL: u, Status: status, Body: string(data)}
+	}
+	var o Order
+	if err := json.Unmarshal(data, &o); err != nil {
+		return Order{}, status, fmt.Errorf("POST %s: decode %s: %w", u, data, err)
+	}
+	return o, status, nil
+}
+
+// withOrderDefaults gives req a random Idempotency-Key and the e2e
+// customer when it has none.
+func withOrderDefaults(req OrderRequest) OrderRequest {
 	if req.IdempotencyKey == "" {
 		req.IdempotencyKey = NewKey()
 	}
 	if req.CustomerID == "" {
 		req.CustomerID = "customer-e2e"
 	}
-	var o Order
-	err := c.call(ctx, c.sys.Service(OrderService), true, http.MethodPost, "/orders", req,
-		map[string]string{"Idempotency-Key": req.IdempotencyKey}, &o)
-	return o, err
+	return req
 }
 
 // GetOrder returns one order.
