@@ -109,11 +109,8 @@ func (i *Inbox) Handler(cfg HandlerConfig, h TxHandlerFunc) (message.HandlerFunc
 				return fmt.Errorf("handler returned %d messages but no outbox is configured", len(out))
 			}
 			for _, m := range out {
-				if m.Metadata == nil {
-					m.Metadata = message.Metadata{}
-				}
 				if !hasTraceContext(cfg.Propagator, m) {
-					cfg.Propagator.Inject(msg.Context(), tracing.MetadataCarrier(m.Metadata))
+					tracing.Config{Propagator: cfg.Propagator}.Inject(msg.Context(), m)
 				}
 			}
 			if err := cfg.Outbox.Publisher(tx).Publish(cfg.PublishTopic, out...); err != nil {

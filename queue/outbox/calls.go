@@ -24,6 +24,9 @@ const hungCallFactor = 10
 // while it runs, up to hungCallFactor ack deadlines; then a new call is
 // tried beside it. It is safe for concurrent use.
 type destinationCalls struct {
+	giveUp time.Duration // how long a call may run before one is tried beside it
+	logger watermill.LoggerAdapter
+
 	mu      sync.Mutex
 	next    uint64
 	running map[uint64]time.Time // the start of each call in progress
@@ -31,8 +34,10 @@ type destinationCalls struct {
 	waitLogged, givenUpLogged bool
 }
 
-func newDestinationCalls() *destinationCalls {
-	return &destinationCalls{running: map[uint64]time.Time{}}
+// newDestinationCalls tracks calls of a forwarder whose ack deadline is
+// ackDeadline, logging to logger.
+func newDestinationCalls(ackDeadline time.Duration, logger watermill.LoggerAdapter) *destinationCalls {
+	return &destinationCalls{giveUp: hungCallFactor * ackDeadline, logger: logger, running: map[uint64]time.Time{}}
 }
 
 // begin records a call starting now; the func it returns records its end
@@ -51,11 +56,11 @@ func (c *destinationCalls) begin() (end func()) {
 	}
 }
 
-// hanging reports whether a call that started less than giveUp before now
-// is still running: then nothing more should be forwarded yet. It logs,
-// once per wait, that forwarding waits, and that it stopped waiting for
-// calls older than giveUp.
-func (c *destinationCalls) hanging(now time.Time, giveUp time.Duration, logger watermill.LoggerAdapter) bool {
+// hanging reports whether a call that started less than hungCallFactor ack
+// deadlines before now is still running: then nothing more should be
+// forwarded yet. It logs, once per wait, that forwarding waits, and that
+// it stopped waiting for calls older than that.
+func (c *destinationCalls) hanging(now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var oldest time.Duration
@@ -63,7 +68,7 @@ func (c *destinationCalls) hanging(now time.Time, giveUp time.Duration, logger w
 	for _, started := range c.running {
 		age := now.Sub(started)
 		oldest = max(oldest, age)
-		if age < giveUp {
+		if age < c.giveUp {
 			young++
 		} else {
 			old++
@@ -73,15 +78,15 @@ func (c *destinationCalls) hanging(now time.Time, giveUp time.Duration, logger w
 		c.waitLogged, c.givenUpLogged = false, false
 		return false
 	}
-	fields := watermill.LogFields{"calls": len(c.running), "oldest": oldest.Round(time.Millisecond).String()}
 	if young > 0 && !c.waitLogged {
 		c.waitLogged = true
-		logger.Info("Forwarding waits for the queue to answer a call; the service's own writes go on and its outbox grows", fields)
+		c.logger.Info("Forwarding waits for the queue to answer a call; the service's own writes go on and its outbox grows",
+			watermill.LogFields{"calls": len(c.running), "oldest": oldest.Round(time.Millisecond).String()})
 	}
 	if young == 0 && old > 0 && !c.givenUpLogged {
 		c.givenUpLogged = true
-		logger.Error("A call to the queue has not returned; forwarding tries again beside it", nil,
-			watermill.LogFields{"calls": old, "oldest": oldest.Round(time.Millisecond).String(), "given_up_after": giveUp.String()})
+		c.logger.Error("A call to the queue has not returned; forwarding tries again beside it", nil,
+			watermill.LogFields{"calls": old, "oldest": oldest.Round(time.Millisecond).String(), "given_up_after": c.giveUp.String()})
 	}
 	return young > 0
 }

@@ -273,13 +273,13 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		held:   &heldBatch{},
 		schema: SchemaAdapter{BatchSize: cfg.BatchSize},
 		cool:   &cooldown{},
-		calls:  newDestinationCalls(),
 		logger: cfg.Logger.With(watermill.LogFields{"outbox_topic": cfg.ForwarderTopic}),
 		done:   make(chan struct{}),
 
 		drain:       newDrain(),
 		stopPolling: make(chan struct{}),
 	}
+	f.calls = newDestinationCalls(cfg.AckDeadline, f.logger)
 	var wake <-chan struct{}
 	if cfg.Outbox != nil {
 		wake = cfg.Outbox.stored
@@ -295,12 +295,10 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 					` (consumer_group) VALUES (?) ON CONFLICT (consumer_group) DO NOTHING`,
 				Args: []any{cfg.ConsumerGroup},
 			},
-			cool:   f.cool,
-			drain:  f.drain,
-			held:   f.held,
-			calls:  f.calls,
-			giveUp: hungCallFactor * cfg.AckDeadline,
-			logger: f.logger,
+			cool:  f.cool,
+			drain: f.drain,
+			held:  f.held,
+			calls: f.calls,
 		},
 		wsql.SubscriberConfig{
 			ConsumerGroup:  cfg.ConsumerGroup,
@@ -543,7 +541,7 @@ func (f *Forwarder) requeueOnFailure(h message.HandlerFunc) message.HandlerFunc 
 		if f.cool.remaining() > 0 {
 			return nil, f.requeue(msg, nil)
 		}
-		if f.calls.hanging(time.Now(), hungCallFactor*f.cfg.AckDeadline, f.logger) {
+		if f.calls.hanging(time.Now()) {
 			// An earlier forward still waits on a destination that does
 			// not answer (see destinationCalls): pause instead.
 			f.cool.trip(f.cfg.RetryInterval)
@@ -665,14 +663,12 @@ var (
 // under it.
 type probingDB struct {
 	*sql.DB
-	probe  wsql.Query
-	lock   wsql.Query
-	cool   *cooldown
-	drain  *drain
-	held   *heldBatch
-	calls  *destinationCalls // Forwarder.calls
-	giveUp time.Duration     // how long a call may hang before one is tried beside it
-	logger watermill.LoggerAdapter
+	probe wsql.Query
+	lock  wsql.Query
+	cool  *cooldown
+	drain *drain
+	held  *heldBatch
+	calls *destinationCalls // Forwarder.calls
 }
 
 func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
@@ -682,7 +678,7 @@ func (d *probingDB) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, 
 	if d.cool.remaining() > 0 {
 		return nil, errCoolingDown
 	}
-	if d.calls.hanging(time.Now(), d.giveUp, d.logger) {
+	if d.calls.hanging(time.Now()) {
 		// A call to the destination still hangs past its ack deadline: a
 		// transaction now would hold the service's write lock for
 		// nothing (its messages could only be put back, or hang beside
