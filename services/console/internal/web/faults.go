@@ -79,10 +79,17 @@ func (s *Server) loadFaults(ctx context.Context, sv service) serviceFaults {
 
 // loadAllFaults asks every service at once.
 func (s *Server) loadAllFaults(ctx context.Context) []serviceFaults {
-	out := make([]serviceFaults, len(s.services))
+	return askEveryService(ctx, s.services, s.loadFaults)
+}
+
+// askEveryService calls ask for each service at once and returns the
+// answers in the services' order. Each call is bounded by its upstream
+// client's timeout and ctx.
+func askEveryService[T any](ctx context.Context, services []service, ask func(context.Context, service) T) []T {
+	out := make([]T, len(services))
 	var wg sync.WaitGroup
-	for i, sv := range s.services {
-		wg.Go(func() { out[i] = s.loadFaults(ctx, sv) })
+	for i, sv := range services {
+		wg.Go(func() { out[i] = ask(ctx, sv) })
 	}
 	wg.Wait()
 	return out

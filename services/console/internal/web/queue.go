@@ -7,7 +7,6 @@ import (
 	"html/template"
 	"net/http"
 	"strconv"
-	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -82,21 +81,13 @@ type outboxRow struct {
 
 // loadOutboxes asks every service at once.
 func (s *Server) loadOutboxes(ctx context.Context) []outboxRow {
-	out := make([]outboxRow, len(s.services))
-	var wg sync.WaitGroup
-	for i, sv := range s.services {
-		wg.Go(func() {
-			out[i].Service = sv.Name
-			n, err := sv.Admin.OutboxPending(ctx)
-			if err != nil {
-				out[i].Down = downText(err)
-				return
-			}
-			out[i].Pending = n
-		})
-	}
-	wg.Wait()
-	return out
+	return askEveryService(ctx, s.services, func(ctx context.Context, sv service) outboxRow {
+		n, err := sv.Admin.OutboxPending(ctx)
+		if err != nil {
+			return outboxRow{Service: sv.Name, Down: downText(err)}
+		}
+		return outboxRow{Service: sv.Name, Pending: n}
+	})
 }
 
 func (s *Server) outboxesRegion(p *page, rows []outboxRow) (template.HTML, error) {
