@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,11 +30,14 @@ import (
 // If that publish fails (or takes longer than AckDeadline, or panics), the
 // batch's transaction is rolled back (a call still hanging then keeps any
 // other forwarding transaction from beginning until it returns:
-// destinationCalls), so the offset stays and nothing is
-// lost (the topics of the batch that were published go out again: at
-// least once); the forwarder pauses for RetryInterval and forwards the next
-// batch message by message, so that one message the destination refuses is
-// put back alone (requeueOnFailure) instead of failing its batch for ever.
+// destinationCalls), so the offset stays and nothing is lost; the topics
+// of the batch that the destination took, then or later, are not sent
+// again (lateDeliveries: a destination slower than the ack deadline at
+// every call would otherwise be sent the same batch for ever; after a
+// restart they are: at least once); the forwarder pauses for
+// RetryInterval and forwards the next batch message by message, so that
+// one message the destination refuses is put back alone
+// (requeueOnFailure) instead of failing its batch for ever.
 // A batch that goes through that way turns holding back on again.
 //
 // A message put back after a failed forward is stored again when the
@@ -156,6 +160,7 @@ type holdingPublisher struct {
 	dst   message.Publisher
 	held  *heldBatch
 	calls *destinationCalls // Forwarder.calls
+	late  *lateDeliveries   // Forwarder.late
 }
 
 func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error {
@@ -167,8 +172,19 @@ func (p holdingPublisher) Publish(topic string, msgs ...*message.Message) error 
 	if tx, ok := wsql.TxFromContext(msgs[0].Context()); ok && p.held.hold(tx, topic, msgs) {
 		return nil
 	}
+	if msgs = p.late.undelivered(topic, msgs); len(msgs) == 0 {
+		return nil // taken by an earlier call that the forwarder gave up on
+	}
 	defer p.calls.begin()()
-	return p.dst.Publish(topic, msgs...)
+	if err := p.dst.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	if msgs[0].Context().Err() != nil {
+		// The subscriber stopped waiting for this message (its ack
+		// deadline passed): it is read again, and skipped then.
+		p.late.add(topic, msgs)
+	}
+	return nil
 }
 
 // Close does nothing: the Forwarder does not close its destination.
@@ -191,6 +207,12 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 		}
 		byTopic[m.topic] = append(byTopic[m.topic], m.msg)
 	}
+	// Leave out what an earlier batch's call, given up on, delivered.
+	topics = slices.DeleteFunc(topics, func(topic string) bool {
+		byTopic[topic] = f.late.undelivered(topic, byTopic[topic])
+		return len(byTopic[topic]) == 0
+	})
+	calls := &batchCalls{late: f.late}
 	results := make(chan error, len(topics)) // late results never block
 	for _, topic := range topics {
 		end := f.calls.begin()
@@ -200,6 +222,9 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 				defer end() // before the result: the next batch must not find it still running
 				err = publishRecovering(f.dst, topic, byTopic[topic])
 			}()
+			if err == nil {
+				calls.succeed(topic, byTopic[topic])
+			}
 			results <- err
 		})
 	}
@@ -211,10 +236,15 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 		case err := <-results:
 			errs = append(errs, err)
 		case <-deadline.C:
+			calls.giveUp()
 			return errors.Join(append(errs, fmt.Errorf("publishing the batch took longer than the ack deadline (%s)", f.cfg.AckDeadline))...)
 		}
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		calls.giveUp()
+		return err
+	}
+	return nil
 }
 
 func publishRecovering(dst message.Publisher, topic string, msgs []*message.Message) (err error) {

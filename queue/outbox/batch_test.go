@@ -504,3 +504,102 @@ func TestPanickingDestinationFailsTheBatch(t *testing.T) {
 		assert.GreaterOrEqual(t, got[id], 1, "deliveries of %s", id)
 	}
 }
+
+// lateStickyPublisher fails its first call when failFirst is set, then
+// takes every message after delay: longer than the forwarder's ack
+// deadline, so each call ends after the forwarder stopped waiting for it.
+type lateStickyPublisher struct {
+	message.Publisher
+	delay     time.Duration
+	failFirst bool
+	calls     atomic.Int64
+}
+
+func (p *lateStickyPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.calls.Add(1) == 1 && p.failFirst {
+		return errors.New("queue refused the batch")
+	}
+	time.Sleep(p.delay)
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// A destination that takes every message, each time after the ack
+// deadline, is not sent the same messages for ever: what it took after
+// the forwarder stopped waiting is not sent again, so the outbox drains
+// and each message arrives once. Batch mode (the batch's Publish is given
+// up at the deadline) and message-by-message mode (the subscriber gives up
+// on the message) both.
+func TestMessagesTakenAfterTheAckDeadlineAreNotSentAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		failFirst bool // the first batch fails: message by message from then on
+	}{
+		{name: "batch", failFirst: false},
+		{name: "message by message", failFirst: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db, ob := tempOutbox(t)
+			ids := []string{"m-0", "m-1", "m-2", "m-3"}
+			storeAll(t, db, ob, "a", ids...)
+			inner, col := newDestination(t, "a")
+			const ackDeadline = 50 * time.Millisecond
+			dst := &lateStickyPublisher{Publisher: inner, delay: 3 * ackDeadline, failFirst: tc.failFirst}
+			f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{
+				Outbox: ob, AckDeadline: ackDeadline, RetryInterval: 20 * time.Millisecond,
+			})
+			waitPending(t, f, 0, 10*time.Second)
+			col.waitCount(t, len(ids), 5*time.Second)
+			time.Sleep(5 * ackDeadline) // a call made before the outbox drained ends by now
+			got := col.snapshot()
+			for _, id := range ids {
+				if got[id] != 1 {
+					t.Errorf("deliveries of %s: got %d, want 1", id, got[id])
+				}
+			}
+		})
+	}
+}
+
+// topicRefusingPublisher refuses its first call for topic bad.
+type topicRefusingPublisher struct {
+	message.Publisher
+	bad     string
+	refused atomic.Bool
+}
+
+func (p *topicRefusingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if topic == p.bad && p.refused.CompareAndSwap(false, true) {
+		return errors.New("destination refuses topic " + topic)
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// When one topic of a batch fails, the batch is rolled back and forwarded
+// again; the messages of the topics the destination took are not sent
+// again.
+func TestATopicRefusedInABatchDoesNotResendTheOthers(t *testing.T) {
+	db, ob := tempOutbox(t)
+	require.NoError(t, inTx(context.Background(), db, func(tx *sql.Tx) error {
+		for _, m := range []struct{ topic, id string }{{"a", "a-0"}, {"b", "b-0"}, {"a", "a-1"}, {"b", "b-1"}} {
+			if err := ob.Store(context.Background(), tx, m.topic, message.NewMessage(m.id, []byte(`{}`))); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	inner, col := newDestination(t, "a", "b")
+	dst := &topicRefusingPublisher{Publisher: inner, bad: "b"}
+	f, _ := startForwarder(t, db, dst, outbox.ForwarderConfig{Outbox: ob, RetryInterval: 20 * time.Millisecond})
+	waitPending(t, f, 0, 10*time.Second)
+	col.waitCount(t, 4, 5*time.Second)
+	time.Sleep(50 * time.Millisecond) // a duplicate would have arrived by now
+	got := col.snapshot()
+	for _, id := range []string{"a-0", "a-1", "b-0", "b-1"} {
+		if got[id] != 1 {
+			t.Errorf("deliveries of %s: got %d, want 1", id, got[id])
+		}
+	}
+	if !dst.refused.Load() {
+		t.Error("the destination never refused topic b: the test did not fail a batch")
+	}
+}

@@ -220,7 +220,10 @@ type Forwarder struct {
 	publishing sync.WaitGroup
 	// calls are the destination's Publish calls in progress (see
 	// destinationCalls; probingDB, requeueOnFailure).
-	calls   *destinationCalls
+	calls *destinationCalls
+	// late are the messages the destination took after the forwarder
+	// gave up waiting for them, not to be sent again.
+	late    *lateDeliveries
 	schema  SchemaAdapter
 	offsets OffsetsAdapter
 	sub     *wsql.Subscriber
@@ -271,6 +274,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		db:     db,
 		dst:    dst,
 		held:   &heldBatch{},
+		late:   newLateDeliveries(),
 		schema: SchemaAdapter{BatchSize: cfg.BatchSize},
 		cool:   &cooldown{},
 		logger: cfg.Logger.With(watermill.LogFields{"outbox_topic": cfg.ForwarderTopic}),
@@ -323,7 +327,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 	}
 	f.sub = sub
 
-	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held, calls: f.calls}, cfg.Logger, forwarder.Config{
+	fwd, err := forwarder.NewForwarder(sub, holdingPublisher{dst: dst, held: f.held, calls: f.calls, late: f.late}, cfg.Logger, forwarder.Config{
 		ForwarderTopic:      cfg.ForwarderTopic,
 		Middlewares:         append([]message.HandlerMiddleware{f.pool.Middleware, f.requeueOnFailure}, cfg.Middlewares...),
 		CloseTimeout:        cfg.CloseTimeout,
