@@ -63,9 +63,17 @@ type delivery struct {
 // not two.
 //
 // replayID is the message's backend.MetadataReplayID ("" but for a replay).
-func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayID string, batch int64, acked *delivery) (delivery, error) {
+//
+// session is the server process id of the batch's session, whose
+// transaction holds the group's lock (see offsetsAdapter): the claim is
+// made only while it still does, and fails with errBatchLost otherwise.
+// The claim commits on a connection of its own, so without that a batch
+// whose session was cut from outside (a server restart, a proxy's reset)
+// would go on claiming and handing out its messages while another consumer
+// of the group, the lock now its, reads the same batch and claims them too.
+func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayID string, batch int64, session int32, acked *delivery) (delivery, error) {
 	d := delivery{topic: topic, group: group, uuid: uuid, batch: batch}
-	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch, replayID}
+	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch, replayID, session, groupLockKey(topic, group)}
 	if acked != nil && acked.topic == topic && acked.group == group && acked.uuid != uuid {
 		query, args = claimAndMarkSQL, append(args, acked.uuid, acked.attempt, acked.batch)
 	} else if acked != nil {
@@ -78,6 +86,11 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 	began := time.Now() // a success counts from here (see publisher.Publish)
 	var inFlight bool
 	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError, &d.abandoned, &d.soloRuns, &inFlight)
+	if errors.Is(err, sql.ErrNoRows) {
+		// The server answered: it takes writes.
+		b.health.Succeeded(began)
+		return delivery{}, fmt.Errorf("claim delivery of %s: %w", uuid, errBatchLost)
+	}
 	if err != nil {
 		// Every delivery writes here first: a consumer that never
 		// publishes learns here that the server refuses writes.
@@ -89,9 +102,15 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 	return d, nil
 }
 
+// errBatchLost is claimDelivery's error when the batch's session no longer
+// holds the group's lock.
+var errBatchLost = errors.New("the batch's session no longer holds the group's lock")
+
 // claimSQL counts a delivery of message $3 (of replay $6, "" for the
 // original) to the group by owner $4 in batch $5, which the row names as
-// the batch it was claimed in, with the replay. The
+// the batch it was claimed in, with the replay, if server process $7 (the
+// batch's session) holds the group's lock, advisory key $8; else it
+// returns no row. The
 // previous delivery was abandoned if it was still in flight and its
 // owner's lock is free (see ownerLockClass); otherwise the count of runs
 // alone starts again. A row of the same publication acked in another
@@ -102,7 +121,11 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 const claimSQL = `
 	INSERT INTO queue_delivery_attempts AS d
 		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner, claimed_in, replay_id)
-	VALUES ($1, $2, $3, 1, true, now(), $4, $5, $6)
+	SELECT $1, $2, $3, 1, true, now(), $4, $5, $6
+	WHERE EXISTS (
+		SELECT 1 FROM pg_locks l
+		WHERE l.locktype = 'advisory' AND l.pid = $7 AND l.granted AND l.objsubid = 1
+			AND ((l.classid::bigint << 32) | l.objid::bigint) = $8)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
 	SET attempts = CASE WHEN ` + settled + ` THEN d.attempts WHEN ` + replayed + ` THEN 1 ELSE d.attempts + 1 END,
 		in_flight = NOT ` + settled + `,
@@ -138,13 +161,14 @@ const (
 const previousAbandoned = `CASE WHEN d.in_flight
 		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, d.owner) ELSE false END`
 
-// claimAndMarkSQL is claimSQL that also marks the row of message $7
-// claimed at attempt $8 in batch $9 acked, as markAckedSQL does. The two
-// touch different rows ($7 <> $3), as a data-modifying CTE must.
+// claimAndMarkSQL is claimSQL that also marks the row of message $9
+// claimed at attempt $10 in batch $11 acked, as markAckedSQL does, whether
+// or not the claim is made (the ack was in time). The two touch different
+// rows ($9 <> $3), as a data-modifying CTE must.
 const claimAndMarkSQL = `
 	WITH marked AS (
-		UPDATE queue_delivery_attempts SET acked_in = $9, in_flight = false
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $7 AND attempts = $8 AND claimed_in = $9
+		UPDATE queue_delivery_attempts SET acked_in = $11, in_flight = false
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $9 AND attempts = $10 AND claimed_in = $11
 	)` + claimSQL
 
 // markAckedSQL marks the row of message $3 of the group ($2) on topic ($1)

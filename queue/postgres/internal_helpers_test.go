@@ -51,3 +51,22 @@ func nextMessage(t *testing.T, ch <-chan *message.Message, who string) *message.
 		return nil
 	}
 }
+
+// holdGroupLock takes the lock of group "g" of topic "jobs" in a
+// transaction of its own, as a batch's session does, until cleanup, and
+// returns that session's server process id: the session claimDelivery
+// wants.
+func holdGroupLock(ctx context.Context, t *testing.T, b *Backend) int32 {
+	t.Helper()
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback() })
+	var session int32
+	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_xact_lock($1)) l`,
+		groupLockKey("jobs", "g")).Scan(&session); err != nil {
+		t.Fatal(err)
+	}
+	return session
+}

@@ -17,9 +17,10 @@ func TestAnAckOnTheRowSettlesDeliveriesInOtherBatches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b := openFresh(ctx, t, Config{})
+	session := holdGroupLock(ctx, t, b)
 	claim := func(batch int64, want string) delivery {
 		t.Helper()
-		d, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", batch, nil)
+		d, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", batch, session, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +59,8 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b := openFresh(ctx, t, Config{})
-	held, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 1, nil)
+	session := holdGroupLock(ctx, t, b)
+	held, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 1, session, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +68,7 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 	if _, err := b.db.ExecContext(ctx, `DELETE FROM queue_delivery_attempts WHERE message_uuid = 'm-1'`); err != nil {
 		t.Fatal(err)
 	}
-	replay, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 2, nil)
+	replay, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 2, session, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +77,7 @@ func TestAHeldAckDoesNotMarkALaterDeliveryOfTheSameID(t *testing.T) {
 	}
 	for name, mark := range map[string]func() error{
 		"on its own":     func() error { return b.markAcked(ctx, held) },
-		"with the claim": func() error { _, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 2, &held); return err },
+		"with the claim": func() error { _, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 2, session, &held); return err },
 	} {
 		if err := mark(); err != nil {
 			t.Fatalf("mark %s: %v", name, err)
@@ -98,16 +100,17 @@ func TestALeftMarkDoesNotSettleAReplay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b := openFresh(ctx, t, Config{})
+	session := holdGroupLock(ctx, t, b)
 	for _, tc := range []struct{ acked, replay string }{{"", "r-1"}, {"r-1", "r-2"}, {"r-1", ""}} {
 		uuid := "m-" + tc.acked + "-" + tc.replay
-		d, err := b.claimDelivery(ctx, "jobs", "g", uuid, tc.acked, 1, nil)
+		d, err := b.claimDelivery(ctx, "jobs", "g", uuid, tc.acked, 1, session, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := b.ackDelivery(ctx, d); err != nil {
 			t.Fatal(err)
 		}
-		r, err := b.claimDelivery(ctx, "jobs", "g", uuid, tc.replay, 2, nil)
+		r, err := b.claimDelivery(ctx, "jobs", "g", uuid, tc.replay, 2, session, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

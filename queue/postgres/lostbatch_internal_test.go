@@ -11,11 +11,26 @@ import (
 )
 
 // A subscription whose batch's session is cut from outside (here
-// pg_terminate_backend; a proxy's reset would do the same) while a handler
-// runs finds out at its next no-op statement and hands out nothing more of
-// that batch: another consumer of the group has taken the group's lock and
-// its messages, and the two must not handle the same message at once.
+// pg_terminate_backend; a proxy's reset or a server restart would do the
+// same) while a handler runs hands out nothing more of that batch: another
+// consumer of the group has taken the group's lock and its messages, and
+// the two must not handle the same message at once. It finds out at its
+// next claim, which the session's hold on the group's lock fences, whether
+// the handler acks at once or after the batch has been idle long enough
+// for a no-op statement.
 func TestALostBatchHandsOutNothingMore(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		handleTime time.Duration
+	}{
+		{name: "acked at once", handleTime: 0},
+		{name: "acked after a no-op statement is due", handleTime: 1200 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testALostBatchHandsOutNothingMore(t, tc.handleTime) })
+	}
+}
+
+func testALostBatchHandsOutNothingMore(t *testing.T, handleTime time.Duration) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	// A no-op statement before a message when the batch has been idle
@@ -43,9 +58,8 @@ func TestALostBatchHandsOutNothingMore(t *testing.T) {
 		t.Fatalf("the second consumer's first message: got %s, want m-1", again.UUID)
 	}
 
-	// Both handlers within AckDeadline; the first's batch idle for more
-	// than AckDeadline/4 when its handler acks.
-	time.Sleep(1200 * time.Millisecond)
+	// Both handlers within AckDeadline.
+	time.Sleep(handleTime)
 	m1.Ack()
 	select {
 	case m := <-first:

@@ -101,22 +101,26 @@ type batchAcks struct {
 	batch int64
 	acked []string
 	gone  bool // the batch's transaction is gone (see subscriber.deliver)
+	// session is the server process id of the batch's session, whose
+	// transaction holds the group's lock (Backend.claimDelivery).
+	session int32
 }
 
-// begin starts the batch of transaction tx: a new id, nothing acked.
-func (b *batchAcks) begin(tx *sql.Tx) {
+// begin starts the batch of transaction tx, in the server process
+// session: a new id, nothing acked.
+func (b *batchAcks) begin(tx *sql.Tx, session int32) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.tx, b.acked, b.gone = tx, b.acked[:0], false
+	b.tx, b.acked, b.gone, b.session = tx, b.acked[:0], false, session
 	b.batch = rand.Int64() | 1 // never 0, which marks a row not acked
 }
 
-// of returns the id of the batch of tx, and false when tx is not the batch
-// in progress (its message was given up).
-func (b *batchAcks) of(tx *sql.Tx) (int64, bool) {
+// of returns the id and the session of the batch of tx, and false when tx
+// is not the batch in progress (its message was given up).
+func (b *batchAcks) of(tx *sql.Tx) (batch int64, session int32, current bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.batch, tx != nil && tx == b.tx
+	return b.batch, b.session, tx != nil && tx == b.tx
 }
 
 // add notes an ack of message uuid in the batch of tx.
@@ -195,14 +199,15 @@ func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error)
 		return nil, err
 	}
 	var locked string
+	var session int32
 	err = tx.QueryRowContext(ctx, `SELECT set_config('`+groupLockSetting+`',
-		CASE WHEN pg_try_advisory_xact_lock($1) THEN 'on' ELSE 'off' END, true)`, g.lockKey).Scan(&locked)
+		CASE WHEN pg_try_advisory_xact_lock($1) THEN 'on' ELSE 'off' END, true), pg_backend_pid()`, g.lockKey).Scan(&locked, &session)
 	if err != nil {
 		_ = tx.Rollback()
 		return nil, fmt.Errorf("try group lock: %w", err)
 	}
 	g.busy.Store(locked != "on")
 	g.gate.touched()
-	g.acks.begin(tx)
+	g.acks.begin(tx, session)
 	return tx, nil
 }

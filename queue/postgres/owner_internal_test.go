@@ -82,6 +82,7 @@ func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testi
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	b := openFresh(ctx, t, Config{})
+	session := holdGroupLock(ctx, t, b)
 	for _, uuid := range []string{"m-1", "m-2"} {
 		if _, err := b.db.ExecContext(ctx, `INSERT INTO queue_delivery_attempts
 			(topic, consumer_group, message_uuid, attempts, in_flight, owner, solo_runs, delivered_at)
@@ -97,11 +98,11 @@ func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testi
 	defer func() { _ = tx.Rollback() }()
 	var first delivery
 	var inFlight bool
-	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1, "").Scan(
+	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1, "", session, groupLockKey("jobs", "g")).Scan(
 		&first.attempt, &first.firstFailedAt, &first.lastError, &first.abandoned, &first.soloRuns, &inFlight); err != nil {
 		t.Fatal(err)
 	}
-	second, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 1, nil)
+	second, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 1, session, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ func TestTheAckOfARunAloneMarksItsRecordAtOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	b := openFresh(ctx, t, Config{})
+	session := holdGroupLock(ctx, t, b)
 	tests := []struct {
 		abandoned  bool
 		wantMarked bool
@@ -30,7 +31,7 @@ func TestTheAckOfARunAloneMarksItsRecordAtOnce(t *testing.T) {
 	for _, tc := range tests {
 		uuid := map[bool]string{false: "shared", true: "alone"}[tc.abandoned]
 		t.Run(uuid, func(t *testing.T) {
-			d, err := b.claimDelivery(ctx, "jobs", "g", uuid, "", 1, nil)
+			d, err := b.claimDelivery(ctx, "jobs", "g", uuid, "", 1, session, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

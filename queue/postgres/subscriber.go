@@ -307,7 +307,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		return true
 	}
 	tx, _ := wsql.TxFromContext(in.Context())
-	batch, current := acks.of(tx)
+	batch, session, current := acks.of(tx)
 	if !current {
 		// Its batch has ended meanwhile (see above).
 		return true
@@ -337,8 +337,18 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		return true
 	}
 	bctx, cancel := detached(ctx)
-	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, in.Metadata.Get(backend.MetadataReplayID), batch, *acked)
+	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, in.Metadata.Get(backend.MetadataReplayID), batch, session, *acked)
 	cancel()
+	if errors.Is(err, errBatchLost) {
+		// As above, found out by the claim: the session ended (or its
+		// transaction did) since the last statement. The claim marked
+		// the held ack.
+		logger.Info("The batch's session no longer holds the group's lock; its other messages are left for the next batch", nil)
+		*acked = nil
+		acks.lose(tx)
+		ackInner(in)
+		return true
+	}
 	if err != nil {
 		// watermill-sql hands the message out again after ResendInterval;
 		// *acked stays for the next claim.
