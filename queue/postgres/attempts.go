@@ -49,6 +49,9 @@ type delivery struct {
 	soloRecorded  bool
 	firstFailedAt sql.NullTime
 	lastError     string
+	// retryIn is what is left, at the claim, of the delay the last nack
+	// asked for (see failDelivery): the message is handed out after it.
+	retryIn time.Duration
 }
 
 // claimDelivery counts one more delivery of the message to the group, in
@@ -85,7 +88,8 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 	}
 	began := time.Now() // a success counts from here (see publisher.Publish)
 	var inFlight bool
-	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError, &d.abandoned, &d.soloRuns, &inFlight)
+	var retryIn float64
+	err := b.recordsDB.QueryRowContext(ctx, query, args...).Scan(&d.attempt, &d.firstFailedAt, &d.lastError, &d.abandoned, &d.soloRuns, &inFlight, &retryIn)
 	if errors.Is(err, sql.ErrNoRows) {
 		// The server answered: it takes writes.
 		b.health.Succeeded(began)
@@ -99,6 +103,7 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 	}
 	b.health.Succeeded(began)
 	d.acked = !inFlight
+	d.retryIn = time.Duration(retryIn * float64(time.Second))
 	return d, nil
 }
 
@@ -117,7 +122,8 @@ var errBatchLost = errors.New("the batch's session no longer holds the group's l
 // batch is settled: left as it is but for its batch, now this one; it
 // comes back not in flight, which no counted claim does. Any other acked
 // row is another message's (see delivery): counted from 1, its history
-// forgotten.
+// forgotten. The last column is the seconds left of the delay the last
+// nack asked for (see failDelivery).
 const claimSQL = `
 	INSERT INTO queue_delivery_attempts AS d
 		(topic, consumer_group, message_uuid, attempts, in_flight, delivered_at, owner, claimed_in, replay_id)
@@ -137,10 +143,12 @@ const claimSQL = `
 		first_failed_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.first_failed_at END,
 		last_failed_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.last_failed_at END,
 		last_error = CASE WHEN ` + replayed + ` THEN '' ELSE d.last_error END,
+		retry_at = CASE WHEN ` + replayed + ` THEN NULL ELSE d.retry_at END,
 		(abandoned, solo_runs) = (
 			SELECT a, CASE WHEN a THEN d.solo_runs ELSE 0 END
 			FROM (SELECT ` + previousAbandoned + ` AS a) previous)
-	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs, in_flight`
+	RETURNING attempts, first_failed_at, last_error, abandoned, solo_runs, in_flight,
+		COALESCE(GREATEST(EXTRACT(EPOCH FROM retry_at - now()), 0), 0)::float8`
 
 // settled is true, in claimSQL, when the row's delivery was of the same
 // publication ($6) and acked in another batch than this one ($5): this
@@ -241,14 +249,22 @@ func (b *Backend) markAcked(ctx context.Context, d delivery) error {
 	return nil
 }
 
-// failDelivery records a nack: the error text, and the failure times.
-func (b *Backend) failDelivery(ctx context.Context, d delivery, lastError string) error {
+// failDelivery records a nack: the error text, the failure times, and
+// when the message may be handed out again: after retryDelay, the delay
+// the nack asked for (the retry middleware's backoff). The delay is kept
+// here, not only by the consumer that nacked, because the group's next
+// delivery may be another consumer's (the nacking consumer's batch ends
+// when the delay outlasts its ack deadline, freeing the group's lock) or
+// come after a restart: whoever claims the message first waits out the
+// rest (subscriber.deliver).
+func (b *Backend) failDelivery(ctx context.Context, d delivery, lastError string, retryDelay time.Duration) error {
 	res, err := b.recordsDB.ExecContext(ctx, `
 		UPDATE queue_delivery_attempts
 		SET in_flight = false, solo_runs = 0, last_error = $5,
-			first_failed_at = COALESCE(first_failed_at, now()), last_failed_at = now()
+			first_failed_at = COALESCE(first_failed_at, now()), last_failed_at = now(),
+			retry_at = now() + $6::bigint * interval '1 microsecond'
 		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $3 AND attempts = $4`,
-		d.topic, d.group, d.uuid, d.attempt, lastError)
+		d.topic, d.group, d.uuid, d.attempt, lastError, retryDelay.Microseconds())
 	return fenced(res, err, "record failed delivery", d)
 }
 

@@ -99,7 +99,7 @@ func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testi
 	var first delivery
 	var inFlight bool
 	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1, "", session, groupLockKey("jobs", "g")).Scan(
-		&first.attempt, &first.firstFailedAt, &first.lastError, &first.abandoned, &first.soloRuns, &inFlight); err != nil {
+		&first.attempt, &first.firstFailedAt, &first.lastError, &first.abandoned, &first.soloRuns, &inFlight, new(float64)); err != nil {
 		t.Fatal(err)
 	}
 	second, err := b.claimDelivery(ctx, "jobs", "g", "m-2", "", 1, session, nil)

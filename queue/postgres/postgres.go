@@ -119,6 +119,7 @@ CREATE TABLE IF NOT EXISTS queue_delivery_attempts (
 	first_failed_at TIMESTAMPTZ,
 	last_failed_at  TIMESTAMPTZ,
 	last_error      TEXT NOT NULL DEFAULT '',
+	retry_at        TIMESTAMPTZ,
 	PRIMARY KEY (topic, consumer_group, message_uuid)
 );
 CREATE TABLE IF NOT EXISTS queue_dead_letters (
@@ -148,6 +149,7 @@ var addedColumns = [][3]string{
 	{"queue_delivery_attempts", "claimed_in", "BIGINT NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "acked_in", "BIGINT NOT NULL DEFAULT 0"},
 	{"queue_delivery_attempts", "replay_id", "TEXT NOT NULL DEFAULT ''"},
+	{"queue_delivery_attempts", "retry_at", "TIMESTAMPTZ"},
 }
 
 // inspectedTable and inspectedColumns are the added columns (see

@@ -31,7 +31,10 @@ import (
 // Metadata[backend.MetadataLastError] (which arrives holding the previous
 // error, so a handler that sets none repeats it; "message nacked" when
 // there is none at all) and redelivers after the delay in
-// Metadata[delay.DelayedForKey], or after Config.ResendInterval. Messages
+// Metadata[delay.DelayedForKey], or after Config.ResendInterval; the delay
+// is stored with the delivery, so whichever consumer of the group takes
+// the message next, or the next process after a restart, waits out what
+// is left of it (Backend.failDelivery). Messages
 // whose backend.MetadataReplayForGroup names another group are acked
 // without being handed out.
 //
@@ -381,6 +384,29 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		s.unclaim(ctx, d, logger)
 		return false
 	}
+	if d.retryIn > 0 {
+		// The delay the last nack asked for is not over: the consumer
+		// that nacked gave the message up while it waited (its ack
+		// deadline passed, or it stopped). Wait out the rest here, within
+		// this delivery's own deadline; past it, watermill-sql hands the
+		// message out again and the next claim waits for what is left.
+		timer := time.NewTimer(d.retryIn)
+		select {
+		case <-timer.C:
+		case <-inDone:
+			timer.Stop()
+			s.unclaim(ctx, d, logger)
+			return true
+		case <-ctx.Done():
+			timer.Stop()
+			s.unclaim(ctx, d, logger)
+			return false
+		case <-s.closing:
+			timer.Stop()
+			s.unclaim(ctx, d, logger)
+			return false
+		}
+	}
 	releaseSolo, err := s.admit(ctx, in, &d)
 	if err != nil {
 		if errors.Is(err, errNotAdmitted) {
@@ -571,7 +597,7 @@ func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d
 		lastErr = "message nacked"
 	}
 	bctx, cancel := detached(ctx)
-	if err := s.b.failDelivery(bctx, d, lastErr); err != nil {
+	if err := s.b.failDelivery(bctx, d, lastErr, nackDelay(msg)); err != nil {
 		logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	cancel()

@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/components/delay"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// The delay a nack asks for (the retry middleware's backoff) holds for the
+// whole group, and across restarts: it is stored with the delivery, and
+// any consumer that takes the message before it is over waits out the
+// rest. Before, the consumer that nacked waited in memory, and a delay
+// longer than its ack deadline ended its batch and freed the group's lock:
+// another consumer took the message at once; a restart forgot the delay.
+func TestANackDelayHoldsForTheWholeGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// stopFirst closes the first consumer right after its nack (a
+		// restart); else it stays, waiting out the delay itself.
+		stopFirst bool
+	}{
+		{name: "a competing consumer", stopFirst: false},
+		{name: "after a restart", stopFirst: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			// The delay outlasts the ack deadline by far.
+			const retryDelay = 3 * time.Second
+			b := openFresh(ctx, t, Config{AckDeadline: time.Second})
+			if err := b.ensureTopic(ctx, "jobs"); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Publisher().Publish("jobs", message.NewMessage("m-1", nil)); err != nil {
+				t.Fatal(err)
+			}
+
+			firstSub, first := subscribeJobs(ctx, t, b)
+			m := nextMessage(t, first, "the first consumer")
+			m.Metadata.Set(delay.DelayedForKey, retryDelay.String())
+			nacked := time.Now()
+			m.Nack()
+			if tc.stopFirst {
+				if err := firstSub.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, second := subscribeJobs(ctx, t, b)
+
+			var again *message.Message
+			timeout := time.After(10 * time.Second)
+			for again == nil {
+				var ok bool
+				select {
+				case again, ok = <-first:
+					if !ok {
+						first = nil // closed
+					}
+				case again = <-second:
+				case <-timeout:
+					t.Fatal("no consumer got the message again within 10s")
+				}
+			}
+			after := time.Since(nacked)
+			if after < retryDelay-100*time.Millisecond { // the server's clock and ours may differ by a tick
+				t.Errorf("handed out again %s after a nack asking for %s (attempt %s)",
+					after.Round(time.Millisecond), retryDelay, again.Metadata.Get(backend.MetadataAttempt))
+			}
+			if got := again.Metadata.Get(backend.MetadataAttempt); got != "2" {
+				t.Errorf("attempt of the message handed out again: got %s, want 2", got)
+			}
+			again.Ack()
+		})
+	}
+}
