@@ -452,6 +452,8 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 
 		case <-inDone:
 			inDone = nil // deadline passed; keep waiting for the handler
+			logger.Error("A handler is running past the ack deadline; its subscription hands out nothing more until it returns", nil,
+				watermill.LogFields{"ack_deadline": s.b.cfg.AckDeadline.String()})
 
 		case <-ctxDone:
 			// Hand out nothing more, but let the handler finish.
