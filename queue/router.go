@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -56,6 +57,10 @@ type Router struct {
 	sub    message.Subscriber
 	router *message.Router
 	pool   *handlerpool.Pool
+
+	mu       sync.Mutex
+	ran      bool // Run has started
+	released bool // the subscriber and the pool are closed
 }
 
 // NewRouter creates a router for cfg.ConsumerGroup.
@@ -147,13 +152,48 @@ func (r *Router) Running() chan struct{} { return r.router.Running() }
 // their acks and nacks, and closes the subscriber, which cancels the
 // handlers still running and releases their messages (see CloseTimeout).
 func (r *Router) Run(ctx context.Context) error {
+	r.mu.Lock()
+	if r.released {
+		r.mu.Unlock()
+		return errors.New("router: closed")
+	}
+	r.ran = true
+	r.mu.Unlock()
 	err := r.router.Run(ctx)
-	if cerr := r.sub.Close(); err == nil {
+	if cerr := r.release(); err == nil {
 		err = cerr
 	}
+	return err
+}
+
+// Close releases a Router that never ran (its subscriber, which may have
+// started work of its own, and its handler pool), for a caller that gives
+// up before Run: a service whose start-up fails further on. After Run has
+// started, Run releases them when it returns, and Close does nothing.
+func (r *Router) Close() error {
+	r.mu.Lock()
+	ran := r.ran
+	r.mu.Unlock()
+	if ran {
+		return nil
+	}
+	return r.release()
+}
+
+// release closes the subscriber and the handler pool, once.
+func (r *Router) release() error {
+	r.mu.Lock()
+	if r.released {
+		r.mu.Unlock()
+		return nil
+	}
+	r.released = true
+	r.mu.Unlock()
+	err := r.sub.Close()
 	// Ends the pooled goroutines that wait for work. A handler that
-	// ignored the cancellation above keeps its goroutine until it returns,
-	// past Run, as Watermill's router leaves it.
+	// ignored the cancellation of the subscriber's close keeps its
+	// goroutine until it returns, past Run, as Watermill's router leaves
+	// it.
 	r.pool.Close()
 	return err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/goleak"
 
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -254,5 +255,45 @@ func TestShutdownDoesNotWaitForAHandlerThatIgnoresCancellation(t *testing.T) {
 		}
 		close(release)
 		within(t, returned, "the handler to return once released")
+	})
+}
+
+// A router given up before Run (its service's start-up failed further on)
+// is released by Close: nothing of it keeps running on a queue that stays
+// open, and it cannot be run after. Close after Run is a no-op.
+func TestCloseReleasesARouterThatNeverRan(t *testing.T) {
+	shutdownQueues(t, func(t *testing.T, q *queue.Queue, _ closingLogger) {
+		before := goleak.IgnoreCurrent()
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Handle("h", "jobs", func(*message.Message) error { return nil })
+		if err := r.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		if err := goleak.Find(before); err != nil {
+			t.Errorf("after Close of a router that never ran: %v", err)
+		}
+		if err := r.Run(context.Background()); err == nil {
+			t.Error("Run after Close: got no error")
+		}
+		if err := r.Close(); err != nil {
+			t.Errorf("second Close: %v", err)
+		}
+
+		ran, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran.Handle("h", "jobs", func(*message.Message) error { return nil })
+		stop, done := startRouter(t, ran)
+		if err := ran.Close(); err != nil {
+			t.Errorf("Close while the router runs: %v", err)
+		}
+		stop()
+		if err := within(t, done, "Run to return"); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	})
 }

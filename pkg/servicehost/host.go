@@ -414,12 +414,19 @@ func (h *Host) Run(ctx context.Context) error {
 	return runErr
 }
 
-// Close releases what Open opened: the listener, the forwarder, the queue
-// (if the service opened it) and the database. Run calls it; call it
+// Close releases what Open opened: the listener, the message router, the
+// forwarder, the queue (if the service opened it) and the database. Run calls it; call it
 // yourself only for a Host that never ran.
 func (h *Host) Close() {
 	if h.ln != nil {
 		_ = h.ln.Close()
+	}
+	if h.router != nil {
+		// Its subscriber works from the start (SQLite's extends leases);
+		// a queue the caller owns outlives this Host. After Run, a no-op.
+		if err := h.router.Close(); err != nil {
+			h.logger.Warn("close message router", slog.Any("error", err))
+		}
 	}
 	if h.fwd != nil {
 		_ = h.fwd.Close()

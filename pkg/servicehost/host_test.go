@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/labstack/echo/v4"
+	"go.uber.org/goleak"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
@@ -286,5 +288,31 @@ func TestOpenRejectsBadSpecsAndConfigs(t *testing.T) {
 				t.Error("got nil error, want one")
 			}
 		})
+	}
+}
+
+// A Host that fails to open on a queue the caller owns (which stays open)
+// leaves nothing running: the router's subscriber, made before the admin
+// address is bound, is closed too, not only the parts the Host opened.
+func TestFailedOpenOnASharedQueueLeavesNothingRunning(t *testing.T) {
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "queue.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	before := goleak.IgnoreCurrent()
+	_, err = servicehost.Open(ctx, echoSpec(), servicehost.Config{Queue: q, DataDir: t.TempDir(), HTTPAddr: taken.Addr().String()})
+	if err == nil {
+		t.Fatal("Open on a taken admin address: got no error")
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("after a failed Open: %v", err)
 	}
 }

@@ -587,13 +587,21 @@ func (s *Service) purgeExpired(ctx context.Context, now time.Time) {
 	}
 }
 
-// Close releases what New opened: listeners, the queue (if the service
-// opened it) and the database. Run calls it; call it yourself only for a
+// Close releases what New opened: listeners, the message router, the
+// forwarder, the queue (if the service opened it) and the database. Run calls it; call it yourself only for a
 // Service that never ran.
 func (s *Service) Close() {
 	for _, ln := range []net.Listener{s.httpLn, s.adminLn} {
 		if ln != nil {
 			_ = ln.Close()
+		}
+	}
+	if s.router != nil {
+		// Its subscriber works from the start (SQLite's extends leases);
+		// a queue the caller owns outlives this Service. After Run, a
+		// no-op.
+		if err := s.router.Close(); err != nil {
+			s.logger.Warn("close message router", "error", err)
 		}
 	}
 	if s.fwd != nil {

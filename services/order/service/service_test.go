@@ -15,6 +15,7 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.uber.org/goleak"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
@@ -493,4 +494,28 @@ func runUntilTheEnd(t *testing.T, svc *service.Service) {
 			t.Errorf("Run: %v", err)
 		}
 	})
+}
+
+// A service that fails to start on a queue the caller owns (which stays
+// open) leaves nothing running: its router's subscriber is closed too.
+func TestFailedNewOnASharedQueueLeavesNothingRunning(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, "sqlite://"+filepath.Join(dir, "queue.db"))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	before := goleak.IgnoreCurrent()
+	_, err = service.New(context.Background(), service.Config{
+		Queue: q, DataDir: filepath.Join(dir, "order"),
+		HTTPAddr: "127.0.0.1:0", AdminAddr: taken.Addr().String(),
+	})
+	if err == nil {
+		t.Fatal("New on a taken admin address: got no error")
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Errorf("after a failed New: %v", err)
+	}
 }
