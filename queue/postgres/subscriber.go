@@ -735,20 +735,25 @@ type gate struct {
 	mu   sync.Mutex
 	free chan struct{} // closed while the gate is open
 
-	lastStatement atomic.Int64 // Unix nanoseconds
+	// lastStatement is the time of the last statement, as a duration
+	// since born: monotonic, unlike Unix time, so that a step of the
+	// host's clock neither skips keep-alive statements (the server would
+	// then end a live batch's session) nor sends them needlessly.
+	born          time.Time
+	lastStatement atomic.Int64
 }
 
 // touched records that a statement was just sent in the subscription's
 // transaction.
-func (g *gate) touched() { g.lastStatement.Store(time.Now().UnixNano()) }
+func (g *gate) touched() { g.lastStatement.Store(int64(time.Since(g.born))) }
 
 // idleFor is the time since touched was last called.
 func (g *gate) idleFor() time.Duration {
-	return time.Duration(time.Now().UnixNano() - g.lastStatement.Load())
+	return time.Since(g.born) - time.Duration(g.lastStatement.Load())
 }
 
 func newGate() *gate {
-	g := &gate{free: make(chan struct{})}
+	g := &gate{free: make(chan struct{}), born: time.Now()}
 	close(g.free)
 	return g
 }
