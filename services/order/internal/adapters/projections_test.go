@@ -49,7 +49,7 @@ func driveOrders(t *testing.T, env *ordertest.Env) map[string]domain.Status {
 	env.Reply(contracts.StockReleased{OrderID: id, Items: items})
 
 	id = place(domain.StatusCancelling)
-	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id}); err != nil {
+	if _, err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id}); err != nil {
 		t.Fatal(err)
 	}
 	return want

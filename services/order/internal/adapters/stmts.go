@@ -24,6 +24,7 @@ const (
 	qLoadEvents    = `SELECT version, type, data FROM events WHERE stream_id = ? ORDER BY version`
 	qLatestMeta    = `SELECT metadata FROM events WHERE stream_id = ? ORDER BY version DESC LIMIT 1`
 	qViewStatus    = `SELECT status FROM order_view WHERE order_id = ?`
+	qOrderView     = `SELECT ` + viewColumns + ` FROM order_view WHERE order_id = ?`
 	// qUpdateView is qUpsertView's ON CONFLICT branch, for a row known to
 	// exist: it leaves the columns fixed at placement alone, so they need
 	// not be encoded again.

@@ -268,6 +268,10 @@ func (t *storeTx) OpenOrders(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+func (t *storeTx) OrderView(ctx context.Context, id string) (app.OrderView, error) {
+	return readView(ctx, t.tx, id)
+}
+
 func (t *storeTx) SaveIdempotencyKey(ctx context.Context, rec app.IdempotencyRecord) error {
 	_, err := t.tx.ExecContext(ctx, qIdempotencyPut,
 		rec.Key, rec.RequestHash, rec.OrderID, rec.CreatedAt.UnixMilli())
@@ -342,7 +346,13 @@ func (s *Store) DueDeadlines(ctx context.Context, now time.Time, after app.Deadl
 // Order returns one order's view.
 func (s *Store) Order(ctx context.Context, id string) (_ app.OrderView, err error) {
 	defer func() { err = storageErr(err) }()
-	v, err := scanView(s.db.Reader.QueryRowContext(ctx, `SELECT `+viewColumns+` FROM order_view WHERE order_id = ?`, id))
+	return readView(ctx, s.db.Reader, id)
+}
+
+// readView reads the order_view row of order id: from a reader, or in a
+// transaction of the writer.
+func readView(ctx context.Context, q txQuerier, id string) (app.OrderView, error) {
+	v, err := scanView(q.QueryRowContext(ctx, qOrderView, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return app.OrderView{}, fmt.Errorf("%w: %s", app.ErrOrderNotFound, id)
 	}

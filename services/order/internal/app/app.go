@@ -116,6 +116,9 @@ type Tx interface {
 	// OpenOrders counts the orders whose saga has not ended (not in a
 	// terminal status).
 	OpenOrders(ctx context.Context) (int64, error)
+	// OrderView returns the order's view as this transaction sees it (the
+	// projection SaveOrder updates); ErrOrderNotFound if there is none.
+	OrderView(ctx context.Context, id string) (OrderView, error)
 }
 
 // TxFunc is the work of one transaction: committed when it returns nil,

@@ -259,7 +259,7 @@ func TestCancelOrder(t *testing.T) {
 	ctx := context.Background()
 	id := env.Place()
 	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
-	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: "changed my mind"}); err != nil {
+	if _, err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: "changed my mind"}); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	v := env.Order(id)
@@ -270,12 +270,12 @@ func TestCancelOrder(t *testing.T) {
 	if got := out[len(out)-1]; got != contracts.TypeReleaseStock {
 		t.Errorf("last message: got %s, want ReleaseStock", got)
 	}
-	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: "nope"}); !errors.Is(err, app.ErrOrderNotFound) {
+	if _, err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: "nope"}); !errors.Is(err, app.ErrOrderNotFound) {
 		t.Errorf("unknown order: got %v, want ErrOrderNotFound", err)
 	}
 	rejected := env.Place()
 	env.Reply(contracts.StockReservationFailed{OrderID: rejected, Reason: "none"})
-	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: rejected}); !errors.Is(err, domain.ErrNotCancellable) {
+	if _, err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: rejected}); !errors.Is(err, domain.ErrNotCancellable) {
 		t.Errorf("rejected order: got %v, want ErrNotCancellable", err)
 	}
 }
@@ -290,7 +290,7 @@ func TestCancelOrderRefusesAnUnfitReason(t *testing.T) {
 	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
 	sent := len(env.Outbox())
 	for _, reason := range []string{strings.Repeat("r", app.MaxTextLength+1), "\x1b[31mred\x00"} {
-		err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: reason})
+		_, err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: reason})
 		var ve *domain.ValidationError
 		if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "reason" {
 			t.Errorf("reason %.20q…: got %v, want a *domain.ValidationError on reason", reason, err)
@@ -303,7 +303,7 @@ func TestCancelOrderRefusesAnUnfitReason(t *testing.T) {
 		t.Errorf("outbox after the refused cancellations: got %d messages, want %d", n, sent)
 	}
 	reason := strings.Repeat("ж", app.MaxTextLength)
-	if err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: reason}); err != nil {
+	if _, err := env.App.Commands.CancelOrder.Handle(ctx, app.CancelOrder{OrderID: id, Reason: reason}); err != nil {
 		t.Fatalf("a reason of %d two-byte letters: got %v, want it taken", app.MaxTextLength, err)
 	}
 	if v := env.Order(id); v.Status != domain.StatusCancelling || v.Reason != reason {
@@ -749,6 +749,49 @@ func runTimeoutLoop(t *testing.T, env *ordertest.Env, logger *slog.Logger) (stop
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Run: got %v, want nil", err)
+		}
+	}
+}
+
+// CancelOrder returns the order as GetOrder reads it right after the
+// commit (the POST /orders/{id}/cancel answer is built from it), the
+// trace of the placement included; a cancellation that changes nothing
+// returns the order as it stands.
+func TestCancelOrderReturnsTheOrderAsStored(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	traceID, _ := trace.TraceIDFromHex("0af7651916cd43dd8448eb211c80319c")
+	spanID, _ := trace.SpanIDFromHex("b7ad6b7169203331")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: traceID, SpanID: spanID, TraceFlags: trace.FlagsSampled,
+	}))
+	placed, err := env.App.Commands.PlaceOrder.Handle(ctx, app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 2}}})
+	if err != nil {
+		t.Fatalf("place: %v", err)
+	}
+	id := placed.OrderID
+	env.Reply(contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+	tests := []struct {
+		name    string
+		changes bool // appends events, so the view moves on
+	}{
+		{"cancel", true},
+		{"cancel again (a no-op)", false},
+	}
+	for _, tc := range tests {
+		before := env.Order(id)
+		env.Clock.Advance(1234567 * time.Nanosecond) // not on a millisecond
+		got, err := env.App.Commands.CancelOrder.Handle(context.Background(), app.CancelOrder{OrderID: id, Reason: "changed my mind"})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if want := env.Order(id); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: view:\ngot  %+v\nwant %+v (GetOrder)", tc.name, got, want)
+		}
+		if got.Status != domain.StatusCancelling || got.TraceID != traceID.String() {
+			t.Errorf("%s: got %s, trace %s; want CANCELLING, the placement's trace %s", tc.name, got.Status, got.TraceID, traceID)
+		}
+		if changed := got.Version != before.Version; changed != tc.changes {
+			t.Errorf("%s: version got %d (was %d), want a change %v", tc.name, got.Version, before.Version, tc.changes)
 		}
 	}
 }

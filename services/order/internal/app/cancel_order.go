@@ -46,21 +46,26 @@ func NewCancelOrderHandler(tx Transactor, opts Options) (CancelOrderHandler, err
 	return CancelOrderHandler{tx: tx, c: c, tracer: c.opts.TracerProvider.Tracer(instrumentationName)}, nil
 }
 
-// Handle cancels the order. Cancelling a cancelling or cancelled order is a
-// no-op; a COMPLETED or REJECTED one returns domain.ErrNotCancellable, an
-// unknown one ErrOrderNotFound; a reason longer than MaxTextLength or with
-// control characters a *domain.ValidationError (the reason is stored and
-// sent with every compensation).
-func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
+// Handle cancels the order and returns its view as the transaction that
+// cancelled it committed it: the answer to the request needs no read that
+// could fail once the cancellation is committed (as PlaceOrderResult.Order).
+// Cancelling a cancelling or cancelled order is a no-op that returns the
+// order's view; a COMPLETED or REJECTED one returns
+// domain.ErrNotCancellable, an unknown one ErrOrderNotFound; a reason
+// longer than MaxTextLength or with control characters a
+// *domain.ValidationError (the reason is stored and sent with every
+// compensation).
+func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) (OrderView, error) {
 	if h.tx == nil {
-		return errors.New("cancel order: handler not initialised")
+		return OrderView{}, errors.New("cancel order: handler not initialised")
 	}
 	if problems := textProblems("reason", cmd.Reason, MaxTextLength); len(problems) > 0 {
-		return fmt.Errorf("cancel order %s: %w", cmd.OrderID, &domain.ValidationError{Fields: problems})
+		return OrderView{}, fmt.Errorf("cancel order %s: %w", cmd.OrderID, &domain.ValidationError{Fields: problems})
 	}
 	var (
 		o    *domain.Order
 		d    domain.Decision
+		v    OrderView
 		now  time.Time
 		span trace.Span // started on the first attempt, ended after the last
 	)
@@ -82,7 +87,15 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 			if d, err = o.Cancel(cmd.Reason, now); err != nil {
 				return err
 			}
-			return h.c.commit(ctx, tx, o, d, newMetadata(ctx, o.ID(), "http", cmd.RequestID), now)
+			if err := h.c.commit(ctx, tx, o, d, newMetadata(ctx, o.ID(), "http", cmd.RequestID), now); err != nil {
+				return err
+			}
+			// Read in the transaction, from the projection the commit
+			// updated: the view holds what only the stored events know
+			// (the placement's trace; for a no-op, when the order last
+			// changed).
+			v, err = tx.OrderView(ctx, cmd.OrderID)
+			return err
 		})
 	})
 	if span != nil {
@@ -93,11 +106,11 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) error {
 		span.End()
 	}
 	if err != nil {
-		return fmt.Errorf("cancel order %s: %w", cmd.OrderID, err)
+		return OrderView{}, fmt.Errorf("cancel order %s: %w", cmd.OrderID, err)
 	}
 	h.c.observe(ctx, o, d, now)
 	h.c.opts.Logger.InfoContext(ctx, "order cancellation requested", "order_id", cmd.OrderID)
-	return nil
+	return v, nil
 }
 
 // startSpan starts the "order cancel" span under the order's latest

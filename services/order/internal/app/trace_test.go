@@ -80,7 +80,7 @@ func TestCancelStaysInTheOrdersTrace(t *testing.T) {
 	}
 
 	reqCtx, request := tp.Tracer("test").Start(context.Background(), "POST /orders/:id/cancel")
-	if err := env.App.Commands.CancelOrder.Handle(reqCtx, app.CancelOrder{OrderID: id, RequestID: "req-2"}); err != nil {
+	if _, err := env.App.Commands.CancelOrder.Handle(reqCtx, app.CancelOrder{OrderID: id, RequestID: "req-2"}); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	request.End()
@@ -206,7 +206,7 @@ func TestCancelRetriedAfterAConflictIsOneSpan(t *testing.T) {
 	id := placed.OrderID
 	conflicts.armed.Store(true)
 	reqCtx, request := tp.Tracer("test").Start(context.Background(), "POST /orders/:id/cancel")
-	if err := env.App.Commands.CancelOrder.Handle(reqCtx, app.CancelOrder{OrderID: id}); err != nil {
+	if _, err := env.App.Commands.CancelOrder.Handle(reqCtx, app.CancelOrder{OrderID: id}); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	request.End()

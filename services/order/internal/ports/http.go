@@ -740,12 +740,13 @@ func (s *httpServer) cancelOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.app.Commands.CancelOrder.Handle(ctx, app.CancelOrder{
+	// The answer is the order as the command committed it, not a read
+	// after the commit that could fail (the request's deadline spent
+	// waiting in the shared transaction) and answer 5xx for an order that
+	// is cancelling.
+	v, err := s.app.Commands.CancelOrder.Handle(ctx, app.CancelOrder{
 		OrderID: id, Reason: req.Reason, RequestID: c.Response().Header().Get(echo.HeaderXRequestID),
-	}); err != nil {
-		return err
-	}
-	v, err := s.app.Queries.GetOrder.Handle(ctx, id)
+	})
 	if err != nil {
 		return err
 	}
@@ -816,8 +817,10 @@ func validationProblem(detail string, fields []domain.FieldError) Problem {
 	return p
 }
 
-// problemFor is the one place where errors become HTTP statuses.
-func problemFor(err error) Problem {
+// problemFor is the one place where errors become HTTP statuses. route is
+// the request's method and route as registered ("POST /orders/:id/cancel"):
+// a refusal for now says how to send that request again (resendHint).
+func problemFor(err error, route string) Problem {
 	var (
 		malformed *malformedError
 		tooLarge  *tooLargeError
@@ -857,14 +860,14 @@ func problemFor(err error) Problem {
 		// which the log has.
 		return Problem{
 			Type: problemTypeStorage, Title: "Storage unavailable", Status: http.StatusServiceUnavailable,
-			Detail:     "the order database cannot be used now (disk full, I/O error, locked or out of file descriptors); send the request again later (a POST /orders with the same Idempotency-Key)",
+			Detail:     "the order database cannot be used now (disk full, I/O error, locked or out of file descriptors); " + resendHint(route),
 			RetryAfter: storageRetryAfter,
 		}
 	case errors.Is(err, app.ErrConflict):
 		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
-			Detail: "the request took too long; send it again (a POST /orders with the same Idempotency-Key)", RetryAfter: overloadRetryAfter}
+			Detail: "the request took too long; " + resendHint(route), RetryAfter: overloadRetryAfter}
 	case errors.Is(err, context.Canceled):
 		// net/http cancels a request's context when its client goes away:
 		// nobody reads the answer, and nothing failed on the server's
@@ -880,13 +883,27 @@ func problemFor(err error) Problem {
 	return Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}
 }
 
+// resendHint tells the client of route, refused for now, how to send the
+// request again: a placement only with its Idempotency-Key (without one, a
+// placement that did commit would be placed twice); a cancellation as it
+// was, a second one changing nothing; a read as it was.
+func resendHint(route string) string {
+	switch route {
+	case "POST /orders":
+		return "send the request again later (a POST /orders with the same Idempotency-Key)"
+	case "POST /orders/:id/cancel":
+		return "send the request again later (cancelling an order that is already cancelling changes nothing)"
+	}
+	return "send the request again later"
+}
+
 // handleError is echo's error handler: it writes err as problem+json.
 func (s *httpServer) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
 	ctx := c.Request().Context()
-	p := problemFor(err)
+	p := problemFor(err, c.Request().Method+" "+c.Path())
 	p.Instance = c.Request().URL.Path
 	if len(p.Errors) > 0 {
 		p.Field = p.Errors[0].Field

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -702,5 +703,78 @@ func TestStorageFailuresAre503(t *testing.T) {
 	}
 	if strings.Contains(p.Detail, a.env.Path) || strings.Contains(p.Detail, "order.db") {
 		t.Errorf("detail: got %q, want no file name", p.Detail)
+	}
+}
+
+// slowCommits is a Transactor whose InTx answers delay after its
+// transaction committed: a request that waited that long in the shared
+// transaction (a slow fsync, a long batch).
+type slowCommits struct {
+	app.Transactor
+	delay time.Duration
+}
+
+func (s slowCommits) InTx(ctx context.Context, fn app.TxFunc) error {
+	if err := s.Transactor.InTx(ctx, fn); err != nil {
+		return err
+	}
+	time.Sleep(s.delay)
+	return nil
+}
+
+// Once CancelOrder has committed, POST /orders/{id}/cancel answers 200
+// with the order as committed even if the request's deadline passed while
+// it waited for the commit: a read after the commit would fail and answer
+// 503 for an order that is cancelling.
+func TestCancelOrderAnswers200WhenTheDeadlinePassesDuringTheCommit(t *testing.T) {
+	a := newAPIWith(t, ports.HTTPConfig{RequestTimeout: 100 * time.Millisecond}, ordertest.Options{
+		WrapTransactor: func(tx app.Transactor) app.Transactor {
+			return slowCommits{Transactor: tx, delay: 150 * time.Millisecond}
+		},
+	})
+	id := a.env.Place()
+	r := a.do("POST", "/orders/"+id+"/cancel", `{"reason":"changed my mind"}`, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("POST /orders/%s/cancel: got %d %s, want 200", id, r.status, r.body)
+	}
+	got := r.order(t)
+	if got.ID != id || got.Status != "CANCELLING" || got.Reason != "changed my mind" {
+		t.Errorf("body: got %s %s %q, want %s CANCELLING with the reason", got.ID, got.Status, got.Reason, id)
+	}
+	if want := a.env.Order(id); !reflect.DeepEqual(got, want) {
+		t.Errorf("body:\ngot  %+v\nwant %+v (GET /orders/%s)", got, want, id)
+	}
+}
+
+// withdrawnCommits is a Transactor whose InTx, once armed, fails as the
+// inbox's does when the request's deadline passes before a shared
+// transaction took it.
+type withdrawnCommits struct {
+	app.Transactor
+	armed *atomic.Bool
+}
+
+func (w withdrawnCommits) InTx(ctx context.Context, fn app.TxFunc) error {
+	if w.armed.Load() {
+		return fmt.Errorf("inbox: %w", context.DeadlineExceeded)
+	}
+	return w.Transactor.InTx(ctx, fn)
+}
+
+// A cancellation refused for now (503) is told to send the cancellation
+// again, not a POST /orders with an Idempotency-Key it never sent.
+func TestCancelOrder503SaysToSendTheCancellationAgain(t *testing.T) {
+	var armed atomic.Bool
+	a := newAPIWith(t, ports.HTTPConfig{}, ordertest.Options{
+		WrapTransactor: func(tx app.Transactor) app.Transactor { return withdrawnCommits{Transactor: tx, armed: &armed} },
+	})
+	id := a.env.Place()
+	armed.Store(true)
+	r := a.do("POST", "/orders/"+id+"/cancel", "", nil)
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("POST /orders/%s/cancel: got %d %s, want 503", id, r.status, r.body)
+	}
+	if p := r.problem(t); !strings.Contains(p.Detail, "cancelling changes nothing") || strings.Contains(p.Detail, "POST /orders") {
+		t.Errorf("detail: got %q, want one saying to send the cancellation again, not a POST /orders", p.Detail)
 	}
 }

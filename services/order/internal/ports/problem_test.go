@@ -33,7 +33,7 @@ func TestProblemForStatuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := problemFor(tc.err)
+			p := problemFor(tc.err, "POST /orders")
 			if p.Status != tc.status || p.Type != tc.typ || p.RetryAfter != tc.retryAfter {
 				t.Errorf("problemFor(%v): got status %d, type %s, Retry-After %v; want %d, %s, %v",
 					tc.err, p.Status, p.Type, p.RetryAfter, tc.status, tc.typ, tc.retryAfter)
@@ -56,6 +56,30 @@ func TestOpenAPIListsTheProblemTypes(t *testing.T) {
 		name := strings.TrimPrefix(typ, "urn:orderflow:problem:")
 		if !strings.Contains(doc, name+" (") {
 			t.Errorf("openapi.json: got no %q in the Problem type's description, want every problem type listed", name)
+		}
+	}
+}
+
+// A request refused for now (503) is told how to send it again, for its
+// route: a cancellation or a read is not told to send a POST /orders.
+func TestProblemForSaysHowToResend(t *testing.T) {
+	tests := []struct {
+		route   string
+		err     error
+		want    string
+		wantNot string
+	}{
+		{"POST /orders", fmt.Errorf("place order: %w", context.DeadlineExceeded), "a POST /orders with the same Idempotency-Key", ""},
+		{"POST /orders", fmt.Errorf("place order: %w", app.ErrStorageUnavailable), "a POST /orders with the same Idempotency-Key", ""},
+		{"POST /orders/:id/cancel", fmt.Errorf("cancel order o-1: %w", context.DeadlineExceeded), "already cancelling changes nothing", "POST /orders"},
+		{"POST /orders/:id/cancel", fmt.Errorf("cancel order o-1: %w", app.ErrStorageUnavailable), "already cancelling changes nothing", "POST /orders"},
+		{"GET /orders/:id", fmt.Errorf("get order o-1: %w", context.DeadlineExceeded), "send the request again later", "POST /orders"},
+		{"GET /orders", fmt.Errorf("list orders: %w", app.ErrStorageUnavailable), "send the request again later", "Idempotency-Key"},
+	}
+	for _, tc := range tests {
+		p := problemFor(tc.err, tc.route)
+		if !strings.Contains(p.Detail, tc.want) || (tc.wantNot != "" && strings.Contains(p.Detail, tc.wantNot)) {
+			t.Errorf("%s, %v: got detail %q, want one saying %q and not %q", tc.route, tc.err, p.Detail, tc.want, tc.wantNot)
 		}
 	}
 }
