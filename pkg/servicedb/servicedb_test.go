@@ -256,13 +256,30 @@ func TestUnitOfWork(t *testing.T) {
 	if dup, err := uow.Do(ctx, "", func(ctx context.Context, tx txView) error { return tx.add(ctx, "admin") }); dup || err != nil {
 		t.Errorf("admin request: got duplicate=%v, %v; want false, nil", dup, err)
 	}
-	if got := count(t, db); got != 3 {
-		t.Errorf("rows: got %d, want 3 (o-1, o-2, admin)", got)
+	// With an idempotency key it happens once, deduplicated as a message.
+	request := func(key, name string) (bool, error) {
+		return uow.DoRequest(ctx, key, func(ctx context.Context, tx txView) error { return tx.add(ctx, name) })
+	}
+	for _, tc := range []struct {
+		key, name string
+		wantDup   bool
+	}{
+		{"", "admin 2", false},
+		{"restock k-1", "keyed", false},
+		{"restock k-1", "keyed again", true},
+	} {
+		if dup, err := request(tc.key, tc.name); dup != tc.wantDup || err != nil {
+			t.Errorf("admin request %q (key %q): got duplicate=%v, %v; want %v, nil", tc.name, tc.key, dup, err, tc.wantDup)
+		}
+	}
+	if got := count(t, db); got != 5 {
+		t.Errorf("rows: got %d, want 5 (o-1, o-2, admin twice, keyed)", got)
 	}
 	// The fault point is for messages only: an admin request is not
-	// redelivered, so a crash there would only kill the process.
+	// redelivered, so a crash there would only kill the process (and its
+	// retry with the same key again).
 	if commits != 2 {
-		t.Errorf("BeforeCommit: got %d calls, want 2 (one per committed message, none for the admin request)", commits)
+		t.Errorf("BeforeCommit: got %d calls, want 2 (one per committed message, none for the admin requests)", commits)
 	}
 }
 

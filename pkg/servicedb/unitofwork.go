@@ -29,10 +29,11 @@ type UnitOfWorkConfig struct {
 	// messages. Default W3C Trace Context and Baggage.
 	Propagator propagation.TextMapPropagator
 	// BeforeCommit, when set, runs after the effects of a message's
-	// command and before the commit (the crash_mid_handler fault point).
-	// It does not run for an admin request (no message id): the fault
-	// simulates a crash the queue recovers from by redelivering, and an
-	// admin request has no redelivery.
+	// command and before the commit (the crash_mid_handler fault point):
+	// in Do with a message id, never for an admin request (DoRequest, or
+	// Do without a message id). The fault simulates a crash the queue
+	// recovers from by redelivering; a request has no redelivery, and
+	// one sent again with its idempotency key would crash it again.
 	BeforeCommit func()
 }
 
@@ -78,25 +79,44 @@ func NewUnitOfWork[T any](cfg UnitOfWorkConfig, view func(tx *Tx) T) (*UnitOfWor
 	return &UnitOfWork[T]{cfg: cfg, view: view}, nil
 }
 
-// Do runs fn in a transaction that commits if fn returns nil. With a
-// messageID, the id is recorded in the same transaction and a message
-// already processed returns duplicate=true without running fn; an empty
-// messageID (an admin request) skips deduplication.
+// Do runs fn, the handling of a queue message, in a transaction that
+// commits if fn returns nil. With a messageID, the id is recorded in the
+// same transaction and a message already processed returns duplicate=true
+// without running fn; an empty messageID (an admin request) skips
+// deduplication, as DoRequest without a key.
 func (u *UnitOfWork[T]) Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx T) error) (duplicate bool, err error) {
-	run := func(ctx context.Context, sqlTx *sql.Tx) error {
-		t := &Tx{sql: sqlTx, outbox: u.cfg.Outbox, propagator: u.cfg.Propagator, causation: messageID}
-		return fn(ctx, u.view(t))
+	if messageID == "" {
+		return u.DoRequest(ctx, "", fn)
 	}
-	if messageID != "" {
-		return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, messageID, func(ctx context.Context, sqlTx *sql.Tx) error {
-			if err := run(ctx, sqlTx); err != nil {
-				return err
-			}
-			u.cfg.BeforeCommit()
-			return nil
-		})
+	return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, messageID, func(ctx context.Context, sqlTx *sql.Tx) error {
+		if err := u.run(ctx, sqlTx, messageID, fn); err != nil {
+			return err
+		}
+		u.cfg.BeforeCommit()
+		return nil
+	})
+}
+
+// DoRequest runs fn, the work of an admin request, in a transaction that
+// commits if fn returns nil. With an idempotency key, the key is recorded
+// in the inbox in the same transaction, as a message id is, and a request
+// whose key is recorded returns duplicate=true without running fn; the key
+// shares the inbox with the message ids, so it must not look like one
+// (prefix it with the request's name). BeforeCommit does not run: a
+// request is no message handler (see UnitOfWorkConfig.BeforeCommit).
+func (u *UnitOfWork[T]) DoRequest(ctx context.Context, idempotencyKey string, fn func(ctx context.Context, tx T) error) (duplicate bool, err error) {
+	run := func(ctx context.Context, sqlTx *sql.Tx) error { return u.run(ctx, sqlTx, "", fn) }
+	if idempotencyKey == "" {
+		return false, InTx(ctx, u.cfg.DB, run)
 	}
-	return false, InTx(ctx, u.cfg.DB, run)
+	return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, idempotencyKey, run)
+}
+
+// run runs fn on sqlTx seen as T; what it emits names causationID, the
+// message being handled ("" for a request).
+func (u *UnitOfWork[T]) run(ctx context.Context, sqlTx *sql.Tx, causationID string, fn func(ctx context.Context, tx T) error) error {
+	t := &Tx{sql: sqlTx, outbox: u.cfg.Outbox, propagator: u.cfg.Propagator, causation: causationID}
+	return fn(ctx, u.view(t))
 }
 
 // Tx is one unit of work's transaction: the SQL transaction for the

@@ -207,6 +207,29 @@ func TestRestockWithAnIdempotencyKeyHappensOnce(t *testing.T) {
 	}
 }
 
+// With crash_mid_handler on, a restock sent with an Idempotency-Key (as
+// the console sends every one) and its retry go through and inventory
+// stays up: the fault is the message handlers'.
+func TestCrashMidHandlerSparesRestocks(t *testing.T) {
+	h := start(t)
+	if err := h.Faults.Set(faults.CrashMidHandler, "true"); err != nil {
+		t.Fatal(err)
+	}
+	header := http.Header{}
+	header.Set("Idempotency-Key", "console-1")
+	for i, want := range []int{5, 5} { // the retry adds nothing
+		if code, _ := h.SendWithHeader(http.MethodPost, "/stock/SKU-5/restock", `{"quantity":5}`, header); code != 200 {
+			t.Errorf("restock %d: got %d, want 200", i, code)
+		}
+		if got := h.Exits(); got != 0 {
+			t.Fatalf("restock %d: got %d exits, want 0", i, got)
+		}
+		if s := h.stock("SKU-5"); s.Restocked != want {
+			t.Errorf("restock %d: got restocked %d, want %d", i, s.Restocked, want)
+		}
+	}
+}
+
 func TestPoisonAndRestock(t *testing.T) {
 	h := start(t)
 	h.Poison()

@@ -19,6 +19,13 @@ type UnitOfWork interface {
 	// already processed returns duplicate=true without running fn; an
 	// empty messageID (an admin request) skips deduplication.
 	Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx Tx) error) (duplicate bool, err error)
+	// DoRequest runs fn, an admin request's work, in a transaction that
+	// commits if fn returns nil. With an idempotency key, the key is
+	// recorded in the same transaction and a request whose key is
+	// recorded returns duplicate=true without running fn. Unlike Do with
+	// a message id it is no message handler: the crash_mid_handler fault
+	// point, which the queue recovers from by redelivering, does not run.
+	DoRequest(ctx context.Context, idempotencyKey string, fn func(ctx context.Context, tx Tx) error) (duplicate bool, err error)
 }
 
 // Tx is the state and the outbox seen through one transaction.

@@ -57,7 +57,10 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 		}
 		return s, nil
 	}
-	duplicate, err := h.uow.Do(ctx, restockID(cmd), func(ctx context.Context, tx Tx) error {
+	// DoRequest, not Do: a restock is a request, not a message, and must
+	// not reach the crash_mid_handler fault point (a console restock,
+	// always keyed, would take inventory down, and its retry again).
+	duplicate, err := h.uow.DoRequest(ctx, restockID(cmd), func(ctx context.Context, tx Tx) error {
 		s, err := load(ctx, tx)
 		if err != nil {
 			return err
@@ -69,7 +72,7 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 		return tx.SaveStock(ctx, []domain.Stock{s})
 	})
 	if err == nil && duplicate {
-		_, err = h.uow.Do(ctx, "", func(ctx context.Context, tx Tx) error {
+		_, err = h.uow.DoRequest(ctx, "", func(ctx context.Context, tx Tx) error {
 			out, err = load(ctx, tx)
 			return err
 		})
@@ -80,7 +83,7 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 	return RestockResult{Stock: out, Replayed: duplicate}, nil
 }
 
-// restockID is the inbox id of a restock with an idempotency key, "" (no
+// restockID is the inbox key of a restock with an idempotency key, "" (no
 // deduplication) without. The SKU and quantity are part of it: a key sent
 // again with another restock is that other restock, not a retry.
 func restockID(cmd Restock) string {
