@@ -18,6 +18,10 @@ import (
 //	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock (once per Idempotency-Key)
 //	GET  /state                    stock, reservation counts by status, conserved
 //	GET  /reservations/{order_id}  one order's reservation
+//
+// No route takes a query parameter: any is refused with a 400 problem
+// naming it (admin.CheckQuery), so that a ?sku= does not silently list
+// every SKU.
 type HTTP struct {
 	app app.Application
 }
@@ -34,6 +38,9 @@ func (h *HTTP) Mount(e *echo.Echo) {
 }
 
 func (h *HTTP) stock(c echo.Context) error {
+	if err := admin.CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	s, err := h.app.Queries.Stock(c.Request().Context())
 	if err != nil {
 		return err
@@ -42,6 +49,10 @@ func (h *HTTP) stock(c echo.Context) error {
 }
 
 func (h *HTTP) restock(c echo.Context) error {
+	// The quantity is the body's: a ?quantity= is refused, not ignored.
+	if err := admin.CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	var body struct {
 		Quantity *int `json:"quantity"`
 	}
@@ -75,6 +86,9 @@ func (h *HTTP) restock(c echo.Context) error {
 }
 
 func (h *HTTP) state(c echo.Context) error {
+	if err := admin.CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	st, err := h.app.Queries.State(c.Request().Context())
 	if err != nil {
 		return err
@@ -83,6 +97,9 @@ func (h *HTTP) state(c echo.Context) error {
 }
 
 func (h *HTTP) reservation(c echo.Context) error {
+	if err := admin.CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	orderID, err := admin.PathParam(c, "order_id")
 	if err != nil {
 		return err

@@ -1,0 +1,138 @@
+package ports_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/services/inventory/internal/app"
+	"github.com/orderflow/orderflow/services/inventory/internal/domain"
+	"github.com/orderflow/orderflow/services/inventory/internal/ports"
+)
+
+// store is inventory's storage for these tests, read model, unit of work
+// and transaction in one: SKU-1 in stock, order o-1 reserved. It records
+// each call, so a test sees whether a refused request touched it.
+type store struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (s *store) called(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, name)
+}
+
+func (s *store) ListStock(context.Context) ([]domain.Stock, error) {
+	s.called("ListStock")
+	return []domain.Stock{{SKU: "SKU-1", Available: 5, Initial: 5}}, nil
+}
+
+func (s *store) Reservation(_ context.Context, orderID string) (*domain.Reservation, error) {
+	s.called("Reservation")
+	if orderID != "o-1" {
+		return nil, nil
+	}
+	return &domain.Reservation{OrderID: orderID, Status: domain.StatusReserved}, nil
+}
+
+func (s *store) ReservationCounts(context.Context) (map[domain.Status]int, error) {
+	s.called("ReservationCounts")
+	return map[domain.Status]int{domain.StatusReserved: 1}, nil
+}
+
+func (s *store) Do(ctx context.Context, _ string, fn func(context.Context, app.Tx) error) (bool, error) {
+	s.called("Do")
+	return false, fn(ctx, s)
+}
+
+func (s *store) DoRequest(ctx context.Context, _ string, fn func(context.Context, app.Tx) error) (bool, error) {
+	s.called("DoRequest")
+	return false, fn(ctx, s)
+}
+
+func (s *store) Stock(_ context.Context, skus []string) (map[string]domain.Stock, error) {
+	s.called("Stock")
+	return map[string]domain.Stock{"SKU-1": {SKU: "SKU-1", Available: 5, Initial: 5}}, nil
+}
+
+func (s *store) SaveReservation(context.Context, domain.Reservation) error {
+	s.called("SaveReservation")
+	return nil
+}
+
+func (s *store) SaveStock(context.Context, []domain.Stock) error {
+	s.called("SaveStock")
+	return nil
+}
+
+func (s *store) Emit(context.Context, contracts.Message) error {
+	s.called("Emit")
+	return nil
+}
+
+// A query parameter on any of inventory's routes (none takes one) is a
+// 400 problem naming it, and nothing is read or written: GET
+// /stock?sku=SKU-1 must not answer with every SKU.
+func TestQueryParametersAreRefused(t *testing.T) {
+	s := &store{}
+	a, err := app.New(s, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "inventory", Routes: ports.NewHTTP(a).Mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		srv.ServeHTTP(rec, req)
+		return rec
+	}
+	tests := []struct {
+		method, path, body, field, detail string
+	}{
+		{"GET", "/stock?sku=SKU-1", "", "sku", `unknown query parameter "sku" (this route takes none)`},
+		{"GET", "/stock?sku=", "", "sku", `unknown query parameter "sku" (this route takes none)`},
+		{"POST", "/stock/SKU-1/restock?quantity=5", `{"quantity":1}`, "quantity", `unknown query parameter "quantity" (this route takes none)`},
+		{"GET", "/state?verbose=1", "", "verbose", `unknown query parameter "verbose" (this route takes none)`},
+		{"GET", "/reservations/o-1?status=RESERVED", "", "status", `unknown query parameter "status" (this route takes none)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			rec := do(tc.method, tc.path, tc.body)
+			var p admin.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatalf("got %d %s (%v), want a problem", rec.Code, rec.Body, err)
+			}
+			if rec.Code != 400 || rec.Header().Get("Content-Type") != admin.ProblemContentType {
+				t.Errorf("got %d %q, want 400 %s", rec.Code, rec.Header().Get("Content-Type"), admin.ProblemContentType)
+			}
+			if p.Field != tc.field || p.Detail != tc.field+": "+tc.detail {
+				t.Errorf("got field %q detail %q, want %q %q", p.Field, p.Detail, tc.field, tc.field+": "+tc.detail)
+			}
+		})
+	}
+	if len(s.calls) != 0 {
+		t.Errorf("storage used by refused requests: got %v, want nothing", s.calls)
+	}
+
+	for _, tc := range []struct{ method, path, body string }{
+		{"GET", "/stock", ""},
+		{"POST", "/stock/SKU-1/restock", `{"quantity":1}`},
+		{"GET", "/state", ""},
+		{"GET", "/reservations/o-1", ""},
+	} {
+		if rec := do(tc.method, tc.path, tc.body); rec.Code != 200 {
+			t.Errorf("%s %s: got %d %s, want 200", tc.method, tc.path, rec.Code, rec.Body)
+		}
+	}
+}
