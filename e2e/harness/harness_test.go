@@ -143,16 +143,16 @@ func TestViolations(t *testing.T) {
 			{PaymentID: "p-b", OrderID: "b", AmountCents: 100, Status: "REFUNDED"},
 		},
 		Ledger: []LedgerEntry{
-			{OrderID: "a", Kind: "charge", AmountCents: 300},
-			{OrderID: "b", Kind: "charge", AmountCents: 100},
-			{OrderID: "b", Kind: "refund", AmountCents: -100},
+			{PaymentID: "p-a", OrderID: "a", Kind: "charge", AmountCents: 300},
+			{PaymentID: "p-b", OrderID: "b", Kind: "charge", AmountCents: 100},
+			{PaymentID: "p-b", OrderID: "b", Kind: "refund", AmountCents: -100},
 		},
 		PaymentState: PaymentState{Payments: map[string]int{"CHARGED": 1, "REFUNDED": 1}, ChargedCents: 400, RefundedCents: 100,
 			NetCents: 300, OutstandingCents: 300, Consistent: true},
 		Shipments: []Shipment{{ShipmentID: "s-a", OrderID: "a", Status: "SCHEDULED"}},
 		Gateway: []ProviderRecord{
 			{OrderID: "a", Outcome: "ACCEPTED", Reference: "p-a", AmountCents: 300, Requests: 1},
-			{OrderID: "b", Outcome: "ACCEPTED", Reference: "p-b", Cancelled: true, Requests: 1, Cancels: 1},
+			{OrderID: "b", Outcome: "ACCEPTED", Reference: "p-b", AmountCents: 100, Cancelled: true, Requests: 1, Cancels: 1},
 		},
 		Carrier:        []ProviderRecord{{OrderID: "a", Outcome: "ACCEPTED", Reference: "s-a", Requests: 1}},
 		ShipmentCounts: map[string]int{"SCHEDULED": 1},
@@ -179,6 +179,8 @@ func TestViolations(t *testing.T) {
 			s.Ledger = append(s.Ledger, LedgerEntry{OrderID: "a", Kind: "charge", AmountCents: 300})
 		}, Expect{}, "order a charged 2 times"},
 		{"unrefunded cancel", func(s *Snapshot) { s.Payments[1].Status = "CHARGED"; s.Ledger = s.Ledger[:2] }, Expect{}, "not refunded"},
+		{"a refund at the gateway missing from the ledger", func(s *Snapshot) { s.Ledger = s.Ledger[:2] }, Expect{},
+			"the gateway refunded p-b 100 cents, the ledger records a refund of 0"},
 		{"shipment of a cancelled order", func(s *Snapshot) {
 			s.Shipments = append(s.Shipments, Shipment{OrderID: "b", Status: "SCHEDULED"})
 		}, Expect{}, "still SCHEDULED"},

@@ -206,7 +206,9 @@ type Expect struct {
 //     shipment, no other order has either;
 //   - the payment gateway's and the carrier's own books agree with the
 //     payments and shipments: nothing charged or booked twice or left
-//     standing behind a compensation (providerViolations);
+//     standing behind a compensation, nothing they did unrecorded
+//     (providerViolations), and every charge and refund at the gateway in
+//     the ledger (gatewayLedgerViolations);
 //   - every consumer group has caught up, and no message was dead-lettered
 //     (unless allowed).
 func (s Snapshot) Violations(exp Expect) []string {
@@ -387,6 +389,7 @@ func (s Snapshot) Violations(exp Expect) []string {
 			}
 		}
 		v = append(v, providerViolations(orders, payments, shipments, s.Gateway, s.Carrier)...)
+		v = append(v, gatewayLedgerViolations(s.Gateway, s.Ledger)...)
 	}
 
 	// The queue.
@@ -421,6 +424,10 @@ func (s Snapshot) Violations(exp Expect) []string {
 //   - the gateway holds a charge for an order exactly when payment has it
 //     CHARGED, under the same payment id and amount; the carrier holds a booking
 //     exactly when shipping has it SCHEDULED, under the same shipment id;
+//   - a charge or booking the provider made is on record under its id even
+//     once refunded or withdrawn: payment or shipping may learn of it only
+//     from the compensation (the request's own transaction lost), but not
+//     record the order as VOIDED, as if nothing had happened there;
 //   - neither holds anything for an order the order service does not know.
 func providerViolations(orders map[string]Order, payments map[string]Payment, shipments map[string]Shipment, gateway, carrier []ProviderRecord) []string {
 	var v []string
@@ -446,7 +453,9 @@ func providerViolations(orders map[string]Order, payments map[string]Payment, sh
 		switch {
 		case g.Holds() != charged:
 			add("order %s: the gateway's record %+v holds a charge: %v; payment %+v: %v", id, g, g.Holds(), p, charged)
-		case g.Outcome == "ACCEPTED" && p.PaymentID != "" && g.Reference != p.PaymentID:
+		case g.Outcome == "ACCEPTED" && p.PaymentID == "":
+			add("order %s: the gateway charged %s (refunded: %v), payment has no record of it: %+v", id, g.Reference, g.Cancelled, p)
+		case g.Outcome == "ACCEPTED" && g.Reference != p.PaymentID:
 			add("order %s: the gateway charged %s, payment recorded %s (a second authorization)", id, g.Reference, p.PaymentID)
 		case charged && g.AmountCents != p.AmountCents:
 			add("order %s: the gateway charged %d cents, payment recorded %d", id, g.AmountCents, p.AmountCents)
@@ -457,8 +466,37 @@ func providerViolations(orders map[string]Order, payments map[string]Payment, sh
 		switch {
 		case c.Holds() != scheduled:
 			add("order %s: the carrier's record %+v holds a booking: %v; shipment %+v: %v", id, c, c.Holds(), sh, scheduled)
-		case c.Outcome == "ACCEPTED" && sh.ShipmentID != "" && c.Reference != sh.ShipmentID:
+		case c.Outcome == "ACCEPTED" && sh.ShipmentID == "":
+			add("order %s: the carrier booked %s (withdrawn: %v), shipping has no record of it: %+v", id, c.Reference, c.Cancelled, sh)
+		case c.Outcome == "ACCEPTED" && c.Reference != sh.ShipmentID:
 			add("order %s: the carrier booked %s, shipping recorded %s (a second booking)", id, c.Reference, sh.ShipmentID)
+		}
+	}
+	return v
+}
+
+// gatewayLedgerViolations checks that the ledger audits every money
+// movement at the gateway: each charge the gateway took, under its payment
+// id and for its amount, and the refund of each charge it gave back. That
+// holds too for a charge payment learnt of only from the refund (the
+// charge's own transaction lost): money moved, so the ledger has both.
+func gatewayLedgerViolations(gateway []ProviderRecord, ledger []LedgerEntry) []string {
+	var v []string
+	add := func(format string, args ...any) { v = append(v, fmt.Sprintf(format, args...)) }
+	type key struct{ order, payment, kind string }
+	sums := map[key]int64{}
+	for _, e := range ledger {
+		sums[key{e.OrderID, e.PaymentID, e.Kind}] += e.AmountCents
+	}
+	for _, g := range gateway {
+		if g.Outcome != "ACCEPTED" {
+			continue
+		}
+		if got := sums[key{g.OrderID, g.Reference, "charge"}]; got != g.AmountCents {
+			add("order %s: the gateway charged %s %d cents, the ledger records a charge of %d", g.OrderID, g.Reference, g.AmountCents, got)
+		}
+		if got := -sums[key{g.OrderID, g.Reference, "refund"}]; g.Cancelled && got != g.AmountCents {
+			add("order %s: the gateway refunded %s %d cents, the ledger records a refund of %d", g.OrderID, g.Reference, g.AmountCents, got)
 		}
 	}
 	return v

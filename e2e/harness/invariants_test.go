@@ -317,8 +317,8 @@ func TestViolationsStockAgainstTheCatalogue(t *testing.T) {
 
 // The providers' books are compared with payment's and shipping's records:
 // a second authorization or booking, an effect left standing behind a
-// compensation, a charge payment knows nothing of, and an effect for an
-// unknown order are violations.
+// compensation, a charge or booking not on record (even one since undone),
+// and an effect for an unknown order are violations.
 func TestProviderViolations(t *testing.T) {
 	orders := map[string]Order{"o": {ID: "o"}}
 	charged := Payment{OrderID: "o", PaymentID: "pay_1", AmountCents: 500, Status: "CHARGED"}
@@ -327,6 +327,8 @@ func TestProviderViolations(t *testing.T) {
 	booking := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "shp_1", Requests: 1}
 	refunded := charge
 	refunded.Cancelled = true
+	withdrawn := booking
+	withdrawn.Cancelled = true
 	tests := []struct {
 		name      string
 		payment   *Payment
@@ -337,8 +339,18 @@ func TestProviderViolations(t *testing.T) {
 	}{
 		{"books agree, requests repeated", &charged, &scheduled,
 			[]ProviderRecord{{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", AmountCents: 500, Requests: 3}}, []ProviderRecord{booking}, nil},
-		{"charged, then refunded at the gateway, with the refund's local transaction first", &Payment{OrderID: "o", Status: "VOIDED"}, nil,
-			[]ProviderRecord{refunded}, nil, nil},
+		// The charge's local transaction lost, the refund recorded what the
+		// gateway gave back.
+		{"charged, then refunded at the gateway, with the refund's local transaction first",
+			&Payment{OrderID: "o", PaymentID: "pay_1", AmountCents: 500, Status: "REFUNDED"}, nil, []ProviderRecord{refunded}, nil, nil},
+		{"charged and refunded at the gateway, voided in payment", &Payment{OrderID: "o", Status: "VOIDED"}, nil,
+			[]ProviderRecord{refunded}, nil, []string{"the gateway charged pay_1 (refunded: true), payment has no record of it"}},
+		{"charged and refunded at the gateway, no payment at all", nil, nil,
+			[]ProviderRecord{refunded}, nil, []string{"the gateway charged pay_1 (refunded: true), payment has no record of it"}},
+		{"booked, then withdrawn at the carrier, with the cancellation's local transaction first", nil,
+			&Shipment{OrderID: "o", ShipmentID: "shp_1", Status: "CANCELLED"}, nil, []ProviderRecord{withdrawn}, nil},
+		{"booked and withdrawn at the carrier, voided in shipping", nil, &Shipment{OrderID: "o", Status: "VOIDED"},
+			nil, []ProviderRecord{withdrawn}, []string{"the carrier booked shp_1 (withdrawn: true), shipping has no record of it"}},
 		{"a charge refused at the gateway after the refund voided it there", &Payment{OrderID: "o", Status: "DECLINED"}, nil,
 			[]ProviderRecord{{OrderID: "o", Outcome: "VOIDED", Requests: 1, Cancels: 1}}, nil, nil},
 		{"another amount", &charged, &scheduled,
@@ -383,6 +395,44 @@ func TestProviderViolations(t *testing.T) {
 				if !strings.Contains(got[i], part) {
 					t.Errorf("violation %d: got %q, want it to contain %q", i, got[i], part)
 				}
+			}
+		})
+	}
+}
+
+// The ledger records every money movement at the gateway, a charge taken
+// and given back before payment recorded it included.
+func TestGatewayLedgerViolations(t *testing.T) {
+	charge := ProviderRecord{OrderID: "o", Outcome: "ACCEPTED", Reference: "pay_1", AmountCents: 500, Requests: 1}
+	refunded := charge
+	refunded.Cancelled, refunded.Cancels = true, 1
+	charged := LedgerEntry{OrderID: "o", PaymentID: "pay_1", Kind: "charge", AmountCents: 500}
+	refund := LedgerEntry{OrderID: "o", PaymentID: "pay_1", Kind: "refund", AmountCents: -500}
+	tests := []struct {
+		name    string
+		gateway []ProviderRecord
+		ledger  []LedgerEntry
+		want    []string
+	}{
+		{"charged", []ProviderRecord{charge}, []LedgerEntry{charged}, nil},
+		{"charged and refunded", []ProviderRecord{refunded}, []LedgerEntry{charged, refund}, nil},
+		{"declined and voided: no money moved", []ProviderRecord{
+			{OrderID: "o", Outcome: "REFUSED", Requests: 1}, {OrderID: "v", Outcome: "VOIDED", Cancels: 1}}, nil, nil},
+		{"charged and refunded, neither in the ledger", []ProviderRecord{refunded}, nil, []string{
+			"order o: the gateway charged pay_1 500 cents, the ledger records a charge of 0",
+			"order o: the gateway refunded pay_1 500 cents, the ledger records a refund of 0",
+		}},
+		{"refunded, only the charge in the ledger", []ProviderRecord{refunded}, []LedgerEntry{charged},
+			[]string{"order o: the gateway refunded pay_1 500 cents, the ledger records a refund of 0"}},
+		{"charged under another payment id in the ledger", []ProviderRecord{charge},
+			[]LedgerEntry{{OrderID: "o", PaymentID: "pay_2", Kind: "charge", AmountCents: 500}},
+			[]string{"order o: the gateway charged pay_1 500 cents, the ledger records a charge of 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := gatewayLedgerViolations(tt.gateway, tt.ledger)
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("got violations %q, want %q", got, tt.want)
 			}
 		})
 	}

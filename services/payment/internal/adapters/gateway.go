@@ -19,7 +19,9 @@ import (
 // before any effect, so the queue retries) and payment_decline_rate
 // (declined charges). It keeps its books as a real provider would
 // (pkg/providersim, in the payment database): idempotent per order id, and
-// a refund of an order it never charged voids the order there.
+// a refund of an order it never charged voids the order there. Its answers
+// say when a charge was refunded, which the books' replayed first answer
+// does not.
 type SimulatedGateway struct {
 	faults *faults.Registry
 	books  *providersim.Books
@@ -69,7 +71,10 @@ func (g *SimulatedGateway) Authorize(ctx context.Context, c domain.Charge) (doma
 	}
 	switch rec.Outcome {
 	case providersim.OutcomeAccepted:
-		return domain.GatewayVerdict{Approved: true, PaymentID: rec.Reference}, nil
+		// The books repeat the first answer, ACCEPTED, even after the
+		// charge was refunded: say so, or payment records as CHARGED money
+		// the gateway has given back.
+		return domain.GatewayVerdict{Approved: true, PaymentID: rec.Reference, Refunded: rec.Cancelled}, nil
 	case providersim.OutcomeVoided:
 		return domain.GatewayVerdict{Reason: rec.Reason, Voided: true}, nil
 	}
@@ -77,14 +82,23 @@ func (g *SimulatedGateway) Authorize(ctx context.Context, c domain.Charge) (doma
 }
 
 // Refund implements app.Gateway.
-func (g *SimulatedGateway) Refund(ctx context.Context, orderID, paymentID string) error {
+func (g *SimulatedGateway) Refund(ctx context.Context, orderID, paymentID string) (domain.GatewayRefund, error) {
 	if err := g.roundTrip(ctx, "refund"); err != nil {
-		return err
+		return domain.GatewayRefund{}, err
 	}
-	if _, err := g.books.Cancel(ctx, orderID, paymentID, domain.ReasonVoided); err != nil {
-		return fmt.Errorf("%w: refund: %w", app.ErrTransient, err)
+	rec, err := g.books.Cancel(ctx, orderID, paymentID, domain.ReasonVoided)
+	if err != nil {
+		return domain.GatewayRefund{}, fmt.Errorf("%w: refund: %w", app.ErrTransient, err)
 	}
-	return nil
+	// A cancellation naming another charge left this one standing.
+	if rec.Outcome != providersim.OutcomeAccepted || !rec.Cancelled || (paymentID != "" && paymentID != rec.Reference) {
+		return domain.GatewayRefund{}, nil
+	}
+	var d chargeDetails
+	if err := json.Unmarshal([]byte(rec.Details), &d); err != nil {
+		return domain.GatewayRefund{}, fmt.Errorf("refund: details of charge %s: %w", rec.Reference, err)
+	}
+	return domain.GatewayRefund{Refunded: true, PaymentID: rec.Reference, AmountCents: d.AmountCents, Currency: d.Currency}, nil
 }
 
 // Records implements app.Gateway.

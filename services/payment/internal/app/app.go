@@ -45,13 +45,21 @@ type Tx interface {
 // order at the provider, so that a late charge command is declined there
 // instead of charging a customer whose order was compensated. (The local
 // transaction keeps the first payment either way: domain.DecideCharge.)
+//
+// So either call may meet an effect whose local transaction never ran: a
+// Refund may refund a charge payment has not recorded, and an Authorize
+// repeated after a Refund answers with a charge already refunded. Both
+// say so (GatewayRefund, GatewayVerdict.Refunded), so that payment
+// records the money that moved, and no charge the gateway gave back.
 type Gateway interface {
 	// Authorize decides a new charge; idempotent per c.OrderID.
 	Authorize(ctx context.Context, c domain.Charge) (domain.GatewayVerdict, error)
 	// Refund refunds the order's charge if it has one (only if it is
 	// paymentID, when that is not empty), and otherwise voids the order so
-	// that no later Authorize charges it; idempotent per order id.
-	Refund(ctx context.Context, orderID, paymentID string) error
+	// that no later Authorize charges it; idempotent per order id. It
+	// returns the charge the gateway has refunded, by this call or an
+	// earlier one, if any.
+	Refund(ctx context.Context, orderID, paymentID string) (domain.GatewayRefund, error)
 	// Records lists the provider's own books, per order, newest first:
 	// what an audit compares with the ledger.
 	Records(ctx context.Context, f Filter) ([]GatewayRecord, error)

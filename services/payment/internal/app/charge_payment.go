@@ -57,8 +57,8 @@ func (h ChargePaymentHandler) Handle(ctx context.Context, cmd ChargePayment) (do
 				return err
 			}
 		}
-		if res.Entry != nil {
-			if err := tx.AppendLedger(ctx, *res.Entry); err != nil {
+		for _, e := range res.Entries {
+			if err := tx.AppendLedger(ctx, e); err != nil {
 				return err
 			}
 		}

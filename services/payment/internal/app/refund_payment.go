@@ -37,7 +37,8 @@ func (h RefundPaymentHandler) Handle(ctx context.Context, cmd RefundPayment) (in
 	if err := cmd.Refund.Validate(); err != nil {
 		return 0, false, err
 	}
-	if err := h.gw.Refund(ctx, cmd.Refund.OrderID, cmd.Refund.PaymentID); err != nil {
+	refunded, err := h.gw.Refund(ctx, cmd.Refund.OrderID, cmd.Refund.PaymentID)
+	if err != nil {
 		return 0, false, fmt.Errorf("refund order %s: %w", cmd.Refund.OrderID, err)
 	}
 	var amount int64
@@ -46,7 +47,7 @@ func (h RefundPaymentHandler) Handle(ctx context.Context, cmd RefundPayment) (in
 		if err != nil {
 			return err
 		}
-		res, err := domain.DecideRefund(cmd.Refund, existing)
+		res, err := domain.DecideRefund(cmd.Refund, existing, refunded)
 		if err != nil {
 			return err
 		}
@@ -55,8 +56,8 @@ func (h RefundPaymentHandler) Handle(ctx context.Context, cmd RefundPayment) (in
 				return err
 			}
 		}
-		if res.Entry != nil {
-			if err := tx.AppendLedger(ctx, *res.Entry); err != nil {
+		for _, e := range res.Entries {
+			if err := tx.AppendLedger(ctx, e); err != nil {
 				return err
 			}
 		}

@@ -83,6 +83,23 @@ type GatewayVerdict struct {
 	// Voided: the gateway refused because the order was refunded there
 	// before this charge (a compensation that overtook its charge command).
 	Voided bool
+	// Refunded: the gateway approved this charge (Approved and PaymentID
+	// are set) and has refunded it since. The gateway repeats its first
+	// answer to a repeated charge, so a refund that reached it before this
+	// charge's local transaction ran (the charge redelivered after a crash,
+	// the refund's own transaction lost) leaves an approval that holds no
+	// money: it must not be recorded as CHARGED.
+	Refunded bool
+}
+
+// GatewayRefund is what the gateway answered to a refund: whether it holds
+// no money for the order because it refunded a charge, by this refund or
+// an earlier one, and which charge that was.
+type GatewayRefund struct {
+	Refunded    bool
+	PaymentID   string
+	AmountCents int64
+	Currency    string
 }
 
 // Kind of ledger entry.
@@ -111,8 +128,8 @@ type ChargeResult struct {
 	Payment Payment
 	// Changed is true when Payment must be stored.
 	Changed bool
-	// Entry is the ledger entry to append, if any.
-	Entry *Entry
+	// Entries are the ledger entries to append, in order.
+	Entries []Entry
 }
 
 // DecideCharge decides a charge. existing is the order's payment, if any:
@@ -157,12 +174,32 @@ func DecideCharge(c Charge, existing *Payment, verdict GatewayVerdict) (ChargeRe
 	if strings.TrimSpace(verdict.PaymentID) == "" {
 		return ChargeResult{}, errors.New("gateway approved a charge without a payment id")
 	}
-	p.ID, p.Status = verdict.PaymentID, StatusCharged
+	p.ID = verdict.PaymentID
+	if verdict.Refunded {
+		// The refund reached the gateway after it charged and before this
+		// transaction: the money was taken and given back. The payment is
+		// recorded as the refund's transaction would have left it had it
+		// run first (DecideRefund), both movements in the ledger, and the
+		// charge is answered as a charge after a refund is.
+		p.Status, p.Reason = StatusRefunded, ReasonRefunded
+		return ChargeResult{Payment: p, Changed: true, Entries: chargedAndRefunded(p)}, nil
+	}
+	p.Status = StatusCharged
 	return ChargeResult{
 		Payment: p,
 		Changed: true,
-		Entry:   &Entry{PaymentID: p.ID, OrderID: p.OrderID, Kind: EntryCharge, AmountCents: p.AmountCents, Currency: p.Currency},
+		Entries: []Entry{{PaymentID: p.ID, OrderID: p.OrderID, Kind: EntryCharge, AmountCents: p.AmountCents, Currency: p.Currency}},
 	}, nil
+}
+
+// chargedAndRefunded are the ledger entries of a charge the gateway took
+// and gave back before payment recorded it: the ledger audits every money
+// movement at the gateway, so both are written, not neither.
+func chargedAndRefunded(p Payment) []Entry {
+	return []Entry{
+		{PaymentID: p.ID, OrderID: p.OrderID, Kind: EntryCharge, AmountCents: p.AmountCents, Currency: p.Currency},
+		{PaymentID: p.ID, OrderID: p.OrderID, Kind: EntryRefund, AmountCents: -p.AmountCents, Currency: p.Currency},
+	}
 }
 
 // Refund is a request to refund an order's charge. PaymentID may be empty
@@ -191,18 +228,26 @@ type RefundResult struct {
 	// Payment is the order's payment to store when Changed.
 	Payment Payment
 	Changed bool
-	Entry   *Entry
+	// Entries are the ledger entries to append, in order.
+	Entries []Entry
 }
 
 // DecideRefund refunds the order's charge in full. It always answers: a
 // repeated refund repeats the amount refunded; a refund of a declined
 // payment, of another payment id, or of an order never charged refunds
 // nothing (and the last leaves a tombstone so a late charge is declined).
-func DecideRefund(r Refund, existing *Payment) (RefundResult, error) {
+// gateway is the gateway's answer to this refund: it counts when payment
+// has no charge on record, since the gateway may have charged the order
+// without payment's transaction ever committing.
+func DecideRefund(r Refund, existing *Payment, gateway GatewayRefund) (RefundResult, error) {
 	if err := r.Validate(); err != nil {
 		return RefundResult{}, err
 	}
 	nothing := RefundResult{PaymentID: r.PaymentID, Currency: r.Currency}
+	if gateway.Refunded && (r.PaymentID == "" || r.PaymentID == gateway.PaymentID) &&
+		(existing == nil || existing.Status == StatusVoided) {
+		return refundedUnrecorded(r, gateway)
+	}
 	if existing == nil {
 		nothing.Payment = Payment{OrderID: r.OrderID, Currency: r.Currency, Status: StatusVoided}
 		nothing.Changed = true
@@ -225,6 +270,31 @@ func DecideRefund(r Refund, existing *Payment) (RefundResult, error) {
 	return RefundResult{
 		PaymentID: p.ID, AmountCents: p.AmountCents, Currency: p.Currency,
 		Payment: p, Changed: true,
-		Entry: &Entry{PaymentID: p.ID, OrderID: p.OrderID, Kind: EntryRefund, AmountCents: -p.AmountCents, Currency: p.Currency},
+		Entries: []Entry{{PaymentID: p.ID, OrderID: p.OrderID, Kind: EntryRefund, AmountCents: -p.AmountCents, Currency: p.Currency}},
+	}, nil
+}
+
+// refundedUnrecorded records a charge the gateway took and refunded
+// without payment having recorded it: the charge's transaction was lost (a
+// crash after the gateway call) or has not run yet, and the saga refunded
+// blindly. Payment never answered PaymentCharged for it, but money did move
+// at the gateway, so an auditor finds it in the ledger as the charge the
+// gateway took and its refund (net 0), under the gateway's payment id, and
+// the saga's refund is answered with what was given back. The payment is
+// REFUNDED: a late charge command then gets the answer to a charge after a
+// refund, not another charge.
+func refundedUnrecorded(r Refund, gateway GatewayRefund) (RefundResult, error) {
+	if strings.TrimSpace(gateway.PaymentID) == "" || gateway.AmountCents <= 0 {
+		return RefundResult{}, fmt.Errorf("gateway refunded order %s's charge %q of %d cents: want a payment id and a positive amount",
+			r.OrderID, gateway.PaymentID, gateway.AmountCents)
+	}
+	currency := gateway.Currency
+	if currency == "" {
+		currency = r.Currency
+	}
+	p := Payment{ID: gateway.PaymentID, OrderID: r.OrderID, AmountCents: gateway.AmountCents, Currency: currency, Status: StatusRefunded}
+	return RefundResult{
+		PaymentID: p.ID, AmountCents: p.AmountCents, Currency: p.Currency,
+		Payment: p, Changed: true, Entries: chargedAndRefunded(p),
 	}, nil
 }

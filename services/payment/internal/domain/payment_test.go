@@ -2,6 +2,7 @@ package domain_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/orderflow/orderflow/services/payment/internal/domain"
@@ -11,6 +12,7 @@ func TestDecideCharge(t *testing.T) {
 	charge := domain.Charge{OrderID: "o-1", CustomerID: "c-1", AmountCents: 4999, Currency: "EUR"}
 	charged := &domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusCharged}
 	approve := domain.GatewayVerdict{Approved: true, PaymentID: "p-new"}
+	refunded := domain.GatewayVerdict{Approved: true, PaymentID: "p-new", Refunded: true}
 	decline := domain.GatewayVerdict{Reason: "insufficient funds"}
 	tests := []struct {
 		name        string
@@ -21,10 +23,17 @@ func TestDecideCharge(t *testing.T) {
 		wantID      string
 		wantReason  string
 		wantChanged bool
-		wantEntry   int64
+		wantEntries []int64
 		wantErr     error
 	}{
-		{name: "approved", charge: charge, verdict: approve, wantStatus: domain.StatusCharged, wantID: "p-new", wantChanged: true, wantEntry: 4999},
+		{name: "approved", charge: charge, verdict: approve, wantStatus: domain.StatusCharged, wantID: "p-new", wantChanged: true, wantEntries: []int64{4999}},
+		// The refund reached the gateway between the charge and this
+		// transaction (its own transaction lost): the gateway still says
+		// approved, but holds nothing.
+		{name: "approved, then refunded at the gateway", charge: charge, verdict: refunded, wantStatus: domain.StatusRefunded, wantID: "p-new",
+			wantReason: domain.ReasonRefunded, wantChanged: true, wantEntries: []int64{4999, -4999}},
+		{name: "repeat after charge, refunded at the gateway since", charge: charge, existing: charged, verdict: refunded,
+			wantStatus: domain.StatusCharged, wantID: "p-1"},
 		{name: "declined", charge: charge, verdict: decline, wantStatus: domain.StatusDeclined, wantReason: "insufficient funds", wantChanged: true},
 		{name: "repeat after charge never charges twice", charge: charge, existing: charged, verdict: approve, wantStatus: domain.StatusCharged, wantID: "p-1"},
 		{name: "repeat after decline", charge: charge, existing: &domain.Payment{OrderID: "o-1", Status: domain.StatusDeclined, Reason: "no"},
@@ -54,43 +63,62 @@ func TestDecideCharge(t *testing.T) {
 			if got.Changed != tc.wantChanged {
 				t.Errorf("changed: got %v, want %v", got.Changed, tc.wantChanged)
 			}
-			var entry int64
-			if got.Entry != nil {
-				entry = got.Entry.AmountCents
-			}
-			if entry != tc.wantEntry {
-				t.Errorf("ledger entry: got %d, want %d", entry, tc.wantEntry)
+			if got := amounts(got.Entries); !slices.Equal(got, tc.wantEntries) {
+				t.Errorf("ledger entries: got %v, want %v", got, tc.wantEntries)
 			}
 		})
 	}
 }
 
+// amounts are the entries' amounts, nil for none.
+func amounts(entries []domain.Entry) []int64 {
+	var out []int64
+	for _, e := range entries {
+		out = append(out, e.AmountCents)
+	}
+	return out
+}
+
 func TestDecideRefund(t *testing.T) {
 	charged := &domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusCharged}
+	voided := &domain.Payment{OrderID: "o-1", Status: domain.StatusVoided}
+	none := domain.GatewayRefund{}
+	// What the gateway says once it has refunded p-1 (by this refund or an
+	// earlier one).
+	back := domain.GatewayRefund{Refunded: true, PaymentID: "p-1", AmountCents: 4999, Currency: "EUR"}
 	tests := []struct {
 		name        string
 		refund      domain.Refund
 		existing    *domain.Payment
+		gateway     domain.GatewayRefund
 		wantID      string
 		wantAmount  int64
 		wantStatus  domain.Status // stored status when changed
 		wantChanged bool
-		wantEntry   int64
+		wantEntries []int64
 	}{
-		{"charged, id known", domain.Refund{OrderID: "o-1", PaymentID: "p-1", Currency: "EUR"}, charged, "p-1", 4999, domain.StatusRefunded, true, -4999},
-		{"charged, id unknown", domain.Refund{OrderID: "o-1", Currency: "EUR"}, charged, "p-1", 4999, domain.StatusRefunded, true, -4999},
+		{"charged, id known", domain.Refund{OrderID: "o-1", PaymentID: "p-1", Currency: "EUR"}, charged, back, "p-1", 4999, domain.StatusRefunded, true, []int64{-4999}},
+		{"charged, id unknown", domain.Refund{OrderID: "o-1", Currency: "EUR"}, charged, back, "p-1", 4999, domain.StatusRefunded, true, []int64{-4999}},
 		{"already refunded", domain.Refund{OrderID: "o-1", Currency: "EUR"},
-			&domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusRefunded}, "p-1", 4999, "", false, 0},
+			&domain.Payment{ID: "p-1", OrderID: "o-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusRefunded}, back, "p-1", 4999, "", false, nil},
 		{"declined", domain.Refund{OrderID: "o-1", Currency: "EUR"},
-			&domain.Payment{OrderID: "o-1", Status: domain.StatusDeclined}, "", 0, "", false, 0},
-		{"other payment id", domain.Refund{OrderID: "o-1", PaymentID: "p-x", Currency: "EUR"}, charged, "p-x", 0, "", false, 0},
-		{"never charged", domain.Refund{OrderID: "o-1", Currency: "EUR"}, nil, "", 0, domain.StatusVoided, true, 0},
-		{"voided again", domain.Refund{OrderID: "o-1", Currency: "EUR"},
-			&domain.Payment{OrderID: "o-1", Status: domain.StatusVoided}, "", 0, "", false, 0},
+			&domain.Payment{OrderID: "o-1", Status: domain.StatusDeclined}, none, "", 0, "", false, nil},
+		{"other payment id", domain.Refund{OrderID: "o-1", PaymentID: "p-x", Currency: "EUR"}, charged, none, "p-x", 0, "", false, nil},
+		{"never charged", domain.Refund{OrderID: "o-1", Currency: "EUR"}, nil, none, "", 0, domain.StatusVoided, true, nil},
+		{"voided again", domain.Refund{OrderID: "o-1", Currency: "EUR"}, voided, none, "", 0, "", false, nil},
+		// The gateway charged, payment's transaction of the charge was
+		// lost, and the saga refunded blindly: the ledger gets the charge
+		// the gateway took and its refund, and the saga the amount.
+		{"charged at the gateway only", domain.Refund{OrderID: "o-1", Currency: "EUR"}, nil, back,
+			"p-1", 4999, domain.StatusRefunded, true, []int64{4999, -4999}},
+		{"charged at the gateway only, voided here", domain.Refund{OrderID: "o-1", Currency: "EUR"}, voided, back,
+			"p-1", 4999, domain.StatusRefunded, true, []int64{4999, -4999}},
+		{"charged at the gateway only, refund of another id", domain.Refund{OrderID: "o-1", PaymentID: "p-x", Currency: "EUR"}, nil, back,
+			"p-x", 0, domain.StatusVoided, true, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := domain.DecideRefund(tc.refund, tc.existing)
+			got, err := domain.DecideRefund(tc.refund, tc.existing, tc.gateway)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,16 +128,15 @@ func TestDecideRefund(t *testing.T) {
 			if got.Changed != tc.wantChanged || (got.Changed && got.Payment.Status != tc.wantStatus) {
 				t.Errorf("stored: got changed %v status %s, want %v %s", got.Changed, got.Payment.Status, tc.wantChanged, tc.wantStatus)
 			}
-			var entry int64
-			if got.Entry != nil {
-				entry = got.Entry.AmountCents
-			}
-			if entry != tc.wantEntry {
-				t.Errorf("ledger entry: got %d, want %d", entry, tc.wantEntry)
+			if got := amounts(got.Entries); !slices.Equal(got, tc.wantEntries) {
+				t.Errorf("ledger entries: got %v, want %v", got, tc.wantEntries)
 			}
 		})
 	}
-	if _, err := domain.DecideRefund(domain.Refund{}, nil); !errors.Is(err, domain.ErrInvalidCommand) {
+	if _, err := domain.DecideRefund(domain.Refund{}, nil, none); !errors.Is(err, domain.ErrInvalidCommand) {
 		t.Errorf("refund without order: got %v, want ErrInvalidCommand", err)
+	}
+	if _, err := domain.DecideRefund(domain.Refund{OrderID: "o-1"}, nil, domain.GatewayRefund{Refunded: true}); err == nil {
+		t.Error("refund the gateway made of no payment id: got no error, want one")
 	}
 }

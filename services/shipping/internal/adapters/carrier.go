@@ -19,7 +19,8 @@ import (
 // (response time) and shipping_failure_rate (refusals). It keeps its books
 // as a real carrier would (pkg/providersim, in the shipping database):
 // idempotent per order id, and a cancellation of an order it never booked
-// voids the order there.
+// voids the order there. Its answers say when a booking was withdrawn,
+// which the books' replayed first answer does not.
 type SimulatedCarrier struct {
 	faults *faults.Registry
 	books  *providersim.Books
@@ -68,18 +69,31 @@ func (c *SimulatedCarrier) Book(ctx context.Context, s domain.Schedule) (domain.
 	if err := json.Unmarshal([]byte(rec.Details), &d); err != nil {
 		return domain.CarrierVerdict{}, fmt.Errorf("book: details of booking %s: %w", rec.Reference, err)
 	}
-	return domain.CarrierVerdict{Accepted: true, ShipmentID: rec.Reference, Carrier: d.Carrier, TrackingNumber: d.TrackingNumber}, nil
+	// The books repeat the first answer, ACCEPTED, even after the booking
+	// was withdrawn: say so, or shipping schedules a parcel the carrier no
+	// longer carries.
+	return domain.CarrierVerdict{Accepted: true, ShipmentID: rec.Reference, Carrier: d.Carrier, TrackingNumber: d.TrackingNumber,
+		Withdrawn: rec.Cancelled}, nil
 }
 
 // Cancel implements app.Carrier.
-func (c *SimulatedCarrier) Cancel(ctx context.Context, orderID, shipmentID string) error {
+func (c *SimulatedCarrier) Cancel(ctx context.Context, orderID, shipmentID string) (domain.CarrierCancel, error) {
 	if err := c.faults.Sleep(ctx, faults.ShippingLatency); err != nil {
-		return err
+		return domain.CarrierCancel{}, err
 	}
-	if _, err := c.books.Cancel(ctx, orderID, shipmentID, domain.ReasonVoided); err != nil {
-		return fmt.Errorf("cancel: %w", err)
+	rec, err := c.books.Cancel(ctx, orderID, shipmentID, domain.ReasonVoided)
+	if err != nil {
+		return domain.CarrierCancel{}, fmt.Errorf("cancel: %w", err)
 	}
-	return nil
+	// A cancellation naming another booking left this one standing.
+	if rec.Outcome != providersim.OutcomeAccepted || !rec.Cancelled || (shipmentID != "" && shipmentID != rec.Reference) {
+		return domain.CarrierCancel{}, nil
+	}
+	var d bookingDetails
+	if err := json.Unmarshal([]byte(rec.Details), &d); err != nil {
+		return domain.CarrierCancel{}, fmt.Errorf("cancel: details of booking %s: %w", rec.Reference, err)
+	}
+	return domain.CarrierCancel{Withdrawn: true, ShipmentID: rec.Reference, Carrier: d.Carrier, TrackingNumber: d.TrackingNumber}, nil
 }
 
 // Records implements app.Carrier.

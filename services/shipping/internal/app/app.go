@@ -42,13 +42,21 @@ type Tx interface {
 // instead of booking a second parcel, and a Cancel that comes before any
 // Book voids the order at the carrier, so that a late schedule command is
 // refused there instead of shipping an order that was compensated.
+//
+// So either call may meet an effect whose local transaction never ran: a
+// Cancel may withdraw a booking shipping has not recorded, and a Book
+// repeated after a Cancel answers with a booking already withdrawn. Both
+// say so (CarrierCancel, CarrierVerdict.Withdrawn), so that shipping
+// records the booking the carrier made, and schedules none it withdrew.
 type Carrier interface {
 	// Book books the order's shipment; idempotent per s.OrderID.
 	Book(ctx context.Context, s domain.Schedule) (domain.CarrierVerdict, error)
 	// Cancel withdraws the order's booking if it has one (only if it is
 	// shipmentID, when that is not empty), and otherwise voids the order so
-	// that no later Book books it; idempotent per order id.
-	Cancel(ctx context.Context, orderID, shipmentID string) error
+	// that no later Book books it; idempotent per order id. It returns the
+	// booking the carrier has withdrawn, by this call or an earlier one, if
+	// any.
+	Cancel(ctx context.Context, orderID, shipmentID string) (domain.CarrierCancel, error)
 	// Records lists the carrier's own books, per order, newest first: what
 	// an audit compares with the shipments.
 	Records(ctx context.Context, f Filter) ([]CarrierRecord, error)

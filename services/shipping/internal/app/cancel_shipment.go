@@ -37,7 +37,8 @@ func (h CancelShipmentHandler) Handle(ctx context.Context, cmd CancelShipment) (
 	if err := cmd.Cancel.Validate(); err != nil {
 		return domain.CancelResult{}, false, err
 	}
-	if err := h.carrier.Cancel(ctx, cmd.Cancel.OrderID, cmd.Cancel.ShipmentID); err != nil {
+	withdrawn, err := h.carrier.Cancel(ctx, cmd.Cancel.OrderID, cmd.Cancel.ShipmentID)
+	if err != nil {
 		return domain.CancelResult{}, false, fmt.Errorf("cancel shipment of order %s: %w", cmd.Cancel.OrderID, err)
 	}
 	var answer domain.CancelResult
@@ -46,7 +47,7 @@ func (h CancelShipmentHandler) Handle(ctx context.Context, cmd CancelShipment) (
 		if err != nil {
 			return err
 		}
-		res, err := domain.DecideCancel(cmd.Cancel, existing)
+		res, err := domain.DecideCancel(cmd.Cancel, existing, withdrawn)
 		if err != nil {
 			return err
 		}

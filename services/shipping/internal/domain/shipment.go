@@ -107,6 +107,24 @@ type CarrierVerdict struct {
 	// Voided: the carrier refused because the order was cancelled there
 	// before this booking (a compensation that overtook its command).
 	Voided bool
+	// Withdrawn: the carrier accepted this booking (Accepted and the
+	// booking's fields are set) and has withdrawn it since. The carrier
+	// repeats its first answer to a repeated booking, so a cancellation
+	// that reached it before this booking's local transaction ran (the
+	// request redelivered after a crash, the cancellation's own
+	// transaction lost) leaves an acceptance that ships nothing: it must
+	// not be recorded as SCHEDULED.
+	Withdrawn bool
+}
+
+// CarrierCancel is what the carrier answered to a cancellation: whether it
+// holds no booking for the order because it withdrew one, by this
+// cancellation or an earlier one, and which booking that was.
+type CarrierCancel struct {
+	Withdrawn      bool
+	ShipmentID     string
+	Carrier        string
+	TrackingNumber string
 }
 
 // ScheduleResult is the outcome of DecideSchedule.
@@ -159,6 +177,13 @@ func DecideSchedule(s Schedule, existing *Shipment, verdict CarrierVerdict) (Sch
 		return ScheduleResult{}, errors.New("carrier accepted a shipment without an id or tracking number")
 	}
 	sh.Status, sh.ID, sh.Carrier, sh.TrackingNumber = StatusScheduled, verdict.ShipmentID, verdict.Carrier, verdict.TrackingNumber
+	if verdict.Withdrawn {
+		// The cancellation reached the carrier after it booked and before
+		// this transaction: the shipment is recorded as the cancellation's
+		// transaction would have left it had it run first (DecideCancel),
+		// and the request is answered as one after a cancellation is.
+		sh.Status, sh.Reason = StatusCancelled, ReasonCancelled
+	}
 	return ScheduleResult{Shipment: sh, Changed: true}, nil
 }
 
@@ -192,12 +217,19 @@ type CancelResult struct {
 // DecideCancel cancels the order's shipment. It always answers: a repeated
 // cancel repeats the answer; cancelling a failed shipment, another
 // shipment id, or an order never scheduled cancels nothing (and the last
-// leaves a tombstone so a late schedule request fails).
-func DecideCancel(c Cancel, existing *Shipment) (CancelResult, error) {
+// leaves a tombstone so a late schedule request fails). carrier is the
+// carrier's answer to this cancellation: it counts when shipping has no
+// shipment on record, since the carrier may have booked the order without
+// shipping's transaction ever committing.
+func DecideCancel(c Cancel, existing *Shipment, carrier CarrierCancel) (CancelResult, error) {
 	if err := c.Validate(); err != nil {
 		return CancelResult{}, err
 	}
 	nothing := CancelResult{ShipmentID: c.ShipmentID}
+	if carrier.Withdrawn && (c.ShipmentID == "" || c.ShipmentID == carrier.ShipmentID) &&
+		(existing == nil || existing.Status == StatusVoided) {
+		return withdrawnUnrecorded(c, carrier)
+	}
 	if existing == nil {
 		nothing.Shipment = Shipment{OrderID: c.OrderID, Status: StatusVoided}
 		nothing.Changed = true
@@ -217,5 +249,23 @@ func DecideCancel(c Cancel, existing *Shipment) (CancelResult, error) {
 	}
 	sh := *existing
 	sh.Status = StatusCancelled
+	return CancelResult{ShipmentID: sh.ID, Cancelled: true, Shipment: sh, Changed: true}, nil
+}
+
+// withdrawnUnrecorded records a booking the carrier made and withdrew
+// without shipping having recorded it: the booking's transaction was lost
+// (a crash after the carrier call) or has not run yet, and the saga
+// cancelled blindly. Shipping never answered ShipmentScheduled for it, but
+// the carrier did book a parcel, so the shipment is on record as CANCELLED
+// under the carrier's shipment id (the lines and address came with the
+// lost request and are not known here), and the saga's cancellation is
+// answered with what was withdrawn. A late schedule request then gets the
+// answer to a request after a cancellation, not a booking.
+func withdrawnUnrecorded(c Cancel, carrier CarrierCancel) (CancelResult, error) {
+	if strings.TrimSpace(carrier.ShipmentID) == "" {
+		return CancelResult{}, fmt.Errorf("carrier withdrew a booking of order %s without a shipment id", c.OrderID)
+	}
+	sh := Shipment{ID: carrier.ShipmentID, OrderID: c.OrderID, Status: StatusCancelled,
+		Carrier: carrier.Carrier, TrackingNumber: carrier.TrackingNumber}
 	return CancelResult{ShipmentID: sh.ID, Cancelled: true, Shipment: sh, Changed: true}, nil
 }

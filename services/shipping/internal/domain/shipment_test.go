@@ -13,6 +13,8 @@ func TestDecideSchedule(t *testing.T) {
 	req := domain.Schedule{OrderID: "o-1", Lines: []domain.Line{{SKU: "A", Quantity: 1}}, Address: addr}
 	accept := domain.CarrierVerdict{Accepted: true, ShipmentID: "s-new", Carrier: "DHL", TrackingNumber: "T-1"}
 	refuse := domain.CarrierVerdict{Reason: "address unreachable"}
+	withdrawn := accept
+	withdrawn.Withdrawn = true
 	scheduled := &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusScheduled, TrackingNumber: "T-0"}
 	tests := []struct {
 		name        string
@@ -27,6 +29,13 @@ func TestDecideSchedule(t *testing.T) {
 	}{
 		{name: "accepted", req: req, verdict: accept, wantStatus: domain.StatusScheduled, wantID: "s-new", wantChanged: true},
 		{name: "refused", req: req, verdict: refuse, wantStatus: domain.StatusFailed, wantReason: "address unreachable", wantChanged: true},
+		// The cancellation reached the carrier between the booking and this
+		// transaction (its own transaction lost): the carrier still says
+		// accepted, but carries nothing.
+		{name: "accepted, then withdrawn at the carrier", req: req, verdict: withdrawn,
+			wantStatus: domain.StatusCancelled, wantID: "s-new", wantReason: domain.ReasonCancelled, wantChanged: true},
+		{name: "repeat after scheduled, withdrawn at the carrier since", req: req, existing: scheduled, verdict: withdrawn,
+			wantStatus: domain.StatusScheduled, wantID: "s-1"},
 		{name: "repeat after scheduled", req: req, existing: scheduled, verdict: accept, wantStatus: domain.StatusScheduled, wantID: "s-1"},
 		{name: "repeat after failure", req: req, existing: &domain.Shipment{OrderID: "o-1", Status: domain.StatusFailed, Reason: "no"},
 			verdict: accept, wantStatus: domain.StatusFailed, wantReason: "no"},
@@ -61,25 +70,39 @@ func TestDecideSchedule(t *testing.T) {
 
 func TestDecideCancel(t *testing.T) {
 	scheduled := &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusScheduled}
+	voided := &domain.Shipment{OrderID: "o-1", Status: domain.StatusVoided}
+	none := domain.CarrierCancel{}
+	// What the carrier says once it has withdrawn s-1 (by this cancellation
+	// or an earlier one).
+	back := domain.CarrierCancel{Withdrawn: true, ShipmentID: "s-1", Carrier: "DHL", TrackingNumber: "T-1"}
 	tests := []struct {
 		name          string
 		req           domain.Cancel
 		existing      *domain.Shipment
+		carrier       domain.CarrierCancel
 		wantID        string
 		wantCancelled bool
 		wantStatus    domain.Status
 		wantChanged   bool
 	}{
-		{"scheduled, id known", domain.Cancel{OrderID: "o-1", ShipmentID: "s-1"}, scheduled, "s-1", true, domain.StatusCancelled, true},
-		{"scheduled, id unknown", domain.Cancel{OrderID: "o-1"}, scheduled, "s-1", true, domain.StatusCancelled, true},
-		{"already cancelled", domain.Cancel{OrderID: "o-1"}, &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusCancelled}, "s-1", true, "", false},
-		{"failed", domain.Cancel{OrderID: "o-1"}, &domain.Shipment{OrderID: "o-1", Status: domain.StatusFailed}, "", false, "", false},
-		{"other shipment", domain.Cancel{OrderID: "o-1", ShipmentID: "s-x"}, scheduled, "s-x", false, "", false},
-		{"never scheduled", domain.Cancel{OrderID: "o-1"}, nil, "", false, domain.StatusVoided, true},
+		{"scheduled, id known", domain.Cancel{OrderID: "o-1", ShipmentID: "s-1"}, scheduled, back, "s-1", true, domain.StatusCancelled, true},
+		{"scheduled, id unknown", domain.Cancel{OrderID: "o-1"}, scheduled, back, "s-1", true, domain.StatusCancelled, true},
+		{"already cancelled", domain.Cancel{OrderID: "o-1"}, &domain.Shipment{ID: "s-1", OrderID: "o-1", Status: domain.StatusCancelled}, back, "s-1", true, "", false},
+		{"failed", domain.Cancel{OrderID: "o-1"}, &domain.Shipment{OrderID: "o-1", Status: domain.StatusFailed}, none, "", false, "", false},
+		{"other shipment", domain.Cancel{OrderID: "o-1", ShipmentID: "s-x"}, scheduled, none, "s-x", false, "", false},
+		{"never scheduled", domain.Cancel{OrderID: "o-1"}, nil, none, "", false, domain.StatusVoided, true},
+		{"voided again", domain.Cancel{OrderID: "o-1"}, voided, none, "", false, "", false},
+		// The carrier booked, shipping's transaction of the booking was
+		// lost, and the saga cancelled blindly: the booking is on record,
+		// withdrawn, and the saga told which one.
+		{"booked at the carrier only", domain.Cancel{OrderID: "o-1"}, nil, back, "s-1", true, domain.StatusCancelled, true},
+		{"booked at the carrier only, voided here", domain.Cancel{OrderID: "o-1"}, voided, back, "s-1", true, domain.StatusCancelled, true},
+		{"booked at the carrier only, cancel of another id", domain.Cancel{OrderID: "o-1", ShipmentID: "s-x"}, nil, back,
+			"s-x", false, domain.StatusVoided, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := domain.DecideCancel(tc.req, tc.existing)
+			got, err := domain.DecideCancel(tc.req, tc.existing, tc.carrier)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,7 +114,10 @@ func TestDecideCancel(t *testing.T) {
 			}
 		})
 	}
-	if _, err := domain.DecideCancel(domain.Cancel{}, nil); !errors.Is(err, domain.ErrInvalidCommand) {
+	if _, err := domain.DecideCancel(domain.Cancel{}, nil, none); !errors.Is(err, domain.ErrInvalidCommand) {
 		t.Errorf("cancel without order: got %v, want ErrInvalidCommand", err)
+	}
+	if _, err := domain.DecideCancel(domain.Cancel{OrderID: "o-1"}, nil, domain.CarrierCancel{Withdrawn: true}); err == nil {
+		t.Error("a withdrawal the carrier made of no shipment id: got no error, want one")
 	}
 }
