@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sort"
 	"time"
@@ -15,7 +16,16 @@ func (b *Backend) Inspector() backend.Inspector { return inspector{b} }
 type inspector struct{ b *Backend }
 
 func (i inspector) Topics(ctx context.Context) ([]string, error) {
-	rows, err := i.b.readDB.QueryContext(ctx, `
+	return topics(ctx, i.b.readDB)
+}
+
+// querier is a read connection pool or a read transaction.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func topics(ctx context.Context, q querier) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `
 		SELECT topic FROM queue_topics
 		UNION SELECT topic FROM queue_subscriptions
 		UNION SELECT topic FROM queue_dead_letters
@@ -37,7 +47,10 @@ func (i inspector) Topics(ctx context.Context) ([]string, error) {
 
 // Stats counts in one read transaction, so the numbers agree with each
 // other. In flight means claimed with a live lease; retrying means waiting
-// out a backoff after a failure.
+// out a backoff after a failure. It reads through that transaction's one
+// connection only: holding it while asking the pool for another would let
+// a few concurrent calls take every read connection and wait for each
+// other, and the subscribers' reads with them.
 func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 	tx, err := i.b.readDB.BeginTx(ctx, nil)
 	if err != nil {
@@ -54,11 +67,11 @@ func (i inspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
 		byTopic[t] = s
 		return s
 	}
-	topics, err := i.Topics(ctx)
+	names, err := topics(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range topics {
+	for _, t := range names {
 		get(t)
 	}
 	rows, err := tx.QueryContext(ctx, `SELECT topic, COUNT(*) FROM queue_messages GROUP BY topic`)
