@@ -70,7 +70,8 @@ type Config struct {
 	// cost far more than acks committed together. The price: after a
 	// crash, acks of the last AckDelay are lost and those messages are
 	// delivered again (which at-least-once delivery allows anyway).
-	// Default 2ms; a negative value commits them at once.
+	// Default 2ms; a negative value commits them at once. At most a third
+	// of Lease: an acked delivery's lease is no longer extended.
 	AckDelay time.Duration
 
 	// A process learns of other processes' commits from file change events
@@ -237,6 +238,12 @@ func (c Config) Validate() error {
 	}
 	if c.Lease < minLease {
 		errs = append(errs, fmt.Errorf("lease must be at least %s, got %s", minLease, c.Lease))
+	}
+	if c.AckDelay > c.Lease/3 {
+		// An acked delivery's lease is no longer extended: an ack held
+		// back longer could commit after it ran out, when another
+		// consumer may have the message.
+		errs = append(errs, fmt.Errorf("ack delay must be at most a third of the lease (%s), got %s", c.Lease/3, c.AckDelay))
 	}
 	if c.ClaimBatch < 1 || c.MaxWriteBatch < 1 || c.GCBatch < 1 {
 		errs = append(errs, fmt.Errorf("claim, write and GC batches must be positive, got %d, %d and %d", c.ClaimBatch, c.MaxWriteBatch, c.GCBatch))

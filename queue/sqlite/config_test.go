@@ -130,3 +130,37 @@ func TestValidateSaysWhatItGot(t *testing.T) {
 		t.Errorf("got %v, want an error containing %q", err, "lease must be at least 10ms, got 5ms")
 	}
 }
+
+// An ack held back longer than a third of the lease could commit after the
+// lease ran out (it is no longer extended once acked): the message would
+// be redelivered to another consumer, and the late ack refused. Such a
+// pair is refused, from a URL too.
+func TestAckDelayMustFitInTheLease(t *testing.T) {
+	tests := []struct {
+		lease, ackDelay time.Duration
+		wantErr         bool
+	}{
+		{lease: 30 * time.Second, ackDelay: 2 * time.Millisecond, wantErr: false},
+		{lease: 30 * time.Second, ackDelay: 10 * time.Second, wantErr: false},
+		{lease: 30 * time.Second, ackDelay: 11 * time.Second, wantErr: true},
+		{lease: 30 * time.Second, ackDelay: 40 * time.Second, wantErr: true},
+		{lease: 10 * time.Millisecond, ackDelay: 2 * time.Millisecond, wantErr: false},
+		{lease: 10 * time.Millisecond, ackDelay: -1, wantErr: false},
+	}
+	for _, tc := range tests {
+		c := Config{Lease: tc.lease, AckDelay: tc.ackDelay}
+		c.setDefaults()
+		err := c.Validate()
+		if got := err != nil; got != tc.wantErr {
+			t.Errorf("lease %s, ack delay %s: got error %v, want an error: %v", tc.lease, tc.ackDelay, err, tc.wantErr)
+		}
+	}
+	var c Config
+	if err := c.ApplyURLParams("lease=30s&ack_delay=40s"); err != nil {
+		t.Fatal(err)
+	}
+	c.setDefaults()
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ack delay") {
+		t.Errorf("lease=30s&ack_delay=40s: got %v, want an error naming the ack delay", err)
+	}
+}

@@ -93,7 +93,7 @@ func TestPublishFailsClearlyWhenTheLockIsHeldPastBusyTimeout(t *testing.T) {
 // next commit of the process and is never lost on Close.
 func TestHeldBackAcksAreCommittedWithTheNextWriteAndOnClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "queue.db")
-	b, err := sqlite.Open(t.Context(), path, sqlite.Config{AckDelay: time.Hour})
+	b, err := sqlite.Open(t.Context(), path, sqlite.Config{AckDelay: time.Hour, Lease: 3 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
