@@ -24,8 +24,21 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		if b.acked.Swap(0) == 0 && !b.freePages.Load() && tick%orphanCheckEvery != 0 {
-			continue
+		if b.acked.Swap(0) == 0 && !b.freePages.Load() {
+			if tick%orphanCheckEvery != 0 {
+				continue
+			}
+			// Nothing acked here: look, with a read, for what only this
+			// check collects, so that an idle process takes no write
+			// lock.
+			if found, err := b.collectableWithoutAcks(ctx); err != nil {
+				if ctx.Err() == nil {
+					b.logger.Error("Look for messages of topics nobody reads", err, nil)
+				}
+				continue
+			} else if !found {
+				continue
+			}
 		}
 		for {
 			op := &gcOp{batch: b.cfg.GCBatch, orphanBefore: b.nowMs() - b.cfg.OrphanRetention.Milliseconds()}
@@ -45,6 +58,31 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 		}
 		b.freePages.Store(vac.left > 0)
 	}
+}
+
+// collectableWithoutAcks reports, reading, whether a collection would find
+// work that no ack of this process announced: messages of a topic nobody
+// subscribed to, older than the orphan retention (its first message, in
+// id order, is its oldest but for clock steps), or free pages to vacuum.
+func (b *Backend) collectableWithoutAcks(ctx context.Context) (bool, error) {
+	var found bool
+	err := b.readDB.QueryRowContext(ctx, `
+		WITH RECURSIVE held(topic) AS (
+			SELECT MIN(topic) FROM queue_messages
+			UNION ALL
+			SELECT (SELECT MIN(topic) FROM queue_messages WHERE topic > held.topic) FROM held WHERE held.topic IS NOT NULL
+		)
+		SELECT EXISTS (
+			SELECT 1 FROM held
+			WHERE topic IS NOT NULL
+				AND NOT EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = held.topic)
+				AND (SELECT created_at FROM queue_messages m WHERE m.topic = held.topic ORDER BY id LIMIT 1) < ?)
+		OR (SELECT freelist_count FROM pragma_freelist_count()) > 0`,
+		b.nowMs()-b.cfg.OrphanRetention.Milliseconds()).Scan(&found)
+	if err != nil {
+		return false, fmt.Errorf("look for collectable messages: %w", err)
+	}
+	return found, nil
 }
 
 // gcOp deletes, per topic that holds messages, the messages below the
