@@ -219,12 +219,16 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 		f.publishing.Go(func() {
 			var err error
 			func() {
-				defer end() // before the result: the next batch must not find it still running
+				// Ends the call before the result (the next batch must
+				// not find it still running), after the success is
+				// noted (a next batch begun in between would not know
+				// these messages were taken, and send them again).
+				defer end()
 				err = publishRecovering(f.dst, topic, byTopic[topic])
+				if err == nil {
+					calls.succeed(topic, byTopic[topic])
+				}
 			}()
-			if err == nil {
-				calls.succeed(topic, byTopic[topic])
-			}
 			results <- err
 		})
 	}
