@@ -172,15 +172,16 @@ func (r *Router) Run(ctx context.Context) error {
 // started, Run releases them when it returns, and Close does nothing.
 func (r *Router) Close() error {
 	r.mu.Lock()
-	ran := r.ran
-	r.mu.Unlock()
-	if ran {
+	if r.ran || r.released {
+		r.mu.Unlock()
 		return nil
 	}
-	return r.release()
+	r.released = true // decided with ran, so that Run cannot start after
+	r.mu.Unlock()
+	return r.closeParts()
 }
 
-// release closes the subscriber and the handler pool, once.
+// release closes the subscriber and the handler pool, unless Close did.
 func (r *Router) release() error {
 	r.mu.Lock()
 	if r.released {
@@ -189,6 +190,11 @@ func (r *Router) release() error {
 	}
 	r.released = true
 	r.mu.Unlock()
+	return r.closeParts()
+}
+
+// closeParts closes the subscriber and the handler pool.
+func (r *Router) closeParts() error {
 	err := r.sub.Close()
 	// Ends the pooled goroutines that wait for work. A handler that
 	// ignored the cancellation of the subscriber's close keeps its
