@@ -61,9 +61,14 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 }
 
 // collectableWithoutAcks reports, reading, whether a collection would find
-// work that no ack of this process announced: messages of a topic nobody
-// subscribed to, older than the orphan retention (its first message, in
-// id order, is its oldest but for clock steps), or free pages to vacuum.
+// work that no ack of this process announced: messages every group has
+// acked (the process that acked them may have stopped before collecting
+// them), messages of a topic nobody subscribed to, older than the orphan
+// retention (its first message, in id order, is its oldest but for clock
+// steps), or free pages to vacuum
+// (only a file in incremental auto-vacuum mode gives them back; an older
+// file or one made without it keeps them, and would be found to have some
+// at every look).
 func (b *Backend) collectableWithoutAcks(ctx context.Context) (bool, error) {
 	var found bool
 	err := b.readDB.QueryRowContext(ctx, `
@@ -74,10 +79,17 @@ func (b *Backend) collectableWithoutAcks(ctx context.Context) (bool, error) {
 		)
 		SELECT EXISTS (
 			SELECT 1 FROM held
-			WHERE topic IS NOT NULL
-				AND NOT EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = held.topic)
-				AND (SELECT created_at FROM queue_messages m WHERE m.topic = held.topic ORDER BY id LIMIT 1) < ?)
-		OR (SELECT freelist_count FROM pragma_freelist_count()) > 0`,
+			WHERE topic IS NOT NULL AND CASE
+				WHEN EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = held.topic)
+				THEN (SELECT MIN(id) FROM queue_messages m WHERE m.topic = held.topic) < COALESCE((
+					SELECT MIN(low) FROM (
+						SELECT (SELECT MIN(d.message_id) FROM queue_deliveries d
+							WHERE d.topic = s.topic AND d.consumer_group = s.consumer_group) AS low
+						FROM queue_subscriptions s WHERE s.topic = held.topic)), 9223372036854775807)
+				ELSE (SELECT created_at FROM queue_messages m WHERE m.topic = held.topic ORDER BY id LIMIT 1) < ?
+			END)
+		OR ((SELECT auto_vacuum FROM pragma_auto_vacuum()) = 2
+			AND (SELECT freelist_count FROM pragma_freelist_count()) > 0)`,
 		b.nowMs()-b.cfg.OrphanRetention.Milliseconds()).Scan(&found)
 	if err != nil {
 		return false, fmt.Errorf("look for collectable messages: %w", err)
