@@ -18,21 +18,25 @@ import (
 // longer than its ack deadline ended its batch and freed the group's lock:
 // another consumer took the message at once; a restart forgot the delay.
 func TestANackDelayHoldsForTheWholeGroup(t *testing.T) {
+	const ackDeadline = 2 * time.Second
 	for _, tc := range []struct {
 		name string
 		// stopFirst closes the first consumer right after its nack (a
 		// restart); else it stays, waiting out the delay itself.
-		stopFirst bool
+		stopFirst  bool
+		retryDelay time.Duration
 	}{
-		{name: "a competing consumer", stopFirst: false},
-		{name: "after a restart", stopFirst: true},
+		{name: "a competing consumer", stopFirst: false, retryDelay: 3 * time.Second},
+		{name: "after a restart", stopFirst: true, retryDelay: 3 * time.Second},
+		// Nearly a whole deadline: waited out in the first claim's
+		// deadline, it would leave the handler almost none of it.
+		{name: "after a restart, nearly a deadline", stopFirst: true, retryDelay: ackDeadline - 100*time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			// The delay outlasts the ack deadline by far.
-			const retryDelay = 3 * time.Second
-			b := openFresh(ctx, t, Config{AckDeadline: time.Second})
+			retryDelay := tc.retryDelay
+			b := openFresh(ctx, t, Config{AckDeadline: ackDeadline})
 			if err := b.ensureTopic(ctx, "jobs"); err != nil {
 				t.Fatal(err)
 			}
@@ -73,6 +77,14 @@ func TestANackDelayHoldsForTheWholeGroup(t *testing.T) {
 			}
 			if got := again.Metadata.Get(backend.MetadataAttempt); got != "2" {
 				t.Errorf("attempt of the message handed out again: got %s, want 2", got)
+			}
+			// The handler gets at least half its deadline, whatever
+			// the wait took.
+			if deadline, ok := again.Context().Deadline(); !ok {
+				t.Error("the handler's context has no deadline")
+			} else if left := time.Until(deadline); left < ackDeadline/2-100*time.Millisecond {
+				t.Errorf("the handler's deadline when handed out again: got %s left, want at least half of %s",
+					left.Round(time.Millisecond), ackDeadline)
 			}
 			again.Ack()
 		})

@@ -387,24 +387,41 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 	if d.retryIn > 0 {
 		// The delay the last nack asked for is not over: the consumer
 		// that nacked gave the message up while it waited (its ack
-		// deadline passed, or it stopped). Wait out the rest here, within
-		// this delivery's own deadline; past it, watermill-sql hands the
-		// message out again and the next claim waits for what is left.
-		timer := time.NewTimer(d.retryIn)
+		// deadline passed, or it stopped). The wait comes out of this
+		// delivery's deadline, which the handler then gets what is left
+		// of: wait here only when at least half of it is left for the
+		// handler. Otherwise take the claim back (no attempt counted for
+		// the wait) and let the deadline end the batch; the next batch's
+		// claim, with a deadline of its own, finds less of the delay left.
+		wait, handOut := d.retryIn, true
+		if deadline, ok := in.Context().Deadline(); ok && d.retryIn > time.Until(deadline)/2 {
+			s.unclaim(ctx, d, logger)
+			wait, handOut = time.Until(deadline)+time.Second, false // inDone comes first
+		}
+		timer := time.NewTimer(wait)
 		select {
 		case <-timer.C:
 		case <-inDone:
 			timer.Stop()
-			s.unclaim(ctx, d, logger)
+			if handOut {
+				s.unclaim(ctx, d, logger)
+			}
 			return true
 		case <-ctx.Done():
 			timer.Stop()
-			s.unclaim(ctx, d, logger)
+			if handOut {
+				s.unclaim(ctx, d, logger)
+			}
 			return false
 		case <-s.closing:
 			timer.Stop()
-			s.unclaim(ctx, d, logger)
+			if handOut {
+				s.unclaim(ctx, d, logger)
+			}
 			return false
+		}
+		if !handOut {
+			return true // only if the deadline's context never ended
 		}
 	}
 	releaseSolo, err := s.admit(ctx, in, &d)
