@@ -775,3 +775,26 @@ func TestOrderPollsThroughTheRedeliveryWindow(t *testing.T) {
 		})
 	}
 }
+
+// The poll that finds the redelivery window over gets the region without
+// polling, although what it shows has not changed: answered 204, the
+// browser would keep the region it has, and poll on for good.
+func TestOrderPageStopsPollingWhenTheWindowEnds(t *testing.T) {
+	e := newEnv(t)
+	finished := time.Now().Add(-redeliveryWindow + 300*time.Millisecond)
+	e.orders.add(upstream.Order{ID: "ord-done", Status: upstream.StatusCompleted, Currency: "EUR",
+		PlacedAt: finished.Add(-time.Second), FinishedAt: &finished})
+	c := newClient(t, e.srv)
+	page := c.get("/orders/ord-done", false)
+	m := regexp.MustCompile(`hx-get="/orders/ord-done/live\?since=([a-z0-9]+)"`).FindStringSubmatch(page.Body)
+	if m == nil {
+		t.Fatalf("order page inside the window: got no polling region, want one\n%s", abbreviate(page.Body))
+	}
+	time.Sleep(500 * time.Millisecond)
+	r := c.get("/orders/ord-done/live?since="+m[1], true)
+	if r.Code != http.StatusOK {
+		t.Fatalf("poll after the window: got %d, want 200 with a region that stops polling", r.Code)
+	}
+	mustContain(t, "poll after the window", r.Body, `<div id="order-live" class="live">`)
+	mustNotContain(t, "poll after the window", r.Body, "hx-get=")
+}

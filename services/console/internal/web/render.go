@@ -212,7 +212,10 @@ func (s *Server) liveHTML(set, name string, data any, id, src string, every time
 	if err != nil {
 		return "", "", err
 	}
-	sig := signature(inner)
+	// The signature covers what the wrapper carries too: a region that
+	// stops polling (an order past its redelivery window) shows the same
+	// inner HTML, and a 204 would leave the browser polling for good.
+	sig := signature(id, src, strconv.FormatInt(every.Milliseconds(), 10), on, string(inner))
 	u, err := url.Parse(src)
 	if err != nil {
 		return "", "", err
@@ -252,9 +255,13 @@ func (s *Server) writeAction(c echo.Context, status int, region template.HTML, f
 	return c.HTMLBlob(status, []byte(string(region)+string(fl)))
 }
 
-func signature(h template.HTML) string {
+// signature is a short hash of parts, told apart from each other.
+func signature(parts ...string) string {
 	f := fnv.New64a()
-	_, _ = f.Write([]byte(h))
+	for _, p := range parts {
+		_, _ = f.Write([]byte(p))
+		_, _ = f.Write([]byte{0})
+	}
 	return strconv.FormatUint(f.Sum64(), 36)
 }
 
