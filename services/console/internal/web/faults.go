@@ -368,8 +368,5 @@ func (s *Server) banner(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if isHTMX(c) && c.QueryParam("since") == sig {
-		return c.NoContent(http.StatusNoContent)
-	}
-	return c.HTMLBlob(http.StatusOK, []byte(html))
+	return answerPoll(c, html, sig)
 }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -85,6 +86,119 @@ func TestNoAnswerAfterSendingIsAnUnknownOutcome(t *testing.T) {
 	r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}}, true)
 	mustContain(t, "restock with inventory down", r.Body, "SKU-5 not restocked: inventory is down")
 	mustNotContain(t, "restock with inventory down", r.Body, "may or may not")
+}
+
+// After a restock whose outcome is unknown, the row keeps its key through
+// the polls that follow, even when the table changes meanwhile: pressing
+// Restock again, as the message invites, repeats the same restock, which
+// inventory adds once.
+func TestHeldRestockOutlivesPolls(t *testing.T) {
+	rowKey := regexp.MustCompile(`(?s)<tr data-sku="SKU-5">.*?name="idempotency_key" value="([^"]+)"`)
+	src := regexp.MustCompile(`hx-get="(/stock/live[^"]*)"`)
+	tests := []struct {
+		name string
+		// change is what happens to the stock while the outcome is unknown.
+		change func(inv *fakeAdmin)
+		// poll is the poll's status: 204 while the table is the same.
+		poll int
+	}{
+		{"nothing changes", func(*fakeAdmin) {}, http.StatusNoContent},
+		{"another SKU is ordered", func(inv *fakeAdmin) {
+			inv.mu.Lock()
+			defer inv.mu.Unlock()
+			inv.stock[0].Available, inv.stock[0].Reserved = 989, 11
+		}, http.StatusOK},
+		{"SKU-5 itself is ordered", func(inv *fakeAdmin) {
+			inv.mu.Lock()
+			defer inv.mu.Unlock()
+			inv.stock[1].Available, inv.stock[1].Reserved = 9, 8
+		}, http.StatusOK},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.UpstreamTimeout = 300 * time.Millisecond })
+			inv := e.admins[ServiceInventory]
+			c := newClient(t, e.srv)
+			c.token()
+			inv.mu.Lock()
+			inv.hang = true
+			inv.mu.Unlock()
+			r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}, "idempotency_key": {"key-r"}}, true)
+			if r.Code != http.StatusServiceUnavailable {
+				t.Fatalf("restock without an answer: got %d, want 503\n%s", r.Code, abbreviate(r.Body))
+			}
+			inv.mu.Lock()
+			inv.hang = false
+			inv.mu.Unlock()
+			tc.change(inv)
+
+			m := src.FindStringSubmatch(r.Body)
+			if m == nil {
+				t.Fatalf("no polling region in the answer:\n%s", abbreviate(r.Body))
+			}
+			held := r.Body
+			poll := c.get(html.UnescapeString(m[1]), true)
+			if poll.Code != tc.poll {
+				t.Fatalf("poll: got %d, want %d\n%s", poll.Code, tc.poll, abbreviate(poll.Body))
+			}
+			if poll.Code == http.StatusOK {
+				held = poll.Body
+				mustContain(t, "poll", held, `value="7"`, `data-held="SKU-5"`)
+			}
+			key := firstGroup(rowKey, held)
+			if key != "key-r" {
+				t.Fatalf("SKU-5's key after the poll: got %q, want key-r", key)
+			}
+			// Restock pressed again, with what the row then holds.
+			r = c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}, "idempotency_key": {key}}, true)
+			if r.Code != http.StatusOK {
+				t.Fatalf("Restock pressed again: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+			}
+			if _, _, restocks := inv.calls(); len(restocks) != 1 {
+				t.Errorf("restocks: got %v, want SKU-5+7 once", restocks)
+			}
+			if key := firstGroup(rowKey, r.Body); key == "" || key == "key-r" {
+				t.Errorf("SKU-5's key once the restock is known done: got %q, want a new one", key)
+			}
+			mustNotContain(t, "the answer once done", r.Body, "held_sku", `data-held=`)
+		})
+	}
+}
+
+// firstGroup returns re's first group in s, "" when re does not match.
+func firstGroup(re *regexp.Regexp, s string) string {
+	if m := re.FindStringSubmatch(s); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// A restock held for one row stays held while another row is restocked,
+// with JavaScript or without.
+func TestHeldRestockOutlivesOtherRestocks(t *testing.T) {
+	for _, htmx := range []bool{true, false} {
+		t.Run(map[bool]string{true: "htmx", false: "without JavaScript"}[htmx], func(t *testing.T) {
+			e := newEnv(t)
+			c := newClient(t, e.srv)
+			held := url.Values{"held_sku": {"SKU-5"}, "held_key": {"key-r"}, "held_qty": {"7"}}
+			form := url.Values{"quantity": {"1"}, "idempotency_key": {"key-other"}}
+			for k, v := range held {
+				form[k] = v
+			}
+			r := c.post("/stock/SKU-1/restock", form, htmx)
+			if !htmx {
+				if r.Code != http.StatusSeeOther {
+					t.Fatalf("restock of SKU-1: got %d, want 303", r.Code)
+				}
+				r = c.get(r.Header.Get("Location"), false)
+			}
+			if r.Code != http.StatusOK {
+				t.Fatalf("restock of SKU-1: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+			}
+			mustContain(t, "after restocking SKU-1", r.Body, `name="idempotency_key" value="key-r"`, `data-held="SKU-5"`,
+				`held_sku=SKU-5`, `name="held_key" value="key-r"`)
+		})
+	}
 }
 
 // A key the order API refuses as used for other details is replaced, so

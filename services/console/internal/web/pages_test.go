@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -292,6 +293,28 @@ func TestLiveRegionsAnswer204WhenNothingChanged(t *testing.T) {
 	// Without htmx, the region is always sent.
 	if r := c.get("/orders/live?since="+since.FindStringSubmatch(r.Body)[1], false); r.Code != http.StatusOK {
 		t.Errorf("poll without htmx: got %d, want 200", r.Code)
+	}
+}
+
+// A poll of a region whose data has not changed answers 204, whatever the
+// region renders afresh each time (the stock table's idempotency keys).
+func TestPollsOfUnchangedRegionsAnswer204(t *testing.T) {
+	e := newEnv(t)
+	e.orders.add(upstream.Order{ID: "ord-1", Status: upstream.StatusPending, Currency: "EUR", PlacedAt: time.Now()})
+	c := newClient(t, e.srv)
+	src := regexp.MustCompile(`hx-get="([^"]+)"`)
+	for _, path := range []string{"/stock/live", "/orders/live", "/orders/ord-1/live", "/faults/payment/live",
+		"/queue/topics", "/queue/outboxes", "/queue/dlq", "/banner"} {
+		t.Run(path, func(t *testing.T) {
+			first := c.get(path, true)
+			m := src.FindStringSubmatch(first.Body)
+			if first.Code != http.StatusOK || m == nil {
+				t.Fatalf("first poll: got %d without a polling region, want 200 with one\n%s", first.Code, abbreviate(first.Body))
+			}
+			if r := c.get(html.UnescapeString(m[1]), true); r.Code != http.StatusNoContent {
+				t.Errorf("second poll: got %d, want 204\n%s", r.Code, abbreviate(r.Body))
+			}
+		})
 	}
 }
 

@@ -208,14 +208,29 @@ type live struct {
 // region polling src every every (0: no polling). It returns the region and
 // its signature.
 func (s *Server) liveHTML(set, name string, data any, id, src string, every time.Duration, on string) (template.HTML, string, error) {
+	return s.liveHTMLSigned(set, name, data, nil, id, src, every, on)
+}
+
+// liveHTMLSigned is liveHTML for a fragment that holds values made afresh
+// at each render (random idempotency keys): its signature is taken over
+// the fragment rendered with signData, which leaves them out, so that a
+// poll of a region whose data has not changed still answers 204. A nil
+// signData signs what is shown.
+func (s *Server) liveHTMLSigned(set, name string, data, signData any, id, src string, every time.Duration, on string) (template.HTML, string, error) {
 	inner, err := s.pages.render(set, name, data)
 	if err != nil {
 		return "", "", err
 	}
+	signed := inner
+	if signData != nil {
+		if signed, err = s.pages.render(set, name, signData); err != nil {
+			return "", "", err
+		}
+	}
 	// The signature covers what the wrapper carries too: a region that
 	// stops polling (an order past its redelivery window) shows the same
 	// inner HTML, and a 204 would leave the browser polling for good.
-	sig := signature(id, src, strconv.FormatInt(every.Milliseconds(), 10), on, string(inner))
+	sig := signature(id, src, strconv.FormatInt(every.Milliseconds(), 10), on, string(signed))
 	u, err := url.Parse(src)
 	if err != nil {
 		return "", "", err
@@ -235,10 +250,16 @@ func (s *Server) writeLive(c echo.Context, set, name string, data any, id, src s
 	if err != nil {
 		return err
 	}
+	return answerPoll(c, html, sig)
+}
+
+// answerPoll answers a poll with region, or 204 when the client already
+// shows it (its since is sig).
+func answerPoll(c echo.Context, region template.HTML, sig string) error {
 	if isHTMX(c) && c.QueryParam("since") == sig {
 		return c.NoContent(http.StatusNoContent)
 	}
-	return c.HTMLBlob(http.StatusOK, []byte(html))
+	return c.HTMLBlob(http.StatusOK, []byte(region))
 }
 
 // writeAction answers an htmx form: the region it targets, re-rendered,

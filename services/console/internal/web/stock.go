@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -24,10 +25,11 @@ type stockRow struct {
 	// Input and Error: a refused restock quantity and why.
 	Input string
 	Error string
-	// Key is the idempotency key of the row's restock form: a new one for
-	// each restock, but the same again after a restock whose outcome is
-	// unknown, so that pressing Restock again does not add twice.
+	// Key is the idempotency key of the row's restock form: a new one at
+	// each render, but a held restock's own (see heldRestock).
 	Key string
+	// Held: the row shows a restock whose outcome is unknown.
+	Held bool
 }
 
 // stockView is the live stock table.
@@ -35,10 +37,80 @@ type stockView struct {
 	Rows []stockRow
 	Down string
 	URL  string
+	// Held are the restocks whose outcome is unknown; every form and the
+	// region's polls carry them on.
+	Held []heldRestock
 }
 
-func (s *Server) loadStock(ctx context.Context) stockView {
-	v := stockView{URL: s.inventory.Client().BaseURL()}
+// heldRestock is a restock that inventory took without a readable answer:
+// it may or may not have been added. Its row keeps its key and quantity
+// until Restock is pressed on it again, through polls and other rows'
+// restocks, whatever changes in the table meanwhile: with a new key, that
+// press would add the units a second time. The console keeps no state of
+// its own: the live region's URL, each restock form and the redirect
+// after a restock without JavaScript carry the held restocks on
+// (heldParams).
+type heldRestock struct {
+	SKU      string
+	Key      string
+	Quantity int
+}
+
+// Names of the parameters that carry held restocks (stock.html names
+// them too): one value of each per restock, in the same order.
+const (
+	paramHeldSKU = "held_sku"
+	paramHeldKey = "held_key"
+	paramHeldQty = "held_qty"
+)
+
+// parseHeld reads held restocks from params, leaving out any that is not
+// one the console would have made; the last for a SKU wins.
+func parseHeld(params url.Values) []heldRestock {
+	skus, keys, qtys := params[paramHeldSKU], params[paramHeldKey], params[paramHeldQty]
+	if len(skus) != len(keys) || len(skus) != len(qtys) {
+		return nil // not written by the console
+	}
+	var held []heldRestock
+	for i, sku := range skus {
+		n, err := strconv.Atoi(qtys[i])
+		if sku == "" || !idempotency.ValidKey(keys[i]) || err != nil || n < 1 || n > maxRestock {
+			continue
+		}
+		held = withHeld(held, heldRestock{SKU: sku, Key: keys[i], Quantity: n})
+	}
+	return held
+}
+
+// withHeld returns held with h in place of any restock of h's SKU.
+func withHeld(held []heldRestock, h heldRestock) []heldRestock {
+	return append(withoutHeld(held, h.SKU), h)
+}
+
+// withoutHeld returns held without the restock of sku.
+func withoutHeld(held []heldRestock, sku string) []heldRestock {
+	out := make([]heldRestock, 0, len(held))
+	for _, h := range held {
+		if h.SKU != sku {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// heldParams encodes held as parseHeld reads them.
+func heldParams(held []heldRestock) url.Values {
+	q := url.Values{}
+	for _, h := range held {
+		q.Add(paramHeldSKU, h.SKU)
+		q.Add(paramHeldKey, h.Key)
+		q.Add(paramHeldQty, strconv.Itoa(h.Quantity))
+	}
+	return q
+}
+
+func (s *Server) loadStock(ctx context.Context, held []heldRestock) stockView {
+	v := stockView{URL: s.inventory.Client().BaseURL(), Held: held}
 	stock, err := s.inventory.Stock(ctx)
 	if err != nil {
 		v.Down = downText(err)
@@ -49,23 +121,43 @@ func (s *Server) loadStock(ctx context.Context) stockView {
 		if p, err := s.cfg.Catalog.Lookup(st.SKU); err == nil {
 			r.Name = p.Name
 		}
+		for _, h := range held {
+			if h.SKU == st.SKU {
+				r.Key, r.Input, r.Held = h.Key, strconv.Itoa(h.Quantity), true
+			}
+		}
 		v.Rows = append(v.Rows, r)
 	}
 	return v
 }
 
-func (s *Server) stockRegion(p *page, v stockView) (template.HTML, error) {
-	h, _, err := s.liveHTML("stock", "stock-table", pageWith(p, v), "stock", "/stock/live", s.cfg.Refresh*2, "")
-	return h, err
+// withoutFreshKeys is v without the keys made for this render, to sign:
+// they change at every poll, and are not what the table shows.
+func (v stockView) withoutFreshKeys() stockView {
+	rows := make([]stockRow, len(v.Rows))
+	for i, r := range v.Rows {
+		if !r.Held {
+			r.Key = ""
+		}
+		rows[i] = r
+	}
+	v.Rows = rows
+	return v
+}
+
+func (s *Server) stockRegion(p *page, v stockView) (template.HTML, string, error) {
+	return s.liveHTMLSigned("stock", "stock-table", pageWith(p, v), pageWith(p, v.withoutFreshKeys()),
+		"stock", withQuery("/stock/live", heldParams(v.Held)), s.cfg.Refresh*2, "")
 }
 
 func (s *Server) stockPage(c echo.Context) error {
 	p := s.newPage(c, "Stock", "stock")
+	ctx := c.Request().Context()
 	var v stockView
-	if err := s.loadWithBanner(c.Request().Context(), p, func() { v = s.loadStock(c.Request().Context()) }); err != nil {
+	if err := s.loadWithBanner(ctx, p, func() { v = s.loadStock(ctx, parseHeld(c.QueryParams())) }); err != nil {
 		return err
 	}
-	region, err := s.stockRegion(p, v)
+	region, _, err := s.stockRegion(p, v)
 	if err != nil {
 		return err
 	}
@@ -75,7 +167,11 @@ func (s *Server) stockPage(c echo.Context) error {
 
 func (s *Server) stockLive(c echo.Context) error {
 	p := s.newPage(c, "", "stock")
-	return s.writeLive(c, "stock", "stock-table", pageWith(p, s.loadStock(c.Request().Context())), "stock", "/stock/live", s.cfg.Refresh*2, "")
+	region, sig, err := s.stockRegion(p, s.loadStock(c.Request().Context(), parseHeld(c.QueryParams())))
+	if err != nil {
+		return err
+	}
+	return answerPoll(c, region, sig)
 }
 
 func (s *Server) restock(c echo.Context) error {
@@ -84,13 +180,15 @@ func (s *Server) restock(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	form, _ := c.FormParams()
+	held := parseHeld(form)
 	raw := strings.TrimSpace(c.FormValue("quantity"))
 	key := c.FormValue("idempotency_key")
 	if !idempotency.ValidKey(key) {
 		key = newKey()
 	}
 	status, fl := http.StatusOK, (*flash)(nil)
-	rowErr, keepKey := "", false
+	rowErr := ""
 	n, err := strconv.Atoi(raw)
 	switch {
 	case err != nil || n < 1 || n > maxRestock:
@@ -101,8 +199,10 @@ func (s *Server) restock(c echo.Context) error {
 		prob, isProblem := upstream.AsProblem(err)
 		switch {
 		case err == nil:
+			held = withoutHeld(held, sku)
 			fl = flashOK(fmt.Sprintf("%s restocked by %d: %d available.", sku, n, st.Available))
 		case isProblem && prob.Status < 500:
+			held = withoutHeld(held, sku)
 			status = http.StatusUnprocessableEntity
 			if prob.Status == http.StatusNotFound {
 				status = http.StatusNotFound
@@ -113,28 +213,27 @@ func (s *Server) restock(c echo.Context) error {
 			}
 			fl = flashError(sku + " not restocked: " + rowErr)
 		case upstream.OutcomeUnknown(err):
-			keepKey = true
+			held = withHeld(held, heldRestock{SKU: sku, Key: key, Quantity: n})
 			status, fl = http.StatusServiceUnavailable, flashError(fmt.Sprintf(
 				"%s may or may not be restocked: %s. Press Restock again: the same restock is not added twice.", sku, downText(err)))
 		default:
+			// Not sent, so not added; a restock held from before stays
+			// held, as unknown as it was.
 			status, fl = http.StatusServiceUnavailable, flashError(sku+" not restocked: "+downText(err))
 		}
 	}
-	v := s.loadStock(ctx)
+	v := s.loadStock(ctx, held)
 	for i := range v.Rows {
-		if r := &v.Rows[i]; r.SKU == sku && (rowErr != "" || keepKey) {
+		if r := &v.Rows[i]; r.SKU == sku && rowErr != "" {
 			r.Input, r.Error = raw, rowErr
-			if keepKey {
-				r.Key = key
-			}
 		}
 	}
 	if !isHTMX(c) {
 		if status == http.StatusOK {
-			return redirectWithFlash(c, "/stock", fl)
+			return redirectWithFlash(c, withQuery("/stock", heldParams(held)), fl)
 		}
 		p := s.newPage(c, "Stock", "stock")
-		region, err := s.stockRegion(p, v)
+		region, _, err := s.stockRegion(p, v)
 		if err != nil {
 			return err
 		}
@@ -142,7 +241,7 @@ func (s *Server) restock(c echo.Context) error {
 		return s.writePage(c, "stock", p)
 	}
 	p := s.newPage(c, "", "stock")
-	region, err := s.stockRegion(p, v)
+	region, _, err := s.stockRegion(p, v)
 	if err != nil {
 		return err
 	}
