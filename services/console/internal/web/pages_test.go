@@ -750,20 +750,37 @@ func TestFormatting(t *testing.T) {
 			t.Errorf("humanDuration(%s): got %q, want %q", tc.d, got, tc.want)
 		}
 	}
-	for _, tc := range []struct {
-		in   []byte
-		want string
-	}{
-		{[]byte(`{"a":1}`), "{\n  \"a\": 1\n}"},
-		{[]byte("\x00poison\x7f"), `\x00poison\x7f`},
-		{[]byte{0xff, 0xfe}, "(binary, base64) //4="},
-	} {
-		if got := payloadText(tc.in); got != tc.want {
-			t.Errorf("payloadText(%q): got %q, want %q", tc.in, got, tc.want)
-		}
-	}
 	if got := money(-150, "EUR"); got != "-1.50 EUR" {
 		t.Errorf("money: got %q, want -1.50 EUR", got)
+	}
+}
+
+// A payload is shown as it is: JSON indented, token for token.
+func TestPayloadText(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"json", `{"a":1}`, "{\n  \"a\": 1\n}"},
+		{"integer beyond float64", `{"id":9007199254740993}`, "{\n  \"id\": 9007199254740993\n}"},
+		{"markup characters", `{"note":"<b>&</b>"}`, "{\n  \"note\": \"<b>&</b>\"\n}"},
+		{"repeated keys, in their order", `{"b":1,"a":2,"b":3}`, "{\n  \"b\": 1,\n  \"a\": 2,\n  \"b\": 3\n}"},
+		{"numbers as written", `[1.0,1e3,-0,0.10]`, "[\n  1.0,\n  1e3,\n  -0,\n  0.10\n]"},
+		{"escapes as written", `"caf\u00e9\/"`, `"caf\u00e9\/"`},
+		{"spaces around", " \n{\"a\": [ ]}\n ", "{\n  \"a\": []\n}"},
+		{"DEL in a string", "{\"a\":\"x\x7f\"}", "{\n  \"a\": \"x\\x7f\"\n}"},
+		{"not json", `{"a":1`, `{"a":1`},
+		{"control characters", "\x00poison\x7f", `\x00poison\x7f`},
+		{"binary", "\xff\xfe", "(binary, base64) //4="},
+		{"json with bytes that are not UTF-8", "\"\xff\"", "(binary, base64) Iv8i"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := payloadText([]byte(tc.in)); got != tc.want {
+				t.Errorf("payloadText(%q): got %q, want %q", tc.in, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -357,15 +357,20 @@ func shortID(id string) string {
 
 // payloadText shows a payload for people: indented JSON when it is JSON,
 // text with control characters escaped when it is UTF-8, else base64.
+// JSON is indented as it is, token for token: decoded and encoded again it
+// would not be the payload any more (big integers rounded, 1.0 written 1,
+// keys sorted and repeated ones dropped, < written \u003c).
 func payloadText(p []byte) string {
-	var v any
-	if json.Unmarshal(p, &v) == nil {
-		if out, err := json.MarshalIndent(v, "", "  "); err == nil {
-			return string(out)
-		}
-	}
 	if !utf8.Valid(p) {
 		return "(binary, base64) " + base64.StdEncoding.EncodeToString(p)
+	}
+	if json.Valid(p) {
+		var out bytes.Buffer
+		// Indent drops the spaces before the value; those after it are
+		// layout too.
+		if json.Indent(&out, bytes.TrimRight(p, " \t\r\n"), "", "  ") == nil {
+			p = out.Bytes()
+		}
 	}
 	var b strings.Builder
 	for _, r := range string(p) {
