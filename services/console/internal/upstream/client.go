@@ -3,11 +3,13 @@
 // loopback admin API (Admin). The console is a client like any other: it
 // reaches the services only through these APIs.
 //
-// Every call returns one of two kinds of error besides a context error:
+// Every call returns one of three kinds of error besides a context error:
 //   - *DownError: the service could not be reached (connection refused,
 //     timeout, an answer that is not HTTP): show the service as down. When
 //     the request was sent before that (Sent, OutcomeUnknown), the service
 //     may have done what it asked: a change is neither done nor not done;
+//   - *AnswerError: the service answered with success, but not with what
+//     the console can read: for a change too, the outcome is unknown;
 //   - *Problem: the service answered with an error status; its RFC 9457
 //     body, when there is one, says why and which field is at fault.
 package upstream
@@ -62,12 +64,35 @@ func IsDown(err error) bool {
 }
 
 // OutcomeUnknown reports a request that reached the service without an
-// answer: what it asked for may or may not have been done. A request that
-// could not be sent (connection refused, unknown host) was not done.
+// answer the console can read: what it asked for may or may not have been
+// done. A request that could not be sent (connection refused, unknown
+// host) was not done.
 func OutcomeUnknown(err error) bool {
-	var d *DownError
-	return errors.As(err, &d) && d.Sent
+	var (
+		d *DownError
+		a *AnswerError
+	)
+	return errors.As(err, &d) && d.Sent || errors.As(err, &a)
 }
+
+// AnswerError reports a success (2xx) answer that the console cannot read:
+// larger than it reads, or not the JSON expected. The service took the
+// request and says it succeeded, yet what came of it is unknown; it is no
+// refusal: a change may have been made.
+type AnswerError struct {
+	Service string
+	// Method and Path are the request's.
+	Method, Path string
+	// Status is the answer's.
+	Status int
+	Err    error
+}
+
+func (e *AnswerError) Error() string {
+	return fmt.Sprintf("%s answered %d to %s %s, but %v", e.Service, e.Status, e.Method, e.Path, e.Err)
+}
+
+func (e *AnswerError) Unwrap() error { return e.Err }
 
 // FieldProblem is one field at fault in a Problem.
 type FieldProblem struct {
@@ -250,16 +275,18 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return c.problem(resp, data[:min(len(data), maxResponse)]) // the status is what counts
 	}
+	// The service says it did what was asked: an answer the console
+	// cannot read leaves the outcome unknown, and is no refusal.
 	if len(data) > maxResponse {
-		return &Problem{Service: c.service, Status: http.StatusBadGateway, Title: "Answer too large",
-			Detail: fmt.Sprintf("%s %s: the answer is larger than the %d MiB the console reads", r.method, r.path, maxResponse>>20)}
+		return &AnswerError{Service: c.service, Method: r.method, Path: r.path, Status: resp.StatusCode,
+			Err: fmt.Errorf("the answer is larger than the %d MiB the console reads", maxResponse>>20)}
 	}
 	if out == nil {
 		return nil
 	}
 	if err := json.Unmarshal(data, out); err != nil {
-		return &Problem{Service: c.service, Status: http.StatusBadGateway, Title: "Unexpected answer",
-			Detail: fmt.Sprintf("%s %s: the answer is not the expected JSON: %v", r.method, r.path, err)}
+		return &AnswerError{Service: c.service, Method: r.method, Path: r.path, Status: resp.StatusCode,
+			Err: fmt.Errorf("the answer is not the expected JSON: %w", err)}
 	}
 	return nil
 }

@@ -104,10 +104,45 @@ func TestErrorsSayWhatWentWrong(t *testing.T) {
 	t.Run("an answer that is not the expected JSON", func(t *testing.T) {
 		c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "<html>") })
 		_, err := NewAdmin(c).Stock(t.Context())
-		if p, ok := AsProblem(err); !ok || p.Status != http.StatusBadGateway || p.Title != "Unexpected answer" {
-			t.Fatalf("got %v, want an unexpected-answer problem", err)
+		var a *AnswerError
+		if !errors.As(err, &a) || a.Status != http.StatusOK ||
+			err.Error() != "payment answered 200 to GET /stock, but the answer is not the expected JSON: invalid character '<' looking for beginning of value" {
+			t.Fatalf("got %v, want an answer error saying the answer is not the expected JSON", err)
 		}
 	})
+}
+
+// A success the console cannot read is no refusal: the service may have
+// done what it was asked, so the outcome of a change is unknown.
+func TestUnreadableSuccessIsAnUnknownOutcome(t *testing.T) {
+	tests := []struct {
+		name   string
+		answer func(w http.ResponseWriter)
+	}{
+		{"text", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "ok")
+		}},
+		{"too large", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"sku":"`+strings.Repeat("x", maxResponse)+`"}`)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { tc.answer(w) })
+			_, err := NewAdmin(c).Restock(t.Context(), "SKU-1", 5, "key-1")
+			if !OutcomeUnknown(err) {
+				t.Errorf("OutcomeUnknown(%v): got false, want true", err)
+			}
+			if p, ok := AsProblem(err); ok {
+				t.Errorf("AsProblem: got %v, want no problem (the service did not refuse)", p)
+			}
+			if IsDown(err) {
+				t.Errorf("IsDown(%v): got true, want false (the service answered)", err)
+			}
+		})
+	}
 }
 
 func TestRedirectsAreNotFollowed(t *testing.T) {
@@ -333,8 +368,8 @@ func TestAnswerTooLarge(t *testing.T) {
 		_, _ = io.WriteString(w, `[{"sku":"`+strings.Repeat("x", maxResponse)+`"}]`)
 	})
 	_, err := NewAdmin(c).Stock(t.Context())
-	p, ok := AsProblem(err)
-	if !ok || p.Status != http.StatusBadGateway || err.Error() != "payment answered 502: GET /stock: the answer is larger than the 4 MiB the console reads" {
-		t.Fatalf("got %v, want a problem saying the answer is too large", err)
+	var a *AnswerError
+	if !errors.As(err, &a) || err.Error() != "payment answered 200 to GET /stock, but the answer is larger than the 4 MiB the console reads" {
+		t.Fatalf("got %v, want an answer error saying the answer is too large", err)
 	}
 }

@@ -38,6 +38,33 @@ type fakeOrders struct {
 	cancels   []string
 	// hang makes placing and cancelling do their work, then never answer.
 	hang bool
+	// unreadable makes a change that succeeds answer text/plain "ok".
+	unreadable bool
+}
+
+// unreadableSuccess runs h, but when unreadable() answers a change (any
+// method but GET) that succeeded with its status and text/plain "ok": the
+// change is made, and its answer is not the JSON the console reads.
+func unreadableSuccess(h http.Handler, unreadable func() bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet || !unreadable() {
+			h.ServeHTTP(w, r)
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code < 200 || rec.Code > 299 {
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(rec.Body.Bytes())
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(rec.Code)
+		_, _ = io.WriteString(w, "ok")
+	})
 }
 
 // hangAfter, when hang is set, holds the answer until the client gives
@@ -48,7 +75,7 @@ func hangAfter(r *http.Request, hang bool) {
 	}
 }
 
-// hanging reads a hang flag under mu.
+// hanging reads a flag (hang, unreadable) under mu.
 func hanging(mu *sync.Mutex, hang *bool) bool {
 	mu.Lock()
 	defer mu.Unlock()
@@ -234,7 +261,7 @@ func (f *fakeOrders) handler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, o)
 	})
-	return mux
+	return unreadableSuccess(mux, func() bool { return hanging(&f.mu, &f.unreadable) })
 }
 
 // ---- fake admin API ---------------------------------------------------------------
@@ -262,6 +289,8 @@ type fakeAdmin struct {
 	// hang makes setting a flag and restocking do their work, then never
 	// answer.
 	hang bool
+	// unreadable makes a change that succeeds answer text/plain "ok".
+	unreadable bool
 	// outbox is what GET /outbox answers as pending.
 	outbox int64
 }
@@ -464,7 +493,7 @@ func (a *fakeAdmin) handler() http.Handler {
 		}
 		writeProblem(w, upstream.Problem{Status: 404, Title: "Not Found", Field: "sku", Detail: "sku: not found: unknown sku " + r.PathValue("sku")})
 	})
-	return mux
+	return unreadableSuccess(mux, func() bool { return hanging(&a.mu, &a.unreadable) })
 }
 
 // ---- the console under test -------------------------------------------------------

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -86,6 +87,78 @@ func TestNoAnswerAfterSendingIsAnUnknownOutcome(t *testing.T) {
 	r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}}, true)
 	mustContain(t, "restock with inventory down", r.Body, "SKU-5 not restocked: inventory is down")
 	mustNotContain(t, "restock with inventory down", r.Body, "may or may not")
+}
+
+// A service that did the change and answered 200 with something else than
+// the JSON expected: the outcome is unknown, not a refusal. A restock
+// keeps its key, so that pressing Restock again adds the units once.
+func TestUnreadableSuccessIsAnUnknownOutcome(t *testing.T) {
+	tests := []struct {
+		name string
+		path string
+		form url.Values
+		fake func(e *env) (mu *sync.Mutex, unreadable *bool)
+		done func(e *env) bool
+		want string
+	}{
+		{"restock", "/stock/SKU-5/restock", url.Values{"quantity": {"7"}, "idempotency_key": {"key-r"}},
+			func(e *env) (*sync.Mutex, *bool) {
+				return &e.admins[ServiceInventory].mu, &e.admins[ServiceInventory].unreadable
+			},
+			func(e *env) bool { _, _, r := e.admins[ServiceInventory].calls(); return len(r) == 1 },
+			"SKU-5 may or may not be restocked: inventory answered 200 to POST /stock/SKU-5/restock, but the answer is not the expected JSON"},
+		{"place an order", "/orders", url.Values{"customer_id": {"c-1"}, "idempotency_key": {"key-1"}, "sku": {"SKU-1"}, "quantity": {"1"}},
+			func(e *env) (*sync.Mutex, *bool) { return &e.orders.mu, &e.orders.unreadable },
+			func(e *env) bool { p, _, _ := e.orders.seen(); return len(p) == 1 },
+			"The order may or may not be placed: order service answered 201 to POST /orders"},
+		{"cancel an order", "/orders/ord-run/cancel", nil,
+			func(e *env) (*sync.Mutex, *bool) { return &e.orders.mu, &e.orders.unreadable },
+			func(e *env) bool { _, c, _ := e.orders.seen(); return len(c) == 1 },
+			"The order may or may not be cancelled: order service answered 200 to POST /orders/ord-run/cancel"},
+		{"set a flag", "/faults/payment/payment_decline_rate", url.Values{"value": {"0.5"}},
+			func(e *env) (*sync.Mutex, *bool) {
+				return &e.admins[ServicePayment].mu, &e.admins[ServicePayment].unreadable
+			},
+			func(e *env) bool { s, _, _ := e.admins[ServicePayment].calls(); return len(s) == 1 },
+			"payment: payment_decline_rate may or may not be changed: payment answered 200 to PUT /faults/payment_decline_rate"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.orders.add(upstream.Order{ID: "ord-run", Status: upstream.StatusPending, Currency: "EUR", PlacedAt: time.Now()})
+			c := newClient(t, e.srv)
+			c.token()
+			mu, unreadable := tc.fake(e)
+			mu.Lock()
+			*unreadable = true
+			mu.Unlock()
+			r := c.post(tc.path, tc.form, true)
+			if r.Code != http.StatusServiceUnavailable {
+				t.Errorf("status: got %d, want 503", r.Code)
+			}
+			mustContain(t, tc.name, r.Body, tc.want)
+			mustNotContain(t, tc.name, r.Body, "not restocked", "was not placed", "Not cancelled", "not changed")
+			if !tc.done(e) {
+				t.Errorf("the fake did not get the change")
+			}
+			if tc.name != "restock" {
+				return
+			}
+			key := firstGroup(regexp.MustCompile(`(?s)<tr data-sku="SKU-5">.*?name="idempotency_key" value="([^"]+)"`), r.Body)
+			if key != "key-r" {
+				t.Fatalf("SKU-5's key: got %q, want key-r, kept", key)
+			}
+			mu.Lock()
+			*unreadable = false
+			mu.Unlock()
+			if r := c.post(tc.path, url.Values{"quantity": {"7"}, "idempotency_key": {key}}, true); r.Code != http.StatusOK {
+				t.Errorf("Restock pressed again: got %d, want 200", r.Code)
+			}
+			if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 1 {
+				t.Errorf("restocks after pressing Restock again: got %v, want SKU-5+7 once", restocks)
+			}
+		})
+	}
 }
 
 // After a restock whose outcome is unknown, the row keeps its key through
