@@ -45,6 +45,10 @@ func TestCSRF(t *testing.T) {
 		// the token it chose.
 		{"same-site browser request with the cookie and its token", map[string]string{"Sec-Fetch-Site": "same-site"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
 		{"same-origin browser request", map[string]string{"Sec-Fetch-Site": "same-origin"}, qty, nil, http.StatusSeeOther},
+		// A request the person started (the address bar, a bookmark): no
+		// other page can make a browser send none.
+		{"browser request the person started", map[string]string{"Sec-Fetch-Site": "none"}, qty, nil, http.StatusSeeOther},
+		{"none with another Origin", map[string]string{"Sec-Fetch-Site": "none", "Origin": "http://evil.example"}, qty, nil, http.StatusForbidden},
 		{"Origin of the console", map[string]string{"Origin": "http://127.0.0.1:8090"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusSeeOther},
 		{"Origin on another port", map[string]string{"Origin": "http://127.0.0.1:9999"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
 		{"Origin of another site", map[string]string{"Origin": "http://evil.example"}, withToken, &http.Cookie{Name: csrfCookie, Value: "tok"}, http.StatusForbidden},
@@ -62,8 +66,8 @@ func TestCSRF(t *testing.T) {
 			}
 		})
 	}
-	if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 4 {
-		t.Errorf("restocks: got %d, want 4 (the accepted requests only)", len(restocks))
+	if _, _, restocks := e.admins[ServiceInventory].calls(); len(restocks) != 5 {
+		t.Errorf("restocks: got %d, want 5 (the accepted requests only)", len(restocks))
 	}
 	t.Run("htmx gets a flash", func(t *testing.T) {
 		rec := post(map[string]string{"HX-Request": "true"}, qty, nil)

@@ -6,9 +6,10 @@
 //
 // A service that cannot be reached is shown as down where its data would
 // be: pages still render. State-changing requests are POSTs protected
-// against cross-site request forgery: a browser's must be same-origin
-// (Sec-Fetch-Site, and Origin against Host), and clients that send neither
-// header need a cookie and form token (echo's CSRF middleware). The server
+// against cross-site request forgery: a browser's must be same-origin or
+// started by the person (Sec-Fetch-Site same-origin or none, and Origin
+// against Host), and clients that send neither header need a cookie and
+// form token (echo's CSRF middleware). The server
 // answers only to the host names of Config.AllowedHosts, whatever address
 // it listens on (DNS rebinding).
 package web
@@ -269,7 +270,9 @@ func New(cfg Config) (*Server, error) {
 			// same-site one, but same-site takes in every other port of
 			// this host, whose pages can set the console's cookie (cookies
 			// are not told apart by port) and post the token they chose.
-			// Only same-origin requests change state.
+			// Only same-origin requests change state, and those the person
+			// started (none), which echo lets through before this: no page
+			// can make a browser send none.
 			AllowSecFetchSiteFunc: func(echo.Context) (bool, error) { return false, errCSRF },
 			ErrorHandler:          func(err error, c echo.Context) error { return errCSRF },
 		}),
