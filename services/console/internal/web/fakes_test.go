@@ -293,6 +293,9 @@ type fakeAdmin struct {
 	unreadable bool
 	// outbox is what GET /outbox answers as pending.
 	outbox int64
+	// ghost is a flag GET /faults lists that the routes changing a flag do
+	// not know, as one removed between the two calls.
+	ghost string
 }
 
 // fakeMaxDuration is the longest duration the fake admin APIs take.
@@ -375,7 +378,11 @@ func (a *fakeAdmin) handler() http.Handler {
 	mux.HandleFunc("GET /faults", func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		writeJSON(w, http.StatusOK, a.flags)
+		flags := a.flags
+		if a.ghost != "" {
+			flags = append(flags[:len(flags):len(flags)], flag(a.ghost, upstream.FaultBool, "false"))
+		}
+		writeJSON(w, http.StatusOK, flags)
 	})
 	change := func(w http.ResponseWriter, r *http.Request, name string, set func(*upstream.Fault) *upstream.Problem) {
 		a.mu.Lock()

@@ -227,6 +227,11 @@ func (s *Server) changeFault(c echo.Context, change func(context.Context, *upstr
 			fl = flashError(fmt.Sprintf("%s: %s not changed: %s", sv.Name, name, fe.msg))
 		case isProblem && prob.Status < 500:
 			status = http.StatusUnprocessableEntity
+			if prob.Status == http.StatusNotFound {
+				// The flag went away since the list was read: unknown, as
+				// one the list does not hold.
+				status = http.StatusNotFound
+			}
 			msg := prob.Detail
 			if msg == "" {
 				msg = prob.Title

@@ -590,6 +590,18 @@ func TestFaults(t *testing.T) {
 		}
 		mustContain(t, "refused", r.Body, "SKU list is malformed", `value="refuse-me"`)
 	})
+	t.Run("a flag the service no longer knows", func(t *testing.T) {
+		for _, htmx := range []bool{true, false} {
+			e := newEnv(t)
+			e.admins[ServicePayment].ghost = "gone"
+			c := newClient(t, e.srv)
+			r := c.post("/faults/payment/gone", url.Values{"preset": {"true"}}, htmx)
+			if r.Code != http.StatusNotFound {
+				t.Fatalf("status (htmx %v): got %d, want 404\n%s", htmx, r.Code, abbreviate(r.Body))
+			}
+			mustContain(t, "flag gone", r.Body, "payment: gone not changed: unknown fault flag gone")
+		}
+	})
 	t.Run("unknown service", func(t *testing.T) {
 		e := newEnv(t)
 		c := newClient(t, e.srv)
