@@ -473,6 +473,13 @@ func (s *Server) loadOrder(ctx context.Context, id string) orderView {
 		v.Down = downText(oErr)
 		return v
 	}
+	if o.ID == "" {
+		// An answer without an order: another route of the order API
+		// under /orders/ (GET /orders/counts), which decodes as a blank
+		// order.
+		v.NotFound = true
+		return v
+	}
 	v.Order = &o
 	v.Cancellable = upstream.IsCancellable(o.Status)
 	v.Terminal = upstream.IsTerminal(o.Status)

@@ -318,12 +318,18 @@ func TestCancelReasonCountsCharacters(t *testing.T) {
 }
 
 // The page of an order the order service does not know does not poll: the
-// order will not appear.
+// order will not appear. "counts" is one: GET /orders/counts of the order
+// API answers, but with no order.
 func TestUnknownOrderPageDoesNotPoll(t *testing.T) {
 	e := newEnv(t)
 	c := newClient(t, e.srv)
-	for _, path := range []string{"/orders/ord-nope", "/orders/ord-nope/live"} {
-		r := c.get(path, false)
-		mustContain(t, path, r.Body, "Order not found", `<div id="order-live" class="live">`) // no hx-get, no trigger
+	for _, id := range []string{"ord-nope", "counts"} {
+		for _, path := range []string{"/orders/" + id, "/orders/" + id + "/live"} {
+			r := c.get(path, false)
+			mustContain(t, path, r.Body, "<h1>Order not found</h1>", `<div id="order-live" class="live">`) // no hx-get, no trigger
+			if path == "/orders/"+id && r.Code != http.StatusNotFound {
+				t.Errorf("%s: got %d, want 404", path, r.Code)
+			}
+		}
 	}
 }
