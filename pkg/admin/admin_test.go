@@ -598,3 +598,40 @@ func TestSetFaultRefusesNull(t *testing.T) {
 		t.Errorf("payment_latency after the refused bodies: got %q, want 250ms as set before", st.Value)
 	}
 }
+
+// A purge or replay whose body names topic or group as null (a script's
+// unset variable through jq) is refused, naming the field, as one sent
+// empty is, instead of selecting every dead letter.
+func TestSelectionRefusesNull(t *testing.T) {
+	tests := []struct {
+		method, path, body, wantField string
+	}{
+		{"DELETE", "/dlq", `{"topic":null}`, "topic"},
+		{"DELETE", "/dlq", `{"group": null }`, "group"},
+		{"DELETE", "/dlq", `{"topic":"payment.commands","group":null}`, "group"},
+		{"DELETE", "/dlq", `{"topic":7}`, "topic"},
+		{"POST", "/dlq/replay", `{"topic":null}`, "topic"},
+		{"POST", "/dlq/replay", `{"group":null}`, "group"},
+		{"POST", "/dlq/replay?group=payment", `{"topic":null}`, "topic"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path+" "+tc.body, func(t *testing.T) {
+			f := newFixture(t, nil)
+			putDeadLetter(t, f.b, "payment.commands", "payment", "m-1")
+			putDeadLetter(t, f.b, "other.topic", "shipping", "m-2")
+			code, _, raw := f.do(t, tc.method, tc.path, tc.body)
+			var p admin.Problem
+			_ = json.Unmarshal(raw, &p)
+			if code != 400 || p.Field != tc.wantField {
+				t.Errorf("got %d %s, want 400 naming %s", code, raw, tc.wantField)
+			}
+			dls, err := f.b.DeadLetters().List(context.Background(), backend.DeadLetterFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := len(dls), 2; got != want {
+				t.Errorf("dead letters after the refused request: got %d, want %d (all kept)", got, want)
+			}
+		})
+	}
+}

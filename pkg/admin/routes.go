@@ -264,32 +264,53 @@ func selection(c echo.Context) (backend.DeadLetterFilter, error) {
 	if err != nil {
 		return f, err
 	}
-	// Pointers tell a field sent empty from one left out: as with the
-	// query, an empty value (a script's unset variable) must not widen a
-	// replay or a purge to everything.
+	// Raw values tell a field sent empty or null from one left out: as
+	// with the query, an empty value or a null (a script's unset variable,
+	// jq's answer for a missing key) must not widen a replay or a purge to
+	// everything.
 	var body struct {
-		Topic *string `json:"topic"`
-		Group *string `json:"group"`
+		Topic json.RawMessage `json:"topic"`
+		Group json.RawMessage `json:"group"`
 	}
 	if err := DecodeJSON(c, &body); err != nil {
 		return f, err
 	}
-	if t := body.Topic; t != nil {
-		if *t == "" {
-			return f, BadField("topic", "topic is empty; leave it out to select every topic")
-		}
-		if err := backend.ValidateTopic(*t); err != nil {
+	topic, ok, err := selectionField("topic", body.Topic)
+	if err != nil {
+		return f, err
+	}
+	if ok {
+		if err := backend.ValidateTopic(topic); err != nil {
 			return f, BadField("topic", err.Error())
 		}
-		f.Topic = *t
+		f.Topic = topic
 	}
-	if g := body.Group; g != nil {
-		if *g == "" {
-			return f, BadField("group", "group is empty; leave it out to select every group")
-		}
-		f.ConsumerGroup = *g
+	group, ok, err := selectionField("group", body.Group)
+	if err != nil {
+		return f, err
+	}
+	if ok {
+		f.ConsumerGroup = group
 	}
 	return f, nil
+}
+
+// selectionField reads field name of a selection's body: ok is false when
+// it was left out. Sent empty, null or not as a string, it is a BadField.
+func selectionField(name string, raw json.RawMessage) (value string, ok bool, err error) {
+	if raw == nil {
+		return "", false, nil
+	}
+	if string(raw) == "null" {
+		return "", false, BadField(name, name+" is null; leave it out to select every "+name)
+	}
+	if err := json.Unmarshal(raw, &value); err != nil {
+		return "", false, BadField(name, name+" must be a string")
+	}
+	if value == "" {
+		return "", false, BadField(name, name+" is empty; leave it out to select every "+name)
+	}
+	return value, true, nil
 }
 
 // replayAll replays what selection selects.
