@@ -82,6 +82,19 @@ type Spec struct {
 // the name in upper case, e.g. PAYMENT_DECLINE_RATE.
 func (s Spec) EnvName() string { return strings.ToUpper(s.Name) }
 
+// EnvNames are the environment variables LoadEnv reads for the flag with
+// prefix (such as "PAYMENT_"), the one that wins first: PREFIX+EnvName,
+// then EnvName; only EnvName when it starts with the prefix already
+// (PAYMENT_DECLINE_RATE, not PAYMENT_PAYMENT_DECLINE_RATE) or the prefix
+// is empty.
+func (s Spec) EnvNames(prefix string) []string {
+	env := s.EnvName()
+	if prefix == "" || strings.HasPrefix(env, prefix) {
+		return []string{env}
+	}
+	return []string{prefix + env, env}
+}
+
 // Config configures New.
 type Config struct {
 	// Flags are defined in this order; more can be added with Define.
@@ -322,12 +335,7 @@ func (r *Registry) OnChange(name string, fn func(value string)) error {
 func (r *Registry) LoadEnv(prefix string, lookup func(string) (string, bool)) error {
 	var errs []error
 	for _, s := range r.Specs() {
-		env := s.EnvName()
-		names := []string{env}
-		if prefix != "" && !strings.HasPrefix(env, prefix) {
-			names = []string{prefix + env, env}
-		}
-		for _, n := range names {
+		for _, n := range s.EnvNames(prefix) {
 			// Set empty counts as unset, as for every other variable of
 			// the services (a compose file's ${PAYMENT_HANDLER_LATENCY:-}
 			// must not hide HANDLER_LATENCY).

@@ -3,6 +3,7 @@ package faults_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -158,6 +159,23 @@ func TestLoadEnv(t *testing.T) {
 	}
 	if r.Bool(faults.CrashMidHandler) {
 		t.Error("crash_mid_handler: got true after an invalid value, want false")
+	}
+}
+
+func TestEnvNames(t *testing.T) {
+	tests := []struct {
+		flag, prefix string
+		want         []string
+	}{
+		{faults.HandlerLatency, "PAYMENT_", []string{"PAYMENT_HANDLER_LATENCY", "HANDLER_LATENCY"}},
+		{faults.PaymentDeclineRate, "PAYMENT_", []string{"PAYMENT_DECLINE_RATE"}},
+		{faults.Poison, "", []string{"POISON"}},
+	}
+	for _, tc := range tests {
+		got := faults.Spec{Name: tc.flag}.EnvNames(tc.prefix)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("EnvNames(%q) of %s: got %v, want %v", tc.prefix, tc.flag, got, tc.want)
+		}
 	}
 }
 

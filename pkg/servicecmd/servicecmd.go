@@ -138,15 +138,30 @@ func (c Command) usage(fs *flag.FlagSet, out io.Writer) {
 		"It consumes %s and emits %s through its outbox; admin API on --http-addr.\n\nFlags:\n",
 		c.Name, c.Name, c.Summary, c.Consumes, c.Emits)
 	fs.PrintDefaults()
-	fmt.Fprintf(out, "\nFault flags (environment at start, PUT /faults/NAME at run time; %s_NAME overrides NAME):\n",
-		strings.ToUpper(c.Name))
-	for _, s := range faults.ServiceFlags(c.Name) {
-		fmt.Fprintf(out, "  %-30s %-8s %s\n", s.EnvName(), s.Type, s.Description)
-	}
+	FaultFlagsUsage(out, c.Name)
 	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, …).\n")
 	fmt.Fprintf(out, "C heap: C_HEAP_TRIM_THRESHOLD=BYTES keeps that much freed C memory for reuse (default 64 MiB; 0 leaves glibc's malloc as it is).\n")
 	fmt.Fprintf(out, "Go heap: GOGC defaults to %d here (Go's own default is 100); GOGC in the environment wins.\n", DefaultGCPercent)
 }
+
+// FaultFlagsUsage writes the --help section of service's fault flags:
+// each flag under the name the admin API knows it by (PUT /faults/NAME
+// takes the lower-case name) with the environment variables LoadFaults
+// reads for it, the one that wins first. A service's own flags already
+// start with its name (PAYMENT_DECLINE_RATE) and have one variable.
+func FaultFlagsUsage(out io.Writer, service string) {
+	fmt.Fprintf(out, "\nFault flags: set at run time with PUT /faults/NAME {\"value\": …} on the admin API,\n"+
+		"at start by the first of the flag's environment variables that is set (%sVAR wins over VAR):\n",
+		EnvPrefix(service))
+	for _, s := range faults.ServiceFlags(service) {
+		fmt.Fprintf(out, "  %s (%s; env %s)\n      %s\n", s.Name, s.Type, strings.Join(s.EnvNames(EnvPrefix(service)), ", else "), s.Description)
+	}
+}
+
+// EnvPrefix is the prefix of the environment variables that set service's
+// fault flags for it alone: PAYMENT_HANDLER_LATENCY wins over
+// HANDLER_LATENCY (faults.Registry.LoadEnv).
+func EnvPrefix(service string) string { return strings.ToUpper(service) + "_" }
 
 // Run parses args (see Parse; usage and errors go to stderr), sets up
 // telemetry and the service's fault flags from the environment, opens the
@@ -265,7 +280,7 @@ func LoadFaults(name string, logger *slog.Logger, lookup func(name string) (stri
 	if err != nil {
 		return nil, err
 	}
-	if err := reg.LoadEnv(strings.ToUpper(name)+"_", lookup); err != nil {
+	if err := reg.LoadEnv(EnvPrefix(name), lookup); err != nil {
 		return nil, fmt.Errorf("fault flags: %w", err)
 	}
 	return reg, nil

@@ -8,15 +8,20 @@ import (
 	"flag"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 )
@@ -218,10 +223,87 @@ func TestParseErrorsAndHelp(t *testing.T) {
 	help := strings.ReplaceAll(out.String(), "  -", "  --")
 	for _, want := range []string{"Usage: payment [flags]", "The payment service of orderflow: charges.",
 		"It consumes payment.commands and emits payment.events", "--queue-url", "QUEUE_URL", "--http-addr",
-		"payment.db", "PAYMENT_NAME overrides NAME", "HANDLER_LATENCY", "CRASH_AFTER_COMMIT", "PAYMENT_DECLINE_RATE", "OTEL_"} {
+		"payment.db", "PUT /faults/NAME", "handler_latency", "HANDLER_LATENCY", "CRASH_AFTER_COMMIT", "PAYMENT_DECLINE_RATE", "OTEL_"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help output lacks %q", want)
 		}
+	}
+}
+
+// Each fault flag --help lists is known to the service's admin API by the
+// name shown (PUT /faults/NAME answers 200, not 404), and its variables
+// are the ones LoadFaults reads, the one that wins first: no
+// PAYMENT_PAYMENT_DECLINE_RATE, no upper-case API name.
+func TestHelpNamesFaultFlagsAsTheAPIAndTheEnvironmentDo(t *testing.T) {
+	line := regexp.MustCompile(`^  ([a-z0-9_]+) \((\w+); env ([A-Z0-9_]+(?:, else [A-Z0-9_]+)*)\)$`)
+	// Two valid values of each type, the first told apart from the second.
+	values := map[string][2]string{"rate": {"0.5", "0.25"}, "duration": {"1s", "2s"}, "bool": {"true", "false"}, "string": {"SKU-1", "SKU-2"}}
+	for _, service := range []string{"order", "inventory", "payment", "shipping"} {
+		t.Run(service, func(t *testing.T) {
+			c := command
+			c.Name = service
+			var out strings.Builder
+			if _, err := c.Parse([]string{"--help"}, lookupIn(nil), &out); !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("--help: got %v, want flag.ErrHelp", err)
+			}
+			_, section, ok := strings.Cut(out.String(), "Fault flags")
+			if !ok {
+				t.Fatalf("--help has no fault flags section:\n%s", out.String())
+			}
+			var read []string // every variable LoadFaults looks up
+			reg, err := servicecmd.LoadFaults(service, slog.New(slog.DiscardHandler), func(name string) (string, bool) {
+				read = append(read, name)
+				return "", false
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := admin.New(admin.Config{Service: service, Faults: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var listed, listedEnv []string
+			for l := range strings.Lines(section) {
+				m := line.FindStringSubmatch(strings.TrimSuffix(l, "\n"))
+				if m == nil {
+					continue
+				}
+				name, typ, envs := m[1], m[2], strings.Split(m[3], ", else ")
+				listed, listedEnv = append(listed, name), append(listedEnv, envs...)
+				v, ok := values[typ]
+				if !ok {
+					t.Errorf("%s: type %q, want one of rate, duration, bool, string", name, typ)
+					continue
+				}
+				rec := httptest.NewRecorder()
+				srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/faults/"+name, strings.NewReader(`{"value":"`+v[0]+`"}`)))
+				if rec.Code != http.StatusOK {
+					t.Errorf("PUT /faults/%s: got %d %s, want 200", name, rec.Code, rec.Body)
+				}
+				// Each variable listed is read, and wins over those after it.
+				for i, env := range envs {
+					set := map[string]string{env: v[0]}
+					for _, later := range envs[i+1:] {
+						set[later] = v[1]
+					}
+					r, err := servicecmd.LoadFaults(service, slog.New(slog.DiscardHandler), lookupIn(set))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if st, err := r.Get(name); err != nil || st.Source != "env" || st.Value != v[0] {
+						t.Errorf("%s with %v: got %+v (%v), want %s from %s", name, set, st, err, v[0], env)
+					}
+				}
+			}
+			if got, want := len(listed), len(reg.Specs()); got != want {
+				t.Errorf("flags listed as NAME (TYPE; env VAR, else VAR): got %d %v, want %d:\n%s", got, listed, want, section)
+			}
+			slices.Sort(read)
+			slices.Sort(listedEnv)
+			if !slices.Equal(listedEnv, read) {
+				t.Errorf("variables listed: got %v, want those LoadFaults reads, %v", listedEnv, read)
+			}
+		})
 	}
 }
 

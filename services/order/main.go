@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/services/order/service"
@@ -133,10 +132,7 @@ dead letters, queue stats, metrics, POST /projections/rebuild) on --admin-addr.
 Flags (each falls back to the environment variable named in its help):
 `, service.Retention/(24*time.Hour))
 	fs.PrintDefaults()
-	fmt.Fprintf(out, "\nFault flags (environment at start, PUT /faults/NAME on the admin API at run time; ORDER_NAME overrides NAME):\n")
-	for _, s := range faults.ServiceFlags(service.Name) {
-		fmt.Fprintf(out, "  %-22s %-8s %s\n", s.EnvName(), s.Type, s.Description)
-	}
+	servicecmd.FaultFlagsUsage(out, service.Name)
 	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, ...).\n")
 	fmt.Fprintf(out, "C heap: C_HEAP_TRIM_THRESHOLD=BYTES keeps that much freed C memory for reuse (default 64 MiB; 0 leaves glibc's malloc as it is).\n")
 	fmt.Fprintf(out, "Go heap: GOGC defaults to %d here (Go's own default is 100); GOGC in the environment wins.\n", servicecmd.DefaultGCPercent)

@@ -163,6 +163,13 @@ func TestHelp(t *testing.T) {
 			t.Errorf("--help does not mention %s", want)
 		}
 	}
+	// The fault flags as the worker services list them (tested in
+	// servicecmd): admin API names and the variables LoadFaults reads.
+	var faultFlags strings.Builder
+	servicecmd.FaultFlagsUsage(&faultFlags, service.Name)
+	if !strings.Contains(out.String(), faultFlags.String()) {
+		t.Errorf("--help: got\n%s\nwant it to list the fault flags as\n%s", out.String(), faultFlags.String())
+	}
 }
 
 // rebuild-projections on a data directory without order.db fails, naming
