@@ -82,12 +82,31 @@ func AtLeastOne(flag, env string, n int) error {
 }
 
 // ListenAddr reports an address that cannot be listened on for flag
-// (without its dashes) read from env: not HOST:PORT.
+// (without its dashes) read from env: not HOST:PORT, or without a port.
+// ":" (--http-addr=: from a script whose port variable was unset) would
+// listen on every interface on a port nobody knows; a host left out
+// (":8081", every interface) and port 0 (a free one, chosen on purpose)
+// are taken.
 func ListenAddr(flag, env, addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
 		return fmt.Errorf("--%s (%s) %q is not HOST:PORT (e.g. 127.0.0.1:8081, :8081): %w", flag, env, addr, err)
 	}
+	if port == "" {
+		return fmt.Errorf("--%s (%s) %q has no port (e.g. 127.0.0.1:8081, :8081; 0 picks a free one)", flag, env, addr)
+	}
 	return nil
+}
+
+// NotEmpty reports flag (without its dashes) given empty (--data-dir=,
+// from a script whose variable was unset), which the service would
+// otherwise quietly take for the default. Its variable set empty counts
+// as unset, as every variable's does.
+func NotEmpty(flag, env, value string) error {
+	if value != "" {
+		return nil
+	}
+	return fmt.Errorf("--%s (%s) is empty; leave it out for the default", flag, env)
 }
 
 // Positive reports d <= 0 for flag (without its dashes) read from env.

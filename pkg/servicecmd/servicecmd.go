@@ -86,7 +86,8 @@ type Config struct {
 // not parse is an error naming it, as for the order service: a typo must
 // not quietly run the service with the default. So is a value out of
 // range, flag or variable: --concurrency or --max-attempts below 1, a
-// --shutdown-timeout that is not positive; and whatever Check reports.
+// --shutdown-timeout that is not positive, a --data-dir given empty, an
+// --http-addr without a port; and whatever Check reports.
 // --help prints the usage to out and returns flag.ErrHelp.
 func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config, error) {
 	envs := NewEnvDefaults(lookup)
@@ -118,6 +119,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	errs = append(errs,
 		LogLevel(&cfg.LogLevel, level),
 		SharedQueue(cfg.QueueURL),
+		NotEmpty("data-dir", "DATA_DIR", cfg.DataDir), // servicehost would take "" for its default
 		ListenAddr("http-addr", "HTTP_ADDR", cfg.HTTPAddr),
 		AtLeastOne("concurrency", "CONCURRENCY", cfg.Concurrency),
 		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),

@@ -55,7 +55,10 @@ func TestParse(t *testing.T) {
 			servicecmd.Config{QueueURL: "sqlite:///tmp/q.db", DataDir: "flag-wins", HTTPAddr: "127.0.0.1:9",
 				Concurrency: 2, MaxAttempts: 7, MaxAbandoned: 4, ShutdownTimeout: time.Minute, LogLevel: slog.LevelDebug}},
 		{"empty values fall back to the defaults", nil,
-			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "MAX_ABANDONED": "", "SHUTDOWN_TIMEOUT": "", "QUEUE_URL": ""}, defaults},
+			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "MAX_ABANDONED": "", "SHUTDOWN_TIMEOUT": "", "QUEUE_URL": "",
+				"DATA_DIR": "", "HTTP_ADDR": ""}, defaults},
+		{"an address without a host is every interface's", []string{"--http-addr", ":8082"}, nil,
+			func() servicecmd.Config { c := defaults; c.HTTPAddr = ":8082"; return c }()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,7 +122,11 @@ func TestParseRejectsOutOfRangeValues(t *testing.T) {
 		{"negative concurrency from the environment", nil, map[string]string{"CONCURRENCY": "-4"}, "--concurrency (CONCURRENCY) must be at least 1, got -4"},
 		{"zero max attempts", nil, map[string]string{"MAX_ATTEMPTS": "0"}, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got 0"},
 		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
-		{"an address without a port", nil, map[string]string{"HTTP_ADDR": "nope"}, `--http-addr (HTTP_ADDR) "nope" is not HOST:PORT`},
+		{"an address that is not HOST:PORT", nil, map[string]string{"HTTP_ADDR": "nope"}, `--http-addr (HTTP_ADDR) "nope" is not HOST:PORT`},
+		{"neither host nor port", []string{"--http-addr=:"}, nil, `--http-addr (HTTP_ADDR) ":" has no port`},
+		{"a host without a port", nil, map[string]string{"HTTP_ADDR": "0.0.0.0:"}, `--http-addr (HTTP_ADDR) "0.0.0.0:" has no port`},
+		{"an empty data dir", []string{"--data-dir="}, nil, "--data-dir (DATA_DIR) is empty"},
+		{"an empty data dir, separate", []string{"--data-dir", ""}, nil, "--data-dir (DATA_DIR) is empty"},
 		{"a queue inside one process", []string{"--queue-url", "memory://"}, nil, "--queue-url (QUEUE_URL) memory:// is a queue inside one process"},
 	}
 	for _, tc := range tests {
@@ -144,6 +151,11 @@ func TestRangeChecks(t *testing.T) {
 		{"positive: 0", servicecmd.Positive("d", "D", 0), "--d (D) must be positive, got 0s"},
 		{"not negative: 0", servicecmd.NotNegative("d", "D", 0), ""},
 		{"not negative: -1s", servicecmd.NotNegative("d", "D", -time.Second), "--d (D) must not be negative, got -1s"},
+		{"not empty: x", servicecmd.NotEmpty("s", "S", "x"), ""},
+		{"not empty: empty", servicecmd.NotEmpty("s", "S", ""), "--s (S) is empty; leave it out for the default"},
+		{"listen address: every interface", servicecmd.ListenAddr("a", "A", ":8081"), ""},
+		{"listen address: a free port", servicecmd.ListenAddr("a", "A", "127.0.0.1:0"), ""},
+		{"listen address: no port", servicecmd.ListenAddr("a", "A", "[::1]:"), `--a (A) "[::1]:" has no port (e.g. 127.0.0.1:8081, :8081; 0 picks a free one)`},
 	}
 	for _, tc := range tests {
 		got := ""

@@ -86,6 +86,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	}
 	errs = append(errs, envs.Err(),
 		servicecmd.SharedQueue(s.QueueURL),
+		servicecmd.NotEmpty("data-dir", "DATA_DIR", s.DataDir), // the service would take "" for its default
 		servicecmd.ListenAddr("http-addr", "HTTP_ADDR", s.HTTPAddr),
 		adminAddr(s.AdminAddr),
 		servicecmd.Catalog(s.CatalogFile),

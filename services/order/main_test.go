@@ -110,6 +110,11 @@ func TestParseConfig(t *testing.T) {
 			}
 		}, ""},
 		{"stray argument", []string{"--data-dir", "d", "extra"}, nil, nil, "unexpected arguments"},
+		// Given empty, a flag would quietly be its default.
+		{"empty data dir", []string{"--data-dir="}, nil, nil, "--data-dir (DATA_DIR) is empty"},
+		{"empty data dir for rebuild-projections", []string{"rebuild-projections", "--data-dir", ""}, nil, nil, "--data-dir (DATA_DIR) is empty"},
+		{"neither host nor port", []string{"--http-addr=:"}, nil, nil, `--http-addr (HTTP_ADDR) ":" has no port`},
+		{"an admin address with a host and no port", nil, map[string]string{"ADMIN_ADDR": "127.0.0.1:"}, nil, `--admin-addr (ADMIN_ADDR) "127.0.0.1:" has no port`},
 		// 0 or a negative value where it means nothing: refused, naming
 		// the flag and its variable, instead of quietly taking a default.
 		{"zero step timeout", []string{"--step-timeout", "0"}, nil, nil, "--step-timeout (STEP_TIMEOUT) must be positive, got 0s"},
