@@ -635,3 +635,27 @@ func TestSelectionRefusesNull(t *testing.T) {
 		})
 	}
 }
+
+// A valid value whose action fails (an OnChange function's error, such as
+// a poison message not published) is a 500 whose detail stays in the log,
+// not a 200, nor a 400 blaming the value.
+func TestSetFaultReportsAFailedAction(t *testing.T) {
+	f := newFixture(t, nil)
+	if err := f.reg.OnChange(faults.Poison, func(v string) error {
+		if v == "true" {
+			return errors.New("secret database detail")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	code, h, raw := f.do(t, "PUT", "/faults/poison", `{"value":true}`)
+	var p admin.Problem
+	_ = json.Unmarshal(raw, &p)
+	if code != 500 || h.Get("Content-Type") != admin.ProblemContentType || p.Field != "" || strings.Contains(string(raw), "secret") {
+		t.Errorf("PUT /faults/poison: got %d %s, want a 500 problem naming no field and hiding the error", code, raw)
+	}
+	if code, _, raw := f.do(t, "PUT", "/faults/poison", `{"value":false}`); code != 200 {
+		t.Errorf("PUT /faults/poison false: got %d %s, want 200", code, raw)
+	}
+}

@@ -54,7 +54,12 @@ func (f *faultRoutes) set(c echo.Context) error {
 		return err
 	}
 	if err := f.reg.Set(name, value); err != nil {
-		return &FieldError{Field: "value", Err: err}
+		if errors.Is(err, faults.ErrInvalidValue) {
+			return &FieldError{Field: "value", Err: err}
+		}
+		// The value was taken, and the action it sets off failed (the
+		// poison message not published): not the client's fault, a 5xx.
+		return err
 	}
 	st, err := f.reg.Get(name)
 	if err != nil {

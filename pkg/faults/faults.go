@@ -133,7 +133,7 @@ type Registry struct {
 	mu      sync.RWMutex
 	flags   map[string]*flag
 	order   []string
-	watches map[string][]func(value string)
+	watches map[string][]func(value string) error
 }
 
 type flag struct {
@@ -148,7 +148,7 @@ type flag struct {
 // New returns a registry holding cfg.Flags at their defaults.
 func New(cfg Config) (*Registry, error) {
 	cfg.setDefaults()
-	r := &Registry{cfg: cfg, flags: map[string]*flag{}, watches: map[string][]func(string){}}
+	r := &Registry{cfg: cfg, flags: map[string]*flag{}, watches: map[string][]func(string) error{}}
 	for _, s := range cfg.Flags {
 		if err := r.Define(s); err != nil {
 			return nil, err
@@ -267,7 +267,9 @@ func format(v any) string {
 
 // Set changes a flag at run time from its text form (the admin API's
 // PUT /faults/{name}). Functions registered with OnChange run after the
-// change, outside the registry's lock.
+// change, outside the registry's lock; if any fails (the action a flag
+// sets off, such as poison's message), Set returns its error, wrapped,
+// and the flag keeps its new value (or what the function set it to).
 func (r *Registry) Set(name, value string) error {
 	return r.set(name, value, "api")
 }
@@ -291,8 +293,14 @@ func (r *Registry) set(name, value, src string) error {
 
 	r.cfg.Logger.Info("fault flag set", slog.String("flag", name), slog.String("value", text),
 		slog.String("previous", old), slog.String("source", src))
+	var errs []error
 	for _, w := range watches {
-		w(text)
+		if err := w(text); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s set to %s, then: %w", name, text, err)
 	}
 	return nil
 }
@@ -314,8 +322,10 @@ func (r *Registry) Reset(name string) error {
 
 // OnChange registers fn to be called with the new text value after every
 // Set, Reset or LoadEnv of flag name. fn runs on the caller's goroutine,
-// outside the registry's lock, so it may call Set itself.
-func (r *Registry) OnChange(name string, fn func(value string)) error {
+// outside the registry's lock, so it may call Set itself. Its error is
+// returned by the Set, Reset or LoadEnv that called it (so that the admin
+// API answers with it); the flag's change stands.
+func (r *Registry) OnChange(name string, fn func(value string) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.flags[name]; !ok {

@@ -281,13 +281,12 @@ func TestWrongTypePanics(t *testing.T) {
 func TestOnChangeMaySetAgain(t *testing.T) {
 	r := newRegistry(t, faults.Config{})
 	var seen []string
-	err := r.OnChange(faults.Poison, func(v string) {
+	err := r.OnChange(faults.Poison, func(v string) error {
 		seen = append(seen, v)
 		if v == "true" {
-			if err := r.Set(faults.Poison, "false"); err != nil {
-				t.Error(err)
-			}
+			return r.Set(faults.Poison, "false")
 		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -301,8 +300,35 @@ func TestOnChangeMaySetAgain(t *testing.T) {
 	if r.Bool(faults.Poison) {
 		t.Error("poison: got true, want false after the one-shot")
 	}
-	if err := r.OnChange("nope", func(string) {}); !errors.Is(err, faults.ErrUnknownFlag) {
+	if err := r.OnChange("nope", func(string) error { return nil }); !errors.Is(err, faults.ErrUnknownFlag) {
 		t.Errorf("OnChange(unknown): got %v, want ErrUnknownFlag", err)
+	}
+}
+
+// The error of an OnChange function (an action that failed) is what Set,
+// Reset and LoadEnv return; the change stands.
+func TestOnChangeErrorIsReturned(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	failed := errors.New("emit failed")
+	if err := r.OnChange(faults.HandlerLatency, func(v string) error {
+		if v == "1s" {
+			return failed
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Set(faults.HandlerLatency, "1s"); !errors.Is(err, failed) {
+		t.Errorf("Set: got %v, want the OnChange error", err)
+	}
+	if got, want := r.Duration(faults.HandlerLatency), time.Second; got != want {
+		t.Errorf("handler latency after the failed action: got %v, want %v (the change stands)", got, want)
+	}
+	if err := r.Set(faults.HandlerLatency, "2s"); err != nil {
+		t.Errorf("Set with the action succeeding: got %v, want nil", err)
+	}
+	if err := r.LoadEnv("", func(k string) (string, bool) { return "1s", k == "HANDLER_LATENCY" }); !errors.Is(err, failed) {
+		t.Errorf("LoadEnv: got %v, want the OnChange error", err)
 	}
 }
 

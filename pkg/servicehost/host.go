@@ -224,8 +224,12 @@ type Host struct {
 	router   *queue.Router
 	admin    *admin.Server
 	ln       net.Listener
-	poison   func(value string)
+	poison   func(value string) error
 	ran      atomic.Bool
+	// closed is set by Close: the fault registry outlives the Host (a
+	// caller may hold it, e2e/inprocess hands it out after a stop), and a
+	// poison set on it then must fail, not emit into a closed database.
+	closed atomic.Bool
 }
 
 // Open opens the service's database and the queue, wires the service's
@@ -322,8 +326,12 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	if h.ln, err = h.admin.Listen(); err != nil {
 		return nil, err
 	}
+	db := h.db // Close sets h.db to nil
 	h.poison = PoisonFault(h.faults, cfg.Logger, spec.PoisonTopic, func(ctx context.Context) (string, error) {
-		return servicedb.EmitPoison(ctx, h.db, ob, spec.PoisonTopic, spec.PoisonType)
+		if h.closed.Load() {
+			return "", fmt.Errorf("%w: %s service stopped", admin.ErrUnavailable, spec.Name)
+		}
+		return servicedb.EmitPoison(ctx, db, ob, spec.PoisonTopic, spec.PoisonType)
 	})
 	if err := h.faults.OnChange(faults.Poison, h.poison); err != nil {
 		return nil, err
@@ -386,7 +394,9 @@ func (h *Host) Run(ctx context.Context) error {
 	start("inbox retention", retentionCtx, h.inbox.RunRetention)
 	start("admin server", httpCtx, func(ctx context.Context) error { return h.admin.Serve(ctx, h.ln) })
 	if h.faults.Bool(faults.Poison) { // set by the environment
-		h.poison("true")
+		if err := h.poison("true"); err != nil {
+			h.logger.ErrorContext(ctx, "fault injection: poison from the environment", slog.Any("error", err))
+		}
 	}
 	h.logger.InfoContext(ctx, "service started", slog.String("admin", "http://"+h.HTTPAddr()))
 
@@ -418,6 +428,7 @@ func (h *Host) Run(ctx context.Context) error {
 // forwarder, the queue (if the service opened it) and the database. Run calls it; call it
 // yourself only for a Host that never ran.
 func (h *Host) Close() {
+	h.closed.Store(true)
 	if h.ln != nil {
 		_ = h.ln.Close()
 	}

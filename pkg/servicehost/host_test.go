@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"go.uber.org/goleak"
 
+	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicedb"
@@ -314,5 +316,46 @@ func TestFailedOpenOnASharedQueueLeavesNothingRunning(t *testing.T) {
 	}
 	if err := goleak.Find(before); err != nil {
 		t.Errorf("after a failed Open: %v", err)
+	}
+}
+
+// The fault registry outlives its Host (e2e/inprocess hands it out after
+// a stop): poison set on it then fails with "service stopped", instead of
+// emitting into the closed database (a nil pointer once Close ran).
+func TestPoisonAfterTheStopFails(t *testing.T) {
+	ctx := context.Background()
+	q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for _, run := range []bool{true, false} {
+		h, err := servicehost.Open(ctx, echoSpec(), servicehost.Config{Queue: q, DataDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run {
+			runCtx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- h.Run(runCtx) }()
+			select {
+			case <-h.Running():
+			case <-time.After(10 * time.Second):
+				t.Fatal("handlers not running after 10s")
+			}
+			stop()
+			if err := <-done; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		} else {
+			h.Close()
+		}
+		err = h.Faults().Set(faults.Poison, "true")
+		if !errors.Is(err, admin.ErrUnavailable) || !strings.Contains(err.Error(), "service stopped") {
+			t.Errorf("poison after the stop (ran: %v): got %v, want admin.ErrUnavailable saying the service stopped", run, err)
+		}
+		if h.Faults().Bool(faults.Poison) {
+			t.Errorf("poison flag after the stop (ran: %v): got true, want false", run)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package servicehost
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -82,25 +83,28 @@ func Ready(ctx context.Context, router *queue.Router, ping Pinger, db WriteHealt
 
 // PoisonFault returns the handler of the one-shot poison fault; register
 // it with reg.OnChange(faults.Poison, …). On "true" it calls emit, which
-// stores one unreadable message for topic and returns its id, logs the
-// outcome and switches the flag back off.
-func PoisonFault(reg *faults.Registry, logger *slog.Logger, topic string, emit func(ctx context.Context) (string, error)) func(value string) {
-	return func(value string) {
+// stores one unreadable message for topic and returns its id, logs it and
+// switches the flag back off. If emit fails, the handler returns its error
+// (the admin API answers PUT /faults/poison with it; a caller of its own
+// logs it), the flag switched off all the same.
+func PoisonFault(reg *faults.Registry, logger *slog.Logger, topic string, emit func(ctx context.Context) (string, error)) func(value string) error {
+	return func(value string) error {
 		if value != "true" {
-			return
+			return nil
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		id, err := emit(ctx)
 		if err != nil {
-			logger.ErrorContext(ctx, "fault injection: poison message not published", slog.Any("error", err))
+			err = fmt.Errorf("poison message not published: %w", err)
 		} else {
 			logger.WarnContext(ctx, "fault injection: poison message published",
 				slog.String("topic", topic), slog.String("message_id", id))
 		}
-		if err := reg.Set(faults.Poison, "false"); err != nil {
-			logger.ErrorContext(ctx, "fault injection: reset poison", slog.Any("error", err))
+		if rerr := reg.Set(faults.Poison, "false"); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("reset poison: %w", rerr))
 		}
+		return err
 	}
 }
 

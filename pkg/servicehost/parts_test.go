@@ -2,8 +2,12 @@ package servicehost_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -121,4 +126,64 @@ func runningRouter(t *testing.T, path string) (*queue.Queue, *queue.Router) {
 		t.Fatal("router not running")
 	}
 	return q, r
+}
+
+// A poison message that could not be published is an error of PUT
+// /faults/poison (a 5xx problem), not a 200 with the flag back at false;
+// the flag is switched off either way.
+func TestPoisonFaultReportsAFailedEmit(t *testing.T) {
+	tests := []struct {
+		name       string
+		emitErr    error
+		wantStatus int
+		wantDetail string // "" when the detail must not show
+	}{
+		{"published", nil, http.StatusOK, ""},
+		{"database failing", errors.New("disk I/O error"), http.StatusInternalServerError, ""},
+		{"service stopped", fmt.Errorf("%w: payment service stopped", admin.ErrUnavailable), http.StatusServiceUnavailable, "payment service stopped"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("payment")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			emitted := 0
+			poison := servicehost.PoisonFault(reg, slog.New(slog.DiscardHandler), "payment.events", func(context.Context) (string, error) {
+				emitted++
+				return "m-1", tc.emitErr
+			})
+			if err := reg.OnChange(faults.Poison, poison); err != nil {
+				t.Fatal(err)
+			}
+			srv, err := admin.New(admin.Config{Service: "payment", Faults: reg})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/faults/poison", strings.NewReader(`{"value":true}`)))
+			if rec.Code != tc.wantStatus {
+				t.Errorf("PUT /faults/poison: got %d %s, want %d", rec.Code, rec.Body, tc.wantStatus)
+			}
+			if emitted != 1 {
+				t.Errorf("emits: got %d, want 1", emitted)
+			}
+			if reg.Bool(faults.Poison) {
+				t.Error("poison flag: got true, want false after the one-shot")
+			}
+			if tc.wantStatus == http.StatusOK {
+				return
+			}
+			var p admin.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Header().Get("Content-Type") != admin.ProblemContentType {
+				t.Fatalf("body: got %s (%v), want a problem", rec.Body, err)
+			}
+			if p.Field != "" {
+				t.Errorf("problem field: got %q, want none (the value was valid)", p.Field)
+			}
+			if tc.wantDetail != "" && !strings.Contains(p.Detail, tc.wantDetail) {
+				t.Errorf("problem detail: got %q, want it to say %q", p.Detail, tc.wantDetail)
+			}
+		})
+	}
 }

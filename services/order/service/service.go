@@ -261,7 +261,7 @@ type Service struct {
 	router   *queue.Router
 	loop     *app.TimeoutLoop
 	faults   *faults.Registry
-	poison   func(value string) // the one-shot poison fault
+	poison   func(value string) error // the one-shot poison fault
 
 	httpSrv  *http.Server
 	requests httpdrain.Tracker // the order API's handlers, for the stop
@@ -491,7 +491,9 @@ func (s *Service) Run(ctx context.Context) error {
 		adminWG.Go(func() { watch("admin API", adminCtx, s.admin.Serve(adminCtx, s.adminLn)) })
 	}
 	if s.faults.Bool(faults.Poison) { // set by the environment
-		s.poison("true")
+		if err := s.poison("true"); err != nil {
+			s.logger.ErrorContext(ctx, "fault injection: poison from the environment", slog.Any("error", err))
+		}
 	}
 	adminURL := "off"
 	if a := s.AdminAddr(); a != "" {
