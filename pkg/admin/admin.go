@@ -56,6 +56,11 @@ type Config struct {
 	// non-loopback address is allowed but logged: these routes can crash
 	// the process and purge dead letters.
 	Addr string
+	// AllowedHosts are the names, besides IP addresses, localhost and the
+	// machine's host name, that the server answers to in the Host header
+	// (crossorigin.Host), wherever it listens: the name other containers
+	// reach it by ("payment" in Docker Compose). Others get 421.
+	AllowedHosts []string
 	// Ready reports whether the service can do its work (database and
 	// queue reachable, handlers running). Default: always ready.
 	Ready func(ctx context.Context) error
@@ -109,6 +114,11 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
+	}
+	for _, h := range c.AllowedHosts {
+		if err := crossorigin.CheckHost(h); err != nil {
+			errs = append(errs, fmt.Errorf("allowed hosts: %w", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -197,10 +207,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var requests httpdrain.Tracker
 	srv := &http.Server{
 		// HEAD like GET (curl -I, probes); no writes from other origins'
-		// pages (the fault flags, purges and replays change things), nor,
-		// on loopback, from a rebound name's (the ledger and books are
-		// read here too).
-		Handler:           crossorigin.Host(ln.Addr().String(), crossorigin.Handler(headmethod.Handler(requests.Handler(s.echo)))),
+		// pages (the fault flags, purges and replays change things), nor
+		// any request under a rebound name (the ledger, books and dead
+		// letters' payloads are read here too), wherever it listens.
+		Handler:           crossorigin.Host(s.cfg.AllowedHosts, crossorigin.Handler(headmethod.Handler(requests.Handler(s.echo)))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,

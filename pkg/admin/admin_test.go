@@ -659,3 +659,69 @@ func TestSetFaultReportsAFailedAction(t *testing.T) {
 		t.Errorf("PUT /faults/poison false: got %d %s, want 200", code, raw)
 	}
 }
+
+// Listening on every interface (in a container, its port published on the
+// host's 127.0.0.1), the server still answers only to IP addresses,
+// localhost and the names it is given: a page whose name was rebound to
+// 127.0.0.1 cannot flip a flag or read dead letters, though its browser
+// counts its requests as same-origin.
+func TestServeRefusesRequestsToReboundNames(t *testing.T) {
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("payment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "payment", Addr: "0.0.0.0:0", AllowedHosts: []string{"payment"}, Faults: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, stop := serving(t, srv)
+	defer func() {
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		host string
+		want int
+	}{
+		{"attacker.example:" + port, http.StatusMisdirectedRequest},
+		{"127.0.0.1:" + port, http.StatusOK},
+		{"localhost:" + port, http.StatusOK},
+		{"payment:" + port, http.StatusOK}, // the console's name for it in Docker Compose
+	}
+	for _, tc := range tests {
+		if err := reg.Reset(faults.PaymentDeclineRate); err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPut, "http://127.0.0.1:"+port+"/faults/payment_decline_rate", strings.NewReader(`{"value":"1"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Host = tc.host
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Origin", "http://"+tc.host)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("PUT with Host %s: got %d, want %d", tc.host, resp.StatusCode, tc.want)
+		}
+		wantRate := 1.0
+		if tc.want != http.StatusOK {
+			wantRate = 0
+		}
+		if got := reg.Rate(faults.PaymentDeclineRate); got != wantRate {
+			t.Errorf("decline rate after PUT with Host %s: got %v, want %v", tc.host, got, wantRate)
+		}
+	}
+	if _, err := admin.New(admin.Config{Service: "payment", AllowedHosts: []string{"payment:8082"}}); err == nil {
+		t.Error("New with an allowed host with a port: got nil error, want one")
+	}
+}

@@ -12,8 +12,10 @@ package crossorigin
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -45,41 +47,74 @@ func writeProblem(w http.ResponseWriter, status int, typ, title, detail string) 
 // Host.
 const HostProblemType = "urn:orderflow:problem:misdirected-request"
 
-// Host serves h, except, on a server that listens on loopback only
-// (listen is its address, host:port), a request whose Host header names
-// anything but an IP address or localhost: that gets 421 Misdirected
-// Request with a problem+json body. A page of another site whose name an
-// attacker rebinds to 127.0.0.1 (DNS rebinding) reaches a loopback server
-// with its own name in Host, and the browser then treats its requests as
-// same-origin, which Handler lets through; a name cannot be rebound to an
-// IP literal, nor, in browsers, localhost. A server listening on other
-// interfaces (in a container, reached by its service name) is not checked.
-func Host(listen string, h http.Handler) http.Handler {
-	if !loopback(listen) {
-		return h
+// Host serves h, except a request whose Host header names anything but
+// an IP address, localhost (or a name under .localhost), the machine's
+// host name (os.Hostname) or one of names (such as "order", the name the
+// console and the other containers reach a service by in Docker Compose):
+// that gets 421 Misdirected Request with a problem+json body.
+//
+// A page of another site whose name an attacker rebinds to the server's
+// address (DNS rebinding) reaches the server with its own name in Host,
+// and the browser then treats its requests as same-origin, which Handler
+// lets through; a name cannot be rebound to an IP literal, nor, in
+// browsers, localhost, and an attacker's page does not carry the names the
+// operator chose. The check holds wherever the server listens: a server
+// on 0.0.0.0 inside a container whose port is published on the host's
+// 127.0.0.1 is as reachable from the host's browser as one on loopback.
+// Names are compared without case, port or a final dot; an empty Host
+// (HTTP/1.0) is taken.
+func Host(names []string, h http.Handler) http.Handler {
+	allowed := map[string]bool{}
+	for _, n := range names {
+		allowed[canonical(n)] = true
+	}
+	if name, err := os.Hostname(); err == nil && name != "" {
+		allowed[canonical(name)] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !localHost(r.Host) {
+		host := canonical(HostName(r.Host))
+		if !allowed[host] && !localHost(host) {
 			writeProblem(w, http.StatusMisdirectedRequest, HostProblemType, "Misdirected request",
-				"this server listens on loopback and answers to an IP address or localhost, not to "+r.Host)
+				"this server answers to an IP address, localhost, its host name or the names it is given (--allowed-hosts), not to "+r.Host)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
 }
 
-// loopback reports whether listen (host:port) is on a loopback address
-// or localhost only.
-func loopback(listen string) bool {
-	host, _, err := net.SplitHostPort(listen)
-	if err != nil {
-		host = listen
+// ParseHosts reads a comma-separated list of host names (the value of
+// --allowed-hosts) for Host: each a name or an IP address, without port or
+// scheme; blanks around them and empty elements are dropped. A name with
+// a port, a scheme or a path is an error naming it: it would never match
+// a Host header.
+func ParseHosts(list string) ([]string, error) {
+	var out []string
+	for _, h := range strings.Split(list, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		if err := CheckHost(h); err != nil {
+			return nil, err
+		}
+		out = append(out, canonical(h))
 	}
-	if strings.EqualFold(host, "localhost") {
-		return true
+	return out, nil
+}
+
+// CheckHost refuses a name for Host that is empty or has a port, a
+// scheme, a path or blanks: it would never match a Host header.
+func CheckHost(name string) error {
+	if name == "" || net.ParseIP(strings.Trim(name, "[]")) == nil && strings.ContainsAny(name, ":/@?#[] \t") {
+		return fmt.Errorf("host %q: want a host name or IP address, without port or scheme", name)
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return nil
+}
+
+// canonical is a host name as Host compares it: lower case, without the
+// brackets of an IPv6 address or a final dot.
+func canonical(host string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }
 
 // HostName is the host of a Host header (host or host:port), lower case,
@@ -92,10 +127,8 @@ func HostName(hostport string) string {
 	return strings.ToLower(strings.Trim(host, "[]"))
 }
 
-// localHost reports whether a Host header (host or host:port) is an IP
-// address, localhost or a name under .localhost (a final dot allowed), or
-// empty (HTTP/1.0).
-func localHost(hostport string) bool {
-	host := strings.TrimSuffix(HostName(hostport), ".")
+// localHost reports whether host (canonical) is an IP address, localhost
+// or a name under .localhost, or empty (HTTP/1.0).
+func localHost(host string) bool {
 	return host == "" || host == "localhost" || strings.HasSuffix(host, ".localhost") || net.ParseIP(host) != nil
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -63,37 +65,95 @@ func TestHandlerRefusesOnlyCrossOriginBrowserWrites(t *testing.T) {
 	}
 }
 
-// A server on loopback answers only to IP addresses and localhost: a page
-// whose name was rebound to 127.0.0.1 sends its own name in Host. Other
-// servers (all interfaces, in a container) are not checked.
-func TestHostRefusesNamesOnLoopbackServers(t *testing.T) {
-	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
+// A server answers only to IP addresses, localhost, its machine's host
+// name and the names it is given, wherever it listens: a page whose name
+// was rebound to the server's address sends its own name in Host, and its
+// browser counts its requests as same-origin, which Handler lets through.
+// In Docker Compose a service listens on 0.0.0.0 with its port published
+// on the host's 127.0.0.1, as reachable by a rebound name as loopback.
+func TestHostRefusesNamesItWasNotGiven(t *testing.T) {
+	hostname, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reached := false
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached = true
+		w.WriteHeader(http.StatusNoContent)
+	})
+	// The admin API's and the order API's stack.
+	h := crossorigin.Host([]string{"payment", "Order.Example."}, crossorigin.Handler(ok))
 	tests := []struct {
-		listen, host string
-		want         int
+		host string
+		want int
 	}{
-		{"127.0.0.1:8080", "127.0.0.1:8080", http.StatusNoContent},
-		{"127.0.0.1:8080", "localhost:8080", http.StatusNoContent},
-		{"127.0.0.1:8080", "LOCALHOST", http.StatusNoContent},
-		{"127.0.0.1:8080", "app.localhost:8080", http.StatusNoContent},
-		{"127.0.0.1:8080", "[::1]:8080", http.StatusNoContent},
-		{"127.0.0.1:8080", "evil.example:8080", http.StatusMisdirectedRequest},
-		{"127.0.0.1:8080", "localhost.evil.example", http.StatusMisdirectedRequest},
-		{"localhost:8080", "evil.example", http.StatusMisdirectedRequest},
-		{"[::1]:8080", "evil.example", http.StatusMisdirectedRequest},
-		{":8080", "order:8080", http.StatusNoContent},
-		{"0.0.0.0:8080", "evil.example", http.StatusNoContent},
+		{"127.0.0.1:8082", http.StatusNoContent},
+		{"[::1]:8082", http.StatusNoContent},
+		{"172.18.0.5:8082", http.StatusNoContent}, // a container's address
+		{"localhost:8082", http.StatusNoContent},
+		{"LOCALHOST", http.StatusNoContent},
+		{"app.localhost:8082", http.StatusNoContent},
+		{"payment:8082", http.StatusNoContent}, // given: the console calls it so
+		{"PAYMENT", http.StatusNoContent},
+		{"order.example:8080", http.StatusNoContent},
+		{"order.example.:8080", http.StatusNoContent},
+		{hostname + ":8082", http.StatusNoContent},
+		{"", http.StatusNoContent}, // HTTP/1.0
+		{"attacker.example:8082", http.StatusMisdirectedRequest},
+		{"attacker.example", http.StatusMisdirectedRequest},
+		{"localhost.attacker.example", http.StatusMisdirectedRequest},
+		{"payment.attacker.example:8082", http.StatusMisdirectedRequest},
+		{"shipping:8083", http.StatusMisdirectedRequest}, // not given
 	}
 	for _, tc := range tests {
-		req := httptest.NewRequest(http.MethodPut, "http://x/faults/poison", nil)
+		reached = false
+		req := httptest.NewRequest(http.MethodPut, "http://x/faults/poison", strings.NewReader(`{"value":true}`))
 		req.Host = tc.host
+		// What a browser sends from a page whose name was rebound: to
+		// it, the server is the page's own origin.
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Origin", "http://"+tc.host)
 		rec := httptest.NewRecorder()
-		crossorigin.Host(tc.listen, ok).ServeHTTP(rec, req)
+		h.ServeHTTP(rec, req)
 		if rec.Code != tc.want {
-			t.Errorf("listening on %s, Host %q: got %d, want %d", tc.listen, tc.host, rec.Code, tc.want)
+			t.Errorf("Host %q: got %d, want %d", tc.host, rec.Code, tc.want)
 		}
-		if tc.want == http.StatusMisdirectedRequest && rec.Header().Get("Content-Type") != "application/problem+json" {
-			t.Errorf("listening on %s, Host %q: content type %q, want a problem", tc.listen, tc.host, rec.Header().Get("Content-Type"))
+		if tc.want != http.StatusMisdirectedRequest {
+			continue
+		}
+		if reached {
+			t.Errorf("Host %q: the handler ran for a refused request", tc.host)
+		}
+		var p struct {
+			Type   string `json:"type"`
+			Status int    `json:"status"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Header().Get("Content-Type") != "application/problem+json" ||
+			p.Type != crossorigin.HostProblemType || p.Status != http.StatusMisdirectedRequest {
+			t.Errorf("Host %q: got %q %s, want a problem of type %s, status 421", tc.host, rec.Header().Get("Content-Type"), rec.Body, crossorigin.HostProblemType)
+		}
+	}
+}
+
+func TestParseHosts(t *testing.T) {
+	tests := []struct {
+		list    string
+		want    []string
+		wantErr string
+	}{
+		{"", nil, ""},
+		{" order , Inventory.Example., ,::1,[fe80::1]", []string{"order", "inventory.example", "::1", "fe80::1"}, ""},
+		{"order:8080", nil, `host "order:8080"`},
+		{"http://order", nil, `host "http://order"`},
+		{"order/x", nil, `host "order/x"`},
+	}
+	for _, tc := range tests {
+		got, err := crossorigin.ParseHosts(tc.list)
+		switch {
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+			t.Errorf("ParseHosts(%q): got %v, %v; want an error naming %s", tc.list, got, err, tc.wantErr)
+		case tc.wantErr == "" && (err != nil || !slices.Equal(got, tc.want)):
+			t.Errorf("ParseHosts(%q): got %q, %v; want %q", tc.list, got, err, tc.want)
 		}
 	}
 }

@@ -6,7 +6,10 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/orderflow/orderflow/pkg/crossorigin"
 )
 
 // EnvDefaults gives flags their defaults from environment variables read
@@ -58,6 +61,26 @@ func parseEnv[T any](e *EnvDefaults, flag, name string, def T, parse func(string
 		return def
 	}
 	return x
+}
+
+// AllowedHosts checks hosts, the value of --allowed-hosts or
+// ALLOWED_HOSTS, and puts it in crossorigin.ParseHosts's form (lower
+// case, no blanks); its error names both.
+func AllowedHosts(hosts *string) error {
+	names, err := crossorigin.ParseHosts(*hosts)
+	if err != nil {
+		return fmt.Errorf("--allowed-hosts (ALLOWED_HOSTS): %w", err)
+	}
+	*hosts = strings.Join(names, ",")
+	return nil
+}
+
+// SplitHosts is the list of names of hosts, checked by AllowedHosts.
+func SplitHosts(hosts string) []string {
+	if hosts == "" {
+		return nil
+	}
+	return strings.Split(hosts, ",")
 }
 
 // LogLevel parses level, the value of --log-level or LOG_LEVEL, into l;

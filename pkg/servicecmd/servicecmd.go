@@ -69,11 +69,18 @@ type Command struct {
 // service's too.
 const MaxAbandonedUsage = "runs alone of a message that may end with the service dying (a crash, an OOM kill) before the message is dead-lettered (reason abandoned) instead of run again; the crash that first marks it, when it ran beside others, is not counted: 2 means 3 crashes in all (env MAX_ABANDONED)"
 
+// AllowedHostsUsage is the --allowed-hosts flag's usage, the order
+// service's too.
+const AllowedHostsUsage = "comma-separated host names (no port) the HTTP servers answer to in the Host header besides IP addresses, localhost and this machine's host name, against DNS rebinding: the names other machines or containers call this service by (env ALLOWED_HOSTS)"
+
 // Config is the parsed command line shared by the worker services.
 type Config struct {
-	QueueURL        string
-	DataDir         string
-	HTTPAddr        string
+	QueueURL string
+	DataDir  string
+	HTTPAddr string
+	// AllowedHosts is --allowed-hosts: comma-separated names, checked
+	// and in crossorigin.ParseHosts's form.
+	AllowedHosts    string
 	Concurrency     int
 	MaxAttempts     int
 	MaxAbandoned    int
@@ -100,6 +107,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.StringVar(&cfg.QueueURL, "queue-url", env("QUEUE_URL", servicehost.DefaultQueueURL), "shared queue: sqlite://PATH or postgres://… (env QUEUE_URL)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", servicehost.DefaultDataDir), "directory of the service's own database, "+c.Name+".db (env DATA_DIR)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", env("HTTP_ADDR", c.DefaultHTTPAddr), "admin and state HTTP address; loopback by default (env HTTP_ADDR)")
+	fs.StringVar(&cfg.AllowedHosts, "allowed-hosts", env("ALLOWED_HOSTS", ""), AllowedHostsUsage)
 	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.IntVar(&cfg.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), MaxAbandonedUsage)
@@ -117,6 +125,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	}
 	errs = append(errs, envs.Err())
 	errs = append(errs,
+		AllowedHosts(&cfg.AllowedHosts),
 		LogLevel(&cfg.LogLevel, level),
 		SharedQueue(cfg.QueueURL),
 		NotEmpty("data-dir", "DATA_DIR", cfg.DataDir), // servicehost would take "" for its default
@@ -191,7 +200,7 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 		return err
 	}
 	svc, err := c.Open(ctx, servicehost.Config{
-		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr,
+		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, AllowedHosts: SplitHosts(cfg.AllowedHosts),
 		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned,
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		Logger:          tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,

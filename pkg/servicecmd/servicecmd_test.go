@@ -59,6 +59,8 @@ func TestParse(t *testing.T) {
 				"DATA_DIR": "", "HTTP_ADDR": ""}, defaults},
 		{"an address without a host is every interface's", []string{"--http-addr", ":8082"}, nil,
 			func() servicecmd.Config { c := defaults; c.HTTPAddr = ":8082"; return c }()},
+		{"allowed hosts", nil, map[string]string{"ALLOWED_HOSTS": " Payment, payment.internal. ,"},
+			func() servicecmd.Config { c := defaults; c.AllowedHosts = "payment,payment.internal"; return c }()},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,6 +128,7 @@ func TestParseRejectsOutOfRangeValues(t *testing.T) {
 		{"neither host nor port", []string{"--http-addr=:"}, nil, `--http-addr (HTTP_ADDR) ":" has no port`},
 		{"a host without a port", nil, map[string]string{"HTTP_ADDR": "0.0.0.0:"}, `--http-addr (HTTP_ADDR) "0.0.0.0:" has no port`},
 		{"an empty data dir", []string{"--data-dir="}, nil, "--data-dir (DATA_DIR) is empty"},
+		{"an allowed host with a port", []string{"--allowed-hosts", "payment:8082"}, nil, `--allowed-hosts (ALLOWED_HOSTS): host "payment:8082": want a host name or IP address, without port or scheme`},
 		{"an empty data dir, separate", []string{"--data-dir", ""}, nil, "--data-dir (DATA_DIR) is empty"},
 		{"a queue inside one process", []string{"--queue-url", "memory://"}, nil, "--queue-url (QUEUE_URL) memory:// is a queue inside one process"},
 	}
@@ -235,7 +238,7 @@ func TestParseErrorsAndHelp(t *testing.T) {
 	help := strings.ReplaceAll(out.String(), "  -", "  --")
 	for _, want := range []string{"Usage: payment [flags]", "The payment service of orderflow: charges.",
 		"It consumes payment.commands and emits payment.events", "--queue-url", "QUEUE_URL", "--http-addr",
-		"payment.db", "PUT /faults/NAME", "handler_latency", "HANDLER_LATENCY", "CRASH_AFTER_COMMIT", "PAYMENT_DECLINE_RATE", "OTEL_"} {
+		"payment.db", "--allowed-hosts", "ALLOWED_HOSTS", "PUT /faults/NAME", "handler_latency", "HANDLER_LATENCY", "CRASH_AFTER_COMMIT", "PAYMENT_DECLINE_RATE", "OTEL_"} {
 		if !strings.Contains(help, want) {
 			t.Errorf("--help output lacks %q", want)
 		}
@@ -346,7 +349,7 @@ func TestServiceFlags(t *testing.T) {
 
 func TestRunOpensTheServiceWithTheConfigAndFaults(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
-	env := map[string]string{"DATA_DIR": "d", "PAYMENT_DECLINE_RATE": "0.5", "PAYMENT_HANDLER_LATENCY": "1s"}
+	env := map[string]string{"DATA_DIR": "d", "ALLOWED_HOSTS": "payment,Payment.Internal", "PAYMENT_DECLINE_RATE": "0.5", "PAYMENT_HANDLER_LATENCY": "1s"}
 	var got servicehost.Config
 	c := command
 	c.Open = func(_ context.Context, cfg servicehost.Config) (*servicehost.Host, error) {
@@ -359,6 +362,9 @@ func TestRunOpensTheServiceWithTheConfigAndFaults(t *testing.T) {
 	}
 	if got.DataDir != "d" || got.Concurrency != 3 || got.HTTPAddr != "127.0.0.1:8082" || got.MaxAttempts != 5 {
 		t.Errorf("config: got %+v, want data dir d, concurrency 3, the default address and attempts", got)
+	}
+	if want := []string{"payment", "payment.internal"}; !slices.Equal(got.AllowedHosts, want) {
+		t.Errorf("allowed hosts: got %q, want %q", got.AllowedHosts, want)
 	}
 	if got.Logger == nil || got.TracerProvider == nil || got.MeterProvider == nil || got.Propagator == nil || got.MetricsHandler == nil {
 		t.Errorf("telemetry: got %+v, want every part set", got)

@@ -84,6 +84,11 @@ type Config struct {
 	// HTTPAddr is the admin and state HTTP address, loopback by default
 	// (Spec.DefaultHTTPAddr); port 0 picks one (see Host.HTTPAddr).
 	HTTPAddr string
+	// AllowedHosts are the names the admin server answers to in the Host
+	// header besides IP addresses, localhost and the machine's host name
+	// (admin.Config.AllowedHosts): the name other containers call the
+	// service by.
+	AllowedHosts []string
 	// Concurrency is how many commands are handled at once. Default
 	// DefaultConcurrency.
 	Concurrency int
@@ -312,6 +317,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	if h.admin, err = admin.New(admin.Config{
 		Service:         spec.Name,
 		Addr:            cfg.HTTPAddr,
+		AllowedHosts:    cfg.AllowedHosts,
 		Ready:           h.ready,
 		Faults:          h.faults,
 		Queue:           h.q.Backend(),

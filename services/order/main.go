@@ -59,13 +59,14 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	env, envInt, envDuration := envs.String, envs.Int, envs.Duration
 	var errs []error
 	s := &c.Service
-	var level string
+	var level, allowedHosts string
 	fs := flag.NewFlagSet("order", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.StringVar(&s.QueueURL, "queue-url", env("QUEUE_URL", service.DefaultQueueURL), "shared queue: sqlite://PATH or postgres://USER@HOST/DB (env QUEUE_URL)")
 	fs.StringVar(&s.DataDir, "data-dir", env("DATA_DIR", service.DefaultDataDir), "directory of the service's own database, "+service.DBFile+" (env DATA_DIR)")
 	fs.StringVar(&s.HTTPAddr, "http-addr", env("HTTP_ADDR", service.DefaultHTTPAddr), "order API listen address (env HTTP_ADDR)")
 	fs.StringVar(&s.AdminAddr, "admin-addr", env("ADMIN_ADDR", service.DefaultAdminAddr), "admin API listen address, loopback by default; \"off\" disables it (env ADMIN_ADDR)")
+	fs.StringVar(&allowedHosts, "allowed-hosts", env("ALLOWED_HOSTS", ""), servicecmd.AllowedHostsUsage)
 	fs.StringVar(&s.CatalogFile, "catalog", env("CATALOG_FILE", ""), "JSON catalogue [{\"sku\",\"name\",\"unit_price_cents\",\"initial_stock\"}] pricing orders; default the built-in one (env CATALOG_FILE)")
 	fs.DurationVar(&s.StepTimeout, "step-timeout", envDuration("step-timeout", "STEP_TIMEOUT", service.DefaultStepTimeout), "how long the saga waits for inventory, payment or shipping before compensating; must be positive (env STEP_TIMEOUT)")
 	fs.DurationVar(&s.CompensationTimeout, "compensation-timeout", envDuration("compensation-timeout", "COMPENSATION_TIMEOUT", 0), "how long before an unconfirmed compensation is sent again, doubled after each resend up to 10m; 0 means --step-timeout (env COMPENSATION_TIMEOUT)")
@@ -89,6 +90,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 		servicecmd.NotEmpty("data-dir", "DATA_DIR", s.DataDir), // the service would take "" for its default
 		servicecmd.ListenAddr("http-addr", "HTTP_ADDR", s.HTTPAddr),
 		adminAddr(s.AdminAddr),
+		servicecmd.AllowedHosts(&allowedHosts),
 		servicecmd.Catalog(s.CatalogFile),
 		// 0 would quietly take the default; a negative value means nothing.
 		servicecmd.Positive("step-timeout", "STEP_TIMEOUT", s.StepTimeout),
@@ -109,6 +111,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	case s.MaxOpenOrders == 0:
 		s.MaxOpenOrders = -1 // service.Config's "no limit"; its 0 is the default
 	}
+	s.AllowedHosts = servicecmd.SplitHosts(allowedHosts)
 	errs = append(errs, servicecmd.LogLevel(&c.LogLevel, level))
 	return c, errors.Join(errs...)
 }

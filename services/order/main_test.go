@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,12 @@ func TestParseConfig(t *testing.T) {
 				t.Errorf("got %+v, want the environment's values", s)
 			}
 		}, ""},
+		{"allowed hosts", []string{"--allowed-hosts", "Order, order.internal"}, map[string]string{"ALLOWED_HOSTS": "other"}, func(t *testing.T, c config) {
+			if want := []string{"order", "order.internal"}; !slices.Equal(c.Service.AllowedHosts, want) {
+				t.Errorf("got AllowedHosts %q, want %q", c.Service.AllowedHosts, want)
+			}
+		}, ""},
+		{"an allowed host with a scheme", nil, map[string]string{"ALLOWED_HOSTS": "http://order"}, nil, `--allowed-hosts (ALLOWED_HOSTS): host "http://order"`},
 		{"flags beat the environment", []string{"--step-timeout", "5s", "--data-dir", "d"}, map[string]string{"STEP_TIMEOUT": "2s"},
 			func(t *testing.T, c config) {
 				if c.Service.StepTimeout != 5*time.Second || c.Service.DataDir != "d" {
@@ -163,7 +170,7 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("got %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"rebuild-projections", "QUEUE_URL", "DATA_DIR", "HTTP_ADDR", "ADMIN_ADDR", "STEP_TIMEOUT", "CRASH_AFTER_COMMIT", "OTEL_"} {
+	for _, want := range []string{"rebuild-projections", "QUEUE_URL", "DATA_DIR", "HTTP_ADDR", "ADMIN_ADDR", "ALLOWED_HOSTS", "STEP_TIMEOUT", "CRASH_AFTER_COMMIT", "OTEL_"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help does not mention %s", want)
 		}

@@ -188,6 +188,14 @@ func TestDefaultProject(t *testing.T) {
 			t.Errorf("console: %s %q, want %q", key, got, want)
 		}
 	}
+	// Each service answers to the name the console calls it by (its
+	// servers refuse other names in Host, against DNS rebinding).
+	for _, name := range sagaServices {
+		s, _ := p.GetService(name)
+		if got := strings.Split(env(t, s, "ALLOWED_HOSTS"), ","); !slices.Contains(got, name) {
+			t.Errorf("%s: ALLOWED_HOSTS %q, want it to name %s, the console's host for it", name, got, name)
+		}
+	}
 	for _, dep := range sagaServices {
 		if d, ok := console.DependsOn[dep]; !ok || d.Condition != types.ServiceConditionHealthy {
 			t.Errorf("console: depends_on %s %+v, want service_healthy", dep, d)

@@ -113,6 +113,11 @@ type Config struct {
 	// dead letters, queue stats, metrics, projection rebuild); loopback
 	// by default. "off" disables it.
 	AdminAddr string
+	// AllowedHosts are the names both APIs answer to in the Host header
+	// besides IP addresses, localhost and the machine's host name
+	// (crossorigin.Host): the name other containers call the service by
+	// ("order" in Docker Compose).
+	AllowedHosts []string
 	// CatalogFile is a JSON catalogue pricing the orders; "" is the
 	// built-in one (pkg/catalog).
 	CatalogFile string
@@ -381,14 +386,14 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.httpSrv = ports.NewHTTPServer(cfg.HTTPAddr, s.requests.Handler(api))
+	s.httpSrv = ports.NewHTTPServer(cfg.HTTPAddr, cfg.AllowedHosts, s.requests.Handler(api))
 	s.httpSrv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	if s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("order API: listen: %w", err)
 	}
 	if cfg.AdminAddr != "off" {
 		if s.admin, err = admin.New(admin.Config{
-			Service: Name, Addr: cfg.AdminAddr, Ready: s.ready, Faults: s.faults,
+			Service: Name, Addr: cfg.AdminAddr, AllowedHosts: cfg.AllowedHosts, Ready: s.ready, Faults: s.faults,
 			Queue: s.q.Backend(), OutboxPending: s.fwd.Pending, Metrics: cfg.MetricsHandler, Routes: s.adminRoutes, Logger: cfg.Logger,
 			ShutdownTimeout: cfg.ShutdownTimeout,
 		}); err != nil {

@@ -112,12 +112,13 @@ func (c HTTPConfig) Validate() error {
 
 // NewHTTPServer returns an http.Server for h with the API's timeouts; it
 // answers HEAD like GET without the body (headmethod), refuses writes a
-// browser sends from another origin (crossorigin.Handler) and, listening
-// on loopback, Host names that could be rebound (crossorigin.Host).
-func NewHTTPServer(addr string, h http.Handler) *http.Server {
+// browser sends from another origin (crossorigin.Handler) and, wherever it
+// listens, Host names that could be rebound: any but IP addresses,
+// localhost, the machine's host name and allowedHosts (crossorigin.Host).
+func NewHTTPServer(addr string, allowedHosts []string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           crossorigin.Host(addr, crossorigin.Handler(headmethod.Handler(h))),
+		Handler:           crossorigin.Host(allowedHosts, crossorigin.Handler(headmethod.Handler(h))),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

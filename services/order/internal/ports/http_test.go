@@ -576,7 +576,7 @@ func TestHeadRequestSpanNamesHead(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Propagator: propagation.TraceContext{}})
-	srv := ports.NewHTTPServer("127.0.0.1:0", a.h)
+	srv := ports.NewHTTPServer("127.0.0.1:0", nil, a.h)
 	rec := httptest.NewRecorder()
 	srv.Handler.ServeHTTP(rec, httptest.NewRequest("HEAD", "http://127.0.0.1:8080/orders/nope", nil))
 	if rec.Code != http.StatusNotFound {
@@ -602,7 +602,7 @@ func TestHeadRequestSpanNamesHead(t *testing.T) {
 // and takes the same request from a client that sends no Origin (curl).
 func TestTheServerRefusesOrdersFromOtherOrigins(t *testing.T) {
 	a := newAPI(t, ports.HTTPConfig{})
-	srv := ports.NewHTTPServer("127.0.0.1:0", a.h)
+	srv := ports.NewHTTPServer("127.0.0.1:0", nil, a.h)
 	post := func(header map[string]string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("POST", "http://127.0.0.1:8080/orders", strings.NewReader(validOrder))
 		req.Header.Set("Content-Type", "text/plain")
@@ -619,6 +619,25 @@ func TestTheServerRefusesOrdersFromOtherOrigins(t *testing.T) {
 	}
 	if rec := post(nil); rec.Code != http.StatusCreated {
 		t.Errorf("POST /orders without an Origin: got %d %s, want 201", rec.Code, rec.Body)
+	}
+}
+
+// Listening on every interface (in Docker Compose), the server answers to
+// the names it is given and refuses others: a page whose name was rebound
+// to the published 127.0.0.1 port cannot place orders as its own origin.
+func TestTheServerRefusesReboundNames(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	srv := ports.NewHTTPServer("0.0.0.0:8080", []string{"order"}, a.h)
+	for host, want := range map[string]int{"attacker.example:8080": http.StatusMisdirectedRequest, "order:8080": http.StatusCreated, "127.0.0.1:8080": http.StatusCreated} {
+		req := httptest.NewRequest("POST", "http://"+host+"/orders", strings.NewReader(validOrder))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		req.Header.Set("Origin", "http://"+host)
+		rec := httptest.NewRecorder()
+		srv.Handler.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("POST /orders with Host %s: got %d %s, want %d", host, rec.Code, rec.Body, want)
+		}
 	}
 }
 
