@@ -70,7 +70,11 @@ type Config struct {
 	// server itself may lose the last moments of them (up to three times
 	// the server's wal_writer_delay, 200ms by default): a message being
 	// handled or retried then may count fewer attempts than it had (so it
-	// may be tried more than MaxAttempts times). Messages, offsets
+	// may be tried more than MaxAttempts times), a nack's delay may be
+	// forgotten, and the ack marks of a batch that had not committed when
+	// the server crashed may be lost, so those messages are handled again
+	// (up to about a batch of them; the consumers' inboxes absorb it).
+	// Messages, offsets
 	// and dead letters are never written that way, and PostgreSQL flushes
 	// the log in order, so a stored offset implies that the claims before
 	// it are on disk too. Asynchronous records roughly double how many
