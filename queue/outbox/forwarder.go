@@ -274,7 +274,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 		db:     db,
 		dst:    dst,
 		held:   &heldBatch{},
-		late:   newLateDeliveries(),
+		late:   newLateDeliveries(cfg.BatchSize),
 		schema: SchemaAdapter{BatchSize: cfg.BatchSize},
 		cool:   &cooldown{},
 		logger: cfg.Logger.With(watermill.LogFields{"outbox_topic": cfg.ForwarderTopic}),

@@ -6,10 +6,15 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// lateDeliveriesKept bounds how many messages lateDeliveries remembers.
-// A destination that takes every call past the ack deadline is given at
-// most one batch (BatchSize messages) per call, so far fewer are needed.
-const lateDeliveriesKept = 4096
+// lateDeliveriesKept bounds how many messages lateDeliveries remembers, at
+// least: a destination that takes every call past the ack deadline is
+// given one batch per call, and the messages of a few batches must stay
+// remembered until they are read again, so a forwarder whose BatchSize is
+// larger keeps lateBatchesKept batches (newLateDeliveries).
+const (
+	lateDeliveriesKept = 4096
+	lateBatchesKept    = 4
+)
 
 // lateDeliveries remembers the messages the destination took after the
 // forwarder had stopped waiting for them: a batch's Publish that returned
@@ -23,8 +28,10 @@ const lateDeliveriesKept = 4096
 //
 // It lives in memory only: after a restart they are sent again, as any
 // message forwarded and not yet acked in the outbox. The oldest are
-// forgotten past lateDeliveriesKept. It is safe for concurrent use.
+// forgotten past kept. It is safe for concurrent use.
 type lateDeliveries struct {
+	kept int // how many keys are remembered at most
+
 	mu    sync.Mutex
 	keys  map[deliveryKey]struct{}
 	order []deliveryKey // a ring of the keys, oldest at next once full
@@ -36,8 +43,10 @@ type lateDeliveries struct {
 // topics apart.
 type deliveryKey struct{ topic, uuid string }
 
-func newLateDeliveries() *lateDeliveries {
-	return &lateDeliveries{keys: map[deliveryKey]struct{}{}}
+// newLateDeliveries remembers the late deliveries of a forwarder whose
+// batches hold batchSize messages.
+func newLateDeliveries(batchSize int) *lateDeliveries {
+	return &lateDeliveries{kept: max(lateDeliveriesKept, lateBatchesKept*batchSize), keys: map[deliveryKey]struct{}{}}
 }
 
 // add remembers msgs, taken by the destination on topic.
@@ -49,12 +58,12 @@ func (l *lateDeliveries) add(topic string, msgs []*message.Message) {
 		if _, ok := l.keys[k]; ok {
 			continue
 		}
-		if len(l.order) < lateDeliveriesKept {
+		if len(l.order) < l.kept {
 			l.order = append(l.order, k)
 		} else {
 			delete(l.keys, l.order[l.next])
 			l.order[l.next] = k
-			l.next = (l.next + 1) % lateDeliveriesKept
+			l.next = (l.next + 1) % l.kept
 		}
 		l.keys[k] = struct{}{}
 	}
