@@ -19,7 +19,11 @@ const defaultListLimit = 100
 // deadLetters is the backend.DeadLetterStore on table queue_dead_letters.
 // Times are stored with microsecond precision and returned in UTC; a zero
 // FirstFailedAt or LastFailedAt is stored as NULL and read back as zero, a
-// zero DeadAt becomes the server's now().
+// zero DeadAt becomes the server's now(). The first failure's time comes
+// from the server (the delivery record's) and the others from the host
+// that dead-letters the message, whose clock may be behind: the last
+// failure is stored no earlier than the first, and the dead-lettering no
+// earlier than either.
 type deadLetters struct {
 	db *sql.DB
 }
@@ -49,7 +53,8 @@ func (s deadLetters) Put(ctx context.Context, dl backend.DeadLetter) error {
 	_, err = s.db.ExecContext(ctx, `
 		INSERT INTO queue_dead_letters (message_uuid, topic, consumer_group, payload, metadata,
 			attempts, last_error, first_failed_at, last_failed_at, dead_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()))
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8::timestamptz, GREATEST($9::timestamptz, $8::timestamptz),
+			GREATEST(COALESCE($10::timestamptz, now()), $9::timestamptz, $8::timestamptz))
 		ON CONFLICT (consumer_group, message_uuid) DO UPDATE SET
 			attempts = EXCLUDED.attempts,
 			last_error = EXCLUDED.last_error,

@@ -135,3 +135,34 @@ func TestPutStoresAnyLastError(t *testing.T) {
 		t.Errorf("last error: got %q, want %q", got, want)
 	}
 }
+
+// The first failure's time comes from the server and the others from the
+// host that dead-letters the message: a host whose clock is behind does
+// not store a last failure before the first, nor a dead-lettering before
+// either.
+func TestPutKeepsTheFailureTimesInOrder(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	ctx := context.Background()
+	first := time.Now().UTC().Truncate(time.Microsecond)
+	behind := first.Add(-5 * time.Second) // the host's clock, 5 s behind the server's
+	if err := b.DeadLetters().Put(ctx, backend.DeadLetter{
+		MessageUUID: "m-1", Topic: "orders", ConsumerGroup: "g", Attempts: 5, LastError: "boom",
+		FirstFailedAt: first, LastFailedAt: behind, DeadAt: behind,
+	}); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	dls, err := b.DeadLetters().List(ctx, backend.DeadLetterFilter{})
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("list: got %d, %v, want 1", len(dls), err)
+	}
+	dl := dls[0]
+	if !dl.FirstFailedAt.Equal(first) {
+		t.Errorf("first failure: got %s, want %s", dl.FirstFailedAt, first)
+	}
+	if dl.LastFailedAt.Before(dl.FirstFailedAt) {
+		t.Errorf("last failure %s before the first %s", dl.LastFailedAt, dl.FirstFailedAt)
+	}
+	if dl.DeadAt.Before(dl.LastFailedAt) {
+		t.Errorf("dead-lettered at %s, before the last failure %s", dl.DeadAt, dl.LastFailedAt)
+	}
+}
