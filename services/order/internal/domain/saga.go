@@ -87,6 +87,14 @@ func (o *Order) OnPaymentCharged(paymentID string, amountCents int64, now time.T
 			Kind: RefundPayment, OrderID: o.id, PaymentID: paymentID,
 			AmountCents: amountCents, Currency: o.currency, Reason: "duplicate charge",
 		})
+	case o.payment.phase == phaseRequested && o.movingForward() && amountCents != o.totalCents:
+		// Payment charged what the order did not ask for (a peer's bug,
+		// or a contract both sides read differently): the order is not
+		// shipped for it. The charge is recorded, as money moved, and
+		// refunded by what was charged; the stock is released.
+		o.record(&d, PaymentCharged{PaymentID: paymentID, AmountCents: amountCents})
+		o.compensate(&d, o.stepsIn(phaseDone),
+			fmt.Sprintf("payment charged %d cents, the order's total is %d", amountCents, o.totalCents), now)
 	case o.payment.phase == phaseRequested && o.movingForward():
 		o.record(&d, PaymentCharged{PaymentID: paymentID, AmountCents: amountCents})
 		o.record(&d, ShipmentRequested{Deadline: now.Add(o.timeouts.Shipment)})

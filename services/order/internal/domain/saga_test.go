@@ -554,6 +554,12 @@ func TestCommandContents(t *testing.T) {
 		{"extra charge is refunded by its id", []input{stockReserved, charged}, chargedAs("p-2"), []Command{
 			{Kind: RefundPayment, OrderID: "o-1", PaymentID: "p-2", AmountCents: 4999, Currency: "EUR", Reason: "duplicate charge"},
 		}},
+		{"a charge of another amount than the total is refunded, not shipped", []input{stockReserved}, input{"PaymentCharged(p-1, 100)", func(o *Order, now time.Time) (Decision, error) {
+			return o.OnPaymentCharged("p-1", 100, now)
+		}}, []Command{
+			{Kind: RefundPayment, OrderID: "o-1", PaymentID: "p-1", AmountCents: 100, Currency: "EUR", Reason: "payment charged 100 cents, the order's total is 4999"},
+			{Kind: ReleaseStock, OrderID: "o-1", Items: items, Reason: "payment charged 100 cents, the order's total is 4999"},
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -661,4 +667,28 @@ func count(cs []Command, k CommandKind) int {
 
 func summary(d Decision) string {
 	return fmt.Sprintf("events %v, commands %v", eventTypes(d.Events), commandKinds(d.Commands))
+}
+
+// A charge of another amount than the order's total ends the order
+// CANCELLED once its refund and the stock's release are confirmed, never
+// COMPLETED; the refund confirmed is what was charged.
+func TestAChargeOfAnotherAmountCancelsTheOrder(t *testing.T) {
+	o := place(t)
+	steps := []struct {
+		in   input
+		want Status
+	}{
+		{stockReserved, StatusStockReserved},
+		{input{"PaymentCharged(p-1, 100)", func(o *Order, now time.Time) (Decision, error) { return o.OnPaymentCharged("p-1", 100, now) }}, StatusCancelling},
+		{refundedAs("p-1", 100), StatusCancelling},
+		{released, StatusCancelled},
+	}
+	for i, st := range steps {
+		if _, err := st.in.do(o, t0.Add(time.Duration(i+1)*time.Second)); err != nil {
+			t.Fatalf("%s: %v", st.in.name, err)
+		}
+		if got := o.Status(); got != st.want {
+			t.Fatalf("after %s: got %s, want %s", st.in.name, got, st.want)
+		}
+	}
 }
