@@ -1,6 +1,8 @@
 // Command devrun starts orderflow's processes side by side for local use
 // (`go tool task run`): each service is its own OS process on the embedded
 // SQLite queue under one data directory, its output prefixed with its name.
+// Once every process has logged that it serves, devrun says so in one line
+// with their addresses (upWatch).
 //
 // A process that fails (a non-zero exit status, or a signal devrun did not
 // send: the crash_* fault flags exit 3 on purpose) is started again after a
@@ -190,6 +192,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(children) == 0 {
 		return errors.New("nothing to run: build the binaries first (go tool task build)")
 	}
+	names := make([]string, len(children))
+	for i, c := range children {
+		names[i] = c.name
+	}
+	s.up = newUpWatch(names, time.Now())
 
 	// Start every process before supervising any, so that a process that
 	// cannot even be started stops the run at once.
@@ -303,6 +310,8 @@ type supervisor struct {
 	// failed receives a child's last failure when devrun gives up on it;
 	// it has room for one per child, so no supervisor blocks on it.
 	failed chan error
+	// up reads the children's output for their start lines.
+	up *upWatch
 }
 
 // process is a started child; done closes once it has been waited for,
@@ -332,10 +341,15 @@ func (s *supervisor) start(c *child) (*process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.name, err)
 	}
+	s.up.started(c.name)
 	p := &process{cmd: cmd, done: make(chan struct{})}
 	s.wg.Go(func() {
 		defer close(p.done)
-		copyPrefixed(stdout, s.out, &s.outMu, c.prefix)
+		copyPrefixed(stdout, s.out, &s.outMu, c.prefix, func(line []byte) {
+			if msg := s.up.line(c.name, line, time.Now()); msg != "" {
+				s.logf("%s", msg)
+			}
+		})
 		p.err = cmd.Wait()
 		s.logf("%sexited: %s", c.prefix, exitText(p.err))
 	})
@@ -384,6 +398,10 @@ func (s *supervisor) supervise(c *child, p *process) {
 			} else {
 				err = fmt.Errorf("%s %s: %d failures within %s, more than --restart-limit %d allows; giving up and stopping the others",
 					c.name, how, len(failures), s.cfg.restartWindow, s.cfg.restartLimit)
+			}
+			if s.up.tookPort(c.name) {
+				err = fmt.Errorf("%w (its address is in use: is another orderflow running? Stop it, or move this one: %s_HTTP_ADDR=127.0.0.1:0 picks a free port)",
+					err, strings.ToUpper(c.name))
 			}
 			s.failed <- err
 			return
@@ -487,7 +505,8 @@ func binaryPath(binDir, name string) string {
 // line longer than copyLineMax is written in pieces of that size, each on
 // a line of its own: the child's output must be read to the end whatever
 // it holds, or the child blocks on its next write.
-func copyPrefixed(r io.Reader, w io.Writer, mu *sync.Mutex, prefix string) {
+// onLine, when not nil, sees each line (or piece) after it is written.
+func copyPrefixed(r io.Reader, w io.Writer, mu *sync.Mutex, prefix string, onLine func(line []byte)) {
 	br := bufio.NewReaderSize(r, copyLineMax)
 	for {
 		line, _, err := br.ReadLine() // a piece of a longer line, too
@@ -497,6 +516,9 @@ func copyPrefixed(r io.Reader, w io.Writer, mu *sync.Mutex, prefix string) {
 		mu.Lock()
 		fmt.Fprintf(w, "%s%s\n", prefix, line)
 		mu.Unlock()
+		if onLine != nil {
+			onLine(line)
+		}
 	}
 }
 

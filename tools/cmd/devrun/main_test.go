@@ -668,11 +668,11 @@ func TestAProcessThatKeepsFailingStopsEverything(t *testing.T) {
 		limit string
 		want  []string
 	}{
-		{"0", []string{`(?m)^devrun: crasher exited with status 3 \(restarts are off: --restart-limit 0\); stopping the others$`}},
+		{"0", []string{`(?m)^devrun: crasher exited with status 3 \(restarts are off: --restart-limit 0\); stopping the others \(its address is in use: is another orderflow running\? Stop it, or move this one: CRASHER_HTTP_ADDR=127\.0\.0\.1:0 picks a free port\)$`}},
 		{"2", []string{
 			`(?m)^devrun: crasher exited with status 3; restarting in 10ms \(restart 1\)$`,
 			`(?m)^devrun: crasher exited with status 3; restarting in 20ms \(restart 2\)$`,
-			`(?m)^devrun: crasher exited with status 3: 3 failures within 30s, more than --restart-limit 2 allows; giving up and stopping the others$`,
+			`(?m)^devrun: crasher exited with status 3: 3 failures within 30s, more than --restart-limit 2 allows; giving up and stopping the others \(its address is in use: is another orderflow running\? Stop it, or move this one: CRASHER_HTTP_ADDR=127\.0\.0\.1:0 picks a free port\)$`,
 		}},
 	} {
 		t.Run("limit "+tc.limit, func(t *testing.T) {
@@ -843,7 +843,7 @@ func TestCopyPrefixedGoesOnPastALongLine(t *testing.T) {
 	long := strings.Repeat("x", 2<<20)
 	var out bytes.Buffer
 	var mu sync.Mutex
-	copyPrefixed(strings.NewReader(long+"\nnext\n\nlast"), &out, &mu, "order | ")
+	copyPrefixed(strings.NewReader(long+"\nnext\n\nlast"), &out, &mu, "order | ", nil)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
 	var pieces strings.Builder
 	for _, l := range lines[:len(lines)-3] {
