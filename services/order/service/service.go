@@ -312,7 +312,11 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.db, err = adapters.OpenDB(ctx, filepath.Join(cfg.DataDir, DBFile), adapters.DBConfig{Synchronous: cfg.Synchronous}); err != nil {
 		return nil, err
 	}
-	wlog := telemetry.NewWatermillLogger(cfg.Logger, nil)
+	// Watermill's info records (schemas initialised, handlers starting, a
+	// queued message discarded as a subscriber closes) are start-up and
+	// shutdown chatter: logged at debug, as servicehost does for the other
+	// services. Retries and dead letters are logged by the handlers.
+	wlog := telemetry.NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	ob, err := outbox.New(ctx, s.db.Writer, outbox.Config{})
 	if err != nil {
 		return nil, err

@@ -1,15 +1,18 @@
 package service_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -518,4 +521,59 @@ func TestFailedNewOnASharedQueueLeavesNothingRunning(t *testing.T) {
 	if err := goleak.Find(before); err != nil {
 		t.Errorf("after a failed New: %v", err)
 	}
+}
+
+// Watermill's info records (schemas initialised, handlers started, a
+// queued message discarded as the forwarder's subscriber closes) are
+// start-up and shutdown chatter, logged at debug as the other services do:
+// at info, a newcomer read "Discarding queued message" on a clean stop.
+func TestWatermillChatterIsLoggedAtDebug(t *testing.T) {
+	dir := t.TempDir()
+	var logs syncBuffer
+	svc, err := service.New(context.Background(), service.Config{
+		QueueURL: "sqlite://" + filepath.Join(dir, "queue.db"), DataDir: filepath.Join(dir, "order"),
+		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "order service started") {
+		if time.Now().After(deadline) {
+			t.Fatal("no start line within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	for _, chatter := range []string{"Initializing subscriber schema", "Starting handler", "Discarding queued message"} {
+		if strings.Contains(logs.String(), `"msg":"`+chatter) {
+			t.Errorf("watermill's %q logged at info:\n%s", chatter, logs.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's writers and the
+// test's reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
