@@ -279,7 +279,7 @@ func (r *Registry) set(name, value, src string) error {
 	f, ok := r.flags[name]
 	if !ok {
 		r.mu.Unlock()
-		return fmt.Errorf("%w %q", ErrUnknownFlag, name)
+		return unknownFlag(name)
 	}
 	v, text, err := parse(f.spec, value)
 	if err != nil {
@@ -315,7 +315,7 @@ func (r *Registry) Reset(name string) error {
 	}
 	r.mu.RUnlock()
 	if !ok {
-		return fmt.Errorf("%w %q", ErrUnknownFlag, name)
+		return unknownFlag(name)
 	}
 	return r.set(name, def, "default")
 }
@@ -329,7 +329,7 @@ func (r *Registry) OnChange(name string, fn func(value string) error) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.flags[name]; !ok {
-		return fmt.Errorf("%w %q", ErrUnknownFlag, name)
+		return unknownFlag(name)
 	}
 	r.watches[name] = append(r.watches[name], fn)
 	return nil
@@ -398,13 +398,27 @@ func (r *Registry) Snapshot() []State {
 	return out
 }
 
+// unknownFlag is the error for a flag this registry does not hold; when
+// another service's registry holds it (a payment flag sent to inventory's
+// admin API), the error says whose it is.
+func unknownFlag(name string) error {
+	for _, service := range []string{"order", "inventory", "payment", "shipping"} {
+		for _, spec := range ServiceFlags(service) {
+			if spec.Name == name && !slices.ContainsFunc(CommonFlags(), func(c Spec) bool { return c.Name == name }) {
+				return fmt.Errorf("%w %q (a flag of the %s service: set it through %s's admin API)", ErrUnknownFlag, name, service, service)
+			}
+		}
+	}
+	return fmt.Errorf("%w %q", ErrUnknownFlag, name)
+}
+
 // Get returns one flag's state.
 func (r *Registry) Get(name string) (State, error) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	f, ok := r.flags[name]
 	if !ok {
-		return State{}, fmt.Errorf("%w %q", ErrUnknownFlag, name)
+		return State{}, unknownFlag(name)
 	}
 	return r.state(f), nil
 }

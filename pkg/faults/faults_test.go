@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -384,5 +385,30 @@ func TestServiceFlags(t *testing.T) {
 		if got, want := len(r.Snapshot()), 4+len(tc.want); got != want {
 			t.Errorf("%s: got %d flags, want %d", tc.service, got, want)
 		}
+	}
+}
+
+// A flag of another service (a payment flag sent to inventory's admin
+// API) is unknown here, and the error says whose it is.
+func TestUnknownFlagNamesItsService(t *testing.T) {
+	r, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		flag, want string
+	}{
+		{faults.PaymentDeclineRate, "a flag of the payment service"},
+		{faults.ShippingLatency, "a flag of the shipping service"},
+		{"no_such_flag", `unknown fault flag "no_such_flag"`},
+	}
+	for _, tc := range tests {
+		err := r.Set(tc.flag, "0.5")
+		if !errors.Is(err, faults.ErrUnknownFlag) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Set(%s) on inventory: got %v, want ErrUnknownFlag saying %q", tc.flag, err, tc.want)
+		}
+	}
+	if _, err := r.Get(faults.PaymentDeclineRate); err == nil || !strings.Contains(err.Error(), "payment service") {
+		t.Errorf("Get(%s) on inventory: got %v, want it to name the payment service", faults.PaymentDeclineRate, err)
 	}
 }
