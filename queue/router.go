@@ -160,7 +160,7 @@ func (r *Router) Run(ctx context.Context) error {
 	r.ran = true
 	r.mu.Unlock()
 	err := r.router.Run(ctx)
-	if cerr := r.release(); err == nil {
+	if cerr := r.release(true); err == nil {
 		err = cerr
 	}
 	return err
@@ -170,31 +170,20 @@ func (r *Router) Run(ctx context.Context) error {
 // started work of its own, and its handler pool), for a caller that gives
 // up before Run: a service whose start-up fails further on. After Run has
 // started, Run releases them when it returns, and Close does nothing.
-func (r *Router) Close() error {
-	r.mu.Lock()
-	if r.ran || r.released {
-		r.mu.Unlock()
-		return nil
-	}
-	r.released = true // decided with ran, so that Run cannot start after
-	r.mu.Unlock()
-	return r.closeParts()
-}
+func (r *Router) Close() error { return r.release(false) }
 
-// release closes the subscriber and the handler pool, unless Close did.
-func (r *Router) release() error {
+// release closes the subscriber and the handler pool, once: for Run
+// (byRun), or for Close when Run never started. Which one does it is
+// decided under the lock that Run's start takes, so that Run cannot start
+// on a router Close released.
+func (r *Router) release(byRun bool) error {
 	r.mu.Lock()
-	if r.released {
+	if r.released || (!byRun && r.ran) {
 		r.mu.Unlock()
 		return nil
 	}
 	r.released = true
 	r.mu.Unlock()
-	return r.closeParts()
-}
-
-// closeParts closes the subscriber and the handler pool.
-func (r *Router) closeParts() error {
 	err := r.sub.Close()
 	// Ends the pooled goroutines that wait for work. A handler that
 	// ignored the cancellation of the subscriber's close keeps its
