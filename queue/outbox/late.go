@@ -102,9 +102,11 @@ func (l *lateDeliveries) undelivered(topic string, msgs []*message.Message) []*m
 type batchCalls struct {
 	late *lateDeliveries
 
-	mu        sync.Mutex
-	givenUp   bool
-	succeeded []heldMessage
+	mu      sync.Mutex
+	givenUp bool
+	// succeeded are the messages the destination took, by topic (one
+	// Publish per topic), until the batch is given up.
+	succeeded map[string][]*message.Message
 }
 
 // succeed records that the destination took msgs on topic.
@@ -115,9 +117,10 @@ func (b *batchCalls) succeed(topic string, msgs []*message.Message) {
 		b.late.add(topic, msgs)
 		return
 	}
-	for _, m := range msgs {
-		b.succeeded = append(b.succeeded, heldMessage{topic: topic, msg: m})
+	if b.succeeded == nil {
+		b.succeeded = map[string][]*message.Message{}
 	}
+	b.succeeded[topic] = msgs
 }
 
 // giveUp records that the batch failed: what the destination took of it
@@ -126,8 +129,8 @@ func (b *batchCalls) giveUp() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.givenUp = true
-	for _, m := range b.succeeded {
-		b.late.add(m.topic, []*message.Message{m.msg})
+	for topic, msgs := range b.succeeded {
+		b.late.add(topic, msgs)
 	}
 	b.succeeded = nil
 }
