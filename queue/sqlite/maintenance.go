@@ -60,6 +60,28 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 	}
 }
 
+// heldTopics is the start of a statement that walks, as the table held,
+// the topics that hold messages: from one to the next along the (topic,
+// id) index, so that a file with many topics (which are never removed)
+// costs one lookup per topic holding messages, not a statement per topic.
+const heldTopics = `
+		WITH RECURSIVE held(topic) AS (
+			SELECT MIN(topic) FROM queue_messages
+			UNION ALL
+			SELECT (SELECT MIN(topic) FROM queue_messages WHERE topic > held.topic) FROM held WHERE held.topic IS NOT NULL
+		)`
+
+// lowWaterMark is the query of the lowest message id any subscribed group
+// of topic (an SQL expression) still has a delivery for; NULL when none
+// has. MIN over each group's primary-key range is an index lookup; a group
+// with nothing pending does not hold messages back.
+func lowWaterMark(topic string) string {
+	return `SELECT MIN(low) FROM (
+			SELECT (SELECT MIN(d.message_id) FROM queue_deliveries d
+				WHERE d.topic = s.topic AND d.consumer_group = s.consumer_group) AS low
+			FROM queue_subscriptions s WHERE s.topic = ` + topic + `)`
+}
+
 // collectableWithoutAcks reports, reading, whether a collection would find
 // work that no ack of this process announced: messages every group has
 // acked (the process that acked them may have stopped before collecting
@@ -71,21 +93,13 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 // at every look).
 func (b *Backend) collectableWithoutAcks(ctx context.Context) (bool, error) {
 	var found bool
-	err := b.readDB.QueryRowContext(ctx, `
-		WITH RECURSIVE held(topic) AS (
-			SELECT MIN(topic) FROM queue_messages
-			UNION ALL
-			SELECT (SELECT MIN(topic) FROM queue_messages WHERE topic > held.topic) FROM held WHERE held.topic IS NOT NULL
-		)
+	err := b.readDB.QueryRowContext(ctx, heldTopics+`
 		SELECT EXISTS (
 			SELECT 1 FROM held
 			WHERE topic IS NOT NULL AND CASE
 				WHEN EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = held.topic)
-				THEN (SELECT MIN(id) FROM queue_messages m WHERE m.topic = held.topic) < COALESCE((
-					SELECT MIN(low) FROM (
-						SELECT (SELECT MIN(d.message_id) FROM queue_deliveries d
-							WHERE d.topic = s.topic AND d.consumer_group = s.consumer_group) AS low
-						FROM queue_subscriptions s WHERE s.topic = held.topic)), 9223372036854775807)
+				THEN (SELECT MIN(id) FROM queue_messages m WHERE m.topic = held.topic) <
+					COALESCE((`+lowWaterMark("held.topic")+`), 9223372036854775807)
 				ELSE (SELECT created_at FROM queue_messages m WHERE m.topic = held.topic ORDER BY id LIMIT 1) < ?
 			END)
 		OR ((SELECT auto_vacuum FROM pragma_auto_vacuum()) = 2
@@ -113,12 +127,7 @@ func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 	// index from one topic to the next: a file with many topics (which are
 	// never removed) would otherwise cost two statements per topic under
 	// the write lock every GCInterval.
-	topics, err := w.query(ctx, `
-		WITH RECURSIVE held(topic) AS (
-			SELECT MIN(topic) FROM queue_messages
-			UNION ALL
-			SELECT (SELECT MIN(topic) FROM queue_messages WHERE topic > held.topic) FROM held WHERE held.topic IS NOT NULL
-		)
+	topics, err := w.query(ctx, heldTopics+`
 		SELECT topic, EXISTS (SELECT 1 FROM queue_subscriptions s WHERE s.topic = held.topic) FROM held WHERE topic IS NOT NULL`)
 	if err != nil {
 		return fmt.Errorf("gc: list topics: %w", err)
@@ -145,12 +154,7 @@ func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 		var res sql.Result
 		if t.subscribed {
 			var low sql.NullInt64
-			// MIN over each group's primary-key range is an index lookup;
-			// a group with nothing pending does not hold messages back.
-			if err := w.queryRow(ctx, `
-				SELECT MIN(m) FROM (
-					SELECT (SELECT MIN(d.message_id) FROM queue_deliveries d WHERE d.topic = s.topic AND d.consumer_group = s.consumer_group) AS m
-					FROM queue_subscriptions s WHERE s.topic = ?)`, t.name).Scan(&low); err != nil {
+			if err := w.queryRow(ctx, lowWaterMark("?"), t.name).Scan(&low); err != nil {
 				return fmt.Errorf("gc: low-water mark of %s: %w", t.name, err)
 			}
 			if low.Valid {
