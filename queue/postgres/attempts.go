@@ -67,16 +67,16 @@ type delivery struct {
 //
 // replayID is the message's backend.MetadataReplayID ("" but for a replay).
 //
-// session is the server process id of the batch's session, whose
-// transaction holds the group's lock (see offsetsAdapter): the claim is
-// made only while it still does, and fails with errBatchLost otherwise.
+// session is the batch's transaction, which holds the group's lock (see
+// offsetsAdapter): the claim is made only while it still does, and fails
+// with errBatchLost otherwise.
 // The claim commits on a connection of its own, so without that a batch
 // whose session was cut from outside (a server restart, a proxy's reset)
 // would go on claiming and handing out its messages while another consumer
 // of the group, the lock now its, reads the same batch and claims them too.
-func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayID string, batch int64, session int32, acked *delivery) (delivery, error) {
+func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayID string, batch int64, session batchSession, acked *delivery) (delivery, error) {
 	d := delivery{topic: topic, group: group, uuid: uuid, batch: batch}
-	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch, replayID, session, groupLockKey(topic, group)}
+	query, args := claimSQL, []any{topic, group, uuid, b.ownerID(), batch, replayID, session.pid, groupLockKey(topic, group), session.vxid}
 	if acked != nil && acked.topic == topic && acked.group == group && acked.uuid != uuid {
 		query, args = claimAndMarkSQL, append(args, acked.uuid, acked.attempt, acked.batch)
 	} else if acked != nil {
@@ -109,12 +109,13 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 
 // errBatchLost is claimDelivery's error when the batch's session no longer
 // holds the group's lock.
-var errBatchLost = errors.New("the batch's session no longer holds the group's lock")
+var errBatchLost = errors.New("the batch's transaction no longer holds the group's lock")
 
 // claimSQL counts a delivery of message $3 (of replay $6, "" for the
 // original) to the group by owner $4 in batch $5, which the row names as
-// the batch it was claimed in, with the replay, if server process $7 (the
-// batch's session) holds the group's lock, advisory key $8; else it
+// the batch it was claimed in, with the replay, if the batch's
+// transaction, virtual id $9 in server process $7, holds the group's lock,
+// advisory key $8; else it
 // returns no row. The
 // previous delivery was abandoned if it was still in flight and its
 // owner's lock is free (see ownerLockClass); otherwise the count of runs
@@ -130,8 +131,8 @@ const claimSQL = `
 	SELECT $1, $2, $3, 1, true, now(), $4, $5, $6
 	WHERE EXISTS (
 		SELECT 1 FROM pg_locks l
-		WHERE l.locktype = 'advisory' AND l.pid = $7 AND l.granted AND l.objsubid = 1
-			AND ((l.classid::bigint << 32) | l.objid::bigint) = $8)
+		WHERE l.locktype = 'advisory' AND l.pid = $7 AND l.virtualtransaction = $9 AND l.granted
+			AND l.objsubid = 1 AND ((l.classid::bigint << 32) | l.objid::bigint) = $8)
 	ON CONFLICT (topic, consumer_group, message_uuid) DO UPDATE
 	SET attempts = CASE WHEN ` + settled + ` THEN d.attempts WHEN ` + replayed + ` THEN 1 ELSE d.attempts + 1 END,
 		in_flight = NOT ` + settled + `,
@@ -169,14 +170,14 @@ const (
 const previousAbandoned = `CASE WHEN d.in_flight
 		THEN pg_try_advisory_xact_lock_shared(` + ownerLockClassSQL + `, d.owner) ELSE false END`
 
-// claimAndMarkSQL is claimSQL that also marks the row of message $9
-// claimed at attempt $10 in batch $11 acked, as markAckedSQL does, whether
+// claimAndMarkSQL is claimSQL that also marks the row of message $10
+// claimed at attempt $11 in batch $12 acked, as markAckedSQL does, whether
 // or not the claim is made (the ack was in time). The two touch different
-// rows ($9 <> $3), as a data-modifying CTE must.
+// rows ($10 <> $3), as a data-modifying CTE must.
 const claimAndMarkSQL = `
 	WITH marked AS (
-		UPDATE queue_delivery_attempts SET acked_in = $11, in_flight = false
-		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $9 AND attempts = $10 AND claimed_in = $11
+		UPDATE queue_delivery_attempts SET acked_in = $12, in_flight = false
+		WHERE topic = $1 AND consumer_group = $2 AND message_uuid = $10 AND attempts = $11 AND claimed_in = $12
 	)` + claimSQL
 
 // markAckedSQL marks the row of message $3 of the group ($2) on topic ($1)

@@ -12,16 +12,16 @@ import (
 func TestBatchAcksIgnoreAnEndedBatch(t *testing.T) {
 	ended, next := new(sql.Tx), new(sql.Tx)
 	var b batchAcks
-	b.begin(ended, 1)
+	b.begin(ended, batchSession{pid: 1, vxid: "3/1"})
 	b.add(ended, "m-1")
-	b.begin(next, 2)
+	b.begin(next, batchSession{pid: 2, vxid: "4/1"})
 	b.add(ended, "m-2")
 	b.lose(ended)
 	if _, _, current := b.of(ended); current {
 		t.Error("the ended batch: got current, want not")
 	}
-	if id, session, current := b.of(next); !current || id == 0 || session != 2 {
-		t.Errorf("the next batch: got id %d, session %d, current %v; want a non-zero id, session 2, current", id, session, current)
+	if id, session, current := b.of(next); !current || id == 0 || session.pid != 2 {
+		t.Errorf("the next batch: got id %d, session %+v, current %v; want a non-zero id, session of pid 2, current", id, session, current)
 	}
 	if b.lost(next) {
 		t.Error("the next batch: got lost by a note for the ended one")
@@ -38,7 +38,7 @@ func TestBatchAcksIgnoreAnEndedBatch(t *testing.T) {
 func TestBatchAcksThroughTheStoredMessage(t *testing.T) {
 	tx := new(sql.Tx)
 	var b batchAcks
-	b.begin(tx, 1)
+	b.begin(tx, batchSession{pid: 1, vxid: "3/1"})
 	for _, id := range []string{"m-1", "m-2", "m-1", "m-3"} {
 		b.add(tx, id)
 	}

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -53,20 +54,27 @@ func nextMessage(t *testing.T, ch <-chan *message.Message, who string) *message.
 }
 
 // holdGroupLock takes the lock of group "g" of topic "jobs" in a
-// transaction of its own, as a batch's session does, until cleanup, and
-// returns that session's server process id: the session claimDelivery
-// wants.
-func holdGroupLock(ctx context.Context, t *testing.T, b *Backend) int32 {
+// transaction of its own, as a batch's transaction does, until cleanup,
+// and returns that transaction: the session claimDelivery wants.
+func holdGroupLock(ctx context.Context, t *testing.T, b *Backend) batchSession {
 	t.Helper()
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = tx.Rollback() })
-	var session int32
-	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid() FROM (SELECT pg_advisory_xact_lock($1)) l`,
-		groupLockKey("jobs", "g")).Scan(&session); err != nil {
+	return lockGroupIn(ctx, t, tx)
+}
+
+// lockGroupIn takes the lock of group "g" of topic "jobs" in transaction
+// tx and returns it as a batch's session.
+func lockGroupIn(ctx context.Context, t *testing.T, tx *sql.Tx) batchSession {
+	t.Helper()
+	var s batchSession
+	if err := tx.QueryRowContext(ctx, `SELECT pg_backend_pid(), (SELECT virtualtransaction FROM pg_locks
+		WHERE locktype = 'virtualxid' AND pid = pg_backend_pid() AND granted)
+		FROM (SELECT pg_advisory_xact_lock($1)) l`, groupLockKey("jobs", "g")).Scan(&s.pid, &s.vxid); err != nil {
 		t.Fatal(err)
 	}
-	return session
+	return s
 }

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -72,5 +73,45 @@ func testALostBatchHandsOutNothingMore(t *testing.T, handleTime time.Duration) {
 		t.Errorf("the second consumer's next message: got %s, want m-2", m2.UUID)
 	} else {
 		m2.Ack()
+	}
+}
+
+// A claim is fenced on the batch's transaction, not only on its session:
+// once the batch's transaction has ended, its claims fail even while a
+// later transaction on the same pooled connection (same server process)
+// holds the group's lock, as the next batch of the group may.
+func TestAClaimOfAnEndedBatchFailsWhileItsConnectionHoldsTheLockAgain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	b := openFresh(ctx, t, Config{})
+	conn, err := b.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	ended, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endedSession := lockGroupIn(ctx, t, ended)
+	if err := ended.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	next, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = next.Rollback() }()
+	nextSession := lockGroupIn(ctx, t, next)
+	if nextSession.pid != endedSession.pid {
+		t.Fatalf("two transactions on one connection: got server processes %d and %d, want one", endedSession.pid, nextSession.pid)
+	}
+
+	if _, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 1, endedSession, nil); !errors.Is(err, errBatchLost) {
+		t.Errorf("claim in the ended batch: got %v, want %v", err, errBatchLost)
+	}
+	if _, err := b.claimDelivery(ctx, "jobs", "g", "m-1", "", 2, nextSession, nil); err != nil {
+		t.Errorf("claim in the batch holding the lock: got %v, want it made", err)
 	}
 }

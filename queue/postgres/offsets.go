@@ -101,14 +101,24 @@ type batchAcks struct {
 	batch int64
 	acked []string
 	gone  bool // the batch's transaction is gone (see subscriber.deliver)
-	// session is the server process id of the batch's session, whose
-	// transaction holds the group's lock (Backend.claimDelivery).
-	session int32
+	// session is the batch's transaction, which holds the group's lock
+	// (Backend.claimDelivery).
+	session batchSession
 }
 
-// begin starts the batch of transaction tx, in the server process
-// session: a new id, nothing acked.
-func (b *batchAcks) begin(tx *sql.Tx, session int32) {
+// batchSession names the transaction of a batch, which holds its group's
+// lock: its server process (pid) and its virtual transaction id (vxid,
+// pg_locks.virtualtransaction). A claim is fenced on both: the process
+// alone would let the claim of an ended batch pass while a later
+// transaction on the same pooled connection holds the lock again.
+type batchSession struct {
+	pid  int32
+	vxid string
+}
+
+// begin starts the batch of transaction tx, which is session: a new id,
+// nothing acked.
+func (b *batchAcks) begin(tx *sql.Tx, session batchSession) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tx, b.acked, b.gone, b.session = tx, b.acked[:0], false, session
@@ -117,7 +127,7 @@ func (b *batchAcks) begin(tx *sql.Tx, session int32) {
 
 // of returns the id and the session of the batch of tx, and false when tx
 // is not the batch in progress (its message was given up).
-func (b *batchAcks) of(tx *sql.Tx) (batch int64, session int32, current bool) {
+func (b *batchAcks) of(tx *sql.Tx) (batch int64, session batchSession, current bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.batch, b.session, tx != nil && tx == b.tx
@@ -199,9 +209,11 @@ func (g gatedDB) BeginTx(ctx context.Context, _ *sql.TxOptions) (*sql.Tx, error)
 		return nil, err
 	}
 	var locked string
-	var session int32
+	var session batchSession
 	err = tx.QueryRowContext(ctx, `SELECT set_config('`+groupLockSetting+`',
-		CASE WHEN pg_try_advisory_xact_lock($1) THEN 'on' ELSE 'off' END, true), pg_backend_pid()`, g.lockKey).Scan(&locked, &session)
+		CASE WHEN pg_try_advisory_xact_lock($1) THEN 'on' ELSE 'off' END, true), pg_backend_pid(),
+		(SELECT virtualtransaction FROM pg_locks WHERE locktype = 'virtualxid' AND pid = pg_backend_pid() AND granted)`,
+		g.lockKey).Scan(&locked, &session.pid, &session.vxid)
 	if err != nil {
 		_ = tx.Rollback()
 		return nil, fmt.Errorf("try group lock: %w", err)

@@ -98,7 +98,7 @@ func TestConcurrentClaimsOfOneDeadOwnersDeliveriesBothFindThemAbandoned(t *testi
 	defer func() { _ = tx.Rollback() }()
 	var first delivery
 	var inFlight bool
-	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1, "", session, groupLockKey("jobs", "g")).Scan(
+	if err := tx.QueryRowContext(ctx, claimSQL, "jobs", "g", "m-1", b.ownerID(), 1, "", session.pid, groupLockKey("jobs", "g"), session.vxid).Scan(
 		&first.attempt, &first.firstFailedAt, &first.lastError, &first.abandoned, &first.soloRuns, &inFlight, new(float64)); err != nil {
 		t.Fatal(err)
 	}

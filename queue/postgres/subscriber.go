@@ -346,7 +346,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		// As above, found out by the claim: the session ended (or its
 		// transaction did) since the last statement. The claim marked
 		// the held ack.
-		logger.Info("The batch's session no longer holds the group's lock; its other messages are left for the next batch", nil)
+		logger.Info("The batch's transaction no longer holds the group's lock; its other messages are left for the next batch", nil)
 		*acked = nil
 		acks.lose(tx)
 		ackInner(in)
