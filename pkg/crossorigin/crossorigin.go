@@ -64,16 +64,12 @@ const HostProblemType = "urn:orderflow:problem:misdirected-request"
 // Names are compared without case, port or a final dot; an empty Host
 // (HTTP/1.0) is taken.
 func Host(names []string, h http.Handler) http.Handler {
-	allowed := map[string]bool{}
-	for _, n := range names {
-		allowed[canonical(n)] = true
-	}
+	allowed := hostSet(names)
 	if name, err := os.Hostname(); err == nil && name != "" {
-		allowed[canonical(name)] = true
+		allowed[canonical(name)] = struct{}{}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := canonical(HostName(r.Host))
-		if !allowed[host] && !localHost(host) {
+		if !allowed.Contains(r.Host) && !localHost(canonical(hostName(r.Host))) {
 			writeProblem(w, http.StatusMisdirectedRequest, HostProblemType, "Misdirected request",
 				"this server answers to an IP address, localhost, its host name or the names it is given (--allowed-hosts), not to "+r.Host)
 			return
@@ -111,20 +107,48 @@ func CheckHost(name string) error {
 	return nil
 }
 
+// HostSet is a set of host names, compared as Host compares them: without
+// case, port, the brackets of an IPv6 address or a final dot.
+type HostSet map[string]struct{}
+
+// NewHostSet is the set of names, each of which must pass CheckHost.
+func NewHostSet(names []string) (HostSet, error) {
+	for _, n := range names {
+		if err := CheckHost(n); err != nil {
+			return nil, err
+		}
+	}
+	return hostSet(names), nil
+}
+
+func hostSet(names []string) HostSet {
+	s := make(HostSet, len(names))
+	for _, n := range names {
+		s[canonical(n)] = struct{}{}
+	}
+	return s
+}
+
+// Contains reports whether hostport, the value of a Host header (host or
+// host:port), names a host of s.
+func (s HostSet) Contains(hostport string) bool {
+	_, ok := s[canonical(hostName(hostport))]
+	return ok
+}
+
 // canonical is a host name as Host compares it: lower case, without the
 // brackets of an IPv6 address or a final dot.
 func canonical(host string) string {
 	return strings.TrimSuffix(strings.ToLower(strings.Trim(host, "[]")), ".")
 }
 
-// HostName is the host of a Host header (host or host:port), lower case,
-// without the port or the brackets of an IPv6 address.
-func HostName(hostport string) string {
-	host := hostport
+// hostName is the host of a Host header (host or host:port), without the
+// port.
+func hostName(hostport string) string {
 	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
+		return h
 	}
-	return strings.ToLower(strings.Trim(host, "[]"))
+	return hostport
 }
 
 // localHost reports whether host (canonical) is an IP address, localhost

@@ -157,3 +157,30 @@ func TestParseHosts(t *testing.T) {
 		}
 	}
 }
+
+// A HostSet holds only the names it is given (no IP address or localhost
+// besides them, unlike Host), compared as Host compares them.
+func TestHostSet(t *testing.T) {
+	if _, err := crossorigin.NewHostSet([]string{"console", "[console]"}); err == nil {
+		t.Error(`NewHostSet with "[console]": got no error, want one`)
+	}
+	s, err := crossorigin.NewHostSet([]string{"Console.Example", "[::1]", "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for host, want := range map[string]bool{
+		"console.example":       true,
+		"CONSOLE.EXAMPLE:8090":  true,
+		"console.example.:8090": true,
+		"[::1]:8090":            true,
+		"127.0.0.1":             true,
+		"localhost:8090":        false,
+		"127.0.0.2:8090":        false,
+		"console.example.evil":  false,
+		"":                      false,
+	} {
+		if got := s.Contains(host); got != want {
+			t.Errorf("Contains(%q): got %v, want %v", host, got, want)
+		}
+	}
+}

@@ -128,6 +128,7 @@ func TestHostCheck(t *testing.T) {
 		}{
 			{"console.example:8090", http.StatusOK},
 			{"CONSOLE.EXAMPLE", http.StatusOK},
+			{"console.example.:8090", http.StatusOK}, // a fully qualified name
 			{"[::1]:8090", http.StatusOK},
 			{"localhost:8090", http.StatusMisdirectedRequest},
 			{"127.0.0.1:8090", http.StatusMisdirectedRequest},
@@ -222,6 +223,7 @@ func TestConfigValidate(t *testing.T) {
 		"host with port": func(c *Config) { c.AllowedHosts = []string{"localhost:8090"} },
 		"host as a URL":  func(c *Config) { c.AllowedHosts = []string{"http://localhost"} },
 		"empty host":     func(c *Config) { c.AllowedHosts = []string{"localhost", ""} },
+		"bracketed name": func(c *Config) { c.AllowedHosts = []string{"[console]"} },
 	} {
 		c := good
 		mutate(&c)

@@ -173,10 +173,8 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
 	}
-	for _, h := range c.AllowedHosts {
-		if !validHostName(h) {
-			errs = append(errs, fmt.Errorf("allowed host %q: want a host name or IP address, without port or scheme", h))
-		}
+	if _, err := crossorigin.NewHostSet(c.AllowedHosts); err != nil {
+		errs = append(errs, fmt.Errorf("allowed hosts: %w", err))
 	}
 	return errors.Join(errs...)
 }
@@ -202,7 +200,7 @@ type service struct {
 type Server struct {
 	cfg       Config
 	echo      *echo.Echo
-	allowed   map[string]bool // AllowedHosts, lower case
+	allowed   crossorigin.HostSet // AllowedHosts
 	orders    *upstream.Orders
 	inventory *upstream.Admin
 	payment   *upstream.Admin
@@ -224,10 +222,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, pages: pages, jaeger: strings.TrimRight(cfg.JaegerUIURL, "/"),
-		queue: timeoutQueue{q: cfg.Queue, d: cfg.UpstreamTimeout, bulk: bulkQueueTimeout(cfg.UpstreamTimeout)}, allowed: map[string]bool{}}
-	for _, h := range cfg.AllowedHosts {
-		s.allowed[strings.ToLower(strings.Trim(h, "[]"))] = true
-	}
+		queue: timeoutQueue{q: cfg.Queue, d: cfg.UpstreamTimeout, bulk: bulkQueueTimeout(cfg.UpstreamTimeout)}}
+	// Validate has checked the names.
+	s.allowed, _ = crossorigin.NewHostSet(cfg.AllowedHosts)
 	client := func(name, u string) *upstream.Client {
 		c, err := upstream.NewClient(name, u, cfg.HTTPClient, cfg.UpstreamTimeout)
 		if err != nil {
@@ -428,23 +425,13 @@ func (s *Server) secureHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 // checks would let them through.
 func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if !s.allowed[crossorigin.HostName(c.Request().Host)] {
+		if !s.allowed.Contains(c.Request().Host) {
 			return &pageError{status: http.StatusMisdirectedRequest, title: "Unknown host",
 				detail: fmt.Sprintf("The console answers to %s (--allowed-hosts), not to %q.",
 					strings.Join(s.cfg.AllowedHosts, ", "), c.Request().Host)}
 		}
 		return next(c)
 	}
-}
-
-// validHostName accepts a host name or an IP address (IPv6 with or
-// without brackets), without port or scheme.
-func validHostName(h string) bool {
-	h = strings.Trim(h, "[]")
-	if net.ParseIP(h) != nil {
-		return true
-	}
-	return h != "" && !strings.ContainsAny(h, ":/@?# \t")
 }
 
 // upstreamDeadline gives each request one deadline for all its calls to
