@@ -37,6 +37,13 @@
 //     watermill-sql; this subscriber starts no new transaction for the
 //     subscription until the handler is done, and honours a late ack (its
 //     redelivery, here or at another consumer, is settled unhandled).
+//   - A topic's table may hold rows that this package's publisher did not
+//     write. One that cannot be read as a message (metadata that is not a
+//     JSON object of strings, an empty uuid), which would fail
+//     watermill-sql's every poll of its consumer groups, is dead-lettered
+//     by each group instead (reason retry.ReasonUnreadable, the last error
+//     naming its offset and what is wrong), without a handler, and the
+//     group goes on past it (see readingSchema).
 //
 // Delivery attempts, the first failure time and the last error are kept in
 // table queue_delivery_attempts, written outside the subscription's

@@ -36,7 +36,11 @@ import (
 // the message next, or the next process after a restart, waits out what
 // is left of it (Backend.failDelivery). Messages
 // whose backend.MetadataReplayForGroup names another group are acked
-// without being handed out.
+// without being handed out. A stored message that cannot be read (a row
+// another writer put in the topic's table, whose metadata is not a JSON
+// object of strings or whose uuid is empty) is not handed out either: it
+// is dead-lettered for the group, reason retry.ReasonUnreadable, and
+// acked, and the messages behind it are delivered (see readingSchema).
 //
 // Stopping is in two steps, so that a handler can finish: ending a
 // Subscribe call's context stops its hand-out, and Close gives up on the
@@ -50,12 +54,13 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 	}
 	closingCtx, closed := context.WithCancel(context.Background())
 	s := &subscriber{
-		b:          b,
-		group:      cfg.ConsumerGroup,
-		logger:     b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
-		closing:    closingCtx.Done(),
-		endClosing: closed,
-		closingCtx: closingCtx,
+		b:             b,
+		group:         cfg.ConsumerGroup,
+		unreadableKey: newUnreadableKey(),
+		logger:        b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
+		closing:       closingCtx.Done(),
+		endClosing:    closed,
+		closingCtx:    closingCtx,
 	}
 	if err := b.track(nil, s); err != nil {
 		return nil, fmt.Errorf("postgres subscriber: %w", err)
@@ -67,6 +72,9 @@ type subscriber struct {
 	b      *Backend
 	group  string
 	logger watermill.LoggerAdapter
+	// unreadableKey marks the messages of rows that could not be read
+	// (see readingSchema).
+	unreadableKey string
 
 	closing <-chan struct{} // closed by Close
 	// closingCtx ends with closing (for waits that take a context).
@@ -136,7 +144,7 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 				retry:    s.b.cfg.RetryInterval,
 				busy:     busy,
 			},
-			SchemaAdapter:  s.b.schema,
+			SchemaAdapter:  readingSchema{DefaultPostgreSQLSchema: s.b.schema, topic: topic, unreadableKey: s.unreadableKey},
 			OffsetsAdapter: subscriptionOffsets{offsetsAdapter: s.b.offsets, acks: acks},
 		},
 		s.logger,
@@ -300,6 +308,9 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, acks *bat
 // comes back as abandoned, to run alone once (the inbox drops its
 // effects). The ack of a message that ran alone, and a late one, are
 // marked at once.
+//
+// A message whose row could not be read is claimed like any other, then
+// dead-lettered and acked instead of handed out (deadLetterUnreadable).
 func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *batchAcks, in *message.Message, out *outlet, acked **delivery) bool {
 	logger := s.logger.With(watermill.LogFields{"topic": topic, "message_uuid": in.UUID})
 	if in.Context().Err() != nil {
@@ -365,6 +376,9 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		acks.add(tx, in.UUID)
 		ackInner(in)
 		return true
+	}
+	if u, ok := s.unreadable(in); ok {
+		return s.deadLetterUnreadable(ctx, topic, in, u, d, acked, acks, logger)
 	}
 
 	// The handler's context ends with watermill-sql's, at the ack
@@ -615,8 +629,15 @@ func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d
 	if lastErr == "" {
 		lastErr = "message nacked"
 	}
+	return s.retryLater(ctx, in, d, lastErr, nackDelay(msg), logger, recorded)
+}
+
+// retryLater records delivery d of in as failed with lastErr, calls
+// recorded, and nacks in after retryDelay (see recordNack), reporting
+// whether the relay should go on.
+func (s *subscriber) retryLater(ctx context.Context, in *message.Message, d delivery, lastErr string, retryDelay time.Duration, logger watermill.LoggerAdapter, recorded func()) bool {
 	bctx, cancel := detached(ctx)
-	if err := s.b.failDelivery(bctx, d, lastErr, nackDelay(msg)); err != nil {
+	if err := s.b.failDelivery(bctx, d, lastErr, retryDelay); err != nil {
 		logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
 	cancel()
@@ -624,7 +645,7 @@ func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d
 	if s.stopping(ctx) {
 		return false
 	}
-	if wait := nackDelay(msg) - s.b.cfg.ResendInterval; wait > 0 {
+	if wait := retryDelay - s.b.cfg.ResendInterval; wait > 0 {
 		timer := time.NewTimer(wait)
 		defer timer.Stop()
 		select {

@@ -71,7 +71,8 @@ func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 // Metadata keys the middleware writes on a dead-lettered message's copy.
 const (
 	// MetadataDeadLetterReason says why the message was given up:
-	// ReasonMaxAttempts, ReasonPermanent or ReasonAbandoned.
+	// ReasonMaxAttempts, ReasonPermanent, ReasonAbandoned or
+	// ReasonUnreadable.
 	MetadataDeadLetterReason = "dead_letter_reason"
 )
 
@@ -86,6 +87,13 @@ const (
 	// times in a row while it ran alone in its process (see
 	// backend.MetadataAbandoned): it takes its process down.
 	ReasonAbandoned = "abandoned"
+	// ReasonUnreadable: the backend could not read the stored message
+	// (the PostgreSQL backend: a row whose metadata is not a JSON object
+	// of strings, written by something other than its publisher) and
+	// dead-lettered it for the consumer group without handing it to a
+	// handler; the last error says which row and what is wrong with it.
+	// Not set by this middleware.
+	ReasonUnreadable = "unreadable"
 )
 
 // Config configures the middleware. NewMiddleware fills in the defaults
