@@ -43,7 +43,8 @@
 //     watermill-sql's every poll of its consumer groups, is dead-lettered
 //     by each group instead (reason retry.ReasonUnreadable, the last error
 //     naming its offset and what is wrong), without a handler, and the
-//     group goes on past it (see readingSchema).
+//     group goes on past it (see readingSchema). The tail shows it with
+//     what can be read of its metadata.
 //
 // Delivery attempts, the first failure time and the last error are kept in
 // table queue_delivery_attempts, written outside the subscription's

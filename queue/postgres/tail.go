@@ -67,6 +67,13 @@ func (b *Backend) TailEnd(ctx context.Context) (TailPosition, error) {
 // subscribed to yet has no table; it reads as empty and ReadTail does not
 // create it. Messages every consumer group has acknowledged may have been
 // collected already (see Config.GCInterval) and are then not shown.
+//
+// A row whose metadata is not a JSON object of strings (written by another
+// writer than this package's publisher; its consumer groups dead-letter
+// it, see readingSchema) is shown with the entries that can be read (the
+// string values of a JSON object, none otherwise), as the SQLite backend's
+// tail shows such a message: one row must not end the tail, nor hide the
+// messages after it.
 func (b *Backend) ReadTail(ctx context.Context, topic string, after TailPosition, limit int) ([]backend.StoredMessage, TailPosition, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return nil, after, fmt.Errorf("tail: %w", err)
@@ -111,7 +118,7 @@ func (b *Backend) ReadTail(ctx context.Context, topic string, after TailPosition
 		}
 		if meta.Valid {
 			if err := json.Unmarshal([]byte(meta.String), &m.Metadata); err != nil {
-				return nil, after, fmt.Errorf("tail %s: metadata of message %s: %w", topic, m.UUID, err)
+				m.Metadata = readableMetadata([]byte(meta.String))
 			}
 		}
 		m.CreatedAt = m.CreatedAt.UTC()

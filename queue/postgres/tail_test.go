@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -302,4 +304,34 @@ func TestTailLeavesConsumerGroupsAlone(t *testing.T) {
 		m.Ack()
 	}
 	expectNothing(t, ch, 300*time.Millisecond)
+}
+
+// A row its groups cannot read is shown by the tail, with what can be
+// read of its metadata, between the messages around it: it ended the tail
+// with an error, at every read from before it.
+func TestTailShowsAnUnreadableRow(t *testing.T) {
+	for _, tc := range unreadableRows {
+		t.Run(tc.name, func(t *testing.T) {
+			dsn := testDSN(t)
+			b := openBackend(t, dsn, fastConfig())
+			db := openSQL(t, dsn)
+			topic := newTopic(t)
+			publish(t, b, topic, message.NewMessage("before", []byte("b")))
+			if tc.columnType != "" {
+				if _, err := db.Exec(`ALTER TABLE "watermill_` + topic + `" ALTER COLUMN metadata TYPE ` + tc.columnType); err != nil {
+					t.Fatal(err)
+				}
+			}
+			insertRow(t, db, topic, tc.uuid, []byte("payload of bad"), tc.metadata)
+			publish(t, b, topic, message.NewMessage("after", []byte("a")))
+
+			got, _ := tailUntil(t, b, topic, postgres.TailPosition{}, 3)
+			if want := []string{"before", tc.uuid, "after"}; !slices.Equal(uuids(got), want) {
+				t.Fatalf("tail: got %q, want %q", uuids(got), want)
+			}
+			if !maps.Equal(got[1].Metadata, tc.readable) || string(got[1].Payload) != "payload of bad" {
+				t.Errorf("tail of the unreadable row: got metadata %v, payload %q; want %v, %q", got[1].Metadata, got[1].Payload, tc.readable, "payload of bad")
+			}
+		})
+	}
 }
