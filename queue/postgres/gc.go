@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -29,15 +28,16 @@ func (b *Backend) collectGarbage(ctx context.Context) {
 }
 
 // CollectGarbage runs one collection over every topic and reports how many
-// messages it deleted.
+// messages it deleted. A name in queue_topics that is no valid topic (see
+// storedTopics) is logged, at each collection, and left alone.
 func (b *Backend) CollectGarbage(ctx context.Context) (int64, error) {
-	rows, err := b.db.QueryContext(ctx, `SELECT topic FROM queue_topics ORDER BY topic`)
+	topics, invalid, err := storedTopics(ctx, b.db)
 	if err != nil {
 		return 0, fmt.Errorf("gc: list topics: %w", err)
 	}
-	topics, err := scanStrings(rows)
-	if err != nil {
-		return 0, fmt.Errorf("gc: list topics: %w", err)
+	for _, name := range invalid {
+		b.cfg.Logger.Error("A name registered in queue_topics is not a valid topic; the collection leaves it alone (delete the row)",
+			ValidateTopic(name), watermill.LogFields{"topic": name})
 	}
 	var total int64
 	for _, topic := range topics {
@@ -84,17 +84,4 @@ func (b *Backend) collectTopic(ctx context.Context, topic string) (int64, error)
 		b.cfg.Logger.Debug("Collected acknowledged messages", watermill.LogFields{"topic": topic, "deleted": n})
 	}
 	return n, nil
-}
-
-func scanStrings(rows *sql.Rows) ([]string, error) {
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }

@@ -18,29 +18,55 @@ type inspector struct {
 }
 
 // Topics lists the topics registered in queue_topics (every topic this
-// package ever published to or subscribed to), sorted.
+// package ever published to or subscribed to), sorted. A name there that
+// is no valid topic (see storedTopics) is left out.
 func (i inspector) Topics(ctx context.Context) ([]string, error) {
-	rows, err := i.b.db.QueryContext(ctx, `SELECT topic FROM queue_topics ORDER BY topic`)
+	topics, _, err := storedTopics(ctx, i.b.db)
 	if err != nil {
-		return nil, fmt.Errorf("list topics: %w", err)
-	}
-	defer rows.Close()
-	topics := []string{}
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, fmt.Errorf("list topics: %w", err)
-		}
-		topics = append(topics, t)
-	}
-	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list topics: %w", err)
 	}
 	return topics, nil
 }
 
-// Stats reports every registered topic, with its consumer groups sorted by
-// name (a group appears once it has subscribed). How the numbers are made:
+// queryer is what storedTopics reads with: *sql.DB or *sql.Tx.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// storedTopics returns the names registered in queue_topics, sorted: in
+// topics those that are valid topic names (ValidateTopic), never nil, and
+// the others in invalid. A topic's name becomes part of its tables' names
+// in statements, so a stored one is checked as a caller's would be: this
+// package registers only valid names, but the table is the database's, and
+// a row put there by another writer must not put text of its own into a
+// statement, nor stop what reads every topic.
+func storedTopics(ctx context.Context, q queryer) (topics, invalid []string, err error) {
+	rows, err := q.QueryContext(ctx, `SELECT topic FROM queue_topics ORDER BY topic`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	topics = []string{}
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, nil, err
+		}
+		if ValidateTopic(t) != nil {
+			invalid = append(invalid, t)
+			continue
+		}
+		topics = append(topics, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	return topics, invalid, nil
+}
+
+// Stats reports every registered topic (but those Topics leaves out), with
+// its consumer groups sorted by name (a group appears once it has
+// subscribed). How the numbers are made:
 //
 //   - Stored counts the topic's table, which watermill-sql never trims.
 //   - Depth counts the messages after the group's stored offset. The offset
@@ -65,7 +91,7 @@ func (i inspector) Stats(ctx context.Context) (_ []backend.TopicStats, err error
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	topics, err := queryStrings(ctx, tx, `SELECT topic FROM queue_topics ORDER BY topic`)
+	topics, _, err := storedTopics(ctx, tx)
 	if err != nil {
 		return nil, fmt.Errorf("read stats: list topics: %w", err)
 	}
@@ -166,21 +192,4 @@ func (i inspector) topicStats(ctx context.Context, tx *sql.Tx, topic string) (ba
 	}
 	sort.Slice(ts.Groups, func(a, b int) bool { return ts.Groups[a].ConsumerGroup < ts.Groups[b].ConsumerGroup })
 	return ts, nil
-}
-
-func queryStrings(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]string, error) {
-	rows, err := tx.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rows.Err()
 }

@@ -44,7 +44,8 @@
 //     by each group instead (reason retry.ReasonUnreadable, the last error
 //     naming its offset and what is wrong), without a handler, and the
 //     group goes on past it (see readingSchema). The tail shows it with
-//     what can be read of its metadata.
+//     what can be read of its metadata. Names in queue_topics are checked
+//     as topic names before they become part of a table name.
 //
 // Delivery attempts, the first failure time and the last error are kept in
 // table queue_delivery_attempts, written outside the subscription's
