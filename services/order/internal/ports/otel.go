@@ -1,9 +1,13 @@
 package ports
 
 import (
+	"net"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -22,6 +26,13 @@ const instrumentationName = "github.com/orderflow/orderflow/services/order/inter
 // the request stores in the outbox carry it as their parent. It must run
 // after routing (echo's Use), so the route template is known.
 //
+// The probes and the API document (untraced) get no span: a
+// health check every few seconds would bury the orders' traces in Jaeger.
+// A span of a route about one order carries its id (AttributeOrderID), so
+// that Jaeger's tag search finds the requests that read or changed it
+// (each its own trace, unless the client sent a traceparent) beside the
+// trace that POST /orders began.
+//
 // The handler's error is rendered inside the span (echo's c.Error), so the
 // span sees the final status; it then returns nil.
 func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) echo.MiddlewareFunc {
@@ -30,6 +41,9 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 		return func(c echo.Context) error {
 			req := c.Request()
 			route := c.Path()
+			if untraced(route) {
+				return next(c)
+			}
 			method := headmethod.Method(req) // HEAD, not the GET it is served as
 			name := method
 			if route != "" {
@@ -43,11 +57,14 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 					semconv.HTTPRoute(route),
 					semconv.URLPath(req.URL.Path),
 					semconv.URLScheme(scheme(req)),
-					semconv.ServerAddress(req.Host),
 					semconv.ClientAddress(c.RealIP()),
 					semconv.UserAgentOriginal(req.UserAgent()),
-				))
+				),
+				trace.WithAttributes(serverAddress(req.Host)...))
 			defer span.End()
+			if id := c.Param("id"); id != "" {
+				span.SetAttributes(AttributeOrderID.String(id))
+			}
 			c.SetRequest(req.WithContext(ctx))
 
 			if err := next(c); err != nil {
@@ -55,12 +72,56 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 			}
 			status := c.Response().Status
 			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+			if id, ok := placedOrderID(c); ok {
+				span.SetAttributes(AttributeOrderID.String(id))
+			}
 			if status >= http.StatusInternalServerError {
 				span.SetStatus(codes.Error, http.StatusText(status))
 			}
 			return nil
 		}
 	}
+}
+
+// AttributeOrderID is the span attribute naming the order a request is
+// about.
+const AttributeOrderID = attribute.Key("order.id")
+
+// untraced reports whether route is served without a span.
+func untraced(route string) bool {
+	switch route {
+	case "/healthz", "/readyz", "/openapi.json", "/openapi.yaml":
+		return true
+	}
+	return false
+}
+
+// placedOrderID is the id of the order a POST /orders answered with (201,
+// or 200 for a replayed Idempotency-Key): the last element of its
+// Location.
+func placedOrderID(c echo.Context) (string, bool) {
+	if c.Request().Method != http.MethodPost || c.Path() != "/orders" {
+		return "", false
+	}
+	if s := c.Response().Status; s != http.StatusCreated && s != http.StatusOK {
+		return "", false
+	}
+	id, ok := strings.CutPrefix(c.Response().Header().Get(echo.HeaderLocation), "/orders/")
+	return id, ok && id != "" && !strings.Contains(id, "/")
+}
+
+// serverAddress is the server.address and server.port attributes of a
+// Host header: the name without the port, and the port when one is given.
+func serverAddress(hostport string) []attribute.KeyValue {
+	host, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return []attribute.KeyValue{semconv.ServerAddress(strings.Trim(hostport, "[]"))}
+	}
+	attrs := []attribute.KeyValue{semconv.ServerAddress(host)}
+	if n, err := strconv.Atoi(port); err == nil {
+		attrs = append(attrs, semconv.ServerPort(n))
+	}
+	return attrs
 }
 
 func scheme(r *http.Request) string {
