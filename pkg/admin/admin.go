@@ -18,6 +18,7 @@
 //	GET    /debug/pprof/…           Go's profiles (net/http/pprof): go tool pprof http://ADDR/debug/pprof/profile?seconds=30
 //
 // plus whatever the service adds with Config.Routes (GET /state, …).
+// JSON bodies are read as strictly as the order API's (DecodeJSON).
 // Errors are RFC 9457 application/problem+json, mapped from Go errors in
 // one place (StatusOf).
 package admin

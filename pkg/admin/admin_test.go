@@ -103,7 +103,7 @@ func TestRoutesStatusAndContentType(t *testing.T) {
 		{"PUT", "/faults/crash_mid_handler", `{"value":false}`, 200, "application/json", ""},
 		{"PUT", "/faults/payment_decline_rate", `{"value":"2"}`, 400, admin.ProblemContentType, "value"},
 		{"PUT", "/faults/payment_decline_rate", `{}`, 400, admin.ProblemContentType, "value"},
-		{"PUT", "/faults/payment_decline_rate", `{"value":"0.1","extra":1}`, 400, admin.ProblemContentType, ""},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.1","extra":1}`, 400, admin.ProblemContentType, "extra"},
 		{"PUT", "/faults/payment_decline_rate", `{"value":`, 400, admin.ProblemContentType, ""},
 		{"PUT", "/faults/payment_decline_rate", `{"value":[1]}`, 400, admin.ProblemContentType, "value"},
 		{"PUT", "/faults/nope", `{"value":"1"}`, 404, admin.ProblemContentType, ""},

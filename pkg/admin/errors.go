@@ -62,7 +62,13 @@ func (e *FieldError) Unwrap() error { return e.Err }
 
 // BadField returns a FieldError for field wrapping ErrBadRequest.
 func BadField(field, detail string) error {
-	return &FieldError{Field: field, Err: &wrapped{msg: detail, err: ErrBadRequest}}
+	return &FieldError{Field: field, Err: badRequest(detail)}
+}
+
+// badRequest returns an error wrapping ErrBadRequest whose text is detail
+// alone: the problem's title already says "Bad Request".
+func badRequest(detail string) error {
+	return &wrapped{msg: detail, err: ErrBadRequest}
 }
 
 type wrapped struct {

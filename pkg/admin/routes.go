@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/jsonbody"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 )
@@ -101,9 +103,12 @@ func (f *faultRoutes) reset(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
-// DecodeJSON reads one JSON object from the request body into v, whatever
-// the Content-Type (curl -d sends a form type), refusing
-// unknown fields and trailing data. An empty body leaves v as it is.
+// DecodeJSON reads the request body, one JSON object, into v as strictly
+// as the order API reads its bodies (jsonbody.Decode), whatever the
+// Content-Type (curl -d sends a form type): a member unknown, given twice
+// or spelt in another case, a value of another type, invalid UTF-8, an
+// escaped lone surrogate or data after the object is a 400, a FieldError
+// when a member is at fault. An empty body leaves v as it is.
 func DecodeJSON(c echo.Context, v any) error {
 	data, err := io.ReadAll(c.Request().Body)
 	if err != nil {
@@ -115,26 +120,17 @@ func DecodeJSON(c echo.Context, v any) error {
 		case errors.As(err, &he): // the body limit middleware
 			return he
 		}
-		return fmt.Errorf("%w: read body: %v", ErrBadRequest, err)
+		return badRequest(fmt.Sprintf("cannot read the request body: %v", err))
 	}
-	trimmed := strings.TrimSpace(string(data))
-	if len(trimmed) == 0 {
+	if len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	// null (or a number, a string, an array) would decode into v as
-	// nothing: a purge with the body null would select everything.
-	if trimmed[0] != '{' {
-		return fmt.Errorf("%w: body is not a JSON object", ErrBadRequest)
-	}
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: body is not the expected JSON object: %v", ErrBadRequest, err)
-	}
-	// Token, not More: More is false before a stray ']' or '}', so
-	// '{…}]junk' would pass. Only the end of the body may follow.
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: data after the JSON object", ErrBadRequest)
+	var bad *jsonbody.Error
+	if err := jsonbody.Decode(data, v); errors.As(err, &bad) {
+		if bad.Field != "" {
+			return BadField(bad.Field, bad.Detail)
+		}
+		return badRequest(bad.Detail)
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Type is the kind of value a flag holds.
@@ -41,7 +43,8 @@ const (
 	TypeRate Type = "rate"
 	// TypeDuration is a non-negative Go duration, e.g. "250ms", "2s", "0".
 	TypeDuration Type = "duration"
-	// TypeString is free text (trimmed), e.g. a comma-separated SKU list.
+	// TypeString is free text (trimmed; no control characters), e.g. a
+	// comma-separated SKU list.
 	TypeString Type = "string"
 	// TypeBool is "true" or "false" (also 1/0, t/f as strconv.ParseBool).
 	TypeBool Type = "bool"
@@ -197,8 +200,19 @@ func validName(n string) bool {
 }
 
 // parse turns text into the flag's typed value and its canonical text.
+// Spaces around text are dropped; invalid UTF-8 and control characters
+// within it are refused, for every type: a string flag would store them,
+// and the console and the logs show them (an ANSI escape as a terminal
+// command).
 func parse(s Spec, text string) (any, string, error) {
 	text = strings.TrimSpace(text)
+	if !utf8.ValidString(text) {
+		return nil, "", fmt.Errorf("%w: %s: value is not valid UTF-8", ErrInvalidValue, s.Name)
+	}
+	if i := strings.IndexFunc(text, unicode.IsControl); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(text[i:])
+		return nil, "", fmt.Errorf("%w: %s: value must not contain control characters, got %U at byte %d", ErrInvalidValue, s.Name, r, i)
+	}
 	var v any
 	switch s.Type {
 	case TypeRate:

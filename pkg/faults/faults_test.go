@@ -412,3 +412,36 @@ func TestUnknownFlagNamesItsService(t *testing.T) {
 		t.Errorf("Get(%s) on inventory: got %v, want it to name the payment service", faults.PaymentDeclineRate, err)
 	}
 }
+
+// A value with a control character (an ANSI escape, a NUL, a line break
+// inside it) or invalid UTF-8 is refused, whatever its source, rather than
+// stored and shown by the console and the logs; spaces around a value are
+// trimmed as before.
+func TestSetRefusesControlCharacters(t *testing.T) {
+	tests := []struct {
+		name, value string
+		wantErr     error
+		wantValue   string
+	}{
+		{"SKU list", "SKU-1,SKU-3", nil, "SKU-1,SKU-3"},
+		{"non-ASCII", "SKU-é", nil, "SKU-é"},
+		{"a trailing line break is trimmed", "SKU-1\n", nil, "SKU-1"},
+		{"ANSI escape", "SKU-2\x1b[31m", faults.ErrInvalidValue, ""},
+		{"NUL", "SKU-1,\x00SKU-2", faults.ErrInvalidValue, ""},
+		{"line break inside", "SKU-1\nSKU-2", faults.ErrInvalidValue, ""},
+		{"C1 control inside", "SKU-1\u0085SKU-2", faults.ErrInvalidValue, ""},
+		{"invalid UTF-8", "SKU-2\xff", faults.ErrInvalidValue, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRegistry(t, faults.Config{Flags: faults.ServiceFlags("inventory")})
+			err := r.Set(faults.InventoryOutOfStockSKUs, tc.value)
+			if !errors.Is(err, tc.wantErr) || (tc.wantErr == nil) != (err == nil) {
+				t.Fatalf("Set(%q): got error %v, want %v", tc.value, err, tc.wantErr)
+			}
+			if got := r.String(faults.InventoryOutOfStockSKUs); got != tc.wantValue {
+				t.Errorf("value: got %q, want %q", got, tc.wantValue)
+			}
+		})
+	}
+}

@@ -136,3 +136,42 @@ func TestQueryParametersAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// A restock body is read as strictly as the order API's: a field name in
+// another case ("Quantity", which encoding/json would take for quantity),
+// a field given twice and invalid UTF-8 are a 400 problem, and nothing is
+// restocked.
+func TestRestockBodyIsReadStrictly(t *testing.T) {
+	s := &store{}
+	a, err := app.New(s, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "inventory", Routes: ports.NewHTTP(a).Mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		body, field, detail string
+	}{
+		{`{"Quantity":5}`, "Quantity", `Quantity: is not a known field; did you mean "quantity"? (field names are case-sensitive)`},
+		{`{"quantity":5,"quantity":7}`, "quantity", "quantity: is given more than once; give each field once"},
+		{"{\"quantity\":5,\"x\xff\":1}", "", "request body is not valid UTF-8: byte 0xff at offset 16"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.body, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest("POST", "/stock/SKU-1/restock", strings.NewReader(tc.body)))
+			var p admin.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+				t.Fatalf("got %d %s (%v), want a problem", rec.Code, rec.Body, err)
+			}
+			if rec.Code != 400 || p.Field != tc.field || p.Detail != tc.detail {
+				t.Errorf("got %d field %q detail %q, want 400 field %q detail %q", rec.Code, p.Field, p.Detail, tc.field, tc.detail)
+			}
+		})
+	}
+	if len(s.calls) != 0 {
+		t.Errorf("storage used by refused requests: got %v, want nothing", s.calls)
+	}
+}

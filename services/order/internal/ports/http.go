@@ -31,6 +31,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/headmethod"
+	"github.com/orderflow/orderflow/pkg/jsonbody"
 	"github.com/orderflow/orderflow/pkg/readiness"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -284,7 +285,7 @@ func (e *tooLargeError) Error() string {
 // v's shape, no unknown fields, nothing after it, at most BodyLimit bytes;
 // and, which encoding/json alone would let pass, valid UTF-8, no member
 // twice in one object and field names spelt exactly as v's json tags
-// (strictJSON). An empty body is allowed when optional is true.
+// (jsonbody.Check). An empty body is allowed when optional is true.
 func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	req := c.Request()
 	if req.ContentLength > s.cfg.BodyLimit {
@@ -312,7 +313,7 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	// encoding/json replaces invalid UTF-8 with U+FFFD: the order would
 	// store a customer id the client did not send.
 	if !utf8.Valid(body) {
-		i := invalidUTF8At(body)
+		i := jsonbody.InvalidUTF8At(body)
 		return &malformedError{Detail: fmt.Sprintf("request body is not valid UTF-8: byte 0x%02x at offset %d", body[i], i)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -325,7 +326,11 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	}
 	// After Decode, so that its errors (a type, an unknown field) come
 	// first, as they did; the body is known to be one JSON object.
-	return strictJSON(body, reflect.TypeOf(v))
+	var strict *jsonbody.Error
+	if err := jsonbody.Check(body, reflect.TypeOf(v)); errors.As(err, &strict) {
+		return &malformedError{Field: strict.Field, Detail: strict.Detail}
+	}
+	return nil
 }
 
 // jsonError turns an error of decoding body into v into a malformedError
@@ -442,9 +447,9 @@ func hasField(t reflect.Type, path, key string) (known, resolved bool) {
 
 // jsonField finds the field of struct type t that encoding/json decodes
 // the member name into: the one of that json name, or else one whose name
-// equals it under case folding (jsonFieldFold).
+// equals it under case folding (jsonbody.FieldFold).
 func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
-	f, _, ok := jsonFieldFold(t, name)
+	f, _, ok := jsonbody.FieldFold(t, name)
 	return f, ok
 }
 

@@ -1,4 +1,4 @@
-package ports
+package jsonbody
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"unicode/utf8"
 )
 
-// invalidUTF8At returns the offset of the first byte of b that is not
+// InvalidUTF8At returns the offset of the first byte of b that is not
 // part of valid UTF-8, len(b) if every byte is.
-func invalidUTF8At(b []byte) int {
+func InvalidUTF8At(b []byte) int {
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && size == 1 {
@@ -23,19 +23,22 @@ func invalidUTF8At(b []byte) int {
 	return len(b)
 }
 
-// strictJSON refuses what encoding/json (v1) decodes without a word but
-// the API does not accept, in body, a JSON document that decoded into a
-// value of type t: a member name given twice in one object, at any depth
-// (v1 keeps the last), and, in an object that decodes into a struct, a
-// member name that is not exactly one of the struct's json names (v1
-// matches them case-insensitively: "Customer_ID" fills customer_id).
-// The error is a malformedError naming the member as on the wire
-// ("items[1].sku"). encoding/json/v2 refuses both by default, but Go 1.26
-// has it only with GOEXPERIMENT=jsonv2. Embedded structs are not looked
-// into: the request types have none.
-func strictJSON(body []byte, t reflect.Type) error {
+// Check refuses what encoding/json (v1) decodes without a word but an
+// API does not accept, in body, a JSON document that decodes into a value
+// of type t (valid UTF-8: see InvalidUTF8At): an escaped half of a UTF-16
+// surrogate pair without its other half (v1 decodes it to U+FFFD), a
+// member name given twice in one object, at any depth (v1 keeps the
+// last), and, in an object that decodes into a struct, a member name that
+// is not exactly one of the struct's json names (v1 matches them
+// case-insensitively: "Customer_ID" fills customer_id). The error is an
+// *Error naming the member as on the wire ("items[1].sku"). It reads the
+// first JSON value of body only. encoding/json/v2 refuses all three by
+// default, but Go 1.26 has it only with GOEXPERIMENT=jsonv2. Embedded
+// structs are not looked into: their promoted fields are taken for
+// unknown ones.
+func Check(body []byte, t reflect.Type) error {
 	if i, ok := loneSurrogateAt(body); ok {
-		return &malformedError{Detail: fmt.Sprintf("request body escapes half a UTF-16 surrogate pair without the other half (%s at offset %d); it would be stored as U+FFFD", body[i:i+6], i)}
+		return &Error{Detail: fmt.Sprintf("request body escapes half a UTF-16 surrogate pair without the other half (%s at offset %d); it would be stored as U+FFFD", body[i:i+6], i)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
@@ -47,7 +50,7 @@ func strictJSON(body []byte, t reflect.Type) error {
 func strictValue(dec *json.Decoder, t reflect.Type, path string) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return &malformedError{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+		return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
 	}
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -68,7 +71,7 @@ func strictValue(dec *json.Decoder, t reflect.Type, path string) error {
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
-				return &malformedError{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+				return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
 			}
 			key, _ := tok.(string) // in an object, Token returns a key or '}'
 			field := key
@@ -76,18 +79,18 @@ func strictValue(dec *json.Decoder, t reflect.Type, path string) error {
 				field = path + "." + key
 			}
 			if seen[key] {
-				return &malformedError{Field: field, Detail: "is given more than once; give each field once"}
+				return &Error{Field: field, Detail: "is given more than once; give each field once"}
 			}
 			seen[key] = true
 			var elem reflect.Type
 			switch {
 			case t != nil && t.Kind() == reflect.Struct:
-				f, name, ok := jsonFieldFold(t, key)
+				f, name, ok := FieldFold(t, key)
 				if ok && name != key {
-					return &malformedError{Field: field, Detail: fmt.Sprintf("is not a known field; did you mean %q? (field names are case-sensitive)", name)}
+					return &Error{Field: field, Detail: fmt.Sprintf("is not a known field; did you mean %q? (field names are case-sensitive)", name)}
 				}
 				if !ok {
-					return &malformedError{Field: field, Detail: "is not a known field"}
+					return &Error{Field: field, Detail: "is not a known field"}
 				}
 				elem = f.Type
 			case t != nil && t.Kind() == reflect.Map:
@@ -101,15 +104,15 @@ func strictValue(dec *json.Decoder, t reflect.Type, path string) error {
 		return nil // a scalar
 	}
 	if _, err := dec.Token(); err != nil { // the closing ']' or '}'
-		return &malformedError{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+		return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
 	}
 	return nil
 }
 
-// jsonFieldFold finds the field of struct type t whose json name (tag or
-// Go name) is key, or else equals key under Unicode case folding, and
-// returns it with its json name.
-func jsonFieldFold(t reflect.Type, key string) (reflect.StructField, string, bool) {
+// FieldFold finds the field of struct type t whose json name (tag or Go
+// name) is key, or else equals key under Unicode case folding (the field
+// encoding/json v1 decodes key into), and returns it with its json name.
+func FieldFold(t reflect.Type, key string) (reflect.StructField, string, bool) {
 	var (
 		folded     reflect.StructField
 		foldedName string
