@@ -350,6 +350,7 @@ func TestStatusOf(t *testing.T) {
 		{fmt.Errorf("x: %w", faults.ErrInvalidValue), 400},
 		{admin.BadField("sku", "unknown"), 400},
 		{fmt.Errorf("x: %w", admin.ErrConflict), 409},
+		{admin.IdempotencyKeyReused("was sent before with another restock"), 422},
 		{fmt.Errorf("x: %w", context.DeadlineExceeded), 503},
 		{&admin.Problem{Status: 418}, 418},
 		{echo.NewHTTPError(405), 405},

@@ -25,7 +25,14 @@ var (
 	ErrNotFound    = errors.New("not found")
 	ErrConflict    = errors.New("conflict")
 	ErrUnavailable = errors.New("unavailable")
+	// ErrIdempotencyKeyReused: the request's Idempotency-Key was sent
+	// before with another request (see IdempotencyKeyReused).
+	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 )
+
+// ProblemTypeIdempotencyKeyReused is the problem type of
+// ErrIdempotencyKeyReused, the order API's for the same refusal.
+const ProblemTypeIdempotencyKeyReused = "urn:orderflow:problem:idempotency-key-reused"
 
 // ProblemContentType is the media type of RFC 9457 problem details.
 const ProblemContentType = "application/problem+json"
@@ -65,6 +72,14 @@ func BadField(field, detail string) error {
 	return &FieldError{Field: field, Err: badRequest(detail)}
 }
 
+// IdempotencyKeyReused returns the error of a request whose
+// Idempotency-Key was sent before with another request: a 422 of problem
+// type ProblemTypeIdempotencyKeyReused naming the header, detail saying
+// what the key was used for.
+func IdempotencyKeyReused(detail string) error {
+	return &FieldError{Field: HeaderIdempotencyKey, Err: &wrapped{msg: detail, err: ErrIdempotencyKeyReused}}
+}
+
 // badRequest returns an error wrapping ErrBadRequest whose text is detail
 // alone: the problem's title already says "Bad Request".
 func badRequest(detail string) error {
@@ -96,6 +111,8 @@ func StatusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
+	case errors.Is(err, ErrIdempotencyKeyReused):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
 	}
@@ -135,6 +152,9 @@ func problemFor(err error, instance string) Problem {
 	var fe *FieldError
 	if errors.As(err, &fe) {
 		out.Field = fe.Field
+	}
+	if errors.Is(err, ErrIdempotencyKeyReused) {
+		out.Type, out.Title = ProblemTypeIdempotencyKeyReused, "Idempotency key reused"
 	}
 	return out
 }

@@ -170,40 +170,49 @@ func TestCrashPoints(t *testing.T) {
 
 // A restock sent again with its Idempotency-Key (its answer was lost)
 // adds nothing and is answered as a replay; the same key with another
-// quantity is another restock; a malformed key is a 400 and adds nothing.
+// quantity or another SKU is refused with a 422, as POST /orders refuses a
+// key reused with another body, and adds nothing; a malformed key is a 400
+// and adds nothing.
 func TestRestockWithAnIdempotencyKeyHappensOnce(t *testing.T) {
 	h := start(t)
-	restock := func(body, key string) (int, bool) {
+	restock := func(sku, body, key string) (int, bool) {
 		t.Helper()
 		header := http.Header{}
 		if key != "" {
 			header.Set("Idempotency-Key", key)
 		}
-		code, got := h.SendWithHeader(http.MethodPost, "/stock/SKU-5/restock", body, header)
+		code, got := h.SendWithHeader(http.MethodPost, "/stock/"+sku+"/restock", body, header)
 		return code, got.Get("Idempotent-Replayed") == "true"
 	}
 	steps := []struct {
-		body, key     string
-		wantCode      int
-		wantReplayed  bool
-		wantRestocked int
+		sku, body, key string
+		wantCode       int
+		wantReplayed   bool
+		wantRestocked  int // of SKU-5
 	}{
-		{`{"quantity":5}`, "k-1", 200, false, 5},
-		{`{"quantity":5}`, "k-1", 200, true, 5},
-		{`{"quantity":3}`, "k-1", 200, false, 8},
-		{`{"quantity":5}`, "k-2", 200, false, 13},
-		{`{"quantity":5}`, "bad\tkey", 400, false, 13},
-		{`{"quantity":5}`, "", 200, false, 18},
-		{`{"quantity":5}`, "", 200, false, 23},
+		{"SKU-5", `{"quantity":5}`, "k-1", 200, false, 5},
+		{"SKU-5", `{"quantity":5}`, "k-1", 200, true, 5},
+		{"SKU-5", `{"quantity":3}`, "k-1", 422, false, 5},
+		{"SKU-5", `{"quantity":7}`, "k-1", 422, false, 5},
+		{"SKU-4", `{"quantity":5}`, "k-1", 422, false, 5},
+		{"SKU-5", `{"quantity":5}`, "k-1", 200, true, 5}, // still the first restock's
+		{"SKU-5", `{"quantity":0}`, "k-1", 422, false, 5},
+		{"SKU-5", `{"quantity":5}`, "k-2", 200, false, 10},
+		{"SKU-5", `{"quantity":5}`, "bad\tkey", 400, false, 10},
+		{"SKU-5", `{"quantity":5}`, "", 200, false, 15},
+		{"SKU-5", `{"quantity":5}`, "", 200, false, 20},
 	}
 	for i, st := range steps {
-		code, replayed := restock(st.body, st.key)
+		code, replayed := restock(st.sku, st.body, st.key)
 		if code != st.wantCode || replayed != st.wantReplayed {
-			t.Errorf("step %d (%s, key %q): got %d replayed=%v, want %d replayed=%v", i, st.body, st.key, code, replayed, st.wantCode, st.wantReplayed)
+			t.Errorf("step %d (%s %s, key %q): got %d replayed=%v, want %d replayed=%v", i, st.sku, st.body, st.key, code, replayed, st.wantCode, st.wantReplayed)
 		}
 		if s := h.stock("SKU-5"); s.Restocked != st.wantRestocked || !s.Conserved() {
-			t.Errorf("step %d (%s, key %q): got restocked %d (%+v), want %d and conserved", i, st.body, st.key, s.Restocked, s, st.wantRestocked)
+			t.Errorf("step %d (%s %s, key %q): got SKU-5 restocked %d (%+v), want %d and conserved", i, st.sku, st.body, st.key, s.Restocked, s, st.wantRestocked)
 		}
+	}
+	if s := h.stock("SKU-4"); s.Restocked != 0 {
+		t.Errorf("SKU-4 after the refused restock: got restocked %d, want 0", s.Restocked)
 	}
 }
 

@@ -115,7 +115,8 @@ func (a *Admin) Stock(ctx context.Context) ([]Stock, error) {
 
 // Restock adds quantity units of sku to inventory's stock.
 // idempotencyKey, when not empty, makes a retry of the same restock (same
-// key, SKU and quantity) add nothing.
+// key, SKU and quantity) add nothing; inventory refuses the key sent with
+// another SKU or quantity (a 422 Problem of type idempotency-key-reused).
 func (a *Admin) Restock(ctx context.Context, sku string, quantity int, idempotencyKey string) (Stock, error) {
 	body := struct {
 		Quantity int `json:"quantity"`

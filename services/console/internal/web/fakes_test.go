@@ -275,10 +275,10 @@ type fakeAdmin struct {
 	sets     []string
 	resets   []string
 	restocks []string
-	// restockKeys are the idempotency keys of the restocks applied (with
-	// the SKU and quantity): one sent again is not applied again, as
-	// inventory does.
-	restockKeys map[string]bool
+	// restockKeys are the idempotency keys of the restocks applied, each
+	// with its SKU and quantity: as inventory does, one sent again with
+	// them is a replay, applied once; with others, a 422.
+	restockKeys map[string]string
 	// provider is the provider route of payment (/gateway) and shipping
 	// (/carrier); records its books by order id; providerStatus, when
 	// set, is its error answer.
@@ -475,15 +475,21 @@ func (a *fakeAdmin) handler() http.Handler {
 		for i := range a.stock {
 			if a.stock[i].SKU == r.PathValue("sku") {
 				if key := r.Header.Get("Idempotency-Key"); key != "" {
-					id := fmt.Sprintf("%s %d %s", a.stock[i].SKU, body.Quantity, key)
-					if a.restockKeys[id] {
+					restock := fmt.Sprintf("%s by %d", a.stock[i].SKU, body.Quantity)
+					switch earlier, ok := a.restockKeys[key]; {
+					case ok && earlier == restock:
+						w.Header().Set("Idempotent-Replayed", "true")
 						writeJSON(w, http.StatusOK, a.stock[i])
+						return
+					case ok:
+						writeProblem(w, upstream.Problem{Status: 422, Type: "urn:orderflow:problem:idempotency-key-reused", Title: "Idempotency key reused",
+							Field: "Idempotency-Key", Detail: "Idempotency-Key: was sent before with another restock (" + earlier + "); send a new key for this one"})
 						return
 					}
 					if a.restockKeys == nil {
-						a.restockKeys = map[string]bool{}
+						a.restockKeys = map[string]string{}
 					}
-					a.restockKeys[id] = true
+					a.restockKeys[key] = restock
 				}
 				a.restocks = append(a.restocks, fmt.Sprintf("%s+%d", a.stock[i].SKU, body.Quantity))
 				a.stock[i].Available += body.Quantity

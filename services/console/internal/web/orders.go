@@ -358,8 +358,8 @@ func (s *Server) placeOrder(c echo.Context) error {
 	return s.writeAction(c, status, form, fl, trigger)
 }
 
-// keyReused reports the order API refusing an idempotency key already
-// used for a different request.
+// keyReused reports the order API (or inventory, for a restock) refusing
+// an idempotency key already used for a different request.
 func keyReused(p *upstream.Problem) bool {
 	// The type, not the field: an empty or repeated key is a 422 on the
 	// same field, and not a sign of an earlier order.

@@ -238,6 +238,81 @@ func TestHeldRestockOutlivesPolls(t *testing.T) {
 	}
 }
 
+// A held restock's row keeps its key for its quantity only: another
+// quantity typed over it is another restock, sent with a new key (inventory
+// refuses a key sent again with another quantity, 422), and added.
+func TestHeldRestockWithAnotherQuantityIsAnotherRestock(t *testing.T) {
+	for _, htmx := range []bool{true, false} {
+		t.Run(map[bool]string{true: "htmx", false: "without JavaScript"}[htmx], func(t *testing.T) {
+			e := newEnv(t, func(c *Config) { c.UpstreamTimeout = 300 * time.Millisecond })
+			inv := e.admins[ServiceInventory]
+			c := newClient(t, e.srv)
+			c.token()
+			inv.mu.Lock()
+			inv.hang = true
+			inv.mu.Unlock()
+			if r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}, "idempotency_key": {"key-r"}}, true); r.Code != http.StatusServiceUnavailable {
+				t.Fatalf("restock without an answer: got %d, want 503\n%s", r.Code, abbreviate(r.Body))
+			}
+			inv.mu.Lock()
+			inv.hang = false
+			inv.mu.Unlock()
+
+			// The held row's form, its quantity changed from 7 to 9.
+			form := url.Values{"quantity": {"9"}, "idempotency_key": {"key-r"},
+				"held_sku": {"SKU-5"}, "held_key": {"key-r"}, "held_qty": {"7"}}
+			r := c.post("/stock/SKU-5/restock", form, htmx)
+			if !htmx && r.Code == http.StatusSeeOther {
+				r = c.get(r.Header.Get("Location"), false)
+			}
+			if r.Code != http.StatusOK {
+				t.Fatalf("restock of 9 over the held 7: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+			}
+			if _, _, restocks := inv.calls(); len(restocks) != 2 || restocks[1] != "SKU-5+9" {
+				t.Errorf("restocks: got %v, want SKU-5+7 then SKU-5+9", restocks)
+			}
+			mustNotContain(t, "the answer", r.Body, "not restocked", `data-held=`)
+
+			// The held 7 sent again with its key is still one restock.
+			held := url.Values{"quantity": {"7"}, "idempotency_key": {"key-r"}}
+			if r := c.post("/stock/SKU-5/restock", held, true); r.Code != http.StatusOK {
+				t.Errorf("the held restock again: got %d, want 200\n%s", r.Code, abbreviate(r.Body))
+			}
+			if _, _, restocks := inv.calls(); len(restocks) != 2 {
+				t.Errorf("restocks after the held one again: got %v, want SKU-5+7 and SKU-5+9 once each", restocks)
+			}
+		})
+	}
+}
+
+// A restock inventory refuses because its key was sent with another
+// restock (a form sent twice, its quantity changed in between) says so,
+// adds nothing, and leaves the row a new key to send it with.
+func TestRestockWithAReusedKeySaysSo(t *testing.T) {
+	e := newEnv(t)
+	inv := e.admins[ServiceInventory]
+	c := newClient(t, e.srv)
+	if r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"7"}, "idempotency_key": {"key-1"}}, true); r.Code != http.StatusOK {
+		t.Fatalf("first restock: got %d, want 200", r.Code)
+	}
+	r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"9"}, "idempotency_key": {"key-1"}}, true)
+	if r.Code != http.StatusUnprocessableEntity {
+		t.Fatalf("the same form with 9: got %d, want 422\n%s", r.Code, abbreviate(r.Body))
+	}
+	mustContain(t, "reused key", r.Body, "SKU-5 not restocked", "already sent another restock", `value="9"`)
+	mustNotContain(t, "reused key", r.Body, "Idempotency-Key")
+	key := firstGroup(regexp.MustCompile(`(?s)<tr data-sku="SKU-5">.*?name="idempotency_key" value="([^"]+)"`), r.Body)
+	if key == "" || key == "key-1" {
+		t.Fatalf("SKU-5's key: got %q, want a new one", key)
+	}
+	if r := c.post("/stock/SKU-5/restock", url.Values{"quantity": {"9"}, "idempotency_key": {key}}, true); r.Code != http.StatusOK {
+		t.Errorf("restock of 9 with the new key: got %d, want 200", r.Code)
+	}
+	if _, _, restocks := inv.calls(); len(restocks) != 2 || restocks[1] != "SKU-5+9" {
+		t.Errorf("restocks: got %v, want SKU-5+7 then SKU-5+9", restocks)
+	}
+}
+
 // firstGroup returns re's first group in s, "" when re does not match.
 func firstGroup(re *regexp.Regexp, s string) string {
 	if m := re.FindStringSubmatch(s); m != nil {

@@ -82,6 +82,17 @@ func parseHeld(params url.Values) []heldRestock {
 	return held
 }
 
+// heldKeyOfAnother reports whether key is that of the restock of sku held,
+// and quantity not its quantity.
+func heldKeyOfAnother(held []heldRestock, sku, key string, quantity int) bool {
+	for _, h := range held {
+		if h.SKU == sku && h.Key == key && h.Quantity != quantity {
+			return true
+		}
+	}
+	return false
+}
+
 // withHeld returns held with h in place of any restock of h's SKU.
 func withHeld(held []heldRestock, h heldRestock) []heldRestock {
 	return append(withoutHeld(held, h.SKU), h)
@@ -195,12 +206,26 @@ func (s *Server) restock(c echo.Context) error {
 		rowErr = fmt.Sprintf("Enter a whole number from 1 to %d, not %q.", maxRestock, raw)
 		status, fl = http.StatusUnprocessableEntity, flashError(sku+" not restocked: "+rowErr)
 	default:
+		// A held restock's key names its quantity: another quantity typed
+		// over it is another restock, which inventory refuses with that
+		// key (422), so it is sent with a key of its own.
+		if heldKeyOfAnother(held, sku, key, n) {
+			key = newKey()
+		}
 		st, err := s.inventory.Restock(ctx, sku, n, key)
 		prob, isProblem := upstream.AsProblem(err)
 		switch {
 		case err == nil:
 			held = withoutHeld(held, sku)
 			fl = flashOK(fmt.Sprintf("%s restocked by %d: %d available.", sku, n, st.Available))
+		case isProblem && keyReused(prob):
+			// The form was sent before with another quantity (changed
+			// while its first restock was on its way): that one stands,
+			// this one was not added; the row gets a new key.
+			held = withoutHeld(held, sku)
+			status = http.StatusUnprocessableEntity
+			rowErr = "This form already sent another restock; nothing was added now. Press Restock again to add these units."
+			fl = flashError(sku + " not restocked: " + rowErr)
 		case isProblem && prob.Status < 500:
 			held = withoutHeld(held, sku)
 			status = http.StatusUnprocessableEntity

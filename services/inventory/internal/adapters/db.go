@@ -1,5 +1,5 @@
 // Package adapters holds inventory's infrastructure: its tables in the
-// service's SQLite database (stock, reservations), the store over them, and
+// service's SQLite database (stock, reservations, restock keys), the store over them, and
 // the unit of work (pkg/servicedb's) that ties a state change, the processed
 // message id and the emitted messages into one local transaction.
 package adapters
@@ -35,6 +35,15 @@ var schema = []string{
 		updated_at  INTEGER NOT NULL
 	)`,
 	`CREATE INDEX IF NOT EXISTS reservations_status ON reservations (status)`,
+	// The Idempotency-Keys of restocks, each with the restock it was sent
+	// with (app.RestockKey); created_at in Unix milliseconds.
+	`CREATE TABLE IF NOT EXISTS restock_keys (
+		key        TEXT    PRIMARY KEY,
+		sku        TEXT    NOT NULL,
+		quantity   INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS restock_keys_created ON restock_keys (created_at)`,
 }
 
 // Seeding is what Migrate did with the catalogue.

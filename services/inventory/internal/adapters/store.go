@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/servicedb"
+	"github.com/orderflow/orderflow/services/inventory/internal/app"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
 )
 
@@ -147,4 +148,40 @@ func (s Store) ListStock(ctx context.Context) ([]domain.Stock, error) {
 // ReservationCounts counts reservations by status.
 func (s Store) ReservationCounts(ctx context.Context) (map[domain.Status]int, error) {
 	return servicedb.CountByKey[domain.Status](ctx, s.q, "count reservations", `SELECT status, COUNT(*) FROM reservations GROUP BY status`)
+}
+
+// RestockKey returns the record of Idempotency-Key key, found false when
+// none is kept.
+func (s Store) RestockKey(ctx context.Context, key string) (app.RestockKey, bool, error) {
+	rk := app.RestockKey{Key: key}
+	var created int64
+	err := s.q.QueryRowContext(ctx, `SELECT sku, quantity, created_at FROM restock_keys WHERE key = ?`, key).
+		Scan(&rk.SKU, &rk.Quantity, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return app.RestockKey{}, false, nil
+	}
+	if err != nil {
+		return app.RestockKey{}, false, fmt.Errorf("load restock key: %w", err)
+	}
+	rk.CreatedAt = time.UnixMilli(created).UTC()
+	return rk, true, nil
+}
+
+// SaveRestockKey records an Idempotency-Key with its restock; a key kept
+// already is an error (the primary key's).
+func (s Store) SaveRestockKey(ctx context.Context, rk app.RestockKey) error {
+	_, err := s.q.ExecContext(ctx, `INSERT INTO restock_keys (key, sku, quantity, created_at) VALUES (?, ?, ?, ?)`,
+		rk.Key, rk.SKU, rk.Quantity, rk.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("save restock key: %w", err)
+	}
+	return nil
+}
+
+// PurgeRestockKeys deletes the keys recorded before t.
+func (s Store) PurgeRestockKeys(ctx context.Context, t time.Time) error {
+	if _, err := s.q.ExecContext(ctx, `DELETE FROM restock_keys WHERE created_at < ?`, t.UnixMilli()); err != nil {
+		return fmt.Errorf("purge restock keys: %w", err)
+	}
+	return nil
 }

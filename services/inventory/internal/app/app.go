@@ -7,6 +7,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
@@ -39,6 +40,14 @@ type Tx interface {
 	// Emit stores m in the outbox; it is published if the transaction
 	// commits.
 	Emit(ctx context.Context, m contracts.Message) error
+	// RestockKey returns the record of a restock's Idempotency-Key, found
+	// false when none is kept.
+	RestockKey(ctx context.Context, key string) (rk RestockKey, found bool, err error)
+	// SaveRestockKey records a restock's Idempotency-Key; one kept
+	// already is an error.
+	SaveRestockKey(ctx context.Context, rk RestockKey) error
+	// PurgeRestockKeys deletes the keys recorded before t.
+	PurgeRestockKeys(ctx context.Context, t time.Time) error
 }
 
 // ReadModel answers the queries.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
 )
@@ -11,16 +12,50 @@ import (
 // ErrUnknownSKU is returned by Restock for a SKU inventory does not hold.
 var ErrUnknownSKU = domain.ErrUnknownSKU
 
+// ErrIdempotencyKeyReused is returned by Restock for an Idempotency-Key
+// sent before with another restock (another SKU or quantity): a key names
+// one restock, as it names one order on POST /orders. The error is a
+// *KeyReusedError, which names that restock.
+var ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
+
+// RestockKeyRetention is how long a restock's Idempotency-Key is kept: as
+// long as the inbox keeps a message id (servicehost.InboxRetention). A key
+// sent again later is a new restock's.
+const RestockKeyRetention = 7 * 24 * time.Hour
+
 // Restock adds units of a SKU (an admin action).
 type Restock struct {
 	SKU      string
 	Quantity int
 	// IdempotencyKey, when set, makes the restock happen once: a retry
 	// with the same key, SKU and quantity (its answer was lost, say)
-	// changes nothing and answers the current stock. The inbox remembers
-	// it as long as a message id (servicehost.InboxRetention).
+	// changes nothing and answers the current stock; the key sent with
+	// another SKU or quantity is ErrIdempotencyKeyReused. A key is kept
+	// for RestockKeyRetention.
 	IdempotencyKey string
 }
+
+// RestockKey is the record of a restock made with an Idempotency-Key:
+// the restock the key was sent with.
+type RestockKey struct {
+	Key       string
+	SKU       string
+	Quantity  int
+	CreatedAt time.Time
+}
+
+// KeyReusedError is Restock's error for an Idempotency-Key sent before
+// with another restock, Earlier. It matches ErrIdempotencyKeyReused.
+type KeyReusedError struct {
+	Earlier RestockKey
+}
+
+func (e *KeyReusedError) Error() string {
+	return fmt.Sprintf("%v: key %q restocked %s by %d", ErrIdempotencyKeyReused, e.Earlier.Key, e.Earlier.SKU, e.Earlier.Quantity)
+}
+
+// Unwrap returns ErrIdempotencyKeyReused.
+func (e *KeyReusedError) Unwrap() error { return ErrIdempotencyKeyReused }
 
 // RestockResult is a restock's outcome.
 type RestockResult struct {
@@ -43,52 +78,78 @@ func NewRestockHandler(uow UnitOfWork) (RestockHandler, error) {
 	return RestockHandler{uow: uow}, nil
 }
 
-// Handle adds the units and returns the new stock.
+// Handle adds the units and returns the new stock. With an idempotency
+// key, the key, looked up and recorded in the restock's transaction,
+// decides first: kept with this SKU and quantity, the restock is a replay;
+// kept with others, ErrIdempotencyKeyReused.
 func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult, error) {
-	var out domain.Stock
-	load := func(ctx context.Context, tx Tx) (domain.Stock, error) {
-		stock, err := tx.Stock(ctx, []string{cmd.SKU})
-		if err != nil {
-			return domain.Stock{}, err
-		}
-		s, ok := stock[cmd.SKU]
-		if !ok {
-			return domain.Stock{}, fmt.Errorf("%w %q", ErrUnknownSKU, cmd.SKU)
-		}
-		return s, nil
-	}
+	var res RestockResult
 	// DoRequest, not Do: a restock is a request, not a message, and must
 	// not reach the crash_mid_handler fault point (a console restock,
-	// always keyed, would take inventory down, and its retry again).
-	duplicate, err := h.uow.DoRequest(ctx, restockID(cmd), func(ctx context.Context, tx Tx) error {
-		s, err := load(ctx, tx)
+	// always keyed, would take inventory down, and its retry again). The
+	// key is the restock's own record, not an inbox id: a key sent again
+	// must be told apart by what it was sent with.
+	_, err := h.uow.DoRequest(ctx, "", func(ctx context.Context, tx Tx) error {
+		now := time.Now()
+		if cmd.IdempotencyKey != "" {
+			earlier, found, err := restockKey(ctx, tx, cmd.IdempotencyKey, now)
+			if err != nil {
+				return err
+			}
+			if found && (earlier.SKU != cmd.SKU || earlier.Quantity != cmd.Quantity) {
+				return &KeyReusedError{Earlier: earlier}
+			}
+			if found {
+				s, err := loadStock(ctx, tx, cmd.SKU)
+				res = RestockResult{Stock: s, Replayed: true}
+				return err
+			}
+		}
+		s, err := loadStock(ctx, tx, cmd.SKU)
 		if err != nil {
 			return err
 		}
 		if err := s.Restock(cmd.Quantity); err != nil {
 			return err
 		}
-		out = s
-		return tx.SaveStock(ctx, []domain.Stock{s})
-	})
-	if err == nil && duplicate {
-		_, err = h.uow.DoRequest(ctx, "", func(ctx context.Context, tx Tx) error {
-			out, err = load(ctx, tx)
+		if err := tx.SaveStock(ctx, []domain.Stock{s}); err != nil {
 			return err
-		})
-	}
+		}
+		if cmd.IdempotencyKey != "" {
+			rk := RestockKey{Key: cmd.IdempotencyKey, SKU: cmd.SKU, Quantity: cmd.Quantity, CreatedAt: now}
+			if err := tx.SaveRestockKey(ctx, rk); err != nil {
+				return err
+			}
+		}
+		res = RestockResult{Stock: s}
+		return nil
+	})
 	if err != nil {
 		return RestockResult{}, fmt.Errorf("restock %s: %w", cmd.SKU, err)
 	}
-	return RestockResult{Stock: out, Replayed: duplicate}, nil
+	return res, nil
 }
 
-// restockID is the inbox key of a restock with an idempotency key, "" (no
-// deduplication) without. The SKU and quantity are part of it: a key sent
-// again with another restock is that other restock, not a retry.
-func restockID(cmd Restock) string {
-	if cmd.IdempotencyKey == "" {
-		return ""
+// restockKey returns the record of key, after deleting the keys older
+// than RestockKeyRetention (a restock is rare, and its transaction the
+// place to keep the table small).
+func restockKey(ctx context.Context, tx Tx, key string, now time.Time) (RestockKey, bool, error) {
+	if err := tx.PurgeRestockKeys(ctx, now.Add(-RestockKeyRetention)); err != nil {
+		return RestockKey{}, false, err
 	}
-	return fmt.Sprintf("restock %s %d %s", cmd.SKU, cmd.Quantity, cmd.IdempotencyKey)
+	return tx.RestockKey(ctx, key)
+}
+
+// loadStock returns the stock of sku, ErrUnknownSKU when inventory holds
+// none.
+func loadStock(ctx context.Context, tx Tx, sku string) (domain.Stock, error) {
+	stock, err := tx.Stock(ctx, []string{sku})
+	if err != nil {
+		return domain.Stock{}, err
+	}
+	s, ok := stock[sku]
+	if !ok {
+		return domain.Stock{}, fmt.Errorf("%w %q", ErrUnknownSKU, sku)
+	}
+	return s, nil
 }

@@ -15,7 +15,8 @@ import (
 // HTTP holds inventory's own routes, mounted on the admin server:
 //
 //	GET  /stock                    [{"sku","available","reserved","initial","restocked"}]
-//	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock (once per Idempotency-Key)
+//	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock (once per Idempotency-Key;
+//	                               the key sent again with another SKU or quantity: 422)
 //	GET  /state                    stock, reservation counts by status, conserved
 //	GET  /reservations/{order_id}  one order's reservation
 //
@@ -71,7 +72,11 @@ func (h *HTTP) restock(c echo.Context) error {
 		return err
 	}
 	res, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: sku, Quantity: *body.Quantity, IdempotencyKey: key})
+	var reused *app.KeyReusedError
 	switch {
+	case errors.As(err, &reused):
+		return admin.IdempotencyKeyReused(fmt.Sprintf("was sent before with another restock (%s by %d); send a new key for this one",
+			reused.Earlier.SKU, reused.Earlier.Quantity))
 	case errors.Is(err, app.ErrUnknownSKU):
 		return &admin.FieldError{Field: "sku", Err: fmt.Errorf("%w: %v", admin.ErrNotFound, err)}
 	case errors.Is(err, domain.ErrInvalidQuantity):

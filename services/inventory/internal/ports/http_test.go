@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/contracts"
@@ -74,6 +75,25 @@ func (s *store) SaveStock(context.Context, []domain.Stock) error {
 
 func (s *store) Emit(context.Context, contracts.Message) error {
 	s.called("Emit")
+	return nil
+}
+
+// RestockKey knows one key, "used", sent with a restock of SKU-1 by 5.
+func (s *store) RestockKey(_ context.Context, key string) (app.RestockKey, bool, error) {
+	s.called("RestockKey")
+	if key != "used" {
+		return app.RestockKey{}, false, nil
+	}
+	return app.RestockKey{Key: key, SKU: "SKU-1", Quantity: 5, CreatedAt: time.Now()}, true, nil
+}
+
+func (s *store) SaveRestockKey(context.Context, app.RestockKey) error {
+	s.called("SaveRestockKey")
+	return nil
+}
+
+func (s *store) PurgeRestockKeys(context.Context, time.Time) error {
+	s.called("PurgeRestockKeys")
 	return nil
 }
 
@@ -173,5 +193,52 @@ func TestRestockBodyIsReadStrictly(t *testing.T) {
 	}
 	if len(s.calls) != 0 {
 		t.Errorf("storage used by refused requests: got %v, want nothing", s.calls)
+	}
+}
+
+// A restock whose Idempotency-Key was sent before with another restock is
+// refused as POST /orders refuses a key reused with another body: 422,
+// problem type idempotency-key-reused, naming the header; the same restock
+// again is a replay.
+func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
+	s := &store{}
+	a, err := app.New(s, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "inventory", Routes: ports.NewHTTP(a).Mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	restock := func(body string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/stock/SKU-1/restock", strings.NewReader(body))
+		req.Header.Set("Idempotency-Key", "used")
+		srv.ServeHTTP(rec, req)
+		return rec
+	}
+	rec := restock(`{"quantity":7}`)
+	var p admin.Problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("got %d %s (%v), want a problem", rec.Code, rec.Body, err)
+	}
+	if rec.Code != 422 || rec.Header().Get("Content-Type") != admin.ProblemContentType {
+		t.Errorf("got %d %q, want 422 %s", rec.Code, rec.Header().Get("Content-Type"), admin.ProblemContentType)
+	}
+	if p.Type != "urn:orderflow:problem:idempotency-key-reused" || p.Title != "Idempotency key reused" || p.Status != 422 || p.Field != "Idempotency-Key" {
+		t.Errorf("problem: got %+v, want type urn:orderflow:problem:idempotency-key-reused, title Idempotency key reused, field Idempotency-Key", p)
+	}
+	const detail = "Idempotency-Key: was sent before with another restock (SKU-1 by 5); send a new key for this one"
+	if p.Detail != detail {
+		t.Errorf("detail:\n got %q\nwant %q", p.Detail, detail)
+	}
+	if rec := restock(`{"quantity":5}`); rec.Code != 200 || rec.Header().Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the same restock again: got %d replayed %q, want 200 replayed true", rec.Code, rec.Header().Get("Idempotent-Replayed"))
+	}
+	for _, c := range s.calls {
+		if c == "SaveStock" || c == "SaveRestockKey" {
+			t.Errorf("storage calls: got %v, want no SaveStock nor SaveRestockKey", s.calls)
+			break
+		}
 	}
 }
