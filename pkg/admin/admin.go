@@ -14,10 +14,13 @@
 //	DELETE /dlq                     purge (?topic= &group=, or the same in a JSON body)
 //	GET    /queue/stats             topics, consumer groups, depth and lag
 //	GET    /outbox                  {"pending": N}: messages this service committed and has not forwarded yet
-//	GET    /metrics                 Prometheus metrics (Config.Metrics)
+//	GET    /metrics                 Prometheus metrics (Config.Metrics; ?name[]= once per family to keep)
 //	GET    /debug/pprof/…           Go's profiles (net/http/pprof): go tool pprof http://ADDR/debug/pprof/profile?seconds=30
 //
 // plus whatever the service adds with Config.Routes (GET /state, …).
+// A query parameter a route does not take is a 400 naming it (CheckQuery):
+// of the routes above, only the filters of the dead letters' lists, replays
+// and purges, /metrics' name[] and the profiles' own (?seconds=) are taken.
 // JSON bodies are read as strictly as the order API's (DecodeJSON).
 // Errors are RFC 9457 application/problem+json, mapped from Go errors in
 // one place (StatusOf).
@@ -168,7 +171,7 @@ func New(cfg Config) (*Server, error) {
 		e.GET("/outbox", s.outbox)
 	}
 	if cfg.Metrics != nil {
-		e.GET("/metrics", echo.WrapHandler(cfg.Metrics))
+		e.GET("/metrics", metrics(cfg.Metrics))
 	}
 	// Profiles, to see where a running service spends its time. They
 	// cost nothing until asked for; like the rest of this API they are
@@ -252,7 +255,30 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// metricsNameFilter is the query parameter of GET /metrics: Prometheus'
+// handler (promhttp) answers only the metric families it names, given once
+// per family.
+const metricsNameFilter = "name[]"
+
+// metrics serves h, the Prometheus handler, on a request whose query holds
+// nothing but metricsNameFilter. Prometheus' scrapers send no query of
+// their own (only what a scrape config's params adds).
+func metrics(h http.Handler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if err := checkQuery(c.QueryString(), []string{metricsNameFilter}, []string{metricsNameFilter}); err != nil {
+			return err
+		}
+		h.ServeHTTP(c.Response(), c.Request())
+		return nil
+	}
+}
+
+// healthz and readyz take no query parameter, as every admin route but
+// /metrics and the profiles.
 func (s *Server) healthz(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok", "service": s.cfg.Service})
 }
 
@@ -280,6 +306,9 @@ func (s *Server) outbox(c echo.Context) error {
 const readyTimeout = 2 * time.Second
 
 func (s *Server) readyz(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	if err := s.ready.Ready(c.Request().Context()); err != nil {
 		return &Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: err.Error()}
 	}

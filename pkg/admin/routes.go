@@ -26,11 +26,20 @@ type faultRoutes struct {
 	reg *faults.Registry
 }
 
+// The fault routes take no query parameter: a ?value= beside a body, or a
+// filter on the list, is refused (CheckQuery), not ignored.
+
 func (f *faultRoutes) list(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	return c.JSON(http.StatusOK, f.reg.Snapshot())
 }
 
 func (f *faultRoutes) get(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	st, err := f.reg.Get(c.Param("name"))
 	if err != nil {
 		return err
@@ -41,6 +50,9 @@ func (f *faultRoutes) get(c echo.Context) error {
 // set accepts {"value": "0.5"}; the value may also be a JSON number or
 // bool ({"value": 0.5}, {"value": true}).
 func (f *faultRoutes) set(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	name := c.Param("name")
 	if _, err := f.reg.Get(name); err != nil {
 		return err
@@ -92,6 +104,9 @@ func flagValue(raw json.RawMessage) (string, error) {
 }
 
 func (f *faultRoutes) reset(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	name := c.Param("name")
 	if err := f.reg.Reset(name); err != nil {
 		return err
@@ -184,6 +199,12 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 // named, so the answer is the same each time. A misspelt filter (?topics=,
 // ?orderid=) must not select everything.
 func CheckQuery(rawQuery string, known ...string) error {
+	return checkQuery(rawQuery, nil, known)
+}
+
+// checkQuery is CheckQuery, except that the parameters in repeatable (of
+// known) may be given more than once.
+func checkQuery(rawQuery string, repeatable, known []string) error {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
 		return BadField("query", fmt.Sprintf("the query string does not decode: %v", err))
@@ -195,9 +216,9 @@ func CheckQuery(rawQuery string, known ...string) error {
 			return BadField(name, fmt.Sprintf("unknown query parameter %q (this route takes none)", name))
 		case !slices.Contains(known, name):
 			return BadField(name, fmt.Sprintf("unknown query parameter %q (known: %s)", name, strings.Join(known, ", ")))
-		case len(values) > 1:
+		case len(values) > 1 && !slices.Contains(repeatable, name):
 			return BadField(name, fmt.Sprintf("query parameter %s is given %d times; give it once", name, len(values)))
-		case len(values) == 0 || values[0] == "":
+		case len(values) == 0 || slices.Contains(values, ""):
 			return BadField(name, fmt.Sprintf("query parameter %s is empty; leave it out, or give it a value", name))
 		}
 	}
@@ -344,7 +365,11 @@ func (d *dlqRoutes) purge(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"purged": n})
 }
 
+// stats takes no query parameter: a ?topic= would not filter them.
 func (d *dlqRoutes) stats(c echo.Context) error {
+	if err := CheckQuery(c.QueryString()); err != nil {
+		return err
+	}
 	st, err := d.b.Inspector().Stats(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("queue stats: %w", err)

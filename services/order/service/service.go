@@ -430,9 +430,13 @@ func (s *Service) AdminAddr() string {
 // Faults returns the service's fault flags.
 func (s *Service) Faults() *faults.Registry { return s.faults }
 
-// adminRoutes adds the order service's own admin routes.
+// adminRoutes adds the order service's own admin routes, which take no
+// query parameter (admin.CheckQuery).
 func (s *Service) adminRoutes(e *echo.Echo) {
 	e.POST("/projections/rebuild", func(c echo.Context) error {
+		if err := admin.CheckQuery(c.QueryString()); err != nil {
+			return err
+		}
 		n, err := s.store.RebuildProjections(c.Request().Context())
 		if err != nil {
 			return err

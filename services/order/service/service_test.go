@@ -179,6 +179,18 @@ func TestServiceDrivesAnOrderToCompletionOverTheQueue(t *testing.T) {
 	if code := getJSON(t, base+"/readyz", nil); code != http.StatusOK {
 		t.Errorf("GET /readyz: got %d, want 200", code)
 	}
+	// A query parameter the rebuild does not take is refused, as on every
+	// admin route, before anything is rebuilt.
+	rq, err := http.Post(admin+"/projections/rebuild?orders=o-1", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused struct{ Field, Detail string }
+	_ = json.NewDecoder(rq.Body).Decode(&refused)
+	rq.Body.Close()
+	if rq.StatusCode != http.StatusBadRequest || refused.Field != "orders" {
+		t.Errorf("admin rebuild with ?orders=: got %d %+v, want 400 naming orders", rq.StatusCode, refused)
+	}
 	rb, err := http.Post(admin+"/projections/rebuild", "application/json", nil)
 	if err != nil {
 		t.Fatal(err)
