@@ -726,3 +726,37 @@ func TestServeRefusesRequestsToReboundNames(t *testing.T) {
 		t.Error("New with an allowed host with a port: got nil error, want one")
 	}
 }
+
+// A flag's name in the path is percent-decoded, as inventory's SKU is: a
+// client that escapes more than it must (payment%5Fdecline%5Frate) reaches
+// the flag, not a 404 naming the escapes.
+func TestFaultNameIsPercentDecoded(t *testing.T) {
+	f := newFixture(t, nil)
+	const path = "/faults/payment%5Fdecline%5Frate"
+	tests := []struct {
+		method, body, wantValue string
+	}{
+		{"PUT", `{"value":"0.5"}`, "0.5"},
+		{"GET", "", "0.5"},
+		{"POST", `{"value":"0.25"}`, "0.25"},
+		{"DELETE", "", "0"},
+	}
+	for _, tc := range tests {
+		code, _, body := f.do(t, tc.method, path, tc.body)
+		var st faults.State
+		if err := json.Unmarshal(body, &st); err != nil || code != 200 {
+			t.Fatalf("%s %s: got %d %s, want 200 and the flag", tc.method, path, code, body)
+		}
+		if st.Name != faults.PaymentDeclineRate || st.Value != tc.wantValue {
+			t.Errorf("%s %s: got %s = %q, want %s = %q", tc.method, path, st.Name, st.Value, faults.PaymentDeclineRate, tc.wantValue)
+		}
+		if got := f.reg.Rate(faults.PaymentDeclineRate); fmt.Sprint(got) != tc.wantValue {
+			t.Errorf("%s %s: registry holds %v, want %s", tc.method, path, got, tc.wantValue)
+		}
+	}
+	// An escaped name that is no flag is a 404 naming the name decoded.
+	code, _, body := f.do(t, "GET", "/faults/n%6Fpe", "")
+	if code != 404 || !strings.Contains(string(body), `unknown fault flag \"nope\"`) {
+		t.Errorf("GET /faults/n%%6Fpe: got %d %s, want 404 naming \"nope\"", code, body)
+	}
+}

@@ -27,7 +27,8 @@ type faultRoutes struct {
 }
 
 // The fault routes take no query parameter: a ?value= beside a body, or a
-// filter on the list, is refused (CheckQuery), not ignored.
+// filter on the list, is refused (CheckQuery), not ignored. The {name} of
+// a flag is percent-decoded (PathParam).
 
 func (f *faultRoutes) list(c echo.Context) error {
 	if err := CheckQuery(c.QueryString()); err != nil {
@@ -40,7 +41,11 @@ func (f *faultRoutes) get(c echo.Context) error {
 	if err := CheckQuery(c.QueryString()); err != nil {
 		return err
 	}
-	st, err := f.reg.Get(c.Param("name"))
+	name, err := PathParam(c, "name")
+	if err != nil {
+		return err
+	}
+	st, err := f.reg.Get(name)
 	if err != nil {
 		return err
 	}
@@ -53,7 +58,10 @@ func (f *faultRoutes) set(c echo.Context) error {
 	if err := CheckQuery(c.QueryString()); err != nil {
 		return err
 	}
-	name := c.Param("name")
+	name, err := PathParam(c, "name")
+	if err != nil {
+		return err
+	}
 	if _, err := f.reg.Get(name); err != nil {
 		return err
 	}
@@ -107,7 +115,10 @@ func (f *faultRoutes) reset(c echo.Context) error {
 	if err := CheckQuery(c.QueryString()); err != nil {
 		return err
 	}
-	name := c.Param("name")
+	name, err := PathParam(c, "name")
+	if err != nil {
+		return err
+	}
 	if err := f.reg.Reset(name); err != nil {
 		return err
 	}
