@@ -120,3 +120,62 @@ func TestFaultValueRefusesControlCharacters(t *testing.T) {
 		t.Errorf("out-of-stock SKUs after the refused requests: got %q, want none", got)
 	}
 }
+
+// A problem's detail says what is wrong with which field, in words for the
+// client: the field once, then what is wrong with it; no Go type names, no
+// internal prefixes ("bad request: ", "invalid fault flag value: …: ").
+func TestProblemDetailsSayWhatIsWrong(t *testing.T) {
+	tests := []struct {
+		method, path, body string
+		status             int
+		field, detail      string
+	}{
+		{"PUT", "/faults/payment_decline_rate", `{"value":"2"}`, 400,
+			"value", "value: rate must be between 0 and 1, got 2"},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"half"}`, 400,
+			"value", `value: "half" is not a number`},
+		{"PUT", "/faults/payment_latency", `{"value":"5"}`, 400,
+			"value", `value: "5" is not a duration such as 250ms or 2s`},
+		{"PUT", "/faults/payment_latency", `{"value":"11m"}`, 400,
+			"value", "value: must not exceed 10m"},
+		{"PUT", "/faults/crash_mid_handler", `{"value":"yes"}`, 400,
+			"value", `value: "yes" is not true or false`},
+		{"PUT", "/faults/payment_decline_rate", `{}`, 400,
+			"value", `value: is required and must not be null, e.g. {"value": "0.5"}`},
+		{"PUT", "/faults/payment_decline_rate", `{"value":[1]}`, 400,
+			"value", "value: must be a string, a number or a boolean"},
+		{"PUT", "/faults/payment_decline_rate", `{"value":"0.5","extra":1}`, 400,
+			"extra", "extra: is not a known field"},
+		{"PUT", "/faults/payment_decline_rate", `{"value":`, 400,
+			"", "truncated JSON"},
+		{"PUT", "/faults/payment_decline_rate", `{"value":x}`, 400,
+			"", "invalid JSON at byte 10: invalid character 'x' looking for beginning of value"},
+		{"PUT", "/faults/payment_decline_rate", `["0.5"]`, 400,
+			"", "request body is not a JSON object"},
+		{"DELETE", "/dlq", `{"topic":null}`, 400,
+			"topic", "topic: is null; leave it out to select every topic"},
+		{"DELETE", "/dlq", `{"group":""}`, 400,
+			"group", "group: is empty; leave it out to select every group"},
+		{"POST", "/dlq/replay", `{"topic":7}`, 400,
+			"topic", "topic: must be a string"},
+		{"GET", "/dlq?limit=x", "", 400,
+			"limit", `limit: must be an integer from 1 to 1000, got "x"`},
+		{"GET", "/dlq/abc", "", 400,
+			"id", `id: must be a positive integer, got "abc"`},
+		{"GET", "/missing", "", 404,
+			"", "payment p-1"},
+	}
+	f := newFixture(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path+" "+tc.body, func(t *testing.T) {
+			code, _, raw := f.do(t, tc.method, tc.path, tc.body)
+			var p admin.Problem
+			if err := json.Unmarshal(raw, &p); err != nil || code != tc.status {
+				t.Fatalf("got %d %s (%v), want a %d problem", code, raw, err, tc.status)
+			}
+			if p.Field != tc.field || p.Detail != tc.detail {
+				t.Errorf("got field %q detail %q\nwant field %q detail %q", p.Field, p.Detail, tc.field, tc.detail)
+			}
+		})
+	}
+}

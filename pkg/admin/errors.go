@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -18,8 +19,10 @@ import (
 )
 
 // Errors a route handler (the server's or a service's own) returns, wrapped
-// with context: fmt.Errorf("%w: unknown sku %q", admin.ErrNotFound, sku).
-// StatusOf turns them into HTTP statuses.
+// with context: fmt.Errorf("%w: payment %s", admin.ErrNotFound, id), or,
+// when one input is at fault, BadField and NotFound. StatusOf turns them
+// into HTTP statuses; a problem's detail leaves out their text, which its
+// title says ("payment p-1", not "not found: payment p-1").
 var (
 	ErrBadRequest  = errors.New("bad request")
 	ErrNotFound    = errors.New("not found")
@@ -70,6 +73,12 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // BadField returns a FieldError for field wrapping ErrBadRequest.
 func BadField(field, detail string) error {
 	return &FieldError{Field: field, Err: badRequest(detail)}
+}
+
+// NotFound returns a FieldError for field wrapping ErrNotFound: the thing
+// field names does not exist (a 404).
+func NotFound(field, detail string) error {
+	return &FieldError{Field: field, Err: &wrapped{msg: detail, err: ErrNotFound}}
 }
 
 // IdempotencyKeyReused returns the error of a request whose
@@ -145,7 +154,7 @@ func problemFor(err error, instance string) Problem {
 			out.Detail = msg
 		}
 	case status == http.StatusServiceUnavailable || status < 500:
-		out.Detail = err.Error()
+		out.Detail = detail(err)
 	default:
 		out.Detail = "internal error; see the service log"
 	}
@@ -157,6 +166,22 @@ func problemFor(err error, instance string) Problem {
 		out.Type, out.Title = ProblemTypeIdempotencyKeyReused, "Idempotency key reused"
 	}
 	return out
+}
+
+// sentinels are the errors of this package a handler wraps: fmt.Errorf
+// puts their text first ("not found: payment p-1").
+var sentinels = []error{ErrBadRequest, ErrNotFound, ErrConflict, ErrUnavailable, ErrIdempotencyKeyReused}
+
+// detail is err's text for a client, without the sentinel text it starts
+// with, which the problem's title says.
+func detail(err error) string {
+	msg := err.Error()
+	for _, s := range sentinels {
+		if rest, ok := strings.CutPrefix(msg, s.Error()+": "); ok && errors.Is(err, s) {
+			return rest
+		}
+	}
+	return msg
 }
 
 // errorHandler is the admin server's echo HTTPErrorHandler: problem+json
@@ -193,7 +218,7 @@ func PathParam(c echo.Context, name string) (string, error) {
 	}
 	d, err := url.PathUnescape(v)
 	if err != nil {
-		return "", BadField(name, fmt.Sprintf("%s in the path is not escaped properly: %v", name, err))
+		return "", BadField(name, fmt.Sprintf("is not escaped properly in the path: %v", err))
 	}
 	return d, nil
 }

@@ -76,8 +76,9 @@ func (f *faultRoutes) set(c echo.Context) error {
 		return err
 	}
 	if err := f.reg.Set(name, value); err != nil {
-		if errors.Is(err, faults.ErrInvalidValue) {
-			return &FieldError{Field: "value", Err: err}
+		var invalid *faults.ValueError
+		if errors.As(err, &invalid) {
+			return BadField("value", invalid.Problem)
 		}
 		// The value was taken, and the action it sets off failed (the
 		// poison message not published): not the client's fault, a 5xx.
@@ -94,7 +95,7 @@ func flagValue(raw json.RawMessage) (string, error) {
 	// A null value is no value: like a missing one it is refused, not
 	// read as the zero of the flag's type.
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", BadField("value", `"value" is required and must not be null, e.g. {"value": "0.5"}`)
+		return "", BadField("value", `is required and must not be null, e.g. {"value": "0.5"}`)
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err == nil {
@@ -108,7 +109,7 @@ func flagValue(raw json.RawMessage) (string, error) {
 	if err := json.Unmarshal(raw, &b); err == nil {
 		return strconv.FormatBool(b), nil
 	}
-	return "", BadField("value", "value must be a string, a number or a bool")
+	return "", BadField("value", "must be a string, a number or a boolean")
 }
 
 func (f *faultRoutes) reset(c echo.Context) error {
@@ -190,7 +191,7 @@ func filter(c echo.Context, withLimit bool) (backend.DeadLetterFilter, error) {
 	if l := c.QueryParam("limit"); withLimit && l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > 1000 {
-			return f, BadField("limit", fmt.Sprintf("limit must be an integer from 1 to 1000, got %q", l))
+			return f, BadField("limit", fmt.Sprintf("must be an integer from 1 to 1000, got %q", l))
 		}
 		f.Limit = n
 	}
@@ -244,7 +245,7 @@ func deadLetterID(c echo.Context) (int64, error) {
 	}
 	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
 	if err != nil || id <= 0 {
-		return 0, BadField("id", fmt.Sprintf("dead letter id must be a positive integer, got %q", c.Param("id")))
+		return 0, BadField("id", fmt.Sprintf("must be a positive integer, got %q", c.Param("id")))
 	}
 	return id, nil
 }
@@ -335,13 +336,13 @@ func selectionField(name string, raw json.RawMessage) (value string, ok bool, er
 		return "", false, nil
 	}
 	if string(raw) == "null" {
-		return "", false, BadField(name, name+" is null; leave it out to select every "+name)
+		return "", false, BadField(name, "is null; leave it out to select every "+name)
 	}
 	if err := json.Unmarshal(raw, &value); err != nil {
-		return "", false, BadField(name, name+" must be a string")
+		return "", false, BadField(name, "must be a string")
 	}
 	if value == "" {
-		return "", false, BadField(name, name+" is empty; leave it out to select every "+name)
+		return "", false, BadField(name, "is empty; leave it out to select every "+name)
 	}
 	return value, true, nil
 }

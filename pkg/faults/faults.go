@@ -52,7 +52,7 @@ const (
 
 // Errors returned by Set, Define and friends. They are matched with
 // errors.Is; the admin API turns ErrUnknownFlag into 404 and
-// ErrInvalidValue into 400.
+// ErrInvalidValue (a *ValueError) into 400.
 var (
 	ErrUnknownFlag  = errors.New("unknown fault flag")
 	ErrInvalidValue = errors.New("invalid fault flag value")
@@ -76,8 +76,9 @@ type Spec struct {
 	// zero value of the type (0, 0s, "", false).
 	Default string
 	// Check, when set, validates a parsed value further (a bool, a
-	// float64 rate, a time.Duration or a string). Its error is wrapped in
-	// ErrInvalidValue.
+	// float64 rate, a time.Duration or a string). Its error's text is the
+	// Problem of the ValueError Set returns: words for whoever sent the
+	// value ("must not exceed 10m").
 	Check func(v any) error
 }
 
@@ -199,6 +200,29 @@ func validName(n string) bool {
 	return true
 }
 
+// ValueError is the error of a value a flag does not take. It matches
+// ErrInvalidValue.
+type ValueError struct {
+	// Flag is the flag's name.
+	Flag string
+	// Problem says what is wrong with the value, in words for whoever
+	// sent it ("rate must be between 0 and 1, got 2").
+	Problem string
+}
+
+// Error reads "invalid fault flag value: FLAG: PROBLEM".
+func (e *ValueError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrInvalidValue, e.Flag, e.Problem)
+}
+
+// Unwrap returns ErrInvalidValue.
+func (e *ValueError) Unwrap() error { return ErrInvalidValue }
+
+// invalid returns the ValueError of flag s, its problem formatted.
+func invalid(s Spec, format string, args ...any) error {
+	return &ValueError{Flag: s.Name, Problem: fmt.Sprintf(format, args...)}
+}
+
 // parse turns text into the flag's typed value and its canonical text.
 // Spaces around text are dropped; invalid UTF-8 and control characters
 // within it are refused, for every type: a string flag would store them,
@@ -207,11 +231,11 @@ func validName(n string) bool {
 func parse(s Spec, text string) (any, string, error) {
 	text = strings.TrimSpace(text)
 	if !utf8.ValidString(text) {
-		return nil, "", fmt.Errorf("%w: %s: value is not valid UTF-8", ErrInvalidValue, s.Name)
+		return nil, "", invalid(s, "is not valid UTF-8")
 	}
 	if i := strings.IndexFunc(text, unicode.IsControl); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(text[i:])
-		return nil, "", fmt.Errorf("%w: %s: value must not contain control characters, got %U at byte %d", ErrInvalidValue, s.Name, r, i)
+		return nil, "", invalid(s, "must not contain control characters, got %U at byte %d", r, i)
 	}
 	var v any
 	switch s.Type {
@@ -221,11 +245,11 @@ func parse(s Spec, text string) (any, string, error) {
 			var err error
 			f, err = strconv.ParseFloat(text, 64)
 			if err != nil {
-				return nil, "", fmt.Errorf("%w: %s: %q is not a number", ErrInvalidValue, s.Name, text)
+				return nil, "", invalid(s, "%q is not a number", text)
 			}
 		}
 		if math.IsNaN(f) || f < 0 || f > 1 {
-			return nil, "", fmt.Errorf("%w: %s: rate must be between 0 and 1, got %s", ErrInvalidValue, s.Name, text)
+			return nil, "", invalid(s, "rate must be between 0 and 1, got %s", text)
 		}
 		if f == 0 {
 			f = 0 // "-0" parses as negative zero, which formats as "-0"
@@ -237,11 +261,11 @@ func parse(s Spec, text string) (any, string, error) {
 			var err error
 			d, err = time.ParseDuration(text)
 			if err != nil {
-				return nil, "", fmt.Errorf("%w: %s: %q is not a duration such as 250ms or 2s", ErrInvalidValue, s.Name, text)
+				return nil, "", invalid(s, "%q is not a duration such as 250ms or 2s", text)
 			}
 		}
 		if d < 0 {
-			return nil, "", fmt.Errorf("%w: %s: duration must not be negative, got %s", ErrInvalidValue, s.Name, text)
+			return nil, "", invalid(s, "duration must not be negative, got %s", text)
 		}
 		v = d
 	case TypeBool:
@@ -250,7 +274,7 @@ func parse(s Spec, text string) (any, string, error) {
 			var err error
 			b, err = strconv.ParseBool(text)
 			if err != nil {
-				return nil, "", fmt.Errorf("%w: %s: %q is not true or false", ErrInvalidValue, s.Name, text)
+				return nil, "", invalid(s, "%q is not true or false", text)
 			}
 		}
 		v = b
@@ -259,7 +283,7 @@ func parse(s Spec, text string) (any, string, error) {
 	}
 	if s.Check != nil {
 		if err := s.Check(v); err != nil {
-			return nil, "", fmt.Errorf("%w: %s: %v", ErrInvalidValue, s.Name, err)
+			return nil, "", invalid(s, "%v", err)
 		}
 	}
 	return v, format(v), nil

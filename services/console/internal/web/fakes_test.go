@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -415,13 +416,13 @@ func (a *fakeAdmin) handler() http.Handler {
 		change(w, r, r.PathValue("name"), func(f *upstream.Fault) *upstream.Problem {
 			if body.Value == "refuse-me" {
 				return &upstream.Problem{Status: 400, Title: "Bad Request", Field: "value",
-					Detail: "value: invalid fault flag value: SKU list is malformed"}
+					Detail: "value: SKU list is malformed"}
 			}
 			// The fakes cap durations below the console's own limit, so that
 			// a duration the console accepts can still be refused.
 			if d, err := time.ParseDuration(body.Value); f.Type == upstream.FaultDuration && err == nil && d > fakeMaxDuration {
 				return &upstream.Problem{Status: 400, Title: "Bad Request", Field: "value",
-					Detail: "value: invalid fault flag value: at most " + fakeMaxDuration.String()}
+					Detail: "value: at most " + fakeMaxDuration.String()}
 			}
 			a.sets = append(a.sets, f.Name+"="+body.Value)
 			f.Value, f.Source = body.Value, "api"
@@ -504,7 +505,7 @@ func (a *fakeAdmin) handler() http.Handler {
 				return
 			}
 		}
-		writeProblem(w, upstream.Problem{Status: 404, Title: "Not Found", Field: "sku", Detail: "sku: not found: unknown sku " + r.PathValue("sku")})
+		writeProblem(w, upstream.Problem{Status: 404, Title: "Not Found", Field: "sku", Detail: "sku: inventory holds no SKU " + strconv.Quote(r.PathValue("sku"))})
 	})
 	return unreadableSuccess(mux, func() bool { return hanging(&a.mu, &a.unreadable) })
 }

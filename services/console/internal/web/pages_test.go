@@ -550,7 +550,7 @@ func TestFaults(t *testing.T) {
 		{"rate not a number", "/faults/payment/payment_decline_rate", url.Values{"value": {"lots"}}, 422, "", "a rate is a number from 0 to 1", false},
 		{"bad duration", "/faults/payment/payment_latency", url.Values{"value": {"soon"}}, 422, "", "a duration is like 250ms", false},
 		{"duration too long", "/faults/payment/payment_latency", url.Values{"value": {"11m"}}, 422, "", "a duration is from 0 to 10m0s", false},
-		{"refused by the service", "/faults/payment/handler_latency", url.Values{"value": {"9m"}}, 422, "", "payment: handler_latency not changed: value: invalid fault flag value: at most 5m0s", false},
+		{"refused by the service", "/faults/payment/handler_latency", url.Values{"value": {"9m"}}, 422, "", "payment: handler_latency not changed: value: at most 5m0s", false},
 		{"reset", "/faults/payment/payment_decline_rate/reset", nil, 200, "", "is now 0", true},
 		{"unknown flag", "/faults/payment/nope", url.Values{"value": {"1"}}, 404, "", "payment has no fault flag &#34;nope&#34;", false},
 	}
@@ -678,7 +678,7 @@ func TestStock(t *testing.T) {
 		{"zero", "/stock/SKU-5/restock", "0", 422, "Enter a whole number from 1 to 1000000, not &#34;0&#34;.", ""},
 		{"not a number", "/stock/SKU-5/restock", "many", 422, "Enter a whole number", ""},
 		{"too many", "/stock/SKU-5/restock", "1000001", 422, "Enter a whole number", ""},
-		{"unknown sku", "/stock/SKU-9/restock", "1", 404, "SKU-9 not restocked: sku: not found: unknown sku SKU-9", ""},
+		{"unknown sku", "/stock/SKU-9/restock", "1", 404, "SKU-9 not restocked: sku: inventory holds no SKU &#34;SKU-9&#34;", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,6 +21,20 @@ var (
 	ErrInvalidOrder    = errors.New("invalid order")
 )
 
+// QuantityError is a quantity Restock does not take. It matches
+// ErrInvalidQuantity.
+type QuantityError struct {
+	// Problem says what is wrong with the quantity, in words for whoever
+	// sent it ("must be at least 1, got 0").
+	Problem string
+}
+
+// Error reads "invalid quantity: PROBLEM".
+func (e *QuantityError) Error() string { return ErrInvalidQuantity.Error() + ": " + e.Problem }
+
+// Unwrap returns ErrInvalidQuantity.
+func (e *QuantityError) Unwrap() error { return ErrInvalidQuantity }
+
 // Line is a quantity of one SKU.
 type Line struct {
 	SKU      string `json:"sku"`
@@ -45,14 +59,15 @@ func (s Stock) Conserved() bool {
 // Restock adds n units to the available stock. n must be positive and
 // leave every count representable: an overflow would wrap the stock
 // negative (which the database refuses), so it is an invalid quantity.
+// Either error is a *QuantityError.
 func (s *Stock) Restock(n int) error {
 	if n <= 0 {
-		return fmt.Errorf("%w: restock by %d, want a positive number", ErrInvalidQuantity, n)
+		return &QuantityError{Problem: fmt.Sprintf("must be at least 1, got %d", n)}
 	}
 	// Both sides of the conservation equation grow by n; if either sum
 	// fits, so does every field in it (they are not negative).
 	if n > math.MaxInt-(s.Available+s.Reserved) || n > math.MaxInt-(s.Initial+s.Restocked) {
-		return fmt.Errorf("%w: restock by %d would exceed %d units of %s", ErrInvalidQuantity, n, math.MaxInt, s.SKU)
+		return &QuantityError{Problem: fmt.Sprintf("%d more units would take the stock of %s past %d", n, s.SKU, math.MaxInt)}
 	}
 	s.Available += n
 	s.Restocked += n

@@ -61,7 +61,7 @@ func (h *HTTP) restock(c echo.Context) error {
 		return err
 	}
 	if body.Quantity == nil {
-		return admin.BadField("quantity", "quantity is required")
+		return admin.BadField("quantity", `is required, e.g. {"quantity": 10}`)
 	}
 	sku, err := admin.PathParam(c, "sku")
 	if err != nil {
@@ -72,15 +72,18 @@ func (h *HTTP) restock(c echo.Context) error {
 		return err
 	}
 	res, err := h.app.Commands.Restock.Handle(c.Request().Context(), app.Restock{SKU: sku, Quantity: *body.Quantity, IdempotencyKey: key})
-	var reused *app.KeyReusedError
+	var (
+		reused   *app.KeyReusedError
+		quantity *domain.QuantityError
+	)
 	switch {
 	case errors.As(err, &reused):
 		return admin.IdempotencyKeyReused(fmt.Sprintf("was sent before with another restock (%s by %d); send a new key for this one",
 			reused.Earlier.SKU, reused.Earlier.Quantity))
 	case errors.Is(err, app.ErrUnknownSKU):
-		return &admin.FieldError{Field: "sku", Err: fmt.Errorf("%w: %v", admin.ErrNotFound, err)}
-	case errors.Is(err, domain.ErrInvalidQuantity):
-		return admin.BadField("quantity", err.Error())
+		return admin.NotFound("sku", fmt.Sprintf("inventory holds no SKU %q", sku))
+	case errors.As(err, &quantity):
+		return admin.BadField("quantity", quantity.Problem)
 	case err != nil:
 		return err
 	}
@@ -111,7 +114,7 @@ func (h *HTTP) reservation(c echo.Context) error {
 	}
 	r, err := h.app.Queries.Reservation(c.Request().Context(), orderID)
 	if errors.Is(err, app.ErrNotFound) {
-		return fmt.Errorf("%w: no reservation for order %q", admin.ErrNotFound, orderID)
+		return admin.NotFound("order_id", fmt.Sprintf("no reservation for order %q", orderID))
 	}
 	if err != nil {
 		return err

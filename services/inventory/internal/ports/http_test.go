@@ -242,3 +242,54 @@ func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A refused restock's problem says what is wrong with which field, in a
+// client's words: no Go type names ("Go struct field .quantity of type
+// int"), no internal prefixes ("restock SKU-1: invalid quantity: ",
+// "not found: restock NOPE: ").
+func TestRestockProblemDetails(t *testing.T) {
+	s := &store{}
+	a, err := app.New(s, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "inventory", Routes: ports.NewHTTP(a).Mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path, body    string
+		status        int
+		field, detail string
+	}{
+		{"/stock/SKU-1/restock", `{"quantity":1.5}`, 400, "quantity", "quantity: must be of type integer, got number 1.5"},
+		{"/stock/SKU-1/restock", `{"quantity":"5"}`, 400, "quantity", "quantity: must be of type integer, got string"},
+		{"/stock/SKU-1/restock", `{"quantity":9223372036854775808}`, 400, "quantity",
+			"quantity: must be an integer from -9223372036854775808 to 9223372036854775807, got 9223372036854775808"},
+		{"/stock/SKU-1/restock", `{"quantity":0}`, 400, "quantity", "quantity: must be at least 1, got 0"},
+		{"/stock/SKU-1/restock", `{"quantity":-3}`, 400, "quantity", "quantity: must be at least 1, got -3"},
+		{"/stock/SKU-1/restock", `{"quantity":9223372036854775807}`, 400, "quantity",
+			"quantity: 9223372036854775807 more units would take the stock of SKU-1 past 9223372036854775807"},
+		{"/stock/SKU-1/restock", `{}`, 400, "quantity", `quantity: is required, e.g. {"quantity": 10}`},
+		{"/stock/SKU-1/restock", `{"quantity":null}`, 400, "quantity", `quantity: is required, e.g. {"quantity": 10}`},
+		{"/stock/NOPE/restock", `{"quantity":5}`, 404, "sku", `sku: inventory holds no SKU "NOPE"`},
+		{"/reservations/o-2", "", 404, "order_id", `order_id: no reservation for order "o-2"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.path+" "+tc.body, func(t *testing.T) {
+			method := "POST"
+			if tc.body == "" {
+				method = "GET"
+			}
+			rec := httptest.NewRecorder()
+			srv.ServeHTTP(rec, httptest.NewRequest(method, tc.path, strings.NewReader(tc.body)))
+			var p admin.Problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || rec.Code != tc.status {
+				t.Fatalf("got %d %s (%v), want a %d problem", rec.Code, rec.Body, err, tc.status)
+			}
+			if p.Field != tc.field || p.Detail != tc.detail {
+				t.Errorf("got field %q detail %q\nwant field %q detail %q", p.Field, p.Detail, tc.field, tc.detail)
+			}
+		})
+	}
+}

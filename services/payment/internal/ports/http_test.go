@@ -74,6 +74,8 @@ func TestQueryParametersAreChecked(t *testing.T) {
 		{"/gateway?order_id=o-1&order_id=o-2", "order_id", "query parameter order_id is given 2 times; give it once"},
 		{"/gateway?order_id=", "order_id", "query parameter order_id is empty; leave it out, or give it a value"},
 		{"/payments?limit=", "limit", "query parameter limit is empty; leave it out, or give it a value"},
+		{"/payments?limit=0", "limit", `must be an integer from 1 to 100000, got "0"`},
+		{"/ledger?limit=x", "limit", `must be an integer from 1 to 100000, got "x"`},
 		{"/state?verbose=1", "verbose", `unknown query parameter "verbose" (this route takes none)`},
 	}
 	for _, tc := range tests {

@@ -63,7 +63,7 @@ func filter(c echo.Context) (app.Filter, error) {
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > maxListLimit {
-			return f, admin.BadField("limit", fmt.Sprintf("limit must be an integer from 1 to %d, got %q", maxListLimit, l))
+			return f, admin.BadField("limit", fmt.Sprintf("must be an integer from 1 to %d, got %q", maxListLimit, l))
 		}
 		f.Limit = n
 	}

@@ -70,6 +70,7 @@ func TestQueryParametersAreChecked(t *testing.T) {
 		{"/carrier?order_id=o-1&order_id=o-2", "order_id", "query parameter order_id is given 2 times; give it once"},
 		{"/carrier?order_id=", "order_id", "query parameter order_id is empty; leave it out, or give it a value"},
 		{"/shipments?limit=", "limit", "query parameter limit is empty; leave it out, or give it a value"},
+		{"/shipments?limit=100001", "limit", `must be an integer from 1 to 100000, got "100001"`},
 		{"/state?verbose=1", "verbose", `unknown query parameter "verbose" (this route takes none)`},
 	}
 	for _, tc := range tests {
