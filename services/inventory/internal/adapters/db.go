@@ -9,6 +9,8 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
@@ -81,6 +83,9 @@ func Migrate(ctx context.Context, db *sql.DB, c catalog.Catalog) (Seeding, error
 			return s, fmt.Errorf("migrate: %w", err)
 		}
 	}
+	if err := copyLegacyRestockKeys(ctx, tx); err != nil {
+		return s, fmt.Errorf("migrate: %w", err)
+	}
 	known := map[string]bool{}
 	rows, err := tx.QueryContext(ctx, `SELECT sku FROM stock`)
 	if err != nil {
@@ -124,4 +129,63 @@ func Migrate(ctx context.Context, db *sql.DB, c catalog.Catalog) (Seeding, error
 	slices.Sort(s.Kept)
 	slices.Sort(s.NotInCatalogue)
 	return s, nil
+}
+
+// legacyRestockPrefix starts the inbox id under which releases before
+// table restock_keys kept a keyed restock: "restock <sku> <quantity>
+// <Idempotency-Key>".
+const legacyRestockPrefix = "restock "
+
+// copyLegacyRestockKeys copies into restock_keys the keyed restocks that
+// earlier releases kept only as inbox ids (for as long as the inbox keeps
+// an id), so that the retry of such a restock after an upgrade is still a
+// replay, not a second restock. An id it cannot read is left: no restock
+// of this release's could match it.
+func copyLegacyRestockKeys(ctx context.Context, tx *sql.Tx) error {
+	var inboxes int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox_processed'`).Scan(&inboxes); err != nil {
+		return fmt.Errorf("look for the inbox: %w", err)
+	}
+	if inboxes == 0 {
+		return nil // a new database
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT message_id, processed_at FROM inbox_processed WHERE substr(message_id, 1, ?) = ?`,
+		len(legacyRestockPrefix), legacyRestockPrefix)
+	if err != nil {
+		return fmt.Errorf("read restock keys of the inbox: %w", err)
+	}
+	type legacyKey struct {
+		key, sku string
+		quantity int
+		at       int64
+	}
+	var keys []legacyKey
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			rows.Close()
+			return fmt.Errorf("read restock keys of the inbox: %w", err)
+		}
+		parts := strings.SplitN(strings.TrimPrefix(id, legacyRestockPrefix), " ", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		quantity, err := strconv.Atoi(parts[1])
+		if err != nil || parts[0] == "" || parts[2] == "" {
+			continue
+		}
+		keys = append(keys, legacyKey{key: parts[2], sku: parts[0], quantity: quantity, at: at})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read restock keys of the inbox: %w", err)
+	}
+	for _, k := range keys {
+		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO restock_keys (key, sku, quantity, created_at) VALUES (?, ?, ?, ?)`,
+			k.key, k.sku, k.quantity, k.at); err != nil {
+			return fmt.Errorf("copy restock key: %w", err)
+		}
+	}
+	return nil
 }

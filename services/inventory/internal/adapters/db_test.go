@@ -2,6 +2,7 @@ package adapters_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -71,5 +72,61 @@ func TestMigrateSeedsOnlyNewSKUsAndSaysSo(t *testing.T) {
 		if !reflect.DeepEqual(available, tc.wantAvailable) {
 			t.Errorf("%s: available got %v, want %v", tc.name, available, tc.wantAvailable)
 		}
+	}
+}
+
+// Keyed restocks that an earlier release kept only as inbox ids are
+// copied into restock_keys, so that their retry after the upgrade is a
+// replay; ids that are no restock's, or that cannot be read, are left.
+func TestMigrateCopiesRestockKeysOfTheInbox(t *testing.T) {
+	ctx := context.Background()
+	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "inventory.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	// The inbox of an earlier release (queue/inbox's table).
+	if _, err := db.ExecContext(ctx, `CREATE TABLE inbox_processed (
+		consumer_group TEXT NOT NULL, message_id TEXT NOT NULL, processed_at INTEGER NOT NULL,
+		PRIMARY KEY (consumer_group, message_id))`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{
+		"restock SKU-1 5 console-7f3a",
+		"restock SKU-2 3 a key with blanks",
+		"restock SKU-3 many k-1",
+		"0199a0c2-5f0e-7c6e-9b1a-3d2f1e0a9b8c",
+	} {
+		if _, err := db.ExecContext(ctx, `INSERT INTO inbox_processed VALUES ('inventory', ?, 1700000000000)`, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cat := catalog.Catalog{{SKU: "SKU-1", Name: "a", UnitPriceCents: 100, InitialStock: 5}}
+	for range 2 { // a second start changes nothing
+		if _, err := adapters.Migrate(ctx, db, cat); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.QueryContext(ctx, `SELECT key, sku, quantity, created_at FROM restock_keys ORDER BY key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var key, sku string
+		var quantity int
+		var at int64
+		if err := rows.Scan(&key, &sku, &quantity, &at); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s: %s %d at %d", key, sku, quantity, at))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"a key with blanks: SKU-2 3 at 1700000000000", "console-7f3a: SKU-1 5 at 1700000000000"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("restock keys: got %q, want %q", got, want)
 	}
 }
