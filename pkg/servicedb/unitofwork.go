@@ -82,11 +82,11 @@ func NewUnitOfWork[T any](cfg UnitOfWorkConfig, view func(tx *Tx) T) (*UnitOfWor
 // Do runs fn, the handling of a queue message, in a transaction that
 // commits if fn returns nil. With a messageID, the id is recorded in the
 // same transaction and a message already processed returns duplicate=true
-// without running fn; an empty messageID (an admin request) skips
-// deduplication, as DoRequest without a key.
+// without running fn; an empty messageID skips deduplication, as
+// DoRequest does.
 func (u *UnitOfWork[T]) Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx T) error) (duplicate bool, err error) {
 	if messageID == "" {
-		return u.DoRequest(ctx, "", fn)
+		return false, u.DoRequest(ctx, fn)
 	}
 	return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, messageID, func(ctx context.Context, sqlTx *sql.Tx) error {
 		if err := u.run(ctx, sqlTx, messageID, fn); err != nil {
@@ -98,18 +98,13 @@ func (u *UnitOfWork[T]) Do(ctx context.Context, messageID string, fn func(ctx co
 }
 
 // DoRequest runs fn, the work of an admin request, in a transaction that
-// commits if fn returns nil. With an idempotency key, the key is recorded
-// in the inbox in the same transaction, as a message id is, and a request
-// whose key is recorded returns duplicate=true without running fn; the key
-// shares the inbox with the message ids, so it must not look like one
-// (prefix it with the request's name). BeforeCommit does not run: a
-// request is no message handler (see UnitOfWorkConfig.BeforeCommit).
-func (u *UnitOfWork[T]) DoRequest(ctx context.Context, idempotencyKey string, fn func(ctx context.Context, tx T) error) (duplicate bool, err error) {
-	run := func(ctx context.Context, sqlTx *sql.Tx) error { return u.run(ctx, sqlTx, "", fn) }
-	if idempotencyKey == "" {
-		return false, InTx(ctx, u.cfg.DB, run)
-	}
-	return u.cfg.Inbox.Handle(ctx, u.cfg.ConsumerGroup, idempotencyKey, run)
+// commits if fn returns nil. Nothing is deduplicated: a request that
+// takes an Idempotency-Key keeps it with what it was sent with, in its
+// own table, to tell a retry from a key sent again with another request
+// (inventory's restock_keys). BeforeCommit does not run: a request is no
+// message handler (see UnitOfWorkConfig.BeforeCommit).
+func (u *UnitOfWork[T]) DoRequest(ctx context.Context, fn func(ctx context.Context, tx T) error) error {
+	return InTx(ctx, u.cfg.DB, func(ctx context.Context, sqlTx *sql.Tx) error { return u.run(ctx, sqlTx, "", fn) })
 }
 
 // run runs fn on sqlTx seen as T; what it emits names causationID, the

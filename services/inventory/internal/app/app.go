@@ -21,12 +21,10 @@ type UnitOfWork interface {
 	// empty messageID (an admin request) skips deduplication.
 	Do(ctx context.Context, messageID string, fn func(ctx context.Context, tx Tx) error) (duplicate bool, err error)
 	// DoRequest runs fn, an admin request's work, in a transaction that
-	// commits if fn returns nil. With an idempotency key, the key is
-	// recorded in the same transaction and a request whose key is
-	// recorded returns duplicate=true without running fn. Unlike Do with
-	// a message id it is no message handler: the crash_mid_handler fault
-	// point, which the queue recovers from by redelivering, does not run.
-	DoRequest(ctx context.Context, idempotencyKey string, fn func(ctx context.Context, tx Tx) error) (duplicate bool, err error)
+	// commits if fn returns nil. Unlike Do with a message id it is no
+	// message handler: the crash_mid_handler fault point, which the queue
+	// recovers from by redelivering, does not run.
+	DoRequest(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 }
 
 // Tx is the state and the outbox seen through one transaction.

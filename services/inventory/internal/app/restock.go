@@ -89,7 +89,7 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 	// always keyed, would take inventory down, and its retry again). The
 	// key is the restock's own record, not an inbox id: a key sent again
 	// must be told apart by what it was sent with.
-	_, err := h.uow.DoRequest(ctx, "", func(ctx context.Context, tx Tx) error {
+	err := h.uow.DoRequest(ctx, func(ctx context.Context, tx Tx) error {
 		now := time.Now()
 		if cmd.IdempotencyKey != "" {
 			earlier, found, err := restockKey(ctx, tx, cmd.IdempotencyKey, now)

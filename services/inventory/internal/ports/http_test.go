@@ -53,9 +53,9 @@ func (s *store) Do(ctx context.Context, _ string, fn func(context.Context, app.T
 	return false, fn(ctx, s)
 }
 
-func (s *store) DoRequest(ctx context.Context, _ string, fn func(context.Context, app.Tx) error) (bool, error) {
+func (s *store) DoRequest(ctx context.Context, fn func(context.Context, app.Tx) error) error {
 	s.called("DoRequest")
-	return false, fn(ctx, s)
+	return fn(ctx, s)
 }
 
 func (s *store) Stock(_ context.Context, skus []string) (map[string]domain.Stock, error) {
