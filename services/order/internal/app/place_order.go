@@ -109,10 +109,15 @@ func NewPlaceOrderHandler(tx Transactor, cat catalog.Catalog, currency string, t
 }
 
 // Handle places the order. Invalid input returns a *domain.ValidationError
-// naming every field at fault (an unknown SKU included); a reused
-// idempotency key with another request returns ErrIdempotencyKeyReused;
-// with the open orders at the limit, ErrTooManyOpenOrders (a request
-// whose key placed an order already still gets that order).
+// naming every field at fault (an unknown SKU and a malformed idempotency
+// key included), found before any transaction and whatever the key: an
+// invalid order needs no database, neither waits for nor holds its write
+// lock, and its key is not looked up. A valid order with an idempotency
+// key that placed an order from another request returns
+// ErrIdempotencyKeyReused, with the key of an order from this same
+// request that order (Replayed); with the open orders at the limit,
+// ErrTooManyOpenOrders (a request whose key placed an order already still
+// gets that order).
 func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrderResult, error) {
 	if h.tx == nil {
 		return PlaceOrderResult{}, errors.New("place order: handler not initialised")
@@ -122,6 +127,13 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 		addr = *cmd.ShippingAddress
 	}
 	items, problems := h.price(cmd)
+	order := domain.NewOrder{
+		ID: h.c.opts.NewID(), CustomerID: cmd.CustomerID, Items: items,
+		Currency: h.currency, ShippingAddress: addr,
+	}
+	if err := mergeProblems(problems, order.Validate()); err != nil {
+		return PlaceOrderResult{}, fmt.Errorf("place order: %w", err)
+	}
 	hash, err := requestHash(cmd.CustomerID, cmd.Items, addr)
 	if err != nil {
 		return PlaceOrderResult{}, fmt.Errorf("place order: %w", err)
@@ -135,7 +147,7 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 	err = h.c.retryOnConflict(ctx, func() error {
 		return h.tx.InTx(ctx, func(ctx context.Context, tx Tx) error {
 			res = PlaceOrderResult{}
-			if cmd.IdempotencyKey != "" && len(problems) == 0 {
+			if cmd.IdempotencyKey != "" {
 				rec, found, err := tx.IdempotencyKey(ctx, cmd.IdempotencyKey)
 				if err != nil {
 					return err
@@ -150,11 +162,9 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 			}
 			now := h.c.now()
 			var err error
-			o, d, err = domain.PlaceOrder(domain.NewOrder{
-				ID: h.c.opts.NewID(), CustomerID: cmd.CustomerID, Items: items,
-				Currency: h.currency, ShippingAddress: addr,
-			}, h.timeouts, now)
-			if err := mergeProblems(problems, err); err != nil {
+			// Built again by each attempt: a failed one's commit may have
+			// taken the events of the order it built.
+			if o, d, err = domain.PlaceOrder(order, h.timeouts, now); err != nil {
 				return err
 			}
 			// After validation: an order that can never be placed is

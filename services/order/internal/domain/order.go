@@ -43,6 +43,17 @@ type NewOrder struct {
 	ShippingAddress Address
 }
 
+// Validate reports the invariants p breaks, as PlaceOrder would: a
+// *ValidationError (ErrInvalidOrder) naming each field at fault, or nil.
+// It lets a caller refuse an order before it does anything costly, such
+// as taking a database's write lock.
+func (p NewOrder) Validate() error {
+	if _, err := validateNewOrder(p); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Timeouts are the per-step deadlines of the saga: how long the order waits
 // for a service's reply before compensating, and how long it waits for a
 // compensation's confirmation before resending it (Compensation, doubled

@@ -152,7 +152,17 @@ func TestPlaceOrderValidation(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("fields at fault: got %v, want %v (%v)", got, tc.want, err)
 			}
+			if verr := in.Validate(); verr == nil || verr.Error() != err.Error() {
+				t.Errorf("Validate: got %v, want PlaceOrder's %v", verr, err)
+			}
 		})
+	}
+}
+
+// A valid order passes Validate.
+func TestValidateAcceptsAValidOrder(t *testing.T) {
+	if err := validNewOrder().Validate(); err != nil {
+		t.Errorf("Validate: got %v, want nil", err)
 	}
 }
 

@@ -2,6 +2,7 @@ package ports_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -795,5 +796,96 @@ func TestCancelOrder503SaysToSendTheCancellationAgain(t *testing.T) {
 	}
 	if p := r.problem(t); !strings.Contains(p.Detail, "cancelling changes nothing") || strings.Contains(p.Detail, "POST /orders") {
 		t.Errorf("detail: got %q, want one saying to send the cancellation again, not a POST /orders", p.Detail)
+	}
+}
+
+// countedTx is a Transactor that counts the transactions InTx runs.
+type countedTx struct {
+	app.Transactor
+	n *atomic.Int32
+}
+
+func (c countedTx) InTx(ctx context.Context, fn app.TxFunc) error {
+	c.n.Add(1)
+	return c.Transactor.InTx(ctx, fn)
+}
+
+// An invalid order is refused with 422 at once, without a transaction:
+// while another connection holds the database's write lock, and
+// whatever its Idempotency-Key, a key that placed an order included.
+// It took the write lock and, held, answered 503 "send it again later"
+// after the 10 s busy timeout.
+func TestInvalidOrdersAreRefusedWithoutTheDatabase(t *testing.T) {
+	var txs atomic.Int32
+	a := newAPIWith(t, ports.HTTPConfig{}, ordertest.Options{
+		WrapTransactor: func(tx app.Transactor) app.Transactor { return countedTx{Transactor: tx, n: &txs} },
+	})
+	if r := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-used"}); r.status != http.StatusCreated {
+		t.Fatalf("POST /orders: got %d %s, want 201", r.status, r.body)
+	}
+
+	locker, err := sql.Open("sqlite3", "file:"+a.env.Path+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = locker.Close() })
+	conn, err := locker.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		_ = conn.Close()
+	})
+
+	before := txs.Load()
+	tests := []struct {
+		name, body, key, field string
+	}{
+		{"no items", `{"customer_id":"c","items":[]}`, "", "items"},
+		{"unknown SKU", `{"customer_id":"c","items":[{"sku":"NOPE","quantity":1}]}`, "", "items[0].sku"},
+		{"blank customer", `{"customer_id":" ","items":[{"sku":"SKU-1","quantity":1}]}`, "", "customer_id"},
+		{"no items, a new key", `{"customer_id":"c","items":[]}`, "k-new", "items"},
+		{"no items, the key of a placed order", `{"customer_id":"c","items":[]}`, "k-used", "items"},
+		{"unknown SKU, the key of a placed order", `{"customer_id":"c","items":[{"sku":"NOPE","quantity":1}]}`, "k-used", "items[0].sku"},
+	}
+	for _, tc := range tests {
+		ok := t.Run(tc.name, func(t *testing.T) {
+			header := map[string]string{}
+			if tc.key != "" {
+				header["Idempotency-Key"] = tc.key
+			}
+			start := time.Now()
+			r := a.do("POST", "/orders", tc.body, header)
+			took := time.Since(start)
+			if r.status != http.StatusUnprocessableEntity {
+				t.Fatalf("got %d %s after %v, want 422", r.status, r.body, took)
+			}
+			if p := r.problem(t); p.Type != "urn:orderflow:problem:validation-error" || p.Field != tc.field {
+				t.Errorf("problem: got type %s field %q, want validation-error naming %q", p.Type, p.Field, tc.field)
+			}
+			if took > time.Second {
+				t.Errorf("took %v, want an answer at once (the write lock is held)", took)
+			}
+		})
+		if !ok {
+			break // each waits out the busy timeout
+		}
+	}
+	if got := txs.Load() - before; got != 0 {
+		t.Errorf("transactions run for invalid orders: got %d, want 0", got)
+	}
+
+	// The lock was held all along: another writer cannot take it.
+	probe, err := sql.Open("sqlite3", "file:"+a.env.Path+"?_busy_timeout=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if _, err := probe.Exec("BEGIN IMMEDIATE"); err == nil {
+		t.Error("the write lock was free: the test proves nothing")
 	}
 }
