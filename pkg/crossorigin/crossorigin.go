@@ -26,21 +26,47 @@ const ProblemType = "urn:orderflow:problem:cross-origin-request"
 // from another origin, which gets 403 with a problem+json body. GET, HEAD
 // and OPTIONS always go to h: they must change nothing.
 func Handler(h http.Handler) http.Handler {
+	return HandlerDeny(h, WriteProblem)
+}
+
+// HandlerDeny is Handler with deny answering the requests it refuses
+// (nil: WriteProblem), for a server that writes its errors its own way.
+func HandlerDeny(h http.Handler, deny Deny) http.Handler {
+	if deny == nil {
+		deny = WriteProblem
+	}
 	p := http.NewCrossOriginProtection()
-	p.SetDenyHandler(http.HandlerFunc(deny))
+	p.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		deny(w, r, &Refusal{
+			Status: http.StatusForbidden, Type: ProblemType, Title: "Cross-origin request refused",
+			Detail: "a browser sent this " + r.Method + " from another origin; the API takes requests that change something only from its own origin or from clients that are not browsers",
+		})
+	}))
 	return p.Handler(h)
 }
 
-func deny(w http.ResponseWriter, r *http.Request) {
-	writeProblem(w, http.StatusForbidden, ProblemType, "Cross-origin request refused",
-		"a browser sent this "+r.Method+" from another origin; the API takes requests that change something only from its own origin or from clients that are not browsers")
+// Refusal is why Handler or Host refused a request: the status and the
+// RFC 9457 problem (type, title, detail) of the answer. It is an error,
+// so that a Deny can hand it to the server's own error handling.
+type Refusal struct {
+	Status int
+	Type   string // ProblemType or HostProblemType
+	Title  string
+	Detail string
 }
 
-// writeProblem answers with an RFC 9457 problem.
-func writeProblem(w http.ResponseWriter, status int, typ, title, detail string) {
+func (e *Refusal) Error() string { return e.Detail }
+
+// Deny answers a request that Handler or Host refused, for refusal. It
+// must not serve the request as the handler they guard would.
+type Deny func(w http.ResponseWriter, r *http.Request, refusal *Refusal)
+
+// WriteProblem is the Deny of Handler and Host: it answers with refusal as
+// an application/problem+json document of type, title, status and detail.
+func WriteProblem(w http.ResponseWriter, _ *http.Request, refusal *Refusal) {
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"type": typ, "title": title, "status": status, "detail": detail})
+	w.WriteHeader(refusal.Status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"type": refusal.Type, "title": refusal.Title, "status": refusal.Status, "detail": refusal.Detail})
 }
 
 // HostProblemType is the RFC 9457 problem type of a request refused by
@@ -64,14 +90,25 @@ const HostProblemType = "urn:orderflow:problem:misdirected-request"
 // Names are compared without case, port or a final dot; an empty Host
 // (HTTP/1.0) is taken.
 func Host(names []string, h http.Handler) http.Handler {
+	return HostDeny(names, h, WriteProblem)
+}
+
+// HostDeny is Host with deny answering the requests it refuses (nil:
+// WriteProblem), for a server that writes its errors its own way.
+func HostDeny(names []string, h http.Handler, deny Deny) http.Handler {
+	if deny == nil {
+		deny = WriteProblem
+	}
 	allowed := hostSet(names)
 	if name, err := os.Hostname(); err == nil && name != "" {
 		allowed[canonical(name)] = struct{}{}
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !allowed.Contains(r.Host) && !localHost(canonical(hostName(r.Host))) {
-			writeProblem(w, http.StatusMisdirectedRequest, HostProblemType, "Misdirected request",
-				"this server answers to an IP address, localhost, its host name or the names it is given (--allowed-hosts), not to "+r.Host)
+			deny(w, r, &Refusal{
+				Status: http.StatusMisdirectedRequest, Type: HostProblemType, Title: "Misdirected request",
+				Detail: "this server answers to an IP address, localhost, its host name or the names it is given (--allowed-hosts), not to " + r.Host,
+			})
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -184,3 +184,71 @@ func TestHostSet(t *testing.T) {
 		}
 	}
 }
+
+// HandlerDeny and HostDeny hand the requests they refuse, with the
+// refusal, to deny instead of writing their own problem; the handler is
+// not reached. A nil deny writes the problem Handler and Host write.
+func TestDenyAnswersTheRefusedRequests(t *testing.T) {
+	reached := false
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reached = true
+		w.WriteHeader(http.StatusNoContent)
+	})
+	var got *crossorigin.Refusal
+	deny := func(w http.ResponseWriter, r *http.Request, refusal *crossorigin.Refusal) {
+		got = refusal
+		w.Header().Set("X-Denied", r.URL.Path)
+		w.WriteHeader(refusal.Status)
+	}
+	tests := []struct {
+		name   string
+		h      http.Handler
+		host   string
+		origin string
+		status int
+		typ    string
+	}{
+		{"cross-origin write", crossorigin.HandlerDeny(ok, deny), "127.0.0.1:8080", "http://evil.example", http.StatusForbidden, crossorigin.ProblemType},
+		{"host not given", crossorigin.HostDeny([]string{"order"}, ok, deny), "evil.example:8080", "", http.StatusMisdirectedRequest, crossorigin.HostProblemType},
+		{"host given", crossorigin.HostDeny([]string{"order"}, ok, deny), "order:8080", "", http.StatusNoContent, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reached, got = false, nil
+			req := httptest.NewRequest(http.MethodPost, "http://x/orders", strings.NewReader(`{}`))
+			req.Host = tc.host
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+				req.Header.Set("Sec-Fetch-Site", "cross-site")
+			}
+			rec := httptest.NewRecorder()
+			tc.h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status: got %d, want %d", rec.Code, tc.status)
+			}
+			if tc.typ == "" {
+				if got != nil || !reached {
+					t.Errorf("got refusal %+v, reached %v; want the handler to serve it", got, reached)
+				}
+				return
+			}
+			if reached {
+				t.Error("the handler ran for a refused request")
+			}
+			if got == nil || got.Status != tc.status || got.Type != tc.typ || got.Title == "" || got.Detail == "" || got.Error() != got.Detail {
+				t.Errorf("refusal: got %+v, want status %d, type %s, a title and a detail", got, tc.status, tc.typ)
+			}
+			if rec.Header().Get("X-Denied") != "/orders" {
+				t.Errorf("deny was not the one to answer: headers %v", rec.Header())
+			}
+		})
+	}
+	// nil: the default problem.
+	req := httptest.NewRequest(http.MethodPost, "http://x/orders", nil)
+	req.Host = "evil.example"
+	rec := httptest.NewRecorder()
+	crossorigin.HostDeny(nil, ok, nil).ServeHTTP(rec, req)
+	if rec.Code != http.StatusMisdirectedRequest || rec.Header().Get("Content-Type") != "application/problem+json" {
+		t.Errorf("nil deny: got %d %q, want 421 application/problem+json", rec.Code, rec.Header().Get("Content-Type"))
+	}
+}

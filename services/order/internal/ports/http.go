@@ -116,10 +116,11 @@ func (c HTTPConfig) Validate() error {
 // browser sends from another origin (crossorigin.Handler) and, wherever it
 // listens, Host names that could be rebound: any but IP addresses,
 // localhost, the machine's host name and allowedHosts (crossorigin.Host).
+// Its refusals are answered as h answers errors (writeRefusal).
 func NewHTTPServer(addr string, allowedHosts []string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           crossorigin.Host(allowedHosts, crossorigin.Handler(headmethod.Handler(h))),
+		Handler:           crossorigin.HostDeny(allowedHosts, crossorigin.HandlerDeny(headmethod.Handler(h), writeRefusal), writeRefusal),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,
@@ -832,6 +833,7 @@ func problemFor(err error, route string) Problem {
 		tooLarge  *tooLargeError
 		invalid   *domain.ValidationError
 		query     *app.QueryError
+		refused   *crossorigin.Refusal
 		httpErr   *echo.HTTPError
 	)
 	switch {
@@ -879,6 +881,8 @@ func problemFor(err error, route string) Problem {
 		// nobody reads the answer, and nothing failed on the server's
 		// side, so it is no 5xx (logged as an error, a span in error).
 		return Problem{Type: "about:blank", Title: "Client Closed Request", Status: statusClientClosedRequest, Detail: "the client closed the request"}
+	case errors.As(err, &refused):
+		return Problem{Type: refused.Type, Title: refused.Title, Status: refused.Status, Detail: refused.Detail}
 	case errors.As(err, &httpErr):
 		p := Problem{Type: "about:blank", Title: http.StatusText(httpErr.Code), Status: httpErr.Code}
 		if m, ok := httpErr.Message.(string); ok && m != http.StatusText(httpErr.Code) {
@@ -901,6 +905,31 @@ func resendHint(route string) string {
 		return "send the request again later (cancelling an order that is already cancelling changes nothing)"
 	}
 	return "send the request again later"
+}
+
+// writeRefusal is NewHTTPServer's crossorigin.Deny: it answers a request
+// refused before it reaches the API's handler as handleError answers the
+// handler's errors, the problem from problemFor with the path as instance,
+// and with the X-Request-Id every response carries (the client's, if
+// requestID would keep it). It reaches no span: it has no trace_id.
+func writeRefusal(w http.ResponseWriter, r *http.Request, refusal *crossorigin.Refusal) {
+	id := r.Header.Get(echo.HeaderXRequestID)
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	p := problemFor(refusal, "")
+	p.Instance = r.URL.Path
+	body, err := json.Marshal(p)
+	if err != nil {
+		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+		p.Status = http.StatusInternalServerError
+	}
+	w.Header().Set(echo.HeaderXRequestID, id)
+	w.Header().Set(echo.HeaderContentType, contentTypeProblemJSON)
+	w.WriteHeader(p.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
 }
 
 // handleError is echo's error handler: it writes err as problem+json.

@@ -889,3 +889,72 @@ func TestInvalidOrdersAreRefusedWithoutTheDatabase(t *testing.T) {
 		t.Error("the write lock was free: the test proves nothing")
 	}
 }
+
+// The server's own refusals, a cross-origin write (403) and a Host it
+// does not answer to (421), are answers of the API like any other: over
+// real HTTP, problem+json with the X-Request-Id every response carries
+// (the client's when valid) and the path as instance. They had neither.
+func TestRefusalsAreProblemsWithTheRequestID(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	ts := httptest.NewServer(ports.NewHTTPServer("127.0.0.1:0", []string{"order"}, a.h).Handler)
+	t.Cleanup(ts.Close)
+	tests := []struct {
+		name, method, path string
+		host               string
+		header             map[string]string
+		status             int
+		typ                string
+	}{
+		{"cross-origin POST", "POST", "/orders", "", map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"},
+			http.StatusForbidden, "urn:orderflow:problem:cross-origin-request"},
+		{"cross-origin cancel, the client's request id", "POST", "/orders/o-1/cancel", "", map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site", "X-Request-Id": "req-7"},
+			http.StatusForbidden, "urn:orderflow:problem:cross-origin-request"},
+		{"rebound name, POST", "POST", "/orders", "evil.example", nil, http.StatusMisdirectedRequest, "urn:orderflow:problem:misdirected-request"},
+		{"rebound name, GET", "GET", "/orders?limit=1", "evil.example:8080", map[string]string{"X-Request-Id": "req-8"},
+			http.StatusMisdirectedRequest, "urn:orderflow:problem:misdirected-request"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, ts.URL+tc.path, strings.NewReader(validOrder))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			for k, v := range tc.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, err := io.ReadAll(resp.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := response{status: resp.StatusCode, header: resp.Header, body: body}
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			p := r.problem(t)
+			if p.Type != tc.typ {
+				t.Errorf("type: got %q, want %q", p.Type, tc.typ)
+			}
+			if want := strings.Split(tc.path, "?")[0]; p.Instance != want {
+				t.Errorf("instance: got %q, want %q", p.Instance, want)
+			}
+			id := r.header.Get("X-Request-Id")
+			if want := tc.header["X-Request-Id"]; want != "" && id != want {
+				t.Errorf("X-Request-Id: got %q, want the client's %q", id, want)
+			}
+			if len(id) == 0 {
+				t.Error("X-Request-Id: got none, want one as on every response")
+			}
+		})
+	}
+	if got := len(a.env.Outbox()); got != 0 {
+		t.Errorf("outbox: got %d messages, want none (every request was refused)", got)
+	}
+}
