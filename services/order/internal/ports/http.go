@@ -238,8 +238,8 @@ func (s *httpServer) logPanic(c echo.Context, err error, stack []byte) error {
 // ---- requests -----------------------------------------------------------------
 
 type lineRequest struct {
-	SKU      string `json:"sku"`
-	Quantity int    `json:"quantity"`
+	SKU      string      `json:"sku"`
+	Quantity jsonInteger `json:"quantity"`
 }
 
 type addressRequest struct {
@@ -570,19 +570,9 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := app.PlaceOrder{
-		CustomerID:     req.CustomerID,
-		Items:          make([]app.Line, len(req.Items)),
-		IdempotencyKey: key,
-		RequestID:      c.Response().Header().Get(echo.HeaderXRequestID),
-	}
-	for i, l := range req.Items {
-		cmd.Items[i] = app.Line(l)
-	}
-	if a := req.ShippingAddress; a != nil {
-		cmd.ShippingAddress = &domain.Address{
-			Name: a.Name, Line1: a.Line1, Line2: a.Line2, City: a.City, PostalCode: a.PostalCode, Country: a.Country,
-		}
+	cmd, err := placeOrderCommand(req, key, c.Response().Header().Get(echo.HeaderXRequestID))
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	res, err := s.app.Commands.PlaceOrder.Handle(ctx, cmd)
@@ -693,7 +683,7 @@ func (s *httpServer) listOrders(c echo.Context) error {
 		return err
 	}
 	f := app.ListFilter{
-		Status: domain.Status(strings.ToUpper(c.QueryParam("status"))),
+		Status: domain.Status(upperASCII(c.QueryParam("status"))),
 		Cursor: c.QueryParam("cursor"),
 	}
 	if l := c.QueryParam("limit"); l != "" {
