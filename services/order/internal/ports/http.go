@@ -54,6 +54,7 @@ const (
 	problemTypeTooLarge       = "urn:orderflow:problem:body-too-large"
 	problemTypeOverloaded     = "urn:orderflow:problem:too-many-open-orders"
 	problemTypeStorage        = "urn:orderflow:problem:storage-unavailable"
+	problemTypeUnsupported    = "urn:orderflow:problem:unsupported-media-type"
 )
 
 // HTTPConfig configures NewHTTPHandler. App is required.
@@ -169,6 +170,7 @@ func NewHTTPHandler(cfg HTTPConfig) (*echo.Echo, error) {
 		serverSpans(cfg.TracerProvider, cfg.Propagator),
 		middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: s.logPanic}),
 		s.timeout,
+		allowHead,
 	)
 	e.POST("/orders", s.placeOrder)
 	e.GET("/orders", s.listOrders)
@@ -563,6 +565,9 @@ func jsonType(kind string) string {
 
 func (s *httpServer) placeOrder(c echo.Context) error {
 	var req placeOrderRequest
+	if err := checkBodyEncoding(c); err != nil {
+		return err
+	}
 	if err := s.decodeBody(c, &req, false); err != nil {
 		return err
 	}
@@ -729,6 +734,9 @@ func (s *httpServer) statusCounts(c echo.Context) error {
 
 func (s *httpServer) cancelOrder(c echo.Context) error {
 	var req cancelOrderRequest
+	if err := checkBodyEncoding(c); err != nil {
+		return err
+	}
 	if err := s.decodeBody(c, &req, true); err != nil {
 		return err
 	}
@@ -821,6 +829,7 @@ func problemFor(err error, route string) Problem {
 	var (
 		malformed *malformedError
 		tooLarge  *tooLargeError
+		encoding  *unsupportedMediaTypeError
 		invalid   *domain.ValidationError
 		query     *app.QueryError
 		refused   *crossorigin.Refusal
@@ -835,6 +844,8 @@ func problemFor(err error, route string) Problem {
 		return p
 	case errors.As(err, &tooLarge):
 		return Problem{Type: problemTypeTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge, Detail: tooLarge.Error()}
+	case errors.As(err, &encoding):
+		return Problem{Type: problemTypeUnsupported, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType, Detail: encoding.Error()}
 	case errors.As(err, &invalid):
 		return validationProblem(invalid.Error(), invalid.Fields)
 	case errors.As(err, &query):

@@ -1,6 +1,8 @@
 package ports_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -956,5 +958,100 @@ func TestRefusalsAreProblemsWithTheRequestID(t *testing.T) {
 	}
 	if got := len(a.env.Outbox()); got != 0 {
 		t.Errorf("outbox: got %d messages, want none (every request was refused)", got)
+	}
+}
+
+// A body the API cannot read as it is sent, compressed (Content-Encoding)
+// or in a charset other than UTF-8, is refused with 415 saying so; it got
+// 400 "not a JSON object" or "not valid UTF-8". Any Content-Type without
+// a charset is still read as JSON (curl -d sends a form's).
+func TestBodiesInAnotherEncodingAre415(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	id := a.env.Place()
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	if _, err := zw.Write([]byte(validOrder)); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	latin1 := "{\"customer_id\":\"Zo\xeb\",\"items\":[{\"sku\":\"SKU-1\",\"quantity\":1}]}"
+	tests := []struct {
+		name, path, body string
+		header           map[string]string
+		status           int
+	}{
+		{"gzip", "/orders", gz.String(), map[string]string{"Content-Encoding": "gzip"}, 415},
+		{"gzip, a cancellation", "/orders/" + id + "/cancel", gz.String(), map[string]string{"Content-Encoding": "gzip"}, 415},
+		{"br, then identity", "/orders", validOrder, map[string]string{"Content-Encoding": "br, identity"}, 415},
+		{"Latin-1", "/orders", latin1, map[string]string{"Content-Type": "application/json; charset=iso-8859-1"}, 415},
+		{"Latin-1 as text", "/orders", latin1, map[string]string{"Content-Type": "text/plain;charset=ISO-8859-1"}, 415},
+		{"UTF-16", "/orders/" + id + "/cancel", `{}`, map[string]string{"Content-Type": "application/json; charset=utf-16"}, 415},
+		{"identity", "/orders", validOrder, map[string]string{"Content-Encoding": "identity"}, 201},
+		{"UTF-8", "/orders", validOrder, map[string]string{"Content-Type": "application/json; charset=UTF-8"}, 201},
+		{"a form, as curl -d sends", "/orders", validOrder, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 201},
+		{"no Content-Type", "/orders", validOrder, nil, 201},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := a.do("POST", tc.path, tc.body, tc.header)
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if tc.status != http.StatusUnsupportedMediaType {
+				return
+			}
+			if p := r.problem(t); p.Type != "urn:orderflow:problem:unsupported-media-type" {
+				t.Errorf("type: got %q, want unsupported-media-type", p.Type)
+			}
+			if _, ok := tc.header["Content-Encoding"]; ok && r.header.Get("Accept-Encoding") != "identity" {
+				t.Errorf("Accept-Encoding: got %q, want identity (RFC 9110 §15.5.16)", r.header.Get("Accept-Encoding"))
+			}
+		})
+	}
+}
+
+// Allow lists HEAD wherever GET is allowed, since the server answers it
+// (headmethod): on a 405 and on the answer to OPTIONS. It left HEAD out.
+func TestAllowListsHead(t *testing.T) {
+	a := newAPI(t, ports.HTTPConfig{})
+	ts := httptest.NewServer(ports.NewHTTPServer("127.0.0.1:0", nil, a.h).Handler)
+	t.Cleanup(ts.Close)
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"OPTIONS", "/orders", 204, "OPTIONS, GET, HEAD, POST"},
+		{"DELETE", "/orders", 405, "OPTIONS, GET, HEAD, POST"},
+		{"PUT", "/orders/o-1", 405, "OPTIONS, GET, HEAD"},
+		{"OPTIONS", "/healthz", 204, "OPTIONS, GET, HEAD"},
+		{"OPTIONS", "/orders/o-1/cancel", 204, "OPTIONS, POST"},
+		{"GET", "/orders/o-1/cancel", 405, "OPTIONS, POST"},
+		{"HEAD", "/orders", 200, ""},
+		{"HEAD", "/healthz", 200, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, err := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, err := ts.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status: got %d, want %d", resp.StatusCode, tc.status)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow: got %q, want %q", got, tc.allow)
+			}
+			if resp.Header.Get("X-Request-Id") == "" {
+				t.Error("X-Request-Id: got none")
+			}
+		})
 	}
 }

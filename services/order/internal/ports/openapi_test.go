@@ -147,7 +147,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 // TestOpenAPIDocumentsTheSharedErrorStatuses: every operation documents
 // the statuses that problemFor, shared by all handlers, gives it: 503 when
 // the request timeout passes (every route but the static ones, whose
-// handlers cannot fail), 400 and 413 when it decodes a body, 404 when it
+// handlers cannot fail), 400, 413 and 415 when it decodes a body, 404 when it
 // names an order; and those of the server (NewHTTPServer): 421 for a Host
 // it does not answer to, on every operation, 403 for a cross-origin
 // write, on every POST.
@@ -177,7 +177,7 @@ func TestOpenAPIDocumentsTheSharedErrorStatuses(t *testing.T) {
 				want = append(want, "503")
 			}
 			if o.RequestBody != nil {
-				want = append(want, "400", "413")
+				want = append(want, "400", "413", "415")
 			}
 			for _, p := range o.Parameters {
 				if p["$ref"] == "#/components/parameters/OrderID" {

@@ -52,6 +52,7 @@ func TestOpenAPIListsTheProblemTypes(t *testing.T) {
 	for _, typ := range []string{
 		problemTypeValidation, problemTypeMalformed, problemTypeNotFound, problemTypeNotCancellable,
 		problemTypeIdempotency, problemTypeConflict, problemTypeTooLarge, problemTypeOverloaded, problemTypeStorage,
+		problemTypeUnsupported,
 	} {
 		name := strings.TrimPrefix(typ, "urn:orderflow:problem:")
 		if !strings.Contains(doc, name+" (") {

@@ -2,8 +2,11 @@ package ports
 
 import (
 	"fmt"
+	"mime"
 	"strconv"
 	"strings"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -143,4 +146,37 @@ func upperASCII(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// unsupportedMediaTypeError is a request body the API cannot read as it
+// is sent: 415.
+type unsupportedMediaTypeError struct{ Detail string }
+
+func (e *unsupportedMediaTypeError) Error() string { return "unsupported media type: " + e.Detail }
+
+// checkBodyEncoding refuses a request body that is not JSON in UTF-8 as
+// it is sent: one with a content coding (gzip: the API reads bodies as
+// they come), answered with Accept-Encoding: identity (RFC 9110
+// §15.5.16), or whose Content-Type names a charset other than UTF-8 (or
+// US-ASCII, a part of it). The media type itself is not checked: bodies
+// are read as JSON whatever it says, so that curl -d works.
+func checkBodyEncoding(c echo.Context) error {
+	h := c.Request().Header
+	for _, v := range h.Values(echo.HeaderContentEncoding) {
+		for _, coding := range strings.Split(v, ",") {
+			coding = strings.TrimSpace(coding)
+			if coding != "" && !strings.EqualFold(coding, "identity") {
+				c.Response().Header().Set(echo.HeaderAcceptEncoding, "identity")
+				return &unsupportedMediaTypeError{Detail: fmt.Sprintf("the body is sent with Content-Encoding %s; send it as it is, without a content coding", coding)}
+			}
+		}
+	}
+	if ct := h.Get(echo.HeaderContentType); ct != "" {
+		_, params, err := mime.ParseMediaType(ct)
+		cs, ok := params["charset"]
+		if err == nil && ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "us-ascii") {
+			return &unsupportedMediaTypeError{Detail: fmt.Sprintf("the body is sent in charset %s; send JSON in UTF-8", cs)}
+		}
+	}
+	return nil
 }
