@@ -146,7 +146,7 @@ func (f *fakeAPI) refuseOrder(w http.ResponseWriter) {
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]any{
 		"type": "urn:orderflow:problem:too-many-open-orders", "title": "Too many open orders", "status": code,
-		"detail": "too many open orders; send the request again later (with the same Idempotency-Key)",
+		"detail": "too many open orders: 3 orders are open, the limit is 3; send the request again later (a POST /orders with the same Idempotency-Key)",
 	})
 }
 

@@ -31,6 +31,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/crossorigin"
 	"github.com/orderflow/orderflow/pkg/headmethod"
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/pkg/jsonbody"
 	"github.com/orderflow/orderflow/pkg/readiness"
 	"github.com/orderflow/orderflow/services/order/internal/app"
@@ -617,12 +618,23 @@ func idempotencyKey(h http.Header) (string, error) {
 	case len(keys) > 1:
 		problem = "was sent more than once; send one key"
 	case keys[0] == "":
-		problem = "is empty; send a key of 1 to 255 printable ASCII characters, or no header"
+		problem = fmt.Sprintf("is empty; send a key of 1 to %d printable ASCII characters, or no header", idempotency.MaxKeyLength)
+	case !idempotency.ValidKey(keys[0]):
+		problem = fmt.Sprintf("must be 1 to %d printable ASCII characters, no space first or last", idempotency.MaxKeyLength)
 	default:
 		return keys[0], nil
 	}
-	return "", &domain.ValidationError{Fields: []domain.FieldError{{Field: HeaderIdempotencyKey, Problem: problem}}}
+	return "", &headerError{Field: HeaderIdempotencyKey, Problem: problem}
 }
+
+// headerError is a request header that is well-formed HTTP but not valid:
+// 422, naming the header.
+type headerError struct {
+	Field   string // the header's name
+	Problem string
+}
+
+func (e *headerError) Error() string { return "request header " + e.Field + " " + e.Problem }
 
 // orderID is the {id} of the path, percent-decoded: echo routes on the
 // raw path when a request spells a character with an escape it need not
@@ -822,14 +834,28 @@ func validationProblem(detail string, fields []domain.FieldError) Problem {
 	return p
 }
 
-// problemFor is the one place where errors become HTTP statuses. route is
-// the request's method and route as registered ("POST /orders/:id/cancel"):
-// a refusal for now says how to send that request again (resendHint).
-func problemFor(err error, route string) Problem {
+// problemRequest is what problemFor knows of the request besides its
+// error.
+type problemRequest struct {
+	// route is the method and route as registered ("POST
+	// /orders/:id/cancel"): a refusal for now says how to send that
+	// request again (resendHint).
+	route string
+	// orderID is the order the path names, "" if none.
+	orderID string
+	// keyed is true when the request sent an Idempotency-Key.
+	keyed bool
+}
+
+// problemFor is the one place where errors become HTTP statuses. Details
+// are in the API's words: an error's message from its sentinel on
+// (clientText), without the context the layers add for the log.
+func problemFor(err error, req problemRequest) Problem {
 	var (
 		malformed *malformedError
 		tooLarge  *tooLargeError
 		encoding  *unsupportedMediaTypeError
+		header    *headerError
 		invalid   *domain.ValidationError
 		query     *app.QueryError
 		refused   *crossorigin.Refusal
@@ -846,37 +872,48 @@ func problemFor(err error, route string) Problem {
 		return Problem{Type: problemTypeTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge, Detail: tooLarge.Error()}
 	case errors.As(err, &encoding):
 		return Problem{Type: problemTypeUnsupported, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType, Detail: encoding.Error()}
+	case errors.As(err, &header):
+		return validationProblem(header.Error(), []domain.FieldError{{Field: header.Field, Problem: header.Problem}})
 	case errors.As(err, &invalid):
-		return validationProblem(invalid.Error(), invalid.Fields)
+		// The fields of a cancellation are not an order's.
+		detail := invalid.Error()
+		if req.route == "POST /orders/:id/cancel" {
+			detail = "invalid cancellation" + strings.TrimPrefix(detail, domain.ErrInvalidOrder.Error())
+		}
+		return validationProblem(detail, invalid.Fields)
 	case errors.As(err, &query):
 		return validationProblem(query.Error(), query.Params)
 	case errors.Is(err, app.ErrOrderNotFound):
-		return Problem{Type: problemTypeNotFound, Title: "Order not found", Status: http.StatusNotFound, Detail: err.Error()}
+		detail := clientText(err, app.ErrOrderNotFound)
+		if req.orderID != "" {
+			detail = app.ErrOrderNotFound.Error() + ": " + req.orderID
+		}
+		return Problem{Type: problemTypeNotFound, Title: "Order not found", Status: http.StatusNotFound, Detail: detail}
 	case errors.Is(err, domain.ErrNotCancellable):
-		return Problem{Type: problemTypeNotCancellable, Title: "Order cannot be cancelled", Status: http.StatusConflict, Detail: err.Error()}
+		return Problem{Type: problemTypeNotCancellable, Title: "Order cannot be cancelled", Status: http.StatusConflict, Detail: clientText(err, domain.ErrNotCancellable)}
 	case errors.Is(err, app.ErrIdempotencyKeyReused):
 		return Problem{
 			Type: problemTypeIdempotency, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
-			Detail: err.Error(), Errors: []FieldProblem{{Field: HeaderIdempotencyKey, Detail: "was used for a different request"}},
+			Detail: clientText(err, app.ErrIdempotencyKeyReused), Errors: []FieldProblem{{Field: HeaderIdempotencyKey, Detail: "was used for a different request"}},
 		}
 	case errors.Is(err, app.ErrTooManyOpenOrders):
 		return Problem{
 			Type: problemTypeOverloaded, Title: "Too many open orders", Status: http.StatusServiceUnavailable,
-			Detail: err.Error() + "; send the request again later (with the same Idempotency-Key)", RetryAfter: overloadRetryAfter,
+			Detail: clientText(err, app.ErrTooManyOpenOrders) + "; " + resendHint(req, false), RetryAfter: overloadRetryAfter,
 		}
 	case errors.Is(err, app.ErrStorageUnavailable):
 		// The detail is fixed: the error names files and statements,
 		// which the log has.
 		return Problem{
 			Type: problemTypeStorage, Title: "Storage unavailable", Status: http.StatusServiceUnavailable,
-			Detail:     "the order database cannot be used now (disk full, I/O error, locked or out of file descriptors); " + resendHint(route),
+			Detail:     "the order database cannot be used now (disk full, I/O error, locked or out of file descriptors); " + resendHint(req, true),
 			RetryAfter: storageRetryAfter,
 		}
 	case errors.Is(err, app.ErrConflict):
 		return Problem{Type: problemTypeConflict, Title: "Concurrent update", Status: http.StatusConflict, Detail: "the order changed concurrently; retry"}
 	case errors.Is(err, context.DeadlineExceeded):
 		return Problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
-			Detail: "the request took too long; " + resendHint(route), RetryAfter: overloadRetryAfter}
+			Detail: "the request took too long; " + resendHint(req, true), RetryAfter: overloadRetryAfter}
 	case errors.Is(err, context.Canceled):
 		// net/http cancels a request's context when its client goes away:
 		// nobody reads the answer, and nothing failed on the server's
@@ -894,14 +931,33 @@ func problemFor(err error, route string) Problem {
 	return Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError), Status: http.StatusInternalServerError}
 }
 
-// resendHint tells the client of route, refused for now, how to send the
-// request again: a placement only with its Idempotency-Key (without one, a
-// placement that did commit would be placed twice); a cancellation as it
-// was, a second one changing nothing; a read as it was.
-func resendHint(route string) string {
-	switch route {
+// clientText is err's message from sentinel's on ("order not found: o-1"),
+// without the context the layers wrapped it in ("get order o-1: "), which
+// the log keeps; err's whole message if sentinel's is not in it.
+func clientText(err, sentinel error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, sentinel.Error()); i >= 0 {
+		return msg[i:]
+	}
+	return msg
+}
+
+// resendHint tells the client of req, refused for now, how to send the
+// request again: a placement with the Idempotency-Key it sent; one sent
+// without a key, if it may have been placed (mayHavePlaced: the refusal
+// came after the transaction began), is told to send one with every
+// placement, since a retry without it would place a committed order twice;
+// a cancellation as it was, a second one changing nothing; a read as it
+// was.
+func resendHint(req problemRequest, mayHavePlaced bool) string {
+	switch req.route {
 	case "POST /orders":
-		return "send the request again later (a POST /orders with the same Idempotency-Key)"
+		switch {
+		case req.keyed:
+			return "send the request again later (a POST /orders with the same Idempotency-Key)"
+		case mayHavePlaced:
+			return "send the request again later (send an Idempotency-Key with every POST /orders: a retry with the same key places the order once)"
+		}
 	case "POST /orders/:id/cancel":
 		return "send the request again later (cancelling an order that is already cancelling changes nothing)"
 	}
@@ -918,7 +974,7 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, refusal *crossorigin.R
 	if !validRequestID(id) {
 		id = newRequestID()
 	}
-	p := problemFor(refusal, "")
+	p := problemFor(refusal, problemRequest{})
 	p.Instance = r.URL.Path
 	body, err := json.Marshal(p)
 	if err != nil {
@@ -939,7 +995,11 @@ func (s *httpServer) handleError(err error, c echo.Context) {
 		return
 	}
 	ctx := c.Request().Context()
-	p := problemFor(err, c.Request().Method+" "+c.Path())
+	id, _ := orderID(c) // "" where the path names no order, or cannot be read
+	p := problemFor(err, problemRequest{
+		route: c.Request().Method + " " + c.Path(), orderID: id,
+		keyed: len(c.Request().Header.Values(HeaderIdempotencyKey)) > 0,
+	})
 	p.Instance = c.Request().URL.Path
 	if len(p.Errors) > 0 {
 		p.Field = p.Errors[0].Field

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -1051,6 +1052,62 @@ func TestAllowListsHead(t *testing.T) {
 			}
 			if resp.Header.Get("X-Request-Id") == "" {
 				t.Error("X-Request-Id: got none")
+			}
+		})
+	}
+}
+
+// Problem details say what the client did, in the API's words, without
+// the layers' context the log keeps ("get order X: ", "place order: ",
+// "invalid order: " on a header or a cancellation), and tell a client to
+// send "the same Idempotency-Key" only when it sent one.
+func TestProblemDetailsAreTheClients(t *testing.T) {
+	a := newAPIWith(t, ports.HTTPConfig{}, ordertest.Options{MaxOpenOrders: 2})
+	placed := a.do("POST", "/orders", validOrder, map[string]string{"Idempotency-Key": "k-1"}).order(t)
+	rejected := a.env.Place()
+	a.env.Reply(contracts.StockReservationFailed{OrderID: rejected, Reason: "out of stock"})
+	a.env.Place() // the second open order
+	twoKeys := func() map[string][]string { return map[string][]string{"Idempotency-Key": {"k-1", "k-2"}} }
+	tests := []struct {
+		name, method, path, body string
+		header                   map[string][]string
+		status                   int
+		detail                   string
+	}{
+		{"unknown order", "GET", "/orders/nope", "", nil, 404, "order not found: nope"},
+		{"events of an unknown order", "GET", "/orders/nope/events", "", nil, 404, "order not found: nope"},
+		{"cancel an unknown order", "POST", "/orders/nope/cancel", "", nil, 404, "order not found: nope"},
+		{"cancel a rejected order", "POST", "/orders/" + rejected + "/cancel", "", nil, 409,
+			"order cannot be cancelled: order " + rejected + " is REJECTED"},
+		{"cancel with a control character", "POST", "/orders/" + placed.ID + "/cancel", `{"reason":"a\u0007"}`, nil, 422,
+			"invalid cancellation: reason must not contain control characters"},
+		{"key reused", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":3}]}`, map[string][]string{"Idempotency-Key": {"k-1"}}, 422,
+			`idempotency key reused with a different request: key "k-1" placed order ` + placed.ID},
+		{"two keys", "POST", "/orders", validOrder, twoKeys(), 422,
+			"request header Idempotency-Key was sent more than once; send one key"},
+		{"empty key", "POST", "/orders", validOrder, map[string][]string{"Idempotency-Key": {""}}, 422,
+			"request header Idempotency-Key is empty; send a key of 1 to 255 printable ASCII characters, or no header"},
+		{"too many open orders, no key", "POST", "/orders", validOrder, nil, 503,
+			"too many open orders: 2 orders are open, the limit is 2; send the request again later"},
+		{"too many open orders, a key", "POST", "/orders", validOrder, map[string][]string{"Idempotency-Key": {"k-3"}}, 503,
+			"too many open orders: 2 orders are open, the limit is 2; send the request again later (a POST /orders with the same Idempotency-Key)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var body io.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			}
+			req := httptest.NewRequest(tc.method, tc.path, body)
+			maps.Copy(req.Header, tc.header)
+			rec := httptest.NewRecorder()
+			a.h.ServeHTTP(rec, req)
+			r := response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+			if r.status != tc.status {
+				t.Fatalf("got %d %s, want %d", r.status, r.body, tc.status)
+			}
+			if p := r.problem(t); p.Detail != tc.detail {
+				t.Errorf("detail:\n got %q\nwant %q", p.Detail, tc.detail)
 			}
 		})
 	}

@@ -33,7 +33,7 @@ func TestProblemForStatuses(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := problemFor(tc.err, "POST /orders")
+			p := problemFor(tc.err, problemRequest{route: "POST /orders", keyed: true})
 			if p.Status != tc.status || p.Type != tc.typ || p.RetryAfter != tc.retryAfter {
 				t.Errorf("problemFor(%v): got status %d, type %s, Retry-After %v; want %d, %s, %v",
 					tc.err, p.Status, p.Type, p.RetryAfter, tc.status, tc.typ, tc.retryAfter)
@@ -72,15 +72,32 @@ func TestProblemForSaysHowToResend(t *testing.T) {
 	}{
 		{"POST /orders", fmt.Errorf("place order: %w", context.DeadlineExceeded), "a POST /orders with the same Idempotency-Key", ""},
 		{"POST /orders", fmt.Errorf("place order: %w", app.ErrStorageUnavailable), "a POST /orders with the same Idempotency-Key", ""},
+		{"POST /orders", fmt.Errorf("place order: %w", app.ErrTooManyOpenOrders), "a POST /orders with the same Idempotency-Key", ""},
 		{"POST /orders/:id/cancel", fmt.Errorf("cancel order o-1: %w", context.DeadlineExceeded), "already cancelling changes nothing", "POST /orders"},
 		{"POST /orders/:id/cancel", fmt.Errorf("cancel order o-1: %w", app.ErrStorageUnavailable), "already cancelling changes nothing", "POST /orders"},
 		{"GET /orders/:id", fmt.Errorf("get order o-1: %w", context.DeadlineExceeded), "send the request again later", "POST /orders"},
 		{"GET /orders", fmt.Errorf("list orders: %w", app.ErrStorageUnavailable), "send the request again later", "Idempotency-Key"},
 	}
 	for _, tc := range tests {
-		p := problemFor(tc.err, tc.route)
+		p := problemFor(tc.err, problemRequest{route: tc.route, keyed: strings.HasPrefix(tc.route, "POST /orders")})
 		if !strings.Contains(p.Detail, tc.want) || (tc.wantNot != "" && strings.Contains(p.Detail, tc.wantNot)) {
 			t.Errorf("%s, %v: got detail %q, want one saying %q and not %q", tc.route, tc.err, p.Detail, tc.want, tc.wantNot)
+		}
+	}
+	// A placement sent without a key is not told to send "the same" one:
+	// to send one, when the refusal came after its transaction began; to
+	// send it again, when nothing was placed.
+	for _, tc := range []struct {
+		err           error
+		want, wantNot string
+	}{
+		{fmt.Errorf("place order: %w", context.DeadlineExceeded), "send an Idempotency-Key with every POST /orders", "the same Idempotency-Key)"},
+		{fmt.Errorf("place order: %w", app.ErrStorageUnavailable), "send an Idempotency-Key with every POST /orders", "the same Idempotency-Key)"},
+		{fmt.Errorf("place order: %w", app.ErrTooManyOpenOrders), "send the request again later", "Idempotency-Key"},
+	} {
+		p := problemFor(tc.err, problemRequest{route: "POST /orders"})
+		if !strings.Contains(p.Detail, tc.want) || strings.Contains(p.Detail, tc.wantNot) {
+			t.Errorf("POST /orders without a key, %v: got detail %q, want one saying %q and not %q", tc.err, p.Detail, tc.want, tc.wantNot)
 		}
 	}
 }
