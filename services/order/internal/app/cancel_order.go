@@ -108,6 +108,12 @@ func (h CancelOrderHandler) Handle(ctx context.Context, cmd CancelOrder) (OrderV
 	if err != nil {
 		return OrderView{}, fmt.Errorf("cancel order %s: %w", cmd.OrderID, err)
 	}
+	// Logged in the cancel span's context: the line names the order's
+	// trace, where the decision and its compensations are, not the
+	// request's own.
+	if span != nil {
+		ctx = trace.ContextWithSpan(ctx, span)
+	}
 	h.c.observe(ctx, o, d, now)
 	h.c.opts.Logger.InfoContext(ctx, "order cancellation requested", "order_id", cmd.OrderID)
 	return v, nil

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -63,7 +64,8 @@ func linksTo(links []sdktrace.Link, sc trace.SpanContext) bool {
 func TestCancelStaysInTheOrdersTrace(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	env := ordertest.New(t, ordertest.Options{App: app.Options{TracerProvider: tp}})
+	logs := &ordertest.Logs{}
+	env := ordertest.New(t, ordertest.Options{App: app.Options{TracerProvider: tp, Logger: slog.New(logs)}})
 
 	const orderTrace = "0af7651916cd43dd8448eb211c80319c"
 	placed, err := env.App.Commands.PlaceOrder.Handle(spanContext(t, orderTrace, "b7ad6b7169203331", trace.FlagsSampled),
@@ -97,6 +99,10 @@ func TestCancelStaysInTheOrdersTrace(t *testing.T) {
 	}
 	if req := endedSpan(t, rec, "POST /orders/:id/cancel"); !linksTo(req.Links(), cancel.SpanContext()) {
 		t.Errorf("request span's links: got %v, want one to the cancel span", req.Links())
+	}
+	// Its log line names the order's trace, where the cancel span is.
+	if got := logs.TraceIDs("order cancellation requested"); !slices.Equal(got, []string{orderTrace}) {
+		t.Errorf("trace of the cancellation's log line: got %q, want the order's [%s]", got, orderTrace)
 	}
 
 	want := "00-" + orderTrace + "-" + cancel.SpanContext().SpanID().String() + "-01"
