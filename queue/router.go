@@ -97,7 +97,10 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, q.logger)
+	// The retry middleware logs each failure it reports to the router:
+	// the router's own record of it ("Handler returned error", at error
+	// level) is written at debug level.
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, retry.RouterLogger(q.logger))
 	if err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}

@@ -268,8 +268,9 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		}
 	}
 	// Watermill's info records (handlers starting, schemas created) are
-	// start-up chatter: log them at debug. Retries and dead letters are
-	// logged by the handlers themselves.
+	// start-up chatter: log them at debug. The queue's records of retries
+	// (warnings) and dead letters (errors) are written with the message's
+	// context, so they carry its trace id (retry.ContextLogger).
 	wlog := telemetry.NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	if h.q = cfg.Queue; h.q == nil {
 		if h.q, err = queue.Open(ctx, queue.Config{URL: cfg.QueueURL, Logger: wlog,

@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/pkg/admin"
+	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
@@ -23,8 +24,14 @@ import (
 // NewRouter creates q's router for cfg, counting in meter every retry
 // (orderflow.messages.retried) and dead letter
 // (orderflow.messages.dead_lettered) by topic. It sets cfg.Retry's OnRetry
-// and OnDeadLetter.
+// and OnDeadLetter, and, when it is not set, its LogMetadata: the records
+// of retries and dead letters carry the order id (the message's
+// contracts.MetadataCorrelationID) as "order_id", as the services' own
+// records do.
 func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*queue.Router, error) {
+	if cfg.Retry.LogMetadata == nil {
+		cfg.Retry.LogMetadata = map[string]string{contracts.MetadataCorrelationID: "order_id"}
+	}
 	retries, _ := meter.Int64Counter("orderflow.messages.retried", metric.WithDescription("Failed messages scheduled for another attempt."))
 	dead, _ := meter.Int64Counter("orderflow.messages.dead_lettered", metric.WithDescription("Messages moved to the dead-letter queue."))
 	cfg.Retry.OnRetry = func(topic string) {

@@ -2,12 +2,17 @@ package telemetry
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 func TestWatermillLoggerWritesWhatWatermillsAdapterWrites(t *testing.T) {
@@ -53,5 +58,38 @@ func TestWatermillLoggerBuildsNothingBelowTheLevel(t *testing.T) {
 		l.Info("started", fields)
 	}); n != 0 {
 		t.Errorf("got %v allocations per trace+debug+info below the level, want 0", n)
+	}
+}
+
+// The queue's retry middleware writes its records with the message's
+// context through the logger (retry.ContextLogger): they carry the trace
+// id of the context's span, at the level asked (mapped as Watermill's
+// levels are), with the fields of With and the error.
+func TestWatermillLoggerWritesRecordsWithTheirContext(t *testing.T) {
+	var out bytes.Buffer
+	levels := map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug}
+	l := NewWatermillLogger(slog.New(NewTraceHandler(slog.NewJSONHandler(&out, nil))), levels)
+	cl, ok := l.With(watermill.LogFields{"consumer_group": "payment"}).(retry.ContextLogger)
+	if !ok {
+		t.Fatalf("got a %T, want a retry.ContextLogger", l)
+	}
+	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: traceID, SpanID: spanID}))
+
+	cl.LogContext(ctx, slog.LevelInfo, "withdrawn", watermill.LogFields{"message_id": "m-1"}) // mapped to debug: dropped
+	cl.LogContext(ctx, slog.LevelWarn, "will retry", watermill.LogFields{"message_id": "m-1", "error": errors.New("boom")})
+	var rec map[string]any
+	if err := json.Unmarshal(out.Bytes(), &rec); err != nil {
+		t.Fatalf("got %q, want one JSON record: %v", out.String(), err)
+	}
+	want := map[string]any{
+		"level": "WARN", "msg": "will retry", LogKeyTraceID: traceID.String(), LogKeySpanID: spanID.String(),
+		"consumer_group": "payment", "message_id": "m-1", "error": "boom",
+	}
+	for k, v := range want {
+		if rec[k] != v {
+			t.Errorf("%s: got %v, want %v (record %v)", k, rec[k], v, rec)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -130,7 +131,17 @@ type Config struct {
 	NoJitter bool
 
 	// Logger for retries and dead letters. Default watermill.NopLogger.
+	// When it is a ContextLogger, every record about a message is written
+	// with the message's context (its consumer span: the record carries
+	// the trace id) and a failure that will be retried is a warning;
+	// otherwise the records go through Watermill's methods, without the
+	// context, and that warning is written at info level.
 	Logger watermill.LoggerAdapter
+	// LogMetadata names metadata entries that the records about a message
+	// carry: for each key present on the message, a field named by its
+	// value (servicehost logs contracts.MetadataCorrelationID, the order
+	// id, as "order_id"). Default none.
+	LogMetadata map[string]string
 	// OnDeadLetter, when set, is called after a message was dead-lettered
 	// (for metrics).
 	OnDeadLetter func(topic string)
@@ -260,8 +271,7 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		// PostgreSQL subscriber's ack deadline) is the message's own
 		// slowness: that failure counts as any other, or a handler that
 		// always outlives the deadline would come back for ever.
-		c.Logger.Info("Handler failed as its message was withdrawn; it will be delivered again", fields.Add(watermill.LogFields{"error": handlerErr.Error()}))
-		return handlerErr
+		return c.report(msg, slog.LevelInfo, "Handler failed as its message was withdrawn; it will be delivered again", handlerErr, handlerErr, fields)
 	}
 
 	permanent := errors.Is(handlerErr, ErrPermanent)
@@ -271,11 +281,10 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		d = min(d+time.Duration((c.random()*2-1)*c.Jitter*float64(d)), c.MaxInterval)
 		msg.Metadata.Set(backend.MetadataLastError, truncate(handlerErr.Error(), 2000))
 		delay.Message(msg, delay.For(d))
-		c.Logger.Info("Handler failed; will retry", fields.Add(watermill.LogFields{"error": handlerErr.Error(), "retry_in": d.String()}))
 		if c.OnRetry != nil {
 			c.OnRetry(topic)
 		}
-		return handlerErr
+		return c.report(msg, slog.LevelWarn, "Handler failed; will retry", handlerErr, handlerErr, fields.Add(watermill.LogFields{"retry_in": d.String()}))
 	}
 
 	reason := ReasonMaxAttempts
@@ -302,14 +311,22 @@ func (c Config) abandoned(msg *message.Message, n int) error {
 }
 
 // describe returns the message's attempt (1 when not set), its topic, and
-// the log fields naming it.
+// the log fields naming it: message_id (its UUID, under the name the
+// services' own records give it), topic, consumer_group, attempt and
+// those of LogMetadata.
 func (c Config) describe(msg *message.Message) (attempt int, topic string, fields watermill.LogFields) {
 	attempt = 1
 	if n, err := strconv.Atoi(msg.Metadata.Get(backend.MetadataAttempt)); err == nil && n > 0 {
 		attempt = n
 	}
 	topic = message.SubscribeTopicFromCtx(msg.Context())
-	return attempt, topic, watermill.LogFields{"message_uuid": msg.UUID, "topic": topic, "consumer_group": c.ConsumerGroup, "attempt": attempt}
+	fields = watermill.LogFields{"message_id": msg.UUID, "topic": topic, "consumer_group": c.ConsumerGroup, "attempt": attempt}
+	for key, field := range c.LogMetadata {
+		if v, ok := msg.Metadata[key]; ok {
+			fields[field] = v
+		}
+	}
+	return attempt, topic, fields
 }
 
 // deadLetter stores msg as a dead letter and returns nil (ack), or an
@@ -344,15 +361,100 @@ func (c Config) deadLetter(msg *message.Message, reason string, handlerErr error
 		// behind this one starved.
 		d := c.Backoff(attempt)
 		delay.Message(msg, delay.For(d))
-		c.Logger.Error("Dead-lettering failed; the message will be retried", err, fields.Add(watermill.LogFields{"retry_in": d.String()}))
-		return fmt.Errorf("dead-letter after %v: %w", handlerErr, err)
+		return c.report(msg, slog.LevelError, "Dead-lettering failed; the message will be retried", err,
+			fmt.Errorf("dead-letter after %v: %w", handlerErr, err), fields.Add(watermill.LogFields{"retry_in": d.String()}))
 	}
 	tracing.RecordDeadLetter(msg.Context(), reason+": "+handlerErr.Error())
-	c.Logger.Error("Message dead-lettered", handlerErr, fields.Add(watermill.LogFields{"reason": reason}))
+	logRecord(c.Logger, msg.Context(), slog.LevelError, "Message dead-lettered", handlerErr, fields.Add(watermill.LogFields{"reason": reason}))
 	if c.OnDeadLetter != nil {
 		c.OnDeadLetter(topic)
 	}
 	return nil
+}
+
+// ContextLogger is a watermill.LoggerAdapter that can also write a record
+// with a context and at any slog level, as slog.Logger.Log does.
+// Watermill's adapter takes no context, so its records cannot carry what
+// the context holds (the trace id of the message's span), and it has no
+// warning level. pkg/telemetry's Watermill logger is one.
+type ContextLogger interface {
+	watermill.LoggerAdapter
+	// LogContext writes msg at level with ctx and fields, after the
+	// logger's own (With). fields["error"], when set, is an error.
+	LogContext(ctx context.Context, level slog.Level, msg string, fields watermill.LogFields)
+}
+
+// logRecord writes a record through l: with ctx, at level, when l is a
+// ContextLogger; otherwise through its Watermill methods (a warning at
+// info level) without ctx. err, when not nil, is its "error" field.
+func logRecord(l watermill.LoggerAdapter, ctx context.Context, level slog.Level, msg string, err error, fields watermill.LogFields) {
+	if cl, ok := l.(ContextLogger); ok {
+		if err != nil {
+			fields = fields.Add(watermill.LogFields{"error": err})
+		}
+		cl.LogContext(ctx, level, msg, fields)
+		return
+	}
+	if level >= slog.LevelError {
+		l.Error(msg, err, fields)
+		return
+	}
+	if err != nil {
+		fields = fields.Add(watermill.LogFields{"error": err.Error()})
+	}
+	if level >= slog.LevelInfo {
+		l.Info(msg, fields)
+	} else {
+		l.Debug(msg, fields)
+	}
+}
+
+// report writes the record text about msg at level, with logged as its
+// error, and returns returned for the router as a reportedError, so that
+// RouterLogger writes the router's own record of it at debug level.
+func (c Config) report(msg *message.Message, level slog.Level, text string, logged, returned error, fields watermill.LogFields) error {
+	logRecord(c.Logger, msg.Context(), level, text, logged, fields)
+	return &reportedError{err: returned, ctx: msg.Context(), fields: fields}
+}
+
+// reportedError is an error the middleware returns to the router after
+// logging the failure itself, with the message's context and fields. Its
+// text and what errors.Is and errors.As find in it are err's.
+type reportedError struct {
+	err    error
+	ctx    context.Context
+	fields watermill.LogFields
+}
+
+func (e *reportedError) Error() string { return e.err.Error() }
+func (e *reportedError) Unwrap() error { return e.err }
+
+// RouterLogger returns the logger to give the Watermill router whose
+// handlers the middleware wraps: l, except for the router's record of a
+// handler error the middleware has logged already ("Handler returned
+// error", which Watermill writes at error level for every failed
+// attempt). That one is written at debug level, with the message's
+// context and fields when l is a ContextLogger: the middleware's own
+// record says what happens to the message, at the level that deserves (a
+// warning for an attempt that will be retried, an error for a dead
+// letter or a dead-letter store that refused one).
+func RouterLogger(l watermill.LoggerAdapter) watermill.LoggerAdapter {
+	return routerLogger{l}
+}
+
+type routerLogger struct{ watermill.LoggerAdapter }
+
+func (l routerLogger) Error(msg string, err error, fields watermill.LogFields) {
+	var r *reportedError
+	if !errors.As(err, &r) {
+		l.LoggerAdapter.Error(msg, err, fields)
+		return
+	}
+	logRecord(l.LoggerAdapter, r.ctx, slog.LevelDebug, msg, err, r.fields.Add(fields))
+}
+
+func (l routerLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return routerLogger{l.LoggerAdapter.With(fields)}
 }
 
 // originalMetadata copies metadata without the keys that describe one

@@ -1,0 +1,178 @@
+package servicehost_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/labstack/echo/v4"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/servicehost"
+	"github.com/orderflow/orderflow/pkg/telemetry"
+	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/backend"
+)
+
+// syncBuffer is a log sink safe to read while the service writes to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records decodes every JSON line written so far.
+func (b *syncBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	data := append([]byte(nil), b.buf.Bytes()...)
+	b.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+// observedHost is a Host on a SQLite queue of its own, with the telemetry
+// of a service (spans made but not exported), running until the test
+// ends.
+type observedHost struct {
+	host     *servicehost.Host
+	tel      *telemetry.Telemetry
+	logs     *syncBuffer
+	queueURL string
+}
+
+// startObserved opens spec on a fresh queue file and data directory,
+// with telemetry as servicecmd sets it up, and runs it until the test
+// ends.
+func startObserved(t *testing.T, spec servicehost.Spec, maxAttempts int) *observedHost {
+	t.Helper()
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	dir := t.TempDir()
+	o := &observedHost{logs: &syncBuffer{}, queueURL: "sqlite://" + filepath.Join(dir, "queue.db")}
+	ctx := context.Background()
+	var err error
+	if o.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: spec.Name, LogWriter: o.logs}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.tel.Shutdown(context.Background()) })
+	if o.host, err = servicehost.Open(ctx, spec, servicehost.Config{
+		QueueURL: o.queueURL, DataDir: dir, MaxAttempts: maxAttempts,
+		Logger: o.tel.Logger, TracerProvider: o.tel.TracerProvider, MeterProvider: o.tel.MeterProvider,
+		Propagator: o.tel.Propagator, MetricsHandler: o.tel.MetricsHandler,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- o.host.Run(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("Run: got %v, want nil after cancel", err)
+		}
+	})
+	select {
+	case <-o.host.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("handlers not running after 10s")
+	}
+	return o
+}
+
+// failingSpec is a service whose handler of inventory.commands always
+// fails.
+func failingSpec() servicehost.Spec {
+	spec := echoSpec()
+	spec.Wire = func(_ context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
+		p.Router.Handle("reserve", contracts.TopicInventoryCommands, func(*message.Message) error {
+			return errors.New("stock store unavailable")
+		})
+		return nil, nil
+	}
+	return spec
+}
+
+// The records of a command's failed attempts and of its dead letter carry
+// the command's trace id and order id, as the service's own records do,
+// and only the dead letter is an error: an attempt that will be retried
+// is a warning, and Watermill's router no longer writes an error record
+// for every attempt.
+func TestRetriesAndDeadLettersAreLoggedWithTheTraceAndTheOrder(t *testing.T) {
+	o := startObserved(t, failingSpec(), 2)
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	q, err := queue.Open(context.Background(), queue.Config{URL: o.queueURL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	payload, meta, err := contracts.Encode(contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := message.NewMessage("c-1", payload)
+	for k, v := range meta {
+		cmd.Metadata.Set(k, v)
+	}
+	cmd.Metadata.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	if err := q.Publisher().Publish(contracts.TopicInventoryCommands, cmd); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		dls, err := q.Backend().DeadLetters().List(context.Background(), backend.DeadLetterFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead letters: got %d within 15s, want 1", len(dls))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	type line struct{ level, msg string }
+	var got []line
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		got = got[:0]
+		for _, rec := range o.logs.records(t) {
+			level, _ := rec["level"].(string)
+			msg, _ := rec["msg"].(string)
+			if level == "ERROR" || level == "WARN" {
+				got = append(got, line{level, msg})
+				if rec["trace_id"] != traceID || rec["order_id"] != "o-1" || rec["message_id"] != "c-1" {
+					t.Errorf("%s record %q: got trace_id %v, order_id %v, message_id %v; want %s, o-1, c-1",
+						level, msg, rec["trace_id"], rec["order_id"], rec["message_id"], traceID)
+				}
+			}
+		}
+		if len(got) >= 2 || time.Now().After(deadline) {
+			break
+		}
+	}
+	want := []line{{"WARN", "Handler failed; will retry"}, {"ERROR", "Message dead-lettered"}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("warnings and errors: got %v, want %v", got, want)
+	}
+}
