@@ -63,6 +63,10 @@ var (
 // supervisor (or a test harness) can tell an injected crash from a failure.
 const ExitCode = 3
 
+// DefaultFlushTimeout is Config.FlushTimeout's default: how long a crash
+// point may wait for telemetry to be exported before the process exits.
+const DefaultFlushTimeout = time.Second
+
 // Spec describes one flag.
 type Spec struct {
 	// Name is the flag's snake_case name, e.g. "payment_decline_rate".
@@ -110,6 +114,19 @@ type Config struct {
 	Exit func(code int)
 	// ExitCode is what crash points pass to Exit. Default ExitCode (3).
 	ExitCode int
+	// Flush, when set, is called at a crash point after its record is
+	// logged and before Exit, with a context that ends after
+	// FlushTimeout; it must return by then. It exports the telemetry the
+	// process holds (telemetry.Telemetry.ForceFlush): spans of work
+	// already finished, of any order, that a batching exporter sends only
+	// every few seconds and the exit would lose. It must do nothing else
+	// (no commit, ack or publish), so that the crash leaves the databases
+	// and the queue as a real one would; its error is logged. The
+	// process's other goroutines run on meanwhile, as if the crash came
+	// that much later. Default none.
+	Flush func(ctx context.Context) error
+	// FlushTimeout bounds Flush. Default DefaultFlushTimeout.
+	FlushTimeout time.Duration
 	// Logger receives a record for every change and before every
 	// injected crash. Default: no logging.
 	Logger *slog.Logger
@@ -124,6 +141,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ExitCode == 0 {
 		c.ExitCode = ExitCode
+	}
+	if c.FlushTimeout <= 0 {
+		c.FlushTimeout = DefaultFlushTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -553,15 +573,25 @@ func (r *Registry) Sleep(ctx context.Context, name string) error {
 }
 
 // CrashPoint ends the process (Config.Exit with Config.ExitCode) when bool
-// flag name is on, after logging it. With a fake Exit that returns (in
-// tests), CrashPoint returns true when it fired, so the caller can stop as
-// the process would have.
+// flag name is on, after logging it and flushing telemetry (Config.Flush,
+// at most Config.FlushTimeout): the calling goroutine does nothing else
+// before the exit. With a fake Exit that returns (in tests), CrashPoint
+// returns true when it fired, so the caller can stop as the process would
+// have.
 func (r *Registry) CrashPoint(name string) bool {
 	if !r.Bool(name) {
 		return false
 	}
 	r.cfg.Logger.Warn("fault injection: crash point reached, exiting",
 		slog.String("flag", name), slog.Int("exit_code", r.cfg.ExitCode))
+	if r.cfg.Flush != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
+		err := r.cfg.Flush(ctx)
+		cancel()
+		if err != nil {
+			r.cfg.Logger.Warn("fault injection: telemetry not flushed before the crash", slog.Any("error", err))
+		}
+	}
 	r.cfg.Exit(r.cfg.ExitCode)
 	return true
 }

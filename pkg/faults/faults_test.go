@@ -3,7 +3,9 @@ package faults_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -259,6 +261,62 @@ func TestCrashPoint(t *testing.T) {
 	}
 	if len(codes) != 1 || codes[0] != faults.ExitCode {
 		t.Errorf("exit codes: got %v, want [%d]", codes, faults.ExitCode)
+	}
+}
+
+// A crash point flushes telemetry (Config.Flush) before it exits, and
+// only while it fires; a flush that does not finish is given up after
+// FlushTimeout (the process exits all the same) and logged.
+func TestCrashPointFlushesBeforeExiting(t *testing.T) {
+	tests := []struct {
+		name      string
+		on        bool
+		flush     func(ctx context.Context) error
+		wantSteps string
+		wantLog   string // in the log; "" for no warning about the flush
+	}{
+		{"off", false, func(context.Context) error { return nil }, "", ""},
+		{"flushed", true, func(context.Context) error { return nil }, "flush, exit", ""},
+		{"collector unreachable", true, func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		}, "flush, exit", "telemetry not flushed before the crash"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			const bound = 50 * time.Millisecond
+			var steps []string
+			var logs strings.Builder
+			r := newRegistry(t, faults.Config{
+				Logger:       slog.New(slog.NewTextHandler(&logs, nil)),
+				Exit:         func(int) { steps = append(steps, "exit") },
+				FlushTimeout: bound,
+				Flush: func(ctx context.Context) error {
+					steps = append(steps, "flush")
+					if d, ok := ctx.Deadline(); !ok || time.Until(d) > bound {
+						t.Errorf("flush context: got deadline %v (set %v), want one within %v", d, ok, bound)
+					}
+					return tc.flush(ctx)
+				},
+			})
+			if err := r.Set(faults.CrashAfterCommit, strconv.FormatBool(tc.on)); err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			r.CrashPoint(faults.CrashAfterCommit)
+			if took := time.Since(start); took > 20*bound {
+				t.Errorf("crash point took %v, want about the flush bound %v at most", took, bound)
+			}
+			if got := strings.Join(steps, ", "); got != tc.wantSteps {
+				t.Errorf("steps: got %q, want %q", got, tc.wantSteps)
+			}
+			switch got := logs.String(); {
+			case tc.wantLog == "" && strings.Contains(got, "telemetry not flushed"):
+				t.Errorf("log: got %q, want no warning about the flush", got)
+			case !strings.Contains(got, tc.wantLog):
+				t.Errorf("log: got %q, want %q in it", got, tc.wantLog)
+			}
+		})
 	}
 }
 

@@ -175,9 +175,10 @@ func FaultFlagsUsage(out io.Writer, service string) {
 func EnvPrefix(service string) string { return strings.ToUpper(service) + "_" }
 
 // Run parses args (see Parse; usage and errors go to stderr), sets up
-// telemetry and the service's fault flags from the environment, opens the
-// service with Open and runs it until ctx ends; then it flushes telemetry
-// (up to 5s).
+// telemetry and the service's fault flags from the environment (whose
+// crash points flush the telemetry before they exit), opens the service
+// with Open and runs it until ctx ends; then it flushes telemetry (up to
+// 5s).
 func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stderr io.Writer) error {
 	if c.Open == nil {
 		return errors.New("command: open is required")
@@ -195,7 +196,7 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 		return err
 	}
 	CollectLessOften(ctx, tel.Logger, lookup)
-	reg, err := LoadFaults(c.Name, tel.Logger, lookup)
+	reg, err := LoadFaults(c.Name, tel.Logger, tel.ForceFlush, lookup)
 	if err != nil {
 		return err
 	}
@@ -285,9 +286,13 @@ func StartTelemetry(ctx context.Context, name string, level slog.Level, logWrite
 
 // LoadFaults builds the fault flags of service name
 // (faults.ServiceFlags) and sets them from the environment read through
-// lookup; NAME_FLAG overrides FLAG.
-func LoadFaults(name string, logger *slog.Logger, lookup func(name string) (string, bool)) (*faults.Registry, error) {
-	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags(name), Logger: logger})
+// lookup; NAME_FLAG overrides FLAG. Its crash points log to logger and
+// call flush (faults.Config.Flush: the service's
+// telemetry.Telemetry.ForceFlush, or nil) before the process exits, so
+// that the spans the process finished last, of every order, are not lost
+// with it.
+func LoadFaults(name string, logger *slog.Logger, flush func(context.Context) error, lookup func(name string) (string, bool)) (*faults.Registry, error) {
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags(name), Logger: logger, Flush: flush})
 	if err != nil {
 		return nil, err
 	}

@@ -266,7 +266,7 @@ func TestHelpNamesFaultFlagsAsTheAPIAndTheEnvironmentDo(t *testing.T) {
 				t.Fatalf("--help has no fault flags section:\n%s", out.String())
 			}
 			var read []string // every variable LoadFaults looks up
-			reg, err := servicecmd.LoadFaults(service, slog.New(slog.DiscardHandler), func(name string) (string, bool) {
+			reg, err := servicecmd.LoadFaults(service, slog.New(slog.DiscardHandler), nil, func(name string) (string, bool) {
 				read = append(read, name)
 				return "", false
 			})
@@ -301,7 +301,7 @@ func TestHelpNamesFaultFlagsAsTheAPIAndTheEnvironmentDo(t *testing.T) {
 					for _, later := range envs[i+1:] {
 						set[later] = v[1]
 					}
-					r, err := servicecmd.LoadFaults(service, slog.New(slog.DiscardHandler), lookupIn(set))
+					r, err := servicecmd.LoadFaults(service, slog.New(slog.DiscardHandler), nil, lookupIn(set))
 					if err != nil {
 						t.Fatal(err)
 					}

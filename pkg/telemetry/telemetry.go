@@ -258,6 +258,18 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return t.shutdownErr
 }
 
+// ForceFlush exports the spans ended so far and not exported yet, without
+// stopping anything: for a process about to exit without Shutdown (a
+// crash point, faults.Config.Flush). It returns when they are exported or
+// when ctx ends, whichever comes first; give it a context with a timeout.
+// The spans of an export that ctx cut short are lost.
+func (t *Telemetry) ForceFlush(ctx context.Context) error {
+	if err := t.TracerProvider.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("flush spans: %w", err)
+	}
+	return nil
+}
+
 // SetGlobals installs the tracer provider, meter provider, propagator and
 // error handler as the otel globals, for libraries that only use
 // otel.Tracer, otel.Meter and otel.Handle. It is an explicit opt-in, meant

@@ -164,7 +164,7 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 		tel.Logger.InfoContext(ctx, "projections rebuilt", "orders", n, "data_dir", cfg.Service.DataDir)
 		return nil
 	}
-	reg, err := servicecmd.LoadFaults(service.Name, tel.Logger, lookup)
+	reg, err := servicecmd.LoadFaults(service.Name, tel.Logger, tel.ForceFlush, lookup)
 	if err != nil {
 		return err
 	}
