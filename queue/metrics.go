@@ -81,6 +81,21 @@ func newInstruments(mp metric.MeterProvider) (*instruments, error) {
 	return &ins, errors.Join(errs...)
 }
 
+// start exports the counters of topic and group at 0 (processed by
+// outcome, retried, dead-lettered, ran alone), so that the first retry or
+// dead letter after a start is an increase that increase(), rate() and
+// alerts see, not the first sample of a new series.
+func (ins *instruments) start(topic, group string) {
+	ctx := context.Background()
+	attrs := metric.WithAttributes(attrTopic.String(topic), attrGroup.String(group))
+	for _, outcome := range []string{"ok", "error"} {
+		ins.processed.Add(ctx, 0, attrs, metric.WithAttributes(attrResult.String(outcome)))
+	}
+	for _, c := range []metric.Int64Counter{ins.retried, ins.deadLettered, ins.ranAlone} {
+		c.Add(ctx, 0, attrs)
+	}
+}
+
 // middleware counts outcomes and durations per topic and group.
 func (ins *instruments) middleware(group string) message.HandlerMiddleware {
 	return func(h message.HandlerFunc) message.HandlerFunc {

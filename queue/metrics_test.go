@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"maps"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -192,5 +194,68 @@ func TestMetricsCountSQLiteWriteTransactions(t *testing.T) {
 		if got := sums[name]; got <= 0 {
 			t.Errorf("%s after %d transactions: got %d ns, want more than 0", name, txs, got)
 		}
+	}
+}
+
+// series returns the data points of the int64 counter name that reader
+// holds now, by "topic group" (and " outcome" where there is one).
+func series(t *testing.T, reader sdkmetric.Reader, name string) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			d, ok := m.Data.(metricdata.Sum[int64])
+			if !ok || m.Name != name {
+				continue
+			}
+			for _, p := range d.DataPoints {
+				topic, _ := p.Attributes.Value("messaging.destination.name")
+				group, _ := p.Attributes.Value("messaging.consumer.group.name")
+				key := topic.AsString() + " " + group.AsString()
+				if v, ok := p.Attributes.Value("outcome"); ok {
+					key += " " + v.AsString()
+				}
+				out[key] = p.Value
+			}
+		}
+	}
+	return out
+}
+
+// The counters of every topic the router handles are exported at 0 from
+// the handler's registration on: the first retry or dead letter after a
+// start is then an increase (increase(), rate() and alerts see it), not
+// the first sample of a series that did not exist.
+func TestCountersStartAtZeroForEveryTopicHandled(t *testing.T) {
+	q, reader := openMetered(t)
+	var handled []string
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing", OnHandle: func(topic string) { handled = append(handled, topic) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Handle("charge", "payments", func(*message.Message) error { return nil })
+	r.Handle("refund", "refunds", func(*message.Message) error { return nil })
+
+	tests := []struct {
+		name string
+		want map[string]int64
+	}{
+		{queue.MetricRetried, map[string]int64{"payments billing": 0, "refunds billing": 0}},
+		{queue.MetricDeadLettered, map[string]int64{"payments billing": 0, "refunds billing": 0}},
+		{queue.MetricRanAlone, map[string]int64{"payments billing": 0, "refunds billing": 0}},
+		{queue.MetricProcessed, map[string]int64{"payments billing ok": 0, "payments billing error": 0, "refunds billing ok": 0, "refunds billing error": 0}},
+	}
+	for _, tc := range tests {
+		if got := series(t, reader, tc.name); !maps.Equal(got, tc.want) {
+			t.Errorf("%s before any message: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if want := []string{"payments", "refunds"}; !slices.Equal(handled, want) {
+		t.Errorf("OnHandle: got %q, want %q", handled, want)
 	}
 }

@@ -39,6 +39,11 @@ type RouterConfig struct {
 	// always does; on memory://, which keeps nothing, they are dropped
 	// instead of delivered again). Default 30s.
 	CloseTimeout time.Duration
+	// OnHandle, when set, is called by Handle with the topic of each
+	// handler registered: the place to start the caller's own per-topic
+	// counters (those Retry.OnRetry and Retry.OnDeadLetter add to) at 0,
+	// as Handle starts the queue's.
+	OnHandle func(topic string)
 }
 
 // Router runs handlers for one consumer group. Every handler is wrapped,
@@ -126,9 +131,18 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 	return &Router{q: q, cfg: cfg, sub: sub, router: r, pool: pool}, nil
 }
 
-// Handle registers h for topic. Register every handler before Run.
+// Handle registers h for topic. Register every handler before Run. The
+// queue's counters of topic and the router's group (MetricProcessed,
+// MetricRetried, MetricDeadLettered, MetricRanAlone) start at 0 here, and
+// RouterConfig.OnHandle is called.
 func (r *Router) Handle(name, topic string, h message.NoPublishHandlerFunc) {
 	r.router.AddConsumerHandler(name, topic, routerSubscriber{r.sub}, h)
+	if ins := r.q.metrics; ins != nil {
+		ins.start(topic, r.cfg.ConsumerGroup)
+	}
+	if r.cfg.OnHandle != nil {
+		r.cfg.OnHandle(topic)
+	}
 }
 
 // routerSubscriber is the subscriber as Watermill's router sees it: one it

@@ -6,7 +6,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -174,5 +178,52 @@ func TestRetriesAndDeadLettersAreLoggedWithTheTraceAndTheOrder(t *testing.T) {
 	want := []line{{"WARN", "Handler failed; will retry"}, {"ERROR", "Message dead-lettered"}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("warnings and errors: got %v, want %v", got, want)
+	}
+}
+
+// After a start, before any message, /metrics has the retry and
+// dead-letter counters of the topic the service handles, at 0: the first
+// retry or dead letter is then an increase that increase() and alerts
+// see, not the first sample of a new series.
+func TestRetryAndDeadLetterCountersAreExportedAtZeroFromTheStart(t *testing.T) {
+	o := startObserved(t, failingSpec(), 2)
+	srv := httptest.NewServer(o.tel.MetricsHandler)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		metric string
+		labels []string // label="value" pairs the sample must have
+	}{
+		{"queue_messages_retried_total", []string{`messaging_destination_name="inventory.commands"`, `messaging_consumer_group_name="inventory"`}},
+		{"queue_messages_dead_lettered_total", []string{`messaging_destination_name="inventory.commands"`, `messaging_consumer_group_name="inventory"`}},
+		{"orderflow_messages_retried_total", []string{`topic="inventory.commands"`}},
+		{"orderflow_messages_dead_lettered_total", []string{`topic="inventory.commands"`}},
+	}
+	for _, tc := range tests {
+		var samples []string
+		found := false
+		for l := range strings.Lines(string(body)) {
+			if !strings.HasPrefix(l, tc.metric+"{") {
+				continue
+			}
+			l = strings.TrimSpace(l)
+			samples = append(samples, l)
+			labelled := true
+			for _, label := range tc.labels {
+				labelled = labelled && strings.Contains(l, label)
+			}
+			found = found || (labelled && strings.HasSuffix(l, " 0"))
+		}
+		if !found {
+			t.Errorf("%s: got samples %q, want one with %v at 0", tc.metric, samples, tc.labels)
+		}
 	}
 }

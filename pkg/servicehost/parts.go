@@ -23,11 +23,12 @@ import (
 
 // NewRouter creates q's router for cfg, counting in meter every retry
 // (orderflow.messages.retried) and dead letter
-// (orderflow.messages.dead_lettered) by topic. It sets cfg.Retry's OnRetry
-// and OnDeadLetter, and, when it is not set, its LogMetadata: the records
-// of retries and dead letters carry the order id (the message's
-// contracts.MetadataCorrelationID) as "order_id", as the services' own
-// records do.
+// (orderflow.messages.dead_lettered) by topic, each at 0 from the
+// registration of the topic's handler on. It sets cfg.Retry's OnRetry and
+// OnDeadLetter, cfg.OnHandle and, when it is not set, cfg.Retry's
+// LogMetadata: the records of retries and dead letters carry the order id
+// (the message's contracts.MetadataCorrelationID) as "order_id", as the
+// services' own records do.
 func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*queue.Router, error) {
 	if cfg.Retry.LogMetadata == nil {
 		cfg.Retry.LogMetadata = map[string]string{contracts.MetadataCorrelationID: "order_id"}
@@ -39,6 +40,13 @@ func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*que
 	}
 	cfg.Retry.OnDeadLetter = func(topic string) {
 		dead.Add(context.Background(), 1, metric.WithAttributes(attribute.String("topic", topic)))
+	}
+	// Exported at 0, so that the first retry or dead letter after a start
+	// is an increase that increase() and alerts see.
+	cfg.OnHandle = func(topic string) {
+		attrs := metric.WithAttributes(attribute.String("topic", topic))
+		retries.Add(context.Background(), 0, attrs)
+		dead.Add(context.Background(), 0, attrs)
 	}
 	return q.NewRouter(cfg)
 }
