@@ -8,12 +8,16 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/orderflow/orderflow/queue"
+	"github.com/orderflow/orderflow/queue/postgres/pgtest"
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 func TestMetricsCountOutcomesRetriesDeadLettersAndDepth(t *testing.T) {
@@ -257,5 +261,50 @@ func TestCountersStartAtZeroForEveryTopicHandled(t *testing.T) {
 	}
 	if want := []string{"payments", "refunds"}; !slices.Equal(handled, want) {
 		t.Errorf("OnHandle: got %q, want %q", handled, want)
+	}
+}
+
+// A row of a PostgreSQL topic table that the backend cannot read is
+// dead-lettered by the backend itself, not by the retry middleware: it
+// counts as a dead letter all the same, in the queue's metric and for
+// the router's caller (Retry.OnDeadLetter).
+func TestMetricsCountTheDeadLettersOfUnreadableRows(t *testing.T) {
+	url := pgtest.SchemaURL(t, "queue_metrics")
+	reader := sdkmetric.NewManualReader()
+	q, err := queue.Open(context.Background(), queue.Config{URL: url, MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	deadTopics := make(chan string, 1)
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing", Retry: retry.Config{OnDeadLetter: func(topic string) { deadTopics <- topic }}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("charge", "payments", func(*message.Message) error { return nil })
+	runRouter(t, r)
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// As a writer other than the queue's publisher might: metadata that
+	// is no JSON object of strings.
+	if _, err := db.Exec(`INSERT INTO "watermill_payments" (uuid, payload, metadata, transaction_id)
+		VALUES ('unreadable', 'x', '[1,2]', pg_current_xact_id())`); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+	if dl := deadLetters(t, q)[0]; dl.Metadata[retry.MetadataDeadLetterReason] != retry.ReasonUnreadable {
+		t.Fatalf("dead letter: got reason %q, want %q", dl.Metadata[retry.MetadataDeadLetterReason], retry.ReasonUnreadable)
+	}
+	waitFor(t, "the dead letter's count", func() bool { return series(t, reader, queue.MetricDeadLettered)["payments billing"] == 1 })
+	select {
+	case got := <-deadTopics:
+		if got != "payments" {
+			t.Errorf("Retry.OnDeadLetter: got topic %q, want payments", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("Retry.OnDeadLetter: not called within 5s of the count")
 	}
 }

@@ -114,7 +114,12 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
 	// Last: nothing after it fails, so the subscriber is never left open.
-	sub, err := q.backend.Subscriber(backend.SubscriberConfig{ConsumerGroup: cfg.ConsumerGroup, Concurrency: cfg.Concurrency})
+	sub, err := q.backend.Subscriber(backend.SubscriberConfig{
+		ConsumerGroup: cfg.ConsumerGroup, Concurrency: cfg.Concurrency,
+		// Dead letters the backend writes itself (PostgreSQL's unreadable
+		// rows) count as the retry middleware's do.
+		OnDeadLetter: rc.OnDeadLetter,
+	})
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("new router: %w", err)

@@ -105,6 +105,13 @@ type SubscriberConfig struct {
 	// before the first is acked or nacked. 1 (the default) keeps the
 	// order of a single subscriber.
 	Concurrency int
+	// OnDeadLetter, when set, is called with the topic of each message
+	// the backend itself dead-letters for the group, without handing it
+	// out (the PostgreSQL backend's unreadable rows,
+	// retry.ReasonUnreadable), once the dead letter is stored: for the
+	// metrics that count the retry middleware's dead letters. Backends
+	// that never do so ignore it.
+	OnDeadLetter func(topic string)
 }
 
 // Validate reports a config that no backend can serve.

@@ -56,6 +56,7 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 	s := &subscriber{
 		b:             b,
 		group:         cfg.ConsumerGroup,
+		onDeadLetter:  cfg.OnDeadLetter,
 		unreadableKey: newUnreadableKey(),
 		logger:        b.cfg.Logger.With(watermill.LogFields{"consumer_group": cfg.ConsumerGroup}),
 		closing:       closingCtx.Done(),
@@ -72,6 +73,8 @@ type subscriber struct {
 	b      *Backend
 	group  string
 	logger watermill.LoggerAdapter
+	// onDeadLetter is backend.SubscriberConfig.OnDeadLetter (may be nil).
+	onDeadLetter func(topic string)
 	// unreadableKey marks the messages of rows that could not be read
 	// (see readingSchema).
 	unreadableKey string

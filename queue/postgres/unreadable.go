@@ -170,9 +170,10 @@ func (s *subscriber) unreadable(in *message.Message) (unreadableRow, bool) {
 // letter has what a handler's would (retry.Middleware): the topic, the
 // group, the attempts and the failure times of d, the payload, and the
 // metadata that could be read, with retry.MetadataDeadLetterReason
-// retry.ReasonUnreadable; its last error is u.Reason. Then the message is
-// acked as a handler's ack would be, so that the group's offset moves past
-// it with its batch.
+// retry.ReasonUnreadable; its last error is u.Reason. It is counted
+// (backend.SubscriberConfig.OnDeadLetter). Then the message is acked as a
+// handler's ack would be, so that the group's offset moves past it with
+// its batch.
 //
 // When the dead-letter store refuses it, the failure is recorded on d and
 // the message is nacked, to be dead-lettered again after RetryInterval:
@@ -204,6 +205,9 @@ func (s *subscriber) deadLetterUnreadable(ctx context.Context, topic string, in 
 		return s.retryLater(ctx, in, d, fmt.Sprintf("%s; dead-lettering failed: %v", u.Reason, err), s.b.cfg.RetryInterval, logger, func() {})
 	}
 	logger.Error("Unreadable message dead-lettered", errors.New(u.Reason), watermill.LogFields{"attempt": d.attempt, "reason": retry.ReasonUnreadable})
+	if s.onDeadLetter != nil {
+		s.onDeadLetter(topic)
+	}
 	s.recordAck(ctx, in, d, true, acked, acks, logger)
 	return true
 }
