@@ -270,8 +270,11 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		// may well succeed. A context that ran out of time (the
 		// PostgreSQL subscriber's ack deadline) is the message's own
 		// slowness: that failure counts as any other, or a handler that
-		// always outlives the deadline would come back for ever.
-		return c.report(msg, slog.LevelInfo, "Handler failed as its message was withdrawn; it will be delivered again", handlerErr, handlerErr, fields)
+		// always outlives the deadline would come back for ever. A
+		// warning: the router's own record of the error is at debug
+		// level (RouterLogger), and a handler cut by a stop or a lost
+		// lease is worth seeing at the default level.
+		return c.report(msg, slog.LevelWarn, "Handler failed as its message was withdrawn; it will be delivered again", handlerErr, handlerErr, fields)
 	}
 
 	permanent := errors.Is(handlerErr, ErrPermanent)
@@ -361,8 +364,12 @@ func (c Config) deadLetter(msg *message.Message, reason string, handlerErr error
 		// behind this one starved.
 		d := c.Backoff(attempt)
 		delay.Message(msg, delay.For(d))
+		// The record says why the message was to be dead-lettered too:
+		// it is the only one at the default level (see RouterLogger).
 		return c.report(msg, slog.LevelError, "Dead-lettering failed; the message will be retried", err,
-			fmt.Errorf("dead-letter after %v: %w", handlerErr, err), fields.Add(watermill.LogFields{"retry_in": d.String()}))
+			fmt.Errorf("dead-letter after %v: %w", handlerErr, err), fields.Add(watermill.LogFields{
+				"retry_in": d.String(), "reason": reason, "handler_error": handlerErr.Error(),
+			}))
 	}
 	tracing.RecordDeadLetter(msg.Context(), reason+": "+handlerErr.Error())
 	logRecord(c.Logger, msg.Context(), slog.LevelError, "Message dead-lettered", handlerErr, fields.Add(watermill.LogFields{"reason": reason}))

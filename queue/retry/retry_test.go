@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 
@@ -115,12 +117,37 @@ func (s *failingStore) Put(context.Context, backend.DeadLetter) error {
 	return errors.New("store refused")
 }
 
+// levelLogger is a ContextLogger that keeps each record's level, message
+// and fields.
+type levelLogger struct {
+	watermill.LoggerAdapter
+	records *[]levelRecord
+}
+
+type levelRecord struct {
+	level  slog.Level
+	msg    string
+	fields watermill.LogFields
+}
+
+func newLevelLogger() levelLogger {
+	return levelLogger{LoggerAdapter: watermill.NopLogger{}, records: new([]levelRecord)}
+}
+
+func (l levelLogger) LogContext(_ context.Context, level slog.Level, msg string, fields watermill.LogFields) {
+	*l.records = append(*l.records, levelRecord{level: level, msg: msg, fields: fields})
+}
+
 // A dead letter the store refuses is nacked for another try after a
 // backoff, not at once: the store is not hammered, the messages behind it
-// not starved.
+// not starved. Its record, an error, says why the message was to be
+// dead-lettered: the router's own record of the failure, which has the
+// handler's error, is at debug level.
 func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
 	store := &failingStore{}
-	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Second, Jitter: 0})(
+	logger := newLevelLogger()
+	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Second, Jitter: 0,
+		Logger: logger})(
 		func(*message.Message) ([]*message.Message, error) { return nil, Permanent(errors.New("poison")) })
 	msg := message.NewMessage("m-1", []byte("x"))
 	if _, err := h(msg); err == nil || store.puts != 1 {
@@ -128,6 +155,10 @@ func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
 	}
 	if got := msg.Metadata.Get(delay.DelayedForKey); got != time.Second.String() {
 		t.Errorf("delay: got %q, want %q", got, time.Second.String())
+	}
+	if got := *logger.records; len(got) != 1 || got[0].level != slog.LevelError ||
+		got[0].fields["handler_error"] != "poison" || got[0].fields["reason"] != ReasonPermanent {
+		t.Errorf("records: got %+v, want one error with handler_error poison and reason %s", got, ReasonPermanent)
 	}
 }
 
@@ -137,7 +168,8 @@ func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
 // and a dead letter would stand beside a redelivery that succeeds.
 func TestFailureOfAWithdrawnMessageIsNotDeadLettered(t *testing.T) {
 	store := &failingStore{}
-	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1})(
+	logger := newLevelLogger()
+	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, Logger: logger})(
 		func(msg *message.Message) ([]*message.Message, error) {
 			<-msg.Context().Done()
 			return nil, fmt.Errorf("charge: %w", msg.Context().Err())
@@ -151,6 +183,10 @@ func TestFailureOfAWithdrawnMessageIsNotDeadLettered(t *testing.T) {
 	}
 	if store.puts != 0 {
 		t.Errorf("dead letters written: got %d, want 0", store.puts)
+	}
+	// A warning, seen at the default level: the router's record is not.
+	if got := *logger.records; len(got) != 1 || got[0].level != slog.LevelWarn {
+		t.Errorf("records: got %+v, want one warning", got)
 	}
 }
 
