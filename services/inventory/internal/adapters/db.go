@@ -83,25 +83,16 @@ func Migrate(ctx context.Context, db *sql.DB, c catalog.Catalog) (Seeding, error
 			return s, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	if err := copyLegacyRestockKeys(ctx, tx); err != nil {
+	skus, err := column(ctx, tx, `SELECT sku FROM stock`)
+	if err != nil {
+		return s, fmt.Errorf("migrate: read SKUs: %w", err)
+	}
+	if err := copyLegacyRestockKeys(ctx, tx, skus); err != nil {
 		return s, fmt.Errorf("migrate: %w", err)
 	}
 	known := map[string]bool{}
-	rows, err := tx.QueryContext(ctx, `SELECT sku FROM stock`)
-	if err != nil {
-		return s, fmt.Errorf("migrate: %w", err)
-	}
-	for rows.Next() {
-		var sku string
-		if err := rows.Scan(&sku); err != nil {
-			rows.Close()
-			return s, fmt.Errorf("migrate: %w", err)
-		}
+	for _, sku := range skus {
 		known[sku] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s, fmt.Errorf("migrate: %w", err)
 	}
 	now := time.Now().UnixMilli()
 	for _, p := range c {
@@ -139,9 +130,12 @@ const legacyRestockPrefix = "restock "
 // copyLegacyRestockKeys copies into restock_keys the keyed restocks that
 // earlier releases kept only as inbox ids (for as long as the inbox keeps
 // an id), so that the retry of such a restock after an upgrade is still a
-// replay, not a second restock. An id it cannot read is left: no restock
-// of this release's could match it.
-func copyLegacyRestockKeys(ctx context.Context, tx *sql.Tx) error {
+// replay, not a second restock. A SKU may hold blanks, so an id is read
+// with skus, those inventory holds: the longest that the id starts with
+// is its SKU. An earlier release took one key for several restocks: the
+// newest is kept. An id it cannot read is left: no restock of this
+// release's could match it.
+func copyLegacyRestockKeys(ctx context.Context, tx *sql.Tx, skus []string) error {
 	var inboxes int
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'inbox_processed'`).Scan(&inboxes); err != nil {
 		return fmt.Errorf("look for the inbox: %w", err)
@@ -149,7 +143,8 @@ func copyLegacyRestockKeys(ctx context.Context, tx *sql.Tx) error {
 	if inboxes == 0 {
 		return nil // a new database
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT message_id, processed_at FROM inbox_processed WHERE substr(message_id, 1, ?) = ?`,
+	rows, err := tx.QueryContext(ctx, `SELECT message_id, processed_at FROM inbox_processed
+		WHERE substr(message_id, 1, ?) = ? ORDER BY processed_at DESC`,
 		len(legacyRestockPrefix), legacyRestockPrefix)
 	if err != nil {
 		return fmt.Errorf("read restock keys of the inbox: %w", err)
@@ -167,25 +162,59 @@ func copyLegacyRestockKeys(ctx context.Context, tx *sql.Tx) error {
 			rows.Close()
 			return fmt.Errorf("read restock keys of the inbox: %w", err)
 		}
-		parts := strings.SplitN(strings.TrimPrefix(id, legacyRestockPrefix), " ", 3)
-		if len(parts) != 3 {
-			continue
+		if sku, quantity, key, ok := parseLegacyRestockID(id, skus); ok {
+			keys = append(keys, legacyKey{key: key, sku: sku, quantity: quantity, at: at})
 		}
-		quantity, err := strconv.Atoi(parts[1])
-		if err != nil || parts[0] == "" || parts[2] == "" {
-			continue
-		}
-		keys = append(keys, legacyKey{key: parts[2], sku: parts[0], quantity: quantity, at: at})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read restock keys of the inbox: %w", err)
 	}
-	for _, k := range keys {
+	for _, k := range keys { // newest first: an older restock of a key is ignored
 		if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO restock_keys (key, sku, quantity, created_at) VALUES (?, ?, ?, ?)`,
 			k.key, k.sku, k.quantity, k.at); err != nil {
 			return fmt.Errorf("copy restock key: %w", err)
 		}
 	}
 	return nil
+}
+
+// parseLegacyRestockID reads an inbox id "restock <sku> <quantity> <key>"
+// whose SKU is the longest of skus that fits.
+func parseLegacyRestockID(id string, skus []string) (sku string, quantity int, key string, ok bool) {
+	rest, found := strings.CutPrefix(id, legacyRestockPrefix)
+	if !found {
+		return "", 0, "", false
+	}
+	for _, s := range skus {
+		after, found := strings.CutPrefix(rest, s+" ")
+		if !found || len(s) <= len(sku) {
+			continue
+		}
+		q, k, found := strings.Cut(after, " ")
+		n, err := strconv.Atoi(q)
+		if !found || err != nil || k == "" {
+			continue
+		}
+		sku, quantity, key, ok = s, n, k, true
+	}
+	return sku, quantity, key, ok
+}
+
+// column returns the single text column of query's rows.
+func column(ctx context.Context, tx *sql.Tx, query string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }

@@ -91,17 +91,29 @@ func TestMigrateCopiesRestockKeysOfTheInbox(t *testing.T) {
 		PRIMARY KEY (consumer_group, message_id))`); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{
-		"restock SKU-1 5 console-7f3a",
-		"restock SKU-2 3 a key with blanks",
-		"restock SKU-3 many k-1",
-		"0199a0c2-5f0e-7c6e-9b1a-3d2f1e0a9b8c",
+	cat := catalog.Catalog{
+		{SKU: "SKU-1", Name: "a", UnitPriceCents: 100, InitialStock: 5},
+		{SKU: "SKU-2", Name: "b", UnitPriceCents: 100, InitialStock: 5},
+		{SKU: "A", Name: "c", UnitPriceCents: 100, InitialStock: 5},
+		{SKU: "A 1", Name: "d", UnitPriceCents: 100, InitialStock: 5}, // blanks in a SKU
+	}
+	if _, err := adapters.Migrate(ctx, db, cat); err != nil { // the earlier release's stock
+		t.Fatal(err)
+	}
+	for id, at := range map[string]int64{
+		"restock SKU-1 5 console-7f3a":         1700000000000,
+		"restock SKU-2 3 a key with blanks":    1700000000000,
+		"restock A 1 3 k-2":                    1700000000000,
+		"restock SKU-1 2 k-3":                  1700000000000, // one key, two restocks: the newer kept
+		"restock SKU-2 4 k-3":                  1700000000001,
+		"restock SKU-3 1 k-4":                  1700000000000, // a SKU inventory no longer holds
+		"restock SKU-1 many k-1":               1700000000000,
+		"0199a0c2-5f0e-7c6e-9b1a-3d2f1e0a9b8c": 1700000000000, // a message id
 	} {
-		if _, err := db.ExecContext(ctx, `INSERT INTO inbox_processed VALUES ('inventory', ?, 1700000000000)`, id); err != nil {
+		if _, err := db.ExecContext(ctx, `INSERT INTO inbox_processed VALUES ('inventory', ?, ?)`, id, at); err != nil {
 			t.Fatal(err)
 		}
 	}
-	cat := catalog.Catalog{{SKU: "SKU-1", Name: "a", UnitPriceCents: 100, InitialStock: 5}}
 	for range 2 { // a second start changes nothing
 		if _, err := adapters.Migrate(ctx, db, cat); err != nil {
 			t.Fatal(err)
@@ -125,7 +137,12 @@ func TestMigrateCopiesRestockKeysOfTheInbox(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"a key with blanks: SKU-2 3 at 1700000000000", "console-7f3a: SKU-1 5 at 1700000000000"}
+	want := []string{
+		"a key with blanks: SKU-2 3 at 1700000000000",
+		"console-7f3a: SKU-1 5 at 1700000000000",
+		"k-2: A 1 3 at 1700000000000",
+		"k-3: SKU-2 4 at 1700000000001",
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("restock keys: got %q, want %q", got, want)
 	}
