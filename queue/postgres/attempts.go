@@ -107,8 +107,8 @@ func (b *Backend) claimDelivery(ctx context.Context, topic, group, uuid, replayI
 	return d, nil
 }
 
-// errBatchLost is claimDelivery's error when the batch's session no longer
-// holds the group's lock.
+// errBatchLost is claimDelivery's error when the batch's transaction no
+// longer holds the group's lock (it ended, or its session did).
 var errBatchLost = errors.New("the batch's transaction no longer holds the group's lock")
 
 // claimSQL counts a delivery of message $3 (of replay $6, "" for the
