@@ -28,10 +28,11 @@ const instrumentationName = "github.com/orderflow/orderflow/services/order/inter
 //
 // The probes and the API document (untraced) get no span: a
 // health check every few seconds would bury the orders' traces in Jaeger.
-// A span of a route about one order carries its id (AttributeOrderID), so
-// that Jaeger's tag search finds the requests that read or changed it
-// (each its own trace, unless the client sent a traceparent) beside the
-// trace that POST /orders began.
+// A span of a route about one order carries its id (AttributeOrderID),
+// percent-decoded as the handler reads it (orderID: /orders/o%2D1 is
+// o-1), so that Jaeger's tag search finds the requests that read or
+// changed it (each its own trace, unless the client sent a traceparent)
+// beside the trace that POST /orders began.
 //
 // The handler's error is rendered inside the span (echo's c.Error), so the
 // span sees the final status; it then returns nil.
@@ -62,7 +63,7 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 				),
 				trace.WithAttributes(serverAddress(req.Host)...))
 			defer span.End()
-			if id := c.Param("id"); id != "" {
+			if id, err := orderID(c); err == nil && id != "" {
 				span.SetAttributes(AttributeOrderID.String(id))
 			}
 			c.SetRequest(req.WithContext(ctx))

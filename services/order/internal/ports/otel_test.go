@@ -3,6 +3,7 @@ package ports_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -53,6 +54,10 @@ func TestRequestSpansNameTheirOrder(t *testing.T) {
 	a.do("GET", "/orders/"+id+"/events", "", nil)
 	a.do("POST", "/orders", `{"customer_id":"c-1","items":[]}`, nil) // refused: no order
 	a.do("GET", "/orders", "", nil)
+	// An id spelt with an escape it need not have is the order the
+	// handler reads: the decoded one.
+	a.do("GET", "/orders/"+strings.Replace(id, "-", "%2D", 1), "", nil)
+	a.do("POST", "/orders/"+strings.Replace(id, "-", "%2d", 1)+"/cancel", "", nil)
 
 	want := []struct {
 		name    string
@@ -60,6 +65,7 @@ func TestRequestSpansNameTheirOrder(t *testing.T) {
 	}{
 		{"POST /orders", id}, {"POST /orders", id}, {"GET /orders/:id", id}, {"GET /orders/:id/events", id},
 		{"POST /orders", ""}, {"GET /orders", ""},
+		{"GET /orders/:id", id}, {"POST /orders/:id/cancel", id},
 	}
 	spans := exp.GetSpans()
 	if len(spans) != len(want) {
