@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
@@ -27,6 +28,11 @@ import (
 // ConsumerGroup is the order service's consumer group on the shared queue and
 // the scope of its inbox.
 const ConsumerGroup = "order"
+
+// AttributeOrderID is the span attribute naming the order a span is about:
+// the spans of this package (an order's cancel, a step's timeout) and the
+// order API's request spans, so that Jaeger's tag search finds them all.
+const AttributeOrderID = attribute.Key("order.id")
 
 // Errors of the application layer (with ErrInvalidQuery and
 // ErrInvalidCursor of the queries). Ports map them to statuses with

@@ -127,7 +127,7 @@ func (h CancelOrderHandler) startSpan(ctx context.Context, orderID string, lates
 	_, span := h.tracer.Start(withRecordedParent(ctx, latest.TraceID, latest.SpanID, latest.TraceFlags), "order cancel",
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithLinks(trace.Link{SpanContext: request.SpanContext()}),
-		trace.WithAttributes(orderIDKey.String(orderID)))
+		trace.WithAttributes(AttributeOrderID.String(orderID)))
 	if sc := span.SpanContext(); sc.IsValid() && sc.TraceID() != request.SpanContext().TraceID() {
 		request.AddLink(trace.Link{SpanContext: sc})
 	}

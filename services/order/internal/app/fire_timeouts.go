@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -118,7 +117,7 @@ func (h FireTimeoutsHandler) Handle(ctx context.Context, cmd FireTimeouts) (Fire
 func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error) {
 	ctx, span := h.tracer.Start(orderTraceContext(ctx, dl), "order timeout",
 		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(orderIDKey.String(dl.OrderID)))
+		trace.WithAttributes(AttributeOrderID.String(dl.OrderID)))
 	defer span.End()
 	var (
 		o   *domain.Order
@@ -155,9 +154,6 @@ func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error
 	h.c.opts.Logger.InfoContext(ctx, "step timed out", "order_id", dl.OrderID, "status", o.Status(), "commands", len(d.Commands))
 	return true, nil
 }
-
-// orderIDKey is the span attribute naming the order.
-const orderIDKey = attribute.Key("order.id")
 
 // orderTraceContext returns ctx with the order's latest span as remote
 // parent, when the deadline carries one.

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/pkg/headmethod"
+	"github.com/orderflow/orderflow/services/order/internal/app"
 )
 
 // instrumentationName is the scope of the HTTP server spans.
@@ -28,7 +29,7 @@ const instrumentationName = "github.com/orderflow/orderflow/services/order/inter
 //
 // The probes and the API document (untraced) get no span: a
 // health check every few seconds would bury the orders' traces in Jaeger.
-// A span of a route about one order carries its id (AttributeOrderID),
+// A span of a route about one order carries its id (app.AttributeOrderID),
 // percent-decoded as the handler reads it (orderID: /orders/o%2D1 is
 // o-1), so that Jaeger's tag search finds the requests that read or
 // changed it (each its own trace, unless the client sent a traceparent)
@@ -64,7 +65,7 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 				trace.WithAttributes(serverAddress(req.Host)...))
 			defer span.End()
 			if id, err := orderID(c); err == nil && id != "" {
-				span.SetAttributes(AttributeOrderID.String(id))
+				span.SetAttributes(app.AttributeOrderID.String(id))
 			}
 			c.SetRequest(req.WithContext(ctx))
 
@@ -74,7 +75,7 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 			status := c.Response().Status
 			span.SetAttributes(semconv.HTTPResponseStatusCode(status))
 			if id, ok := placedOrderID(c); ok {
-				span.SetAttributes(AttributeOrderID.String(id))
+				span.SetAttributes(app.AttributeOrderID.String(id))
 			}
 			if status >= http.StatusInternalServerError {
 				span.SetStatus(codes.Error, http.StatusText(status))
@@ -83,10 +84,6 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 		}
 	}
 }
-
-// AttributeOrderID is the span attribute naming the order a request is
-// about.
-const AttributeOrderID = attribute.Key("order.id")
 
 // untraced reports whether route is served without a span.
 func untraced(route string) bool {

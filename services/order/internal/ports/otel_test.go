@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/ports"
 )
 
@@ -76,9 +77,9 @@ func TestRequestSpansNameTheirOrder(t *testing.T) {
 		for _, kv := range spans[i].Attributes {
 			attrs[kv.Key] = kv.Value
 		}
-		if spans[i].Name != w.name || attrs[ports.AttributeOrderID].AsString() != w.orderID {
+		if spans[i].Name != w.name || attrs[app.AttributeOrderID].AsString() != w.orderID {
 			t.Errorf("span %d: got %q with order.id %q, want %q with %q",
-				i, spans[i].Name, attrs[ports.AttributeOrderID].AsString(), w.name, w.orderID)
+				i, spans[i].Name, attrs[app.AttributeOrderID].AsString(), w.name, w.orderID)
 		}
 		if i == 0 && (attrs["server.address"].AsString() != "127.0.0.1" || attrs["server.port"].AsInt64() != 8080) {
 			t.Errorf("span %d: got server.address %q, server.port %d; want 127.0.0.1 and 8080",
