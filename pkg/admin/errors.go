@@ -20,7 +20,8 @@ import (
 
 // Errors a route handler (the server's or a service's own) returns, wrapped
 // with context: fmt.Errorf("%w: payment %s", admin.ErrNotFound, id), or,
-// when one input is at fault, BadField and NotFound. StatusOf turns them
+// when one input is at fault, BadField, NotFound and IdempotencyKeyReused
+// (idempotency.ErrKeyReused). StatusOf turns them
 // into HTTP statuses; a problem's detail leaves out their text, which its
 // title says ("payment p-1", not "not found: payment p-1").
 var (
@@ -28,14 +29,7 @@ var (
 	ErrNotFound    = errors.New("not found")
 	ErrConflict    = errors.New("conflict")
 	ErrUnavailable = errors.New("unavailable")
-	// ErrIdempotencyKeyReused: the request's Idempotency-Key was sent
-	// before with another request (see IdempotencyKeyReused).
-	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 )
-
-// ProblemTypeIdempotencyKeyReused is the problem type of
-// ErrIdempotencyKeyReused, the order API's for the same refusal.
-const ProblemTypeIdempotencyKeyReused = "urn:orderflow:problem:idempotency-key-reused"
 
 // ProblemContentType is the media type of RFC 9457 problem details.
 const ProblemContentType = "application/problem+json"
@@ -83,10 +77,10 @@ func NotFound(field, detail string) error {
 
 // IdempotencyKeyReused returns the error of a request whose
 // Idempotency-Key was sent before with another request: a 422 of problem
-// type ProblemTypeIdempotencyKeyReused naming the header, detail saying
+// type idempotency.ProblemTypeKeyReused naming the header, detail saying
 // what the key was used for.
 func IdempotencyKeyReused(detail string) error {
-	return &FieldError{Field: HeaderIdempotencyKey, Err: &wrapped{msg: detail, err: ErrIdempotencyKeyReused}}
+	return &FieldError{Field: HeaderIdempotencyKey, Err: &wrapped{msg: detail, err: idempotency.ErrKeyReused}}
 }
 
 // badRequest returns an error wrapping ErrBadRequest whose text is detail
@@ -120,7 +114,7 @@ func StatusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, ErrIdempotencyKeyReused):
+	case errors.Is(err, idempotency.ErrKeyReused):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable
@@ -162,15 +156,15 @@ func problemFor(err error, instance string) Problem {
 	if errors.As(err, &fe) {
 		out.Field = fe.Field
 	}
-	if errors.Is(err, ErrIdempotencyKeyReused) {
-		out.Type, out.Title = ProblemTypeIdempotencyKeyReused, "Idempotency key reused"
+	if errors.Is(err, idempotency.ErrKeyReused) {
+		out.Type, out.Title = idempotency.ProblemTypeKeyReused, "Idempotency key reused"
 	}
 	return out
 }
 
 // sentinels are the errors of this package a handler wraps: fmt.Errorf
 // puts their text first ("not found: payment p-1").
-var sentinels = []error{ErrBadRequest, ErrNotFound, ErrConflict, ErrUnavailable, ErrIdempotencyKeyReused}
+var sentinels = []error{ErrBadRequest, ErrNotFound, ErrConflict, ErrUnavailable, idempotency.ErrKeyReused}
 
 // detail is err's text for a client, without the sentinel text it starts
 // with, which the problem's title says.

@@ -1,10 +1,25 @@
 // Package idempotency holds the one rule every orderflow API applies to an
-// Idempotency-Key: the order API (placing an order), the inventory admin
-// API (a restock) and the console, which makes keys and sends them on.
+// Idempotency-Key, and its one refusal of a key reused: the order API
+// (placing an order), the inventory admin API (a restock) and the
+// console, which makes keys, sends them on and reads the refusal.
 //
 // Keys are compared byte for byte and stored as sent, so the rule keeps
 // them to what travels unchanged in an HTTP header and a log line.
 package idempotency
+
+import "errors"
+
+// ErrKeyReused is the error of a request whose Idempotency-Key was sent
+// before with another request (another order, another restock): a key
+// names one request. The services' application layers return it wrapped
+// with what the key was used for; their APIs answer it with a 422 of
+// problem type ProblemTypeKeyReused naming the header.
+var ErrKeyReused = errors.New("idempotency key reused with a different request")
+
+// ProblemTypeKeyReused is the RFC 9457 problem type of ErrKeyReused on
+// every API, so that a client tells it apart from the other 422s about
+// the header (a key sent empty or twice).
+const ProblemTypeKeyReused = "urn:orderflow:problem:idempotency-key-reused"
 
 // MaxKeyLength is the longest key accepted, in bytes.
 const MaxKeyLength = 255

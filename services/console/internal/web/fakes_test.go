@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/services/console/internal/upstream"
@@ -163,7 +164,7 @@ func (f *fakeOrders) handler() http.Handler {
 			}
 			f.mu.Unlock()
 			if fmt.Sprint(p.Body) != fmt.Sprint(body) { // as the order API refuses a key reused
-				writeProblem(w, upstream.Problem{Status: 422, Type: "urn:orderflow:problem:idempotency-key-reused", Title: "Idempotency key reused",
+				writeProblem(w, upstream.Problem{Status: 422, Type: idempotency.ProblemTypeKeyReused, Title: "Idempotency key reused",
 					Detail: "idempotency key reused with a different request",
 					Errors: []upstream.FieldProblem{{Field: "Idempotency-Key", Detail: "was used for a different request"}}})
 				return
@@ -483,7 +484,7 @@ func (a *fakeAdmin) handler() http.Handler {
 						writeJSON(w, http.StatusOK, a.stock[i])
 						return
 					case ok:
-						writeProblem(w, upstream.Problem{Status: 422, Type: "urn:orderflow:problem:idempotency-key-reused", Title: "Idempotency key reused",
+						writeProblem(w, upstream.Problem{Status: 422, Type: idempotency.ProblemTypeKeyReused, Title: "Idempotency key reused",
 							Field: "Idempotency-Key", Detail: "Idempotency-Key: was sent before with another restock (" + earlier + "); send a new key for this one"})
 						return
 					}

@@ -363,7 +363,7 @@ func (s *Server) placeOrder(c echo.Context) error {
 func keyReused(p *upstream.Problem) bool {
 	// The type, not the field: an empty or repeated key is a 422 on the
 	// same field, and not a sign of an earlier order.
-	return p.Status == http.StatusUnprocessableEntity && p.Type == "urn:orderflow:problem:idempotency-key-reused"
+	return p.Status == http.StatusUnprocessableEntity && p.Type == idempotency.ProblemTypeKeyReused
 }
 
 // mapOrderProblem puts the order API's field errors on the form.

@@ -6,17 +6,12 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
 )
 
 // ErrUnknownSKU is returned by Restock for a SKU inventory does not hold.
 var ErrUnknownSKU = domain.ErrUnknownSKU
-
-// ErrIdempotencyKeyReused is returned by Restock for an Idempotency-Key
-// sent before with another restock (another SKU or quantity): a key names
-// one restock, as it names one order on POST /orders. The error is a
-// *KeyReusedError, which names that restock.
-var ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 
 // RestockKeyRetention is how long a restock's Idempotency-Key is kept: as
 // long as the inbox keeps a message id (servicehost.InboxRetention). A key
@@ -30,7 +25,7 @@ type Restock struct {
 	// IdempotencyKey, when set, makes the restock happen once: a retry
 	// with the same key, SKU and quantity (its answer was lost, say)
 	// changes nothing and answers the current stock; the key sent with
-	// another SKU or quantity is ErrIdempotencyKeyReused. A key is kept
+	// another SKU or quantity is a *KeyReusedError. A key is kept
 	// for RestockKeyRetention.
 	IdempotencyKey string
 }
@@ -45,17 +40,19 @@ type RestockKey struct {
 }
 
 // KeyReusedError is Restock's error for an Idempotency-Key sent before
-// with another restock, Earlier. It matches ErrIdempotencyKeyReused.
+// with another restock (another SKU or quantity), Earlier: a key names one
+// restock, as it names one order on POST /orders. It matches
+// idempotency.ErrKeyReused.
 type KeyReusedError struct {
 	Earlier RestockKey
 }
 
 func (e *KeyReusedError) Error() string {
-	return fmt.Sprintf("%v: key %q restocked %s by %d", ErrIdempotencyKeyReused, e.Earlier.Key, e.Earlier.SKU, e.Earlier.Quantity)
+	return fmt.Sprintf("%v: key %q restocked %s by %d", idempotency.ErrKeyReused, e.Earlier.Key, e.Earlier.SKU, e.Earlier.Quantity)
 }
 
-// Unwrap returns ErrIdempotencyKeyReused.
-func (e *KeyReusedError) Unwrap() error { return ErrIdempotencyKeyReused }
+// Unwrap returns idempotency.ErrKeyReused.
+func (e *KeyReusedError) Unwrap() error { return idempotency.ErrKeyReused }
 
 // RestockResult is a restock's outcome.
 type RestockResult struct {
@@ -81,7 +78,7 @@ func NewRestockHandler(uow UnitOfWork) (RestockHandler, error) {
 // Handle adds the units and returns the new stock. With an idempotency
 // key, the key, looked up and recorded in the restock's transaction,
 // decides first: kept with this SKU and quantity, the restock is a replay;
-// kept with others, ErrIdempotencyKeyReused.
+// kept with others, a *KeyReusedError.
 func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult, error) {
 	var res RestockResult
 	// DoRequest, not Do: a restock is a request, not a message, and must

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
@@ -97,7 +98,7 @@ func TestOnlyMessageHandlersReachTheFaultPoint(t *testing.T) {
 
 // An Idempotency-Key names one restock: sent again with it, the restock
 // is a replay that adds nothing; another SKU or quantity sent with it is
-// ErrIdempotencyKeyReused and adds nothing, as POST /orders refuses a key
+// idempotency.ErrKeyReused and adds nothing, as POST /orders refuses a key
 // reused with another body. A key is remembered for RestockKeyRetention,
 // then forgotten: the key is a new restock's.
 func TestRestockIdempotencyKeyNamesOneRestock(t *testing.T) {
@@ -112,10 +113,10 @@ func TestRestockIdempotencyKeyNamesOneRestock(t *testing.T) {
 	}{
 		{"first", app.Restock{SKU: "SKU-1", Quantity: 5, IdempotencyKey: "k-1"}, nil, false, map[string]int{"SKU-1": 5}},
 		{"the same again", app.Restock{SKU: "SKU-1", Quantity: 5, IdempotencyKey: "k-1"}, nil, true, map[string]int{"SKU-1": 5}},
-		{"another quantity", app.Restock{SKU: "SKU-1", Quantity: 7, IdempotencyKey: "k-1"}, app.ErrIdempotencyKeyReused, false, map[string]int{"SKU-1": 5}},
-		{"another SKU", app.Restock{SKU: "SKU-2", Quantity: 5, IdempotencyKey: "k-1"}, app.ErrIdempotencyKeyReused, false, map[string]int{"SKU-1": 5, "SKU-2": 0}},
-		{"an unknown SKU", app.Restock{SKU: "NOPE", Quantity: 5, IdempotencyKey: "k-1"}, app.ErrIdempotencyKeyReused, false, map[string]int{"SKU-1": 5}},
-		{"an invalid quantity", app.Restock{SKU: "SKU-1", Quantity: 0, IdempotencyKey: "k-1"}, app.ErrIdempotencyKeyReused, false, map[string]int{"SKU-1": 5}},
+		{"another quantity", app.Restock{SKU: "SKU-1", Quantity: 7, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5}},
+		{"another SKU", app.Restock{SKU: "SKU-2", Quantity: 5, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5, "SKU-2": 0}},
+		{"an unknown SKU", app.Restock{SKU: "NOPE", Quantity: 5, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5}},
+		{"an invalid quantity", app.Restock{SKU: "SKU-1", Quantity: 0, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5}},
 		{"a refused restock records no key", app.Restock{SKU: "SKU-2", Quantity: 0, IdempotencyKey: "k-2"}, domain.ErrInvalidQuantity, false, map[string]int{"SKU-2": 0}},
 		{"so the key is free for another", app.Restock{SKU: "SKU-2", Quantity: 2, IdempotencyKey: "k-2"}, nil, false, map[string]int{"SKU-2": 2}},
 		{"no key: every one is applied", app.Restock{SKU: "SKU-1", Quantity: 5}, nil, false, map[string]int{"SKU-1": 10}},

@@ -35,8 +35,10 @@ const ConsumerGroup = "order"
 const AttributeOrderID = attribute.Key("order.id")
 
 // Errors of the application layer (with ErrInvalidQuery and
-// ErrInvalidCursor of the queries). Ports map them to statuses with
-// errors.Is; domain errors (domain.ErrInvalidOrder, domain.ErrNotCancellable,
+// ErrInvalidCursor of the queries, and idempotency.ErrKeyReused: an
+// Idempotency-Key already placed an order from a different request body).
+// Ports map them to statuses with errors.Is; domain errors
+// (domain.ErrInvalidOrder, domain.ErrNotCancellable,
 // domain.ErrInvalidReply) pass through unchanged.
 var (
 	// ErrOrderNotFound: no order has this id.
@@ -45,9 +47,6 @@ var (
 	// (optimistic concurrency). Commands retry it a few times before
 	// returning it.
 	ErrConflict = errors.New("concurrent modification of the order")
-	// ErrIdempotencyKeyReused: an Idempotency-Key already placed an order
-	// from a different request body.
-	ErrIdempotencyKeyReused = errors.New("idempotency key reused with a different request")
 	// ErrTooManyOpenOrders: placing the order would take the number of
 	// orders whose saga has not ended past the limit (Config.MaxOpenOrders).
 	// The request may be sent again later.

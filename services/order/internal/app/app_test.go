@@ -19,6 +19,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/idempotency"
 	"github.com/orderflow/orderflow/services/order/internal/adapters"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -145,8 +146,8 @@ func TestPlaceOrderIdempotencyKey(t *testing.T) {
 	}
 	other := cmd
 	other.Items = []app.Line{{SKU: "SKU-1", Quantity: 2}}
-	if _, err := env.App.Commands.PlaceOrder.Handle(ctx, other); !errors.Is(err, app.ErrIdempotencyKeyReused) {
-		t.Errorf("other body: got %v, want ErrIdempotencyKeyReused", err)
+	if _, err := env.App.Commands.PlaceOrder.Handle(ctx, other); !errors.Is(err, idempotency.ErrKeyReused) {
+		t.Errorf("other body: got %v, want idempotency.ErrKeyReused", err)
 	}
 	if got := len(env.Outbox()); got != 2 {
 		t.Errorf("outbox: got %d messages, want 2 (one order)", got)

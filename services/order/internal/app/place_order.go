@@ -114,7 +114,7 @@ func NewPlaceOrderHandler(tx Transactor, cat catalog.Catalog, currency string, t
 // invalid order needs no database, neither waits for nor holds its write
 // lock, and its key is not looked up. A valid order with an idempotency
 // key that placed an order from another request returns
-// ErrIdempotencyKeyReused, with the key of an order from this same
+// idempotency.ErrKeyReused, with the key of an order from this same
 // request that order (Replayed); with the open orders at the limit,
 // ErrTooManyOpenOrders (a request whose key placed an order already still
 // gets that order).
@@ -154,7 +154,7 @@ func (h PlaceOrderHandler) Handle(ctx context.Context, cmd PlaceOrder) (PlaceOrd
 				}
 				if found {
 					if rec.RequestHash != hash {
-						return fmt.Errorf("%w: key %q placed order %s", ErrIdempotencyKeyReused, cmd.IdempotencyKey, rec.OrderID)
+						return fmt.Errorf("%w: key %q placed order %s", idempotency.ErrKeyReused, cmd.IdempotencyKey, rec.OrderID)
 					}
 					res = PlaceOrderResult{OrderID: rec.OrderID, Replayed: true}
 					return nil

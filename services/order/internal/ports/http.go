@@ -50,7 +50,7 @@ const (
 	problemTypeMalformed      = "urn:orderflow:problem:malformed-request"
 	problemTypeNotFound       = "urn:orderflow:problem:order-not-found"
 	problemTypeNotCancellable = "urn:orderflow:problem:order-not-cancellable"
-	problemTypeIdempotency    = "urn:orderflow:problem:idempotency-key-reused"
+	problemTypeIdempotency    = idempotency.ProblemTypeKeyReused
 	problemTypeConflict       = "urn:orderflow:problem:conflict"
 	problemTypeTooLarge       = "urn:orderflow:problem:body-too-large"
 	problemTypeOverloaded     = "urn:orderflow:problem:too-many-open-orders"
@@ -891,10 +891,10 @@ func problemFor(err error, req problemRequest) Problem {
 		return Problem{Type: problemTypeNotFound, Title: "Order not found", Status: http.StatusNotFound, Detail: detail}
 	case errors.Is(err, domain.ErrNotCancellable):
 		return Problem{Type: problemTypeNotCancellable, Title: "Order cannot be cancelled", Status: http.StatusConflict, Detail: clientText(err, domain.ErrNotCancellable)}
-	case errors.Is(err, app.ErrIdempotencyKeyReused):
+	case errors.Is(err, idempotency.ErrKeyReused):
 		return Problem{
 			Type: problemTypeIdempotency, Title: "Idempotency key reused", Status: http.StatusUnprocessableEntity,
-			Detail: clientText(err, app.ErrIdempotencyKeyReused), Errors: []FieldProblem{{Field: HeaderIdempotencyKey, Detail: "was used for a different request"}},
+			Detail: clientText(err, idempotency.ErrKeyReused), Errors: []FieldProblem{{Field: HeaderIdempotencyKey, Detail: "was used for a different request"}},
 		}
 	case errors.Is(err, app.ErrTooManyOpenOrders):
 		return Problem{
