@@ -171,8 +171,10 @@ func TestCrashPoints(t *testing.T) {
 // A restock sent again with its Idempotency-Key (its answer was lost)
 // adds nothing and is answered as a replay; the same key with another
 // quantity or another SKU is refused with a 422, as POST /orders refuses a
-// key reused with another body, and adds nothing; a malformed key is a 400
-// and adds nothing.
+// key reused with another body, and adds nothing; a restock that is not
+// valid is refused as such (quantity 0: 400, an unknown SKU: 404)
+// whatever its key, as POST /orders refuses an invalid order with 422
+// whatever its key; a malformed key is a 400 and adds nothing.
 func TestRestockWithAnIdempotencyKeyHappensOnce(t *testing.T) {
 	h := start(t)
 	restock := func(sku, body, key string) (int, bool) {
@@ -196,7 +198,9 @@ func TestRestockWithAnIdempotencyKeyHappensOnce(t *testing.T) {
 		{"SKU-5", `{"quantity":7}`, "k-1", 422, false, 5},
 		{"SKU-4", `{"quantity":5}`, "k-1", 422, false, 5},
 		{"SKU-5", `{"quantity":5}`, "k-1", 200, true, 5}, // still the first restock's
-		{"SKU-5", `{"quantity":0}`, "k-1", 422, false, 5},
+		{"SKU-5", `{"quantity":0}`, "k-1", 400, false, 5},
+		{"NOPE", `{"quantity":5}`, "k-1", 404, false, 5},
+		{"SKU-5", `{"quantity":-3}`, "k-1", 400, false, 5},
 		{"SKU-5", `{"quantity":5}`, "k-2", 200, false, 10},
 		{"SKU-5", `{"quantity":5}`, "bad\tkey", 400, false, 10},
 		{"SKU-5", `{"quantity":5}`, "", 200, false, 15},

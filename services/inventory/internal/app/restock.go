@@ -75,11 +75,19 @@ func NewRestockHandler(uow UnitOfWork) (RestockHandler, error) {
 	return RestockHandler{uow: uow}, nil
 }
 
-// Handle adds the units and returns the new stock. With an idempotency
-// key, the key, looked up and recorded in the restock's transaction,
-// decides first: kept with this SKU and quantity, the restock is a replay;
-// kept with others, a *KeyReusedError.
+// Handle adds the units and returns the new stock. The restock is checked
+// first, as POST /orders checks an order before its key: a quantity below
+// 1 (a *domain.QuantityError, before any transaction) or a SKU inventory
+// does not hold (ErrUnknownSKU) is refused whatever the idempotency key,
+// which is then neither looked up nor taken. Then the key, looked up and
+// recorded in the restock's transaction, decides: kept with this SKU and
+// quantity, the restock is a replay; kept with others, a *KeyReusedError.
+// Last, a quantity that would take the stock past what it can count is a
+// *domain.QuantityError (a replay is answered whatever the stock).
 func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult, error) {
+	if err := domain.CheckRestockQuantity(cmd.Quantity); err != nil {
+		return RestockResult{}, fmt.Errorf("restock %s: %w", cmd.SKU, err)
+	}
 	var res RestockResult
 	// DoRequest, not Do: a restock is a request, not a message, and must
 	// not reach the crash_mid_handler fault point (a console restock,
@@ -88,6 +96,10 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 	// must be told apart by what it was sent with.
 	err := h.uow.DoRequest(ctx, func(ctx context.Context, tx Tx) error {
 		now := time.Now()
+		s, err := loadStock(ctx, tx, cmd.SKU)
+		if err != nil {
+			return err
+		}
 		if cmd.IdempotencyKey != "" {
 			earlier, found, err := restockKey(ctx, tx, cmd.IdempotencyKey, now)
 			if err != nil {
@@ -97,14 +109,9 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 				return &KeyReusedError{Earlier: earlier}
 			}
 			if found {
-				s, err := loadStock(ctx, tx, cmd.SKU)
 				res = RestockResult{Stock: s, Replayed: true}
-				return err
+				return nil
 			}
-		}
-		s, err := loadStock(ctx, tx, cmd.SKU)
-		if err != nil {
-			return err
 		}
 		if err := s.Restock(cmd.Quantity); err != nil {
 			return err

@@ -99,8 +99,11 @@ func TestOnlyMessageHandlersReachTheFaultPoint(t *testing.T) {
 // An Idempotency-Key names one restock: sent again with it, the restock
 // is a replay that adds nothing; another SKU or quantity sent with it is
 // idempotency.ErrKeyReused and adds nothing, as POST /orders refuses a key
-// reused with another body. A key is remembered for RestockKeyRetention,
-// then forgotten: the key is a new restock's.
+// reused with another body. A restock that is not valid (a quantity below
+// 1, an unknown SKU) is refused as such whatever its key, which is then
+// neither looked up nor taken, as POST /orders refuses an invalid order.
+// A key is remembered for RestockKeyRetention, then forgotten: the key is
+// a new restock's.
 func TestRestockIdempotencyKeyNamesOneRestock(t *testing.T) {
 	ctx := context.Background()
 	a, db := newApp(t, nil)
@@ -115,8 +118,10 @@ func TestRestockIdempotencyKeyNamesOneRestock(t *testing.T) {
 		{"the same again", app.Restock{SKU: "SKU-1", Quantity: 5, IdempotencyKey: "k-1"}, nil, true, map[string]int{"SKU-1": 5}},
 		{"another quantity", app.Restock{SKU: "SKU-1", Quantity: 7, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5}},
 		{"another SKU", app.Restock{SKU: "SKU-2", Quantity: 5, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5, "SKU-2": 0}},
-		{"an unknown SKU", app.Restock{SKU: "NOPE", Quantity: 5, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5}},
-		{"an invalid quantity", app.Restock{SKU: "SKU-1", Quantity: 0, IdempotencyKey: "k-1"}, idempotency.ErrKeyReused, false, map[string]int{"SKU-1": 5}},
+		{"an unknown SKU, with a used key", app.Restock{SKU: "NOPE", Quantity: 5, IdempotencyKey: "k-1"}, app.ErrUnknownSKU, false, map[string]int{"SKU-1": 5}},
+		{"an invalid quantity, with a used key", app.Restock{SKU: "SKU-1", Quantity: 0, IdempotencyKey: "k-1"}, domain.ErrInvalidQuantity, false, map[string]int{"SKU-1": 5}},
+		{"an invalid quantity of an unknown SKU, with a used key", app.Restock{SKU: "NOPE", Quantity: -1, IdempotencyKey: "k-1"}, domain.ErrInvalidQuantity, false, map[string]int{"SKU-1": 5}},
+		{"the used key still replays its restock", app.Restock{SKU: "SKU-1", Quantity: 5, IdempotencyKey: "k-1"}, nil, true, map[string]int{"SKU-1": 5}},
 		{"a refused restock records no key", app.Restock{SKU: "SKU-2", Quantity: 0, IdempotencyKey: "k-2"}, domain.ErrInvalidQuantity, false, map[string]int{"SKU-2": 0}},
 		{"so the key is free for another", app.Restock{SKU: "SKU-2", Quantity: 2, IdempotencyKey: "k-2"}, nil, false, map[string]int{"SKU-2": 2}},
 		{"no key: every one is applied", app.Restock{SKU: "SKU-1", Quantity: 5}, nil, false, map[string]int{"SKU-1": 10}},

@@ -56,13 +56,23 @@ func (s Stock) Conserved() bool {
 	return s.Available >= 0 && s.Reserved >= 0 && s.Available+s.Reserved == s.Initial+s.Restocked
 }
 
-// Restock adds n units to the available stock. n must be positive and
-// leave every count representable: an overflow would wrap the stock
-// negative (which the database refuses), so it is an invalid quantity.
-// Either error is a *QuantityError.
-func (s *Stock) Restock(n int) error {
+// CheckRestockQuantity returns the *QuantityError of a restock of n
+// units that no stock takes, n below 1; nil for any other n, which a
+// stock takes unless it would overflow (Restock).
+func CheckRestockQuantity(n int) error {
 	if n <= 0 {
 		return &QuantityError{Problem: fmt.Sprintf("must be at least 1, got %d", n)}
+	}
+	return nil
+}
+
+// Restock adds n units to the available stock. n must be positive
+// (CheckRestockQuantity) and leave every count representable: an overflow
+// would wrap the stock negative (which the database refuses), so it is an
+// invalid quantity. Either error is a *QuantityError.
+func (s *Stock) Restock(n int) error {
+	if err := CheckRestockQuantity(n); err != nil {
+		return err
 	}
 	// Both sides of the conservation equation grow by n; if either sum
 	// fits, so does every field in it (they are not negative).

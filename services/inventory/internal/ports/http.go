@@ -16,7 +16,8 @@ import (
 //
 //	GET  /stock                    [{"sku","available","reserved","initial","restocked"}]
 //	POST /stock/{sku}/restock      {"quantity": 10} → the SKU's new stock (once per Idempotency-Key;
-//	                               the key sent again with another SKU or quantity: 422)
+//	                               the key sent again with another SKU or quantity: 422; a
+//	                               quantity below 1: 400, an unknown SKU: 404, whatever the key)
 //	GET  /state                    stock, reservation counts by status, conserved
 //	GET  /reservations/{order_id}  one order's reservation
 //
