@@ -130,12 +130,14 @@ func (f *faultRoutes) reset(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
-// DecodeJSON reads the request body, one JSON object, into v as strictly
-// as the order API reads its bodies (jsonbody.Decode), whatever the
-// Content-Type (curl -d sends a form type): a member unknown, given twice
-// or spelt in another case, a value of another type, invalid UTF-8, an
-// escaped lone surrogate or data after the object is a 400, a FieldError
-// when a member is at fault. An empty body leaves v as it is.
+// DecodeJSON reads the request body, one JSON object, into v as the order
+// API reads its bodies (jsonbody.Decode), whatever the Content-Type (curl
+// -d sends a form type): a member unknown, given twice or spelt in
+// another case, a value of another type or out of its field's range,
+// invalid UTF-8, an escaped lone surrogate or data after the object is a
+// 400, a FieldError when a member is at fault; an integer field takes any
+// number without a fractional part (2.0, 1e2). An empty body leaves v as
+// it is.
 func DecodeJSON(c echo.Context, v any) error {
 	data, err := io.ReadAll(c.Request().Body)
 	if err != nil {

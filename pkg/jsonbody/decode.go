@@ -4,12 +4,16 @@
 // something the client did not send: invalid UTF-8 and escaped lone
 // surrogates (stored as U+FFFD), a member given twice (the last one wins),
 // a member name in another case (matched case-insensitively), an unknown
-// member, data after the object. The order API and the admin API of every
-// service read their bodies with it, so the two refuse the same bodies.
+// member, data after the object. And it takes what encoding/json refuses
+// for an integer field but JSON Schema 2020-12 (the OpenAPI 3.1 documents'
+// dialect) calls an integer: any number without a fractional part,
+// however written (2, 2.0, 2e0). The order API and the admin API of every
+// service read their bodies with it, so the two take and refuse the same
+// bodies, in the same words.
 //
-// Its errors are *Error: the member at fault as on the wire, when there
-// is one, and what is wrong with it, in words for the API's client (JSON
-// types, not Go's).
+// Its errors are *Error: the member at fault as on the wire
+// ("items[1].quantity"), when there is one, and what is wrong with it, in
+// words for the API's client (JSON Schema's type names, not Go's).
 package jsonbody
 
 import (
@@ -24,14 +28,22 @@ import (
 )
 
 // Error is a body that cannot be read as asked. An API answers it with a
-// 400.
+// 400, or, when OutOfRange is set, as it answers a value out of range.
 type Error struct {
-	// Field is the member at fault as on the wire ("items[1].sku"), ""
-	// when the fault is the body's as a whole (invalid JSON, not UTF-8).
+	// Field is the member at fault as on the wire, array indexes included
+	// ("items[1].sku"); "" when the fault is the body's as a whole
+	// (invalid JSON, not UTF-8).
 	Field string
 	// Detail says what is wrong; with a Field, of that member
 	// ("is given more than once; give each field once").
 	Detail string
+	// OutOfRange is the member's number as sent ("1e400") when the only
+	// fault is its size: a number, or an integer for an integer field,
+	// beyond the range of the field. The body is then well-formed JSON of
+	// the expected shape, and an API may answer it as it answers a value
+	// it does not take (the order API: 422) rather than as a malformed
+	// body. "" for any other fault.
+	OutOfRange string
 }
 
 // Error returns the detail, after the field and ": " when there is one.
@@ -43,17 +55,24 @@ func (e *Error) Error() string {
 }
 
 // Decode reads body, one JSON object, into v, a pointer to a struct (or a
-// map), refusing with an *Error what does not fit:
+// map), refusing with an *Error what does not fit, the first fault in the
+// body's order:
 //
 //   - a body empty, or not a JSON object (null, an array: they would fill
 //     nothing of v, and the request would be judged as an empty object);
 //   - invalid UTF-8, invalid JSON, data after the object;
-//   - what Check refuses: an escaped lone surrogate, a member given twice,
-//     a member name not exactly one of v's json names;
+//   - an escaped lone surrogate, a member given twice, a member name not
+//     exactly one of v's json names;
 //   - a member whose value is of another JSON type than its field's
-//     ("must be of type integer, got number 1.5"), or a number out of the
-//     field's range. Such a member inside an array is named without the
-//     array's index ("items.quantity"), as encoding/json names it.
+//     ("must be of type integer, got number 1.5", "must be of type
+//     string, got boolean");
+//   - a number beyond its field's range ("must be an integer from 0 to
+//     255, got 256"), with OutOfRange set.
+//
+// An integer field takes any number without a fractional part, however
+// written: 2, 2.0, 0.2e1 and 200e-2 are all 2, as JSON Schema 2020-12
+// has it. A member sent as null leaves its field as it is (nil for a
+// pointer), as encoding/json does.
 //
 // v is left partly filled when the last check fails: decode into a fresh
 // value, and use it only when Decode returns nil.
@@ -78,10 +97,11 @@ func Decode(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return &Error{Detail: "data after the JSON object"}
 	}
-	if err := Check(body, reflect.TypeOf(v)); err != nil {
+	decimal, err := check(body, reflect.TypeOf(v))
+	if err != nil {
 		return err
 	}
-	dec = json.NewDecoder(bytes.NewReader(body))
+	dec = json.NewDecoder(bytes.NewReader(decimal))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return valueError(err)
@@ -101,30 +121,29 @@ func syntaxError(err error) error {
 	return &Error{Detail: "invalid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
 }
 
-// valueError describes an error of decoding valid JSON into a value: a
-// member of another type than its field's, in JSON's words.
+// valueError describes an error of decoding into a value a body check
+// passed: what check does not model (a map's integer keys, a field with
+// the ",string" option, a type that decodes itself), in JSON Schema's
+// words; encoding/json names such a member without its array indexes.
 func valueError(err error) error {
 	var typ *json.UnmarshalTypeError
 	if !errors.As(err, &typ) || typ.Type == nil {
 		return &Error{Detail: strings.TrimPrefix(err.Error(), "json: ")}
 	}
-	if typ.Field == "" {
-		return &Error{Detail: fmt.Sprintf("want a JSON object, got %s", typ.Value)}
+	got := typ.Value
+	if got == "bool" {
+		got = "boolean"
 	}
-	t := typ.Type
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	want, _ := expect(typ.Type)
+	if want == "" {
+		want = "another JSON type"
 	}
-	// encoding/json reports an integer too large for the field as a type
-	// error ("number 9223372036854775808"): say what the range is.
-	if n, ok := strings.CutPrefix(typ.Value, "number "); ok && jsonType(t) == "integer" && !strings.ContainsAny(n, ".eE") {
-		lo, hi := intRange(t)
-		return &Error{Field: typ.Field, Detail: fmt.Sprintf("must be an integer from %s to %s, got %s", lo, hi, n)}
-	}
-	return &Error{Field: typ.Field, Detail: fmt.Sprintf("must be of type %s, got %s", jsonType(t), typ.Value)}
+	return &Error{Field: typ.Field, Detail: fmt.Sprintf("must be of type %s, got %s", want, got)}
 }
 
-// jsonType names the JSON type that decodes into a value of type t.
+// jsonType names the JSON type (JSON Schema's) that decodes into a value
+// of type t, not a pointer; "" when encoding/json takes any JSON value
+// for it (an interface) or none (a channel, a function).
 func jsonType(t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
@@ -141,16 +160,24 @@ func jsonType(t reflect.Type) string {
 	case reflect.Struct, reflect.Map:
 		return "object"
 	}
-	return "another JSON type"
+	return ""
 }
 
 // intRange returns the least and greatest value of integer type t, as
 // text.
 func intRange(t reflect.Type) (lo, hi string) {
 	bits := t.Bits()
-	switch t.Kind() {
-	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+	if isUnsigned(t) {
 		return "0", fmt.Sprint(uint64(math.MaxUint64) >> (64 - bits))
 	}
 	return fmt.Sprint(int64(math.MinInt64) >> (64 - bits)), fmt.Sprint(int64(math.MaxInt64) >> (64 - bits))
+}
+
+// isUnsigned reports whether t is an unsigned integer type.
+func isUnsigned(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return true
+	}
+	return false
 }

@@ -2,8 +2,10 @@ package jsonbody
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
 	"fmt"
+	"math"
 	"reflect"
 	"strconv"
 	"strings"
@@ -23,90 +25,271 @@ func InvalidUTF8At(b []byte) int {
 	return len(b)
 }
 
-// Check refuses what encoding/json (v1) decodes without a word but an
-// API does not accept, in body, a JSON document that decodes into a value
-// of type t (valid UTF-8: see InvalidUTF8At): an escaped half of a UTF-16
-// surrogate pair without its other half (v1 decodes it to U+FFFD), a
-// member name given twice in one object, at any depth (v1 keeps the
-// last), and, in an object that decodes into a struct, a member name that
-// is not exactly one of the struct's json names (v1 matches them
-// case-insensitively: "Customer_ID" fills customer_id). The error is an
-// *Error naming the member as on the wire ("items[1].sku"). It reads the
-// first JSON value of body only. encoding/json/v2 refuses all three by
-// default, but Go 1.26 has it only with GOEXPERIMENT=jsonv2. Embedded
-// structs are not looked into: their promoted fields are taken for
-// unknown ones.
+// Check refuses, in body, a JSON document that decodes into a value of
+// type t (valid UTF-8: see InvalidUTF8At), what Decode refuses in a body
+// that is valid JSON. It reads the first JSON value of body only.
 func Check(body []byte, t reflect.Type) error {
-	if i, ok := loneSurrogateAt(body); ok {
-		return &Error{Detail: fmt.Sprintf("request body escapes half a UTF-16 surrogate pair without the other half (%s at offset %d); it would be stored as U+FFFD", body[i:i+6], i)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	return strictValue(dec, t, "")
+	_, err := check(body, t)
+	return err
 }
 
-// strictValue checks the next value of dec, at path, which decodes into a
-// value of type t (nil when unknown: a map's, an interface's).
-func strictValue(dec *json.Decoder, t reflect.Type, path string) error {
-	tok, err := dec.Token()
+// check refuses what encoding/json (v1) decodes without a word but an API
+// does not accept, in body, a JSON document that decodes into a value of
+// type t (valid UTF-8 and valid JSON: see Decode), and what encoding/json
+// refuses in words for Go's programmers: an escaped half of a UTF-16
+// surrogate pair without its other half (v1 decodes it to U+FFFD), a
+// member name given twice in one object, at any depth (v1 keeps the
+// last), a member name of an object that decodes into a struct that is
+// not exactly one of the struct's json names (v1 matches them
+// case-insensitively: "Customer_ID" fills customer_id); and a value of
+// another JSON type than its Go type's, or beyond its range. The error is
+// an *Error naming the member as on the wire ("items[1].sku"), the first
+// at fault in the body's order. encoding/json/v2 refuses the first three
+// by default, but Go 1.26 has it only with GOEXPERIMENT=jsonv2.
+//
+// It returns body with every integer sent for an integer field other than
+// in decimal ("2.0", "1e2") rewritten in decimal ("2", "100"), which
+// encoding/json then takes. Embedded structs are not looked into: their
+// promoted fields are taken for unknown ones.
+func check(body []byte, t reflect.Type) ([]byte, error) {
+	if i, ok := loneSurrogateAt(body); ok {
+		return nil, &Error{Detail: fmt.Sprintf("request body escapes half a UTF-16 surrogate pair without the other half (%s at offset %d); it would be stored as U+FFFD", body[i:i+6], i)}
+	}
+	c := checker{dec: json.NewDecoder(bytes.NewReader(body))}
+	c.dec.UseNumber()
+	if err := c.value(t, ""); err != nil {
+		return nil, err
+	}
+	return c.rewrite(body), nil
+}
+
+// checker reads a JSON document token by token beside the Go type it
+// decodes into.
+type checker struct {
+	dec *json.Decoder
+	// decimals are the integers to write in decimal, in the body's order.
+	decimals []decimal
+}
+
+// decimal is the integer body[start:end], to be written as text.
+type decimal struct {
+	start, end int64
+	text       string
+}
+
+// value checks the next value of the document, at path, which decodes
+// into a value of type t (nil when any JSON value does: a map's of
+// interfaces, a json.RawMessage's).
+func (c *checker) value(t reflect.Type, path string) error {
+	tok, err := c.dec.Token()
 	if err != nil {
 		return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
 	}
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
+	want, t := expect(t)
+	switch tok := tok.(type) {
+	case json.Delim: // '[' or '{': their ends are read below
+		if tok == '[' {
+			return c.array(t, want, path)
+		}
+		return c.object(t, want, path)
+	case string:
+		return mismatch(path, want, "string")
+	case bool:
+		return mismatch(path, want, "boolean")
+	case json.Number:
+		return c.number(tok, t, want, path)
 	}
-	switch tok {
-	case json.Delim('['):
+	return nil // null, which encoding/json takes for any type
+}
+
+// array checks the elements of an array, up to its ']', at path.
+func (c *checker) array(t reflect.Type, want, path string) error {
+	if err := mismatch(path, want, "array"); err != nil {
+		return err
+	}
+	var elem reflect.Type
+	if want == "array" {
+		elem = t.Elem()
+	}
+	for i := 0; c.dec.More(); i++ {
+		if err := c.value(elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			return err
+		}
+	}
+	return c.end()
+}
+
+// object checks the members of an object, up to its '}', at path.
+func (c *checker) object(t reflect.Type, want, path string) error {
+	if err := mismatch(path, want, "object"); err != nil {
+		return err
+	}
+	seen := make(map[string]bool)
+	for c.dec.More() {
+		tok, err := c.dec.Token()
+		if err != nil {
+			return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
+		}
+		key, _ := tok.(string) // in an object, Token returns a key or '}'
+		field := key
+		if path != "" {
+			field = path + "." + key
+		}
+		if seen[key] {
+			return &Error{Field: field, Detail: "is given more than once; give each field once"}
+		}
+		seen[key] = true
 		var elem reflect.Type
-		if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+		switch {
+		case want == "object" && t.Kind() == reflect.Struct:
+			f, name, ok := FieldFold(t, key)
+			if ok && name != key {
+				return &Error{Field: field, Detail: fmt.Sprintf("is not a known field; did you mean %q? (field names are case-sensitive)", name)}
+			}
+			if !ok {
+				return &Error{Field: field, Detail: "is not a known field"}
+			}
+			if !quoted(f) {
+				elem = f.Type
+			}
+		case want == "object": // a map
 			elem = t.Elem()
 		}
-		for i := 0; dec.More(); i++ {
-			if err := strictValue(dec, elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
-				return err
-			}
+		if err := c.value(elem, field); err != nil {
+			return err
 		}
-	case json.Delim('{'):
-		seen := make(map[string]bool)
-		for dec.More() {
-			tok, err := dec.Token()
-			if err != nil {
-				return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
-			}
-			key, _ := tok.(string) // in an object, Token returns a key or '}'
-			field := key
-			if path != "" {
-				field = path + "." + key
-			}
-			if seen[key] {
-				return &Error{Field: field, Detail: "is given more than once; give each field once"}
-			}
-			seen[key] = true
-			var elem reflect.Type
-			switch {
-			case t != nil && t.Kind() == reflect.Struct:
-				f, name, ok := FieldFold(t, key)
-				if ok && name != key {
-					return &Error{Field: field, Detail: fmt.Sprintf("is not a known field; did you mean %q? (field names are case-sensitive)", name)}
-				}
-				if !ok {
-					return &Error{Field: field, Detail: "is not a known field"}
-				}
-				elem = f.Type
-			case t != nil && t.Kind() == reflect.Map:
-				elem = t.Elem()
-			}
-			if err := strictValue(dec, elem, field); err != nil {
-				return err
-			}
-		}
-	default:
-		return nil // a scalar
 	}
-	if _, err := dec.Token(); err != nil { // the closing ']' or '}'
+	return c.end()
+}
+
+// end reads the ']' or '}' that closes an array or object.
+func (c *checker) end() error {
+	if _, err := c.dec.Token(); err != nil {
 		return &Error{Detail: fmt.Sprintf("invalid JSON: %v", err)}
 	}
 	return nil
+}
+
+// number checks n, the number just read, at path, for a value of type t
+// (not a pointer) of JSON type want: an integer field takes one without a
+// fractional part in its range, noted to be written in decimal if it is
+// not; a number field one in its range.
+func (c *checker) number(n json.Number, t reflect.Type, want, path string) error {
+	lit := string(n)
+	switch want {
+	case "integer":
+		text, isInt := integerDecimal(lit)
+		if !isInt {
+			return &Error{Field: path, Detail: "must be of type integer, got number " + lit}
+		}
+		if !fitsInteger(text, t) {
+			lo, hi := intRange(t)
+			return &Error{Field: path, Detail: fmt.Sprintf("must be an integer from %s to %s, got %s", lo, hi, lit), OutOfRange: lit}
+		}
+		if text != lit {
+			end := c.dec.InputOffset() // just past the number, as sent
+			c.decimals = append(c.decimals, decimal{start: end - int64(len(lit)), end: end, text: text})
+		}
+		return nil
+	case "number":
+		if _, err := strconv.ParseFloat(lit, t.Bits()); err != nil {
+			limit := strconv.FormatFloat(maxFloat(t), 'g', -1, t.Bits())
+			return &Error{Field: path, Detail: fmt.Sprintf("must be a number from -%s to %s, got %s", limit, limit, lit), OutOfRange: lit}
+		}
+		return nil
+	}
+	return mismatch(path, want, "number")
+}
+
+// rewrite returns body with the integers c noted written in decimal.
+func (c *checker) rewrite(body []byte) []byte {
+	if len(c.decimals) == 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body))
+	var last int64
+	for _, d := range c.decimals {
+		out = append(out, body[last:d.start]...)
+		out = append(out, d.text...)
+		last = d.end
+	}
+	return append(out, body[last:]...)
+}
+
+// mismatch is the error of a value of JSON type got at path where one of
+// type want is expected, nil if want is got or "" (any).
+func mismatch(path, want, got string) error {
+	if want == "" || want == got {
+		return nil
+	}
+	return &Error{Field: path, Detail: fmt.Sprintf("must be of type %s, got %s", want, got)}
+}
+
+var (
+	jsonUnmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+// expect returns the JSON type a value of type t is decoded from (see
+// jsonType), with t without its pointers; "" and nil when encoding/json
+// takes any JSON value for t, or t decodes itself (a json.Unmarshaler,
+// such as json.RawMessage), or check does not follow it (a []byte, which
+// takes base64 text or an array of numbers). A TextUnmarshaler is
+// decoded from a string.
+func expect(t reflect.Type) (string, reflect.Type) {
+	for t != nil && t.Kind() == reflect.Pointer && !t.Implements(jsonUnmarshaler) && !t.Implements(textUnmarshaler) {
+		t = t.Elem()
+	}
+	switch {
+	case t == nil, t.Implements(jsonUnmarshaler), reflect.PointerTo(t).Implements(jsonUnmarshaler):
+		return "", nil
+	case t.Implements(textUnmarshaler), reflect.PointerTo(t).Implements(textUnmarshaler):
+		return "string", nil
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Uint8:
+		return "", nil
+	}
+	want := jsonType(t)
+	if want == "" {
+		return "", nil
+	}
+	return want, t
+}
+
+// quoted reports whether struct field f has the ",string" option, which
+// makes encoding/json read its number or boolean from a JSON string.
+func quoted(f reflect.StructField) bool {
+	_, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+	for opts != "" {
+		var opt string
+		opt, opts, _ = strings.Cut(opts, ",")
+		if opt == "string" {
+			return true
+		}
+	}
+	return false
+}
+
+// fitsInteger reports whether text, an integer in decimal ("" when it has
+// more digits than any 64-bit integer), is in the range of integer type t.
+func fitsInteger(text string, t reflect.Type) bool {
+	if text == "" {
+		return false
+	}
+	var err error
+	if isUnsigned(t) {
+		_, err = strconv.ParseUint(text, 10, t.Bits())
+	} else {
+		_, err = strconv.ParseInt(text, 10, t.Bits())
+	}
+	return err == nil
+}
+
+// maxFloat is the greatest finite value of float type t.
+func maxFloat(t reflect.Type) float64 {
+	if t.Bits() == 32 {
+		return math.MaxFloat32
+	}
+	return math.MaxFloat64
 }
 
 // FieldFold finds the field of struct type t whose json name (tag or Go

@@ -278,3 +278,36 @@ func TestPoisonAndRestock(t *testing.T) {
 		t.Errorf("readyz: got %d %+v, want 200 ready", code, ok)
 	}
 }
+
+// A restock's quantity is an integer as JSON Schema 2020-12 has it, and
+// as the order API takes an item's: any number without a fractional part,
+// however written (2.0, 1e1), is taken; one with a fraction is a 400. The
+// same restock written otherwise, with its Idempotency-Key, is a replay.
+func TestRestockQuantityIsAJSONSchemaInteger(t *testing.T) {
+	h := start(t)
+	header := http.Header{}
+	header.Set("Idempotency-Key", "k-int")
+	steps := []struct {
+		body          string
+		header        http.Header
+		wantCode      int
+		wantReplayed  bool
+		wantRestocked int // of SKU-5
+	}{
+		{`{"quantity":2.0}`, nil, 200, false, 2},
+		{`{"quantity":1e1}`, nil, 200, false, 12},
+		{`{"quantity":0.3E+1}`, header, 200, false, 15},
+		{`{"quantity":3}`, header, 200, true, 15},
+		{`{"quantity":2.5}`, nil, 400, false, 15},
+		{`{"quantity":0.0}`, nil, 400, false, 15},
+	}
+	for i, st := range steps {
+		code, got := h.SendWithHeader(http.MethodPost, "/stock/SKU-5/restock", st.body, st.header)
+		if replayed := got.Get("Idempotent-Replayed") == "true"; code != st.wantCode || replayed != st.wantReplayed {
+			t.Errorf("step %d (%s): got %d replayed=%v, want %d replayed=%v", i, st.body, code, replayed, st.wantCode, st.wantReplayed)
+		}
+		if s := h.stock("SKU-5"); s.Restocked != st.wantRestocked || !s.Conserved() {
+			t.Errorf("step %d (%s): got SKU-5 restocked %d (%+v), want %d and conserved", i, st.body, s.Restocked, s, st.wantRestocked)
+		}
+	}
+}
