@@ -21,7 +21,9 @@
 // A query parameter a route does not take is a 400 naming it (CheckQuery):
 // of the routes above, only the filters of the dead letters' lists, replays
 // and purges, /metrics' name[] and the profiles' own (?seconds=) are taken.
-// JSON bodies are read as strictly as the order API's (DecodeJSON).
+// JSON bodies are read by the order API's reader, jsonbody.Decode
+// (DecodeJSON): the two APIs take and refuse the same bodies, in the same
+// words.
 // Errors are RFC 9457 application/problem+json, mapped from Go errors in
 // one place (StatusOf).
 package admin

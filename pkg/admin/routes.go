@@ -130,8 +130,8 @@ func (f *faultRoutes) reset(c echo.Context) error {
 	return c.JSON(http.StatusOK, st)
 }
 
-// DecodeJSON reads the request body, one JSON object, into v as the order
-// API reads its bodies (jsonbody.Decode), whatever the Content-Type (curl
+// DecodeJSON reads the request body, one JSON object, into v with the
+// order API's reader, jsonbody.Decode, whatever the Content-Type (curl
 // -d sends a form type): a member unknown, given twice or spelt in
 // another case, a value of another type or out of its field's range,
 // invalid UTF-8, an escaped lone surrogate or data after the object is a

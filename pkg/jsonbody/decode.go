@@ -84,7 +84,7 @@ func Decode(body []byte, v any) error {
 	if trimmed[0] != '{' {
 		return &Error{Detail: "request body is not a JSON object"}
 	}
-	if i := InvalidUTF8At(body); i < len(body) {
+	if i := invalidUTF8At(body); i < len(body) {
 		return &Error{Detail: fmt.Sprintf("request body is not valid UTF-8: byte 0x%02x at offset %d", body[i], i)}
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))

@@ -245,47 +245,6 @@ func TestDecodeOutOfRange(t *testing.T) {
 	}
 }
 
-func TestInvalidUTF8At(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int
-	}{
-		{"", 0},
-		{"abc", 3},
-		{"Zoë", 4},
-		{"a\xffb", 1},
-		{"ab\xc3", 2},              // truncated two-byte sequence
-		{"\xed\xa0\x80", 0},        // a surrogate half spelt in UTF-8
-		{"ok \xf0\x9f\x98\x80", 7}, // a four-byte sequence, whole
-	}
-	for _, tc := range tests {
-		if got := jsonbody.InvalidUTF8At([]byte(tc.in)); got != tc.want {
-			t.Errorf("InvalidUTF8At(%q): got %d, want %d", tc.in, got, tc.want)
-		}
-	}
-}
-
-func TestFieldFold(t *testing.T) {
-	typ := reflect.TypeFor[order]()
-	tests := []struct {
-		key, wantName, wantGo string
-		wantOK                bool
-	}{
-		{"customer_id", "customer_id", "CustomerID", true},
-		{"CUSTOMER_ID", "customer_id", "CustomerID", true},
-		{"shipping_address", "shipping_address", "Address", true},
-		{"Address", "", "", false}, // the json name, not the Go one, when tagged
-		{"Ignored", "", "", false}, // json:"-"
-		{"coupon", "", "", false},
-	}
-	for _, tc := range tests {
-		f, name, ok := jsonbody.FieldFold(typ, tc.key)
-		if ok != tc.wantOK || name != tc.wantName || f.Name != tc.wantGo {
-			t.Errorf("FieldFold(%q): got %q %q %v, want %q %q %v", tc.key, f.Name, name, ok, tc.wantGo, tc.wantName, tc.wantOK)
-		}
-	}
-}
-
 // FuzzDecode checks that Decode never panics, and that a body it accepts
 // is valid UTF-8 and decodes to what encoding/json makes of it, or, where
 // encoding/json refuses a number for an integer field (2.0, 1e2), to

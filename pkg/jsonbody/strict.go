@@ -12,9 +12,9 @@ import (
 	"unicode/utf8"
 )
 
-// InvalidUTF8At returns the offset of the first byte of b that is not
+// invalidUTF8At returns the offset of the first byte of b that is not
 // part of valid UTF-8, len(b) if every byte is.
-func InvalidUTF8At(b []byte) int {
+func invalidUTF8At(b []byte) int {
 	for i := 0; i < len(b); {
 		r, size := utf8.DecodeRune(b[i:])
 		if r == utf8.RuneError && size == 1 {
@@ -23,14 +23,6 @@ func InvalidUTF8At(b []byte) int {
 		i += size
 	}
 	return len(b)
-}
-
-// Check refuses, in body, a JSON document that decodes into a value of
-// type t (valid UTF-8: see InvalidUTF8At), what Decode refuses in a body
-// that is valid JSON. It reads the first JSON value of body only.
-func Check(body []byte, t reflect.Type) error {
-	_, err := check(body, t)
-	return err
 }
 
 // check refuses what encoding/json (v1) decodes without a word but an API
@@ -142,7 +134,7 @@ func (c *checker) object(t reflect.Type, want, path string) error {
 		var elem reflect.Type
 		switch {
 		case want == "object" && t.Kind() == reflect.Struct:
-			f, name, ok := FieldFold(t, key)
+			f, name, ok := fieldFold(t, key)
 			if ok && name != key {
 				return &Error{Field: field, Detail: fmt.Sprintf("is not a known field; did you mean %q? (field names are case-sensitive)", name)}
 			}
@@ -292,10 +284,10 @@ func maxFloat(t reflect.Type) float64 {
 	return math.MaxFloat64
 }
 
-// FieldFold finds the field of struct type t whose json name (tag or Go
+// fieldFold finds the field of struct type t whose json name (tag or Go
 // name) is key, or else equals key under Unicode case folding (the field
 // encoding/json v1 decodes key into), and returns it with its json name.
-func FieldFold(t reflect.Type, key string) (reflect.StructField, string, bool) {
+func fieldFold(t reflect.Type, key string) (reflect.StructField, string, bool) {
 	var (
 		folded     reflect.StructField
 		foldedName string

@@ -16,11 +16,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
@@ -241,8 +239,8 @@ func (s *httpServer) logPanic(c echo.Context, err error, stack []byte) error {
 // ---- requests -----------------------------------------------------------------
 
 type lineRequest struct {
-	SKU      string      `json:"sku"`
-	Quantity jsonInteger `json:"quantity"`
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
 }
 
 type addressRequest struct {
@@ -285,12 +283,13 @@ func (e *tooLargeError) Error() string {
 	return fmt.Sprintf("request body is larger than %d bytes", e.limit)
 }
 
-// decodeBody parses the request body into v strictly: one JSON object of
-// v's shape, no unknown fields, nothing after it, at most BodyLimit bytes;
-// and, which encoding/json alone would let pass, valid UTF-8, no member
-// twice in one object and field names spelt exactly as v's json tags
-// (jsonbody.Check). An empty body is allowed when optional is true.
-func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
+// readBody reads the request body, at most BodyLimit bytes, into v with
+// jsonbody.Decode, the reader of every orderflow API: one JSON object of
+// v's shape and nothing else, an integer field taking 2.0 or 1e2 (see
+// there what it refuses). An empty body is allowed when optional is true.
+// Its errors are a *tooLargeError, a *malformedError when the body cannot
+// be read, and jsonbody's *jsonbody.Error.
+func (s *httpServer) readBody(c echo.Context, v any, optional bool) error {
 	req := c.Request()
 	if req.ContentLength > s.cfg.BodyLimit {
 		return &tooLargeError{limit: s.cfg.BodyLimit}
@@ -303,263 +302,10 @@ func (s *httpServer) decodeBody(c echo.Context, v any, optional bool) error {
 	if err != nil {
 		return &malformedError{Detail: "cannot read body: " + err.Error()}
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		if optional {
-			return nil
-		}
-		return &malformedError{Detail: "request body is empty; want a JSON object"}
+	if optional && len(bytes.TrimSpace(body)) == 0 {
+		return nil
 	}
-	// null (or a number, a string, an array) would decode into v as
-	// nothing, and the request would be judged as an empty object.
-	if bytes.TrimSpace(body)[0] != '{' {
-		return &malformedError{Detail: "request body is not a JSON object"}
-	}
-	// encoding/json replaces invalid UTF-8 with U+FFFD: the order would
-	// store a customer id the client did not send.
-	if !utf8.Valid(body) {
-		i := jsonbody.InvalidUTF8At(body)
-		return &malformedError{Detail: fmt.Sprintf("request body is not valid UTF-8: byte 0x%02x at offset %d", body[i], i)}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err, body, v)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return &malformedError{Detail: "data after the JSON object"}
-	}
-	// After Decode, so that its errors (a type, an unknown field) come
-	// first, as they did; the body is known to be one JSON object.
-	var strict *jsonbody.Error
-	if err := jsonbody.Check(body, reflect.TypeOf(v)); errors.As(err, &strict) {
-		return &malformedError{Field: strict.Field, Detail: strict.Detail}
-	}
-	return nil
-}
-
-// jsonError turns an error of decoding body into v into a malformedError
-// naming the field as on the wire.
-func jsonError(err error, body []byte, v any) error {
-	var (
-		syntax *json.SyntaxError
-		typ    *json.UnmarshalTypeError
-	)
-	switch {
-	case errors.As(err, &syntax):
-		return &malformedError{Detail: fmt.Sprintf("invalid JSON at byte %d: %v", syntax.Offset, syntax)}
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return &malformedError{Detail: fmt.Sprintf("want a JSON object, got %s", typ.Value)}
-		}
-		return &malformedError{Field: wireField(body, typ), Detail: fmt.Sprintf("must be of type %s, got %s", jsonType(typ.Type.Kind().String()), typ.Value)}
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return &malformedError{Detail: "truncated JSON"}
-	}
-	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		key, qerr := strconv.Unquote(f)
-		if qerr != nil {
-			key = strings.Trim(f, `"`)
-		}
-		field := key
-		if path, ok := unknownFieldPath(body, reflect.TypeOf(v), key); ok {
-			field = path
-		}
-		return &malformedError{Field: field, Detail: "is not a known field"}
-	}
-	return &malformedError{Detail: err.Error()}
-}
-
-// wireField names the field of a type error as on the wire, array
-// indexes included ("items[1].quantity"): encoding/json's Field leaves
-// them out ("items.quantity"). It finds the value at the error's offset
-// in body; if that path does not match Field (minus the indexes), it
-// keeps Field.
-func wireField(body []byte, typ *json.UnmarshalTypeError) string {
-	path, ok := pathAt(body, typ.Offset)
-	if !ok || stripIndexes(path) != typ.Field {
-		return typ.Field
-	}
-	return path
-}
-
-// pathAt returns the path ("items[1].quantity") of the first value of the
-// JSON document body that ends at or after offset, or that a '{' or '['
-// ending there opens: where encoding/json reports a type error.
-func pathAt(body []byte, offset int64) (string, bool) {
-	var found string
-	ok := walkJSON(body, func(path, _ string, end int64) bool {
-		if end >= offset {
-			found = path
-			return true
-		}
-		return false
-	})
-	return found, ok
-}
-
-// unknownFieldPath returns the path ("items[1].colour") of the member
-// named key that encoding/json rejected as unknown while decoding body
-// into a value of type t: the first member of that name, in document
-// order, whose object has no such field. encoding/json names only the key.
-func unknownFieldPath(body []byte, t reflect.Type, key string) (string, bool) {
-	var found string
-	ok := walkJSON(body, func(path, member string, _ int64) bool {
-		if member != key {
-			return false
-		}
-		parent := strings.TrimSuffix(path, member)
-		parent = strings.TrimSuffix(parent, ".")
-		if known, resolved := hasField(t, stripIndexes(parent), key); resolved && !known {
-			found = path
-			return true
-		}
-		return false
-	})
-	return found, ok && found != ""
-}
-
-// hasField reports whether the object at path (dotted, no indexes; "" for
-// the top) of a value of type t has a field that encoding/json would fill
-// from key (json tag or Go name, case-insensitively). resolved is false
-// when path does not lead to a struct.
-func hasField(t reflect.Type, path, key string) (known, resolved bool) {
-	var segments []string
-	if path != "" {
-		segments = strings.Split(path, ".")
-	}
-	for i := 0; ; i++ {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array {
-			t = t.Elem()
-		}
-		if t.Kind() != reflect.Struct {
-			return false, false
-		}
-		name := key
-		if i < len(segments) {
-			name = segments[i]
-		}
-		f, ok := jsonField(t, name)
-		if i == len(segments) {
-			return ok, true
-		}
-		if !ok {
-			return false, false
-		}
-		t = f.Type
-	}
-}
-
-// jsonField finds the field of struct type t that encoding/json decodes
-// the member name into: the one of that json name, or else one whose name
-// equals it under case folding (jsonbody.FieldFold).
-func jsonField(t reflect.Type, name string) (reflect.StructField, bool) {
-	f, _, ok := jsonbody.FieldFold(t, name)
-	return f, ok
-}
-
-// walkJSON reads the JSON document body token by token and calls visit
-// with the path ("items[1].quantity") of every value where it starts, the
-// member name when the value is an object's member ("" in an array or at
-// the top), and the offset just past the value's first token. It stops
-// when visit returns true and reports whether body could be read that far.
-func walkJSON(body []byte, visit func(path, member string, end int64) (stop bool)) bool {
-	type level struct {
-		array   bool
-		index   int    // of the current element, in an array
-		key     string // of the current member, in an object
-		wantKey bool   // in an object: the next token is a key or '}'
-	}
-	var stack []level
-	path := func() string {
-		var b strings.Builder
-		for i, l := range stack {
-			switch {
-			case l.array:
-				b.WriteString("[" + strconv.Itoa(l.index) + "]")
-			case i > 0:
-				b.WriteString("." + l.key)
-			default:
-				b.WriteString(l.key)
-			}
-		}
-		return b.String()
-	}
-	// valueDone moves the innermost container past the value just read.
-	valueDone := func() {
-		if n := len(stack); n > 0 {
-			if stack[n-1].array {
-				stack[n-1].index++
-			} else {
-				stack[n-1].wantKey = true
-			}
-		}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return false
-		}
-		d, isDelim := tok.(json.Delim)
-		if n := len(stack); n > 0 && !stack[n-1].array && stack[n-1].wantKey {
-			if isDelim { // '}'
-				stack = stack[:n-1]
-				valueDone()
-				continue
-			}
-			stack[n-1].key, stack[n-1].wantKey = tok.(string), false
-			continue
-		}
-		if isDelim && d == ']' {
-			stack = stack[:len(stack)-1]
-			valueDone()
-			continue
-		}
-		member := ""
-		if n := len(stack); n > 0 && !stack[n-1].array {
-			member = stack[n-1].key
-		}
-		if visit(path(), member, dec.InputOffset()) {
-			return true
-		}
-		if isDelim { // '{' or '['
-			stack = append(stack, level{array: d == '[', wantKey: d == '{'})
-			continue
-		}
-		valueDone()
-	}
-}
-
-// stripIndexes drops the array indexes of a path: "items[1].quantity"
-// becomes "items.quantity", as encoding/json names fields.
-func stripIndexes(path string) string {
-	var b strings.Builder
-	for {
-		i := strings.IndexByte(path, '[')
-		if i < 0 {
-			b.WriteString(path)
-			return b.String()
-		}
-		b.WriteString(path[:i])
-		j := strings.IndexByte(path[i:], ']')
-		if j < 0 {
-			return path // not a path pathAt made
-		}
-		path = path[i+j+1:]
-	}
-}
-
-func jsonType(kind string) string {
-	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
-		return "integer"
-	case kind == "slice":
-		return "array"
-	case kind == "struct", kind == "map", kind == "ptr":
-		return "object"
-	}
-	return kind
+	return jsonbody.Decode(body, v)
 }
 
 // ---- handlers -----------------------------------------------------------------
@@ -569,17 +315,14 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err := checkBodyEncoding(c); err != nil {
 		return err
 	}
-	if err := s.decodeBody(c, &req, false); err != nil {
-		return err
+	if err := s.readBody(c, &req, false); err != nil {
+		return quantityRangeError(err)
 	}
 	key, err := idempotencyKey(c.Request().Header)
 	if err != nil {
 		return err
 	}
-	cmd, err := placeOrderCommand(req, key, c.Response().Header().Get(echo.HeaderXRequestID))
-	if err != nil {
-		return err
-	}
+	cmd := placeOrderCommand(req, key, c.Response().Header().Get(echo.HeaderXRequestID))
 	ctx := c.Request().Context()
 	res, err := s.app.Commands.PlaceOrder.Handle(ctx, cmd)
 	if err != nil {
@@ -749,7 +492,7 @@ func (s *httpServer) cancelOrder(c echo.Context) error {
 	if err := checkBodyEncoding(c); err != nil {
 		return err
 	}
-	if err := s.decodeBody(c, &req, true); err != nil {
+	if err := s.readBody(c, &req, true); err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
@@ -834,6 +577,16 @@ func validationProblem(detail string, fields []domain.FieldError) Problem {
 	return p
 }
 
+// malformedProblem is the 400 of a request that cannot be parsed, naming
+// the field at fault when there is one.
+func malformedProblem(e *malformedError) Problem {
+	p := Problem{Type: problemTypeMalformed, Title: "Malformed request", Status: http.StatusBadRequest, Detail: e.Error()}
+	if e.Field != "" {
+		p.Errors = []FieldProblem{{Field: e.Field, Detail: e.Detail}}
+	}
+	return p
+}
+
 // problemRequest is what problemFor knows of the request besides its
 // error.
 type problemRequest struct {
@@ -853,6 +606,7 @@ type problemRequest struct {
 func problemFor(err error, req problemRequest) Problem {
 	var (
 		malformed *malformedError
+		body      *jsonbody.Error
 		tooLarge  *tooLargeError
 		encoding  *unsupportedMediaTypeError
 		header    *headerError
@@ -863,11 +617,15 @@ func problemFor(err error, req problemRequest) Problem {
 	)
 	switch {
 	case errors.As(err, &malformed):
-		p := Problem{Type: problemTypeMalformed, Title: "Malformed request", Status: http.StatusBadRequest, Detail: malformed.Error()}
-		if malformed.Field != "" {
-			p.Errors = []FieldProblem{{Field: malformed.Field, Detail: malformed.Detail}}
+		return malformedProblem(malformed)
+	case errors.As(err, &body):
+		// The body reader's refusal: a body that is not the JSON the
+		// route takes (400), but for a number beyond its field's range in
+		// a well-formed body, a value the API does not take (422).
+		if body.OutOfRange != "" {
+			return validationProblem("invalid request: "+body.Error(), []domain.FieldError{{Field: body.Field, Problem: body.Detail}})
 		}
-		return p
+		return malformedProblem(&malformedError{Field: body.Field, Detail: body.Detail})
 	case errors.As(err, &tooLarge):
 		return Problem{Type: problemTypeTooLarge, Title: "Request body too large", Status: http.StatusRequestEntityTooLarge, Detail: tooLarge.Error()}
 	case errors.As(err, &encoding):

@@ -365,7 +365,7 @@ func TestQuantityIsAJSONSchemaInteger(t *testing.T) {
 		{"1.5", 400, 0, "malformed request: items[0].quantity: must be of type integer, got number 1.5"},
 		{"1e-1", 400, 0, "malformed request: items[0].quantity: must be of type integer, got number 1e-1"},
 		{`"2"`, 400, 0, "malformed request: items[0].quantity: must be of type integer, got string"},
-		{"true", 400, 0, "malformed request: items[0].quantity: must be of type integer, got bool"},
+		{"true", 400, 0, "malformed request: items[0].quantity: must be of type integer, got boolean"},
 		{"[1]", 400, 0, "malformed request: items[0].quantity: must be of type integer, got array"},
 		{`{"n":1}`, 400, 0, "malformed request: items[0].quantity: must be of type integer, got object"},
 		{"0.0", 422, 0, "invalid order: items[0].quantity must be positive, got 0; items total must be positive"},

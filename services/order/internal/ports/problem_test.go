@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/jsonbody"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 )
 
@@ -29,6 +30,10 @@ func TestProblemForStatuses(t *testing.T) {
 		{"conflict", fmt.Errorf("cancel: %w", app.ErrConflict), 409, problemTypeConflict, 0},
 		{"not found", fmt.Errorf("get order: %w", app.ErrOrderNotFound), 404, problemTypeNotFound, 0},
 		{"deadline", fmt.Errorf("place order: %w", context.DeadlineExceeded), 503, "about:blank", overloadRetryAfter},
+		{"a body the reader refuses", &jsonbody.Error{Field: "items[1].quantity", Detail: "must be of type integer, got string"},
+			400, problemTypeMalformed, 0},
+		{"a number beyond its field's range", &jsonbody.Error{Field: "n", Detail: "must be an integer from 0 to 255, got 256", OutOfRange: "256"},
+			422, problemTypeValidation, 0},
 		{"anything else", errors.New("boom"), 500, "about:blank", 0},
 	}
 	for _, tc := range tests {
