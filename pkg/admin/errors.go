@@ -167,7 +167,12 @@ func problemFor(err error, instance string) Problem {
 var sentinels = []error{ErrBadRequest, ErrNotFound, ErrConflict, ErrUnavailable, idempotency.ErrKeyReused}
 
 // detail is err's text for a client, without the sentinel text it starts
-// with, which the problem's title says.
+// with, which the problem's title says. Only a leading sentinel is cut, by
+// the convention above: the errors of BadField, NotFound and
+// IdempotencyKeyReused hold no sentinel text but the client's own input (a
+// SKU, a flag's value), where a search for "not found" could cut a
+// client's text in two. (The order API's clientText searches instead:
+// there the layers put their context before the sentinel.)
 func detail(err error) string {
 	msg := err.Error()
 	for _, s := range sentinels {

@@ -691,7 +691,9 @@ func problemFor(err error, req problemRequest) Problem {
 
 // clientText is err's message from sentinel's on ("order not found: o-1"),
 // without the context the layers wrapped it in ("get order o-1: "), which
-// the log keeps; err's whole message if sentinel's is not in it.
+// the log keeps; err's whole message if sentinel's is not in it. (The
+// admin API cuts a leading sentinel instead, its errors being made the
+// other way round: see admin's detail.)
 func clientText(err, sentinel error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, sentinel.Error()); i >= 0 {
