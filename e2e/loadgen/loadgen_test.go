@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/orderflow/orderflow/pkg/logtest"
 )
 
 func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
@@ -569,7 +571,7 @@ func TestProgressLines(t *testing.T) {
 	srv := httptest.NewServer(api)
 	defer srv.Close()
 	for _, tty := range []bool{false, true} {
-		var buf syncBuffer
+		var buf logtest.Buffer
 		_, err := Run(context.Background(), Config{
 			URL: srv.URL, Rate: 100, Duration: 600 * time.Millisecond,
 			Progress: &buf, ProgressTTY: tty, ProgressEvery: 100 * time.Millisecond,

@@ -1,17 +1,13 @@
 package servicehost_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,37 +19,9 @@ import (
 	"github.com/orderflow/orderflow/pkg/telemetry"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
+
+	"github.com/orderflow/orderflow/pkg/logtest"
 )
-
-// syncBuffer is a log sink safe to read while the service writes to it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records decodes every JSON line written so far.
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	data := append([]byte(nil), b.buf.Bytes()...)
-	b.mu.Unlock()
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
-		}
-		out = append(out, rec)
-	}
-	return out
-}
 
 // observedHost is a Host on a SQLite queue of its own, with the telemetry
 // of a service (spans made but not exported), running until the test
@@ -61,7 +29,7 @@ func (b *syncBuffer) records(t *testing.T) []map[string]any {
 type observedHost struct {
 	host     *servicehost.Host
 	tel      *telemetry.Telemetry
-	logs     *syncBuffer
+	logs     *logtest.Buffer
 	queueURL string
 }
 
@@ -72,7 +40,7 @@ func startObserved(t *testing.T, spec servicehost.Spec, maxAttempts int) *observ
 	t.Helper()
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	dir := t.TempDir()
-	o := &observedHost{logs: &syncBuffer{}, queueURL: "sqlite://" + filepath.Join(dir, "queue.db")}
+	o := &observedHost{logs: &logtest.Buffer{}, queueURL: "sqlite://" + filepath.Join(dir, "queue.db")}
 	ctx := context.Background()
 	var err error
 	if o.tel, err = telemetry.Setup(ctx, telemetry.Config{ServiceName: spec.Name, LogWriter: o.logs}); err != nil {
@@ -160,7 +128,7 @@ func TestRetriesAndDeadLettersAreLoggedWithTheTraceAndTheOrder(t *testing.T) {
 	var got []line
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		got = got[:0]
-		for _, rec := range o.logs.records(t) {
+		for _, rec := range o.logs.Records(t) {
 			level, _ := rec["level"].(string)
 			msg, _ := rec["msg"].(string)
 			if level == "ERROR" || level == "WARN" {

@@ -1,10 +1,7 @@
 package telemetry
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,44 +10,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/orderflow/orderflow/pkg/logtest"
 )
-
-// syncBuffer is a log sink safe to read while exporter goroutines log.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// records decodes every JSON line written so far.
-func (b *syncBuffer) records(t *testing.T) []map[string]any {
-	t.Helper()
-	b.mu.Lock()
-	data := append([]byte(nil), b.buf.Bytes()...)
-	b.mu.Unlock()
-
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		var rec map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", sc.Text(), err)
-		}
-		out = append(out, rec)
-	}
-	return out
-}
 
 // clearOTelEnv makes the tests independent of the caller's environment.
 func clearOTelEnv(t *testing.T) {
@@ -64,9 +31,9 @@ func clearOTelEnv(t *testing.T) {
 	}
 }
 
-func setup(t *testing.T, cfg Config) (*Telemetry, *syncBuffer) {
+func setup(t *testing.T, cfg Config) (*Telemetry, *logtest.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	cfg.LogWriter = logs
 	tel, err := Setup(context.Background(), cfg)
 	if err != nil {
@@ -99,7 +66,7 @@ func TestSetupDisabledExporter(t *testing.T) {
 	if err := tel.Shutdown(ctx); err != nil {
 		t.Errorf("second shutdown: got %v, want nil", err)
 	}
-	if got := logs.records(t); len(got) != 0 {
+	if got := logs.Records(t); len(got) != 0 {
 		t.Errorf("got log records %v, want none", got)
 	}
 }
@@ -155,7 +122,7 @@ func TestSetupUnreachableCollector(t *testing.T) {
 			}
 
 			var errRecords []map[string]any
-			for _, r := range logs.records(t) {
+			for _, r := range logs.Records(t) {
 				if r["msg"] == "opentelemetry error" {
 					errRecords = append(errRecords, r)
 				}
@@ -236,7 +203,7 @@ func TestServiceName(t *testing.T) {
 				t.Errorf("resource: got service.version %q, want %q", got, want)
 			}
 			tel.Logger.Info("hello")
-			recs := logs.records(t)
+			recs := logs.Records(t)
 			if len(recs) != 1 {
 				t.Fatalf("got %d log records, want 1", len(recs))
 			}
@@ -289,7 +256,7 @@ func TestLoggerTraceIDs(t *testing.T) {
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.log()
-			recs := logs.records(t)
+			recs := logs.Records(t)
 			if len(recs) != i+1 {
 				t.Fatalf("got %d log records, want %d", len(recs), i+1)
 			}
@@ -367,7 +334,7 @@ func TestMetricsHandler(t *testing.T) {
 }
 
 func TestRateLimitedHandler(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	h := newRateLimitedHandler(logger, time.Minute)
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -392,7 +359,7 @@ func TestRateLimitedHandler(t *testing.T) {
 	for i, s := range steps {
 		now = start.Add(s.at)
 		h.Handle(fmt.Errorf("export failed %d", i))
-		recs := logs.records(t)
+		recs := logs.Records(t)
 		if s.wantLogged {
 			logged++
 		}
@@ -413,7 +380,7 @@ func TestRateLimitedHandler(t *testing.T) {
 }
 
 func TestQuietExporterSwallowsErrors(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &logtest.Buffer{}
 	h := newRateLimitedHandler(slog.New(slog.NewJSONHandler(logs, nil)), time.Minute)
 	errDown := errors.New("collector down")
 	e := &quietExporter{SpanExporter: failingExporter{err: errDown}, handler: h, abort: context.Background()}
@@ -423,7 +390,7 @@ func TestQuietExporterSwallowsErrors(t *testing.T) {
 			t.Fatalf("got export error %v, want nil", err)
 		}
 	}
-	recs := logs.records(t)
+	recs := logs.Records(t)
 	if len(recs) != 1 {
 		t.Fatalf("got %d records, want 1", len(recs))
 	}

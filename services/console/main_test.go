@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/orderflow/orderflow/pkg/logtest"
 )
 
 // TestMain fails the package if any goroutine outlives the tests: run
@@ -117,33 +119,14 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer that run's logger and the test may use at
-// once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 var listeningURL = regexp.MustCompile(`msg="console listening" url=http://(\S+)`)
 
 // startRun runs the console with args until the test ends, and returns its
 // log and the loopback address it answers on once /healthz answers.
-func startRun(t *testing.T, args ...string) (addr string, log *syncBuffer, stop func() error) {
+func startRun(t *testing.T, args ...string) (addr string, log *logtest.Buffer, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log = &syncBuffer{}
+	log = &logtest.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, lookupFrom(nil), log) }()
 	stop = sync.OnceValue(func() error {

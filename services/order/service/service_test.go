@@ -1,7 +1,6 @@
 package service_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +24,8 @@ import (
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/services/order/service"
+
+	"github.com/orderflow/orderflow/pkg/logtest"
 )
 
 // fakeServices answers every saga command with success, as inventory,
@@ -541,7 +541,7 @@ func TestFailedNewOnASharedQueueLeavesNothingRunning(t *testing.T) {
 // at info, a newcomer read "Discarding queued message" on a clean stop.
 func TestWatermillChatterIsLoggedAtDebug(t *testing.T) {
 	dir := t.TempDir()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	svc, err := service.New(context.Background(), service.Config{
 		QueueURL: "sqlite://" + filepath.Join(dir, "queue.db"), DataDir: filepath.Join(dir, "order"),
 		HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
@@ -569,23 +569,4 @@ func TestWatermillChatterIsLoggedAtDebug(t *testing.T) {
 			t.Errorf("watermill's %q logged at info:\n%s", chatter, logs.String())
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's writers and the
-// test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

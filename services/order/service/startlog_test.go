@@ -2,35 +2,16 @@ package service_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/pkg/logtest"
 	"github.com/orderflow/orderflow/services/order/service"
 )
-
-// lockedWriter is a bytes.Buffer the service's logger and the test share.
-type lockedWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // The start record names both APIs as URLs, as the other services do, and
 // a disabled admin API as "off".
@@ -43,7 +24,7 @@ func TestStartLogNamesTheAPIsAsURLs(t *testing.T) {
 		{"off", func(*service.Service) string { return "off" }},
 	} {
 		t.Run(tc.adminAddr, func(t *testing.T) {
-			var logs lockedWriter
+			var logs logtest.Buffer
 			svc, err := service.New(context.Background(), service.Config{
 				Queue: openQueue(t, "memory://"), DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: tc.adminAddr,
 				Logger: slog.New(slog.NewJSONHandler(&logs, nil)),

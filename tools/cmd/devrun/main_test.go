@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/orderflow/orderflow/pkg/logtest"
 )
 
 // The test binary plays every part: devrun itself (DEVRUN_TEST_ROLE=devrun,
@@ -202,7 +204,7 @@ type devrunProcess struct {
 	cmd     *exec.Cmd
 	notes   string // where the stand-ins note what happened to them
 	dataDir string
-	out     *syncBuffer
+	out     *logtest.Buffer
 	done    chan struct{}
 	err     error
 }
@@ -253,7 +255,7 @@ func startDevrunWith(t *testing.T, env []string, out *os.File, links []string, f
 	// signal it like a terminal's Ctrl-C does (ctrlC). devrun's processes
 	// are not in it: devrun gives each a group of its own.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &devrunProcess{cmd: cmd, notes: notes, dataDir: dataDir, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &devrunProcess{cmd: cmd, notes: notes, dataDir: dataDir, out: &logtest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if out != nil {
 		cmd.Stdout, cmd.Stderr = out, out
@@ -816,25 +818,6 @@ func TestDevrunEndsWhenEveryProcessHasExitedZero(t *testing.T) {
 		t.Errorf("exit status %d, want 0; output:\n%s", status, p.out)
 	}
 	wantOutput(t, p.out.String(), `(?m)^devrun: quitnow exited with status 0 on its own; leaving it stopped`, `(?m)^devrun: every process has stopped$`)
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of exec.Cmd
-// and the test reading it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // A line too long for one read is written in pieces, and what follows it
