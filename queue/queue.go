@@ -273,11 +273,23 @@ func (q *Queue) Publisher() message.Publisher { return q.publisher }
 func (q *Queue) Backend() backend.Backend { return q.backend }
 
 // Close closes the backend. Close routers first.
-func (q *Queue) Close() error {
+func (q *Queue) Close() error { return q.Shutdown(context.Background()) }
+
+// Shutdown is Close, bounded by ctx: what is left to write when ctx ends
+// (on SQLite, writes waiting for another process's write lock; on
+// PostgreSQL, subscriptions storing their offsets, bookkeeping, publishes
+// waiting for the server) is given up, without losing a message: see
+// sqlite.Backend.Shutdown and postgres.Backend.Shutdown. A publish given up
+// returns an error to its caller; an ack given up leaves its message to be
+// delivered again.
+func (q *Queue) Shutdown(ctx context.Context) error {
 	for _, r := range []metric.Registration{q.gauges, q.writes} {
 		if r != nil {
 			_ = r.Unregister()
 		}
+	}
+	if b, ok := q.backend.(interface{ Shutdown(context.Context) error }); ok {
+		return b.Shutdown(ctx)
 	}
 	return q.backend.Close()
 }

@@ -391,6 +391,15 @@ type ContextLogger interface {
 	LogContext(ctx context.Context, level slog.Level, msg string, fields watermill.LogFields)
 }
 
+// Warn writes a warning through l, without a context: at warning level
+// when l is a ContextLogger, otherwise at info level (Watermill's adapter
+// has no warning level). err, when not nil, is its "error" field. For the
+// expected outcomes of a bounded stop, say, which are no error of the
+// service's but deserve more than an info record.
+func Warn(l watermill.LoggerAdapter, msg string, err error, fields watermill.LogFields) {
+	logRecord(l, context.Background(), slog.LevelWarn, msg, err, fields)
+}
+
 // logRecord writes a record through l: with ctx, at level, when l is a
 // ContextLogger; otherwise through its Watermill methods (a warning at
 // info level) without ctx. err, when not nil, is its "error" field.

@@ -39,3 +39,9 @@ func WithBeforeLooking(c Config, f func()) Config {
 	c.beforeLooking = f
 	return c
 }
+
+// BusyBegins counts b's BEGINs that another connection's lock kept out.
+func BusyBegins(b *Backend) int64 { return b.writeCounts.busyBegins.Load() }
+
+// Queued counts the requests handed to b's writer.
+func Queued(b *Backend) int64 { return b.writeCounts.queued.Load() }

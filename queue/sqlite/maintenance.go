@@ -377,7 +377,7 @@ func (op checkpointOp) apply(ctx context.Context, w *writeTx) error {
 	if err != nil {
 		return err
 	}
-	err = retryWhileBusy(op.wait, func() (bool, error) {
+	err = retryWhileBusy(w.abort, op.wait, func() (bool, error) {
 		var busy, logPages, checkpointed int
 		if err := st.QueryRowContext(ctx).Scan(&busy, &logPages, &checkpointed); err != nil {
 			return isBusy(err), err

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"github.com/orderflow/orderflow/queue/backend"
 )
@@ -188,10 +189,16 @@ type claimOp struct {
 	limit        int
 	leaseMs      int64
 	got          []claimed
+	// abandoned is set when the subscriber stopped waiting for the claim
+	// (it is stopping): the claim then takes nothing, if it has not yet.
+	abandoned atomic.Bool
 }
 
 func (op *claimOp) apply(ctx context.Context, w *writeTx) error {
 	op.got = op.got[:0] // a batch may be applied again after a rollback
+	if op.abandoned.Load() {
+		return nil
+	}
 	// "+?", not "?", for the LIMIT and the key: SQLite compiles a
 	// statement again whenever its parameters are cleared if its planner
 	// looked at one of them (a bare LIMIT parameter, an equality it weighs),
@@ -333,9 +340,20 @@ func (op *nackOp) apply(ctx context.Context, w *writeTx) error {
 // is about to run alone in its process, if the lease is still ours. The
 // count is what the next delivery reports as abandoned runs, should this
 // one be abandoned too; a nack resets it.
-type soloRunOp struct{ lease }
+type soloRunOp struct {
+	lease
+	// abandoned is set when the subscriber stopped waiting for the op (it
+	// is stopping): the run is then not recorded, if it has not been yet,
+	// and skipped says so.
+	abandoned atomic.Bool
+	skipped   bool
+}
 
 func (op *soloRunOp) apply(ctx context.Context, w *writeTx) error {
+	op.skipped = op.abandoned.Load()
+	if op.skipped {
+		return nil
+	}
 	res, err := w.exec(ctx, `UPDATE queue_deliveries SET solo_runs = solo_runs + 1 WHERE topic = ? AND consumer_group = ? AND message_id = ? AND lease_id = ?`,
 		op.topic, op.group, op.messageID, op.leaseID)
 	return fenced(res, err, "record solo run of", op.lease)

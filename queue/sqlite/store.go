@@ -41,6 +41,7 @@ import (
 
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/internal/sologate"
+	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/queue/sqlitefile"
 	"github.com/orderflow/orderflow/queue/writehealth"
 )
@@ -131,6 +132,17 @@ type Backend struct {
 	stop    context.CancelFunc
 	loops   sync.WaitGroup
 	writerQ sync.WaitGroup // write requests accepted but not yet answered
+	// orphans are the writes whose callers stopped waiting for them
+	// (submitUntil), each with a goroutine that takes their answer.
+	orphans sync.WaitGroup
+	// abort is closed when a bounded close (Shutdown) runs out of time:
+	// from then on the writer waits for no lock, and writes it cannot
+	// commit at once fail with errGaveUp.
+	abort     chan struct{}
+	abortOnce sync.Once
+	// givenUp counts the writes nobody waited for (acks, nacks,
+	// releases) that failed with errGaveUp.
+	givenUp atomic.Int64
 	// watching is set once the change watcher watches the changes file
 	// (tests wait for it).
 	watching atomic.Bool
@@ -195,7 +207,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	// A new file gets its page size and incremental auto-vacuum before
 	// anything else (sqlitefile.Prepare); several processes may create it
 	// at once, and one that finds it busy being set up retries.
-	err = retryWhileBusy(cfg.BusyTimeout, func() (bool, error) {
+	err = retryWhileBusy(nil, cfg.BusyTimeout, func() (bool, error) {
 		_, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{
 			PageSize:          PageSize,
 			IncrementalVacuum: true,
@@ -258,6 +270,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		wake:    newBroadcaster(),
 		solo:    sologate.New(cfg.aloneWait),
 		stop:    stop,
+		abort:   make(chan struct{}),
 		subs:    map[*Subscriber]struct{}{},
 
 		knownTopics: map[string]bool{},
@@ -329,7 +342,7 @@ func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 	// at once, without waiting in the busy handler (a connection that
 	// cannot wait without risking a deadlock gets SQLITE_BUSY straight
 	// away); such a connect is retried.
-	err := retryWhileBusy(cfg.BusyTimeout, func() (bool, error) {
+	err := retryWhileBusy(nil, cfg.BusyTimeout, func() (bool, error) {
 		err := db.PingContext(ctx)
 		return isBusy(err), err
 	})
@@ -507,8 +520,23 @@ func databaseFile(ctx context.Context, db *sql.DB) (string, error) {
 func (b *Backend) Publisher() message.Publisher { return b.publisher }
 
 // Close stops the subscribers, lets the writer commit what was queued, and
-// closes the file. It is safe to call more than once.
-func (b *Backend) Close() error {
+// closes the file. It is safe to call more than once. The writes still
+// queued may each wait for another process's write lock, up to
+// BusyTimeout (see Shutdown for a bounded close).
+func (b *Backend) Close() error { return b.Shutdown(context.Background()) }
+
+// Shutdown is Close, bounded by ctx: once ctx ends, the writes still queued
+// wait for no other process's write lock. Each is tried once more; those
+// that cannot commit then are given up, which at-least-once delivery
+// allows: an ack, nack or release that is not committed leaves its message
+// to be delivered again once its lease runs out (the ack's handler ran, so
+// the inbox drops the redelivery), and a publish (or another write a
+// caller waits for) fails, so its caller knows it was not stored (an
+// outbox keeps the message and forwards it again). A write that ends
+// empty-handed this way is never reported as committed. With nothing
+// queued, no transaction is begun at all, so an idle process's close does
+// not wait for a lock another process holds.
+func (b *Backend) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -521,6 +549,10 @@ func (b *Backend) Close() error {
 	}
 	b.mu.Unlock()
 
+	// From ctx's end on, nothing waits for another process's lock.
+	stopAbort := context.AfterFunc(ctx, func() { b.abortOnce.Do(func() { close(b.abort) }) })
+	defer stopAbort()
+
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Close())
@@ -530,11 +562,16 @@ func (b *Backend) Close() error {
 	b.writerQ.Add(1)
 	b.mu.Unlock()
 	// Writes nobody waits for may be held back (Config.AckDelay); a write
-	// that is waited for makes the writer commit them now.
+	// that is waited for makes the writer commit them now (a flush alone
+	// begins no transaction).
 	flushed := make(chan error, 1)
 	b.writes <- writeRequest{op: flushOp{}, done: flushed}
 	errs = append(errs, <-flushed)
 	b.writerQ.Wait() // every accepted write has been answered
+	b.orphans.Wait() // and the answers nobody waited for taken
+	if n := b.givenUp.Load(); n > 0 {
+		retry.Warn(b.logger, "Queue closed before some acks, nacks or releases could be committed (another process held the write lock past the shutdown's deadline); their messages are delivered again", nil, watermill.LogFields{"writes": n})
+	}
 	b.stop()
 	b.loops.Wait()
 	errs = append(errs, b.readStmts.close(), b.readDB.Close(), b.writeDB.Close())

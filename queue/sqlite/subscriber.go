@@ -223,12 +223,15 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 	var buffer []delivered
 	defer func() {
 		close(out)
-		// Whatever was claimed and not handed out goes back at once.
+		// Whatever was claimed and not handed out goes back at once,
+		// without waiting for the commit (which may wait for another
+		// process's lock): the stop goes on meanwhile, and should the
+		// release not be committed, the leases run out instead.
 		if len(buffer) > 0 {
 			for _, d := range buffer {
 				s.drop(d.lease)
 			}
-			if err := s.b.submit(&releaseOp{released: releasedOf(buffer), attempts: true}, true); err != nil && !errors.Is(err, errClosed) {
+			if err := s.b.submit(&releaseOp{released: releasedOf(buffer), attempts: true}, false); err != nil && !errors.Is(err, errClosed) {
 				s.logger.Error("Release unhandled deliveries", err, nil)
 			}
 		}
@@ -261,9 +264,9 @@ func (s *Subscriber) consume(ctx context.Context, topic string, out chan<- *mess
 			// of the group may be idle (with one slot and slow handlers,
 			// 63 would queue behind one).
 			limit := min(s.b.cfg.ClaimBatch, cap(slots)-len(slots)+1+cap(slots))
-			got, err := s.claim(topic, limit)
+			got, err := s.claim(topic, limit, stop)
 			if err != nil {
-				if errors.Is(err, errClosed) {
+				if errors.Is(err, errClosed) || errors.Is(err, errStopped) {
 					<-slots
 					return
 				}
@@ -369,10 +372,22 @@ func (s *Subscriber) admit(ctx context.Context, d *delivered) (release func(), e
 			watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
 		return release, nil
 	}
-	if err := s.b.submit(&soloRunOp{d.lease}, true); err != nil {
+	op := &soloRunOp{lease: d.lease}
+	given := *d
+	err = s.b.submitUntil(op, ctx.Done(), func(err error) {
+		// The subscriber stopped before the answer came: the message is
+		// not handed out, and goes back, with its run alone taken back
+		// if it was recorded after all.
+		if isLeaseLost(err) || errors.Is(err, errClosed) {
+			return
+		}
+		given.soloRecorded = err == nil && !op.skipped
+		_ = s.b.submit(&releaseOp{released: releasedOf([]delivered{given}), attempts: true}, false)
+	})
+	if err != nil {
 		release()
 		s.drop(d.lease)
-		if !isLeaseLost(err) && !errors.Is(err, errClosed) {
+		if !isLeaseLost(err) && !errors.Is(err, errClosed) && !errors.Is(err, errStopped) {
 			s.logger.Error("Cannot record a run alone; giving the message back", err, watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
 			_ = s.b.submit(&releaseOp{released: releasedOf([]delivered{*d}), attempts: true}, false)
 		}
@@ -429,18 +444,29 @@ func (s *Subscriber) awaitOutcome(d delivered) {
 // they wait for the commit, which the other handlers wait for (the gate is
 // released after): should the process die once they run, the outcome of
 // the one that ran alone is not lost and blamed on it.
+// Close does not wait for that commit (which may wait for another
+// process's lock).
 func (s *Subscriber) ack(d delivered) {
 	s.drop(d.lease)
-	_ = s.b.submit(&ackOp{d.lease}, d.abandoned)
+	s.record(&ackOp{d.lease}, d.abandoned)
 }
 
 func (s *Subscriber) nack(d delivered) {
 	s.drop(d.lease)
-	_ = s.b.submit(&nackOp{
+	s.record(&nackOp{
 		lease:     d.lease,
 		delayMs:   nackDelay(d.msg, s.b.cfg.NackDelay).Milliseconds(),
 		lastError: d.msg.Metadata.Get(backend.MetadataLastError),
 	}, d.abandoned)
+}
+
+// record queues an outcome; with wait, it waits for its commit or Close.
+func (s *Subscriber) record(op writeOp, wait bool) {
+	if !wait {
+		_ = s.b.submit(op, false)
+		return
+	}
+	_ = s.b.submitUntil(op, s.closing, nil)
 }
 
 // nackDelay honours Watermill's delay metadata (set by the retry
@@ -464,10 +490,27 @@ type delivered struct {
 	soloRecorded bool
 }
 
-// claim leases up to limit deliveries and loads their messages.
-func (s *Subscriber) claim(topic string, limit int) ([]delivered, error) {
+// claim leases up to limit deliveries and loads their messages. It stops
+// waiting for the claim's commit, which may wait for another process's
+// write lock, when stop is closed (errStopped): the claim then takes
+// nothing, or, if it already has, gives it back once committed.
+func (s *Subscriber) claim(topic string, limit int, stop <-chan struct{}) ([]delivered, error) {
 	op := &claimOp{topic: topic, group: s.cfg.ConsumerGroup, limit: limit, leaseMs: s.b.cfg.Lease.Milliseconds()}
-	if err := s.b.submit(op, true); err != nil {
+	err := s.b.submitUntil(op, stop, func(err error) {
+		if err != nil || len(op.got) == 0 {
+			return
+		}
+		back := make([]released, len(op.got))
+		for i, c := range op.got {
+			back[i] = released{lease: lease{topic: topic, group: s.cfg.ConsumerGroup, messageID: c.messageID, leaseID: c.leaseID}, abandoned: c.abandoned}
+		}
+		_ = s.b.submit(&releaseOp{released: back, attempts: true}, false)
+	})
+	if errors.Is(err, errStopped) {
+		op.abandoned.Store(true)
+		return nil, err
+	}
+	if err != nil {
 		return nil, err
 	}
 	if len(op.got) == 0 {
@@ -677,8 +720,10 @@ func (s *Subscriber) extendLeases() {
 			continue
 		}
 		op := &extendOp{leases: leases, leaseMs: s.b.cfg.Lease.Milliseconds()}
-		if err := s.b.submit(op, true); err != nil {
-			if !errors.Is(err, errClosed) {
+		// Close does not wait for an extension (which may wait for
+		// another process's lock): it gives the leases up anyway.
+		if err := s.b.submitUntil(op, s.closing, nil); err != nil {
+			if !errors.Is(err, errClosed) && !errors.Is(err, errStopped) {
 				s.logger.Error("Extend leases", err, nil)
 			}
 			continue

@@ -80,7 +80,8 @@ func (l *writeLock) reopen() {
 	l.f, l.retryOpen, l.openFailed = f, time.Time{}, false
 }
 
-// acquire takes the lock, waiting until deadline at most, and reports
+// acquire takes the lock, waiting until deadline at most, or until abort
+// is closed (nil: never; once closed, it does not wait at all), and reports
 // whether it got it (then release must follow). When the lock cannot be
 // had — no lock file, an error, the deadline passed, or an earlier wait
 // given up on is still blocked — the transaction goes ahead on SQLite's
@@ -95,7 +96,7 @@ func (l *writeLock) reopen() {
 // Close until then). Meanwhile transactions go without the lock file
 // rather than each leaving a wait behind; after it, the writer opens the
 // file again.
-func (l *writeLock) acquire(deadline time.Time) bool {
+func (l *writeLock) acquire(deadline time.Time, abort <-chan struct{}) bool {
 	if l.waiting != nil {
 		select {
 		case <-l.waiting:
@@ -118,6 +119,9 @@ func (l *writeLock) acquire(deadline time.Time) bool {
 	}
 	if held {
 		return true
+	}
+	if aborted(abort) {
+		return false
 	}
 	f := l.f
 	got := make(chan error) // unbuffered: handed over only while acquire waits
@@ -145,10 +149,11 @@ func (l *writeLock) acquire(deadline time.Time) bool {
 		}
 		return true
 	case <-timer.C:
-		close(abandoned)
-		l.f, l.waiting = nil, ended
-		return false
+	case <-abort:
 	}
+	close(abandoned)
+	l.f, l.waiting = nil, ended
+	return false
 }
 
 // release lets the next process have the lock after a successful acquire.

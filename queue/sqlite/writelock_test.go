@@ -162,10 +162,10 @@ func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {
 	defer l.close()
 	release := holdLockFile(t, path)
 
-	if l.acquire(time.Now().Add(50 * time.Millisecond)) {
+	if l.acquire(time.Now().Add(50*time.Millisecond), nil) {
 		t.Fatal("acquire while another process holds the lock: got true, want false at the deadline")
 	}
-	if l.acquire(time.Now().Add(time.Hour)) {
+	if l.acquire(time.Now().Add(time.Hour), nil) {
 		t.Fatal("acquire while the wait given up on is blocked: got true, want false at once")
 	}
 	release()
@@ -174,7 +174,7 @@ func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the wait given up on did not end after the lock was released")
 	}
-	if !l.acquire(time.Now().Add(10 * time.Second)) {
+	if !l.acquire(time.Now().Add(10*time.Second), nil) {
 		t.Fatal("acquire after the wait given up on ended: got false, want the lock")
 	}
 	other, err := os.OpenFile(path+writeLockSuffix, os.O_RDONLY, 0)
@@ -251,14 +251,14 @@ func TestTheLockFileIsOpenedOnceItCanBe(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "later")
 	l := openWriteLock(filepath.Join(dir, "queue.db"+writeLockSuffix), watermill.NopLogger{})
 	defer l.close()
-	if l.acquire(time.Now().Add(time.Second)) {
+	if l.acquire(time.Now().Add(time.Second), nil) {
 		t.Fatal("acquire without a lock file: got true, want false")
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	l.retryOpen = time.Now() // rather than wait reopenEvery
-	if !l.acquire(time.Now().Add(time.Second)) {
+	if !l.acquire(time.Now().Add(time.Second), nil) {
 		t.Fatal("acquire once the file can be opened: got false, want the lock")
 	}
 	l.release()

@@ -19,6 +19,11 @@ import (
 // errClosed is returned for work submitted after Close.
 var errClosed = errors.New("sqlite queue is closed")
 
+// errGaveUp answers the writes that were still waiting for another
+// process's write lock when a bounded close ran out of time
+// (Backend.Shutdown): they were not committed. It matches errClosed.
+var errGaveUp = fmt.Errorf("%w before the write lock was granted: not committed", errClosed)
+
 // writeOp is one unit of work for the writer. apply runs inside the batch's
 // transaction and must be safe to run again from the start: when an op
 // fails, the writer rolls the whole transaction back (SQLite would only
@@ -49,6 +54,9 @@ type writeTx struct {
 	conn  *sql.Conn
 	stmts *stmtCache[*sql.Conn]
 	now   int64
+	// abort is Backend.abort: closed when a bounded close ran out of
+	// time, after which an op waits for no lock.
+	abort <-chan struct{}
 	// published is set by ops that made new deliveries visible, so the
 	// writer wakes this process's subscribers after the commit.
 	published bool
@@ -139,24 +147,68 @@ func (c *stmtCache[DB]) close() error {
 // transaction committed (or failed) and returns the op's error; without, it
 // returns once the op is queued.
 func (b *Backend) submit(op writeOp, wait bool) error {
+	if !wait {
+		return b.enqueue(op, nil, false)
+	}
+	done := make(chan error, 1)
+	if err := b.enqueue(op, done, false); err != nil {
+		return err
+	}
+	return <-done
+}
+
+// submitUntil queues op and waits for its answer, as submit does, or until
+// stop is closed: then it returns errStopped, and the answer, when it
+// comes, goes to answered (if not nil) on a goroutine the Backend owns
+// (Close waits for it). A subscriber that stops waiting for a claim gives
+// back, this way, what the claim took after all.
+func (b *Backend) submitUntil(op writeOp, stop <-chan struct{}, answered func(error)) error {
+	done := make(chan error, 1) // the writer never blocks on it
+	if err := b.enqueue(op, done, true); err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		b.orphans.Done()
+		return err
+	case <-stop:
+	}
+	select {
+	case err := <-done: // came with the stop
+		b.orphans.Done()
+		return err
+	default:
+	}
+	go func() {
+		defer b.orphans.Done()
+		err := <-done
+		if answered != nil {
+			answered(err)
+		}
+	}()
+	return errStopped
+}
+
+// errStopped is submitUntil's error when its caller stopped waiting.
+var errStopped = errors.New("stopped waiting for the write")
+
+// enqueue hands op to the writer; done, if not nil, gets its answer. With
+// orphan, it also counts a waiter in b.orphans (submitUntil's), under the
+// same lock that Close takes before it waits for them.
+func (b *Backend) enqueue(op writeOp, done chan error, orphan bool) error {
 	b.mu.Lock()
 	if b.writesClosed {
 		b.mu.Unlock()
 		return errClosed
 	}
 	b.writerQ.Add(1)
+	if orphan {
+		b.orphans.Add(1)
+	}
 	b.mu.Unlock()
-
-	req := writeRequest{op: op}
-	if wait {
-		req.done = make(chan error, 1)
-	}
-	b.writes <- req
+	b.writes <- writeRequest{op: op, done: done}
 	b.writeCounts.queued.Add(1)
-	if !wait {
-		return nil
-	}
-	return <-req.done
+	return nil
 }
 
 // writer owns the write connection. It takes every queued request and
@@ -315,8 +367,11 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 		bufs.errs, bufs.tx = errs[:0], txBatch[:0]
 	}()
 	for i, req := range batch {
+		if _, ok := req.op.(flushOp); ok {
+			continue // changes nothing: no transaction of its own
+		}
 		if sop, ok := req.op.(standaloneOp); ok {
-			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
+			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs(), abort: b.abort})
 			b.health.FailedIf(time.Now(), errs[i], sqlitefile.StorageFailure)
 			continue
 		}
@@ -332,9 +387,14 @@ func (b *Backend) commit(stmts *stmtCache[*sql.Conn], wlock *writeLock, batch []
 		}
 	}
 	for i, req := range batch {
-		if req.done != nil {
+		switch {
+		case req.done != nil:
 			req.done <- errs[i]
-		} else if errs[i] != nil && !errors.Is(errs[i], backend.ErrLeaseLost) {
+		case errors.Is(errs[i], errGaveUp):
+			// An ack, nack or release a bounded close gave up on: its
+			// message is delivered again (Shutdown logs the count).
+			b.givenUp.Add(1)
+		case errs[i] != nil && !errors.Is(errs[i], backend.ErrLeaseLost):
 			b.logger.Error("Queued write failed", errs[i], nil)
 		}
 		b.writerQ.Done()
@@ -355,9 +415,9 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 	start := time.Now()
 	deadline := start.Add(b.cfg.BusyTimeout)
 	joined := len(batch) // requests from here on joined after the lock was granted
-	held := wlock.acquire(deadline)
+	held := wlock.acquire(deadline, b.abort)
 	b.writeCounts.lockWait.Add(int64(time.Since(start)))
-	if !held && !time.Now().Before(deadline) {
+	if !held && !time.Now().Before(deadline) && !aborted(b.abort) {
 		// The wait for the lock file was given up (its holder may be
 		// stopped without holding SQLite's lock): SQLite's lock gets a
 		// wait of its own. With the spent deadline, every process that
@@ -386,7 +446,7 @@ func (b *Backend) commitLocked(ctx context.Context, stmts *stmtCache[*sql.Conn],
 	drained := false
 	merge := true // publishes of a topic, acks of a group, applied together (applyMerged)
 	for {
-		w := &writeTx{conn: stmts.db, stmts: stmts}
+		w := &writeTx{conn: stmts.db, stmts: stmts, abort: b.abort}
 		asked := time.Now()
 		if err := b.begin(ctx, w, deadline); err != nil {
 			b.writeCounts.lockWait.Add(int64(time.Since(asked)))
@@ -592,7 +652,7 @@ func rollBack(ctx context.Context, conn *sql.Conn) error {
 func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Conn], batch []writeRequest, errs []error) {
 	for i, req := range batch {
 		if sop, ok := req.op.(standaloneOp); ok {
-			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs()})
+			errs[i] = sop.apply(ctx, &writeTx{conn: stmts.db, stmts: stmts, now: b.nowMs(), abort: b.abort})
 			b.health.FailedIf(time.Now(), errs[i], sqlitefile.StorageFailure)
 		}
 	}
@@ -600,15 +660,21 @@ func (b *Backend) applyStandalone(ctx context.Context, stmts *stmtCache[*sql.Con
 
 // begin starts a write transaction. A transaction left open by a failed
 // COMMIT and ROLLBACK would block every later batch, so on failure it ends
-// any open one and tries once more.
+// any open one and tries once more. Once a bounded close has run out of
+// time (b.abort), it tries without waiting, and a lock it cannot have
+// fails with errGaveUp.
 func (b *Backend) begin(ctx context.Context, w *writeTx, deadline time.Time) error {
 	if err := b.lock(ctx, w, deadline); err != nil {
-		if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
-			return fmt.Errorf("begin write transaction: %w", err)
+		if _, rbErr := w.conn.ExecContext(ctx, "ROLLBACK"); rbErr == nil {
+			err = b.lock(ctx, w, deadline)
 		}
-		if err := b.lock(ctx, w, deadline); err != nil {
-			return fmt.Errorf("begin write transaction: %w", err)
+		if err == nil {
+			return nil
 		}
+		if isBusy(err) && aborted(b.abort) {
+			return fmt.Errorf("begin write transaction: %w (%w)", errGaveUp, err)
+		}
+		return fmt.Errorf("begin write transaction: %w", err)
 	}
 	return nil
 }
@@ -634,7 +700,7 @@ const (
 // lock runs BEGIN IMMEDIATE until it gets the write lock or deadline
 // passes.
 func (b *Backend) lock(ctx context.Context, w *writeTx, deadline time.Time) error {
-	return retryWhileBusy(time.Until(deadline), func() (bool, error) {
+	return retryWhileBusy(b.abort, time.Until(deadline), func() (bool, error) {
 		_, err := w.exec(ctx, "BEGIN IMMEDIATE")
 		busy := isBusy(err)
 		if busy {
@@ -645,18 +711,48 @@ func (b *Backend) lock(ctx context.Context, w *writeTx, deadline time.Time) erro
 }
 
 // retryWhileBusy calls try until it reports that it was not kept out by
-// another connection, or for at most wait, pausing as described above
-// between attempts. It returns the last attempt's error.
-func retryWhileBusy(wait time.Duration, try func() (busy bool, err error)) error {
+// another connection, for at most wait or until stop is closed (nil: never),
+// pausing as described above between attempts. try runs at least once. It
+// returns the last attempt's error.
+func retryWhileBusy(stop <-chan struct{}, wait time.Duration, try func() (busy bool, err error)) error {
 	deadline := time.Now().Add(wait)
 	pause := lockPauseMin
+	var t *time.Timer
+	defer func() {
+		if t != nil {
+			t.Stop()
+		}
+	}()
 	for {
 		busy, err := try()
-		if !busy || time.Now().After(deadline) {
+		if !busy || time.Now().After(deadline) || aborted(stop) {
 			return err
 		}
-		time.Sleep(pause/2 + rand.N(pause))
+		d := pause/2 + rand.N(pause)
+		if stop == nil {
+			time.Sleep(d)
+		} else {
+			if t == nil {
+				t = time.NewTimer(d)
+			} else {
+				t.Reset(d)
+			}
+			select {
+			case <-t.C:
+			case <-stop:
+			}
+		}
 		pause = min(pause*2, lockPauseMax)
+	}
+}
+
+// aborted reports whether stop is closed (a nil stop never is).
+func aborted(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
 	}
 }
 
