@@ -518,7 +518,17 @@ func (b *Backend) Inspector() backend.Inspector { return inspector{b: b} }
 
 // Close closes the publishers and subscribers still open (waiting for
 // their goroutines), then the connections. It is idempotent.
-func (b *Backend) Close() error {
+func (b *Backend) Close() error { return b.Shutdown(context.Background()) }
+
+// Shutdown is Close, bounded by ctx: when ctx ends, the subscriptions still
+// storing their offsets are given up on as at Config.CloseTimeout (their
+// queries cancelled; the acked part of a batch is delivered again, and the
+// inboxes drop it), and so are their bookkeeping writes (a message whose
+// ack was not recorded there is handled again, which the inbox absorbs);
+// Publish calls still waiting for the server are not waited for (they
+// fail or end on their own, when the server answers or TCP gives up on it;
+// nothing they did not report as done is stored as done).
+func (b *Backend) Shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -538,17 +548,39 @@ func (b *Backend) Close() error {
 
 	var errs []error
 	for _, s := range subs {
-		errs = append(errs, s.Close())
+		errs = append(errs, s.shutdown(ctx))
 	}
-	for _, p := range pubs {
-		errs = append(errs, p.Close())
-	}
+	errs = append(errs, closePublishers(ctx, pubs))
 	<-b.gcDone
 	errs = append(errs, b.closeDBs())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("close postgres queue: %w", err)
 	}
 	return nil
+}
+
+// closePublishers closes pubs, each waiting for its running Publish calls,
+// until ctx ends: then it returns without waiting for the rest (a Publish
+// on a connection to a server that does not answer ends when TCP gives up
+// on it, and its publisher's close with it).
+func closePublishers(ctx context.Context, pubs []*publisher) error {
+	if len(pubs) == 0 {
+		return nil
+	}
+	errc := make(chan error, len(pubs))
+	for _, p := range pubs {
+		go func() { errc <- p.Close() }()
+	}
+	var errs []error
+	for range pubs {
+		select {
+		case err := <-errc:
+			errs = append(errs, err)
+		case <-ctx.Done():
+			return errors.Join(append(errs, errors.New("publishes still waiting for the server were left to end on their own"))...)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (b *Backend) closeDBs() error {

@@ -53,7 +53,10 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 		return nil, fmt.Errorf("postgres subscriber: consumer group longer than %d characters", maxGroupLen)
 	}
 	closingCtx, closed := context.WithCancel(context.Background())
+	givenUp, giveUp := context.WithCancel(context.Background())
 	s := &subscriber{
+		givenUp:       givenUp,
+		giveUp:        giveUp,
 		b:             b,
 		group:         cfg.ConsumerGroup,
 		onDeadLetter:  cfg.OnDeadLetter,
@@ -64,9 +67,21 @@ func (b *Backend) Subscriber(cfg backend.SubscriberConfig) (message.Subscriber, 
 		closingCtx:    closingCtx,
 	}
 	if err := b.track(nil, s); err != nil {
+		giveUp()
 		return nil, fmt.Errorf("postgres subscriber: %w", err)
 	}
 	return s, nil
+}
+
+// bookkeeping is the context of one bookkeeping write (detached), which
+// also ends when Close gives up on the subscriptions.
+func (s *subscriber) bookkeeping(ctx context.Context) (context.Context, context.CancelFunc) {
+	bctx, cancel := detached(ctx)
+	if s.givenUp == nil { // a subscriber built without Backend.Subscriber (tests)
+		return bctx, cancel
+	}
+	stop := context.AfterFunc(s.givenUp, cancel)
+	return bctx, func() { stop(); cancel() }
 }
 
 type subscriber struct {
@@ -83,6 +98,10 @@ type subscriber struct {
 	// closingCtx ends with closing (for waits that take a context).
 	closingCtx context.Context
 	endClosing context.CancelFunc // closes closing
+	// givenUp ends when Close stops waiting for the subscriptions: the
+	// bookkeeping writes still running then are cancelled too.
+	givenUp context.Context
+	giveUp  context.CancelFunc
 
 	mu     sync.Mutex
 	closed bool
@@ -182,7 +201,6 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 		defer s.relays.Done()
 		defer sub.cancel()
 		s.relay(ctx, topic, g, acks, in, out)
-		out.close()
 		sub.err = sub.inner.Close()
 	}()
 	return out.ch, nil
@@ -218,7 +236,12 @@ func (s *subscriber) isClosed() bool {
 // watermill-sql subscriber, which stores the offset of what was acked; after
 // Config.CloseTimeout their queries are cancelled (the acked part of a batch
 // is then delivered again).
-func (s *subscriber) Close() error {
+func (s *subscriber) Close() error { return s.shutdown(context.Background()) }
+
+// shutdown is Close, giving up on the subscriptions (as at
+// Config.CloseTimeout) when ctx ends, if that comes first; so are the
+// bookkeeping writes still running then.
+func (s *subscriber) shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -239,12 +262,19 @@ func (s *subscriber) Close() error {
 	select {
 	case <-done:
 	case <-timer.C:
+	case <-ctx.Done():
+	}
+	select {
+	case <-done:
+	default:
 		s.logger.Info("Subscriptions did not stop in time, cancelling their queries", nil)
 		for _, sub := range subs {
 			sub.cancel()
 		}
+		s.giveUp()
 		<-done
 	}
+	s.giveUp()
 	errs := make([]error, len(subs))
 	for i, sub := range subs {
 		errs[i] = sub.err
@@ -278,8 +308,13 @@ func (s *subscriber) relay(ctx context.Context, topic string, g *gate, acks *bat
 	var acked *delivery // the last delivery acked in time, whose row the next claim marks acked
 	// With no next claim, the held ack is written as the relay ends:
 	// should the batch's commit not come (Close gives up on it), the
-	// message's redelivery is settled, not run again.
+	// message's redelivery is settled, not run again. The channel is
+	// closed first: the subscription hands out nothing more, and its
+	// consumer (a router waiting for its subscriptions to end before it
+	// waits for its handlers) need not wait for that write, which waits
+	// for the server (up to bookkeepingTimeout, or until Close gives up).
 	defer s.markHeldAck(ctx, &acked, s.logger.With(watermill.LogFields{"topic": topic}))
+	defer out.close()
 	for !s.stopping(ctx) {
 		select {
 		case <-ctx.Done():
@@ -353,7 +388,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		ackInner(in)
 		return true
 	}
-	bctx, cancel := detached(ctx)
+	bctx, cancel := s.bookkeeping(ctx)
 	d, err := s.b.claimDelivery(bctx, topic, s.group, in.UUID, in.Metadata.Get(backend.MetadataReplayID), batch, session, *acked)
 	cancel()
 	if errors.Is(err, errBatchLost) {
@@ -457,9 +492,11 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 	select {
 	case out.ch <- msg:
 	case <-ctx.Done():
+		out.close() // before a write that may wait for the server
 		s.unclaim(ctx, d, logger)
 		return false
 	case <-s.closing:
+		out.close()
 		s.unclaim(ctx, d, logger)
 		return false
 	case <-inDone:
@@ -507,7 +544,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 				// it still finish, unrecorded, the message comes back
 				// later with this attempt counted, not as abandoned
 				// (this consumer let go of it).
-				bctx, cancel := detached(ctx)
+				bctx, cancel := s.bookkeeping(ctx)
 				if err := s.b.releaseDelivery(bctx, d); err != nil {
 					logger.Info("Release bookkeeping failed", watermill.LogFields{"err": err.Error()})
 				}
@@ -555,7 +592,7 @@ func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery
 			watermill.LogFields{"message_uuid": in.UUID})
 		return release, nil
 	}
-	bctx, cancelRecord := detached(ctx)
+	bctx, cancelRecord := s.bookkeeping(ctx)
 	defer cancelRecord()
 	if err := s.b.recordSoloRun(bctx, *d); err != nil {
 		release()
@@ -612,7 +649,7 @@ func (s *subscriber) recordAck(ctx context.Context, in *message.Message, d deliv
 		ackInner(in)
 		return
 	}
-	bctx, cancel := detached(ctx)
+	bctx, cancel := s.bookkeeping(ctx)
 	if err := s.b.ackDelivery(bctx, d); err != nil {
 		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
@@ -639,7 +676,7 @@ func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d
 // recorded, and nacks in after retryDelay (see recordNack), reporting
 // whether the relay should go on.
 func (s *subscriber) retryLater(ctx context.Context, in *message.Message, d delivery, lastErr string, retryDelay time.Duration, logger watermill.LoggerAdapter, recorded func()) bool {
-	bctx, cancel := detached(ctx)
+	bctx, cancel := s.bookkeeping(ctx)
 	if err := s.b.failDelivery(bctx, d, lastErr, retryDelay); err != nil {
 		logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
 	}
@@ -680,7 +717,7 @@ func (s *subscriber) markHeldAck(ctx context.Context, acked **delivery, logger w
 	if *acked == nil {
 		return
 	}
-	bctx, cancel := detached(ctx)
+	bctx, cancel := s.bookkeeping(ctx)
 	defer cancel()
 	if err := s.b.markAcked(bctx, **acked); err != nil {
 		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
@@ -689,7 +726,7 @@ func (s *subscriber) markHeldAck(ctx context.Context, acked **delivery, logger w
 }
 
 func (s *subscriber) unclaim(ctx context.Context, d delivery, logger watermill.LoggerAdapter) {
-	bctx, cancel := detached(ctx)
+	bctx, cancel := s.bookkeeping(ctx)
 	defer cancel()
 	if err := s.b.unclaimDelivery(bctx, d); err != nil {
 		logger.Info("Unclaim bookkeeping failed", watermill.LogFields{"err": err.Error()})

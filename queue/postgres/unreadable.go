@@ -196,7 +196,7 @@ func (s *subscriber) deadLetterUnreadable(ctx context.Context, topic string, in 
 		FirstFailedAt: first,
 		LastFailedAt:  now,
 	}
-	bctx, cancel := detached(ctx)
+	bctx, cancel := s.bookkeeping(ctx)
 	err := s.b.DeadLetters().Put(bctx, dl)
 	cancel()
 	if err != nil {
