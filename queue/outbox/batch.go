@@ -11,6 +11,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // Publishing a forwarding batch together.
@@ -242,6 +244,9 @@ func (f *Forwarder) publishTogether(msgs []heldMessage) error {
 		case <-deadline.C:
 			calls.giveUp()
 			return errors.Join(append(errs, fmt.Errorf("publishing the batch took longer than the ack deadline (%s)", f.cfg.AckDeadline))...)
+		case <-f.giveUp:
+			calls.giveUp()
+			return errors.Join(append(errs, errStopGaveUp)...)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -262,6 +267,10 @@ func publishRecovering(dst message.Publisher, topic string, msgs []*message.Mess
 	}
 	return nil
 }
+
+// errStopGaveUp is publishTogether's error when Shutdown's context ended
+// while the batch's publish was still running.
+var errStopGaveUp = errors.New("the stop gave up waiting for the destination")
 
 // forwarderOffsets is the Forwarder's OffsetsAdapter: OffsetsAdapter, and
 // before the offset moves, the batch's held messages are published.
@@ -288,6 +297,16 @@ func (f *Forwarder) publishHeld() {
 	} else if err := f.publishTogether(msgs); err != nil {
 		f.cool.trip(f.cfg.RetryInterval)
 		f.held.stop()
+		if errors.Is(err, errStopGaveUp) {
+			// What a bounded stop allows: not a failure of the forward.
+			f.batchFailed.Store(true)
+			retry.Warn(f.logger, "Forwarding a batch was given up by the stop; it stays in the outbox and is forwarded again after the restart", nil,
+				watermill.LogFields{"messages": len(msgs)})
+			if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+				f.logger.Error("Cannot roll back the forwarding batch", rbErr, nil)
+			}
+			return
+		}
 		f.failBatch(tx, "Forwarding a batch failed; it stays in the outbox and is forwarded again message by message", err,
 			watermill.LogFields{"messages": len(msgs), "retry_in": f.cfg.RetryInterval})
 		return

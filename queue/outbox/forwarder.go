@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/queue/internal/handlerpool"
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // MetadataForwardFailures is set on an outbox envelope (not on the message
@@ -236,8 +237,12 @@ type Forwarder struct {
 	cool   *cooldown
 	logger watermill.LoggerAdapter
 
-	drain           *drain
-	stopPolling     chan struct{} // closed by shutdown once drained
+	drain       *drain
+	stopPolling chan struct{} // closed by shutdown once drained
+	// giveUp is closed when the context of Shutdown ends: the stop then
+	// waits no longer, as at CloseTimeout.
+	giveUp          chan struct{}
+	giveUpOnce      sync.Once
 	stopPollingOnce sync.Once
 	shutdownOnce    sync.Once
 	shutdownErr     error
@@ -282,6 +287,7 @@ func NewForwarder(db *sql.DB, dst message.Publisher, cfg ForwarderConfig) (*Forw
 
 		drain:       newDrain(),
 		stopPolling: make(chan struct{}),
+		giveUp:      make(chan struct{}),
 	}
 	f.calls = newDestinationCalls(cfg.AckDeadline, f.logger)
 	var wake <-chan struct{}
@@ -422,23 +428,30 @@ func (f *Forwarder) Run(ctx context.Context) error {
 	return shutdownErr
 }
 
-// waitForPublishes waits, up to CloseTimeout, for the Publish calls of a
-// batch that outlived its AckDeadline (publishTogether); a destination
-// that hangs longer keeps its call running after Run returns.
+// waitForPublishes waits, up to CloseTimeout (or the end of Shutdown's
+// context), for the Publish calls of a batch that outlived its AckDeadline
+// (publishTogether); a destination that hangs longer keeps its call
+// running after Run returns. That is what a bounded stop allows, not a
+// failure: the batch was rolled back, so its messages stay in the outbox
+// and are forwarded after the restart (twice, should the call still
+// succeed: the consumers' inboxes drop the second).
 func (f *Forwarder) waitForPublishes() {
 	done := make(chan struct{})
 	go func() {
 		f.publishing.Wait()
 		close(done)
 	}()
+	began := time.Now()
 	t := time.NewTimer(f.cfg.CloseTimeout)
 	defer t.Stop()
 	select {
 	case <-done:
+		return
 	case <-t.C:
-		f.logger.Error("Outbox forwarder stopped with a publish to its destination still running", nil,
-			watermill.LogFields{"waited": f.cfg.CloseTimeout})
+	case <-f.giveUp:
 	}
+	retry.Warn(f.logger, "Outbox forwarder stopped with a publish to its destination still running; its messages stay in the outbox and are forwarded again after the restart", nil,
+		watermill.LogFields{"waited": time.Since(began).Round(time.Millisecond).String()})
 }
 
 // Running is closed once Run has subscribed to the outbox.
@@ -449,7 +462,15 @@ func (f *Forwarder) Running() <-chan struct{} {
 // Close stops forwarding and waits for Run to return. It first lets the
 // message being forwarded finish and the batch in progress commit (up to
 // CloseTimeout), so a graceful stop forwards nothing twice.
-func (f *Forwarder) Close() error {
+func (f *Forwarder) Close() error { return f.Shutdown(context.Background()) }
+
+// Shutdown is Close, bounded by ctx as well as by CloseTimeout: when ctx
+// ends, it waits no longer for the batch in progress (it is rolled back and
+// forwarded again after the restart) or for a publish still running (see
+// waitForPublishes). Nothing committed to the outbox is lost either way.
+func (f *Forwarder) Shutdown(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { f.giveUpOnce.Do(func() { close(f.giveUp) }) })
+	defer stop()
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -486,6 +507,8 @@ func (f *Forwarder) shutdown() error {
 		select {
 		case <-f.drain.start():
 		case <-t.C:
+			f.logger.Info("Outbox forwarder did not drain in time, its batch will be forwarded again", nil)
+		case <-f.giveUp:
 			f.logger.Info("Outbox forwarder did not drain in time, its batch will be forwarded again", nil)
 		}
 		f.stopPollingOnce.Do(func() { close(f.stopPolling) })
