@@ -196,3 +196,10 @@ func TestRetriesAndDeadLettersAreLoggedWithTheMessagesTrace(t *testing.T) {
 		})
 	}
 }
+
+// all returns every record so far.
+func (l recordingLogger) all() []record {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]record(nil), *l.records...)
+}

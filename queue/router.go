@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"go.opentelemetry.io/otel/metric"
@@ -63,6 +65,9 @@ type Router struct {
 	router *message.Router
 	pool   *handlerpool.Pool
 
+	// running counts the handlers running (outermost middleware).
+	running atomic.Int64
+
 	mu       sync.Mutex
 	ran      bool // Run has started
 	released bool // the subscriber and the pool are closed
@@ -105,7 +110,8 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 	// The retry middleware logs each failure it reports to the router:
 	// the router's own record of it ("Handler returned error", at error
 	// level) is written at debug level.
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout}, retry.RouterLogger(q.logger))
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: cfg.CloseTimeout},
+		closeTimeoutLogger{retry.RouterLogger(q.logger)})
 	if err != nil {
 		return nil, fmt.Errorf("new router: %w", err)
 	}
@@ -124,7 +130,8 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 		pool.Close()
 		return nil, fmt.Errorf("new router: %w", err)
 	}
-	r.AddMiddleware(middleware.Recoverer, pool.Middleware, tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)))
+	rt := &Router{q: q, cfg: cfg, sub: sub, router: r, pool: pool}
+	r.AddMiddleware(rt.count, middleware.Recoverer, pool.Middleware, tracing.Middleware(q.tracingConfig(cfg.ConsumerGroup)))
 	r.AddMiddleware(retries)
 	if ins := q.metrics; ins != nil {
 		// Inside the retry middleware, so that every handler run counts
@@ -133,7 +140,16 @@ func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
 		r.AddMiddleware(ins.middleware(cfg.ConsumerGroup))
 	}
 	r.AddMiddleware(middleware.Recoverer)
-	return &Router{q: q, cfg: cfg, sub: sub, router: r, pool: pool}, nil
+	return rt, nil
+}
+
+// count is the outermost middleware: it counts the handlers running.
+func (r *Router) count(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) {
+		r.running.Add(1)
+		defer r.running.Add(-1)
+		return h(msg)
+	}
 }
 
 // Handle registers h for topic. Register every handler before Run. The
@@ -148,6 +164,26 @@ func (r *Router) Handle(name, topic string, h message.NoPublishHandlerFunc) {
 	if r.cfg.OnHandle != nil {
 		r.cfg.OnHandle(topic)
 	}
+}
+
+// closeTimeoutLogger is the logger of Watermill's router. The router's
+// record of a graceful stop that ran out of time ("Cannot close router:
+// router close timeout", at error level, written after Run has returned)
+// is written at debug level: a stop bounded by CloseTimeout that cuts a
+// handler short is its expected outcome, not a failure, and Run says so
+// itself, with a warning, before it returns.
+type closeTimeoutLogger struct{ watermill.LoggerAdapter }
+
+func (l closeTimeoutLogger) Error(msg string, err error, fields watermill.LogFields) {
+	if msg == "Cannot close router" && err != nil && err.Error() == "router close timeout" {
+		l.Debug(msg, fields.Add(watermill.LogFields{"error": err.Error()}))
+		return
+	}
+	l.LoggerAdapter.Error(msg, err, fields)
+}
+
+func (l closeTimeoutLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return closeTimeoutLogger{l.LoggerAdapter.With(fields)}
 }
 
 // routerSubscriber is the subscriber as Watermill's router sees it: one it
@@ -182,6 +218,11 @@ func (r *Router) Run(ctx context.Context) error {
 	r.ran = true
 	r.mu.Unlock()
 	err := r.router.Run(ctx)
+	if n := r.running.Load(); n > 0 {
+		// What a graceful stop bounded by CloseTimeout allows: no error.
+		retry.Warn(r.q.logger, "Graceful stop: handlers still running after the router's close timeout are cancelled; their messages are delivered again (the attempt counts)",
+			nil, watermill.LogFields{"consumer_group": r.cfg.ConsumerGroup, "running": n, "close_timeout": r.cfg.CloseTimeout.String()})
+	}
 	if cerr := r.release(true); err == nil {
 		err = cerr
 	}

@@ -3,6 +3,8 @@ package queue_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,6 +296,53 @@ func TestCloseReleasesARouterThatNeverRan(t *testing.T) {
 		stop()
 		if err := within(t, done, "Run to return"); err != nil {
 			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// A graceful stop that runs out of CloseTimeout and cancels a handler is
+// what the bound is for, not a failure: the router's record of it is a
+// warning saying what becomes of the handler's message, not Watermill's
+// "Cannot close router" at error level.
+func TestACloseTimeoutIsAWarningNotAnError(t *testing.T) {
+	everyBackend(t, "queue_close_timeout", func(t *testing.T, url string) {
+		logs := newRecordingLogger()
+		q, err := queue.Open(context.Background(), queue.Config{URL: url, Logger: logs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = q.Close() })
+		const topic = "jobs"
+		r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "g", Retry: fastRetry(5), CloseTimeout: 200 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := make(chan struct{}, 10)
+		r.Handle("slow", topic, func(msg *message.Message) error {
+			started <- struct{}{}
+			<-msg.Context().Done()
+			return msg.Context().Err()
+		})
+		stop, done := startRouter(t, r)
+		if err := q.Publisher().Publish(topic, message.NewMessage("m1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		within(t, started, "the handler to start")
+		stop()
+		if err := within(t, done, "Run to return"); err != nil {
+			t.Errorf("run: %v", err)
+		}
+		warned := false
+		for _, r := range logs.all() {
+			if r.level >= slog.LevelError {
+				t.Errorf("record at %s: %q %v; want no error for a stop that cut a handler short", r.level, r.msg, r.fields)
+			}
+			if r.level == slog.LevelWarn && strings.Contains(r.msg, "close timeout") {
+				warned = true
+			}
+		}
+		if !warned {
+			t.Errorf("no warning about the handler cut short at the close timeout; records: %+v", logs.all())
 		}
 	})
 }
