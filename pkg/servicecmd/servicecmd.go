@@ -23,6 +23,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
@@ -69,6 +70,10 @@ type Command struct {
 // service's too.
 const MaxAbandonedUsage = "runs alone of a message that may end with the service dying (a crash, an OOM kill) before the message is dead-lettered (reason abandoned) instead of run again; the crash that first marks it, when it ran beside others, is not counted: 2 means 3 crashes in all (env MAX_ABANDONED)"
 
+// ShutdownTimeoutUsage is the --shutdown-timeout flag's usage, the order
+// service's too.
+const ShutdownTimeoutUsage = "bound of the whole graceful stop after SIGTERM or SIGINT, from the signal to the exit: running requests and handlers get 70% of it, then what they committed is forwarded and the queue closed, the telemetry's last export last; must be positive (env SHUTDOWN_TIMEOUT)"
+
 // AllowedHostsUsage is the --allowed-hosts flag's usage, the order
 // service's too.
 const AllowedHostsUsage = "comma-separated host names (no port) the HTTP servers answer to in the Host header besides IP addresses, localhost and this machine's host name, against DNS rebinding: the names other machines or containers call this service by (env ALLOWED_HOSTS)"
@@ -111,7 +116,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.IntVar(&cfg.Concurrency, "concurrency", envInt("concurrency", "CONCURRENCY", servicehost.DefaultConcurrency), "commands handled at once (env CONCURRENCY)")
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.IntVar(&cfg.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), MaxAbandonedUsage)
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), ShutdownTimeoutUsage)
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	if c.Flags != nil {
 		c.Flags(fs, env)
@@ -177,8 +182,8 @@ func EnvPrefix(service string) string { return strings.ToUpper(service) + "_" }
 // Run parses args (see Parse; usage and errors go to stderr), sets up
 // telemetry and the service's fault flags from the environment (whose
 // crash points flush the telemetry before they exit), opens the service
-// with Open and runs it until ctx ends; then it flushes telemetry (up to
-// 5s).
+// with Open and runs it until ctx ends; then it flushes telemetry, by the
+// end of the stop's bound (StopDeadline).
 func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stderr io.Writer) error {
 	if c.Open == nil {
 		return errors.New("command: open is required")
@@ -187,11 +192,12 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	if err != nil {
 		return err
 	}
+	stopBy := StopDeadline(ctx, cfg.ShutdownTimeout)
 	tel, shutdown, err := StartTelemetry(ctx, c.Name, cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
-	defer shutdown()
+	defer func() { shutdown(stopBy()) }()
 	if err := KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
 		return err
 	}
@@ -212,6 +218,37 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	}
 	return svc.Run(ctx)
 }
+
+// StopDeadline returns what tells, once the service has stopped, by when
+// its last part (the telemetry's export) must be done: shutdownTimeout
+// after ctx ended, the bound of the whole stop that the signal began. For
+// a service that stopped without ctx ending (a failure), shutdownTimeout
+// from then, at most telemetryFlushTimeout.
+func StopDeadline(ctx context.Context, shutdownTimeout time.Duration) func() time.Time {
+	var mu sync.Mutex
+	var ended time.Time
+	record := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if ended.IsZero() {
+			ended = time.Now()
+		}
+	}
+	context.AfterFunc(ctx, record)
+	return func() time.Time {
+		if ctx.Err() == nil {
+			return time.Now().Add(min(shutdownTimeout, telemetryFlushTimeout))
+		}
+		record() // should the AfterFunc not have run yet
+		mu.Lock()
+		defer mu.Unlock()
+		return ended.Add(shutdownTimeout)
+	}
+}
+
+// telemetryFlushTimeout bounds the telemetry's last export when no stop
+// bound applies.
+const telemetryFlushTimeout = 5 * time.Second
 
 // KeepFreedCMemory keeps the C memory SQLite frees with the process
 // (cmalloc.KeepFreedMemory) with the trim threshold C_HEAP_TRIM_THRESHOLD
@@ -265,18 +302,21 @@ func CollectLessOften(ctx context.Context, logger *slog.Logger, lookup LookupFun
 // globals (telemetry.SetGlobals: the SDK's own errors, such as a metric
 // collection that failed, are then logged as JSON records of the service
 // rather than as plain lines on stderr) and returns it with its shutdown,
-// which flushes it (up to 5s, even after ctx ended). Call it once per
-// process, from main: services run together in one process (e2e/inprocess)
-// set up their telemetry without it.
-func StartTelemetry(ctx context.Context, name string, level slog.Level, logWriter io.Writer) (*telemetry.Telemetry, func(), error) {
+// which flushes it by deadline (at most telemetryFlushTimeout from the
+// call, even after ctx ended; see StopDeadline). Call it once per process,
+// from main: services run together in one process (e2e/inprocess) set up
+// their telemetry without it.
+func StartTelemetry(ctx context.Context, name string, level slog.Level, logWriter io.Writer) (*telemetry.Telemetry, func(deadline time.Time), error) {
 	tel, err := telemetry.Setup(ctx, telemetry.Config{ServiceName: name, LogLevel: level, LogWriter: logWriter})
 	if err != nil {
 		return nil, nil, fmt.Errorf("telemetry: %w", err)
 	}
 	tel.SetGlobals()
-	shutdown := func() {
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	shutdown := func(deadline time.Time) {
+		sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
+		sctx, cancel2 := context.WithTimeout(sctx, telemetryFlushTimeout)
+		defer cancel2()
 		if err := tel.Shutdown(sctx); err != nil {
 			tel.Logger.Warn("telemetry shutdown", slog.Any("error", err))
 		}

@@ -464,7 +464,7 @@ func TestStartTelemetryLogsTheSDKsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer shutdown()
+	defer shutdown(time.Now().Add(5 * time.Second))
 	if otel.GetTracerProvider() != tel.TracerProvider {
 		t.Error("global tracer provider: not the service's")
 	}

@@ -60,7 +60,9 @@ const (
 	DefaultDataDir     = "data"
 	DefaultConcurrency = 4
 	DefaultMaxAttempts = 5
-	// DefaultShutdownTimeout is the order service's default too.
+	// DefaultShutdownTimeout is the order service's default too: well
+	// inside the 15 s that devrun and Docker Compose wait before they
+	// kill a process.
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
@@ -99,9 +101,10 @@ type Config struct {
 	// process dying before it is dead-lettered, unhandled (see
 	// retry.Config.MaxAbandoned). Default retry.DefaultMaxAbandoned.
 	MaxAbandoned int
-	// ShutdownTimeout bounds each stage of the graceful stop: the admin
-	// server's requests, the running handlers, the outbox flush and the
-	// forwarder's last forward. Default DefaultShutdownTimeout.
+	// ShutdownTimeout bounds the whole graceful stop, shared out among
+	// its parts as PlanStop says: the admin server's requests and the
+	// running handlers, the outbox's last forward, the closing of the
+	// queue and the database. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
 
 	// Logger, TracerProvider, MeterProvider, Propagator and
@@ -272,9 +275,10 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	// (warnings) and dead letters (errors) are written with the message's
 	// context, so they carry its trace id (retry.ContextLogger).
 	wlog := telemetry.NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	plan := PlanStop(cfg.ShutdownTimeout)
 	if h.q = cfg.Queue; h.q == nil {
-		if h.q, err = queue.Open(ctx, queue.Config{URL: cfg.QueueURL, Logger: wlog,
-			TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator, MeterProvider: cfg.MeterProvider}); err != nil {
+		if h.q, err = queue.Open(ctx, QueueConfig(cfg.QueueURL, plan, queue.Config{Logger: wlog,
+			TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator, MeterProvider: cfg.MeterProvider})); err != nil {
 			return nil, fmt.Errorf("open queue: %w", err)
 		}
 		h.ownQueue = true
@@ -284,7 +288,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		return nil, err
 	}
 	if h.fwd, err = outbox.NewForwarder(h.db, h.q.Publisher(), outbox.ForwarderConfig{
-		Outbox: ob, Logger: wlog, CloseTimeout: cfg.ShutdownTimeout, MeterProvider: cfg.MeterProvider,
+		Outbox: ob, Logger: wlog, CloseTimeout: plan.Close - plan.Drain, MeterProvider: cfg.MeterProvider,
 	}); err != nil {
 		return nil, err
 	}
@@ -297,7 +301,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		Concurrency:   cfg.Concurrency,
 		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned},
 		// Without it the router waits its own default (30s) for handlers.
-		CloseTimeout: cfg.ShutdownTimeout,
+		CloseTimeout: plan.Drain,
 	}, meter); err != nil {
 		return nil, err
 	}
@@ -326,7 +330,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		Metrics:         cfg.MetricsHandler,
 		Routes:          routes,
 		Logger:          cfg.Logger,
-		ShutdownTimeout: cfg.ShutdownTimeout,
+		ShutdownTimeout: plan.Drain,
 	}); err != nil {
 		return nil, err
 	}
@@ -362,16 +366,16 @@ func (h *Host) ready(ctx context.Context) error {
 }
 
 // Run serves until ctx ends or a part fails, then shuts down in order,
-// each stage bounded by ShutdownTimeout: the HTTP server, the router
-// (which lets running handlers finish), the outbox forwarder (after
-// forwarding what the last handlers committed), then the queue (if the
-// service opened it) and the database. It returns the first failure, if
-// any. A Host runs once.
+// the whole stop bounded by ShutdownTimeout (see PlanStop): the HTTP
+// server and the router (which lets running handlers finish), the outbox
+// forwarder (after forwarding what the last handlers committed), then the
+// queue (if the service opened it) and the database; it logs "stopped"
+// last. It returns the first failure, if any. A Host runs once.
 func (h *Host) Run(ctx context.Context) error {
 	if h.ran.Swap(true) {
 		return fmt.Errorf("%s service: already run", h.spec.Name)
 	}
-	defer h.Close()
+	defer h.Close() // a no-op once the stop below closed everything
 	failed := make(chan error, 4)
 	var wg sync.WaitGroup
 	start := func(name string, stop context.Context, fn func(context.Context) error) {
@@ -410,16 +414,18 @@ func (h *Host) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		h.logger.Info("shutting down")
+		h.logger.Info("shutting down", slog.String("shutdown_timeout", h.cfg.ShutdownTimeout.String()))
 	case runErr = <-failed:
 		h.logger.Error("shutting down after a failure", slog.Any("error", runErr))
 	}
+	closeCtx, cancel := PlanStop(h.cfg.ShutdownTimeout).CloseContext(time.Now())
+	defer cancel()
 	stopHTTP()
 	stopRouter()
 	stopRetention()
 	wg.Wait()
-	FlushOutbox(h.fwd, h.cfg.ShutdownTimeout, h.logger)
-	if err := h.fwd.Close(); err != nil {
+	FlushOutbox(closeCtx, h.fwd, h.logger)
+	if err := h.fwd.Shutdown(closeCtx); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
 	fwdDone.Wait()
@@ -427,6 +433,7 @@ func (h *Host) Run(ctx context.Context) error {
 	for err := range failed {
 		h.logger.Warn("stopped with an error", slog.Any("error", err))
 	}
+	h.close(closeCtx)
 	h.logger.Info("stopped")
 	return runErr
 }
@@ -434,7 +441,11 @@ func (h *Host) Run(ctx context.Context) error {
 // Close releases what Open opened: the listener, the message router, the
 // forwarder, the queue (if the service opened it) and the database. Run calls it; call it
 // yourself only for a Host that never ran.
-func (h *Host) Close() {
+func (h *Host) Close() { h.close(context.Background()) }
+
+// close is Close, giving up on what the queue has left to write when ctx
+// ends (queue.Queue.Shutdown).
+func (h *Host) close(ctx context.Context) {
 	h.closed.Store(true)
 	if h.ln != nil {
 		_ = h.ln.Close()
@@ -447,10 +458,10 @@ func (h *Host) Close() {
 		}
 	}
 	if h.fwd != nil {
-		_ = h.fwd.Close()
+		_ = h.fwd.Shutdown(ctx)
 	}
 	if h.q != nil && h.ownQueue {
-		if err := h.q.Close(); err != nil {
+		if err := h.q.Shutdown(ctx); err != nil {
 			h.logger.Warn("close queue", slog.Any("error", err))
 		}
 	}

@@ -123,14 +123,19 @@ func PoisonFault(reg *faults.Registry, logger *slog.Logger, topic string, emit f
 	}
 }
 
-// FlushOutbox waits (up to timeout) until fwd has relayed every committed
-// message, and logs what is left if it has not.
-func FlushOutbox(fwd *outbox.Forwarder, timeout time.Duration, logger *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// FlushOutbox waits, until ctx ends, until fwd has relayed every
+// committed message, and logs what is left if it has not (the rest is
+// forwarded after the restart: nothing committed to the outbox is lost).
+func FlushOutbox(ctx context.Context, fwd *outbox.Forwarder, logger *slog.Logger) {
 	for {
+		// The count may wait for the database's connection, which a
+		// forwarding batch holds while its publish waits: ctx bounds it.
 		n, err := fwd.Pending(ctx)
-		if err != nil || n == 0 {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			logger.Warn("outbox not flushed by the shutdown's deadline; what it holds is forwarded after the restart")
+			return
+		case err != nil || n == 0:
 			return
 		}
 		select {
@@ -140,4 +145,13 @@ func FlushOutbox(fwd *outbox.Forwarder, timeout time.Duration, logger *slog.Logg
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// QueueConfig is cfg for the queue at url of a service whose stop is
+// planned by plan: on PostgreSQL the subscriptions' close (storing their
+// offsets) is bounded by plan.SubscriberClose.
+func QueueConfig(url string, plan StopPlan, cfg queue.Config) queue.Config {
+	cfg.URL = url
+	cfg.Postgres.CloseTimeout = plan.SubscriberClose
+	return cfg
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/services/order/service"
 )
@@ -76,7 +77,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	fs.IntVar(&s.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", 5), "deliveries of a failing reply before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.IntVar(&s.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), servicecmd.MaxAbandonedUsage)
 	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
-	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", 10*time.Second), "bound of each stage of the graceful stop; must be positive (env SHUTDOWN_TIMEOUT)")
+	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), servicecmd.ShutdownTimeoutUsage)
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.Usage = func() { usage(fs, out) }
 	if err := fs.Parse(args); err != nil {
@@ -147,11 +148,12 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 	if err != nil {
 		return err
 	}
+	stopBy := servicecmd.StopDeadline(ctx, cfg.Service.ShutdownTimeout)
 	tel, shutdown, err := servicecmd.StartTelemetry(ctx, service.Name, cfg.LogLevel, stderr)
 	if err != nil {
 		return err
 	}
-	defer shutdown()
+	defer func() { shutdown(stopBy()) }()
 	if err := servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
 		return err
 	}

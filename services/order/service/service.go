@@ -151,7 +151,9 @@ type Config struct {
 	MaxAbandoned int
 	// Synchronous is the database's synchronous pragma, NORMAL or FULL.
 	Synchronous string
-	// ShutdownTimeout bounds each stage of the graceful stop. Default 10s.
+	// ShutdownTimeout bounds the whole graceful stop, shared out among its
+	// parts as servicehost.PlanStop says. Default 10s
+	// (servicehost.DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
 
 	// Logger, TracerProvider, MeterProvider, Propagator and
@@ -207,7 +209,7 @@ func (c *Config) setDefaults() {
 		c.MaxAbandoned = retry.DefaultMaxAbandoned
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = servicehost.DefaultShutdownTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -352,18 +354,19 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		return nil, err
 	}
 
+	plan := servicehost.PlanStop(cfg.ShutdownTimeout)
 	if s.q = cfg.Queue; s.q == nil {
-		if s.q, err = queue.Open(ctx, queue.Config{
-			URL: cfg.QueueURL, Logger: wlog, TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator,
+		if s.q, err = queue.Open(ctx, servicehost.QueueConfig(cfg.QueueURL, plan, queue.Config{
+			Logger: wlog, TracerProvider: cfg.TracerProvider, Propagator: cfg.Propagator,
 			MeterProvider: cfg.MeterProvider,
-		}); err != nil {
+		})); err != nil {
 			return nil, fmt.Errorf("open queue: %w", err)
 		}
 		s.ownQueue = true
 	}
 	if s.fwd, err = outbox.NewForwarder(s.db.Writer, s.q.Publisher(), outbox.ForwarderConfig{
 		Outbox: ob, Logger: wlog, MeterProvider: cfg.MeterProvider, ReadDB: s.db.Reader,
-		CloseTimeout: cfg.ShutdownTimeout, // stopping the forwarder is a stage of the graceful stop too
+		CloseTimeout: plan.Close - plan.Drain, // the forwarder stops in the stop's last part
 	}); err != nil {
 		return nil, err
 	}
@@ -372,9 +375,9 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		ConsumerGroup: app.ConsumerGroup,
 		Concurrency:   cfg.Concurrency,
 		Retry:         retry.Config{MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned},
-		// Draining the reply handlers is a stage of the graceful stop:
+		// Draining the reply handlers is a part of the graceful stop:
 		// without this it would wait the router's own default (30s).
-		CloseTimeout: cfg.ShutdownTimeout,
+		CloseTimeout: plan.Drain,
 	}, meter); err != nil {
 		return nil, err
 	}
@@ -400,7 +403,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		if s.admin, err = admin.New(admin.Config{
 			Service: Name, Addr: cfg.AdminAddr, AllowedHosts: cfg.AllowedHosts, Ready: s.ready, Faults: s.faults,
 			Queue: s.q.Backend(), OutboxPending: s.fwd.Pending, Metrics: cfg.MetricsHandler, Routes: s.adminRoutes, Logger: cfg.Logger,
-			ShutdownTimeout: cfg.ShutdownTimeout,
+			ShutdownTimeout: plan.Drain,
 		}); err != nil {
 			return nil, err
 		}
@@ -457,12 +460,13 @@ func (s *Service) ready(ctx context.Context) error {
 	return servicehost.Ready(ctx, s.router, s.db.Ping, s.store, s.q.Backend())
 }
 
-// Run serves until ctx ends or a part fails, then stops in order: the
-// order API (requests in progress finish), the reply handlers (running
-// handlers finish), the timeout loop, the outbox forwarder (after
-// forwarding what was committed), the admin API, and last the queue and
-// the database; each stage waits at most ShutdownTimeout. It returns the
-// first failure, if any. A Service runs once.
+// Run serves until ctx ends or a part fails, then stops, the whole stop
+// bounded by ShutdownTimeout (see servicehost.PlanStop): at once the order
+// API (requests in progress finish), the reply handlers (running handlers
+// finish), the timeout loop and the admin API; then the outbox forwarder
+// (after forwarding what was committed), and last the queue and the
+// database; it logs "order service stopped" last. It returns the first
+// failure, if any. A Service runs once.
 func (s *Service) Run(ctx context.Context) error {
 	ran := false
 	s.runOnce.Do(func() { ran = true })
@@ -519,43 +523,46 @@ func (s *Service) Run(ctx context.Context) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		s.logger.Info("shutting down")
+		s.logger.Info("shutting down", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
 	case runErr = <-failed:
 		s.logger.Error("shutting down after a failure", "error", runErr)
 	}
 	close(s.stopping)
+	plan := servicehost.PlanStop(s.cfg.ShutdownTimeout)
+	closeCtx, cancelClose := plan.CloseContext(time.Now())
+	defer cancelClose()
 
-	// 1. The order API: no new orders; requests in progress finish.
-	sctx, cancel := context.WithTimeout(background, s.cfg.ShutdownTimeout)
-	// Requests still open after ShutdownTimeout are cut off. A client that
+	// 1. At once, as they do not depend on each other: the order API
+	// takes no new orders and its requests in progress finish; the reply
+	// handlers take no new reply and the running ones finish (both within
+	// plan.Drain); the timeout loop and the admin API stop.
+	stopRouter()
+	stopLoop()
+	stopAdmin()
+	sctx, cancel := context.WithTimeout(background, plan.Drain)
+	// Requests still open after the drain are cut off. A client that
 	// stalled while sending its body is no reason for the stop to fail (its
 	// handler cannot have acted on an order it has not read); a handler
 	// still at work is: it goes on while the stages below close what it
 	// uses.
 	stalled, err := s.requests.Shutdown(sctx, s.httpSrv)
 	if stalled {
-		s.logger.Warn("order API: clients still sending their requests after the shutdown timeout; closed their connections", "shutdown_timeout", s.cfg.ShutdownTimeout.String())
+		s.logger.Warn("order API: clients still sending their requests when the shutdown's wait ended; closed their connections", "waited", plan.Drain.String())
 	}
 	if err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("order API: shutdown: %w", err))
 	}
 	cancel()
 	httpWG.Wait()
-	// 2. The reply handlers drain.
-	stopRouter()
 	routerWG.Wait()
-	// 3. The timeout loop.
-	stopLoop()
 	loopWG.Wait()
-	// 4. The forwarder relays what was committed, then stops.
-	servicehost.FlushOutbox(s.fwd, s.cfg.ShutdownTimeout, s.logger)
-	if err := s.fwd.Close(); err != nil {
+	adminWG.Wait()
+	// 2. The forwarder relays what was committed, then stops.
+	servicehost.FlushOutbox(closeCtx, s.fwd, s.logger)
+	if err := s.fwd.Shutdown(closeCtx); err != nil {
 		runErr = errors.Join(runErr, err)
 	}
 	fwdWG.Wait()
-	// 5. The admin API.
-	stopAdmin()
-	adminWG.Wait()
 
 	close(failed)
 	for err := range failed {
@@ -563,6 +570,8 @@ func (s *Service) Run(ctx context.Context) error {
 			s.logger.Warn("stopped with an error", "error", err)
 		}
 	}
+	// 3. The queue and the database.
+	s.close(closeCtx)
 	s.logger.Info("order service stopped")
 	return runErr
 }
@@ -606,7 +615,11 @@ func (s *Service) purgeExpired(ctx context.Context, now time.Time) {
 // Close releases what New opened: listeners, the message router, the
 // forwarder, the queue (if the service opened it) and the database. Run calls it; call it yourself only for a
 // Service that never ran.
-func (s *Service) Close() {
+func (s *Service) Close() { s.close(context.Background()) }
+
+// close is Close, giving up on what the queue has left to write when ctx
+// ends (queue.Queue.Shutdown).
+func (s *Service) close(ctx context.Context) {
 	for _, ln := range []net.Listener{s.httpLn, s.adminLn} {
 		if ln != nil {
 			_ = ln.Close()
@@ -621,16 +634,17 @@ func (s *Service) Close() {
 		}
 	}
 	if s.fwd != nil {
-		_ = s.fwd.Close()
+		_ = s.fwd.Shutdown(ctx)
 	}
 	if s.q != nil && s.ownQueue {
-		if err := s.q.Close(); err != nil {
+		if err := s.q.Shutdown(ctx); err != nil {
 			s.logger.Warn("close queue", "error", err)
 		}
 	}
 	s.q = nil
 	if s.app != nil {
 		_ = s.app.Close() // before the database its gauge reads
+		s.app = nil
 	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
