@@ -183,7 +183,10 @@ func EnvPrefix(service string) string { return strings.ToUpper(service) + "_" }
 // telemetry and the service's fault flags from the environment (whose
 // crash points flush the telemetry before they exit), opens the service
 // with Open and runs it until ctx ends; then it flushes telemetry, by the
-// end of the stop's bound (StopDeadline).
+// end of the stop's bound (StopDeadline). When ctx ends while the service
+// is still being opened (a stop during start-up), Run returns nil, the
+// failure of the interrupted opening logged at debug level: the stop was
+// asked for, and it is done.
 func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stderr io.Writer) error {
 	if c.Open == nil {
 		return errors.New("command: open is required")
@@ -214,9 +217,25 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 		Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
 	})
 	if err != nil {
+		if StoppedDuringStart(ctx, tel.Logger, err) {
+			return nil
+		}
 		return err
 	}
 	return svc.Run(ctx)
+}
+
+// StoppedDuringStart reports whether ctx ended, which is why opening a
+// service failed with err (its waits, a lock or a server, end with the
+// context): a stop asked for during start-up. It then logs that, with err
+// at debug level, for the caller to return without an error.
+func StoppedDuringStart(ctx context.Context, logger *slog.Logger, err error) bool {
+	if ctx.Err() == nil {
+		return false
+	}
+	logger.DebugContext(context.WithoutCancel(ctx), "opening interrupted by the stop", slog.Any("error", err))
+	logger.InfoContext(context.WithoutCancel(ctx), "stopped during start-up")
+	return true
 }
 
 // StopDeadline returns what tells, once the service has stopped, by when

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -344,6 +345,36 @@ func TestServiceFlags(t *testing.T) {
 		if extra != tc.want {
 			t.Errorf("Parse(%q) with %v: got --extra %q, want %q", tc.args, tc.env, extra, tc.want)
 		}
+	}
+}
+
+// A stop asked for while the service opens (its Open fails with the
+// context's error: a migration, a lock wait, a server that does not
+// answer) is a stop, not a failure: Run returns nil and logs no error.
+// An Open that fails without a stop is still an error.
+func TestAStopDuringStartUpIsNoError(t *testing.T) {
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := command
+	c.Open = func(ctx context.Context, _ servicehost.Config) (*servicehost.Host, error) {
+		cancel() // the signal, while the service opens
+		<-ctx.Done()
+		return nil, fmt.Errorf("migrate: %w", ctx.Err())
+	}
+	var logs bytes.Buffer
+	if err := c.Run(ctx, nil, lookupIn(map[string]string{"DATA_DIR": t.TempDir()}), &logs); err != nil {
+		t.Errorf("Run stopped during start-up: got %v, want nil", err)
+	}
+	if strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), "stopped during start-up") {
+		t.Errorf("logs: got %q, want \"stopped during start-up\" and no error", logs.String())
+	}
+
+	c.Open = func(context.Context, servicehost.Config) (*servicehost.Host, error) {
+		return nil, errors.New("migrate: disk full")
+	}
+	if err := c.Run(context.Background(), nil, lookupIn(map[string]string{"DATA_DIR": t.TempDir()}), io.Discard); err == nil {
+		t.Error("Run whose Open failed without a stop: got nil, want the error")
 	}
 }
 

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -240,4 +241,38 @@ func messagesWithUUID(t *testing.T, path, uuid string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// Open stops waiting for another process's write lock (which creating the
+// schema takes) when its context ends, with the context's error: a
+// service told to stop during its start stops then, not once the busy
+// timeout has passed.
+func TestOpenStopsWaitingForTheLockWhenItsContextEnds(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	cfg := sqlite.Config{BusyTimeout: lockedBusyTimeout}
+	b, err := sqlite.Open(t.Context(), path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	release := sqlite.HoldSQLiteLock(t, path)
+	defer release()
+
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	b, err = sqlite.Open(ctx, path, cfg)
+	took := time.Since(began)
+	if err == nil {
+		_ = b.Close()
+		t.Fatal("Open while another connection holds the write lock and the context ends: got a queue, want an error")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Open: got %v, want the context's error", err)
+	}
+	if took > within {
+		t.Errorf("Open took %s after its context ended, want well under the busy timeout (%s)", took.Round(time.Millisecond), lockedBusyTimeout)
+	}
 }

@@ -207,7 +207,7 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 	// A new file gets its page size and incremental auto-vacuum before
 	// anything else (sqlitefile.Prepare); several processes may create it
 	// at once, and one that finds it busy being set up retries.
-	err = retryWhileBusy(nil, cfg.BusyTimeout, func() (bool, error) {
+	err = retryWhileBusy(ctx.Done(), cfg.BusyTimeout, func() (bool, error) {
 		_, err := sqlitefile.Prepare(ctx, path, sqlitefile.Options{
 			PageSize:          PageSize,
 			IncrementalVacuum: true,
@@ -342,7 +342,7 @@ func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 	// at once, without waiting in the busy handler (a connection that
 	// cannot wait without risking a deadlock gets SQLITE_BUSY straight
 	// away); such a connect is retried.
-	err := retryWhileBusy(nil, cfg.BusyTimeout, func() (bool, error) {
+	err := retryWhileBusy(ctx.Done(), cfg.BusyTimeout, func() (bool, error) {
 		err := db.PingContext(ctx)
 		return isBusy(err), err
 	})
@@ -369,7 +369,7 @@ func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 	if _, err := db.ExecContext(ctx, "PRAGMA journal_size_limit = "+fmt.Sprint(cfg.WALLimit)); err != nil {
 		return fmt.Errorf("set journal_size_limit: %w", explain(err))
 	}
-	tx, err := db.BeginTx(ctx, nil)
+	tx, err := beginSchema(ctx, db, cfg.BusyTimeout)
 	if err != nil {
 		return fmt.Errorf("create schema: %w", explain(err))
 	}
@@ -384,6 +384,31 @@ func initSchema(ctx context.Context, db *sql.DB, cfg Config) error {
 		return fmt.Errorf("create schema: %w", explain(err))
 	}
 	return nil
+}
+
+// beginSchema begins the schema's write transaction on db's one
+// connection, waiting up to busyTimeout for another process's write lock,
+// or until ctx ends: SQLite's own busy handler would wait out its timeout
+// whatever ctx says, so a service told to stop while another process
+// holds the lock stopped only when the wait failed. The connection keeps
+// busy_timeout 0 (the writer runs with it, see lock).
+func beginSchema(ctx context.Context, db *sql.DB, busyTimeout time.Duration) (*sql.Tx, error) {
+	if _, err := db.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return nil, err
+	}
+	var tx *sql.Tx
+	err := retryWhileBusy(ctx.Done(), busyTimeout, func() (bool, error) {
+		var err error
+		tx, err = db.BeginTx(ctx, nil) // BEGIN IMMEDIATE (_txlock)
+		return isBusy(err), err
+	})
+	if err == nil {
+		return tx, nil
+	}
+	if cerr := ctx.Err(); cerr != nil && isBusy(err) {
+		err = fmt.Errorf("%w (waiting for another process's write lock: %w)", cerr, err)
+	}
+	return nil, err
 }
 
 // addedColumns are the columns added to the schema's tables since the

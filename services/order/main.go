@@ -173,7 +173,14 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 	sc := cfg.Service
 	sc.Logger, sc.TracerProvider, sc.MeterProvider = tel.Logger, tel.TracerProvider, tel.MeterProvider
 	sc.Propagator, sc.MetricsHandler, sc.Faults = tel.Propagator, tel.MetricsHandler, reg
-	return service.Run(ctx, sc)
+	svc, err := service.New(ctx, sc)
+	if err != nil {
+		if servicecmd.StoppedDuringStart(ctx, tel.Logger, err) {
+			return nil // a stop during start-up is a stop
+		}
+		return err
+	}
+	return svc.Run(ctx)
 }
 
 // adminAddr checks --admin-addr: HOST:PORT, or "off".
