@@ -72,7 +72,7 @@ const MaxAbandonedUsage = "runs alone of a message that may end with the service
 
 // ShutdownTimeoutUsage is the --shutdown-timeout flag's usage, the order
 // service's too.
-const ShutdownTimeoutUsage = "bound of the whole graceful stop after SIGTERM or SIGINT, from the signal to the exit: running requests and handlers get 70% of it, then what they committed is forwarded and the queue closed, the telemetry's last export last; must be positive (env SHUTDOWN_TIMEOUT)"
+const ShutdownTimeoutUsage = "bound of the whole graceful stop after SIGTERM or SIGINT, from the signal to the exit: running requests and handlers get 70% of it, then what they committed is forwarded and the queue closed, the telemetry's last export last; a second signal stops at once; must be positive (env SHUTDOWN_TIMEOUT)"
 
 // AllowedHostsUsage is the --allowed-hosts flag's usage, the order
 // service's too.

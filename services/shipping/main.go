@@ -25,7 +25,9 @@ func main() {
 	// pipe) must not end the process mid-stop with SIGPIPE: writes to it
 	// fail instead, and the graceful stop goes on.
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGTERM or SIGINT stops the service gracefully, a second one at
+	// once (servicecmd.NotifyContext).
+	ctx, stop := servicecmd.NotifyContext(context.Background(), service.Name, os.Stderr)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.LookupEnv); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, service.Name+":", err)
