@@ -235,7 +235,12 @@ func ShownURL(raw string) string {
 	switch {
 	case !ok:
 		// Not a URL, but possibly credentials: user:password@host, or a
-		// libpq key=value string (password=…).
+		// libpq key=value string (password=…). A scheme of ours with
+		// its slashes missing ("sqlite:", "sqlite:data/queue.db") is
+		// shown: it holds no password, and "…" would hide the mistake.
+		if scheme, rest, _ := strings.Cut(raw, ":"); isScheme(scheme) && !strings.ContainsAny(rest, "@:=") {
+			return raw
+		}
 		if strings.ContainsAny(raw, "@:=") {
 			return "…"
 		}
@@ -253,6 +258,15 @@ func ShownURL(raw string) string {
 		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
+}
+
+// isScheme reports whether s names a queue URL scheme parseURL takes.
+func isScheme(s string) bool {
+	switch strings.ToLower(s) {
+	case "sqlite", "sqlite3", "postgres", "postgresql", "memory":
+		return true
+	}
+	return false
 }
 
 func (q *Queue) tracingConfig(group string) tracing.Config {

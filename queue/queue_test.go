@@ -514,6 +514,11 @@ func TestShownURL(t *testing.T) {
 		{"u:s3cret@host/db", "…"},
 		{"host=db user=app password=s3cret dbname=orderflow", "…"}, // libpq key=value
 		{"data/queue.db", "data/queue.db"},
+		// A scheme without its slashes: the mistake is shown, not "…".
+		{"sqlite:", "sqlite:"},
+		{"sqlite:data/queue.db", "sqlite:data/queue.db"},
+		{"postgres:", "postgres:"},
+		{"postgres:u:s3cret@db/queue", "…"},
 	} {
 		if got := queue.ShownURL(tc.in); got != tc.want {
 			t.Errorf("ShownURL(%q): got %q, want %q", tc.in, got, tc.want)

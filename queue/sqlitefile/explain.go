@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/mattn/go-sqlite3"
@@ -21,8 +22,11 @@ import (
 // or directory", of a -shm it could not create — or as "attempt to write a
 // readonly database". Explain looks only when err is such an error
 // (SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM); it returns other errors,
-// and these when it finds nothing wrong, unchanged. Looking creates and
-// removes a temporary file in path's directory.
+// and these when it finds nothing wrong, unchanged. An error it explains
+// wraps err, but its text leaves out the errno SQLite appends, which the
+// explanation replaces (and which misleads: "no such file or directory"
+// for a directory the process may not write). Looking creates and removes
+// a temporary file in path's directory.
 func Explain(path string, err error) error {
 	var se sqlite3.Error
 	if !errors.As(err, &se) {
@@ -34,9 +38,32 @@ func Explain(path string, err error) error {
 		return err
 	}
 	if reason := whyNotWritable(path, osProbe{}); reason != "" {
-		return fmt.Errorf("%s: %w", reason, err)
+		return &explained{reason: reason, err: err}
 	}
 	return err
+}
+
+// explained is an error of SQLite's with the reason Explain found.
+type explained struct {
+	reason string
+	err    error
+}
+
+func (e *explained) Error() string { return e.reason + ": " + withoutErrno(e.err) }
+
+func (e *explained) Unwrap() error { return e.err }
+
+// withoutErrno is err's text without the system error that SQLite's
+// error in it carries (the errno of its last attempt).
+func withoutErrno(err error) string {
+	msg := err.Error()
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.SystemErrno != 0 {
+		bare := se
+		bare.SystemErrno = 0
+		msg = strings.Replace(msg, se.Error(), bare.Error(), 1)
+	}
+	return msg
 }
 
 // writeProbe tries what SQLite needs to do with a database's files.
