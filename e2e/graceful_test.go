@@ -9,14 +9,14 @@ import (
 )
 
 // Scenario 14. SIGTERM while a handler runs: the service lets the handler
-// finish and records its ack before it exits (SHUTDOWN_TIMEOUT, 10 s by
-// default, is the bound), so the message is not delivered again. Payment
-// takes 2 s per charge; it gets SIGTERM while it holds one. It exits 0,
-// and before it is started again its consumer group has nothing left on
-// payment.commands: nothing in flight, nothing waiting (before graceful
-// stops, the charge was cancelled and released, and waited there for the
-// next payment process, its attempt counted). Once payment is back the
-// order completes, charged once.
+// finish and records its ack before it exits (within 70 % of
+// SHUTDOWN_TIMEOUT, 10 s by default), so the message is not delivered
+// again. Payment takes 2 s per charge; it gets SIGTERM while it holds one.
+// It exits 0, and before it is started again its consumer group has
+// nothing left on payment.commands: nothing in flight, nothing waiting
+// (before graceful stops, the charge was cancelled and released, and
+// waited there for the next payment process, its attempt counted). Once
+// payment is back the order completes, charged once.
 func TestGracefulStopFinishesTheRunningHandler(t *testing.T) {
 	onQueues(t, bothQueues, func(t *testing.T, queueURL string) {
 		sys := start(t, queueURL, harness.Config{})

@@ -324,6 +324,36 @@ func (p *Process) signal(sig syscall.Signal, wait time.Duration) error {
 	}
 }
 
+// Signal sends sig to the running process without waiting for it to exit
+// (WaitExit does); its exit is then expected, not reported as a crash.
+// Signalling a process that is not running does nothing.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.mu.Lock()
+	if !p.runningLocked() {
+		p.mu.Unlock()
+		return nil
+	}
+	p.stopping = true
+	cmd := p.cmd
+	p.mu.Unlock()
+	if err := cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("%s: %s: %w", p.name, sig, err)
+	}
+	return nil
+}
+
+// LastRun returns the lines the process wrote in its last run (from the
+// harness's start header on, at most the last 200 lines of every run).
+func (p *Process) LastRun() []string {
+	lines := p.tail.lines()
+	for i := len(lines) - 1; i >= 0; i-- {
+		if strings.HasPrefix(lines[i], "=== harness: start #") {
+			return lines[i+1:]
+		}
+	}
+	return lines
+}
+
 // Kill sends SIGKILL and waits until the process is gone. Killing a
 // process that is not running does nothing.
 func (p *Process) Kill() error { return p.signal(syscall.SIGKILL, 30*time.Second) }
