@@ -15,15 +15,16 @@ import (
 	_ "github.com/mattn/go-sqlite3" // the test's own connection to the queue file
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/pkg/logtest"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // msgsAndLevels returns the messages and levels of the records written.
-func msgsAndLevels(t *testing.T, b *syncBuffer) (msgs, levels []string) {
+func msgsAndLevels(t *testing.T, b *logtest.Buffer) (msgs, levels []string) {
 	t.Helper()
-	for _, r := range b.records(t) {
+	for _, r := range b.Records(t) {
 		m, _ := r["msg"].(string)
 		l, _ := r["level"].(string)
 		msgs, levels = append(msgs, m), append(levels, l)
@@ -103,7 +104,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 		})
 		return wire(ctx, p)
 	}
-	run := func(logs *syncBuffer) (stop func() time.Duration, h *servicehost.Host) {
+	run := func(logs *logtest.Buffer) (stop func() time.Duration, h *servicehost.Host) {
 		t.Helper()
 		h, err := servicehost.Open(ctx, spec, servicehost.Config{
 			QueueURL: queueURL, DataDir: dir, ShutdownTimeout: shutdownTimeout,
@@ -135,7 +136,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 		}, h
 	}
 
-	var logs syncBuffer
+	var logs logtest.Buffer
 	stop, h := run(&logs)
 	payload, meta, err := contracts.Encode(contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})
 	if err != nil {
@@ -176,7 +177,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("records:\n%s", logs.buf.String())
+		t.Logf("records:\n%s", logs.String())
 	}
 	release()
 
@@ -187,7 +188,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var again syncBuffer
+	var again logtest.Buffer
 	stop, h = run(&again)
 	select {
 	case <-started: // the redelivery reaches the handler
