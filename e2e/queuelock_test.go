@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"database/sql"
 	"net/http"
 	"strings"
 	"testing"
@@ -33,29 +32,7 @@ func TestQueueTakingNoWritesHoldsOrdersInTheOutbox(t *testing.T) {
 		waitTerminal(t, sys, time.Minute, ids(warm)...)
 
 		path := queueFile(t, sys.QueueURL())
-		db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = db.Close() })
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
-			t.Fatalf("take the queue file's write lock: %v", err)
-		}
-		held := true
-		release := func() {
-			if held {
-				held = false
-				if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
-					t.Errorf("let the queue file's write lock go: %v", err)
-				}
-				_ = conn.Close()
-			}
-		}
-		t.Cleanup(release)
+		release := holdQueueLock(t, ctx, path)
 
 		const n = 8
 		var placed []harness.Order
