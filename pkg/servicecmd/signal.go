@@ -10,9 +10,9 @@ import (
 	"syscall"
 )
 
-// StopSignals are the signals that stop a service: SIGINT (Ctrl-C) and
+// stopSignals are the signals that stop a service: SIGINT (Ctrl-C) and
 // SIGTERM (devrun, Docker, systemd, Kubernetes).
-var StopSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
+func stopSignals() []os.Signal { return []os.Signal{os.Interrupt, syscall.SIGTERM} }
 
 // ForcedExitCode is the exit status of a stop forced by a second signal
 // for signal sig: 128 + its number, as a shell reports a process ended by
@@ -24,7 +24,7 @@ func ForcedExitCode(sig os.Signal) int {
 	return 1
 }
 
-// NotifyContext returns a context that ends at the first of StopSignals,
+// NotifyContext returns a context that ends at the first SIGINT or SIGTERM,
 // which begins the service's graceful stop (bounded by its
 // SHUTDOWN_TIMEOUT). A second one forces the stop: it writes a line saying
 // so to stderr, prefixed with name, and exits at once with
@@ -41,7 +41,7 @@ func NotifyContext(parent context.Context, name string, stderr io.Writer) (ctx c
 func notifyContext(parent context.Context, name string, stderr io.Writer, exit func(int)) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(parent)
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, StopSignals...)
+	signal.Notify(sigs, stopSignals()...)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
