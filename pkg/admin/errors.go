@@ -226,21 +226,20 @@ func PathParam(c echo.Context, name string) (string, error) {
 // API (a restock) happen once however often it is sent; the answer to a
 // retry carries HeaderIdempotentReplayed: true.
 const (
-	HeaderIdempotencyKey     = "Idempotency-Key"
-	HeaderIdempotentReplayed = "Idempotent-Replayed"
+	HeaderIdempotencyKey     = idempotency.Header
+	HeaderIdempotentReplayed = idempotency.HeaderReplayed
 )
 
 // IdempotencyKey returns the request's Idempotency-Key, "" when it sent
-// none. A key sent empty, more than once, longer than 255 bytes or with
-// other than printable ASCII characters is a 400 (a FieldError), not read
-// as no key: its sender means its retries to happen once.
+// none. A key sent empty, more than once, longer than
+// idempotency.MaxKeyLength bytes or with other than printable ASCII
+// characters is a 400 (a FieldError), not read as no key: its sender means
+// its retries to happen once.
 func IdempotencyKey(r *http.Request) (string, error) {
-	keys := r.Header.Values(HeaderIdempotencyKey)
-	if len(keys) == 0 {
-		return "", nil
+	key, err := idempotency.KeyFrom(r.Header)
+	var bad *idempotency.KeyError
+	if errors.As(err, &bad) {
+		return "", BadField(HeaderIdempotencyKey, bad.Problem)
 	}
-	if len(keys) > 1 || !idempotency.ValidKey(keys[0]) {
-		return "", BadField(HeaderIdempotencyKey, fmt.Sprintf("send one key of 1 to %d printable ASCII characters, or no header", idempotency.MaxKeyLength))
-	}
-	return keys[0], nil
+	return key, err
 }

@@ -7,7 +7,21 @@
 // them to what travels unchanged in an HTTP header and a log line.
 package idempotency
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Header names every API uses.
+const (
+	// Header is the request header that makes a POST happen once however
+	// often it is sent.
+	Header = "Idempotency-Key"
+	// HeaderReplayed is set to "true" on the answer to a retry: the
+	// answer of the request the key first came with, nothing done again.
+	HeaderReplayed = "Idempotent-Replayed"
+)
 
 // ErrKeyReused is the error of a request whose Idempotency-Key was sent
 // before with another request (another order, another restock): a key
@@ -38,4 +52,35 @@ func ValidKey(k string) bool {
 		}
 	}
 	return true
+}
+
+// KeyError is a request's Idempotency-Key header that is well-formed HTTP
+// but not a key: sent empty, more than once, or with characters ValidKey
+// refuses. Each API answers it with its status for a bad field, naming
+// Header and quoting Problem.
+type KeyError struct {
+	// Problem says what is wrong, as the end of a sentence that starts
+	// with the header's name: "was sent more than once; send one key".
+	Problem string
+}
+
+func (e *KeyError) Error() string { return Header + " " + e.Problem }
+
+// KeyFrom returns the Idempotency-Key of a request's header, "" when it
+// sent none. A header sent empty or more than once is a *KeyError rather
+// than no key: its sender means its retries to happen once, and they would
+// each happen.
+func KeyFrom(h http.Header) (string, error) {
+	keys := h.Values(Header)
+	switch {
+	case len(keys) == 0:
+		return "", nil
+	case len(keys) > 1:
+		return "", &KeyError{Problem: "was sent more than once; send one key"}
+	case keys[0] == "":
+		return "", &KeyError{Problem: fmt.Sprintf("is empty; send a key of 1 to %d printable ASCII characters, or no header", MaxKeyLength)}
+	case !ValidKey(keys[0]):
+		return "", &KeyError{Problem: fmt.Sprintf("must be 1 to %d printable ASCII characters, no space first or last", MaxKeyLength)}
+	}
+	return keys[0], nil
 }

@@ -38,8 +38,8 @@ import (
 
 // Header names of the API.
 const (
-	HeaderIdempotencyKey      = "Idempotency-Key"
-	HeaderIdempotentReplayed  = "Idempotent-Replayed"
+	HeaderIdempotencyKey      = idempotency.Header
+	HeaderIdempotentReplayed  = idempotency.HeaderReplayed
 	contentTypeProblemJSON    = "application/problem+json"
 	defaultBodyLimit          = 64 << 10
 	defaultRequestTimeout     = 10 * time.Second
@@ -318,7 +318,7 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	if err := s.readBody(c, &req, false); err != nil {
 		return quantityRangeError(err)
 	}
-	key, err := idempotencyKey(c.Request().Header)
+	key, err := idempotency.KeyFrom(c.Request().Header)
 	if err != nil {
 		return err
 	}
@@ -347,37 +347,6 @@ func (s *httpServer) placeOrder(c echo.Context) error {
 	c.Response().Header().Set(HeaderIdempotentReplayed, "true")
 	return c.JSON(http.StatusOK, v)
 }
-
-// idempotencyKey returns the request's Idempotency-Key, "" when it sent
-// none. A header sent empty or more than once is refused rather than read
-// as no key: its sender means its retries to be idempotent, and they would
-// each place an order.
-func idempotencyKey(h http.Header) (string, error) {
-	keys := h.Values(HeaderIdempotencyKey)
-	var problem string
-	switch {
-	case len(keys) == 0:
-		return "", nil
-	case len(keys) > 1:
-		problem = "was sent more than once; send one key"
-	case keys[0] == "":
-		problem = fmt.Sprintf("is empty; send a key of 1 to %d printable ASCII characters, or no header", idempotency.MaxKeyLength)
-	case !idempotency.ValidKey(keys[0]):
-		problem = fmt.Sprintf("must be 1 to %d printable ASCII characters, no space first or last", idempotency.MaxKeyLength)
-	default:
-		return keys[0], nil
-	}
-	return "", &headerError{Field: HeaderIdempotencyKey, Problem: problem}
-}
-
-// headerError is a request header that is well-formed HTTP but not valid:
-// 422, naming the header.
-type headerError struct {
-	Field   string // the header's name
-	Problem string
-}
-
-func (e *headerError) Error() string { return "request header " + e.Field + " " + e.Problem }
 
 // orderID is the {id} of the path, percent-decoded: echo routes on the
 // raw path when a request spells a character with an escape it need not
@@ -609,7 +578,7 @@ func problemFor(err error, req problemRequest) Problem {
 		body      *jsonbody.Error
 		tooLarge  *tooLargeError
 		encoding  *unsupportedMediaTypeError
-		header    *headerError
+		header    *idempotency.KeyError
 		invalid   *domain.ValidationError
 		query     *app.QueryError
 		refused   *crossorigin.Refusal
@@ -631,7 +600,7 @@ func problemFor(err error, req problemRequest) Problem {
 	case errors.As(err, &encoding):
 		return Problem{Type: problemTypeUnsupported, Title: "Unsupported media type", Status: http.StatusUnsupportedMediaType, Detail: encoding.Error()}
 	case errors.As(err, &header):
-		return validationProblem(header.Error(), []domain.FieldError{{Field: header.Field, Problem: header.Problem}})
+		return validationProblem("request header "+header.Error(), []domain.FieldError{{Field: idempotency.Header, Problem: header.Problem}})
 	case errors.As(err, &invalid):
 		// The fields of a cancellation are not an order's.
 		detail := invalid.Error()
