@@ -15,9 +15,17 @@ import (
 
 func newTestClient(t *testing.T, h http.HandlerFunc) *Client {
 	t.Helper()
+	return newTestClientTimeout(t, h, time.Second)
+}
+
+// newTestClientTimeout is newTestClient with a timeout of the test's
+// choosing: a test that moves megabytes under -race on a busy machine
+// must not fail by the clock.
+func newTestClientTimeout(t *testing.T, h http.HandlerFunc, timeout time.Duration) *Client {
+	t.Helper()
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
-	c, err := NewClient("payment", s.URL+"/", nil, time.Second)
+	c, err := NewClient("payment", s.URL+"/", nil, timeout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,10 +371,10 @@ func TestFaultActive(t *testing.T) {
 }
 
 func TestAnswerTooLarge(t *testing.T) {
-	c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) {
+	c := newTestClientTimeout(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, `[{"sku":"`+strings.Repeat("x", maxResponse)+`"}]`)
-	})
+	}, time.Minute)
 	_, err := NewAdmin(c).Stock(t.Context())
 	var a *AnswerError
 	if !errors.As(err, &a) || err.Error() != "payment answered 200 to GET /stock, but the answer is larger than the 4 MiB the console reads" {
