@@ -158,6 +158,9 @@ type Registry struct {
 	flags   map[string]*flag
 	order   []string
 	watches map[string][]func(value string) error
+	// envPrefix is LoadEnv's prefix: the variable a State names is the
+	// one that wins for this service.
+	envPrefix string
 }
 
 type flag struct {
@@ -166,6 +169,7 @@ type flag struct {
 	text  string // canonical text of value
 	def   any
 	src   string // "default", "env" or "api"
+	env   string // with src "env": the variable that set it
 	set   time.Time
 }
 
@@ -329,10 +333,10 @@ func format(v any) string {
 // sets off, such as poison's message), Set returns its error, wrapped,
 // and the flag keeps its new value (or what the function set it to).
 func (r *Registry) Set(name, value string) error {
-	return r.set(name, value, "api")
+	return r.set(name, value, "api", "")
 }
 
-func (r *Registry) set(name, value, src string) error {
+func (r *Registry) set(name, value, src, env string) error {
 	r.mu.Lock()
 	f, ok := r.flags[name]
 	if !ok {
@@ -345,7 +349,7 @@ func (r *Registry) set(name, value, src string) error {
 		return err
 	}
 	old := f.text
-	f.value, f.text, f.src, f.set = v, text, src, time.Now()
+	f.value, f.text, f.src, f.env, f.set = v, text, src, env, time.Now()
 	watches := slices.Clone(r.watches[name])
 	r.mu.Unlock()
 
@@ -375,7 +379,7 @@ func (r *Registry) Reset(name string) error {
 	if !ok {
 		return unknownFlag(name)
 	}
-	return r.set(name, def, "default")
+	return r.set(name, def, "default", "")
 }
 
 // OnChange registers fn to be called with the new text value after every
@@ -401,6 +405,9 @@ func (r *Registry) OnChange(name string, fn func(value string) error) error {
 // once. A variable set empty counts as unset. Every invalid value is
 // reported; valid ones are applied anyway.
 func (r *Registry) LoadEnv(prefix string, lookup func(string) (string, bool)) error {
+	r.mu.Lock()
+	r.envPrefix = prefix
+	r.mu.Unlock()
 	var errs []error
 	for _, s := range r.Specs() {
 		for _, n := range s.EnvNames(prefix) {
@@ -411,7 +418,7 @@ func (r *Registry) LoadEnv(prefix string, lookup func(string) (string, bool)) er
 			if !ok || v == "" {
 				continue
 			}
-			if err := r.set(s.Name, v, "env"); err != nil {
+			if err := r.set(s.Name, v, "env", n); err != nil {
 				errs = append(errs, fmt.Errorf("environment variable %s: %w", n, err))
 			}
 			break
@@ -438,7 +445,10 @@ type State struct {
 	Value       string `json:"value"`
 	Default     string `json:"default"`
 	Description string `json:"description"`
-	Env         string `json:"env"`
+	// Env is the environment variable that set the value (Source "env"),
+	// otherwise the one that would win at the next start: with LoadEnv's
+	// prefix, PAYMENT_HANDLER_LATENCY before HANDLER_LATENCY.
+	Env string `json:"env"`
 	// Source is where the value comes from: "default", "env" or "api".
 	Source string `json:"source"`
 	// UpdatedAt is when the value was last set; absent for defaults.
@@ -484,7 +494,10 @@ func (r *Registry) Get(name string) (State, error) {
 func (r *Registry) state(f *flag) State {
 	s := State{
 		Name: f.spec.Name, Type: f.spec.Type, Value: f.text, Default: format(f.def),
-		Description: f.spec.Description, Env: f.spec.EnvName(), Source: f.src,
+		Description: f.spec.Description, Env: f.env, Source: f.src,
+	}
+	if f.src != "env" {
+		s.Env = f.spec.EnvNames(r.envPrefix)[0]
 	}
 	if !f.set.IsZero() {
 		t := f.set.UTC()

@@ -165,6 +165,33 @@ func TestLoadEnv(t *testing.T) {
 	}
 }
 
+// The state names the variable that set the flag, the service's own when
+// it wins over the shared one; a flag not set by the environment names the
+// variable that would win.
+func TestStateNamesTheVariableThatSetIt(t *testing.T) {
+	env := map[string]string{"PAYMENT_HANDLER_LATENCY": "1s", "HANDLER_LATENCY": "2s"}
+	r := newRegistry(t, faults.Config{})
+	if err := r.LoadEnv("PAYMENT_", func(k string) (string, bool) { v, ok := env[k]; return v, ok }); err != nil {
+		t.Fatalf("LoadEnv: %v", err)
+	}
+	tests := []struct {
+		flag, wantValue, wantSource, wantEnv string
+	}{
+		{faults.HandlerLatency, "1s", "env", "PAYMENT_HANDLER_LATENCY"},
+		{faults.Poison, "false", "default", "PAYMENT_POISON"},
+		{faults.PaymentDeclineRate, "0", "default", "PAYMENT_DECLINE_RATE"},
+	}
+	for _, tt := range tests {
+		st, err := r.Get(tt.flag)
+		if err != nil {
+			t.Fatalf("Get(%s): %v", tt.flag, err)
+		}
+		if st.Value != tt.wantValue || st.Source != tt.wantSource || st.Env != tt.wantEnv {
+			t.Errorf("%s: got value %q source %q env %q, want %q %q %q", tt.flag, st.Value, st.Source, st.Env, tt.wantValue, tt.wantSource, tt.wantEnv)
+		}
+	}
+}
+
 func TestEnvNames(t *testing.T) {
 	tests := []struct {
 		flag, prefix string
@@ -193,6 +220,9 @@ func TestLoadEnvTakesAnEmptyVariableAsUnset(t *testing.T) {
 	}
 	if got, want := r.Duration(faults.HandlerLatency), 200*time.Millisecond; got != want {
 		t.Errorf("handler latency: got %v, want %v from HANDLER_LATENCY", got, want)
+	}
+	if st, _ := r.Get(faults.HandlerLatency); st.Env != "HANDLER_LATENCY" {
+		t.Errorf("handler latency: got env %q, want HANDLER_LATENCY, the variable that set it", st.Env)
 	}
 	if st, _ := r.Get(faults.PaymentDeclineRate); st.Source == "env" {
 		t.Errorf("decline rate: got source %q from an empty PAYMENT_DECLINE_RATE, want the default", st.Source)
