@@ -204,7 +204,9 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	if err := KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
 		return err
 	}
-	CollectLessOften(ctx, tel.Logger, lookup)
+	if err := CollectLessOften(ctx, tel.Logger, lookup); err != nil {
+		return err
+	}
 	reg, err := LoadFaults(c.Name, tel.Logger, tel.ForceFlush, lookup)
 	if err != nil {
 		return err
@@ -306,14 +308,35 @@ const DefaultGCPercent = 200
 // CollectLessOften sets the garbage collector's target percentage to
 // DefaultGCPercent unless GOGC is set in the environment (the Go runtime
 // applied that one at start, and it stays), and logs the outcome at debug
-// level.
-func CollectLessOften(ctx context.Context, logger *slog.Logger, lookup LookupFunc) {
+// level. A GOGC the runtime cannot read is an error: the runtime would
+// quietly collect at its own default, 100, neither the value meant nor
+// ours.
+func CollectLessOften(ctx context.Context, logger *slog.Logger, lookup LookupFunc) error {
 	if v, ok := lookup("GOGC"); ok && v != "" {
+		if !validGOGC(v) {
+			return fmt.Errorf("GOGC: want a percentage (an integer) or off, got %q", v)
+		}
 		logger.DebugContext(ctx, "GC percent from GOGC", "GOGC", v)
-		return
+		return nil
 	}
 	debug.SetGCPercent(DefaultGCPercent)
 	logger.DebugContext(ctx, "GC percent", "percent", DefaultGCPercent)
+	return nil
+}
+
+// validGOGC reports whether the Go runtime reads v as a GOGC: "off", or a
+// decimal integer with an optional minus sign that fits 32 bits (the
+// runtime takes no plus sign, spaces or other bases).
+func validGOGC(v string) bool {
+	if v == "off" {
+		return true
+	}
+	digits := strings.TrimPrefix(v, "-")
+	if digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return false
+	}
+	_, err := strconv.ParseInt(v, 10, 32)
+	return err == nil
 }
 
 // StartTelemetry sets up telemetry for service name, logging JSON to

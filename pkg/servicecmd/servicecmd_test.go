@@ -465,13 +465,31 @@ func TestCollectLessOften(t *testing.T) {
 		{"no GOGC", nil, servicecmd.DefaultGCPercent},
 		{"GOGC empty", map[string]string{"GOGC": ""}, servicecmd.DefaultGCPercent},
 		{"GOGC set", map[string]string{"GOGC": "150"}, before},
+		{"GOGC off", map[string]string{"GOGC": "off"}, before},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			restore := debug.SetGCPercent(before)
 			defer debug.SetGCPercent(restore)
-			servicecmd.CollectLessOften(t.Context(), slog.New(slog.DiscardHandler), lookupIn(tc.env))
+			if err := servicecmd.CollectLessOften(t.Context(), slog.New(slog.DiscardHandler), lookupIn(tc.env)); err != nil {
+				t.Fatalf("got error %v, want none", err)
+			}
 			if got := debug.SetGCPercent(before); got != tc.want {
 				t.Errorf("GC percent: got %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// A GOGC the runtime cannot read (it collects at 100 then, silently) stops
+// the service with an error naming the variable, as every other setting.
+func TestCollectLessOftenRefusesAnUnreadableGOGC(t *testing.T) {
+	for _, v := range []string{"abc", "200%", "+200", " 200", "OFF", "99999999999", "-"} {
+		t.Run(v, func(t *testing.T) {
+			restore := debug.SetGCPercent(150)
+			defer debug.SetGCPercent(restore)
+			err := servicecmd.CollectLessOften(t.Context(), slog.New(slog.DiscardHandler), lookupIn(map[string]string{"GOGC": v}))
+			if err == nil || !strings.Contains(err.Error(), "GOGC") {
+				t.Errorf("GOGC=%q: got error %v, want one naming GOGC", v, err)
 			}
 		})
 	}

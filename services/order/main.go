@@ -159,7 +159,9 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 	if err := servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
 		return err
 	}
-	servicecmd.CollectLessOften(ctx, tel.Logger, lookup)
+	if err := servicecmd.CollectLessOften(ctx, tel.Logger, lookup); err != nil {
+		return err
+	}
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {
