@@ -170,6 +170,11 @@ func ValidateURL(raw string) error {
 		if err := c.ApplyURLParams(u.params); err != nil {
 			return fmt.Errorf("queue URL %q: %w", ShownURL(raw), err)
 		}
+		// Parameters each valid alone may not go together (an ack delay
+		// beyond a third of the lease).
+		if err := c.ValidateAsOpened(); err != nil {
+			return fmt.Errorf("queue URL %q: %w", ShownURL(raw), err)
+		}
 	case schemePostgres:
 		if err := postgres.ValidateDSN(raw); err != nil {
 			return fmt.Errorf("queue URL %q: %w", ShownURL(raw), err)

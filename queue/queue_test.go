@@ -447,6 +447,7 @@ func TestValidateURLOpensNothing(t *testing.T) {
 		{"sqlite://" + missing, ""},
 		{"sqlite3://" + missing + "?synchronous=full&lease=5s&ack_delay=0s", ""},
 		{"sqlite://" + missing + "?poll_min=100us", ""},
+		{"sqlite://" + missing + "?lease=90s&ack_delay=20s", ""},
 		{"sqlite://" + missing + "?poll_min=1us", "poll_min must be from 10µs to 16ms, got 1µs"},
 		{"postgres://nobody@127.0.0.1:1/none?sslmode=disable", ""}, // nothing listens there: not dialled
 		{"postgresql://nobody@127.0.0.1/none", ""},
@@ -458,6 +459,8 @@ func TestValidateURLOpensNothing(t *testing.T) {
 		{"sqlite://", "want sqlite://PATH"},
 		{"sqlite://" + missing + "?lease_time=3s", `unknown parameter "lease_time"`},
 		{"sqlite://" + missing + "?lease=0s", "lease must be at least 10ms, got 0s"},
+		// Each valid alone, not together with the default lease of 30s.
+		{"sqlite://" + missing + "?ack_delay=20s", "ack delay must be at most a third of the lease (10s), got 20s"},
 		{"sqlite://" + missing + "?synchronous=SOMETIMES", `synchronous must be NORMAL or FULL, got "SOMETIMES"`},
 		{"postgres://nobody@127.0.0.1:port/none", "dsn is not a URL"},
 		{"postgres://nobody@127.0.0.1/none?sslmode=sometimes", "sslmode"},

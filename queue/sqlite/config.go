@@ -257,6 +257,14 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// ValidateAsOpened reports what Open would refuse of c: Validate with the
+// defaults in the fields left zero. For checking settings (a queue URL's
+// parameters) before anything opens.
+func (c Config) ValidateAsOpened() error {
+	c.setDefaults()
+	return c.Validate()
+}
+
 // urlParams names the query parameters of a sqlite:// queue URL that
 // ApplyURLParams understands.
 const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min, lock_file"
