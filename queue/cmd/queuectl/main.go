@@ -80,8 +80,10 @@ and any flag before or after the arguments (queuectl dlq show 7 --json).
 Commands:
   topics                       list the topics the queue knows
   stats                        per topic: stored messages, dead letters; per consumer
-                               group: depth (lag), in flight, retrying, the highest
-                               attempt of a message not yet acked, oldest age
+                               group: depth (lag), in flight, abandoned (handed to a
+                               consumer that died without an outcome), retrying,
+                               the highest attempt of a message not yet acked,
+                               oldest age
   dlq list [--topic T] [--group G] [--limit N]
                                list dead letters (at most N, 1 or more; default 100)
   dlq show ID                  one dead letter with payload, metadata and last error
