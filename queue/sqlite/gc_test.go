@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"testing"
 	"time"
@@ -124,5 +125,66 @@ func TestCollectedMessagesGiveTheirPagesBack(t *testing.T) {
 			t.Fatalf("10s after every message was acked: %d pages, %d of them free; want none free and fewer than %d (a tenth of the peak)", count, free, peak/10)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Messages of a topic nobody subscribed to go oldest first, as many as a
+// collection's batch allows, once they are older than the retention; the
+// younger ones stay, also when the batch would reach them.
+func TestCollectionDeletesExpiredOrphansOldestFirst(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "queue.db")
+	b, err := Open(context.Background(), path, Config{GCInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	op := &publishOp{topic: "orphan", register: true}
+	for range 5 {
+		op.msgs = append(op.msgs, storedMessage{payload: []byte("x"), metadata: "{}"})
+	}
+	mustSubmit(t, b, op)
+	// The first three were written two hours ago.
+	db, err := sql.Open("sqlite3", "file:"+path+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	old := b.nowMs() - 2*time.Hour.Milliseconds()
+	if _, err := db.Exec(`UPDATE queue_messages SET created_at = ? WHERE id IN (SELECT id FROM queue_messages WHERE topic = 'orphan' ORDER BY id LIMIT 3)`, old); err != nil {
+		t.Fatal(err)
+	}
+	left := func() []int64 {
+		t.Helper()
+		rows, err := b.readDB.Query(`SELECT created_at FROM queue_messages WHERE topic = 'orphan' ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var got []int64
+		for rows.Next() {
+			var c int64
+			if err := rows.Scan(&c); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, c)
+		}
+		return got
+	}
+	orphanBefore := b.nowMs() - time.Hour.Milliseconds()
+	for i, want := range []int64{2, 1, 0} {
+		gc := &gcOp{batch: 2, orphanBefore: orphanBefore}
+		mustSubmit(t, b, gc)
+		if gc.deleted != want {
+			t.Errorf("collection %d: deleted %d, want %d", i+1, gc.deleted, want)
+		}
+	}
+	got := left()
+	if len(got) != 2 {
+		t.Fatalf("messages left: got %d, want the 2 young ones", len(got))
+	}
+	for _, c := range got {
+		if c < orphanBefore {
+			t.Errorf("an expired message is left (created_at %d, retention cut-off %d)", c, orphanBefore)
+		}
 	}
 }

@@ -163,7 +163,7 @@ func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 				res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? ORDER BY id LIMIT ?)`, t.name, limit)
 			}
 		} else {
-			res, err = w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? AND created_at < ? ORDER BY id LIMIT ?)`, t.name, op.orphanBefore, limit)
+			res, err = deleteOrphans(ctx, w, t.name, op.orphanBefore, limit)
 		}
 		if err != nil {
 			return fmt.Errorf("gc: delete from %s: %w", t.name, err)
@@ -173,6 +173,35 @@ func (op *gcOp) apply(ctx context.Context, w *writeTx) error {
 	}
 	return nil
 }
+
+// deleteOrphans deletes the messages of topic, which no group subscribed
+// to, created before orphanBefore: at most limit, oldest first. It reads
+// the topic's first message only (its oldest, in id order) while none has
+// expired, and at most limit rows when some have: a filter on created_at
+// walking the (topic, id) index would read every message of the topic at
+// every collection while none is old enough, under the write lock, and a
+// topic nobody reads holds an hour of messages (order.events: hundreds of
+// thousands). A message written under a clock stepped back, behind a
+// younger one, waits for the messages before it to expire.
+func deleteOrphans(ctx context.Context, w *writeTx, topic string, orphanBefore, limit int64) (sql.Result, error) {
+	var oldest int64
+	err := w.queryRow(ctx, `SELECT created_at FROM queue_messages WHERE topic = ? ORDER BY id LIMIT 1`, topic).Scan(&oldest)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return noRows{}, nil
+	case err != nil:
+		return nil, err
+	case oldest >= orphanBefore:
+		return noRows{}, nil
+	}
+	return w.exec(ctx, `DELETE FROM queue_messages WHERE id IN (SELECT id FROM queue_messages WHERE topic = ? ORDER BY id LIMIT ?) AND created_at < ?`, topic, limit, orphanBefore)
+}
+
+// noRows is the sql.Result of a statement not run: nothing affected.
+type noRows struct{}
+
+func (noRows) LastInsertId() (int64, error) { return 0, nil }
+func (noRows) RowsAffected() (int64, error) { return 0, nil }
 
 // passiveCheckpointEvery is how often the checkpointing process copies
 // the write-ahead log into the database file while commits keep coming.
