@@ -424,3 +424,21 @@ func hasVolume(s types.ServiceConfig, source, target string) bool {
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
+
+// Every container's log is rotated: the services write a line per message
+// handled, and Docker's default json-file driver keeps every line.
+func TestLogsAreRotated(t *testing.T) {
+	p := load(t, nil, nil, "postgres")
+	for _, s := range p.Services {
+		if s.Logging == nil {
+			t.Errorf("%s: no logging options, want json-file rotated by max-size and max-file", s.Name)
+			continue
+		}
+		if s.Logging.Driver != "json-file" || s.Logging.Options["max-size"] != "10m" || s.Logging.Options["max-file"] != "3" {
+			t.Errorf("%s: logging %s %v, want json-file max-size 10m max-file 3", s.Name, s.Logging.Driver, s.Logging.Options)
+		}
+	}
+	if len(p.Services) != 7 {
+		t.Errorf("got %d services with the postgres profile, want 7", len(p.Services))
+	}
+}
