@@ -344,3 +344,57 @@ type Tailer interface {
 	ReadAfter(ctx context.Context, topic string, after int64, limit int) ([]StoredMessage, error)
 	LastOffset(ctx context.Context, topic string) (int64, error)
 }
+
+// ErrUnknownTopic and ErrUnknownGroup are returned (wrapped, with the
+// topic and the group named) by GroupDropper.DropGroup for a topic the
+// store does not know, and for a consumer group that is not subscribed to
+// a topic it knows.
+var (
+	ErrUnknownTopic = errors.New("no such topic")
+	ErrUnknownGroup = errors.New("no such consumer group on the topic")
+)
+
+// GroupDropper is implemented by backends that can remove a consumer group
+// from a topic (for queuectl group drop). A group, once subscribed to a
+// topic, is kept for good otherwise: every later message of the topic is
+// kept for it until it acks it, so a group whose service was renamed or
+// retired (or one made by mistake) holds the topic's messages back from
+// collection for ever.
+type GroupDropper interface {
+	// DropGroup removes group from topic: its subscription and what the
+	// store keeps for it (SQLite: its deliveries; PostgreSQL: its offset
+	// and its delivery records). The messages only it had not acked are
+	// then collected as those every remaining group acked are, at the next
+	// collection of a process that collects (the services; SQLite: a topic
+	// left without groups keeps its messages for the orphan retention,
+	// PostgreSQL: until a group subscribes again, as a topic nobody ever
+	// subscribed to does). The group's dead letters are kept: replaying
+	// one reaches nobody while the group is not subscribed (every other
+	// group acks a replay unhandled), so purge them or replay them after
+	// the group subscribes again.
+	//
+	// A consumer of the group still running when it is dropped gets
+	// nothing more (SQLite: an ack or nack of a message it holds fails, as
+	// after its lease ran out; PostgreSQL: the drop waits for the batch it
+	// handles), until it subscribes again, as a process of the group does
+	// when it starts: that registers the group anew, as a group new to the
+	// topic, which receives every message of the topic still stored. Drop
+	// a group once its services are stopped for good.
+	//
+	// It returns ErrUnknownTopic or ErrUnknownGroup (wrapped) when there
+	// is nothing to drop, and a topic name that is not valid (see
+	// ValidateTopic) as an error of its own.
+	DropGroup(ctx context.Context, topic, group string) (DroppedGroup, error)
+}
+
+// DroppedGroup reports what GroupDropper.DropGroup removed.
+type DroppedGroup struct {
+	Topic         string `json:"topic"`
+	ConsumerGroup string `json:"consumer_group"`
+	// Pending is how many messages of the topic the group had not acked
+	// (its depth): no longer kept for it.
+	Pending int64 `json:"pending"`
+	// DeadLetters is how many dead letters of the group on the topic the
+	// store keeps: they are not removed.
+	DeadLetters int64 `json:"dead_letters"`
+}
