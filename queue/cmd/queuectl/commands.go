@@ -358,6 +358,124 @@ func dlqPurge(ctx context.Context, g globals, args []string) error {
 	return nil
 }
 
+func cmdGroup(ctx context.Context, g globals, args []string) error {
+	if len(args) == 0 {
+		return usageError{"group needs a subcommand: drop"}
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(g.stdout, usage)
+		return errHelpShown
+	}
+	if strings.HasPrefix(args[0], "-") {
+		// Global flags between group and its subcommand (group --json drop).
+		fs := subFlags(&g, "group")
+		if err := parseFlags(fs, args, g.stdout); err != nil {
+			return err
+		}
+		if args = fs.Args(); len(args) == 0 {
+			return usageError{"group needs a subcommand: drop"}
+		}
+	}
+	switch args[0] {
+	case "drop":
+		return groupDrop(ctx, g, args[1:])
+	default:
+		return usageError{fmt.Sprintf("unknown group subcommand %q (want drop)", args[0])}
+	}
+}
+
+// groupDrop removes a consumer group from a topic (backend.GroupDropper).
+// A group or topic the queue does not know is an error (exit status 1)
+// naming both and listing what it knows.
+func groupDrop(ctx context.Context, g globals, args []string) error {
+	fs := subFlags(&g, "group drop")
+	yes := fs.Bool("yes", false, "confirm: the group's place in the topic is deleted for good")
+	rest, err := parseArgs(fs, args, g.stdout)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 2 {
+		return usageError{"group drop needs a TOPIC and a GROUP"}
+	}
+	topic, group := rest[0], rest[1]
+	if err := backend.ValidateTopic(topic); err != nil {
+		return usageError{err.Error()}
+	}
+	if group == "" {
+		return usageError{"group drop: the consumer group name is empty"}
+	}
+	if !*yes {
+		return usageError{fmt.Sprintf("group drop deletes consumer group %q of topic %q for good: the messages it has not acked are no longer kept for it; stop its services for good first, then add --yes to confirm", group, topic)}
+	}
+	b, err := open(ctx, g)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	dropper, ok := b.(backend.GroupDropper)
+	if !ok {
+		return fmt.Errorf("the %s backend cannot drop consumer groups", b.Name())
+	}
+	dropped, err := dropper.DropGroup(ctx, topic, group)
+	if err != nil {
+		return knownNames(ctx, b, topic, err)
+	}
+	if g.json {
+		return printJSON(g, dropped)
+	}
+	fmt.Fprintf(g.stdout, "dropped consumer group %q of topic %q: %s it had not acked no longer kept for it\n",
+		group, topic, countMessages(dropped.Pending))
+	if dropped.DeadLetters > 0 {
+		fmt.Fprintf(g.stdout, "kept its %s of the topic; a replay reaches nobody while the group is not subscribed (see queuectl dlq list --topic %s --group %q; dlq purge with the same filters deletes them)\n",
+			backend.CountDeadLetters(int(dropped.DeadLetters)), topic, group)
+	}
+	return nil
+}
+
+// knownNames adds to err, an unknown topic or group of group drop, the
+// topics the queue knows or the groups of topic.
+func knownNames(ctx context.Context, b backend.Backend, topic string, err error) error {
+	switch {
+	case errors.Is(err, backend.ErrUnknownTopic):
+		topics, lerr := b.Inspector().Topics(ctx)
+		if lerr != nil {
+			return err
+		}
+		return fmt.Errorf("%w (known topics: %s)", err, listOrNone(topics))
+	case errors.Is(err, backend.ErrUnknownGroup):
+		stats, lerr := b.Inspector().Stats(ctx)
+		if lerr != nil {
+			return err
+		}
+		var groups []string
+		for _, s := range stats {
+			if s.Topic == topic {
+				for _, gs := range s.Groups {
+					groups = append(groups, printableText(gs.ConsumerGroup))
+				}
+			}
+		}
+		return fmt.Errorf("%w (groups of %s: %s)", err, topic, listOrNone(groups))
+	}
+	return err
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
+// countMessages is "1 message" or "n messages".
+func countMessages(n int64) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
+}
+
 func cmdTail(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "tail")
 	fromStart := fs.Bool("from-start", false, "start with the messages still stored, not only new ones")

@@ -1,7 +1,7 @@
 // Command queuectl inspects and repairs an orderflow queue: topics, depths
 // and lag per consumer group, the dead-letter queue (list, show, replay,
-// purge) and a live tail of a topic. It takes the same queue URL as the
-// services.
+// purge), dropping a consumer group from a topic, and a live tail of a
+// topic. It takes the same queue URL as the services.
 package main
 
 import (
@@ -92,6 +92,23 @@ Commands:
                                their consumer group only, with attempts reset
   dlq purge [--topic T] [--group G] --yes
                                delete dead letters for good
+  group drop TOPIC GROUP --yes
+                               remove a consumer group from a topic for good: its
+                               subscription, and the messages it has not acked
+                               no longer kept for it (the services' next
+                               collection deletes those every other group acked;
+                               SQLite: a topic left without groups keeps its
+                               messages for the orphan retention, PostgreSQL:
+                               until a group subscribes again). For a group whose
+                               service was renamed or retired, or made by mistake:
+                               stats shows it, its depth growing. Stop its
+                               services for good first: a process of the group
+                               that subscribes again (one starting) registers it
+                               anew, as a new group that receives every message
+                               still stored. Its dead letters are kept
+                               (a replay of one reaches nobody while the group
+                               is not subscribed). An unknown TOPIC or GROUP
+                               is an error
   tail TOPIC [--from-start] [--interval D]
                                print a topic's messages as they are published
                                (--from-start: the stored ones first), checking
@@ -120,6 +137,7 @@ Examples:
   queuectl stats
   queuectl --json dlq list --topic payment.commands
   queuectl dlq replay 42
+  queuectl group drop payment.commands old-payment-service --yes
   QUEUE_URL=postgres://postgres@127.0.0.1/test queuectl dlq replay --all
 `
 
@@ -170,6 +188,8 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return cmdStats(ctx, g, cmdArgs)
 	case "dlq":
 		return cmdDLQ(ctx, g, cmdArgs)
+	case "group":
+		return cmdGroup(ctx, g, cmdArgs)
 	case "tail":
 		return cmdTail(ctx, g, cmdArgs)
 	default:
