@@ -196,6 +196,10 @@ type DeadLetterFilter struct {
 	// AfterID keeps only entries with a greater ID. List returns entries
 	// in ID order, so passing the last ID of one page gives the next.
 	AfterID int64
+	// DeadBefore, when not zero, keeps only entries last dead-lettered
+	// (DeadAt) before it: the old ones, which nothing deletes but a purge
+	// (queuectl dlq purge --older-than).
+	DeadBefore time.Time
 	// Newest makes List return the entries with the highest IDs first (IDs
 	// grow: a newer entry has a higher one).
 	Newest bool

@@ -375,7 +375,7 @@ func later(a, b time.Time) time.Time {
 
 func matches(dl backend.DeadLetter, f backend.DeadLetterFilter) bool {
 	return (f.Topic == "" || dl.Topic == f.Topic) && (f.ConsumerGroup == "" || dl.ConsumerGroup == f.ConsumerGroup) &&
-		dl.ID > f.AfterID
+		dl.ID > f.AfterID && (f.DeadBefore.IsZero() || dl.DeadAt.Before(f.DeadBefore))
 }
 
 func (d deadLetters) List(_ context.Context, f backend.DeadLetterFilter) ([]backend.DeadLetter, error) {

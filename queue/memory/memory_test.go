@@ -218,3 +218,9 @@ func TestSubscribeRacingClose(t *testing.T) {
 		return sub
 	}, "jobs")
 }
+
+func TestDeadLettersBefore(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	backendtest.DeadLettersBefore(t, b.DeadLetters(), "payment.commands")
+}

@@ -179,6 +179,10 @@ func filterSQL(f backend.DeadLetterFilter) (string, []any) {
 		args = append(args, f.AfterID)
 		conds = append(conds, fmt.Sprintf("id > $%d", len(args)))
 	}
+	if !f.DeadBefore.IsZero() {
+		args = append(args, f.DeadBefore)
+		conds = append(conds, fmt.Sprintf("dead_at < $%d", len(args)))
+	}
 	if len(conds) == 0 {
 		return "", nil
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/backend/backendtest"
 )
 
 func TestDeadLetters(t *testing.T) {
@@ -165,4 +166,9 @@ func TestPutKeepsTheFailureTimesInOrder(t *testing.T) {
 	if dl.DeadAt.Before(dl.LastFailedAt) {
 		t.Errorf("dead-lettered at %s, before the last failure %s", dl.DeadAt, dl.LastFailedAt)
 	}
+}
+
+func TestDeadLettersBefore(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	backendtest.DeadLettersBefore(t, b.DeadLetters(), "dead-before")
 }

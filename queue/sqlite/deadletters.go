@@ -94,6 +94,10 @@ func filterSQL(f backend.DeadLetterFilter) (string, []any) {
 		where = append(where, "id > ?")
 		args = append(args, f.AfterID)
 	}
+	if !f.DeadBefore.IsZero() {
+		where = append(where, "dead_at < ?")
+		args = append(args, f.DeadBefore.UnixMilli())
+	}
 	if len(where) == 0 {
 		return "", nil
 	}

@@ -67,3 +67,66 @@ func ExpectAbandonedRuns(t testing.TB, m *message.Message, want, when string) {
 		t.Errorf("%s's abandoned runs%s: got %q, want %q", m.UUID, when, got, want)
 	}
 }
+
+// DeadLettersBefore checks DeadLetterFilter.DeadBefore on store: List and
+// Purge keep only the dead letters last dead-lettered before it, and the
+// other filters still apply. It uses topic, which must hold no dead
+// letters yet.
+func DeadLettersBefore(t *testing.T, store backend.DeadLetterStore, topic string) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	put := func(uuid, group string, deadAt time.Time) {
+		t.Helper()
+		err := store.Put(ctx, backend.DeadLetter{MessageUUID: uuid, Topic: topic, ConsumerGroup: group, Payload: []byte("{}"),
+			Attempts: 1, LastError: "boom", FirstFailedAt: deadAt, LastFailedAt: deadAt, DeadAt: deadAt})
+		if err != nil {
+			t.Fatalf("put %s: %v", uuid, err)
+		}
+	}
+	put("three-days", "g1", now.Add(-72*time.Hour))
+	put("two-days", "g2", now.Add(-48*time.Hour))
+	put("one-hour", "g1", now.Add(-time.Hour))
+	uuids := func(f backend.DeadLetterFilter) []string {
+		t.Helper()
+		f.Topic = topic
+		got, err := store.List(ctx, f)
+		if err != nil {
+			t.Fatalf("list %+v: %v", f, err)
+		}
+		var out []string
+		for _, dl := range got {
+			out = append(out, dl.MessageUUID)
+		}
+		return out
+	}
+	dayAgo := now.Add(-24 * time.Hour)
+	if got, want := uuids(backend.DeadLetterFilter{DeadBefore: dayAgo}), []string{"three-days", "two-days"}; !equal(got, want) {
+		t.Errorf("list dead before a day ago: got %v, want %v", got, want)
+	}
+	if got, want := uuids(backend.DeadLetterFilter{DeadBefore: dayAgo, ConsumerGroup: "g2"}), []string{"two-days"}; !equal(got, want) {
+		t.Errorf("list dead before a day ago of g2: got %v, want %v", got, want)
+	}
+	n, err := store.Purge(ctx, backend.DeadLetterFilter{Topic: topic, ConsumerGroup: "g1", DeadBefore: dayAgo})
+	if err != nil {
+		t.Fatalf("purge: %v", err)
+	}
+	if n != 1 {
+		t.Errorf("purge dead before a day ago of g1: got %d purged, want 1", n)
+	}
+	if got, want := uuids(backend.DeadLetterFilter{}), []string{"two-days", "one-hour"}; !equal(got, want) {
+		t.Errorf("left after the purge: got %v, want %v", got, want)
+	}
+}
+
+func equal(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -194,17 +194,33 @@ func cmdDLQ(ctx context.Context, g globals, args []string) error {
 	}
 }
 
-func filterFlags(fs *flag.FlagSet, f *backend.DeadLetterFilter) {
+// filterFlags defines the flags that select dead letters into f; the
+// function it returns completes f once fs is parsed (--older-than counts
+// back from now).
+func filterFlags(fs *flag.FlagSet, f *backend.DeadLetterFilter) func(now time.Time) error {
 	fs.StringVar(&f.Topic, "topic", "", "only dead letters of this original topic")
 	fs.StringVar(&f.ConsumerGroup, "group", "", "only dead letters of this consumer group")
+	olderThan := fs.Duration("older-than", 0, "only dead letters last dead-lettered longer ago than this (e.g. 720h); 0: of any age")
+	return func(now time.Time) error {
+		if *olderThan < 0 {
+			return usageError{fmt.Sprintf("%s: --older-than must be 0 or more, got %s", fs.Name(), *olderThan)}
+		}
+		if *olderThan > 0 {
+			f.DeadBefore = now.Add(-*olderThan)
+		}
+		return nil
+	}
 }
 
 func dlqList(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "dlq list")
 	var f backend.DeadLetterFilter
-	filterFlags(fs, &f)
+	completeFilter := filterFlags(fs, &f)
 	fs.IntVar(&f.Limit, "limit", 100, "at most this many (1 or more)")
 	if err := noArgs(&g, fs, args); err != nil {
+		return err
+	}
+	if err := completeFilter(time.Now()); err != nil {
 		return err
 	}
 	if f.Limit < 1 {
@@ -289,17 +305,20 @@ func dlqShow(ctx context.Context, g globals, args []string) error {
 func dlqReplay(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "dlq replay")
 	var f backend.DeadLetterFilter
-	filterFlags(fs, &f)
-	all := fs.Bool("all", false, "replay every dead letter (matching --topic/--group)")
+	completeFilter := filterFlags(fs, &f)
+	all := fs.Bool("all", false, "replay every dead letter (matching --topic/--group/--older-than)")
 	rest, err := parseArgs(fs, args, g.stdout)
 	if err != nil {
 		return err
 	}
-	if *all && len(rest) > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "") {
-		return usageError{"dlq replay takes either one ID, or --all with optional --topic/--group"}
+	if err := completeFilter(time.Now()); err != nil {
+		return err
+	}
+	if *all && len(rest) > 0 || !*all && (f.Topic != "" || f.ConsumerGroup != "" || !f.DeadBefore.IsZero()) {
+		return usageError{"dlq replay takes either one ID, or --all with optional --topic/--group/--older-than"}
 	}
 	if !*all && len(rest) == 0 {
-		return usageError{"dlq replay needs one dead letter ID, or --all (with optional --topic/--group) for many"}
+		return usageError{"dlq replay needs one dead letter ID, or --all (with optional --topic/--group/--older-than) for many"}
 	}
 	var id int64
 	if !*all {
@@ -334,9 +353,12 @@ func dlqReplay(ctx context.Context, g globals, args []string) error {
 func dlqPurge(ctx context.Context, g globals, args []string) error {
 	fs := subFlags(&g, "dlq purge")
 	var f backend.DeadLetterFilter
-	filterFlags(fs, &f)
+	completeFilter := filterFlags(fs, &f)
 	yes := fs.Bool("yes", false, "confirm: the dead letters are deleted for good")
 	if err := noArgs(&g, fs, args); err != nil {
+		return err
+	}
+	if err := completeFilter(time.Now()); err != nil {
 		return err
 	}
 	if !*yes {

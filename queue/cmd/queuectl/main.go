@@ -84,14 +84,15 @@ Commands:
                                consumer that died without an outcome), retrying,
                                the highest attempt of a message not yet acked,
                                oldest age
-  dlq list [--topic T] [--group G] [--limit N]
+  dlq list [--topic T] [--group G] [--older-than D] [--limit N]
                                list dead letters (at most N, 1 or more; default 100)
   dlq show ID                  one dead letter with payload, metadata and last error
-  dlq replay ID | --all [--topic T] [--group G]
+  dlq replay ID | --all [--topic T] [--group G] [--older-than D]
                                put dead letters back on their original topic, for
                                their consumer group only, with attempts reset
-  dlq purge [--topic T] [--group G] --yes
-                               delete dead letters for good
+  dlq purge [--topic T] [--group G] [--older-than D] --yes
+                               delete dead letters for good (nothing else deletes
+                               them: --older-than 720h keeps the last 30 days)
   group drop TOPIC GROUP --yes
                                remove a consumer group from a topic for good: its
                                subscription, and the messages it has not acked

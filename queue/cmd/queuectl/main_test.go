@@ -233,3 +233,49 @@ func TestTailPrintsNewMessagesUntilCancelled(t *testing.T) {
 		t.Errorf("tail after cancel: got %v, want nil", err)
 	}
 }
+
+// --older-than selects the dead letters last dead-lettered longer ago: a
+// purge keeps the recent ones, the only way dead letters ever go.
+func TestOlderThanSelectsOldDeadLetters(t *testing.T) {
+	url := seed(t) // three dead letters of now
+	b, err := queue.OpenBackend(context.Background(), queue.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-40 * 24 * time.Hour)
+	err = b.DeadLetters().Put(context.Background(), backend.DeadLetter{MessageUUID: "old-1", Topic: "orders", ConsumerGroup: "billing",
+		Payload: []byte(`{}`), Attempts: 5, LastError: "long ago", FirstFailedAt: old, LastFailedAt: old, DeadAt: old})
+	_ = b.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "--queue-url", url, "--json", "dlq", "list", "--older-than", "720h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dls []backend.DeadLetterView
+	if err := json.Unmarshal([]byte(out), &dls); err != nil {
+		t.Fatalf("decode %q: %v", out, err)
+	}
+	if len(dls) != 1 || dls[0].MessageUUID != "old-1" {
+		t.Errorf("dlq list --older-than 720h: got %+v, want only old-1", dls)
+	}
+	if out, _, err := runCLI(t, "--queue-url", url, "dlq", "purge", "--older-than", "720h", "--yes"); err != nil || out != "purged 1 dead letter\n" {
+		t.Errorf("purge --older-than 720h: got %q, %v, want 1 purged", out, err)
+	}
+	if out, _, err := runCLI(t, "--queue-url", url, "--json", "dlq", "list"); err != nil {
+		t.Fatal(err)
+	} else if err := json.Unmarshal([]byte(out), &dls); err != nil || len(dls) != 3 {
+		t.Errorf("left after the purge: got %d (%v), want the 3 recent ones", len(dls), err)
+	}
+	for _, args := range [][]string{
+		{"dlq", "purge", "--older-than", "-1h", "--yes"},
+		{"dlq", "replay", "1", "--older-than", "1h"},
+	} {
+		_, _, err := runCLI(t, append([]string{"--queue-url", url}, args...)...)
+		var usage usageError
+		if !errors.As(err, &usage) {
+			t.Errorf("%v: got %v, want a usage error", args, err)
+		}
+	}
+}
