@@ -20,6 +20,16 @@ func gcFixture(t *testing.T) *Backend {
 	return b
 }
 
+// publishN stores n small messages on topic with one request.
+func publishN(t *testing.T, b *Backend, topic string, n int) {
+	t.Helper()
+	op := &publishOp{topic: topic, register: true}
+	for range n {
+		op.msgs = append(op.msgs, storedMessage{payload: []byte("x"), metadata: "{}"})
+	}
+	mustSubmit(t, b, op)
+}
+
 func mustSubmit(t *testing.T, b *Backend, op writeOp) {
 	t.Helper()
 	if err := b.submit(op, true); err != nil {
@@ -46,16 +56,9 @@ func TestCollectionDeletesWhatNoGroupStillNeeds(t *testing.T) {
 	for _, s := range []subscribeOp{{"shared", "g1"}, {"shared", "g2"}, {"done", "g1"}, {"empty", "g1"}} {
 		mustSubmit(t, b, &s)
 	}
-	publish := func(topic string, n int) {
-		op := &publishOp{topic: topic, register: true}
-		for range n {
-			op.msgs = append(op.msgs, storedMessage{payload: []byte("x"), metadata: "{}"})
-		}
-		mustSubmit(t, b, op)
-	}
-	publish("shared", 3)
-	publish("done", 2)
-	publish("orphan", 2)
+	publishN(t, b, "shared", 3)
+	publishN(t, b, "done", 2)
+	publishN(t, b, "orphan", 2)
 	ackAll(t, b, "shared", "g1", 3)
 	ackAll(t, b, "shared", "g2", 1) // g2 still needs the second and third
 	ackAll(t, b, "done", "g1", 2)
@@ -76,7 +79,7 @@ func TestCollectionDeletesWhatNoGroupStillNeeds(t *testing.T) {
 	}
 
 	// A message of an unsubscribed topic younger than the retention stays.
-	publish("orphan", 1)
+	publishN(t, b, "orphan", 1)
 	op = &gcOp{batch: 100, orphanBefore: b.nowMs() - time.Hour.Milliseconds()}
 	mustSubmit(t, b, op)
 	if op.deleted != 0 {

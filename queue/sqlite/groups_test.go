@@ -36,15 +36,8 @@ func TestDropGroupReleasesWhatOnlyItHeld(t *testing.T) {
 	for _, s := range []subscribeOp{{"shared", "keep"}, {"shared", "gone"}, {"other", "gone"}} {
 		mustSubmit(t, b, &s)
 	}
-	publish := func(topic string, n int) {
-		op := &publishOp{topic: topic, register: true}
-		for range n {
-			op.msgs = append(op.msgs, storedMessage{payload: []byte("x"), metadata: "{}"})
-		}
-		mustSubmit(t, b, op)
-	}
-	publish("shared", 3)
-	publish("other", 2)
+	publishN(t, b, "shared", 3)
+	publishN(t, b, "other", 2)
 	ackAll(t, b, "shared", "keep", 1) // keep still needs the second and third
 	now := time.Now()
 	if err := b.DeadLetters().Put(ctx, backend.DeadLetter{MessageUUID: "d1", Topic: "shared", ConsumerGroup: "gone",

@@ -161,24 +161,35 @@ func age(d time.Duration, depth int64) string {
 	return d.Round(time.Millisecond).String()
 }
 
-func cmdDLQ(ctx context.Context, g globals, args []string) error {
+// subcommandArgs returns the arguments of command from its subcommand's
+// name on, after the global flags that may come between the two (dlq
+// --json list); help asked for there is errHelpShown. subcommands names
+// them for the error of a command given none.
+func subcommandArgs(g *globals, command, subcommands string, args []string) ([]string, error) {
 	if len(args) == 0 {
-		return usageError{"dlq needs a subcommand: list, show, replay or purge"}
+		return nil, usageError{command + " needs a subcommand: " + subcommands}
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(g.stdout, usage)
-		return errHelpShown
+		return nil, errHelpShown
 	}
 	if strings.HasPrefix(args[0], "-") {
-		// Global flags between dlq and its subcommand (dlq --json list).
-		fs := subFlags(&g, "dlq")
+		fs := subFlags(g, command)
 		if err := parseFlags(fs, args, g.stdout); err != nil {
-			return err
+			return nil, err
 		}
 		if args = fs.Args(); len(args) == 0 {
-			return usageError{"dlq needs a subcommand: list, show, replay or purge"}
+			return nil, usageError{command + " needs a subcommand: " + subcommands}
 		}
+	}
+	return args, nil
+}
+
+func cmdDLQ(ctx context.Context, g globals, args []string) error {
+	args, err := subcommandArgs(&g, "dlq", "list, show, replay or purge", args)
+	if err != nil {
+		return err
 	}
 	switch args[0] {
 	case "list", "ls":
@@ -381,23 +392,9 @@ func dlqPurge(ctx context.Context, g globals, args []string) error {
 }
 
 func cmdGroup(ctx context.Context, g globals, args []string) error {
-	if len(args) == 0 {
-		return usageError{"group needs a subcommand: drop"}
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(g.stdout, usage)
-		return errHelpShown
-	}
-	if strings.HasPrefix(args[0], "-") {
-		// Global flags between group and its subcommand (group --json drop).
-		fs := subFlags(&g, "group")
-		if err := parseFlags(fs, args, g.stdout); err != nil {
-			return err
-		}
-		if args = fs.Args(); len(args) == 0 {
-			return usageError{"group needs a subcommand: drop"}
-		}
+	args, err := subcommandArgs(&g, "group", "drop", args)
+	if err != nil {
+		return err
 	}
 	switch args[0] {
 	case "drop":
