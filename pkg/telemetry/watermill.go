@@ -3,6 +3,8 @@ package telemetry
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/ThreeDotsLabs/watermill"
 )
@@ -24,14 +26,22 @@ func NewWatermillLogger(logger *slog.Logger, levels map[slog.Level]slog.Level) w
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &watermillLogger{logger: logger, levels: levels}
+	return &watermillLogger{base: logger, logger: logger, levels: levels}
 }
 
 // watermillLogger writes as Watermill's slog adapter does: the fields as
 // slog arguments, the error last, context.Background() unless LogContext
-// is given one.
+// is given one. Unlike Watermill's adapter, a field given again replaces
+// the one of the same key (the later wins), in With and in a record:
+// watermill-sql adds its poll's error to its subscription's logger with
+// With after every failed poll and keeps that logger, so that appending
+// would grow each record of an outage by one "err" field per failed poll,
+// for ever.
 type watermillLogger struct {
-	logger *slog.Logger // with the fields of With
+	base   *slog.Logger // without the fields of With
+	logger *slog.Logger // base with the fields of With
+	keys   []string     // of the fields of With, in the order first given
+	fields watermill.LogFields
 	levels map[slog.Level]slog.Level
 }
 
@@ -50,18 +60,49 @@ func (w *watermillLogger) log(ctx context.Context, level slog.Level, msg string,
 	if !w.logger.Enabled(ctx, level) {
 		return
 	}
-	n := 2 * len(fields)
-	if withErr {
-		n += 2
+	logger, args := w.logger, []any(nil)
+	if w.overrides(fields, withErr) {
+		// A field of the record replaces one of With: write the record
+		// from base, with the fields of With it does not replace.
+		logger = w.base
+		args = make([]any, 0, 2*(len(w.keys)+len(fields)+1))
+		for _, k := range w.keys {
+			if _, ok := fields[k]; ok || withErr && k == "error" {
+				continue
+			}
+			args = append(args, k, w.fields[k])
+		}
+	} else {
+		n := 2 * len(fields)
+		if withErr {
+			n += 2
+		}
+		args = make([]any, 0, n)
 	}
-	args := make([]any, 0, n)
 	for k, v := range fields {
 		args = append(args, k, v)
 	}
 	if withErr {
 		args = append(args, "error", err)
 	}
-	w.logger.Log(ctx, level, msg, args...)
+	logger.Log(ctx, level, msg, args...)
+}
+
+// overrides reports whether a record's fields (and its error, when
+// withErr) name a field of With.
+func (w *watermillLogger) overrides(fields watermill.LogFields, withErr bool) bool {
+	if len(w.fields) == 0 {
+		return false
+	}
+	if _, ok := w.fields["error"]; ok && withErr {
+		return true
+	}
+	for k := range fields {
+		if _, ok := w.fields[k]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *watermillLogger) Error(msg string, err error, fields watermill.LogFields) {
@@ -88,11 +129,30 @@ func (w *watermillLogger) LogContext(ctx context.Context, level slog.Level, msg 
 	w.log(ctx, level, msg, fields, nil, false)
 }
 
-// With returns a logger whose records carry fields first.
+// With returns a logger whose records carry fields first, after w's own
+// fields that fields does not name: a field of the same key replaces w's
+// (it keeps its place), so that a logger With'd over and over with the
+// same key (watermill-sql's subscription logger, given each failed poll's
+// "err") writes that key once.
 func (w *watermillLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	args := make([]any, 0, 2*len(fields))
-	for k, v := range fields {
-		args = append(args, k, v)
+	if len(fields) == 0 {
+		return w
 	}
-	return &watermillLogger{logger: w.logger.With(args...), levels: w.levels}
+	merged := make(watermill.LogFields, len(w.fields)+len(fields))
+	maps.Copy(merged, w.fields)
+	keys := slices.Clone(w.keys)
+	added := make([]string, 0, len(fields))
+	for k, v := range fields {
+		if _, ok := merged[k]; !ok {
+			added = append(added, k)
+		}
+		merged[k] = v
+	}
+	slices.Sort(added) // a stable order across records
+	keys = append(keys, added...)
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, k, merged[k])
+	}
+	return &watermillLogger{base: w.base, logger: w.base.With(args...), keys: keys, fields: merged, levels: w.levels}
 }
