@@ -34,9 +34,14 @@ type Config struct {
 	ResendInterval time.Duration
 
 	// RetryInterval is the pause after a failed poll (server unreachable,
-	// for example) before the next one. Lock conflicts between competing
-	// consumers of one group are retried at once. Default 500ms.
-	RetryInterval time.Duration
+	// for example) before the next one. While polls keep failing the pause
+	// doubles, up to MaxRetryInterval, each one jittered down by up to a
+	// half (so that many subscriptions do not reconnect in step); a poll
+	// that works resets it. Lock conflicts between competing consumers of
+	// one group are retried at once. Defaults 500ms and 5s (or
+	// RetryInterval, when that is longer).
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
 
 	// AckDeadline is how long a delivered message may stay unacknowledged.
 	// After it, watermill-sql gives the message up and the group will
@@ -118,6 +123,10 @@ type Config struct {
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 
+	// pollReportEvery is how often a subscription whose polls keep
+	// failing says so (default pollFailureReportEvery); tests shorten it.
+	pollReportEvery time.Duration
+
 	// aloneWait is how long a message whose previous delivery was
 	// abandoned waits to run alone before it runs beside the others
 	// (default sologate.DefaultAloneWait); tests shorten it.
@@ -170,6 +179,9 @@ func (c *Config) setDefaults() {
 	if c.RetryInterval == 0 {
 		c.RetryInterval = 500 * time.Millisecond
 	}
+	if c.MaxRetryInterval == 0 {
+		c.MaxRetryInterval = max(5*time.Second, c.RetryInterval)
+	}
 	if c.AckDeadline == 0 {
 		c.AckDeadline = 30 * time.Second
 	}
@@ -208,6 +220,9 @@ func (c Config) Validate() error {
 	if c.BusyPollInterval <= 0 || c.ResendInterval <= 0 || c.RetryInterval <= 0 {
 		errs = append(errs, errors.New("busy poll, resend and retry intervals must be positive"))
 	}
+	if c.MaxRetryInterval < c.RetryInterval {
+		errs = append(errs, errors.New("max retry interval must not be below the retry interval"))
+	}
 	if c.AckDeadline < 10*time.Millisecond {
 		errs = append(errs, errors.New("ack deadline must be at least 10ms"))
 	}
@@ -224,4 +239,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("connect and close timeouts must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// pollFailureReportEvery is how often a subscription whose polls keep
+// failing says so.
+func (c Config) pollFailureReportEvery() time.Duration {
+	if c.pollReportEvery > 0 {
+		return c.pollReportEvery
+	}
+	return pollFailureReportEvery
 }

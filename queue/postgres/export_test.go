@@ -11,3 +11,10 @@ func WithAloneWait(c Config, d time.Duration) Config {
 	c.aloneWait = d
 	return c
 }
+
+// WithPollReportEvery sets how often a subscription whose polls keep
+// failing says so.
+func WithPollReportEvery(c Config, d time.Duration) Config {
+	c.pollReportEvery = d
+	return c
+}

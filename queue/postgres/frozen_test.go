@@ -31,6 +31,7 @@ type freezingProxy struct {
 
 	mu     sync.Mutex
 	frozen chan struct{} // closed when unfrozen; nil while not frozen
+	down   bool          // connections are closed as soon as accepted (see cut)
 	conns  []net.Conn
 	wg     sync.WaitGroup
 }
@@ -60,6 +61,13 @@ func (p *freezingProxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		down := p.down
+		p.mu.Unlock()
+		if down {
+			_ = c.Close()
+			continue
 		}
 		s, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -118,6 +126,25 @@ func (p *freezingProxy) unfreeze() {
 		close(p.frozen)
 		p.frozen = nil
 	}
+}
+
+// cut closes every connection it forwards and, until restore, every one
+// it accepts at once: the server is down, as clients see it.
+func (p *freezingProxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = true
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// restore ends cut: connections are forwarded again.
+func (p *freezingProxy) restore() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = false
 }
 
 func (p *freezingProxy) close() {
