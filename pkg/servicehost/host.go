@@ -271,9 +271,13 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		}
 	}
 	// Watermill's info records (handlers starting, schemas created) are
-	// start-up chatter: log them at debug. The queue's records of retries
-	// (warnings) and dead letters (errors) are written with the message's
-	// context, so they carry its trace id (retry.ContextLogger).
+	// start-up chatter: log them at debug. The queue's own records an
+	// operator must see (a batch lost, an owner lock lost, forwarding
+	// waiting for the queue, a message run beside a hung handler, a
+	// failed bookkeeping write) are warnings or errors, never info. Its
+	// records of retries (warnings) and dead letters (errors) are written
+	// with the message's context, so they carry its trace id
+	// (retry.ContextLogger).
 	wlog := telemetry.NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	plan := PlanStop(cfg.ShutdownTimeout)
 	if h.q = cfg.Queue; h.q == nil {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // hungCallFactor times AckDeadline is how long a destination call may run
@@ -80,7 +82,7 @@ func (c *destinationCalls) hanging(now time.Time) bool {
 	}
 	if young > 0 && !c.waitLogged {
 		c.waitLogged = true
-		c.logger.Info("Forwarding waits for the queue to answer a call; the service's own writes go on and its outbox grows",
+		retry.Warn(c.logger, "Forwarding waits for the queue to answer a call; the service's own writes go on and its outbox grows", nil,
 			watermill.LogFields{"calls": len(c.running), "oldest": oldest.Round(time.Millisecond).String()})
 	}
 	if young == 0 && old > 0 && !c.givenUpLogged {

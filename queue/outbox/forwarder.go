@@ -507,9 +507,9 @@ func (f *Forwarder) shutdown() error {
 		select {
 		case <-f.drain.start():
 		case <-t.C:
-			f.logger.Info("Outbox forwarder did not drain in time, its batch will be forwarded again", nil)
+			retry.Warn(f.logger, "Outbox forwarder did not drain in time, its batch will be forwarded again", nil, nil)
 		case <-f.giveUp:
-			f.logger.Info("Outbox forwarder did not drain in time, its batch will be forwarded again", nil)
+			retry.Warn(f.logger, "Outbox forwarder did not drain in time, its batch will be forwarded again", nil, nil)
 		}
 		f.stopPollingOnce.Do(func() { close(f.stopPolling) })
 		if err := f.fwd.Close(); err != nil {

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"database/sql"
 	"errors"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -306,10 +307,15 @@ func TestARunAloneThatCannotBeRecordedIsTriedAgainStillAbandoned(t *testing.T) {
 
 // A handler that does not finish (a hung one) does not hold up the
 // process: once it has run for the alone wait, a message whose previous
-// delivery was abandoned runs beside it, that run not counted.
+// delivery was abandoned runs beside it, that run not counted. That is
+// said in a warning, which the services write at their default level (the
+// queue's info records are debug records there; docs/running.md names it).
 func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T) {
 	dsn := testDSN(t)
-	b := openBackend(t, dsn, postgres.WithAloneWait(fastConfig(), 200*time.Millisecond))
+	logs := newRecordingLog()
+	cfg := fastConfig()
+	cfg.Logger = logs
+	b := openBackend(t, dsn, postgres.WithAloneWait(cfg, 200*time.Millisecond))
 	db := openSQL(t, dsn)
 	jobs, others := newTopic(t), newTopic(t)
 	publish(t, b, others, message.NewMessage("hung", nil))
@@ -323,6 +329,9 @@ func TestAnAbandonedMessageBehindAHungHandlerRunsBesideItUncounted(t *testing.T)
 	backendtest.ExpectAbandonedRuns(t, a1, "2", "")
 	if got, want := soloRuns(t, db, jobs, "a-1"), 2; got != want {
 		t.Errorf("a-1's runs alone once it runs beside the hung handler: got %d, want %d (this run not counted)", got, want)
+	}
+	if got := logs.matching(slog.LevelWarn, "runs beside the others, uncounted"); len(got) != 1 || got[0].fields["message_uuid"] != "a-1" {
+		t.Errorf("warnings that a-1 runs beside the others: got %v, want one", got)
 	}
 	a1.Ack()
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // ownerLockClass is the first key of the advisory lock (the two-int form,
@@ -126,7 +128,7 @@ func (o *ownerLock) keep(ctx context.Context) {
 		if err == nil {
 			err = errors.New("the lock is no longer held")
 		}
-		o.logger.Info("Owner lock lost; taking a new one", watermill.LogFields{"err": err.Error()})
+		retry.Warn(o.logger, "Owner lock lost; taking a new one", err, nil)
 		if err := o.take(ctx); err != nil && ctx.Err() == nil {
 			o.logger.Error("Cannot take an owner lock; will try again", err, nil)
 		}

@@ -271,7 +271,7 @@ func (s *subscriber) shutdown(ctx context.Context) error {
 	select {
 	case <-done:
 	default:
-		s.logger.Info("Subscriptions did not stop in time, cancelling their queries", nil)
+		retry.Warn(s.logger, "Subscriptions did not stop in time, cancelling their queries", nil, nil)
 		for _, sub := range subs {
 			sub.cancel()
 		}
@@ -399,7 +399,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 		// As above, found out by the claim: the session ended (or its
 		// transaction did) since the last statement. The claim marked
 		// the held ack.
-		logger.Info("The batch's transaction no longer holds the group's lock; its other messages are left for the next batch", nil)
+		retry.Warn(logger, "The batch's transaction no longer holds the group's lock; its other messages are left for the next batch", nil, nil)
 		*acked = nil
 		acks.lose(tx)
 		ackInner(in)
@@ -550,7 +550,7 @@ func (s *subscriber) deliver(ctx context.Context, topic string, g *gate, acks *b
 				// (this consumer let go of it).
 				bctx, cancel := s.bookkeeping(ctx)
 				if err := s.b.releaseDelivery(bctx, d); err != nil {
-					logger.Info("Release bookkeeping failed", watermill.LogFields{"err": err.Error()})
+					logger.Error("Release bookkeeping failed", err, nil)
 				}
 				cancel()
 			}
@@ -591,8 +591,8 @@ func (s *subscriber) admit(ctx context.Context, in *message.Message, d *delivery
 		return nil, err
 	}
 	if !alone {
-		s.logger.Info("A message whose last delivery was abandoned runs beside the others, uncounted: "+
-			"a handler of this process has been running for "+s.b.solo.AloneWait().String()+" or more",
+		retry.Warn(s.logger, "A message whose last delivery was abandoned runs beside the others, uncounted: "+
+			"a handler of this process has been running for "+s.b.solo.AloneWait().String()+" or more", nil,
 			watermill.LogFields{"message_uuid": in.UUID})
 		return release, nil
 	}
@@ -627,7 +627,7 @@ func (s *subscriber) keepTxAlive(tx *sql.Tx, g *gate, logger watermill.LoggerAda
 	_, err := tx.ExecContext(ctx, `SELECT 1`)
 	g.touched()
 	if err != nil && !errors.Is(err, sql.ErrTxDone) { // done: watermill-sql ended the batch, giving the message up
-		logger.Info("The batch's transaction is gone; its other messages are left for the next batch", watermill.LogFields{"err": err.Error()})
+		retry.Warn(logger, "The batch's transaction is gone; its other messages are left for the next batch", err, nil)
 		return false
 	}
 	return true
@@ -655,7 +655,7 @@ func (s *subscriber) recordAck(ctx context.Context, in *message.Message, d deliv
 	}
 	bctx, cancel := s.bookkeeping(ctx)
 	if err := s.b.ackDelivery(bctx, d); err != nil {
-		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+		logger.Error("Ack bookkeeping failed", err, nil)
 	}
 	cancel()
 	if inTime {
@@ -682,7 +682,7 @@ func (s *subscriber) recordNack(ctx context.Context, in, msg *message.Message, d
 func (s *subscriber) retryLater(ctx context.Context, in *message.Message, d delivery, lastErr string, retryDelay time.Duration, logger watermill.LoggerAdapter, recorded func()) bool {
 	bctx, cancel := s.bookkeeping(ctx)
 	if err := s.b.failDelivery(bctx, d, lastErr, retryDelay); err != nil {
-		logger.Info("Nack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+		logger.Error("Nack bookkeeping failed", err, nil)
 	}
 	cancel()
 	recorded()
@@ -724,7 +724,7 @@ func (s *subscriber) markHeldAck(ctx context.Context, acked **delivery, logger w
 	bctx, cancel := s.bookkeeping(ctx)
 	defer cancel()
 	if err := s.b.markAcked(bctx, **acked); err != nil {
-		logger.Info("Ack bookkeeping failed", watermill.LogFields{"err": err.Error()})
+		logger.Error("Ack bookkeeping failed", err, nil)
 	}
 	*acked = nil
 }
@@ -733,7 +733,7 @@ func (s *subscriber) unclaim(ctx context.Context, d delivery, logger watermill.L
 	bctx, cancel := s.bookkeeping(ctx)
 	defer cancel()
 	if err := s.b.unclaimDelivery(bctx, d); err != nil {
-		logger.Info("Unclaim bookkeeping failed", watermill.LogFields{"err": err.Error()})
+		logger.Error("Unclaim bookkeeping failed", err, nil)
 	}
 }
 

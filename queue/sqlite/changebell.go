@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // changesSuffix names, beside the queue file, the file that each process's
@@ -87,15 +89,15 @@ func (c *changeBell) reopen() {
 		return
 	}
 	if c.failed {
-		c.logger.Info("Commits ring the changes file again", watermill.LogFields{"changes_file": c.path})
+		retry.Warn(c.logger, "Commits ring the changes file again", nil, watermill.LogFields{"changes_file": c.path})
 	}
 	c.f, c.retryOpen, c.failed = f, time.Time{}, false
 }
 
 func (c *changeBell) fail(what string, err error) {
 	if !c.failed {
-		c.logger.Info("Cannot "+what+" the changes file: other processes learn of this process's commits only by their periodic check (every 250ms)", watermill.LogFields{
-			"changes_file": c.path, "err": err.Error(),
+		retry.Warn(c.logger, "Cannot "+what+" the changes file: other processes learn of this process's commits only by their periodic check (every 250ms)", err, watermill.LogFields{
+			"changes_file": c.path,
 		})
 		c.failed = true
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // checkFile compares the file at the queue's path with the one opened
@@ -32,6 +34,6 @@ func (b *Backend) checkFile() {
 		b.logger.Error("Queue file replaced under a running process", problem, watermill.LogFields{"file": b.file})
 	case problem == nil && was:
 		b.replaced.Store(nil)
-		b.logger.Info("Queue file path names the opened file again", watermill.LogFields{"file": b.file})
+		retry.Warn(b.logger, "Queue file path names the opened file again", nil, watermill.LogFields{"file": b.file})
 	}
 }

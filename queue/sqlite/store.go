@@ -681,7 +681,7 @@ func (b *Backend) watchChanges(ctx context.Context, conn *sql.Conn) {
 			return
 		}
 		b.watching.Store(false)
-		b.logger.Info("No file change events for the queue file; polling instead", watermill.LogFields{"reason": err.Error()})
+		retry.Warn(b.logger, "No file change events for the queue file; polling instead", nil, watermill.LogFields{"reason": err.Error()})
 	}
 	b.pollChanges(ctx, conn)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // Subscriber consumes topics for one consumer group. Each Subscribe call
@@ -367,8 +368,8 @@ func (s *Subscriber) admit(ctx context.Context, d *delivered) (release func(), e
 		return nil, err
 	}
 	if !alone {
-		s.logger.Info("A message whose last delivery was abandoned runs beside the others, uncounted: "+
-			"a handler of this process has been running for "+s.b.solo.AloneWait().String()+" or more",
+		retry.Warn(s.logger, "A message whose last delivery was abandoned runs beside the others, uncounted: "+
+			"a handler of this process has been running for "+s.b.solo.AloneWait().String()+" or more", nil,
 			watermill.LogFields{"topic": d.topic, "message_uuid": d.msg.UUID})
 		return release, nil
 	}
@@ -729,7 +730,7 @@ func (s *Subscriber) extendLeases() {
 			continue
 		}
 		for _, l := range s.leasesLost(op.lost) {
-			s.logger.Info("Lease lost: another consumer has the message now; its handler here, if any, is cancelled", watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
+			retry.Warn(s.logger, "Lease lost: another consumer has the message now; its handler here, if any, is cancelled", nil, watermill.LogFields{"topic": l.topic, "message_id": l.messageID})
 		}
 	}
 }

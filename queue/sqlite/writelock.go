@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
+
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // writeLockSuffix names, beside the queue file, the file whose lock the
@@ -68,14 +70,14 @@ func (l *writeLock) reopen() {
 	f, err := openLockFile(l.path)
 	if err != nil {
 		if !l.openFailed {
-			l.logger.Info("Write transactions go without the lock file: they wait for other processes by retrying", watermill.LogFields{"lock_file": l.path, "err": err.Error()})
+			retry.Warn(l.logger, "Write transactions go without the lock file: they wait for other processes by retrying", err, watermill.LogFields{"lock_file": l.path})
 			l.openFailed = true
 		}
 		l.retryOpen = time.Now().Add(reopenEvery)
 		return
 	}
 	if l.openFailed {
-		l.logger.Info("Write transactions take turns on the lock file again", watermill.LogFields{"lock_file": l.path})
+		retry.Warn(l.logger, "Write transactions take turns on the lock file again", nil, watermill.LogFields{"lock_file": l.path})
 	}
 	l.f, l.retryOpen, l.openFailed = f, time.Time{}, false
 }

@@ -10,9 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/mattn/go-sqlite3"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/queue/sqlitefile"
 )
 
@@ -434,7 +436,7 @@ func (b *Backend) commitTx(ctx context.Context, stmts *stmtCache[*sql.Conn], wlo
 		b.bell.ring()   // the other processes'
 	}
 	if d := time.Since(start); err == nil && d > time.Second {
-		b.logger.Info("Slow write transaction (waited for another process's lock?)", map[string]any{"duration": d.String(), "ops": len(idx)})
+		retry.Warn(b.logger, "Slow write transaction (waited for another process's lock?)", nil, watermill.LogFields{"duration": d.String(), "ops": len(idx)})
 	}
 	b.applyStandalone(ctx, stmts, batch[joined:], errs[joined:])
 	return batch, errs, idx, err

@@ -317,8 +317,9 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	// Watermill's info records (schemas initialised, handlers starting, a
 	// queued message discarded as a subscriber closes) are start-up and
 	// shutdown chatter: logged at debug, as servicehost does for the other
-	// services. The queue's records of retries and dead letters are
-	// warnings and errors with the message's trace id.
+	// services. The queue's own records an operator must see are
+	// warnings or errors, never info; its records of retries and dead
+	// letters are warnings and errors with the message's trace id.
 	wlog := telemetry.NewWatermillLogger(cfg.Logger, map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
 	ob, err := outbox.New(ctx, s.db.Writer, outbox.Config{})
 	if err != nil {
