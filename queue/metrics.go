@@ -6,11 +6,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/retry"
 	"github.com/orderflow/orderflow/queue/sqlite"
 )
 
@@ -121,7 +123,15 @@ func (ins *instruments) middleware(group string) message.HandlerMiddleware {
 // registerQueueGauges reports depth, oldest age and dead letters from the
 // backend's statistics when metrics are collected, at most once per
 // minInterval (a stats query scans the deliveries).
-func registerQueueGauges(mp metric.MeterProvider, insp backend.Inspector, minInterval time.Duration) (metric.Registration, error) {
+//
+// The stats query is bounded by timeout, whatever the scrape's context: a
+// database that does not answer (black-holed by the network) must not
+// hang GET /metrics, whose other metrics say what is wrong. A query that
+// fails or times out leaves the last values reported (none before the
+// first that worked), and is tried again after minInterval; it is logged
+// at most once per statsLogEvery. A scrape that comes while another one's
+// query runs reports the last values without waiting for it.
+func registerQueueGauges(mp metric.MeterProvider, insp backend.Inspector, minInterval, timeout time.Duration, logger watermill.LoggerAdapter) (metric.Registration, error) {
 	m := mp.Meter("github.com/orderflow/orderflow/queue")
 	depth, err1 := m.Int64ObservableGauge(MetricDepth, metric.WithDescription("Messages not yet acknowledged by a consumer group (its lag), in flight included."))
 	oldest, err2 := m.Float64ObservableGauge(MetricOldestAge, metric.WithUnit("s"), metric.WithDescription("Age of the oldest message a consumer group has not acknowledged."))
@@ -129,19 +139,46 @@ func registerQueueGauges(mp metric.MeterProvider, insp backend.Inspector, minInt
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
-	var last time.Time
-	var cached []backend.TopicStats
-	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+	var (
+		querying sync.Mutex // held by the scrape whose stats query runs
+		mu       sync.Mutex // guards the fields below
+		last     time.Time  // of the last query, whether it worked or not
+		cached   []backend.TopicStats
+		logged   time.Time // when a failed query was last logged
+		failed   int       // failed queries since
+	)
+	refresh := func(ctx context.Context) {
+		if !querying.TryLock() {
+			return // another scrape's query runs: report the last values
+		}
+		defer querying.Unlock()
+		mu.Lock()
+		stale := time.Since(last) >= minInterval
+		mu.Unlock()
+		if !stale {
+			return
+		}
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+		defer cancel()
+		stats, err := insp.Stats(qctx)
 		mu.Lock()
 		defer mu.Unlock()
-		if time.Since(last) >= minInterval {
-			stats, err := insp.Stats(ctx)
-			if err != nil {
-				return err
-			}
-			cached, last = stats, time.Now()
+		last = time.Now()
+		if err == nil {
+			cached = stats
+			return
 		}
+		failed++
+		if time.Since(logged) >= statsLogEvery {
+			retry.Warn(logger, "Queue statistics unavailable; the queue gauges report their last values", err,
+				watermill.LogFields{"failed_queries": failed, "timeout": timeout.String()})
+			logged, failed = time.Now(), 0
+		}
+	}
+	return m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		refresh(ctx)
+		mu.Lock()
+		defer mu.Unlock()
 		for _, t := range cached {
 			o.ObserveInt64(dead, t.DeadLetters, metric.WithAttributes(attrTopic.String(t.Topic)))
 			for _, g := range t.Groups {
@@ -153,6 +190,13 @@ func registerQueueGauges(mp metric.MeterProvider, insp backend.Inspector, minInt
 		return nil
 	}, depth, oldest, dead)
 }
+
+// statsTimeout bounds the queue gauges' stats query; statsLogEvery is
+// how often a failing one is logged, at most.
+const (
+	statsTimeout  = 2 * time.Second
+	statsLogEvery = time.Minute
+)
 
 // writeCounter is a backend that counts its write transactions: the
 // SQLite backend.

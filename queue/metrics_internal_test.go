@@ -2,10 +2,15 @@ package queue
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // A handler run of 2 ms must land in a bucket below 5 ms: the histogram is
@@ -61,5 +66,71 @@ func TestHandlerDurationBucketsAreSeconds(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("%s not reported", MetricDuration)
+	}
+}
+
+// blackHoledInspector answers Stats with stats until down is set; then its
+// Stats waits for its context to end, as a query to a database the
+// network black-holes does.
+type blackHoledInspector struct {
+	down  atomic.Bool
+	stats []backend.TopicStats
+}
+
+func (i *blackHoledInspector) Topics(context.Context) ([]string, error) { return nil, nil }
+
+func (i *blackHoledInspector) Stats(ctx context.Context) ([]backend.TopicStats, error) {
+	if !i.down.Load() {
+		return i.stats, nil
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// A scrape while the database does not answer (GET /metrics, whose
+// context has no deadline) returns within the stats query's timeout, with
+// the queue gauges' last values, instead of hanging until the database
+// answers; the following scrapes within minInterval do not wait at all.
+func TestQueueGaugesDoNotHangAScrapeWhileTheDatabaseDoesNot(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	t.Cleanup(func() { _ = mp.Shutdown(context.Background()) })
+	insp := &blackHoledInspector{stats: []backend.TopicStats{{Topic: "orders", DeadLetters: 2,
+		Groups: []backend.GroupStats{{ConsumerGroup: "payment", Depth: 7}}}}}
+	const timeout = 200 * time.Millisecond
+	if _, err := registerQueueGauges(mp, insp, time.Nanosecond, timeout, watermill.NopLogger{}); err != nil {
+		t.Fatal(err)
+	}
+	depth := func() (int64, bool) {
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(context.Background(), &rm); err != nil {
+			t.Fatalf("collect: %v", err)
+		}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if g, ok := m.Data.(metricdata.Gauge[int64]); ok && m.Name == MetricDepth && len(g.DataPoints) == 1 {
+					return g.DataPoints[0].Value, true
+				}
+			}
+		}
+		return 0, false
+	}
+	if d, ok := depth(); !ok || d != 7 {
+		t.Fatalf("depth before the outage: got %d (reported %v), want 7", d, ok)
+	}
+	insp.down.Store(true)
+	for i := range 3 {
+		done := make(chan struct{})
+		var d int64
+		var ok bool
+		go func() { d, ok = depth(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(timeout + 2*time.Second):
+			t.Fatalf("scrape %d while the database does not answer: still waiting after %s (stats timeout %s)", i+1, timeout+2*time.Second, timeout)
+		}
+		if !ok || d != 7 {
+			t.Errorf("scrape %d while the database does not answer: depth %d (reported %v), want the last value 7", i+1, d, ok)
+		}
 	}
 }

@@ -102,7 +102,7 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 	q.publisher = tracing.NewPublisher(b.Publisher(), q.tracingConfig(""))
 	if cfg.MeterProvider != nil {
 		if q.metrics, err = newInstruments(cfg.MeterProvider); err == nil {
-			q.gauges, err = registerQueueGauges(cfg.MeterProvider, b.Inspector(), 5*time.Second)
+			q.gauges, err = registerQueueGauges(cfg.MeterProvider, b.Inspector(), 5*time.Second, statsTimeout, cfg.Logger)
 		}
 		if wc, ok := b.(writeCounter); ok && err == nil {
 			q.writes, err = registerWriteCounters(cfg.MeterProvider, wc)
