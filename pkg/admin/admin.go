@@ -312,7 +312,12 @@ func (s *Server) readyz(c echo.Context) error {
 		return err
 	}
 	if err := s.ready.Ready(c.Request().Context()); err != nil {
-		return &Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: err.Error()}
+		// The answer says it: a probe that finds the service not ready
+		// (every second during an outage) is no error record of the
+		// service, as a 503 of another route is.
+		s.cfg.Logger.DebugContext(c.Request().Context(), "not ready", slog.Any("error", err))
+		writeProblem(c, problemFor(&Problem{Status: http.StatusServiceUnavailable, Title: "Not ready", Detail: err.Error()}, c.Request().URL.Path))
+		return nil
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "service": s.cfg.Service})
 }

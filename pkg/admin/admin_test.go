@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/logtest"
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 )
@@ -758,5 +760,40 @@ func TestFaultNameIsPercentDecoded(t *testing.T) {
 	code, _, body := f.do(t, "GET", "/faults/n%6Fpe", "")
 	if code != 404 || !strings.Contains(string(body), `unknown fault flag \"nope\"`) {
 		t.Errorf("GET /faults/n%%6Fpe: got %d %s, want 404 naming \"nope\"", code, body)
+	}
+}
+
+// A probe that finds the service not ready is answered 503, and that is
+// all: no error record (during an outage, a probe a second would add an
+// error a second to the log), while a failing route still logs one.
+func TestANotReadyProbeIsNoErrorRecord(t *testing.T) {
+	var logs logtest.Buffer
+	srv, err := admin.New(admin.Config{
+		Service: "payment",
+		Ready:   func(context.Context) error { return errors.New("queue: connection refused") },
+		Logger:  slog.New(slog.NewJSONHandler(&logs, nil)), // the services' default level, info
+		Routes: func(e *echo.Echo) {
+			e.GET("/boom", func(echo.Context) error { return errors.New("broken") })
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, method := range []string{http.MethodGet} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest(method, "/readyz", nil))
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Content-Type") != admin.ProblemContentType {
+			t.Errorf("%s /readyz when not ready: got %d %q, want 503 problem+json", method, rec.Code, rec.Header().Get("Content-Type"))
+		}
+		if method == http.MethodGet && !strings.Contains(rec.Body.String(), "connection refused") {
+			t.Errorf("GET /readyz when not ready: got %s, want the cause", rec.Body.String())
+		}
+	}
+	if got := logs.String(); got != "" {
+		t.Errorf("not-ready probes logged\n%s\nwant nothing at info level", got)
+	}
+	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/boom", nil))
+	if !strings.Contains(logs.String(), "admin request failed") {
+		t.Errorf("a failing route logged %q, want its error record", logs.String())
 	}
 }

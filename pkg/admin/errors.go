@@ -196,13 +196,18 @@ func errorHandler(logger *slog.Logger) echo.HTTPErrorHandler {
 				slog.String("method", headmethod.Method(c.Request())), slog.String("path", c.Request().URL.Path),
 				slog.Int("status", p.Status), slog.Any("error", err))
 		}
-		c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
-		c.Response().WriteHeader(p.Status)
-		if c.Request().Method == http.MethodHead {
-			return
-		}
-		_ = json.NewEncoder(c.Response()).Encode(p)
+		writeProblem(c, p)
 	}
+}
+
+// writeProblem answers with p as problem+json (its headers only to HEAD).
+func writeProblem(c echo.Context, p Problem) {
+	c.Response().Header().Set(echo.HeaderContentType, ProblemContentType)
+	c.Response().WriteHeader(p.Status)
+	if c.Request().Method == http.MethodHead {
+		return
+	}
+	_ = json.NewEncoder(c.Response()).Encode(p)
 }
 
 // PathParam returns the path parameter name, percent-decoded. Echo routes
