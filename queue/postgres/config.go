@@ -100,6 +100,18 @@ type Config struct {
 	// the server does not answer). Default 5s.
 	ConnectTimeout time.Duration
 
+	// TCPUserTimeout is the TCP_USER_TIMEOUT of the queue's connections
+	// (Linux only; elsewhere not set): how long data sent on a connection
+	// may stay unacknowledged before the kernel gives the connection up.
+	// Keepalives (15s + 3 × 5s) notice a peer gone while a connection is
+	// idle, but not while it has data in flight: a connection cut without
+	// a reset (a host or a route gone, a firewall dropping packets) then
+	// waits out TCP's retransmissions, about 15 minutes, in a
+	// subscription or a pool slot. Default 30s, as long as the keepalives
+	// take, far more than a live server needs to acknowledge a packet;
+	// negative leaves the system's default.
+	TCPUserTimeout time.Duration
+
 	// CloseTimeout is how long Close lets subscriptions finish their
 	// current transaction (storing the offsets of acked messages) before
 	// it cancels them. Default 5s.
@@ -196,6 +208,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ConnectTimeout == 0 {
 		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.TCPUserTimeout == 0 {
+		c.TCPUserTimeout = keepaliveIdle + keepaliveCount*keepaliveInterval
 	}
 	if c.GCInterval == 0 {
 		c.GCInterval = 10 * time.Second

@@ -255,7 +255,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 	}
 	where := fmt.Sprintf("%s:%d/%s", connCfg.Host, connCfg.Port, connCfg.Database)
 
-	setKeepalives(connCfg)
+	setKeepalives(connCfg, cfg.TCPUserTimeout)
 	// A subscription's transaction holds its group's lock: the server ends
 	// the session of a consumer that stops sending anything (see
 	// Config.HoldTimeout).
@@ -416,11 +416,15 @@ const (
 // setKeepalives turns on TCP keepalives for c's connections, on the
 // client's end (the dialer) and on the server's (tcp_keepalives_*
 // settings, where the URL gives none; the server ignores them on Unix
-// sockets).
-func setKeepalives(c *pgx.ConnConfig) {
+// sockets), and on Linux sets the client's TCP_USER_TIMEOUT to
+// userTimeout (see Config.TCPUserTimeout; not set when negative).
+func setKeepalives(c *pgx.ConnConfig, userTimeout time.Duration) {
 	d := &net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
 		Enable: true, Idle: keepaliveIdle, Interval: keepaliveInterval, Count: keepaliveCount,
 	}}
+	if userTimeout > 0 {
+		d.Control = userTimeoutControl(userTimeout)
+	}
 	c.DialFunc = d.DialContext
 	for k, v := range map[string]string{
 		"tcp_keepalives_idle":     strconv.Itoa(int(keepaliveIdle / time.Second)),
