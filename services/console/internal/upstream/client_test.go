@@ -138,7 +138,10 @@ func TestUnreadableSuccessIsAnUnknownOutcome(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := newTestClient(t, func(w http.ResponseWriter, r *http.Request) { tc.answer(w) })
+			// A minute, not newTestClient's second: "too large" moves
+			// 4 MiB, which under -race on a busy machine can take longer
+			// than a second, and a timeout would be a different failure.
+			c := newTestClientTimeout(t, func(w http.ResponseWriter, r *http.Request) { tc.answer(w) }, time.Minute)
 			_, err := NewAdmin(c).Restock(t.Context(), "SKU-1", 5, "key-1")
 			if !OutcomeUnknown(err) {
 				t.Errorf("OutcomeUnknown(%v): got false, want true", err)
