@@ -504,7 +504,7 @@ func (s *Server) loadOrder(ctx context.Context, id string) orderView {
 
 func (s *Server) orderRegion(p *page, v orderView) (template.HTML, error) {
 	h, _, err := s.liveHTML("order", "order-live", pageWith(p, v), "order-live",
-		"/orders/"+url.PathEscape(v.ID)+"/live", v.pollEvery(s.cfg.Refresh, time.Now()), "")
+		"/orders/"+url.PathEscape(v.ID)+"/live", v.pollEvery(s.cfg.Refresh, s.cfg.Now()), "")
 	return h, err
 }
 
@@ -546,7 +546,7 @@ func (s *Server) orderLive(c echo.Context) error {
 	p := s.newPage(c, "", "orders")
 	v := s.loadOrder(c.Request().Context(), id)
 	return s.writeLive(c, "order", "order-live", pageWith(p, v), "order-live", "/orders/"+url.PathEscape(id)+"/live",
-		v.pollEvery(s.cfg.Refresh, time.Now()), "")
+		v.pollEvery(s.cfg.Refresh, s.cfg.Now()), "")
 }
 
 func (s *Server) cancelOrder(c echo.Context) error {

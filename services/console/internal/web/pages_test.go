@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -832,8 +833,14 @@ func TestOrderPollsThroughTheRedeliveryWindow(t *testing.T) {
 // polling, although what it shows has not changed: answered 204, the
 // browser would keep the region it has, and poll on for good.
 func TestOrderPageStopsPollingWhenTheWindowEnds(t *testing.T) {
-	e := newEnv(t)
-	finished := time.Now().Add(-redeliveryWindow + 300*time.Millisecond)
+	// The console's clock is the test's: the page is asked for a second
+	// before the window ends and the poll a second after, however long
+	// a busy machine takes between them.
+	finished := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	var now atomic.Pointer[time.Time]
+	setNow := func(at time.Time) { now.Store(&at) }
+	setNow(finished.Add(redeliveryWindow - time.Second))
+	e := newEnv(t, func(c *Config) { c.Now = func() time.Time { return *now.Load() } })
 	e.orders.add(upstream.Order{ID: "ord-done", Status: upstream.StatusCompleted, Currency: "EUR",
 		PlacedAt: finished.Add(-time.Second), FinishedAt: &finished})
 	c := newClient(t, e.srv)
@@ -842,7 +849,7 @@ func TestOrderPageStopsPollingWhenTheWindowEnds(t *testing.T) {
 	if m == nil {
 		t.Fatalf("order page inside the window: got no polling region, want one\n%s", abbreviate(page.Body))
 	}
-	time.Sleep(500 * time.Millisecond)
+	setNow(finished.Add(redeliveryWindow + time.Second))
 	r := c.get("/orders/ord-done/live?since="+m[1], true)
 	if r.Code != http.StatusOK {
 		t.Fatalf("poll after the window: got %d, want 200 with a region that stops polling", r.Code)
