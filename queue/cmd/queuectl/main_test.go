@@ -190,16 +190,38 @@ func TestTailSaysWhenTheTopicIsUnknown(t *testing.T) {
 		t.Run(tt.topic, func(t *testing.T) {
 			url := seed(t)
 			ctx, cancel := context.WithCancel(context.Background())
-			var stderr bytes.Buffer
+			defer cancel()
+			var stdout, stderr bytes.Buffer
 			done := make(chan error, 1)
 			go func() {
-				done <- run(ctx, []string{"--queue-url", url, "tail", tt.topic, "--interval", "10ms"}, &bytes.Buffer{}, &lockedBuffer{b: &stderr})
+				// --from-start, so that a known topic's stored messages show
+				// tail got past the note: the sign that it runs.
+				done <- run(ctx, []string{"--queue-url", url, "tail", tt.topic, "--from-start", "--interval", "10ms"},
+					&lockedBuffer{b: &stdout}, &lockedBuffer{b: &stderr})
 			}()
-			// Still waiting (the topic may appear later) after a few looks.
+			// Cancel only once tail has looked for the topic: the note on
+			// stderr, or a stored message printed after it found none due.
+			running := func() bool {
+				if tt.wantStderr != "" {
+					return strings.Contains(readLocked(&stderr), tt.wantStderr)
+				}
+				return strings.Contains(readLocked(&stdout), "pending-1")
+			}
+			deadline := time.After(30 * time.Second)
+			for !running() {
+				select {
+				case err := <-done:
+					t.Fatalf("tail %s ended: got %v, want it to wait until cancelled (stderr %q)", tt.topic, err, readLocked(&stderr))
+				case <-deadline:
+					t.Fatalf("tail %s: no sign of running in 30s; stdout %q, stderr %q", tt.topic, readLocked(&stdout), readLocked(&stderr))
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			// Still waiting (the topic may appear later) after a few more looks.
 			select {
 			case err := <-done:
 				t.Fatalf("tail %s ended: got %v, want it to wait until cancelled", tt.topic, err)
-			case <-time.After(300 * time.Millisecond):
+			case <-time.After(100 * time.Millisecond):
 			}
 			cancel()
 			if err := <-done; err != nil {
