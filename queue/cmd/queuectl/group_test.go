@@ -77,8 +77,8 @@ func seedGroups(t *testing.T, url string) backend.Backend {
 		select {
 		case m := <-msgs:
 			m.Ack()
-		case <-time.After(10 * time.Second):
-			t.Fatal("shipping got no message within 10s")
+		case <-time.After(30 * time.Second):
+			t.Fatal("shipping got no message within 30s")
 		}
 	}
 	waitFor(t, "shipping to have acked orders", func() bool {
@@ -120,10 +120,10 @@ func groupStats(t *testing.T, b backend.Backend, topic, group string) (backend.G
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !ok() {
 		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
+			t.Fatalf("waited 30s for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -242,7 +242,7 @@ func TestTailPrintsNewMessagesUntilCancelled(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"--queue-url", url, "--json", "tail", "orders", "--from-start", "--interval", "10ms"}, &lockedBuffer{b: &out}, &bytes.Buffer{})
 	}()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(30 * time.Second)
 	for !strings.Contains(readLocked(&out), "pending-1") {
 		select {
 		case <-deadline:
