@@ -31,6 +31,10 @@ type fakeAPI struct {
 	// starting does.
 	notReady    int
 	readyChecks int
+	// onStatusRead, if set, is called (with mu held) at every GET of
+	// /orders or /orders/{id}: loadgen reads statuses only of orders it
+	// placed, so the first call says that one was placed and answered.
+	onStatusRead func()
 
 	mu       sync.Mutex
 	orders   map[string]*fakeOrder
@@ -112,9 +116,11 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusCreated, f.view(o, now))
 	case r.Method == http.MethodGet && r.URL.Path == "/orders":
 		f.lists++
+		f.statusRead()
 		f.list(w, r, now)
 	case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/orders/"):
 		f.gets++
+		f.statusRead()
 		o, ok := f.orders[strings.TrimPrefix(r.URL.Path, "/orders/")]
 		if !ok {
 			http.NotFound(w, r)
@@ -130,6 +136,12 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	default:
 		http.NotFound(w, r)
+	}
+}
+
+func (f *fakeAPI) statusRead() {
+	if f.onStatusRead != nil {
+		f.onStatusRead()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,16 +359,29 @@ func TestRunWaitTimeout(t *testing.T) {
 
 func TestRunInterrupted(t *testing.T) {
 	api := newFakeAPI(10*time.Millisecond, nil)
+	// Interrupt once an order is placed, whenever that is on a busy
+	// machine: loadgen asks the status only of orders it placed. The
+	// minute bounds only a run that never gets that far.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var interruptedAt atomic.Pointer[time.Time]
+	api.onStatusRead = func() {
+		if now := time.Now(); interruptedAt.CompareAndSwap(nil, &now) {
+			cancel()
+		}
+	}
 	srv := httptest.NewServer(api)
 	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
-	start := time.Now()
 	rep, err := Run(ctx, Config{URL: srv.URL, Rate: 100, Duration: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	at := interruptedAt.Load()
+	if at == nil {
+		t.Fatal("loadgen read no order's status within a minute: no order placed to interrupt after")
+	}
+	// Well under the minute it would place for otherwise.
+	if d := time.Since(*at); d > 20*time.Second {
 		t.Errorf("took %v after the interrupt, want a prompt stop", d)
 	}
 	if !rep.Interrupted || rep.Placed == 0 {
