@@ -123,7 +123,7 @@ func TestPacerWait(t *testing.T) {
 	if err := p.Wait(ctx, 3600, time.Now); err == nil {
 		t.Fatal("Wait(due in an hour) = nil, want the context's error")
 	}
-	if d := time.Since(start); d > time.Second {
+	if d := time.Since(start); d > 10*time.Second { // not the hour: a busy machine may be slow
 		t.Errorf("Wait returned after %v, want about 20ms", d)
 	}
 }
@@ -352,7 +352,7 @@ func TestRunWaitTimeout(t *testing.T) {
 	if rep.TimedOutWaiting != 5 || rep.Terminal() != 0 {
 		t.Errorf("timed out %d, terminal %d; want 5, 0", rep.TimedOutWaiting, rep.Terminal())
 	}
-	if d := time.Since(start); d > 3*time.Second {
+	if d := time.Since(start); d > 20*time.Second { // not the hour the orders take: a busy machine may be slow
 		t.Errorf("took %v, want about the 300ms wait", d)
 	}
 }
@@ -428,7 +428,7 @@ func TestRunWaitsForTheOrderAPIToBeReady(t *testing.T) {
 		api.notReady = 3
 		srv := httptest.NewServer(api)
 		defer srv.Close()
-		rep, err := Run(context.Background(), Config{URL: srv.URL, Count: 3, ReadyTimeout: 5 * time.Second})
+		rep, err := Run(context.Background(), Config{URL: srv.URL, Count: 3, ReadyTimeout: 30 * time.Second})
 		if err != nil {
 			t.Fatal(err)
 		}
