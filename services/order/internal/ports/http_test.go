@@ -469,7 +469,9 @@ func TestReadyz(t *testing.T) {
 			a := newAPI(t, ports.HTTPConfig{Ready: tc.ready, ReadyTimeout: 50 * time.Millisecond})
 			start := time.Now()
 			r := a.do("GET", "/readyz", "", nil)
-			if took := time.Since(start); took > time.Second {
+			// Against a probe held by the check (which never ends here): a
+			// busy machine may take a while to answer even so.
+			if took := time.Since(start); took > 10*time.Second {
 				t.Errorf("took %v, want at most about the 50ms ReadyTimeout", took)
 			}
 			if r.status != tc.status || !strings.Contains(string(r.body), tc.body) {
@@ -499,7 +501,7 @@ func TestReadyzSharesTheCheckInFlight(t *testing.T) {
 		t.Errorf("checks started by 5 probes while one hung: got %d, want 1", got)
 	}
 	close(release)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := a.do("GET", "/readyz", "", nil)
 		if r.status == http.StatusOK {
@@ -881,7 +883,8 @@ func TestInvalidOrdersAreRefusedWithoutTheDatabase(t *testing.T) {
 			if p := r.problem(t); p.Type != "urn:orderflow:problem:validation-error" || p.Field != tc.field {
 				t.Errorf("problem: got type %s field %q, want validation-error naming %q", p.Type, p.Field, tc.field)
 			}
-			if took > time.Second {
+			// Well under the 10 s busy timeout a transaction would wait out.
+			if took > 5*time.Second {
 				t.Errorf("took %v, want an answer at once (the write lock is held)", took)
 			}
 		})
