@@ -83,8 +83,11 @@ func TestUpstreamRedirectsAreNotFollowed(t *testing.T) {
 }
 
 // stuckQueue is a queue that never answers: each call returns only when its
-// context ends (or the test does).
-type stuckQueue struct{ stop chan struct{} }
+// context ends (or the test does). Its calls count in calls, if set.
+type stuckQueue struct {
+	stop  chan struct{}
+	calls *inFlight
+}
 
 func newStuckQueue(t *testing.T) *stuckQueue {
 	q := &stuckQueue{stop: make(chan struct{})}
@@ -93,6 +96,10 @@ func newStuckQueue(t *testing.T) *stuckQueue {
 }
 
 func (q *stuckQueue) wait(ctx context.Context) error {
+	if q.calls != nil {
+		q.calls.enter()
+		defer q.calls.leave()
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
