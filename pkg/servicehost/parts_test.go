@@ -89,16 +89,25 @@ func TestReadyReportsAReplacedQueueFile(t *testing.T) {
 	if err := os.Rename(path+".backup", path); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := servicehost.Ready(t.Context(), r, ping, nil, q.Backend())
-		if errors.Is(err, admin.ErrUnavailable) && strings.Contains(err.Error(), "another file") {
-			return
-		}
+	// Ready only once the queue's file check (every 10ms) has flagged the
+	// replacement: before, Ready's topic list would read through a new
+	// connection to the new file, whose -shm and -wal are still the old
+	// file's, mapped by the connections open on it (in one process, SQLite's
+	// locks cannot tell, and such a read has crashed with SIGBUS).
+	h, ok := q.Backend().(servicehost.WriteHealthReporter)
+	if !ok {
+		t.Fatalf("the SQLite queue backend %T reports no write health", q.Backend())
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.WriteHealth() == nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("after the file was replaced: got %v, want admin.ErrUnavailable saying the path names another file", err)
+			t.Fatal("the queue did not flag its replaced file within 30s")
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
+	}
+	err = servicehost.Ready(t.Context(), r, ping, nil, q.Backend())
+	if !errors.Is(err, admin.ErrUnavailable) || !strings.Contains(err.Error(), "another file") {
+		t.Fatalf("after the file was replaced: got %v, want admin.ErrUnavailable saying the path names another file", err)
 	}
 }
 
