@@ -131,8 +131,8 @@ func runningRouter(t *testing.T, path string) (*queue.Queue, *queue.Router) {
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case <-r.Running():
-	case <-time.After(10 * time.Second):
-		t.Fatal("router not running")
+	case <-time.After(30 * time.Second):
+		t.Fatal("router not running after 30s")
 	}
 	return q, r
 }

@@ -156,8 +156,8 @@ func TestQueueCallsAreBounded(t *testing.T) {
 				t.Errorf("%s %s: got %d, want %d", tc.method, tc.path, r.Code, tc.status)
 			}
 			mustContain(t, tc.path, r.Body, tc.want)
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s %s: no answer after 10s, want one after the 100ms upstream timeout", tc.method, tc.path)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s %s: no answer after 30s, want one after the 100ms upstream timeout", tc.method, tc.path)
 		}
 	}
 }
@@ -195,7 +195,7 @@ func TestQueueStoreOpenDoesNotHoldUpOthers(t *testing.T) {
 		if !errors.Is(err, ErrQueueUnavailable) {
 			t.Errorf("second request: got %v, want ErrQueueUnavailable", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		unblock()
 		<-second
 		t.Fatal("a request waited behind another's open past its own deadline")
@@ -293,7 +293,7 @@ func TestServeCancelsRequestsAfterTheShutdownTimeout(t *testing.T) {
 	stop()
 	select {
 	case <-q.cancelled:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		close(q.release)
 		t.Fatal("the request's context did not end after the shutdown timeout")
 	}
@@ -311,7 +311,7 @@ func TestServeCancelsRequestsAfterTheShutdownTimeout(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: got %v, want nil (a slow request is not the console's failure)", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("Serve did not return after the last handler")
 	}
 }
