@@ -198,6 +198,13 @@ func TestBenchSmall(t *testing.T) {
 		"--variants", variants, "--duration", "2s", "--latency-duration", "2s", "--latency-rate", "50",
 		"--concurrency", "4", "--max-pending", "100", "--work-dir", filepath.Join(dir, "work"),
 		"--json-out", jsonOut, "--cpuprofile-dir", filepath.Join(dir, "prof"), "--progress=false",
+		// A step timeout three times the default: on a loaded machine a
+		// freshly started system can take longer than 30 s to answer its
+		// first order's steps, which cancelled it (the first order must
+		// complete). Still under loadgen's 120 s wait, so that an order
+		// stuck in a phase is cancelled, and counted as ended, before
+		// loadgen gives up on it.
+		"--env", "STEP_TIMEOUT=90s",
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
