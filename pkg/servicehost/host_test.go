@@ -75,6 +75,21 @@ func echoSpec() servicehost.Spec {
 	}
 }
 
+// runHost runs h in a goroutine and waits for its handlers to run (fatal
+// after 10 s): cancel ends the run, done carries Run's error.
+func runHost(ctx context.Context, t *testing.T, h *servicehost.Host) (cancel context.CancelFunc, done <-chan error) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- h.Run(runCtx) }()
+	select {
+	case <-h.Running():
+	case <-time.After(10 * time.Second):
+		t.Fatal("handlers not running after 10s")
+	}
+	return cancel, errc
+}
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
 	res, err := http.Get(url)
@@ -125,14 +140,7 @@ func TestHostRunsAServiceOnASharedQueue(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "inventory.db")); err != nil {
 		t.Errorf("database file: %v", err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- h.Run(runCtx) }()
-	select {
-	case <-h.Running():
-	case <-time.After(10 * time.Second):
-		t.Fatal("handlers not running after 10s")
-	}
+	stop, done := runHost(ctx, t, h)
 	base := "http://" + h.HTTPAddr()
 	if code := getJSON(t, base+"/readyz", nil); code != http.StatusOK {
 		t.Errorf("GET /readyz: got %d, want 200", code)
@@ -227,14 +235,7 @@ func TestShutdownTimeoutBoundsTheHandlerDrain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- h.Run(runCtx) }()
-	select {
-	case <-h.Running():
-	case <-time.After(10 * time.Second):
-		t.Fatal("handlers not running after 10s")
-	}
+	stop, done := runHost(ctx, t, h)
 	if err := q.Publisher().Publish(contracts.TopicInventoryCommands, message.NewMessage(watermill.NewUUID(), nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -335,14 +336,7 @@ func TestPoisonAfterTheStopFails(t *testing.T) {
 			t.Fatal(err)
 		}
 		if run {
-			runCtx, stop := context.WithCancel(ctx)
-			done := make(chan error, 1)
-			go func() { done <- h.Run(runCtx) }()
-			select {
-			case <-h.Running():
-			case <-time.After(10 * time.Second):
-				t.Fatal("handlers not running after 10s")
-			}
+			stop, done := runHost(ctx, t, h)
 			stop()
 			if err := <-done; err != nil {
 				t.Fatalf("Run: %v", err)

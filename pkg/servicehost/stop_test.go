@@ -113,14 +113,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		runCtx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- h.Run(runCtx) }()
-		select {
-		case <-h.Running():
-		case <-time.After(10 * time.Second):
-			t.Fatal("handlers not running after 10s")
-		}
+		cancel, done := runHost(ctx, t, h)
 		return func() time.Duration {
 			began := time.Now()
 			cancel()
