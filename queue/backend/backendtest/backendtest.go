@@ -4,6 +4,8 @@ package backendtest
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -129,4 +131,18 @@ func equal(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// DropGroupRefused checks that d refuses to drop group of topic with
+// want (wrapped), in an error that names both.
+func DropGroupRefused(t *testing.T, d backend.GroupDropper, topic, group string, want error) {
+	t.Helper()
+	_, err := d.DropGroup(context.Background(), topic, group)
+	if !errors.Is(err, want) {
+		t.Errorf("drop %s/%s: got %v, want %v", topic, group, err, want)
+		return
+	}
+	if msg := err.Error(); !strings.Contains(msg, `"`+topic+`"`) || !strings.Contains(msg, `"`+group+`"`) {
+		t.Errorf("drop %s/%s: error %q does not name both", topic, group, msg)
+	}
 }
