@@ -135,9 +135,14 @@ type Config struct {
 	// Logger receives the store's logs. Default: watermill.NopLogger.
 	Logger watermill.LoggerAdapter
 
-	// pollReportEvery is how often a subscription whose polls keep
-	// failing says so (default pollFailureReportEvery); tests shorten it.
-	pollReportEvery time.Duration
+	// reportOutageEvery is how often an operation that keeps failing (a
+	// subscription's polls, the owner lock) says so (default
+	// outageReportEvery); tests shorten it.
+	reportOutageEvery time.Duration
+
+	// ownerCheckEvery is how often the owner lock's session is checked
+	// (default ownerCheckInterval); tests shorten it.
+	ownerCheckEvery time.Duration
 
 	// aloneWait is how long a message whose previous delivery was
 	// abandoned waits to run alone before it runs beside the others
@@ -256,11 +261,18 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// pollFailureReportEvery is how often a subscription whose polls keep
-// failing says so.
-func (c Config) pollFailureReportEvery() time.Duration {
-	if c.pollReportEvery > 0 {
-		return c.pollReportEvery
+// outageReportEvery is how often an operation that keeps failing says so.
+func (c Config) outageReportEvery() time.Duration {
+	if c.reportOutageEvery > 0 {
+		return c.reportOutageEvery
 	}
-	return pollFailureReportEvery
+	return outageReportEvery
+}
+
+// ownerCheckInterval is how often the owner lock's session is checked.
+func (c Config) ownerCheckInterval() time.Duration {
+	if c.ownerCheckEvery > 0 {
+		return c.ownerCheckEvery
+	}
+	return ownerCheckInterval
 }

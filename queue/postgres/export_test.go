@@ -12,9 +12,15 @@ func WithAloneWait(c Config, d time.Duration) Config {
 	return c
 }
 
-// WithPollReportEvery sets how often a subscription whose polls keep
-// failing says so.
-func WithPollReportEvery(c Config, d time.Duration) Config {
-	c.pollReportEvery = d
+// WithOutageReportEvery sets how often an operation that keeps failing
+// (a subscription's polls, the owner lock) says so.
+func WithOutageReportEvery(c Config, d time.Duration) Config {
+	c.reportOutageEvery = d
+	return c
+}
+
+// WithOwnerCheckEvery sets how often the owner lock's session is checked.
+func WithOwnerCheckEvery(c Config, d time.Duration) Config {
+	c.ownerCheckEvery = d
 	return c
 }

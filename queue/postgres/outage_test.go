@@ -100,7 +100,9 @@ func proxiedDSN(t *testing.T, dsn string) (string, *freezingProxy) {
 // While the server is down, a subscription's polls fail: they back off
 // (not one every RetryInterval), and the outage is logged as one error,
 // then a warning at most every report interval, then one warning when
-// polling works again; not an error per failed poll.
+// polling works again; not an error per failed poll. The owner lock,
+// lost with its session, is logged the same way: not a warning and an
+// error at each of its checks.
 func TestAnOutageIsLoggedOnceThenSummarised(t *testing.T) {
 	dsn := testDSN(t)
 	logs := newRecordingLog()
@@ -108,7 +110,8 @@ func TestAnOutageIsLoggedOnceThenSummarised(t *testing.T) {
 	cfg.RetryInterval = 20 * time.Millisecond
 	cfg.MaxRetryInterval = 300 * time.Millisecond
 	cfg.Logger = logs
-	cfg = postgres.WithPollReportEvery(cfg, time.Second)
+	cfg = postgres.WithOutageReportEvery(cfg, time.Second)
+	cfg = postgres.WithOwnerCheckEvery(cfg, 50*time.Millisecond)
 	proxied, proxy := proxiedDSN(t, dsn)
 	b := openBackend(t, proxied, cfg)
 	direct := openBackend(t, dsn, fastConfig())
@@ -132,7 +135,8 @@ func TestAnOutageIsLoggedOnceThenSummarised(t *testing.T) {
 	// The poll that found "after" ends, and says polling works, once its
 	// batch has committed.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if len(logs.matching(slog.LevelWarn, "Polling messages works again")) > 0 {
+		if len(logs.matching(slog.LevelWarn, "Polling messages works again")) > 0 &&
+			len(logs.matching(slog.LevelWarn, "Owner lock taken again")) > 0 {
 			break
 		}
 	}
@@ -162,6 +166,31 @@ func TestAnOutageIsLoggedOnceThenSummarised(t *testing.T) {
 	}
 	if again := logs.matching(slog.LevelWarn, "Polling messages works again"); len(again) != 1 {
 		t.Errorf("got %d records that polling works again, want 1:\n%v", len(again), polls)
+	}
+
+	// Checked every 50ms, the owner lock is found lost once, then each
+	// check fails to take it again until the server is back.
+	owner := logs.matching(slog.LevelDebug, "wner lock")
+	for _, tc := range []struct {
+		msg      string
+		level    slog.Level
+		min, max int
+	}{
+		{"Owner lock lost", slog.LevelWarn, 1, 1},
+		{"Cannot take an owner lock", slog.LevelError, 1, 1},
+		{"Still cannot take an owner lock", slog.LevelWarn, 1, 3},
+		{"Owner lock taken again", slog.LevelWarn, 1, 1},
+	} {
+		var got int
+		for _, r := range owner {
+			if strings.HasPrefix(r.msg, tc.msg) && r.level == tc.level {
+				got++
+			}
+		}
+		if got < tc.min || got > tc.max {
+			t.Errorf("got %d %s records %q in a %s outage, owner lock checked every 50ms, want %d to %d:\n%v",
+				got, tc.level, tc.msg, outage, tc.min, tc.max, owner)
+		}
 	}
 	t.Logf("records at warning level or above:\n%v", logs.atLeast(slog.LevelWarn))
 }

@@ -54,6 +54,7 @@ type ownerLock struct {
 	id         atomic.Int32
 	logger     watermill.LoggerAdapter
 	checkEvery time.Duration
+	outage     outageLog // of taking the lock again; only keep touches it
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -61,13 +62,17 @@ type ownerLock struct {
 
 // takeOwnerLock picks an owner id no open backend holds and takes its lock
 // on a session of db's server, kept until close and checked every
-// checkEvery (ownerCheckInterval).
-func takeOwnerLock(ctx context.Context, db *sql.DB, logger watermill.LoggerAdapter, checkEvery time.Duration) (*ownerLock, error) {
+// checkEvery (ownerCheckInterval). While the lock cannot be taken again
+// (the server unreachable), that is logged as an outage (outageLog), at
+// most every reportEvery.
+func takeOwnerLock(ctx context.Context, db *sql.DB, logger watermill.LoggerAdapter, checkEvery, reportEvery time.Duration) (*ownerLock, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	o := &ownerLock{db: db, logger: logger, checkEvery: checkEvery, done: make(chan struct{})}
+	o := &ownerLock{db: db, logger: logger, checkEvery: checkEvery, done: make(chan struct{}),
+		outage: outageLog{failing: "Cannot take an owner lock; will try again", still: "Still cannot take an owner lock",
+			recovered: "Owner lock taken again", unit: "attempts", reportEvery: reportEvery}}
 	if err := o.take(ctx); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -128,10 +133,16 @@ func (o *ownerLock) keep(ctx context.Context) {
 		if err == nil {
 			err = errors.New("the lock is no longer held")
 		}
-		retry.Warn(o.logger, "Owner lock lost; taking a new one", err, nil)
-		if err := o.take(ctx); err != nil && ctx.Err() == nil {
-			o.logger.Error("Cannot take an owner lock; will try again", err, nil)
+		if !o.outage.inOutage() {
+			retry.Warn(o.logger, "Owner lock lost; taking a new one", err, nil)
 		}
+		if err := o.take(ctx); err != nil {
+			if ctx.Err() == nil {
+				o.outage.failed(o.logger, err, nil)
+			}
+			continue
+		}
+		o.outage.worked(o.logger)
 	}
 }
 

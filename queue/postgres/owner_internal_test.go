@@ -30,7 +30,7 @@ func TestTheOwnerLockIsTakenAgainWhenItsSessionEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := takeOwnerLock(ctx, stdlib.OpenDB(*connCfg), watermill.NopLogger{}, 20*time.Millisecond)
+	o, err := takeOwnerLock(ctx, stdlib.OpenDB(*connCfg), watermill.NopLogger{}, 20*time.Millisecond, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 // works starts the next outage from RetryInterval again.
 func TestFailedPollsBackOffWithJitter(t *testing.T) {
 	p := &pollBackoff{min: time.Millisecond, max: 10 * time.Millisecond, busyWait: time.Millisecond,
-		retry: 100 * time.Millisecond, maxRetry: 2 * time.Second, reportEvery: time.Hour, busy: new(atomic.Bool)}
+		retry: 100 * time.Millisecond, maxRetry: 2 * time.Second, outage: newPollOutageLog(time.Hour), busy: new(atomic.Bool)}
 	down := errors.New("connection refused")
 	log := watermill.NopLogger{}
 	ceiling := 100 * time.Millisecond

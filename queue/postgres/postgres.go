@@ -307,7 +307,7 @@ func Open(ctx context.Context, dsn string, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("open postgres queue: create tables: %w", err)
 	}
 	if !cfg.MustExist {
-		if b.owner, err = takeOwnerLock(ctx, stdlib.OpenDB(*connCfg), cfg.Logger, ownerCheckInterval); err != nil {
+		if b.owner, err = takeOwnerLock(ctx, stdlib.OpenDB(*connCfg), cfg.Logger, cfg.ownerCheckInterval(), cfg.outageReportEvery()); err != nil {
 			b.closeDBs()
 			return nil, fmt.Errorf("open postgres queue: %w", err)
 		}

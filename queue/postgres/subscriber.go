@@ -162,13 +162,13 @@ func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *messa
 			ResendInterval: s.b.cfg.ResendInterval,
 			RetryInterval:  s.b.cfg.RetryInterval,
 			BackoffManager: &pollBackoff{
-				min:         s.b.cfg.PollInterval,
-				max:         s.b.cfg.MaxPollInterval,
-				busyWait:    s.b.cfg.BusyPollInterval,
-				retry:       s.b.cfg.RetryInterval,
-				maxRetry:    s.b.cfg.MaxRetryInterval,
-				reportEvery: s.b.cfg.pollFailureReportEvery(),
-				busy:        busy,
+				min:      s.b.cfg.PollInterval,
+				max:      s.b.cfg.MaxPollInterval,
+				busyWait: s.b.cfg.BusyPollInterval,
+				retry:    s.b.cfg.RetryInterval,
+				maxRetry: s.b.cfg.MaxRetryInterval,
+				outage:   newPollOutageLog(s.b.cfg.outageReportEvery()),
+				busy:     busy,
 			},
 			SchemaAdapter:  readingSchema{DefaultPostgreSQLSchema: s.b.schema, topic: topic, unreadableKey: s.unreadableKey},
 			OffsetsAdapter: subscriptionOffsets{offsetsAdapter: s.b.offsets, acks: acks},
@@ -777,28 +777,24 @@ func nackDelay(msg *message.Message) time.Duration {
 // do not reconnect in step; a poll that works resets it.
 //
 // An outage is not logged once per failed poll: its first failed poll is
-// an error record, then a warning at most every reportEvery while it lasts
-// (with the count of failed polls and for how long), and a warning once a
-// poll works again.
+// an error record, then a warning at most every outageReportEvery while it
+// lasts (with the count of failed polls and for how long), and a warning
+// once a poll works again (see outageLog).
 type pollBackoff struct {
 	min, max, busyWait, retry, maxRetry time.Duration
 	busy                                *atomic.Bool
-	// reportEvery is how often a failing subscription says it still
-	// fails (pollFailureReportEvery; tests shorten it).
-	reportEvery time.Duration
 
 	// Only touched by the subscription's goroutine:
 	idle      time.Duration
 	retryWait time.Duration // the last failed poll's wait before jitter; 0 when the last poll worked
-	failed    int           // failed polls since the last one that worked
-	failedAt  time.Time     // of the first of them
-	reported  time.Time     // when the failure was last logged
-	reported0 int           // failed, then
+	outage    outageLog
 }
 
-// pollFailureReportEvery is how often a subscription whose polls keep
-// failing logs that they still do.
-const pollFailureReportEvery = 30 * time.Second
+// newPollOutageLog is the outageLog of a subscription's polls.
+func newPollOutageLog(reportEvery time.Duration) outageLog {
+	return outageLog{failing: "Cannot poll messages", still: "Still cannot poll messages",
+		recovered: "Polling messages works again", unit: "polls", reportEvery: reportEvery}
+}
 
 func (p *pollBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
 	switch {
@@ -828,31 +824,14 @@ func (p *pollBackoff) HandleError(logger watermill.LoggerAdapter, noMsg bool, er
 func (p *pollBackoff) failedPoll(logger watermill.LoggerAdapter, err error) time.Duration {
 	p.retryWait = min(max(2*p.retryWait, p.retry), max(p.maxRetry, p.retry))
 	wait := p.retryWait - time.Duration(rand.Int64N(int64(p.retryWait/2)+1))
-	now := time.Now()
-	p.failed++
-	switch {
-	case p.failed == 1:
-		p.failedAt, p.reported, p.reported0 = now, now, 1
-		logger.Error("Cannot poll messages", err, watermill.LogFields{"retry_in": wait.String()})
-	case now.Sub(p.reported) >= p.reportEvery:
-		retry.Warn(logger, "Still cannot poll messages", err, watermill.LogFields{
-			"failed_polls": p.failed, "failed_polls_since_last_report": p.failed - p.reported0,
-			"failing_for": now.Sub(p.failedAt).Round(time.Millisecond).String(), "retry_in": wait.String(),
-		})
-		p.reported, p.reported0 = now, p.failed
-	}
+	p.outage.failed(logger, err, watermill.LogFields{"retry_in": wait.String()})
 	return wait
 }
 
 // worked ends an outage, if the polls were failing: a warning says so.
 func (p *pollBackoff) worked(logger watermill.LoggerAdapter) {
-	if p.failed == 0 {
-		return
-	}
-	retry.Warn(logger, "Polling messages works again", nil, watermill.LogFields{
-		"failed_polls": p.failed, "failed_for": time.Since(p.failedAt).Round(time.Millisecond).String(),
-	})
-	p.failed, p.retryWait = 0, 0
+	p.outage.worked(logger)
+	p.retryWait = 0
 }
 
 // isLockConflict reports serialization failures and deadlocks, which a
