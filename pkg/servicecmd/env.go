@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/crossorigin"
+	"github.com/orderflow/orderflow/pkg/servicehost"
 )
 
 // EnvDefaults gives flags their defaults from environment variables read
@@ -138,6 +139,15 @@ func Positive(flag, env string, d time.Duration) error {
 		return nil
 	}
 	return fmt.Errorf("--%s (%s) must be positive, got %s", flag, env, d)
+}
+
+// DedupRetention reports a --dedup-retention under
+// servicehost.MinDedupRetention.
+func DedupRetention(d time.Duration) error {
+	if d >= servicehost.MinDedupRetention {
+		return nil
+	}
+	return fmt.Errorf("--dedup-retention (DEDUP_RETENTION) must be at least %s, got %s: a redelivery that came later would be handled twice", servicehost.MinDedupRetention, d)
 }
 
 // NotNegative reports d < 0 for flag (without its dashes) read from env,

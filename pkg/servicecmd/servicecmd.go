@@ -74,6 +74,10 @@ const MaxAbandonedUsage = "runs alone of a message that may end with the service
 // service's too.
 const ShutdownTimeoutUsage = "bound of the whole graceful stop after SIGTERM or SIGINT, from the signal to the exit: running requests and handlers get 70% of it, then what they committed is forwarded and the queue closed, the telemetry's last export last; a second signal stops at once; must be positive (env SHUTDOWN_TIMEOUT)"
 
+// DedupRetentionUsage is the --dedup-retention flag's usage, the order
+// service's too.
+const DedupRetentionUsage = "how long the ids of the messages handled (and the service's Idempotency-Keys) are remembered, so that a duplicate is dropped: each message handled keeps about 50 bytes in the service's database for this long; at least 1h (env DEDUP_RETENTION)"
+
 // AllowedHostsUsage is the --allowed-hosts flag's usage, the order
 // service's too.
 const AllowedHostsUsage = "comma-separated host names (no port) the HTTP servers answer to in the Host header besides IP addresses, localhost and this machine's host name, against DNS rebinding: the names other machines or containers call this service by (env ALLOWED_HOSTS)"
@@ -90,6 +94,7 @@ type Config struct {
 	MaxAttempts     int
 	MaxAbandoned    int
 	ShutdownTimeout time.Duration
+	DedupRetention  time.Duration
 	LogLevel        slog.Level
 }
 
@@ -117,6 +122,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 	fs.IntVar(&cfg.MaxAttempts, "max-attempts", envInt("max-attempts", "MAX_ATTEMPTS", servicehost.DefaultMaxAttempts), "deliveries of a failing command before it is dead-lettered (env MAX_ATTEMPTS)")
 	fs.IntVar(&cfg.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), MaxAbandonedUsage)
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), ShutdownTimeoutUsage)
+	fs.DurationVar(&cfg.DedupRetention, "dedup-retention", envDuration("dedup-retention", "DEDUP_RETENTION", servicehost.DefaultDedupRetention), DedupRetentionUsage)
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	if c.Flags != nil {
 		c.Flags(fs, env)
@@ -139,6 +145,7 @@ func (c Command) Parse(args []string, lookup LookupFunc, out io.Writer) (Config,
 		AtLeastOne("max-attempts", "MAX_ATTEMPTS", cfg.MaxAttempts),
 		AtLeastOne("max-abandoned", "MAX_ABANDONED", cfg.MaxAbandoned),
 		Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", cfg.ShutdownTimeout), // 0 would quietly be the default
+		DedupRetention(cfg.DedupRetention),
 	)
 	if c.Check != nil {
 		errs = append(errs, c.Check())
@@ -214,8 +221,8 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	svc, err := c.Open(ctx, servicehost.Config{
 		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, AllowedHosts: SplitHosts(cfg.AllowedHosts),
 		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned,
-		ShutdownTimeout: cfg.ShutdownTimeout,
-		Logger:          tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+		ShutdownTimeout: cfg.ShutdownTimeout, DedupRetention: cfg.DedupRetention,
+		Logger: tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
 		Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
 	})
 	if err != nil {

@@ -38,7 +38,7 @@ func lookupIn(env map[string]string) servicecmd.LookupFunc {
 
 func TestParse(t *testing.T) {
 	defaults := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8082",
-		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: 10 * time.Second, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: 10 * time.Second, DedupRetention: 7 * 24 * time.Hour, LogLevel: slog.LevelInfo}
 	tests := []struct {
 		name string
 		args []string
@@ -47,16 +47,16 @@ func TestParse(t *testing.T) {
 	}{
 		{"defaults", nil, nil, defaults},
 		{"flags", []string{"--queue-url", "postgres://u@h/db", "--data-dir", "x", "--http-addr", "127.0.0.1:0",
-			"--concurrency", "8", "--max-attempts", "2", "--max-abandoned", "1", "--shutdown-timeout", "3s", "--log-level", "warn"},
+			"--concurrency", "8", "--max-attempts", "2", "--max-abandoned", "1", "--shutdown-timeout", "3s", "--dedup-retention", "48h", "--log-level", "warn"},
 			nil, servicecmd.Config{QueueURL: "postgres://u@h/db", DataDir: "x", HTTPAddr: "127.0.0.1:0",
-				Concurrency: 8, MaxAttempts: 2, MaxAbandoned: 1, ShutdownTimeout: 3 * time.Second, LogLevel: slog.LevelWarn}},
+				Concurrency: 8, MaxAttempts: 2, MaxAbandoned: 1, ShutdownTimeout: 3 * time.Second, DedupRetention: 48 * time.Hour, LogLevel: slog.LevelWarn}},
 		{"environment, a flag wins", []string{"--data-dir", "flag-wins"},
 			map[string]string{"QUEUE_URL": "sqlite:///tmp/q.db", "DATA_DIR": "/tmp/d", "HTTP_ADDR": "127.0.0.1:9",
-				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "MAX_ABANDONED": "4", "SHUTDOWN_TIMEOUT": "1m", "LOG_LEVEL": "debug"},
+				"CONCURRENCY": "2", "MAX_ATTEMPTS": "7", "MAX_ABANDONED": "4", "SHUTDOWN_TIMEOUT": "1m", "DEDUP_RETENTION": "1h", "LOG_LEVEL": "debug"},
 			servicecmd.Config{QueueURL: "sqlite:///tmp/q.db", DataDir: "flag-wins", HTTPAddr: "127.0.0.1:9",
-				Concurrency: 2, MaxAttempts: 7, MaxAbandoned: 4, ShutdownTimeout: time.Minute, LogLevel: slog.LevelDebug}},
+				Concurrency: 2, MaxAttempts: 7, MaxAbandoned: 4, ShutdownTimeout: time.Minute, DedupRetention: time.Hour, LogLevel: slog.LevelDebug}},
 		{"empty values fall back to the defaults", nil,
-			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "MAX_ABANDONED": "", "SHUTDOWN_TIMEOUT": "", "QUEUE_URL": "",
+			map[string]string{"CONCURRENCY": "", "MAX_ATTEMPTS": "", "MAX_ABANDONED": "", "SHUTDOWN_TIMEOUT": "", "DEDUP_RETENTION": "", "QUEUE_URL": "",
 				"DATA_DIR": "", "HTTP_ADDR": ""}, defaults},
 		{"an address without a host is every interface's", []string{"--http-addr", ":8082"}, nil,
 			func() servicecmd.Config { c := defaults; c.HTTPAddr = ":8082"; return c }()},
@@ -125,6 +125,8 @@ func TestParseRejectsOutOfRangeValues(t *testing.T) {
 		{"negative concurrency from the environment", nil, map[string]string{"CONCURRENCY": "-4"}, "--concurrency (CONCURRENCY) must be at least 1, got -4"},
 		{"zero max attempts", nil, map[string]string{"MAX_ATTEMPTS": "0"}, "--max-attempts (MAX_ATTEMPTS) must be at least 1, got 0"},
 		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
+		{"dedup retention under an hour", []string{"--dedup-retention", "59m"}, nil, "--dedup-retention (DEDUP_RETENTION) must be at least 1h0m0s, got 59m0s"},
+		{"dedup retention under an hour from the environment", nil, map[string]string{"DEDUP_RETENTION": "10m"}, "--dedup-retention (DEDUP_RETENTION) must be at least 1h0m0s, got 10m0s"},
 		{"an address that is not HOST:PORT", nil, map[string]string{"HTTP_ADDR": "nope"}, `--http-addr (HTTP_ADDR) "nope" is not HOST:PORT`},
 		{"neither host nor port", []string{"--http-addr=:"}, nil, `--http-addr (HTTP_ADDR) ":" has no port`},
 		{"a host without a port", nil, map[string]string{"HTTP_ADDR": "0.0.0.0:"}, `--http-addr (HTTP_ADDR) "0.0.0.0:" has no port`},

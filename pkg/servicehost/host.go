@@ -66,9 +66,20 @@ const (
 	DefaultShutdownTimeout = 10 * time.Second
 )
 
-// InboxRetention is how long processed message ids are remembered: far
-// longer than any redelivery (retries, dead-letter replays).
-const InboxRetention = 7 * 24 * time.Hour
+// Bounds of Config.DedupRetention, the order service's too.
+const (
+	// DefaultDedupRetention is far longer than any redelivery or client
+	// retry: what a week of traffic leaves in the inbox is what the
+	// default costs (about 50 bytes a message handled).
+	DefaultDedupRetention = 7 * 24 * time.Hour
+	// MinDedupRetention is the shortest retention taken. The duplicates
+	// an inbox drops come within minutes (a lease that expired, a retry
+	// at its longest backoff, the outbox forwarding a batch again after
+	// a crash); a dead letter replayed later was never handled, so its
+	// id is not in the inbox anyway. Below an hour, a slow redelivery
+	// could find its id forgotten and be handled twice.
+	MinDedupRetention = time.Hour
+)
 
 // Config is what the caller of a worker service chooses. Zero values take
 // the defaults.
@@ -106,6 +117,11 @@ type Config struct {
 	// running handlers, the outbox's last forward, the closing of the
 	// queue and the database. Default DefaultShutdownTimeout.
 	ShutdownTimeout time.Duration
+	// DedupRetention is how long the ids of the messages handled (the
+	// inbox) and a service's own Idempotency-Keys (Parts.DedupRetention)
+	// are remembered: a duplicate that comes later is handled again.
+	// Default DefaultDedupRetention; at least MinDedupRetention.
+	DedupRetention time.Duration
 
 	// Logger, TracerProvider, MeterProvider, Propagator and
 	// MetricsHandler come from pkg/telemetry in main; tests may leave
@@ -142,6 +158,9 @@ func (c *Config) setDefaults(s Spec) {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.DedupRetention == 0 {
+		c.DedupRetention = DefaultDedupRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -164,6 +183,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
+	}
+	if c.DedupRetention < MinDedupRetention {
+		errs = append(errs, fmt.Errorf("dedup retention %s is under the least, %s: a slow redelivery could be handled twice", c.DedupRetention, MinDedupRetention))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))
@@ -215,6 +237,9 @@ type Parts struct {
 	Logger *slog.Logger
 	// Meter is the service's meter, for its handlers' instruments.
 	Meter metric.Meter
+	// DedupRetention is Config.DedupRetention: how long the service keeps
+	// the Idempotency-Keys of its own API, as the inbox keeps message ids.
+	DedupRetention time.Duration
 }
 
 // Host is a worker service ready to run. Open builds it and binds its
@@ -296,7 +321,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if h.inbox, err = inbox.New(ctx, h.db, inbox.Config{Retention: InboxRetention, Logger: wlog}); err != nil {
+	if h.inbox, err = inbox.New(ctx, h.db, inbox.Config{Retention: cfg.DedupRetention, Logger: wlog}); err != nil {
 		return nil, err
 	}
 	meter := cfg.MeterProvider.Meter("github.com/orderflow/orderflow/services/" + spec.Name)
@@ -319,6 +344,8 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		Faults: h.faults,
 		Logger: cfg.Logger,
 		Meter:  meter,
+
+		DedupRetention: cfg.DedupRetention,
 	})
 	if err != nil {
 		return nil, err

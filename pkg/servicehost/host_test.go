@@ -280,6 +280,7 @@ func TestOpenRejectsBadSpecsAndConfigs(t *testing.T) {
 		{"bad address", echoSpec(), servicehost.Config{HTTPAddr: "no port"}},
 		{"negative shutdown timeout", echoSpec(), servicehost.Config{ShutdownTimeout: -time.Second}},
 		{"negative concurrency", echoSpec(), servicehost.Config{Concurrency: -1}},
+		{"dedup retention under the least", echoSpec(), servicehost.Config{QueueURL: "memory://", DedupRetention: servicehost.MinDedupRetention - time.Second}},
 		{"bad queue URL", echoSpec(), servicehost.Config{QueueURL: "nats://x"}},
 		{"failing wire", failingWire, servicehost.Config{QueueURL: "memory://"}},
 	}
@@ -289,6 +290,38 @@ func TestOpenRejectsBadSpecsAndConfigs(t *testing.T) {
 			if h, err := servicehost.Open(ctx, tc.spec, tc.cfg); err == nil {
 				h.Close()
 				t.Error("got nil error, want one")
+			}
+		})
+	}
+}
+
+// The service's wiring gets the dedup retention it was configured with,
+// for its own Idempotency-Keys (inventory's restocks), or the default.
+func TestPartsCarryTheDedupRetention(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		set  time.Duration
+		want time.Duration
+	}{
+		{"default", 0, servicehost.DefaultDedupRetention},
+		{"set", 5 * time.Hour, 5 * time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := echoSpec()
+			wire := spec.Wire
+			var got time.Duration
+			spec.Wire = func(ctx context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
+				got = p.DedupRetention
+				return wire(ctx, p)
+			}
+			h, err := servicehost.Open(ctx, spec, servicehost.Config{QueueURL: "memory://", DataDir: t.TempDir(), DedupRetention: tc.set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Close()
+			if got != tc.want {
+				t.Errorf("got Parts.DedupRetention %s, want %s", got, tc.want)
 			}
 		})
 	}

@@ -19,7 +19,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/pkg/servicehost"
@@ -80,6 +79,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	fs.IntVar(&s.MaxAbandoned, "max-abandoned", envInt("max-abandoned", "MAX_ABANDONED", retry.DefaultMaxAbandoned), servicecmd.MaxAbandonedUsage)
 	fs.StringVar(&s.Synchronous, "db-synchronous", env("DB_SYNCHRONOUS", "NORMAL"), "SQLite synchronous pragma of the service's database: NORMAL or FULL (env DB_SYNCHRONOUS)")
 	fs.DurationVar(&s.ShutdownTimeout, "shutdown-timeout", envDuration("shutdown-timeout", "SHUTDOWN_TIMEOUT", servicehost.DefaultShutdownTimeout), servicecmd.ShutdownTimeoutUsage)
+	fs.DurationVar(&s.DedupRetention, "dedup-retention", envDuration("dedup-retention", "DEDUP_RETENTION", servicehost.DefaultDedupRetention), servicecmd.DedupRetentionUsage)
 	fs.StringVar(&level, "log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 	fs.Usage = func() { usage(fs, out) }
 	if err := fs.Parse(args); err != nil {
@@ -98,6 +98,7 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 		// 0 would quietly take the default; a negative value means nothing.
 		servicecmd.Positive("step-timeout", "STEP_TIMEOUT", s.StepTimeout),
 		servicecmd.Positive("shutdown-timeout", "SHUTDOWN_TIMEOUT", s.ShutdownTimeout),
+		servicecmd.DedupRetention(s.DedupRetention),
 		servicecmd.AtLeastOne("concurrency", "CONCURRENCY", s.Concurrency),
 		servicecmd.AtLeastOne("max-attempts", "MAX_ATTEMPTS", s.MaxAttempts),
 		servicecmd.AtLeastOne("max-abandoned", "MAX_ABANDONED", s.MaxAbandoned),
@@ -133,11 +134,11 @@ through its outbox and consumes inventory.events, payment.events and
 shipping.events. Order API on --http-addr, admin API (health, fault flags,
 dead letters, queue stats, metrics, POST /projections/rebuild) on --admin-addr.
 `)
-	fmt.Fprintf(out, `Processed reply ids and the Idempotency-Keys of POST /orders are kept for
-%d days (purged every minute); a key older than that places a new order.
+	fmt.Fprint(out, `Processed reply ids and the Idempotency-Keys of POST /orders are kept for
+--dedup-retention (purged every minute); a key older than that places a new order.
 
 Flags (each falls back to the environment variable named in its help):
-`, service.Retention/(24*time.Hour))
+`)
 	fs.PrintDefaults()
 	servicecmd.FaultFlagsUsage(out, service.Name)
 	fmt.Fprintf(out, "\nTelemetry: the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=none, ...).\n")

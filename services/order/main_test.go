@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/orderflow/orderflow/pkg/servicecmd"
+	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/services/order/service"
 )
 
@@ -98,6 +99,17 @@ func TestParseConfig(t *testing.T) {
 			}
 		}, ""},
 		{"zero max abandoned", []string{"--max-abandoned", "0"}, nil, nil, "--max-abandoned (MAX_ABANDONED) must be at least 1, got 0"},
+		{"dedup retention by default", nil, nil, func(t *testing.T, c config) {
+			if got, want := c.Service.DedupRetention, servicehost.DefaultDedupRetention; got != want {
+				t.Errorf("got DedupRetention %s, want the default %s", got, want)
+			}
+		}, ""},
+		{"dedup retention from the environment", nil, map[string]string{"DEDUP_RETENTION": "36h"}, func(t *testing.T, c config) {
+			if got, want := c.Service.DedupRetention, 36*time.Hour; got != want {
+				t.Errorf("got DedupRetention %s, want %s", got, want)
+			}
+		}, ""},
+		{"dedup retention under an hour", []string{"--dedup-retention", "30m"}, nil, nil, "--dedup-retention (DEDUP_RETENTION) must be at least 1h0m0s, got 30m0s"},
 		{"an address without a port", []string{"--http-addr", "nope"}, nil, nil, `--http-addr (HTTP_ADDR) "nope" is not HOST:PORT`},
 		{"an admin address without a port", nil, map[string]string{"ADMIN_ADDR": "localhost"}, nil, `--admin-addr (ADMIN_ADDR) "localhost" is not HOST:PORT`},
 		{"negative open-order limit", []string{"--max-open-orders", "-3"}, nil, nil, "max-open-orders"},

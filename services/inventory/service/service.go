@@ -100,7 +100,9 @@ func wire(_ context.Context, p servicehost.Parts) (func(*echo.Echo), error) {
 		return nil, err
 	}
 	outOfStock := func() []string { return p.Faults.List(faults.InventoryOutOfStockSKUs) }
-	application, err := app.New(uow, adapters.NewReadModel(p.DB), outOfStock)
+	application, err := app.New(uow, adapters.NewReadModel(p.DB), app.Config{
+		OutOfStock: outOfStock, RestockKeyRetention: p.DedupRetention,
+	})
 	if err != nil {
 		return nil, err
 	}

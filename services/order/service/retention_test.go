@@ -9,8 +9,9 @@ import (
 	"github.com/orderflow/orderflow/services/order/internal/app"
 )
 
-// The retention round forgets Idempotency-Keys older than retention, as it
-// forgets processed reply ids: such a key then places a new order.
+// The retention round forgets Idempotency-Keys older than the configured
+// retention, as it forgets processed reply ids: such a key then places a
+// new order.
 func TestRetentionPurgesIdempotencyKeys(t *testing.T) {
 	ctx := context.Background()
 	q, err := queue.Open(ctx, queue.Config{URL: "memory://"})
@@ -18,7 +19,8 @@ func TestRetentionPurgesIdempotencyKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = q.Close() })
-	s, err := New(ctx, Config{Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off"})
+	const retention = 3 * time.Hour // not the default, so that the configured one is seen kept
+	s, err := New(ctx, Config{Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off", DedupRetention: retention})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,8 +48,8 @@ func TestRetentionPurgesIdempotencyKeys(t *testing.T) {
 		after    time.Duration
 		wantKeys int
 	}{
-		{"within the retention", Retention - time.Hour, 1},
-		{"past the retention", Retention + time.Hour, 0},
+		{"within the retention", retention - time.Hour, 1},
+		{"past the retention", retention + time.Hour, 0},
 	}
 	for _, tc := range tests {
 		s.purgeExpired(ctx, time.Now().Add(tc.after))

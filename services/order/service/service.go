@@ -88,16 +88,10 @@ const (
 	DefaultConcurrency = 16
 )
 
-const (
-	// Retention is how long processed reply ids (the inbox) and the
-	// Idempotency-Keys of POST /orders are remembered: far longer than
-	// any redelivery (retries, dead-letter replays) or client retry. A
-	// key older than that is free again: it places a new order.
-	Retention = 7 * 24 * time.Hour
-	// retentionInterval is how often both are purged (the cadence of
-	// inbox.RunRetention, which the worker services use).
-	retentionInterval = time.Minute
-)
+// retentionInterval is how often processed reply ids and
+// Idempotency-Keys are purged (the cadence of inbox.RunRetention, which
+// the worker services use).
+const retentionInterval = time.Minute
 
 // Config configures the order service. Zero values take the defaults.
 type Config struct {
@@ -155,6 +149,13 @@ type Config struct {
 	// parts as servicehost.PlanStop says. Default 10s
 	// (servicehost.DefaultShutdownTimeout).
 	ShutdownTimeout time.Duration
+	// DedupRetention is how long processed reply ids (the inbox) and the
+	// Idempotency-Keys of POST /orders are remembered: far longer than
+	// any redelivery or client retry. A key older than that is free
+	// again: it places a new order. Default
+	// servicehost.DefaultDedupRetention; at least
+	// servicehost.MinDedupRetention.
+	DedupRetention time.Duration
 
 	// Logger, TracerProvider, MeterProvider, Propagator and
 	// MetricsHandler come from pkg/telemetry in main; tests may leave
@@ -211,6 +212,9 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = servicehost.DefaultShutdownTimeout
 	}
+	if c.DedupRetention == 0 {
+		c.DedupRetention = servicehost.DefaultDedupRetention
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -240,6 +244,9 @@ func (c Config) Validate() error {
 	}
 	if c.Concurrency < 1 || c.MaxAttempts < 1 || c.MaxAbandoned < 1 {
 		errs = append(errs, errors.New("concurrency, max attempts and max abandoned must be at least 1"))
+	}
+	if c.DedupRetention < servicehost.MinDedupRetention {
+		errs = append(errs, fmt.Errorf("dedup retention %s is under the least, %s: a slow redelivery could be handled twice", c.DedupRetention, servicehost.MinDedupRetention))
 	}
 	for name, addr := range map[string]string{"http address": c.HTTPAddr, "admin address": c.AdminAddr} {
 		if addr == "off" && name == "admin address" {
@@ -578,7 +585,7 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 // runRetention purges, every retentionInterval until ctx ends, what is
-// older than Retention: processed reply ids and Idempotency-Keys.
+// older than DedupRetention: processed reply ids and Idempotency-Keys.
 func (s *Service) runRetention(ctx context.Context) error {
 	t := time.NewTicker(retentionInterval)
 	defer t.Stop()
@@ -593,10 +600,10 @@ func (s *Service) runRetention(ctx context.Context) error {
 }
 
 // purgeExpired deletes the reply ids processed and the Idempotency-Keys
-// created more than Retention before now. A failure is logged; the next
+// created more than DedupRetention before now. A failure is logged; the next
 // round retries.
 func (s *Service) purgeExpired(ctx context.Context, now time.Time) {
-	cutoff := now.Add(-Retention)
+	cutoff := now.Add(-s.cfg.DedupRetention)
 	if n, err := s.inbox.PurgeProcessedBefore(ctx, cutoff); err != nil {
 		if ctx.Err() == nil {
 			s.logger.ErrorContext(ctx, "cannot purge processed reply ids", "error", err)

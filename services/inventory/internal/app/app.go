@@ -68,10 +68,20 @@ type Commands struct {
 	Restock      RestockHandler
 }
 
-// New wires the application. outOfStock returns the SKUs to report out of
-// stock whatever the stock (fault injection); nil means none.
-func New(uow UnitOfWork, rm ReadModel, outOfStock func() []string) (Application, error) {
-	reserve, err := NewReserveStockHandler(uow, outOfStock)
+// Config is what the service chooses for its application.
+type Config struct {
+	// OutOfStock returns the SKUs to report out of stock whatever the
+	// stock (fault injection); nil means none.
+	OutOfStock func() []string
+	// RestockKeyRetention is how long a restock's Idempotency-Key is
+	// kept: as long as the inbox keeps a message id, the service's dedup
+	// retention. Required.
+	RestockKeyRetention time.Duration
+}
+
+// New wires the application.
+func New(uow UnitOfWork, rm ReadModel, cfg Config) (Application, error) {
+	reserve, err := NewReserveStockHandler(uow, cfg.OutOfStock)
 	if err != nil {
 		return Application{}, err
 	}
@@ -79,7 +89,7 @@ func New(uow UnitOfWork, rm ReadModel, outOfStock func() []string) (Application,
 	if err != nil {
 		return Application{}, err
 	}
-	restock, err := NewRestockHandler(uow)
+	restock, err := NewRestockHandler(uow, cfg.RestockKeyRetention)
 	if err != nil {
 		return Application{}, err
 	}

@@ -13,11 +13,6 @@ import (
 // ErrUnknownSKU is returned by Restock for a SKU inventory does not hold.
 var ErrUnknownSKU = domain.ErrUnknownSKU
 
-// RestockKeyRetention is how long a restock's Idempotency-Key is kept: as
-// long as the inbox keeps a message id (servicehost.InboxRetention). A key
-// sent again later is a new restock's.
-const RestockKeyRetention = 7 * 24 * time.Hour
-
 // Restock adds units of a SKU (an admin action).
 type Restock struct {
 	SKU      string
@@ -25,8 +20,9 @@ type Restock struct {
 	// IdempotencyKey, when set, makes the restock happen once: a retry
 	// with the same key, SKU and quantity (its answer was lost, say)
 	// changes nothing and answers the current stock; the key sent with
-	// another SKU or quantity is a *KeyReusedError. A key is kept
-	// for RestockKeyRetention.
+	// another SKU or quantity is a *KeyReusedError. A key is kept for
+	// the handler's key retention (Config.RestockKeyRetention); sent
+	// again later, it is a new restock's.
 	IdempotencyKey string
 }
 
@@ -64,15 +60,20 @@ type RestockResult struct {
 
 // RestockHandler applies Restock.
 type RestockHandler struct {
-	uow UnitOfWork
+	uow          UnitOfWork
+	keyRetention time.Duration
 }
 
-// NewRestockHandler returns the handler.
-func NewRestockHandler(uow UnitOfWork) (RestockHandler, error) {
+// NewRestockHandler returns the handler, which keeps an Idempotency-Key
+// for keyRetention.
+func NewRestockHandler(uow UnitOfWork, keyRetention time.Duration) (RestockHandler, error) {
 	if uow == nil {
 		return RestockHandler{}, errors.New("restock: unit of work is nil")
 	}
-	return RestockHandler{uow: uow}, nil
+	if keyRetention <= 0 {
+		return RestockHandler{}, fmt.Errorf("restock: key retention must be positive, got %s", keyRetention)
+	}
+	return RestockHandler{uow: uow, keyRetention: keyRetention}, nil
 }
 
 // Handle adds the units and returns the new stock. The restock is checked
@@ -101,7 +102,7 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 			return err
 		}
 		if cmd.IdempotencyKey != "" {
-			earlier, found, err := restockKey(ctx, tx, cmd.IdempotencyKey, now)
+			earlier, found, err := restockKey(ctx, tx, cmd.IdempotencyKey, now.Add(-h.keyRetention))
 			if err != nil {
 				return err
 			}
@@ -134,11 +135,11 @@ func (h RestockHandler) Handle(ctx context.Context, cmd Restock) (RestockResult,
 	return res, nil
 }
 
-// restockKey returns the record of key, after deleting the keys older
-// than RestockKeyRetention (a restock is rare, and its transaction the
-// place to keep the table small).
-func restockKey(ctx context.Context, tx Tx, key string, now time.Time) (RestockKey, bool, error) {
-	if err := tx.PurgeRestockKeys(ctx, now.Add(-RestockKeyRetention)); err != nil {
+// restockKey returns the record of key, after deleting the keys created
+// before expiredBefore (a restock is rare, and its transaction the place
+// to keep the table small).
+func restockKey(ctx context.Context, tx Tx, key string, expiredBefore time.Time) (RestockKey, bool, error) {
+	if err := tx.PurgeRestockKeys(ctx, expiredBefore); err != nil {
 		return RestockKey{}, false, err
 	}
 	return tx.RestockKey(ctx, key)

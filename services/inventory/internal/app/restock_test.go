@@ -18,6 +18,11 @@ import (
 	"github.com/orderflow/orderflow/services/inventory/internal/domain"
 )
 
+// testKeyRetention is the restock key retention of newApp's application:
+// not the service's default, so that a test of the retention shows the
+// configured one is kept.
+const testKeyRetention = 2 * time.Hour
+
 // newApp returns inventory's application on a fresh database, with the
 // database; beforeCommit is the unit of work's BeforeCommit.
 func newApp(t *testing.T, beforeCommit func()) (app.Application, *sql.DB) {
@@ -45,7 +50,7 @@ func newApp(t *testing.T, beforeCommit func()) (app.Application, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.New(uow, adapters.NewReadModel(db), nil)
+	a, err := app.New(uow, adapters.NewReadModel(db), app.Config{RestockKeyRetention: testKeyRetention})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +107,8 @@ func TestOnlyMessageHandlersReachTheFaultPoint(t *testing.T) {
 // reused with another body. A restock that is not valid (a quantity below
 // 1, an unknown SKU) is refused as such whatever its key, which is then
 // neither looked up nor taken, as POST /orders refuses an invalid order.
-// A key is remembered for RestockKeyRetention, then forgotten: the key is
-// a new restock's.
+// A key is remembered for the configured retention, then forgotten: the
+// key is a new restock's.
 func TestRestockIdempotencyKeyNamesOneRestock(t *testing.T) {
 	ctx := context.Background()
 	a, db := newApp(t, nil)
@@ -145,10 +150,18 @@ func TestRestockIdempotencyKeyNamesOneRestock(t *testing.T) {
 		}
 	}
 
+	// A key within the retention is still remembered.
+	if _, err := db.ExecContext(ctx, `UPDATE restock_keys SET created_at = ?`,
+		time.Now().Add(-testKeyRetention+time.Minute).UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := a.Commands.Restock.Handle(ctx, app.Restock{SKU: "SKU-1", Quantity: 5, IdempotencyKey: "k-1"}); err != nil || !res.Replayed {
+		t.Fatalf("k-1 a minute before the end of its retention: got %+v, %v, want a replay", res, err)
+	}
 	// A key older than the retention is forgotten: sent again, with
 	// another quantity even, it is a new restock.
 	if _, err := db.ExecContext(ctx, `UPDATE restock_keys SET created_at = ?`,
-		time.Now().Add(-app.RestockKeyRetention-time.Minute).UnixMilli()); err != nil {
+		time.Now().Add(-testKeyRetention-time.Minute).UnixMilli()); err != nil {
 		t.Fatal(err)
 	}
 	res, err := a.Commands.Restock.Handle(ctx, app.Restock{SKU: "SKU-1", Quantity: 7, IdempotencyKey: "k-1"})

@@ -102,7 +102,7 @@ func (s *store) PurgeRestockKeys(context.Context, time.Time) error {
 // /stock?sku=SKU-1 must not answer with every SKU.
 func TestQueryParametersAreRefused(t *testing.T) {
 	s := &store{}
-	a, err := app.New(s, s, nil)
+	a, err := app.New(s, s, app.Config{RestockKeyRetention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestQueryParametersAreRefused(t *testing.T) {
 // restocked.
 func TestRestockBodyIsReadStrictly(t *testing.T) {
 	s := &store{}
-	a, err := app.New(s, s, nil)
+	a, err := app.New(s, s, app.Config{RestockKeyRetention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestRestockBodyIsReadStrictly(t *testing.T) {
 // again is a replay.
 func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
 	s := &store{}
-	a, err := app.New(s, s, nil)
+	a, err := app.New(s, s, app.Config{RestockKeyRetention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestReusedIdempotencyKeyIsRefused(t *testing.T) {
 // "not found: restock NOPE: ").
 func TestRestockProblemDetails(t *testing.T) {
 	s := &store{}
-	a, err := app.New(s, s, nil)
+	a, err := app.New(s, s, app.Config{RestockKeyRetention: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
