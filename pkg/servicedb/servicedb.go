@@ -51,12 +51,13 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 	return db, nil
 }
 
-// Create makes path's directory and, if the file is new, gives it the
-// settings only a new file can choose (sqlitefile.Prepare: 2 KiB pages,
-// WAL). An existing file is left as it is.
+// Create makes path's directory (its owner's alone, 0700, if it is new)
+// and, if the file is new, gives it the settings only a new file can
+// choose (sqlitefile.Prepare: 2 KiB pages, WAL, permissions
+// sqlitefile.NewFileMode). An existing directory or file is left as it is.
 func Create(ctx context.Context, path string) error {
 	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -52,6 +53,35 @@ func TestOpenSetsThePragmas(t *testing.T) {
 	}
 	if got := db.Stats().MaxOpenConnections; got != 1 {
 		t.Errorf("max open connections: got %d, want 1", got)
+	}
+}
+
+// A service database and the directory made for it are the service's
+// owner's alone: they hold customer data.
+func TestOpenMakesPrivateFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := filepath.Join(dir, "svc.db")
+	db, err := servicedb.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if _, err := db.Exec(`CREATE TABLE things (name TEXT PRIMARY KEY)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path string
+		want os.FileMode
+	}{
+		{dir, 0o700}, {path, 0o600}, {path + "-wal", 0o600}, {path + "-shm", 0o600},
+	} {
+		st, err := os.Stat(tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != tc.want {
+			t.Errorf("%s: got permissions %v, want %v", filepath.Base(tc.path), got, tc.want)
+		}
 	}
 }
 

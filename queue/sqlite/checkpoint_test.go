@@ -20,16 +20,16 @@ func TestOneProcessAtATimeLeadsCheckpoints(t *testing.T) {
 		t.Skip("no exclusive file lock on this platform: every process checkpoints")
 	}
 	lockPath := filepath.Join(t.TempDir(), "q.db"+checkpointLockSuffix)
-	release, err := tryLeadCheckpoints(lockPath)
+	release, err := tryLeadCheckpoints(lockPath, "")
 	if err != nil || release == nil {
 		t.Fatalf("first try: got release=%v err=%v, want the lock", release != nil, err)
 	}
-	second, err := tryLeadCheckpoints(lockPath)
+	second, err := tryLeadCheckpoints(lockPath, "")
 	if err != nil || second != nil {
 		t.Fatalf("second try while held: got release=%v err=%v, want neither", second != nil, err)
 	}
 	release()
-	third, err := tryLeadCheckpoints(lockPath)
+	third, err := tryLeadCheckpoints(lockPath, "")
 	if err != nil || third == nil {
 		t.Fatalf("try after release: got release=%v err=%v, want the lock", third != nil, err)
 	}

@@ -1,6 +1,11 @@
 package sqlite
 
-import "os"
+import (
+	"errors"
+	"os"
+
+	"github.com/orderflow/orderflow/queue/sqlitefile"
+)
 
 // checkpointLockExclusive says that one process at a time holds the
 // checkpoint lock here; where there are no file locks, every process
@@ -9,7 +14,8 @@ const checkpointLockExclusive = fileLocking
 
 // tryLeadCheckpoints tries, without waiting, to take the lock that makes
 // this process the queue file's checkpointer: an exclusive lock on
-// lockPath (created if missing; lockNoWait is flock or LockFileEx). The
+// lockPath (created if missing, with the permissions of the queue file at
+// queuePath: openLockFile; lockNoWait is flock or LockFileEx). The
 // lock is the kernel's, so it goes with the process when the process
 // dies, and another one takes over at its next try. It returns release
 // when it got the lock and nil when another process holds it.
@@ -17,11 +23,11 @@ const checkpointLockExclusive = fileLocking
 // Without file locks every process leads: passive checkpoints of several
 // processes do not wait for each other (a busy one returns at once), they
 // only repeat work.
-func tryLeadCheckpoints(lockPath string) (release func(), err error) {
+func tryLeadCheckpoints(lockPath, queuePath string) (release func(), err error) {
 	if !fileLocking {
 		return func() {}, nil
 	}
-	f, err := openLockFile(lockPath)
+	f, err := openLockFile(lockPath, queuePath)
 	if err != nil {
 		return nil, err
 	}
@@ -35,10 +41,33 @@ func tryLeadCheckpoints(lockPath string) (release func(), err error) {
 	return func() { _ = f.Close() }, nil
 }
 
-// openLockFile opens, creating it if needed, a file beside the queue that
-// is only ever locked (the checkpoint lock, the write lock). It is opened
-// read-only, which the lock calls need no more than, so that a lock file
-// created by another user who can read it works too.
-func openLockFile(path string) (*os.File, error) {
-	return os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+// openLockFile opens, creating it if needed, a file beside the queue file
+// (queuePath) that is only ever locked (the checkpoint lock, the write
+// lock). It is opened read-only, which the lock calls need no more than,
+// so that a lock file created by another user who can read it works too.
+//
+// A new lock file gets the queue file's permissions (as SQLite gives its
+// -wal and -shm files): anyone who may read the lock file can hold its
+// lock and so stall every writer, and who may read the queue may read
+// the messages anyway. A queue shared by a group (0660) shares its locks
+// with that group; a private one (sqlitefile.NewFileMode) keeps them
+// private. Without a queue file to copy, NewFileMode.
+func openLockFile(path, queuePath string) (*os.File, error) {
+	mode := sqlitefile.NewFileMode
+	if st, err := os.Stat(queuePath); err == nil {
+		mode = st.Mode().Perm() &^ 0o111
+	}
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, mode)
+	if errors.Is(err, os.ErrExist) {
+		return os.OpenFile(path, os.O_RDONLY, 0)
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The umask may have taken bits off mode; as SQLite does for its
+	// -wal and -shm files, set it whole.
+	if err := f.Chmod(mode); err != nil {
+		return nil, errors.Join(err, f.Close())
+	}
+	return f, nil
 }

@@ -310,7 +310,7 @@ func (l *checkpointLead) try(ctx context.Context, b *Backend) {
 	if l.release != nil {
 		return
 	}
-	release, err := tryLeadCheckpoints(b.file + checkpointLockSuffix)
+	release, err := tryLeadCheckpoints(b.file+checkpointLockSuffix, b.file)
 	if err != nil && !l.warned {
 		l.warned = true
 		b.logger.Error("Cannot use the checkpoint lock file; this process checkpoints anyway (with others doing the same, checkpoints repeat work)", err, nil)

@@ -36,9 +36,10 @@ const writeLockSuffix = "-writer"
 // The writer goroutine owns its writeLock; it is not safe for concurrent
 // use.
 type writeLock struct {
-	path   string
-	f      *os.File // nil: transactions go without the lock file
-	logger watermill.LoggerAdapter
+	path      string
+	queuePath string   // the queue file, whose permissions a new lock file takes
+	f         *os.File // nil: transactions go without the lock file
+	logger    watermill.LoggerAdapter
 	// retryOpen is when to try opening the file again after opening it
 	// failed (zero: it did not fail, or file locks are not used here);
 	// openFailed says the failure was logged.
@@ -51,10 +52,10 @@ type writeLock struct {
 	waiting chan struct{}
 }
 
-// openWriteLock opens (creating it if needed) the lock file at path (see
-// openLockFile).
-func openWriteLock(path string, logger watermill.LoggerAdapter) *writeLock {
-	l := &writeLock{path: path, logger: logger}
+// openWriteLock opens (creating it if needed) the lock file at path
+// beside the queue file at queuePath (see openLockFile).
+func openWriteLock(path, queuePath string, logger watermill.LoggerAdapter) *writeLock {
+	l := &writeLock{path: path, queuePath: queuePath, logger: logger}
 	if fileLocking {
 		l.reopen()
 	}
@@ -67,7 +68,7 @@ func openWriteLock(path string, logger watermill.LoggerAdapter) *writeLock {
 const reopenEvery = time.Second
 
 func (l *writeLock) reopen() {
-	f, err := openLockFile(l.path)
+	f, err := openLockFile(l.path, l.queuePath)
 	if err != nil {
 		if !l.openFailed {
 			retry.Warn(l.logger, "Write transactions go without the lock file: they wait for other processes by retrying", err, watermill.LogFields{"lock_file": l.path})

@@ -21,7 +21,7 @@ import (
 // release.
 func holdLockFile(t *testing.T, queuePath string) (release func()) {
 	t.Helper()
-	f, err := openLockFile(queuePath + writeLockSuffix)
+	f, err := openLockFile(queuePath+writeLockSuffix, queuePath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestTheLockFileIsUsedAgainAfterAWaitGivenUpOnEnds(t *testing.T) {
 		t.Skip("no file locks on this platform")
 	}
 	path := filepath.Join(t.TempDir(), "queue.db")
-	l := openWriteLock(path+writeLockSuffix, watermill.NopLogger{})
+	l := openWriteLock(path+writeLockSuffix, path, watermill.NopLogger{})
 	defer l.close()
 	release := holdLockFile(t, path)
 
@@ -197,7 +197,7 @@ func TestTheWriterHoldsTheLockFileForItsTransaction(t *testing.T) {
 	b, path := openOnLockFile(t, Config{})
 	sqliteRelease := holdSQLiteLock(t, path)
 	published := publishInBackground(b, "m-1")
-	f, err := openLockFile(path + writeLockSuffix)
+	f, err := openLockFile(path+writeLockSuffix, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestTheLockFileIsOpenedOnceItCanBe(t *testing.T) {
 		t.Skip("no file locks on this platform")
 	}
 	dir := filepath.Join(t.TempDir(), "later")
-	l := openWriteLock(filepath.Join(dir, "queue.db"+writeLockSuffix), watermill.NopLogger{})
+	l := openWriteLock(filepath.Join(dir, "queue.db"+writeLockSuffix), filepath.Join(dir, "queue.db"), watermill.NopLogger{})
 	defer l.close()
 	if l.acquire(time.Now().Add(time.Second), nil) {
 		t.Fatal("acquire without a lock file: got true, want false")

@@ -243,7 +243,7 @@ func (b *Backend) writer(ctx context.Context) {
 	defer func() { _ = stmts.close() }()
 	wlock := &writeLock{} // NoLockFile: acquire never has the lock
 	if !b.cfg.NoLockFile {
-		wlock = openWriteLock(b.file+writeLockSuffix, b.logger)
+		wlock = openWriteLock(b.file+writeLockSuffix, b.file, b.logger)
 	}
 	defer wlock.close()
 	// The writer waits for the write lock itself (see lock).

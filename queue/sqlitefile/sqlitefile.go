@@ -72,6 +72,16 @@ func (o Options) Validate() error {
 	return nil
 }
 
+// NewFileMode is the permissions of a database file Prepare creates:
+// its owner's alone. The files hold customer data (orders, addresses,
+// payments) and, for a queue, every message; and anyone who can open the
+// queue file's lock files can hold their locks and stall every writer.
+// SQLite gives a database's -wal and -shm files the database file's
+// permissions, and the queue its lock files (openLockFile). To share the
+// files with a group, create the file (or the directory) with the mode
+// wanted before the first start: an existing file keeps its own.
+const NewFileMode os.FileMode = 0o600
+
 // Prepare gives the file at path, if it is new (missing or empty), the page
 // size and auto-vacuum mode of opts and the WAL journal, and reports whether
 // it did. A file with content is left as it is, whatever its settings: a
@@ -79,8 +89,9 @@ func (o Options) Validate() error {
 // on unchanged. Another process may create the file at the same moment;
 // then one of them sets it up and the other finds it done.
 //
-// The caller creates path's directory and opens the file afterwards as it
-// always does (WAL in its connection string is then a no-op).
+// A missing file is created with NewFileMode. The caller creates path's
+// directory and opens the file afterwards as it always does (WAL in its
+// connection string is then a no-op).
 func Prepare(ctx context.Context, path string, opts Options) (created bool, err error) {
 	opts.setDefaults()
 	if err := opts.Validate(); err != nil {
@@ -88,6 +99,18 @@ func Prepare(ctx context.Context, path string, opts Options) (created bool, err 
 	}
 	if fresh, err := isNew(path); err != nil || !fresh {
 		return false, err
+	}
+	// Create the file with NewFileMode before SQLite does with its own
+	// default (0644 less the umask); another process creating it at the
+	// same moment is fine: an empty file is still new.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, NewFileMode)
+	switch {
+	case err == nil:
+		if err := f.Close(); err != nil {
+			return false, fmt.Errorf("prepare sqlite file %q: %w", path, err)
+		}
+	case !errors.Is(err, os.ErrExist):
+		return false, fmt.Errorf("prepare sqlite file %q: %w", path, err)
 	}
 	params := url.Values{}
 	params.Set("_busy_timeout", fmt.Sprint(opts.BusyTimeout.Milliseconds()))
