@@ -177,13 +177,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	// Profiles, to see where a running service spends its time. They
 	// cost nothing until asked for; like the rest of this API they are
-	// for whoever can reach the (loopback by default) address.
-	e.GET("/debug/pprof/cmdline", echo.WrapHandler(http.HandlerFunc(pprof.Cmdline)))
-	e.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
-	e.GET("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
-	e.POST("/debug/pprof/symbol", echo.WrapHandler(http.HandlerFunc(pprof.Symbol)))
-	e.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
-	e.GET("/debug/pprof/*", echo.WrapHandler(http.HandlerFunc(pprof.Index))) // the index and named profiles (heap, goroutine, block, …)
+	// for whoever can reach the (loopback by default) address, but not
+	// for a page of another site in a browser that can: a profile or a
+	// trace costs the service while it runs, however it was asked for.
+	profile := func(h http.HandlerFunc) echo.HandlerFunc {
+		return echo.WrapHandler(crossorigin.ReadsOnlyFromOwnOrigin(h))
+	}
+	e.GET("/debug/pprof/cmdline", profile(pprof.Cmdline))
+	e.GET("/debug/pprof/profile", profile(pprof.Profile))
+	e.GET("/debug/pprof/symbol", profile(pprof.Symbol))
+	e.POST("/debug/pprof/symbol", profile(pprof.Symbol))
+	e.GET("/debug/pprof/trace", profile(pprof.Trace))
+	e.GET("/debug/pprof/*", profile(pprof.Index)) // the index and named profiles (heap, goroutine, block, …)
 	if cfg.Routes != nil {
 		cfg.Routes(e)
 	}

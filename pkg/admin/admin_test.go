@@ -429,6 +429,24 @@ func TestServeRefusesWritesFromOtherOrigins(t *testing.T) {
 	if resp := put(""); resp.StatusCode != http.StatusOK {
 		t.Errorf("POST without an Origin (curl): got %d, want 200", resp.StatusCode)
 	}
+
+	// Profiles are reads that cost the service while they run: another
+	// site's page (an <img> pointing at one) is refused them too.
+	for _, path := range []string{"/debug/pprof/trace?seconds=1", "/debug/pprof/profile?seconds=1", "/debug/pprof/heap?gc=1"} {
+		req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-site GET %s: got %d, want 403", path, resp.StatusCode)
+		}
+	}
 }
 
 // A client that stalls in the middle of its request holds up the stop for

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 )
@@ -43,6 +44,46 @@ func HandlerDeny(h http.Handler, deny Deny) http.Handler {
 		})
 	}))
 	return p.Handler(h)
+}
+
+// ReadsOnlyFromOwnOrigin serves h, except a request of any method that a
+// browser sends from another origin (Sec-Fetch-Site cross-site or
+// same-site; or, from a browser without Sec-Fetch-Site, an Origin header
+// naming another host than Host), which gets 403 with a problem+json
+// body. For GET routes whose cost is their effect, though they change no
+// state: a CPU profile or an execution trace that runs for as long as the
+// request asks. Handler lets every GET through, so any page could have its
+// visitor's browser start them (an <img> pointing at the route) over and
+// over; the page cannot read the answer, but the service pays for it.
+// Requests without those headers (curl, go tool pprof) go through.
+func ReadsOnlyFromOwnOrigin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fromOtherOrigin(r) {
+			WriteProblem(w, r, &Refusal{
+				Status: http.StatusForbidden, Type: ProblemType, Title: "Cross-origin request refused",
+				Detail: "a browser sent this " + r.Method + " from another origin; this route answers only its own origin and clients that are not browsers",
+			})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// fromOtherOrigin reports whether a browser sent r from another origin.
+func fromOtherOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "same-origin", "none": // "none": typed in the address bar, a bookmark
+		return false
+	case "":
+	default: // cross-site, same-site
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || !strings.EqualFold(u.Host, r.Host)
 }
 
 // Refusal is why Handler or Host refused a request: the status and the

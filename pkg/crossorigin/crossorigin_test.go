@@ -65,6 +65,50 @@ func TestHandlerRefusesOnlyCrossOriginBrowserWrites(t *testing.T) {
 	}
 }
 
+// ReadsOnlyFromOwnOrigin refuses reads too, of every method, when a
+// browser sends them from another origin: a profile costs the service
+// whoever reads it.
+func TestReadsOnlyFromOwnOriginRefusesOtherOrigins(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers map[string]string
+		want    int
+	}{
+		{"curl: no browser headers", nil, http.StatusNoContent},
+		{"same-origin page", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusNoContent},
+		{"typed in the address bar", map[string]string{"Sec-Fetch-Site": "none"}, http.StatusNoContent},
+		{"another site's <img>", map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"another port of localhost", map[string]string{"Sec-Fetch-Site": "same-site"}, http.StatusForbidden},
+		{"older browser, another origin", map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"older browser, own origin", map[string]string{"Origin": "http://127.0.0.1:8084"}, http.StatusNoContent},
+		{"older browser, an origin that does not parse", map[string]string{"Origin": "http://[::1"}, http.StatusForbidden},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reached := false
+			h := crossorigin.ReadsOnlyFromOwnOrigin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				reached = true
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			req := httptest.NewRequest(http.MethodGet, "http://127.0.0.1:8084/debug/pprof/trace?seconds=5", nil)
+			for k, v := range tt.headers {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.want {
+				t.Fatalf("status: got %d, want %d", rec.Code, tt.want)
+			}
+			if reached != (tt.want != http.StatusForbidden) {
+				t.Errorf("handler reached: got %v, want %v", reached, !reached)
+			}
+			if tt.want == http.StatusForbidden && rec.Header().Get("Content-Type") != "application/problem+json" {
+				t.Errorf("content type: got %q, want application/problem+json", rec.Header().Get("Content-Type"))
+			}
+		})
+	}
+}
+
 // A server answers only to IP addresses, localhost, its machine's host
 // name and the names it is given, wherever it listens: a page whose name
 // was rebound to the server's address sends its own name in Host, and its
