@@ -520,7 +520,9 @@ func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Propagator: propagation.TraceContext{}})
+	// The services' propagator: W3C Trace Context and Baggage.
+	prop := propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp, Propagator: prop})
 
 	r := a.do("POST", "/orders", validOrder, nil)
 	if r.status != http.StatusCreated {
@@ -553,12 +555,24 @@ func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
 		t.Error("no ReserveStock in the outbox")
 	}
 
-	// A client's traceparent is continued.
+	// A client's traceparent is continued; its baggage is not carried
+	// into the order's messages.
 	parent := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-	a.do("POST", "/orders", `{"customer_id":"c-9","items":[{"sku":"SKU-3","quantity":1}]}`, map[string]string{"traceparent": parent})
+	before := len(a.env.Outbox())
+	a.do("POST", "/orders", `{"customer_id":"c-9","items":[{"sku":"SKU-3","quantity":1}]}`,
+		map[string]string{"traceparent": parent, "baggage": "tenant=" + strings.Repeat("x", 2000)})
 	spans = exp.GetSpans()
 	if got := spans[len(spans)-1].Parent.SpanID().String(); got != "b7ad6b7169203331" {
 		t.Errorf("continued span parent: got %s, want b7ad6b7169203331", got)
+	}
+	out := a.env.Outbox()
+	if len(out) == before {
+		t.Fatal("no message in the outbox for the order with a traceparent")
+	}
+	for _, m := range out[before:] {
+		if got := m.Metadata["baggage"]; got != "" {
+			t.Errorf("%s: got baggage metadata of %d bytes, want none (the client's baggage dropped)", m.Message.MessageType(), len(got))
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -22,7 +23,8 @@ const instrumentationName = "github.com/orderflow/orderflow/services/order/inter
 
 // serverSpans is echo middleware that runs each request in a SERVER span
 // named "<method> <route>" (semconv HTTP server conventions), continuing a
-// W3C traceparent sent by the client, or starting a new trace: then the
+// W3C traceparent sent by the client (its Baggage dropped), or starting a
+// new trace: then the
 // span of POST /orders is the root of the order's trace, and the messages
 // the request stores in the outbox carry it as their parent. It must run
 // after routing (echo's Use), so the route template is known.
@@ -51,7 +53,11 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 			if route != "" {
 				name += " " + route
 			}
-			ctx := prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
+			// A client's W3C Baggage is not taken: the propagator would
+			// copy it into every message of the order, and so into every
+			// service's database and dead letters (up to 8 KB each), and
+			// the services read none.
+			ctx := baggage.ContextWithoutBaggage(prop.Extract(req.Context(), propagation.HeaderCarrier(req.Header)))
 			ctx, span := tracer.Start(ctx, name,
 				trace.WithSpanKind(trace.SpanKindServer),
 				trace.WithAttributes(
