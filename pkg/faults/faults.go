@@ -30,8 +30,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/orderflow/orderflow/pkg/plaintext"
 )
 
 // Type is the kind of value a flag holds.
@@ -248,8 +249,9 @@ func invalid(s Spec, format string, args ...any) error {
 }
 
 // parse turns text into the flag's typed value and its canonical text.
-// Spaces around text are dropped; invalid UTF-8 and control characters
-// within it are refused, for every type: a string flag would store them,
+// Spaces around text are dropped; invalid UTF-8 and control or
+// bidirectional formatting characters (plaintext.Unsafe) within it are
+// refused, for every type: a string flag would store them,
 // and the console and the logs show them (an ANSI escape as a terminal
 // command).
 func parse(s Spec, text string) (any, string, error) {
@@ -257,9 +259,9 @@ func parse(s Spec, text string) (any, string, error) {
 	if !utf8.ValidString(text) {
 		return nil, "", invalid(s, "is not valid UTF-8")
 	}
-	if i := strings.IndexFunc(text, unicode.IsControl); i >= 0 {
+	if i := strings.IndexFunc(text, plaintext.Unsafe); i >= 0 {
 		r, _ := utf8.DecodeRuneInString(text[i:])
-		return nil, "", invalid(s, "must not contain control characters, got %U at byte %d", r, i)
+		return nil, "", invalid(s, "must not contain control or bidirectional formatting characters, got %U at byte %d", r, i)
 	}
 	var v any
 	switch s.Type {

@@ -515,6 +515,7 @@ func TestSetRefusesControlCharacters(t *testing.T) {
 		{"non-ASCII", "SKU-é", nil, "SKU-é"},
 		{"a trailing line break is trimmed", "SKU-1\n", nil, "SKU-1"},
 		{"ANSI escape", "SKU-2\x1b[31m", faults.ErrInvalidValue, ""},
+		{"right-to-left override", "SKU-2\u202e", faults.ErrInvalidValue, ""},
 		{"NUL", "SKU-1,\x00SKU-2", faults.ErrInvalidValue, ""},
 		{"line break inside", "SKU-1\nSKU-2", faults.ErrInvalidValue, ""},
 		{"C1 control inside", "SKU-1\u0085SKU-2", faults.ErrInvalidValue, ""},

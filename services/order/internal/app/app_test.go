@@ -92,6 +92,7 @@ func TestPlaceOrderValidation(t *testing.T) {
 		{"no customer", app.PlaceOrder{Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
 		{"customer id over the limit", app.PlaceOrder{CustomerID: strings.Repeat("c", app.MaxIDLength+1), Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
 		{"customer id with control characters", app.PlaceOrder{CustomerID: "c\x00\x1b[31m", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
+		{"customer id with a right-to-left override", app.PlaceOrder{CustomerID: "c\u202eevil", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}}, []string{"customer_id"}},
 		{"no items", app.PlaceOrder{CustomerID: "c"}, []string{"items"}},
 		{"repeated sku", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}, {SKU: "SKU-1", Quantity: 1}}}, []string{"items[1].sku"}},
 		{"bad address", app.PlaceOrder{CustomerID: "c", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}},

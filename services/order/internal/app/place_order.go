@@ -9,11 +9,11 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
 	"github.com/orderflow/orderflow/pkg/idempotency"
+	"github.com/orderflow/orderflow/pkg/plaintext"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
 
@@ -274,15 +274,17 @@ func mergeProblems(problems []domain.FieldError, err error) error {
 
 // textProblems reports what is wrong with an id or free text that travels
 // in messages, logs and the console's pages: more than maxLen characters
-// (as the OpenAPI document's maxLength counts them), or a control
-// character (a NUL or an escape sequence does harm there).
+// (as the OpenAPI document's maxLength counts them), or a control or
+// bidirectional formatting character (plaintext.Unsafe: a NUL or an
+// escape sequence does harm there, a right-to-left override makes an id
+// read as another).
 func textProblems(field, v string, maxLen int) []domain.FieldError {
 	var problems []domain.FieldError
 	if n := utf8.RuneCountInString(v); n > maxLen {
 		problems = append(problems, domain.FieldError{Field: field, Problem: fmt.Sprintf("must be at most %d characters long, got %d", maxLen, n)})
 	}
-	if strings.ContainsFunc(v, unicode.IsControl) {
-		problems = append(problems, domain.FieldError{Field: field, Problem: "must not contain control characters"})
+	if strings.ContainsFunc(v, plaintext.Unsafe) {
+		problems = append(problems, domain.FieldError{Field: field, Problem: "must not contain control or bidirectional formatting characters"})
 	}
 	return problems
 }

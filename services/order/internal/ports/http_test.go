@@ -1108,7 +1108,7 @@ func TestProblemDetailsAreTheClients(t *testing.T) {
 		{"cancel a rejected order", "POST", "/orders/" + rejected + "/cancel", "", nil, 409,
 			"order cannot be cancelled: order " + rejected + " is REJECTED"},
 		{"cancel with a control character", "POST", "/orders/" + placed.ID + "/cancel", `{"reason":"a\u0007"}`, nil, 422,
-			"invalid cancellation: reason must not contain control characters"},
+			"invalid cancellation: reason must not contain control or bidirectional formatting characters"},
 		{"key reused", "POST", "/orders", `{"customer_id":"c-1","items":[{"sku":"SKU-1","quantity":3}]}`, map[string][]string{"Idempotency-Key": {"k-1"}}, 422,
 			`idempotency key reused with a different request: key "k-1" placed order ` + placed.ID},
 		{"two keys", "POST", "/orders", validOrder, twoKeys(), 422,
