@@ -785,6 +785,8 @@ func TestPayloadText(t *testing.T) {
 		{"DEL in a string", "{\"a\":\"x\x7f\"}", "{\n  \"a\": \"x\\x7f\"\n}"},
 		{"not json", `{"a":1`, `{"a":1`},
 		{"control characters", "\x00poison\x7f", `\x00poison\x7f`},
+		{"a C1 control character", "a\u009bb", `a\x9bb`},
+		{"a right-to-left override in a string", "{\"customer_id\":\"c\u202eevil\"}", "{\n  \"customer_id\": \"c\\u202eevil\"\n}"},
 		{"binary", "\xff\xfe", "(binary, base64) //4="},
 		{"json with bytes that are not UTF-8", "\"\xff\"", "(binary, base64) Iv8i"},
 	}

@@ -18,6 +18,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/orderflow/orderflow/pkg/plaintext"
 )
 
 //go:embed templates/*.html
@@ -356,7 +358,8 @@ func shortID(id string) string {
 }
 
 // payloadText shows a payload for people: indented JSON when it is JSON,
-// text with control characters escaped when it is UTF-8, else base64.
+// text with control and bidirectional formatting characters escaped
+// (plaintext.Unsafe) when it is UTF-8, else base64.
 // JSON is indented as it is, token for token: decoded and encoded again it
 // would not be the payload any more (big integers rounded, 1.0 written 1,
 // keys sorted and repeated ones dropped, < written \u003c).
@@ -374,11 +377,14 @@ func payloadText(p []byte) string {
 	}
 	var b strings.Builder
 	for _, r := range string(p) {
-		if r < 0x20 && r != '\n' && r != '\t' || r == 0x7f {
+		switch {
+		case r == '\n' || r == '\t' || !plaintext.Unsafe(r):
+			b.WriteRune(r)
+		case r <= 0xff:
 			fmt.Fprintf(&b, `\x%02x`, r)
-			continue
+		default: // a bidirectional formatting character, which would reorder the text after it
+			fmt.Fprintf(&b, `\u%04x`, r)
 		}
-		b.WriteRune(r)
 	}
 	return b.String()
 }
