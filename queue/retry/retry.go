@@ -274,7 +274,7 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		// warning: the router's own record of the error is at debug
 		// level (RouterLogger), and a handler cut by a stop or a lost
 		// lease is worth seeing at the default level.
-		return c.report(msg, slog.LevelWarn, "Handler failed as its message was withdrawn; it will be delivered again", handlerErr, handlerErr, fields)
+		return c.report(msg, slog.LevelWarn, "Handler failed as its message was withdrawn; it will be delivered again", handlerErr, ErrorTypeWithdrawn, handlerErr, fields)
 	}
 
 	permanent := errors.Is(handlerErr, ErrPermanent)
@@ -287,7 +287,11 @@ func (c Config) failed(msg *message.Message, handlerErr error) error {
 		if c.OnRetry != nil {
 			c.OnRetry(topic)
 		}
-		return c.report(msg, slog.LevelWarn, "Handler failed; will retry", handlerErr, handlerErr, fields.Add(watermill.LogFields{"retry_in": d.String()}))
+		class := ErrorTypeTransient
+		if unavailable {
+			class = ErrorTypeUnavailable
+		}
+		return c.report(msg, slog.LevelWarn, "Handler failed; will retry", handlerErr, class, handlerErr, fields.Add(watermill.LogFields{"retry_in": d.String()}))
 	}
 
 	reason := ReasonMaxAttempts
@@ -366,12 +370,12 @@ func (c Config) deadLetter(msg *message.Message, reason string, handlerErr error
 		delay.Message(msg, delay.For(d))
 		// The record says why the message was to be dead-lettered too:
 		// it is the only one at the default level (see RouterLogger).
-		return c.report(msg, slog.LevelError, "Dead-lettering failed; the message will be retried", err,
+		return c.report(msg, slog.LevelError, "Dead-lettering failed; the message will be retried", err, ErrorTypeDeadLetterFailed,
 			fmt.Errorf("dead-letter after %v: %w", handlerErr, err), fields.Add(watermill.LogFields{
 				"retry_in": d.String(), "reason": reason, "handler_error": handlerErr.Error(),
 			}))
 	}
-	tracing.RecordDeadLetter(msg.Context(), reason+": "+handlerErr.Error())
+	tracing.RecordDeadLetter(msg.Context(), reason, handlerErr)
 	logRecord(c.Logger, msg.Context(), slog.LevelError, "Message dead-lettered", handlerErr, fields.Add(watermill.LogFields{"reason": reason}))
 	if c.OnDeadLetter != nil {
 		c.OnDeadLetter(topic)
@@ -425,25 +429,50 @@ func logRecord(l watermill.LoggerAdapter, ctx context.Context, level slog.Level,
 	}
 }
 
+// The error.type of the consumer span of a failed attempt that the
+// middleware sends back to be delivered again (a dead-lettered one's is
+// its dead-letter reason: tracing.RecordDeadLetter). The handler's own
+// error is the span's exception event.
+const (
+	// ErrorTypeTransient: the handler failed; the message is retried
+	// after a backoff.
+	ErrorTypeTransient = "transient"
+	// ErrorTypeUnavailable: the handler found something it needs
+	// unavailable (ErrUnavailable); retried without counting.
+	ErrorTypeUnavailable = "unavailable"
+	// ErrorTypeWithdrawn: the message was withdrawn while its handler
+	// ran (a stop, a lost lease); it is delivered again.
+	ErrorTypeWithdrawn = "withdrawn"
+	// ErrorTypeDeadLetterFailed: the message was to be dead-lettered
+	// and the store refused it; it is retried.
+	ErrorTypeDeadLetterFailed = "dead letter failed"
+)
+
 // report writes the record text about msg at level, with logged as its
-// error, and returns returned for the router as a reportedError, so that
-// RouterLogger writes the router's own record of it at debug level.
-func (c Config) report(msg *message.Message, level slog.Level, text string, logged, returned error, fields watermill.LogFields) error {
+// error, and returns returned for the router as a reportedError of class
+// (the span's error.type), so that RouterLogger writes the router's own
+// record of it at debug level.
+func (c Config) report(msg *message.Message, level slog.Level, text string, logged error, class string, returned error, fields watermill.LogFields) error {
 	logRecord(c.Logger, msg.Context(), level, text, logged, fields)
-	return &reportedError{err: returned, ctx: msg.Context(), fields: fields}
+	return &reportedError{err: returned, class: class, ctx: msg.Context(), fields: fields}
 }
 
 // reportedError is an error the middleware returns to the router after
 // logging the failure itself, with the message's context and fields. Its
-// text and what errors.Is and errors.As find in it are err's.
+// text and what errors.Is and errors.As find in it are err's; its
+// ErrorType (tracing.ErrorTyper) is class.
 type reportedError struct {
 	err    error
+	class  string
 	ctx    context.Context
 	fields watermill.LogFields
 }
 
-func (e *reportedError) Error() string { return e.err.Error() }
-func (e *reportedError) Unwrap() error { return e.err }
+var _ tracing.ErrorTyper = (*reportedError)(nil)
+
+func (e *reportedError) Error() string     { return e.err.Error() }
+func (e *reportedError) Unwrap() error     { return e.err }
+func (e *reportedError) ErrorType() string { return e.class }
 
 // RouterLogger returns the logger to give the Watermill router whose
 // handlers the middleware wraps: l, except for the router's record of a

@@ -16,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/tracing"
 )
 
 func TestBackoffGrowsExponentiallyUpToTheCap(t *testing.T) {
@@ -385,5 +386,44 @@ func TestNewMiddlewareReportsAnInvalidConfig(t *testing.T) {
 	_, err := NewMiddleware(Config{ConsumerGroup: "g", DeadLetters: &countingStore{}, MaxAttempts: -1})
 	if err == nil || !strings.Contains(err.Error(), "max attempts") {
 		t.Errorf("NewMiddleware with MaxAttempts -1: got %v, want an error about max attempts", err)
+	}
+}
+
+// The error a failed attempt returns names what happens to the message
+// (tracing.ErrorTyper), which the consumer span records as its
+// error.type: the handler's own error is wrapped, its Go type says
+// nothing.
+func TestAFailedAttemptNamesItsClass(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name  string
+		store backend.DeadLetterStore
+		ctx   context.Context
+		err   error
+		want  string
+	}{
+		{"retried", &countingStore{}, context.Background(), errors.New("gateway down"), ErrorTypeTransient},
+		{"unavailable", &countingStore{}, context.Background(), Unavailable(errors.New("disk full")), ErrorTypeUnavailable},
+		{"withdrawn", &countingStore{}, cancelled, context.Canceled, ErrorTypeWithdrawn},
+		{"dead letter refused", &failingStore{}, context.Background(), Permanent(errors.New("poison")), ErrorTypeDeadLetterFailed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			mw, err := NewMiddleware(Config{ConsumerGroup: "g", DeadLetters: tc.store, MaxAttempts: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := message.NewMessage("m-1", []byte("x"))
+			msg.SetContext(tc.ctx)
+			_, err = mw(func(*message.Message) ([]*message.Message, error) { return nil, tc.err })(msg)
+			typer, ok := errors.AsType[tracing.ErrorTyper](err)
+			if !ok {
+				t.Fatalf("got %v (%T), want a tracing.ErrorTyper", err, err)
+			}
+			if got := typer.ErrorType(); got != tc.want {
+				t.Errorf("got error type %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -102,15 +102,13 @@ func Prepare(ctx context.Context, path string, opts Options) (created bool, err 
 	}
 	// Create the file with NewFileMode before SQLite does with its own
 	// default (0644 less the umask); another process creating it at the
-	// same moment is fine: an empty file is still new.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, NewFileMode)
-	switch {
-	case err == nil:
+	// same moment is fine: an empty file is still new. A file that
+	// cannot be created (no such directory, no permission) is left to
+	// SQLite, whose error the callers explain (Explain).
+	if f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, NewFileMode); err == nil {
 		if err := f.Close(); err != nil {
 			return false, fmt.Errorf("prepare sqlite file %q: %w", path, err)
 		}
-	case !errors.Is(err, os.ErrExist):
-		return false, fmt.Errorf("prepare sqlite file %q: %w", path, err)
 	}
 	params := url.Values{}
 	params.Set("_busy_timeout", fmt.Sprint(opts.BusyTimeout.Milliseconds()))

@@ -2,6 +2,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
@@ -119,8 +120,26 @@ func spanName(operation, topic string) string {
 	return operation + " " + topic
 }
 
+// ErrorTyper is an error that names its class for the error.type
+// attribute (a short, fixed text), where its Go type would say nothing: a
+// wrapper such as the retry middleware's, around whatever the handler
+// returned.
+type ErrorTyper interface {
+	error
+	ErrorType() string
+}
+
 func recordError(span trace.Span, err error) {
 	span.RecordError(err)
 	span.SetStatus(codes.Error, err.Error())
-	span.SetAttributes(semconv.ErrorType(err))
+	span.SetAttributes(errorType(err))
+}
+
+// errorType is err's error.type attribute: the class an ErrorTyper in its
+// chain names, else its Go type.
+func errorType(err error) attribute.KeyValue {
+	if t, ok := errors.AsType[ErrorTyper](err); ok {
+		return semconv.ErrorTypeKey.String(t.ErrorType())
+	}
+	return semconv.ErrorType(err)
 }

@@ -30,6 +30,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/queue/backend"
@@ -188,18 +189,29 @@ func inject(ctx context.Context, p propagation.TextMapPropagator, msg *message.M
 }
 
 // RecordDeadLetter marks the span of ctx as failed because its message was
-// moved to the dead-letter queue: it adds an EventDeadLetter event carrying
-// reason and sets the span status to Error with reason as description.
+// moved to the dead-letter queue for reason (a short, fixed text such as
+// "max attempts" or "permanent"), after err (the handler's last error, or
+// why the message could not be read; nil if none): it adds an
+// EventDeadLetter event carrying reason, records err as an exception
+// event, sets the error.type attribute to reason (a dead letter is the
+// failure a dashboard or a search by error.type must not miss) and the
+// span status to Error, described by reason and err.
 //
 // Call it with msg.Context() from middleware that runs inside Middleware
 // (added after it): once Middleware returns, the consumer span has ended
 // and the call has no effect. Without a recording span in ctx it does
 // nothing.
-func RecordDeadLetter(ctx context.Context, reason string) {
+func RecordDeadLetter(ctx context.Context, reason string, err error) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
 	}
 	span.AddEvent(EventDeadLetter, trace.WithAttributes(DeadLetterReasonKey.String(reason)))
-	span.SetStatus(codes.Error, reason)
+	description := reason
+	if err != nil {
+		span.RecordError(err)
+		description += ": " + err.Error()
+	}
+	span.SetAttributes(semconv.ErrorTypeKey.String(reason))
+	span.SetStatus(codes.Error, description)
 }

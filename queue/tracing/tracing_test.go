@@ -3,6 +3,8 @@ package tracing_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -386,10 +388,11 @@ func TestPublisherError(t *testing.T) {
 
 func TestRecordDeadLetter(t *testing.T) {
 	tp, rec := newTracing(t)
+	lastErr := errors.New("gateway down")
 	h := tracing.Middleware(tracing.Config{TracerProvider: tp})(func(msg *message.Message) ([]*message.Message, error) {
 		// What the dead-letter middleware does: store the message, record
 		// why, and ack it.
-		tracing.RecordDeadLetter(msg.Context(), "max attempts reached")
+		tracing.RecordDeadLetter(msg.Context(), "max attempts", lastErr)
 		return nil, nil
 	})
 	if _, err := h(message.NewMessage(watermill.NewUUID(), nil)); err != nil {
@@ -401,20 +404,66 @@ func TestRecordDeadLetter(t *testing.T) {
 		t.Fatalf("got %d process spans, want 1", len(spans))
 	}
 	s := spans[0]
-	if got := s.Status(); got.Code != codes.Error || got.Description != "max attempts reached" {
-		t.Errorf("got status %v %q, want %v %q", got.Code, got.Description, codes.Error, "max attempts reached")
+	if got := s.Status(); got.Code != codes.Error || got.Description != "max attempts: gateway down" {
+		t.Errorf("got status %v %q, want %v %q", got.Code, got.Description, codes.Error, "max attempts: gateway down")
 	}
 	ev, ok := eventNamed(s, tracing.EventDeadLetter)
 	if !ok {
 		t.Fatalf("got events %v, want a %q event", s.Events(), tracing.EventDeadLetter)
 	}
-	if want := tracing.DeadLetterReasonKey.String("max attempts reached"); len(ev.Attributes) != 1 || ev.Attributes[0] != want {
+	if want := tracing.DeadLetterReasonKey.String("max attempts"); len(ev.Attributes) != 1 || ev.Attributes[0] != want {
 		t.Errorf("got event attributes %v, want [%v]", ev.Attributes, want)
+	}
+	// The last error is recorded as on any failed attempt, and the
+	// reason is the span's error.type, so a search by error.type finds
+	// the dead letters.
+	if ev, ok := eventNamed(s, "exception"); !ok || !slices.Contains(ev.Attributes, attribute.String("exception.message", "gateway down")) {
+		t.Errorf("got events %v, want an exception event with message %q", s.Events(), "gateway down")
+	}
+	if got, ok := attrs(s)["error.type"]; !ok || got.AsString() != "max attempts" {
+		t.Errorf("got error.type %v (set: %v), want %q", got.AsString(), ok, "max attempts")
 	}
 
 	// Without a span it is a no-op.
-	tracing.RecordDeadLetter(context.Background(), "no span")
+	tracing.RecordDeadLetter(context.Background(), "no span", nil)
 }
+
+// An error that names its class (tracing.ErrorTyper, as the retry
+// middleware's do) gives the span its error.type; another one its Go type.
+func TestErrorTypeOfAFailedAttempt(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"classed, wrapped", fmt.Errorf("attempt 2: %w", classed{errors.New("boom"), "transient"}), "transient"},
+		{"plain", errors.New("boom"), "*errors.errorString"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, rec := newTracing(t)
+			h := tracing.Middleware(tracing.Config{TracerProvider: tp})(func(*message.Message) ([]*message.Message, error) {
+				return nil, tc.err
+			})
+			_, _ = h(message.NewMessage(watermill.NewUUID(), nil))
+			spans := spansNamed(rec, "process")
+			if len(spans) != 1 {
+				t.Fatalf("got %d process spans, want 1", len(spans))
+			}
+			if got := attrs(spans[0])["error.type"]; got.AsString() != tc.want {
+				t.Errorf("got error.type %q, want %q", got.AsString(), tc.want)
+			}
+		})
+	}
+}
+
+// classed is an error with a class for error.type.
+type classed struct {
+	error
+	class string
+}
+
+func (c classed) ErrorType() string { return c.class }
 
 func TestMiddlewarePanic(t *testing.T) {
 	tp, rec := newTracing(t)
