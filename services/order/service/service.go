@@ -286,15 +286,6 @@ type Service struct {
 	runOnce  sync.Once
 }
 
-// Run builds the service from cfg and runs it until ctx ends.
-func Run(ctx context.Context, cfg Config) error {
-	s, err := New(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	return s.Run(ctx)
-}
-
 // New opens the database and the queue, builds the application, the
 // handlers and the servers, and binds the listen addresses. Nothing runs
 // until Run; call Run (or Close) to release what New opened.
