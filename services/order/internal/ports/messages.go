@@ -41,7 +41,7 @@ func NewMessageHandlers(a *app.Application, reg *faults.Registry, logger *slog.L
 		return a.Commands.HandleReply.Handle(ctx, app.HandleReply{MessageID: messageID, Reply: m})
 	}
 	h := &MessageHandlers{}
-	for _, t := range Topics {
+	for _, t := range Topics() {
 		ch, err := commandhandler.New(commandhandler.Config{
 			Topic: t, Name: "order-" + t, Dispatch: dispatch, Permanent: app.IsPermanent,
 			Faults: reg, Logger: logger, Meter: meter,
@@ -54,8 +54,11 @@ func NewMessageHandlers(a *app.Application, reg *faults.Registry, logger *slog.L
 	return h, nil
 }
 
-// Topics are the topics the order service consumes.
-var Topics = []string{contracts.TopicInventoryEvents, contracts.TopicPaymentEvents, contracts.TopicShippingEvents}
+// Topics returns the topics the order service consumes, a new slice each
+// call.
+func Topics() []string {
+	return []string{contracts.TopicInventoryEvents, contracts.TopicPaymentEvents, contracts.TopicShippingEvents}
+}
 
 // Register adds one handler per consumed topic to r.
 func (h *MessageHandlers) Register(r commandhandler.Router) {
