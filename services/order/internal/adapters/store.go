@@ -447,12 +447,5 @@ func (s *Store) StatusCounts(ctx context.Context) (_ map[domain.Status]int64, er
 // topic in the outbox, in its own transaction, for the poison fault: its
 // consumers must dead-letter it. typ is the message type it claims to be.
 func (s *Store) EmitPoison(ctx context.Context, topic, typ string) (string, error) {
-	msg := servicedb.PoisonMessage(typ)
-	err := servicedb.InTx(ctx, s.db.Writer, func(ctx context.Context, tx *sql.Tx) error {
-		return s.outbox.Store(ctx, tx, topic, msg)
-	})
-	if err != nil {
-		return "", fmt.Errorf("emit poison message: %w", err)
-	}
-	return msg.UUID, nil
+	return servicedb.EmitPoison(ctx, s.db.Writer, s.outbox, topic, typ)
 }
