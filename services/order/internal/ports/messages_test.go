@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -143,16 +144,37 @@ func TestCrashPoints(t *testing.T) {
 	if len(exits) != 1 {
 		t.Errorf("mid-handler crash points: got %d, want 1", len(exits))
 	}
+}
 
-	// Handler latency is honoured and cancellable.
+// The handler_latency fault delays a reply's handling until the latency
+// has passed or the message's context ends, whichever is first: the
+// handler waits for the context, then fails with context.Canceled instead
+// of waiting out the latency.
+func TestHandlerLatencyWaitsUntilTheMessageContextEnds(t *testing.T) {
+	env := ordertest.New(t, ordertest.Options{})
+	id := env.Place()
+	reg := newRegistry(t, nil)
+	h, err := ports.NewMessageHandlers(env.App, reg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	handle := handlers(t, h)[contracts.TopicInventoryEvents].handler
 	if err := reg.Set(faults.HandlerLatency, "5m"); err != nil {
 		t.Fatal(err)
 	}
-	msg := encode(t, contracts.StockReleased{OrderID: id})
+	msg := encode(t, contracts.StockReserved{OrderID: id, Items: []contracts.Item{{SKU: "SKU-1", Quantity: 2}}})
+	const wait = 100 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	start := time.Now()
+	time.AfterFunc(wait, cancel)
 	msg.SetContext(ctx)
 	if err := handle(msg); !errors.Is(err, context.Canceled) {
-		t.Errorf("latency with a cancelled context: got %v, want context.Canceled", err)
+		t.Errorf("latency cancelled after %s: got %v, want context.Canceled", wait, err)
+	}
+	if took := time.Since(start); took < wait {
+		t.Errorf("handling took %s, want the latency's wait until the context ended (%s)", took, wait)
+	}
+	if got := env.EventTypes(id); len(got) != 1 {
+		t.Errorf("events: got %v, want OrderPlaced alone (the reply was not handled)", got)
 	}
 }
