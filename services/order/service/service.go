@@ -338,7 +338,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 		MeterProvider: cfg.MeterProvider, Logger: cfg.Logger,
 	}
 	if s.app, err = app.New(app.Config{
-		Transactor: s.store, ReadModel: s.store, Deadlines: s.store,
+		Transactor: s.store, ReadModel: s.store, Deadlines: s.store, Projections: s.store,
 		Catalog: cat, Currency: catalog.Currency,
 		Timeouts: domain.Timeouts{
 			Stock: cfg.StepTimeout, Payment: cfg.StepTimeout, Shipment: cfg.StepTimeout,
@@ -440,7 +440,7 @@ func (s *Service) adminRoutes(e *echo.Echo) {
 		if err := admin.CheckQuery(c.QueryString()); err != nil {
 			return err
 		}
-		n, err := s.store.RebuildProjections(c.Request().Context())
+		n, err := s.app.Commands.RebuildProjections.Handle(c.Request().Context(), app.RebuildProjections{})
 		if err != nil {
 			return err
 		}

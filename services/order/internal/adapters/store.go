@@ -17,10 +17,11 @@ import (
 )
 
 // Store is the order service's storage: it runs the application's
-// transactions (app.Transactor), finds due deadlines (app.DeadlineIndex)
-// and answers queries (app.ReadModel). Its methods return a database that
-// cannot be used now (full, failing, locked, out of file descriptors) as
-// an error matching app.ErrStorageUnavailable (see storageErr).
+// transactions (app.Transactor), finds due deadlines (app.DeadlineIndex),
+// answers queries (app.ReadModel) and rebuilds the projections they read
+// (app.ProjectionRebuilder). Its methods return a database that cannot be
+// used now (full, failing, locked, out of file descriptors) as an error
+// matching app.ErrStorageUnavailable (see storageErr).
 type Store struct {
 	db     *DB
 	outbox *outbox.Outbox
@@ -35,9 +36,10 @@ type Store struct {
 }
 
 var (
-	_ app.Transactor    = (*Store)(nil)
-	_ app.DeadlineIndex = (*Store)(nil)
-	_ app.ReadModel     = (*Store)(nil)
+	_ app.Transactor          = (*Store)(nil)
+	_ app.DeadlineIndex       = (*Store)(nil)
+	_ app.ReadModel           = (*Store)(nil)
+	_ app.ProjectionRebuilder = (*Store)(nil)
 )
 
 // NewStore returns a Store on db whose transactions write outgoing messages

@@ -1,10 +1,10 @@
 // Package app is the order service's application layer: one command per
-// file (place, cancel, handle a service reply, fire due timeouts) and the
-// queries of the read model. It runs each decision of the domain in one
-// local transaction that appends the order's events, updates its
-// projections and deadline, and stores the messages to send in the outbox;
-// a reply from another service is also recorded in the inbox in that same
-// transaction.
+// file (place, cancel, handle a service reply, fire due timeouts, rebuild
+// the projections) and the queries of the read model. It runs each
+// decision of the domain in one local transaction that appends the order's
+// events, updates its projections and deadline, and stores the messages to
+// send in the outbox; a reply from another service is also recorded in the
+// inbox in that same transaction.
 //
 // Ports (HTTP, queue handlers) call only this package. The storage it needs
 // is described by the small interfaces below and provided by the adapters
@@ -189,10 +189,11 @@ func (a *Application) Close() error {
 
 // Commands change orders.
 type Commands struct {
-	PlaceOrder   PlaceOrderHandler
-	CancelOrder  CancelOrderHandler
-	HandleReply  HandleReplyHandler
-	FireTimeouts FireTimeoutsHandler
+	PlaceOrder         PlaceOrderHandler
+	CancelOrder        CancelOrderHandler
+	HandleReply        HandleReplyHandler
+	FireTimeouts       FireTimeoutsHandler
+	RebuildProjections RebuildProjectionsHandler
 }
 
 // Queries read the projections and the event store.
@@ -208,6 +209,8 @@ type Config struct {
 	Transactor Transactor
 	ReadModel  ReadModel
 	Deadlines  DeadlineIndex
+	// Projections rebuilds the projections ReadModel reads.
+	Projections ProjectionRebuilder
 	// Catalog prices the orders, in Currency.
 	Catalog  catalog.Catalog
 	Currency string
@@ -243,6 +246,8 @@ func New(cfg Config) (*Application, error) {
 	a.Commands.HandleReply, err = NewHandleReplyHandler(cfg.Transactor, cfg.Options)
 	check(err)
 	a.Commands.FireTimeouts, err = NewFireTimeoutsHandler(cfg.Transactor, cfg.Deadlines, cfg.Options)
+	check(err)
+	a.Commands.RebuildProjections, err = NewRebuildProjectionsHandler(cfg.Projections)
 	check(err)
 	a.Queries.GetOrder, err = NewGetOrderHandler(cfg.ReadModel)
 	check(err)

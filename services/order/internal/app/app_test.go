@@ -554,7 +554,7 @@ func TestNewThatFailsRegistersNoGauge(t *testing.T) {
 	env := ordertest.New(t, ordertest.Options{})
 	reader := sdkmetric.NewManualReader()
 	_, err := app.New(app.Config{
-		Transactor: env.Store, ReadModel: env.Store, Deadlines: env.Store,
+		Transactor: env.Store, ReadModel: env.Store, Deadlines: env.Store, Projections: env.Store,
 		Catalog: catalog.Default(), Currency: catalog.Currency,
 		MaxOpenOrders: -1, // the one thing wrong
 		Options:       app.Options{MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))},

@@ -112,7 +112,7 @@ func New(t testing.TB, opts Options) *Env {
 	ao := opts.App
 	ao.Clock = opts.Clock.Now
 	a, err := app.New(app.Config{
-		Transactor: tx, ReadModel: store, Deadlines: store,
+		Transactor: tx, ReadModel: store, Deadlines: store, Projections: store,
 		Catalog: catalog.Default(), Currency: catalog.Currency,
 		Timeouts:      domain.Timeouts{Stock: StepTimeout, Payment: StepTimeout, Shipment: StepTimeout, Compensation: StepTimeout},
 		MaxOpenOrders: opts.MaxOpenOrders,
