@@ -109,12 +109,10 @@ func parseConfig(args []string, lookup servicecmd.LookupFunc, out io.Writer) (co
 	if err := service.CheckSynchronous(s.Synchronous); err != nil {
 		errs = append(errs, fmt.Errorf("--db-synchronous (DB_SYNCHRONOUS) %w", err))
 	}
-	switch {
-	case s.MaxOpenOrders < 0:
+	if s.MaxOpenOrders < 0 {
 		errs = append(errs, fmt.Errorf("--max-open-orders (MAX_OPEN_ORDERS) must not be negative, got %d", s.MaxOpenOrders))
-	case s.MaxOpenOrders == 0:
-		s.MaxOpenOrders = -1 // service.Config's "no limit"; its 0 is the default
 	}
+	s.NoOpenOrderLimit = s.MaxOpenOrders == 0 // service.Config's 0 is the default
 	s.AllowedHosts = servicecmd.SplitHosts(allowedHosts)
 	errs = append(errs, servicecmd.LogLevel(&c.LogLevel, level))
 	return c, errors.Join(errs...)

@@ -79,13 +79,13 @@ func TestParseConfig(t *testing.T) {
 			}
 		}, ""},
 		{"no open-order limit", []string{"--max-open-orders", "0"}, nil, func(t *testing.T, c config) {
-			if c.Service.MaxOpenOrders >= 0 {
-				t.Errorf("got MaxOpenOrders %d, want it negative (service.Config's no limit)", c.Service.MaxOpenOrders)
+			if !c.Service.NoOpenOrderLimit || c.Service.MaxOpenOrders != 0 {
+				t.Errorf("got MaxOpenOrders %d, NoOpenOrderLimit %v, want 0 and true (service.Config's no limit)", c.Service.MaxOpenOrders, c.Service.NoOpenOrderLimit)
 			}
 		}, ""},
 		{"open-order limit from the environment", nil, map[string]string{"MAX_OPEN_ORDERS": "50"}, func(t *testing.T, c config) {
-			if c.Service.MaxOpenOrders != 50 {
-				t.Errorf("got MaxOpenOrders %d, want 50", c.Service.MaxOpenOrders)
+			if c.Service.MaxOpenOrders != 50 || c.Service.NoOpenOrderLimit {
+				t.Errorf("got MaxOpenOrders %d, NoOpenOrderLimit %v, want 50 and false", c.Service.MaxOpenOrders, c.Service.NoOpenOrderLimit)
 			}
 		}, ""},
 		{"max abandoned by default", nil, nil, func(t *testing.T, c config) {

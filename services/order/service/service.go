@@ -127,9 +127,13 @@ type Config struct {
 	// many orders have not ended, so that an overloaded system sheds new
 	// work instead of queueing it past the step deadlines, where every
 	// timeout adds compensations to the backlog. Keep it below what the
-	// system finishes in a step timeout. Default DefaultMaxOpenOrders;
-	// negative: no limit.
+	// system finishes in a step timeout. 0 (as every zero field here)
+	// takes the default, DefaultMaxOpenOrders; negative is an error. For
+	// no limit, set NoOpenOrderLimit instead.
 	MaxOpenOrders int
+	// NoOpenOrderLimit turns the open-order limit off (the command line's
+	// --max-open-orders 0); MaxOpenOrders must then be 0.
+	NoOpenOrderLimit bool
 	// TimeoutScanInterval is how often due deadlines are looked for.
 	// Default min(1s, StepTimeout/4).
 	TimeoutScanInterval time.Duration
@@ -200,7 +204,7 @@ func (c *Config) setDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
 	}
-	if c.MaxOpenOrders == 0 {
+	if c.MaxOpenOrders == 0 && !c.NoOpenOrderLimit {
 		c.MaxOpenOrders = DefaultMaxOpenOrders
 	}
 	if c.MaxAttempts == 0 {
@@ -241,6 +245,12 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.StepTimeout < 0 || c.CompensationTimeout < 0 || c.TimeoutScanInterval < 0 || c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("timeouts and intervals must not be negative"))
+	}
+	if c.MaxOpenOrders < 0 {
+		errs = append(errs, fmt.Errorf("max open orders must not be negative, got %d (NoOpenOrderLimit turns the limit off)", c.MaxOpenOrders))
+	}
+	if c.NoOpenOrderLimit && c.MaxOpenOrders != 0 {
+		errs = append(errs, fmt.Errorf("max open orders %d and no open-order limit both set", c.MaxOpenOrders))
 	}
 	if c.Concurrency < 1 || c.MaxAttempts < 1 || c.MaxAbandoned < 1 {
 		errs = append(errs, errors.New("concurrency, max attempts and max abandoned must be at least 1"))
@@ -344,7 +354,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 			Stock: cfg.StepTimeout, Payment: cfg.StepTimeout, Shipment: cfg.StepTimeout,
 			Compensation: cfg.CompensationTimeout,
 		},
-		MaxOpenOrders: max(cfg.MaxOpenOrders, 0), // negative: no limit
+		MaxOpenOrders: cfg.MaxOpenOrders, // 0 with NoOpenOrderLimit: app.Config's no limit
 		Options:       opts,
 	}); err != nil {
 		return nil, err
@@ -517,7 +527,7 @@ func (s *Service) Run(ctx context.Context) error {
 		adminURL = "http://" + a // a URL, as "http" and the other services' addresses
 	}
 	s.logger.InfoContext(ctx, "order service started",
-		"http", "http://"+s.HTTPAddr(), "admin", adminURL, "step_timeout", s.cfg.StepTimeout.String(), "max_open_orders", max(s.cfg.MaxOpenOrders, 0)) // 0: no limit, as the flag says
+		"http", "http://"+s.HTTPAddr(), "admin", adminURL, "step_timeout", s.cfg.StepTimeout.String(), "max_open_orders", s.cfg.MaxOpenOrders) // 0: no limit, as the flag says
 
 	var runErr error
 	select {

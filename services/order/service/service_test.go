@@ -349,25 +349,27 @@ func TestAStalledClientDoesNotFailTheStop(t *testing.T) {
 }
 
 // Config.MaxOpenOrders reaches POST /orders: 0 takes the default, a
-// positive value is the limit, a negative one means none. No worker runs,
-// so every placed order stays open.
+// positive value is the limit; NoOpenOrderLimit means none. No worker
+// runs, so every placed order stays open.
 func TestMaxOpenOrders(t *testing.T) {
 	tests := []struct {
 		name    string
 		limit   int
+		noLimit bool
 		orders  int   // placed one after the other
 		refused []int // indexes of those that get 503
 	}{
-		{"limit of two", 2, 3, []int{2}},
-		{"no limit", -1, 3, nil},
-		{"zero takes the default (2000), not a limit of zero", 0, 3, nil},
+		{"limit of two", 2, false, 3, []int{2}},
+		{"no limit", 0, true, 3, nil},
+		{"zero takes the default (2000), not a limit of zero", 0, false, 3, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			q := openQueue(t, "memory://")
 			svc, err := service.New(ctx, service.Config{
-				Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off", MaxOpenOrders: tc.limit,
+				Queue: q, DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", AdminAddr: "off",
+				MaxOpenOrders: tc.limit, NoOpenOrderLimit: tc.noLimit,
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -407,6 +409,9 @@ func TestConfigValidation(t *testing.T) {
 		{"bad http address", service.Config{HTTPAddr: "nope"}},
 		{"negative timeout", service.Config{StepTimeout: -time.Second}},
 		{"bad queue URL", service.Config{QueueURL: "redis://x", HTTPAddr: "127.0.0.1:0", AdminAddr: "off"}},
+		// No limit is NoOpenOrderLimit, not a negative limit.
+		{"negative open-order limit", service.Config{MaxOpenOrders: -1, HTTPAddr: "127.0.0.1:0", AdminAddr: "off"}},
+		{"an open-order limit and no limit", service.Config{MaxOpenOrders: 5, NoOpenOrderLimit: true, HTTPAddr: "127.0.0.1:0", AdminAddr: "off"}},
 	}
 	for _, tc := range tests {
 		tc.cfg.DataDir = t.TempDir()

@@ -220,7 +220,9 @@ type Config struct {
 	// MaxOpenOrders, when positive, refuses a new order while that many
 	// orders are open (ErrTooManyOpenOrders), so that an overloaded system
 	// sheds new work instead of queueing it past the step deadlines,
-	// where every timeout adds compensations to the backlog. 0: no limit.
+	// where every timeout adds compensations to the backlog. 0: no limit
+	// (this Config has no defaults; service.Config, which has, turns the
+	// limit off with NoOpenOrderLimit); negative is an error.
 	MaxOpenOrders int
 	Options       Options
 }
