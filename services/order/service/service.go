@@ -338,13 +338,13 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.inbox, err = inbox.New(ctx, s.db.Writer, inbox.Config{Logger: wlog}); err != nil {
 		return nil, err
 	}
-	if s.store, err = adapters.NewStore(s.db, ob, s.inbox); err != nil {
+	if s.store, err = adapters.NewStore(s.db, ob, s.inbox, cfg.Propagator); err != nil {
 		return nil, err
 	}
 	s.store.BeforeInboxCommit = func() { s.faults.CrashPoint(faults.CrashMidHandler) }
 
 	opts := app.Options{
-		Clock: cfg.Clock, Propagator: cfg.Propagator, TracerProvider: cfg.TracerProvider,
+		Clock: cfg.Clock, TracerProvider: cfg.TracerProvider,
 		MeterProvider: cfg.MeterProvider, Logger: cfg.Logger,
 	}
 	if s.app, err = app.New(app.Config{

@@ -78,7 +78,7 @@ func TestWriteHealthFollowsTheTransactions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := NewStore(db, ob, ib)
+	s, err := NewStore(db, ob, ib, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

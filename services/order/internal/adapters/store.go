@@ -9,9 +9,13 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/servicedb"
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
+	"github.com/orderflow/orderflow/queue/tracing"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
@@ -27,6 +31,8 @@ type Store struct {
 	outbox *outbox.Outbox
 	inbox  *inbox.Inbox
 	events EventStore
+	// propagator writes the trace context into emitted messages.
+	propagator propagation.TextMapPropagator
 	// streams keeps the events of orders in progress decoded.
 	streams *streamCache
 	// BeforeInboxCommit, when set, runs after the work of an inbox
@@ -43,12 +49,17 @@ var (
 )
 
 // NewStore returns a Store on db whose transactions write outgoing messages
-// to ob and record processed messages in ib; both must use db.Writer.
-func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox) (*Store, error) {
+// to ob, with the trace context written by prop (nil:
+// tracing.DefaultPropagator), and record processed messages in ib; ob and
+// ib must use db.Writer.
+func NewStore(db *DB, ob *outbox.Outbox, ib *inbox.Inbox, prop propagation.TextMapPropagator) (*Store, error) {
 	if db == nil || ob == nil || ib == nil {
 		return nil, errors.New("new store: database, outbox and inbox are required")
 	}
-	return &Store{db: db, outbox: ob, inbox: ib, streams: newStreamCache(DefaultStreamCacheSize)}, nil
+	if prop == nil {
+		prop = tracing.DefaultPropagator()
+	}
+	return &Store{db: db, outbox: ob, inbox: ib, propagator: prop, streams: newStreamCache(DefaultStreamCacheSize)}, nil
 }
 
 // InTx runs fn in a transaction of the writer that it shares with the
@@ -236,13 +247,16 @@ func (t *storeTx) cacheAppended(o *domain.Order, expected int, appended []domain
 	})
 }
 
-func (t *storeTx) StoreMessages(ctx context.Context, msgs ...app.Outgoing) error {
-	for _, m := range msgs {
-		if err := t.s.outbox.Store(ctx, t.tx.tx, m.Topic, m.Message); err != nil {
-			return err
-		}
+// Emit encodes m as servicedb.NewMessage does for every service (a new
+// id, the contract metadata, the causation id, the trace context of ctx
+// written by the store's propagator) and stores it in the outbox, for m's
+// topic.
+func (t *storeTx) Emit(ctx context.Context, m contracts.Message, causationID string) error {
+	msg, err := servicedb.NewMessage(ctx, m, causationID, t.s.propagator)
+	if err != nil {
+		return err
 	}
-	return nil
+	return t.s.outbox.Store(ctx, t.tx.tx, m.Topic(), msg)
 }
 
 func (t *storeTx) IdempotencyKey(ctx context.Context, key string) (app.IdempotencyRecord, bool, error) {

@@ -17,11 +17,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/pkg/catalog"
+	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
 
@@ -80,12 +80,6 @@ type EventMetadata struct {
 	TraceFlags string `json:"trace_flags,omitempty"`
 }
 
-// Outgoing is a message to store in the outbox, addressed to Topic.
-type Outgoing struct {
-	Topic   string
-	Message *message.Message
-}
-
 // IdempotencyRecord maps an Idempotency-Key to the order it placed.
 type IdempotencyRecord struct {
 	Key         string
@@ -110,9 +104,12 @@ type Tx interface {
 	// index; then clears o's pending events. An append that finds the
 	// stream moved on returns an error matching ErrConflict.
 	SaveOrder(ctx context.Context, o *domain.Order, meta EventMetadata, at time.Time) error
-	// StoreMessages records msgs in the outbox; they are forwarded to the
-	// shared queue if and only if the transaction commits.
-	StoreMessages(ctx context.Context, msgs ...Outgoing) error
+	// Emit stores m in the outbox, to be forwarded to m's topic on the
+	// shared queue if and only if the transaction commits. The message
+	// gets a new id, the contract metadata, causationID (what caused the
+	// decision, as EventMetadata.CausationID; "" for none) and the trace
+	// context of ctx.
+	Emit(ctx context.Context, m contracts.Message, causationID string) error
 	// IdempotencyKey returns the record of key, found false if none.
 	IdempotencyKey(ctx context.Context, key string) (rec IdempotencyRecord, found bool, err error)
 	// SaveIdempotencyKey records rec; a second record for the same key is

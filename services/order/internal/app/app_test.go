@@ -66,15 +66,23 @@ func TestPlaceOrderStoresEventAndMessagesInOneTransaction(t *testing.T) {
 	if _, ok := out[1].Message.(contracts.OrderPlaced); !ok || out[1].Topic != contracts.TopicOrderEvents {
 		t.Errorf("second message: got %s on %s, want OrderPlaced on order.events", out[1].Message.MessageType(), out[1].Topic)
 	}
+	if out[0].UUID == out[1].UUID {
+		t.Errorf("message ids: got %q twice, want a new id per message", out[0].UUID)
+	}
 	for _, m := range out {
-		md := m.Metadata
-		if md[contracts.MetadataCorrelationID] != res.OrderID || md[contracts.MetadataCausationID] != "req-7" || md[contracts.MetadataMessageID] != m.UUID {
-			t.Errorf("%s metadata: got correlation %q causation %q message_id %q, want %s req-7 %s",
-				m.Message.MessageType(), md[contracts.MetadataCorrelationID], md[contracts.MetadataCausationID], md[contracts.MetadataMessageID], res.OrderID, m.UUID)
+		// Exactly this: the contract's metadata, the message's id, the
+		// request as the cause, and the placing span as the parent of the
+		// forwarder's publish span.
+		want := map[string]string{
+			contracts.MetadataType:          m.Message.MessageType(),
+			contracts.MetadataSchemaVersion: "1",
+			contracts.MetadataCorrelationID: res.OrderID,
+			contracts.MetadataMessageID:     m.UUID,
+			contracts.MetadataCausationID:   "req-7",
+			"traceparent":                   "00-" + traceID.String() + "-" + spanID.String() + "-01",
 		}
-		// The placing span is the parent of the forwarder's publish span.
-		if want := "00-" + traceID.String() + "-" + spanID.String() + "-01"; md["traceparent"] != want {
-			t.Errorf("%s traceparent: got %q, want %q", m.Message.MessageType(), md["traceparent"], want)
+		if !maps.Equal(m.Metadata, want) {
+			t.Errorf("%s metadata:\n got %v\nwant %v", m.Message.MessageType(), m.Metadata, want)
 		}
 	}
 }

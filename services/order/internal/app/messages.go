@@ -1,15 +1,9 @@
 package app
 
 import (
-	"context"
 	"fmt"
 
-	"github.com/ThreeDotsLabs/watermill/message"
-	"go.opentelemetry.io/otel/propagation"
-
 	"github.com/orderflow/orderflow/pkg/contracts"
-	"github.com/orderflow/orderflow/queue"
-	"github.com/orderflow/orderflow/queue/tracing"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
 )
 
@@ -72,11 +66,9 @@ func contractAddress(a domain.Address) contracts.Address {
 	}
 }
 
-// outgoingMessages encodes what a decision sends: its saga commands, then
-// the public events it recorded. Each message gets a new id, the causation
-// id, and the trace context of ctx, so the forwarder's publish span is a
-// child of the span that made the decision.
-func outgoingMessages(ctx context.Context, prop propagation.TextMapPropagator, o *domain.Order, d domain.Decision, causationID string) ([]Outgoing, error) {
+// decisionMessages returns what a decision sends: its saga commands, then
+// the public events it recorded.
+func decisionMessages(o *domain.Order, d domain.Decision) ([]contracts.Message, error) {
 	var ms []contracts.Message
 	for _, c := range d.Commands {
 		m, err := commandMessage(c)
@@ -90,23 +82,5 @@ func outgoingMessages(ctx context.Context, prop propagation.TextMapPropagator, o
 			ms = append(ms, m)
 		}
 	}
-	tc := tracing.Config{Propagator: prop}
-	out := make([]Outgoing, 0, len(ms))
-	for _, m := range ms {
-		payload, meta, err := contracts.Encode(m)
-		if err != nil {
-			return nil, fmt.Errorf("encode %s: %w", m.MessageType(), err)
-		}
-		msg := message.NewMessage(queue.NewMessageID(), payload)
-		for k, v := range meta {
-			msg.Metadata.Set(k, v)
-		}
-		msg.Metadata.Set(contracts.MetadataMessageID, msg.UUID)
-		if causationID != "" {
-			msg.Metadata.Set(contracts.MetadataCausationID, causationID)
-		}
-		tc.Inject(ctx, msg)
-		out = append(out, Outgoing{Topic: m.Topic(), Message: msg})
-	}
-	return out, nil
+	return ms, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/metric"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -27,9 +26,6 @@ const instrumentationName = "github.com/orderflow/orderflow/services/order/inter
 type Options struct {
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
-	// Propagator writes the trace context into outgoing messages. Default
-	// W3C Trace Context plus Baggage.
-	Propagator propagation.TextMapPropagator
 	// TracerProvider creates the spans of timeouts and cancellations.
 	// Default no-op.
 	TracerProvider trace.TracerProvider
@@ -47,9 +43,6 @@ type Options struct {
 func (o *Options) setDefaults() {
 	if o.Clock == nil {
 		o.Clock = time.Now
-	}
-	if o.Propagator == nil {
-		o.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	}
 	if o.TracerProvider == nil {
 		o.TracerProvider = tracenoop.NewTracerProvider()
@@ -98,21 +91,25 @@ func newCommitter(opts Options) (*committer, error) {
 
 func (c *committer) now() time.Time { return c.opts.Clock().UTC() }
 
-// commit saves o (whose pending events are d's) and stores d's messages in
-// the outbox, within tx. An empty decision stores nothing.
+// commit saves o (whose pending events are d's) and emits d's messages
+// (Tx.Emit) with meta's causation id and the trace context of ctx, so the
+// forwarder's publish span is a child of the span that made the decision;
+// all within tx. An empty decision stores nothing.
 func (c *committer) commit(ctx context.Context, tx Tx, o *domain.Order, d domain.Decision, meta EventMetadata, now time.Time) error {
 	if d.IsEmpty() {
 		return nil
 	}
-	msgs, err := outgoingMessages(ctx, c.opts.Propagator, o, d, meta.CausationID)
+	msgs, err := decisionMessages(o, d)
 	if err != nil {
 		return err
 	}
 	if err := tx.SaveOrder(ctx, o, meta, now); err != nil {
 		return fmt.Errorf("save order %s: %w", o.ID(), err)
 	}
-	if err := tx.StoreMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("store messages of order %s: %w", o.ID(), err)
+	for _, m := range msgs {
+		if err := tx.Emit(ctx, m, meta.CausationID); err != nil {
+			return fmt.Errorf("emit %s of order %s: %w", m.MessageType(), o.ID(), err)
+		}
 	}
 	return nil
 }

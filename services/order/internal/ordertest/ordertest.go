@@ -101,7 +101,7 @@ func New(t testing.TB, opts Options) *Env {
 	if err != nil {
 		t.Fatalf("inbox: %v", err)
 	}
-	store, err := adapters.NewStore(db, ob, ib)
+	store, err := adapters.NewStore(db, ob, ib, nil)
 	if err != nil {
 		t.Fatalf("store: %v", err)
 	}
