@@ -47,6 +47,7 @@ import (
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
 	"github.com/orderflow/orderflow/queue/retry"
+	"github.com/orderflow/orderflow/queue/tracing"
 	"github.com/orderflow/orderflow/services/order/internal/adapters"
 	"github.com/orderflow/orderflow/services/order/internal/app"
 	"github.com/orderflow/orderflow/services/order/internal/domain"
@@ -163,7 +164,7 @@ type Config struct {
 
 	// Logger, TracerProvider, MeterProvider, Propagator and
 	// MetricsHandler come from pkg/telemetry in main; tests may leave
-	// them nil (discarded, no-op, W3C, none).
+	// them nil (discarded, no-op, tracing.DefaultPropagator, none).
 	Logger         *slog.Logger
 	TracerProvider trace.TracerProvider
 	MeterProvider  metric.MeterProvider
@@ -229,7 +230,7 @@ func (c *Config) setDefaults() {
 		c.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	if c.Propagator == nil {
-		c.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		c.Propagator = tracing.DefaultPropagator()
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
