@@ -1,7 +1,8 @@
 // Package servicecmd is the command line of the worker service binaries
 // (inventory, payment, shipping): the flags they share, each falling back to
 // an environment variable, a --help that lists the fault flags, and the
-// telemetry and fault-flag set-up around running the service.
+// telemetry and fault-flag set-up around running the service. The order
+// service, whose command line is its own, shares that set-up (Process).
 //
 //	var command = servicecmd.Command{
 //		Name: "payment", DefaultHTTPAddr: "127.0.0.1:8082", …,
@@ -186,10 +187,11 @@ func FaultFlagsUsage(out io.Writer, service string) {
 // HANDLER_LATENCY (faults.Registry.LoadEnv).
 func EnvPrefix(service string) string { return strings.ToUpper(service) + "_" }
 
-// Run parses args (see Parse; usage and errors go to stderr), sets up
-// telemetry and the service's fault flags from the environment (whose
-// crash points flush the telemetry before they exit), opens the service
-// with Open and runs it until ctx ends; then it flushes telemetry, by the
+// Run parses args (see Parse; usage and errors go to stderr), sets up the
+// process (StartProcess: telemetry, memory settings), then loads the
+// service's fault flags from the environment (whose crash points flush the
+// telemetry before they exit), opens the service with Open and runs it
+// until ctx ends (Process.RunService); then it flushes telemetry, by the
 // end of the stop's bound (StopDeadline). When ctx ends while the service
 // is still being opened (a stop during start-up), Run returns nil, the
 // failure of the interrupted opening logged at debug level: the stop was
@@ -202,36 +204,21 @@ func (c Command) Run(ctx context.Context, args []string, lookup LookupFunc, stde
 	if err != nil {
 		return err
 	}
-	stopBy := StopDeadline(ctx, cfg.ShutdownTimeout)
-	tel, shutdown, err := StartTelemetry(ctx, c.Name, cfg.LogLevel, stderr)
+	p, err := StartProcess(ctx, c.Name, cfg.LogLevel, cfg.ShutdownTimeout, lookup, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() { shutdown(stopBy()) }()
-	if err := KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
-		return err
-	}
-	if err := CollectLessOften(ctx, tel.Logger, lookup); err != nil {
-		return err
-	}
-	reg, err := LoadFaults(c.Name, tel.Logger, tel.ForceFlush, lookup)
-	if err != nil {
-		return err
-	}
-	svc, err := c.Open(ctx, servicehost.Config{
-		QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, AllowedHosts: SplitHosts(cfg.AllowedHosts),
-		Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned,
-		ShutdownTimeout: cfg.ShutdownTimeout, DedupRetention: cfg.DedupRetention,
-		Logger: tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
-		Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
+	defer p.Close()
+	return p.RunService(ctx, func(ctx context.Context, reg *faults.Registry) (Runner, error) {
+		tel := p.Telemetry
+		return c.Open(ctx, servicehost.Config{
+			QueueURL: cfg.QueueURL, DataDir: cfg.DataDir, HTTPAddr: cfg.HTTPAddr, AllowedHosts: SplitHosts(cfg.AllowedHosts),
+			Concurrency: cfg.Concurrency, MaxAttempts: cfg.MaxAttempts, MaxAbandoned: cfg.MaxAbandoned,
+			ShutdownTimeout: cfg.ShutdownTimeout, DedupRetention: cfg.DedupRetention,
+			Logger: tel.Logger, TracerProvider: tel.TracerProvider, MeterProvider: tel.MeterProvider,
+			Propagator: tel.Propagator, MetricsHandler: tel.MetricsHandler, Faults: reg,
+		})
 	})
-	if err != nil {
-		if StoppedDuringStart(ctx, tel.Logger, err) {
-			return nil
-		}
-		return err
-	}
-	return svc.Run(ctx)
 }
 
 // StoppedDuringStart reports whether ctx ended, which is why opening a

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/orderflow/orderflow/pkg/faults"
 	"github.com/orderflow/orderflow/pkg/servicecmd"
 	"github.com/orderflow/orderflow/pkg/servicehost"
 	"github.com/orderflow/orderflow/queue/retry"
@@ -149,18 +150,12 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 	if err != nil {
 		return err
 	}
-	stopBy := servicecmd.StopDeadline(ctx, cfg.Service.ShutdownTimeout)
-	tel, shutdown, err := servicecmd.StartTelemetry(ctx, service.Name, cfg.LogLevel, stderr)
+	p, err := servicecmd.StartProcess(ctx, service.Name, cfg.LogLevel, cfg.Service.ShutdownTimeout, lookup, stderr)
 	if err != nil {
 		return err
 	}
-	defer func() { shutdown(stopBy()) }()
-	if err := servicecmd.KeepFreedCMemory(ctx, tel.Logger, lookup); err != nil {
-		return err
-	}
-	if err := servicecmd.CollectLessOften(ctx, tel.Logger, lookup); err != nil {
-		return err
-	}
+	defer p.Close()
+	tel := p.Telemetry
 	if cfg.Command == "rebuild-projections" {
 		n, err := service.RebuildProjections(ctx, cfg.Service.DataDir)
 		if err != nil {
@@ -169,21 +164,12 @@ func run(ctx context.Context, args []string, lookup servicecmd.LookupFunc, stder
 		tel.Logger.InfoContext(ctx, "projections rebuilt", "orders", n, "data_dir", cfg.Service.DataDir)
 		return nil
 	}
-	reg, err := servicecmd.LoadFaults(service.Name, tel.Logger, tel.ForceFlush, lookup)
-	if err != nil {
-		return err
-	}
-	sc := cfg.Service
-	sc.Logger, sc.TracerProvider, sc.MeterProvider = tel.Logger, tel.TracerProvider, tel.MeterProvider
-	sc.Propagator, sc.MetricsHandler, sc.Faults = tel.Propagator, tel.MetricsHandler, reg
-	svc, err := service.New(ctx, sc)
-	if err != nil {
-		if servicecmd.StoppedDuringStart(ctx, tel.Logger, err) {
-			return nil // a stop during start-up is a stop
-		}
-		return err
-	}
-	return svc.Run(ctx)
+	return p.RunService(ctx, func(ctx context.Context, reg *faults.Registry) (servicecmd.Runner, error) {
+		sc := cfg.Service
+		sc.Logger, sc.TracerProvider, sc.MeterProvider = tel.Logger, tel.TracerProvider, tel.MeterProvider
+		sc.Propagator, sc.MetricsHandler, sc.Faults = tel.Propagator, tel.MetricsHandler, reg
+		return service.New(ctx, sc)
+	})
 }
 
 // adminAddr checks --admin-addr: HOST:PORT, or "off".
