@@ -25,7 +25,13 @@ type RouterConfig struct {
 	// every service gets every message of the topics it handles.
 	ConsumerGroup string
 	// Concurrency is how many messages of one topic are handled at once
-	// by this process. Default 1 (in order).
+	// by this process. Default 1 (in order). The SQLite and memory://
+	// backends honour it. On PostgreSQL, values above 1 are accepted but
+	// change nothing: a consumer group's poll holds the group's advisory
+	// lock on the topic while it hands its batch out one message at a
+	// time, so the group handles one message of a topic at a time in the
+	// whole deployment, and more processes give fail-over, not
+	// parallelism (see package postgres).
 	Concurrency int
 	// Retry tunes retries and dead-lettering; ConsumerGroup and
 	// DeadLetters are filled in.
