@@ -12,6 +12,9 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/embedded"
+	"go.opentelemetry.io/otel/metric/noop"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -307,4 +310,67 @@ func TestMetricsCountTheDeadLettersOfUnreadableRows(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("Retry.OnDeadLetter: not called within 5s of the count")
 	}
+}
+
+// A failed Open leaves no metric callback behind: the queue gauges'
+// callback reads the backend Open has closed.
+func TestOpenThatFailsToRegisterItsMetricsUnregistersTheGauges(t *testing.T) {
+	mp := &refusingMeterProvider{refuse: 2} // the SQLite write counters'
+	q, err := queue.Open(context.Background(), queue.Config{
+		URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), MeterProvider: mp,
+	})
+	if err == nil {
+		_ = q.Close()
+		t.Fatal("Open: got no error, want the refused registration's")
+	}
+	if !errors.Is(err, errRefused) {
+		t.Errorf("Open: got %v, want an error wrapping %v", err, errRefused)
+	}
+	if len(mp.registered) != 1 {
+		t.Fatalf("registrations before the refused one: got %d, want 1 (the queue gauges)", len(mp.registered))
+	}
+	if !mp.registered[0].unregistered {
+		t.Error("the queue gauges' callback is still registered after Open failed")
+	}
+}
+
+var errRefused = errors.New("registration refused")
+
+// refusingMeterProvider is a no-op MeterProvider whose refuse-th
+// RegisterCallback fails; it records the registrations made. Not for
+// concurrent use.
+type refusingMeterProvider struct {
+	noop.MeterProvider
+	refuse     int
+	calls      int
+	registered []*recordedRegistration
+}
+
+func (p *refusingMeterProvider) Meter(name string, opts ...metric.MeterOption) metric.Meter {
+	return refusingMeter{Meter: p.MeterProvider.Meter(name, opts...), p: p}
+}
+
+type refusingMeter struct {
+	metric.Meter
+	p *refusingMeterProvider
+}
+
+func (m refusingMeter) RegisterCallback(metric.Callback, ...metric.Observable) (metric.Registration, error) {
+	m.p.calls++
+	if m.p.calls == m.p.refuse {
+		return nil, errRefused
+	}
+	r := &recordedRegistration{}
+	m.p.registered = append(m.p.registered, r)
+	return r, nil
+}
+
+type recordedRegistration struct {
+	embedded.Registration
+	unregistered bool
+}
+
+func (r *recordedRegistration) Unregister() error {
+	r.unregistered = true
+	return nil
 }

@@ -108,6 +108,11 @@ func Open(ctx context.Context, cfg Config) (*Queue, error) {
 			q.writes, err = registerWriteCounters(cfg.MeterProvider, wc)
 		}
 		if err != nil {
+			// The gauges' callback reads the backend: a scrape after this
+			// would query a closed one.
+			if q.gauges != nil {
+				_ = q.gauges.Unregister()
+			}
 			_ = b.Close()
 			return nil, fmt.Errorf("queue metrics: %w", err)
 		}
