@@ -78,6 +78,21 @@ type Config struct {
 	Postgres postgres.Config
 }
 
+func (c *Config) setDefaults() {
+	if c.Logger == nil {
+		c.Logger = watermill.NopLogger{}
+	}
+}
+
+// Validate reports a URL whose form no backend takes: an unknown scheme,
+// or a SQLite URL without a path. It opens nothing and checks no more than
+// that; ValidateURL also checks the URL's parameters and settings, and
+// Open what only opening can tell.
+func (c Config) Validate() error {
+	_, err := parseURL(c.URL)
+	return err
+}
+
 // Queue is an open connection to the shared queue.
 type Queue struct {
 	cfg       Config
@@ -91,8 +106,9 @@ type Queue struct {
 
 // Open connects to the queue named by cfg.URL.
 func Open(ctx context.Context, cfg Config) (*Queue, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = watermill.NopLogger{}
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err // says which URL, as OpenBackend's errors do
 	}
 	b, err := OpenBackend(ctx, cfg)
 	if err != nil {

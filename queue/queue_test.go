@@ -622,6 +622,56 @@ func TestNewRouterReportsABadRetryConfig(t *testing.T) {
 	}
 }
 
+// Validate of Config and RouterConfig: what NewRouter and Open refuse
+// before opening anything. Zero values other than the required ones take
+// the defaults, so they are valid.
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name      string
+		validate  func() error
+		wantInErr string // "" for no error
+	}{
+		{"sqlite", queue.Config{URL: "sqlite://data/queue.db"}.Validate, ""},
+		{"sqlite3", queue.Config{URL: "sqlite3:///abs/queue.db?lease=10s"}.Validate, ""},
+		{"postgres", queue.Config{URL: "postgres://app@db:5432/queue"}.Validate, ""},
+		{"postgresql", queue.Config{URL: "postgresql://app@db/queue"}.Validate, ""},
+		{"memory", queue.Config{URL: "memory://"}.Validate, ""},
+		{"no URL", queue.Config{}.Validate, "want sqlite://PATH"},
+		{"no scheme", queue.Config{URL: "data/queue.db"}.Validate, "want sqlite://PATH"},
+		{"unknown scheme", queue.Config{URL: "redis://localhost"}.Validate, `unsupported scheme "redis"`},
+		{"sqlite without a path", queue.Config{URL: "sqlite://?lease=10s"}.Validate, "no file path"},
+		{"router: group only", queue.RouterConfig{ConsumerGroup: "g"}.Validate, ""},
+		{"router: all set", queue.RouterConfig{ConsumerGroup: "g", Concurrency: 8, CloseTimeout: time.Second}.Validate, ""},
+		{"router: no group", queue.RouterConfig{}.Validate, "consumer group is required"},
+		{"router: negative concurrency", queue.RouterConfig{ConsumerGroup: "g", Concurrency: -1}.Validate, "concurrency must not be negative"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.validate()
+			switch {
+			case tt.wantInErr == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tt.wantInErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantInErr)):
+				t.Errorf("got %v, want an error containing %q", err, tt.wantInErr)
+			}
+		})
+	}
+}
+
+// NewRouter refuses what RouterConfig.Validate refuses, before it opens a
+// subscriber.
+func TestNewRouterReportsAnInvalidConfig(t *testing.T) {
+	q := openSQLite(t, filepath.Join(t.TempDir(), "q.db"))
+	for _, cfg := range []queue.RouterConfig{{}, {ConsumerGroup: "g", Concurrency: -1}} {
+		if r, err := q.NewRouter(cfg); err == nil {
+			_ = r.Close()
+			t.Errorf("NewRouter(%+v): got no error", cfg)
+		} else if !strings.HasPrefix(err.Error(), "new router: ") {
+			t.Errorf("NewRouter(%+v): got %q, want it prefixed %q", cfg, err, "new router: ")
+		}
+	}
+}
+
 // refailingBackend dead-letters every message it publishes again before
 // Publish returns, as a consumer that fails on a replayed message at once
 // would, between the replay's publish and its removal of the old entry.

@@ -54,6 +54,29 @@ type RouterConfig struct {
 	OnHandle func(topic string)
 }
 
+func (c *RouterConfig) setDefaults() {
+	if c.Concurrency == 0 {
+		c.Concurrency = 1
+	}
+	if c.CloseTimeout == 0 {
+		c.CloseTimeout = 30 * time.Second
+	}
+}
+
+// Validate reports an unusable config. Zero values are valid: they take
+// the defaults. Retry is checked by NewRouter, once ConsumerGroup and
+// DeadLetters are filled in.
+func (c RouterConfig) Validate() error {
+	var errs []error
+	if c.ConsumerGroup == "" {
+		errs = append(errs, errors.New("consumer group is required"))
+	}
+	if c.Concurrency < 0 {
+		errs = append(errs, errors.New("concurrency must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
 // Router runs handlers for one consumer group. Every handler is wrapped,
 // outermost first, in: panic recovery (a last resort for the middleware
 // itself), a hand-over to a long-lived goroutine whose stack has grown
@@ -81,11 +104,9 @@ type Router struct {
 
 // NewRouter creates a router for cfg.ConsumerGroup.
 func (q *Queue) NewRouter(cfg RouterConfig) (*Router, error) {
-	if cfg.ConsumerGroup == "" {
-		return nil, errors.New("new router: consumer group is required")
-	}
-	if cfg.CloseTimeout == 0 {
-		cfg.CloseTimeout = 30 * time.Second
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new router: %w", err)
 	}
 	rc := cfg.Retry
 	rc.ConsumerGroup = cfg.ConsumerGroup
