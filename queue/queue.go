@@ -230,7 +230,7 @@ type queueURL struct {
 func parseURL(raw string) (queueURL, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok || rest == "" && !strings.EqualFold(scheme, schemeMemory) {
-		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH or postgres://USER@HOST/DB", ShownURL(raw))
+		return queueURL{}, fmt.Errorf("queue URL %q: want sqlite://PATH, postgres://USER@HOST/DB or memory://", ShownURL(raw))
 	}
 	switch strings.ToLower(scheme) {
 	case "sqlite", "sqlite3":
@@ -244,7 +244,7 @@ func parseURL(raw string) (queueURL, error) {
 	case "postgres", "postgresql":
 		return queueURL{scheme: schemePostgres}, nil
 	default:
-		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite or postgres)", ShownURL(raw), scheme)
+		return queueURL{}, fmt.Errorf("queue URL %q: unsupported scheme %q (want sqlite, postgres or memory)", ShownURL(raw), scheme)
 	}
 }
 

@@ -412,9 +412,9 @@ func TestOpenRejectsBadURLsAndFilesClearly(t *testing.T) {
 	tests := []struct {
 		name, url, wantInErr string
 	}{
-		{"empty", "", "want sqlite://PATH or postgres://"},
+		{"empty", "", "want sqlite://PATH, postgres://USER@HOST/DB or memory://"},
 		{"no scheme", "data/queue.db", "want sqlite://PATH"},
-		{"unknown scheme", "redis://localhost", `unsupported scheme "redis"`},
+		{"unknown scheme", "redis://localhost", `unsupported scheme "redis" (want sqlite, postgres or memory)`},
 		{"no path", "sqlite://", "want sqlite://PATH"},
 		{"directory", "sqlite://" + dir, "is a directory"},
 		{"not a database", "sqlite://" + notADB, "not a SQLite database"},
@@ -453,7 +453,7 @@ func TestValidateURLOpensNothing(t *testing.T) {
 		{"postgresql://nobody@127.0.0.1/none", ""},
 		{"memory://", ""},
 
-		{"", "want sqlite://PATH or postgres://"},
+		{"", "want sqlite://PATH, postgres://USER@HOST/DB or memory://"},
 		{"data/queue.db", "want sqlite://PATH"},
 		{"redis://localhost", `unsupported scheme "redis"`},
 		{"sqlite://", "want sqlite://PATH"},

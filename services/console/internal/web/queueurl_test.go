@@ -44,8 +44,8 @@ func TestCheckQueueURL(t *testing.T) {
 		{"postgres://console:s3cret@" + ln.Addr().String() + "/queue?sslmode=disable", ""},
 		{"postgresql://console@" + ln.Addr().String() + "/queue", ""},
 
-		{"bogus://x", `queue URL "bogus://x": unsupported scheme "bogus" (want sqlite or postgres)`},
-		{"", "want sqlite://PATH or postgres://"},
+		{"bogus://x", `queue URL "bogus://x": unsupported scheme "bogus" (want sqlite, postgres or memory)`},
+		{"", "want sqlite://PATH, postgres://USER@HOST/DB or memory://"},
 		{"data/queue.db", "want sqlite://PATH"},
 		{"sqlite://", "want sqlite://PATH"},
 		{"sqlite://" + missing + "?lease_time=3s", `unknown parameter "lease_time"`},
