@@ -229,8 +229,9 @@ func (routerSubscriber) Close() error { return nil }
 // is recovered and retried like the handler's).
 func (r *Router) AddMiddleware(m ...message.HandlerMiddleware) { r.router.AddMiddleware(m...) }
 
-// Running is closed once every handler is subscribed.
-func (r *Router) Running() chan struct{} { return r.router.Running() }
+// Running is closed once every handler is subscribed. It is receive-only:
+// the router closes it.
+func (r *Router) Running() <-chan struct{} { return r.router.Running() }
 
 // Run handles messages until ctx ends, then stops gracefully: it hands out
 // no more messages, waits for running handlers up to CloseTimeout, recording

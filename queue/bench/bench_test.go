@@ -194,8 +194,14 @@ func split(n, parts, i int) int {
 // runner is what the in-process runs need of a router.
 type runner interface {
 	Run(context.Context) error
-	Running() chan struct{}
+	Running() <-chan struct{}
 }
+
+// watermillRouter is Watermill's router as a runner: its Running returns
+// a bidirectional channel.
+type watermillRouter struct{ *message.Router }
+
+func (r watermillRouter) Running() <-chan struct{} { return r.Router.Running() }
 
 func runGoChannel(b *testing.B, m publishMode) throughput {
 	ps := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
@@ -206,7 +212,7 @@ func runGoChannel(b *testing.B, m publishMode) throughput {
 	}
 	t := newTally(false)
 	r.AddConsumerHandler("bench", benchTopic, ps, t.handle)
-	return runInProcess(b, ps, r, t, m)
+	return runInProcess(b, ps, watermillRouter{r}, t, m)
 }
 
 func runSQLiteInProcess(b *testing.B, m publishMode) throughput {
