@@ -49,7 +49,7 @@ type Config struct {
 	// first handler has finished (an ack that arrives late is honoured:
 	// the redelivery is acked without being handed out). The handler's
 	// message context ends then too; its failure then counts as an
-	// attempt (see retry.Middleware). Default 30s.
+	// attempt (see retry.NewMiddleware). Default 30s.
 	//
 	// It also bounds how long a subscription's transaction, which holds
 	// its group's lock, may stay idle: see HoldTimeout.

@@ -347,8 +347,12 @@ func TestAHandlerThatOutlivesTheAckDeadlineIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	router.AddMiddleware(retry.Middleware(retry.Config{ConsumerGroup: "billing", DeadLetters: b.DeadLetters(), MaxAttempts: 2,
-		InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond}))
+	retries, err := retry.NewMiddleware(retry.Config{ConsumerGroup: "billing", DeadLetters: b.DeadLetters(), MaxAttempts: 2,
+		InitialInterval: 10 * time.Millisecond, MaxInterval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	router.AddMiddleware(retries)
 	var slowDeliveries atomic.Int64
 	nextHandled := make(chan struct{})
 	router.AddConsumerHandler("charge", topic, newSubscriber(t, b, "billing"), func(msg *message.Message) error {

@@ -167,7 +167,7 @@ func (s *subscriber) unreadable(in *message.Message) (unreadableRow, bool) {
 // deadLetterUnreadable dead-letters for the subscriber's group the message
 // of a row readingSchema could not read (u), claimed as delivery d, without
 // handing it out, and reports whether the relay should go on. The dead
-// letter has what a handler's would (retry.Middleware): the topic, the
+// letter has what a handler's would (retry.NewMiddleware): the topic, the
 // group, the attempts and the failure times of d, the payload, and the
 // metadata that could be read, with retry.MetadataDeadLetterReason
 // retry.ReasonUnreadable; its last error is u.Reason. It is counted

@@ -225,16 +225,6 @@ func (c Config) Backoff(attempt int) time.Duration {
 	return time.Duration(d)
 }
 
-// Middleware returns the retry and dead-letter middleware. It panics on an
-// invalid config; NewMiddleware returns the error instead.
-func Middleware(cfg Config) message.HandlerMiddleware {
-	m, err := NewMiddleware(cfg)
-	if err != nil {
-		panic(err.Error())
-	}
-	return m
-}
-
 // NewMiddleware returns the retry and dead-letter middleware, or what is
 // wrong with cfg (its defaults filled in).
 func NewMiddleware(cfg Config) (message.HandlerMiddleware, error) {

@@ -147,7 +147,7 @@ func (l levelLogger) LogContext(_ context.Context, level slog.Level, msg string,
 func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
 	store := &failingStore{}
 	logger := newLevelLogger()
-	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Second, Jitter: 0,
+	h := mustMiddleware(t, Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, InitialInterval: time.Second, MaxInterval: time.Second, Jitter: 0,
 		Logger: logger})(
 		func(*message.Message) ([]*message.Message, error) { return nil, Permanent(errors.New("poison")) })
 	msg := message.NewMessage("m-1", []byte("x"))
@@ -170,7 +170,7 @@ func TestRefusedDeadLetterIsRetriedAfterABackoff(t *testing.T) {
 func TestFailureOfAWithdrawnMessageIsNotDeadLettered(t *testing.T) {
 	store := &failingStore{}
 	logger := newLevelLogger()
-	h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, Logger: logger})(
+	h := mustMiddleware(t, Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 1, Logger: logger})(
 		func(msg *message.Message) ([]*message.Message, error) {
 			<-msg.Context().Done()
 			return nil, fmt.Errorf("charge: %w", msg.Context().Err())
@@ -206,7 +206,7 @@ func TestFailureAfterTheMessagesDeadlineCountsAsAnAttempt(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("attempt %d of 2", tc.attempt), func(t *testing.T) {
 			store := &countingStore{}
-			h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 2})(
+			h := mustMiddleware(t, Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 2})(
 				func(msg *message.Message) ([]*message.Message, error) {
 					<-msg.Context().Done()
 					return nil, fmt.Errorf("charge: %w", msg.Context().Err())
@@ -261,7 +261,7 @@ func TestMessageAbandonedTooOftenIsDeadLetteredUnhandled(t *testing.T) {
 		t.Run("abandoned="+tc.abandoned, func(t *testing.T) {
 			store := &countingStore{}
 			handled := false
-			h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAbandoned: 3})(
+			h := mustMiddleware(t, Config{ConsumerGroup: "g", DeadLetters: store, MaxAbandoned: 3})(
 				func(*message.Message) ([]*message.Message, error) {
 					handled = true
 					return nil, nil
@@ -325,7 +325,7 @@ func TestUnavailableConsumerIsRetriedNotDeadLettered(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			store := &countingStore{}
-			h := Middleware(Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second,
+			h := mustMiddleware(t, Config{ConsumerGroup: "g", DeadLetters: store, MaxAttempts: 5, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second,
 				random: func() float64 { return 0.5 }})( // no jitter
 				func(*message.Message) ([]*message.Message, error) { return nil, tc.err })
 			msg := message.NewMessage("m-1", []byte("x"))
@@ -380,8 +380,7 @@ func TestRetryDelayJitterAndItsCap(t *testing.T) {
 	}
 }
 
-// NewMiddleware returns what is wrong with a config, where Middleware
-// panics.
+// NewMiddleware returns what is wrong with a config.
 func TestNewMiddlewareReportsAnInvalidConfig(t *testing.T) {
 	_, err := NewMiddleware(Config{ConsumerGroup: "g", DeadLetters: &countingStore{}, MaxAttempts: -1})
 	if err == nil || !strings.Contains(err.Error(), "max attempts") {
@@ -426,4 +425,14 @@ func TestAFailedAttemptNamesItsClass(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustMiddleware is NewMiddleware for a config the test knows is valid.
+func mustMiddleware(t *testing.T, cfg Config) message.HandlerMiddleware {
+	t.Helper()
+	m, err := NewMiddleware(cfg)
+	if err != nil {
+		t.Fatalf("NewMiddleware: %v", err)
+	}
+	return m
 }
