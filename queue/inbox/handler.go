@@ -17,7 +17,14 @@ import (
 // returns are stored in the outbox within tx (see HandlerConfig.Outbox);
 // it may also write to the outbox itself with Outbox.Publisher(tx), for
 // example to emit to several topics.
-type TxHandlerFunc func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error)
+//
+// ctx is the one Handle gives its TxFunc: the message context's values
+// (its span, for tracing) without its cancellation. Use it, not
+// msg.Context(), for the statements on tx: once a unit of the shared
+// transaction has begun, Handle runs it to the end whatever the message's
+// context does (see Handle), and mattn/go-sqlite3 runs every statement
+// under a cancellable context in a goroutine of its own.
+type TxHandlerFunc func(ctx context.Context, msg *message.Message, tx *sql.Tx) ([]*message.Message, error)
 
 // TxPublisher returns a publisher whose messages are part of tx, such as
 // *outbox.Outbox.
@@ -79,7 +86,9 @@ func (c HandlerConfig) Validate() error {
 // The returned handler never returns messages to the router (they went to
 // the outbox), so it suits Router.AddConsumerHandler through
 // func(m *message.Message) error { _, err := handler(m); return err }, or
-// AddHandler with any publisher. The message's context is the handler's.
+// AddHandler with any publisher. The message's context ends the wait for
+// the shared transaction (see Handle); h runs with its values only (see
+// TxHandlerFunc).
 //
 // A returned message without trace context gets the handled message's
 // (its context's span: the consumer span under the queue's router), as
@@ -97,8 +106,8 @@ func (i *Inbox) Handler(cfg HandlerConfig, h TxHandlerFunc) (message.HandlerFunc
 	}
 	return func(msg *message.Message) ([]*message.Message, error) {
 		id := cfg.MessageID(msg)
-		dup, err := i.Handle(msg.Context(), cfg.ConsumerGroup, id, func(_ context.Context, tx *sql.Tx) error {
-			out, err := h(msg, tx)
+		dup, err := i.Handle(msg.Context(), cfg.ConsumerGroup, id, func(ctx context.Context, tx *sql.Tx) error {
+			out, err := h(ctx, msg, tx)
 			if err != nil {
 				return err
 			}

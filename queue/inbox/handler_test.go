@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,9 +45,9 @@ func TestHandlerWithOutbox(t *testing.T) {
 		ConsumerGroup: "payment",
 		Outbox:        ob,
 		PublishTopic:  "payment.events",
-	}, func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+	}, func(ctx context.Context, msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
 		calls.Add(1)
-		if _, err := tx.ExecContext(msg.Context(),
+		if _, err := tx.ExecContext(ctx,
 			`INSERT INTO effects (message_id, note) VALUES (?, 'charged')`, msg.UUID); err != nil {
 			return nil, err
 		}
@@ -133,7 +134,7 @@ func TestHandlerRepliesStayInTheHandledMessagesTrace(t *testing.T) {
 		TraceID: trace.TraceID{0xbb, 1}, SpanID: trace.SpanID{0xbb, 2}, TraceFlags: trace.FlagsSampled,
 	})
 	handler, err := ib.Handler(inbox.HandlerConfig{ConsumerGroup: "payment", Outbox: ob, PublishTopic: "payment.events"},
-		func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+		func(_ context.Context, msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
 			withOwn := message.NewMessage("reply-own", nil)
 			tracing.Inject(trace.ContextWithSpanContext(ctx, own), withOwn)
 			return []*message.Message{message.NewMessage("reply", nil), withOwn}, nil
@@ -174,12 +175,44 @@ func TestHandlerRepliesStayInTheHandledMessagesTrace(t *testing.T) {
 	}
 }
 
+// The handler's context is the one Handle gives its function: the
+// message context's values without its cancellation, so that a message
+// given up while its unit runs (the subscriber closing) does not cancel the
+// unit's statements.
+func TestHandlerContextKeepsTheMessagesValuesNotItsCancellation(t *testing.T) {
+	db := openDB(t, 1)
+	ib := newInbox(t, db, inbox.Config{})
+	type key struct{}
+	msgCtx, giveUp := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	defer giveUp()
+	handler, err := ib.Handler(inbox.HandlerConfig{ConsumerGroup: "payment"},
+		func(ctx context.Context, msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+			giveUp() // the message is given up while its unit runs
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("handler context: %w", err)
+			}
+			if got := ctx.Value(key{}); got != "v" {
+				return nil, fmt.Errorf("handler context value: got %v, want v", got)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO effects (message_id, note) VALUES (?, 'x')`, msg.UUID)
+			return nil, err
+		})
+	require.NoError(t, err)
+
+	msg := message.NewMessage("m1", nil)
+	msg.SetContext(msgCtx)
+	_, err = handler(msg)
+	require.NoError(t, err)
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM effects WHERE message_id = 'm1'`), "the effect")
+	assert.Equal(t, 1, countRows(t, db, `SELECT COUNT(*) FROM inbox_processed`), "the id")
+}
+
 func TestHandlerRejectsReturnedMessagesWithoutOutbox(t *testing.T) {
 	db := openDB(t, 1)
 	ib := newInbox(t, db, inbox.Config{})
 	handler, err := ib.Handler(inbox.HandlerConfig{ConsumerGroup: "payment"},
-		func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
-			_, err := tx.Exec(`INSERT INTO effects (message_id, note) VALUES (?, 'x')`, msg.UUID)
+		func(ctx context.Context, msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+			_, err := tx.ExecContext(ctx, `INSERT INTO effects (message_id, note) VALUES (?, 'x')`, msg.UUID)
 			return []*message.Message{message.NewMessage("reply", nil)}, err
 		})
 	require.NoError(t, err)
@@ -196,7 +229,7 @@ func TestHandlerConfigValidation(t *testing.T) {
 	ib := newInbox(t, db, inbox.Config{})
 	ob, err := outbox.New(context.Background(), db, outbox.Config{})
 	require.NoError(t, err)
-	noop := func(*message.Message, *sql.Tx) ([]*message.Message, error) { return nil, nil }
+	noop := func(context.Context, *message.Message, *sql.Tx) ([]*message.Message, error) { return nil, nil }
 	tests := []struct {
 		name    string
 		cfg     inbox.HandlerConfig

@@ -164,8 +164,8 @@ func TestCrashSafety(t *testing.T) {
 			sub, err := q.Subscriber(backend.SubscriberConfig{ConsumerGroup: "payment"})
 			require.NoError(t, err)
 			charge, err := ib.Handler(inbox.HandlerConfig{ConsumerGroup: "payment"},
-				func(msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
-					_, err := tx.ExecContext(msg.Context(), `INSERT INTO charges (order_id) VALUES (?)`,
+				func(ctx context.Context, msg *message.Message, tx *sql.Tx) ([]*message.Message, error) {
+					_, err := tx.ExecContext(ctx, `INSERT INTO charges (order_id) VALUES (?)`,
 						msg.Metadata.Get("correlation_id"))
 					return nil, err
 				})
