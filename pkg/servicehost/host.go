@@ -470,7 +470,8 @@ func (h *Host) Run(ctx context.Context) error {
 }
 
 // Close releases what Open opened: the listener, the message router, the
-// forwarder, the queue (if the service opened it) and the database. Run calls it; call it
+// forwarder, the queue (if the service opened it), the inbox and the
+// database. Run calls it; call it
 // yourself only for a Host that never ran.
 func (h *Host) Close() { h.close(context.Background()) }
 
@@ -497,6 +498,14 @@ func (h *Host) close(ctx context.Context) {
 		}
 	}
 	h.q = nil
+	if h.inbox != nil {
+		// Its statement is prepared on the database closed below. Kept,
+		// not set to nil: a second Close does nothing, and a readiness
+		// check still running may use it (it works after Close).
+		if err := h.inbox.Close(); err != nil {
+			h.logger.Warn("close inbox", slog.Any("error", err))
+		}
+	}
 	if h.db != nil {
 		if err := h.db.Close(); err != nil {
 			h.logger.Warn("close database", slog.Any("error", err))

@@ -79,8 +79,9 @@ func (c Config) Validate() error {
 // *sql.DB instead would wait for the connection tx holds).
 type TxFunc func(ctx context.Context, tx *sql.Tx) error
 
-// Inbox records processed message ids. It is safe for concurrent use and
-// holds no resources of its own: there is nothing to close.
+// Inbox records processed message ids. It is safe for concurrent use.
+// It prepares a statement on the DB, which Close releases; the DB stays
+// the caller's to close.
 type Inbox struct {
 	db     *sql.DB
 	cfg    Config
@@ -150,6 +151,19 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Inbox, error) {
 
 const recordQuery = `INSERT INTO inbox_processed (consumer_group, message_id, processed_at) VALUES (?, ?, ?)
 	ON CONFLICT (consumer_group, message_id) DO NOTHING`
+
+// Close releases the statement New prepared on the DB, on every
+// connection it was prepared on. Call it once the calls using the Inbox
+// have returned, before closing the DB; a second Close does nothing. It
+// does not close the DB. An Inbox used after Close still works
+// (database/sql then prepares the statement again for every message), so
+// a handler that outlives its service's stop is not failed by it.
+func (i *Inbox) Close() error {
+	if err := i.record.Close(); err != nil {
+		return fmt.Errorf("inbox: close: %w", err)
+	}
+	return nil
+}
 
 // Handle runs fn once per (group, messageID): in one local transaction it
 // records the id, runs fn and commits. If the id is already recorded it

@@ -3,6 +3,7 @@ package inbox_test
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -649,4 +650,85 @@ func TestAFailedCommitFailsTheCallsThatFailedToo(t *testing.T) {
 	}
 	assert.NotErrorIs(t, errs[1], errTaken, "the second call's answer rested on the first's uncommitted key")
 	assert.Equal(t, 0, countRows(t, db, `SELECT COUNT(*) FROM keys`))
+}
+
+// Close releases the statement New prepared, on the connections it was
+// prepared on, and an Inbox used after Close still works.
+func TestCloseReleasesThePreparedStatement(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "consumer.db")
+	plain, err := sql.Open("sqlite3", "")
+	require.NoError(t, err)
+	drv := plain.Driver()
+	require.NoError(t, plain.Close())
+	var open atomic.Int64 // driver statements prepared and not closed
+	db := sql.OpenDB(countingConnector{
+		dsn: "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_txlock=immediate", drv: drv, open: &open,
+	})
+	t.Cleanup(func() { _ = db.Close() })
+	db.SetMaxOpenConns(1)
+
+	ib := newInbox(t, db, inbox.Config{})
+	dup, err := ib.Handle(ctx, "g", "m1", func(context.Context, *sql.Tx) error { return nil })
+	require.NoError(t, err)
+	require.False(t, dup)
+	require.Equal(t, int64(1), open.Load(), "statements open while the Inbox is: its record statement")
+
+	require.NoError(t, ib.Close())
+	assert.Equal(t, int64(0), open.Load(), "statements open after Close")
+
+	dup, err = ib.Handle(ctx, "g", "m1", func(context.Context, *sql.Tx) error { return nil })
+	require.NoError(t, err, "Handle after Close")
+	assert.True(t, dup, "m1 after Close: a duplicate")
+	dup, err = ib.Handle(ctx, "g", "m2", func(context.Context, *sql.Tx) error { return nil })
+	require.NoError(t, err, "Handle after Close")
+	assert.False(t, dup, "m2 after Close: new")
+}
+
+// countingConnector opens connections of drv that count the driver
+// statements they prepare and have not closed. Hiding the driver's
+// optional interfaces makes database/sql prepare every statement, which
+// is counted too (and closed after its one use).
+type countingConnector struct {
+	dsn  string
+	drv  driver.Driver
+	open *atomic.Int64
+}
+
+func (c countingConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.drv.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	return countingConn{Conn: conn, open: c.open}, nil
+}
+
+func (c countingConnector) Driver() driver.Driver { return c.drv }
+
+type countingConn struct {
+	driver.Conn
+	open *atomic.Int64
+}
+
+func (c countingConn) Prepare(query string) (driver.Stmt, error) {
+	s, err := c.Conn.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	c.open.Add(1)
+	return &countingStmt{Stmt: s, open: c.open}, nil
+}
+
+type countingStmt struct {
+	driver.Stmt
+	open   *atomic.Int64
+	closed bool
+}
+
+func (s *countingStmt) Close() error {
+	if !s.closed {
+		s.closed = true
+		s.open.Add(-1)
+	}
+	return s.Stmt.Close()
 }

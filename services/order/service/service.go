@@ -623,8 +623,9 @@ func (s *Service) purgeExpired(ctx context.Context, now time.Time) {
 }
 
 // Close releases what New opened: listeners, the message router, the
-// forwarder, the queue (if the service opened it) and the database. Run calls it; call it yourself only for a
-// Service that never ran.
+// forwarder, the queue (if the service opened it), the inbox and the
+// database. Run calls it; call it yourself only for a Service that never
+// ran.
 func (s *Service) Close() { s.close(context.Background()) }
 
 // close is Close, giving up on what the queue has left to write when ctx
@@ -655,6 +656,13 @@ func (s *Service) close(ctx context.Context) {
 	if s.app != nil {
 		_ = s.app.Close() // before the database its gauge reads
 		s.app = nil
+	}
+	if s.inbox != nil {
+		// Its statement is prepared on the database closed below; a
+		// second Close does nothing.
+		if err := s.inbox.Close(); err != nil {
+			s.logger.Warn("close inbox", "error", err)
+		}
 	}
 	if s.db != nil {
 		if err := s.db.Close(); err != nil {
