@@ -116,7 +116,7 @@ func cmdTopics(ctx context.Context, g globals, args []string) error {
 		return printJSON(g, topics) // [] when there are none (Inspector.Topics)
 	}
 	for _, t := range topics {
-		fmt.Fprintln(g.stdout, t)
+		fmt.Fprintln(g.stdout, printableText(t))
 	}
 	return nil
 }
@@ -141,14 +141,14 @@ func cmdStats(ctx context.Context, g globals, args []string) error {
 	fmt.Fprintln(tw, "TOPIC\tSTORED\tDEAD\tGROUP\tDEPTH\tIN FLIGHT\tABANDONED\tRETRYING\tMAX ATTEMPT\tOLDEST")
 	for _, s := range stats {
 		if len(s.Groups) == 0 {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t-\t-\t-\t-\t-\n", s.Topic, s.Stored, s.DeadLetters)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t-\t-\t-\t-\t-\t-\t-\n", printableText(s.Topic), s.Stored, s.DeadLetters)
 		}
 		for i, gs := range s.Groups {
-			topic, stored, dead := s.Topic, strconv.FormatInt(s.Stored, 10), strconv.FormatInt(s.DeadLetters, 10)
+			topic, stored, dead := printableText(s.Topic), strconv.FormatInt(s.Stored, 10), strconv.FormatInt(s.DeadLetters, 10)
 			if i > 0 {
 				topic, stored, dead = "", "", ""
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", topic, stored, dead, gs.ConsumerGroup, gs.Depth, gs.InFlight, gs.Abandoned, gs.Retrying, gs.MaxAttempt, age(gs.OldestAge, gs.Depth))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", topic, stored, dead, printableText(gs.ConsumerGroup), gs.Depth, gs.InFlight, gs.Abandoned, gs.Retrying, gs.MaxAttempt, age(gs.OldestAge, gs.Depth))
 		}
 	}
 	return tw.Flush()
@@ -461,7 +461,7 @@ func knownNames(ctx context.Context, b backend.Backend, topic string, err error)
 		if lerr != nil {
 			return err
 		}
-		return fmt.Errorf("%w (known topics: %s)", err, listOrNone(topics))
+		return fmt.Errorf("%w (known topics: %s)", err, listOrNone(printableTexts(topics)))
 	case errors.Is(err, backend.ErrUnknownGroup):
 		stats, lerr := b.Inspector().Stats(ctx)
 		if lerr != nil {
@@ -559,7 +559,7 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 				}
 				continue
 			}
-			fmt.Fprintf(g.stdout, "%s  %s  %s  type=%s  %s\n", m.CreatedAt.Format("15:04:05.000"), m.Topic, printableText(m.UUID), printableText(m.Metadata["type"]), oneLine(string(printable(m.Payload)), 160))
+			fmt.Fprintf(g.stdout, "%s  %s  %s  type=%s  %s\n", m.CreatedAt.Format("15:04:05.000"), printableText(m.Topic), printableText(m.UUID), printableText(m.Metadata["type"]), oneLine(string(printable(m.Payload)), 160))
 		}
 		if len(msgs) == batch {
 			continue
@@ -585,7 +585,7 @@ func noteUnknownTopic(ctx context.Context, b backend.Backend, topic string, w io
 	}
 	known := "none"
 	if len(topics) > 0 {
-		known = strings.Join(topics, ", ")
+		known = strings.Join(printableTexts(topics), ", ")
 	}
 	fmt.Fprintf(w, "queuectl: tail: no topic %q yet (known: %s); waiting for it\n", topic, known)
 	return nil
@@ -693,9 +693,11 @@ func oneLine(s string, n int) string {
 
 // printable shows text payloads as they are, and quoted (Go syntax, every
 // control character escaped) those that are not valid UTF-8 or hold a
-// control character other than newline and tab: a payload or an error
-// message may hold terminal escape sequences, which must not reach the
-// terminal raw.
+// control character other than newline and tab (see hasControl): a
+// payload or an error message may hold terminal escape sequences, which
+// must not reach the terminal raw, or bidirectional and invisible format
+// characters, which make the terminal show other text than the bytes
+// hold (U+202E turns the rest of a line around).
 func printable(b []byte) []byte {
 	if utf8.Valid(b) && !hasControl(string(b), true) {
 		return b
@@ -703,8 +705,9 @@ func printable(b []byte) []byte {
 	return []byte(strconv.Quote(string(b)))
 }
 
-// printableText is printable for a field shown on one line (metadata, a
-// consumer group, an error in a table): a newline is quoted there too.
+// printableText is printable for a field shown on one line (a topic, a
+// consumer group, metadata, an error in a table): a newline is quoted
+// there too.
 func printableText(s string) string {
 	if utf8.ValidString(s) && !hasControl(s, false) {
 		return s
@@ -712,14 +715,26 @@ func printableText(s string) string {
 	return strconv.Quote(s)
 }
 
-// hasControl reports whether s holds a C0 or C1 control character, or
-// DEL; newline and tab are allowed when multiline is set.
+// printableTexts is printableText of each name.
+func printableTexts(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = printableText(n)
+	}
+	return out
+}
+
+// hasControl reports whether s holds a C0 or C1 control character, DEL,
+// or a format character (Unicode category Cf: the bidirectional controls
+// U+202A–U+202E, U+2066–U+2069, U+200E, U+200F and U+061C, the zero-width
+// characters, U+FEFF); newline and tab are allowed when multiline is set.
+// strconv.Quote escapes all of them.
 func hasControl(s string, multiline bool) bool {
 	for _, r := range s {
 		if multiline && (r == '\n' || r == '\t') {
 			continue
 		}
-		if unicode.IsControl(r) {
+		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
 			return true
 		}
 	}

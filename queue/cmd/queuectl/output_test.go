@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill/message"
+
 	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 )
@@ -102,5 +104,96 @@ func TestControlCharactersAreQuoted(t *testing.T) {
 	plain, _, err := runCLI(t, "--queue-url", url, "dlq", "show", "1")
 	if err != nil || !strings.Contains(plain, "\n{\"bad\":true}\n") || !strings.Contains(plain, "Last error:      boom\n") {
 		t.Errorf("dlq show 1: got %q (%v), want the payload and error unquoted", plain, err)
+	}
+}
+
+// Format characters (category Cf) reorder or hide what a terminal shows,
+// as control characters can: printable and printableText quote them too.
+func TestPrintableQuotesFormatCharacters(t *testing.T) {
+	tests := []struct {
+		name, in      string
+		wantText      string // printableText(in)
+		wantMultiline string // printable([]byte(in))
+	}{
+		{"plain", "charge o-1", "charge o-1", "charge o-1"},
+		{"non-ASCII letters", "café ✓", "café ✓", "café ✓"},
+		{"newline and tab", "a\n\tb", `"a\n\tb"`, "a\n\tb"},
+		{"right-to-left override", "boom\u202eenif", `"boom\u202eenif"`, `"boom\u202eenif"`},
+		{"left-to-right embedding", "\u202ax", `"\u202ax"`, `"\u202ax"`},
+		{"pop directional formatting", "x\u202c", `"x\u202c"`, `"x\u202c"`},
+		{"right-to-left isolate", "\u2067x\u2069", `"\u2067x\u2069"`, `"\u2067x\u2069"`},
+		{"left-to-right mark", "x\u200e", `"x\u200e"`, `"x\u200e"`},
+		{"right-to-left mark", "x\u200f", `"x\u200f"`, `"x\u200f"`},
+		{"Arabic letter mark", "x\u061c", `"x\u061c"`, `"x\u061c"`},
+		{"zero-width space", "pay\u200bment", `"pay\u200bment"`, `"pay\u200bment"`},
+		{"zero-width joiner", "a\u200db", `"a\u200db"`, `"a\u200db"`},
+		{"byte order mark", "\ufeff{}", `"\ufeff{}"`, `"\ufeff{}"`},
+		{"escape", "x\x1b[2J", `"x\x1b[2J"`, `"x\x1b[2J"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := printableText(tt.in); got != tt.wantText {
+				t.Errorf("printableText(%q) = %q, want %q", tt.in, got, tt.wantText)
+			}
+			if got := string(printable([]byte(tt.in))); got != tt.wantMultiline {
+				t.Errorf("printable(%q) = %q, want %q", tt.in, got, tt.wantMultiline)
+			}
+		})
+	}
+}
+
+// A right-to-left override in a topic, a consumer group, a payload or an
+// error is quoted by topics, stats, dlq list and dlq show, so that it
+// cannot turn around what the operator reads.
+func TestBidiOverridesAreQuoted(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "q.db")
+	url := "sqlite://" + path
+	q, err := queue.Open(ctx, queue.Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const group, topic = "billing\u202e", "orders\u202e"
+	sub, err := q.Backend().Subscriber(backend.SubscriberConfig{ConsumerGroup: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.(message.SubscribeInitializer).SubscribeInitialize("orders"); err != nil {
+		t.Fatal(err)
+	}
+	_ = sub.Close()
+	now := time.Now()
+	err = q.Backend().DeadLetters().Put(ctx, backend.DeadLetter{
+		MessageUUID: "dead-a", Topic: topic, ConsumerGroup: group,
+		Payload: []byte("{\"note\":\"\u202e}1:\\\"a\\\"{\"}"), Metadata: map[string]string{},
+		Attempts: 1, LastError: "boom\u202eenif", FirstFailedAt: now, LastFailedAt: now,
+	})
+	_ = q.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wants := map[string][]string{
+		"topics":   {`"orders\u202e"`},
+		"stats":    {`"orders\u202e"`, `"billing\u202e"`},
+		"dlq list": {`"orders\u202e"`, `"billing\u202e"`, `"boom\u202eenif"`},
+		"dlq show": {`"orders\u202e"`, `"billing\u202e"`, `"boom\u202eenif"`, `\u202e}1:`},
+	}
+	for cmd, want := range wants {
+		args := append([]string{"--queue-url", url}, strings.Fields(cmd)...)
+		if cmd == "dlq show" {
+			args = append(args, "1")
+		}
+		out, _, err := runCLI(t, args...)
+		if err != nil {
+			t.Fatalf("%s: %v", cmd, err)
+		}
+		if strings.ContainsRune(out, '\u202e') {
+			t.Errorf("%s printed U+202E raw: %q", cmd, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: got %q, want it to contain %s", cmd, out, w)
+			}
+		}
 	}
 }
