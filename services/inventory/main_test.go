@@ -18,7 +18,7 @@ import (
 // are inventory's defaults, its --catalog flag and its help.
 func TestParseConfig(t *testing.T) {
 	defaults := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8081",
-		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: servicehost.DefaultShutdownTimeout, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: servicehost.DefaultShutdownTimeout, DedupRetention: servicehost.DefaultDedupRetention, LogLevel: slog.LevelInfo}
 	c, e, f := writeCatalog(t, "c.json"), writeCatalog(t, "e.json"), writeCatalog(t, "f.json")
 	tests := []struct {
 		name string

@@ -20,7 +20,7 @@ func TestCommandLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := servicecmd.Config{QueueURL: "sqlite://data/queue.db", DataDir: "data", HTTPAddr: "127.0.0.1:8082",
-		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: servicehost.DefaultShutdownTimeout, LogLevel: slog.LevelInfo}
+		Concurrency: 4, MaxAttempts: 5, MaxAbandoned: 2, ShutdownTimeout: servicehost.DefaultShutdownTimeout, DedupRetention: servicehost.DefaultDedupRetention, LogLevel: slog.LevelInfo}
 	if got != want {
 		t.Errorf("defaults: got %+v, want %+v", got, want)
 	}
