@@ -38,9 +38,6 @@ const (
 	OutcomeUndecodable = "undecodable"
 )
 
-// now is the handler's clock; tests replace it.
-var now = time.Now
-
 // DispatchFunc handles one decoded command of message id messageID.
 // log carries the order id, message id and type. It reports whether the
 // message was a duplicate (already processed, nothing done). An error
@@ -66,6 +63,9 @@ type Config struct {
 	// Meter receives orderflow.messages.handled and
 	// orderflow.handler.duration. Default no-op.
 	Meter metric.Meter
+	// Clock times the handler for orderflow.handler.duration. Default
+	// time.Now.
+	Clock func() time.Time
 }
 
 // Validate reports a config New cannot use.
@@ -99,6 +99,9 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.Name == "" {
 		cfg.Name = cfg.Topic
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
 	}
 	handled, err := cfg.Meter.Int64Counter("orderflow.messages.handled",
 		metric.WithDescription("Messages handled, by type and outcome (ok, duplicate, failed, undecodable)."))
@@ -135,7 +138,7 @@ type Router interface {
 // flag stays on.
 func (h *Handler) Handle(msg *message.Message) error {
 	ctx := msg.Context()
-	start := now()
+	start := h.cfg.Clock()
 	m, err := contracts.Decode(msg.Metadata, msg.Payload)
 	if err != nil {
 		h.cfg.Logger.WarnContext(ctx, "undecodable message; dead-lettering it",
@@ -191,5 +194,5 @@ func typeLabel(typ string) string {
 func (h *Handler) count(ctx context.Context, typ, outcome string, start time.Time) {
 	attrs := metric.WithAttributes(attribute.String("type", typ), attribute.String("outcome", outcome))
 	h.handled.Add(ctx, 1, attrs)
-	h.latency.Record(ctx, now().Sub(start).Seconds(), attrs)
+	h.latency.Record(ctx, h.cfg.Clock().Sub(start).Seconds(), attrs)
 }

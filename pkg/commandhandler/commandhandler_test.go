@@ -132,7 +132,7 @@ func TestHandle(t *testing.T) {
 // must not each add a series (the SDK caps an instrument at 2,000, after
 // which real types would be counted under an overflow series).
 func TestUndecodableMessagesOfMadeUpTypesShareOneSeries(t *testing.T) {
-	h, reader := meteredHandler(t)
+	h, reader := meteredHandler(t, nil)
 	undecodable := func(typ string) *message.Message {
 		msg := message.NewMessage(watermill.NewUUID(), []byte(`{"order_id":`))
 		if typ != "" {
@@ -169,8 +169,9 @@ func TestUndecodableMessagesOfMadeUpTypesShareOneSeries(t *testing.T) {
 }
 
 // meteredHandler is an inventory handler whose dispatch handles anything,
-// with its metrics read through the returned reader.
-func meteredHandler(t *testing.T) (*commandhandler.Handler, *sdkmetric.ManualReader) {
+// timed by clock (nil: time.Now), with its metrics read through the
+// returned reader.
+func meteredHandler(t *testing.T, clock func() time.Time) (*commandhandler.Handler, *sdkmetric.ManualReader) {
 	t.Helper()
 	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
 	if err != nil {
@@ -182,6 +183,7 @@ func meteredHandler(t *testing.T) (*commandhandler.Handler, *sdkmetric.ManualRea
 		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) { return false, nil },
 		Faults:   reg, Logger: slog.New(slog.DiscardHandler),
 		Meter: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"),
+		Clock: clock,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -245,15 +247,13 @@ func TestNewRejectsAnIncompleteConfig(t *testing.T) {
 func TestHandlerDurationBucketsAreSeconds(t *testing.T) {
 	t0 := time.Unix(1_700_000_000, 0)
 	calls := 0
-	restore := commandhandler.SetClock(func() time.Time {
+	h, reader := meteredHandler(t, func() time.Time {
 		calls++
 		if calls == 1 {
 			return t0 // the start of the handler
 		}
 		return t0.Add(2 * time.Millisecond)
 	})
-	defer restore()
-	h, reader := meteredHandler(t)
 	if err := h.Handle(encode(t, contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})); err != nil {
 		t.Fatal(err)
 	}
