@@ -9,8 +9,8 @@
 // that stays on would crash the service on the same message forever).
 //
 // What to do with each command is the service's: its dispatch function
-// calls its application layer. Retries, dead letters and consumer spans
-// are the queue router's.
+// calls its application layer. Retries, dead letters, their log records
+// and consumer spans are the queue router's.
 package commandhandler
 
 import (
@@ -136,13 +136,15 @@ type Router interface {
 // only after a message dispatch handled (not after a duplicate), so the
 // redelivery of a message a crash left unacked is acked even while the
 // flag stays on.
+//
+// A failure is not logged here: the router's retries write one record of
+// it (a retry or a dead letter) with the message id, its order id and
+// type (servicehost.NewRouter's LogMetadata) and the error returned.
 func (h *Handler) Handle(msg *message.Message) error {
 	ctx := msg.Context()
 	start := h.cfg.Clock()
 	m, err := contracts.Decode(msg.Metadata, msg.Payload)
 	if err != nil {
-		h.cfg.Logger.WarnContext(ctx, "undecodable message; dead-lettering it",
-			slog.String("message_id", msg.UUID), slog.Any("error", err))
 		h.count(ctx, typeLabel(msg.Metadata.Get(contracts.MetadataType)), OutcomeUndecodable, start)
 		return queue.Permanent(err)
 	}
@@ -153,7 +155,6 @@ func (h *Handler) Handle(msg *message.Message) error {
 	}
 	dup, err := h.cfg.Dispatch(ctx, log, msg.UUID, m)
 	if err != nil {
-		log.WarnContext(ctx, "handling failed", slog.Any("error", err))
 		h.count(ctx, m.MessageType(), OutcomeFailed, start)
 		if h.cfg.Permanent(err) {
 			return queue.Permanent(err)

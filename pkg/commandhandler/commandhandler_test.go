@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/pkg/commandhandler"
 	"github.com/orderflow/orderflow/pkg/contracts"
 	"github.com/orderflow/orderflow/pkg/faults"
+	"github.com/orderflow/orderflow/pkg/logtest"
 	"github.com/orderflow/orderflow/queue"
 )
 
@@ -165,6 +166,41 @@ func TestUndecodableMessagesOfMadeUpTypesShareOneSeries(t *testing.T) {
 	want := map[string]int64{commandhandler.UnknownTypeLabel: 51, contracts.TypeReserveStock: 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("orderflow.messages.handled by type: got %v, want %v", got, want)
+	}
+}
+
+// A failure is returned, not logged: the router's retries write the one
+// record of it (with the order id, message id, type and error), so a
+// record here would say it twice.
+func TestFailuresAreReturnedNotLogged(t *testing.T) {
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("inventory")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs logtest.Buffer
+	h, err := commandhandler.New(commandhandler.Config{
+		Topic: contracts.TopicInventoryCommands,
+		Dispatch: func(context.Context, *slog.Logger, string, contracts.Message) (bool, error) {
+			return false, errTransient
+		},
+		Faults: reg, Logger: slog.New(slog.NewJSONHandler(&logs, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	undecodable := message.NewMessage(watermill.NewUUID(), []byte(`{"order_id":`))
+	undecodable.Metadata.Set(contracts.MetadataType, contracts.TypeReserveStock)
+	undecodable.Metadata.Set(contracts.MetadataSchemaVersion, "1")
+	for _, msg := range []*message.Message{
+		encode(t, contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}}),
+		undecodable,
+	} {
+		if err := h.Handle(msg); err == nil {
+			t.Fatalf("Handle(%s): got nil, want an error", msg.Payload)
+		}
+	}
+	if recs := logs.Records(t); len(recs) != 0 {
+		t.Errorf("records: got %v, want none", recs)
 	}
 }
 

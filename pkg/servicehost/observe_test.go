@@ -85,7 +85,7 @@ func failingSpec() servicehost.Spec {
 }
 
 // The records of a command's failed attempts and of its dead letter carry
-// the command's trace id and order id, as the service's own records do,
+// the command's trace id, order id and type, as the service's own records do,
 // and only the dead letter is an error: an attempt that will be retried
 // is a warning, and Watermill's router no longer writes an error record
 // for every attempt.
@@ -133,9 +133,9 @@ func TestRetriesAndDeadLettersAreLoggedWithTheTraceAndTheOrder(t *testing.T) {
 			msg, _ := rec["msg"].(string)
 			if level == "ERROR" || level == "WARN" {
 				got = append(got, line{level, msg})
-				if rec["trace_id"] != traceID || rec["order_id"] != "o-1" || rec["message_id"] != "c-1" {
-					t.Errorf("%s record %q: got trace_id %v, order_id %v, message_id %v; want %s, o-1, c-1",
-						level, msg, rec["trace_id"], rec["order_id"], rec["message_id"], traceID)
+				if rec["trace_id"] != traceID || rec["order_id"] != "o-1" || rec["message_id"] != "c-1" || rec["type"] != contracts.TypeReserveStock {
+					t.Errorf("%s record %q: got trace_id %v, order_id %v, message_id %v, type %v; want %s, o-1, c-1, %s",
+						level, msg, rec["trace_id"], rec["order_id"], rec["message_id"], rec["type"], traceID, contracts.TypeReserveStock)
 				}
 			}
 		}

@@ -27,11 +27,13 @@ import (
 // registration of the topic's handler on. It sets cfg.Retry's OnRetry and
 // OnDeadLetter, cfg.OnHandle and, when it is not set, cfg.Retry's
 // LogMetadata: the records of retries and dead letters carry the order id
-// (the message's contracts.MetadataCorrelationID) as "order_id", as the
-// services' own records do.
+// (the message's contracts.MetadataCorrelationID) as "order_id" and its
+// type (contracts.MetadataType) as "type", as the services' own records
+// do. They are the only records of a handler's failure
+// (pkg/commandhandler writes none).
 func NewRouter(q *queue.Queue, cfg queue.RouterConfig, meter metric.Meter) (*queue.Router, error) {
 	if cfg.Retry.LogMetadata == nil {
-		cfg.Retry.LogMetadata = map[string]string{contracts.MetadataCorrelationID: "order_id"}
+		cfg.Retry.LogMetadata = map[string]string{contracts.MetadataCorrelationID: "order_id", contracts.MetadataType: "type"}
 	}
 	retries, _ := meter.Int64Counter("orderflow.messages.retried", metric.WithDescription("Failed messages scheduled for another attempt."))
 	dead, _ := meter.Int64Counter("orderflow.messages.dead_lettered", metric.WithDescription("Messages moved to the dead-letter queue."))
