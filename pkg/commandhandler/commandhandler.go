@@ -129,7 +129,9 @@ type Router interface {
 
 // Handle handles one message. An undecodable message is a permanent
 // failure (dead-lettered at once); a failure of the service's own
-// database (full, failing, read-only: sqlitefile.StorageFailure) is
+// database (full, failing, locked past the busy timeout, corrupt,
+// read-only: sqlitefile.StorageFailure, which the order API answers with
+// a 503) is
 // retried for as long as it lasts and never dead-lettered for it
 // (queue.Unavailable); any other error is retried by the router unless it
 // is permanent. The crash_after_commit crash point fires

@@ -25,6 +25,7 @@ var (
 	errInvalid   = errors.New("invalid command")
 	errTransient = errors.New("database busy")
 	errDiskFull  = fmt.Errorf("commit: %w", sqlite3.Error{Code: sqlite3.ErrFull})
+	errLocked    = fmt.Errorf("begin: %w", sqlite3.Error{Code: sqlite3.ErrBusy})
 )
 
 func encode(t *testing.T, m contracts.Message) *message.Message {
@@ -68,6 +69,10 @@ func TestHandle(t *testing.T) {
 		{name: "no crash after a duplicate", crash: true, duplicate: true, dispatch: true, outcome: commandhandler.OutcomeDuplicate},
 		{name: "no crash after a failure", crash: true, result: errTransient, wantErr: errTransient, dispatch: true, outcome: commandhandler.OutcomeFailed},
 		{name: "own database full is unavailable, not the message's fault", result: errDiskFull, wantErr: errDiskFull, unavailable: true, dispatch: true, outcome: commandhandler.OutcomeFailed},
+		// As the order API answers 503 for it: a lock held past the busy
+		// timeout ends when its holder commits, and must not spend the
+		// message's attempts.
+		{name: "own database locked past the busy timeout is unavailable", result: errLocked, wantErr: errLocked, unavailable: true, dispatch: true, outcome: commandhandler.OutcomeFailed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

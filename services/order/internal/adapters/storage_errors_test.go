@@ -36,7 +36,7 @@ func TestStorageErrClassifies(t *testing.T) {
 		{"too many open files", fmt.Errorf("open: %w", &os.PathError{Op: "open", Path: "/data/order.db", Err: syscall.EMFILE}), true},
 		{"no space", fmt.Errorf("write: %w", syscall.ENOSPC), true},
 		{"constraint", sqlite3.Error{Code: sqlite3.ErrConstraint}, false},
-		{"corrupt", sqlite3.Error{Code: sqlite3.ErrCorrupt}, false},
+		{"corrupt", sqlite3.Error{Code: sqlite3.ErrCorrupt}, true},
 		{"not found", fmt.Errorf("%w: o-1", app.ErrOrderNotFound), false},
 		{"no rows", sql.ErrNoRows, false},
 		{"other", errors.New("boom"), false},
