@@ -43,7 +43,7 @@ func (g *SimulatedGateway) roundTrip(ctx context.Context, op string) error {
 		return err
 	}
 	if g.faults.Chance(faults.PaymentTransientErrorRate) {
-		return fmt.Errorf("%w: %s timed out (simulated)", app.ErrTransient, op)
+		return fmt.Errorf("%s timed out (simulated)", op)
 	}
 	return nil
 }
@@ -67,7 +67,7 @@ func (g *SimulatedGateway) Authorize(ctx context.Context, c domain.Charge) (doma
 		return providersim.Answer{Outcome: providersim.OutcomeAccepted, Reference: g.newID(), Details: string(details)}
 	})
 	if err != nil {
-		return domain.GatewayVerdict{}, fmt.Errorf("%w: authorize: %w", app.ErrTransient, err)
+		return domain.GatewayVerdict{}, fmt.Errorf("authorize: %w", err)
 	}
 	switch rec.Outcome {
 	case providersim.OutcomeAccepted:
@@ -88,7 +88,7 @@ func (g *SimulatedGateway) Refund(ctx context.Context, orderID, paymentID string
 	}
 	rec, err := g.books.Cancel(ctx, orderID, paymentID, domain.ReasonVoided)
 	if err != nil {
-		return domain.GatewayRefund{}, fmt.Errorf("%w: refund: %w", app.ErrTransient, err)
+		return domain.GatewayRefund{}, fmt.Errorf("refund: %w", err)
 	}
 	// A cancellation naming another charge left this one standing.
 	if rec.Outcome != providersim.OutcomeAccepted || !rec.Cancelled || (paymentID != "" && paymentID != rec.Reference) {

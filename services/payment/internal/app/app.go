@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
@@ -33,8 +32,10 @@ type Tx interface {
 }
 
 // Gateway is the payment provider. Both calls happen before the local
-// transaction, so a slow gateway holds no database lock; an error is
-// transient (the command is retried).
+// transaction, so a slow gateway holds no database lock. Any error they
+// return fails the command, which the queue retries (every error but
+// domain.ErrInvalidCommand is retried): no error of theirs needs a mark
+// of its own.
 //
 // Because they come before the inbox's duplicate check, a redelivered
 // command (at-least-once) calls the gateway again, and so does a retry
@@ -85,9 +86,6 @@ type GatewayRecord struct {
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
-
-// ErrTransient marks a gateway failure worth retrying.
-var ErrTransient = errors.New("transient gateway error")
 
 // Filter narrows the lists of the read model.
 type Filter struct {
