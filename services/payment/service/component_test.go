@@ -143,8 +143,9 @@ func TestRefundBeforeChargeAndDeclines(t *testing.T) {
 	}
 }
 
-// A transient gateway error is retried with backoff until MaxAttempts, then
-// dead-lettered; replayed once the gateway recovers, it succeeds.
+// A transient gateway error is retried until MaxAttempts (3 in the
+// harness: the dead letter must record 3 attempts), then dead-lettered;
+// replayed once the gateway recovers, it succeeds.
 func TestTransientErrorsRetryThenReplay(t *testing.T) {
 	h := start(t)
 	if err := h.Faults.Set(faults.PaymentTransientErrorRate, "1"); err != nil {
