@@ -508,6 +508,21 @@ func (r *Registry) state(f *flag) State {
 	return s
 }
 
+// Require returns an error unless the registry holds flag name of type
+// typ (ErrUnknownFlag, ErrWrongType): what a constructor checks of each
+// flag its component reads, so that a missing flag fails the start
+// instead of panicking (Rate, Duration…) in the first call that reads it.
+func (r *Registry) Require(name string, typ Type) error {
+	st, err := r.Get(name)
+	if err != nil {
+		return err
+	}
+	if st.Type != typ {
+		return fmt.Errorf("%w: %q is a %s, not a %s", ErrWrongType, name, st.Type, typ)
+	}
+	return nil
+}
+
 // value returns the typed value of a flag of type want. An unknown flag or
 // one of another type is a programming error: it panics, so that a typo
 // fails the first test that reaches it instead of silently injecting

@@ -367,6 +367,20 @@ func TestWrongTypePanics(t *testing.T) {
 	}
 }
 
+// Require says, as an error, what the typed getters would panic on.
+func TestRequire(t *testing.T) {
+	r := newRegistry(t, faults.Config{})
+	if err := r.Require(faults.PaymentDeclineRate, faults.TypeRate); err != nil {
+		t.Errorf("a defined rate: got %v, want nil", err)
+	}
+	if err := r.Require("nope", faults.TypeRate); !errors.Is(err, faults.ErrUnknownFlag) {
+		t.Errorf("unknown: got %v, want ErrUnknownFlag", err)
+	}
+	if err := r.Require(faults.CrashAfterCommit, faults.TypeRate); !errors.Is(err, faults.ErrWrongType) {
+		t.Errorf("wrong type: got %v, want ErrWrongType", err)
+	}
+}
+
 func TestOnChangeMaySetAgain(t *testing.T) {
 	r := newRegistry(t, faults.Config{})
 	var seen []string

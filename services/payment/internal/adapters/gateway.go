@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -28,9 +29,29 @@ type SimulatedGateway struct {
 	newID  func() string
 }
 
+// gatewayFlags are the fault flags the gateway reads, with their types.
+var gatewayFlags = []struct {
+	name string
+	typ  faults.Type
+}{
+	{faults.PaymentLatency, faults.TypeDuration},
+	{faults.PaymentTransientErrorRate, faults.TypeRate},
+	{faults.PaymentDeclineRate, faults.TypeRate},
+}
+
 // NewSimulatedGateway returns the gateway over db, whose books Migrate
-// created; reg must define the payment flags (faults.ServiceFlags("payment")).
+// created; reg must define the payment flags (faults.ServiceFlags("payment")):
+// a nil reg or a missing flag is an error here, not a panic in the first
+// command.
 func NewSimulatedGateway(db *sql.DB, reg *faults.Registry) (*SimulatedGateway, error) {
+	if reg == nil {
+		return nil, errors.New("simulated gateway: a fault registry is required")
+	}
+	for _, f := range gatewayFlags {
+		if err := reg.Require(f.name, f.typ); err != nil {
+			return nil, fmt.Errorf("simulated gateway: %w", err)
+		}
+	}
 	books, err := providersim.New(db, "gateway")
 	if err != nil {
 		return nil, err

@@ -260,3 +260,35 @@ func TestChargeAlreadyRefundedAtTheGateway(t *testing.T) {
 		}
 	}
 }
+
+// A registry without the payment flags (another service's, or none) is
+// refused when the gateway is made, not found by a panic in the first
+// charge.
+func TestNewSimulatedGatewayRequiresThePaymentFlags(t *testing.T) {
+	ctx := context.Background()
+	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "payment.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := adapters.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapters.NewSimulatedGateway(db, nil); err == nil {
+		t.Error("nil registry: got nil error, want one")
+	}
+	shipping, err := faults.New(faults.Config{Flags: faults.ServiceFlags("shipping")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapters.NewSimulatedGateway(db, shipping); !errors.Is(err, faults.ErrUnknownFlag) {
+		t.Errorf("shipping's registry: got %v, want ErrUnknownFlag", err)
+	}
+	payment, err := faults.New(faults.Config{Flags: faults.ServiceFlags("payment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapters.NewSimulatedGateway(db, payment); err != nil {
+		t.Errorf("payment's registry: got %v, want nil", err)
+	}
+}
