@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -27,9 +28,28 @@ type SimulatedCarrier struct {
 	newID  func() string
 }
 
+// carrierFlags are the fault flags the carrier reads, with their types.
+var carrierFlags = []struct {
+	name string
+	typ  faults.Type
+}{
+	{faults.ShippingLatency, faults.TypeDuration},
+	{faults.ShippingFailureRate, faults.TypeRate},
+}
+
 // NewSimulatedCarrier returns the carrier over db, whose books Migrate
-// created; reg must define the shipping flags (faults.ServiceFlags("shipping")).
+// created; reg must define the shipping flags (faults.ServiceFlags("shipping")):
+// a nil reg or a missing flag is an error here, not a panic in the first
+// command.
 func NewSimulatedCarrier(db *sql.DB, reg *faults.Registry) (*SimulatedCarrier, error) {
+	if reg == nil {
+		return nil, errors.New("simulated carrier: a fault registry is required")
+	}
+	for _, f := range carrierFlags {
+		if err := reg.Require(f.name, f.typ); err != nil {
+			return nil, fmt.Errorf("simulated carrier: %w", err)
+		}
+	}
 	books, err := providersim.New(db, "carrier")
 	if err != nil {
 		return nil, err

@@ -239,3 +239,35 @@ func TestBookingAlreadyWithdrawnAtTheCarrier(t *testing.T) {
 		}
 	}
 }
+
+// A registry without the shipping flags (another service's, or none) is
+// refused when the carrier is made, not found by a panic in the first
+// booking.
+func TestNewSimulatedCarrierRequiresTheShippingFlags(t *testing.T) {
+	ctx := context.Background()
+	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "shipping.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := adapters.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapters.NewSimulatedCarrier(db, nil); err == nil {
+		t.Error("nil registry: got nil error, want one")
+	}
+	payment, err := faults.New(faults.Config{Flags: faults.ServiceFlags("payment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapters.NewSimulatedCarrier(db, payment); !errors.Is(err, faults.ErrUnknownFlag) {
+		t.Errorf("payment's registry: got %v, want ErrUnknownFlag", err)
+	}
+	shipping, err := faults.New(faults.Config{Flags: faults.ServiceFlags("shipping")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adapters.NewSimulatedCarrier(db, shipping); err != nil {
+		t.Errorf("shipping's registry: got %v, want nil", err)
+	}
+}
