@@ -58,6 +58,7 @@ func echoSpec() servicehost.Spec {
 					if _, err := tx.SQL().ExecContext(ctx, `INSERT INTO orders VALUES (?)`, r.OrderID); err != nil {
 						return err
 					}
+					//lint:ignore S1016 a command and its event share their fields by coincidence: a conversion would tie them
 					return tx.Emit(ctx, contracts.StockReserved{OrderID: r.OrderID, Items: r.Items})
 				})
 				return err

@@ -130,7 +130,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 	}
 
 	var logs logtest.Buffer
-	stop, h := run(&logs)
+	stop, _ := run(&logs)
 	payload, meta, err := contracts.Encode(contracts.ReserveStock{OrderID: "o-1", Items: []contracts.Item{{SKU: "SKU-1", Quantity: 1}}})
 	if err != nil {
 		t.Fatal(err)
@@ -182,7 +182,7 @@ func TestTheStopIsBoundedWhileAnotherProcessHoldsTheQueuesLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	var again logtest.Buffer
-	stop, h = run(&again)
+	stop, h := run(&again)
 	select {
 	case <-started: // the redelivery reaches the handler
 	case <-time.After(30 * time.Second):
