@@ -86,7 +86,9 @@ func TestChargeRefundAndDuplicates(t *testing.T) {
 	if !st.Consistent || st.ChargedCents != 4999 || st.RefundedCents != 4999 || st.NetCents != 0 || st.Payments["REFUNDED"] != 1 {
 		t.Errorf("state: got %+v, want one refunded charge of 4999, consistent", st)
 	}
-	var ledger []app.LedgerEntry
+	var ledger []struct {
+		AmountCents int64 `json:"amount_cents"`
+	}
 	h.GetJSON("/ledger?order_id=o-1", &ledger)
 	if len(ledger) != 2 || ledger[0].AmountCents != 4999 || ledger[1].AmountCents != -4999 {
 		t.Errorf("ledger: got %+v, want a charge of 4999 and a refund of -4999", ledger)

@@ -10,9 +10,9 @@ import (
 
 // LedgerEntry is a recorded ledger entry.
 type LedgerEntry struct {
-	ID int64 `json:"id"`
+	ID int64
 	domain.Entry
-	RecordedAt time.Time `json:"recorded_at"`
+	RecordedAt time.Time
 }
 
 // Totals sums the payments and the ledger, for audits.

@@ -40,14 +40,14 @@ const (
 // Payment is what payment did for one order. ID is empty for a voided
 // order (no charge was ever attempted).
 type Payment struct {
-	ID          string `json:"payment_id,omitempty"`
-	OrderID     string `json:"order_id"`
-	CustomerID  string `json:"customer_id,omitempty"`
-	AmountCents int64  `json:"amount_cents"`
-	Currency    string `json:"currency"`
-	Status      Status `json:"status"`
+	ID          string
+	OrderID     string
+	CustomerID  string
+	AmountCents int64
+	Currency    string
+	Status      Status
 	// Reason explains a decline.
-	Reason string `json:"reason,omitempty"`
+	Reason string
 }
 
 // Charge is a request to charge an order.
@@ -114,11 +114,11 @@ const (
 // Entry is one money movement, for the audit ledger. AmountCents is
 // positive for a charge and negative for a refund.
 type Entry struct {
-	PaymentID   string    `json:"payment_id"`
-	OrderID     string    `json:"order_id"`
-	Kind        EntryKind `json:"kind"`
-	AmountCents int64     `json:"amount_cents"`
-	Currency    string    `json:"currency"`
+	PaymentID   string
+	OrderID     string
+	Kind        EntryKind
+	AmountCents int64
+	Currency    string
 }
 
 // ChargeResult is the outcome of DecideCharge.

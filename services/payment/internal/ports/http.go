@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/services/payment/internal/app"
+	"github.com/orderflow/orderflow/services/payment/internal/domain"
 )
 
 // HTTP holds payment's own read-only routes, mounted on the admin server:
@@ -81,7 +83,7 @@ func (h *HTTP) payments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, p)
+	return c.JSON(http.StatusOK, paymentsResponse(p))
 }
 
 func (h *HTTP) ledger(c echo.Context) error {
@@ -93,7 +95,7 @@ func (h *HTTP) ledger(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, l)
+	return c.JSON(http.StatusOK, ledgerResponse(l))
 }
 
 func (h *HTTP) gateway(c echo.Context) error {
@@ -106,4 +108,44 @@ func (h *HTTP) gateway(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// paymentJSON is a payment as GET /payments serves it.
+type paymentJSON struct {
+	ID          string `json:"payment_id,omitempty"`
+	OrderID     string `json:"order_id"`
+	CustomerID  string `json:"customer_id,omitempty"`
+	AmountCents int64  `json:"amount_cents"`
+	Currency    string `json:"currency"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason,omitempty"`
+}
+
+func paymentsResponse(ps []domain.Payment) []paymentJSON {
+	out := make([]paymentJSON, len(ps))
+	for i, p := range ps {
+		out[i] = paymentJSON{ID: p.ID, OrderID: p.OrderID, CustomerID: p.CustomerID, AmountCents: p.AmountCents,
+			Currency: p.Currency, Status: string(p.Status), Reason: p.Reason}
+	}
+	return out
+}
+
+// ledgerEntryJSON is a ledger entry as GET /ledger serves it.
+type ledgerEntryJSON struct {
+	ID          int64     `json:"id"`
+	PaymentID   string    `json:"payment_id"`
+	OrderID     string    `json:"order_id"`
+	Kind        string    `json:"kind"`
+	AmountCents int64     `json:"amount_cents"`
+	Currency    string    `json:"currency"`
+	RecordedAt  time.Time `json:"recorded_at"`
+}
+
+func ledgerResponse(es []app.LedgerEntry) []ledgerEntryJSON {
+	out := make([]ledgerEntryJSON, len(es))
+	for i, e := range es {
+		out[i] = ledgerEntryJSON{ID: e.ID, PaymentID: e.PaymentID, OrderID: e.OrderID, Kind: string(e.Kind),
+			AmountCents: e.AmountCents, Currency: e.Currency, RecordedAt: e.RecordedAt}
+	}
+	return out
 }

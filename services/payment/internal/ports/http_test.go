@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/services/payment/internal/app"
@@ -107,5 +109,50 @@ func TestQueryParametersAreChecked(t *testing.T) {
 	}
 	if want := (app.Filter{OrderID: "o-1", Limit: 5}); len(b.filters) == 0 || b.filters[0] != want {
 		t.Errorf("filter of /gateway?order_id=o-1&limit=5: got %+v, want %+v first", b.filters, want)
+	}
+}
+
+// pinned is a read model that answers with one payment of each shape and
+// two ledger entries.
+type pinned struct{ books }
+
+func (p *pinned) Payments(context.Context, app.Filter) ([]domain.Payment, error) {
+	return []domain.Payment{
+		{ID: "pay_1", OrderID: "o-1", CustomerID: "c-1", AmountCents: 4999, Currency: "EUR", Status: domain.StatusCharged},
+		{OrderID: "o-2", AmountCents: 0, Currency: "EUR", Status: domain.StatusVoided, Reason: domain.ReasonVoided},
+	}, nil
+}
+
+func (p *pinned) Ledger(context.Context, app.Filter) ([]app.LedgerEntry, error) {
+	at := time.Date(2026, 3, 1, 12, 0, 0, 500, time.UTC)
+	return []app.LedgerEntry{
+		{ID: 1, Entry: domain.Entry{PaymentID: "pay_1", OrderID: "o-1", Kind: domain.EntryCharge, AmountCents: 4999, Currency: "EUR"}, RecordedAt: at},
+		{ID: 2, Entry: domain.Entry{PaymentID: "pay_1", OrderID: "o-1", Kind: domain.EntryRefund, AmountCents: -4999, Currency: "EUR"}, RecordedAt: at},
+	}, nil
+}
+
+// The JSON of /payments and /ledger, field by field: the console and the
+// e2e harness read it, so it changes only on purpose.
+func TestPaymentsAndLedgerJSON(t *testing.T) {
+	p := &pinned{}
+	a, err := app.New(p, p, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "payment", Routes: ports.NewHTTP(a).Mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/payments": `[{"payment_id":"pay_1","order_id":"o-1","customer_id":"c-1","amount_cents":4999,"currency":"EUR","status":"CHARGED"},` +
+			`{"order_id":"o-2","amount_cents":0,"currency":"EUR","status":"VOIDED","reason":"order refunded before it was charged"}]`,
+		"/ledger": `[{"id":1,"payment_id":"pay_1","order_id":"o-1","kind":"charge","amount_cents":4999,"currency":"EUR","recorded_at":"2026-03-01T12:00:00.0000005Z"},` +
+			`{"id":2,"payment_id":"pay_1","order_id":"o-1","kind":"refund","amount_cents":-4999,"currency":"EUR","recorded_at":"2026-03-01T12:00:00.0000005Z"}]`,
+	} {
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
+		if got := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || got != want {
+			t.Errorf("GET %s: got %d %s, want 200 %s", path, rec.Code, got, want)
+		}
 	}
 }
