@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
@@ -269,5 +270,52 @@ func TestNewSimulatedCarrierRequiresTheShippingFlags(t *testing.T) {
 	}
 	if _, err := adapters.NewSimulatedCarrier(db, shipping); err != nil {
 		t.Errorf("shipping's registry: got %v, want nil", err)
+	}
+}
+
+// The lines and the address are stored as JSON in their columns, in the
+// format of the rows already written: it changes only with a migration.
+func TestShipmentColumnsJSON(t *testing.T) {
+	ctx := context.Background()
+	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "shipping.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := adapters.Migrate(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	store := adapters.NewReadModel(db)
+	for _, tc := range []struct {
+		sh             domain.Shipment
+		lines, address string
+	}{
+		{domain.Shipment{ID: "shp_1", OrderID: "o-1", Status: domain.StatusScheduled, Lines: []domain.Line{{SKU: "SKU-1", Quantity: 2}},
+			Address: domain.Address{Name: "Ada", Line1: "1 Main St", Line2: "Flat 2", City: "Paris", PostalCode: "75001", Country: "FR"}},
+			`[{"sku":"SKU-1","quantity":2}]`, `{"name":"Ada","line1":"1 Main St","line2":"Flat 2","city":"Paris","postal_code":"75001","country":"FR"}`},
+		{domain.Shipment{OrderID: "o-2", Status: domain.StatusFailed, Address: domain.Address{Name: "Bob", Line1: "2 High St", City: "Leeds", Country: "GB"}},
+			`[]`, `{"name":"Bob","line1":"2 High St","city":"Leeds","country":"GB"}`},
+	} {
+		if err := store.SaveShipment(ctx, tc.sh); err != nil {
+			t.Fatal(err)
+		}
+		var lines, address string
+		if err := db.QueryRowContext(ctx, `SELECT lines, address FROM shipments WHERE order_id = ?`, tc.sh.OrderID).Scan(&lines, &address); err != nil {
+			t.Fatal(err)
+		}
+		if lines != tc.lines || address != tc.address {
+			t.Errorf("%s: got lines %s address %s, want %s %s", tc.sh.OrderID, lines, address, tc.lines, tc.address)
+		}
+		got, err := store.Shipment(ctx, tc.sh.OrderID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := tc.sh
+		if want.Lines == nil {
+			want.Lines = []domain.Line{}
+		}
+		if got == nil || !reflect.DeepEqual(*got, want) {
+			t.Errorf("%s read back: got %+v, want %+v", tc.sh.OrderID, got, want)
+		}
 	}
 }

@@ -31,13 +31,38 @@ func scanShipment(row interface{ Scan(...any) error }) (domain.Shipment, error) 
 		return s, err
 	}
 	s.Status = domain.Status(status)
-	if err := json.Unmarshal([]byte(lines), &s.Lines); err != nil {
+	var lr []lineRow
+	if err := json.Unmarshal([]byte(lines), &lr); err != nil {
 		return s, fmt.Errorf("lines: %w", err)
 	}
-	if err := json.Unmarshal([]byte(address), &s.Address); err != nil {
+	if lr != nil {
+		s.Lines = make([]domain.Line, len(lr))
+		for i, l := range lr {
+			s.Lines[i] = domain.Line(l)
+		}
+	}
+	var ar addressRow
+	if err := json.Unmarshal([]byte(address), &ar); err != nil {
 		return s, fmt.Errorf("address: %w", err)
 	}
+	s.Address = domain.Address(ar)
 	return s, nil
+}
+
+// lineRow is a domain.Line in the JSON of the lines column.
+type lineRow struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+// addressRow is a domain.Address as the address column holds it.
+type addressRow struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code,omitempty"`
+	Country    string `json:"country"`
 }
 
 // Shipment returns the order's shipment, or nil.
@@ -54,15 +79,15 @@ func (s Store) Shipment(ctx context.Context, orderID string) (*domain.Shipment, 
 
 // SaveShipment inserts or updates the order's shipment.
 func (s Store) SaveShipment(ctx context.Context, sh domain.Shipment) error {
-	lines := sh.Lines
-	if lines == nil {
-		lines = []domain.Line{}
+	lines := make([]lineRow, len(sh.Lines))
+	for i, l := range sh.Lines {
+		lines[i] = lineRow(l)
 	}
 	l, err := json.Marshal(lines)
 	if err != nil {
 		return err
 	}
-	a, err := json.Marshal(sh.Address)
+	a, err := json.Marshal(addressRow(sh.Address))
 	if err != nil {
 		return err
 	}

@@ -42,32 +42,32 @@ const (
 
 // Line is a quantity of one SKU.
 type Line struct {
-	SKU      string `json:"sku"`
-	Quantity int    `json:"quantity"`
+	SKU      string
+	Quantity int
 }
 
 // Address is where a shipment goes.
 type Address struct {
-	Name       string `json:"name"`
-	Line1      string `json:"line1"`
-	Line2      string `json:"line2,omitempty"`
-	City       string `json:"city"`
-	PostalCode string `json:"postal_code,omitempty"`
-	Country    string `json:"country"`
+	Name       string
+	Line1      string
+	Line2      string
+	City       string
+	PostalCode string
+	Country    string
 }
 
 // Shipment is what shipping did for one order. ID is empty unless the
 // carrier accepted it.
 type Shipment struct {
-	ID             string  `json:"shipment_id,omitempty"`
-	OrderID        string  `json:"order_id"`
-	Status         Status  `json:"status"`
-	Carrier        string  `json:"carrier,omitempty"`
-	TrackingNumber string  `json:"tracking_number,omitempty"`
-	Lines          []Line  `json:"lines,omitempty"`
-	Address        Address `json:"address"`
+	ID             string
+	OrderID        string
+	Status         Status
+	Carrier        string
+	TrackingNumber string
+	Lines          []Line
+	Address        Address
 	// Reason explains a failure.
-	Reason string `json:"reason,omitempty"`
+	Reason string
 }
 
 // Schedule is a request to ship an order.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orderflow/orderflow/pkg/admin"
 	"github.com/orderflow/orderflow/services/shipping/internal/app"
+	"github.com/orderflow/orderflow/services/shipping/internal/domain"
 )
 
 // HTTP holds shipping's own read-only routes, mounted on the admin server:
@@ -79,7 +80,7 @@ func (h *HTTP) shipments(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	return c.JSON(http.StatusOK, s)
+	return c.JSON(http.StatusOK, shipmentsResponse(s))
 }
 
 func (h *HTTP) carrier(c echo.Context) error {
@@ -92,4 +93,46 @@ func (h *HTTP) carrier(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// shipmentJSON is a shipment as GET /shipments serves it.
+type shipmentJSON struct {
+	ID             string      `json:"shipment_id,omitempty"`
+	OrderID        string      `json:"order_id"`
+	Status         string      `json:"status"`
+	Carrier        string      `json:"carrier,omitempty"`
+	TrackingNumber string      `json:"tracking_number,omitempty"`
+	Lines          []lineJSON  `json:"lines,omitempty"`
+	Address        addressJSON `json:"address"`
+	Reason         string      `json:"reason,omitempty"`
+}
+
+type lineJSON struct {
+	SKU      string `json:"sku"`
+	Quantity int    `json:"quantity"`
+}
+
+type addressJSON struct {
+	Name       string `json:"name"`
+	Line1      string `json:"line1"`
+	Line2      string `json:"line2,omitempty"`
+	City       string `json:"city"`
+	PostalCode string `json:"postal_code,omitempty"`
+	Country    string `json:"country"`
+}
+
+func shipmentsResponse(ss []domain.Shipment) []shipmentJSON {
+	out := make([]shipmentJSON, len(ss))
+	for i, s := range ss {
+		var lines []lineJSON
+		if len(s.Lines) > 0 {
+			lines = make([]lineJSON, len(s.Lines))
+			for j, l := range s.Lines {
+				lines[j] = lineJSON(l)
+			}
+		}
+		out[i] = shipmentJSON{ID: s.ID, OrderID: s.OrderID, Status: string(s.Status), Carrier: s.Carrier,
+			TrackingNumber: s.TrackingNumber, Lines: lines, Address: addressJSON(s.Address), Reason: s.Reason}
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -102,5 +103,42 @@ func TestQueryParametersAreChecked(t *testing.T) {
 	}
 	if want := (app.Filter{OrderID: "o-1", Limit: 5}); len(b.filters) == 0 || b.filters[0] != want {
 		t.Errorf("filter of /carrier?order_id=o-1&limit=5: got %+v, want %+v first", b.filters, want)
+	}
+}
+
+// pinned is a read model that answers with a booked shipment and a failed
+// one.
+type pinned struct{ books }
+
+func (p *pinned) Shipments(context.Context, app.Filter) ([]domain.Shipment, error) {
+	return []domain.Shipment{
+		{ID: "shp_1", OrderID: "o-1", Status: domain.StatusScheduled, Carrier: "ACME", TrackingNumber: "TN1",
+			Lines:   []domain.Line{{SKU: "SKU-1", Quantity: 2}},
+			Address: domain.Address{Name: "Ada", Line1: "1 Main St", Line2: "Flat 2", City: "Paris", PostalCode: "75001", Country: "FR"}},
+		{OrderID: "o-2", Status: domain.StatusFailed, Address: domain.Address{Name: "Bob", Line1: "2 High St", City: "Leeds", Country: "GB"},
+			Reason: "no carrier"},
+	}, nil
+}
+
+// The JSON of /shipments, field by field: the console and the e2e
+// harness read it, so it changes only on purpose.
+func TestShipmentsJSON(t *testing.T) {
+	p := &pinned{}
+	a, err := app.New(p, p, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := admin.New(admin.Config{Service: "shipping", Routes: ports.NewHTTP(a).Mount})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"shipment_id":"shp_1","order_id":"o-1","status":"SCHEDULED","carrier":"ACME","tracking_number":"TN1",` +
+		`"lines":[{"sku":"SKU-1","quantity":2}],` +
+		`"address":{"name":"Ada","line1":"1 Main St","line2":"Flat 2","city":"Paris","postal_code":"75001","country":"FR"}},` +
+		`{"order_id":"o-2","status":"FAILED","address":{"name":"Bob","line1":"2 High St","city":"Leeds","country":"GB"},"reason":"no carrier"}]`
+	rec := httptest.NewRecorder()
+	srv.ServeHTTP(rec, httptest.NewRequest("GET", "/shipments", nil))
+	if got := strings.TrimSpace(rec.Body.String()); rec.Code != 200 || got != want {
+		t.Errorf("GET /shipments: got %d %s, want 200 %s", rec.Code, got, want)
 	}
 }
