@@ -25,9 +25,10 @@ var sagaHops = []struct{ topic, producer, consumer string }{
 // receiver got it: one trace id; spans from all four services; the HTTP
 // server span POST /orders as the only root; for every hop of the saga a
 // "publish <topic>" PRODUCER span of the sender with a "process <topic>"
-// CONSUMER child in the receiver; each hop caused by the previous one (its
-// publish span descends from the previous hop's process span); no span
-// whose parent is missing.
+// CONSUMER child in the receiver, both carrying the order's order.id and
+// their message's type; each hop caused by the previous one (its publish
+// span descends from the previous hop's process span); no span whose
+// parent is missing.
 func completedTrace(spans []harness.Span) error {
 	tree := harness.NewTree(spans)
 	var errs []error
@@ -72,6 +73,15 @@ func completedTrace(spans []harness.Span) error {
 		}
 		if found.Attrs["messaging.destination.name"] != hop.topic || found.Attrs["messaging.consumer.group.name"] != hop.consumer {
 			errs = append(errs, fmt.Errorf("%s: attributes %v, want messaging.destination.name %s and consumer group %s", found, found.Attrs, hop.topic, hop.consumer))
+		}
+		// Both ends of the hop say which message they carry and which
+		// order it is about, as POST /orders does: a search by order.id
+		// finds the saga's spans.
+		pub, _ := tree.Parent(*found)
+		for _, s := range []harness.Span{pub, *found} {
+			if s.Attrs["order.id"] != root.Attrs["order.id"] || s.Attrs["orderflow.message.type"] == "" {
+				errs = append(errs, fmt.Errorf("%s: attributes %v, want order.id %s (as POST /orders) and an orderflow.message.type", s, s.Attrs, root.Attrs["order.id"]))
+			}
 		}
 		// A retried message has one process span per attempt: the hop
 		// continues from the attempt that published the next message.

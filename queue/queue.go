@@ -66,6 +66,10 @@ type Config struct {
 	// Defaults: the OpenTelemetry globals and W3C trace context.
 	TracerProvider trace.TracerProvider
 	Propagator     propagation.TextMapPropagator
+	// SpanAttributes are message metadata the producer and consumer spans
+	// carry as attributes: metadata key → attribute key
+	// (tracing.Config.MetadataAttributes). Default none.
+	SpanAttributes map[string]string
 	// MeterProvider, when set, receives the queue's metrics (see the
 	// Metric* names): per topic and group, messages processed, retried and
 	// dead-lettered, handler durations, depth (lag), oldest age and
@@ -301,6 +305,8 @@ func (q *Queue) tracingConfig(group string) tracing.Config {
 		Propagator:     q.cfg.Propagator,
 		System:         q.backend.Name(),
 		ConsumerGroup:  group,
+
+		MetadataAttributes: q.cfg.SpanAttributes,
 	}
 }
 

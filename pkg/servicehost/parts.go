@@ -155,5 +155,31 @@ func FlushOutbox(ctx context.Context, fwd *outbox.Forwarder, logger *slog.Logger
 func QueueConfig(url string, plan StopPlan, cfg queue.Config) queue.Config {
 	cfg.URL = url
 	cfg.Postgres.CloseTimeout = plan.SubscriberClose
+	if cfg.SpanAttributes == nil {
+		cfg.SpanAttributes = SpanAttributes()
+	}
 	return cfg
+}
+
+// Attributes of the services' producer and consumer spans (SpanAttributes).
+const (
+	// AttributeMessageType is the contract type of the message a span
+	// carries (contracts.MetadataType: "payment.ChargePayment").
+	AttributeMessageType = "orderflow.message.type"
+	// AttributeOrderID is the order a message is about (its
+	// contracts.MetadataCorrelationID): the attribute the order
+	// service's own spans carry.
+	AttributeOrderID = "order.id"
+)
+
+// SpanAttributes are the message metadata the services' queue spans carry
+// (queue.Config.SpanAttributes): the message's type, so that a trace
+// tells a charge from a refund (both "process payment.commands") and a
+// reservation from its release, and the order id, so that a search by
+// order.id finds the saga's spans beside the order API's.
+func SpanAttributes() map[string]string {
+	return map[string]string{
+		contracts.MetadataType:          AttributeMessageType,
+		contracts.MetadataCorrelationID: AttributeOrderID,
+	}
 }

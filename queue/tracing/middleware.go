@@ -56,6 +56,7 @@ func Middleware(cfg Config) message.HandlerMiddleware {
 			if name := message.HandlerNameFromCtx(ctx); name != "" {
 				attrs = append(attrs, HandlerNameKey.String(name))
 			}
+			attrs = append(attrs, cfg.metadataAttributes(msg.Metadata)...)
 			attempt, attemptOK := parseAttempt(msg.Metadata.Get(MetadataAttempt))
 			if attemptOK {
 				attrs = append(attrs, AttemptKey.Int(attempt))

@@ -48,6 +48,7 @@ func NewPublisher(pub message.Publisher, cfg Config) message.Publisher {
 	cfg.setDefaults()
 	return &publisher{
 		pub:    pub,
+		cfg:    cfg,
 		tracer: cfg.tracer(),
 		prop:   cfg.Propagator,
 		system: cfg.System,
@@ -56,6 +57,7 @@ func NewPublisher(pub message.Publisher, cfg Config) message.Publisher {
 
 type publisher struct {
 	pub    message.Publisher
+	cfg    Config
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
 	system string
@@ -77,6 +79,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		if len(msgs) > 1 {
 			attrs = append(attrs, semconv.MessagingBatchMessageCount(len(msgs)))
 		}
+		attrs = append(attrs, p.cfg.metadataAttributes(msg.Metadata)...)
 		ctx, span := p.tracer.Start(ctx, spanName(operationPublish, topic),
 			trace.WithSpanKind(trace.SpanKindProducer),
 			trace.WithAttributes(attrs...),

@@ -96,6 +96,27 @@ type Config struct {
 	// ConsumerGroup is the messaging.consumer.group.name attribute on
 	// consumer spans. Empty omits the attribute. Unused by NewPublisher.
 	ConsumerGroup string
+
+	// MetadataAttributes are message metadata the producer and consumer
+	// spans carry as string attributes: metadata key → attribute key
+	// ({"type": "app.message.type"}, say). Without them a trace does not
+	// say which message a span carries: every "process <topic>" looks
+	// alike. A key the message lacks (or holds empty) adds nothing. Keep
+	// to metadata of few values per key or ids worth searching by:
+	// tracing backends index attributes.
+	MetadataAttributes map[string]string
+}
+
+// metadataAttributes returns the attributes MetadataAttributes takes
+// from md.
+func (c Config) metadataAttributes(md message.Metadata) []attribute.KeyValue {
+	var out []attribute.KeyValue
+	for key, attr := range c.MetadataAttributes {
+		if v := md.Get(key); v != "" && attr != "" {
+			out = append(out, attribute.String(attr, v))
+		}
+	}
+	return out
 }
 
 func (c *Config) setDefaults() {

@@ -386,6 +386,36 @@ func TestPublisherError(t *testing.T) {
 	}
 }
 
+// Metadata named in MetadataAttributes is on the publish and process
+// spans of the message, under its attribute key; a key the message lacks
+// adds nothing.
+func TestMetadataAttributes(t *testing.T) {
+	tp, rec := newTracing(t)
+	cfg := tracing.Config{TracerProvider: tp, MetadataAttributes: map[string]string{"type": "app.message.type", "correlation_id": "order.id"}}
+	msg := message.NewMessage(watermill.NewUUID(), nil)
+	msg.Metadata.Set("type", "payment.RefundPayment")
+	if err := tracing.NewPublisher(&capturePublisher{}, cfg).Publish("t", msg); err != nil {
+		t.Fatal(err)
+	}
+	h := tracing.Middleware(cfg)(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	if _, err := h(msg); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"publish t", "process"} {
+		spans := spansNamed(rec, name)
+		if len(spans) != 1 {
+			t.Fatalf("got %d %q spans, want 1", len(spans), name)
+		}
+		got := attrs(spans[0])
+		if v := got["app.message.type"]; v.AsString() != "payment.RefundPayment" {
+			t.Errorf("%s: got app.message.type %q, want payment.RefundPayment", name, v.AsString())
+		}
+		if v, ok := got["order.id"]; ok {
+			t.Errorf("%s: got order.id %q for a message without correlation_id, want none", name, v.AsString())
+		}
+	}
+}
+
 func TestRecordDeadLetter(t *testing.T) {
 	tp, rec := newTracing(t)
 	lastErr := errors.New("gateway down")
