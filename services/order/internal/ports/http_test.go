@@ -718,7 +718,10 @@ func TestReplayWhoseReadFailsHasNoLocation(t *testing.T) {
 // storage-unavailable with Retry-After, whose detail names no file; it
 // was a bare 500.
 func TestStorageFailuresAre503(t *testing.T) {
-	a := newAPI(t, ports.HTTPConfig{})
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	a := newAPI(t, ports.HTTPConfig{TracerProvider: tp})
 	var pages int
 	if err := a.env.DB.Writer.QueryRow(`PRAGMA page_count`).Scan(&pages); err != nil {
 		t.Fatal(err)
@@ -744,6 +747,19 @@ func TestStorageFailuresAre503(t *testing.T) {
 	}
 	if strings.Contains(p.Detail, a.env.Path) || strings.Contains(p.Detail, "order.db") {
 		t.Errorf("detail: got %q, want no file name", p.Detail)
+	}
+	// The server span is an error whose type is the status code, as the
+	// HTTP conventions ask.
+	spans := exp.GetSpans()
+	last := spans[len(spans)-1]
+	var errType string
+	for _, kv := range last.Attributes {
+		if kv.Key == "error.type" {
+			errType = kv.Value.AsString()
+		}
+	}
+	if last.Status.Code != codes.Error || errType != "503" {
+		t.Errorf("span of the 503: got status %v, error.type %q; want an error of type 503", last.Status.Code, errType)
 	}
 }
 

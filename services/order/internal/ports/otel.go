@@ -29,8 +29,9 @@ const instrumentationName = "github.com/orderflow/orderflow/services/order/inter
 // the request stores in the outbox carry it as their parent. It must run
 // after routing (echo's Use), so the route template is known.
 //
-// The probes and the API document (untraced) get no span: a
-// health check every few seconds would bury the orders' traces in Jaeger.
+// The probes, the API document and requests no route matches (untraced)
+// get no span: a health check every few seconds would bury the orders'
+// traces in Jaeger.
 // A span of a route about one order carries its id (app.AttributeOrderID),
 // percent-decoded as the handler reads it (orderID: /orders/o%2D1 is
 // o-1), so that Jaeger's tag search finds the requests that read or
@@ -84,6 +85,9 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 				span.SetAttributes(app.AttributeOrderID.String(id))
 			}
 			if status >= http.StatusInternalServerError {
+				// As the HTTP conventions ask of a server span: the
+				// status code as the error's type.
+				span.SetAttributes(semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 				span.SetStatus(codes.Error, http.StatusText(status))
 			}
 			return nil
@@ -91,10 +95,13 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 	}
 }
 
-// untraced reports whether route is served without a span.
+// untraced reports whether route is served without a span: the probes,
+// the API document, and a request no route matches ("", a scanner
+// probing /wp-login.php), which is about no order and would start a
+// trace of its own each time.
 func untraced(route string) bool {
 	switch route {
-	case "/healthz", "/readyz", "/openapi.json", "/openapi.yaml":
+	case "", "/healthz", "/readyz", "/openapi.json", "/openapi.yaml":
 		return true
 	}
 	return false

@@ -15,8 +15,9 @@ import (
 	"github.com/orderflow/orderflow/services/order/internal/ports"
 )
 
-// The probes and the API document are served without spans: a health
-// check every few seconds would bury the orders' traces.
+// The probes, the API document and paths no route serves are served
+// without spans: a health check every few seconds, or a scanner probing
+// paths, would bury the orders' traces.
 func TestProbesAndTheDocumentAreNotTraced(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
@@ -26,6 +27,11 @@ func TestProbesAndTheDocumentAreNotTraced(t *testing.T) {
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.json", "/openapi.yaml"} {
 		if r := a.do("GET", path, "", nil); r.status != http.StatusOK {
 			t.Errorf("GET %s: got %d %s, want 200", path, r.status, r.body)
+		}
+	}
+	for _, path := range []string{"/wp-login.php", "/orders/o-1/nothing"} {
+		if r := a.do("GET", path, "", nil); r.status != http.StatusNotFound {
+			t.Errorf("GET %s: got %d %s, want 404", path, r.status, r.body)
 		}
 	}
 	if spans := exp.GetSpans(); len(spans) != 0 {
