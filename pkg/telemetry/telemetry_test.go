@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
@@ -211,6 +212,26 @@ func TestServiceName(t *testing.T) {
 				t.Errorf("log: got service %v, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// Each process of a service is told apart by its service.instance.id, a
+// new one per Setup: two replicas, or a service before and after its
+// restart, share a name and perhaps a pid.
+func TestEachSetupHasItsOwnInstanceID(t *testing.T) {
+	clearOTelEnv(t)
+	t.Setenv("OTEL_TRACES_EXPORTER", "none")
+	ids := map[string]bool{}
+	for range 2 {
+		tel, _ := setup(t, Config{ServiceName: "payment"})
+		v, _ := tel.Resource.Set().Value(semconv.ServiceInstanceIDKey)
+		if _, err := uuid.Parse(v.AsString()); err != nil {
+			t.Errorf("service.instance.id: got %q, want a UUID (%v)", v.AsString(), err)
+		}
+		ids[v.AsString()] = true
+	}
+	if len(ids) != 2 {
+		t.Errorf("service.instance.id of two set-ups: got %v, want two different ones", ids)
 	}
 }
 
