@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -111,6 +112,14 @@ func (h FireTimeoutsHandler) Handle(ctx context.Context, cmd FireTimeouts) (Fire
 	return res, fmt.Errorf("fire timeouts: %w", first)
 }
 
+// Attributes of the "order timeout" span, besides order.id and the order's
+// status after it (order.status).
+const (
+	attributeTimedOutStatus = attribute.Key("order.timeout.status")   // the status whose step was awaited
+	attributeDeadline       = attribute.Key("order.timeout.deadline") // RFC 3339, UTC
+	attributeCommands       = attribute.Key("order.timeout.commands") // compensations or cancellations it sent
+)
+
 // fire applies Timeout to one order, in a span of the order's own trace
 // (a child of the span that made its latest decision), so the compensations
 // it sends stay in the order's trace.
@@ -120,9 +129,11 @@ func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error
 		trace.WithAttributes(AttributeOrderID.String(dl.OrderID)))
 	defer span.End()
 	var (
-		o   *domain.Order
-		d   domain.Decision
-		now time.Time
+		o        *domain.Order
+		d        domain.Decision
+		now      time.Time
+		awaiting domain.Status // the status whose step timed out
+		deadline time.Time
 	)
 	err := h.c.retryOnConflict(ctx, func() error {
 		return h.tx.InTx(ctx, func(ctx context.Context, tx Tx) error {
@@ -131,7 +142,8 @@ func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error
 				return err
 			}
 			now = h.c.now()
-			causation := fmt.Sprintf("timeout:%s:%d", dl.OrderID, o.Deadline().UnixMilli())
+			awaiting, deadline = o.Status(), o.Deadline()
+			causation := fmt.Sprintf("timeout:%s:%d", dl.OrderID, deadline.UnixMilli())
 			if d, err = o.Timeout(now); err != nil {
 				return err
 			}
@@ -146,7 +158,17 @@ func (h FireTimeoutsHandler) fire(ctx context.Context, dl Deadline) (bool, error
 		h.c.opts.Logger.DebugContext(ctx, "cannot fire timeout", "order_id", dl.OrderID, "error", err)
 		return false, fmt.Errorf("fire timeout of order %s: %w", dl.OrderID, err)
 	}
+	// What timed out, so that the span says more than the order's id:
+	// the status whose step was awaited, its deadline, and what the
+	// timeout did (nothing, when the step's answer came first).
+	span.SetAttributes(
+		attributeTimedOutStatus.String(string(awaiting)),
+		attributeDeadline.String(deadline.UTC().Format(time.RFC3339Nano)),
+		statusKey.String(string(o.Status())),
+		attributeCommands.Int(len(d.Commands)),
+	)
 	if d.IsEmpty() {
+		span.AddEvent("nothing to do: the order was no longer waiting past its deadline")
 		return false, nil
 	}
 	h.c.metrics.timeouts.Add(ctx, 1)

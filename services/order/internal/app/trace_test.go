@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -130,6 +131,21 @@ func TestCancelStaysInTheOrdersTrace(t *testing.T) {
 	if got := timeout.Parent(); got.TraceID().String() != orderTrace || got.SpanID() != cancel.SpanContext().SpanID() {
 		t.Errorf("timeout span's parent: got %s/%s, want the cancel span %s/%s",
 			got.TraceID(), got.SpanID(), orderTrace, cancel.SpanContext().SpanID())
+	}
+	// It says what timed out (the compensation the cancellation awaited),
+	// by when, and what it did.
+	attrs := map[attribute.Key]attribute.Value{}
+	for _, kv := range timeout.Attributes() {
+		attrs[kv.Key] = kv.Value
+	}
+	if got := attrs["order.timeout.status"].AsString(); got != string(domain.StatusCancelling) {
+		t.Errorf("order.timeout.status: got %q, want %s", got, domain.StatusCancelling)
+	}
+	if _, err := time.Parse(time.RFC3339Nano, attrs["order.timeout.deadline"].AsString()); err != nil {
+		t.Errorf("order.timeout.deadline: got %q, want an RFC 3339 time (%v)", attrs["order.timeout.deadline"].AsString(), err)
+	}
+	if got := attrs["order.timeout.commands"].AsInt64(); got < 1 {
+		t.Errorf("order.timeout.commands: got %d, want the compensations it sent again", got)
 	}
 }
 
