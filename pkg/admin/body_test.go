@@ -112,7 +112,7 @@ func TestFaultValueRefusesControlCharacters(t *testing.T) {
 		srv.ServeHTTP(rec, httptest.NewRequest(http.MethodPut, "/faults/"+faults.InventoryOutOfStockSKUs, strings.NewReader(body)))
 		var p admin.Problem
 		_ = json.Unmarshal(rec.Body.Bytes(), &p)
-		if rec.Code != http.StatusBadRequest || p.Field != "value" || !strings.Contains(p.Detail, "control character") {
+		if rec.Code != http.StatusBadRequest || p.Field != "value" || !strings.Contains(p.Detail, "control or bidirectional formatting characters") {
 			t.Errorf("PUT %s: got %d %s, want 400 on field value naming the control character", body, rec.Code, rec.Body)
 		}
 	}

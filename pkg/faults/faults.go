@@ -248,14 +248,23 @@ func invalid(s Spec, format string, args ...any) error {
 	return &ValueError{Flag: s.Name, Problem: fmt.Sprintf(format, args...)}
 }
 
+// MaxValueLength is the longest value text a flag takes, in bytes: a
+// value is logged when it is set and shown on every page of the console,
+// and a list of SKUs to report out of stock needs far less.
+const MaxValueLength = 4 << 10
+
 // parse turns text into the flag's typed value and its canonical text.
-// Spaces around text are dropped; invalid UTF-8 and control or
+// Text longer than MaxValueLength is refused. Spaces around text are
+// dropped; invalid UTF-8 and control or
 // bidirectional formatting characters (plaintext.Unsafe) within it are
 // refused, for every type: a string flag would store them,
 // and the console and the logs show them (an ANSI escape as a terminal
 // command).
 func parse(s Spec, text string) (any, string, error) {
 	text = strings.TrimSpace(text)
+	if len(text) > MaxValueLength {
+		return nil, "", invalid(s, "must be at most %d bytes long, got %d", MaxValueLength, len(text))
+	}
 	if !utf8.ValidString(text) {
 		return nil, "", invalid(s, "is not valid UTF-8")
 	}

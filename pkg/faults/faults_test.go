@@ -515,10 +515,10 @@ func TestUnknownFlagNamesItsService(t *testing.T) {
 	}
 }
 
-// A value with a control character (an ANSI escape, a NUL, a line break
-// inside it) or invalid UTF-8 is refused, whatever its source, rather than
-// stored and shown by the console and the logs; spaces around a value are
-// trimmed as before.
+// A value longer than MaxValueLength, or with a control character (an
+// ANSI escape, a NUL, a line break inside it) or invalid UTF-8, is
+// refused, whatever its source, rather than stored and shown by the
+// console and the logs; spaces around a value are trimmed as before.
 func TestSetRefusesControlCharacters(t *testing.T) {
 	tests := []struct {
 		name, value string
@@ -530,6 +530,8 @@ func TestSetRefusesControlCharacters(t *testing.T) {
 		{"a trailing line break is trimmed", "SKU-1\n", nil, "SKU-1"},
 		{"ANSI escape", "SKU-2\x1b[31m", faults.ErrInvalidValue, ""},
 		{"right-to-left override", "SKU-2\u202e", faults.ErrInvalidValue, ""},
+		{"longest", strings.Repeat("S", faults.MaxValueLength), nil, strings.Repeat("S", faults.MaxValueLength)},
+		{"too long", strings.Repeat("S", faults.MaxValueLength+1), faults.ErrInvalidValue, ""},
 		{"NUL", "SKU-1,\x00SKU-2", faults.ErrInvalidValue, ""},
 		{"line break inside", "SKU-1\nSKU-2", faults.ErrInvalidValue, ""},
 		{"C1 control inside", "SKU-1\u0085SKU-2", faults.ErrInvalidValue, ""},
