@@ -64,7 +64,7 @@ func (g *SimulatedGateway) roundTrip(ctx context.Context, op string) error {
 		return err
 	}
 	if g.faults.Chance(faults.PaymentTransientErrorRate) {
-		return fmt.Errorf("%s timed out (simulated)", op)
+		return fmt.Errorf("%s timed out (simulated transient error)", op)
 	}
 	return nil
 }
