@@ -122,7 +122,10 @@ func (o *ownerLock) keep(ctx context.Context) {
 		case <-t.C:
 		}
 		var held bool
-		checkCtx, cancel := context.WithTimeout(ctx, o.checkEvery)
+		// Bounded by the interval, but never under a second: a slow
+		// answer on a loaded machine is not a lost lock (the timeout
+		// ends the session, and with it the lock).
+		checkCtx, cancel := context.WithTimeout(ctx, max(o.checkEvery, time.Second))
 		err := o.db.QueryRowContext(checkCtx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'
 			AND pid = pg_backend_pid() AND classid = $1::int4::oid AND objid = $2::int4::oid AND objsubid = 2 AND granted)`,
 			ownerLockClass, o.id.Load()).Scan(&held)
