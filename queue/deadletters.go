@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -14,7 +16,10 @@ import (
 
 // ReplayDeadLetter puts dead letter id back on its original topic, for its
 // consumer group only, with the attempt count reset and its trace context
-// kept, and removes it from the dead-letter store.
+// kept, and removes it from the dead-letter store. The message is stamped
+// as a replay of the dead letter (backend.MetadataReplayedFrom and
+// MetadataReplayedAt, with its backend.MetadataDeadLetterReason kept): the
+// tracing middleware records that on its consumer span.
 //
 // The message keeps its UUID, so groups that use an inbox and had already
 // handled it ignore it; other groups never see it (it carries
@@ -47,6 +52,11 @@ const MetadataOriginalUUID = "original_message_uuid"
 // for its group alone. dl must come from Get: a List result holds only the
 // start of its payload.
 //
+// The message is stamped as a replay of dl (backend.MetadataReplayedFrom
+// and MetadataReplayedAt, replacing the stamp of an earlier replay) and
+// keeps dl's backend.MetadataDeadLetterReason, so that its trace shows a
+// replay, of which dead letter and why that one had failed.
+//
 // A UUID that cannot be published is replaced (MetadataOriginalUUID): the
 // inbox of the dead letter's group never recorded that message as handled
 // (it failed there), and no other group receives the replay, so no
@@ -59,12 +69,14 @@ func replayMessage(dl backend.DeadLetter) *message.Message {
 	}
 	msg := message.NewMessage(uuid, dl.Payload)
 	for k, v := range dl.Metadata {
-		if !retry.IsDeliveryKey(k) && k != retry.MetadataDeadLetterReason {
+		if !retry.IsDeliveryKey(k) {
 			msg.Metadata.Set(k, v)
 		}
 	}
 	msg.Metadata.Set(backend.MetadataReplayForGroup, dl.ConsumerGroup)
 	msg.Metadata.Set(backend.MetadataReplayID, watermill.NewUUID())
+	msg.Metadata.Set(backend.MetadataReplayedFrom, strconv.FormatInt(dl.ID, 10))
+	msg.Metadata.Set(backend.MetadataReplayedAt, time.Now().UTC().Format(time.RFC3339Nano))
 	if uuid != dl.MessageUUID {
 		msg.Metadata.Set(MetadataOriginalUUID, dl.MessageUUID)
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/postgres/pgtest"
 	"github.com/orderflow/orderflow/queue/retry"
+	"github.com/orderflow/orderflow/queue/tracing"
 )
 
 // openSQLite opens a queue on a fresh file; the queue is closed at cleanup.
@@ -186,6 +189,92 @@ func TestFailingMessageIsRetriedThenDeadLetteredWithItsHistory(t *testing.T) {
 	}
 	if errorsSeen != 3 {
 		t.Errorf("consumer spans marked error: got %d, want 3", errorsSeen)
+	}
+}
+
+// TestReplayedMessageIsTracedAsAReplayAndKeepsTheStampWhenDeadLetteredAgain
+// replays a dead letter whose message fails again: the consumer span of
+// the replay carries a replay event naming the dead letter and its reason
+// (beside the dead_letter event of its own failure), and the new dead
+// letter keeps the replay's stamp, with its own reason.
+func TestReplayedMessageIsTracedAsAReplayAndKeepsTheStampWhenDeadLetteredAgain(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), TracerProvider: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	r, err := q.NewRouter(queue.RouterConfig{ConsumerGroup: "billing", Retry: fastRetry(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle("charge", "payments", func(*message.Message) error { return errors.New("gateway unavailable") })
+	runRouter(t, r)
+
+	if err := q.Publisher().Publish("payments", message.NewMessage("m-1", []byte(`{}`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+	first := deadLetters(t, q)[0]
+	firstID := strconv.FormatInt(first.ID, 10)
+	if err := queue.ReplayDeadLetter(context.Background(), q.Backend(), first.ID); err != nil {
+		t.Fatal(err)
+	}
+	var again backend.DeadLetter
+	waitFor(t, "the replay to be dead-lettered again", func() bool {
+		dls := deadLetters(t, q)
+		if len(dls) == 1 && dls[0].Metadata[backend.MetadataReplayedFrom] == firstID {
+			again = dls[0]
+			return true
+		}
+		return false
+	})
+	if got := again.Metadata[backend.MetadataReplayedAt]; got == "" {
+		t.Errorf("dead letter of the replay: no %s", backend.MetadataReplayedAt)
+	}
+	if got, want := again.Metadata[retry.MetadataDeadLetterReason], retry.ReasonMaxAttempts; got != want {
+		t.Errorf("dead letter of the replay: reason %q, want %q", got, want)
+	}
+	waitFor(t, "the replay to be acked", func() bool { return groupDepth(t, q, "payments", "billing") == 0 })
+
+	var replays []sdktrace.Event
+	for _, s := range rec.Ended() {
+		if s.Name() != "process payments" {
+			continue
+		}
+		var replay, dead bool
+		for _, e := range s.Events() {
+			switch e.Name {
+			case tracing.EventReplay:
+				replay = true
+				replays = append(replays, e)
+			case tracing.EventDeadLetter:
+				dead = true
+			}
+		}
+		if !dead {
+			t.Errorf("a consumer span without a dead_letter event (replay event: %v)", replay)
+		}
+	}
+	if len(replays) != 1 {
+		t.Fatalf("replay events: got %d, want 1 (on the replay's span only)", len(replays))
+	}
+	want := map[attribute.Key]string{
+		tracing.ReplayDeadLetterIDKey: firstID,
+		tracing.DeadLetterReasonKey:   retry.ReasonMaxAttempts,
+		tracing.ReplayTimeKey:         again.Metadata[backend.MetadataReplayedAt],
+	}
+	for _, kv := range replays[0].Attributes {
+		if w, ok := want[kv.Key]; ok {
+			if got := kv.Value.Emit(); got != w {
+				t.Errorf("replay event: %s = %s, want %s", kv.Key, got, w)
+			}
+			delete(want, kv.Key)
+		}
+	}
+	if len(want) != 0 {
+		t.Errorf("replay event: attributes %v missing", want)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 var placedAt = time.Date(2025, 3, 14, 15, 9, 26, 535897000, time.UTC)
@@ -228,6 +229,33 @@ func TestDecodeToleratesUnknownFields(t *testing.T) {
 	want := contracts.PaymentCharged{OrderID: "o-1", PaymentID: "p-1", AmountCents: 100, Currency: "EUR"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Decode: got %#v, want %#v", got, want)
+	}
+}
+
+// TestDecodeIgnoresQueueMetadata: a delivered message carries the queue's
+// own metadata beside the contract's (attempts, trace context, and on a
+// dead letter's replay its stamp and the dead letter's reason); Decode
+// reads only its own keys.
+func TestDecodeIgnoresQueueMetadata(t *testing.T) {
+	for _, tc := range samples() {
+		payload, meta, err := contracts.Encode(tc.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range map[string]string{
+			backend.MetadataAttempt: "2", backend.MetadataReplayForGroup: "payment", backend.MetadataReplayID: "r-1",
+			backend.MetadataReplayedFrom: "12", backend.MetadataReplayedAt: "2026-03-01T10:00:14Z",
+			backend.MetadataDeadLetterReason: "max attempts", "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		} {
+			meta[k] = v
+		}
+		got, err := contracts.Decode(meta, payload)
+		if err != nil {
+			t.Fatalf("%s: Decode: got error %v, want nil", tc.msg.MessageType(), err)
+		}
+		if !reflect.DeepEqual(got, tc.msg) {
+			t.Errorf("Decode: got %#v, want %#v", got, tc.msg)
+		}
 	}
 }
 

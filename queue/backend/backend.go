@@ -39,6 +39,27 @@ const (
 	// message id apart: a message acked once and delivered again is
 	// settled, a replay of it is handled.
 	MetadataReplayID = "replay_id"
+	// MetadataReplayedFrom is set by dead-letter replay
+	// (queue.ReplayDeadLetter) on the message it publishes: the id of the
+	// dead letter replayed, in decimal. MetadataReplayedAt is set with it:
+	// when the replay published the message (RFC 3339, nanoseconds, UTC).
+	// The tracing middleware turns them into a "replay" span event, so that
+	// a trace shows why a dead-lettered message was handled again.
+	//
+	// Unlike MetadataReplayID they describe the message, not one
+	// delivery: a replayed message dead-lettered again keeps them in its
+	// new dead letter (which tells an operator that it failed after a
+	// replay already), and a replay of that dead letter overwrites both.
+	// The dead letter's reason travels with them under
+	// MetadataDeadLetterReason, which a replay keeps.
+	MetadataReplayedFrom = "replayed_from_dead_letter"
+	MetadataReplayedAt   = "replayed_at"
+	// MetadataDeadLetterReason says why a message was dead-lettered (the
+	// retry middleware's reasons: retry.ReasonMaxAttempts and the others);
+	// it is set on the dead letter's copy of the message. A replay keeps
+	// it on the message it publishes, with MetadataReplayedFrom; the next
+	// dead-lettering replaces it.
+	MetadataDeadLetterReason = "dead_letter_reason"
 	// MetadataAbandoned is set on a message whose previous delivery to
 	// this consumer group was abandoned: handed to a handler, then neither
 	// acked nor nacked, because the process died (on SQLite, also froze:

@@ -9,6 +9,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/components/delay"
 	"github.com/ThreeDotsLabs/watermill/message"
 
+	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/backend/backendtest"
 	"github.com/orderflow/orderflow/queue/memory"
@@ -223,4 +224,10 @@ func TestDeadLettersBefore(t *testing.T) {
 	b := memory.New(nil)
 	defer b.Close()
 	backendtest.DeadLettersBefore(t, b.DeadLetters(), "payment.commands")
+}
+
+func TestReplayStamped(t *testing.T) {
+	b := memory.New(nil)
+	defer b.Close()
+	backendtest.ReplayStamped(t, b, queue.ReplayDeadLetter, "payment.commands")
 }

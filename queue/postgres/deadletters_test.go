@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orderflow/orderflow/queue"
 	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/backend/backendtest"
 )
@@ -171,4 +172,9 @@ func TestPutKeepsTheFailureTimesInOrder(t *testing.T) {
 func TestDeadLettersBefore(t *testing.T) {
 	b := openBackend(t, testDSN(t), fastConfig())
 	backendtest.DeadLettersBefore(t, b.DeadLetters(), "dead-before")
+}
+
+func TestReplayStamped(t *testing.T) {
+	b := openBackend(t, testDSN(t), fastConfig())
+	backendtest.ReplayStamped(t, b, queue.ReplayDeadLetter, newTopic(t))
 }

@@ -73,8 +73,10 @@ func (e markedError) Unwrap() []error { return []error{e.err, e.mark} }
 const (
 	// MetadataDeadLetterReason says why the message was given up:
 	// ReasonMaxAttempts, ReasonPermanent, ReasonAbandoned or
-	// ReasonUnreadable.
-	MetadataDeadLetterReason = "dead_letter_reason"
+	// ReasonUnreadable. It is backend.MetadataDeadLetterReason: a replay
+	// keeps it, beside backend.MetadataReplayedFrom, which this middleware
+	// keeps too when it dead-letters a replayed message again.
+	MetadataDeadLetterReason = backend.MetadataDeadLetterReason
 )
 
 // Dead-letter reasons (MetadataDeadLetterReason).

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/queue/backend"
 )
 
 // Middleware returns router middleware that runs each handler call inside a
@@ -29,7 +31,10 @@ import (
 //
 // The delivery attempt (metadata MetadataAttempt, 1-based; missing means 1) is
 // recorded as AttemptKey; an attempt above 1 also adds an EventRetry event. A
-// handler error (or panic, which is re-raised) sets the status to Error.
+// message replayed from the dead-letter store (metadata
+// backend.MetadataReplayedFrom) adds an EventReplay event, on each of its
+// deliveries. A handler error (or panic, which is re-raised) sets the status
+// to Error.
 //
 // Add Middleware before retry, dead-letter and recoverer middleware, so that
 // they run inside the span and RecordDeadLetter reaches it.
@@ -77,6 +82,9 @@ func Middleware(cfg Config) message.HandlerMiddleware {
 			if attempt > 1 {
 				span.AddEvent(EventRetry, trace.WithAttributes(AttemptKey.Int(attempt)))
 			}
+			if replay := replayAttributes(msg.Metadata); replay != nil {
+				span.AddEvent(EventReplay, trace.WithAttributes(replay...))
+			}
 
 			msg.SetContext(ctx)
 			produced, err = h(msg)
@@ -104,4 +112,26 @@ func parseAttempt(v string) (int, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// replayAttributes returns the attributes of an EventReplay for a message
+// carrying backend.MetadataReplayedFrom, nil for any other.
+func replayAttributes(md message.Metadata) []attribute.KeyValue {
+	from := md.Get(backend.MetadataReplayedFrom)
+	if from == "" {
+		return nil
+	}
+	var attrs []attribute.KeyValue
+	if id, err := strconv.ParseInt(from, 10, 64); err == nil {
+		attrs = append(attrs, ReplayDeadLetterIDKey.Int64(id))
+	} else {
+		attrs = append(attrs, ReplayDeadLetterIDKey.String(from))
+	}
+	if at := md.Get(backend.MetadataReplayedAt); at != "" {
+		attrs = append(attrs, ReplayTimeKey.String(at))
+	}
+	if reason := md.Get(backend.MetadataDeadLetterReason); reason != "" {
+		attrs = append(attrs, DeadLetterReasonKey.String(reason))
+	}
+	return attrs
 }

@@ -56,13 +56,29 @@ const (
 	EventRetry = "retry"
 	// EventDeadLetter is added by RecordDeadLetter.
 	EventDeadLetter = "dead_letter"
+	// EventReplay is added by Middleware to a consumer span whose message
+	// was replayed from the dead-letter store (it carries
+	// backend.MetadataReplayedFrom), on every delivery of it: the span
+	// would otherwise show a dead-lettered message handled again, at
+	// attempt 1, with no cause. Its attributes are ReplayDeadLetterIDKey,
+	// ReplayTimeKey and DeadLetterReasonKey (why the dead letter had
+	// failed), each when the message carries it.
+	EventReplay = "replay"
 
 	// AttemptKey is the delivery attempt of the message (1-based). The
 	// messaging semantic conventions define only system-specific delivery
 	// counters, so this is a custom attribute.
 	AttemptKey = attribute.Key("messaging.delivery.attempt")
-	// DeadLetterReasonKey is the reason given to RecordDeadLetter.
+	// DeadLetterReasonKey is the reason given to RecordDeadLetter; on an
+	// EventReplay, the reason the replayed dead letter had been given.
 	DeadLetterReasonKey = attribute.Key("messaging.dead_letter.reason")
+	// ReplayDeadLetterIDKey is the id of the dead letter an EventReplay's
+	// message was replayed from (an integer; a string if the metadata
+	// holds something else).
+	ReplayDeadLetterIDKey = attribute.Key("messaging.replay.dead_letter.id")
+	// ReplayTimeKey is when the replay published the message, as the
+	// metadata holds it (RFC 3339).
+	ReplayTimeKey = attribute.Key("messaging.replay.time")
 	// HandlerNameKey is the Watermill router handler that processed the
 	// message (custom attribute).
 	HandlerNameKey = attribute.Key("messaging.watermill.handler")

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/orderflow/orderflow/queue/backend"
 	"github.com/orderflow/orderflow/queue/tracing"
 )
 
@@ -413,6 +414,91 @@ func TestMetadataAttributes(t *testing.T) {
 		if v, ok := got["order.id"]; ok {
 			t.Errorf("%s: got order.id %q for a message without correlation_id, want none", name, v.AsString())
 		}
+	}
+}
+
+// TestReplayEvent: a message replayed from the dead-letter store
+// (backend.MetadataReplayedFrom) gets an EventReplay naming the dead
+// letter, when it was replayed and why it had been dead-lettered, on each
+// delivery; any other message gets none.
+func TestReplayEvent(t *testing.T) {
+	const at = "2026-03-01T10:00:14.5Z"
+	tests := []struct {
+		name      string
+		metadata  map[string]string
+		wantEvent bool
+		want      []attribute.KeyValue
+		wantRetry bool
+	}{
+		{name: "ordinary message"},
+		{
+			name:     "dead letter reason without a replay",
+			metadata: map[string]string{backend.MetadataDeadLetterReason: "max attempts"},
+		},
+		{
+			name: "replay",
+			metadata: map[string]string{
+				backend.MetadataReplayedFrom: "12", backend.MetadataReplayedAt: at,
+				backend.MetadataDeadLetterReason: "max attempts",
+			},
+			wantEvent: true,
+			want: []attribute.KeyValue{
+				tracing.ReplayDeadLetterIDKey.Int64(12), tracing.ReplayTimeKey.String(at),
+				tracing.DeadLetterReasonKey.String("max attempts"),
+			},
+		},
+		{
+			name: "retry of a replay",
+			metadata: map[string]string{
+				backend.MetadataReplayedFrom: "12", backend.MetadataReplayedAt: at,
+				backend.MetadataDeadLetterReason: "permanent", tracing.MetadataAttempt: "2",
+			},
+			wantEvent: true,
+			want: []attribute.KeyValue{
+				tracing.ReplayDeadLetterIDKey.Int64(12), tracing.ReplayTimeKey.String(at),
+				tracing.DeadLetterReasonKey.String("permanent"),
+			},
+			wantRetry: true,
+		},
+		{
+			name:      "replay of a dead letter without a reason",
+			metadata:  map[string]string{backend.MetadataReplayedFrom: "7", backend.MetadataReplayedAt: at},
+			wantEvent: true,
+			want:      []attribute.KeyValue{tracing.ReplayDeadLetterIDKey.Int64(7), tracing.ReplayTimeKey.String(at)},
+		},
+		{
+			name:      "replay stamp written by hand",
+			metadata:  map[string]string{backend.MetadataReplayedFrom: "dl-7"},
+			wantEvent: true,
+			want:      []attribute.KeyValue{tracing.ReplayDeadLetterIDKey.String("dl-7")},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, rec := newTracing(t)
+			msg := message.NewMessage(watermill.NewUUID(), nil)
+			for k, v := range tc.metadata {
+				msg.Metadata.Set(k, v)
+			}
+			h := tracing.Middleware(tracing.Config{TracerProvider: tp})(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+			if _, err := h(msg); err != nil {
+				t.Fatal(err)
+			}
+			spans := spansNamed(rec, "process")
+			if len(spans) != 1 {
+				t.Fatalf("got %d process spans, want 1", len(spans))
+			}
+			ev, ok := eventNamed(spans[0], tracing.EventReplay)
+			if ok != tc.wantEvent {
+				t.Fatalf("got replay event %v, want %v (events %v)", ok, tc.wantEvent, spans[0].Events())
+			}
+			if ok && !slices.Equal(ev.Attributes, tc.want) {
+				t.Errorf("replay event: got attributes %v, want %v", ev.Attributes, tc.want)
+			}
+			if _, ok := eventNamed(spans[0], tracing.EventRetry); ok != tc.wantRetry {
+				t.Errorf("got retry event %v, want %v", ok, tc.wantRetry)
+			}
+		})
 	}
 }
 

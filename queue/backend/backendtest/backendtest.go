@@ -5,6 +5,9 @@ package backendtest
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/orderflow/orderflow/queue/backend"
+	"github.com/orderflow/orderflow/queue/retry"
 )
 
 // ExpectClosed fails the test for every message ch hands out before it
@@ -146,3 +150,116 @@ func DropGroupRefused(t *testing.T, d backend.GroupDropper, topic, group string,
 		t.Errorf("drop %s/%s: error %q does not name both", topic, group, msg)
 	}
 }
+
+// ReplayFunc replays dead letter id of b: queue.ReplayDeadLetter, which
+// this package cannot import (the queue package imports the backends).
+type ReplayFunc func(ctx context.Context, b backend.Backend, id int64) error
+
+// ReplayStamped checks, through replay, that b carries a replay's stamp
+// (backend.MetadataReplayedFrom, MetadataReplayedAt) and the dead letter's
+// backend.MetadataDeadLetterReason to the consumer, beside the message's
+// own metadata; that a dead letter of the replayed message keeps the stamp
+// (the retry middleware keeps every key retry.IsDeliveryKey does not name);
+// and that replaying that one overwrites the stamp: the second delivery
+// has the same keys as the first, naming the second dead letter and a
+// later time. It uses topic, which must hold no messages or dead letters
+// yet.
+func ReplayStamped(t *testing.T, b backend.Backend, replay ReplayFunc, topic string) {
+	t.Helper()
+	const group = "billing"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	sub, err := b.Subscriber(backend.SubscriberConfig{ConsumerGroup: group})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+	ch, err := sub.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	store := b.DeadLetters()
+	failed := time.Now().UTC().Add(-time.Minute)
+	put := func(md map[string]string) int64 {
+		t.Helper()
+		if err := store.Put(ctx, backend.DeadLetter{
+			MessageUUID: "replayed-1", Topic: topic, ConsumerGroup: group, Payload: []byte(`{}`),
+			Metadata: md, Attempts: 3, LastError: "boom", FirstFailedAt: failed, LastFailedAt: failed, DeadAt: failed,
+		}); err != nil {
+			t.Fatal(err)
+		}
+		dls, err := store.List(ctx, backend.DeadLetterFilter{Topic: topic})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(dls) != 1 {
+			t.Fatalf("got %d dead letters on %s, want 1", len(dls), topic)
+		}
+		return dls[0].ID
+	}
+	// replayed replays dead letter id and returns the message delivered,
+	// acked, after checking its stamp.
+	replayed := func(id int64, reason string, notBefore time.Time) *message.Message {
+		t.Helper()
+		start := time.Now()
+		if err := replay(ctx, b, id); err != nil {
+			t.Fatalf("replay %d: %v", id, err)
+		}
+		end := time.Now()
+		var m *message.Message
+		select {
+		case m = <-ch:
+		case <-ctx.Done():
+			t.Fatalf("replay of dead letter %d not delivered", id)
+		}
+		m.Ack()
+		if got, want := m.Metadata.Get(backend.MetadataReplayedFrom), strconv.FormatInt(id, 10); got != want {
+			t.Errorf("%s: got %q, want %q", backend.MetadataReplayedFrom, got, want)
+		}
+		at, err := time.Parse(time.RFC3339Nano, m.Metadata.Get(backend.MetadataReplayedAt))
+		if err != nil {
+			t.Errorf("%s: %v", backend.MetadataReplayedAt, err)
+		} else if at.Location() != time.UTC || at.Before(start.Add(-time.Millisecond)) || at.After(end) || !at.After(notBefore) {
+			t.Errorf("%s: got %s, want in UTC, between %s and %s, after %s", backend.MetadataReplayedAt, at, start, end, notBefore)
+		}
+		for k, want := range map[string]string{backend.MetadataDeadLetterReason: reason, "traceparent": traceParent, "type": "billing.Charge"} {
+			if got := m.Metadata.Get(k); got != want {
+				t.Errorf("replay of dead letter %d: metadata %s: got %q, want %q", id, k, got, want)
+			}
+		}
+		return m
+	}
+
+	first := put(map[string]string{"traceparent": traceParent, "type": "billing.Charge", backend.MetadataDeadLetterReason: "max attempts"})
+	m1 := replayed(first, "max attempts", time.Time{})
+	at1, _ := time.Parse(time.RFC3339Nano, m1.Metadata.Get(backend.MetadataReplayedAt))
+
+	// The replayed message fails again: its dead letter keeps the stamp.
+	again := make(map[string]string)
+	for k, v := range m1.Metadata {
+		if !retry.IsDeliveryKey(k) {
+			again[k] = v
+		}
+	}
+	again[backend.MetadataDeadLetterReason] = "permanent"
+	second := put(again)
+	dl, err := store.Get(ctx, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dl.Metadata[backend.MetadataReplayedFrom], strconv.FormatInt(first, 10); got != want {
+		t.Errorf("dead letter of a replayed message: %s: got %q, want %q (the stamp of the replay)", backend.MetadataReplayedFrom, got, want)
+	}
+
+	m2 := replayed(second, "permanent", at1)
+	if got, want := slices.Sorted(maps.Keys(m2.Metadata)), slices.Sorted(maps.Keys(m1.Metadata)); !slices.Equal(got, want) {
+		t.Errorf("second replay's metadata keys: got %v, want the first's %v", got, want)
+	}
+	if left, err := store.List(ctx, backend.DeadLetterFilter{Topic: topic}); err != nil || len(left) != 0 {
+		t.Errorf("dead letters after the replays: got %d (%v), want none", len(left), err)
+	}
+}
+
+// traceParent is a W3C traceparent a replay must keep.
+const traceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -89,7 +89,8 @@ Commands:
   dlq show ID                  one dead letter with payload, metadata and last error
   dlq replay ID | --all [--topic T] [--group G] [--older-than D]
                                put dead letters back on their original topic, for
-                               their consumer group only, with attempts reset
+                               their consumer group only, with attempts reset,
+                               stamped as a replay (a "replay" event in the trace)
   dlq purge [--topic T] [--group G] [--older-than D] --yes
                                delete dead letters for good (nothing else deletes
                                them: --older-than 720h keeps the last 30 days)
