@@ -42,8 +42,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -68,9 +66,8 @@ type Config struct {
 	// service.name in OTEL_RESOURCE_ATTRIBUTES take precedence.
 	ServiceName string
 
-	// ServiceVersion is the service.version resource attribute. Default:
-	// the binary's version or commit, from its build information; none
-	// when it has neither (go run, tests).
+	// ServiceVersion is the service.version resource attribute; optional
+	// (OTEL_RESOURCE_ATTRIBUTES=service.version=… sets it too).
 	ServiceVersion string
 
 	// LogWriter receives the JSON log lines. Default os.Stderr. Writes are
@@ -214,52 +211,17 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 }
 
 // serviceAttrs are the service's resource attributes: its name, its
-// version (cfg.ServiceVersion, else the binary's, from its build
-// information) and an id of this process (service.instance.id, a random
-// UUID), so that the spans of a service before and after a restart, or
-// of two replicas, are told apart by more than a pid. OTEL_SERVICE_NAME
-// and OTEL_RESOURCE_ATTRIBUTES still win (resource.WithFromEnv comes
-// after).
+// version when set, and an id of this process (service.instance.id, a
+// random UUID), so that the spans of a service before and after a
+// restart, or of two replicas, are told apart by more than a pid.
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES still win
+// (resource.WithFromEnv comes after).
 func serviceAttrs(cfg Config) []attribute.KeyValue {
 	attrs := []attribute.KeyValue{semconv.ServiceName(cfg.ServiceName), semconv.ServiceInstanceID(uuid.NewString())}
-	version := cfg.ServiceVersion
-	if version == "" {
-		version = buildVersion()
-	}
-	if version != "" {
-		attrs = append(attrs, semconv.ServiceVersion(version))
+	if cfg.ServiceVersion != "" {
+		attrs = append(attrs, semconv.ServiceVersion(cfg.ServiceVersion))
 	}
 	return attrs
-}
-
-// buildVersion is the running binary's version: its main module's
-// version when it was built from a tagged module, else the commit it was
-// built from (with "+dirty" for uncommitted changes), else "".
-func buildVersion() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return ""
-	}
-	if v := info.Main.Version; v != "" && v != "(devel)" && !strings.HasPrefix(v, "v0.0.0-") {
-		return v
-	}
-	var revision string
-	var dirty bool
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			revision = s.Value
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if len(revision) > 12 {
-		revision = revision[:12]
-	}
-	if revision != "" && dirty {
-		revision += "+dirty"
-	}
-	return revision
 }
 
 func newMeterProvider(registry *prometheus.Registry, res *resource.Resource) (*sdkmetric.MeterProvider, error) {
