@@ -175,8 +175,9 @@ func (c Command) usage(fs *flag.FlagSet, out io.Writer) {
 // start with its name (PAYMENT_DECLINE_RATE) and have one variable.
 func FaultFlagsUsage(out io.Writer, service string) {
 	fmt.Fprintf(out, "\nFault flags: set at run time with PUT /faults/NAME {\"value\": …} on the admin API,\n"+
-		"at start by the first of the flag's environment variables that is set (%sVAR wins over VAR):\n",
-		EnvPrefix(service))
+		"at start by the first of the flag's environment variables that is set (%sVAR wins over VAR);\n"+
+		"a value is at most %d bytes, without control or bidirectional formatting characters:\n",
+		EnvPrefix(service), faults.MaxValueLength)
 	for _, s := range faults.ServiceFlags(service) {
 		fmt.Fprintf(out, "  %s (%s; env %s)\n      %s\n", s.Name, s.Type, strings.Join(s.EnvNames(EnvPrefix(service)), ", else "), s.Description)
 	}

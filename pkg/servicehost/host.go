@@ -75,9 +75,11 @@ const (
 	// MinDedupRetention is the shortest retention taken. The duplicates
 	// an inbox drops come within minutes (a lease that expired, a retry
 	// at its longest backoff, the outbox forwarding a batch again after
-	// a crash); a dead letter replayed later was never handled, so its
-	// id is not in the inbox anyway. Below an hour, a slow redelivery
-	// could find its id forgotten and be handled twice.
+	// a crash); a dead letter replayed later was, as a rule, never
+	// handled, so its id is not in the inbox anyway (but on PostgreSQL a
+	// handler that outlived its ack deadline may have committed: replay
+	// within the retention). Below an hour, a slow redelivery could find
+	// its id forgotten and be handled twice.
 	MinDedupRetention = time.Hour
 )
 

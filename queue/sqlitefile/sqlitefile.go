@@ -78,8 +78,8 @@ func (o Options) Validate() error {
 // queue file's lock files can hold their locks and stall every writer.
 // SQLite gives a database's -wal and -shm files the database file's
 // permissions, and the queue its lock files (openLockFile). To share the
-// files with a group, create the file (or the directory) with the mode
-// wanted before the first start: an existing file keeps its own.
+// files with a group, create the (empty) file with the mode wanted
+// before the first start: an existing file keeps its own.
 const NewFileMode os.FileMode = 0o600
 
 // Prepare gives the file at path, if it is new (missing or empty), the page
