@@ -286,3 +286,33 @@ func TestDeadLetterListShowsPayloadPreviews(t *testing.T) {
 		t.Errorf("dead letter page: got %d bytes, want the whole payload", len(r.Body))
 	}
 }
+
+// A dead letter's last error and metadata come from messages: their
+// bidirectional formatting and control characters are shown escaped on
+// its page and in the queue's list, not left to reorder the text.
+func TestDeadLetterTextIsShownEscaped(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	msg := message.NewMessage("m-bidi", []byte(`{}`))
+	msg.Metadata.Set("customer", "c\u202eevil")
+	if err := e.b.Publisher().Publish("payment.commands", msg); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := e.b.DeadLetters().Put(ctx, backend.DeadLetter{
+		MessageUUID: msg.UUID, Topic: "payment.commands", ConsumerGroup: "payment", Payload: msg.Payload, Metadata: map[string]string(msg.Metadata),
+		Attempts: 1, LastError: "charge c\u202eevil: \x1b[31mfailed", FirstFailedAt: now, LastFailedAt: now, DeadAt: now,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dls, err := e.b.DeadLetters().List(ctx, backend.DeadLetterFilter{})
+	if err != nil || len(dls) != 1 {
+		t.Fatalf("dead letters: got %d (%v), want 1", len(dls), err)
+	}
+	c := newClient(t, e.srv)
+	for _, path := range []string{"/queue/dlq/" + itoa(dls[0].ID), "/queue"} {
+		r := c.get(path, false)
+		mustContain(t, path, r.Body, `charge c\u202eevil: \x1b[31mfailed`, `c\u202eevil`)
+		mustNotContain(t, path, r.Body, "\u202e", "\x1b")
+	}
+}

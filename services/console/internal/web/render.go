@@ -298,6 +298,7 @@ var funcs = template.FuncMap{
 	"join":       strings.Join,
 	"short":      shortID,
 	"payload":    payloadText,
+	"plain":      plainText,
 	"quoteEmpty": quoteEmpty,
 	"took":       took,
 	"pathSeg":    url.PathEscape,
@@ -375,14 +376,26 @@ func payloadText(p []byte) string {
 			p = out.Bytes()
 		}
 	}
+	return plainText(string(p))
+}
+
+// plainText is s with its control and bidirectional formatting characters
+// (plaintext.Unsafe) but line breaks and tabs escaped (\x1b, \u202e), for
+// text that comes from messages rather than from the console: a
+// dead letter's last error and metadata. The template escapes HTML; a
+// right-to-left override it keeps would reorder the text after it.
+func plainText(s string) string {
+	if !strings.ContainsFunc(s, plaintext.Unsafe) {
+		return s
+	}
 	var b strings.Builder
-	for _, r := range string(p) {
+	for _, r := range s {
 		switch {
 		case r == '\n' || r == '\t' || !plaintext.Unsafe(r):
 			b.WriteRune(r)
 		case r <= 0xff:
 			fmt.Fprintf(&b, `\x%02x`, r)
-		default: // a bidirectional formatting character, which would reorder the text after it
+		default: // a bidirectional formatting character
 			fmt.Fprintf(&b, `\u%04x`, r)
 		}
 	}
