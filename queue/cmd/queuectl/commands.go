@@ -728,7 +728,11 @@ func printableTexts(names []string) []string {
 // or a format character (Unicode category Cf: the bidirectional controls
 // U+202A–U+202E, U+2066–U+2069, U+200E, U+200F and U+061C, the zero-width
 // characters, U+FEFF); newline and tab are allowed when multiline is set.
-// strconv.Quote escapes all of them.
+// strconv.Quote escapes all of them. Broader on purpose than what the
+// order API refuses (pkg/plaintext, which takes the zero-width joiner of
+// emoji sequences and Persian spelling): a payload shown to an operator
+// shows every invisible character, quoted, at the cost of quoting a
+// whole payload that holds one legitimately.
 func hasControl(s string, multiline bool) bool {
 	for _, r := range s {
 		if multiline && (r == '\n' || r == '\t') {
