@@ -12,13 +12,13 @@ import (
 
 // sagaHops are the messages of a completed order's saga: each is published
 // by one service and processed by another, in this order.
-var sagaHops = []struct{ topic, producer, consumer string }{
-	{"inventory.commands", harness.OrderService, harness.InventoryService},
-	{"inventory.events", harness.InventoryService, harness.OrderService},
-	{"payment.commands", harness.OrderService, harness.PaymentService},
-	{"payment.events", harness.PaymentService, harness.OrderService},
-	{"shipping.commands", harness.OrderService, harness.ShippingService},
-	{"shipping.events", harness.ShippingService, harness.OrderService},
+var sagaHops = []struct{ topic, producer, consumer, msgType string }{
+	{"inventory.commands", harness.OrderService, harness.InventoryService, "inventory.ReserveStock"},
+	{"inventory.events", harness.InventoryService, harness.OrderService, "inventory.StockReserved"},
+	{"payment.commands", harness.OrderService, harness.PaymentService, "payment.ChargePayment"},
+	{"payment.events", harness.PaymentService, harness.OrderService, "payment.PaymentCharged"},
+	{"shipping.commands", harness.OrderService, harness.ShippingService, "shipping.ScheduleShipment"},
+	{"shipping.events", harness.ShippingService, harness.OrderService, "shipping.ShipmentScheduled"},
 }
 
 // completedTrace checks the trace of a COMPLETED order as the OTLP
@@ -79,8 +79,8 @@ func completedTrace(spans []harness.Span) error {
 		// finds the saga's spans.
 		pub, _ := tree.Parent(*found)
 		for _, s := range []harness.Span{pub, *found} {
-			if s.Attrs["order.id"] != root.Attrs["order.id"] || s.Attrs["orderflow.message.type"] == "" {
-				errs = append(errs, fmt.Errorf("%s: attributes %v, want order.id %s (as POST /orders) and an orderflow.message.type", s, s.Attrs, root.Attrs["order.id"]))
+			if s.Attrs["order.id"] != root.Attrs["order.id"] || s.Attrs["orderflow.message.type"] != hop.msgType {
+				errs = append(errs, fmt.Errorf("%s: attributes %v, want order.id %s (as POST /orders) and orderflow.message.type %s", s, s.Attrs, root.Attrs["order.id"], hop.msgType))
 			}
 		}
 		// A retried message has one process span per attempt: the hop

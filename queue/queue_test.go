@@ -112,7 +112,8 @@ func deadLetters(t *testing.T, q *queue.Queue) []backend.DeadLetter {
 func TestFailingMessageIsRetriedThenDeadLetteredWithItsHistory(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
-	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), TracerProvider: tp})
+	q, err := queue.Open(context.Background(), queue.Config{URL: "sqlite://" + filepath.Join(t.TempDir(), "q.db"), TracerProvider: tp,
+		SpanAttributes: map[string]string{"correlation_id": "order.id"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,9 +170,19 @@ func TestFailingMessageIsRetriedThenDeadLetteredWithItsHistory(t *testing.T) {
 	}
 	waitFor(t, "the delivery to be acked", func() bool { return groupDepth(t, q, "payments", "billing") == 0 })
 
-	// The consumer spans: retries as events, the dead-lettered attempt as an error.
+	// The consumer spans: retries as events, every attempt an error
+	// whose error.type says what became of the message, and the order
+	// id (SpanAttributes) on them and on the publish span.
 	var retries, errorsSeen int
+	var errorTypes []string
 	for _, s := range rec.Ended() {
+		attrs := map[string]string{}
+		for _, kv := range s.Attributes() {
+			attrs[string(kv.Key)] = kv.Value.Emit()
+		}
+		if (s.Name() == "process payments" || s.Name() == "publish payments") && attrs["order.id"] != "o-1" {
+			t.Errorf("%s: got order.id %q, want o-1 (SpanAttributes)", s.Name(), attrs["order.id"])
+		}
 		if s.Name() != "process payments" {
 			continue
 		}
@@ -183,12 +194,16 @@ func TestFailingMessageIsRetriedThenDeadLetteredWithItsHistory(t *testing.T) {
 		if s.Status().Code.String() == "Error" {
 			errorsSeen++
 		}
+		errorTypes = append(errorTypes, attrs["error.type"])
 	}
 	if retries != 2 {
 		t.Errorf("retry events: got %d, want 2", retries)
 	}
 	if errorsSeen != 3 {
 		t.Errorf("consumer spans marked error: got %d, want 3", errorsSeen)
+	}
+	if got, want := strings.Join(errorTypes, ","), "transient,transient,max attempts"; got != want {
+		t.Errorf("error.type of the attempts: got %s, want %s", got, want)
 	}
 }
 

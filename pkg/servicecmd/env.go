@@ -144,10 +144,10 @@ func Positive(flag, env string, d time.Duration) error {
 // DedupRetention reports a --dedup-retention under
 // servicehost.MinDedupRetention.
 func DedupRetention(d time.Duration) error {
-	if d >= servicehost.MinDedupRetention {
-		return nil
+	if err := servicehost.CheckDedupRetention(d); err != nil {
+		return fmt.Errorf("--dedup-retention (DEDUP_RETENTION) %w", err)
 	}
-	return fmt.Errorf("--dedup-retention (DEDUP_RETENTION) must be at least %s, got %s: a redelivery that came later would be handled twice", servicehost.MinDedupRetention, d)
+	return nil
 }
 
 // NotNegative reports d < 0 for flag (without its dashes) read from env,

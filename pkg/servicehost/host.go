@@ -52,6 +52,7 @@ import (
 	"github.com/orderflow/orderflow/queue/inbox"
 	"github.com/orderflow/orderflow/queue/outbox"
 	"github.com/orderflow/orderflow/queue/retry"
+	"github.com/orderflow/orderflow/queue/tracing"
 )
 
 // Defaults of Config.
@@ -82,6 +83,16 @@ const (
 	// its id forgotten and be handled twice.
 	MinDedupRetention = time.Hour
 )
+
+// CheckDedupRetention reports a dedup retention under MinDedupRetention,
+// for Config.Validate, the order service's and the command lines (which
+// name their flag before it).
+func CheckDedupRetention(d time.Duration) error {
+	if d >= MinDedupRetention {
+		return nil
+	}
+	return fmt.Errorf("must be at least %s, got %s: a redelivery that came later would be handled twice", MinDedupRetention, d)
+}
 
 // Config is what the caller of a worker service chooses. Zero values take
 // the defaults.
@@ -173,7 +184,7 @@ func (c *Config) setDefaults(s Spec) {
 		c.MeterProvider = metricnoop.NewMeterProvider()
 	}
 	if c.Propagator == nil {
-		c.Propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+		c.Propagator = tracing.DefaultPropagator()
 	}
 }
 
@@ -186,8 +197,8 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdown timeout must not be negative"))
 	}
-	if c.DedupRetention < MinDedupRetention {
-		errs = append(errs, fmt.Errorf("dedup retention %s is under the least, %s: a slow redelivery could be handled twice", c.DedupRetention, MinDedupRetention))
+	if err := CheckDedupRetention(c.DedupRetention); err != nil {
+		errs = append(errs, fmt.Errorf("dedup retention %w", err))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		errs = append(errs, fmt.Errorf("http address %q: %w", c.HTTPAddr, err))

@@ -256,8 +256,8 @@ func (c Config) Validate() error {
 	if c.Concurrency < 1 || c.MaxAttempts < 1 || c.MaxAbandoned < 1 {
 		errs = append(errs, errors.New("concurrency, max attempts and max abandoned must be at least 1"))
 	}
-	if c.DedupRetention < servicehost.MinDedupRetention {
-		errs = append(errs, fmt.Errorf("dedup retention %s is under the least, %s: a slow redelivery could be handled twice", c.DedupRetention, servicehost.MinDedupRetention))
+	if err := servicehost.CheckDedupRetention(c.DedupRetention); err != nil {
+		errs = append(errs, fmt.Errorf("dedup retention %w", err))
 	}
 	for name, addr := range map[string]string{"http address": c.HTTPAddr, "admin address": c.AdminAddr} {
 		if addr == "off" && name == "admin address" {

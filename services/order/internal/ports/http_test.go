@@ -751,6 +751,9 @@ func TestStorageFailuresAre503(t *testing.T) {
 	// The server span is an error whose type is the status code, as the
 	// HTTP conventions ask.
 	spans := exp.GetSpans()
+	if len(spans) == 0 {
+		t.Fatal("no span recorded")
+	}
 	last := spans[len(spans)-1]
 	var errType string
 	for _, kv := range last.Attributes {

@@ -2,8 +2,10 @@ package adapters_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/orderflow/orderflow/pkg/contracts"
@@ -265,15 +267,7 @@ func TestChargeAlreadyRefundedAtTheGateway(t *testing.T) {
 // refused when the gateway is made, not found by a panic in the first
 // charge.
 func TestNewSimulatedGatewayRequiresThePaymentFlags(t *testing.T) {
-	ctx := context.Background()
-	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "payment.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := adapters.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedDB(t)
 	if _, err := adapters.NewSimulatedGateway(db, nil); err == nil {
 		t.Error("nil registry: got nil error, want one")
 	}
@@ -291,4 +285,41 @@ func TestNewSimulatedGatewayRequiresThePaymentFlags(t *testing.T) {
 	if _, err := adapters.NewSimulatedGateway(db, payment); err != nil {
 		t.Errorf("payment's registry: got %v, want nil", err)
 	}
+}
+
+// A simulated transient failure says it is one: an operator reading a
+// dead letter's last error (and the e2e suite) tells it from a bug.
+func TestSimulatedTransientFailureSaysSo(t *testing.T) {
+	ctx := context.Background()
+	db := migratedDB(t)
+	reg, err := faults.New(faults.Config{Flags: faults.ServiceFlags("payment")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.Set(faults.PaymentTransientErrorRate, "1"); err != nil {
+		t.Fatal(err)
+	}
+	g, err := adapters.NewSimulatedGateway(db, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = g.Authorize(ctx, domain.Charge{OrderID: "o-1", CustomerID: "c-1", AmountCents: 500, Currency: "EUR"})
+	if err == nil || !strings.Contains(err.Error(), "(simulated transient error)") {
+		t.Errorf("authorize with payment_transient_error_rate 1: got %v, want an error saying it is a simulated transient one", err)
+	}
+}
+
+// migratedDB is a new payment database with the service's tables, closed
+// when the test ends.
+func migratedDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := servicedb.Open(context.Background(), filepath.Join(t.TempDir(), "payment.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := adapters.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

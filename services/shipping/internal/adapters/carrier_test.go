@@ -2,6 +2,7 @@ package adapters_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"reflect"
@@ -245,15 +246,7 @@ func TestBookingAlreadyWithdrawnAtTheCarrier(t *testing.T) {
 // refused when the carrier is made, not found by a panic in the first
 // booking.
 func TestNewSimulatedCarrierRequiresTheShippingFlags(t *testing.T) {
-	ctx := context.Background()
-	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "shipping.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := adapters.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedDB(t)
 	if _, err := adapters.NewSimulatedCarrier(db, nil); err == nil {
 		t.Error("nil registry: got nil error, want one")
 	}
@@ -277,14 +270,7 @@ func TestNewSimulatedCarrierRequiresTheShippingFlags(t *testing.T) {
 // format of the rows already written: it changes only with a migration.
 func TestShipmentColumnsJSON(t *testing.T) {
 	ctx := context.Background()
-	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "shipping.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := adapters.Migrate(ctx, db); err != nil {
-		t.Fatal(err)
-	}
+	db := migratedDB(t)
 	store := adapters.NewReadModel(db)
 	for _, tc := range []struct {
 		sh             domain.Shipment
@@ -318,4 +304,19 @@ func TestShipmentColumnsJSON(t *testing.T) {
 			t.Errorf("%s read back: got %+v, want %+v", tc.sh.OrderID, got, want)
 		}
 	}
+}
+
+// migratedDB is a new shipping database with the service's tables, closed
+// when the test ends.
+func migratedDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db, err := servicedb.Open(context.Background(), filepath.Join(t.TempDir(), "shipping.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	if err := adapters.Migrate(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	return db
 }
