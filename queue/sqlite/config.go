@@ -117,7 +117,9 @@ type Config struct {
 
 	// OrphanRetention is how long a message of a topic that no consumer
 	// group has subscribed to is kept (so that a group registered later still
-	// receives it). Default 1h.
+	// receives it). Default 1h; URL parameter orphan_retention. Every
+	// process on the file collects, each with its own: give them all the
+	// same, or the shortest decides.
 	OrphanRetention time.Duration
 
 	// WALLimit is the write-ahead log size above which the store runs a
@@ -267,7 +269,12 @@ func (c Config) ValidateAsOpened() error {
 
 // urlParams names the query parameters of a sqlite:// queue URL that
 // ApplyURLParams understands.
-const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min, lock_file"
+const urlParams = "synchronous, lease, busy_timeout, nack_delay, ack_delay, claim_batch, poll_min, lock_file, orphan_retention"
+
+// minOrphanRetention is the least orphan_retention in a queue URL: a
+// group registered a moment after the first publish still finds the
+// messages.
+const minOrphanRetention = time.Second
 
 // pollMinLowest and pollMinHighest bound poll_min in a queue URL: below
 // 10µs a busy process would wake its subscribers for nearly every write
@@ -319,7 +326,7 @@ func (c *Config) applyURLParam(key, v string) error {
 		}
 		c.Synchronous = s
 		return nil
-	case "lease", "busy_timeout", "nack_delay", "ack_delay", "poll_min":
+	case "lease", "busy_timeout", "nack_delay", "ack_delay", "poll_min", "orphan_retention":
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("%s=%q: %w", key, v, err)
@@ -353,6 +360,11 @@ func (c *Config) applyURLParam(key, v string) error {
 				return fmt.Errorf("poll_min must be from %s to %s, got %s", pollMinLowest, pollMinHighest, d)
 			}
 			c.PollMin = d
+		case "orphan_retention":
+			if d < minOrphanRetention {
+				return fmt.Errorf("orphan_retention must be at least %s, got %s", minOrphanRetention, d)
+			}
+			c.OrphanRetention = d
 		}
 		return nil
 	case "lock_file":

@@ -22,6 +22,8 @@ func TestURLParamsRejectExplicitZeroAndNegative(t *testing.T) {
 		{"busy_timeout=0s", "busy_timeout must be at least 1ms, got 0s"},
 		{"busy_timeout=-5s", "busy_timeout must be at least 1ms, got -5s"},
 		{"claim_batch=0", "claim_batch must be at least 1, got 0"},
+		{"orphan_retention=0s", "orphan_retention must be at least 1s, got 0s"},
+		{"orphan_retention=day", `orphan_retention="day"`},
 		{"claim_batch=-3", "claim_batch must be at least 1, got -3"},
 		{"claim_batch=many", `claim_batch="many"`},
 		{"nack_delay=-1s", "nack_delay must not be negative, got -1s"},
@@ -66,6 +68,12 @@ func TestURLParamsSetValuesAndKeepDefaults(t *testing.T) {
 		{"lease=10ms&busy_timeout=1ms&claim_batch=1", func(c Config) string {
 			if c.Lease != 10*time.Millisecond || c.BusyTimeout != time.Millisecond || c.ClaimBatch != 1 {
 				return "want lease 10ms, busy timeout 1ms, claim batch 1"
+			}
+			return ""
+		}},
+		{"orphan_retention=24h", func(c Config) string {
+			if c.OrphanRetention != 24*time.Hour {
+				return "want an orphan retention of 24h"
 			}
 			return ""
 		}},
