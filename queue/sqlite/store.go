@@ -244,11 +244,10 @@ func Open(ctx context.Context, path string, cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("open sqlite queue %q: %w", path, err)
 	}
 
-	readDB, err := sql.Open("sqlite3", dsn(path, cfg, connReader))
-	if err != nil {
-		_ = writeDB.Close()
-		return nil, fmt.Errorf("open sqlite queue %q for reading: %w", path, err)
-	}
+	// The reading pool opens connections as they are needed, so only
+	// to the file opened (sameFileConnector). The writer's one
+	// connection, opened above, lives as long as the backend.
+	readDB := sql.OpenDB(sameFileConnector{dsn: dsn(path, cfg, connReader), path: file, opened: opened, drv: &sqlite3.SQLiteDriver{}})
 	// Three for probes, payload loads and stats, one pinned by the change
 	// watcher and one by the checkpoint loop while this process is the
 	// file's checkpointer.
