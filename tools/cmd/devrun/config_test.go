@@ -45,11 +45,11 @@ func TestChildEnv(t *testing.T) {
 func TestRunWithoutBinariesOrWithHelp(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"--data-dir", filepath.Join(dir, "data"), "--bin-dir", filepath.Join(dir, "bin")}, &out)
+	err := run(context.Background(), nil, []string{"--data-dir", filepath.Join(dir, "data"), "--bin-dir", filepath.Join(dir, "bin")}, &out)
 	if err == nil || !strings.Contains(err.Error(), "nothing to run") {
 		t.Errorf("no binaries: got %v, want an error saying there is nothing to run", err)
 	}
-	if err := run(context.Background(), []string{"--help"}, &bytes.Buffer{}); err != nil {
+	if err := run(context.Background(), nil, []string{"--help"}, &bytes.Buffer{}); err != nil {
 		t.Errorf("--help: got %v, want no error", err)
 	}
 	for _, tc := range []struct {
@@ -63,7 +63,7 @@ func TestRunWithoutBinariesOrWithHelp(t *testing.T) {
 		{[]string{"--grace", "-1s"}, "--grace -1s: must not be negative"},
 		{[]string{"stray"}, "unexpected arguments"},
 	} {
-		if err := run(context.Background(), tc.args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := run(context.Background(), nil, tc.args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("run(%q): got %v, want an error containing %q", tc.args, err, tc.want)
 		}
 	}

@@ -14,7 +14,9 @@
 // process that exits 0 without being asked to is left stopped.
 //
 // SIGINT or SIGTERM stops every process with SIGTERM and waits for them; a
-// process that does not stop within the grace period is killed. Nothing is
+// process that does not stop within the grace period is killed. A second
+// signal meanwhile sends those still stopping SIGTERM again (the services
+// then stop at once: their second signal forces the stop). Nothing is
 // started again once the stop has begun, and a failure that comes with or
 // after the interrupt does not make devrun exit 1.
 //
@@ -53,16 +55,39 @@ func main() {
 	if !signal.Ignored(syscall.SIGHUP) {
 		stopOn = append(stopOn, syscall.SIGHUP)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), stopOn...)
-	defer stop()
+	// The first signal stops the processes (ctx); a second one, while
+	// they stop, is passed on to them (forceStop): the services take a
+	// second signal for a stop at once, as when run in a terminal alone.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	forceStop := make(chan struct{})
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, stopOn...)
+	defer signal.Stop(sigs)
+	relayDone := make(chan struct{})
+	defer close(relayDone)
+	go relaySignals(sigs, cancel, forceStop, relayDone)
 	// Output that nobody reads any more (`go tool task run | tee log`,
 	// with tee gone at Ctrl-C) must not kill devrun by SIGPIPE halfway
 	// through the stop: the writes fail, and are ignored, instead.
 	signal.Ignore(syscall.SIGPIPE)
 	stopWithParent()
-	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+	if err := run(ctx, forceStop, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "devrun:", err)
 		os.Exit(1)
+	}
+}
+
+// relaySignals cancels the run at the first signal on sigs and closes
+// forceStop at the second, until done closes.
+func relaySignals(sigs <-chan os.Signal, cancel context.CancelFunc, forceStop chan<- struct{}, done <-chan struct{}) {
+	for _, act := range []func(){cancel, func() { close(forceStop) }} {
+		select {
+		case <-sigs:
+			act()
+		case <-done:
+			return
+		}
 	}
 }
 
@@ -148,7 +173,10 @@ Flags:
 	return cfg, nil
 }
 
-func run(ctx context.Context, args []string, out io.Writer) error {
+// run starts the processes and supervises them until ctx ends, then stops
+// them: SIGTERM, and SIGKILL after --grace; once forceStop closes, those
+// still stopping get SIGTERM again.
+func run(ctx context.Context, forceStop <-chan struct{}, args []string, out io.Writer) error {
 	cfg, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -172,6 +200,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		cfg:         cfg,
 		out:         out,
 		interrupted: ctx.Done(),
+		forceStop:   forceStop,
 		stopping:    make(chan struct{}),
 		failed:      make(chan error, len(cfg.services)),
 	}
@@ -304,6 +333,9 @@ type supervisor struct {
 	// run closes stopping: from then on no exit is a failure and nothing
 	// is started again.
 	interrupted <-chan struct{}
+	// forceStop closes on a second signal to devrun: each process still
+	// stopping gets SIGTERM again (a service then stops at once).
+	forceStop <-chan struct{}
 	// stopping closes when devrun stops: every supervise returns after
 	// stopping its process, and none starts one again.
 	stopping chan struct{}
@@ -465,6 +497,14 @@ func (s *supervisor) stop(p *process) {
 	select {
 	case <-p.done:
 		return
+	case <-s.forceStop:
+		if err := signalProcess(p, syscall.SIGTERM); err == nil {
+			select {
+			case <-p.done:
+				return
+			case <-timer.C:
+			}
+		}
 	case <-timer.C:
 	}
 	s.kill(p)

@@ -65,6 +65,21 @@ var standIns = map[string]func(name, dir string){
 		started(name, dir)
 		time.Sleep(time.Minute)
 	},
+	// slowstop begins a slow stop at its first SIGTERM, as a service
+	// waiting for its handlers does, and ends it at the second, as a
+	// service's forced stop does.
+	"slowstop": func(name, dir string) {
+		sig := make(chan os.Signal, 2)
+		signal.Notify(sig, syscall.SIGTERM)
+		started(name, dir)
+		waitSIGTERM(name, dir, sig)
+		select {
+		case <-sig:
+			note(dir, name+".forced", "")
+			os.Exit(143)
+		case <-time.After(time.Minute):
+		}
+	},
 	// crasher exits 3 on its own once order has started, every time: a
 	// service that cannot start.
 	"crasher": func(name, dir string) {
@@ -602,6 +617,28 @@ func TestCtrlCKillsAProcessThatIgnoresSIGTERM(t *testing.T) {
 		t.Errorf("devrun's output:\n%s\nwant stubborn killed", out)
 	}
 	t.Logf("stopped %s after SIGINT", time.Since(start).Round(time.Millisecond))
+}
+
+// A second Ctrl-C while the processes stop passes on to those still
+// stopping: a second SIGTERM, which forces a service's stop, instead of
+// waiting out --grace.
+func TestASecondCtrlCForcesTheStop(t *testing.T) {
+	p := startDevrun(t, []string{"order", "slowstop"}, "--services", "order,slowstop", "--grace", "1m")
+	p.waitNote(t, "order.started")
+	p.waitNote(t, "slowstop.started")
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	p.waitNote(t, "slowstop.sigterm")
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	if status := p.wait(t, 30*time.Second); status != 0 {
+		t.Errorf("devrun after two SIGINTs: exit status %d, want 0; output:\n%s", status, p.out)
+	}
+	if !p.noted("slowstop.forced") {
+		t.Errorf("slowstop did not get a second SIGTERM; output:\n%s", p.out)
+	}
 }
 
 // A process that fails (the crash faults exit 3) is started again after
