@@ -240,3 +240,51 @@ func TestCancelRetriedAfterAConflictIsOneSpan(t *testing.T) {
 		t.Errorf("request span links: got %d, want 1", got)
 	}
 }
+
+// staleDeadlines is a deadline index that still lists one deadline as
+// due after the order moved on: what a timeout round can read while a
+// reply is being applied.
+type staleDeadlines struct{ dl app.Deadline }
+
+func (s staleDeadlines) DueDeadlines(context.Context, time.Time, app.DeadlinePosition, int) ([]app.Deadline, error) {
+	return []app.Deadline{s.dl}, nil
+}
+
+// A timeout that finds its order no longer waiting past its deadline
+// does nothing, and its span says so: it is not a step that timed out.
+func TestATimeoutWithNothingToDoSaysSo(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	env := ordertest.New(t, ordertest.Options{App: app.Options{TracerProvider: tp}})
+	placed, err := env.App.Commands.PlaceOrder.Handle(context.Background(),
+		app.PlaceOrder{CustomerID: "c-1", Items: []app.Line{{SKU: "SKU-1", Quantity: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(env.Outbox())
+	h, err := app.NewFireTimeoutsHandler(env.Store, staleDeadlines{app.Deadline{OrderID: placed.OrderID, Due: env.Clock.Now()}},
+		app.Options{TracerProvider: tp, Clock: env.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := h.Handle(context.Background(), app.FireTimeouts{})
+	if err != nil || res.Due != 1 || res.Fired != 0 {
+		t.Fatalf("fire a deadline not yet reached: got %+v, %v; want 1 due, none fired", res, err)
+	}
+	if got := len(env.Outbox()); got != before {
+		t.Errorf("outbox: got %d messages, want %d (nothing sent)", got, before)
+	}
+	s := endedSpan(t, rec, "order timeout")
+	var said bool
+	for _, e := range s.Events() {
+		said = said || strings.HasPrefix(e.Name, "nothing to do")
+	}
+	if !said {
+		t.Errorf("timeout span's events: got %v, want one saying there was nothing to do", s.Events())
+	}
+	for _, kv := range s.Attributes() {
+		if kv.Key == "order.timeout.commands" && kv.Value.AsInt64() != 0 {
+			t.Errorf("order.timeout.commands: got %d, want 0", kv.Value.AsInt64())
+		}
+	}
+}
