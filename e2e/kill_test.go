@@ -234,6 +234,12 @@ func crashRound(t *testing.T, sys *harness.System, service, flag string, seed ui
 	}
 	// Placed in the background: the order service itself may be the one
 	// that crashes, and the client waits for it to come back.
+	crashSpans := func() int {
+		return len(sys.Receiver().Spans(func(s harness.Span) bool {
+			return s.Service == service && s.Error && s.HasEvent("crash point")
+		}))
+	}
+	before := crashSpans()
 	placing := placeInBackground(ctx, sys, orderMix(2, seed, "SKU-1", "SKU-3"))
 	code, err := p.WaitExit(30 * time.Second)
 	if err != nil {
@@ -241,6 +247,11 @@ func crashRound(t *testing.T, sys *harness.System, service, flag string, seed ui
 	}
 	if code != 3 {
 		t.Fatalf("%s with %s: exited with %d, want 3 (the crash point)", service, flag, code)
+	}
+	// The crashed attempt is in its trace: the crash point ends its span,
+	// as failed, before the flush that precedes the exit.
+	if crashSpans() <= before {
+		t.Errorf("%s with %s: no new span with a crash point event, want the crashed attempt's", service, flag)
 	}
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -322,10 +333,11 @@ func waitDrained(t *testing.T, sys *harness.System, group string) {
 // orderflow.messages.handled counter (each of the four has one): after crash_after_commit it drops at least
 // one duplicate; after crash_mid_handler, which no handler gets past once
 // set, it handles both orders' commands itself (outcome "ok", at least 2)
-// and drops none.
+// and drops none. Each crash leaves the crashed attempt's span, failed
+// with a crash point event, in the traces.
 func TestCrashAfterCommit(t *testing.T) {
 	onQueues(t, bothQueues, func(t *testing.T, queueURL string) {
-		sys := start(t, queueURL, harness.Config{})
+		sys := start(t, queueURL, harness.Config{Traces: true}) // the crashed attempts' spans
 		var all []string
 		for i, service := range harness.Services {
 			all = append(all, crashRound(t, sys, service, "crash_after_commit", uint64(80+i))...)

@@ -175,7 +175,7 @@ func (h *Handler) Handle(msg *message.Message) error {
 	}
 	h.count(ctx, m.MessageType(), outcome, start)
 	if !dup {
-		h.cfg.Faults.CrashPoint(faults.CrashAfterCommit)
+		h.cfg.Faults.CrashPoint(ctx, faults.CrashAfterCommit)
 	}
 	return nil
 }

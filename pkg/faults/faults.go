@@ -11,7 +11,7 @@
 //	...
 //	if reg.Chance(faults.PaymentDeclineRate) { decline }
 //	if err := reg.Sleep(ctx, faults.HandlerLatency); err != nil { return err }
-//	reg.CrashPoint(faults.CrashMidHandler) // exits the process when on
+//	reg.CrashPoint(ctx, faults.CrashMidHandler) // exits the process when on
 //
 // Every method is safe for concurrent use. The registry keeps no global
 // state: tests build their own with a fixed random source and a fake exit.
@@ -31,6 +31,10 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/pkg/plaintext"
 )
@@ -611,18 +615,29 @@ func (r *Registry) Sleep(ctx context.Context, name string) error {
 	}
 }
 
+// EventCrashPoint is the span event of a crash point that fired
+// (CrashPoint), with the flag's name as fault.flag.
+const EventCrashPoint = "crash point"
+
 // CrashPoint ends the process (Config.Exit with Config.ExitCode) when bool
-// flag name is on, after logging it and flushing telemetry (Config.Flush,
-// at most Config.FlushTimeout): the calling goroutine does nothing else
-// before the exit. With a fake Exit that returns (in tests), CrashPoint
-// returns true when it fired, so the caller can stop as the process would
-// have.
-func (r *Registry) CrashPoint(name string) bool {
+// flag name is on, after logging it (with ctx: the record carries its
+// trace), ending the span in ctx as failed with an EventCrashPoint event
+// (so that the crashed attempt shows in its trace: a span not ended is
+// never exported) and flushing telemetry (Config.Flush, at most
+// Config.FlushTimeout): the calling goroutine does nothing else before the
+// exit. With a fake Exit that returns (in tests), CrashPoint returns true
+// when it fired, so the caller can stop as the process would have.
+func (r *Registry) CrashPoint(ctx context.Context, name string) bool {
 	if !r.Bool(name) {
 		return false
 	}
-	r.cfg.Logger.Warn("fault injection: crash point reached, exiting",
+	r.cfg.Logger.WarnContext(ctx, "fault injection: crash point reached, exiting",
 		slog.String("flag", name), slog.Int("exit_code", r.cfg.ExitCode))
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(EventCrashPoint, trace.WithAttributes(attribute.String("fault.flag", name)))
+		span.SetStatus(codes.Error, "crash point "+name+" reached: the process exits")
+		span.End()
+	}
 	if r.cfg.Flush != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
 		err := r.cfg.Flush(ctx)

@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/orderflow/orderflow/pkg/faults"
 )
 
@@ -280,17 +284,46 @@ func TestSleep(t *testing.T) {
 func TestCrashPoint(t *testing.T) {
 	var codes []int
 	r := newRegistry(t, faults.Config{Exit: func(code int) { codes = append(codes, code) }})
-	if r.CrashPoint(faults.CrashAfterCommit) {
+	if r.CrashPoint(context.Background(), faults.CrashAfterCommit) {
 		t.Fatal("CrashPoint while off: got true, want false")
 	}
 	if err := r.Set(faults.CrashAfterCommit, "true"); err != nil {
 		t.Fatal(err)
 	}
-	if !r.CrashPoint(faults.CrashAfterCommit) {
+	if !r.CrashPoint(context.Background(), faults.CrashAfterCommit) {
 		t.Fatal("CrashPoint while on: got false, want true")
 	}
 	if len(codes) != 1 || codes[0] != faults.ExitCode {
 		t.Errorf("exit codes: got %v, want [%d]", codes, faults.ExitCode)
+	}
+}
+
+// A crash point that fires ends the span of its context as failed, with a
+// crash point event, before the flush: the crashed attempt shows in its
+// trace (a span not ended is never exported).
+func TestCrashPointEndsTheSpan(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	var flushed []int
+	r := newRegistry(t, faults.Config{Exit: func(int) {}, Flush: func(context.Context) error {
+		flushed = append(flushed, len(rec.Ended()))
+		return nil
+	}})
+	if err := r.Set(faults.CrashMidHandler, "true"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, _ := tp.Tracer("test").Start(context.Background(), "process payment.commands")
+	r.CrashPoint(ctx, faults.CrashMidHandler)
+	ended := rec.Ended()
+	if len(ended) != 1 {
+		t.Fatalf("ended spans: got %d, want the handler's", len(ended))
+	}
+	s := ended[0]
+	if s.Status().Code != codes.Error || len(s.Events()) != 1 || s.Events()[0].Name != faults.EventCrashPoint {
+		t.Errorf("span: got status %v, events %v; want an error with a %q event", s.Status(), s.Events(), faults.EventCrashPoint)
+	}
+	if len(flushed) != 1 || flushed[0] != 1 {
+		t.Errorf("spans ended at the flush: got %v, want [1] (the span ended before it)", flushed)
 	}
 }
 
@@ -333,7 +366,7 @@ func TestCrashPointFlushesBeforeExiting(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			r.CrashPoint(faults.CrashAfterCommit)
+			r.CrashPoint(context.Background(), faults.CrashAfterCommit)
 			if took := time.Since(start); took > 20*bound {
 				t.Errorf("crash point took %v, want about the flush bound %v at most", took, bound)
 			}

@@ -107,7 +107,7 @@ func crashingService(t *testing.T) {
 	c.Open = func(ctx context.Context, cfg servicehost.Config) (*servicehost.Host, error) {
 		_, span := cfg.TracerProvider.Tracer("test").Start(ctx, finishedSpan)
 		span.End()
-		cfg.Faults.CrashPoint(faults.CrashAfterCommit)
+		cfg.Faults.CrashPoint(ctx, faults.CrashAfterCommit)
 		return nil, errors.New("the crash point did not exit")
 	}
 	// Open creates nothing: no data directory (a temporary one would be

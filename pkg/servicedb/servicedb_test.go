@@ -228,7 +228,7 @@ func TestUnitOfWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	commits := 0
-	cfg := servicedb.UnitOfWorkConfig{DB: db, Inbox: ib, Outbox: ob, ConsumerGroup: "svc", BeforeCommit: func() { commits++ }}
+	cfg := servicedb.UnitOfWorkConfig{DB: db, Inbox: ib, Outbox: ob, ConsumerGroup: "svc", BeforeCommit: func(context.Context) { commits++ }}
 	view := func(t *servicedb.Tx) txView { return txView{t} }
 	if _, err := servicedb.NewUnitOfWork(servicedb.UnitOfWorkConfig{DB: db}, view); err == nil {
 		t.Error("NewUnitOfWork without inbox and outbox: got nil error, want one")

@@ -33,8 +33,9 @@ type UnitOfWorkConfig struct {
 	// in Do with a message id, never for an admin request (DoRequest, or
 	// Do without a message id). The fault simulates a crash the queue
 	// recovers from by redelivering; a request has no redelivery, and
-	// one sent again with its idempotency key would crash it again.
-	BeforeCommit func()
+	// one sent again with its idempotency key would crash it again. ctx
+	// is the transaction's (its span the message's).
+	BeforeCommit func(ctx context.Context)
 }
 
 // Validate reports a config NewUnitOfWork cannot use.
@@ -53,7 +54,7 @@ func (c *UnitOfWorkConfig) setDefaults() {
 		c.Propagator = tracing.DefaultPropagator()
 	}
 	if c.BeforeCommit == nil {
-		c.BeforeCommit = func() {}
+		c.BeforeCommit = func(context.Context) {}
 	}
 }
 
@@ -92,7 +93,7 @@ func (u *UnitOfWork[T]) Do(ctx context.Context, messageID string, fn func(ctx co
 		if err := u.run(ctx, sqlTx, messageID, fn); err != nil {
 			return err
 		}
-		u.cfg.BeforeCommit()
+		u.cfg.BeforeCommit(ctx)
 		return nil
 	})
 }

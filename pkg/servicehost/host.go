@@ -351,7 +351,7 @@ func Open(ctx context.Context, spec Spec, cfg Config) (_ *Host, err error) {
 		DB: h.db,
 		UnitOfWork: servicedb.UnitOfWorkConfig{
 			DB: h.db, Inbox: h.inbox, Outbox: ob, ConsumerGroup: spec.Name, Propagator: cfg.Propagator,
-			BeforeCommit: func() { h.faults.CrashPoint(faults.CrashMidHandler) },
+			BeforeCommit: func(ctx context.Context) { h.faults.CrashPoint(ctx, faults.CrashMidHandler) },
 		},
 		Router: h.router,
 		Faults: h.faults,

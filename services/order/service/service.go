@@ -342,7 +342,7 @@ func New(ctx context.Context, cfg Config) (_ *Service, err error) {
 	if s.store, err = adapters.NewStore(s.db, ob, s.inbox, cfg.Propagator); err != nil {
 		return nil, err
 	}
-	s.store.BeforeInboxCommit = func() { s.faults.CrashPoint(faults.CrashMidHandler) }
+	s.store.BeforeInboxCommit = func(ctx context.Context) { s.faults.CrashPoint(ctx, faults.CrashMidHandler) }
 
 	opts := app.Options{
 		Clock: cfg.Clock, TracerProvider: cfg.TracerProvider,

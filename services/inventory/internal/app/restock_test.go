@@ -25,7 +25,7 @@ const testKeyRetention = 2 * time.Hour
 
 // newApp returns inventory's application on a fresh database, with the
 // database; beforeCommit is the unit of work's BeforeCommit.
-func newApp(t *testing.T, beforeCommit func()) (app.Application, *sql.DB) {
+func newApp(t *testing.T, beforeCommit func(context.Context)) (app.Application, *sql.DB) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := servicedb.Open(ctx, filepath.Join(t.TempDir(), "inventory.db"))
@@ -64,7 +64,7 @@ func newApp(t *testing.T, beforeCommit func()) (app.Application, *sql.DB) {
 func TestOnlyMessageHandlersReachTheFaultPoint(t *testing.T) {
 	ctx := context.Background()
 	calls := 0
-	a, _ := newApp(t, func() { calls++ })
+	a, _ := newApp(t, func(context.Context) { calls++ })
 	restock := func(key string) func() error {
 		return func() error {
 			_, err := a.Commands.Restock.Handle(ctx, app.Restock{SKU: "SKU-1", Quantity: 5, IdempotencyKey: key})

@@ -38,7 +38,7 @@ type Store struct {
 	// BeforeInboxCommit, when set, runs after the work of an inbox
 	// transaction succeeded and before it commits (the crash-mid-handler
 	// fault point). Set it before use.
-	BeforeInboxCommit func()
+	BeforeInboxCommit func(ctx context.Context)
 }
 
 var (
@@ -97,7 +97,7 @@ func (s *Store) InInbox(ctx context.Context, group, messageID string, fn app.TxF
 			return err
 		}
 		if s.BeforeInboxCommit != nil {
-			s.BeforeInboxCommit()
+			s.BeforeInboxCommit(ctx)
 		}
 		return nil
 	})

@@ -119,8 +119,8 @@ func TestCrashPoints(t *testing.T) {
 	reg := newRegistry(t, func(int) {
 		visibleAtExit = append(visibleAtExit, len(env.EventTypes(id)))
 	})
-	env.Store.BeforeInboxCommit = func() {
-		if reg.CrashPoint(faults.CrashMidHandler) {
+	env.Store.BeforeInboxCommit = func(ctx context.Context) {
+		if reg.CrashPoint(ctx, faults.CrashMidHandler) {
 			exits = append(exits, faults.CrashMidHandler)
 		}
 	}
