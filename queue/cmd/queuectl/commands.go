@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -61,7 +62,7 @@ func subFlags(g *globals, name string) *flag.FlagSet {
 }
 
 func printJSON(g globals, v any) error {
-	enc := json.NewEncoder(g.stdout)
+	enc := json.NewEncoder(escapingWriter{g.stdout})
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -529,7 +530,7 @@ func cmdTail(ctx context.Context, g globals, args []string) error {
 	const batch = 500
 	ticker := time.NewTicker(*interval)
 	defer ticker.Stop()
-	enc := json.NewEncoder(g.stdout)
+	enc := json.NewEncoder(escapingWriter{g.stdout})
 	var backoff time.Duration // after a transient error; 0 when the last read worked
 	for {
 		msgs, err := next(ctx, batch)
@@ -722,6 +723,35 @@ func printableTexts(names []string) []string {
 		out[i] = printableText(n)
 	}
 	return out
+}
+
+// escapingWriter writes JSON with the characters hasControl quotes in
+// tables escaped as \uXXXX: encoding/json escapes the C0 controls but
+// leaves C1 controls and format characters (a right-to-left override)
+// raw in strings, where a terminal would act on them. Outside strings JSON
+// is ASCII, so the escape is always inside one, where it means the same
+// character. Each Write must hold whole characters, as json.Encoder's
+// one Write per value does.
+type escapingWriter struct{ w io.Writer }
+
+func (e escapingWriter) Write(p []byte) (int, error) {
+	if !hasControl(string(p), true) {
+		return e.w.Write(p)
+	}
+	var b strings.Builder
+	for _, r := range string(p) {
+		if r == '\n' || r == '\t' || !(unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+			b.WriteRune(r)
+			continue
+		}
+		for _, u := range utf16.Encode([]rune{r}) {
+			fmt.Fprintf(&b, `\u%04x`, u)
+		}
+	}
+	if _, err := io.WriteString(e.w, b.String()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // hasControl reports whether s holds a C0 or C1 control character, DEL,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -194,6 +195,20 @@ func TestBidiOverridesAreQuoted(t *testing.T) {
 			if !strings.Contains(out, w) {
 				t.Errorf("%s: got %q, want it to contain %s", cmd, out, w)
 			}
+		}
+		// As JSON too: escaped, and the same text once decoded.
+		out, _, err = runCLI(t, append(args, "--json")...)
+		if err != nil {
+			t.Fatalf("%s --json: %v", cmd, err)
+		}
+		if strings.ContainsRune(out, '\u202e') {
+			t.Errorf("%s --json printed U+202E raw: %q", cmd, out)
+		}
+		var decoded any
+		if err := json.Unmarshal([]byte(out), &decoded); err != nil {
+			t.Errorf("%s --json: got %q, not JSON: %v", cmd, out, err)
+		} else if b, _ := json.Marshal(decoded); !strings.Contains(string(b), "orders\u202e") {
+			t.Errorf("%s --json decoded: got %s, want the topic orders\u202e in it", cmd, b)
 		}
 	}
 }
