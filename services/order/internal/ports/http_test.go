@@ -540,6 +540,9 @@ func TestPlaceOrderSpanIsTheParentOfReserveStock(t *testing.T) {
 	if o.TraceID != s.SpanContext.TraceID().String() {
 		t.Errorf("order trace id: got %s, want the span's %s", o.TraceID, s.SpanContext.TraceID())
 	}
+	if got, want := r.header.Get(ports.HeaderTraceResponse), "00-"+s.SpanContext.TraceID().String()+"-"+s.SpanContext.SpanID().String()+"-01"; got != want {
+		t.Errorf("traceresponse header: got %q, want %q (the request's span)", got, want)
+	}
 	var found bool
 	for _, m := range a.env.Outbox() {
 		if m.Message.MessageType() != contracts.TypeReserveStock {

@@ -75,6 +75,10 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 				span.SetAttributes(app.AttributeOrderID.String(id))
 			}
 			c.SetRequest(req.WithContext(ctx))
+			// The request's trace in a response header (W3C Trace
+			// Context Level 2's traceresponse), for clients that do not
+			// read the body, a HEAD, a proxy's log.
+			c.Response().Header().Set(HeaderTraceResponse, traceResponse(span.SpanContext()))
 
 			if err := next(c); err != nil {
 				c.Error(err)
@@ -93,6 +97,15 @@ func serverSpans(tp trace.TracerProvider, prop propagation.TextMapPropagator) ec
 			return nil
 		}
 	}
+}
+
+// HeaderTraceResponse is the response header that names the request's
+// span: version, trace id, span id and flags, as a traceparent has them.
+const HeaderTraceResponse = "Traceresponse"
+
+// traceResponse is sc as a traceresponse header's value.
+func traceResponse(sc trace.SpanContext) string {
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
 // untraced reports whether route is served without a span: the probes,
