@@ -740,7 +740,7 @@ func (e escapingWriter) Write(p []byte) (int, error) {
 	}
 	var b strings.Builder
 	for _, r := range string(p) {
-		if r == '\n' || r == '\t' || !(unicode.IsControl(r) || unicode.Is(unicode.Cf, r)) {
+		if r == '\n' || r == '\t' || !unsafeInTerminal(r) {
 			b.WriteRune(r)
 			continue
 		}
@@ -768,9 +768,15 @@ func hasControl(s string, multiline bool) bool {
 		if multiline && (r == '\n' || r == '\t') {
 			continue
 		}
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+		if unsafeInTerminal(r) {
 			return true
 		}
 	}
 	return false
+}
+
+// unsafeInTerminal reports the characters hasControl looks for: C0 and
+// C1 controls, DEL and the format characters (Unicode category Cf).
+func unsafeInTerminal(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }
